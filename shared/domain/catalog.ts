@@ -1,0 +1,335 @@
+/**
+ * The event catalog (DESIGN §3): every detail-type on the `kubler` bus, its source, a validator for
+ * its detail, and the route table. Producers, consumers, the local bus and the CDK rules all read
+ * this one file, so a route or a shape is never written twice.
+ */
+import * as v from "valibot";
+import { InvalidDetailError } from "../errors.js";
+import type { EventPattern } from "./event-pattern.js";
+
+export const GITLAB_SOURCE = "kubler.gitlab";
+export const KUBLER_SOURCE = "kubler";
+export const BUS_NAME = "kubler";
+
+/** EventBridge limits a whole entry to 256 KB; we keep details small on purpose (DESIGN §3). */
+export const MAX_DETAIL_BYTES = 8 * 1024;
+
+const Sha = v.pipe(v.string(), v.regex(/^[0-9a-f]{7,64}$/, "a hex commit SHA"));
+const NullableSha = v.nullable(Sha);
+const Id = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Name = v.pipe(v.string(), v.minLength(1));
+const Username = v.nullable(v.string());
+
+/** Where an event came from; on every detail so one webhook can be followed everywhere. */
+const GitlabRef = v.object({
+  instance: Name,
+  projectId: Id,
+  projectPath: Name,
+});
+export type GitlabRef = v.InferOutput<typeof GitlabRef>;
+
+const base = {
+  correlationId: Name,
+  gitlab: GitlabRef,
+};
+
+// GitLab facts: compact, normalized forms of webhook payloads (never the raw body).
+
+const PushDetail = v.object({
+  ...base,
+  ref: Name,
+  branch: Name,
+  before: Sha,
+  after: Sha,
+  change: v.picklist(["created", "updated", "deleted"]),
+  totalCommits: Id,
+  user: Username,
+});
+
+const TagPushDetail = v.object({
+  ...base,
+  ref: Name,
+  tag: Name,
+  before: Sha,
+  after: Sha,
+  change: v.picklist(["created", "updated", "deleted"]),
+  user: Username,
+});
+
+const MergeRequestDetail = v.object({
+  ...base,
+  /** GitLab's `object_attributes.action`: open, close, reopen, update, merge, approved, ... */
+  action: v.nullable(v.string()),
+  iid: Id,
+  state: v.nullable(v.string()),
+  sourceBranch: Name,
+  targetBranch: Name,
+  sourceProjectId: v.nullable(Id),
+  lastCommitSha: NullableSha,
+  /** Present on an `update` that added commits: the previous head. */
+  oldrev: NullableSha,
+  url: v.nullable(v.string()),
+  user: Username,
+});
+
+const PipelineDetail = v.object({
+  ...base,
+  pipelineId: Id,
+  status: Name,
+  ref: Name,
+  tag: v.boolean(),
+  sha: Sha,
+  source: v.nullable(v.string()),
+  mrIid: v.nullable(Id),
+  user: Username,
+});
+
+const JobDetail = v.object({
+  ...base,
+  jobId: Id,
+  name: Name,
+  stage: v.nullable(v.string()),
+  status: Name,
+  ref: Name,
+  tag: v.boolean(),
+  sha: Sha,
+  /** Job Hook's `commit.id` is the pipeline id (not a SHA): it lands here. */
+  pipelineId: v.nullable(Id),
+  environment: v.nullable(v.string()),
+  user: Username,
+});
+
+const DeploymentDetail = v.object({
+  ...base,
+  deploymentId: Id,
+  status: Name,
+  environment: Name,
+  environmentSlug: v.nullable(v.string()),
+  ref: v.nullable(v.string()),
+  sha: NullableSha,
+  deployableId: v.nullable(Id),
+  user: Username,
+});
+
+const ReleaseDetail = v.object({
+  ...base,
+  action: Name,
+  tag: Name,
+  name: v.nullable(v.string()),
+  sha: NullableSha,
+  url: v.nullable(v.string()),
+});
+
+// Steps and outcomes (source "kubler"). Planning, builds and deploys refine these in their issues.
+
+const step = {
+  ...base,
+  environment: Name,
+  sha: Sha,
+};
+
+const BuildRequestedDetail = v.object({
+  ...step,
+  ref: Name,
+  pipelineId: v.nullable(Id),
+  mrIid: v.nullable(Id),
+});
+
+const BuildFinishedDetail = v.object({
+  ...step,
+  status: v.picklist(["succeeded", "failed"]),
+  imageDigest: v.nullable(v.pipe(v.string(), v.regex(/^sha256:[0-9a-f]{64}$/, "a sha256 digest"))),
+  reason: v.nullable(v.string()),
+});
+
+const DeployRequestedDetail = v.object({
+  ...step,
+  ref: Name,
+  pipelineId: v.nullable(Id),
+  mrIid: v.nullable(Id),
+});
+
+const DeployFinishedDetail = v.object({
+  ...step,
+  status: v.picklist(["succeeded", "failed", "rolled_back"]),
+  namespace: Name,
+  url: v.nullable(v.string()),
+  reason: v.nullable(v.string()),
+});
+
+const EnvironmentStopRequestedDetail = v.object({
+  ...base,
+  environment: Name,
+  reason: v.picklist(["merged", "closed", "branch_deleted", "stopped", "expired"]),
+});
+
+const EnvironmentDeletedDetail = v.object({
+  ...base,
+  environment: Name,
+  namespace: Name,
+});
+
+const credentials = {
+  ...base,
+  environment: v.nullable(v.string()),
+  jobId: v.nullable(Id),
+  rule: v.nullable(v.string()),
+  reason: Name,
+};
+
+const CredentialsIssuedDetail = v.object({ ...credentials, roleArn: v.nullable(v.string()) });
+const CredentialsDeniedDetail = v.object(credentials);
+
+/** Every detail-type, its source and its validator. */
+export const CATALOG = {
+  Push: { source: GITLAB_SOURCE, schema: PushDetail },
+  "Tag Push": { source: GITLAB_SOURCE, schema: TagPushDetail },
+  "Merge Request": { source: GITLAB_SOURCE, schema: MergeRequestDetail },
+  Pipeline: { source: GITLAB_SOURCE, schema: PipelineDetail },
+  Job: { source: GITLAB_SOURCE, schema: JobDetail },
+  Deployment: { source: GITLAB_SOURCE, schema: DeploymentDetail },
+  Release: { source: GITLAB_SOURCE, schema: ReleaseDetail },
+  "Build Requested": { source: KUBLER_SOURCE, schema: BuildRequestedDetail },
+  "Build Finished": { source: KUBLER_SOURCE, schema: BuildFinishedDetail },
+  "Deploy Requested": { source: KUBLER_SOURCE, schema: DeployRequestedDetail },
+  "Deploy Finished": { source: KUBLER_SOURCE, schema: DeployFinishedDetail },
+  "Environment Stop Requested": { source: KUBLER_SOURCE, schema: EnvironmentStopRequestedDetail },
+  "Environment Deleted": { source: KUBLER_SOURCE, schema: EnvironmentDeletedDetail },
+  "Credentials Issued": { source: KUBLER_SOURCE, schema: CredentialsIssuedDetail },
+  "Credentials Denied": { source: KUBLER_SOURCE, schema: CredentialsDeniedDetail },
+} as const;
+
+export type DetailType = keyof typeof CATALOG;
+export type Detail<T extends DetailType> = v.InferOutput<(typeof CATALOG)[T]["schema"]>;
+export const DETAIL_TYPES = Object.keys(CATALOG) as DetailType[];
+export const GITLAB_FACTS = DETAIL_TYPES.filter((t) => CATALOG[t].source === GITLAB_SOURCE);
+
+/** One event to publish: the publisher fills in source, time and id. */
+export type BusEntry = { [T in DetailType]: { detailType: T; detail: Detail<T> } }[DetailType];
+
+/** An event as EventBridge delivers it to a target (and as the local bus writes it to events.jsonl). */
+export interface BusEnvelope<T extends DetailType = DetailType> {
+  version: "0";
+  id: string;
+  "detail-type": T;
+  source: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: Detail<T>;
+}
+
+export function isDetailType(value: unknown): value is DetailType {
+  return typeof value === "string" && Object.hasOwn(CATALOG, value);
+}
+
+export function sourceOf(detailType: DetailType): string {
+  return CATALOG[detailType].source;
+}
+
+/**
+ * Checks a detail against its detail-type's validator. Producers call it before publishing and
+ * consumers on receipt, so a wrong shape fails at the boundary with the path that is wrong.
+ *
+ * @example
+ * const detail = validateDetail("Push", envelope.detail); // typed, or throws InvalidDetailError
+ */
+export function validateDetail<T extends DetailType>(detailType: T, detail: unknown): Detail<T> {
+  const entry = CATALOG[detailType] as { schema: v.GenericSchema };
+  if (!entry) throw new InvalidDetailError(`unknown detail-type ${JSON.stringify(detailType)}`);
+  const result = v.safeParse(entry.schema, detail);
+  if (!result.success) {
+    const problems = result.issues.map((issue) => `${v.getDotPath(issue) ?? "(detail)"}: ${issue.message}`);
+    throw new InvalidDetailError(`invalid "${detailType}" detail: ${problems.join("; ")}`);
+  }
+  return result.output as Detail<T>;
+}
+
+/**
+ * Checks an envelope a consumer received: a known detail-type, the catalog's source, a valid detail.
+ *
+ * @example
+ * const event = validateEnvelope(lambdaEvent, ["Deploy Requested"]);
+ */
+export function validateEnvelope<T extends DetailType>(
+  envelope: unknown,
+  accepted: readonly T[],
+): BusEnvelope<T> {
+  if (typeof envelope !== "object" || envelope === null) {
+    throw new InvalidDetailError("event is not an object");
+  }
+  const e = envelope as Record<string, unknown>;
+  const detailType = e["detail-type"];
+  if (!isDetailType(detailType) || !(accepted as readonly string[]).includes(detailType)) {
+    throw new InvalidDetailError(
+      `unexpected detail-type ${JSON.stringify(detailType)}; this consumer takes ${accepted.join(", ")}`,
+    );
+  }
+  if (e.source !== sourceOf(detailType)) {
+    throw new InvalidDetailError(`"${detailType}" must come from ${sourceOf(detailType)}, not ${String(e.source)}`);
+  }
+  const detail = validateDetail(detailType, e.detail);
+  return { ...(e as unknown as BusEnvelope<T>), detail: detail as Detail<T> };
+}
+
+/** Every Lambda Kubler deploys; the bus targets are the consumers among them. */
+export const FUNCTIONS = [
+  "gitlab-webhook",
+  "job-credentials",
+  "plan-steps",
+  "build-image",
+  "deploy-environment",
+  "cleanup-environments",
+  "report-status",
+  "reconcile",
+] as const;
+export type FunctionName = (typeof FUNCTIONS)[number];
+
+export interface Route {
+  /** The EventBridge rule's name (also how the local bus names the route). */
+  name: string;
+  target: FunctionName;
+  pattern: EventPattern;
+}
+
+/**
+ * Which events reach which function. The CDK stack makes one rule per entry; the local bus matches
+ * with the same patterns and matcher. Credentials Issued/Denied have no consumer: archive only.
+ */
+export const ROUTES: readonly Route[] = [
+  {
+    name: "gitlab-facts-to-plan-steps",
+    target: "plan-steps",
+    pattern: { source: [GITLAB_SOURCE], "detail-type": [...GITLAB_FACTS] },
+  },
+  {
+    name: "build-requested-to-build-image",
+    target: "build-image",
+    pattern: { source: [KUBLER_SOURCE], "detail-type": ["Build Requested"] },
+  },
+  {
+    name: "deploys-to-deploy-environment",
+    target: "deploy-environment",
+    pattern: {
+      source: [KUBLER_SOURCE],
+      $or: [
+        { "detail-type": ["Deploy Requested"] },
+        { "detail-type": ["Build Finished"], detail: { status: ["succeeded"] } },
+      ],
+    },
+  },
+  {
+    name: "stops-to-cleanup-environments",
+    target: "cleanup-environments",
+    pattern: { source: [KUBLER_SOURCE], "detail-type": ["Environment Stop Requested"] },
+  },
+  {
+    name: "outcomes-to-report-status",
+    target: "report-status",
+    pattern: {
+      source: [KUBLER_SOURCE],
+      "detail-type": ["Build Finished", "Deploy Finished", "Environment Deleted"],
+    },
+  },
+];

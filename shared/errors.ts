@@ -1,0 +1,41 @@
+/**
+ * The small family of named errors. Services throw these; each entry point maps them to an answer
+ * in one place (HTTP status for the apps, retry-or-dead-letter for the bus consumers).
+ */
+
+/** The caller sent something we cannot use: maps to 400. */
+export class BadRequestError extends Error {
+  override readonly name = "BadRequestError";
+}
+
+/** A missing or wrong credential: maps to 401. The message is safe to show the caller. */
+export class UnauthorizedError extends Error {
+  override readonly name = "UnauthorizedError";
+}
+
+/** The body is larger than the configured limit: maps to 413. */
+export class PayloadTooLargeError extends Error {
+  override readonly name = "PayloadTooLargeError";
+}
+
+/** A catalog detail failed its validator: the producer or the consumer is wrong, not the caller. */
+export class InvalidDetailError extends Error {
+  override readonly name = "InvalidDetailError";
+}
+
+/** Publishing to the bus failed after bounded retries: maps to 503 (GitLab may resend). */
+export class PublishError extends Error {
+  override readonly name = "PublishError";
+  constructor(
+    message: string,
+    /** How many of the entries were still failing. */
+    readonly failedCount: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Configuration is missing or malformed; names the variable. Fails start-up. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
