@@ -23,8 +23,13 @@ export class InvalidDetailError extends Error {
   override readonly name = "InvalidDetailError";
 }
 
+/** A dependency (bus, dedupe store) is unavailable: maps to 503, so GitLab resends later. */
+export class UnavailableError extends Error {
+  override readonly name: string = "UnavailableError";
+}
+
 /** Publishing to the bus failed after bounded retries: maps to 503 (GitLab may resend). */
-export class PublishError extends Error {
+export class PublishError extends UnavailableError {
   override readonly name = "PublishError";
   constructor(
     message: string,

@@ -267,7 +267,9 @@ export function validateEnvelope<T extends DetailType>(
     );
   }
   if (e.source !== sourceOf(detailType)) {
-    throw new InvalidDetailError(`"${detailType}" must come from ${sourceOf(detailType)}, not ${String(e.source)}`);
+    throw new InvalidDetailError(
+      `"${detailType}" must come from ${sourceOf(detailType)}, not ${String(e.source)}`,
+    );
   }
   const detail = validateDetail(detailType, e.detail);
   return { ...(e as unknown as BusEnvelope<T>), detail: detail as Detail<T> };

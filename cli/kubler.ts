@@ -1,0 +1,104 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * The `kubler` command: `start` runs the embedded default, `send` posts a real GitLab payload to it.
+ */
+import { parseArgs } from "node:util";
+import { loadLocalConfig } from "../shared/config.js";
+import { ConfigError } from "../shared/errors.js";
+import { startLocalRuntime } from "./local-runtime.js";
+import { readLocalSecrets } from "./local-secrets.js";
+import { listFixtures, loadFixture, sendFixture } from "./send.js";
+import { createTerminalReporter } from "./terminal-reporter.js";
+
+const USAGE = `usage:
+  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_* honoured)
+  kubler send <event> [--token] [--key K] [--url U]
+                               post a real GitLab payload, signed (or with X-Gitlab-Token with --token);
+                               --key reuses an Idempotency-Key to show deduplication
+  events: ${listFixtures().join(", ")}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "start":
+      return start();
+    case "send":
+      return send(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`kubler: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function start(): Promise<number> {
+  const config = loadLocalConfig(process.env);
+  const reporter = createTerminalReporter((line) => console.log(line));
+  const runtime = await startLocalRuntime(config, { onAudit: reporter.audit, bus: reporter.bus });
+  reporter.started(runtime, config);
+  const stop = async () => {
+    console.log("stopping…");
+    await runtime.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return new Promise(() => undefined);
+}
+
+async function send(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      token: { type: "boolean" },
+      key: { type: "string" },
+      url: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [name] = positionals;
+  if (!name) {
+    console.error(`kubler send: which event?\n${USAGE}`);
+    return 2;
+  }
+  const config = loadLocalConfig(process.env);
+  const generated = readLocalSecrets(config.dataDir);
+  const signingKey = config.webhook.secrets.signingKeys[0] ?? generated?.signingKey;
+  const token = config.webhook.secrets.tokens[0] ?? generated?.token;
+  if (!(values.token ? token : signingKey)) {
+    throw new ConfigError(
+      `no ${values.token ? "KUBLER_WEBHOOK_SECRET" : "KUBLER_WEBHOOK_SIGNING_KEY"} set and no generated secret in ${config.dataDir}: start the server first (npm start)`,
+    );
+  }
+  const fixture = loadFixture(name);
+  const url = values.url ?? `http://127.0.0.1:${config.port}`;
+  const response = await sendFixture(fixture, {
+    url,
+    ...(values.token ? { token } : { signingKey }),
+    idempotencyKey: values.key,
+  }).catch((error: Error) => {
+    throw new Error(`could not reach ${url} (${error.cause ?? error.message}): is \`npm start\` running?`);
+  });
+  console.log(`${fixture.eventHeader} (${fixture.name}) → ${response.status} ${await response.text()}`);
+  return response.ok ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: Error) => {
+    console.error(`kubler: ${error instanceof ConfigError ? "configuration: " : ""}${error.message}`);
+    process.exitCode = 1;
+  },
+);

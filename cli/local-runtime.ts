@@ -1,0 +1,103 @@
+/**
+ * The embedded default (DESIGN §10): every HTTP app on one port, the local bus routing with the
+ * catalog's routes, the in-memory dedupe store, audit to `audit.jsonl`. No AWS account, no cluster.
+ */
+import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { createGitlabWebhookApp } from "../functions/gitlab-webhook/app.js";
+import { randomId, systemClock } from "../shared/clock.js";
+import { type LocalConfig, webhookCredentials } from "../shared/config.js";
+import type { AuditRecord } from "../shared/domain/audit.js";
+import { type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
+import { JsonlFile } from "../shared/local/jsonl-file.js";
+import { type BusConsumer, type BusListener, LocalBus } from "../shared/local/local-bus.js";
+import { MemoryDedupeStore } from "../shared/local/memory-dedupe-store.js";
+import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
+
+export interface LocalRuntime {
+  url: string;
+  dataDir: string;
+  /** Set when no secret was configured and the runtime generated its own. */
+  generatedSecrets: LocalSecrets | null;
+  bus: LocalBus;
+  close(): Promise<void>;
+}
+
+export interface LocalRuntimeOptions {
+  host?: string;
+  /** Consumers by function; the functions not listed here have no local consumer yet. */
+  consumers?: Partial<Record<FunctionName, BusConsumer>>;
+  onAudit?: (record: AuditRecord) => void;
+  bus?: BusListener;
+}
+
+/**
+ * @example
+ * const runtime = await startLocalRuntime(loadLocalConfig(process.env));
+ * console.log(runtime.url); // http://127.0.0.1:8080
+ */
+export async function startLocalRuntime(
+  config: LocalConfig,
+  options: LocalRuntimeOptions = {},
+): Promise<LocalRuntime> {
+  const dataDir = resolve(config.dataDir);
+  const configured = config.webhook.secrets.tokens.length + config.webhook.secrets.signingKeys.length > 0;
+  const generatedSecrets = configured ? null : ensureLocalSecrets(dataDir);
+  const credentials = generatedSecrets
+    ? webhookCredentials(toWebhookSecrets(generatedSecrets))
+    : config.webhook.credentials;
+
+  const files = {
+    events: new JsonlFile(resolve(dataDir, "events.jsonl")),
+    audit: new JsonlFile(resolve(dataDir, "audit.jsonl")),
+    deadLetters: new JsonlFile(resolve(dataDir, "dead-letters.jsonl")),
+  };
+  const audit = new JsonlAuditLog(files.audit, options.onAudit);
+  const bus = new LocalBus({
+    routes: ROUTES,
+    consumers: options.consumers ?? {},
+    events: files.events,
+    deadLetters: files.deadLetters,
+    audit,
+    clock: systemClock,
+    newId: randomId,
+    region: config.region,
+    ...(options.bus ? { listener: options.bus } : {}),
+  });
+
+  const app = new Hono();
+  app.route(
+    "/",
+    createGitlabWebhookApp({
+      credentials,
+      maxBodyBytes: config.webhook.maxBodyBytes,
+      publisher: bus,
+      dedupe: new MemoryDedupeStore(systemClock),
+      audit,
+      clock: systemClock,
+      newId: randomId,
+    }),
+  );
+
+  const host = options.host ?? "127.0.0.1";
+  const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: host }, () => resolveServer(s));
+    s.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://${host}:${port}`,
+    dataDir,
+    generatedSecrets,
+    bus,
+    async close() {
+      await new Promise<void>((done) => server.close(() => done()));
+      await bus.drain();
+      await Promise.all(Object.values(files).map((file) => file.close()));
+    },
+  };
+}

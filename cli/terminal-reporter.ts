@@ -1,0 +1,74 @@
+/**
+ * What `npm start` prints: where it listens, which secret it expects, where the data goes, and one
+ * line per decision and per event as they flow. Never prints a configured secret.
+ */
+import { relative } from "node:path";
+import type { LocalConfig } from "../shared/config.js";
+import type { AuditRecord } from "../shared/domain/audit.js";
+import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
+import type { BusListener } from "../shared/local/local-bus.js";
+import type { LocalRuntime } from "./local-runtime.js";
+
+export interface TerminalReporter {
+  started(runtime: LocalRuntime, config: LocalConfig): void;
+  audit(record: AuditRecord): void;
+  bus: BusListener;
+}
+
+export function createTerminalReporter(
+  print: (line: string) => void,
+  consumers: readonly string[] = [],
+): TerminalReporter {
+  const time = () => new Date().toISOString().slice(11, 19);
+  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(8)} ${text}`);
+  const targetNote = (target: string) =>
+    consumers.includes(target) ? target : `${target} (no local consumer yet)`;
+  return {
+    started(runtime, config) {
+      const dataDir = relative(process.cwd(), runtime.dataDir) || ".";
+      const secrets = config.webhook.secrets;
+      print("Kubler local runtime — the embedded default: no AWS account, no cluster");
+      print(`  listening  ${runtime.url}   POST /webhooks/gitlab · GET /healthz`);
+      print(`  data dir   ${dataDir}/   events.jsonl · audit.jsonl · dead-letters.jsonl`);
+      if (runtime.generatedSecrets) {
+        print(
+          `  webhook    no secret configured: generated for local use (kept in ${dataDir}/webhook-secrets.json)`,
+        );
+        print(`             signing token  ${runtime.generatedSecrets.signingKey}`);
+        print(`             secret token   ${runtime.generatedSecrets.token}`);
+      } else {
+        print(
+          `  webhook    expects ${secrets.signingKeys.length} signing token(s) from KUBLER_WEBHOOK_SIGNING_KEY, ` +
+            `${secrets.tokens.length} secret token(s) from KUBLER_WEBHOOK_SECRET`,
+        );
+      }
+      const waiting = FUNCTIONS.filter((f) => ROUTES.some((r) => r.target === f) && !consumers.includes(f));
+      print(
+        `  bus        ${ROUTES.length} routes; functions without a local consumer yet: ${waiting.join(", ")}`,
+      );
+      print(`  try it     npm run send -- push      (in another terminal; Ctrl-C here stops)`);
+    },
+    audit(record) {
+      const where = record.correlationId ? `  [${record.correlationId.slice(0, 8)}]` : "";
+      line(
+        record.function,
+        `${record.gitlab?.event ?? record.action}: ${record.outcome} — ${record.reason}${where}`,
+      );
+    },
+    bus: {
+      published(envelope, targets) {
+        const to = targets.length ? targets.map(targetNote).join(", ") : "no route (archive only)";
+        line("bus", `${envelope["detail-type"]} ${envelope.id.slice(0, 8)} → ${to}`);
+      },
+      retrying(envelope, route, attempt, error) {
+        line(
+          "bus",
+          `${route.target} failed on ${envelope.id.slice(0, 8)} (attempt ${attempt}): ${String(error)}`,
+        );
+      },
+      deadLettered(envelope, route) {
+        line("bus", `${route.target} gave up on ${envelope.id.slice(0, 8)}: dead-lettered`);
+      },
+    },
+  };
+}

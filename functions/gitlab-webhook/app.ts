@@ -1,0 +1,66 @@
+/**
+ * The GitLab webhook HTTP app: `POST /webhooks/gitlab` and `GET /healthz`. No environment, no SDK:
+ * everything arrives in `deps`, so tests drive it in-process with `app.request(...)`.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { toErrorAnswer } from "../../shared/http-errors.js";
+import {
+  type ReceiveWebhookDeps,
+  readDeliveryMeta,
+  receiveWebhook,
+  webhookAuditRecord,
+} from "../../shared/services/receive-webhook.js";
+
+export interface GitlabWebhookAppDeps extends ReceiveWebhookDeps {
+  /** Bodies larger than this are refused with 413 while they stream in. */
+  maxBodyBytes: number;
+}
+
+/**
+ * @example
+ * const app = createGitlabWebhookApp(deps);
+ * const res = await app.request("/webhooks/gitlab", { method: "POST", headers, body });
+ */
+export function createGitlabWebhookApp(deps: GitlabWebhookAppDeps): Hono {
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+
+  app.post(
+    "/webhooks/gitlab",
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: (c) => {
+        const reason = `body is larger than the ${deps.maxBodyBytes} byte limit`;
+        const meta = readDeliveryMeta((name) => c.req.header(name));
+        deps.audit.record(webhookAuditRecord(meta, null, "failure", reason, deps.clock.now()));
+        return c.json({ error: "payload_too_large", message: reason }, 413);
+      },
+    }),
+    async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      const outcome = await receiveWebhook(deps, { header: (name) => c.req.header(name), body });
+      switch (outcome.kind) {
+        case "published":
+          return c.json(
+            { published: true, correlationId: outcome.correlationId, eventIds: outcome.eventIds },
+            202,
+          );
+        case "duplicate":
+          return c.json({ duplicate: true, correlationId: outcome.correlationId }, 200);
+        case "ignored":
+          return c.json({ ignored: true, reason: outcome.reason, correlationId: outcome.correlationId }, 200);
+      }
+    },
+  );
+
+  app.notFound((c) =>
+    c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),
+  );
+  app.onError((error, c) => {
+    const { status, body } = toErrorAnswer(error);
+    return c.json(body, status);
+  });
+  return app;
+}

@@ -1,0 +1,114 @@
+/**
+ * Configuration from environment variables: the same names in Lambda and locally (DESIGN §10).
+ * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
+ * The environment is passed in, never read from a module's top level.
+ */
+import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
+import { ConfigError } from "./errors.js";
+
+export const ENV = {
+  PORT: "PORT",
+  DATA_DIR: "KUBLER_DATA_DIR",
+  WEBHOOK_SECRET: "KUBLER_WEBHOOK_SECRET",
+  WEBHOOK_SIGNING_KEY: "KUBLER_WEBHOOK_SIGNING_KEY",
+  WEBHOOK_MAX_BODY_BYTES: "KUBLER_WEBHOOK_MAX_BODY_BYTES",
+  EVENT_BUS_NAME: "KUBLER_EVENT_BUS_NAME",
+  DEDUPE_TABLE: "KUBLER_DEDUPE_TABLE",
+  AWS_REGION: "AWS_REGION",
+} as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** GitLab caps webhook bodies well below this; larger is hostile or misconfigured. */
+export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+export interface WebhookSecrets {
+  tokens: string[];
+  signingKeys: string[];
+}
+
+export interface WebhookConfig {
+  secrets: WebhookSecrets;
+  credentials: WebhookCredentials;
+  maxBodyBytes: number;
+}
+
+/**
+ * The webhook's own settings. `requireSecret: false` (local mode only) allows starting with none, so
+ * the local runtime can generate one.
+ *
+ * @example
+ * const config = loadWebhookConfig(process.env, { requireSecret: true });
+ */
+export function loadWebhookConfig(env: Env, { requireSecret }: { requireSecret: boolean }): WebhookConfig {
+  const secrets: WebhookSecrets = {
+    tokens: list(env, ENV.WEBHOOK_SECRET),
+    signingKeys: list(env, ENV.WEBHOOK_SIGNING_KEY),
+  };
+  if (requireSecret && secrets.tokens.length === 0 && secrets.signingKeys.length === 0) {
+    throw new ConfigError(
+      `set ${ENV.WEBHOOK_SECRET} or ${ENV.WEBHOOK_SIGNING_KEY}: webhooks cannot be verified`,
+    );
+  }
+  return {
+    secrets,
+    credentials: webhookCredentials(secrets),
+    maxBodyBytes: positiveInt(env, ENV.WEBHOOK_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
+  };
+}
+
+/** Turns secrets into verifier credentials, reporting a bad one by its variable. */
+export function webhookCredentials(secrets: WebhookSecrets): WebhookCredentials {
+  try {
+    createWebhookCredentials({ signingKeys: secrets.signingKeys, tokens: [] });
+  } catch (error) {
+    throw new ConfigError(`${ENV.WEBHOOK_SIGNING_KEY}: ${(error as Error).message}`);
+  }
+  return createWebhookCredentials(secrets);
+}
+
+/** Settings only Lambda needs: where to publish and dedupe. */
+export function loadAwsIngressConfig(env: Env): { busName: string; dedupeTable: string } {
+  return { busName: env[ENV.EVENT_BUS_NAME] || "kubler", dedupeTable: required(env, ENV.DEDUPE_TABLE) };
+}
+
+export interface LocalConfig {
+  port: number;
+  dataDir: string;
+  region: string;
+  webhook: WebhookConfig;
+}
+
+/** The local runtime's settings (`npm start`). */
+export function loadLocalConfig(env: Env): LocalConfig {
+  return {
+    // 0 asks the OS for a free port (tests).
+    port: env[ENV.PORT]?.trim() === "0" ? 0 : positiveInt(env, ENV.PORT, 8080, 65_535),
+    dataDir: env[ENV.DATA_DIR] || ".kubler",
+    region: env[ENV.AWS_REGION] || "local",
+    webhook: loadWebhookConfig(env, { requireSecret: false }),
+  };
+}
+
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+function required(env: Env, name: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError(`${name} is required`);
+  return value;
+}
+
+function positiveInt(env: Env, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0 || value > max) {
+    throw new ConfigError(`${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}

@@ -1,0 +1,27 @@
+/**
+ * The one place where the named errors become HTTP answers. Unknown errors become a bare 500 with
+ * no detail: a stack trace or an internal message never reaches a caller.
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { BadRequestError, PayloadTooLargeError, UnauthorizedError, UnavailableError } from "./errors.js";
+
+export interface ErrorAnswer {
+  status: ContentfulStatusCode;
+  body: { error: string; message: string };
+}
+
+/**
+ * @example
+ * app.onError((err, c) => { const { status, body } = toErrorAnswer(err); return c.json(body, status); });
+ */
+export function toErrorAnswer(error: unknown): ErrorAnswer {
+  if (error instanceof BadRequestError) return answer(400, "bad_request", error.message);
+  if (error instanceof UnauthorizedError) return answer(401, "unauthorized", error.message);
+  if (error instanceof PayloadTooLargeError) return answer(413, "payload_too_large", error.message);
+  if (error instanceof UnavailableError) return answer(503, "unavailable", `${error.message}; retry later`);
+  return answer(500, "internal", "internal error");
+}
+
+function answer(status: ContentfulStatusCode, error: string, message: string): ErrorAnswer {
+  return { status, body: { error, message } };
+}

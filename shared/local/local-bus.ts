@@ -1,0 +1,159 @@
+/**
+ * The embedded default's event bus: EventBridge's contract in one process. Same route table and
+ * pattern semantics as the CDK rules; asynchronous and at-least-once (a failing consumer is retried,
+ * then dead-lettered); every envelope appended to events.jsonl in EventBridge's shape.
+ */
+import {
+  type BusEntry,
+  type BusEnvelope,
+  type FunctionName,
+  type Route,
+  sourceOf,
+  validateDetail,
+} from "../domain/catalog.js";
+import { type EventPattern, matchesPattern, validatePattern } from "../domain/event-pattern.js";
+import { PublishError } from "../errors.js";
+import type { AuditLog, Clock, EventPublisher, IdGenerator } from "../ports.js";
+import type { JsonlFile } from "./jsonl-file.js";
+
+/** A function's handler for the events its route delivers. Throwing means "retry me". */
+export type BusConsumer = (envelope: BusEnvelope) => Promise<void>;
+
+/** What the bus tells the terminal (and tests) as events flow. */
+export interface BusListener {
+  published?(envelope: BusEnvelope, targets: readonly FunctionName[]): void;
+  delivered?(envelope: BusEnvelope, route: Route, attempt: number): void;
+  retrying?(envelope: BusEnvelope, route: Route, attempt: number, error: unknown): void;
+  deadLettered?(envelope: BusEnvelope, route: Route, error: unknown): void;
+}
+
+export interface LocalBusOptions {
+  routes: readonly Route[];
+  consumers: Partial<Record<FunctionName, BusConsumer>>;
+  events: JsonlFile;
+  deadLetters: JsonlFile;
+  audit: AuditLog;
+  clock: Clock;
+  newId: IdGenerator;
+  region?: string;
+  /** Attempts per delivery before dead-lettering; EventBridge retries far longer, 3 is enough locally. */
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  listener?: BusListener;
+}
+
+const LOCAL_ACCOUNT = "000000000000";
+
+/**
+ * @example
+ * const bus = new LocalBus({ routes: ROUTES, consumers: { "plan-steps": planSteps }, ... });
+ * const [id] = await bus.publish([{ detailType: "Push", detail }]);
+ * await bus.drain(); // every delivery done, retried or dead-lettered
+ */
+export class LocalBus implements EventPublisher {
+  readonly #routes: readonly { route: Route; pattern: EventPattern }[];
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #options: Required<Omit<LocalBusOptions, "listener">> & { listener: BusListener };
+
+  constructor(options: LocalBusOptions) {
+    this.#options = {
+      region: "local",
+      maxAttempts: 3,
+      baseDelayMs: 100,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      listener: {},
+      ...options,
+    };
+    this.#routes = options.routes.map((route) => ({ route, pattern: validatePattern(route.pattern) }));
+  }
+
+  async publish(entries: readonly BusEntry[]): Promise<string[]> {
+    // Validate all first, like PutEvents refusing a malformed request: nothing is half-published.
+    const envelopes = entries.map((entry) => this.#envelope(entry));
+    for (const envelope of envelopes) {
+      try {
+        this.#options.events.append(envelope);
+      } catch (error) {
+        throw new PublishError(`could not record event: ${(error as Error).message}`, envelopes.length);
+      }
+      const matched = this.#routes.filter(({ pattern }) => matchesPattern(pattern, envelope));
+      this.#options.listener.published?.(
+        envelope,
+        matched.map(({ route }) => route.target),
+      );
+      for (const { route } of matched) this.#track(this.#deliver(envelope, route));
+    }
+    return envelopes.map((envelope) => envelope.id);
+  }
+
+  /** Resolves when every delivery started so far (and any it caused) has finished. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+  }
+
+  #envelope(entry: BusEntry): BusEnvelope {
+    const detail = validateDetail(entry.detailType, entry.detail);
+    return {
+      version: "0",
+      id: this.#options.newId(),
+      "detail-type": entry.detailType,
+      source: sourceOf(entry.detailType),
+      account: LOCAL_ACCOUNT,
+      // EventBridge's `time` has second precision.
+      time: this.#options.clock
+        .now()
+        .toISOString()
+        .replace(/\.\d{3}Z$/, "Z"),
+      region: this.#options.region,
+      resources: [],
+      detail,
+    };
+  }
+
+  #track(delivery: Promise<void>): void {
+    this.#inFlight.add(delivery);
+    void delivery.finally(() => this.#inFlight.delete(delivery));
+  }
+
+  async #deliver(envelope: BusEnvelope, route: Route): Promise<void> {
+    const { consumers, maxAttempts, baseDelayMs, sleep, listener } = this.#options;
+    const consumer = consumers[route.target];
+    if (!consumer) return;
+    // Deliver after the publisher's answer, as EventBridge does.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await consumer(envelope);
+        listener.delivered?.(envelope, route, attempt);
+        return;
+      } catch (error) {
+        if (attempt >= maxAttempts) {
+          this.#deadLetter(envelope, route, attempt, error);
+          return;
+        }
+        listener.retrying?.(envelope, route, attempt, error);
+        await sleep(baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+      }
+    }
+  }
+
+  #deadLetter(envelope: BusEnvelope, route: Route, attempts: number, error: unknown): void {
+    const { deadLetters, audit, clock, listener } = this.#options;
+    const reason = error instanceof Error ? error.message : String(error);
+    deadLetters.append({ route: route.name, target: route.target, attempts, error: reason, envelope });
+    audit.record({
+      audit: true,
+      action: "bus.deliver",
+      outcome: "failure",
+      reason: `${route.target} failed ${attempts} times: ${reason}; dead-lettered`,
+      actor: { function: "local-bus" },
+      subject: { eventId: envelope.id, detailType: envelope["detail-type"], target: route.target },
+      correlationId: envelope.detail.correlationId,
+      gitlab: null,
+      function: route.target,
+      at: clock.now().toISOString(),
+    });
+    listener.deadLettered?.(envelope, route, error);
+  }
+}

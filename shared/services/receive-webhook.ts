@@ -1,0 +1,165 @@
+/**
+ * The GitLab ingress use case (DESIGN §4): verify ▸ parse ▸ normalize ▸ dedupe ▸ publish, with one
+ * audit line per delivery whatever the outcome. No I/O but the ports: it answers in milliseconds.
+ */
+import type { AuditRecord } from "../domain/audit.js";
+import { type GitlabDelivery, normalizeGitlabEvent } from "../domain/gitlab-event.js";
+import { type HeaderReader, verifyWebhook, type WebhookCredentials } from "../domain/webhook-auth.js";
+import { BadRequestError, UnauthorizedError, UnavailableError } from "../errors.js";
+import type { AuditLog, Clock, DedupeStore, EventPublisher, IdGenerator } from "../ports.js";
+
+/** GitLab keeps `Idempotency-Key` stable across retries and manual resends; DESIGN §4 asks ≥ 3 days. */
+export const DEDUPE_TTL_SECONDS = 3 * 24 * 60 * 60;
+const FUNCTION_NAME = "gitlab-webhook";
+
+export interface ReceiveWebhookDeps {
+  credentials: WebhookCredentials;
+  dedupe: DedupeStore;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  newId: IdGenerator;
+}
+
+export interface WebhookRequest {
+  header: HeaderReader;
+  body: Uint8Array;
+}
+
+export type WebhookOutcome =
+  | { kind: "published"; correlationId: string; eventIds: string[]; summary: string }
+  | { kind: "duplicate"; correlationId: string }
+  | { kind: "ignored"; correlationId: string; reason: string };
+
+/**
+ * Handles one delivery. Resolves with what happened; throws the named errors of `shared/errors.ts`
+ * (already audited) for the caller to map to a status.
+ *
+ * @example
+ * const outcome = await receiveWebhook(deps, { header: (h) => headers[h], body });
+ * // { kind: "published", eventIds: ["…"], ... }
+ */
+export async function receiveWebhook(
+  deps: ReceiveWebhookDeps,
+  request: WebhookRequest,
+): Promise<WebhookOutcome> {
+  const meta = readDeliveryMeta(request.header);
+  const correlationId = meta.idempotencyKey ?? deps.newId();
+  const audit = (outcome: AuditRecord["outcome"], reason: string, extra: Partial<AuditRecord> = {}) =>
+    deps.audit.record(webhookAuditRecord(meta, correlationId, outcome, reason, deps.clock.now(), extra));
+  try {
+    verifyWebhook(deps.credentials, request.header, request.body, deps.clock.now());
+    if (!meta.event) throw new BadRequestError("missing X-Gitlab-Event header");
+    const payload = parseJson(request.body);
+    const delivery: GitlabDelivery = {
+      eventHeader: meta.event,
+      payload,
+      instance: meta.instance,
+      correlationId,
+    };
+    const normalized = normalizeGitlabEvent(delivery);
+    if (normalized.kind === "ignored") {
+      audit("ignored", normalized.reason);
+      return { kind: "ignored", correlationId, reason: normalized.reason };
+    }
+    const { entry } = normalized;
+    const subject = { project: entry.detail.gitlab.projectPath, projectId: entry.detail.gitlab.projectId };
+    const actor = { gitlabUser: "user" in entry.detail ? entry.detail.user : null };
+    const dedupeKey = meta.idempotencyKey && `${entry.detail.gitlab.instance} ${meta.idempotencyKey}`;
+    if (dedupeKey && !(await claim(deps.dedupe, dedupeKey))) {
+      audit("ignored", "duplicate delivery (Idempotency-Key seen before)", { subject, actor });
+      return { kind: "duplicate", correlationId };
+    }
+    let eventIds: string[];
+    try {
+      eventIds = await deps.publisher.publish([entry]);
+    } catch (error) {
+      // Forget the key so GitLab's retry or a manual resend, with the same key, is accepted.
+      if (dedupeKey) await deps.dedupe.release(dedupeKey).catch(() => undefined);
+      throw error;
+    }
+    audit("success", `published ${entry.detailType}`, {
+      subject: { ...subject, detailType: entry.detailType, eventIds },
+      actor,
+    });
+    return { kind: "published", correlationId, eventIds, summary: normalized.summary };
+  } catch (error) {
+    const known = error instanceof BadRequestError || error instanceof UnauthorizedError;
+    const reason = known || error instanceof UnavailableError ? error.message : "internal error";
+    audit(error instanceof UnauthorizedError ? "deny" : "failure", reason);
+    throw error;
+  }
+}
+
+/**
+ * The audit line for a delivery; exported for the one rejection that happens before the use case
+ * runs (a body over the size limit, refused while it streams in).
+ */
+export function webhookAuditRecord(
+  meta: DeliveryMeta,
+  correlationId: string | null,
+  outcome: AuditRecord["outcome"],
+  reason: string,
+  now: Date,
+  extra: Partial<AuditRecord> = {},
+): AuditRecord {
+  const { actor, ...rest } = extra;
+  return {
+    audit: true,
+    action: "webhook.receive",
+    outcome,
+    reason,
+    actor: { userAgent: meta.userAgent, ...actor },
+    subject: {},
+    correlationId,
+    gitlab: {
+      instance: meta.instance,
+      event: meta.event,
+      idempotencyKey: meta.idempotencyKey,
+      webhookUuid: meta.webhookUuid,
+    },
+    function: FUNCTION_NAME,
+    at: now.toISOString(),
+    ...rest,
+  };
+}
+
+export interface DeliveryMeta {
+  event: string | null;
+  instance: string | null;
+  idempotencyKey: string | null;
+  webhookUuid: string | null;
+  userAgent: string | null;
+}
+
+/** The GitLab delivery headers that matter, clipped so a hostile header cannot bloat an audit line. */
+export function readDeliveryMeta(header: HeaderReader): DeliveryMeta {
+  const read = (name: string) => {
+    const value = header(name)?.trim();
+    return value ? value.slice(0, 256) : null;
+  };
+  return {
+    event: read("x-gitlab-event"),
+    instance: read("x-gitlab-instance"),
+    // Signed deliveries carry the same value as webhook-id (GitLab 19+).
+    idempotencyKey: read("idempotency-key") ?? read("webhook-id"),
+    webhookUuid: read("x-gitlab-webhook-uuid"),
+    userAgent: read("user-agent"),
+  };
+}
+
+function parseJson(body: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+  } catch {
+    throw new BadRequestError("body is not valid JSON");
+  }
+}
+
+async function claim(dedupe: DedupeStore, key: string): Promise<boolean> {
+  try {
+    return await dedupe.claim(key, DEDUPE_TTL_SECONDS);
+  } catch {
+    throw new UnavailableError("dedupe store unavailable");
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Fakes for the ports: in-memory, with error injection, used by unit and integration tests.
+ */
+import { randomId } from "../../shared/clock.js";
+import type { AuditRecord } from "../../shared/domain/audit.js";
+import { type BusEntry, validateDetail } from "../../shared/domain/catalog.js";
+import { PublishError } from "../../shared/errors.js";
+import type { AuditLog, Clock, EventPublisher, IdGenerator } from "../../shared/ports.js";
+
+/** A clock that stays where it is put. */
+export class FixedClock implements Clock {
+  constructor(private current: Date = new Date("2026-11-21T10:00:00Z")) {}
+  now(): Date {
+    return new Date(this.current);
+  }
+  set(at: Date): void {
+    this.current = at;
+  }
+  advance(ms: number): void {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+/** Ids `id-1`, `id-2`, …, so assertions can name them. */
+export function sequentialIds(prefix = "id"): IdGenerator {
+  let n = 0;
+  return () => `${prefix}-${++n}`;
+}
+
+/** Keeps every audit record. */
+export class RecordingAuditLog implements AuditLog {
+  readonly records: AuditRecord[] = [];
+  record(record: AuditRecord): void {
+    this.records.push(structuredClone(record));
+  }
+  last(): AuditRecord | undefined {
+    return this.records.at(-1);
+  }
+}
+
+/** Keeps every published entry (validated, like the real publishers); can be told to fail. */
+export class RecordingPublisher implements EventPublisher {
+  readonly entries: BusEntry[] = [];
+  /** Number of upcoming publish calls that fail with PublishError. */
+  failNext = 0;
+  constructor(private readonly newId: IdGenerator = randomId) {}
+
+  async publish(entries: readonly BusEntry[]): Promise<string[]> {
+    for (const entry of entries) validateDetail(entry.detailType, entry.detail);
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new PublishError(
+        `${entries.length} of ${entries.length} events failed to publish`,
+        entries.length,
+      );
+    }
+    this.entries.push(...entries.map((entry) => structuredClone(entry)));
+    return entries.map(() => this.newId());
+  }
+}

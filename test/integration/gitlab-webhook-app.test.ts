@@ -1,0 +1,216 @@
+import { readdirSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { FIXTURES_DIR as FIXTURES, loadFixture } from "../../cli/send.js";
+import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
+import { createWebhookCredentials, signWebhook } from "../../shared/domain/webhook-auth.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import type { DedupeStore } from "../../shared/ports.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+
+const SIGNING_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const TOKEN = "s3cret-token";
+
+const fixture = loadFixture;
+
+function setup(options: { dedupe?: DedupeStore; maxBodyBytes?: number } = {}) {
+  const clock = new FixedClock();
+  const publisher = new RecordingPublisher(sequentialIds("evt"));
+  const audit = new RecordingAuditLog();
+  const app = createGitlabWebhookApp({
+    credentials: createWebhookCredentials({ signingKeys: [SIGNING_KEY], tokens: [TOKEN] }),
+    maxBodyBytes: options.maxBodyBytes ?? 5 * 1024 * 1024,
+    publisher,
+    dedupe: options.dedupe ?? new MemoryDedupeStore(clock),
+    audit,
+    clock,
+    newId: sequentialIds("corr"),
+  });
+  const post = (body: string, headers: Record<string, string>) =>
+    app.request("/webhooks/gitlab", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+    });
+  const send = (name: string, extra: Record<string, string> = {}) => {
+    const { eventHeader, body } = fixture(name);
+    return post(body, { "x-gitlab-event": eventHeader, "x-gitlab-token": TOKEN, ...extra });
+  };
+  return { app, clock, publisher, audit, post, send };
+}
+
+const ACTED_ON: Record<string, string> = {
+  push: "Push",
+  tag_push: "Tag Push",
+  merge_request: "Merge Request",
+  pipeline: "Pipeline",
+  job: "Job",
+  deployment: "Deployment",
+  release: "Release",
+};
+
+describe("POST /webhooks/gitlab with every GitLab fixture", () => {
+  const names = readdirSync(FIXTURES)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.replace(/\.json$/, ""));
+
+  it.each(names)("%s", async (name) => {
+    const { send, publisher, audit } = setup();
+    const res = await send(name);
+    const body = await res.json();
+    const detailType = ACTED_ON[name];
+    if (detailType) {
+      expect(res.status).toBe(202);
+      expect(body).toEqual({ published: true, correlationId: "corr-1", eventIds: ["evt-1"] });
+      expect(publisher.entries.map((e) => e.detailType)).toEqual([detailType]);
+      expect(audit.last()).toMatchObject({ action: "webhook.receive", outcome: "success" });
+    } else if (name.startsWith("merge_request_partial")) {
+      // Documented fragments, not whole deliveries: never a 5xx, never a crash.
+      expect([200, 202, 400]).toContain(res.status);
+    } else {
+      expect(res.status).toBe(200);
+      expect(body).toMatchObject({ ignored: true, reason: expect.any(String) });
+      expect(publisher.entries).toEqual([]);
+      expect(audit.last()).toMatchObject({
+        outcome: "ignored",
+        gitlab: { event: fixture(name).eventHeader },
+      });
+    }
+  });
+});
+
+describe("answers", () => {
+  it("202 with a signed delivery; the correlation id is the Idempotency-Key", async () => {
+    const { post, publisher, audit, clock } = setup();
+    const { eventHeader, body } = fixture("push");
+    const headers = {
+      "x-gitlab-event": eventHeader,
+      "idempotency-key": "key-1",
+      "x-gitlab-instance": "https://gitlab.example.com",
+      "x-gitlab-webhook-uuid": "uuid-1",
+      ...signWebhook(SIGNING_KEY, "key-1", clock.now(), Buffer.from(body)),
+    };
+    const res = await post(body, headers);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ published: true, correlationId: "key-1", eventIds: ["evt-1"] });
+    expect(publisher.entries[0]?.detail.correlationId).toBe("key-1");
+    expect(audit.last()).toMatchObject({
+      audit: true,
+      action: "webhook.receive",
+      outcome: "success",
+      reason: "published Push",
+      correlationId: "key-1",
+      gitlab: {
+        instance: "https://gitlab.example.com",
+        event: "Push Hook",
+        idempotencyKey: "key-1",
+        webhookUuid: "uuid-1",
+      },
+      subject: { project: "mike/diaspora", projectId: 15, detailType: "Push", eventIds: ["evt-1"] },
+      function: "gitlab-webhook",
+      at: "2026-11-21T10:00:00.000Z",
+    });
+  });
+
+  it("200 duplicate for a repeated Idempotency-Key, publishing once", async () => {
+    const { send, publisher, audit } = setup();
+    expect((await send("push", { "idempotency-key": "k" })).status).toBe(202);
+    const again = await send("push", { "idempotency-key": "k" });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ duplicate: true, correlationId: "k" });
+    expect(publisher.entries).toHaveLength(1);
+    expect(audit.last()).toMatchObject({ outcome: "ignored", reason: expect.stringMatching(/duplicate/) });
+  });
+
+  it("publishes every delivery of old GitLab (no Idempotency-Key) with a fresh correlation id", async () => {
+    const { send, publisher } = setup();
+    await send("push");
+    await send("push");
+    expect(publisher.entries.map((e) => e.detail.correlationId)).toEqual(["corr-1", "corr-2"]);
+  });
+
+  it("401 for a wrong or missing credential, audited as deny, nothing published", async () => {
+    const { send, publisher, audit } = setup();
+    const wrong = await send("push", { "x-gitlab-token": "nope" });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toEqual({
+      error: "unauthorized",
+      message: "X-Gitlab-Token does not match any configured secret",
+    });
+    expect(audit.last()).toMatchObject({ outcome: "deny" });
+    expect(JSON.stringify(audit.records)).not.toContain("nope");
+    const { post } = setup();
+    expect((await post(fixture("push").body, { "x-gitlab-event": "Push Hook" })).status).toBe(401);
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("checks the credential before anything else: an unauthenticated bad body is 401, not 400", async () => {
+    const { post } = setup();
+    expect((await post("{not json", {})).status).toBe(401);
+  });
+
+  it("400 for an unparseable body or a missing X-Gitlab-Event", async () => {
+    const { post, audit } = setup();
+    const bad = await post("{not json", { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: "bad_request", message: "body is not valid JSON" });
+    const noEvent = await post(fixture("push").body, { "x-gitlab-token": TOKEN });
+    expect(noEvent.status).toBe(400);
+    expect(await noEvent.json()).toMatchObject({ message: "missing X-Gitlab-Event header" });
+    expect(audit.records.map((r) => r.outcome)).toEqual(["failure", "failure"]);
+  });
+
+  it("400 naming the field when a body lacks what a decision needs", async () => {
+    const { post } = setup();
+    const res = await post(JSON.stringify({ object_kind: "push", ref: "refs/heads/main" }), {
+      "x-gitlab-event": "Push Hook",
+      "x-gitlab-token": TOKEN,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { message: string }).message).toMatch(/Push Hook payload/);
+  });
+
+  it("413 for a body over the limit, audited", async () => {
+    const { send, audit, publisher } = setup({ maxBodyBytes: 1024 });
+    const res = await send("push");
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: "payload_too_large" });
+    expect(audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: expect.stringMatching(/1024 byte limit/),
+    });
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("503 when publishing fails, and the key is released so GitLab's resend is accepted", async () => {
+    const { send, publisher } = setup();
+    publisher.failNext = 1;
+    const failed = await send("push", { "idempotency-key": "k" });
+    expect(failed.status).toBe(503);
+    expect(await failed.json()).toMatchObject({ error: "unavailable" });
+    const resent = await send("push", { "idempotency-key": "k" });
+    expect(resent.status).toBe(202);
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("503 when the dedupe store is down, never a 500", async () => {
+    const broken: DedupeStore = {
+      claim: async () => {
+        throw new Error("ECONNRESET");
+      },
+      release: async () => undefined,
+    };
+    const { send, publisher } = setup({ dedupe: broken });
+    const res = await send("push", { "idempotency-key": "k" });
+    expect(res.status).toBe(503);
+    expect(JSON.stringify(await res.json())).not.toContain("ECONNRESET");
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("GET /healthz answers, unknown routes are a JSON 404", async () => {
+    const { app } = setup();
+    expect(await (await app.request("/healthz")).json()).toEqual({ ok: true });
+    const missing = await app.request("/nope");
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: "not_found" });
+  });
+});

@@ -1,0 +1,207 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { type BusEntry, type BusEnvelope, type FunctionName, ROUTES } from "../../shared/domain/catalog.js";
+import { InvalidDetailError } from "../../shared/errors.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
+import { type BusConsumer, LocalBus } from "../../shared/local/local-bus.js";
+import { FixedClock, RecordingAuditLog, sequentialIds } from "../fakes/index.js";
+
+const gitlab = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
+const push: BusEntry = {
+  detailType: "Push",
+  detail: {
+    correlationId: "corr-1",
+    gitlab,
+    ref: "refs/heads/main",
+    branch: "main",
+    before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
+    after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+    change: "updated",
+    totalCommits: 4,
+    user: "jsmith",
+  },
+};
+const step = {
+  correlationId: "corr-1",
+  gitlab,
+  environment: "review/feature",
+  sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+};
+const buildFinished = (status: "succeeded" | "failed"): BusEntry => ({
+  detailType: "Build Finished",
+  detail: {
+    ...step,
+    status,
+    imageDigest: status === "succeeded" ? `sha256:${"a".repeat(64)}` : null,
+    reason: null,
+  },
+});
+const credentialsIssued: BusEntry = {
+  detailType: "Credentials Issued",
+  detail: {
+    correlationId: "c",
+    gitlab,
+    environment: null,
+    jobId: 302,
+    rule: "r",
+    reason: "ok",
+    roleArn: null,
+  },
+};
+
+function setup(consumers: Partial<Record<FunctionName, BusConsumer>>) {
+  const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
+  const files = {
+    events: new JsonlFile(join(dir, "events.jsonl")),
+    deadLetters: new JsonlFile(join(dir, "dl.jsonl")),
+  };
+  const audit = new RecordingAuditLog();
+  const sleeps: number[] = [];
+  const bus = new LocalBus({
+    routes: ROUTES,
+    consumers,
+    ...files,
+    audit,
+    clock: new FixedClock(new Date("2026-11-21T10:00:00.123Z")),
+    newId: sequentialIds("evt"),
+    region: "eu-west-1",
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+  });
+  const read = async (file: JsonlFile) => {
+    await file.close();
+    return readFileSync(file.path, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  };
+  return { bus, audit, sleeps, events: () => read(files.events), deadLetters: () => read(files.deadLetters) };
+}
+
+function recorder() {
+  const seen: BusEnvelope[] = [];
+  const consumer: BusConsumer = async (envelope) => {
+    seen.push(envelope);
+  };
+  return { seen, consumer };
+}
+
+describe("LocalBus", () => {
+  it("routes with the catalog's table: GitLab facts to plan-steps, only succeeded builds to deploy", async () => {
+    const plan = recorder();
+    const deploy = recorder();
+    const report = recorder();
+    const { bus } = setup({
+      "plan-steps": plan.consumer,
+      "deploy-environment": deploy.consumer,
+      "report-status": report.consumer,
+    });
+    await bus.publish([push, buildFinished("succeeded"), buildFinished("failed"), credentialsIssued]);
+    await bus.drain();
+    expect(plan.seen.map((e) => e["detail-type"])).toEqual(["Push"]);
+    expect(deploy.seen.map((e) => e.id)).toEqual(["evt-2"]);
+    expect(report.seen.map((e) => e.id)).toEqual(["evt-2", "evt-3"]);
+  });
+
+  it("answers before consumers run (asynchronous delivery)", async () => {
+    const plan = recorder();
+    const { bus } = setup({ "plan-steps": plan.consumer });
+    const ids = await bus.publish([push]);
+    expect(ids).toEqual(["evt-1"]);
+    expect(plan.seen).toHaveLength(0);
+    await bus.drain();
+    expect(plan.seen).toHaveLength(1);
+  });
+
+  it("appends every envelope, in EventBridge's shape, to events.jsonl", async () => {
+    const { bus, events } = setup({});
+    await bus.publish([push, credentialsIssued]);
+    const written = await events();
+    expect(written).toHaveLength(2);
+    expect(written[0]).toEqual({
+      version: "0",
+      id: "evt-1",
+      "detail-type": "Push",
+      source: "kubler.gitlab",
+      account: "000000000000",
+      time: "2026-11-21T10:00:00Z",
+      region: "eu-west-1",
+      resources: [],
+      detail: push.detail,
+    });
+    expect(written[1].source).toBe("kubler");
+  });
+
+  it("retries a failing consumer with backoff and delivers on a later attempt", async () => {
+    let calls = 0;
+    const { bus, sleeps, deadLetters } = setup({
+      "plan-steps": async () => {
+        if (++calls < 3) throw new Error("transient");
+      },
+    });
+    await bus.publish([push]);
+    await bus.drain();
+    expect(calls).toBe(3);
+    expect(sleeps).toHaveLength(2);
+    expect(sleeps[0]).toBeGreaterThanOrEqual(50);
+    expect(sleeps[0]).toBeLessThanOrEqual(100);
+    expect(sleeps[1]).toBeGreaterThanOrEqual(100);
+    expect(sleeps[1]).toBeLessThanOrEqual(200);
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it("dead-letters after 3 failed attempts, with the envelope and an audit line", async () => {
+    let calls = 0;
+    const { bus, audit, deadLetters } = setup({
+      "plan-steps": async () => {
+        calls++;
+        throw new Error("consumer is broken");
+      },
+    });
+    await bus.publish([push]);
+    await bus.drain();
+    expect(calls).toBe(3);
+    const [letter] = await deadLetters();
+    expect(letter).toMatchObject({
+      route: "gitlab-facts-to-plan-steps",
+      target: "plan-steps",
+      attempts: 3,
+      error: "consumer is broken",
+      envelope: { id: "evt-1", "detail-type": "Push" },
+    });
+    expect(audit.last()).toMatchObject({
+      action: "bus.deliver",
+      outcome: "failure",
+      correlationId: "corr-1",
+      function: "plan-steps",
+    });
+  });
+
+  it("isolates consumers: one failing target does not stop another", async () => {
+    const report = recorder();
+    const { bus, deadLetters } = setup({
+      "deploy-environment": async () => {
+        throw new Error("down");
+      },
+      "report-status": report.consumer,
+    });
+    await bus.publish([buildFinished("succeeded")]);
+    await bus.drain();
+    expect(report.seen).toHaveLength(1);
+    expect((await deadLetters()).map((l) => l.target)).toEqual(["deploy-environment"]);
+  });
+
+  it("refuses an invalid detail before recording or routing anything", async () => {
+    const plan = recorder();
+    const { bus, events } = setup({ "plan-steps": plan.consumer });
+    const bad = { detailType: "Push", detail: { ...push.detail, after: "not-a-sha" } } as BusEntry;
+    await expect(bus.publish([push, bad])).rejects.toThrow(InvalidDetailError);
+    await expect(bus.publish([bad])).rejects.toThrow(/after/);
+    await bus.drain();
+    expect(plan.seen).toHaveLength(0);
+    expect(await events()).toEqual([]);
+  });
+});

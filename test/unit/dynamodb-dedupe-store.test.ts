@@ -1,0 +1,105 @@
+import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  ProvisionedThroughputExceededException,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  DEDUPE_PARTITION_KEY,
+  DEDUPE_TTL_ATTRIBUTE,
+  DynamoDbDedupeStore,
+} from "../../shared/adapters/dynamodb-dedupe-store.js";
+
+const TABLE = "kubler-dedupe-test";
+/** 2026-05-04T12:00:00.750Z: a fractional second, to check it is floored. */
+const NOW = new Date(Date.UTC(2026, 4, 4, 12, 0, 0, 750));
+const NOW_SECONDS = Math.floor(NOW.getTime() / 1000);
+const THREE_DAYS = 3 * 86_400;
+
+let client: DynamoDBClient;
+let mock: AwsClientStub<DynamoDBClient>;
+let store: DynamoDbDedupeStore;
+
+beforeEach(() => {
+  client = new DynamoDBClient({
+    region: "eu-west-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
+  mock = mockClient(client);
+  store = new DynamoDbDedupeStore({ client, tableName: TABLE, clock: { now: () => NOW } });
+});
+
+afterEach(() => {
+  mock.restore();
+});
+
+function conditionFailed() {
+  return new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} });
+}
+
+describe("DynamoDbDedupeStore", () => {
+  it("names the table's key and TTL attributes", () => {
+    expect(DEDUPE_PARTITION_KEY).toBe("pk");
+    expect(DEDUPE_TTL_ATTRIBUTE).toBe("expiresAt");
+  });
+
+  it("claims a new key, then answers false for the same key", async () => {
+    mock.on(PutItemCommand).resolvesOnce({}).rejectsOnce(conditionFailed());
+
+    await expect(store.claim("delivery-1", THREE_DAYS)).resolves.toBe(true);
+    await expect(store.claim("delivery-1", THREE_DAYS)).resolves.toBe(false);
+    expect(mock).toHaveReceivedCommandTimes(PutItemCommand, 2);
+  });
+
+  it("puts the key with its expiry, unless an unexpired claim exists", async () => {
+    mock.on(PutItemCommand).resolves({});
+
+    await store.claim("delivery-1", THREE_DAYS);
+
+    expect(mock).toHaveReceivedCommandExactlyOnceWith(PutItemCommand, {
+      TableName: TABLE,
+      Item: {
+        pk: { S: "delivery-1" },
+        expiresAt: { N: String(NOW_SECONDS + THREE_DAYS) },
+      },
+      ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
+      ExpressionAttributeNames: { "#exp": "expiresAt" },
+      ExpressionAttributeValues: { ":now": { N: String(NOW_SECONDS) } },
+    });
+  });
+
+  it("recognises ConditionalCheckFailedException by name, not only by class", async () => {
+    mock.on(PutItemCommand).rejects({ name: "ConditionalCheckFailedException", message: "failed" });
+
+    await expect(store.claim("delivery-1", THREE_DAYS)).resolves.toBe(false);
+  });
+
+  it("lets other errors propagate from claim", async () => {
+    const throttled = new ProvisionedThroughputExceededException({ message: "slow down", $metadata: {} });
+    mock.on(PutItemCommand).rejects(throttled);
+
+    await expect(store.claim("delivery-1", THREE_DAYS)).rejects.toBe(throttled);
+  });
+
+  it("releases a key with DeleteItem", async () => {
+    mock.on(DeleteItemCommand).resolves({});
+
+    await store.release("delivery-1");
+
+    expect(mock).toHaveReceivedCommandExactlyOnceWith(DeleteItemCommand, {
+      TableName: TABLE,
+      Key: { pk: { S: "delivery-1" } },
+    });
+    expect(mock).not.toHaveReceivedCommand(PutItemCommand);
+  });
+
+  it("lets errors propagate from release", async () => {
+    mock.on(DeleteItemCommand).rejects(new Error("network down"));
+
+    await expect(store.release("delivery-1")).rejects.toThrow("network down");
+  });
+});
