@@ -11,12 +11,18 @@
  *   number, boolean or null) at that path. So `exists` only sees leaves, an empty array has no
  *   values, and `{"a.b": [...]}` also matches `{"a": {"b": ...}}` (Ruler's dot-joining).
  * - Event arrays match if any element matches; two fields of one branch must come from the same
- *   element of any array they share (Ruler's "array-consistent" matching).
+ *   element of any array they share (Ruler's "array-consistent" matching). `exists: false` asks
+ *   that the path has no leaf value anywhere in the event.
  * - `anything-but` needs a present value; it matches every value it does not exclude, including
  *   values of another type (so `{"anything-but": {"prefix": "x"}}` matches the number 5 and null).
  */
 
-/** One element of a field's value list: a literal, or an operator object such as `{"prefix": "x"}`. */
+/**
+ * One element of a field's value list: a literal, or an operator object.
+ *
+ * @example
+ * const values: PatternValue[] = ["Build Finished", { prefix: "Deploy" }, null];
+ */
 export type PatternValue = string | number | boolean | null | { readonly [operator: string]: unknown };
 
 /**
@@ -36,15 +42,15 @@ export type EventPattern = { readonly [field: string]: readonly PatternValue[] |
  */
 export class InvalidPatternError extends Error {
   override readonly name = "InvalidPatternError";
+  /** Where in the pattern, e.g. `$or[1].detail.status`; `pattern` for the whole pattern. */
+  readonly path: string;
+  /** The problem, without the path. */
+  readonly reason: string;
 
-  constructor(
-    message: string,
-    /** Where in the pattern, e.g. `$or[1].detail.status`; `pattern` for the whole pattern. */
-    readonly path = "pattern",
-    /** The problem without the path. */
-    readonly reason = message,
-  ) {
+  constructor(message: string, path = "pattern", reason = message) {
     super(message);
+    this.path = path;
+    this.reason = reason;
   }
 
   /** @example throw InvalidPatternError.at("detail.status", '"exists" must be true or false'); */
@@ -53,13 +59,19 @@ export class InvalidPatternError extends Error {
   }
 }
 
-/** A pattern checked and turned into matchers once, to match many events. */
+/**
+ * A pattern checked and turned into matchers once, to match many events.
+ *
+ * @example
+ * const compiled: CompiledPattern = compilePattern({ source: ["kubler"] });
+ */
 export interface CompiledPattern {
   readonly pattern: EventPattern;
   matches(event: unknown): boolean;
 }
 
-// Ruler's ComparableNumber range; the AWS guide documents the same limit for numeric matching.
+// Ruler's ComparableNumber range and precision (JsonRuleCompiler refuses operands beyond them); older
+// revisions of the AWS guide quoted +/-1e9 and "six digits to the right of the decimal point".
 const NUMERIC_LIMIT = 5e9;
 const NUMERIC_MAX_DECIMALS = 6;
 // Our guards (AWS documents no such numbers): keep compile time and recursion bounded.
@@ -120,7 +132,7 @@ const compiledCache = new WeakMap<object, CompiledPattern>();
  * the path and the problem. The compiled form is cached, so matching the returned pattern is cheap.
  *
  * @example
- * const pattern = validatePattern(JSON.parse('{"source": ["kubler"], "detail": {"n": [{"numeric": [">", 0]}]}}'));
+ * const pattern = validatePattern(JSON.parse('{"detail": {"n": [{"numeric": [">", 0]}]}}'));
  */
 export function validatePattern(pattern: unknown): EventPattern {
   return compilePattern(pattern).pattern;

@@ -340,7 +340,9 @@ describe("AWS guide: Content filtering in Amazon EventBridge event patterns", ()
   });
 });
 
-describe("Wildcard matching (AWS Compute Blog 'Filtering events ... with wildcard pattern matching', Ruler README)", () => {
+// Examples from the AWS Compute Blog post "Filtering events in Amazon EventBridge with wildcard pattern
+// matching" and the event-ruler README.
+describe("Wildcard matching", () => {
   it("matches zero or more characters per *", () => {
     expectMatches(
       { FileName: [{ wildcard: "*.png" }] },

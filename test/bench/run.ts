@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: every benchmark, each against a baseline measured in the same run. Figures are
+ * medians; machines are shared and noisy, so read ratios rather than absolute numbers.
+ */
+import { cpus } from "node:os";
+import { benchColdStart } from "./cold-start.js";
+import { benchIngressHttp } from "./ingress-http.js";
+import { benchIngressInProcess } from "./ingress-in-process.js";
+import { type Figure, printFigures } from "./support.js";
+
+const sections: [string, () => Promise<Figure[]>][] = [
+  ["Ingress, in-process", () => benchIngressInProcess()],
+  ["Ingress over HTTP", () => benchIngressHttp()],
+  ["Cold-start proxy", () => benchColdStart()],
+];
+
+console.log(`# Kubler benchmarks — ${new Date().toISOString()}`);
+console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}`);
+let missed = 0;
+for (const [title, run] of sections) {
+  process.stderr.write(`running: ${title}…\n`);
+  const figures = await run();
+  printFigures(title, figures);
+  missed += figures.filter((f) => !f.met).length;
+}
+console.log(missed ? `\n${missed} target(s) missed` : "\nall targets met");
