@@ -402,7 +402,7 @@ function createFact<T extends GitlabFactType>(
     }
     throw error;
   }
-  if (new TextEncoder().encode(JSON.stringify(valid)).length > MAX_DETAIL_BYTES) {
+  if (Buffer.byteLength(JSON.stringify(valid)) > MAX_DETAIL_BYTES) {
     throw new BadRequestError(
       `${read.label} payload: a field is too long (the ${detailType} detail is over 8 KB)`,
     );

@@ -54,73 +54,98 @@ function parseHttpUrl(value: unknown): URL | null {
  * Reads typed fields from one payload; every failure is a `BadRequestError` like
  * `Push Hook payload: "after" must be a commit SHA`. Required readers treat `null` as missing;
  * optional ones return `null` for absent, `null` or empty values but still reject a wrong type.
+ * A class, not a closure bag: it is built once per webhook, on the hot path.
  *
  * @example
  * const read = createPayloadReader("Push Hook", payload);
  * read.sha("after"); // "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
  * read.optionalId(["project.id", "project_id"]); // 15
  */
-export function createPayloadReader(label: string, root: unknown) {
-  const fail = (path: string, problem: string): never => {
-    throw new BadRequestError(`${label} payload: ${JSON.stringify(path)} ${problem}`);
-  };
+export class PayloadReader {
+  constructor(
+    /** The event the payload belongs to, as error messages name it. */
+    readonly label: string,
+    private readonly root: unknown,
+  ) {}
+
+  fail(path: string, problem: string): never {
+    throw new BadRequestError(`${this.label} payload: ${JSON.stringify(path)} ${problem}`);
+  }
+
+  /** The raw value at a path (own properties only), for the rare field that needs custom handling. */
+  get(path: string): unknown {
+    return pick(this.root, path);
+  }
+
+  /** A nested object that must be there, e.g. a Merge Request Hook's `object_attributes`. */
+  object(path: string): Record<string, unknown> {
+    const value = pick(this.root, path);
+    if (value === undefined || value === null) return this.fail(path, "is missing");
+    return isRecord(value) ? value : this.fail(path, "must be an object");
+  }
+
+  id(paths: FieldPath): number {
+    return this.#required(paths, this.#toId);
+  }
+  optionalId(paths: FieldPath): number | null {
+    return this.#optional(paths, this.#toId);
+  }
+  string(paths: FieldPath): string {
+    return this.#required(
+      paths,
+      (path, value) => this.#toText(path, value) || this.fail(path, "must not be empty"),
+    );
+  }
+  optionalString(paths: FieldPath): string | null {
+    return this.#optional(paths, this.#toText);
+  }
+  boolean(paths: FieldPath): boolean {
+    return this.#required(paths, (path, value) =>
+      typeof value === "boolean" ? value : this.fail(path, "must be a boolean"),
+    );
+  }
+  sha(paths: FieldPath): string {
+    return this.#required(paths, this.#toSha);
+  }
+  optionalSha(paths: FieldPath): string | null {
+    return this.#optional(paths, this.#toSha);
+  }
 
   /** The first path with a non-null value, or null when none has one. */
-  const first = (paths: FieldPath): { path: string; value: unknown } | null => {
+  #first(paths: FieldPath): { path: string; value: unknown } | null {
     for (const path of typeof paths === "string" ? [paths] : paths) {
-      const value = pick(root, path);
+      const value = pick(this.root, path);
       if (value !== undefined && value !== null) return { path, value };
     }
     return null;
-  };
-  const nameOf = (paths: FieldPath): string => (typeof paths === "string" ? paths : (paths[0] ?? ""));
+  }
+  #required<T>(paths: FieldPath, convert: (path: string, value: unknown) => T): T {
+    const found = this.#first(paths);
+    return found
+      ? convert.call(this, found.path, found.value)
+      : this.fail(typeof paths === "string" ? paths : (paths[0] ?? ""), "is missing");
+  }
+  #optional<T>(paths: FieldPath, convert: (path: string, value: unknown) => T): T | null {
+    const found = this.#first(paths);
+    return found && found.value !== "" ? convert.call(this, found.path, found.value) : null;
+  }
 
-  const toId = (path: string, value: unknown): number => {
+  #toId(path: string, value: unknown): number {
     // Some proxies and old exports send ids as numeric strings; anything else is not an id.
     const n = typeof value === "string" && DECIMAL_ID.test(value) ? Number(value) : value;
-    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) return fail(path, "must be an id");
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) return this.fail(path, "must be an id");
     return n;
-  };
-  const toText = (path: string, value: unknown): string =>
-    typeof value === "string" ? value : fail(path, "must be a string");
-  const toSha = (path: string, value: unknown): string =>
-    typeof value === "string" && HEX_SHA.test(value)
+  }
+  #toText(path: string, value: unknown): string {
+    return typeof value === "string" ? value : this.fail(path, "must be a string");
+  }
+  #toSha(path: string, value: unknown): string {
+    return typeof value === "string" && HEX_SHA.test(value)
       ? value.toLowerCase()
-      : fail(path, "must be a commit SHA");
-
-  function required<T>(paths: FieldPath, convert: (path: string, value: unknown) => T): T {
-    const found = first(paths);
-    return found ? convert(found.path, found.value) : fail(nameOf(paths), "is missing");
+      : this.fail(path, "must be a commit SHA");
   }
-  function optional<T>(paths: FieldPath, convert: (path: string, value: unknown) => T): T | null {
-    const found = first(paths);
-    return found && found.value !== "" ? convert(found.path, found.value) : null;
-  }
-
-  return {
-    /** The event the payload belongs to, as error messages name it. */
-    label,
-    fail,
-    /** The raw value at a path (own properties only), for the rare field that needs custom handling. */
-    get: (path: string): unknown => pick(root, path),
-    /** A nested object that must be there, e.g. a Merge Request Hook's `object_attributes`. */
-    object: (path: string): Record<string, unknown> => {
-      const value = pick(root, path);
-      if (value === undefined || value === null) return fail(path, "is missing");
-      return isRecord(value) ? value : fail(path, "must be an object");
-    },
-    id: (paths: FieldPath): number => required(paths, toId),
-    optionalId: (paths: FieldPath): number | null => optional(paths, toId),
-    string: (paths: FieldPath): string =>
-      required(paths, (path, value) => toText(path, value) || fail(path, "must not be empty")),
-    optionalString: (paths: FieldPath): string | null => optional(paths, toText),
-    boolean: (paths: FieldPath): boolean =>
-      required(paths, (path, value) =>
-        typeof value === "boolean" ? value : fail(path, "must be a boolean"),
-      ),
-    sha: (paths: FieldPath): string => required(paths, toSha),
-    optionalSha: (paths: FieldPath): string | null => optional(paths, toSha),
-  };
 }
 
-export type PayloadReader = ReturnType<typeof createPayloadReader>;
+export function createPayloadReader(label: string, root: unknown): PayloadReader {
+  return new PayloadReader(label, root);
+}

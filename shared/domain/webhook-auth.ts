@@ -112,7 +112,7 @@ function verifySignature(
     .filter((part) => part.startsWith("v1,"))
     .map((part) => Buffer.from(part.slice(3), "base64"));
   if (candidates.length === 0) throw new UnauthorizedError("webhook-signature has no v1 signature");
-  const prefix = Buffer.from(`${id}.${timestamp}.`);
+  const prefix = `${id}.${timestamp}.`;
   for (const key of keys) {
     const expected = createHmac("sha256", key).update(prefix).update(rawBody).digest();
     for (const candidate of candidates) {

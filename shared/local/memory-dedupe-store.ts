@@ -21,15 +21,27 @@ export class MemoryDedupeStore implements DedupeStore {
     if (++this.#claims % SWEEP_EVERY === 0) this.#sweep(now);
     const expiry = this.#expiries.get(key);
     if (expiry !== undefined && expiry > now) return false;
+    // Re-inserted at the end, so the map stays in claim order: the oldest claims come first.
+    this.#expiries.delete(key);
     this.#expiries.set(key, now + ttlSeconds * 1000);
     return true;
+  }
+
+  /** How many keys are held (expired ones linger until the next sweep). */
+  get size(): number {
+    return this.#expiries.size;
   }
 
   async release(key: string): Promise<void> {
     this.#expiries.delete(key);
   }
 
+  // Claims share one TTL in practice, so claim order is expiry order: stop at the first live key
+  // instead of walking the whole map (which made every 1024th claim O(n)).
   #sweep(now: number): void {
-    for (const [key, expiry] of this.#expiries) if (expiry <= now) this.#expiries.delete(key);
+    for (const [key, expiry] of this.#expiries) {
+      if (expiry > now) return;
+      this.#expiries.delete(key);
+    }
   }
 }

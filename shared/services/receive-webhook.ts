@@ -43,12 +43,13 @@ export async function receiveWebhook(
   deps: ReceiveWebhookDeps,
   request: WebhookRequest,
 ): Promise<WebhookOutcome> {
+  const now = deps.clock.now();
   const meta = readDeliveryMeta(request.header);
   const correlationId = meta.idempotencyKey ?? deps.newId();
   const audit = (outcome: AuditRecord["outcome"], reason: string, extra: Partial<AuditRecord> = {}) =>
-    deps.audit.record(webhookAuditRecord(meta, correlationId, outcome, reason, deps.clock.now(), extra));
+    deps.audit.record(webhookAuditRecord(meta, correlationId, outcome, reason, now, extra));
   try {
-    verifyWebhook(deps.credentials, request.header, request.body, deps.clock.now());
+    verifyWebhook(deps.credentials, request.header, request.body, now);
     if (!meta.event) throw new BadRequestError("missing X-Gitlab-Event header");
     const payload = parseJson(request.body);
     const delivery: GitlabDelivery = {

@@ -57,6 +57,7 @@ async function measure(mode: "bare" | "kubler", seconds: number): Promise<Run> {
               headers: {
                 "content-type": "application/json",
                 "x-gitlab-event": "Push Hook",
+                "x-gitlab-instance": "https://gitlab.example.com",
                 "idempotency-key": id,
                 ...signWebhook(SIGNING_KEY, id, new Date(), bodyBytes),
               },

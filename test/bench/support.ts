@@ -8,9 +8,7 @@ export function pushBody10k(): string {
   payload.commits = Array.from({ length: 20 }, (_, i) => ({
     ...template,
     id: (i + 1).toString(16).padStart(40, "a"),
-    message: `Change ${i}: ${template.message} — with a longer body explaining the change in some detail`,
-    added: [`src/feature-${i}/index.ts`, `src/feature-${i}/index.test.ts`],
-    modified: ["README.md", "package.json"],
+    message: `Change ${i}: ${template.message}`,
   }));
   payload.total_commits_count = 20;
   return JSON.stringify(payload);

@@ -181,6 +181,52 @@ describe("answers", () => {
     expect(publisher.entries).toEqual([]);
   });
 
+  it("413 from the declared Content-Length, before the body is read", async () => {
+    const { post, audit } = setup({ maxBodyBytes: 1024 });
+    const body = fixture("push").body;
+    const res = await post(body, { "x-gitlab-event": "Push Hook", "content-length": String(body.length) });
+    expect(res.status).toBe(413);
+    expect(audit.last()).toMatchObject({ outcome: "failure", gitlab: { event: "Push Hook" } });
+  });
+
+  it("413 for a chunked body (no Content-Length) that grows past the limit while streaming", async () => {
+    const { app, publisher } = setup({ maxBodyBytes: 1024 });
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 100) controller.enqueue(new Uint8Array(100).fill(32));
+        else controller.close();
+      },
+    });
+    const res = await app.request("/webhooks/gitlab", {
+      method: "POST",
+      headers: { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN, "transfer-encoding": "chunked" },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(sent).toBeLessThan(100);
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("accepts a chunked body under the limit", async () => {
+    const { app } = setup();
+    const bytes = new TextEncoder().encode(fixture("push").body);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes);
+        controller.close();
+      },
+    });
+    const res = await app.request("/webhooks/gitlab", {
+      method: "POST",
+      headers: { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN, "transfer-encoding": "chunked" },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(202);
+  });
+
   it("503 when publishing fails, and the key is released so GitLab's resend is accepted", async () => {
     const { send, publisher } = setup();
     publisher.failNext = 1;
