@@ -35,7 +35,8 @@ beforeAll(async () => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15_000);
     server.stdout?.on("data", (chunk) => {
       output += chunk;
-      const match = /listening\s+(http:\/\/\S+)/.exec(output);
+      // The banner's last line ("try it") means it has been printed whole.
+      const match = /listening\s+(http:\/\/\S+)[\s\S]*try it/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
