@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --import tsx
 /**
  * The `kubler` command: `start` runs the embedded default, `send` posts a real GitLab payload to it.
  */

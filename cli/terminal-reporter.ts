@@ -20,7 +20,7 @@ export function createTerminalReporter(
   consumers: readonly string[] = [],
 ): TerminalReporter {
   const time = () => new Date().toISOString().slice(11, 19);
-  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(8)} ${text}`);
+  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(14)} ${text}`);
   const targetNote = (target: string) =>
     consumers.includes(target) ? target : `${target} (no local consumer yet)`;
   return {

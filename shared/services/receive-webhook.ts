@@ -79,7 +79,7 @@ export async function receiveWebhook(
       if (dedupeKey) await deps.dedupe.release(dedupeKey).catch(() => undefined);
       throw error;
     }
-    audit("success", `published ${entry.detailType}`, {
+    audit("success", `published ${normalized.summary}`, {
       subject: { ...subject, detailType: entry.detailType, eventIds },
       actor,
     });

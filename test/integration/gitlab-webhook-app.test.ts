@@ -97,7 +97,7 @@ describe("answers", () => {
       audit: true,
       action: "webhook.receive",
       outcome: "success",
-      reason: "published Push",
+      reason: "published Push mike/diaspora master 95790bf→da15608",
       correlationId: "key-1",
       gitlab: {
         instance: "https://gitlab.example.com",

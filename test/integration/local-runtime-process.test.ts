@@ -1,5 +1,5 @@
 /**
- * End to end: `kubler start` as a real process, a signed GitLab fixture over HTTP, and the published
+ * End to end: `kubler start` as a real process, through the same entry `npm start` uses, a signed GitLab fixture over HTTP, and the published
  * envelope read back from events.jsonl.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,7 +17,7 @@ let output = "";
 const dataDir = mkdtempSync(join(tmpdir(), "kubler-e2e-"));
 
 beforeAll(async () => {
-  server = spawn(process.execPath, ["--import", "tsx", "cli/kubler.ts", "start"], {
+  server = spawn(process.execPath, ["bin/kubler.js", "start"], {
     cwd: ROOT,
     env: {
       ...process.env,
