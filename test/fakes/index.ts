@@ -7,6 +7,26 @@ import { type BusEntry, validateDetail } from "../../shared/domain/catalog.js";
 import { PublishError } from "../../shared/errors.js";
 import type { AuditLog, Clock, EventPublisher, IdGenerator } from "../../shared/ports.js";
 
+type PushEntry = Extract<BusEntry, { detailType: "Push" }>;
+
+/** A valid Push fact (GitLab's documented push, normalized); `n` varies its correlation id. */
+export function samplePush(n = 1): PushEntry {
+  return {
+    detailType: "Push",
+    detail: {
+      correlationId: `c-${n}`,
+      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+      ref: "refs/heads/main",
+      branch: "main",
+      before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
+      after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+      change: "updated",
+      totalCommits: 4,
+      user: "jsmith",
+    },
+  };
+}
+
 /** A clock that stays where it is put. */
 export class FixedClock implements Clock {
   constructor(private current: Date = new Date("2026-11-21T10:00:00Z")) {}

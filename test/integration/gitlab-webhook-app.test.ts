@@ -31,11 +31,19 @@ function setup(options: { dedupe?: DedupeStore; maxBodyBytes?: number } = {}) {
       headers: { "content-type": "application/json", ...headers },
       body,
     });
+  /** A chunked request: no Content-Length, the body only known as it streams. */
+  const postChunked = (stream: ReadableStream<Uint8Array>) =>
+    app.request("/webhooks/gitlab", {
+      method: "POST",
+      headers: { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN, "transfer-encoding": "chunked" },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
   const send = (name: string, extra: Record<string, string> = {}) => {
     const { eventHeader, body } = fixture(name);
     return post(body, { "x-gitlab-event": eventHeader, "x-gitlab-token": TOKEN, ...extra });
   };
-  return { app, clock, publisher, audit, post, send };
+  return { app, clock, publisher, audit, post, postChunked, send };
 }
 
 const ACTED_ON: Record<string, string> = {
@@ -190,7 +198,7 @@ describe("answers", () => {
   });
 
   it("413 for a chunked body (no Content-Length) that grows past the limit while streaming", async () => {
-    const { app, publisher } = setup({ maxBodyBytes: 1024 });
+    const { postChunked, publisher } = setup({ maxBodyBytes: 1024 });
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -198,19 +206,14 @@ describe("answers", () => {
         else controller.close();
       },
     });
-    const res = await app.request("/webhooks/gitlab", {
-      method: "POST",
-      headers: { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN, "transfer-encoding": "chunked" },
-      body: stream,
-      duplex: "half",
-    } as RequestInit);
+    const res = await postChunked(stream);
     expect(res.status).toBe(413);
     expect(sent).toBeLessThan(100);
     expect(publisher.entries).toEqual([]);
   });
 
   it("accepts a chunked body under the limit", async () => {
-    const { app } = setup();
+    const { postChunked } = setup();
     const bytes = new TextEncoder().encode(fixture("push").body);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -218,12 +221,7 @@ describe("answers", () => {
         controller.close();
       },
     });
-    const res = await app.request("/webhooks/gitlab", {
-      method: "POST",
-      headers: { "x-gitlab-event": "Push Hook", "x-gitlab-token": TOKEN, "transfer-encoding": "chunked" },
-      body: stream,
-      duplex: "half",
-    } as RequestInit);
+    const res = await postChunked(stream);
     expect(res.status).toBe(202);
   });
 

@@ -6,22 +6,12 @@ import { type BusEntry, type BusEnvelope, type FunctionName, ROUTES } from "../.
 import { InvalidDetailError } from "../../shared/errors.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { type BusConsumer, LocalBus } from "../../shared/local/local-bus.js";
-import { FixedClock, RecordingAuditLog, sequentialIds } from "../fakes/index.js";
+import { FixedClock, RecordingAuditLog, samplePush, sequentialIds } from "../fakes/index.js";
 
 const gitlab = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
 const push: BusEntry = {
-  detailType: "Push",
-  detail: {
-    correlationId: "corr-1",
-    gitlab,
-    ref: "refs/heads/main",
-    branch: "main",
-    before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
-    after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-    change: "updated",
-    totalCommits: 4,
-    user: "jsmith",
-  },
+  ...samplePush(),
+  detail: { ...samplePush().detail, correlationId: "corr-1", gitlab },
 };
 const step = {
   correlationId: "corr-1",

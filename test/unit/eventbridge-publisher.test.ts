@@ -16,29 +16,13 @@ import {
 } from "../../shared/adapters/eventbridge-publisher.js";
 import type { BusEntry } from "../../shared/domain/catalog.js";
 import { InvalidDetailError, PublishError } from "../../shared/errors.js";
+import { samplePush } from "../fakes/index.js";
 
 const BUS = "kubler-test";
 
-type PushEntry = Extract<BusEntry, { detailType: "Push" }>;
+const push = samplePush;
 
-function push(n: number): PushEntry {
-  return {
-    detailType: "Push",
-    detail: {
-      correlationId: `c-${n}`,
-      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
-      ref: "refs/heads/main",
-      branch: "main",
-      before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
-      after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-      change: "updated",
-      totalCommits: 4,
-      user: "jsmith",
-    },
-  };
-}
-
-function pushes(count: number): PushEntry[] {
+function pushes(count: number): ReturnType<typeof samplePush>[] {
   return Array.from({ length: count }, (_, n) => push(n));
 }
 
