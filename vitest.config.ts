@@ -6,5 +6,6 @@ export default defineConfig({
     testTimeout: 20_000,
     // Property tests and the end-to-end process test are CPU-heavy; two workers fit the 2-core machines.
     maxWorkers: 2,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });
