@@ -72,8 +72,10 @@ describe("POST /webhooks/gitlab with every GitLab fixture", () => {
       expect(publisher.entries.map((e) => e.detailType)).toEqual([detailType]);
       expect(audit.last()).toMatchObject({ action: "webhook.receive", outcome: "success" });
     } else if (name.startsWith("merge_request_partial")) {
-      // Documented fragments, not whole deliveries: never a 5xx, never a crash.
-      expect([200, 202, 400]).toContain(res.status);
+      // Documented fragments, not whole deliveries: a 400 naming what is missing, never a 5xx.
+      expect(res.status).toBe(400);
+      expect(body).toMatchObject({ error: "bad_request", message: expect.stringMatching(/is missing/) });
+      expect(publisher.entries).toEqual([]);
     } else {
       expect(res.status).toBe(200);
       expect(body).toMatchObject({ ignored: true, reason: expect.any(String) });
