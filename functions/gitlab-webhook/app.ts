@@ -15,6 +15,8 @@ import {
 export interface GitlabWebhookAppDeps extends ReceiveWebhookDeps {
   /** Bodies larger than this are refused with 413 while they stream in. */
   maxBodyBytes: number;
+  /** Where unexpected errors go (stderr → CloudWatch): never to the caller. */
+  logError: (error: unknown) => void;
 }
 
 /**
@@ -30,7 +32,7 @@ export function createGitlabWebhookApp(deps: GitlabWebhookAppDeps): Hono {
   const tooLarge = (c: Context) => {
     const reason = `body is larger than the ${deps.maxBodyBytes} byte limit`;
     const meta = readDeliveryMeta((name) => c.req.header(name));
-    deps.audit.record(webhookAuditRecord(meta, null, "failure", reason, deps.clock.now()));
+    deps.audit.record(webhookAuditRecord(meta, meta.idempotencyKey, "failure", reason, deps.clock.now()));
     return c.json({ error: "payload_too_large", message: reason }, 413);
   };
   const streamingLimit = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
@@ -65,6 +67,8 @@ export function createGitlabWebhookApp(deps: GitlabWebhookAppDeps): Hono {
   );
   app.onError((error, c) => {
     const { status, body } = toErrorAnswer(error);
+    // A bug, not a bad request: the caller sees a bare 500, on-call sees what happened.
+    if (status === 500) deps.logError(error);
     return c.json(body, status);
   });
   return app;

@@ -6,7 +6,7 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { handle } from "hono/aws-lambda";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { logErrorToStderr, StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsIngressConfig, loadWebhookConfig } from "../../shared/config.js";
 import { createGitlabWebhookApp } from "./app.js";
@@ -26,6 +26,7 @@ const app = createGitlabWebhookApp({
     clock: systemClock,
   }),
   audit: new StdoutAuditLog(),
+  logError: logErrorToStderr("gitlab-webhook"),
   clock: systemClock,
   newId: randomId,
 });

@@ -8,6 +8,17 @@ import type { AuditLog } from "../ports.js";
  * @example
  * new StdoutAuditLog().record(record); // {"audit":true,"action":"webhook.receive",...}
  */
+/**
+ * Unexpected errors as one JSON line on stderr (CloudWatch keeps it with the function's logs), with
+ * the stack: what on-call needs, and nothing from the request.
+ */
+export function logErrorToStderr(fn: string): (error: unknown) => void {
+  return (error) => {
+    const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
+    process.stderr.write(`${JSON.stringify({ level: "error", function: fn, name, message, stack })}\n`);
+  };
+}
+
 export class StdoutAuditLog implements AuditLog {
   constructor(private readonly write: (line: string) => void = (line) => process.stdout.write(line)) {}
 

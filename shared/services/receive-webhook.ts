@@ -27,7 +27,7 @@ export interface WebhookRequest {
 }
 
 export type WebhookOutcome =
-  | { kind: "published"; correlationId: string; eventIds: string[]; summary: string }
+  | { kind: "published"; correlationId: string; eventIds: string[] }
   | { kind: "duplicate"; correlationId: string }
   | { kind: "ignored"; correlationId: string; reason: string };
 
@@ -83,10 +83,13 @@ export async function receiveWebhook(
       subject: { ...subject, detailType: entry.detailType, eventIds },
       actor,
     });
-    return { kind: "published", correlationId, eventIds, summary: normalized.summary };
+    return { kind: "published", correlationId, eventIds };
   } catch (error) {
-    const known = error instanceof BadRequestError || error instanceof UnauthorizedError;
-    const reason = known || error instanceof UnavailableError ? error.message : "internal error";
+    const expected =
+      error instanceof BadRequestError ||
+      error instanceof UnauthorizedError ||
+      error instanceof UnavailableError;
+    const reason = expected ? error.message : "internal error";
     audit(error instanceof UnauthorizedError ? "deny" : "failure", reason);
     throw error;
   }

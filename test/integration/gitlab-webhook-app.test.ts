@@ -14,6 +14,7 @@ const fixture = loadFixture;
 
 function setup(options: { dedupe?: DedupeStore; maxBodyBytes?: number } = {}) {
   const clock = new FixedClock();
+  const logged: unknown[] = [];
   const publisher = new RecordingPublisher(sequentialIds("evt"));
   const audit = new RecordingAuditLog();
   const app = createGitlabWebhookApp({
@@ -22,6 +23,7 @@ function setup(options: { dedupe?: DedupeStore; maxBodyBytes?: number } = {}) {
     publisher,
     dedupe: options.dedupe ?? new MemoryDedupeStore(clock),
     audit,
+    logError: (error) => logged.push(error),
     clock,
     newId: sequentialIds("corr"),
   });
@@ -43,7 +45,7 @@ function setup(options: { dedupe?: DedupeStore; maxBodyBytes?: number } = {}) {
     const { eventHeader, body } = fixture(name);
     return post(body, { "x-gitlab-event": eventHeader, "x-gitlab-token": TOKEN, ...extra });
   };
-  return { app, clock, publisher, audit, post, postChunked, send };
+  return { app, clock, publisher, audit, logged, post, postChunked, send };
 }
 
 const ACTED_ON: Record<string, string> = {
@@ -239,17 +241,38 @@ describe("answers", () => {
   });
 
   it("503 when the dedupe store is down, never a 500", async () => {
+    // (and nothing logged as a bug: an outage is expected)
     const broken: DedupeStore = {
       claim: async () => {
         throw new Error("ECONNRESET");
       },
       release: async () => undefined,
     };
-    const { send, publisher } = setup({ dedupe: broken });
+    const { send, publisher, logged } = setup({ dedupe: broken });
     const res = await send("push", { "idempotency-key": "k" });
     expect(res.status).toBe(503);
+    expect(logged).toEqual([]);
     expect(JSON.stringify(await res.json())).not.toContain("ECONNRESET");
     expect(publisher.entries).toEqual([]);
+  });
+
+  it("500 with no detail for a bug, logged for on-call and audited", async () => {
+    const { send, audit, logged, publisher } = setup();
+    publisher.publish = async () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'secret-ish internals')");
+    };
+    const res = await send("push", { "idempotency-key": "k" });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: "internal", message: "internal error" });
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toBeInstanceOf(TypeError);
+    expect(audit.last()).toMatchObject({ outcome: "failure", reason: "internal error", correlationId: "k" });
+  });
+
+  it("audits a 413 with the delivery's Idempotency-Key as correlation id", async () => {
+    const { send, audit } = setup({ maxBodyBytes: 10 });
+    expect((await send("push", { "idempotency-key": "big-1" })).status).toBe(413);
+    expect(audit.last()).toMatchObject({ correlationId: "big-1", gitlab: { idempotencyKey: "big-1" } });
   });
 
   it("GET /healthz answers, unknown routes are a JSON 404", async () => {
