@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { createGitlabWebhookApp } from "../functions/gitlab-webhook/app.js";
+import { logErrorToStderr } from "../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../shared/clock.js";
 import { type LocalConfig, webhookCredentials } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
@@ -22,6 +23,8 @@ export interface LocalRuntime {
   dataDir: string;
   /** Set when no secret was configured and the runtime generated its own. */
   generatedSecrets: LocalSecrets | null;
+  /** The functions that consume bus events in this process. */
+  consumers: readonly FunctionName[];
   bus: LocalBus;
   close(): Promise<void>;
 }
@@ -56,9 +59,10 @@ export async function startLocalRuntime(
     deadLetters: new JsonlFile(resolve(dataDir, "dead-letters.jsonl")),
   };
   const audit = new JsonlAuditLog(files.audit, options.onAudit);
+  const consumers = options.consumers ?? {};
   const bus = new LocalBus({
     routes: ROUTES,
-    consumers: options.consumers ?? {},
+    consumers,
     events: files.events,
     deadLetters: files.deadLetters,
     audit,
@@ -77,6 +81,7 @@ export async function startLocalRuntime(
       publisher: bus,
       dedupe: new MemoryDedupeStore(systemClock),
       audit,
+      logError: logErrorToStderr("gitlab-webhook"),
       clock: systemClock,
       newId: randomId,
     }),
@@ -93,6 +98,7 @@ export async function startLocalRuntime(
     url: `http://${host}:${port}`,
     dataDir,
     generatedSecrets,
+    consumers: Object.keys(consumers) as FunctionName[],
     bus,
     async close() {
       await new Promise<void>((done) => server.close(() => done()));

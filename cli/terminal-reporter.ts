@@ -15,16 +15,16 @@ export interface TerminalReporter {
   bus: BusListener;
 }
 
-export function createTerminalReporter(
-  print: (line: string) => void,
-  consumers: readonly string[] = [],
-): TerminalReporter {
+export function createTerminalReporter(print: (line: string) => void): TerminalReporter {
+  // Known once the runtime has started; events only flow after that.
+  let consumers: readonly string[] = [];
   const time = () => new Date().toISOString().slice(11, 19);
   const line = (who: string, text: string) => print(`${time()} ${who.padEnd(14)} ${text}`);
   const targetNote = (target: string) =>
     consumers.includes(target) ? target : `${target} (no local consumer yet)`;
   return {
     started(runtime, config) {
+      consumers = runtime.consumers;
       const dataDir = relative(process.cwd(), runtime.dataDir) || ".";
       const secrets = config.webhook.secrets;
       print("Kubler local runtime — the embedded default: no AWS account, no cluster");

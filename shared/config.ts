@@ -60,11 +60,11 @@ export function loadWebhookConfig(env: Env, { requireSecret }: { requireSecret: 
 /** Turns secrets into verifier credentials, reporting a bad one by its variable. */
 export function webhookCredentials(secrets: WebhookSecrets): WebhookCredentials {
   try {
-    createWebhookCredentials({ signingKeys: secrets.signingKeys, tokens: [] });
+    return createWebhookCredentials(secrets);
   } catch (error) {
+    // Tokens cannot fail here (empty items are dropped when the list is read): the key is the culprit.
     throw new ConfigError(`${ENV.WEBHOOK_SIGNING_KEY}: ${(error as Error).message}`);
   }
-  return createWebhookCredentials(secrets);
 }
 
 /** Settings only Lambda needs: where to publish and dedupe. */

@@ -202,7 +202,13 @@ export const CATALOG = {
 export type DetailType = keyof typeof CATALOG;
 export type Detail<T extends DetailType> = v.InferOutput<(typeof CATALOG)[T]["schema"]>;
 export const DETAIL_TYPES = Object.keys(CATALOG) as DetailType[];
-export const GITLAB_FACTS = DETAIL_TYPES.filter((t) => CATALOG[t].source === GITLAB_SOURCE);
+/** The detail-types gitlab-webhook produces: the normalized GitLab facts. */
+export type GitlabFactType = {
+  [T in DetailType]: (typeof CATALOG)[T]["source"] extends typeof GITLAB_SOURCE ? T : never;
+}[DetailType];
+export const GITLAB_FACTS = DETAIL_TYPES.filter(
+  (t): t is GitlabFactType => CATALOG[t].source === GITLAB_SOURCE,
+);
 
 /** One event to publish: the publisher fills in source, time and id. */
 export type BusEntry = { [T in DetailType]: { detailType: T; detail: Detail<T> } }[DetailType];

@@ -7,7 +7,14 @@
  * needs is required; everything else falls back or becomes null.
  */
 import { BadRequestError, InvalidDetailError } from "../errors.js";
-import { type BusEntry, type Detail, type GitlabRef, MAX_DETAIL_BYTES, validateDetail } from "./catalog.js";
+import {
+  type BusEntry,
+  type Detail,
+  type GitlabFactType,
+  type GitlabRef,
+  MAX_DETAIL_BYTES,
+  validateDetail,
+} from "./catalog.js";
 import {
   createPayloadReader,
   isRecord,
@@ -32,16 +39,6 @@ export type Normalized =
   | { kind: "ignored"; reason: string };
 
 type Fact = Extract<Normalized, { kind: "fact" }>;
-
-/** The catalog facts a GitLab delivery can become. */
-export type GitlabFactType =
-  | "Push"
-  | "Tag Push"
-  | "Merge Request"
-  | "Pipeline"
-  | "Job"
-  | "Deployment"
-  | "Release";
 
 /**
  * Every `X-Gitlab-Event` value GitLab sends and what Kubler does with it: the fact it becomes,

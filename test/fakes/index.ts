@@ -33,9 +33,6 @@ export class FixedClock implements Clock {
   now(): Date {
     return new Date(this.current);
   }
-  set(at: Date): void {
-    this.current = at;
-  }
   advance(ms: number): void {
     this.current = new Date(this.current.getTime() + ms);
   }

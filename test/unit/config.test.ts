@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { loadAwsIngressConfig, loadLocalConfig, loadWebhookConfig } from "../../shared/config.js";
+import { ConfigError } from "../../shared/errors.js";
+
+const KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected ConfigError");
+}
+
+describe("configuration", () => {
+  it("reads comma-separated secrets for rotation, dropping blanks", () => {
+    const config = loadWebhookConfig(
+      { KUBLER_WEBHOOK_SECRET: " a, b ,,", KUBLER_WEBHOOK_SIGNING_KEY: KEY },
+      { requireSecret: true },
+    );
+    expect(config.secrets).toEqual({ tokens: ["a", "b"], signingKeys: [KEY] });
+    expect(config.credentials.tokenDigests).toHaveLength(2);
+    expect(config.credentials.signingKeys).toHaveLength(1);
+    expect(config.maxBodyBytes).toBe(5 * 1024 * 1024);
+  });
+
+  it("refuses to start without any secret where one is required, naming both variables", () => {
+    expect(configError(() => loadWebhookConfig({}, { requireSecret: true }))).toMatch(
+      /KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY/,
+    );
+    expect(loadWebhookConfig({}, { requireSecret: false }).secrets).toEqual({ tokens: [], signingKeys: [] });
+  });
+
+  it("names the variable of a malformed signing key, without echoing it", () => {
+    const message = configError(() =>
+      loadWebhookConfig({ KUBLER_WEBHOOK_SIGNING_KEY: `${KEY},not-a-key-s3cret` }, { requireSecret: true }),
+    );
+    expect(message).toMatch(/^KUBLER_WEBHOOK_SIGNING_KEY: signing key #2 must start with "whsec_"/);
+    expect(message).not.toContain("s3cret");
+  });
+
+  it("names a malformed number", () => {
+    for (const bad of ["0", "-1", "1.5", "lots"]) {
+      expect(
+        configError(() =>
+          loadWebhookConfig(
+            { KUBLER_WEBHOOK_SECRET: "t", KUBLER_WEBHOOK_MAX_BODY_BYTES: bad },
+            { requireSecret: true },
+          ),
+        ),
+      ).toMatch(/^KUBLER_WEBHOOK_MAX_BODY_BYTES must be a whole number/);
+    }
+    expect(configError(() => loadLocalConfig({ PORT: "70000" }))).toMatch(
+      /^PORT must be a whole number from 1 to 65535/,
+    );
+  });
+
+  it("local defaults, and PORT=0 for any free port", () => {
+    expect(loadLocalConfig({})).toMatchObject({ port: 8080, dataDir: ".kubler", region: "local" });
+    expect(loadLocalConfig({ PORT: "0", KUBLER_DATA_DIR: "/tmp/k", AWS_REGION: "eu-west-1" })).toMatchObject({
+      port: 0,
+      dataDir: "/tmp/k",
+      region: "eu-west-1",
+    });
+  });
+
+  it("Lambda needs the dedupe table; the bus defaults to kubler", () => {
+    expect(configError(() => loadAwsIngressConfig({}))).toBe("KUBLER_DEDUPE_TABLE is required");
+    expect(loadAwsIngressConfig({ KUBLER_DEDUPE_TABLE: "t" })).toEqual({
+      busName: "kubler",
+      dedupeTable: "t",
+    });
+  });
+});
