@@ -44,3 +44,42 @@ export class PublishError extends UnavailableError {
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
+
+/**
+ * A Kubernetes API error, by kind. The message is the API server's own (it names the object and
+ * the problem); `status` is the HTTP code it answered with.
+ */
+export class KubernetesError extends Error {
+  override readonly name: string = "KubernetesError";
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** 404: the object (or its namespace) does not exist. */
+export class KubernetesNotFoundError extends KubernetesError {
+  override readonly name = "KubernetesNotFoundError";
+}
+
+/** 409: already exists, or the object changed since it was read. */
+export class KubernetesConflictError extends KubernetesError {
+  override readonly name = "KubernetesConflictError";
+}
+
+/** 401/403: Kubler's identity may not do this (or the namespace is terminating). */
+export class KubernetesForbiddenError extends KubernetesError {
+  override readonly name = "KubernetesForbiddenError";
+}
+
+/** 400/422: the object was refused by validation or admission; the message lists the causes. */
+export class KubernetesInvalidError extends KubernetesError {
+  override readonly name = "KubernetesInvalidError";
+}
+
+/** 429/5xx/timeouts still failing after the bounded retries, or the API unreachable. */
+export class KubernetesUnavailableError extends KubernetesError {
+  override readonly name = "KubernetesUnavailableError";
+}

@@ -3,7 +3,7 @@
  * embedded default (`shared/local/`) implement them; tests use the fakes in `test/fakes/`.
  */
 import type { AuditRecord } from "./domain/audit.js";
-import type { BusEntry } from "./domain/catalog.js";
+import type { BusEntry, Detail } from "./domain/catalog.js";
 
 /**
  * Publishes catalog events on the bus. Resolves with one event id per entry, in order, once every
@@ -47,3 +47,107 @@ export interface Clock {
 
 /** Makes unique ids (event ids, correlation ids). */
 export type IdGenerator = () => string;
+
+/** A Kubernetes object as the API serves it; Kubler only reads the fields it names. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+    generation?: number;
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** Which object: `namespace` is absent for cluster-scoped kinds (Namespace). */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  /** Page size; the API may return fewer. */
+  limit?: number;
+  /** The token of the previous page. */
+  continue?: string;
+}
+
+export interface ListPage {
+  items: KubeObject[];
+  /** Null on the last page. */
+  continue: string | null;
+}
+
+/**
+ * The Kubernetes API as the environment steps need it (DESIGN §6). Errors are the named Kubernetes
+ * errors of `shared/errors.ts` (`KubernetesNotFoundError`, `…ConflictError`, `…ForbiddenError`,
+ * `…InvalidError`, `…UnavailableError`) carrying the API's message; throttling and 5xx are retried
+ * by the adapter before they surface.
+ *
+ * @example
+ * const ns = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: "group-app-review-x-1a2b3c4d" });
+ * await cluster.apply(deployment); // server-side apply, fieldManager "kubler", forced
+ */
+export interface EnvironmentCluster {
+  /** The object, or null when it does not exist. */
+  get(ref: ObjectRef): Promise<KubeObject | null>;
+  /** One page of a list; follow `continue` for the next. */
+  list(apiVersion: string, kind: string, options?: ListOptions): Promise<ListPage>;
+  /** Server-side apply (`fieldManager: kubler`, `force`): creates or updates; returns what is stored. */
+  apply(object: KubeObject): Promise<KubeObject>;
+  /**
+   * Deletes, only if the object still has the given uid / resourceVersion when they are set, so an
+   * object replaced since it was read is never deleted. "absent" when it was already gone.
+   */
+  delete(
+    ref: ObjectRef,
+    preconditions?: { uid?: string; resourceVersion?: string },
+  ): Promise<"deleted" | "absent">;
+  /** A TokenRequest for a ServiceAccount; the API may shorten the lifetime, so read `expiresAt`. */
+  createToken(
+    ref: { namespace: string; serviceAccount: string },
+    options: { audiences: string[]; expirationSeconds: number },
+  ): Promise<{ token: string; expiresAt: Date }>;
+}
+
+/**
+ * One-time schedules that stop an environment at its expiry (EventBridge Scheduler in AWS, timers
+ * locally). Keyed by the environment's namespace, so a redeploy moves the schedule instead of adding one.
+ *
+ * @example
+ * await scheduler.scheduleStop(namespace, expiresAt, stopDetail); // creates or moves
+ * await scheduler.cancel(namespace); // already gone is fine
+ */
+export interface Scheduler {
+  scheduleStop(name: string, at: Date, detail: Detail<"Environment Stop Requested">): Promise<void>;
+  cancel(name: string): Promise<void>;
+}
+
+/**
+ * Reads a project's Kubler files at a commit: the GitLab API in AWS, a directory locally.
+ *
+ * @example
+ * const project = await source.read({ projectId: 15, projectPath: "group/app" }, sha, "deploy/");
+ */
+export interface ManifestSource {
+  /** `kubler.yaml` at `sha`, or null when the project has none. */
+  readManifest(project: { projectId: number; projectPath: string }, sha: string): Promise<string | null>;
+  /** The YAML files directly under `directory` at `sha` (path → text). */
+  readDirectory(
+    project: { projectId: number; projectPath: string },
+    sha: string,
+    directory: string,
+  ): Promise<ReadonlyMap<string, string>>;
+}
