@@ -4,6 +4,9 @@
  */
 import type { AuditRecord } from "./domain/audit.js";
 import type { BusEntry, Detail } from "./domain/catalog.js";
+import type { KubeObject, ObjectRef } from "./domain/kube-object.js";
+
+export type { KubeObject, ObjectRef };
 
 /**
  * Publishes catalog events on the bus. Resolves with one event id per entry, in order, once every
@@ -47,33 +50,6 @@ export interface Clock {
 
 /** Makes unique ids (event ids, correlation ids). */
 export type IdGenerator = () => string;
-
-/** A Kubernetes object as the API serves it; Kubler only reads the fields it names. */
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-    generation?: number;
-    creationTimestamp?: string;
-    deletionTimestamp?: string;
-    [key: string]: unknown;
-  };
-  [key: string]: unknown;
-}
-
-/** Which object: `namespace` is absent for cluster-scoped kinds (Namespace). */
-export interface ObjectRef {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-}
 
 export interface ListOptions {
   namespace?: string;
