@@ -122,18 +122,17 @@ const ReleaseDetail = v.object({
 
 // Steps and outcomes (source "kubler"). Planning, builds and deploys refine these in their issues.
 
+/** Every step carries what it is about: the environment, the commit, and where the commit came from. */
 const step = {
   ...base,
   environment: Name,
   sha: Sha,
-};
-
-const BuildRequestedDetail = v.object({
-  ...step,
   ref: Name,
   pipelineId: v.nullable(Id),
   mrIid: v.nullable(Id),
-});
+};
+
+const BuildRequestedDetail = v.object(step);
 
 const BuildFinishedDetail = v.object({
   ...step,
@@ -142,12 +141,7 @@ const BuildFinishedDetail = v.object({
   reason: v.nullable(v.string()),
 });
 
-const DeployRequestedDetail = v.object({
-  ...step,
-  ref: Name,
-  pipelineId: v.nullable(Id),
-  mrIid: v.nullable(Id),
-});
+const DeployRequestedDetail = v.object(step);
 
 const DeployFinishedDetail = v.object({
   ...step,

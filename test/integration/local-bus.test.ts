@@ -18,6 +18,9 @@ const step = {
   gitlab,
   environment: "review/feature",
   sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+  ref: "feature",
+  pipelineId: 42,
+  mrIid: 7,
 };
 const buildFinished = (status: "succeeded" | "failed"): BusEntry => ({
   detailType: "Build Finished",

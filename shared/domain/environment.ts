@@ -1,0 +1,288 @@
+/**
+ * Environments on the cluster (DESIGN §6): how a (project, environment) pair is named, and the labels
+ * and annotations that are the contract between Kubler and the cluster. The cluster is the source of
+ * truth: everything Kubler knows about a running environment is read back from its namespace.
+ */
+import { createHash } from "node:crypto";
+import type { KubeObject } from "./kube-object.js";
+
+export const LABEL = {
+  MANAGED_BY: "app.kubernetes.io/managed-by",
+  PROJECT_ID: "kubler.dev/project-id",
+  ENVIRONMENT: "kubler.dev/environment",
+} as const;
+
+export const ANNOTATION = {
+  PROJECT_ID: "kubler.dev/project-id",
+  PROJECT_PATH: "kubler.dev/project-path",
+  ENVIRONMENT: "kubler.dev/environment",
+  /** The environment's full name (`review/feature-x`); the label holds only its slug. */
+  ENVIRONMENT_NAME: "kubler.dev/environment-name",
+  INSTANCE: "kubler.dev/gitlab-instance",
+  EXPIRES_AT: "kubler.dev/expires-at",
+  TTL: "kubler.dev/ttl",
+  SHA: "kubler.dev/sha",
+  PIPELINE_ID: "kubler.dev/pipeline-id",
+  MR_IID: "kubler.dev/mr-iid",
+  DEPLOYED_AT: "kubler.dev/deployed-at",
+  /** When the deploy now running was requested: what out-of-order requests are compared against. */
+  REQUESTED_AT: "kubler.dev/requested-at",
+  /** `succeeded`, `failed`, `rolled_back` or `deploying`: the last deploy's outcome. */
+  STATUS: "kubler.dev/status",
+  /** While a rollout is in progress: when it must be finished (reconcile fails it after that). */
+  ROLLOUT_DEADLINE: "kubler.dev/rollout-deadline",
+  CORRELATION_ID: "kubler.dev/correlation-id",
+  URL: "kubler.dev/url",
+} as const;
+
+export const MANAGED_BY_KUBLER = "kubler";
+/** Lists of Kubler's namespaces select on this; nothing without it is ever touched. */
+export const MANAGED_SELECTOR = `${LABEL.MANAGED_BY}=${MANAGED_BY_KUBLER}`;
+
+const MAX_NAMESPACE = 63;
+const MAX_LABEL_VALUE = 63;
+const HASH_LENGTH = 8;
+
+/**
+ * The namespace of a project's environment: DNS-1123 label, ≤ 63 chars, deterministic. The readable
+ * part is the project path and environment with everything but `[a-z0-9]` turned into `-`; a hash of
+ * the exact pair always follows, because different pairs can read the same (`a/b` + `c` and `a` +
+ * `b/c` both read `a-b-c`) and one environment's namespace must never be another's.
+ *
+ * @example
+ * namespaceFor("group/app", "review/feature-x"); // "group-app-review-feature-x-5d41402a"
+ */
+export function namespaceFor(projectPath: string, environment: string): string {
+  const hash = shortHash(`${projectPath}\n${environment}`);
+  const readable = slugify(`${projectPath}-${environment}`).slice(0, MAX_NAMESPACE - HASH_LENGTH - 1);
+  const trimmed = readable.replace(/-+$/, "");
+  return trimmed ? `${trimmed}-${hash}` : `env-${hash}`;
+}
+
+/**
+ * The environment's slug: a valid label value (≤ 63, `[a-z0-9-]`, alphanumeric at both ends), with a
+ * hash suffix when it had to be truncated so long names stay distinct.
+ *
+ * @example
+ * environmentSlug("review/Feature_X"); // "review-feature-x"
+ */
+export function environmentSlug(environment: string): string {
+  const slug = slugify(environment);
+  if (slug.length <= MAX_LABEL_VALUE && slug.length > 0) return slug;
+  const head = slug.slice(0, MAX_LABEL_VALUE - HASH_LENGTH - 1).replace(/-+$/, "");
+  return `${head || "env"}-${shortHash(environment)}`;
+}
+
+function slugify(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
+
+function shortHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, HASH_LENGTH);
+}
+
+/** What Kubler reads back from an environment's namespace. */
+export interface ManagedEnvironment {
+  namespace: string;
+  projectId: number;
+  projectPath: string | null;
+  instance: string | null;
+  environment: string;
+  sha: string | null;
+  pipelineId: number | null;
+  mrIid: number | null;
+  deployedAt: Date | null;
+  requestedAt: Date | null;
+  /** Null when the environment never expires (`ttl: never`). */
+  expiresAt: Date | null;
+  ttl: string | null;
+  status: string | null;
+  rolloutDeadline: Date | null;
+  correlationId: string | null;
+  url: string | null;
+  terminating: boolean;
+  createdAt: Date | null;
+}
+
+export type ReadEnvironment =
+  | { kind: "managed"; environment: ManagedEnvironment }
+  | { kind: "unmanaged"; reason: string }
+  | { kind: "malformed"; reason: string };
+
+interface NamespaceLike {
+  metadata: {
+    name: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+  };
+  status?: unknown;
+}
+
+/**
+ * Reads the contract off a namespace. Unmanaged namespaces are reported as such (never acted on); a
+ * managed one whose annotations cannot be read is "malformed": skipped and reported, never deleted.
+ *
+ * @example
+ * const read = readEnvironment(namespace);
+ * if (read.kind === "managed" && isExpired(read.environment, now)) ...
+ */
+export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
+  const { name, labels = {}, annotations = {} } = namespace.metadata;
+  if (labels[LABEL.MANAGED_BY] !== MANAGED_BY_KUBLER) {
+    return { kind: "unmanaged", reason: `namespace ${name} is not labelled ${MANAGED_SELECTOR}` };
+  }
+  const problems: string[] = [];
+  const projectId = integer(labels[LABEL.PROJECT_ID]);
+  if (projectId === null) problems.push(`label ${LABEL.PROJECT_ID} is not a project id`);
+  const environment = annotations[ANNOTATION.ENVIRONMENT_NAME] ?? labels[LABEL.ENVIRONMENT];
+  if (!environment) problems.push(`neither ${ANNOTATION.ENVIRONMENT_NAME} nor ${LABEL.ENVIRONMENT} is set`);
+  const time = (key: string): Date | null => {
+    const raw = annotations[key];
+    if (raw === undefined || raw === "") return null;
+    const parsed = parseRfc3339(raw);
+    if (!parsed)
+      problems.push(`annotation ${key} is not an RFC 3339 time: ${JSON.stringify(raw.slice(0, 64))}`);
+    return parsed;
+  };
+  const expiresAt = time(ANNOTATION.EXPIRES_AT);
+  const deployedAt = time(ANNOTATION.DEPLOYED_AT);
+  const requestedAt = time(ANNOTATION.REQUESTED_AT);
+  const rolloutDeadline = time(ANNOTATION.ROLLOUT_DEADLINE);
+  const ttl = annotations[ANNOTATION.TTL] || null;
+  // Without expires-at the environment must say it never expires; anything else is ambiguous.
+  if (!annotations[ANNOTATION.EXPIRES_AT] && ttl !== "never") {
+    problems.push(`annotation ${ANNOTATION.EXPIRES_AT} is missing and ${ANNOTATION.TTL} is not "never"`);
+  }
+  if (problems.length > 0 || projectId === null || !environment) {
+    return { kind: "malformed", reason: `namespace ${name}: ${problems.join("; ")}` };
+  }
+  return {
+    kind: "managed",
+    environment: {
+      namespace: name,
+      projectId,
+      projectPath: annotations[ANNOTATION.PROJECT_PATH] || null,
+      instance: annotations[ANNOTATION.INSTANCE] || null,
+      environment,
+      sha: annotations[ANNOTATION.SHA] || null,
+      pipelineId: integer(annotations[ANNOTATION.PIPELINE_ID]),
+      mrIid: integer(annotations[ANNOTATION.MR_IID]),
+      deployedAt,
+      requestedAt,
+      expiresAt,
+      ttl,
+      status: annotations[ANNOTATION.STATUS] || null,
+      rolloutDeadline,
+      correlationId: annotations[ANNOTATION.CORRELATION_ID] || null,
+      url: annotations[ANNOTATION.URL] || null,
+      terminating:
+        namespace.metadata.deletionTimestamp !== undefined ||
+        (namespace.status as { phase?: string } | undefined)?.phase === "Terminating",
+      createdAt: parseRfc3339(namespace.metadata.creationTimestamp ?? ""),
+    },
+  };
+}
+
+/** Expired when it has an expiry and the expiry has passed. */
+export function isExpired(environment: Pick<ManagedEnvironment, "expiresAt">, now: Date): boolean {
+  return environment.expiresAt !== null && environment.expiresAt.getTime() <= now.getTime();
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function parseRfc3339(text: string): Date | null {
+  if (!RFC3339.test(text)) return null;
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function integer(text: string | undefined): number | null {
+  if (text === undefined || !/^\d{1,15}$/.test(text)) return null;
+  return Number(text);
+}
+
+export interface EnvironmentState {
+  namespace: string;
+  gitlab: { instance: string; projectId: number; projectPath: string };
+  environment: string;
+  sha: string;
+  pipelineId: number | null;
+  mrIid: number | null;
+  ttl: string;
+  expiresAt: Date | null;
+  deployedAt: Date | null;
+  requestedAt: Date;
+  status: "deploying" | "succeeded" | "failed" | "rolled_back";
+  rolloutDeadline: Date | null;
+  correlationId: string;
+  url: string | null;
+}
+
+/** The labels every object Kubler writes for an environment carries. */
+export function environmentLabels(projectId: number, environment: string): Record<string, string> {
+  return {
+    [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER,
+    [LABEL.PROJECT_ID]: String(projectId),
+    [LABEL.ENVIRONMENT]: environmentSlug(environment),
+  };
+}
+
+/**
+ * The environment's namespace as Kubler applies it: the contract's labels and annotations. Empty
+ * annotations mean "none" (server-side apply keeps a key the manager once set, so it is cleared, not
+ * dropped).
+ *
+ * @example
+ * await cluster.apply(environmentNamespace(state));
+ */
+export function environmentNamespace(state: EnvironmentState): KubeObject {
+  const time = (date: Date | null) => (date ? date.toISOString() : "");
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name: state.namespace,
+      labels: environmentLabels(state.gitlab.projectId, state.environment),
+      annotations: {
+        [ANNOTATION.PROJECT_ID]: String(state.gitlab.projectId),
+        [ANNOTATION.PROJECT_PATH]: state.gitlab.projectPath,
+        [ANNOTATION.INSTANCE]: state.gitlab.instance,
+        [ANNOTATION.ENVIRONMENT]: environmentSlug(state.environment),
+        [ANNOTATION.ENVIRONMENT_NAME]: state.environment,
+        [ANNOTATION.TTL]: state.ttl,
+        [ANNOTATION.EXPIRES_AT]: time(state.expiresAt),
+        [ANNOTATION.SHA]: state.sha,
+        [ANNOTATION.PIPELINE_ID]: state.pipelineId === null ? "" : String(state.pipelineId),
+        [ANNOTATION.MR_IID]: state.mrIid === null ? "" : String(state.mrIid),
+        [ANNOTATION.DEPLOYED_AT]: time(state.deployedAt),
+        [ANNOTATION.REQUESTED_AT]: time(state.requestedAt),
+        [ANNOTATION.STATUS]: state.status,
+        [ANNOTATION.ROLLOUT_DEADLINE]: time(state.rolloutDeadline),
+        [ANNOTATION.CORRELATION_ID]: state.correlationId,
+        [ANNOTATION.URL]: state.url ?? "",
+      },
+    },
+  };
+}
+
+/**
+ * Whether a requested deploy is older than what runs, so it must not replace it: by pipeline id when
+ * both have one (GitLab's ids only grow), else by when each was requested.
+ *
+ * @example
+ * isStaleDeploy(running, { pipelineId: 41, requestedAt }); // true when 42 runs
+ */
+export function isStaleDeploy(
+  running: Pick<ManagedEnvironment, "pipelineId" | "requestedAt">,
+  incoming: { pipelineId: number | null; requestedAt: Date },
+): boolean {
+  if (running.pipelineId !== null && incoming.pipelineId !== null) {
+    return incoming.pipelineId < running.pipelineId;
+  }
+  return running.requestedAt !== null && incoming.requestedAt.getTime() < running.requestedAt.getTime();
+}

@@ -1,0 +1,167 @@
+/**
+ * `kubler.yaml` (DESIGN §7): a project opts in with it. Parsed and validated here, with errors that
+ * name the file, the path, what was expected and what was found.
+ */
+import * as v from "valibot";
+import { parseDocument } from "yaml";
+import { parseTtl } from "./ttl.js";
+
+export const MANIFEST_FILE = "kubler.yaml";
+export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
+
+/** Placeholders a URL template may use; all are known when a deploy runs. */
+export const URL_PLACEHOLDERS = [
+  "environment_slug",
+  "environment",
+  "namespace",
+  "sha",
+  "mr_iid",
+  "ref",
+] as const;
+/** Placeholders an environment name may use; filled in by the planner from the event. */
+export const NAME_PLACEHOLDERS = ["branch", "mr_iid", "tag"] as const;
+
+const Text = v.pipe(v.string(), v.trim(), v.minLength(1, "a non-empty string"));
+const Glob = Text;
+
+const Ttl = v.pipe(
+  v.string(),
+  v.check((ttl) => {
+    try {
+      parseTtl(ttl);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a duration like 30m, 72h, 7d, 2w or "never"'),
+);
+
+const placeholders = (allowed: readonly string[], what: string) =>
+  v.check<string, string>(
+    (text) => [...text.matchAll(/\{([^}]*)\}/g)].every((m) => allowed.includes(m[1] ?? "")),
+    `${what} with only the placeholders ${allowed.map((p) => `{${p}}`).join(", ")}`,
+  );
+
+const On = v.union(
+  [v.literal("merge_request"), v.strictObject({ branch: Glob }), v.strictObject({ tag: Glob })],
+  "merge_request, { branch: <glob> } or { tag: <glob> }",
+);
+
+const Environment = v.strictObject({
+  name: v.pipe(Text, placeholders(NAME_PLACEHOLDERS, "an environment name")),
+  on: On,
+  ttl: v.optional(Ttl),
+});
+
+const Image = v.strictObject({
+  name: v.pipe(
+    Text,
+    v.regex(/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/, "an image repository (registry/path, no tag)"),
+  ),
+  context: v.optional(Text, "."),
+  dockerfile: v.optional(Text, "Dockerfile"),
+  buildArgs: v.optional(v.record(v.string(), v.string()), {}),
+});
+
+const Deploy = v.strictObject({
+  manifests: v.pipe(
+    Text,
+    v.check(
+      (dir) => !dir.split("/").includes("..") && !dir.startsWith("/"),
+      "a directory inside the repository",
+    ),
+  ),
+  image: v.optional(Text),
+  url: v.optional(v.pipe(Text, placeholders(URL_PLACEHOLDERS, "a URL template"))),
+  rolloutTimeoutSeconds: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(3600)),
+    DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
+  ),
+});
+
+const Manifest = v.strictObject({
+  version: v.literal(1, "1"),
+  image: v.optional(Image),
+  deploy: Deploy,
+  environments: v.pipe(v.array(Environment), v.minLength(1, "at least one environment")),
+});
+
+export type KublerManifest = v.InferOutput<typeof Manifest>;
+export type EnvironmentRule = KublerManifest["environments"][number];
+
+/** A `kubler.yaml` that cannot be used; the message names the file, the path and the problem. */
+export class ManifestError extends Error {
+  override readonly name = "ManifestError";
+}
+
+/**
+ * @example
+ * const manifest = parseKublerManifest(text); // typed, defaults filled in, or throws ManifestError
+ */
+export function parseKublerManifest(text: string): KublerManifest {
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const [yamlError] = document.errors;
+  if (yamlError) {
+    const line = yamlError.linePos?.[0];
+    throw new ManifestError(
+      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]}`,
+    );
+  }
+  const result = v.safeParse(Manifest, document.toJS({ maxAliasCount: 50 }));
+  if (result.success) {
+    if (result.output.deploy.image && !result.output.image) {
+      // Harmless but a sign of confusion: deploy.image pins the *built* image, and nothing is built.
+      throw new ManifestError(
+        `${MANIFEST_FILE}: deploy.image: expected no value when there is no image to build (add image:), found ${JSON.stringify(result.output.deploy.image)}`,
+      );
+    }
+    return result.output;
+  }
+  const problems = result.issues.slice(0, 5).map((issue) => {
+    const path = v.getDotPath(issue) ?? "(file)";
+    const found = issue.input === undefined ? "nothing" : JSON.stringify(issue.input)?.slice(0, 80);
+    const expected =
+      issue.kind === "schema" && issue.type === "strict_object" && issue.input !== undefined
+        ? "no such key"
+        : (issue.expected ?? issue.message);
+    return `${path}: expected ${expected}, found ${found}`;
+  });
+  throw new ManifestError(`${MANIFEST_FILE}: ${problems.join("; ")}`);
+}
+
+/**
+ * The rule an environment name was made from: exact names first, then templates in file order
+ * (`review/{branch}` matches `review/feature-x`).
+ *
+ * @example
+ * findEnvironmentRule(manifest, "review/feature-x")?.ttl; // "72h"
+ */
+export function findEnvironmentRule(manifest: KublerManifest, environment: string): EnvironmentRule | null {
+  const exact = manifest.environments.find((rule) => rule.name === environment);
+  if (exact) return exact;
+  return manifest.environments.find((rule) => templatePattern(rule.name).test(environment)) ?? null;
+}
+
+function templatePattern(template: string): RegExp {
+  const source = template
+    .split(/\{[^}]*\}/)
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".+");
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * Fills a URL template; unknown placeholders cannot occur (the validator refused them).
+ *
+ * @example
+ * fillTemplate("https://{environment_slug}.apps.example.com", { environment_slug: "review-x" });
+ */
+export function fillTemplate(
+  template: string,
+  values: Partial<Record<string, string | number | null>>,
+): string {
+  return template.replace(/\{([^}]*)\}/g, (whole, key: string) => {
+    const value = values[key];
+    return value === undefined || value === null ? whole : String(value);
+  });
+}

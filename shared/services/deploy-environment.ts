@@ -1,0 +1,460 @@
+/**
+ * The deploy use case (DESIGN §6): `Deploy Requested`, or `Build Finished` succeeded, becomes a
+ * running environment — namespace with the contract's labels, pull secret, least-privilege deployer
+ * RBAC, the project's manifests by server-side apply, a watched rollout with rollback to the last good
+ * revision, and a one-time schedule at the expiry. Ends with `Deploy Finished`, whatever happened.
+ */
+import type { Detail } from "../domain/catalog.js";
+import {
+  DEPLOYER_NAME,
+  ManifestFilesError,
+  PULL_SECRET_NAME,
+  parseManifestFiles,
+  renderManifests,
+  roleRulesFor,
+} from "../domain/deploy-manifests.js";
+import {
+  type EnvironmentState,
+  environmentLabels,
+  environmentNamespace,
+  environmentSlug,
+  isStaleDeploy,
+  type ManagedEnvironment,
+  namespaceFor,
+  readEnvironment,
+} from "../domain/environment.js";
+import type { KubeObject } from "../domain/kube-object.js";
+import {
+  fillTemplate,
+  findEnvironmentRule,
+  type KublerManifest,
+  ManifestError,
+  parseKublerManifest,
+} from "../domain/kubler-manifest.js";
+import { deploymentRollout } from "../domain/rollout.js";
+import { expiryOf } from "../domain/ttl.js";
+import { KubernetesInvalidError } from "../errors.js";
+import type {
+  AuditLog,
+  Clock,
+  EnvironmentCluster,
+  EventPublisher,
+  ManifestSource,
+  Scheduler,
+} from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "deploy-environment";
+/** Where the last good revision's objects are kept, in the environment's own namespace. */
+export const LAST_GOOD_CONFIGMAP = "kubler-last-good";
+
+export interface DeployEnvironmentDeps {
+  cluster: EnvironmentCluster;
+  manifests: ManifestSource;
+  scheduler: Scheduler;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  sleep: (ms: number) => Promise<void>;
+  /** The registry's `.dockerconfigjson`, or null when none is configured (public images). */
+  pullSecret: () => Promise<string | null>;
+  /** TTL of environments whose rule sets none. */
+  defaultTtl: string;
+  /** How often a rollout is checked. */
+  rolloutPollMs?: number;
+}
+
+export type DeployTrigger =
+  | { detailType: "Deploy Requested"; detail: Detail<"Deploy Requested">; time: Date }
+  | { detailType: "Build Finished"; detail: Detail<"Build Finished">; time: Date };
+
+export type DeployOutcome =
+  | { kind: "ignored"; reason: string }
+  | {
+      kind: "succeeded" | "failed" | "rolled_back";
+      namespace: string;
+      reason: string | null;
+      url: string | null;
+    };
+
+/**
+ * @example
+ * const outcome = await deployEnvironment(deps, { detailType: "Deploy Requested", detail, time });
+ * // { kind: "succeeded", namespace: "group-app-review-x-1a2b3c4d", url: "https://review-x.apps…" }
+ */
+export async function deployEnvironment(
+  deps: DeployEnvironmentDeps,
+  trigger: DeployTrigger,
+): Promise<DeployOutcome> {
+  const { detail } = trigger;
+  const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
+  const audit = (
+    outcome: "success" | "failure" | "ignored",
+    reason: string,
+    subject: Record<string, unknown> = {},
+  ) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "environment.deploy",
+        outcome,
+        reason,
+        correlationId: detail.correlationId,
+        gitlab: detail.gitlab,
+        trigger: trigger.detailType,
+        subject: { environment: detail.environment, namespace, sha: detail.sha, ...subject },
+        at: deps.clock.now(),
+      }),
+    );
+  const finish = async (
+    status: "succeeded" | "failed" | "rolled_back",
+    reason: string | null,
+    url: string | null,
+  ): Promise<DeployOutcome> => {
+    await deps.publisher.publish([
+      {
+        detailType: "Deploy Finished",
+        detail: {
+          correlationId: detail.correlationId,
+          gitlab: detail.gitlab,
+          environment: detail.environment,
+          sha: detail.sha,
+          ref: detail.ref,
+          pipelineId: detail.pipelineId,
+          mrIid: detail.mrIid,
+          status,
+          namespace,
+          url,
+          reason,
+        },
+      },
+    ]);
+    audit(status === "succeeded" ? "success" : "failure", reason ?? `deployed ${detail.sha}`, {
+      status,
+      url,
+    });
+    return { kind: status, namespace, reason, url };
+  };
+
+  const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
+  if (text === null) {
+    const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
+    audit("ignored", reason);
+    return { kind: "ignored", reason };
+  }
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(deps, trigger, parseKublerManifest(text), namespace);
+  } catch (error) {
+    if (error instanceof ManifestError || error instanceof ManifestFilesError) {
+      return finish("failed", error.message, null);
+    }
+    throw error;
+  }
+
+  const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  let running: ManagedEnvironment | null = null;
+  if (current) {
+    const read = readEnvironment(current);
+    if (read.kind !== "managed") {
+      // Never adopt what Kubler does not own, even by name.
+      return finish("failed", `namespace ${namespace} exists and is not Kubler's (${read.reason})`, null);
+    }
+    if (read.environment.projectId !== detail.gitlab.projectId) {
+      return finish(
+        "failed",
+        `namespace ${namespace} belongs to project ${read.environment.projectId}`,
+        null,
+      );
+    }
+    if (read.environment.terminating) {
+      // Being deleted (a stop raced this deploy): fail loudly so the bus retries once it is gone.
+      throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);
+    }
+    running = read.environment;
+    if (isStaleDeploy(running, { pipelineId: detail.pipelineId, requestedAt: trigger.time })) {
+      const reason = `stale: pipeline ${detail.pipelineId ?? "?"} (${detail.sha}) is older than the running pipeline ${running.pipelineId ?? "?"} (${running.sha})`;
+      audit("ignored", reason);
+      return { kind: "ignored", reason };
+    }
+  }
+
+  // The same commit of the same pipeline again (a redelivery, or a second event for one push): keep
+  // what the namespace says, so applying again changes nothing.
+  const redeploy =
+    running !== null &&
+    running.sha === detail.sha &&
+    running.pipelineId === detail.pipelineId &&
+    running.status === "succeeded";
+  const now = deps.clock.now();
+  const timeoutMs = prepared.manifest.deploy.rolloutTimeoutSeconds * 1000;
+  const deadline = new Date(now.getTime() + timeoutMs);
+  const state: EnvironmentState = {
+    namespace,
+    gitlab: detail.gitlab,
+    environment: detail.environment,
+    sha: detail.sha,
+    pipelineId: detail.pipelineId,
+    mrIid: detail.mrIid,
+    ttl: prepared.ttl,
+    expiresAt: redeploy ? (running?.expiresAt ?? null) : expiryOf(prepared.ttl, now),
+    deployedAt: redeploy ? (running?.deployedAt ?? null) : null,
+    requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
+    status: redeploy ? "succeeded" : "deploying",
+    rolloutDeadline: redeploy ? null : deadline,
+    correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
+    url: prepared.url,
+  };
+
+  await deps.cluster.apply(environmentNamespace(state));
+  await applyAccess(deps, state, prepared.objects);
+  const lastGood = await readLastGood(deps.cluster, namespace);
+  try {
+    for (const object of prepared.objects) await deps.cluster.apply(object);
+  } catch (error) {
+    if (!(error instanceof KubernetesInvalidError)) throw error;
+    return rollBack(
+      deps,
+      state,
+      lastGood,
+      `the cluster refused a manifest: ${error.message}`,
+      timeoutMs,
+      finish,
+    );
+  }
+  const rollout = await waitForRollout(deps, prepared.objects, deadline);
+  if (rollout !== null) return rollBack(deps, state, lastGood, rollout, timeoutMs, finish);
+
+  if (!redeploy) {
+    await saveLastGood(deps.cluster, state, prepared.objects);
+    await deps.cluster.apply(
+      environmentNamespace({
+        ...state,
+        status: "succeeded",
+        deployedAt: deps.clock.now(),
+        rolloutDeadline: null,
+      }),
+    );
+    await moveSchedule(deps, state);
+  }
+  return finish("succeeded", null, prepared.url);
+}
+
+interface Prepared {
+  manifest: KublerManifest;
+  objects: KubeObject[];
+  ttl: string;
+  url: string | null;
+}
+
+async function prepare(
+  deps: DeployEnvironmentDeps,
+  trigger: DeployTrigger,
+  manifest: KublerManifest,
+  namespace: string,
+): Promise<Prepared> {
+  const { detail } = trigger;
+  let image: { match: string; pinned: string } | null = null;
+  if (trigger.detailType === "Build Finished") {
+    if (!manifest.image || !trigger.detail.imageDigest) {
+      throw new ManifestError("kubler.yaml: image: a build finished but the manifest names no image to pin");
+    }
+    image = {
+      match: manifest.deploy.image ?? manifest.image.name,
+      pinned: `${manifest.image.name}@${trigger.detail.imageDigest}`,
+    };
+  }
+  const files = await deps.manifests.readDirectory(detail.gitlab, detail.sha, manifest.deploy.manifests);
+  const pullSecret = await deps.pullSecret();
+  const { objects, pinned } = renderManifests(parseManifestFiles(files), {
+    namespace,
+    labels: environmentLabels(detail.gitlab.projectId, detail.environment),
+    sha: detail.sha,
+    image,
+    pullSecret: pullSecret === null ? null : PULL_SECRET_NAME,
+  });
+  if (image && pinned === 0) {
+    throw new ManifestFilesError(
+      `no container in ${manifest.deploy.manifests} uses the image "${image.match}" (deploy.image), so the built image would not run`,
+    );
+  }
+  const rule = findEnvironmentRule(manifest, detail.environment);
+  const url = manifest.deploy.url
+    ? fillTemplate(manifest.deploy.url, {
+        environment_slug: environmentSlug(detail.environment),
+        environment: detail.environment,
+        namespace,
+        sha: detail.sha,
+        mr_iid: detail.mrIid,
+        ref: detail.ref,
+      })
+    : null;
+  return { manifest, objects: applyOrder(objects), ttl: rule?.ttl ?? deps.defaultTtl, url };
+}
+
+/** Configuration before the workloads that read it, workloads last. */
+function applyOrder(objects: KubeObject[]): KubeObject[] {
+  const rank = (kind: string) =>
+    ["ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"].includes(kind)
+      ? 0
+      : ["Service", "NetworkPolicy", "Ingress", "PodDisruptionBudget"].includes(kind)
+        ? 1
+        : 2;
+  return [...objects].sort((a, b) => rank(a.kind) - rank(b.kind));
+}
+
+/** The pull secret and the environment's deployer: a ServiceAccount bound to exactly what the manifests need. */
+async function applyAccess(
+  deps: DeployEnvironmentDeps,
+  state: EnvironmentState,
+  objects: KubeObject[],
+): Promise<void> {
+  const labels = environmentLabels(state.gitlab.projectId, state.environment);
+  const metadata = (name: string) => ({ name, namespace: state.namespace, labels });
+  const pullSecret = await deps.pullSecret();
+  if (pullSecret !== null) {
+    await deps.cluster.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: metadata(PULL_SECRET_NAME),
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": Buffer.from(pullSecret).toString("base64") },
+    });
+  }
+  await deps.cluster.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) });
+  await deps.cluster.apply({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: metadata(DEPLOYER_NAME),
+    rules: roleRulesFor(objects),
+  });
+  await deps.cluster.apply({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: metadata(DEPLOYER_NAME),
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: DEPLOYER_NAME },
+    subjects: [{ kind: "ServiceAccount", name: DEPLOYER_NAME, namespace: state.namespace }],
+  });
+}
+
+/** Null when every Deployment is available; the reason otherwise. */
+async function waitForRollout(
+  deps: DeployEnvironmentDeps,
+  objects: KubeObject[],
+  deadline: Date,
+): Promise<string | null> {
+  const pollMs = deps.rolloutPollMs ?? 2000;
+  for (const object of objects.filter((o) => o.kind === "Deployment")) {
+    const ref = {
+      apiVersion: object.apiVersion,
+      kind: object.kind,
+      name: object.metadata.name,
+      namespace: object.metadata.namespace,
+    };
+    for (;;) {
+      const deployment = await deps.cluster.get(ref);
+      if (!deployment) return `deployment ${ref.name} disappeared during its rollout`;
+      const state = deploymentRollout(deployment as Parameters<typeof deploymentRollout>[0]);
+      if (state.kind === "available") break;
+      if (state.kind === "failed") return state.reason;
+      if (deps.clock.now() >= deadline) return `rollout timed out: ${state.reason}`;
+      await deps.sleep(pollMs);
+    }
+  }
+  return null;
+}
+
+interface LastGood {
+  sha: string;
+  pipelineId: number | null;
+  objects: KubeObject[];
+}
+
+async function readLastGood(cluster: EnvironmentCluster, namespace: string): Promise<LastGood | null> {
+  const map = await cluster.get({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    name: LAST_GOOD_CONFIGMAP,
+    namespace,
+  });
+  const data = map?.data as Record<string, string> | undefined;
+  if (!data?.["objects.json"] || !data.sha) return null;
+  try {
+    return {
+      sha: data.sha,
+      pipelineId: data.pipelineId ? Number(data.pipelineId) : null,
+      objects: JSON.parse(data["objects.json"]) as KubeObject[],
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function saveLastGood(
+  cluster: EnvironmentCluster,
+  state: EnvironmentState,
+  objects: KubeObject[],
+): Promise<void> {
+  await cluster.apply({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: LAST_GOOD_CONFIGMAP,
+      namespace: state.namespace,
+      labels: environmentLabels(state.gitlab.projectId, state.environment),
+    },
+    data: {
+      sha: state.sha,
+      pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
+      "objects.json": JSON.stringify(objects),
+    },
+  });
+}
+
+async function rollBack(
+  deps: DeployEnvironmentDeps,
+  state: EnvironmentState,
+  lastGood: LastGood | null,
+  failure: string,
+  timeoutMs: number,
+  finish: (status: "failed" | "rolled_back", reason: string, url: string | null) => Promise<DeployOutcome>,
+): Promise<DeployOutcome> {
+  if (!lastGood || lastGood.sha === state.sha) {
+    await deps.cluster.apply(environmentNamespace({ ...state, status: "failed", rolloutDeadline: null }));
+    await moveSchedule(deps, state);
+    return finish("failed", `${failure}; no earlier good revision to roll back to`, state.url);
+  }
+  for (const object of lastGood.objects) await deps.cluster.apply(object);
+  const rollback = await waitForRollout(
+    deps,
+    lastGood.objects,
+    new Date(deps.clock.now().getTime() + timeoutMs),
+  );
+  await deps.cluster.apply(
+    environmentNamespace({
+      ...state,
+      sha: lastGood.sha,
+      pipelineId: lastGood.pipelineId,
+      status: "rolled_back",
+      deployedAt: deps.clock.now(),
+      rolloutDeadline: null,
+    }),
+  );
+  await moveSchedule(deps, state);
+  const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
+  return finish("rolled_back", reason, state.url);
+}
+
+/** The one-time stop at the expiry: created, or moved when a deploy extends the TTL. */
+async function moveSchedule(deps: DeployEnvironmentDeps, state: EnvironmentState): Promise<void> {
+  if (state.expiresAt === null) {
+    await deps.scheduler.cancel(state.namespace);
+    return;
+  }
+  await deps.scheduler.scheduleStop(state.namespace, state.expiresAt, {
+    correlationId: state.correlationId,
+    gitlab: state.gitlab,
+    environment: state.environment,
+    reason: "expired",
+  });
+}
