@@ -1,0 +1,102 @@
+/**
+ * Error injection for tests and benchmarks: make chosen requests slow, fail with a status, or never
+ * answer, to exercise retries, timeouts and per-item error isolation against a real HTTP client.
+ */
+
+/** What a request is, as fault rules match it. */
+export interface FaultTarget {
+  /** get, list, create, update, patch, apply, delete, deletecollection, or discovery. */
+  verb: string;
+  /** The resource plural ("namespaces"); undefined for discovery. */
+  resource?: string;
+  /** "status", "token"; undefined for the main resource. */
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface FaultRule {
+  /** Each field that is set must equal the request's; an empty rule matches every request. */
+  verb?: string;
+  resource?: string;
+  /** Unset: the main resource and its subresources alike. */
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  /** Answer this status (a Kubernetes Status body; 429 carries `Retry-After: 1`). */
+  status?: number;
+  /** Message of the Status body (default "injected fault"). */
+  message?: string;
+  /** Wait this long first (then answer `status`, or serve the request normally). */
+  latencyMs?: number;
+  /** Never answer: the request stays open until the client gives up or the server closes. */
+  hang?: boolean;
+  /** How many requests the rule applies to (default: all). */
+  times?: number;
+}
+
+export interface FaultHandle {
+  /** How many requests the rule has applied to. */
+  readonly hits: number;
+  remove(): void;
+}
+
+interface ActiveRule {
+  rule: FaultRule;
+  remaining: number;
+  hits: number;
+}
+
+/**
+ * @example
+ * const rule = server.faults.add({ verb: "delete", resource: "namespaces", status: 503, times: 2 });
+ * server.faults.latencyMs = 5; // every request, like a remote API server
+ * rule.remove();
+ */
+export class FaultInjector {
+  /** Added to every request before anything else happens. */
+  latencyMs = 0;
+  readonly #rules: ActiveRule[] = [];
+
+  add(rule: FaultRule): FaultHandle {
+    const active: ActiveRule = {
+      rule: { ...rule },
+      remaining: rule.times ?? Number.POSITIVE_INFINITY,
+      hits: 0,
+    };
+    this.#rules.push(active);
+    return {
+      get hits() {
+        return active.hits;
+      },
+      remove: () => {
+        const index = this.#rules.indexOf(active);
+        if (index >= 0) this.#rules.splice(index, 1);
+      },
+    };
+  }
+
+  clear(): void {
+    this.#rules.length = 0;
+    this.latencyMs = 0;
+  }
+
+  /** The first rule with uses left that matches, counted as used; rules apply in the order added. */
+  take(target: FaultTarget): FaultRule | undefined {
+    const active = this.#rules.find(({ rule, remaining }) => remaining > 0 && matches(rule, target));
+    if (!active) return undefined;
+    active.remaining--;
+    active.hits++;
+    return active.rule;
+  }
+}
+
+function matches(rule: FaultRule, target: FaultTarget): boolean {
+  return (
+    (rule.verb === undefined || rule.verb === target.verb) &&
+    (rule.resource === undefined || rule.resource === target.resource) &&
+    (rule.subresource === undefined || rule.subresource === target.subresource) &&
+    (rule.namespace === undefined || rule.namespace === target.namespace) &&
+    (rule.name === undefined || rule.name === target.name)
+  );
+}

@@ -1,0 +1,74 @@
+/** The public shapes of the in-memory Kubernetes API (re-exported by index.ts). */
+import type { FaultInjector } from "./faults.js";
+
+/** Any Kubernetes object as JSON: the fields every kind has, the rest left open. */
+export type KubeObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+    generation?: number;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+};
+
+export interface MemoryKubernetesOptions {
+  /** ms after a Deployment's spec changes before it reports available (default 200). */
+  rolloutDelayMs?: number;
+  /** ms a deleted namespace stays Terminating before it and its objects are gone (default 50). */
+  namespaceFinalizeMs?: number;
+  /**
+   * Decides which Deployments fail their rollout (default: pod template annotation
+   * `local.kubler.dev/rollout: fail`). Failing ones get condition Progressing=False reason
+   * ProgressDeadlineExceeded after rolloutDelayMs and never become available.
+   */
+  failRollout?: (deployment: KubeObject) => boolean;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: an ephemeral port, read it from `url`. */
+  port?: number;
+}
+
+/** Request counters for benchmarks and tests. */
+export interface MemoryKubernetesStats {
+  /** Every request answered or pending, discovery and faulted ones included. */
+  requests: number;
+  /** By verb: get, list, create, update, patch, apply, delete, deletecollection, and discovery. */
+  byVerb: Record<string, number>;
+  /** The most requests ever in flight at once (since start or the last reset). */
+  inFlightMax: number;
+  reset(): void;
+}
+
+/** Test setup and assertions without HTTP; the same objects the API serves. */
+export interface MemoryKubernetesStore {
+  /**
+   * Writes the object exactly as given (no admission, no defaults, no controllers), filling in uid and
+   * creationTimestamp when missing and assigning a new resourceVersion. Returns what is stored.
+   */
+  put(obj: KubeObject): KubeObject;
+  get(apiVersion: string, kind: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  /** Sorted by namespace, then name; all namespaces when `namespace` is omitted. */
+  list(apiVersion: string, kind: string, namespace?: string): KubeObject[];
+}
+
+export interface MemoryKubernetes {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /**
+   * A kubeconfig YAML string (cluster "kubler-memory", insecure-skip-tls-verify true, user token
+   * "memory"), current context set, for `KubeConfig.loadFromString`.
+   */
+  kubeconfig: string;
+  faults: FaultInjector;
+  stats: MemoryKubernetesStats;
+  store: MemoryKubernetesStore;
+  /** Stops the controllers' timers, drops open connections (keep-alive and hung ones) and closes the server. */
+  close(): Promise<void>;
+}
