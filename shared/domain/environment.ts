@@ -22,6 +22,7 @@ export const ANNOTATION = {
   EXPIRES_AT: "kubler.dev/expires-at",
   TTL: "kubler.dev/ttl",
   SHA: "kubler.dev/sha",
+  REF: "kubler.dev/ref",
   PIPELINE_ID: "kubler.dev/pipeline-id",
   MR_IID: "kubler.dev/mr-iid",
   DEPLOYED_AT: "kubler.dev/deployed-at",
@@ -92,6 +93,7 @@ export interface ManagedEnvironment {
   instance: string | null;
   environment: string;
   sha: string | null;
+  ref: string | null;
   pipelineId: number | null;
   mrIid: number | null;
   deployedAt: Date | null;
@@ -170,6 +172,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       instance: annotations[ANNOTATION.INSTANCE] || null,
       environment,
       sha: annotations[ANNOTATION.SHA] || null,
+      ref: annotations[ANNOTATION.REF] || null,
       pipelineId: integer(annotations[ANNOTATION.PIPELINE_ID]),
       mrIid: integer(annotations[ANNOTATION.MR_IID]),
       deployedAt,
@@ -211,6 +214,7 @@ export interface EnvironmentState {
   gitlab: { instance: string; projectId: number; projectPath: string };
   environment: string;
   sha: string;
+  ref: string;
   pipelineId: number | null;
   mrIid: number | null;
   ttl: string;
@@ -257,6 +261,7 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         [ANNOTATION.TTL]: state.ttl,
         [ANNOTATION.EXPIRES_AT]: time(state.expiresAt),
         [ANNOTATION.SHA]: state.sha,
+        [ANNOTATION.REF]: state.ref,
         [ANNOTATION.PIPELINE_ID]: state.pipelineId === null ? "" : String(state.pipelineId),
         [ANNOTATION.MR_IID]: state.mrIid === null ? "" : String(state.mrIid),
         [ANNOTATION.DEPLOYED_AT]: time(state.deployedAt),

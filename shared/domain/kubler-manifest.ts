@@ -99,12 +99,12 @@ export class ManifestError extends Error {
  * const manifest = parseKublerManifest(text); // typed, defaults filled in, or throws ManifestError
  */
 export function parseKublerManifest(text: string): KublerManifest {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const [yamlError] = document.errors;
   if (yamlError) {
     const line = yamlError.linePos?.[0];
     throw new ManifestError(
-      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]}`,
+      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`,
     );
   }
   const result = v.safeParse(Manifest, document.toJS({ maxAliasCount: 50 }));
@@ -120,13 +120,17 @@ export function parseKublerManifest(text: string): KublerManifest {
   const problems = result.issues.slice(0, 5).map((issue) => {
     const path = v.getDotPath(issue) ?? "(file)";
     const found = issue.input === undefined ? "nothing" : JSON.stringify(issue.input)?.slice(0, 80);
-    const expected =
-      issue.kind === "schema" && issue.type === "strict_object" && issue.input !== undefined
-        ? "no such key"
-        : (issue.expected ?? issue.message);
-    return `${path}: expected ${expected}, found ${found}`;
+    return `${path}: expected ${expectedOf(issue)}, found ${found}`;
   });
   throw new ManifestError(`${MANIFEST_FILE}: ${problems.join("; ")}`);
+}
+
+/** Our own wording where the schema has one; valibot's defaults start with "Invalid". */
+function expectedOf(issue: v.BaseIssue<unknown>): string {
+  const objectKey = issue.type === "object" || issue.type === "strict_object";
+  if (objectKey && issue.input === undefined) return "a value (required)";
+  if (objectKey && issue.expected === "never") return "no such key";
+  return issue.message.startsWith("Invalid ") ? (issue.expected ?? issue.message) : issue.message;
 }
 
 /**

@@ -194,6 +194,7 @@ export async function deployEnvironment(
     gitlab: detail.gitlab,
     environment: detail.environment,
     sha: detail.sha,
+    ref: detail.ref,
     pipelineId: detail.pipelineId,
     mrIid: detail.mrIid,
     ttl: prepared.ttl,

@@ -1,0 +1,268 @@
+/**
+ * Cleanup (DESIGN §6): stop one environment on `Environment Stop Requested`, and the sweep that
+ * deletes every expired one even when GitLab never said so. Only namespaces labelled managed-by
+ * kubler, owned by the right project, are ever deleted, whatever the input says; deletes carry the
+ * uid and resourceVersion that were checked, so a namespace replaced since is never touched.
+ */
+import type { Detail } from "../domain/catalog.js";
+import {
+  isExpired,
+  MANAGED_SELECTOR,
+  type ManagedEnvironment,
+  namespaceFor,
+  readEnvironment,
+} from "../domain/environment.js";
+import type { KubeObject } from "../domain/kube-object.js";
+import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, Scheduler } from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "cleanup-environments";
+
+export interface CleanupDeps {
+  cluster: EnvironmentCluster;
+  scheduler: Scheduler;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+}
+
+export type StopOutcome =
+  | { kind: "deleted" | "already_gone"; namespace: string }
+  | { kind: "refused" | "ignored"; namespace: string; reason: string };
+
+/**
+ * @example
+ * await stopEnvironment(deps, detail); // { kind: "deleted", namespace: "group-app-review-x-1a2b3c4d" }
+ */
+export async function stopEnvironment(
+  deps: CleanupDeps,
+  detail: Detail<"Environment Stop Requested">,
+): Promise<StopOutcome> {
+  const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
+  const audit = (outcome: "success" | "deny" | "ignored", reason: string) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "environment.stop",
+        outcome,
+        reason,
+        correlationId: detail.correlationId,
+        gitlab: detail.gitlab,
+        trigger: "Environment Stop Requested",
+        subject: { environment: detail.environment, namespace, stopReason: detail.reason },
+        at: deps.clock.now(),
+      }),
+    );
+  const object = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  if (object) {
+    const read = readEnvironment(object);
+    if (read.kind !== "managed") {
+      const reason = `not deleted: ${read.reason}`;
+      audit("deny", reason);
+      return { kind: "refused", namespace, reason };
+    }
+    if (read.environment.projectId !== detail.gitlab.projectId) {
+      const reason = `not deleted: namespace ${namespace} belongs to project ${read.environment.projectId}, not ${detail.gitlab.projectId}`;
+      audit("deny", reason);
+      return { kind: "refused", namespace, reason };
+    }
+    // A schedule that fired after a redeploy extended the TTL (its move failed) must not cut it short.
+    if (detail.reason === "expired" && !isExpired(read.environment, deps.clock.now())) {
+      const reason = `not expired: expires at ${read.environment.expiresAt?.toISOString() ?? "never"}`;
+      audit("ignored", reason);
+      return { kind: "ignored", namespace, reason };
+    }
+  }
+  const deleted = object ? await deleteChecked(deps.cluster, object) : "absent";
+  await deps.scheduler.cancel(namespace);
+  await publishDeleted(deps, detail, namespace);
+  const kind = deleted === "deleted" ? "deleted" : "already_gone";
+  audit("success", kind === "deleted" ? `deleted (${detail.reason})` : `already gone (${detail.reason})`);
+  return { kind, namespace };
+}
+
+function deleteChecked(cluster: EnvironmentCluster, namespace: KubeObject): Promise<"deleted" | "absent"> {
+  const { name, uid, resourceVersion } = namespace.metadata;
+  return cluster.delete(
+    { apiVersion: "v1", kind: "Namespace", name },
+    { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
+  );
+}
+
+async function publishDeleted(
+  deps: Pick<CleanupDeps, "publisher">,
+  stop: Pick<Detail<"Environment Stop Requested">, "correlationId" | "gitlab" | "environment">,
+  namespace: string,
+): Promise<void> {
+  await deps.publisher.publish([
+    {
+      detailType: "Environment Deleted",
+      detail: {
+        correlationId: stop.correlationId,
+        gitlab: stop.gitlab,
+        environment: stop.environment,
+        namespace,
+      },
+    },
+  ]);
+}
+
+export interface SweepOptions {
+  dryRun?: boolean;
+  /** Most API requests in flight at once, list pages included. */
+  concurrency?: number;
+  pageSize?: number;
+  /** Called after each page, for a progress line on long sweeps. */
+  onProgress?: (report: SweepReport) => void;
+  newId: () => string;
+}
+
+export interface SweepItem {
+  namespace: string;
+  reason: string;
+}
+
+export interface SweepReport {
+  dryRun: boolean;
+  examined: number;
+  expired: SweepItem[];
+  deleted: SweepItem[];
+  failed: SweepItem[];
+  skipped: SweepItem[];
+}
+
+/**
+ * Deletes every managed environment past its expiry: pages of `pageSize`, at most `concurrency`
+ * requests in flight, one failure never stopping the rest, malformed annotations skipped and reported.
+ *
+ * @example
+ * const report = await sweepExpiredEnvironments(deps, { dryRun: true, newId: randomId });
+ * // { examined: 10000, expired: [...1000], deleted: [], skipped: [...], failed: [] }
+ */
+export async function sweepExpiredEnvironments(
+  deps: CleanupDeps,
+  options: SweepOptions,
+): Promise<SweepReport> {
+  const { dryRun = false, concurrency = 16, pageSize = 500 } = options;
+  const report: SweepReport = { dryRun, examined: 0, expired: [], deleted: [], failed: [], skipped: [] };
+  const limit = createLimiter(concurrency);
+  const deletions: Promise<void>[] = [];
+  const now = deps.clock.now();
+  let token: string | undefined;
+  do {
+    const page = await limit(() =>
+      deps.cluster.list("v1", "Namespace", {
+        labelSelector: MANAGED_SELECTOR,
+        limit: pageSize,
+        ...(token ? { continue: token } : {}),
+      }),
+    );
+    for (const object of page.items) {
+      report.examined++;
+      const namespace = object.metadata.name;
+      const read = readEnvironment(object);
+      if (read.kind !== "managed") {
+        report.skipped.push({ namespace, reason: read.reason });
+        continue;
+      }
+      const environment = read.environment;
+      if (!isExpired(environment, now)) continue;
+      const reason = `expired at ${environment.expiresAt?.toISOString()}`;
+      if (environment.terminating) {
+        report.skipped.push({ namespace, reason: `${reason}; already terminating` });
+        continue;
+      }
+      report.expired.push({ namespace, reason });
+      if (dryRun) continue;
+      deletions.push(
+        limit(() => deleteChecked(deps.cluster, object)).then(
+          async () => {
+            report.deleted.push({ namespace, reason });
+            await afterSweepDelete(deps, environment, options.newId);
+          },
+          (error: Error) => {
+            report.failed.push({ namespace, reason: error.message });
+          },
+        ),
+      );
+    }
+    token = page.continue ?? undefined;
+    options.onProgress?.(report);
+  } while (token);
+  await Promise.all(deletions);
+  auditSweep(deps, report);
+  return report;
+}
+
+/** The schedule and report-status hear of a sweep deletion like of any other; their failure is logged, not fatal. */
+async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironment, newId: () => string) {
+  const correlationId = environment.correlationId ?? newId();
+  const gitlab =
+    environment.instance && environment.projectPath
+      ? {
+          instance: environment.instance,
+          projectId: environment.projectId,
+          projectPath: environment.projectPath,
+        }
+      : null;
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action: "environment.sweep.delete",
+      outcome: "success",
+      reason: `expired at ${environment.expiresAt?.toISOString()}`,
+      correlationId,
+      gitlab,
+      trigger: "sweep",
+      subject: {
+        environment: environment.environment,
+        namespace: environment.namespace,
+        projectId: environment.projectId,
+      },
+      at: deps.clock.now(),
+    }),
+  );
+  await deps.scheduler.cancel(environment.namespace).catch(() => undefined);
+  if (gitlab) {
+    await publishDeleted(
+      deps,
+      { correlationId, gitlab, environment: environment.environment },
+      environment.namespace,
+    ).catch(() => undefined);
+  }
+}
+
+function auditSweep(deps: CleanupDeps, report: SweepReport): void {
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action: "environment.sweep",
+      outcome: report.failed.length > 0 ? "failure" : "success",
+      reason: `${report.dryRun ? "dry run: " : ""}examined ${report.examined}, expired ${report.expired.length}, deleted ${report.deleted.length}, failed ${report.failed.length}, skipped ${report.skipped.length}`,
+      correlationId: null,
+      gitlab: null,
+      trigger: "sweep",
+      subject: {
+        failed: report.failed.slice(0, 20),
+        skipped: report.skipped.slice(0, 20),
+      },
+      at: deps.clock.now(),
+    }),
+  );
+}
+
+/** At most `max` tasks running at once; the rest wait their turn in order. */
+export function createLimiter(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}

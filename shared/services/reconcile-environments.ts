@@ -1,0 +1,190 @@
+/**
+ * Reconcile (DESIGN §6, every minute): the backstop for work whose function died or whose schedule
+ * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (marked on
+ * the namespace first, so it is reported once); an expired environment that is still there gets
+ * `Environment Stop Requested`.
+ */
+import {
+  environmentNamespace,
+  isExpired,
+  MANAGED_SELECTOR,
+  type ManagedEnvironment,
+  readEnvironment,
+} from "../domain/environment.js";
+import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "reconcile";
+
+export interface ReconcileDeps {
+  cluster: EnvironmentCluster;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  newId: () => string;
+}
+
+export interface ReconcileReport {
+  examined: number;
+  rolloutsFailed: string[];
+  stopsRequested: string[];
+  skipped: { namespace: string; reason: string }[];
+}
+
+/**
+ * @example
+ * const report = await reconcileEnvironments(deps); // { rolloutsFailed: [...], stopsRequested: [...] }
+ */
+export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500): Promise<ReconcileReport> {
+  const report: ReconcileReport = { examined: 0, rolloutsFailed: [], stopsRequested: [], skipped: [] };
+  const now = deps.clock.now();
+  let token: string | undefined;
+  do {
+    const page = await deps.cluster.list("v1", "Namespace", {
+      labelSelector: MANAGED_SELECTOR,
+      limit: pageSize,
+      ...(token ? { continue: token } : {}),
+    });
+    for (const object of page.items) {
+      report.examined++;
+      const read = readEnvironment(object);
+      if (read.kind !== "managed") {
+        report.skipped.push({ namespace: object.metadata.name, reason: read.reason });
+        continue;
+      }
+      const environment = read.environment;
+      if (environment.terminating) continue;
+      const gitlab = gitlabOf(environment);
+      if (!gitlab) {
+        report.skipped.push({
+          namespace: environment.namespace,
+          reason: "no GitLab project path or instance annotation",
+        });
+        continue;
+      }
+      if (isExpired(environment, now)) {
+        await requestStop(deps, environment, gitlab);
+        report.stopsRequested.push(environment.namespace);
+      } else if (
+        environment.status === "deploying" &&
+        environment.rolloutDeadline !== null &&
+        environment.rolloutDeadline.getTime() < now.getTime()
+      ) {
+        await failRollout(deps, environment, gitlab);
+        report.rolloutsFailed.push(environment.namespace);
+      }
+    }
+    token = page.continue ?? undefined;
+  } while (token);
+  return report;
+}
+
+type Gitlab = { instance: string; projectId: number; projectPath: string };
+
+function gitlabOf(environment: ManagedEnvironment): Gitlab | null {
+  if (!environment.instance || !environment.projectPath) return null;
+  return {
+    instance: environment.instance,
+    projectId: environment.projectId,
+    projectPath: environment.projectPath,
+  };
+}
+
+async function requestStop(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+): Promise<void> {
+  const correlationId = environment.correlationId ?? deps.newId();
+  await deps.publisher.publish([
+    {
+      detailType: "Environment Stop Requested",
+      detail: { correlationId, gitlab, environment: environment.environment, reason: "expired" },
+    },
+  ]);
+  audit(
+    deps,
+    environment,
+    gitlab,
+    correlationId,
+    "environment.expire",
+    `expired at ${environment.expiresAt?.toISOString()} and still there (schedule lost or late): stop requested`,
+  );
+}
+
+async function failRollout(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+): Promise<void> {
+  const correlationId = environment.correlationId ?? deps.newId();
+  const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
+  if (!environment.sha || !environment.ref) return;
+  // Marked before publishing: a second reconcile (or a retry of this one) finds "failed", not
+  // "deploying", so the failure is reported once.
+  await deps.cluster.apply(
+    environmentNamespace({
+      namespace: environment.namespace,
+      gitlab,
+      environment: environment.environment,
+      sha: environment.sha,
+      ref: environment.ref,
+      pipelineId: environment.pipelineId,
+      mrIid: environment.mrIid,
+      ttl: environment.ttl ?? "never",
+      expiresAt: environment.expiresAt,
+      deployedAt: environment.deployedAt,
+      requestedAt: environment.requestedAt ?? deps.clock.now(),
+      status: "failed",
+      rolloutDeadline: null,
+      correlationId,
+      url: environment.url,
+    }),
+  );
+  await deps.publisher.publish([
+    {
+      detailType: "Deploy Finished",
+      detail: {
+        correlationId,
+        gitlab,
+        environment: environment.environment,
+        sha: environment.sha,
+        ref: environment.ref,
+        pipelineId: environment.pipelineId,
+        mrIid: environment.mrIid,
+        status: "failed",
+        namespace: environment.namespace,
+        url: environment.url,
+        reason,
+      },
+    },
+  ]);
+  audit(deps, environment, gitlab, correlationId, "environment.rollout", reason);
+}
+
+function audit(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+  correlationId: string,
+  action: string,
+  reason: string,
+): void {
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action,
+      outcome: "success",
+      reason,
+      correlationId,
+      gitlab,
+      trigger: "schedule",
+      subject: {
+        environment: environment.environment,
+        namespace: environment.namespace,
+        sha: environment.sha,
+      },
+      at: deps.clock.now(),
+    }),
+  );
+}

@@ -1,0 +1,200 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  ANNOTATION,
+  environmentNamespace,
+  environmentSlug,
+  isExpired,
+  isStaleDeploy,
+  LABEL,
+  namespaceFor,
+  readEnvironment,
+} from "../../shared/domain/environment.js";
+
+const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const projectPath = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 300 }),
+  fc
+    .array(fc.stringMatching(/^[A-Za-z0-9_.-]{1,40}$/), { minLength: 1, maxLength: 8 })
+    .map((p) => p.join("/")),
+);
+const environment = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 300 }),
+  fc.stringMatching(/^(review|staging|production)\/[A-Za-z0-9_./-]{1,120}$/),
+);
+
+describe("namespaceFor", () => {
+  it("reads as the project and environment, with a hash of the exact pair", () => {
+    expect(namespaceFor("group/app", "review/feature-x")).toMatch(/^group-app-review-feature-x-[0-9a-f]{8}$/);
+  });
+
+  it("is a DNS-1123 label of at most 63 characters for any input", () => {
+    fc.assert(
+      fc.property(projectPath, environment, (path, env) => {
+        const name = namespaceFor(path, env);
+        expect(name.length).toBeLessThanOrEqual(63);
+        expect(name).toMatch(DNS_1123_LABEL);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("is deterministic", () => {
+    fc.assert(
+      fc.property(projectPath, environment, (path, env) => {
+        expect(namespaceFor(path, env)).toBe(namespaceFor(path, env));
+      }),
+    );
+  });
+
+  it("gives distinct pairs distinct names, also when they read the same or are truncated alike", () => {
+    expect(namespaceFor("a/b", "c")).not.toBe(namespaceFor("a", "b/c"));
+    const long = "x".repeat(80);
+    expect(namespaceFor("group/app", `${long}1`)).not.toBe(namespaceFor("group/app", `${long}2`));
+    fc.assert(
+      fc.property(
+        fc.tuple(projectPath, environment),
+        fc.tuple(projectPath, environment),
+        ([p1, e1], [p2, e2]) => {
+          fc.pre(p1 !== p2 || e1 !== e2);
+          expect(namespaceFor(p1, e1)).not.toBe(namespaceFor(p2, e2));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe("environmentSlug", () => {
+  it("is a valid label value for any name, readable when short", () => {
+    expect(environmentSlug("review/Feature_X")).toBe("review-feature-x");
+    fc.assert(
+      fc.property(environment, (env) => {
+        const slug = environmentSlug(env);
+        expect(slug.length).toBeLessThanOrEqual(63);
+        expect(slug).toMatch(LABEL_VALUE);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("keeps long names distinct with a hash", () => {
+    const long = "review/".padEnd(90, "y");
+    expect(environmentSlug(`${long}a`)).not.toBe(environmentSlug(`${long}b`));
+  });
+});
+
+const state = {
+  namespace: "group-app-review-x-12345678",
+  gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+  environment: "review/x",
+  sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+  ref: "x",
+  pipelineId: 42,
+  mrIid: 7,
+  ttl: "72h",
+  expiresAt: new Date("2026-11-24T10:00:00Z"),
+  deployedAt: new Date("2026-11-21T10:00:05Z"),
+  requestedAt: new Date("2026-11-21T10:00:00Z"),
+  status: "succeeded" as const,
+  rolloutDeadline: null,
+  correlationId: "corr-1",
+  url: "https://review-x.apps.example.com",
+};
+
+describe("the namespace contract", () => {
+  it("writes the labels and annotations of DESIGN §6", () => {
+    const namespace = environmentNamespace(state);
+    expect(namespace.metadata.labels).toEqual({
+      [LABEL.MANAGED_BY]: "kubler",
+      [LABEL.PROJECT_ID]: "15",
+      [LABEL.ENVIRONMENT]: "review-x",
+    });
+    expect(namespace.metadata.annotations).toMatchObject({
+      "kubler.dev/project-id": "15",
+      "kubler.dev/environment": "review-x",
+      "kubler.dev/expires-at": "2026-11-24T10:00:00.000Z",
+      "kubler.dev/ttl": "72h",
+      "kubler.dev/sha": state.sha,
+      "kubler.dev/pipeline-id": "42",
+      "kubler.dev/mr-iid": "7",
+      "kubler.dev/deployed-at": "2026-11-21T10:00:05.000Z",
+    });
+  });
+
+  it("reads back what it wrote", () => {
+    const read = readEnvironment(environmentNamespace(state));
+    expect(read.kind).toBe("managed");
+    if (read.kind !== "managed") return;
+    expect(read.environment).toMatchObject({
+      namespace: state.namespace,
+      projectId: 15,
+      projectPath: "group/app",
+      instance: "https://gitlab.example.com",
+      environment: "review/x",
+      sha: state.sha,
+      ref: "x",
+      pipelineId: 42,
+      mrIid: 7,
+      expiresAt: state.expiresAt,
+      deployedAt: state.deployedAt,
+      rolloutDeadline: null,
+      status: "succeeded",
+      terminating: false,
+    });
+  });
+
+  it("calls a namespace without the managed-by label unmanaged, whatever else it carries", () => {
+    const namespace = environmentNamespace(state);
+    delete namespace.metadata.labels?.[LABEL.MANAGED_BY];
+    expect(readEnvironment(namespace).kind).toBe("unmanaged");
+    namespace.metadata.labels = { ...namespace.metadata.labels, [LABEL.MANAGED_BY]: "helm" };
+    expect(readEnvironment(namespace).kind).toBe("unmanaged");
+  });
+
+  it.each([
+    ["an expiry that is not RFC 3339", { [ANNOTATION.EXPIRES_AT]: "tomorrow" }, "kubler.dev/expires-at"],
+    ["no expiry and a TTL that is not never", { [ANNOTATION.EXPIRES_AT]: "" }, "is missing"],
+    ["a garbage deployed-at", { [ANNOTATION.DEPLOYED_AT]: "2026-13-45" }, "kubler.dev/deployed-at"],
+  ])("calls a managed namespace with %s malformed, naming the annotation", (_, annotations, named) => {
+    const namespace = environmentNamespace(state);
+    namespace.metadata.annotations = { ...namespace.metadata.annotations, ...annotations };
+    const read = readEnvironment(namespace);
+    expect(read.kind).toBe("malformed");
+    if (read.kind === "malformed") expect(read.reason).toContain(named);
+  });
+
+  it("calls a project id label that is not a number malformed", () => {
+    const namespace = environmentNamespace(state);
+    namespace.metadata.labels = { ...namespace.metadata.labels, [LABEL.PROJECT_ID]: "fifteen" };
+    expect(readEnvironment(namespace).kind).toBe("malformed");
+  });
+
+  it("accepts ttl never without an expiry, which never expires", () => {
+    const read = readEnvironment(environmentNamespace({ ...state, ttl: "never", expiresAt: null }));
+    expect(read.kind).toBe("managed");
+    if (read.kind === "managed")
+      expect(isExpired(read.environment, new Date("2100-01-01T00:00:00Z"))).toBe(false);
+  });
+
+  it("expires at the expiry, not before", () => {
+    expect(isExpired({ expiresAt: state.expiresAt }, new Date("2026-11-24T09:59:59Z"))).toBe(false);
+    expect(isExpired({ expiresAt: state.expiresAt }, new Date("2026-11-24T10:00:00Z"))).toBe(true);
+  });
+});
+
+describe("isStaleDeploy", () => {
+  const at = (s: string) => new Date(s);
+  it("compares pipeline ids when both have one", () => {
+    const running = { pipelineId: 42, requestedAt: at("2026-11-21T10:00:00Z") };
+    expect(isStaleDeploy(running, { pipelineId: 41, requestedAt: at("2026-11-21T11:00:00Z") })).toBe(true);
+    expect(isStaleDeploy(running, { pipelineId: 42, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(false);
+    expect(isStaleDeploy(running, { pipelineId: 43, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(false);
+  });
+  it("falls back to when each was requested", () => {
+    const running = { pipelineId: null, requestedAt: at("2026-11-21T10:00:00Z") };
+    expect(isStaleDeploy(running, { pipelineId: 5, requestedAt: at("2026-11-21T09:59:59Z") })).toBe(true);
+    expect(isStaleDeploy(running, { pipelineId: null, requestedAt: at("2026-11-21T10:00:01Z") })).toBe(false);
+  });
+});
