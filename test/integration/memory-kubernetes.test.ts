@@ -323,13 +323,21 @@ describe("create, get, list, replace, delete", () => {
     const labelled = await apps.replaceNamespacedDeployment({
       name: "web",
       namespace: ns,
-      body: { ...created, metadata: { ...created.metadata, labels: { tier: "frontend" } } },
+      // No resourceVersion: the simulated rollout may write status between these calls.
+      body: {
+        ...created,
+        metadata: { ...created.metadata, resourceVersion: undefined, labels: { tier: "frontend" } },
+      },
     });
     expect(labelled.metadata?.generation).toBe(1);
     const scaled = await apps.replaceNamespacedDeployment({
       name: "web",
       namespace: ns,
-      body: { ...labelled, spec: { ...labelled.spec, replicas: 3 } as k8s.V1DeploymentSpec },
+      body: {
+        ...labelled,
+        metadata: { ...labelled.metadata, resourceVersion: undefined },
+        spec: { ...labelled.spec, replicas: 3 } as k8s.V1DeploymentSpec,
+      },
     });
     expect(scaled.metadata?.generation).toBe(2);
     await apps.deleteNamespacedDeployment({ name: "web", namespace: ns });
