@@ -1,0 +1,525 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  ApiException,
+  type Configuration,
+  CoreV1Api,
+  createConfiguration,
+  HttpMethod,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  type Middleware,
+  PatchStrategy,
+  type RequestContext,
+  type ResponseContext,
+  ServerConfiguration,
+  type V1DeleteOptions,
+} from "@kubernetes/client-node";
+import {
+  ConfigError,
+  KubernetesConflictError,
+  type KubernetesError,
+  KubernetesForbiddenError,
+  KubernetesInvalidError,
+  KubernetesNotFoundError,
+  KubernetesUnavailableError,
+} from "../errors.js";
+import type { EnvironmentCluster, KubeObject, ListOptions, ListPage, ObjectRef } from "../ports.js";
+
+/** The server-side apply field manager: the objects' `managedFields` name Kubler as their owner. */
+export const FIELD_MANAGER = "kubler";
+
+/** Caps one wait (a backoff or a `Retry-After`) so retries stay within a Lambda's time budget. */
+const MAX_DELAY_MS = 5_000;
+
+/** Error codes of a request that got no answer but may get one if sent again. */
+const RETRYABLE_NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+]);
+
+export interface KubernetesClusterOptions {
+  /** Sends of one request at most, the first included. Default 4. */
+  maxAttempts?: number;
+  /** The backoff ceiling before the second attempt; it doubles each attempt. Default 100. */
+  baseDelayMs?: number;
+  /** One attempt's limit, API discovery and authentication included. Default 10 000. */
+  timeoutMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Uniform in [0, 1), like `Math.random`. */
+  random?: () => number;
+}
+
+export interface CreateKubernetesClusterOptions extends KubernetesClusterOptions {
+  /** A kubeconfig's text (YAML or JSON), e.g. the embedded cluster's. Wins over `KUBECONFIG`. */
+  kubeconfig?: string;
+  /** Read for `KUBECONFIG` (and `HOME`); default `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+/** Where the adapter sends its requests; safe to log (no credentials). */
+export interface KubernetesClusterDescription {
+  server: string;
+  context: string;
+}
+
+/**
+ * The Kubernetes cluster of a kubeconfig: `options.kubeconfig` when given, else the files of
+ * `KUBECONFIG` (merged, like kubectl), else `~/.kube/config`. Fails with a `ConfigError` naming
+ * `KUBECONFIG` when there is none or it cannot be read.
+ *
+ * @example
+ * const cluster = createKubernetesCluster({ env: process.env });
+ * console.log(`Kubernetes: ${cluster.describe().server}`);
+ */
+export function createKubernetesCluster(options: CreateKubernetesClusterOptions = {}): KubernetesCluster {
+  const env = options.env ?? process.env;
+  const kubeConfig = new KubeConfig();
+  if (options.kubeconfig !== undefined) {
+    try {
+      kubeConfig.loadFromString(options.kubeconfig);
+    } catch (error) {
+      throw new ConfigError(`The kubeconfig given is not valid: ${messageOf(error)}`);
+    }
+  } else {
+    const files = (env.KUBECONFIG ?? "").split(delimiter).filter((file) => file !== "");
+    if (files.length === 0) {
+      const home = join(env.HOME ?? homedir(), ".kube", "config");
+      if (!existsSync(home)) {
+        throw new ConfigError(
+          `KUBECONFIG is not set and ${home} does not exist: no Kubernetes cluster to use`,
+        );
+      }
+      files.push(home);
+    }
+    // The same merge as kubectl and client-node's loadFromDefault: the first file's context wins.
+    files.forEach((file, index) => {
+      const loaded = index === 0 ? kubeConfig : new KubeConfig();
+      try {
+        loaded.loadFromFile(file);
+      } catch (error) {
+        throw new ConfigError(`KUBECONFIG file ${file} cannot be loaded: ${messageOf(error)}`);
+      }
+      if (index > 0) kubeConfig.mergeConfig(loaded);
+    });
+  }
+  return new KubernetesCluster(kubeConfig, options);
+}
+
+/**
+ * `EnvironmentCluster` over the Kubernetes API with @kubernetes/client-node: objects are read and
+ * written as plain JSON, applied with server-side apply (`fieldManager: kubler`, forced). Throttling
+ * (429), 5xx, timeouts and dropped connections are retried with full-jitter exponential backoff
+ * (honouring `Retry-After`), up to `maxAttempts`; other answers map to the named Kubernetes errors.
+ *
+ * @example
+ * const cluster = new KubernetesCluster(kubeConfig, { timeoutMs: 5_000 });
+ * const stored = await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } });
+ */
+export class KubernetesCluster implements EnvironmentCluster {
+  readonly #kubeConfig: KubeConfig;
+  readonly #objects: PlainObjectApi;
+  readonly #core: CoreV1Api;
+  readonly #attemptSignal = new AsyncLocalStorage<AbortSignal>();
+  readonly #maxAttempts: number;
+  readonly #baseDelayMs: number;
+  readonly #timeoutMs: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+
+  constructor(kubeConfig: KubeConfig, options: KubernetesClusterOptions = {}) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) {
+      throw new ConfigError(`The kubeconfig has no cluster for context "${kubeConfig.getCurrentContext()}"`);
+    }
+    this.#kubeConfig = kubeConfig;
+    this.#maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 4));
+    this.#baseDelayMs = Math.max(0, options.baseDelayMs ?? 100);
+    this.#timeoutMs = Math.max(1, options.timeoutMs ?? 10_000);
+    this.#sleep = options.sleep ?? ((ms) => delay(ms));
+    this.#random = options.random ?? Math.random;
+
+    // Each attempt runs with its own AbortSignal in #attemptSignal; this hands it to every request
+    // the attempt makes (discovery included), so a timed-out attempt also closes its connection.
+    const abortOnTimeout: Middleware = {
+      pre: async (context: RequestContext) => {
+        const signal = this.#attemptSignal.getStore();
+        if (signal) context.setSignal(signal);
+        return context;
+      },
+      post: async (response: ResponseContext) => response,
+    };
+    const configuration = createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: kubeConfig },
+      promiseMiddleware: [abortOnTimeout],
+    });
+    this.#objects = new PlainObjectApi(configuration, kubeConfig);
+    this.#core = new CoreV1Api(configuration);
+  }
+
+  /** The API server and kubeconfig context in use. */
+  describe(): KubernetesClusterDescription {
+    return {
+      server: this.#kubeConfig.getCurrentCluster()?.server ?? "",
+      context: this.#kubeConfig.getCurrentContext(),
+    };
+  }
+
+  async get(ref: ObjectRef): Promise<KubeObject | null> {
+    try {
+      return await this.#call("get", describeRef(ref), () => this.#objects.get(ref));
+    } catch (error) {
+      if (error instanceof KubernetesNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  async list(apiVersion: string, kind: string, options: ListOptions = {}): Promise<ListPage> {
+    const target = `${kind}${options.namespace ? ` in ${options.namespace}` : ""}${
+      options.labelSelector ? ` (${options.labelSelector})` : ""
+    }`;
+    const list = await this.#call("list", target, () => this.#objects.listPage(apiVersion, kind, options));
+    return {
+      // A List's items usually carry neither apiVersion nor kind: the List's kind names them.
+      items: (list.items ?? []).map((item) => ({ ...item, apiVersion, kind })),
+      continue: list.metadata?.continue || null,
+    };
+  }
+
+  async apply(object: KubeObject): Promise<KubeObject> {
+    const { kind, metadata } = object;
+    const target = describeRef({ kind, name: metadata.name, namespace: metadata.namespace });
+    return this.#call("apply", target, () => this.#objects.apply(object));
+  }
+
+  async delete(
+    ref: ObjectRef,
+    preconditions?: { uid?: string; resourceVersion?: string },
+  ): Promise<"deleted" | "absent"> {
+    const given = Object.fromEntries(
+      Object.entries(preconditions ?? {}).filter(([, value]) => value !== undefined),
+    );
+    // https://kubernetes.io/docs/concepts/architecture/garbage-collection/#background-deletion
+    const options: V1DeleteOptions = {
+      propagationPolicy: "Background",
+      ...(Object.keys(given).length > 0 ? { preconditions: given } : {}),
+    };
+    try {
+      await this.#call("delete", describeRef(ref), () => this.#objects.deleteObject(ref, options));
+      return "deleted";
+    } catch (error) {
+      // Also on a retry: the attempt that timed out or got a 5xx may have deleted it.
+      if (error instanceof KubernetesNotFoundError) return "absent";
+      if (error instanceof KubernetesConflictError) return this.#alreadyDeleting(ref, preconditions, error);
+      throw error;
+    }
+  }
+
+  /**
+   * A 409 on delete is a failed precondition, or (for a namespace) "already Terminating", which is
+   * what was asked for: the API answers a second delete of a namespace still being emptied with a
+   * Conflict (pkg/registry/core/namespace/storage). Reading the object tells the two apart.
+   */
+  async #alreadyDeleting(
+    ref: ObjectRef,
+    preconditions: { uid?: string; resourceVersion?: string } | undefined,
+    conflict: KubernetesConflictError,
+  ): Promise<"deleted" | "absent"> {
+    const current = await this.get(ref);
+    if (!current) return "absent";
+    const deleting = Boolean(current.metadata.deletionTimestamp);
+    const same = preconditions?.uid === undefined || preconditions.uid === current.metadata.uid;
+    if (deleting && same) return "deleted";
+    throw conflict;
+  }
+
+  async createToken(
+    ref: { namespace: string; serviceAccount: string },
+    options: { audiences: string[]; expirationSeconds: number },
+  ): Promise<{ token: string; expiresAt: Date }> {
+    const target = `ServiceAccount ${ref.namespace}/${ref.serviceAccount}`;
+    const request = await this.#call("create token for", target, () =>
+      this.#core.createNamespacedServiceAccountToken({
+        name: ref.serviceAccount,
+        namespace: ref.namespace,
+        body: {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenRequest",
+          spec: { audiences: options.audiences, expirationSeconds: options.expirationSeconds },
+        },
+      }),
+    );
+    const token = request.status?.token;
+    const expiresAt = new Date(request.status?.expirationTimestamp ?? Number.NaN);
+    if (!token || Number.isNaN(expiresAt.getTime())) {
+      throw new KubernetesUnavailableError(
+        `create token for ${target}: the TokenRequest came back without a token or an expiry`,
+        200,
+      );
+    }
+    return { token, expiresAt };
+  }
+
+  /**
+   * Runs `send` until it succeeds, fails in a way that will not change, or `maxAttempts` is spent.
+   * Retrying a create is safe here: apply is idempotent, a TokenRequest just mints another token,
+   * and delete reports a 404 as "absent".
+   */
+  async #call<T>(verb: string, target: string, send: () => Promise<T>): Promise<T> {
+    let last: Transient | undefined;
+    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
+      if (last) await this.#sleep(this.#delayBefore(attempt, last));
+      const outcome = await this.#attempt(send).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ problem: classify(error, verb, target, this.#timeoutMs) }),
+      );
+      if ("value" in outcome) return outcome.value;
+      if (!isTransient(outcome.problem)) throw outcome.problem;
+      last = outcome.problem;
+    }
+    throw new KubernetesUnavailableError(
+      `${verb} ${target} failed after ${this.#maxAttempts} attempt(s); last problem: ${last?.reason}`,
+      last?.status ?? 0,
+    );
+  }
+
+  /** One try, bounded by `timeoutMs` even when the time goes to authentication, not to a socket. */
+  async #attempt<T>(send: () => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new AttemptTimeoutError();
+        controller.abort(error);
+        reject(error);
+      }, this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#attemptSignal.run(controller.signal, send), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/), or the server's `Retry-After`. */
+  #delayBefore(attempt: number, last: Transient): number {
+    if (last.retryAfterMs !== undefined) return Math.min(MAX_DELAY_MS, last.retryAfterMs);
+    const ceiling = Math.min(MAX_DELAY_MS, this.#baseDelayMs * 2 ** (attempt - 2));
+    return Math.floor(this.#random() * ceiling);
+  }
+}
+
+/**
+ * KubernetesObjectApi with its discovery, authentication and transport, but objects kept as the
+ * API's JSON: its typed (de)serializer drops fields its models lack (newer fields, and any custom
+ * resource whose kind shares a built-in's name) and turns timestamps into Dates. The casts below are
+ * that difference: client-node types its answers as its models, processResponse returns the JSON.
+ */
+class PlainObjectApi extends KubernetesObjectApi {
+  constructor(configuration: Configuration, kubeConfig: KubeConfig) {
+    super(configuration);
+    this.setDefaultNamespace(kubeConfig);
+  }
+
+  async get(ref: ObjectRef): Promise<KubeObject> {
+    return (await this.read(headerOf(ref))) as unknown as KubeObject;
+  }
+
+  async listPage(
+    apiVersion: string,
+    kind: string,
+    options: ListOptions,
+  ): Promise<{ items?: KubeObject[]; metadata?: { continue?: string } }> {
+    const { namespace, labelSelector, limit } = options;
+    const list = await this.list(
+      apiVersion,
+      kind,
+      namespace,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      labelSelector,
+      limit,
+      options.continue,
+    );
+    return list as unknown as { items?: KubeObject[]; metadata?: { continue?: string } };
+  }
+
+  async deleteObject(ref: ObjectRef, options: V1DeleteOptions): Promise<void> {
+    await this.delete(headerOf(ref), undefined, undefined, undefined, undefined, undefined, options);
+  }
+
+  /** Server-side apply: https://kubernetes.io/docs/reference/using-api/server-side-apply/ */
+  async apply(object: KubeObject): Promise<KubeObject> {
+    const { apiVersion, kind, metadata } = object;
+    const header = headerOf({ apiVersion, kind, name: metadata.name, namespace: metadata.namespace });
+    const path = await this.specUriPath(header, "patch");
+    // specUriPath fills in a namespaced kind's missing namespace: the body must name the same one.
+    const body = { ...object, metadata: { ...object.metadata, namespace: header.metadata.namespace } };
+    const context = this.configuration.baseServer.makeRequestContext(path, HttpMethod.PATCH);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", PatchStrategy.ServerSideApply);
+    context.setQueryParam("fieldManager", FIELD_MANAGER);
+    context.setQueryParam("force", "true");
+    context.setBody(JSON.stringify(body));
+    return (await this.requestPromise(context)) as unknown as KubeObject;
+  }
+
+  protected override async specUriPath(
+    spec: KubernetesObject,
+    action: Parameters<KubernetesObjectApi["specUriPath"]>[1],
+  ): Promise<string> {
+    try {
+      return await super.specUriPath(spec, action);
+    } catch (error) {
+      // No such group/version (404 on discovery) or no such kind in it: the request cannot succeed.
+      if (error instanceof ApiException && error.code === 404) throw new UnknownKindError(spec);
+      if (error instanceof Error && error.message.startsWith("Unrecognized API version and kind")) {
+        throw new UnknownKindError(spec);
+      }
+      throw error;
+    }
+  }
+
+  protected override async processResponse<T>(response: ResponseContext): Promise<T> {
+    const text = await response.body.text();
+    if (response.httpStatusCode >= 200 && response.httpStatusCode <= 299)
+      return (text ? JSON.parse(text) : {}) as T;
+    throw new ApiException(response.httpStatusCode, "Unsuccessful HTTP Request", text, response.headers);
+  }
+}
+
+class AttemptTimeoutError extends Error {
+  override readonly name = "AttemptTimeoutError";
+}
+
+class UnknownKindError extends Error {
+  override readonly name = "UnknownKindError";
+  constructor(spec: { apiVersion?: string; kind?: string }) {
+    super(`the server serves no kind ${spec.kind} in ${spec.apiVersion} (is its CRD installed?)`);
+  }
+}
+
+/** A failure worth another attempt. */
+interface Transient {
+  reason: string;
+  /** The HTTP status, or 0 when there was no answer. */
+  status: number;
+  retryAfterMs?: number;
+}
+
+function isTransient(problem: Transient | KubernetesError): problem is Transient {
+  return !(problem instanceof Error);
+}
+
+/**
+ * The named error for an answer that will not change, or the transient problem to retry. Messages
+ * come from the API's Status, never from client-node's, which carry the response headers.
+ */
+function classify(
+  error: unknown,
+  verb: string,
+  target: string,
+  timeoutMs: number,
+): Transient | KubernetesError {
+  if (error instanceof ApiException) {
+    const status = error.code;
+    const { message, causes } = readStatus(error.body);
+    const text = message ?? `${verb} ${target}: HTTP ${status}`;
+    if (status === 429 || status >= 500) {
+      return { reason: `HTTP ${status}: ${text}`, status, retryAfterMs: retryAfterMs(error.headers) };
+    }
+    if (status === 404) return new KubernetesNotFoundError(text, status);
+    if (status === 409) return new KubernetesConflictError(text, status);
+    if (status === 401 || status === 403) return new KubernetesForbiddenError(text, status);
+    const missing = causes.filter((cause) => !text.includes(cause));
+    return new KubernetesInvalidError(missing.length > 0 ? `${text}: ${missing.join("; ")}` : text, status);
+  }
+  if (error instanceof AttemptTimeoutError || (error instanceof Error && error.name === "AbortError")) {
+    return { reason: `no answer within ${timeoutMs} ms`, status: 0 };
+  }
+  if (error instanceof UnknownKindError)
+    return new KubernetesInvalidError(`${verb} ${target}: ${error.message}`, 404);
+  const code = networkCode(error);
+  if (code !== undefined && RETRYABLE_NETWORK_CODES.has(code)) {
+    return { reason: `connection failed (${code})`, status: 0 };
+  }
+  // Anything else (a TLS or kubeconfig problem, an exec credential plugin failing) fails the same way again.
+  return new KubernetesUnavailableError(`${verb} ${target}: ${messageOf(error)}`, 0);
+}
+
+/** The `message` and `details.causes` of a Kubernetes Status body. */
+function readStatus(body: unknown): { message?: string; causes: string[] } {
+  let status: unknown = body;
+  if (typeof body === "string") {
+    try {
+      status = JSON.parse(body);
+    } catch {
+      const text = body.trim();
+      return text ? { message: text.slice(0, 300), causes: [] } : { causes: [] };
+    }
+  }
+  if (typeof status !== "object" || status === null) return { causes: [] };
+  const { message, details } = status as {
+    message?: unknown;
+    details?: { causes?: { field?: unknown; message?: unknown }[] };
+  };
+  const causes = (Array.isArray(details?.causes) ? details.causes : []).flatMap((cause) => {
+    if (typeof cause?.message !== "string") return [];
+    return [
+      typeof cause.field === "string" && cause.field ? `${cause.field}: ${cause.message}` : cause.message,
+    ];
+  });
+  return typeof message === "string" && message ? { message, causes } : { causes };
+}
+
+/** `Retry-After` in seconds or as an HTTP date: https://www.rfc-editor.org/rfc/rfc9110#field.retry-after */
+function retryAfterMs(headers: { [key: string]: string } | undefined): number | undefined {
+  const value = headers?.["retry-after"]?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function networkCode(error: unknown): string | undefined {
+  for (let cause: unknown = error, depth = 0; cause && depth < 4; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function headerOf(ref: ObjectRef): {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+} {
+  return {
+    apiVersion: ref.apiVersion,
+    kind: ref.kind,
+    metadata: ref.namespace === undefined ? { name: ref.name } : { name: ref.name, namespace: ref.namespace },
+  };
+}
+
+function describeRef(ref: { kind: string; name: string; namespace?: string | undefined }): string {
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
