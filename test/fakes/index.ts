@@ -3,9 +3,9 @@
  */
 import { randomId } from "../../shared/clock.js";
 import type { AuditRecord } from "../../shared/domain/audit.js";
-import { type BusEntry, validateDetail } from "../../shared/domain/catalog.js";
+import { type BusEntry, type Detail, validateDetail } from "../../shared/domain/catalog.js";
 import { PublishError } from "../../shared/errors.js";
-import type { AuditLog, Clock, EventPublisher, IdGenerator } from "../../shared/ports.js";
+import type { AuditLog, Clock, EventPublisher, IdGenerator, Scheduler } from "../../shared/ports.js";
 
 type PushEntry = Extract<BusEntry, { detailType: "Push" }>;
 
@@ -73,5 +73,20 @@ export class RecordingPublisher implements EventPublisher {
     }
     this.entries.push(...entries.map((entry) => structuredClone(entry)));
     return entries.map(() => this.newId());
+  }
+}
+
+/** Keeps the schedules a use case asked for; `calls` lists every request in order. */
+export class RecordingScheduler implements Scheduler {
+  readonly schedules = new Map<string, { at: Date; detail: Detail<"Environment Stop Requested"> }>();
+  readonly calls: string[] = [];
+  async scheduleStop(name: string, at: Date, detail: Detail<"Environment Stop Requested">): Promise<void> {
+    validateDetail("Environment Stop Requested", detail);
+    this.calls.push(`schedule ${name} ${at.toISOString()}`);
+    this.schedules.set(name, { at, detail: structuredClone(detail) });
+  }
+  async cancel(name: string): Promise<void> {
+    this.calls.push(`cancel ${name}`);
+    this.schedules.delete(name);
   }
 }

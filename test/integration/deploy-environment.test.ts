@@ -1,0 +1,382 @@
+/**
+ * The deploy use case against the embedded Kubernetes API over HTTP, through the real adapter: what
+ * lands on the cluster is asserted from the cluster itself.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import {
+  type DeployEnvironmentDeps,
+  type DeployTrigger,
+  deployEnvironment,
+  LAST_GOOD_CONFIGMAP,
+} from "../../shared/services/deploy-environment.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
+
+const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
+const PROJECT = "flightjs/flight-management";
+const SHA_1 = "1111111111111111111111111111111111111111";
+const SHA_2 = "2222222222222222222222222222222222222222";
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+const ENVIRONMENT = "review/feature/booking-validation";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+
+let k8s: MemoryKubernetes;
+let projects: string;
+let deps: DeployEnvironmentDeps & {
+  publisher: RecordingPublisher;
+  audit: RecordingAuditLog;
+  scheduler: RecordingScheduler;
+  clock: FixedClock;
+};
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+
+beforeEach(() => {
+  projects = mkdtempSync(join(tmpdir(), "kubler-projects-"));
+  cpSync(EXAMPLE, projects, { recursive: true });
+  const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
+  deps = {
+    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
+    manifests: new DirectoryManifestSource(projects),
+    scheduler: new RecordingScheduler(),
+    publisher: new RecordingPublisher(),
+    audit: new RecordingAuditLog(),
+    clock,
+    sleep: (ms) => {
+      clock.advance(ms);
+      return new Promise((resolve) => setTimeout(resolve, ms));
+    },
+    pullSecret: async () => null,
+    defaultTtl: "72h",
+    rolloutPollMs: 10,
+  };
+  // Each test gets its own environment: clear what an earlier test left.
+  for (const ns of k8s.store.list("v1", "Namespace"))
+    void deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
+});
+
+function requested(
+  overrides: Partial<Detail<"Deploy Requested">> = {},
+  time = "2026-11-21T10:00:00Z",
+): DeployTrigger {
+  return {
+    detailType: "Deploy Requested",
+    time: new Date(time),
+    detail: {
+      correlationId: "corr-1",
+      gitlab,
+      environment: ENVIRONMENT,
+      sha: SHA_1,
+      ref: "feature/booking-validation",
+      pipelineId: 100,
+      mrIid: 16,
+      ...overrides,
+    },
+  };
+}
+
+interface AppDeployment {
+  metadata: { labels: Record<string, string> };
+  spec: { template: { spec: { containers: { image: string }[]; imagePullSecrets?: unknown } } };
+}
+function appDeployment(): AppDeployment {
+  return k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as AppDeployment;
+}
+
+/** Every object in the environment's namespace, with its resourceVersion. */
+function snapshot(): Record<string, string | undefined> {
+  const kinds = [
+    ["v1", "Namespace"],
+    ["v1", "ServiceAccount"],
+    ["v1", "ConfigMap"],
+    ["v1", "Service"],
+    ["v1", "Secret"],
+    ["apps/v1", "Deployment"],
+    ["rbac.authorization.k8s.io/v1", "Role"],
+    ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+  ] as const;
+  const versions: Record<string, string | undefined> = {};
+  for (const [apiVersion, kind] of kinds) {
+    const objects =
+      kind === "Namespace"
+        ? k8s.store.list(apiVersion, kind).filter((o) => o.metadata.name === NAMESPACE)
+        : k8s.store.list(apiVersion, kind, NAMESPACE);
+    for (const o of objects) versions[`${kind}/${o.metadata.name}`] = o.metadata.resourceVersion;
+  }
+  return versions;
+}
+
+async function waitForNamespaceGone(name: string): Promise<void> {
+  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, name); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function setRollout(outcome: "fail" | "ok"): void {
+  const file = join(projects, PROJECT, "deploy/deployment.yaml");
+  const text = readFileSync(file, "utf8").replace(/\n {6}annotations:\n.*\n/, "\n");
+  writeFileSync(
+    file,
+    outcome === "fail"
+      ? text.replace(
+          "    metadata:\n      labels:",
+          `    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:`,
+        )
+      : text,
+  );
+}
+
+describe("deployEnvironment", () => {
+  beforeEach(() => waitForNamespaceGone(NAMESPACE));
+
+  it("creates the namespace with the contract's labels and annotations, and reports the URL", async () => {
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toEqual({
+      kind: "succeeded",
+      namespace: NAMESPACE,
+      reason: null,
+      url: "https://review-feature-booking-validation.apps.example.com",
+    });
+    const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    expect(ns?.metadata.labels).toEqual({
+      "kubernetes.io/metadata.name": NAMESPACE,
+      "app.kubernetes.io/managed-by": "kubler",
+      "kubler.dev/project-id": "2",
+      "kubler.dev/environment": "review-feature-booking-validation",
+    });
+    expect(ns?.metadata.annotations).toEqual({
+      "kubler.dev/project-id": "2",
+      "kubler.dev/project-path": PROJECT,
+      "kubler.dev/gitlab-instance": "https://gitlab.example.com",
+      "kubler.dev/environment": "review-feature-booking-validation",
+      "kubler.dev/environment-name": ENVIRONMENT,
+      "kubler.dev/ttl": "72h",
+      "kubler.dev/expires-at": "2026-11-24T10:00:00.000Z",
+      "kubler.dev/sha": SHA_1,
+      "kubler.dev/ref": "feature/booking-validation",
+      "kubler.dev/pipeline-id": "100",
+      "kubler.dev/mr-iid": "16",
+      "kubler.dev/deployed-at": expect.stringMatching(/^2026-11-21T10:00:\d\d\.\d{3}Z$/),
+      "kubler.dev/requested-at": "2026-11-21T10:00:00.000Z",
+      "kubler.dev/status": "succeeded",
+      "kubler.dev/rollout-deadline": "",
+      "kubler.dev/correlation-id": "corr-1",
+      "kubler.dev/url": "https://review-feature-booking-validation.apps.example.com",
+    });
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Deploy Finished",
+        detail: {
+          ...requested().detail,
+          status: "succeeded",
+          namespace: NAMESPACE,
+          url: "https://review-feature-booking-validation.apps.example.com",
+          reason: null,
+        },
+      },
+    ]);
+    expect(deps.scheduler.schedules.get(NAMESPACE)?.at).toEqual(new Date("2026-11-24T10:00:00.000Z"));
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.deploy",
+      outcome: "success",
+      correlationId: "corr-1",
+      subject: { project: PROJECT, environment: ENVIRONMENT, namespace: NAMESPACE, sha: SHA_1 },
+    });
+  });
+
+  it("applies the manifests into the namespace, images as written with {sha} filled in", async () => {
+    await deployEnvironment(deps, requested());
+    const deployment = appDeployment();
+    expect(deployment.spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management:${SHA_1}`,
+    );
+    expect(deployment.metadata.labels["app.kubernetes.io/managed-by"]).toBe("kubler");
+    expect(k8s.store.get("v1", "Service", NAMESPACE, "flight-management")).toBeDefined();
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "flight-management")).toBeDefined();
+  });
+
+  it("gives the environment a deployer with exactly what its manifests need", async () => {
+    await deployEnvironment(deps, requested());
+    const labels = {
+      "app.kubernetes.io/managed-by": "kubler",
+      "kubler.dev/project-id": "2",
+      "kubler.dev/environment": "review-feature-booking-validation",
+    };
+    const role = k8s.store.get("rbac.authorization.k8s.io/v1", "Role", NAMESPACE, "kubler-deployer");
+    expect(role?.metadata.labels).toEqual(labels);
+    expect(role?.rules).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["configmaps", "services"],
+        verbs: ["get", "list", "watch", "create", "patch"],
+      },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
+    ]);
+    const binding = k8s.store.get(
+      "rbac.authorization.k8s.io/v1",
+      "RoleBinding",
+      NAMESPACE,
+      "kubler-deployer",
+    );
+    expect(binding?.roleRef).toEqual({
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "kubler-deployer",
+    });
+    expect(binding?.subjects).toEqual([
+      { kind: "ServiceAccount", name: "kubler-deployer", namespace: NAMESPACE },
+    ]);
+    expect(k8s.store.get("v1", "ServiceAccount", NAMESPACE, "kubler-deployer")?.metadata.labels).toEqual(
+      labels,
+    );
+  });
+
+  it("writes the registry pull secret when one is configured, and makes pods use it", async () => {
+    deps.pullSecret = async () => '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}';
+    await deployEnvironment(deps, requested());
+    const secret = k8s.store.get("v1", "Secret", NAMESPACE, "kubler-registry");
+    expect(secret?.type).toBe("kubernetes.io/dockerconfigjson");
+    expect(
+      Buffer.from((secret?.data as Record<string, string> | undefined)?.[".dockerconfigjson"] ?? "", "base64").toString(),
+    ).toContain("registry.example.com");
+    const deployment = appDeployment();
+    expect(deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: "kubler-registry" }]);
+    expect(JSON.stringify(deps.audit.records)).not.toContain("dXNlcjpwYXNz");
+  });
+
+  it("changes nothing when the same event is delivered twice, or a second event names the same SHA", async () => {
+    await deployEnvironment(deps, requested());
+    const before = snapshot();
+    expect(Object.keys(before).length).toBeGreaterThanOrEqual(8);
+    await deployEnvironment(deps, requested());
+    expect(snapshot()).toEqual(before);
+    await deployEnvironment(deps, requested({ correlationId: "corr-2" }, "2026-11-21T10:00:30Z"));
+    expect(snapshot()).toEqual(before);
+    expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([
+      { status: "succeeded" },
+      { status: "succeeded" },
+      { status: "succeeded" },
+    ]);
+  });
+
+  it("refuses an older pipeline after a newer one, changing nothing", async () => {
+    await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    const before = snapshot();
+    const outcome = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_1, pipelineId: 100 }, "2026-11-21T10:05:00Z"),
+    );
+    expect(outcome.kind).toBe("ignored");
+    expect(snapshot()).toEqual(before);
+    expect(deps.publisher.entries).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({ outcome: "ignored", reason: expect.stringContaining("stale") });
+  });
+
+  it("rolls a failing rollout back to the last good revision", async () => {
+    await deployEnvironment(deps, requested());
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome.kind).toBe("rolled_back");
+    expect(outcome.kind !== "ignored" && outcome.reason).toContain(`rolled back to ${SHA_1}`);
+    const deployment = appDeployment();
+    expect(deployment.spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management:${SHA_1}`,
+    );
+    const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    expect(ns?.metadata.annotations).toMatchObject({
+      "kubler.dev/sha": SHA_1,
+      "kubler.dev/status": "rolled_back",
+    });
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "rolled_back", sha: SHA_2 });
+    expect(deps.audit.last()).toMatchObject({ outcome: "failure" });
+  });
+
+  it("reports a failing first rollout as failed: there is nothing to roll back to", async () => {
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: expect.stringContaining("no earlier good revision"),
+    });
+    expect(
+      k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.["kubler.dev/status"],
+    ).toBe("failed");
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)).toBeUndefined();
+  });
+
+  it("pins the image a build produced, by digest", async () => {
+    const dir = join(projects, PROJECT);
+    writeFileSync(
+      join(dir, "kubler.yaml"),
+      readFileSync(join(dir, "kubler.yaml"), "utf8").replace(
+        "version: 1\n",
+        "version: 1\nimage:\n  name: registry.example.com/flightjs/flight-management\n",
+      ),
+    );
+    const digest = `sha256:${"c".repeat(64)}`;
+    const outcome = await deployEnvironment(deps, {
+      detailType: "Build Finished",
+      time: new Date("2026-11-21T10:00:00Z"),
+      detail: { ...requested().detail, status: "succeeded", imageDigest: digest, reason: null },
+    });
+    expect(outcome.kind).toBe("succeeded");
+    const deployment = appDeployment();
+    expect(deployment.spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management@${digest}`,
+    );
+  });
+
+  it("ignores a project without kubler.yaml, publishing nothing", async () => {
+    rmSync(join(projects, PROJECT, "kubler.yaml"));
+    expect((await deployEnvironment(deps, requested())).kind).toBe("ignored");
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "ignored",
+      reason: expect.stringContaining("no kubler.yaml"),
+    });
+  });
+
+  it("fails a bad kubler.yaml with its path and problem, touching nothing", async () => {
+    writeFileSync(
+      join(projects, PROJECT, "kubler.yaml"),
+      "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n",
+    );
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: "kubler.yaml: environments: expected at least one environment, found []",
+    });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    expect(deps.publisher.entries[0]?.detail).toMatchObject({ status: "failed" });
+  });
+
+  it("never adopts a namespace Kubler does not manage", async () => {
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: NAMESPACE, labels: { team: "payments" } },
+    });
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining("is not Kubler's") });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.labels).toEqual({
+      team: "payments",
+    });
+    expect(k8s.store.list("apps/v1", "Deployment", NAMESPACE)).toEqual([]);
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: NAMESPACE, labels: { team: "payments" } },
+    });
+    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: NAMESPACE });
+  });
+});
