@@ -377,6 +377,29 @@ describe("status subresource", () => {
     expect(server.store.get("batch/v1", "Job", ns, "build")?.status).toEqual({ failed: 1 });
   });
 
+  it("apply to /status sets status only", async () => {
+    const ns = await namespace();
+    server.store.put({ ...deployment(ns), metadata: { ...deployment(ns).metadata }, status: {} });
+    const response = await fetch(
+      `${server.url}/apis/apps/v1/namespaces/${ns}/deployments/web/status?fieldManager=status-writer&force=true`,
+      {
+        method: "PATCH",
+        headers: { authorization: "Bearer memory", "content-type": "application/apply-patch+yaml" },
+        body: JSON.stringify({
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: "web", namespace: ns },
+          spec: { replicas: 9 },
+          status: { observedGeneration: 1, readyReplicas: 1 },
+        }),
+      },
+    );
+    expect(response.status).toBe(200);
+    const after = server.store.get("apps/v1", "Deployment", ns, "web") as KubeObject;
+    expect(after.status).toEqual({ observedGeneration: 1, readyReplicas: 1 });
+    expect((after.spec as { replicas: number }).replicas).toBe(2);
+  });
+
   it("the typed client reads and replaces deployment status", async () => {
     const ns = await namespace();
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment(ns) });

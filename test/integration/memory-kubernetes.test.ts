@@ -815,6 +815,7 @@ describe("robustness", () => {
     expect(malformed.body).toMatchObject({ kind: "Status", status: "Failure", reason: "BadRequest" });
     for (const path of [
       "/nope",
+      "/api/v1/namespaces/%zz",
       "/api/v2",
       "/apis/apps/v2",
       "/apis/example.com/v1/widgets",

@@ -29,9 +29,18 @@ export type Route = ResourceRoute | DiscoveryRoute;
 
 const NOT_FOUND = () => new KubeApiError(404, "NotFound", "the server could not find the requested resource");
 
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    // A malformed escape names nothing this server has.
+    throw NOT_FOUND();
+  }
+}
+
 /** Resolves a request; throws the API server's 404/405 for paths or methods it does not serve. */
 export function route(method: string, pathname: string, contentType: string): Route {
-  const segments = pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  const segments = pathname.split("/").filter(Boolean).map(decodeSegment);
   const [root, ...rest] = segments;
   if (root === "version" && rest.length === 0) return { kind: "discovery", document: "version" };
   if ((root === "healthz" || root === "readyz" || root === "livez") && rest.length === 0) {
