@@ -1,19 +1,28 @@
 /**
  * The `kubler` command: `start` runs the embedded default, `send` posts a real GitLab payload to it.
  */
+import { randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { loadLocalConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
+import { type CommandContext, listEnvironments, requestDeploy, sweep } from "./environment-commands.js";
 import { startLocalRuntime } from "./local-runtime.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
 
 const USAGE = `usage:
-  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_* honoured)
+  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_*,
+                               KUBECONFIG, KUBLER_PROJECTS_DIR honoured)
   kubler send <event> [--token] [--key K] [--url U]
                                post a real GitLab payload, signed (or with X-Gitlab-Token with --token);
                                --key reuses an Idempotency-Key to show deduplication
+  kubler deploy [--project P] [--project-id N] [--environment E] [--sha S] [--pipeline N] [--mr N]
+                               put a Deploy Requested on the running local runtime's bus
+                               (default: the sample project under examples/projects)
+  kubler environments [--json] list the environments Kubler manages on the cluster
+  kubler sweep [--dry-run] [--json]
+                               delete expired environments now, and print the report
   events: ${listFixtures().join(", ")}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -23,6 +32,12 @@ async function main(argv: string[]): Promise<number> {
       return start();
     case "send":
       return send(rest);
+    case "deploy":
+      return deploy(rest);
+    case "environments":
+      return environments(rest);
+    case "sweep":
+      return sweepCommand(rest);
     case undefined:
     case "help":
     case "--help":
@@ -48,6 +63,61 @@ async function start(): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   return new Promise(() => undefined);
+}
+
+function commandContext(): CommandContext {
+  const config = loadLocalConfig(process.env);
+  const token = config.webhook.secrets.tokens[0] ?? readLocalSecrets(config.dataDir)?.token ?? null;
+  return { config, token, print: (line) => console.log(line) };
+}
+
+async function deploy(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      project: { type: "string", default: "flightjs/flight-management" },
+      "project-id": { type: "string", default: "2" },
+      environment: { type: "string", default: "review/feature/booking-validation" },
+      sha: { type: "string" },
+      ref: { type: "string" },
+      pipeline: { type: "string" },
+      mr: { type: "string" },
+      instance: { type: "string", default: "https://gitlab.example.com" },
+    },
+  });
+  const number = (name: string, text: string | undefined): number | null => {
+    if (text === undefined) return null;
+    if (!/^\d+$/.test(text))
+      throw new ConfigError(`--${name} must be a whole number, got ${JSON.stringify(text)}`);
+    return Number(text);
+  };
+  return requestDeploy(commandContext(), {
+    correlationId: randomUUID(),
+    gitlab: {
+      instance: values.instance,
+      projectId: number("project-id", values["project-id"]) ?? 0,
+      projectPath: values.project,
+    },
+    environment: values.environment,
+    // A new commit and a newer pipeline each time, unless told otherwise: every run is a new deploy.
+    sha: values.sha ?? randomBytes(20).toString("hex"),
+    ref: values.ref ?? values.environment.replace(/^review\//, ""),
+    pipelineId: number("pipeline", values.pipeline) ?? Math.floor(Date.now() / 1000),
+    mrIid: number("mr", values.mr),
+  });
+}
+
+async function environments(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: "boolean" } } });
+  return listEnvironments(commandContext(), values.json ?? false);
+}
+
+async function sweepCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
+  });
+  return sweep(commandContext(), { dryRun: values["dry-run"] ?? false, json: values.json ?? false });
 }
 
 async function send(args: string[]): Promise<number> {

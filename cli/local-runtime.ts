@@ -2,6 +2,7 @@
  * The embedded default (DESIGN §10): every HTTP app on one port, the local bus routing with the
  * catalog's routes, the in-memory dedupe store, audit to `audit.jsonl`. No AWS account, no cluster.
  */
+import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { serve } from "@hono/node-server";
@@ -16,6 +17,9 @@ import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
 import { type BusConsumer, type BusListener, LocalBus } from "../shared/local/local-bus.js";
 import { MemoryDedupeStore } from "../shared/local/memory-dedupe-store.js";
+import type { EventPublisher } from "../shared/ports.js";
+import { type LocalEnvironments, startLocalEnvironments } from "./local-environments.js";
+import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
 
 export interface LocalRuntime {
@@ -26,15 +30,18 @@ export interface LocalRuntime {
   /** The functions that consume bus events in this process. */
   consumers: readonly FunctionName[];
   bus: LocalBus;
+  environments: LocalEnvironments;
   close(): Promise<void>;
 }
 
 export interface LocalRuntimeOptions {
   host?: string;
-  /** Consumers by function; the functions not listed here have no local consumer yet. */
+  /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
   consumers?: Partial<Record<FunctionName, BusConsumer>>;
   onAudit?: (record: AuditRecord) => void;
   bus?: BusListener;
+  /** Where reconcile's unexpected failures go (stderr by default). */
+  onError?: (error: unknown) => void;
 }
 
 /**
@@ -47,6 +54,7 @@ export async function startLocalRuntime(
   options: LocalRuntimeOptions = {},
 ): Promise<LocalRuntime> {
   const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
   const configured = config.webhook.secrets.tokens.length + config.webhook.secrets.signingKeys.length > 0;
   const generatedSecrets = configured ? null : ensureLocalSecrets(dataDir);
   const credentials = generatedSecrets
@@ -59,8 +67,16 @@ export async function startLocalRuntime(
     deadLetters: new JsonlFile(resolve(dataDir, "dead-letters.jsonl")),
   };
   const audit = new JsonlAuditLog(files.audit, options.onAudit);
-  const consumers = options.consumers ?? {};
-  const bus = new LocalBus({
+  // The consumers publish on the bus that delivers to them: bound once the bus exists.
+  const publisher: EventPublisher = { publish: (entries) => bus.publish(entries) };
+  const environments = await startLocalEnvironments(config, {
+    publisher,
+    audit,
+    dataDir,
+    onError: options.onError ?? logErrorToStderr("reconcile"),
+  });
+  const consumers = { ...environments.consumers, ...options.consumers };
+  const bus: LocalBus = new LocalBus({
     routes: ROUTES,
     consumers,
     events: files.events,
@@ -86,6 +102,7 @@ export async function startLocalRuntime(
       newId: randomId,
     }),
   );
+  app.route("/", createLocalEventsApp({ credentials, publisher: bus, clock: systemClock }));
 
   const host = options.host ?? "127.0.0.1";
   const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
@@ -100,9 +117,11 @@ export async function startLocalRuntime(
     generatedSecrets,
     consumers: Object.keys(consumers) as FunctionName[],
     bus,
+    environments,
     async close() {
       await new Promise<void>((done) => server.close(() => done()));
       await bus.drain();
+      await environments.close();
       await Promise.all(Object.values(files).map((file) => file.close()));
     },
   };

@@ -2,7 +2,7 @@
  * What `npm start` prints: where it listens, which secret it expects, where the data goes, and one
  * line per decision and per event as they flow. Never prints a configured secret.
  */
-import { relative } from "node:path";
+import { relative, resolve } from "node:path";
 import type { LocalConfig } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
 import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
@@ -27,9 +27,13 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       consumers = runtime.consumers;
       const dataDir = relative(process.cwd(), runtime.dataDir) || ".";
       const secrets = config.webhook.secrets;
-      print("Kubler local runtime — the embedded default: no AWS account, no cluster");
-      print(`  listening  ${runtime.url}   POST /webhooks/gitlab · GET /healthz`);
+      print("Kubler local runtime — the embedded default: no AWS account needed");
+      print(`  listening  ${runtime.url}   POST /webhooks/gitlab · GET /healthz · POST /local/events`);
       print(`  data dir   ${dataDir}/   events.jsonl · audit.jsonl · dead-letters.jsonl`);
+      print(`  cluster    ${runtime.environments.description}`);
+      print(
+        `  projects   ${relative(process.cwd(), resolve(config.projectsDir)) || "."}/<project path>/kubler.yaml`,
+      );
       if (runtime.generatedSecrets) {
         print(
           `  webhook    no secret configured: generated for local use (kept in ${dataDir}/webhook-secrets.json)`,
@@ -47,6 +51,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
         `  bus        ${ROUTES.length} routes; functions without a local consumer yet: ${waiting.join(", ")}`,
       );
       print(`  try it     npm run send -- push      (in another terminal; Ctrl-C here stops)`);
+      print(`             npx kubler deploy         then: npx kubler environments`);
     },
     audit(record) {
       const where = record.correlationId ? `  [${record.correlationId.slice(0, 8)}]` : "";

@@ -3,6 +3,7 @@
  * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
  * The environment is passed in, never read from a module's top level.
  */
+import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
 import { ConfigError } from "./errors.js";
 
@@ -15,6 +16,10 @@ export const ENV = {
   EVENT_BUS_NAME: "KUBLER_EVENT_BUS_NAME",
   DEDUPE_TABLE: "KUBLER_DEDUPE_TABLE",
   AWS_REGION: "AWS_REGION",
+  KUBECONFIG: "KUBECONFIG",
+  DEFAULT_TTL: "KUBLER_DEFAULT_TTL",
+  REGISTRY_AUTH_FILE: "KUBLER_REGISTRY_AUTH_FILE",
+  PROJECTS_DIR: "KUBLER_PROJECTS_DIR",
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -72,11 +77,34 @@ export function loadAwsIngressConfig(env: Env): { busName: string; dedupeTable: 
   return { busName: env[ENV.EVENT_BUS_NAME] || "kubler", dedupeTable: required(env, ENV.DEDUPE_TABLE) };
 }
 
+export interface EnvironmentsConfig {
+  /** TTL of environments whose kubler.yaml rule sets none. */
+  defaultTtl: string;
+  /** A `.dockerconfigjson` file for the registry pull secret; null: images are public. */
+  registryAuthFile: string | null;
+}
+
+/** The environment steps' settings (deploy, cleanup, reconcile). */
+export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
+  const defaultTtl = env[ENV.DEFAULT_TTL]?.trim() || "72h";
+  try {
+    parseTtl(defaultTtl);
+  } catch (error) {
+    throw new ConfigError(`${ENV.DEFAULT_TTL}: ${(error as Error).message}`);
+  }
+  return { defaultTtl, registryAuthFile: env[ENV.REGISTRY_AUTH_FILE]?.trim() || null };
+}
+
 export interface LocalConfig {
   port: number;
   dataDir: string;
   region: string;
   webhook: WebhookConfig;
+  environments: EnvironmentsConfig;
+  /** `<dir>/<project path>/kubler.yaml` stands in for each repository. */
+  projectsDir: string;
+  /** Null: the embedded in-memory cluster. */
+  kubeconfig: string | null;
 }
 
 /** The local runtime's settings (`npm start`). */
@@ -87,6 +115,9 @@ export function loadLocalConfig(env: Env): LocalConfig {
     dataDir: env[ENV.DATA_DIR] || ".kubler",
     region: env[ENV.AWS_REGION] || "local",
     webhook: loadWebhookConfig(env, { requireSecret: false }),
+    environments: loadEnvironmentsConfig(env),
+    projectsDir: env[ENV.PROJECTS_DIR]?.trim() || "examples/projects",
+    kubeconfig: env[ENV.KUBECONFIG]?.trim() || null,
   };
 }
 

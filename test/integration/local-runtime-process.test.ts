@@ -2,10 +2,11 @@
  * End to end: `kubler start` as a real process, through the same entry `npm start` uses, a signed GitLab fixture over HTTP, and the published
  * envelope read back from events.jsonl.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { loadFixture, sendFixture } from "../../cli/send.js";
@@ -50,11 +51,20 @@ afterAll(() => {
   server?.kill("SIGTERM");
 });
 
-async function waitForLines(path: string, count: number): Promise<Record<string, unknown>[]> {
-  const deadline = Date.now() + 5_000;
+function readLines(path: string): Record<string, unknown>[] {
+  const lines = existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
+  return lines.map((line) => JSON.parse(line));
+}
+
+async function waitForLines(
+  path: string,
+  count: number,
+  which: (line: Record<string, unknown>) => boolean = () => true,
+): Promise<Record<string, unknown>[]> {
+  const deadline = Date.now() + 10_000;
   for (;;) {
-    const lines = existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
-    if (lines.length >= count || Date.now() > deadline) return lines.map((line) => JSON.parse(line));
+    const lines = readLines(path).filter(which);
+    if (lines.length >= count || Date.now() > deadline) return lines;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -107,5 +117,68 @@ describe("kubler start (process)", () => {
     });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ duplicate: true });
+  });
+});
+
+const run = promisify(execFile);
+/** Another `kubler` command against the running runtime, as an operator would type it. */
+async function kubler(...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ["bin/kubler.js", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: new URL(url).port, KUBLER_DATA_DIR: dataDir, KUBECONFIG: "" },
+  });
+  return stdout;
+}
+
+describe("environments on the embedded cluster (process)", () => {
+  const SHA = "abcdef0123456789abcdef0123456789abcdef01";
+
+  it("deploys the sample project from `kubler deploy` and lists it in `kubler environments`", async () => {
+    expect(output).toContain("embedded in-memory Kubernetes API");
+    expect(output).toContain("simulated");
+    expect(await kubler("deploy", "--sha", SHA, "--pipeline", "7", "--mr", "16")).toContain(
+      "Deploy Requested",
+    );
+    const [finished] = await waitForLines(
+      join(dataDir, "events.jsonl"),
+      1,
+      (e) => e["detail-type"] === "Deploy Finished",
+    );
+    expect(finished?.detail).toMatchObject({
+      status: "succeeded",
+      sha: SHA,
+      environment: "review/feature/booking-validation",
+      url: "https://review-feature-booking-validation.apps.example.com",
+    });
+    const audit = readLines(join(dataDir, "audit.jsonl")).filter((a) => a.action === "environment.deploy");
+    expect(audit.at(-1)).toMatchObject({ outcome: "success", function: "deploy-environment" });
+
+    const [listed] = (await kubler("environments", "--json"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(listed).toMatchObject({
+      projectPath: "flightjs/flight-management",
+      environment: "review/feature/booking-validation",
+      sha: SHA,
+      status: "succeeded",
+      ttl: "72h",
+    });
+    const report = JSON.parse(await kubler("sweep", "--dry-run", "--json"));
+    expect(report).toMatchObject({ dryRun: true, examined: 1, expired: [], deleted: [], failed: [] });
+  }, 30_000);
+
+  it("refuses an event from a caller without the secret, and a malformed one naming the field", async () => {
+    const post = (token: string, body: unknown) =>
+      fetch(`${url}/local/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-gitlab-token": token },
+        body: JSON.stringify(body),
+      });
+    expect((await post("wrong", { detailType: "Deploy Requested", detail: {} })).status).toBe(401);
+    const token = readLocalSecrets(dataDir)?.token ?? "";
+    const bad = await post(token, { detailType: "Deploy Requested", detail: { environment: "x" } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toContain("correlationId");
   });
 });

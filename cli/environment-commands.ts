@@ -1,0 +1,203 @@
+/**
+ * Operators' commands on environments: `kubler environments`, `kubler sweep [--dry-run]` against the
+ * configured cluster (`KUBECONFIG`, else the embedded cluster of a running `npm start`), and
+ * `kubler deploy`, which puts a `Deploy Requested` on the running local runtime's bus.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
+import { StdoutAuditLog } from "../shared/adapters/stdout-audit-log.js";
+import { randomId, systemClock } from "../shared/clock.js";
+import type { LocalConfig } from "../shared/config.js";
+import type { BusEntry, Detail } from "../shared/domain/catalog.js";
+import { MANAGED_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
+import { ConfigError } from "../shared/errors.js";
+import type { EventPublisher, Scheduler } from "../shared/ports.js";
+import { type SweepReport, sweepExpiredEnvironments } from "../shared/services/cleanup-environments.js";
+import { EMBEDDED_KUBECONFIG } from "./local-environments.js";
+import { LOCAL_EVENTS_PATH } from "./local-events-app.js";
+
+export interface CommandContext {
+  config: LocalConfig;
+  /** The running local runtime's webhook token, when there is one. */
+  token: string | null;
+  print: (line: string) => void;
+}
+
+/** The cluster the commands act on, and how to name it to the operator. */
+export function commandCluster(config: LocalConfig): { cluster: KubernetesCluster; label: string } {
+  if (config.kubeconfig) {
+    const cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
+    return { cluster, label: `${cluster.describe().server} (from KUBECONFIG)` };
+  }
+  const embedded = join(config.dataDir, EMBEDDED_KUBECONFIG);
+  if (!existsSync(embedded)) {
+    throw new ConfigError(
+      "no cluster: set KUBECONFIG, or start the local runtime (npm start) to use its embedded cluster",
+    );
+  }
+  const cluster = createKubernetesCluster({ kubeconfig: readFileSync(embedded, "utf8") });
+  return { cluster, label: `the embedded cluster of the running local runtime (simulated)` };
+}
+
+/** Publishes on a running local runtime's bus, through `POST /local/events`. */
+export class LocalRuntimePublisher implements EventPublisher {
+  constructor(
+    private readonly url: string,
+    private readonly token: string,
+  ) {}
+
+  async publish(entries: readonly BusEntry[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const entry of entries) {
+      const response = await fetch(`${this.url}${LOCAL_EVENTS_PATH}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-gitlab-token": this.token },
+        body: JSON.stringify(entry),
+      }).catch((error: Error) => {
+        throw new Error(
+          `could not reach the local runtime at ${this.url} (${error.cause ?? error.message}): is \`npm start\` running?`,
+        );
+      });
+      const body = (await response.json()) as { eventId?: string; message?: string };
+      if (!response.ok || !body.eventId)
+        throw new Error(`the local runtime refused the event: ${body.message ?? response.status}`);
+      ids.push(body.eventId);
+    }
+    return ids;
+  }
+}
+
+/** `kubler environments`: every managed environment, newest first. */
+export async function listEnvironments(context: CommandContext, json: boolean): Promise<number> {
+  const { cluster, label } = commandCluster(context.config);
+  const rows: string[][] = [];
+  const now = systemClock.now();
+  let token: string | undefined;
+  do {
+    const page = await cluster.list("v1", "Namespace", {
+      labelSelector: MANAGED_SELECTOR,
+      limit: 500,
+      ...(token ? { continue: token } : {}),
+    });
+    for (const object of page.items) {
+      const read = readEnvironment(object);
+      if (json) {
+        context.print(
+          JSON.stringify(
+            read.kind === "managed" ? read.environment : { namespace: object.metadata.name, ...read },
+          ),
+        );
+        continue;
+      }
+      if (read.kind !== "managed") {
+        rows.push([object.metadata.name, "?", "?", "?", read.kind, "", read.reason]);
+        continue;
+      }
+      const e = read.environment;
+      rows.push([
+        e.namespace,
+        e.projectPath ?? String(e.projectId),
+        e.environment,
+        e.sha?.slice(0, 8) ?? "",
+        e.terminating ? "terminating" : (e.status ?? ""),
+        e.createdAt ? age(now.getTime() - e.createdAt.getTime()) : "",
+        e.expiresAt
+          ? `${e.expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")} (${e.expiresAt <= now ? "expired" : `in ${age(e.expiresAt.getTime() - now.getTime())}`})`
+          : "never",
+      ]);
+    }
+    token = page.continue ?? undefined;
+  } while (token);
+  if (json) return 0;
+  context.print(`Environments on ${label}:`);
+  if (rows.length === 0) {
+    context.print("  none (nothing labelled app.kubernetes.io/managed-by=kubler)");
+    return 0;
+  }
+  printTable(context.print, ["NAMESPACE", "PROJECT", "ENVIRONMENT", "SHA", "STATUS", "AGE", "EXPIRES"], rows);
+  return 0;
+}
+
+/** `kubler sweep [--dry-run]`: deletes expired environments now, with a progress line per page. */
+export async function sweep(
+  context: CommandContext,
+  options: { dryRun: boolean; json: boolean },
+): Promise<number> {
+  const { cluster, label } = commandCluster(context.config);
+  const runtimeUrl = `http://127.0.0.1:${context.config.port}`;
+  // Environment Deleted reaches report-status through the local runtime when it runs; schedules of
+  // swept environments stay where they are (timers in the runtime, or Scheduler) and find them gone.
+  const publisher: EventPublisher = context.token
+    ? new LocalRuntimePublisher(runtimeUrl, context.token)
+    : { publish: async (entries) => entries.map(() => "not-published") };
+  const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
+  if (!options.json)
+    context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
+  const report = await sweepExpiredEnvironments(
+    { cluster, scheduler, publisher, audit: new StdoutAuditLog(() => undefined), clock: systemClock },
+    {
+      dryRun: options.dryRun,
+      newId: randomId,
+      onProgress: (r) => {
+        if (!options.json)
+          context.print(
+            `  examined ${r.examined} · expired ${r.expired.length} · deleted ${r.deleted.length} · failed ${r.failed.length}`,
+          );
+      },
+    },
+  );
+  if (options.json) context.print(JSON.stringify(report));
+  else printReport(context.print, report);
+  return report.failed.length > 0 ? 1 : 0;
+}
+
+function printReport(print: (line: string) => void, report: SweepReport): void {
+  print(
+    `${report.dryRun ? "Would delete" : "Deleted"} ${report.dryRun ? report.expired.length : report.deleted.length} of ${report.examined} environments examined (${report.expired.length} expired, ${report.failed.length} failed, ${report.skipped.length} skipped).`,
+  );
+  const section = (title: string, items: { namespace: string; reason: string }[]) => {
+    if (items.length === 0) return;
+    print(`${title}:`);
+    for (const item of items.slice(0, 50)) print(`  ${item.namespace}  ${item.reason}`);
+    if (items.length > 50) print(`  … and ${items.length - 50} more (--json lists all)`);
+  };
+  section(report.dryRun ? "Would delete" : "Deleted", report.dryRun ? report.expired : report.deleted);
+  section("Failed", report.failed);
+  section("Skipped", report.skipped);
+}
+
+/** `kubler deploy`: a `Deploy Requested` for a project under KUBLER_PROJECTS_DIR, on the local bus. */
+export async function requestDeploy(
+  context: CommandContext,
+  detail: Detail<"Deploy Requested">,
+): Promise<number> {
+  if (!context.token) {
+    throw new ConfigError("no local runtime secret found: start the local runtime first (npm start)");
+  }
+  const publisher = new LocalRuntimePublisher(`http://127.0.0.1:${context.config.port}`, context.token);
+  const [id] = await publisher.publish([{ detailType: "Deploy Requested", detail }]);
+  context.print(
+    `Deploy Requested ${id} for ${detail.gitlab.projectPath} → ${detail.environment} at ${detail.sha.slice(0, 8)}`,
+  );
+  context.print("Follow it in the local runtime's terminal; then `npx kubler environments`.");
+  return 0;
+}
+
+function age(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 48 ? `${hours}h` : `${Math.floor(hours / 24)}d`;
+}
+
+function printTable(print: (line: string) => void, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  for (const row of [header, ...rows])
+    print(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    );
+}

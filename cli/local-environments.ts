@@ -1,0 +1,100 @@
+/**
+ * The environments half of the local runtime: the cluster (`KUBECONFIG`'s, or the embedded in-memory
+ * Kubernetes API, reported as simulated), timers instead of EventBridge Scheduler, the deploy and
+ * cleanup consumers, and reconcile every minute.
+ */
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createCleanupConsumer } from "../functions/cleanup-environments/consumer.js";
+import { createDeployEnvironmentConsumer } from "../functions/deploy-environment/consumer.js";
+import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
+import { randomId, systemClock } from "../shared/clock.js";
+import type { LocalConfig } from "../shared/config.js";
+import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
+import type { BusConsumer } from "../shared/local/local-bus.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../shared/local/memory-kubernetes/index.js";
+import { TimerScheduler } from "../shared/local/timer-scheduler.js";
+import type { AuditLog, EventPublisher } from "../shared/ports.js";
+import { type ReconcileReport, reconcileEnvironments } from "../shared/services/reconcile-environments.js";
+
+/** Where a running local runtime leaves the embedded cluster's kubeconfig for `kubler` commands. */
+export const EMBEDDED_KUBECONFIG = "kubeconfig";
+const RECONCILE_EVERY_MS = 60_000;
+/** Long enough to watch a rollout happen in the terminal, short enough not to wait for it. */
+const SIMULATED_ROLLOUT_MS = 1_500;
+
+export interface LocalEnvironments {
+  cluster: KubernetesCluster;
+  /** One line for the banner: which cluster, and whether it is simulated. */
+  description: string;
+  simulated: boolean;
+  scheduler: TimerScheduler;
+  consumers: { "deploy-environment": BusConsumer; "cleanup-environments": BusConsumer };
+  reconcile(): Promise<ReconcileReport>;
+  close(): Promise<void>;
+}
+
+/**
+ * @example
+ * const environments = await startLocalEnvironments(config, { publisher: bus, audit, dataDir });
+ */
+export async function startLocalEnvironments(
+  config: LocalConfig,
+  io: { publisher: EventPublisher; audit: AuditLog; dataDir: string; onError?: (error: unknown) => void },
+): Promise<LocalEnvironments> {
+  let embedded: MemoryKubernetes | null = null;
+  let cluster: KubernetesCluster;
+  if (config.kubeconfig) {
+    cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
+  } else {
+    embedded = await startMemoryKubernetes({ rolloutDelayMs: SIMULATED_ROLLOUT_MS });
+    cluster = createKubernetesCluster({ kubeconfig: embedded.kubeconfig });
+    await writeFile(join(io.dataDir, EMBEDDED_KUBECONFIG), embedded.kubeconfig, { mode: 0o600 });
+  }
+  const { server, context } = cluster.describe();
+  const description = embedded
+    ? `embedded in-memory Kubernetes API at ${server} (simulated: workloads do not run)`
+    : `${server} (context ${context}, from KUBECONFIG)`;
+
+  const scheduler = new TimerScheduler({ publisher: io.publisher, clock: systemClock });
+  const registryAuthFile = config.environments.registryAuthFile;
+  const steps = { cluster, scheduler, publisher: io.publisher, audit: io.audit, clock: systemClock };
+  const deploy = createDeployEnvironmentConsumer({
+    ...steps,
+    manifests: new DirectoryManifestSource(config.projectsDir),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
+    defaultTtl: config.environments.defaultTtl,
+    rolloutPollMs: 500,
+  });
+  const cleanup = createCleanupConsumer(steps);
+  const reconcile = () => reconcileEnvironments({ ...steps, newId: randomId });
+  const timer = setInterval(() => {
+    reconcile().catch((error) => io.onError?.(error));
+  }, RECONCILE_EVERY_MS);
+  timer.unref();
+
+  return {
+    cluster,
+    description,
+    simulated: embedded !== null,
+    scheduler,
+    consumers: {
+      "deploy-environment": async (envelope) => {
+        await deploy(envelope);
+      },
+      "cleanup-environments": async (envelope) => {
+        await cleanup(envelope);
+      },
+    },
+    reconcile,
+    async close() {
+      clearInterval(timer);
+      scheduler.close();
+      if (embedded) {
+        await rm(join(io.dataDir, EMBEDDED_KUBECONFIG), { force: true });
+        await embedded.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * The deploy-environment function's work on one bus event, shared by the Lambda handler and the
+ * local runtime: validate what arrived (a wrong shape is a clear error, never a crash deeper in),
+ * then deploy.
+ */
+import { validateEnvelope } from "../../shared/domain/catalog.js";
+import {
+  type DeployEnvironmentDeps,
+  type DeployOutcome,
+  deployEnvironment,
+} from "../../shared/services/deploy-environment.js";
+
+const ACCEPTED = ["Deploy Requested", "Build Finished"] as const;
+
+/**
+ * @example
+ * const consume = createDeployEnvironmentConsumer(deps);
+ * await consume(envelope); // throws to ask the bus for a retry
+ */
+export function createDeployEnvironmentConsumer(
+  deps: DeployEnvironmentDeps,
+): (envelope: unknown) => Promise<DeployOutcome> {
+  return async (envelope) => {
+    const event = validateEnvelope(envelope, ACCEPTED);
+    const time = new Date(event.time);
+    if (event["detail-type"] === "Build Finished") {
+      const detail = event.detail as Extract<typeof event.detail, { imageDigest: unknown }>;
+      // The route only sends succeeded builds; a failed one reaching here is misrouted, not deployable.
+      if (detail.status !== "succeeded") return { kind: "ignored", reason: `build ${detail.status}` };
+      return deployEnvironment(deps, { detailType: "Build Finished", detail, time });
+    }
+    const detail = event.detail as Extract<typeof event.detail, { pipelineId: unknown }>;
+    return deployEnvironment(deps, { detailType: "Deploy Requested", detail, time });
+  };
+}
