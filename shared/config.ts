@@ -20,6 +20,11 @@ export const ENV = {
   DEFAULT_TTL: "KUBLER_DEFAULT_TTL",
   REGISTRY_AUTH_FILE: "KUBLER_REGISTRY_AUTH_FILE",
   PROJECTS_DIR: "KUBLER_PROJECTS_DIR",
+  EVENT_BUS_ARN: "KUBLER_EVENT_BUS_ARN",
+  SCHEDULE_GROUP: "KUBLER_SCHEDULE_GROUP",
+  SCHEDULER_ROLE_ARN: "KUBLER_SCHEDULER_ROLE_ARN",
+  GITLAB_URL: "GITLAB_URL",
+  GITLAB_API_TOKEN: "GITLAB_API_TOKEN",
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -93,6 +98,23 @@ export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
     throw new ConfigError(`${ENV.DEFAULT_TTL}: ${(error as Error).message}`);
   }
   return { defaultTtl, registryAuthFile: env[ENV.REGISTRY_AUTH_FILE]?.trim() || null };
+}
+
+/** What the step functions need in AWS: the bus to publish on and where expiry schedules go. */
+export interface AwsStepsConfig {
+  busName: string;
+  busArn: string;
+  scheduleGroup: string;
+  schedulerRoleArn: string;
+}
+
+export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
+  return {
+    busName: env[ENV.EVENT_BUS_NAME] || "kubler",
+    busArn: required(env, ENV.EVENT_BUS_ARN),
+    scheduleGroup: required(env, ENV.SCHEDULE_GROUP),
+    schedulerRoleArn: required(env, ENV.SCHEDULER_ROLE_ARN),
+  };
 }
 
 export interface LocalConfig {

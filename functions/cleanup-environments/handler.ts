@@ -1,0 +1,42 @@
+/**
+ * Lambda entry point: an `Environment Stop Requested` from the bus, or `{ "action": "sweep" }` from
+ * the recurring schedule (optionally `"dryRun": true`). Config and clients are built once per container.
+ */
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { randomId, systemClock } from "../../shared/clock.js";
+import { loadAwsStepsConfig } from "../../shared/config.js";
+import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
+import { createCleanupConsumer } from "./consumer.js";
+
+const config = loadAwsStepsConfig(process.env);
+const deps = {
+  cluster: createKubernetesCluster({ env: process.env }),
+  // The adapters own their retries; SDK retries on top would multiply them.
+  scheduler: new EventBridgeScheduler({
+    client: new SchedulerClient({ maxAttempts: 1 }),
+    groupName: config.scheduleGroup,
+    busArn: config.busArn,
+    roleArn: config.schedulerRoleArn,
+  }),
+  publisher: new EventBridgePublisher({
+    client: new EventBridgeClient({ maxAttempts: 1 }),
+    busName: config.busName,
+  }),
+  audit: new StdoutAuditLog(),
+  clock: systemClock,
+};
+const consume = createCleanupConsumer(deps);
+
+export async function handler(event: unknown): Promise<unknown> {
+  const sweep = event as { action?: unknown; dryRun?: unknown };
+  if (sweep?.action === "sweep") {
+    const report = await sweepExpiredEnvironments(deps, { dryRun: sweep.dryRun === true, newId: randomId });
+    return { ...report, expired: report.expired.length, deleted: report.deleted.length };
+  }
+  return consume(event);
+}
