@@ -545,6 +545,18 @@ describe("admission", () => {
     });
   });
 
+  it("validation comes before the existence check, as in the API server", async () => {
+    const ns = await namespace();
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "taken" } } });
+    const invalid = await failure(
+      core.createNamespacedConfigMap({
+        namespace: ns,
+        body: { metadata: { name: "taken", labels: { a: "-" } } },
+      }),
+    );
+    expect(invalid.code).toBe(422);
+  });
+
   it("generateName gets a random suffix", async () => {
     const ns = await namespace();
     const created = await core.createNamespacedConfigMap({

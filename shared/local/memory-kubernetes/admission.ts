@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Controllers } from "./controllers.js";
 import { applyDefaults } from "./defaults.js";
 import {
+  alreadyExistsError,
   badRequestError,
   conflictError,
   forbiddenError,
@@ -23,7 +24,7 @@ import type { KubeObject } from "./types.js";
 import { validateObject, validateUpdate } from "./validation.js";
 
 /** Metadata only the server writes; whatever a client sends there is replaced. */
-const SERVER_METADATA = [
+export const SERVER_METADATA = [
   "uid",
   "creationTimestamp",
   "generation",
@@ -187,6 +188,10 @@ export function commit(context: ApiContext, request: CommitRequest): KubeObject 
   }
   const startsRollout = type.kind === "Deployment" && !statusOnly;
   if (startsRollout) context.controllers.prepareDeployment(next, previous);
+  // After validation, as in the API server: an invalid object is a 422 even when its name is taken.
+  if (!previous && context.store.read(type, next.metadata.namespace, next.metadata.name)) {
+    throw alreadyExistsError(type, next.metadata.name);
+  }
   if (previous && sameObject(previous, next)) {
     if (applied && !dryRun)
       context.store.remember(type, previous.metadata.namespace, previous.metadata.name, applied);

@@ -9,21 +9,16 @@ import {
   commit,
   initializeForCreate,
   isTerminating,
+  SERVER_METADATA,
 } from "./admission.js";
 import { mergePatch, serverSideApply } from "./apply.js";
-import {
-  alreadyExistsError,
-  badRequestError,
-  conflictError,
-  invalidError,
-  KubeApiError,
-  notFoundError,
-} from "./errors.js";
+import { badRequestError, conflictError, invalidError, KubeApiError, notFoundError } from "./errors.js";
 import { cloneJson, isPlainObject, type JsonObject } from "./json.js";
 import { jsonPatch } from "./json-patch.js";
 import { listMatcher } from "./reads.js";
 import { apiVersionOf, typeOfKind } from "./resources.js";
 import { isDryRun, type ResourceRoute } from "./routes.js";
+import type { StoredEntry } from "./store.js";
 import { rfc3339 } from "./timestamps.js";
 import type { KubeObject } from "./types.js";
 
@@ -45,9 +40,6 @@ export function create(context: ApiContext, { route, query, body }: WriteRequest
   const object = bodyAsObject(body, { ...route, name: undefined });
   initializeForCreate(type, object);
   checkNamespaceAccepts(context.store, type, object);
-  if (object.metadata.name && context.store.read(type, object.metadata.namespace, object.metadata.name)) {
-    throw alreadyExistsError(type, object.metadata.name);
-  }
   const dryRun = isDryRun(query);
   const created = commit(context, { type, next: object, dryRun });
   if (!dryRun) afterCreate(context, created);
@@ -67,10 +59,7 @@ function afterCreate(context: ApiContext, created: KubeObject): void {
   commit(context, { type, next: account, dryRun: false });
 }
 
-function stored(
-  context: ApiContext,
-  route: ResourceRoute,
-): { object: KubeObject; applied: Map<string, JsonObject> } {
+function stored(context: ApiContext, route: ResourceRoute): StoredEntry {
   const entry = context.store.read(route.type, route.namespace, route.name as string);
   if (!entry) throw notFoundError(route.type, route.name as string);
   return entry;
@@ -98,7 +87,14 @@ function writeOver(
     const next = cloneJson(previous);
     if (object.status === undefined) delete next.status;
     else next.status = cloneJson(object.status);
-    return commit(context, { type, next, previous, dryRun, statusOnly: true });
+    return commit(context, {
+      type,
+      next,
+      previous,
+      dryRun,
+      statusOnly: true,
+      ...(applied ? { applied } : {}),
+    });
   }
   carryOverFromStored(type, object, previous);
   return commit(context, { type, next: object, previous, dryRun, ...(applied ? { applied } : {}) });
@@ -165,17 +161,7 @@ export function apply(context: ApiContext, { route, query, body }: WriteRequest)
   const entry = context.store.read(type, route.namespace, route.name as string);
   // Preconditions and system fields are not part of what a manager applies.
   const preconditions = { metadata: { ...config.metadata } } as KubeObject;
-  for (const key of [
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "deletionTimestamp",
-    "selfLink",
-  ]) {
-    delete config.metadata[key];
-  }
+  for (const key of [...SERVER_METADATA, "resourceVersion"]) delete config.metadata[key];
   const onStatus = route.subresource === "status";
   if (type.hasStatus && !onStatus) delete config.status;
   const applyInput = (current: KubeObject | undefined, applied: ReadonlyMap<string, JsonObject>) => ({
