@@ -76,6 +76,7 @@ export class FaultInjector {
     };
   }
 
+  /** Removes every rule and sets `latencyMs` back to 0: no faults at all. */
   clear(): void {
     this.#rules.length = 0;
     this.latencyMs = 0;

@@ -2,6 +2,21 @@
  * The embedded in-memory Kubernetes API, served over HTTP: the local runtime's default cluster and
  * the test and benchmark cluster for environments. Talk to it with `@kubernetes/client-node` through
  * `kubeconfig`; seed and inspect it through `store`; slow it down or break it through `faults`.
+ *
+ * Where it behaves like a real API server on purpose (code that works here must work there):
+ * - Deleting a namespace that is already Terminating is a 409 Conflict ("The system is ensuring all
+ *   content is removed from this namespace..."); a deleted namespace is Terminating (status.phase,
+ *   metadata.deletionTimestamp) for `namespaceFinalizeMs`, then it and its content are gone (404).
+ * - List items carry no apiVersion/kind; every request needs the kubeconfig's bearer token (or a
+ *   token this server issued through TokenRequest); a no-op write keeps the resourceVersion.
+ * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
+ *   default, kube-system, kube-public and kube-node-lease exist from the start.
+ *
+ * Where it does not: no watch, no RBAC (every valid token may do anything), no pods or
+ * ReplicaSets (rollouts are simulated: see `ROLLOUT_ANNOTATION`), finalizers other than the
+ * namespace's are ignored, strategic merge patch is a plain merge patch, server-side apply treats
+ * lists atomically and tracks only apply managers (no managedFields in answers), and paginated
+ * lists read live data rather than a snapshot.
  */
 export { ROLLOUT_ANNOTATION } from "./controllers.js";
 export type { FaultHandle, FaultInjector, FaultRule } from "./faults.js";
