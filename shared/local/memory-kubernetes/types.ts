@@ -1,22 +1,10 @@
 /** The public shapes of the in-memory Kubernetes API (re-exported by index.ts). */
 import type { FaultInjector } from "./faults.js";
 
-/** Any Kubernetes object as JSON: the fields every kind has, the rest left open. */
-export type KubeObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-    generation?: number;
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
-};
+/** Any Kubernetes object as JSON: the same shape the rest of Kubler uses. */
+export type { KubeObject } from "../../domain/kube-object.js";
+
+import type { KubeObject } from "../../domain/kube-object.js";
 
 export interface MemoryKubernetesOptions {
   /** ms after a Deployment's spec changes before it reports available (default 200). */
