@@ -13,7 +13,7 @@ import {
   readEnvironment,
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, Scheduler } from "../ports.js";
+import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "cleanup-environments";
@@ -148,15 +148,23 @@ export async function sweepExpiredEnvironments(
   const limit = createLimiter(concurrency);
   const deletions: Promise<void>[] = [];
   const now = deps.clock.now();
-  let token: string | undefined;
-  do {
-    const page = await limit(() =>
-      deps.cluster.list("v1", "Namespace", {
-        labelSelector: MANAGED_SELECTOR,
-        limit: pageSize,
-        ...(token ? { continue: token } : {}),
-      }),
+  // Pages go ahead of queued deletes, and the next is asked for before this one is worked through:
+  // only a page's `continue` unlocks the next, so a page waiting behind a page's worth of deletes
+  // would serialize the whole sweep (and a slow sweep risks its continue token expiring).
+  const list = (token: string | null) =>
+    limit(
+      () =>
+        deps.cluster.list("v1", "Namespace", {
+          labelSelector: MANAGED_SELECTOR,
+          limit: pageSize,
+          ...(token ? { continue: token } : {}),
+        }),
+      { first: true },
     );
+  let next: Promise<ListPage> | null = list(null);
+  while (next) {
+    const page: ListPage = await next;
+    next = page.continue ? list(page.continue) : null;
     for (const object of page.items) {
       report.examined++;
       const namespace = object.metadata.name;
@@ -186,9 +194,8 @@ export async function sweepExpiredEnvironments(
         ),
       );
     }
-    token = page.continue ?? undefined;
     options.onProgress?.(report);
-  } while (token);
+  }
   await Promise.all(deletions);
   auditSweep(deps, report);
   return report;
@@ -251,12 +258,25 @@ function auditSweep(deps: CleanupDeps, report: SweepReport): void {
   );
 }
 
-/** At most `max` tasks running at once; the rest wait their turn in order. */
-export function createLimiter(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+/**
+ * At most `max` tasks running at once; the rest wait their turn in order, except that a task given
+ * `{ first: true }` goes ahead of every waiting one.
+ *
+ * @example
+ * const limit = createLimiter(16);
+ * await Promise.all(names.map((name) => limit(() => cluster.delete(ref(name)))));
+ */
+export function createLimiter(
+  max: number,
+): <T>(task: () => Promise<T>, options?: { first?: boolean }) => Promise<T> {
   let running = 0;
   const waiting: (() => void)[] = [];
-  return async (task) => {
-    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+  return async (task, options) => {
+    if (running >= max) {
+      await new Promise<void>((resolve) =>
+        options?.first ? waiting.unshift(resolve) : waiting.push(resolve),
+      );
+    }
     running++;
     try {
       return await task();
