@@ -229,13 +229,23 @@ export function sourceOf(detailType: DetailType): string {
 }
 
 /**
+ * Details this module validated, frozen, with their detail-type: the same object handed back (a
+ * producer's detail reaching its publisher) is not checked twice. Frozen, so it cannot have changed.
+ */
+const validated = new WeakMap<object, DetailType>();
+
+/**
  * Checks a detail against its detail-type's validator. Producers call it before publishing and
- * consumers on receipt, so a wrong shape fails at the boundary with the path that is wrong.
+ * consumers on receipt, so a wrong shape fails at the boundary with the path that is wrong. The
+ * result is a frozen copy; passing that copy again returns it without a second check.
  *
  * @example
  * const detail = validateDetail("Push", envelope.detail); // typed, or throws InvalidDetailError
  */
 export function validateDetail<T extends DetailType>(detailType: T, detail: unknown): Detail<T> {
+  if (typeof detail === "object" && detail !== null && validated.get(detail) === detailType) {
+    return detail as Detail<T>;
+  }
   const entry = CATALOG[detailType] as { schema: v.GenericSchema };
   if (!entry) throw new InvalidDetailError(`unknown detail-type ${JSON.stringify(detailType)}`);
   const result = v.safeParse(entry.schema, detail);
@@ -243,7 +253,18 @@ export function validateDetail<T extends DetailType>(detailType: T, detail: unkn
     const problems = result.issues.map((issue) => `${v.getDotPath(issue) ?? "(detail)"}: ${issue.message}`);
     throw new InvalidDetailError(`invalid "${detailType}" detail: ${problems.join("; ")}`);
   }
-  return result.output as Detail<T>;
+  const output = deepFreeze(result.output as Detail<T>);
+  validated.set(output, detailType);
+  return output;
+}
+
+// Details are small JSON trees (one nested `gitlab`), so the walk is a handful of objects.
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 /**

@@ -6,6 +6,7 @@
 import {
   type BusEntry,
   type BusEnvelope,
+  type DetailType,
   type FunctionName,
   type Route,
   sourceOf,
@@ -44,6 +45,15 @@ export interface LocalBusOptions {
 }
 
 const LOCAL_ACCOUNT = "000000000000";
+/** The envelope fields that depend on nothing but the detail-type (the bus derives the source). */
+const TYPE_FIELDS = new Set(["source", "detail-type"]);
+
+interface CompiledRoute {
+  route: Route;
+  pattern: EventPattern;
+  /** The pattern names only source and detail-type: its verdict is the same for every event of a type. */
+  byTypeOnly: boolean;
+}
 
 /**
  * @example
@@ -52,7 +62,9 @@ const LOCAL_ACCOUNT = "000000000000";
  * await bus.drain(); // every delivery done, retried or dead-lettered
  */
 export class LocalBus implements EventPublisher {
-  readonly #routes: readonly { route: Route; pattern: EventPattern }[];
+  readonly #routes: readonly CompiledRoute[];
+  /** Verdicts of the by-type-only routes per detail-type: matching every route cost ≈ 10 µs an event. */
+  readonly #verdictsByType = new Map<DetailType, readonly boolean[]>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #options: Required<Omit<LocalBusOptions, "listener">> & { listener: BusListener };
 
@@ -65,7 +77,10 @@ export class LocalBus implements EventPublisher {
       listener: {},
       ...options,
     };
-    this.#routes = options.routes.map((route) => ({ route, pattern: validatePattern(route.pattern) }));
+    this.#routes = options.routes.map((route) => {
+      const pattern = validatePattern(route.pattern);
+      return { route, pattern, byTypeOnly: [...fieldsNamed(pattern)].every((f) => TYPE_FIELDS.has(f)) };
+    });
   }
 
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
@@ -77,12 +92,14 @@ export class LocalBus implements EventPublisher {
       } catch (error) {
         throw new PublishError(`could not record event: ${(error as Error).message}`, envelopes.length);
       }
-      const matched = this.#routes.filter(({ pattern }) => matchesPattern(pattern, envelope));
+      const matched = this.#match(envelope);
       this.#options.listener.published?.(
         envelope,
-        matched.map(({ route }) => route.target),
+        matched.map((route) => route.target),
       );
-      for (const { route } of matched) this.#track(this.#deliver(envelope, route));
+      for (const route of matched) {
+        if (this.#options.consumers[route.target]) this.#track(this.#deliver(envelope, route));
+      }
     }
     return envelopes.map((envelope) => envelope.id);
   }
@@ -90,6 +107,19 @@ export class LocalBus implements EventPublisher {
   /** Resolves when every delivery started so far (and any it caused) has finished. */
   async drain(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+  }
+
+  #match(envelope: BusEnvelope): Route[] {
+    let verdicts = this.#verdictsByType.get(envelope["detail-type"]);
+    if (!verdicts) {
+      verdicts = this.#routes.map((r) => r.byTypeOnly && matchesPattern(r.pattern, envelope));
+      this.#verdictsByType.set(envelope["detail-type"], verdicts);
+    }
+    const matched: Route[] = [];
+    this.#routes.forEach(({ route, pattern, byTypeOnly }, i) => {
+      if (byTypeOnly ? verdicts[i] : matchesPattern(pattern, envelope)) matched.push(route);
+    });
+    return matched;
   }
 
   #envelope(entry: BusEntry): BusEnvelope {
@@ -156,4 +186,16 @@ export class LocalBus implements EventPublisher {
     });
     listener.deadLettered?.(envelope, route, error);
   }
+}
+
+/** The top-level fields a pattern looks at, through `$or` branches. */
+function fieldsNamed(pattern: EventPattern, into = new Set<string>()): Set<string> {
+  for (const [field, value] of Object.entries(pattern)) {
+    if (field === "$or" && Array.isArray(value)) {
+      for (const branch of value) fieldsNamed(branch as EventPattern, into);
+    } else {
+      into.add(field);
+    }
+  }
+  return into;
 }
