@@ -1,0 +1,652 @@
+/**
+ * Cleanup (stop and sweep) against the embedded Kubernetes API over HTTP, through the real adapter:
+ * what was deleted, and above all what was not, is asserted from the cluster itself.
+ */
+import fc from "fast-check";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  type CreateKubernetesClusterOptions,
+  createKubernetesCluster,
+} from "../../shared/adapters/kubernetes-cluster.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import {
+  ANNOTATION,
+  type EnvironmentState,
+  environmentNamespace,
+  LABEL,
+  namespaceFor,
+} from "../../shared/domain/environment.js";
+import {
+  type KubeObject,
+  type MemoryKubernetes,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
+import {
+  type CleanupDeps,
+  type SweepOptions,
+  stopEnvironment,
+  sweepExpiredEnvironments,
+} from "../../shared/services/cleanup-environments.js";
+import {
+  FixedClock,
+  RecordingAuditLog,
+  RecordingPublisher,
+  RecordingScheduler,
+  sequentialIds,
+} from "../fakes/index.js";
+
+const NOW = new Date("2026-11-21T10:00:00Z");
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const INSTANCE = "https://gitlab.example.com";
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/booking-validation";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const gitlab = { instance: INSTANCE, projectId: 2, projectPath: PROJECT };
+const STOP_REASONS = ["merged", "closed", "branch_deleted", "stopped", "expired"] as const;
+
+let k8s: MemoryKubernetes;
+let deps: CleanupDeps & {
+  publisher: RecordingPublisher;
+  audit: RecordingAuditLog;
+  scheduler: RecordingScheduler;
+  clock: FixedClock;
+};
+
+beforeEach(async () => {
+  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
+  deps = {
+    cluster: connect(),
+    scheduler: new RecordingScheduler(),
+    publisher: new RecordingPublisher(),
+    audit: new RecordingAuditLog(),
+    clock: new FixedClock(NOW),
+  };
+});
+afterEach(() => k8s.close());
+
+/** The real adapter on this test's server; backoff sleeps are not waited. */
+function connect(options: CreateKubernetesClusterOptions = {}) {
+  return createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {}, ...options });
+}
+
+function state(overrides: Partial<EnvironmentState> = {}): EnvironmentState {
+  return {
+    namespace: NAMESPACE,
+    gitlab,
+    environment: ENVIRONMENT,
+    sha: "1111111111111111111111111111111111111111",
+    ref: "feature/booking-validation",
+    pipelineId: 100,
+    mrIid: 16,
+    ttl: "72h",
+    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
+    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
+    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
+    status: "succeeded",
+    rolloutDeadline: null,
+    correlationId: "corr-deploy",
+    url: null,
+    ...overrides,
+  };
+}
+
+/** Stores a managed environment's namespace, with the contract, exactly as Kubler writes it. */
+function seed(overrides: Partial<EnvironmentState> = {}): KubeObject {
+  return k8s.store.put(environmentNamespace(state(overrides)));
+}
+
+function seedPlain(name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) {
+  return k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels, annotations } });
+}
+
+function stored(name: string): KubeObject | undefined {
+  return k8s.store.get("v1", "Namespace", undefined, name);
+}
+
+function namespaces(): Map<string, KubeObject> {
+  return new Map(k8s.store.list("v1", "Namespace").map((ns) => [ns.metadata.name, ns]));
+}
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+function stopRequested(
+  overrides: Partial<Detail<"Environment Stop Requested">> = {},
+): Detail<"Environment Stop Requested"> {
+  return { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, reason: "merged", ...overrides };
+}
+
+describe("stopEnvironment", () => {
+  it("deletes the project's namespace, cancels its schedule, publishes Environment Deleted once and audits it", async () => {
+    seed();
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "flight-management", namespace: NAMESPACE },
+      data: { a: "b" },
+    });
+
+    const outcome = await stopEnvironment(deps, stopRequested());
+
+    expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
+    await waitUntil(() => stored(NAMESPACE) === undefined, `${NAMESPACE} is gone`);
+    expect(k8s.store.list("v1", "ConfigMap", NAMESPACE)).toEqual([]);
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Environment Deleted",
+        detail: { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, namespace: NAMESPACE },
+      },
+    ]);
+    expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
+    expect(deps.audit.records).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.stop",
+      outcome: "success",
+      reason: "deleted (merged)",
+      correlationId: "corr-stop",
+      subject: { environment: ENVIRONMENT, namespace: NAMESPACE, stopReason: "merged" },
+    });
+  });
+
+  it("succeeds when the namespace is already gone, and still publishes Environment Deleted", async () => {
+    const outcome = await stopEnvironment(deps, stopRequested({ reason: "closed" }));
+
+    expect(outcome).toEqual({ kind: "already_gone", namespace: NAMESPACE });
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Environment Deleted",
+        detail: { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, namespace: NAMESPACE },
+      },
+    ]);
+    expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.stop",
+      outcome: "success",
+      reason: "already gone (closed)",
+    });
+  });
+
+  it("succeeds again when the stop is redelivered while the namespace is still terminating", async () => {
+    await k8s.close();
+    k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 2_000 });
+    deps.cluster = connect();
+    seed();
+    await stopEnvironment(deps, stopRequested());
+    expect(stored(NAMESPACE)?.metadata.deletionTimestamp).toEqual(expect.any(String));
+
+    const again = await stopEnvironment(deps, stopRequested());
+
+    expect(again.kind === "deleted" || again.kind === "already_gone").toBe(true);
+    expect(deps.publisher.entries.map((e) => e.detailType)).toEqual([
+      "Environment Deleted",
+      "Environment Deleted",
+    ]);
+    expect(deps.audit.records.map((r) => r.outcome)).toEqual(["success", "success"]);
+  });
+
+  it("refuses a namespace of that name that Kubler does not manage, touching nothing", async () => {
+    // Everything of the contract but the label that says Kubler manages it.
+    const contract = environmentNamespace(state({ expiresAt: new Date(NOW.getTime() - HOUR) }));
+    const { [LABEL.MANAGED_BY]: _, ...labels } = contract.metadata.labels ?? {};
+    const before = seedPlain(NAMESPACE, { ...labels, team: "payments" }, contract.metadata.annotations);
+
+    const outcome = await stopEnvironment(deps, stopRequested());
+
+    expect(outcome).toMatchObject({
+      kind: "refused",
+      namespace: NAMESPACE,
+      reason: expect.stringContaining("app.kubernetes.io/managed-by=kubler"),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "deny" });
+  });
+
+  it("refuses a managed namespace of that name that belongs to another project, touching nothing", async () => {
+    const before = seed({ gitlab: { ...gitlab, projectId: 99 } });
+
+    const outcome = await stopEnvironment(deps, stopRequested());
+
+    expect(outcome).toMatchObject({
+      kind: "refused",
+      reason: expect.stringContaining("belongs to project 99, not 2"),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "deny" });
+  });
+
+  it("refuses a managed namespace whose contract cannot be read, touching nothing", async () => {
+    const ns = environmentNamespace(state());
+    ns.metadata.annotations = { ...ns.metadata.annotations, [ANNOTATION.EXPIRES_AT]: "next tuesday" };
+    const before = k8s.store.put(ns);
+
+    const outcome = await stopEnvironment(deps, stopRequested());
+
+    expect(outcome).toMatchObject({
+      kind: "refused",
+      reason: expect.stringContaining("kubler.dev/expires-at"),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+  });
+
+  it("ignores an expiry stop for an environment a redeploy extended, touching nothing", async () => {
+    const before = seed({ expiresAt: new Date(NOW.getTime() + MINUTE) });
+
+    const outcome = await stopEnvironment(deps, stopRequested({ reason: "expired" }));
+
+    expect(outcome).toMatchObject({
+      kind: "ignored",
+      reason: `not expired: expires at ${new Date(NOW.getTime() + MINUTE).toISOString()}`,
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "ignored" });
+  });
+
+  it("ignores an expiry stop for an environment that never expires", async () => {
+    const before = seed({ ttl: "never", expiresAt: null });
+    const outcome = await stopEnvironment(deps, stopRequested({ reason: "expired" }));
+    expect(outcome).toMatchObject({ kind: "ignored", reason: "not expired: expires at never" });
+    expect(stored(NAMESPACE)).toEqual(before);
+  });
+
+  it("deletes on an expiry stop once the environment has expired", async () => {
+    seed({ expiresAt: NOW });
+    const outcome = await stopEnvironment(deps, stopRequested({ reason: "expired" }));
+    expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
+    await waitUntil(() => stored(NAMESPACE) === undefined, `${NAMESPACE} is gone`);
+  });
+
+  it("never deletes what the event's project does not own, whatever the event says", async () => {
+    // Bystanders: other projects' (expired) environments, an unmanaged look-alike, the system ones.
+    const seedBystanders = () => {
+      seedPlain("payments", { team: "payments" }, { [ANNOTATION.EXPIRES_AT]: "2020-01-01T00:00:00Z" });
+      for (const [projectId, path] of [
+        [1, "group/app"],
+        [2, PROJECT],
+        [3, "other/project"],
+      ] as const) {
+        seed({
+          namespace: namespaceFor(path, "review/x"),
+          gitlab: { instance: INSTANCE, projectId, projectPath: path },
+          environment: "review/x",
+          expiresAt: new Date(NOW.getTime() - HOUR),
+        });
+      }
+    };
+
+    const event = fc.record({
+      correlationId: fc.string({ minLength: 1, maxLength: 20 }),
+      gitlab: fc.record({
+        instance: fc.oneof(fc.constant(INSTANCE), fc.string({ minLength: 1, maxLength: 40 })),
+        projectId: fc.oneof(fc.constantFrom(1, 2, 3), fc.integer({ min: 0, max: 999_999_999_999_999 })),
+        projectPath: fc.oneof(
+          fc.constantFrom("group/app", PROJECT, "other/project"),
+          fc.string({ minLength: 1, maxLength: 120 }),
+        ),
+      }),
+      environment: fc.oneof(fc.constant("review/x"), fc.string({ minLength: 1, maxLength: 120 })),
+      reason: fc.constantFrom(...STOP_REASONS),
+    });
+    // What sits at namespaceFor(event): nothing, or something the event's project does not own (or
+    // whose contract cannot be read), or, as the control, the project's own environment.
+    const occupant = fc.constantFrom(
+      "none",
+      "unmanaged",
+      "managed-by-other-tool",
+      "other-project",
+      "owner-only-in-annotation",
+      "bad-project-label",
+      "malformed-expiry",
+      "owned",
+    );
+
+    await fc.assert(
+      fc.asyncProperty(event, occupant, fc.boolean(), async (detail, kind, expired) => {
+        const name = namespaceFor(detail.gitlab.projectPath, detail.environment);
+        const id = detail.gitlab.projectId;
+        const expiresAt = new Date(NOW.getTime() + (expired ? -HOUR : HOUR));
+        const own = environmentNamespace(state({ namespace: name, gitlab: detail.gitlab, expiresAt }));
+        const labels = own.metadata.labels ?? {};
+        const annotations = own.metadata.annotations ?? {};
+        const put = (changes: { labels?: Record<string, string>; annotations?: Record<string, string> }) =>
+          k8s.store.put({
+            ...own,
+            metadata: {
+              name,
+              labels: { ...labels, ...changes.labels },
+              annotations: { ...annotations, ...changes.annotations },
+            },
+          });
+        seedBystanders();
+        if (kind === "none" && stored(name)) {
+          // A shrink may repeat an event: clear what an earlier run left at its name.
+          await connect().delete({ apiVersion: "v1", kind: "Namespace", name });
+          await waitUntil(() => !stored(name), `${name} is gone`);
+        }
+        if (kind === "unmanaged") seedPlain(name, { team: "payments" }, annotations);
+        if (kind === "managed-by-other-tool") put({ labels: { [LABEL.MANAGED_BY]: "helm" } });
+        if (kind === "other-project") put({ labels: { [LABEL.PROJECT_ID]: String(id + 1) } });
+        if (kind === "owner-only-in-annotation") {
+          put({
+            labels: { [LABEL.PROJECT_ID]: String(id + 7) },
+            annotations: { [ANNOTATION.PROJECT_ID]: String(id) },
+          });
+        }
+        if (kind === "bad-project-label") put({ labels: { [LABEL.PROJECT_ID]: `${id} ` } });
+        if (kind === "malformed-expiry") put({ annotations: { [ANNOTATION.EXPIRES_AT]: "tomorrow" } });
+        if (kind === "owned") put({});
+        const before = namespaces();
+
+        const outcome = await stopEnvironment(deps, detail);
+
+        const after = namespaces();
+        for (const [key, ns] of before) {
+          if (ns.metadata.deletionTimestamp) continue; // an earlier run's deletion, still finalizing
+          const mayGo = kind === "owned" && key === name;
+          if (!mayGo) expect(after.get(key), `${key} was touched`).toEqual(ns);
+        }
+        const deleted = kind === "owned" && (detail.reason !== "expired" || expired);
+        expect(outcome.kind).toBe(
+          deleted ? "deleted" : kind === "none" ? "already_gone" : kind === "owned" ? "ignored" : "refused",
+        );
+        // Terminating, or already finalized (namespaceFinalizeMs is short).
+        if (deleted) {
+          const left = after.get(name);
+          expect(left === undefined || left.metadata.deletionTimestamp !== undefined, `${name} left`).toBe(
+            true,
+          );
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe("sweepExpiredEnvironments", () => {
+  // Enough for 3 pages of 500; few deletions, since every request is a real HTTP round trip.
+  const MIX = { expired: 60, live: 840, never: 150, malformed: 100, terminating: 50 } as const;
+  const MANAGED = Object.values(MIX).reduce((a, b) => a + b, 0);
+
+  /**
+   * 1,200 managed namespaces, named like real ones (so every kind is spread over every page), and
+   * unmanaged ones whose annotations say they expired. Returns the names by kind.
+   */
+  function seedMix(): Record<keyof typeof MIX | "unmanaged", string[]> {
+    const names: Record<keyof typeof MIX | "unmanaged", string[]> = {
+      expired: [],
+      live: [],
+      never: [],
+      malformed: [],
+      terminating: [],
+      unmanaged: [],
+    };
+    let n = 0;
+    const add = (kind: keyof typeof names, make: (s: EnvironmentState) => KubeObject) => {
+      n++;
+      const path = `group-${n % 7}/app-${n % 13}`;
+      const environment = `review/mr-${n}`;
+      const s = state({
+        namespace: namespaceFor(path, environment),
+        gitlab: { instance: INSTANCE, projectId: 1000 + (n % 13), projectPath: path },
+        environment,
+        correlationId: `corr-${n}`,
+      });
+      names[kind].push(k8s.store.put(make(s)).metadata.name);
+    };
+    for (let i = 0; i < MIX.expired; i++) {
+      // The first expires exactly now: expired is "at or before".
+      add("expired", (s) => environmentNamespace({ ...s, expiresAt: new Date(NOW.getTime() - i * MINUTE) }));
+    }
+    for (let i = 0; i < MIX.live; i++) {
+      add("live", (s) => environmentNamespace({ ...s, expiresAt: new Date(NOW.getTime() + 1 + i * MINUTE) }));
+    }
+    for (let i = 0; i < MIX.never; i++) {
+      add("never", (s) => environmentNamespace({ ...s, ttl: "never", expiresAt: null }));
+    }
+    for (let i = 0; i < MIX.malformed; i++) {
+      add("malformed", (s) => {
+        const ns = environmentNamespace(s);
+        const bad = i % 2 === 0 ? "yesterday" : "2026-11-20T10:00:00"; // no zone: not RFC 3339
+        ns.metadata.annotations = { ...ns.metadata.annotations, [ANNOTATION.EXPIRES_AT]: bad };
+        return ns;
+      });
+    }
+    for (let i = 0; i < MIX.terminating; i++) {
+      add("terminating", (s) => {
+        const ns = environmentNamespace({ ...s, expiresAt: new Date(NOW.getTime() - HOUR) });
+        ns.metadata.deletionTimestamp = new Date(NOW.getTime() - MINUTE).toISOString();
+        return { ...ns, status: { phase: "Terminating" } };
+      });
+    }
+    for (let i = 0; i < 40; i++) {
+      add("unmanaged", (s) => {
+        const ns = environmentNamespace({ ...s, expiresAt: new Date(NOW.getTime() - HOUR) });
+        const labels = { ...ns.metadata.labels };
+        if (i % 2 === 0) delete labels[LABEL.MANAGED_BY];
+        else labels[LABEL.MANAGED_BY] = "helm";
+        return { ...ns, metadata: { ...ns.metadata, labels } };
+      });
+    }
+    return names;
+  }
+
+  function sweep(options: Partial<SweepOptions> = {}) {
+    return sweepExpiredEnvironments(deps, { newId: sequentialIds("sweep"), ...options });
+  }
+
+  const sorted = (items: { namespace: string }[]) => items.map((i) => i.namespace).sort();
+
+  it("deletes exactly the expired managed environments, over 3 pages of 500, and reports every kind", async () => {
+    const names = seedMix();
+    const before = namespaces();
+    k8s.stats.reset();
+
+    const report = await sweep();
+
+    expect(report.dryRun).toBe(false);
+    expect(report.examined).toBe(MANAGED);
+    expect(sorted(report.expired)).toEqual([...names.expired].sort());
+    expect(sorted(report.deleted)).toEqual([...names.expired].sort());
+    expect(report.failed).toEqual([]);
+    expect(sorted(report.skipped)).toEqual([...names.malformed, ...names.terminating].sort());
+    for (const item of report.skipped) {
+      expect(item.reason).toMatch(
+        names.malformed.includes(item.namespace)
+          ? /annotation kubler\.dev\/expires-at is not an RFC 3339 time/
+          : /already terminating/,
+      );
+    }
+    expect(report.deleted.find((d) => d.namespace === names.expired[0])?.reason).toBe(
+      `expired at ${NOW.toISOString()}`,
+    );
+    expect(k8s.stats.byVerb.list).toBe(Math.ceil(MANAGED / 500));
+    expect(k8s.stats.byVerb.delete).toBe(MIX.expired);
+
+    await waitUntil(() => names.expired.every((name) => !stored(name)), "the expired namespaces are gone");
+    const after = namespaces();
+    for (const [name, ns] of before) {
+      if (names.expired.includes(name)) expect(after.has(name), name).toBe(false);
+      else expect(after.get(name), `${name} was touched`).toEqual(ns);
+    }
+  });
+
+  it("publishes Environment Deleted, cancels the schedule and audits each deletion, plus one summary", async () => {
+    const names = seedMix();
+
+    await sweep();
+
+    const published = deps.publisher.entries;
+    expect(published).toHaveLength(MIX.expired);
+    expect(new Set(published.map((e) => e.detailType))).toEqual(new Set(["Environment Deleted"]));
+    expect(published.map((e) => (e.detail as { namespace: string }).namespace).sort()).toEqual(
+      [...names.expired].sort(),
+    );
+    const first = published.find(
+      (e) => (e.detail as { namespace: string }).namespace === names.expired[0],
+    )?.detail;
+    expect(first).toEqual({
+      correlationId: "corr-1",
+      gitlab: { instance: INSTANCE, projectId: 1001, projectPath: "group-1/app-1" },
+      environment: "review/mr-1",
+      namespace: names.expired[0],
+    });
+    expect(deps.scheduler.calls.sort()).toEqual(names.expired.map((name) => `cancel ${name}`).sort());
+
+    const deletions = deps.audit.records.filter((r) => r.action === "environment.sweep.delete");
+    expect(deletions).toHaveLength(MIX.expired);
+    expect(deletions.map((r) => r.subject.namespace).sort()).toEqual([...names.expired].sort());
+    expect(deletions.every((r) => r.outcome === "success")).toBe(true);
+    const summaries = deps.audit.records.filter((r) => r.action === "environment.sweep");
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({
+      outcome: "success",
+      reason: `examined ${MANAGED}, expired 60, deleted 60, failed 0, skipped 150`,
+    });
+    expect(deps.audit.last()?.action).toBe("environment.sweep");
+  });
+
+  it("in dry-run mode reports what is expired and deletes, publishes and cancels nothing", async () => {
+    const names = seedMix();
+    const before = namespaces();
+    k8s.stats.reset();
+
+    const report = await sweep({ dryRun: true });
+
+    expect(report).toMatchObject({ dryRun: true, examined: MANAGED, deleted: [], failed: [] });
+    expect(sorted(report.expired)).toEqual([...names.expired].sort());
+    expect(report.skipped).toHaveLength(MIX.malformed + MIX.terminating);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // longer than namespaceFinalizeMs
+    expect(namespaces()).toEqual(before);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.records).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.sweep",
+      reason: `dry run: examined ${MANAGED}, expired 60, deleted 0, failed 0, skipped 150`,
+    });
+  });
+
+  it("keeps going past a delete that fails, and reports exactly that one as failed", async () => {
+    const names = seedMix();
+    const broken = names.expired[30] as string;
+    const fault = k8s.faults.add({ verb: "delete", resource: "namespaces", name: broken, status: 500 });
+    deps.cluster = connect({ maxAttempts: 2 });
+    const before = stored(broken);
+
+    const report = await sweep();
+
+    expect(fault.hits).toBe(2);
+    expect(report.failed).toEqual([{ namespace: broken, reason: expect.stringContaining("HTTP 500") }]);
+    expect(report.deleted).toHaveLength(MIX.expired - 1);
+    expect(sorted(report.deleted)).toEqual(names.expired.filter((name) => name !== broken).sort());
+    await waitUntil(
+      () => names.expired.every((name) => name === broken || !stored(name)),
+      "the other expired namespaces are gone",
+    );
+    expect(stored(broken)).toEqual(before);
+    expect(deps.publisher.entries).toHaveLength(MIX.expired - 1);
+    expect(deps.publisher.entries.some((e) => (e.detail as { namespace: string }).namespace === broken)).toBe(
+      false,
+    );
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.sweep",
+      outcome: "failure",
+      reason: `examined ${MANAGED}, expired 60, deleted 59, failed 1, skipped 150`,
+    });
+  });
+
+  it("never deletes a namespace replaced after it was listed", async () => {
+    const names = seedMix();
+    const replaced = names.expired[10] as string;
+    // Hold that delete long enough to put a new, unexpired namespace of the same name in its place.
+    const slow = k8s.faults.add({ verb: "delete", resource: "namespaces", name: replaced, latencyMs: 100 });
+
+    const sweeping = sweep();
+    await waitUntil(() => slow.hits === 1, "the delete is on its way");
+    const fresh = seed({
+      namespace: replaced,
+      environment: "review/new",
+      expiresAt: new Date(NOW.getTime() + HOUR),
+    });
+    const report = await sweeping;
+
+    expect(report.failed).toEqual([
+      { namespace: replaced, reason: expect.stringContaining("Precondition failed") },
+    ]);
+    expect(report.deleted).toHaveLength(MIX.expired - 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stored(replaced)).toEqual(fresh);
+  });
+
+  it("never deletes a namespace a redeploy extended after it was listed", async () => {
+    const names = seedMix();
+    const extended = names.expired[20] as string;
+    const listed = stored(extended);
+    const deployer = connect();
+    await deployer.get({ apiVersion: "v1", kind: "Namespace", name: extended }); // discovery done before the race
+    // Hold that delete until a deploy has written a new expiry on the same namespace (same uid).
+    const slow = k8s.faults.add({ verb: "delete", resource: "namespaces", name: extended, latencyMs: 300 });
+
+    const sweeping = sweep();
+    await waitUntil(() => slow.hits === 1, "the delete is on its way");
+    const annotations = {
+      ...listed?.metadata.annotations,
+      [ANNOTATION.EXPIRES_AT]: "2026-11-24T10:00:00.000Z",
+    };
+    await deployer.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: extended, annotations } });
+    const report = await sweeping;
+
+    expect(report.failed).toEqual([{ namespace: extended, reason: expect.any(String) }]);
+    expect(report.deleted).toHaveLength(MIX.expired - 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = stored(extended);
+    expect(now?.metadata.uid).toBe(listed?.metadata.uid);
+    expect(now?.metadata.deletionTimestamp).toBeUndefined();
+    expect(now?.metadata.annotations?.[ANNOTATION.EXPIRES_AT]).toBe("2026-11-24T10:00:00.000Z");
+  });
+
+  it.each([1, 4, 16])("keeps at most %i requests in flight", async (concurrency) => {
+    seedMix();
+    k8s.faults.latencyMs = 2; // so requests overlap, as they do against a remote API server
+    k8s.stats.reset();
+
+    const report = await sweep({ concurrency });
+
+    expect(report.deleted).toHaveLength(MIX.expired);
+    expect(k8s.stats.inFlightMax).toBeLessThanOrEqual(concurrency);
+    if (concurrency > 1) expect(k8s.stats.inFlightMax).toBeGreaterThan(1);
+  });
+
+  it.each([
+    [1, 1],
+    [499, 1],
+    [500, 1],
+    [501, 2],
+    [1001, 3],
+  ])("lists %i managed namespaces in %i page(s) of 500", async (count, pages) => {
+    for (let i = 0; i < count; i++) {
+      seed({ namespace: `env-${String(i).padStart(5, "0")}`, expiresAt: new Date(NOW.getTime() + HOUR) });
+    }
+    k8s.stats.reset();
+
+    const report = await sweep();
+
+    expect(report.examined).toBe(count);
+    expect(k8s.stats.byVerb.list).toBe(pages);
+  });
+});
