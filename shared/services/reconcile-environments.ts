@@ -11,6 +11,7 @@ import {
   type ManagedEnvironment,
   readEnvironment,
 } from "../domain/environment.js";
+import { KubernetesConflictError } from "../errors.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
 import { stepAuditRecord } from "./step-audit.js";
 
@@ -62,16 +63,27 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
         });
         continue;
       }
-      if (isExpired(environment, now)) {
-        await requestStop(deps, environment, gitlab);
-        report.stopsRequested.push(environment.namespace);
-      } else if (
-        environment.status === "deploying" &&
-        environment.rolloutDeadline !== null &&
-        environment.rolloutDeadline.getTime() < now.getTime()
-      ) {
-        await failRollout(deps, environment, gitlab);
-        report.rolloutsFailed.push(environment.namespace);
+      // One environment that cannot be handled must not stop the others, this run or any later one.
+      try {
+        if (isExpired(environment, now)) {
+          await requestStop(deps, environment, gitlab);
+          report.stopsRequested.push(environment.namespace);
+        } else if (
+          environment.status === "deploying" &&
+          environment.rolloutDeadline !== null &&
+          environment.rolloutDeadline.getTime() < now.getTime()
+        ) {
+          await failRollout(deps, environment, gitlab, object.metadata);
+          report.rolloutsFailed.push(environment.namespace);
+        }
+      } catch (error) {
+        report.skipped.push({
+          namespace: environment.namespace,
+          reason:
+            error instanceof KubernetesConflictError
+              ? `changed since it was read (a deploy or a stop in between): left to the next run; ${error.message}`
+              : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+        });
       }
     }
     token = page.continue ?? undefined;
@@ -116,31 +128,40 @@ async function failRollout(
   deps: ReconcileDeps,
   environment: ManagedEnvironment,
   gitlab: Gitlab,
+  read: { uid?: string; resourceVersion?: string },
 ): Promise<void> {
   const correlationId = environment.correlationId ?? deps.newId();
   const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
   if (!environment.sha || !environment.ref) return;
   // Marked before publishing: a second reconcile (or a retry of this one) finds "failed", not
   // "deploying", so the failure is reported once.
-  await deps.cluster.apply(
-    environmentNamespace({
-      namespace: environment.namespace,
-      gitlab,
-      environment: environment.environment,
-      sha: environment.sha,
-      ref: environment.ref,
-      pipelineId: environment.pipelineId,
-      mrIid: environment.mrIid,
-      ttl: environment.ttl ?? "never",
-      expiresAt: environment.expiresAt,
-      deployedAt: environment.deployedAt,
-      requestedAt: environment.requestedAt ?? deps.clock.now(),
-      status: "failed",
-      rolloutDeadline: null,
-      correlationId,
-      url: environment.url,
-    }),
-  );
+  const failed = environmentNamespace({
+    namespace: environment.namespace,
+    gitlab,
+    environment: environment.environment,
+    sha: environment.sha,
+    ref: environment.ref,
+    pipelineId: environment.pipelineId,
+    mrIid: environment.mrIid,
+    ttl: environment.ttl ?? "never",
+    expiresAt: environment.expiresAt,
+    deployedAt: environment.deployedAt,
+    requestedAt: environment.requestedAt ?? deps.clock.now(),
+    status: "failed",
+    rolloutDeadline: null,
+    correlationId,
+    url: environment.url,
+  });
+  // Only over what was read: a deploy that wrote the namespace since (a newer rollout, or the stuck
+  // one finishing) must not be marked failed; the API answers 409 instead.
+  // A resourceVersion in a patch (apply included) is a precondition: https://github.com/kubernetes/kubernetes/issues/63104
+  const { uid, resourceVersion } = read;
+  failed.metadata = {
+    ...failed.metadata,
+    ...(uid ? { uid } : {}),
+    ...(resourceVersion ? { resourceVersion } : {}),
+  };
+  await deps.cluster.apply(failed);
   await deps.publisher.publish([
     {
       detailType: "Deploy Finished",
