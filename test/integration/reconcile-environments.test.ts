@@ -1,0 +1,338 @@
+/**
+ * Reconcile against the embedded Kubernetes API over HTTP, through the real adapter: the backstop for
+ * rollouts whose function died and schedules that were lost, asserted from the cluster and the bus.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import {
+  ANNOTATION,
+  type EnvironmentState,
+  environmentNamespace,
+  LABEL,
+  namespaceFor,
+} from "../../shared/domain/environment.js";
+import {
+  type KubeObject,
+  type MemoryKubernetes,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
+import { type ReconcileDeps, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+
+const NOW = new Date("2026-11-21T10:00:00Z");
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/booking-validation";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const SHA = "1111111111111111111111111111111111111111";
+const SHA_2 = "2222222222222222222222222222222222222222";
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+
+let k8s: MemoryKubernetes;
+let deps: ReconcileDeps & { publisher: RecordingPublisher; audit: RecordingAuditLog; clock: FixedClock };
+
+beforeEach(async () => {
+  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
+  deps = {
+    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }),
+    publisher: new RecordingPublisher(),
+    audit: new RecordingAuditLog(),
+    clock: new FixedClock(NOW),
+    newId: sequentialIds("reconcile"),
+  };
+});
+afterEach(() => k8s.close());
+
+function state(overrides: Partial<EnvironmentState> = {}): EnvironmentState {
+  return {
+    namespace: NAMESPACE,
+    gitlab,
+    environment: ENVIRONMENT,
+    sha: SHA,
+    ref: "feature/booking-validation",
+    pipelineId: 100,
+    mrIid: 16,
+    ttl: "72h",
+    expiresAt: new Date(NOW.getTime() + 72 * HOUR),
+    deployedAt: null,
+    requestedAt: new Date(NOW.getTime() - 10 * MINUTE),
+    status: "deploying",
+    rolloutDeadline: new Date(NOW.getTime() - MINUTE),
+    correlationId: "corr-deploy",
+    url: "https://review-feature-booking-validation.apps.example.com",
+    ...overrides,
+  };
+}
+
+function seed(overrides: Partial<EnvironmentState> = {}): KubeObject {
+  return k8s.store.put(environmentNamespace(state(overrides)));
+}
+
+function stored(name = NAMESPACE): KubeObject | undefined {
+  return k8s.store.get("v1", "Namespace", undefined, name);
+}
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+function terminating(ns: KubeObject): KubeObject {
+  return {
+    ...ns,
+    metadata: { ...ns.metadata, deletionTimestamp: new Date(NOW.getTime() - MINUTE).toISOString() },
+    status: { phase: "Terminating" },
+  };
+}
+
+describe("reconcileEnvironments", () => {
+  it("fails a rollout past its deadline once: Deploy Finished failed, and the namespace says failed", async () => {
+    seed();
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 1, rolloutsFailed: [NAMESPACE], stopsRequested: [], skipped: [] });
+    const reason = `rollout did not finish by its deadline ${new Date(NOW.getTime() - MINUTE).toISOString()}`;
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Deploy Finished",
+        detail: {
+          correlationId: "corr-deploy",
+          gitlab,
+          environment: ENVIRONMENT,
+          sha: SHA,
+          ref: "feature/booking-validation",
+          pipelineId: 100,
+          mrIid: 16,
+          status: "failed",
+          namespace: NAMESPACE,
+          url: "https://review-feature-booking-validation.apps.example.com",
+          reason,
+        },
+      },
+    ]);
+    const annotations = stored()?.metadata.annotations;
+    expect(annotations).toMatchObject({
+      [ANNOTATION.STATUS]: "failed",
+      [ANNOTATION.ROLLOUT_DEADLINE]: "",
+      // The rest of the contract is kept as it was.
+      [ANNOTATION.SHA]: SHA,
+      [ANNOTATION.EXPIRES_AT]: new Date(NOW.getTime() + 72 * HOUR).toISOString(),
+      [ANNOTATION.TTL]: "72h",
+      [ANNOTATION.PIPELINE_ID]: "100",
+      [ANNOTATION.CORRELATION_ID]: "corr-deploy",
+    });
+    expect(stored()?.metadata.labels).toMatchObject({
+      [LABEL.MANAGED_BY]: "kubler",
+      [LABEL.PROJECT_ID]: "2",
+    });
+    expect(deps.audit.records).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.rollout",
+      outcome: "success",
+      reason,
+      correlationId: "corr-deploy",
+    });
+
+    const again = await reconcileEnvironments(deps);
+    deps.clock.advance(HOUR);
+    const later = await reconcileEnvironments(deps);
+
+    expect(again.rolloutsFailed).toEqual([]);
+    expect(later.rolloutsFailed).toEqual([]);
+    expect(deps.publisher.entries).toHaveLength(1);
+  });
+
+  it("never overwrites a deploy that changed the namespace after it was read", async () => {
+    seed();
+    // Hold reconcile's write long enough for a newer deploy to write the namespace in between.
+    const slow = k8s.faults.add({
+      verb: "apply",
+      resource: "namespaces",
+      name: NAMESPACE,
+      latencyMs: 300,
+      times: 1,
+    });
+    const reconciling = reconcileEnvironments(deps);
+    await waitUntil(() => slow.hits === 1, "reconcile's write is on its way");
+    const newer = await deps.cluster.apply(
+      environmentNamespace(
+        state({
+          sha: SHA_2,
+          pipelineId: 101,
+          correlationId: "corr-newer",
+          rolloutDeadline: new Date(NOW.getTime() + 10 * MINUTE),
+        }),
+      ),
+    );
+
+    const report = await reconciling;
+
+    expect(report.rolloutsFailed).toEqual([]);
+    expect(report.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("changed") }]);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()).toEqual(newer);
+  });
+
+  it("keeps going past an environment it cannot update, and reports it", async () => {
+    const first = namespaceFor(PROJECT, "review/a");
+    const second = namespaceFor(PROJECT, "review/b");
+    const expired = namespaceFor(PROJECT, "review/c");
+    seed({ namespace: first, environment: "review/a" });
+    seed({ namespace: second, environment: "review/b" });
+    seed({ namespace: expired, environment: "review/c", status: "succeeded", expiresAt: NOW });
+    k8s.faults.add({ verb: "apply", resource: "namespaces", name: first, status: 500 });
+    deps.cluster = createKubernetesCluster({
+      kubeconfig: k8s.kubeconfig,
+      maxAttempts: 2,
+      sleep: async () => {},
+    });
+
+    const report = await reconcileEnvironments(deps, 1);
+
+    expect(report.rolloutsFailed).toEqual([second]);
+    expect(report.stopsRequested).toEqual([expired]);
+    expect(report.skipped).toEqual([{ namespace: first, reason: expect.stringContaining("HTTP 500") }]);
+    expect(stored(first)?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("deploying");
+    expect(deps.publisher.entries.map((e) => e.detailType).sort()).toEqual([
+      "Deploy Finished",
+      "Environment Stop Requested",
+    ]);
+  });
+
+  it("leaves a rollout before its deadline alone", async () => {
+    const before = seed({ rolloutDeadline: new Date(NOW.getTime() + MINUTE) });
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 1, rolloutsFailed: [], stopsRequested: [], skipped: [] });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()).toEqual(before);
+    expect(k8s.stats.byVerb.apply).toBeUndefined();
+  });
+
+  it("leaves finished deploys alone whatever their old deadline said", async () => {
+    const before = seed({ status: "succeeded", rolloutDeadline: new Date(NOW.getTime() - HOUR) });
+    await reconcileEnvironments(deps);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()).toEqual(before);
+  });
+
+  it("requests the stop of an expired environment whose schedule was lost", async () => {
+    const before = seed({
+      status: "succeeded",
+      rolloutDeadline: null,
+      expiresAt: new Date(NOW.getTime() - MINUTE),
+    });
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 1, rolloutsFailed: [], stopsRequested: [NAMESPACE], skipped: [] });
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Environment Stop Requested",
+        detail: { correlationId: "corr-deploy", gitlab, environment: ENVIRONMENT, reason: "expired" },
+      },
+    ]);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.expire",
+      outcome: "success",
+      correlationId: "corr-deploy",
+    });
+    // Reconcile only asks; the stop (cleanup) deletes.
+    expect(stored()).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+  });
+
+  it("asks nothing of environments that are terminating, never expire or have not expired yet", async () => {
+    const expired = {
+      status: "succeeded" as const,
+      rolloutDeadline: null,
+      expiresAt: new Date(NOW.getTime() - HOUR),
+    };
+    const names = ["a", "b", "c", "d"].map((e) => namespaceFor(PROJECT, `review/${e}`));
+    const seeded = [
+      k8s.store.put(terminating(environmentNamespace(state({ ...expired, namespace: names[0] as string })))),
+      // A rollout stuck past its deadline while the namespace is being deleted: nothing to report.
+      k8s.store.put(terminating(environmentNamespace(state({ namespace: names[1] as string })))),
+      seed({ namespace: names[2] as string, status: "succeeded", ttl: "never", expiresAt: null }),
+      seed({ namespace: names[3] as string, status: "succeeded", expiresAt: new Date(NOW.getTime() + 1) }),
+    ];
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 4, rolloutsFailed: [], stopsRequested: [], skipped: [] });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.records).toEqual([]);
+    for (const ns of seeded) expect(stored(ns.metadata.name)).toEqual(ns);
+  });
+
+  it("never acts on or touches an unmanaged namespace, whatever its annotations say", async () => {
+    const lookalike = (name: string, managedBy?: string): KubeObject => {
+      const ns = environmentNamespace(state({ namespace: name, expiresAt: new Date(NOW.getTime() - HOUR) }));
+      const labels = { ...ns.metadata.labels };
+      if (managedBy === undefined) delete labels[LABEL.MANAGED_BY];
+      else labels[LABEL.MANAGED_BY] = managedBy;
+      return k8s.store.put({ ...ns, metadata: { ...ns.metadata, labels } });
+    };
+    const seeded = [
+      lookalike("team-payments"),
+      lookalike("helm-release", "helm"),
+      lookalike("shouty", "Kubler"),
+    ];
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 0, rolloutsFailed: [], stopsRequested: [], skipped: [] });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.records).toEqual([]);
+    for (const ns of seeded) expect(stored(ns.metadata.name)).toEqual(ns);
+    expect(k8s.stats.byVerb.apply).toBeUndefined();
+  });
+
+  it("skips and reports a managed namespace whose contract cannot be read, touching it not", async () => {
+    const ns = environmentNamespace(state());
+    ns.metadata.annotations = { ...ns.metadata.annotations, [ANNOTATION.ROLLOUT_DEADLINE]: "soon" };
+    const before = k8s.store.put(ns);
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report.skipped).toEqual([
+      { namespace: NAMESPACE, reason: expect.stringContaining(`annotation ${ANNOTATION.ROLLOUT_DEADLINE}`) },
+    ]);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()).toEqual(before);
+  });
+
+  it("goes through every page, handling each environment once", async () => {
+    const stuck: string[] = [];
+    const expired: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      const namespace = namespaceFor(PROJECT, `review/mr-${i}`);
+      const environment = `review/mr-${i}`;
+      if (i % 5 === 0) {
+        seed({ namespace, environment });
+        stuck.push(namespace);
+      } else if (i % 5 === 1) {
+        seed({ namespace, environment, status: "succeeded", expiresAt: new Date(NOW.getTime() - HOUR) });
+        expired.push(namespace);
+      } else {
+        seed({ namespace, environment, status: "succeeded", rolloutDeadline: null });
+      }
+    }
+    k8s.stats.reset();
+
+    const report = await reconcileEnvironments(deps, 10);
+
+    expect(k8s.stats.byVerb.list).toBe(3);
+    expect(report.examined).toBe(25);
+    expect([...report.rolloutsFailed].sort()).toEqual([...stuck].sort());
+    expect([...report.stopsRequested].sort()).toEqual([...expired].sort());
+    expect(deps.publisher.entries).toHaveLength(stuck.length + expired.length);
+    for (const name of stuck) expect(stored(name)?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
+  });
+});
