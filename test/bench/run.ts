@@ -4,14 +4,18 @@
  */
 import { cpus } from "node:os";
 import { benchColdStart } from "./cold-start.js";
+import { benchDeploy } from "./deploy.js";
 import { benchIngressHttp } from "./ingress-http.js";
 import { benchIngressInProcess } from "./ingress-in-process.js";
 import { type Figure, printFigures } from "./support.js";
+import { benchSweep } from "./sweep.js";
 
 const sections: [string, () => Promise<Figure[]>][] = [
   ["Ingress, in-process", () => benchIngressInProcess()],
   ["Ingress over HTTP", () => benchIngressHttp()],
   ["Cold-start proxy", () => benchColdStart()],
+  ["Expiry sweep", () => benchSweep()],
+  ["Deploy", () => benchDeploy()],
 ];
 
 console.log(`# Kubler benchmarks — ${new Date().toISOString()}`);
