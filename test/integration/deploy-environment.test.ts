@@ -247,7 +247,10 @@ describe("deployEnvironment", () => {
     const secret = k8s.store.get("v1", "Secret", NAMESPACE, "kubler-registry");
     expect(secret?.type).toBe("kubernetes.io/dockerconfigjson");
     expect(
-      Buffer.from((secret?.data as Record<string, string> | undefined)?.[".dockerconfigjson"] ?? "", "base64").toString(),
+      Buffer.from(
+        (secret?.data as Record<string, string> | undefined)?.[".dockerconfigjson"] ?? "",
+        "base64",
+      ).toString(),
     ).toContain("registry.example.com");
     const deployment = appDeployment();
     expect(deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: "kubler-registry" }]);
