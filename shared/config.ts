@@ -117,6 +117,15 @@ export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
   };
 }
 
+/** The GitLab API the step functions read projects from (and report to). */
+export function loadGitlabApiConfig(env: Env): { url: string; token: string } {
+  const url = required(env, ENV.GITLAB_URL);
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(url)}`);
+  }
+  return { url, token: required(env, ENV.GITLAB_API_TOKEN) };
+}
+
 export interface LocalConfig {
   port: number;
   dataDir: string;

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { loadAwsIngressConfig, loadLocalConfig, loadWebhookConfig } from "../../shared/config.js";
+import {
+  loadAwsIngressConfig,
+  loadAwsStepsConfig,
+  loadEnvironmentsConfig,
+  loadGitlabApiConfig,
+  loadLocalConfig,
+  loadWebhookConfig,
+} from "../../shared/config.js";
 import { ConfigError } from "../../shared/errors.js";
 
 const KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -72,5 +79,45 @@ describe("configuration", () => {
       busName: "kubler",
       dedupeTable: "t",
     });
+  });
+
+  it("reads the environments' settings, refusing a TTL that is not one", () => {
+    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuthFile: null });
+    expect(loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "never", KUBLER_REGISTRY_AUTH_FILE: "/a" })).toEqual({
+      defaultTtl: "never",
+      registryAuthFile: "/a",
+    });
+    expect(configError(() => loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "3 days" }))).toMatch(
+      /^KUBLER_DEFAULT_TTL: ttl "3 days"/,
+    );
+  });
+
+  it("names each missing AWS steps variable", () => {
+    const full = {
+      KUBLER_EVENT_BUS_ARN: "arn:aws:events:eu-west-1:123456789012:event-bus/kubler",
+      KUBLER_SCHEDULE_GROUP: "kubler-environments",
+      KUBLER_SCHEDULER_ROLE_ARN: "arn:aws:iam::123456789012:role/kubler-scheduler",
+    };
+    expect(loadAwsStepsConfig(full)).toEqual({
+      busName: "kubler",
+      busArn: full.KUBLER_EVENT_BUS_ARN,
+      scheduleGroup: "kubler-environments",
+      schedulerRoleArn: full.KUBLER_SCHEDULER_ROLE_ARN,
+    });
+    for (const name of Object.keys(full)) {
+      expect(configError(() => loadAwsStepsConfig({ ...full, [name]: "" }))).toBe(`${name} is required`);
+    }
+  });
+
+  it("wants GITLAB_URL to be an http(s) URL, and never echoes the token", () => {
+    expect(loadGitlabApiConfig({ GITLAB_URL: "https://gitlab.example.com", GITLAB_API_TOKEN: "t" }).url).toBe(
+      "https://gitlab.example.com",
+    );
+    expect(
+      configError(() => loadGitlabApiConfig({ GITLAB_URL: "gitlab", GITLAB_API_TOKEN: "secret-1" })),
+    ).not.toContain("secret-1");
+    expect(configError(() => loadGitlabApiConfig({ GITLAB_URL: "https://g" }))).toBe(
+      "GITLAB_API_TOKEN is required",
+    );
   });
 });
