@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** Lines wait at most this long before they are written: unnoticeable to someone tailing the file. */
@@ -8,10 +8,11 @@ const FLUSH_AT_CHARS = 64 * 1024;
 
 /**
  * An append-only JSON Lines file (events.jsonl, audit.jsonl, dead letters). Lines are gathered and
- * handed to one open stream every 20 ms (or 64 KB): each stream write is an fs.write on libuv's
- * thread pool, and one per event-loop turn still cost ≈ 60 µs per webhook on the local server under
- * load (two files, a syscall plus a thread hand-off each). A crash can lose the last 20 ms of lines.
- * `flush()` writes what is gathered; `close()` flushes and closes.
+ * written every 20 ms (or 64 KB) with one synchronous append. Measured on the local server under
+ * load: a write per event-loop turn cost ≈ 60 µs per webhook, and a `WriteStream` write (libuv
+ * thread pool) ≈ 95 µs of CPU against ≈ 15 µs for `writeSync` of the same 17 KB to the page cache.
+ * A crash can lose the last 20 ms of lines. `flush()` writes what is gathered; `close()` flushes and
+ * closes.
  *
  * @example
  * const file = new JsonlFile(".kubler/events.jsonl");
@@ -19,17 +20,18 @@ const FLUSH_AT_CHARS = 64 * 1024;
  * await file.close();
  */
 export class JsonlFile {
-  readonly #stream: WriteStream;
+  #fd: number | undefined;
   #pending: string[] = [];
   #pendingChars = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
-    this.#stream = createWriteStream(path, { flags: "a" });
+    this.#fd = openSync(path, "a");
   }
 
   append(value: unknown): void {
+    if (this.#fd === undefined) throw new Error(`${this.path} is closed`);
     const line = `${JSON.stringify(value)}\n`;
     this.#pending.push(line);
     this.#pendingChars += line.length;
@@ -37,21 +39,23 @@ export class JsonlFile {
     else this.#timer ??= setTimeout(() => this.flush(), FLUSH_AFTER_MS);
   }
 
-  /** Hands every gathered line to the stream now. */
+  /** Writes every gathered line now. */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#pending.length === 0) return;
-    const chunk = this.#pending.join("");
+    if (this.#pending.length === 0 || this.#fd === undefined) return;
+    const chunk = Buffer.from(this.#pending.join(""));
     this.#pending = [];
     this.#pendingChars = 0;
-    this.#stream.write(chunk);
+    // A regular file takes the whole write unless the disk is full, which throws.
+    for (let written = 0; written < chunk.length; ) {
+      written += writeSync(this.#fd, chunk, written);
+    }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.flush();
-    return new Promise((resolve, reject) =>
-      this.#stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
-    );
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
   }
 }

@@ -197,4 +197,51 @@ describe("LocalBus", () => {
     expect(plan.seen).toHaveLength(0);
     expect(await events()).toEqual([]);
   });
+
+  it("routes by pattern, whatever the pattern names: type lists, operators, detail fields, $or", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
+    const seen: Record<string, string[]> = { "plan-steps": [], "build-image": [], "report-status": [] };
+    const consumer = (target: string) => async (e: BusEnvelope) => {
+      seen[target]?.push(`${e["detail-type"]}/${"status" in e.detail ? e.detail.status : "-"}`);
+    };
+    const bus = new LocalBus({
+      routes: [
+        { name: "prefix", target: "plan-steps", pattern: { "detail-type": [{ prefix: "Build" }] } },
+        {
+          name: "or-with-detail",
+          target: "build-image",
+          pattern: { $or: [{ "detail-type": ["Push"] }, { detail: { status: ["failed"] } }] },
+        },
+        {
+          name: "listed-or",
+          target: "report-status",
+          pattern: {
+            $or: [
+              { "detail-type": ["Credentials Issued"] },
+              { "detail-type": ["Build Finished"], detail: { status: ["succeeded"] } },
+            ],
+          },
+        },
+      ],
+      consumers: {
+        "plan-steps": consumer("plan-steps"),
+        "build-image": consumer("build-image"),
+        "report-status": consumer("report-status"),
+      },
+      events: new JsonlFile(join(dir, "events.jsonl")),
+      deadLetters: new JsonlFile(join(dir, "dl.jsonl")),
+      audit: new RecordingAuditLog(),
+      clock: new FixedClock(new Date("2026-11-21T10:00:00.123Z")),
+      newId: sequentialIds("evt"),
+    });
+    // Twice, so the second pass runs on what the bus remembered per detail-type.
+    for (let pass = 0; pass < 2; pass++) {
+      await bus.publish([push, buildFinished("succeeded"), buildFinished("failed"), credentialsIssued]);
+    }
+    await bus.drain();
+    const twice = (...items: string[]) => [...items, ...items];
+    expect(seen["plan-steps"]).toEqual(twice("Build Finished/succeeded", "Build Finished/failed"));
+    expect(seen["build-image"]).toEqual(twice("Push/-", "Build Finished/failed"));
+    expect(seen["report-status"]).toEqual(twice("Build Finished/succeeded", "Credentials Issued/-"));
+  });
 });
