@@ -73,7 +73,8 @@ export function verifyWebhook(
   }
   const token = header("x-gitlab-token");
   if (token !== undefined && creds.tokenDigests.length > 0) {
-    if (!creds.tokenDigests.some((digest) => timingSafeEqual(digest, sha256(token)))) {
+    const presented = sha256(token);
+    if (!creds.tokenDigests.some((digest) => timingSafeEqual(digest, presented))) {
       throw new UnauthorizedError("X-Gitlab-Token does not match any configured secret");
     }
     return "token";

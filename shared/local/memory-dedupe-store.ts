@@ -20,9 +20,11 @@ export class MemoryDedupeStore implements DedupeStore {
     const now = this.clock.now().getTime();
     if (++this.#claims % SWEEP_EVERY === 0) this.#sweep(now);
     const expiry = this.#expiries.get(key);
-    if (expiry !== undefined && expiry > now) return false;
-    // Re-inserted at the end, so the map stays in claim order: the oldest claims come first.
-    this.#expiries.delete(key);
+    if (expiry !== undefined) {
+      if (expiry > now) return false;
+      // Re-inserted at the end, so the map stays in claim order: the oldest claims come first.
+      this.#expiries.delete(key);
+    }
     this.#expiries.set(key, now + ttlSeconds * 1000);
     return true;
   }
