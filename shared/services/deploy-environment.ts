@@ -136,14 +136,14 @@ export async function deployEnvironment(
     return { kind: status, namespace, reason, url };
   };
 
-  const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
-  if (text === null) {
-    const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
-    audit("ignored", reason);
-    return { kind: "ignored", reason };
-  }
   let prepared: Prepared;
   try {
+    const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
+    if (text === null) {
+      const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
+      audit("ignored", reason);
+      return { kind: "ignored", reason };
+    }
     prepared = await prepare(deps, trigger, parseKublerManifest(text), namespace);
   } catch (error) {
     if (error instanceof ManifestError || error instanceof ManifestFilesError) {

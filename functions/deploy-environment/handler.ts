@@ -1,0 +1,43 @@
+/**
+ * Lambda entry point: `Deploy Requested` and succeeded `Build Finished` from the bus. Config and
+ * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
+ */
+import { readFile } from "node:fs/promises";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
+import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadAwsStepsConfig, loadEnvironmentsConfig, loadGitlabApiConfig } from "../../shared/config.js";
+import { createDeployEnvironmentConsumer } from "./consumer.js";
+
+const steps = loadAwsStepsConfig(process.env);
+const environments = loadEnvironmentsConfig(process.env);
+const gitlab = loadGitlabApiConfig(process.env);
+const registryAuthFile = environments.registryAuthFile;
+
+const consume = createDeployEnvironmentConsumer({
+  cluster: createKubernetesCluster({ env: process.env }),
+  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: async () => gitlab.token }),
+  // The adapters own their retries; SDK retries on top would multiply them.
+  scheduler: new EventBridgeScheduler({
+    client: new SchedulerClient({ maxAttempts: 1 }),
+    groupName: steps.scheduleGroup,
+    busArn: steps.busArn,
+    roleArn: steps.schedulerRoleArn,
+  }),
+  publisher: new EventBridgePublisher({
+    client: new EventBridgeClient({ maxAttempts: 1 }),
+    busName: steps.busName,
+  }),
+  audit: new StdoutAuditLog(),
+  clock: systemClock,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
+  defaultTtl: environments.defaultTtl,
+});
+
+export const handler = (event: unknown) => consume(event);
