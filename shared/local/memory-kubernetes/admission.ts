@@ -104,7 +104,7 @@ export function checkNamespaceAccepts(store: ObjectStore, type: ResourceType, ob
   const namespace = object.metadata.namespace;
   if (!type.namespaced || namespace === undefined) return;
   const namespaces = typeOfKind("Namespace");
-  const found = store.read(namespaces, undefined, namespace)?.object;
+  const found = store.find(namespaces, undefined, namespace)?.parse();
   if (!found) throw notFoundError(namespaces, namespace);
   if (isTerminating(found)) {
     throw forbiddenError(
@@ -189,7 +189,7 @@ export function commit(context: ApiContext, request: CommitRequest): KubeObject 
   const startsRollout = type.kind === "Deployment" && !statusOnly;
   if (startsRollout) context.controllers.prepareDeployment(next, previous);
   // After validation, as in the API server: an invalid object is a 422 even when its name is taken.
-  if (!previous && context.store.read(type, next.metadata.namespace, next.metadata.name)) {
+  if (!previous && context.store.find(type, next.metadata.namespace, next.metadata.name)) {
     throw alreadyExistsError(type, next.metadata.name);
   }
   if (previous && sameObject(previous, next)) {

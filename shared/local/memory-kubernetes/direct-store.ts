@@ -26,7 +26,7 @@ export function createDirectStore(store: ObjectStore): MemoryKubernetesStore {
     },
     get(apiVersion, kind, namespace, name) {
       const type = typeOf(apiVersion, kind);
-      return store.read(type, type.namespaced ? namespace : undefined, name)?.object;
+      return store.find(type, type.namespaced ? namespace : undefined, name)?.parse();
     },
     list(apiVersion, kind, namespace) {
       return store.all(typeOf(apiVersion, kind), namespace);

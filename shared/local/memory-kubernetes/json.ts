@@ -18,6 +18,18 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return keys.every((key) => Object.hasOwn(b, key) && deepEqual(a[key], b[key]));
 }
 
+/**
+ * JSON already serialized, answered as is: a stored object's text is written once and sent as often as
+ * it is read. `JSON.stringify` of it gives the same value, so it can sit anywhere a JSON value can.
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+
+  toJSON(): unknown {
+    return JSON.parse(this.text);
+  }
+}
+
 /** A deep copy that is also JSON-clean: `undefined` members dropped, as they would be on the wire. */
 export function cloneJson<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);

@@ -4,6 +4,8 @@
  * `a notin (x)`), existence (`a`, `!a`); a comma means AND. A malformed selector is a 400.
  */
 import { badRequestError } from "./errors.js";
+import { stringMap } from "./json.js";
+import type { KubeObject } from "./types.js";
 import { labelKeyProblem, labelValueProblem } from "./validation-rules.js";
 
 type Operator = "=" | "!=" | "in" | "notin" | "exists" | "!exists";
@@ -132,7 +134,7 @@ const SELECTABLE_FIELDS: Record<string, readonly string[]> = {
 
 export function parseFieldSelector(text: string | null, kind: string): readonly FieldRequirement[] {
   if (text === null || text.trim() === "") return [];
-  const allowed = [...(SELECTABLE_FIELDS["*"] ?? []), ...(SELECTABLE_FIELDS[kind] ?? [])];
+  const allowed = selectableFields(kind);
   return text.split(",").map((term) => {
     const match = /^\s*([^=!\s]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(term);
     if (!match) throw badRequestError(`invalid selector: '${text}'; can't understand '${term}'`);
@@ -142,7 +144,24 @@ export function parseFieldSelector(text: string | null, kind: string): readonly 
   });
 }
 
-export function fieldValue(object: Record<string, unknown>, field: string): string {
+/** What a list's selectors look at: the labels and every field a selector may name for the kind. */
+export interface Selectable {
+  labels: Readonly<Record<string, string>>;
+  fields: Readonly<Record<string, string>>;
+}
+
+/** Reads what selectors match once per write, so a list does not walk every object's labels again. */
+export function selectableOf(kind: string, object: KubeObject): Selectable {
+  const fields: Record<string, string> = {};
+  for (const field of selectableFields(kind)) fields[field] = fieldValue(object, field);
+  return { labels: stringMap(object.metadata.labels), fields };
+}
+
+function selectableFields(kind: string): readonly string[] {
+  return [...(SELECTABLE_FIELDS["*"] ?? []), ...(SELECTABLE_FIELDS[kind] ?? [])];
+}
+
+function fieldValue(object: KubeObject, field: string): string {
   let node: unknown = object;
   for (const key of field.split(".")) node = (node as Record<string, unknown> | undefined)?.[key];
   return node === undefined || node === null ? "" : String(node);
@@ -150,7 +169,7 @@ export function fieldValue(object: Record<string, unknown>, field: string): stri
 
 export function matchesFields(
   requirements: readonly FieldRequirement[],
-  object: Record<string, unknown>,
+  fields: Readonly<Record<string, string>>,
 ): boolean {
-  return requirements.every(({ field, negated, value }) => (fieldValue(object, field) === value) !== negated);
+  return requirements.every(({ field, negated, value }) => (fields[field] === value) !== negated);
 }

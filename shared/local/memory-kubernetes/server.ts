@@ -10,6 +10,7 @@ import { Controllers, failsByAnnotation } from "./controllers.js";
 import { createDirectStore } from "./direct-store.js";
 import { badRequestError, KubeApiError, reasonForCode } from "./errors.js";
 import { FaultInjector, type FaultTarget } from "./faults.js";
+import { JsonText } from "./json.js";
 import { APPLY_CONTENT_TYPE, type Route, route } from "./routes.js";
 import { ObjectStore } from "./store.js";
 import { IssuedTokens } from "./token-request.js";
@@ -66,7 +67,7 @@ function send(
   headers: Record<string, string> = {},
 ): void {
   if (response.destroyed || response.headersSent) return;
-  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const text = body instanceof JsonText ? body.text : typeof body === "string" ? body : JSON.stringify(body);
   response.writeHead(status, {
     "content-type": typeof body === "string" ? "text/plain; charset=utf-8" : "application/json",
     "content-length": Buffer.byteLength(text),

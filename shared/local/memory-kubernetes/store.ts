@@ -5,32 +5,72 @@
  */
 import { badRequestError } from "./errors.js";
 import { cloneJson, type JsonObject } from "./json.js";
-import type { ResourceType } from "./resources.js";
+import { apiVersionOf, type ResourceType } from "./resources.js";
+import { type Selectable, selectableOf } from "./selectors.js";
 import type { KubeObject } from "./types.js";
 
-/** What is kept per object: the object, and each apply manager's last applied configuration. */
+/** A stored object and each apply manager's last applied configuration, as copies safe to change. */
 export interface StoredEntry {
   object: KubeObject;
   /** Server-side apply's memory of who applied what, so fields a manager stops applying are removed. */
   applied: Map<string, JsonObject>;
 }
 
+/**
+ * One stored object, serialized once when written: a reader parses its own copy and a list reuses the
+ * text, so nothing a caller does to what it got can change what is stored.
+ */
+export class StoredObject {
+  readonly #head: string;
+
+  constructor(
+    /** `{"apiVersion":…,"kind":…`: the same for every object of the type. */
+    head: string,
+    /** The object's JSON without apiVersion and kind, as a list's items carry it. */
+    readonly body: string,
+    readonly selectable: Selectable,
+  ) {
+    this.#head = head;
+  }
+
+  /** The whole object's JSON. */
+  get text(): string {
+    return wholeJson(this.#head, this.body);
+  }
+
+  /** A copy, safe to change. */
+  parse(): KubeObject {
+    return JSON.parse(this.text) as KubeObject;
+  }
+}
+
+function wholeJson(head: string, body: string): string {
+  return body === "{}" ? `${head}}` : `${head},${body.slice(1)}`;
+}
+
+interface Row {
+  stored: StoredObject;
+  applied: Map<string, JsonObject>;
+}
+
 interface Table {
-  entries: Map<string, StoredEntry>;
-  /** Keys in list order, rebuilt lazily after an insert or removal (updates keep the order). */
-  sorted: string[] | null;
+  head: string;
+  rows: Map<string, Row>;
+  /** Keys in list order, kept sorted as keys come and go (updates keep the order). */
+  sorted: string[];
 }
 
 export interface PageRequest {
   namespace?: string;
-  matches: (object: KubeObject) => boolean;
+  /** Absent when no selector filters the list: then the page counts what is left, like the API server. */
+  matches?: (object: Selectable) => boolean;
   /** 0 or absent: everything. */
   limit?: number;
   continueToken?: string | null;
 }
 
 export interface Page {
-  items: KubeObject[];
+  items: StoredObject[];
   resourceVersion: string;
   continueToken?: string;
   /** Set only when no selector filters the list, like the API server. */
@@ -49,22 +89,33 @@ export class ObjectStore {
     return String(this.#revision);
   }
 
+  /** The stored object, read-only: `parse()` it for a copy to change. */
+  find(type: ResourceType, namespace: string | undefined, name: string): StoredObject | undefined {
+    return this.#table(type).rows.get(keyOf(namespace, name))?.stored;
+  }
+
   /** A copy of the stored entry, safe to change. */
   read(type: ResourceType, namespace: string | undefined, name: string): StoredEntry | undefined {
-    const entry = this.#table(type).entries.get(keyOf(namespace, name));
-    return entry && { object: cloneJson(entry.object), applied: new Map(cloneJson([...entry.applied])) };
+    const row = this.#table(type).rows.get(keyOf(namespace, name));
+    if (!row) return undefined;
+    const applied = row.applied.size === 0 ? new Map() : new Map(cloneJson([...row.applied]));
+    return { object: row.stored.parse(), applied };
   }
 
   /** Stores the object under a new resourceVersion; returns a copy of what is stored. */
   write(type: ResourceType, object: KubeObject, applied?: Map<string, JsonObject>): KubeObject {
     const table = this.#table(type);
     const key = keyOf(object.metadata.namespace, object.metadata.name);
-    const previous = table.entries.get(key);
-    const stored = cloneJson(object);
-    stored.metadata.resourceVersion = String(++this.#revision);
-    table.entries.set(key, { object: stored, applied: applied ?? previous?.applied ?? new Map() });
-    if (!previous) table.sorted = null;
-    return cloneJson(stored);
+    const previous = table.rows.get(key);
+    const { apiVersion: _apiVersion, kind: _kind, ...rest } = object;
+    const resourceVersion = String(++this.#revision);
+    const body = JSON.stringify({ ...rest, metadata: { ...object.metadata, resourceVersion } });
+    // Parsed from the text, so the copy returned and what selectors match are exactly what is stored.
+    const copy = JSON.parse(wholeJson(table.head, body)) as KubeObject;
+    const stored = new StoredObject(table.head, body, selectableOf(type.kind, copy));
+    table.rows.set(key, { stored, applied: applied ?? previous?.applied ?? new Map() });
+    if (!previous) table.sorted.splice(lowerBound(table.sorted, key), 0, key);
+    return copy;
   }
 
   /** Keeps an apply manager's configuration without touching the object (a no-op apply). */
@@ -74,40 +125,42 @@ export class ObjectStore {
     name: string,
     applied: Map<string, JsonObject>,
   ) {
-    const entry = this.#table(type).entries.get(keyOf(namespace, name));
-    if (entry) entry.applied = applied;
+    const row = this.#table(type).rows.get(keyOf(namespace, name));
+    if (row) row.applied = applied;
   }
 
   remove(type: ResourceType, namespace: string | undefined, name: string): boolean {
     const table = this.#table(type);
-    const removed = table.entries.delete(keyOf(namespace, name));
-    if (removed) {
-      table.sorted = null;
-      // A deletion is a write in etcd: lists taken after it see a newer revision.
-      this.#revision++;
-    }
-    return removed;
+    const key = keyOf(namespace, name);
+    if (!table.rows.delete(key)) return false;
+    table.sorted.splice(lowerBound(table.sorted, key), 1);
+    // A deletion is a write in etcd: lists taken after it see a newer revision.
+    this.#revision++;
+    return true;
   }
 
   /** Copies of every object of the type (in one namespace when given), in list order. */
   all(type: ResourceType, namespace?: string): KubeObject[] {
-    return this.page(type, { ...(namespace === undefined ? {} : { namespace }), matches: () => true }).items;
+    return this.page(type, namespace === undefined ? {} : { namespace }).items.map((item) => item.parse());
   }
 
   page(type: ResourceType, request: PageRequest): Page {
     const table = this.#table(type);
-    const keys = this.#sortedKeys(table);
+    const keys = table.sorted;
     const cursor = request.continueToken ? decodeContinue(request.continueToken) : undefined;
     const prefix = request.namespace === undefined ? "" : keyOf(request.namespace, "");
+    // "ns\u0001" sorts after every "ns\u0000name" and before any other namespace's keys.
+    const end =
+      request.namespace === undefined ? keys.length : lowerBound(keys, `${request.namespace}\u0001`);
     let index = cursor ? upperBound(keys, cursor.after) : lowerBound(keys, prefix);
     const limit = request.limit && request.limit > 0 ? request.limit : Number.POSITIVE_INFINITY;
-    const items: KubeObject[] = [];
+    const { matches } = request;
+    const items: StoredObject[] = [];
     let last: string | undefined;
-    for (; index < keys.length; index++) {
+    for (; index < end; index++) {
       const key = keys[index] as string;
-      if (!key.startsWith(prefix)) break;
-      const object = (table.entries.get(key) as StoredEntry).object;
-      if (!request.matches(object)) continue;
+      const stored = (table.rows.get(key) as Row).stored;
+      if (matches && !matches(stored.selectable)) continue;
       if (items.length === limit) {
         // One more match exists: this page is full and another follows.
         const resourceVersion = cursor?.resourceVersion ?? this.revision;
@@ -115,43 +168,24 @@ export class ObjectStore {
           items,
           resourceVersion,
           continueToken: encodeContinue({ resourceVersion, after: last as string }),
-          remainingItemCount: this.#countFrom(table, keys, index, prefix, request.matches),
+          // Without a selector everything left matches; with one the API server does not count.
+          ...(matches ? {} : { remainingItemCount: end - index }),
         };
       }
-      items.push(cloneJson(object));
+      items.push(stored);
       last = key;
     }
     return { items, resourceVersion: cursor?.resourceVersion ?? this.revision };
   }
 
-  #countFrom(
-    table: Table,
-    keys: string[],
-    from: number,
-    prefix: string,
-    matches: (object: KubeObject) => boolean,
-  ): number {
-    let count = 0;
-    for (let index = from; index < keys.length; index++) {
-      const key = keys[index] as string;
-      if (!key.startsWith(prefix)) break;
-      if (matches((table.entries.get(key) as StoredEntry).object)) count++;
-    }
-    return count;
-  }
-
   #table(type: ResourceType): Table {
     let table = this.#tables.get(type);
     if (!table) {
-      table = { entries: new Map(), sorted: null };
+      const head = `{"apiVersion":${JSON.stringify(apiVersionOf(type))},"kind":${JSON.stringify(type.kind)}`;
+      table = { head, rows: new Map(), sorted: [] };
       this.#tables.set(type, table);
     }
     return table;
-  }
-
-  #sortedKeys(table: Table): string[] {
-    table.sorted ??= [...table.entries.keys()].sort();
-    return table.sorted;
   }
 }
 

@@ -41,7 +41,9 @@ export class IssuedTokens {
   accepts(store: ObjectStore, token: string): boolean {
     const issued = this.#tokens.get(token);
     if (!issued || issued.expiresAt <= Date.now()) return false;
-    const account = store.read(typeOfKind("ServiceAccount"), issued.namespace, issued.serviceAccount)?.object;
+    const account = store
+      .find(typeOfKind("ServiceAccount"), issued.namespace, issued.serviceAccount)
+      ?.parse();
     return account?.metadata.uid === issued.uid;
   }
 }

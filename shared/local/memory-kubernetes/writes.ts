@@ -277,13 +277,14 @@ function terminate(context: ApiContext, namespace: KubeObject, dryRun: boolean):
 
 export function removeCollection(context: ApiContext, { route, query }: WriteRequest): ApiAnswer {
   const { type } = route;
+  const matches = listMatcher(type, query);
   const page = context.store.page(type, {
     ...(route.namespace === undefined ? {} : { namespace: route.namespace }),
-    matches: listMatcher(type, query),
+    ...(matches ? { matches } : {}),
   });
+  const items = page.items.map((item) => item.parse());
   if (!isDryRun(query)) {
-    for (const object of page.items)
-      context.store.remove(type, object.metadata.namespace, object.metadata.name);
+    for (const object of items) context.store.remove(type, object.metadata.namespace, object.metadata.name);
   }
   return {
     status: 200,
@@ -291,7 +292,7 @@ export function removeCollection(context: ApiContext, { route, query }: WriteReq
       kind: `${type.kind}List`,
       apiVersion: apiVersionOf(type),
       metadata: { resourceVersion: context.store.revision },
-      items: page.items,
+      items,
     },
   };
 }
