@@ -1,8 +1,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { isDeepStrictEqual } from "node:util";
 import {
   ApiException,
   type Configuration,
@@ -35,6 +38,9 @@ export const FIELD_MANAGER = "kubler";
 
 /** Caps one wait (a backoff or a `Retry-After`) so retries stay within a Lambda's time budget. */
 const MAX_DELAY_MS = 5_000;
+
+/** What client-node sets on the agent it makes per request: the TLS identity a reused connection must share. */
+const TLS_OPTIONS = ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const;
 
 /** Error codes of a request that got no answer but may get one if sent again. */
 const RETRYABLE_NETWORK_CODES = new Set([
@@ -137,6 +143,8 @@ export class KubernetesCluster implements EnvironmentCluster {
   readonly #timeoutMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  /** Kept alive across requests; replaced when the kubeconfig's TLS identity changes (a rotated client certificate). */
+  #agent: HttpAgent | undefined;
 
   constructor(kubeConfig: KubeConfig, options: KubernetesClusterOptions = {}) {
     const cluster = kubeConfig.getCurrentCluster();
@@ -152,10 +160,14 @@ export class KubernetesCluster implements EnvironmentCluster {
 
     // Each attempt runs with its own AbortSignal in #attemptSignal; this hands it to every request
     // the attempt makes (discovery included), so a timed-out attempt also closes its connection.
-    const abortOnTimeout: Middleware = {
+    // It also swaps the agent client-node 1.4 makes for every request (so a new connection, and a
+    // TLS handshake, per call) for this cluster's keep-alive one.
+    const perAttempt: Middleware = {
       pre: async (context: RequestContext) => {
         const signal = this.#attemptSignal.getStore();
         if (signal) context.setSignal(signal);
+        const agent = this.#keepAlive(context.getAgent());
+        if (agent) context.setAgent(agent);
         return context;
       },
       post: async (response: ResponseContext) => response,
@@ -163,7 +175,7 @@ export class KubernetesCluster implements EnvironmentCluster {
     const configuration = createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kubeConfig },
-      promiseMiddleware: [abortOnTimeout],
+      promiseMiddleware: [perAttempt],
     });
     this.#objects = new PlainObjectApi(configuration, kubeConfig);
     this.#core = new CoreV1Api(configuration);
@@ -175,6 +187,12 @@ export class KubernetesCluster implements EnvironmentCluster {
       server: this.#kubeConfig.getCurrentCluster()?.server ?? "",
       context: this.#kubeConfig.getCurrentContext(),
     };
+  }
+
+  /** Closes the kept-alive connections; a later request opens a new one. */
+  close(): void {
+    this.#agent?.destroy();
+    this.#agent = undefined;
   }
 
   async get(ref: ObjectRef): Promise<KubeObject | null> {
@@ -311,6 +329,31 @@ export class KubernetesCluster implements EnvironmentCluster {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The keep-alive agent to send with instead of `given`, the one client-node made for the request:
+   * one per cluster, of the same class, with the same TLS options. A proxy's agent (a subclass) is
+   * left as it is.
+   */
+  #keepAlive(given: HttpAgent | undefined): HttpAgent | undefined {
+    const Agent = given?.constructor;
+    if (!given || (Agent !== HttpAgent && Agent !== HttpsAgent)) return given;
+    const options = optionsOf(given);
+    // Only the options set: an undefined `rejectUnauthorized` would turn certificate checks off.
+    const tls = Object.fromEntries(
+      TLS_OPTIONS.flatMap((name) => (options[name] === undefined ? [] : [[name, options[name]]])),
+    );
+    const current = this.#agent;
+    if (
+      current?.constructor === Agent &&
+      TLS_OPTIONS.every((name) => isDeepStrictEqual(optionsOf(current)[name], tls[name]))
+    ) {
+      return current;
+    }
+    if (current) retire(current);
+    this.#agent = new (Agent as typeof HttpAgent)({ ...tls, keepAlive: true });
+    return this.#agent;
   }
 
   /** Full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/), or the server's `Retry-After`. */
@@ -502,6 +545,18 @@ function networkCode(error: unknown): string | undefined {
     cause = (cause as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** Closes an agent's idle connections now and its busy ones once their answer is in. */
+function retire(agent: HttpAgent): void {
+  agent.maxFreeSockets = 0;
+  for (const sockets of Object.values(agent.freeSockets))
+    for (const socket of sockets ?? []) socket.destroy();
+}
+
+/** The options an agent was made with (node:http keeps them, untyped). */
+function optionsOf(agent: HttpAgent): Record<string, unknown> {
+  return (agent as HttpAgent & { options: Record<string, unknown> }).options;
 }
 
 function headerOf(ref: ObjectRef): {
