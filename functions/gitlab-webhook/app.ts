@@ -48,7 +48,8 @@ export function createGitlabWebhookApp(deps: GitlabWebhookAppDeps): Hono {
 
   app.post("/webhooks/gitlab", limit, async (c) => {
     const body = new Uint8Array(await c.req.arrayBuffer());
-    const outcome = await receiveWebhook(deps, { header: (name) => c.req.header(name), body });
+    // Bound, not a new arrow: tsx (the local runtime) wraps every named closure in __name per request.
+    const outcome = await receiveWebhook(deps, { header: c.req.header.bind(c.req), body });
     switch (outcome.kind) {
       case "published":
         return c.json(
