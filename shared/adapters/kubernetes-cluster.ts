@@ -209,11 +209,14 @@ export class KubernetesCluster implements EnvironmentCluster {
       options.labelSelector ? ` (${options.labelSelector})` : ""
     }`;
     const list = await this.#call("list", target, () => this.#objects.listPage(apiVersion, kind, options));
-    return {
-      // A List's items usually carry neither apiVersion nor kind: the List's kind names them.
-      items: (list.items ?? []).map((item) => ({ ...item, apiVersion, kind })),
-      continue: list.metadata?.continue || null,
-    };
+    const items = list.items ?? [];
+    // A List's items usually carry neither apiVersion nor kind: the List's kind names them. The items
+    // were just parsed from the answer, so they are set in place rather than copied (500 to a page).
+    for (const item of items) {
+      item.apiVersion = apiVersion;
+      item.kind = kind;
+    }
+    return { items, continue: list.metadata?.continue || null };
   }
 
   async apply(object: KubeObject): Promise<KubeObject> {
