@@ -71,6 +71,19 @@ export class LocalRuntimePublisher implements EventPublisher {
 /** `kubler environments`: every managed environment, newest first. */
 export async function listEnvironments(context: CommandContext, json: boolean): Promise<number> {
   const { cluster, label } = commandCluster(context.config);
+  try {
+    return await printEnvironments(context, cluster, label, json);
+  } finally {
+    cluster.close();
+  }
+}
+
+async function printEnvironments(
+  context: CommandContext,
+  cluster: KubernetesCluster,
+  label: string,
+  json: boolean,
+): Promise<number> {
   const rows: string[][] = [];
   const now = systemClock.now();
   let token: string | undefined;
@@ -134,19 +147,24 @@ export async function sweep(
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
   if (!options.json)
     context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
-  const report = await sweepExpiredEnvironments(
-    { cluster, scheduler, publisher, audit: new StdoutAuditLog(() => undefined), clock: systemClock },
-    {
-      dryRun: options.dryRun,
-      newId: randomId,
-      onProgress: (r) => {
-        if (!options.json)
-          context.print(
-            `  examined ${r.examined} · expired ${r.expired.length} · deleted ${r.deleted.length} · failed ${r.failed.length}`,
-          );
+  let report: SweepReport;
+  try {
+    report = await sweepExpiredEnvironments(
+      { cluster, scheduler, publisher, audit: new StdoutAuditLog(() => undefined), clock: systemClock },
+      {
+        dryRun: options.dryRun,
+        newId: randomId,
+        onProgress: (r) => {
+          if (!options.json)
+            context.print(
+              `  examined ${r.examined} · expired ${r.expired.length} · deleted ${r.deleted.length} · failed ${r.failed.length}`,
+            );
+        },
       },
-    },
-  );
+    );
+  } finally {
+    cluster.close();
+  }
   if (options.json) context.print(JSON.stringify(report));
   else printReport(context.print, report);
   return report.failed.length > 0 ? 1 : 0;

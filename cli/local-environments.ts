@@ -91,6 +91,7 @@ export async function startLocalEnvironments(
     async close() {
       clearInterval(timer);
       scheduler.close();
+      cluster.close();
       if (embedded) {
         await rm(join(io.dataDir, EMBEDDED_KUBECONFIG), { force: true });
         await embedded.close();
