@@ -7,6 +7,7 @@ import { ManifestFilesError } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError, UnavailableError } from "../errors.js";
 import type { ManifestSource } from "../ports.js";
+import { networkCode, retryAfterMs } from "./http-retry.js";
 
 /** The variables this adapter's settings come from (DESIGN §10), named in its configuration errors. */
 export const GITLAB_URL_VARIABLE = "GITLAB_URL";
@@ -516,24 +517,6 @@ function gitlabMessage(body: Buffer): string {
     // Not JSON (a proxy's page): say nothing rather than quote HTML.
   }
   return "";
-}
-
-/** `Retry-After` in seconds or as an HTTP date: https://www.rfc-editor.org/rfc/rfc9110#field.retry-after */
-function retryAfterMs(value: string | null): number | undefined {
-  const trimmed = value?.trim();
-  if (!trimmed) return undefined;
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
-function networkCode(error: unknown): string | undefined {
-  for (let cause: unknown = error, depth = 0; cause && depth < 4; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    cause = (cause as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 function originOf(location: string, base: string): string {

@@ -34,6 +34,7 @@ import {
   KubernetesUnavailableError,
 } from "../errors.js";
 import type { EnvironmentCluster, KubeObject, ListOptions, ListPage, ObjectRef } from "../ports.js";
+import { networkCode, retryAfterMs } from "./http-retry.js";
 
 /** The server-side apply field manager: the objects' `managedFields` name Kubler as their owner. */
 export const FIELD_MANAGER = "kubler";
@@ -547,7 +548,11 @@ function classify(
     const { message, causes } = readStatus(error.body);
     const text = message ?? `${verb} ${target}: HTTP ${status}`;
     if (status === 429 || status >= 500) {
-      return { reason: `HTTP ${status}: ${text}`, status, retryAfterMs: retryAfterMs(error.headers) };
+      return {
+        reason: `HTTP ${status}: ${text}`,
+        status,
+        retryAfterMs: retryAfterMs(error.headers?.["retry-after"]),
+      };
     }
     if (status === 404) return new KubernetesNotFoundError(text, status);
     if (status === 409) return new KubernetesConflictError(text, status);
@@ -591,24 +596,6 @@ function readStatus(body: unknown): { message?: string; causes: string[] } {
     ];
   });
   return typeof message === "string" && message ? { message, causes } : { causes };
-}
-
-/** `Retry-After` in seconds or as an HTTP date: https://www.rfc-editor.org/rfc/rfc9110#field.retry-after */
-function retryAfterMs(headers: { [key: string]: string } | undefined): number | undefined {
-  const value = headers?.["retry-after"]?.trim();
-  if (!value) return undefined;
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
-function networkCode(error: unknown): string | undefined {
-  for (let cause: unknown = error, depth = 0; cause && depth < 4; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    cause = (cause as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 /** Closes an agent's idle connections now and its busy ones once their answer is in. */
