@@ -3,6 +3,7 @@
  * `kubler.yaml` at the repository root and the YAML files directly under its manifests directory.
  */
 import { setTimeout as delay } from "node:timers/promises";
+import { ENV } from "../config.js";
 import { ManifestFilesError } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError, UnavailableError } from "../errors.js";
@@ -10,8 +11,6 @@ import type { ManifestSource } from "../ports.js";
 import { networkCode, retryAfterMs } from "./http-retry.js";
 
 /** The variables this adapter's settings come from (DESIGN §10), named in its configuration errors. */
-export const GITLAB_URL_VARIABLE = "GITLAB_URL";
-export const GITLAB_TOKEN_VARIABLE = "GITLAB_API_TOKEN";
 
 /** One file's limit: Kubernetes YAML this large is a mistake or hostile, and it is held in memory. */
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -241,10 +240,10 @@ export class GitlabManifestSource implements ManifestSource {
 
   async #readToken(): Promise<string> {
     const token = (await this.#token()).trim();
-    if (!token) throw new ConfigError(`${GITLAB_TOKEN_VARIABLE} is empty`);
+    if (!token) throw new ConfigError(`${ENV.GITLAB_API_TOKEN} is empty`);
     // Checked here because fetch's own error for a bad header value quotes the value.
     if (!/^[\x21-\x7e]+$/.test(token)) {
-      throw new ConfigError(`${GITLAB_TOKEN_VARIABLE} has characters that cannot be sent in an HTTP header`);
+      throw new ConfigError(`${ENV.GITLAB_API_TOKEN} has characters that cannot be sent in an HTTP header`);
     }
     return token;
   }
@@ -335,14 +334,14 @@ export class GitlabManifestSource implements ManifestSource {
     const message = gitlabMessage(answer.body);
     if (/^404 project not found/i.test(message)) {
       throw new ConfigError(
-        `GitLab found no ${describe(project)} that ${GITLAB_TOKEN_VARIABLE} can see (${scrub(message, token)}) reading ${what}: ` +
+        `GitLab found no ${describe(project)} that ${ENV.GITLAB_API_TOKEN} can see (${scrub(message, token)}) reading ${what}: ` +
           "give the token's user at least the Reporter role in the project",
       );
     }
     if (!/^404 .*not found/i.test(message) || /^404 not found$/i.test(message)) {
       throw new ConfigError(
         `${this.#api} answered 404 ${message ? `(${scrub(message, token)}) ` : ""}reading ${what}, not as the ` +
-          `GitLab API would: is ${GITLAB_URL_VARIABLE} the instance's address, relative root included?`,
+          `GitLab API would: is ${ENV.GITLAB_URL} the instance's address, relative root included?`,
       );
     }
   }
@@ -352,12 +351,12 @@ export class GitlabManifestSource implements ManifestSource {
     if (status === 200) return;
     if (status === 401) {
       throw new ConfigError(
-        `GitLab refused ${GITLAB_TOKEN_VARIABLE} (HTTP 401) reading ${what}: the token is missing, expired or revoked`,
+        `GitLab refused ${ENV.GITLAB_API_TOKEN} (HTTP 401) reading ${what}: the token is missing, expired or revoked`,
       );
     }
     if (status === 403) {
       throw new ConfigError(
-        `${GITLAB_TOKEN_VARIABLE} may not read the repository of ${describe(project)} (HTTP 403) reading ${what}: ` +
+        `${ENV.GITLAB_API_TOKEN} may not read the repository of ${describe(project)} (HTTP 403) reading ${what}: ` +
           "it needs the read_repository (or read_api) scope and at least the Reporter role in the project",
       );
     }
@@ -365,7 +364,7 @@ export class GitlabManifestSource implements ManifestSource {
       const location = answer.headers.get("location");
       const to = location ? ` to ${originOf(location, this.#api)}` : "";
       throw new ConfigError(
-        `GitLab redirected (HTTP ${status}) reading ${what}${to}; set ${GITLAB_URL_VARIABLE} to the address the API is served at`,
+        `GitLab redirected (HTTP ${status}) reading ${what}${to}; set ${ENV.GITLAB_URL} to the address the API is served at`,
       );
     }
     const message = gitlabMessage(answer.body);
@@ -381,14 +380,14 @@ function apiRoot(baseUrl: string): string {
   try {
     url = new URL(baseUrl.trim());
   } catch {
-    throw new ConfigError(`${GITLAB_URL_VARIABLE} is not a URL (expected e.g. https://gitlab.example.com)`);
+    throw new ConfigError(`${ENV.GITLAB_URL} is not a URL (expected e.g. https://gitlab.example.com)`);
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigError(`${GITLAB_URL_VARIABLE} must be an http(s) URL, got ${url.protocol}`);
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${url.protocol}`);
   }
   if (url.username || url.password || url.search || url.hash) {
     throw new ConfigError(
-      `${GITLAB_URL_VARIABLE} must be the instance's address only (no credentials, query or fragment)`,
+      `${ENV.GITLAB_URL} must be the instance's address only (no credentials, query or fragment)`,
     );
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;

@@ -208,7 +208,7 @@ export async function deployEnvironment(
   };
 
   await deps.cluster.apply(environmentNamespace(state));
-  await applyAccess(deps, state, prepared.objects);
+  await applyAccess(deps.cluster, state, prepared);
   const lastGood = await readLastGood(deps.cluster, namespace);
   try {
     for (const object of prepared.objects) await deps.cluster.apply(object);
@@ -243,6 +243,8 @@ export async function deployEnvironment(
 
 interface Prepared {
   manifest: KublerManifest;
+  /** The registry's `.dockerconfigjson`, read once per deploy. */
+  pullSecret: string | null;
   objects: KubeObject[];
   ttl: string;
   url: string | null;
@@ -290,7 +292,7 @@ async function prepare(
         ref: detail.ref,
       })
     : null;
-  return { manifest, objects: applyOrder(objects), ttl: rule?.ttl ?? deps.defaultTtl, url };
+  return { manifest, pullSecret, objects: applyOrder(objects), ttl: rule?.ttl ?? deps.defaultTtl, url };
 }
 
 /** Configuration before the workloads that read it, workloads last. */
@@ -306,15 +308,14 @@ function applyOrder(objects: KubeObject[]): KubeObject[] {
 
 /** The pull secret and the environment's deployer: a ServiceAccount bound to exactly what the manifests need. */
 async function applyAccess(
-  deps: DeployEnvironmentDeps,
+  cluster: EnvironmentCluster,
   state: EnvironmentState,
-  objects: KubeObject[],
+  { objects, pullSecret }: Prepared,
 ): Promise<void> {
   const labels = environmentLabels(state.gitlab.projectId, state.environment);
   const metadata = (name: string) => ({ name, namespace: state.namespace, labels });
-  const pullSecret = await deps.pullSecret();
   if (pullSecret !== null) {
-    await deps.cluster.apply({
+    await cluster.apply({
       apiVersion: "v1",
       kind: "Secret",
       metadata: metadata(PULL_SECRET_NAME),
@@ -322,14 +323,14 @@ async function applyAccess(
       data: { ".dockerconfigjson": Buffer.from(pullSecret).toString("base64") },
     });
   }
-  await deps.cluster.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) });
-  await deps.cluster.apply({
+  await cluster.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) });
+  await cluster.apply({
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "Role",
     metadata: metadata(DEPLOYER_NAME),
     rules: roleRulesFor(objects),
   });
-  await deps.cluster.apply({
+  await cluster.apply({
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
     metadata: metadata(DEPLOYER_NAME),

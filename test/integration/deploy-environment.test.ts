@@ -242,8 +242,13 @@ describe("deployEnvironment", () => {
   });
 
   it("writes the registry pull secret when one is configured, and makes pods use it", async () => {
-    deps.pullSecret = async () => '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}';
+    let reads = 0;
+    deps.pullSecret = async () => {
+      reads++;
+      return '{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}';
+    };
     await deployEnvironment(deps, requested());
+    expect(reads).toBe(1);
     const secret = k8s.store.get("v1", "Secret", NAMESPACE, "kubler-registry");
     expect(secret?.type).toBe("kubernetes.io/dockerconfigjson");
     expect(
