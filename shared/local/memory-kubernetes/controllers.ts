@@ -49,32 +49,7 @@ export class Controllers {
     if (revision > 0) annotations[REVISION_ANNOTATION] = String(revision);
     next.metadata.annotations = annotations;
     if (!specChanged) return;
-    const replicas = Number(valueAt(next.spec, "replicas") ?? 1);
-    const now = rfc3339();
-    next.status = {
-      observedGeneration: next.metadata.generation,
-      replicas,
-      updatedReplicas: 0,
-      readyReplicas: 0,
-      availableReplicas: 0,
-      unavailableReplicas: replicas,
-      conditions: [
-        condition(
-          "Available",
-          "False",
-          "MinimumReplicasUnavailable",
-          "Deployment does not have minimum availability.",
-          now,
-        ),
-        condition(
-          "Progressing",
-          "True",
-          "ReplicaSetUpdated",
-          `ReplicaSet "${replicaSetName(next)}" is progressing.`,
-          now,
-        ),
-      ],
-    };
+    next.status = deploymentStatus(next, "progressing");
   }
 
   /** After a Deployment's rollout started and was stored: finish it once the delay has passed. */
@@ -89,7 +64,9 @@ export class Controllers {
       const current = this.store.read(type, namespace, name)?.object;
       // A newer spec or a re-created Deployment has its own rollout.
       if (!current || current.metadata.uid !== uid || current.metadata.generation !== generation) return;
-      current.status = this.options.failRollout(current) ? stuckStatus(current) : availableStatus(current);
+      current.status = this.options.failRollout(current)
+        ? deploymentStatus(current, "stuck")
+        : deploymentStatus(current, "available");
       this.store.write(type, current);
     });
     this.#rollouts.set(uid, timer);
@@ -146,53 +123,64 @@ function replicaSetName(deployment: KubeObject): string {
   return `${deployment.metadata.name}-${hash}`;
 }
 
-function availableStatus(deployment: KubeObject): Record<string, unknown> {
+/**
+ * A Deployment's status as its controller writes it: rolling out (nothing updated yet), available,
+ * or stuck past its progress deadline.
+ */
+function deploymentStatus(
+  deployment: KubeObject,
+  phase: "progressing" | "available" | "stuck",
+): Record<string, unknown> {
   const replicas = Number(valueAt(deployment.spec, "replicas") ?? 1);
   const now = rfc3339();
+  const replicaSet = `ReplicaSet "${replicaSetName(deployment)}"`;
+  const available = phase === "available";
   return {
     observedGeneration: deployment.metadata.generation,
     replicas,
-    updatedReplicas: replicas,
-    readyReplicas: replicas,
-    availableReplicas: replicas,
+    updatedReplicas: phase === "progressing" ? 0 : replicas,
+    readyReplicas: available ? replicas : 0,
+    availableReplicas: available ? replicas : 0,
+    ...(available ? {} : { unavailableReplicas: replicas }),
     conditions: [
-      condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now),
-      condition(
-        "Progressing",
-        "True",
-        "NewReplicaSetAvailable",
-        `ReplicaSet "${replicaSetName(deployment)}" has successfully progressed.`,
-        now,
-      ),
-    ],
-  };
-}
-
-function stuckStatus(deployment: KubeObject): Record<string, unknown> {
-  const replicas = Number(valueAt(deployment.spec, "replicas") ?? 1);
-  const now = rfc3339();
-  return {
-    observedGeneration: deployment.metadata.generation,
-    replicas,
-    updatedReplicas: replicas,
-    readyReplicas: 0,
-    availableReplicas: 0,
-    unavailableReplicas: replicas,
-    conditions: [
-      condition(
-        "Available",
-        "False",
-        "MinimumReplicasUnavailable",
-        "Deployment does not have minimum availability.",
-        now,
-      ),
-      condition(
-        "Progressing",
-        "False",
-        "ProgressDeadlineExceeded",
-        `ReplicaSet "${replicaSetName(deployment)}" has timed out progressing.`,
-        now,
-      ),
+      available
+        ? condition(
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            now,
+          )
+        : condition(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            now,
+          ),
+      {
+        progressing: condition(
+          "Progressing",
+          "True",
+          "ReplicaSetUpdated",
+          `${replicaSet} is progressing.`,
+          now,
+        ),
+        available: condition(
+          "Progressing",
+          "True",
+          "NewReplicaSetAvailable",
+          `${replicaSet} has successfully progressed.`,
+          now,
+        ),
+        stuck: condition(
+          "Progressing",
+          "False",
+          "ProgressDeadlineExceeded",
+          `${replicaSet} has timed out progressing.`,
+          now,
+        ),
+      }[phase],
     ],
   };
 }
