@@ -9,6 +9,7 @@ import {
   type MemoryKubernetes,
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
+import { failure } from "../fakes/kubernetes-api.js";
 
 let server: MemoryKubernetes;
 let core: k8s.CoreV1Api;
@@ -24,23 +25,6 @@ beforeAll(async () => {
   objects = k8s.KubernetesObjectApi.makeApiClient(kc);
 });
 afterAll(() => server.close());
-
-interface StatusBody {
-  reason: string;
-  message: string;
-  details: { causes: { reason: string; message: string; field: string }[] };
-}
-
-async function failure(call: Promise<unknown>): Promise<{ code: number; status: StatusBody }> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof k8s.ApiException)
-      return { code: error.code, status: JSON.parse(error.body as string) };
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 let counter = 0;
 async function namespace(): Promise<string> {

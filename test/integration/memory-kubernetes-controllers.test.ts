@@ -10,6 +10,7 @@ import {
   ROLLOUT_ANNOTATION,
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
+import { failure } from "../fakes/kubernetes-api.js";
 
 function clients(server: MemoryKubernetes) {
   const kc = new k8s.KubeConfig();
@@ -19,19 +20,6 @@ function clients(server: MemoryKubernetes) {
     apps: kc.makeApiClient(k8s.AppsV1Api),
     objects: k8s.KubernetesObjectApi.makeApiClient(kc),
   };
-}
-
-async function failure(
-  call: Promise<unknown>,
-): Promise<{ code: number; status: { reason: string; message: string } }> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof k8s.ApiException)
-      return { code: error.code, status: JSON.parse(error.body as string) };
-    throw error;
-  }
-  throw new Error("expected the call to fail");
 }
 
 function deployment(

@@ -5,6 +5,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { failure } from "../fakes/kubernetes-api.js";
 
 let server: MemoryKubernetes;
 let core: k8s.CoreV1Api;
@@ -28,20 +29,6 @@ const get = (path: string, signal?: AbortSignal) =>
     headers: { authorization: "Bearer memory" },
     ...(signal ? { signal } : {}),
   });
-
-async function failure(
-  call: Promise<unknown>,
-): Promise<{ code: number; headers: Record<string, string>; status: Record<string, unknown> }> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof k8s.ApiException) {
-      return { code: error.code, headers: error.headers, status: JSON.parse(error.body as string) };
-    }
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("fault rules", () => {
   it("429 answers carry Retry-After: 1 and a TooManyRequests Status; `times` limits the rule", async () => {

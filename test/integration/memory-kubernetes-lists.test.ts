@@ -6,6 +6,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { matchesSelector, parseLabelSelector } from "../../shared/local/memory-kubernetes/selectors.js";
+import { failure } from "../fakes/kubernetes-api.js";
 
 let server: MemoryKubernetes;
 let core: k8s.CoreV1Api;
@@ -19,19 +20,6 @@ beforeAll(async () => {
   objects = k8s.KubernetesObjectApi.makeApiClient(kc);
 });
 afterAll(() => server.close());
-
-async function failure(
-  call: Promise<unknown>,
-): Promise<{ code: number; status: { reason: string; message: string } }> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof k8s.ApiException)
-      return { code: error.code, status: JSON.parse(error.body as string) };
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("label selector parsing", () => {
   const labels = { env: "review", tier: "web", "app.kubernetes.io/managed-by": "kubler" };

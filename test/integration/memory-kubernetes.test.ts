@@ -6,6 +6,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { failure } from "../fakes/kubernetes-api.js";
 
 let server: MemoryKubernetes;
 let core: k8s.CoreV1Api;
@@ -26,32 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-interface StatusBody {
-  kind: string;
-  status: string;
-  reason: string;
-  message: string;
-  code: number;
-  details: {
-    name?: string;
-    kind?: string;
-    group?: string;
-    causes: { reason: string; message: string; field: string }[];
-  };
-}
-
 /** The HTTP status and Status body of a failed client call. */
-async function failure(call: Promise<unknown>): Promise<{ code: number; status: StatusBody }> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof k8s.ApiException) {
-      return { code: error.code, status: JSON.parse(error.body as string) };
-    }
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 type Resources = { resources: { name: string; kind: string }[] };
 
