@@ -96,6 +96,8 @@ const JobDetail = v.object({
   /** Job Hook's `commit.id` is the pipeline id (not a SHA): it lands here. */
   pipelineId: v.nullable(Id),
   environment: v.nullable(v.string()),
+  /** `start`, `stop`, `prepare`, ...: a finished `stop` job is how GitLab stops an environment. */
+  environmentAction: v.optional(v.nullable(v.string()), null),
   user: Username,
 });
 

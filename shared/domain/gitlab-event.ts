@@ -290,6 +290,7 @@ function normalizeJob({ read, ...ctx }: Context): Fact {
       // "Job events"). `pipeline_id` says so plainly where GitLab sends it.
       pipelineId: read.optionalId(["pipeline_id", "commit.id"]),
       environment: read.optionalString("environment.name"),
+      environmentAction: read.optionalString("environment.action"),
       user: read.optionalString("user.username"),
     },
     `Job ${gitlab.projectPath} ${name} #${jobId} ${status} ${ref} ${shortSha(sha)}`,

@@ -113,6 +113,7 @@ const JOB: Normalized = {
       sha: "2293ada6b400935a1378653304eaf6221e0fdb8f",
       pipelineId: 2366,
       environment: null,
+      environmentAction: null,
       user: "user",
     },
   },

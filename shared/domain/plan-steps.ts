@@ -1,0 +1,397 @@
+/**
+ * Planning (DESIGN §4 "Plan"): a GitLab fact and the project's `kubler.yaml` in, the steps to take
+ * (or why there are none) out. Pure: the I/O around it is `shared/services/plan-steps.ts`.
+ */
+import type { BusEntry, Detail, GitlabFactType, GitlabRef } from "./catalog.js";
+import {
+  type EnvironmentRule,
+  fillTemplate,
+  findEnvironmentRule,
+  type KublerManifest,
+} from "./kubler-manifest.js";
+
+export type GitlabFact = Extract<BusEntry, { detailType: GitlabFactType }>;
+export type StepType = "Build Requested" | "Deploy Requested" | "Environment Stop Requested";
+export type StepEntry = Extract<BusEntry, { detailType: StepType }>;
+
+/** One step, and the commit it is about (a stop's: the last commit of what it stops). */
+export interface PlannedStep {
+  entry: StepEntry;
+  sha: string;
+}
+
+export type Plan =
+  | { kind: "steps"; steps: PlannedStep[]; reason: string }
+  | { kind: "ignored"; reason: string };
+
+/** Where to read `kubler.yaml` for a fact, or why the fact cannot lead to a step whatever it says. */
+export type Triage = { kind: "read"; sha: string } | { kind: "ignored"; reason: string };
+
+type Fact<T extends GitlabFactType> = Detail<T>;
+
+const MR_BUILD_ACTIONS = new Set(["open", "reopen"]);
+const MR_STOP_REASONS: Readonly<Record<string, "merged" | "closed">> = { merge: "merged", close: "closed" };
+
+/**
+ * Decides, before any I/O, whether a fact can lead to a step, and at which commit its `kubler.yaml`
+ * is read: most GitLab events (job updates, approvals, releases) never do, and reading the file for
+ * each would cost a GitLab API call per event.
+ *
+ * @example
+ * triageFact(fact); // { kind: "read", sha: "e59094b…" } or { kind: "ignored", reason: "pipeline running" }
+ */
+export function triageFact(fact: GitlabFact): Triage {
+  switch (fact.detailType) {
+    case "Push":
+    case "Tag Push": {
+      const { detail } = fact;
+      if (fact.detailType === "Tag Push" && detail.change === "deleted") {
+        return { kind: "ignored", reason: `tag ${fact.detail.tag} deleted: a release environment stays` };
+      }
+      // A deletion's `after` is all zeros: its kubler.yaml is the one of the commit it removed.
+      return { kind: "read", sha: detail.change === "deleted" ? detail.before : detail.after };
+    }
+    case "Merge Request": {
+      const { detail } = fact;
+      const action = detail.action;
+      const acts =
+        action !== null &&
+        (MR_BUILD_ACTIONS.has(action) ||
+          action in MR_STOP_REASONS ||
+          (action === "update" && detail.oldrev !== null));
+      if (!acts) {
+        return {
+          kind: "ignored",
+          reason:
+            action === "update"
+              ? `merge request !${detail.iid} updated without new commits`
+              : `merge request !${detail.iid} ${action === null ? "without an action (old GitLab)" : `action "${action}"`} does not change an environment`,
+        };
+      }
+      if (detail.lastCommitSha === null) {
+        return { kind: "ignored", reason: `merge request !${detail.iid} has no last commit` };
+      }
+      return { kind: "read", sha: detail.lastCommitSha };
+    }
+    case "Pipeline":
+      return fact.detail.status === "success"
+        ? { kind: "read", sha: fact.detail.sha }
+        : { kind: "ignored", reason: `pipeline ${fact.detail.pipelineId} ${fact.detail.status}` };
+    case "Job": {
+      const { detail } = fact;
+      if (detail.environment !== null && detail.environmentAction === "stop" && detail.status === "success") {
+        return { kind: "read", sha: detail.sha };
+      }
+      return { kind: "ignored", reason: `job ${detail.jobId} ${detail.status}: not a finished stop job` };
+    }
+    case "Deployment":
+      // GitLab creates no deployment for a stop job (`environment: { action: stop }`): a stop arrives
+      // as that job's Job event. Deployment events only report deploys done by the project's own CI.
+      return {
+        kind: "ignored",
+        reason: `deployment ${fact.detail.deploymentId} to ${fact.detail.environment} ${fact.detail.status}: only a stop job stops an environment`,
+      };
+    case "Release":
+      return {
+        kind: "ignored",
+        reason: `release ${fact.detail.tag} ${fact.detail.action}: tag pushes deploy`,
+      };
+  }
+}
+
+/**
+ * The steps a GitLab fact leads to under a project's `kubler.yaml` (DESIGN §4): the first matching
+ * environment rule wins. With an `image`, Kubler builds and the deploy follows `Build Finished`;
+ * without one, the project's CI builds and a successful pipeline deploys.
+ *
+ * @example
+ * const plan = planSteps(mergeRequestOpened, manifest);
+ * // { kind: "steps", steps: [{ entry: { detailType: "Build Requested", detail: { environment: "review/feature-x", … } }, sha }], reason }
+ */
+export function planSteps(fact: GitlabFact, manifest: KublerManifest): Plan {
+  const triage = triageFact(fact);
+  if (triage.kind === "ignored") return triage;
+  switch (fact.detailType) {
+    case "Push":
+      return planPush(fact.detail, manifest);
+    case "Tag Push":
+      return planTagPush(fact.detail, manifest);
+    case "Merge Request":
+      return planMergeRequest(fact.detail, manifest, triage.sha);
+    case "Pipeline":
+      return planPipeline(fact.detail, manifest);
+    case "Job":
+      return planStopJob(fact.detail, manifest);
+    default:
+      return { kind: "ignored", reason: `${fact.detailType} events do not change an environment` };
+  }
+}
+
+interface Target {
+  gitlab: GitlabRef;
+  correlationId: string;
+  environment: string;
+  sha: string;
+  ref: string;
+  pipelineId: number | null;
+  mrIid: number | null;
+}
+
+function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, sha: string): Plan {
+  const rule = manifest.environments.find((r) => r.on === "merge_request");
+  const what = `merge request !${mr.iid}`;
+  if (!rule) return { kind: "ignored", reason: `no rule matches ref ${mr.sourceBranch} (${what})` };
+  const environment = environmentName(rule, { branch: mr.sourceBranch, mr_iid: mr.iid });
+  if (environment.kind === "ignored") return environment;
+  const target: Target = {
+    gitlab: mr.gitlab,
+    correlationId: mr.correlationId,
+    environment: environment.name,
+    sha,
+    ref: mr.sourceBranch,
+    pipelineId: null,
+    mrIid: mr.iid,
+  };
+  const stop = MR_STOP_REASONS[mr.action ?? ""];
+  if (stop) return stopPlan(target, stop, `${what} ${stop}`);
+  if (mr.sourceProjectId !== null && mr.sourceProjectId !== mr.gitlab.projectId) {
+    // A fork's commits would run with this project's build credentials and land in its cluster.
+    return {
+      kind: "ignored",
+      reason: `${what} comes from a fork (project ${mr.sourceProjectId}): not built or deployed`,
+    };
+  }
+  return buildPlan(
+    target,
+    manifest,
+    `${what} ${mr.action === "update" ? "has new commits" : `${mr.action}ed`}`,
+  );
+}
+
+function planPush(push: Fact<"Push">, manifest: KublerManifest): Plan {
+  if (push.change === "deleted") {
+    const rule = manifest.environments.find((r) => r.on === "merge_request");
+    if (!rule) return { kind: "ignored", reason: `no rule matches ref ${push.branch} (branch deleted)` };
+    const environment = environmentName(rule, { branch: push.branch });
+    if (environment.kind === "ignored") return environment;
+    return stopPlan(
+      { ...refTarget(push, environment.name, push.before, push.branch), mrIid: null },
+      "branch_deleted",
+      `branch ${push.branch} deleted`,
+    );
+  }
+  const rule = manifest.environments.find(
+    (r) => typeof r.on === "object" && "branch" in r.on && matchesGlob(r.on.branch, push.branch),
+  );
+  if (!rule) return { kind: "ignored", reason: `no rule matches ref ${push.branch}` };
+  const environment = environmentName(rule, { branch: push.branch });
+  if (environment.kind === "ignored") return environment;
+  return buildPlan(
+    refTarget(push, environment.name, push.after, push.branch),
+    manifest,
+    `push to ${push.branch}`,
+  );
+}
+
+function planTagPush(push: Fact<"Tag Push">, manifest: KublerManifest): Plan {
+  const rule = manifest.environments.find(
+    (r) => typeof r.on === "object" && "tag" in r.on && matchesGlob(r.on.tag, push.tag),
+  );
+  if (!rule) return { kind: "ignored", reason: `no rule matches ref ${push.tag} (tag)` };
+  const environment = environmentName(rule, { tag: push.tag });
+  if (environment.kind === "ignored") return environment;
+  return buildPlan(
+    refTarget(push, environment.name, push.after, push.tag),
+    manifest,
+    `tag ${push.tag} pushed`,
+  );
+}
+
+function planPipeline(pipeline: Fact<"Pipeline">, manifest: KublerManifest): Plan {
+  const what = `pipeline ${pipeline.pipelineId} succeeded`;
+  if (manifest.image) {
+    return { kind: "ignored", reason: `${what}: kubler.yaml has an image, so Kubler builds and deploys` };
+  }
+  const found = pipelineEnvironment(pipeline, manifest);
+  if (found.kind === "ignored") return found;
+  const target: Target = {
+    gitlab: pipeline.gitlab,
+    correlationId: pipeline.correlationId,
+    environment: found.name,
+    sha: pipeline.sha,
+    ref: found.ref,
+    pipelineId: pipeline.pipelineId,
+    mrIid: pipeline.mrIid,
+  };
+  return {
+    kind: "steps",
+    steps: [{ entry: { detailType: "Deploy Requested", detail: stepDetail(target) }, sha: target.sha }],
+    reason: `${what}: deploy ${shortSha(target.sha)} to ${target.environment}`,
+  };
+}
+
+/** The environment a successful pipeline deploys: its merge request's review environment, or its ref's. */
+function pipelineEnvironment(
+  pipeline: Fact<"Pipeline">,
+  manifest: KublerManifest,
+): { kind: "name"; name: string; ref: string } | { kind: "ignored"; reason: string } {
+  const ref = pipeline.ref.replace(/^refs\/(heads|tags)\//, "");
+  if (pipeline.mrIid !== null) {
+    const rule = manifest.environments.find((r) => r.on === "merge_request");
+    if (!rule)
+      return { kind: "ignored", reason: `no rule matches ref ${ref} (merge request !${pipeline.mrIid})` };
+    if (ref.startsWith("refs/")) {
+      // Merged-results pipelines run on refs/merge-requests/<iid>/merge: no source branch to name by.
+      return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
+    }
+    const environment = environmentName(rule, { branch: ref, mr_iid: pipeline.mrIid });
+    return environment.kind === "name" ? { ...environment, ref } : environment;
+  }
+  const key = pipeline.tag ? "tag" : "branch";
+  const rule = manifest.environments.find(
+    (r) =>
+      typeof r.on === "object" &&
+      key in r.on &&
+      matchesGlob((r.on as Record<string, string>)[key] ?? "", ref),
+  );
+  if (!rule) return { kind: "ignored", reason: `no rule matches ref ${ref}${pipeline.tag ? " (tag)" : ""}` };
+  const environment = environmentName(rule, pipeline.tag ? { tag: ref } : { branch: ref });
+  return environment.kind === "name" ? { ...environment, ref } : environment;
+}
+
+function planStopJob(job: Fact<"Job">, manifest: KublerManifest): Plan {
+  const environment = job.environment ?? "";
+  if (!findEnvironmentRule(manifest, environment)) {
+    return { kind: "ignored", reason: `no rule matches environment ${environment} (stop job ${job.jobId})` };
+  }
+  return stopPlan(
+    {
+      gitlab: job.gitlab,
+      correlationId: job.correlationId,
+      environment,
+      sha: job.sha,
+      ref: job.ref,
+      pipelineId: job.pipelineId,
+      mrIid: null,
+    },
+    "stopped",
+    `stop job ${job.jobId} (${job.name}) succeeded`,
+  );
+}
+
+function buildPlan(target: Target, manifest: KublerManifest, why: string): Plan {
+  if (!manifest.image) {
+    return {
+      kind: "ignored",
+      reason: `${why}: kubler.yaml has no image, so ${target.environment} deploys when the project's pipeline for ${shortSha(target.sha)} succeeds`,
+    };
+  }
+  return {
+    kind: "steps",
+    steps: [{ entry: { detailType: "Build Requested", detail: stepDetail(target) }, sha: target.sha }],
+    reason: `${why}: build ${shortSha(target.sha)} for ${target.environment}`,
+  };
+}
+
+function stopPlan(target: Target, reason: Detail<"Environment Stop Requested">["reason"], why: string): Plan {
+  const detail: Detail<"Environment Stop Requested"> = {
+    correlationId: target.correlationId,
+    gitlab: target.gitlab,
+    environment: target.environment,
+    reason,
+  };
+  return {
+    kind: "steps",
+    steps: [{ entry: { detailType: "Environment Stop Requested", detail }, sha: target.sha }],
+    reason: `${why}: stop ${target.environment}`,
+  };
+}
+
+function stepDetail(target: Target): Detail<"Build Requested"> {
+  return {
+    correlationId: target.correlationId,
+    gitlab: target.gitlab,
+    environment: target.environment,
+    sha: target.sha,
+    ref: target.ref,
+    pipelineId: target.pipelineId,
+    mrIid: target.mrIid,
+  };
+}
+
+function refTarget(
+  fact: { gitlab: GitlabRef; correlationId: string },
+  environment: string,
+  sha: string,
+  ref: string,
+): Target {
+  return {
+    gitlab: fact.gitlab,
+    correlationId: fact.correlationId,
+    environment,
+    sha,
+    ref,
+    pipelineId: null,
+    mrIid: null,
+  };
+}
+
+/** A rule's name with the event's values filled in; a placeholder the event cannot fill is a reason. */
+function environmentName(
+  rule: EnvironmentRule,
+  values: { branch?: string; mr_iid?: number; tag?: string },
+): { kind: "name"; name: string } | { kind: "ignored"; reason: string } {
+  const name = fillTemplate(rule.name, values);
+  const missing = /\{([^}]*)\}/.exec(name);
+  if (missing) {
+    return {
+      kind: "ignored",
+      reason: `environment ${rule.name} needs {${missing[1]}}, which this event does not carry`,
+    };
+  }
+  return { kind: "name", name };
+}
+
+const globs = new Map<string, RegExp>();
+
+/**
+ * GitLab-style ref globs: `*` is any run of characters (slashes included, so `release/*` matches
+ * `release/1.2/hotfix`), `?` one character, everything else literal.
+ *
+ * @example
+ * matchesGlob("v*", "v1.2.0"); // true
+ */
+export function matchesGlob(glob: string, value: string): boolean {
+  let pattern = globs.get(glob);
+  if (!pattern) {
+    const source = [...glob]
+      .map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/, "\\$&")))
+      .join("");
+    pattern = new RegExp(`^${source}$`, "s");
+    // Globs come from a handful of kubler.yaml files; the bound only guards against a hostile one.
+    if (globs.size < 1024) globs.set(glob, pattern);
+  }
+  return pattern.test(value);
+}
+
+/**
+ * The key under which a step is remembered, so a second delivery of the same change (GitLab sends
+ * two MR events for one push; old GitLab resends without an idempotency key) plans nothing new.
+ *
+ * @example
+ * stepKey("Build Requested", gitlab, "review/feature-x", sha); // "plan/https://gitlab.example.com/15/review/feature-x/Build Requested/e59094b…"
+ */
+export function stepKey(type: StepType, gitlab: GitlabRef, environment: string, sha: string): string {
+  return `plan/${gitlab.instance}/${gitlab.projectId}/${environment}/${type}/${sha}`;
+}
+
+/** The step types a step undoes: a stop makes the next build of the same commit new again, and back. */
+export const STEPS_UNDONE_BY: Readonly<Record<StepType, readonly StepType[]>> = {
+  "Build Requested": ["Environment Stop Requested"],
+  "Deploy Requested": ["Environment Stop Requested"],
+  "Environment Stop Requested": ["Build Requested", "Deploy Requested"],
+};
+
+function shortSha(sha: string): string {
+  return sha.slice(0, 8);
+}
