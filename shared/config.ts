@@ -25,6 +25,11 @@ export const ENV = {
   SCHEDULER_ROLE_ARN: "KUBLER_SCHEDULER_ROLE_ARN",
   GITLAB_URL: "GITLAB_URL",
   GITLAB_API_TOKEN: "GITLAB_API_TOKEN",
+  /** A Secrets Manager secret (ARN or name) holding the GitLab API token, instead of GITLAB_API_TOKEN. */
+  GITLAB_API_TOKEN_SECRET: "GITLAB_API_TOKEN_SECRET",
+  BUILD_NAMESPACE: "KUBLER_BUILD_NAMESPACE",
+  BUILD_GIT_SECRET: "KUBLER_BUILD_GIT_SECRET",
+  BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -117,13 +122,61 @@ export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
   };
 }
 
-/** The GitLab API the step functions read projects from (and report to). */
-export function loadGitlabApiConfig(env: Env): { url: string; token: string } {
+/**
+ * The GitLab API the step functions read projects from (and report to). The token is
+ * `GITLAB_API_TOKEN` itself, or read at run time from the Secrets Manager secret
+ * `GITLAB_API_TOKEN_SECRET` names (the token then never sits in the function's configuration).
+ */
+export interface GitlabApiConfig {
+  url: string;
+  /** Null when the token comes from `tokenSecret`. */
+  token: string | null;
+  /** A secret's ARN or name; null when the token is given directly. */
+  tokenSecret: string | null;
+}
+
+export function loadGitlabApiConfig(env: Env): GitlabApiConfig {
   const url = required(env, ENV.GITLAB_URL);
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(url)}`);
   }
-  return { url, token: required(env, ENV.GITLAB_API_TOKEN) };
+  const token = env[ENV.GITLAB_API_TOKEN]?.trim() || null;
+  const tokenSecret = env[ENV.GITLAB_API_TOKEN_SECRET]?.trim() || null;
+  if (!token && !tokenSecret) {
+    throw new ConfigError(`${ENV.GITLAB_API_TOKEN} is required (or ${ENV.GITLAB_API_TOKEN_SECRET})`);
+  }
+  if (token && tokenSecret) {
+    throw new ConfigError(
+      `set ${ENV.GITLAB_API_TOKEN} or ${ENV.GITLAB_API_TOKEN_SECRET}, not both: which one is meant is unclear`,
+    );
+  }
+  return { url, token, tokenSecret };
+}
+
+/** Where build Jobs run and the Secrets they read (DESIGN §7); only the Secrets' names are configured. */
+export interface BuildConfig {
+  namespace: string;
+  /** Secret with key `token`: a GitLab token with `read_repository`, for the clone. */
+  gitSecret: string;
+  /** `kubernetes.io/dockerconfigjson` Secret with push access to the images' registry. */
+  registrySecret: string;
+}
+
+export function loadBuildConfig(env: Env): BuildConfig {
+  const name = (variable: string, fallback: string, pattern: RegExp, what: string) => {
+    const value = env[variable]?.trim() || fallback;
+    if (!pattern.test(value)) {
+      throw new ConfigError(`${variable} must be ${what}, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  const label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+  const subdomain = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+  return {
+    namespace: name(ENV.BUILD_NAMESPACE, "kubler-builds", label, "a namespace name (DNS-1123 label)"),
+    gitSecret: name(ENV.BUILD_GIT_SECRET, "kubler-git-credentials", subdomain, "a Secret name"),
+    registrySecret: name(ENV.BUILD_REGISTRY_SECRET, "kubler-registry-push", subdomain, "a Secret name"),
+  };
 }
 
 export interface LocalConfig {

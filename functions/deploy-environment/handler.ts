@@ -5,10 +5,12 @@
 import { readFile } from "node:fs/promises";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadEnvironmentsConfig, loadGitlabApiConfig } from "../../shared/config.js";
@@ -18,10 +20,11 @@ const steps = loadAwsStepsConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 const registryAuthFile = environments.registryAuthFile;
+const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
 
 const consume = createDeployEnvironmentConsumer({
   cluster: createKubernetesCluster({ env: process.env }),
-  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: async () => gitlab.token }),
+  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
     client: new SchedulerClient({ maxAttempts: 1 }),

@@ -33,7 +33,14 @@ import {
   KubernetesNotFoundError,
   KubernetesUnavailableError,
 } from "../errors.js";
-import type { EnvironmentCluster, KubeObject, ListOptions, ListPage, ObjectRef } from "../ports.js";
+import type {
+  BuildCluster,
+  EnvironmentCluster,
+  KubeObject,
+  ListOptions,
+  ListPage,
+  ObjectRef,
+} from "../ports.js";
 import { networkCode, retryAfterMs } from "./http-retry.js";
 
 /** The server-side apply field manager: the objects' `managedFields` name Kubler as their owner. */
@@ -136,7 +143,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
  * const cluster = new KubernetesCluster(kubeConfig, { timeoutMs: 5_000 });
  * const stored = await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } });
  */
-export class KubernetesCluster implements EnvironmentCluster {
+export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
   readonly #kubeConfig: KubeConfig;
   readonly #objects: PlainObjectApi;
   readonly #core: CoreV1Api;
@@ -229,6 +236,32 @@ export class KubernetesCluster implements EnvironmentCluster {
     return this.#call("apply", target, () => this.#objects.apply(object));
   }
 
+  async create(object: KubeObject): Promise<KubeObject> {
+    const { kind, metadata } = object;
+    const target = describeRef({ kind, name: metadata.name, namespace: metadata.namespace });
+    return this.#call("create", target, () => this.#objects.createObject(object));
+  }
+
+  async readLog(
+    ref: { namespace: string; pod: string; container?: string },
+    options: { tailLines?: number } = {},
+  ): Promise<string | null> {
+    const target = `log of Pod ${ref.namespace}/${ref.pod}${ref.container ? ` (${ref.container})` : ""}`;
+    try {
+      return await this.#call("read", target, () =>
+        this.#core.readNamespacedPodLog({
+          name: ref.pod,
+          namespace: ref.namespace,
+          ...(ref.container ? { container: ref.container } : {}),
+          ...(options.tailLines !== undefined ? { tailLines: options.tailLines } : {}),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof KubernetesNotFoundError) return null;
+      throw error;
+    }
+  }
+
   async delete(
     ref: ObjectRef,
     preconditions?: { uid?: string; resourceVersion?: string },
@@ -300,7 +333,8 @@ export class KubernetesCluster implements EnvironmentCluster {
   /**
    * Runs `send` until it succeeds, fails in a way that will not change, or `maxAttempts` is spent.
    * Retrying a create is safe here: apply is idempotent, a TokenRequest just mints another token,
-   * and delete reports a 404 as "absent".
+   * delete reports a 404 as "absent", and a create whose earlier attempt got through answers 409,
+   * which its callers take as "already there".
    */
   async #call<T>(verb: string, target: string, send: () => Promise<T>): Promise<T> {
     let last: Transient | undefined;
@@ -410,6 +444,20 @@ class PlainObjectApi extends KubernetesObjectApi {
 
   async deleteObject(ref: ObjectRef, options: V1DeleteOptions): Promise<void> {
     await this.delete(headerOf(ref), undefined, undefined, undefined, undefined, undefined, options);
+  }
+
+  /** POST as plain JSON: client-node's create would pass the body through its typed models. */
+  async createObject(object: KubeObject): Promise<KubeObject> {
+    const { apiVersion, kind, metadata } = object;
+    const header = headerOf({ apiVersion, kind, name: metadata.name, namespace: metadata.namespace });
+    const path = await this.specUriPath(header, "create");
+    const body = { ...object, metadata: { ...object.metadata, namespace: header.metadata.namespace } };
+    const context = this.configuration.baseServer.makeRequestContext(path, HttpMethod.POST);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", "application/json");
+    context.setQueryParam("fieldManager", FIELD_MANAGER);
+    context.setBody(JSON.stringify(body));
+    return (await this.requestPromise(context)) as unknown as KubeObject;
   }
 
   /** Server-side apply: https://kubernetes.io/docs/reference/using-api/server-side-apply/ */

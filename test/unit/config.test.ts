@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   loadAwsIngressConfig,
   loadAwsStepsConfig,
+  loadBuildConfig,
   loadEnvironmentsConfig,
   loadGitlabApiConfig,
   loadLocalConfig,
@@ -117,7 +118,44 @@ describe("configuration", () => {
       configError(() => loadGitlabApiConfig({ GITLAB_URL: "gitlab", GITLAB_API_TOKEN: "secret-1" })),
     ).not.toContain("secret-1");
     expect(configError(() => loadGitlabApiConfig({ GITLAB_URL: "https://g" }))).toBe(
-      "GITLAB_API_TOKEN is required",
+      "GITLAB_API_TOKEN is required (or GITLAB_API_TOKEN_SECRET)",
+    );
+  });
+
+  it("takes the GitLab token from the environment or names the Secrets Manager secret holding it", () => {
+    const url = "https://gitlab.example.com";
+    expect(loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN: " t " })).toEqual({
+      url,
+      token: "t",
+      tokenSecret: null,
+    });
+    expect(loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN_SECRET: "kubler/gitlab" })).toEqual({
+      url,
+      token: null,
+      tokenSecret: "kubler/gitlab",
+    });
+    const both = configError(() =>
+      loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN: "secret-2", GITLAB_API_TOKEN_SECRET: "s" }),
+    );
+    expect(both).toBe(
+      "set GITLAB_API_TOKEN or GITLAB_API_TOKEN_SECRET, not both: which one is meant is unclear",
+    );
+  });
+
+  it("names the builds namespace and the build Secrets, with defaults", () => {
+    expect(loadBuildConfig({})).toEqual({
+      namespace: "kubler-builds",
+      gitSecret: "kubler-git-credentials",
+      registrySecret: "kubler-registry-push",
+    });
+    expect(
+      loadBuildConfig({ KUBLER_BUILD_NAMESPACE: "ci-builds", KUBLER_BUILD_REGISTRY_SECRET: "ecr.push" }),
+    ).toMatchObject({
+      namespace: "ci-builds",
+      registrySecret: "ecr.push",
+    });
+    expect(configError(() => loadBuildConfig({ KUBLER_BUILD_NAMESPACE: "Builds_1" }))).toBe(
+      'KUBLER_BUILD_NAMESPACE must be a namespace name (DNS-1123 label), got "Builds_1"',
     );
   });
 });

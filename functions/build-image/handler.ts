@@ -1,0 +1,34 @@
+/**
+ * Lambda entry point: `Build Requested` from the bus becomes a build Job on the cluster. Config and
+ * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
+ */
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadAwsStepsConfig, loadBuildConfig, loadGitlabApiConfig } from "../../shared/config.js";
+import { createBuildImageConsumer } from "./consumer.js";
+
+const steps = loadAwsStepsConfig(process.env);
+const builds = loadBuildConfig(process.env);
+const gitlab = loadGitlabApiConfig(process.env);
+const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+
+const consume = createBuildImageConsumer({
+  cluster: createKubernetesCluster({ env: process.env }),
+  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
+  // The adapters own their retries; SDK retries on top would multiply them.
+  publisher: new EventBridgePublisher({
+    client: new EventBridgeClient({ maxAttempts: 1 }),
+    busName: steps.busName,
+  }),
+  audit: new StdoutAuditLog(),
+  clock: systemClock,
+  settings: builds,
+});
+
+export const handler = (event: unknown) => consume(event);

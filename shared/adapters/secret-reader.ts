@@ -1,0 +1,100 @@
+/**
+ * Secrets read at run time from AWS Secrets Manager (the GitLab API token, and anything else a
+ * handler should not carry in its configuration, such as a kubeconfig), cached for a while so a
+ * warm Lambda does not call Secrets Manager per event, and re-read after that so a rotation lands.
+ */
+import {
+  GetSecretValueCommand,
+  type SecretsManagerClient,
+  SecretsManagerServiceException,
+} from "@aws-sdk/client-secrets-manager";
+import type { GitlabApiConfig } from "../config.js";
+import { ENV } from "../config.js";
+import { ConfigError, UnavailableError } from "../errors.js";
+
+/** Reads a secret's current value by ARN or name. */
+export type ReadSecret = (secretId: string) => Promise<string>;
+
+export interface SecretReaderOptions {
+  client: SecretsManagerClient;
+  /** How long a value is used before it is read again. Default 5 minutes. */
+  ttlMs?: number;
+  /** Milliseconds now; injected for tests. */
+  now?: () => number;
+}
+
+/** The error names Secrets Manager answers when the secret or the permission is wrong, not the service. */
+const MISCONFIGURED = new Set([
+  "ResourceNotFoundException",
+  "AccessDeniedException",
+  "DecryptionFailure",
+  "InvalidRequestException",
+  "InvalidParameterException",
+]);
+
+/**
+ * A `ReadSecret` over Secrets Manager with a per-secret TTL cache. Concurrent reads of one secret
+ * share one request; a failed read is not cached. A missing secret or a denied read is a
+ * `ConfigError` naming the secret (never its value); throttling or an outage is `UnavailableError`.
+ *
+ * @example
+ * const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
+ * const token = await readSecret("arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-AbCdEf");
+ */
+export function createSecretReader(options: SecretReaderOptions): ReadSecret {
+  const ttlMs = options.ttlMs ?? 5 * 60_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { value: Promise<string>; until: number }>();
+  return (secretId) => {
+    const cached = cache.get(secretId);
+    if (cached && cached.until > now()) return cached.value;
+    const value = fetchSecret(options.client, secretId);
+    cache.set(secretId, { value, until: now() + ttlMs });
+    value.catch(() => {
+      if (cache.get(secretId)?.value === value) cache.delete(secretId);
+    });
+    return value;
+  };
+}
+
+async function fetchSecret(client: SecretsManagerClient, secretId: string): Promise<string> {
+  let answer: { SecretString?: string; SecretBinary?: Uint8Array };
+  try {
+    answer = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "";
+    if (MISCONFIGURED.has(name)) {
+      throw new ConfigError(`Secrets Manager cannot give secret ${secretId}: ${name}`);
+    }
+    const detail = error instanceof SecretsManagerServiceException ? `${name}` : describe(error);
+    throw new UnavailableError(`Secrets Manager did not answer for secret ${secretId}: ${detail}`);
+  }
+  const value =
+    answer.SecretString ?? (answer.SecretBinary ? Buffer.from(answer.SecretBinary).toString("utf8") : "");
+  if (value.trim() === "") throw new ConfigError(`secret ${secretId} is empty`);
+  return value.trim();
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * The GitLab API token as the GitLab adapters take it: `GITLAB_API_TOKEN`, or the secret
+ * `GITLAB_API_TOKEN_SECRET` names, read (and cached) through `readSecret`.
+ *
+ * @example
+ * const token = gitlabApiToken(loadGitlabApiConfig(process.env), readSecret);
+ * new GitlabManifestSource({ baseUrl: config.url, token });
+ */
+export function gitlabApiToken(
+  config: GitlabApiConfig,
+  readSecret: ReadSecret | null,
+): () => Promise<string> {
+  const { token, tokenSecret } = config;
+  if (token) return async () => token;
+  if (!tokenSecret || !readSecret) {
+    throw new ConfigError(`${ENV.GITLAB_API_TOKEN} is required (or ${ENV.GITLAB_API_TOKEN_SECRET})`);
+  }
+  return () => readSecret(tokenSecret);
+}

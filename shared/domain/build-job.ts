@@ -1,0 +1,475 @@
+/**
+ * Image builds as Kubernetes Jobs (DESIGN §7): the Job's name, its spec (rootless BuildKit, a clone
+ * of the project at the SHA, the image pushed as `<image>:<sha>` and its digest written to the
+ * termination message), and how a finished Job is read back. Pure: the cluster is the source of
+ * truth, so everything reconcile needs to report a build is on the Job itself.
+ */
+import { createHash } from "node:crypto";
+import type { Detail } from "./catalog.js";
+import { environmentSlug, LABEL, MANAGED_BY_KUBLER } from "./environment.js";
+import type { KubeObject } from "./kube-object.js";
+import type { KublerManifest } from "./kubler-manifest.js";
+
+/** Rootless BuildKit, pinned: https://github.com/moby/buildkit/blob/master/docs/rootless.md */
+export const BUILDKIT_IMAGE = "moby/buildkit:v0.18.2-rootless";
+export const GIT_IMAGE = "alpine/git:2.47.2";
+/** The container that builds and pushes; its termination message is the digest. */
+export const BUILD_CONTAINER = "build";
+export const CLONE_CONTAINER = "clone";
+
+export const BUILD_LABEL = {
+  /** Tells build Jobs from anything else Kubler might one day run in the namespace. */
+  COMPONENT: "app.kubernetes.io/component",
+  SHA: "kubler.dev/sha",
+  CORRELATION_ID: "kubler.dev/correlation-id",
+} as const;
+export const BUILD_COMPONENT = "build";
+/** Lists of build Jobs select on this. */
+export const BUILD_SELECTOR = `${LABEL.MANAGED_BY}=${MANAGED_BY_KUBLER},${BUILD_LABEL.COMPONENT}=${BUILD_COMPONENT}`;
+
+export const BUILD_ANNOTATION = {
+  PROJECT_PATH: "kubler.dev/project-path",
+  INSTANCE: "kubler.dev/gitlab-instance",
+  SHA: "kubler.dev/sha",
+  IMAGE: "kubler.dev/image",
+  /**
+   * JSON list of the environments waiting for this build, each with its request's ref, pipeline, MR
+   * and correlation id: one build per project + SHA may serve several environments.
+   */
+  REQUESTS: "kubler.dev/build-requests",
+  /** JSON list of the environments a `Build Finished` was published for. */
+  REPORTED: "kubler.dev/build-reported",
+} as const;
+
+/** Requests one Job remembers; more is a loop somewhere, not real environments. */
+export const MAX_BUILD_REQUESTS = 20;
+/** Log lines of a failed build that go into `Build Finished` (the detail stays under 8 KB). */
+export const FAILURE_LOG_LINES = 20;
+const MAX_REASON_CHARS = 3_000;
+
+const MAX_NAME = 63;
+const HASH_LENGTH = 8;
+
+/**
+ * The build Job's name: one per GitLab instance, project and SHA, so a second request for the same
+ * commit finds the first one's Job (409) instead of building twice. DNS-1123 label, ≤ 63 chars: a
+ * readable project part, the SHA's first 12 characters and a hash of the exact triple.
+ *
+ * @example
+ * buildJobName({ instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" }, sha);
+ * // "build-group-app-da1560886d4f-3f0c2a1b"
+ */
+export function buildJobName(
+  gitlab: { instance: string; projectId: number; projectPath: string },
+  sha: string,
+): string {
+  const hash = createHash("sha256")
+    .update(`${gitlab.instance}\n${gitlab.projectId}\n${sha}`)
+    .digest("hex")
+    .slice(0, HASH_LENGTH);
+  const tail = `-${sha.slice(0, 12)}-${hash}`;
+  const room = MAX_NAME - "build-".length - tail.length;
+  const readable = gitlab.projectPath
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+/, "")
+    .slice(0, room)
+    .replace(/-+$/, "");
+  return `build${readable ? `-${readable}` : ""}${tail}`;
+}
+
+/** One environment waiting for a build. */
+export interface BuildRequest {
+  environment: string;
+  correlationId: string;
+  ref: string;
+  pipelineId: number | null;
+  mrIid: number | null;
+}
+
+export interface BuildJobSettings {
+  namespace: string;
+  /** The Secret holding the token the clone uses (`read_repository`); only its name is in the spec. */
+  gitSecret: { name: string; key: string };
+  /** A `kubernetes.io/dockerconfigjson` Secret with push access to the image's registry. */
+  registrySecret: string;
+  /** Default 1800: a build still running after this is failed by Kubernetes. */
+  activeDeadlineSeconds?: number;
+  /** Default 86 400: long enough for reconcile to report it, short enough not to pile up. */
+  ttlSecondsAfterFinished?: number;
+  resources?: { requests: Record<string, string>; limits: Record<string, string> };
+}
+
+export const DEFAULT_BUILD_RESOURCES = {
+  requests: { cpu: "500m", memory: "1Gi", "ephemeral-storage": "2Gi" },
+  limits: { cpu: "2", memory: "4Gi", "ephemeral-storage": "10Gi" },
+} as const;
+
+/**
+ * The label value of a correlation id, or null when it cannot be one (GitLab's `Idempotency-Key`
+ * and our UUIDs can; anything else is still in the annotations).
+ */
+function labelValue(text: string): string | null {
+  return /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/.test(text) ? text : null;
+}
+
+/** kubler.yaml's `image` cannot be built from as written (a path outside the repository). */
+export class BuildSpecError extends Error {
+  override readonly name = "BuildSpecError";
+}
+
+/** `deploy/Dockerfile` → `deploy`; `Dockerfile` → `.`. */
+function directoryOf(path: string): string {
+  const index = path.lastIndexOf("/");
+  return index <= 0 ? "." : path.slice(0, index);
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** `./a/../b`-free paths inside /workspace (kubler.yaml's validator refuses `..` for manifests; not for these). */
+function inWorkspace(path: string, what: string): string {
+  const segments = path.split("/").filter((segment) => segment !== "" && segment !== ".");
+  if (path.startsWith("/") || segments.includes("..")) {
+    throw new BuildSpecError(
+      `kubler.yaml: image.${what} ${JSON.stringify(path)} is not a path inside the repository`,
+    );
+  }
+  return segments.length === 0 ? "/workspace" : `/workspace/${segments.join("/")}`;
+}
+
+/**
+ * The clone: git over HTTPS with the token as a Basic credential given through GIT_CONFIG_* (not
+ * the URL, which git repeats in its errors), one commit deep, fetched by SHA (GitLab allows fetching
+ * any reachable SHA: https://docs.gitlab.com/user/project/repository/#clone-a-repository).
+ */
+const CLONE_SCRIPT = [
+  "set -eu",
+  'auth=$(printf "oauth2:%s" "$GIT_TOKEN" | base64 | tr -d "\\n")',
+  "export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader",
+  'export GIT_CONFIG_VALUE_0="Authorization: Basic $auth"',
+  "cd /workspace",
+  "git init -q .",
+  'git remote add origin "$REPOSITORY_URL"',
+  'git fetch -q --depth 1 origin "$SHA"',
+  "git checkout -q FETCH_HEAD",
+].join("\n");
+
+/**
+ * The build: buildctl-daemonless.sh with the arguments given after the script (so build args are
+ * never read by the shell), then the pushed manifest's digest from the metadata file into the
+ * termination message, which reconcile reads from the pod's status.
+ */
+const BUILD_SCRIPT = [
+  "set -eu",
+  'buildctl-daemonless.sh "$@" --metadata-file /tmp/build-metadata.json',
+  "digest=$(grep -o '\"containerimage.digest\": *\"sha256:[0-9a-f]*\"' /tmp/build-metadata.json | grep -o 'sha256:[0-9a-f]*')",
+  'printf "%s" "$digest" > /dev/termination-log',
+].join("\n");
+
+/**
+ * The build Job for a `Build Requested` and the project's `image` section. No credential is in the
+ * spec: the clone reads its token from `settings.gitSecret` (secretKeyRef) and BuildKit its registry
+ * credentials from `settings.registrySecret` (a mounted volume).
+ *
+ * @example
+ * await cluster.create(buildJob(detail, manifest.image, { namespace: "kubler-builds", ... }));
+ */
+export function buildJob(
+  request: Detail<"Build Requested">,
+  image: NonNullable<KublerManifest["image"]>,
+  settings: BuildJobSettings,
+): KubeObject {
+  const { gitlab, sha } = request;
+  const name = buildJobName(gitlab, sha);
+  const target = `${image.name}:${sha}`;
+  const context = inWorkspace(image.context, "context");
+  const dockerfile = inWorkspace(image.dockerfile, "dockerfile");
+  const correlation = labelValue(request.correlationId);
+  const labels: Record<string, string> = {
+    [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER,
+    [BUILD_LABEL.COMPONENT]: BUILD_COMPONENT,
+    [LABEL.PROJECT_ID]: String(gitlab.projectId),
+    [LABEL.ENVIRONMENT]: environmentSlug(request.environment),
+    [BUILD_LABEL.SHA]: sha,
+    ...(correlation ? { [BUILD_LABEL.CORRELATION_ID]: correlation } : {}),
+  };
+  const buildArgs = Object.entries(image.buildArgs)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .flatMap(([key, value]) => ["--opt", `build-arg:${key}=${value}`]);
+  const runAs = { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name,
+      namespace: settings.namespace,
+      labels,
+      annotations: {
+        [BUILD_ANNOTATION.PROJECT_PATH]: gitlab.projectPath,
+        [BUILD_ANNOTATION.INSTANCE]: gitlab.instance,
+        [BUILD_ANNOTATION.SHA]: sha,
+        [BUILD_ANNOTATION.IMAGE]: target,
+        [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([requestOf(request)]),
+      },
+    },
+    spec: {
+      // A failed build fails the same way again: one try, the logs of that try are the answer.
+      backoffLimit: 0,
+      activeDeadlineSeconds: settings.activeDeadlineSeconds ?? 1800,
+      ttlSecondsAfterFinished: settings.ttlSecondsAfterFinished ?? 86_400,
+      template: {
+        metadata: {
+          labels,
+          annotations: {
+            // Rootless BuildKit needs both unconfined (its rootless.md): the annotations for clusters
+            // older than 1.30 (AppArmor) and the securityContext fields for newer ones.
+            [`container.apparmor.security.beta.kubernetes.io/${BUILD_CONTAINER}`]: "unconfined",
+            [`container.seccomp.security.alpha.kubernetes.io/${BUILD_CONTAINER}`]: "unconfined",
+          },
+        },
+        spec: {
+          restartPolicy: "Never",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          initContainers: [
+            {
+              name: CLONE_CONTAINER,
+              image: GIT_IMAGE,
+              command: ["sh", "-c", CLONE_SCRIPT],
+              env: [
+                { name: "REPOSITORY_URL", value: repositoryUrl(gitlab) },
+                { name: "SHA", value: sha },
+                {
+                  name: "GIT_TOKEN",
+                  valueFrom: { secretKeyRef: { name: settings.gitSecret.name, key: settings.gitSecret.key } },
+                },
+              ],
+              securityContext: { ...runAs, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+              resources: {
+                requests: { cpu: "100m", memory: "128Mi" },
+                limits: { cpu: "1", memory: "512Mi" },
+              },
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              volumeMounts: [{ name: "workspace", mountPath: "/workspace" }],
+            },
+          ],
+          containers: [
+            {
+              name: BUILD_CONTAINER,
+              image: BUILDKIT_IMAGE,
+              command: ["sh", "-c", BUILD_SCRIPT, "buildctl-daemonless"],
+              args: [
+                "build",
+                "--frontend",
+                "dockerfile.v0",
+                "--local",
+                `context=${context}`,
+                "--local",
+                `dockerfile=${directoryOf(dockerfile)}`,
+                "--opt",
+                `filename=${baseName(dockerfile)}`,
+                ...buildArgs,
+                "--output",
+                `type=image,name=${target},push=true`,
+              ],
+              env: [
+                // Without a process sandbox: rootless BuildKit in an unprivileged pod cannot make one.
+                { name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" },
+                { name: "DOCKER_CONFIG", value: "/home/user/.docker" },
+              ],
+              securityContext: {
+                ...runAs,
+                seccompProfile: { type: "Unconfined" },
+                appArmorProfile: { type: "Unconfined" },
+              },
+              resources: settings.resources ?? DEFAULT_BUILD_RESOURCES,
+              terminationMessagePath: "/dev/termination-log",
+              // On failure the message is the log's tail, which reconcile reports as the reason.
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              volumeMounts: [
+                { name: "workspace", mountPath: "/workspace", readOnly: true },
+                { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" },
+                { name: "registry", mountPath: "/home/user/.docker", readOnly: true },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "workspace", emptyDir: {} },
+            { name: "buildkitd", emptyDir: {} },
+            {
+              name: "registry",
+              secret: {
+                secretName: settings.registrySecret,
+                items: [{ key: ".dockerconfigjson", path: "config.json" }],
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function repositoryUrl(gitlab: { instance: string; projectPath: string }): string {
+  return `${gitlab.instance.replace(/\/+$/, "")}/${gitlab.projectPath}.git`;
+}
+
+function requestOf(detail: Detail<"Build Requested">): BuildRequest {
+  return {
+    environment: detail.environment,
+    correlationId: detail.correlationId,
+    ref: detail.ref,
+    pipelineId: detail.pipelineId,
+    mrIid: detail.mrIid,
+  };
+}
+
+/**
+ * The Job's annotations with `detail`'s environment added to its requests, or null when it is
+ * already there (nothing to write). A later request for another environment waits on the same build.
+ *
+ * @example
+ * const annotations = withBuildRequest(existing, detail);
+ * if (annotations) await cluster.apply({ ...header, metadata: { ...meta, annotations } });
+ */
+export function withBuildRequest(
+  job: KubeObject,
+  detail: Detail<"Build Requested">,
+): Record<string, string> | null {
+  const requests = readBuildRequests(job);
+  if (requests.some((request) => request.environment === detail.environment)) return null;
+  if (requests.length >= MAX_BUILD_REQUESTS) {
+    throw new Error(
+      `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}`,
+    );
+  }
+  // The environment stays "reported" only if it was: a request after the report is a new one.
+  const reported = readReported(job).filter((environment) => environment !== detail.environment);
+  return {
+    [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, requestOf(detail)]),
+    [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
+  };
+}
+
+/** The environments waiting for this Job's build. Malformed entries are dropped. */
+export function readBuildRequests(job: KubeObject): BuildRequest[] {
+  const parsed = parseJsonList(job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS]);
+  return parsed.flatMap((item) => {
+    const r = item as Partial<BuildRequest> | null;
+    if (!r || typeof r.environment !== "string" || typeof r.correlationId !== "string") return [];
+    if (typeof r.ref !== "string") return [];
+    const optionalId = (value: unknown) =>
+      typeof value === "number" && Number.isInteger(value) ? value : null;
+    return [
+      {
+        environment: r.environment,
+        correlationId: r.correlationId,
+        ref: r.ref,
+        pipelineId: optionalId(r.pipelineId),
+        mrIid: optionalId(r.mrIid),
+      },
+    ];
+  });
+}
+
+export function readReported(job: KubeObject): string[] {
+  return parseJsonList(job.metadata.annotations?.[BUILD_ANNOTATION.REPORTED]).filter(
+    (item): item is string => typeof item === "string",
+  );
+}
+
+function parseJsonList(text: string | undefined): unknown[] {
+  if (!text) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : [];
+  } catch {
+    return [];
+  }
+}
+
+export type BuildState = { state: "running" } | { state: "succeeded" } | { state: "failed"; reason: string };
+
+/**
+ * Where a Job is, from its conditions (the Job controller's verdict, not the pods'):
+ * https://kubernetes.io/docs/concepts/workloads/controllers/job/#terminal-job-conditions
+ *
+ * @example
+ * buildState(job); // { state: "failed", reason: "DeadlineExceeded: Job was active longer than specified deadline" }
+ */
+export function buildState(job: KubeObject): BuildState {
+  const conditions = (job.status as { conditions?: unknown } | undefined)?.conditions;
+  for (const condition of Array.isArray(conditions) ? conditions : []) {
+    const c = condition as { type?: unknown; status?: unknown; reason?: unknown; message?: unknown };
+    if (c.status !== "True") continue;
+    if (c.type === "Complete") return { state: "succeeded" };
+    if (c.type === "Failed") {
+      const reason = [c.reason, c.message].filter((part) => typeof part === "string" && part).join(": ");
+      return { state: "failed", reason: reason || "the Job failed" };
+    }
+  }
+  return { state: "running" };
+}
+
+/**
+ * The digest a succeeded build pod wrote to its termination message, or null when none of the pods
+ * has one.
+ *
+ * @example
+ * buildDigest(pods); // "sha256:3f0c…"
+ */
+export function buildDigest(pods: readonly KubeObject[]): string | null {
+  for (const pod of pods) {
+    const terminated = containerTerminated(pod, BUILD_CONTAINER);
+    const message = typeof terminated?.message === "string" ? terminated.message.trim() : "";
+    if (terminated?.exitCode === 0 && /^sha256:[0-9a-f]{64}$/.test(message)) return message;
+  }
+  return null;
+}
+
+/**
+ * The pod and container whose logs explain a failure: the first container (init containers
+ * included, in order) that ended with a non-zero exit code, else the build container of the newest pod.
+ */
+export function failedContainer(pods: readonly KubeObject[]): { pod: string; container: string } | null {
+  const newestFirst = [...pods].sort((a, b) =>
+    String(b.metadata.creationTimestamp ?? "").localeCompare(String(a.metadata.creationTimestamp ?? "")),
+  );
+  for (const pod of newestFirst) {
+    for (const container of [CLONE_CONTAINER, BUILD_CONTAINER]) {
+      const terminated = containerTerminated(pod, container);
+      if (typeof terminated?.exitCode === "number" && terminated.exitCode !== 0) {
+        return { pod: pod.metadata.name, container };
+      }
+    }
+  }
+  const newest = newestFirst[0];
+  return newest ? { pod: newest.metadata.name, container: BUILD_CONTAINER } : null;
+}
+
+function containerTerminated(
+  pod: KubeObject,
+  container: string,
+): { exitCode?: unknown; message?: unknown; reason?: unknown } | undefined {
+  const status = pod.status as { containerStatuses?: unknown; initContainerStatuses?: unknown } | undefined;
+  const all = [
+    ...(Array.isArray(status?.initContainerStatuses) ? status.initContainerStatuses : []),
+    ...(Array.isArray(status?.containerStatuses) ? status.containerStatuses : []),
+  ] as { name?: unknown; state?: { terminated?: Record<string, unknown> } }[];
+  return all.find((entry) => entry?.name === container)?.state?.terminated;
+}
+
+/**
+ * A failed build's reason for `Build Finished`: the Job's verdict and the last lines of the log,
+ * bounded so the detail stays small.
+ */
+export function failureReason(verdict: string, logTail: string | null): string {
+  const head = verdict.length > 500 ? `${verdict.slice(0, 499)}…` : verdict;
+  let lines = (logTail ?? "").trimEnd().split("\n").slice(-FAILURE_LOG_LINES).join("\n");
+  // The end of a log says why it failed: a long one loses its beginning, not its last line.
+  const room = MAX_REASON_CHARS - head.length - 30;
+  if (lines.length > room) lines = `…${lines.slice(lines.length - room + 1)}`;
+  return lines ? `${head}\n--- last log lines ---\n${lines}` : head;
+}

@@ -1,0 +1,190 @@
+/**
+ * The build use case (DESIGN §7): `Build Requested` becomes a Kubernetes Job running rootless
+ * BuildKit in the builds namespace. One Job per project + SHA: a second request for the same commit
+ * (another delivery, another environment) finds it there (409) and joins it. The outcome is reported
+ * later, by reconcile, when the Job has finished.
+ */
+import { BuildSpecError, buildJob, withBuildRequest } from "../domain/build-job.js";
+import type { Detail } from "../domain/catalog.js";
+import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
+import type { KubeObject } from "../domain/kube-object.js";
+import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js";
+import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
+import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "build-image";
+/** Writers racing on one Job's request list: a few rounds settle it. */
+const MAX_JOIN_ATTEMPTS = 4;
+
+export interface BuildImageDeps {
+  cluster: BuildCluster;
+  manifests: ManifestSource;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  settings: { namespace: string; gitSecret: string; registrySecret: string };
+}
+
+export type BuildImageOutcome =
+  | { kind: "created" | "joined" | "already running"; job: string }
+  | { kind: "ignored"; reason: string }
+  | { kind: "failed"; reason: string };
+
+/**
+ * @example
+ * const outcome = await buildImage(deps, detail); // { kind: "created", job: "build-group-app-da1560886d4f-3f0c2a1b" }
+ */
+export async function buildImage(
+  deps: BuildImageDeps,
+  detail: Detail<"Build Requested">,
+): Promise<BuildImageOutcome> {
+  const audit = (outcome: "success" | "failure" | "ignored", reason: string, job?: string) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "image.build",
+        outcome,
+        reason,
+        correlationId: detail.correlationId,
+        gitlab: detail.gitlab,
+        trigger: "Build Requested",
+        subject: {
+          environment: detail.environment,
+          sha: detail.sha,
+          ...(job ? { job, namespace: deps.settings.namespace } : {}),
+        },
+        at: deps.clock.now(),
+      }),
+    );
+
+  const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
+  if (text === null) {
+    const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
+    audit("ignored", reason);
+    return { kind: "ignored", reason };
+  }
+  let job: KubeObject;
+  try {
+    const manifest = parseKublerManifest(text);
+    if (!manifest.image) {
+      const reason = "kubler.yaml has no image: the project builds its image in its own CI";
+      audit("ignored", reason);
+      return { kind: "ignored", reason };
+    }
+    job = buildJob(detail, manifest.image, {
+      namespace: deps.settings.namespace,
+      gitSecret: { name: deps.settings.gitSecret, key: "token" },
+      registrySecret: deps.settings.registrySecret,
+    });
+  } catch (error) {
+    if (!(error instanceof ManifestError) && !(error instanceof BuildSpecError)) throw error;
+    // A manifest that cannot be built from fails the same way on every retry: report it, do not retry.
+    const reason = error.message;
+    await deps.publisher.publish([{ detailType: "Build Finished", detail: failed(detail, reason) }]);
+    audit("failure", reason);
+    return { kind: "failed", reason };
+  }
+
+  const name = job.metadata.name;
+  const created = await createJob(deps, job);
+  if (created) {
+    audit("success", `build Job created for ${detail.sha}`, name);
+    return { kind: "created", job: name };
+  }
+  const joined = await joinJob(deps, job, detail);
+  audit(
+    "success",
+    joined
+      ? `a build of ${detail.sha} already exists: ${detail.environment} waits for it too`
+      : `a build of ${detail.sha} for ${detail.environment} already exists (a repeated request)`,
+    name,
+  );
+  return { kind: joined ? "joined" : "already running", job: name };
+}
+
+/** True when created; false when a Job of that name was already there. */
+async function createJob(deps: BuildImageDeps, job: KubeObject): Promise<boolean> {
+  try {
+    await deps.cluster.create(job);
+    return true;
+  } catch (error) {
+    if (error instanceof KubernetesConflictError) return false;
+    if (!(error instanceof KubernetesNotFoundError)) throw error;
+  }
+  // The namespace is created on first use, so a new cluster needs no set-up step for builds.
+  await deps.cluster.apply({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name: deps.settings.namespace,
+      labels: { [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER, "app.kubernetes.io/component": "builds" },
+    },
+  });
+  try {
+    await deps.cluster.create(job);
+    return true;
+  } catch (error) {
+    if (error instanceof KubernetesConflictError) return false;
+    throw error;
+  }
+}
+
+/**
+ * Adds the request's environment to the existing Job's, so reconcile reports the build to it too.
+ * Written over the resourceVersion read: a concurrent writer makes it a 409 and another round.
+ * False when the environment was already waiting.
+ */
+async function joinJob(
+  deps: BuildImageDeps,
+  job: KubeObject,
+  detail: Detail<"Build Requested">,
+): Promise<boolean> {
+  const ref = {
+    apiVersion: job.apiVersion,
+    kind: job.kind,
+    name: job.metadata.name,
+    namespace: deps.settings.namespace,
+  };
+  for (let attempt = 1; ; attempt++) {
+    const existing = await deps.cluster.get(ref);
+    // Gone since the 409 (its TTL ran out): the next delivery creates it again.
+    if (!existing)
+      throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
+    const annotations = withBuildRequest(existing, detail);
+    if (!annotations) return false;
+    try {
+      await deps.cluster.apply({
+        apiVersion: job.apiVersion,
+        kind: job.kind,
+        metadata: {
+          name: ref.name,
+          namespace: ref.namespace,
+          // A resourceVersion in an apply is a precondition: https://github.com/kubernetes/kubernetes/issues/63104
+          ...(existing.metadata.resourceVersion
+            ? { resourceVersion: existing.metadata.resourceVersion }
+            : {}),
+          annotations,
+        },
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof KubernetesConflictError) || attempt >= MAX_JOIN_ATTEMPTS) throw error;
+    }
+  }
+}
+
+function failed(detail: Detail<"Build Requested">, reason: string): Detail<"Build Finished"> {
+  return {
+    correlationId: detail.correlationId,
+    gitlab: detail.gitlab,
+    environment: detail.environment,
+    sha: detail.sha,
+    ref: detail.ref,
+    pipelineId: detail.pipelineId,
+    mrIid: detail.mrIid,
+    status: "failed",
+    imageDigest: null,
+    reason,
+  };
+}

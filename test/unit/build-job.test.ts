@@ -1,0 +1,324 @@
+import { describe, expect, it } from "vitest";
+import {
+  BUILD_ANNOTATION,
+  BUILD_CONTAINER,
+  BuildSpecError,
+  buildDigest,
+  buildJob,
+  buildJobName,
+  buildState,
+  CLONE_CONTAINER,
+  FAILURE_LOG_LINES,
+  failedContainer,
+  failureReason,
+  readBuildRequests,
+  readReported,
+  withBuildRequest,
+} from "../../shared/domain/build-job.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+
+const SHA = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+const GITLAB = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
+const REQUEST: Detail<"Build Requested"> = {
+  correlationId: "0d8f2a3c-6b1e-4f7a-9c2d-1e5b7a9c3d4f",
+  gitlab: GITLAB,
+  environment: "review/feature-x",
+  sha: SHA,
+  ref: "feature-x",
+  pipelineId: null,
+  mrIid: 7,
+};
+const IMAGE = {
+  name: "registry.example.com/group/app",
+  context: "app",
+  dockerfile: "docker/Dockerfile.prod",
+  buildArgs: { NODE_ENV: "production", A_FLAG: "$(rm -rf /)" },
+};
+const SETTINGS = {
+  namespace: "kubler-builds",
+  gitSecret: { name: "kubler-git-credentials", key: "token" },
+  registrySecret: "kubler-registry-push",
+};
+
+type Container = {
+  name: string;
+  image: string;
+  command: string[];
+  args?: string[];
+  env: { name: string; value?: string; valueFrom?: unknown }[];
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  securityContext: Record<string, unknown>;
+};
+type PodSpec = { initContainers: Container[]; containers: Container[]; volumes: unknown[] };
+type JobSpec = {
+  backoffLimit: number;
+  activeDeadlineSeconds: number;
+  ttlSecondsAfterFinished: number;
+  template: {
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    spec: PodSpec;
+  };
+};
+const specOf = (job: KubeObject) => job.spec as JobSpec;
+
+describe("buildJobName", () => {
+  it("is the same for the same project and SHA, and different for another SHA, project or instance", () => {
+    const name = buildJobName(GITLAB, SHA);
+    expect(buildJobName({ ...GITLAB }, SHA)).toBe(name);
+    expect(name).toMatch(/^build-group-app-da1560886d4f-[0-9a-f]{8}$/);
+    const others = [
+      buildJobName(GITLAB, `${SHA.slice(0, -1)}8`),
+      buildJobName({ ...GITLAB, projectId: 16 }, SHA),
+      buildJobName({ ...GITLAB, instance: "https://gitlab.other.example" }, SHA),
+    ];
+    expect(new Set([name, ...others]).size).toBe(4);
+  });
+
+  it("stays a DNS-1123 label of at most 63 characters for any project path", () => {
+    for (const path of ["a".repeat(200), "Group/Sub_Group/APP.name", "---/___", "x"]) {
+      const name = buildJobName({ ...GITLAB, projectPath: path }, SHA);
+      expect(name.length).toBeLessThanOrEqual(63);
+      expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+  });
+});
+
+describe("buildJob", () => {
+  const job = buildJob(REQUEST, IMAGE, SETTINGS);
+  const spec = specOf(job);
+  const [clone] = spec.template.spec.initContainers as [Container];
+  const [build] = spec.template.spec.containers as [Container];
+
+  it("is named for the project and SHA, in the builds namespace, labelled for Kubler", () => {
+    expect(job.metadata.name).toBe(buildJobName(GITLAB, SHA));
+    expect(job.metadata.namespace).toBe("kubler-builds");
+    expect(job.metadata.labels).toEqual({
+      "app.kubernetes.io/managed-by": "kubler",
+      "app.kubernetes.io/component": "build",
+      "kubler.dev/project-id": "15",
+      "kubler.dev/environment": "review-feature-x",
+      "kubler.dev/sha": SHA,
+      "kubler.dev/correlation-id": REQUEST.correlationId,
+    });
+    expect(spec.template.metadata.labels).toEqual(job.metadata.labels);
+    expect(readBuildRequests(job)).toEqual([
+      {
+        environment: "review/feature-x",
+        correlationId: REQUEST.correlationId,
+        ref: "feature-x",
+        pipelineId: null,
+        mrIid: 7,
+      },
+    ]);
+  });
+
+  it("has no credential in its spec: the clone's token comes from a Secret by reference", () => {
+    const envs = [...clone.env, ...build.env];
+    expect(envs.filter((env) => env.valueFrom)).toEqual([
+      {
+        name: "GIT_TOKEN",
+        valueFrom: { secretKeyRef: { name: "kubler-git-credentials", key: "token" } },
+      },
+    ]);
+    // Every literal value is one of these, none a secret.
+    expect(envs.flatMap((env) => (env.value === undefined ? [] : [env.name]))).toEqual([
+      "REPOSITORY_URL",
+      "SHA",
+      "BUILDKITD_FLAGS",
+      "DOCKER_CONFIG",
+    ]);
+    expect(clone.env.find((env) => env.name === "REPOSITORY_URL")?.value).toBe(
+      "https://gitlab.example.com/group/app.git",
+    );
+    expect(spec.template.spec.volumes).toContainEqual({
+      name: "registry",
+      secret: {
+        secretName: "kubler-registry-push",
+        items: [{ key: ".dockerconfigjson", path: "config.json" }],
+      },
+    });
+    expect(JSON.stringify(job)).not.toMatch(/glpat-|password|oauth2:[^%]/i);
+  });
+
+  it("builds with the manifest's context, Dockerfile and build args, and pushes <image>:<sha>", () => {
+    expect(build.image).toMatch(/^moby\/buildkit:v[\d.]+-rootless$/);
+    expect(build.args).toEqual([
+      "build",
+      "--frontend",
+      "dockerfile.v0",
+      "--local",
+      "context=/workspace/app",
+      "--local",
+      "dockerfile=/workspace/docker",
+      "--opt",
+      "filename=Dockerfile.prod",
+      "--opt",
+      "build-arg:A_FLAG=$(rm -rf /)",
+      "--opt",
+      "build-arg:NODE_ENV=production",
+      "--output",
+      `type=image,name=registry.example.com/group/app:${SHA},push=true`,
+    ]);
+    // The arguments follow the script as "$@": the shell never reads a build arg.
+    expect(build.command.slice(0, 2)).toEqual(["sh", "-c"]);
+    expect(build.command[2]).toContain('buildctl-daemonless.sh "$@"');
+    expect(build.command[2]).toContain("> /dev/termination-log");
+    expect(job.metadata.annotations?.[BUILD_ANNOTATION.IMAGE]).toBe(`registry.example.com/group/app:${SHA}`);
+  });
+
+  it("runs BuildKit rootless and unconfined as its docs require, and never as root", () => {
+    expect(build.securityContext).toMatchObject({
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      runAsNonRoot: true,
+      seccompProfile: { type: "Unconfined" },
+      appArmorProfile: { type: "Unconfined" },
+    });
+    expect(build.securityContext).not.toHaveProperty("privileged");
+    expect(spec.template.metadata.annotations).toEqual({
+      "container.apparmor.security.beta.kubernetes.io/build": "unconfined",
+      "container.seccomp.security.alpha.kubernetes.io/build": "unconfined",
+    });
+    expect(build.env).toContainEqual({ name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" });
+    expect(clone.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false });
+  });
+
+  it("is bounded: resources, a deadline, one try, and cleaned up after a day", () => {
+    expect(build.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(build.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(clone.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(spec.activeDeadlineSeconds).toBe(1800);
+    expect(spec.backoffLimit).toBe(0);
+    expect(spec.ttlSecondsAfterFinished).toBe(86_400);
+    expect(
+      specOf(buildJob(REQUEST, IMAGE, { ...SETTINGS, activeDeadlineSeconds: 600 })).activeDeadlineSeconds,
+    ).toBe(600);
+  });
+
+  it("clones at the SHA with the token as a header, never in the URL", () => {
+    expect(clone.name).toBe(CLONE_CONTAINER);
+    expect(clone.command[2]).toContain('git fetch -q --depth 1 origin "$SHA"');
+    expect(clone.command[2]).toContain("GIT_CONFIG_VALUE_0");
+    expect(clone.env.find((env) => env.name === "SHA")?.value).toBe(SHA);
+  });
+
+  it("refuses a context or Dockerfile outside the repository", () => {
+    expect(() => buildJob(REQUEST, { ...IMAGE, context: "../other" }, SETTINGS)).toThrow(
+      new BuildSpecError('kubler.yaml: image.context "../other" is not a path inside the repository'),
+    );
+    expect(() => buildJob(REQUEST, { ...IMAGE, dockerfile: "/etc/Dockerfile" }, SETTINGS)).toThrow(
+      BuildSpecError,
+    );
+  });
+
+  it("leaves the correlation label off when the id cannot be a label value", () => {
+    const odd = buildJob({ ...REQUEST, correlationId: "not a label/value" }, IMAGE, SETTINGS);
+    expect(odd.metadata.labels).not.toHaveProperty("kubler.dev/correlation-id");
+    expect(readBuildRequests(odd)[0]?.correlationId).toBe("not a label/value");
+  });
+});
+
+describe("withBuildRequest", () => {
+  const job = buildJob(REQUEST, IMAGE, SETTINGS);
+
+  it("adds another environment's request once, and nothing for a repeated one", () => {
+    const staging = { ...REQUEST, environment: "staging", ref: "main", mrIid: null, correlationId: "c-2" };
+    const annotations = withBuildRequest(job, staging);
+    expect(annotations).not.toBeNull();
+    const joined = {
+      ...job,
+      metadata: { ...job.metadata, annotations: { ...job.metadata.annotations, ...annotations } },
+    };
+    expect(readBuildRequests(joined).map((r) => r.environment)).toEqual(["review/feature-x", "staging"]);
+    expect(withBuildRequest(joined, staging)).toBeNull();
+    expect(withBuildRequest(job, REQUEST)).toBeNull();
+  });
+});
+
+function pod(name: string, created: string, statuses: { init?: unknown[]; main?: unknown[] }): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, creationTimestamp: created },
+    status: { initContainerStatuses: statuses.init ?? [], containerStatuses: statuses.main ?? [] },
+  };
+}
+const terminated = (name: string, exitCode: number, message = "") => ({
+  name,
+  state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message } },
+});
+const DIGEST = `sha256:${"ab".repeat(32)}`;
+
+describe("reading a finished build", () => {
+  it("takes the Job's verdict from its terminal conditions", () => {
+    const job = (conditions: unknown[]): KubeObject => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "j" },
+      status: { conditions },
+    });
+    expect(buildState(job([]))).toEqual({ state: "running" });
+    expect(buildState(job([{ type: "Complete", status: "True" }]))).toEqual({ state: "succeeded" });
+    expect(
+      buildState(
+        job([
+          {
+            type: "Failed",
+            status: "True",
+            reason: "DeadlineExceeded",
+            message: "Job was active longer than specified deadline",
+          },
+        ]),
+      ),
+    ).toEqual({ state: "failed", reason: "DeadlineExceeded: Job was active longer than specified deadline" });
+    expect(buildState(job([{ type: "Failed", status: "False" }]))).toEqual({ state: "running" });
+  });
+
+  it("reads the digest from the build container's termination message", () => {
+    expect(
+      buildDigest([
+        pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 0, `${DIGEST}\n`)] }),
+      ]),
+    ).toBe(DIGEST);
+    expect(
+      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 0, "")] })]),
+    ).toBeNull();
+    expect(
+      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 1, DIGEST)] })]),
+    ).toBeNull();
+    expect(buildDigest([])).toBeNull();
+  });
+
+  it("finds the container that failed, the clone included, in the newest pod", () => {
+    const older = pod("old", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 1)] });
+    const newer = pod("new", "2026-01-01T00:01:00Z", { init: [terminated(CLONE_CONTAINER, 128)] });
+    expect(failedContainer([older, newer])).toEqual({ pod: "new", container: CLONE_CONTAINER });
+    expect(failedContainer([older])).toEqual({ pod: "old", container: BUILD_CONTAINER });
+    expect(failedContainer([])).toBeNull();
+  });
+
+  it("puts the verdict and the last log lines in the reason, bounded, keeping the end", () => {
+    const log = Array.from({ length: 50 }, (_, i) => `line ${i + 1}`).join("\n");
+    const reason = failureReason("BackoffLimitExceeded: Job has reached the specified backoff limit", log);
+    expect(reason.split("\n")).toEqual([
+      "BackoffLimitExceeded: Job has reached the specified backoff limit",
+      "--- last log lines ---",
+      ...Array.from({ length: FAILURE_LOG_LINES }, (_, i) => `line ${i + 31}`),
+    ]);
+    const long = failureReason("Failed", "x".repeat(10_000) + "\nthe real error");
+    expect(long.length).toBeLessThanOrEqual(3_000);
+    expect(long.endsWith("the real error")).toBe(true);
+    expect(failureReason("Failed", null)).toBe("Failed");
+  });
+
+  it("reads the reported list, ignoring what is not one", () => {
+    const job = (value: string): KubeObject => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "j", annotations: { [BUILD_ANNOTATION.REPORTED]: value } },
+    });
+    expect(readReported(job('["staging"]'))).toEqual(["staging"]);
+    expect(readReported(job("{oops"))).toEqual([]);
+  });
+});

@@ -1,0 +1,89 @@
+import {
+  GetSecretValueCommand,
+  InternalServiceError,
+  ResourceNotFoundException,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { ConfigError, UnavailableError } from "../../shared/errors.js";
+
+const ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-AbCdEf";
+
+describe("createSecretReader", () => {
+  let sm: AwsClientStub<SecretsManagerClient>;
+  let client: SecretsManagerClient;
+  let now = 0;
+  beforeEach(() => {
+    client = new SecretsManagerClient({ region: "eu-west-1", maxAttempts: 1 });
+    sm = mockClient(client);
+    now = 1_000;
+  });
+  afterEach(() => sm.restore());
+
+  it("reads the secret once per TTL, and again after it (a rotation lands)", async () => {
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: "glpat-one\n" })
+      .resolves({ SecretString: "glpat-two" });
+    const read = createSecretReader({ client, ttlMs: 60_000, now: () => now });
+    expect(await Promise.all([read(ARN), read(ARN)])).toEqual(["glpat-one", "glpat-one"]);
+    now += 59_000;
+    expect(await read(ARN)).toBe("glpat-one");
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 1);
+    expect(sm).toHaveReceivedCommandWith(GetSecretValueCommand, { SecretId: ARN });
+    now += 2_000;
+    expect(await read(ARN)).toBe("glpat-two");
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
+  });
+
+  it("reads a binary secret as UTF-8", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretBinary: new TextEncoder().encode("kubeconfig: yes") });
+    expect(await createSecretReader({ client })("kubler/kubeconfig")).toBe("kubeconfig: yes");
+  });
+
+  it("names a missing secret as a configuration error, never caching the failure", async () => {
+    sm.on(GetSecretValueCommand)
+      .rejectsOnce(
+        new ResourceNotFoundException({
+          message: "Secrets Manager can't find the specified secret.",
+          $metadata: {},
+        }),
+      )
+      .resolves({ SecretString: "glpat-later" });
+    const read = createSecretReader({ client, now: () => now });
+    const error = await read(ARN).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      `Secrets Manager cannot give secret ${ARN}: ResourceNotFoundException`,
+    );
+    expect(await read(ARN)).toBe("glpat-later");
+  });
+
+  it("reports an outage as unavailable, and an empty secret as misconfigured", async () => {
+    sm.on(GetSecretValueCommand)
+      .rejectsOnce(new InternalServiceError({ message: "boom", $metadata: {} }))
+      .resolves({ SecretString: "  " });
+    const read = createSecretReader({ client });
+    await expect(read(ARN)).rejects.toBeInstanceOf(UnavailableError);
+    await expect(read(ARN)).rejects.toThrow(new ConfigError(`secret ${ARN} is empty`));
+  });
+});
+
+describe("gitlabApiToken", () => {
+  it("uses GITLAB_API_TOKEN as it is, or reads the named secret on every call (the reader caches)", async () => {
+    const url = "https://gitlab.example.com";
+    expect(await gitlabApiToken({ url, token: "glpat-env", tokenSecret: null }, null)()).toBe("glpat-env");
+    const asked: string[] = [];
+    const token = gitlabApiToken({ url, token: null, tokenSecret: "kubler/gitlab" }, async (id) => {
+      asked.push(id);
+      return "glpat-secret";
+    });
+    expect(await token()).toBe("glpat-secret");
+    expect(asked).toEqual(["kubler/gitlab"]);
+    expect(() => gitlabApiToken({ url, token: null, tokenSecret: "kubler/gitlab" }, null)).toThrow(
+      ConfigError,
+    );
+  });
+});
