@@ -1,11 +1,22 @@
 /**
  * The audit record (DESIGN §9): one JSON line per decision, never a secret.
+ *
+ * Producers build an `AuditRecord`; every writer passes it through `prepareAuditRecord`, which
+ * stamps the schema version (and the Lambda request id when there is one) and redacts anything that
+ * looks like a secret. The valibot schema below is the contract `kubler audit` and the tests read.
  */
+import * as v from "valibot";
 
-export type AuditOutcome = "allow" | "deny" | "success" | "failure" | "ignored";
+/** Bumped when a field changes meaning or is removed; adding an optional field keeps it. */
+export const AUDIT_SCHEMA_VERSION = 1;
+
+export const AUDIT_OUTCOMES = ["allow", "deny", "success", "failure", "ignored"] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 export interface AuditRecord {
   audit: true;
+  /** Stamped by the writer: the schema version of this line. */
+  auditVersion?: number;
   /** What was decided, dotted: `webhook.receive`, `bus.deliver`, ... */
   action: string;
   outcome: AuditOutcome;
@@ -23,4 +34,213 @@ export interface AuditRecord {
   } | null;
   function: string;
   at: string;
+  /** Stamped by the Lambda writer: the invocation's `awsRequestId`. Absent locally. */
+  requestId?: string | null;
+  /** Optional metrics hint: how long the step took, for the `StepLatency` metric and the timeline. */
+  durationMs?: number;
+}
+
+const Nullable = v.nullable(v.string());
+
+/**
+ * The record's schema. Loose: a producer may add fields this version does not name, and they are
+ * kept; the named ones must have their types.
+ */
+export const AuditRecordSchema = v.looseObject({
+  audit: v.literal(true),
+  auditVersion: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  action: v.pipe(v.string(), v.regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/, "a dotted lower-case action")),
+  outcome: v.picklist(AUDIT_OUTCOMES),
+  reason: v.string(),
+  actor: v.record(v.string(), v.nullable(v.union([v.string(), v.number()]))),
+  subject: v.record(v.string(), v.unknown()),
+  correlationId: Nullable,
+  gitlab: v.nullable(
+    v.object({ instance: Nullable, event: Nullable, idempotencyKey: Nullable, webhookUuid: Nullable }),
+  ),
+  function: v.pipe(v.string(), v.minLength(1)),
+  at: v.pipe(v.string(), v.isoTimestamp("an ISO 8601 timestamp")),
+  requestId: v.optional(Nullable),
+  durationMs: v.optional(v.pipe(v.number(), v.minValue(0))),
+});
+
+/**
+ * Checks one parsed line against the schema; returns the record or throws naming the field.
+ *
+ * @example
+ * const record = parseAuditRecord(JSON.parse(line)); // throws "outcome: Invalid type: ..."
+ */
+export function parseAuditRecord(value: unknown): AuditRecord {
+  const result = v.safeParse(AuditRecordSchema, value);
+  if (result.success) return result.output as AuditRecord;
+  const issue = result.issues[0];
+  const path = issue.path?.map((item) => String(item.key)).join(".") ?? "(record)";
+  throw new TypeError(`invalid audit record at ${path}: ${issue.message}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction: whatever a producer puts in a record, nothing that looks like a secret comes out.
+
+export const REDACTED = "[redacted]";
+
+/**
+ * Field names whose value is a secret by name. `key` alone and the compound `*Key` forms that hold
+ * key material; not `idempotencyKey` (the correlation id GitLab sends) nor `kid` (a key's public id).
+ */
+const SECRET_NAME =
+  /authori[sz]ation|cookie|passw(?:or)?d|passphrase|secret|token|credential|signature|bearer|^jwt$|^key$|(?:api|private|access|secret|signing|session|encryption|master)[-_]?key/i;
+/**
+ * Secret-sounding names that hold facts about a secret, not the secret: when it expires, its id,
+ * ARN or name, a count. `secretArn`, `tokenExpiresAt`, `credentialsIssued`...
+ */
+const SAFE_NAME_SUFFIX =
+  /(?:At|Expiry|Expiration|Arn|Name|Names|Id|Ids|Count|Type|Kind|Source|Seconds|Ms|Issued|Present|Prefix)$/;
+
+/** Text that is a credential whatever field it is in. */
+const SECRET_SHAPES = [
+  // JWTs (GitLab ID tokens, Kubernetes service-account tokens): base64url header that starts `{"`.
+  /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g,
+  // Standard Webhooks signing secrets (GitLab 19+).
+  /whsec_[A-Za-z0-9+/=_-]+/g,
+  // GitLab tokens by their documented prefixes: https://docs.gitlab.com/security/tokens/#token-prefixes
+  /\bgl(?:pat|oas|dt|rt|rtr|cbt|ptt|ft|imt|agent|soat|ffct|wt|cuat|sapat)-[A-Za-z0-9_.-]{8,}/g,
+  // EKS tokens (a presigned GetCallerIdentity URL).
+  /k8s-aws-v1\.[A-Za-z0-9_-]+/g,
+  // PEM private keys.
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g,
+  // AWS session tokens and other long base64 blobs: nothing Kubler audits is 100+ such characters.
+  /[A-Za-z0-9/+=]{100,}/g,
+];
+/** `Authorization: Bearer x`: the scheme stays, the value goes. */
+const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)[^\s"',;]+/gi;
+/**
+ * `Basic x`, `token x`: only a value that looks like one (a digit or symbol, or 20+ characters),
+ * so prose such as "token configured" stays readable.
+ */
+const SCHEME_VALUE = /\b(Basic|Token|Digest)(\s+|=|:\s*)([A-Za-z0-9._~+/=-]{8,})/gi;
+
+function looksLikeCredential(text: string): boolean {
+  return text.length >= 20 || /[0-9._~+/=-]/.test(text);
+}
+/**
+ * An AWS secret access key: 40 base64 characters with no neighbours of the same kind, mixed case
+ * and a digit or `+`/`/` (commit SHAs are lower-case hex and stay readable). A false positive costs
+ * a readable field, never a leak.
+ */
+const AWS_SECRET_KEY = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/g;
+
+function looksLikeAwsSecretKey(text: string): boolean {
+  return /[A-Z]/.test(text) && /[a-z]/.test(text) && /[0-9+/]/.test(text);
+}
+
+/** A cheap first look, so most strings (ids, names, reasons) skip the patterns entirely. */
+const MAYBE_SECRET = /eyJ|whsec_|gl[a-z]+-|k8s-aws|PRIVATE KEY|bearer|basic|token|digest|[A-Za-z0-9/+=]{40}/i;
+
+/** Below this length a configured secret would redact ordinary words; such secrets are refused. */
+export const MIN_REDACTED_SECRET_LENGTH = 6;
+
+export interface AuditRedactor {
+  (record: AuditRecord): AuditRecord;
+  /** The same scrubbing for one string (a reason built elsewhere, an error message). */
+  text(value: string): string;
+}
+
+/**
+ * The redaction layer every writer applies. Pure: returns a new record and never throws. Redacts
+ * values of fields named like secrets, the configured secrets wherever they appear (and the key of
+ * a `whsec_` secret without its prefix), and text shaped like a credential.
+ *
+ * @example
+ * const redact = createAuditRedactor(["s3cr3t-token"]);
+ * redact(record).reason; // "bad token [redacted]" — was "bad token s3cr3t-token"
+ */
+export function createAuditRedactor(secrets: readonly string[] = []): AuditRedactor {
+  const literals = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length >= MIN_REDACTED_SECRET_LENGTH) literals.add(secret);
+    const body = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : null;
+    if (body && body.length >= MIN_REDACTED_SECRET_LENGTH) literals.add(body);
+  }
+  // Longest first, so a secret that contains another is removed whole.
+  const configured = literals.size
+    ? new RegExp(
+        [...literals]
+          .sort((a, b) => b.length - a.length)
+          .map(escapeRegExp)
+          .join("|"),
+        "g",
+      )
+    : null;
+
+  const text = (value: string): string => {
+    let out = value;
+    if (configured) {
+      configured.lastIndex = 0;
+      if (configured.test(out)) out = out.replace(configured, REDACTED);
+    }
+    if (MAYBE_SECRET.test(out)) {
+      for (const shape of SECRET_SHAPES) out = out.replace(shape, REDACTED);
+      out = out.replace(BEARER_VALUE, (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`);
+      out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
+        looksLikeCredential(secret) ? `${scheme}${separator}${REDACTED}` : match,
+      );
+      out = out.replace(AWS_SECRET_KEY, (match) => (looksLikeAwsSecretKey(match) ? REDACTED : match));
+    }
+    if (configured && out !== value) {
+      // A replacement that joined fragments into a configured secret again: drop the whole string.
+      configured.lastIndex = 0;
+      if (configured.test(out)) return REDACTED;
+    }
+    return out;
+  };
+
+  const value = (input: unknown, depth: number): unknown => {
+    if (typeof input === "string") return text(input);
+    if (input === null || typeof input !== "object") return input;
+    // Records are small and flat; anything nested this deep is not something we meant to log.
+    if (depth > 8) return REDACTED;
+    if (Array.isArray(input)) return input.map((item) => value(item, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [name, item] of Object.entries(input)) {
+      out[name] =
+        isSecretName(name) && item !== null && typeof item !== "boolean" ? REDACTED : value(item, depth + 1);
+    }
+    return out;
+  };
+
+  const redact = ((record: AuditRecord): AuditRecord => value(record, 0) as AuditRecord) as AuditRedactor;
+  redact.text = text;
+  return redact;
+}
+
+/** True for a field name whose value is a secret by name (`authorization`, `sessionToken`, ...). */
+export function isSecretName(name: string): boolean {
+  return SECRET_NAME.test(name) && !SAFE_NAME_SUFFIX.test(name);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+export interface AuditStamp {
+  /** The Lambda invocation's request id, when there is one. */
+  requestId?: string | null;
+}
+
+/**
+ * What every writer does before a record leaves the process: redact, stamp the schema version and
+ * the request id. The producer's fields keep their order; the stamps come first.
+ *
+ * @example
+ * const line = JSON.stringify(prepareAuditRecord(record, redact, { requestId: context.awsRequestId }));
+ */
+export function prepareAuditRecord(
+  record: AuditRecord,
+  redact: AuditRedactor,
+  stamp: AuditStamp = {},
+): AuditRecord {
+  const { audit: _audit, auditVersion: _version, ...fields } = redact(record);
+  const prepared: AuditRecord = { audit: true, auditVersion: AUDIT_SCHEMA_VERSION, ...fields };
+  if (stamp.requestId) prepared.requestId = stamp.requestId;
+  return prepared;
 }

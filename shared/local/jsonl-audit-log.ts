@@ -1,22 +1,39 @@
-import type { AuditRecord } from "../domain/audit.js";
+import {
+  type AuditRecord,
+  type AuditRedactor,
+  createAuditRedactor,
+  prepareAuditRecord,
+} from "../domain/audit.js";
 import type { AuditLog } from "../ports.js";
 import type { JsonlFile } from "./jsonl-file.js";
 
+export interface JsonlAuditLogOptions {
+  /** Configured secret values: redacted wherever they appear, in the file and at the terminal. */
+  secrets?: readonly string[];
+}
+
 /**
- * The local runtime's audit trail: every record to `$KUBLER_DATA_DIR/audit.jsonl` (what `kubler
- * audit` reads locally), and to an optional listener that prints it for the person at the terminal.
+ * The local runtime's audit trail: every record, redacted and stamped with the schema version, to
+ * `$KUBLER_DATA_DIR/audit.jsonl` (what `kubler audit` reads locally), and to an optional listener
+ * that prints it for the person at the terminal.
  *
  * @example
  * const audit = new JsonlAuditLog(new JsonlFile(".kubler/audit.jsonl"), (r) => console.log(r.reason));
  */
 export class JsonlAuditLog implements AuditLog {
+  readonly #redact: AuditRedactor;
+
   constructor(
     private readonly file: JsonlFile,
     private readonly listener: (record: AuditRecord) => void = () => undefined,
-  ) {}
+    options: JsonlAuditLogOptions = {},
+  ) {
+    this.#redact = createAuditRedactor(options.secrets);
+  }
 
   record(record: AuditRecord): void {
-    this.file.append(record);
-    this.listener(record);
+    const prepared = prepareAuditRecord(record, this.#redact);
+    this.file.append(prepared);
+    this.listener(prepared);
   }
 }

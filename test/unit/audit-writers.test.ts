@@ -1,0 +1,152 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  EmfMetricsAuditLog,
+  StdoutAuditLog,
+  withLambdaRequestId,
+} from "../../shared/adapters/stdout-audit-log.js";
+import { type AuditRecord, parseAuditRecord, REDACTED } from "../../shared/domain/audit.js";
+import { metricsOfAuditRecord } from "../../shared/domain/audit-metrics.js";
+import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
+
+function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    audit: true,
+    action: "environment.deploy",
+    outcome: "success",
+    reason: "deployed abc1234",
+    actor: { function: "deploy-environment" },
+    subject: { project: "group/app", environment: "staging", status: "succeeded" },
+    correlationId: "c-1",
+    gitlab: null,
+    function: "deploy-environment",
+    at: "2026-03-01T10:00:00.000Z",
+    ...overrides,
+  };
+}
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, write: (line: string) => lines.push(line) };
+}
+
+describe("StdoutAuditLog", () => {
+  it("writes one redacted, versioned JSON line per record", () => {
+    const out = capture();
+    new StdoutAuditLog(out.write, { secrets: ["gitlab-api-token-123"] }).record(
+      record({ reason: "GitLab answered 401 for gitlab-api-token-123" }),
+    );
+    expect(out.lines).toHaveLength(1);
+    expect(out.lines[0]?.endsWith("\n")).toBe(true);
+    const line = parseAuditRecord(JSON.parse(out.lines[0] as string));
+    expect(line).toMatchObject({ auditVersion: 1, reason: `GitLab answered 401 for ${REDACTED}` });
+    expect(line.requestId).toBeUndefined();
+  });
+
+  it("stamps the Lambda request id of the invocation that wrote the record, also across awaits", async () => {
+    const out = capture();
+    const audit = new StdoutAuditLog(out.write);
+    const handler = withLambdaRequestId(async (_event: unknown, _context: { awsRequestId: string }) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      audit.record(record());
+      return "done";
+    });
+    await Promise.all([handler({}, { awsRequestId: "req-a" }), handler({}, { awsRequestId: "req-b" })]);
+    audit.record(record());
+    const ids = out.lines.map((line) => JSON.parse(line).requestId);
+    expect(ids.slice(0, 2).sort()).toEqual(["req-a", "req-b"]);
+    expect(ids[2]).toBeUndefined();
+  });
+});
+
+describe("JsonlAuditLog", () => {
+  it("appends the redacted record to the file and hands the same to the listener", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "kubler-audit-")), "audit.jsonl");
+    const file = new JsonlFile(path);
+    const heard: AuditRecord[] = [];
+    new JsonlAuditLog(file, (r) => heard.push(r), { secrets: ["local-secret-token"] }).record(
+      record({ subject: { note: "local-secret-token", authorization: "Basic eDp5" } }),
+    );
+    await file.close();
+    const [line] = readFileSync(path, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(line).toEqual(heard[0]);
+    expect(line.subject).toEqual({ note: REDACTED, authorization: REDACTED });
+    expect(line.auditVersion).toBe(1);
+  });
+});
+
+describe("metrics from audit records", () => {
+  it.each<[Partial<AuditRecord>, object[]]>([
+    [{ action: "webhook.receive", outcome: "deny" }, [{ name: "Webhooks", dimensions: { Outcome: "deny" } }]],
+    [
+      { action: "environment.deploy", outcome: "success" },
+      [{ name: "Deploys", dimensions: { Outcome: "success" } }],
+    ],
+    [
+      { action: "environment.deploy", outcome: "failure", subject: { status: "rolled_back" } },
+      [
+        { name: "Deploys", dimensions: { Outcome: "failure" } },
+        { name: "Rollbacks", dimensions: {} },
+      ],
+    ],
+    [{ action: "credentials.issue", outcome: "allow" }, [{ name: "CredentialsIssued" }]],
+    [{ action: "credentials.issue", outcome: "deny" }, [{ name: "CredentialsDenied" }]],
+    [{ action: "environment.sweep.delete", outcome: "success" }, [{ name: "SweepDeletions" }]],
+    [{ action: "environment.stop", outcome: "success" }, []],
+    [
+      { action: "environment.stop", outcome: "success", durationMs: 42 },
+      [
+        {
+          name: "StepLatency",
+          unit: "Milliseconds",
+          value: 42,
+          dimensions: { Function: "deploy-environment" },
+        },
+      ],
+    ],
+  ])("%j counts %j", (change, expected) => {
+    const metrics = metricsOfAuditRecord(record(change));
+    expect(metrics).toHaveLength(expected.length);
+    expected.forEach((metric, i) => {
+      expect(metrics[i]).toMatchObject(metric);
+    });
+  });
+
+  it("writes the audit line, then one EMF document with every metric of the record", () => {
+    const out = capture();
+    const audit = new EmfMetricsAuditLog(new StdoutAuditLog(out.write), out.write, () => 5);
+    audit.record(record({ outcome: "failure", subject: { status: "rolled_back" }, durationMs: 900 }));
+    audit.record(record({ action: "bus.deliver" }));
+    audit.count("PublishRetries", 2);
+    audit.count("PublishRetries", 0);
+    expect(out.lines).toHaveLength(4);
+    const emf = JSON.parse(out.lines[1] as string);
+    expect(emf).toEqual({
+      _aws: {
+        Timestamp: Date.parse("2026-03-01T10:00:00.000Z"),
+        CloudWatchMetrics: [
+          { Namespace: "Kubler", Dimensions: [["Outcome"]], Metrics: [{ Name: "Deploys", Unit: "Count" }] },
+          { Namespace: "Kubler", Dimensions: [[]], Metrics: [{ Name: "Rollbacks", Unit: "Count" }] },
+          {
+            Namespace: "Kubler",
+            Dimensions: [["Function"]],
+            Metrics: [{ Name: "StepLatency", Unit: "Milliseconds" }],
+          },
+        ],
+      },
+      Outcome: "failure",
+      Function: "deploy-environment",
+      Deploys: 1,
+      Rollbacks: 1,
+      StepLatency: 900,
+    });
+    expect(JSON.parse(out.lines[2] as string).action).toBe("bus.deliver");
+    expect(JSON.parse(out.lines[3] as string)).toMatchObject({ _aws: { Timestamp: 5 }, PublishRetries: 2 });
+  });
+});

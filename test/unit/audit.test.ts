@@ -1,0 +1,271 @@
+import * as fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  AUDIT_SCHEMA_VERSION,
+  type AuditRecord,
+  createAuditRedactor,
+  isSecretName,
+  parseAuditRecord,
+  prepareAuditRecord,
+  REDACTED,
+} from "../../shared/domain/audit.js";
+
+function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    audit: true,
+    action: "webhook.receive",
+    outcome: "success",
+    reason: "published Push to master",
+    actor: { userAgent: "GitLab/17.4.0", gitlabUser: "jsmith" },
+    subject: { project: "group/app", projectId: 15, detailType: "Push", eventIds: ["5b1c0a3e-1d2f"] },
+    correlationId: "3f0c2b4e-8a5d-4c1e-9f7a-2b6d8e0a1c3f",
+    gitlab: {
+      instance: "https://gitlab.example.com",
+      event: "Push Hook",
+      idempotencyKey: "3f0c2b4e-8a5d-4c1e-9f7a-2b6d8e0a1c3f",
+      webhookUuid: "a1b2",
+    },
+    function: "gitlab-webhook",
+    at: "2026-03-01T10:00:00.000Z",
+    ...overrides,
+  };
+}
+
+describe("audit record schema", () => {
+  it("accepts a producer's record and the writer's stamped one", () => {
+    expect(parseAuditRecord(record())).toMatchObject({ action: "webhook.receive" });
+    const stamped = prepareAuditRecord(record(), createAuditRedactor(), { requestId: "req-1" });
+    expect(stamped).toMatchObject({ audit: true, auditVersion: AUDIT_SCHEMA_VERSION, requestId: "req-1" });
+    expect(Object.keys(stamped).slice(0, 2)).toEqual(["audit", "auditVersion"]);
+    expect(parseAuditRecord(JSON.parse(JSON.stringify(stamped)))).toEqual(stamped);
+  });
+
+  it("keeps fields a producer adds that this version does not name", () => {
+    expect(parseAuditRecord({ ...record(), durationMs: 12, extra: { a: 1 } })).toMatchObject({
+      extra: { a: 1 },
+    });
+  });
+
+  it.each([
+    [{ outcome: "maybe" }, "outcome"],
+    [{ action: "Webhook Receive" }, "action"],
+    [{ at: "yesterday" }, "at"],
+    [{ correlationId: 12 }, "correlationId"],
+    [{ function: "" }, "function"],
+    [{ actor: { user: { nested: true } } }, "actor.user"],
+    [{ gitlab: { instance: null } }, "gitlab.event"],
+    [{ durationMs: -1 }, "durationMs"],
+    [{ audit: false }, "audit"],
+  ])("refuses %j naming %s", (change, path) => {
+    expect(() => parseAuditRecord({ ...record(), ...change })).toThrow(`invalid audit record at ${path}:`);
+  });
+});
+
+// --- Redaction -----------------------------------------------------------------------------------
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const chars = (alphabet: string, min: number, max = min) =>
+  fc.string({ unit: fc.constantFrom(...alphabet), minLength: min, maxLength: max });
+const b64url = (value: string) => Buffer.from(value).toString("base64url");
+
+/** Values that are credentials by their shape, as a request or a misbehaving producer could carry them. */
+const secretShaped = fc.oneof(
+  // A GitLab ID token / Kubernetes service-account token.
+  fc
+    .tuple(fc.constantFrom("RS256", "ES256"), fc.uuid(), chars(B64URL, 20, 80))
+    .map(
+      ([alg, sub, sig]) =>
+        `${b64url(JSON.stringify({ alg, typ: "JWT" }))}.${b64url(JSON.stringify({ sub }))}.${sig}`,
+    ),
+  chars(B64, 24, 44).map((key) => `whsec_${key}`),
+  fc
+    .tuple(fc.constantFrom("glpat", "gldt", "glrt", "glcbt", "glptt", "gloas"), chars(B64URL, 20, 30))
+    .map(([prefix, body]) => `${prefix}-${body}`),
+  chars(B64URL, 12, 60).map((token) => `Bearer ${token}`),
+  // AWS secret access key: 40 random base64 characters (mixed case with digits, as AWS issues them).
+  fc
+    .tuple(
+      chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 1),
+      chars("abcdefghijklmnopqrstuvwxyz", 1),
+      chars("0123456789", 1),
+      chars(B64, 37),
+    )
+    .map((parts) => parts.join("")),
+  // AWS session token.
+  chars(B64, 200, 400).map((body) => `IQoJb3JpZ2luX2VjE${body}`),
+  chars(B64, 64, 64).map((body) => `-----BEGIN RSA PRIVATE KEY-----\n${body}\n-----END RSA PRIVATE KEY-----`),
+  chars(B64URL, 40, 80).map((body) => `k8s-aws-v1.${body}`),
+);
+
+/** Ordinary text around a secret; never base64 characters right next to it. */
+const filler = fc.string({ unit: fc.constantFrom(..."abc xyz-_.:/0123456789 "), maxLength: 20 });
+const delimiter = fc.constantFrom(" ", ": ", "=", '"', "'", ", ", "\n", "(");
+
+type Path = readonly (string | number)[];
+/** The string-valued places of a record a producer could put request text into. */
+const stringPaths: Path[] = [
+  ["reason"],
+  ["correlationId"],
+  ["actor", "userAgent"],
+  ["actor", "gitlabUser"],
+  ["subject", "project"],
+  ["subject", "detail"],
+  ["subject", "eventIds", 0],
+  ["subject", "error", "message"],
+  ["gitlab", "instance"],
+  ["gitlab", "idempotencyKey"],
+  ["function"],
+];
+
+function placeAt(base: AuditRecord, path: Path, text: string): AuditRecord {
+  const copy = structuredClone(base) as unknown as Record<string | number, unknown>;
+  let node = copy;
+  path.slice(0, -1).forEach((key, i) => {
+    const next = path[i + 1];
+    node[key] ??= typeof next === "number" ? [] : {};
+    node = node[key] as Record<string | number, unknown>;
+  });
+  node[path.at(-1) as string | number] = text;
+  return copy as unknown as AuditRecord;
+}
+
+describe("audit redaction", () => {
+  it("removes a configured secret wherever it appears in a record (property)", () => {
+    fc.assert(
+      fc.property(
+        fc
+          .string({ minLength: 8, maxLength: 48 })
+          .filter((s) => !REDACTED.includes(s) && s.trim().length > 0),
+        fc.array(fc.string({ minLength: 8, maxLength: 30 }), { maxLength: 3 }),
+        fc.constantFrom(...stringPaths),
+        filler,
+        filler,
+        (secret, otherSecrets, path, before, after) => {
+          const redact = createAuditRedactor([...otherSecrets, secret]);
+          const out = JSON.stringify(redact(placeAt(record(), path, `${before}${secret}${after}`)));
+          expect(out).not.toContain(JSON.stringify(secret).slice(1, -1));
+        },
+      ),
+    );
+  });
+
+  it("removes the key of a configured whsec_ secret, with or without its prefix", () => {
+    const redact = createAuditRedactor(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+    expect(redact(record({ reason: "key MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw here" })).reason).toBe(
+      `key ${REDACTED} here`,
+    );
+  });
+
+  it("removes any credential-shaped value in any field, configured or not (property)", () => {
+    fc.assert(
+      fc.property(
+        secretShaped,
+        fc.constantFrom(...stringPaths),
+        filler,
+        delimiter,
+        delimiter,
+        filler,
+        (secret, path, before, open, close, after) => {
+          const out = JSON.stringify(
+            createAuditRedactor()(placeAt(record(), path, `${before}${open}${secret}${close}${after}`)),
+          );
+          const core = secret.replace(/^(Bearer |whsec_|-----BEGIN RSA PRIVATE KEY-----\n)/, "").slice(0, 24);
+          expect(out).not.toContain(JSON.stringify(core).slice(1, -1));
+        },
+      ),
+    );
+  });
+
+  it("removes the value of any field named like a secret, at any depth (property)", () => {
+    const names = fc.constantFrom(
+      "authorization",
+      "Authorization",
+      "cookie",
+      "set-cookie",
+      "password",
+      "token",
+      "idToken",
+      "x-gitlab-token",
+      "webhook-signature",
+      "sessionToken",
+      "secretAccessKey",
+      "apiKey",
+      "privateKey",
+      "clientSecret",
+      "credentials",
+      "key",
+    );
+    fc.assert(
+      fc.property(
+        names,
+        fc.string({ minLength: 1, maxLength: 40 }),
+        fc.constantFrom("subject", "actor"),
+        (name, value, where) => {
+          const marker = `v4lue:${value}`;
+          const input = placeAt(record(), [where, "headers", name], marker);
+          const out = JSON.stringify(createAuditRedactor()(input));
+          expect(out).not.toContain(JSON.stringify(marker).slice(1, -1));
+        },
+      ),
+    );
+    const nested = createAuditRedactor()(
+      record({
+        subject: { credentials: { accessKeyId: "ASIAXXXX", secretAccessKey: "x", sessionToken: "y" } },
+      }),
+    );
+    expect(nested.subject.credentials).toBe(REDACTED);
+  });
+
+  it("leaves ordinary records untouched: ids, SHAs, paths, ARNs, digests, prose (property)", () => {
+    const word = chars("abcdefghijklmnopqrstuvwxyz", 1, 12);
+    const ordinary = fc.record({
+      project: fc.array(word, { minLength: 2, maxLength: 3 }).map((parts) => parts.join("/")),
+      sha: chars("0123456789abcdef", 40),
+      digest: chars("0123456789abcdef", 64).map((hex) => `sha256:${hex}`),
+      correlationId: fc.uuid(),
+      reason: fc.array(word, { maxLength: 8 }).map((words) => words.join(" ")),
+      roleArn: chars("0123456789", 12).map((account) => `arn:aws:iam::${account}:role/kubler-review`),
+    });
+    fc.assert(
+      fc.property(ordinary, (values) => {
+        const input = record({
+          reason: values.reason,
+          correlationId: values.correlationId,
+          subject: {
+            project: values.project,
+            sha: values.sha,
+            imageDigest: values.digest,
+            roleArn: values.roleArn,
+            tokenExpiresAt: "2026-03-01T10:15:00Z",
+            secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab",
+          },
+        });
+        expect(createAuditRedactor(["a-configured-secret"])(input)).toEqual(input);
+      }),
+    );
+  });
+
+  it("keeps readable what only sounds like a secret", () => {
+    const redact = createAuditRedactor();
+    const reasons = [
+      "X-Gitlab-Token does not match any configured secret",
+      "webhook-signature does not match any configured signing key",
+      "no token configured for this project",
+    ];
+    for (const reason of reasons) expect(redact(record({ reason })).reason).toBe(reason);
+    expect(redact(record({ reason: "Authorization: Bearer abc.def" })).reason).toBe(
+      `Authorization: Bearer ${REDACTED}`,
+    );
+    expect(isSecretName("idempotencyKey")).toBe(false);
+    expect(isSecretName("tokenExpiresAt")).toBe(false);
+    expect(isSecretName("sessionToken")).toBe(true);
+  });
+
+  it("is pure: the producer's record is not changed", () => {
+    const input = record({ subject: { token: "abc" } });
+    const copy = structuredClone(input);
+    createAuditRedactor()(input);
+    expect(input).toEqual(copy);
+  });
+});
