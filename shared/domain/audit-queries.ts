@@ -1,0 +1,310 @@
+/**
+ * The audit queries as data (DESIGN §9): each saved query is a filter over audit records, written
+ * once and rendered twice — as CloudWatch Logs Insights text (the CDK stack's QueryDefinitions and
+ * `kubler audit` in AWS) and as a predicate over records (`kubler audit` on the local audit.jsonl).
+ * Fields are those of `AuditRecord`; nested ones are dotted, as Logs Insights flattens JSON.
+ */
+import type { AuditOutcome, AuditRecord } from "./audit.js";
+
+/** A filter over audit records. Every field set must match; an unset field matches anything. */
+export interface AuditFilter {
+  /** Records at or after this instant (Logs Insights: the query's start time). */
+  since?: Date;
+  /** Records before this instant (Logs Insights: the query's end time). */
+  until?: Date;
+  /** `subject.project`: the GitLab project path. */
+  project?: string;
+  /** `subject.environment`. */
+  environment?: string;
+  /** `action`, exactly, or a prefix when it ends in `*` (`credentials.*`). */
+  action?: string;
+  /** `outcome`, any of these. */
+  outcome?: readonly AuditOutcome[];
+  correlationId?: string;
+  /** `subject.roleArn`: the AWS role credentials were issued for. */
+  roleArn?: string;
+  /** `gitlab.instance`. */
+  instance?: string;
+}
+
+/** The filters that come from the command line (or an edited saved query), not from the query. */
+export type AuditQueryParam = "environment" | "roleArn" | "correlationId";
+
+export interface SavedAuditQuery {
+  /** Its name on the command line (`kubler audit --query <name>`) and, under `kubler/`, in the console. */
+  name: string;
+  description: string;
+  /** What the query always selects. */
+  filter: AuditFilter;
+  /** Filters a person fills in; the saved text carries them commented out, to be edited. */
+  params: readonly AuditQueryParam[];
+  /** The columns a person reads (Logs Insights `fields`; the table locally). */
+  fields: readonly string[];
+  /** Aggregate instead of listing: count records by these fields. */
+  groupBy?: readonly string[];
+  /** Oldest first (a story) instead of newest first (a log). */
+  chronological?: boolean;
+}
+
+/** Where each filter looks in a record, by its Logs Insights field name. */
+const FIELD: Record<Exclude<keyof AuditFilter, "since" | "until" | "outcome" | "action">, string> = {
+  project: "subject.project",
+  environment: "subject.environment",
+  correlationId: "correlationId",
+  roleArn: "subject.roleArn",
+  instance: "gitlab.instance",
+};
+
+const PLACEHOLDER: Record<AuditQueryParam, string> = {
+  environment: "production",
+  roleArn: "arn:aws:iam::123456789012:role/app-prod",
+  correlationId: "<correlation id>",
+};
+
+const COMMON_FIELDS = ["at", "function", "action", "outcome", "reason"] as const;
+
+/**
+ * The saved queries DESIGN §9 and the audit issue name. Their text is asserted in the tests, and
+ * the CDK stack creates one QueryDefinition each (`savedQueryDefinitions`).
+ *
+ * @example
+ * const denied = SAVED_AUDIT_QUERIES.find((q) => q.name === "denied-credentials");
+ */
+export const SAVED_AUDIT_QUERIES: readonly SavedAuditQuery[] = [
+  {
+    name: "denied-credentials",
+    description: "CI jobs refused credentials, with the rule, claims and reason",
+    filter: { action: "credentials.*", outcome: ["deny"] },
+    params: [],
+    fields: [
+      ...COMMON_FIELDS,
+      "subject.project",
+      "subject.environment",
+      "subject.rule",
+      "actor.user",
+      "actor.job",
+      "correlationId",
+    ],
+  },
+  {
+    name: "credentials-for-role",
+    description: "Credentials issued for one AWS role: which job, project and environment got them",
+    filter: { action: "credentials.*", outcome: ["allow"] },
+    params: ["roleArn"],
+    fields: [
+      ...COMMON_FIELDS,
+      "subject.roleArn",
+      "subject.project",
+      "subject.environment",
+      "actor.user",
+      "actor.job",
+      "actor.pipeline",
+      "subject.expiresAt",
+    ],
+  },
+  {
+    name: "deploys-to-environment",
+    description: "Who deployed what where: every deploy decision for one environment",
+    filter: { action: "environment.deploy" },
+    params: ["environment"],
+    fields: [
+      ...COMMON_FIELDS,
+      "subject.project",
+      "subject.environment",
+      "subject.namespace",
+      "subject.sha",
+      "subject.status",
+      "gitlab.event",
+      "correlationId",
+    ],
+  },
+  {
+    name: "correlation",
+    description: "Everything one GitLab delivery caused, across every function, oldest first",
+    filter: {},
+    params: ["correlationId"],
+    fields: [...COMMON_FIELDS, "subject.project", "subject.environment", "durationMs", "requestId"],
+    chronological: true,
+  },
+  {
+    name: "sweep-deletions",
+    description: "Environments the expiry sweep deleted",
+    filter: { action: "environment.sweep.delete" },
+    params: [],
+    fields: [
+      ...COMMON_FIELDS,
+      "subject.project",
+      "subject.environment",
+      "subject.namespace",
+      "correlationId",
+    ],
+  },
+  {
+    name: "rejected-webhooks",
+    description: "Webhook deliveries refused or failed, counted by reason and source GitLab instance",
+    filter: { action: "webhook.receive", outcome: ["deny", "failure"] },
+    params: [],
+    fields: [...COMMON_FIELDS, "gitlab.instance", "gitlab.event", "actor.userAgent"],
+    groupBy: ["reason", "gitlab.instance"],
+  },
+];
+
+/** Logs Insights' own default and maximum number of rows a query returns. */
+export const MAX_INSIGHTS_ROWS = 10_000;
+
+export interface InsightsQueryOptions {
+  /** Columns to show; default: the whole line (`@message`), which `kubler audit` parses back. */
+  fields?: readonly string[];
+  groupBy?: readonly string[];
+  chronological?: boolean;
+  limit?: number;
+  /** Parameters left unset, rendered as commented-out filters for a person to fill in. */
+  openParams?: readonly AuditQueryParam[];
+}
+
+/**
+ * Logs Insights text for a filter. The time window is not in the text (StartQuery takes it).
+ *
+ * @example
+ * insightsQueryText({ action: "environment.deploy", environment: "production" }, { limit: 100 });
+ * // fields @timestamp, @message
+ * // | filter ispresent(auditVersion) and action = "environment.deploy" and subject.environment = "production"
+ * // | sort @timestamp desc
+ * // | limit 100
+ */
+export function insightsQueryText(filter: AuditFilter, options: InsightsQueryOptions = {}): string {
+  const limit = Math.min(Math.max(1, Math.floor(options.limit ?? 1000)), MAX_INSIGHTS_ROWS);
+  const lines: string[] = [];
+  if (!options.groupBy)
+    lines.push(`fields ${["@timestamp", ...(options.fields ?? ["@message"])].join(", ")}`);
+  lines.push(`filter ${insightsConditions(filter).join(" and ")}`);
+  for (const param of options.openParams ?? []) {
+    // A comment line: the console shows it, Logs Insights ignores it; remove "# " to use it.
+    lines.push(`# | filter ${FIELD[param]} = ${quote(PLACEHOLDER[param])}`);
+  }
+  if (options.groupBy) {
+    lines.push(`stats count(*) as records, latest(at) as last by ${options.groupBy.join(", ")}`);
+    lines.push("sort records desc");
+  } else {
+    lines.push(`sort @timestamp ${options.chronological ? "asc" : "desc"}`);
+  }
+  lines.push(`limit ${limit}`);
+  return lines.map((line, i) => (i === 0 || line.startsWith("#") ? line : `| ${line}`)).join("\n");
+}
+
+/** The conditions of a filter, in a fixed order; the first keeps other JSON lines (EMF, errors) out. */
+function insightsConditions(filter: AuditFilter): string[] {
+  const conditions = ["ispresent(auditVersion)"];
+  if (filter.action !== undefined) {
+    conditions.push(
+      filter.action.endsWith("*")
+        ? `action like /^${escapeInsightsRegex(filter.action.slice(0, -1))}/`
+        : `action = ${quote(filter.action)}`,
+    );
+  }
+  if (filter.outcome?.length === 1) conditions.push(`outcome = ${quote(filter.outcome[0] as string)}`);
+  else if (filter.outcome?.length) conditions.push(`outcome in [${filter.outcome.map(quote).join(", ")}]`);
+  for (const key of ["correlationId", "project", "environment", "roleArn", "instance"] as const) {
+    const value = filter[key];
+    if (value !== undefined) conditions.push(`${FIELD[key]} = ${quote(value)}`);
+  }
+  return conditions;
+}
+
+/**
+ * A saved query's text: its filter, with the parameters given, and the others commented out.
+ *
+ * @example
+ * savedQueryText(query, { environment: "staging" });
+ */
+export function savedQueryText(
+  query: SavedAuditQuery,
+  params: Partial<AuditFilter> = {},
+  limit?: number,
+): string {
+  return insightsQueryText(
+    { ...query.filter, ...params },
+    {
+      fields: query.fields,
+      ...(query.groupBy ? { groupBy: query.groupBy } : {}),
+      ...(query.chronological ? { chronological: true } : {}),
+      openParams: query.params.filter((param) => params[param] === undefined),
+      ...(limit !== undefined ? { limit } : {}),
+    },
+  );
+}
+
+/**
+ * What the CDK stack turns into `AWS::Logs::QueryDefinition`s.
+ *
+ * @example
+ * for (const q of savedQueryDefinitions()) new logs.QueryDefinition(this, q.name, { queryDefinitionName: q.name, ... });
+ */
+export function savedQueryDefinitions(): { name: string; queryString: string }[] {
+  return SAVED_AUDIT_QUERIES.map((query) => ({
+    name: `kubler/${query.name}`,
+    queryString: savedQueryText(query),
+  }));
+}
+
+/**
+ * The same filter as a predicate, for records read from the local audit.jsonl.
+ *
+ * @example
+ * matchesAuditFilter(record, { action: "credentials.*", outcome: ["deny"] }); // true or false
+ */
+export function matchesAuditFilter(record: AuditRecord, filter: AuditFilter): boolean {
+  if (filter.action !== undefined) {
+    const ok = filter.action.endsWith("*")
+      ? record.action.startsWith(filter.action.slice(0, -1))
+      : record.action === filter.action;
+    if (!ok) return false;
+  }
+  if (filter.outcome?.length && !filter.outcome.includes(record.outcome)) return false;
+  // ISO 8601 strings in UTC with milliseconds (what every writer stamps) order as text.
+  if (filter.since && !(record.at >= filter.since.toISOString())) return false;
+  if (filter.until && !(record.at < filter.until.toISOString())) return false;
+  if (filter.correlationId !== undefined && record.correlationId !== filter.correlationId) return false;
+  if (filter.project !== undefined && record.subject.project !== filter.project) return false;
+  if (filter.environment !== undefined && record.subject.environment !== filter.environment) return false;
+  if (filter.roleArn !== undefined && record.subject.roleArn !== filter.roleArn) return false;
+  if (filter.instance !== undefined && record.gitlab?.instance !== filter.instance) return false;
+  return true;
+}
+
+/**
+ * Exact strings a matching line must contain, as `JSON.stringify` writes them: a cheap test on the
+ * raw line before parsing it (most lines of a large file fail it). Only values, not field names,
+ * so it never rejects a line that matches.
+ */
+export function requiredSubstrings(filter: AuditFilter): string[] {
+  const values: string[] = [];
+  if (filter.action !== undefined && !filter.action.endsWith("*")) values.push(filter.action);
+  for (const key of ["correlationId", "project", "environment", "roleArn", "instance"] as const) {
+    const value = filter[key];
+    if (value !== undefined) values.push(value);
+  }
+  if (filter.outcome?.length === 1) values.push(filter.outcome[0] as string);
+  return values.map((value) => JSON.stringify(value));
+}
+
+/** A field of a record by its dotted Logs Insights name (`subject.environment`). */
+export function auditField(record: AuditRecord, path: string): unknown {
+  let node: unknown = record;
+  for (const key of path.split(".")) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/** A Logs Insights string literal; control characters are refused (they cannot come from a person). */
+function quote(value: string): string {
+  if ([...value].some((char) => char.charCodeAt(0) < 0x20))
+    throw new RangeError(`control character in query value ${JSON.stringify(value)}`);
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+function escapeInsightsRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}

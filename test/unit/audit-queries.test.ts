@@ -1,0 +1,198 @@
+import * as fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { AuditRecord } from "../../shared/domain/audit.js";
+import {
+  type AuditFilter,
+  insightsQueryText,
+  matchesAuditFilter,
+  requiredSubstrings,
+  SAVED_AUDIT_QUERIES,
+  savedQueryDefinitions,
+  savedQueryText,
+} from "../../shared/domain/audit-queries.js";
+
+const saved = (name: string) => {
+  const query = SAVED_AUDIT_QUERIES.find((q) => q.name === name);
+  if (!query) throw new Error(`no saved query ${name}`);
+  return query;
+};
+
+describe("saved audit queries (Logs Insights text)", () => {
+  it("denied credentials", () => {
+    expect(savedQueryText(saved("denied-credentials"))).toBe(
+      [
+        "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, subject.rule, actor.user, actor.job, correlationId",
+        '| filter ispresent(auditVersion) and action like /^credentials\\./ and outcome = "deny"',
+        "| sort @timestamp desc",
+        "| limit 1000",
+      ].join("\n"),
+    );
+  });
+
+  it("credentials issued for a role: the role commented out until given", () => {
+    const query = saved("credentials-for-role");
+    expect(savedQueryText(query)).toBe(
+      [
+        "fields @timestamp, at, function, action, outcome, reason, subject.roleArn, subject.project, subject.environment, actor.user, actor.job, actor.pipeline, subject.expiresAt",
+        '| filter ispresent(auditVersion) and action like /^credentials\\./ and outcome = "allow"',
+        '# | filter subject.roleArn = "arn:aws:iam::123456789012:role/app-prod"',
+        "| sort @timestamp desc",
+        "| limit 1000",
+      ].join("\n"),
+    );
+    expect(savedQueryText(query, { roleArn: "arn:aws:iam::1:role/x" }).split("\n")[1]).toBe(
+      '| filter ispresent(auditVersion) and action like /^credentials\\./ and outcome = "allow" and subject.roleArn = "arn:aws:iam::1:role/x"',
+    );
+  });
+
+  it("deploys to an environment", () => {
+    expect(savedQueryText(saved("deploys-to-environment"), { environment: "production" })).toBe(
+      [
+        "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, subject.namespace, subject.sha, subject.status, gitlab.event, correlationId",
+        '| filter ispresent(auditVersion) and action = "environment.deploy" and subject.environment = "production"',
+        "| sort @timestamp desc",
+        "| limit 1000",
+      ].join("\n"),
+    );
+  });
+
+  it("everything for one correlation id, oldest first", () => {
+    expect(savedQueryText(saved("correlation"), { correlationId: "3f0c2b4e" }, 500)).toBe(
+      [
+        "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, durationMs, requestId",
+        '| filter ispresent(auditVersion) and correlationId = "3f0c2b4e"',
+        "| sort @timestamp asc",
+        "| limit 500",
+      ].join("\n"),
+    );
+  });
+
+  it("sweep deletions", () => {
+    expect(savedQueryText(saved("sweep-deletions"))).toBe(
+      [
+        "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, subject.namespace, correlationId",
+        '| filter ispresent(auditVersion) and action = "environment.sweep.delete"',
+        "| sort @timestamp desc",
+        "| limit 1000",
+      ].join("\n"),
+    );
+  });
+
+  it("rejected webhooks by reason and source instance", () => {
+    expect(savedQueryText(saved("rejected-webhooks"))).toBe(
+      [
+        'filter ispresent(auditVersion) and action = "webhook.receive" and outcome in ["deny", "failure"]',
+        "| stats count(*) as records, latest(at) as last by reason, gitlab.instance",
+        "| sort records desc",
+        "| limit 1000",
+      ].join("\n"),
+    );
+  });
+
+  it("names every definition for the CDK stack under kubler/", () => {
+    expect(savedQueryDefinitions().map((q) => q.name)).toEqual([
+      "kubler/denied-credentials",
+      "kubler/credentials-for-role",
+      "kubler/deploys-to-environment",
+      "kubler/correlation",
+      "kubler/sweep-deletions",
+      "kubler/rejected-webhooks",
+    ]);
+  });
+});
+
+describe("command-line filters as Logs Insights text", () => {
+  it("asks for the whole line, newest first, within Logs Insights' row limit", () => {
+    expect(
+      insightsQueryText(
+        { project: "group/app", environment: "staging", action: "environment.deploy", outcome: ["failure"] },
+        { limit: 50_000 },
+      ),
+    ).toBe(
+      [
+        "fields @timestamp, @message",
+        '| filter ispresent(auditVersion) and action = "environment.deploy" and outcome = "failure" and subject.project = "group/app" and subject.environment = "staging"',
+        "| sort @timestamp desc",
+        "| limit 10000",
+      ].join("\n"),
+    );
+  });
+
+  it("quotes values so that input cannot change the query", () => {
+    const text = insightsQueryText({ environment: 'x" or action = "y\\', action: "a/b.*" });
+    expect(text).toContain('subject.environment = "x\\" or action = \\"y\\\\"');
+    expect(text).toContain("action like /^a\\/b\\./");
+    expect(() => insightsQueryText({ project: "a\nb" })).toThrow(RangeError);
+  });
+});
+
+function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    audit: true,
+    action: "environment.deploy",
+    outcome: "success",
+    reason: "deployed",
+    actor: { function: "deploy-environment" },
+    subject: { project: "group/app", environment: "production", roleArn: "arn:aws:iam::1:role/r" },
+    correlationId: "c-1",
+    gitlab: {
+      instance: "https://gitlab.example.com",
+      event: "Deploy Requested",
+      idempotencyKey: null,
+      webhookUuid: null,
+    },
+    function: "deploy-environment",
+    at: "2026-03-01T10:00:00.000Z",
+    ...overrides,
+  };
+}
+
+describe("the same filters as a predicate over local records", () => {
+  it.each<[AuditFilter, Partial<AuditRecord>, boolean]>([
+    [{ action: "environment.deploy" }, {}, true],
+    [{ action: "environment.*" }, { action: "environment.sweep.delete" }, true],
+    [{ action: "credentials.*" }, {}, false],
+    [{ outcome: ["deny", "failure"] }, { outcome: "failure" }, true],
+    [{ outcome: ["deny"] }, {}, false],
+    [{ since: new Date("2026-03-01T10:00:00.000Z") }, {}, true],
+    [{ since: new Date("2026-03-01T10:00:00.001Z") }, {}, false],
+    [{ until: new Date("2026-03-01T10:00:00.000Z") }, {}, false],
+    [{ project: "group/app", environment: "production" }, {}, true],
+    [{ environment: "staging" }, {}, false],
+    [{ correlationId: "c-2" }, {}, false],
+    [{ roleArn: "arn:aws:iam::1:role/r" }, {}, true],
+    [{ instance: "https://other.example.com" }, {}, false],
+    [{ instance: "https://other.example.com" }, { gitlab: null }, false],
+  ])("%j on %j → %s", (filter, change, expected) => {
+    expect(matchesAuditFilter(record(change), filter)).toBe(expected);
+  });
+
+  it("never rejects a matching line on its raw text (property)", () => {
+    const text = fc.string({ minLength: 1, maxLength: 20 });
+    fc.assert(
+      fc.property(
+        text,
+        text,
+        text,
+        fc.constantFrom("success", "deny", "ignored"),
+        (project, environment, id, outcome) => {
+          const r = record({
+            subject: { project, environment },
+            correlationId: id,
+            outcome: outcome as AuditRecord["outcome"],
+          });
+          const filter: AuditFilter = {
+            project,
+            environment,
+            correlationId: id,
+            outcome: [r.outcome],
+            action: r.action,
+          };
+          const line = JSON.stringify(r);
+          expect(matchesAuditFilter(r, filter)).toBe(true);
+          for (const needle of requiredSubstrings(filter)) expect(line).toContain(needle);
+        },
+      ),
+    );
+  });
+});
