@@ -1,0 +1,20 @@
+/**
+ * The plan-steps function's work on one bus event, shared by the Lambda handler and the local
+ * runtime: validate the GitLab fact that arrived (a wrong shape is a clear error, never a crash
+ * deeper in), then plan.
+ */
+import { GITLAB_FACTS, validateEnvelope } from "../../shared/domain/catalog.js";
+import type { GitlabFact } from "../../shared/domain/plan-steps.js";
+import { type PlanOutcome, type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
+
+/**
+ * @example
+ * const consume = createPlanStepsConsumer(deps);
+ * await consume(envelope); // throws to ask the bus for a retry
+ */
+export function createPlanStepsConsumer(deps: PlanStepsDeps): (envelope: unknown) => Promise<PlanOutcome> {
+  return async (envelope) => {
+    const event = validateEnvelope(envelope, GITLAB_FACTS);
+    return planStepsFor(deps, { detailType: event["detail-type"], detail: event.detail } as GitlabFact);
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Lambda entry point: the GitLab facts from the bus. Config and clients are built once per
+ * container; a thrown error (GitLab or EventBridge unavailable) makes EventBridge retry, then dead-letter.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
+import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadAwsIngressConfig, loadGitlabApiConfig } from "../../shared/config.js";
+import { createPlanStepsConsumer } from "./consumer.js";
+
+// The same bus and dedupe table as the ingress; plan-steps' keys start with "plan/", so they never
+// meet the ingress's Idempotency-Keys.
+const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
+const gitlab = loadGitlabApiConfig(process.env);
+const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+
+const consume = createPlanStepsConsumer({
+  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
+  // The publisher owns PutEvents retries; SDK retries on top would multiply them.
+  publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
+  dedupe: new DynamoDbDedupeStore({
+    client: new DynamoDBClient({}),
+    tableName: dedupeTable,
+    clock: systemClock,
+  }),
+  audit: new StdoutAuditLog(),
+  clock: systemClock,
+});
+
+export const handler = (event: unknown) => consume(event);

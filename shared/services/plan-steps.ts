@@ -1,0 +1,184 @@
+/**
+ * The plan-steps use case (DESIGN §4 "Plan"): a GitLab fact from the bus, the project's `kubler.yaml`
+ * at the fact's commit, the pure decision, and the steps published once. Every decision is audited,
+ * ignored ones included; a bad `kubler.yaml` is an audited failure, never a crash or a retry.
+ */
+
+import {
+  type KublerManifest,
+  MANIFEST_FILE,
+  ManifestError,
+  parseKublerManifest,
+} from "../domain/kubler-manifest.js";
+import {
+  type GitlabFact,
+  type Plan,
+  type PlannedStep,
+  planSteps,
+  STEPS_UNDONE_BY,
+  stepKey,
+  triageFact,
+} from "../domain/plan-steps.js";
+import type { AuditLog, Clock, DedupeStore, EventPublisher, ManifestSource } from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "plan-steps";
+/**
+ * A fact is one delivery (its correlation id is GitLab's Idempotency-Key or the ingress's own UUID):
+ * remembered as long as EventBridge may redeliver it (24 h retries) with room to spare, like the ingress.
+ */
+export const FACT_TTL_SECONDS = 3 * 86_400;
+/**
+ * GitLab's second delivery of one change (two MR events for one push, an old instance resending)
+ * arrives within seconds or minutes. Held longer, a deliberate rebuild of the same commit (reopen
+ * after an expiry) would be swallowed; the steps themselves are idempotent beyond this window.
+ */
+export const STEP_TTL_SECONDS = 3_600;
+
+export interface PlanStepsDeps {
+  manifests: ManifestSource;
+  publisher: EventPublisher;
+  dedupe: DedupeStore;
+  audit: AuditLog;
+  clock: Clock;
+}
+
+export type PlanOutcome =
+  | { kind: "published"; steps: PlannedStep[]; duplicates: PlannedStep[]; reason: string }
+  | { kind: "ignored"; reason: string }
+  | { kind: "failed"; reason: string };
+
+/**
+ * @example
+ * const outcome = await planStepsFor(deps, { detailType: "Merge Request", detail });
+ * // { kind: "published", steps: [{ entry: { detailType: "Build Requested", … } }], duplicates: [], reason }
+ */
+export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promise<PlanOutcome> {
+  const { detail } = fact;
+  const audit = (
+    outcome: "success" | "failure" | "ignored",
+    reason: string,
+    subject: Record<string, unknown> = {},
+  ) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "plan.steps",
+        outcome,
+        reason,
+        correlationId: detail.correlationId,
+        gitlab: detail.gitlab,
+        trigger: fact.detailType,
+        subject,
+        at: deps.clock.now(),
+      }),
+    );
+
+  const triage = triageFact(fact);
+  if (triage.kind === "ignored") {
+    audit("ignored", triage.reason);
+    return triage;
+  }
+  const factKey = `plan/fact/${fact.detailType}/${detail.correlationId}`;
+  if (!(await deps.dedupe.claim(factKey, FACT_TTL_SECONDS))) {
+    const reason = `duplicate delivery of ${fact.detailType} ${detail.correlationId}: already planned`;
+    audit("ignored", reason, { sha: triage.sha });
+    return { kind: "ignored", reason };
+  }
+
+  let plan: Plan;
+  try {
+    const manifest = await readManifest(deps, detail.gitlab, triage.sha);
+    if (manifest.kind === "none") {
+      const reason = `no ${MANIFEST_FILE} at ${triage.sha}: the project is not opted in`;
+      audit("ignored", reason, { sha: triage.sha });
+      return { kind: "ignored", reason };
+    }
+    plan = planSteps(fact, manifest.manifest);
+  } catch (error) {
+    if (error instanceof ManifestError) {
+      // The project's mistake, not ours: retrying cannot fix it, so it is final (and kept claimed).
+      audit("failure", error.message, { sha: triage.sha, file: MANIFEST_FILE });
+      return { kind: "failed", reason: error.message };
+    }
+    await deps.dedupe.release(factKey);
+    audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; will retry`, {
+      sha: triage.sha,
+    });
+    throw error;
+  }
+  if (plan.kind === "ignored") {
+    audit("ignored", plan.reason, { sha: triage.sha });
+    return plan;
+  }
+
+  const fresh: PlannedStep[] = [];
+  const duplicates: PlannedStep[] = [];
+  const claimed: string[] = [];
+  try {
+    for (const step of plan.steps) {
+      const key = keyOf(step);
+      if (await deps.dedupe.claim(key, STEP_TTL_SECONDS)) {
+        claimed.push(key);
+        fresh.push(step);
+      } else {
+        duplicates.push(step);
+      }
+    }
+    if (fresh.length > 0) await deps.publisher.publish(fresh.map((step) => step.entry));
+  } catch (error) {
+    // Unclaim everything, so EventBridge's retry of this fact plans it again in full.
+    await Promise.all([...claimed, factKey].map((key) => deps.dedupe.release(key)));
+    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; will retry`);
+    throw error;
+  }
+  // A stop makes the next build of the same commit a new step again (close, then reopen), and back.
+  await Promise.all(
+    fresh.flatMap((step) =>
+      STEPS_UNDONE_BY[step.entry.detailType].map((undone) =>
+        deps.dedupe.release(stepKey(undone, detail.gitlab, step.entry.detail.environment, step.sha)),
+      ),
+    ),
+  );
+
+  const subject = {
+    sha: triage.sha,
+    environments: [...new Set(plan.steps.map((s) => s.entry.detail.environment))],
+    steps: fresh.map((s) => s.entry.detailType),
+  };
+  if (fresh.length === 0) {
+    const reason = `duplicate: ${describe(duplicates)} already planned (${plan.reason})`;
+    audit("ignored", reason, subject);
+    return { kind: "ignored", reason };
+  }
+  audit(
+    "success",
+    duplicates.length > 0 ? `${plan.reason}; ${describe(duplicates)} already planned` : plan.reason,
+    subject,
+  );
+  return { kind: "published", steps: fresh, duplicates, reason: plan.reason };
+}
+
+async function readManifest(
+  deps: PlanStepsDeps,
+  project: { projectId: number; projectPath: string },
+  sha: string,
+): Promise<{ kind: "none" } | { kind: "manifest"; manifest: KublerManifest }> {
+  const text = await deps.manifests.readManifest(project, sha);
+  return text === null ? { kind: "none" } : { kind: "manifest", manifest: parseKublerManifest(text) };
+}
+
+function keyOf(step: PlannedStep): string {
+  const { detailType, detail } = step.entry;
+  return stepKey(detailType, detail.gitlab, detail.environment, step.sha);
+}
+
+function describe(steps: readonly PlannedStep[]): string {
+  return steps
+    .map((s) => `${s.entry.detailType} ${s.entry.detail.environment}@${s.sha.slice(0, 8)}`)
+    .join(", ");
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,366 @@
+/**
+ * The plan-steps use case with fakes for its ports (and the local in-memory dedupe store): what is
+ * published, what is audited, and that duplicate deliveries — the same one again, or GitLab's second
+ * delivery of one change — plan each step once.
+ */
+import fc from "fast-check";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { BusEntry } from "../../shared/domain/catalog.js";
+import type { GitlabFact } from "../../shared/domain/plan-steps.js";
+import { UnavailableError } from "../../shared/errors.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+
+const BUILT = "group/built"; // Kubler builds its image
+const CI_BUILT = "group/ci-built"; // its own CI builds the image
+const MANIFESTS: Record<string, string> = {
+  [BUILT]: `version: 1
+image: { name: registry.example.com/group/built }
+deploy: { manifests: deploy/ }
+environments:
+  - { name: "review/{branch}", on: merge_request }
+  - { name: staging, on: { branch: main } }
+  - { name: production, on: { tag: "v*" } }
+`,
+  [CI_BUILT]: `version: 1
+deploy: { manifests: deploy/ }
+environments:
+  - { name: "review/{branch}", on: merge_request }
+  - { name: staging, on: { branch: main } }
+`,
+};
+
+/** kubler.yaml by project path; counts reads; can be told to fail. */
+class FakeManifestSource implements ManifestSource {
+  reads = 0;
+  failNext = 0;
+  constructor(readonly files: Record<string, string> = { ...MANIFESTS }) {}
+  async readManifest(project: { projectPath: string }): Promise<string | null> {
+    this.reads++;
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new UnavailableError("GitLab answered 503 three times");
+    }
+    return this.files[project.projectPath] ?? null;
+  }
+  async readDirectory(): Promise<ReadonlyMap<string, string>> {
+    return new Map();
+  }
+}
+
+const SHA_A = "a".repeat(40);
+const SHA_B = "b".repeat(40);
+const gitlabOf = (projectPath: string) => ({
+  instance: "https://gitlab.example.com",
+  projectId: projectPath === BUILT ? 1 : 2,
+  projectPath,
+});
+
+function mergeRequest(
+  correlationId: string,
+  overrides: Partial<Extract<GitlabFact, { detailType: "Merge Request" }>["detail"]> = {},
+): GitlabFact {
+  return {
+    detailType: "Merge Request",
+    detail: {
+      correlationId,
+      gitlab: gitlabOf(BUILT),
+      action: "open",
+      iid: 7,
+      state: "opened",
+      sourceBranch: "feature-x",
+      targetBranch: "main",
+      sourceProjectId: 1,
+      lastCommitSha: SHA_A,
+      oldrev: null,
+      url: null,
+      user: "dev",
+      ...overrides,
+    },
+  };
+}
+
+function push(correlationId: string, projectPath: string, overrides: object = {}): GitlabFact {
+  return {
+    detailType: "Push",
+    detail: {
+      correlationId,
+      gitlab: gitlabOf(projectPath),
+      ref: "refs/heads/main",
+      branch: "main",
+      before: SHA_A,
+      after: SHA_B,
+      change: "updated",
+      totalCommits: 1,
+      user: "dev",
+      ...overrides,
+    },
+  } as GitlabFact;
+}
+
+function pipeline(correlationId: string, overrides: object = {}): GitlabFact {
+  return {
+    detailType: "Pipeline",
+    detail: {
+      correlationId,
+      gitlab: gitlabOf(CI_BUILT),
+      pipelineId: 40,
+      status: "success",
+      ref: "feature-x",
+      tag: false,
+      sha: SHA_B,
+      source: "merge_request_event",
+      mrIid: 7,
+      user: "dev",
+      ...overrides,
+    },
+  } as GitlabFact;
+}
+
+let deps: PlanStepsDeps & {
+  manifests: FakeManifestSource;
+  publisher: RecordingPublisher;
+  audit: RecordingAuditLog;
+  dedupe: MemoryDedupeStore;
+};
+
+function freshDeps(): typeof deps {
+  const clock = new FixedClock();
+  return {
+    manifests: new FakeManifestSource(),
+    publisher: new RecordingPublisher(),
+    dedupe: new MemoryDedupeStore(clock),
+    audit: new RecordingAuditLog(),
+    clock,
+  };
+}
+
+beforeEach(() => {
+  deps = freshDeps();
+});
+
+const published = () => deps.publisher.entries.map((e) => `${e.detailType} ${e.detail.environment}`);
+
+describe("planStepsFor", () => {
+  it("publishes a build for an opened merge request and audits the decision", async () => {
+    const outcome = await planStepsFor(deps, mergeRequest("c-1"));
+    expect(outcome).toMatchObject({ kind: "published", duplicates: [] });
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Build Requested",
+        detail: {
+          correlationId: "c-1",
+          gitlab: gitlabOf(BUILT),
+          environment: "review/feature-x",
+          sha: SHA_A,
+          ref: "feature-x",
+          pipelineId: null,
+          mrIid: 7,
+        },
+      },
+    ]);
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        action: "plan.steps",
+        outcome: "success",
+        reason: "merge request !7 opened: build aaaaaaaa for review/feature-x",
+        actor: { function: "plan-steps" },
+        correlationId: "c-1",
+        subject: {
+          project: BUILT,
+          projectId: 1,
+          sha: SHA_A,
+          environments: ["review/feature-x"],
+          steps: ["Build Requested"],
+        },
+        gitlab: expect.objectContaining({ event: "Merge Request" }),
+      }),
+    ]);
+  });
+
+  it("deploys on a successful pipeline when the project builds its own image", async () => {
+    await planStepsFor(deps, pipeline("c-1"));
+    expect(deps.publisher.entries).toMatchObject([
+      {
+        detailType: "Deploy Requested",
+        detail: { environment: "review/feature-x", pipelineId: 40, sha: SHA_B },
+      },
+    ]);
+  });
+
+  it("ignores, and audits, a project without kubler.yaml", async () => {
+    const outcome = await planStepsFor(deps, push("c-1", "group/other"));
+    expect(outcome).toEqual({
+      kind: "ignored",
+      reason: `no kubler.yaml at ${SHA_B}: the project is not opted in`,
+    });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "ignored",
+      reason: outcome.reason,
+      subject: { sha: SHA_B },
+    });
+  });
+
+  it("ignores, and audits, a ref no rule matches", async () => {
+    await planStepsFor(deps, push("c-1", BUILT, { branch: "develop", ref: "refs/heads/develop" }));
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ outcome: "ignored", reason: "no rule matches ref develop" });
+  });
+
+  it("audits events that cannot lead to a step without reading kubler.yaml", async () => {
+    await planStepsFor(deps, pipeline("c-1", { status: "running" }));
+    await planStepsFor(deps, mergeRequest("c-2", { action: "approved" }));
+    expect(deps.manifests.reads).toBe(0);
+    expect(deps.audit.records.map((r) => [r.outcome, r.reason])).toEqual([
+      ["ignored", "pipeline 40 running"],
+      ["ignored", 'merge request !7 action "approved" does not change an environment'],
+    ]);
+  });
+
+  it("fails a bad kubler.yaml with its precise message, audited, without a crash or a retry", async () => {
+    deps.manifests.files[BUILT] = "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n";
+    const outcome = await planStepsFor(deps, mergeRequest("c-1"));
+    const reason = "kubler.yaml: environments: expected at least one environment, found []";
+    expect(outcome).toEqual({ kind: "failed", reason });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason,
+      subject: { sha: SHA_A, file: "kubler.yaml" },
+    });
+    // The same delivery again is not re-read: the verdict stands until the project fixes the file.
+    await planStepsFor(deps, mergeRequest("c-1"));
+    expect(deps.manifests.reads).toBe(1);
+  });
+
+  it("plans one build for GitLab's two MR deliveries for one push", async () => {
+    await planStepsFor(deps, mergeRequest("c-1", { action: "update", oldrev: SHA_B }));
+    await planStepsFor(deps, mergeRequest("c-2", { action: "update", oldrev: SHA_B }));
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "ignored",
+      reason: expect.stringMatching(/^duplicate: Build Requested review\/feature-x@aaaaaaaa already planned/),
+      correlationId: "c-2",
+    });
+  });
+
+  it("plans one build for the same push delivered twice, with or without an idempotency key", async () => {
+    await planStepsFor(deps, push("c-1", BUILT));
+    await planStepsFor(deps, push("c-1", BUILT)); // a redelivery of the same event
+    await planStepsFor(deps, push("c-2", BUILT)); // an old GitLab resending: a new correlation id
+    expect(published()).toEqual(["Build Requested staging"]);
+    expect(deps.audit.records[1]).toMatchObject({
+      outcome: "ignored",
+      reason: "duplicate delivery of Push c-1: already planned",
+    });
+  });
+
+  it("builds the same commit again after the environment was stopped (close, then reopen)", async () => {
+    await planStepsFor(deps, mergeRequest("c-1"));
+    await planStepsFor(deps, mergeRequest("c-2", { action: "close", state: "closed" }));
+    await planStepsFor(deps, mergeRequest("c-3", { action: "reopen", state: "opened" }));
+    await planStepsFor(deps, mergeRequest("c-4", { action: "close", state: "closed" }));
+    expect(published()).toEqual([
+      "Build Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+      "Build Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+    ]);
+  });
+
+  it("forgets its claims when publishing fails, so the bus's retry publishes", async () => {
+    deps.publisher.failNext = 1;
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("failed to publish");
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: expect.stringContaining("publishing Build Requested review/feature-x@aaaaaaaa failed"),
+    });
+    await planStepsFor(deps, mergeRequest("c-1"));
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+
+  it("retries when kubler.yaml cannot be read, auditing why", async () => {
+    deps.manifests.failNext = 1;
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow(UnavailableError);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: `could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; will retry`,
+    });
+    await planStepsFor(deps, mergeRequest("c-1"));
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+});
+
+/** Distinct changes, each one GitLab delivery with its own correlation id. */
+const POOL: ((id: string) => GitlabFact)[] = [
+  (id) => mergeRequest(id),
+  (id) => mergeRequest(id, { action: "update", oldrev: SHA_A, lastCommitSha: SHA_B }),
+  (id) => mergeRequest(id, { action: "close", state: "closed", lastCommitSha: SHA_B }),
+  (id) => mergeRequest(id, { action: "reopen", lastCommitSha: SHA_B }),
+  (id) => mergeRequest(id, { action: "merge", state: "merged", lastCommitSha: SHA_B }),
+  (id) => push(id, BUILT),
+  (id) => push(id, BUILT, { branch: "feature-x", change: "deleted", before: SHA_B, after: "0".repeat(40) }),
+  (id) => push(id, CI_BUILT),
+  (id) => pipeline(id),
+  (id) => pipeline(id, { mrIid: null, ref: "main", sha: SHA_A }),
+  (id) => pipeline(id, { status: "failed" }),
+];
+
+async function run(facts: GitlabFact[]): Promise<BusEntry[]> {
+  deps = freshDeps();
+  for (const fact of facts) await planStepsFor(deps, fact);
+  return deps.publisher.entries;
+}
+
+const withoutCorrelation = (entries: BusEntry[]) =>
+  entries.map((e) => ({ ...e, detail: { ...e.detail, correlationId: "-" } }));
+
+describe("duplicate deliveries (property)", () => {
+  // A sequence of distinct changes, and where each change's redeliveries land (anywhere after it).
+  const scenario = fc.array(fc.nat(POOL.length - 1), { minLength: 1, maxLength: 8 }).chain((changes) =>
+    fc.record({
+      changes: fc.constant(changes),
+      redeliveries: fc.array(
+        fc.record({ of: fc.nat(changes.length - 1), offset: fc.nat(changes.length + 4) }),
+        { maxLength: 12 },
+      ),
+    }),
+  );
+
+  it("any sequence with redeliveries of the same events publishes what one delivery each does", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ changes, redeliveries }) => {
+        const once = changes.map((pool, i) => POOL[pool]?.(`c-${i}`) as GitlabFact);
+        const sequence: { at: number; fact: GitlabFact }[] = once.map((fact, i) => ({ at: i, fact }));
+        // Redeliveries come after the original, interleaved anywhere with later changes.
+        for (const { of, offset } of redeliveries) {
+          sequence.push({ at: of + 0.5 + offset, fact: once[of] as GitlabFact });
+        }
+        sequence.sort((a, b) => a.at - b.at);
+        expect(await run(sequence.map((s) => s.fact))).toEqual(await run(once));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("GitLab's second delivery of a change (a new correlation id) right after the first adds no step", async () => {
+    const copies = fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 8, maxLength: 8 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.nat(POOL.length - 1), { minLength: 1, maxLength: 8 }),
+        copies,
+        async (changes, counts) => {
+          const once = changes.map((pool, i) => POOL[pool]?.(`c-${i}`) as GitlabFact);
+          const twice = changes.flatMap((pool, i) =>
+            Array.from({ length: counts[i] ?? 1 }, (_, copy) => POOL[pool]?.(`c-${i}-${copy}`) as GitlabFact),
+          );
+          expect(withoutCorrelation(await run(twice))).toEqual(withoutCorrelation(await run(once)));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
