@@ -1,0 +1,487 @@
+/**
+ * The credentials policy (DESIGN §5): which CI jobs get which AWS role and Kubernetes Role. YAML,
+ * validated once at start-up with errors that name the rule, the key and the problem; rules are
+ * tried in order and the first that matches wins, with the reason recorded either way.
+ *
+ * Whose project a job is: `project_path`, `project_id` and `namespace_path` are matched against the
+ * project the job runs in (`job_project_*` when the token has them, GitLab 18.3+). In an MR pipeline
+ * from a fork that runs in the target project, the token's own `project_path` is the fork: such a job
+ * matches only rules that name the fork with `source_project_path`, never a rule written for the
+ * target's own pipelines (https://gitlab.com/gitlab-org/gitlab/-/issues/548165).
+ */
+import { parseDocument } from "yaml";
+import { namespaceFor } from "./environment.js";
+import { type JobClaims, jobProject } from "./job-claims.js";
+
+/** Keys matched with globs (`*` any run of characters, `?` one), a string or a list of them. */
+export const GLOB_KEYS = [
+  "project_path",
+  "project_id",
+  "namespace_path",
+  "source_project_path",
+  "ref",
+  "ref_type",
+  "environment",
+  "pipeline_source",
+  "user_login",
+] as const;
+/** Keys matched with `true` / `false` against GitLab's `"true"` / `"false"` claims. */
+export const BOOLEAN_KEYS = ["ref_protected", "environment_protected"] as const;
+/** A rule must name the project(s) it is for: no rule may match every project on the instance. */
+const PROJECT_KEYS = ["project_path", "project_id", "namespace_path"] as const;
+
+type GlobKey = (typeof GLOB_KEYS)[number];
+type BooleanKey = (typeof BOOLEAN_KEYS)[number];
+export type MatchKey = GlobKey | BooleanKey;
+
+/** `kubernetes.namespace` value meaning "the namespace Kubler made for the job's environment". */
+export const ENVIRONMENT_NAMESPACE = "environment";
+export const DEFAULT_AUDIENCE = "kubler";
+export const DEFAULT_MAX_DURATION_SECONDS = 3600;
+/** STS: DurationSeconds is 900 s to 12 h (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html). */
+export const MIN_DURATION_SECONDS = 900;
+export const MAX_DURATION_SECONDS = 43_200;
+/** STS: an inline session policy's plaintext is at most 2,048 characters. */
+export const MAX_SESSION_POLICY_CHARS = 2048;
+
+export interface Glob {
+  pattern: string;
+  regex: RegExp;
+}
+
+export interface PolicyRule {
+  name: string;
+  /** Its position in `rules`, for messages. */
+  index: number;
+  match: Partial<Record<GlobKey, Glob[]>> & Partial<Record<BooleanKey, boolean>>;
+  aws: { roleArn: string; maxDurationSeconds: number; sessionPolicy: string | null } | null;
+  kubernetes: { namespace: string; role: string } | null;
+}
+
+export interface CredentialsPolicy {
+  /** The token's `iss` must equal it; null: the configured GitLab (`GITLAB_URL`). */
+  issuer: string | null;
+  audience: string;
+  rules: PolicyRule[];
+}
+
+/** A policy file that cannot be used: `problems` lists every one, each with its path. */
+export class PolicyError extends Error {
+  override readonly name = "PolicyError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+/**
+ * @example
+ * const policy = parseCredentialsPolicy(readFileSync(file, "utf8"));
+ * // PolicyError: policy: rules[1] (production).match.ref_protected: expected boolean, found string
+ */
+export function parseCredentialsPolicy(text: string): CredentialsPolicy {
+  const document = parseDocument(text, { uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new PolicyError(document.errors.map((error) => `policy: not valid YAML: ${error.message}`));
+  }
+  const problems: string[] = [];
+  const policy = readPolicy(document.toJS(), (path, problem) => problems.push(`policy${path}: ${problem}`));
+  if (problems.length > 0) throw new PolicyError(problems);
+  return policy;
+}
+
+type Report = (path: string, problem: string) => void;
+
+function readPolicy(root: unknown, report: Report): CredentialsPolicy {
+  const policy: CredentialsPolicy = { issuer: null, audience: DEFAULT_AUDIENCE, rules: [] };
+  if (!isMapping(root)) {
+    report("", `expected a mapping with issuer, audience and rules, found ${typeName(root)}`);
+    return policy;
+  }
+  unknownKeys(root, ["issuer", "audience", "rules"], "", report);
+  if (root.issuer !== undefined) {
+    if (typeof root.issuer !== "string") report(".issuer", expected("string", root.issuer));
+    else if (!isHttpUrl(root.issuer))
+      report(".issuer", `expected an http(s) URL, found ${JSON.stringify(root.issuer)}`);
+    else policy.issuer = root.issuer.replace(/\/+$/, "");
+  }
+  if (root.audience !== undefined) {
+    if (typeof root.audience !== "string" || root.audience === "")
+      report(".audience", expected("non-empty string", root.audience));
+    else policy.audience = root.audience;
+  }
+  if (!Array.isArray(root.rules) || root.rules.length === 0) {
+    report(
+      ".rules",
+      root.rules === undefined ? "is required: a list of rules" : expected("non-empty list", root.rules),
+    );
+    return policy;
+  }
+  const names = new Map<string, number>();
+  root.rules.forEach((raw, index) => {
+    const name = isMapping(raw) && typeof raw.name === "string" ? raw.name : null;
+    const at = `.rules[${index}]${name ? ` (${name})` : ""}`;
+    const rule = readRule(raw, index, at, report);
+    if (!rule) return;
+    const earlier = names.get(rule.name);
+    if (earlier !== undefined)
+      report(`${at}.name`, `"${rule.name}" is already the name of rules[${earlier}]`);
+    names.set(rule.name, index);
+    policy.rules.push(rule);
+  });
+  return policy;
+}
+
+function readRule(raw: unknown, index: number, at: string, report: Report): PolicyRule | null {
+  if (!isMapping(raw)) {
+    report(at, expected("mapping", raw));
+    return null;
+  }
+  unknownKeys(raw, ["name", "match", "aws", "kubernetes"], at, report);
+  const rule: PolicyRule = { name: "", index, match: {}, aws: null, kubernetes: null };
+  if (typeof raw.name !== "string" || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(raw.name)) {
+    report(
+      `${at}.name`,
+      raw.name === undefined
+        ? "is required"
+        : `expected 1-63 letters, digits, "_", "." or "-", found ${describe(raw.name)}`,
+    );
+  } else rule.name = raw.name;
+  readMatch(raw.match, rule, `${at}.match`, report);
+  if (raw.aws !== undefined) rule.aws = readAws(raw.aws, `${at}.aws`, report);
+  if (raw.kubernetes !== undefined)
+    rule.kubernetes = readKubernetes(raw.kubernetes, `${at}.kubernetes`, report);
+  if (raw.aws === undefined && raw.kubernetes === undefined)
+    report(at, "grants nothing: give it aws, kubernetes or both");
+  return rule;
+}
+
+function readMatch(raw: unknown, rule: PolicyRule, at: string, report: Report): void {
+  if (!isMapping(raw)) {
+    report(at, raw === undefined ? "is required" : expected("mapping", raw));
+    return;
+  }
+  unknownKeys(raw, [...GLOB_KEYS, ...BOOLEAN_KEYS], at, report);
+  for (const key of GLOB_KEYS) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    const items = Array.isArray(value) ? value : [value];
+    const globs: Glob[] = [];
+    items.forEach((item, i) => {
+      const path = Array.isArray(value) ? `${at}.${key}[${i}]` : `${at}.${key}`;
+      // YAML reads `project_id: 20` as a number; ids are compared as GitLab sends them, as text.
+      if (typeof item === "number" && Number.isInteger(item) && key === "project_id")
+        globs.push(compileGlob(String(item)));
+      else if (typeof item !== "string" || item === "") report(path, expected("non-empty string", item));
+      else globs.push(compileGlob(item));
+    });
+    if (Array.isArray(value) && value.length === 0)
+      report(`${at}.${key}`, "expected at least one pattern, found an empty list");
+    rule.match[key] = globs;
+  }
+  for (const key of BOOLEAN_KEYS) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (typeof value !== "boolean") report(`${at}.${key}`, expected("boolean", value));
+    else rule.match[key] = value;
+  }
+  if (!PROJECT_KEYS.some((key) => raw[key] !== undefined)) {
+    report(
+      at,
+      `must name the project with ${PROJECT_KEYS.join(", ")} (at least one): no rule may match every project`,
+    );
+  }
+}
+
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+function readAws(raw: unknown, at: string, report: Report): PolicyRule["aws"] {
+  if (!isMapping(raw)) {
+    report(at, expected("mapping", raw));
+    return null;
+  }
+  unknownKeys(raw, ["roleArn", "maxDurationSeconds", "sessionPolicy"], at, report);
+  const aws = {
+    roleArn: "",
+    maxDurationSeconds: DEFAULT_MAX_DURATION_SECONDS,
+    sessionPolicy: null as string | null,
+  };
+  if (typeof raw.roleArn !== "string" || !ROLE_ARN.test(raw.roleArn)) {
+    report(
+      `${at}.roleArn`,
+      raw.roleArn === undefined
+        ? "is required"
+        : `expected an IAM role ARN (arn:aws:iam::<account>:role/<name>), found ${describe(raw.roleArn)}`,
+    );
+  } else aws.roleArn = raw.roleArn;
+  const max = raw.maxDurationSeconds;
+  if (max !== undefined) {
+    if (
+      typeof max !== "number" ||
+      !Number.isInteger(max) ||
+      max < MIN_DURATION_SECONDS ||
+      max > MAX_DURATION_SECONDS
+    ) {
+      report(
+        `${at}.maxDurationSeconds`,
+        `expected a whole number from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS} (STS's range), found ${describe(max)}`,
+      );
+    } else aws.maxDurationSeconds = max;
+  }
+  if (raw.sessionPolicy !== undefined)
+    aws.sessionPolicy = readSessionPolicy(raw.sessionPolicy, `${at}.sessionPolicy`, report);
+  return aws;
+}
+
+/** A JSON IAM policy (a YAML mapping or a JSON string) with `{placeholders}`; stored minified. */
+function readSessionPolicy(raw: unknown, at: string, report: Report): string | null {
+  let document: unknown = raw;
+  if (typeof raw === "string") {
+    try {
+      document = JSON.parse(raw);
+    } catch (error) {
+      report(
+        at,
+        `expected an IAM policy document (JSON), found text that is not JSON: ${(error as Error).message}`,
+      );
+      return null;
+    }
+  }
+  if (!isMapping(document) || !("Statement" in document)) {
+    report(at, `expected an IAM policy document with a Statement, found ${typeName(document)}`);
+    return null;
+  }
+  const minified = JSON.stringify(document);
+  for (const [, name] of minified.matchAll(/\{([a-z_]+)\}/g)) {
+    if (!(SESSION_POLICY_PLACEHOLDERS as readonly string[]).includes(name as string)) {
+      report(
+        at,
+        `unknown placeholder {${name}} (known: ${SESSION_POLICY_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`,
+      );
+    }
+  }
+  if (minified.length > MAX_SESSION_POLICY_CHARS) {
+    report(at, `is ${minified.length} characters minified; STS allows ${MAX_SESSION_POLICY_CHARS}`);
+  }
+  return minified;
+}
+
+/** What a session policy template may refer to. */
+export const SESSION_POLICY_PLACEHOLDERS = [
+  "project_path",
+  "project_id",
+  "environment",
+  "namespace",
+  "job_id",
+  "pipeline_id",
+] as const;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const RBAC_NAME = /^[a-z0-9]([-a-z0-9.:]{0,251}[a-z0-9])?$/;
+
+function readKubernetes(raw: unknown, at: string, report: Report): PolicyRule["kubernetes"] {
+  if (!isMapping(raw)) {
+    report(at, expected("mapping", raw));
+    return null;
+  }
+  unknownKeys(raw, ["namespace", "role"], at, report);
+  const kubernetes = { namespace: "", role: "" };
+  if (typeof raw.namespace !== "string" || !DNS_LABEL.test(raw.namespace)) {
+    report(
+      `${at}.namespace`,
+      raw.namespace === undefined
+        ? `is required: a namespace name or "${ENVIRONMENT_NAMESPACE}"`
+        : `expected "${ENVIRONMENT_NAMESPACE}" or a namespace name (DNS-1123 label), found ${describe(raw.namespace)}`,
+    );
+  } else kubernetes.namespace = raw.namespace;
+  if (typeof raw.role !== "string" || !RBAC_NAME.test(raw.role)) {
+    report(
+      `${at}.role`,
+      raw.role === undefined
+        ? "is required: the namespaced Role to bind"
+        : `expected a Role name, found ${describe(raw.role)}`,
+    );
+  } else kubernetes.role = raw.role;
+  return kubernetes;
+}
+
+/**
+ * A glob: `*` matches any run of characters (`/` included, so `review/*` matches
+ * `review/feature/x`), `?` exactly one; everything else matches itself, case-sensitively.
+ *
+ * @example
+ * matchesGlob(compileGlob("group/*"), "group/app"); // true
+ */
+export function compileGlob(pattern: string): Glob {
+  const source = pattern
+    .split("")
+    .map((char) =>
+      char === "*" ? "[\\s\\S]*" : char === "?" ? "[\\s\\S]" : char.replace(/[\\^$.|+()[\]{}]/g, "\\$&"),
+    )
+    .join("");
+  return { pattern, regex: new RegExp(`^${source}$`, "u") };
+}
+
+export function matchesGlob(glob: Glob, value: string): boolean {
+  return glob.regex.test(value);
+}
+
+/** The claim values the decision reads: what the audit line records. */
+export type DecidingClaims = Record<
+  MatchKey | "job_id" | "pipeline_id" | "job_project_path" | "environment_claim",
+  string | null
+>;
+
+export type Decision =
+  | {
+      allowed: true;
+      rule: PolicyRule;
+      environment: string | null;
+      /** The Kubernetes namespace to mint into; null when the rule grants no Kubernetes access. */
+      namespace: string | null;
+      reason: string;
+      claims: DecidingClaims;
+    }
+  | { allowed: false; rule: null; environment: string | null; reason: string; claims: DecidingClaims };
+
+/**
+ * Decides a verified job's request: the requested environment must be the token's own when the token
+ * has one; then the first rule whose every key matches wins.
+ *
+ * @example
+ * const decision = decideCredentials(policy, claims, "review/feature-x");
+ * if (!decision.allowed) throw new ForbiddenError(decision.reason);
+ */
+export function decideCredentials(
+  policy: CredentialsPolicy,
+  claims: JobClaims,
+  requested: string | null,
+): Decision {
+  const environment = requested ?? claims.environment;
+  const values = decidingClaims(claims, environment);
+  if (requested !== null && claims.environment !== null && requested !== claims.environment) {
+    return {
+      allowed: false,
+      rule: null,
+      environment: requested,
+      reason: `the job asked for environment "${requested}", but its token is for environment "${claims.environment}"`,
+      claims: values,
+    };
+  }
+  const misses: string[] = [];
+  for (const rule of policy.rules) {
+    const miss = mismatch(rule, values, environment);
+    if (miss === null) {
+      const project = jobProject(claims);
+      const namespace = rule.kubernetes
+        ? rule.kubernetes.namespace === ENVIRONMENT_NAMESPACE
+          ? namespaceFor(project.path, environment as string)
+          : rule.kubernetes.namespace
+        : null;
+      return {
+        allowed: true,
+        rule,
+        environment,
+        namespace,
+        reason: `rule "${rule.name}" matches`,
+        claims: values,
+      };
+    }
+    misses.push(`${rule.name}: ${miss}`);
+  }
+  return {
+    allowed: false,
+    rule: null,
+    environment,
+    reason: `no rule matches this job (${misses.join("; ")})`,
+    claims: values,
+  };
+}
+
+function decidingClaims(claims: JobClaims, environment: string | null): DecidingClaims {
+  const project = jobProject(claims);
+  return {
+    project_path: project.path,
+    project_id: project.id,
+    namespace_path: project.namespacePath,
+    source_project_path: claims.project_path,
+    job_project_path: claims.job_project_path,
+    ref: claims.ref,
+    ref_type: claims.ref_type,
+    ref_protected: claims.ref_protected,
+    environment,
+    environment_claim: claims.environment,
+    environment_protected: claims.environment_protected,
+    pipeline_source: claims.pipeline_source,
+    user_login: claims.user_login,
+    job_id: claims.job_id,
+    pipeline_id: claims.pipeline_id,
+  };
+}
+
+/** Why `rule` does not match, or null when it does. */
+function mismatch(rule: PolicyRule, values: DecidingClaims, environment: string | null): string | null {
+  for (const key of GLOB_KEYS) {
+    const globs = rule.match[key];
+    if (!globs) continue;
+    const value = values[key];
+    const shown =
+      globs.length === 1
+        ? `"${globs[0]?.pattern}"`
+        : `any of ${globs.map((g) => `"${g.pattern}"`).join(", ")}`;
+    if (value === null) return `the job has no ${key} (rule needs ${shown})`;
+    if (!globs.some((glob) => matchesGlob(glob, value))) return `${key} "${value}" does not match ${shown}`;
+  }
+  for (const key of BOOLEAN_KEYS) {
+    const wanted = rule.match[key];
+    if (wanted === undefined) continue;
+    const value = values[key];
+    if (value !== String(wanted))
+      return `${key} is ${value === null ? "absent" : value}, rule needs ${wanted}`;
+  }
+  // A fork's code is matched only by rules written for forks (they name source_project_path).
+  if (
+    !rule.match.source_project_path &&
+    values.job_project_path !== null &&
+    values.job_project_path !== values.source_project_path
+  ) {
+    return `the pipeline runs code from the fork "${values.source_project_path}" and the rule names no source_project_path`;
+  }
+  if (rule.kubernetes?.namespace === ENVIRONMENT_NAMESPACE && environment === null) {
+    return `the job has no environment (the rule mints into the environment's namespace)`;
+  }
+  return null;
+}
+
+function unknownKeys(
+  raw: Record<string, unknown>,
+  known: readonly string[],
+  at: string,
+  report: Report,
+): void {
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) report(`${at}.${key}`, `unknown key (expected one of ${known.join(", ")})`);
+  }
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function typeName(value: unknown): string {
+  if (value === null || value === undefined) return "nothing";
+  if (Array.isArray(value)) return "list";
+  if (typeof value === "object") return "mapping";
+  return typeof value;
+}
+
+function expected(what: string, value: unknown): string {
+  return `expected ${what}, found ${typeName(value)}`;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : typeName(value);
+}
+
+function isHttpUrl(text: string): boolean {
+  return URL.canParse(text) && /^https?:$/.test(new URL(text).protocol);
+}

@@ -1,0 +1,338 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  compileGlob,
+  decideCredentials,
+  matchesGlob,
+  PolicyError,
+  parseCredentialsPolicy,
+} from "../../shared/domain/credentials-policy.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { type JobClaims, readJobClaims } from "../../shared/domain/job-claims.js";
+import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
+
+const POLICY = `
+issuer: https://gitlab.example.com
+audience: kubler
+rules:
+  - name: review-apps
+    match: { project_path: "group/*", environment: "review/*" }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/kubler-review", maxDurationSeconds: 3600 }
+    kubernetes: { namespace: environment, role: kubler-deployer }
+  - name: production
+    match: { project_path: "group/app", environment: production, ref_protected: true }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/app-prod", maxDurationSeconds: 900 }
+    kubernetes: { namespace: app-production, role: kubler-deployer }
+  - name: fork-review
+    match: { project_path: "group/app", source_project_path: "*", environment: "review/*" }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/fork-readonly" }
+`;
+
+function claims(overrides: Partial<Record<keyof JobClaims, string | null>> = {}): JobClaims {
+  return {
+    ...readJobClaims({ ...fixture.payload, aud: "kubler" }),
+    project_path: "group/app",
+    project_id: "15",
+    namespace_path: "group",
+    environment: null,
+    ...overrides,
+  } as JobClaims;
+}
+
+function problems(text: string): string[] {
+  try {
+    parseCredentialsPolicy(text);
+  } catch (error) {
+    if (error instanceof PolicyError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe("parseCredentialsPolicy", () => {
+  it("reads DESIGN §5's example", () => {
+    const policy = parseCredentialsPolicy(POLICY);
+    expect(policy.issuer).toBe("https://gitlab.example.com");
+    expect(policy.audience).toBe("kubler");
+    expect(policy.rules.map((r) => r.name)).toEqual(["review-apps", "production", "fork-review"]);
+    expect(policy.rules[1]).toMatchObject({
+      match: { ref_protected: true },
+      aws: {
+        roleArn: "arn:aws:iam::123456789012:role/app-prod",
+        maxDurationSeconds: 900,
+        sessionPolicy: null,
+      },
+      kubernetes: { namespace: "app-production", role: "kubler-deployer" },
+    });
+  });
+
+  it("names the rule, the key and the problem", () => {
+    const text = POLICY.replace("ref_protected: true", 'ref_protected: "true"');
+    expect(problems(text)).toEqual([
+      "policy.rules[1] (production).match.ref_protected: expected boolean, found string",
+    ]);
+  });
+
+  it("lists every problem at once", () => {
+    expect(
+      problems(`
+audience: 7
+rules:
+  - name: a
+    match: { project_path: "g/*", colour: blue }
+    aws: { roleArn: "arn:aws:iam::1:role/x", maxDurationSeconds: 60 }
+  - name: a
+    match: { ref: main }
+    kubernetes: { namespace: Bad_NS }
+  - name: b
+    match: { project_id: [] }
+`),
+    ).toEqual([
+      "policy.audience: expected non-empty string, found number",
+      "policy.rules[0] (a).match.colour: unknown key (expected one of project_path, project_id, namespace_path, source_project_path, ref, ref_type, environment, pipeline_source, user_login, ref_protected, environment_protected)",
+      'policy.rules[0] (a).aws.roleArn: expected an IAM role ARN (arn:aws:iam::<account>:role/<name>), found "arn:aws:iam::1:role/x"',
+      "policy.rules[0] (a).aws.maxDurationSeconds: expected a whole number from 900 to 43200 (STS's range), found number",
+      "policy.rules[1] (a).match: must name the project with project_path, project_id, namespace_path (at least one): no rule may match every project",
+      'policy.rules[1] (a).kubernetes.namespace: expected "environment" or a namespace name (DNS-1123 label), found "Bad_NS"',
+      "policy.rules[1] (a).kubernetes.role: is required: the namespaced Role to bind",
+      'policy.rules[1] (a).name: "a" is already the name of rules[0]',
+      "policy.rules[2] (b).match.project_id: expected at least one pattern, found an empty list",
+      "policy.rules[2] (b): grants nothing: give it aws, kubernetes or both",
+    ]);
+  });
+
+  it("refuses YAML errors, a missing rules list and duplicate keys", () => {
+    expect(problems("rules: [")[0]).toMatch(/^policy: not valid YAML/);
+    expect(problems("issuer: https://x")).toEqual(["policy.rules: is required: a list of rules"]);
+    expect(problems("rules: []\nrules: []")[0]).toMatch(/not valid YAML/);
+  });
+
+  it("checks session policies: JSON, placeholders, STS's 2048 characters", () => {
+    const rule = (sessionPolicy: string) => `
+rules:
+  - name: r
+    match: { project_path: g/a }
+    aws:
+      roleArn: arn:aws:iam::123456789012:role/r
+      sessionPolicy: ${sessionPolicy}`;
+    expect(problems(rule("'not json'"))[0]).toMatch(
+      /^policy.rules\[0\] \(r\).aws.sessionPolicy: expected an IAM policy document \(JSON\)/,
+    );
+    expect(problems(rule(`'{"Statement":[{"Resource":"{bucket}"}]}'`))).toEqual([
+      "policy.rules[0] (r).aws.sessionPolicy: unknown placeholder {bucket} (known: {project_path}, {project_id}, {environment}, {namespace}, {job_id}, {pipeline_id})",
+    ]);
+    expect(problems(rule(`'{"Statement":"${"x".repeat(2100)}"}'`))).toEqual([
+      "policy.rules[0] (r).aws.sessionPolicy: is 2116 characters minified; STS allows 2048",
+    ]);
+    const ok = parseCredentialsPolicy(
+      rule(
+        "{ Version: '2012-10-17', Statement: [{ Effect: Allow, Action: 's3:*', Resource: 'arn:aws:s3:::b/{project_path}/*' }] }",
+      ),
+    );
+    expect(ok.rules[0]?.aws?.sessionPolicy).toBe(
+      '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/{project_path}/*"}]}',
+    );
+  });
+});
+
+/** A reference matcher: the textbook recursive definition, to check the regex compilation against. */
+function reference(pattern: string, value: string): boolean {
+  const p = Array.from(pattern);
+  const v = Array.from(value);
+  const memo = new Map<string, boolean>();
+  const go = (i: number, j: number): boolean => {
+    const key = `${i},${j}`;
+    const cached = memo.get(key);
+    if (cached !== undefined) return cached;
+    let result: boolean;
+    if (i === p.length) result = j === v.length;
+    else if (p[i] === "*") result = go(i + 1, j) || (j < v.length && go(i, j + 1));
+    else result = j < v.length && (p[i] === "?" || p[i] === v[j]) && go(i + 1, j + 1);
+    memo.set(key, result);
+    return result;
+  };
+  return go(0, 0);
+}
+
+describe("glob matching (property tests)", () => {
+  const alphabet = fc.constantFrom("a", "b", "/", "-", ".", "*", "?", "(", "[", "\\", "$", "é");
+  const text = fc.array(alphabet, { maxLength: 12 }).map((cs) => cs.join(""));
+  const literal = fc
+    .array(fc.constantFrom("a", "b", "/", "-", ".", "(", "[", "\\", "$", "+", "é", "^"), { maxLength: 12 })
+    .map((cs) => cs.join(""));
+
+  it("agrees with the reference matcher on any pattern and value", () => {
+    fc.assert(
+      fc.property(text, literal, (pattern, value) => {
+        expect(matchesGlob(compileGlob(pattern), value)).toBe(reference(pattern, value));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("a pattern without wildcards matches exactly itself (regex characters are literal)", () => {
+    fc.assert(
+      fc.property(literal, literal, (pattern, value) => {
+        expect(matchesGlob(compileGlob(pattern), value)).toBe(pattern === value);
+      }),
+    );
+  });
+
+  it("prefix* matches exactly the values that start with the prefix, slashes included", () => {
+    fc.assert(
+      fc.property(literal, literal, (prefix, value) => {
+        expect(matchesGlob(compileGlob(`${prefix}*`), value)).toBe(value.startsWith(prefix));
+      }),
+    );
+    expect(matchesGlob(compileGlob("review/*"), "review/feature/x")).toBe(true);
+  });
+
+  it("? matches exactly one character (one code point)", () => {
+    fc.assert(
+      fc.property(literal, (value) => {
+        expect(matchesGlob(compileGlob("?".repeat(Array.from(value).length)), value)).toBe(true);
+        expect(matchesGlob(compileGlob(`?${"?".repeat(Array.from(value).length)}`), value)).toBe(false);
+      }),
+    );
+  });
+});
+
+describe("decideCredentials", () => {
+  const policy = parseCredentialsPolicy(POLICY);
+
+  it("first matching rule wins, with the environment's namespace", () => {
+    const decision = decideCredentials(policy, claims({ environment: "review/feature-x" }), null);
+    expect(decision).toMatchObject({
+      allowed: true,
+      rule: { name: "review-apps" },
+      environment: "review/feature-x",
+      namespace: namespaceFor("group/app", "review/feature-x"),
+      reason: 'rule "review-apps" matches',
+    });
+  });
+
+  it("production needs a protected ref; the reason says which rule wanted what", () => {
+    const unprotected = decideCredentials(
+      policy,
+      claims({ environment: "production", ref_protected: "false" }),
+      null,
+    );
+    expect(unprotected.allowed).toBe(false);
+    expect(unprotected.reason).toBe(
+      'no rule matches this job (review-apps: environment "production" does not match "review/*"; production: ref_protected is false, rule needs true; fork-review: environment "production" does not match "review/*")',
+    );
+    const protectedRef = decideCredentials(
+      policy,
+      claims({ environment: "production", ref_protected: "true" }),
+      null,
+    );
+    expect(protectedRef).toMatchObject({
+      allowed: true,
+      rule: { name: "production" },
+      namespace: "app-production",
+    });
+  });
+
+  it("a requested environment must be the token's own", () => {
+    const decision = decideCredentials(policy, claims({ environment: "review/mine" }), "production");
+    expect(decision).toMatchObject({
+      allowed: false,
+      reason: 'the job asked for environment "production", but its token is for environment "review/mine"',
+    });
+    expect(decideCredentials(policy, claims({ environment: "review/mine" }), "review/mine").allowed).toBe(
+      true,
+    );
+    // A token without an environment: the requested one is decided on.
+    expect(decideCredentials(policy, claims(), "review/other")).toMatchObject({
+      allowed: true,
+      environment: "review/other",
+    });
+  });
+
+  it("a job asking for another project's environment is denied", () => {
+    const other = claims({
+      project_path: "other/tool",
+      project_id: "99",
+      namespace_path: "other",
+      environment: "production",
+      ref_protected: "true",
+    });
+    const decision = decideCredentials(policy, other, null);
+    expect(decision.allowed).toBe(false);
+    expect(decision.reason).toContain('production: project_path "other/tool" does not match "group/app"');
+    // And its review environments are its own namespaces, never group/app's.
+    const own = decideCredentials(
+      policy,
+      { ...other, project_path: "group/tool", environment: null },
+      "review/x",
+    );
+    expect(own).toMatchObject({ allowed: true, namespace: namespaceFor("group/tool", "review/x") });
+  });
+
+  it("job_project_* take precedence over project_* for whose project the job is", () => {
+    const moved = claims({
+      project_path: "group/app",
+      job_project_path: "group/app",
+      job_project_id: "15",
+      project_id: "15",
+      environment: "review/x",
+    });
+    expect(decideCredentials(policy, moved, null)).toMatchObject({
+      allowed: true,
+      rule: { name: "review-apps" },
+    });
+    // Older GitLab (no job_project_*): project_* is the running project.
+    const decision = decideCredentials(
+      policy,
+      claims({ environment: "production", ref_protected: "true" }),
+      null,
+    );
+    expect(decision.claims).toMatchObject({
+      project_path: "group/app",
+      source_project_path: "group/app",
+      job_project_path: null,
+    });
+  });
+
+  it("a fork's MR pipeline gets only what the rule for forks allows", () => {
+    const fork = claims({
+      project_path: "contributor/app",
+      project_id: "77",
+      namespace_path: "contributor",
+      job_project_path: "group/app",
+      job_project_id: "15",
+      job_namespace_path: "group",
+      ref: "refs/merge-requests/3/head",
+      pipeline_source: "merge_request_event",
+      environment: "review/fix",
+    });
+    const decision = decideCredentials(policy, fork, null);
+    expect(decision).toMatchObject({
+      allowed: true,
+      rule: {
+        name: "fork-review",
+        aws: { roleArn: "arn:aws:iam::123456789012:role/fork-readonly" },
+        kubernetes: null,
+      },
+      namespace: null,
+    });
+    expect(decision.claims).toMatchObject({
+      project_path: "group/app",
+      source_project_path: "contributor/app",
+      job_project_path: "group/app",
+    });
+    // Without a rule for forks, nothing: not the target's review-apps rule.
+    const strict = parseCredentialsPolicy(POLICY.split("  - name: fork-review")[0] as string);
+    const denied = decideCredentials(strict, fork, null);
+    expect(denied.allowed).toBe(false);
+    expect(denied.reason).toContain(
+      'review-apps: the pipeline runs code from the fork "contributor/app" and the rule names no source_project_path',
+    );
+  });
+
+  it("a rule that mints into the environment's namespace needs an environment", () => {
+    const decision = decideCredentials(policy, claims(), null);
+    expect(decision.allowed).toBe(false);
+    expect(decision.reason).toContain("review-apps: the job has no environment");
+  });
+});
