@@ -455,8 +455,12 @@ describe("create, get, list, replace, delete", () => {
     expect(read.status?.succeeded).toBe(1);
     expect(read.metadata?.resourceVersion).toBe(seeded.metadata.resourceVersion);
     expect(() =>
-      server.store.put({ apiVersion: "v1", kind: "Pod", metadata: { name: "x", namespace: ns } }),
-    ).toThrow(/does not serve v1 Pod/);
+      server.store.put({
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        metadata: { name: "x", namespace: ns },
+      }),
+    ).toThrow(/does not serve v1 PersistentVolumeClaim/);
   });
 });
 
@@ -807,7 +811,7 @@ describe("robustness", () => {
       "/api/v2",
       "/apis/apps/v2",
       "/apis/example.com/v1/widgets",
-      "/api/v1/pods",
+      "/api/v1/persistentvolumeclaims",
     ]) {
       const unknown = await raw(path);
       expect(unknown.code, path).toBe(404);

@@ -15,6 +15,7 @@ import {
   notFoundError,
   OBJECT_MODIFIED,
 } from "./errors.js";
+import type { JobController } from "./jobs.js";
 import { cloneJson, deepEqual, isPlainObject, type JsonObject } from "./json.js";
 import { apiVersionOf, type ResourceType, typeOfKind } from "./resources.js";
 import type { ResourceRoute } from "./routes.js";
@@ -36,6 +37,7 @@ export const SERVER_METADATA = [
 export interface ApiContext {
   store: ObjectStore;
   controllers: Controllers;
+  jobs: JobController;
 }
 
 /** The request body as an object of the route's kind, named and namespaced as the URL says (400 otherwise). */

@@ -48,6 +48,12 @@ export function answer(
   const request = { route, query, body, contentType };
   switch (route.verb) {
     case "get":
+      if (route.subresource === "log") {
+        return {
+          status: 200,
+          body: context.jobs.log(route.namespace as string, route.name as string, query),
+        };
+      }
       return get(context, route);
     case "list":
       return list(context, route, query);

@@ -12,14 +12,17 @@
  * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
  *   default, kube-system, kube-public and kube-node-lease exist from the start.
  *
- * Where it does not: no watch, no RBAC (every valid token may do anything), no pods or
- * ReplicaSets (rollouts are simulated: see `ROLLOUT_ANNOTATION`), finalizers other than the
+ * Where it does not: no watch, no RBAC (every valid token may do anything), no ReplicaSets
+ * (rollouts are simulated: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod each, which ends
+ * Succeeded with a digest as its termination message, or Failed: see `BUILD_ANNOTATION`; no
+ * container runs, and deadlines, retries and `ttlSecondsAfterFinished` are not enforced), finalizers other than the
  * namespace's are ignored, strategic merge patch is a plain merge patch, server-side apply treats
  * lists atomically and tracks only apply managers (no managedFields in answers), and paginated
  * lists read live data rather than a snapshot.
  */
 export { ROLLOUT_ANNOTATION } from "./controllers.js";
 export type { FaultHandle, FaultInjector, FaultRule } from "./faults.js";
+export { BUILD_ANNOTATION, simulatedDigest } from "./jobs.js";
 export { MEMORY_TOKEN, startMemoryKubernetes } from "./server.js";
 export type {
   KubeObject,

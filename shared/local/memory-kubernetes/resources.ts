@@ -33,6 +33,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     tracksGeneration: true,
   }),
   resource("batch", "v1", "jobs", "Job", { hasStatus: true, tracksGeneration: true }),
+  // Written by the simulated Job controller; clients read them (and their logs) to see how a Job ended.
+  resource("", "v1", "pods", "Pod", { shortNames: ["po"], hasStatus: true }),
 ];
 
 function resource(
@@ -108,6 +110,9 @@ export function apiResourceList(group: string, version: string): Record<string, 
         kind: type.kind,
         verbs: ["get", "patch", "update"],
       });
+    }
+    if (type.kind === "Pod") {
+      resources.push({ name: "pods/log", singularName: "", namespaced: true, kind: "Pod", verbs: ["get"] });
     }
     if (type.kind === "ServiceAccount") {
       resources.push({

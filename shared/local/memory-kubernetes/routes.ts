@@ -17,7 +17,7 @@ export interface ResourceRoute {
   /** The namespace in the path; undefined for cluster-scoped kinds and all-namespace lists. */
   namespace?: string;
   name?: string;
-  subresource?: "status" | "token";
+  subresource?: "status" | "token" | "log";
 }
 
 export type DiscoveryRoute =
@@ -117,6 +117,8 @@ function resourceRoute(
     }
   } else if (sub === "token") {
     if (method === "POST") return { kind: "resource", verb: "create", ...found, subresource: sub };
+  } else if (sub === "log") {
+    if (method === "GET") return { kind: "resource", verb: "get", ...found, subresource: sub };
   } else {
     const withSub = sub === undefined ? found : { ...found, subresource: sub };
     switch (method) {
@@ -137,7 +139,8 @@ function resourceRoute(
 function isServedSubresource(type: ResourceType, subresource: string): boolean {
   return (
     (subresource === "status" && type.hasStatus) ||
-    (subresource === "token" && type.kind === "ServiceAccount")
+    (subresource === "token" && type.kind === "ServiceAccount") ||
+    (subresource === "log" && type.kind === "Pod")
   );
 }
 

@@ -130,6 +130,7 @@ const SELECTABLE_FIELDS: Record<string, readonly string[]> = {
   Namespace: ["status.phase"],
   Secret: ["type"],
   Job: ["status.successful"],
+  Pod: ["status.phase", "spec.nodeName"],
 };
 
 export function parseFieldSelector(text: string | null, kind: string): readonly FieldRequirement[] {

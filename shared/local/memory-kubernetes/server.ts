@@ -10,6 +10,7 @@ import { Controllers, failsByAnnotation } from "./controllers.js";
 import { createDirectStore } from "./direct-store.js";
 import { badRequestError, KubeApiError, reasonForCode } from "./errors.js";
 import { FaultInjector, type FaultTarget } from "./faults.js";
+import { failsByBuildAnnotation, JobController } from "./jobs.js";
 import { JsonText } from "./json.js";
 import { APPLY_CONTENT_TYPE, type Route, route } from "./routes.js";
 import { ObjectStore } from "./store.js";
@@ -162,7 +163,11 @@ export async function startMemoryKubernetes(
     namespaceFinalizeMs: options.namespaceFinalizeMs ?? 50,
     failRollout: options.failRollout ?? failsByAnnotation,
   });
-  const context: ApiContext = { store, controllers };
+  const jobs = new JobController(store, {
+    jobDelayMs: options.jobDelayMs ?? 20,
+    failJob: options.failJob ?? failsByBuildAnnotation,
+  });
+  const context: ApiContext = { store, controllers, jobs };
   const tokens = new IssuedTokens();
   const faults = new FaultInjector();
   const stats = createStats();
@@ -256,6 +261,7 @@ export async function startMemoryKubernetes(
     store: createDirectStore(store),
     async close() {
       controllers.close();
+      jobs.close();
       for (const timer of waits) clearTimeout(timer);
       waits.clear();
       await new Promise<void>((resolve) => {

@@ -17,6 +17,14 @@ export interface MemoryKubernetesOptions {
    * ProgressDeadlineExceeded after rolloutDelayMs and never become available.
    */
   failRollout?: (deployment: KubeObject) => boolean;
+  /** ms from a Job's creation until its pod has finished and the Job is Complete or Failed (default 20; 0 allowed). */
+  jobDelayMs?: number;
+  /**
+   * Decides which Jobs fail (default: annotation `local.kubler.dev/build: fail` on the Job or its pod
+   * template). A failing Job's pod ends with exit code 1 and a few log lines; the Job gets condition
+   * Failed, reason BackoffLimitExceeded.
+   */
+  failJob?: (job: KubeObject) => boolean;
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: an ephemeral port, read it from `url`. */

@@ -46,8 +46,12 @@ export function create(context: ApiContext, { route, query, body }: WriteRequest
   return { status: 201, body: created };
 }
 
-/** The ServiceAccount controller gives every new namespace a `default` ServiceAccount. */
+/**
+ * The ServiceAccount controller gives every new namespace a `default` ServiceAccount; the Job
+ * controller starts a new Job's pod.
+ */
 function afterCreate(context: ApiContext, created: KubeObject): void {
+  if (created.kind === "Job") context.jobs.jobCreated(created);
   if (created.kind !== "Namespace") return;
   const type = typeOfKind("ServiceAccount");
   const account: KubeObject = {
@@ -237,7 +241,10 @@ export function remove(context: ApiContext, { route, query, body }: WriteRequest
   }
   const dryRun = isDryRun(query);
   if (type.kind === "Namespace") return { status: 200, body: terminate(context, previous, dryRun) };
-  if (!dryRun) context.store.remove(type, route.namespace, name);
+  if (!dryRun) {
+    context.store.remove(type, route.namespace, name);
+    if (type.kind === "Job") context.jobs.jobDeleted(previous);
+  }
   return {
     status: 200,
     body: {
