@@ -10,7 +10,48 @@ export class BadRequestError extends Error {
 
 /** A missing or wrong credential: maps to 401. The message is safe to show the caller. */
 export class UnauthorizedError extends Error {
-  override readonly name = "UnauthorizedError";
+  override readonly name: string = "UnauthorizedError";
+}
+
+/**
+ * Why an ID token was refused: a code for the job's author, never detail that helps a forger.
+ * `missing_claim` and `malformed` messages name what is missing; signatures and keys are not described.
+ */
+export type TokenRejection =
+  | "missing_token"
+  | "malformed"
+  | "algorithm_not_allowed"
+  | "bad_signature"
+  | "unknown_key"
+  | "expired"
+  | "not_yet_valid"
+  | "wrong_issuer"
+  | "wrong_audience"
+  | "missing_claim"
+  | "replayed";
+
+/** A CI job's ID token was refused: maps to 401 with `reason` in the answer. */
+export class TokenRejectedError extends UnauthorizedError {
+  override readonly name = "TokenRejectedError";
+  constructor(
+    readonly reason: TokenRejection,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The caller is known but may not have this (no policy rule, an unmanaged namespace): maps to 403. */
+export class ForbiddenError extends Error {
+  override readonly name = "ForbiddenError";
+}
+
+/**
+ * The request is well-formed and allowed, but cannot be served as configured (a session policy too
+ * large for STS, a region where STS is off): maps to 422. Retrying does not help; the operator must act.
+ */
+export class UnprocessableError extends Error {
+  override readonly name = "UnprocessableError";
 }
 
 /** The body is larger than the configured limit: maps to 413. */
