@@ -4,7 +4,9 @@
  */
 import type { AuditRecord } from "./domain/audit.js";
 import type { BusEntry, Detail } from "./domain/catalog.js";
+import type { JobClaims } from "./domain/job-claims.js";
 import type { KubeObject, ObjectRef } from "./domain/kube-object.js";
+import type { AssumeRoleRequest } from "./domain/sts-session.js";
 
 export type { KubeObject, ObjectRef };
 
@@ -117,6 +119,65 @@ export interface BuildCluster extends Pick<EnvironmentCluster, "get" | "list" | 
     ref: { namespace: string; pod: string; container?: string },
     options?: { tailLines?: number },
   ): Promise<string | null>;
+}
+
+/** Where a client reaches the cluster: what the kubeconfig handed to a CI job needs. */
+export interface ClusterEndpoint {
+  server: string;
+  /** The CA bundle, base64 PEM as in a kubeconfig; null when the system's CAs apply. */
+  certificateAuthorityData: string | null;
+  /** Kubler's own kubeconfig skips TLS verification (the embedded local cluster over http). */
+  insecureSkipTlsVerify: boolean;
+}
+
+/**
+ * The cluster as job credentials need it (DESIGN §5): read the namespace, apply the job's
+ * ServiceAccount and RoleBinding, request a token, and say where the API server is. Its own port
+ * rather than a new `EnvironmentCluster` method, so the environment steps' test doubles need not change.
+ *
+ * @example
+ * const { server } = cluster.endpoint();
+ * const { token, expiresAt } = await cluster.createToken({ namespace, serviceAccount }, { audiences: [], expirationSeconds: 900 });
+ */
+export interface CredentialsCluster extends Pick<EnvironmentCluster, "get" | "apply" | "createToken"> {
+  endpoint(): ClusterEndpoint;
+}
+
+/**
+ * Verifies a GitLab CI ID token (signature, algorithm, issuer, audience, times) and reads its claims.
+ * Refusals are `TokenRejectedError` (401, with a reason code); an unreachable JWKS is `UnavailableError`.
+ * Replays are the caller's to catch (through `DedupeStore`), once the token is known to be genuine.
+ *
+ * @example
+ * const claims = await verifier.verify(bearer); // JobClaims, or throws TokenRejectedError("expired", ...)
+ */
+export interface IdTokenVerifier {
+  verify(token: string): Promise<JobClaims>;
+}
+
+/** Temporary AWS credentials. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiresAt: Date;
+  /** The assumed-role ARN STS reports (`arn:aws:sts::…:assumed-role/<role>/gl-302`). */
+  assumedRoleArn: string | null;
+}
+
+/**
+ * Turns an AssumeRole request into temporary credentials: STS in AWS, a clearly labelled local issuer
+ * otherwise. STS refusals come back as named errors (`ForbiddenError` for AccessDenied,
+ * `UnprocessableError` for a packed policy too large or a disabled region, `UnavailableError` for
+ * throttling), with messages that say what to fix.
+ *
+ * @example
+ * const credentials = await issuer.assumeRole(buildAssumeRoleRequest({ aws, claims, environment, namespace, now }));
+ */
+export interface CredentialIssuer {
+  /** "sts", or "local" for credentials that are not valid for AWS: shown in every answer. */
+  readonly kind: "sts" | "local";
+  assumeRole(request: AssumeRoleRequest): Promise<AwsCredentials>;
 }
 
 /**
