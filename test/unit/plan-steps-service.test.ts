@@ -141,7 +141,8 @@ beforeEach(() => {
   deps = freshDeps();
 });
 
-const published = () => deps.publisher.entries.map((e) => `${e.detailType} ${e.detail.environment}`);
+const published = () =>
+  deps.publisher.entries.map((e) => `${e.detailType} ${(e.detail as { environment?: string }).environment}`);
 
 describe("planStepsFor", () => {
   it("publishes a build for an opened merge request and audits the decision", async () => {
