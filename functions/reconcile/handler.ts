@@ -1,16 +1,19 @@
 /**
- * Lambda entry point, invoked every minute by a recurring schedule: the backstop for rollouts past
- * their deadline and expired environments whose schedule was lost (DESIGN §6).
+ * Lambda entry point, invoked every minute by a recurring schedule (DESIGN §6): finished build Jobs
+ * become `Build Finished`; rollouts past their deadline and expired environments whose schedule was
+ * lost are the environments' backstop.
  */
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
-import { loadAwsStepsConfig } from "../../shared/config.js";
+import { loadAwsStepsConfig, loadBuildConfig } from "../../shared/config.js";
+import { type ReconcileBuildsReport, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import { type ReconcileReport, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
 
 const config = loadAwsStepsConfig(process.env);
+const builds = loadBuildConfig(process.env);
 const deps = {
   cluster: createKubernetesCluster({ env: process.env }),
   publisher: new EventBridgePublisher({
@@ -22,6 +25,13 @@ const deps = {
   newId: randomId,
 };
 
-export async function handler(): Promise<ReconcileReport> {
-  return reconcileEnvironments(deps);
+export async function handler(): Promise<{ environments: ReconcileReport; builds: ReconcileBuildsReport }> {
+  // Both run even when one fails (the other's work is not its hostage); a failure still fails the invocation.
+  const [environments, finished] = await Promise.allSettled([
+    reconcileEnvironments(deps),
+    reconcileBuilds({ ...deps, namespace: builds.namespace }),
+  ]);
+  if (environments.status === "rejected") throw environments.reason;
+  if (finished.status === "rejected") throw finished.reason;
+  return { environments: environments.value, builds: finished.value };
 }

@@ -1,0 +1,231 @@
+/**
+ * Reconcile of builds (DESIGN §6): each finished build Job becomes `Build Finished` for every
+ * environment waiting on it, exactly once. The Job is marked reported first, over the
+ * resourceVersion read (a concurrent reconcile gets a 409 and leaves it), then the events are
+ * published; a publish that fails takes the mark back, so the next run tries again.
+ */
+import {
+  BUILD_ANNOTATION,
+  BUILD_CONTAINER,
+  BUILD_SELECTOR,
+  type BuildRequest,
+  buildDigest,
+  buildState,
+  FAILURE_LOG_LINES,
+  failedContainer,
+  failureReason,
+  readBuildRequests,
+  readReported,
+} from "../domain/build-job.js";
+import type { BusEntry, GitlabRef } from "../domain/catalog.js";
+import type { KubeObject } from "../domain/kube-object.js";
+import { KubernetesConflictError } from "../errors.js";
+import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
+import { stepAuditRecord } from "./step-audit.js";
+
+const FN = "reconcile";
+
+export interface ReconcileBuildsDeps {
+  cluster: BuildCluster;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  /** Where build Jobs run (`KUBLER_BUILD_NAMESPACE`). */
+  namespace: string;
+}
+
+export interface ReconcileBuildsReport {
+  examined: number;
+  running: number;
+  /** `<job> → <environment>: succeeded|failed`, one per event published. */
+  reported: string[];
+  skipped: { job: string; reason: string }[];
+}
+
+type Outcome = { status: "succeeded"; digest: string } | { status: "failed"; reason: string };
+
+/**
+ * @example
+ * const report = await reconcileBuilds(deps); // { reported: ["build-group-app-… → review/x: succeeded"], ... }
+ */
+export async function reconcileBuilds(
+  deps: ReconcileBuildsDeps,
+  pageSize = 200,
+): Promise<ReconcileBuildsReport> {
+  const report: ReconcileBuildsReport = { examined: 0, running: 0, reported: [], skipped: [] };
+  let token: string | undefined;
+  do {
+    const page = await deps.cluster.list("batch/v1", "Job", {
+      namespace: deps.namespace,
+      labelSelector: BUILD_SELECTOR,
+      limit: pageSize,
+      ...(token ? { continue: token } : {}),
+    });
+    for (const job of page.items) {
+      report.examined++;
+      // One Job that cannot be handled must not stop the others, this run or any later one.
+      try {
+        await reconcileJob(deps, job, report);
+      } catch (error) {
+        report.skipped.push({
+          job: job.metadata.name,
+          reason:
+            error instanceof KubernetesConflictError
+              ? `changed since it was read (another reconcile, or a new request): left to the next run; ${error.message}`
+              : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
+    }
+    token = page.continue ?? undefined;
+  } while (token);
+  return report;
+}
+
+async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: ReconcileBuildsReport) {
+  const state = buildState(job);
+  if (state.state === "running") {
+    report.running++;
+    return;
+  }
+  const requests = readBuildRequests(job);
+  const reported = readReported(job);
+  const pending = requests.filter((request) => !reported.includes(request.environment));
+  if (pending.length === 0) return;
+  const gitlab = gitlabOf(job);
+  const sha = job.metadata.annotations?.[BUILD_ANNOTATION.SHA];
+  if (!gitlab || !sha) {
+    report.skipped.push({
+      job: job.metadata.name,
+      reason: "no GitLab project or SHA annotation: not a build Kubler made",
+    });
+    return;
+  }
+
+  const outcome = await outcomeOf(deps, job, state);
+  const all = requests.map((request) => request.environment);
+  await mark(deps, job, job.metadata.resourceVersion, all);
+  const entries: BusEntry[] = pending.map((request) => ({
+    detailType: "Build Finished",
+    detail: finished(request, gitlab, sha, outcome),
+  }));
+  try {
+    await deps.publisher.publish(entries);
+  } catch (error) {
+    // Taken back so the next run reports it; if this fails too, the build is not reported (audited).
+    const marked = await deps.cluster.get(refOf(job));
+    if (marked) await mark(deps, marked, marked.metadata.resourceVersion, reported).catch(() => {});
+    throw error;
+  }
+  for (const request of pending) {
+    report.reported.push(`${job.metadata.name} → ${request.environment}: ${outcome.status}`);
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "image.build",
+        outcome: outcome.status === "succeeded" ? "success" : "failure",
+        reason:
+          outcome.status === "succeeded"
+            ? `built and pushed ${job.metadata.annotations?.[BUILD_ANNOTATION.IMAGE] ?? sha} (${outcome.digest})`
+            : (outcome.reason.split("\n")[0] ?? outcome.reason),
+        correlationId: request.correlationId,
+        gitlab,
+        trigger: "schedule",
+        subject: { environment: request.environment, sha, job: job.metadata.name, namespace: deps.namespace },
+        at: deps.clock.now(),
+      }),
+    );
+  }
+}
+
+/** The digest of a Complete Job, or why it failed with the last lines of its log. */
+async function outcomeOf(
+  deps: ReconcileBuildsDeps,
+  job: KubeObject,
+  state: { state: "succeeded" } | { state: "failed"; reason: string },
+): Promise<Outcome> {
+  const uid = job.metadata.uid;
+  const pods = uid
+    ? (
+        await deps.cluster.list("v1", "Pod", {
+          namespace: deps.namespace,
+          labelSelector: `controller-uid=${uid}`,
+        })
+      ).items
+    : [];
+  if (state.state === "succeeded") {
+    const digest = buildDigest(pods);
+    if (digest) return { status: "succeeded", digest };
+    return {
+      status: "failed",
+      reason: `the Job completed but its ${BUILD_CONTAINER} container left no image digest in its termination message`,
+    };
+  }
+  const failed = failedContainer(pods);
+  const log = failed
+    ? await deps.cluster.readLog(
+        { namespace: deps.namespace, pod: failed.pod, container: failed.container },
+        { tailLines: FAILURE_LOG_LINES },
+      )
+    : null;
+  const verdict =
+    failed && failed.container !== BUILD_CONTAINER
+      ? `${state.reason} (in ${failed.container})`
+      : state.reason;
+  return { status: "failed", reason: failureReason(verdict, log) };
+}
+
+async function mark(
+  deps: ReconcileBuildsDeps,
+  job: KubeObject,
+  resourceVersion: string | undefined,
+  reported: string[],
+): Promise<void> {
+  await deps.cluster.apply({
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: job.metadata.name,
+      namespace: deps.namespace,
+      // A resourceVersion in an apply is a precondition: https://github.com/kubernetes/kubernetes/issues/63104
+      ...(resourceVersion ? { resourceVersion } : {}),
+      // Both annotations, always: server-side apply removes a field its manager stops applying, and
+      // build-image applies both when an environment joins.
+      annotations: {
+        [BUILD_ANNOTATION.REQUESTS]: job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]",
+        [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
+      },
+    },
+  });
+}
+
+function refOf(job: KubeObject) {
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    name: job.metadata.name,
+    namespace: job.metadata.namespace as string,
+  };
+}
+
+function gitlabOf(job: KubeObject): GitlabRef | null {
+  const projectId = Number(job.metadata.labels?.["kubler.dev/project-id"]);
+  const projectPath = job.metadata.annotations?.[BUILD_ANNOTATION.PROJECT_PATH];
+  const instance = job.metadata.annotations?.[BUILD_ANNOTATION.INSTANCE];
+  if (!Number.isSafeInteger(projectId) || !projectPath || !instance) return null;
+  return { instance, projectId, projectPath };
+}
+
+function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome: Outcome) {
+  return {
+    correlationId: request.correlationId,
+    gitlab,
+    environment: request.environment,
+    sha,
+    ref: request.ref,
+    pipelineId: request.pipelineId,
+    mrIid: request.mrIid,
+    status: outcome.status,
+    imageDigest: outcome.status === "succeeded" ? outcome.digest : null,
+    reason: outcome.status === "failed" ? outcome.reason : null,
+  };
+}

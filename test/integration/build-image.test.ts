@@ -1,0 +1,234 @@
+/**
+ * build-image and reconcile of builds against the embedded Kubernetes API over HTTP, through the
+ * real adapter: the Job is created once per project + SHA (409 is success), and each finished Job
+ * becomes exactly one `Build Finished` per waiting environment, with the digest or the failure.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import {
+  type MemoryKubernetes,
+  simulatedDigest,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
+import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+
+const SHA = "1111111111111111111111111111111111111111";
+const FAILING_SHA = "2222222222222222222222222222222222222222";
+const NS = "kubler-builds";
+const gitlab = {
+  instance: "https://gitlab.example.com",
+  projectId: 2,
+  projectPath: "flightjs/flight-management",
+};
+const MANIFEST = `
+version: 1
+image:
+  name: registry.example.com/flightjs/flight-management
+  buildArgs: { NODE_ENV: production }
+deploy:
+  manifests: deploy/
+  image: app
+environments:
+  - name: review/{branch}
+    on: merge_request
+`;
+
+function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
+  return {
+    correlationId: "c-1",
+    gitlab,
+    environment: "review/feature-x",
+    sha: SHA,
+    ref: "feature-x",
+    pipelineId: null,
+    mrIid: 16,
+    ...overrides,
+  };
+}
+
+class Manifests implements ManifestSource {
+  constructor(public text: string | null = MANIFEST) {}
+  async readManifest() {
+    return this.text;
+  }
+  async readDirectory() {
+    return new Map<string, string>();
+  }
+}
+
+let k8s: MemoryKubernetes;
+let cluster: KubernetesCluster;
+let publisher: RecordingPublisher;
+let audit: RecordingAuditLog;
+let build: BuildImageDeps & { manifests: Manifests };
+let reconcile: ReconcileBuildsDeps;
+
+beforeEach(async () => {
+  k8s = await startMemoryKubernetes({
+    jobDelayMs: 0,
+    failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === FAILING_SHA,
+  });
+  cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
+  publisher = new RecordingPublisher();
+  audit = new RecordingAuditLog();
+  const clock = new FixedClock();
+  build = {
+    cluster,
+    manifests: new Manifests(),
+    publisher,
+    audit,
+    clock,
+    settings: { namespace: NS, gitSecret: "kubler-git-credentials", registrySecret: "kubler-registry-push" },
+  };
+  reconcile = { cluster, publisher, audit, clock, namespace: NS };
+});
+afterEach(async () => {
+  cluster.close();
+  await k8s.close();
+});
+
+const jobOf = (sha: string) => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, sha));
+
+async function untilFinished(sha: string) {
+  await vi.waitFor(
+    () => {
+      const conditions = (jobOf(sha)?.status as { conditions?: { type: string }[] } | undefined)?.conditions;
+      expect(conditions?.some((c) => c.type === "Complete" || c.type === "Failed")).toBe(true);
+    },
+    { timeout: 5_000, interval: 5 },
+  );
+}
+
+describe("build-image", () => {
+  it("creates the Job (and the builds namespace, labelled managed) once; a repeat is already running", async () => {
+    expect(await buildImage(build, request())).toEqual({ kind: "created", job: buildJobName(gitlab, SHA) });
+    expect(k8s.store.get("v1", "Namespace", undefined, NS)?.metadata.labels).toMatchObject({
+      "app.kubernetes.io/managed-by": "kubler",
+    });
+    const job = jobOf(SHA);
+    expect(job?.metadata.labels).toMatchObject({ "kubler.dev/sha": SHA, "kubler.dev/project-id": "2" });
+
+    // The same request again (another delivery): a 409 from the API, which is success.
+    expect(await buildImage(build, request({ correlationId: "c-2" }))).toEqual({
+      kind: "already running",
+      job: buildJobName(gitlab, SHA),
+    });
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(1);
+    expect(audit.records.map((r) => [r.action, r.outcome])).toEqual([
+      ["image.build", "success"],
+      ["image.build", "success"],
+    ]);
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("lets another environment join a build of the same commit", async () => {
+    await buildImage(build, request());
+    expect(
+      (await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }))).kind,
+    ).toBe("joined");
+    const requests = JSON.parse(jobOf(SHA)?.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]");
+    expect(requests.map((r: { environment: string }) => r.environment)).toEqual([
+      "review/feature-x",
+      "staging",
+    ]);
+  });
+
+  it("ignores a project without kubler.yaml or without an image, and fails a manifest it cannot build from", async () => {
+    build.manifests.text = null;
+    expect((await buildImage(build, request())).kind).toBe("ignored");
+    build.manifests.text = MANIFEST.replace(/image:\n[\s\S]*?deploy:/, "deploy:").replace(
+      "  image: app\n",
+      "",
+    );
+    expect(await buildImage(build, request())).toEqual({
+      kind: "ignored",
+      reason: "kubler.yaml has no image: the project builds its image in its own CI",
+    });
+    build.manifests.text = MANIFEST.replace("buildArgs:", "context: ../elsewhere\n  buildArgs:");
+    expect((await buildImage(build, request())).kind).toBe("failed");
+    expect(publisher.entries).toMatchObject([
+      { detailType: "Build Finished", detail: { status: "failed", imageDigest: null } },
+    ]);
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+  });
+});
+
+describe("reconcile of builds", () => {
+  it("reports a succeeded build once, with the digest from the pod's termination message", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    const first = await reconcileBuilds(reconcile);
+    const second = await reconcileBuilds(reconcile);
+    expect(first.reported).toEqual([`${buildJobName(gitlab, SHA)} → review/feature-x: succeeded`]);
+    expect(second.reported).toEqual([]);
+    expect(publisher.entries).toEqual([
+      {
+        detailType: "Build Finished",
+        detail: {
+          ...request(),
+          status: "succeeded",
+          imageDigest: simulatedDigest(jobOf(SHA) as never),
+          reason: null,
+        },
+      },
+    ]);
+  });
+
+  it("reports a failed build with the Job's reason and the last log lines", async () => {
+    await buildImage(build, request({ sha: FAILING_SHA }));
+    await untilFinished(FAILING_SHA);
+    await reconcileBuilds(reconcile);
+    await reconcileBuilds(reconcile);
+    expect(publisher.entries).toHaveLength(1);
+    const detail = publisher.entries[0]?.detail as Detail<"Build Finished">;
+    expect(detail).toMatchObject({ status: "failed", imageDigest: null, sha: FAILING_SHA });
+    const lines = detail.reason?.split("\n") ?? [];
+    expect(lines[0]).toBe("BackoffLimitExceeded: Job has reached the specified backoff limit");
+    expect(lines[1]).toBe("--- last log lines ---");
+    expect(lines.at(-1)).toContain("error: failed to solve");
+  });
+
+  it("publishes exactly one event per Job and environment when two reconciles race", async () => {
+    await buildImage(build, request());
+    await buildImage(
+      build,
+      request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-3" }),
+    );
+    await untilFinished(SHA);
+    const reports = await Promise.all([reconcileBuilds(reconcile), reconcileBuilds(reconcile)]);
+    expect(reports.flatMap((r) => r.reported).sort()).toEqual([
+      `${buildJobName(gitlab, SHA)} → review/feature-x: succeeded`,
+      `${buildJobName(gitlab, SHA)} → staging: succeeded`,
+    ]);
+    expect(publisher.entries.map((e) => e.detail.environment).sort()).toEqual([
+      "review/feature-x",
+      "staging",
+    ]);
+    expect(publisher.entries.map((e) => e.detail.correlationId).sort()).toEqual(["c-1", "c-3"]);
+  });
+
+  it("reports an environment that joins after the report, without reporting the first again", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    await reconcileBuilds(reconcile);
+    await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }));
+    await reconcileBuilds(reconcile);
+    expect(publisher.entries.map((e) => e.detail.environment)).toEqual(["review/feature-x", "staging"]);
+  });
+
+  it("leaves running builds alone, and retries a report whose publish failed", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    publisher.failNext = 1;
+    const failed = await reconcileBuilds(reconcile);
+    expect(failed.reported).toEqual([]);
+    expect(failed.skipped[0]?.reason).toMatch(/^not reconciled: /);
+    expect((await reconcileBuilds(reconcile)).reported).toHaveLength(1);
+    expect(publisher.entries).toHaveLength(1);
+  });
+});
