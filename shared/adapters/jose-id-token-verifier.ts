@@ -1,0 +1,209 @@
+import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTHeaderParameters, jwtVerify } from "jose";
+import { type JobClaims, MissingClaimError, REQUIRED_CLAIMS, readJobClaims } from "../domain/job-claims.js";
+import { TokenRejectedError, UnavailableError } from "../errors.js";
+import type { Clock, IdTokenVerifier } from "../ports.js";
+
+/** GitLab publishes its CI signing keys here (https://docs.gitlab.com/ci/secrets/id_token_authentication/). */
+export const JWKS_PATH = "/oauth/discovery/keys";
+/** The most clock skew forgiven on `exp`, `nbf` and `iat` (DESIGN §5: small leeway). */
+export const MAX_LEEWAY_SECONDS = 60;
+const DEFAULT_REFETCH_INTERVAL_MS = 30_000;
+const DEFAULT_MAX_AGE_MS = 10 * 60_000;
+const FETCH_TIMEOUT_MS = 5_000;
+
+export interface JoseIdTokenVerifierOptions {
+  /** The token's `iss` must equal it; the JWKS is read from `<issuer>/oauth/discovery/keys`. */
+  issuer: string;
+  audience: string;
+  clock: Clock;
+  /** Unknown `kid`s cause at most one JWKS fetch per this interval (so a flood cannot reach GitLab). */
+  refetchIntervalMs?: number;
+  /** Keys older than this are fetched again on the next verification. */
+  maxAgeMs?: number;
+  /** Clock skew forgiven, at most 60 s. Default 60. */
+  leewaySeconds?: number;
+  /** Where the JWKS is; default `<issuer>/oauth/discovery/keys`. */
+  jwksUrl?: string;
+  /** Reads the JWKS document; default `fetch` with a 5 s timeout. */
+  fetchJwks?: (url: string) => Promise<unknown>;
+}
+
+type LocalKeys = ReturnType<typeof createLocalJWKSet>;
+type Key = Awaited<ReturnType<LocalKeys>>;
+type KeyLookup = (header: JWTHeaderParameters) => Promise<Key>;
+
+/**
+ * `IdTokenVerifier` with jose: RS256 only, `iss` and `aud` pinned, `exp`/`nbf`/`iat` within the
+ * leeway, keys from the issuer's JWKS kept in memory. A token naming a key the cache lacks makes the
+ * verifier fetch the JWKS again, at most once per `refetchIntervalMs` however many such tokens come
+ * (GitLab rotates its key rarely; a forger can make up `kid`s at will).
+ *
+ * @example
+ * const verifier = new JoseIdTokenVerifier({ issuer: "https://gitlab.example.com", audience: "kubler", clock: systemClock });
+ * const claims = await verifier.verify(token); // or TokenRejectedError("wrong_audience", ...)
+ */
+export class JoseIdTokenVerifier implements IdTokenVerifier {
+  readonly #issuer: string;
+  readonly #audience: string;
+  readonly #clock: Clock;
+  readonly #refetchIntervalMs: number;
+  readonly #maxAgeMs: number;
+  readonly #leeway: number;
+  readonly #jwksUrl: string;
+  readonly #fetchJwks: (url: string) => Promise<unknown>;
+  #keys: LocalKeys | null = null;
+  /** When a fetch last started (successful or not): the rate limit counts attempts. */
+  #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  #fetchedAt = Number.NEGATIVE_INFINITY;
+  #inFlight: Promise<void> | null = null;
+  readonly #lookup: KeyLookup;
+
+  constructor(options: JoseIdTokenVerifierOptions) {
+    this.#issuer = options.issuer;
+    this.#audience = options.audience;
+    this.#clock = options.clock;
+    this.#refetchIntervalMs = options.refetchIntervalMs ?? DEFAULT_REFETCH_INTERVAL_MS;
+    this.#maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.#leeway = Math.min(MAX_LEEWAY_SECONDS, Math.max(0, options.leewaySeconds ?? MAX_LEEWAY_SECONDS));
+    this.#jwksUrl = options.jwksUrl ?? `${options.issuer.replace(/\/+$/, "")}${JWKS_PATH}`;
+    this.#fetchJwks = options.fetchJwks ?? fetchJson;
+    this.#lookup = (header) => this.#key(header);
+  }
+
+  async verify(token: string): Promise<JobClaims> {
+    const now = this.#clock.now();
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.#lookup, {
+        algorithms: ["RS256"],
+        issuer: this.#issuer,
+        audience: this.#audience,
+        clockTolerance: this.#leeway,
+        currentDate: now,
+        requiredClaims: [...REQUIRED_CLAIMS],
+      }));
+    } catch (error) {
+      throw rejection(error, this.#audience);
+    }
+    // jose checks iat's type only: a token issued in the future is as suspect as one not yet valid.
+    if ((payload.iat as number) > now.getTime() / 1000 + this.#leeway) {
+      throw new TokenRejectedError("not_yet_valid", "the token's iat is in the future: check the clocks");
+    }
+    try {
+      return readJobClaims(payload);
+    } catch (error) {
+      if (error instanceof MissingClaimError) throw new TokenRejectedError("missing_claim", error.message);
+      throw error;
+    }
+  }
+
+  async #key(header: JWTHeaderParameters): Promise<Key> {
+    const now = this.#clock.now().getTime();
+    if (this.#keys === null || now - this.#fetchedAt >= this.#maxAgeMs)
+      await this.#refresh(now, this.#keys === null);
+    try {
+      return await (this.#keys as LocalKeys)(header);
+    } catch (error) {
+      if (
+        !(error instanceof errors.JWKSNoMatchingKey) ||
+        now - this.#lastAttemptAt < this.#refetchIntervalMs
+      ) {
+        throw error;
+      }
+    }
+    await this.#refresh(now, false);
+    return (this.#keys as LocalKeys)(header);
+  }
+
+  /** One fetch at a time; a failure keeps the keys already held, unless there are none. */
+  async #refresh(now: number, required: boolean): Promise<void> {
+    if (!this.#inFlight) {
+      this.#lastAttemptAt = now;
+      this.#inFlight = this.#fetchJwks(this.#jwksUrl)
+        .then((document) => {
+          if (!isJwks(document)) throw new Error("the answer is not a JWKS ({ keys: [...] })");
+          this.#keys = createLocalJWKSet(document);
+          this.#fetchedAt = now;
+        })
+        .finally(() => {
+          this.#inFlight = null;
+        });
+    }
+    try {
+      await this.#inFlight;
+    } catch (error) {
+      if (required || this.#keys === null) {
+        throw new UnavailableError(
+          `cannot read the token issuer's signing keys from ${this.#jwksUrl}: ${(error as Error).message}`,
+        );
+      }
+    }
+  }
+}
+
+/** The JWKS document at `url`, within 5 s. */
+async function fetchJson(url: string): Promise<unknown> {
+  const response = await fetch(url, {
+    headers: { accept: "application/json" },
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+function isJwks(document: unknown): document is JSONWebKeySet {
+  return (
+    typeof document === "object" && document !== null && Array.isArray((document as { keys?: unknown }).keys)
+  );
+}
+
+/**
+ * jose's error as a rejection a job's author can act on. Messages never describe keys or signatures
+ * beyond "does not verify", which is all a forger could learn anyway.
+ */
+function rejection(error: unknown, audience: string): Error {
+  if (error instanceof UnavailableError) return error;
+  if (error instanceof errors.JWTExpired) {
+    return new TokenRejectedError(
+      "expired",
+      "the token has expired: request credentials while the job's ID token is still valid",
+    );
+  }
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.reason === "missing") {
+      return new TokenRejectedError("missing_claim", `the token has no usable "${error.claim}" claim`);
+    }
+    switch (error.claim) {
+      case "nbf":
+        return new TokenRejectedError("not_yet_valid", "the token is not valid yet (nbf): check the clocks");
+      case "iss":
+        return new TokenRejectedError(
+          "wrong_issuer",
+          "the token was not issued by the GitLab instance Kubler trusts",
+        );
+      case "aud":
+        return new TokenRejectedError(
+          "wrong_audience",
+          `the token's audience is not "${audience}": declare it in .gitlab-ci.yml (id_tokens: <NAME>: aud: ${audience})`,
+        );
+      default:
+        return new TokenRejectedError("missing_claim", `the token's "${error.claim}" claim is not usable`);
+    }
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {
+    return new TokenRejectedError("algorithm_not_allowed", "the token must be signed with RS256");
+  }
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    return new TokenRejectedError(
+      "unknown_key",
+      "the token is signed with a key the issuer does not publish",
+    );
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return new TokenRejectedError("bad_signature", "the token's signature does not verify");
+  }
+  if (error instanceof errors.JOSEError || error instanceof TypeError) {
+    return new TokenRejectedError("malformed", "the bearer value is not a signed JWT (a GitLab ID token)");
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,170 @@
+/**
+ * The jose verifier against a real RSA key pair and a JWKS served over node:http, as GitLab serves it.
+ */
+import { createHmac, createPublicKey } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
+import { TokenRejectedError, UnavailableError } from "../../shared/errors.js";
+import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
+import { FixedClock } from "../fakes/index.js";
+import { startJwksServer } from "../fakes/jwks-server.js";
+
+const key = LocalOidcIssuer.generate("key-1");
+const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
+let jwks: Awaited<ReturnType<typeof startJwksServer>>;
+
+beforeAll(async () => {
+  jwks = await startJwksServer([key]);
+});
+afterAll(() => jwks.close());
+afterEach(() => jwks.publish([key]));
+
+function verifier(options: { refetchIntervalMs?: number } = {}) {
+  return new JoseIdTokenVerifier({ issuer: jwks.url, audience: "kubler", clock, ...options });
+}
+
+function claims(overrides: Record<string, unknown> = {}) {
+  return gitlabIdTokenClaims({ iss: jwks.url, aud: "kubler", now: clock.now() }, overrides);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<{ reason: string; message: string }> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TokenRejectedError);
+  const { reason, message } = error as TokenRejectedError;
+  return { reason, message };
+}
+
+describe("JoseIdTokenVerifier", () => {
+  it("accepts a GitLab ID token and returns its claims", async () => {
+    const token = key.sign(claims({ environment: "review/x" }));
+    const verified = await verifier().verify(token);
+    expect(verified).toMatchObject({
+      iss: jwks.url,
+      project_path: "my-group/my-project",
+      project_id: "20",
+      job_id: "302",
+      ref_protected: "false",
+      environment: "review/x",
+      job_project_path: null,
+    });
+  });
+
+  it("forgives 60 s of clock skew, not more", async () => {
+    const now = clock.now().getTime() / 1000;
+    await expect(verifier().verify(key.sign(claims({ exp: now - 50 })))).resolves.toBeDefined();
+    expect(await rejection(verifier().verify(key.sign(claims({ exp: now - 61 }))))).toEqual({
+      reason: "expired",
+      message: "the token has expired: request credentials while the job's ID token is still valid",
+    });
+    await expect(verifier().verify(key.sign(claims({ nbf: now + 50 })))).resolves.toBeDefined();
+    expect((await rejection(verifier().verify(key.sign(claims({ nbf: now + 120 }))))).reason).toBe(
+      "not_yet_valid",
+    );
+    expect((await rejection(verifier().verify(key.sign(claims({ iat: now + 120, nbf: now }))))).reason).toBe(
+      "not_yet_valid",
+    );
+  });
+
+  it("pins the issuer and the audience", async () => {
+    expect(
+      await rejection(verifier().verify(key.sign(claims({ iss: "https://gitlab.evil.example" })))),
+    ).toEqual({
+      reason: "wrong_issuer",
+      message: "the token was not issued by the GitLab instance Kubler trusts",
+    });
+    expect(
+      await rejection(verifier().verify(key.sign(claims({ aud: "https://vault.example.com" })))),
+    ).toEqual({
+      reason: "wrong_audience",
+      message: `the token's audience is not "kubler": declare it in .gitlab-ci.yml (id_tokens: <NAME>: aud: kubler)`,
+    });
+  });
+
+  it("refuses alg none, and HS256 signed with the public key", async () => {
+    const payload = claims();
+    const none = key.sign(payload, { alg: "none" });
+    expect((await rejection(verifier().verify(none))).reason).toBe("algorithm_not_allowed");
+    // The classic confusion attack: HMAC keyed with the (public) RSA key's PEM.
+    const pem = createPublicKey(key.privateKey).export({ format: "pem", type: "spki" }).toString();
+    const header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT", kid: "key-1" })).toString(
+      "base64url",
+    );
+    const body = Buffer.from(JSON.stringify(payload)).toString("base64url");
+    const mac = createHmac("sha256", pem).update(`${header}.${body}`).digest("base64url");
+    expect((await rejection(verifier().verify(`${header}.${body}.${mac}`))).reason).toBe(
+      "algorithm_not_allowed",
+    );
+  });
+
+  it("refuses an unknown key, a tampered payload, a malformed token and missing claims", async () => {
+    const stranger = LocalOidcIssuer.generate("key-unknown");
+    expect(await rejection(verifier().verify(stranger.sign(claims())))).toEqual({
+      reason: "unknown_key",
+      message: "the token is signed with a key the issuer does not publish",
+    });
+    // Same kid as the real key, another key's signature.
+    const forged = LocalOidcIssuer.generate("key-1");
+    expect((await rejection(verifier().verify(forged.sign(claims())))).reason).toBe("bad_signature");
+    const [header, , signature] = key.sign(claims()).split(".");
+    const tampered = Buffer.from(JSON.stringify(claims({ project_path: "group/app" }))).toString("base64url");
+    expect(await rejection(verifier().verify(`${header}.${tampered}.${signature}`))).toEqual({
+      reason: "bad_signature",
+      message: "the token's signature does not verify",
+    });
+    expect((await rejection(verifier().verify("not-a-jwt"))).reason).toBe("malformed");
+    expect(await rejection(verifier().verify(key.sign(claims({ job_id: null }))))).toEqual({
+      reason: "missing_claim",
+      message: 'the token has no usable "job_id" claim',
+    });
+    expect((await rejection(verifier().verify(key.sign(claims({ jti: null }))))).reason).toBe(
+      "missing_claim",
+    );
+    expect((await rejection(verifier().verify(key.sign(claims({ project_path: 7 }))))).message).toBe(
+      'the token has no usable "project_path" claim',
+    );
+  });
+
+  it("fetches a rotated-in key once; a flood of unknown kids does not flood the JWKS endpoint", async () => {
+    const v = verifier({ refetchIntervalMs: 30_000 });
+    const before = jwks.requests;
+    await v.verify(key.sign(claims()));
+    await v.verify(key.sign(claims()));
+    expect(jwks.requests - before).toBe(1);
+
+    // GitLab rotates: a new key is published and used after start.
+    const next = LocalOidcIssuer.generate("key-2");
+    jwks.publish([key, next]);
+    clock.advance(31_000);
+    await v.verify(next.sign(claims()));
+    await v.verify(next.sign(claims()));
+    expect(jwks.requests - before).toBe(2);
+
+    // A forger's flood of made-up kids: at most one fetch per interval, however many arrive.
+    // Any key will do: the made-up kid is what matters.
+    const flood = Array.from({ length: 500 }, (_, i) => key.sign(claims(), { kid: `bogus-${i}` }));
+    const results = await Promise.allSettled(flood.map((token) => v.verify(token)));
+    expect(
+      results.every(
+        (r) => r.status === "rejected" && (r.reason as TokenRejectedError).reason === "unknown_key",
+      ),
+    ).toBe(true);
+    expect(jwks.requests - before).toBe(2);
+    clock.advance(31_000);
+    await Promise.allSettled(flood.slice(0, 50).map((token) => v.verify(token)));
+    expect(jwks.requests - before).toBe(3);
+    // The genuine keys still work throughout.
+    await expect(v.verify(key.sign(claims()))).resolves.toBeDefined();
+  }, 30_000);
+
+  it("an unreachable JWKS is 'unavailable' (503), not a rejected token", async () => {
+    const v = new JoseIdTokenVerifier({ issuer: "http://127.0.0.1:9", audience: "kubler", clock });
+    const error = await v.verify(key.sign(claims({ iss: "http://127.0.0.1:9" }))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toMatch(
+      /^cannot read the token issuer's signing keys from http:\/\/127.0.0.1:9\/oauth\/discovery\/keys/,
+    );
+  });
+});
