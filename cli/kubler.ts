@@ -5,6 +5,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { loadLocalConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
+import { runAuditCommand } from "./audit-command.js";
 import { type CommandContext, listEnvironments, requestDeploy, sweep } from "./environment-commands.js";
 import { startLocalRuntime } from "./local-runtime.js";
 import { readLocalSecrets } from "./local-secrets.js";
@@ -23,6 +24,10 @@ const USAGE = `usage:
   kubler environments [--json] list the environments Kubler manages on the cluster
   kubler sweep [--dry-run] [--json]
                                delete expired environments now, and print the report
+  kubler audit [--query Q] [--since 24h] [--project P] [--environment E] [--action A]
+               [--outcome O] [--correlation ID] [--json] [--log-group G]
+                               query the audit trail (local audit.jsonl, or CloudWatch Logs
+                               Insights with --log-group); --correlation prints a timeline
   events: ${listFixtures().join(", ")}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return environments(rest);
     case "sweep":
       return sweepCommand(rest);
+    case "audit":
+      return audit(rest);
     case undefined:
     case "help":
     case "--help":
@@ -118,6 +125,20 @@ async function sweepCommand(args: string[]): Promise<number> {
     options: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   });
   return sweep(commandContext(), { dryRun: values["dry-run"] ?? false, json: values.json ?? false });
+}
+
+function audit(args: string[]): Promise<number> {
+  const terminal = process.stderr.isTTY;
+  return runAuditCommand(args, {
+    print: (line) => console.log(line),
+    // On a terminal the progress line is rewritten in place; elsewhere each update is a line.
+    progress: (line, rewrite) =>
+      process.stderr.write(
+        terminal && rewrite ? `\r\x1b[K${line}` : `${terminal ? "\r\x1b[K" : ""}${line}\n`,
+      ),
+    env: process.env,
+    now: () => new Date(),
+  });
 }
 
 async function send(args: string[]): Promise<number> {

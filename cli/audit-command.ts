@@ -1,0 +1,418 @@
+/**
+ * `kubler audit`: the saved audit queries from the command line — against CloudWatch Logs Insights
+ * when log groups are given (`--log-group`, or KUBLER_AUDIT_LOG_GROUPS), else against the local
+ * `$KUBLER_DATA_DIR/audit.jsonl` — with the same filters, as a table, JSON lines, or (for one
+ * correlation id) the story of one webhook, step by step.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  AuditQueryError,
+  CloudWatchAuditQuery,
+  type InsightsRow,
+} from "../shared/adapters/cloudwatch-audit-query.js";
+import { ENV } from "../shared/config.js";
+import { AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from "../shared/domain/audit.js";
+import {
+  type AuditFilter,
+  auditField,
+  insightsQueryText,
+  SAVED_AUDIT_QUERIES,
+  type SavedAuditQuery,
+} from "../shared/domain/audit-queries.js";
+import { ConfigError } from "../shared/errors.js";
+import { scanAuditFile } from "../shared/local/audit-file-query.js";
+
+/** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
+export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
+
+export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
+  --query NAME          a saved query: ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}
+  --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally)
+  --until ISO           until when (default now)
+  --project PATH  --environment ENV  --action ACTION|PREFIX.*  --outcome O[,O]
+  --correlation ID      everything one GitLab delivery caused, as a timeline
+  --role ARN  --instance URL
+  --json                JSON lines instead of a table
+  --limit N             the newest N records (default 1000)
+  --log-group G         query CloudWatch Logs Insights (repeatable; or ${AUDIT_LOG_GROUPS_ENV})
+  --timeout S           give up on a Logs Insights query after S seconds (default 120)
+  --local               read $KUBLER_DATA_DIR/audit.jsonl even when log groups are configured`;
+
+export interface AuditCommandIo {
+  /** A line of output (stdout). */
+  print(line: string): void;
+  /** Progress and summaries (stderr); `rewrite` replaces the previous progress line on a terminal. */
+  progress(line: string, rewrite?: boolean): void;
+  env: Readonly<Record<string, string | undefined>>;
+  now(): Date;
+  /** Test seam: how long to wait between Logs Insights polls. */
+  sleep?: (ms: number) => Promise<void>;
+  pollMs?: number;
+}
+
+interface Plan {
+  filter: AuditFilter & { since: Date; until: Date };
+  query: SavedAuditQuery | null;
+  json: boolean;
+  limit: number;
+  timeline: boolean;
+  groupBy: readonly string[] | null;
+}
+
+/**
+ * @example
+ * process.exitCode = await runAuditCommand(["--query", "denied-credentials", "--since", "7d"], io);
+ */
+export async function runAuditCommand(args: string[], io: AuditCommandIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      query: { type: "string" },
+      since: { type: "string" },
+      until: { type: "string" },
+      project: { type: "string" },
+      environment: { type: "string" },
+      action: { type: "string" },
+      outcome: { type: "string" },
+      correlation: { type: "string" },
+      role: { type: "string" },
+      instance: { type: "string" },
+      json: { type: "boolean" },
+      limit: { type: "string" },
+      "log-group": { type: "string", multiple: true },
+      timeout: { type: "string" },
+      local: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    io.print(AUDIT_USAGE);
+    return 0;
+  }
+  const query = values.query === undefined ? null : savedQuery(values.query);
+  const now = io.now();
+  const correlationId = values.correlation;
+  const flags: AuditFilter = {
+    ...(values.project !== undefined ? { project: values.project } : {}),
+    ...(values.environment !== undefined ? { environment: values.environment } : {}),
+    ...(values.action !== undefined ? { action: values.action } : {}),
+    ...(values.outcome !== undefined ? { outcome: parseOutcomes(values.outcome) } : {}),
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    ...(values.role !== undefined ? { roleArn: values.role } : {}),
+    ...(values.instance !== undefined ? { instance: values.instance } : {}),
+  };
+  const plan: Plan = {
+    filter: {
+      ...query?.filter,
+      ...flags,
+      since: parseSince(values.since ?? (correlationId ? "14d" : "24h"), now),
+      until: values.until === undefined ? now : parseInstant("--until", values.until),
+    },
+    query,
+    json: values.json ?? false,
+    limit: parseLimit(values.limit),
+    timeline: correlationId !== undefined && !query?.groupBy,
+    groupBy: query?.groupBy ?? null,
+  };
+
+  const logGroups = values.local
+    ? []
+    : (values["log-group"] ?? (io.env[AUDIT_LOG_GROUPS_ENV] ?? "").split(","))
+        .map((g) => g.trim())
+        .filter(Boolean);
+  return logGroups.length > 0
+    ? runInsights(plan, logGroups, parseTimeout(values.timeout), io)
+    : runLocal(plan, join(io.env[ENV.DATA_DIR] || ".kubler", "audit.jsonl"), io);
+}
+
+async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<number> {
+  const started = performance.now();
+  if (plan.groupBy) {
+    const groups = new Map<string, { values: unknown[]; records: number; last: string }>();
+    const groupBy = plan.groupBy;
+    const report = await scanAuditFile(path, plan.filter, (record) => {
+      const values = groupBy.map((field) => auditField(record, field) ?? null);
+      const key = JSON.stringify(values);
+      const group = groups.get(key) ?? { values, records: 0, last: "" };
+      group.records++;
+      if (record.at > group.last) group.last = record.at;
+      groups.set(key, group);
+    });
+    const rows = [...groups.values()]
+      .sort((a, b) => b.records - a.records)
+      .slice(0, plan.limit)
+      .map((group) => {
+        const row: InsightsRow = { records: String(group.records), last: group.last };
+        groupBy.forEach((field, i) => {
+          row[field] = String(group.values[i] ?? "");
+        });
+        return row;
+      });
+    printGroups(rows, groupBy, plan, io);
+    io.progress(
+      `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched`,
+    );
+    return 0;
+  }
+  // Only the newest `limit` matches are kept: memory is bounded by the limit, not the file.
+  const kept: AuditRecord[] = [];
+  let next = 0;
+  const report = await scanAuditFile(path, plan.filter, (record) => {
+    if (kept.length < plan.limit) kept.push(record);
+    else kept[next] = record;
+    next = (next + 1) % plan.limit;
+  });
+  const records = kept.length < plan.limit ? kept : [...kept.slice(next), ...kept.slice(0, next)];
+  printRecords(records, plan, io);
+  const malformed = report.malformed ? `, ${report.malformed} malformed line(s) skipped` : "";
+  io.progress(
+    `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched, ${records.length} shown${malformed}`,
+  );
+  return 0;
+}
+
+async function runInsights(
+  plan: Plan,
+  logGroups: string[],
+  timeoutMs: number,
+  io: AuditCommandIo,
+): Promise<number> {
+  // Whole lines come back (`@message`), so both modes print the same records the same way.
+  const queryString = insightsQueryText(plan.filter, {
+    limit: plan.limit,
+    chronological: plan.timeline,
+    ...(plan.groupBy ? { groupBy: plan.groupBy } : {}),
+  });
+  const insights = new CloudWatchAuditQuery({
+    logGroups,
+    timeoutMs,
+    now: () => io.now().getTime(),
+    ...(io.sleep ? { sleep: io.sleep } : {}),
+    ...(io.pollMs !== undefined ? { pollMs: io.pollMs } : {}),
+    onProgress: (p) =>
+      io.progress(
+        `Logs Insights: ${p.status} ${fmtMs(p.elapsedMs)}, ${p.recordsScanned.toLocaleString("en-US")} records scanned (${fmtBytes(p.bytesScanned)}), ${p.recordsMatched.toLocaleString("en-US")} matched`,
+        true,
+      ),
+  });
+  io.progress(`querying ${logGroups.length} log group(s) from ${plan.filter.since.toISOString()}`);
+  let rows: InsightsRow[];
+  try {
+    rows = await insights.run(queryString, plan.filter);
+  } catch (error) {
+    if (error instanceof AuditQueryError) {
+      io.progress(`kubler audit: ${error.message}`);
+      return 1;
+    }
+    // The SDK's modelled errors (AccessDenied, ResourceNotFound for a wrong group) name the problem.
+    const { name, message } = error as Error;
+    io.progress(`kubler audit: CloudWatch Logs refused the query: ${name}: ${message}`);
+    return 1;
+  }
+  if (plan.groupBy) {
+    printGroups(rows, plan.groupBy, plan, io);
+    return 0;
+  }
+  const records: AuditRecord[] = [];
+  for (const row of rows) {
+    try {
+      records.push(JSON.parse(row["@message"] ?? ""));
+    } catch {
+      // Not one of our lines (the filter should have kept it out): nothing to show.
+    }
+  }
+  if (!plan.timeline) records.reverse();
+  printRecords(records, plan, io);
+  return 0;
+}
+
+// --- Output --------------------------------------------------------------------------------------
+
+function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): void {
+  if (plan.json) {
+    for (const record of records) io.print(JSON.stringify(record));
+    return;
+  }
+  if (plan.timeline) {
+    printTimeline(records, plan.filter.correlationId ?? "", io);
+    return;
+  }
+  if (records.length === 0) {
+    io.print("no audit records match");
+    return;
+  }
+  io.print(row(["AT", "FUNCTION", "ACTION", "OUTCOME", "PROJECT", "ENVIRONMENT", "REASON"]));
+  for (const r of records) {
+    io.print(
+      row([
+        r.at.replace("T", " ").replace("Z", ""),
+        r.function,
+        r.action,
+        r.outcome,
+        text(r.subject.project),
+        text(r.subject.environment),
+        oneLine(r.reason),
+      ]),
+    );
+  }
+}
+
+const WIDTHS = [23, 20, 24, 8, 28, 28];
+
+function row(cells: string[]): string {
+  return cells.map((cell, i) => (i < WIDTHS.length ? pad(cell, WIDTHS[i] as number) : cell)).join("  ");
+}
+
+/**
+ * The story of one webhook: each record in time order, the time since the first and since the
+ * previous step, and how long the step itself took when it said so.
+ */
+function printTimeline(records: AuditRecord[], correlationId: string, io: AuditCommandIo): void {
+  if (records.length === 0) {
+    io.print(`no audit records for correlation id ${correlationId} (widen --since?)`);
+    return;
+  }
+  const sorted = [...records].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  const first = Date.parse((sorted[0] as AuditRecord).at);
+  const last = Date.parse((sorted.at(-1) as AuditRecord).at);
+  const project = sorted.map((r) => r.subject.project).find((p) => typeof p === "string");
+  io.print(
+    `correlation ${correlationId}${project ? ` (${project})` : ""}: ${sorted.length} step(s) over ${fmtMs(last - first)}, from ${sorted[0]?.at}`,
+  );
+  io.print("");
+  io.print(row2(["T+", "Δ PREVIOUS", "FUNCTION", "ACTION", "OUTCOME", "WHAT"]));
+  let previous = first;
+  for (const r of sorted) {
+    const at = Date.parse(r.at);
+    const took = typeof r.durationMs === "number" ? ` (took ${fmtMs(r.durationMs)})` : "";
+    const where = r.subject.environment ? `[${text(r.subject.environment)}] ` : "";
+    io.print(
+      row2([
+        fmtMs(at - first),
+        r === sorted[0] ? "" : `+${fmtMs(at - previous)}`,
+        r.function,
+        r.action,
+        r.outcome,
+        `${where}${oneLine(r.reason)}${took}`,
+      ]),
+    );
+    previous = at;
+  }
+}
+
+const TIMELINE_WIDTHS = [10, 12, 20, 24, 8];
+
+function row2(cells: string[]): string {
+  return cells
+    .map((cell, i) => (i < TIMELINE_WIDTHS.length ? pad(cell, TIMELINE_WIDTHS[i] as number) : cell))
+    .join("  ");
+}
+
+function printGroups(rows: InsightsRow[], groupBy: readonly string[], plan: Plan, io: AuditCommandIo): void {
+  if (plan.json) {
+    for (const r of rows) io.print(JSON.stringify(r));
+    return;
+  }
+  if (rows.length === 0) {
+    io.print("no audit records match");
+    return;
+  }
+  const widths = [8, 23, ...groupBy.map(() => 40)];
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i < cells.length - 1 ? pad(cell, widths[i] as number) : cell)).join("  ");
+  io.print(line(["RECORDS", "LAST", ...groupBy.map((field) => field.toUpperCase())]));
+  for (const r of rows) {
+    io.print(
+      line([
+        r.records ?? "",
+        (r.last ?? "").replace("T", " ").replace("Z", ""),
+        ...groupBy.map((field) => oneLine(r[field] ?? "")),
+      ]),
+    );
+  }
+}
+
+function pad(cell: string, width: number): string {
+  return cell.length > width ? `${cell.slice(0, width - 1)}…` : cell.padEnd(width);
+}
+
+function text(value: unknown): string {
+  return value === undefined || value === null ? "-" : String(value);
+}
+
+function oneLine(value: string): string {
+  const flat = value.replace(/\s+/g, " ");
+  return flat.length > 160 ? `${flat.slice(0, 159)}…` : flat;
+}
+
+/** 850 ms, 2.4 s, 3m 05s, 2h 10m, 3d 4h. */
+export function fmtMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+function fmtBytes(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// --- Arguments -----------------------------------------------------------------------------------
+
+function savedQuery(name: string): SavedAuditQuery {
+  const query = SAVED_AUDIT_QUERIES.find((q) => q.name === name);
+  if (!query) {
+    throw new ConfigError(
+      `--query: no saved query "${name}"; one of ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}`,
+    );
+  }
+  return query;
+}
+
+function parseOutcomes(text: string): AuditOutcome[] {
+  return text.split(",").map((value) => {
+    const outcome = value.trim();
+    if (!(AUDIT_OUTCOMES as readonly string[]).includes(outcome)) {
+      throw new ConfigError(`--outcome: "${outcome}" is not one of ${AUDIT_OUTCOMES.join(", ")}`);
+    }
+    return outcome as AuditOutcome;
+  });
+}
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/** `24h`, `7d`, `90m`, `all`, or an ISO 8601 instant. */
+export function parseSince(text: string, now: Date): Date {
+  if (text === "all") return new Date(0);
+  const relative = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (relative)
+    return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]);
+  return parseInstant("--since", text);
+}
+
+function parseInstant(flag: string, text: string): Date {
+  const at = new Date(text);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(at.getTime())) {
+    throw new ConfigError(
+      `${flag}: expected a duration like 24h or 7d, or an ISO 8601 time; got ${JSON.stringify(text)}`,
+    );
+  }
+  return at;
+}
+
+function parseLimit(text: string | undefined): number {
+  if (text === undefined) return 1000;
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new ConfigError(`--limit must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return 120_000;
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new ConfigError(`--timeout must be whole seconds ≥ 1, got ${JSON.stringify(text)}`);
+  return Number(text) * 1000;
+}

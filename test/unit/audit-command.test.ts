@@ -1,0 +1,363 @@
+import {
+  CloudWatchLogsClient,
+  GetQueryResultsCommand,
+  type GetQueryResultsCommandOutput,
+  ResourceNotFoundException,
+  StartQueryCommand,
+  StopQueryCommand,
+} from "@aws-sdk/client-cloudwatch-logs";
+import { mockClient } from "aws-sdk-client-mock";
+import "aws-sdk-client-mock-vitest/extend";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type AuditCommandIo, fmtMs, parseSince, runAuditCommand } from "../../cli/audit-command.js";
+import type { AuditRecord } from "../../shared/domain/audit.js";
+import { ConfigError } from "../../shared/errors.js";
+
+const NOW = new Date("2026-03-02T12:00:00.000Z");
+
+function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    audit: true,
+    auditVersion: 1,
+    action: "environment.deploy",
+    outcome: "success",
+    reason: "deployed abc1234",
+    actor: { function: "deploy-environment" },
+    subject: { project: "group/app", environment: "staging" },
+    correlationId: "c-1",
+    gitlab: null,
+    function: "deploy-environment",
+    at: "2026-03-02T11:00:00.000Z",
+    ...overrides,
+  };
+}
+
+function harness(env: Record<string, string> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  let clock = NOW.getTime();
+  const io: AuditCommandIo = {
+    print: (line) => out.push(line),
+    progress: (line) => err.push(line),
+    env,
+    now: () => new Date(clock),
+    sleep: async (ms) => {
+      clock += ms;
+    },
+    pollMs: 1000,
+  };
+  return { io, out, err, json: () => out.map((line) => JSON.parse(line)) };
+}
+
+describe("kubler audit, local mode (audit.jsonl)", () => {
+  let dataDir: string;
+  const write = (lines: string[]) => writeFileSync(join(dataDir, "audit.jsonl"), lines.join("\n"));
+  const run = (...args: string[]) => {
+    const h = harness({ KUBLER_DATA_DIR: dataDir });
+    return runAuditCommand(args, h.io).then((code) => ({ code, ...h }));
+  };
+
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "kubler-audit-cli-"));
+  });
+
+  it("filters by project, environment, action and outcome within --since, as JSON lines", async () => {
+    write([
+      JSON.stringify(record({ reason: "old", at: "2026-03-01T11:59:59.999Z" })),
+      JSON.stringify(record({ reason: "match 1" })),
+      "{not json",
+      JSON.stringify({ _aws: { Timestamp: 1 }, Deploys: 1 }),
+      JSON.stringify(
+        record({ reason: "other env", subject: { project: "group/app", environment: "production" } }),
+      ),
+      JSON.stringify(
+        record({ reason: "other project", subject: { project: "group/other", environment: "staging" } }),
+      ),
+      JSON.stringify(record({ reason: "failed", outcome: "failure" })),
+      JSON.stringify(record({ reason: "other action", action: "environment.stop" })),
+      // The last line without a newline, as a crash would leave it.
+      JSON.stringify(record({ reason: "match 2", at: "2026-03-02T11:30:00.000Z" })),
+    ]);
+    const { code, json, err } = await run(
+      "--project",
+      "group/app",
+      "--environment",
+      "staging",
+      "--action",
+      "environment.deploy",
+      "--outcome",
+      "success",
+      "--json",
+    );
+    expect(code).toBe(0);
+    expect(json().map((r) => r.reason)).toEqual(["match 1", "match 2"]);
+    expect(err.at(-1)).toMatch(/2 matched, 2 shown$/);
+  });
+
+  it("keeps the newest --limit matches, oldest first, and takes an action prefix and several outcomes", async () => {
+    write(
+      Array.from({ length: 50 }, (_, i) =>
+        JSON.stringify(
+          record({
+            reason: `r${i}`,
+            action: i % 2 ? "credentials.issue" : "environment.deploy",
+            outcome: i % 3 ? "deny" : "allow",
+            at: new Date(NOW.getTime() - (50 - i) * 1000).toISOString(),
+          }),
+        ),
+      ).concat(""),
+    );
+    const { json } = await run(
+      "--action",
+      "credentials.*",
+      "--outcome",
+      "allow,deny",
+      "--limit",
+      "3",
+      "--json",
+    );
+    expect(json().map((r) => r.reason)).toEqual(["r45", "r47", "r49"]);
+  });
+
+  it("prints a table, skipping lines that are not audit records", async () => {
+    write([JSON.stringify(record({ reason: "deployed\nabc" })), "{not json", '{"_aws":{}}', ""]);
+    const { out, err } = await run();
+    expect(err.at(-1)).toMatch(/1 matched, 1 shown, 2 malformed line\(s\) skipped$/);
+    expect(out[0]).toMatch(/^AT\s+FUNCTION\s+ACTION\s+OUTCOME\s+PROJECT\s+ENVIRONMENT\s+REASON$/);
+    expect(out[1]).toMatch(
+      /^2026-03-02 11:00:00\.000\s+deploy-environment\s+environment\.deploy\s+success\s+group\/app\s+staging\s+deployed abc$/,
+    );
+  });
+
+  it("tells the story of one correlation id, step by step, with the time between steps", async () => {
+    const step = (at: string, fn: string, action: string, reason: string, extra: Partial<AuditRecord> = {}) =>
+      JSON.stringify(record({ correlationId: "abc", at, function: fn, action, reason, ...extra }));
+    write([
+      step("2026-03-02T10:00:00.050Z", "plan-steps", "plan.steps", "build + deploy review/x"),
+      step("2026-03-02T10:00:00.000Z", "gitlab-webhook", "webhook.receive", "published Merge Request"),
+      JSON.stringify(record({ correlationId: "other" })),
+      step("2026-03-02T10:00:02.550Z", "deploy-environment", "environment.deploy", "deployed", {
+        durationMs: 2400,
+      }),
+      step("2026-03-02T11:00:02.550Z", "cleanup-environments", "environment.stop", "deleted (expired)"),
+    ]);
+    const { out } = await run("--correlation", "abc");
+    expect(out[0]).toBe("correlation abc (group/app): 4 step(s) over 1h 00m, from 2026-03-02T10:00:00.000Z");
+    const steps = out.slice(3).map((line) => line.split(/\s{2,}/));
+    expect(steps.map((cells) => cells.slice(0, 4))).toEqual([
+      ["0 ms", "gitlab-webhook", "webhook.receive", "success"],
+      ["50 ms", "+50 ms", "plan-steps", "plan.steps"],
+      ["2.5 s", "+2.5 s", "deploy-environment", "environment.deploy"],
+      ["1h 00m", "+1h 00m", "cleanup-environments", "environment.stop"],
+    ]);
+    expect(out[5]).toContain("[staging] deployed (took 2.4 s)");
+  });
+
+  it("runs a saved query: rejected webhooks counted by reason and instance", async () => {
+    const webhook = (outcome: AuditRecord["outcome"], reason: string, instance: string) =>
+      JSON.stringify(
+        record({
+          action: "webhook.receive",
+          function: "gitlab-webhook",
+          outcome,
+          reason,
+          gitlab: { instance, event: "Push Hook", idempotencyKey: null, webhookUuid: null },
+        }),
+      );
+    write([
+      webhook("deny", "X-Gitlab-Token does not match any configured secret", "https://a.example"),
+      webhook("deny", "X-Gitlab-Token does not match any configured secret", "https://a.example"),
+      webhook("success", "published Push", "https://a.example"),
+      webhook("failure", "body is not valid JSON", "https://b.example"),
+    ]);
+    const { json } = await run("--query", "rejected-webhooks", "--json");
+    expect(json()).toEqual([
+      {
+        records: "2",
+        last: "2026-03-02T11:00:00.000Z",
+        reason: "X-Gitlab-Token does not match any configured secret",
+        "gitlab.instance": "https://a.example",
+      },
+      {
+        records: "1",
+        last: "2026-03-02T11:00:00.000Z",
+        reason: "body is not valid JSON",
+        "gitlab.instance": "https://b.example",
+      },
+    ]);
+  });
+
+  it("answers an empty trail when there is no audit file yet", async () => {
+    const { code, out } = await run();
+    expect(code).toBe(0);
+    expect(out).toEqual(["no audit records match"]);
+  });
+
+  it.each([
+    [["--outcome", "maybe"], "--outcome"],
+    [["--since", "yesterday"], "--since"],
+    [["--limit", "0"], "--limit"],
+    [["--query", "nope"], "--query"],
+  ])("refuses %j naming %s", async (args, flag) => {
+    await expect(run(...args)).rejects.toThrow(ConfigError);
+    await expect(run(...args)).rejects.toThrow(flag);
+  });
+});
+
+describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
+  const logs = mockClient(CloudWatchLogsClient);
+  const message = (r: AuditRecord) => [
+    { field: "@timestamp", value: r.at.replace("T", " ").replace("Z", "") },
+    { field: "@message", value: JSON.stringify(r) },
+    { field: "@ptr", value: "opaque" },
+  ];
+  const results = (
+    status: GetQueryResultsCommandOutput["status"],
+    rows: ReturnType<typeof message>[] = [],
+  ) => ({
+    status,
+    statistics: { recordsMatched: rows.length, recordsScanned: 1200, bytesScanned: 2_097_152 },
+    results: rows,
+  });
+
+  beforeEach(() => {
+    logs.reset();
+    logs.on(StartQueryCommand).resolves({ queryId: "q-1" });
+  });
+  afterEach(() => {
+    logs.reset();
+  });
+
+  it("starts a query over the log groups and polls until it completes, with progress on stderr", async () => {
+    const newest = record({ reason: "newest", at: "2026-03-02T11:30:00.000Z" });
+    const older = record({ reason: "older" });
+    logs
+      .on(GetQueryResultsCommand)
+      .resolvesOnce(results("Scheduled"))
+      .resolvesOnce(results("Running"))
+      .resolves(results("Complete", [message(newest), message(older)]));
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a, /aws/lambda/b" });
+    const code = await runAuditCommand(["--environment", "staging", "--since", "2h", "--json"], h.io);
+
+    expect(code).toBe(0);
+    expect(logs).toHaveReceivedCommandWith(StartQueryCommand, {
+      logGroupNames: ["/aws/lambda/a", "/aws/lambda/b"],
+      startTime: NOW.getTime() / 1000 - 7200,
+      endTime: NOW.getTime() / 1000,
+      queryString: [
+        "fields @timestamp, @message",
+        '| filter ispresent(auditVersion) and subject.environment = "staging"',
+        "| sort @timestamp desc",
+        "| limit 1000",
+      ].join("\n"),
+    });
+    expect(logs).toHaveReceivedCommandTimes(GetQueryResultsCommand, 3);
+    expect(h.json().map((r) => r.reason)).toEqual(["older", "newest"]);
+    expect(h.err[0]).toBe("querying 2 log group(s) from 2026-03-02T10:00:00.000Z");
+    expect(h.err.slice(1)).toEqual([
+      "Logs Insights: Scheduled 0 ms, 1,200 records scanned (2.0 MB), 0 matched",
+      "Logs Insights: Running 1.0 s, 1,200 records scanned (2.0 MB), 0 matched",
+      "Logs Insights: Complete 2.0 s, 1,200 records scanned (2.0 MB), 2 matched",
+    ]);
+  });
+
+  it("asks for the timeline oldest first, over --log-group ARNs", async () => {
+    logs
+      .on(GetQueryResultsCommand)
+      .resolves(results("Complete", [message(record({ correlationId: "abc" }))]));
+    const arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/kubler-webhook";
+    const h = harness();
+    expect(await runAuditCommand(["--correlation", "abc", "--log-group", arn], h.io)).toBe(0);
+    const input = logs.commandCalls(StartQueryCommand)[0]?.args[0].input;
+    expect(input?.logGroupIdentifiers).toEqual([arn]);
+    expect(input?.queryString).toContain('correlationId = "abc"');
+    expect(input?.queryString).toContain("| sort @timestamp asc");
+    expect(input?.startTime).toBe(NOW.getTime() / 1000 - 14 * 86_400);
+    expect(h.out[0]).toMatch(/^correlation abc \(group\/app\): 1 step\(s\)/);
+  });
+
+  it("prints a saved aggregate query's rows", async () => {
+    logs.on(GetQueryResultsCommand).resolves({
+      status: "Complete",
+      results: [
+        [
+          { field: "reason", value: "bad signature" },
+          { field: "gitlab.instance", value: "https://a.example" },
+          { field: "records", value: "7" },
+          { field: "last", value: "2026-03-02T11:00:00.000Z" },
+        ],
+      ],
+    });
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a" });
+    expect(await runAuditCommand(["--query", "rejected-webhooks"], h.io)).toBe(0);
+    expect(logs.commandCalls(StartQueryCommand)[0]?.args[0].input.queryString).toContain(
+      "| stats count(*) as records, latest(at) as last by reason, gitlab.instance",
+    );
+    expect(h.out[1]).toMatch(/^7\s+2026-03-02 11:00:00\.000\s+bad signature\s+https:\/\/a\.example$/);
+  });
+
+  it.each(["Failed", "Cancelled", "Timeout"] as const)(
+    "reports a query that ends %s and exits 1",
+    async (status) => {
+      logs.on(GetQueryResultsCommand).resolvesOnce(results("Running")).resolves(results(status));
+      const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a" });
+      expect(await runAuditCommand([], h.io)).toBe(1);
+      expect(h.err.at(-1)).toBe(`kubler audit: Logs Insights query q-1 ended ${status}`);
+      expect(h.out).toEqual([]);
+    },
+  );
+
+  it("gives up after --timeout, stops the query so it does not keep scanning, and exits 1", async () => {
+    logs.on(GetQueryResultsCommand).resolves(results("Running"));
+    logs.on(StopQueryCommand).resolves({ success: true });
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a" });
+    expect(await runAuditCommand(["--timeout", "5"], h.io)).toBe(1);
+    expect(logs).toHaveReceivedCommandWith(StopQueryCommand, { queryId: "q-1" });
+    expect(logs).toHaveReceivedCommandTimes(GetQueryResultsCommand, 6);
+    expect(h.err.at(-1)).toMatch(
+      /query q-1 still Running after 5 s: stopped; narrow --since or raise --timeout$/,
+    );
+  });
+
+  it("names what CloudWatch refused (a log group that does not exist)", async () => {
+    logs
+      .on(StartQueryCommand)
+      .rejects(new ResourceNotFoundException({ message: "Log group does not exist", $metadata: {} }));
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/missing" });
+    expect(await runAuditCommand([], h.io)).toBe(1);
+    expect(h.err.at(-1)).toBe(
+      "kubler audit: CloudWatch Logs refused the query: ResourceNotFoundException: Log group does not exist",
+    );
+  });
+
+  it("reads the local file with --local even when log groups are configured", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kubler-audit-cli-"));
+    writeFileSync(join(dataDir, "audit.jsonl"), `${JSON.stringify(record())}\n`);
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a", KUBLER_DATA_DIR: dataDir });
+    expect(await runAuditCommand(["--local", "--json"], h.io)).toBe(0);
+    expect(h.json()).toHaveLength(1);
+    expect(logs).not.toHaveReceivedCommand(StartQueryCommand);
+  });
+});
+
+describe("audit command helpers", () => {
+  it("reads --since as a duration, an instant or all", () => {
+    expect(parseSince("90m", NOW).toISOString()).toBe("2026-03-02T10:30:00.000Z");
+    expect(parseSince("1w", NOW).toISOString()).toBe("2026-02-23T12:00:00.000Z");
+    expect(parseSince("2026-03-01T00:00:00Z", NOW).toISOString()).toBe("2026-03-01T00:00:00.000Z");
+    expect(parseSince("all", NOW).getTime()).toBe(0);
+  });
+
+  it("formats durations for people", () => {
+    expect([850, 2400, 185_000, 7_800_000, 273_600_000].map(fmtMs)).toEqual([
+      "850 ms",
+      "2.4 s",
+      "3m 05s",
+      "2h 10m",
+      "3d 4h",
+    ]);
+  });
+});
