@@ -5,6 +5,7 @@
 import * as v from "valibot";
 import { parseDocument } from "yaml";
 import { parseTtl } from "./ttl.js";
+import { yamlNestingProblem } from "./yaml-nesting.js";
 
 export const MANIFEST_FILE = "kubler.yaml";
 export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
@@ -99,7 +100,10 @@ export class ManifestError extends Error {
  * const manifest = parseKublerManifest(text); // typed, defaults filled in, or throws ManifestError
  */
 export function parseKublerManifest(text: string): KublerManifest {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const tooDeep = yamlNestingProblem(text);
+  if (tooDeep) throw new ManifestError(`${MANIFEST_FILE}: not accepted: ${tooDeep}`);
+  // logLevel "error": a hostile file must not turn into process warnings (collection keys, ...).
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, logLevel: "error" });
   const [yamlError] = document.errors;
   if (yamlError) {
     const line = yamlError.linePos?.[0];
@@ -107,7 +111,7 @@ export function parseKublerManifest(text: string): KublerManifest {
       `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`,
     );
   }
-  const result = v.safeParse(Manifest, document.toJS({ maxAliasCount: 50 }));
+  const result = v.safeParse(Manifest, toPlainData(document));
   if (result.success) {
     if (result.output.deploy.image && !result.output.image) {
       // Harmless but a sign of confusion: deploy.image pins the *built* image, and nothing is built.
@@ -123,6 +127,18 @@ export function parseKublerManifest(text: string): KublerManifest {
     return `${path}: expected ${expectedOf(issue)}, found ${found}`;
   });
   throw new ManifestError(`${MANIFEST_FILE}: ${problems.join("; ")}`);
+}
+
+/**
+ * The document as plain data. yaml reports an alias to no anchor, and an alias bomb, only here, as
+ * a ReferenceError (found by fuzzing): a file problem like any other.
+ */
+function toPlainData(document: ReturnType<typeof parseDocument>): unknown {
+  try {
+    return document.toJS({ maxAliasCount: 50 });
+  } catch (error) {
+    throw new ManifestError(`${MANIFEST_FILE}: not usable YAML: ${(error as Error).message}`);
+  }
 }
 
 /** Our own wording where the schema has one; valibot's defaults start with "Invalid". */

@@ -1,0 +1,58 @@
+/**
+ * A bound on YAML nesting, checked on the text before a parser sees it. The yaml package parses
+ * nesting recursively: a few thousand `[` cost ~0.5 s, and at ~4,000 levels Node can die outright
+ * ("RegExpCompiler Allocation failed - process out of memory", found by fuzzing kubler.yaml), a
+ * crash no try/catch can stop. Real Kubler files nest a handful of levels.
+ */
+
+/** Deeper flow collections (`[`, `{`) than this are refused. */
+export const MAX_FLOW_DEPTH = 64;
+/** Lines indented further than this are refused (block nesting, 2 spaces a level: ~100 levels). */
+export const MAX_INDENT = 200;
+const INDENTING = new Set([" ", "-", "?", ":"]);
+
+/**
+ * Why the text nests too deeply, or null when it does not. Brackets inside quotes and comments do
+ * not count; an approximation of YAML's grammar that errs on the side of letting the parser decide.
+ *
+ * @example
+ * yamlNestingProblem("a: [[[1]]]"); // null
+ * yamlNestingProblem("a: " + "[".repeat(5000)); // "flow collections nested deeper than 64 levels at line 1"
+ */
+export function yamlNestingProblem(text: string): string | null {
+  let depth = 0;
+  let line = 1;
+  let column = 0;
+  let quote: "'" | '"' | null = null;
+  let comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") {
+      line++;
+      column = 0;
+      comment = false;
+      continue;
+    }
+    column++;
+    if (column === 1) {
+      // "- - - x" and "? ? ? x" nest like indentation does, without any.
+      let indent = 0;
+      while (INDENTING.has(text[i + indent] as string)) indent++;
+      if (indent > MAX_INDENT) return `lines indented more than ${MAX_INDENT} columns at line ${line}`;
+    }
+    if (comment) continue;
+    if (quote) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === "'" || c === '"') quote = c;
+    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1] ?? ""))) comment = true;
+    else if (c === "[" || c === "{") {
+      if (++depth > MAX_FLOW_DEPTH) {
+        return `flow collections nested deeper than ${MAX_FLOW_DEPTH} levels at line ${line}`;
+      }
+    } else if ((c === "]" || c === "}") && depth > 0) depth--;
+  }
+  return null;
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { ManifestError, parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
+import { MAX_FLOW_DEPTH, yamlNestingProblem } from "../../shared/domain/yaml-nesting.js";
+
+describe("yamlNestingProblem", () => {
+  it("lets ordinary YAML through, brackets in quotes and comments included", () => {
+    expect(yamlNestingProblem("a: [[[1]]]\nb: { c: [d] }\n  - x")).toBeNull();
+    expect(
+      yamlNestingProblem(`a: "${"[".repeat(500)}"\nb: '${"{".repeat(500)}'\n# ${"[".repeat(500)}`),
+    ).toBeNull();
+    expect(yamlNestingProblem(`a: "\\"${"[".repeat(500)}"`)).toBeNull();
+    expect(yamlNestingProblem(`${"[".repeat(MAX_FLOW_DEPTH)}${"]".repeat(MAX_FLOW_DEPTH)}`)).toBeNull();
+  });
+
+  it("refuses deep flow nesting, deep indentation and compact nesting, naming the line", () => {
+    expect(yamlNestingProblem(`a: 1\nb: ${"[".repeat(MAX_FLOW_DEPTH + 1)}`)).toMatch(
+      /deeper than 64 levels at line 2/,
+    );
+    expect(yamlNestingProblem(`${'{"a":'.repeat(5000)}1${"}".repeat(5000)}`)).toMatch(/deeper than 64/);
+    expect(yamlNestingProblem(`a:\n${" ".repeat(201)}b: 1`)).toMatch(
+      /indented more than 200 columns at line 2/,
+    );
+    expect(yamlNestingProblem(`a:\n${"- ".repeat(3000)}x`)).toMatch(/at line 2/);
+    expect(yamlNestingProblem(`${"? ".repeat(3000)}x`)).toMatch(/at line 1/);
+  });
+
+  it("makes parseKublerManifest refuse such a file with a ManifestError, before yaml recurses", () => {
+    for (const text of [`version: 1\ndeploy: ${"[".repeat(100_000)}`, `deploy:\n${"- ".repeat(100_000)}x`]) {
+      expect(() => parseKublerManifest(text)).toThrow(ManifestError);
+    }
+  });
+
+  it("reports an alias to no anchor, and an alias bomb, as a ManifestError", () => {
+    expect(() => parseKublerManifest("version: 1\ndeploy: *nowhere")).toThrow(/kubler.yaml: not usable YAML/);
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]",
+      "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]",
+      "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]",
+    ].join("\n");
+    expect(() => parseKublerManifest(bomb)).toThrow(ManifestError);
+  });
+});
