@@ -3,6 +3,8 @@
  * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
  * The environment is passed in, never read from a module's top level.
  */
+import { readFileSync } from "node:fs";
+import { type CredentialsPolicy, PolicyError, parseCredentialsPolicy } from "./domain/credentials-policy.js";
 import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
 import { ConfigError } from "./errors.js";
@@ -25,6 +27,9 @@ export const ENV = {
   SCHEDULER_ROLE_ARN: "KUBLER_SCHEDULER_ROLE_ARN",
   GITLAB_URL: "GITLAB_URL",
   GITLAB_API_TOKEN: "GITLAB_API_TOKEN",
+  /** Job credentials: seconds between JWKS fetches caused by tokens naming an unknown key (default 30). */
+  JWKS_REFETCH_SECONDS: "KUBLER_JWKS_REFETCH_SECONDS",
+  POLICY_FILE: "KUBLER_POLICY_FILE",
   /** A Secrets Manager secret (ARN or name) holding the GitLab API token, instead of GITLAB_API_TOKEN. */
   GITLAB_API_TOKEN_SECRET: "GITLAB_API_TOKEN_SECRET",
   BUILD_NAMESPACE: "KUBLER_BUILD_NAMESPACE",
@@ -176,6 +181,68 @@ export function loadBuildConfig(env: Env): BuildConfig {
     namespace: name(ENV.BUILD_NAMESPACE, "kubler-builds", label, "a namespace name (DNS-1123 label)"),
     gitSecret: name(ENV.BUILD_GIT_SECRET, "kubler-git-credentials", subdomain, "a Secret name"),
     registrySecret: name(ENV.BUILD_REGISTRY_SECRET, "kubler-registry-push", subdomain, "a Secret name"),
+  };
+}
+
+/** The local runtime's policy when `KUBLER_POLICY_FILE` is not set: works with `kubler credentials`. */
+export const LOCAL_POLICY_FILE = "examples/policy.yaml";
+
+export interface CredentialsConfig {
+  policyFile: string;
+  policy: CredentialsPolicy;
+  /** ID tokens' `iss`: the policy's `issuer`, else `GITLAB_URL`; null in local mode means the local issuer. */
+  issuer: string | null;
+  /** At most one JWKS fetch per this interval for tokens naming a key not in the cache. */
+  jwksRefetchIntervalMs: number;
+  /** AWS credentials or an STS endpoint are configured: the STS issuer, else (local mode) the local one. */
+  awsConfigured: boolean;
+}
+
+/**
+ * Job credentials' settings (DESIGN §5): the policy file read and validated now, so a bad policy fails
+ * start-up with every problem listed, not a job later.
+ *
+ * @example
+ * const config = loadCredentialsConfig(process.env, { local: false }); // ConfigError: KUBLER_POLICY_FILE ...
+ */
+export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): CredentialsConfig {
+  const policyFile = local ? env[ENV.POLICY_FILE]?.trim() || LOCAL_POLICY_FILE : required(env, ENV.POLICY_FILE);
+  let text: string;
+  try {
+    text = readFileSync(policyFile, "utf8");
+  } catch (error) {
+    throw new ConfigError(`${ENV.POLICY_FILE}: cannot read ${policyFile}: ${(error as Error).message}`);
+  }
+  let policy: CredentialsPolicy;
+  try {
+    policy = parseCredentialsPolicy(text);
+  } catch (error) {
+    if (!(error instanceof PolicyError)) throw error;
+    throw new ConfigError(`${ENV.POLICY_FILE} (${policyFile}) is not a valid policy:\n  ${error.problems.join("\n  ")}`);
+  }
+  const gitlabUrl = env[ENV.GITLAB_URL]?.trim().replace(/\/+$/, "") || null;
+  if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(gitlabUrl)}`);
+  }
+  const issuer = policy.issuer ?? gitlabUrl;
+  if (!issuer && !local) {
+    throw new ConfigError(`set ${ENV.GITLAB_URL} or the policy's issuer: ID tokens cannot be verified without one`);
+  }
+  const awsVariables = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  ];
+  return {
+    policyFile,
+    policy,
+    issuer,
+    jwksRefetchIntervalMs: positiveInt(env, ENV.JWKS_REFETCH_SECONDS, 30, 86_400) * 1000,
+    awsConfigured: awsVariables.some((name) => Boolean(env[name]?.trim())),
   };
 }
 

@@ -3,17 +3,113 @@
  * everything arrives in `deps`, so tests drive it in-process with `app.request(...)`.
  */
 import { Hono } from "hono";
+import {
+  CREDENTIALS_FORMATS,
+  type CredentialsFormat,
+  formatCredentials,
+} from "../../shared/domain/credentials-output.js";
+import { BadRequestError, PayloadTooLargeError } from "../../shared/errors.js";
+import { toErrorAnswer } from "../../shared/http-errors.js";
+import {
+  type MintJobCredentialsDeps,
+  mintJobCredentials,
+} from "../../shared/services/mint-job-credentials.js";
 
-// biome-ignore lint/complexity/noBannedTypes: filled in as the use case lands
-export type JobCredentialsAppDeps = {};
+export type JobCredentialsAppDeps = MintJobCredentialsDeps;
+
+/** `{ environment, format }` is all a body holds. */
+const MAX_BODY_BYTES = 4096;
+const NO_STORE = { "cache-control": "no-store" };
 
 /**
  * @example
  * const app = createJobCredentialsApp(deps);
- * const res = await app.request("/v1/credentials", { method: "POST", headers: { authorization } });
+ * const res = await app.request("/v1/credentials", {
+ *   method: "POST", headers: { authorization: `Bearer ${idToken}` }, body: '{"format":"env"}',
+ * });
  */
-export function createJobCredentialsApp(_deps: JobCredentialsAppDeps): Hono {
+export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
   const app = new Hono();
+
   app.get("/healthz", (c) => c.json({ ok: true }));
+
+  app.post("/v1/credentials", async (c) => {
+    const { environment, format } = readBody(await readText(c.req.raw), c.req.query("format"));
+    const issued = await mintJobCredentials(deps, {
+      authorization: c.req.header("authorization"),
+      environment,
+      format,
+    });
+    const { contentType, body } = formatCredentials(issued, format);
+    return c.body(body, 200, {
+      ...NO_STORE,
+      "content-type": contentType,
+      "x-kubler-expires-at": issued.expiresAt,
+    });
+  });
+
+  app.notFound((c) =>
+    c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),
+  );
+  app.onError((error, c) => {
+    const { status, body } = toErrorAnswer(error);
+    if (status === 500) deps.logError(error);
+    return c.json(body, status, NO_STORE);
+  });
   return app;
+}
+
+async function readText(request: Request): Promise<string> {
+  const length = Number(request.headers.get("content-length") ?? 0);
+  if (length > MAX_BODY_BYTES) throw new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
+  const text = await request.text();
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
+    throw new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
+  }
+  return text;
+}
+
+/** The optional body `{ environment?, format? }`; `?format=` works too (the body wins). */
+function readBody(
+  text: string,
+  queryFormat: string | undefined,
+): { environment: string | null; format: CredentialsFormat } {
+  let body: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new BadRequestError(
+        'the body is not JSON: send {"environment": "...", "format": "json|env|kubeconfig"} or nothing',
+      );
+    }
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new BadRequestError("the body must be a JSON object");
+  }
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((key) => key !== "environment" && key !== "format");
+  if (unknown.length > 0) {
+    throw new BadRequestError(
+      `unknown field(s) ${unknown.join(", ")}: the body takes environment and format`,
+    );
+  }
+  const { environment } = fields;
+  if (
+    environment !== undefined &&
+    environment !== null &&
+    (typeof environment !== "string" || environment === "" || environment.length > 255)
+  ) {
+    throw new BadRequestError("environment must be an environment name (1-255 characters)");
+  }
+  const format = fields.format ?? queryFormat ?? "json";
+  if (!(CREDENTIALS_FORMATS as readonly unknown[]).includes(format)) {
+    throw new BadRequestError(
+      `format must be one of ${CREDENTIALS_FORMATS.join(", ")}, got ${JSON.stringify(format)}`,
+    );
+  }
+  return {
+    environment: typeof environment === "string" ? environment : null,
+    format: format as CredentialsFormat,
+  };
 }

@@ -1,9 +1,46 @@
 /**
- * Lambda entry point (Function URL). Config and clients are built once per container, on cold start.
+ * Lambda entry point (Function URL). Config and clients are built once per container, on cold start:
+ * a bad policy file or a missing setting fails here, naming the variable.
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { STSClient } from "@aws-sdk/client-sts";
 import { handle } from "hono/aws-lambda";
+import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { logErrorToStderr, StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { StsCredentialIssuer } from "../../shared/adapters/sts-credential-issuer.js";
+import { randomId, systemClock } from "../../shared/clock.js";
+import { ENV, loadAwsIngressConfig, loadCredentialsConfig } from "../../shared/config.js";
 import { createJobCredentialsApp } from "./app.js";
 
-const app = createJobCredentialsApp({});
+const credentials = loadCredentialsConfig(process.env, { local: false });
+const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
+
+const app = createJobCredentialsApp({
+  verifier: new JoseIdTokenVerifier({
+    issuer: credentials.issuer as string,
+    audience: credentials.policy.audience,
+    clock: systemClock,
+    refetchIntervalMs: credentials.jwksRefetchIntervalMs,
+  }),
+  policy: credentials.policy,
+  // The jti replay cache shares the webhook's dedupe table: keys are prefixed `jti:`.
+  replay: new DynamoDbDedupeStore({
+    client: new DynamoDBClient({}),
+    tableName: dedupeTable,
+    clock: systemClock,
+  }),
+  // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_STS itself.
+  issuer: new StsCredentialIssuer(new STSClient({})),
+  cluster: process.env[ENV.KUBECONFIG] ? createKubernetesCluster({ env: process.env }) : null,
+  publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
+  audit: new StdoutAuditLog(),
+  logError: logErrorToStderr("job-credentials"),
+  clock: systemClock,
+  newId: randomId,
+});
 
 export const handler = handle(app);

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
@@ -197,6 +197,20 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
     return {
       server: this.#kubeConfig.getCurrentCluster()?.server ?? "",
       context: this.#kubeConfig.getCurrentContext(),
+    };
+  }
+
+  /**
+   * Where the API server is and which CA vouches for it: what a kubeconfig handed to a CI job needs
+   * (the `CredentialsCluster` port). The CA comes from the kubeconfig's data or file.
+   */
+  endpoint(): { server: string; certificateAuthorityData: string | null; insecureSkipTlsVerify: boolean } {
+    const cluster = this.#kubeConfig.getCurrentCluster();
+    const caFile = cluster?.caFile;
+    return {
+      server: cluster?.server ?? "",
+      certificateAuthorityData: cluster?.caData ?? (caFile ? readFileSync(caFile).toString("base64") : null),
+      insecureSkipTlsVerify: cluster?.skipTLSVerify ?? false,
     };
   }
 

@@ -1,0 +1,420 @@
+/**
+ * Job credentials (DESIGN §5): a CI job's GitLab ID token in; AWS credentials and a Kubernetes
+ * token for exactly its project and environment out, for minutes. Verify → replay check → policy →
+ * namespace checks → STS → ServiceAccount, RoleBinding, TokenRequest → audit and publish.
+ */
+import type { AuditOutcome, AuditRecord } from "../domain/audit.js";
+import type { Detail } from "../domain/catalog.js";
+import type { CredentialsFormat, IssuedCredentials } from "../domain/credentials-output.js";
+import {
+  type CredentialsPolicy,
+  type DecidingClaims,
+  type Decision,
+  decideCredentials,
+  MIN_DURATION_SECONDS,
+  type PolicyRule,
+} from "../domain/credentials-policy.js";
+import { environmentLabels, LABEL, MANAGED_BY_KUBLER, MANAGED_SELECTOR } from "../domain/environment.js";
+import { type JobClaims, jobProject } from "../domain/job-claims.js";
+import {
+  buildAssumeRoleRequest,
+  SessionPolicyTooLargeError,
+  sessionDuration,
+} from "../domain/sts-session.js";
+import {
+  ForbiddenError,
+  KubernetesError,
+  KubernetesForbiddenError,
+  KubernetesUnavailableError,
+  TokenRejectedError,
+  UnavailableError,
+  UnprocessableError,
+} from "../errors.js";
+import type {
+  AuditLog,
+  Clock,
+  CredentialIssuer,
+  CredentialsCluster,
+  DedupeStore,
+  EventPublisher,
+  IdGenerator,
+  IdTokenVerifier,
+} from "../ports.js";
+
+export const FUNCTION_NAME = "job-credentials";
+export const AUDIT_ACTION = "credentials.issue";
+/** The ServiceAccount a job's Kubernetes token is for, one per environment namespace. */
+export const JOB_SERVICE_ACCOUNT = "kubler-ci";
+/** The API server refuses shorter TokenRequests. */
+export const MIN_TOKEN_SECONDS = 600;
+/** A replayed token may still be inside its leeway after `exp`: remember its `jti` that long too. */
+const REPLAY_GRACE_SECONDS = 60;
+
+export interface MintJobCredentialsDeps {
+  verifier: IdTokenVerifier;
+  policy: CredentialsPolicy;
+  /** The `jti` replay cache: `jti:<iss>:<jti>` claimed until the token can no longer be used. */
+  replay: DedupeStore;
+  issuer: CredentialIssuer;
+  /** Null: no cluster configured; rules that grant Kubernetes access cannot be served. */
+  cluster: CredentialsCluster | null;
+  publisher: EventPublisher;
+  audit: AuditLog;
+  clock: Clock;
+  newId: IdGenerator;
+  /** Where a failed publish of the archive-only event goes (it never fails the job). */
+  logError: (error: unknown) => void;
+  /** TokenRequest audiences; empty means the API server's own. */
+  tokenAudiences?: string[];
+}
+
+export interface CredentialsRequest {
+  /** The `Authorization` header as sent. */
+  authorization: string | undefined;
+  environment: string | null;
+  format: CredentialsFormat;
+}
+
+/**
+ * @example
+ * const issued = await mintJobCredentials(deps, { authorization: `Bearer ${idToken}`, environment: null, format: "json" });
+ * issued.aws?.accessKeyId; issued.kubernetes?.token;
+ */
+export async function mintJobCredentials(
+  deps: MintJobCredentialsDeps,
+  request: CredentialsRequest,
+): Promise<IssuedCredentials> {
+  const correlationId = deps.newId();
+  let claims: JobClaims;
+  try {
+    claims = await deps.verifier.verify(bearerToken(request.authorization));
+  } catch (error) {
+    if (error instanceof TokenRejectedError) {
+      deps.audit.record(rejectedRecord(correlationId, error, deps.clock.now()));
+    }
+    throw error;
+  }
+  const audit = new JobAudit(deps, claims, correlationId);
+  const replayKey = `jti:${claims.iss}:${claims.jti}`;
+  const now = deps.clock.now();
+  const ttl = Math.max(1, Math.ceil(claims.exp - now.getTime() / 1000) + REPLAY_GRACE_SECONDS);
+  if (!(await deps.replay.claim(replayKey, ttl))) {
+    const error = new TokenRejectedError(
+      "replayed",
+      "this ID token was already used: each token gets credentials once (request them once per job)",
+    );
+    audit.deny(error.message, null, { rejection: error.reason });
+    throw error;
+  }
+  let decision: Decision | null = null;
+  try {
+    decision = decideCredentials(deps.policy, claims, request.environment);
+    if (!decision.allowed) throw new ForbiddenError(decision.reason);
+    const issued = await issue(deps, claims, decision, request.format);
+    await audit.allow(decision, issued);
+    return issued;
+  } catch (error) {
+    // The token was not used for anything: the job may retry with it once the cause is fixed.
+    await deps.replay.release(replayKey).catch(deps.logError);
+    const failure = asAnswerable(error);
+    if (failure instanceof ForbiddenError || failure instanceof UnprocessableError) {
+      await audit.denyAndPublish(failure.message, decision);
+    } else {
+      audit.fail(failure.message, decision);
+    }
+    throw failure;
+  }
+}
+
+async function issue(
+  deps: MintJobCredentialsDeps,
+  claims: JobClaims,
+  decision: Extract<Decision, { allowed: true }>,
+  format: CredentialsFormat,
+): Promise<IssuedCredentials> {
+  const { rule, environment, namespace } = decision;
+  if (format === "kubeconfig" && !rule.kubernetes) {
+    throw new UnprocessableError(
+      `rule "${rule.name}" grants no Kubernetes access: ask for format json or env`,
+    );
+  }
+  const now = deps.clock.now();
+  const duration = sessionDuration(rule.aws?.maxDurationSeconds ?? MIN_DURATION_SECONDS, claims.exp, now);
+  const cluster = rule.kubernetes ? requireCluster(deps.cluster, rule) : null;
+  // Every check that can refuse runs before anything is minted.
+  if (cluster && rule.kubernetes && namespace) {
+    await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id);
+  }
+  let aws: IssuedCredentials["aws"] = null;
+  if (rule.aws) {
+    const credentials = await deps.issuer.assumeRole(
+      buildAssumeRoleRequest({ aws: rule.aws, claims, environment, namespace, now }),
+    );
+    aws = {
+      issuer: deps.issuer.kind,
+      roleArn: rule.aws.roleArn,
+      assumedRoleArn: credentials.assumedRoleArn,
+      accessKeyId: credentials.accessKeyId,
+      secretAccessKey: credentials.secretAccessKey,
+      sessionToken: credentials.sessionToken,
+      expiresAt: credentials.expiresAt.toISOString(),
+    };
+  }
+  let kubernetes: IssuedCredentials["kubernetes"] = null;
+  if (cluster && rule.kubernetes && namespace) {
+    const projectId = jobProject(claims).id;
+    const token = await mintKubernetesToken(cluster, {
+      namespace,
+      role: rule.kubernetes.role,
+      labels: environment
+        ? environmentLabels(Number(projectId), environment)
+        : { [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER, [LABEL.PROJECT_ID]: projectId },
+      expirationSeconds: Math.max(MIN_TOKEN_SECONDS, duration),
+      audiences: deps.tokenAudiences ?? [],
+    });
+    const endpoint = cluster.endpoint();
+    kubernetes = {
+      server: endpoint.server,
+      certificateAuthorityData: endpoint.certificateAuthorityData,
+      insecureSkipTlsVerify: endpoint.insecureSkipTlsVerify,
+      namespace,
+      serviceAccount: JOB_SERVICE_ACCOUNT,
+      token: token.token,
+      expiresAt: token.expiresAt.toISOString(),
+    };
+  }
+  const expiries = [aws?.expiresAt, kubernetes?.expiresAt].filter((t): t is string => t !== undefined);
+  return {
+    rule: rule.name,
+    environment,
+    jobId: claims.job_id,
+    expiresAt: expiries.sort()[0] as string,
+    aws,
+    kubernetes,
+  };
+}
+
+function requireCluster(cluster: CredentialsCluster | null, rule: PolicyRule): CredentialsCluster {
+  if (!cluster) {
+    throw new UnprocessableError(
+      `rule "${rule.name}" grants Kubernetes access, but this Kubler has no cluster configured`,
+    );
+  }
+  return cluster;
+}
+
+/** Only a namespace Kubler manages, for this very project, still alive, with the rule's Role in it. */
+async function checkNamespace(
+  cluster: CredentialsCluster,
+  namespace: string,
+  role: string,
+  projectId: string,
+): Promise<void> {
+  const object = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  if (!object) {
+    throw new ForbiddenError(
+      `namespace ${namespace} does not exist: Kubler creates an environment's namespace when it first deploys it`,
+    );
+  }
+  const labels = object.metadata.labels ?? {};
+  if (labels[LABEL.MANAGED_BY] !== MANAGED_BY_KUBLER) {
+    throw new ForbiddenError(
+      `namespace ${namespace} is not managed by Kubler (no ${MANAGED_SELECTOR} label): no credentials are minted into it`,
+    );
+  }
+  const owner = labels[LABEL.PROJECT_ID];
+  if (owner !== projectId) {
+    throw new ForbiddenError(
+      `namespace ${namespace} belongs to another project, not to project ${projectId}`,
+    );
+  }
+  if (object.metadata.deletionTimestamp) {
+    throw new ForbiddenError(`namespace ${namespace} is being deleted`);
+  }
+  const found = await cluster.get({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    name: role,
+    namespace,
+  });
+  if (!found) {
+    throw new UnprocessableError(
+      `the policy's Role ${role} does not exist in namespace ${namespace} (Kubler's deploy creates kubler-deployer)`,
+    );
+  }
+}
+
+/** The environment's ServiceAccount, bound to the rule's Role, and a TokenRequest for it. */
+async function mintKubernetesToken(
+  cluster: CredentialsCluster,
+  input: {
+    namespace: string;
+    role: string;
+    labels: Record<string, string>;
+    expirationSeconds: number;
+    audiences: string[];
+  },
+): Promise<{ token: string; expiresAt: Date }> {
+  const { namespace, role, labels } = input;
+  await cluster.apply({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name: JOB_SERVICE_ACCOUNT, namespace, labels },
+  });
+  await cluster.apply({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: `${JOB_SERVICE_ACCOUNT}-${role}`.slice(0, 253), namespace, labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
+    subjects: [{ kind: "ServiceAccount", name: JOB_SERVICE_ACCOUNT, namespace }],
+  });
+  // The API server may shorten the lifetime: the expiry is read back, not assumed.
+  return cluster.createToken(
+    { namespace, serviceAccount: JOB_SERVICE_ACCOUNT },
+    { audiences: input.audiences, expirationSeconds: input.expirationSeconds },
+  );
+}
+
+/** The token of `Authorization: Bearer <token>`. */
+function bearerToken(header: string | undefined): string {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  if (!match) {
+    throw new TokenRejectedError(
+      "missing_token",
+      "send the job's GitLab ID token as Authorization: Bearer <token> (id_tokens with aud kubler)",
+    );
+  }
+  return match[1] as string;
+}
+
+/** Errors of the ports as the named errors the app answers with. */
+function asAnswerable(error: unknown): Error {
+  if (error instanceof SessionPolicyTooLargeError) return new UnprocessableError(error.message);
+  if (error instanceof KubernetesUnavailableError) {
+    return new UnavailableError(`the Kubernetes API is unavailable (${error.message})`);
+  }
+  if (error instanceof KubernetesForbiddenError) {
+    return new UnprocessableError(`Kubler's own Kubernetes identity was refused: ${error.message}`);
+  }
+  if (error instanceof KubernetesError) return new UnprocessableError(`Kubernetes refused: ${error.message}`);
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function rejectedRecord(correlationId: string, error: TokenRejectedError, at: Date): AuditRecord {
+  // Nothing from the token: its claims are not known to be true.
+  return {
+    audit: true,
+    action: AUDIT_ACTION,
+    outcome: "deny",
+    reason: error.message,
+    actor: { function: FUNCTION_NAME },
+    subject: { rejection: error.reason },
+    correlationId,
+    gitlab: null,
+    function: FUNCTION_NAME,
+    at: at.toISOString(),
+  };
+}
+
+/** The audit line and archive event of one verified job's request. */
+class JobAudit {
+  constructor(
+    private readonly deps: MintJobCredentialsDeps,
+    private readonly claims: JobClaims,
+    private readonly correlationId: string,
+  ) {}
+
+  async allow(decision: Extract<Decision, { allowed: true }>, issued: IssuedCredentials): Promise<void> {
+    const roleArn = decision.rule.aws?.roleArn ?? null;
+    this.#record("allow", decision.reason, decision.claims, {
+      rule: decision.rule.name,
+      environment: decision.environment,
+      namespace: decision.namespace,
+      roleArn,
+      assumedRoleArn: issued.aws?.assumedRoleArn ?? null,
+      issuer: issued.aws?.issuer ?? null,
+      serviceAccount: issued.kubernetes ? JOB_SERVICE_ACCOUNT : null,
+      expiresAt: issued.expiresAt,
+    });
+    await this.#publish({
+      detailType: "Credentials Issued",
+      detail: { ...this.#detailBase(decision.environment, decision.rule.name, decision.reason), roleArn },
+    });
+  }
+
+  deny(reason: string, decision: Decision | null, extra: Record<string, unknown> = {}): void {
+    this.#record("deny", reason, decision?.claims ?? null, {
+      rule: decision?.rule?.name ?? null,
+      environment: decision?.environment ?? null,
+      ...extra,
+    });
+  }
+
+  async denyAndPublish(reason: string, decision: Decision | null): Promise<void> {
+    this.deny(reason, decision);
+    await this.#publish({
+      detailType: "Credentials Denied",
+      detail: this.#detailBase(decision?.environment ?? null, decision?.rule?.name ?? null, reason),
+    });
+  }
+
+  fail(reason: string, decision: Decision | null): void {
+    this.#record("failure", reason, decision?.claims ?? null, {
+      rule: decision?.rule?.name ?? null,
+      environment: decision?.environment ?? null,
+    });
+  }
+
+  #record(
+    outcome: AuditOutcome,
+    reason: string,
+    claims: DecidingClaims | null,
+    subject: Record<string, unknown>,
+  ): void {
+    const project = jobProject(this.claims);
+    this.deps.audit.record({
+      audit: true,
+      action: AUDIT_ACTION,
+      outcome,
+      reason,
+      actor: { user: this.claims.user_login, job: this.claims.job_id, pipeline: this.claims.pipeline_id },
+      subject: {
+        project: project.path,
+        projectId: project.id,
+        ...subject,
+        jti: this.claims.jti,
+        claims,
+      },
+      correlationId: this.correlationId,
+      gitlab: { instance: this.claims.iss, event: "id_token", idempotencyKey: null, webhookUuid: null },
+      function: FUNCTION_NAME,
+      at: this.deps.clock.now().toISOString(),
+    });
+  }
+
+  #detailBase(environment: string | null, rule: string | null, reason: string): Detail<"Credentials Denied"> {
+    const project = jobProject(this.claims);
+    const number = (text: string) => (/^\d{1,15}$/.test(text) ? Number(text) : null);
+    return {
+      correlationId: this.correlationId,
+      gitlab: { instance: this.claims.iss, projectId: number(project.id) ?? 0, projectPath: project.path },
+      environment,
+      jobId: number(this.claims.job_id),
+      rule,
+      reason: reason.slice(0, 1000),
+    };
+  }
+
+  /** Archive only: a failed publish is logged, never turned into a failed job. */
+  async #publish(
+    entry:
+      | { detailType: "Credentials Issued"; detail: Detail<"Credentials Issued"> }
+      | { detailType: "Credentials Denied"; detail: Detail<"Credentials Denied"> },
+  ): Promise<void> {
+    try {
+      await this.deps.publisher.publish([entry]);
+    } catch (error) {
+      this.deps.logError(error);
+    }
+  }
+}

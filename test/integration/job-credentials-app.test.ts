@@ -1,0 +1,449 @@
+/**
+ * POST /v1/credentials in-process, with real parts: the jose verifier against a JWKS served over
+ * node:http, the in-memory Kubernetes API over HTTP through the real adapter (ServiceAccount,
+ * RoleBinding, TokenRequest), the local AWS issuer, the in-memory jti cache.
+ */
+import { execFileSync } from "node:child_process";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { createJobCredentialsApp, type JobCredentialsAppDeps } from "../../functions/job-credentials/app.js";
+import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
+import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { IssuedCredentials } from "../../shared/domain/credentials-output.js";
+import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
+import { environmentNamespace, LABEL, namespaceFor } from "../../shared/domain/environment.js";
+import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
+import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+import { startJwksServer } from "../fakes/jwks-server.js";
+
+type IssuedCredentialsBody = IssuedCredentials & {
+  aws: NonNullable<IssuedCredentials["aws"]>;
+  kubernetes: NonNullable<IssuedCredentials["kubernetes"]>;
+};
+
+const PROJECT = "group/app";
+const PROJECT_ID = "15";
+const REVIEW = "review/feature-x";
+const REVIEW_NAMESPACE = namespaceFor(PROJECT, REVIEW);
+
+const key = LocalOidcIssuer.generate("kid-1");
+let jwks: Awaited<ReturnType<typeof startJwksServer>>;
+let k8s: MemoryKubernetes;
+let cluster: KubernetesCluster;
+let deps: JobCredentialsAppDeps & {
+  audit: RecordingAuditLog;
+  publisher: RecordingPublisher;
+  clock: FixedClock;
+};
+let errors: unknown[];
+
+beforeAll(async () => {
+  jwks = await startJwksServer([key]);
+});
+afterAll(() => jwks.close());
+
+beforeEach(async () => {
+  k8s = await startMemoryKubernetes();
+  cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
+  const clock = new FixedClock(new Date());
+  errors = [];
+  deps = {
+    verifier: new JoseIdTokenVerifier({ issuer: jwks.url, audience: "kubler", clock }),
+    policy: parseCredentialsPolicy(`
+rules:
+  - name: review-apps
+    match: { project_path: "group/*", environment: "review/*" }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/kubler-review", maxDurationSeconds: 3600 }
+    kubernetes: { namespace: environment, role: kubler-deployer }
+  - name: production
+    match: { project_path: group/app, environment: production, ref_protected: true }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/app-prod", maxDurationSeconds: 900 }
+    kubernetes: { namespace: app-production, role: kubler-deployer }
+  - name: other-tool
+    match: { project_path: group/tool, environment: staging }
+    kubernetes: { namespace: app-production, role: kubler-deployer }
+  - name: artifacts
+    match: { project_path: group/app, environment: artifacts }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/artifacts" }
+`),
+    replay: new MemoryDedupeStore(clock),
+    issuer: new LocalCredentialIssuer(clock),
+    cluster,
+    publisher: new RecordingPublisher(sequentialIds("evt")),
+    audit: new RecordingAuditLog(),
+    clock,
+    newId: sequentialIds("corr"),
+    logError: (error) => errors.push(error),
+  };
+  await seedEnvironment(PROJECT, Number(PROJECT_ID), REVIEW, REVIEW_NAMESPACE);
+});
+afterEach(async () => {
+  cluster.close();
+  await k8s.close();
+});
+
+/** What Kubler's deploy leaves: the managed namespace and the deployer Role. */
+async function seedEnvironment(
+  projectPath: string,
+  projectId: number,
+  environment: string,
+  namespace: string,
+) {
+  await cluster.apply(
+    environmentNamespace({
+      namespace,
+      gitlab: { instance: jwks.url, projectId, projectPath },
+      environment,
+      sha: "1111111111111111111111111111111111111111",
+      ref: "feature-x",
+      pipelineId: 1,
+      mrIid: null,
+      ttl: "72h",
+      expiresAt: new Date(Date.now() + 3_600_000),
+      deployedAt: new Date(),
+      requestedAt: new Date(),
+      status: "succeeded",
+      rolloutDeadline: null,
+      correlationId: "c-1",
+      url: null,
+    }),
+  );
+  await cluster.apply({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name: "kubler-deployer", namespace },
+    rules: [{ apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"] }],
+  });
+}
+
+function token(overrides: Record<string, unknown> = {}): string {
+  return key.sign(
+    gitlabIdTokenClaims(
+      { iss: jwks.url, aud: "kubler", now: deps.clock.now() },
+      {
+        project_path: PROJECT,
+        project_id: PROJECT_ID,
+        namespace_path: "group",
+        environment: REVIEW,
+        ...overrides,
+      },
+    ),
+  );
+}
+
+async function messageOf(response: Response): Promise<string> {
+  return ((await response.json()) as { message: string }).message;
+}
+
+function post(bearer: string | null, body?: unknown, query = "") {
+  const app = createJobCredentialsApp(deps);
+  return app.request(`/v1/credentials${query}`, {
+    method: "POST",
+    headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+}
+
+describe("POST /v1/credentials", () => {
+  it("valid token → AWS credentials and a Kubernetes token for the environment's namespace", async () => {
+    const bearer = token();
+    const response = await post(bearer);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const body = (await response.json()) as IssuedCredentialsBody;
+    expect(body).toMatchObject({
+      rule: "review-apps",
+      environment: REVIEW,
+      jobId: "302",
+      aws: {
+        issuer: "local",
+        roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+        assumedRoleArn: "arn:aws:sts::123456789012:assumed-role/kubler-review/gl-302",
+        accessKeyId: expect.stringMatching(/^LOCALKUBLER/),
+      },
+      kubernetes: {
+        server: k8s.url,
+        insecureSkipTlsVerify: true,
+        namespace: REVIEW_NAMESPACE,
+        serviceAccount: "kubler-ci",
+      },
+    });
+    expect(response.headers.get("x-kubler-expires-at")).toBe(body.expiresAt);
+
+    // The ServiceAccount and its binding to the rule's Role, in the environment's namespace.
+    const account = await cluster.get({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      name: "kubler-ci",
+      namespace: REVIEW_NAMESPACE,
+    });
+    expect(account?.metadata.labels).toMatchObject({
+      [LABEL.MANAGED_BY]: "kubler",
+      [LABEL.PROJECT_ID]: PROJECT_ID,
+    });
+    const binding = await cluster.get({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      name: "kubler-ci-kubler-deployer",
+      namespace: REVIEW_NAMESPACE,
+    });
+    expect(binding).toMatchObject({
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "kubler-deployer" },
+      subjects: [{ kind: "ServiceAccount", name: "kubler-ci", namespace: REVIEW_NAMESPACE }],
+    });
+    // The TokenRequest's token is a live credential for that ServiceAccount; its expiry was read back.
+    const probe = await fetch(`${k8s.url}/api/v1/namespaces/${REVIEW_NAMESPACE}`, {
+      headers: { authorization: `Bearer ${body.kubernetes.token}` },
+    });
+    expect(probe.status).toBe(200);
+    const lifetime = (Date.parse(body.kubernetes.expiresAt) - deps.clock.now().getTime()) / 1000;
+    expect(lifetime).toBeGreaterThanOrEqual(600);
+    expect(lifetime).toBeLessThanOrEqual(3600 + 5);
+  });
+
+  it("audits the decision with the claims that decided, the rule, the role and the expiry — never a secret", async () => {
+    const response = await post(token());
+    const body = (await response.json()) as IssuedCredentialsBody;
+    const record = deps.audit.last();
+    expect(record).toMatchObject({
+      action: "credentials.issue",
+      outcome: "allow",
+      reason: 'rule "review-apps" matches',
+      actor: { user: "sample-user", job: "302", pipeline: "574" },
+      subject: {
+        project: PROJECT,
+        projectId: PROJECT_ID,
+        rule: "review-apps",
+        environment: REVIEW,
+        namespace: REVIEW_NAMESPACE,
+        roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+        expiresAt: body.expiresAt,
+        claims: {
+          project_path: PROJECT,
+          environment: REVIEW,
+          ref: "feature-branch-1",
+          ref_protected: "false",
+        },
+      },
+      correlationId: "corr-1",
+      gitlab: { instance: jwks.url, event: "id_token" },
+      function: "job-credentials",
+    });
+    const line = JSON.stringify(deps.audit.records);
+    for (const secret of [body.aws.secretAccessKey, body.aws.sessionToken, body.kubernetes.token]) {
+      expect(line).not.toContain(secret);
+    }
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Credentials Issued",
+        detail: {
+          correlationId: "corr-1",
+          gitlab: { instance: jwks.url, projectId: 15, projectPath: PROJECT },
+          environment: REVIEW,
+          jobId: 302,
+          rule: "review-apps",
+          reason: 'rule "review-apps" matches',
+          roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+        },
+      },
+    ]);
+  });
+
+  it("format env: lines a shell can eval, with the kubeconfig's text", async () => {
+    const response = await post(token(), { format: "env" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    const text = await response.text();
+    const out = execFileSync(
+      "sh",
+      [
+        "-c",
+        'eval "$CREDS"; printf "%s|%s|" "$AWS_ACCESS_KEY_ID" "$KUBLER_NAMESPACE"; printf "%s" "$KUBLER_KUBECONFIG_DATA"',
+      ],
+      { env: { CREDS: text, PATH: process.env.PATH }, encoding: "utf8" },
+    );
+    const [accessKey, namespace, kubeconfig] = out.split("|");
+    expect(accessKey).toMatch(/^LOCALKUBLER/);
+    expect(namespace).toBe(REVIEW_NAMESPACE);
+    expect(parse(kubeconfig as string)).toMatchObject({
+      contexts: [{ context: { namespace: REVIEW_NAMESPACE } }],
+    });
+  });
+
+  it("format kubeconfig (also as ?format=): server, namespace, token, expiry", async () => {
+    const response = await post(token(), undefined, "?format=kubeconfig");
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toMatch(/^# Kubler: ServiceAccount .+\/kubler-ci, token expires at \d{4}-/);
+    const config = parse(text);
+    expect(config).toMatchObject({
+      clusters: [{ cluster: { server: k8s.url, "insecure-skip-tls-verify": true } }],
+      contexts: [{ context: { namespace: REVIEW_NAMESPACE } }],
+      users: [{ user: { token: expect.any(String) } }],
+    });
+  });
+
+  it("a replayed token is refused (401 replayed)", async () => {
+    const bearer = token();
+    expect((await post(bearer)).status).toBe(200);
+    const again = await post(bearer);
+    expect(again.status).toBe(401);
+    expect(await again.json()).toEqual({
+      error: "unauthorized",
+      reason: "replayed",
+      message: "this ID token was already used: each token gets credentials once (request them once per job)",
+    });
+    expect(deps.audit.last()).toMatchObject({ outcome: "deny", subject: { rejection: "replayed" } });
+  });
+
+  it("refused tokens: 401 with the reason, audited without their (unverified) claims", async () => {
+    const missing = await post(null);
+    expect(missing.status).toBe(401);
+    expect(await missing.json()).toMatchObject({ reason: "missing_token" });
+    const now = deps.clock.now().getTime() / 1000;
+    const expired = await post(token({ exp: now - 3600, iat: now - 7200, nbf: now - 7200 }));
+    expect(await expired.json()).toMatchObject({ error: "unauthorized", reason: "expired" });
+    const audience = await post(token({ aud: "https://vault.example.com" }));
+    expect(await audience.json()).toMatchObject({ reason: "wrong_audience" });
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: { rejection: "wrong_audience" },
+      gitlab: null,
+      actor: { function: "job-credentials" },
+    });
+    expect(deps.publisher.entries).toEqual([]);
+  });
+
+  it("no matching rule → 403 with the reason, audited and published as Credentials Denied", async () => {
+    const response = await post(token({ environment: "staging" }));
+    expect(response.status).toBe(403);
+    const message = await messageOf(response);
+    expect(message).toMatch(
+      /^no rule matches this job \(review-apps: environment "staging" does not match "review\/\*"; /,
+    );
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: message,
+      subject: { rule: null, environment: "staging" },
+    });
+    expect(deps.publisher.entries[0]).toMatchObject({
+      detailType: "Credentials Denied",
+      detail: { reason: message, jobId: 302 },
+    });
+    // Denied, so the token was not spent.
+    expect((await post(token({ environment: "staging" }))).status).toBe(403);
+  });
+
+  it("a requested environment other than the token's is denied", async () => {
+    const response = await post(token(), { environment: "review/someone-else" });
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toBe(
+      `the job asked for environment "review/someone-else", but its token is for environment "${REVIEW}"`,
+    );
+  });
+
+  it("never mints into a namespace Kubler does not manage", async () => {
+    await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "app-production" } });
+    await cluster.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "kubler-deployer", namespace: "app-production" },
+      rules: [],
+    });
+    const response = await post(token({ environment: "production", ref_protected: "true" }));
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toBe(
+      "namespace app-production is not managed by Kubler (no app.kubernetes.io/managed-by=kubler label): no credentials are minted into it",
+    );
+    expect(
+      await cluster.get({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        name: "kubler-ci",
+        namespace: "app-production",
+      }),
+    ).toBeNull();
+  });
+
+  it("a job asking for another project's environment namespace is denied", async () => {
+    // app-production is group/app's (project 15); group/tool's rule points at it.
+    await seedEnvironment(PROJECT, 15, "production", "app-production");
+    const response = await post(
+      token({ project_path: "group/tool", project_id: "16", environment: "staging" }),
+    );
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toBe(
+      "namespace app-production belongs to another project, not to project 16",
+    );
+    expect(
+      await cluster.get({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        name: "kubler-ci",
+        namespace: "app-production",
+      }),
+    ).toBeNull();
+  });
+
+  it("a namespace that does not exist yet is refused, not created", async () => {
+    const response = await post(token({ environment: "review/never-deployed" }));
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toMatch(
+      /^namespace group-app-review-never-deployed-[0-9a-f]{8} does not exist/,
+    );
+  });
+
+  it("kubeconfig from a rule without Kubernetes access is 422; AWS-only rules work as json", async () => {
+    const kubeconfig = await post(token({ environment: "artifacts" }), { format: "kubeconfig" });
+    expect(kubeconfig.status).toBe(422);
+    expect(await messageOf(kubeconfig)).toBe(
+      'rule "artifacts" grants no Kubernetes access: ask for format json or env',
+    );
+    const json = await post(token({ environment: "artifacts" }));
+    expect(json.status).toBe(200);
+    expect(await json.json()).toMatchObject({
+      rule: "artifacts",
+      kubernetes: null,
+      aws: { issuer: "local" },
+    });
+  });
+
+  it("the Kubernetes API down → 503, and the job may retry with the same token", async () => {
+    const bearer = token();
+    const fault = k8s.faults.add({
+      verb: "create",
+      resource: "serviceaccounts",
+      subresource: "token",
+      status: 503,
+    });
+    const response = await post(bearer);
+    expect(response.status).toBe(503);
+    expect(await messageOf(response)).toMatch(/^the Kubernetes API is unavailable .*; retry later$/);
+    expect(deps.audit.last()).toMatchObject({ outcome: "failure" });
+    fault.remove();
+    expect((await post(bearer)).status).toBe(200);
+  });
+
+  it("bad bodies are 400 with what is wrong", async () => {
+    const cases: [unknown, string][] = [
+      ["{", 'the body is not JSON: send {"environment": "...", "format": "json|env|kubeconfig"} or nothing'],
+      [{ format: "yaml" }, 'format must be one of json, env, kubeconfig, got "yaml"'],
+      [{ env: "x" }, "unknown field(s) env: the body takes environment and format"],
+      [{ environment: 7 }, "environment must be an environment name (1-255 characters)"],
+    ];
+    for (const [body, message] of cases) {
+      const response = await post(token(), body);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({ error: "bad_request", message });
+    }
+  });
+
+  it("GET /healthz", async () => {
+    const response = await createJobCredentialsApp(deps).request("/healthz");
+    expect(await response.json()).toEqual({ ok: true });
+    expect(errors).toEqual([]);
+  });
+});
