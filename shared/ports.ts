@@ -180,6 +180,37 @@ export interface CredentialIssuer {
   assumeRole(request: AssumeRoleRequest): Promise<AwsCredentials>;
 }
 
+/** GitLab's commit status states Kubler reports (DESIGN §8). */
+export type CommitState = "pending" | "running" | "success" | "failed" | "canceled";
+
+/** One status of a commit: `kubler/<environment>` on the SHA, linking to the environment. */
+export interface CommitStatus {
+  projectId: number;
+  projectPath: string;
+  sha: string;
+  state: CommitState;
+  /** `kubler/<environment>`: one status per environment, moved through its states. */
+  name: string;
+  /** The branch or tag, so GitLab attaches the status to that ref's pipeline; null when unknown. */
+  ref: string | null;
+  pipelineId: number | null;
+  /** The environment's URL, when known. */
+  targetUrl: string | null;
+  description: string;
+}
+
+/**
+ * Sets commit statuses: GitLab's API in AWS (and locally when a GitLab is configured), a clearly
+ * labelled JSONL file otherwise. Errors are `ConfigError` (a token GitLab refuses),
+ * `UnavailableError` (still failing after bounded retries) or `Error` (GitLab refused the status).
+ *
+ * @example
+ * await statuses.set({ projectId: 15, projectPath: "group/app", sha, state: "running", name: "kubler/review/x", ... });
+ */
+export interface CommitStatuses {
+  set(status: CommitStatus): Promise<"set" | "unchanged">;
+}
+
 /**
  * One-time schedules that stop an environment at its expiry (EventBridge Scheduler in AWS, timers
  * locally). Keyed by the environment's namespace, so a redeploy moves the schedule instead of adding one.

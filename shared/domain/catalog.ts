@@ -163,6 +163,9 @@ const EnvironmentDeletedDetail = v.object({
   ...base,
   environment: Name,
   namespace: Name,
+  /** What was running when it was deleted, when known: report-status puts the final status on it. */
+  sha: v.optional(NullableSha),
+  ref: v.optional(v.nullable(v.string())),
 });
 
 const credentials = {
@@ -358,7 +361,14 @@ export const ROUTES: readonly Route[] = [
     target: "report-status",
     pattern: {
       source: [KUBLER_SOURCE],
-      "detail-type": ["Build Finished", "Deploy Finished", "Environment Deleted"],
+      // The requests too: they are when a commit's status becomes pending (build) or running (deploy).
+      "detail-type": [
+        "Build Requested",
+        "Build Finished",
+        "Deploy Requested",
+        "Deploy Finished",
+        "Environment Deleted",
+      ],
     },
   },
 ];

@@ -75,7 +75,8 @@ export async function stopEnvironment(
   }
   const deleted = object ? await deleteChecked(deps.cluster, object) : "absent";
   await deps.scheduler.cancel(namespace);
-  await publishDeleted(deps, detail, namespace);
+  const running = object ? readEnvironment(object) : null;
+  await publishDeleted(deps, detail, namespace, running?.kind === "managed" ? running.environment : null);
   const kind = deleted === "deleted" ? "deleted" : "already_gone";
   audit("success", kind === "deleted" ? `deleted (${detail.reason})` : `already gone (${detail.reason})`);
   return { kind, namespace };
@@ -93,6 +94,7 @@ async function publishDeleted(
   deps: Pick<CleanupDeps, "publisher">,
   stop: Pick<Detail<"Environment Stop Requested">, "correlationId" | "gitlab" | "environment">,
   namespace: string,
+  running: { sha: string | null; ref: string | null } | null,
 ): Promise<void> {
   await deps.publisher.publish([
     {
@@ -102,6 +104,8 @@ async function publishDeleted(
         gitlab: stop.gitlab,
         environment: stop.environment,
         namespace,
+        // What ran there, so its commit gets a final status in GitLab.
+        ...(running?.sha ? { sha: running.sha, ref: running.ref } : {}),
       },
     },
   ]);
@@ -235,6 +239,7 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
       deps,
       { correlationId, gitlab, environment: environment.environment },
       environment.namespace,
+      environment,
     ).catch(() => undefined);
   }
 }

@@ -140,7 +140,15 @@ describe("stopEnvironment", () => {
     expect(deps.publisher.entries).toEqual([
       {
         detailType: "Environment Deleted",
-        detail: { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, namespace: NAMESPACE },
+        detail: {
+          correlationId: "corr-stop",
+          gitlab,
+          environment: ENVIRONMENT,
+          namespace: NAMESPACE,
+          // What ran there, for the commit's final status in GitLab.
+          sha: "1111111111111111111111111111111111111111",
+          ref: "feature/booking-validation",
+        },
       },
     ]);
     expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
@@ -503,6 +511,8 @@ describe("sweepExpiredEnvironments", () => {
       gitlab: { instance: INSTANCE, projectId: 1001, projectPath: "group-1/app-1" },
       environment: "review/mr-1",
       namespace: names.expired[0],
+      sha: "1111111111111111111111111111111111111111",
+      ref: "feature/booking-validation",
     });
     expect(deps.scheduler.calls.sort()).toEqual(names.expired.map((name) => `cancel ${name}`).sort());
 

@@ -1,0 +1,27 @@
+/**
+ * The report-status function's work on one bus event, shared by the Lambda handler and the local
+ * runtime: validate what arrived (a wrong shape is a clear error), then set the commit status. GitLab
+ * failures never throw from here: the bus would retry a deploy's report forever for nothing.
+ */
+import { validateEnvelope } from "../../shared/domain/catalog.js";
+import {
+  REPORTED_TYPES,
+  type ReportEvent,
+  type ReportOutcome,
+  type ReportStatusDeps,
+  reportStatus,
+} from "../../shared/services/report-status.js";
+
+/**
+ * @example
+ * const consume = createReportStatusConsumer(deps);
+ * await consume(envelope); // { kind: "set", state: "running" }
+ */
+export function createReportStatusConsumer(
+  deps: ReportStatusDeps,
+): (envelope: unknown) => Promise<ReportOutcome> {
+  return async (envelope) => {
+    const event = validateEnvelope(envelope, REPORTED_TYPES);
+    return reportStatus(deps, { detailType: event["detail-type"], detail: event.detail } as ReportEvent);
+  };
+}

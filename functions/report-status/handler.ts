@@ -1,0 +1,23 @@
+/**
+ * Lambda entry point: build and deploy steps and outcomes from the bus become GitLab commit statuses
+ * (DESIGN §8). The GitLab token comes from GITLAB_API_TOKEN or, better, the Secrets Manager secret
+ * GITLAB_API_TOKEN_SECRET names (read once, cached, re-read after a while for rotations).
+ */
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
+import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadGitlabApiConfig } from "../../shared/config.js";
+import { createReportStatusConsumer } from "./consumer.js";
+
+const gitlab = loadGitlabApiConfig(process.env);
+const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+
+const consume = createReportStatusConsumer({
+  statuses: new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
+  audit: new StdoutAuditLog(),
+  clock: systemClock,
+});
+
+export const handler = (event: unknown) => consume(event);
