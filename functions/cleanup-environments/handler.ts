@@ -7,7 +7,7 @@ import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig } from "../../shared/config.js";
 import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
@@ -27,12 +27,14 @@ const deps = {
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,
   }),
-  audit: new StdoutAuditLog(),
+  audit: createLambdaAuditLog(),
   clock: systemClock,
 };
 const consume = createCleanupConsumer(deps);
 
-export async function handler(event: unknown): Promise<unknown> {
+export const handler = withLambdaRequestId(handle);
+
+async function handle(event: unknown): Promise<unknown> {
   const sweep = event as { action?: unknown; dryRun?: unknown };
   if (sweep?.action === "sweep") {
     const report = await sweepExpiredEnvironments(deps, { dryRun: sweep.dryRun === true, newId: randomId });

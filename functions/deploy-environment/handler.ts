@@ -11,7 +11,7 @@ import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-schedule
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadEnvironmentsConfig, loadGitlabApiConfig } from "../../shared/config.js";
 import { createDeployEnvironmentConsumer } from "./consumer.js";
@@ -36,11 +36,12 @@ const consume = createDeployEnvironmentConsumer({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: steps.busName,
   }),
-  audit: new StdoutAuditLog(),
+  // A token read from Secrets Manager later is caught by its glpat- shape.
+  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
   defaultTtl: environments.defaultTtl,
 });
 
-export const handler = (event: unknown) => consume(event);
+export const handler = withLambdaRequestId((event: unknown) => consume(event));

@@ -6,7 +6,7 @@
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig } from "../../shared/config.js";
 import { type ReconcileBuildsReport, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
@@ -20,12 +20,14 @@ const deps = {
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,
   }),
-  audit: new StdoutAuditLog(),
+  audit: createLambdaAuditLog(),
   clock: systemClock,
   newId: randomId,
 };
 
-export async function handler(): Promise<{ environments: ReconcileReport; builds: ReconcileBuildsReport }> {
+export const handler = withLambdaRequestId(reconcile);
+
+async function reconcile(): Promise<{ environments: ReconcileReport; builds: ReconcileBuildsReport }> {
   // Both run even when one fails (the other's work is not its hostage); a failure still fails the invocation.
   const [environments, finished] = await Promise.allSettled([
     reconcileEnvironments(deps),

@@ -51,6 +51,8 @@ export interface EventBridgePublisherOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Uniform in [0, 1), like `Math.random`. */
   random?: () => number;
+  /** Told how many entries are sent again before each retry (the `PublishRetries` metric). */
+  onRetry?: (entries: number) => void;
 }
 
 interface Failure {
@@ -73,6 +75,7 @@ export class EventBridgePublisher implements EventPublisher {
   readonly #baseDelayMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  readonly #onRetry: ((entries: number) => void) | undefined;
 
   constructor(options: EventBridgePublisherOptions) {
     this.#client = options.client;
@@ -81,6 +84,7 @@ export class EventBridgePublisher implements EventPublisher {
     this.#baseDelayMs = Math.max(0, options.baseDelayMs ?? 50);
     this.#sleep = options.sleep ?? ((ms) => delay(ms));
     this.#random = options.random ?? Math.random;
+    this.#onRetry = options.onRetry;
   }
 
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
@@ -109,6 +113,7 @@ export class EventBridgePublisher implements EventPublisher {
         );
       }
       pending = [...failures.keys()].sort((a, b) => a - b);
+      this.#onRetry?.(pending.length);
     }
   }
 

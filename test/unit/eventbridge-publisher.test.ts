@@ -235,6 +235,23 @@ describe("EventBridgePublisher", () => {
     expect(sleeps).toHaveLength(1);
   });
 
+  it("tells onRetry how many entries each retry sends again (the PublishRetries metric)", async () => {
+    const throttled = new Error("Rate exceeded");
+    throttled.name = "ThrottlingException";
+    mock
+      .on(PutEventsCommand)
+      .rejectsOnce(throttled)
+      .callsFakeOnce((input: PutEventsCommandInput) =>
+        answer(input, (e) => (correlationOf(e) === "c-1" ? "InternalFailure" : undefined)),
+      )
+      .callsFake((input: PutEventsCommandInput) => answer(input, () => undefined));
+    const retries: number[] = [];
+
+    await publisher({ onRetry: (entries) => retries.push(entries) }).publish(pushes(3));
+
+    expect(retries).toEqual([3, 1]);
+  });
+
   it("retries a 5xx or a network error for the whole call", async () => {
     const unavailable = new EventBridgeServiceException({
       name: "InternalException",
