@@ -66,7 +66,11 @@ export async function startLocalRuntime(
     audit: new JsonlFile(resolve(dataDir, "audit.jsonl")),
     deadLetters: new JsonlFile(resolve(dataDir, "dead-letters.jsonl")),
   };
-  const audit = new JsonlAuditLog(files.audit, options.onAudit);
+  // The secrets in use are redacted from the audit trail wherever they appear.
+  const secrets = generatedSecrets
+    ? [generatedSecrets.token, generatedSecrets.signingKey]
+    : [...config.webhook.secrets.tokens, ...config.webhook.secrets.signingKeys];
+  const audit = new JsonlAuditLog(files.audit, options.onAudit, { secrets });
   // The consumers publish on the bus that delivers to them: bound once the bus exists.
   const publisher: EventPublisher = { publish: (entries) => bus.publish(entries) };
   const environments = await startLocalEnvironments(config, {
