@@ -29,11 +29,12 @@ const writeStdout = (line: string) => {
 };
 
 /** The Lambda invocation a record is written in; one store per invocation, safe with concurrency. */
-const invocation = new AsyncLocalStorage<string>();
+const invocation = new AsyncLocalStorage<{ requestId: string; startedAt: number }>();
 
 /**
  * Wraps a Lambda handler so that audit lines written during the invocation carry its
- * `awsRequestId` (the id in the function's REPORT line and in X-Ray).
+ * `awsRequestId` (the id in the function's REPORT line and in X-Ray) and, unless the producer set
+ * one, `durationMs`: the time from the start of the invocation to the decision (the step latency).
  *
  * @example
  * export const handler = withLambdaRequestId(handle(app));
@@ -43,9 +44,8 @@ export function withLambdaRequestId<Args extends unknown[], Result>(
 ): (...args: Args) => Result {
   return (...args) => {
     const requestId = (args[1] as { awsRequestId?: unknown } | undefined)?.awsRequestId;
-    return typeof requestId === "string"
-      ? invocation.run(requestId, () => handler(...args))
-      : handler(...args);
+    if (typeof requestId !== "string") return handler(...args);
+    return invocation.run({ requestId, startedAt: performance.now() }, () => handler(...args));
   };
 }
 
@@ -78,10 +78,14 @@ export class StdoutAuditLog implements AuditLog {
   }
 
   record(record: AuditRecord): void {
-    const requestId = invocation.getStore();
-    this.write(
-      `${JSON.stringify(prepareAuditRecord(record, this.#redact, requestId ? { requestId } : {}))}\n`,
-    );
+    const context = invocation.getStore();
+    const stamp = context
+      ? {
+          requestId: context.requestId,
+          durationMs: Math.round((performance.now() - context.startedAt) * 10) / 10,
+        }
+      : {};
+    this.write(`${JSON.stringify(prepareAuditRecord(record, this.#redact, stamp))}\n`);
   }
 }
 

@@ -180,7 +180,10 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
     }
     if (MAYBE_SECRET.test(out)) {
       for (const shape of SECRET_SHAPES) out = out.replace(shape, REDACTED);
-      out = out.replace(BEARER_VALUE, (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`);
+      out = out.replace(
+        BEARER_VALUE,
+        (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`,
+      );
       out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
         looksLikeCredential(secret) ? `${scheme}${separator}${REDACTED}` : match,
       );
@@ -225,6 +228,8 @@ function escapeRegExp(text: string): string {
 export interface AuditStamp {
   /** The Lambda invocation's request id, when there is one. */
   requestId?: string | null;
+  /** Milliseconds from the start of the invocation to this decision, unless the producer said. */
+  durationMs?: number;
 }
 
 /**
@@ -242,5 +247,7 @@ export function prepareAuditRecord(
   const { audit: _audit, auditVersion: _version, ...fields } = redact(record);
   const prepared: AuditRecord = { audit: true, auditVersion: AUDIT_SCHEMA_VERSION, ...fields };
   if (stamp.requestId) prepared.requestId = stamp.requestId;
+  if (stamp.durationMs !== undefined && prepared.durationMs === undefined)
+    prepared.durationMs = stamp.durationMs;
   return prepared;
 }

@@ -56,9 +56,14 @@ describe("StdoutAuditLog", () => {
     });
     await Promise.all([handler({}, { awsRequestId: "req-a" }), handler({}, { awsRequestId: "req-b" })]);
     audit.record(record());
-    const ids = out.lines.map((line) => JSON.parse(line).requestId);
-    expect(ids.slice(0, 2).sort()).toEqual(["req-a", "req-b"]);
-    expect(ids[2]).toBeUndefined();
+    const lines = out.lines.map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.requestId)).toEqual(expect.arrayContaining(["req-a", "req-b"]));
+    expect(lines[2].requestId).toBeUndefined();
+    // The step latency: from the start of the invocation to the decision.
+    expect(lines[0].durationMs).toBeGreaterThan(0);
+    expect(lines[2].durationMs).toBeUndefined();
+    audit.record(record({ durationMs: 7 }));
+    expect(JSON.parse(out.lines[3] as string).durationMs).toBe(7);
   });
 });
 
