@@ -1,6 +1,7 @@
 /**
  * The cleanup-environments function's work on one bus event (`Environment Stop Requested`), shared
- * by the Lambda handler and the local runtime.
+ * by the Lambda handler and the local runtime. A failed attempt is audited before it is thrown back
+ * for the bus to retry.
  */
 import { validateEnvelope } from "../../shared/domain/catalog.js";
 import {
@@ -8,6 +9,7 @@ import {
   type StopOutcome,
   stopEnvironment,
 } from "../../shared/services/cleanup-environments.js";
+import { auditFailedAttempt } from "../../shared/services/step-audit.js";
 
 /**
  * @example
@@ -15,7 +17,12 @@ import {
  */
 export function createCleanupConsumer(deps: CleanupDeps): (envelope: unknown) => Promise<StopOutcome> {
   return async (envelope) => {
-    const event = validateEnvelope(envelope, ["Environment Stop Requested"]);
-    return stopEnvironment(deps, event.detail);
+    try {
+      const event = validateEnvelope(envelope, ["Environment Stop Requested"]);
+      return await stopEnvironment(deps, event.detail);
+    } catch (error) {
+      auditFailedAttempt(deps, "cleanup-environments", "environment.stop", envelope, error);
+      throw error;
+    }
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The deploy-environment function's work on one bus event, shared by the Lambda handler and the
  * local runtime: validate what arrived (a wrong shape is a clear error, never a crash deeper in),
- * then deploy.
+ * then deploy. A failed attempt is audited before it is thrown back for the bus to retry.
  */
 import { validateEnvelope } from "../../shared/domain/catalog.js";
 import {
@@ -9,6 +9,7 @@ import {
   type DeployOutcome,
   deployEnvironment,
 } from "../../shared/services/deploy-environment.js";
+import { auditFailedAttempt } from "../../shared/services/step-audit.js";
 
 const ACCEPTED = ["Deploy Requested", "Build Finished"] as const;
 
@@ -20,7 +21,7 @@ const ACCEPTED = ["Deploy Requested", "Build Finished"] as const;
 export function createDeployEnvironmentConsumer(
   deps: DeployEnvironmentDeps,
 ): (envelope: unknown) => Promise<DeployOutcome> {
-  return async (envelope) => {
+  const consume = async (envelope: unknown): Promise<DeployOutcome> => {
     const event = validateEnvelope(envelope, ACCEPTED);
     const time = new Date(event.time);
     if (event["detail-type"] === "Build Finished") {
@@ -31,5 +32,13 @@ export function createDeployEnvironmentConsumer(
     }
     const detail = event.detail as Extract<typeof event.detail, { pipelineId: unknown }>;
     return deployEnvironment(deps, { detailType: "Deploy Requested", detail, time });
+  };
+  return async (envelope) => {
+    try {
+      return await consume(envelope);
+    } catch (error) {
+      auditFailedAttempt(deps, "deploy-environment", "environment.deploy", envelope, error);
+      throw error;
+    }
   };
 }

@@ -4,6 +4,7 @@
  */
 import type { AuditOutcome, AuditRecord } from "../domain/audit.js";
 import type { GitlabRef } from "../domain/catalog.js";
+import type { AuditLog, Clock } from "../ports.js";
 
 export interface StepAuditInput {
   fn: string;
@@ -40,4 +41,47 @@ export function stepAuditRecord(input: StepAuditInput): AuditRecord {
     function: input.fn,
     at: input.at.toISOString(),
   };
+}
+
+/**
+ * Audits an attempt that threw (the bus will retry it, then dead-letter it): without this line a
+ * failure that a retry later repairs would leave no trace in the audit trail. Reads what it can of
+ * an envelope that may be malformed.
+ *
+ * @example
+ * try { return await consume(envelope); } catch (error) { auditFailedAttempt(deps, FN, ACTION, envelope, error); throw error; }
+ */
+export function auditFailedAttempt(
+  deps: { audit: AuditLog; clock: Clock },
+  fn: string,
+  action: string,
+  envelope: unknown,
+  error: unknown,
+): void {
+  const e = (typeof envelope === "object" && envelope !== null ? envelope : {}) as {
+    id?: unknown;
+    "detail-type"?: unknown;
+    detail?: { correlationId?: unknown; gitlab?: GitlabRef; environment?: unknown };
+  };
+  const detail = e.detail ?? {};
+  const gitlab = detail.gitlab;
+  deps.audit.record(
+    stepAuditRecord({
+      fn,
+      action,
+      outcome: "failure",
+      reason: `attempt failed, left to the bus to retry: ${error instanceof Error ? error.message : String(error)}`,
+      correlationId: typeof detail.correlationId === "string" ? detail.correlationId : null,
+      gitlab:
+        gitlab && typeof gitlab.instance === "string" && typeof gitlab.projectPath === "string"
+          ? gitlab
+          : null,
+      trigger: typeof e["detail-type"] === "string" ? e["detail-type"] : "unknown",
+      subject: {
+        ...(typeof detail.environment === "string" ? { environment: detail.environment } : {}),
+        ...(typeof e.id === "string" ? { eventId: e.id } : {}),
+      },
+      at: deps.clock.now(),
+    }),
+  );
 }
