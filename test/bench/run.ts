@@ -7,6 +7,7 @@ import { benchColdStart } from "./cold-start.js";
 import { benchDeploy } from "./deploy.js";
 import { benchIngressHttp } from "./ingress-http.js";
 import { benchIngressInProcess } from "./ingress-in-process.js";
+import { benchPlanSteps } from "./plan-steps.js";
 import { type Figure, printFigures } from "./support.js";
 import { benchSweep } from "./sweep.js";
 
@@ -16,6 +17,7 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Cold-start proxy", () => benchColdStart()],
   ["Expiry sweep", () => benchSweep()],
   ["Deploy", () => benchDeploy()],
+  ["Planning", () => benchPlanSteps()],
 ];
 
 console.log(`# Kubler benchmarks — ${new Date().toISOString()}`);

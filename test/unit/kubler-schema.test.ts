@@ -119,7 +119,9 @@ const VALID = {
   ],
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: each example edits a different corner of the manifest
 function edit(change: (m: Record<string, any>) => void): unknown {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const copy = structuredClone(VALID) as Record<string, any>;
   change(copy);
   return copy;
