@@ -1,7 +1,8 @@
 /**
  * The environments half of the local runtime: the cluster (`KUBECONFIG`'s, or the embedded in-memory
  * Kubernetes API, reported as simulated), timers instead of EventBridge Scheduler, the deploy and
- * cleanup consumers, and reconcile every minute.
+ * cleanup consumers, and reconcile every minute; builds and commit statuses on the same cluster
+ * (`local-builds.ts`, which reconciles builds far more often: see there why).
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,6 +17,7 @@ import { type MemoryKubernetes, startMemoryKubernetes } from "../shared/local/me
 import { TimerScheduler } from "../shared/local/timer-scheduler.js";
 import type { AuditLog, EventPublisher } from "../shared/ports.js";
 import { type ReconcileReport, reconcileEnvironments } from "../shared/services/reconcile-environments.js";
+import { type LocalBuilds, startLocalBuilds } from "./local-builds.js";
 
 /** Where a running local runtime leaves the embedded cluster's kubeconfig for `kubler` commands. */
 export const EMBEDDED_KUBECONFIG = "kubeconfig";
@@ -29,7 +31,14 @@ export interface LocalEnvironments {
   description: string;
   simulated: boolean;
   scheduler: TimerScheduler;
-  consumers: { "deploy-environment": BusConsumer; "cleanup-environments": BusConsumer };
+  consumers: {
+    "deploy-environment": BusConsumer;
+    "cleanup-environments": BusConsumer;
+    "build-image": BusConsumer;
+    "report-status": BusConsumer;
+  };
+  /** Build Jobs and commit statuses, on the same cluster. */
+  builds: LocalBuilds;
   reconcile(): Promise<ReconcileReport>;
   close(): Promise<void>;
 }
@@ -73,6 +82,14 @@ export async function startLocalEnvironments(
     reconcile().catch((error) => io.onError?.(error));
   }, RECONCILE_EVERY_MS);
   timer.unref();
+  const builds = startLocalBuilds(config, {
+    cluster,
+    simulated: embedded !== null,
+    publisher: io.publisher,
+    audit: io.audit,
+    dataDir: io.dataDir,
+    ...(io.onError ? { onError: io.onError } : {}),
+  });
 
   return {
     cluster,
@@ -86,10 +103,13 @@ export async function startLocalEnvironments(
       "cleanup-environments": async (envelope) => {
         await cleanup(envelope);
       },
+      ...builds.consumers,
     },
+    builds,
     reconcile,
     async close() {
       clearInterval(timer);
+      await builds.close();
       scheduler.close();
       cluster.close();
       if (embedded) {

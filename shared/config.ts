@@ -256,6 +256,10 @@ export interface LocalConfig {
   projectsDir: string;
   /** Null: the embedded in-memory cluster. */
   kubeconfig: string | null;
+  /** Where build Jobs run and the Secrets they name. */
+  builds: BuildConfig;
+  /** Null when no GitLab API is configured: commit statuses go to a local file instead. */
+  gitlabApi: GitlabApiConfig | null;
 }
 
 /** The local runtime's settings (`npm start`). */
@@ -269,6 +273,12 @@ export function loadLocalConfig(env: Env): LocalConfig {
     environments: loadEnvironmentsConfig(env),
     projectsDir: env[ENV.PROJECTS_DIR]?.trim() || "examples/projects",
     kubeconfig: env[ENV.KUBECONFIG]?.trim() || null,
+    builds: loadBuildConfig(env),
+    // GITLAB_URL alone may be there for ID tokens; the API needs a token too.
+    gitlabApi:
+      env[ENV.GITLAB_URL]?.trim() && (env[ENV.GITLAB_API_TOKEN]?.trim() || env[ENV.GITLAB_API_TOKEN_SECRET]?.trim())
+        ? loadGitlabApiConfig(env)
+        : null,
   };
 }
 

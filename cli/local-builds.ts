@@ -1,0 +1,115 @@
+/**
+ * The builds half of the local runtime: the build-image and report-status consumers, and reconcile
+ * of builds on a short timer. Commit statuses go to GitLab when its API is configured
+ * (`GITLAB_URL` + `GITLAB_API_TOKEN`), else to `commit-statuses.jsonl`, labelled as not sent.
+ */
+import { join } from "node:path";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { createBuildImageConsumer } from "../functions/build-image/consumer.js";
+import { createReportStatusConsumer } from "../functions/report-status/consumer.js";
+import { GitlabCommitStatuses } from "../shared/adapters/gitlab-commit-statuses.js";
+import { createSecretReader, gitlabApiToken } from "../shared/adapters/secret-reader.js";
+import { systemClock } from "../shared/clock.js";
+import type { LocalConfig } from "../shared/config.js";
+import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
+import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../shared/local/jsonl-commit-statuses.js";
+import { JsonlFile } from "../shared/local/jsonl-file.js";
+import type { BusConsumer } from "../shared/local/local-bus.js";
+import type { AuditLog, BuildCluster, CommitStatuses, EventPublisher } from "../shared/ports.js";
+import { type ReconcileBuildsReport, reconcileBuilds } from "../shared/services/reconcile-builds.js";
+
+/**
+ * How often finished build Jobs are looked for. In AWS reconcile runs every minute, which is nothing
+ * next to a real build's minutes. The embedded cluster finishes a simulated build within
+ * milliseconds, so a minute here would be almost all of the local webhook-to-deploy time (the issue
+ * asks for a p95 of 250 ms): 150 ms keeps it short at the cost of one label-selected list of the
+ * builds namespace per tick. A real cluster (KUBECONFIG) runs real builds: every 10 s is plenty.
+ */
+export const EMBEDDED_BUILD_POLL_MS = 150;
+export const CLUSTER_BUILD_POLL_MS = 10_000;
+
+export interface LocalBuilds {
+  consumers: { "build-image": BusConsumer; "report-status": BusConsumer };
+  /** Where commit statuses go, for the banner. */
+  statuses: string;
+  reconcile(): Promise<ReconcileBuildsReport>;
+  close(): Promise<void>;
+}
+
+/**
+ * @example
+ * const builds = startLocalBuilds(config, { cluster, simulated: true, publisher, audit, dataDir });
+ */
+export function startLocalBuilds(
+  config: LocalConfig,
+  io: {
+    cluster: BuildCluster;
+    simulated: boolean;
+    publisher: EventPublisher;
+    audit: AuditLog;
+    dataDir: string;
+    onError?: (error: unknown) => void;
+    /** Default: 150 ms on the embedded cluster, 10 s on a real one. */
+    pollMs?: number;
+  },
+): LocalBuilds {
+  const steps = { publisher: io.publisher, audit: io.audit, clock: systemClock };
+  const build = createBuildImageConsumer({
+    ...steps,
+    cluster: io.cluster,
+    manifests: new DirectoryManifestSource(config.projectsDir),
+    settings: config.builds,
+  });
+
+  let file: JsonlFile | null = null;
+  let statuses: CommitStatuses;
+  let description: string;
+  const gitlab = config.gitlabApi;
+  if (gitlab) {
+    const readSecret = gitlab.tokenSecret
+      ? createSecretReader({ client: new SecretsManagerClient({}) })
+      : null;
+    statuses = new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) });
+    description = `GitLab at ${gitlab.url}`;
+  } else {
+    file = new JsonlFile(join(io.dataDir, COMMIT_STATUSES_FILE));
+    statuses = new JsonlCommitStatuses(file, systemClock);
+    description = `${file.path} (no GitLab API configured: not sent)`;
+  }
+  const report = createReportStatusConsumer({ ...steps, statuses });
+
+  const reconcile = () =>
+    reconcileBuilds({ ...steps, cluster: io.cluster, namespace: config.builds.namespace });
+  // One reconcile at a time: a slow tick is skipped, never stacked.
+  let running: Promise<unknown> | null = null;
+  const timer = setInterval(
+    () => {
+      if (running) return;
+      running = reconcile()
+        .catch((error) => io.onError?.(error))
+        .finally(() => {
+          running = null;
+        });
+    },
+    io.pollMs ?? (io.simulated ? EMBEDDED_BUILD_POLL_MS : CLUSTER_BUILD_POLL_MS),
+  );
+  timer.unref();
+
+  return {
+    consumers: {
+      "build-image": async (envelope) => {
+        await build(envelope);
+      },
+      "report-status": async (envelope) => {
+        await report(envelope);
+      },
+    },
+    statuses: description,
+    reconcile,
+    async close() {
+      clearInterval(timer);
+      await running;
+      await file?.close();
+    },
+  };
+}
