@@ -3,10 +3,11 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { loadLocalConfig } from "../shared/config.js";
+import { loadCredentialsConfig, loadLocalConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { runAuditCommand } from "./audit-command.js";
 import { type CommandContext, listEnvironments, requestDeploy, sweep } from "./environment-commands.js";
+import { credentialsCommand } from "./credentials-command.js";
 import { startLocalRuntime } from "./local-runtime.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
@@ -22,6 +23,11 @@ const USAGE = `usage:
                                put a Deploy Requested on the running local runtime's bus
                                (default: the sample project under examples/projects)
   kubler environments [--json] list the environments Kubler manages on the cluster
+  kubler credentials [--environment E] [--format json|env|kubeconfig] [--project P] [--project-id N]
+                    [--ref R] [--protected] [--url U]
+                               what a CI job does: a GitLab-like ID token signed by the running local
+                               runtime's OIDC key, posted to /v1/credentials (policy: KUBLER_POLICY_FILE,
+                               default examples/policy.yaml)
   kubler sweep [--dry-run] [--json]
                                delete expired environments now, and print the report
   kubler audit [--query Q] [--since 24h] [--project P] [--environment E] [--action A]
@@ -41,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return deploy(rest);
     case "environments":
       return environments(rest);
+    case "credentials":
+      return credentials(rest);
     case "sweep":
       return sweepCommand(rest);
     case "audit":
@@ -60,8 +68,16 @@ async function main(argv: string[]): Promise<number> {
 async function start(): Promise<number> {
   const config = loadLocalConfig(process.env);
   const reporter = createTerminalReporter((line) => console.log(line));
-  const runtime = await startLocalRuntime(config, { onAudit: reporter.audit, bus: reporter.bus });
+  // Validated now: a bad policy file stops start-up with every problem listed.
+  const credentials = loadCredentialsConfig(process.env, { local: true });
+  const runtime = await startLocalRuntime(config, { onAudit: reporter.audit, bus: reporter.bus, credentials });
   reporter.started(runtime, config);
+  const jobs = runtime.jobCredentials;
+  console.log(
+    `job credentials: POST ${runtime.url}/v1/credentials (policy ${jobs.policyFile}; ID tokens from ${jobs.issuer()}${
+      jobs.localIssuer ? ", the local issuer: try `npx kubler credentials`" : ""
+    }; AWS: ${jobs.awsIssuer === "sts" ? "STS" : "local issuer, credentials NOT valid for AWS"})`,
+  );
   const stop = async () => {
     console.log("stopping…");
     await runtime.close();
@@ -117,6 +133,38 @@ async function deploy(args: string[]): Promise<number> {
 async function environments(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean" } } });
   return listEnvironments(commandContext(), values.json ?? false);
+}
+
+async function credentials(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      environment: { type: "string" },
+      format: { type: "string" },
+      project: { type: "string" },
+      "project-id": { type: "string" },
+      ref: { type: "string" },
+      protected: { type: "boolean" },
+      url: { type: "string" },
+    },
+  });
+  const config = loadLocalConfig(process.env);
+  const claims: Record<string, unknown> = {};
+  if (values.project) {
+    claims.project_path = values.project;
+    claims.namespace_path = values.project.split("/").slice(0, -1).join("/") || values.project;
+  }
+  if (values["project-id"]) claims.project_id = values["project-id"];
+  if (values.ref) claims.ref = values.ref;
+  if (values.protected) claims.ref_protected = "true";
+  return credentialsCommand({
+    url: values.url ?? `http://127.0.0.1:${config.port}`,
+    dataDir: config.dataDir,
+    environment: values.environment,
+    format: values.format,
+    claims,
+    print: (text) => console.log(text),
+  });
 }
 
 async function sweepCommand(args: string[]): Promise<number> {

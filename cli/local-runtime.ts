@@ -19,6 +19,7 @@ import { type BusConsumer, type BusListener, LocalBus } from "../shared/local/lo
 import { MemoryDedupeStore } from "../shared/local/memory-dedupe-store.js";
 import type { EventPublisher } from "../shared/ports.js";
 import { type LocalEnvironments, startLocalEnvironments } from "./local-environments.js";
+import { type CredentialsConfig, type LocalCredentials, mountLocalCredentials } from "./local-credentials.js";
 import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
 
@@ -31,6 +32,8 @@ export interface LocalRuntime {
   consumers: readonly FunctionName[];
   bus: LocalBus;
   environments: LocalEnvironments;
+  /** POST /v1/credentials: its issuer, policy file and AWS issuer. */
+  jobCredentials: LocalCredentials;
   close(): Promise<void>;
 }
 
@@ -38,6 +41,8 @@ export interface LocalRuntimeOptions {
   host?: string;
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
   consumers?: Partial<Record<FunctionName, BusConsumer>>;
+  /** Job credentials settings; default: `loadCredentialsConfig({}, { local: true })` (examples/policy.yaml). */
+  credentials?: CredentialsConfig;
   onAudit?: (record: AuditRecord) => void;
   bus?: BusListener;
   /** Where reconcile's unexpected failures go (stderr by default). */
@@ -108,12 +113,21 @@ export async function startLocalRuntime(
   );
   app.route("/", createLocalEventsApp({ credentials, publisher: bus, clock: systemClock }));
 
+  const jobCredentials = mountLocalCredentials(app, {
+    ...(options.credentials ? { config: options.credentials } : {}),
+    dataDir,
+    cluster: environments.cluster,
+    publisher: bus,
+    audit,
+  });
+
   const host = options.host ?? "127.0.0.1";
   const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: host }, () => resolveServer(s));
     s.once("error", reject);
   });
   const { port } = server.address() as AddressInfo;
+  jobCredentials.listening(`http://${host}:${port}`);
 
   return {
     url: `http://${host}:${port}`,
@@ -122,6 +136,7 @@ export async function startLocalRuntime(
     consumers: Object.keys(consumers) as FunctionName[],
     bus,
     environments,
+    jobCredentials,
     async close() {
       await new Promise<void>((done) => server.close(() => done()));
       await bus.drain();

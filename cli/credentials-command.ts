@@ -1,0 +1,55 @@
+/**
+ * `kubler credentials`: what a CI job does, without GitLab. Mints an ID token with GitLab's
+ * documented claims, signed by the running local runtime's OIDC key (from the data dir), and posts
+ * it to `POST /v1/credentials`, printing the answer.
+ */
+import {
+  gitlabIdTokenClaims,
+  LOCAL_ISSUER_PATH,
+  LocalOidcIssuer,
+} from "../shared/local/local-oidc-issuer.js";
+
+export interface CredentialsCommandOptions {
+  url: string;
+  dataDir: string;
+  environment?: string | undefined;
+  format?: string | undefined;
+  /** Claims to change in the token: project, environment, ref and so on. */
+  claims?: Record<string, unknown>;
+  audience?: string;
+  print: (text: string) => void;
+}
+
+/**
+ * @example
+ * await credentialsCommand({ url: "http://127.0.0.1:8080", dataDir: ".kubler", format: "env", print: console.log });
+ */
+export async function credentialsCommand(options: CredentialsCommandOptions): Promise<number> {
+  const key = LocalOidcIssuer.read(options.dataDir);
+  if (!key) {
+    throw new Error(`no local OIDC key in ${options.dataDir}: start the server first (npm start)`);
+  }
+  // A job's token names its environment; asking for one without it is what --environment models.
+  const claims = gitlabIdTokenClaims(
+    { iss: `${options.url}${LOCAL_ISSUER_PATH}`, aud: options.audience ?? "kubler", now: new Date() },
+    { ...(options.environment ? { environment: options.environment } : {}), ...options.claims },
+  );
+  const body: Record<string, string> = {};
+  if (options.format) body.format = options.format;
+  const response = await fetch(`${options.url}/v1/credentials`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key.sign(claims)}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  }).catch((error: Error) => {
+    throw new Error(
+      `could not reach ${options.url} (${error.cause ?? error.message}): is \`npm start\` running?`,
+    );
+  });
+  const text = await response.text();
+  if (response.ok) {
+    options.print(text.endsWith("\n") ? text.slice(0, -1) : text);
+    return 0;
+  }
+  options.print(`${response.status} ${text}`);
+  return 1;
+}
