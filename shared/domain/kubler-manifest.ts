@@ -9,6 +9,8 @@ import { yamlNestingProblem } from "./yaml-nesting.js";
 
 export const MANIFEST_FILE = "kubler.yaml";
 export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
+/** Problems listed in one error; the rest are counted. */
+const MAX_PROBLEMS = 5;
 
 /** Placeholders a URL template may use; all are known when a deploy runs. */
 export const URL_PLACEHOLDERS = [
@@ -22,11 +24,32 @@ export const URL_PLACEHOLDERS = [
 /** Placeholders an environment name may use; filled in by the planner from the event. */
 export const NAME_PLACEHOLDERS = ["branch", "mr_iid", "tag"] as const;
 
-const Text = v.pipe(v.string(), v.trim(), v.minLength(1, "a non-empty string"));
+const Text = v.pipe(v.string("a non-empty string"), v.trim(), v.minLength(1, "a non-empty string"));
 const Glob = Text;
 
+/**
+ * A YAML mapping with these keys. valibot's object schemas take arrays too (and then report their
+ * indexes as unknown keys), so a list is refused first, with the same words.
+ */
+const mapping = <const E extends v.ObjectEntries>(entries: E, what: string) =>
+  v.pipe(
+    v.custom<unknown>((input) => !Array.isArray(input), what),
+    v.strictObject(entries, what),
+  );
+
+/**
+ * `[registry[:port]/]path/name`, lowercase, as Docker references spell a repository; a `:` after the
+ * registry would be a tag, which the build sets itself (`<name>:<sha>`).
+ */
+const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const IMAGE_REPOSITORY = new RegExp(
+  `^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`,
+);
+
+const TTL_WORDS = 'a duration like 30m, 72h, 7d, 2w or "never"';
 const Ttl = v.pipe(
-  v.string(),
+  v.string(TTL_WORDS),
+  v.regex(/^(never|[1-9]\d{0,5}[mhdw])$/, TTL_WORDS),
   v.check((ttl) => {
     try {
       parseTtl(ttl);
@@ -34,7 +57,7 @@ const Ttl = v.pipe(
     } catch {
       return false;
     }
-  }, 'a duration like 30m, 72h, 7d, 2w or "never"'),
+  }, "a duration of at most 366 days"),
 );
 
 const placeholders = (allowed: readonly string[], what: string) =>
@@ -48,44 +71,67 @@ const On = v.union(
   "merge_request, { branch: <glob> } or { tag: <glob> }",
 );
 
-const Environment = v.strictObject({
-  name: v.pipe(Text, placeholders(NAME_PLACEHOLDERS, "an environment name")),
-  on: On,
-  ttl: v.optional(Ttl),
-});
+const Environment = mapping(
+  {
+    name: v.pipe(Text, placeholders(NAME_PLACEHOLDERS, "an environment name")),
+    on: On,
+    ttl: v.optional(Ttl),
+  },
+  "a mapping with name and on (and ttl)",
+);
 
-const Image = v.strictObject({
-  name: v.pipe(
-    Text,
-    v.regex(/^[a-z0-9]+([._\-/:][a-z0-9]+)*$/, "an image repository (registry/path, no tag)"),
-  ),
-  context: v.optional(Text, "."),
-  dockerfile: v.optional(Text, "Dockerfile"),
-  buildArgs: v.optional(v.record(v.string(), v.string()), {}),
-});
-
-const Deploy = v.strictObject({
-  manifests: v.pipe(
-    Text,
-    v.check(
-      (dir) => !dir.split("/").includes("..") && !dir.startsWith("/"),
-      "a directory inside the repository",
+const Image = mapping(
+  {
+    name: v.pipe(Text, v.regex(IMAGE_REPOSITORY, "an image repository (registry/path, no tag)")),
+    context: v.optional(Text, "."),
+    dockerfile: v.optional(Text, "Dockerfile"),
+    buildArgs: v.optional(
+      v.pipe(
+        v.custom<unknown>((input) => !Array.isArray(input), "a mapping of names to strings"),
+        v.record(
+          v.string(),
+          v.string("a string (quote numbers and true/false)"),
+          "a mapping of names to strings",
+        ),
+      ),
+      {},
     ),
-  ),
-  image: v.optional(Text),
-  url: v.optional(v.pipe(Text, placeholders(URL_PLACEHOLDERS, "a URL template"))),
-  rolloutTimeoutSeconds: v.optional(
-    v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(3600)),
-    DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
-  ),
-});
+  },
+  "a mapping with name (and context, dockerfile, buildArgs)",
+);
 
-const Manifest = v.strictObject({
-  version: v.literal(1, "1"),
-  image: v.optional(Image),
-  deploy: Deploy,
-  environments: v.pipe(v.array(Environment), v.minLength(1, "at least one environment")),
-});
+const SECONDS = "a whole number of seconds from 10 to 3600";
+const Deploy = mapping(
+  {
+    manifests: v.pipe(
+      Text,
+      v.check(
+        (dir) => !dir.split("/").includes("..") && !dir.startsWith("/"),
+        "a directory inside the repository",
+      ),
+    ),
+    image: v.optional(Text),
+    url: v.optional(v.pipe(Text, placeholders(URL_PLACEHOLDERS, "a URL template"))),
+    rolloutTimeoutSeconds: v.optional(
+      v.pipe(v.number(SECONDS), v.integer(SECONDS), v.minValue(10, SECONDS), v.maxValue(3600, SECONDS)),
+      DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
+    ),
+  },
+  "a mapping with manifests (and image, url, rolloutTimeoutSeconds)",
+);
+
+const Manifest = mapping(
+  {
+    version: v.literal(1, "1"),
+    image: v.optional(Image),
+    deploy: Deploy,
+    environments: v.pipe(
+      v.array(Environment, "a list of environments"),
+      v.minLength(1, "at least one environment"),
+    ),
+  },
+  "a mapping with version, deploy and environments",
+);
 
 export type KublerManifest = v.InferOutput<typeof Manifest>;
 export type EnvironmentRule = KublerManifest["environments"][number];
@@ -111,7 +157,8 @@ export function parseKublerManifest(text: string): KublerManifest {
       `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`,
     );
   }
-  const result = v.safeParse(Manifest, toPlainData(document));
+  // One problem per field: a 1.5 s timeout is "not a whole number", not also "under 10".
+  const result = v.safeParse(Manifest, toPlainData(document), { abortPipeEarly: true });
   if (result.success) {
     if (result.output.deploy.image && !result.output.image) {
       // Harmless but a sign of confusion: deploy.image pins the *built* image, and nothing is built.
@@ -121,12 +168,19 @@ export function parseKublerManifest(text: string): KublerManifest {
     }
     return result.output;
   }
-  const problems = result.issues.slice(0, 5).map((issue) => {
+  const problems = result.issues.slice(0, MAX_PROBLEMS).map((issue) => {
     const path = v.getDotPath(issue) ?? "(file)";
-    const found = issue.input === undefined ? "nothing" : JSON.stringify(issue.input)?.slice(0, 80);
+    // YAML's empty value (`ttl:`) is null: to the author, nothing was written there.
+    const found =
+      issue.input === undefined || issue.input === null
+        ? "nothing"
+        : JSON.stringify(issue.input)?.slice(0, 80);
     return `${path}: expected ${expectedOf(issue)}, found ${found}`;
   });
-  throw new ManifestError(`${MANIFEST_FILE}: ${problems.join("; ")}`);
+  const more = result.issues.length - problems.length;
+  throw new ManifestError(
+    `${MANIFEST_FILE}: ${problems.join("; ")}${more > 0 ? `; and ${more} more problem${more > 1 ? "s" : ""}` : ""}`,
+  );
 }
 
 /**

@@ -99,6 +99,272 @@ describe("parseKublerManifest", () => {
   });
 });
 
+/** The smallest valid file, with `line` put in place of (or after) its lines. */
+const minimal = (extra: { image?: string; deploy?: string; environments?: string; top?: string } = {}) =>
+  [
+    "version: 1",
+    extra.image,
+    `deploy: ${extra.deploy ?? "{ manifests: k8s }"}`,
+    `environments: ${extra.environments ?? "[{ name: s, on: merge_request }]"}`,
+    extra.top,
+  ]
+    .filter((line) => line !== undefined)
+    .join("\n");
+
+function messageOf(text: string): string {
+  try {
+    parseKublerManifest(text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ManifestError);
+    return (error as Error).message;
+  }
+  throw new Error("accepted");
+}
+
+describe("parseKublerManifest: every error path, with its exact message", () => {
+  it.each([
+    // The file as a whole
+    [
+      "an empty file",
+      "",
+      "kubler.yaml: (file): expected a mapping with version, deploy and environments, found nothing",
+    ],
+    [
+      "a list",
+      "- version: 1",
+      'kubler.yaml: (file): expected a mapping with version, deploy and environments, found [{"version":1}]',
+    ],
+    [
+      "a scalar",
+      "kubler",
+      'kubler.yaml: (file): expected a mapping with version, deploy and environments, found "kubler"',
+    ],
+    [
+      "broken YAML",
+      "version: 1\ndeploy: [oops\n",
+      "kubler.yaml:3:1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ],
+    [
+      "a repeated key",
+      "version: 1\nversion: 1\n",
+      "kubler.yaml:2:1: not valid YAML: Map keys must be unique",
+    ],
+    [
+      "two documents",
+      "version: 1\n---\nversion: 1\n",
+      "kubler.yaml:2:1: not valid YAML: Source contains multiple documents; please use YAML.parseAllDocuments()",
+    ],
+    [
+      "an unknown top-level key",
+      minimal({ top: "replicas: 3" }),
+      'kubler.yaml: replicas: expected no such key, found "replicas"',
+    ],
+    // version
+    ["version 2", minimal().replace("version: 1", "version: 2"), "kubler.yaml: version: expected 1, found 2"],
+    [
+      "no version",
+      minimal().replace("version: 1\n", ""),
+      "kubler.yaml: version: expected a value (required), found nothing",
+    ],
+    // image
+    [
+      "image as a string",
+      minimal({ image: "image: registry.example.com/app" }),
+      'kubler.yaml: image: expected a mapping with name (and context, dockerfile, buildArgs), found "registry.example.com/app"',
+    ],
+    [
+      "image without a name",
+      minimal({ image: "image: { context: . }" }),
+      "kubler.yaml: image.name: expected a value (required), found nothing",
+    ],
+    [
+      "an image name with a tag",
+      minimal({ image: "image: { name: 'registry.example.com/app:1.0' }" }),
+      'kubler.yaml: image.name: expected an image repository (registry/path, no tag), found "registry.example.com/app:1.0"',
+    ],
+    [
+      "an image name in capitals",
+      minimal({ image: "image: { name: Registry/App }" }),
+      'kubler.yaml: image.name: expected an image repository (registry/path, no tag), found "Registry/App"',
+    ],
+    [
+      "an empty context",
+      minimal({ image: "image: { name: r/a, context: '' }" }),
+      'kubler.yaml: image.context: expected a non-empty string, found ""',
+    ],
+    [
+      "a numeric dockerfile",
+      minimal({ image: "image: { name: r/a, dockerfile: 1 }" }),
+      "kubler.yaml: image.dockerfile: expected a non-empty string, found 1",
+    ],
+    [
+      "a build arg that is a number",
+      minimal({ image: "image: { name: r/a, buildArgs: { WORKERS: 4 } }" }),
+      "kubler.yaml: image.buildArgs.WORKERS: expected a string (quote numbers and true/false), found 4",
+    ],
+    [
+      "build args as a list",
+      minimal({ image: "image: { name: r/a, buildArgs: [A=1] }" }),
+      'kubler.yaml: image.buildArgs: expected a mapping of names to strings, found ["A=1"]',
+    ],
+    [
+      "an unknown image key",
+      minimal({ image: "image: { name: r/a, tag: latest }" }),
+      'kubler.yaml: image.tag: expected no such key, found "tag"',
+    ],
+    // deploy
+    [
+      "no deploy",
+      "version: 1\nenvironments: [{ name: s, on: merge_request }]",
+      "kubler.yaml: deploy: expected a value (required), found nothing",
+    ],
+    [
+      "deploy as a list",
+      minimal({ deploy: "[k8s]" }),
+      'kubler.yaml: deploy: expected a mapping with manifests (and image, url, rolloutTimeoutSeconds), found ["k8s"]',
+    ],
+    [
+      "no manifests directory",
+      minimal({ deploy: "{ url: 'https://x' }" }),
+      "kubler.yaml: deploy.manifests: expected a value (required), found nothing",
+    ],
+    [
+      "a blank manifests directory",
+      minimal({ deploy: "{ manifests: '  ' }" }),
+      'kubler.yaml: deploy.manifests: expected a non-empty string, found ""',
+    ],
+    [
+      "a manifests directory above the repository",
+      minimal({ deploy: "{ manifests: ../../etc }" }),
+      'kubler.yaml: deploy.manifests: expected a directory inside the repository, found "../../etc"',
+    ],
+    [
+      "an absolute manifests directory",
+      minimal({ deploy: "{ manifests: /etc/kubernetes }" }),
+      'kubler.yaml: deploy.manifests: expected a directory inside the repository, found "/etc/kubernetes"',
+    ],
+    [
+      "an unknown URL placeholder",
+      minimal({ deploy: "{ manifests: k8s, url: 'https://{user}.example.com' }" }),
+      'kubler.yaml: deploy.url: expected a URL template with only the placeholders {environment_slug}, {environment}, {namespace}, {sha}, {mr_iid}, {ref}, found "https://{user}.example.com"',
+    ],
+    [
+      "a rollout timeout in words",
+      minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 5m }" }),
+      'kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found "5m"',
+    ],
+    [
+      "a fractional rollout timeout",
+      minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 10.5 }" }),
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 10.5",
+    ],
+    [
+      "a rollout timeout under 10 s",
+      minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 5 }" }),
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 5",
+    ],
+    [
+      "a rollout timeout over an hour",
+      minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 7200 }" }),
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 7200",
+    ],
+    [
+      "an unknown deploy key",
+      minimal({ deploy: "{ manifests: k8s, replicas: 3 }" }),
+      'kubler.yaml: deploy.replicas: expected no such key, found "replicas"',
+    ],
+    [
+      "deploy.image with nothing to build",
+      minimal({ deploy: "{ manifests: k8s, image: app }" }),
+      'kubler.yaml: deploy.image: expected no value when there is no image to build (add image:), found "app"',
+    ],
+    // environments
+    [
+      "no environments",
+      "version: 1\ndeploy: { manifests: k8s }",
+      "kubler.yaml: environments: expected a value (required), found nothing",
+    ],
+    [
+      "an empty list of environments",
+      minimal({ environments: "[]" }),
+      "kubler.yaml: environments: expected at least one environment, found []",
+    ],
+    [
+      "environments as a mapping",
+      minimal({ environments: "{ name: s, on: merge_request }" }),
+      'kubler.yaml: environments: expected a list of environments, found {"name":"s","on":"merge_request"}',
+    ],
+    [
+      "an environment that is a string",
+      minimal({ environments: "[staging]" }),
+      'kubler.yaml: environments.0: expected a mapping with name and on (and ttl), found "staging"',
+    ],
+    [
+      "an environment without a name",
+      minimal({ environments: "[{ on: merge_request }]" }),
+      "kubler.yaml: environments.0.name: expected a value (required), found nothing",
+    ],
+    [
+      "an environment name with {sha}",
+      minimal({ environments: "[{ name: 'review/{sha}', on: merge_request }]" }),
+      'kubler.yaml: environments.0.name: expected an environment name with only the placeholders {branch}, {mr_iid}, {tag}, found "review/{sha}"',
+    ],
+    [
+      "an environment without on",
+      minimal({ environments: "[{ name: s }]" }),
+      "kubler.yaml: environments.0.on: expected a value (required), found nothing",
+    ],
+    [
+      "an environment on push",
+      minimal({ environments: "[{ name: s, on: push }]" }),
+      'kubler.yaml: environments.0.on: expected merge_request, { branch: <glob> } or { tag: <glob> }, found "push"',
+    ],
+    [
+      "an environment on a branch and a tag",
+      minimal({ environments: "[{ name: s, on: { branch: main, tag: v1 } }]" }),
+      'kubler.yaml: environments.0.on: expected merge_request, { branch: <glob> } or { tag: <glob> }, found {"branch":"main","tag":"v1"}',
+    ],
+    [
+      "an empty branch glob",
+      minimal({ environments: "[{ name: s, on: { branch: '' } }]" }),
+      'kubler.yaml: environments.0.on.branch: expected a non-empty string, found ""',
+    ],
+    [
+      "a TTL in words",
+      minimal({ environments: "[{ name: s, on: merge_request, ttl: 3 days }]" }),
+      'kubler.yaml: environments.0.ttl: expected a duration like 30m, 72h, 7d, 2w or "never", found "3 days"',
+    ],
+    [
+      "a TTL without a unit",
+      minimal({ environments: "[{ name: s, on: merge_request, ttl: 72 }]" }),
+      'kubler.yaml: environments.0.ttl: expected a duration like 30m, 72h, 7d, 2w or "never", found 72',
+    ],
+    [
+      "a TTL over a year",
+      minimal({ environments: "[{ name: s, on: merge_request, ttl: 400d }]" }),
+      'kubler.yaml: environments.0.ttl: expected a duration of at most 366 days, found "400d"',
+    ],
+    [
+      "an empty TTL",
+      minimal({ environments: "[{ name: s, on: merge_request, ttl: }]" }),
+      'kubler.yaml: environments.0.ttl: expected a duration like 30m, 72h, 7d, 2w or "never", found nothing',
+    ],
+    [
+      "an unknown environment key",
+      minimal({ environments: "[{ name: s, on: merge_request, namespace: x }]" }),
+      'kubler.yaml: environments.0.namespace: expected no such key, found "namespace"',
+    ],
+    // Several problems at once: the first five, and a count of the rest.
+    [
+      "seven problems",
+      "version: 2\nimage: {}\ndeploy: { manifests: '', url: '{x}', rolloutTimeoutSeconds: 1 }\nenvironments: [{ name: '', on: push, ttl: 1y }]",
+      'kubler.yaml: version: expected 1, found 2; image.name: expected a value (required), found nothing; deploy.manifests: expected a non-empty string, found ""; deploy.url: expected a URL template with only the placeholders {environment_slug}, {environment}, {namespace}, {sha}, {mr_iid}, {ref}, found "{x}"; deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 1; and 3 more problems',
+    ],
+  ])("%s", (_, text, message) => {
+    expect(messageOf(text)).toBe(message);
+  });
+});
+
 describe("findEnvironmentRule", () => {
   const manifest = parseKublerManifest(DESIGN_EXAMPLE);
   it("finds exact names first, then templates", () => {

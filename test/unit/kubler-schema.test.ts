@@ -157,6 +157,8 @@ describe("schema/kubler.schema.json", () => {
     ["no environments", edit((m) => (m.environments = []))],
     ["an image with a tag-like uppercase name", edit((m) => (m.image.name = "Registry/App"))],
     ["a build arg that is a number", edit((m) => (m.image.buildArgs.N = 1))],
+    ["build args as a list", edit((m) => (m.image.buildArgs = []))],
+    ["an image name with a tag", edit((m) => (m.image.name = "registry.example.com/app:1.0"))],
     ["an absolute manifests directory", edit((m) => (m.deploy.manifests = "/etc"))],
     ["a manifests directory outside the repository", edit((m) => (m.deploy.manifests = "a/../../b"))],
     ["an unknown URL placeholder", edit((m) => (m.deploy.url = "https://{user}.example.com"))],
@@ -226,6 +228,8 @@ const text = fc.constantFrom(
   " registry.example.com/app ",
   "Registry/App",
   "r/a:5000",
+  "localhost:5000/app",
+  "a__b/c-d",
   "r//a",
   "main",
   "v*",
@@ -311,11 +315,14 @@ const manifestArbitrary = objectOf(
   },
   {
     image: objectOf(
-      { name: field("registry.example.com/group/app", "r/a:5000") },
+      { name: field("registry.example.com/group/app", "localhost:5000/a") },
       {
         context: field(".", "app"),
         dockerfile: field("Dockerfile"),
-        buildArgs: fc.dictionary(fc.constantFrom("A", "B"), fc.oneof(text, fc.constant(1))),
+        buildArgs: fc.oneof(
+          { weight: 6, arbitrary: fc.dictionary(fc.constantFrom("A", "B"), fc.oneof(text, fc.constant(1))) },
+          { weight: 1, arbitrary: any },
+        ),
       },
     ),
   },
