@@ -92,6 +92,7 @@ afterEach(async () => {
   await k8s.close();
 });
 
+const finishedDetails = () => publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
 const jobOf = (sha: string) => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, sha));
 
 async function untilFinished(sha: string) {
@@ -205,11 +206,16 @@ describe("reconcile of builds", () => {
       `${buildJobName(gitlab, SHA)} → review/feature-x: succeeded`,
       `${buildJobName(gitlab, SHA)} → staging: succeeded`,
     ]);
-    expect(publisher.entries.map((e) => e.detail.environment).sort()).toEqual([
-      "review/feature-x",
-      "staging",
-    ]);
-    expect(publisher.entries.map((e) => e.detail.correlationId).sort()).toEqual(["c-1", "c-3"]);
+    expect(
+      finishedDetails()
+        .map((d) => d.environment)
+        .sort(),
+    ).toEqual(["review/feature-x", "staging"]);
+    expect(
+      finishedDetails()
+        .map((d) => d.correlationId)
+        .sort(),
+    ).toEqual(["c-1", "c-3"]);
   });
 
   it("reports an environment that joins after the report, without reporting the first again", async () => {
@@ -218,7 +224,7 @@ describe("reconcile of builds", () => {
     await reconcileBuilds(reconcile);
     await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }));
     await reconcileBuilds(reconcile);
-    expect(publisher.entries.map((e) => e.detail.environment)).toEqual(["review/feature-x", "staging"]);
+    expect(finishedDetails().map((d) => d.environment)).toEqual(["review/feature-x", "staging"]);
   });
 
   it("leaves running builds alone, and retries a report whose publish failed", async () => {
