@@ -159,6 +159,26 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
       minimal({ top: "replicas: 3" }),
       'kubler.yaml: replicas: expected no such key, found "replicas"',
     ],
+    [
+      "flow collections nested too deep",
+      `a: ${"[".repeat(100)}`,
+      "kubler.yaml: not accepted: flow collections nested deeper than 64 levels at line 1",
+    ],
+    [
+      "lines indented too far",
+      `a:\n${" ".repeat(250)}b: 1`,
+      "kubler.yaml: not accepted: lines indented more than 200 columns at line 2",
+    ],
+    [
+      "an alias to no anchor",
+      "a: *nope",
+      "kubler.yaml: not usable YAML: Unresolved alias (the anchor must be set before the alias): nope",
+    ],
+    [
+      "an alias bomb",
+      `a: &a [1]\nb: [${Array(60).fill("*a").join(",")}]`,
+      "kubler.yaml: not usable YAML: Excessive alias count indicates a resource exhaustion attack",
+    ],
     // version
     ["version 2", minimal().replace("version: 1", "version: 2"), "kubler.yaml: version: expected 1, found 2"],
     [
