@@ -276,7 +276,8 @@ export function loadLocalConfig(env: Env): LocalConfig {
     builds: loadBuildConfig(env),
     // GITLAB_URL alone may be there for ID tokens; the API needs a token too.
     gitlabApi:
-      env[ENV.GITLAB_URL]?.trim() && (env[ENV.GITLAB_API_TOKEN]?.trim() || env[ENV.GITLAB_API_TOKEN_SECRET]?.trim())
+      env[ENV.GITLAB_URL]?.trim() &&
+      (env[ENV.GITLAB_API_TOKEN]?.trim() || env[ENV.GITLAB_API_TOKEN_SECRET]?.trim())
         ? loadGitlabApiConfig(env)
         : null,
   };

@@ -306,7 +306,7 @@ describe("reading a finished build", () => {
       "--- last log lines ---",
       ...Array.from({ length: FAILURE_LOG_LINES }, (_, i) => `line ${i + 31}`),
     ]);
-    const long = failureReason("Failed", "x".repeat(10_000) + "\nthe real error");
+    const long = failureReason("Failed", `${"x".repeat(10_000)}\nthe real error`);
     expect(long.length).toBeLessThanOrEqual(3_000);
     expect(long.endsWith("the real error")).toBe(true);
     expect(failureReason("Failed", null)).toBe("Failed");
