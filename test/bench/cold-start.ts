@@ -50,7 +50,8 @@ export async function benchColdStart(runs = 15): Promise<Figure[]> {
   ];
 }
 
-function timeImport(file: string): number {
+/** Milliseconds a fresh Node process takes to import `file`, with the webhook's settings plus `env`. */
+export function timeImport(file: string, env: Record<string, string> = {}): number {
   const script = `const t = performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now() - t);`;
   const out = execFileSync(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], {
     env: {
@@ -58,6 +59,7 @@ function timeImport(file: string): number {
       AWS_REGION: "eu-west-1",
       KUBLER_DEDUPE_TABLE: "kubler-dedupe",
       KUBLER_WEBHOOK_SECRET: "bench-secret",
+      ...env,
     },
     encoding: "utf8",
   });

@@ -4,6 +4,7 @@
  */
 import { cpus } from "node:os";
 import { benchColdStart } from "./cold-start.js";
+import { benchCredentials } from "./credentials.js";
 import { benchDeploy } from "./deploy.js";
 import { benchIngressHttp } from "./ingress-http.js";
 import { benchIngressInProcess } from "./ingress-in-process.js";
@@ -17,6 +18,7 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Cold-start proxy", () => benchColdStart()],
   ["Expiry sweep", () => benchSweep()],
   ["Deploy", () => benchDeploy()],
+  ["Job credentials", () => benchCredentials()],
   ["Planning", () => benchPlanSteps()],
 ];
 
