@@ -22,6 +22,7 @@ import { type LocalEnvironments, startLocalEnvironments } from "./local-environm
 import { type CredentialsConfig, type LocalCredentials, mountLocalCredentials } from "./local-credentials.js";
 import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
+import { DEFAULT_SERVER_LIMITS, type ServerLimits, serverLimitOptions } from "./server-limits.js";
 
 export interface LocalRuntime {
   url: string;
@@ -45,6 +46,8 @@ export interface LocalRuntimeOptions {
   credentials?: CredentialsConfig;
   onAudit?: (record: AuditRecord) => void;
   bus?: BusListener;
+  /** Time limits against slow clients; tests shorten them. */
+  limits?: Partial<ServerLimits>;
   /** Where reconcile's unexpected failures go (stderr by default). */
   onError?: (error: unknown) => void;
 }
@@ -123,7 +126,15 @@ export async function startLocalRuntime(
 
   const host = options.host ?? "127.0.0.1";
   const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: host }, () => resolveServer(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: host,
+        serverOptions: serverLimitOptions({ ...DEFAULT_SERVER_LIMITS, ...options.limits }),
+      },
+      () => resolveServer(s),
+    );
     s.once("error", reject);
   });
   const { port } = server.address() as AddressInfo;

@@ -67,10 +67,24 @@ export function createGitlabWebhookApp(deps: GitlabWebhookAppDeps): Hono {
     c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),
   );
   app.onError((error, c) => {
+    if (clientWentAway(c, error)) {
+      // A sender that hung up mid-body (or was cut off by the server's time limits): not a bug.
+      const reason = "the request body was cut off before it was complete";
+      const meta = readDeliveryMeta((name) => c.req.header(name));
+      deps.audit.record(webhookAuditRecord(meta, meta.idempotencyKey, "failure", reason, deps.clock.now()));
+      return c.json({ error: "bad_request", message: reason }, 400);
+    }
     const { status, body } = toErrorAnswer(error);
     // A bug, not a bad request: the caller sees a bare 500, on-call sees what happened.
     if (status === 500) deps.logError(error);
     return c.json(body, status);
   });
   return app;
+}
+
+/** The request's connection closed before its body arrived (Node's "aborted", a reset, an abort). */
+function clientWentAway(c: Context, error: unknown): boolean {
+  if (c.req.raw.signal.aborted) return true;
+  const e = error as { message?: unknown; code?: unknown; name?: unknown } | null;
+  return e?.message === "aborted" || e?.code === "ECONNRESET" || e?.name === "AbortError";
 }

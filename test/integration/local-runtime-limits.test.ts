@@ -1,0 +1,204 @@
+/**
+ * Slow and oversized clients against the local runtime over a real socket: headers or a body
+ * trickled byte by byte (slow-loris) are cut off by the server's time limits with a 408, bodies
+ * over the limit are refused with 413 (declared or chunked), and the server keeps serving others.
+ * The limits are shortened here; the defaults are in cli/server-limits.ts.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
+import { loadLocalConfig } from "../../shared/config.js";
+
+const TOKEN = "limits-token";
+const MAX_BODY = 64 * 1024;
+let runtime: LocalRuntime;
+let dataDir: string;
+const errors: unknown[] = [];
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "kubler-limits-"));
+  runtime = await startLocalRuntime(
+    loadLocalConfig({
+      PORT: "0",
+      KUBLER_DATA_DIR: dataDir,
+      KUBLER_WEBHOOK_SECRET: TOKEN,
+      KUBLER_WEBHOOK_MAX_BODY_BYTES: String(MAX_BODY),
+    }),
+    {
+      limits: { headersTimeoutMs: 300, requestTimeoutMs: 600, checkEveryMs: 50 },
+      onError: (e) => errors.push(e),
+    },
+  );
+});
+afterAll(async () => {
+  await runtime.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface Exchange {
+  /** Everything the server wrote back. */
+  response: string;
+  /** How many of the planned chunks were written before the server hung up. */
+  written: number;
+  /** How many had been written when the first byte of the answer came. */
+  writtenAtAnswer: number;
+}
+
+/** Writes `head`, then `chunks` one every `everyMs`, until done or the server closes the socket. */
+function trickle(head: string, chunks: (string | Buffer)[], everyMs: number): Promise<Exchange> {
+  const { port } = new URL(runtime.url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), "127.0.0.1");
+    let response = "";
+    let written = 0;
+    let writtenAtAnswer = -1;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    socket.on("data", (data) => {
+      if (writtenAtAnswer < 0) writtenAtAnswer = written;
+      response += data.toString("latin1");
+    });
+    socket.on("error", () => undefined); // EPIPE/ECONNRESET once the server has hung up
+    socket.on("close", () => {
+      clearInterval(timer);
+      resolve({ response, written, writtenAtAnswer });
+    });
+    socket.write(head);
+    timer = setInterval(() => {
+      const chunk = chunks[written];
+      if (chunk === undefined || socket.destroyed) {
+        clearInterval(timer);
+        socket.end();
+        return;
+      }
+      socket.write(chunk);
+      written++;
+    }, everyMs);
+  });
+}
+
+async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(check()).toBe(true);
+}
+
+const status = (exchange: Exchange) => /^HTTP\/1\.1 (\d{3})/.exec(exchange.response)?.[1];
+
+function auditLines(): { reason: string; outcome: string }[] {
+  return readFileSync(join(dataDir, "audit.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+describe("slow clients", () => {
+  it("headers trickled in: 408 and the connection closed long before the client is done", async () => {
+    const exchange = await trickle(
+      "POST /webhooks/gitlab HTTP/1.1\r\nHost: local\r\n",
+      Array.from({ length: 400 }, (_, i) => `X-Pad-${i}: a\r\n`),
+      25,
+    );
+    expect(status(exchange)).toBe("408");
+    expect(exchange.written).toBeLessThan(400);
+  });
+
+  it("a body trickled in: cut off long before the client is done, never a 5xx, nothing published", async () => {
+    const body = JSON.stringify({ object_kind: "push" }).padEnd(2_000, " ");
+    const exchange = await trickle(
+      [
+        "POST /webhooks/gitlab HTTP/1.1",
+        "Host: local",
+        "Content-Type: application/json",
+        "X-Gitlab-Event: Push Hook",
+        `X-Gitlab-Token: ${TOKEN}`,
+        `Content-Length: ${body.length}`,
+        "",
+        "",
+      ].join("\r\n"),
+      body.split(""),
+      25,
+    );
+    expect(exchange.written).toBeLessThan(body.length);
+    expect(status(exchange) ?? "closed").not.toMatch(/^5/);
+    expect(errors).toEqual([]);
+    await eventually(() => auditLines().some((line) => /cut off/.test(line.reason)));
+    const events = join(dataDir, "events.jsonl");
+    expect(existsSync(events) ? readFileSync(events, "utf8") : "").not.toContain('"Push"');
+  });
+
+  it("keeps serving other clients meanwhile and after", async () => {
+    const slow = trickle(
+      "GET /healthz HTTP/1.1\r\n",
+      Array.from({ length: 100 }, () => "X: y\r\n"),
+      25,
+    );
+    expect((await fetch(`${runtime.url}/healthz`)).status).toBe(200);
+    await slow;
+    expect((await fetch(`${runtime.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe("oversized bodies", () => {
+  it("a declared length over the limit: 413 without reading the body, audited", async () => {
+    const exchange = await trickle(
+      [
+        "POST /webhooks/gitlab HTTP/1.1",
+        "Host: local",
+        "Content-Type: application/json",
+        "X-Gitlab-Event: Push Hook",
+        `X-Gitlab-Token: ${TOKEN}`,
+        `Content-Length: ${50 * 1024 * 1024}`,
+        "",
+        "",
+      ].join("\r\n"),
+      Array.from({ length: 40 }, () => Buffer.alloc(64 * 1024, 0x20)),
+      5,
+    );
+    expect(status(exchange)).toBe("413");
+    expect(exchange.writtenAtAnswer).toBeLessThan(40);
+    expect(auditLines()).toContainEqual(
+      expect.objectContaining({
+        outcome: "failure",
+        reason: `body is larger than the ${MAX_BODY} byte limit`,
+      }),
+    );
+  });
+
+  it("a chunked body that grows over the limit: 413 while it streams in", async () => {
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    const framed = Buffer.concat([
+      Buffer.from(`${chunk.length.toString(16)}\r\n`),
+      chunk,
+      Buffer.from("\r\n"),
+    ]);
+    const exchange = await trickle(
+      [
+        "POST /webhooks/gitlab HTTP/1.1",
+        "Host: local",
+        "Content-Type: application/json",
+        "X-Gitlab-Event: Push Hook",
+        `X-Gitlab-Token: ${TOKEN}`,
+        "Transfer-Encoding: chunked",
+        "",
+        "",
+      ].join("\r\n"),
+      Array.from({ length: 400 }, () => framed),
+      2,
+    );
+    expect(status(exchange)).toBe("413");
+    expect(exchange.written).toBeLessThan(400);
+  });
+
+  it("a body just within the limit is accepted", async () => {
+    const body = JSON.stringify({ object_kind: "note" }).padEnd(MAX_BODY, " ");
+    const res = await fetch(`${runtime.url}/webhooks/gitlab`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gitlab-event": "Note Hook", "x-gitlab-token": TOKEN },
+      body,
+    });
+    expect(res.status).toBeLessThan(500);
+    expect(res.status).not.toBe(413);
+  });
+});
