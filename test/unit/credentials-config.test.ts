@@ -1,0 +1,88 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadCredentialsConfig } from "../../shared/config.js";
+import { ConfigError } from "../../shared/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+const GOOD = file(
+  "good.yaml",
+  "rules:\n  - name: r\n    match: { project_path: g/a }\n    aws: { roleArn: 'arn:aws:iam::123456789012:role/r' }\n",
+);
+
+function error(run: () => unknown): string {
+  try {
+    run();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("no ConfigError");
+}
+
+describe("loadCredentialsConfig", () => {
+  it("reads and validates the policy; the issuer is the policy's, else GITLAB_URL", () => {
+    const config = loadCredentialsConfig(
+      { KUBLER_POLICY_FILE: GOOD, GITLAB_URL: "https://gitlab.example.com/" },
+      { local: false },
+    );
+    expect(config).toMatchObject({
+      policyFile: GOOD,
+      issuer: "https://gitlab.example.com",
+      jwksRefetchIntervalMs: 30_000,
+      awsConfigured: false,
+    });
+    const pinned = file("pinned.yaml", `issuer: https://gitlab.internal\n${readFileSync(GOOD, "utf8")}`);
+    expect(
+      loadCredentialsConfig({ KUBLER_POLICY_FILE: pinned, GITLAB_URL: "https://other" }, { local: false })
+        .issuer,
+    ).toBe("https://gitlab.internal");
+  });
+
+  it("fails start-up naming the variable and every problem of the file", () => {
+    expect(error(() => loadCredentialsConfig({}, { local: false }))).toBe("KUBLER_POLICY_FILE is required");
+    expect(
+      error(() => loadCredentialsConfig({ KUBLER_POLICY_FILE: join(dir, "none.yaml") }, { local: false })),
+    ).toMatch(/^KUBLER_POLICY_FILE: cannot read .*none\.yaml: ENOENT/);
+    const bad = file(
+      "bad.yaml",
+      "rules:\n  - name: prod\n    match: { project_path: g/a, ref_protected: 'yes' }\n",
+    );
+    expect(
+      error(() =>
+        loadCredentialsConfig({ KUBLER_POLICY_FILE: bad, GITLAB_URL: "https://g" }, { local: false }),
+      ),
+    ).toBe(
+      `KUBLER_POLICY_FILE (${bad}) is not a valid policy:\n  policy.rules[0] (prod).match.ref_protected: expected boolean, found string\n  policy.rules[0] (prod): grants nothing: give it aws, kubernetes or both`,
+    );
+    expect(error(() => loadCredentialsConfig({ KUBLER_POLICY_FILE: GOOD }, { local: false }))).toBe(
+      "set GITLAB_URL or the policy's issuer: ID tokens cannot be verified without one",
+    );
+    expect(
+      error(() =>
+        loadCredentialsConfig(
+          { KUBLER_POLICY_FILE: GOOD, KUBLER_JWKS_REFETCH_SECONDS: "0" },
+          { local: true },
+        ),
+      ),
+    ).toMatch(/^KUBLER_JWKS_REFETCH_SECONDS must be a whole number/);
+  });
+
+  it("local mode: examples/policy.yaml by default, the local issuer, STS only when AWS is configured", () => {
+    expect(loadCredentialsConfig({}, { local: true })).toMatchObject({
+      policyFile: "examples/policy.yaml",
+      issuer: null,
+      awsConfigured: false,
+    });
+    expect(
+      loadCredentialsConfig({ AWS_ENDPOINT_URL_STS: "http://localhost:4566" }, { local: true }).awsConfigured,
+    ).toBe(true);
+    expect(loadCredentialsConfig({ AWS_PROFILE: "dev" }, { local: true }).awsConfigured).toBe(true);
+  });
+});
