@@ -49,14 +49,22 @@ export interface LocalEnvironments {
  */
 export async function startLocalEnvironments(
   config: LocalConfig,
-  io: { publisher: EventPublisher; audit: AuditLog; dataDir: string; onError?: (error: unknown) => void },
+  io: {
+    publisher: EventPublisher;
+    audit: AuditLog;
+    dataDir: string;
+    onError?: (error: unknown) => void;
+    /** The embedded cluster's rollout time; default SIMULATED_ROLLOUT_MS. */
+    simulatedRolloutMs?: number;
+  },
 ): Promise<LocalEnvironments> {
   let embedded: MemoryKubernetes | null = null;
+  const rolloutMs = io.simulatedRolloutMs ?? SIMULATED_ROLLOUT_MS;
   let cluster: KubernetesCluster;
   if (config.kubeconfig) {
     cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
   } else {
-    embedded = await startMemoryKubernetes({ rolloutDelayMs: SIMULATED_ROLLOUT_MS });
+    embedded = await startMemoryKubernetes({ rolloutDelayMs: rolloutMs });
     cluster = createKubernetesCluster({ kubeconfig: embedded.kubeconfig });
     await writeFile(join(io.dataDir, EMBEDDED_KUBECONFIG), embedded.kubeconfig, { mode: 0o600 });
   }
@@ -74,7 +82,8 @@ export async function startLocalEnvironments(
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
     defaultTtl: config.environments.defaultTtl,
-    rolloutPollMs: 500,
+    // A third of the simulated rollout, so a short one is not waited on for long; 500 ms at most.
+    rolloutPollMs: Math.min(500, Math.max(10, Math.round(rolloutMs / 3))),
   });
   const cleanup = createCleanupConsumer(steps);
   const reconcile = () => reconcileEnvironments({ ...steps, newId: randomId });

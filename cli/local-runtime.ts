@@ -22,7 +22,6 @@ import { type LocalEnvironments, startLocalEnvironments } from "./local-environm
 import { type CredentialsConfig, type LocalCredentials, mountLocalCredentials } from "./local-credentials.js";
 import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
-import { DEFAULT_SERVER_LIMITS, type ServerLimits, serverLimitOptions } from "./server-limits.js";
 
 export interface LocalRuntime {
   url: string;
@@ -46,8 +45,6 @@ export interface LocalRuntimeOptions {
   credentials?: CredentialsConfig;
   onAudit?: (record: AuditRecord) => void;
   bus?: BusListener;
-  /** Time limits against slow clients; tests shorten them. */
-  limits?: Partial<ServerLimits>;
   /** Where reconcile's unexpected failures go (stderr by default). */
   onError?: (error: unknown) => void;
 }
@@ -126,15 +123,7 @@ export async function startLocalRuntime(
 
   const host = options.host ?? "127.0.0.1";
   const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port: config.port,
-        hostname: host,
-        serverOptions: serverLimitOptions({ ...DEFAULT_SERVER_LIMITS, ...options.limits }),
-      },
-      () => resolveServer(s),
-    );
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: host }, () => resolveServer(s));
     s.once("error", reject);
   });
   const { port } = server.address() as AddressInfo;
