@@ -8,11 +8,13 @@ import { resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { createGitlabWebhookApp } from "../functions/gitlab-webhook/app.js";
+import { createPlanStepsConsumer } from "../functions/plan-steps/consumer.js";
 import { logErrorToStderr } from "../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../shared/clock.js";
 import { type LocalConfig, webhookCredentials } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
 import { type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
 import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
 import { type BusConsumer, type BusListener, LocalBus } from "../shared/local/local-bus.js";
@@ -22,6 +24,7 @@ import { type LocalEnvironments, startLocalEnvironments } from "./local-environm
 import { type CredentialsConfig, type LocalCredentials, mountLocalCredentials } from "./local-credentials.js";
 import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
+import { DEFAULT_SERVER_LIMITS, type ServerLimits, serverLimitOptions } from "./server-limits.js";
 
 export interface LocalRuntime {
   url: string;
@@ -45,8 +48,12 @@ export interface LocalRuntimeOptions {
   credentials?: CredentialsConfig;
   onAudit?: (record: AuditRecord) => void;
   bus?: BusListener;
+  /** Time limits against slow clients; tests shorten them. */
+  limits?: Partial<ServerLimits>;
   /** Where reconcile's unexpected failures go (stderr by default). */
   onError?: (error: unknown) => void;
+  /** How long a rollout takes on the embedded cluster (default 1.5 s, to watch it; 0 in tests and benches). */
+  simulatedRolloutMs?: number;
 }
 
 /**
@@ -83,8 +90,22 @@ export async function startLocalRuntime(
     audit,
     dataDir,
     onError: options.onError ?? logErrorToStderr("reconcile"),
+    ...(options.simulatedRolloutMs === undefined ? {} : { simulatedRolloutMs: options.simulatedRolloutMs }),
   });
-  const consumers = { ...environments.consumers, ...options.consumers };
+  const plan = createPlanStepsConsumer({
+    manifests: new DirectoryManifestSource(config.projectsDir),
+    publisher,
+    dedupe: new MemoryDedupeStore(systemClock),
+    audit,
+    clock: systemClock,
+  });
+  const consumers = {
+    "plan-steps": async (envelope: unknown) => {
+      await plan(envelope);
+    },
+    ...environments.consumers,
+    ...options.consumers,
+  };
   const bus: LocalBus = new LocalBus({
     routes: ROUTES,
     consumers,
@@ -123,7 +144,15 @@ export async function startLocalRuntime(
 
   const host = options.host ?? "127.0.0.1";
   const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: host }, () => resolveServer(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: host,
+        serverOptions: serverLimitOptions({ ...DEFAULT_SERVER_LIMITS, ...options.limits }),
+      },
+      () => resolveServer(s),
+    );
     s.once("error", reject);
   });
   const { port } = server.address() as AddressInfo;
