@@ -1,27 +1,238 @@
 /**
- * The AWS stack. So far: the `kubler` event bus and one rule per route of the event catalog
- * (generated, never written twice). Functions, targets, DLQs and the rest arrive with the stack issue.
+ * All of Kubler in one stack: the eight functions of the catalog (specs in `function-specs.ts`), the
+ * bus and its routes, the schedules, the dedupe table, the secrets' wiring and the alarms. Each
+ * function's role holds exactly the statements its grants name, on this stack's resources.
  */
-import { Stack, type StackProps } from "aws-cdk-lib";
-import { EventBus, Rule } from "aws-cdk-lib/aws-events";
+import { CfnOutput, Stack, type StackProps, Token, Validations } from "aws-cdk-lib";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import {
+  FunctionUrlAuthType,
+  ParamsAndSecretsLayerVersion,
+  ParamsAndSecretsVersions,
+} from "aws-cdk-lib/aws-lambda";
+import { type ISecret, Secret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
-import { BUS_NAME, ROUTES } from "../shared/domain/catalog.js";
+import { ENV } from "../shared/config.js";
+import { FUNCTIONS, type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import type { KublerConfig } from "./config.js";
+import { DeadLetterQueue } from "./dead-letter-queue.js";
+import { DedupeTable } from "./dedupe-table.js";
+import { CatalogRoutes, KublerBus } from "./event-bus.js";
+import { FUNCTION_SPECS, type Grant, type Setting } from "./function-specs.js";
+import { entryOf, KublerFunction } from "./kubler-function.js";
+import { Observability } from "./observability.js";
+import { EXPIRY_GROUP_NAME, ExpirySchedules, RecurringSchedules } from "./scheduling.js";
+
+/** Where job-credentials finds the policy file copied into its bundle (Lambda's task root). */
+export const BUNDLED_POLICY_FILE = "/var/task/credentials-policy.yaml";
+
+/** Functions the bus or a schedule invokes asynchronously: each has a dead-letter queue. */
+const ASYNC_FUNCTIONS = new Set<FunctionName>([
+  ...ROUTES.map((route) => route.target),
+  "reconcile",
+  "cleanup-environments",
+]);
+
+export interface KublerStackProps extends StackProps {
+  config: KublerConfig;
+  /** Where each function's source is; default `functions/<name>/handler.ts`. */
+  entry?: (name: FunctionName) => string;
+}
 
 export class KublerStack extends Stack {
-  readonly bus: EventBus;
-  readonly rules: Record<string, Rule> = {};
+  readonly functions = {} as Record<FunctionName, KublerFunction>;
+  readonly deadLetterQueues = {} as Partial<Record<FunctionName, DeadLetterQueue>>;
+  readonly bus: KublerBus;
+  readonly routes: CatalogRoutes;
+  readonly expirySchedules: ExpirySchedules;
+  readonly dedupe: DedupeTable;
+  readonly webhookCredentials: Secret;
 
-  constructor(scope: Construct, id: string, props: StackProps = {}) {
+  constructor(scope: Construct, id: string, props: KublerStackProps) {
     super(scope, id, props);
-    this.bus = new EventBus(this, "Bus", { eventBusName: BUS_NAME });
-    for (const route of ROUTES) {
-      const rule = new Rule(this, `Route-${route.name}`, {
-        eventBus: this.bus,
-        description: `${route.name}: to ${route.target}`,
-      });
-      // The catalog's pattern verbatim (incl. $or), which the typed EventPattern props cannot express.
-      rule.addEventPattern(route.pattern as never);
-      this.rules[route.name] = rule;
+    const { config } = props;
+    this.templateOptions.description =
+      "Kubler: GitLab to Kubernetes control plane (https://github.com/kubler)";
+
+    for (const name of FUNCTIONS) {
+      if (ASYNC_FUNCTIONS.has(name)) {
+        this.deadLetterQueues[name] = new DeadLetterQueue(this, `DeadLetters-${name}`, {
+          purpose: `failed deliveries to ${name}`,
+        });
+      }
     }
+    const dlq = (name: FunctionName) => {
+      const queue = this.deadLetterQueues[name]?.queue;
+      if (!queue) throw new Error(`${name} is invoked asynchronously but has no dead-letter queue`);
+      return queue;
+    };
+
+    // The webhook's accepted tokens: generated here, read by the function at start-up; paste the
+    // token into GitLab (README "Deploy to AWS"). A JSON object, so a signing key can be added.
+    this.webhookCredentials = new Secret(this, "WebhookCredentials", {
+      description: `Kubler gitlab-webhook credentials: ${ENV.WEBHOOK_SECRET} and ${ENV.WEBHOOK_SIGNING_KEY}, comma-separated lists`,
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ [ENV.WEBHOOK_SIGNING_KEY]: "" }),
+        generateStringKey: ENV.WEBHOOK_SECRET,
+        excludePunctuation: true,
+        passwordLength: 48,
+      },
+    });
+    Validations.of(this.webhookCredentials).acknowledge({
+      id: "AwsSolutions-SMG4",
+      reason:
+        "Rotating a webhook token needs the new value in GitLab too; it is rotated by hand with an overlap " +
+        "(the function accepts a comma-separated list of tokens), not by a rotation Lambda.",
+    });
+    const importedSecret = (secretId: string, arn: string): ISecret =>
+      Secret.fromSecretCompleteArn(this, secretId, arn);
+    const secrets = {
+      gitlabToken: importedSecret("GitlabToken", config.gitlabTokenSecretArn),
+      kubeconfig: importedSecret("Kubeconfig", config.kubeconfigSecretArn),
+    };
+
+    this.dedupe = new DedupeTable(this, "Dedupe");
+    this.bus = new KublerBus(this, "Events", { logRetentionDays: config.logRetentionDays });
+    const bus = this.bus.bus;
+    this.expirySchedules = new ExpirySchedules(this, "Expiry", { bus });
+
+    const settings: Record<Setting, [string, string]> = {
+      busName: [ENV.EVENT_BUS_NAME, bus.eventBusName],
+      busArn: [ENV.EVENT_BUS_ARN, bus.eventBusArn],
+      dedupeTable: [ENV.DEDUPE_TABLE, this.dedupe.table.tableName],
+      scheduleGroup: [ENV.SCHEDULE_GROUP, EXPIRY_GROUP_NAME],
+      schedulerRoleArn: [ENV.SCHEDULER_ROLE_ARN, this.expirySchedules.stopRole.roleArn],
+      gitlabUrl: [ENV.GITLAB_URL, config.gitlabUrl],
+      gitlabTokenSecret: [ENV.GITLAB_API_TOKEN_SECRET, config.gitlabTokenSecretArn],
+      kubeconfigSecret: [ENV.KUBECONFIG_SECRET, config.kubeconfigSecretArn],
+      webhookCredentialsSecret: [ENV.WEBHOOK_CREDENTIALS_SECRET, this.webhookCredentials.secretArn],
+      policyFile: [ENV.POLICY_FILE, BUNDLED_POLICY_FILE],
+      defaultTtl: [ENV.DEFAULT_TTL, config.defaultTtl],
+    };
+    const grants: Record<Grant, PolicyStatement[]> = {
+      publish: [allow(["events:PutEvents"], [bus.eventBusArn])],
+      dedupe: [allow(["dynamodb:PutItem", "dynamodb:DeleteItem"], [this.dedupe.table.tableArn])],
+      webhookSecret: [allow(["secretsmanager:GetSecretValue"], [this.webhookCredentials.secretArn])],
+      gitlabToken: [allow(["secretsmanager:GetSecretValue"], [secrets.gitlabToken.secretArn])],
+      kubeconfig: [allow(["secretsmanager:GetSecretValue"], [secrets.kubeconfig.secretArn])],
+      assumeJobRoles:
+        config.jobRoleArns.length > 0
+          ? [allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], config.jobRoleArns)]
+          : [],
+      manageSchedules: [
+        allow(
+          [
+            "scheduler:CreateSchedule",
+            "scheduler:UpdateSchedule",
+            "scheduler:DeleteSchedule",
+            "scheduler:GetSchedule",
+          ],
+          [this.expirySchedules.expirySchedulesArn],
+        ),
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ["iam:PassRole"],
+          resources: [this.expirySchedules.stopRole.roleArn],
+          conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+        }),
+      ],
+      deleteSchedules: [allow(["scheduler:DeleteSchedule"], [this.expirySchedules.expirySchedulesArn])],
+    };
+
+    for (const name of FUNCTIONS) {
+      const spec = FUNCTION_SPECS[name];
+      const fn = new KublerFunction(this, `Fn-${name}`, {
+        name,
+        spec,
+        entry: (props.entry ?? entryOf)(name),
+        environment: Object.fromEntries(spec.settings.map((setting) => settings[setting])),
+        logRetentionDays: config.logRetentionDays,
+        reservedConcurrency: config.reservedConcurrency[name],
+        deadLetterQueue: this.deadLetterQueues[name]?.queue,
+        // The policy is part of the function's code: a policy change is a deploy, reviewed like one.
+        commandHooks: spec.settings.includes("policyFile") ? copyPolicyFile(config.policyFile) : undefined,
+        // The webhook's bundle has no room for a Secrets Manager client (≤ 400 KB): it reads its
+        // secret from the AWS Parameters and Secrets extension over localhost instead.
+        paramsAndSecrets: spec.grants.includes("webhookSecret")
+          ? ParamsAndSecretsLayerVersion.fromVersion(ParamsAndSecretsVersions.V1_0_103)
+          : undefined,
+      });
+      for (const grant of spec.grants)
+        for (const statement of grants[grant]) fn.role.addToPrincipalPolicy(statement);
+      if (spec.grants.includes("manageSchedules") || spec.grants.includes("deleteSchedules")) {
+        Validations.of(fn.role).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:${nagValue(this.region, "AWS::Region")}:${nagValue(this.account, "AWS::AccountId")}:schedule/${EXPIRY_GROUP_NAME}/*]`,
+          reason:
+            "Expiry schedules are created at run time, one per environment, so their names are not known at " +
+            "deploy time; the wildcard is limited to the expiry group, which holds nothing else.",
+        });
+      }
+      this.functions[name] = fn;
+      if (spec.url) {
+        const url = fn.function.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+        new CfnOutput(this, `${pascal(name)}Url`, { value: url.url, description: `${name} Function URL` });
+      }
+    }
+
+    this.routes = new CatalogRoutes(this, "Routes", {
+      bus,
+      consumer: (name) => ({ function: this.functions[name].function, deadLetterQueue: dlq(name) }),
+    });
+    const scheduled = (name: FunctionName) => ({
+      function: this.functions[name].function,
+      deadLetterQueue: dlq(name),
+    });
+    new RecurringSchedules(this, "Recurring", {
+      reconcile: scheduled("reconcile"),
+      sweep: scheduled("cleanup-environments"),
+    });
+
+    new Observability(this, "Observability", {
+      functions: FUNCTIONS.map((name) => ({
+        name,
+        function: this.functions[name].function,
+        logGroup: this.functions[name].logGroup,
+      })),
+      deadLetterQueues: [
+        ...Object.entries(this.deadLetterQueues).map(([name, queue]) => ({ name, queue: queue.queue })),
+        { name: "event-log", queue: this.bus.eventLogDeadLetters.queue },
+      ],
+      webhookLogGroup: this.functions["gitlab-webhook"].logGroup,
+      credentialsLogGroup: this.functions["job-credentials"].logGroup,
+      alarmTopicArn: config.alarmTopicArn,
+    });
+
+    new CfnOutput(this, "WebhookCredentialsSecretArn", {
+      value: this.webhookCredentials.secretArn,
+      description: `The webhook token (${ENV.WEBHOOK_SECRET}) to paste into GitLab`,
+    });
+    new CfnOutput(this, "EventBusName", { value: bus.eventBusName });
   }
+}
+
+/** How cdk-nag writes a value in a finding's id: a pseudo parameter as `<AWS::Region>`. */
+function nagValue(value: string, pseudo: string): string {
+  return Token.isUnresolved(value) ? `<${pseudo}>` : value;
+}
+
+function allow(actions: string[], resources: string[]): PolicyStatement {
+  return new PolicyStatement({ effect: Effect.ALLOW, actions, resources });
+}
+
+function copyPolicyFile(policyFile: string) {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_input: string, output: string) => [
+      `cp ${shellQuote(policyFile)} ${shellQuote(`${output}/credentials-policy.yaml`)}`,
+    ],
+  };
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+function pascal(name: string): string {
+  return name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase());
 }

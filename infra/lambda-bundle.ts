@@ -2,6 +2,7 @@
  * How every Lambda is bundled: one definition, used by the CDK stack and by the cold-start benchmark,
  * so the figure measured is the bundle that ships.
  */
+import { type BundlingOptions, OutputFormat, SourceMapMode } from "aws-cdk-lib/aws-lambda-nodejs";
 import type { BuildOptions } from "esbuild";
 
 /** ESM Lambda bundles need `require` for the CommonJS parts of their dependencies (STACK.md). */
@@ -22,3 +23,29 @@ export const LAMBDA_ESBUILD_OPTIONS = {
   external: [],
   legalComments: "none",
 } as const satisfies BuildOptions;
+
+/**
+ * The same options for `NodejsFunction`, built with the local esbuild (never Docker, so `cdk synth`
+ * works offline). The shipped bundle also gets a source map next to it (`index.mjs.map`): a separate
+ * file, so the code Lambda loads is the one measured; `--enable-source-maps` makes stack traces use it.
+ *
+ * @example
+ * new NodejsFunction(scope, "Fn", { entry, bundling: nodejsBundling() });
+ */
+export function nodejsBundling(extra: Pick<BundlingOptions, "commandHooks"> = {}): BundlingOptions {
+  const o = LAMBDA_ESBUILD_OPTIONS;
+  return {
+    format: OutputFormat.ESM,
+    target: o.target,
+    minify: o.minify,
+    sourceMap: true,
+    sourceMapMode: SourceMapMode.DEFAULT,
+    mainFields: [...o.mainFields],
+    banner: o.banner.js,
+    externalModules: [...o.external],
+    bundleAwsSDK: true,
+    esbuildArgs: { "--legal-comments": o.legalComments },
+    forceDockerBundling: false,
+    ...extra,
+  };
+}

@@ -32,6 +32,13 @@ export const ENV = {
   POLICY_FILE: "KUBLER_POLICY_FILE",
   /** A Secrets Manager secret (ARN or name) holding the GitLab API token, instead of GITLAB_API_TOKEN. */
   GITLAB_API_TOKEN_SECRET: "GITLAB_API_TOKEN_SECRET",
+  /** A Secrets Manager secret (ARN or name) holding the cluster's kubeconfig text, instead of KUBECONFIG. */
+  KUBECONFIG_SECRET: "KUBLER_KUBECONFIG_SECRET",
+  /**
+   * A Secrets Manager secret (ARN or name) holding a JSON object with KUBLER_WEBHOOK_SECRET and/or
+   * KUBLER_WEBHOOK_SIGNING_KEY, read instead of those variables (the stack generates it).
+   */
+  WEBHOOK_CREDENTIALS_SECRET: "KUBLER_WEBHOOK_CREDENTIALS_SECRET",
   BUILD_NAMESPACE: "KUBLER_BUILD_NAMESPACE",
   BUILD_GIT_SECRET: "KUBLER_BUILD_GIT_SECRET",
   BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",

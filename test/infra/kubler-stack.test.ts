@@ -1,21 +1,411 @@
-import { App } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
-import { describe, expect, it } from "vitest";
-import { KublerStack } from "../../infra/kubler-stack.js";
-import { BUS_NAME, ROUTES } from "../../shared/domain/catalog.js";
+import { Match, type Template } from "aws-cdk-lib/assertions";
+import { beforeAll, describe, expect, it } from "vitest";
+import { DEDUPE_KEY } from "../../infra/dedupe-table.js";
+import { EVENT_LOG_GROUP_NAME } from "../../infra/event-bus.js";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
+import { BUNDLED_POLICY_FILE } from "../../infra/kubler-stack.js";
+import { DENIED_CREDENTIALS_PATTERN, REJECTED_WEBHOOK_PATTERN } from "../../infra/observability.js";
+import { EXPIRY_GROUP_NAME, SWEEP_INPUT } from "../../infra/scheduling.js";
+import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "../../shared/adapters/dynamodb-dedupe-store.js";
+import { ENV } from "../../shared/config.js";
+import { savedQueryDefinitions } from "../../shared/domain/audit-queries.js";
+import { BUS_NAME, FUNCTIONS, type FunctionName, ROUTES } from "../../shared/domain/catalog.js";
+import {
+  buildStack,
+  GITLAB_TOKEN_SECRET_ARN,
+  KUBECONFIG_SECRET_ARN,
+  templateOf,
+  testConfig,
+} from "./stack-fixture.js";
 
-describe("KublerStack", () => {
-  const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
-  const template = Template.fromStack(new KublerStack(app, "Test"));
+type Resource = { Type: string; Properties: Record<string, unknown> };
+// biome-ignore lint/suspicious/noExplicitAny: template JSON, read field by field in assertions
+type Cfn = any;
 
-  it("creates the kubler bus", () => {
-    template.hasResourceProperties("AWS::Events::EventBus", { Name: BUS_NAME });
+let template: Template;
+let resources: Record<string, Resource>;
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const idOf = (type: string, where: (r: Resource) => boolean = () => true) => {
+  const found = ofType(type).filter(([, r]) => where(r));
+  expect(found, `one ${type}`).toHaveLength(1);
+  return (found[0] as [string, Resource])[0];
+};
+const functionOf = (name: FunctionName) =>
+  ofType("AWS::Lambda::Function").find(([, r]) => r.Properties.FunctionName === `kubler-${name}`) as [
+    string,
+    Resource,
+  ];
+
+beforeAll(() => {
+  template = templateOf(buildStack({ config: testConfig({ logRetentionDays: 90 }) }));
+  resources = template.toJSON().Resources;
+});
+
+describe("KublerStack resources", () => {
+  it("has one of each piece, and one function, log group, alarm set per catalog function", () => {
+    const asyncFunctions = new Set([...ROUTES.map((r) => r.target), "reconcile", "cleanup-environments"]);
+    const counts: Record<string, number> = {
+      "AWS::Lambda::Function": FUNCTIONS.length,
+      "AWS::Lambda::Url": 2,
+      "AWS::Events::EventBus": 1,
+      "AWS::Events::Archive": 1,
+      "AWS::Events::Rule": ROUTES.length + 1,
+      "AWS::SQS::Queue": asyncFunctions.size + 1,
+      "AWS::Scheduler::ScheduleGroup": 2,
+      "AWS::Scheduler::Schedule": 2,
+      "AWS::DynamoDB::Table": 1,
+      "AWS::Logs::LogGroup": FUNCTIONS.length + 1,
+      "AWS::Logs::MetricFilter": 2,
+      "AWS::Logs::QueryDefinition": savedQueryDefinitions().length,
+      "AWS::CloudWatch::Alarm": asyncFunctions.size + 1 + FUNCTIONS.length + 2,
+      "AWS::SecretsManager::Secret": 1,
+    };
+    for (const [type, count] of Object.entries(counts)) template.resourceCountIs(type, count);
+    // No custom-resource Lambda sneaks in (e.g. a log group policy writer).
+    template.resourcePropertiesCountIs(
+      "AWS::Lambda::Function",
+      { Runtime: Match.anyValue() },
+      FUNCTIONS.length,
+    );
   });
 
-  it("has one rule per catalog route, with the catalog's pattern exactly", () => {
-    const rules = Object.values(template.findResources("AWS::Events::Rule"));
-    expect(rules).toHaveLength(ROUTES.length);
-    const patterns = rules.map((rule) => rule.Properties.EventPattern);
-    for (const route of ROUTES) expect(patterns).toContainEqual(route.pattern);
+  it("builds every function on Node.js 22, ARM64, with source maps and its own log group", () => {
+    for (const name of FUNCTIONS) {
+      const [, fn] = functionOf(name);
+      expect(fn.Properties).toMatchObject({
+        Runtime: "nodejs22.x",
+        Architectures: ["arm64"],
+        Handler: "index.handler",
+        MemorySize: FUNCTION_SPECS[name].memoryMb,
+        Environment: { Variables: expect.objectContaining({ NODE_OPTIONS: "--enable-source-maps" }) },
+      });
+      const logGroup = idOf(
+        "AWS::Logs::LogGroup",
+        (r) => r.Properties.LogGroupName === `/aws/lambda/kubler-${name}`,
+      );
+      expect(fn.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroup } });
+    }
+  });
+
+  it("keeps every log group for the configured retention", () => {
+    for (const [, group] of ofType("AWS::Logs::LogGroup")) expect(group.Properties.RetentionInDays).toBe(90);
+  });
+
+  it("gives each function its settings by the config's variable names, and no secret value", () => {
+    const names = new Set<string>([...Object.values(ENV), "NODE_OPTIONS"]);
+    const secretValues = [ENV.WEBHOOK_SECRET, ENV.WEBHOOK_SIGNING_KEY, ENV.GITLAB_API_TOKEN, ENV.KUBECONFIG];
+    for (const name of FUNCTIONS) {
+      const variables = functionOf(name)[1].Properties.Environment as { Variables: Record<string, unknown> };
+      const own = Object.keys(variables.Variables).filter(
+        (v) => !/^(PARAMETERS_SECRETS_EXTENSION_|SECRETS_MANAGER_|SSM_PARAMETER_STORE_)/.test(v),
+      );
+      for (const variable of own) expect(names, `${name}: ${variable}`).toContain(variable);
+      for (const variable of secretValues) expect(variables.Variables, name).not.toHaveProperty(variable);
+    }
+    const vars = (name: FunctionName) =>
+      (functionOf(name)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars("job-credentials")[ENV.POLICY_FILE]).toBe(BUNDLED_POLICY_FILE);
+    expect(vars("deploy-environment")[ENV.KUBECONFIG_SECRET]).toBe(KUBECONFIG_SECRET_ARN);
+    expect(vars("deploy-environment")[ENV.GITLAB_API_TOKEN_SECRET]).toBe(GITLAB_TOKEN_SECRET_ARN);
+    expect(vars("deploy-environment")[ENV.SCHEDULE_GROUP]).toBe(EXPIRY_GROUP_NAME);
+    expect(vars("gitlab-webhook")[ENV.WEBHOOK_CREDENTIALS_SECRET]).toEqual({
+      Ref: idOf("AWS::SecretsManager::Secret"),
+    });
+    expect(vars("plan-steps")[ENV.DEFAULT_TTL]).toBe("72h");
+  });
+
+  it("reads the webhook's secret through the Parameters and Secrets extension (no SDK client in its bundle)", () => {
+    const layers = (name: FunctionName) => functionOf(name)[1].Properties.Layers;
+    expect(layers("gitlab-webhook")).toHaveLength(1);
+    for (const name of FUNCTIONS.filter((n) => n !== "gitlab-webhook"))
+      expect(layers(name), name).toBeUndefined();
+  });
+
+  it("exposes only gitlab-webhook and job-credentials through Function URLs, auth NONE", () => {
+    const urls = ofType("AWS::Lambda::Url").map(([, r]) => r.Properties);
+    expect(urls.map((u) => u.AuthType)).toEqual(["NONE", "NONE"]);
+    const targets = urls.map((u) => (u.TargetFunctionArn as { "Fn::GetAtt": string[] })["Fn::GetAtt"][0]);
+    expect(targets.sort()).toEqual(
+      [functionOf("gitlab-webhook")[0], functionOf("job-credentials")[0]].sort(),
+    );
+  });
+});
+
+describe("the bus", () => {
+  it("is named kubler, archived, and every event is copied to /kubler/events", () => {
+    const bus = idOf("AWS::Events::EventBus", (r) => r.Properties.Name === BUS_NAME);
+    template.hasResourceProperties("AWS::Events::Archive", {
+      SourceArn: { "Fn::GetAtt": [bus, "Arn"] },
+      EventPattern: { account: ["123456789012"] },
+    });
+    const logGroup = idOf("AWS::Logs::LogGroup", (r) => r.Properties.LogGroupName === EVENT_LOG_GROUP_NAME);
+    const copy = ofType("AWS::Events::Rule").find(
+      ([, r]) => r.Properties.Name === `${BUS_NAME}-every-event-to-log`,
+    );
+    expect(copy?.[1].Properties.EventPattern).toEqual({ account: ["123456789012"] });
+    const policy = ofType("AWS::Logs::ResourcePolicy")[0]?.[1].Properties.PolicyDocument;
+    expect(JSON.stringify(policy)).toContain(logGroup);
+    expect(JSON.stringify(policy)).toContain("aws:SourceArn");
+  });
+
+  it("has one rule per catalog route with the catalog's pattern exactly, targeting the route's function", () => {
+    for (const route of ROUTES) {
+      const rule = ofType("AWS::Events::Rule").find(
+        ([, r]) => r.Properties.Name === `${BUS_NAME}-${route.name}`,
+      );
+      expect(rule, route.name).toBeDefined();
+      const properties = (rule as [string, Resource])[1].Properties;
+      expect(properties.EventPattern).toEqual(route.pattern);
+      const targets = properties.Targets as { Arn: unknown }[];
+      expect(targets).toHaveLength(1);
+      expect(targets[0]?.Arn).toEqual({ "Fn::GetAtt": [functionOf(route.target)[0], "Arn"] });
+    }
+  });
+
+  it("gives every rule target a retry policy and an encrypted SQS dead-letter queue", () => {
+    const encrypted = new Set(
+      ofType("AWS::SQS::Queue")
+        .filter(([, q]) => q.Properties.SqsManagedSseEnabled === true)
+        .map(([id]) => id),
+    );
+    expect(encrypted.size).toBe(ofType("AWS::SQS::Queue").length);
+    for (const [id, rule] of ofType("AWS::Events::Rule")) {
+      for (const target of rule.Properties.Targets as Record<string, Cfn>[]) {
+        expect(target.RetryPolicy, id).toEqual({
+          MaximumRetryAttempts: 50,
+          MaximumEventAgeInSeconds: 21_600,
+        });
+        expect(encrypted, id).toContain(target.DeadLetterConfig.Arn["Fn::GetAtt"][0]);
+      }
+    }
+  });
+
+  it("dead-letters asynchronous invocations that failed in the function too", () => {
+    for (const name of [...new Set([...ROUTES.map((r) => r.target), "reconcile" as const])]) {
+      const config = functionOf(name)[1].Properties.DeadLetterConfig as {
+        TargetArn: { "Fn::GetAtt": string[] };
+      };
+      expect(ofType("AWS::SQS::Queue").map(([id]) => id)).toContain(config.TargetArn["Fn::GetAtt"][0]);
+    }
+  });
+});
+
+describe("schedules", () => {
+  it("runs reconcile every minute and the sweep hourly, each with retries and a dead-letter queue", () => {
+    const schedules = Object.fromEntries(
+      ofType("AWS::Scheduler::Schedule").map(([, s]) => [s.Properties.Name, s]),
+    );
+    const reconcile = schedules["kubler-reconcile"]?.Properties as Record<string, Cfn>;
+    const sweep = schedules["kubler-sweep"]?.Properties as Record<string, Cfn>;
+    expect(reconcile.ScheduleExpression).toBe("rate(1 minute)");
+    expect(reconcile.Target.Arn).toEqual({ "Fn::GetAtt": [functionOf("reconcile")[0], "Arn"] });
+    expect(sweep.ScheduleExpression).toBe("rate(1 hour)");
+    expect(sweep.Target.Arn).toEqual({ "Fn::GetAtt": [functionOf("cleanup-environments")[0], "Arn"] });
+    expect(JSON.parse(sweep.Target.Input)).toEqual(SWEEP_INPUT);
+    for (const schedule of [reconcile, sweep]) {
+      expect(schedule.Target.RetryPolicy.MaximumRetryAttempts).toBeGreaterThan(0);
+      expect(schedule.Target.DeadLetterConfig.Arn["Fn::GetAtt"][0]).toMatch(/^DeadLetters/);
+      // Not in the expiry group, where deploy and cleanup may delete schedules.
+      expect(JSON.stringify(schedule.GroupName)).not.toContain("Expiry");
+    }
+  });
+
+  it("lets Scheduler's stop role put only Environment Stop Requested from kubler on the bus", () => {
+    const group = idOf("AWS::Scheduler::ScheduleGroup", (r) => r.Properties.Name === EXPIRY_GROUP_NAME);
+    const role = idOf("AWS::IAM::Role", (r) => JSON.stringify(r.Properties).includes(`"${group}"`));
+    const trust = (resources[role] as Resource).Properties.AssumeRolePolicyDocument as Cfn;
+    expect(trust.Statement).toEqual([
+      {
+        Action: "sts:AssumeRole",
+        Effect: "Allow",
+        Principal: { Service: "scheduler.amazonaws.com" },
+        Condition: {
+          StringEquals: {
+            "aws:SourceAccount": "123456789012",
+            "aws:SourceArn": { "Fn::GetAtt": [group, "Arn"] },
+          },
+        },
+      },
+    ]);
+    expect(statementsOf(role)).toEqual([
+      'events:PutEvents on bus if {"StringEquals":{"events:detail-type":"Environment Stop Requested","events:source":"kubler"}}',
+    ]);
+  });
+});
+
+describe("the dedupe table", () => {
+  it("is on demand, with the adapter's key and TTL attribute, and point-in-time recovery", () => {
+    expect(DEDUPE_KEY).toEqual({ partitionKey: DEDUPE_PARTITION_KEY, ttlAttribute: DEDUPE_TTL_ATTRIBUTE });
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      BillingMode: "PAY_PER_REQUEST",
+      KeySchema: [{ AttributeName: DEDUPE_PARTITION_KEY, KeyType: "HASH" }],
+      TimeToLiveSpecification: { AttributeName: DEDUPE_TTL_ATTRIBUTE, Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+});
+
+/** A policy's statements as readable lines, with this stack's resources named. */
+function statementsOf(roleId: string): string[] {
+  const symbols: Record<string, string> = {
+    [idOf("AWS::Events::EventBus")]: "bus",
+    [idOf("AWS::DynamoDB::Table")]: "table",
+    [idOf("AWS::SecretsManager::Secret")]: "webhook-secret",
+    [idOf("AWS::IAM::Role", (r) => JSON.stringify(r.Properties).includes("Environment Stop Requested"))]:
+      "stop-role",
+  };
+  for (const [id, group] of ofType("AWS::Logs::LogGroup")) {
+    symbols[id] = `log-group ${group.Properties.LogGroupName}`;
+  }
+  for (const [id] of ofType("AWS::SQS::Queue"))
+    symbols[id] = `dlq ${id.replace(/^DeadLetters|Queue\w+$/g, "")}`;
+  for (const name of FUNCTIONS) symbols[functionOf(name)[0]] = `function ${name}`;
+  const name = (resource: unknown): string => {
+    const text = JSON.stringify(resource);
+    const ref = /"(?:Ref|Fn::GetAtt)":\s*(?:"(\w+)"|\["(\w+)")/.exec(text);
+    if (typeof resource === "string") return resource;
+    if (text.includes(`:scheduler:eu-west-1:123456789012:schedule/${EXPIRY_GROUP_NAME}/*`)) {
+      return "expiry-schedules";
+    }
+    const id = ref?.[1] ?? ref?.[2];
+    return (id && symbols[id]) ?? text;
+  };
+  return ofType("AWS::IAM::Policy")
+    .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+    .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement)
+    .map((s) => {
+      expect(s.Effect).toBe("Allow");
+      const actions = [s.Action].flat().sort().join(",");
+      const on = [s.Resource].flat().map(name).sort().join(", ");
+      return `${actions} on ${on}${s.Condition ? ` if ${JSON.stringify(s.Condition)}` : ""}`;
+    })
+    .sort();
+}
+
+describe("IAM", () => {
+  const own = (name: FunctionName) =>
+    `logs:CreateLogStream,logs:PutLogEvents on log-group /aws/lambda/kubler-${name}`;
+  const dlq = (name: FunctionName) => `sqs:SendMessage on dlq ${name.replaceAll("-", "")}`;
+  const publish = "events:PutEvents on bus";
+  const dedupe = "dynamodb:DeleteItem,dynamodb:PutItem on table";
+  const read = (what: string) => `secretsmanager:GetSecretValue on ${what}`;
+  const kubeconfig = read(KUBECONFIG_SECRET_ARN);
+  const gitlabToken = read(GITLAB_TOKEN_SECRET_ARN);
+  const expected: Record<FunctionName, string[]> = {
+    "gitlab-webhook": [own("gitlab-webhook"), publish, dedupe, read("webhook-secret")],
+    "job-credentials": [
+      own("job-credentials"),
+      "sts:AssumeRole,sts:SetSourceIdentity,sts:TagSession on arn:aws:iam::123456789012:role/app-prod, arn:aws:iam::123456789012:role/kubler-review",
+      dedupe,
+      publish,
+      kubeconfig,
+    ],
+    "plan-steps": [own("plan-steps"), dlq("plan-steps"), publish, dedupe, gitlabToken],
+    "build-image": [own("build-image"), dlq("build-image"), kubeconfig, publish, gitlabToken],
+    "deploy-environment": [
+      own("deploy-environment"),
+      dlq("deploy-environment"),
+      kubeconfig,
+      publish,
+      "scheduler:CreateSchedule,scheduler:DeleteSchedule,scheduler:GetSchedule,scheduler:UpdateSchedule on expiry-schedules",
+      'iam:PassRole on stop-role if {"StringEquals":{"iam:PassedToService":"scheduler.amazonaws.com"}}',
+      gitlabToken,
+    ],
+    "cleanup-environments": [
+      own("cleanup-environments"),
+      dlq("cleanup-environments"),
+      kubeconfig,
+      publish,
+      "scheduler:DeleteSchedule on expiry-schedules",
+    ],
+    "report-status": [own("report-status"), dlq("report-status"), gitlabToken],
+    reconcile: [own("reconcile"), dlq("reconcile"), kubeconfig, publish],
+  };
+
+  it.each(FUNCTIONS.map((name) => [name]))("%s may call exactly what it needs", (name) => {
+    const role = (functionOf(name)[1].Properties.Role as { "Fn::GetAtt": string[] })[
+      "Fn::GetAtt"
+    ][0] as string;
+    expect(statementsOf(role)).toEqual([...expected[name]].sort());
+    // No managed policy (AWSLambdaBasicExecutionRole allows every log group).
+    expect(resources[role]?.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it("has no wildcard action anywhere, and a wildcard resource only for the expiry schedules", () => {
+    for (const [id, policy] of ofType("AWS::IAM::Policy")) {
+      for (const s of (policy.Properties.PolicyDocument as { Statement: Record<string, unknown>[] })
+        .Statement) {
+        for (const action of [s.Action].flat()) expect(action, id).not.toMatch(/\*/);
+        for (const resource of [s.Resource].flat()) {
+          const text = JSON.stringify(resource);
+          if (text.includes("*")) expect(text, id).toContain(`schedule/${EXPIRY_GROUP_NAME}/*`);
+        }
+      }
+    }
+  });
+});
+
+describe("observability", () => {
+  const alarmNames = () => ofType("AWS::CloudWatch::Alarm").map(([, a]) => a.Properties.AlarmName as string);
+
+  it("alarms on every dead-letter queue and every function's errors", () => {
+    for (const [id] of ofType("AWS::SQS::Queue")) {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": [id, "QueueName"] } }],
+        Threshold: 1,
+      });
+    }
+    for (const name of FUNCTIONS) {
+      expect(alarmNames()).toContain(`kubler-${name}-errors`);
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        MetricName: "Errors",
+        Dimensions: [{ Name: "FunctionName", Value: { Ref: functionOf(name)[0] } }],
+      });
+    }
+  });
+
+  it("counts rejected webhooks and denied credentials from audit lines, and alarms on them", () => {
+    const filters = ofType("AWS::Logs::MetricFilter").map(([, f]) => f.Properties);
+    const webhookLogs = idOf(
+      "AWS::Logs::LogGroup",
+      (r) => r.Properties.LogGroupName === "/aws/lambda/kubler-gitlab-webhook",
+    );
+    const credentialLogs = idOf(
+      "AWS::Logs::LogGroup",
+      (r) => r.Properties.LogGroupName === "/aws/lambda/kubler-job-credentials",
+    );
+    expect(filters).toContainEqual(
+      expect.objectContaining({
+        LogGroupName: { Ref: webhookLogs },
+        FilterPattern: REJECTED_WEBHOOK_PATTERN,
+      }),
+    );
+    expect(filters).toContainEqual(
+      expect.objectContaining({
+        LogGroupName: { Ref: credentialLogs },
+        FilterPattern: DENIED_CREDENTIALS_PATTERN,
+      }),
+    );
+    expect(alarmNames()).toEqual(
+      expect.arrayContaining(["kubler-rejected-webhooks", "kubler-denied-credentials"]),
+    );
+  });
+
+  it("saves the audit queries over every function's log group", () => {
+    const queries = ofType("AWS::Logs::QueryDefinition").map(([, q]) => q.Properties);
+    expect(queries.map((q) => [q.Name, q.QueryString])).toEqual(
+      savedQueryDefinitions().map((q) => [q.name, q.queryString]),
+    );
+    for (const query of queries) expect(query.LogGroupNames).toHaveLength(FUNCTIONS.length);
+  });
+
+  it("notifies the configured SNS topic", () => {
+    const topic = "arn:aws:sns:eu-west-1:123456789012:oncall";
+    const withTopic = templateOf(buildStack({ config: testConfig({ alarmTopicArn: topic }) }));
+    for (const alarm of Object.values(withTopic.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toEqual([topic]);
+    }
   });
 });

@@ -1,0 +1,150 @@
+/**
+ * One row per Kubler function: its size, its time limit, what it is told (environment) and what it
+ * may call (IAM). Typed by the catalog's `FunctionName`, so a function added to the catalog does not
+ * compile until it has a row here.
+ */
+import { Duration } from "aws-cdk-lib";
+import type { FunctionName } from "../shared/domain/catalog.js";
+
+/**
+ * What a function may call; the stack turns each into exactly one IAM statement (see
+ * `kubler-stack.ts`), scoped to this stack's resources.
+ */
+export type Grant =
+  /** events:PutEvents on the kubler bus. */
+  | "publish"
+  /** dynamodb:PutItem/DeleteItem on the dedupe table (claim and release a key). */
+  | "dedupe"
+  /** secretsmanager:GetSecretValue on the webhook credentials secret. */
+  | "webhookSecret"
+  /** secretsmanager:GetSecretValue on the GitLab API token secret. */
+  | "gitlabToken"
+  /** secretsmanager:GetSecretValue on the cluster kubeconfig secret. */
+  | "kubeconfig"
+  /** sts:AssumeRole/TagSession/SetSourceIdentity on the role ARNs the credentials policy names. */
+  | "assumeJobRoles"
+  /** scheduler Create/Update/Delete/GetSchedule in the expiry group, and iam:PassRole of its role. */
+  | "manageSchedules"
+  /** scheduler:DeleteSchedule in the expiry group. */
+  | "deleteSchedules";
+
+/** Settings a function is given, by the variable names of shared/config.ts. */
+export type Setting =
+  | "busName"
+  | "busArn"
+  | "dedupeTable"
+  | "scheduleGroup"
+  | "schedulerRoleArn"
+  | "gitlabUrl"
+  | "gitlabTokenSecret"
+  | "kubeconfigSecret"
+  | "webhookCredentialsSecret"
+  | "policyFile"
+  | "defaultTtl";
+
+export interface FunctionSpec {
+  description: string;
+  memoryMb: number;
+  timeout: Duration;
+  /** Reached over HTTPS by a Function URL (auth NONE: the function authenticates each request). */
+  url: boolean;
+  /** The largest `index.mjs` allowed (KB): a cold-start budget, checked by test/infra/bundles.test.ts. */
+  bundleBudgetKb: number;
+  settings: readonly Setting[];
+  grants: readonly Grant[];
+}
+
+/** @kubernetes/client-node alone is ≈1.5 MB bundled (STACK.md). */
+const KUBERNETES_BUDGET_KB = 2048;
+/** Functions without the Kubernetes client: the AWS SDK, hono or valibot, and our code. */
+const DEFAULT_BUDGET_KB = 1024;
+
+/** Everything the environment steps read: the bus, the expiry schedules and the cluster. */
+const ENVIRONMENT_STEP: readonly Setting[] = [
+  "busName",
+  "busArn",
+  "scheduleGroup",
+  "schedulerRoleArn",
+  "kubeconfigSecret",
+  "defaultTtl",
+];
+
+export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
+  "gitlab-webhook": {
+    description: "GitLab webhooks: verify, dedupe, normalize, PutEvents",
+    // More memory is more CPU: verification and JSON.parse are the hot path, GitLab waits at most 10 s.
+    memoryMb: 512,
+    timeout: Duration.seconds(10),
+    url: true,
+    // GitLab waits for this one: no Kubernetes client, no Secrets Manager client (DESIGN §12).
+    bundleBudgetKb: 400,
+    settings: ["busName", "dedupeTable", "webhookCredentialsSecret"],
+    grants: ["publish", "dedupe", "webhookSecret"],
+  },
+  "job-credentials": {
+    description: "CI job ID token to short-lived AWS credentials and kubeconfig",
+    memoryMb: 512,
+    timeout: Duration.seconds(15),
+    url: true,
+    bundleBudgetKb: KUBERNETES_BUDGET_KB,
+    settings: ["busName", "dedupeTable", "gitlabUrl", "policyFile", "kubeconfigSecret"],
+    grants: ["assumeJobRoles", "dedupe", "publish", "kubeconfig"],
+  },
+  "plan-steps": {
+    description: "GitLab facts to Build/Deploy/Stop requests, from the project's kubler.yaml",
+    memoryMb: 512,
+    timeout: Duration.seconds(30),
+    url: false,
+    bundleBudgetKb: DEFAULT_BUDGET_KB,
+    settings: ["busName", "dedupeTable", "gitlabUrl", "gitlabTokenSecret", "defaultTtl"],
+    grants: ["publish", "dedupe", "gitlabToken"],
+  },
+  "build-image": {
+    description: "Build Requested to a BuildKit Job in the cluster",
+    memoryMb: 512,
+    timeout: Duration.seconds(60),
+    url: false,
+    bundleBudgetKb: KUBERNETES_BUDGET_KB,
+    // Reads kubler.yaml (the image to build) through the GitLab API.
+    settings: [...ENVIRONMENT_STEP, "gitlabUrl", "gitlabTokenSecret"],
+    grants: ["kubeconfig", "publish", "gitlabToken"],
+  },
+  "deploy-environment": {
+    description: "Deploy Requested / Build Finished to a rolled-out environment with an expiry schedule",
+    memoryMb: 1024,
+    // Waits for the rollout (kubler.yaml rolloutTimeoutSeconds, default 300) and may roll back.
+    timeout: Duration.minutes(15),
+    url: false,
+    bundleBudgetKb: KUBERNETES_BUDGET_KB,
+    settings: [...ENVIRONMENT_STEP, "gitlabUrl", "gitlabTokenSecret"],
+    grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken"],
+  },
+  "cleanup-environments": {
+    description: "Environment Stop Requested and the sweep: delete expired environments",
+    memoryMb: 1024,
+    timeout: Duration.minutes(5),
+    url: false,
+    bundleBudgetKb: KUBERNETES_BUDGET_KB,
+    settings: ENVIRONMENT_STEP,
+    grants: ["kubeconfig", "publish", "deleteSchedules"],
+  },
+  "report-status": {
+    description: "Build/Deploy outcomes to GitLab commit statuses",
+    memoryMb: 256,
+    timeout: Duration.seconds(30),
+    url: false,
+    bundleBudgetKb: DEFAULT_BUDGET_KB,
+    settings: ["gitlabUrl", "gitlabTokenSecret"],
+    grants: ["gitlabToken"],
+  },
+  reconcile: {
+    description: "Every minute: finished builds, stuck rollouts, expired environments",
+    memoryMb: 1024,
+    // Shorter than the schedule's period, so two runs never overlap for long.
+    timeout: Duration.seconds(55),
+    url: false,
+    bundleBudgetKb: KUBERNETES_BUDGET_KB,
+    settings: ENVIRONMENT_STEP,
+    grants: ["kubeconfig", "publish"],
+  },
+};

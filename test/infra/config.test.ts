@@ -1,0 +1,110 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import { describe, expect, it } from "vitest";
+import { CONTEXT, configFromContext, KublerConfigError, validateConfig } from "../../infra/config.js";
+import { roleArnsOfPolicy } from "../../infra/policy-roles.js";
+import {
+  GITLAB_TOKEN_SECRET_ARN,
+  KUBECONFIG_SECRET_ARN,
+  POLICY_FILE,
+  ROOT,
+  testConfig,
+} from "./stack-fixture.js";
+
+const valid = {
+  gitlabUrl: "https://gitlab.example.com",
+  policyFile: POLICY_FILE,
+  kubeconfigSecretArn: KUBECONFIG_SECRET_ARN,
+  gitlabTokenSecretArn: GITLAB_TOKEN_SECRET_ARN,
+};
+
+function problemsOf(settings: Record<string, unknown>): string {
+  try {
+    validateConfig(settings, ROOT);
+  } catch (error) {
+    expect(error).toBeInstanceOf(KublerConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected the settings to be refused");
+}
+
+describe("stack settings", () => {
+  it("reads context with defaults, and the policy's role ARNs", () => {
+    const app = new App({
+      context: {
+        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
+        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
+        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
+        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        [CONTEXT.reservedConcurrency]: '{"gitlab-webhook": 50}',
+        [CONTEXT.logRetentionDays]: "30",
+      },
+    });
+    expect(configFromContext(app.node, ROOT)).toEqual({
+      ...valid,
+      jobRoleArns: [
+        "arn:aws:iam::123456789012:role/app-prod",
+        "arn:aws:iam::123456789012:role/kubler-review",
+      ],
+      defaultTtl: "72h",
+      reservedConcurrency: { "gitlab-webhook": 50 },
+      logRetentionDays: 30,
+      alarmTopicArn: null,
+    });
+  });
+
+  it("names every missing setting by its context key, at once", () => {
+    const message = problemsOf({});
+    for (const key of [
+      CONTEXT.gitlabUrl,
+      CONTEXT.policyFile,
+      CONTEXT.kubeconfigSecretArn,
+      CONTEXT.gitlabTokenSecretArn,
+    ]) {
+      expect(message).toContain(`${key}: is required`);
+    }
+  });
+
+  it.each([
+    [{ gitlabUrl: "http://gitlab.example.com" }, "kubler:gitlabUrl: must be an https URL"],
+    [{ gitlabUrl: "gitlab.example.com" }, "kubler:gitlabUrl: must be an https URL"],
+    [{ policyFile: "nope.yaml" }, "nope.yaml does not exist"],
+    [
+      { kubeconfigSecretArn: "kubler/kubeconfig" },
+      "kubler:kubeconfigSecretArn: must be a Secrets Manager secret ARN",
+    ],
+    [
+      { gitlabTokenSecretArn: "arn:aws:s3:::bucket" },
+      "kubler:gitlabTokenSecretArn: must be a Secrets Manager",
+    ],
+    [{ defaultTtl: "3 days" }, 'kubler:defaultTtl: ttl "3 days" is not a duration'],
+    [{ reservedConcurrency: { "gitlab-hook": 5 } }, 'unknown function "gitlab-hook"'],
+    [{ reservedConcurrency: { reconcile: 0 } }, "reconcile must be a whole number from 1 to 1000"],
+    [{ reservedConcurrency: "{oops" }, "kubler:reservedConcurrency: must be a JSON object"],
+    [{ logRetentionDays: 42 }, "kubler:logRetentionDays: must be one of 1, 3,"],
+    [{ alarmTopicArn: "oncall" }, "kubler:alarmTopicArn: must be an SNS topic ARN"],
+  ])("refuses %j", (override, expected) => {
+    expect(problemsOf({ ...valid, ...override })).toContain(expected);
+  });
+
+  it("refuses a policy whose role is not an IAM role ARN, naming the rule", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
+    const file = join(dir, "policy.yaml");
+    writeFileSync(
+      file,
+      'rules:\n  - name: all\n    match: { project_path: "*" }\n    aws: { roleArn: "arn:aws:iam::123456789012:role/*" }\n',
+    );
+    expect(problemsOf({ ...valid, policyFile: file })).toContain("rules[0] (all).aws.roleArn");
+  });
+
+  it("collects each role once", () => {
+    const arn = "arn:aws:iam::123456789012:role/a";
+    const rule = (name: string) =>
+      `  - name: ${name}\n    match: { project_path: "g/${name}" }\n    aws: { roleArn: "${arn}" }\n`;
+    const policy = `rules:\n${rule("a")}${rule("b")}`;
+    expect(roleArnsOfPolicy(policy)).toEqual([arn]);
+    expect(testConfig().jobRoleArns).toHaveLength(2);
+  });
+});
