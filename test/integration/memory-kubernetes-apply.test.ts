@@ -317,6 +317,8 @@ describe("status subresource", () => {
     const job = {
       metadata: { name: "build" },
       spec: {
+        // Suspended: the simulated Job controller starts no pod, so the status stays the test's to write.
+        suspend: true,
         template: { spec: { restartPolicy: "Never", containers: [{ name: "b", image: "buildkit" }] } },
       },
     };
