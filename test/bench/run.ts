@@ -6,9 +6,13 @@ import { cpus } from "node:os";
 import { benchColdStart } from "./cold-start.js";
 import { benchCredentials } from "./credentials.js";
 import { benchDeploy } from "./deploy.js";
+import { benchFuzz } from "./fuzz.js";
 import { benchIngressHttp } from "./ingress-http.js";
 import { benchIngressInProcess } from "./ingress-in-process.js";
+import { benchLoad } from "./load.js";
+import { benchLocalFlow } from "./local-flow.js";
 import { benchPlanSteps } from "./plan-steps.js";
+import { type ReportSection, writeReport } from "./report.js";
 import { type Figure, printFigures } from "./support.js";
 import { benchSweep } from "./sweep.js";
 
@@ -20,15 +24,27 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Deploy", () => benchDeploy()],
   ["Job credentials", () => benchCredentials()],
   ["Planning", () => benchPlanSteps()],
+  ["Local flow, webhook to deployed", () => benchLocalFlow()],
+  ["Load: mixed GitLab deliveries against the local runtime", () => benchLoad()],
+  ["Hostile input: fuzzing", () => benchFuzz()],
 ];
 
-console.log(`# Kubler benchmarks — ${new Date().toISOString()}`);
+const started = new Date();
+console.log(`# Kubler benchmarks — ${started.toISOString()}`);
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}`);
 let missed = 0;
+const report: ReportSection[] = [];
 for (const [title, run] of sections) {
   process.stderr.write(`running: ${title}…\n`);
   const figures = await run();
   printFigures(title, figures);
+  report.push({ title, figures });
   missed += figures.filter((f) => !f.met).length;
 }
 console.log(missed ? `\n${missed} target(s) missed` : "\nall targets met");
+// `KUBLER_BENCH_REPORT=` (empty) skips it, e.g. for a quick partial run.
+const reportPath = process.env.KUBLER_BENCH_REPORT ?? "bench/REPORT.md";
+if (reportPath) {
+  writeReport(reportPath, { date: started, sections: report, note: process.env.KUBLER_BENCH_NOTE });
+  console.log(`report: ${reportPath}`);
+}
