@@ -213,7 +213,9 @@ export interface CredentialsConfig {
  * const config = loadCredentialsConfig(process.env, { local: false }); // ConfigError: KUBLER_POLICY_FILE ...
  */
 export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): CredentialsConfig {
-  const policyFile = local ? env[ENV.POLICY_FILE]?.trim() || LOCAL_POLICY_FILE : required(env, ENV.POLICY_FILE);
+  const policyFile = local
+    ? env[ENV.POLICY_FILE]?.trim() || LOCAL_POLICY_FILE
+    : required(env, ENV.POLICY_FILE);
   let text: string;
   try {
     text = readFileSync(policyFile, "utf8");
@@ -225,7 +227,9 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
     policy = parseCredentialsPolicy(text);
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    throw new ConfigError(`${ENV.POLICY_FILE} (${policyFile}) is not a valid policy:\n  ${error.problems.join("\n  ")}`);
+    throw new ConfigError(
+      `${ENV.POLICY_FILE} (${policyFile}) is not a valid policy:\n  ${error.problems.join("\n  ")}`,
+    );
   }
   const gitlabUrl = env[ENV.GITLAB_URL]?.trim().replace(/\/+$/, "") || null;
   if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
@@ -233,7 +237,9 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
   }
   const issuer = policy.issuer ?? gitlabUrl;
   if (!issuer && !local) {
-    throw new ConfigError(`set ${ENV.GITLAB_URL} or the policy's issuer: ID tokens cannot be verified without one`);
+    throw new ConfigError(
+      `set ${ENV.GITLAB_URL} or the policy's issuer: ID tokens cannot be verified without one`,
+    );
   }
   const awsVariables = [
     "AWS_ACCESS_KEY_ID",
