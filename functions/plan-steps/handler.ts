@@ -9,7 +9,7 @@ import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsIngressConfig, loadGitlabApiConfig } from "../../shared/config.js";
 import { createPlanStepsConsumer } from "./consumer.js";
@@ -29,8 +29,9 @@ const consume = createPlanStepsConsumer({
     tableName: dedupeTable,
     clock: systemClock,
   }),
-  audit: new StdoutAuditLog(),
+  // A token read from Secrets Manager later is caught by its glpat- shape.
+  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
   clock: systemClock,
 });
 
-export const handler = (event: unknown) => consume(event);
+export const handler = withLambdaRequestId((event: unknown) => consume(event));
