@@ -6,11 +6,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  AuditQueryError,
-  CloudWatchAuditQuery,
-  type InsightsRow,
-} from "../shared/adapters/cloudwatch-audit-query.js";
+import type { InsightsRow } from "../shared/adapters/cloudwatch-audit-query.js";
 import { ENV } from "../shared/config.js";
 import { AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from "../shared/domain/audit.js";
 import {
@@ -184,6 +180,10 @@ async function runInsights(
     chronological: plan.timeline,
     ...(plan.groupBy ? { groupBy: plan.groupBy } : {}),
   });
+  // Loaded only in AWS mode: the SDK client is most of this command's start-up time.
+  const { AuditQueryError, CloudWatchAuditQuery } = await import(
+    "../shared/adapters/cloudwatch-audit-query.js"
+  );
   const insights = new CloudWatchAuditQuery({
     logGroups,
     timeoutMs,

@@ -6,9 +6,8 @@ import { parseArgs } from "node:util";
 import { loadCredentialsConfig, loadLocalConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { runAuditCommand } from "./audit-command.js";
-import { type CommandContext, listEnvironments, requestDeploy, sweep } from "./environment-commands.js";
 import { credentialsCommand } from "./credentials-command.js";
-import { startLocalRuntime } from "./local-runtime.js";
+import type { CommandContext } from "./environment-commands.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
@@ -70,7 +69,12 @@ async function start(): Promise<number> {
   const reporter = createTerminalReporter((line) => console.log(line));
   // Validated now: a bad policy file stops start-up with every problem listed.
   const credentials = loadCredentialsConfig(process.env, { local: true });
-  const runtime = await startLocalRuntime(config, { onAudit: reporter.audit, bus: reporter.bus, credentials });
+  const { startLocalRuntime } = await import("./local-runtime.js");
+  const runtime = await startLocalRuntime(config, {
+    onAudit: reporter.audit,
+    bus: reporter.bus,
+    credentials,
+  });
   reporter.started(runtime, config);
   const jobs = runtime.jobCredentials;
   console.log(
@@ -86,6 +90,14 @@ async function start(): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   return new Promise(() => undefined);
+}
+
+/**
+ * The runtime and cluster modules load only for the commands that use them: importing them (the
+ * Kubernetes client, the embedded API server) took seconds that `kubler audit` does not need.
+ */
+function environmentCommands() {
+  return import("./environment-commands.js");
 }
 
 function commandContext(): CommandContext {
@@ -114,6 +126,7 @@ async function deploy(args: string[]): Promise<number> {
       throw new ConfigError(`--${name} must be a whole number, got ${JSON.stringify(text)}`);
     return Number(text);
   };
+  const { requestDeploy } = await environmentCommands();
   return requestDeploy(commandContext(), {
     correlationId: randomUUID(),
     gitlab: {
@@ -132,6 +145,7 @@ async function deploy(args: string[]): Promise<number> {
 
 async function environments(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean" } } });
+  const { listEnvironments } = await environmentCommands();
   return listEnvironments(commandContext(), values.json ?? false);
 }
 
@@ -172,6 +186,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     args,
     options: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   });
+  const { sweep } = await environmentCommands();
   return sweep(commandContext(), { dryRun: values["dry-run"] ?? false, json: values.json ?? false });
 }
 

@@ -104,6 +104,8 @@ export class StdoutAuditLog implements AuditLog {
  * audit.record(record); // the audit line, then {"_aws":{...},"Outcome":"success","Webhooks":1}
  */
 export class EmfMetricsAuditLog implements AuditLog {
+  readonly #directives = new Map<string, string>();
+
   constructor(
     private readonly inner: AuditLog,
     private readonly write: (line: string) => void = writeStdout,
@@ -112,8 +114,10 @@ export class EmfMetricsAuditLog implements AuditLog {
 
   record(record: AuditRecord): void {
     this.inner.record(record);
+    const metrics = metricsOfAuditRecord(record);
+    if (metrics.length === 0) return;
     const at = Date.parse(record.at);
-    this.#emit(metricsOfAuditRecord(record), Number.isNaN(at) ? this.now() : at);
+    this.#emit(metrics, Number.isNaN(at) ? this.now() : at);
   }
 
   /** A count that is not an audited decision: `PublishRetries` today. */
@@ -122,8 +126,27 @@ export class EmfMetricsAuditLog implements AuditLog {
   }
 
   #emit(metrics: AuditMetric[], timestampMs: number): void {
-    const document = emfDocument(metrics, timestampMs);
-    if (document) this.write(`${JSON.stringify(document)}\n`);
+    if (metrics.length === 0) return;
+    // The directives depend only on the metric names and dimension names: rendered once each, the
+    // line costs a few string joins instead of a JSON.stringify of the whole document.
+    const shape = metrics.map((m) => `${m.name}:${Object.keys(m.dimensions).join(",")}`).join("|");
+    let directives = this.#directives.get(shape);
+    if (directives === undefined) {
+      const document = emfDocument(metrics, 0) as { _aws: { CloudWatchMetrics: unknown } };
+      directives = JSON.stringify(document._aws.CloudWatchMetrics);
+      this.#directives.set(shape, directives);
+    }
+    let line = `{"_aws":{"Timestamp":${timestampMs},"CloudWatchMetrics":${directives}}`;
+    const written = new Set<string>();
+    for (const metric of metrics) {
+      for (const name in metric.dimensions) {
+        if (written.has(name)) continue;
+        written.add(name);
+        line += `,${JSON.stringify(name)}:${JSON.stringify(metric.dimensions[name])}`;
+      }
+    }
+    for (const metric of metrics) line += `,"${metric.name}":${metric.value}`;
+    this.write(`${line}}\n`);
   }
 }
 

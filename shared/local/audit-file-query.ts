@@ -1,8 +1,8 @@
 /**
  * `kubler audit` in local mode: the saved queries' filters over `$KUBLER_DATA_DIR/audit.jsonl`,
  * streamed in 1 MB chunks (memory stays flat however large the file). Lines are tested on their raw
- * text before they are parsed: a filter's exact values must appear in a matching line as
- * `JSON.stringify` wrote them, so most lines of a large file are never parsed at all.
+ * bytes before they are decoded and parsed: a filter's exact values must appear in a matching line
+ * as `JSON.stringify` wrote them, so most lines of a large file are never decoded at all.
  */
 import { createReadStream } from "node:fs";
 import type { AuditRecord } from "../domain/audit.js";
@@ -16,6 +16,7 @@ export interface AuditScanReport {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
 
 /**
  * Calls `onMatch` for every record in the file that matches the filter, in file (append) order.
@@ -50,44 +51,47 @@ export async function scanAuditFile(
       onMatch(record);
     }
   };
-  // Every complete line of text[0..end).
-  const lines = (text: string, end: number) => {
-    if (first) {
+  // Bytes, not text: the first value is searched for in the raw chunk (Buffer#indexOf, native),
+  // and only the lines it is found on are decoded. Decoding every chunk cost more than the rest.
+  const needle = first === undefined ? null : Buffer.from(first);
+  const lines = (buffer: Buffer, end: number) => {
+    if (needle) {
       for (let from = 0; from < end; ) {
-        const hit = text.indexOf(first, from);
+        const hit = buffer.indexOf(needle, from);
         if (hit === -1 || hit >= end) return;
-        const start = text.lastIndexOf("\n", hit) + 1;
-        const stop = text.indexOf("\n", hit);
-        consider(text.slice(start, stop));
+        const start = buffer.lastIndexOf(NEWLINE, hit) + 1;
+        const stop = buffer.indexOf(NEWLINE, hit);
+        consider(buffer.toString("utf8", start, stop));
         from = stop + 1;
       }
     } else {
       for (let start = 0; start < end; ) {
-        const stop = text.indexOf("\n", start);
-        consider(text.slice(start, stop));
+        const stop = buffer.indexOf(NEWLINE, start);
+        consider(buffer.toString("utf8", start, stop));
         start = stop + 1;
       }
     }
   };
 
-  const stream = createReadStream(path, { encoding: "utf8", highWaterMark: CHUNK_BYTES });
-  let carry = "";
+  const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  let carry: Buffer | null = null;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      const text = carry + chunk;
-      const end = text.lastIndexOf("\n");
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const buffer: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+      const end = buffer.lastIndexOf(NEWLINE);
       if (end === -1) {
-        carry = text;
+        carry = buffer;
         continue;
       }
-      carry = text.slice(end + 1);
-      lines(text, end + 1);
+      // Copied, so the rest of a line does not keep the whole chunk alive.
+      carry = end + 1 < buffer.length ? Buffer.from(buffer.subarray(end + 1)) : null;
+      lines(buffer, end + 1);
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return report;
     throw error;
   }
-  if (carry) lines(`${carry}\n`, carry.length + 1);
+  if (carry) lines(Buffer.concat([carry, Buffer.from("\n")]), carry.length + 1);
   report.bytes = stream.bytesRead;
   return report;
 }

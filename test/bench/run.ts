@@ -3,6 +3,8 @@
  * medians; machines are shared and noisy, so read ratios rather than absolute numbers.
  */
 import { cpus } from "node:os";
+import { benchAudit } from "./audit.js";
+import { benchBundles } from "./bundles.js";
 import { benchColdStart } from "./cold-start.js";
 import { benchCredentials } from "./credentials.js";
 import { benchDeploy } from "./deploy.js";
@@ -20,6 +22,7 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Ingress, in-process", () => benchIngressInProcess()],
   ["Ingress over HTTP", () => benchIngressHttp()],
   ["Cold-start proxy", () => benchColdStart()],
+  ["Lambda bundles, as `npm run synth` builds them", () => benchBundles()],
   ["Expiry sweep", () => benchSweep()],
   ["Deploy", () => benchDeploy()],
   ["Job credentials", () => benchCredentials()],
@@ -27,6 +30,7 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Local flow, webhook to deployed", () => benchLocalFlow()],
   ["Load: mixed GitLab deliveries against the local runtime", () => benchLoad()],
   ["Hostile input: fuzzing", () => benchFuzz()],
+  ["Audit: write overhead, and `kubler audit` over 1,000,000 records", () => benchAudit()],
 ];
 
 const started = new Date();
