@@ -33,6 +33,8 @@ export interface KublerFunctionProps {
   deadLetterQueue?: IQueue;
   commandHooks?: ICommandHooks;
   paramsAndSecrets?: ParamsAndSecretsLayerVersion;
+  /** A fixed role name, for roles other accounts' trust policies must name; default generated. */
+  roleName?: string;
 }
 
 export class KublerFunction extends Construct {
@@ -51,6 +53,7 @@ export class KublerFunction extends Construct {
     });
     this.role = new Role(this, "Role", {
       description: `Kubler ${name}`,
+      roleName: props.roleName,
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
     });
     // Instead of AWSLambdaBasicExecutionRole (any log group): its own group only. The group exists

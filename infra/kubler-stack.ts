@@ -23,6 +23,12 @@ import { entryOf, KublerFunction } from "./kubler-function.js";
 import { Observability } from "./observability.js";
 import { EXPIRY_GROUP_NAME, ExpirySchedules, RecurringSchedules } from "./scheduling.js";
 
+/**
+ * job-credentials' role has a fixed name (per region: IAM is global), so that the trust policies of
+ * the roles jobs assume can name it before the stack exists (docs/aws/job-role-trust-policy.md).
+ */
+export const JOB_CREDENTIALS_ROLE_PREFIX = "kubler-job-credentials-";
+
 /** Where job-credentials finds the policy file copied into its bundle (Lambda's task root). */
 export const BUNDLED_POLICY_FILE = "/var/task/credentials-policy.yaml";
 
@@ -153,6 +159,7 @@ export class KublerStack extends Stack {
         commandHooks: spec.settings.includes("policyFile") ? copyPolicyFile(config.policyFile) : undefined,
         // The webhook's bundle has no room for a Secrets Manager client (≤ 400 KB): it reads its
         // secret from the AWS Parameters and Secrets extension over localhost instead.
+        roleName: name === "job-credentials" ? `${JOB_CREDENTIALS_ROLE_PREFIX}${this.region}` : undefined,
         paramsAndSecrets: spec.grants.includes("webhookSecret")
           ? ParamsAndSecretsLayerVersion.fromVersion(ParamsAndSecretsVersions.V1_0_103)
           : undefined,
@@ -207,6 +214,10 @@ export class KublerStack extends Stack {
       description: `The webhook token (${ENV.WEBHOOK_SECRET}) to paste into GitLab`,
     });
     new CfnOutput(this, "EventBusName", { value: bus.eventBusName });
+    new CfnOutput(this, "JobCredentialsRoleArn", {
+      value: this.functions["job-credentials"].role.roleArn,
+      description: "The principal the trust policy of every role jobs assume must allow",
+    });
   }
 }
 

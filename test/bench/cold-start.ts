@@ -50,18 +50,25 @@ export async function benchColdStart(runs = 15): Promise<Figure[]> {
   ];
 }
 
-/** Milliseconds a fresh Node process takes to import `file`, with the webhook's settings plus `env`. */
-export function timeImport(file: string, env: Record<string, string> = {}): number {
+/**
+ * Milliseconds a fresh Node process takes to import `file`, with the webhook's settings plus `env`;
+ * `nodeArgs` as Lambda's NODE_OPTIONS would add them (e.g. `--enable-source-maps`).
+ */
+export function timeImport(file: string, env: Record<string, string> = {}, nodeArgs: string[] = []): number {
   const script = `const t = performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now() - t);`;
-  const out = execFileSync(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], {
-    env: {
-      PATH: process.env.PATH,
-      AWS_REGION: "eu-west-1",
-      KUBLER_DEDUPE_TABLE: "kubler-dedupe",
-      KUBLER_WEBHOOK_SECRET: "bench-secret",
-      ...env,
+  const out = execFileSync(
+    process.execPath,
+    ["--no-warnings", ...nodeArgs, "--input-type=module", "-e", script],
+    {
+      env: {
+        PATH: process.env.PATH,
+        AWS_REGION: "eu-west-1",
+        KUBLER_DEDUPE_TABLE: "kubler-dedupe",
+        KUBLER_WEBHOOK_SECRET: "bench-secret",
+        ...env,
+      },
+      encoding: "utf8",
     },
-    encoding: "utf8",
-  });
+  );
   return Number(out.trim().split("\n").at(-1));
 }

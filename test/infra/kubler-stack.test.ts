@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { DEDUPE_KEY } from "../../infra/dedupe-table.js";
 import { EVENT_LOG_GROUP_NAME } from "../../infra/event-bus.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
-import { BUNDLED_POLICY_FILE } from "../../infra/kubler-stack.js";
+import { BUNDLED_POLICY_FILE, JOB_CREDENTIALS_ROLE_PREFIX } from "../../infra/kubler-stack.js";
 import { DENIED_CREDENTIALS_PATTERN, REJECTED_WEBHOOK_PATTERN } from "../../infra/observability.js";
 import { EXPIRY_GROUP_NAME, SWEEP_INPUT } from "../../infra/scheduling.js";
 import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "../../shared/adapters/dynamodb-dedupe-store.js";
@@ -330,6 +330,11 @@ describe("IAM", () => {
     expect(statementsOf(role)).toEqual([...expected[name]].sort());
     // No managed policy (AWSLambdaBasicExecutionRole allows every log group).
     expect(resources[role]?.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it("names job-credentials' role, so trust policies can name it before the stack exists", () => {
+    const role = (functionOf("job-credentials")[1].Properties.Role as Cfn)["Fn::GetAtt"][0] as string;
+    expect(resources[role]?.Properties.RoleName).toBe(`${JOB_CREDENTIALS_ROLE_PREFIX}eu-west-1`);
   });
 
   it("has no wildcard action anywhere, and a wildcard resource only for the expiry schedules", () => {

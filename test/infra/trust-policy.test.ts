@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { JOB_CREDENTIALS_ROLE_PREFIX } from "../../infra/kubler-stack.js";
+import { readJobClaims } from "../../shared/domain/job-claims.js";
+import { buildAssumeRoleRequest } from "../../shared/domain/sts-session.js";
+import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
+import { ROOT } from "./stack-fixture.js";
+
+type Statement = { Action: string; Principal: unknown; Condition: Record<string, Record<string, unknown>> };
+const policy = JSON.parse(readFileSync(join(ROOT, "docs/aws/job-role-trust-policy.json"), "utf8")) as {
+  Statement: Statement[];
+};
+
+describe("the documented trust policy of a role jobs assume", () => {
+  it("allows exactly AssumeRole, TagSession and SetSourceIdentity, to Kubler's job-credentials role only", () => {
+    expect(policy.Statement.map((s) => s.Action).sort()).toEqual([
+      "sts:AssumeRole",
+      "sts:SetSourceIdentity",
+      "sts:TagSession",
+    ]);
+    for (const statement of policy.Statement) {
+      expect(statement.Condition.ArnEquals?.["aws:PrincipalArn"]).toBe(
+        `arn:aws:iam::123456789012:role/${JOB_CREDENTIALS_ROLE_PREFIX}eu-west-1`,
+      );
+    }
+  });
+
+  it("lets Kubler attach every session tag it sets", () => {
+    const now = new Date("2026-11-21T10:00:00Z");
+    const request = buildAssumeRoleRequest({
+      aws: {
+        roleArn: "arn:aws:iam::123456789012:role/app-prod",
+        maxDurationSeconds: 3600,
+        sessionPolicy: null,
+      },
+      claims: { ...readJobClaims({ ...fixture.payload, aud: "kubler" }), exp: now.getTime() / 1000 + 3600 },
+      environment: "production",
+      namespace: null,
+      now,
+    });
+    const tagging = policy.Statement.find((s) => s.Action === "sts:TagSession") as Statement;
+    const allowed = tagging.Condition["ForAllValues:StringEquals"]?.["aws:TagKeys"] as string[];
+    for (const tag of request.tags) expect(allowed).toContain(tag.key);
+    expect(request.sourceIdentity).toMatch(/^gl-/);
+    expect(request.roleSessionName).toMatch(/^gl-/);
+  });
+});
