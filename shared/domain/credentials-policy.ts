@@ -12,6 +12,7 @@
 import { parseDocument } from "yaml";
 import { namespaceFor } from "./environment.js";
 import { type JobClaims, jobProject } from "./job-claims.js";
+import { yamlNestingProblem } from "./yaml-nesting.js";
 
 /** Keys matched with globs (`*` any run of characters, `?` one), a string or a list of them. */
 export const GLOB_KEYS = [
@@ -79,12 +80,22 @@ export class PolicyError extends Error {
  * // PolicyError: policy: rules[1] (production).match.ref_protected: expected boolean, found string
  */
 export function parseCredentialsPolicy(text: string): CredentialsPolicy {
-  const document = parseDocument(text, { uniqueKeys: true });
+  // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
+  const tooDeep = yamlNestingProblem(text);
+  if (tooDeep) throw new PolicyError([`policy: not accepted: ${tooDeep}`]);
+  const document = parseDocument(text, { uniqueKeys: true, logLevel: "error" });
   if (document.errors.length > 0) {
     throw new PolicyError(document.errors.map((error) => `policy: not valid YAML: ${error.message}`));
   }
+  let data: unknown;
+  try {
+    // An alias to no anchor, or an alias bomb, surfaces only here, as a ReferenceError (found by fuzzing).
+    data = document.toJS({ maxAliasCount: 50 });
+  } catch (error) {
+    throw new PolicyError([`policy: not usable YAML: ${(error as Error).message}`]);
+  }
   const problems: string[] = [];
-  const policy = readPolicy(document.toJS(), (path, problem) => problems.push(`policy${path}: ${problem}`));
+  const policy = readPolicy(data, (path, problem) => problems.push(`policy${path}: ${problem}`));
   if (problems.length > 0) throw new PolicyError(problems);
   return policy;
 }

@@ -5,6 +5,7 @@
  * out of `parseKublerManifest` is `ManifestError`.
  */
 import fc from "fast-check";
+import { parse as parseYaml } from "yaml";
 import { ManifestError, parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
 import { type Mutation, mutate, mutation, toJsonText } from "./hostile-json.js";
 
@@ -45,7 +46,6 @@ environments:
     ttl: never
 `,
 ];
-const DOCUMENTS = VALID_MANIFESTS.map((text) => parseKublerManifest(text));
 
 /** Snippets YAML parsers have choked on, or that mean something surprising. */
 const YAML_HAZARDS = [
@@ -176,58 +176,72 @@ type ManifestPlan =
   | { kind: "deep"; depth: number; style: "flow" | "block" | "compact" }
   | { kind: "random"; text: string };
 
-const base = fc.nat({ max: VALID_MANIFESTS.length - 1 });
-const manifestPlan: fc.Arbitrary<ManifestPlan> = fc.oneof(
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      kind: fc.constant("text-edits" as const),
-      base,
-      edits: fc.array(textEdit, { minLength: 1, maxLength: 4 }),
-    }),
-  },
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      kind: fc.constant("document-mutations" as const),
-      base,
-      mutations: fc.array(mutation, { minLength: 1, maxLength: 3 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("hazard" as const),
-      hazards: fc.array(fc.constantFrom(...YAML_HAZARDS), { minLength: 1, maxLength: 3 }),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant("deep" as const),
-      depth: fc.integer({ min: 1, max: 5_000 }),
-      style: fc.constantFrom("flow", "block", "compact"),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant("random" as const),
-      text: fc.string({ unit: "binary", maxLength: 200 }),
-    }),
-  },
-);
+function yamlPlan(bases: number): fc.Arbitrary<ManifestPlan> {
+  const base = fc.nat({ max: bases - 1 });
+  return fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant("text-edits" as const),
+        base,
+        edits: fc.array(textEdit, { minLength: 1, maxLength: 4 }),
+      }),
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant("document-mutations" as const),
+        base,
+        mutations: fc.array(mutation, { minLength: 1, maxLength: 3 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("hazard" as const),
+        hazards: fc.array(fc.constantFrom(...YAML_HAZARDS), { minLength: 1, maxLength: 3 }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant("deep" as const),
+        depth: fc.integer({ min: 1, max: 5_000 }),
+        style: fc.constantFrom("flow", "block", "compact"),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant("random" as const),
+        text: fc.string({ unit: "binary", maxLength: 200 }),
+      }),
+    },
+  );
+}
+
+/**
+ * YAML texts made from valid ones: their lines edited, their documents mutated, YAML's hazards,
+ * deep nesting, random text. Shared by the kubler.yaml and the credentials policy fuzzers.
+ *
+ * @example
+ * fc.sample(yamlTextFrom(["version: 1\n..."]), 10);
+ */
+export function yamlTextFrom(valid: readonly string[]): fc.Arbitrary<string> {
+  const documents = valid.map((text) => parseYaml(text) as unknown);
+  return yamlPlan(valid.length).map((plan) => textOf(plan, valid, documents));
+}
 
 /** One `kubler.yaml` text. */
-export const manifestText: fc.Arbitrary<string> = manifestPlan.map((plan) => textOf(plan));
+export const manifestText: fc.Arbitrary<string> = yamlTextFrom(VALID_MANIFESTS);
 
-function textOf(plan: ManifestPlan): string {
+function textOf(plan: ManifestPlan, valid: readonly string[], documents: readonly unknown[]): string {
   switch (plan.kind) {
     case "text-edits":
-      return plan.edits.reduce(applyEdit, VALID_MANIFESTS[plan.base] ?? "");
+      return plan.edits.reduce(applyEdit, valid[plan.base] ?? "");
     case "document-mutations":
       // JSON is YAML: the raw huge numbers and deep nesting of the mutations stay verbatim.
-      return toJsonText(mutate(DOCUMENTS[plan.base], plan.mutations));
+      return toJsonText(mutate(documents[plan.base], plan.mutations));
     case "hazard":
       return plan.hazards.join("\n");
     case "deep":
