@@ -6,12 +6,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
-import { StdoutAuditLog } from "../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import type { BusEntry, Detail } from "../shared/domain/catalog.js";
 import { MANAGED_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
 import { ConfigError } from "../shared/errors.js";
+import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
+import { JsonlFile } from "../shared/local/jsonl-file.js";
 import type { EventPublisher, Scheduler } from "../shared/ports.js";
 import { type SweepReport, sweepExpiredEnvironments } from "../shared/services/cleanup-environments.js";
 import { EMBEDDED_KUBECONFIG } from "./local-environments.js";
@@ -147,10 +148,13 @@ export async function sweep(
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
   if (!options.json)
     context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
+  // The sweep's decisions join the runtime's trail (appends of whole lines, safe beside it).
+  const auditFile = new JsonlFile(join(context.config.dataDir, "audit.jsonl"));
+  const audit = new JsonlAuditLog(auditFile, undefined, { secrets: context.token ? [context.token] : [] });
   let report: SweepReport;
   try {
     report = await sweepExpiredEnvironments(
-      { cluster, scheduler, publisher, audit: new StdoutAuditLog(() => undefined), clock: systemClock },
+      { cluster, scheduler, publisher, audit, clock: systemClock },
       {
         dryRun: options.dryRun,
         newId: randomId,
@@ -164,6 +168,7 @@ export async function sweep(
     );
   } finally {
     cluster.close();
+    await auditFile.close();
   }
   if (options.json) context.print(JSON.stringify(report));
   else printReport(context.print, report);
