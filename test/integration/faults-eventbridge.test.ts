@@ -135,7 +135,9 @@ describe("a burst of deliveries while EventBridge throttles and fails entries", 
       const firsts = deliveries.slice(i, i + 25);
       const wave = [...firsts, ...resends.filter((d) => firsts.includes(d))];
       const answers = await Promise.all(wave.map((d) => send(app, d)));
-      answers.forEach((res, n) => record(wave[n]?.key as string, res.status));
+      answers.forEach((res, n) => {
+        record(wave[n]?.key as string, res.status);
+      });
     }
 
     const all = [...statuses.values()].flat();
