@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFixture, sendFixture } from "../../cli/send.js";
-import { type AuditRecord, parseAuditRecord } from "../../shared/domain/audit.js";
+import type { AuditRecord } from "../../shared/domain/audit.js";
+import { parseAuditRecord } from "../../shared/domain/audit-schema.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKEN = "e2e-webhook-token-7f3a9c";

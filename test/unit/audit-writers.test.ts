@@ -7,8 +7,9 @@ import {
   StdoutAuditLog,
   withLambdaRequestId,
 } from "../../shared/adapters/stdout-audit-log.js";
-import { type AuditRecord, parseAuditRecord, REDACTED } from "../../shared/domain/audit.js";
+import { type AuditRecord, REDACTED } from "../../shared/domain/audit.js";
 import { metricsOfAuditRecord } from "../../shared/domain/audit-metrics.js";
+import { parseAuditRecord } from "../../shared/domain/audit-schema.js";
 import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
 

@@ -5,10 +5,10 @@ import {
   type AuditRecord,
   createAuditRedactor,
   isSecretName,
-  parseAuditRecord,
   prepareAuditRecord,
   REDACTED,
 } from "../../shared/domain/audit.js";
+import { parseAuditRecord } from "../../shared/domain/audit-schema.js";
 
 function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
   return {
