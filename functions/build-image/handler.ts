@@ -8,7 +8,7 @@ import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publishe
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig, loadGitlabApiConfig } from "../../shared/config.js";
 import { createBuildImageConsumer } from "./consumer.js";
@@ -26,9 +26,10 @@ const consume = createBuildImageConsumer({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: steps.busName,
   }),
-  audit: new StdoutAuditLog(),
+  // A token read from Secrets Manager later is caught by its glpat- shape.
+  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
   clock: systemClock,
   settings: builds,
 });
 
-export const handler = (event: unknown) => consume(event);
+export const handler = withLambdaRequestId((event: unknown) => consume(event));

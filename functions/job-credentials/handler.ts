@@ -10,7 +10,11 @@ import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { logErrorToStderr, StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import {
+  createLambdaAuditLog,
+  logErrorToStderr,
+  withLambdaRequestId,
+} from "../../shared/adapters/stdout-audit-log.js";
 import { StsCredentialIssuer } from "../../shared/adapters/sts-credential-issuer.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { ENV, loadAwsIngressConfig, loadCredentialsConfig } from "../../shared/config.js";
@@ -37,10 +41,11 @@ const app = createJobCredentialsApp({
   issuer: new StsCredentialIssuer(new STSClient({})),
   cluster: process.env[ENV.KUBECONFIG] ? createKubernetesCluster({ env: process.env }) : null,
   publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
-  audit: new StdoutAuditLog(),
+  // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.
+  audit: createLambdaAuditLog(),
   logError: logErrorToStderr("job-credentials"),
   clock: systemClock,
   newId: randomId,
 });
 
-export const handler = handle(app);
+export const handler = withLambdaRequestId(handle(app));

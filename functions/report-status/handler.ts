@@ -6,7 +6,7 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
-import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadGitlabApiConfig } from "../../shared/config.js";
 import { createReportStatusConsumer } from "./consumer.js";
@@ -16,8 +16,9 @@ const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new Secrets
 
 const consume = createReportStatusConsumer({
   statuses: new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
-  audit: new StdoutAuditLog(),
+  // A token read from Secrets Manager later is caught by its glpat- shape.
+  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
   clock: systemClock,
 });
 
-export const handler = (event: unknown) => consume(event);
+export const handler = withLambdaRequestId((event: unknown) => consume(event));
