@@ -23,7 +23,7 @@ export type Grant =
   | "kubeconfig"
   /** sts:AssumeRole/TagSession/SetSourceIdentity on the role ARNs the credentials policy names. */
   | "assumeJobRoles"
-  /** scheduler Create/Update/Delete/GetSchedule in the expiry group, and iam:PassRole of its role. */
+  /** scheduler:Create/Update/DeleteSchedule in the expiry group, and iam:PassRole of its role. */
   | "manageSchedules"
   /** scheduler:DeleteSchedule in the expiry group. */
   | "deleteSchedules";
@@ -59,14 +59,13 @@ const KUBERNETES_BUDGET_KB = 2048;
 /** Functions without the Kubernetes client: the AWS SDK, hono or valibot, and our code. */
 const DEFAULT_BUDGET_KB = 1024;
 
-/** Everything the environment steps read: the bus, the expiry schedules and the cluster. */
+/** What every environment step reads at start-up (loadAwsStepsConfig) and the cluster. */
 const ENVIRONMENT_STEP: readonly Setting[] = [
   "busName",
   "busArn",
   "scheduleGroup",
   "schedulerRoleArn",
   "kubeconfigSecret",
-  "defaultTtl",
 ];
 
 export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
@@ -96,7 +95,7 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     timeout: Duration.seconds(30),
     url: false,
     bundleBudgetKb: DEFAULT_BUDGET_KB,
-    settings: ["busName", "dedupeTable", "gitlabUrl", "gitlabTokenSecret", "defaultTtl"],
+    settings: ["busName", "dedupeTable", "gitlabUrl", "gitlabTokenSecret"],
     grants: ["publish", "dedupe", "gitlabToken"],
   },
   "build-image": {
@@ -116,7 +115,7 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     timeout: Duration.minutes(15),
     url: false,
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
-    settings: [...ENVIRONMENT_STEP, "gitlabUrl", "gitlabTokenSecret"],
+    settings: [...ENVIRONMENT_STEP, "defaultTtl", "gitlabUrl", "gitlabTokenSecret"],
     grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken"],
   },
   "cleanup-environments": {

@@ -127,12 +127,7 @@ export class KublerStack extends Stack {
           : [],
       manageSchedules: [
         allow(
-          [
-            "scheduler:CreateSchedule",
-            "scheduler:UpdateSchedule",
-            "scheduler:DeleteSchedule",
-            "scheduler:GetSchedule",
-          ],
+          ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
           [this.expirySchedules.expirySchedulesArn],
         ),
         new PolicyStatement({

@@ -111,7 +111,7 @@ describe("KublerStack resources", () => {
     expect(vars("gitlab-webhook")[ENV.WEBHOOK_CREDENTIALS_SECRET]).toEqual({
       Ref: idOf("AWS::SecretsManager::Secret"),
     });
-    expect(vars("plan-steps")[ENV.DEFAULT_TTL]).toBe("72h");
+    expect(vars("deploy-environment")[ENV.DEFAULT_TTL]).toBe("72h");
   });
 
   it("reads the webhook's secret through the Parameters and Secrets extension (no SDK client in its bundle)", () => {
@@ -308,7 +308,7 @@ describe("IAM", () => {
       dlq("deploy-environment"),
       kubeconfig,
       publish,
-      "scheduler:CreateSchedule,scheduler:DeleteSchedule,scheduler:GetSchedule,scheduler:UpdateSchedule on expiry-schedules",
+      "scheduler:CreateSchedule,scheduler:DeleteSchedule,scheduler:UpdateSchedule on expiry-schedules",
       'iam:PassRole on stop-role if {"StringEquals":{"iam:PassedToService":"scheduler.amazonaws.com"}}',
       gitlabToken,
     ],
