@@ -6,7 +6,7 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
@@ -16,10 +16,11 @@ import { createBuildImageConsumer } from "./consumer.js";
 const steps = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
-const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+// The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
+const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
 
 const consume = createBuildImageConsumer({
-  cluster: createKubernetesCluster({ env: process.env }),
+  cluster: await kubernetesClusterFromEnv(process.env, readSecret),
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The adapters own their retries; SDK retries on top would multiply them.
   publisher: new EventBridgePublisher({

@@ -9,7 +9,7 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
 import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
@@ -20,10 +20,11 @@ const steps = loadAwsStepsConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 const registryAuthFile = environments.registryAuthFile;
-const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+// The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
+const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
 
 const consume = createDeployEnvironmentConsumer({
-  cluster: createKubernetesCluster({ env: process.env }),
+  cluster: await kubernetesClusterFromEnv(process.env, readSecret),
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({

@@ -4,12 +4,17 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { handle } from "hono/aws-lambda";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import {
+  hasKubernetesCluster,
+  kubernetesClusterFromEnv,
+} from "../../shared/adapters/kubernetes-cluster-from-env.js";
+import { createSecretReader } from "../../shared/adapters/secret-reader.js";
 import {
   createLambdaAuditLog,
   logErrorToStderr,
@@ -17,7 +22,7 @@ import {
 } from "../../shared/adapters/stdout-audit-log.js";
 import { StsCredentialIssuer } from "../../shared/adapters/sts-credential-issuer.js";
 import { randomId, systemClock } from "../../shared/clock.js";
-import { ENV, loadAwsIngressConfig, loadCredentialsConfig } from "../../shared/config.js";
+import { loadAwsIngressConfig, loadCredentialsConfig } from "../../shared/config.js";
 import { createJobCredentialsApp } from "./app.js";
 
 const credentials = loadCredentialsConfig(process.env, { local: false });
@@ -39,7 +44,13 @@ const app = createJobCredentialsApp({
   }),
   // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_STS itself.
   issuer: new StsCredentialIssuer(new STSClient({})),
-  cluster: process.env[ENV.KUBECONFIG] ? createKubernetesCluster({ env: process.env }) : null,
+  // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
+  cluster: hasKubernetesCluster(process.env)
+    ? await kubernetesClusterFromEnv(
+        process.env,
+        createSecretReader({ client: new SecretsManagerClient({}) }),
+      )
+    : null,
   publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
   // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.
   audit: createLambdaAuditLog(),

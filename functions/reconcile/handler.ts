@@ -4,8 +4,10 @@
  * lost are the environments' backstop.
  */
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
+import { createSecretReader } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig } from "../../shared/config.js";
@@ -15,7 +17,11 @@ import { type ReconcileReport, reconcileEnvironments } from "../../shared/servic
 const config = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
 const deps = {
-  cluster: createKubernetesCluster({ env: process.env }),
+  // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
+  cluster: await kubernetesClusterFromEnv(
+    process.env,
+    createSecretReader({ client: new SecretsManagerClient({}) }),
+  ),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,

@@ -94,8 +94,9 @@ export async function benchBundles(runs = 7): Promise<Figure[]> {
 }
 
 /**
- * The settings the stack gives the functions, with local stand-ins: a kubeconfig file (the handlers
- * read KUBECONFIG until the Secrets Manager kubeconfig is wired) and the bundled policy file.
+ * The settings the stack gives the functions, with local stand-ins that need no AWS at import: a
+ * kubeconfig file instead of the kubeconfig secret (read at cold start, a network call), and the
+ * bundled policy file.
  */
 function importEnv(dir: string, policyFile: string): Record<string, string> {
   const kubeconfig = join(dir, "kubeconfig.yaml");
@@ -120,7 +121,6 @@ function importEnv(dir: string, policyFile: string): Record<string, string> {
     [ENV.SCHEDULER_ROLE_ARN]: "arn:aws:iam::123456789012:role/kubler-stop",
     [ENV.GITLAB_URL]: "https://gitlab.example.com",
     [ENV.GITLAB_API_TOKEN_SECRET]: arn,
-    [ENV.KUBECONFIG_SECRET]: arn,
     [ENV.WEBHOOK_SECRET]: "bench-secret",
     [ENV.WEBHOOK_CREDENTIALS_SECRET]: arn,
     [ENV.POLICY_FILE]: policyFile,
