@@ -3,7 +3,8 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { loadCredentialsConfig, loadLocalConfig } from "../shared/config.js";
+import { loadLocalConfig } from "../shared/config.js";
+import { loadCredentialsConfig } from "../shared/credentials-config.js";
 import { ConfigError } from "../shared/errors.js";
 import { runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";

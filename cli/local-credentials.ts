@@ -10,7 +10,7 @@ import { JoseIdTokenVerifier, JWKS_PATH } from "../shared/adapters/jose-id-token
 import { logErrorToStderr } from "../shared/adapters/stdout-audit-log.js";
 import { StsCredentialIssuer } from "../shared/adapters/sts-credential-issuer.js";
 import { randomId, systemClock } from "../shared/clock.js";
-import { type CredentialsConfig, loadCredentialsConfig } from "../shared/config.js";
+import { type CredentialsConfig, loadCredentialsConfig } from "../shared/credentials-config.js";
 import { LocalCredentialIssuer } from "../shared/local/local-credential-issuer.js";
 import { LOCAL_ISSUER_PATH, LocalOidcIssuer } from "../shared/local/local-oidc-issuer.js";
 import { MemoryDedupeStore } from "../shared/local/memory-dedupe-store.js";

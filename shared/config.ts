@@ -3,8 +3,6 @@
  * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
  * The environment is passed in, never read from a module's top level.
  */
-import { readFileSync } from "node:fs";
-import { type CredentialsPolicy, PolicyError, parseCredentialsPolicy } from "./domain/credentials-policy.js";
 import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
 import { ConfigError } from "./errors.js";
@@ -44,7 +42,7 @@ export const ENV = {
   BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",
 } as const;
 
-type Env = Readonly<Record<string, string | undefined>>;
+export type Env = Readonly<Record<string, string | undefined>>;
 
 /** GitLab caps webhook bodies well below this; larger is hostile or misconfigured. */
 export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
@@ -191,74 +189,6 @@ export function loadBuildConfig(env: Env): BuildConfig {
   };
 }
 
-/** The local runtime's policy when `KUBLER_POLICY_FILE` is not set: works with `kubler credentials`. */
-export const LOCAL_POLICY_FILE = "examples/policy.yaml";
-
-export interface CredentialsConfig {
-  policyFile: string;
-  policy: CredentialsPolicy;
-  /** ID tokens' `iss`: the policy's `issuer`, else `GITLAB_URL`; null in local mode means the local issuer. */
-  issuer: string | null;
-  /** At most one JWKS fetch per this interval for tokens naming a key not in the cache. */
-  jwksRefetchIntervalMs: number;
-  /** AWS credentials or an STS endpoint are configured: the STS issuer, else (local mode) the local one. */
-  awsConfigured: boolean;
-}
-
-/**
- * Job credentials' settings (DESIGN §5): the policy file read and validated now, so a bad policy fails
- * start-up with every problem listed, not a job later.
- *
- * @example
- * const config = loadCredentialsConfig(process.env, { local: false }); // ConfigError: KUBLER_POLICY_FILE ...
- */
-export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): CredentialsConfig {
-  const policyFile = local
-    ? env[ENV.POLICY_FILE]?.trim() || LOCAL_POLICY_FILE
-    : required(env, ENV.POLICY_FILE);
-  let text: string;
-  try {
-    text = readFileSync(policyFile, "utf8");
-  } catch (error) {
-    throw new ConfigError(`${ENV.POLICY_FILE}: cannot read ${policyFile}: ${(error as Error).message}`);
-  }
-  let policy: CredentialsPolicy;
-  try {
-    policy = parseCredentialsPolicy(text);
-  } catch (error) {
-    if (!(error instanceof PolicyError)) throw error;
-    throw new ConfigError(
-      `${ENV.POLICY_FILE} (${policyFile}) is not a valid policy:\n  ${error.problems.join("\n  ")}`,
-    );
-  }
-  const gitlabUrl = env[ENV.GITLAB_URL]?.trim().replace(/\/+$/, "") || null;
-  if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
-    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(gitlabUrl)}`);
-  }
-  const issuer = policy.issuer ?? gitlabUrl;
-  if (!issuer && !local) {
-    throw new ConfigError(
-      `set ${ENV.GITLAB_URL} or the policy's issuer: ID tokens cannot be verified without one`,
-    );
-  }
-  const awsVariables = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_PROFILE",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-  ];
-  return {
-    policyFile,
-    policy,
-    issuer,
-    jwksRefetchIntervalMs: positiveInt(env, ENV.JWKS_REFETCH_SECONDS, 30, 86_400) * 1000,
-    awsConfigured: awsVariables.some((name) => Boolean(env[name]?.trim())),
-  };
-}
-
 export interface LocalConfig {
   port: number;
   dataDir: string;
@@ -303,13 +233,13 @@ function list(env: Env, name: string): string[] {
     .filter((item) => item.length > 0);
 }
 
-function required(env: Env, name: string): string {
+export function required(env: Env, name: string): string {
   const value = env[name]?.trim();
   if (!value) throw new ConfigError(`${name} is required`);
   return value;
 }
 
-function positiveInt(env: Env, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+export function positiveInt(env: Env, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);

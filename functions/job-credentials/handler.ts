@@ -22,7 +22,8 @@ import {
 } from "../../shared/adapters/stdout-audit-log.js";
 import { StsCredentialIssuer } from "../../shared/adapters/sts-credential-issuer.js";
 import { randomId, systemClock } from "../../shared/clock.js";
-import { loadAwsIngressConfig, loadCredentialsConfig } from "../../shared/config.js";
+import { loadAwsIngressConfig } from "../../shared/config.js";
+import { loadCredentialsConfig } from "../../shared/credentials-config.js";
 import { createJobCredentialsApp } from "./app.js";
 
 const credentials = loadCredentialsConfig(process.env, { local: false });

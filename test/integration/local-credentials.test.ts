@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { credentialsCommand } from "../../cli/credentials-command.js";
 import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
-import { loadCredentialsConfig, loadLocalConfig } from "../../shared/config.js";
+import { loadLocalConfig } from "../../shared/config.js";
+import { loadCredentialsConfig } from "../../shared/credentials-config.js";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 
 let runtime: LocalRuntime;

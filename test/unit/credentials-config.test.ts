@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadCredentialsConfig } from "../../shared/config.js";
+import { loadCredentialsConfig } from "../../shared/credentials-config.js";
 import { ConfigError } from "../../shared/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
