@@ -9,7 +9,7 @@ import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapt
 import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import type { BusEntry, Detail } from "../shared/domain/catalog.js";
-import { MANAGED_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
+import { ENVIRONMENTS_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
 import { ConfigError } from "../shared/errors.js";
 import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
@@ -90,7 +90,7 @@ async function printEnvironments(
   let token: string | undefined;
   do {
     const page = await cluster.list("v1", "Namespace", {
-      labelSelector: MANAGED_SELECTOR,
+      labelSelector: ENVIRONMENTS_SELECTOR,
       limit: 500,
       ...(token ? { continue: token } : {}),
     });

@@ -39,6 +39,11 @@ export const ANNOTATION = {
 export const MANAGED_BY_KUBLER = "kubler";
 /** Lists of Kubler's namespaces select on this; nothing without it is ever touched. */
 export const MANAGED_SELECTOR = `${LABEL.MANAGED_BY}=${MANAGED_BY_KUBLER}`;
+/**
+ * Kubler's environment namespaces: managed by Kubler and naming an environment. Kubler's other
+ * namespaces (the builds namespace) carry the managed-by label too, but are not environments.
+ */
+export const ENVIRONMENTS_SELECTOR = `${MANAGED_SELECTOR},${LABEL.ENVIRONMENT}`;
 
 const MAX_NAMESPACE = 63;
 const MAX_LABEL_VALUE = 63;

@@ -6,8 +6,8 @@
  */
 import type { Detail } from "../domain/catalog.js";
 import {
+  ENVIRONMENTS_SELECTOR,
   isExpired,
-  MANAGED_SELECTOR,
   type ManagedEnvironment,
   namespaceFor,
   readEnvironment,
@@ -159,7 +159,7 @@ export async function sweepExpiredEnvironments(
     limit(
       () =>
         deps.cluster.list("v1", "Namespace", {
-          labelSelector: MANAGED_SELECTOR,
+          labelSelector: ENVIRONMENTS_SELECTOR,
           limit: pageSize,
           ...(token ? { continue: token } : {}),
         }),

@@ -5,9 +5,9 @@
  * `Environment Stop Requested`.
  */
 import {
+  ENVIRONMENTS_SELECTOR,
   environmentNamespace,
   isExpired,
-  MANAGED_SELECTOR,
   type ManagedEnvironment,
   readEnvironment,
 } from "../domain/environment.js";
@@ -42,7 +42,7 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
   let token: string | undefined;
   do {
     const page = await deps.cluster.list("v1", "Namespace", {
-      labelSelector: MANAGED_SELECTOR,
+      labelSelector: ENVIRONMENTS_SELECTOR,
       limit: pageSize,
       ...(token ? { continue: token } : {}),
     });

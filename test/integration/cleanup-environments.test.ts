@@ -444,8 +444,10 @@ describe("sweepExpiredEnvironments", () => {
       add("unmanaged", (s) => {
         const ns = environmentNamespace({ ...s, expiresAt: new Date(NOW.getTime() - HOUR) });
         const labels = { ...ns.metadata.labels };
-        if (i % 2 === 0) delete labels[LABEL.MANAGED_BY];
-        else labels[LABEL.MANAGED_BY] = "helm";
+        if (i % 3 === 0) delete labels[LABEL.MANAGED_BY];
+        else if (i % 3 === 1) labels[LABEL.MANAGED_BY] = "helm";
+        // Kubler's, but not an environment (the builds namespace): never examined, never deleted.
+        else delete labels[LABEL.ENVIRONMENT];
         return { ...ns, metadata: { ...ns.metadata, labels } };
       });
     }
