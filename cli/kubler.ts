@@ -77,12 +77,6 @@ async function start(): Promise<number> {
     credentials,
   });
   reporter.started(runtime, config);
-  const jobs = runtime.jobCredentials;
-  console.log(
-    `job credentials: POST ${runtime.url}/v1/credentials (policy ${jobs.policyFile}; ID tokens from ${jobs.issuer()}${
-      jobs.localIssuer ? ", the local issuer: try `npx kubler credentials`" : ""
-    }; AWS: ${jobs.awsIssuer === "sts" ? "STS" : "local issuer, credentials NOT valid for AWS"})`,
-  );
   const stop = async () => {
     console.log("stopping…");
     await runtime.close();

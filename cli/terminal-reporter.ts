@@ -28,7 +28,9 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       const dataDir = relative(process.cwd(), runtime.dataDir) || ".";
       const secrets = config.webhook.secrets;
       print("Kubler local runtime — the embedded default: no AWS account needed");
-      print(`  listening  ${runtime.url}   POST /webhooks/gitlab · GET /healthz · POST /local/events`);
+      print(
+        `  listening  ${runtime.url}   POST /webhooks/gitlab · POST /v1/credentials · GET /healthz · POST /local/events`,
+      );
       print(`  data dir   ${dataDir}/   events.jsonl · audit.jsonl · dead-letters.jsonl`);
       print(`  cluster    ${runtime.environments.description}`);
       print(
@@ -47,11 +49,22 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
         );
       }
       const waiting = FUNCTIONS.filter((f) => ROUTES.some((r) => r.target === f) && !consumers.includes(f));
+      const targets = new Set(ROUTES.map((r) => r.target)).size;
       print(
-        `  bus        ${ROUTES.length} routes; functions without a local consumer yet: ${waiting.join(", ")}`,
+        waiting.length
+          ? `  bus        ${ROUTES.length} routes; functions without a local consumer: ${waiting.join(", ")}`
+          : `  bus        ${ROUTES.length} routes to ${targets} functions, all running in this process`,
       );
-      print(`  try it     npm run send -- push      (in another terminal; Ctrl-C here stops)`);
-      print(`             npx kubler deploy         then: npx kubler environments`);
+      const jobs = runtime.jobCredentials;
+      print(
+        `  jobs       policy ${jobs.policyFile}; ID tokens from ${jobs.issuer()}${jobs.localIssuer ? " (the local issuer)" : ""}; AWS ${
+          jobs.awsIssuer === "sts"
+            ? "credentials from STS"
+            : "credentials from a local issuer, NOT valid for AWS"
+        }`,
+      );
+      print(`  try it     npm run send -- merge_request   (in another terminal; Ctrl-C here stops)`);
+      print(`             npx kubler environments · npx kubler credentials · npx kubler audit`);
     },
     audit(record) {
       const where = record.correlationId ? `  [${record.correlationId.slice(0, 8)}]` : "";
