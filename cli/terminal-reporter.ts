@@ -19,7 +19,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
   // Known once the runtime has started; events only flow after that.
   let consumers: readonly string[] = [];
   const time = () => new Date().toISOString().slice(11, 19);
-  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(14)} ${text}`);
+  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(20)} ${text}`);
   const targetNote = (target: string) =>
     consumers.includes(target) ? target : `${target} (no local consumer yet)`;
   return {
