@@ -113,7 +113,10 @@ export const mutation: fc.Arbitrary<Mutation> = fc.record({
 /** Applies mutations to a deep copy of `document`; `__proto__` keys are added as own properties. */
 export function mutate(document: unknown, mutations: readonly Mutation[]): unknown {
   const root = { value: structuredClone(document) as Hostile };
-  for (const m of mutations) {
+  for (const mutation of mutations) {
+    // A copy per mutation: fast-check hands out the same constant object ({}, []) to several
+    // mutations, and adding a key to one that is already in the tree could make the tree circular.
+    const m = { ...mutation, value: structuredClone(mutation.value) };
     let parent: Record<string, Hostile> | Hostile[] = root as unknown as Record<string, Hostile>;
     let key: string | number = "value";
     for (const step of m.path) {
