@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { Effect, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, type ParamsAndSecretsLayerVersion, Runtime } from "aws-cdk-lib/aws-lambda";
+import { Architecture, Runtime } from "aws-cdk-lib/aws-lambda";
 import { type ICommandHooks, NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
@@ -32,7 +32,6 @@ export interface KublerFunctionProps {
   /** Receives asynchronous invocations (bus, schedules) that failed every attempt. */
   deadLetterQueue?: IQueue;
   commandHooks?: ICommandHooks;
-  paramsAndSecrets?: ParamsAndSecretsLayerVersion;
   /** A fixed role name, for roles other accounts' trust policies must name; default generated. */
   roleName?: string;
 }
@@ -81,7 +80,6 @@ export class KublerFunction extends Construct {
       reservedConcurrentExecutions: props.reservedConcurrency,
       environment: { NODE_OPTIONS: "--enable-source-maps", ...props.environment },
       bundling: nodejsBundling(props.commandHooks ? { commandHooks: props.commandHooks } : {}),
-      paramsAndSecrets: props.paramsAndSecrets,
       // Bus and schedule deliveries are asynchronous invocations: retried twice by Lambda, then
       // dead-lettered, never dropped. A step that failed is safe to run again (DESIGN §12).
       retryAttempts: 2,

@@ -5,11 +5,7 @@
  */
 import { CfnOutput, Stack, type StackProps, Token, Validations } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
-import {
-  FunctionUrlAuthType,
-  ParamsAndSecretsLayerVersion,
-  ParamsAndSecretsVersions,
-} from "aws-cdk-lib/aws-lambda";
+import { FunctionUrlAuthType } from "aws-cdk-lib/aws-lambda";
 import { type ISecret, Secret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { ENV } from "../shared/config.js";
@@ -152,12 +148,7 @@ export class KublerStack extends Stack {
         deadLetterQueue: this.deadLetterQueues[name]?.queue,
         // The policy is part of the function's code: a policy change is a deploy, reviewed like one.
         commandHooks: spec.settings.includes("policyFile") ? copyPolicyFile(config.policyFile) : undefined,
-        // The webhook's bundle has no room for a Secrets Manager client (≤ 400 KB): it reads its
-        // secret from the AWS Parameters and Secrets extension over localhost instead.
         roleName: name === "job-credentials" ? `${JOB_CREDENTIALS_ROLE_PREFIX}${this.region}` : undefined,
-        paramsAndSecrets: spec.grants.includes("webhookSecret")
-          ? ParamsAndSecretsLayerVersion.fromVersion(ParamsAndSecretsVersions.V1_0_103)
-          : undefined,
       });
       for (const grant of spec.grants)
         for (const statement of grants[grant]) fn.role.addToPrincipalPolicy(statement);

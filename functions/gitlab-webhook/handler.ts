@@ -3,20 +3,31 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { handle } from "hono/aws-lambda";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
+import { createSecretReader } from "../../shared/adapters/secret-reader.js";
+import { withSecretVariables } from "../../shared/adapters/secret-variables.js";
 import {
   createLambdaAuditLog,
   logErrorToStderr,
   withLambdaRequestId,
 } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
-import { loadAwsIngressConfig, loadWebhookConfig } from "../../shared/config.js";
+import { ENV, loadAwsIngressConfig, loadWebhookConfig } from "../../shared/config.js";
 import { createGitlabWebhookApp } from "./app.js";
 
-const webhook = loadWebhookConfig(process.env, { requireSecret: true });
-const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
+// The accepted tokens live in Secrets Manager (the stack passes the secret's ARN), read once per
+// container: a rotation reaches new containers, and GitLab keeps both tokens during the overlap.
+const env = await withSecretVariables(
+  process.env,
+  ENV.WEBHOOK_CREDENTIALS_SECRET,
+  [ENV.WEBHOOK_SECRET, ENV.WEBHOOK_SIGNING_KEY],
+  createSecretReader({ client: new SecretsManagerClient({}) }),
+);
+const webhook = loadWebhookConfig(env, { requireSecret: true });
+const { busName, dedupeTable } = loadAwsIngressConfig(env);
 // Audit lines redacted of the configured secrets, with metrics derived from them (EMF).
 const audit = createLambdaAuditLog({
   secrets: [...webhook.secrets.tokens, ...webhook.secrets.signingKeys],

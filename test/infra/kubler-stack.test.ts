@@ -114,11 +114,8 @@ describe("KublerStack resources", () => {
     expect(vars("deploy-environment")[ENV.DEFAULT_TTL]).toBe("72h");
   });
 
-  it("reads the webhook's secret through the Parameters and Secrets extension (no SDK client in its bundle)", () => {
-    const layers = (name: FunctionName) => functionOf(name)[1].Properties.Layers;
-    expect(layers("gitlab-webhook")).toHaveLength(1);
-    for (const name of FUNCTIONS.filter((n) => n !== "gitlab-webhook"))
-      expect(layers(name), name).toBeUndefined();
+  it("adds no layers: every function's code is its bundle", () => {
+    for (const name of FUNCTIONS) expect(functionOf(name)[1].Properties.Layers, name).toBeUndefined();
   });
 
   it("exposes only gitlab-webhook and job-credentials through Function URLs, auth NONE", () => {
