@@ -7,7 +7,7 @@
  *
  * Baseline, same runtime, interleaved: `Deploy Requested` for a new environment published on the bus
  * → `Deploy Finished`, i.e. the deploy alone; the difference is what planning and the build add
- * (mostly waiting for reconcile's next look at the build Jobs, every 150 ms on the embedded cluster).
+ * (mostly waiting for reconcile's next look at the build Jobs: every 20 ms on the embedded cluster while one runs).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
