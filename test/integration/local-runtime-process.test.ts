@@ -151,7 +151,12 @@ describe("environments on the embedded cluster (process)", () => {
       environment: "review/feature/booking-validation",
       url: "https://review-feature-booking-validation.apps.example.com",
     });
-    const audit = readLines(join(dataDir, "audit.jsonl")).filter((a) => a.action === "environment.deploy");
+    // events.jsonl and audit.jsonl are flushed separately: the decision's line may land a tick later.
+    const audit = await waitForLines(
+      join(dataDir, "audit.jsonl"),
+      1,
+      (a) => a.action === "environment.deploy" && a.outcome === "success",
+    );
     expect(audit.at(-1)).toMatchObject({ outcome: "success", function: "deploy-environment" });
 
     const [listed] = (await kubler("environments", "--json"))
@@ -167,7 +172,8 @@ describe("environments on the embedded cluster (process)", () => {
     });
     const report = JSON.parse(await kubler("sweep", "--dry-run", "--json"));
     expect(report).toMatchObject({ dryRun: true, examined: 1, expired: [], deleted: [], failed: [] });
-  }, 30_000);
+    // Three more processes, each importing the Kubernetes client: slow on a loaded machine.
+  }, 90_000);
 
   it("refuses an event from a caller without the secret, and a malformed one naming the field", async () => {
     const post = (token: string, body: unknown) =>
