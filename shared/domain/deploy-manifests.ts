@@ -5,6 +5,7 @@
  */
 import { parseAllDocuments } from "yaml";
 import type { KubeObject } from "./kube-object.js";
+import { yamlNestingProblem } from "./yaml-nesting.js";
 
 /**
  * The namespaced kinds a project may ship, and the API resource each one is. Cluster-scoped kinds and
@@ -49,11 +50,15 @@ export class ManifestFilesError extends Error {
 export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObject[] {
   const objects: KubeObject[] = [];
   for (const path of [...files.keys()].sort()) {
-    parseAllDocuments(files.get(path) ?? "").forEach((document, index) => {
+    const text = files.get(path) ?? "";
+    // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
+    const tooDeep = yamlNestingProblem(text);
+    if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
+    parseAllDocuments(text, { logLevel: "error" }).forEach((document, index) => {
       const where = `${path} (document ${index + 1})`;
       const [error] = document.errors;
       if (error) throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}`);
-      const value = document.toJS({ maxAliasCount: 50 }) as unknown;
+      const value = toJs(document, where);
       if (value === null || value === undefined) return;
       objects.push(checkObject(value, where));
     });
@@ -66,6 +71,15 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
     seen.add(key);
   }
   return objects;
+}
+
+// An alias without its anchor, or an alias bomb, throws from toJS: a bad file, not a crash.
+function toJs(document: { toJS(options: { maxAliasCount: number }): unknown }, where: string): unknown {
+  try {
+    return document.toJS({ maxAliasCount: 50 });
+  } catch (error) {
+    throw new ManifestFilesError(`${where}: not usable YAML: ${(error as Error).message}`);
+  }
 }
 
 function checkObject(value: unknown, where: string): KubeObject {

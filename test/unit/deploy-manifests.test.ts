@@ -79,6 +79,25 @@ describe("parseManifestFiles", () => {
     expect(() => parseManifestFiles(bad)).toThrow(message);
   });
 
+  it("refuses hostile YAML as a bad file, never a crash: deep nesting, a dangling alias, an alias bomb", () => {
+    const refuse = (text: string, message: string) => {
+      const bad = new Map([["deploy/x.yaml", text]]);
+      expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+      expect(() => parseManifestFiles(bad)).toThrow(message);
+    };
+    // Thousands of levels crash Node inside yaml (a fatal out-of-memory nothing can catch).
+    refuse(`${"[".repeat(5000)}${"]".repeat(5000)}`, "deploy/x.yaml: not accepted:");
+    refuse("apiVersion: v1\nkind: ConfigMap\nmetadata: { name: *nowhere }", "deploy/x.yaml (document 1)");
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 10; i++)
+      bomb.push(
+        `${"b".repeat(i)}: &${"b".repeat(i)} [${Array(9)
+          .fill(i === 1 ? "*a" : `*${"b".repeat(i - 1)}`)
+          .join(", ")}]`,
+      );
+    refuse(bomb.join("\n"), "not usable YAML");
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
