@@ -1,6 +1,6 @@
 /**
  * A server for the HTTP benchmark, run as its own process (pinned to its own core by the runner):
- * `kubler` is the real local runtime; `bare` is the baseline, a @hono/node-server route that reads
+ * `webhook` is the gitlab-webhook function with the local runtime's bus, dedupe and audit; `bare` is the baseline, a @hono/node-server route that reads
  * and parses the body and answers 202. Prints its URL on the first line.
  */
 import { mkdtempSync } from "node:fs";
@@ -8,8 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { startLocalRuntime } from "../../cli/local-runtime.js";
-import { loadLocalConfig } from "../../shared/config.js";
+import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
+import { logErrorToStderr } from "../../shared/adapters/stdout-audit-log.js";
+import { randomId, systemClock } from "../../shared/clock.js";
+import { loadWebhookConfig } from "../../shared/config.js";
+import { ROUTES } from "../../shared/domain/catalog.js";
+import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
+import { LocalBus } from "../../shared/local/local-bus.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 
 const mode = process.argv[2];
 if (mode === "bare") {
@@ -22,14 +29,38 @@ if (mode === "bare") {
     console.log(`http://127.0.0.1:${info.port}`),
   );
   process.on("SIGTERM", () => server.close(() => process.exit(0)));
-} else if (mode === "kubler") {
+} else if (mode === "webhook") {
+  // The gitlab-webhook function alone, as Lambda runs it: verify, dedupe, publish on the bus
+  // (events.jsonl), audit (audit.jsonl). The bus's consumers (plan-steps, ...) are other functions
+  // in AWS; in `npm start` they would share this core and be counted as the webhook's cost.
   const dataDir = mkdtempSync(join(tmpdir(), "kubler-bench-"));
-  const runtime = await startLocalRuntime(
-    loadLocalConfig({ ...process.env, PORT: "0", KUBLER_DATA_DIR: dataDir }),
+  const config = loadWebhookConfig(process.env, { requireSecret: true });
+  const file = (name: string) => new JsonlFile(join(dataDir, name));
+  const audit = new JsonlAuditLog(file("audit.jsonl"), undefined, { secrets: config.secrets.signingKeys });
+  const bus = new LocalBus({
+    routes: ROUTES,
+    consumers: {},
+    events: file("events.jsonl"),
+    deadLetters: file("dead-letters.jsonl"),
+    audit,
+    clock: systemClock,
+    newId: randomId,
+  });
+  const app = createGitlabWebhookApp({
+    credentials: config.credentials,
+    maxBodyBytes: config.maxBodyBytes,
+    publisher: bus,
+    dedupe: new MemoryDedupeStore(systemClock),
+    audit,
+    logError: logErrorToStderr("gitlab-webhook"),
+    clock: systemClock,
+    newId: randomId,
+  });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) =>
+    console.log(`http://127.0.0.1:${info.port}`),
   );
-  console.log(runtime.url);
-  process.on("SIGTERM", () => runtime.close().then(() => process.exit(0)));
+  process.on("SIGTERM", () => server.close(() => process.exit(0)));
 } else {
-  console.error("usage: http-server.ts bare|kubler  (env: KUBLER_WEBHOOK_SIGNING_KEY)");
+  console.error("usage: http-server.ts bare|webhook  (env: KUBLER_WEBHOOK_SIGNING_KEY)");
   process.exit(2);
 }

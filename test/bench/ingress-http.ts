@@ -1,5 +1,6 @@
 /**
- * Over HTTP: autocannon (10 connections) against the local runtime, against a bare @hono/node-server
+ * Over HTTP: autocannon (10 connections) against the gitlab-webhook function served alone (its app
+ * with the local runtime's bus, dedupe and audit files), against a bare @hono/node-server
  * route that only reads and parses the same body. Each server runs in its own process on its own
  * core (autocannon is single-threaded and takes the other one).
  */
@@ -21,7 +22,7 @@ interface Run {
 }
 
 export async function benchIngressHttp(rounds = 3, seconds = 5): Promise<Figure[]> {
-  const servers = { bare: await startServer("bare"), kubler: await startServer("kubler") };
+  const servers = { bare: await startServer("bare"), kubler: await startServer("webhook") };
   try {
     // Warm both (JIT, connection pools), then alternate rounds so drift on this shared machine hits both.
     await load(servers.bare.url, 5);
