@@ -3,6 +3,7 @@
  * token for exactly its project and environment out, for minutes. Verify → replay check → policy →
  * namespace checks → STS → ServiceAccount, RoleBinding, TokenRequest → audit and publish.
  */
+import { createHash } from "node:crypto";
 import type { AuditOutcome, AuditRecord } from "../domain/audit.js";
 import type { Detail } from "../domain/catalog.js";
 import type { CredentialsFormat, IssuedCredentials } from "../domain/credentials-output.js";
@@ -43,8 +44,23 @@ import type {
 
 export const FUNCTION_NAME = "job-credentials";
 export const AUDIT_ACTION = "credentials.issue";
-/** The ServiceAccount a job's Kubernetes token is for, one per environment namespace. */
+/** The prefix of the ServiceAccounts jobs' Kubernetes tokens are for: one per namespace and Role. */
 export const JOB_SERVICE_ACCOUNT = "kubler-ci";
+
+/**
+ * The ServiceAccount for the rule's Role: one per Role, never shared, so a token minted under a rule
+ * that binds a narrow Role does not also carry a wider Role another rule bound in the same namespace.
+ *
+ * @example
+ * jobServiceAccount("kubler-deployer"); // "kubler-ci-kubler-deployer"
+ */
+export function jobServiceAccount(role: string): string {
+  const name = `${JOB_SERVICE_ACCOUNT}-${role}`;
+  // A Role name may hold ":" or be up to 253 long; a ServiceAccount name is a DNS subdomain.
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name)
+    ? name
+    : `${JOB_SERVICE_ACCOUNT}-${createHash("sha256").update(role).digest("hex").slice(0, 16)}`;
+}
 /** The API server refuses shorter TokenRequests. */
 export const MIN_TOKEN_SECONDS = 600;
 /** A replayed token may still be inside its leeway after `exp`: remember its `jti` that long too. */
@@ -178,7 +194,7 @@ async function issue(
       certificateAuthorityData: endpoint.certificateAuthorityData,
       insecureSkipTlsVerify: endpoint.insecureSkipTlsVerify,
       namespace,
-      serviceAccount: JOB_SERVICE_ACCOUNT,
+      serviceAccount: jobServiceAccount(rule.kubernetes.role),
       token: token.token,
       expiresAt: token.expiresAt.toISOString(),
     };
@@ -256,21 +272,22 @@ async function mintKubernetesToken(
   },
 ): Promise<{ token: string; expiresAt: Date }> {
   const { namespace, role, labels } = input;
+  const account = jobServiceAccount(role);
   await cluster.apply({
     apiVersion: "v1",
     kind: "ServiceAccount",
-    metadata: { name: JOB_SERVICE_ACCOUNT, namespace, labels },
+    metadata: { name: account, namespace, labels },
   });
   await cluster.apply({
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
-    metadata: { name: `${JOB_SERVICE_ACCOUNT}-${role}`.slice(0, 253), namespace, labels },
+    metadata: { name: account, namespace, labels },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
-    subjects: [{ kind: "ServiceAccount", name: JOB_SERVICE_ACCOUNT, namespace }],
+    subjects: [{ kind: "ServiceAccount", name: account, namespace }],
   });
   // The API server may shorten the lifetime: the expiry is read back, not assumed.
   return cluster.createToken(
-    { namespace, serviceAccount: JOB_SERVICE_ACCOUNT },
+    { namespace, serviceAccount: account },
     { audiences: input.audiences, expirationSeconds: input.expirationSeconds },
   );
 }
@@ -333,7 +350,7 @@ class JobAudit {
       roleArn,
       assumedRoleArn: issued.aws?.assumedRoleArn ?? null,
       issuer: issued.aws?.issuer ?? null,
-      serviceAccount: issued.kubernetes ? JOB_SERVICE_ACCOUNT : null,
+      serviceAccount: issued.kubernetes?.serviceAccount ?? null,
       expiresAt: issued.expiresAt,
     });
     await this.#publish({

@@ -16,6 +16,7 @@ import { LocalCredentialIssuer } from "../../shared/local/local-credential-issue
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { jobServiceAccount } from "../../shared/services/mint-job-credentials.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 import { startJwksServer } from "../fakes/jwks-server.js";
 
@@ -168,7 +169,7 @@ describe("POST /v1/credentials", () => {
         server: k8s.url,
         insecureSkipTlsVerify: true,
         namespace: REVIEW_NAMESPACE,
-        serviceAccount: "kubler-ci",
+        serviceAccount: "kubler-ci-kubler-deployer",
       },
     });
     expect(response.headers.get("x-kubler-expires-at")).toBe(body.expiresAt);
@@ -177,7 +178,7 @@ describe("POST /v1/credentials", () => {
     const account = await cluster.get({
       apiVersion: "v1",
       kind: "ServiceAccount",
-      name: "kubler-ci",
+      name: "kubler-ci-kubler-deployer",
       namespace: REVIEW_NAMESPACE,
     });
     expect(account?.metadata.labels).toMatchObject({
@@ -192,7 +193,7 @@ describe("POST /v1/credentials", () => {
     });
     expect(binding).toMatchObject({
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "kubler-deployer" },
-      subjects: [{ kind: "ServiceAccount", name: "kubler-ci", namespace: REVIEW_NAMESPACE }],
+      subjects: [{ kind: "ServiceAccount", name: "kubler-ci-kubler-deployer", namespace: REVIEW_NAMESPACE }],
     });
     // The TokenRequest's token is a live credential for that ServiceAccount; its expiry was read back.
     const probe = await fetch(`${k8s.url}/api/v1/namespaces/${REVIEW_NAMESPACE}`, {
@@ -277,7 +278,7 @@ describe("POST /v1/credentials", () => {
     const response = await post(token(), undefined, "?format=kubeconfig");
     expect(response.status).toBe(200);
     const text = await response.text();
-    expect(text).toMatch(/^# Kubler: ServiceAccount .+\/kubler-ci, token expires at \d{4}-/);
+    expect(text).toMatch(/^# Kubler: ServiceAccount .+\/kubler-ci-kubler-deployer, token expires at \d{4}-/);
     const config = parse(text);
     expect(config).toMatchObject({
       clusters: [{ cluster: { server: k8s.url, "insecure-skip-tls-verify": true } }],
@@ -362,7 +363,7 @@ describe("POST /v1/credentials", () => {
       await cluster.get({
         apiVersion: "v1",
         kind: "ServiceAccount",
-        name: "kubler-ci",
+        name: "kubler-ci-kubler-deployer",
         namespace: "app-production",
       }),
     ).toBeNull();
@@ -382,10 +383,47 @@ describe("POST /v1/credentials", () => {
       await cluster.get({
         apiVersion: "v1",
         kind: "ServiceAccount",
-        name: "kubler-ci",
+        name: "kubler-ci-kubler-deployer",
         namespace: "app-production",
       }),
     ).toBeNull();
+  });
+
+  it("two rules binding different Roles in one namespace: a token is bound to its own rule's Role only", async () => {
+    deps.policy = parseCredentialsPolicy(`
+rules:
+  - name: deploy
+    match: { project_path: group/app, environment: "review/*", ref_protected: true }
+    kubernetes: { namespace: environment, role: kubler-deployer }
+  - name: read
+    match: { project_path: group/app, environment: "review/*" }
+    kubernetes: { namespace: environment, role: viewer }
+`);
+    await cluster.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "viewer", namespace: REVIEW_NAMESPACE },
+      rules: [{ apiGroups: ["apps"], resources: ["deployments"], verbs: ["get"] }],
+    });
+    const deployer = await post(token({ ref_protected: "true", job_id: "401", jti: "jti-401" }));
+    expect(deployer.status).toBe(200);
+    const reader = await post(token({ ref_protected: "false", job_id: "402", jti: "jti-402" }));
+    expect(reader.status).toBe(200);
+    const readerAccount = ((await reader.json()) as IssuedCredentialsBody).kubernetes.serviceAccount;
+    const { items } = await cluster.list("rbac.authorization.k8s.io/v1", "RoleBinding", {
+      namespace: REVIEW_NAMESPACE,
+    });
+    const rolesOfReader = items
+      .filter((binding) =>
+        ((binding as unknown as { subjects?: { name: string }[] }).subjects ?? []).some(
+          (subject) => subject.name === readerAccount,
+        ),
+      )
+      .map((binding) => (binding as unknown as { roleRef: { name: string } }).roleRef.name);
+    // The unprotected job's token must not carry the deployer Role an earlier protected job bound.
+    expect(rolesOfReader).toEqual(["viewer"]);
+    // A Role name that is no ServiceAccount name still gets an account of its own.
+    expect(jobServiceAccount("system:viewer")).toMatch(/^kubler-ci-[0-9a-f]{16}$/);
   });
 
   it("a namespace that does not exist yet is refused, not created", async () => {
