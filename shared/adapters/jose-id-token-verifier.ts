@@ -101,7 +101,12 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
 
   async #key(header: JWTHeaderParameters): Promise<Key> {
     const now = this.#clock.now().getTime();
-    if (this.#keys === null || now - this.#fetchedAt >= this.#maxAgeMs)
+    // Stale keys are refetched at most once per interval too: while GitLab fails, the held keys serve
+    // and requests (anyone can send them) do not each become a fetch.
+    if (
+      this.#keys === null ||
+      (now - this.#fetchedAt >= this.#maxAgeMs && now - this.#lastAttemptAt >= this.#refetchIntervalMs)
+    )
       await this.#refresh(now, this.#keys === null);
     // Every token of an issuer names one of its few keys: looking it up again in the set (filtering
     // the candidates by kid, alg and use) cost 15 % of a verification. Reset with each fetch.

@@ -159,6 +159,30 @@ describe("JoseIdTokenVerifier", () => {
     await expect(v.verify(key.sign(claims()))).resolves.toBeDefined();
   }, 30_000);
 
+  it("keys past their max age with GitLab failing: the held keys serve, refetched at most once per interval", async () => {
+    let fetches = 0;
+    const v = new JoseIdTokenVerifier({
+      issuer: jwks.url,
+      audience: "kubler",
+      clock,
+      maxAgeMs: 60_000,
+      refetchIntervalMs: 30_000,
+      fetchJwks: async () => {
+        fetches++;
+        if (fetches > 1) throw new Error("HTTP 502");
+        return key.jwks();
+      },
+    });
+    await v.verify(key.sign(claims()));
+    clock.advance(61_000);
+    // Sequential requests (anyone can send them: any RS256 header will do) must not each reach GitLab.
+    for (let i = 0; i < 20; i++) await expect(v.verify(key.sign(claims()))).resolves.toBeDefined();
+    expect(fetches).toBe(2);
+    clock.advance(31_000);
+    await v.verify(key.sign(claims()));
+    expect(fetches).toBe(3);
+  });
+
   it("an unreachable JWKS is 'unavailable' (503), not a rejected token", async () => {
     const v = new JoseIdTokenVerifier({ issuer: "http://127.0.0.1:9", audience: "kubler", clock });
     const error = await v.verify(key.sign(claims({ iss: "http://127.0.0.1:9" }))).catch((e: unknown) => e);
