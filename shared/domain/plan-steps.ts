@@ -152,15 +152,16 @@ function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, s
     pipelineId: null,
     mrIid: mr.iid,
   };
-  const stop = MR_STOP_REASONS[mr.action ?? ""];
-  if (stop) return stopPlan(target, stop, `${what} ${stop}`);
   if (mr.sourceProjectId !== null && mr.sourceProjectId !== mr.gitlab.projectId) {
-    // A fork's commits would run with this project's build credentials and land in its cluster.
+    // A fork's commits would run with this project's build credentials and land in its cluster. Its
+    // close stops nothing either: its branch may share a name with the project's own review branch.
     return {
       kind: "ignored",
       reason: `${what} comes from a fork (project ${mr.sourceProjectId}): not built or deployed`,
     };
   }
+  const stop = MR_STOP_REASONS[mr.action ?? ""];
+  if (stop) return stopPlan(target, stop, `${what} ${stop}`);
   return buildPlan(
     target,
     manifest,

@@ -308,6 +308,16 @@ describe("planSteps", () => {
     expect(planSteps(mergeRequest(overrides), WITH_IMAGE)).toEqual({ kind: "ignored", reason });
   });
 
+  it.each(["close", "merge"])(
+    "a fork's merge request %sd stops nothing: its branch name may be that of the project's own review environment",
+    (action) => {
+      expect(planSteps(mergeRequest({ action, sourceProjectId: 99 }), WITH_IMAGE)).toEqual({
+        kind: "ignored",
+        reason: "merge request !16 comes from a fork (project 99): not built or deployed",
+      });
+    },
+  );
+
   it("fills {mr_iid} in a review environment's name", () => {
     const manifest = { ...WITH_IMAGE, environments: [{ name: "mr-{mr_iid}", on: "merge_request" as const }] };
     expect(planSteps(mergeRequest({}), manifest)).toMatchObject({
