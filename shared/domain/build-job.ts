@@ -328,7 +328,8 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
 
 /**
  * The Job's annotations with `detail`'s environment added to its requests, or null when it is
- * already there (nothing to write). A later request for another environment waits on the same build.
+ * already waiting or reported for that very request (nothing to write). A later request for another
+ * environment, or the same one asking again after its report, waits on the same build.
  *
  * @example
  * const annotations = withBuildRequest(existing, detail);
@@ -339,17 +340,32 @@ export function withBuildRequest(
   detail: Detail<"Build Requested">,
 ): Record<string, string> | null {
   const requests = readBuildRequests(job);
-  if (requests.some((request) => request.environment === detail.environment)) return null;
+  const reportedBefore = readReported(job);
+  const earlier = requests.find((request) => request.environment === detail.environment);
+  if (earlier) {
+    // Still waiting, or the bus redelivering the request already reported: nothing to write. A new
+    // request after the report (stopped, then asked again at this commit) is reported again.
+    if (!reportedBefore.includes(detail.environment) || earlier.correlationId === detail.correlationId)
+      return null;
+    return {
+      [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(
+        requests.map((request) => (request === earlier ? requestOf(detail) : request)),
+      ),
+      [BUILD_ANNOTATION.REPORTED]: JSON.stringify(
+        reportedBefore.filter((environment) => environment !== detail.environment),
+      ),
+    };
+  }
   if (requests.length >= MAX_BUILD_REQUESTS) {
     throw new Error(
       `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}`,
     );
   }
-  // The environment stays "reported" only if it was: a request after the report is a new one.
-  const reported = readReported(job).filter((environment) => environment !== detail.environment);
   return {
     [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, requestOf(detail)]),
-    [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
+    [BUILD_ANNOTATION.REPORTED]: JSON.stringify(
+      reportedBefore.filter((environment) => environment !== detail.environment),
+    ),
   };
 }
 

@@ -227,6 +227,21 @@ describe("reconcile of builds", () => {
     expect(finishedDetails().map((d) => d.environment)).toEqual(["review/feature-x", "staging"]);
   });
 
+  it("reports again to an environment that asks again after its report (close, then reopen), not for a redelivery", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    await reconcileBuilds(reconcile);
+    // The bus redelivers the same request: nothing new.
+    expect((await buildImage(build, request())).kind).toBe("already running");
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails().map((d) => d.correlationId)).toEqual(["c-1"]);
+    // The MR was closed (stopped) and reopened at the same commit: plan-steps asks again, and the
+    // environment must get its Build Finished (so it is deployed) from the Job that is still there.
+    expect((await buildImage(build, request({ correlationId: "c-reopen" }))).kind).toBe("joined");
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails().map((d) => d.correlationId)).toEqual(["c-1", "c-reopen"]);
+  });
+
   it("leaves running builds alone, and retries a report whose publish failed", async () => {
     await buildImage(build, request());
     await untilFinished(SHA);
