@@ -69,6 +69,13 @@ async function readText(request: Request): Promise<string> {
   return text;
 }
 
+/**
+ * GitLab's environment names, once its variables are expanded. Stricter than a length check on
+ * purpose: a requested name reaches policy globs and session-policy templates, where `*`, `?` or
+ * `${aws:...}` would widen what the credentials allow.
+ */
+const ENVIRONMENT_NAME = /^[A-Za-z0-9 _./-]{1,255}$/;
+
 /** The optional body `{ environment?, format? }`; `?format=` works too (the body wins). */
 function readBody(
   text: string,
@@ -98,9 +105,11 @@ function readBody(
   if (
     environment !== undefined &&
     environment !== null &&
-    (typeof environment !== "string" || environment === "" || environment.length > 255)
+    (typeof environment !== "string" || !ENVIRONMENT_NAME.test(environment))
   ) {
-    throw new BadRequestError("environment must be an environment name (1-255 characters)");
+    throw new BadRequestError(
+      "environment must be an environment name: 1-255 letters, digits, spaces, - _ / or .",
+    );
   }
   const format = fields.format ?? queryFormat ?? "json";
   if (!(CREDENTIALS_FORMATS as readonly unknown[]).includes(format)) {

@@ -114,7 +114,16 @@ export async function mintJobCredentials(
   const replayKey = `jti:${claims.iss}:${claims.jti}`;
   const now = deps.clock.now();
   const ttl = Math.max(1, Math.ceil(claims.exp - now.getTime() / 1000) + REPLAY_GRACE_SECONDS);
-  if (!(await deps.replay.claim(replayKey, ttl))) {
+  let first: boolean;
+  try {
+    first = await deps.replay.claim(replayKey, ttl);
+  } catch {
+    // The replay cache cannot say whether this token was used: refuse, and let the job retry.
+    const error = new UnavailableError("the replay cache is unavailable: try again shortly");
+    audit.fail(error.message, null);
+    throw error;
+  }
+  if (!first) {
     const error = new TokenRejectedError(
       "replayed",
       "this ID token was already used: each token gets credentials once (request them once per job)",

@@ -465,12 +465,35 @@ rules:
     expect((await post(bearer)).status).toBe(200);
   });
 
+  it("the replay cache down → 503, audited, nothing minted; the same token works once it is back", async () => {
+    const bearer = token();
+    const replay = deps.replay;
+    deps.replay = {
+      claim: async () => {
+        throw new Error("DynamoDB: ProvisionedThroughputExceededException");
+      },
+      release: async () => undefined,
+    };
+    const response = await post(bearer);
+    expect(response.status).toBe(503);
+    expect(await messageOf(response)).toMatch(/^the replay cache is unavailable/);
+    expect(deps.audit.last()).toMatchObject({ outcome: "failure" });
+    expect(JSON.stringify(deps.audit.last())).not.toContain("DynamoDB");
+    deps.replay = replay;
+    expect((await post(bearer)).status).toBe(200);
+  });
+
   it("bad bodies are 400 with what is wrong", async () => {
     const cases: [unknown, string][] = [
       ["{", 'the body is not JSON: send {"environment": "...", "format": "json|env|kubeconfig"} or nothing'],
       [{ format: "yaml" }, 'format must be one of json, env, kubeconfig, got "yaml"'],
       [{ env: "x" }, "unknown field(s) env: the body takes environment and format"],
-      [{ environment: 7 }, "environment must be an environment name (1-255 characters)"],
+      ...[7, "", "review/*", "review/?", "review/$" + "{aws:username}", "x".repeat(256)].map(
+        (environment): [unknown, string] => [
+          { environment },
+          "environment must be an environment name: 1-255 letters, digits, spaces, - _ / or .",
+        ],
+      ),
     ];
     for (const [body, message] of cases) {
       const response = await post(token(), body);
