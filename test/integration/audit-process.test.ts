@@ -26,12 +26,12 @@ const GITLAB = {
 const ENVIRONMENT = "review/feature/audit-trail";
 const dataDir = mkdtempSync(join(tmpdir(), "kubler-audit-e2e-"));
 const auditPath = join(dataDir, "audit.jsonl");
-// The credentials policy (DESIGN §5) the local runtime loads; this test sends no ID token.
+// The credentials policy (DESIGN §5) the local runtime loads.
 const policyFile = join(dataDir, "policy.yaml");
 writeFileSync(
   policyFile,
   [
-    "issuer: https://gitlab.example.com",
+    // No issuer: the local runtime's own, which `kubler credentials` signs with.
     "audience: kubler",
     "rules:",
     "  - name: review-apps",
@@ -272,6 +272,75 @@ describe("environment decisions in the audit trail, followed by correlation id (
       expect.arrayContaining(["environment.deploy", "environment.stop"]),
     );
     expect(actions.indexOf("environment.deploy")).toBeLessThan(actions.indexOf("environment.stop"));
+  }, 40_000);
+});
+
+describe("build and credentials decisions in the audit trail (process)", () => {
+  const MR_KEY = "e2e-mr-open-1";
+
+  it("a merge request opened: planned, built, reported by reconcile and deployed, under its delivery's key", async () => {
+    const response = await sendFixture(loadFixture("merge_request"), {
+      url,
+      token: TOKEN,
+      idempotencyKey: MR_KEY,
+    });
+    expect(response.status).toBe(202);
+    const of = (fn: string, action: string) =>
+      waitForRecord((r) => r.function === fn && r.action === action && r.correlationId === MR_KEY);
+    expect(await of("plan-steps", "plan.steps")).toMatchObject({
+      outcome: "success",
+      subject: { project: "flightjs/flight-management" },
+    });
+    expect(await of("build-image", "image.build")).toMatchObject({
+      outcome: "success",
+      gitlab: { event: "Build Requested" },
+    });
+    expect(await of("reconcile", "image.build")).toMatchObject({
+      outcome: "success",
+      reason: expect.stringMatching(/^built and pushed .*\(sha256:[0-9a-f]{64}\)$/),
+    });
+    expect(await of("deploy-environment", "environment.deploy")).toMatchObject({
+      outcome: "success",
+      gitlab: { event: "Build Finished" },
+    });
+  }, 40_000);
+
+  it("credentials issued for that environment (allow) and refused for another project (deny)", async () => {
+    const answer = await kubler(
+      "credentials",
+      "--project",
+      "flightjs/flight-management",
+      "--project-id",
+      "2",
+      "--environment",
+      "review/feature/booking-validation",
+    );
+    const issued = await waitForRecord((r) => r.action === "credentials.issue" && r.outcome === "allow");
+    const { aws, kubernetes } = JSON.parse(answer) as {
+      aws: { secretAccessKey: string; sessionToken: string };
+      kubernetes: { token: string };
+    };
+    const trail = auditLines().join("\n");
+    for (const secret of [aws.secretAccessKey, aws.sessionToken, kubernetes.token]) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(trail).not.toContain(secret);
+    }
+    expect(issued).toMatchObject({
+      function: "job-credentials",
+      subject: {
+        rule: "review-apps",
+        roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+        expiresAt: expect.any(String),
+      },
+    });
+    const refused = await kubler("credentials", "--project", "someone/else").then(
+      () => null,
+      (error: { code?: number }) => error,
+    );
+    expect(refused?.code).toBe(1);
+    expect(
+      await waitForRecord((r) => r.action === "credentials.issue" && r.outcome === "deny"),
+    ).toMatchObject({ function: "job-credentials", reason: expect.stringContaining("no rule matches") });
   }, 40_000);
 });
 
