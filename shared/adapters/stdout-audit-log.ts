@@ -49,6 +49,11 @@ export function withLambdaRequestId<Args extends unknown[], Result>(
   };
 }
 
+/** Milliseconds from the start of the invocation, to a tenth. */
+function invocationDuration(context: { startedAt: number }): number {
+  return Math.round((performance.now() - context.startedAt) * 10) / 10;
+}
+
 export interface StdoutAuditLogOptions {
   /** Configured secret values (webhook tokens, signing keys, API tokens): redacted wherever they appear. */
   secrets?: readonly string[];
@@ -79,12 +84,7 @@ export class StdoutAuditLog implements AuditLog {
 
   record(record: AuditRecord): void {
     const context = invocation.getStore();
-    const stamp = context
-      ? {
-          requestId: context.requestId,
-          durationMs: Math.round((performance.now() - context.startedAt) * 10) / 10,
-        }
-      : {};
+    const stamp = context ? { requestId: context.requestId, durationMs: invocationDuration(context) } : {};
     this.write(`${JSON.stringify(prepareAuditRecord(record, this.#redact, stamp))}\n`);
   }
 }
@@ -112,7 +112,11 @@ export class EmfMetricsAuditLog implements AuditLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  record(record: AuditRecord): void {
+  record(producers: AuditRecord): void {
+    // The step latency is stamped here, once, when the producer gave none: the inner writer keeps it
+    // and StepLatency reports the same value (stamped only inside the writer, the metric never saw it).
+    const context = producers.durationMs === undefined ? invocation.getStore() : undefined;
+    const record = context ? { ...producers, durationMs: invocationDuration(context) } : producers;
     this.inner.record(record);
     const metrics = metricsOfAuditRecord(record);
     if (metrics.length === 0) return;

@@ -155,4 +155,20 @@ describe("metrics from audit records", () => {
     expect(JSON.parse(out.lines[2] as string).action).toBe("bus.deliver");
     expect(JSON.parse(out.lines[3] as string)).toMatchObject({ _aws: { Timestamp: 5 }, PublishRetries: 2 });
   });
+
+  it("emits StepLatency for the duration the Lambda writer stamped, the same value as the audit line's", async () => {
+    const out = capture();
+    const audit = new EmfMetricsAuditLog(new StdoutAuditLog(out.write), out.write, () => 5);
+    const handler = withLambdaRequestId(async (_event: unknown, _context: { awsRequestId: string }) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      audit.record(record({ action: "environment.stop" }));
+    });
+    await handler({}, { awsRequestId: "req-a" });
+    expect(out.lines).toHaveLength(2);
+    const line = JSON.parse(out.lines[0] as string);
+    const emf = JSON.parse(out.lines[1] as string);
+    expect(line.durationMs).toBeGreaterThan(0);
+    expect(emf._aws.CloudWatchMetrics[0].Metrics).toEqual([{ Name: "StepLatency", Unit: "Milliseconds" }]);
+    expect(emf.StepLatency).toBe(line.durationMs);
+  });
 });
