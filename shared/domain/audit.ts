@@ -177,14 +177,35 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
     if (input === null || typeof input !== "object") return input;
     // Records are small and flat; anything nested this deep is not something we meant to log.
     if (depth > 8) return REDACTED;
+    // JSON.stringify writes what toJSON returns (a Date's ISO string, a URL's href with its password,
+    // anything a class chooses), not the fields copied here: redact that instead.
+    const toJSON = (input as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      try {
+        return value(toJSON.call(input), depth + 1);
+      } catch {
+        return REDACTED;
+      }
+    }
     if (Array.isArray(input)) return input.map((item) => value(item, depth + 1));
     return fields(input as Record<string, unknown>, depth, {});
+  };
+  // Field names can come from input too (a map of variables, headers): scrubbed like values, and
+  // remembered, as they are mostly the producers' few dozen.
+  const keys = new Map<string, string>();
+  const key = (name: string): string => {
+    let known = keys.get(name);
+    if (known === undefined) {
+      known = text(name);
+      if (keys.size < 4096) keys.set(name, known);
+    }
+    return known;
   };
   const fields = (input: Record<string, unknown>, depth: number, out: Record<string, unknown>) => {
     for (const name in input) {
       if (!Object.hasOwn(input, name)) continue;
       const item = input[name];
-      out[name] =
+      out[key(name)] =
         item !== null && typeof item !== "boolean" && secretName(name) ? REDACTED : value(item, depth + 1);
     }
     return out;

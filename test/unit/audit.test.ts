@@ -262,6 +262,46 @@ describe("audit redaction", () => {
     expect(isSecretName("sessionToken")).toBe(true);
   });
 
+  it("redacts what JSON.stringify would write for a value with toJSON, and keeps dates readable", () => {
+    const redact = createAuditRedactor(["configured-secret-1"]);
+    const out = redact(
+      record({
+        subject: {
+          expiresAt: new Date("2026-03-01T10:15:00.000Z"),
+          link: new URL("https://user:configured-secret-1@gitlab.example.com/group/app"),
+          wrapped: { toJSON: () => "glpat-abcdefghijklmnopqrst" },
+          broken: {
+            toJSON: () => {
+              throw new Error("no");
+            },
+          },
+        },
+      }),
+    );
+    const line = JSON.stringify(out);
+    expect(line).not.toContain("configured-secret-1");
+    expect(line).not.toContain("glpat-abcdefghijklmnopqrst");
+    expect(JSON.parse(line).subject).toEqual({
+      expiresAt: "2026-03-01T10:15:00.000Z",
+      link: `https://user:${REDACTED}@gitlab.example.com/group/app`,
+      wrapped: REDACTED,
+      broken: REDACTED,
+    });
+  });
+
+  it("redacts field names too: a secret used as a key does not reach the line", () => {
+    const redact = createAuditRedactor(["configured-secret-1"]);
+    const out = redact(
+      record({
+        subject: { variables: { "configured-secret-1": 1, "glpat-abcdefghijklmnopqrst": 2, ok: 3 } },
+      }),
+    );
+    const line = JSON.stringify(out);
+    expect(line).not.toContain("configured-secret-1");
+    expect(line).not.toContain("glpat-abcdefghijklmnopqrst");
+    expect(out.subject.variables).toMatchObject({ ok: 3 });
+  });
+
   it("is pure: the producer's record is not changed", () => {
     const input = record({ subject: { token: "abc" } });
     const copy = structuredClone(input);
