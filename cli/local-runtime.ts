@@ -89,7 +89,7 @@ export async function startLocalRuntime(
     publisher,
     audit,
     dataDir,
-    onError: options.onError ?? logErrorToStderr("reconcile"),
+    onError: options.onError ?? logErrorToStderr("reconcile", secrets),
     ...(options.simulatedRolloutMs === undefined ? {} : { simulatedRolloutMs: options.simulatedRolloutMs }),
   });
   const plan = createPlanStepsConsumer({
@@ -127,7 +127,7 @@ export async function startLocalRuntime(
       publisher: bus,
       dedupe: new MemoryDedupeStore(systemClock),
       audit,
-      logError: logErrorToStderr("gitlab-webhook"),
+      logError: logErrorToStderr("gitlab-webhook", secrets),
       clock: systemClock,
       newId: randomId,
     }),

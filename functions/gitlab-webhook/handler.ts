@@ -28,10 +28,9 @@ const env = await withSecretVariables(
 );
 const webhook = loadWebhookConfig(env, { requireSecret: true });
 const { busName, dedupeTable } = loadAwsIngressConfig(env);
+const secrets = [...webhook.secrets.tokens, ...webhook.secrets.signingKeys];
 // Audit lines redacted of the configured secrets, with metrics derived from them (EMF).
-const audit = createLambdaAuditLog({
-  secrets: [...webhook.secrets.tokens, ...webhook.secrets.signingKeys],
-});
+const audit = createLambdaAuditLog({ secrets });
 
 const app = createGitlabWebhookApp({
   credentials: webhook.credentials,
@@ -49,7 +48,7 @@ const app = createGitlabWebhookApp({
     clock: systemClock,
   }),
   audit,
-  logError: logErrorToStderr("gitlab-webhook"),
+  logError: logErrorToStderr("gitlab-webhook", secrets),
   clock: systemClock,
   newId: randomId,
 });

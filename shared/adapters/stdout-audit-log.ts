@@ -15,12 +15,24 @@ import type { AuditLog } from "../ports.js";
 
 /**
  * Unexpected errors as one JSON line on stderr (CloudWatch keeps it with the function's logs), with
- * the stack: what on-call needs, and nothing from the request.
+ * the stack: what on-call needs. The message and stack go through the audit redaction (the
+ * configured `secrets` and secret-shaped text): an error may quote what it failed on.
+ *
+ * @example
+ * const logError = logErrorToStderr("gitlab-webhook", webhookSecrets);
  */
-export function logErrorToStderr(fn: string): (error: unknown) => void {
+export function logErrorToStderr(fn: string, secrets: readonly string[] = []): (error: unknown) => void {
+  const redact = createAuditRedactor(secrets);
   return (error) => {
     const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
-    process.stderr.write(`${JSON.stringify({ level: "error", function: fn, name, message, stack })}\n`);
+    const line = {
+      level: "error",
+      function: fn,
+      name,
+      message: redact.text(message),
+      stack: stack && redact.text(stack),
+    };
+    process.stderr.write(`${JSON.stringify(line)}\n`);
   };
 }
 

@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   EmfMetricsAuditLog,
+  logErrorToStderr,
   StdoutAuditLog,
   withLambdaRequestId,
 } from "../../shared/adapters/stdout-audit-log.js";
@@ -170,5 +171,30 @@ describe("metrics from audit records", () => {
     expect(line.durationMs).toBeGreaterThan(0);
     expect(emf._aws.CloudWatchMetrics[0].Metrics).toEqual([{ Name: "StepLatency", Unit: "Milliseconds" }]);
     expect(emf.StepLatency).toBe(line.durationMs);
+  });
+});
+
+describe("logErrorToStderr", () => {
+  it("writes one JSON line with the stack, the configured secrets and secret-shaped text redacted", () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const token = "configured-webhook-token-123";
+      logErrorToStderr("gitlab-webhook", [token])(
+        new Error(`upstream said: bad token ${token}; Authorization: Bearer glpat-AbCdEfGhIjKlMnOpQrSt`),
+      );
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0] ?? "") as Record<string, string>;
+    expect(line).toMatchObject({ level: "error", function: "gitlab-webhook", name: "Error" });
+    expect(line.stack).toContain("audit-writers.test.ts");
+    for (const secret of ["configured-webhook-token-123", "glpat-AbCdEfGhIjKlMnOpQrSt"]) {
+      expect(lines[0]).not.toContain(secret);
+    }
   });
 });
