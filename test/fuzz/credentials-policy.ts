@@ -6,22 +6,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type fc from "fast-check";
 import { PolicyError, parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
+import { DESIGN_POLICY } from "../fixtures/design-examples.js";
 import { yamlTextFrom } from "./kubler-manifest.js";
 
 export const VALID_POLICIES = [
   readFileSync(join(import.meta.dirname, "../../examples/policy.yaml"), "utf8"),
-  `issuer: https://gitlab.example.com
-audience: kubler
-rules:
-  - name: review-apps
-    match: { project_path: "group/*", environment: "review/*" }
-    aws: { roleArn: "arn:aws:iam::123456789012:role/kubler-review", maxDurationSeconds: 3600 }
-    kubernetes: { namespace: environment, role: kubler-deployer }
-  - name: production
-    match: { project_path: "group/app", environment: production, ref_protected: true }
-    aws: { roleArn: "arn:aws:iam::123456789012:role/app-prod", maxDurationSeconds: 900 }
-    kubernetes: { namespace: app-production, role: kubler-deployer }
-`,
+  DESIGN_POLICY,
 ];
 
 export const policyText: fc.Arbitrary<string> = yamlTextFrom(VALID_POLICIES);

@@ -7,31 +7,12 @@
 import fc from "fast-check";
 import { parse as parseYaml } from "yaml";
 import { ManifestError, parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
+import { DESIGN_KUBLER_YAML } from "../fixtures/design-examples.js";
 import { type Mutation, mutate, mutation, toJsonText } from "./hostile-json.js";
 
 /** DESIGN §7's example, every key used, and the sample project's (no image). */
 export const VALID_MANIFESTS = [
-  `version: 1
-image:
-  name: registry.example.com/group/app
-  context: .
-  dockerfile: Dockerfile
-  buildArgs: { NODE_ENV: production }
-deploy:
-  manifests: deploy/
-  image: app
-  url: https://{environment_slug}.apps.example.com
-  rolloutTimeoutSeconds: 300
-environments:
-  - name: review/{branch}
-    on: merge_request
-    ttl: 72h
-  - name: staging
-    on: { branch: main }
-    ttl: never
-  - name: production
-    on: { tag: "v*" }
-`,
+  DESIGN_KUBLER_YAML,
   `version: 1
 deploy:
   manifests: deploy/

@@ -9,21 +9,10 @@ import {
 } from "../../shared/domain/credentials-policy.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { type JobClaims, readJobClaims } from "../../shared/domain/job-claims.js";
+import { DESIGN_POLICY } from "../fixtures/design-examples.js";
 import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
 
-const POLICY = `
-issuer: https://gitlab.example.com
-audience: kubler
-rules:
-  - name: review-apps
-    match: { project_path: "group/*", environment: "review/*" }
-    aws: { roleArn: "arn:aws:iam::123456789012:role/kubler-review", maxDurationSeconds: 3600 }
-    kubernetes: { namespace: environment, role: kubler-deployer }
-  - name: production
-    match: { project_path: "group/app", environment: production, ref_protected: true }
-    aws: { roleArn: "arn:aws:iam::123456789012:role/app-prod", maxDurationSeconds: 900 }
-    kubernetes: { namespace: app-production, role: kubler-deployer }
-  - name: fork-review
+const POLICY = `${DESIGN_POLICY}  - name: fork-review
     match: { project_path: "group/app", source_project_path: "*", environment: "review/*" }
     aws: { roleArn: "arn:aws:iam::123456789012:role/fork-readonly" }
 `;

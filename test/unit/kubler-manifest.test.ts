@@ -6,30 +6,9 @@ import {
   parseKublerManifest,
 } from "../../shared/domain/kubler-manifest.js";
 import { expiryOf, parseTtl } from "../../shared/domain/ttl.js";
+import { DESIGN_KUBLER_YAML } from "../fixtures/design-examples.js";
 
-/** DESIGN §7's example, as a project would write it. */
-const DESIGN_EXAMPLE = `
-version: 1
-image:
-  name: registry.example.com/group/app
-  context: .
-  dockerfile: Dockerfile
-  buildArgs: { NODE_ENV: production }
-deploy:
-  manifests: deploy/
-  image: app
-  url: https://{environment_slug}.apps.example.com
-  rolloutTimeoutSeconds: 300
-environments:
-  - name: review/{branch}
-    on: merge_request
-    ttl: 72h
-  - name: staging
-    on: { branch: main }
-    ttl: never
-  - name: production
-    on: { tag: "v*" }
-`;
+const DESIGN_EXAMPLE = DESIGN_KUBLER_YAML;
 
 describe("parseKublerManifest", () => {
   it("accepts the example of DESIGN §7", () => {
