@@ -3,7 +3,7 @@
  * with `kubler` commands, then asserted from `$KUBLER_DATA_DIR/audit.jsonl` (the documented records
  * of docs/audit.md, schema-valid, no secret in any line) and read back with `kubler audit`.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFixture, sendFixture } from "../../cli/send.js";
 import type { AuditRecord } from "../../shared/domain/audit.js";
 import { parseAuditRecord } from "../../shared/domain/audit-schema.js";
+import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
 
-const ROOT = join(import.meta.dirname, "../..");
 const TOKEN = "e2e-webhook-token-7f3a9c";
 const SIGNING_KEY = "whsec_ZTJlLXNpZ25pbmcta2V5LWZvci1hdWRpdC10ZXN0cw==";
 const WRONG_TOKEN = "glpat-Wr0ngWr0ngWr0ngWr0ng12";
@@ -52,35 +52,16 @@ const env = {
   KUBLER_AUDIT_LOG_GROUPS: "",
   KUBLER_POLICY_FILE: policyFile,
 };
-let server: ChildProcess;
+let runtime: KublerProcess;
 let url: string;
-let output = "";
 
 beforeAll(async () => {
-  server = spawn(process.execPath, ["bin/kubler.js", "start"], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stderr?.on("data", (chunk) => {
-    output += chunk;
-  });
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15_000);
-    server.stdout?.on("data", (chunk) => {
-      output += chunk;
-      const match = /listening\s+(http:\/\/\S+)[\s\S]*try it/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-  });
+  runtime = await startKublerProcess(env);
+  url = runtime.url;
 }, 20_000);
 
 afterAll(() => {
-  server?.kill("SIGTERM");
+  runtime?.stop();
 });
 
 function auditLines(): string[] {

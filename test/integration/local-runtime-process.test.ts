@@ -2,7 +2,7 @@
  * End to end: `kubler start` as a real process, through the same entry `npm start` uses, a signed GitLab fixture over HTTP, and the published
  * envelope read back from events.jsonl.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,45 +10,25 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { loadFixture, sendFixture } from "../../cli/send.js";
+import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
 
-const ROOT = join(import.meta.dirname, "../..");
-let server: ChildProcess;
+let runtime: KublerProcess;
 let url: string;
-let output = "";
 const dataDir = mkdtempSync(join(tmpdir(), "kubler-e2e-"));
 
 beforeAll(async () => {
-  server = spawn(process.execPath, ["bin/kubler.js", "start"], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: "0",
-      KUBLER_DATA_DIR: dataDir,
-      KUBLER_WEBHOOK_SECRET: "",
-      KUBLER_WEBHOOK_SIGNING_KEY: "",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  runtime = await startKublerProcess({
+    ...process.env,
+    PORT: "0",
+    KUBLER_DATA_DIR: dataDir,
+    KUBLER_WEBHOOK_SECRET: "",
+    KUBLER_WEBHOOK_SIGNING_KEY: "",
   });
-  server.stderr?.on("data", (chunk) => {
-    output += chunk;
-  });
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15_000);
-    server.stdout?.on("data", (chunk) => {
-      output += chunk;
-      // The banner's last line ("try it") means it has been printed whole.
-      const match = /listening\s+(http:\/\/\S+)[\s\S]*try it/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-  });
+  url = runtime.url;
 }, 20_000);
 
 afterAll(() => {
-  server?.kill("SIGTERM");
+  runtime?.stop();
 });
 
 function readLines(path: string): Record<string, unknown>[] {
@@ -73,8 +53,8 @@ describe("kubler start (process)", () => {
   it("prints where it listens, the generated secret and the data dir", () => {
     const secrets = readLocalSecrets(dataDir);
     expect(secrets).not.toBeNull();
-    expect(output).toContain(`signing token  ${secrets?.signingKey}`);
-    expect(output).toContain("data dir");
+    expect(runtime.output()).toContain(`signing token  ${secrets?.signingKey}`);
+    expect(runtime.output()).toContain("data dir");
   });
 
   it("accepts a signed GitLab push and writes the envelope to events.jsonl", async () => {
@@ -135,8 +115,8 @@ describe("environments on the embedded cluster (process)", () => {
   const SHA = "abcdef0123456789abcdef0123456789abcdef01";
 
   it("deploys the sample project from `kubler deploy` and lists it in `kubler environments`", async () => {
-    expect(output).toContain("embedded in-memory Kubernetes API");
-    expect(output).toContain("simulated");
+    expect(runtime.output()).toContain("embedded in-memory Kubernetes API");
+    expect(runtime.output()).toContain("simulated");
     expect(await kubler("deploy", "--sha", SHA, "--pipeline", "7", "--mr", "16")).toContain(
       "Deploy Requested",
     );

@@ -1,0 +1,46 @@
+/**
+ * `kubler start` as an operator runs it: its own process, started in the repository, resolved once
+ * the banner has been printed. For the tests that drive the whole runtime over HTTP.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dirname, "../..");
+
+export interface KublerProcess {
+  url: string;
+  /** Everything it has printed so far, stdout and stderr. */
+  output(): string;
+  stop(): void;
+}
+
+/**
+ * @example
+ * const kubler = await startKublerProcess({ ...process.env, PORT: "0", KUBLER_DATA_DIR: dir });
+ * await fetch(`${kubler.url}/healthz`);
+ */
+export async function startKublerProcess(env: NodeJS.ProcessEnv): Promise<KublerProcess> {
+  const server: ChildProcess = spawn(process.execPath, ["bin/kubler.js", "start"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  server.stderr?.on("data", (chunk) => {
+    output += chunk;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15_000);
+    server.stdout?.on("data", (chunk) => {
+      output += chunk;
+      // The banner's "try it" rows come last: it has been printed whole.
+      const match = /listening\s+(http:\/\/\S+)[\s\S]*try it.*\n.*\n/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    server.once("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+  return { url, output: () => output, stop: () => server.kill("SIGTERM") };
+}
