@@ -11,7 +11,7 @@ import type { KubeObject } from "../domain/kube-object.js";
 import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js";
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
-import { stepAuditRecord } from "./step-audit.js";
+import { createStepAudit } from "./step-audit.js";
 
 const FN = "build-image";
 /** Writers racing on one Job's request list: a few rounds settle it. */
@@ -39,24 +39,14 @@ export async function buildImage(
   deps: BuildImageDeps,
   detail: Detail<"Build Requested">,
 ): Promise<BuildImageOutcome> {
-  const audit = (outcome: "success" | "failure" | "ignored", reason: string, job?: string) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "image.build",
-        outcome,
-        reason,
-        correlationId: detail.correlationId,
-        gitlab: detail.gitlab,
-        trigger: "Build Requested",
-        subject: {
-          environment: detail.environment,
-          sha: detail.sha,
-          ...(job ? { job, namespace: deps.settings.namespace } : {}),
-        },
-        at: deps.clock.now(),
-      }),
-    );
+  const audit = createStepAudit(deps, {
+    fn: FN,
+    action: "image.build",
+    trigger: "Build Requested",
+    detail,
+    subject: { environment: detail.environment, sha: detail.sha },
+  });
+  const jobSubject = (job: string) => ({ job, namespace: deps.settings.namespace });
 
   const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
   if (text === null) {
@@ -89,7 +79,7 @@ export async function buildImage(
   const name = job.metadata.name;
   const created = await createJob(deps, job);
   if (created) {
-    audit("success", `build Job created for ${detail.sha}`, name);
+    audit("success", `build Job created for ${detail.sha}`, jobSubject(name));
     return { kind: "created", job: name };
   }
   const joined = await joinJob(deps, job, detail);
@@ -98,7 +88,7 @@ export async function buildImage(
     joined
       ? `a build of ${detail.sha} already exists: ${detail.environment} waits for it too`
       : `a build of ${detail.sha} for ${detail.environment} already exists (a repeated request)`,
-    name,
+    jobSubject(name),
   );
   return { kind: joined ? "joined" : "already running", job: name };
 }

@@ -14,7 +14,7 @@ import {
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
-import { stepAuditRecord } from "./step-audit.js";
+import { createStepAudit, stepAuditRecord } from "./step-audit.js";
 
 const FN = "cleanup-environments";
 
@@ -39,20 +39,13 @@ export async function stopEnvironment(
   detail: Detail<"Environment Stop Requested">,
 ): Promise<StopOutcome> {
   const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
-  const audit = (outcome: "success" | "deny" | "ignored", reason: string) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "environment.stop",
-        outcome,
-        reason,
-        correlationId: detail.correlationId,
-        gitlab: detail.gitlab,
-        trigger: "Environment Stop Requested",
-        subject: { environment: detail.environment, namespace, stopReason: detail.reason },
-        at: deps.clock.now(),
-      }),
-    );
+  const audit = createStepAudit(deps, {
+    fn: FN,
+    action: "environment.stop",
+    trigger: "Environment Stop Requested",
+    detail,
+    subject: { environment: detail.environment, namespace, stopReason: detail.reason },
+  });
   const object = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
   if (object) {
     const read = readEnvironment(object);

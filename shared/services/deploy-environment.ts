@@ -42,7 +42,7 @@ import type {
   ManifestSource,
   Scheduler,
 } from "../ports.js";
-import { stepAuditRecord } from "./step-audit.js";
+import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
 /** Where the last good revision's objects are kept, in the environment's own namespace. */
@@ -88,24 +88,13 @@ export async function deployEnvironment(
 ): Promise<DeployOutcome> {
   const { detail } = trigger;
   const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
-  const audit = (
-    outcome: "success" | "failure" | "ignored",
-    reason: string,
-    subject: Record<string, unknown> = {},
-  ) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "environment.deploy",
-        outcome,
-        reason,
-        correlationId: detail.correlationId,
-        gitlab: detail.gitlab,
-        trigger: trigger.detailType,
-        subject: { environment: detail.environment, namespace, sha: detail.sha, ...subject },
-        at: deps.clock.now(),
-      }),
-    );
+  const audit = createStepAudit(deps, {
+    fn: FN,
+    action: "environment.deploy",
+    trigger: trigger.detailType,
+    detail,
+    subject: { environment: detail.environment, namespace, sha: detail.sha },
+  });
   const finish = async (
     status: "succeeded" | "failed" | "rolled_back",
     reason: string | null,

@@ -20,7 +20,7 @@ import {
   triageFact,
 } from "../domain/plan-steps.js";
 import type { AuditLog, Clock, DedupeStore, EventPublisher, ManifestSource } from "../ports.js";
-import { stepAuditRecord } from "./step-audit.js";
+import { createStepAudit } from "./step-audit.js";
 
 const FN = "plan-steps";
 /**
@@ -55,24 +55,7 @@ export type PlanOutcome =
  */
 export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promise<PlanOutcome> {
   const { detail } = fact;
-  const audit = (
-    outcome: "success" | "failure" | "ignored",
-    reason: string,
-    subject: Record<string, unknown> = {},
-  ) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "plan.steps",
-        outcome,
-        reason,
-        correlationId: detail.correlationId,
-        gitlab: detail.gitlab,
-        trigger: fact.detailType,
-        subject,
-        at: deps.clock.now(),
-      }),
-    );
+  const audit = createStepAudit(deps, { fn: FN, action: "plan.steps", trigger: fact.detailType, detail });
 
   const triage = triageFact(fact);
   if (triage.kind === "ignored") {

@@ -7,7 +7,7 @@
  */
 import type { Detail, DetailType } from "../domain/catalog.js";
 import type { AuditLog, Clock, CommitState, CommitStatus, CommitStatuses } from "../ports.js";
-import { stepAuditRecord } from "./step-audit.js";
+import { createStepAudit } from "./step-audit.js";
 
 const FN = "report-status";
 
@@ -96,24 +96,13 @@ function firstLine(text: string | null): string | null {
 export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): Promise<ReportOutcome> {
   const { detail } = event;
   const status = statusFor(event);
-  const audit = (
-    outcome: "success" | "failure" | "ignored",
-    reason: string,
-    subject: Record<string, unknown> = {},
-  ) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "status.report",
-        outcome,
-        reason,
-        correlationId: detail.correlationId,
-        gitlab: detail.gitlab,
-        trigger: event.detailType,
-        subject: { environment: detail.environment, ...subject },
-        at: deps.clock.now(),
-      }),
-    );
+  const audit = createStepAudit(deps, {
+    fn: FN,
+    action: "status.report",
+    trigger: event.detailType,
+    detail,
+    subject: { environment: detail.environment },
+  });
   if (!status) {
     const reason = "no commit to report on: the event names no SHA";
     audit("ignored", reason);

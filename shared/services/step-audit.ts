@@ -44,6 +44,41 @@ export function stepAuditRecord(input: StepAuditInput): AuditRecord {
 }
 
 /**
+ * The audit of one step on one event: function, action, trigger, correlation and the subject every
+ * line shares are fixed once; each decision adds its outcome, reason and what else it is about.
+ *
+ * @example
+ * const audit = createStepAudit(deps, { fn: "deploy-environment", action: "environment.deploy",
+ *   trigger: "Deploy Requested", detail, subject: { environment: detail.environment } });
+ * audit("success", "deployed 3f2a…", { url });
+ */
+export function createStepAudit(
+  deps: { audit: AuditLog; clock: Clock },
+  step: {
+    fn: string;
+    action: string;
+    trigger: string;
+    detail: { correlationId: string; gitlab: GitlabRef };
+    subject?: Record<string, unknown>;
+  },
+): (outcome: AuditOutcome, reason: string, subject?: Record<string, unknown>) => void {
+  return (outcome, reason, subject = {}) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: step.fn,
+        action: step.action,
+        outcome,
+        reason,
+        correlationId: step.detail.correlationId,
+        gitlab: step.detail.gitlab,
+        trigger: step.trigger,
+        subject: { ...step.subject, ...subject },
+        at: deps.clock.now(),
+      }),
+    );
+}
+
+/**
  * Audits an attempt that threw (the bus will retry it, then dead-letter it): without this line a
  * failure that a retry later repairs would leave no trace in the audit trail. Reads what it can of
  * an envelope that may be malformed.
