@@ -209,6 +209,20 @@ export const GITLAB_FACTS = DETAIL_TYPES.filter(
   (t): t is GitlabFactType => CATALOG[t].source === GITLAB_SOURCE,
 );
 
+/** What every step and outcome carries (the fields of `Build Requested`). */
+export type StepFields = Detail<"Build Requested">;
+
+/**
+ * The step fields of a step's detail, to carry them into the outcome it leads to.
+ *
+ * @example
+ * const finished: Detail<"Build Finished"> = { ...stepFieldsOf(requested), status: "failed", imageDigest: null, reason };
+ */
+export function stepFieldsOf(detail: StepFields): StepFields {
+  const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid } = detail;
+  return { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid };
+}
+
 /** One event to publish: the publisher fills in source, time and id. */
 export type BusEntry = { [T in DetailType]: { detailType: T; detail: Detail<T> } }[DetailType];
 

@@ -5,7 +5,7 @@
  * later, by reconcile, when the Job has finished.
  */
 import { BuildSpecError, buildJob, withBuildRequest } from "../domain/build-job.js";
-import type { Detail } from "../domain/catalog.js";
+import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js";
@@ -166,13 +166,7 @@ async function joinJob(
 
 function failed(detail: Detail<"Build Requested">, reason: string): Detail<"Build Finished"> {
   return {
-    correlationId: detail.correlationId,
-    gitlab: detail.gitlab,
-    environment: detail.environment,
-    sha: detail.sha,
-    ref: detail.ref,
-    pipelineId: detail.pipelineId,
-    mrIid: detail.mrIid,
+    ...stepFieldsOf(detail),
     status: "failed",
     imageDigest: null,
     reason,

@@ -4,7 +4,7 @@
  * RBAC, the project's manifests by server-side apply, a watched rollout with rollback to the last good
  * revision, and a one-time schedule at the expiry. Ends with `Deploy Finished`, whatever happened.
  */
-import type { Detail } from "../domain/catalog.js";
+import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import {
   DEPLOYER_NAME,
   ManifestFilesError,
@@ -104,13 +104,7 @@ export async function deployEnvironment(
       {
         detailType: "Deploy Finished",
         detail: {
-          correlationId: detail.correlationId,
-          gitlab: detail.gitlab,
-          environment: detail.environment,
-          sha: detail.sha,
-          ref: detail.ref,
-          pipelineId: detail.pipelineId,
-          mrIid: detail.mrIid,
+          ...stepFieldsOf(detail),
           status,
           namespace,
           url,

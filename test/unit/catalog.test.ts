@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { validateDetail } from "../../shared/domain/catalog.js";
+import { stepFieldsOf, validateDetail } from "../../shared/domain/catalog.js";
 import { InvalidDetailError } from "../../shared/errors.js";
 import { samplePush } from "../fakes/index.js";
 
@@ -23,5 +23,26 @@ describe("validateDetail", () => {
   it("still checks an object it did not produce, frozen or not", () => {
     const forged = Object.freeze({ ...samplePush().detail, after: "not-a-sha" });
     expect(() => validateDetail("Push", forged)).toThrow(/after/);
+  });
+});
+
+describe("stepFieldsOf", () => {
+  it("carries exactly the step fields from an outcome into the next detail", () => {
+    const step = {
+      correlationId: "c-1",
+      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+      environment: "review/x",
+      sha: "0123456789abcdef0123456789abcdef01234567",
+      ref: "x",
+      pipelineId: 7,
+      mrIid: null,
+    };
+    const finished = validateDetail("Build Finished", {
+      ...step,
+      status: "succeeded",
+      imageDigest: `sha256:${"a".repeat(64)}`,
+      reason: null,
+    });
+    expect(stepFieldsOf(finished)).toEqual(step);
   });
 });
