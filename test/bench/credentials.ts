@@ -4,7 +4,6 @@
  * `GET /healthz` through the same app; the Lambda bundle's size and fresh-process import beside the
  * webhook's.
  */
-import { createPublicKey, verify } from "node:crypto";
 import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +21,9 @@ import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-o
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { timeImport } from "./cold-start.js";
-import { type Figure, fmt, median, rate } from "./support.js";
+import { canPin, runPinnedJson } from "./pinned.js";
+import { type Figure, fmt, median } from "./support.js";
+import { measureVerification, type VerificationRates } from "./token-verification.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const ISSUER = "https://gitlab.example.com";
@@ -41,40 +42,34 @@ export async function benchCredentials(): Promise<Figure[]> {
   return [...(await benchVerification()), ...(await benchRequests()), ...(await benchBundle())];
 }
 
+/**
+ * "On one core": the worker is pinned, so jose's pool thread shares the main thread's core, as on a
+ * 1-vCPU Lambda. The same measurement unpinned (pool thread on the other core) is printed beside it.
+ */
 async function benchVerification(rounds = 5, ms = 1000): Promise<Figure[]> {
-  const key = LocalOidcIssuer.generate("bench");
-  const verifier = new JoseIdTokenVerifier({
-    issuer: ISSUER,
-    audience: "kubler",
-    clock: systemClock,
-    fetchJwks: async () => key.jwks(),
-  });
-  const token = key.sign(gitlabIdTokenClaims({ iss: ISSUER, aud: "kubler", now: new Date() }));
-  await verifier.verify(token); // the JWKS is fetched once: the cache is warm from here on
-  const [header, payload, signature] = token.split(".") as [string, string, string];
-  const input = Buffer.from(`${header}.${payload}`);
-  const sig = Buffer.from(signature, "base64url");
-  const publicKey = createPublicKey(key.privateKey);
-  const bare = () => verify("sha256", input, publicKey, sig);
-  const full = () => verifier.verify(token);
-  await rate(ms, bare);
-  await rate(ms, full);
-  const bares: number[] = [];
-  const fulls: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    bares.push(await rate(ms, bare));
-    fulls.push(await rate(ms, full));
-  }
-  const verified = median(fulls);
-  const floor = median(bares);
+  const pinned = canPin();
+  const oneCore = await runPinnedJson<VerificationRates>(join(import.meta.dirname, "token-verification.ts"), [
+    String(rounds),
+    String(ms),
+  ]);
+  const twoCores = await measureVerification(rounds, ms);
+  const core = pinned ? "one core (taskset)" : "unpinned: taskset unavailable";
   return [
     {
-      name: `ID token verification, warm JWKS cache, RS256 2048-bit (jose; median of ${rounds} × ${ms} ms, one core)`,
-      value: `${fmt(verified)} /s`,
-      baseline: `bare crypto.verify, same token: ${fmt(floor)} /s`,
-      ratio: `${fmt((verified / floor) * 100)} % of the floor`,
+      name: `ID token verification, warm JWKS cache, RS256 2048-bit (jose; median of ${rounds} × ${ms} ms, ${core})`,
+      value: `${fmt(oneCore.verified)} /s`,
+      baseline: `bare crypto.verify, same token, same process: ${fmt(oneCore.floor)} /s`,
+      ratio: `${fmt((oneCore.verified / oneCore.floor) * 100)} % of the floor`,
       target: "≥ 10,000 /s",
-      met: verified >= 10_000,
+      met: oneCore.verified >= 10_000,
+    },
+    {
+      name: "… the same, unpinned: jose's RSA work on a pool thread, handed to the other core and back",
+      value: `${fmt(twoCores.verified)} /s`,
+      baseline: `bare crypto.verify: ${fmt(twoCores.floor)} /s`,
+      ratio: `${fmt(twoCores.verified / oneCore.verified, 2)}× the one-core rate`,
+      target: "— (printed: why the figure above is taken on one core)",
+      met: true,
     },
   ];
 }

@@ -4,10 +4,11 @@
  * route that only reads and parses the same body. Each server runs in its own process on its own
  * core (autocannon is single-threaded and takes the other one).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import autocannon, { type Request } from "autocannon";
 import { signWebhook } from "../../shared/domain/webhook-auth.js";
+import { startPinnedServer } from "./pinned.js";
 import { type Figure, fmt, median, pushBody10k } from "./support.js";
 
 const SIGNING_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -101,34 +102,5 @@ async function load(url: string, seconds: number): Promise<Run> {
 }
 
 function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
-  const args = ["--import", "tsx", join(HERE, "http-server.ts"), mode];
-  const pinned = hasTaskset()
-    ? spawn("taskset", ["-c", "1", process.execPath, ...args], { env: serverEnv() })
-    : null;
-  const child = pinned ?? spawn(process.execPath, args, { env: serverEnv() });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (chunk) => {
-      out += chunk;
-      const url = /http:\/\/\S+/.exec(out)?.[0];
-      if (url) resolve({ child, url });
-    });
-    child.stderr?.on("data", (chunk) => {
-      out += chunk;
-    });
-    child.once("exit", (code) => reject(new Error(`${mode} server exited (${code}): ${out}`)));
-  });
-}
-
-function serverEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, KUBLER_WEBHOOK_SIGNING_KEY: SIGNING_KEY, NODE_ENV: "production" };
-}
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
+  return startPinnedServer(join(HERE, "http-server.ts"), [mode], { KUBLER_WEBHOOK_SIGNING_KEY: SIGNING_KEY });
 }

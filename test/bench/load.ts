@@ -7,13 +7,14 @@
  * delivery published exactly one fact, every resend and every bad one none. The baseline is a bare
  * @hono/node-server route that only parses the same bodies, loaded the same way for a shorter time.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon, { type Request } from "autocannon";
 import { gitlabHeaders, loadFixture } from "../../cli/send.js";
+import { startPinnedServer } from "./pinned.js";
 import { type Figure, fmt } from "./support.js";
 
 const SIGNING_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -49,7 +50,7 @@ export async function benchLoad(
   seconds = Number(process.env.KUBLER_BENCH_LOAD_SECONDS ?? 60),
 ): Promise<Figure[]> {
   const baselineSeconds = Math.max(3, Math.min(10, Math.round(seconds / 6)));
-  const bare = await startServer("http-server.ts", ["bare"], {});
+  const bare = await startPinnedServer(join(HERE, "http-server.ts"), ["bare"], {});
   let baseline: autocannon.Result;
   try {
     baseline = await load(bare.url, baselineSeconds, newTally(), { bare: true });
@@ -61,7 +62,7 @@ export async function benchLoad(
   const projectsDir = mkdtempSync(join(tmpdir(), "kubler-load-projects-"));
   const tally = newTally();
   let result: autocannon.Result;
-  const server = await startServer("load-server.ts", [], {
+  const server = await startPinnedServer(join(HERE, "load-server.ts"), [], {
     KUBLER_DATA_DIR: dataDir,
     // No project opts in: the facts are published and planned as ignored, nothing deploys.
     KUBLER_PROJECTS_DIR: projectsDir,
@@ -276,43 +277,10 @@ function count(dataDir: string, tally: Tally): Counted {
   return { factsForAccepted, lost, duplicated, badPublished, inFlight, audit, auditMismatch: mismatch };
 }
 
-function startServer(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ child: ChildProcess; url: string }> {
-  const argv = ["--import", "tsx", join(HERE, file), ...args];
-  const fullEnv = { ...process.env, ...env, NODE_ENV: "production" };
-  const child = hasTaskset()
-    ? spawn("taskset", ["-c", "1", process.execPath, ...argv], { env: fullEnv })
-    : spawn(process.execPath, argv, { env: fullEnv });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (chunk) => {
-      out += chunk;
-      const url = /http:\/\/\S+/.exec(out)?.[0];
-      if (url) resolve({ child, url });
-    });
-    child.stderr?.on("data", (chunk) => {
-      out += chunk;
-    });
-    child.once("exit", (code) => reject(new Error(`${file} exited (${code}): ${out}`)));
-  });
-}
-
 function stop(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null) return resolve();
     child.once("exit", () => resolve());
     child.kill("SIGTERM");
   });
-}
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
 }
