@@ -80,6 +80,19 @@ const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)[^\s"',;]+/gi;
  */
 const SCHEME_VALUE = /\b(Basic|Token|Digest)(\s+|=|:\s*)([A-Za-z0-9._~+/=-]{8,})/gi;
 
+/**
+ * `password=x`, `private_token=x`, `"client_secret": "x"`, `api_key%3Dx` (URL-encoded): a value
+ * assigned to a secret-named key in free text (a URL's query, a form body, JSON inside a message).
+ * The key stays, the value goes. Prose ("token configured", "tokenExpiresAt: …") has no separator
+ * right after the name, and an ARN's `:secret:` segment follows a colon: both stay readable.
+ */
+const SECRET_ASSIGNMENT =
+  /(?<![:/])(passw(?:or)?d|\bpwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|signature)(["']?\s*(?:[:=]|%3[AaDd])\s*["']?)([^\s"'&,;)}\]]+)/gi;
+/** `scheme://user:password@host`: the user stays, the password goes. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)([^\s/?#@]+)@/gi;
+/** Cheap first look for `SECRET_ASSIGNMENT`: a separator must be there. */
+const SEPARATOR = /[:=%]/;
+
 function looksLikeCredential(text: string): boolean {
   return text.length >= 20 || /[0-9._~+/=-]/.test(text);
 }
@@ -158,6 +171,12 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
         out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
           looksLikeCredential(secret) ? `${scheme}${separator}${REDACTED}` : match,
         );
+      }
+      if (SEPARATOR.test(out)) {
+        out = out.replace(SECRET_ASSIGNMENT, (match, name: string, separator: string, secret: string) =>
+          REDACTED.startsWith(secret) ? match : `${name}${separator}${REDACTED}`,
+        );
+        if (out.includes("://")) out = out.replace(URL_PASSWORD, `$1${REDACTED}@`);
       }
       // Commit SHAs and digests (lower-case hex) pass the first look but neither of these gates.
       if (out.length >= 40 && LONG_RUN.test(out)) {

@@ -262,6 +262,58 @@ describe("audit redaction", () => {
     expect(isSecretName("sessionToken")).toBe(true);
   });
 
+  it("removes values assigned to secret-named keys in free text, and passwords in URLs", () => {
+    const redact = createAuditRedactor();
+    const cases: [string, string][] = [
+      [
+        "GET /api/v4/projects?private_token=abc123def456&per_page=100",
+        `GET /api/v4/projects?private_token=${REDACTED}&per_page=100`,
+      ],
+      ["login failed: password=hunter2, user=root", `login failed: password=${REDACTED}, user=root`],
+      [
+        'body {"client_secret": "s3cr3t-value", "grant_type": "x"}',
+        `body {"client_secret": "${REDACTED}", "grant_type": "x"}`,
+      ],
+      ["redirect?access_token%3Dabcdef123456", `redirect?access_token%3D${REDACTED}`],
+      ["config api_key: AKfj39fj3 loaded", `config api_key: ${REDACTED} loaded`],
+      [
+        "clone https://oauth2:not-a-known-shape@gitlab.example.com/group/app.git failed",
+        `clone https://oauth2:${REDACTED}@gitlab.example.com/group/app.git failed`,
+      ],
+      ["Passwd='x1y2z3w4'", `Passwd='${REDACTED}'`],
+    ];
+    for (const [reason, expected] of cases) expect(redact(record({ reason })).reason).toBe(expected);
+    // Already redacted stays as it is; names followed by more name, and URLs without a password, stay.
+    const readable = [
+      `password=${REDACTED}`,
+      "tokenExpiresAt: 2026-03-01T10:15:00Z",
+      "secretArn: arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab",
+      "fetch https://gitlab.example.com:8443/api/v4/projects failed",
+      "user@https://gitlab.example.com/group/app",
+    ];
+    for (const reason of readable) expect(redact(record({ reason })).reason).toBe(reason);
+  });
+
+  it("removes any value assigned to a secret-named key, whatever the separator (property)", () => {
+    const names = fc.constantFrom(
+      "password",
+      "private_token",
+      "access_token",
+      "client_secret",
+      "api_key",
+      "X-Gitlab-Token",
+      "PASSWORD",
+    );
+    const separators = fc.constantFrom("=", ": ", ":", '": "', '":"', "%3D", "%3d", " = ");
+    const value = chars("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/", 6, 40);
+    fc.assert(
+      fc.property(filler, names, separators, value, filler, (before, name, separator, secret, after) => {
+        const reason = `${before} ${name}${separator}${secret} ${after}`;
+        expect(createAuditRedactor()(record({ reason })).reason).not.toContain(secret);
+      }),
+    );
+  });
+
   it("redacts what JSON.stringify would write for a value with toJSON, and keeps dates readable", () => {
     const redact = createAuditRedactor(["configured-secret-1"]);
     const out = redact(
