@@ -1,7 +1,8 @@
 /**
- * Image builds as Kubernetes Jobs (DESIGN §7): the Job's name, its spec (rootless BuildKit, a clone
- * of the project at the SHA, the image pushed as `<image>:<sha>` and its digest written to the
- * termination message), and how a finished Job is read back. Pure: the cluster is the source of
+ * Image builds as Kubernetes Jobs (DESIGN §7): the Job's name, its spec (a clone of the project at
+ * the SHA, a rootless BuildKit build with no credential in reach, then a push of the result as
+ * `<image>:<sha>` with its digest written to the termination message), and how a finished Job is
+ * read back. Pure: the cluster is the source of
  * truth, so everything reconcile needs to report a build is on the Job itself.
  */
 import { createHash } from "node:crypto";
@@ -13,9 +14,15 @@ import type { KublerManifest } from "./kubler-manifest.js";
 /** Rootless BuildKit, pinned: https://github.com/moby/buildkit/blob/master/docs/rootless.md */
 export const BUILDKIT_IMAGE = "moby/buildkit:v0.18.2-rootless";
 export const GIT_IMAGE = "alpine/git:2.47.2";
-/** The container that builds and pushes; its termination message is the digest. */
-export const BUILD_CONTAINER = "build";
+/** skopeo, pinned: copies the built OCI archive to the registry and writes the pushed digest. */
+export const SKOPEO_IMAGE = "quay.io/skopeo/stable:v1.16.1";
+/** The init containers, in order, then the one main container: the Job's steps. */
 export const CLONE_CONTAINER = "clone";
+/** Runs the project's Dockerfile: it holds no credential, so a build step has none to find. */
+export const BUILD_CONTAINER = "build";
+/** The only container with the registry credential; its termination message is the digest. */
+export const PUSH_CONTAINER = "push";
+const STEPS = [CLONE_CONTAINER, BUILD_CONTAINER, PUSH_CONTAINER] as const;
 
 export const BUILD_LABEL = {
   /** Tells build Jobs from anything else Kubler might one day run in the namespace. */
@@ -100,6 +107,12 @@ export interface BuildJobSettings {
   resources?: { requests: Record<string, string>; limits: Record<string, string> };
 }
 
+/** Copying an archive to a registry: mostly waiting on the network. */
+const PUSH_RESOURCES = {
+  requests: { cpu: "100m", memory: "128Mi" },
+  limits: { cpu: "1", memory: "512Mi" },
+} as const;
+
 export const DEFAULT_BUILD_RESOURCES = {
   requests: { cpu: "500m", memory: "1Gi", "ephemeral-storage": "2Gi" },
   limits: { cpu: "2", memory: "4Gi", "ephemeral-storage": "10Gi" },
@@ -156,22 +169,20 @@ const CLONE_SCRIPT = [
   "git checkout -q FETCH_HEAD",
 ].join("\n");
 
-/**
- * The build: buildctl-daemonless.sh with the arguments given after the script (so build args are
- * never read by the shell), then the pushed manifest's digest from the metadata file into the
- * termination message, which reconcile reads from the pod's status.
- */
-const BUILD_SCRIPT = [
-  "set -eu",
-  'buildctl-daemonless.sh "$@" --metadata-file /tmp/build-metadata.json',
-  "digest=$(grep -o '\"containerimage.digest\": *\"sha256:[0-9a-f]*\"' /tmp/build-metadata.json | grep -o 'sha256:[0-9a-f]*')",
-  'printf "%s" "$digest" > /dev/termination-log',
-].join("\n");
+/** Where the build leaves the image (an OCI archive) for the push, on a volume only those two share. */
+const IMAGE_ARCHIVE = "/output/image.tar";
+const REGISTRY_AUTH_FILE = "/home/user/.docker/config.json";
 
 /**
- * The build Job for a `Build Requested` and the project's `image` section. No credential is in the
- * spec: the clone reads its token from `settings.gitSecret` (secretKeyRef) and BuildKit its registry
- * credentials from `settings.registrySecret` (a mounted volume).
+ * The build Job for a `Build Requested` and the project's `image` section, in three steps, each a
+ * container holding only what it needs:
+ * - `clone` (init): the token from `settings.gitSecret` (secretKeyRef), the source into /workspace;
+ * - `build` (init): rootless BuildKit, the Dockerfile's steps, the image as an OCI archive. Rootless
+ *   BuildKit in an unprivileged pod has no process sandbox, so a build step can reach whatever its
+ *   container holds (BuildKit's rootless.md): this one holds no credential;
+ * - `push`: skopeo, with `settings.registrySecret` mounted, copies the archive to `<image>:<sha>` and
+ *   writes the pushed manifest's digest to the termination message, which reconcile reads.
+ * No credential is in the spec itself.
  *
  * @example
  * await cluster.create(buildJob(detail, manifest.image, { namespace: "kubler-builds", ... }));
@@ -254,12 +265,10 @@ export function buildJob(
               terminationMessagePolicy: "FallbackToLogsOnError",
               volumeMounts: [{ name: "workspace", mountPath: "/workspace" }],
             },
-          ],
-          containers: [
             {
               name: BUILD_CONTAINER,
               image: BUILDKIT_IMAGE,
-              command: ["sh", "-c", BUILD_SCRIPT, "buildctl-daemonless"],
+              command: ["buildctl-daemonless.sh"],
               args: [
                 "build",
                 "--frontend",
@@ -272,12 +281,11 @@ export function buildJob(
                 `filename=${baseName(dockerfile)}`,
                 ...buildArgs,
                 "--output",
-                `type=image,name=${target},push=true`,
+                `type=oci,dest=${IMAGE_ARCHIVE}`,
               ],
               env: [
                 // Without a process sandbox: rootless BuildKit in an unprivileged pod cannot make one.
                 { name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" },
-                { name: "DOCKER_CONFIG", value: "/home/user/.docker" },
               ],
               securityContext: {
                 ...runAs,
@@ -285,12 +293,49 @@ export function buildJob(
                 appArmorProfile: { type: "Unconfined" },
               },
               resources: settings.resources ?? DEFAULT_BUILD_RESOURCES,
-              terminationMessagePath: "/dev/termination-log",
               // On failure the message is the log's tail, which reconcile reports as the reason.
               terminationMessagePolicy: "FallbackToLogsOnError",
               volumeMounts: [
                 { name: "workspace", mountPath: "/workspace", readOnly: true },
                 { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" },
+                { name: "output", mountPath: "/output" },
+              ],
+            },
+          ],
+          containers: [
+            {
+              name: PUSH_CONTAINER,
+              image: SKOPEO_IMAGE,
+              // No shell: the target is one argument, whatever it holds.
+              command: ["skopeo"],
+              args: [
+                // The archive is unpacked here, not in the read-only root.
+                "--tmpdir",
+                "/output",
+                "copy",
+                "--quiet",
+                // The digest BuildKit computed is the one pushed, or the push fails.
+                "--preserve-digests",
+                "--authfile",
+                REGISTRY_AUTH_FILE,
+                "--digestfile",
+                "/dev/termination-log",
+                `oci-archive:${IMAGE_ARCHIVE}`,
+                `docker://${target}`,
+              ],
+              securityContext: {
+                ...runAs,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              // skopeo's caches go under $HOME: the writable volume, not the read-only root.
+              env: [{ name: "HOME", value: "/output" }],
+              resources: PUSH_RESOURCES,
+              terminationMessagePath: "/dev/termination-log",
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              volumeMounts: [
+                { name: "output", mountPath: "/output" },
                 { name: "registry", mountPath: "/home/user/.docker", readOnly: true },
               ],
             },
@@ -298,6 +343,7 @@ export function buildJob(
           volumes: [
             { name: "workspace", emptyDir: {} },
             { name: "buildkitd", emptyDir: {} },
+            { name: "output", emptyDir: {} },
             {
               name: "registry",
               secret: {
@@ -430,15 +476,15 @@ export function buildState(job: KubeObject): BuildState {
 }
 
 /**
- * The digest a succeeded build pod wrote to its termination message, or null when none of the pods
- * has one.
+ * The digest a succeeded build pod's push wrote to its termination message, or null when none of
+ * the pods has one.
  *
  * @example
  * buildDigest(pods); // "sha256:3f0c…"
  */
 export function buildDigest(pods: readonly KubeObject[]): string | null {
   for (const pod of pods) {
-    const terminated = containerTerminated(pod, BUILD_CONTAINER);
+    const terminated = containerTerminated(pod, PUSH_CONTAINER);
     const message = typeof terminated?.message === "string" ? terminated.message.trim() : "";
     if (terminated?.exitCode === 0 && /^sha256:[0-9a-f]{64}$/.test(message)) return message;
   }
@@ -446,15 +492,15 @@ export function buildDigest(pods: readonly KubeObject[]): string | null {
 }
 
 /**
- * The pod and container whose logs explain a failure: the first container (init containers
- * included, in order) that ended with a non-zero exit code, else the build container of the newest pod.
+ * The pod and container whose logs explain a failure: the first step (clone, build, push) that ended
+ * with a non-zero exit code, else the build container of the newest pod.
  */
 export function failedContainer(pods: readonly KubeObject[]): { pod: string; container: string } | null {
   const newestFirst = [...pods].sort((a, b) =>
     String(b.metadata.creationTimestamp ?? "").localeCompare(String(a.metadata.creationTimestamp ?? "")),
   );
   for (const pod of newestFirst) {
-    for (const container of [CLONE_CONTAINER, BUILD_CONTAINER]) {
+    for (const container of STEPS) {
       const terminated = containerTerminated(pod, container);
       if (typeof terminated?.exitCode === "number" && terminated.exitCode !== 0) {
         return { pod: pod.metadata.name, container };

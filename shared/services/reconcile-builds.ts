@@ -14,6 +14,7 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
+  PUSH_CONTAINER,
   readBuildRequests,
   readReported,
 } from "../domain/build-job.js";
@@ -157,7 +158,7 @@ async function outcomeOf(
     if (digest) return { status: "succeeded", digest };
     return {
       status: "failed",
-      reason: `the Job completed but its ${BUILD_CONTAINER} container left no image digest in its termination message`,
+      reason: `the Job completed but its ${PUSH_CONTAINER} container left no image digest in its termination message`,
     };
   }
   const failed = failedContainer(pods);

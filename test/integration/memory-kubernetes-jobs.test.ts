@@ -1,6 +1,6 @@
 /**
  * The simulated Job controller of the in-memory Kubernetes API: a Job gets a pod that ends with a
- * digest (or fails with log lines), the Job's conditions say so, and pods and their logs are served
+ * digest (or fails in its last init container with log lines, its main container never started), the Job's conditions say so, and pods and their logs are served
  * as the API server serves them. Only order and eventual state are asserted, never timings.
  */
 import * as k8s from "@kubernetes/client-node";
@@ -30,12 +30,15 @@ function job(name: string, options: { fail?: boolean } = {}): k8s.V1Job {
         metadata: { labels: { app: "build" } },
         spec: {
           restartPolicy: "Never",
-          initContainers: [{ name: "clone", image: "alpine/git:2.47.2", command: ["true"] }],
+          initContainers: [
+            { name: "clone", image: "alpine/git:2.47.2", command: ["true"] },
+            { name: "build", image: "moby/buildkit:v0.18.2-rootless", args: ["build"] },
+          ],
           containers: [
             {
-              name: "build",
-              image: "moby/buildkit:v0.18.2-rootless",
-              args: ["build", "--output", "type=image,name=registry.example.com/app:abc,push=true"],
+              name: "push",
+              image: "quay.io/skopeo/stable:v1.16.1",
+              args: ["copy", "oci-archive:/output/image.tar", "docker://registry.example.com/app:abc"],
             },
           ],
         },
@@ -89,14 +92,14 @@ describe("simulated Jobs", () => {
     const digest = pod.status?.containerStatuses?.[0]?.state?.terminated?.message;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(digest).toBe(simulatedDigest(server.store.get("batch/v1", "Job", NS, "ok") as never));
-    expect(pod.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
+    expect(pod.status?.initContainerStatuses?.map((s) => s.state?.terminated?.exitCode)).toEqual([0, 0]);
 
     const log = await core.readNamespacedPodLog({ name: pod.metadata?.name as string, namespace: NS });
     expect(log).toContain(`registry.example.com/app:abc@${digest}`);
     expect(log.split("\n")[0]).toContain("simulated");
   });
 
-  it("fails a Job annotated to fail, with a reason, an error exit code and log lines (tailLines honoured)", async () => {
+  it("fails a Job annotated to fail in its last init container, with a reason, an error exit code and log lines (tailLines honoured)", async () => {
     await batch.createNamespacedJob({ namespace: NS, body: job("broken", { fail: true }) });
     const done = await finished("broken");
     expect(done.status).toMatchObject({ failed: 1 });
@@ -109,10 +112,11 @@ describe("simulated Jobs", () => {
     const [pod] = (await core.listNamespacedPod({ namespace: NS, labelSelector: "job-name=broken" }))
       .items as [k8s.V1Pod];
     expect(pod.status?.phase).toBe("Failed");
-    expect(pod.status?.containerStatuses?.[0]?.state?.terminated).toMatchObject({
-      exitCode: 1,
-      reason: "Error",
-    });
+    const [clone, build] = pod.status?.initContainerStatuses ?? [];
+    expect(clone?.state?.terminated?.exitCode).toBe(0);
+    expect(build?.state?.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
+    // As Kubernetes does with restartPolicy Never: after a failed init container, nothing else starts.
+    expect(pod.status?.containerStatuses?.[0]?.state).toEqual({ waiting: { reason: "PodInitializing" } });
     const name = pod.metadata?.name as string;
     const tail = await core.readNamespacedPodLog({ name, namespace: NS, container: "build", tailLines: 2 });
     expect(tail.trimEnd().split("\n")).toHaveLength(2);

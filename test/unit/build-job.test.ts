@@ -11,6 +11,7 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
+  PUSH_CONTAINER,
   readBuildRequests,
   readReported,
   withBuildRequest,
@@ -49,6 +50,7 @@ type Container = {
   env: { name: string; value?: string; valueFrom?: unknown }[];
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   securityContext: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
 };
 type PodSpec = { initContainers: Container[]; containers: Container[]; volumes: unknown[] };
 type JobSpec = {
@@ -87,8 +89,8 @@ describe("buildJobName", () => {
 describe("buildJob", () => {
   const job = buildJob(REQUEST, IMAGE, SETTINGS);
   const spec = specOf(job);
-  const [clone] = spec.template.spec.initContainers as [Container];
-  const [build] = spec.template.spec.containers as [Container];
+  const [clone, build] = spec.template.spec.initContainers as [Container, Container];
+  const [push] = spec.template.spec.containers as [Container];
 
   it("is named for the project and SHA, in the builds namespace, labelled for Kubler", () => {
     expect(job.metadata.name).toBe(buildJobName(GITLAB, SHA));
@@ -114,7 +116,7 @@ describe("buildJob", () => {
   });
 
   it("has no credential in its spec: the clone's token comes from a Secret by reference", () => {
-    const envs = [...clone.env, ...build.env];
+    const envs = [...clone.env, ...build.env, ...push.env];
     expect(envs.filter((env) => env.valueFrom)).toEqual([
       {
         name: "GIT_TOKEN",
@@ -126,7 +128,7 @@ describe("buildJob", () => {
       "REPOSITORY_URL",
       "SHA",
       "BUILDKITD_FLAGS",
-      "DOCKER_CONFIG",
+      "HOME",
     ]);
     expect(clone.env.find((env) => env.name === "REPOSITORY_URL")?.value).toBe(
       "https://gitlab.example.com/group/app.git",
@@ -139,6 +141,19 @@ describe("buildJob", () => {
       },
     });
     expect(JSON.stringify(job)).not.toMatch(/glpat-|password|oauth2:[^%]/i);
+  });
+
+  it("keeps every credential out of the build step, which runs the project's Dockerfile", () => {
+    // Rootless BuildKit has no process sandbox here: a RUN step reaches whatever its container holds.
+    const mounted = (c: Container) => (c.volumeMounts ?? []).map((m) => m.name);
+    expect(build.env?.some((env) => env.valueFrom)).toBe(false);
+    expect(mounted(build)).not.toContain("registry");
+    expect(mounted(build)).toEqual(["workspace", "buildkitd", "output"]);
+    // The registry Secret is mounted in the push step alone; the git token reaches the clone alone.
+    expect(mounted(push)).toEqual(["output", "registry"]);
+    expect(mounted(clone)).toEqual(["workspace"]);
+    expect(spec.template.spec.initContainers?.map((c) => c.name)).toEqual([CLONE_CONTAINER, BUILD_CONTAINER]);
+    expect(push.name).toBe(PUSH_CONTAINER);
   });
 
   it("builds with the manifest's context, Dockerfile and build args, and pushes <image>:<sha>", () => {
@@ -158,12 +173,25 @@ describe("buildJob", () => {
       "--opt",
       "build-arg:NODE_ENV=production",
       "--output",
-      `type=image,name=registry.example.com/group/app:${SHA},push=true`,
+      "type=oci,dest=/output/image.tar",
     ]);
-    // The arguments follow the script as "$@": the shell never reads a build arg.
-    expect(build.command.slice(0, 2)).toEqual(["sh", "-c"]);
-    expect(build.command[2]).toContain('buildctl-daemonless.sh "$@"');
-    expect(build.command[2]).toContain("> /dev/termination-log");
+    // No shell anywhere a build arg or the target goes: each is one argument, whatever it holds.
+    expect(build.command).toEqual(["buildctl-daemonless.sh"]);
+    expect(push.command).toEqual(["skopeo"]);
+    expect(push.image).toMatch(/^quay\.io\/skopeo\/stable:v[\d.]+$/);
+    expect(push.args).toEqual([
+      "--tmpdir",
+      "/output",
+      "copy",
+      "--quiet",
+      "--preserve-digests",
+      "--authfile",
+      "/home/user/.docker/config.json",
+      "--digestfile",
+      "/dev/termination-log",
+      "oci-archive:/output/image.tar",
+      `docker://registry.example.com/group/app:${SHA}`,
+    ]);
     expect(job.metadata.annotations?.[BUILD_ANNOTATION.IMAGE]).toBe(`registry.example.com/group/app:${SHA}`);
   });
 
@@ -182,12 +210,19 @@ describe("buildJob", () => {
     });
     expect(build.env).toContainEqual({ name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" });
     expect(clone.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false });
+    expect(push.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
   });
 
   it("is bounded: resources, a deadline, one try, and cleaned up after a day", () => {
     expect(build.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(build.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(clone.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(push.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(spec.activeDeadlineSeconds).toBe(1800);
     expect(spec.backoffLimit).toBe(0);
     expect(spec.ttlSecondsAfterFinished).toBe(86_400);
@@ -275,26 +310,35 @@ describe("reading a finished build", () => {
     expect(buildState(job([{ type: "Failed", status: "False" }]))).toEqual({ state: "running" });
   });
 
-  it("reads the digest from the build container's termination message", () => {
+  it("reads the digest from the push container's termination message", () => {
     expect(
       buildDigest([
-        pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 0, `${DIGEST}\n`)] }),
+        pod("p", "2026-01-01T00:00:00Z", { main: [terminated(PUSH_CONTAINER, 0, `${DIGEST}\n`)] }),
       ]),
     ).toBe(DIGEST);
     expect(
-      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 0, "")] })]),
+      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(PUSH_CONTAINER, 0, "")] })]),
     ).toBeNull();
     expect(
-      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 1, DIGEST)] })]),
+      buildDigest([pod("p", "2026-01-01T00:00:00Z", { main: [terminated(PUSH_CONTAINER, 1, DIGEST)] })]),
+    ).toBeNull();
+    // Only the push's: a build step could write anything to its own termination message.
+    expect(
+      buildDigest([pod("p", "2026-01-01T00:00:00Z", { init: [terminated(BUILD_CONTAINER, 0, DIGEST)] })]),
     ).toBeNull();
     expect(buildDigest([])).toBeNull();
   });
 
   it("finds the container that failed, the clone included, in the newest pod", () => {
-    const older = pod("old", "2026-01-01T00:00:00Z", { main: [terminated(BUILD_CONTAINER, 1)] });
+    const older = pod("old", "2026-01-01T00:00:00Z", { init: [terminated(BUILD_CONTAINER, 1)] });
     const newer = pod("new", "2026-01-01T00:01:00Z", { init: [terminated(CLONE_CONTAINER, 128)] });
+    const pushed = pod("pushed", "2026-01-01T00:02:00Z", {
+      init: [terminated(CLONE_CONTAINER, 0), terminated(BUILD_CONTAINER, 0)],
+      main: [terminated(PUSH_CONTAINER, 1)],
+    });
     expect(failedContainer([older, newer])).toEqual({ pod: "new", container: CLONE_CONTAINER });
     expect(failedContainer([older])).toEqual({ pod: "old", container: BUILD_CONTAINER });
+    expect(failedContainer([older, pushed])).toEqual({ pod: "pushed", container: PUSH_CONTAINER });
     expect(failedContainer([])).toBeNull();
   });
 

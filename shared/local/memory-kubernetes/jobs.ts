@@ -2,8 +2,9 @@
  * The Job controller, simulated: a created Job gets one Pod (labelled `job-name` and `controller-uid`
  * like the real controller's, owned by the Job), which `jobDelayMs` later ends Succeeded, its main
  * containers' termination message `sha256:<64 hex derived from the Job>`, and the Job becomes
- * Complete; or, when `failJob` says so, ends Failed with an error exit code and a few log lines, and
- * the Job Failed with reason BackoffLimitExceeded. Nothing runs: the logs say so.
+ * Complete; or, when `failJob` says so, ends Failed in its last init container (a build Job's
+ * build step) with an error exit code and a few log lines, and the Job Failed with reason
+ * BackoffLimitExceeded. Nothing runs: the logs say so.
  */
 import { createHash } from "node:crypto";
 import { initializeForCreate } from "./admission.js";
@@ -157,17 +158,17 @@ export class JobController {
 
   #succeed(job: KubeObject, pod: KubeObject, started: string): void {
     const digest = simulatedDigest(job);
-    const image = outputImage(job);
-    this.#finishPod(pod, "Succeeded", (container) => {
-      this.#logs.set(logKey(pod, container.name), [
-        "(simulated by the in-memory Kubernetes API: no container ran)",
-        "#1 [internal] load build definition from Dockerfile",
-        "#1 DONE 0.0s",
-        "#2 exporting to image",
-        `#2 pushing manifest for ${image ?? "the image"}@${digest} 0.0s done`,
-        "#2 DONE 0.0s",
-      ]);
-      return { exitCode: 0, reason: "Completed", message: digest };
+    const image = pushedImage(job);
+    this.#finishPod(pod, { phase: "Succeeded", failing: null }, () => {
+      return {
+        state: { exitCode: 0, reason: "Completed", message: digest },
+        log: [
+          "Getting image source signatures",
+          "Copying blob done",
+          "Copying config done",
+          `Writing manifest to image destination: ${image ?? "the image"}@${digest}`,
+        ],
+      };
     });
     const now = rfc3339();
     this.#writeJobStatus(job.metadata.namespace as string, job.metadata.name, job.metadata.uid as string, {
@@ -188,18 +189,23 @@ export class JobController {
     });
   }
 
+  /**
+   * The build step fails: the pod's last init container when it has some (a build Job's `build`;
+   * the main containers then never start, as Kubernetes does with `restartPolicy: Never`), else its
+   * first container.
+   */
   #fail(job: KubeObject, pod: KubeObject, started: string): void {
-    this.#finishPod(pod, "Failed", (container) => {
-      const lines = [
-        "(simulated by the in-memory Kubernetes API: no container ran)",
+    const inits = containersOf(pod.spec, "initContainers");
+    const failing = (inits.at(-1) ?? containersOf(pod.spec, "containers")[0])?.name ?? null;
+    this.#finishPod(pod, { phase: "Failed", failing }, () => {
+      const log = [
         "#5 [2/3] RUN make build",
         "#5 0.412 make: *** [Makefile:3: build] Error 1",
         `#5 ERROR: process "/bin/sh -c make build" did not complete successfully: exit code: 2`,
         `error: failed to solve: process "/bin/sh -c make build" did not complete successfully: exit code: 2`,
       ];
-      this.#logs.set(logKey(pod, container.name), lines);
       // terminationMessagePolicy FallbackToLogsOnError: the message is the log's tail.
-      return { exitCode: 1, reason: "Error", message: lines.slice(-2).join("\n") };
+      return { state: { exitCode: 1, reason: "Error", message: log.slice(-2).join("\n") }, log };
     });
     const now = rfc3339();
     const reason = "BackoffLimitExceeded";
@@ -216,38 +222,48 @@ export class JobController {
     });
   }
 
+  /**
+   * Ends the pod: init containers complete in order, up to `failing` if it is one of them (the rest
+   * and the main containers then wait forever); `end` says how the main containers, or `failing`,
+   * ended and what they logged.
+   */
   #finishPod(
     pod: KubeObject,
-    phase: "Succeeded" | "Failed",
-    main: (container: Container) => { exitCode: number; reason: string; message: string },
+    how: { phase: "Succeeded" | "Failed"; failing: string | null },
+    end: () => { state: { exitCode: number; reason: string; message: string }; log: string[] },
   ): void {
     const { namespace, name, uid } = pod.metadata;
     const type = typeOfKind("Pod");
     const current = this.store.read(type, namespace, name)?.object;
     if (!current || current.metadata.uid !== uid) return;
     const now = rfc3339();
-    const terminated = (
-      container: Container,
-      state: { exitCode: number; reason: string; message?: string },
-    ) => ({
-      name: container.name,
-      ready: false,
-      restartCount: 0,
-      image: String(valueAt(container, "image") ?? ""),
-      state: { terminated: { ...state, startedAt: now, finishedAt: now } },
-    });
+    let stopped = false;
+    const status = (container: Container, ends: boolean) => {
+      const base = {
+        name: container.name,
+        ready: false,
+        restartCount: 0,
+        image: String(valueAt(container, "image") ?? ""),
+      };
+      if (stopped) return { ...base, state: { waiting: { reason: "PodInitializing" } } };
+      const ending = ends || container.name === how.failing;
+      const { state, log } = ending ? end() : { state: { exitCode: 0, reason: "Completed" }, log: [] };
+      this.#logs.set(logKey(current, container.name), [
+        "(simulated by the in-memory Kubernetes API: no container ran)",
+        ...log,
+      ]);
+      if (container.name === how.failing) stopped = true;
+      return { ...base, state: { terminated: { ...state, startedAt: now, finishedAt: now } } };
+    };
+    const initContainerStatuses = containersOf(current.spec, "initContainers").map((c) => status(c, false));
+    const containerStatuses = containersOf(current.spec, "containers").map((c) =>
+      status(c, how.failing === null),
+    );
     current.status = {
-      phase,
+      phase: how.phase,
       startTime: valueAt(current.status, "startTime") ?? now,
-      initContainerStatuses: containersOf(current.spec, "initContainers").map((container) => {
-        this.#logs.set(logKey(current, container.name), [
-          "(simulated by the in-memory Kubernetes API: no container ran)",
-        ]);
-        return terminated(container, { exitCode: 0, reason: "Completed" });
-      }),
-      containerStatuses: containersOf(current.spec, "containers").map((container) =>
-        terminated(container, main(container)),
-      ),
+      initContainerStatuses,
+      containerStatuses,
     };
     this.store.write(type, current);
   }
@@ -275,13 +291,11 @@ function containersOf(spec: unknown, field: "containers" | "initContainers"): Co
   });
 }
 
-/** The image a BuildKit Job pushes (`--output type=image,name=<image>,push=true`), when it names one. */
-function outputImage(job: KubeObject): string | null {
+/** The image a build Job pushes (its push container's `docker://<image>` argument), when it names one. */
+function pushedImage(job: KubeObject): string | null {
   for (const container of containersOf(valueAt(job.spec, "template", "spec"), "containers")) {
-    for (const arg of container.args) {
-      const name = /(?:^|,)name=([^,]+)/.exec(arg)?.[1];
-      if (arg.startsWith("type=image") && name) return name;
-    }
+    const target = container.args.find((arg) => arg.startsWith("docker://"));
+    if (target) return target.slice("docker://".length);
   }
   return null;
 }
