@@ -1,7 +1,9 @@
 /**
  * A server for the HTTP benchmark, run as its own process (pinned to its own core by the runner):
- * `webhook` is the gitlab-webhook function with the local runtime's bus, dedupe and audit; `bare` is the baseline, a @hono/node-server route that reads
- * and parses the body and answers 202. Prints its URL on the first line.
+ * `webhook` is the gitlab-webhook function with the local runtime's bus, dedupe and audit; `bare` is
+ * the baseline, a @hono/node-server route that reads and parses the body and answers 202; `floor`
+ * reads the body as the webhook does, checks its signature and parses it: what DESIGN §4 asks of any
+ * ingress before it dedupes, normalizes, publishes or audits. Prints its URL on the first line.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import { logErrorToStderr } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadWebhookConfig } from "../../shared/config.js";
 import { ROUTES } from "../../shared/domain/catalog.js";
+import { verifyWebhook } from "../../shared/domain/webhook-auth.js";
 import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { LocalBus } from "../../shared/local/local-bus.js";
@@ -23,6 +26,19 @@ if (mode === "bare") {
   const app = new Hono();
   app.post("/webhooks/gitlab", async (c) => {
     JSON.parse(await c.req.text());
+    return c.json({ ok: true }, 202);
+  });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) =>
+    console.log(`http://127.0.0.1:${info.port}`),
+  );
+  process.on("SIGTERM", () => server.close(() => process.exit(0)));
+} else if (mode === "floor") {
+  const { credentials } = loadWebhookConfig(process.env, { requireSecret: true });
+  const app = new Hono();
+  app.post("/webhooks/gitlab", async (c) => {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    verifyWebhook(credentials, c.req.header.bind(c.req), body, new Date());
+    JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
     return c.json({ ok: true }, 202);
   });
   const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) =>
@@ -61,6 +77,6 @@ if (mode === "bare") {
   );
   process.on("SIGTERM", () => server.close(() => process.exit(0)));
 } else {
-  console.error("usage: http-server.ts bare|webhook  (env: KUBLER_WEBHOOK_SIGNING_KEY)");
+  console.error("usage: http-server.ts bare|floor|webhook  (env: KUBLER_WEBHOOK_SIGNING_KEY)");
   process.exit(2);
 }
