@@ -3,7 +3,7 @@
  * bus and its routes, the schedules, the dedupe table, the secrets' wiring and the alarms. Each
  * function's role holds exactly the statements its grants name, on this stack's resources.
  */
-import { CfnOutput, Stack, type StackProps, Token, Validations } from "aws-cdk-lib";
+import { CfnOutput, Fn, Stack, type StackProps, Token, Validations } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { FunctionUrlAuthType } from "aws-cdk-lib/aws-lambda";
 import { type ISecret, Secret } from "aws-cdk-lib/aws-secretsmanager";
@@ -200,6 +200,16 @@ export class KublerStack extends Stack {
       description: `The webhook token (${ENV.WEBHOOK_SECRET}) to paste into GitLab`,
     });
     new CfnOutput(this, "EventBusName", { value: bus.eventBusName });
+    new CfnOutput(this, "ClusterRoleArns", {
+      value: Fn.join(
+        ",",
+        FUNCTIONS.filter((name) => FUNCTION_SPECS[name].grants.includes("kubeconfig")).map(
+          (name) => this.functions[name].role.roleArn,
+        ),
+      ),
+      description:
+        "The roles that call the cluster: on EKS with IAM authentication, give each an access entry",
+    });
     new CfnOutput(this, "JobCredentialsRoleArn", {
       value: this.functions["job-credentials"].role.roleArn,
       description: "The principal the trust policy of every role jobs assume must allow",

@@ -41,6 +41,7 @@ import type {
   ListPage,
   ObjectRef,
 } from "../ports.js";
+import { useInProcessEksTokens } from "./eks-token.js";
 import { networkCode, retryAfterMs } from "./http-retry.js";
 
 /** The server-side apply field manager: the objects' `managedFields` name Kubler as their owner. */
@@ -130,6 +131,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
       if (index > 0) kubeConfig.mergeConfig(loaded);
     });
   }
+  useInProcessEksTokens(kubeConfig, env);
   return new KubernetesCluster(kubeConfig, options);
 }
 

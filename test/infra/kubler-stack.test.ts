@@ -329,6 +329,22 @@ describe("IAM", () => {
     expect(resources[role]?.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
+  it("outputs the roles of exactly the functions that call the cluster, for EKS access entries", () => {
+    const output = template.toJSON().Outputs.ClusterRoleArns.Value as { "Fn::Join": [string, Cfn[]] };
+    const [separator, arns] = output["Fn::Join"];
+    expect(separator).toBe(",");
+    const roleOf = (name: FunctionName) => (functionOf(name)[1].Properties.Role as Cfn)["Fn::GetAtt"][0];
+    const callers = FUNCTIONS.filter((name) => expected[name].includes(kubeconfig));
+    expect(callers).toEqual([
+      "job-credentials",
+      "build-image",
+      "deploy-environment",
+      "cleanup-environments",
+      "reconcile",
+    ]);
+    expect(arns.map((arn) => arn["Fn::GetAtt"][0])).toEqual(callers.map(roleOf));
+  });
+
   it("names job-credentials' role, so trust policies can name it before the stack exists", () => {
     const role = (functionOf("job-credentials")[1].Properties.Role as Cfn)["Fn::GetAtt"][0] as string;
     expect(resources[role]?.Properties.RoleName).toBe(`${JOB_CREDENTIALS_ROLE_PREFIX}eu-west-1`);
