@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Node } from "constructs";
 import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
+import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
 import { roleArnsOfPolicy } from "./policy-roles.js";
 
@@ -20,6 +21,7 @@ export const CONTEXT = {
   reservedConcurrency: "kubler:reservedConcurrency",
   logRetentionDays: "kubler:logRetentionDays",
   alarmTopicArn: "kubler:alarmTopicArn",
+  buildImages: "kubler:buildImages",
 } as const;
 
 export interface KublerConfig {
@@ -41,6 +43,8 @@ export interface KublerConfig {
   logRetentionDays: number;
   /** An SNS topic the alarms notify; none: alarms only show in the console. */
   alarmTopicArn: string | null;
+  /** `KUBLER_BUILD_IMAGES`: the repositories each project may push to; none: any its kubler.yaml names. */
+  buildImages: string | null;
 }
 
 /** The values CloudWatch Logs accepts for retention (days). */
@@ -148,6 +152,10 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     fail("alarmTopicArn", `must be an SNS topic ARN, got ${JSON.stringify(alarmTopicArn)}`);
   }
 
+  const buildImages = text("buildImages");
+  const imagesProblem = buildImages === null ? null : imagesTemplateProblem(buildImages);
+  if (imagesProblem) fail("buildImages", imagesProblem);
+
   if (problems.length > 0) {
     throw new KublerConfigError(`invalid Kubler stack settings:\n  ${problems.join("\n  ")}`);
   }
@@ -161,6 +169,7 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     reservedConcurrency,
     logRetentionDays,
     alarmTopicArn,
+    buildImages,
   };
 }
 

@@ -40,7 +40,8 @@ export type Setting =
   | "kubeconfigSecret"
   | "webhookCredentialsSecret"
   | "policyFile"
-  | "defaultTtl";
+  | "defaultTtl"
+  | "buildImages";
 
 export interface FunctionSpec {
   description: string;
@@ -105,7 +106,7 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     url: false,
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
     // Reads kubler.yaml (the image to build) through the GitLab API.
-    settings: [...ENVIRONMENT_STEP, "gitlabUrl", "gitlabTokenSecret"],
+    settings: [...ENVIRONMENT_STEP, "gitlabUrl", "gitlabTokenSecret", "buildImages"],
     grants: ["kubeconfig", "publish", "gitlabToken"],
   },
   "deploy-environment": {

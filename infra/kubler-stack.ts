@@ -110,6 +110,8 @@ export class KublerStack extends Stack {
       webhookCredentialsSecret: [ENV.WEBHOOK_CREDENTIALS_SECRET, this.webhookCredentials.secretArn],
       policyFile: [ENV.POLICY_FILE, BUNDLED_POLICY_FILE],
       defaultTtl: [ENV.DEFAULT_TTL, config.defaultTtl],
+      // Empty when not configured: any repository kubler.yaml names.
+      buildImages: [ENV.BUILD_IMAGES, config.buildImages ?? ""],
     };
     const grants: Record<Grant, PolicyStatement[]> = {
       publish: [allow(["events:PutEvents"], [bus.eventBusArn])],

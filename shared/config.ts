@@ -3,6 +3,7 @@
  * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
  * The environment is passed in, never read from a module's top level.
  */
+import { imagesTemplateProblem } from "./domain/image-repository.js";
 import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
 import { ConfigError } from "./errors.js";
@@ -39,6 +40,7 @@ export const ENV = {
   WEBHOOK_CREDENTIALS_SECRET: "KUBLER_WEBHOOK_CREDENTIALS_SECRET",
   BUILD_NAMESPACE: "KUBLER_BUILD_NAMESPACE",
   BUILD_GIT_SECRET: "KUBLER_BUILD_GIT_SECRET",
+  BUILD_IMAGES: "KUBLER_BUILD_IMAGES",
   BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",
 } as const;
 
@@ -170,6 +172,11 @@ export interface BuildConfig {
   gitSecret: string;
   /** `kubernetes.io/dockerconfigjson` Secret with push access to the images' registry. */
   registrySecret: string;
+  /**
+   * The repositories a project may push to, as a prefix with `{project_path}` in it
+   * (`registry.gitlab.example.com/{project_path}`); null: any its kubler.yaml names.
+   */
+  images: string | null;
 }
 
 export function loadBuildConfig(env: Env): BuildConfig {
@@ -186,7 +193,14 @@ export function loadBuildConfig(env: Env): BuildConfig {
     namespace: name(ENV.BUILD_NAMESPACE, "kubler-builds", label, "a namespace name (DNS-1123 label)"),
     gitSecret: name(ENV.BUILD_GIT_SECRET, "kubler-git-credentials", subdomain, "a Secret name"),
     registrySecret: name(ENV.BUILD_REGISTRY_SECRET, "kubler-registry-push", subdomain, "a Secret name"),
+    images: imagesTemplate(env[ENV.BUILD_IMAGES]?.trim() || null),
   };
+}
+
+function imagesTemplate(template: string | null): string | null {
+  const problem = template === null ? null : imagesTemplateProblem(template);
+  if (problem) throw new ConfigError(`${ENV.BUILD_IMAGES} ${problem}`);
+  return template;
 }
 
 export interface LocalConfig {

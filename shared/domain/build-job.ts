@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { Detail } from "./catalog.js";
 import { environmentSlug, LABEL, MANAGED_BY_KUBLER } from "./environment.js";
+import { isProjectImage, projectImages } from "./image-repository.js";
 import type { KubeObject } from "./kube-object.js";
 import type { KublerManifest } from "./kubler-manifest.js";
 
@@ -100,6 +101,8 @@ export interface BuildJobSettings {
   gitSecret: { name: string; key: string };
   /** A `kubernetes.io/dockerconfigjson` Secret with push access to the image's registry. */
   registrySecret: string;
+  /** `KUBLER_BUILD_IMAGES`: the repository template the image must be in; null: any. */
+  images?: string | null;
   /** Default 1800: a build still running after this is failed by Kubernetes. */
   activeDeadlineSeconds?: number;
   /** Default 86 400: long enough for reconcile to report it, short enough not to pile up. */
@@ -194,6 +197,14 @@ export function buildJob(
 ): KubeObject {
   const { gitlab, sha } = request;
   const name = buildJobName(gitlab, sha);
+  if (settings.images) {
+    const allowed = projectImages(settings.images, gitlab.projectPath);
+    if (!isProjectImage(image.name, allowed)) {
+      throw new BuildSpecError(
+        `kubler.yaml: image.name ${JSON.stringify(image.name)} is not this project's to push: it must be ${allowed} or a path below it`,
+      );
+    }
+  }
   const target = `${image.name}:${sha}`;
   const context = inWorkspace(image.context, "context");
   const dockerfile = inWorkspace(image.dockerfile, "dockerfile");

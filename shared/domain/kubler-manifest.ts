@@ -4,6 +4,7 @@
  */
 import * as v from "valibot";
 import { parseDocument } from "yaml";
+import { IMAGE_REPOSITORY } from "./image-repository.js";
 import { parseTtl } from "./ttl.js";
 import { yamlNestingProblem } from "./yaml-nesting.js";
 
@@ -36,15 +37,6 @@ const mapping = <const E extends v.ObjectEntries>(entries: E, what: string) =>
     v.custom<unknown>((input) => !Array.isArray(input), what),
     v.strictObject(entries, what),
   );
-
-/**
- * `[registry[:port]/]path/name`, lowercase, as Docker references spell a repository; a `:` after the
- * registry would be a tag, which the build sets itself (`<name>:<sha>`).
- */
-const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-const IMAGE_REPOSITORY = new RegExp(
-  `^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`,
-);
 
 const TTL_WORDS = 'a duration like 30m, 72h, 7d, 2w or "never"';
 const Ttl = v.pipe(

@@ -23,7 +23,7 @@ export interface BuildImageDeps {
   publisher: EventPublisher;
   audit: AuditLog;
   clock: Clock;
-  settings: { namespace: string; gitSecret: string; registrySecret: string };
+  settings: { namespace: string; gitSecret: string; registrySecret: string; images: string | null };
 }
 
 export type BuildImageOutcome =
@@ -66,6 +66,7 @@ export async function buildImage(
       namespace: deps.settings.namespace,
       gitSecret: { name: deps.settings.gitSecret, key: "token" },
       registrySecret: deps.settings.registrySecret,
+      images: deps.settings.images,
     });
   } catch (error) {
     if (!(error instanceof ManifestError) && !(error instanceof BuildSpecError)) throw error;

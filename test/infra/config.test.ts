@@ -52,6 +52,7 @@ describe("stack settings", () => {
       reservedConcurrency: { "gitlab-webhook": 50 },
       logRetentionDays: 30,
       alarmTopicArn: null,
+      buildImages: null,
     });
   });
 
@@ -85,6 +86,10 @@ describe("stack settings", () => {
     [{ reservedConcurrency: "{oops" }, "kubler:reservedConcurrency: must be a JSON object"],
     [{ logRetentionDays: 42 }, "kubler:logRetentionDays: must be one of 1, 3,"],
     [{ alarmTopicArn: "oncall" }, "kubler:alarmTopicArn: must be an SNS topic ARN"],
+    [
+      { buildImages: "registry.example.com/apps" },
+      "kubler:buildImages: must be an image repository with {project_path} in it once",
+    ],
   ])("refuses %j", (override, expected) => {
     expect(problemsOf({ ...valid, ...override })).toContain(expected);
   });

@@ -112,6 +112,17 @@ describe("KublerStack resources", () => {
       Ref: idOf("AWS::SecretsManager::Secret"),
     });
     expect(vars("deploy-environment")[ENV.DEFAULT_TTL]).toBe("72h");
+    // Not configured: present and empty (any repository), on build-image alone.
+    expect(vars("build-image")[ENV.BUILD_IMAGES]).toBe("");
+    const limited = templateOf(
+      buildStack({ config: testConfig({ buildImages: "registry.example.com/{project_path}" }) }),
+    ).toJSON().Resources as Record<string, Resource>;
+    const buildImageVariables = Object.values(limited).find(
+      (r) => r.Type === "AWS::Lambda::Function" && r.Properties.FunctionName === "kubler-build-image",
+    )?.Properties.Environment as { Variables: Record<string, unknown> };
+    expect(buildImageVariables.Variables[ENV.BUILD_IMAGES]).toBe("registry.example.com/{project_path}");
+    for (const name of FUNCTIONS.filter((n) => n !== "build-image"))
+      expect(vars(name), name).not.toHaveProperty(ENV.BUILD_IMAGES);
   });
 
   it("adds no layers: every function's code is its bundle", () => {

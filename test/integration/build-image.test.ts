@@ -83,7 +83,12 @@ beforeEach(async () => {
     publisher,
     audit,
     clock,
-    settings: { namespace: NS, gitSecret: "kubler-git-credentials", registrySecret: "kubler-registry-push" },
+    settings: {
+      namespace: NS,
+      gitSecret: "kubler-git-credentials",
+      registrySecret: "kubler-registry-push",
+      images: null,
+    },
   };
   reconcile = { cluster, publisher, audit, clock, namespace: NS };
 });
@@ -156,6 +161,35 @@ describe("build-image", () => {
       { detailType: "Build Finished", detail: { status: "failed", imageDigest: null } },
     ]);
     expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+  });
+
+  it("builds only into the project's own repositories when KUBLER_BUILD_IMAGES says which", async () => {
+    build.settings = { ...build.settings, images: "registry.example.com/{project_path}" };
+    // Another project's repository: refused before any Job, reported and audited.
+    build.manifests.text = MANIFEST.replace(
+      "registry.example.com/flightjs/flight-management",
+      "registry.example.com/payments/api",
+    );
+    expect(await buildImage(build, request())).toEqual({
+      kind: "failed",
+      reason:
+        'kubler.yaml: image.name "registry.example.com/payments/api" is not this project\'s to push: it must be registry.example.com/flightjs/flight-management or a path below it',
+    });
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+    expect(publisher.entries).toMatchObject([{ detailType: "Build Finished", detail: { status: "failed" } }]);
+    expect(audit.records.at(-1)).toMatchObject({ action: "image.build", outcome: "failure" });
+    // A prefix of the name is not enough: flight-management-evil is another repository.
+    build.manifests.text = MANIFEST.replace(
+      "flightjs/flight-management\n",
+      "flightjs/flight-management-evil\n",
+    );
+    expect((await buildImage(build, request())).kind).toBe("failed");
+    // Its own repository, or a path below it, builds.
+    build.manifests.text = MANIFEST.replace(
+      "flightjs/flight-management\n",
+      "flightjs/flight-management/api\n",
+    );
+    expect((await buildImage(build, request())).kind).toBe("created");
   });
 });
 

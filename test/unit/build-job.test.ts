@@ -238,6 +238,23 @@ describe("buildJob", () => {
     expect(clone.env.find((env) => env.name === "SHA")?.value).toBe(SHA);
   });
 
+  it("refuses an image outside the project's repositories when the settings name them", () => {
+    const limited = { ...SETTINGS, images: "registry.example.com/{project_path}" };
+    expect(() => buildJob(REQUEST, { ...IMAGE, name: "registry.example.com/other/app" }, limited)).toThrow(
+      new BuildSpecError(
+        'kubler.yaml: image.name "registry.example.com/other/app" is not this project\'s to push: it must be registry.example.com/group/app or a path below it',
+      ),
+    );
+    expect(() => buildJob(REQUEST, { ...IMAGE, name: "registry.example.com/group/app-2" }, limited)).toThrow(
+      BuildSpecError,
+    );
+    // GitLab project paths may have capitals; registries name repositories in lower case.
+    const upper = { ...REQUEST, gitlab: { ...REQUEST.gitlab, projectPath: "Group/App" } };
+    expect(() =>
+      buildJob(upper, { ...IMAGE, name: "registry.example.com/group/app/web" }, limited),
+    ).not.toThrow();
+  });
+
   it("refuses a context or Dockerfile outside the repository", () => {
     expect(() => buildJob(REQUEST, { ...IMAGE, context: "../other" }, SETTINGS)).toThrow(
       new BuildSpecError('kubler.yaml: image.context "../other" is not a path inside the repository'),

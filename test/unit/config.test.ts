@@ -147,6 +147,7 @@ describe("configuration", () => {
       namespace: "kubler-builds",
       gitSecret: "kubler-git-credentials",
       registrySecret: "kubler-registry-push",
+      images: null,
     });
     expect(
       loadBuildConfig({ KUBLER_BUILD_NAMESPACE: "ci-builds", KUBLER_BUILD_REGISTRY_SECRET: "ecr.push" }),
@@ -157,5 +158,25 @@ describe("configuration", () => {
     expect(configError(() => loadBuildConfig({ KUBLER_BUILD_NAMESPACE: "Builds_1" }))).toBe(
       'KUBLER_BUILD_NAMESPACE must be a namespace name (DNS-1123 label), got "Builds_1"',
     );
+  });
+
+  it("takes the repositories projects may push to as a template with {project_path} once", () => {
+    const images = (value: string) => loadBuildConfig({ KUBLER_BUILD_IMAGES: value }).images;
+    expect(images("registry.gitlab.example.com/{project_path}")).toBe(
+      "registry.gitlab.example.com/{project_path}",
+    );
+    expect(images("123456789012.dkr.ecr.eu-west-1.amazonaws.com/apps/{project_path}")).toBe(
+      "123456789012.dkr.ecr.eu-west-1.amazonaws.com/apps/{project_path}",
+    );
+    expect(images("  ")).toBeNull();
+    for (const bad of [
+      "registry.example.com/apps",
+      "r.example.com/{project_path}/{project_path}",
+      "Registry/{project_path}",
+    ]) {
+      expect(configError(() => loadBuildConfig({ KUBLER_BUILD_IMAGES: bad }))).toBe(
+        `KUBLER_BUILD_IMAGES must be an image repository with {project_path} in it once, like registry.gitlab.example.com/{project_path}, got ${JSON.stringify(bad)}`,
+      );
+    }
   });
 });
