@@ -74,10 +74,15 @@ export class PublishError extends UnavailableError {
   override readonly name = "PublishError";
   constructor(
     message: string,
-    /** How many of the entries were still failing. */
-    readonly failedCount: number,
+    /** The positions, in the entries given, of those not published; the others were. */
+    readonly failed: readonly number[],
   ) {
     super(message);
+  }
+
+  /** How many of the entries were still failing. */
+  get failedCount(): number {
+    return this.failed.length;
   }
 }
 

@@ -109,7 +109,7 @@ export class EventBridgePublisher implements EventPublisher {
         throw new PublishError(
           `${failures.size} of ${requests.length} events failed to publish to bus ${this.#busName} ` +
             `after ${attempt} attempt(s); last error ${(fatal ?? failed.at(-1))?.code}`,
-          failures.size,
+          [...failures.keys()].sort((a, b) => a - b),
         );
       }
       pending = [...failures.keys()].sort((a, b) => a - b);

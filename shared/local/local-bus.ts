@@ -92,11 +92,13 @@ export class LocalBus implements EventPublisher {
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
     // Validate all first, like PutEvents refusing a malformed request: nothing is half-published.
     const envelopes = entries.map((entry) => this.#envelope(entry));
-    for (const envelope of envelopes) {
+    for (const [index, envelope] of envelopes.entries()) {
       try {
         this.#options.events.append(envelope);
       } catch (error) {
-        throw new PublishError(`could not record event: ${(error as Error).message}`, envelopes.length);
+        // The ones before went out (and are delivered); this one and those after did not.
+        const failed = envelopes.slice(index).map((_, offset) => index + offset);
+        throw new PublishError(`could not record event: ${(error as Error).message}`, failed);
       }
       const matched = this.#match(envelope);
       this.#options.listener.published?.(

@@ -20,7 +20,7 @@ import {
 } from "../domain/build-job.js";
 import type { BusEntry, GitlabRef } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import { KubernetesConflictError } from "../errors.js";
+import { KubernetesConflictError, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
 import { stepAuditRecord } from "./step-audit.js";
 
@@ -109,15 +109,22 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
     detailType: "Build Finished",
     detail: finished(request, gitlab, sha, outcome),
   }));
+  let failure: unknown = null;
+  let published = pending;
   try {
     await deps.publisher.publish(entries);
   } catch (error) {
-    // Taken back so the next run reports it; if this fails too, the build is not reported (audited).
+    failure = error;
+    // PutEvents publishes some entries of a call and fails others: only those not published are
+    // taken back, so the next run reports them and nothing twice. If this fails too, they are not
+    // reported (audited by the caller).
+    const failed = new Set(error instanceof PublishError ? error.failed : pending.map((_, index) => index));
+    published = pending.filter((_, index) => !failed.has(index));
     const marked = await deps.cluster.get(refOf(job));
-    if (marked) await mark(deps, marked, marked.metadata.resourceVersion, reported).catch(() => {});
-    throw error;
+    const kept = [...reported, ...published.map((request) => request.environment)];
+    if (marked) await mark(deps, marked, marked.metadata.resourceVersion, kept).catch(() => {});
   }
-  for (const request of pending) {
+  for (const request of published) {
     report.reported.push(`${job.metadata.name} → ${request.environment}: ${outcome.status}`);
     deps.audit.record(
       stepAuditRecord({
@@ -136,6 +143,7 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
       }),
     );
   }
+  if (failure) throw failure;
 }
 
 /** The digest of a Complete Job, or why it failed with the last lines of its log. */

@@ -60,6 +60,8 @@ export class RecordingPublisher implements EventPublisher {
   readonly entries: BusEntry[] = [];
   /** Number of upcoming publish calls that fail with PublishError. */
   failNext = 0;
+  /** Entries that fail, as PutEvents fails some entries of a call and publishes the others. */
+  failEntry: ((entry: BusEntry) => boolean) | null = null;
   constructor(private readonly newId: IdGenerator = randomId) {}
 
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
@@ -68,10 +70,16 @@ export class RecordingPublisher implements EventPublisher {
       this.failNext--;
       throw new PublishError(
         `${entries.length} of ${entries.length} events failed to publish`,
-        entries.length,
+        entries.map((_, index) => index),
       );
     }
-    this.entries.push(...entries.map((entry) => structuredClone(entry)));
+    const failed = entries.flatMap((entry, index) => (this.failEntry?.(entry) ? [index] : []));
+    this.entries.push(
+      ...entries.filter((_, index) => !failed.includes(index)).map((entry) => structuredClone(entry)),
+    );
+    if (failed.length > 0) {
+      throw new PublishError(`${failed.length} of ${entries.length} events failed to publish`, failed);
+    }
     return entries.map(() => this.newId());
   }
 }

@@ -286,4 +286,27 @@ describe("reconcile of builds", () => {
     expect((await reconcileBuilds(reconcile)).reported).toHaveLength(1);
     expect(publisher.entries).toHaveLength(1);
   });
+
+  it("after a partial publish, reports again only the environments whose event did not go out", async () => {
+    await buildImage(build, request());
+    await buildImage(
+      build,
+      request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
+    );
+    await untilFinished(SHA);
+    // PutEvents took review's entry and failed staging's.
+    publisher.failEntry = (entry) => (entry.detail as Detail<"Build Finished">).environment === "staging";
+    const partial = await reconcileBuilds(reconcile);
+    expect(partial.reported).toEqual([`${buildJobName(gitlab, SHA)} → review/feature-x: succeeded`]);
+    expect(partial.skipped).toHaveLength(1);
+    expect(
+      audit.records.filter((r) => r.action === "image.build" && r.subject.environment === "review/feature-x"),
+    ).toHaveLength(2);
+    publisher.failEntry = null;
+    const retried = await reconcileBuilds(reconcile);
+    expect(retried.reported).toEqual([`${buildJobName(gitlab, SHA)} → staging: succeeded`]);
+    // Each environment got exactly one Build Finished.
+    expect(finishedDetails().map((d) => d.environment)).toEqual(["review/feature-x", "staging"]);
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
+  });
 });

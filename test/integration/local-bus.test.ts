@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type BusEntry, type BusEnvelope, type FunctionName, ROUTES } from "../../shared/domain/catalog.js";
-import { InvalidDetailError } from "../../shared/errors.js";
+import { InvalidDetailError, PublishError } from "../../shared/errors.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { type BusConsumer, LocalBus } from "../../shared/local/local-bus.js";
 import { FixedClock, RecordingAuditLog, samplePush, sequentialIds } from "../fakes/index.js";
@@ -185,6 +185,33 @@ describe("LocalBus", () => {
     await bus.drain();
     expect(report.seen).toHaveLength(1);
     expect((await deadLetters()).map((l) => l.target)).toEqual(["deploy-environment"]);
+  });
+
+  it("names the entries it could not record, after delivering those it did", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
+    let appends = 0;
+    // events.jsonl fails from the second line on (a full disk).
+    const events = new (class extends JsonlFile {
+      override append(value: unknown): void {
+        if (++appends > 1) throw new Error("ENOSPC: no space left on device");
+        super.append(value);
+      }
+    })(join(dir, "events.jsonl"));
+    const { consumer, seen } = recorder();
+    const bus = new LocalBus({
+      routes: ROUTES,
+      consumers: { "plan-steps": consumer },
+      events,
+      deadLetters: new JsonlFile(join(dir, "dl.jsonl")),
+      audit: new RecordingAuditLog(),
+      clock: new FixedClock(),
+      newId: sequentialIds("evt"),
+    });
+    const error = await bus.publish([push, push, push]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishError);
+    expect(error).toMatchObject({ failed: [1, 2], message: expect.stringContaining("ENOSPC") });
+    await bus.drain();
+    expect(seen).toHaveLength(1);
   });
 
   it("refuses an invalid detail before recording or routing anything", async () => {

@@ -212,6 +212,8 @@ describe("EventBridgePublisher", () => {
 
     expect(error).toBeInstanceOf(PublishError);
     expect(error).toMatchObject({ failedCount: 1 });
+    // Which one: the caller keeps the others as published (reconcile does).
+    expect((error as PublishError).failed).toEqual([1]);
     expect((error as PublishError).message).toContain("NotAuthorizedForSourceException");
     expect(mock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
     expect(sleeps).toEqual([]);
