@@ -16,8 +16,13 @@ import { createBuildImageConsumer } from "./consumer.js";
 const steps = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
+// Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
+const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
+const readSecret = createSecretReader({
+  client: new SecretsManagerClient({}),
+  onSecret: (value) => audit.redactAlso(value),
+});
 
 const consume = createBuildImageConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),
@@ -27,8 +32,7 @@ const consume = createBuildImageConsumer({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: steps.busName,
   }),
-  // A token read from Secrets Manager later is caught by its glpat- shape.
-  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
+  audit,
   clock: systemClock,
   settings: builds,
 });

@@ -16,11 +16,16 @@ import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environm
 import { createCleanupConsumer } from "./consumer.js";
 
 const config = loadAwsStepsConfig(process.env);
+// Redacts the kubeconfig Secrets Manager gives from every line after.
+const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
   cluster: await kubernetesClusterFromEnv(
     process.env,
-    createSecretReader({ client: new SecretsManagerClient({}) }),
+    createSecretReader({
+      client: new SecretsManagerClient({}),
+      onSecret: (value) => audit.redactAlso(value),
+    }),
   ),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
@@ -33,7 +38,7 @@ const deps = {
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,
   }),
-  audit: createLambdaAuditLog(),
+  audit,
   clock: systemClock,
 };
 const consume = createCleanupConsumer(deps);

@@ -20,8 +20,13 @@ const steps = loadAwsStepsConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 const registryAuthFile = environments.registryAuthFile;
+// Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
+const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
+const readSecret = createSecretReader({
+  client: new SecretsManagerClient({}),
+  onSecret: (value) => audit.redactAlso(value),
+});
 
 const consume = createDeployEnvironmentConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),
@@ -37,8 +42,7 @@ const consume = createDeployEnvironmentConsumer({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: steps.busName,
   }),
-  // A token read from Secrets Manager later is caught by its glpat- shape.
-  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
+  audit,
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),

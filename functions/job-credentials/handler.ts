@@ -29,6 +29,8 @@ import { createJobCredentialsApp } from "./app.js";
 const credentials = loadCredentialsConfig(process.env, { local: false });
 const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
 
+// Redacts the kubeconfig Secrets Manager gives from every line after.
+const audit = createLambdaAuditLog();
 const app = createJobCredentialsApp({
   verifier: new JoseIdTokenVerifier({
     issuer: credentials.issuer as string,
@@ -49,12 +51,15 @@ const app = createJobCredentialsApp({
   cluster: hasKubernetesCluster(process.env)
     ? await kubernetesClusterFromEnv(
         process.env,
-        createSecretReader({ client: new SecretsManagerClient({}) }),
+        createSecretReader({
+          client: new SecretsManagerClient({}),
+          onSecret: (value) => audit.redactAlso(value),
+        }),
       )
     : null,
   publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
   // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.
-  audit: createLambdaAuditLog(),
+  audit,
   logError: logErrorToStderr("job-credentials"),
   clock: systemClock,
   newId: randomId,

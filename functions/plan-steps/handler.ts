@@ -18,7 +18,11 @@ import { createPlanStepsConsumer } from "./consumer.js";
 // meet the ingress's Idempotency-Keys.
 const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
-const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+// Redacts the GitLab token Secrets Manager gives from every line after.
+const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
+const readSecret = gitlab.tokenSecret
+  ? createSecretReader({ client: new SecretsManagerClient({}), onSecret: (value) => audit.redactAlso(value) })
+  : null;
 
 const consume = createPlanStepsConsumer({
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
@@ -29,8 +33,7 @@ const consume = createPlanStepsConsumer({
     tableName: dedupeTable,
     clock: systemClock,
   }),
-  // A token read from Secrets Manager later is caught by its glpat- shape.
-  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
+  audit,
   clock: systemClock,
 });
 

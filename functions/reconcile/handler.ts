@@ -16,17 +16,22 @@ import { type ReconcileReport, reconcileEnvironments } from "../../shared/servic
 
 const config = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
+// Redacts the kubeconfig Secrets Manager gives from every line after.
+const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
   cluster: await kubernetesClusterFromEnv(
     process.env,
-    createSecretReader({ client: new SecretsManagerClient({}) }),
+    createSecretReader({
+      client: new SecretsManagerClient({}),
+      onSecret: (value) => audit.redactAlso(value),
+    }),
   ),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,
   }),
-  audit: createLambdaAuditLog(),
+  audit,
   clock: systemClock,
   newId: randomId,
 };

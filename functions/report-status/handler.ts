@@ -12,12 +12,15 @@ import { loadGitlabApiConfig } from "../../shared/config.js";
 import { createReportStatusConsumer } from "./consumer.js";
 
 const gitlab = loadGitlabApiConfig(process.env);
-const readSecret = gitlab.tokenSecret ? createSecretReader({ client: new SecretsManagerClient({}) }) : null;
+// Redacts the GitLab token Secrets Manager gives from every line after.
+const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
+const readSecret = gitlab.tokenSecret
+  ? createSecretReader({ client: new SecretsManagerClient({}), onSecret: (value) => audit.redactAlso(value) })
+  : null;
 
 const consume = createReportStatusConsumer({
   statuses: new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
-  // A token read from Secrets Manager later is caught by its glpat- shape.
-  audit: createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] }),
+  audit,
   clock: systemClock,
 });
 

@@ -21,6 +21,8 @@ export interface SecretReaderOptions {
   ttlMs?: number;
   /** Milliseconds now; injected for tests. */
   now?: () => number;
+  /** Told each value read, so what logs redacts it (`audit.redactAlso`): a secret is never logged. */
+  onSecret?: (value: string) => void;
 }
 
 /** The error names Secrets Manager answers when the secret or the permission is wrong, not the service. */
@@ -48,7 +50,10 @@ export function createSecretReader(options: SecretReaderOptions): ReadSecret {
   return (secretId) => {
     const cached = cache.get(secretId);
     if (cached && cached.until > now()) return cached.value;
-    const value = fetchSecret(options.client, secretId);
+    const value = fetchSecret(options.client, secretId).then((secret) => {
+      options.onSecret?.(secret);
+      return secret;
+    });
     cache.set(secretId, { value, until: now() + ttlMs });
     value.catch(() => {
       if (cache.get(secretId)?.value === value) cache.delete(secretId);

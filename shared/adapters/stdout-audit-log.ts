@@ -94,6 +94,11 @@ export class StdoutAuditLog implements AuditLog {
     this.#redact = createAuditRedactor(options.secrets);
   }
 
+  /** A secret read after start-up (from Secrets Manager): redacted from every later line. */
+  redactAlso(secret: string): void {
+    this.#redact.add(secret);
+  }
+
   record(record: AuditRecord): void {
     const context = invocation.getStore();
     const stamp = context ? { requestId: context.requestId, durationMs: invocationDuration(context) } : {};
@@ -134,6 +139,11 @@ export class EmfMetricsAuditLog implements AuditLog {
     if (metrics.length === 0) return;
     const at = Date.parse(record.at);
     this.#emit(metrics, Number.isNaN(at) ? this.now() : at);
+  }
+
+  /** A secret read after start-up: the writer it decorates redacts it from every later line. */
+  redactAlso(secret: string): void {
+    (this.inner as Partial<Pick<StdoutAuditLog, "redactAlso">>).redactAlso?.(secret);
   }
 
   /** A count that is not an audited decision: `PublishRetries` today. */

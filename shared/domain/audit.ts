@@ -127,6 +127,8 @@ export interface AuditRedactor {
   (record: AuditRecord, seed?: Partial<AuditRecord>): AuditRecord;
   /** The same scrubbing for one string (a reason built elsewhere, an error message). */
   text(value: string): string;
+  /** A secret learned after start-up (read from Secrets Manager): redacted from now on. */
+  add(secret: string): void;
 }
 
 /**
@@ -140,22 +142,25 @@ export interface AuditRedactor {
  */
 export function createAuditRedactor(secrets: readonly string[] = []): AuditRedactor {
   const unique = new Set<string>();
-  for (const secret of secrets) {
+  let literals: string[] = [];
+  let configured: RegExp | null = null;
+  const add = (secret: string) => {
+    const before = unique.size;
     if (secret.length >= MIN_REDACTED_SECRET_LENGTH) unique.add(secret);
     const body = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : null;
     if (body && body.length >= MIN_REDACTED_SECRET_LENGTH) unique.add(body);
-  }
-  const literals = [...unique];
-  // Longest first, so a secret that contains another is removed whole.
-  const configured = literals.length
-    ? new RegExp(
-        [...literals]
-          .sort((a, b) => b.length - a.length)
-          .map(escapeRegExp)
-          .join("|"),
-        "g",
-      )
-    : null;
+    if (unique.size === before) return;
+    literals = [...unique];
+    // Longest first, so a secret that contains another is removed whole.
+    configured = new RegExp(
+      [...literals]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRegExp)
+        .join("|"),
+      "g",
+    );
+  };
+  for (const secret of secrets) add(secret);
 
   const text = (value: string): string => {
     let out = value;
@@ -233,6 +238,7 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
   const redact = ((record: AuditRecord, seed: Partial<AuditRecord> = {}): AuditRecord =>
     fields(record as unknown as Record<string, unknown>, 0, seed) as unknown as AuditRecord) as AuditRedactor;
   redact.text = text;
+  redact.add = add;
   return redact;
 }
 

@@ -48,6 +48,19 @@ describe("StdoutAuditLog", () => {
     expect(line.requestId).toBeUndefined();
   });
 
+  it("redacts a secret it learns after start-up (read from Secrets Manager), through the EMF decorator too", () => {
+    const out = capture();
+    const audit = new EmfMetricsAuditLog(new StdoutAuditLog(out.write), () => undefined);
+    // Not shaped like any known token: only being told makes it redactable.
+    const token = "an-old-style-token-20c";
+    audit.record(record({ reason: `before: ${token}` }));
+    audit.redactAlso(token);
+    audit.redactAlso("short"); // too short to redact without mangling words: ignored
+    audit.record(record({ reason: `after: ${token}, in short` }));
+    expect(JSON.parse(out.lines[0] as string).reason).toBe(`before: ${token}`);
+    expect(JSON.parse(out.lines[1] as string).reason).toBe(`after: ${REDACTED}, in short`);
+  });
+
   it("stamps the Lambda request id of the invocation that wrote the record, also across awaits", async () => {
     const out = capture();
     const audit = new StdoutAuditLog(out.write);

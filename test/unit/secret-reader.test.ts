@@ -38,6 +38,14 @@ describe("createSecretReader", () => {
     expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
   });
 
+  it("tells onSecret each value it reads, once per read, so logs can redact it", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "an-old-style-token-20c" });
+    const seen: string[] = [];
+    const read = createSecretReader({ client, onSecret: (value) => seen.push(value), now: () => now });
+    await Promise.all([read(ARN), read(ARN)]);
+    expect(seen).toEqual(["an-old-style-token-20c"]);
+  });
+
   it("reads a binary secret as UTF-8", async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretBinary: new TextEncoder().encode("kubeconfig: yes") });
     expect(await createSecretReader({ client })("kubler/kubeconfig")).toBe("kubeconfig: yes");
