@@ -68,7 +68,10 @@ export function startLocalBuilds(
   const gitlab = config.gitlabApi;
   if (gitlab) {
     const readSecret = gitlab.tokenSecret
-      ? createSecretReader({ client: new SecretsManagerClient({}) })
+      ? createSecretReader({
+          client: new SecretsManagerClient({}),
+          onSecret: (value) => io.audit.redactAlso?.(value),
+        })
       : null;
     statuses = new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) });
     description = `GitLab at ${gitlab.url}`;

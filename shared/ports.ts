@@ -43,6 +43,8 @@ export interface DedupeStore {
  */
 export interface AuditLog {
   record(record: AuditRecord): void;
+  /** A secret learned after start-up (read from Secrets Manager): redacted from every later record. */
+  redactAlso?(secret: string): void;
 }
 
 /** The time source; injected so decisions are testable. */

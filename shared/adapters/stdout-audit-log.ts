@@ -143,7 +143,7 @@ export class EmfMetricsAuditLog implements AuditLog {
 
   /** A secret read after start-up: the writer it decorates redacts it from every later line. */
   redactAlso(secret: string): void {
-    (this.inner as Partial<Pick<StdoutAuditLog, "redactAlso">>).redactAlso?.(secret);
+    this.inner.redactAlso?.(secret);
   }
 
   /** A count that is not an audited decision: `PublishRetries` today. */

@@ -31,6 +31,10 @@ export class JsonlAuditLog implements AuditLog {
     this.#redact = createAuditRedactor(options.secrets);
   }
 
+  redactAlso(secret: string): void {
+    this.#redact.add(secret);
+  }
+
   record(record: AuditRecord): void {
     const prepared = prepareAuditRecord(record, this.#redact);
     this.file.append(prepared);

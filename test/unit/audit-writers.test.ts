@@ -83,6 +83,15 @@ describe("StdoutAuditLog", () => {
 });
 
 describe("JsonlAuditLog", () => {
+  it("redacts a secret it learns after start-up (the local runtime's GitLab token secret)", async () => {
+    const file = new JsonlFile(join(mkdtempSync(join(tmpdir(), "kubler-audit-")), "audit.jsonl"));
+    const audit = new JsonlAuditLog(file);
+    audit.redactAlso("an-old-style-token-20c");
+    audit.record(record({ reason: "GitLab refused an-old-style-token-20c" }));
+    await file.close();
+    expect(JSON.parse(readFileSync(file.path, "utf8")).reason).toBe(`GitLab refused ${REDACTED}`);
+  });
+
   it("appends the redacted record to the file and hands the same to the listener", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "kubler-audit-")), "audit.jsonl");
     const file = new JsonlFile(path);
