@@ -96,8 +96,6 @@ export function eksGetTokenUser(user: User, env: Readonly<Record<string, string 
 export function useInProcessEksTokens(
   kubeConfig: KubeConfig,
   env: Readonly<Record<string, string | undefined>>,
-  credentials?: CredentialsProvider,
-  clock: () => Date = () => new Date(),
 ): void {
   let rewritten = false;
   const users = kubeConfig.users.map((user) => {
@@ -115,7 +113,7 @@ export function useInProcessEksTokens(
     contexts: kubeConfig.contexts,
     currentContext: kubeConfig.getCurrentContext(),
   });
-  kubeConfig.addAuthenticator(new EksAuthenticator(credentials ?? defaultProvider(), clock));
+  kubeConfig.addAuthenticator(new EksAuthenticator(defaultProvider()));
 }
 
 /** client-node's `Authenticator` (not exported from its index). */
@@ -124,10 +122,7 @@ type Authenticator = Parameters<KubeConfig["addAuthenticator"]>[0];
 class EksAuthenticator implements Authenticator {
   readonly #tokens = new Map<string, { token: Promise<string>; until: number }>();
 
-  constructor(
-    private readonly credentials: CredentialsProvider,
-    private readonly clock: () => Date,
-  ) {}
+  constructor(private readonly credentials: CredentialsProvider) {}
 
   isAuthProvider(user: User): boolean {
     return (user.authProvider as { name?: unknown } | undefined)?.name === EKS_AUTH_PROVIDER;
@@ -137,7 +132,7 @@ class EksAuthenticator implements Authenticator {
     const { clusterName, region } = (user.authProvider as { config: { clusterName: string; region: string } })
       .config;
     const key = `${region}/${clusterName}`;
-    const now = this.clock();
+    const now = new Date();
     let cached = this.#tokens.get(key);
     if (!cached || cached.until <= now.getTime()) {
       const token = this.credentials().then(
@@ -162,32 +157,20 @@ class EksAuthenticator implements Authenticator {
 
 /** SigV4's hash, from node:crypto (the SDK's own is not a dependency of ours). */
 class NodeSha256 {
+  readonly #secret: string | Uint8Array | undefined;
   #hash;
 
-  readonly secret: Uint8Array | string | undefined;
-
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.secret =
-      secret === undefined || typeof secret === "string"
-        ? secret
-        : ArrayBuffer.isView(secret)
-          ? new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength)
-          : new Uint8Array(secret);
+  constructor(secret?: SourceData) {
+    this.#secret = secret === undefined ? undefined : bytesOf(secret);
     this.#hash = this.#fresh();
   }
 
   #fresh() {
-    return this.secret === undefined ? createHash("sha256") : createHmac("sha256", this.secret);
+    return this.#secret === undefined ? createHash("sha256") : createHmac("sha256", this.#secret);
   }
 
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#hash.update(
-      typeof data === "string"
-        ? data
-        : ArrayBuffer.isView(data)
-          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-          : new Uint8Array(data),
-    );
+  update(data: SourceData): void {
+    this.#hash.update(bytesOf(data));
   }
 
   async digest(): Promise<Uint8Array> {
@@ -197,4 +180,13 @@ class NodeSha256 {
   reset(): void {
     this.#hash = this.#fresh();
   }
+}
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+
+function bytesOf(data: SourceData): string | Uint8Array {
+  if (typeof data === "string") return data;
+  return ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : new Uint8Array(data);
 }
