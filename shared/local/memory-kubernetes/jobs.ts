@@ -159,17 +159,15 @@ export class JobController {
   #succeed(job: KubeObject, pod: KubeObject, started: string): void {
     const digest = simulatedDigest(job);
     const image = pushedImage(job);
-    this.#finishPod(pod, { phase: "Succeeded", failing: null }, () => {
-      return {
-        state: { exitCode: 0, reason: "Completed", message: digest },
-        log: [
-          "Getting image source signatures",
-          "Copying blob done",
-          "Copying config done",
-          `Writing manifest to image destination: ${image ?? "the image"}@${digest}`,
-        ],
-      };
-    });
+    this.#finishPod(pod, { phase: "Succeeded", failing: null }, () => ({
+      state: { exitCode: 0, reason: "Completed", message: digest },
+      log: [
+        "Getting image source signatures",
+        "Copying blob done",
+        "Copying config done",
+        `Writing manifest to image destination: ${image ?? "the image"}@${digest}`,
+      ],
+    }));
     const now = rfc3339();
     this.#writeJobStatus(job.metadata.namespace as string, job.metadata.name, job.metadata.uid as string, {
       startTime: started,
