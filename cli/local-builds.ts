@@ -4,11 +4,10 @@
  * (`GITLAB_URL` + `GITLAB_API_TOKEN`), else to `commit-statuses.jsonl`, labelled as not sent.
  */
 import { join } from "node:path";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createBuildImageConsumer } from "../functions/build-image/consumer.js";
 import { createReportStatusConsumer } from "../functions/report-status/consumer.js";
 import { GitlabCommitStatuses } from "../shared/adapters/gitlab-commit-statuses.js";
-import { createSecretReader, gitlabApiToken } from "../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../shared/adapters/secret-reader.js";
 import { systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
@@ -67,12 +66,7 @@ export function startLocalBuilds(
   let description: string;
   const gitlab = config.gitlabApi;
   if (gitlab) {
-    const readSecret = gitlab.tokenSecret
-      ? createSecretReader({
-          client: new SecretsManagerClient({}),
-          onSecret: (value) => io.audit.redactAlso?.(value),
-        })
-      : null;
+    const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(io.audit) : null;
     statuses = new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) });
     description = `GitLab at ${gitlab.url}`;
   } else {

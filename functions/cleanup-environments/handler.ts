@@ -4,11 +4,10 @@
  */
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
-import { createSecretReader } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig } from "../../shared/config.js";
@@ -20,13 +19,7 @@ const config = loadAwsStepsConfig(process.env);
 const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: await kubernetesClusterFromEnv(
-    process.env,
-    createSecretReader({
-      client: new SecretsManagerClient({}),
-      onSecret: (value) => audit.redactAlso(value),
-    }),
-  ),
+  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit)),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
     client: new SchedulerClient({ maxAttempts: 1 }),

@@ -5,12 +5,11 @@
 import { readFile } from "node:fs/promises";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadEnvironmentsConfig, loadGitlabApiConfig } from "../../shared/config.js";
@@ -23,10 +22,7 @@ const registryAuthFile = environments.registryAuthFile;
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createSecretReader({
-  client: new SecretsManagerClient({}),
-  onSecret: (value) => audit.redactAlso(value),
-});
+const readSecret = createRedactingSecretReader(audit);
 
 const consume = createDeployEnvironmentConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),

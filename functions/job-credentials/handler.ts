@@ -4,7 +4,6 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { STSClient } from "@aws-sdk/client-sts";
 import { handle } from "hono/aws-lambda";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
@@ -14,7 +13,7 @@ import {
   hasKubernetesCluster,
   kubernetesClusterFromEnv,
 } from "../../shared/adapters/kubernetes-cluster-from-env.js";
-import { createSecretReader } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader } from "../../shared/adapters/secret-reader.js";
 import {
   createLambdaAuditLog,
   logErrorToStderr,
@@ -49,13 +48,7 @@ const app = createJobCredentialsApp({
   issuer: new StsCredentialIssuer(new STSClient({})),
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
   cluster: hasKubernetesCluster(process.env)
-    ? await kubernetesClusterFromEnv(
-        process.env,
-        createSecretReader({
-          client: new SecretsManagerClient({}),
-          onSecret: (value) => audit.redactAlso(value),
-        }),
-      )
+    ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit))
     : null,
   publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
   // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.

@@ -4,11 +4,10 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsIngressConfig, loadGitlabApiConfig } from "../../shared/config.js";
@@ -20,9 +19,7 @@ const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 // Redacts the GitLab token Secrets Manager gives from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
-const readSecret = gitlab.tokenSecret
-  ? createSecretReader({ client: new SecretsManagerClient({}), onSecret: (value) => audit.redactAlso(value) })
-  : null;
+const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit) : null;
 
 const consume = createPlanStepsConsumer({
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),

@@ -4,10 +4,9 @@
  * lost are the environments' backstop.
  */
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
-import { createSecretReader } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig } from "../../shared/config.js";
@@ -20,13 +19,7 @@ const builds = loadBuildConfig(process.env);
 const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: await kubernetesClusterFromEnv(
-    process.env,
-    createSecretReader({
-      client: new SecretsManagerClient({}),
-      onSecret: (value) => audit.redactAlso(value),
-    }),
-  ),
+  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit)),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: config.busName,

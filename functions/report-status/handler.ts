@@ -3,9 +3,8 @@
  * (DESIGN §8). The GitLab token comes from GITLAB_API_TOKEN or, better, the Secrets Manager secret
  * GITLAB_API_TOKEN_SECRET names (read once, cached, re-read after a while for rotations).
  */
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadGitlabApiConfig } from "../../shared/config.js";
@@ -14,9 +13,7 @@ import { createReportStatusConsumer } from "./consumer.js";
 const gitlab = loadGitlabApiConfig(process.env);
 // Redacts the GitLab token Secrets Manager gives from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
-const readSecret = gitlab.tokenSecret
-  ? createSecretReader({ client: new SecretsManagerClient({}), onSecret: (value) => audit.redactAlso(value) })
-  : null;
+const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit) : null;
 
 const consume = createReportStatusConsumer({
   statuses: new GitlabCommitStatuses({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),

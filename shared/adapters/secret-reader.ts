@@ -5,12 +5,13 @@
  */
 import {
   GetSecretValueCommand,
-  type SecretsManagerClient,
+  SecretsManagerClient,
   SecretsManagerServiceException,
 } from "@aws-sdk/client-secrets-manager";
 import type { GitlabApiConfig } from "../config.js";
 import { ENV } from "../config.js";
 import { ConfigError, UnavailableError } from "../errors.js";
+import type { AuditLog } from "../ports.js";
 
 /** Reads a secret's current value by ARN or name. */
 export type ReadSecret = (secretId: string) => Promise<string>;
@@ -60,6 +61,20 @@ export function createSecretReader(options: SecretReaderOptions): ReadSecret {
     });
     return value;
   };
+}
+
+/**
+ * Secrets Manager as the entry points read it (region and endpoint from the environment): cached,
+ * and every value read is redacted from `audit`'s later lines, whatever its shape.
+ *
+ * @example
+ * const readSecret = createRedactingSecretReader(audit);
+ */
+export function createRedactingSecretReader(audit: AuditLog): ReadSecret {
+  return createSecretReader({
+    client: new SecretsManagerClient({}),
+    onSecret: (value) => audit.redactAlso?.(value),
+  });
 }
 
 async function fetchSecret(client: SecretsManagerClient, secretId: string): Promise<string> {

@@ -6,8 +6,14 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  createRedactingSecretReader,
+  createSecretReader,
+  gitlabApiToken,
+} from "../../shared/adapters/secret-reader.js";
+import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { REDACTED } from "../../shared/domain/audit.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
 
 const ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-AbCdEf";
@@ -76,6 +82,37 @@ describe("createSecretReader", () => {
     const read = createSecretReader({ client });
     await expect(read(ARN)).rejects.toBeInstanceOf(UnavailableError);
     await expect(read(ARN)).rejects.toThrow(new ConfigError(`secret ${ARN} is empty`));
+  });
+});
+
+describe("createRedactingSecretReader", () => {
+  it("reads through Secrets Manager and redacts each value from the audit log's later lines", async () => {
+    // Every client, not one instance: the reader makes its own, as the entry points do.
+    const sm = mockClient(SecretsManagerClient);
+    vi.stubEnv("AWS_REGION", "eu-west-1");
+    try {
+      sm.on(GetSecretValueCommand).resolves({ SecretString: "an-old-style-token-20c" });
+      const lines: string[] = [];
+      const audit = new StdoutAuditLog((line) => lines.push(line));
+      expect(await createRedactingSecretReader(audit)(ARN)).toBe("an-old-style-token-20c");
+      expect(sm).toHaveReceivedCommandWith(GetSecretValueCommand, { SecretId: ARN });
+      audit.record({
+        audit: true,
+        action: "status.report",
+        outcome: "failure",
+        reason: "GitLab refused an-old-style-token-20c",
+        actor: {},
+        subject: {},
+        correlationId: null,
+        gitlab: null,
+        function: "report-status",
+        at: "2026-11-21T00:00:00.000Z",
+      });
+      expect(JSON.parse(lines[0] as string).reason).toBe(`GitLab refused ${REDACTED}`);
+    } finally {
+      sm.restore();
+      vi.unstubAllEnvs();
+    }
   });
 });
 
