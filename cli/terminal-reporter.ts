@@ -2,7 +2,7 @@
  * What `npm start` prints: where it listens, which secret it expects, where the data goes, and one
  * line per decision and per event as they flow. Never prints a configured secret.
  */
-import { relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { LocalConfig } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
 import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
@@ -15,6 +15,18 @@ export interface TerminalReporter {
   bus: BusListener;
 }
 
+/**
+ * A path as short as it can be without misleading: relative under the working directory, absolute
+ * elsewhere (`../../tmp/x` sends the reader counting levels).
+ */
+export function displayPath(path: string, cwd = process.cwd()): string {
+  const full = resolve(cwd, path);
+  const rel = relative(cwd, full);
+  if (rel === "") return ".";
+  const outside = rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel);
+  return outside ? full : rel;
+}
+
 export function createTerminalReporter(print: (line: string) => void): TerminalReporter {
   // Known once the runtime has started; events only flow after that.
   let consumers: readonly string[] = [];
@@ -25,7 +37,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
   return {
     started(runtime, config) {
       consumers = runtime.consumers;
-      const dataDir = relative(process.cwd(), runtime.dataDir) || ".";
+      const dataDir = displayPath(runtime.dataDir);
       const secrets = config.webhook.secrets;
       print("Kubler local runtime — the embedded default: no AWS account needed");
       print(
@@ -33,9 +45,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       );
       print(`  data dir   ${dataDir}/   events.jsonl · audit.jsonl · dead-letters.jsonl`);
       print(`  cluster    ${runtime.environments.description}`);
-      print(
-        `  projects   ${relative(process.cwd(), resolve(config.projectsDir)) || "."}/<project path>/kubler.yaml`,
-      );
+      print(`  projects   ${displayPath(config.projectsDir)}/<project path>/kubler.yaml`);
       if (runtime.generatedSecrets) {
         print(
           `  webhook    no secret configured: generated for local use (kept in ${dataDir}/webhook-secrets.json)`,

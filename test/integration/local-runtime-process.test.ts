@@ -54,7 +54,8 @@ describe("kubler start (process)", () => {
     const secrets = readLocalSecrets(dataDir);
     expect(secrets).not.toBeNull();
     expect(runtime.output()).toContain(`signing token  ${secrets?.signingKey}`);
-    expect(runtime.output()).toContain("data dir");
+    // Outside the working directory, so printed whole rather than as ../../tmp/…
+    expect(runtime.output()).toContain(`data dir   ${dataDir}/`);
   });
 
   it("accepts a signed GitLab push and writes the envelope to events.jsonl", async () => {
