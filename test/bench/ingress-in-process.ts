@@ -4,8 +4,8 @@
  *
  * Each auth mode runs in a fresh process pinned to one core (`pinned.ts`): measured one after the
  * other in one process, the second paid for collecting the first one's garbage (its dedupe map held
- * every key of its run), which put the token figure ≈ 7 µs (20 %) above a run of its own. Run as a script
- * (`ingress-in-process.ts signature|token [rounds] [ms]`) it prints that mode's medians as JSON.
+ * every key of its run), which put the token figure ≈ 7 µs (20 %) above a run of its own. Run as a
+ * script (`ingress-in-process.ts signature|token [rounds] [ms]`) it prints that mode's medians as JSON.
  */
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
