@@ -103,7 +103,8 @@ const JobDetail = v.object({
 
 const DeploymentDetail = v.object({
   ...base,
-  deploymentId: Id,
+  /** Absent from GitLab 12's deployment payload (the first Deployment Hook). */
+  deploymentId: v.optional(v.nullable(Id), null),
   status: Name,
   environment: Name,
   environmentSlug: v.nullable(v.string()),

@@ -299,7 +299,8 @@ function normalizeJob({ read, ...ctx }: Context): Fact {
 
 function normalizeDeployment({ read, ...ctx }: Context): Fact {
   const gitlab = readGitlabRef(read, ctx.instance);
-  const deploymentId = read.id("deployment_id");
+  // GitLab 12's first deployment payload has no deployment_id; nothing Kubler decides needs it.
+  const deploymentId = read.optionalId("deployment_id");
   const status = read.string("status");
   const environment = read.string("environment");
   // The payload has only `short_sha`; the full SHA is the last segment of `commit_url`.

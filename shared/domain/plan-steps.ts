@@ -89,7 +89,7 @@ export function triageFact(fact: GitlabFact): Triage {
       // as that job's Job event. Deployment events only report deploys done by the project's own CI.
       return {
         kind: "ignored",
-        reason: `deployment ${fact.detail.deploymentId} to ${fact.detail.environment} ${fact.detail.status}: only a stop job stops an environment`,
+        reason: `deployment ${fact.detail.deploymentId ?? "(no id)"} to ${fact.detail.environment} ${fact.detail.status}: only a stop job stops an environment`,
       };
     case "Release":
       return {

@@ -537,11 +537,37 @@ describe("normalizeGitlabEvent: pipelines, jobs, deployments, releases", () => {
     expect(detailOf(normalize("Deployment Hook", payload))).toMatchObject({ ref: "main", sha: "279484c0" });
   });
 
-  it("rejects a deployment without deployment_id", () => {
-    const { deployment_id: _, ...payload } = payloadOf("deployment.json");
+  it("accepts GitLab 12's deployment payload: no deployment_id, no status_changed_at", () => {
+    // The fields of GitLab 12's Gitlab::DataBuilder::Deployment.build, nothing else.
+    const current = payloadOf("deployment.json");
+    const old = Object.fromEntries(
+      [
+        "object_kind",
+        "status",
+        "deployable_id",
+        "deployable_url",
+        "environment",
+        "project",
+        "short_sha",
+        "user",
+        "user_url",
+        "commit_url",
+        "commit_title",
+      ].map((field) => [field, current[field]]),
+    );
+    expect(detailOf(normalize("Deployment Hook", old))).toMatchObject({
+      deploymentId: null,
+      environment: "staging",
+      status: "success",
+      sha: "279484c09fbe69ededfced8c1bb6e6d24616b468",
+    });
+  });
+
+  it("rejects a deployment without environment", () => {
+    const { environment: _, ...payload } = payloadOf("deployment.json");
     expectBadRequest(
       () => normalize("Deployment Hook", payload),
-      'Deployment Hook payload: "deployment_id" is missing',
+      'Deployment Hook payload: "environment" is missing',
     );
   });
 
