@@ -14,6 +14,7 @@ import { randomId, systemClock } from "../shared/clock.js";
 import { type LocalConfig, webhookCredentials } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
 import { type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import { ConfigError } from "../shared/errors.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
 import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
@@ -41,7 +42,6 @@ export interface LocalRuntime {
 }
 
 export interface LocalRuntimeOptions {
-  host?: string;
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
   consumers?: Partial<Record<FunctionName, BusConsumer>>;
   /** Job credentials settings; default: `loadCredentialsConfig({}, { local: true })` (examples/policy.yaml). */
@@ -142,24 +142,33 @@ export async function startLocalRuntime(
     audit,
   });
 
-  const host = options.host ?? "127.0.0.1";
-  const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port: config.port,
-        hostname: host,
-        serverOptions: serverLimitOptions({ ...DEFAULT_SERVER_LIMITS, ...options.limits }),
-      },
-      () => resolveServer(s),
-    );
-    s.once("error", reject);
-  });
+  let server: ReturnType<typeof serve>;
+  try {
+    server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
+      const s = serve(
+        {
+          fetch: app.fetch,
+          port: config.port,
+          hostname: config.host,
+          serverOptions: serverLimitOptions({ ...DEFAULT_SERVER_LIMITS, ...options.limits }),
+        },
+        () => resolveServer(s),
+      );
+      s.once("error", reject);
+    });
+  } catch (error) {
+    // The embedded cluster and the timers already run: stopped, or a port in use leaves a process
+    // that printed its error and never exits.
+    await environments.close();
+    await Promise.all(Object.values(files).map((file) => file.close()));
+    throw listenError(error, config);
+  }
   const { port } = server.address() as AddressInfo;
-  jobCredentials.listening(`http://${host}:${port}`);
+  const url = `http://${urlHost(config.host)}:${port}`;
+  jobCredentials.listening(url);
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     dataDir,
     generatedSecrets,
     consumers: Object.keys(consumers) as FunctionName[],
@@ -173,4 +182,25 @@ export async function startLocalRuntime(
       await Promise.all(Object.values(files).map((file) => file.close()));
     },
   };
+}
+
+/** Listening on every interface, the local tools still reach the server on loopback. */
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** The two ways a listen fails on an operator's machine, said in their terms. */
+function listenError(error: unknown, config: LocalConfig): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const where = `${config.host}:${config.port}`;
+  if (code === "EADDRINUSE") {
+    return new ConfigError(
+      `${where} is already in use: stop what listens there, or set PORT (0 = any free port)`,
+    );
+  }
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") {
+    return new ConfigError(`KUBLER_HOST ${config.host} is not an address of this machine`);
+  }
+  return error;
 }

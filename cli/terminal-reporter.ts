@@ -9,6 +9,8 @@ import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
 import type { BusListener } from "../shared/local/local-bus.js";
 import type { LocalRuntime } from "./local-runtime.js";
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
 export interface TerminalReporter {
   started(runtime: LocalRuntime, config: LocalConfig): void;
   audit(record: AuditRecord): void;
@@ -43,6 +45,9 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       print(
         `  listening  ${runtime.url}   POST /webhooks/gitlab · POST /v1/credentials · GET /healthz · POST /local/events`,
       );
+      if (!LOOPBACK.has(config.host)) {
+        print(`             bound to ${config.host} (KUBLER_HOST): other machines can reach it`);
+      }
       print(`  data dir   ${dataDir}/   events.jsonl · audit.jsonl · dead-letters.jsonl`);
       print(`  cluster    ${runtime.environments.description}`);
       print(`  projects   ${displayPath(config.projectsDir)}/<project path>/kubler.yaml`);

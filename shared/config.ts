@@ -10,6 +10,8 @@ import { ConfigError } from "./errors.js";
 
 export const ENV = {
   PORT: "PORT",
+  /** Local: the address `npm start` listens on (127.0.0.1; 0.0.0.0 lets a GitLab elsewhere reach it). */
+  HOST: "KUBLER_HOST",
   DATA_DIR: "KUBLER_DATA_DIR",
   WEBHOOK_SECRET: "KUBLER_WEBHOOK_SECRET",
   WEBHOOK_SIGNING_KEY: "KUBLER_WEBHOOK_SIGNING_KEY",
@@ -205,6 +207,8 @@ function imagesTemplate(template: string | null): string | null {
 
 export interface LocalConfig {
   port: number;
+  /** The address to listen on: loopback unless KUBLER_HOST says otherwise. */
+  host: string;
   dataDir: string;
   region: string;
   webhook: WebhookConfig;
@@ -224,6 +228,7 @@ export function loadLocalConfig(env: Env): LocalConfig {
   return {
     // 0 asks the OS for a free port (tests).
     port: env[ENV.PORT]?.trim() === "0" ? 0 : positiveInt(env, ENV.PORT, 8080, 65_535),
+    host: env[ENV.HOST]?.trim() || "127.0.0.1",
     dataDir: env[ENV.DATA_DIR] || ".kubler",
     region: env[ENV.AWS_REGION] || "local",
     webhook: loadWebhookConfig(env, { requireSecret: false }),

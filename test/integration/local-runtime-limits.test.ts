@@ -202,3 +202,32 @@ describe("oversized bodies", () => {
     expect(res.status).not.toBe(413);
   });
 });
+
+describe("where it listens (KUBLER_HOST)", () => {
+  it("on every interface, the local tools still get a loopback URL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-host-"));
+    const everywhere = await startLocalRuntime(
+      loadLocalConfig({ PORT: "0", KUBLER_HOST: "0.0.0.0", KUBLER_DATA_DIR: dir }),
+    );
+    try {
+      expect(everywhere.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await fetch(`${everywhere.url}/healthz`)).status).toBe(200);
+    } finally {
+      await everywhere.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an address this machine does not have is a configuration error naming KUBLER_HOST", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-host-"));
+    try {
+      // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
+      const start = startLocalRuntime(
+        loadLocalConfig({ PORT: "0", KUBLER_HOST: "192.0.2.1", KUBLER_DATA_DIR: dir }),
+      );
+      await expect(start).rejects.toThrow("KUBLER_HOST 192.0.2.1 is not an address of this machine");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -90,6 +90,23 @@ describe("kubler start (process)", () => {
     });
   });
 
+  it("exits with the reason, instead of hanging, when its port is taken", async () => {
+    const taken = new URL(url).port;
+    const second = mkdtempSync(join(tmpdir(), "kubler-e2e-"));
+    const start = run(process.execPath, ["bin/kubler.js", "start"], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: taken, KUBLER_DATA_DIR: second },
+      timeout: 30_000,
+    });
+    const failure = (await start.then(
+      () => null,
+      (error: unknown) => error,
+    )) as { code?: unknown; killed?: boolean; stderr?: string } | null;
+    expect(failure?.killed).toBe(false);
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toContain(`kubler: configuration: 127.0.0.1:${taken} is already in use`);
+  }, 40_000);
+
   it("answers a resend with the same key as a duplicate", async () => {
     const secrets = readLocalSecrets(dataDir);
     const response = await sendFixture(loadFixture("push"), {

@@ -66,7 +66,13 @@ describe("configuration", () => {
   });
 
   it("local defaults, and PORT=0 for any free port", () => {
-    expect(loadLocalConfig({})).toMatchObject({ port: 8080, dataDir: ".kubler", region: "local" });
+    expect(loadLocalConfig({})).toMatchObject({
+      port: 8080,
+      host: "127.0.0.1",
+      dataDir: ".kubler",
+      region: "local",
+    });
+    expect(loadLocalConfig({ KUBLER_HOST: " 0.0.0.0 " }).host).toBe("0.0.0.0");
     expect(loadLocalConfig({ PORT: "0", KUBLER_DATA_DIR: "/tmp/k", AWS_REGION: "eu-west-1" })).toMatchObject({
       port: 0,
       dataDir: "/tmp/k",
@@ -98,15 +104,19 @@ describe("configuration", () => {
       KUBLER_EVENT_BUS_ARN: "arn:aws:events:eu-west-1:123456789012:event-bus/kubler",
       KUBLER_SCHEDULE_GROUP: "kubler-environments",
       KUBLER_SCHEDULER_ROLE_ARN: "arn:aws:iam::123456789012:role/kubler-scheduler",
+      KUBLER_SCHEDULE_DEAD_LETTER_QUEUE_ARN: "arn:aws:sqs:eu-west-1:123456789012:kubler-expiry-dead-letters",
     };
     expect(loadAwsStepsConfig(full)).toEqual({
       busName: "kubler",
       busArn: full.KUBLER_EVENT_BUS_ARN,
       scheduleGroup: "kubler-environments",
       schedulerRoleArn: full.KUBLER_SCHEDULER_ROLE_ARN,
+      scheduleDeadLetterArn: full.KUBLER_SCHEDULE_DEAD_LETTER_QUEUE_ARN,
     });
     for (const name of Object.keys(full)) {
       expect(configError(() => loadAwsStepsConfig({ ...full, [name]: "" }))).toBe(`${name} is required`);
+      const { [name as keyof typeof full]: _, ...without } = full;
+      expect(configError(() => loadAwsStepsConfig(without))).toBe(`${name} is required`);
     }
   });
 
