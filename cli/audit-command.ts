@@ -25,7 +25,7 @@ export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
 export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --query NAME          a saved query: ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}
   --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally)
-  --until ISO           until when (default now)
+  --until 1h|ISO        until when: a duration before now or an ISO 8601 time (default now)
   --project PATH  --environment ENV  --action ACTION|PREFIX.*  --outcome O[,O]
   --correlation ID      everything one GitLab delivery caused, as a timeline
   --role ARN  --instance URL
@@ -103,7 +103,7 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
       ...query?.filter,
       ...flags,
       since: parseSince(values.since ?? (correlationId ? "14d" : "24h"), now),
-      until: values.until === undefined ? now : parseInstant("--until", values.until),
+      until: values.until === undefined ? now : parseAgo("--until", values.until, now),
     },
     query,
     json: values.json ?? false,
@@ -386,11 +386,15 @@ const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_00
 
 /** `24h`, `7d`, `90m`, `all`, or an ISO 8601 instant. */
 export function parseSince(text: string, now: Date): Date {
-  if (text === "all") return new Date(0);
+  return text === "all" ? new Date(0) : parseAgo("--since", text, now);
+}
+
+/** `24h` (that long before now) or an ISO 8601 instant: what --since and --until both take. */
+function parseAgo(flag: string, text: string, now: Date): Date {
   const relative = /^(\d+)([smhdw])$/.exec(text.trim());
   if (relative)
     return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]);
-  return parseInstant("--since", text);
+  return parseInstant(flag, text);
 }
 
 function parseInstant(flag: string, text: string): Date {

@@ -217,7 +217,11 @@ function rejection(error: unknown, audience: string): Error {
     return new TokenRejectedError("bad_signature", "the token's signature does not verify");
   }
   if (error instanceof errors.JOSEError || error instanceof TypeError) {
-    return new TokenRejectedError("malformed", "the bearer value is not a signed JWT (a GitLab ID token)");
+    // Worded without "bearer <word>": the audit redaction would take the word for a token.
+    return new TokenRejectedError(
+      "malformed",
+      "the Authorization header does not carry a signed JWT (a GitLab ID token)",
+    );
   }
   return error instanceof Error ? error : new Error(String(error));
 }

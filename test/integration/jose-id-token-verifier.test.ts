@@ -4,6 +4,7 @@
 import { createHmac, createPublicKey } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
+import { createAuditRedactor } from "../../shared/domain/audit.js";
 import { TokenRejectedError, UnavailableError } from "../../shared/errors.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { FixedClock } from "../fakes/index.js";
@@ -114,7 +115,10 @@ describe("JoseIdTokenVerifier", () => {
       reason: "bad_signature",
       message: "the token's signature does not verify",
     });
-    expect((await rejection(verifier().verify("not-a-jwt"))).reason).toBe("malformed");
+    const malformed = await rejection(verifier().verify("not-a-jwt"));
+    expect(malformed.reason).toBe("malformed");
+    // The reason is audited as written: nothing in it looks like a credential to the redaction.
+    expect(createAuditRedactor().text(malformed.message)).toBe(malformed.message);
     expect(await rejection(verifier().verify(key.sign(claims({ job_id: null }))))).toEqual({
       reason: "missing_claim",
       message: 'the token has no usable "job_id" claim',

@@ -190,6 +190,18 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     ]);
   });
 
+  it("takes --until as a duration before now, like --since", async () => {
+    write([
+      JSON.stringify(
+        record({ reason: "two hours ago", at: new Date(NOW.getTime() - 2 * 3_600_000).toISOString() }),
+      ),
+      JSON.stringify(record({ reason: "a minute ago", at: new Date(NOW.getTime() - 60_000).toISOString() })),
+    ]);
+    const { code, json } = await run("--since", "3h", "--until", "1h", "--json");
+    expect(code).toBe(0);
+    expect(json().map((r) => r.reason)).toEqual(["two hours ago"]);
+  });
+
   it("answers an empty trail when there is no audit file yet", async () => {
     const { code, out } = await run();
     expect(code).toBe(0);
@@ -199,6 +211,7 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
   it.each([
     [["--outcome", "maybe"], "--outcome"],
     [["--since", "yesterday"], "--since"],
+    [["--until", "soon"], "--until"],
     [["--limit", "0"], "--limit"],
     [["--query", "nope"], "--query"],
   ])("refuses %j naming %s", async (args, flag) => {
