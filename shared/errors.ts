@@ -64,12 +64,28 @@ export class InvalidDetailError extends Error {
   override readonly name = "InvalidDetailError";
 }
 
-/** A dependency (bus, dedupe store) is unavailable: maps to 503, so GitLab resends later. */
+/**
+ * A dependency (bus, dedupe store) is unavailable: maps to 503, so GitLab resends later. `message`
+ * is for the audit line and stderr; the caller is told `publicMessage`, which is the message unless
+ * the thrower knows the message names internals (a bus, an AWS error code).
+ */
 export class UnavailableError extends Error {
   override readonly name: string = "UnavailableError";
+  /** What the caller may read (the 503 body adds "; retry later"). */
+  readonly publicMessage: string;
+  constructor(message: string, options: { publicMessage?: string } = {}) {
+    super(message);
+    this.publicMessage = options.publicMessage ?? message;
+  }
 }
 
-/** Publishing to the bus failed after bounded retries: maps to 503 (GitLab may resend). */
+/** What a caller is told when publishing failed: which bus and which AWS error stay in the audit line. */
+export const PUBLISH_FAILED_MESSAGE = "could not publish the event";
+
+/**
+ * Publishing to the bus failed after bounded retries: maps to 503 (GitLab may resend). The message
+ * says why, for the audit line; the caller only hears `PUBLISH_FAILED_MESSAGE`.
+ */
 export class PublishError extends UnavailableError {
   override readonly name = "PublishError";
   constructor(
@@ -77,7 +93,7 @@ export class PublishError extends UnavailableError {
     /** The positions, in the entries given, of those not published; the others were. */
     readonly failed: readonly number[],
   ) {
-    super(message);
+    super(message, { publicMessage: PUBLISH_FAILED_MESSAGE });
   }
 
   /** How many of the entries were still failing. */

@@ -32,7 +32,9 @@ export function toErrorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof ForbiddenError) return answer(403, "forbidden", error.message);
   if (error instanceof UnprocessableError) return answer(422, "unprocessable", error.message);
   if (error instanceof PayloadTooLargeError) return answer(413, "payload_too_large", error.message);
-  if (error instanceof UnavailableError) return answer(503, "unavailable", `${error.message}; retry later`);
+  if (error instanceof UnavailableError) {
+    return answer(503, "unavailable", `${error.publicMessage}; retry later`);
+  }
   return answer(500, "internal", "internal error");
 }
 

@@ -22,15 +22,32 @@ export interface EventPublisher {
 }
 
 /**
+ * What `DedupeStore.reserve` found: the key is now the caller's ("reserved"), its work was done
+ * before ("duplicate"), or another caller holds a live lease on it and may still fail ("in-flight").
+ */
+export type Reservation = "reserved" | "duplicate" | "in-flight";
+
+/**
  * Remembers delivery keys (GitLab's `Idempotency-Key`) so a retried or resent webhook is published once.
+ * A key guarding work that can fail is reserved (a short lease), confirmed once the work is done and
+ * released if it failed: a resend that arrives meanwhile is told to retry, never that it is a duplicate,
+ * and a lease left by a caller that died expires instead of blocking the key for the whole TTL.
  *
  * @example
- * if (!(await dedupe.claim(key, 3 * 86_400))) return duplicate();
+ * const reservation = await dedupe.reserve(key, 60); // "reserved" | "duplicate" | "in-flight"
  * try { await publish(); } catch (e) { await dedupe.release(key); throw e; }
+ * await dedupe.confirm(key, 3 * 86_400);
  */
 export interface DedupeStore {
-  /** Claims `key` for `ttlSeconds`. True when this caller is the first; false when already claimed. */
+  /**
+   * Claims `key` for `ttlSeconds`, final at once. True when this caller is the first; false when the
+   * key is claimed, reserved or confirmed.
+   */
   claim(key: string, ttlSeconds: number): Promise<boolean>;
+  /** Holds `key` for `leaseSeconds` while the caller does the work it guards. */
+  reserve(key: string, leaseSeconds: number): Promise<Reservation>;
+  /** Makes a reserved key final for `ttlSeconds`, once its work is done. */
+  confirm(key: string, ttlSeconds: number): Promise<void>;
   /** Forgets a claim, so that a resend of a delivery we failed to publish is accepted. */
   release(key: string): Promise<void>;
 }

@@ -5,6 +5,10 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { handle } from "hono/aws-lambda";
+import {
+  WEBHOOK_AWS_REQUEST_LIMITS,
+  WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
+} from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createSecretReader } from "../../shared/adapters/secret-reader.js";
@@ -37,13 +41,17 @@ const app = createGitlabWebhookApp({
   maxBodyBytes: webhook.maxBodyBytes,
   // The SDK clients read AWS_REGION and AWS_ENDPOINT_URL_* themselves. The publisher owns PutEvents
   // retries (failed entries only, jittered); SDK retries on top would multiply them past GitLab's patience.
+  // Every call is time-limited, so a hung one fails (and the dedupe key is released) before Lambda's 10 s.
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1 }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: WEBHOOK_AWS_REQUEST_LIMITS }),
     busName,
     onRetry: (entries) => audit.count("PublishRetries", entries),
   }),
   dedupe: new DynamoDbDedupeStore({
-    client: new DynamoDBClient({}),
+    client: new DynamoDBClient({
+      maxAttempts: WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
+      requestHandler: WEBHOOK_AWS_REQUEST_LIMITS,
+    }),
     tableName: dedupeTable,
     clock: systemClock,
   }),

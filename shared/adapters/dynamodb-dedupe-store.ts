@@ -1,11 +1,25 @@
-import { DeleteItemCommand, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import type { Clock, DedupeStore } from "../ports.js";
+import {
+  DeleteItemCommand,
+  type DynamoDBClient,
+  PutItemCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import type { Clock, DedupeStore, Reservation } from "../ports.js";
 
 /** The dedupe table's partition key (a string: the delivery key). */
 export const DEDUPE_PARTITION_KEY = "pk";
 
-/** The dedupe table's TTL attribute: epoch seconds, as DynamoDB TTL requires. */
+/**
+ * The dedupe table's TTL attribute: epoch seconds, as DynamoDB TTL requires. For a reserved key it is
+ * the end of the lease, so a lease left by a killed Lambda expires (and is removed) like a claim.
+ */
 export const DEDUPE_TTL_ATTRIBUTE = "expiresAt";
+
+/**
+ * "pending" while a reservation's work is in flight, "confirmed" once done. Claims made with `claim`
+ * (and those written before reservations existed) have none: they count as confirmed.
+ */
+export const DEDUPE_STATE_ATTRIBUTE = "state";
 
 export interface DynamoDbDedupeStoreOptions {
   client: DynamoDBClient;
@@ -15,11 +29,11 @@ export interface DynamoDbDedupeStoreOptions {
 
 /**
  * Claims delivery keys with a conditional PutItem, so two concurrent deliveries of one webhook
- * cannot both win; the table's TTL removes old claims.
+ * cannot both win; the table's TTL removes old claims and abandoned leases.
  *
  * @example
  * const dedupe = new DynamoDbDedupeStore({ client: new DynamoDBClient({}), tableName, clock });
- * if (!(await dedupe.claim(key, 3 * 86_400))) return duplicate();
+ * if ((await dedupe.reserve(key, 60)) === "reserved") { await publish(); await dedupe.confirm(key, 3 * 86_400); }
  */
 export class DynamoDbDedupeStore implements DedupeStore {
   readonly #client: DynamoDBClient;
@@ -33,27 +47,27 @@ export class DynamoDbDedupeStore implements DedupeStore {
   }
 
   async claim(key: string, ttlSeconds: number): Promise<boolean> {
-    const now = Math.floor(this.#clock.now().getTime() / 1000);
-    try {
-      await this.#client.send(
-        new PutItemCommand({
-          TableName: this.#tableName,
-          Item: {
-            [DEDUPE_PARTITION_KEY]: { S: key },
-            [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(ttlSeconds)) },
-          },
-          // TTL deletion lags expiry (typically within a few days), so an expired claim still in the
-          // table must not count: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
-          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #exp < :now`,
-          ExpressionAttributeNames: { "#exp": DEDUPE_TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ":now": { N: String(now) } },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof Error && error.name === "ConditionalCheckFailedException") return false;
-      throw error;
-    }
+    return (await this.#put(key, ttlSeconds, null)) === "reserved";
+  }
+
+  async reserve(key: string, leaseSeconds: number): Promise<Reservation> {
+    return this.#put(key, leaseSeconds, "pending");
+  }
+
+  async confirm(key: string, ttlSeconds: number): Promise<void> {
+    // Unconditional: the work is done, so the key must dedupe from now on whatever became of the lease.
+    await this.#client.send(
+      new UpdateItemCommand({
+        TableName: this.#tableName,
+        Key: { [DEDUPE_PARTITION_KEY]: { S: key } },
+        UpdateExpression: "SET #state = :confirmed, #exp = :exp",
+        ExpressionAttributeNames: { "#state": DEDUPE_STATE_ATTRIBUTE, "#exp": DEDUPE_TTL_ATTRIBUTE },
+        ExpressionAttributeValues: {
+          ":confirmed": { S: "confirmed" },
+          ":exp": { N: String(this.#nowSeconds() + Math.ceil(ttlSeconds)) },
+        },
+      }),
+    );
   }
 
   async release(key: string): Promise<void> {
@@ -63,5 +77,40 @@ export class DynamoDbDedupeStore implements DedupeStore {
         Key: { [DEDUPE_PARTITION_KEY]: { S: key } },
       }),
     );
+  }
+
+  async #put(key: string, seconds: number, state: "pending" | null): Promise<Reservation> {
+    const now = this.#nowSeconds();
+    try {
+      await this.#client.send(
+        new PutItemCommand({
+          TableName: this.#tableName,
+          Item: {
+            [DEDUPE_PARTITION_KEY]: { S: key },
+            [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(seconds)) },
+            ...(state && { [DEDUPE_STATE_ATTRIBUTE]: { S: state } }),
+          },
+          // An expired lease or claim is free again. TTL deletion lags expiry (typically within a few
+          // days), so an expired item still in the table must not count:
+          // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
+          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #exp < :now`,
+          ExpressionAttributeNames: { "#exp": DEDUPE_TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ":now": { N: String(now) } },
+          // The item that won, in the same call: a pending one means "retry", not "duplicate".
+          ...(state && { ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const }),
+        }),
+      );
+      return "reserved";
+    } catch (error) {
+      if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+        const holder = (error as { Item?: Record<string, { S?: string }> }).Item;
+        return holder?.[DEDUPE_STATE_ATTRIBUTE]?.S === "pending" ? "in-flight" : "duplicate";
+      }
+      throw error;
+    }
+  }
+
+  #nowSeconds(): number {
+    return Math.floor(this.#clock.now().getTime() / 1000);
   }
 }

@@ -1,49 +1,84 @@
-import type { Clock, DedupeStore } from "../ports.js";
+import type { Clock, DedupeStore, Reservation } from "../ports.js";
 
 /** Expired keys are swept after this many claims, so memory stays bounded on a long-running server. */
 const SWEEP_EVERY = 1024;
 
 /**
- * The local runtime's `DedupeStore`: a map of key → expiry, honouring the TTL like DynamoDB would.
+ * The local runtime's `DedupeStore`: maps of key → expiry, honouring leases and TTLs like DynamoDB
+ * would.
  *
  * @example
  * const dedupe = new MemoryDedupeStore(systemClock);
  * await dedupe.claim("key", 60); // true, then false until 60 s have passed
+ * await dedupe.reserve("other", 60); // "reserved", then "in-flight" until confirmed or released
  */
 export class MemoryDedupeStore implements DedupeStore {
-  readonly #expiries = new Map<string, number>();
-  #claims = 0;
+  // Two maps, so each stays in expiry order (leases share one length, claims one TTL in practice)
+  // and the sweep can stop at the first live key.
+  readonly #leases = new Map<string, number>();
+  readonly #claims = new Map<string, number>();
+  #operations = 0;
 
   constructor(private readonly clock: Clock) {}
 
   async claim(key: string, ttlSeconds: number): Promise<boolean> {
-    const now = this.clock.now().getTime();
-    if (++this.#claims % SWEEP_EVERY === 0) this.#sweep(now);
-    const expiry = this.#expiries.get(key);
-    if (expiry !== undefined) {
-      if (expiry > now) return false;
-      // Re-inserted at the end, so the map stays in claim order: the oldest claims come first.
-      this.#expiries.delete(key);
-    }
-    this.#expiries.set(key, now + ttlSeconds * 1000);
+    const now = this.#tick();
+    if (isLive(this.#claims, key, now) || isLive(this.#leases, key, now)) return false;
+    this.#leases.delete(key);
+    setLast(this.#claims, key, now + ttlSeconds * 1000);
     return true;
+  }
+
+  async reserve(key: string, leaseSeconds: number): Promise<Reservation> {
+    const now = this.#tick();
+    if (isLive(this.#claims, key, now)) return "duplicate";
+    if (isLive(this.#leases, key, now)) return "in-flight";
+    this.#claims.delete(key);
+    setLast(this.#leases, key, now + leaseSeconds * 1000);
+    return "reserved";
+  }
+
+  async confirm(key: string, ttlSeconds: number): Promise<void> {
+    this.#leases.delete(key);
+    setLast(this.#claims, key, this.clock.now().getTime() + ttlSeconds * 1000);
   }
 
   /** How many keys are held (expired ones linger until the next sweep). */
   get size(): number {
-    return this.#expiries.size;
+    return this.#leases.size + this.#claims.size;
   }
 
   async release(key: string): Promise<void> {
-    this.#expiries.delete(key);
+    this.#leases.delete(key);
+    this.#claims.delete(key);
   }
 
-  // Claims share one TTL in practice, so claim order is expiry order: stop at the first live key
-  // instead of walking the whole map (which made every 1024th claim O(n)).
-  #sweep(now: number): void {
-    for (const [key, expiry] of this.#expiries) {
-      if (expiry > now) return;
-      this.#expiries.delete(key);
+  #tick(): number {
+    const now = this.clock.now().getTime();
+    if (++this.#operations % SWEEP_EVERY === 0) {
+      sweep(this.#leases, now);
+      sweep(this.#claims, now);
     }
+    return now;
+  }
+}
+
+function isLive(expiries: ReadonlyMap<string, number>, key: string, now: number): boolean {
+  const expiry = expiries.get(key);
+  return expiry !== undefined && expiry > now;
+}
+
+/** Re-inserted at the end, so the map stays in the order the keys were (re)claimed: oldest first. */
+function setLast(expiries: Map<string, number>, key: string, expiry: number): void {
+  expiries.delete(key);
+  expiries.set(key, expiry);
+}
+
+// Claim order is expiry order: stop at the first live key instead of walking the whole map (which
+// made every 1024th claim O(n)).
+function sweep(expiries: Map<string, number>, now: number): void {
+  for (const [key, expiry] of expiries) {
+    if (expiry > now) return;
+    expiries.delete(key);
   }
 }

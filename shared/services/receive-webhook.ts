@@ -6,10 +6,22 @@ import type { AuditRecord } from "../domain/audit.js";
 import { type GitlabDelivery, normalizeGitlabEvent } from "../domain/gitlab-event.js";
 import { type HeaderReader, verifyWebhook, type WebhookCredentials } from "../domain/webhook-auth.js";
 import { BadRequestError, UnauthorizedError, UnavailableError } from "../errors.js";
-import type { AuditLog, Clock, DedupeStore, EventPublisher, IdGenerator } from "../ports.js";
+import type { AuditLog, Clock, DedupeStore, EventPublisher, IdGenerator, Reservation } from "../ports.js";
 
 /** GitLab keeps `Idempotency-Key` stable across retries and manual resends; DESIGN §4 asks ≥ 3 days. */
 export const DEDUPE_TTL_SECONDS = 3 * 24 * 60 * 60;
+
+/**
+ * How long a delivery holds its key while it publishes, before the key is confirmed for
+ * `DEDUPE_TTL_SECONDS`. Longer than a delivery can take (the function times out at 10 s, every AWS
+ * call is time-limited well inside that), so a resend never takes the key from a publish still
+ * running; short, so a Lambda killed mid-publish delays GitLab's resends by a minute, not 3 days.
+ */
+export const DEDUPE_LEASE_SECONDS = 60;
+
+/** A resend that arrives while the first delivery is still publishing (it may yet fail). */
+export const IN_FLIGHT_MESSAGE = "a delivery with this Idempotency-Key is being processed";
+
 const FUNCTION_NAME = "gitlab-webhook";
 
 export interface ReceiveWebhookDeps {
@@ -45,9 +57,18 @@ export async function receiveWebhook(
 ): Promise<WebhookOutcome> {
   const now = deps.clock.now();
   const meta = readDeliveryMeta(request.header);
-  const correlationId = meta.idempotencyKey ?? deps.newId();
+  let correlationId = meta.idempotencyKey ?? deps.newId();
   try {
-    verifyWebhook(deps.credentials, request.header, request.body, now);
+    const method = verifyWebhook(deps.credentials, request.header, request.body, now);
+    const signedId = method === "signature" ? signedWebhookId(request.header) : null;
+    if (signedId !== null) {
+      correlationId = signedId;
+      // GitLab 19+ sends Idempotency-Key equal to webhook-id: another value is a captured delivery
+      // replayed under a new key, not GitLab.
+      if (meta.idempotencyKey !== signedId) {
+        throw new UnauthorizedError("Idempotency-Key differs from the signed webhook-id");
+      }
+    }
     if (!meta.event) throw new BadRequestError("missing X-Gitlab-Event header");
     const payload = parseJson(request.body);
     const delivery: GitlabDelivery = {
@@ -64,21 +85,30 @@ export async function receiveWebhook(
     const { entry } = normalized;
     const subject = { project: entry.detail.gitlab.projectPath, projectId: entry.detail.gitlab.projectId };
     const actor = { gitlabUser: "user" in entry.detail ? entry.detail.user : null };
-    const dedupeKey = meta.idempotencyKey && `${entry.detail.gitlab.instance} ${meta.idempotencyKey}`;
-    if (dedupeKey && !(await claim(deps.dedupe, dedupeKey))) {
-      recordAudit(
-        deps,
-        meta,
-        correlationId,
-        now,
-        "ignored",
-        "duplicate delivery (Idempotency-Key seen before)",
-        {
-          subject,
-          actor,
-        },
-      );
-      return { kind: "duplicate", correlationId };
+    // A signature covers webhook-id but no other header: a captured delivery resent with another
+    // Idempotency-Key or X-Gitlab-Instance must still be the same key.
+    const dedupeKey =
+      signedId !== null
+        ? `webhook-id ${signedId}`
+        : meta.idempotencyKey && `${entry.detail.gitlab.instance} ${meta.idempotencyKey}`;
+    if (dedupeKey) {
+      const reservation = await reserve(deps.dedupe, dedupeKey);
+      if (reservation === "in-flight") throw new UnavailableError(IN_FLIGHT_MESSAGE);
+      if (reservation === "duplicate") {
+        recordAudit(
+          deps,
+          meta,
+          correlationId,
+          now,
+          "ignored",
+          "duplicate delivery (Idempotency-Key seen before)",
+          {
+            subject,
+            actor,
+          },
+        );
+        return { kind: "duplicate", correlationId };
+      }
     }
     let eventIds: string[];
     try {
@@ -88,7 +118,17 @@ export async function receiveWebhook(
       if (dedupeKey) await deps.dedupe.release(dedupeKey).catch(() => undefined);
       throw error;
     }
-    recordAudit(deps, meta, correlationId, now, "success", `published ${normalized.summary}`, {
+    let reason = `published ${normalized.summary}`;
+    if (dedupeKey) {
+      // The event is out: answering 503 now would only get it published again by GitLab's retry.
+      reason += await deps.dedupe.confirm(dedupeKey, DEDUPE_TTL_SECONDS).then(
+        () => "",
+        (error: unknown) =>
+          `; the Idempotency-Key could not be confirmed (${errorName(error)}), so a resend after ` +
+          `${DEDUPE_LEASE_SECONDS} s would publish it again`,
+      );
+    }
+    recordAudit(deps, meta, correlationId, now, "success", reason, {
       subject: { ...subject, detailType: entry.detailType, eventIds },
       actor,
     });
@@ -192,10 +232,23 @@ function parseJson(body: Uint8Array): unknown {
   }
 }
 
-async function claim(dedupe: DedupeStore, key: string): Promise<boolean> {
+/** The `webhook-id` the signature covers, clipped like the other headers (a DynamoDB key is ≤ 2 KB). */
+function signedWebhookId(header: HeaderReader): string {
+  const id = readClipped(header, "webhook-id");
+  if (id === null) throw new UnauthorizedError("missing webhook-id header");
+  return id;
+}
+
+async function reserve(dedupe: DedupeStore, key: string): Promise<Reservation> {
   try {
-    return await dedupe.claim(key, DEDUPE_TTL_SECONDS);
-  } catch {
-    throw new UnavailableError("dedupe store unavailable");
+    return await dedupe.reserve(key, DEDUPE_LEASE_SECONDS);
+  } catch (error) {
+    throw new UnavailableError(`dedupe store unavailable (${errorName(error)})`, {
+      publicMessage: "dedupe store unavailable",
+    });
   }
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : "unknown error";
 }

@@ -127,9 +127,10 @@ describe("gitlab-webhook decisions in the audit trail (process)", () => {
   });
 
   it("a resend with the same key: ignored as a duplicate", async () => {
+    // Signed again, as GitLab resends a signed delivery: the key of a signed delivery is its webhook-id.
     const response = await sendFixture(loadFixture("push"), {
       url,
-      token: TOKEN,
+      signingKey: SIGNING_KEY,
       idempotencyKey: "e2e-push-1",
     });
     expect(response.status).toBe(200);

@@ -1,10 +1,15 @@
 import { readdirSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
+import { mockClient } from "aws-sdk-client-mock";
+import { describe, expect, it, vi } from "vitest";
 import { FIXTURES_DIR as FIXTURES, loadFixture } from "../../cli/send.js";
 import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
+import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createWebhookCredentials, signWebhook } from "../../shared/domain/webhook-auth.js";
+import { PublishError } from "../../shared/errors.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import type { DedupeStore } from "../../shared/ports.js";
+import { DEDUPE_LEASE_SECONDS, IN_FLIGHT_MESSAGE } from "../../shared/services/receive-webhook.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 const SIGNING_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -242,12 +247,10 @@ describe("answers", () => {
 
   it("503 when the dedupe store is down, never a 500", async () => {
     // (and nothing logged as a bug: an outage is expected)
-    const broken: DedupeStore = {
-      claim: async () => {
-        throw new Error("ECONNRESET");
-      },
-      release: async () => undefined,
+    const down = async (): Promise<never> => {
+      throw new Error("ECONNRESET");
     };
+    const broken: DedupeStore = { claim: down, reserve: down, confirm: down, release: down };
     const { send, publisher, logged } = setup({ dedupe: broken });
     const res = await send("push", { "idempotency-key": "k" });
     expect(res.status).toBe(503);
@@ -281,5 +284,192 @@ describe("answers", () => {
     const missing = await app.request("/nope");
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: "not_found" });
+  });
+});
+
+describe("replayed signed deliveries", () => {
+  const INSTANCE = "https://gitlab.example.com";
+  /** One delivery as GitLab 19+ signs it: Idempotency-Key equals webhook-id. */
+  function signedPush(clock: FixedClock, id = "msg-1") {
+    const { eventHeader, body } = fixture("push");
+    const headers = {
+      "x-gitlab-event": eventHeader,
+      "x-gitlab-instance": INSTANCE,
+      "idempotency-key": id,
+      ...signWebhook(SIGNING_KEY, id, clock.now(), Buffer.from(body)),
+    };
+    return { body, headers };
+  }
+
+  it("401 for a captured delivery resent with a new Idempotency-Key, audited as deny", async () => {
+    const { post, publisher, audit, clock } = setup();
+    const { body, headers } = signedPush(clock);
+    expect((await post(body, headers)).status).toBe(202);
+    const replay = await post(body, { ...headers, "idempotency-key": "fresh-key" });
+    expect(replay.status).toBe(401);
+    expect(await replay.json()).toEqual({
+      error: "unauthorized",
+      message: "Idempotency-Key differs from the signed webhook-id",
+    });
+    expect(audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: "Idempotency-Key differs from the signed webhook-id",
+      correlationId: "msg-1",
+    });
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("200 duplicate for a captured delivery resent with another X-Gitlab-Instance, nothing published", async () => {
+    const { post, publisher, clock } = setup();
+    const { body, headers } = signedPush(clock);
+    expect((await post(body, headers)).status).toBe(202);
+    const replay = await post(body, { ...headers, "x-gitlab-instance": "https://elsewhere.example.com" });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toEqual({ duplicate: true, correlationId: "msg-1" });
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("dedupes a signed delivery without Idempotency-Key on its webhook-id", async () => {
+    const { post, publisher, clock } = setup();
+    const { body, headers } = signedPush(clock);
+    const { "idempotency-key": _, ...withoutKey } = headers;
+    expect((await post(body, withoutKey)).status).toBe(202);
+    const again = await post(body, { ...withoutKey, "x-gitlab-instance": "https://elsewhere.example.com" });
+    expect(await again.json()).toEqual({ duplicate: true, correlationId: "msg-1" });
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("token deliveries keep their key: instance and Idempotency-Key", async () => {
+    const { send, publisher } = setup();
+    await send("push", { "idempotency-key": "k", "x-gitlab-instance": INSTANCE });
+    expect((await send("push", { "idempotency-key": "k", "x-gitlab-instance": INSTANCE })).status).toBe(200);
+    expect(
+      (await send("push", { "idempotency-key": "k", "x-gitlab-instance": "https://other.example.com" }))
+        .status,
+    ).toBe(202);
+    expect(publisher.entries).toHaveLength(2);
+  });
+});
+
+describe("a delivery's key while it publishes", () => {
+  /** A publish that waits until the test settles it. */
+  function holdPublishes(publisher: RecordingPublisher) {
+    const held: { resolve: () => void; reject: (error: Error) => void }[] = [];
+    const publish = publisher.publish.bind(publisher);
+    publisher.publish = (entries) =>
+      new Promise<void>((resolve, reject) => held.push({ resolve, reject })).then(() => publish(entries));
+    return held;
+  }
+
+  it("503 (retry later), never duplicate, for a resend while the first publish is in flight", async () => {
+    const { send, publisher, audit } = setup();
+    const held = holdPublishes(publisher);
+    const first = send("push", { "idempotency-key": "k" });
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+
+    const resend = await send("push", { "idempotency-key": "k" });
+    expect(resend.status).toBe(503);
+    expect(await resend.json()).toEqual({
+      error: "unavailable",
+      message: "a delivery with this Idempotency-Key is being processed; retry later",
+    });
+    expect(audit.last()).toMatchObject({ outcome: "failure", reason: IN_FLIGHT_MESSAGE, correlationId: "k" });
+
+    held[0]?.resolve();
+    expect((await first).status).toBe(202);
+    expect((await send("push", { "idempotency-key": "k" })).status).toBe(200);
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("the event is not lost when the first publish fails after a resend was turned away", async () => {
+    const { send, publisher } = setup();
+    const held = holdPublishes(publisher);
+    const first = send("push", { "idempotency-key": "k" });
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    expect((await send("push", { "idempotency-key": "k" })).status).toBe(503);
+
+    held[0]?.reject(new PublishError("1 of 1 events failed to publish", [0]));
+    expect((await first).status).toBe(503);
+    const retried = send("push", { "idempotency-key": "k" });
+    await vi.waitFor(() => expect(held).toHaveLength(2));
+    held[1]?.resolve();
+    expect((await retried).status).toBe(202);
+    expect(publisher.entries).toHaveLength(1);
+  });
+
+  it("a delivery that died mid-publish blocks its key for the lease only, not the 3-day TTL", async () => {
+    const { send, publisher, clock } = setup();
+    const held = holdPublishes(publisher);
+    // Never settled: a Lambda killed while PutEvents hung.
+    void send("push", { "idempotency-key": "k" });
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+
+    clock.advance(DEDUPE_LEASE_SECONDS * 1000 - 1);
+    expect((await send("push", { "idempotency-key": "k" })).status).toBe(503);
+    clock.advance(1);
+    const resent = send("push", { "idempotency-key": "k" });
+    await vi.waitFor(() => expect(held).toHaveLength(2));
+    held[1]?.resolve();
+    expect((await resent).status).toBe(202);
+  });
+
+  it("202 when the event is out but the key could not be confirmed, and the audit line says so", async () => {
+    const dedupe = new MemoryDedupeStore(new FixedClock());
+    dedupe.confirm = async () => {
+      throw new Error("ProvisionedThroughputExceededException");
+    };
+    const { send, audit } = setup({ dedupe });
+    expect((await send("push", { "idempotency-key": "k" })).status).toBe(202);
+    expect(audit.last()).toMatchObject({
+      outcome: "success",
+      reason: expect.stringMatching(/could not be confirmed .* would publish it again$/),
+    });
+  });
+});
+
+describe("503 answers", () => {
+  it("tell GitLab to retry without naming the bus or the AWS error; the audit line has both", async () => {
+    const client = new EventBridgeClient({
+      region: "eu-west-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    const eventBridge = mockClient(client);
+    eventBridge.on(PutEventsCommand).resolves({
+      FailedEntryCount: 1,
+      Entries: [{ ErrorCode: "NotAuthorizedForSourceException", ErrorMessage: "not authorized" }],
+    });
+    try {
+      const clock = new FixedClock();
+      const audit = new RecordingAuditLog();
+      const app = createGitlabWebhookApp({
+        credentials: createWebhookCredentials({ signingKeys: [], tokens: [TOKEN] }),
+        maxBodyBytes: 1024 * 1024,
+        publisher: new EventBridgePublisher({ client, busName: "kubler-prod-ingress-bus" }),
+        dedupe: new MemoryDedupeStore(clock),
+        audit,
+        logError: () => undefined,
+        clock,
+        newId: sequentialIds("corr"),
+      });
+      const { eventHeader, body } = fixture("push");
+      const res = await app.request("/webhooks/gitlab", {
+        method: "POST",
+        headers: { "x-gitlab-event": eventHeader, "x-gitlab-token": TOKEN, "idempotency-key": "k" },
+        body,
+      });
+      expect(res.status).toBe(503);
+      const answer = await res.text();
+      expect(JSON.parse(answer)).toEqual({
+        error: "unavailable",
+        message: "could not publish the event; retry later",
+      });
+      expect(answer).not.toMatch(/kubler-prod-ingress-bus|NotAuthorized/);
+      expect(audit.last()).toMatchObject({
+        outcome: "failure",
+        reason: expect.stringMatching(/bus kubler-prod-ingress-bus .*NotAuthorizedForSourceException/),
+      });
+    } finally {
+      eventBridge.restore();
+    }
   });
 });

@@ -4,6 +4,7 @@ import {
   DynamoDBClient,
   ProvisionedThroughputExceededException,
   PutItemCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
@@ -37,8 +38,12 @@ afterEach(() => {
   mock.restore();
 });
 
-function conditionFailed() {
-  return new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} });
+function conditionFailed(state?: "pending" | "confirmed") {
+  return new ConditionalCheckFailedException({
+    message: "The conditional request failed",
+    $metadata: {},
+    ...(state && { Item: { pk: { S: "delivery-1" }, expiresAt: { N: "1" }, state: { S: state } } }),
+  });
 }
 
 describe("DynamoDbDedupeStore", () => {
@@ -101,5 +106,72 @@ describe("DynamoDbDedupeStore", () => {
     mock.on(DeleteItemCommand).rejects(new Error("network down"));
 
     await expect(store.release("delivery-1")).rejects.toThrow("network down");
+  });
+
+  describe("reserve and confirm", () => {
+    it("reserves with a pending item whose expiry is the lease, asking for the holder on failure", async () => {
+      mock.on(PutItemCommand).resolves({});
+
+      await expect(store.reserve("delivery-1", 60)).resolves.toBe("reserved");
+
+      expect(mock).toHaveReceivedCommandExactlyOnceWith(PutItemCommand, {
+        TableName: TABLE,
+        Item: {
+          pk: { S: "delivery-1" },
+          expiresAt: { N: String(NOW_SECONDS + 60) },
+          state: { S: "pending" },
+        },
+        // An expired lease is as free as an expired claim.
+        ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
+        ExpressionAttributeNames: { "#exp": "expiresAt" },
+        ExpressionAttributeValues: { ":now": { N: String(NOW_SECONDS) } },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      });
+    });
+
+    it("answers in-flight when a live pending item holds the key", async () => {
+      mock.on(PutItemCommand).rejects(conditionFailed("pending"));
+
+      await expect(store.reserve("delivery-1", 60)).resolves.toBe("in-flight");
+    });
+
+    it("answers duplicate when a confirmed item, or a claim without a state, holds the key", async () => {
+      mock.on(PutItemCommand).rejectsOnce(conditionFailed("confirmed")).rejectsOnce(conditionFailed());
+
+      await expect(store.reserve("delivery-1", 60)).resolves.toBe("duplicate");
+      await expect(store.reserve("delivery-1", 60)).resolves.toBe("duplicate");
+    });
+
+    it("claim stays a plain claim: a pending item also holds the key against it", async () => {
+      mock.on(PutItemCommand).rejects(conditionFailed("pending"));
+
+      await expect(store.claim("delivery-1", THREE_DAYS)).resolves.toBe(false);
+    });
+
+    it("confirms with UpdateItem: state confirmed, expiry moved to the TTL", async () => {
+      mock.on(UpdateItemCommand).resolves({});
+
+      await store.confirm("delivery-1", THREE_DAYS);
+
+      expect(mock).toHaveReceivedCommandExactlyOnceWith(UpdateItemCommand, {
+        TableName: TABLE,
+        Key: { pk: { S: "delivery-1" } },
+        UpdateExpression: "SET #state = :confirmed, #exp = :exp",
+        ExpressionAttributeNames: { "#state": "state", "#exp": "expiresAt" },
+        ExpressionAttributeValues: {
+          ":confirmed": { S: "confirmed" },
+          ":exp": { N: String(NOW_SECONDS + THREE_DAYS) },
+        },
+      });
+    });
+
+    it("lets errors propagate from reserve and confirm", async () => {
+      const throttled = new ProvisionedThroughputExceededException({ message: "slow down", $metadata: {} });
+      mock.on(PutItemCommand).rejects(throttled);
+      mock.on(UpdateItemCommand).rejects(throttled);
+
+      await expect(store.reserve("delivery-1", 60)).rejects.toBe(throttled);
+      await expect(store.confirm("delivery-1", THREE_DAYS)).rejects.toBe(throttled);
+    });
   });
 });
