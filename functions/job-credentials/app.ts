@@ -11,6 +11,7 @@ import {
 import { BadRequestError, PayloadTooLargeError } from "../../shared/errors.js";
 import { toErrorAnswer } from "../../shared/http-errors.js";
 import {
+  auditBadRequest,
   type MintJobCredentialsDeps,
   mintJobCredentials,
 } from "../../shared/services/mint-job-credentials.js";
@@ -34,12 +35,18 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
   app.get("/healthz", (c) => c.json({ ok: true }));
 
   app.post("/v1/credentials", async (c) => {
-    const { environment, format } = readBody(await readText(c.req.raw), c.req.query("format"));
-    const issued = await mintJobCredentials(deps, {
-      authorization: c.req.header("authorization"),
-      environment,
-      format,
-    });
+    const authorization = c.req.header("authorization");
+    let input: { environment: string | null; format: CredentialsFormat };
+    try {
+      input = readBody(await readText(c.req.raw), c.req.query("format"));
+    } catch (error) {
+      if (error instanceof BadRequestError || error instanceof PayloadTooLargeError) {
+        await auditBadRequest(deps, { authorization, error });
+      }
+      throw error;
+    }
+    const { environment, format } = input;
+    const issued = await mintJobCredentials(deps, { authorization, environment, format });
     const { contentType, body } = formatCredentials(issued, format);
     return c.body(body, 200, {
       ...NO_STORE,
@@ -47,6 +54,14 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
       "x-kubler-expires-at": issued.expiresAt,
     });
   });
+
+  app.all("/v1/credentials", (c) =>
+    c.json(
+      { error: "method_not_allowed", message: `${c.req.method} is not allowed: use POST /v1/credentials` },
+      405,
+      { ...NO_STORE, allow: "POST" },
+    ),
+  );
 
   app.notFound((c) =>
     c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),

@@ -39,9 +39,14 @@ export type MatchKey = GlobKey | BooleanKey;
 export const ENVIRONMENT_NAMESPACE = "environment";
 export const DEFAULT_AUDIENCE = "kubler";
 export const DEFAULT_MAX_DURATION_SECONDS = 3600;
-/** STS: DurationSeconds is 900 s to 12 h (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html). */
+/** STS: DurationSeconds is at least 900 s (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html). */
 export const MIN_DURATION_SECONDS = 900;
-export const MAX_DURATION_SECONDS = 43_200;
+/**
+ * One hour, not STS's 12: in Lambda the issuer calls AssumeRole with the execution role's temporary
+ * credentials, which is role chaining, and STS refuses a chained session longer than 3600 s with a
+ * ValidationError (same page: "role chaining limits your … session to a maximum of one hour").
+ */
+export const MAX_DURATION_SECONDS = 3600;
 /** STS: an inline session policy's plaintext is at most 2,048 characters. */
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
@@ -187,6 +192,14 @@ function readMatch(raw: unknown, rule: PolicyRule, at: string, report: Report): 
     });
     if (Array.isArray(value) && value.length === 0)
       report(`${at}.${key}`, "expected at least one pattern, found an empty list");
+    if ((PROJECT_KEYS as readonly string[]).includes(key)) {
+      for (const glob of globs.filter((g) => namesNoProject(g.pattern))) {
+        report(
+          `${at}.${key}`,
+          `${JSON.stringify(glob.pattern)} matches every project: no rule may match every project (name a group or project, e.g. "group/*")`,
+        );
+      }
+    }
     rule.match[key] = globs;
   }
   for (const key of BOOLEAN_KEYS) {
@@ -201,6 +214,12 @@ function readMatch(raw: unknown, rule: PolicyRule, at: string, report: Report): 
       `must name the project with ${PROJECT_KEYS.join(", ")} (at least one): no rule may match every project`,
     );
   }
+}
+
+// Wildcards and slashes only (a bare star, two stars, star-slash-star, ...): every GitLab project
+// path has a "/", so such a pattern names no project even when it is not a bare "*".
+function namesNoProject(pattern: string): boolean {
+  return /^[*?/]*$/.test(pattern);
 }
 
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
@@ -226,15 +245,13 @@ function readAws(raw: unknown, at: string, report: Report): PolicyRule["aws"] {
   } else aws.roleArn = raw.roleArn;
   const max = raw.maxDurationSeconds;
   if (max !== undefined) {
-    if (
-      typeof max !== "number" ||
-      !Number.isInteger(max) ||
-      max < MIN_DURATION_SECONDS ||
-      max > MAX_DURATION_SECONDS
-    ) {
+    const range = `expected a whole number from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS}`;
+    if (typeof max !== "number" || !Number.isInteger(max) || max < MIN_DURATION_SECONDS) {
+      report(`${at}.maxDurationSeconds`, `${range}, found ${typeof max === "number" ? max : describe(max)}`);
+    } else if (max > MAX_DURATION_SECONDS) {
       report(
         `${at}.maxDurationSeconds`,
-        `expected a whole number from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS} (STS's range), found ${describe(max)}`,
+        `${range}, found ${max}: Kubler assumes the role with its own temporary credentials (role chaining), and STS refuses chained sessions longer than one hour`,
       );
     } else aws.maxDurationSeconds = max;
   }
@@ -337,26 +354,36 @@ export function matchesGlob(glob: Glob, value: string): boolean {
 }
 
 /** The claim values the decision reads: what the audit line records. */
-export type DecidingClaims = Record<
-  MatchKey | "job_id" | "pipeline_id" | "job_project_path" | "environment_claim",
-  string | null
->;
+export type DecidingClaims = Record<MatchKey | "job_id" | "pipeline_id" | "job_project_path", string | null>;
 
 export type Decision =
   | {
       allowed: true;
       rule: PolicyRule;
+      /** The token's own `environment` claim: signed, so it may name namespaces, tags and policies. */
       environment: string | null;
       /** The Kubernetes namespace to mint into; null when the rule grants no Kubernetes access. */
       namespace: string | null;
       reason: string;
       claims: DecidingClaims;
     }
-  | { allowed: false; rule: null; environment: string | null; reason: string; claims: DecidingClaims };
+  | {
+      allowed: false;
+      rule: null;
+      environment: string | null;
+      /** What the job is told: its own claims only. */
+      reason: string;
+      /**
+       * The reason with why each rule did not match, for the audit line only: it shows every rule's
+       * patterns, other projects' paths among them, which no CI job should read.
+       */
+      auditReason: string;
+      claims: DecidingClaims;
+    };
 
 /**
- * Decides a verified job's request: the requested environment must be the token's own when the token
- * has one; then the first rule whose every key matches wins.
+ * Decides a verified job's request on its signed claims only: the body's `environment` is not
+ * signed, so it may only repeat the token's own; then the first rule whose every key matches wins.
  *
  * @example
  * const decision = decideCredentials(policy, claims, "review/feature-x");
@@ -367,16 +394,16 @@ export function decideCredentials(
   claims: JobClaims,
   requested: string | null,
 ): Decision {
-  const environment = requested ?? claims.environment;
-  const values = decidingClaims(claims, environment);
-  if (requested !== null && claims.environment !== null && requested !== claims.environment) {
-    return {
-      allowed: false,
-      rule: null,
-      environment: requested,
-      reason: `the job asked for environment "${requested}", but its token is for environment "${claims.environment}"`,
-      claims: values,
-    };
+  const environment = claims.environment;
+  const values = decidingClaims(claims);
+  if (requested !== null && requested !== environment) {
+    // Deciding on the requested name would let a job without an environment (a lint job on a
+    // protected branch) pick `production` and skip GitLab's protected-environment approvals.
+    const reason =
+      environment === null
+        ? `the job asked for environment "${requested}", but its ID token has no environment claim: declare \`environment: ${requested}\` on the job in .gitlab-ci.yml (the request body cannot choose an environment)`
+        : `the job asked for environment "${requested}", but its token is for environment "${environment}"`;
+    return { allowed: false, rule: null, environment, reason, auditReason: reason, claims: values };
   }
   const misses: string[] = [];
   for (const rule of policy.rules) {
@@ -399,16 +426,20 @@ export function decideCredentials(
     }
     misses.push(`${rule.name}: ${miss}`);
   }
+  const reason = `no rule matches this job (project ${values.project_path}, ref ${values.ref}, ${
+    environment === null ? "no environment" : `environment ${environment}`
+  })`;
   return {
     allowed: false,
     rule: null,
     environment,
-    reason: `no rule matches this job (${misses.join("; ")})`,
+    reason,
+    auditReason: `${reason}: ${misses.join("; ")}`,
     claims: values,
   };
 }
 
-function decidingClaims(claims: JobClaims, environment: string | null): DecidingClaims {
+function decidingClaims(claims: JobClaims): DecidingClaims {
   const project = jobProject(claims);
   return {
     project_path: project.path,
@@ -419,8 +450,7 @@ function decidingClaims(claims: JobClaims, environment: string | null): Deciding
     ref: claims.ref,
     ref_type: claims.ref_type,
     ref_protected: claims.ref_protected,
-    environment,
-    environment_claim: claims.environment,
+    environment: claims.environment,
     environment_protected: claims.environment_protected,
     pipeline_source: claims.pipeline_source,
     user_login: claims.user_login,

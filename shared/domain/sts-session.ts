@@ -1,8 +1,9 @@
 /**
  * The AssumeRole request for a job (DESIGN §5), built from its verified claims and the rule that
- * matched: session name, source identity, session tags sanitized to STS's character set and limits,
- * the inline session policy filled in and measured, the duration clamped. Pure: the STS adapter and
- * the local issuer both take what this returns.
+ * matched: session name, source identity, session tags within STS's character set and limits (a
+ * value that does not fit is left out, never altered), the inline session policy filled in and
+ * measured, the duration within range. Pure: the STS adapter and the local issuer both take what
+ * this returns.
  * Limits: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
  */
 import {
@@ -23,6 +24,12 @@ export interface SessionTag {
   value: string;
 }
 
+/** A claim not sent as a session tag, and why: recorded in the audit line. */
+export interface OmittedTag {
+  key: string;
+  reason: string;
+}
+
 export interface AssumeRoleRequest {
   roleArn: string;
   /** `gl-<job_id>`: CloudTrail shows which job used the role. */
@@ -30,6 +37,8 @@ export interface AssumeRoleRequest {
   /** `gl-<user_login>`: kept through role chaining, so the person behind the job stays visible. */
   sourceIdentity: string;
   tags: SessionTag[];
+  /** Claims left out of `tags` because STS could not take them as they are; not sent, audited. */
+  omittedTags: OmittedTag[];
   transitiveTagKeys: string[];
   /** Minified JSON, ≤ 2048 characters; null when the rule has none. */
   policy: string | null;
@@ -39,6 +48,23 @@ export interface AssumeRoleRequest {
 /** The rule's session policy, filled in, is longer than STS accepts. */
 export class SessionPolicyTooLargeError extends Error {
   override readonly name = "SessionPolicyTooLargeError";
+}
+
+/** The ID token has less life left than the shortest credentials that could be issued. */
+export class TokenLifetimeTooShortError extends Error {
+  override readonly name = "TokenLifetimeTooShortError";
+  constructor(
+    /** Seconds until the token's `exp`; zero or less when it expired within the verifier's leeway. */
+    readonly secondsLeft: number,
+    readonly minimumSeconds: number,
+    what: string,
+  ) {
+    super(
+      secondsLeft > 0
+        ? `the ID token expires in ${secondsLeft} s, and ${what} last at least ${minimumSeconds} s: no credentials outlive the token (request them early in the job, with a fresh ID token)`
+        : `the ID token expired ${-secondsLeft} s ago (accepted only within the clock-skew leeway), and ${what} last at least ${minimumSeconds} s: no credentials outlive the token`,
+    );
+  }
 }
 
 /**
@@ -55,7 +81,7 @@ export function buildAssumeRoleRequest(input: {
 }): AssumeRoleRequest {
   const { aws, claims, environment, namespace, now } = input;
   const project = jobProject(claims);
-  const tags = sessionTags([
+  const { tags, omitted } = sessionTags([
     ["project_id", project.id],
     ["project_path", project.path],
     ["namespace_path", project.namespacePath],
@@ -81,49 +107,77 @@ export function buildAssumeRoleRequest(input: {
     roleSessionName: stsName(`gl-${claims.job_id}`),
     sourceIdentity: stsName(`gl-${claims.user_login}`),
     tags,
+    omittedTags: omitted,
     transitiveTagKeys: tags.map((tag) => tag.key),
     policy: aws.sessionPolicy === null ? null : fillSessionPolicy(aws.sessionPolicy, values),
-    durationSeconds: sessionDuration(aws.maxDurationSeconds, claims.exp, now),
+    durationSeconds: sessionDuration({ maxSeconds: aws.maxDurationSeconds, tokenExp: claims.exp, now }),
   };
 }
 
 /**
- * STS's range, never past the rule's maximum, and never (beyond STS's 15-minute floor) past the
- * token's own expiry: credentials should not outlive the identity they were issued for.
+ * Between `minSeconds` (STS's 900 s; a Kubernetes-only grant: TokenRequest's 600 s) and the rule's
+ * maximum, never past the token's own expiry: credentials do not outlive the identity they were
+ * issued for. When that range is empty, nothing is issued.
  *
  * @example
- * sessionDuration(3600, nowSeconds + 1200, now); // 1200
+ * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds + 1200, now }); // 1200
+ * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds + 120, now }); // throws TokenLifetimeTooShortError
  */
-export function sessionDuration(ruleMaxSeconds: number, tokenExp: number, now: Date): number {
-  const remaining = Math.floor(tokenExp - now.getTime() / 1000);
-  return Math.max(MIN_DURATION_SECONDS, Math.min(ruleMaxSeconds, remaining));
+export function sessionDuration(input: {
+  maxSeconds: number;
+  tokenExp: number;
+  now: Date;
+  minSeconds?: number;
+  /** What is being issued, for the refusal: "AWS credentials" by default. */
+  what?: string;
+}): number {
+  const min = input.minSeconds ?? MIN_DURATION_SECONDS;
+  const left = Math.floor(input.tokenExp - input.now.getTime() / 1000);
+  const duration = Math.min(input.maxSeconds, left);
+  if (duration < min) {
+    throw new TokenLifetimeTooShortError(left, min, input.what ?? "AWS credentials");
+  }
+  return duration;
 }
 
 /**
- * Session tags with STS's limits applied: characters outside `[\p{L}\p{Z}\p{N}_.:/=+\-@]` become
- * `_`, keys ≤ 128, values ≤ 256, at most 50, null values left out.
+ * Session tags within STS's limits: at most 50, keys ≤ 128 characters of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`,
+ * values ≤ 256 of the same. A value that would have to change to fit is left out, not altered:
+ * `release#1` must not become the `release_1` another (protected) ref tags, since IAM conditions on
+ * `aws:PrincipalTag/ref` would then be met by the wrong job; a missing tag fails those conditions.
  *
  * @example
- * sessionTags([["ref", "feat/ü#1"]]); // [{ key: "ref", value: "feat/ü_1" }]
+ * sessionTags([["ref", "main"], ["environment", "review/ü#1"]]);
+ * // { tags: [{ key: "ref", value: "main" }], omitted: [{ key: "environment", reason: "…" }] }
  */
-export function sessionTags(entries: readonly (readonly [string, string | null])[]): SessionTag[] {
-  return entries
-    .filter((entry): entry is readonly [string, string] => entry[1] !== null)
-    .slice(0, MAX_SESSION_TAGS)
-    .map(([key, value]) => ({
-      key: sanitizeTag(key).slice(0, MAX_TAG_KEY) || "_",
-      value: truncate(sanitizeTag(value), MAX_TAG_VALUE),
-    }));
+export function sessionTags(entries: readonly (readonly [string, string | null])[]): {
+  tags: SessionTag[];
+  omitted: OmittedTag[];
+} {
+  const tags: SessionTag[] = [];
+  const omitted: OmittedTag[] = [];
+  for (const [rawKey, value] of entries) {
+    if (value === null) continue;
+    // Keys are Kubler's own names; only the limits are applied to them.
+    const key = sanitizeTag(rawKey).slice(0, MAX_TAG_KEY) || "_";
+    const problem =
+      tags.length >= MAX_SESSION_TAGS
+        ? `STS takes at most ${MAX_SESSION_TAGS} session tags`
+        : TAG_TEXT.test(value)
+          ? Array.from(value).length > MAX_TAG_VALUE
+            ? `the value is longer than ${MAX_TAG_VALUE} characters`
+            : null
+          : "the value has characters STS does not allow in a tag (letters, digits, spaces, _ . : / = + - @)";
+    if (problem === null) tags.push({ key, value });
+    else omitted.push({ key, reason: `left out, not altered: ${problem}` });
+  }
+  return { tags, omitted };
 }
+
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 
 function sanitizeTag(text: string): string {
   return text.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, "_");
-}
-
-/** Cuts by code point, so a truncated value never ends in half a surrogate pair. */
-function truncate(text: string, max: number): string {
-  const points = Array.from(text);
-  return points.length <= max ? text : points.slice(0, max).join("");
 }
 
 /** A RoleSessionName / SourceIdentity: `[\w+=,.@-]`, 2 to 64 characters. */

@@ -19,8 +19,10 @@ import { environmentLabels, LABEL, MANAGED_BY_KUBLER, MANAGED_SELECTOR } from ".
 import { type JobClaims, jobProject } from "../domain/job-claims.js";
 import {
   buildAssumeRoleRequest,
+  type OmittedTag,
   SessionPolicyTooLargeError,
   sessionDuration,
+  TokenLifetimeTooShortError,
 } from "../domain/sts-session.js";
 import {
   ForbiddenError,
@@ -87,8 +89,19 @@ export interface MintJobCredentialsDeps {
 export interface CredentialsRequest {
   /** The `Authorization` header as sent. */
   authorization: string | undefined;
+  /** The body's `environment`: unsigned, so only checked against the token's own claim. */
   environment: string | null;
   format: CredentialsFormat;
+}
+
+/** A policy denial: the job is told its own claims; the audit line also gets why each rule missed. */
+class PolicyDeniedError extends ForbiddenError {
+  constructor(
+    message: string,
+    readonly auditReason: string,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -134,16 +147,19 @@ export async function mintJobCredentials(
   let decision: Decision | null = null;
   try {
     decision = decideCredentials(deps.policy, claims, request.environment);
-    if (!decision.allowed) throw new ForbiddenError(decision.reason);
-    const issued = await issue(deps, claims, decision, request.format);
-    await audit.allow(decision, issued);
+    if (!decision.allowed) throw new PolicyDeniedError(decision.reason, decision.auditReason);
+    const { issued, omittedTags } = await issue(deps, claims, decision, request.format);
+    await audit.allow(decision, issued, omittedTags);
     return issued;
   } catch (error) {
     // The token was not used for anything: the job may retry with it once the cause is fixed.
     await deps.replay.release(replayKey).catch(deps.logError);
     const failure = asAnswerable(error);
-    if (failure instanceof ForbiddenError || failure instanceof UnprocessableError) {
-      await audit.denyAndPublish(failure.message, decision);
+    if (failure instanceof TokenRejectedError) {
+      await audit.denyAndPublish(failure.message, decision, { rejection: failure.reason });
+    } else if (failure instanceof ForbiddenError || failure instanceof UnprocessableError) {
+      const reason = failure instanceof PolicyDeniedError ? failure.auditReason : failure.message;
+      await audit.denyAndPublish(reason, decision);
     } else {
       audit.fail(failure.message, decision);
     }
@@ -151,12 +167,42 @@ export async function mintJobCredentials(
   }
 }
 
+/**
+ * The audit line of a request refused for its body (400 bad JSON or fields, 413 too large) before
+ * anything else is decided: DESIGN §12 wants one for bad input too. The token is verified only to
+ * say who sent it (a token that does not verify leaves the caller unknown); it is neither spent nor
+ * logged. Never throws: the caller's answer is the body's error.
+ *
+ * @example
+ * await auditBadRequest(deps, { authorization: c.req.header("authorization"), error });
+ */
+export async function auditBadRequest(
+  deps: MintJobCredentialsDeps,
+  input: { authorization: string | undefined; error: Error },
+): Promise<void> {
+  const correlationId = deps.newId();
+  const reason = `bad request: ${input.error.message}`;
+  let claims: JobClaims;
+  try {
+    claims = await deps.verifier.verify(bearerToken(input.authorization));
+  } catch (error) {
+    // Nothing from an unverified token: its claims are not known to be true.
+    const rejection = error instanceof TokenRejectedError ? error.reason : "not_verified";
+    deps.audit.record(callerUnknownRecord(correlationId, reason, { rejection }, deps.clock.now()));
+    return;
+  }
+  new JobAudit(deps, claims, correlationId).deny(reason, null, {
+    environment: claims.environment,
+    input: "body",
+  });
+}
+
 async function issue(
   deps: MintJobCredentialsDeps,
   claims: JobClaims,
   decision: Extract<Decision, { allowed: true }>,
   format: CredentialsFormat,
-): Promise<IssuedCredentials> {
+): Promise<{ issued: IssuedCredentials; omittedTags: OmittedTag[] }> {
   const { rule, environment, namespace } = decision;
   if (format === "kubeconfig" && !rule.kubernetes) {
     throw new UnprocessableError(
@@ -164,17 +210,26 @@ async function issue(
     );
   }
   const now = deps.clock.now();
-  const duration = sessionDuration(rule.aws?.maxDurationSeconds ?? MIN_DURATION_SECONDS, claims.exp, now);
+  // A Kubernetes-only grant is bound by TokenRequest's floor, not STS's; without AWS there is no
+  // rule maximum, so it lasts what STS's shortest session would.
+  const duration = sessionDuration({
+    maxSeconds: rule.aws?.maxDurationSeconds ?? MIN_DURATION_SECONDS,
+    minSeconds: rule.aws ? MIN_DURATION_SECONDS : MIN_TOKEN_SECONDS,
+    tokenExp: claims.exp,
+    now,
+    what: rule.aws ? "AWS credentials" : "Kubernetes tokens",
+  });
   const cluster = rule.kubernetes ? requireCluster(deps.cluster, rule) : null;
   // Every check that can refuse runs before anything is minted.
   if (cluster && rule.kubernetes && namespace) {
     await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id);
   }
   let aws: IssuedCredentials["aws"] = null;
+  let omittedTags: OmittedTag[] = [];
   if (rule.aws) {
-    const credentials = await deps.issuer.assumeRole(
-      buildAssumeRoleRequest({ aws: rule.aws, claims, environment, namespace, now }),
-    );
+    const request = buildAssumeRoleRequest({ aws: rule.aws, claims, environment, namespace, now });
+    omittedTags = request.omittedTags;
+    const credentials = await deps.issuer.assumeRole(request);
     aws = {
       issuer: deps.issuer.kind,
       roleArn: rule.aws.roleArn,
@@ -194,7 +249,7 @@ async function issue(
       labels: environment
         ? environmentLabels(Number(projectId), environment)
         : { [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER, [LABEL.PROJECT_ID]: projectId },
-      expirationSeconds: Math.max(MIN_TOKEN_SECONDS, duration),
+      expirationSeconds: duration,
       audiences: deps.tokenAudiences ?? [],
     });
     const endpoint = cluster.endpoint();
@@ -210,12 +265,15 @@ async function issue(
   }
   const expiries = [aws?.expiresAt, kubernetes?.expiresAt].filter((t): t is string => t !== undefined);
   return {
-    rule: rule.name,
-    environment,
-    jobId: claims.job_id,
-    expiresAt: expiries.sort()[0] as string,
-    aws,
-    kubernetes,
+    issued: {
+      rule: rule.name,
+      environment,
+      jobId: claims.job_id,
+      expiresAt: expiries.sort()[0] as string,
+      aws,
+      kubernetes,
+    },
+    omittedTags,
   };
 }
 
@@ -316,6 +374,9 @@ function bearerToken(header: string | undefined): string {
 /** Errors of the ports as the named errors the app answers with. */
 function asAnswerable(error: unknown): Error {
   if (error instanceof SessionPolicyTooLargeError) return new UnprocessableError(error.message);
+  // 401 like an expired token: the token, not the job's rights, is what falls short, and only a
+  // fresh one helps.
+  if (error instanceof TokenLifetimeTooShortError) return new TokenRejectedError("expired", error.message);
   if (error instanceof KubernetesUnavailableError) {
     return new UnavailableError(`the Kubernetes API is unavailable (${error.message})`);
   }
@@ -328,13 +389,22 @@ function asAnswerable(error: unknown): Error {
 
 function rejectedRecord(correlationId: string, error: TokenRejectedError, at: Date): AuditRecord {
   // Nothing from the token: its claims are not known to be true.
+  return callerUnknownRecord(correlationId, error.message, { rejection: error.reason }, at);
+}
+
+function callerUnknownRecord(
+  correlationId: string,
+  reason: string,
+  subject: Record<string, unknown>,
+  at: Date,
+): AuditRecord {
   return {
     audit: true,
     action: AUDIT_ACTION,
     outcome: "deny",
-    reason: error.message,
+    reason,
     actor: { function: FUNCTION_NAME },
-    subject: { rejection: error.reason },
+    subject,
     correlationId,
     gitlab: null,
     function: FUNCTION_NAME,
@@ -350,7 +420,11 @@ class JobAudit {
     private readonly correlationId: string,
   ) {}
 
-  async allow(decision: Extract<Decision, { allowed: true }>, issued: IssuedCredentials): Promise<void> {
+  async allow(
+    decision: Extract<Decision, { allowed: true }>,
+    issued: IssuedCredentials,
+    omittedTags: OmittedTag[],
+  ): Promise<void> {
     const roleArn = decision.rule.aws?.roleArn ?? null;
     this.#record("allow", decision.reason, decision.claims, {
       rule: decision.rule.name,
@@ -361,6 +435,7 @@ class JobAudit {
       issuer: issued.aws?.issuer ?? null,
       serviceAccount: issued.kubernetes?.serviceAccount ?? null,
       expiresAt: issued.expiresAt,
+      ...(omittedTags.length > 0 ? { omittedTags } : {}),
     });
     await this.#publish({
       detailType: "Credentials Issued",
@@ -369,15 +444,15 @@ class JobAudit {
   }
 
   deny(reason: string, decision: Decision | null, extra: Record<string, unknown> = {}): void {
-    this.#record("deny", reason, decision?.claims ?? null, {
-      rule: decision?.rule?.name ?? null,
-      environment: decision?.environment ?? null,
-      ...extra,
-    });
+    this.#record("deny", reason, decision?.claims ?? null, { ...this.#decided(decision), ...extra });
   }
 
-  async denyAndPublish(reason: string, decision: Decision | null): Promise<void> {
-    this.deny(reason, decision);
+  async denyAndPublish(
+    reason: string,
+    decision: Decision | null,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    this.deny(reason, decision, extra);
     await this.#publish({
       detailType: "Credentials Denied",
       detail: this.#detailBase(decision?.environment ?? null, decision?.rule?.name ?? null, reason),
@@ -385,10 +460,18 @@ class JobAudit {
   }
 
   fail(reason: string, decision: Decision | null): void {
-    this.#record("failure", reason, decision?.claims ?? null, {
+    this.#record("failure", reason, decision?.claims ?? null, this.#decided(decision));
+  }
+
+  /** What the policy settled, so a refusal after it (the namespace, STS) says where it was going (§9). */
+  #decided(decision: Decision | null): Record<string, unknown> {
+    return {
       rule: decision?.rule?.name ?? null,
       environment: decision?.environment ?? null,
-    });
+      ...(decision?.allowed
+        ? { namespace: decision.namespace, roleArn: decision.rule.aws?.roleArn ?? null }
+        : {}),
+    };
   }
 
   #record(

@@ -135,6 +135,12 @@ function token(overrides: Record<string, unknown> = {}): string {
   );
 }
 
+/** Moves the test clock to the next whole second and returns it: `exp - now` is then exact. */
+function onWholeSecond(): number {
+  deps.clock.advance(1000 - (deps.clock.now().getTime() % 1000));
+  return deps.clock.now().getTime() / 1000;
+}
+
 async function messageOf(response: Response): Promise<string> {
   return ((await response.json()) as { message: string }).message;
 }
@@ -318,21 +324,29 @@ describe("POST /v1/credentials", () => {
     expect(deps.publisher.entries).toEqual([]);
   });
 
-  it("no matching rule → 403 with the reason, audited and published as Credentials Denied", async () => {
+  it("no matching rule → 403 with the job's own claims; why each rule missed is audited and published only", async () => {
     const response = await post(token({ environment: "staging" }));
     expect(response.status).toBe(403);
     const message = await messageOf(response);
-    expect(message).toMatch(
-      /^no rule matches this job \(review-apps: environment "staging" does not match "review\/\*"; /,
+    expect(message).toBe(
+      "no rule matches this job (project group/app, ref feature-branch-1, environment staging)",
     );
+    // Other projects' paths (group/tool's rule) and the rules' patterns stay out of the answer.
+    for (const hidden of ["group/tool", "other-tool", "review/*", "production"]) {
+      expect(message).not.toContain(hidden);
+    }
+    const detail = `${message}: review-apps: environment "staging" does not match "review/*"; `;
     expect(deps.audit.last()).toMatchObject({
       outcome: "deny",
-      reason: message,
+      reason: expect.stringContaining(detail),
       subject: { rule: null, environment: "staging" },
     });
+    expect(deps.audit.last()?.reason).toContain(
+      'other-tool: project_path "group/app" does not match "group/tool"',
+    );
     expect(deps.publisher.entries[0]).toMatchObject({
       detailType: "Credentials Denied",
-      detail: { reason: message, jobId: 302 },
+      detail: { reason: expect.stringContaining(detail), jobId: 302 },
     });
     // Denied, so the token was not spent.
     expect((await post(token({ environment: "staging" }))).status).toBe(403);
@@ -343,6 +357,35 @@ describe("POST /v1/credentials", () => {
     expect(response.status).toBe(403);
     expect(await messageOf(response)).toBe(
       `the job asked for environment "review/someone-else", but its token is for environment "${REVIEW}"`,
+    );
+  });
+
+  it("a token without an environment claim cannot choose one in the body (403, nothing minted)", async () => {
+    // A lint job on protected main, no `environment:` in .gitlab-ci.yml, asking for production.
+    await seedEnvironment(PROJECT, Number(PROJECT_ID), "production", "app-production");
+    const lint = { ref: "main", ref_protected: "true", environment: null, environment_protected: null };
+    const response = await post(token(lint), { environment: "production" });
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toBe(
+      'the job asked for environment "production", but its ID token has no environment claim: declare `environment: production` on the job in .gitlab-ci.yml (the request body cannot choose an environment)',
+    );
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: { rule: null, environment: null, claims: { environment: null } },
+    });
+    expect(
+      await cluster.get({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        name: "kubler-ci-kubler-deployer",
+        namespace: "app-production",
+      }),
+    ).toBeNull();
+    // The same job with no body is decided on its claims: no environment, no production rule.
+    const bare = await post(token(lint));
+    expect(bare.status).toBe(403);
+    expect(await messageOf(bare)).toBe(
+      "no rule matches this job (project group/app, ref main, no environment)",
     );
   });
 
@@ -379,6 +422,11 @@ describe("POST /v1/credentials", () => {
     expect(await messageOf(response)).toBe(
       "namespace app-production belongs to another project, not to project 16",
     );
+    // Refused after the policy allowed it: the line says where the credentials would have gone.
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: { rule: "other-tool", environment: "staging", namespace: "app-production", roleArn: null },
+    });
     expect(
       await cluster.get({
         apiVersion: "v1",
@@ -432,6 +480,84 @@ rules:
     expect(await messageOf(response)).toMatch(
       /^namespace group-app-review-never-deployed-[0-9a-f]{8} does not exist/,
     );
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: {
+        rule: "review-apps",
+        namespace: namespaceFor(PROJECT, "review/never-deployed"),
+        roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+      },
+    });
+  });
+
+  it("credentials never outlive the token: 1200 s left → 1200 s; 120 s left or expired in the leeway → 401", async () => {
+    const now = onWholeSecond();
+    const ok = await post(token({ exp: now + 1200, jti: "jti-1200" }));
+    expect(ok.status).toBe(200);
+    const body = (await ok.json()) as IssuedCredentialsBody;
+    const lifetime = (iso: string) => Math.round((Date.parse(iso) - deps.clock.now().getTime()) / 1000);
+    expect(lifetime(body.aws.expiresAt)).toBe(1200);
+    // The in-memory API server stamps expiries on its own (real) clock.
+    expect(lifetime(body.kubernetes.expiresAt)).toBeLessThanOrEqual(1200);
+    expect(lifetime(body.kubernetes.expiresAt)).toBeGreaterThan(1190);
+
+    const short = await post(token({ exp: now + 120, jti: "jti-120" }));
+    expect(short.status).toBe(401);
+    expect(await short.json()).toEqual({
+      error: "unauthorized",
+      reason: "expired",
+      message:
+        "the ID token expires in 120 s, and AWS credentials last at least 900 s: no credentials outlive the token (request them early in the job, with a fresh ID token)",
+    });
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: { rule: "review-apps", rejection: "expired", namespace: REVIEW_NAMESPACE },
+    });
+    const stale = await post(token({ exp: now - 30, iat: now - 3630, nbf: now - 3630, jti: "jti-stale" }));
+    expect(stale.status).toBe(401);
+    expect(await messageOf(stale)).toMatch(
+      /^the ID token expired 30 s ago \(accepted only within the clock-skew leeway\)/,
+    );
+    // Nothing was minted for either: the only TokenRequest is the 1200 s one.
+    expect(deps.audit.records.filter((r) => r.outcome === "allow")).toHaveLength(1);
+  });
+
+  it("a Kubernetes-only rule needs 600 s (TokenRequest's floor), not STS's 900", async () => {
+    deps.policy = parseCredentialsPolicy(`
+rules:
+  - name: kube-only
+    match: { project_path: group/app, environment: "review/*" }
+    kubernetes: { namespace: environment, role: kubler-deployer }
+`);
+    const now = onWholeSecond();
+    const ok = await post(token({ exp: now + 700, jti: "jti-700" }));
+    expect(ok.status).toBe(200);
+    const body = (await ok.json()) as IssuedCredentialsBody;
+    const lifetime = (Date.parse(body.kubernetes.expiresAt) - deps.clock.now().getTime()) / 1000;
+    expect(lifetime).toBeLessThanOrEqual(700);
+    expect(lifetime).toBeGreaterThan(690);
+    const short = await post(token({ exp: now + 500, jti: "jti-500" }));
+    expect(short.status).toBe(401);
+    expect(await messageOf(short)).toBe(
+      "the ID token expires in 500 s, and Kubernetes tokens last at least 600 s: no credentials outlive the token (request them early in the job, with a fresh ID token)",
+    );
+  });
+
+  it("a ref STS cannot take as a tag is left out of the session tags, and the audit line says so", async () => {
+    const response = await post(token({ ref: "release#1" }));
+    expect(response.status).toBe(200);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "allow",
+      subject: {
+        omittedTags: [
+          {
+            key: "ref",
+            reason:
+              "left out, not altered: the value has characters STS does not allow in a tag (letters, digits, spaces, _ . : / = + - @)",
+          },
+        ],
+      },
+    });
   });
 
   it("kubeconfig from a rule without Kubernetes access is 422; AWS-only rules work as json", async () => {
@@ -472,6 +598,8 @@ rules:
       claim: async () => {
         throw new Error("DynamoDB: ProvisionedThroughputExceededException");
       },
+      reserve: replay.reserve.bind(replay),
+      confirm: replay.confirm.bind(replay),
       release: async () => undefined,
     };
     const response = await post(bearer);
@@ -496,10 +624,61 @@ rules:
       ),
     ];
     for (const [body, message] of cases) {
-      const response = await post(token(), body);
+      const bearer = token();
+      const before = deps.audit.records.length;
+      const response = await post(bearer, body);
       expect(response.status).toBe(400);
       expect(await response.json()).toEqual({ error: "bad_request", message });
+      // One audit line each, with the verified caller, and never the token.
+      expect(deps.audit.records).toHaveLength(before + 1);
+      expect(deps.audit.last()).toMatchObject({
+        outcome: "deny",
+        reason: `bad request: ${message}`,
+        actor: { user: "sample-user", job: "302", pipeline: "574" },
+        subject: { project: PROJECT, projectId: PROJECT_ID, input: "body" },
+      });
+      expect(JSON.stringify(deps.audit.last())).not.toContain(bearer);
+      // Refused for its body: the token is not spent.
+      expect((await post(bearer)).status).toBe(200);
     }
+  });
+
+  it("an oversize body is 413 and audited; a bad body with a bad token is audited with the caller unknown", async () => {
+    const big = await post(token(), { environment: "x".repeat(5000) });
+    expect(big.status).toBe(413);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: "bad request: body is larger than 4096 bytes",
+      actor: { user: "sample-user" },
+    });
+    const forged = `${token().slice(0, -4)}AAAA`;
+    const response = await post(forged, "{");
+    expect(response.status).toBe(400);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: expect.stringMatching(/^bad request: the body is not JSON/),
+      actor: { function: "job-credentials" },
+      subject: { rejection: "bad_signature" },
+      gitlab: null,
+    });
+    expect(JSON.stringify(deps.audit.records)).not.toContain(forged);
+    const anonymous = await post(null, "[]");
+    expect(anonymous.status).toBe(400);
+    expect(deps.audit.last()).toMatchObject({ subject: { rejection: "missing_token" } });
+  });
+
+  it("GET, PUT and DELETE /v1/credentials → 405 with Allow: POST", async () => {
+    const app = createJobCredentialsApp(deps);
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const response = await app.request("/v1/credentials", { method });
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")).toBe("POST");
+      expect(await response.json()).toEqual({
+        error: "method_not_allowed",
+        message: `${method} is not allowed: use POST /v1/credentials`,
+      });
+    }
+    expect((await app.request("/v1/other")).status).toBe(404);
   });
 
   it("GET /healthz", async () => {

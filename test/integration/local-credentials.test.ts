@@ -15,7 +15,7 @@ import { environmentNamespace, namespaceFor } from "../../shared/domain/environm
 
 let runtime: LocalRuntime;
 let dataDir: string;
-const audits: { action: string; outcome: string }[] = [];
+const audits: { action: string; outcome: string; reason: string }[] = [];
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "kubler-credentials-"));
@@ -108,14 +108,21 @@ describe("local job credentials", () => {
     });
   });
 
-  it("a denial is printed with its status and reason", async () => {
+  it("a denial is printed with its status and reason; why each rule missed goes to the audit line only", async () => {
     const { code, output } = await run({
       claims: { project_path: "someone/else", namespace_path: "someone" },
     });
     expect(code).toBe(1);
     expect(output.slice(0, 4)).toBe("403 ");
-    expect(JSON.parse(output.slice(4)).message).toMatch(
-      /^no rule matches this job \(sample-review-apps: project_path "someone\/else" does not match "flightjs\/\*"/,
+    expect(JSON.parse(output.slice(4)).message).toBe(
+      "no rule matches this job (project someone/else, ref feature-branch-1, environment test-environment2)",
     );
+    expect(output).not.toContain("flightjs");
+    expect(audits.at(-1)).toMatchObject({
+      outcome: "deny",
+      reason: expect.stringContaining(
+        'sample-review-apps: project_path "someone/else" does not match "flightjs/*"',
+      ),
+    });
   });
 });

@@ -74,6 +74,20 @@ describe("loadCredentialsConfig", () => {
     ).toMatch(/^KUBLER_JWKS_REFETCH_SECONDS must be a whole number/);
   });
 
+  it("fails start-up on a rule whose maxDurationSeconds role chaining cannot give (over 3600 s)", () => {
+    const long = file(
+      "long.yaml",
+      "rules:\n  - name: nightly\n    match: { project_path: g/a }\n    aws: { roleArn: 'arn:aws:iam::123456789012:role/r', maxDurationSeconds: 7200 }\n",
+    );
+    expect(
+      error(() =>
+        loadCredentialsConfig({ KUBLER_POLICY_FILE: long, GITLAB_URL: "https://g" }, { local: false }),
+      ),
+    ).toBe(
+      `KUBLER_POLICY_FILE (${long}) is not a valid policy:\n  policy.rules[0] (nightly).aws.maxDurationSeconds: expected a whole number from 900 to 3600, found 7200: Kubler assumes the role with its own temporary credentials (role chaining), and STS refuses chained sessions longer than one hour`,
+    );
+  });
+
   it("local mode: examples/policy.yaml by default, the local issuer, STS only when AWS is configured", () => {
     expect(loadCredentialsConfig({}, { local: true })).toMatchObject({
       policyFile: "examples/policy.yaml",

@@ -80,7 +80,7 @@ rules:
       "policy.audience: expected non-empty string, found number",
       "policy.rules[0] (a).match.colour: unknown key (expected one of project_path, project_id, namespace_path, source_project_path, ref, ref_type, environment, pipeline_source, user_login, ref_protected, environment_protected)",
       'policy.rules[0] (a).aws.roleArn: expected an IAM role ARN (arn:aws:iam::<account>:role/<name>), found "arn:aws:iam::1:role/x"',
-      "policy.rules[0] (a).aws.maxDurationSeconds: expected a whole number from 900 to 43200 (STS's range), found number",
+      "policy.rules[0] (a).aws.maxDurationSeconds: expected a whole number from 900 to 3600, found 60",
       "policy.rules[1] (a).match: must name the project with project_path, project_id, namespace_path (at least one): no rule may match every project",
       'policy.rules[1] (a).kubernetes.namespace: expected "environment" or a namespace name (DNS-1123 label), found "Bad_NS"',
       "policy.rules[1] (a).kubernetes.role: is required: the namespaced Role to bind",
@@ -88,6 +88,52 @@ rules:
       "policy.rules[2] (b).match.project_id: expected at least one pattern, found an empty list",
       "policy.rules[2] (b): grants nothing: give it aws, kubernetes or both",
     ]);
+  });
+
+  it("refuses maxDurationSeconds over an hour: STS caps a chained session (Lambda's role → the job's) at 3600 s", () => {
+    const rule = (max: number) => `
+rules:
+  - name: long-jobs
+    match: { project_path: g/a }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/r", maxDurationSeconds: ${max} }`;
+    expect(problems(rule(3600))).toEqual([]);
+    expect(parseCredentialsPolicy(rule(3600)).rules[0]?.aws?.maxDurationSeconds).toBe(3600);
+    for (const max of [3601, 7200, 43_200]) {
+      expect(problems(rule(max))).toEqual([
+        `policy.rules[0] (long-jobs).aws.maxDurationSeconds: expected a whole number from 900 to 3600, found ${max}: Kubler assumes the role with its own temporary credentials (role chaining), and STS refuses chained sessions longer than one hour`,
+      ]);
+    }
+  });
+
+  it("refuses project patterns that match every project, naming the rule", () => {
+    const rule = (match: string) => `
+rules:
+  - name: everyone
+    match: ${match}
+    kubernetes: { namespace: shared, role: viewer }`;
+    const cases: [string, string, string][] = [
+      ['{ project_path: "*" }', "project_path", '"*"'],
+      ['{ namespace_path: "*" }', "namespace_path", '"*"'],
+      ['{ project_id: "*" }', "project_id", '"*"'],
+      ['{ project_path: "**" }', "project_path", '"**"'],
+      ['{ project_path: "?*" }', "project_path", '"?*"'],
+      ['{ project_path: "*/*" }', "project_path", '"*/*"'],
+      ['{ project_id: "??" }', "project_id", '"??"'],
+    ];
+    for (const [match, key, shown] of cases) {
+      expect(problems(rule(match))).toEqual([
+        `policy.rules[0] (everyone).match.${key}: ${shown} matches every project: no rule may match every project (name a group or project, e.g. "group/*")`,
+      ]);
+    }
+    // One catch-all in a list makes the whole list match everything.
+    expect(problems(rule('{ project_path: ["group/app", "*"] }'))).toHaveLength(1);
+    // Even beside a narrowing key: the catch-all says something the author did not mean.
+    expect(problems(rule('{ project_path: "group/*", namespace_path: "*" }'))).toHaveLength(1);
+    for (const ok of ['{ project_path: "group/*" }', '{ project_id: "1*" }', '{ namespace_path: "g*" }']) {
+      expect(problems(rule(ok))).toEqual([]);
+    }
+    // source_project_path is not whose project the job is: "*" there means "any fork".
+    expect(problems(rule('{ project_path: group/app, source_project_path: "*" }'))).toEqual([]);
   });
 
   it("refuses YAML errors, a missing rules list and duplicate keys", () => {
@@ -206,10 +252,12 @@ describe("decideCredentials", () => {
       claims({ environment: "production", ref_protected: "false" }),
       null,
     );
-    expect(unprotected.allowed).toBe(false);
-    expect(unprotected.reason).toBe(
-      'no rule matches this job (review-apps: environment "production" does not match "review/*"; production: ref_protected is false, rule needs true; fork-review: environment "production" does not match "review/*")',
-    );
+    expect(unprotected).toMatchObject({
+      allowed: false,
+      reason: "no rule matches this job (project group/app, ref feature-branch-1, environment production)",
+      auditReason:
+        'no rule matches this job (project group/app, ref feature-branch-1, environment production): review-apps: environment "production" does not match "review/*"; production: ref_protected is false, rule needs true; fork-review: environment "production" does not match "review/*"',
+    });
     const protectedRef = decideCredentials(
       policy,
       claims({ environment: "production", ref_protected: "true" }),
@@ -231,11 +279,40 @@ describe("decideCredentials", () => {
     expect(decideCredentials(policy, claims({ environment: "review/mine" }), "review/mine").allowed).toBe(
       true,
     );
-    // A token without an environment: the requested one is decided on.
-    expect(decideCredentials(policy, claims(), "review/other")).toMatchObject({
-      allowed: true,
-      environment: "review/other",
+  });
+
+  it("a token without an environment claim cannot name one in the body: the body is not signed", () => {
+    // A lint job on protected main asking for production: the production rule would match.
+    const lint = claims({ ref: "main", ref_protected: "true", environment: null });
+    const decision = decideCredentials(policy, lint, "production");
+    expect(decision).toMatchObject({
+      allowed: false,
+      rule: null,
+      environment: null,
+      reason:
+        'the job asked for environment "production", but its ID token has no environment claim: declare `environment: production` on the job in .gitlab-ci.yml (the request body cannot choose an environment)',
     });
+    expect(decideCredentials(policy, claims(), "review/other")).toMatchObject({
+      allowed: false,
+      environment: null,
+    });
+    // Without a body environment it is decided on its claims alone: no environment, no production.
+    expect(decideCredentials(policy, lint, null)).toMatchObject({ allowed: false, environment: null });
+  });
+
+  it("a denial tells the job its own claims only, never the rules (other projects' paths)", () => {
+    const decision = decideCredentials(
+      policy,
+      claims({ project_path: "other/tool", project_id: "99", namespace_path: "other" }),
+      null,
+    );
+    expect(decision.reason).toBe(
+      "no rule matches this job (project other/tool, ref feature-branch-1, no environment)",
+    );
+    for (const secret of ["group/app", "review-apps", "review/*", "production"]) {
+      expect(decision.reason).not.toContain(secret);
+    }
+    expect(decision).toMatchObject({ auditReason: expect.stringContaining('"group/app"') });
   });
 
   it("a job asking for another project's environment is denied", () => {
@@ -247,12 +324,16 @@ describe("decideCredentials", () => {
       ref_protected: "true",
     });
     const decision = decideCredentials(policy, other, null);
-    expect(decision.allowed).toBe(false);
-    expect(decision.reason).toContain('production: project_path "other/tool" does not match "group/app"');
+    expect(decision).toMatchObject({
+      allowed: false,
+      auditReason: expect.stringContaining(
+        'production: project_path "other/tool" does not match "group/app"',
+      ),
+    });
     // And its review environments are its own namespaces, never group/app's.
     const own = decideCredentials(
       policy,
-      { ...other, project_path: "group/tool", environment: null },
+      { ...other, project_path: "group/tool", environment: "review/x" },
       "review/x",
     );
     expect(own).toMatchObject({ allowed: true, namespace: namespaceFor("group/tool", "review/x") });
@@ -313,15 +394,19 @@ describe("decideCredentials", () => {
     // Without a rule for forks, nothing: not the target's review-apps rule.
     const strict = parseCredentialsPolicy(POLICY.split("  - name: fork-review")[0] as string);
     const denied = decideCredentials(strict, fork, null);
-    expect(denied.allowed).toBe(false);
-    expect(denied.reason).toContain(
-      'review-apps: the pipeline runs code from the fork "contributor/app" and the rule names no source_project_path',
-    );
+    expect(denied).toMatchObject({
+      allowed: false,
+      auditReason: expect.stringContaining(
+        'review-apps: the pipeline runs code from the fork "contributor/app" and the rule names no source_project_path',
+      ),
+    });
   });
 
   it("a rule that mints into the environment's namespace needs an environment", () => {
     const decision = decideCredentials(policy, claims(), null);
-    expect(decision.allowed).toBe(false);
-    expect(decision.reason).toContain("review-apps: the job has no environment");
+    expect(decision).toMatchObject({
+      allowed: false,
+      auditReason: expect.stringContaining("review-apps: the job has no environment"),
+    });
   });
 });

@@ -7,6 +7,7 @@ import {
   sessionDuration,
   sessionTags,
   stsName,
+  TokenLifetimeTooShortError,
 } from "../../shared/domain/sts-session.js";
 import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
 
@@ -48,6 +49,7 @@ describe("buildAssumeRoleRequest", () => {
         { key: "environment", value: "test-environment2" },
         { key: "user_login", value: "sample-user" },
       ],
+      omittedTags: [],
       transitiveTagKeys: [
         "project_id",
         "project_path",
@@ -111,22 +113,71 @@ describe("buildAssumeRoleRequest", () => {
 });
 
 describe("sessionDuration", () => {
+  const duration = (maxSeconds: number, left: number, minSeconds?: number) =>
+    sessionDuration({
+      maxSeconds,
+      tokenExp: nowSeconds + left,
+      now: NOW,
+      ...(minSeconds ? { minSeconds } : {}),
+    });
+
   it("is within [900, min(rule max, token lifetime left)]", () => {
-    expect(sessionDuration(3600, nowSeconds + 7200, NOW)).toBe(3600);
-    expect(sessionDuration(3600, nowSeconds + 1200, NOW)).toBe(1200);
-    expect(sessionDuration(3600, nowSeconds + 300, NOW)).toBe(900);
-    expect(sessionDuration(900, nowSeconds + 7200, NOW)).toBe(900);
+    expect(duration(3600, 7200)).toBe(3600);
+    expect(duration(3600, 1200)).toBe(1200);
+    expect(duration(900, 7200)).toBe(900);
+    expect(duration(3600, 900)).toBe(900);
     fc.assert(
       fc.property(
-        fc.integer({ min: 900, max: 43_200 }),
-        fc.integer({ min: -100, max: 100_000 }),
+        fc.integer({ min: 900, max: 3600 }),
+        fc.integer({ min: 900, max: 100_000 }),
         (max, left) => {
-          const duration = sessionDuration(max, nowSeconds + left, NOW);
-          expect(duration).toBeGreaterThanOrEqual(900);
-          expect(duration).toBeLessThanOrEqual(Math.max(900, Math.min(max, left)));
+          const seconds = duration(max, left);
+          expect(seconds).toBeGreaterThanOrEqual(900);
+          expect(seconds).toBeLessThanOrEqual(Math.min(max, left));
         },
       ),
     );
+  });
+
+  it("refuses when the token has less than the minimum left, never raising the duration past it", () => {
+    expect(() => duration(3600, 120)).toThrow(new TokenLifetimeTooShortError(120, 900, "AWS credentials"));
+    expect(() => duration(3600, 120)).toThrow(
+      /^the ID token expires in 120 s, and AWS credentials last at least 900 s/,
+    );
+    // Expired, but still inside the verifier's leeway.
+    expect(() => duration(3600, -30)).toThrow(/^the ID token expired 30 s ago/);
+    fc.assert(
+      fc.property(fc.integer({ min: 900, max: 3600 }), fc.integer({ min: -100, max: 899 }), (max, left) => {
+        expect(() => duration(max, left)).toThrow(TokenLifetimeTooShortError);
+      }),
+    );
+  });
+
+  it("a Kubernetes-only grant needs TokenRequest's 600 s, not STS's 900", () => {
+    expect(sessionDuration({ maxSeconds: 900, minSeconds: 600, tokenExp: nowSeconds + 700, now: NOW })).toBe(
+      700,
+    );
+    expect(() =>
+      sessionDuration({
+        maxSeconds: 900,
+        minSeconds: 600,
+        tokenExp: nowSeconds + 599,
+        now: NOW,
+        what: "Kubernetes tokens",
+      }),
+    ).toThrow("the ID token expires in 599 s, and Kubernetes tokens last at least 600 s");
+  });
+
+  it("buildAssumeRoleRequest refuses a token with too little life left instead of asking STS for 900 s", () => {
+    expect(() =>
+      buildAssumeRoleRequest({
+        aws,
+        claims: claims({ exp: nowSeconds + 120 }),
+        environment: null,
+        namespace: null,
+        now: NOW,
+      }),
+    ).toThrow(TokenLifetimeTooShortError);
   });
 });
 
@@ -140,7 +191,7 @@ describe("sanitizing to STS's limits", () => {
           maxLength: 70,
         }),
         (entries) => {
-          const tags = sessionTags(entries);
+          const { tags } = sessionTags(entries);
           expect(tags.length).toBeLessThanOrEqual(50);
           for (const { key, value } of tags) {
             expect(key).toMatch(TAG);
@@ -152,7 +203,69 @@ describe("sanitizing to STS's limits", () => {
         },
       ),
     );
-    expect(sessionTags([["ref", "feat/ü#1 $(x)"]])).toEqual([{ key: "ref", value: "feat/ü_1 __x_" }]);
+  });
+
+  it("a value is sent exactly as the claim says, or left out with the reason: never altered", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.constantFrom("ref", "environment", "project_path"), fc.string({ maxLength: 300 })),
+          {
+            maxLength: 60,
+          },
+        ),
+        (entries) => {
+          const { tags, omitted } = sessionTags(entries);
+          expect(tags.length + omitted.length).toBe(entries.length);
+          let t = 0;
+          for (const [key, value] of entries) {
+            const sent = tags[t];
+            if (sent && sent.key === key && sent.value === value) t++;
+          }
+          expect(t).toBe(tags.length);
+        },
+      ),
+    );
+  });
+
+  it("refs that would sanitize alike never carry the same tag (release#1 is not release_1)", () => {
+    const unprotected = sessionTags([["ref", "release#1"]]);
+    const protectedRef = sessionTags([["ref", "release_1"]]);
+    expect(protectedRef.tags).toEqual([{ key: "ref", value: "release_1" }]);
+    expect(unprotected.tags).toEqual([]);
+    expect(unprotected.omitted).toEqual([
+      {
+        key: "ref",
+        reason:
+          "left out, not altered: the value has characters STS does not allow in a tag (letters, digits, spaces, _ . : / = + - @)",
+      },
+    ]);
+    // Two values sharing their first 256 characters are not cut to the same tag either.
+    const long = sessionTags([["environment", `${"e".repeat(256)}x`]]);
+    expect(long.tags).toEqual([]);
+    expect(long.omitted).toEqual([
+      { key: "environment", reason: "left out, not altered: the value is longer than 256 characters" },
+    ]);
+    expect(sessionTags([["environment", "e".repeat(256)]]).tags).toHaveLength(1);
+    // Past 50, the rest are left out and say so.
+    const many = sessionTags(Array.from({ length: 52 }, (_, i) => [`k${i}`, "v"] as const));
+    expect(many.tags).toHaveLength(50);
+    expect(many.omitted.map((o) => o.key)).toEqual(["k50", "k51"]);
+  });
+
+  it("buildAssumeRoleRequest leaves such a ref out of tags and transitive keys, and lists it", () => {
+    const request = buildAssumeRoleRequest({
+      aws,
+      claims: claims({ ref: "release#1" }),
+      environment: null,
+      namespace: null,
+      now: NOW,
+    });
+    expect(request.tags.map((tag) => tag.key)).not.toContain("ref");
+    expect(request.transitiveTagKeys).not.toContain("ref");
+    expect(request.omittedTags).toEqual([
+      { key: "ref", reason: expect.stringMatching(/^left out, not altered: /) },
+    ]);
   });
 
   it("session names and source identities: [\\w+=,.@-], 2 to 64 characters", () => {
