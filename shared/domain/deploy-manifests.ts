@@ -28,13 +28,42 @@ export const DEPLOYABLE_KINDS: Readonly<Record<string, { group: string; resource
   PodDisruptionBudget: { group: "policy", resource: "poddisruptionbudgets" },
 };
 
-/** What applying a manifest takes: read it, create it, server-side apply it (a patch). No delete. */
-export const DEPLOYER_VERBS = ["get", "list", "watch", "create", "patch"] as const;
+/**
+ * What applying the project's own objects takes, granted on their names only: read them, server-side
+ * apply them (a patch), and follow them (`list`/`watch` restricted by name answer only requests with
+ * a `metadata.name` field selector, which is what `kubectl rollout status` and `kubectl wait` send).
+ * No delete.
+ */
+export const DEPLOYER_VERBS = ["get", "list", "watch", "patch"] as const;
+/** Secrets by name too, but never listed or watched: a list answers with every Secret's data. */
+export const DEPLOYER_SECRET_VERBS = ["get", "patch"] as const;
 
 /** The environment's deployer identity (DESIGN §5's `role: kubler-deployer`). */
 export const DEPLOYER_NAME = "kubler-deployer";
 /** The registry pull secret Kubler writes into each environment. */
 export const PULL_SECRET_NAME = "kubler-registry";
+/** Where the last good revision's objects are kept, in the environment's own namespace. */
+export const LAST_GOOD_CONFIGMAP = "kubler-last-good";
+/**
+ * The ServiceAccounts and RoleBindings job credentials create in the environment, one per policy
+ * Role (`jobServiceAccount` in shared/services/mint-job-credentials.ts; a test keeps the two in step).
+ */
+export const JOB_ACCOUNT_PREFIX = "kubler-ci-";
+/** Names Kubler writes into every environment namespace; the project's manifests may not use them. */
+export const RESERVED_NAMES: readonly string[] = [LAST_GOOD_CONFIGMAP, PULL_SECRET_NAME, DEPLOYER_NAME];
+
+/**
+ * Whether an object of this name in an environment namespace is Kubler's own: a project object of
+ * that name could overwrite it (the last-good record, the pull secret, the deployer's RBAC).
+ *
+ * @example
+ * isReservedName("kubler-last-good"); // true
+ * isReservedName("kubler-ci-kubler-deployer"); // true
+ * isReservedName("web"); // false
+ */
+export function isReservedName(name: string): boolean {
+  return RESERVED_NAMES.includes(name) || name.startsWith(JOB_ACCOUNT_PREFIX);
+}
 
 export class ManifestFilesError extends Error {
   override readonly name = "ManifestFilesError";
@@ -64,13 +93,36 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
     });
   }
   if (objects.length === 0) throw new ManifestFilesError("the manifests directory has no Kubernetes objects");
+  refuseDuplicates(objects, "");
+  return objects;
+}
+
+/**
+ * Objects Kubler kept from an earlier deploy (the last-good record, JSON), held to exactly the checks
+ * of fresh manifests: the record lives in the project's namespace, so what it holds is not trusted.
+ * Render them (`renderManifests`) before applying, so the namespace is forced again.
+ *
+ * @example
+ * checkStoredObjects(JSON.parse(data["objects.json"]), "ConfigMap kubler-last-good");
+ */
+export function checkStoredObjects(value: unknown, where: string): KubeObject[] {
+  if (!Array.isArray(value)) {
+    throw new ManifestFilesError(`${where}: expected a list of Kubernetes objects, found ${shown(value)}`);
+  }
+  // A revision always has objects; an empty record would make a rollback remove every object.
+  if (value.length === 0) throw new ManifestFilesError(`${where}: holds no Kubernetes objects`);
+  const objects = value.map((item, index) => checkObject(item, `${where} (object ${index + 1})`));
+  refuseDuplicates(objects, `${where}: `);
+  return objects;
+}
+
+function refuseDuplicates(objects: readonly KubeObject[], prefix: string): void {
   const seen = new Set<string>();
   for (const object of objects) {
     const key = `${object.kind}/${object.metadata.name}`;
-    if (seen.has(key)) throw new ManifestFilesError(`${key} is defined twice`);
+    if (seen.has(key)) throw new ManifestFilesError(`${prefix}${key} is defined twice`);
     seen.add(key);
   }
-  return objects;
 }
 
 // An alias without its anchor, or an alias bomb, throws from toJS: a bad file, not a crash.
@@ -83,9 +135,9 @@ function toJs(document: { toJS(options: { maxAliasCount: number }): unknown }, w
 }
 
 function checkObject(value: unknown, where: string): KubeObject {
-  if (typeof value !== "object" || Array.isArray(value)) {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ManifestFilesError(
-      `${where}: expected a Kubernetes object, found ${Array.isArray(value) ? "a list" : typeof value}`,
+      `${where}: expected a Kubernetes object, found ${Array.isArray(value) ? "a list" : value === null ? "null" : typeof value}`,
     );
   }
   const object = value as Partial<KubeObject>;
@@ -107,7 +159,61 @@ function checkObject(value: unknown, where: string): KubeObject {
       `${where}: ${object.kind} belongs to API group "${kind.group}", not "${group}"`,
     );
   }
+  if (isReservedName(object.metadata.name)) {
+    throw new ManifestFilesError(
+      `${where}: ${object.kind} ${object.metadata.name}: the name is Kubler's own in every environment (reserved: ${RESERVED_NAMES.join(", ")}, ${JOB_ACCOUNT_PREFIX}*); rename it`,
+    );
+  }
+  checkPodSpec(object as KubeObject, where);
   return object as KubeObject;
+}
+
+/**
+ * The pod template's shape, as far as rendering reads it (containers, initContainers, their images,
+ * imagePullSecrets): a list where a mapping belongs is the project's error, not a crash of the deploy.
+ * Everything else in the spec is the API server's to judge.
+ */
+function checkPodSpec(object: KubeObject, where: string): void {
+  const path = POD_TEMPLATE_PATHS[object.kind];
+  if (!path) return;
+  const refuse = (at: string, expected: string, found: unknown) =>
+    new ManifestFilesError(
+      `${where}: ${object.kind} ${object.metadata.name}: ${at}: expected ${expected}, found ${shown(found)}`,
+    );
+  let value: unknown = object;
+  const at: string[] = [];
+  for (const key of [...path, "spec"]) {
+    value = (value as Record<string, unknown>)[key];
+    at.push(key);
+    if (value === undefined) return;
+    if (!isMapping(value)) throw refuse(at.join("."), "a mapping", value);
+  }
+  const spec = value as Record<string, unknown>;
+  const specPath = at.join(".");
+  for (const key of ["containers", "initContainers", "imagePullSecrets"]) {
+    const list = spec[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw refuse(`${specPath}.${key}`, "a list", list);
+    list.forEach((item: unknown, index) => {
+      const itemPath = `${specPath}.${key}[${index}]`;
+      if (!isMapping(item)) throw refuse(itemPath, "a mapping", item);
+      if (key !== "imagePullSecrets" && item.image !== undefined && typeof item.image !== "string") {
+        throw refuse(`${itemPath}.image`, "an image reference (a string)", item.image);
+      }
+    });
+  }
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A value as an error message shows it: its kind for collections, a short JSON otherwise. */
+function shown(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (isMapping(value)) return "a mapping";
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 40 ? `${json.slice(0, 40)}…` : json;
 }
 
 export interface RenderContext {
@@ -204,31 +310,53 @@ export function repositoryOf(image: string): string {
 export interface RoleRule {
   apiGroups: string[];
   resources: string[];
+  resourceNames?: string[];
   verbs: string[];
 }
 
 /**
- * Exactly what applying these objects takes: one rule per API group, listing only the resources the
- * manifests contain, with the deployer verbs. Sorted, so the Role is the same for the same manifests.
+ * Exactly what applying these objects takes, and nothing of Kubler's own: for each resource the
+ * manifests contain, the deployer verbs on those objects' names (secrets never listed); per API group,
+ * `create` on its resources. Sorted, so the Role is the same for the same manifests.
+ *
+ * `create` cannot be narrowed by name: a POST's name is not known at authorization time
+ * (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources), and a
+ * server-side apply that creates the object is checked for `create` as well as `patch`. So a job may
+ * create objects of these kinds under names not yet taken, and nothing else: get, patch, list and
+ * watch stay on the project's names, which the reserved ones never are (`isReservedName`). Kubler's
+ * objects exist before a job can get a token (its credentials need this Role), except the pull secret
+ * when none is configured (Kubler's forced apply overwrites it once one is) and the last-good record
+ * before the first good deploy, which is why that record is checked and rendered like a manifest
+ * before it is applied.
  *
  * @example
  * roleRulesFor([deployment, service]);
- * // [{ apiGroups: [""], resources: ["services"], verbs }, { apiGroups: ["apps"], resources: ["deployments"], verbs }]
+ * // [{ apiGroups: [""], resources: ["services"], resourceNames: ["web"], verbs: DEPLOYER_VERBS },
+ * //  { apiGroups: [""], resources: ["services"], verbs: ["create"] }, …apps/deployments likewise]
  */
 export function roleRulesFor(objects: readonly KubeObject[]): RoleRule[] {
-  const byGroup = new Map<string, Set<string>>();
+  const byGroup = new Map<string, Map<string, Set<string>>>();
   for (const object of objects) {
     const kind = DEPLOYABLE_KINDS[object.kind];
-    if (!kind) continue;
-    const resources = byGroup.get(kind.group) ?? new Set<string>();
-    resources.add(kind.resource);
+    if (!kind || isReservedName(object.metadata.name)) continue;
+    const resources = byGroup.get(kind.group) ?? new Map<string, Set<string>>();
+    const names = resources.get(kind.resource) ?? new Set<string>();
+    names.add(object.metadata.name);
+    resources.set(kind.resource, names);
     byGroup.set(kind.group, resources);
   }
   return [...byGroup.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([group, resources]) => ({
-      apiGroups: [group],
-      resources: [...resources].sort(),
-      verbs: [...DEPLOYER_VERBS],
-    }));
+    .flatMap(([group, resources]) => {
+      const sorted = [...resources.entries()].sort(([a], [b]) => a.localeCompare(b));
+      return [
+        ...sorted.map(([resource, names]) => ({
+          apiGroups: [group],
+          resources: [resource],
+          resourceNames: [...names].sort(),
+          verbs: resource === "secrets" ? [...DEPLOYER_SECRET_VERBS] : [...DEPLOYER_VERBS],
+        })),
+        { apiGroups: [group], resources: sorted.map(([resource]) => resource), verbs: ["create"] },
+      ];
+    });
 }

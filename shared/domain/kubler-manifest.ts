@@ -10,6 +10,20 @@ import { yamlNestingProblem } from "./yaml-nesting.js";
 
 export const MANIFEST_FILE = "kubler.yaml";
 export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
+/**
+ * The deploy step's time limit: infra sets the deploy-environment Lambda's timeout from it (Lambda's
+ * own maximum is 900 s), and the longest rollout timeout a kubler.yaml may ask for follows from it.
+ */
+export const DEPLOY_FUNCTION_TIMEOUT_SECONDS = 900;
+/** What a deploy does besides waiting: read the manifests, apply, roll back, prune, publish, retries. */
+const DEPLOY_MARGIN_SECONDS = 120;
+/**
+ * A failed rollout is waited for, then its rollback is waited for as long again: both waits and the
+ * margin fit in the function's time, else the rollback is cut off and never reported.
+ */
+export const MAX_ROLLOUT_TIMEOUT_SECONDS = Math.floor(
+  (DEPLOY_FUNCTION_TIMEOUT_SECONDS - DEPLOY_MARGIN_SECONDS) / 2,
+);
 /** Problems listed in one error; the rest are counted. */
 const MAX_PROBLEMS = 5;
 
@@ -92,7 +106,7 @@ const Image = mapping(
   "a mapping with name (and context, dockerfile, buildArgs)",
 );
 
-const SECONDS = "a whole number of seconds from 10 to 3600";
+const SECONDS = `a whole number of seconds from 10 to ${MAX_ROLLOUT_TIMEOUT_SECONDS} (a rollout and its rollback must both fit in the deploy's ${DEPLOY_FUNCTION_TIMEOUT_SECONDS} s)`;
 const Deploy = mapping(
   {
     manifests: v.pipe(
@@ -105,7 +119,12 @@ const Deploy = mapping(
     image: v.optional(Text),
     url: v.optional(v.pipe(Text, placeholders(URL_PLACEHOLDERS, "a URL template"))),
     rolloutTimeoutSeconds: v.optional(
-      v.pipe(v.number(SECONDS), v.integer(SECONDS), v.minValue(10, SECONDS), v.maxValue(3600, SECONDS)),
+      v.pipe(
+        v.number(SECONDS),
+        v.integer(SECONDS),
+        v.minValue(10, SECONDS),
+        v.maxValue(MAX_ROLLOUT_TIMEOUT_SECONDS, SECONDS),
+      ),
       DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
     ),
   },

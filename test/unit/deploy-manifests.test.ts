@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
 import {
+  checkStoredObjects,
+  DEPLOYER_NAME,
+  DEPLOYER_SECRET_VERBS,
   DEPLOYER_VERBS,
+  isReservedName,
+  JOB_ACCOUNT_PREFIX,
+  LAST_GOOD_CONFIGMAP,
   ManifestFilesError,
+  PULL_SECRET_NAME,
   parseManifestFiles,
+  type RoleRule,
   renderManifests,
   repositoryOf,
   roleRulesFor,
@@ -98,6 +106,72 @@ describe("parseManifestFiles", () => {
     refuse(bomb.join("\n"), "not usable YAML");
   });
 
+  it.each([
+    ["ConfigMap", "v1", LAST_GOOD_CONFIGMAP],
+    ["Secret", "v1", PULL_SECRET_NAME],
+    ["ServiceAccount", "v1", DEPLOYER_NAME],
+    ["ServiceAccount", "v1", `${JOB_ACCOUNT_PREFIX}kubler-deployer`],
+    ["Deployment", "apps/v1", DEPLOYER_NAME],
+  ])(
+    "refuses a %s (%s) named %s: Kubler's own objects are not the project's to write",
+    (kind, apiVersion, name) => {
+      const bad = new Map([
+        ["deploy/ok.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ok }\n"],
+        ["deploy/x.yaml", `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: ${name} }\n`],
+      ]);
+      expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+      expect(() => parseManifestFiles(bad)).toThrow(
+        `deploy/x.yaml (document 1): ${kind} ${name}: the name is Kubler's own in every environment`,
+      );
+    },
+  );
+
+  it.each([
+    ["containers: [null]", "spec.template.spec.containers[0]: expected a mapping, found null"],
+    ["containers: 5", "spec.template.spec.containers: expected a list, found 5"],
+    [
+      "containers: { name: web, image: app }",
+      "spec.template.spec.containers: expected a list, found a mapping",
+    ],
+    ['containers: ["web"]', 'spec.template.spec.containers[0]: expected a mapping, found "web"'],
+    [
+      "containers: [{ name: web, image: [app] }]",
+      "spec.template.spec.containers[0].image: expected an image reference (a string), found a list",
+    ],
+    ["initContainers: [[]]", "spec.template.spec.initContainers[0]: expected a mapping, found a list"],
+    ["initContainers: true", "spec.template.spec.initContainers: expected a list, found true"],
+    ["imagePullSecrets: [null]", "spec.template.spec.imagePullSecrets[0]: expected a mapping, found null"],
+    ["imagePullSecrets: regcred", 'spec.template.spec.imagePullSecrets: expected a list, found "regcred"'],
+  ])("refuses a pod spec with %s, naming the file and the path", (field, message) => {
+    const deployment = `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec:\n  template:\n    spec:\n      ${field}\n`;
+    const bad = new Map([["deploy/web.yaml", deployment]]);
+    expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+    expect(() => parseManifestFiles(bad)).toThrow(`deploy/web.yaml (document 1): Deployment web: ${message}`);
+  });
+
+  it("refuses a pod template or spec that is not a mapping, for every workload kind", () => {
+    const refuse = (text: string, message: string) =>
+      expect(() => parseManifestFiles(new Map([["deploy/w.yaml", text]]))).toThrow(message);
+    refuse(
+      "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: { name: db }\nspec: { template: 5 }",
+      "deploy/w.yaml (document 1): StatefulSet db: spec.template: expected a mapping, found 5",
+    );
+    refuse(
+      "apiVersion: batch/v1\nkind: CronJob\nmetadata: { name: c }\nspec: { jobTemplate: { spec: { template: { spec: [] } } } }",
+      "CronJob c: spec.jobTemplate.spec.template.spec: expected a mapping, found a list",
+    );
+    refuse(
+      "apiVersion: batch/v1\nkind: Job\nmetadata: { name: j }\nspec: { template: { spec: { containers: [~] } } }",
+      "Job j: spec.template.spec.containers[0]: expected a mapping, found null",
+    );
+    // Absent parts are the API server's to judge, not a crash of rendering.
+    expect(
+      parseManifestFiles(
+        new Map([["d.yaml", "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: { name: d }\n"]]),
+      ),
+    ).toHaveLength(1);
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
@@ -166,18 +240,147 @@ describe("renderManifests", () => {
   });
 });
 
+describe("checkStoredObjects", () => {
+  const where = "ConfigMap kubler-last-good";
+  const stored = (objects: unknown) => () => checkStoredObjects(objects, where);
+
+  it("accepts what Kubler stores: rendered manifests, as JSON", () => {
+    const rendered = renderManifests(parseManifestFiles(files), {
+      namespace: "ns-1",
+      labels: {},
+      sha: SHA,
+      image: null,
+      pullSecret: "kubler-registry",
+    }).objects;
+    expect(checkStoredObjects(JSON.parse(JSON.stringify(rendered)), where)).toEqual(rendered);
+  });
+
+  it("holds a record to the checks of fresh manifests: kinds, reserved names, pod specs, shape", () => {
+    const configMap = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "x", namespace: "kube-system" },
+    };
+    const binding = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "own", namespace: "kube-system" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    };
+    expect(stored([configMap, binding])).toThrow(`${where} (object 2): kind RoleBinding cannot be deployed`);
+    expect(stored([{ ...configMap, metadata: { name: LAST_GOOD_CONFIGMAP } }])).toThrow("Kubler's own");
+    expect(
+      stored([
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: "w" },
+          spec: { template: { spec: { containers: 5 } } },
+        },
+      ]),
+    ).toThrow(`${where} (object 1): Deployment w: spec.template.spec.containers: expected a list, found 5`);
+    expect(stored([null])).toThrow(`${where} (object 1): expected a Kubernetes object, found null`);
+    expect(stored({ items: [] })).toThrow(`${where}: expected a list of Kubernetes objects, found a mapping`);
+    expect(stored([])).toThrow(`${where}: holds no Kubernetes objects`);
+    expect(stored([configMap, configMap])).toThrow(`${where}: ConfigMap/x is defined twice`);
+  });
+});
+
+describe("isReservedName", () => {
+  it("covers every name Kubler writes into an environment, job credentials' accounts included", async () => {
+    for (const name of [LAST_GOOD_CONFIGMAP, PULL_SECRET_NAME, DEPLOYER_NAME])
+      expect(isReservedName(name)).toBe(true);
+    expect(isReservedName("web")).toBe(false);
+    expect(isReservedName("kubler")).toBe(false);
+    // Imported here, not at the top: the domain may not import the service, so the test keeps them in step.
+    const { jobServiceAccount } = await import("../../shared/services/mint-job-credentials.js");
+    for (const role of ["kubler-deployer", "app:deployer", "x".repeat(300)]) {
+      expect(isReservedName(jobServiceAccount(role))).toBe(true);
+    }
+  });
+});
+
+/** RBAC's decision for one request: resourceNames, when a rule has them, must name the object. */
+function allows(
+  rules: readonly RoleRule[],
+  verb: string,
+  group: string,
+  resource: string,
+  name?: string,
+): boolean {
+  return rules.some(
+    (rule) =>
+      rule.verbs.includes(verb) &&
+      rule.apiGroups.includes(group) &&
+      rule.resources.includes(resource) &&
+      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
+  );
+}
+
 describe("roleRulesFor", () => {
-  it("grants exactly the resources in the manifests, with the deployer verbs and nothing else", () => {
-    expect(roleRulesFor(parseManifestFiles(files))).toEqual([
-      {
-        apiGroups: [""],
-        resources: ["configmaps", "services"],
-        verbs: ["get", "list", "watch", "create", "patch"],
-      },
-      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
+  const withSecret = new Map([
+    ...files,
+    [
+      "deploy/secret.yaml",
+      "apiVersion: v1\nkind: Secret\nmetadata: { name: api-key }\nstringData: { KEY: x }\n",
+    ],
+  ]);
+
+  it("grants the deployer verbs on the manifests' own names, and create on their resources", () => {
+    expect(roleRulesFor(parseManifestFiles(withSecret))).toEqual([
+      { apiGroups: [""], resources: ["configmaps"], resourceNames: ["settings"], verbs: [...DEPLOYER_VERBS] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["api-key"], verbs: ["get", "patch"] },
+      { apiGroups: [""], resources: ["services"], resourceNames: ["web"], verbs: [...DEPLOYER_VERBS] },
+      { apiGroups: [""], resources: ["configmaps", "secrets", "services"], verbs: ["create"] },
+      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["web"], verbs: [...DEPLOYER_VERBS] },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["create"] },
     ]);
-    expect(DEPLOYER_VERBS).not.toContain("delete");
-    expect(DEPLOYER_VERBS).not.toContain("*");
+    for (const verbs of [DEPLOYER_VERBS, DEPLOYER_SECRET_VERBS] as readonly (readonly string[])[]) {
+      expect(verbs).not.toContain("delete");
+      expect(verbs).not.toContain("*");
+      expect(verbs).not.toContain("create");
+    }
+  });
+
+  it("lets a CI job server-side apply every manifest, and touch none of Kubler's objects", () => {
+    const objects = parseManifestFiles(withSecret);
+    const rules = roleRulesFor(objects);
+    const resource = {
+      ConfigMap: "configmaps",
+      Secret: "secrets",
+      Service: "services",
+      Deployment: "deployments",
+    };
+    for (const object of objects) {
+      const group = object.apiVersion.includes("/") ? (object.apiVersion.split("/")[0] as string) : "";
+      const plural = resource[object.kind as keyof typeof resource];
+      // Server-side apply is a PATCH, checked for create as well when the object is new; kubectl reads first.
+      for (const verb of ["get", "patch"])
+        expect(allows(rules, verb, group, plural, object.metadata.name)).toBe(true);
+      expect(allows(rules, "create", group, plural)).toBe(true);
+      expect(allows(rules, "delete", group, plural, object.metadata.name)).toBe(false);
+    }
+    expect(allows(rules, "watch", "apps", "deployments", "web")).toBe(true); // kubectl rollout status
+    for (const verb of ["get", "patch", "list", "watch"]) {
+      expect(allows(rules, verb, "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
+      expect(allows(rules, verb, "", "secrets", PULL_SECRET_NAME)).toBe(false);
+      expect(allows(rules, verb, "", "serviceaccounts", DEPLOYER_NAME)).toBe(false);
+    }
+    // A list without a name (every Secret's data), or of the whole kind, is not granted.
+    for (const verb of ["list", "watch"]) {
+      expect(allows(rules, verb, "", "secrets", "api-key")).toBe(false);
+      expect(allows(rules, verb, "", "secrets")).toBe(false);
+      expect(allows(rules, verb, "", "configmaps")).toBe(false);
+    }
+    expect(rules.some((rule) => rule.apiGroups.includes("rbac.authorization.k8s.io"))).toBe(false);
+  });
+
+  it("never names a reserved object, even when handed one", () => {
+    const rules = roleRulesFor([
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: LAST_GOOD_CONFIGMAP } },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" } },
+    ]);
+    expect(rules.flatMap((rule) => rule.resourceNames ?? [])).toEqual(["settings"]);
   });
 });
 

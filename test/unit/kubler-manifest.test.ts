@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import {
+  DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
+  DEPLOY_FUNCTION_TIMEOUT_SECONDS,
   fillTemplate,
   findEnvironmentRule,
+  MAX_ROLLOUT_TIMEOUT_SECONDS,
   ManifestError,
   parseKublerManifest,
 } from "../../shared/domain/kubler-manifest.js";
@@ -32,6 +36,18 @@ describe("parseKublerManifest", () => {
     );
     expect(manifest.deploy.rolloutTimeoutSeconds).toBe(300);
     expect(manifest.image).toBeUndefined();
+  });
+
+  it("accepts the longest rollout timeout whose wait and rollback wait both fit in the deploy function", () => {
+    const manifest = parseKublerManifest(
+      `version: 1\ndeploy: { manifests: k8s, rolloutTimeoutSeconds: ${MAX_ROLLOUT_TIMEOUT_SECONDS} }\nenvironments: [{ name: staging, on: { branch: main } }]`,
+    );
+    expect(manifest.deploy.rolloutTimeoutSeconds).toBe(MAX_ROLLOUT_TIMEOUT_SECONDS);
+    // The rollout, then the rollback's rollout, then at least two minutes for everything else.
+    expect(2 * MAX_ROLLOUT_TIMEOUT_SECONDS + 120).toBeLessThanOrEqual(DEPLOY_FUNCTION_TIMEOUT_SECONDS);
+    expect(DEPLOY_FUNCTION_TIMEOUT_SECONDS).toBeLessThanOrEqual(900); // Lambda's own limit
+    expect(FUNCTION_SPECS["deploy-environment"].timeout.toSeconds()).toBe(DEPLOY_FUNCTION_TIMEOUT_SECONDS);
+    expect(MAX_ROLLOUT_TIMEOUT_SECONDS).toBeGreaterThanOrEqual(DEFAULT_ROLLOUT_TIMEOUT_SECONDS);
   });
 
   it.each([
@@ -250,22 +266,27 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
     [
       "a rollout timeout in words",
       minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 5m }" }),
-      'kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found "5m"',
+      `kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found "5m"`,
     ],
     [
       "a fractional rollout timeout",
       minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 10.5 }" }),
-      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 10.5",
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 10.5",
     ],
     [
       "a rollout timeout under 10 s",
       minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 5 }" }),
-      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 5",
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 5",
+    ],
+    [
+      "a rollout timeout the deploy function could not wait for twice",
+      minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 391 }" }),
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 391",
     ],
     [
       "a rollout timeout over an hour",
       minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 7200 }" }),
-      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 7200",
+      "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 7200",
     ],
     [
       "an unknown deploy key",
@@ -357,7 +378,7 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
     [
       "seven problems",
       "version: 2\nimage: {}\ndeploy: { manifests: '', url: '{x}', rolloutTimeoutSeconds: 1 }\nenvironments: [{ name: '', on: push, ttl: 1y }]",
-      'kubler.yaml: version: expected 1, found 2; image.name: expected a value (required), found nothing; deploy.manifests: expected a non-empty string, found ""; deploy.url: expected a URL template with only the placeholders {environment_slug}, {environment}, {namespace}, {sha}, {mr_iid}, {ref}, found "{x}"; deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 3600, found 1; and 3 more problems',
+      `kubler.yaml: version: expected 1, found 2; image.name: expected a value (required), found nothing; deploy.manifests: expected a non-empty string, found ""; deploy.url: expected a URL template with only the placeholders {environment_slug}, {environment}, {namespace}, {sha}, {mr_iid}, {ref}, found "{x}"; deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 1; and 3 more problems`,
     ],
   ])("%s", (_, text, message) => {
     expect(messageOf(text)).toBe(message);

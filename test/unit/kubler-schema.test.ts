@@ -7,7 +7,11 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ManifestError, parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
+import {
+  MAX_ROLLOUT_TIMEOUT_SECONDS,
+  ManifestError,
+  parseKublerManifest,
+} from "../../shared/domain/kubler-manifest.js";
 
 type Schema = Record<string, unknown>;
 const SCHEMA = JSON.parse(
@@ -141,6 +145,10 @@ describe("schema/kubler.schema.json", () => {
     ],
     ["TTL at the limits", edit((m) => (m.environments[0].ttl = "366d"))],
     [
+      "the longest rollout timeout",
+      edit((m) => (m.deploy.rolloutTimeoutSeconds = MAX_ROLLOUT_TIMEOUT_SECONDS)),
+    ],
+    [
       "a URL with every placeholder",
       edit((m) => (m.deploy.url = "https://{environment}/{namespace}/{sha}/{mr_iid}/{ref}")),
     ],
@@ -163,6 +171,10 @@ describe("schema/kubler.schema.json", () => {
     ["a manifests directory outside the repository", edit((m) => (m.deploy.manifests = "a/../../b"))],
     ["an unknown URL placeholder", edit((m) => (m.deploy.url = "https://{user}.example.com"))],
     ["a rollout timeout of 5 s", edit((m) => (m.deploy.rolloutTimeoutSeconds = 5))],
+    [
+      "a rollout timeout one second over what the deploy function can wait for twice",
+      edit((m) => (m.deploy.rolloutTimeoutSeconds = MAX_ROLLOUT_TIMEOUT_SECONDS + 1)),
+    ],
     ["a fractional rollout timeout", edit((m) => (m.deploy.rolloutTimeoutSeconds = 10.5))],
     ["an environment on push", edit((m) => (m.environments[0].on = "push"))],
     ["an environment on branch and tag", edit((m) => (m.environments[0].on = { branch: "a", tag: "b" }))],
@@ -253,7 +265,11 @@ const ttl = fc.constantFrom(
   " 72h",
   "01h",
 );
-const scalar = fc.oneof(text, ttl, fc.constantFrom(0, 1, 2, 9, 10, 10.5, 300, 3600, 3601, -1, true, null));
+const scalar = fc.oneof(
+  text,
+  ttl,
+  fc.constantFrom(0, 1, 2, 9, 10, 10.5, 300, 390, 391, 3600, 3601, -1, true, null),
+);
 const any: fc.Arbitrary<unknown> = fc.oneof(scalar, fc.constant([]), fc.constant({}));
 
 /** Mostly good values, sometimes a tricky one from `text`/`ttl`, rarely one of the wrong kind. */
@@ -305,7 +321,7 @@ const manifestArbitrary = objectOf(
       {
         image: field("app"),
         url: field("https://{environment_slug}.apps.example.com", "https://x/{sha}"),
-        rolloutTimeoutSeconds: fc.constantFrom(9, 10, 10.5, 300, 3600, 3601, "300"),
+        rolloutTimeoutSeconds: fc.constantFrom(9, 10, 10.5, 300, 390, 391, 3600, 3601, "300"),
       },
     ),
     environments: fc.oneof(
