@@ -13,6 +13,7 @@ import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
 import type { BusConsumer } from "../shared/local/local-bus.js";
+import { MemoryEnvironmentStops } from "../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../shared/local/memory-kubernetes/index.js";
 import { TimerScheduler } from "../shared/local/timer-scheduler.js";
 import type { AuditLog, EventPublisher } from "../shared/ports.js";
@@ -31,6 +32,8 @@ export interface LocalEnvironments {
   description: string;
   simulated: boolean;
   scheduler: TimerScheduler;
+  /** The stops plan-steps records and the deploys read: one store for both, as the table is in AWS. */
+  stops: MemoryEnvironmentStops;
   consumers: {
     "deploy-environment": BusConsumer;
     "cleanup-environments": BusConsumer;
@@ -76,8 +79,10 @@ export async function startLocalEnvironments(
   const scheduler = new TimerScheduler({ publisher: io.publisher, clock: systemClock });
   const registryAuthFile = config.environments.registryAuthFile;
   const steps = { cluster, scheduler, publisher: io.publisher, audit: io.audit, clock: systemClock };
+  const stops = new MemoryEnvironmentStops(systemClock);
   const deploy = createDeployEnvironmentConsumer({
     ...steps,
+    stops,
     manifests: new DirectoryManifestSource(config.projectsDir),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
@@ -105,6 +110,7 @@ export async function startLocalEnvironments(
     description,
     simulated: embedded !== null,
     scheduler,
+    stops,
     consumers: {
       "deploy-environment": async (envelope) => {
         await deploy(envelope);

@@ -96,6 +96,7 @@ export async function startLocalRuntime(
     manifests: new DirectoryManifestSource(config.projectsDir),
     publisher,
     dedupe: new MemoryDedupeStore(systemClock),
+    stops: environments.stops,
     audit,
     clock: systemClock,
   });

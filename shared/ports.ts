@@ -259,3 +259,21 @@ export interface ManifestSource {
     directory: string,
   ): Promise<ReadonlyMap<string, string>>;
 }
+
+/**
+ * Remembers that an environment was stopped (merge, close, branch deletion, stop job) and as of which
+ * GitLab fact, after its namespace is gone: plan-steps and deploy-environment refuse what GitLab sent
+ * before the stop, so a late build or a late delivery cannot bring the environment back. The dedupe
+ * table in AWS (not the cluster, which plan-steps cannot reach, and where cleanup would have to tell
+ * such a record from an environment); in memory locally.
+ *
+ * @example
+ * await stops.record(environmentStopKey(gitlab, "review/x"), factAt, 7 * 86_400);
+ * const stoppedAt = await stops.stoppedAt(environmentStopKey(gitlab, "review/x")); // Date | null
+ */
+export interface EnvironmentStops {
+  /** Records a stop as of `factAt` for `ttlSeconds`; a stop as of an earlier fact never replaces a later one. */
+  record(key: string, factAt: Date, ttlSeconds: number): Promise<void>;
+  /** The fact time of the latest recorded stop, or null when there is none (or it expired). */
+  stoppedAt(key: string): Promise<Date | null>;
+}

@@ -3,8 +3,10 @@
  * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
  */
 import { readFile } from "node:fs/promises";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
@@ -12,10 +14,17 @@ import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-clust
 import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
-import { loadAwsStepsConfig, loadEnvironmentsConfig, loadGitlabApiConfig } from "../../shared/config.js";
+import {
+  loadAwsIngressConfig,
+  loadAwsStepsConfig,
+  loadEnvironmentsConfig,
+  loadGitlabApiConfig,
+} from "../../shared/config.js";
 import { createDeployEnvironmentConsumer } from "./consumer.js";
 
 const steps = loadAwsStepsConfig(process.env);
+// The stops plan-steps records are in its dedupe table.
+const { dedupeTable } = loadAwsIngressConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 const registryAuthFile = environments.registryAuthFile;
@@ -33,10 +42,16 @@ const consume = createDeployEnvironmentConsumer({
     groupName: steps.scheduleGroup,
     busArn: steps.busArn,
     roleArn: steps.schedulerRoleArn,
+    deadLetterArn: steps.scheduleDeadLetterArn,
   }),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1 }),
     busName: steps.busName,
+  }),
+  stops: new DynamoDbEnvironmentStops({
+    client: new DynamoDBClient({}),
+    tableName: dedupeTable,
+    clock: systemClock,
   }),
   audit,
   clock: systemClock,

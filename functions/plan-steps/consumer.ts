@@ -15,6 +15,11 @@ import { type PlanOutcome, type PlanStepsDeps, planStepsFor } from "../../shared
 export function createPlanStepsConsumer(deps: PlanStepsDeps): (envelope: unknown) => Promise<PlanOutcome> {
   return async (envelope) => {
     const event = validateEnvelope(envelope, GITLAB_FACTS);
-    return planStepsFor(deps, { detailType: event["detail-type"], detail: event.detail } as GitlabFact);
+    const time = new Date(event.time);
+    return planStepsFor(
+      deps,
+      { detailType: event["detail-type"], detail: event.detail } as GitlabFact,
+      Number.isNaN(time.getTime()) ? null : time,
+    );
   };
 }

@@ -5,6 +5,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
+import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
@@ -21,15 +22,13 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit) : null;
 
+const dynamodb = new DynamoDBClient({});
 const consume = createPlanStepsConsumer({
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The publisher owns PutEvents retries; SDK retries on top would multiply them.
   publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
-  dedupe: new DynamoDbDedupeStore({
-    client: new DynamoDBClient({}),
-    tableName: dedupeTable,
-    clock: systemClock,
-  }),
+  dedupe: new DynamoDbDedupeStore({ client: dynamodb, tableName: dedupeTable, clock: systemClock }),
+  stops: new DynamoDbEnvironmentStops({ client: dynamodb, tableName: dedupeTable, clock: systemClock }),
   audit,
   clock: systemClock,
 });

@@ -93,6 +93,9 @@ export interface BuildRequest {
   ref: string;
   pipelineId: number | null;
   mrIid: number | null;
+  /** Carried to Build Finished (see the catalog's step fields); absent from requests recorded before. */
+  factAt?: string | null;
+  ttl?: string | null;
 }
 
 export interface BuildJobSettings {
@@ -380,6 +383,8 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
     ref: detail.ref,
     pipelineId: detail.pipelineId,
     mrIid: detail.mrIid,
+    ...(detail.factAt !== undefined ? { factAt: detail.factAt } : {}),
+    ...(detail.ttl !== undefined ? { ttl: detail.ttl } : {}),
   };
 }
 
@@ -442,6 +447,8 @@ export function readBuildRequests(job: KubeObject): BuildRequest[] {
         ref: r.ref,
         pipelineId: optionalId(r.pipelineId),
         mrIid: optionalId(r.mrIid),
+        ...(typeof r.factAt === "string" || r.factAt === null ? { factAt: r.factAt } : {}),
+        ...(typeof r.ttl === "string" || r.ttl === null ? { ttl: r.ttl } : {}),
       },
     ];
   });

@@ -81,6 +81,8 @@ const PipelineDetail = v.object({
   sha: Sha,
   source: v.nullable(v.string()),
   mrIid: v.nullable(Id),
+  /** The merge request's source project: another project's id means a fork's pipeline. */
+  mrSourceProjectId: v.optional(v.nullable(Id), null),
   user: Username,
 });
 
@@ -133,6 +135,18 @@ const step = {
   ref: Name,
   pipelineId: v.nullable(Id),
   mrIid: v.nullable(Id),
+  /**
+   * When the GitLab fact this step comes from reached Kubler (that fact's envelope time): the order
+   * GitLab sent its events in, which a deploy compares instead of its own, later event's time (builds
+   * finish out of order). Absent from events published before it was carried.
+   */
+  factAt: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time")))),
+  /**
+   * The TTL of the environment rule plan-steps matched (null: the rule sets none, the default
+   * applies), so the deploy never takes another rule's. Absent from older events: the deploy then
+   * finds the rule by the environment's name.
+   */
+  ttl: v.optional(v.nullable(Name)),
 };
 
 const BuildRequestedDetail = v.object(step);
@@ -148,7 +162,8 @@ const DeployRequestedDetail = v.object(step);
 
 const DeployFinishedDetail = v.object({
   ...step,
-  status: v.picklist(["succeeded", "failed", "rolled_back"]),
+  /** `superseded`: refused, because a newer deploy was attempted or the environment was stopped since. */
+  status: v.picklist(["succeeded", "failed", "rolled_back", "superseded"]),
   namespace: Name,
   url: v.nullable(v.string()),
   reason: v.nullable(v.string()),
@@ -220,8 +235,18 @@ export type StepFields = Detail<"Build Requested">;
  * const finished: Detail<"Build Finished"> = { ...stepFieldsOf(requested), status: "failed", imageDigest: null, reason };
  */
 export function stepFieldsOf(detail: StepFields): StepFields {
-  const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid } = detail;
-  return { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid };
+  const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid, factAt, ttl } = detail;
+  return {
+    correlationId,
+    gitlab,
+    environment,
+    sha,
+    ref,
+    pipelineId,
+    mrIid,
+    ...(factAt !== undefined ? { factAt } : {}),
+    ...(ttl !== undefined ? { ttl } : {}),
+  };
 }
 
 /** One event to publish: the publisher fills in source, time and id. */
@@ -333,6 +358,26 @@ export const FUNCTIONS = [
 ] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
+/**
+ * The detail-types each function publishes (DESIGN §3, "produced by"), each with its catalog source.
+ * The CDK stack allows each function's role to put exactly these on the bus, so a function that
+ * publishes something new does not get past IAM until it is added here.
+ *
+ * @example
+ * PRODUCERS["deploy-environment"]; // ["Deploy Finished"]
+ */
+export const PRODUCERS: Readonly<Record<FunctionName, readonly DetailType[]>> = {
+  "gitlab-webhook": GITLAB_FACTS,
+  "job-credentials": ["Credentials Issued", "Credentials Denied"],
+  "plan-steps": ["Build Requested", "Deploy Requested", "Environment Stop Requested"],
+  // A failed build that never started; the outcome of a running one is reconcile's.
+  "build-image": ["Build Finished"],
+  "deploy-environment": ["Deploy Finished"],
+  "cleanup-environments": ["Environment Deleted"],
+  "report-status": [],
+  reconcile: ["Build Finished", "Deploy Finished", "Environment Stop Requested"],
+};
+
 export interface Route {
   /** The EventBridge rule's name (also how the local bus names the route). */
   name: string;
@@ -377,6 +422,9 @@ export const ROUTES: readonly Route[] = [
     pattern: {
       source: [KUBLER_SOURCE],
       // The requests too: they are when a commit's status becomes pending (build) or running (deploy).
+      // DESIGN §3 also has report-status consume the GitLab facts; it takes plan-steps' requests
+      // instead: a fact Kubler ignores (no kubler.yaml, no matching rule) must not get a commit
+      // status, and one it acts on becomes a request in the same moment.
       "detail-type": [
         "Build Requested",
         "Build Finished",

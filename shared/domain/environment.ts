@@ -26,8 +26,19 @@ export const ANNOTATION = {
   PIPELINE_ID: "kubler.dev/pipeline-id",
   MR_IID: "kubler.dev/mr-iid",
   DEPLOYED_AT: "kubler.dev/deployed-at",
-  /** When the deploy now running was requested: what out-of-order requests are compared against. */
+  /** When the last deploy attempted here was requested (its bus event's time). */
   REQUESTED_AT: "kubler.dev/requested-at",
+  /**
+   * When the GitLab fact behind the last deploy attempted here reached Kubler: what out-of-order
+   * requests are compared against (falling back to requested-at on namespaces from before it).
+   */
+  FACT_AT: "kubler.dev/fact-at",
+  /**
+   * The revision last attempted here, with `status` its outcome; differs from `sha`/`pipeline-id`
+   * (what runs) after a rollback, so a redelivery of the attempt is known as a repeat.
+   */
+  ATTEMPTED_SHA: "kubler.dev/attempted-sha",
+  ATTEMPTED_PIPELINE_ID: "kubler.dev/attempted-pipeline-id",
   /** `succeeded`, `failed`, `rolled_back` or `deploying`: the last deploy's outcome. */
   STATUS: "kubler.dev/status",
   /** While a rollout is in progress: when it must be finished (reconcile fails it after that). */
@@ -103,6 +114,10 @@ export interface ManagedEnvironment {
   mrIid: number | null;
   deployedAt: Date | null;
   requestedAt: Date | null;
+  factAt: Date | null;
+  /** The revision last attempted (what runs, on namespaces from before attempts were recorded). */
+  attemptedSha: string | null;
+  attemptedPipelineId: number | null;
   /** Null when the environment never expires (`ttl: never`). */
   expiresAt: Date | null;
   ttl: string | null;
@@ -159,6 +174,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
   const expiresAt = time(ANNOTATION.EXPIRES_AT);
   const deployedAt = time(ANNOTATION.DEPLOYED_AT);
   const requestedAt = time(ANNOTATION.REQUESTED_AT);
+  const factAt = time(ANNOTATION.FACT_AT);
   const rolloutDeadline = time(ANNOTATION.ROLLOUT_DEADLINE);
   const ttl = annotations[ANNOTATION.TTL] || null;
   // Without expires-at the environment must say it never expires; anything else is ambiguous.
@@ -182,6 +198,12 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       mrIid: integer(annotations[ANNOTATION.MR_IID]),
       deployedAt,
       requestedAt,
+      factAt,
+      attemptedSha: annotations[ANNOTATION.ATTEMPTED_SHA] || annotations[ANNOTATION.SHA] || null,
+      attemptedPipelineId:
+        annotations[ANNOTATION.ATTEMPTED_SHA] !== undefined
+          ? integer(annotations[ANNOTATION.ATTEMPTED_PIPELINE_ID])
+          : integer(annotations[ANNOTATION.PIPELINE_ID]),
       expiresAt,
       ttl,
       status: annotations[ANNOTATION.STATUS] || null,
@@ -226,6 +248,11 @@ export interface EnvironmentState {
   expiresAt: Date | null;
   deployedAt: Date | null;
   requestedAt: Date;
+  /** The attempted deploy's GitLab fact time; absent or null: not known. */
+  factAt?: Date | null;
+  /** The revision attempted, when `sha` says what runs after a rollback; absent: `sha`/`pipelineId`. */
+  attemptedSha?: string;
+  attemptedPipelineId?: number | null;
   status: "deploying" | "succeeded" | "failed" | "rolled_back";
   rolloutDeadline: Date | null;
   correlationId: string;
@@ -251,6 +278,7 @@ export function environmentLabels(projectId: number, environment: string): Recor
  */
 export function environmentNamespace(state: EnvironmentState): KubeObject {
   const time = (date: Date | null) => (date ? date.toISOString() : "");
+  const id = (value: number | null) => (value === null ? "" : String(value));
   return {
     apiVersion: "v1",
     kind: "Namespace",
@@ -271,6 +299,11 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         [ANNOTATION.MR_IID]: state.mrIid === null ? "" : String(state.mrIid),
         [ANNOTATION.DEPLOYED_AT]: time(state.deployedAt),
         [ANNOTATION.REQUESTED_AT]: time(state.requestedAt),
+        [ANNOTATION.FACT_AT]: time(state.factAt ?? null),
+        [ANNOTATION.ATTEMPTED_SHA]: state.attemptedSha ?? state.sha,
+        [ANNOTATION.ATTEMPTED_PIPELINE_ID]: id(
+          state.attemptedPipelineId !== undefined ? state.attemptedPipelineId : state.pipelineId,
+        ),
         [ANNOTATION.STATUS]: state.status,
         [ANNOTATION.ROLLOUT_DEADLINE]: time(state.rolloutDeadline),
         [ANNOTATION.CORRELATION_ID]: state.correlationId,
@@ -281,18 +314,24 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
 }
 
 /**
- * Whether a requested deploy is older than what runs, so it must not replace it: by pipeline id when
- * both have one (GitLab's ids only grow), else by when each was requested.
+ * Whether a requested deploy is older than the last one attempted, so it must not replace it: by
+ * pipeline id when both have one (GitLab's ids only grow), else by when GitLab's fact behind each
+ * reached Kubler (builds finish, and their events arrive, in any order), else (namespaces and events
+ * from before fact times were carried) by when each deploy was requested. Equal is not older: GitLab
+ * numbers no pushes, and two facts in one second (EventBridge's `time` precision) cannot be ordered.
  *
  * @example
- * isStaleDeploy(running, { pipelineId: 41, requestedAt }); // true when 42 runs
+ * isStaleDeploy(running, { pipelineId: 41, factAt, requestedAt }); // true when 42 was attempted
  */
 export function isStaleDeploy(
-  running: Pick<ManagedEnvironment, "pipelineId" | "requestedAt">,
-  incoming: { pipelineId: number | null; requestedAt: Date },
+  running: Pick<ManagedEnvironment, "attemptedPipelineId" | "factAt" | "requestedAt">,
+  incoming: { pipelineId: number | null; factAt: Date | null; requestedAt: Date },
 ): boolean {
-  if (running.pipelineId !== null && incoming.pipelineId !== null) {
-    return incoming.pipelineId < running.pipelineId;
+  if (running.attemptedPipelineId !== null && incoming.pipelineId !== null) {
+    return incoming.pipelineId < running.attemptedPipelineId;
+  }
+  if (running.factAt !== null && incoming.factAt !== null) {
+    return incoming.factAt.getTime() < running.factAt.getTime();
   }
   return running.requestedAt !== null && incoming.requestedAt.getTime() < running.requestedAt.getTime();
 }

@@ -260,6 +260,7 @@ function normalizePipeline({ read, ...ctx }: Context): Fact {
       source: read.optionalString("object_attributes.source"),
       // `merge_request` is null for branch pipelines and absent from older GitLab.
       mrIid: read.optionalId("merge_request.iid"),
+      mrSourceProjectId: read.optionalId("merge_request.source_project_id"),
       user: read.optionalString("user.username"),
     },
     `Pipeline ${gitlab.projectPath} #${pipelineId} ${status} ${ref} ${shortSha(sha)}`,

@@ -108,16 +108,29 @@ export function triageFact(fact: GitlabFact): Triage {
  * const plan = planSteps(mergeRequestOpened, manifest);
  * // { kind: "steps", steps: [{ entry: { detailType: "Build Requested", detail: { environment: "review/feature-x", … } }, sha }], reason }
  */
-export function planSteps(fact: GitlabFact, manifest: KublerManifest): Plan {
+export function planSteps(fact: GitlabFact, manifest: KublerManifest, factAt: string | null = null): Plan {
   const triage = triageFact(fact);
   if (triage.kind === "ignored") return triage;
+  const plan = planFact(fact, manifest, triage.sha);
+  if (plan.kind === "ignored" || factAt === null) return plan;
+  return {
+    ...plan,
+    steps: plan.steps.map((step) =>
+      step.entry.detailType === "Environment Stop Requested"
+        ? step
+        : { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, factAt } } },
+    ),
+  };
+}
+
+function planFact(fact: GitlabFact, manifest: KublerManifest, sha: string): Plan {
   switch (fact.detailType) {
     case "Push":
       return planPush(fact.detail, manifest);
     case "Tag Push":
       return planTagPush(fact.detail, manifest);
     case "Merge Request":
-      return planMergeRequest(fact.detail, manifest, triage.sha);
+      return planMergeRequest(fact.detail, manifest, sha);
     case "Pipeline":
       return planPipeline(fact.detail, manifest);
     case "Job":
@@ -135,6 +148,8 @@ interface Target {
   ref: string;
   pipelineId: number | null;
   mrIid: number | null;
+  /** The matched rule's TTL (null: the rule sets none); a stop has no TTL to carry. */
+  ttl?: string | null;
 }
 
 function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, sha: string): Plan {
@@ -151,6 +166,7 @@ function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, s
     ref: mr.sourceBranch,
     pipelineId: null,
     mrIid: mr.iid,
+    ttl: rule.ttl ?? null,
   };
   if (mr.sourceProjectId !== null && mr.sourceProjectId !== mr.gitlab.projectId) {
     // A fork's commits would run with this project's build credentials and land in its cluster. Its
@@ -188,7 +204,7 @@ function planPush(push: Fact<"Push">, manifest: KublerManifest): Plan {
   const environment = environmentName(rule, { branch: push.branch });
   if (environment.kind === "ignored") return environment;
   return buildPlan(
-    refTarget(push, environment.name, push.after, push.branch),
+    { ...refTarget(push, environment.name, push.after, push.branch), ttl: rule.ttl ?? null },
     manifest,
     `push to ${push.branch}`,
   );
@@ -202,7 +218,7 @@ function planTagPush(push: Fact<"Tag Push">, manifest: KublerManifest): Plan {
   const environment = environmentName(rule, { tag: push.tag });
   if (environment.kind === "ignored") return environment;
   return buildPlan(
-    refTarget(push, environment.name, push.after, push.tag),
+    { ...refTarget(push, environment.name, push.after, push.tag), ttl: rule.ttl ?? null },
     manifest,
     `tag ${push.tag} pushed`,
   );
@@ -223,6 +239,7 @@ function planPipeline(pipeline: Fact<"Pipeline">, manifest: KublerManifest): Pla
     ref: found.ref,
     pipelineId: pipeline.pipelineId,
     mrIid: pipeline.mrIid,
+    ttl: found.rule.ttl ?? null,
   };
   return {
     kind: "steps",
@@ -235,8 +252,18 @@ function planPipeline(pipeline: Fact<"Pipeline">, manifest: KublerManifest): Pla
 function pipelineEnvironment(
   pipeline: Fact<"Pipeline">,
   manifest: KublerManifest,
-): { kind: "name"; name: string; ref: string } | { kind: "ignored"; reason: string } {
+): { kind: "name"; name: string; ref: string; rule: EnvironmentRule } | { kind: "ignored"; reason: string } {
   const ref = pipeline.ref.replace(/^refs\/(heads|tags)\//, "");
+  // `??`: a detail from before the field existed has none.
+  const fork = pipeline.mrSourceProjectId ?? null;
+  if (fork !== null && fork !== pipeline.gitlab.projectId) {
+    // A fork's branch may share its name with one of the project's own: its commit would replace
+    // that branch's review environment. Merge request events refuse forks the same way.
+    return {
+      kind: "ignored",
+      reason: `pipeline ${pipeline.pipelineId} is for a merge request from a fork (project ${fork}): not deployed`,
+    };
+  }
   if (pipeline.mrIid !== null) {
     const rule = manifest.environments.find((r) => r.on === "merge_request");
     if (!rule)
@@ -246,7 +273,7 @@ function pipelineEnvironment(
       return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
     }
     const environment = environmentName(rule, { branch: ref, mr_iid: pipeline.mrIid });
-    return environment.kind === "name" ? { ...environment, ref } : environment;
+    return environment.kind === "name" ? { ...environment, ref, rule } : environment;
   }
   const key = pipeline.tag ? "tag" : "branch";
   const rule = manifest.environments.find(
@@ -257,7 +284,7 @@ function pipelineEnvironment(
   );
   if (!rule) return { kind: "ignored", reason: `no rule matches ref ${ref}${pipeline.tag ? " (tag)" : ""}` };
   const environment = environmentName(rule, pipeline.tag ? { tag: ref } : { branch: ref });
-  return environment.kind === "name" ? { ...environment, ref } : environment;
+  return environment.kind === "name" ? { ...environment, ref, rule } : environment;
 }
 
 function planStopJob(job: Fact<"Job">, manifest: KublerManifest): Plan {
@@ -317,6 +344,7 @@ function stepDetail(target: Target): Detail<"Build Requested"> {
     ref: target.ref,
     pipelineId: target.pipelineId,
     mrIid: target.mrIid,
+    ttl: target.ttl ?? null,
   };
 }
 
@@ -384,6 +412,16 @@ export function matchesGlob(glob: string, value: string): boolean {
  */
 export function stepKey(type: StepType, gitlab: GitlabRef, environment: string, sha: string): string {
   return `plan/${gitlab.instance}/${gitlab.projectId}/${environment}/${type}/${sha}`;
+}
+
+/**
+ * Where a stop of an environment is remembered (`EnvironmentStops`), beside the step keys.
+ *
+ * @example
+ * environmentStopKey(gitlab, "review/feature-x"); // "plan/stop/https://gitlab.example.com/15/review/feature-x"
+ */
+export function environmentStopKey(gitlab: GitlabRef, environment: string): string {
+  return `plan/stop/${gitlab.instance}/${gitlab.projectId}/${environment}`;
 }
 
 /** The step types a step undoes: a stop makes the next build of the same commit new again, and back. */

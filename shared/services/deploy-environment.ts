@@ -6,7 +6,11 @@
  */
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import {
+  checkStoredObjects,
+  DEPLOYABLE_KINDS,
   DEPLOYER_NAME,
+  isReservedName,
+  LAST_GOOD_CONFIGMAP,
   ManifestFilesError,
   PULL_SECRET_NAME,
   parseManifestFiles,
@@ -31,6 +35,7 @@ import {
   ManifestError,
   parseKublerManifest,
 } from "../domain/kubler-manifest.js";
+import { environmentStopKey } from "../domain/plan-steps.js";
 import { deploymentRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
 import { KubernetesInvalidError } from "../errors.js";
@@ -38,6 +43,7 @@ import type {
   AuditLog,
   Clock,
   EnvironmentCluster,
+  EnvironmentStops,
   EventPublisher,
   ManifestSource,
   Scheduler,
@@ -45,14 +51,17 @@ import type {
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
-/** Where the last good revision's objects are kept, in the environment's own namespace. */
-export const LAST_GOOD_CONFIGMAP = "kubler-last-good";
+
+// Defined in the domain with Kubler's other reserved names; exported here too for the use case's callers.
+export { LAST_GOOD_CONFIGMAP };
 
 export interface DeployEnvironmentDeps {
   cluster: EnvironmentCluster;
   manifests: ManifestSource;
   scheduler: Scheduler;
   publisher: EventPublisher;
+  /** Where plan-steps records stops: a deploy GitLab asked for before one must not bring it back. */
+  stops: EnvironmentStops;
   audit: AuditLog;
   clock: Clock;
   sleep: (ms: number) => Promise<void>;
@@ -118,6 +127,18 @@ export async function deployEnvironment(
     });
     return { kind: status, namespace, reason, url };
   };
+  // A refused deploy still ends with Deploy Finished: its commit's status went to running when the
+  // build finished, and only a final outcome moves it on.
+  const supersede = async (reason: string): Promise<DeployOutcome> => {
+    await deps.publisher.publish([
+      {
+        detailType: "Deploy Finished",
+        detail: { ...stepFieldsOf(detail), status: "superseded", namespace, url: null, reason },
+      },
+    ]);
+    audit("ignored", reason, { status: "superseded" });
+    return { kind: "ignored", reason };
+  };
 
   let prepared: Prepared;
   try {
@@ -133,6 +154,16 @@ export async function deployEnvironment(
       return finish("failed", error.message, null);
     }
     throw error;
+  }
+
+  // Events published before fact times were carried cannot be ordered against a stop: they go ahead.
+  const factAt = detail.factAt ? new Date(detail.factAt) : null;
+  const stoppedAt =
+    factAt && (await deps.stops.stoppedAt(environmentStopKey(detail.gitlab, detail.environment)));
+  if (stoppedAt && factAt.getTime() <= stoppedAt.getTime()) {
+    return supersede(
+      `stopped: ${detail.environment} was stopped by a later GitLab event (${stoppedAt.toISOString()}) than the one that asked for ${detail.sha} (${factAt.toISOString()})`,
+    );
   }
 
   const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
@@ -155,10 +186,26 @@ export async function deployEnvironment(
       throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);
     }
     running = read.environment;
-    if (isStaleDeploy(running, { pipelineId: detail.pipelineId, requestedAt: trigger.time })) {
-      const reason = `stale: pipeline ${detail.pipelineId ?? "?"} (${detail.sha}) is older than the running pipeline ${running.pipelineId ?? "?"} (${running.sha})`;
-      audit("ignored", reason);
-      return { kind: "ignored", reason };
+    if (isStaleDeploy(running, { pipelineId: detail.pipelineId, factAt, requestedAt: trigger.time })) {
+      return supersede(
+        `stale: pipeline ${detail.pipelineId ?? "?"} (${detail.sha}${factAt ? ` asked for at ${factAt.toISOString()}` : ""}) is older than the last attempted pipeline ${running.attemptedPipelineId ?? "?"} (${running.attemptedSha}${running.factAt ? ` asked for at ${running.factAt.toISOString()}` : ""})`,
+      );
+    }
+    // The attempt already finished, and did not succeed (a redelivery after a rollback): applying the
+    // broken revision again would roll back again. Its outcome is published again instead, as a
+    // repeat of a success is (the first publish may be what failed).
+    const finished = running.status === "failed" || running.status === "rolled_back";
+    if (
+      finished &&
+      running.attemptedSha === detail.sha &&
+      running.attemptedPipelineId === detail.pipelineId &&
+      (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null)
+    ) {
+      return finish(
+        running.status as "failed" | "rolled_back",
+        `repeat: the deploy of ${detail.sha} already ended ${running.status}${running.status === "rolled_back" ? ` (${running.sha} runs)` : ""}; not applied again`,
+        running.url,
+      );
     }
   }
 
@@ -184,6 +231,9 @@ export async function deployEnvironment(
     expiresAt: redeploy ? (running?.expiresAt ?? null) : expiryOf(prepared.ttl, now),
     deployedAt: redeploy ? (running?.deployedAt ?? null) : null,
     requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
+    factAt: factAt ?? running?.factAt ?? null,
+    attemptedSha: detail.sha,
+    attemptedPipelineId: detail.pipelineId,
     status: redeploy ? "succeeded" : "deploying",
     rolloutDeadline: redeploy ? null : deadline,
     correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
@@ -192,22 +242,28 @@ export async function deployEnvironment(
 
   await deps.cluster.apply(environmentNamespace(state));
   await applyAccess(deps.cluster, state, prepared);
-  const lastGood = await readLastGood(deps.cluster, namespace);
+  const lastGood = await readLastGood(deps.cluster, state);
+  // What of this revision reached the cluster: a rollback removes what of it the last good one lacks.
+  const applied: KubeObject[] = [];
   try {
-    for (const object of prepared.objects) await deps.cluster.apply(object);
+    for (const object of prepared.objects) {
+      await deps.cluster.apply(object);
+      applied.push(object);
+    }
   } catch (error) {
     if (!(error instanceof KubernetesInvalidError)) throw error;
     return rollBack(
       deps,
       state,
       lastGood,
+      applied,
       `the cluster refused a manifest: ${error.message}`,
       timeoutMs,
       finish,
     );
   }
   const rollout = await waitForRollout(deps, prepared.objects, deadline);
-  if (rollout !== null) return rollBack(deps, state, lastGood, rollout, timeoutMs, finish);
+  if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, finish);
 
   if (!redeploy) {
     await saveLastGood(deps.cluster, state, prepared.objects);
@@ -264,7 +320,12 @@ async function prepare(
       `no container in ${manifest.deploy.manifests} uses the image "${image.match}" (deploy.image), so the built image would not run`,
     );
   }
-  const rule = findEnvironmentRule(manifest, detail.environment);
+  // The rule plan-steps matched, by its TTL: matching the name against the rules' templates again can
+  // find another (`{branch}` matches `review/x` too). Older events carry none: matched by name then.
+  const ttl =
+    detail.ttl !== undefined
+      ? (detail.ttl ?? deps.defaultTtl)
+      : (findEnvironmentRule(manifest, detail.environment)?.ttl ?? deps.defaultTtl);
   const url = manifest.deploy.url
     ? fillTemplate(manifest.deploy.url, {
         environment_slug: environmentSlug(detail.environment),
@@ -275,7 +336,7 @@ async function prepare(
         ref: detail.ref,
       })
     : null;
-  return { manifest, pullSecret, objects: applyOrder(objects), ttl: rule?.ttl ?? deps.defaultTtl, url };
+  return { manifest, pullSecret, objects: applyOrder(objects), ttl, url };
 }
 
 /** Configuration before the workloads that read it, workloads last. */
@@ -355,23 +416,48 @@ interface LastGood {
   objects: KubeObject[];
 }
 
-async function readLastGood(cluster: EnvironmentCluster, namespace: string): Promise<LastGood | null> {
+/** None kept; the last good revision, ready to apply; or a record that must not be applied, and why. */
+type LastGoodRecord = LastGood | { unusable: string } | null;
+
+/**
+ * The record lives in the project's own namespace, where a manifest or a CI job might have written it,
+ * so its objects are input like the project's manifests: the same checks (allowed kinds only, no
+ * reserved names) and the same rendering (namespace forced, contract labels), else not applied at all.
+ */
+async function readLastGood(cluster: EnvironmentCluster, state: EnvironmentState): Promise<LastGoodRecord> {
   const map = await cluster.get({
     apiVersion: "v1",
     kind: "ConfigMap",
     name: LAST_GOOD_CONFIGMAP,
-    namespace,
+    namespace: state.namespace,
   });
   const data = map?.data as Record<string, string> | undefined;
   if (!data?.["objects.json"] || !data.sha) return null;
+  const where = `ConfigMap ${LAST_GOOD_CONFIGMAP}`;
+  let stored: unknown;
   try {
+    stored = JSON.parse(data["objects.json"]);
+  } catch {
+    return { unusable: `${where}: objects.json is not JSON` };
+  }
+  try {
+    const { objects } = renderManifests(checkStoredObjects(stored, where), {
+      namespace: state.namespace,
+      labels: environmentLabels(state.gitlab.projectId, state.environment),
+      sha: data.sha,
+      // Kept as they were applied: images already pinned, the pull secret already listed.
+      image: null,
+      pullSecret: null,
+    });
+    const pipelineId = Number(data.pipelineId);
     return {
       sha: data.sha,
-      pipelineId: data.pipelineId ? Number(data.pipelineId) : null,
-      objects: JSON.parse(data["objects.json"]) as KubeObject[],
+      pipelineId: data.pipelineId && Number.isSafeInteger(pipelineId) ? pipelineId : null,
+      objects,
     };
-  } catch {
-    return null;
+  } catch (error) {
+    if (error instanceof ManifestFilesError) return { unusable: error.message };
+    throw error;
   }
 }
 
@@ -399,17 +485,23 @@ async function saveLastGood(
 async function rollBack(
   deps: DeployEnvironmentDeps,
   state: EnvironmentState,
-  lastGood: LastGood | null,
+  lastGood: LastGoodRecord,
+  applied: readonly KubeObject[],
   failure: string,
   timeoutMs: number,
   finish: (status: "failed" | "rolled_back", reason: string, url: string | null) => Promise<DeployOutcome>,
 ): Promise<DeployOutcome> {
-  if (!lastGood || lastGood.sha === state.sha) {
+  if (!lastGood || "unusable" in lastGood || lastGood.sha === state.sha) {
     await deps.cluster.apply(environmentNamespace({ ...state, status: "failed", rolloutDeadline: null }));
     await moveSchedule(deps, state);
-    return finish("failed", `${failure}; no earlier good revision to roll back to`, state.url);
+    const why =
+      lastGood && "unusable" in lastGood
+        ? `the last good revision was not rolled back to, its record is not usable: ${lastGood.unusable}`
+        : "no earlier good revision to roll back to";
+    return finish("failed", `${failure}; ${why}`, state.url);
   }
   for (const object of lastGood.objects) await deps.cluster.apply(object);
+  await removeObjectsNotIn(deps.cluster, state, lastGood.objects, applied);
   const rollback = await waitForRollout(
     deps,
     lastGood.objects,
@@ -428,6 +520,57 @@ async function rollBack(
   await moveSchedule(deps, state);
   const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
   return finish("rolled_back", reason, state.url);
+}
+
+/**
+ * After a rollback, the environment's objects that the last good revision does not have (what the
+ * failed revision added, or a rolled-back one left) are deleted: only objects carrying this
+ * environment's labels, in its namespace, of kinds Kubler applies, and never Kubler's own.
+ */
+async function removeObjectsNotIn(
+  cluster: EnvironmentCluster,
+  state: EnvironmentState,
+  keep: readonly KubeObject[],
+  applied: readonly KubeObject[],
+): Promise<void> {
+  const kept = new Set(keep.map((object) => `${object.kind}/${object.metadata.name}`));
+  const labelSelector = Object.entries(environmentLabels(state.gitlab.projectId, state.environment))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(",");
+  // Only the kinds these two revisions hold: the cluster is known to serve them (listing a kind it
+  // lacks fails the rollback), and whatever the failed revision added is of one of them.
+  const kinds = new Map<string, string>();
+  for (const object of [...keep, ...applied]) {
+    if (DEPLOYABLE_KINDS[object.kind] && !kinds.has(object.kind)) kinds.set(object.kind, object.apiVersion);
+  }
+  const extra: KubeObject[] = [];
+  for (const [kind, apiVersion] of kinds) {
+    let page: string | null = null;
+    do {
+      const list = await cluster.list(apiVersion, kind, {
+        namespace: state.namespace,
+        labelSelector,
+        limit: 500,
+        ...(page ? { continue: page } : {}),
+      });
+      for (const item of list.items) {
+        const { name } = item.metadata;
+        if (!kept.has(`${kind}/${name}`) && !isReservedName(name)) extra.push({ ...item, apiVersion, kind });
+      }
+      page = list.continue;
+    } while (page !== null);
+  }
+  // Deleted once every page is read, so no deletion moves a page boundary; the uid makes sure an
+  // object re-created since it was listed is not the one deleted.
+  for (const item of extra) {
+    const ref = {
+      apiVersion: item.apiVersion,
+      kind: item.kind,
+      name: item.metadata.name,
+      namespace: state.namespace,
+    };
+    await cluster.delete(ref, item.metadata.uid ? { uid: item.metadata.uid } : undefined);
+  }
 }
 
 /** The one-time stop at the expiry: created, or moved when a deploy extends the TTL. */

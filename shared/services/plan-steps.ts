@@ -11,6 +11,7 @@ import {
   parseKublerManifest,
 } from "../domain/kubler-manifest.js";
 import {
+  environmentStopKey,
   type GitlabFact,
   type Plan,
   type PlannedStep,
@@ -19,7 +20,14 @@ import {
   stepKey,
   triageFact,
 } from "../domain/plan-steps.js";
-import type { AuditLog, Clock, DedupeStore, EventPublisher, ManifestSource } from "../ports.js";
+import type {
+  AuditLog,
+  Clock,
+  DedupeStore,
+  EnvironmentStops,
+  EventPublisher,
+  ManifestSource,
+} from "../ports.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "plan-steps";
@@ -34,11 +42,17 @@ export const FACT_TTL_SECONDS = 3 * 86_400;
  * after an expiry) would be swallowed; the steps themselves are idempotent beyond this window.
  */
 export const STEP_TTL_SECONDS = 3_600;
+/**
+ * How long a stop refuses what GitLab sent before it: longer than a build runs plus EventBridge's
+ * 24 h of retries, with room for a dead letter redriven by hand.
+ */
+export const STOP_RECORD_TTL_SECONDS = 7 * 86_400;
 
 export interface PlanStepsDeps {
   manifests: ManifestSource;
   publisher: EventPublisher;
   dedupe: DedupeStore;
+  stops: EnvironmentStops;
   audit: AuditLog;
   clock: Clock;
 }
@@ -49,11 +63,18 @@ export type PlanOutcome =
   | { kind: "failed"; reason: string };
 
 /**
+ * `factAt` is the fact's envelope time (when the ingress published it): the order GitLab sent its
+ * events in, carried on every step so the deploy and a stop compare facts, not their own event times.
+ *
  * @example
- * const outcome = await planStepsFor(deps, { detailType: "Merge Request", detail });
+ * const outcome = await planStepsFor(deps, { detailType: "Merge Request", detail }, envelopeTime);
  * // { kind: "published", steps: [{ entry: { detailType: "Build Requested", … } }], duplicates: [], reason }
  */
-export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promise<PlanOutcome> {
+export async function planStepsFor(
+  deps: PlanStepsDeps,
+  fact: GitlabFact,
+  factAt: Date | null = null,
+): Promise<PlanOutcome> {
   const { detail } = fact;
   const audit = createStepAudit(deps, { fn: FN, action: "plan.steps", trigger: fact.detailType, detail });
 
@@ -77,7 +98,7 @@ export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promi
       audit("ignored", reason, { sha: triage.sha });
       return { kind: "ignored", reason };
     }
-    plan = planSteps(fact, manifest.manifest);
+    plan = planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
   } catch (error) {
     if (error instanceof ManifestError) {
       // The project's mistake, not ours: retrying cannot fix it, so it is final (and kept claimed).
@@ -86,6 +107,19 @@ export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promi
     }
     await deps.dedupe.release(factKey);
     audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; will retry`, {
+      sha: triage.sha,
+    });
+    throw error;
+  }
+  if (plan.kind === "ignored") {
+    audit("ignored", plan.reason, { sha: triage.sha });
+    return plan;
+  }
+  try {
+    plan = await heedStops(deps, plan, factAt);
+  } catch (error) {
+    await deps.dedupe.release(factKey);
+    audit("failure", `could not check or record a stop: ${messageOf(error)}; will retry`, {
       sha: triage.sha,
     });
     throw error;
@@ -140,6 +174,39 @@ export async function planStepsFor(deps: PlanStepsDeps, fact: GitlabFact): Promi
     subject,
   );
   return { kind: "published", steps: fresh, duplicates, reason: plan.reason };
+}
+
+/**
+ * Records the plan's stops, and drops the builds and deploys GitLab asked for before the last stop of
+ * their environment: a late delivery of an MR update after its merge must not bring the environment
+ * back. A fact without a time (published before times were carried) cannot be ordered and goes ahead.
+ */
+async function heedStops(
+  deps: PlanStepsDeps,
+  plan: Plan & { kind: "steps" },
+  factAt: Date | null,
+): Promise<Plan> {
+  const kept: PlannedStep[] = [];
+  const refused: string[] = [];
+  for (const step of plan.steps) {
+    const key = environmentStopKey(step.entry.detail.gitlab, step.entry.detail.environment);
+    if (step.entry.detailType === "Environment Stop Requested") {
+      // Recorded before the stop is published, so a deploy racing it already finds it.
+      await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
+      kept.push(step);
+      continue;
+    }
+    const stoppedAt = factAt && (await deps.stops.stoppedAt(key));
+    if (stoppedAt && factAt.getTime() <= stoppedAt.getTime()) {
+      refused.push(
+        `${step.entry.detail.environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
+      );
+    } else {
+      kept.push(step);
+    }
+  }
+  if (kept.length === 0) return { kind: "ignored", reason: `${plan.reason}; refused: ${refused.join("; ")}` };
+  return { ...plan, steps: kept };
 }
 
 async function readManifest(

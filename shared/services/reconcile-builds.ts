@@ -233,6 +233,8 @@ function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome
     ref: request.ref,
     pipelineId: request.pipelineId,
     mrIid: request.mrIid,
+    ...(request.factAt !== undefined ? { factAt: request.factAt } : {}),
+    ...(request.ttl !== undefined ? { ttl: request.ttl } : {}),
     status: outcome.status,
     imageDigest: outcome.status === "succeeded" ? outcome.digest : null,
     reason: outcome.status === "failed" ? outcome.reason : null,

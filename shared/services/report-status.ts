@@ -56,6 +56,10 @@ export function statusFor(event: ReportEvent): Omit<CommitStatus, "projectId" | 
     case "Deploy Finished": {
       const d = event.detail;
       if (d.status === "succeeded") return common(d, name, "success", `Deployed to ${d.environment}`, d.url);
+      // Not deployed, and never will be: a newer deploy, or a stop, came first. Final, but not a failure.
+      if (d.status === "superseded") {
+        return common(d, name, "canceled", `Not deployed: ${firstLine(d.reason) ?? "superseded"}`, null);
+      }
       const what = d.status === "rolled_back" ? "Deploy failed and was rolled back" : "Deploy failed";
       return common(d, name, "failed", `${what}: ${firstLine(d.reason) ?? "no reason given"}`, d.url);
     }

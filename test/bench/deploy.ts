@@ -12,6 +12,7 @@ import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { apiVersionOf, RESOURCE_TYPES } from "../../shared/local/memory-kubernetes/resources.js";
 import {
   type DeployEnvironmentDeps,
@@ -56,6 +57,7 @@ export async function benchDeploy(rounds = 5): Promise<Figure[]> {
       manifests: new DirectoryManifestSource(PROJECTS),
       scheduler: new RecordingScheduler(),
       publisher: new RecordingPublisher(),
+      stops: new MemoryEnvironmentStops(systemClock),
       audit: new StdoutAuditLog(() => undefined),
       clock: systemClock,
       sleep: (ms) => delay(ms),

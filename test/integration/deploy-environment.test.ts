@@ -8,8 +8,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
+import type { RoleRule } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { environmentStopKey } from "../../shared/domain/plan-steps.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import {
   type DeployEnvironmentDeps,
@@ -34,6 +38,7 @@ let deps: DeployEnvironmentDeps & {
   audit: RecordingAuditLog;
   scheduler: RecordingScheduler;
   clock: FixedClock;
+  stops: MemoryEnvironmentStops;
 };
 
 beforeAll(async () => {
@@ -50,6 +55,7 @@ beforeEach(() => {
     manifests: new DirectoryManifestSource(projects),
     scheduler: new RecordingScheduler(),
     publisher: new RecordingPublisher(),
+    stops: new MemoryEnvironmentStops(clock),
     audit: new RecordingAuditLog(),
     clock,
     sleep: (ms) => {
@@ -136,6 +142,37 @@ function setRollout(outcome: "fail" | "ok"): void {
   );
 }
 
+/** RBAC's decision for one request: a rule with resourceNames must name the object. */
+function allows(rules: readonly RoleRule[], verb: string, group: string, resource: string, name?: string) {
+  return rules.some(
+    (rule) =>
+      rule.verbs.includes(verb) &&
+      rule.apiGroups.includes(group) &&
+      rule.resources.includes(resource) &&
+      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
+  );
+}
+
+function addManifest(name: string, text: string): void {
+  writeFileSync(join(projects, PROJECT, "deploy", name), text);
+}
+
+/** The last-good record as a CI job holding the deployer's old, broader Role could have rewritten it. */
+async function forgeLastGood(objects: unknown[], sha = SHA_1): Promise<void> {
+  await deps.cluster.apply({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: LAST_GOOD_CONFIGMAP, namespace: NAMESPACE },
+    data: { sha, pipelineId: "100", "objects.json": JSON.stringify(objects) },
+  });
+}
+
+function storedLastGood(): KubeObject[] {
+  const map = k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP);
+  const data = map?.data as Record<string, string> | undefined;
+  return JSON.parse(data?.["objects.json"] ?? "[]") as KubeObject[];
+}
+
 describe("deployEnvironment", () => {
   beforeEach(() => waitForNamespaceGone(NAMESPACE));
 
@@ -168,6 +205,9 @@ describe("deployEnvironment", () => {
       "kubler.dev/mr-iid": "16",
       "kubler.dev/deployed-at": expect.stringMatching(/^2026-11-21T10:00:\d\d\.\d{3}Z$/),
       "kubler.dev/requested-at": "2026-11-21T10:00:00.000Z",
+      "kubler.dev/fact-at": "",
+      "kubler.dev/attempted-sha": SHA_1,
+      "kubler.dev/attempted-pipeline-id": "100",
       "kubler.dev/status": "succeeded",
       "kubler.dev/rollout-deadline": "",
       "kubler.dev/correlation-id": "corr-1",
@@ -214,14 +254,30 @@ describe("deployEnvironment", () => {
     };
     const role = k8s.store.get("rbac.authorization.k8s.io/v1", "Role", NAMESPACE, "kubler-deployer");
     expect(role?.metadata.labels).toEqual(labels);
+    const named = ["get", "list", "watch", "patch"];
     expect(role?.rules).toEqual([
-      {
-        apiGroups: [""],
-        resources: ["configmaps", "services"],
-        verbs: ["get", "list", "watch", "create", "patch"],
-      },
-      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
+      { apiGroups: [""], resources: ["configmaps"], resourceNames: ["flight-management"], verbs: named },
+      { apiGroups: [""], resources: ["services"], resourceNames: ["flight-management"], verbs: named },
+      { apiGroups: [""], resources: ["configmaps", "services"], verbs: ["create"] },
+      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["flight-management"], verbs: named },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["create"] },
     ]);
+    // What a CI job bound to it (job credentials bind the policy's kubler-deployer) may do: apply the
+    // project's objects, and nothing to Kubler's own.
+    const rules = role?.rules as RoleRule[];
+    for (const [group, resource] of [
+      ["", "configmaps"],
+      ["", "services"],
+      ["apps", "deployments"],
+    ] as const) {
+      expect(allows(rules, "get", group, resource, "flight-management")).toBe(true);
+      expect(allows(rules, "patch", group, resource, "flight-management")).toBe(true);
+      expect(allows(rules, "create", group, resource)).toBe(true);
+    }
+    for (const verb of ["get", "patch", "list", "watch", "delete"]) {
+      expect(allows(rules, verb, "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
+      expect(allows(rules, verb, "", "secrets", "kubler-registry")).toBe(false);
+    }
     const binding = k8s.store.get(
       "rbac.authorization.k8s.io/v1",
       "RoleBinding",
@@ -286,8 +342,91 @@ describe("deployEnvironment", () => {
     );
     expect(outcome.kind).toBe("ignored");
     expect(snapshot()).toEqual(before);
-    expect(deps.publisher.entries).toHaveLength(1);
+    // A final outcome all the same: report-status turns it into a final commit status.
+    expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([
+      { status: "succeeded", sha: SHA_2 },
+      { status: "superseded", sha: SHA_1, reason: expect.stringContaining("stale") },
+    ]);
     expect(deps.audit.last()).toMatchObject({ outcome: "ignored", reason: expect.stringContaining("stale") });
+  });
+
+  it("refuses an older commit whose build finished last, by when GitLab's facts arrived", async () => {
+    const digest = `sha256:${"c".repeat(64)}`;
+    const built = (sha: string, factAt: string, time: string): DeployTrigger => ({
+      detailType: "Build Finished",
+      time: new Date(time),
+      detail: {
+        ...requested({ sha, pipelineId: null }).detail,
+        factAt,
+        status: "succeeded",
+        imageDigest: digest,
+        reason: null,
+      },
+    });
+    // B was pushed after A, but A's build finished two minutes after B's.
+    const b = await deployEnvironment(deps, built(SHA_2, "2026-11-21T10:01:00.000Z", "2026-11-21T10:04:00Z"));
+    expect(b.kind).toBe("succeeded");
+    const before = snapshot();
+    const a = await deployEnvironment(deps, built(SHA_1, "2026-11-21T10:00:00.000Z", "2026-11-21T10:06:00Z"));
+    expect(a.kind).toBe("ignored");
+    expect(snapshot()).toEqual(before);
+    const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    expect(ns?.metadata.annotations).toMatchObject({
+      "kubler.dev/sha": SHA_2,
+      "kubler.dev/fact-at": "2026-11-21T10:01:00.000Z",
+    });
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "superseded", sha: SHA_1 });
+  });
+
+  it("does not deploy again a redelivered deploy that was rolled back: it republishes its outcome", async () => {
+    await deployEnvironment(deps, requested());
+    setRollout("fail");
+    const broken = requested({ sha: SHA_2, pipelineId: 101, factAt: "2026-11-21T10:01:00.000Z" });
+    expect((await deployEnvironment(deps, broken)).kind).toBe("rolled_back");
+    const ns = () => k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
+    expect(ns()).toMatchObject({
+      "kubler.dev/sha": SHA_1,
+      "kubler.dev/pipeline-id": "100",
+      "kubler.dev/attempted-sha": SHA_2,
+      "kubler.dev/attempted-pipeline-id": "101",
+      "kubler.dev/status": "rolled_back",
+    });
+    const before = snapshot();
+    const again = await deployEnvironment(deps, broken); // EventBridge delivers it once more
+    expect(again).toMatchObject({ kind: "rolled_back", reason: expect.stringContaining("repeat") });
+    expect(snapshot()).toEqual(before);
+    expect(appDeployment().spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management:${SHA_1}`,
+    );
+    expect(deps.publisher.entries.slice(-2).map((e) => e.detail)).toMatchObject([
+      { status: "rolled_back", sha: SHA_2 },
+      { status: "rolled_back", sha: SHA_2 },
+    ]);
+  });
+
+  it("refuses a deploy GitLab asked for before the environment was stopped, and takes one asked for after", async () => {
+    const key = environmentStopKey(gitlab, ENVIRONMENT);
+    await deps.stops.record(key, new Date("2026-11-21T10:05:00Z"), 3600);
+    const late = await deployEnvironment(
+      deps,
+      requested({ factAt: "2026-11-21T10:04:00.000Z" }, "2026-11-21T10:06:00Z"),
+    );
+    expect(late).toMatchObject({ kind: "ignored", reason: expect.stringContaining("stopped") });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([{ status: "superseded" }]);
+    const reopened = await deployEnvironment(
+      deps,
+      requested({ factAt: "2026-11-21T10:07:00.000Z" }, "2026-11-21T10:08:00Z"),
+    );
+    expect(reopened.kind).toBe("succeeded");
+  });
+
+  it("takes the TTL of the rule plan-steps matched, not of the first rule the name fits", async () => {
+    await deployEnvironment(deps, requested({ ttl: "24h" }));
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/ttl": "24h",
+      "kubler.dev/expires-at": "2026-11-22T10:00:00.000Z",
+    });
   });
 
   it("rolls a failing rollout back to the last good revision", async () => {
@@ -307,6 +446,134 @@ describe("deployEnvironment", () => {
     });
     expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "rolled_back", sha: SHA_2 });
     expect(deps.audit.last()).toMatchObject({ outcome: "failure" });
+  });
+
+  it("removes, on rollback, what the failed revision added, and only that", async () => {
+    await deployEnvironment(deps, requested());
+    const labels = {
+      "app.kubernetes.io/managed-by": "kubler",
+      "kubler.dev/project-id": "2",
+      "kubler.dev/environment": "review-feature-booking-validation",
+    };
+    // Not Kubler's, though in the namespace; Kubler's labels, though in another namespace.
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "by-hand", namespace: NAMESPACE },
+    });
+    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "neighbour" } });
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "extra", namespace: "neighbour", labels },
+    });
+    addManifest(
+      "extra.yaml",
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { A: b }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: extra }\nspec: { ports: [{ port: 81 }] }\n",
+    );
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome.kind).toBe("rolled_back");
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "extra")).toBeUndefined();
+    expect(k8s.store.get("v1", "Service", NAMESPACE, "extra")).toBeUndefined();
+    for (const [apiVersion, kind] of [
+      ["v1", "ConfigMap"],
+      ["v1", "Service"],
+      ["apps/v1", "Deployment"],
+    ] as const) {
+      expect(k8s.store.get(apiVersion, kind, NAMESPACE, "flight-management")).toBeDefined();
+    }
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)).toBeDefined();
+    expect(k8s.store.get("v1", "ServiceAccount", NAMESPACE, "kubler-deployer")).toBeDefined();
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "by-hand")).toBeDefined();
+    expect(k8s.store.get("v1", "ConfigMap", "neighbour", "extra")).toBeDefined();
+  });
+
+  it("refuses manifests that take Kubler's own names, naming the file, and keeps the real last-good record", async () => {
+    await deployEnvironment(deps, requested());
+    addManifest(
+      "last-good.yaml",
+      `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${LAST_GOOD_CONFIGMAP} }\ndata: { sha: "${SHA_2}", objects.json: "[]" }\n`,
+    );
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: expect.stringContaining(
+        `deploy/last-good.yaml (document 1): ConfigMap ${LAST_GOOD_CONFIGMAP}: the name is Kubler's own`,
+      ),
+    });
+    const record = k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP);
+    expect((record?.data as Record<string, string> | undefined)?.sha).toBe(SHA_1);
+    expect(appDeployment().spec.template.spec.containers[0]?.image).toContain(SHA_1);
+  });
+
+  it("never applies a forged last-good record outside the namespace: the deploy fails with the reason", async () => {
+    await deployEnvironment(deps, requested());
+    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "kube-system" } });
+    await forgeLastGood([
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "planted", namespace: "kube-system" } },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "own-the-cluster", namespace: "kube-system" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+        subjects: [{ kind: "ServiceAccount", name: "kubler-ci-kubler-deployer", namespace: NAMESPACE }],
+      },
+    ]);
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: expect.stringContaining(
+        `record is not usable: ConfigMap ${LAST_GOOD_CONFIGMAP} (object 2): kind RoleBinding cannot be deployed`,
+      ),
+    });
+    expect(k8s.store.list("v1", "ConfigMap", "kube-system")).toEqual([]);
+    expect(k8s.store.list("rbac.authorization.k8s.io/v1", "RoleBinding", "kube-system")).toEqual([]);
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "planted")).toBeUndefined();
+    expect(
+      k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.["kubler.dev/status"],
+    ).toBe("failed");
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "failed", sha: SHA_2 });
+  });
+
+  it("restores a last-good record's objects into the environment's namespace only, labelled as its own", async () => {
+    await deployEnvironment(deps, requested());
+    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "elsewhere" } });
+    await forgeLastGood([
+      ...storedLastGood(),
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "planted", namespace: "elsewhere" } },
+    ]);
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome.kind).toBe("rolled_back");
+    expect(k8s.store.get("v1", "ConfigMap", "elsewhere", "planted")).toBeUndefined();
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "planted")?.metadata.labels).toMatchObject({
+      "app.kubernetes.io/managed-by": "kubler",
+      "kubler.dev/project-id": "2",
+    });
+  });
+
+  it.each([
+    ["containers: [null]", "spec.template.spec.containers[0]: expected a mapping, found null"],
+    ["containers: 5", "spec.template.spec.containers: expected a list, found 5"],
+    [
+      "containers: { name: app, image: app }",
+      "spec.template.spec.containers: expected a list, found a mapping",
+    ],
+  ])("fails a pod spec with %s as a bad manifest, never a crash", async (field, problem) => {
+    addManifest(
+      "broken.yaml",
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: broken }\nspec:\n  template:\n    spec:\n      ${field}\n`,
+    );
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: `deploy/broken.yaml (document 1): Deployment broken: ${problem}`,
+    });
+    expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([{ status: "failed" }]);
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
 
   it("reports a failing first rollout as failed: there is nothing to roll back to", async () => {

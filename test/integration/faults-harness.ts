@@ -17,6 +17,7 @@ import { DirectoryManifestSource } from "../../shared/local/directory-manifest-s
 import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { LocalBus } from "../../shared/local/local-bus.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { TimerScheduler } from "../../shared/local/timer-scheduler.js";
 import type { EnvironmentCluster } from "../../shared/ports.js";
@@ -70,6 +71,7 @@ export async function startFaultHarness(options: FaultHarnessOptions = {}) {
   const steps = { cluster, scheduler, publisher, audit, clock };
   const deploy = createDeployEnvironmentConsumer({
     ...steps,
+    stops: new MemoryEnvironmentStops(clock),
     manifests: new DirectoryManifestSource(projects),
     sleep: (ms) => {
       clock.advance(ms);

@@ -106,7 +106,11 @@ describe("pipelines delivered out of order", () => {
     const deployment = h.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management");
     expect(deployment?.metadata.resourceVersion).toBe(newer?.metadata.resourceVersion);
     expect(JSON.stringify(deployment)).toContain(`flight-management:${SHA_2}`);
-    expect(deployFinished()).toEqual([expect.objectContaining({ sha: SHA_2, pipelineId: 101 })]);
+    // The stale one ends too (superseded: its commit status becomes canceled, not running forever).
+    expect(deployFinished()).toEqual([
+      expect.objectContaining({ sha: SHA_2, pipelineId: 101, status: "succeeded" }),
+      expect.objectContaining({ sha: SHA_1, pipelineId: 100, status: "superseded" }),
+    ]);
     expect(h.audit()).toContainEqual(
       expect.objectContaining({
         action: "environment.deploy",

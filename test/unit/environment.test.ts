@@ -186,15 +186,45 @@ describe("the namespace contract", () => {
 
 describe("isStaleDeploy", () => {
   const at = (s: string) => new Date(s);
+  const none = { factAt: null };
   it("compares pipeline ids when both have one", () => {
-    const running = { pipelineId: 42, requestedAt: at("2026-11-21T10:00:00Z") };
-    expect(isStaleDeploy(running, { pipelineId: 41, requestedAt: at("2026-11-21T11:00:00Z") })).toBe(true);
-    expect(isStaleDeploy(running, { pipelineId: 42, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(false);
-    expect(isStaleDeploy(running, { pipelineId: 43, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(false);
+    const running = { attemptedPipelineId: 42, factAt: null, requestedAt: at("2026-11-21T10:00:00Z") };
+    expect(isStaleDeploy(running, { ...none, pipelineId: 41, requestedAt: at("2026-11-21T11:00:00Z") })).toBe(
+      true,
+    );
+    expect(isStaleDeploy(running, { ...none, pipelineId: 42, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(
+      false,
+    );
+    expect(isStaleDeploy(running, { ...none, pipelineId: 43, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(
+      false,
+    );
+  });
+  it("compares GitLab's fact times, not when the deploys were requested (builds finish in any order)", () => {
+    const running = {
+      attemptedPipelineId: null,
+      factAt: at("2026-11-21T10:03:00Z"),
+      requestedAt: at("2026-11-21T10:04:00Z"),
+    };
+    const older = {
+      pipelineId: null,
+      factAt: at("2026-11-21T10:01:00Z"),
+      requestedAt: at("2026-11-21T10:06:00Z"),
+    };
+    expect(isStaleDeploy(running, older)).toBe(true);
+    const newer = {
+      pipelineId: null,
+      factAt: at("2026-11-21T10:05:00Z"),
+      requestedAt: at("2026-11-21T10:04:00Z"),
+    };
+    expect(isStaleDeploy(running, newer)).toBe(false);
   });
   it("falls back to when each was requested", () => {
-    const running = { pipelineId: null, requestedAt: at("2026-11-21T10:00:00Z") };
-    expect(isStaleDeploy(running, { pipelineId: 5, requestedAt: at("2026-11-21T09:59:59Z") })).toBe(true);
-    expect(isStaleDeploy(running, { pipelineId: null, requestedAt: at("2026-11-21T10:00:01Z") })).toBe(false);
+    const running = { attemptedPipelineId: null, factAt: null, requestedAt: at("2026-11-21T10:00:00Z") };
+    expect(isStaleDeploy(running, { ...none, pipelineId: 5, requestedAt: at("2026-11-21T09:59:59Z") })).toBe(
+      true,
+    );
+    expect(
+      isStaleDeploy(running, { ...none, pipelineId: null, requestedAt: at("2026-11-21T10:00:01Z") }),
+    ).toBe(false);
   });
 });

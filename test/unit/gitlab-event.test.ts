@@ -174,6 +174,7 @@ const EXPECTED: Record<string, Normalized | { error: string }> = {
         sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
         source: "merge_request_event",
         mrIid: 1,
+        mrSourceProjectId: 1,
         user: "root",
       },
     },

@@ -9,6 +9,7 @@ import type { BusEntry } from "../../shared/domain/catalog.js";
 import type { GitlabFact } from "../../shared/domain/plan-steps.js";
 import { UnavailableError } from "../../shared/errors.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
@@ -132,6 +133,7 @@ function freshDeps(): typeof deps {
     manifests: new FakeManifestSource(),
     publisher: new RecordingPublisher(),
     dedupe: new MemoryDedupeStore(clock),
+    stops: new MemoryEnvironmentStops(clock),
     audit: new RecordingAuditLog(),
     clock,
   };
@@ -159,6 +161,7 @@ describe("planStepsFor", () => {
           ref: "feature-x",
           pipelineId: null,
           mrIid: 7,
+          ttl: null,
         },
       },
     ]);
@@ -189,6 +192,18 @@ describe("planStepsFor", () => {
         detail: { environment: "review/feature-x", pipelineId: 40, sha: SHA_B },
       },
     ]);
+  });
+
+  it("does not deploy a pipeline for a merge request from a fork", async () => {
+    const fork = await planStepsFor(deps, pipeline("c-1", { mrSourceProjectId: 999 }));
+    expect(fork).toEqual({
+      kind: "ignored",
+      reason: "pipeline 40 is for a merge request from a fork (project 999): not deployed",
+    });
+    expect(deps.publisher.entries).toEqual([]);
+    // The project's own merge request (its id as the source) deploys as before.
+    await planStepsFor(deps, pipeline("c-2", { mrSourceProjectId: gitlabOf(CI_BUILT).projectId }));
+    expect(deps.publisher.entries).toMatchObject([{ detailType: "Deploy Requested" }]);
   });
 
   it("ignores, and audits, a project without kubler.yaml", async () => {
@@ -269,6 +284,45 @@ describe("planStepsFor", () => {
       "Environment Stop Requested review/feature-x",
       "Build Requested review/feature-x",
       "Environment Stop Requested review/feature-x",
+    ]);
+  });
+
+  it("carries the fact's time and the matched rule's TTL on the step", async () => {
+    deps.manifests.files[BUILT] = MANIFESTS[BUILT]?.replace(
+      '{ name: "review/{branch}", on: merge_request }',
+      '{ name: "review/{branch}", on: merge_request, ttl: 24h }',
+    ) as string;
+    await planStepsFor(deps, mergeRequest("c-1"), new Date("2026-11-21T10:00:00Z"));
+    expect(deps.publisher.entries[0]?.detail).toMatchObject({
+      environment: "review/feature-x",
+      factAt: "2026-11-21T10:00:00.000Z",
+      ttl: "24h",
+    });
+  });
+
+  it("refuses what GitLab sent before a stop, and builds again for what it sends after", async () => {
+    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+    await planStepsFor(deps, mergeRequest("c-1", { action: "update", oldrev: SHA_B }), at("10:00:00"));
+    await planStepsFor(deps, mergeRequest("c-2", { action: "merge", state: "merged" }), at("10:01:00"));
+    // GitLab's second delivery of the update (or an old instance resending it) arrives late.
+    const late = await planStepsFor(
+      deps,
+      mergeRequest("c-3", { action: "update", oldrev: SHA_B }),
+      at("10:00:00"),
+    );
+    expect(late).toMatchObject({
+      kind: "ignored",
+      reason: expect.stringContaining("stopped by a later event"),
+    });
+    expect(published()).toEqual([
+      "Build Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+    ]);
+    await planStepsFor(deps, mergeRequest("c-4", { action: "reopen" }), at("10:02:00"));
+    expect(published()).toEqual([
+      "Build Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+      "Build Requested review/feature-x",
     ]);
   });
 

@@ -92,6 +92,8 @@ const reviewStep = {
   ref: "feature/booking-validation",
   pipelineId: null,
   mrIid: 16,
+  // The matched rule's: the deploy takes the TTL from here, not by matching the name again.
+  ttl: "72h",
 };
 const build = (detail: object, sha: string, reason: string): Plan =>
   ({ kind: "steps", reason, steps: [{ entry: { detailType: "Build Requested", detail }, sha }] }) as Plan;
@@ -143,6 +145,7 @@ const TABLE: Record<string, Expected> = {
         ref: "master",
         pipelineId: null,
         mrIid: null,
+        ttl: null,
       },
       "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
       "push to master: build da156088 for staging",
@@ -163,6 +166,7 @@ const TABLE: Record<string, Expected> = {
         ref: "v1.0.0",
         pipelineId: null,
         mrIid: null,
+        ttl: null,
       },
       "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
       "tag v1.0.0 pushed: build 82b3d5ae for production",
@@ -197,6 +201,7 @@ const TABLE: Record<string, Expected> = {
               ref: "master",
               pipelineId: 31,
               mrIid: 1,
+              ttl: "72h",
             },
           },
           sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",

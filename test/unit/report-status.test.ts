@@ -82,6 +82,19 @@ describe("reportStatus", () => {
     ]);
   });
 
+  it("ends the status of a deploy refused as stale, or after a stop, as canceled, not left running", async () => {
+    const { statuses, deps } = setup();
+    await reportStatus(deps, { detailType: "Build Finished", detail: built });
+    await reportStatus(deps, {
+      detailType: "Deploy Finished",
+      detail: { ...deployed, status: "superseded", url: null, reason: "stale: a newer deploy was attempted" },
+    });
+    expect(statuses.set_.map((s) => [s.state, s.description])).toEqual([
+      ["running", "Image built; deploying"],
+      ["canceled", "Not deployed: stale: a newer deploy was attempted"],
+    ]);
+  });
+
   it("fails the status of a failed build with the Job's reason", async () => {
     const { statuses, deps } = setup();
     await reportStatus(deps, {

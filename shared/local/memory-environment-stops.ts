@@ -1,0 +1,31 @@
+import type { Clock, EnvironmentStops } from "../ports.js";
+
+/**
+ * The local runtime's `EnvironmentStops`: key → (fact time, expiry), one instance shared by
+ * plan-steps and deploy-environment.
+ *
+ * @example
+ * const stops = new MemoryEnvironmentStops(systemClock);
+ */
+export class MemoryEnvironmentStops implements EnvironmentStops {
+  readonly #stops = new Map<string, { at: number; expires: number }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  async record(key: string, factAt: Date, ttlSeconds: number): Promise<void> {
+    const now = this.clock.now().getTime();
+    const held = this.#stops.get(key);
+    if (held && held.expires > now && held.at > factAt.getTime()) return;
+    this.#stops.set(key, { at: factAt.getTime(), expires: now + ttlSeconds * 1000 });
+  }
+
+  async stoppedAt(key: string): Promise<Date | null> {
+    const held = this.#stops.get(key);
+    if (!held) return null;
+    if (held.expires <= this.clock.now().getTime()) {
+      this.#stops.delete(key);
+      return null;
+    }
+    return new Date(held.at);
+  }
+}
