@@ -53,6 +53,12 @@ const RETENTION_DAYS = [
 ];
 
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$/;
+/**
+ * The six characters Secrets Manager appends to a secret's name in its ARN. The stack imports the
+ * secrets with `fromSecretCompleteArn` and grants GetSecretValue on exactly that ARN: a partial one
+ * (the name alone) synthesizes and deploys, then IAM refuses the read at the functions' cold start.
+ */
+const SECRET_ARN_SUFFIX = /-[A-Za-z0-9]{6}$/;
 const SNS_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/;
 /** AWS caps one function's reserved concurrency at the account's limit; 1000 is the default limit. */
 const MAX_RESERVED = 1000;
@@ -125,6 +131,13 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     if (value === null) fail(name, `is required (the Secrets Manager secret ARN of ${what})`);
     else if (!SECRET_ARN.test(value))
       fail(name, `must be a Secrets Manager secret ARN, got ${JSON.stringify(value)}`);
+    else if (!SECRET_ARN_SUFFIX.test(value)) {
+      fail(
+        name,
+        `must be the secret's complete ARN, ending in the -AbCdEf suffix Secrets Manager adds to the name ` +
+          `(aws secretsmanager describe-secret --secret-id <name> --query ARN), got ${JSON.stringify(value)}`,
+      );
+    }
     return value ?? "";
   };
   const kubeconfigSecretArn = secretArn("kubeconfigSecretArn", "the cluster's kubeconfig");

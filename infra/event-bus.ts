@@ -22,7 +22,7 @@ import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { CfnResourcePolicy, LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { BUS_NAME, type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import { BUS_NAME, type DetailType, type FunctionName, ROUTES, sourceOf } from "../shared/domain/catalog.js";
 import { DeadLetterQueue } from "./dead-letter-queue.js";
 
 export const EVENT_LOG_GROUP_NAME = "/kubler/events";
@@ -37,6 +37,39 @@ export const TARGET_RETRY = { retryAttempts: 50, maxEventAge: Duration.hours(6) 
 export interface Consumer {
   function: IFunction;
   deadLetterQueue: IQueue;
+}
+
+/**
+ * events:PutEvents on the bus for these detail-types only, one statement per catalog source, so no
+ * detail-type can be put with another's source (a "kubler.gitlab" fact is the webhook's alone).
+ * EventBridge authorizes each entry by itself and refuses the others with
+ * NotAuthorizedForSourceException / NotAuthorizedForDetailTypeException. `events:source` is a
+ * multivalued key (ForAllValues, and Null so that a request without it cannot pass vacuously);
+ * `events:detail-type` is single-valued.
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridge.html#amazoneventbridge-policy-keys
+ *
+ * @example
+ * role.addToPrincipalPolicy(...putEventsStatements(bus.eventBusArn, ["Environment Stop Requested"]));
+ */
+export function putEventsStatements(busArn: string, detailTypes: readonly DetailType[]): PolicyStatement[] {
+  if (detailTypes.length === 0) throw new Error("PutEvents for no detail-type: grant nothing instead");
+  const bySource = new Map<string, DetailType[]>();
+  for (const type of new Set(detailTypes)) {
+    bySource.set(sourceOf(type), [...(bySource.get(sourceOf(type)) ?? []), type]);
+  }
+  return [...bySource].map(
+    ([source, types]) =>
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ["events:PutEvents"],
+        resources: [busArn],
+        conditions: {
+          "ForAllValues:StringEquals": { "events:source": [source] },
+          Null: { "events:source": "false" },
+          StringEquals: { "events:detail-type": types },
+        },
+      }),
+  );
 }
 
 export class KublerBus extends Construct {

@@ -5,15 +5,16 @@
  */
 import { Duration } from "aws-cdk-lib";
 import type { FunctionName } from "../shared/domain/catalog.js";
+import { DEPLOY_FUNCTION_TIMEOUT_SECONDS } from "../shared/domain/kubler-manifest.js";
 
 /**
  * What a function may call; the stack turns each into exactly one IAM statement (see
  * `kubler-stack.ts`), scoped to this stack's resources.
  */
 export type Grant =
-  /** events:PutEvents on the kubler bus. */
+  /** events:PutEvents on the kubler bus, of the detail-types the catalog's PRODUCERS gives it only. */
   | "publish"
-  /** dynamodb:PutItem/DeleteItem on the dedupe table (claim and release a key). */
+  /** The spec's `dedupe` actions on the dedupe table, on its `dedupe.keys` only. */
   | "dedupe"
   /** secretsmanager:GetSecretValue on the webhook credentials secret. */
   | "webhookSecret"
@@ -35,6 +36,7 @@ export type Setting =
   | "dedupeTable"
   | "scheduleGroup"
   | "schedulerRoleArn"
+  | "scheduleDeadLetters"
   | "gitlabUrl"
   | "gitlabTokenSecret"
   | "kubeconfigSecret"
@@ -53,6 +55,22 @@ export interface FunctionSpec {
   bundleBudgetKb: number;
   settings: readonly Setting[];
   grants: readonly Grant[];
+  /** With the "dedupe" grant: what the function does in the dedupe table, and to which keys. */
+  dedupe?: DedupeAccess;
+}
+
+/**
+ * One function's share of the dedupe table, which three functions use for different things: a
+ * function can neither forge nor free another's keys (the webhook cannot release a `jti:` replay
+ * entry, so a replayed ID token stays refused).
+ */
+export interface DedupeAccess {
+  actions: readonly ("PutItem" | "UpdateItem" | "DeleteItem" | "GetItem")[];
+  /**
+   * `dynamodb:LeadingKeys` patterns (`*`: any characters) of the keys its stores write, or
+   * "unprefixed": every key no other function's patterns match.
+   */
+  keys: readonly string[] | "unprefixed";
 }
 
 /** @kubernetes/client-node alone is ≈1.5 MB bundled (STACK.md). */
@@ -66,6 +84,7 @@ const ENVIRONMENT_STEP: readonly Setting[] = [
   "busArn",
   "scheduleGroup",
   "schedulerRoleArn",
+  "scheduleDeadLetters",
   "kubeconfigSecret",
 ];
 
@@ -80,6 +99,9 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     bundleBudgetKb: 400,
     settings: ["busName", "dedupeTable", "webhookCredentialsSecret"],
     grants: ["publish", "dedupe", "webhookSecret"],
+    // Delivery keys begin with what the delivery carries ("webhook-id …", or the X-Gitlab-Instance
+    // value), so they have no prefix of their own. A key is reserved, confirmed in place, or released.
+    dedupe: { actions: ["PutItem", "UpdateItem", "DeleteItem"], keys: "unprefixed" },
   },
   "job-credentials": {
     description: "CI job ID token to short-lived AWS credentials and kubeconfig",
@@ -89,6 +111,8 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
     settings: ["busName", "dedupeTable", "gitlabUrl", "policyFile", "kubeconfigSecret"],
     grants: ["assumeJobRoles", "dedupe", "publish", "kubeconfig"],
+    // The ID-token replay cache: `jti:<iss>:<jti>` (shared/services/mint-job-credentials.ts).
+    dedupe: { actions: ["PutItem", "DeleteItem"], keys: ["jti:*"] },
   },
   "plan-steps": {
     description: "GitLab facts to Build/Deploy/Stop requests, from the project's kubler.yaml",
@@ -98,6 +122,9 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     bundleBudgetKb: DEFAULT_BUDGET_KB,
     settings: ["busName", "dedupeTable", "gitlabUrl", "gitlabTokenSecret"],
     grants: ["publish", "dedupe", "gitlabToken"],
+    // Fact and step keys, `plan/fact/…` and `plan/<instance>/…`, and the stop records it reads back,
+    // `plan/stop/…` (shared/services/plan-steps.ts, shared/domain/plan-steps.ts).
+    dedupe: { actions: ["PutItem", "DeleteItem", "GetItem"], keys: ["plan/*"] },
   },
   "build-image": {
     description: "Build Requested to a BuildKit Job in the cluster",
@@ -112,12 +139,15 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
   "deploy-environment": {
     description: "Deploy Requested / Build Finished to a rolled-out environment with an expiry schedule",
     memoryMb: 1024,
-    // Waits for the rollout (kubler.yaml rolloutTimeoutSeconds, default 300) and may roll back.
-    timeout: Duration.minutes(15),
+    // Waits for the rollout (kubler.yaml rolloutTimeoutSeconds, default 300) and may roll back,
+    // waiting again: kubler.yaml's limit on that timeout is derived from this one.
+    timeout: Duration.seconds(DEPLOY_FUNCTION_TIMEOUT_SECONDS),
     url: false,
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
-    settings: [...ENVIRONMENT_STEP, "defaultTtl", "gitlabUrl", "gitlabTokenSecret"],
-    grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken"],
+    settings: [...ENVIRONMENT_STEP, "dedupeTable", "defaultTtl", "gitlabUrl", "gitlabTokenSecret"],
+    grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken", "dedupe"],
+    // Reads the stop records plan-steps writes, `plan/stop/…`, to refuse a deploy asked for before a stop.
+    dedupe: { actions: ["GetItem"], keys: ["plan/stop/*"] },
   },
   "cleanup-environments": {
     description: "Environment Stop Requested and the sweep: delete expired environments",

@@ -9,12 +9,12 @@ import { FunctionUrlAuthType } from "aws-cdk-lib/aws-lambda";
 import { type ISecret, Secret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { ENV } from "../shared/config.js";
-import { FUNCTIONS, type FunctionName, ROUTES } from "../shared/domain/catalog.js";
+import { FUNCTIONS, type FunctionName, PRODUCERS, ROUTES } from "../shared/domain/catalog.js";
 import type { KublerConfig } from "./config.js";
 import { DeadLetterQueue } from "./dead-letter-queue.js";
 import { DedupeTable } from "./dedupe-table.js";
-import { CatalogRoutes, KublerBus } from "./event-bus.js";
-import { FUNCTION_SPECS, type Grant, type Setting } from "./function-specs.js";
+import { CatalogRoutes, KublerBus, putEventsStatements } from "./event-bus.js";
+import { type DedupeAccess, FUNCTION_SPECS, type Grant, type Setting } from "./function-specs.js";
 import { entryOf, KublerFunction } from "./kubler-function.js";
 import { Observability } from "./observability.js";
 import { EXPIRY_GROUP_NAME, ExpirySchedules, RecurringSchedules } from "./scheduling.js";
@@ -104,6 +104,10 @@ export class KublerStack extends Stack {
       dedupeTable: [ENV.DEDUPE_TABLE, this.dedupe.table.tableName],
       scheduleGroup: [ENV.SCHEDULE_GROUP, EXPIRY_GROUP_NAME],
       schedulerRoleArn: [ENV.SCHEDULER_ROLE_ARN, this.expirySchedules.stopRole.roleArn],
+      scheduleDeadLetters: [
+        ENV.SCHEDULE_DEAD_LETTER_QUEUE_ARN,
+        this.expirySchedules.deadLetterQueue.queue.queueArn,
+      ],
       gitlabUrl: [ENV.GITLAB_URL, config.gitlabUrl],
       gitlabTokenSecret: [ENV.GITLAB_API_TOKEN_SECRET, config.gitlabTokenSecretArn],
       kubeconfigSecret: [ENV.KUBECONFIG_SECRET, config.kubeconfigSecretArn],
@@ -113,9 +117,10 @@ export class KublerStack extends Stack {
       // Empty when not configured: any repository kubler.yaml names.
       buildImages: [ENV.BUILD_IMAGES, config.buildImages ?? ""],
     };
-    const grants: Record<Grant, PolicyStatement[]> = {
-      publish: [allow(["events:PutEvents"], [bus.eventBusArn])],
-      dedupe: [allow(["dynamodb:PutItem", "dynamodb:DeleteItem"], [this.dedupe.table.tableArn])],
+    const table = this.dedupe.table.tableArn;
+    const grants: Record<Grant, PolicyStatement[] | ((name: FunctionName) => PolicyStatement[])> = {
+      publish: (name) => putEventsStatements(bus.eventBusArn, PRODUCERS[name]),
+      dedupe: (name) => [dedupeStatement(table, name)],
       webhookSecret: [allow(["secretsmanager:GetSecretValue"], [this.webhookCredentials.secretArn])],
       gitlabToken: [allow(["secretsmanager:GetSecretValue"], [secrets.gitlabToken.secretArn])],
       kubeconfig: [allow(["secretsmanager:GetSecretValue"], [secrets.kubeconfig.secretArn])],
@@ -152,8 +157,11 @@ export class KublerStack extends Stack {
         commandHooks: spec.settings.includes("policyFile") ? copyPolicyFile(config.policyFile) : undefined,
         roleName: name === "job-credentials" ? `${JOB_CREDENTIALS_ROLE_PREFIX}${this.region}` : undefined,
       });
-      for (const grant of spec.grants)
-        for (const statement of grants[grant]) fn.role.addToPrincipalPolicy(statement);
+      for (const grant of spec.grants) {
+        const statements = grants[grant];
+        for (const statement of typeof statements === "function" ? statements(name) : statements)
+          fn.role.addToPrincipalPolicy(statement);
+      }
       if (spec.grants.includes("manageSchedules") || spec.grants.includes("deleteSchedules")) {
         Validations.of(fn.role).acknowledge({
           id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:${nagValue(this.region, "AWS::Region")}:${nagValue(this.account, "AWS::AccountId")}:schedule/${EXPIRY_GROUP_NAME}/*]`,
@@ -191,6 +199,7 @@ export class KublerStack extends Stack {
       deadLetterQueues: [
         ...Object.entries(this.deadLetterQueues).map(([name, queue]) => ({ name, queue: queue.queue })),
         { name: "event-log", queue: this.bus.eventLogDeadLetters.queue },
+        { name: "expiry-schedules", queue: this.expirySchedules.deadLetterQueue.queue },
       ],
       webhookLogGroup: this.functions["gitlab-webhook"].logGroup,
       credentialsLogGroup: this.functions["job-credentials"].logGroup,
@@ -226,6 +235,41 @@ function nagValue(value: string, pseudo: string): string {
 
 function allow(actions: string[], resources: string[]): PolicyStatement {
   return new PolicyStatement({ effect: Effect.ALLOW, actions, resources });
+}
+
+/**
+ * The function's actions on the dedupe table, for its own keys only. `dynamodb:LeadingKeys` is
+ * multivalued, hence ForAllValues, which a request without the key would pass vacuously: Null rules
+ * that out. https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
+ */
+function dedupeStatement(tableArn: string, name: FunctionName): PolicyStatement {
+  const access = dedupeAccessOf(name);
+  const claimed = (other: FunctionName) => {
+    const keys = FUNCTION_SPECS[other].dedupe?.keys;
+    return other === name || keys === undefined || keys === "unprefixed" ? [] : keys;
+  };
+  const others = FUNCTIONS.flatMap(claimed);
+  if (access.keys === "unprefixed" && others.length === 0) {
+    throw new Error(`${name}: "unprefixed" dedupe keys, but no other function's keys to keep it from`);
+  }
+  const condition =
+    access.keys === "unprefixed"
+      ? { "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": others } }
+      : { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [...access.keys] } };
+  return new PolicyStatement({
+    effect: Effect.ALLOW,
+    actions: access.actions.map((action) => `dynamodb:${action}`),
+    resources: [tableArn],
+    conditions: { ...condition, Null: { "dynamodb:LeadingKeys": "false" } },
+  });
+}
+
+function dedupeAccessOf(name: FunctionName): DedupeAccess {
+  const access = FUNCTION_SPECS[name].dedupe;
+  if (!access || access.actions.length === 0 || access.keys.length === 0) {
+    throw new Error(`${name} has the dedupe grant but no dedupe actions and keys in its spec`);
+  }
+  return access;
 }
 
 function copyPolicyFile(policyFile: string) {

@@ -1,8 +1,8 @@
 /**
  * EventBridge Scheduler: the group holding each environment's one-time expiry schedule, the role
- * those schedules use (it may put only `Environment Stop Requested` on the bus), and the recurring
- * schedules of `reconcile` and the expiry sweep, kept in a group of their own so that the functions
- * allowed to manage expiry schedules can never touch them.
+ * those schedules use (it may put only `Environment Stop Requested` on the bus) and their
+ * dead-letter queue, and the recurring schedules of `reconcile` and the expiry sweep, kept in a group
+ * of their own so that the functions allowed to manage expiry schedules can never touch them.
  */
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import type { IEventBus } from "aws-cdk-lib/aws-events";
@@ -12,11 +12,13 @@ import { Schedule, ScheduleExpression, ScheduleGroup, ScheduleTargetInput } from
 import { LambdaInvoke, type ScheduleTargetBaseProps } from "aws-cdk-lib/aws-scheduler-targets";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { KUBLER_SOURCE } from "../shared/domain/catalog.js";
+import type { DetailType } from "../shared/domain/catalog.js";
+import { DeadLetterQueue } from "./dead-letter-queue.js";
+import { putEventsStatements } from "./event-bus.js";
 
 export const EXPIRY_GROUP_NAME = "kubler-environments";
 export const RECURRING_GROUP_NAME = "kubler-recurring";
-export const STOP_DETAIL_TYPE = "Environment Stop Requested";
+export const STOP_DETAIL_TYPE = "Environment Stop Requested" satisfies DetailType;
 
 /** The sweep's input, as functions/cleanup-environments/handler.ts reads it. */
 export const SWEEP_INPUT = { action: "sweep" } as const;
@@ -33,6 +35,11 @@ export class ExpirySchedules extends Construct {
   readonly stopRole: Role;
   /** `arn:…:schedule/kubler-environments/*`: what the deploy and cleanup functions may manage. */
   readonly expirySchedulesArn: string;
+  /**
+   * Where a stop goes that Scheduler could not put on the bus within its retry policy. The schedules
+   * are created at run time (shared/adapters/eventbridge-scheduler.ts), each naming this queue.
+   */
+  readonly deadLetterQueue: DeadLetterQueue;
 
   constructor(scope: Construct, id: string, props: { bus: IEventBus }) {
     super(scope, id);
@@ -58,14 +65,19 @@ export class ExpirySchedules extends Construct {
         },
       }),
     });
+    for (const statement of putEventsStatements(props.bus.eventBusArn, [STOP_DETAIL_TYPE])) {
+      this.stopRole.addToPrincipalPolicy(statement);
+    }
+    this.deadLetterQueue = new DeadLetterQueue(this, "DeadLetters", {
+      purpose: "stops the expiry schedules could not put on the bus",
+    });
+    // Scheduler dead-letters with the schedule's execution role, not through a queue policy:
+    // https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
     this.stopRole.addToPrincipalPolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
-        actions: ["events:PutEvents"],
-        resources: [props.bus.eventBusArn],
-        conditions: {
-          StringEquals: { "events:detail-type": STOP_DETAIL_TYPE, "events:source": KUBLER_SOURCE },
-        },
+        actions: ["sqs:SendMessage"],
+        resources: [this.deadLetterQueue.queue.queueArn],
       }),
     );
   }

@@ -26,6 +26,8 @@ export const ENV = {
   EVENT_BUS_ARN: "KUBLER_EVENT_BUS_ARN",
   SCHEDULE_GROUP: "KUBLER_SCHEDULE_GROUP",
   SCHEDULER_ROLE_ARN: "KUBLER_SCHEDULER_ROLE_ARN",
+  /** The SQS queue expiry schedules dead-letter to (Lambda: every schedule created names it). */
+  SCHEDULE_DEAD_LETTER_QUEUE_ARN: "KUBLER_SCHEDULE_DEAD_LETTER_QUEUE_ARN",
   GITLAB_URL: "GITLAB_URL",
   GITLAB_API_TOKEN: "GITLAB_API_TOKEN",
   /** Job credentials: seconds between JWKS fetches caused by tokens naming an unknown key (default 30). */
@@ -125,6 +127,8 @@ export interface AwsStepsConfig {
   busArn: string;
   scheduleGroup: string;
   schedulerRoleArn: string;
+  /** The SQS queue ARN every expiry schedule dead-letters to. */
+  scheduleDeadLetterArn: string;
 }
 
 export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
@@ -133,6 +137,7 @@ export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
     busArn: required(env, ENV.EVENT_BUS_ARN),
     scheduleGroup: required(env, ENV.SCHEDULE_GROUP),
     schedulerRoleArn: required(env, ENV.SCHEDULER_ROLE_ARN),
+    scheduleDeadLetterArn: required(env, ENV.SCHEDULE_DEAD_LETTER_QUEUE_ARN),
   };
 }
 

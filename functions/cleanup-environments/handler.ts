@@ -26,6 +26,7 @@ const deps = {
     groupName: config.scheduleGroup,
     busArn: config.busArn,
     roleArn: config.schedulerRoleArn,
+    deadLetterArn: config.scheduleDeadLetterArn,
   }),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1 }),

@@ -66,8 +66,10 @@ export interface EventBridgeSchedulerOptions {
   groupName: string;
   /** The `kubler` bus the schedules put their event on. */
   busArn: string;
-  /** The role Scheduler assumes to call PutEvents on the bus. */
+  /** The role Scheduler assumes to call PutEvents on the bus (and to dead-letter). */
   roleArn: string;
+  /** The SQS queue a stop goes to when Scheduler could not put it on the bus within the retry policy. */
+  deadLetterArn: string;
   /** The time "in the past" is judged by. Default: the system clock. */
   clock?: Clock;
   /** Calls of one operation at most, the first included. Default 5. */
@@ -117,7 +119,7 @@ class RacedError extends Error {
  * @example
  * // SchedulerClient reads AWS_REGION and AWS_ENDPOINT_URL_SCHEDULER itself.
  * const scheduler = new EventBridgeScheduler({
- *   client: new SchedulerClient({ maxAttempts: 1 }), groupName, busArn, roleArn,
+ *   client: new SchedulerClient({ maxAttempts: 1 }), groupName, busArn, roleArn, deadLetterArn,
  * });
  * await scheduler.scheduleStop(namespace, expiresAt, stopDetail); // creates or moves
  * await scheduler.cancel(namespace); // already gone is fine
@@ -127,6 +129,7 @@ export class EventBridgeScheduler implements Scheduler {
   readonly #groupName: string;
   readonly #busArn: string;
   readonly #roleArn: string;
+  readonly #deadLetterArn: string;
   readonly #clock: Clock;
   readonly #maxAttempts: number;
   readonly #baseDelayMs: number;
@@ -138,6 +141,7 @@ export class EventBridgeScheduler implements Scheduler {
     this.#groupName = options.groupName;
     this.#busArn = options.busArn;
     this.#roleArn = options.roleArn;
+    this.#deadLetterArn = options.deadLetterArn;
     this.#clock = options.clock ?? systemClock;
     this.#maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 5));
     this.#baseDelayMs = Math.max(0, options.baseDelayMs ?? 100);
@@ -176,6 +180,9 @@ export class EventBridgeScheduler implements Scheduler {
         // For an EventBridge target the input is the event's detail.
         Input: JSON.stringify(valid),
         RetryPolicy: { ...RETRY_POLICY },
+        // Without it a stop that exhausted its retries is dropped without a trace; queued, it
+        // raises the DLQ alarm. https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
+        DeadLetterConfig: { Arn: this.#deadLetterArn },
       },
     };
 

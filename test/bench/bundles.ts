@@ -119,6 +119,7 @@ function importEnv(dir: string, policyFile: string): Record<string, string> {
     [ENV.DEDUPE_TABLE]: "kubler-dedupe",
     [ENV.SCHEDULE_GROUP]: "kubler-environments",
     [ENV.SCHEDULER_ROLE_ARN]: "arn:aws:iam::123456789012:role/kubler-stop",
+    [ENV.SCHEDULE_DEAD_LETTER_QUEUE_ARN]: "arn:aws:sqs:eu-west-1:123456789012:kubler-expiry-dead-letters",
     [ENV.GITLAB_URL]: "https://gitlab.example.com",
     [ENV.GITLAB_API_TOKEN_SECRET]: arn,
     // The token itself rather than KUBLER_WEBHOOK_CREDENTIALS_SECRET: this measures loading the code;

@@ -192,7 +192,14 @@ describe("the gitlab-webhook bundle, run as Lambda runs it", () => {
       "secretsmanager.GetSecretValue",
       "DynamoDB_20120810.PutItem",
       "AWSEvents.PutEvents",
+      // The reservation, confirmed once the event is out.
+      "DynamoDB_20120810.UpdateItem",
     ]);
+    // What the store does is what the role's dedupe grant allows (test/infra/kubler-stack.test.ts).
+    const granted = FUNCTION_SPECS["gitlab-webhook"].dedupe?.actions ?? [];
+    for (const { target } of calls.filter((c) => c.target.startsWith("DynamoDB_20120810."))) {
+      expect(granted).toContain(target.replace("DynamoDB_20120810.", ""));
+    }
     expect(calls[0]?.body).toEqual({ SecretId: SECRET_ARN });
     for (const call of calls) expect(call.authorization).toContain(`Credential=${ACCESS_KEY}/`);
     expect(stdout).not.toContain(TOKEN);

@@ -94,6 +94,26 @@ describe("stack settings", () => {
     expect(problemsOf({ ...valid, ...override })).toContain(expected);
   });
 
+  it("refuses a partial secret ARN (no -AbCdEf suffix), naming the key, for both secrets", () => {
+    // Accepted, this deploys and then IAM refuses GetSecretValue at the functions' cold start: the
+    // stack grants the complete ARN it is given (fromSecretCompleteArn).
+    const partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/kubeconfig";
+    for (const key of ["kubeconfigSecretArn", "gitlabTokenSecretArn"] as const) {
+      const message = problemsOf({ ...valid, [key]: partial });
+      expect(message).toContain(
+        `${CONTEXT[key]}: must be the secret's complete ARN, ending in the -AbCdEf suffix`,
+      );
+      expect(message).toContain(JSON.stringify(partial));
+    }
+    for (const suffix of ["-AbCdE", "-AbCdEf!", "AbCdEf", "-AbCd_f"]) {
+      expect(problemsOf({ ...valid, kubeconfigSecretArn: `${partial}${suffix}` }), suffix).toContain(
+        CONTEXT.kubeconfigSecretArn,
+      );
+    }
+    const complete = validateConfig({ ...valid, kubeconfigSecretArn: `${partial}-a1B2c3` }, ROOT);
+    expect(complete.kubeconfigSecretArn).toBe(`${partial}-a1B2c3`);
+  });
+
   it("refuses a policy whose role is not an IAM role ARN, naming the rule", () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
     const file = join(dir, "policy.yaml");

@@ -9,7 +9,17 @@ import { EXPIRY_GROUP_NAME, SWEEP_INPUT } from "../../infra/scheduling.js";
 import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { ENV } from "../../shared/config.js";
 import { savedQueryDefinitions } from "../../shared/domain/audit-queries.js";
-import { BUS_NAME, FUNCTIONS, type FunctionName, ROUTES } from "../../shared/domain/catalog.js";
+import {
+  BUS_NAME,
+  DETAIL_TYPES,
+  FUNCTIONS,
+  type FunctionName,
+  GITLAB_SOURCE,
+  KUBLER_SOURCE,
+  ROUTES,
+  sourceOf,
+} from "../../shared/domain/catalog.js";
+import { environmentStopKey, stepKey } from "../../shared/domain/plan-steps.js";
 import {
   buildStack,
   GITLAB_TOKEN_SECRET_ARN,
@@ -50,14 +60,15 @@ describe("KublerStack resources", () => {
       "AWS::Events::EventBus": 1,
       "AWS::Events::Archive": 1,
       "AWS::Events::Rule": ROUTES.length + 1,
-      "AWS::SQS::Queue": asyncFunctions.size + 1,
+      // The functions', the event log's and the expiry schedules' dead-letter queues.
+      "AWS::SQS::Queue": asyncFunctions.size + 2,
       "AWS::Scheduler::ScheduleGroup": 2,
       "AWS::Scheduler::Schedule": 2,
       "AWS::DynamoDB::Table": 1,
       "AWS::Logs::LogGroup": FUNCTIONS.length + 1,
       "AWS::Logs::MetricFilter": 2,
       "AWS::Logs::QueryDefinition": savedQueryDefinitions().length,
-      "AWS::CloudWatch::Alarm": asyncFunctions.size + 1 + FUNCTIONS.length + 2,
+      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2,
       "AWS::SecretsManager::Secret": 1,
     };
     for (const [type, count] of Object.entries(counts)) template.resourceCountIs(type, count);
@@ -236,8 +247,28 @@ describe("schedules", () => {
       },
     ]);
     expect(statementsOf(role)).toEqual([
-      'events:PutEvents on bus if {"StringEquals":{"events:detail-type":"Environment Stop Requested","events:source":"kubler"}}',
+      `events:PutEvents on bus if ${putCondition("kubler", ["Environment Stop Requested"])}`,
+      "sqs:SendMessage on dlq ExpiryDeadLetters",
     ]);
+  });
+
+  it("gives the expiry schedules an encrypted dead-letter queue, named to the functions that create them", () => {
+    const queues = ofType("AWS::SQS::Queue").filter(([id]) => id.startsWith("ExpiryDeadLetters"));
+    expect(queues).toHaveLength(1);
+    const [queue] = queues[0] as [string, Resource];
+    expect(resources[queue]?.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    const vars = (name: FunctionName) =>
+      (functionOf(name)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    for (const name of ["deploy-environment", "cleanup-environments"] as const) {
+      expect(vars(name)[ENV.SCHEDULE_DEAD_LETTER_QUEUE_ARN], name).toEqual({ "Fn::GetAtt": [queue, "Arn"] });
+    }
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": [queue, "QueueName"] } }],
+    });
   });
 });
 
@@ -253,6 +284,15 @@ describe("the dedupe table", () => {
     });
   });
 });
+
+/** The condition the stack puts on PutEvents (infra/event-bus.ts putEventsStatements), as JSON. */
+function putCondition(source: string, types: string[]): string {
+  return JSON.stringify({
+    "ForAllValues:StringEquals": { "events:source": [source] },
+    Null: { "events:source": "false" },
+    StringEquals: { "events:detail-type": types },
+  });
+}
 
 /** A policy's statements as readable lines, with this stack's resources named. */
 function statementsOf(roleId: string): string[] {
@@ -295,27 +335,55 @@ describe("IAM", () => {
   const own = (name: FunctionName) =>
     `logs:CreateLogStream,logs:PutLogEvents on log-group /aws/lambda/kubler-${name}`;
   const dlq = (name: FunctionName) => `sqs:SendMessage on dlq ${name.replaceAll("-", "")}`;
-  const publish = "events:PutEvents on bus";
-  const dedupe = "dynamodb:DeleteItem,dynamodb:PutItem on table";
+  const publish = (source: string, types: string[]) =>
+    `events:PutEvents on bus if ${putCondition(source, types)}`;
+  const dedupe = (actions: string[], keys: Record<string, Record<string, string[]>>) =>
+    `${actions.map((a) => `dynamodb:${a}`).join(",")} on table if ${JSON.stringify({
+      ...keys,
+      Null: { "dynamodb:LeadingKeys": "false" },
+    })}`;
+  const FACTS = ["Push", "Tag Push", "Merge Request", "Pipeline", "Job", "Deployment", "Release"];
   const read = (what: string) => `secretsmanager:GetSecretValue on ${what}`;
   const kubeconfig = read(KUBECONFIG_SECRET_ARN);
   const gitlabToken = read(GITLAB_TOKEN_SECRET_ARN);
   const expected: Record<FunctionName, string[]> = {
-    "gitlab-webhook": [own("gitlab-webhook"), publish, dedupe, read("webhook-secret")],
+    "gitlab-webhook": [
+      own("gitlab-webhook"),
+      publish("kubler.gitlab", FACTS),
+      dedupe(["DeleteItem", "PutItem", "UpdateItem"], {
+        "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": ["jti:*", "plan/*", "plan/stop/*"] },
+      }),
+      read("webhook-secret"),
+    ],
     "job-credentials": [
       own("job-credentials"),
       "sts:AssumeRole,sts:SetSourceIdentity,sts:TagSession on arn:aws:iam::123456789012:role/app-prod, arn:aws:iam::123456789012:role/kubler-review",
-      dedupe,
-      publish,
+      dedupe(["DeleteItem", "PutItem"], { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["jti:*"] } }),
+      publish("kubler", ["Credentials Issued", "Credentials Denied"]),
       kubeconfig,
     ],
-    "plan-steps": [own("plan-steps"), dlq("plan-steps"), publish, dedupe, gitlabToken],
-    "build-image": [own("build-image"), dlq("build-image"), kubeconfig, publish, gitlabToken],
+    "plan-steps": [
+      own("plan-steps"),
+      dlq("plan-steps"),
+      publish("kubler", ["Build Requested", "Deploy Requested", "Environment Stop Requested"]),
+      dedupe(["DeleteItem", "GetItem", "PutItem"], {
+        "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["plan/*"] },
+      }),
+      gitlabToken,
+    ],
+    "build-image": [
+      own("build-image"),
+      dlq("build-image"),
+      kubeconfig,
+      publish("kubler", ["Build Finished"]),
+      gitlabToken,
+    ],
     "deploy-environment": [
       own("deploy-environment"),
       dlq("deploy-environment"),
       kubeconfig,
-      publish,
+      publish("kubler", ["Deploy Finished"]),
+      dedupe(["GetItem"], { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["plan/stop/*"] } }),
       "scheduler:CreateSchedule,scheduler:DeleteSchedule,scheduler:UpdateSchedule on expiry-schedules",
       'iam:PassRole on stop-role if {"StringEquals":{"iam:PassedToService":"scheduler.amazonaws.com"}}',
       gitlabToken,
@@ -324,11 +392,16 @@ describe("IAM", () => {
       own("cleanup-environments"),
       dlq("cleanup-environments"),
       kubeconfig,
-      publish,
+      publish("kubler", ["Environment Deleted"]),
       "scheduler:DeleteSchedule on expiry-schedules",
     ],
     "report-status": [own("report-status"), dlq("report-status"), gitlabToken],
-    reconcile: [own("reconcile"), dlq("reconcile"), kubeconfig, publish],
+    reconcile: [
+      own("reconcile"),
+      dlq("reconcile"),
+      kubeconfig,
+      publish("kubler", ["Build Finished", "Deploy Finished", "Environment Stop Requested"]),
+    ],
   };
 
   it.each(FUNCTIONS.map((name) => [name]))("%s may call exactly what it needs", (name) => {
@@ -371,6 +444,132 @@ describe("IAM", () => {
           if (text.includes("*")) expect(text, id).toContain(`schedule/${EXPIRY_GROUP_NAME}/*`);
         }
       }
+    }
+  });
+});
+
+/**
+ * Whether one of a role's statements allows `action` on a request with these condition keys (a key
+ * absent from `context` is absent from the request). Only the condition operators this stack uses;
+ * any other fails the test rather than being guessed at.
+ */
+function allows(roleId: string, action: string, context: Record<string, string | undefined>): boolean {
+  const glob = (pattern: string) =>
+    new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*")}$`);
+  const holds = (operator: string, key: string, expected: unknown): boolean => {
+    const values = [expected].flat() as string[];
+    const value = context[key];
+    switch (operator) {
+      case "StringEquals":
+        return value !== undefined && values.includes(value);
+      case "Null":
+        return (value === undefined) === (values[0] === "true");
+      // One value per request here; a missing key makes ForAllValues true, as in IAM.
+      case "ForAllValues:StringEquals":
+        return value === undefined || values.includes(value);
+      case "ForAllValues:StringLike":
+        return value === undefined || values.some((v) => glob(v).test(value));
+      case "ForAllValues:StringNotLike":
+        return value === undefined || !values.some((v) => glob(v).test(value));
+      default:
+        throw new Error(`no evaluation written for ${operator}`);
+    }
+  };
+  return ofType("AWS::IAM::Policy")
+    .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+    .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Cfn[] }).Statement)
+    .some(
+      (statement) =>
+        [statement.Action].flat().includes(action) &&
+        Object.entries((statement.Condition ?? {}) as Record<string, Record<string, unknown>>).every(
+          ([operator, keys]) => Object.entries(keys).every(([key, values]) => holds(operator, key, values)),
+        ),
+    );
+}
+
+describe("what each role may put on the bus and touch in the dedupe table", () => {
+  const roleOf = (name: FunctionName) => (functionOf(name)[1].Properties.Role as Cfn)["Fn::GetAtt"][0];
+  const stopRole = () =>
+    idOf("AWS::IAM::Role", (r) => JSON.stringify(r.Properties).includes("Environment Stop Requested"));
+  const put = (role: string, source: string | undefined, detailType: string) =>
+    allows(role, "events:PutEvents", { "events:source": source, "events:detail-type": detailType });
+
+  /** DESIGN §3, "produced by", written out here rather than read from the catalog. */
+  const produces: Record<FunctionName, string[]> = {
+    "gitlab-webhook": ["Push", "Tag Push", "Merge Request", "Pipeline", "Job", "Deployment", "Release"],
+    "job-credentials": ["Credentials Issued", "Credentials Denied"],
+    "plan-steps": ["Build Requested", "Deploy Requested", "Environment Stop Requested"],
+    "build-image": ["Build Finished"],
+    "deploy-environment": ["Deploy Finished"],
+    "cleanup-environments": ["Environment Deleted"],
+    "report-status": [],
+    reconcile: ["Build Finished", "Deploy Finished", "Environment Stop Requested"],
+  };
+
+  it.each(FUNCTIONS.map((name) => [name]))(
+    "%s may put what it produces, with its catalog source, only",
+    (name) => {
+      for (const type of DETAIL_TYPES) {
+        for (const source of [KUBLER_SOURCE, GITLAB_SOURCE]) {
+          const expected = produces[name].includes(type) && source === sourceOf(type);
+          expect(put(roleOf(name), source, type), `${name}: ${source} ${type}`).toBe(expected);
+        }
+        expect(put(roleOf(name), undefined, type), `${name}: ${type} without a source`).toBe(false);
+      }
+    },
+  );
+
+  it("keeps the internet-facing webhook from stopping environments and steps from forging GitLab facts", () => {
+    expect(put(roleOf("gitlab-webhook"), KUBLER_SOURCE, "Environment Stop Requested")).toBe(false);
+    expect(put(roleOf("gitlab-webhook"), GITLAB_SOURCE, "Environment Stop Requested")).toBe(false);
+    for (const name of FUNCTIONS.filter((n) => n !== "gitlab-webhook")) {
+      expect(put(roleOf(name), GITLAB_SOURCE, "Push"), name).toBe(false);
+    }
+    expect(put(stopRole(), KUBLER_SOURCE, "Environment Stop Requested")).toBe(true);
+    expect(put(stopRole(), KUBLER_SOURCE, "Deploy Requested")).toBe(false);
+  });
+
+  const gitlab = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
+  /** One key of each kind, as each store writes it. */
+  const keys = {
+    // shared/services/receive-webhook.ts: a signed webhook-id, or the instance and Idempotency-Key.
+    webhookId: "webhook-id 01J9ZK3Q8V",
+    idempotencyKey: "https://gitlab.example.com 4f3c2b1a-0d9e-4b8a-9c7d-6e5f4a3b2c1d",
+    // shared/services/mint-job-credentials.ts: the ID token replay cache.
+    jti: "jti:https://gitlab.example.com:8c1f2e3d",
+    // shared/services/plan-steps.ts and shared/domain/plan-steps.ts.
+    fact: "plan/fact/Merge Request/4f3c2b1a",
+    step: stepKey("Deploy Requested", gitlab, "review/feature-x", "a".repeat(40)),
+    stop: environmentStopKey(gitlab, "review/feature-x"),
+  };
+  const users: Record<keyof typeof keys, FunctionName[]> = {
+    webhookId: ["gitlab-webhook"],
+    idempotencyKey: ["gitlab-webhook"],
+    jti: ["job-credentials"],
+    fact: ["plan-steps"],
+    step: ["plan-steps"],
+    // Written by plan-steps, read by deploy-environment to refuse a deploy asked for before the stop.
+    stop: ["plan-steps", "deploy-environment"],
+  };
+  const actions = {
+    "gitlab-webhook": ["PutItem", "UpdateItem", "DeleteItem"],
+    "job-credentials": ["PutItem", "DeleteItem"],
+    "plan-steps": ["PutItem", "DeleteItem", "GetItem"],
+    "deploy-environment": ["GetItem"],
+  } as Partial<Record<FunctionName, string[]>>;
+
+  it.each(FUNCTIONS.map((name) => [name]))("%s may touch its own dedupe keys and no other's", (name) => {
+    for (const [kind, key] of Object.entries(keys) as [keyof typeof keys, string][]) {
+      for (const action of ["PutItem", "UpdateItem", "DeleteItem", "GetItem"]) {
+        const expected = users[kind].includes(name) && (actions[name] ?? []).includes(action);
+        const context = { "dynamodb:LeadingKeys": key };
+        expect(allows(roleOf(name), `dynamodb:${action}`, context), `${name} ${action} ${key}`).toBe(
+          expected,
+        );
+      }
+    }
+    for (const action of ["PutItem", "DeleteItem", "GetItem"]) {
+      expect(allows(roleOf(name), `dynamodb:${action}`, {}), `${name} ${action} without a key`).toBe(false);
     }
   });
 });

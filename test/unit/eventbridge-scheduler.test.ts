@@ -25,6 +25,7 @@ import { FixedClock } from "../fakes/index.js";
 const GROUP = "kubler-stops";
 const BUS_ARN = "arn:aws:events:eu-west-1:123456789012:event-bus/kubler";
 const ROLE_ARN = "arn:aws:iam::123456789012:role/kubler-scheduler";
+const DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:kubler-expiry-dead-letters";
 const NAME = "group-app-review-feature-x-1a2b3c4d";
 const NOW = new Date("2026-11-21T10:00:00.000Z");
 
@@ -51,6 +52,7 @@ const expectedInput = {
     EventBridgeParameters: { DetailType: "Environment Stop Requested", Source: "kubler" },
     Input: JSON.stringify(stop),
     RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 900 },
+    DeadLetterConfig: { Arn: DLQ_ARN },
   },
 } satisfies CreateScheduleCommandInput;
 
@@ -78,6 +80,7 @@ function scheduler(options: Partial<EventBridgeSchedulerOptions> = {}) {
     groupName: GROUP,
     busArn: BUS_ARN,
     roleArn: ROLE_ARN,
+    deadLetterArn: DLQ_ARN,
     clock: new FixedClock(NOW),
     sleep: async (ms) => {
       sleeps.push(ms);
@@ -109,6 +112,24 @@ describe("EventBridgeScheduler.scheduleStop", () => {
     expect(mock).toHaveReceivedCommandExactlyOnceWith(CreateScheduleCommand, expectedInput);
     expect(mock.commandCalls(CreateScheduleCommand)[0]?.args[0].input).toEqual(expectedInput);
     expect(mock).not.toHaveReceivedCommand(UpdateScheduleCommand);
+  });
+
+  it("dead-letters the stop to the configured queue, on create and on update alike", async () => {
+    mock.on(CreateScheduleCommand).resolvesOnce({}).rejects(conflict());
+    mock.on(UpdateScheduleCommand).resolves({});
+
+    await scheduler().scheduleStop(NAME, AT, stop);
+    await scheduler().scheduleStop(NAME, AT, stop);
+
+    const sent = [
+      ...mock.commandCalls(CreateScheduleCommand).map((call) => call.args[0].input),
+      ...mock.commandCalls(UpdateScheduleCommand).map((call) => call.args[0].input),
+    ];
+    expect(sent).toHaveLength(3);
+    for (const input of sent) expect(input.Target?.DeadLetterConfig).toEqual({ Arn: DLQ_ARN });
+    expect(mock).toHaveReceivedCommandWith(UpdateScheduleCommand, {
+      Target: expect.objectContaining({ DeadLetterConfig: { Arn: DLQ_ARN } }),
+    });
   });
 
   it("keeps a time already on a whole second as it is", async () => {
