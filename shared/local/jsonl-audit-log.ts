@@ -4,6 +4,7 @@ import {
   createAuditRedactor,
   prepareAuditRecord,
 } from "../domain/audit.js";
+import { UnavailableError } from "../errors.js";
 import type { AuditLog } from "../ports.js";
 import type { JsonlFile } from "./jsonl-file.js";
 
@@ -35,9 +36,17 @@ export class JsonlAuditLog implements AuditLog {
     this.#redact.add(secret);
   }
 
+  /** Throws `UnavailableError` when audit.jsonl cannot be written: a decision must not go unrecorded. */
   record(record: AuditRecord): void {
     const prepared = prepareAuditRecord(record, this.#redact);
-    this.file.append(prepared);
+    try {
+      this.file.append(prepared);
+    } catch (error) {
+      throw new UnavailableError(
+        `${this.file.path} cannot be written (${error instanceof Error ? error.message : String(error)})`,
+        { publicMessage: "the audit trail cannot be written" },
+      );
+    }
     this.listener(prepared);
   }
 }

@@ -154,8 +154,13 @@ export class LocalBus implements EventPublisher {
   }
 
   #track(delivery: Promise<void>): void {
-    this.#inFlight.add(delivery);
-    void delivery.finally(() => this.#inFlight.delete(delivery));
+    // Consumers' errors are retried, then dead-lettered: what gets here is the audit trail itself
+    // failing (a full disk), which must not end the process as an unhandled rejection.
+    const tracked = delivery.catch((error: unknown) => {
+      process.stderr.write(`kubler: local bus: ${messageOf(error)}\n`);
+    });
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
   }
 
   async #deliver(envelope: BusEnvelope, route: Route): Promise<void> {
@@ -182,13 +187,20 @@ export class LocalBus implements EventPublisher {
 
   #deadLetter(envelope: BusEnvelope, route: Route, attempts: number, error: unknown): void {
     const { deadLetters, audit, clock, listener } = this.#options;
-    const reason = error instanceof Error ? error.message : String(error);
-    deadLetters.append({ route: route.name, target: route.target, attempts, error: reason, envelope });
+    const reason = messageOf(error);
+    let kept = "dead-lettered";
+    try {
+      deadLetters.append({ route: route.name, target: route.target, attempts, error: reason, envelope });
+    } catch (writeError) {
+      // A full disk must not take the runtime down with an unhandled rejection: the audit line says
+      // what could not be kept (the envelope itself is in events.jsonl when that file was writable).
+      kept = `not dead-lettered: ${deadLetters.path} cannot be written (${messageOf(writeError)})`;
+    }
     audit.record({
       audit: true,
       action: "bus.deliver",
       outcome: "failure",
-      reason: `${route.target} failed ${attempts} times: ${reason}; dead-lettered`,
+      reason: `${route.target} failed ${attempts} times: ${reason}; ${kept}`,
       actor: { function: "local-bus" },
       subject: { eventId: envelope.id, detailType: envelope["detail-type"], target: route.target },
       correlationId: envelope.detail.correlationId,
@@ -230,4 +242,8 @@ function detailTypesListed(pattern: EventPattern): ReadonlySet<string> | null {
     for (const type of types) union.add(type);
   }
   return union;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -6,8 +6,11 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import type { AuditRecord } from "../../shared/domain/audit.js";
 import { ROUTES } from "../../shared/domain/catalog.js";
-import { PublishError } from "../../shared/errors.js";
+import { PublishError, UnavailableError } from "../../shared/errors.js";
+import { toErrorAnswer } from "../../shared/http-errors.js";
+import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
 import { JsonlFile, MAX_UNWRITTEN_BYTES } from "../../shared/local/jsonl-file.js";
 import { LocalBus } from "../../shared/local/local-bus.js";
 import { FixedClock, RecordingAuditLog, samplePush, sequentialIds } from "../fakes/index.js";
@@ -82,6 +85,80 @@ describe.skipIf(!HAS_DEV_FULL)("JsonlFile on a full disk (/dev/full)", () => {
       expect(error).toMatchObject({ failed: [0], message: expect.stringMatching(/\/dev\/full: ENOSPC/) });
     }
     expect(said()).toHaveLength(1);
+  });
+
+  it("a dead letter that cannot be written is audited as such, never an unhandled rejection", async () => {
+    const events = tempFile();
+    const audit = new RecordingAuditLog();
+    const bus = new LocalBus({
+      routes: ROUTES,
+      consumers: { "plan-steps": async () => Promise.reject(new Error("consumer down")) },
+      events,
+      deadLetters: new JsonlFile("/dev/full"),
+      audit,
+      clock: new FixedClock(),
+      newId: sequentialIds("evt"),
+      sleep: async () => undefined,
+    });
+    // The first letter is accepted and fails in the background; the second finds the file failing.
+    await bus.publish([samplePush(1)]);
+    await bus.drain();
+    await wait(60);
+    await bus.publish([samplePush(2)]);
+    await bus.drain();
+    expect(audit.records.map((r) => r.reason)).toEqual([
+      "plan-steps failed 3 times: consumer down; dead-lettered",
+      expect.stringMatching(
+        /^plan-steps failed 3 times: consumer down; not dead-lettered: \/dev\/full cannot be written \(.*ENOSPC/,
+      ),
+    ]);
+    await events.close();
+  });
+
+  it("an audit trail that cannot be written is a 503-class error, and the bus survives it", async () => {
+    const audit = new JsonlAuditLog(new JsonlFile("/dev/full"));
+    const record: AuditRecord = {
+      audit: true,
+      action: "webhook.receive",
+      outcome: "success",
+      reason: "published",
+      actor: {},
+      subject: {},
+      correlationId: "c-1",
+      gitlab: null,
+      function: "gitlab-webhook",
+      at: "2026-03-01T10:00:00.000Z",
+    };
+    audit.record(record);
+    await wait(60);
+    const error = (() => {
+      try {
+        audit.record(record);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(error).toMatchObject({ publicMessage: "the audit trail cannot be written" });
+    expect(toErrorAnswer(error)).toMatchObject({
+      status: 503,
+      body: { message: "the audit trail cannot be written; retry later" },
+    });
+    // A delivery that dead-letters while the audit trail fails: said on stderr, the process goes on.
+    const files = { events: tempFile(), deadLetters: tempFile() };
+    const bus = new LocalBus({
+      routes: ROUTES,
+      consumers: { "plan-steps": async () => Promise.reject(new Error("consumer down")) },
+      ...files,
+      audit,
+      clock: new FixedClock(),
+      newId: sequentialIds("evt"),
+      sleep: async () => undefined,
+    });
+    await bus.publish([samplePush(1)]);
+    await bus.drain();
+    expect(said().join("")).toMatch(/kubler: local bus: .*cannot be written/);
+    await Promise.all([files.events.close(), files.deadLetters.close()]);
   });
 
   it("close() reports lines it could not write, and still closes", async () => {
