@@ -109,6 +109,7 @@ export const SAVED_AUDIT_QUERIES: readonly SavedAuditQuery[] = [
     params: ["environment"],
     fields: [
       ...COMMON_FIELDS,
+      "actor.gitlabUser",
       "subject.project",
       "subject.environment",
       "subject.namespace",

@@ -96,6 +96,8 @@ export interface BuildRequest {
   /** Carried to Build Finished (see the catalog's step fields); absent from requests recorded before. */
   factAt?: string | null;
   ttl?: string | null;
+  /** Who asked; absent from requests recorded before it was carried. */
+  user?: string | null;
 }
 
 export interface BuildJobSettings {
@@ -383,6 +385,7 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
     ref: detail.ref,
     pipelineId: detail.pipelineId,
     mrIid: detail.mrIid,
+    ...(detail.user !== undefined ? { user: detail.user } : {}),
     ...(detail.factAt !== undefined ? { factAt: detail.factAt } : {}),
     ...(detail.ttl !== undefined ? { ttl: detail.ttl } : {}),
   };
@@ -447,6 +450,7 @@ export function readBuildRequests(job: KubeObject): BuildRequest[] {
         ref: r.ref,
         pipelineId: optionalId(r.pipelineId),
         mrIid: optionalId(r.mrIid),
+        ...(typeof r.user === "string" || r.user === null ? { user: r.user } : {}),
         ...(typeof r.factAt === "string" || r.factAt === null ? { factAt: r.factAt } : {}),
         ...(typeof r.ttl === "string" || r.ttl === null ? { ttl: r.ttl } : {}),
       },

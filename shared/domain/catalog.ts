@@ -147,6 +147,8 @@ const step = {
    * finds the rule by the environment's name.
    */
   ttl: v.optional(v.nullable(Name)),
+  /** The GitLab user whose push, merge request or pipeline this step comes from: who deployed. */
+  user: v.optional(Username),
 };
 
 const BuildRequestedDetail = v.object(step);
@@ -235,7 +237,7 @@ export type StepFields = Detail<"Build Requested">;
  * const finished: Detail<"Build Finished"> = { ...stepFieldsOf(requested), status: "failed", imageDigest: null, reason };
  */
 export function stepFieldsOf(detail: StepFields): StepFields {
-  const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid, factAt, ttl } = detail;
+  const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid, user, factAt, ttl } = detail;
   return {
     correlationId,
     gitlab,
@@ -244,6 +246,7 @@ export function stepFieldsOf(detail: StepFields): StepFields {
     ref,
     pipelineId,
     mrIid,
+    ...(user !== undefined ? { user } : {}),
     ...(factAt !== undefined ? { factAt } : {}),
     ...(ttl !== undefined ? { ttl } : {}),
   };

@@ -112,13 +112,17 @@ export function planSteps(fact: GitlabFact, manifest: KublerManifest, factAt: st
   const triage = triageFact(fact);
   if (triage.kind === "ignored") return triage;
   const plan = planFact(fact, manifest, triage.sha);
-  if (plan.kind === "ignored" || factAt === null) return plan;
+  if (plan.kind === "ignored") return plan;
+  const carried = {
+    user: "user" in fact.detail ? fact.detail.user : null,
+    ...(factAt === null ? {} : { factAt }),
+  };
   return {
     ...plan,
     steps: plan.steps.map((step) =>
       step.entry.detailType === "Environment Stop Requested"
         ? step
-        : { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, factAt } } },
+        : { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, ...carried } } },
     ),
   };
 }

@@ -84,7 +84,7 @@ export async function receiveWebhook(
     }
     const { entry } = normalized;
     const subject = { project: entry.detail.gitlab.projectPath, projectId: entry.detail.gitlab.projectId };
-    const actor = { gitlabUser: "user" in entry.detail ? entry.detail.user : null };
+    const actor = { gitlabUser: "user" in entry.detail ? (entry.detail.user ?? null) : null };
     // A signature covers webhook-id but no other header: a captured delivery resent with another
     // Idempotency-Key or X-Gitlab-Instance must still be the same key.
     const dedupeKey =

@@ -233,6 +233,7 @@ function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome
     ref: request.ref,
     pipelineId: request.pipelineId,
     mrIid: request.mrIid,
+    ...(request.user !== undefined ? { user: request.user } : {}),
     ...(request.factAt !== undefined ? { factAt: request.factAt } : {}),
     ...(request.ttl !== undefined ? { ttl: request.ttl } : {}),
     status: outcome.status,

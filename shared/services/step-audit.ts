@@ -17,6 +17,8 @@ export interface StepAuditInput {
   trigger: string;
   subject: Record<string, unknown>;
   at: Date;
+  /** The GitLab user behind the step (the pusher, the merge request's author of the change). */
+  gitlabUser?: string | null;
 }
 
 /**
@@ -29,7 +31,7 @@ export function stepAuditRecord(input: StepAuditInput): AuditRecord {
     action: input.action,
     outcome: input.outcome,
     reason: input.reason,
-    actor: { function: input.fn },
+    actor: input.gitlabUser ? { function: input.fn, gitlabUser: input.gitlabUser } : { function: input.fn },
     subject: {
       ...(input.gitlab ? { project: input.gitlab.projectPath, projectId: input.gitlab.projectId } : {}),
       ...input.subject,
@@ -58,7 +60,7 @@ export function createStepAudit(
     fn: string;
     action: string;
     trigger: string;
-    detail: { correlationId: string; gitlab: GitlabRef };
+    detail: { correlationId: string; gitlab: GitlabRef; user?: string | null };
     subject?: Record<string, unknown>;
   },
 ): (outcome: AuditOutcome, reason: string, subject?: Record<string, unknown>) => void {
@@ -74,6 +76,7 @@ export function createStepAudit(
         trigger: step.trigger,
         subject: { ...step.subject, ...subject },
         at: deps.clock.now(),
+        gitlabUser: step.detail.user ?? null,
       }),
     );
 }

@@ -284,6 +284,8 @@ describe("build and credentials decisions in the audit trail (process)", () => {
     expect(await of("deploy-environment", "environment.deploy")).toMatchObject({
       outcome: "success",
       gitlab: { event: "Build Finished" },
+      // Who deployed: the merge request's user, carried through the build Job to the deploy.
+      actor: { function: "deploy-environment", gitlabUser: "agarcia" },
     });
   }, 40_000);
 

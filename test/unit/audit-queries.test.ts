@@ -48,7 +48,7 @@ describe("saved audit queries (Logs Insights text)", () => {
   it("deploys to an environment", () => {
     expect(savedQueryText(saved("deploys-to-environment"), { environment: "production" })).toBe(
       [
-        "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, subject.namespace, subject.sha, subject.status, gitlab.event, correlationId",
+        "fields @timestamp, at, function, action, outcome, reason, actor.gitlabUser, subject.project, subject.environment, subject.namespace, subject.sha, subject.status, gitlab.event, correlationId",
         '| filter ispresent(auditVersion) and action = "environment.deploy" and subject.environment = "production"',
         "| sort @timestamp desc",
         "| limit 1000",

@@ -162,6 +162,7 @@ describe("planStepsFor", () => {
           pipelineId: null,
           mrIid: 7,
           ttl: null,
+          user: "dev",
         },
       },
     ]);
@@ -170,7 +171,7 @@ describe("planStepsFor", () => {
         action: "plan.steps",
         outcome: "success",
         reason: "merge request !7 opened: build aaaaaaaa for review/feature-x",
-        actor: { function: "plan-steps" },
+        actor: { function: "plan-steps", gitlabUser: "dev" },
         correlationId: "c-1",
         subject: {
           project: BUILT,

@@ -94,6 +94,8 @@ const reviewStep = {
   mrIid: 16,
   // The matched rule's: the deploy takes the TTL from here, not by matching the name again.
   ttl: "72h",
+  // Who asked: the deploy's audit line names them ("who deployed what where").
+  user: "agarcia",
 };
 const build = (detail: object, sha: string, reason: string): Plan =>
   ({ kind: "steps", reason, steps: [{ entry: { detailType: "Build Requested", detail }, sha }] }) as Plan;
@@ -146,6 +148,7 @@ const TABLE: Record<string, Expected> = {
         pipelineId: null,
         mrIid: null,
         ttl: null,
+        user: "jsmith",
       },
       "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
       "push to master: build da156088 for staging",
@@ -167,6 +170,7 @@ const TABLE: Record<string, Expected> = {
         pipelineId: null,
         mrIid: null,
         ttl: null,
+        user: "jsmith",
       },
       "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
       "tag v1.0.0 pushed: build 82b3d5ae for production",
@@ -202,6 +206,7 @@ const TABLE: Record<string, Expected> = {
               pipelineId: 31,
               mrIid: 1,
               ttl: "72h",
+              user: "root",
             },
           },
           sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
