@@ -50,19 +50,16 @@ export class SessionPolicyTooLargeError extends Error {
   override readonly name = "SessionPolicyTooLargeError";
 }
 
-/** The ID token has less life left than the shortest credentials that could be issued. */
-export class TokenLifetimeTooShortError extends Error {
-  override readonly name = "TokenLifetimeTooShortError";
+/** The ID token has expired: the verifier accepted it within its clock-skew leeway only. */
+export class ExpiredTokenError extends Error {
+  override readonly name = "ExpiredTokenError";
   constructor(
-    /** Seconds until the token's `exp`; zero or less when it expired within the verifier's leeway. */
-    readonly secondsLeft: number,
-    readonly minimumSeconds: number,
+    /** Seconds since the token's `exp`. */
+    readonly secondsAgo: number,
     what: string,
   ) {
     super(
-      secondsLeft > 0
-        ? `the ID token expires in ${secondsLeft} s, and ${what} last at least ${minimumSeconds} s: no credentials outlive the token (request them early in the job, with a fresh ID token)`
-        : `the ID token expired ${-secondsLeft} s ago (accepted only within the clock-skew leeway), and ${what} last at least ${minimumSeconds} s: no credentials outlive the token`,
+      `the ID token expired ${secondsAgo} s ago (accepted only within the clock-skew leeway): no ${what} for an expired identity`,
     );
   }
 }
@@ -115,13 +112,17 @@ export function buildAssumeRoleRequest(input: {
 }
 
 /**
- * Between `minSeconds` (STS's 900 s; a Kubernetes-only grant: TokenRequest's 600 s) and the rule's
- * maximum, never past the token's own expiry: credentials do not outlive the identity they were
- * issued for. When that range is empty, nothing is issued.
+ * Up to the rule's maximum, and no longer than the token has left, but never under `minSeconds`
+ * (STS's 900 s; a Kubernetes-only grant: TokenRequest's 600 s), which nothing shorter can be asked
+ * of. GitLab's ID token lives as long as the job's timeout, so a job with a 10-minute timeout always
+ * has less than 900 s left: refusing it would lock short jobs out, so it gets the minimum, which
+ * outlives the token by less than the minimum (AssumeRoleWithWebIdentity, GitLab's own AWS
+ * integration, has the same floor). An expired token (accepted within the leeway) gets nothing.
  *
  * @example
  * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds + 1200, now }); // 1200
- * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds + 120, now }); // throws TokenLifetimeTooShortError
+ * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds + 120, now }); // 900
+ * sessionDuration({ maxSeconds: 3600, tokenExp: nowSeconds - 30, now }); // throws ExpiredTokenError
  */
 export function sessionDuration(input: {
   maxSeconds: number;
@@ -131,13 +132,9 @@ export function sessionDuration(input: {
   /** What is being issued, for the refusal: "AWS credentials" by default. */
   what?: string;
 }): number {
-  const min = input.minSeconds ?? MIN_DURATION_SECONDS;
   const left = Math.floor(input.tokenExp - input.now.getTime() / 1000);
-  const duration = Math.min(input.maxSeconds, left);
-  if (duration < min) {
-    throw new TokenLifetimeTooShortError(left, min, input.what ?? "AWS credentials");
-  }
-  return duration;
+  if (left <= 0) throw new ExpiredTokenError(-left, input.what ?? "AWS credentials");
+  return Math.max(input.minSeconds ?? MIN_DURATION_SECONDS, Math.min(input.maxSeconds, left));
 }
 
 /**

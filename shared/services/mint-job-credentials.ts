@@ -22,7 +22,7 @@ import {
   type OmittedTag,
   SessionPolicyTooLargeError,
   sessionDuration,
-  TokenLifetimeTooShortError,
+  ExpiredTokenError,
 } from "../domain/sts-session.js";
 import {
   ForbiddenError,
@@ -376,7 +376,7 @@ function asAnswerable(error: unknown): Error {
   if (error instanceof SessionPolicyTooLargeError) return new UnprocessableError(error.message);
   // 401 like an expired token: the token, not the job's rights, is what falls short, and only a
   // fresh one helps.
-  if (error instanceof TokenLifetimeTooShortError) return new TokenRejectedError("expired", error.message);
+  if (error instanceof ExpiredTokenError) return new TokenRejectedError("expired", error.message);
   if (error instanceof KubernetesUnavailableError) {
     return new UnavailableError(`the Kubernetes API is unavailable (${error.message})`);
   }

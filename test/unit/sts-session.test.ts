@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { type JobClaims, readJobClaims } from "../../shared/domain/job-claims.js";
 import {
   buildAssumeRoleRequest,
+  ExpiredTokenError,
   SessionPolicyTooLargeError,
   sessionDuration,
   sessionTags,
   stsName,
-  TokenLifetimeTooShortError,
 } from "../../shared/domain/sts-session.js";
 import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
 
@@ -121,34 +121,26 @@ describe("sessionDuration", () => {
       ...(minSeconds ? { minSeconds } : {}),
     });
 
-  it("is within [900, min(rule max, token lifetime left)]", () => {
+  it("is the rule's maximum, else what the token has left, never under STS's 900 s", () => {
     expect(duration(3600, 7200)).toBe(3600);
     expect(duration(3600, 1200)).toBe(1200);
     expect(duration(900, 7200)).toBe(900);
     expect(duration(3600, 900)).toBe(900);
+    // A job with a 10-minute timeout: its token never has 900 s left, and STS issues nothing shorter.
+    expect(duration(3600, 600)).toBe(900);
     fc.assert(
-      fc.property(
-        fc.integer({ min: 900, max: 3600 }),
-        fc.integer({ min: 900, max: 100_000 }),
-        (max, left) => {
-          const seconds = duration(max, left);
-          expect(seconds).toBeGreaterThanOrEqual(900);
-          expect(seconds).toBeLessThanOrEqual(Math.min(max, left));
-        },
-      ),
+      fc.property(fc.integer({ min: 900, max: 3600 }), fc.integer({ min: 1, max: 100_000 }), (max, left) => {
+        expect(duration(max, left)).toBe(Math.max(900, Math.min(max, left)));
+      }),
     );
   });
 
-  it("refuses when the token has less than the minimum left, never raising the duration past it", () => {
-    expect(() => duration(3600, 120)).toThrow(new TokenLifetimeTooShortError(120, 900, "AWS credentials"));
-    expect(() => duration(3600, 120)).toThrow(
-      /^the ID token expires in 120 s, and AWS credentials last at least 900 s/,
-    );
-    // Expired, but still inside the verifier's leeway.
-    expect(() => duration(3600, -30)).toThrow(/^the ID token expired 30 s ago/);
+  it("refuses a token that has expired (accepted only within the verifier's leeway)", () => {
+    expect(() => duration(3600, -30)).toThrow(new ExpiredTokenError(30, "AWS credentials"));
+    expect(() => duration(3600, 0)).toThrow(/^the ID token expired 0 s ago/);
     fc.assert(
-      fc.property(fc.integer({ min: 900, max: 3600 }), fc.integer({ min: -100, max: 899 }), (max, left) => {
-        expect(() => duration(max, left)).toThrow(TokenLifetimeTooShortError);
+      fc.property(fc.integer({ min: 900, max: 3600 }), fc.integer({ min: -100, max: 0 }), (max, left) => {
+        expect(() => duration(max, left)).toThrow(ExpiredTokenError);
       }),
     );
   });
@@ -157,27 +149,27 @@ describe("sessionDuration", () => {
     expect(sessionDuration({ maxSeconds: 900, minSeconds: 600, tokenExp: nowSeconds + 700, now: NOW })).toBe(
       700,
     );
+    expect(sessionDuration({ maxSeconds: 900, minSeconds: 600, tokenExp: nowSeconds + 300, now: NOW })).toBe(
+      600,
+    );
     expect(() =>
       sessionDuration({
         maxSeconds: 900,
         minSeconds: 600,
-        tokenExp: nowSeconds + 599,
+        tokenExp: nowSeconds - 5,
         now: NOW,
         what: "Kubernetes tokens",
       }),
-    ).toThrow("the ID token expires in 599 s, and Kubernetes tokens last at least 600 s");
+    ).toThrow(
+      "the ID token expired 5 s ago (accepted only within the clock-skew leeway): no Kubernetes tokens",
+    );
   });
 
-  it("buildAssumeRoleRequest refuses a token with too little life left instead of asking STS for 900 s", () => {
-    expect(() =>
-      buildAssumeRoleRequest({
-        aws,
-        claims: claims({ exp: nowSeconds + 120 }),
-        environment: null,
-        namespace: null,
-        now: NOW,
-      }),
-    ).toThrow(TokenLifetimeTooShortError);
+  it("buildAssumeRoleRequest asks STS for its 900 s minimum for a short-lived token, and refuses an expired one", () => {
+    const request = (exp: number) =>
+      buildAssumeRoleRequest({ aws, claims: claims({ exp }), environment: null, namespace: null, now: NOW });
+    expect(request(nowSeconds + 120).durationSeconds).toBe(900);
+    expect(() => request(nowSeconds - 10)).toThrow(ExpiredTokenError);
   });
 });
 
