@@ -19,10 +19,10 @@ import { environmentLabels, LABEL, MANAGED_BY_KUBLER, MANAGED_SELECTOR } from ".
 import { type JobClaims, jobProject } from "../domain/job-claims.js";
 import {
   buildAssumeRoleRequest,
+  ExpiredTokenError,
   type OmittedTag,
   SessionPolicyTooLargeError,
   sessionDuration,
-  ExpiredTokenError,
 } from "../domain/sts-session.js";
 import {
   ForbiddenError,
