@@ -134,7 +134,7 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     else if (!SECRET_ARN_SUFFIX.test(value)) {
       fail(
         name,
-        `must be the secret's complete ARN, ending in the -AbCdEf suffix Secrets Manager adds to the name ` +
+        `looks like a partial ARN: the complete one ends in the -AbCdEf suffix Secrets Manager adds to the name ` +
           `(aws secretsmanager describe-secret --secret-id <name> --query ARN), got ${JSON.stringify(value)}`,
       );
     }

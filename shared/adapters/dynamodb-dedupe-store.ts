@@ -1,10 +1,11 @@
+import { randomUUID } from "node:crypto";
 import {
   DeleteItemCommand,
   type DynamoDBClient,
   PutItemCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import type { Clock, DedupeStore, Reservation } from "../ports.js";
+import type { Clock, DedupeStore, IdGenerator, Reservation } from "../ports.js";
 
 /** The dedupe table's partition key (a string: the delivery key). */
 export const DEDUPE_PARTITION_KEY = "pk";
@@ -21,10 +22,19 @@ export const DEDUPE_TTL_ATTRIBUTE = "expiresAt";
  */
 export const DEDUPE_STATE_ATTRIBUTE = "state";
 
+/**
+ * Which `reserve` call wrote a pending item. The SDK retries a PutItem that timed out, and the
+ * first attempt may have been applied: the retry then meets its own lease, which must read as
+ * "reserved", not as another delivery in flight (which would answer 503 until the lease ran out).
+ */
+export const DEDUPE_OWNER_ATTRIBUTE = "owner";
+
 export interface DynamoDbDedupeStoreOptions {
   client: DynamoDBClient;
   tableName: string;
   clock: Clock;
+  /** A new id for each reservation (tests fix it). */
+  newId?: IdGenerator;
 }
 
 /**
@@ -39,11 +49,13 @@ export class DynamoDbDedupeStore implements DedupeStore {
   readonly #client: DynamoDBClient;
   readonly #tableName: string;
   readonly #clock: Clock;
+  readonly #newId: IdGenerator;
 
   constructor(options: DynamoDbDedupeStoreOptions) {
     this.#client = options.client;
     this.#tableName = options.tableName;
     this.#clock = options.clock;
+    this.#newId = options.newId ?? randomUUID;
   }
 
   async claim(key: string, ttlSeconds: number): Promise<boolean> {
@@ -81,6 +93,7 @@ export class DynamoDbDedupeStore implements DedupeStore {
 
   async #put(key: string, seconds: number, state: "pending" | null): Promise<Reservation> {
     const now = this.#nowSeconds();
+    const owner = state && this.#newId();
     try {
       await this.#client.send(
         new PutItemCommand({
@@ -88,7 +101,8 @@ export class DynamoDbDedupeStore implements DedupeStore {
           Item: {
             [DEDUPE_PARTITION_KEY]: { S: key },
             [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(seconds)) },
-            ...(state && { [DEDUPE_STATE_ATTRIBUTE]: { S: state } }),
+            ...(state &&
+              owner && { [DEDUPE_STATE_ATTRIBUTE]: { S: state }, [DEDUPE_OWNER_ATTRIBUTE]: { S: owner } }),
           },
           // An expired lease or claim is free again. TTL deletion lags expiry (typically within a few
           // days), so an expired item still in the table must not count:
@@ -104,7 +118,8 @@ export class DynamoDbDedupeStore implements DedupeStore {
     } catch (error) {
       if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
         const holder = (error as { Item?: Record<string, { S?: string }> }).Item;
-        return holder?.[DEDUPE_STATE_ATTRIBUTE]?.S === "pending" ? "in-flight" : "duplicate";
+        if (holder?.[DEDUPE_STATE_ATTRIBUTE]?.S !== "pending") return "duplicate";
+        return owner && holder[DEDUPE_OWNER_ATTRIBUTE]?.S === owner ? "reserved" : "in-flight";
       }
       throw error;
     }

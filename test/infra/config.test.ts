@@ -101,7 +101,7 @@ describe("stack settings", () => {
     for (const key of ["kubeconfigSecretArn", "gitlabTokenSecretArn"] as const) {
       const message = problemsOf({ ...valid, [key]: partial });
       expect(message).toContain(
-        `${CONTEXT[key]}: must be the secret's complete ARN, ending in the -AbCdEf suffix`,
+        `${CONTEXT[key]}: looks like a partial ARN: the complete one ends in the -AbCdEf suffix`,
       );
       expect(message).toContain(JSON.stringify(partial));
     }

@@ -31,18 +31,25 @@ beforeEach(() => {
     credentials: { accessKeyId: "test", secretAccessKey: "test" },
   });
   mock = mockClient(client);
-  store = new DynamoDbDedupeStore({ client, tableName: TABLE, clock: { now: () => NOW } });
+  store = new DynamoDbDedupeStore({
+    client,
+    tableName: TABLE,
+    clock: { now: () => NOW },
+    newId: () => "this-reservation",
+  });
 });
 
 afterEach(() => {
   mock.restore();
 });
 
-function conditionFailed(state?: "pending" | "confirmed") {
+function conditionFailed(state?: "pending" | "confirmed", owner = "another-delivery") {
   return new ConditionalCheckFailedException({
     message: "The conditional request failed",
     $metadata: {},
-    ...(state && { Item: { pk: { S: "delivery-1" }, expiresAt: { N: "1" }, state: { S: state } } }),
+    ...(state && {
+      Item: { pk: { S: "delivery-1" }, expiresAt: { N: "1" }, state: { S: state }, owner: { S: owner } },
+    }),
   });
 }
 
@@ -120,6 +127,7 @@ describe("DynamoDbDedupeStore", () => {
           pk: { S: "delivery-1" },
           expiresAt: { N: String(NOW_SECONDS + 60) },
           state: { S: "pending" },
+          owner: { S: "this-reservation" },
         },
         // An expired lease is as free as an expired claim.
         ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
@@ -133,6 +141,13 @@ describe("DynamoDbDedupeStore", () => {
       mock.on(PutItemCommand).rejects(conditionFailed("pending"));
 
       await expect(store.reserve("delivery-1", 60)).resolves.toBe("in-flight");
+    });
+
+    it("a retried PutItem whose first attempt was applied meets its own lease: reserved, not in-flight", async () => {
+      // The SDK retries a PutItem that timed out; the first attempt may have written the item.
+      mock.on(PutItemCommand).rejects(conditionFailed("pending", "this-reservation"));
+
+      await expect(store.reserve("delivery-1", 60)).resolves.toBe("reserved");
     });
 
     it("answers duplicate when a confirmed item, or a claim without a state, holds the key", async () => {
