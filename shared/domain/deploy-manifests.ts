@@ -29,13 +29,17 @@ export const DEPLOYABLE_KINDS: Readonly<Record<string, { group: string; resource
 };
 
 /**
- * What applying the project's own objects takes, granted on their names only: read them, server-side
- * apply them (a patch), and follow them (`list`/`watch` restricted by name answer only requests with
- * a `metadata.name` field selector, which is what `kubectl rollout status` and `kubectl wait` send).
- * No delete.
+ * What a CI job takes to apply the project's objects and follow them: server-side apply is a PATCH to
+ * the object's URL, checked for `create` too when the object is new; `kubectl rollout status` and
+ * `kubectl wait` get, list and watch. Granted on the kind, not on names: a job applies objects the
+ * deployed revision does not have yet (a commit's new Deployment, a `migrate-<sha>` Job), and RBAC
+ * checks a PATCH against the name in its URL (kubernetes/kubernetes#80295). No delete.
  */
-export const DEPLOYER_VERBS = ["get", "list", "watch", "patch"] as const;
-/** Secrets by name too, but never listed or watched: a list answers with every Secret's data. */
+export const DEPLOYER_VERBS = ["get", "list", "watch", "create", "patch"] as const;
+/**
+ * Secrets on the deployed revision's names only, never listed or watched: a list answers with every
+ * Secret's data, the registry pull secret's among them.
+ */
 export const DEPLOYER_SECRET_VERBS = ["get", "patch"] as const;
 
 /** The environment's deployer identity (DESIGN §5's `role: kubler-deployer`). */
@@ -315,48 +319,59 @@ export interface RoleRule {
 }
 
 /**
- * Exactly what applying these objects takes, and nothing of Kubler's own: for each resource the
- * manifests contain, the deployer verbs on those objects' names (secrets never listed); per API group,
- * `create` on its resources. Sorted, so the Role is the same for the same manifests.
+ * What a CI job bound to the environment's deployer may do: on each kind the manifests contain, the
+ * deployer verbs on any name; on Secrets, get and patch by the manifests' names, and create. Nothing on
+ * other kinds, nothing of RBAC, never delete. Sorted, so the Role is the same for the same manifests.
  *
- * `create` cannot be narrowed by name: a POST's name is not known at authorization time
- * (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources), and a
- * server-side apply that creates the object is checked for `create` as well as `patch`. So a job may
- * create objects of these kinds under names not yet taken, and nothing else: get, patch, list and
- * watch stay on the project's names, which the reserved ones never are (`isReservedName`). Kubler's
- * objects exist before a job can get a token (its credentials need this Role), except the pull secret
- * when none is configured (Kubler's forced apply overwrites it once one is) and the last-good record
- * before the first good deploy, which is why that record is checked and rendered like a manifest
- * before it is applied.
+ * Names cannot narrow the other kinds: the Role is rewritten only when Kubler deploys a commit, after
+ * that commit's pipeline ran, so a job must be able to apply and wait on objects it does not name yet.
+ * They do narrow Secrets, whose `create` cannot be (a POST's name is unknown at authorization time,
+ * https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources): a job can
+ * create a new Secret (a POST, `kubectl create`; a server-side apply of it is refused, as a patch) but
+ * read or change only those the deployed revision names, so never the pull secret through the API
+ * (a pod it creates can still mount any Secret of the namespace, as the project's manifests can).
+ *
+ * Of Kubler's own objects, a job can therefore reach those of a kind the project ships: the
+ * `kubler-last-good` ConfigMap when it ships ConfigMaps, the `kubler-deployer` and `kubler-ci-*`
+ * ServiceAccounts when it ships ServiceAccounts (read and patch; never their RBAC). Reading the record
+ * tells the job no more than its repository does. Rewriting it can at most have a rollback apply
+ * objects the project could ship itself: a restored record is checked and rendered like fresh
+ * manifests (`checkStoredObjects`, `renderManifests`: deployable kinds, no reserved names, the
+ * namespace forced). Patching a ServiceAccount changes no permission, which only Kubler's RBAC grants.
  *
  * @example
- * roleRulesFor([deployment, service]);
- * // [{ apiGroups: [""], resources: ["services"], resourceNames: ["web"], verbs: DEPLOYER_VERBS },
- * //  { apiGroups: [""], resources: ["services"], verbs: ["create"] }, …apps/deployments likewise]
+ * roleRulesFor([deployment, service, secret]);
+ * // [{ apiGroups: [""], resources: ["services"], verbs: DEPLOYER_VERBS },
+ * //  { apiGroups: [""], resources: ["secrets"], resourceNames: ["api-key"], verbs: DEPLOYER_SECRET_VERBS },
+ * //  { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+ * //  { apiGroups: ["apps"], resources: ["deployments"], verbs: DEPLOYER_VERBS }]
  */
 export function roleRulesFor(objects: readonly KubeObject[]): RoleRule[] {
-  const byGroup = new Map<string, Map<string, Set<string>>>();
+  const byGroup = new Map<string, { resources: Set<string>; secrets: Set<string> }>();
   for (const object of objects) {
     const kind = DEPLOYABLE_KINDS[object.kind];
     if (!kind || isReservedName(object.metadata.name)) continue;
-    const resources = byGroup.get(kind.group) ?? new Map<string, Set<string>>();
-    const names = resources.get(kind.resource) ?? new Set<string>();
-    names.add(object.metadata.name);
-    resources.set(kind.resource, names);
-    byGroup.set(kind.group, resources);
+    const group = byGroup.get(kind.group) ?? { resources: new Set<string>(), secrets: new Set<string>() };
+    if (kind.resource === "secrets") group.secrets.add(object.metadata.name);
+    else group.resources.add(kind.resource);
+    byGroup.set(kind.group, group);
   }
   return [...byGroup.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .flatMap(([group, resources]) => {
-      const sorted = [...resources.entries()].sort(([a], [b]) => a.localeCompare(b));
-      return [
-        ...sorted.map(([resource, names]) => ({
-          apiGroups: [group],
-          resources: [resource],
-          resourceNames: [...names].sort(),
-          verbs: resource === "secrets" ? [...DEPLOYER_SECRET_VERBS] : [...DEPLOYER_VERBS],
-        })),
-        { apiGroups: [group], resources: sorted.map(([resource]) => resource), verbs: ["create"] },
-      ];
-    });
+    .flatMap(([group, { resources, secrets }]) => [
+      ...(resources.size > 0
+        ? [{ apiGroups: [group], resources: [...resources].sort(), verbs: [...DEPLOYER_VERBS] }]
+        : []),
+      ...(secrets.size > 0
+        ? [
+            {
+              apiGroups: [group],
+              resources: ["secrets"],
+              resourceNames: [...secrets].sort(),
+              verbs: [...DEPLOYER_SECRET_VERBS],
+            },
+            { apiGroups: [group], resources: ["secrets"], verbs: ["create"] },
+          ]
+        : []),
+    ]);
 }

@@ -326,61 +326,87 @@ describe("roleRulesFor", () => {
     ],
   ]);
 
-  it("grants the deployer verbs on the manifests' own names, and create on their resources", () => {
+  it("grants the deployer verbs on the manifests' kinds, and on Secrets only by name", () => {
     expect(roleRulesFor(parseManifestFiles(withSecret))).toEqual([
-      { apiGroups: [""], resources: ["configmaps"], resourceNames: ["settings"], verbs: [...DEPLOYER_VERBS] },
+      { apiGroups: [""], resources: ["configmaps", "services"], verbs: [...DEPLOYER_VERBS] },
       { apiGroups: [""], resources: ["secrets"], resourceNames: ["api-key"], verbs: ["get", "patch"] },
-      { apiGroups: [""], resources: ["services"], resourceNames: ["web"], verbs: [...DEPLOYER_VERBS] },
-      { apiGroups: [""], resources: ["configmaps", "secrets", "services"], verbs: ["create"] },
-      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["web"], verbs: [...DEPLOYER_VERBS] },
-      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["create"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: [...DEPLOYER_VERBS] },
     ]);
-    for (const verbs of [DEPLOYER_VERBS, DEPLOYER_SECRET_VERBS] as readonly (readonly string[])[]) {
-      expect(verbs).not.toContain("delete");
-      expect(verbs).not.toContain("*");
-      expect(verbs).not.toContain("create");
-    }
+    expect(DEPLOYER_VERBS).toEqual(["get", "list", "watch", "create", "patch"]);
+    expect(DEPLOYER_SECRET_VERBS).toEqual(["get", "patch"]);
   });
 
-  it("lets a CI job server-side apply every manifest, and touch none of Kubler's objects", () => {
-    const objects = parseManifestFiles(withSecret);
-    const rules = roleRulesFor(objects);
-    const resource = {
-      ConfigMap: "configmaps",
-      Secret: "secrets",
-      Service: "services",
-      Deployment: "deployments",
-    };
-    for (const object of objects) {
-      const group = object.apiVersion.includes("/") ? (object.apiVersion.split("/")[0] as string) : "";
-      const plural = resource[object.kind as keyof typeof resource];
-      // Server-side apply is a PATCH, checked for create as well when the object is new; kubectl reads first.
-      for (const verb of ["get", "patch"])
-        expect(allows(rules, verb, group, plural, object.metadata.name)).toBe(true);
-      expect(allows(rules, "create", group, plural)).toBe(true);
-      expect(allows(rules, "delete", group, plural, object.metadata.name)).toBe(false);
+  it("lets a CI job server-side apply and follow objects the deployed revision does not name", () => {
+    const rules = roleRulesFor([
+      ...parseManifestFiles(withSecret),
+      { apiVersion: "batch/v1", kind: "Job", metadata: { name: "migrate" } },
+    ]);
+    // The Role is the deployed revision's, and the pipeline runs before Kubler deploys its commit. Server-side
+    // apply is a PATCH to the object's URL, authorized by that name (kubernetes/kubernetes#80295).
+    for (const [group, resource, name] of [
+      ["apps", "deployments", "web-canary"],
+      ["batch", "jobs", `migrate-${"a".repeat(40)}`],
+      ["", "configmaps", "settings-v2"],
+    ] as const) {
+      for (const verb of ["patch", "create", "get", "watch", "list"])
+        expect(allows(rules, verb, group, resource, name)).toBe(true);
     }
-    expect(allows(rules, "watch", "apps", "deployments", "web")).toBe(true); // kubectl rollout status
-    for (const verb of ["get", "patch", "list", "watch"]) {
-      expect(allows(rules, verb, "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
+    // kubectl rollout status and kubectl wait list and watch the kind.
+    for (const verb of ["list", "watch"]) expect(allows(rules, verb, "apps", "deployments")).toBe(true);
+  });
+
+  it("keeps Secrets to the manifests' names, never listed, and grants no delete nor other kinds", () => {
+    const rules = roleRulesFor(parseManifestFiles(withSecret));
+    for (const verb of ["get", "patch"]) {
+      expect(allows(rules, verb, "", "secrets", "api-key")).toBe(true);
       expect(allows(rules, verb, "", "secrets", PULL_SECRET_NAME)).toBe(false);
-      expect(allows(rules, verb, "", "serviceaccounts", DEPLOYER_NAME)).toBe(false);
+      expect(allows(rules, verb, "", "secrets", "api-key-v2")).toBe(false);
     }
-    // A list without a name (every Secret's data), or of the whole kind, is not granted.
+    // A new Secret can be created (a POST carries no name RBAC can check), not read back.
+    expect(allows(rules, "create", "", "secrets")).toBe(true);
     for (const verb of ["list", "watch"]) {
       expect(allows(rules, verb, "", "secrets", "api-key")).toBe(false);
       expect(allows(rules, verb, "", "secrets")).toBe(false);
-      expect(allows(rules, verb, "", "configmaps")).toBe(false);
     }
-    expect(rules.some((rule) => rule.apiGroups.includes("rbac.authorization.k8s.io"))).toBe(false);
+    for (const rule of rules) {
+      expect(rule.verbs).not.toContain("delete");
+      expect(rule.verbs).not.toContain("deletecollection");
+      expect(rule.verbs).not.toContain("*");
+      expect(rule.resources).not.toContain("*");
+    }
+    for (const [group, resource] of [
+      ["batch", "jobs"],
+      ["", "serviceaccounts"],
+      ["", "pods"],
+      ["rbac.authorization.k8s.io", "roles"],
+      ["rbac.authorization.k8s.io", "rolebindings"],
+    ] as const) {
+      for (const verb of ["get", "create", "patch"])
+        expect(allows(rules, verb, group, resource, "x")).toBe(false);
+    }
+    for (const verb of ["get", "patch", "list", "watch", "delete"])
+      expect(allows(rules, verb, "", "serviceaccounts", DEPLOYER_NAME)).toBe(false);
+  });
+
+  it("reaches the last-good record only when the project ships ConfigMaps, and never deletes it", () => {
+    const withoutConfigMaps = roleRulesFor(
+      parseManifestFiles(withSecret).filter((object) => object.kind !== "ConfigMap"),
+    );
+    for (const verb of ["get", "patch", "list", "watch"])
+      expect(allows(withoutConfigMaps, verb, "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
+    // With ConfigMaps, the record is reachable: a restored one is checked and rendered first (checkStoredObjects).
+    const rules = roleRulesFor(parseManifestFiles(withSecret));
+    expect(allows(rules, "patch", "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(true);
+    expect(allows(rules, "delete", "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
   });
 
   it("never names a reserved object, even when handed one", () => {
     const rules = roleRulesFor([
-      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: LAST_GOOD_CONFIGMAP } },
-      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" } },
+      { apiVersion: "v1", kind: "Secret", metadata: { name: PULL_SECRET_NAME } },
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "api-key" } },
     ]);
-    expect(rules.flatMap((rule) => rule.resourceNames ?? [])).toEqual(["settings"]);
+    expect(rules.flatMap((rule) => rule.resourceNames ?? [])).toEqual(["api-key"]);
   });
 });
 
