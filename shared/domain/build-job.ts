@@ -394,7 +394,8 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
 /**
  * The Job's annotations with `detail`'s environment added to its requests, or null when it is
  * already waiting or reported for that very request (nothing to write). A later request for another
- * environment, or the same one asking again after its report, waits on the same build.
+ * environment, or the same one asking again after its report, waits on the same build. One asking
+ * again while it waits replaces its earlier request when its GitLab fact time is later.
  *
  * @example
  * const annotations = withBuildRequest(existing, detail);
@@ -408,10 +409,13 @@ export function withBuildRequest(
   const reportedBefore = readReported(job);
   const earlier = requests.find((request) => request.environment === detail.environment);
   if (earlier) {
-    // Still waiting, or the bus redelivering the request already reported: nothing to write. A new
-    // request after the report (stopped, then asked again at this commit) is reported again.
-    if (!reportedBefore.includes(detail.environment) || earlier.correlationId === detail.correlationId)
-      return null;
+    // Stopped and asked again while the build runs (MR closed and reopened, branch deleted and pushed
+    // again): the report must carry the newest fact, or the deploy finds it older than the stop.
+    const waiting = !reportedBefore.includes(detail.environment);
+    if (waiting && !isLaterFact(detail.factAt, earlier.factAt)) return null;
+    // The bus redelivering the request already reported: nothing to write. A new request after the
+    // report (stopped, then asked again at this commit) is reported again.
+    if (!waiting && earlier.correlationId === detail.correlationId) return null;
     return {
       [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(
         requests.map((request) => (request === earlier ? requestOf(detail) : request)),
@@ -432,6 +436,13 @@ export function withBuildRequest(
       reportedBefore.filter((environment) => environment !== detail.environment),
     ),
   };
+}
+
+/** A fact time without one (recorded before times were carried) is older than any with one. */
+function isLaterFact(incoming: string | null | undefined, stored: string | null | undefined): boolean {
+  if (!incoming) return false;
+  if (!stored) return true;
+  return Date.parse(incoming) > Date.parse(stored);
 }
 
 /** The environments waiting for this Job's build. Malformed entries are dropped. */

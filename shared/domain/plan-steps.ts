@@ -428,6 +428,20 @@ export function environmentStopKey(gitlab: GitlabRef, environment: string): stri
   return `plan/stop/${gitlab.instance}/${gitlab.projectId}/${environment}`;
 }
 
+/**
+ * Whether a stop of the environment at `stoppedAt` refuses a build or deploy GitLab asked for at
+ * `factAt`, so the stop is not undone by what was sent before it.
+ *
+ * @example
+ * isRefusedByStop(new Date("2026-11-21T10:00:00Z"), new Date("2026-11-21T10:01:00Z")); // true
+ */
+export function isRefusedByStop(factAt: Date, stoppedAt: Date): boolean {
+  // A tie goes to the stop, unlike isStaleDeploy's: fact times have one-second precision, and an MR
+  // update delivered in its merge's second must not bring the environment back, while a reopen in
+  // the very second of its close is rare, and reopening or pushing again brings it back.
+  return factAt.getTime() <= stoppedAt.getTime();
+}
+
 /** The step types a step undoes: a stop makes the next build of the same commit new again, and back. */
 export const STEPS_UNDONE_BY: Readonly<Record<StepType, readonly StepType[]>> = {
   "Build Requested": ["Environment Stop Requested"],

@@ -35,7 +35,7 @@ import {
   ManifestError,
   parseKublerManifest,
 } from "../domain/kubler-manifest.js";
-import { environmentStopKey } from "../domain/plan-steps.js";
+import { environmentStopKey, isRefusedByStop } from "../domain/plan-steps.js";
 import { deploymentRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
 import { KubernetesInvalidError } from "../errors.js";
@@ -160,7 +160,7 @@ export async function deployEnvironment(
   const factAt = detail.factAt ? new Date(detail.factAt) : null;
   const stoppedAt =
     factAt && (await deps.stops.stoppedAt(environmentStopKey(detail.gitlab, detail.environment)));
-  if (stoppedAt && factAt.getTime() <= stoppedAt.getTime()) {
+  if (stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
     return supersede(
       `stopped: ${detail.environment} was stopped by a later GitLab event (${stoppedAt.toISOString()}) than the one that asked for ${detail.sha} (${factAt.toISOString()})`,
     );
@@ -193,10 +193,13 @@ export async function deployEnvironment(
     }
     // The attempt already finished, and did not succeed (a redelivery after a rollback): applying the
     // broken revision again would roll back again. Its outcome is published again instead, as a
-    // repeat of a success is (the first publish may be what failed).
+    // repeat of a success is (the first publish may be what failed). Only a redelivery carries the
+    // attempt's correlation id: a new request for the same revision (`kubler deploy` again, after
+    // deploy/ was fixed) has no fact time to tell it by, and is applied.
     const finished = running.status === "failed" || running.status === "rolled_back";
     if (
       finished &&
+      running.correlationId === detail.correlationId &&
       running.attemptedSha === detail.sha &&
       running.attemptedPipelineId === detail.pipelineId &&
       (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null)
@@ -523,9 +526,10 @@ async function rollBack(
 }
 
 /**
- * After a rollback, the environment's objects that the last good revision does not have (what the
- * failed revision added, or a rolled-back one left) are deleted: only objects carrying this
- * environment's labels, in its namespace, of kinds Kubler applies, and never Kubler's own.
+ * After a rollback, what the failed revision applied that the last good revision does not have is
+ * deleted: only objects carrying this environment's labels, in its namespace, of kinds Kubler applies,
+ * and never Kubler's own. Objects earlier good revisions left behind stay: successful deploys never
+ * prune, so they are the environment's normal state (a PersistentVolumeClaim's data among them).
  */
 async function removeObjectsNotIn(
   cluster: EnvironmentCluster,
@@ -533,16 +537,16 @@ async function removeObjectsNotIn(
   keep: readonly KubeObject[],
   applied: readonly KubeObject[],
 ): Promise<void> {
-  const kept = new Set(keep.map((object) => `${object.kind}/${object.metadata.name}`));
+  const keyOf = (object: KubeObject) => `${object.kind}/${object.metadata.name}`;
+  const kept = new Set(keep.map(keyOf));
+  const added = applied.filter((object) => DEPLOYABLE_KINDS[object.kind] && !kept.has(keyOf(object)));
+  const addedKeys = new Set(added.map(keyOf));
   const labelSelector = Object.entries(environmentLabels(state.gitlab.projectId, state.environment))
     .map(([key, value]) => `${key}=${value}`)
     .join(",");
-  // Only the kinds these two revisions hold: the cluster is known to serve them (listing a kind it
-  // lacks fails the rollback), and whatever the failed revision added is of one of them.
-  const kinds = new Map<string, string>();
-  for (const object of [...keep, ...applied]) {
-    if (DEPLOYABLE_KINDS[object.kind] && !kinds.has(object.kind)) kinds.set(object.kind, object.apiVersion);
-  }
+  // Listed, not read by name: the selector keeps to this environment's objects, and each item comes
+  // with the uid it is deleted by.
+  const kinds = new Map(added.map((object) => [object.kind, object.apiVersion]));
   const extra: KubeObject[] = [];
   for (const [kind, apiVersion] of kinds) {
     let page: string | null = null;
@@ -555,7 +559,8 @@ async function removeObjectsNotIn(
       });
       for (const item of list.items) {
         const { name } = item.metadata;
-        if (!kept.has(`${kind}/${name}`) && !isReservedName(name)) extra.push({ ...item, apiVersion, kind });
+        if (addedKeys.has(`${kind}/${name}`) && !isReservedName(name))
+          extra.push({ ...item, apiVersion, kind });
       }
       page = list.continue;
     } while (page !== null);

@@ -13,6 +13,7 @@ import {
 import {
   environmentStopKey,
   type GitlabFact,
+  isRefusedByStop,
   type Plan,
   type PlannedStep,
   planSteps,
@@ -197,7 +198,7 @@ async function heedStops(
       continue;
     }
     const stoppedAt = factAt && (await deps.stops.stoppedAt(key));
-    if (stoppedAt && factAt.getTime() <= stoppedAt.getTime()) {
+    if (stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
       refused.push(
         `${step.entry.detail.environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
       );

@@ -276,6 +276,20 @@ describe("reconcile of builds", () => {
     expect(finishedDetails().map((d) => d.correlationId)).toEqual(["c-1", "c-reopen"]);
   });
 
+  it("reports the newest request of an environment stopped and asked again while its build ran", async () => {
+    const at = (time: string) => `2026-11-21T${time}.000Z`;
+    await buildImage(build, request({ correlationId: "c-open", factAt: at("10:00:00") }));
+    // Closed at 10:01 (a stop), reopened at 10:02 at the same commit, before any report.
+    const reopened = request({ correlationId: "c-reopen", factAt: at("10:02:00") });
+    expect((await buildImage(build, reopened)).kind).toBe("joined");
+    expect((await buildImage(build, request({ correlationId: "c-late", factAt: at("10:00:00") }))).kind).toBe(
+      "already running",
+    );
+    await untilFinished(SHA);
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails()).toMatchObject([{ correlationId: "c-reopen", factAt: at("10:02:00") }]);
+  });
+
   it("leaves running builds alone, and retries a report whose publish failed", async () => {
     await buildImage(build, request());
     await untilFinished(SHA);

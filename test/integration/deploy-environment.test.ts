@@ -27,6 +27,7 @@ const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
 const PROJECT = "flightjs/flight-management";
 const SHA_1 = "1111111111111111111111111111111111111111";
 const SHA_2 = "2222222222222222222222222222222222222222";
+const SHA_3 = "3333333333333333333333333333333333333333";
 const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 const ENVIRONMENT = "review/feature/booking-validation";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
@@ -254,30 +255,33 @@ describe("deployEnvironment", () => {
     };
     const role = k8s.store.get("rbac.authorization.k8s.io/v1", "Role", NAMESPACE, "kubler-deployer");
     expect(role?.metadata.labels).toEqual(labels);
-    const named = ["get", "list", "watch", "patch"];
+    const verbs = ["get", "list", "watch", "create", "patch"];
     expect(role?.rules).toEqual([
-      { apiGroups: [""], resources: ["configmaps"], resourceNames: ["flight-management"], verbs: named },
-      { apiGroups: [""], resources: ["services"], resourceNames: ["flight-management"], verbs: named },
-      { apiGroups: [""], resources: ["configmaps", "services"], verbs: ["create"] },
-      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["flight-management"], verbs: named },
-      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["create"] },
+      { apiGroups: [""], resources: ["configmaps", "services"], verbs },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs },
     ]);
-    // What a CI job bound to it (job credentials bind the policy's kubler-deployer) may do: apply the
-    // project's objects, and nothing to Kubler's own.
+    // What a CI job bound to it (job credentials bind the policy's kubler-deployer) may do, before Kubler
+    // deploys its commit: server-side apply (a PATCH to the object's name) and wait on objects that
+    // commit adds, of the kinds the project ships; no Secret, no other kind, no delete.
     const rules = role?.rules as RoleRule[];
     for (const [group, resource] of [
       ["", "configmaps"],
       ["", "services"],
       ["apps", "deployments"],
     ] as const) {
-      expect(allows(rules, "get", group, resource, "flight-management")).toBe(true);
-      expect(allows(rules, "patch", group, resource, "flight-management")).toBe(true);
-      expect(allows(rules, "create", group, resource)).toBe(true);
+      for (const name of ["flight-management", "flight-management-worker"]) {
+        for (const verb of ["get", "list", "watch", "create", "patch"])
+          expect(allows(rules, verb, group, resource, name)).toBe(true);
+        expect(allows(rules, "delete", group, resource, name)).toBe(false);
+      }
     }
-    for (const verb of ["get", "patch", "list", "watch", "delete"]) {
-      expect(allows(rules, verb, "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
+    for (const verb of ["get", "patch", "list", "watch", "create", "delete"]) {
       expect(allows(rules, verb, "", "secrets", "kubler-registry")).toBe(false);
+      expect(allows(rules, verb, "", "secrets")).toBe(false);
+      expect(allows(rules, verb, "batch", "jobs", "migrate")).toBe(false);
+      expect(allows(rules, verb, "rbac.authorization.k8s.io", "roles", "kubler-deployer")).toBe(false);
     }
+    expect(allows(rules, "delete", "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(false);
     const binding = k8s.store.get(
       "rbac.authorization.k8s.io/v1",
       "RoleBinding",
@@ -404,6 +408,28 @@ describe("deployEnvironment", () => {
     ]);
   });
 
+  it("applies again a revision that was rolled back when asked anew (kubler deploy after a fix), with no fact time", async () => {
+    await deployEnvironment(deps, requested());
+    setRollout("fail");
+    const first = requested({ sha: SHA_2, pipelineId: 101, correlationId: "cli-1" });
+    expect((await deployEnvironment(deps, first)).kind).toBe("rolled_back");
+    expect(await deployEnvironment(deps, first)).toMatchObject({
+      kind: "rolled_back",
+      reason: expect.stringContaining("repeat"),
+    });
+    setRollout("ok");
+    const fixed = requested({ sha: SHA_2, pipelineId: 101, correlationId: "cli-2" }, "2026-11-21T10:10:00Z");
+    expect(await deployEnvironment(deps, fixed)).toMatchObject({ kind: "succeeded", reason: null });
+    expect(appDeployment().spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management:${SHA_2}`,
+    );
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/sha": SHA_2,
+      "kubler.dev/status": "succeeded",
+      "kubler.dev/correlation-id": "cli-2",
+    });
+  });
+
   it("refuses a deploy GitLab asked for before the environment was stopped, and takes one asked for after", async () => {
     const key = environmentStopKey(gitlab, ENVIRONMENT);
     await deps.stops.record(key, new Date("2026-11-21T10:05:00Z"), 3600);
@@ -414,6 +440,13 @@ describe("deployEnvironment", () => {
     expect(late).toMatchObject({ kind: "ignored", reason: expect.stringContaining("stopped") });
     expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
     expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([{ status: "superseded" }]);
+    // In the stop's own second: the stop wins (see isRefusedByStop).
+    const tied = await deployEnvironment(
+      deps,
+      requested({ factAt: "2026-11-21T10:05:00.000Z" }, "2026-11-21T10:06:00Z"),
+    );
+    expect(tied).toMatchObject({ kind: "ignored", reason: expect.stringContaining("stopped") });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
     const reopened = await deployEnvironment(
       deps,
       requested({ factAt: "2026-11-21T10:07:00.000Z" }, "2026-11-21T10:08:00Z"),
@@ -487,6 +520,28 @@ describe("deployEnvironment", () => {
     expect(k8s.store.get("v1", "ServiceAccount", NAMESPACE, "kubler-deployer")).toBeDefined();
     expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "by-hand")).toBeDefined();
     expect(k8s.store.get("v1", "ConfigMap", "neighbour", "extra")).toBeDefined();
+  });
+
+  it("removes, on rollback, nothing an earlier good revision left: successful deploys never prune", async () => {
+    const configMap = (name: string) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${name} }\ndata: { A: b }\n`;
+    addManifest("data.yaml", configMap("data"));
+    expect((await deployEnvironment(deps, requested())).kind).toBe("succeeded");
+    rmSync(join(projects, PROJECT, "deploy/data.yaml"));
+    expect((await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }))).kind).toBe(
+      "succeeded",
+    );
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "data")).toBeDefined();
+    addManifest("cache.yaml", configMap("cache"));
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_3, pipelineId: 102 }));
+    expect(outcome).toMatchObject({
+      kind: "rolled_back",
+      reason: expect.stringContaining(`rolled back to ${SHA_2}`),
+    });
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "cache")).toBeUndefined();
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "data")).toBeDefined();
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "flight-management")).toBeDefined();
   });
 
   it("refuses manifests that take Kubler's own names, naming the file, and keeps the real last-good record", async () => {

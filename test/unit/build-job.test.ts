@@ -286,6 +286,40 @@ describe("withBuildRequest", () => {
     expect(withBuildRequest(joined, staging)).toBeNull();
     expect(withBuildRequest(job, REQUEST)).toBeNull();
   });
+
+  it("replaces a waiting request with one asked for later (stopped and reopened during the build), not with an older one", () => {
+    const opened = { ...REQUEST, correlationId: "c-open", factAt: "2026-11-21T10:00:00.000Z" };
+    const waiting = buildJob(opened, IMAGE, SETTINGS);
+    const reopened = {
+      ...REQUEST,
+      correlationId: "c-reopen",
+      factAt: "2026-11-21T10:02:00.000Z",
+      user: "dev",
+      ttl: "24h",
+    };
+    const annotations = withBuildRequest(waiting, reopened);
+    const replaced = {
+      ...waiting,
+      metadata: { ...waiting.metadata, annotations: { ...waiting.metadata.annotations, ...annotations } },
+    };
+    expect(readBuildRequests(replaced)).toEqual([
+      {
+        environment: "review/feature-x",
+        correlationId: "c-reopen",
+        ref: "feature-x",
+        pipelineId: null,
+        mrIid: 7,
+        user: "dev",
+        factAt: "2026-11-21T10:02:00.000Z",
+        ttl: "24h",
+      },
+    ]);
+    // A late delivery of an earlier fact, a redelivery, and one without a time change nothing.
+    expect(withBuildRequest(replaced, { ...opened, correlationId: "c-late" })).toBeNull();
+    expect(withBuildRequest(replaced, reopened)).toBeNull();
+    expect(withBuildRequest(replaced, { ...reopened, correlationId: "c-same-second" })).toBeNull();
+    expect(withBuildRequest(replaced, { ...REQUEST, correlationId: "c-untimed" })).toBeNull();
+  });
 });
 
 function pod(name: string, created: string, statuses: { init?: unknown[]; main?: unknown[] }): KubeObject {

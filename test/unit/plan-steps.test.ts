@@ -9,6 +9,7 @@ import { normalizeGitlabEvent } from "../../shared/domain/gitlab-event.js";
 import { parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
 import {
   type GitlabFact,
+  isRefusedByStop,
   matchesGlob,
   type Plan,
   planSteps,
@@ -478,5 +479,15 @@ describe("matchesGlob", () => {
     ["(x)+", "(x)+", true],
   ])("%s against %s is %s", (glob, value, matches) => {
     expect(matchesGlob(glob, value)).toBe(matches);
+  });
+});
+
+describe("isRefusedByStop", () => {
+  const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+
+  it("refuses what GitLab asked for before a stop or in its second, and takes what came after", () => {
+    expect(isRefusedByStop(at("10:00:59"), at("10:01:00"))).toBe(true);
+    expect(isRefusedByStop(at("10:01:00"), at("10:01:00"))).toBe(true);
+    expect(isRefusedByStop(at("10:01:01"), at("10:01:00"))).toBe(false);
   });
 });
