@@ -3,6 +3,7 @@
  * may deploy into one namespace, forced into that namespace, labelled, the app image pinned; and the
  * least-privilege Role that is exactly enough to apply them.
  */
+import { createHash } from "node:crypto";
 import { parseAllDocuments } from "yaml";
 import type { KubeObject } from "./kube-object.js";
 import { yamlNestingProblem } from "./yaml-nesting.js";
@@ -99,6 +100,19 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
   if (objects.length === 0) throw new ManifestFilesError("the manifests directory has no Kubernetes objects");
   refuseDuplicates(objects, "");
   return objects;
+}
+
+/**
+ * The digest of a last-good record's data (its `sha`, `pipelineId` and `objects.json`), kept on the
+ * Namespace where no namespaced Role reaches: a record whose digest differs was not written by Kubler.
+ *
+ * @example
+ * lastGoodDigest({ sha, pipelineId: "42", "objects.json": "[…]" }); // "5f1c…" (64 hex)
+ */
+export function lastGoodDigest(data: Readonly<Record<string, string | undefined>>): string {
+  return createHash("sha256")
+    .update(JSON.stringify([data.sha ?? "", data.pipelineId ?? "", data["objects.json"] ?? ""]))
+    .digest("hex");
 }
 
 /**

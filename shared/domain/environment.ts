@@ -44,6 +44,12 @@ export const ANNOTATION = {
   /** While a rollout is in progress: when it must be finished (reconcile fails it after that). */
   ROLLOUT_DEADLINE: "kubler.dev/rollout-deadline",
   CORRELATION_ID: "kubler.dev/correlation-id",
+  /**
+   * SHA-256 of the last-good record Kubler wrote (`lastGoodDigest`). The record is a ConfigMap in the
+   * project's namespace, which a CI job may patch when the project ships ConfigMaps; the Namespace is
+   * cluster-scoped, out of any namespaced Role's reach, so a record that no longer matches is not restored.
+   */
+  LAST_GOOD_DIGEST: "kubler.dev/last-good-digest",
   URL: "kubler.dev/url",
 } as const;
 
@@ -125,6 +131,7 @@ export interface ManagedEnvironment {
   rolloutDeadline: Date | null;
   correlationId: string | null;
   url: string | null;
+  lastGoodDigest: string | null;
   terminating: boolean;
   createdAt: Date | null;
 }
@@ -210,6 +217,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       rolloutDeadline,
       correlationId: annotations[ANNOTATION.CORRELATION_ID] || null,
       url: annotations[ANNOTATION.URL] || null,
+      lastGoodDigest: annotations[ANNOTATION.LAST_GOOD_DIGEST] || null,
       terminating:
         namespace.metadata.deletionTimestamp !== undefined ||
         (namespace.status as { phase?: string } | undefined)?.phase === "Terminating",
@@ -257,6 +265,8 @@ export interface EnvironmentState {
   rolloutDeadline: Date | null;
   correlationId: string;
   url: string | null;
+  /** The digest of the last-good record in the namespace; null when none was written (yet). */
+  lastGoodDigest: string | null;
 }
 
 /** The labels every object Kubler writes for an environment carries. */
@@ -308,6 +318,7 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         [ANNOTATION.ROLLOUT_DEADLINE]: time(state.rolloutDeadline),
         [ANNOTATION.CORRELATION_ID]: state.correlationId,
         [ANNOTATION.URL]: state.url ?? "",
+        [ANNOTATION.LAST_GOOD_DIGEST]: state.lastGoodDigest ?? "",
       },
     },
   };

@@ -11,6 +11,7 @@ import {
   DEPLOYER_NAME,
   isReservedName,
   LAST_GOOD_CONFIGMAP,
+  lastGoodDigest,
   ManifestFilesError,
   PULL_SECRET_NAME,
   parseManifestFiles,
@@ -241,6 +242,7 @@ export async function deployEnvironment(
     rolloutDeadline: redeploy ? null : deadline,
     correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
     url: prepared.url,
+    lastGoodDigest: running?.lastGoodDigest ?? null,
   };
 
   await deps.cluster.apply(environmentNamespace(state));
@@ -269,10 +271,11 @@ export async function deployEnvironment(
   if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, finish);
 
   if (!redeploy) {
-    await saveLastGood(deps.cluster, state, prepared.objects);
+    const lastGoodDigest = await saveLastGood(deps.cluster, state, prepared.objects);
     await deps.cluster.apply(
       environmentNamespace({
         ...state,
+        lastGoodDigest,
         status: "succeeded",
         deployedAt: deps.clock.now(),
         rolloutDeadline: null,
@@ -437,6 +440,10 @@ async function readLastGood(cluster: EnvironmentCluster, state: EnvironmentState
   const data = map?.data as Record<string, string> | undefined;
   if (!data?.["objects.json"] || !data.sha) return null;
   const where = `ConfigMap ${LAST_GOOD_CONFIGMAP}`;
+  // Namespaces written before the digest existed have none: their record is still checked below.
+  if (state.lastGoodDigest && lastGoodDigest(data) !== state.lastGoodDigest) {
+    return { unusable: `${where} was changed since Kubler wrote it (its digest no longer matches)` };
+  }
   let stored: unknown;
   try {
     stored = JSON.parse(data["objects.json"]);
@@ -464,11 +471,17 @@ async function readLastGood(cluster: EnvironmentCluster, state: EnvironmentState
   }
 }
 
+/** Writes the record; resolves with its digest, for the Namespace. */
 async function saveLastGood(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
   objects: KubeObject[],
-): Promise<void> {
+): Promise<string> {
+  const data = {
+    sha: state.sha,
+    pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
+    "objects.json": JSON.stringify(objects),
+  };
   await cluster.apply({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -477,12 +490,9 @@ async function saveLastGood(
       namespace: state.namespace,
       labels: environmentLabels(state.gitlab.projectId, state.environment),
     },
-    data: {
-      sha: state.sha,
-      pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
-      "objects.json": JSON.stringify(objects),
-    },
+    data,
   });
+  return lastGoodDigest(data);
 }
 
 async function rollBack(

@@ -154,6 +154,7 @@ async function failRollout(
     rolloutDeadline: null,
     correlationId,
     url: environment.url,
+    lastGoodDigest: environment.lastGoodDigest,
   });
   // Only over what was read: a deploy that wrote the namespace since (a newer rollout, or the stuck
   // one finishing) must not be marked failed; the API answers 409 instead.

@@ -97,6 +97,7 @@ async function benchRequests(count = 1500, warm = 300): Promise<Figure[]> {
       rolloutDeadline: null,
       correlationId: "bench",
       url: null,
+      lastGoodDigest: null,
     }),
   );
   await cluster.apply({

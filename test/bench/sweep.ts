@@ -264,6 +264,7 @@ function seed(count = NAMESPACES): KubeObject[] {
       rolloutDeadline: null,
       correlationId: `corr-${i}`,
       url: `https://review-mr-${i}.apps.example.com`,
+      lastGoodDigest: null,
     });
   });
 }

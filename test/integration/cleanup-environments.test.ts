@@ -87,6 +87,7 @@ function state(overrides: Partial<EnvironmentState> = {}): EnvironmentState {
     rolloutDeadline: null,
     correlationId: "corr-deploy",
     url: null,
+    lastGoodDigest: null,
     ...overrides,
   };
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
-import type { RoleRule } from "../../shared/domain/deploy-manifests.js";
+import { lastGoodDigest, type RoleRule } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { environmentStopKey } from "../../shared/domain/plan-steps.js";
@@ -159,13 +159,29 @@ function addManifest(name: string, text: string): void {
 }
 
 /** The last-good record as a CI job holding the deployer's old, broader Role could have rewritten it. */
-async function forgeLastGood(objects: unknown[], sha = SHA_1): Promise<void> {
+/**
+ * Overwrites the last-good record, as a CI job allowed to patch ConfigMaps could. `digest: "kubler"`
+ * also puts the forged record's digest on the Namespace, which no namespaced Role can: it gets past
+ * the digest, to show that the checks behind it hold on their own.
+ */
+async function forgeLastGood(
+  objects: unknown[],
+  { sha = SHA_1, digest = "kubler" }: { sha?: string; digest?: "kubler" | "unchanged" } = {},
+): Promise<void> {
+  const data = { sha, pipelineId: "100", "objects.json": JSON.stringify(objects) };
   await deps.cluster.apply({
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: LAST_GOOD_CONFIGMAP, namespace: NAMESPACE },
-    data: { sha, pipelineId: "100", "objects.json": JSON.stringify(objects) },
+    data,
   });
+  if (digest === "unchanged") return;
+  const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+  namespace.metadata.annotations = {
+    ...namespace.metadata.annotations,
+    "kubler.dev/last-good-digest": lastGoodDigest(data),
+  };
+  k8s.store.put(namespace);
 }
 
 function storedLastGood(): KubeObject[] {
@@ -213,6 +229,10 @@ describe("deployEnvironment", () => {
       "kubler.dev/rollout-deadline": "",
       "kubler.dev/correlation-id": "corr-1",
       "kubler.dev/url": "https://review-feature-booking-validation.apps.example.com",
+      // The last-good record as Kubler wrote it, where no namespaced Role can change the digest.
+      "kubler.dev/last-good-digest": lastGoodDigest(
+        k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.data as Record<string, string>,
+      ),
     });
     expect(deps.publisher.entries).toEqual([
       {
@@ -591,6 +611,24 @@ describe("deployEnvironment", () => {
       k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.["kubler.dev/status"],
     ).toBe("failed");
     expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "failed", sha: SHA_2 });
+  });
+
+  it("does not restore a last-good record changed since Kubler wrote it (a CI job may patch ConfigMaps)", async () => {
+    await deployEnvironment(deps, requested());
+    // Namespaced, allowed kinds, nothing the checks would refuse: only the digest tells.
+    await forgeLastGood(
+      [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "planted", namespace: NAMESPACE } }],
+      { digest: "unchanged" },
+    );
+    setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: expect.stringContaining(
+        `record is not usable: ConfigMap ${LAST_GOOD_CONFIGMAP} was changed since Kubler wrote it`,
+      ),
+    });
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "planted")).toBeUndefined();
   });
 
   it("restores a last-good record's objects into the environment's namespace only, labelled as its own", async () => {

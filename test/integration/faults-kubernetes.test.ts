@@ -110,6 +110,7 @@ describe("sweeps under Kubernetes faults", () => {
         rolloutDeadline: null,
         correlationId: `corr-${name}`,
         url: null,
+        lastGoodDigest: null,
         ...overrides,
       }),
     );

@@ -110,6 +110,7 @@ async function seedEnvironment(
       rolloutDeadline: null,
       correlationId: "c-1",
       url: null,
+      lastGoodDigest: null,
     }),
   );
   await cluster.apply({

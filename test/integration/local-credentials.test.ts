@@ -88,6 +88,7 @@ describe("local job credentials", () => {
         rolloutDeadline: null,
         correlationId: "c-1",
         url: null,
+        lastGoodDigest: null,
       }),
     );
     await cluster.apply({

@@ -61,6 +61,7 @@ function state(overrides: Partial<EnvironmentState> = {}): EnvironmentState {
     rolloutDeadline: new Date(NOW.getTime() - MINUTE),
     correlationId: "corr-deploy",
     url: "https://review-feature-booking-validation.apps.example.com",
+    lastGoodDigest: null,
     ...overrides,
   };
 }

@@ -101,6 +101,7 @@ const state = {
   rolloutDeadline: null,
   correlationId: "corr-1",
   url: "https://review-x.apps.example.com",
+  lastGoodDigest: null,
 };
 
 describe("the namespace contract", () => {

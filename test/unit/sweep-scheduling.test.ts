@@ -117,6 +117,7 @@ function expiredNamespace(i: number): KubeObject {
       rolloutDeadline: null,
       correlationId: `corr-${i}`,
       url: null,
+      lastGoodDigest: null,
     }),
   };
 }
