@@ -348,8 +348,16 @@ function numericRange(operator: string, bound: number): ValueMatcher {
     ">": (n: number) => n > bound,
     ">=": (n: number) => n >= bound,
   }[operator as "=" | "<" | "<=" | ">" | ">="];
-  // Ruler only treats a value as a number inside its comparable range; outside it, numeric never matches.
-  return (leaf) => typeof leaf === "number" && Math.abs(leaf) <= NUMERIC_LIMIT && compare(leaf);
+  return (leaf) => isComparableNumber(leaf) && compare(leaf);
+}
+
+// Ruler only treats an event value as a number when ComparableNumber.generate accepts it: inside the
+// range and with at most 6 decimals (it throws otherwise, and ByteMachine then matches the value as
+// text only). So 5.0000001 is neither above nor equal to 5: numeric operators never see it.
+function isComparableNumber(leaf: Leaf): leaf is number {
+  return (
+    typeof leaf === "number" && Math.abs(leaf) <= NUMERIC_LIMIT && decimalPlaces(leaf) <= NUMERIC_MAX_DECIMALS
+  );
 }
 
 function checkNumericLimits(value: number, display: string, what: string): void {
@@ -572,16 +580,15 @@ function parseIpv6(text: string): Uint8Array | undefined {
   );
 }
 
+// Ruler's CIDR.cidr starts the range at the address as written, not at its network address, and ends
+// it at the top of the network (computeTopBytes), so "10.0.0.5/24" covers 10.0.0.5 to 10.0.0.255 only.
 function cidrBounds(base: Uint8Array, bits: number): [Uint8Array, Uint8Array] {
-  const low = new Uint8Array(base.length);
   const high = new Uint8Array(base.length);
   base.forEach((byte, index) => {
     const fixedBits = Math.min(Math.max(bits - index * 8, 0), 8);
-    const mask = (0xff << (8 - fixedBits)) & 0xff;
-    low[index] = byte & mask;
-    high[index] = (byte & mask) | (~mask & 0xff);
+    high[index] = byte | (0xff >> fixedBits);
   });
-  return [low, high];
+  return [base, high];
 }
 
 function compareBytes(left: Uint8Array, right: Uint8Array): number {

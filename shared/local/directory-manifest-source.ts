@@ -2,14 +2,20 @@
  * The local stand-in for a repository (DESIGN §10): `<projectsDir>/<project path>/kubler.yaml` and the
  * manifests directory it names. There is no history here, so every SHA reads the same files.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { MANIFEST_FILE } from "../domain/kubler-manifest.js";
+import { ManifestFilesError } from "../domain/deploy-manifests.js";
+import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import type { ManifestSource } from "../ports.js";
 
 const YAML_FILE = /\.ya?ml$/;
 
 /**
+ * Symbolic links inside a project are refused, as GitlabManifestSource refuses them: one would read a
+ * file from anywhere on this machine (~/.aws/credentials) and apply it or quote it in an error. The
+ * project directory itself may be a link; the operator lays out the projects directory, the project
+ * its contents.
+ *
  * @example
  * const source = new DirectoryManifestSource("examples/projects");
  * await source.readManifest({ projectId: 1, projectPath: "demo/hello" }, sha); // examples/projects/demo/hello/kubler.yaml
@@ -22,12 +28,11 @@ export class DirectoryManifestSource implements ManifestSource {
   }
 
   async readManifest(project: { projectPath: string }): Promise<string | null> {
-    return readFile(join(this.#project(project.projectPath), MANIFEST_FILE), "utf8").catch(
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === "ENOENT") return null;
-        throw error;
-      },
-    );
+    const root = this.#project(project.projectPath);
+    const kind = await entryKind(join(root, MANIFEST_FILE));
+    if (kind === "absent") return null;
+    if (kind === "link") throw new ManifestError(symlinkRefusal(MANIFEST_FILE, project.projectPath));
+    return readFile(join(root, MANIFEST_FILE), "utf8");
   }
 
   async readDirectory(
@@ -37,16 +42,24 @@ export class DirectoryManifestSource implements ManifestSource {
   ): Promise<ReadonlyMap<string, string>> {
     const root = this.#project(project.projectPath);
     const dir = this.#inside(root, directory);
-    const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    // Every step below the project, so neither "deploy" nor "deploy/base" can lead elsewhere.
+    let step = root;
+    for (const part of relative(root, dir).split(sep).filter(Boolean)) {
+      step = join(step, part);
+      const kind = await entryKind(step);
+      if (kind === "absent") return new Map();
+      if (kind === "link")
+        throw new ManifestFilesError(symlinkRefusal(toPosix(root, step), project.projectPath));
+    }
+    const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return [];
       throw error;
     });
     const files = new Map<string, string>();
-    for (const name of names.filter((n) => YAML_FILE.test(n)).sort()) {
-      files.set(
-        relative(root, join(dir, name)).split(sep).join("/"),
-        await readFile(join(dir, name), "utf8"),
-      );
+    for (const entry of entries.filter((e) => YAML_FILE.test(e.name)).sort(byName)) {
+      const path = toPosix(root, join(dir, entry.name));
+      if (entry.isSymbolicLink()) throw new ManifestFilesError(symlinkRefusal(path, project.projectPath));
+      files.set(path, await readFile(join(dir, entry.name), "utf8"));
     }
     return files;
   }
@@ -63,4 +76,25 @@ export class DirectoryManifestSource implements ManifestSource {
     }
     return full;
   }
+}
+
+async function entryKind(path: string): Promise<"absent" | "link" | "present"> {
+  try {
+    return (await lstat(path)).isSymbolicLink() ? "link" : "present";
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    throw error;
+  }
+}
+
+function symlinkRefusal(path: string, projectPath: string): string {
+  return `${path} in ${projectPath} is a symbolic link; commit the file itself (links are refused so they cannot read files outside the project)`;
+}
+
+function toPosix(root: string, path: string): string {
+  return relative(root, path).split(sep).join("/");
+}
+
+function byName(left: { name: string }, right: { name: string }): number {
+  return left.name < right.name ? -1 : left.name > right.name ? 1 : 0;
 }

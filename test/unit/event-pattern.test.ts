@@ -549,6 +549,29 @@ describe("matching semantics taken from event-ruler", () => {
     );
   });
 
+  it("starts a cidr range at the address as written, not at its network (CIDR.cidr)", () => {
+    expectMatches(
+      { ip: [{ cidr: "10.0.0.5/24" }] },
+      [{ ip: "10.0.0.5" }, { ip: "10.0.0.255" }],
+      [{ ip: "10.0.0.1" }, { ip: "10.0.0.4" }, { ip: "10.0.1.0" }],
+    );
+    expectMatches(
+      { ip: [{ cidr: "2001:db8::5/120" }] },
+      [{ ip: "2001:db8::5" }, { ip: "2001:db8::ff" }],
+      [{ ip: "2001:db8::4" }, { ip: "2001:db8::100" }],
+    );
+  });
+
+  it("never compares event numbers with more than 6 decimals numerically (ComparableNumber)", () => {
+    expectMatches({ n: [{ numeric: [">", 5] }] }, [{ n: 5.000001 }], [{ n: 5.0000001 }]);
+    expectMatches({ n: [{ numeric: ["=", 5] }] }, [{ n: 5 }, { n: 5.0 }], [{ n: 5.0000001 }]);
+    expectMatches(
+      { n: [{ numeric: [">=", 0, "<", 1] }] },
+      [{ n: 0.999999 }],
+      [{ n: 1e-7 }, { n: 0.9999999 }],
+    );
+  });
+
   it("matches an IP address literal regardless of how the event writes it (CIDR.ipToRangeIfPossible)", () => {
     expectMatches({ ip: ["2001:db8::1"] }, [{ ip: "2001:0DB8:0:0:0:0:0:1" }], [{ ip: "2001:db8::2" }]);
     expectMatches({ ip: ["10.0.0.1"] }, [{ ip: "10.0.0.1" }, { ip: "010.000.0.01" }], [{ ip: "10.0.0.2" }]);
@@ -725,14 +748,53 @@ describe("properties", () => {
     );
   });
 
-  it("cidr agrees with comparing the masked IPv4 bits", () => {
+  it("numeric never matches an event number with a 7th decimal, whatever the bounds", () => {
+    const sevenDecimals = fc
+      .integer({ min: -5e12, max: 5e12 })
+      .filter((n) => n % 10 !== 0)
+      .map((n) => n / 1e7);
+    fc.assert(
+      fc.property(
+        fc.constantFrom("=", "<", "<=", ">", ">="),
+        NUMBER,
+        sevenDecimals,
+        (operator, bound, value) => {
+          expect(matchesPattern(single({ numeric: [operator, bound] }), { f: value })).toBe(false);
+          expect(matchesPattern(single({ numeric: [">=", -5e9, "<=", 5e9] }), { f: value })).toBe(false);
+        },
+      ),
+    );
+  });
+
+  it("cidr agrees with Ruler's range: from the address as written to the top of its network (IPv4)", () => {
     const ipv4 = fc.integer({ min: 0, max: 0xffffffff });
     const dotted = (n: number) => [24, 16, 8, 0].map((shift) => (n >>> shift) & 0xff).join(".");
     fc.assert(
       fc.property(ipv4, fc.integer({ min: 0, max: 31 }), ipv4, (base, bits, address) => {
         const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-        const expected = (base & mask) >>> 0 === (address & mask) >>> 0;
+        const top = (base | ~mask) >>> 0;
+        const expected = address >= base && address <= top;
         expect(matchesPattern(single({ cidr: `${dotted(base)}/${bits}` }), { f: dotted(address) })).toBe(
+          expected,
+        );
+      }),
+    );
+  });
+
+  it("cidr agrees with Ruler's range for IPv6, against a BigInt reference", () => {
+    const ipv6 = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
+    const grouped = (n: bigint) =>
+      Array.from({ length: 8 }, (_, group) => ((n >> BigInt(112 - group * 16)) & 0xffffn).toString(16)).join(
+        ":",
+      );
+    fc.assert(
+      fc.property(ipv6, fc.integer({ min: 0, max: 127 }), ipv6, fc.boolean(), (base, bits, other, near) => {
+        const hostBits = (1n << BigInt(128 - bits)) - 1n;
+        const top = base | hostBits;
+        // Half the cases land in the base's own network, where the lower bound is what decides.
+        const address = near ? (base & ~hostBits) | (other & hostBits) : other;
+        const expected = address >= base && address <= top;
+        expect(matchesPattern(single({ cidr: `${grouped(base)}/${bits}` }), { f: grouped(address) })).toBe(
           expected,
         );
       }),

@@ -1,0 +1,86 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ManifestFilesError } from "../../shared/domain/deploy-manifests.js";
+import { ManifestError } from "../../shared/domain/kubler-manifest.js";
+import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
+
+const SHA = "1111111111111111111111111111111111111111";
+const project = { projectId: 1, projectPath: "demo/hello" };
+
+let base: string;
+let projectDir: string;
+let secret: string;
+let source: DirectoryManifestSource;
+
+beforeEach(() => {
+  base = mkdtempSync(join(tmpdir(), "kubler-dir-source-"));
+  projectDir = join(base, "projects", "demo", "hello");
+  mkdirSync(join(projectDir, "deploy"), { recursive: true });
+  // Stands in for ~/.aws/credentials: a file outside the projects directory.
+  secret = join(base, "credentials.yaml");
+  writeFileSync(secret, "aws_secret_access_key: do-not-read\n");
+  source = new DirectoryManifestSource(join(base, "projects"));
+});
+
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+describe("DirectoryManifestSource", () => {
+  it("reads kubler.yaml and the YAML files of the manifests directory, in name order", async () => {
+    writeFileSync(join(projectDir, "kubler.yaml"), "version: 1\n");
+    writeFileSync(join(projectDir, "deploy", "b.yaml"), "b: 1\n");
+    writeFileSync(join(projectDir, "deploy", "a.yml"), "a: 1\n");
+    writeFileSync(join(projectDir, "deploy", "notes.txt"), "ignored");
+
+    expect(await source.readManifest(project)).toBe("version: 1\n");
+    const files = await source.readDirectory(project, SHA, "deploy/");
+    expect([...files]).toEqual([
+      ["deploy/a.yml", "a: 1\n"],
+      ["deploy/b.yaml", "b: 1\n"],
+    ]);
+  });
+
+  it("answers null and an empty map for what does not exist", async () => {
+    expect(await source.readManifest(project)).toBeNull();
+    expect(await source.readDirectory(project, SHA, "missing/dir")).toEqual(new Map());
+    expect(await source.readManifest({ projectPath: "no/such" })).toBeNull();
+  });
+
+  it("refuses a kubler.yaml that is a symbolic link, naming it, without reading its target", async () => {
+    symlinkSync(secret, join(projectDir, "kubler.yaml"));
+    const error: unknown = await source.readManifest(project).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ManifestError);
+    expect((error as Error).message).toMatch(/^kubler\.yaml in demo\/hello is a symbolic link/);
+    expect((error as Error).message).not.toContain("do-not-read");
+  });
+
+  it("refuses a manifests file that is a symbolic link, naming it", async () => {
+    writeFileSync(join(projectDir, "deploy", "a.yaml"), "a: 1\n");
+    symlinkSync(secret, join(projectDir, "deploy", "x.yaml"));
+    const refused = source.readDirectory(project, SHA, "deploy");
+    await expect(refused).rejects.toThrow(ManifestFilesError);
+    await expect(refused).rejects.toThrow(/deploy\/x\.yaml in demo\/hello is a symbolic link/);
+  });
+
+  it("refuses a manifests directory, or a directory on its way, that is a symbolic link", async () => {
+    const elsewhere = join(base, "elsewhere");
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, "credentials.yaml"), "aws_secret_access_key: do-not-read\n");
+    symlinkSync(elsewhere, join(projectDir, "linked"));
+    symlinkSync(elsewhere, join(projectDir, "deploy", "nested"));
+
+    await expect(source.readDirectory(project, SHA, "linked")).rejects.toThrow(
+      /^linked in demo\/hello is a symbolic link/,
+    );
+    await expect(source.readDirectory(project, SHA, "linked/sub")).rejects.toThrow(ManifestFilesError);
+    await expect(source.readDirectory(project, SHA, "deploy/nested/")).rejects.toThrow(
+      /^deploy\/nested in demo\/hello is a symbolic link/,
+    );
+  });
+
+  it("still refuses paths that lead outside the projects directory", async () => {
+    await expect(source.readManifest({ projectPath: "../.." })).rejects.toThrow(/leads outside/);
+    await expect(source.readDirectory(project, SHA, "../../..")).rejects.toThrow(/leads outside/);
+  });
+});
