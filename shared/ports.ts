@@ -218,16 +218,24 @@ export interface CommitStatus {
   description: string;
 }
 
+/** Which status: a name on a commit, of a ref when one is known. */
+export type CommitStatusKey = Pick<CommitStatus, "projectId" | "projectPath" | "sha" | "name" | "ref">;
+
 /**
  * Sets commit statuses: GitLab's API in AWS (and locally when a GitLab is configured), a clearly
- * labelled JSONL file otherwise. Errors are `ConfigError` (a token GitLab refuses),
- * `UnavailableError` (still failing after bounded retries) or `Error` (GitLab refused the status).
+ * labelled JSONL file otherwise. Errors are `ConfigError` (a token or `GITLAB_URL` GitLab cannot be
+ * reached with), `UnavailableError` (still failing after bounded retries) or `Error` (GitLab refused).
  *
  * @example
- * await statuses.set({ projectId: 15, projectPath: "group/app", sha, state: "running", name: "kubler/review/x", ... });
+ * if ((await statuses.latest(key)) !== "success") await statuses.set({ ...key, state: "running", ... });
  */
 export interface CommitStatuses {
   set(status: CommitStatus): Promise<"set" | "unchanged">;
+  /**
+   * The state of the newest status of that name, null when there is none. A GitLab state, so it may
+   * be one Kubler never sets (`skipped`, `created`, `manual`, …).
+   */
+  latest(key: CommitStatusKey): Promise<string | null>;
 }
 
 /**

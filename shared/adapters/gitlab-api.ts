@@ -5,7 +5,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { ENV } from "../config.js";
 import { ConfigError, UnavailableError } from "../errors.js";
-import { networkCode, retryAfterMs } from "./http-retry.js";
+import { isTlsFailure, networkCode, RETRYABLE_NETWORK_CODES, retryAfterMs } from "./http-retry.js";
 
 /** Caps one wait (a backoff or a `Retry-After`) so retries stay within a Lambda's time budget. */
 const MAX_DELAY_MS = 5_000;
@@ -55,10 +55,12 @@ interface Transient {
 }
 
 /**
- * Requests to one GitLab's API with `PRIVATE-TOKEN`. 429, 5xx, timeouts and dropped connections are
- * retried with full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; a bad
- * `GITLAB_URL` (at construction) or token (per request, before sending) is a `ConfigError`. No
- * message it produces repeats the token.
+ * Requests to one GitLab's API with `PRIVATE-TOKEN`. 429, 5xx, timeouts and network failures that may
+ * pass (a refused or reset connection, a DNS timeout) are retried with full-jitter backoff (honouring
+ * `Retry-After`), then `UnavailableError`. A bad `GITLAB_URL` (at construction, or when sending: a
+ * TLS failure, a host that does not resolve) or token (per request, before sending) is a
+ * `ConfigError`, sent once; any other failure is an `Error`, sent once. No message it produces
+ * repeats the token.
  *
  * @example
  * const api = new GitlabApi({ baseUrl: "https://gitlab.example.com", token: async () => token });
@@ -110,7 +112,10 @@ export class GitlabApi {
         (error: unknown) => ({ error }),
       );
       if ("error" in outcome) {
-        last = { reason: scrub(this.#describeFailure(outcome.error), token) };
+        const failure = this.#classify(outcome.error, token);
+        // Sending again would meet the same certificate, host or bug, until the event dead-letters.
+        if (failure instanceof Error) throw failure;
+        last = failure;
         continue;
       }
       const { answer } = outcome;
@@ -194,11 +199,26 @@ export class GitlabApi {
     return Math.floor(this.#random() * ceiling);
   }
 
-  #describeFailure(error: unknown): string {
-    if (error instanceof AttemptTimeoutError) return `no answer within ${this.#timeoutMs} ms`;
+  /** What a failed attempt means: worth another (`Transient`), or an error to throw now. */
+  #classify(error: unknown, token: string): Transient | Error {
+    if (error instanceof AttemptTimeoutError) return { reason: `no answer within ${this.#timeoutMs} ms` };
     const code = networkCode(error);
-    if (code) return code;
-    return error instanceof Error ? error.message : String(error);
+    if (code !== undefined && RETRYABLE_NETWORK_CODES.has(code)) return { reason: code };
+    const detail = scrub(innermostMessage(error), token).slice(0, 200);
+    const at = `GitLab at ${this.root}`;
+    if (code !== undefined && isTlsFailure(code)) {
+      return new ConfigError(
+        `${at}: TLS failed (${code}: ${detail}); check ${ENV.GITLAB_URL} (scheme and host) and the server's certificate`,
+      );
+    }
+    if (code === "ENOTFOUND") {
+      return new ConfigError(`${at}: the host does not resolve (${code}); check ${ENV.GITLAB_URL}`);
+    }
+    // fetch refuses some ports outright (https://fetch.spec.whatwg.org/#port-blocking), with no code.
+    if (code === "ERR_INVALID_URL" || (code === undefined && detail === "bad port")) {
+      return new ConfigError(`${at}: not a URL fetch will send to (${detail}); check ${ENV.GITLAB_URL}`);
+    }
+    return new Error(`${at} could not be asked: ${code ? `${code}: ` : ""}${detail}`);
   }
 }
 
@@ -266,6 +286,19 @@ function gitlabMessage(body: Buffer, token: string): string {
 /** Whatever a server or a network error says, the token is never repeated. */
 function scrub(text: string, token: string): string {
   return text.split(token).join(`[${ENV.GITLAB_API_TOKEN}]`);
+}
+
+/** fetch wraps the cause (`TypeError: fetch failed`); the innermost message says what went wrong. */
+function innermostMessage(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  for (let cause: unknown = error, depth = 0; cause && depth < 4; depth++) {
+    if (cause instanceof Error && cause.message) message = cause.message;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  // OpenSSL's "80FC…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:<file>:<line>:"
+  // says what it means in its fifth field.
+  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)/.exec(message);
+  return (openssl?.[1] ?? message.split("\n")[0] ?? "").trim();
 }
 
 class AttemptTimeoutError extends Error {

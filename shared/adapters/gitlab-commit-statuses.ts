@@ -1,14 +1,19 @@
 /**
  * Commit statuses through the GitLab REST API v4 with `fetch` (DESIGN §8):
- * `POST /projects/:id/statuses/:sha` (https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit).
+ * `POST /projects/:id/statuses/:sha` (https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit)
+ * and `GET /projects/:id/repository/commits/:sha/statuses` (https://docs.gitlab.com/api/commits/#list-the-statuses-of-a-commit).
  */
 import { ENV } from "../config.js";
 import { ConfigError } from "../errors.js";
-import type { CommitStatus, CommitStatuses } from "../ports.js";
-import { GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
+import type { CommitStatus, CommitStatuses, CommitStatusKey } from "../ports.js";
+import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
 
 /** GitLab stores descriptions as a string column; keep them short enough to read in the MR widget. */
 const MAX_DESCRIPTION = 255;
+/** GitLab's largest page; statuses of one name on one commit rarely fill one. */
+const PER_PAGE = 100;
+/** A page of statuses of one name: far below this, and the whole body is needed to parse it. */
+const MAX_LIST_BYTES = 1024 * 1024;
 
 export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
   /** The token (scope `api`, Developer role or more); read once per request, so it may rotate. */
@@ -18,11 +23,13 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
 /**
  * `CommitStatuses` over GitLab's API. 429, 5xx, timeouts and dropped connections are retried with
  * full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; 401/403 are a `ConfigError`
- * naming `GITLAB_API_TOKEN`. GitLab refusing a transition it has already made (the same state twice,
- * or an older event arriving late) is "unchanged", not an error.
+ * naming `GITLAB_API_TOKEN`. GitLab refusing a transition of a pending or running status (the same
+ * state twice, running back to pending) is "unchanged", not an error. GitLab does not refuse moving a
+ * finished status back: it adds a new one, which is why callers ask `latest` first.
  *
  * @example
  * const statuses = new GitlabCommitStatuses({ baseUrl: "https://gitlab.example.com", token: async () => token });
+ * await statuses.latest({ projectId: 15, projectPath: "group/app", sha, name: "kubler/staging", ref: "main" }); // "success"
  * await statuses.set({ projectId: 15, projectPath: "group/app", sha, state: "success", name: "kubler/staging", ... });
  */
 export class GitlabCommitStatuses implements CommitStatuses {
@@ -33,9 +40,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
   }
 
   async set(status: CommitStatus): Promise<"set" | "unchanged"> {
-    if (!Number.isSafeInteger(status.projectId) || !/^[0-9a-f]{7,64}$/.test(status.sha)) {
-      throw new Error(`not a project id and commit SHA: ${status.projectId}, ${JSON.stringify(status.sha)}`);
-    }
+    checkKey(status);
     const what = `status ${status.name} (${status.state}) on ${status.projectPath}@${status.sha.slice(0, 12)}`;
     const body = JSON.stringify({
       state: status.state,
@@ -51,20 +56,75 @@ export class GitlabCommitStatuses implements CommitStatuses {
     });
     const { status: code, message } = answer;
     if (code === 200 || code === 201) return "set";
-    // https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/api/commit_statuses.rb: a state the
-    // status cannot move to from where it is (already there, or past it) is a 400 with this message.
+    // https://gitlab.com/gitlab-org/gitlab/-/blob/master/app/services/ci/create_commit_status_service.rb:
+    // a pending or running status of that name that cannot make the move is a 400 with this message.
     if (code === 400 && /cannot transition status/i.test(message)) return "unchanged";
-    if (code === 401) {
-      throw new ConfigError(
-        `GitLab refused ${ENV.GITLAB_API_TOKEN} (HTTP 401) setting ${what}: the token is missing, expired or revoked`,
-      );
-    }
-    if (code === 403) {
-      throw new ConfigError(
-        `${ENV.GITLAB_API_TOKEN} may not set commit statuses in ${status.projectPath} (HTTP 403): ` +
-          "it needs the api scope and at least the Developer role in the project",
-      );
-    }
-    throw new Error(`GitLab answered HTTP ${code} setting ${what}${message ? `: ${message}` : ""}`);
+    throw refusal(answer, `setting ${what}`, status.projectPath);
   }
+
+  async latest(key: CommitStatusKey): Promise<string | null> {
+    checkKey(key);
+    const what = `status ${key.name} on ${key.projectPath}@${key.sha.slice(0, 12)}`;
+    // `all=false` leaves out statuses GitLab marked retried (an older one of the same name in the same
+    // pipeline); a newer version sorts newest first, an older one ignores `sort`, so the highest id decides.
+    const query = new URLSearchParams({
+      name: key.name,
+      ...(key.ref ? { ref: key.ref } : {}),
+      all: "false",
+      order_by: "id",
+      sort: "desc",
+      per_page: String(PER_PAGE),
+    });
+    const answer = await this.#api.request(
+      "GET",
+      `/projects/${key.projectId}/repository/commits/${key.sha}/statuses?${query}`,
+      { what, maxBytes: MAX_LIST_BYTES },
+    );
+    if (answer === "too large") throw new Error(`GitLab's list of ${what} is over ${MAX_LIST_BYTES} bytes`);
+    if (answer.status !== 200) throw refusal(answer, `reading ${what}`, key.projectPath);
+    let newest: { id: number; status: string } | null = null;
+    for (const item of parseList(answer.body, what)) {
+      // The name filter is GitLab's; checked again so a GitLab that ignores it cannot mislead.
+      if (item.name !== key.name) continue;
+      if (!newest || item.id > newest.id) newest = { id: item.id, status: item.status };
+    }
+    return newest?.status ?? null;
+  }
+}
+
+function checkKey(key: CommitStatusKey): void {
+  if (!Number.isSafeInteger(key.projectId) || !/^[0-9a-f]{7,64}$/.test(key.sha)) {
+    throw new Error(`not a project id and commit SHA: ${key.projectId}, ${JSON.stringify(key.sha)}`);
+  }
+}
+
+function parseList(body: Buffer, what: string): { id: number; name: unknown; status: string }[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new Error(`GitLab's list of ${what} is not JSON`);
+  }
+  if (!Array.isArray(parsed)) throw new Error(`GitLab's list of ${what} is not a list`);
+  return parsed.flatMap((item: { id?: unknown; name?: unknown; status?: unknown }) =>
+    typeof item?.id === "number" && typeof item.status === "string"
+      ? [{ id: item.id, name: item.name, status: item.status }]
+      : [],
+  );
+}
+
+function refusal(answer: GitlabAnswer, doing: string, projectPath: string): Error {
+  const { status: code, message } = answer;
+  if (code === 401) {
+    return new ConfigError(
+      `GitLab refused ${ENV.GITLAB_API_TOKEN} (HTTP 401) ${doing}: the token is missing, expired or revoked`,
+    );
+  }
+  if (code === 403) {
+    return new ConfigError(
+      `${ENV.GITLAB_API_TOKEN} may not set commit statuses in ${projectPath} (HTTP 403): ` +
+        "it needs the api scope and at least the Developer role in the project",
+    );
+  }
+  return new Error(`GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`);
 }

@@ -26,3 +26,42 @@ export function networkCode(error: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Codes of a request that got no answer but may get one if sent again: refused, reset or timed-out
+ * connections (Node's `socket hang up` is `ECONNRESET`), unreachable networks, a DNS server that did
+ * not answer in time (`EAI_AGAIN`; `ENOTFOUND` is an answer: no such host), and undici's closed
+ * sockets and timeouts (https://undici.nodejs.org/#/docs/api/Errors).
+ */
+export const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+]);
+
+/**
+ * Whether a TLS handshake failed in a way a resend repeats: the certificate (expired, self-signed,
+ * an unknown CA, another host's name) or the protocol (`https://` to a plain-HTTP port). OpenSSL's
+ * verify codes (https://nodejs.org/api/tls.html#x509-certificate-error-codes) and Node's `ERR_TLS_*`
+ * / `ERR_SSL_*`.
+ *
+ * @example
+ * isTlsFailure("CERT_HAS_EXPIRED"); // true
+ */
+export function isTlsFailure(code: string): boolean {
+  return (
+    /^ERR_(TLS|SSL)_/.test(code) ||
+    /CERT|^UNABLE_TO_|^HOSTNAME_MISMATCH$|^INVALID_CA$|^INVALID_PURPOSE$|^PATH_LENGTH_EXCEEDED$/.test(code)
+  );
+}

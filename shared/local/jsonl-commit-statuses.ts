@@ -3,16 +3,21 @@
  * line of `commit-statuses.jsonl` in the data directory, marked as not sent, so the local flow shows
  * what an MR would display without pretending it reached GitLab.
  */
-import type { CommitStatus, CommitStatuses } from "../ports.js";
+import type { CommitStatus, CommitStatuses, CommitStatusKey } from "../ports.js";
 import type { JsonlFile } from "./jsonl-file.js";
 
 export const COMMIT_STATUSES_FILE = "commit-statuses.jsonl";
 
 /**
+ * `latest` answers from what this process wrote (the file is append-only and never read back), so a
+ * finished status is kept finished within a run, as GitLab keeps it; a restart starts with none.
+ *
  * @example
  * const statuses = new JsonlCommitStatuses(new JsonlFile(join(dataDir, COMMIT_STATUSES_FILE)), systemClock);
  */
 export class JsonlCommitStatuses implements CommitStatuses {
+  readonly #latest = new Map<string, string>();
+
   constructor(
     private readonly file: JsonlFile,
     private readonly clock: { now(): Date },
@@ -24,6 +29,15 @@ export class JsonlCommitStatuses implements CommitStatuses {
       at: this.clock.now().toISOString(),
       ...status,
     });
+    this.#latest.set(keyOf(status), status.state);
     return "set";
   }
+
+  async latest(key: CommitStatusKey): Promise<string | null> {
+    return this.#latest.get(keyOf(key)) ?? null;
+  }
+}
+
+function keyOf(key: CommitStatusKey): string {
+  return JSON.stringify([key.projectId, key.sha, key.name, key.ref]);
 }

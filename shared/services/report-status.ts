@@ -4,12 +4,21 @@
  * environment's URL once it is known; a deleted environment's last commit gets a final `canceled`.
  * Optional by design: whatever GitLab answers (after the adapter's retries) is audited, never thrown,
  * so reporting can never fail or hold up a deploy.
+ *
+ * A finished status is never reopened. GitLab only moves a pending or running status of that name; once
+ * the newest is finished, a POST adds a new status instead (app/services/ci/create_commit_status_service.rb,
+ * `running_or_pending.find_or_initialize_by`), so a late or redelivered Build Requested / Build Finished
+ * would leave the commit pending or running for good. Pending and running are therefore set only when
+ * the newest status of the name is not final; final states are always set.
  */
 import type { Detail, DetailType } from "../domain/catalog.js";
 import type { AuditLog, Clock, CommitState, CommitStatus, CommitStatuses } from "../ports.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "report-status";
+
+/** GitLab states a status does not leave: a POST after one of these starts a new status. */
+export const FINAL_COMMIT_STATES: ReadonlySet<string> = new Set(["success", "failed", "canceled", "skipped"]);
 
 export const REPORTED_TYPES = [
   "Build Requested",
@@ -113,12 +122,28 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
     return { kind: "ignored", reason };
   }
   const subject = { sha: status.sha, state: status.state, name: status.name };
+  const target = { ...status, projectId: detail.gitlab.projectId, projectPath: detail.gitlab.projectPath };
+  if (!FINAL_COMMIT_STATES.has(status.state)) {
+    let latest: string | null;
+    try {
+      latest = await deps.statuses.latest(target);
+    } catch (error) {
+      // Not set blind: a pending or running status that lands on a finished one would stay for good,
+      // while one that is missing only shortens what the MR shows until the final state arrives.
+      const reason = `GitLab did not tell the status before setting it: ${messageOf(error)}`;
+      audit("failure", reason, subject);
+      return { kind: "failed", reason };
+    }
+    if (latest !== null && FINAL_COMMIT_STATES.has(latest)) {
+      // Read, then write: a final state set between the two by a concurrent delivery is still
+      // overtaken; GitLab offers no conditional write to close that window.
+      const reason = `already ${latest}: a late or repeated ${event.detailType} does not reopen it as ${status.state}`;
+      audit("ignored", reason, { ...subject, latest });
+      return { kind: "ignored", reason };
+    }
+  }
   try {
-    const result = await deps.statuses.set({
-      ...status,
-      projectId: detail.gitlab.projectId,
-      projectPath: detail.gitlab.projectPath,
-    });
+    const result = await deps.statuses.set(target);
     if (result === "unchanged") {
       audit("ignored", `GitLab kept the status as it was (already ${status.state}, or past it)`, subject);
     } else {
@@ -127,8 +152,12 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
     return { kind: result, state: status.state };
   } catch (error) {
     // Reported, never thrown: a commit status is information, and the deploy it describes stands.
-    const reason = `GitLab did not take the status: ${error instanceof Error ? error.message : String(error)}`;
+    const reason = `GitLab did not take the status: ${messageOf(error)}`;
     audit("failure", reason, subject);
     return { kind: "failed", reason };
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,13 +1,16 @@
 /**
  * GitlabCommitStatuses against a small GitLab over node:http that keeps commit statuses the way
- * GitLab's API does (a state machine per name + ref: the same state twice, or going back, is a 400
- * "Cannot transition status"), checks PRIVATE-TOKEN, and can be told to throttle or fail. Also
- * report-status over it: whatever GitLab answers, the step never fails.
+ * GitLab does (app/services/ci/create_commit_status_service.rb): a POST moves the pending or running
+ * status of that name and ref if there is one (a move it cannot make is a 400 "Cannot transition
+ * status"), and otherwise adds a new status, even after a finished one. It lists statuses, checks
+ * PRIVATE-TOKEN, and can be told to throttle or fail. Also report-status over it: whatever GitLab
+ * answers, the step never fails, and a finished status is never reopened.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
+import type { Detail } from "../../shared/domain/catalog.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
 import type { CommitStatus } from "../../shared/ports.js";
 import { reportStatus } from "../../shared/services/report-status.js";
@@ -23,12 +26,30 @@ interface Fault {
   body?: string;
 }
 
-/** GitLab's order of states: a status can move forward only (lib/api/commit_statuses.rb + CommitStatus state machine). */
-const ORDER = ["pending", "running", "success", "failed", "canceled"];
+interface StoredStatus {
+  id: number;
+  project: string;
+  sha: string;
+  name: string;
+  ref: string | null;
+  status: string;
+  target_url: string | null;
+}
+
+/**
+ * The moves GitLab's state machine refuses from pending and running (`enqueue!` from pending or
+ * running, `run!` from running); from `created`, a new status, every state is allowed.
+ */
+const REFUSED: Record<string, string[]> = { pending: ["pending"], running: ["pending", "running"] };
 
 class FakeGitlab {
-  readonly statuses = new Map<string, { state: string; target_url?: string; description?: string }>();
-  readonly requests: { path: string; token: string | undefined; body: Record<string, unknown> }[] = [];
+  readonly statuses: StoredStatus[] = [];
+  readonly requests: {
+    method: string;
+    path: string;
+    token: string | undefined;
+    body: Record<string, unknown>;
+  }[] = [];
   faults: Fault[] = [];
   root = "";
   url = "";
@@ -51,7 +72,7 @@ class FakeGitlab {
     const path = (req.url ?? "").slice(this.root.length);
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, unknown>;
     const token = req.headers["private-token"] as string | undefined;
-    this.requests.push({ path, token, body });
+    this.requests.push({ method: req.method ?? "", path, token, body });
     const send = (status: number, json: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(json));
@@ -64,25 +85,58 @@ class FakeGitlab {
       });
     }
     if (token !== TOKEN) return send(401, { message: "401 Unauthorized" });
-    const match = /^\/api\/v4\/projects\/(\d+)\/statuses\/([0-9a-f]+)$/.exec(path);
+    const url = new URL(path, "http://gitlab");
+    const list = /^\/api\/v4\/projects\/(\d+)\/repository\/commits\/([0-9a-f]+)\/statuses$/.exec(
+      url.pathname,
+    );
+    if (req.method === "GET" && list) {
+      if (list[1] === "403") return send(403, { message: "403 Forbidden" });
+      const q = url.searchParams;
+      const found = this.statuses.filter(
+        (s) =>
+          s.project === list[1] &&
+          s.sha === list[2] &&
+          (!q.get("name") || s.name === q.get("name")) &&
+          (!q.get("ref") || s.ref === q.get("ref")),
+      );
+      return send(200, q.get("sort") === "desc" ? found.toReversed() : found);
+    }
+    const match = /^\/api\/v4\/projects\/(\d+)\/statuses\/([0-9a-f]+)$/.exec(url.pathname);
     if (req.method !== "POST" || !match) return send(404, { error: "404 Not Found" });
     if (match[1] === "403") return send(403, { message: "403 Forbidden" });
-    const key = `${match[1]}/${match[2]}/${body.name}/${body.ref ?? ""}`;
-    const current = this.statuses.get(key);
+    const [, project = "", sha = ""] = match;
+    const name = String(body.name);
+    const ref = typeof body.ref === "string" ? body.ref : null;
     const state = String(body.state);
-    if (current && ORDER.indexOf(state) <= ORDER.indexOf(current.state)) {
-      return send(400, { message: `Cannot transition status via :run from :${current.state}` });
+    const open = this.statuses.findLast(
+      (s) =>
+        s.project === project &&
+        s.sha === sha &&
+        s.name === name &&
+        s.ref === ref &&
+        (s.status === "pending" || s.status === "running"),
+    );
+    if (open && REFUSED[open.status]?.includes(state)) {
+      return send(400, { message: `Cannot transition status via :run from :${open.status}` });
     }
-    const next = { ...current, state, ...(body.target_url ? { target_url: String(body.target_url) } : {}) };
-    this.statuses.set(key, next);
-    send(201, {
-      id: 1,
-      sha: match[2],
-      ref: body.ref,
+    const next = open ?? {
+      id: this.statuses.length + 1,
+      project,
+      sha,
+      name,
+      ref,
       status: state,
-      name: body.name,
-      target_url: next.target_url ?? null,
-    });
+      target_url: null,
+    };
+    if (!open) this.statuses.push(next);
+    next.status = state;
+    if (body.target_url) next.target_url = String(body.target_url);
+    send(201, { ...next, project: undefined });
+  }
+
+  /** What the MR shows for a name: its newest status. */
+  shown(name: string) {
+    return this.statuses.findLast((s) => s.name === name);
   }
 }
 
@@ -116,7 +170,7 @@ const statuses = (options: { token?: string; baseUrl?: string } = {}) =>
 beforeAll(() => gitlab.start());
 afterAll(() => gitlab.close());
 beforeEach(() => {
-  gitlab.statuses.clear();
+  gitlab.statuses.length = 0;
   gitlab.requests.length = 0;
   gitlab.faults = [];
   gitlab.root = "";
@@ -132,6 +186,7 @@ describe("GitlabCommitStatuses", () => {
     ).toBe("set");
     expect(gitlab.requests).toEqual([
       {
+        method: "POST",
         path: `/api/v4/projects/15/statuses/${SHA}`,
         token: TOKEN,
         body: {
@@ -159,6 +214,41 @@ describe("GitlabCommitStatuses", () => {
     expect(await client.set(status({ state: "running" }))).toBe("unchanged");
     expect(await client.set(status({ state: "pending" }))).toBe("unchanged");
     expect(await client.set(status({ state: "success" }))).toBe("set");
+  });
+
+  it("reads the newest status of a name on the commit and ref, null when there is none", async () => {
+    const client = statuses();
+    const key = {
+      projectId: 15,
+      projectPath: "group/app",
+      sha: SHA,
+      name: "kubler/review/feature-x",
+      ref: "feature-x",
+    };
+    expect(await client.latest(key)).toBeNull();
+    await client.set(status({ state: "success" }));
+    // GitLab does not refuse this: it adds a new running status beside the success (why `latest` exists).
+    expect(await client.set(status({ state: "running" }))).toBe("set");
+    await client.set(status({ name: "kubler/staging", state: "failed" }));
+    await client.set(status({ ref: "main", state: "canceled" }));
+    expect(gitlab.statuses.map((s) => s.status)).toEqual(["success", "running", "failed", "canceled"]);
+    expect(await client.latest(key)).toBe("running");
+    expect(await client.latest({ ...key, ref: "main" })).toBe("canceled");
+    const get = gitlab.requests.at(-1);
+    expect(get?.method).toBe("GET");
+    expect(get?.token).toBe(TOKEN);
+    expect(get?.path).toBe(
+      `/api/v4/projects/15/repository/commits/${SHA}/statuses?name=kubler%2Freview%2Ffeature-x&ref=main&all=false&order_by=id&sort=desc&per_page=100`,
+    );
+  });
+
+  it("refuses a list it cannot read, and names the role when GitLab forbids reading", async () => {
+    const key = { projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null };
+    gitlab.faults = [{ times: 1, status: 404, body: JSON.stringify({ message: "404 Commit Not Found" }) }];
+    await expect(statuses().latest(key)).rejects.toThrow(
+      "GitLab answered HTTP 404 reading status kubler/x on group/app@0123456789ab: 404 Commit Not Found",
+    );
+    await expect(statuses().latest({ ...key, projectId: 403 })).rejects.toThrow(ConfigError);
   });
 
   it("waits as long as a 429's Retry-After says, then sends again", async () => {
@@ -237,8 +327,50 @@ describe("report-status over GitLab's API", () => {
       kind: "set",
       state: "success",
     });
-    expect([...gitlab.statuses.values()]).toEqual([
-      { state: "success", target_url: "https://review-x.apps.example.com" },
+    expect(gitlab.statuses).toEqual([
+      expect.objectContaining({ status: "success", target_url: "https://review-x.apps.example.com" }),
     ]);
+  });
+
+  it("leaves a finished status finished when a Build Finished or Build Requested comes late or again", async () => {
+    const audit = new RecordingAuditLog();
+    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+    const step = {
+      correlationId: "c-2",
+      gitlab: { instance: gitlab.url, projectId: 15, projectPath: "group/app" },
+      environment: "review/feature-x",
+      sha: SHA,
+      ref: "feature-x",
+      pipelineId: null,
+      mrIid: 3,
+    };
+    const built: Detail<"Build Finished"> = {
+      ...step,
+      status: "succeeded",
+      imageDigest: `sha256:${"b".repeat(64)}`,
+      reason: null,
+    };
+    const deployed: Detail<"Deploy Finished"> = {
+      ...step,
+      status: "succeeded",
+      namespace: "group-app-review-feature-x-1a2b3c4d",
+      url: "https://review-x.apps.example.com",
+      reason: null,
+    };
+    await reportStatus(deps, { detailType: "Build Requested", detail: step });
+    await reportStatus(deps, { detailType: "Build Finished", detail: built });
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+    expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("success");
+
+    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toMatchObject({
+      kind: "ignored",
+      reason: "already success: a late or repeated Build Finished does not reopen it as running",
+    });
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toMatchObject({
+      kind: "ignored",
+    });
+    expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("success");
+    expect(gitlab.statuses).toHaveLength(1);
+    expect(gitlab.requests.filter((r) => r.method === "POST")).toHaveLength(3);
   });
 });

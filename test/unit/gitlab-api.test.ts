@@ -2,9 +2,11 @@
  * The GitLab transport's own points that its adapters' tests (test/integration/gitlab-*.test.ts,
  * which cover retries, timeouts, limits and redirects over HTTP) do not reach.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { GitlabApi } from "../../shared/adapters/gitlab-api.js";
-import { UnavailableError } from "../../shared/errors.js";
+import { ConfigError, UnavailableError } from "../../shared/errors.js";
 
 const TOKEN = "glpat-0123456789abcdefghij";
 
@@ -36,5 +38,117 @@ describe("GitlabApi", () => {
     await expect(
       down.request("POST", "/projects/1/statuses/abc1234", { what: "a status", body: "{}" }),
     ).rejects.toThrow(/did not take a status after 4 attempt\(s\)/);
+  });
+
+  describe("when fetch throws", () => {
+    /** How undici fails: `TypeError: fetch failed` around the system or TLS error that caused it. */
+    const failed = (code: string | undefined, message: string) =>
+      new TypeError("fetch failed", { cause: Object.assign(new Error(message), code ? { code } : {}) });
+    const throwing = (error: () => unknown) => {
+      let calls = 0;
+      const client = new GitlabApi({
+        baseUrl: "https://gitlab.example.com",
+        token: async () => TOKEN,
+        fetch: async () => {
+          calls++;
+          throw error();
+        },
+        sleep: async () => {},
+      });
+      const ask = () => client.request("GET", "/version", { what: "the version" }).catch((e: unknown) => e);
+      return { ask, calls: () => calls };
+    };
+
+    it.each([
+      ["ECONNRESET", "socket hang up"],
+      ["ECONNREFUSED", "connect ECONNREFUSED 10.0.0.1:443"],
+      ["ETIMEDOUT", "connect ETIMEDOUT"],
+      ["EAI_AGAIN", "getaddrinfo EAI_AGAIN gitlab.example.com"],
+      ["UND_ERR_SOCKET", "other side closed"],
+      ["UND_ERR_CONNECT_TIMEOUT", "Connect Timeout Error"],
+    ])("retries %s, then is unavailable", async (code, message) => {
+      const { ask, calls } = throwing(() => failed(code, message));
+      const error = await ask();
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect((error as Error).message).toMatch(new RegExp(`after 4 attempt\\(s\\); last problem: ${code}$`));
+      expect(calls()).toBe(4);
+    });
+
+    it.each([
+      ["CERT_HAS_EXPIRED", "certificate has expired"],
+      ["DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"],
+      ["SELF_SIGNED_CERT_IN_CHAIN", "self-signed certificate in certificate chain"],
+      ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"],
+      ["ERR_TLS_CERT_ALTNAME_INVALID", "Hostname/IP does not match certificate's altnames"],
+    ])("sends once and names GITLAB_URL when TLS fails with %s", async (code, message) => {
+      const { ask, calls } = throwing(() => failed(code, message));
+      const error = await ask();
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toBe(
+        `GitLab at https://gitlab.example.com/api/v4: TLS failed (${code}: ${message}); check GITLAB_URL (scheme and host) and the server's certificate`,
+      );
+      expect(calls()).toBe(1);
+    });
+
+    it("sends once and names GITLAB_URL for a URL fetch will not send to, or a host that does not exist", async () => {
+      for (const [error, says] of [
+        [
+          new TypeError("Failed to parse URL from https://gitlab.example.com/api/v4/x y", {
+            cause: Object.assign(new TypeError("Invalid URL"), { code: "ERR_INVALID_URL" }),
+          }),
+          "not a URL fetch will send to (Invalid URL)",
+        ],
+        [failed(undefined, "bad port"), "not a URL fetch will send to (bad port)"],
+        [
+          failed("ENOTFOUND", "getaddrinfo ENOTFOUND gitlab.example.com"),
+          "the host does not resolve (ENOTFOUND)",
+        ],
+      ] as const) {
+        const { ask, calls } = throwing(() => error);
+        const thrown = await ask();
+        expect(thrown).toBeInstanceOf(ConfigError);
+        expect((thrown as Error).message).toBe(
+          `GitLab at https://gitlab.example.com/api/v4: ${says}; check GITLAB_URL`,
+        );
+        expect(calls()).toBe(1);
+      }
+    });
+
+    it("does not retry a failure it does not know, and never repeats the token", async () => {
+      const { ask, calls } = throwing(() =>
+        failed("ERR_SOMETHING", `refused header PRIVATE-TOKEN: ${TOKEN}`),
+      );
+      const error = await ask();
+      expect(error).not.toBeInstanceOf(UnavailableError);
+      expect((error as Error).message).toBe(
+        "GitLab at https://gitlab.example.com/api/v4 could not be asked: ERR_SOMETHING: refused header PRIVATE-TOKEN: [GITLAB_API_TOKEN]",
+      );
+      expect(calls()).toBe(1);
+    });
+
+    it("takes a real TLS failure (https to a plain-HTTP port) as a ConfigError, sent once", async () => {
+      let requests = 0;
+      const server = createServer((_, res) => res.end());
+      server.on("connection", () => requests++);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const client = new GitlabApi({
+          baseUrl: `https://127.0.0.1:${port}`,
+          token: async () => TOKEN,
+          sleep: async () => {},
+        });
+        const error = await client
+          .request("GET", "/version", { what: "the version" })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as Error).message).toMatch(/TLS failed \(ERR_SSL_[A-Z_]+: [a-z ]+\); check GITLAB_URL/);
+        expect((error as Error).message).not.toContain(TOKEN);
+        expect(requests).toBe(1);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
   });
 });

@@ -1,8 +1,13 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createReportStatusConsumer } from "../../functions/report-status/consumer.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
-import type { CommitStatus, CommitStatuses } from "../../shared/ports.js";
+import { JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
+import type { CommitStatus, CommitStatuses, CommitStatusKey } from "../../shared/ports.js";
 import { type ReportEvent, reportStatus } from "../../shared/services/report-status.js";
 import { FixedClock, RecordingAuditLog } from "../fakes/index.js";
 
@@ -19,14 +24,25 @@ const step = {
 };
 const URL = "https://review-feature-x.apps.example.com";
 
-/** Keeps every status set; `fail` makes the next calls throw it. */
+/**
+ * Keeps every status set, and answers `latest` from them (or from `finishedBy`, a status set by
+ * someone else); `fail` makes the next calls throw it.
+ */
 class RecordingStatuses implements CommitStatuses {
   readonly set_: CommitStatus[] = [];
+  readonly asked: CommitStatusKey[] = [];
+  finishedBy: string | null = null;
   fail: Error | null = null;
   async set(status: CommitStatus): Promise<"set"> {
     if (this.fail) throw this.fail;
     this.set_.push(status);
     return "set";
+  }
+  async latest(key: CommitStatusKey): Promise<string | null> {
+    if (this.fail) throw this.fail;
+    this.asked.push(key);
+    const mine = this.set_.findLast((s) => s.sha === key.sha && s.name === key.name && s.ref === key.ref);
+    return mine?.state ?? this.finishedBy;
   }
 }
 
@@ -130,6 +146,93 @@ describe("reportStatus", () => {
       reason: "no commit to report on: the event names no SHA",
     });
     expect(audit.last()).toMatchObject({ outcome: "ignored" });
+  });
+
+  it("never reopens a finished status: a late or repeated pending or running is ignored, with the reason", async () => {
+    const { statuses, audit, deps } = setup();
+    await reportStatus(deps, { detailType: "Build Requested", detail: step });
+    await reportStatus(deps, { detailType: "Build Finished", detail: built });
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+    // GitLab would add a new running status beside the success, and the MR would show it for good.
+    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toEqual({
+      kind: "ignored",
+      reason: "already success: a late or repeated Build Finished does not reopen it as running",
+    });
+    expect(audit.last()).toMatchObject({
+      action: "status.report",
+      outcome: "ignored",
+      subject: { sha: SHA, state: "running", latest: "success", name: "kubler/review/feature-x" },
+    });
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toMatchObject({
+      kind: "ignored",
+      reason: "already success: a late or repeated Build Requested does not reopen it as pending",
+    });
+    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: step })).toMatchObject({
+      kind: "ignored",
+    });
+    expect(statuses.set_.map((s) => s.state)).toEqual(["pending", "running", "success"]);
+  });
+
+  it("always writes a final state, without asking; reads skipped as final too", async () => {
+    const { statuses, deps } = setup();
+    statuses.finishedBy = "failed";
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+    expect(statuses.asked).toEqual([]);
+    expect(statuses.set_.map((s) => s.state)).toEqual(["success"]);
+
+    const other = setup();
+    other.statuses.finishedBy = "skipped";
+    expect(await reportStatus(other.deps, { detailType: "Deploy Requested", detail: step })).toMatchObject({
+      kind: "ignored",
+      reason: "already skipped: a late or repeated Deploy Requested does not reopen it as running",
+    });
+    expect(other.statuses.asked).toEqual([
+      expect.objectContaining({ projectId: 15, sha: SHA, name: "kubler/review/feature-x", ref: "feature-x" }),
+    ]);
+    expect(other.statuses.set_).toEqual([]);
+  });
+
+  it("sets pending or running over a status still pending or running, or over none", async () => {
+    const { statuses, deps } = setup();
+    statuses.finishedBy = "running";
+    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: step })).toEqual({
+      kind: "set",
+      state: "running",
+    });
+  });
+
+  it("does not set pending or running when the status cannot be read first: a failure, audited", async () => {
+    const { statuses, audit, deps } = setup();
+    statuses.fail = new UnavailableError("GitLab at https://gitlab.example.com/api/v4 did not serve status");
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toEqual({
+      kind: "failed",
+      reason:
+        "GitLab did not tell the status before setting it: GitLab at https://gitlab.example.com/api/v4 did not serve status",
+    });
+    expect(audit.last()).toMatchObject({ outcome: "failure", subject: { state: "pending" } });
+    expect(statuses.set_).toEqual([]);
+  });
+
+  it("keeps a finished status finished in the local JSONL stand-in too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-statuses-"));
+    try {
+      const file = new JsonlFile(join(dir, "commit-statuses.jsonl"));
+      const deps = {
+        statuses: new JsonlCommitStatuses(file, new FixedClock()),
+        audit: new RecordingAuditLog(),
+        clock: new FixedClock(),
+      };
+      await reportStatus(deps, { detailType: "Build Finished", detail: built });
+      await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+      expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toMatchObject({
+        kind: "ignored",
+      });
+      await file.close();
+      const lines = readFileSync(file.path, "utf8").trim().split("\n");
+      expect(lines.map((line) => (JSON.parse(line) as CommitStatus).state)).toEqual(["running", "success"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("never throws when GitLab fails: the failure is audited with GitLab's reason", async () => {
