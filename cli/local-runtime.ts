@@ -38,8 +38,18 @@ export interface LocalRuntime {
   environments: LocalEnvironments;
   /** POST /v1/credentials: its issuer, policy file and AWS issuer. */
   jobCredentials: LocalCredentials;
-  close(): Promise<void>;
+  /**
+   * Stops the server, waits up to `drainMs` (default `CLOSE_DRAIN_MS`) for the deliveries under way,
+   * says on stderr which it abandoned, and closes the files.
+   */
+  close(drainMs?: number): Promise<void>;
 }
+
+/**
+ * How long stopping waits for deliveries under way: a consumer can run up to the bus's attempt
+ * timeout (15 min), and Ctrl-C must stop the runtime in moments, not then.
+ */
+export const CLOSE_DRAIN_MS = 5_000;
 
 export interface LocalRuntimeOptions {
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
@@ -176,9 +186,17 @@ export async function startLocalRuntime(
     bus,
     environments,
     jobCredentials,
-    async close() {
+    async close(drainMs = CLOSE_DRAIN_MS) {
       await new Promise<void>((done) => server.close(() => done()));
-      await bus.drain();
+      const unfinished = await bus.drain(drainMs);
+      if (unfinished.length > 0) {
+        const list = unfinished.map((d) => `${d.target} on ${d.detailType} ${d.eventId}`).join(", ");
+        // The events are in events.jsonl: what was abandoned can be sent again from there.
+        process.stderr.write(
+          `kubler: stopped without waiting for ${unfinished.length} delivery(ies) still running after ` +
+            `${drainMs} ms: ${list} (the events are in ${files.events.path})\n`,
+        );
+      }
       await environments.close();
       await Promise.all(Object.values(files).map((file) => file.close()));
     },

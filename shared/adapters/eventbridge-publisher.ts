@@ -5,8 +5,8 @@ import {
   type PutEventsRequestEntry,
   type PutEventsResultEntry,
 } from "@aws-sdk/client-eventbridge";
-import { type BusEntry, MAX_DETAIL_BYTES, sourceOf, validateDetail } from "../domain/catalog.js";
-import { InvalidDetailError, PublishError } from "../errors.js";
+import { type BusEntry, sourceOf, validateBusDetail } from "../domain/catalog.js";
+import { PublishError } from "../errors.js";
 import type { EventPublisher } from "../ports.js";
 
 /** https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html (PutEvents: 10 entries a request) */
@@ -118,17 +118,11 @@ export class EventBridgePublisher implements EventPublisher {
   }
 
   #toRequestEntry(entry: BusEntry): PutEventsRequestEntry {
-    const detail = JSON.stringify(validateDetail(entry.detailType, entry.detail));
-    const bytes = Buffer.byteLength(detail, "utf8");
-    if (bytes > MAX_DETAIL_BYTES) {
-      throw new InvalidDetailError(
-        `"${entry.detailType}" detail is ${bytes} bytes, over the ${MAX_DETAIL_BYTES}-byte limit`,
-      );
-    }
+    const { json } = validateBusDetail(entry.detailType, entry.detail);
     return {
       Source: sourceOf(entry.detailType),
       DetailType: entry.detailType,
-      Detail: detail,
+      Detail: json,
       EventBusName: this.#busName,
     };
   }

@@ -295,8 +295,11 @@ const validated = Object.fromEntries(DETAIL_TYPES.map((type) => [type, new WeakS
  * const detail = validateDetail("Push", envelope.detail); // typed, or throws InvalidDetailError
  */
 export function validateDetail<T extends DetailType>(detailType: T, detail: unknown): Detail<T> {
+  // Not `CATALOG[detailType]` alone: "toString" finds Object.prototype's and fails as a TypeError.
+  if (!isDetailType(detailType)) {
+    throw new InvalidDetailError(`unknown detail-type ${JSON.stringify(detailType)}`);
+  }
   const entry = CATALOG[detailType] as { schema: v.GenericSchema };
-  if (!entry) throw new InvalidDetailError(`unknown detail-type ${JSON.stringify(detailType)}`);
   if (typeof detail === "object" && detail !== null && validated[detailType].has(detail)) {
     return detail as Detail<T>;
   }
@@ -308,6 +311,29 @@ export function validateDetail<T extends DetailType>(detailType: T, detail: unkn
   const output = deepFreeze(result.output as Detail<T>);
   validated[detailType].add(output);
   return output;
+}
+
+/**
+ * What a publisher checks before an entry goes on the bus: `validateDetail` and the size limit. The
+ * EventBridge publisher and the local bus both call it, so an entry refused in AWS is refused locally.
+ * Returns the frozen detail and its JSON (what PutEvents sends).
+ *
+ * @example
+ * const { detail, json } = validateBusDetail("Deploy Finished", finished); // or InvalidDetailError
+ */
+export function validateBusDetail<T extends DetailType>(
+  detailType: T,
+  detail: unknown,
+): { detail: Detail<T>; json: string } {
+  const valid = validateDetail(detailType, detail);
+  const json = JSON.stringify(valid);
+  const bytes = Buffer.byteLength(json, "utf8");
+  if (bytes > MAX_DETAIL_BYTES) {
+    throw new InvalidDetailError(
+      `"${detailType}" detail is ${bytes} bytes, over the ${MAX_DETAIL_BYTES}-byte limit`,
+    );
+  }
+  return { detail: valid, json };
 }
 
 // Details are small JSON trees (one nested `gitlab`), so the walk is a handful of objects.

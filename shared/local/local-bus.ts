@@ -10,7 +10,7 @@ import {
   type FunctionName,
   type Route,
   sourceOf,
-  validateDetail,
+  validateBusDetail,
 } from "../domain/catalog.js";
 import { type EventPattern, matchesPattern, validatePattern } from "../domain/event-pattern.js";
 import { PublishError } from "../errors.js";
@@ -39,9 +39,25 @@ export interface LocalBusOptions {
   region?: string;
   /** Attempts per delivery before dead-lettering; EventBridge retries far longer, 3 is enough locally. */
   maxAttempts?: number;
+  /** How long one attempt may run before it counts as failed, like a Lambda timeout. */
+  attemptTimeoutMs?: number;
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   listener?: BusListener;
+}
+
+/**
+ * Lambda's maximum timeout, the longest any Kubler function can run in AWS: a consumer still running
+ * then has hung, and is failed as AWS would fail it.
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
+ */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 15 * 60 * 1000;
+
+/** A delivery still running when `drain` stopped waiting. */
+export interface UnfinishedDelivery {
+  eventId: string;
+  detailType: DetailType;
+  target: FunctionName;
 }
 
 const LOCAL_ACCOUNT = "000000000000";
@@ -70,13 +86,14 @@ export class LocalBus implements EventPublisher {
    * Matching every route against every event cost ≈ 0.35× a JSON.parse of the webhook body.
    */
   readonly #verdictsByType = new Map<DetailType, readonly (boolean | undefined)[]>();
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #inFlight = new Map<Promise<void>, UnfinishedDelivery>();
   readonly #options: Required<Omit<LocalBusOptions, "listener">> & { listener: BusListener };
 
   constructor(options: LocalBusOptions) {
     this.#options = {
       region: "local",
       maxAttempts: 3,
+      attemptTimeoutMs: DEFAULT_ATTEMPT_TIMEOUT_MS,
       baseDelayMs: 100,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       listener: {},
@@ -101,20 +118,34 @@ export class LocalBus implements EventPublisher {
         throw new PublishError(`could not record event: ${(error as Error).message}`, failed);
       }
       const matched = this.#match(envelope);
-      this.#options.listener.published?.(
-        envelope,
-        matched.map((route) => route.target),
-      );
+      const targets = matched.map((route) => route.target);
+      this.#notify("published", (listener) => listener.published?.(envelope, targets));
       for (const route of matched) {
-        if (this.#options.consumers[route.target]) this.#track(this.#deliver(envelope, route));
+        if (!this.#options.consumers[route.target]) continue;
+        this.#track(this.#deliver(envelope, route), envelope, route);
       }
     }
     return envelopes.map((envelope) => envelope.id);
   }
 
-  /** Resolves when every delivery started so far (and any it caused) has finished. */
-  async drain(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+  /**
+   * Resolves when every delivery started so far (and any it caused) has finished, or once `withinMs`
+   * has passed: then with the deliveries still running (none when all finished).
+   */
+  async drain(withinMs = Number.POSITIVE_INFINITY): Promise<UnfinishedDelivery[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      if (Number.isFinite(withinMs)) timer = setTimeout(() => resolve("expired"), withinMs);
+    });
+    try {
+      while (this.#inFlight.size > 0) {
+        const settled = Promise.all(this.#inFlight.keys()).then(() => "settled" as const);
+        if ((await Promise.race([settled, expired])) === "expired") break;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return [...this.#inFlight.values()];
   }
 
   #match(envelope: BusEnvelope): Route[] {
@@ -135,7 +166,7 @@ export class LocalBus implements EventPublisher {
   }
 
   #envelope(entry: BusEntry): BusEnvelope {
-    const detail = validateDetail(entry.detailType, entry.detail);
+    const { detail } = validateBusDetail(entry.detailType, entry.detail);
     return {
       version: "0",
       id: this.#options.newId(),
@@ -153,40 +184,59 @@ export class LocalBus implements EventPublisher {
     };
   }
 
-  #track(delivery: Promise<void>): void {
+  #track(delivery: Promise<void>, envelope: BusEnvelope, route: Route): void {
     // Consumers' errors are retried, then dead-lettered: what gets here is the audit trail itself
     // failing (a full disk), which must not end the process as an unhandled rejection.
     const tracked = delivery.catch((error: unknown) => {
       process.stderr.write(`kubler: local bus: ${messageOf(error)}\n`);
     });
-    this.#inFlight.add(tracked);
+    this.#inFlight.set(tracked, {
+      eventId: envelope.id,
+      detailType: envelope["detail-type"],
+      target: route.target,
+    });
     void tracked.finally(() => this.#inFlight.delete(tracked));
   }
 
   async #deliver(envelope: BusEnvelope, route: Route): Promise<void> {
-    const { consumers, maxAttempts, baseDelayMs, sleep, listener } = this.#options;
+    const { consumers, maxAttempts, attemptTimeoutMs, baseDelayMs, sleep } = this.#options;
     const consumer = consumers[route.target];
     if (!consumer) return;
     // Deliver after the publisher's answer, as EventBridge does.
     await new Promise((resolve) => setImmediate(resolve));
     for (let attempt = 1; ; attempt++) {
+      let failure: { error: unknown } | undefined;
       try {
-        await consumer(envelope);
-        listener.delivered?.(envelope, route, attempt);
-        return;
+        await withDeadline(() => consumer(envelope), attemptTimeoutMs);
       } catch (error) {
-        if (attempt >= maxAttempts) {
-          this.#deadLetter(envelope, route, attempt, error);
-          return;
-        }
-        listener.retrying?.(envelope, route, attempt, error);
-        await sleep(baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+        failure = { error };
       }
+      // Listeners are told outside the try: one that throws must not fail a consumer that succeeded.
+      if (!failure) {
+        this.#notify("delivered", (listener) => listener.delivered?.(envelope, route, attempt));
+        return;
+      }
+      if (attempt >= maxAttempts) {
+        this.#deadLetter(envelope, route, attempt, failure.error);
+        return;
+      }
+      const { error } = failure;
+      this.#notify("retrying", (listener) => listener.retrying?.(envelope, route, attempt, error));
+      await sleep(baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+    }
+  }
+
+  /** The listener only watches: its failure is said on stderr and changes nothing about delivery. */
+  #notify(event: keyof BusListener, tell: (listener: BusListener) => void): void {
+    try {
+      tell(this.#options.listener);
+    } catch (error) {
+      process.stderr.write(`kubler: local bus: the ${event} listener failed: ${messageOf(error)}\n`);
     }
   }
 
   #deadLetter(envelope: BusEnvelope, route: Route, attempts: number, error: unknown): void {
-    const { deadLetters, audit, clock, listener } = this.#options;
+    const { deadLetters, audit, clock } = this.#options;
     const reason = messageOf(error);
     let kept = "dead-lettered";
     try {
@@ -208,7 +258,7 @@ export class LocalBus implements EventPublisher {
       function: route.target,
       at: clock.now().toISOString(),
     });
-    listener.deadLettered?.(envelope, route, error);
+    this.#notify("deadLettered", (listener) => listener.deadLettered?.(envelope, route, error));
   }
 }
 
@@ -230,10 +280,20 @@ function fieldsNamed(pattern: EventPattern, into = new Set<string>()): Set<strin
  */
 function detailTypesListed(pattern: EventPattern): ReadonlySet<string> | null {
   const listed = pattern["detail-type"];
-  if (Array.isArray(listed) && listed.every((value) => typeof value === "string")) {
-    return new Set(listed as string[]);
-  }
   const branches = pattern.$or;
+  if (listed !== undefined) {
+    // A branch that names detail-type again replaces this list for that branch (the matcher keeps
+    // the last definition of a path, as Ruler does), so this list does not bound what matches.
+    if (
+      Array.isArray(branches) &&
+      branches.some((branch) => fieldsNamed(branch as EventPattern).has("detail-type"))
+    ) {
+      return null;
+    }
+    return Array.isArray(listed) && listed.every((value) => typeof value === "string")
+      ? new Set(listed as string[])
+      : null;
+  }
   if (!Array.isArray(branches)) return null;
   const union = new Set<string>();
   for (const branch of branches) {
@@ -242,6 +302,31 @@ function detailTypesListed(pattern: EventPattern): ReadonlySet<string> | null {
     for (const type of types) union.add(type);
   }
   return union;
+}
+
+/**
+ * Runs one attempt, failing it once `ms` have passed as a Lambda timeout does. The attempt itself
+ * cannot be stopped in-process: it runs on, and what it does after is ignored.
+ */
+async function withDeadline(attempt: () => Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${formatDuration(ms)}`)), ms);
+    // A deadline alone must not keep a stopping process alive; whatever real work the consumer
+    // waits on still does.
+    timer.unref();
+  });
+  try {
+    await Promise.race([attempt(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  if (ms >= 1_000 && ms % 1_000 === 0) return `${ms / 1_000} s`;
+  return `${ms} ms`;
 }
 
 function messageOf(error: unknown): string {

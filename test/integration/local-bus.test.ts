@@ -1,11 +1,26 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { type BusEntry, type BusEnvelope, type FunctionName, ROUTES } from "../../shared/domain/catalog.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { startLocalRuntime } from "../../cli/local-runtime.js";
+import { loadLocalConfig } from "../../shared/config.js";
+import {
+  type BusEntry,
+  type BusEnvelope,
+  type FunctionName,
+  MAX_DETAIL_BYTES,
+  ROUTES,
+} from "../../shared/domain/catalog.js";
+import { matchesPattern } from "../../shared/domain/event-pattern.js";
 import { InvalidDetailError, PublishError } from "../../shared/errors.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
-import { type BusConsumer, LocalBus } from "../../shared/local/local-bus.js";
+import {
+  type BusConsumer,
+  type BusListener,
+  DEFAULT_ATTEMPT_TIMEOUT_MS,
+  LocalBus,
+  type LocalBusOptions,
+} from "../../shared/local/local-bus.js";
 import { FixedClock, RecordingAuditLog, samplePush, sequentialIds } from "../fakes/index.js";
 
 const gitlab = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
@@ -44,7 +59,10 @@ const credentialsIssued: BusEntry = {
   },
 };
 
-function setup(consumers: Partial<Record<FunctionName, BusConsumer>>) {
+function setup(
+  consumers: Partial<Record<FunctionName, BusConsumer>>,
+  options: Partial<Pick<LocalBusOptions, "attemptTimeoutMs" | "listener" | "routes">> = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
   const files = {
     events: new JsonlFile(join(dir, "events.jsonl")),
@@ -63,6 +81,7 @@ function setup(consumers: Partial<Record<FunctionName, BusConsumer>>) {
     sleep: async (ms) => {
       sleeps.push(ms);
     },
+    ...options,
   });
   const read = async (file: JsonlFile) => {
     await file.close();
@@ -72,6 +91,27 @@ function setup(consumers: Partial<Record<FunctionName, BusConsumer>>) {
       .map((line) => JSON.parse(line));
   };
   return { bus, audit, sleeps, events: () => read(files.events), deadLetters: () => read(files.deadLetters) };
+}
+
+const hangs: BusConsumer = () => new Promise<void>(() => {});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** What the code under test wrote to stderr while `run` ran. */
+async function stderrOf(run: () => Promise<void>): Promise<string> {
+  let written = "";
+  const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+    written += String(chunk);
+    return true;
+  });
+  try {
+    await run();
+  } finally {
+    spy.mockRestore();
+  }
+  return written;
 }
 
 function recorder() {
@@ -271,4 +311,149 @@ describe("LocalBus", () => {
     expect(seen["build-image"]).toEqual(twice("Push/-", "Build Finished/failed"));
     expect(seen["report-status"]).toEqual(twice("Build Finished/succeeded", "Credentials Issued/-"));
   });
+
+  it("fails an attempt that outlives its deadline: retried, then dead-lettered as timed out", async () => {
+    let calls = 0;
+    const retried: number[] = [];
+    const { bus, audit, deadLetters } = setup(
+      {
+        "plan-steps": async (envelope) => {
+          calls++;
+          await hangs(envelope);
+        },
+      },
+      { attemptTimeoutMs: 20, listener: { retrying: (_e, _r, attempt) => retried.push(attempt) } },
+    );
+    await bus.publish([push]);
+    await bus.drain();
+    expect(calls).toBe(3);
+    expect(retried).toEqual([1, 2]);
+    expect(await deadLetters()).toMatchObject([
+      { target: "plan-steps", attempts: 3, error: "timed out after 20 ms" },
+    ]);
+    expect(audit.last()?.reason).toContain("timed out after 20 ms");
+  });
+
+  it("gives each attempt Lambda's longest timeout by default", () => {
+    expect(DEFAULT_ATTEMPT_TIMEOUT_MS).toBe(15 * 60 * 1000);
+  });
+
+  it("stops waiting when drain's time is up, naming the deliveries still running", async () => {
+    const { bus } = setup({ "plan-steps": hangs });
+    await bus.publish([push]);
+    expect(await bus.drain(20)).toEqual([{ eventId: "evt-1", detailType: "Push", target: "plan-steps" }]);
+  });
+
+  it("refuses a detail over the catalog's 8 KB limit, as the EventBridge publisher does", async () => {
+    const report = recorder();
+    const { bus, events } = setup({ "report-status": report.consumer });
+    const finished: BusEntry = {
+      detailType: "Deploy Finished",
+      detail: {
+        ...step,
+        status: "failed",
+        namespace: "kubler-review-feature",
+        url: null,
+        reason: "x".repeat(20 * 1024),
+      },
+    };
+    const error = await bus.publish([buildFinished("failed"), finished]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidDetailError);
+    expect(error).toMatchObject({
+      message: expect.stringContaining(`over the ${MAX_DETAIL_BYTES}-byte limit`),
+    });
+    await bus.drain();
+    expect(report.seen).toHaveLength(0);
+    expect(await events()).toEqual([]);
+  });
+
+  it("delivers once when the delivered listener throws, and says so on stderr", async () => {
+    let calls = 0;
+    const { bus, deadLetters } = setup(
+      {
+        "plan-steps": async () => {
+          calls++;
+        },
+      },
+      {
+        listener: {
+          delivered: () => {
+            throw new Error("reporter broke");
+          },
+        },
+      },
+    );
+    const stderr = await stderrOf(async () => {
+      await bus.publish([push]);
+      await bus.drain();
+    });
+    expect(calls).toBe(1);
+    expect(await deadLetters()).toEqual([]);
+    expect(stderr).toContain("the delivered listener failed: reporter broke");
+  });
+
+  it("retries and dead-letters as usual when the other listeners throw", async () => {
+    let calls = 0;
+    const broken = () => {
+      throw new Error("reporter broke");
+    };
+    const listener: BusListener = { published: broken, retrying: broken, deadLettered: broken };
+    const { bus, deadLetters } = setup(
+      {
+        "plan-steps": async () => {
+          calls++;
+          throw new Error("consumer is broken");
+        },
+      },
+      { listener },
+    );
+    const stderr = await stderrOf(async () => {
+      await expect(bus.publish([push])).resolves.toEqual(["evt-1"]);
+      await bus.drain();
+    });
+    expect(calls).toBe(3);
+    expect(await deadLetters()).toMatchObject([{ attempts: 3, error: "consumer is broken" }]);
+    expect(stderr.match(/listener failed: reporter broke/g)).toHaveLength(4);
+  });
+
+  it("agrees with the matcher when an $or branch names detail-type again", async () => {
+    const pattern = {
+      "detail-type": ["Tag Push"],
+      $or: [
+        { "detail-type": ["Push"], detail: { change: ["updated"] } },
+        { detail: { change: ["deleted"] } },
+      ],
+    };
+    const plan = recorder();
+    const { bus } = setup(
+      { "plan-steps": plan.consumer },
+      { routes: [{ name: "overridden-type", target: "plan-steps", pattern }] },
+    );
+    const tagPush: BusEntry = {
+      detailType: "Tag Push",
+      detail: { ...push.detail, ref: "refs/tags/v1", tag: "v1", change: "updated", user: null },
+    } as BusEntry;
+    await bus.publish([push, tagPush]);
+    await bus.drain();
+    const expected = [push, tagPush]
+      .filter((entry) => matchesPattern(pattern, { "detail-type": entry.detailType, detail: entry.detail }))
+      .map((entry) => entry.detailType);
+    expect(expected).toEqual(["Push"]);
+    expect(plan.seen.map((e) => e["detail-type"])).toEqual(expected);
+  });
+});
+
+describe("local runtime close()", () => {
+  it("stops after a bounded drain, naming the deliveries it abandoned", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kubler-close-"));
+    const runtime = await startLocalRuntime(loadLocalConfig({ PORT: "0", KUBLER_DATA_DIR: dataDir }), {
+      consumers: { "plan-steps": hangs },
+      simulatedRolloutMs: 0,
+      onError: () => {},
+    });
+    const [id] = await runtime.bus.publish([push]);
+    const stderr = await stderrOf(() => runtime.close(50));
+    expect(stderr).toContain(`plan-steps on Push ${id}`);
+    expect(stderr).toContain("still running after 50 ms");
+  }, 20_000);
 });

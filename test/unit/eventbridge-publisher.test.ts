@@ -14,9 +14,11 @@ import {
   type EventBridgePublisherOptions,
   groupIntoBatches,
 } from "../../shared/adapters/eventbridge-publisher.js";
-import type { BusEntry } from "../../shared/domain/catalog.js";
+import { type BusEntry, MAX_DETAIL_BYTES, ROUTES } from "../../shared/domain/catalog.js";
 import { InvalidDetailError, PublishError } from "../../shared/errors.js";
-import { samplePush } from "../fakes/index.js";
+import type { JsonlFile } from "../../shared/local/jsonl-file.js";
+import { LocalBus } from "../../shared/local/local-bus.js";
+import { FixedClock, RecordingAuditLog, samplePush, sequentialIds } from "../fakes/index.js";
 
 const BUS = "kubler-test";
 
@@ -335,6 +337,41 @@ describe("EventBridgePublisher", () => {
 
     await expect(publisher().publish([push(0), big])).rejects.toThrow(/over the 8192-byte limit/);
     expect(mock).not.toHaveReceivedAnyCommand();
+  });
+
+  it("accepts and refuses by size exactly what the local bus does (UTF-8 bytes, not characters)", async () => {
+    mock.on(PutEventsCommand).callsFake((input: PutEventsCommandInput) => answer(input, () => undefined));
+    const discard = { append() {} } as unknown as JsonlFile;
+    const bus = new LocalBus({
+      routes: ROUTES,
+      consumers: {},
+      events: discard,
+      deadLetters: discard,
+      audit: new RecordingAuditLog(),
+      clock: new FixedClock(),
+      newId: sequentialIds("evt"),
+    });
+    const withUser = (user: string): BusEntry => ({
+      detailType: "Push",
+      detail: { ...push(0).detail, user },
+    });
+    const room = MAX_DETAIL_BYTES - Buffer.byteLength(JSON.stringify(withUser("").detail));
+    const atLimit = withUser("x".repeat(room));
+    // As many characters, one byte more: "é" is two bytes in UTF-8.
+    const overByOne = withUser(`${"x".repeat(room - 1)}é`);
+
+    const outcome = (promise: Promise<unknown>) =>
+      promise.then(
+        () => "accepted",
+        (error: Error) => `${error.name}: ${error.message}`,
+      );
+    for (const entry of [atLimit, overByOne]) {
+      expect(await outcome(bus.publish([entry]))).toBe(await outcome(publisher().publish([entry])));
+    }
+    expect(await outcome(bus.publish([atLimit]))).toBe("accepted");
+    expect(await outcome(bus.publish([overByOne]))).toMatch(
+      /InvalidDetailError: .* 8193 bytes, over the 8192-byte limit/,
+    );
   });
 
   it("sends nothing for no entries", async () => {
