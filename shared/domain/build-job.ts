@@ -438,6 +438,49 @@ export function withBuildRequest(
   };
 }
 
+/**
+ * How long a finished Job is kept, at least, after an environment joins it: the default TTL counts
+ * from the Job's finish, so a join near its end would leave the Job to be deleted before reconcile
+ * (every minute) reports the build to the new environment. An hour covers many reconciles, failed
+ * ones included.
+ */
+export const JOINED_KEEP_SECONDS = 3_600;
+
+/** The Job's `ttlSecondsAfterFinished`; undefined when it has none (kept until deleted). */
+export function ttlAfterFinished(job: KubeObject): number | undefined {
+  const ttl = (job.spec as { ttlSecondsAfterFinished?: unknown } | undefined)?.ttlSecondsAfterFinished;
+  return typeof ttl === "number" ? ttl : undefined;
+}
+
+/**
+ * The `ttlSecondsAfterFinished` a Job should have once an environment joins it at `now`: its own,
+ * or, for a finished Job that would be deleted sooner, one that keeps it `JOINED_KEEP_SECONDS` more.
+ * The TTL counts from the terminal condition: https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/#updating-ttl-for-finished-jobs
+ *
+ * @example
+ * joinedTtl(jobFinishedHalfAnHourBeforeItsTtl, now); // 88200: the 84600 s since it finished, and an hour
+ */
+export function joinedTtl(job: KubeObject, now: Date): number | undefined {
+  const ttl = ttlAfterFinished(job);
+  if (ttl === undefined || buildState(job).state === "running") return ttl;
+  // No finish time recorded: the creation is earlier, so counting from it keeps the Job long enough.
+  const since = Date.parse(finishedAt(job) ?? job.metadata.creationTimestamp ?? "");
+  if (Number.isNaN(since)) return ttl;
+  const elapsed = Math.max(0, Math.ceil((now.getTime() - since) / 1000));
+  return Math.max(ttl, elapsed + JOINED_KEEP_SECONDS);
+}
+
+function finishedAt(job: KubeObject): string | undefined {
+  const conditions = (job.status as { conditions?: unknown } | undefined)?.conditions;
+  for (const condition of Array.isArray(conditions) ? conditions : []) {
+    const c = condition as { type?: unknown; status?: unknown; lastTransitionTime?: unknown };
+    if ((c.type === "Complete" || c.type === "Failed") && c.status === "True") {
+      return typeof c.lastTransitionTime === "string" ? c.lastTransitionTime : undefined;
+    }
+  }
+  return undefined;
+}
+
 /** A fact time without one (recorded before times were carried) is older than any with one. */
 function isLaterFact(incoming: string | null | undefined, stored: string | null | undefined): boolean {
   if (!incoming) return false;

@@ -4,7 +4,7 @@
  * (another delivery, another environment) finds it there (409) and joins it. The outcome is reported
  * later, by reconcile, when the Job has finished.
  */
-import { BuildSpecError, buildJob, withBuildRequest } from "../domain/build-job.js";
+import { BuildSpecError, buildJob, joinedTtl, withBuildRequest } from "../domain/build-job.js";
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
@@ -144,6 +144,11 @@ async function joinJob(
       throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
     const annotations = withBuildRequest(existing, detail);
     if (!annotations) return false;
+    // A finished Job is not reported to this environment until the next reconcile: kept until then,
+    // in the same write, or its TTL may delete it first and the environment never hears of the build.
+    // (Reporting it here would need the digest or the log from its pod, and reconcile's
+    // mark-then-publish over again.)
+    const ttl = joinedTtl(existing, deps.clock.now());
     try {
       await deps.cluster.apply({
         apiVersion: job.apiVersion,
@@ -157,6 +162,8 @@ async function joinJob(
             : {}),
           annotations,
         },
+        // On every join, not only this one: server-side apply removes a field its manager stops applying.
+        ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
       });
       return true;
     } catch (error) {

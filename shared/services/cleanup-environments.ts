@@ -14,6 +14,7 @@ import {
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
+import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
 
 const FN = "cleanup-environments";
@@ -66,12 +67,28 @@ export async function stopEnvironment(
       return { kind: "ignored", namespace, reason };
     }
   }
-  const deleted = object ? await deleteChecked(deps.cluster, object) : "absent";
-  await deps.scheduler.cancel(namespace);
   const running = object ? readEnvironment(object) : null;
-  await publishDeleted(deps, detail, namespace, running?.kind === "managed" ? running.environment : null);
+  // Terminating: an earlier stop deleted it and told what ran there. Taken like a namespace already
+  // gone, so a second stop (a schedule and reconcile both asking, a redelivery) sets no second
+  // status on that commit.
+  const earlier = running?.kind === "managed" && running.environment.terminating;
+  const deleted = object && !earlier ? await deleteChecked(deps.cluster, object) : "absent";
+  await deps.scheduler.cancel(namespace);
+  await publishDeleted(
+    deps,
+    detail,
+    namespace,
+    running?.kind === "managed" && !earlier ? running.environment : null,
+  );
   const kind = deleted === "deleted" ? "deleted" : "already_gone";
-  audit("success", kind === "deleted" ? `deleted (${detail.reason})` : `already gone (${detail.reason})`);
+  audit(
+    "success",
+    kind === "deleted"
+      ? `deleted (${detail.reason})`
+      : earlier
+        ? `already being deleted by an earlier stop (${detail.reason})`
+        : `already gone (${detail.reason})`,
+  );
   return { kind, namespace };
 }
 
@@ -115,6 +132,7 @@ export interface SweepOptions {
 }
 
 export interface SweepItem {
+  /** `(list)` for a failure of the list itself: not a namespace name, so it cannot be taken for one. */
   namespace: string;
   reason: string;
 }
@@ -158,44 +176,71 @@ export async function sweepExpiredEnvironments(
         }),
       { first: true },
     );
+  const visited = new Set<string>();
+  let restarts = 0;
+  let continued = false;
   let next: Promise<ListPage> | null = list(null);
-  while (next) {
-    const page: ListPage = await next;
-    next = page.continue ? list(page.continue) : null;
-    for (const object of page.items) {
-      report.examined++;
-      const namespace = object.metadata.name;
-      const read = readEnvironment(object);
-      if (read.kind !== "managed") {
-        report.skipped.push({ namespace, reason: read.reason });
+  // A list that fails (its retries spent, or its continue token expired too often) ends the sweep
+  // here, but not its report: what was deleted so far, and the summary line, must still be told.
+  try {
+    while (next) {
+      let page: ListPage;
+      try {
+        page = await next;
+      } catch (error) {
+        if (!continued || !isExpiredContinue(error) || restarts >= MAX_LIST_RESTARTS) throw error;
+        restarts++;
+        next = list(null);
+        continued = false;
         continue;
       }
-      const environment = read.environment;
-      if (!isExpired(environment, now)) continue;
-      const reason = `expired at ${environment.expiresAt?.toISOString()}`;
-      if (environment.terminating) {
-        report.skipped.push({ namespace, reason: `${reason}; already terminating` });
-        continue;
+      next = page.continue ? list(page.continue) : null;
+      continued = next !== null;
+      for (const object of page.items) {
+        if (!firstVisit(visited, object)) continue;
+        sweepOne(object);
       }
-      report.expired.push({ namespace, reason });
-      if (dryRun) continue;
-      deletions.push(
-        limit(() => deleteChecked(deps.cluster, object)).then(
-          async () => {
-            report.deleted.push({ namespace, reason });
-            await afterSweepDelete(deps, environment, options.newId);
-          },
-          (error: Error) => {
-            report.failed.push({ namespace, reason: error.message });
-          },
-        ),
-      );
+      options.onProgress?.(report);
     }
-    options.onProgress?.(report);
+  } catch (error) {
+    report.failed.push({
+      namespace: "(list)",
+      reason: `listing namespaces: ${error instanceof Error ? error.message : String(error)}`,
+    });
   }
   await Promise.all(deletions);
   auditSweep(deps, report);
   return report;
+
+  function sweepOne(object: KubeObject): void {
+    report.examined++;
+    const namespace = object.metadata.name;
+    const read = readEnvironment(object);
+    if (read.kind !== "managed") {
+      report.skipped.push({ namespace, reason: read.reason });
+      return;
+    }
+    const environment = read.environment;
+    if (!isExpired(environment, now)) return;
+    const reason = `expired at ${environment.expiresAt?.toISOString()}`;
+    if (environment.terminating) {
+      report.skipped.push({ namespace, reason: `${reason}; already terminating` });
+      return;
+    }
+    report.expired.push({ namespace, reason });
+    if (dryRun) return;
+    deletions.push(
+      limit(() => deleteChecked(deps.cluster, object)).then(
+        async () => {
+          report.deleted.push({ namespace, reason });
+          await afterSweepDelete(deps, environment, options.newId);
+        },
+        (error: Error) => {
+          report.failed.push({ namespace, reason: error.message });
+        },
+      ),
+    );
+  }
 }
 
 /** The schedule and report-status hear of a sweep deletion like of any other; their failure is logged, not fatal. */

@@ -17,11 +17,18 @@ import {
   PUSH_CONTAINER,
   readBuildRequests,
   readReported,
+  ttlAfterFinished,
 } from "../domain/build-job.js";
 import type { BusEntry, GitlabRef } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import { KubernetesConflictError, PublishError } from "../errors.js";
+import {
+  KubernetesConflictError,
+  KubernetesError,
+  KubernetesUnavailableError,
+  PublishError,
+} from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
+import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "reconcile";
@@ -43,7 +50,10 @@ export interface ReconcileBuildsReport {
   skipped: { job: string; reason: string }[];
 }
 
-type Outcome = { status: "succeeded"; digest: string } | { status: "failed"; reason: string };
+type Outcome =
+  | { status: "succeeded"; digest: string }
+  /** `unreadLog`: why the log's tail is missing from `reason`, for the audit line. */
+  | { status: "failed"; reason: string; unreadLog?: string };
 
 /**
  * @example
@@ -54,31 +64,29 @@ export async function reconcileBuilds(
   pageSize = 200,
 ): Promise<ReconcileBuildsReport> {
   const report: ReconcileBuildsReport = { examined: 0, running: 0, reported: [], skipped: [] };
-  let token: string | undefined;
-  do {
-    const page = await deps.cluster.list("batch/v1", "Job", {
+  const listed = eachListed((token) =>
+    deps.cluster.list("batch/v1", "Job", {
       namespace: deps.namespace,
       labelSelector: BUILD_SELECTOR,
       limit: pageSize,
       ...(token ? { continue: token } : {}),
-    });
-    for (const job of page.items) {
-      report.examined++;
-      // One Job that cannot be handled must not stop the others, this run or any later one.
-      try {
-        await reconcileJob(deps, job, report);
-      } catch (error) {
-        report.skipped.push({
-          job: job.metadata.name,
-          reason:
-            error instanceof KubernetesConflictError
-              ? `changed since it was read (another reconcile, or a new request): left to the next run; ${error.message}`
-              : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
-        });
-      }
+    }),
+  );
+  for await (const job of listed) {
+    report.examined++;
+    // One Job that cannot be handled must not stop the others, this run or any later one.
+    try {
+      await reconcileJob(deps, job, report);
+    } catch (error) {
+      report.skipped.push({
+        job: job.metadata.name,
+        reason:
+          error instanceof KubernetesConflictError
+            ? `changed since it was read (another reconcile, or a new request): left to the next run; ${error.message}`
+            : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
-    token = page.continue ?? undefined;
-  } while (token);
+  }
   return report;
 }
 
@@ -134,7 +142,9 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
         reason:
           outcome.status === "succeeded"
             ? `built and pushed ${job.metadata.annotations?.[BUILD_ANNOTATION.IMAGE] ?? sha} (${outcome.digest})`
-            : (outcome.reason.split("\n")[0] ?? outcome.reason),
+            : `${outcome.reason.split("\n")[0] ?? outcome.reason}${
+                outcome.unreadLog ? ` (log not read: ${outcome.unreadLog})` : ""
+              }`,
         correlationId: request.correlationId,
         gitlab,
         trigger: "schedule",
@@ -170,17 +180,24 @@ async function outcomeOf(
     };
   }
   const failed = failedContainer(pods);
-  const log = failed
-    ? await deps.cluster.readLog(
-        { namespace: deps.namespace, pod: failed.pod, container: failed.container },
-        { tailLines: FAILURE_LOG_LINES },
-      )
-    : null;
   const verdict =
     failed && failed.container !== BUILD_CONTAINER
       ? `${state.reason} (in ${failed.container})`
       : state.reason;
-  return { status: "failed", reason: failureReason(verdict, log) };
+  if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
+  try {
+    const log = await deps.cluster.readLog(
+      { namespace: deps.namespace, pod: failed.pod, container: failed.container },
+      { tailLines: FAILURE_LOG_LINES },
+    );
+    return { status: "failed", reason: failureReason(verdict, log) };
+  } catch (error) {
+    // The log only explains the failure: one the API will not serve (400 for a container that never
+    // started, as when a step's image could not be pulled before the deadline) must not keep the
+    // failure unreported until the Job's TTL deletes it. An unavailable API may serve it next run.
+    if (error instanceof KubernetesUnavailableError || !(error instanceof KubernetesError)) throw error;
+    return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
+  }
 }
 
 async function mark(
@@ -189,6 +206,7 @@ async function mark(
   resourceVersion: string | undefined,
   reported: string[],
 ): Promise<void> {
+  const ttl = ttlAfterFinished(job);
   await deps.cluster.apply({
     apiVersion: "batch/v1",
     kind: "Job",
@@ -204,6 +222,9 @@ async function mark(
         [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
       },
     },
+    // As read: build-image applies it when an environment joins a finished Job, and server-side
+    // apply would remove it (keeping the Job forever) if this apply left it out.
+    ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
   });
 }
 

@@ -1,8 +1,8 @@
 /**
  * Reconcile (DESIGN §6, every minute): the backstop for work whose function died or whose schedule
  * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (marked on
- * the namespace first, so it is reported once); an expired environment that is still there gets
- * `Environment Stop Requested`.
+ * the namespace first, so it is reported once); an environment still there `EXPIRY_GRACE_MS` after
+ * its expiry gets `Environment Stop Requested`.
  */
 import {
   ENVIRONMENTS_SELECTOR,
@@ -13,9 +13,16 @@ import {
 } from "../domain/environment.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
+import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "reconcile";
+/**
+ * How long past its expiry an environment is left to its one-time schedule before reconcile asks
+ * for the stop: reconcile is the backstop for a lost schedule (DESIGN §6), and asking on the minute
+ * races the schedule that fires on time, stopping it twice.
+ */
+export const EXPIRY_GRACE_MS = 5 * 60_000;
 
 export interface ReconcileDeps {
   cluster: EnvironmentCluster;
@@ -39,55 +46,57 @@ export interface ReconcileReport {
 export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500): Promise<ReconcileReport> {
   const report: ReconcileReport = { examined: 0, rolloutsFailed: [], stopsRequested: [], skipped: [] };
   const now = deps.clock.now();
-  let token: string | undefined;
-  do {
-    const page = await deps.cluster.list("v1", "Namespace", {
+  const graceEnded = new Date(now.getTime() - EXPIRY_GRACE_MS);
+  const listed = eachListed((token) =>
+    deps.cluster.list("v1", "Namespace", {
       labelSelector: ENVIRONMENTS_SELECTOR,
       limit: pageSize,
       ...(token ? { continue: token } : {}),
-    });
-    for (const object of page.items) {
-      report.examined++;
-      const read = readEnvironment(object);
-      if (read.kind !== "managed") {
-        report.skipped.push({ namespace: object.metadata.name, reason: read.reason });
-        continue;
-      }
-      const environment = read.environment;
-      if (environment.terminating) continue;
-      const gitlab = gitlabOf(environment);
-      if (!gitlab) {
-        report.skipped.push({
-          namespace: environment.namespace,
-          reason: "no GitLab project path or instance annotation",
-        });
-        continue;
-      }
-      // One environment that cannot be handled must not stop the others, this run or any later one.
-      try {
-        if (isExpired(environment, now)) {
+    }),
+  );
+  for await (const object of listed) {
+    report.examined++;
+    const read = readEnvironment(object);
+    if (read.kind !== "managed") {
+      report.skipped.push({ namespace: object.metadata.name, reason: read.reason });
+      continue;
+    }
+    const environment = read.environment;
+    if (environment.terminating) continue;
+    const gitlab = gitlabOf(environment);
+    if (!gitlab) {
+      report.skipped.push({
+        namespace: environment.namespace,
+        reason: "no GitLab project path or instance annotation",
+      });
+      continue;
+    }
+    // One environment that cannot be handled must not stop the others, this run or any later one.
+    try {
+      if (isExpired(environment, now)) {
+        // Expired, still there: a rollout stuck meanwhile is moot, the stop ends it.
+        if (isExpired(environment, graceEnded)) {
           await requestStop(deps, environment, gitlab);
           report.stopsRequested.push(environment.namespace);
-        } else if (
-          environment.status === "deploying" &&
-          environment.rolloutDeadline !== null &&
-          environment.rolloutDeadline.getTime() < now.getTime()
-        ) {
-          await failRollout(deps, environment, gitlab, object.metadata);
-          report.rolloutsFailed.push(environment.namespace);
         }
-      } catch (error) {
-        report.skipped.push({
-          namespace: environment.namespace,
-          reason:
-            error instanceof KubernetesConflictError
-              ? `changed since it was read (a deploy or a stop in between): left to the next run; ${error.message}`
-              : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
-        });
+      } else if (
+        environment.status === "deploying" &&
+        environment.rolloutDeadline !== null &&
+        environment.rolloutDeadline.getTime() < now.getTime()
+      ) {
+        await failRollout(deps, environment, gitlab, object.metadata);
+        report.rolloutsFailed.push(environment.namespace);
       }
+    } catch (error) {
+      report.skipped.push({
+        namespace: environment.namespace,
+        reason:
+          error instanceof KubernetesConflictError
+            ? `changed since it was read (a deploy or a stop in between): left to the next run; ${error.message}`
+            : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
-    token = page.continue ?? undefined;
-  } while (token);
+  }
   return report;
 }
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
+import { BUILD_ANNOTATION, buildJobName, JOINED_KEEP_SECONDS } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import {
   type MemoryKubernetes,
@@ -193,6 +193,47 @@ describe("build-image", () => {
   });
 });
 
+describe("joining a finished build", () => {
+  const ttlOf = (sha: string) =>
+    (jobOf(sha)?.spec as { ttlSecondsAfterFinished?: number } | undefined)?.ttlSecondsAfterFinished;
+  const finishedAt = (sha: string) => {
+    const status = jobOf(sha)?.status as
+      | { conditions?: { type: string; lastTransitionTime: string }[] }
+      | undefined;
+    const conditions = status?.conditions;
+    return Date.parse(conditions?.find((c) => c.type === "Complete")?.lastTransitionTime ?? "");
+  };
+
+  it("keeps a Job joined a minute before its TTL long enough for reconcile to report it, also once marked", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    await reconcileBuilds(reconcile);
+    const minuteLeft = 86_400 - 60;
+    build.clock = new FixedClock(new Date(finishedAt(SHA) + minuteLeft * 1000));
+
+    expect(
+      (await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }))).kind,
+    ).toBe("joined");
+
+    expect(ttlOf(SHA)).toBe(minuteLeft + JOINED_KEEP_SECONDS);
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([
+      `${buildJobName(gitlab, SHA)} → staging: succeeded`,
+    ]);
+    // The mark is an apply of its own: it must not drop the TTL the join applied.
+    expect(ttlOf(SHA)).toBe(minuteLeft + JOINED_KEEP_SECONDS);
+  });
+
+  it("leaves the TTL of a finished Job with time enough left as it was", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    build.clock = new FixedClock(new Date(finishedAt(SHA) + 60_000));
+    await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }));
+    expect(ttlOf(SHA)).toBe(86_400);
+    await reconcileBuilds(reconcile);
+    expect(ttlOf(SHA)).toBe(86_400);
+  });
+});
+
 describe("reconcile of builds", () => {
   it("reports a succeeded build once, with the digest from the pod's termination message", async () => {
     await buildImage(build, request());
@@ -226,6 +267,97 @@ describe("reconcile of builds", () => {
     expect(lines[0]).toBe("BackoffLimitExceeded: Job has reached the specified backoff limit");
     expect(lines[1]).toBe("--- last log lines ---");
     expect(lines.at(-1)).toContain("error: failed to solve");
+  });
+
+  it("reports a failed build whose log the API will not serve, with the Job's reason, and audits why", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    // Past its deadline while the clone's image could not be pulled: no step ended, none has a log.
+    const job = jobOf(SHA) as NonNullable<ReturnType<typeof jobOf>>;
+    const verdict = { reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" };
+    k8s.store.put({
+      ...job,
+      status: { failed: 1, conditions: [{ type: "Failed", status: "True", ...verdict }] },
+    });
+    const [pod] = k8s.store.list("v1", "Pod", NS);
+    const waiting = (name: string, reason: string) => ({ name, state: { waiting: { reason } } });
+    k8s.store.put({
+      ...(pod as NonNullable<typeof pod>),
+      status: {
+        phase: "Pending",
+        initContainerStatuses: [waiting("clone", "ImagePullBackOff"), waiting("build", "PodInitializing")],
+        containerStatuses: [waiting("push", "PodInitializing")],
+      },
+    });
+    const refused = k8s.faults.add({
+      verb: "get",
+      resource: "pods",
+      subresource: "log",
+      status: 400,
+      message: `container "build" in pod "${pod?.metadata.name}" is waiting to start: PodInitializing`,
+    });
+
+    const report = await reconcileBuilds(reconcile);
+
+    expect(refused.hits).toBe(1);
+    expect(report.reported).toEqual([`${buildJobName(gitlab, SHA)} → review/feature-x: failed`]);
+    expect(finishedDetails()).toMatchObject([
+      {
+        status: "failed",
+        imageDigest: null,
+        reason: "DeadlineExceeded: Job was active longer than specified deadline",
+      },
+    ]);
+    expect(audit.records.at(-1)).toMatchObject({
+      action: "image.build",
+      outcome: "failure",
+      reason: expect.stringMatching(
+        /^DeadlineExceeded: .* \(log not read: .*waiting to start: PodInitializing\)$/,
+      ),
+    });
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
+  });
+
+  it("leaves a failed build to the next run while its log is unavailable", async () => {
+    await buildImage(build, request({ sha: FAILING_SHA }));
+    await untilFinished(FAILING_SHA);
+    const down = k8s.faults.add({ verb: "get", resource: "pods", subresource: "log", status: 503 });
+
+    const first = await reconcileBuilds(reconcile);
+
+    expect(down.hits).toBeGreaterThan(0);
+    expect(first.reported).toEqual([]);
+    expect(first.skipped[0]?.reason).toMatch(/HTTP 503/);
+    expect(publisher.entries).toEqual([]);
+    down.remove();
+    expect((await reconcileBuilds(reconcile)).reported).toHaveLength(1);
+    expect(finishedDetails()[0]?.reason).toContain("--- last log lines ---");
+  });
+
+  it("lists again from the first page when a continue token expires, reporting each Job once", async () => {
+    const shas = ["a", "b", "c", "d", "e"].map((c) => c.repeat(40));
+    for (const sha of shas) await buildImage(build, request({ sha }));
+    for (const sha of shas) await untilFinished(sha);
+    const gone = k8s.faults.add({
+      verb: "list",
+      resource: "jobs",
+      continued: true,
+      status: 410,
+      message: "The provided continue parameter is too old to display a consistent list result.",
+      times: 1,
+    });
+
+    const report = await reconcileBuilds(reconcile, 2);
+
+    expect(gone.hits).toBe(1);
+    expect(report.examined).toBe(shas.length);
+    expect(report.reported).toHaveLength(shas.length);
+    expect(report.skipped).toEqual([]);
+    expect(
+      finishedDetails()
+        .map((d) => d.sha)
+        .sort(),
+    ).toEqual(shas);
   });
 
   it("publishes exactly one event per Job and environment when two reconciles race", async () => {

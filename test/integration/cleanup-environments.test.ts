@@ -189,14 +189,28 @@ describe("stopEnvironment", () => {
     await stopEnvironment(deps, stopRequested());
     expect(stored(NAMESPACE)?.metadata.deletionTimestamp).toEqual(expect.any(String));
 
-    const again = await stopEnvironment(deps, stopRequested());
+    const again = await stopEnvironment(deps, stopRequested({ reason: "stopped" }));
 
-    expect(again.kind === "deleted" || again.kind === "already_gone").toBe(true);
+    // Like a namespace already gone: the event again, but without the commit, so the commit that
+    // ran there gets one final status, not two.
+    expect(again).toEqual({ kind: "already_gone", namespace: NAMESPACE });
     expect(deps.publisher.entries.map((e) => e.detailType)).toEqual([
       "Environment Deleted",
       "Environment Deleted",
     ]);
-    expect(deps.audit.records.map((r) => r.outcome)).toEqual(["success", "success"]);
+    expect(deps.publisher.entries[0]?.detail).toMatchObject({
+      sha: "1111111111111111111111111111111111111111",
+    });
+    expect(deps.publisher.entries[1]?.detail).toEqual({
+      correlationId: "corr-stop",
+      gitlab,
+      environment: ENVIRONMENT,
+      namespace: NAMESPACE,
+    });
+    expect(deps.audit.records.map((r) => [r.outcome, r.reason])).toEqual([
+      ["success", "deleted (merged)"],
+      ["success", "already being deleted by an earlier stop (stopped)"],
+    ]);
   });
 
   it("refuses a namespace of that name that Kubler does not manage, touching nothing", async () => {
@@ -583,6 +597,59 @@ describe("sweepExpiredEnvironments", () => {
     });
   });
 
+  it("lists again from the first page when a continue token expires, deleting each expired one once", async () => {
+    const names = seedMix();
+    const gone = k8s.faults.add({ verb: "list", continued: true, status: 410, message: TOO_OLD, times: 1 });
+    k8s.stats.reset();
+
+    const report = await sweep();
+
+    expect(gone.hits).toBe(1);
+    // Page 1, the expired page 2, then pages 1 to 3 again.
+    expect(k8s.stats.byVerb.list).toBe(5);
+    expect(report.examined).toBe(MANAGED);
+    expect(report.expired.map((i) => i.namespace).sort()).toEqual([...names.expired].sort());
+    expect(report.deleted.map((i) => i.namespace).sort()).toEqual([...names.expired].sort());
+    expect(sorted(report.skipped)).toEqual([...names.malformed, ...names.terminating].sort());
+    expect(report.failed).toEqual([]);
+    expect(k8s.stats.byVerb.delete).toBe(MIX.expired);
+    expect(deps.publisher.entries).toHaveLength(MIX.expired);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.sweep", outcome: "success" });
+  });
+
+  it("reports a list that keeps failing, with what it deleted from the first page, and still writes its summary", async () => {
+    const names = seedMix();
+    const gone = k8s.faults.add({ verb: "list", continued: true, status: 410, message: TOO_OLD });
+
+    const report = await sweep();
+
+    // The first list, then 1 + 3 restarts whose second page expired each time.
+    expect(gone.hits).toBe(4);
+    expect(report.failed).toEqual([{ namespace: "(list)", reason: expect.stringContaining("too old") }]);
+    expect(report.deleted.length).toBeGreaterThan(0);
+    expect(report.deleted.length).toBeLessThan(MIX.expired);
+    for (const item of report.deleted) expect(names.expired).toContain(item.namespace);
+    expect(deps.publisher.entries).toHaveLength(report.deleted.length);
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.sweep",
+      outcome: "failure",
+      subject: { failed: [expect.objectContaining({ namespace: "(list)" })] },
+    });
+  });
+
+  it("reports a first list that fails, and still writes its summary", async () => {
+    seedMix();
+    k8s.faults.add({ verb: "list", resource: "namespaces", status: 500, message: "etcd down" });
+    deps.cluster = connect({ maxAttempts: 2 });
+
+    const report = await sweep();
+
+    expect(report).toMatchObject({ examined: 0, deleted: [], failed: [{ namespace: "(list)" }] });
+    expect(report.failed[0]?.reason).toMatch(/etcd down/);
+    expect(deps.audit.records).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.sweep", outcome: "failure" });
+  });
+
   it("never deletes a namespace replaced after it was listed", async () => {
     const names = seedMix();
     const replaced = names.expired[10] as string;
@@ -663,3 +730,6 @@ describe("sweepExpiredEnvironments", () => {
     expect(k8s.stats.byVerb.list).toBe(pages);
   });
 });
+
+const TOO_OLD =
+  "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";

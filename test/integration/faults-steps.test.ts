@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { EnvironmentCluster, KubeObject } from "../../shared/ports.js";
+import { EXPIRY_GRACE_MS } from "../../shared/services/reconcile-environments.js";
 import { eventually, type FaultHarness, PROJECT, SHA_1, SHA_2, startFaultHarness } from "./faults-harness.js";
 
 const REVIEW = "review/feature/booking-validation";
@@ -146,6 +147,9 @@ describe("the scheduler loses a schedule", () => {
 
     await h.scheduler.cancel(NAMESPACE); // lost: a restart, a failed Scheduler call, a deleted schedule
     h.clock.advance(31 * MINUTE);
+    // Expired a minute ago: left to its schedule, which may still fire, for the grace period.
+    expect((await h.reconcile()).stopsRequested).toEqual([]);
+    h.clock.advance(EXPIRY_GRACE_MS);
     const report = await h.reconcile();
     expect(report.stopsRequested).toEqual([NAMESPACE]);
     await h.bus.drain();

@@ -16,7 +16,11 @@ import {
   type MemoryKubernetes,
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
-import { type ReconcileDeps, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
+import {
+  EXPIRY_GRACE_MS,
+  type ReconcileDeps,
+  reconcileEnvironments,
+} from "../../shared/services/reconcile-environments.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
@@ -185,7 +189,12 @@ describe("reconcileEnvironments", () => {
     const expired = namespaceFor(PROJECT, "review/c");
     seed({ namespace: first, environment: "review/a" });
     seed({ namespace: second, environment: "review/b" });
-    seed({ namespace: expired, environment: "review/c", status: "succeeded", expiresAt: NOW });
+    seed({
+      namespace: expired,
+      environment: "review/c",
+      status: "succeeded",
+      expiresAt: new Date(NOW.getTime() - EXPIRY_GRACE_MS),
+    });
     k8s.faults.add({ verb: "apply", resource: "namespaces", name: first, status: 500 });
     deps.cluster = createKubernetesCluster({
       kubeconfig: k8s.kubeconfig,
@@ -223,11 +232,28 @@ describe("reconcileEnvironments", () => {
     expect(stored()).toEqual(before);
   });
 
+  it("leaves an environment expired within the grace period to its schedule, stuck rollout or not", async () => {
+    const names = ["a", "b"].map((e) => namespaceFor(PROJECT, `review/${e}`));
+    const seeded = [
+      seed({ namespace: names[0] as string, status: "succeeded", rolloutDeadline: null, expiresAt: NOW }),
+      seed({
+        namespace: names[1] as string,
+        expiresAt: new Date(NOW.getTime() - EXPIRY_GRACE_MS + 1),
+      }),
+    ];
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report).toEqual({ examined: 2, rolloutsFailed: [], stopsRequested: [], skipped: [] });
+    expect(deps.publisher.entries).toEqual([]);
+    for (const ns of seeded) expect(stored(ns.metadata.name)).toEqual(ns);
+  });
+
   it("requests the stop of an expired environment whose schedule was lost", async () => {
     const before = seed({
       status: "succeeded",
       rolloutDeadline: null,
-      expiresAt: new Date(NOW.getTime() - MINUTE),
+      expiresAt: new Date(NOW.getTime() - EXPIRY_GRACE_MS - MINUTE),
     });
 
     const report = await reconcileEnvironments(deps);
@@ -336,4 +362,40 @@ describe("reconcileEnvironments", () => {
     expect(deps.publisher.entries).toHaveLength(stuck.length + expired.length);
     for (const name of stuck) expect(stored(name)?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
   });
+
+  it("lists again from the first page when a continue token expires, handling each environment once", async () => {
+    const expired: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      const namespace = namespaceFor(PROJECT, `review/mr-${i}`);
+      seed({
+        namespace,
+        environment: `review/mr-${i}`,
+        status: "succeeded",
+        expiresAt: new Date(NOW.getTime() - HOUR),
+      });
+      expired.push(namespace);
+    }
+    const gone = k8s.faults.add({ verb: "list", continued: true, status: 410, message: TOO_OLD, times: 1 });
+    k8s.stats.reset();
+
+    const report = await reconcileEnvironments(deps, 10);
+
+    expect(gone.hits).toBe(1);
+    // Page 1, the expired page 2, then pages 1 to 3 again.
+    expect(k8s.stats.byVerb.list).toBe(5);
+    expect(report.examined).toBe(25);
+    expect([...report.stopsRequested].sort()).toEqual([...expired].sort());
+    expect(deps.publisher.entries).toHaveLength(25);
+  });
+
+  it("fails the run when the continue token keeps expiring, after a bounded number of restarts", async () => {
+    for (let i = 0; i < 3; i++) seed({ namespace: namespaceFor(PROJECT, `review/mr-${i}`) });
+    const gone = k8s.faults.add({ verb: "list", continued: true, status: 410, message: TOO_OLD });
+
+    await expect(reconcileEnvironments(deps, 1)).rejects.toThrow(/too old/);
+    expect(gone.hits).toBe(4);
+  });
 });
+
+const TOO_OLD =
+  "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";

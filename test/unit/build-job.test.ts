@@ -11,6 +11,8 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
+  JOINED_KEEP_SECONDS,
+  joinedTtl,
   PUSH_CONTAINER,
   readBuildRequests,
   readReported,
@@ -405,6 +407,26 @@ describe("reading a finished build", () => {
     expect(long.length).toBeLessThanOrEqual(3_000);
     expect(long.endsWith("the real error")).toBe(true);
     expect(failureReason("Failed", null)).toBe("Failed");
+  });
+
+  it("extends the TTL of a finished Job an environment joins, counting from its finish or else its creation", () => {
+    const now = new Date("2026-11-21T10:00:00Z");
+    const job = (ttl: number | undefined, status: unknown): KubeObject => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "j", creationTimestamp: "2026-11-20T09:00:00Z" },
+      spec: ttl === undefined ? {} : { ttlSecondsAfterFinished: ttl },
+      status,
+    });
+    const failed = (at?: string) => ({
+      conditions: [{ type: "Failed", status: "True", ...(at ? { lastTransitionTime: at } : {}) }],
+    });
+    // Finished 23 h 59 min ago: a minute left, an hour given.
+    expect(joinedTtl(job(86_400, failed("2026-11-20T10:01:00Z")), now)).toBe(86_340 + JOINED_KEEP_SECONDS);
+    expect(joinedTtl(job(86_400, failed("2026-11-21T09:00:00Z")), now)).toBe(86_400);
+    expect(joinedTtl(job(86_400, failed()), now)).toBe(25 * 3_600 + JOINED_KEEP_SECONDS);
+    expect(joinedTtl(job(86_400, {}), now)).toBe(86_400);
+    expect(joinedTtl(job(undefined, failed("2026-11-20T10:01:00Z")), now)).toBeUndefined();
   });
 
   it("reads the reported list, ignoring what is not one", () => {

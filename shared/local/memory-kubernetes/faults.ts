@@ -13,6 +13,8 @@ export interface FaultTarget {
   subresource?: string;
   namespace?: string;
   name?: string;
+  /** A list that carries a `continue` token (a page after the first). */
+  continued?: boolean;
 }
 
 export interface FaultRule {
@@ -23,6 +25,8 @@ export interface FaultRule {
   subresource?: string;
   namespace?: string;
   name?: string;
+  /** true: only lists past their first page (410 for an expired continue token); false: only others. */
+  continued?: boolean;
   /** Answer this status (a Kubernetes Status body; 429 carries `Retry-After: 1`). */
   status?: number;
   /** Message of the Status body (default "injected fault"). */
@@ -98,6 +102,7 @@ function matches(rule: FaultRule, target: FaultTarget): boolean {
     (rule.resource === undefined || rule.resource === target.resource) &&
     (rule.subresource === undefined || rule.subresource === target.subresource) &&
     (rule.namespace === undefined || rule.namespace === target.namespace) &&
-    (rule.name === undefined || rule.name === target.name)
+    (rule.name === undefined || rule.name === target.name) &&
+    (rule.continued === undefined || rule.continued === (target.continued === true))
   );
 }

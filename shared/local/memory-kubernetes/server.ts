@@ -130,7 +130,7 @@ function parseBody(text: string, contentType: string): unknown {
   }
 }
 
-function targetOf(found: Route | undefined): FaultTarget {
+function targetOf(found: Route | undefined, query: URLSearchParams): FaultTarget {
   if (!found) return { verb: "unknown" };
   if (found.kind === "discovery") return { verb: "discovery" };
   return {
@@ -141,6 +141,7 @@ function targetOf(found: Route | undefined): FaultTarget {
     ...(found.name !== undefined ? { name: found.name } : {}),
     // A Namespace is addressed by name, but rules say `namespace: x` to mean "anything in x" too.
     ...(found.type.kind === "Namespace" && found.name !== undefined ? { namespace: found.name } : {}),
+    ...(found.verb === "list" && query.get("continue") ? { continued: true } : {}),
   };
 }
 
@@ -209,7 +210,7 @@ export async function startMemoryKubernetes(
     } catch (error) {
       routeError = error;
     }
-    const target = targetOf(found);
+    const target = targetOf(found, url.searchParams);
     stats.byVerb[target.verb] = (stats.byVerb[target.verb] ?? 0) + 1;
     const text = await readBody(request);
     if (faults.latencyMs > 0) await wait(faults.latencyMs);
