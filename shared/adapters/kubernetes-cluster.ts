@@ -42,7 +42,7 @@ import type {
   ObjectRef,
 } from "../ports.js";
 import { useInProcessEksTokens } from "./eks-token.js";
-import { networkCode, retryAfterMs } from "./http-retry.js";
+import { networkCode, RETRYABLE_NETWORK_CODES, retryAfterMs } from "./http-retry.js";
 
 /** The server-side apply field manager: the objects' `managedFields` name Kubler as their owner. */
 export const FIELD_MANAGER = "kubler";
@@ -52,19 +52,6 @@ const MAX_DELAY_MS = 5_000;
 
 /** What client-node sets on the agent it makes per request: the TLS identity a reused connection must share. */
 const TLS_OPTIONS = ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const;
-
-/** Error codes of a request that got no answer but may get one if sent again. */
-const RETRYABLE_NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-]);
 
 export interface KubernetesClusterOptions {
   /** Sends of one request at most, the first included. Default 4. */
