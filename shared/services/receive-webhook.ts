@@ -19,7 +19,11 @@ export const DEDUPE_TTL_SECONDS = 3 * 24 * 60 * 60;
  */
 export const DEDUPE_LEASE_SECONDS = 60;
 
-/** A resend that arrives while the first delivery is still publishing (it may yet fail). */
+/**
+ * A resend that arrives while the first delivery is still publishing (it may yet fail). DESIGN §4
+ * keeps 503 for a publish that failed; this is the one other 503, on purpose: answering "duplicate"
+ * while the first publish can still fail would lose the event, and GitLab resends on a 5xx.
+ */
 export const IN_FLIGHT_MESSAGE = "a delivery with this Idempotency-Key is being processed";
 
 const FUNCTION_NAME = "gitlab-webhook";
