@@ -22,7 +22,8 @@ export const DEDUPE_LEASE_SECONDS = 60;
 /**
  * A resend that arrives while the first delivery is still publishing (it may yet fail). DESIGN §4
  * keeps 503 for a publish that failed; this is the one other 503, on purpose: answering "duplicate"
- * while the first publish can still fail would lose the event, and GitLab resends on a 5xx.
+ * while the first publish can still fail would lose the event, while a 5xx records the delivery as
+ * failed, to be resent with the same key (GitLab also pauses a hook briefly after a 5xx: the cost).
  */
 export const IN_FLIGHT_MESSAGE = "a delivery with this Idempotency-Key is being processed";
 
