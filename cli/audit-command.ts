@@ -11,6 +11,7 @@ import { ENV } from "../shared/config.js";
 import { AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from "../shared/domain/audit.js";
 import {
   type AuditFilter,
+  type AuditQueryParam,
   auditField,
   insightsQueryText,
   SAVED_AUDIT_QUERIES,
@@ -22,8 +23,20 @@ import { scanAuditFile } from "../shared/local/audit-file-query.js";
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
 export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
 
+/** The flag that fills in each saved query's parameter. */
+const PARAM_FLAG: Record<AuditQueryParam, string> = {
+  environment: "--environment",
+  roleArn: "--role",
+  correlationId: "--correlation",
+};
+
+const NEEDS = SAVED_AUDIT_QUERIES.filter((q) => q.params.length > 0)
+  .map((q) => `${q.name} needs ${q.params.map((p) => PARAM_FLAG[p]).join(" and ")}`)
+  .join("; ");
+
 export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --query NAME          a saved query: ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}
+                        (${NEEDS})
   --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally)
   --until 1h|ISO        until when: a duration before now or an ISO 8601 time (default now)
   --project PATH  --environment ENV  --action ACTION|PREFIX.*  --outcome O[,O]
@@ -98,6 +111,7 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
     ...(values.role !== undefined ? { roleArn: values.role } : {}),
     ...(values.instance !== undefined ? { instance: values.instance } : {}),
   };
+  if (query) requireParams(query, flags);
   const plan: Plan = {
     filter: {
       ...query?.filter,
@@ -370,6 +384,14 @@ function savedQuery(name: string): SavedAuditQuery {
     );
   }
   return query;
+}
+
+/** A saved query without its parameter would answer for every role (or environment, or delivery). */
+function requireParams(query: SavedAuditQuery, flags: AuditFilter): void {
+  const missing = query.params.filter((param) => flags[param] === undefined).map((p) => PARAM_FLAG[p]);
+  if (missing.length > 0) {
+    throw new ConfigError(`--query ${query.name} needs ${missing.join(" and ")}`);
+  }
 }
 
 function parseOutcomes(text: string): AuditOutcome[] {

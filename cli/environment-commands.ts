@@ -10,7 +10,8 @@ import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import type { BusEntry, Detail } from "../shared/domain/catalog.js";
 import { ENVIRONMENTS_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
-import { ConfigError } from "../shared/errors.js";
+import { signWebhook } from "../shared/domain/webhook-auth.js";
+import { ConfigError, KubernetesUnavailableError } from "../shared/errors.js";
 import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
 import type { EventPublisher, Scheduler } from "../shared/ports.js";
@@ -20,16 +21,24 @@ import { LOCAL_EVENTS_PATH } from "./local-events-app.js";
 
 export interface CommandContext {
   config: LocalConfig;
-  /** The running local runtime's webhook token, when there is one. */
+  /**
+   * The running local runtime's webhook secret token and signing key, as this shell knows them:
+   * KUBLER_WEBHOOK_SECRET and KUBLER_WEBHOOK_SIGNING_KEY, else the ones it generated in the data dir.
+   */
   token: string | null;
+  signingKey: string | null;
   print: (line: string) => void;
 }
 
 /** The cluster the commands act on, and how to name it to the operator. */
-export function commandCluster(config: LocalConfig): { cluster: KubernetesCluster; label: string } {
+export function commandCluster(config: LocalConfig): {
+  cluster: KubernetesCluster;
+  label: string;
+  embedded: boolean;
+} {
   if (config.kubeconfig) {
     const cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
-    return { cluster, label: `${cluster.describe().server} (from KUBECONFIG)` };
+    return { cluster, label: `${cluster.describe().server} (from KUBECONFIG)`, embedded: false };
   }
   const embedded = join(config.dataDir, EMBEDDED_KUBECONFIG);
   if (!existsSync(embedded)) {
@@ -38,42 +47,76 @@ export function commandCluster(config: LocalConfig): { cluster: KubernetesCluste
     );
   }
   const cluster = createKubernetesCluster({ kubeconfig: readFileSync(embedded, "utf8") });
-  return { cluster, label: `the embedded cluster of the running local runtime (simulated)` };
+  return { cluster, label: `the embedded cluster of the running local runtime (simulated)`, embedded: true };
+}
+
+/**
+ * The embedded cluster's kubeconfig outlives a killed `npm start`: its connection refused means the
+ * runtime is not running, which is what the operator needs to hear.
+ */
+function explainUnreachable(error: unknown, embedded: boolean): unknown {
+  if (!embedded || !(error instanceof KubernetesUnavailableError)) return error;
+  return new Error(
+    `the embedded cluster of the local runtime does not answer (${error.message}): is \`npm start\` running?`,
+  );
+}
+
+/** What a command needs to put events on the running local runtime's bus. */
+export interface RuntimeSecret {
+  token: string | null;
+  signingKey: string | null;
 }
 
 /** Publishes on a running local runtime's bus, through `POST /local/events`. */
 export class LocalRuntimePublisher implements EventPublisher {
   constructor(
     private readonly url: string,
-    private readonly token: string,
+    private readonly secret: RuntimeSecret,
   ) {}
 
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
     const ids: string[] = [];
     for (const entry of entries) {
+      const body = JSON.stringify(entry);
+      const { token, signingKey } = this.secret;
+      // The runtime authenticates its local door like a webhook: the secret token, or a signature.
+      const auth: Record<string, string> = token
+        ? { "x-gitlab-token": token }
+        : signingKey
+          ? signWebhook(signingKey, randomId(), systemClock.now(), Buffer.from(body))
+          : {};
       const response = await fetch(`${this.url}${LOCAL_EVENTS_PATH}`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-gitlab-token": this.token },
-        body: JSON.stringify(entry),
+        headers: { "content-type": "application/json", ...auth },
+        body,
       }).catch((error: Error) => {
         throw new Error(
           `could not reach the local runtime at ${this.url} (${error.cause ?? error.message}): is \`npm start\` running?`,
         );
       });
-      const body = (await response.json()) as { eventId?: string; message?: string };
-      if (!response.ok || !body.eventId)
-        throw new Error(`the local runtime refused the event: ${body.message ?? response.status}`);
-      ids.push(body.eventId);
+      const answer = (await response.json().catch(() => ({}))) as { eventId?: string; message?: string };
+      if (response.status === 401) {
+        throw new Error(
+          `the local runtime refused the event: ${answer.message ?? "unauthorized"}; export the same ${SECRET_VARIABLES} it was started with in this shell`,
+        );
+      }
+      if (!response.ok || !answer.eventId)
+        throw new Error(`the local runtime refused the event: ${answer.message ?? response.status}`);
+      ids.push(answer.eventId);
     }
     return ids;
   }
 }
 
+const SECRET_VARIABLES = "KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY";
+
 /** `kubler environments`: every managed environment, newest first. */
 export async function listEnvironments(context: CommandContext, json: boolean): Promise<number> {
-  const { cluster, label } = commandCluster(context.config);
+  const { cluster, label, embedded } = commandCluster(context.config);
   try {
     return await printEnvironments(context, cluster, label, json);
+  } catch (error) {
+    throw explainUnreachable(error, embedded);
   } finally {
     cluster.close();
   }
@@ -138,19 +181,21 @@ export async function sweep(
   context: CommandContext,
   options: { dryRun: boolean; json: boolean },
 ): Promise<number> {
-  const { cluster, label } = commandCluster(context.config);
+  const { cluster, label, embedded } = commandCluster(context.config);
   const runtimeUrl = `http://127.0.0.1:${context.config.port}`;
   // Environment Deleted reaches report-status through the local runtime when it runs; schedules of
   // swept environments stay where they are (timers in the runtime, or Scheduler) and find them gone.
-  const publisher: EventPublisher = context.token
-    ? new LocalRuntimePublisher(runtimeUrl, context.token)
-    : { publish: async (entries) => entries.map(() => "not-published") };
+  const publisher: EventPublisher =
+    context.token || context.signingKey
+      ? new LocalRuntimePublisher(runtimeUrl, context)
+      : { publish: async (entries) => entries.map(() => "not-published") };
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
   if (!options.json)
     context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
   // The sweep's decisions join the runtime's trail (appends of whole lines, safe beside it).
   const auditFile = new JsonlFile(join(context.config.dataDir, "audit.jsonl"));
-  const audit = new JsonlAuditLog(auditFile, undefined, { secrets: context.token ? [context.token] : [] });
+  const secrets = [context.token, context.signingKey].filter((secret) => secret !== null);
+  const audit = new JsonlAuditLog(auditFile, undefined, { secrets });
   let report: SweepReport;
   try {
     report = await sweepExpiredEnvironments(
@@ -166,6 +211,8 @@ export async function sweep(
         },
       },
     );
+  } catch (error) {
+    throw explainUnreachable(error, embedded);
   } finally {
     cluster.close();
     await auditFile.close();
@@ -195,10 +242,12 @@ export async function requestDeploy(
   context: CommandContext,
   detail: Detail<"Deploy Requested">,
 ): Promise<number> {
-  if (!context.token) {
-    throw new ConfigError("no local runtime secret found: start the local runtime first (npm start)");
+  if (!context.token && !context.signingKey) {
+    throw new ConfigError(
+      `no webhook secret for the local runtime in this shell: if it runs with ${SECRET_VARIABLES}, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
+    );
   }
-  const publisher = new LocalRuntimePublisher(`http://127.0.0.1:${context.config.port}`, context.token);
+  const publisher = new LocalRuntimePublisher(`http://127.0.0.1:${context.config.port}`, context);
   const [id] = await publisher.publish([{ detailType: "Deploy Requested", detail }]);
   context.print(
     `Deploy Requested ${id} for ${detail.gitlab.projectPath} → ${detail.environment} at ${detail.sha.slice(0, 8)}`,

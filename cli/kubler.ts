@@ -2,57 +2,93 @@
  * The `kubler` command: `start` runs the embedded default, `send` posts a real GitLab payload to it.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadLocalConfig } from "../shared/config.js";
+import { type LocalConfig, loadLocalConfig } from "../shared/config.js";
 import { loadCredentialsConfig } from "../shared/credentials-config.js";
 import { ConfigError } from "../shared/errors.js";
-import { runAuditCommand } from "./audit-command.js";
+import { AUDIT_USAGE, runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";
 import type { CommandContext } from "./environment-commands.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
 
-const USAGE = `usage:
-  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_*,
-                               KUBECONFIG, KUBLER_PROJECTS_DIR honoured)
-  kubler send <event> [--token] [--key K] [--url U]
+type Command = "start" | "send" | "deploy" | "environments" | "credentials" | "sweep" | "audit";
+
+/** Each command's lines of the usage: `kubler <command> --help` prints its own. */
+const USAGES: Record<Command, string> = {
+  start: `  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_*,
+                               KUBECONFIG, KUBLER_PROJECTS_DIR honoured)`,
+  send: `  kubler send <event> [--token] [--key K] [--url U]
                                post a real GitLab payload, signed (or with X-Gitlab-Token with --token);
-                               --key reuses an Idempotency-Key to show deduplication
-  kubler deploy [--project P] [--project-id N] [--environment E] [--sha S] [--pipeline N] [--mr N]
+                               --key reuses an Idempotency-Key to show deduplication`,
+  deploy: `  kubler deploy [--project P] [--project-id N] [--environment E] [--sha S] [--pipeline N] [--mr N]
                                put a Deploy Requested on the running local runtime's bus
-                               (default: the sample project under examples/projects)
-  kubler environments [--json] list the environments Kubler manages on the cluster
-  kubler credentials [--environment E] [--format json|env|kubeconfig] [--project P] [--project-id N]
+                               (default: the sample project under examples/projects)`,
+  environments: `  kubler environments [--json] list the environments Kubler manages on the cluster`,
+  credentials: `  kubler credentials [--environment E] [--format json|env|kubeconfig] [--project P] [--project-id N]
                     [--ref R] [--protected] [--url U]
                                what a CI job does: a GitLab-like ID token signed by the running local
                                runtime's OIDC key, posted to /v1/credentials (policy: KUBLER_POLICY_FILE,
-                               default examples/policy.yaml)
-  kubler sweep [--dry-run] [--json]
-                               delete expired environments now, and print the report
-  kubler audit [--query Q] [--since 24h] [--project P] [--environment E] [--action A]
+                               default examples/policy.yaml)`,
+  sweep: `  kubler sweep [--dry-run] [--json]
+                               delete expired environments now, and print the report`,
+  audit: `  kubler audit [--query Q] [--since 24h] [--project P] [--environment E] [--action A]
                [--outcome O] [--correlation ID] [--json] [--log-group G]
                                query the audit trail (local audit.jsonl, or CloudWatch Logs
-                               Insights with --log-group); --correlation prints a timeline
-  events: ${listFixtures().join(", ")}`;
+                               Insights with --log-group); --correlation prints a timeline`,
+};
+
+const EVENTS = `  events: ${listFixtures().join(", ")}`;
+
+const USAGE = `usage:\n${Object.values(USAGES).join("\n")}\n${EVENTS}`;
+
+function usageOf(command: Command): string {
+  if (command === "audit") return AUDIT_USAGE;
+  return `usage:\n${USAGES[command]}${command === "send" ? `\n${EVENTS}` : ""}`;
+}
+
+/** Every command takes `--help`, checked before it loads configuration or starts anything. */
+const HELP = { help: { type: "boolean", short: "h" } } as const;
+
+function help(command: Command): number {
+  console.log(usageOf(command));
+  return 0;
+}
+
+const COMMANDS: Record<Command, (args: string[]) => Promise<number>> = {
+  start,
+  send,
+  deploy,
+  environments,
+  credentials,
+  sweep: sweepCommand,
+  audit,
+};
+
+function isCommand(name: string | undefined): name is Command {
+  return name !== undefined && Object.hasOwn(COMMANDS, name);
+}
+
+/** `node:util` parseArgs' refusals (an unknown option, a missing value): the caller's mistake. */
+function isUsageError(error: unknown): error is Error {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (isCommand(command)) {
+    try {
+      return await COMMANDS[command](rest);
+    } catch (error) {
+      if (!isUsageError(error)) throw error;
+      console.error(`kubler ${command}: ${error.message}\n${usageOf(command)}`);
+      return 2;
+    }
+  }
   switch (command) {
-    case "start":
-      return start();
-    case "send":
-      return send(rest);
-    case "deploy":
-      return deploy(rest);
-    case "environments":
-      return environments(rest);
-    case "credentials":
-      return credentials(rest);
-    case "sweep":
-      return sweepCommand(rest);
-    case "audit":
-      return audit(rest);
     case undefined:
     case "help":
     case "--help":
@@ -65,25 +101,55 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function start(): Promise<number> {
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: HELP });
+  if (values.help) return help("start");
   const config = loadLocalConfig(process.env);
   const reporter = createTerminalReporter((line) => console.log(line));
   // Validated now: a bad policy file stops start-up with every problem listed.
   const credentials = loadCredentialsConfig(process.env, { local: true });
   const { startLocalRuntime } = await import("./local-runtime.js");
+  const { logErrorToStderr } = await import("../shared/adapters/stdout-audit-log.js");
+  // Bugs keep their stack (redacted, on stderr); an unreachable cluster is one line in this terminal.
+  let logBug = logErrorToStderr("reconcile", [
+    ...config.webhook.secrets.tokens,
+    ...config.webhook.secrets.signingKeys,
+  ]);
   const runtime = await startLocalRuntime(config, {
     onAudit: reporter.audit,
     bus: reporter.bus,
     credentials,
+    onError: (error) => {
+      if (!reporter.operationalError("reconcile", error)) logBug(error);
+    },
   });
+  if (runtime.generatedSecrets) {
+    logBug = logErrorToStderr("reconcile", [
+      runtime.generatedSecrets.token,
+      runtime.generatedSecrets.signingKey,
+    ]);
+  }
   reporter.started(runtime, config);
+  let stopping = false;
   const stop = async () => {
-    console.log("stopping…");
+    if (stopping) {
+      // A second Ctrl-C: stop at once, and say what that abandons.
+      const abandoned = await runtime.bus.drain(0);
+      const list = abandoned.map((d) => `${d.target} on ${d.detailType} ${d.eventId}`).join(", ");
+      process.stderr.write(
+        abandoned.length > 0
+          ? `kubler: stopped at once, abandoning ${abandoned.length} delivery(ies) still running: ${list} (the events are in ${join(runtime.dataDir, "events.jsonl")})\n`
+          : "kubler: stopped at once, no delivery was running\n",
+      );
+      process.exit(130);
+    }
+    stopping = true;
+    console.log("stopping… (Ctrl-C again to stop at once)");
     await runtime.close();
     process.exit(0);
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   return new Promise(() => undefined);
 }
 
@@ -97,8 +163,20 @@ function environmentCommands() {
 
 function commandContext(): CommandContext {
   const config = loadLocalConfig(process.env);
-  const token = config.webhook.secrets.tokens[0] ?? readLocalSecrets(config.dataDir)?.token ?? null;
-  return { config, token, print: (line) => console.log(line) };
+  return { config, ...runtimeSecret(config), print: (line) => console.log(line) };
+}
+
+/**
+ * The secrets the running local runtime accepts, as this shell knows them: those exported here
+ * (the runtime uses only those when it was started with them), else the ones it generated.
+ */
+function runtimeSecret(config: LocalConfig): { token: string | null; signingKey: string | null } {
+  const { tokens, signingKeys } = config.webhook.secrets;
+  if (tokens.length + signingKeys.length > 0) {
+    return { token: tokens[0] ?? null, signingKey: signingKeys[0] ?? null };
+  }
+  const generated = readLocalSecrets(config.dataDir);
+  return { token: generated?.token ?? null, signingKey: generated?.signingKey ?? null };
 }
 
 async function deploy(args: string[]): Promise<number> {
@@ -113,8 +191,10 @@ async function deploy(args: string[]): Promise<number> {
       pipeline: { type: "string" },
       mr: { type: "string" },
       instance: { type: "string", default: "https://gitlab.example.com" },
+      ...HELP,
     },
   });
+  if (values.help) return help("deploy");
   const number = (name: string, text: string | undefined): number | null => {
     if (text === undefined) return null;
     if (!/^\d+$/.test(text))
@@ -139,7 +219,8 @@ async function deploy(args: string[]): Promise<number> {
 }
 
 async function environments(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: "boolean" } } });
+  const { values } = parseArgs({ args, options: { json: { type: "boolean" }, ...HELP } });
+  if (values.help) return help("environments");
   const { listEnvironments } = await environmentCommands();
   return listEnvironments(commandContext(), values.json ?? false);
 }
@@ -155,8 +236,10 @@ async function credentials(args: string[]): Promise<number> {
       ref: { type: "string" },
       protected: { type: "boolean" },
       url: { type: "string" },
+      ...HELP,
     },
   });
+  if (values.help) return help("credentials");
   const config = loadLocalConfig(process.env);
   const claims: Record<string, unknown> = {};
   if (values.project) {
@@ -179,8 +262,9 @@ async function credentials(args: string[]): Promise<number> {
 async function sweepCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
+    options: { "dry-run": { type: "boolean" }, json: { type: "boolean" }, ...HELP },
   });
+  if (values.help) return help("sweep");
   const { sweep } = await environmentCommands();
   return sweep(commandContext(), { dryRun: values["dry-run"] ?? false, json: values.json ?? false });
 }
@@ -207,38 +291,48 @@ async function send(args: string[]): Promise<number> {
       token: { type: "boolean" },
       key: { type: "string" },
       url: { type: "string" },
-      help: { type: "boolean", short: "h" },
+      ...HELP,
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (values.help) return help("send");
   const [name] = positionals;
   if (!name) {
-    console.error(`kubler send: which event?\n${USAGE}`);
+    console.error(`kubler send: which event?\n${usageOf("send")}`);
     return 2;
   }
-  const config = loadLocalConfig(process.env);
-  const generated = readLocalSecrets(config.dataDir);
-  const signingKey = config.webhook.secrets.signingKeys[0] ?? generated?.signingKey;
-  const token = config.webhook.secrets.tokens[0] ?? generated?.token;
-  if (!(values.token ? token : signingKey)) {
-    throw new ConfigError(
-      `no ${values.token ? "KUBLER_WEBHOOK_SECRET" : "KUBLER_WEBHOOK_SIGNING_KEY"} set and no generated secret in ${config.dataDir}: start the server first (npm start)`,
-    );
-  }
   const fixture = loadFixture(name);
+  const config = loadLocalConfig(process.env);
+  const { token, signingKey } = runtimeSecret(config);
+  if (!(values.token ? token : signingKey))
+    throw new ConfigError(missingSecret(values.token ?? false, token, config.dataDir));
   const url = values.url ?? `http://127.0.0.1:${config.port}`;
   const response = await sendFixture(fixture, {
     url,
-    ...(values.token ? { token } : { signingKey }),
+    ...(values.token ? { token: token ?? undefined } : { signingKey: signingKey ?? undefined }),
     idempotencyKey: values.key,
   }).catch((error: Error) => {
     throw new Error(`could not reach ${url} (${error.cause ?? error.message}): is \`npm start\` running?`);
   });
   console.log(`${fixture.eventHeader} (${fixture.name}) → ${response.status} ${await response.text()}`);
   return response.ok ? 0 : 1;
+}
+
+/** Why `send` has nothing to sign with (or no token to send), and what to do in this shell. */
+function missingSecret(withToken: boolean, token: string | null, dataDir: string): string {
+  if (!withToken && token) {
+    return "no KUBLER_WEBHOOK_SIGNING_KEY in this shell to sign with: add --token to send KUBLER_WEBHOOK_SECRET as X-Gitlab-Token, or export the same KUBLER_WEBHOOK_SIGNING_KEY the server was started with";
+  }
+  const variable = withToken ? "KUBLER_WEBHOOK_SECRET" : "KUBLER_WEBHOOK_SIGNING_KEY";
+  return `no ${variable} in this shell and no generated secret in ${dataDir}: if the server runs with KUBLER_WEBHOOK_* set, export the same here${withToken ? "" : " (with only KUBLER_WEBHOOK_SECRET, add --token)"}; otherwise start it first (npm start)`;
+}
+
+// `kubler audit | head -1`: the reader has gone. Stop quietly, as other command-line tools do,
+// rather than with a stack trace for a write nobody is reading.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(0);
+  });
 }
 
 main(process.argv.slice(2)).then(

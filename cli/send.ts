@@ -30,11 +30,20 @@ export function listFixtures(): string[] {
 /** Loads a fixture by name, or any file in the same `{ event_header, payload }` form by path. */
 export function loadFixture(nameOrPath: string): Fixture {
   const path = nameOrPath.endsWith(".json") ? resolve(nameOrPath) : join(FIXTURES_DIR, `${nameOrPath}.json`);
-  let parsed: { event_header?: unknown; payload?: unknown };
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
   } catch {
     throw new Error(`no GitLab payload "${nameOrPath}"; try one of: ${listFixtures().join(", ")}`);
+  }
+  let parsed: { event_header?: unknown; payload?: unknown };
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object") {
+    throw new Error(`${path} must be { "event_header": "...", "payload": {...} }`);
   }
   if (typeof parsed.event_header !== "string" || parsed.payload === undefined) {
     throw new Error(`${path} must be { "event_header": "...", "payload": {...} }`);

@@ -4,8 +4,9 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { LocalConfig } from "../shared/config.js";
-import type { AuditRecord } from "../shared/domain/audit.js";
+import { type AuditRecord, createAuditRedactor } from "../shared/domain/audit.js";
 import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
+import { KubernetesForbiddenError, KubernetesUnavailableError } from "../shared/errors.js";
 import type { BusListener } from "../shared/local/local-bus.js";
 import type { LocalRuntime } from "./local-runtime.js";
 
@@ -15,6 +16,17 @@ export interface TerminalReporter {
   started(runtime: LocalRuntime, config: LocalConfig): void;
   audit(record: AuditRecord): void;
   bus: BusListener;
+  /**
+   * A background failure of `fn` (reconcile): when it is an expected operational one (the cluster
+   * unreachable, or refusing Kubler's identity), one readable line, and true; else false, and the
+   * caller logs it as the bug it is, with its stack.
+   */
+  operationalError(fn: string, error: unknown): boolean;
+}
+
+/** Failures the operator fixes outside Kubler (start the cluster, grant the role): no stack helps. */
+function isOperational(error: unknown): error is Error {
+  return error instanceof KubernetesUnavailableError || error instanceof KubernetesForbiddenError;
 }
 
 /**
@@ -29,9 +41,25 @@ export function displayPath(path: string, cwd = process.cwd()): string {
   return outside ? full : rel;
 }
 
+/**
+ * The `send` to try: signed when the runtime has a signing key, else with the secret token; with
+ * configured secrets, the other terminal needs the same variables exported to sign or send.
+ */
+function tryIt(runtime: LocalRuntime, config: LocalConfig): string {
+  const hint = "(in another terminal; Ctrl-C here stops)";
+  if (runtime.generatedSecrets) return `npm run send -- merge_request   ${hint}`;
+  const { signingKeys } = config.webhook.secrets;
+  const variable = signingKeys.length > 0 ? "KUBLER_WEBHOOK_SIGNING_KEY" : "KUBLER_WEBHOOK_SECRET";
+  const send =
+    signingKeys.length > 0 ? "npm run send -- merge_request" : "npm run send -- merge_request --token";
+  return `${send}   (in another terminal, with the same ${variable} exported; Ctrl-C here stops)`;
+}
+
 export function createTerminalReporter(print: (line: string) => void): TerminalReporter {
   // Known once the runtime has started; events only flow after that.
   let consumers: readonly string[] = [];
+  // Secret-shaped text is redacted from the start; the secrets in use once they are known.
+  let redact = createAuditRedactor([]);
   const time = () => new Date().toISOString().slice(11, 19);
   const line = (who: string, text: string) => print(`${time()} ${who.padEnd(20)} ${text}`);
   const targetNote = (target: string) =>
@@ -41,6 +69,11 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       consumers = runtime.consumers;
       const dataDir = displayPath(runtime.dataDir);
       const secrets = config.webhook.secrets;
+      redact = createAuditRedactor(
+        runtime.generatedSecrets
+          ? [runtime.generatedSecrets.token, runtime.generatedSecrets.signingKey]
+          : [...secrets.tokens, ...secrets.signingKeys],
+      );
       print("Kubler local runtime — the embedded default: no AWS account needed");
       print(
         `  listening  ${runtime.url}   POST /webhooks/gitlab · POST /v1/credentials · GET /healthz · POST /local/events`,
@@ -78,8 +111,15 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
             : "credentials from a local issuer, NOT valid for AWS"
         }`,
       );
-      print(`  try it     npm run send -- merge_request   (in another terminal; Ctrl-C here stops)`);
+      print(`  try it     ${tryIt(runtime, config)}`);
       print(`             npx kubler environments · npx kubler credentials · npx kubler audit`);
+    },
+    operationalError(fn, error) {
+      if (!isOperational(error)) return false;
+      const what =
+        error instanceof KubernetesUnavailableError ? "cannot reach the cluster" : "the cluster refused";
+      line(fn, `${what}: ${redact.text(error.message)} (tried again at the next run)`);
+      return true;
     },
     audit(record) {
       const where = record.correlationId ? `  [${record.correlationId.slice(0, 8)}]` : "";

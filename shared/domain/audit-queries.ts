@@ -36,7 +36,10 @@ export interface SavedAuditQuery {
   description: string;
   /** What the query always selects. */
   filter: AuditFilter;
-  /** Filters a person fills in; the saved text carries them commented out, to be edited. */
+  /**
+   * Filters a person fills in; the saved text carries them commented out, to be edited, and
+   * `kubler audit --query` refuses to run without them (unfiltered, it would answer for everything).
+   */
   params: readonly AuditQueryParam[];
   /** The columns a person reads (Logs Insights `fields`; the table locally). */
   fields: readonly string[];

@@ -11,7 +11,12 @@ export interface KublerProcess {
   url: string;
   /** Everything it has printed so far, stdout and stderr. */
   output(): string;
-  stop(): void;
+  /** Sends it a signal: SIGTERM unless told otherwise. */
+  stop(signal?: NodeJS.Signals): void;
+  /** Resolves once it has printed something matching `pattern`. */
+  waitFor(pattern: RegExp): Promise<void>;
+  /** Resolves with its exit code once it has exited. */
+  exited(): Promise<number | null>;
 }
 
 /**
@@ -42,5 +47,18 @@ export async function startKublerProcess(env: NodeJS.ProcessEnv): Promise<Kubler
     });
     server.once("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
   });
-  return { url, output: () => output, stop: () => server.kill("SIGTERM") };
+  const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
+  return {
+    url,
+    output: () => output,
+    stop: (signal = "SIGTERM") => server.kill(signal),
+    waitFor: async (pattern) => {
+      const deadline = Date.now() + 10_000;
+      while (!pattern.test(output)) {
+        if (Date.now() > deadline) throw new Error(`never printed ${pattern}:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    exited: () => exited,
+  };
 }

@@ -218,6 +218,25 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     await expect(run(...args)).rejects.toThrow(ConfigError);
     await expect(run(...args)).rejects.toThrow(flag);
   });
+
+  it.each([
+    ["credentials-for-role", "--role"],
+    ["deploys-to-environment", "--environment"],
+    ["correlation", "--correlation"],
+  ])("refuses --query %s without %s instead of answering for everything", async (name, flag) => {
+    write([JSON.stringify(record())]);
+    await expect(run("--query", name)).rejects.toThrow(new ConfigError(`--query ${name} needs ${flag}`));
+  });
+
+  it("runs a saved query given its parameter", async () => {
+    const role = "arn:aws:iam::123456789012:role/app";
+    const issued = (roleArn: string) =>
+      JSON.stringify(record({ action: "credentials.issue", outcome: "allow", subject: { roleArn } }));
+    write([issued(role), issued("arn:aws:iam::123456789012:role/other")]);
+    const { code, json } = await run("--query", "credentials-for-role", "--role", role, "--json");
+    expect(code).toBe(0);
+    expect(json().map((r: AuditRecord) => r.subject.roleArn)).toEqual([role]);
+  });
 });
 
 describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {

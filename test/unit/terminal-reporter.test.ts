@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { displayPath } from "../../cli/terminal-reporter.js";
+import type { LocalRuntime } from "../../cli/local-runtime.js";
+import { createTerminalReporter, displayPath } from "../../cli/terminal-reporter.js";
+import type { LocalConfig } from "../../shared/config.js";
+import { KubernetesUnavailableError } from "../../shared/errors.js";
 
 describe("displayPath", () => {
   it("is relative under the working directory", () => {
@@ -13,5 +16,53 @@ describe("displayPath", () => {
   it("is absolute outside it, instead of a climb of ../", () => {
     expect(displayPath("/tmp/kubler-x", "/work/app")).toBe("/tmp/kubler-x");
     expect(displayPath("../other", "/work/app")).toBe("/work/other");
+  });
+});
+
+describe("the terminal reporter", () => {
+  const SECRET = "configured-webhook-token-1f2e";
+  const runtime = (generated: boolean) =>
+    ({
+      url: "http://127.0.0.1:8080",
+      dataDir: "/tmp/kubler-data",
+      generatedSecrets: generated ? { token: "t", signingKey: "whsec_k" } : null,
+      consumers: [],
+      environments: { description: "embedded" },
+      jobCredentials: { issuer: () => "local", localIssuer: true, policyFile: "p.yaml", awsIssuer: "local" },
+    }) as unknown as LocalRuntime;
+  const config = (secrets: { tokens: string[]; signingKeys: string[] }) =>
+    ({ host: "127.0.0.1", projectsDir: "/tmp/projects", webhook: { secrets } }) as unknown as LocalConfig;
+  const banner = (generated: boolean, secrets = { tokens: [] as string[], signingKeys: [] as string[] }) => {
+    const lines: string[] = [];
+    createTerminalReporter((line) => lines.push(line)).started(runtime(generated), config(secrets));
+    return lines.find((line) => line.includes("try it")) ?? "";
+  };
+
+  it("suggests a send that works with the secrets the runtime expects", () => {
+    expect(banner(true)).toContain("npm run send -- merge_request   (in another terminal;");
+    const tokenOnly = banner(false, { tokens: [SECRET], signingKeys: [] });
+    expect(tokenOnly).toContain("npm run send -- merge_request --token");
+    expect(tokenOnly).toContain("with the same KUBLER_WEBHOOK_SECRET exported");
+    const signed = banner(false, { tokens: [SECRET], signingKeys: ["whsec_a2V5"] });
+    expect(signed).not.toContain("--token");
+    expect(signed).toContain("with the same KUBLER_WEBHOOK_SIGNING_KEY exported");
+  });
+
+  it("says an unreachable cluster in one line, and leaves a bug to the caller", () => {
+    const lines: string[] = [];
+    const reporter = createTerminalReporter((line) => lines.push(line));
+    reporter.started(runtime(false), config({ tokens: [SECRET], signingKeys: [] }));
+    const unreachable = new KubernetesUnavailableError(
+      `list Namespace failed after 4 attempt(s); last problem: connect ECONNREFUSED (${SECRET})`,
+      0,
+    );
+    const before = lines.length;
+    expect(reporter.operationalError("reconcile", unreachable)).toBe(true);
+    expect(lines.slice(before)).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(/reconcile\s+cannot reach the cluster: list Namespace failed/);
+    expect(lines.at(-1)).not.toContain(SECRET);
+    expect(lines.at(-1)).not.toContain("    at ");
+    expect(reporter.operationalError("reconcile", new TypeError("x is undefined"))).toBe(false);
+    expect(lines).toHaveLength(before + 1);
   });
 });

@@ -1,0 +1,214 @@
+/**
+ * The `kubler` command as an operator types it, in its own process: arguments, help, and the
+ * messages of what goes wrong (never a stack trace).
+ */
+import { execFile } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { serve } from "@hono/node-server";
+import { afterAll, describe, expect, it } from "vitest";
+import { LocalRuntimePublisher } from "../../cli/environment-commands.js";
+import { createLocalEventsApp } from "../../cli/local-events-app.js";
+import { readLocalSecrets } from "../../cli/local-secrets.js";
+import { systemClock } from "../../shared/clock.js";
+import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
+import { ROOT, startKublerProcess } from "./kubler-process.js";
+
+const run = promisify(execFile);
+const dataDir = mkdtempSync(join(tmpdir(), "kubler-cli-"));
+const env = {
+  ...process.env,
+  KUBLER_DATA_DIR: dataDir,
+  KUBECONFIG: "",
+  KUBLER_WEBHOOK_SECRET: "",
+  KUBLER_WEBHOOK_SIGNING_KEY: "",
+  KUBLER_AUDIT_LOG_GROUPS: "",
+};
+
+/** `kubler …`: its exit code, stdout and stderr, whatever the code. */
+async function kubler(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(process.execPath, ["bin/kubler.js", ...args], { cwd: ROOT, env, timeout: 20_000 }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+}
+
+const NO_STACK = /\n\s+at |"stack"/;
+
+describe("arguments and help", () => {
+  it("refuses an unknown option to start with its usage (rc 2), and prints it for --help (rc 0)", async () => {
+    const [bogus, help] = await Promise.all([kubler("start", "--bogus"), kubler("start", "--help")]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toContain("kubler start: Unknown option '--bogus'");
+    expect(bogus.stderr).toContain("usage:\n  kubler start");
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toMatch(/^usage:\n {2}kubler start /);
+  }, 30_000);
+
+  it.each(["deploy", "environments", "sweep", "credentials", "send", "audit"])(
+    "kubler %s --help prints its usage (rc 0)",
+    async (command) => {
+      const { code, stdout, stderr } = await kubler(command, "--help");
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      expect(stdout).toMatch(new RegExp(`^usage:\\s+kubler ${command}`));
+    },
+    30_000,
+  );
+});
+
+describe("messages", () => {
+  it("stops quietly (rc 0) when the reader of its output goes away", async () => {
+    const record = (i: number) =>
+      JSON.stringify({
+        audit: true,
+        auditVersion: 1,
+        action: "environment.deploy",
+        outcome: "success",
+        reason: `deployed ${i}`,
+        actor: { function: "deploy-environment" },
+        subject: { project: "group/app", environment: "staging" },
+        correlationId: `c-${i}`,
+        gitlab: null,
+        function: "deploy-environment",
+        at: "2026-03-02T11:00:00.000Z",
+      });
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-epipe-"));
+    // Far more than a pipe's buffer: the writes go on after `head` has left.
+    writeFileSync(join(dir, "audit.jsonl"), Array.from({ length: 3000 }, (_, i) => record(i)).join("\n"));
+    const { stdout, stderr } = await run(
+      "bash",
+      ["-o", "pipefail", "-c", "node bin/kubler.js audit --since all --limit 3000 | head -1"],
+      { cwd: ROOT, env: { ...env, KUBLER_DATA_DIR: dir }, timeout: 20_000 },
+    );
+    expect(stdout).toMatch(/^AT\s+FUNCTION/);
+    expect(stderr).not.toContain("EPIPE");
+    expect(stderr).not.toMatch(NO_STACK);
+  }, 30_000);
+
+  it("says a payload file that is not JSON is not valid JSON", async () => {
+    const bad = join(dataDir, "bad.json");
+    writeFileSync(bad, "{not json");
+    const { code, stderr } = await kubler("send", bad);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`${bad} is not valid JSON`);
+  }, 30_000);
+
+  it("asks for the runtime's secret in this shell when deploy has none", async () => {
+    const { code, stderr } = await kubler("deploy");
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      "if it runs with KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY, export the same here",
+    );
+  }, 30_000);
+
+  it("asks whether `npm start` runs when its embedded cluster does not answer", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-dead-"));
+    // What a killed `npm start` leaves behind: the kubeconfig of a server that is gone.
+    writeFileSync(
+      join(dir, "kubeconfig"),
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        `clusters: [{ name: embedded, cluster: { server: 'http://127.0.0.1:${port}' } }]`,
+        "users: [{ name: kubler, user: { token: local } }]",
+        "contexts: [{ name: embedded, context: { cluster: embedded, user: kubler } }]",
+        "current-context: embedded",
+        "",
+      ].join("\n"),
+    );
+    const { code, stderr } = await run(process.execPath, ["bin/kubler.js", "environments"], {
+      cwd: ROOT,
+      env: { ...env, KUBLER_DATA_DIR: dir },
+      timeout: 20_000,
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(code).toBe(1);
+    expect(stderr).toContain("the embedded cluster of the local runtime does not answer");
+    expect(stderr).toContain("is `npm start` running?");
+  }, 30_000);
+});
+
+describe("kubler deploy with the runtime's signing key only", () => {
+  const key = "whsec_ZTJlLXNpZ25pbmcta2V5LWZvci1jbGktdGVzdHM=";
+  const published: unknown[] = [];
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: createLocalEventsApp({
+      credentials: createWebhookCredentials({ signingKeys: [key], tokens: [] }),
+      publisher: {
+        publish: async (entries) => {
+          published.push(...entries);
+          return entries.map(() => "event-1");
+        },
+      },
+      clock: systemClock,
+    }).fetch,
+  });
+  afterAll(() => {
+    server.close();
+  });
+  const url = () => `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const entry = { detailType: "Environment Deleted", detail: {} } as never;
+
+  it("signs what it publishes, as a webhook is signed", async () => {
+    if (!server.listening) await once(server, "listening");
+    const publisher = new LocalRuntimePublisher(url(), { token: null, signingKey: key });
+    // The detail is refused (400), after the signature was accepted.
+    await expect(publisher.publish([entry])).rejects.toThrow(/refused the event: (?!.*export)/);
+    const wrong = new LocalRuntimePublisher(url(), { token: "not-the-token", signingKey: null });
+    await expect(wrong.publish([entry])).rejects.toThrow(
+      "export the same KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY it was started with in this shell",
+    );
+  });
+});
+
+describe("kubler start, stopped twice", () => {
+  it("says which deliveries a second Ctrl-C abandons", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-stop-"));
+    const runtime = await startKublerProcess({ ...env, PORT: "0", KUBLER_DATA_DIR: dir });
+    const token = readLocalSecrets(dir)?.token ?? "";
+    // A deploy on the embedded cluster: its simulated rollout keeps the delivery running ~1.5 s.
+    const response = await fetch(`${runtime.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gitlab-token": token },
+      body: JSON.stringify({
+        detailType: "Deploy Requested",
+        detail: {
+          correlationId: "cli-stop-1",
+          gitlab: {
+            instance: "https://gitlab.example.com",
+            projectId: 2,
+            projectPath: "flightjs/flight-management",
+          },
+          environment: "review/feature/booking-validation",
+          sha: "abcdef0123456789abcdef0123456789abcdef01",
+          ref: "feature/booking-validation",
+          pipelineId: 1,
+          mrIid: null,
+        },
+      }),
+    });
+    expect(response.status).toBe(202);
+    const exited = runtime.exited();
+    runtime.stop("SIGINT");
+    await runtime.waitFor(/stopping…/);
+    runtime.stop("SIGINT");
+    expect(await exited).toBe(130);
+    expect(runtime.output()).toMatch(
+      /kubler: stopped at once, abandoning 1 delivery\(ies\) still running: deploy-environment on Deploy Requested \S+ \(the events are in .*events\.jsonl\)/,
+    );
+  }, 30_000);
+});
