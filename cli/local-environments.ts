@@ -4,11 +4,12 @@
  * cleanup consumers, and reconcile every minute; builds and commit statuses on the same cluster
  * (`local-builds.ts`, which reconciles builds far more often: see there why).
  */
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createCleanupConsumer } from "../functions/cleanup-environments/consumer.js";
 import { createDeployEnvironmentConsumer } from "../functions/deploy-environment/consumer.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
+import { kubernetesClusterFromKubeconfigFiles } from "../shared/adapters/kubernetes-cluster-from-env.js";
 import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
@@ -65,7 +66,7 @@ export async function startLocalEnvironments(
   const rolloutMs = io.simulatedRolloutMs ?? SIMULATED_ROLLOUT_MS;
   let cluster: KubernetesCluster;
   if (config.kubeconfig) {
-    cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
+    cluster = kubernetesClusterFromKubeconfigFiles({ KUBECONFIG: config.kubeconfig });
   } else {
     embedded = await startMemoryKubernetes({ rolloutDelayMs: rolloutMs });
     cluster = createKubernetesCluster({ kubeconfig: embedded.kubeconfig });
@@ -77,7 +78,6 @@ export async function startLocalEnvironments(
     : `${server} (context ${context}, from KUBECONFIG)`;
 
   const scheduler = new TimerScheduler({ publisher: io.publisher, clock: systemClock });
-  const registryAuthFile = config.environments.registryAuthFile;
   const steps = { cluster, scheduler, publisher: io.publisher, audit: io.audit, clock: systemClock };
   const stops = new MemoryEnvironmentStops(systemClock);
   const deploy = createDeployEnvironmentConsumer({
@@ -85,7 +85,8 @@ export async function startLocalEnvironments(
     stops,
     manifests: new DirectoryManifestSource(config.projectsDir),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
+    // Read and checked once, when the configuration was loaded.
+    pullSecret: async () => config.environments.registryAuth,
     defaultTtl: config.environments.defaultTtl,
     // A third of the simulated rollout, so a short one is not waited on for long; 500 ms at most.
     rolloutPollMs: Math.min(500, Math.max(10, Math.round(rolloutMs / 3))),

@@ -2,16 +2,16 @@
  * The embedded default (DESIGN §10): every HTTP app on one port, the local bus routing with the
  * catalog's routes, the in-memory dedupe store, audit to `audit.jsonl`. No AWS account, no cluster.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { createGitlabWebhookApp } from "../functions/gitlab-webhook/app.js";
 import { createPlanStepsConsumer } from "../functions/plan-steps/consumer.js";
 import { logErrorToStderr } from "../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../shared/clock.js";
-import { type LocalConfig, webhookCredentials } from "../shared/config.js";
+import { ENV, fileProblem, type LocalConfig, webhookCredentials } from "../shared/config.js";
 import type { AuditRecord } from "../shared/domain/audit.js";
 import { type FunctionName, ROUTES } from "../shared/domain/catalog.js";
 import { ConfigError } from "../shared/errors.js";
@@ -51,6 +51,12 @@ export interface LocalRuntime {
  */
 export const CLOSE_DRAIN_MS = 5_000;
 
+/**
+ * In the data dir while a runtime uses it: `{ pid, port }`. Two runtimes on one data dir would share
+ * its kubeconfig and secrets, and the one stopping first would delete the kubeconfig of the other.
+ */
+export const LOCK_FILE = "kubler.lock";
+
 export interface LocalRuntimeOptions {
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
   consumers?: Partial<Record<FunctionName, BusConsumer>>;
@@ -76,7 +82,23 @@ export async function startLocalRuntime(
   options: LocalRuntimeOptions = {},
 ): Promise<LocalRuntime> {
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  makeDataDir(dataDir);
+  checkProjectsDir(config.projectsDir);
+  const lock = lockDataDir(dataDir);
+  try {
+    return await startLocked(config, options, dataDir, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startLocked(
+  config: LocalConfig,
+  options: LocalRuntimeOptions,
+  dataDir: string,
+  lock: DataDirLock,
+): Promise<LocalRuntime> {
   const configured = config.webhook.secrets.tokens.length + config.webhook.secrets.signingKeys.length > 0;
   const generatedSecrets = configured ? null : ensureLocalSecrets(dataDir);
   const credentials = generatedSecrets
@@ -177,6 +199,7 @@ export async function startLocalRuntime(
   const { port } = server.address() as AddressInfo;
   const url = `http://${urlHost(config.host)}:${port}`;
   jobCredentials.listening(url);
+  lock.listening(port);
 
   return {
     url,
@@ -199,8 +222,132 @@ export async function startLocalRuntime(
       }
       await environments.close();
       await Promise.all(Object.values(files).map((file) => file.close()));
+      lock.release();
     },
   };
+}
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code;
+}
+
+function makeDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    const code = errorCode(error);
+    const reason =
+      code === "EEXIST"
+        ? "is a file, not a directory"
+        : code === "ENOTDIR"
+          ? "cannot be created: a part of its path is a file"
+          : code === "EACCES" || code === "EPERM" || code === "EROFS"
+            ? "cannot be created: permission denied"
+            : `cannot be created: ${(error as Error).message}`;
+    throw new ConfigError(`${ENV.DATA_DIR} ${dataDir} ${reason}`);
+  }
+}
+
+/** A missing projects dir is not an error later: every project just looks not opted in. */
+function checkProjectsDir(dir: string): void {
+  const path = resolve(dir);
+  let directory: boolean;
+  try {
+    directory = statSync(path).isDirectory();
+  } catch (error) {
+    throw new ConfigError(`${ENV.PROJECTS_DIR} ${path} ${fileProblem(error)}`);
+  }
+  if (!directory) throw new ConfigError(`${ENV.PROJECTS_DIR} ${path} is not a directory`);
+}
+
+interface DataDirLock {
+  /** Adds the port, for whoever finds the data dir taken. */
+  listening(port: number): void;
+  /** Removes the lock if it is still this process's; also done on exit. */
+  release(): void;
+}
+
+/**
+ * Takes `LOCK_FILE`, created exclusively (`wx`: O_CREAT | O_EXCL), so of two starts one wins. A lock
+ * whose pid no longer runs was left by a runtime that was killed: taken over, saying so.
+ */
+function lockDataDir(dataDir: string): DataDirLock {
+  const path = join(dataDir, LOCK_FILE);
+  const content = (port: number | null) => `${JSON.stringify({ pid: process.pid, port })}\n`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      writeFileSync(path, content(null), { flag: "wx", mode: 0o600 });
+      break;
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") {
+        throw new ConfigError(
+          `${ENV.DATA_DIR} ${dataDir} is not writable: ${LOCK_FILE} ${fileProblem(error)}`,
+        );
+      }
+    }
+    const held = readLock(path);
+    // Released between the two calls: try again.
+    if (held === null) continue;
+    if (held.pid !== null && isRunning(held.pid)) {
+      const port = held.port === null ? "" : `, port ${held.port}`;
+      throw new ConfigError(
+        `${ENV.DATA_DIR} ${dataDir} is in use by another kubler start (pid ${held.pid}${port}): stop it, or set ${ENV.DATA_DIR} to another directory`,
+      );
+    }
+    if (attempt > 3) {
+      throw new ConfigError(
+        `${ENV.DATA_DIR} ${dataDir}: ${LOCK_FILE} keeps coming back; is another kubler starting?`,
+      );
+    }
+    process.stderr.write(
+      `kubler: ${path} was left by ${held.pid === null ? "a process" : `pid ${held.pid}`}, which is no longer running: taking it over\n`,
+    );
+    // Only the stale lock read above: not one another start has just put in its place.
+    if (readLock(path)?.text === held.text) unlinkSync(path);
+  }
+  const release = () => {
+    process.removeListener("exit", release);
+    try {
+      if (readLock(path)?.pid === process.pid) unlinkSync(path);
+    } catch {
+      // Already gone, or the data dir with it: nothing left to release.
+    }
+  };
+  process.on("exit", release);
+  return {
+    listening: (port) => writeFileSync(path, content(port), { mode: 0o600 }),
+    release,
+  };
+}
+
+/** The lock's holder; null when there is no lock file (any more). */
+function readLock(path: string): { text: string; pid: number | null; port: number | null } | null {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return null;
+    throw error;
+  }
+  let parsed: { pid?: unknown; port?: unknown } = {};
+  try {
+    parsed = JSON.parse(text) ?? {};
+  } catch {
+    // Cut short by a crash while writing it: no holder.
+  }
+  const whole = (value: unknown) =>
+    Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null;
+  return { text, pid: whole(parsed.pid), port: whole(parsed.port) };
+}
+
+/** Signal 0 checks without signalling; EPERM: it runs, as another user. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === "EPERM";
+  }
 }
 
 /** Listening on every interface, the local tools still reach the server on loopback. */

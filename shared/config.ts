@@ -3,6 +3,7 @@
  * Loaded once at start-up; anything missing or malformed throws `ConfigError` naming the variable.
  * The environment is passed in, never read from a module's top level.
  */
+import { readFileSync } from "node:fs";
 import { imagesTemplateProblem } from "./domain/image-repository.js";
 import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
@@ -100,14 +101,18 @@ export function webhookCredentials(secrets: WebhookSecrets): WebhookCredentials 
 
 /** Settings only Lambda needs: where to publish and dedupe. */
 export function loadAwsIngressConfig(env: Env): { busName: string; dedupeTable: string } {
+  checkAwsEndpoints(env);
   return { busName: env[ENV.EVENT_BUS_NAME] || "kubler", dedupeTable: required(env, ENV.DEDUPE_TABLE) };
 }
 
 export interface EnvironmentsConfig {
   /** TTL of environments whose kubler.yaml rule sets none. */
   defaultTtl: string;
-  /** A `.dockerconfigjson` file for the registry pull secret; null: images are public. */
-  registryAuthFile: string | null;
+  /**
+   * The `.dockerconfigjson` text `KUBLER_REGISTRY_AUTH_FILE` holds, read and checked once at start-up:
+   * the registry pull secret's content. Null: images are public.
+   */
+  registryAuth: string | null;
 }
 
 /** The environment steps' settings (deploy, cleanup, reconcile). */
@@ -118,7 +123,57 @@ export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
   } catch (error) {
     throw new ConfigError(`${ENV.DEFAULT_TTL}: ${(error as Error).message}`);
   }
-  return { defaultTtl, registryAuthFile: env[ENV.REGISTRY_AUTH_FILE]?.trim() || null };
+  const registryAuthFile = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
+  return { defaultTtl, registryAuth: registryAuthFile ? readRegistryAuth(registryAuthFile) : null };
+}
+
+/**
+ * The registry auth file's text, once it is known to be a `.dockerconfigjson`: read per deploy, a
+ * missing file failed every deploy with a bare ENOENT, and a malformed one became the pull secret.
+ * The content holds credentials: never quoted in an error.
+ */
+function readRegistryAuth(file: string): string {
+  const problem = (reason: string) => new ConfigError(`${ENV.REGISTRY_AUTH_FILE} ${file} ${reason}`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw problem(fileProblem(error));
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw problem("is not JSON");
+  }
+  const auths = isObject(parsed) ? parsed.auths : undefined;
+  if (!isObject(auths)) {
+    throw problem(
+      'is not a .dockerconfigjson: it needs an "auths" object, like {"auths": {"registry.example.com": {"auth": "…"}}}',
+    );
+  }
+  return text;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Why a file could not be read, in an operator's words rather than a syscall's. */
+export function fileProblem(error: unknown): string {
+  switch ((error as { code?: unknown } | null)?.code) {
+    case "ENOENT":
+      return "does not exist";
+    case "EACCES":
+    case "EPERM":
+      return "cannot be read: permission denied";
+    case "EISDIR":
+      return "is a directory, not a file";
+    case "ENOTDIR":
+      return "does not exist (a part of its path is a file)";
+    default:
+      return `cannot be read: ${(error as Error).message}`;
+  }
 }
 
 /** What the step functions need in AWS: the bus to publish on and where expiry schedules go. */
@@ -132,6 +187,7 @@ export interface AwsStepsConfig {
 }
 
 export function loadAwsStepsConfig(env: Env): AwsStepsConfig {
+  checkAwsEndpoints(env);
   return {
     busName: env[ENV.EVENT_BUS_NAME] || "kubler",
     busArn: required(env, ENV.EVENT_BUS_ARN),
@@ -230,6 +286,7 @@ export interface LocalConfig {
 
 /** The local runtime's settings (`npm start`). */
 export function loadLocalConfig(env: Env): LocalConfig {
+  checkAwsEndpoints(env);
   return {
     // 0 asks the OS for a free port (tests).
     port: env[ENV.PORT]?.trim() === "0" ? 0 : positiveInt(env, ENV.PORT, 8080, 65_535),
@@ -263,12 +320,33 @@ export function required(env: Env, name: string): string {
   return value;
 }
 
+/** Decimal digits only: `Number()` would also take `0x7A00`, `1e3` or `0b1`. */
 export function positiveInt(env: Env, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
-  const value = Number(raw);
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value <= 0 || value > max) {
     throw new ConfigError(`${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** `AWS_ENDPOINT_URL` and every `AWS_ENDPOINT_URL_<SERVICE>`: the standard names the AWS SDK reads. */
+const AWS_ENDPOINT_VARIABLE = /^AWS_ENDPOINT_URL(_[A-Z0-9_]+)?$/;
+
+/**
+ * Every AWS endpoint variable set must be an http(s) URL: the SDK takes any text and only fails at
+ * the first call, far from the cause (a job asking for credentials got a 503).
+ *
+ * @example
+ * checkAwsEndpoints({ AWS_ENDPOINT_URL_STS: "notaurl" }); // ConfigError naming AWS_ENDPOINT_URL_STS
+ */
+export function checkAwsEndpoints(env: Env): void {
+  for (const [name, raw] of Object.entries(env)) {
+    const value = raw?.trim();
+    if (!value || !AWS_ENDPOINT_VARIABLE.test(name)) continue;
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+      throw new ConfigError(`${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
+    }
+  }
 }

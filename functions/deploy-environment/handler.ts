@@ -2,7 +2,6 @@
  * Lambda entry point: `Deploy Requested` and succeeded `Build Finished` from the bus. Config and
  * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
  */
-import { readFile } from "node:fs/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
@@ -27,7 +26,6 @@ const steps = loadAwsStepsConfig(process.env);
 const { dedupeTable } = loadAwsIngressConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
-const registryAuthFile = environments.registryAuthFile;
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
@@ -56,7 +54,8 @@ const consume = createDeployEnvironmentConsumer({
   audit,
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  pullSecret: async () => (registryAuthFile ? readFile(registryAuthFile, "utf8") : null),
+  // Read and checked once, with the rest of the configuration.
+  pullSecret: async () => environments.registryAuth,
   defaultTtl: environments.defaultTtl,
 });
 

@@ -3,7 +3,10 @@
  * secret holding the kubeconfig (`KUBLER_KUBECONFIG_SECRET`), never the kubeconfig itself; anywhere
  * else the files of `KUBECONFIG`, like kubectl.
  */
-import { ENV } from "../config.js";
+import { readFileSync } from "node:fs";
+import { delimiter } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { ENV, fileProblem } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { createKubernetesCluster, type KubernetesCluster } from "./kubernetes-cluster.js";
 import type { ReadSecret } from "./secret-reader.js";
@@ -26,7 +29,7 @@ export function hasKubernetesCluster(env: Env): boolean {
  */
 export async function kubernetesClusterFromEnv(env: Env, readSecret: ReadSecret): Promise<KubernetesCluster> {
   const secretId = env[ENV.KUBECONFIG_SECRET]?.trim();
-  if (!secretId) return createKubernetesCluster({ env: { ...env } });
+  if (!secretId) return kubernetesClusterFromKubeconfigFiles(env);
   const kubeconfig = await readSecret(secretId);
   try {
     return createKubernetesCluster({ kubeconfig, env: { ...env } });
@@ -34,6 +37,78 @@ export async function kubernetesClusterFromEnv(env: Env, readSecret: ReadSecret)
     // The parser's message quotes the offending text, which is the secret: leave it out.
     throw new ConfigError(
       `${ENV.KUBECONFIG_SECRET}: secret ${secretId} does not hold a valid kubeconfig (YAML or JSON)`,
+    );
+  }
+}
+
+/**
+ * The cluster of the `KUBECONFIG` files (merged as `createKubernetesCluster` merges them), checked
+ * first: a file missing, empty or not a kubeconfig, or no current context with a cluster, is a
+ * `ConfigError` naming `KUBECONFIG` in plain words. client-node's own messages are about its
+ * internals ("Cannot read properties of undefined"), and a YAML error quotes the file, tokens included.
+ *
+ * @example
+ * const cluster = kubernetesClusterFromKubeconfigFiles({ KUBECONFIG: "/home/me/.kube/config" });
+ */
+export function kubernetesClusterFromKubeconfigFiles(env: Env): KubernetesCluster {
+  checkKubeconfigFiles((env[ENV.KUBECONFIG] ?? "").split(delimiter).filter((file) => file !== ""));
+  return createKubernetesCluster({ env: { ...env } });
+}
+
+function checkKubeconfigFiles(files: readonly string[]): void {
+  // Unset: createKubernetesCluster falls back to ~/.kube/config and says so when there is none.
+  if (files.length === 0) return;
+  const merged = new KubeConfig();
+  files.forEach((file, index) => {
+    const problem = (reason: string) => new ConfigError(`${ENV.KUBECONFIG} file ${file} ${reason}`);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw problem(fileProblem(error));
+    }
+    if (text.trim() === "") throw problem("is empty");
+    const loaded = index === 0 ? merged : new KubeConfig();
+    try {
+      loaded.loadFromString(text);
+    } catch (error) {
+      // js-yaml's message quotes the lines around the fault: only its first line, which does not.
+      if ((error as Error).name === "YAMLException") {
+        throw problem(`is not YAML or JSON (${(error as Error).message.split("\n")[0]})`);
+      }
+      // A TypeError: the document is not a mapping. Otherwise client-node names the entry at fault.
+      throw problem(
+        error instanceof TypeError
+          ? "is not a kubeconfig"
+          : `is not a valid kubeconfig: ${(error as Error).message}`,
+      );
+    }
+    if (loaded.clusters.length + loaded.contexts.length + loaded.users.length === 0) {
+      throw problem("is not a kubeconfig: it has no clusters, contexts or users");
+    }
+    if (index > 0) {
+      try {
+        merged.mergeConfig(loaded);
+      } catch (error) {
+        throw problem(`cannot be merged with the files before it: ${(error as Error).message}`);
+      }
+    }
+  });
+  const one = files.length === 1;
+  const where = one ? `file ${files[0]}` : `files ${files.join(delimiter)}`;
+  const name = merged.getCurrentContext();
+  if (!name) {
+    throw new ConfigError(
+      `${ENV.KUBECONFIG} ${where} ${one ? "sets" : "set"} no current-context: choose one with \`kubectl config use-context <name>\``,
+    );
+  }
+  const context = merged.getContextObject(name);
+  if (!context) {
+    throw new ConfigError(`${ENV.KUBECONFIG} ${where}: the current-context "${name}" is not defined there`);
+  }
+  if (!merged.getCluster(context.cluster)) {
+    throw new ConfigError(
+      `${ENV.KUBECONFIG} ${where}: context "${name}" names cluster "${context.cluster}", which is not defined there`,
     );
   }
 }

@@ -4,13 +4,16 @@
  * over the limit are refused with 413 (declared or chunked), and the server keeps serving others.
  * The limits are shortened here; the defaults are in cli/server-limits.ts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { LOCK_FILE, type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
 import { loadLocalConfig } from "../../shared/config.js";
+import { ConfigError } from "../../shared/errors.js";
 
 const TOKEN = "limits-token";
 const MAX_BODY = 64 * 1024;
@@ -226,6 +229,114 @@ describe("where it listens (KUBLER_HOST)", () => {
         loadLocalConfig({ PORT: "0", KUBLER_HOST: "192.0.2.1", KUBLER_DATA_DIR: dir }),
       );
       await expect(start).rejects.toThrow("KUBLER_HOST 192.0.2.1 is not an address of this machine");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("one runtime per data dir, and start-up checks naming the variable", () => {
+  const start = (env: Record<string, string>) => startLocalRuntime(loadLocalConfig({ PORT: "0", ...env }));
+  const lockOf = (dir: string) => JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8"));
+
+  it("refuses a second start on the same data dir, naming it and the pid; releases it on close", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
+    const first = await start({ KUBLER_DATA_DIR: dir });
+    try {
+      expect(lockOf(dir)).toEqual({ pid: process.pid, port: Number(new URL(first.url).port) });
+      const second = start({ KUBLER_DATA_DIR: dir });
+      await expect(second).rejects.toBeInstanceOf(ConfigError);
+      await expect(second).rejects.toThrow(
+        `KUBLER_DATA_DIR ${dir} is in use by another kubler start (pid ${process.pid}, port ${new URL(first.url).port}): stop it, or set KUBLER_DATA_DIR to another directory`,
+      );
+      // The refused start left the first one's files alone: the CLI still finds its cluster.
+      expect(existsSync(join(dir, "kubeconfig"))).toBe(true);
+      expect(lockOf(dir).port).toBe(Number(new URL(first.url).port));
+    } finally {
+      await first.close();
+    }
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    const again = await start({ KUBLER_DATA_DIR: dir });
+    await again.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("releases the lock when the process exits without closing the runtime", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
+    const script = [
+      'const { startLocalRuntime } = await import("./cli/local-runtime.ts");',
+      'const { loadLocalConfig } = await import("./shared/config.ts");',
+      'await startLocalRuntime(loadLocalConfig({ PORT: "0", KUBLER_DATA_DIR: process.env.KUBLER_DATA_DIR }));',
+      "process.exit(0);",
+    ].join("\n");
+    await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: join(import.meta.dirname, "../.."),
+      env: { ...process.env, KUBLER_DATA_DIR: dir },
+      timeout: 30_000,
+    });
+    // It did start (its embedded cluster's kubeconfig is there), and left no lock behind.
+    expect(existsSync(join(dir, "kubeconfig"))).toBe(true);
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  }, 40_000);
+
+  it("takes over a lock whose pid no longer runs, saying so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: gone, port: 1 }));
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      said.push(String(chunk));
+      return true;
+    });
+    let runtime: LocalRuntime | undefined;
+    try {
+      runtime = await start({ KUBLER_DATA_DIR: dir });
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(said).toContain(
+      `kubler: ${join(dir, LOCK_FILE)} was left by pid ${gone}, which is no longer running: taking it over\n`,
+    );
+    expect(lockOf(dir).pid).toBe(process.pid);
+    await runtime.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a data dir that is a file, or a projects dir that is missing or a file, is a ConfigError naming the variable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-paths-"));
+    const file = join(dir, "file");
+    writeFileSync(file, "");
+    try {
+      await expect(start({ KUBLER_DATA_DIR: file })).rejects.toThrow(
+        new ConfigError(`KUBLER_DATA_DIR ${file} is a file, not a directory`),
+      );
+      await expect(start({ KUBLER_DATA_DIR: join(file, "sub") })).rejects.toThrow(
+        new ConfigError(
+          `KUBLER_DATA_DIR ${join(file, "sub")} cannot be created: a part of its path is a file`,
+        ),
+      );
+      const data = join(dir, "data");
+      await expect(start({ KUBLER_DATA_DIR: data, KUBLER_PROJECTS_DIR: join(dir, "nope") })).rejects.toThrow(
+        new ConfigError(`KUBLER_PROJECTS_DIR ${join(dir, "nope")} does not exist`),
+      );
+      await expect(start({ KUBLER_DATA_DIR: data, KUBLER_PROJECTS_DIR: file })).rejects.toThrow(
+        new ConfigError(`KUBLER_PROJECTS_DIR ${file} is not a directory`),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an unusable KUBECONFIG stops start-up naming it, and leaves the data dir free", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-kc-"));
+    const empty = join(dir, "empty-kubeconfig");
+    writeFileSync(empty, "");
+    try {
+      await expect(start({ KUBLER_DATA_DIR: dir, KUBECONFIG: empty })).rejects.toThrow(
+        new ConfigError(`KUBECONFIG file ${empty} is empty`),
+      );
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -188,3 +188,30 @@ describe("environments on the embedded cluster (process)", () => {
     expect(((await bad.json()) as { message: string }).message).toContain("correlationId");
   });
 });
+
+describe("a second kubler start on the same data dir (process)", () => {
+  it("exits with one line naming the data dir and the pid holding it, leaving the first reachable", async () => {
+    const holder = JSON.parse(readFileSync(join(dataDir, "kubler.lock"), "utf8")) as {
+      pid: number;
+      port: number;
+    };
+    expect(holder.port).toBe(Number(new URL(url).port));
+    const failure = (await run(process.execPath, ["bin/kubler.js", "start"], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: "0", KUBLER_DATA_DIR: dataDir },
+      timeout: 30_000,
+    }).then(
+      () => null,
+      (error: unknown) => error,
+    )) as { code?: unknown; killed?: boolean; stderr?: string } | null;
+    expect(failure?.killed).toBe(false);
+    expect(failure?.code).toBe(1);
+    const lines = (failure?.stderr ?? "").split("\n").filter((line) => line.startsWith("kubler:"));
+    expect(lines).toEqual([
+      `kubler: configuration: KUBLER_DATA_DIR ${dataDir} is in use by another kubler start (pid ${holder.pid}, port ${holder.port}): stop it, or set KUBLER_DATA_DIR to another directory`,
+    ]);
+    // The CLI's way to the first runtime's cluster is still there, and so is the first runtime.
+    expect(existsSync(join(dataDir, "kubeconfig"))).toBe(true);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  }, 40_000);
+});

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   loadAwsIngressConfig,
@@ -65,6 +68,42 @@ describe("configuration", () => {
     );
   });
 
+  it("takes decimal digits only: Number() would read 0x7A00 as 31232", () => {
+    for (const bad of ["0x7A00", "1e3", "0b1", "0o17", "+80", "80.0", " 8 0 "]) {
+      expect(configError(() => loadLocalConfig({ PORT: bad }))).toBe(
+        `PORT must be a whole number from 1 to 65535, got ${JSON.stringify(bad.trim())}`,
+      );
+      expect(
+        configError(() =>
+          loadWebhookConfig({ KUBLER_WEBHOOK_MAX_BODY_BYTES: bad }, { requireSecret: false }),
+        ),
+      ).toMatch(/^KUBLER_WEBHOOK_MAX_BODY_BYTES must be a whole number/);
+    }
+    expect(loadLocalConfig({ PORT: " 8081 " }).port).toBe(8081);
+  });
+
+  it("wants every AWS endpoint variable set to be an http(s) URL, naming it", () => {
+    for (const [name, bad] of [
+      ["AWS_ENDPOINT_URL_STS", "notaurl"],
+      ["AWS_ENDPOINT_URL", "localhost:4566"],
+      ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://files.example.com"],
+    ] as const) {
+      const expected = `${name} must be an http(s) URL, got ${JSON.stringify(bad)}`;
+      expect(configError(() => loadLocalConfig({ [name]: bad }))).toBe(expected);
+      expect(configError(() => loadAwsIngressConfig({ KUBLER_DEDUPE_TABLE: "t", [name]: bad }))).toBe(
+        expected,
+      );
+    }
+    expect(
+      loadLocalConfig({
+        AWS_ENDPOINT_URL: "http://localhost:4566",
+        AWS_ENDPOINT_URL_STS: "https://sts.eu-west-1.amazonaws.com",
+        AWS_ENDPOINT_URL_DYNAMODB: " ",
+        AWS_ENDPOINT_URLS: "not an endpoint variable",
+      }).port,
+    ).toBe(8080);
+  });
+
   it("local defaults, and PORT=0 for any free port", () => {
     expect(loadLocalConfig({})).toMatchObject({
       port: 8080,
@@ -89,14 +128,48 @@ describe("configuration", () => {
   });
 
   it("reads the environments' settings, refusing a TTL that is not one", () => {
-    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuthFile: null });
-    expect(loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "never", KUBLER_REGISTRY_AUTH_FILE: "/a" })).toEqual({
+    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuth: null });
+    expect(loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "never" })).toEqual({
       defaultTtl: "never",
-      registryAuthFile: "/a",
+      registryAuth: null,
     });
     expect(configError(() => loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "3 days" }))).toMatch(
       /^KUBLER_DEFAULT_TTL: ttl "3 days"/,
     );
+  });
+
+  it("reads KUBLER_REGISTRY_AUTH_FILE once, refusing one that is missing or not a .dockerconfigjson", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-registry-auth-"));
+    const file = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const good = '{"auths":{"registry.example.com":{"auth":"dTpwYXNz"}}}\n';
+    expect(loadEnvironmentsConfig({ KUBLER_REGISTRY_AUTH_FILE: ` ${file("good.json", good)} ` })).toEqual({
+      defaultTtl: "72h",
+      registryAuth: good,
+    });
+    const refused = (path: string) =>
+      configError(() => loadEnvironmentsConfig({ KUBLER_REGISTRY_AUTH_FILE: path }));
+    expect(refused(join(dir, "missing.json"))).toBe(
+      `KUBLER_REGISTRY_AUTH_FILE ${join(dir, "missing.json")} does not exist`,
+    );
+    expect(refused(dir)).toBe(`KUBLER_REGISTRY_AUTH_FILE ${dir} is a directory, not a file`);
+    const secret = file("bad.json", "{not json s3cret");
+    expect(refused(secret)).toBe(`KUBLER_REGISTRY_AUTH_FILE ${secret} is not JSON`);
+    for (const [name, text] of [
+      ["array.json", "[]"],
+      ["no-auths.json", '{"credHelpers":{}}'],
+      ["auths-list.json", '{"auths":["registry.example.com"]}'],
+    ] as const) {
+      expect(refused(file(name, text))).toMatch(
+        new RegExp(
+          `^KUBLER_REGISTRY_AUTH_FILE ${join(dir, name)} is not a \\.dockerconfigjson: it needs an "auths" object`,
+        ),
+      );
+    }
+    // Every command loading the local configuration reads it the same way.
+    expect(configError(() => loadLocalConfig({ KUBLER_REGISTRY_AUTH_FILE: secret }))).not.toContain("s3cret");
   });
 
   it("names each missing AWS steps variable", () => {

@@ -1,10 +1,11 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   hasKubernetesCluster,
   kubernetesClusterFromEnv,
+  kubernetesClusterFromKubeconfigFiles,
 } from "../../shared/adapters/kubernetes-cluster-from-env.js";
 import { ENV } from "../../shared/config.js";
 import { ConfigError } from "../../shared/errors.js";
@@ -58,5 +59,78 @@ describe("kubernetesClusterFromEnv", () => {
     expect(hasKubernetesCluster({})).toBe(false);
     expect(hasKubernetesCluster({ [ENV.KUBECONFIG_SECRET]: ARN })).toBe(true);
     expect(hasKubernetesCluster({ KUBECONFIG: "/k" })).toBe(true);
+  });
+});
+
+describe("kubernetesClusterFromKubeconfigFiles", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kubler-kc-"));
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const refused = (KUBECONFIG: string) => {
+    try {
+      kubernetesClusterFromKubeconfigFiles({ KUBECONFIG });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error("expected ConfigError");
+  };
+
+  it("loads a usable kubeconfig, merged across files", () => {
+    const cluster = kubernetesClusterFromKubeconfigFiles({
+      KUBECONFIG: [
+        file("good", kubeconfig("https://good.example.com")),
+        file("extra", "users: [{ name: v }]"),
+      ].join(delimiter),
+    });
+    expect(cluster.describe()).toEqual({ server: "https://good.example.com", context: "ctx" });
+  });
+
+  it("says in plain words what is wrong with a file, naming KUBECONFIG", () => {
+    expect(refused(join(dir, "missing"))).toBe(`KUBECONFIG file ${join(dir, "missing")} does not exist`);
+    expect(refused(file("empty", " \n"))).toBe(`KUBECONFIG file ${join(dir, "empty")} is empty`);
+    expect(refused(file("scalar", "hello"))).toBe(
+      `KUBECONFIG file ${join(dir, "scalar")} is not a kubeconfig: it has no clusters, contexts or users`,
+    );
+    expect(refused(file("no-server", "clusters: [{ name: c, cluster: {} }]"))).toBe(
+      `KUBECONFIG file ${join(dir, "no-server")} is not a valid kubeconfig: clusters[0].cluster.server is missing`,
+    );
+    // js-yaml quotes the faulty lines, which may hold a token: not passed on.
+    const broken = refused(file("broken", "users:\n  - name: u\n   token: s3cret: x"));
+    expect(broken).toMatch(new RegExp(`^KUBECONFIG file ${join(dir, "broken")} is not YAML or JSON \\(`));
+    expect(broken).not.toContain("s3cret");
+    expect(broken).not.toContain("\n");
+  });
+
+  it("wants a current context naming a cluster that is defined", () => {
+    const noContext = file(
+      "no-context",
+      kubeconfig("https://x.example.com").replace("current-context: ctx", ""),
+    );
+    expect(refused(noContext)).toBe(
+      `KUBECONFIG file ${noContext} sets no current-context: choose one with \`kubectl config use-context <name>\``,
+    );
+    const unknown = file(
+      "unknown",
+      kubeconfig("https://x.example.com").replace("current-context: ctx", "current-context: gone"),
+    );
+    expect(refused(unknown)).toBe(
+      `KUBECONFIG file ${unknown}: the current-context "gone" is not defined there`,
+    );
+    const orphan = file(
+      "orphan",
+      kubeconfig("https://x.example.com").replace("context: { cluster: c,", "context: { cluster: other,"),
+    );
+    expect(refused(orphan)).toBe(
+      `KUBECONFIG file ${orphan}: context "ctx" names cluster "other", which is not defined there`,
+    );
+  });
+
+  it("is what kubernetesClusterFromEnv uses when no secret is configured", async () => {
+    await expect(
+      kubernetesClusterFromEnv({ KUBECONFIG: file("empty-too", "") }, async () => "unused"),
+    ).rejects.toThrow(`KUBECONFIG file ${join(dir, "empty-too")} is empty`);
   });
 });
