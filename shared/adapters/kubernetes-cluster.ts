@@ -107,7 +107,8 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
       }
       files.push(home);
     }
-    // The same merge as kubectl and client-node's loadFromDefault: the first file's context wins.
+    // kubectl's merge: the first file that sets current-context wins (mergeConfig would let the
+    // last one win unless told to keep it, as client-node's loadFromDefault does).
     files.forEach((file, index) => {
       const loaded = index === 0 ? kubeConfig : new KubeConfig();
       try {
@@ -115,7 +116,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
       } catch (error) {
         throw new ConfigError(`KUBECONFIG file ${file} cannot be loaded: ${messageOf(error)}`);
       }
-      if (index > 0) kubeConfig.mergeConfig(loaded);
+      if (index > 0) kubeConfig.mergeConfig(loaded, Boolean(kubeConfig.getCurrentContext()));
     });
   }
   useInProcessEksTokens(kubeConfig, env);

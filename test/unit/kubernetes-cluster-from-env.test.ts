@@ -88,6 +88,21 @@ describe("kubernetesClusterFromKubeconfigFiles", () => {
     expect(cluster.describe()).toEqual({ server: "https://good.example.com", context: "ctx" });
   });
 
+  it("takes the current context of the first file that sets one, as kubectl does", () => {
+    const other = [
+      `clusters: [{ name: c2, cluster: { server: "https://other.example.com" } }]`,
+      "users: [{ name: u2, user: { token: t0ken } }]",
+      "contexts: [{ name: other, context: { cluster: c2, user: u2 } }]",
+      "current-context: other",
+    ].join("\n");
+    const cluster = kubernetesClusterFromKubeconfigFiles({
+      KUBECONFIG: [file("first", kubeconfig("https://first.example.com")), file("second", other)].join(
+        delimiter,
+      ),
+    });
+    expect(cluster.describe()).toEqual({ server: "https://first.example.com", context: "ctx" });
+  });
+
   it("says in plain words what is wrong with a file, naming KUBECONFIG", () => {
     expect(refused(join(dir, "missing"))).toBe(`KUBECONFIG file ${join(dir, "missing")} does not exist`);
     expect(refused(file("empty", " \n"))).toBe(`KUBECONFIG file ${join(dir, "empty")} is empty`);
