@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
+import { kubernetesClusterFromKubeconfigFiles } from "../shared/adapters/kubernetes-cluster-from-env.js";
 import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import type { BusEntry, Detail } from "../shared/domain/catalog.js";
@@ -37,7 +38,8 @@ export function commandCluster(config: LocalConfig): {
   embedded: boolean;
 } {
   if (config.kubeconfig) {
-    const cluster = createKubernetesCluster({ env: { KUBECONFIG: config.kubeconfig } });
+    // Checked like `npm start` checks it: a bad file is named in plain words.
+    const cluster = kubernetesClusterFromKubeconfigFiles({ KUBECONFIG: config.kubeconfig });
     return { cluster, label: `${cluster.describe().server} (from KUBECONFIG)`, embedded: false };
   }
   const embedded = join(config.dataDir, EMBEDDED_KUBECONFIG);

@@ -83,12 +83,17 @@ function checkKubeconfigFiles(files: readonly string[]): void {
           : `is not a valid kubeconfig: ${(error as Error).message}`,
       );
     }
-    if (loaded.clusters.length + loaded.contexts.length + loaded.users.length === 0) {
-      throw problem("is not a kubeconfig: it has no clusters, contexts or users");
+    // A file may hold only current-context (kubectl's usual split of a config across files).
+    if (
+      loaded.clusters.length + loaded.contexts.length + loaded.users.length === 0 &&
+      !loaded.getCurrentContext()
+    ) {
+      throw problem("is not a kubeconfig: it has no clusters, contexts, users or current-context");
     }
     if (index > 0) {
       try {
-        merged.mergeConfig(loaded);
+        // As createKubernetesCluster merges (and kubectl): the first file that sets a context wins.
+        merged.mergeConfig(loaded, Boolean(merged.getCurrentContext()));
       } catch (error) {
         throw problem(`cannot be merged with the files before it: ${(error as Error).message}`);
       }

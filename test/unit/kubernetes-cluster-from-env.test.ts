@@ -88,6 +88,28 @@ describe("kubernetesClusterFromKubeconfigFiles", () => {
     expect(cluster.describe()).toEqual({ server: "https://good.example.com", context: "ctx" });
   });
 
+  it("checks the context kubectl would use: a later file's context, even a broken one, does not count", () => {
+    const broken = [
+      `clusters: [{ name: c2, cluster: { server: "https://b.example.com" } }]`,
+      "contexts: [{ name: b, context: { cluster: missing, user: u } }]",
+      "current-context: b",
+    ].join("\n");
+    const cluster = kubernetesClusterFromKubeconfigFiles({
+      KUBECONFIG: [file("complete", kubeconfig("https://a.example.com")), file("later", broken)].join(
+        delimiter,
+      ),
+    });
+    expect(cluster.describe()).toEqual({ server: "https://a.example.com", context: "ctx" });
+    // kubectl's split: one file holds only the choice of context.
+    const chosen = kubernetesClusterFromKubeconfigFiles({
+      KUBECONFIG: [
+        file("choice", "current-context: ctx"),
+        file("rest", kubeconfig("https://r.example.com")),
+      ].join(delimiter),
+    });
+    expect(chosen.describe()).toEqual({ server: "https://r.example.com", context: "ctx" });
+  });
+
   it("takes the current context of the first file that sets one, as kubectl does", () => {
     const other = [
       `clusters: [{ name: c2, cluster: { server: "https://other.example.com" } }]`,
@@ -107,7 +129,7 @@ describe("kubernetesClusterFromKubeconfigFiles", () => {
     expect(refused(join(dir, "missing"))).toBe(`KUBECONFIG file ${join(dir, "missing")} does not exist`);
     expect(refused(file("empty", " \n"))).toBe(`KUBECONFIG file ${join(dir, "empty")} is empty`);
     expect(refused(file("scalar", "hello"))).toBe(
-      `KUBECONFIG file ${join(dir, "scalar")} is not a kubeconfig: it has no clusters, contexts or users`,
+      `KUBECONFIG file ${join(dir, "scalar")} is not a kubeconfig: it has no clusters, contexts, users or current-context`,
     );
     expect(refused(file("no-server", "clusters: [{ name: c, cluster: {} }]"))).toBe(
       `KUBECONFIG file ${join(dir, "no-server")} is not a valid kubeconfig: clusters[0].cluster.server is missing`,
