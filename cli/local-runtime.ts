@@ -84,7 +84,7 @@ export async function startLocalRuntime(
   const dataDir = resolve(config.dataDir);
   makeDataDir(dataDir);
   checkProjectsDir(config.projectsDir);
-  const lock = lockDataDir(dataDir);
+  const lock = await lockDataDir(dataDir);
   try {
     return await startLocked(config, options, dataDir, lock);
   } catch (error) {
@@ -199,7 +199,7 @@ async function startLocked(
   const { port } = server.address() as AddressInfo;
   const url = `http://${urlHost(config.host)}:${port}`;
   jobCredentials.listening(url);
-  lock.listening(port);
+  lock.listening(url);
 
   return {
     url,
@@ -213,7 +213,13 @@ async function startLocked(
       await new Promise<void>((done) => server.close(() => done()));
       const unfinished = await bus.drain(drainMs);
       if (unfinished.length > 0) {
-        const list = unfinished.map((d) => `${d.target} on ${d.detailType} ${d.eventId}`).join(", ");
+        const list = unfinished
+          .map((d) => {
+            const attempt =
+              d.timedOutAttempt === undefined ? "" : ` (attempt ${d.timedOutAttempt}, timed out)`;
+            return `${d.target} on ${d.detailType} ${d.eventId}${attempt}`;
+          })
+          .join(", ");
         // The events are in events.jsonl: what was abandoned can be sent again from there.
         process.stderr.write(
           `kubler: stopped without waiting for ${unfinished.length} delivery(ies) still running after ` +
@@ -261,19 +267,21 @@ function checkProjectsDir(dir: string): void {
 }
 
 interface DataDirLock {
-  /** Adds the port, for whoever finds the data dir taken. */
-  listening(port: number): void;
+  /** Adds where it listens, for whoever finds the data dir taken. */
+  listening(url: string): void;
   /** Removes the lock if it is still this process's; also done on exit. */
   release(): void;
 }
 
 /**
  * Takes `LOCK_FILE`, created exclusively (`wx`: O_CREAT | O_EXCL), so of two starts one wins. A lock
- * whose pid no longer runs was left by a runtime that was killed: taken over, saying so.
+ * left by a runtime that was killed is taken over, saying so: its pid no longer runs, is this very
+ * process (a container restarted on the same volume: pid 1 again), or runs something else that
+ * does not answer /healthz where the lock says the runtime listened (a reused pid).
  */
-function lockDataDir(dataDir: string): DataDirLock {
+async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);
-  const content = (port: number | null) => `${JSON.stringify({ pid: process.pid, port })}\n`;
+  const content = (url: string | null) => `${JSON.stringify({ pid: process.pid, url })}\n`;
   for (let attempt = 1; ; attempt++) {
     try {
       writeFileSync(path, content(null), { flag: "wx", mode: 0o600 });
@@ -288,10 +296,10 @@ function lockDataDir(dataDir: string): DataDirLock {
     const held = readLock(path);
     // Released between the two calls: try again.
     if (held === null) continue;
-    if (held.pid !== null && isRunning(held.pid)) {
-      const port = held.port === null ? "" : `, port ${held.port}`;
+    if (await holderRuns(held)) {
+      const where = held.url === null ? "" : `, listening at ${held.url}`;
       throw new ConfigError(
-        `${ENV.DATA_DIR} ${dataDir} is in use by another kubler start (pid ${held.pid}${port}): stop it, or set ${ENV.DATA_DIR} to another directory`,
+        `${ENV.DATA_DIR} ${dataDir} is in use by another kubler start (pid ${held.pid}${where}): stop it, or set ${ENV.DATA_DIR} to another directory`,
       );
     }
     if (attempt > 3) {
@@ -315,13 +323,28 @@ function lockDataDir(dataDir: string): DataDirLock {
   };
   process.on("exit", release);
   return {
-    listening: (port) => writeFileSync(path, content(port), { mode: 0o600 }),
+    listening: (url) => writeFileSync(path, content(url), { mode: 0o600 }),
     release,
   };
 }
 
+/** Whether the lock's holder is a runtime still running: a live pid, not ours, answering where it listened. */
+async function holderRuns(held: { pid: number | null; url: string | null }): Promise<boolean> {
+  if (held.pid === null) return false;
+  const ours = held.pid === process.pid;
+  if (!ours && !isRunning(held.pid)) return false;
+  // Still starting (no URL yet): its pid is all there is to go by, and ours cannot be another start.
+  if (held.url === null) return !ours;
+  try {
+    const response = await fetch(`${held.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 /** The lock's holder; null when there is no lock file (any more). */
-function readLock(path: string): { text: string; pid: number | null; port: number | null } | null {
+function readLock(path: string): { text: string; pid: number | null; url: string | null } | null {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -329,7 +352,7 @@ function readLock(path: string): { text: string; pid: number | null; port: numbe
     if (errorCode(error) === "ENOENT") return null;
     throw error;
   }
-  let parsed: { pid?: unknown; port?: unknown } = {};
+  let parsed: { pid?: unknown; url?: unknown } = {};
   try {
     parsed = JSON.parse(text) ?? {};
   } catch {
@@ -337,7 +360,8 @@ function readLock(path: string): { text: string; pid: number | null; port: numbe
   }
   const whole = (value: unknown) =>
     Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null;
-  return { text, pid: whole(parsed.pid), port: whole(parsed.port) };
+  const url = typeof parsed.url === "string" && /^http:\/\/[^\s/]+$/.test(parsed.url) ? parsed.url : null;
+  return { text, pid: whole(parsed.pid), url };
 }
 
 /** Signal 0 checks without signalling; EPERM: it runs, as another user. */

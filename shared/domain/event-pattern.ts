@@ -580,15 +580,19 @@ function parseIpv6(text: string): Uint8Array | undefined {
   );
 }
 
-// Ruler's CIDR.cidr starts the range at the address as written, not at its network address, and ends
-// it at the top of the network (computeTopBytes), so "10.0.0.5/24" covers 10.0.0.5 to 10.0.0.255 only.
+// The range is the whole network: "10.0.0.5/24" covers 10.0.0.0 to 10.0.0.255. Ruler's CIDR.cidr once
+// started it at the address as written; it has floored it (computeBottomBytes) since
+// https://github.com/aws/event-ruler/pull/89 ("Fixing CIDR matching to use floor of provided range").
 function cidrBounds(base: Uint8Array, bits: number): [Uint8Array, Uint8Array] {
+  const low = new Uint8Array(base.length);
   const high = new Uint8Array(base.length);
   base.forEach((byte, index) => {
     const fixedBits = Math.min(Math.max(bits - index * 8, 0), 8);
-    high[index] = byte | (0xff >> fixedBits);
+    const mask = (0xff << (8 - fixedBits)) & 0xff;
+    low[index] = byte & mask;
+    high[index] = (byte & mask) | (~mask & 0xff);
   });
-  return [base, high];
+  return [low, high];
 }
 
 function compareBytes(left: Uint8Array, right: Uint8Array): number {

@@ -58,6 +58,11 @@ export interface UnfinishedDelivery {
   eventId: string;
   detailType: DetailType;
   target: FunctionName;
+  /**
+   * Set on an attempt that outlived its deadline and still runs: the delivery has moved on (retried
+   * or dead-lettered) but this attempt's writes are not over until it settles.
+   */
+  timedOutAttempt?: number;
 }
 
 const LOCAL_ACCOUNT = "000000000000";
@@ -122,15 +127,16 @@ export class LocalBus implements EventPublisher {
       this.#notify("published", (listener) => listener.published?.(envelope, targets));
       for (const route of matched) {
         if (!this.#options.consumers[route.target]) continue;
-        this.#track(this.#deliver(envelope, route), envelope, route);
+        this.#track(this.#deliver(envelope, route), unfinished(envelope, route));
       }
     }
     return envelopes.map((envelope) => envelope.id);
   }
 
   /**
-   * Resolves when every delivery started so far (and any it caused) has finished, or once `withinMs`
-   * has passed: then with the deliveries still running (none when all finished).
+   * Resolves when every delivery started so far (and any it caused) has finished, attempts that
+   * outlived their deadline included, or once `withinMs` has passed: then with the deliveries and
+   * timed-out attempts still running (none when all finished).
    */
   async drain(withinMs = Number.POSITIVE_INFINITY): Promise<UnfinishedDelivery[]> {
     let timer: NodeJS.Timeout | undefined;
@@ -184,17 +190,13 @@ export class LocalBus implements EventPublisher {
     };
   }
 
-  #track(delivery: Promise<void>, envelope: BusEnvelope, route: Route): void {
+  #track(work: Promise<void>, delivery: UnfinishedDelivery): void {
     // Consumers' errors are retried, then dead-lettered: what gets here is the audit trail itself
     // failing (a full disk), which must not end the process as an unhandled rejection.
-    const tracked = delivery.catch((error: unknown) => {
+    const tracked = work.catch((error: unknown) => {
       process.stderr.write(`kubler: local bus: ${messageOf(error)}\n`);
     });
-    this.#inFlight.set(tracked, {
-      eventId: envelope.id,
-      detailType: envelope["detail-type"],
-      target: route.target,
-    });
+    this.#inFlight.set(tracked, delivery);
     void tracked.finally(() => this.#inFlight.delete(tracked));
   }
 
@@ -207,7 +209,20 @@ export class LocalBus implements EventPublisher {
     for (let attempt = 1; ; attempt++) {
       let failure: { error: unknown } | undefined;
       try {
-        await withDeadline(() => consumer(envelope), attemptTimeoutMs);
+        await withDeadline(
+          () => consumer(envelope),
+          attemptTimeoutMs,
+          (overrun) => {
+            // The next attempt may start while this one still runs, which at-least-once delivery
+            // allows (consumers are idempotent). It stays in flight so that drain() waits for it and
+            // close() does not close the files under it; its outcome no longer counts.
+            const timedOut = { ...unfinished(envelope, route), timedOutAttempt: attempt };
+            this.#track(
+              overrun.catch(() => {}),
+              timedOut,
+            );
+          },
+        );
       } catch (error) {
         failure = { error };
       }
@@ -304,20 +319,32 @@ function detailTypesListed(pattern: EventPattern): ReadonlySet<string> | null {
   return union;
 }
 
+function unfinished(envelope: BusEnvelope, route: Route): UnfinishedDelivery {
+  return { eventId: envelope.id, detailType: envelope["detail-type"], target: route.target };
+}
+
 /**
  * Runs one attempt, failing it once `ms` have passed as a Lambda timeout does. The attempt itself
- * cannot be stopped in-process: it runs on, and what it does after is ignored.
+ * cannot be stopped in-process: it runs on, handed to `onOverrun` before the failure is reported.
  */
-async function withDeadline(attempt: () => Promise<void>, ms: number): Promise<void> {
+async function withDeadline(
+  attempt: () => Promise<void>,
+  ms: number,
+  onOverrun: (running: Promise<void>) => void,
+): Promise<void> {
+  const running = attempt();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${formatDuration(ms)}`)), ms);
+    timer = setTimeout(() => {
+      onOverrun(running);
+      reject(new Error(`timed out after ${formatDuration(ms)}`));
+    }, ms);
     // A deadline alone must not keep a stopping process alive; whatever real work the consumer
     // waits on still does.
     timer.unref();
   });
   try {
-    await Promise.race([attempt(), deadline]);
+    await Promise.race([running, deadline]);
   } finally {
     clearTimeout(timer);
   }

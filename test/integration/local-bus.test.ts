@@ -61,7 +61,7 @@ const credentialsIssued: BusEntry = {
 
 function setup(
   consumers: Partial<Record<FunctionName, BusConsumer>>,
-  options: Partial<Pick<LocalBusOptions, "attemptTimeoutMs" | "listener" | "routes">> = {},
+  options: Partial<Pick<LocalBusOptions, "attemptTimeoutMs" | "listener" | "maxAttempts" | "routes">> = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
   const files = {
@@ -94,6 +94,7 @@ function setup(
 }
 
 const hangs: BusConsumer = () => new Promise<void>(() => {});
+const takes = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -317,9 +318,9 @@ describe("LocalBus", () => {
     const retried: number[] = [];
     const { bus, audit, deadLetters } = setup(
       {
-        "plan-steps": async (envelope) => {
+        "plan-steps": async () => {
           calls++;
-          await hangs(envelope);
+          await takes(100);
         },
       },
       { attemptTimeoutMs: 20, listener: { retrying: (_e, _r, attempt) => retried.push(attempt) } },
@@ -332,6 +333,31 @@ describe("LocalBus", () => {
       { target: "plan-steps", attempts: 3, error: "timed out after 20 ms" },
     ]);
     expect(audit.last()?.reason).toContain("timed out after 20 ms");
+  });
+
+  it("keeps a timed-out attempt in flight until it settles: drain names it, then waits for it", async () => {
+    let settled = 0;
+    const { bus, deadLetters } = setup(
+      {
+        "plan-steps": async () => {
+          await takes(200);
+          settled++;
+        },
+      },
+      { attemptTimeoutMs: 50, maxAttempts: 2 },
+    );
+    await bus.publish([push]);
+    // Both attempts timed out (at ≈ 50 and ≈ 100 ms) and the delivery is dead-lettered, but they run
+    // until ≈ 200 and ≈ 250 ms.
+    const running = { eventId: "evt-1", detailType: "Push", target: "plan-steps" };
+    expect(await bus.drain(150)).toEqual([
+      { ...running, timedOutAttempt: 1 },
+      { ...running, timedOutAttempt: 2 },
+    ]);
+    expect(settled).toBe(0);
+    expect(await bus.drain()).toEqual([]);
+    expect(settled).toBe(2);
+    expect(await deadLetters()).toMatchObject([{ attempts: 2, error: "timed out after 50 ms" }]);
   });
 
   it("gives each attempt Lambda's longest timeout by default", () => {

@@ -243,15 +243,15 @@ describe("one runtime per data dir, and start-up checks naming the variable", ()
     const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
     const first = await start({ KUBLER_DATA_DIR: dir });
     try {
-      expect(lockOf(dir)).toEqual({ pid: process.pid, port: Number(new URL(first.url).port) });
+      expect(lockOf(dir)).toEqual({ pid: process.pid, url: first.url });
       const second = start({ KUBLER_DATA_DIR: dir });
       await expect(second).rejects.toBeInstanceOf(ConfigError);
       await expect(second).rejects.toThrow(
-        `KUBLER_DATA_DIR ${dir} is in use by another kubler start (pid ${process.pid}, port ${new URL(first.url).port}): stop it, or set KUBLER_DATA_DIR to another directory`,
+        `KUBLER_DATA_DIR ${dir} is in use by another kubler start (pid ${process.pid}, listening at ${first.url}): stop it, or set KUBLER_DATA_DIR to another directory`,
       );
       // The refused start left the first one's files alone: the CLI still finds its cluster.
       expect(existsSync(join(dir, "kubeconfig"))).toBe(true);
-      expect(lockOf(dir).port).toBe(Number(new URL(first.url).port));
+      expect(lockOf(dir).url).toBe(first.url);
     } finally {
       await first.close();
     }
@@ -283,7 +283,7 @@ describe("one runtime per data dir, and start-up checks naming the variable", ()
   it("takes over a lock whose pid no longer runs, saying so", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
     const gone = spawnSync(process.execPath, ["-e", ""]).pid;
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: gone, port: 1 }));
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: gone, url: "http://127.0.0.1:1" }));
     const said: string[] = [];
     const stderr = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
       said.push(String(chunk));
@@ -301,6 +301,25 @@ describe("one runtime per data dir, and start-up checks naming the variable", ()
     expect(lockOf(dir).pid).toBe(process.pid);
     await runtime.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("takes over a lock whose pid is alive but is not a runtime: its own (a restarted container's pid 1), or one reused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-lock-"));
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      // Left by a runtime killed in a container: this process has its pid now, nothing listens there.
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, url: "http://127.0.0.1:1" }));
+      const restarted = await start({ KUBLER_DATA_DIR: dir });
+      await restarted.close();
+      // A pid that runs something else (this test's parent) and an address where no runtime answers.
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.ppid, url: "http://127.0.0.1:1" }));
+      const reused = await start({ KUBLER_DATA_DIR: dir });
+      expect(lockOf(dir)).toEqual({ pid: process.pid, url: reused.url });
+      await reused.close();
+    } finally {
+      stderr.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a data dir that is a file, or a projects dir that is missing or a file, is a ConfigError naming the variable", async () => {

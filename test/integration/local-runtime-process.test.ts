@@ -193,9 +193,9 @@ describe("a second kubler start on the same data dir (process)", () => {
   it("exits with one line naming the data dir and the pid holding it, leaving the first reachable", async () => {
     const holder = JSON.parse(readFileSync(join(dataDir, "kubler.lock"), "utf8")) as {
       pid: number;
-      port: number;
+      url: string;
     };
-    expect(holder.port).toBe(Number(new URL(url).port));
+    expect(holder.url).toBe(url);
     const failure = (await run(process.execPath, ["bin/kubler.js", "start"], {
       cwd: ROOT,
       env: { ...process.env, PORT: "0", KUBLER_DATA_DIR: dataDir },
@@ -208,7 +208,7 @@ describe("a second kubler start on the same data dir (process)", () => {
     expect(failure?.code).toBe(1);
     const lines = (failure?.stderr ?? "").split("\n").filter((line) => line.startsWith("kubler:"));
     expect(lines).toEqual([
-      `kubler: configuration: KUBLER_DATA_DIR ${dataDir} is in use by another kubler start (pid ${holder.pid}, port ${holder.port}): stop it, or set KUBLER_DATA_DIR to another directory`,
+      `kubler: configuration: KUBLER_DATA_DIR ${dataDir} is in use by another kubler start (pid ${holder.pid}, listening at ${holder.url}): stop it, or set KUBLER_DATA_DIR to another directory`,
     ]);
     // The CLI's way to the first runtime's cluster is still there, and so is the first runtime.
     expect(existsSync(join(dataDir, "kubeconfig"))).toBe(true);
