@@ -11,7 +11,7 @@ import { createDeployEnvironmentConsumer } from "../functions/deploy-environment
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
 import { kubernetesClusterFromKubeconfigFiles } from "../shared/adapters/kubernetes-cluster-from-env.js";
 import { randomId, systemClock } from "../shared/clock.js";
-import type { LocalConfig } from "../shared/config.js";
+import { type LocalConfig, readRegistryAuth } from "../shared/config.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
 import type { BusConsumer } from "../shared/local/local-bus.js";
 import { MemoryEnvironmentStops } from "../shared/local/memory-environment-stops.js";
@@ -62,6 +62,9 @@ export async function startLocalEnvironments(
     simulatedRolloutMs?: number;
   },
 ): Promise<LocalEnvironments> {
+  const { registryAuthFile } = config.environments;
+  // Checked now, so a bad file stops start-up naming the variable; read again for every deploy.
+  if (registryAuthFile) readRegistryAuth(registryAuthFile);
   let embedded: MemoryKubernetes | null = null;
   const rolloutMs = io.simulatedRolloutMs ?? SIMULATED_ROLLOUT_MS;
   let cluster: KubernetesCluster;
@@ -85,8 +88,7 @@ export async function startLocalEnvironments(
     stops,
     manifests: new DirectoryManifestSource(config.projectsDir),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    // Read and checked once, when the configuration was loaded.
-    pullSecret: async () => config.environments.registryAuth,
+    pullSecret: async () => (registryAuthFile ? readRegistryAuth(registryAuthFile) : null),
     defaultTtl: config.environments.defaultTtl,
     // A third of the simulated rollout, so a short one is not waited on for long; 500 ms at most.
     rolloutPollMs: Math.min(500, Math.max(10, Math.round(rolloutMs / 3))),

@@ -109,10 +109,11 @@ export interface EnvironmentsConfig {
   /** TTL of environments whose kubler.yaml rule sets none. */
   defaultTtl: string;
   /**
-   * The `.dockerconfigjson` text `KUBLER_REGISTRY_AUTH_FILE` holds, read and checked once at start-up:
-   * the registry pull secret's content. Null: images are public.
+   * `KUBLER_REGISTRY_AUTH_FILE`: the `.dockerconfigjson` each environment's pull secret is made of
+   * (`readRegistryAuth`), checked at start-up and read again for every deploy, since registry
+   * credentials are refreshed under a running process (ECR's last 12 h). Null: images are public.
    */
-  registryAuth: string | null;
+  registryAuthFile: string | null;
 }
 
 /** The environment steps' settings (deploy, cleanup, reconcile). */
@@ -123,16 +124,18 @@ export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
   } catch (error) {
     throw new ConfigError(`${ENV.DEFAULT_TTL}: ${(error as Error).message}`);
   }
-  const registryAuthFile = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
-  return { defaultTtl, registryAuth: registryAuthFile ? readRegistryAuth(registryAuthFile) : null };
+  return { defaultTtl, registryAuthFile: env[ENV.REGISTRY_AUTH_FILE]?.trim() || null };
 }
 
 /**
- * The registry auth file's text, once it is known to be a `.dockerconfigjson`: read per deploy, a
- * missing file failed every deploy with a bare ENOENT, and a malformed one became the pull secret.
- * The content holds credentials: never quoted in an error.
+ * The registry auth file's text, once it is known to be a `.dockerconfigjson`; else a ConfigError
+ * naming the variable (unchecked, a missing file failed deploys with a bare ENOENT and a malformed
+ * one became the pull secret). The content holds credentials: never quoted in an error.
+ *
+ * @example
+ * const pullSecret = readRegistryAuth("/etc/kubler/registry.json"); // '{"auths":{…}}'
  */
-function readRegistryAuth(file: string): string {
+export function readRegistryAuth(file: string): string {
   const problem = (reason: string) => new ConfigError(`${ENV.REGISTRY_AUTH_FILE} ${file} ${reason}`);
   let text: string;
   try {

@@ -18,6 +18,7 @@ import {
   loadAwsStepsConfig,
   loadEnvironmentsConfig,
   loadGitlabApiConfig,
+  readRegistryAuth,
 } from "../../shared/config.js";
 import { createDeployEnvironmentConsumer } from "./consumer.js";
 
@@ -25,6 +26,9 @@ const steps = loadAwsStepsConfig(process.env);
 // The stops plan-steps records are in its dedupe table.
 const { dedupeTable } = loadAwsIngressConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
+const { registryAuthFile } = environments;
+// Checked at cold start, so a bad file fails the init naming the variable; read again per deploy.
+if (registryAuthFile) readRegistryAuth(registryAuthFile);
 const gitlab = loadGitlabApiConfig(process.env);
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
@@ -54,8 +58,7 @@ const consume = createDeployEnvironmentConsumer({
   audit,
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  // Read and checked once, with the rest of the configuration.
-  pullSecret: async () => environments.registryAuth,
+  pullSecret: async () => (registryAuthFile ? readRegistryAuth(registryAuthFile) : null),
   defaultTtl: environments.defaultTtl,
 });
 

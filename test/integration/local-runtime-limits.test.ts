@@ -347,6 +347,19 @@ describe("one runtime per data dir, and start-up checks naming the variable", ()
     }
   });
 
+  it("an unusable KUBLER_REGISTRY_AUTH_FILE stops start-up naming it, and leaves the data dir free", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-auth-"));
+    const missing = join(dir, "registry.json");
+    try {
+      await expect(start({ KUBLER_DATA_DIR: dir, KUBLER_REGISTRY_AUTH_FILE: missing })).rejects.toThrow(
+        new ConfigError(`KUBLER_REGISTRY_AUTH_FILE ${missing} does not exist`),
+      );
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unusable KUBECONFIG stops start-up naming it, and leaves the data dir free", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-kc-"));
     const empty = join(dir, "empty-kubeconfig");

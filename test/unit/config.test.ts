@@ -10,6 +10,7 @@ import {
   loadGitlabApiConfig,
   loadLocalConfig,
   loadWebhookConfig,
+  readRegistryAuth,
 } from "../../shared/config.js";
 import { ConfigError } from "../../shared/errors.js";
 
@@ -128,29 +129,33 @@ describe("configuration", () => {
   });
 
   it("reads the environments' settings, refusing a TTL that is not one", () => {
-    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuth: null });
+    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuthFile: null });
     expect(loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "never" })).toEqual({
       defaultTtl: "never",
-      registryAuth: null,
+      registryAuthFile: null,
     });
     expect(configError(() => loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "3 days" }))).toMatch(
       /^KUBLER_DEFAULT_TTL: ttl "3 days"/,
     );
   });
 
-  it("reads KUBLER_REGISTRY_AUTH_FILE once, refusing one that is missing or not a .dockerconfigjson", () => {
+  it("reads KUBLER_REGISTRY_AUTH_FILE afresh each time, refusing one that is missing or not a .dockerconfigjson", () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-registry-auth-"));
     const file = (name: string, text: string) => {
       writeFileSync(join(dir, name), text);
       return join(dir, name);
     };
     const good = '{"auths":{"registry.example.com":{"auth":"dTpwYXNz"}}}\n';
-    expect(loadEnvironmentsConfig({ KUBLER_REGISTRY_AUTH_FILE: ` ${file("good.json", good)} ` })).toEqual({
-      defaultTtl: "72h",
-      registryAuth: good,
+    const { registryAuthFile } = loadEnvironmentsConfig({
+      KUBLER_REGISTRY_AUTH_FILE: ` ${file("good.json", good)} `,
     });
-    const refused = (path: string) =>
-      configError(() => loadEnvironmentsConfig({ KUBLER_REGISTRY_AUTH_FILE: path }));
+    expect(registryAuthFile).toBe(join(dir, "good.json"));
+    expect(readRegistryAuth(join(dir, "good.json"))).toBe(good);
+    // Credentials refreshed under a running process (ECR's last 12 h) are what the next deploy gets.
+    const refreshed = '{"auths":{"registry.example.com":{"auth":"bmV3OnBhc3M="}}}\n';
+    file("good.json", refreshed);
+    expect(readRegistryAuth(join(dir, "good.json"))).toBe(refreshed);
+    const refused = (path: string) => configError(() => readRegistryAuth(path));
     expect(refused(join(dir, "missing.json"))).toBe(
       `KUBLER_REGISTRY_AUTH_FILE ${join(dir, "missing.json")} does not exist`,
     );
@@ -168,8 +173,10 @@ describe("configuration", () => {
         ),
       );
     }
-    // Every command loading the local configuration reads it the same way.
-    expect(configError(() => loadLocalConfig({ KUBLER_REGISTRY_AUTH_FILE: secret }))).not.toContain("s3cret");
+    expect(refused(secret)).not.toContain("s3cret");
+    // Loading the configuration does not read it: `kubler send` works in a shell without the file;
+    // `npm start` and the deploy Lambda check it when they start.
+    expect(loadLocalConfig({ KUBLER_REGISTRY_AUTH_FILE: secret }).environments.registryAuthFile).toBe(secret);
   });
 
   it("names each missing AWS steps variable", () => {
