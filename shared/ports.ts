@@ -221,21 +221,30 @@ export interface CommitStatus {
 /** Which status: a name on a commit, of a ref when one is known. */
 export type CommitStatusKey = Pick<CommitStatus, "projectId" | "projectPath" | "sha" | "name" | "ref">;
 
+/** The newest status of a name, as GitLab lists it. */
+export interface LatestCommitStatus {
+  /** A GitLab state, so it may be one Kubler never sets (`skipped`, `created`, `manual`, …). */
+  state: string;
+  /**
+   * When it last moved, so when a finished status finished: the latest of GitLab's `created_at`,
+   * `started_at` and `finished_at`. Null when no time is known.
+   */
+  at: Date | null;
+}
+
 /**
  * Sets commit statuses: GitLab's API in AWS (and locally when a GitLab is configured), a clearly
  * labelled JSONL file otherwise. Errors are `ConfigError` (a token or `GITLAB_URL` GitLab cannot be
  * reached with), `UnavailableError` (still failing after bounded retries) or `Error` (GitLab refused).
  *
  * @example
- * if ((await statuses.latest(key)) !== "success") await statuses.set({ ...key, state: "running", ... });
+ * const latest = await statuses.latest(key); // { state: "success", at: 2026-11-21T10:00:00.412Z }
+ * if (latest?.state !== "success") await statuses.set({ ...key, state: "running", ... });
  */
 export interface CommitStatuses {
   set(status: CommitStatus): Promise<"set" | "unchanged">;
-  /**
-   * The state of the newest status of that name, null when there is none. A GitLab state, so it may
-   * be one Kubler never sets (`skipped`, `created`, `manual`, …).
-   */
-  latest(key: CommitStatusKey): Promise<string | null>;
+  /** The newest status of that name, null when there is none. */
+  latest(key: CommitStatusKey): Promise<LatestCommitStatus | null>;
 }
 
 /**

@@ -22,6 +22,13 @@ export function createReportStatusConsumer(
 ): (envelope: unknown) => Promise<ReportOutcome> {
   return async (envelope) => {
     const event = validateEnvelope(envelope, REPORTED_TYPES);
-    return reportStatus(deps, { detailType: event["detail-type"], detail: event.detail } as ReportEvent);
+    // The envelope's time, when the event was published: a pending or running older than the
+    // commit's finished status is late, a newer one a new run.
+    const time = new Date(event.time);
+    return reportStatus(deps, {
+      detailType: event["detail-type"],
+      detail: event.detail,
+      time,
+    } as ReportEvent);
   };
 }

@@ -5,7 +5,7 @@
  */
 import { ENV } from "../config.js";
 import { ConfigError } from "../errors.js";
-import type { CommitStatus, CommitStatuses, CommitStatusKey } from "../ports.js";
+import type { CommitStatus, CommitStatuses, CommitStatusKey, LatestCommitStatus } from "../ports.js";
 import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
 
 /** GitLab stores descriptions as a string column; keep them short enough to read in the MR widget. */
@@ -29,7 +29,8 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
  *
  * @example
  * const statuses = new GitlabCommitStatuses({ baseUrl: "https://gitlab.example.com", token: async () => token });
- * await statuses.latest({ projectId: 15, projectPath: "group/app", sha, name: "kubler/staging", ref: "main" }); // "success"
+ * await statuses.latest({ projectId: 15, projectPath: "group/app", sha, name: "kubler/staging", ref: "main" });
+ * // { state: "success", at: 2026-11-21T10:00:00.412Z }
  * await statuses.set({ projectId: 15, projectPath: "group/app", sha, state: "success", name: "kubler/staging", ... });
  */
 export class GitlabCommitStatuses implements CommitStatuses {
@@ -62,7 +63,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
     throw refusal(answer, `setting ${what}`, status.projectPath);
   }
 
-  async latest(key: CommitStatusKey): Promise<string | null> {
+  async latest(key: CommitStatusKey): Promise<LatestCommitStatus | null> {
     checkKey(key);
     const what = `status ${key.name} on ${key.projectPath}@${key.sha.slice(0, 12)}`;
     // `all=false` leaves out statuses GitLab marked retried (an older one of the same name in the same
@@ -82,13 +83,13 @@ export class GitlabCommitStatuses implements CommitStatuses {
     );
     if (answer === "too large") throw new Error(`GitLab's list of ${what} is over ${MAX_LIST_BYTES} bytes`);
     if (answer.status !== 200) throw refusal(answer, `reading ${what}`, key.projectPath);
-    let newest: { id: number; status: string } | null = null;
+    let newest: { id: number; state: string; at: Date | null } | null = null;
     for (const item of parseList(answer.body, what)) {
       // The name filter is GitLab's; checked again so a GitLab that ignores it cannot mislead.
       if (item.name !== key.name) continue;
-      if (!newest || item.id > newest.id) newest = { id: item.id, status: item.status };
+      if (!newest || item.id > newest.id) newest = item;
     }
-    return newest?.status ?? null;
+    return newest ? { state: newest.state, at: newest.at } : null;
   }
 }
 
@@ -98,7 +99,10 @@ function checkKey(key: CommitStatusKey): void {
   }
 }
 
-function parseList(body: Buffer, what: string): { id: number; name: unknown; status: string }[] {
+function parseList(
+  body: Buffer,
+  what: string,
+): { id: number; name: unknown; state: string; at: Date | null }[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
@@ -106,11 +110,22 @@ function parseList(body: Buffer, what: string): { id: number; name: unknown; sta
     throw new Error(`GitLab's list of ${what} is not JSON`);
   }
   if (!Array.isArray(parsed)) throw new Error(`GitLab's list of ${what} is not a list`);
-  return parsed.flatMap((item: { id?: unknown; name?: unknown; status?: unknown }) =>
+  return parsed.flatMap((item: Record<string, unknown> | null) =>
     typeof item?.id === "number" && typeof item.status === "string"
-      ? [{ id: item.id, name: item.name, status: item.status }]
+      ? [{ id: item.id, name: item.name, state: item.status, at: lastMoved(item) }]
       : [],
   );
+}
+
+/**
+ * The latest of the status's times: `finished_at` once it finished (GitLab sets it on the move to
+ * success, failed or canceled), `started_at` or `created_at` before. Null when none parses.
+ */
+function lastMoved(item: Record<string, unknown>): Date | null {
+  const times = [item.created_at, item.started_at, item.finished_at]
+    .map((value) => (typeof value === "string" ? Date.parse(value) : Number.NaN))
+    .filter((ms) => Number.isFinite(ms));
+  return times.length > 0 ? new Date(Math.max(...times)) : null;
 }
 
 function refusal(answer: GitlabAnswer, doing: string, projectPath: string): Error {

@@ -68,18 +68,13 @@ export async function stopEnvironment(
     }
   }
   const running = object ? readEnvironment(object) : null;
-  // Terminating: an earlier stop deleted it and told what ran there. Taken like a namespace already
-  // gone, so a second stop (a schedule and reconcile both asking, a redelivery) sets no second
-  // status on that commit.
+  // Terminating: an earlier stop deleted it, so it is not deleted again. That stop may not have got
+  // as far as telling what ran there (its schedule cancel or publish failed, and this is the bus's
+  // retry), so the commit is told again: report-status adds no second `canceled` beside the first.
   const earlier = running?.kind === "managed" && running.environment.terminating;
   const deleted = object && !earlier ? await deleteChecked(deps.cluster, object) : "absent";
   await deps.scheduler.cancel(namespace);
-  await publishDeleted(
-    deps,
-    detail,
-    namespace,
-    running?.kind === "managed" && !earlier ? running.environment : null,
-  );
+  await publishDeleted(deps, detail, namespace, running?.kind === "managed" ? running.environment : null);
   const kind = deleted === "deleted" ? "deleted" : "already_gone";
   audit(
     "success",

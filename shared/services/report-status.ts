@@ -5,14 +5,24 @@
  * Optional by design: whatever GitLab answers (after the adapter's retries) is audited, never thrown,
  * so reporting can never fail or hold up a deploy.
  *
- * A finished status is never reopened. GitLab only moves a pending or running status of that name; once
- * the newest is finished, a POST adds a new status instead (app/services/ci/create_commit_status_service.rb,
- * `running_or_pending.find_or_initialize_by`), so a late or redelivered Build Requested / Build Finished
- * would leave the commit pending or running for good. Pending and running are therefore set only when
- * the newest status of the name is not final; final states are always set.
+ * A finished status is never reopened by a late event. GitLab only moves a pending or running status of
+ * that name; once the newest is finished, a POST adds a new status instead
+ * (app/services/ci/create_commit_status_service.rb, `running_or_pending.find_or_initialize_by`), so a
+ * late or redelivered Build Requested / Build Finished would leave the commit pending or running for
+ * good. A pending or running published before the newest status finished is therefore not set; one
+ * published after it is a new run of that commit (a retried pipeline, a redeploy, a recreated
+ * environment) and is. Final states are always set, except one the newest status already has (a
+ * retried stop's second `canceled`), which would only pile up beside it.
  */
 import type { Detail, DetailType } from "../domain/catalog.js";
-import type { AuditLog, Clock, CommitState, CommitStatus, CommitStatuses } from "../ports.js";
+import type {
+  AuditLog,
+  Clock,
+  CommitState,
+  CommitStatus,
+  CommitStatuses,
+  LatestCommitStatus,
+} from "../ports.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "report-status";
@@ -29,8 +39,9 @@ export const REPORTED_TYPES = [
 ] as const satisfies readonly DetailType[];
 export type ReportedType = (typeof REPORTED_TYPES)[number];
 
+/** `time`: when the event was published (its envelope time), to tell a late event from a new run. */
 export type ReportEvent = {
-  [T in ReportedType]: { detailType: T; detail: Detail<T> };
+  [T in ReportedType]: { detailType: T; detail: Detail<T>; time: Date };
 }[ReportedType];
 
 export interface ReportStatusDeps {
@@ -104,7 +115,7 @@ function firstLine(text: string | null): string | null {
 
 /**
  * @example
- * await reportStatus(deps, { detailType: "Deploy Finished", detail }); // { kind: "set", state: "success" }
+ * await reportStatus(deps, { detailType: "Deploy Finished", detail, time }); // { kind: "set", state: "success" }
  */
 export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): Promise<ReportOutcome> {
   const { detail } = event;
@@ -123,22 +134,34 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
   }
   const subject = { sha: status.sha, state: status.state, name: status.name };
   const target = { ...status, projectId: detail.gitlab.projectId, projectPath: detail.gitlab.projectPath };
-  if (!FINAL_COMMIT_STATES.has(status.state)) {
-    let latest: string | null;
-    try {
-      latest = await deps.statuses.latest(target);
-    } catch (error) {
-      // Not set blind: a pending or running status that lands on a finished one would stay for good,
-      // while one that is missing only shortens what the MR shows until the final state arrives.
+  const final = FINAL_COMMIT_STATES.has(status.state);
+  let latest: LatestCommitStatus | null;
+  try {
+    latest = await deps.statuses.latest(target);
+  } catch (error) {
+    // Not set blind: a pending or running status that lands on a finished one would stay for good,
+    // while one that is missing only shortens what the MR shows until the final state arrives. A
+    // final state is: a duplicate is one more line in GitLab, a missing one leaves the commit running.
+    if (final) {
+      latest = null;
+    } else {
       const reason = `GitLab did not tell the status before setting it: ${messageOf(error)}`;
       audit("failure", reason, subject);
       return { kind: "failed", reason };
     }
-    if (latest !== null && FINAL_COMMIT_STATES.has(latest)) {
-      // Read, then write: a final state set between the two by a concurrent delivery is still
-      // overtaken; GitLab offers no conditional write to close that window.
-      const reason = `already ${latest}: a late or repeated ${event.detailType} does not reopen it as ${status.state}`;
-      audit("ignored", reason, { ...subject, latest });
+  }
+  if (latest && FINAL_COMMIT_STATES.has(latest.state)) {
+    const since = { ...subject, latest: latest.state, latestAt: latest.at?.toISOString() ?? null };
+    if (final && latest.state === status.state) {
+      const reason = `already ${latest.state}: a repeated ${status.state} would only add a second one`;
+      audit("ignored", reason, since);
+      return { kind: "unchanged", state: status.state };
+    }
+    // Read, then write: a final state set between the two by a concurrent delivery is still
+    // overtaken; GitLab offers no conditional write to close that window.
+    if (!final && !publishedAfter(event.time, latest.at)) {
+      const reason = `already ${latest.state}: a late or repeated ${event.detailType} does not reopen it as ${status.state}`;
+      audit("ignored", reason, since);
       return { kind: "ignored", reason };
     }
   }
@@ -156,6 +179,16 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
     audit("failure", reason, subject);
     return { kind: "failed", reason };
   }
+}
+
+/**
+ * Whether an event was published at or after a status finished: a new run, not a late event. Not
+ * when either time is unknown. EventBridge's `time` is whole seconds, so an event of the second the
+ * status finished in counts as earlier: a pending or running missed is shown by the next final
+ * state, one set over a late event's finished status would stay for good.
+ */
+function publishedAfter(time: Date, finishedAt: Date | null): boolean {
+  return finishedAt !== null && time.getTime() >= finishedAt.getTime();
 }
 
 function messageOf(error: unknown): string {

@@ -2,6 +2,9 @@
  * Cleanup (stop and sweep) against the embedded Kubernetes API over HTTP, through the real adapter:
  * what was deleted, and above all what was not, is asserted from the cluster itself.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -16,6 +19,8 @@ import {
   LABEL,
   namespaceFor,
 } from "../../shared/domain/environment.js";
+import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import {
   type KubeObject,
   type MemoryKubernetes,
@@ -27,6 +32,7 @@ import {
   stopEnvironment,
   sweepExpiredEnvironments,
 } from "../../shared/services/cleanup-environments.js";
+import { reportStatus } from "../../shared/services/report-status.js";
 import {
   FixedClock,
   RecordingAuditLog,
@@ -191,26 +197,69 @@ describe("stopEnvironment", () => {
 
     const again = await stopEnvironment(deps, stopRequested({ reason: "stopped" }));
 
-    // Like a namespace already gone: the event again, but without the commit, so the commit that
-    // ran there gets one final status, not two.
+    // Not deleted again, but the commit is told again: the earlier stop may not have told it.
     expect(again).toEqual({ kind: "already_gone", namespace: NAMESPACE });
     expect(deps.publisher.entries.map((e) => e.detailType)).toEqual([
       "Environment Deleted",
       "Environment Deleted",
     ]);
-    expect(deps.publisher.entries[0]?.detail).toMatchObject({
-      sha: "1111111111111111111111111111111111111111",
-    });
     expect(deps.publisher.entries[1]?.detail).toEqual({
       correlationId: "corr-stop",
       gitlab,
       environment: ENVIRONMENT,
       namespace: NAMESPACE,
+      sha: "1111111111111111111111111111111111111111",
+      ref: "feature/booking-validation",
     });
     expect(deps.audit.records.map((r) => [r.outcome, r.reason])).toEqual([
       ["success", "deleted (merged)"],
       ["success", "already being deleted by an earlier stop (stopped)"],
     ]);
+  });
+
+  it("still gives the commit its final status when the stop that deleted the namespace failed to publish", async () => {
+    await k8s.close();
+    k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 2_000 });
+    deps.cluster = connect();
+    seed();
+    deps.publisher.failNext = 1;
+    await expect(stopEnvironment(deps, stopRequested())).rejects.toThrow(/failed to publish/);
+    expect(stored(NAMESPACE)?.metadata.deletionTimestamp).toEqual(expect.any(String));
+    expect(deps.publisher.entries).toEqual([]);
+
+    // The bus retries, finds the namespace terminating; then a redelivery of the same stop.
+    await stopEnvironment(deps, stopRequested());
+    await stopEnvironment(deps, stopRequested());
+
+    expect(deps.publisher.entries.map((e) => e.detail)).toEqual([
+      expect.objectContaining({ sha: "1111111111111111111111111111111111111111" }),
+      expect.objectContaining({ sha: "1111111111111111111111111111111111111111" }),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), "kubler-stop-statuses-"));
+    try {
+      const file = new JsonlFile(join(dir, COMMIT_STATUSES_FILE));
+      const report = {
+        statuses: new JsonlCommitStatuses(file, deps.clock),
+        audit: deps.audit,
+        clock: deps.clock,
+      };
+      const outcomes = [];
+      for (const entry of deps.publisher.entries) {
+        if (entry.detailType !== "Environment Deleted") continue;
+        outcomes.push(await reportStatus(report, { ...entry, time: deps.clock.now() }));
+      }
+      expect(outcomes).toEqual([
+        { kind: "set", state: "canceled" },
+        { kind: "unchanged", state: "canceled" },
+      ]);
+      await file.close();
+      const lines = readFileSync(file.path, "utf8").trim().split("\n");
+      expect(lines.map((line) => JSON.parse(line))).toEqual([
+        expect.objectContaining({ state: "canceled", sha: "1111111111111111111111111111111111111111" }),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a namespace of that name that Kubler does not manage, touching nothing", async () => {

@@ -2,9 +2,10 @@
  * GitlabCommitStatuses against a small GitLab over node:http that keeps commit statuses the way
  * GitLab does (app/services/ci/create_commit_status_service.rb): a POST moves the pending or running
  * status of that name and ref if there is one (a move it cannot make is a 400 "Cannot transition
- * status"), and otherwise adds a new status, even after a finished one. It lists statuses, checks
- * PRIVATE-TOKEN, and can be told to throttle or fail. Also report-status over it: whatever GitLab
- * answers, the step never fails, and a finished status is never reopened.
+ * status"), and otherwise adds a new status, even after a finished one. It lists statuses with their
+ * times (created_at, started_at, finished_at, from its clock), checks PRIVATE-TOKEN, and can be told
+ * to throttle or fail. Also report-status over it: whatever GitLab answers, the step never fails, a
+ * finished status is never reopened by a late event, and a new run of the commit shows again.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,10 +14,13 @@ import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-status
 import type { Detail } from "../../shared/domain/catalog.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
 import type { CommitStatus } from "../../shared/ports.js";
-import { reportStatus } from "../../shared/services/report-status.js";
+import { type ReportEvent, reportStatus } from "../../shared/services/report-status.js";
 import { FixedClock, RecordingAuditLog } from "../fakes/index.js";
 
 const TOKEN = "glpat-test-SECRET-0123456789";
+/** GitLab's time when a test starts: a moment into the second the events of a test are published in. */
+const GITLAB_NOW = new Date("2026-11-21T10:00:00.400Z");
+const T0 = new Date("2026-11-21T10:00:00Z");
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
 interface Fault {
@@ -34,6 +38,9 @@ interface StoredStatus {
   ref: string | null;
   status: string;
   target_url: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 /**
@@ -51,6 +58,8 @@ class FakeGitlab {
     body: Record<string, unknown>;
   }[] = [];
   faults: Fault[] = [];
+  /** GitLab's clock, for the statuses' times. */
+  clock = new FixedClock(GITLAB_NOW);
   root = "";
   url = "";
   readonly #server = createServer((req, res) => {
@@ -119,6 +128,7 @@ class FakeGitlab {
     if (open && REFUSED[open.status]?.includes(state)) {
       return send(400, { message: `Cannot transition status via :run from :${open.status}` });
     }
+    const now = this.clock.now().toISOString();
     const next = open ?? {
       id: this.statuses.length + 1,
       project,
@@ -127,9 +137,15 @@ class FakeGitlab {
       ref,
       status: state,
       target_url: null,
+      created_at: now,
+      started_at: null,
+      finished_at: null,
     };
     if (!open) this.statuses.push(next);
     next.status = state;
+    // CommitStatus's state machine: `run` records started_at, a move to a finished state finished_at.
+    if (state === "running") next.started_at = now;
+    if (["success", "failed", "canceled"].includes(state)) next.finished_at = now;
     if (body.target_url) next.target_url = String(body.target_url);
     send(201, { ...next, project: undefined });
   }
@@ -173,6 +189,7 @@ beforeEach(() => {
   gitlab.statuses.length = 0;
   gitlab.requests.length = 0;
   gitlab.faults = [];
+  gitlab.clock = new FixedClock(GITLAB_NOW);
   gitlab.root = "";
   slept = [];
 });
@@ -216,7 +233,7 @@ describe("GitlabCommitStatuses", () => {
     expect(await client.set(status({ state: "success" }))).toBe("set");
   });
 
-  it("reads the newest status of a name on the commit and ref, null when there is none", async () => {
+  it("reads the newest status of a name on the commit and ref, with when it last moved, null when there is none", async () => {
     const client = statuses();
     const key = {
       projectId: 15,
@@ -227,19 +244,54 @@ describe("GitlabCommitStatuses", () => {
     };
     expect(await client.latest(key)).toBeNull();
     await client.set(status({ state: "success" }));
+    expect(await client.latest(key)).toEqual({ state: "success", at: GITLAB_NOW });
+    gitlab.clock.advance(60_000);
     // GitLab does not refuse this: it adds a new running status beside the success (why `latest` exists).
     expect(await client.set(status({ state: "running" }))).toBe("set");
     await client.set(status({ name: "kubler/staging", state: "failed" }));
+    gitlab.clock.advance(1_000);
+    await client.set(status({ ref: "main", state: "pending" }));
+    gitlab.clock.advance(1_000);
     await client.set(status({ ref: "main", state: "canceled" }));
     expect(gitlab.statuses.map((s) => s.status)).toEqual(["success", "running", "failed", "canceled"]);
-    expect(await client.latest(key)).toBe("running");
-    expect(await client.latest({ ...key, ref: "main" })).toBe("canceled");
+    expect(await client.latest(key)).toEqual({ state: "running", at: new Date("2026-11-21T10:01:00.400Z") });
+    // A status moved from pending to canceled: when it finished, not when it was created.
+    expect(await client.latest({ ...key, ref: "main" })).toEqual({
+      state: "canceled",
+      at: new Date("2026-11-21T10:01:02.400Z"),
+    });
     const get = gitlab.requests.at(-1);
     expect(get?.method).toBe("GET");
     expect(get?.token).toBe(TOKEN);
     expect(get?.path).toBe(
       `/api/v4/projects/15/repository/commits/${SHA}/statuses?name=kubler%2Freview%2Ffeature-x&ref=main&all=false&order_by=id&sort=desc&per_page=100`,
     );
+  });
+
+  it("takes the latest of the times GitLab gives, in any offset, and none when none parses", async () => {
+    const key = { projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null };
+    const stored = { project: "15", sha: SHA, name: "kubler/x", ref: null, target_url: null };
+    gitlab.statuses.push({
+      ...stored,
+      id: 1,
+      status: "success",
+      created_at: "2026-11-21T11:00:00.000+01:00",
+      started_at: null,
+      finished_at: "2026-11-21T11:00:02.250+01:00",
+    });
+    expect(await statuses().latest(key)).toEqual({
+      state: "success",
+      at: new Date("2026-11-21T10:00:02.250Z"),
+    });
+    gitlab.statuses.push({
+      ...stored,
+      id: 2,
+      status: "skipped",
+      created_at: "",
+      started_at: null,
+      finished_at: null,
+    });
+    expect(await statuses().latest(key)).toEqual({ state: "skipped", at: null });
   });
 
   it("refuses a list it cannot read, and names the role when GitLab forbids reading", async () => {
@@ -316,14 +368,14 @@ describe("report-status over GitLab's API", () => {
       reason: null,
     };
     gitlab.faults = [{ times: 10, status: 500 }];
-    expect(await reportStatus(deps, { detailType: "Deploy Finished", detail })).toMatchObject({
+    expect(await reportStatus(deps, { detailType: "Deploy Finished", detail, time: T0 })).toMatchObject({
       kind: "failed",
     });
     expect(audit.last()).toMatchObject({ action: "status.report", outcome: "failure" });
     expect(audit.last()?.reason).toContain("did not take status kubler/review/feature-x (success)");
 
     gitlab.faults = [];
-    expect(await reportStatus(deps, { detailType: "Deploy Finished", detail })).toEqual({
+    expect(await reportStatus(deps, { detailType: "Deploy Finished", detail, time: T0 })).toEqual({
       kind: "set",
       state: "success",
     });
@@ -332,9 +384,8 @@ describe("report-status over GitLab's API", () => {
     ]);
   });
 
-  it("leaves a finished status finished when a Build Finished or Build Requested comes late or again", async () => {
-    const audit = new RecordingAuditLog();
-    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+  /** A deploy's events, with GitLab's instance known only once it has started. */
+  function details() {
     const step = {
       correlationId: "c-2",
       gitlab: { instance: gitlab.url, projectId: 15, projectPath: "group/app" },
@@ -357,20 +408,74 @@ describe("report-status over GitLab's API", () => {
       url: "https://review-x.apps.example.com",
       reason: null,
     };
-    await reportStatus(deps, { detailType: "Build Requested", detail: step });
-    await reportStatus(deps, { detailType: "Build Finished", detail: built });
-    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+    return { step, built, deployed };
+  }
+
+  it("leaves a finished status finished when a Build Finished or Build Requested comes late or again", async () => {
+    const audit = new RecordingAuditLog();
+    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+    const { step, built, deployed } = details();
+    await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 });
+    await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 });
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 });
     expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("success");
 
-    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toMatchObject({
-      kind: "ignored",
-      reason: "already success: a late or repeated Build Finished does not reopen it as running",
-    });
-    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toMatchObject({
-      kind: "ignored",
-    });
+    // Published before the success was set (10:00:00.400), so late: redelivered, or overtaken.
+    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 })).toMatchObject(
+      {
+        kind: "ignored",
+        reason: "already success: a late or repeated Build Finished does not reopen it as running",
+      },
+    );
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 })).toMatchObject(
+      {
+        kind: "ignored",
+      },
+    );
     expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("success");
     expect(gitlab.statuses).toHaveLength(1);
     expect(gitlab.requests.filter((r) => r.method === "POST")).toHaveLength(3);
+  });
+
+  it("shows a new run of the commit after a failed one, and adds no second canceled for a repeated stop", async () => {
+    const deps = { statuses: statuses(), audit: new RecordingAuditLog(), clock: new FixedClock() };
+    const { step, built, deployed } = details();
+    const at = (seconds: number) => new Date(T0.getTime() + seconds * 1_000);
+    await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 });
+    await reportStatus(deps, {
+      detailType: "Build Finished",
+      detail: { ...built, status: "failed", imageDigest: null, reason: "exit 1" },
+      time: T0,
+    });
+    // The pipeline retried a minute later: same SHA, ref and name.
+    gitlab.clock.advance(60_000);
+    const outcomes = [];
+    for (const event of [
+      { detailType: "Build Requested", detail: step, time: at(60) },
+      { detailType: "Build Finished", detail: built, time: at(61) },
+      { detailType: "Deploy Requested", detail: step, time: at(62) },
+      { detailType: "Deploy Finished", detail: deployed, time: at(63) },
+    ] satisfies ReportEvent[]) {
+      outcomes.push(await reportStatus(deps, event));
+    }
+    // Running twice is GitLab's refused transition: unchanged, not ignored as late.
+    expect(outcomes.map((o) => o.kind)).toEqual(["set", "set", "unchanged", "set"]);
+    expect(gitlab.statuses.map((s) => s.status)).toEqual(["failed", "success"]);
+
+    // The environment stopped, and the stop retried: one canceled, not two.
+    gitlab.clock.advance(60_000);
+    const deleted = {
+      correlationId: "c-3",
+      gitlab: step.gitlab,
+      environment: step.environment,
+      namespace: deployed.namespace,
+      sha: SHA,
+      ref: "feature-x",
+    };
+    for (const time of [at(120), at(125)]) {
+      await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time });
+    }
+    expect(gitlab.statuses.map((s) => s.status)).toEqual(["failed", "success", "canceled"]);
+    expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("canceled");
   });
 });

@@ -7,7 +7,12 @@ import type { Detail } from "../../shared/domain/catalog.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
 import { JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
-import type { CommitStatus, CommitStatuses, CommitStatusKey } from "../../shared/ports.js";
+import type {
+  CommitStatus,
+  CommitStatuses,
+  CommitStatusKey,
+  LatestCommitStatus,
+} from "../../shared/ports.js";
 import { type ReportEvent, reportStatus } from "../../shared/services/report-status.js";
 import { FixedClock, RecordingAuditLog } from "../fakes/index.js";
 
@@ -23,26 +28,34 @@ const step = {
   mrIid: 7,
 };
 const URL = "https://review-feature-x.apps.example.com";
+/** When the events are published (envelope time, whole seconds, as EventBridge gives it). */
+const T0 = new Date("2026-11-21T10:00:00Z");
+const later = (seconds: number) => new Date(T0.getTime() + seconds * 1_000);
 
 /**
- * Keeps every status set, and answers `latest` from them (or from `finishedBy`, a status set by
- * someone else); `fail` makes the next calls throw it.
+ * Keeps every status set, stamped with its clock (a moment after T0: a status is set after the
+ * event that asks for it was published), and answers `latest` from them (or from `finishedBy`, a
+ * status set by someone else); `fail` makes the next calls throw it.
  */
 class RecordingStatuses implements CommitStatuses {
   readonly set_: CommitStatus[] = [];
+  readonly times: Date[] = [];
   readonly asked: CommitStatusKey[] = [];
-  finishedBy: string | null = null;
+  readonly clock = new FixedClock(new Date(T0.getTime() + 400));
+  finishedBy: LatestCommitStatus | null = null;
   fail: Error | null = null;
   async set(status: CommitStatus): Promise<"set"> {
     if (this.fail) throw this.fail;
     this.set_.push(status);
+    this.times.push(this.clock.now());
     return "set";
   }
-  async latest(key: CommitStatusKey): Promise<string | null> {
+  async latest(key: CommitStatusKey): Promise<LatestCommitStatus | null> {
     if (this.fail) throw this.fail;
     this.asked.push(key);
-    const mine = this.set_.findLast((s) => s.sha === key.sha && s.name === key.name && s.ref === key.ref);
-    return mine?.state ?? this.finishedBy;
+    const i = this.set_.findLastIndex((s) => s.sha === key.sha && s.name === key.name && s.ref === key.ref);
+    const mine = this.set_[i];
+    return mine ? { state: mine.state, at: this.times[i] ?? null } : this.finishedBy;
   }
 }
 
@@ -70,9 +83,9 @@ describe("reportStatus", () => {
   it("moves kubler/<environment> through pending, running and success, with the URL at the end", async () => {
     const { statuses, deps } = setup();
     const events: ReportEvent[] = [
-      { detailType: "Build Requested", detail: step },
-      { detailType: "Build Finished", detail: built },
-      { detailType: "Deploy Finished", detail: deployed },
+      { detailType: "Build Requested", detail: step, time: T0 },
+      { detailType: "Build Finished", detail: built, time: T0 },
+      { detailType: "Deploy Finished", detail: deployed, time: T0 },
     ];
     for (const event of events) await reportStatus(deps, event);
     expect(statuses.set_.map((s) => [s.state, s.name, s.targetUrl, s.description])).toEqual([
@@ -87,10 +100,15 @@ describe("reportStatus", () => {
 
   it("reports a deploy without a build as running, then failed or rolled back with the reason's first line", async () => {
     const { statuses, deps } = setup();
-    await reportStatus(deps, { detailType: "Deploy Requested", detail: { ...step, pipelineId: 42 } });
+    await reportStatus(deps, {
+      detailType: "Deploy Requested",
+      detail: { ...step, pipelineId: 42 },
+      time: T0,
+    });
     await reportStatus(deps, {
       detailType: "Deploy Finished",
       detail: { ...deployed, status: "rolled_back", reason: "rollout did not finish\nmore" },
+      time: T0,
     });
     expect(statuses.set_.map((s) => [s.state, s.description, s.pipelineId])).toEqual([
       ["running", "Deploying", 42],
@@ -100,10 +118,11 @@ describe("reportStatus", () => {
 
   it("ends the status of a deploy refused as stale, or after a stop, as canceled, not left running", async () => {
     const { statuses, deps } = setup();
-    await reportStatus(deps, { detailType: "Build Finished", detail: built });
+    await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 });
     await reportStatus(deps, {
       detailType: "Deploy Finished",
       detail: { ...deployed, status: "superseded", url: null, reason: "stale: a newer deploy was attempted" },
+      time: T0,
     });
     expect(statuses.set_.map((s) => [s.state, s.description])).toEqual([
       ["running", "Image built; deploying"],
@@ -122,6 +141,7 @@ describe("reportStatus", () => {
         reason:
           "BackoffLimitExceeded: Job has reached the specified backoff limit\n--- last log lines ---\nerror",
       },
+      time: T0,
     });
     expect(statuses.set_[0]).toMatchObject({
       state: "failed",
@@ -135,13 +155,16 @@ describe("reportStatus", () => {
     await reportStatus(deps, {
       detailType: "Environment Deleted",
       detail: { ...deleted, sha: SHA, ref: "feature-x" },
+      time: T0,
     });
     expect(statuses.set_[0]).toMatchObject({
       state: "canceled",
       sha: SHA,
       description: "Environment review/feature-x stopped and deleted",
     });
-    expect(await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted })).toEqual({
+    expect(
+      await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time: T0 }),
+    ).toEqual({
       kind: "ignored",
       reason: "no commit to report on: the event names no SHA",
     });
@@ -150,11 +173,11 @@ describe("reportStatus", () => {
 
   it("never reopens a finished status: a late or repeated pending or running is ignored, with the reason", async () => {
     const { statuses, audit, deps } = setup();
-    await reportStatus(deps, { detailType: "Build Requested", detail: step });
-    await reportStatus(deps, { detailType: "Build Finished", detail: built });
-    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+    await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 });
+    await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 });
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 });
     // GitLab would add a new running status beside the success, and the MR would show it for good.
-    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toEqual({
+    expect(await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 })).toEqual({
       kind: "ignored",
       reason: "already success: a late or repeated Build Finished does not reopen it as running",
     });
@@ -163,26 +186,101 @@ describe("reportStatus", () => {
       outcome: "ignored",
       subject: { sha: SHA, state: "running", latest: "success", name: "kubler/review/feature-x" },
     });
-    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toMatchObject({
-      kind: "ignored",
-      reason: "already success: a late or repeated Build Requested does not reopen it as pending",
-    });
-    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: step })).toMatchObject({
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 })).toMatchObject(
+      {
+        kind: "ignored",
+        reason: "already success: a late or repeated Build Requested does not reopen it as pending",
+      },
+    );
+    expect(
+      await reportStatus(deps, { detailType: "Deploy Requested", detail: step, time: T0 }),
+    ).toMatchObject({
       kind: "ignored",
     });
     expect(statuses.set_.map((s) => s.state)).toEqual(["pending", "running", "success"]);
   });
 
-  it("always writes a final state, without asking; reads skipped as final too", async () => {
+  it("sets pending and running again for a new run of the commit, published after its status finished", async () => {
+    const deleted = { correlationId: "c-9", gitlab, environment: "review/feature-x", namespace: "ns" };
+    const finals: [string, ReportEvent][] = [
+      ["a failed build", { detailType: "Build Finished", detail: { ...built, status: "failed" }, time: T0 }],
+      [
+        "a rollback",
+        { detailType: "Deploy Finished", detail: { ...deployed, status: "rolled_back" }, time: T0 },
+      ],
+      [
+        "a superseded deploy",
+        { detailType: "Deploy Finished", detail: { ...deployed, status: "superseded" }, time: T0 },
+      ],
+      [
+        "a deleted environment",
+        { detailType: "Environment Deleted", detail: { ...deleted, sha: SHA, ref: "feature-x" }, time: T0 },
+      ],
+    ];
+    for (const [what, final] of finals) {
+      const { statuses, deps } = setup();
+      await reportStatus(deps, final);
+      statuses.clock.advance(60_000);
+      // A retried pipeline, a redeploy, a recreated environment: same SHA, ref and name, a minute on.
+      for (const event of [
+        { detailType: "Build Requested", detail: step, time: later(60) },
+        { detailType: "Build Finished", detail: built, time: later(61) },
+        { detailType: "Deploy Requested", detail: step, time: later(62) },
+        { detailType: "Deploy Finished", detail: deployed, time: later(63) },
+      ] satisfies ReportEvent[]) {
+        expect(await reportStatus(deps, event), `${event.detailType} after ${what}`).toMatchObject({
+          kind: "set",
+        });
+      }
+      expect(statuses.set_.slice(1).map((s) => s.state)).toEqual([
+        "pending",
+        "running",
+        "running",
+        "success",
+      ]);
+    }
+  });
+
+  it("takes an event published in the second the status finished in as late", async () => {
     const { statuses, deps } = setup();
-    statuses.finishedBy = "failed";
-    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
-    expect(statuses.asked).toEqual([]);
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 });
+    // Finished at 10:00:00.400; the event's whole-second time may stand for 10:00:00.000 to .999.
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 })).toMatchObject(
+      {
+        kind: "ignored",
+      },
+    );
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step, time: later(1) })).toEqual(
+      {
+        kind: "set",
+        state: "pending",
+      },
+    );
+    expect(statuses.set_.map((s) => s.state)).toEqual(["success", "pending"]);
+  });
+
+  it("writes a final state over another final one, but not over the same one; reads skipped as final too", async () => {
+    const { statuses, audit, deps } = setup();
+    statuses.finishedBy = { state: "failed", at: T0 };
+    await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: later(5) });
+    expect(statuses.set_.map((s) => s.state)).toEqual(["success"]);
+    // A redelivered or retried final event adds nothing beside the status it already set.
+    expect(
+      await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: later(9) }),
+    ).toEqual({ kind: "unchanged", state: "success" });
+    expect(audit.last()).toMatchObject({
+      outcome: "ignored",
+      reason: "already success: a repeated success would only add a second one",
+      subject: { latest: "success", latestAt: "2026-11-21T10:00:00.400Z" },
+    });
     expect(statuses.set_.map((s) => s.state)).toEqual(["success"]);
 
     const other = setup();
-    other.statuses.finishedBy = "skipped";
-    expect(await reportStatus(other.deps, { detailType: "Deploy Requested", detail: step })).toMatchObject({
+    // A status of someone else's, finished at a time GitLab did not give: any pending or running may be late.
+    other.statuses.finishedBy = { state: "skipped", at: null };
+    expect(
+      await reportStatus(other.deps, { detailType: "Deploy Requested", detail: step, time: later(60) }),
+    ).toMatchObject({
       kind: "ignored",
       reason: "already skipped: a late or repeated Deploy Requested does not reopen it as running",
     });
@@ -192,10 +290,22 @@ describe("reportStatus", () => {
     expect(other.statuses.set_).toEqual([]);
   });
 
+  it("sets a final state even when the newest status cannot be read first", async () => {
+    const { statuses, deps } = setup();
+    const unreadable = new UnavailableError("GitLab did not serve the list");
+    statuses.latest = async () => {
+      throw unreadable;
+    };
+    expect(await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 })).toEqual({
+      kind: "set",
+      state: "success",
+    });
+  });
+
   it("sets pending or running over a status still pending or running, or over none", async () => {
     const { statuses, deps } = setup();
-    statuses.finishedBy = "running";
-    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: step })).toEqual({
+    statuses.finishedBy = { state: "running", at: T0 };
+    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: step, time: T0 })).toEqual({
       kind: "set",
       state: "running",
     });
@@ -204,7 +314,7 @@ describe("reportStatus", () => {
   it("does not set pending or running when the status cannot be read first: a failure, audited", async () => {
     const { statuses, audit, deps } = setup();
     statuses.fail = new UnavailableError("GitLab at https://gitlab.example.com/api/v4 did not serve status");
-    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step })).toEqual({
+    expect(await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 })).toEqual({
       kind: "failed",
       reason:
         "GitLab did not tell the status before setting it: GitLab at https://gitlab.example.com/api/v4 did not serve status",
@@ -213,23 +323,41 @@ describe("reportStatus", () => {
     expect(statuses.set_).toEqual([]);
   });
 
-  it("keeps a finished status finished in the local JSONL stand-in too", async () => {
+  it("keeps a finished status finished in the local JSONL stand-in too, with the time it was set", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-statuses-"));
     try {
       const file = new JsonlFile(join(dir, "commit-statuses.jsonl"));
+      const clock = new FixedClock(new Date(T0.getTime() + 400));
       const deps = {
-        statuses: new JsonlCommitStatuses(file, new FixedClock()),
+        statuses: new JsonlCommitStatuses(file, clock),
         audit: new RecordingAuditLog(),
-        clock: new FixedClock(),
+        clock,
       };
-      await reportStatus(deps, { detailType: "Build Finished", detail: built });
-      await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
-      expect(await reportStatus(deps, { detailType: "Build Finished", detail: built })).toMatchObject({
+      await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 });
+      await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 });
+      expect(
+        await reportStatus(deps, { detailType: "Build Finished", detail: built, time: T0 }),
+      ).toMatchObject({
         kind: "ignored",
       });
+      expect(await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 })).toEqual(
+        {
+          kind: "unchanged",
+          state: "success",
+        },
+      );
+      // A new run, published after the success was recorded, is.
+      clock.advance(60_000);
+      expect(
+        await reportStatus(deps, { detailType: "Build Requested", detail: step, time: later(60) }),
+      ).toMatchObject({ kind: "set", state: "pending" });
       await file.close();
       const lines = readFileSync(file.path, "utf8").trim().split("\n");
-      expect(lines.map((line) => (JSON.parse(line) as CommitStatus).state)).toEqual(["running", "success"]);
+      expect(lines.map((line) => JSON.parse(line) as CommitStatus & { at: string })).toEqual([
+        expect.objectContaining({ state: "running", at: "2026-11-21T10:00:00.400Z" }),
+        expect.objectContaining({ state: "success", at: "2026-11-21T10:00:00.400Z" }),
+        expect.objectContaining({ state: "pending", at: "2026-11-21T10:01:00.400Z" }),
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -245,7 +373,7 @@ describe("reportStatus", () => {
     ]) {
       const { statuses, audit, deps } = setup();
       statuses.fail = error;
-      const outcome = await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed });
+      const outcome = await reportStatus(deps, { detailType: "Deploy Finished", detail: deployed, time: T0 });
       expect(outcome).toEqual({ kind: "failed", reason: `GitLab did not take the status: ${error.message}` });
       expect(audit.last()).toMatchObject({
         action: "status.report",
@@ -266,18 +394,24 @@ describe("report-status consumer", () => {
   it("takes the events of its route and refuses others", async () => {
     const { statuses, deps } = setup();
     const consume = createReportStatusConsumer(deps);
-    const envelope = (type: string, detail: unknown) => ({
+    const envelope = (type: string, detail: unknown, time = "2026-11-21T10:00:00Z") => ({
       version: "0",
       id: "e-1",
       "detail-type": type,
       source: "kubler",
       account: "000000000000",
-      time: "2026-11-21T10:00:00Z",
+      time,
       region: "local",
       resources: [],
       detail,
     });
     expect(await consume(envelope("Deploy Finished", deployed))).toEqual({ kind: "set", state: "success" });
+    // The envelope's time tells a late event from a new run.
+    expect(await consume(envelope("Build Requested", step))).toMatchObject({ kind: "ignored" });
+    expect(await consume(envelope("Build Requested", step, "2026-11-21T10:05:00Z"))).toEqual({
+      kind: "set",
+      state: "pending",
+    });
     statuses.fail = new UnavailableError("down");
     expect(await consume(envelope("Build Requested", step))).toMatchObject({ kind: "failed" });
     await expect(
