@@ -48,6 +48,18 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
     );
   }
   const gitlabUrl = env[ENV.GITLAB_URL]?.trim().replace(/\/+$/, "") || null;
+  // Checked before the URL is quoted in any message: the credentials would be in it. The issuer's
+  // URL becomes the JWKS URL, which an outage's error names (gitlab-api's instanceRoot refuses them too).
+  if (gitlabUrl && hasUrlCredentials(gitlabUrl)) {
+    throw new ConfigError(
+      `${ENV.GITLAB_URL} must be the instance's address only, without credentials (user:password@)`,
+    );
+  }
+  if (policy.issuer && hasUrlCredentials(policy.issuer)) {
+    throw new ConfigError(
+      `${ENV.POLICY_FILE} (${policyFile}): the issuer must be the instance's address only, without credentials (user:password@)`,
+    );
+  }
   if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
     throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(gitlabUrl)}`);
   }
@@ -73,4 +85,17 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
     jwksRefetchIntervalMs: positiveInt(env, ENV.JWKS_REFETCH_SECONDS, 30, 86_400) * 1000,
     awsConfigured: awsVariables.some((name) => Boolean(env[name]?.trim())),
   };
+}
+
+/**
+ * True when `url` carries userinfo (`user:password@`) before its host, parsed or not: `gitlab:tok@host`
+ * without `//` counts too, as it is one slip from being sent. (gitlab-api.ts has the same check; it
+ * cannot import this module, which carries the YAML parser the webhook bundle must not.)
+ */
+function hasUrlCredentials(url: string): boolean {
+  if (URL.canParse(url)) {
+    const parsed = new URL(url);
+    if (parsed.username || parsed.password) return true;
+  }
+  return /^[a-z][a-z0-9+.-]*:(?:[/\\]{2})?[^/\\?#]*@/i.test(url);
 }

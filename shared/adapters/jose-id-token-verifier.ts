@@ -7,6 +7,8 @@ import type { Clock, IdTokenVerifier } from "../ports.js";
 export const JWKS_PATH = "/oauth/discovery/keys";
 /** The most clock skew forgiven on `exp`, `nbf` and `iat` (DESIGN §5: small leeway). */
 export const MAX_LEEWAY_SECONDS = 60;
+/** What a caller is told when the JWKS cannot be read: the URL and the fetch's error stay in the audit line. */
+export const JWKS_UNAVAILABLE_MESSAGE = "cannot read the token issuer's signing keys";
 const DEFAULT_REFETCH_INTERVAL_MS = 30_000;
 const DEFAULT_MAX_AGE_MS = 10 * 60_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -147,12 +149,20 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
       await this.#inFlight;
     } catch (error) {
       if (required || this.#keys === null) {
+        // The caller (anyone with a token-shaped string) hears only that; where and why are for
+        // the audit line, whose writer redacts them (fetch's errors repeat the URL they were given).
         throw new UnavailableError(
-          `cannot read the token issuer's signing keys from ${this.#jwksUrl}: ${(error as Error).message}`,
+          `${JWKS_UNAVAILABLE_MESSAGE} from ${withoutCredentials(this.#jwksUrl)}: ${(error as Error).message}`,
+          { publicMessage: JWKS_UNAVAILABLE_MESSAGE },
         );
       }
     }
   }
+}
+
+/** `url` without its `user:password@`, for messages. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:[/\\]{2})[^/\\?#]*@/i, "$1");
 }
 
 /** The JWKS document at `url`, within 5 s. */

@@ -63,6 +63,8 @@ export interface KubernetesClusterOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Uniform in [0, 1), like `Math.random`. */
   random?: () => number;
+  /** Where the kubeconfig came from, for the `ConfigError`s that name it. Default "The kubeconfig". */
+  source?: string;
 }
 
 export interface CreateKubernetesClusterOptions extends KubernetesClusterOptions {
@@ -72,7 +74,10 @@ export interface CreateKubernetesClusterOptions extends KubernetesClusterOptions
   env?: Record<string, string | undefined>;
 }
 
-/** Where the adapter sends its requests; safe to log (no credentials). */
+/** A kubeconfig's server URL carries `user:password@`: refused, so it is never logged nor handed on. */
+export class KubeconfigServerCredentialsError extends ConfigError {}
+
+/** Where the adapter sends its requests; safe to log (no credentials: userinfo is stripped). */
 export interface KubernetesClusterDescription {
   server: string;
   context: string;
@@ -90,7 +95,9 @@ export interface KubernetesClusterDescription {
 export function createKubernetesCluster(options: CreateKubernetesClusterOptions = {}): KubernetesCluster {
   const env = options.env ?? process.env;
   const kubeConfig = new KubeConfig();
+  let source = options.source;
   if (options.kubeconfig !== undefined) {
+    source ??= "The kubeconfig given";
     try {
       kubeConfig.loadFromString(options.kubeconfig);
     } catch (error) {
@@ -107,6 +114,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
       }
       files.push(home);
     }
+    source ??= `${env.KUBECONFIG ? "KUBECONFIG" : "The kubeconfig"} ${files.length === 1 ? "file" : "files"} ${files.join(delimiter)}`;
     // kubectl's merge: the first file that sets current-context wins (mergeConfig would let the
     // last one win unless told to keep it, as client-node's loadFromDefault does).
     files.forEach((file, index) => {
@@ -120,7 +128,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
     });
   }
   useInProcessEksTokens(kubeConfig, env);
-  return new KubernetesCluster(kubeConfig, options);
+  return new KubernetesCluster(kubeConfig, { ...options, source });
 }
 
 /**
@@ -150,6 +158,13 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) {
       throw new ConfigError(`The kubeconfig has no cluster for context "${kubeConfig.getCurrentContext()}"`);
+    }
+    if (hasUserinfo(cluster.server)) {
+      // Never quoted: the URL is the secret. client-node would send it as is, and describe() and
+      // endpoint() would hand it to the start-up banner and to every CI job's kubeconfig.
+      throw new KubeconfigServerCredentialsError(
+        `${options.source ?? "The kubeconfig"}: cluster "${cluster.name}" has credentials (user:password@) in its server URL; a Kubernetes API server does not take basic auth in the URL: put them in the kubeconfig's user entry (a token or a client certificate)`,
+      );
     }
     this.#kubeConfig = kubeConfig;
     this.#maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 4));
@@ -182,10 +197,10 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
     this.#core = new CoreV1Api(configuration);
   }
 
-  /** The API server and kubeconfig context in use. */
+  /** The API server (without any `user:password@`) and kubeconfig context in use. */
   describe(): KubernetesClusterDescription {
     return {
-      server: this.#kubeConfig.getCurrentCluster()?.server ?? "",
+      server: withoutUserinfo(this.#kubeConfig.getCurrentCluster()?.server ?? ""),
       context: this.#kubeConfig.getCurrentContext(),
     };
   }
@@ -198,7 +213,7 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
     const cluster = this.#kubeConfig.getCurrentCluster();
     const caFile = cluster?.caFile;
     return {
-      server: cluster?.server ?? "",
+      server: withoutUserinfo(cluster?.server ?? ""),
       certificateAuthorityData: cluster?.caData ?? (caFile ? readFileSync(caFile).toString("base64") : null),
       insecureSkipTlsVerify: cluster?.skipTLSVerify ?? false,
     };
@@ -680,4 +695,24 @@ function describeRef(ref: { kind: string; name: string; namespace?: string | und
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** `scheme://user:password@host` (or unparsed, `user@` before the first `/`, `?` or `#`). */
+const USERINFO = /^([a-z][a-z0-9+.-]*:[/\\]{2})[^/\\?#]*@/i;
+
+function hasUserinfo(server: string): boolean {
+  if (USERINFO.test(server)) return true;
+  if (!URL.canParse(server)) return false;
+  const url = new URL(server);
+  return Boolean(url.username || url.password);
+}
+
+/** `server` as given, less its `user:password@`. */
+function withoutUserinfo(server: string): string {
+  const stripped = server.replace(USERINFO, "$1");
+  if (!hasUserinfo(stripped)) return stripped;
+  const url = new URL(stripped);
+  url.username = "";
+  url.password = "";
+  return url.href;
 }

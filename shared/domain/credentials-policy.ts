@@ -8,6 +8,12 @@
  * from a fork that runs in the target project, the token's own `project_path` is the fork: such a job
  * matches only rules that name the fork with `source_project_path`, never a rule written for the
  * target's own pipelines (https://gitlab.com/gitlab-org/gitlab/-/issues/548165).
+ *
+ * Approvals: GitLab holds only `action: start` jobs for a protected environment's deployment
+ * approval; an `access`, `prepare` or `verify` job runs at once, yet its token carries the same
+ * `environment` and `environment_protected: "true"` (https://gitlab.com/gitlab-org/gitlab/-/issues/390025).
+ * A rule that grants what the approval guards should match `environment_action: start`. A rule
+ * without the key matches any action, and a token without the claim, as before the key existed.
  */
 import { parseDocument } from "yaml";
 import { namespaceFor } from "./environment.js";
@@ -23,6 +29,7 @@ export const GLOB_KEYS = [
   "ref",
   "ref_type",
   "environment",
+  "environment_action",
   "pipeline_source",
   "user_login",
 ] as const;
@@ -452,6 +459,7 @@ function decidingClaims(claims: JobClaims): DecidingClaims {
     ref_protected: claims.ref_protected,
     environment: claims.environment,
     environment_protected: claims.environment_protected,
+    environment_action: claims.environment_action,
     pipeline_source: claims.pipeline_source,
     user_login: claims.user_login,
     job_id: claims.job_id,

@@ -48,6 +48,11 @@ export interface JobClaims {
   user_login: string;
   environment: string | null;
   environment_protected: string | null;
+  /**
+   * What the job does to its environment (`start`, `prepare`, `verify`, `access`, `stop`): only
+   * `start` jobs are held for deployment approval. Null when absent (older GitLab) or no environment.
+   */
+  environment_action: string | null;
 }
 
 /** A claim that is missing or of the wrong type: the message names it. */
@@ -101,6 +106,7 @@ export function readJobClaims(payload: Readonly<Record<string, unknown>>): JobCl
     user_login: text("user_login"),
     environment: optional("environment"),
     environment_protected: optional("environment_protected"),
+    environment_action: optional("environment_action"),
   };
 }
 

@@ -6,6 +6,8 @@
  * this returns.
  * Limits: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
  */
+
+import { ForbiddenError } from "../errors.js";
 import {
   MAX_SESSION_POLICY_CHARS,
   MIN_DURATION_SECONDS,
@@ -91,6 +93,13 @@ export function buildAssumeRoleRequest(input: {
     ["environment", environment],
     ["user_login", claims.user_login],
   ]);
+  // Trust policies tell a fork's pipeline by this tag (docs/aws/job-role-trust-policy.md): left out,
+  // the fork would pass for the project's own pipeline, so it gets no session at all.
+  if (omitted.some((tag) => tag.key === "source_project_path")) {
+    throw new ForbiddenError(
+      "this pipeline runs for a fork whose project path STS cannot carry as a session tag: no AWS credentials for it",
+    );
+  }
   const values: Record<(typeof SESSION_POLICY_PLACEHOLDERS)[number], string> = {
     project_path: project.path,
     project_id: project.id,

@@ -4,7 +4,7 @@
  * namespace checks → STS → ServiceAccount, RoleBinding, TokenRequest → audit and publish.
  */
 import { createHash } from "node:crypto";
-import type { AuditOutcome, AuditRecord } from "../domain/audit.js";
+import { type AuditOutcome, type AuditRecord, REDACTED } from "../domain/audit.js";
 import type { Detail } from "../domain/catalog.js";
 import type { CredentialsFormat, IssuedCredentials } from "../domain/credentials-output.js";
 import {
@@ -115,12 +115,13 @@ export async function mintJobCredentials(
 ): Promise<IssuedCredentials> {
   const correlationId = deps.newId();
   let claims: JobClaims;
+  let token: string | null = null;
   try {
-    claims = await deps.verifier.verify(bearerToken(request.authorization));
+    token = bearerToken(request.authorization);
+    claims = await deps.verifier.verify(token);
   } catch (error) {
-    if (error instanceof TokenRejectedError) {
-      deps.audit.record(rejectedRecord(correlationId, error, deps.clock.now()));
-    }
+    // Every refusal is audited (§9), an outage too (the JWKS unreadable): the writer redacts the reason.
+    deps.audit.record(verifyFailedRecord(correlationId, error, token, deps.clock.now()));
     throw error;
   }
   const audit = new JobAudit(deps, claims, correlationId);
@@ -387,9 +388,20 @@ function asAnswerable(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
-function rejectedRecord(correlationId: string, error: TokenRejectedError, at: Date): AuditRecord {
-  // Nothing from the token: its claims are not known to be true.
-  return callerUnknownRecord(correlationId, error.message, { rejection: error.reason }, at);
+/** A token refused (deny) or not verifiable now (failure). Nothing from the token: its claims are not known to be true. */
+function verifyFailedRecord(
+  correlationId: string,
+  error: unknown,
+  token: string | null,
+  at: Date,
+): AuditRecord {
+  if (error instanceof TokenRejectedError) {
+    return callerUnknownRecord(correlationId, error.message, { rejection: error.reason }, at);
+  }
+  let reason = `the token could not be verified: ${error instanceof Error ? error.message : String(error)}`;
+  // An adapter's error is not ours to trust: the token goes even where it is not shaped like one.
+  if (token) reason = reason.replaceAll(token, REDACTED);
+  return callerUnknownRecord(correlationId, reason, { rejection: "not_verified" }, at, "failure");
 }
 
 function callerUnknownRecord(
@@ -397,11 +409,12 @@ function callerUnknownRecord(
   reason: string,
   subject: Record<string, unknown>,
   at: Date,
+  outcome: AuditOutcome = "deny",
 ): AuditRecord {
   return {
     audit: true,
     action: AUDIT_ACTION,
-    outcome: "deny",
+    outcome,
     reason,
     actor: { function: FUNCTION_NAME },
     subject,

@@ -9,6 +9,7 @@ import { parse } from "yaml";
 import { createJobCredentialsApp, type JobCredentialsAppDeps } from "../../functions/job-credentials/app.js";
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { type AuditRecord, createAuditRedactor, prepareAuditRecord } from "../../shared/domain/audit.js";
 import type { IssuedCredentials } from "../../shared/domain/credentials-output.js";
 import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
 import { environmentNamespace, LABEL, namespaceFor } from "../../shared/domain/environment.js";
@@ -156,6 +157,33 @@ function post(bearer: string | null, body?: unknown, query = "") {
 }
 
 describe("POST /v1/credentials", () => {
+  it("the issuer's JWKS unreadable: 503 with a fixed message, a failure audit line, no URL credentials", async () => {
+    // As a GITLAB_URL with user:password@ made it before the config refused one: fetch refuses the
+    // URL and repeats it in its error.
+    const issuer = "https://kubler:glpat-Xq9vR2mT7wLp4sK8nB3c@gitlab.example.com";
+    deps.verifier = new JoseIdTokenVerifier({ issuer, audience: "kubler", clock: deps.clock });
+    const bearer = token({ iss: issuer });
+    const response = await post(bearer);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toEqual({
+      error: "unavailable",
+      message: "cannot read the token issuer's signing keys; retry later",
+    });
+    expect(deps.audit.records).toHaveLength(1);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: expect.stringMatching(
+        /^the token could not be verified: cannot read the token issuer's signing keys/,
+      ),
+      actor: { function: "job-credentials" },
+      subject: { rejection: "not_verified" },
+      gitlab: null,
+    });
+    const line = JSON.stringify(prepareAuditRecord(deps.audit.last() as AuditRecord, createAuditRedactor()));
+    expect(line).not.toContain("glpat-Xq9vR2mT7wLp4sK8nB3c");
+    expect(JSON.stringify(deps.audit.records)).not.toContain(bearer);
+  });
+
   it("valid token → AWS credentials and a Kubernetes token for the environment's namespace", async () => {
     const bearer = token();
     const response = await post(bearer);
@@ -688,5 +716,34 @@ rules:
     const response = await createJobCredentialsApp(deps).request("/healthz");
     expect(await response.json()).toEqual({ ok: true });
     expect(errors).toEqual([]);
+  });
+
+  it("a production rule that names environment_action: start refuses a job GitLab ran without approval", async () => {
+    // `environment: { name: production, action: access }` skips the deployment approval (GitLab 18.0).
+    deps.policy = parseCredentialsPolicy(`
+rules:
+  - name: production
+    match: { project_path: group/app, environment: production, environment_action: start, ref_protected: true }
+    aws: { roleArn: "arn:aws:iam::123456789012:role/app-prod", maxDurationSeconds: 900 }
+    kubernetes: { namespace: app-production, role: kubler-deployer }
+`);
+    await seedEnvironment(PROJECT, Number(PROJECT_ID), "production", "app-production");
+    const production = { environment: "production", environment_protected: "true", ref_protected: "true" };
+    const access = await post(token({ ...production, environment_action: "access" }));
+    expect(access.status).toBe(403);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: expect.stringContaining('production: environment_action "access" does not match "start"'),
+      subject: { rule: null, claims: { environment_action: "access" } },
+    });
+    const older = await post(token({ ...production, environment_action: null }));
+    expect(older.status).toBe(403);
+    expect(deps.audit.last()).toMatchObject({ subject: { claims: { environment_action: null } } });
+    const start = await post(token({ ...production, environment_action: "start" }));
+    expect(start.status).toBe(200);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "allow",
+      subject: { rule: "production", claims: { environment_action: "start" } },
+    });
   });
 });

@@ -195,4 +195,18 @@ describe("JoseIdTokenVerifier", () => {
       /^cannot read the token issuer's signing keys from http:\/\/127.0.0.1:9\/oauth\/discovery\/keys/,
     );
   });
+
+  it("an unreadable JWKS tells the caller nothing of where or why; the detail keeps no URL credentials", async () => {
+    const issuer = "https://kubler:glpat-Xq9vR2mT7wLp4sK8nB3c@gitlab.example.com";
+    // fetch itself refuses such a URL, and repeats it in its error: real fetch, no network needed.
+    const v = new JoseIdTokenVerifier({ issuer, audience: "kubler", clock });
+    const error = await v.verify(key.sign(claims({ iss: issuer }))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as UnavailableError).publicMessage).toBe("cannot read the token issuer's signing keys");
+    const { message } = error as Error;
+    expect(message).toMatch(
+      /^cannot read the token issuer's signing keys from https:\/\/gitlab.example.com\/oauth\/discovery\/keys: /,
+    );
+    expect(createAuditRedactor().text(message)).not.toContain("glpat-Xq9vR2mT7wLp4sK8nB3c");
+  });
 });

@@ -3,11 +3,13 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type CreateKubernetesClusterOptions,
   createKubernetesCluster,
   FIELD_MANAGER,
+  KubernetesCluster,
 } from "../../shared/adapters/kubernetes-cluster.js";
 import {
   ConfigError,
@@ -612,6 +614,55 @@ describe("createKubernetesCluster configuration", () => {
     expect(() => createKubernetesCluster({ env: { KUBECONFIG: join(home, "missing") } })).toThrow(
       /KUBECONFIG file .*missing cannot be loaded/,
     );
+  });
+});
+
+describe("a kubeconfig server URL with credentials", () => {
+  const PASSWORD = "s3cr3t-Pa55w0rd";
+  const kubeconfig = (server: string) =>
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server } }],
+      users: [{ name: "u", user: { token: "t0ken" } }],
+      contexts: [{ name: "ctx", context: { cluster: "c", user: "u" } }],
+      "current-context": "ctx",
+    });
+
+  it("is refused when the cluster is loaded, naming where it came from, never quoting it", () => {
+    for (const server of [`http://admin:${PASSWORD}@127.0.0.1:1`, `https://${PASSWORD}@eks.example.com/`]) {
+      const given = (() => {
+        try {
+          createKubernetesCluster({ kubeconfig: kubeconfig(server) });
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(given).toBeInstanceOf(ConfigError);
+      expect((given as Error).message).toMatch(
+        /^The kubeconfig given: cluster "c" has credentials \(user:password@\) in its server URL; a Kubernetes API server does not take basic auth in the URL/,
+      );
+      expect((given as Error).message).not.toContain(PASSWORD);
+
+      const path = join(mkdtempSync(join(tmpdir(), "kubler-kubeconfig-")), "config");
+      writeFileSync(path, kubeconfig(server));
+      expect(() => createKubernetesCluster({ env: { KUBECONFIG: path } })).toThrow(
+        `KUBECONFIG file ${path}: cluster "c" has credentials`,
+      );
+    }
+  });
+
+  it("never reaches describe() or endpoint(), even when the kubeconfig changes after loading", () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromString(kubeconfig("https://eks.example.com:6443"));
+    const cluster = new KubernetesCluster(kubeConfig);
+    expect(cluster.describe()).toEqual({ server: "https://eks.example.com:6443", context: "ctx" });
+    kubeConfig.clusters = kubeConfig.clusters.map((c) => ({
+      ...c,
+      server: `https://admin:${PASSWORD}@eks.example.com:6443`,
+    }));
+    expect(cluster.describe()).toEqual({ server: "https://eks.example.com:6443", context: "ctx" });
+    expect(cluster.endpoint().server).toBe("https://eks.example.com:6443");
   });
 });
 

@@ -88,6 +88,42 @@ describe("loadCredentialsConfig", () => {
     );
   });
 
+  it("refuses an issuer URL with credentials, naming where it is and never quoting it", () => {
+    const secret = "glpat-Xq9vR2mT7wLp4sK8nB3c";
+    for (const url of [
+      `https://kubler:${secret}@gitlab.example.com`,
+      `https://${secret}@gitlab.example.com/`,
+      `gitlab.example.com:${secret}@host`,
+    ]) {
+      for (const local of [false, true]) {
+        const message = error(() =>
+          loadCredentialsConfig({ KUBLER_POLICY_FILE: GOOD, GITLAB_URL: url }, { local }),
+        );
+        expect(message).toBe(
+          "GITLAB_URL must be the instance's address only, without credentials (user:password@)",
+        );
+      }
+    }
+    const pinned = file(
+      "pinned-credentials.yaml",
+      `issuer: https://kubler:${secret}@gitlab.internal\n${readFileSync(GOOD, "utf8")}`,
+    );
+    const message = error(() =>
+      loadCredentialsConfig({ KUBLER_POLICY_FILE: pinned, GITLAB_URL: "https://g" }, { local: false }),
+    );
+    expect(message).toBe(
+      `KUBLER_POLICY_FILE (${pinned}): the issuer must be the instance's address only, without credentials (user:password@)`,
+    );
+    expect(message).not.toContain(secret);
+    // An "@" in the path is not userinfo.
+    expect(
+      loadCredentialsConfig(
+        { KUBLER_POLICY_FILE: GOOD, GITLAB_URL: "https://g.example.com/@team" },
+        { local: false },
+      ).issuer,
+    ).toBe("https://g.example.com/@team");
+  });
+
   it("local mode: examples/policy.yaml by default, the local issuer, STS only when AWS is configured", () => {
     expect(loadCredentialsConfig({}, { local: true })).toMatchObject({
       policyFile: "examples/policy.yaml",

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -78,7 +80,7 @@ rules:
 `),
     ).toEqual([
       "policy.audience: expected non-empty string, found number",
-      "policy.rules[0] (a).match.colour: unknown key (expected one of project_path, project_id, namespace_path, source_project_path, ref, ref_type, environment, pipeline_source, user_login, ref_protected, environment_protected)",
+      "policy.rules[0] (a).match.colour: unknown key (expected one of project_path, project_id, namespace_path, source_project_path, ref, ref_type, environment, environment_action, pipeline_source, user_login, ref_protected, environment_protected)",
       'policy.rules[0] (a).aws.roleArn: expected an IAM role ARN (arn:aws:iam::<account>:role/<name>), found "arn:aws:iam::1:role/x"',
       "policy.rules[0] (a).aws.maxDurationSeconds: expected a whole number from 900 to 3600, found 60",
       "policy.rules[1] (a).match: must name the project with project_path, project_id, namespace_path (at least one): no rule may match every project",
@@ -400,6 +402,61 @@ describe("decideCredentials", () => {
         'review-apps: the pipeline runs code from the fork "contributor/app" and the rule names no source_project_path',
       ),
     });
+  });
+
+  it("environment_action: only `start` jobs wait for GitLab's deployment approval, so a rule can require it", () => {
+    // GitLab 18.0+: `action: access|prepare|verify` jobs skip the approval, yet carry the protected environment.
+    const gated = parseCredentialsPolicy(
+      POLICY.replace(
+        "environment: production, ref_protected: true",
+        "environment: production, environment_action: start, ref_protected: true",
+      ),
+    );
+    const production = { environment: "production", environment_protected: "true", ref_protected: "true" };
+    expect(
+      decideCredentials(gated, claims({ ...production, environment_action: "start" }), null),
+    ).toMatchObject({
+      allowed: true,
+      rule: { name: "production" },
+      claims: { environment_action: "start" },
+    });
+    const access = decideCredentials(gated, claims({ ...production, environment_action: "access" }), null);
+    expect(access).toMatchObject({ allowed: false, claims: { environment_action: "access" } });
+    expect(access.allowed || access.auditReason).toContain(
+      'production: environment_action "access" does not match "start"',
+    );
+    // A token without the claim (older GitLab) does not meet a rule that names it.
+    const older = decideCredentials(gated, claims({ ...production, environment_action: null }), null);
+    expect(older.allowed || older.auditReason).toContain(
+      'production: the job has no environment_action (rule needs "start")',
+    );
+    // A rule without the key matches any action, as before: existing policies keep their meaning.
+    expect(
+      decideCredentials(policy, claims({ ...production, environment_action: "access" }), null),
+    ).toMatchObject({
+      allowed: true,
+      rule: { name: "production" },
+    });
+  });
+
+  it("examples/policy.yaml's production rule needs environment_action: start", () => {
+    const example = parseCredentialsPolicy(
+      readFileSync(join(import.meta.dirname, "../../examples/policy.yaml"), "utf8"),
+    );
+    const deploy = claims({
+      project_path: "flightjs/flight-management",
+      namespace_path: "flightjs",
+      environment: "production",
+      environment_protected: "true",
+      ref_protected: "true",
+    });
+    expect(decideCredentials(example, { ...deploy, environment_action: "start" }, null)).toMatchObject({
+      allowed: true,
+      rule: { name: "sample-production" },
+    });
+    expect(decideCredentials(example, { ...deploy, environment_action: "verify" }, null).rule?.name).not.toBe(
+      "sample-production",
+    );
   });
 
   it("a rule that mints into the environment's namespace needs an environment", () => {

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type JobClaims, readJobClaims } from "../../shared/domain/job-claims.js";
@@ -9,6 +11,7 @@ import {
   sessionTags,
   stsName,
 } from "../../shared/domain/sts-session.js";
+import { ForbiddenError } from "../../shared/errors.js";
 import fixture from "../fixtures/gitlab/id-token/example_payload.json" with { type: "json" };
 
 const NOW = new Date("2026-11-21T10:00:00Z");
@@ -83,6 +86,21 @@ describe("buildAssumeRoleRequest", () => {
     expect(tags).toContainEqual({ key: "project_path", value: "group/app" });
     expect(tags).toContainEqual({ key: "project_id", value: "15" });
     expect(tags).toContainEqual({ key: "source_project_path", value: "contributor/app" });
+  });
+
+  it("gives no session to a fork whose path cannot be tagged: it would pass for the project's own pipeline", () => {
+    const fork = claims({
+      project_path: `contributor/${"a".repeat(300)}`,
+      job_project_path: "group/app",
+      job_project_id: "15",
+    });
+    expect(() =>
+      buildAssumeRoleRequest({ aws, claims: fork, environment: null, namespace: null, now: NOW }),
+    ).toThrow(
+      new ForbiddenError(
+        "this pipeline runs for a fork whose project path STS cannot carry as a session tag: no AWS credentials for it",
+      ),
+    );
   });
 
   it("fills the session policy with JSON-escaped values and refuses one over 2048 characters", () => {
@@ -163,6 +181,14 @@ describe("sessionDuration", () => {
     ).toThrow(
       "the ID token expired 5 s ago (accepted only within the clock-skew leeway): no Kubernetes tokens",
     );
+  });
+
+  it("the README states the rule these tests pin: the minimum wins over the token's remaining life", () => {
+    const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8").replace(/\s+/g, " ");
+    expect(readme).toContain(
+      "capped at the token's remaining life, but at least 900 s (600 s for a Kubernetes-only rule), STS's and TokenRequest's minimums",
+    );
+    expect(readme).not.toContain("never past the token's own expiry");
   });
 
   it("buildAssumeRoleRequest asks STS for its 900 s minimum for a short-lived token, and refuses an expired one", () => {
