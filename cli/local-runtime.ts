@@ -148,6 +148,7 @@ async function startLocked(
     clock: systemClock,
     newId: randomId,
     region: config.region,
+    secrets,
     ...(options.bus ? { listener: options.bus } : {}),
   });
 
@@ -165,7 +166,16 @@ async function startLocked(
       newId: randomId,
     }),
   );
-  app.route("/", createLocalEventsApp({ credentials, publisher: bus, clock: systemClock }));
+  app.route(
+    "/",
+    createLocalEventsApp({
+      credentials,
+      publisher: bus,
+      audit,
+      logError: logErrorToStderr("local-events", secrets),
+      clock: systemClock,
+    }),
+  );
 
   const jobCredentials = mountLocalCredentials(app, {
     ...(options.credentials ? { config: options.credentials } : {}),

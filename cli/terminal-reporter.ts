@@ -136,7 +136,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       retrying(envelope, route, attempt, error) {
         line(
           "bus",
-          `${route.target} failed on ${envelope.id.slice(0, 8)} (attempt ${attempt}): ${String(error)}`,
+          `${route.target} failed on ${envelope.id.slice(0, 8)} (attempt ${attempt}): ${redact.text(String(error))}`,
         );
       },
       deadLettered(envelope, route) {

@@ -1,6 +1,7 @@
 /**
  * The build-image function's work on one bus event, shared by the Lambda handler and the local
- * runtime: validate what arrived, then create (or join) the build Job.
+ * runtime: validate what arrived, then create (or join) the build Job. A failed attempt is audited
+ * before it is thrown back for the bus to retry.
  */
 import { validateEnvelope } from "../../shared/domain/catalog.js";
 import {
@@ -8,6 +9,7 @@ import {
   type BuildImageOutcome,
   buildImage,
 } from "../../shared/services/build-image.js";
+import { auditFailedAttempt } from "../../shared/services/step-audit.js";
 
 const ACCEPTED = ["Build Requested"] as const;
 
@@ -20,7 +22,12 @@ export function createBuildImageConsumer(
   deps: BuildImageDeps,
 ): (envelope: unknown) => Promise<BuildImageOutcome> {
   return async (envelope) => {
-    const event = validateEnvelope(envelope, ACCEPTED);
-    return buildImage(deps, event.detail);
+    try {
+      const event = validateEnvelope(envelope, ACCEPTED);
+      return await buildImage(deps, event.detail);
+    } catch (error) {
+      auditFailedAttempt(deps, "build-image", "image.build", envelope, error);
+      throw error;
+    }
   };
 }

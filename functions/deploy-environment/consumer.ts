@@ -9,7 +9,7 @@ import {
   type DeployOutcome,
   deployEnvironment,
 } from "../../shared/services/deploy-environment.js";
-import { auditFailedAttempt } from "../../shared/services/step-audit.js";
+import { auditFailedAttempt, createStepAudit } from "../../shared/services/step-audit.js";
 
 const ACCEPTED = ["Deploy Requested", "Build Finished"] as const;
 
@@ -27,7 +27,17 @@ export function createDeployEnvironmentConsumer(
     if (event["detail-type"] === "Build Finished") {
       const detail = event.detail as Extract<typeof event.detail, { imageDigest: unknown }>;
       // The route only sends succeeded builds; a failed one reaching here is misrouted, not deployable.
-      if (detail.status !== "succeeded") return { kind: "ignored", reason: `build ${detail.status}` };
+      if (detail.status !== "succeeded") {
+        const reason = `build ${detail.status}`;
+        createStepAudit(deps, {
+          fn: "deploy-environment",
+          action: "environment.deploy",
+          trigger: "Build Finished",
+          detail,
+          subject: { environment: detail.environment, sha: detail.sha },
+        })("ignored", `${reason}: nothing to deploy`);
+        return { kind: "ignored", reason };
+      }
       return deployEnvironment(deps, { detailType: "Build Finished", detail, time });
     }
     const detail = event.detail as Extract<typeof event.detail, { pipelineId: unknown }>;

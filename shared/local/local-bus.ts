@@ -3,6 +3,8 @@
  * pattern semantics as the CDK rules; asynchronous and at-least-once (a failing consumer is retried,
  * then dead-lettered); every envelope appended to events.jsonl in EventBridge's shape.
  */
+
+import { type AuditRedactor, createAuditRedactor } from "../domain/audit.js";
 import {
   type BusEntry,
   type BusEnvelope,
@@ -44,6 +46,8 @@ export interface LocalBusOptions {
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   listener?: BusListener;
+  /** Configured secret values: redacted, with secret-shaped text, from the errors kept in dead-letters.jsonl. */
+  secrets?: readonly string[];
 }
 
 /**
@@ -92,7 +96,8 @@ export class LocalBus implements EventPublisher {
    */
   readonly #verdictsByType = new Map<DetailType, readonly (boolean | undefined)[]>();
   readonly #inFlight = new Map<Promise<void>, UnfinishedDelivery>();
-  readonly #options: Required<Omit<LocalBusOptions, "listener">> & { listener: BusListener };
+  readonly #options: Required<Omit<LocalBusOptions, "listener" | "secrets">> & { listener: BusListener };
+  readonly #redact: AuditRedactor;
 
   constructor(options: LocalBusOptions) {
     this.#options = {
@@ -104,6 +109,7 @@ export class LocalBus implements EventPublisher {
       listener: {},
       ...options,
     };
+    this.#redact = createAuditRedactor(options.secrets);
     this.#routes = options.routes.map((route) => {
       const pattern = validatePattern(route.pattern);
       const byTypeOnly = [...fieldsNamed(pattern)].every((field) => TYPE_FIELDS.has(field));
@@ -252,7 +258,8 @@ export class LocalBus implements EventPublisher {
 
   #deadLetter(envelope: BusEnvelope, route: Route, attempts: number, error: unknown): void {
     const { deadLetters, audit, clock } = this.#options;
-    const reason = messageOf(error);
+    // A consumer's error may quote what it failed on: the file is read by people, like the audit trail.
+    const reason = this.#redact.text(messageOf(error));
     let kept = "dead-lettered";
     try {
       deadLetters.append({ route: route.name, target: route.target, attempts, error: reason, envelope });

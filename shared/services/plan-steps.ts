@@ -85,7 +85,20 @@ export async function planStepsFor(
     return triage;
   }
   const factKey = `plan/fact/${fact.detailType}/${detail.correlationId}`;
-  if (!(await deps.dedupe.claim(factKey, FACT_TTL_SECONDS))) {
+  let claimedFact: boolean;
+  try {
+    claimedFact = await deps.dedupe.claim(factKey, FACT_TTL_SECONDS);
+  } catch (error) {
+    audit(
+      "failure",
+      `could not claim ${fact.detailType} ${detail.correlationId}: ${messageOf(error)}; will retry`,
+      {
+        sha: triage.sha,
+      },
+    );
+    throw audited(error);
+  }
+  if (!claimedFact) {
     const reason = `duplicate delivery of ${fact.detailType} ${detail.correlationId}: already planned`;
     audit("ignored", reason, { sha: triage.sha });
     return { kind: "ignored", reason };
@@ -106,11 +119,12 @@ export async function planStepsFor(
       audit("failure", error.message, { sha: triage.sha, file: MANIFEST_FILE });
       return { kind: "failed", reason: error.message };
     }
-    await deps.dedupe.release(factKey);
+    // Audited first: a release that throws must not lose the line.
     audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; will retry`, {
       sha: triage.sha,
     });
-    throw error;
+    await deps.dedupe.release(factKey);
+    throw audited(error);
   }
   if (plan.kind === "ignored") {
     audit("ignored", plan.reason, { sha: triage.sha });
@@ -119,11 +133,11 @@ export async function planStepsFor(
   try {
     plan = await heedStops(deps, plan, factAt);
   } catch (error) {
-    await deps.dedupe.release(factKey);
     audit("failure", `could not check or record a stop: ${messageOf(error)}; will retry`, {
       sha: triage.sha,
     });
-    throw error;
+    await deps.dedupe.release(factKey);
+    throw audited(error);
   }
   if (plan.kind === "ignored") {
     audit("ignored", plan.reason, { sha: triage.sha });
@@ -145,19 +159,11 @@ export async function planStepsFor(
     }
     if (fresh.length > 0) await deps.publisher.publish(fresh.map((step) => step.entry));
   } catch (error) {
+    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; will retry`);
     // Unclaim everything, so EventBridge's retry of this fact plans it again in full.
     await Promise.all([...claimed, factKey].map((key) => deps.dedupe.release(key)));
-    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; will retry`);
-    throw error;
+    throw audited(error);
   }
-  // A stop makes the next build of the same commit a new step again (close, then reopen), and back.
-  await Promise.all(
-    fresh.flatMap((step) =>
-      STEPS_UNDONE_BY[step.entry.detailType].map((undone) =>
-        deps.dedupe.release(stepKey(undone, detail.gitlab, step.entry.detail.environment, step.sha)),
-      ),
-    ),
-  );
 
   const subject = {
     sha: triage.sha,
@@ -174,7 +180,60 @@ export async function planStepsFor(
     duplicates.length > 0 ? `${plan.reason}; ${describe(duplicates)} already planned` : plan.reason,
     subject,
   );
+  // After the success line: the steps are out, and a failure here must not turn into a retry that
+  // finds the fact claimed and audits it as a duplicate.
+  await releaseUndoneSteps(deps, fresh, audit);
   return { kind: "published", steps: fresh, duplicates, reason: plan.reason };
+}
+
+/**
+ * Errors `planStepsFor` audited before throwing them back for the bus to retry: the consumer's
+ * catch-all (`auditFailedAttempt`) skips them, so each failed attempt has one line.
+ */
+const AUDITED = new WeakSet<object>();
+
+function audited(error: unknown): unknown {
+  if (typeof error === "object" && error !== null) AUDITED.add(error);
+  return error;
+}
+
+/**
+ * True when `planStepsFor` already wrote the failure line of this error.
+ *
+ * @example
+ * catch (error) { if (!isAuditedPlanFailure(error)) auditFailedAttempt(deps, …, error); throw error; }
+ */
+export function isAuditedPlanFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && AUDITED.has(error);
+}
+
+/**
+ * A stop makes the next build of the same commit a new step again (close, then reopen), and back.
+ * Best effort: a key left claimed expires after `STEP_TTL_SECONDS`; until then the undone step
+ * counts as a duplicate, which is audited here.
+ */
+async function releaseUndoneSteps(
+  deps: PlanStepsDeps,
+  fresh: readonly PlannedStep[],
+  audit: ReturnType<typeof createStepAudit>,
+): Promise<void> {
+  const keys = fresh.flatMap((step) =>
+    STEPS_UNDONE_BY[step.entry.detailType].map((undone) =>
+      stepKey(undone, step.entry.detail.gitlab, step.entry.detail.environment, step.sha),
+    ),
+  );
+  const results = await Promise.allSettled(keys.map((key) => deps.dedupe.release(key)));
+  const failed = results.flatMap((result, index) =>
+    result.status === "rejected" ? [{ key: keys[index], error: result.reason as unknown }] : [],
+  );
+  const first = failed[0];
+  if (!first) return;
+  audit(
+    "failure",
+    `published, but could not release ${failed.length} undone step key(s) (${messageOf(first.error)}): ` +
+      `the same step within ${STEP_TTL_SECONDS / 60} min is taken for a duplicate`,
+    { unreleased: failed.map((f) => f.key) },
+  );
 }
 
 /**

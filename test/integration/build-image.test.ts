@@ -4,9 +4,15 @@
  * becomes exactly one `Build Finished` per waiting environment, with the digest or the failure.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createBuildImageConsumer } from "../../functions/build-image/consumer.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, buildJobName, JOINED_KEEP_SECONDS } from "../../shared/domain/build-job.js";
-import type { Detail } from "../../shared/domain/catalog.js";
+import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
+import {
+  KubernetesForbiddenError,
+  KubernetesUnavailableError,
+  UnavailableError,
+} from "../../shared/errors.js";
 import {
   type MemoryKubernetes,
   simulatedDigest,
@@ -454,5 +460,65 @@ describe("reconcile of builds", () => {
     // Each environment got exactly one Build Finished.
     expect(finishedDetails().map((d) => d.environment)).toEqual(["review/feature-x", "staging"]);
     expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
+  });
+});
+
+describe("build-image consumer", () => {
+  const envelope = (detail: unknown) => ({
+    version: "0",
+    id: "e-1",
+    "detail-type": "Build Requested",
+    source: sourceOf("Build Requested"),
+    account: "000000000000",
+    time: "2026-11-21T10:00:00Z",
+    region: "local",
+    resources: [],
+    detail,
+  });
+  const attemptFailed = (message: string, correlationId: string | null) =>
+    expect(audit.last()).toMatchObject({
+      action: "image.build",
+      outcome: "failure",
+      reason: `attempt failed, left to the bus to retry: ${message}`,
+      function: "build-image",
+      correlationId,
+      subject: expect.objectContaining({ eventId: "e-1" }),
+    });
+
+  it("audits an attempt whose kubler.yaml cannot be read before the bus retries it", async () => {
+    build.manifests.readManifest = async () => {
+      throw new UnavailableError("GitLab answered 503 three times");
+    };
+    await expect(createBuildImageConsumer(build)(envelope(request()))).rejects.toThrow("GitLab answered 503");
+    attemptFailed("GitLab answered 503 three times", "c-1");
+    expect(audit.last()?.subject).toMatchObject({
+      environment: "review/feature-x",
+      project: gitlab.projectPath,
+    });
+  });
+
+  it("audits an attempt Kubernetes refuses or cannot answer", async () => {
+    vi.spyOn(cluster, "create").mockRejectedValueOnce(new KubernetesForbiddenError("jobs is forbidden", 403));
+    const consume = createBuildImageConsumer(build);
+    await expect(consume(envelope(request()))).rejects.toThrow("jobs is forbidden");
+    attemptFailed("jobs is forbidden", "c-1");
+    vi.spyOn(cluster, "create").mockRejectedValueOnce(
+      new KubernetesUnavailableError("connect ECONNREFUSED", 503),
+    );
+    await expect(consume(envelope(request()))).rejects.toThrow("ECONNREFUSED");
+    attemptFailed("connect ECONNREFUSED", "c-1");
+  });
+
+  it("audits a malformed envelope, with what it can read of it", async () => {
+    await expect(createBuildImageConsumer(build)(envelope({ correlationId: "c-9" }))).rejects.toThrow();
+    expect(audit.records).toEqual([
+      expect.objectContaining({
+        action: "image.build",
+        outcome: "failure",
+        reason: expect.stringMatching(/^attempt failed, left to the bus to retry: /),
+        correlationId: "c-9",
+        gitlab: null,
+      }),
+    ]);
   });
 });

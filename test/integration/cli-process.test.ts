@@ -16,6 +16,7 @@ import { createLocalEventsApp } from "../../cli/local-events-app.js";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { systemClock } from "../../shared/clock.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
+import { RecordingAuditLog } from "../fakes/index.js";
 import { ROOT, startKublerProcess } from "./kubler-process.js";
 
 const run = promisify(execFile);
@@ -154,6 +155,8 @@ describe("kubler deploy with the runtime's signing key only", () => {
           return entries.map(() => "event-1");
         },
       },
+      audit: new RecordingAuditLog(),
+      logError: () => undefined,
       clock: systemClock,
     }).fetch,
   });

@@ -6,8 +6,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import type { Detail } from "../../shared/domain/catalog.js";
+import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import { lastGoodDigest, type RoleRule } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
@@ -739,5 +740,40 @@ describe("deployEnvironment", () => {
       metadata: { name: NAMESPACE, labels: { team: "payments" } },
     });
     await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: NAMESPACE });
+  });
+});
+
+describe("deploy-environment consumer", () => {
+  it("audits a build that did not succeed as ignored, and deploys nothing", async () => {
+    const detail = {
+      ...requested({ pipelineId: null }).detail,
+      status: "failed",
+      imageDigest: null,
+      reason: "the build Job failed",
+    };
+    const outcome = await createDeployEnvironmentConsumer(deps)({
+      version: "0",
+      id: "e-1",
+      "detail-type": "Build Finished",
+      source: sourceOf("Build Finished"),
+      account: "000000000000",
+      time: "2026-11-21T10:00:00Z",
+      region: "local",
+      resources: [],
+      detail,
+    });
+    expect(outcome).toEqual({ kind: "ignored", reason: "build failed" });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        action: "environment.deploy",
+        outcome: "ignored",
+        reason: "build failed: nothing to deploy",
+        function: "deploy-environment",
+        correlationId: "corr-1",
+        subject: { project: PROJECT, projectId: 2, environment: ENVIRONMENT, sha: SHA_1 },
+        gitlab: expect.objectContaining({ event: "Build Finished" }),
+      }),
+    ]);
   });
 });

@@ -61,7 +61,9 @@ const credentialsIssued: BusEntry = {
 
 function setup(
   consumers: Partial<Record<FunctionName, BusConsumer>>,
-  options: Partial<Pick<LocalBusOptions, "attemptTimeoutMs" | "listener" | "maxAttempts" | "routes">> = {},
+  options: Partial<
+    Pick<LocalBusOptions, "attemptTimeoutMs" | "listener" | "maxAttempts" | "routes" | "secrets">
+  > = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "kubler-bus-"));
   const files = {
@@ -185,6 +187,22 @@ describe("LocalBus", () => {
     expect(sleeps[1]).toBeGreaterThanOrEqual(100);
     expect(sleeps[1]).toBeLessThanOrEqual(200);
     expect(await deadLetters()).toEqual([]);
+  });
+
+  it("keeps no secret in dead-letters.jsonl: configured ones nor secret-shaped text", async () => {
+    const configured = "configured-webhook-token-1f2e";
+    const { bus, deadLetters } = setup(
+      {
+        "plan-steps": async () => {
+          throw new Error(`GitLab refused ${configured} and glpat-abcdefghijklmnop1234`);
+        },
+      },
+      { secrets: [configured] },
+    );
+    await bus.publish([push]);
+    await bus.drain();
+    const [letter] = await deadLetters();
+    expect(letter.error).toBe("GitLab refused [redacted] and [redacted]");
   });
 
   it("dead-letters after 3 failed attempts, with the envelope and an audit line", async () => {

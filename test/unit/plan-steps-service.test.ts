@@ -4,8 +4,9 @@
  * delivery of one change — plan each step once.
  */
 import fc from "fast-check";
-import { beforeEach, describe, expect, it } from "vitest";
-import type { BusEntry } from "../../shared/domain/catalog.js";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { createPlanStepsConsumer } from "../../functions/plan-steps/consumer.js";
+import { type BusEntry, sourceOf } from "../../shared/domain/catalog.js";
 import type { GitlabFact } from "../../shared/domain/plan-steps.js";
 import { UnavailableError } from "../../shared/errors.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -347,6 +348,90 @@ describe("planStepsFor", () => {
     });
     await planStepsFor(deps, mergeRequest("c-1"));
     expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+});
+
+describe("planStepsFor when the dedupe store fails", () => {
+  const down = () => new UnavailableError("dedupe store unavailable");
+
+  it("audits a fact it cannot claim, and throws it back for a retry", async () => {
+    vi.spyOn(deps.dedupe, "claim").mockRejectedValueOnce(down());
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        outcome: "failure",
+        reason: "could not claim Merge Request c-1: dedupe store unavailable; will retry",
+        correlationId: "c-1",
+      }),
+    ]);
+  });
+
+  it("audits the success once published, even when forgetting an undone step then fails", async () => {
+    vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
+    const outcome = await planStepsFor(deps, mergeRequest("c-1"));
+    expect(outcome).toMatchObject({ kind: "published" });
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+    expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([
+      "success: merge request !7 opened: build aaaaaaaa for review/feature-x",
+      "failure: published, but could not release 1 undone step key(s) (dedupe store unavailable): " +
+        "the same step within 60 min is taken for a duplicate",
+    ]);
+  });
+
+  it("audits a failed attempt before forgetting its claim, so a release that throws loses no line", async () => {
+    deps.manifests.failNext = 1;
+    vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: `could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; will retry`,
+    });
+    deps = freshDeps();
+    deps.publisher.failNext = 1;
+    vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: expect.stringContaining("publishing Build Requested review/feature-x@aaaaaaaa failed"),
+    });
+  });
+});
+
+describe("plan-steps consumer", () => {
+  const envelope = (detail: unknown) => ({
+    version: "0",
+    id: "e-1",
+    "detail-type": "Merge Request",
+    source: sourceOf("Merge Request"),
+    account: "000000000000",
+    time: "2026-11-21T10:00:00Z",
+    region: "local",
+    resources: [],
+    detail,
+  });
+
+  it("audits a malformed envelope before throwing it back", async () => {
+    await expect(createPlanStepsConsumer(deps)(envelope({ correlationId: "c-9" }))).rejects.toThrow();
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        action: "plan.steps",
+        outcome: "failure",
+        reason: expect.stringMatching(/^attempt failed, left to the bus to retry: /),
+        correlationId: "c-9",
+        subject: { eventId: "e-1" },
+      }),
+    ]);
+  });
+
+  it("writes one line for a failure the use case already audited", async () => {
+    deps.manifests.failNext = 1;
+    await expect(createPlanStepsConsumer(deps)(envelope(mergeRequest("c-1").detail))).rejects.toThrow(
+      UnavailableError,
+    );
+    expect(deps.audit.records.map((r) => r.reason)).toEqual([
+      `could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; will retry`,
+    ]);
   });
 });
 

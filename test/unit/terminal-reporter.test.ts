@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { LocalRuntime } from "../../cli/local-runtime.js";
 import { createTerminalReporter, displayPath } from "../../cli/terminal-reporter.js";
 import type { LocalConfig } from "../../shared/config.js";
+import type { BusEnvelope, Route } from "../../shared/domain/catalog.js";
 import { KubernetesUnavailableError } from "../../shared/errors.js";
 
 describe("displayPath", () => {
@@ -46,6 +47,23 @@ describe("the terminal reporter", () => {
     const signed = banner(false, { tokens: [SECRET], signingKeys: ["whsec_a2V5"] });
     expect(signed).not.toContain("--token");
     expect(signed).toContain("with the same KUBLER_WEBHOOK_SIGNING_KEY exported");
+  });
+
+  it("redacts the error of a retried delivery", () => {
+    const lines: string[] = [];
+    const reporter = createTerminalReporter((line) => lines.push(line));
+    reporter.started(runtime(false), config({ tokens: [SECRET], signingKeys: [] }));
+    const envelope = { id: "evt-12345678" } as unknown as BusEnvelope;
+    const route = { target: "plan-steps" } as unknown as Route;
+    reporter.bus.retrying?.(
+      envelope,
+      route,
+      1,
+      new Error(`refused ${SECRET} and glpat-abcdefghijklmnop1234`),
+    );
+    expect(lines.at(-1)).toMatch(
+      /plan-steps failed on evt-1234 \(attempt 1\): Error: refused \[redacted\] and \[redacted\]$/,
+    );
   });
 
   it("says an unreachable cluster in one line, and leaves a bug to the caller", () => {

@@ -1,0 +1,118 @@
+/**
+ * `POST /local/events` in-process: every request is one `local.event` audit line (deny, failure or
+ * success), never with the token; a real 500 goes to the operator's stderr, not to the caller.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { createLocalEventsApp, LOCAL_EVENTS_PATH } from "../../cli/local-events-app.js";
+import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+
+const TOKEN = "local-events-secret-token-1234";
+const deploy = {
+  detailType: "Deploy Requested",
+  detail: {
+    correlationId: "cli-1",
+    gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: "group/app" },
+    environment: "staging",
+    sha: "abcdef0123456789abcdef0123456789abcdef01",
+    ref: "main",
+    pipelineId: null,
+    mrIid: null,
+  },
+};
+
+let audit: RecordingAuditLog;
+let publisher: RecordingPublisher;
+let errors: unknown[];
+let app: ReturnType<typeof createLocalEventsApp>;
+
+beforeEach(() => {
+  audit = new RecordingAuditLog();
+  publisher = new RecordingPublisher(sequentialIds("event"));
+  errors = [];
+  app = createLocalEventsApp({
+    credentials: createWebhookCredentials({ tokens: [TOKEN], signingKeys: [] }),
+    publisher,
+    audit,
+    logError: (error) => errors.push(error),
+    clock: new FixedClock(),
+  });
+});
+
+const post = (body: unknown, token = TOKEN) =>
+  app.request(LOCAL_EVENTS_PATH, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-gitlab-token": token },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+
+describe("POST /local/events audit", () => {
+  it("audits a published event with its detail-type, correlation id and event id", async () => {
+    expect((await post(deploy)).status).toBe(202);
+    expect(audit.records).toEqual([
+      expect.objectContaining({
+        action: "local.event",
+        outcome: "success",
+        reason: "published Deploy Requested",
+        function: "local-events",
+        correlationId: "cli-1",
+        subject: {
+          project: "group/app",
+          projectId: 2,
+          detailType: "Deploy Requested",
+          environment: "staging",
+          eventId: "event-1",
+        },
+      }),
+    ]);
+  });
+
+  it("audits a wrong token as deny (401), without the token", async () => {
+    const response = await post(deploy, "not-the-right-token-0000");
+    expect(response.status).toBe(401);
+    expect(audit.records).toEqual([
+      expect.objectContaining({
+        action: "local.event",
+        outcome: "deny",
+        reason: "X-Gitlab-Token does not match any configured secret",
+        correlationId: null,
+        subject: { status: 401 },
+      }),
+    ]);
+    expect(JSON.stringify(audit.records)).not.toContain("not-the-right-token");
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("audits bad input as failure (400) with what is known of it", async () => {
+    expect((await post("{not json")).status).toBe(400);
+    expect((await post({ detailType: "Nope", detail: {} })).status).toBe(400);
+    expect((await post({ ...deploy, detail: { ...deploy.detail, sha: 7 } })).status).toBe(400);
+    expect(audit.records.map((r) => [r.outcome, r.subject.detailType, r.correlationId])).toEqual([
+      ["failure", undefined, null],
+      ["failure", "Nope", null],
+      ["failure", "Deploy Requested", "cli-1"],
+    ]);
+    expect(audit.records[0]?.reason).toBe("body is not valid JSON");
+    expect(audit.records[1]?.reason).toBe('detailType "Nope" is not in the event catalog');
+  });
+
+  it("audits a bus that is down (503) and logs a real 500 to stderr", async () => {
+    publisher.failNext = 1;
+    expect((await post(deploy)).status).toBe(503);
+    expect(audit.last()).toMatchObject({ outcome: "failure", subject: { status: 503 } });
+    expect(errors).toEqual([]);
+    publisher.publish = async () => {
+      throw new TypeError("a bug");
+    };
+    const response = await post(deploy);
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ error: "internal", message: "internal error" });
+    expect(audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: "internal error (a bug)",
+      correlationId: "cli-1",
+      subject: { status: 500 },
+    });
+    expect(errors).toEqual([new TypeError("a bug")]);
+  });
+});
