@@ -24,6 +24,7 @@ import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsIngressConfig } from "../../shared/config.js";
 import { loadCredentialsConfig } from "../../shared/credentials-config.js";
 import { createJobCredentialsApp } from "./app.js";
+import { JOB_CREDENTIALS_LIMITS as LIMITS } from "./limits.js";
 
 const credentials = loadCredentialsConfig(process.env, { local: false });
 const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
@@ -39,18 +40,24 @@ const app = createJobCredentialsApp({
   }),
   policy: credentials.policy,
   // The jti replay cache shares the webhook's dedupe table: keys are prefixed `jti:`.
+  // Every call after the `jti:` claim is time-limited (./limits.ts), so a hung one fails, and the key
+  // is released, before Lambda's 15 s.
   replay: new DynamoDbDedupeStore({
-    client: new DynamoDBClient({}),
+    client: new DynamoDBClient(LIMITS.aws),
     tableName: dedupeTable,
     clock: systemClock,
   }),
   // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_STS itself.
-  issuer: new StsCredentialIssuer(new STSClient({})),
+  issuer: new StsCredentialIssuer(new STSClient(LIMITS.aws)),
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
   cluster: hasKubernetesCluster(process.env)
-    ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit))
+    ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster)
     : null,
-  publisher: new EventBridgePublisher({ client: new EventBridgeClient({ maxAttempts: 1 }), busName }),
+  publisher: new EventBridgePublisher({
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
+    busName,
+    maxAttempts: LIMITS.publisher.maxAttempts,
+  }),
   // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.
   audit,
   logError: logErrorToStderr("job-credentials"),

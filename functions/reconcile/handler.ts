@@ -12,6 +12,7 @@ import { randomId, systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig } from "../../shared/config.js";
 import { type ReconcileBuildsReport, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import { type ReconcileReport, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
+import { RECONCILE_LIMITS as LIMITS } from "./limits.js";
 
 const config = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
@@ -19,10 +20,12 @@ const builds = loadBuildConfig(process.env);
 const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit)),
+  // Every call is time-limited (./limits.ts), so one hung call cannot take Lambda's 55 s.
+  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster),
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1 }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     busName: config.busName,
+    maxAttempts: LIMITS.publisher.maxAttempts,
   }),
   audit,
   clock: systemClock,

@@ -18,6 +18,11 @@ const MAX_LIST_BYTES = 1024 * 1024;
 export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
   /** The token (scope `api`, Developer role or more); read once per request, so it may rotate. */
   token: () => Promise<string>;
+  /**
+   * Attempts and per-attempt limit of `latest`'s GET, when they should be shorter than the POST's:
+   * the GET only guards the POST, which must keep enough of the function's time to be sent.
+   */
+  latest?: Pick<GitlabApiOptions, "maxAttempts" | "timeoutMs">;
 }
 
 /**
@@ -35,9 +40,11 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
  */
 export class GitlabCommitStatuses implements CommitStatuses {
   readonly #api: GitlabApi;
+  readonly #latestApi: GitlabApi;
 
   constructor(options: GitlabCommitStatusesOptions) {
     this.#api = new GitlabApi(options);
+    this.#latestApi = options.latest ? new GitlabApi({ ...options, ...options.latest }) : this.#api;
   }
 
   async set(status: CommitStatus): Promise<"set" | "unchanged"> {
@@ -76,7 +83,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
       sort: "desc",
       per_page: String(PER_PAGE),
     });
-    const answer = await this.#api.request(
+    const answer = await this.#latestApi.request(
       "GET",
       `/projects/${key.projectId}/repository/commits/${key.sha}/statuses?${query}`,
       { what, maxBytes: MAX_LIST_BYTES },

@@ -8,7 +8,12 @@ import { delimiter } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { ENV, fileProblem } from "../config.js";
 import { ConfigError } from "../errors.js";
-import { createKubernetesCluster, type KubernetesCluster } from "./kubernetes-cluster.js";
+import {
+  createKubernetesCluster,
+  KubeconfigServerCredentialsError,
+  type KubernetesCluster,
+  type KubernetesClusterOptions,
+} from "./kubernetes-cluster.js";
 import type { ReadSecret } from "./secret-reader.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -25,15 +30,26 @@ export function hasKubernetesCluster(env: Env): boolean {
  *
  * @example
  * const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
- * const cluster = await kubernetesClusterFromEnv(process.env, readSecret);
+ * const cluster = await kubernetesClusterFromEnv(process.env, readSecret, { maxAttempts: 2, timeoutMs: 4_000 });
  */
-export async function kubernetesClusterFromEnv(env: Env, readSecret: ReadSecret): Promise<KubernetesCluster> {
+export async function kubernetesClusterFromEnv(
+  env: Env,
+  readSecret: ReadSecret,
+  limits: KubernetesClusterOptions = {},
+): Promise<KubernetesCluster> {
   const secretId = env[ENV.KUBECONFIG_SECRET]?.trim();
-  if (!secretId) return kubernetesClusterFromKubeconfigFiles(env);
+  if (!secretId) return kubernetesClusterFromKubeconfigFiles(env, limits);
   const kubeconfig = await readSecret(secretId);
   try {
-    return createKubernetesCluster({ kubeconfig, env: { ...env } });
-  } catch {
+    return createKubernetesCluster({
+      ...limits,
+      kubeconfig,
+      env: { ...env },
+      source: `${ENV.KUBECONFIG_SECRET}: secret ${secretId}`,
+    });
+  } catch (error) {
+    // Names the secret and the cluster, never the URL: safe to pass on as it is.
+    if (error instanceof KubeconfigServerCredentialsError) throw error;
     // The parser's message quotes the offending text, which is the secret: leave it out.
     throw new ConfigError(
       `${ENV.KUBECONFIG_SECRET}: secret ${secretId} does not hold a valid kubeconfig (YAML or JSON)`,
@@ -50,9 +66,12 @@ export async function kubernetesClusterFromEnv(env: Env, readSecret: ReadSecret)
  * @example
  * const cluster = kubernetesClusterFromKubeconfigFiles({ KUBECONFIG: "/home/me/.kube/config" });
  */
-export function kubernetesClusterFromKubeconfigFiles(env: Env): KubernetesCluster {
+export function kubernetesClusterFromKubeconfigFiles(
+  env: Env,
+  limits: KubernetesClusterOptions = {},
+): KubernetesCluster {
   checkKubeconfigFiles((env[ENV.KUBECONFIG] ?? "").split(delimiter).filter((file) => file !== ""));
-  return createKubernetesCluster({ env: { ...env } });
+  return createKubernetesCluster({ ...limits, env: { ...env } });
 }
 
 function checkKubeconfigFiles(files: readonly string[]): void {

@@ -1,7 +1,7 @@
 /**
  * Reconcile (DESIGN §6, every minute): the backstop for work whose function died or whose schedule
- * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (marked on
- * the namespace first, so it is reported once); an environment still there `EXPIRY_GRACE_MS` after
+ * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (published
+ * first, then marked on the namespace, so it is reported at least once); an environment still there `EXPIRY_GRACE_MS` after
  * its expiry gets `Environment Stop Requested`.
  */
 import {
@@ -142,8 +142,11 @@ async function failRollout(
   const correlationId = environment.correlationId ?? deps.newId();
   const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
   if (!environment.sha || !environment.ref) return;
-  // Marked before publishing: a second reconcile (or a retry of this one) finds "failed", not
-  // "deploying", so the failure is reported once.
+  // Published before it is marked: marked first, a publish that failed (or a timeout between the two)
+  // would leave "failed" on the namespace, which later runs skip, and the commit running for good.
+  // Published first, a mark that fails leaves "deploying" past its deadline, so the next run publishes
+  // again: a repeated Deploy Finished is absorbed (report-status does not write the same final state
+  // twice), a lost one is not.
   const failed = environmentNamespace({
     namespace: environment.namespace,
     gitlab,
@@ -166,15 +169,28 @@ async function failRollout(
     lastGoodDigest: environment.lastGoodDigest,
   });
   // Only over what was read: a deploy that wrote the namespace since (a newer rollout, or the stuck
-  // one finishing) must not be marked failed; the API answers 409 instead.
+  // one finishing) must be neither reported nor marked failed. Read again just before publishing (the
+  // list may be pages old), and the mark keeps the precondition for a write between the two: the API
+  // answers 409 instead.
   // A resourceVersion in a patch (apply included) is a precondition: https://github.com/kubernetes/kubernetes/issues/63104
   const { uid, resourceVersion } = read;
+  const current = await deps.cluster.get({
+    apiVersion: "v1",
+    kind: "Namespace",
+    name: environment.namespace,
+  });
+  if (
+    !current ||
+    (uid && current.metadata.uid !== uid) ||
+    (resourceVersion && current.metadata.resourceVersion !== resourceVersion)
+  ) {
+    throw new KubernetesConflictError(`namespace ${environment.namespace} is not as it was listed`, 409);
+  }
   failed.metadata = {
     ...failed.metadata,
     ...(uid ? { uid } : {}),
     ...(resourceVersion ? { resourceVersion } : {}),
   };
-  await deps.cluster.apply(failed);
   await deps.publisher.publish([
     {
       detailType: "Deploy Finished",
@@ -193,6 +209,7 @@ async function failRollout(
       },
     },
   ]);
+  await deps.cluster.apply(failed);
   audit(deps, environment, gitlab, correlationId, "environment.rollout", reason);
 }
 

@@ -321,6 +321,47 @@ describe("GitlabCommitStatuses", () => {
     expect(slept).toEqual([100, 200, 400]);
   });
 
+  it("gives latest's GET its own, shorter limits, and leaves the POST's as they are", async () => {
+    const client = new GitlabCommitStatuses({
+      baseUrl: gitlab.url,
+      token: async () => TOKEN,
+      maxAttempts: 3,
+      latest: { maxAttempts: 1 },
+      sleep: async (ms) => {
+        slept.push(ms);
+      },
+      random: () => 0.5,
+    });
+    const key = { projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null };
+    gitlab.faults = [{ times: 10, status: 502 }];
+
+    await expect(client.latest(key)).rejects.toThrow(/after 1 attempt\(s\); last problem: HTTP 502$/);
+    expect(gitlab.requests).toHaveLength(1);
+    await expect(client.set(status())).rejects.toThrow(/after 3 attempt\(s\)/);
+    expect(gitlab.requests).toHaveLength(4);
+  });
+
+  it("gives up latest's GET on its own time limit, not the POST's", async () => {
+    let sent = 0;
+    const client = new GitlabCommitStatuses({
+      baseUrl: gitlab.url,
+      token: async () => TOKEN,
+      // A GitLab that never answers.
+      fetch: () => {
+        sent++;
+        return new Promise<Response>(() => {});
+      },
+      timeoutMs: 60_000,
+      latest: { maxAttempts: 1, timeoutMs: 50 },
+    });
+    const started = Date.now();
+    await expect(
+      client.latest({ projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null }),
+    ).rejects.toThrow(/no answer within 50 ms/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(sent).toBe(1);
+  });
+
   it("names the token on 401 and the missing role on 403, without ever repeating the token", async () => {
     const refused = await statuses({ token: "glpat-wrong-SECRET" })
       .set(status())

@@ -152,18 +152,18 @@ describe("reconcileEnvironments", () => {
     expect(deps.publisher.entries).toHaveLength(1);
   });
 
-  it("never overwrites a deploy that changed the namespace after it was read", async () => {
+  it("never reports or overwrites a deploy that changed the namespace after it was listed", async () => {
     seed();
-    // Hold reconcile's write long enough for a newer deploy to write the namespace in between.
+    // Hold reconcile's read before publishing long enough for a newer deploy to write the namespace.
     const slow = k8s.faults.add({
-      verb: "apply",
+      verb: "get",
       resource: "namespaces",
       name: NAMESPACE,
       latencyMs: 300,
       times: 1,
     });
     const reconciling = reconcileEnvironments(deps);
-    await waitUntil(() => slow.hits === 1, "reconcile's write is on its way");
+    await waitUntil(() => slow.hits === 1, "reconcile's read is on its way");
     const newer = await deps.cluster.apply(
       environmentNamespace(
         state({
@@ -183,6 +183,67 @@ describe("reconcileEnvironments", () => {
     expect(stored()).toEqual(newer);
   });
 
+  it("keeps the precondition on the mark: a deploy that writes after the publish is not marked failed", async () => {
+    seed();
+    const slow = k8s.faults.add({
+      verb: "apply",
+      resource: "namespaces",
+      name: NAMESPACE,
+      latencyMs: 300,
+      times: 1,
+    });
+    const reconciling = reconcileEnvironments(deps);
+    await waitUntil(() => slow.hits === 1, "reconcile's mark is on its way");
+    const newer = await deps.cluster.apply(
+      environmentNamespace(state({ sha: SHA_2, pipelineId: 101, correlationId: "corr-newer" })),
+    );
+
+    const report = await reconciling;
+
+    expect(report.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("changed") }]);
+    expect(stored()).toEqual(newer);
+  });
+
+  it("loses no Deploy Finished when the publish fails: the next run publishes it", async () => {
+    seed();
+    deps.publisher.failNext = 1;
+
+    const first = await reconcileEnvironments(deps);
+
+    expect(first.rolloutsFailed).toEqual([]);
+    expect(first.skipped).toEqual([
+      { namespace: NAMESPACE, reason: expect.stringContaining("not reconciled") },
+    ]);
+    expect(deps.publisher.entries).toEqual([]);
+    // Still "deploying": marked failed before the publish, later runs would skip it for good.
+    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("deploying");
+
+    const second = await reconcileEnvironments(deps);
+
+    expect(second.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(deps.publisher.entries).toEqual([
+      { detailType: "Deploy Finished", detail: expect.objectContaining({ status: "failed" }) },
+    ]);
+    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
+  });
+
+  it("publishes again, rather than never, when the mark fails after the publish", async () => {
+    seed();
+    k8s.faults.add({ verb: "apply", resource: "namespaces", name: NAMESPACE, status: 500, times: 1 });
+    deps.cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, maxAttempts: 1 });
+
+    const first = await reconcileEnvironments(deps);
+    const second = await reconcileEnvironments(deps);
+    const third = await reconcileEnvironments(deps);
+
+    expect(first.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("HTTP 500") }]);
+    expect(second.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(third.rolloutsFailed).toEqual([]);
+    // Twice, never zero times: report-status does not write the same final state twice.
+    expect(deps.publisher.entries.map((e) => e.detailType)).toEqual(["Deploy Finished", "Deploy Finished"]);
+    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
+  });
+
   it("keeps going past an environment it cannot update, and reports it", async () => {
     const first = namespaceFor(PROJECT, "review/a");
     const second = namespaceFor(PROJECT, "review/b");
@@ -195,7 +256,8 @@ describe("reconcileEnvironments", () => {
       status: "succeeded",
       expiresAt: new Date(NOW.getTime() - EXPIRY_GRACE_MS),
     });
-    k8s.faults.add({ verb: "apply", resource: "namespaces", name: first, status: 500 });
+    // Its read before publishing fails, so nothing is published for it.
+    k8s.faults.add({ verb: "get", resource: "namespaces", name: first, status: 500 });
     deps.cluster = createKubernetesCluster({
       kubeconfig: k8s.kubeconfig,
       maxAttempts: 2,

@@ -55,6 +55,23 @@ describe("kubernetesClusterFromEnv", () => {
     await expect(attempt).rejects.not.toThrow(/glpat/);
   });
 
+  it("refuses a server URL with credentials, naming the secret or the file, never the URL", async () => {
+    const server = "http://admin:s3cr3t-Pa55w0rd@127.0.0.1:1";
+    const attempt = kubernetesClusterFromEnv({ [ENV.KUBECONFIG_SECRET]: ARN }, async () =>
+      kubeconfig(server),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+    await expect(attempt).rejects.toThrow(
+      `${ENV.KUBECONFIG_SECRET}: secret ${ARN}: cluster "c" has credentials (user:password@) in its server URL`,
+    );
+    await expect(attempt).rejects.not.toThrow(/s3cr3t/);
+    const file = join(mkdtempSync(join(tmpdir(), "kubler-kc-")), "config");
+    writeFileSync(file, kubeconfig(server));
+    await expect(kubernetesClusterFromEnv({ KUBECONFIG: file }, async () => "")).rejects.toThrow(
+      `KUBECONFIG file ${file}: cluster "c" has credentials`,
+    );
+  });
+
   it("knows whether any cluster is configured", () => {
     expect(hasKubernetesCluster({})).toBe(false);
     expect(hasKubernetesCluster({ [ENV.KUBECONFIG_SECRET]: ARN })).toBe(true);

@@ -421,3 +421,29 @@ describe("report-status consumer", () => {
     );
   });
 });
+
+describe("report-status consumer audit", () => {
+  it("audits an envelope that fails validation before throwing it back", async () => {
+    const { statuses, audit, deps } = setup();
+    const consume = createReportStatusConsumer(deps);
+    await expect(
+      consume({
+        id: "e-7",
+        "detail-type": "Deploy Finished",
+        source: "kubler",
+        detail: { correlationId: "c-7" },
+      }),
+    ).rejects.toThrow();
+    expect(statuses.set_).toEqual([]);
+    expect(audit.records).toEqual([
+      expect.objectContaining({
+        action: "status.report",
+        outcome: "failure",
+        function: "report-status",
+        reason: expect.stringMatching(/^attempt failed, left to the bus to retry: /),
+        correlationId: "c-7",
+        subject: { eventId: "e-7" },
+      }),
+    ]);
+  });
+});

@@ -1,0 +1,16 @@
+/**
+ * How long plan-steps may wait on what it calls, inside its 30 s Lambda timeout
+ * (infra/function-specs.ts), for a fact of one environment: the GitLab token (Secrets Manager, when
+ * its cache expired), the fact's claim, kubler.yaml from GitLab, a stop record, the step's claim,
+ * PutEvents and a release. A Lambda timeout there leaves the fact claimed with nothing published.
+ * Checked by test/infra/function-budgets.test.ts.
+ */
+import { STEP_AWS_MAX_ATTEMPTS, STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+
+export const PLAN_STEPS_LIMITS = {
+  // kubler.yaml answers in well under a second; the adapter's default (4 × 10 s, with waits of up to
+  // 5 s between) alone outlasts the function.
+  gitlab: { maxAttempts: 2, timeoutMs: 3_500 },
+  aws: { maxAttempts: STEP_AWS_MAX_ATTEMPTS, requestHandler: STEP_AWS_REQUEST_LIMITS },
+  publisher: { maxAttempts: 3 },
+} as const;

@@ -1,0 +1,14 @@
+/**
+ * How long reconcile may wait on one call, inside its 55 s Lambda timeout (infra/function-specs.ts):
+ * a stuck rollout is a namespace list, a read, a PutEvents and a mark. The Kubernetes adapter's
+ * default (4 × 10 s, with waits of up to 5 s between) is the whole timeout for a single call.
+ * Checked by test/infra/function-budgets.test.ts.
+ */
+import { STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+
+export const RECONCILE_LIMITS = {
+  cluster: { maxAttempts: 2, timeoutMs: 4_000 },
+  aws: { requestHandler: STEP_AWS_REQUEST_LIMITS },
+  // The publisher's default attempts (4), each bounded by the request limits.
+  publisher: { maxAttempts: 4 },
+} as const;

@@ -1,0 +1,15 @@
+/**
+ * How long report-status may wait on GitLab, inside its 30 s Lambda timeout
+ * (infra/function-specs.ts): the GitLab token (Secrets Manager, when its cache expired), the GET of
+ * the latest status, then the POST of the new one. The GET only guards the POST (a final state is set
+ * even when the GET fails), so it gets one short attempt and the POST keeps most of the time: a slow
+ * GitLab must not spend the budget on the GET and leave the final status unwritten.
+ * Checked by test/infra/function-budgets.test.ts.
+ */
+import { STEP_AWS_MAX_ATTEMPTS, STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+
+export const REPORT_STATUS_LIMITS = {
+  latest: { maxAttempts: 1, timeoutMs: 5_000 },
+  set: { maxAttempts: 2, timeoutMs: 6_000 },
+  aws: { maxAttempts: STEP_AWS_MAX_ATTEMPTS, requestHandler: STEP_AWS_REQUEST_LIMITS },
+} as const;

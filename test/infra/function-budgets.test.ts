@@ -1,0 +1,89 @@
+/**
+ * Each function's worst case when every call it waits on hangs to its limit, from the limits its
+ * handler builds its clients with (functions/<name>/limits.ts), against its Lambda timeout: a
+ * function that outlives its own timeout cannot undo what it started (release a key, write a final
+ * status). Sequential calls add up; retries add their waits.
+ */
+import { describe, expect, it } from "vitest";
+import { JOB_CREDENTIALS_LIMITS } from "../../functions/job-credentials/limits.js";
+import { PLAN_STEPS_LIMITS } from "../../functions/plan-steps/limits.js";
+import { RECONCILE_LIMITS } from "../../functions/reconcile/limits.js";
+import { REPORT_STATUS_LIMITS } from "../../functions/report-status/limits.js";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
+import type { FunctionName } from "../../shared/domain/catalog.js";
+
+/** The GitLab and Kubernetes adapters cap one wait at 5 s, a `Retry-After` included (their MAX_DELAY_MS). */
+const HTTP_ADAPTER_MAX_DELAY_MS = 5_000;
+/** The SDK's standard retry waits at most 500 ms × 2^0 before its second attempt (throttling's base). */
+const SDK_FIRST_RETRY_DELAY_MS = 500;
+/** EventBridgePublisher: a 50 ms base doubling per retry, capped at 2 s. */
+const publisherDelay = (retry: number) => Math.min(2_000, 50 * 2 ** (retry - 1));
+
+/** A GitLab or Kubernetes call: every attempt times out, every wait is the longest allowed. */
+function httpCall(limits: { maxAttempts: number; timeoutMs: number }): number {
+  return limits.maxAttempts * limits.timeoutMs + (limits.maxAttempts - 1) * HTTP_ADAPTER_MAX_DELAY_MS;
+}
+
+/** An SDK call (DynamoDB, STS, Secrets Manager): `requestTimeout` bounds an attempt, connection included. */
+function awsCall(limits: { maxAttempts: number; requestHandler: { requestTimeout: number } }): number {
+  expect(limits.maxAttempts).toBeLessThanOrEqual(2); // SDK_FIRST_RETRY_DELAY_MS covers one retry only.
+  return (
+    limits.maxAttempts * limits.requestHandler.requestTimeout +
+    (limits.maxAttempts - 1) * SDK_FIRST_RETRY_DELAY_MS
+  );
+}
+
+/** PutEvents through EventBridgePublisher, over a client of one attempt. */
+function publish(maxAttempts: number, requestHandler: { requestTimeout: number }): number {
+  let total = maxAttempts * requestHandler.requestTimeout;
+  for (let retry = 1; retry < maxAttempts; retry++) total += publisherDelay(retry);
+  return total;
+}
+
+function timeoutMs(name: FunctionName): number {
+  return FUNCTION_SPECS[name].timeout.toMilliseconds();
+}
+
+describe("the time each function may wait, against its Lambda timeout", () => {
+  it("job-credentials releases a jti: key well before its timeout, whatever hangs", () => {
+    const { cluster, aws } = JOB_CREDENTIALS_LIMITS;
+    // Claim, namespace and Role reads, AssumeRole, ServiceAccount and RoleBinding, TokenRequest, release.
+    const worst = awsCall(aws) + 2 * httpCall(cluster) + awsCall(aws) + 3 * httpCall(cluster) + awsCall(aws);
+    expect(worst).toBeLessThanOrEqual(timeoutMs("job-credentials") - 2_000);
+    expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
+  });
+
+  it("plan-steps reads kubler.yaml and publishes inside its timeout, with time to spare", () => {
+    const { gitlab, aws, publisher } = PLAN_STEPS_LIMITS;
+    // Token, fact claim, kubler.yaml, stop record, step claim, PutEvents, release.
+    const worst =
+      awsCall(aws) +
+      awsCall(aws) +
+      httpCall(gitlab) +
+      awsCall(aws) +
+      awsCall(aws) +
+      publish(publisher.maxAttempts, aws.requestHandler) +
+      awsCall(aws);
+    expect(httpCall(gitlab)).toBeLessThan(timeoutMs("plan-steps") / 2);
+    expect(worst).toBeLessThanOrEqual(timeoutMs("plan-steps") - 4_000);
+    expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
+  });
+
+  it("report-status always has time left for the POST after the GET of the latest status", () => {
+    const { latest, set, aws } = REPORT_STATUS_LIMITS;
+    expect(latest.maxAttempts).toBe(1);
+    expect(httpCall(latest)).toBeLessThanOrEqual(5_000);
+    // Token, GET, POST.
+    const worst = awsCall(aws) + httpCall(latest) + httpCall(set);
+    expect(worst).toBeLessThanOrEqual(timeoutMs("report-status") - 4_000);
+    expect(set.maxAttempts).toBeGreaterThan(1);
+  });
+
+  it("reconcile fails a stuck rollout inside its timeout, whatever hangs", () => {
+    const { cluster, aws, publisher } = RECONCILE_LIMITS;
+    // The namespace list, the read before publishing, PutEvents, the mark.
+    const worst = 3 * httpCall(cluster) + publish(publisher.maxAttempts, aws.requestHandler);
+    expect(worst).toBeLessThanOrEqual(timeoutMs("reconcile") - 5_000);
+    expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
+  });
+});
