@@ -23,6 +23,7 @@ import {
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
+import { allows } from "../fakes/rbac.js";
 
 const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
 const PROJECT = "flightjs/flight-management";
@@ -141,17 +142,6 @@ function setRollout(outcome: "fail" | "ok"): void {
           `    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:`,
         )
       : text,
-  );
-}
-
-/** RBAC's decision for one request: a rule with resourceNames must name the object. */
-function allows(rules: readonly RoleRule[], verb: string, group: string, resource: string, name?: string) {
-  return rules.some(
-    (rule) =>
-      rule.verbs.includes(verb) &&
-      rule.apiGroups.includes(group) &&
-      rule.resources.includes(resource) &&
-      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
   );
 }
 

@@ -10,12 +10,12 @@ import {
   ManifestFilesError,
   PULL_SECRET_NAME,
   parseManifestFiles,
-  type RoleRule,
   renderManifests,
   repositoryOf,
   roleRulesFor,
 } from "../../shared/domain/deploy-manifests.js";
 import { deploymentRollout } from "../../shared/domain/rollout.js";
+import { allows } from "../fakes/rbac.js";
 
 const DEPLOYMENT = `apiVersion: apps/v1
 kind: Deployment
@@ -299,23 +299,6 @@ describe("isReservedName", () => {
     }
   });
 });
-
-/** RBAC's decision for one request: resourceNames, when a rule has them, must name the object. */
-function allows(
-  rules: readonly RoleRule[],
-  verb: string,
-  group: string,
-  resource: string,
-  name?: string,
-): boolean {
-  return rules.some(
-    (rule) =>
-      rule.verbs.includes(verb) &&
-      rule.apiGroups.includes(group) &&
-      rule.resources.includes(resource) &&
-      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
-  );
-}
 
 describe("roleRulesFor", () => {
   const withSecret = new Map([
