@@ -119,11 +119,10 @@ export async function planStepsFor(
       audit("failure", error.message, { sha: triage.sha, file: MANIFEST_FILE });
       return { kind: "failed", reason: error.message };
     }
-    // Audited first: a release that throws must not lose the line.
-    audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; will retry`, {
+    const retry = await releaseForRetry(deps, [factKey]);
+    audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; ${retry}`, {
       sha: triage.sha,
     });
-    await deps.dedupe.release(factKey);
     throw audited(error);
   }
   if (plan.kind === "ignored") {
@@ -133,10 +132,8 @@ export async function planStepsFor(
   try {
     plan = await heedStops(deps, plan, factAt);
   } catch (error) {
-    audit("failure", `could not check or record a stop: ${messageOf(error)}; will retry`, {
-      sha: triage.sha,
-    });
-    await deps.dedupe.release(factKey);
+    const retry = await releaseForRetry(deps, [factKey]);
+    audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha: triage.sha });
     throw audited(error);
   }
   if (plan.kind === "ignored") {
@@ -159,9 +156,9 @@ export async function planStepsFor(
     }
     if (fresh.length > 0) await deps.publisher.publish(fresh.map((step) => step.entry));
   } catch (error) {
-    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; will retry`);
     // Unclaim everything, so EventBridge's retry of this fact plans it again in full.
-    await Promise.all([...claimed, factKey].map((key) => deps.dedupe.release(key)));
+    const retry = await releaseForRetry(deps, [...claimed, factKey]);
+    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; ${retry}`);
     throw audited(error);
   }
 
@@ -184,6 +181,22 @@ export async function planStepsFor(
   // finds the fact claimed and audits it as a duplicate.
   await releaseUndoneSteps(deps, fresh, audit);
   return { kind: "published", steps: fresh, duplicates, reason: plan.reason };
+}
+
+/**
+ * Releases the keys a failed attempt claimed, so the bus's retry plans the fact again; never throws.
+ * Says what the retry will find, for the attempt's one audit line: a release that failed leaves the
+ * fact claimed, and the retry will answer "already planned" (DESIGN §12 prefers that to a double).
+ */
+async function releaseForRetry(
+  deps: Pick<PlanStepsDeps, "dedupe">,
+  keys: readonly string[],
+): Promise<string> {
+  const failed = (await Promise.allSettled(keys.map((key) => deps.dedupe.release(key)))).filter(
+    (result): result is PromiseRejectedResult => result.status === "rejected",
+  );
+  if (failed.length === 0) return "will retry";
+  return `and could not release its claim (${messageOf(failed[0]?.reason)}): a retry will find it already planned`;
 }
 
 /**

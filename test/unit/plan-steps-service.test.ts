@@ -379,21 +379,35 @@ describe("planStepsFor when the dedupe store fails", () => {
     ]);
   });
 
-  it("audits a failed attempt before forgetting its claim, so a release that throws loses no line", async () => {
+  it("writes one line for an attempt whose claim cannot be released, saying what a retry will find", async () => {
+    const consume = createPlanStepsConsumer(deps);
+    const envelope = (detail: unknown) => ({
+      version: "0",
+      id: "e-1",
+      "detail-type": "Merge Request",
+      source: sourceOf("Merge Request"),
+      account: "000000000000",
+      time: "2026-11-21T10:00:00Z",
+      region: "local",
+      resources: [],
+      detail,
+    });
     deps.manifests.failNext = 1;
     vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
-    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
-    expect(deps.audit.last()).toMatchObject({
-      outcome: "failure",
-      reason: `could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; will retry`,
-    });
+    // The attempt's own error goes back to the bus, not the release's; the consumer adds no line.
+    await expect(consume(envelope(mergeRequest("c-1").detail))).rejects.toThrow("GitLab answered 503");
+    expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([
+      `failure: could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; ` +
+        "and could not release its claim (dedupe store unavailable): a retry will find it already planned",
+    ]);
     deps = freshDeps();
     deps.publisher.failNext = 1;
     vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
-    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("failed to publish");
+    expect(deps.audit.records).toHaveLength(1);
     expect(deps.audit.last()).toMatchObject({
       outcome: "failure",
-      reason: expect.stringContaining("publishing Build Requested review/feature-x@aaaaaaaa failed"),
+      reason: expect.stringMatching(/publishing Build Requested .* failed: .*could not release its claim/),
     });
   });
 });
