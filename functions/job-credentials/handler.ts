@@ -37,6 +37,7 @@ const app = createJobCredentialsApp({
     audience: credentials.policy.audience,
     clock: systemClock,
     refetchIntervalMs: credentials.jwksRefetchIntervalMs,
+    fetchTimeoutMs: LIMITS.jwks.timeoutMs,
   }),
   policy: credentials.policy,
   // The jti replay cache shares the webhook's dedupe table: keys are prefixed `jti:`.

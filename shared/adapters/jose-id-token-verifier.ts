@@ -11,7 +11,7 @@ export const MAX_LEEWAY_SECONDS = 60;
 export const JWKS_UNAVAILABLE_MESSAGE = "cannot read the token issuer's signing keys";
 const DEFAULT_REFETCH_INTERVAL_MS = 30_000;
 const DEFAULT_MAX_AGE_MS = 10 * 60_000;
-const FETCH_TIMEOUT_MS = 5_000;
+const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 
 export interface JoseIdTokenVerifierOptions {
   /** The token's `iss` must equal it; the JWKS is read from `<issuer>/oauth/discovery/keys`. */
@@ -26,8 +26,10 @@ export interface JoseIdTokenVerifierOptions {
   leewaySeconds?: number;
   /** Where the JWKS is; default `<issuer>/oauth/discovery/keys`. */
   jwksUrl?: string;
-  /** Reads the JWKS document; default `fetch` with a 5 s timeout. */
+  /** Reads the JWKS document; default `fetch` within `fetchTimeoutMs`. */
   fetchJwks?: (url: string) => Promise<unknown>;
+  /** How long the default JWKS fetch may take (default 5 s): part of the caller's time budget. */
+  fetchTimeoutMs?: number;
 }
 
 type LocalKeys = ReturnType<typeof createLocalJWKSet>;
@@ -70,7 +72,8 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
     this.#maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.#leeway = Math.min(MAX_LEEWAY_SECONDS, Math.max(0, options.leewaySeconds ?? MAX_LEEWAY_SECONDS));
     this.#jwksUrl = options.jwksUrl ?? `${options.issuer.replace(/\/+$/, "")}${JWKS_PATH}`;
-    this.#fetchJwks = options.fetchJwks ?? fetchJson;
+    const fetchTimeoutMs = options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+    this.#fetchJwks = options.fetchJwks ?? ((url) => fetchJson(url, fetchTimeoutMs));
     this.#lookup = (header) => this.#key(header);
   }
 
@@ -165,11 +168,11 @@ function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:[/\\]{2})[^/\\?#]*@/i, "$1");
 }
 
-/** The JWKS document at `url`, within 5 s. */
-async function fetchJson(url: string): Promise<unknown> {
+/** The JWKS document at `url`, within `timeoutMs`. */
+async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
   const response = await fetch(url, {
     headers: { accept: "application/json" },
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.json();
