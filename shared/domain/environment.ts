@@ -51,6 +51,12 @@ export const ANNOTATION = {
    */
   LAST_GOOD_DIGEST: "kubler.dev/last-good-digest",
   URL: "kubler.dev/url",
+  /**
+   * `"false"` from when reconcile marks a stuck rollout failed until its `Deploy Finished` failed is
+   * published (`"true"` after): the mark goes first, so a failed publish is retried by the next run
+   * rather than lost. Empty or absent: nothing pending (every deploy's own write clears it).
+   */
+  FAILURE_REPORTED: "kubler.dev/failure-reported",
 } as const;
 
 export const MANAGED_BY_KUBLER = "kubler";
@@ -132,6 +138,8 @@ export interface ManagedEnvironment {
   correlationId: string | null;
   url: string | null;
   lastGoodDigest: string | null;
+  /** false: marked failed by reconcile, not yet reported; null: nothing pending. */
+  failureReported: boolean | null;
   terminating: boolean;
   createdAt: Date | null;
 }
@@ -218,6 +226,12 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       correlationId: annotations[ANNOTATION.CORRELATION_ID] || null,
       url: annotations[ANNOTATION.URL] || null,
       lastGoodDigest: annotations[ANNOTATION.LAST_GOOD_DIGEST] || null,
+      failureReported:
+        annotations[ANNOTATION.FAILURE_REPORTED] === "false"
+          ? false
+          : annotations[ANNOTATION.FAILURE_REPORTED] === "true"
+            ? true
+            : null,
       terminating:
         namespace.metadata.deletionTimestamp !== undefined ||
         (namespace.status as { phase?: string } | undefined)?.phase === "Terminating",
@@ -267,6 +281,8 @@ export interface EnvironmentState {
   url: string | null;
   /** The digest of the last-good record in the namespace; null when none was written (yet). */
   lastGoodDigest: string | null;
+  /** Only reconcile's failure sets it (`ANNOTATION.FAILURE_REPORTED`); absent: nothing pending. */
+  failureReported?: boolean;
 }
 
 /** The labels every object Kubler writes for an environment carries. */
@@ -319,6 +335,8 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         [ANNOTATION.CORRELATION_ID]: state.correlationId,
         [ANNOTATION.URL]: state.url ?? "",
         [ANNOTATION.LAST_GOOD_DIGEST]: state.lastGoodDigest ?? "",
+        [ANNOTATION.FAILURE_REPORTED]:
+          state.failureReported === undefined ? "" : String(state.failureReported),
       },
     },
   };

@@ -1,9 +1,11 @@
 /**
  * Reconcile (DESIGN §6, every minute): the backstop for work whose function died or whose schedule
- * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (published
- * first, then marked on the namespace, so it is reported at least once); an environment still there `EXPIRY_GRACE_MS` after
+ * was lost. A rollout still "deploying" past its deadline becomes `Deploy Finished` failed (marked on
+ * the namespace first, as not reported yet, then published, so a deploy that finished meanwhile wins
+ * and a failure marked is reported at least once); an environment still there `EXPIRY_GRACE_MS` after
  * its expiry gets `Environment Stop Requested`.
  */
+import type { AuditOutcome } from "../domain/audit.js";
 import {
   ENVIRONMENTS_SELECTOR,
   environmentNamespace,
@@ -11,6 +13,7 @@ import {
   type ManagedEnvironment,
   readEnvironment,
 } from "../domain/environment.js";
+import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
 import { eachListed } from "./list-pages.js";
@@ -34,6 +37,7 @@ export interface ReconcileDeps {
 
 export interface ReconcileReport {
   examined: number;
+  /** Rollouts whose failure was published this run: newly failed, or marked by a run that did not publish. */
   rolloutsFailed: string[];
   stopsRequested: string[];
   skipped: { namespace: string; reason: string }[];
@@ -73,6 +77,11 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
     }
     // One environment that cannot be handled must not stop the others, this run or any later one.
     try {
+      if (environment.status === "failed" && environment.failureReported === false) {
+        const outcome = await reportFailure(deps, environment, gitlab, object.metadata);
+        if (outcome === "reported") report.rolloutsFailed.push(environment.namespace);
+        else report.skipped.push({ namespace: environment.namespace, reason: outcome.skipped });
+      }
       if (isExpired(environment, now)) {
         // Expired, still there: a rollout stuck meanwhile is moot, the stop ends it.
         if (isExpired(environment, graceEnded)) {
@@ -84,16 +93,14 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
         environment.rolloutDeadline !== null &&
         environment.rolloutDeadline.getTime() < now.getTime()
       ) {
-        await failRollout(deps, environment, gitlab, object.metadata);
-        report.rolloutsFailed.push(environment.namespace);
+        const outcome = await failRollout(deps, environment, gitlab, object.metadata);
+        if (outcome === "reported") report.rolloutsFailed.push(environment.namespace);
+        else report.skipped.push({ namespace: environment.namespace, reason: outcome.skipped });
       }
     } catch (error) {
       report.skipped.push({
         namespace: environment.namespace,
-        reason:
-          error instanceof KubernetesConflictError
-            ? `changed since it was read (a deploy or a stop in between): left to the next run; ${error.message}`
-            : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+        reason: `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
       });
     }
   }
@@ -129,24 +136,136 @@ async function requestStop(
     gitlab,
     correlationId,
     "environment.expire",
+    "success",
     `expired at ${environment.expiresAt?.toISOString()} and still there (schedule lost or late): stop requested`,
   );
 }
 
+/**
+ * Marks the stuck rollout failed, then publishes it. The mark goes first, over what was listed (a
+ * deploy that wrote the namespace since, a newer rollout or the stuck one finishing, wins: 409, and
+ * nothing is published), and says the failure is not reported yet, so a publish that fails (or a run
+ * that dies before it) is published by the next run (`reportFailure`), not lost.
+ */
 async function failRollout(
   deps: ReconcileDeps,
   environment: ManagedEnvironment,
   gitlab: Gitlab,
-  read: { uid?: string; resourceVersion?: string },
-): Promise<void> {
+  listed: Precondition,
+): Promise<Outcome> {
+  if (!isReportable(environment)) return { skipped: "no sha or ref annotation to report on" };
   const correlationId = environment.correlationId ?? deps.newId();
   const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
-  if (!environment.sha || !environment.ref) return;
-  // Published before it is marked: marked first, a publish that failed (or a timeout between the two)
-  // would leave "failed" on the namespace, which later runs skip, and the commit running for good.
-  // Published first, a mark that fails leaves "deploying" past its deadline, so the next run publishes
-  // again: a repeated Deploy Finished is absorbed (report-status does not write the same final state
-  // twice), a lost one is not.
+  let marked: KubeObject;
+  try {
+    marked = await deps.cluster.apply(markedFailed(deps, environment, gitlab, correlationId, false, listed));
+  } catch (error) {
+    if (!(error instanceof KubernetesConflictError)) throw error;
+    const skipped = `changed since it was listed (a deploy wrote it): not marked failed, nothing published; ${error.message}`;
+    audit(deps, environment, gitlab, correlationId, "environment.rollout", "ignored", `skipped: ${skipped}`);
+    return { skipped };
+  }
+  await publishFailure(deps, environment, gitlab, correlationId, reason);
+  await markReported(deps, environment, gitlab, correlationId, marked.metadata);
+  return "reported";
+}
+
+/** A failure marked by an earlier run whose publish failed (or which died before it): published now. */
+async function reportFailure(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+  listed: Precondition,
+): Promise<Outcome> {
+  if (!isReportable(environment)) return { skipped: "no sha or ref annotation to report on" };
+  const correlationId = environment.correlationId ?? deps.newId();
+  await publishFailure(
+    deps,
+    environment,
+    gitlab,
+    correlationId,
+    "rollout did not finish by its deadline (marked failed by an earlier run, not reported until now)",
+  );
+  await markReported(deps, environment, gitlab, correlationId, listed);
+  return "reported";
+}
+
+async function publishFailure(
+  deps: ReconcileDeps,
+  environment: Reportable,
+  gitlab: Gitlab,
+  correlationId: string,
+  reason: string,
+): Promise<void> {
+  await deps.publisher.publish([
+    {
+      detailType: "Deploy Finished",
+      detail: {
+        correlationId,
+        gitlab,
+        environment: environment.environment,
+        sha: environment.sha,
+        ref: environment.ref,
+        pipelineId: environment.pipelineId,
+        mrIid: environment.mrIid,
+        status: "failed",
+        namespace: environment.namespace,
+        url: environment.url,
+        reason,
+      },
+    },
+  ]);
+  audit(
+    deps,
+    environment,
+    gitlab,
+    correlationId,
+    "environment.rollout",
+    "success",
+    `${reason}: Deploy Finished failed published`,
+  );
+}
+
+/**
+ * Says the failure went out, over what was marked: a 409 means a deploy wrote the namespace since,
+ * and its write cleared the annotation already. Any other failure leaves "false", so the next run
+ * publishes again: report-status does not write the same final state twice.
+ */
+async function markReported(
+  deps: ReconcileDeps,
+  environment: Reportable,
+  gitlab: Gitlab,
+  correlationId: string,
+  marked: Precondition,
+): Promise<void> {
+  try {
+    await deps.cluster.apply(markedFailed(deps, environment, gitlab, correlationId, true, marked));
+  } catch (error) {
+    if (!(error instanceof KubernetesConflictError)) throw error;
+  }
+}
+
+type Precondition = { uid?: string; resourceVersion?: string };
+/** What a Deploy Finished can be said of: a commit. */
+type Reportable = ManagedEnvironment & { sha: string; ref: string };
+type Outcome = "reported" | { skipped: string };
+
+function isReportable(environment: ManagedEnvironment): environment is Reportable {
+  return Boolean(environment.sha && environment.ref);
+}
+
+/**
+ * The namespace as it was, marked failed, with only `precondition` to write over: a resourceVersion
+ * in a patch (apply included) is a precondition, https://github.com/kubernetes/kubernetes/issues/63104
+ */
+function markedFailed(
+  deps: ReconcileDeps,
+  environment: Reportable,
+  gitlab: Gitlab,
+  correlationId: string,
+  failureReported: boolean,
+  { uid, resourceVersion }: Precondition,
+): KubeObject {
   const failed = environmentNamespace({
     namespace: environment.namespace,
     gitlab,
@@ -167,50 +286,14 @@ async function failRollout(
     correlationId,
     url: environment.url,
     lastGoodDigest: environment.lastGoodDigest,
+    failureReported,
   });
-  // Only over what was read: a deploy that wrote the namespace since (a newer rollout, or the stuck
-  // one finishing) must be neither reported nor marked failed. Read again just before publishing (the
-  // list may be pages old), and the mark keeps the precondition for a write between the two: the API
-  // answers 409 instead.
-  // A resourceVersion in a patch (apply included) is a precondition: https://github.com/kubernetes/kubernetes/issues/63104
-  const { uid, resourceVersion } = read;
-  const current = await deps.cluster.get({
-    apiVersion: "v1",
-    kind: "Namespace",
-    name: environment.namespace,
-  });
-  if (
-    !current ||
-    (uid && current.metadata.uid !== uid) ||
-    (resourceVersion && current.metadata.resourceVersion !== resourceVersion)
-  ) {
-    throw new KubernetesConflictError(`namespace ${environment.namespace} is not as it was listed`, 409);
-  }
   failed.metadata = {
     ...failed.metadata,
     ...(uid ? { uid } : {}),
     ...(resourceVersion ? { resourceVersion } : {}),
   };
-  await deps.publisher.publish([
-    {
-      detailType: "Deploy Finished",
-      detail: {
-        correlationId,
-        gitlab,
-        environment: environment.environment,
-        sha: environment.sha,
-        ref: environment.ref,
-        pipelineId: environment.pipelineId,
-        mrIid: environment.mrIid,
-        status: "failed",
-        namespace: environment.namespace,
-        url: environment.url,
-        reason,
-      },
-    },
-  ]);
-  await deps.cluster.apply(failed);
-  audit(deps, environment, gitlab, correlationId, "environment.rollout", reason);
+  return failed;
 }
 
 function audit(
@@ -219,13 +302,14 @@ function audit(
   gitlab: Gitlab,
   correlationId: string,
   action: string,
+  outcome: AuditOutcome,
   reason: string,
 ): void {
   deps.audit.record(
     stepAuditRecord({
       fn: FN,
       action,
-      outcome: "success",
+      outcome,
       reason,
       correlationId,
       gitlab,

@@ -224,6 +224,8 @@ describe("deployEnvironment", () => {
       "kubler.dev/last-good-digest": lastGoodDigest(
         k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.data as Record<string, string>,
       ),
+      // Cleared: a deploy's outcome is its own to report, not a failure reconcile has pending.
+      "kubler.dev/failure-reported": "",
     });
     expect(deps.publisher.entries).toEqual([
       {

@@ -124,6 +124,7 @@ describe("reconcileEnvironments", () => {
     expect(annotations).toMatchObject({
       [ANNOTATION.STATUS]: "failed",
       [ANNOTATION.ROLLOUT_DEADLINE]: "",
+      [ANNOTATION.FAILURE_REPORTED]: "true",
       // The rest of the contract is kept as it was.
       [ANNOTATION.SHA]: SHA,
       [ANNOTATION.EXPIRES_AT]: new Date(NOW.getTime() + 72 * HOUR).toISOString(),
@@ -139,7 +140,7 @@ describe("reconcileEnvironments", () => {
     expect(deps.audit.last()).toMatchObject({
       action: "environment.rollout",
       outcome: "success",
-      reason,
+      reason: `${reason}: Deploy Finished failed published`,
       correlationId: "corr-deploy",
     });
 
@@ -150,61 +151,59 @@ describe("reconcileEnvironments", () => {
     expect(again.rolloutsFailed).toEqual([]);
     expect(later.rolloutsFailed).toEqual([]);
     expect(deps.publisher.entries).toHaveLength(1);
+    expect(deps.audit.records).toHaveLength(1);
   });
 
-  it("never reports or overwrites a deploy that changed the namespace after it was listed", async () => {
-    seed();
-    // Hold reconcile's read before publishing long enough for a newer deploy to write the namespace.
-    const slow = k8s.faults.add({
-      verb: "get",
-      resource: "namespaces",
-      name: NAMESPACE,
-      latencyMs: 300,
-      times: 1,
-    });
-    const reconciling = reconcileEnvironments(deps);
-    await waitUntil(() => slow.hits === 1, "reconcile's read is on its way");
-    const newer = await deps.cluster.apply(
-      environmentNamespace(
-        state({
-          sha: SHA_2,
-          pipelineId: 101,
-          correlationId: "corr-newer",
-          rolloutDeadline: new Date(NOW.getTime() + 10 * MINUTE),
+  it.each([
+    ["the stuck deploy finishing", { status: "succeeded" as const, rolloutDeadline: null, deployedAt: NOW }],
+    [
+      "a newer deploy",
+      {
+        sha: SHA_2,
+        pipelineId: 101,
+        correlationId: "corr-newer",
+        rolloutDeadline: new Date(NOW.getTime() + 10 * MINUTE),
+      },
+    ],
+  ])(
+    "lets %s between the list and the mark win: nothing marked, nothing published, audited as skipped",
+    async (_, wrote) => {
+      seed();
+      // Hold reconcile's mark long enough for the deploy to write the namespace first.
+      const slow = k8s.faults.add({
+        verb: "apply",
+        resource: "namespaces",
+        name: NAMESPACE,
+        latencyMs: 300,
+        times: 1,
+      });
+      const reconciling = reconcileEnvironments(deps);
+      await waitUntil(() => slow.hits === 1, "reconcile's mark is on its way");
+      const deployed = await deps.cluster.apply(environmentNamespace(state(wrote)));
+
+      const report = await reconciling;
+
+      expect(report.rolloutsFailed).toEqual([]);
+      expect(report.skipped).toEqual([
+        { namespace: NAMESPACE, reason: expect.stringContaining("not marked failed, nothing published") },
+      ]);
+      expect(deps.publisher.entries).toEqual([]);
+      expect(deps.audit.records).toEqual([
+        expect.objectContaining({
+          action: "environment.rollout",
+          outcome: "ignored",
+          reason: expect.stringMatching(/^skipped: changed since it was listed/),
         }),
-      ),
-    );
+      ]);
+      expect(stored()).toEqual(deployed);
 
-    const report = await reconciling;
+      // Nothing left for a later run either: what the deploy wrote is all there is.
+      await reconcileEnvironments(deps);
+      expect(deps.publisher.entries).toEqual([]);
+    },
+  );
 
-    expect(report.rolloutsFailed).toEqual([]);
-    expect(report.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("changed") }]);
-    expect(deps.publisher.entries).toEqual([]);
-    expect(stored()).toEqual(newer);
-  });
-
-  it("keeps the precondition on the mark: a deploy that writes after the publish is not marked failed", async () => {
-    seed();
-    const slow = k8s.faults.add({
-      verb: "apply",
-      resource: "namespaces",
-      name: NAMESPACE,
-      latencyMs: 300,
-      times: 1,
-    });
-    const reconciling = reconcileEnvironments(deps);
-    await waitUntil(() => slow.hits === 1, "reconcile's mark is on its way");
-    const newer = await deps.cluster.apply(
-      environmentNamespace(state({ sha: SHA_2, pipelineId: 101, correlationId: "corr-newer" })),
-    );
-
-    const report = await reconciling;
-
-    expect(report.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("changed") }]);
-    expect(stored()).toEqual(newer);
-  });
-
-  it("loses no Deploy Finished when the publish fails: the next run publishes it", async () => {
+  it("loses no Deploy Finished when the publish fails: the next run publishes it once, then not again", async () => {
     seed();
     deps.publisher.failNext = 1;
 
@@ -215,20 +214,37 @@ describe("reconcileEnvironments", () => {
       { namespace: NAMESPACE, reason: expect.stringContaining("not reconciled") },
     ]);
     expect(deps.publisher.entries).toEqual([]);
-    // Still "deploying": marked failed before the publish, later runs would skip it for good.
-    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("deploying");
+    expect(deps.audit.records).toEqual([]);
+    // Marked failed, and marked as not reported: later runs publish it.
+    expect(stored()?.metadata.annotations).toMatchObject({
+      [ANNOTATION.STATUS]: "failed",
+      [ANNOTATION.FAILURE_REPORTED]: "false",
+    });
 
     const second = await reconcileEnvironments(deps);
+    const third = await reconcileEnvironments(deps);
 
-    expect(second.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(second).toEqual({ examined: 1, rolloutsFailed: [NAMESPACE], stopsRequested: [], skipped: [] });
+    expect(third).toEqual({ examined: 1, rolloutsFailed: [], stopsRequested: [], skipped: [] });
     expect(deps.publisher.entries).toEqual([
-      { detailType: "Deploy Finished", detail: expect.objectContaining({ status: "failed" }) },
+      {
+        detailType: "Deploy Finished",
+        detail: expect.objectContaining({ status: "failed", sha: SHA, correlationId: "corr-deploy" }),
+      },
     ]);
-    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({ action: "environment.rollout", outcome: "success" }),
+    ]);
+    expect(stored()?.metadata.annotations).toMatchObject({
+      [ANNOTATION.STATUS]: "failed",
+      [ANNOTATION.FAILURE_REPORTED]: "true",
+    });
   });
 
-  it("publishes again, rather than never, when the mark fails after the publish", async () => {
+  it("publishes again, rather than never, when saying it was reported fails", async () => {
     seed();
+    // The mark goes through; the write after the publish fails.
+    k8s.faults.add({ verb: "apply", resource: "namespaces", name: NAMESPACE, times: 1 });
     k8s.faults.add({ verb: "apply", resource: "namespaces", name: NAMESPACE, status: 500, times: 1 });
     deps.cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, maxAttempts: 1 });
 
@@ -241,7 +257,38 @@ describe("reconcileEnvironments", () => {
     expect(third.rolloutsFailed).toEqual([]);
     // Twice, never zero times: report-status does not write the same final state twice.
     expect(deps.publisher.entries.map((e) => e.detailType)).toEqual(["Deploy Finished", "Deploy Finished"]);
-    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("failed");
+    expect(deps.audit.records.map((r) => r.outcome)).toEqual(["success", "success"]);
+    expect(stored()?.metadata.annotations?.[ANNOTATION.FAILURE_REPORTED]).toBe("true");
+  });
+
+  it("publishes nothing when the mark fails; the next run fails the rollout", async () => {
+    seed();
+    k8s.faults.add({ verb: "apply", resource: "namespaces", name: NAMESPACE, status: 500, times: 1 });
+    deps.cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, maxAttempts: 1 });
+
+    const first = await reconcileEnvironments(deps);
+
+    expect(first.skipped).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining("HTTP 500") }]);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()?.metadata.annotations?.[ANNOTATION.STATUS]).toBe("deploying");
+
+    const second = await reconcileEnvironments(deps);
+
+    expect(second.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(deps.publisher.entries).toHaveLength(1);
+  });
+
+  it("does not report a failure a new deploy attempt has replaced", async () => {
+    seed({ status: "failed", rolloutDeadline: null, failureReported: false });
+    // A new attempt writes the namespace before any run publishes the old failure.
+    const attempt = state({ sha: SHA_2, pipelineId: 101, rolloutDeadline: new Date(NOW.getTime() + MINUTE) });
+    await deps.cluster.apply(environmentNamespace(attempt));
+    expect(stored()?.metadata.annotations?.[ANNOTATION.FAILURE_REPORTED]).toBe("");
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report.rolloutsFailed).toEqual([]);
+    expect(deps.publisher.entries).toEqual([]);
   });
 
   it("keeps going past an environment it cannot update, and reports it", async () => {
@@ -256,8 +303,8 @@ describe("reconcileEnvironments", () => {
       status: "succeeded",
       expiresAt: new Date(NOW.getTime() - EXPIRY_GRACE_MS),
     });
-    // Its read before publishing fails, so nothing is published for it.
-    k8s.faults.add({ verb: "get", resource: "namespaces", name: first, status: 500 });
+    // Its mark fails, so nothing is published for it.
+    k8s.faults.add({ verb: "apply", resource: "namespaces", name: first, status: 500 });
     deps.cluster = createKubernetesCluster({
       kubeconfig: k8s.kubeconfig,
       maxAttempts: 2,
