@@ -147,15 +147,41 @@ async function requestStop(
  * nothing is published), and says the failure is not reported yet, so a publish that fails (or a run
  * that dies before it) is published by the next run (`reportFailure`), not lost.
  */
-async function failRollout(
+function failRollout(
   deps: ReconcileDeps,
   environment: ManagedEnvironment,
   gitlab: Gitlab,
   listed: Precondition,
 ): Promise<Outcome> {
+  const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
+  return markThenReport(deps, environment, gitlab, listed, reason);
+}
+
+/**
+ * A failure marked by an earlier run whose publish failed (or which died before it): published now,
+ * behind the same preconditioned write as a new one, so a deploy that wrote the namespace since the
+ * list (a redeploy of the same commit) is not reported failed.
+ */
+function reportFailure(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+  listed: Precondition,
+): Promise<Outcome> {
+  const reason =
+    "rollout did not finish by its deadline (marked failed by an earlier run, not reported until now)";
+  return markThenReport(deps, environment, gitlab, listed, reason);
+}
+
+async function markThenReport(
+  deps: ReconcileDeps,
+  environment: ManagedEnvironment,
+  gitlab: Gitlab,
+  listed: Precondition,
+  reason: string,
+): Promise<Outcome> {
   if (!isReportable(environment)) return { skipped: "no sha or ref annotation to report on" };
   const correlationId = environment.correlationId ?? deps.newId();
-  const reason = `rollout did not finish by its deadline ${environment.rolloutDeadline?.toISOString()}`;
   let marked: KubeObject;
   try {
     marked = await deps.cluster.apply(markedFailed(deps, environment, gitlab, correlationId, false, listed));
@@ -167,26 +193,6 @@ async function failRollout(
   }
   await publishFailure(deps, environment, gitlab, correlationId, reason);
   await markReported(deps, environment, gitlab, correlationId, marked.metadata);
-  return "reported";
-}
-
-/** A failure marked by an earlier run whose publish failed (or which died before it): published now. */
-async function reportFailure(
-  deps: ReconcileDeps,
-  environment: ManagedEnvironment,
-  gitlab: Gitlab,
-  listed: Precondition,
-): Promise<Outcome> {
-  if (!isReportable(environment)) return { skipped: "no sha or ref annotation to report on" };
-  const correlationId = environment.correlationId ?? deps.newId();
-  await publishFailure(
-    deps,
-    environment,
-    gitlab,
-    correlationId,
-    "rollout did not finish by its deadline (marked failed by an earlier run, not reported until now)",
-  );
-  await markReported(deps, environment, gitlab, correlationId, listed);
   return "reported";
 }
 

@@ -291,6 +291,53 @@ describe("reconcileEnvironments", () => {
     expect(deps.publisher.entries).toEqual([]);
   });
 
+  it("does not report a pending failure when a redeploy writes the namespace after the list", async () => {
+    seed({ status: "failed", rolloutDeadline: null, failureReported: false });
+    const cluster = deps.cluster;
+    // A redeploy of the same commit, between this run's list and its publish.
+    const redeploy = state({ correlationId: "corr-retry", status: "deploying" });
+    deps.cluster = {
+      ...cluster,
+      apply: (object: KubeObject) => cluster.apply(object),
+      list: async (...args: Parameters<typeof cluster.list>) => {
+        const page = await cluster.list(...args);
+        await cluster.apply(environmentNamespace(redeploy));
+        return page;
+      },
+    } as typeof cluster;
+
+    const report = await reconcileEnvironments(deps);
+
+    expect(report.rolloutsFailed).toEqual([]);
+    expect(deps.publisher.entries).toEqual([]);
+    expect(stored()?.metadata.annotations).toMatchObject({
+      [ANNOTATION.STATUS]: "deploying",
+      [ANNOTATION.CORRELATION_ID]: "corr-retry",
+    });
+  });
+
+  it("keeps a deploy that writes the namespace while the failure is being published", async () => {
+    seed();
+    const newer = state({ sha: SHA_2, pipelineId: 101, rolloutDeadline: new Date(NOW.getTime() + MINUTE) });
+    const recorder = deps.publisher;
+    deps.publisher = Object.assign(Object.create(recorder) as RecordingPublisher, {
+      publish: async (entries: Parameters<RecordingPublisher["publish"]>[0]) => {
+        await deps.cluster.apply(environmentNamespace(newer));
+        return recorder.publish(entries);
+      },
+    });
+
+    await reconcileEnvironments(deps);
+
+    expect(recorder.entries).toHaveLength(1);
+    // Saying the failure went out does not write the old commit over the new attempt.
+    expect(stored()?.metadata.annotations).toMatchObject({
+      [ANNOTATION.SHA]: SHA_2,
+      [ANNOTATION.STATUS]: "deploying",
+      [ANNOTATION.FAILURE_REPORTED]: "",
+    });
+  });
+
   it("keeps going past an environment it cannot update, and reports it", async () => {
     const first = namespaceFor(PROJECT, "review/a");
     const second = namespaceFor(PROJECT, "review/b");
