@@ -351,6 +351,21 @@ describe("planStepsFor", () => {
   });
 });
 
+/** A Merge Request envelope as EventBridge hands it to the plan-steps consumer. */
+function envelope(detail: unknown) {
+  return {
+    version: "0",
+    id: "e-1",
+    "detail-type": "Merge Request",
+    source: sourceOf("Merge Request"),
+    account: "000000000000",
+    time: "2026-11-21T10:00:00Z",
+    region: "local",
+    resources: [],
+    detail,
+  };
+}
+
 describe("planStepsFor when the dedupe store fails", () => {
   const down = () => new UnavailableError("dedupe store unavailable");
 
@@ -381,17 +396,6 @@ describe("planStepsFor when the dedupe store fails", () => {
 
   it("writes one line for an attempt whose claim cannot be released, saying what a retry will find", async () => {
     const consume = createPlanStepsConsumer(deps);
-    const envelope = (detail: unknown) => ({
-      version: "0",
-      id: "e-1",
-      "detail-type": "Merge Request",
-      source: sourceOf("Merge Request"),
-      account: "000000000000",
-      time: "2026-11-21T10:00:00Z",
-      region: "local",
-      resources: [],
-      detail,
-    });
     deps.manifests.failNext = 1;
     vi.spyOn(deps.dedupe, "release").mockRejectedValue(down());
     // The attempt's own error goes back to the bus, not the release's; the consumer adds no line.
@@ -413,18 +417,6 @@ describe("planStepsFor when the dedupe store fails", () => {
 });
 
 describe("plan-steps consumer", () => {
-  const envelope = (detail: unknown) => ({
-    version: "0",
-    id: "e-1",
-    "detail-type": "Merge Request",
-    source: sourceOf("Merge Request"),
-    account: "000000000000",
-    time: "2026-11-21T10:00:00Z",
-    region: "local",
-    resources: [],
-    detail,
-  });
-
   it("audits a malformed envelope before throwing it back", async () => {
     await expect(createPlanStepsConsumer(deps)(envelope({ correlationId: "c-9" }))).rejects.toThrow();
     expect(deps.audit.records).toEqual([
