@@ -123,8 +123,9 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     settings: ["busName", "dedupeTable", "gitlabUrl", "gitlabTokenSecret"],
     grants: ["publish", "dedupe", "gitlabToken"],
     // Fact and step keys, `plan/fact/…` and `plan/<instance>/…`, and the stop records it reads back,
-    // `plan/stop/…` (shared/services/plan-steps.ts, shared/domain/plan-steps.ts).
-    dedupe: { actions: ["PutItem", "DeleteItem", "GetItem"], keys: ["plan/*"] },
+    // `plan/stop/…` (shared/services/plan-steps.ts, shared/domain/plan-steps.ts). UpdateItem confirms
+    // a fact's lease once it is planned.
+    dedupe: { actions: ["PutItem", "UpdateItem", "DeleteItem", "GetItem"], keys: ["plan/*"] },
   },
   "build-image": {
     description: "Build Requested to a BuildKit Job in the cluster",

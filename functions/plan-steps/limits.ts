@@ -1,9 +1,11 @@
 /**
  * How long plan-steps may wait on what it calls, inside its 30 s Lambda timeout
  * (infra/function-specs.ts), for a fact of one environment: the GitLab token (Secrets Manager, when
- * its cache expired), the fact's claim, kubler.yaml from GitLab, a stop record, the step's claim,
- * PutEvents and a release. A Lambda timeout there leaves the fact claimed with nothing published.
- * Checked by test/infra/function-budgets.test.ts.
+ * its cache expired), the fact's lease, kubler.yaml from GitLab, a stop record, the step's claim,
+ * PutEvents, then a release (on a failure) or the fact's confirmation alongside the undone steps'
+ * release. A Lambda timeout there leaves the step claimed with nothing published, and the fact
+ * leased until `FACT_LEASE_SECONDS` (shared/services/plan-steps.ts) end. Checked by
+ * test/infra/function-budgets.test.ts.
  */
 import { STEP_AWS_MAX_ATTEMPTS, STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 

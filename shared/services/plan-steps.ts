@@ -4,6 +4,7 @@
  * ignored ones included; a bad `kubler.yaml` is an audited failure, never a crash or a retry.
  */
 
+import type { AuditOutcome } from "../domain/audit.js";
 import {
   type KublerManifest,
   MANIFEST_FILE,
@@ -21,6 +22,7 @@ import {
   stepKey,
   triageFact,
 } from "../domain/plan-steps.js";
+import { UnavailableError } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -28,6 +30,7 @@ import type {
   EnvironmentStops,
   EventPublisher,
   ManifestSource,
+  Reservation,
 } from "../ports.js";
 import { createStepAudit } from "./step-audit.js";
 
@@ -37,6 +40,15 @@ const FN = "plan-steps";
  * remembered as long as EventBridge may redeliver it (24 h retries) with room to spare, like the ingress.
  */
 export const FACT_TTL_SECONDS = 3 * 86_400;
+/**
+ * How long an attempt holds its fact's key while it plans, before the key is confirmed for
+ * `FACT_TTL_SECONDS` (or released on a failure). Twice plan-steps' 30 s Lambda timeout
+ * (infra/function-specs.ts), so another delivery of the fact never takes the key from an attempt still
+ * running; no longer than the minute Lambda waits before retrying an attempt it killed (which took
+ * its lease before the timeout), so that retry finds the key free, not 3 days of "already planned".
+ * https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
+ */
+export const FACT_LEASE_SECONDS = 60;
 /**
  * GitLab's second delivery of one change (two MR events for one push, an old instance resending)
  * arrives within seconds or minutes. Held longer, a deliberate rebuild of the same commit (reopen
@@ -85,59 +97,65 @@ export async function planStepsFor(
     return triage;
   }
   const factKey = `plan/fact/${fact.detailType}/${detail.correlationId}`;
-  let claimedFact: boolean;
+  const { sha } = triage;
+  let reservation: Reservation;
   try {
-    claimedFact = await deps.dedupe.claim(factKey, FACT_TTL_SECONDS);
+    reservation = await deps.dedupe.reserve(factKey, FACT_LEASE_SECONDS);
   } catch (error) {
     audit(
       "failure",
       `could not claim ${fact.detailType} ${detail.correlationId}: ${messageOf(error)}; will retry`,
-      {
-        sha: triage.sha,
-      },
+      { sha },
     );
     throw audited(error);
   }
-  if (!claimedFact) {
+  if (reservation === "duplicate") {
     const reason = `duplicate delivery of ${fact.detailType} ${detail.correlationId}: already planned`;
-    audit("ignored", reason, { sha: triage.sha });
+    audit("ignored", reason, { sha });
     return { kind: "ignored", reason };
   }
+  if (reservation === "in-flight") {
+    // Another attempt on this fact is still running and may yet fail: taking this one for a
+    // duplicate would then lose the fact. The bus's retry finds it planned, or free again.
+    const reason = `${fact.detailType} ${detail.correlationId} is being planned by another attempt`;
+    audit("failure", `${reason}; will retry`, { sha });
+    throw audited(new UnavailableError(reason));
+  }
+  // The fact's key is leased from here: a decision (steps, ignored, a bad kubler.yaml) confirms it
+  // with its audit line; a failure that a retry may get past releases it (`releaseForRetry`).
+  const decide = async (outcome: AuditOutcome, reason: string, subject: Record<string, unknown>) =>
+    audit(outcome, reason + (await confirmFact(deps, factKey)), subject);
 
   let plan: Plan;
   try {
-    const manifest = await readManifest(deps, detail.gitlab, triage.sha);
-    if (manifest.kind === "none") {
-      const reason = `no ${MANIFEST_FILE} at ${triage.sha}: the project is not opted in`;
-      audit("ignored", reason, { sha: triage.sha });
-      return { kind: "ignored", reason };
-    }
-    plan = planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
+    const manifest = await readManifest(deps, detail.gitlab, sha);
+    plan =
+      manifest.kind === "none"
+        ? { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` }
+        : planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
   } catch (error) {
     if (error instanceof ManifestError) {
-      // The project's mistake, not ours: retrying cannot fix it, so it is final (and kept claimed).
-      audit("failure", error.message, { sha: triage.sha, file: MANIFEST_FILE });
+      // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
+      await decide("failure", error.message, { sha, file: MANIFEST_FILE });
       return { kind: "failed", reason: error.message };
     }
-    const retry = await releaseForRetry(deps, [factKey]);
-    audit("failure", `could not read ${MANIFEST_FILE} at ${triage.sha}: ${messageOf(error)}; ${retry}`, {
-      sha: triage.sha,
-    });
+    const retry = await releaseForRetry(deps, factKey);
+    audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
     throw audited(error);
   }
   if (plan.kind === "ignored") {
-    audit("ignored", plan.reason, { sha: triage.sha });
+    await decide("ignored", plan.reason, { sha });
     return plan;
   }
   try {
     plan = await heedStops(deps, plan, factAt);
   } catch (error) {
-    const retry = await releaseForRetry(deps, [factKey]);
-    audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha: triage.sha });
+    const retry = await releaseForRetry(deps, factKey);
+    audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha });
     throw audited(error);
   }
   if (plan.kind === "ignored") {
-    audit("ignored", plan.reason, { sha: triage.sha });
+    await decide("ignored", plan.reason, { sha });
     return plan;
   }
 
@@ -157,46 +175,76 @@ export async function planStepsFor(
     if (fresh.length > 0) await deps.publisher.publish(fresh.map((step) => step.entry));
   } catch (error) {
     // Unclaim everything, so EventBridge's retry of this fact plans it again in full.
-    const retry = await releaseForRetry(deps, [...claimed, factKey]);
+    const retry = await releaseForRetry(deps, factKey, claimed);
     audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; ${retry}`);
     throw audited(error);
   }
 
   const subject = {
-    sha: triage.sha,
+    sha,
     environments: [...new Set(plan.steps.map((s) => s.entry.detail.environment))],
     steps: fresh.map((s) => s.entry.detailType),
   };
   if (fresh.length === 0) {
     const reason = `duplicate: ${describe(duplicates)} already planned (${plan.reason})`;
-    audit("ignored", reason, subject);
+    await decide("ignored", reason, subject);
     return { kind: "ignored", reason };
   }
+  // The steps are out: neither call may turn this attempt into a retry (which would find the fact
+  // planned and audit it as a duplicate). Run together, as the time budget has room for one call here
+  // (functions/plan-steps/limits.ts).
+  const [unconfirmed, unreleased] = await Promise.all([
+    confirmFact(deps, factKey),
+    releaseUndoneSteps(deps, fresh),
+  ]);
   audit(
     "success",
-    duplicates.length > 0 ? `${plan.reason}; ${describe(duplicates)} already planned` : plan.reason,
+    (duplicates.length > 0 ? `${plan.reason}; ${describe(duplicates)} already planned` : plan.reason) +
+      unconfirmed,
     subject,
   );
-  // After the success line: the steps are out, and a failure here must not turn into a retry that
-  // finds the fact claimed and audits it as a duplicate.
-  await releaseUndoneSteps(deps, fresh, audit);
+  if (unreleased) audit("failure", unreleased.reason, { unreleased: unreleased.keys });
   return { kind: "published", steps: fresh, duplicates, reason: plan.reason };
 }
 
 /**
- * Releases the keys a failed attempt claimed, so the bus's retry plans the fact again; never throws.
- * Says what the retry will find, for the attempt's one audit line: a release that failed leaves the
- * fact claimed, and the retry will answer "already planned" (DESIGN §12 prefers that to a double).
+ * Makes the fact's decision final for `FACT_TTL_SECONDS`; never throws, as the decision stands (its
+ * steps may be out). Says, for the decision's audit line, what a key left leased means.
+ */
+async function confirmFact(deps: Pick<PlanStepsDeps, "dedupe">, factKey: string): Promise<string> {
+  try {
+    await deps.dedupe.confirm(factKey, FACT_TTL_SECONDS);
+    return "";
+  } catch (error) {
+    return (
+      `; its claim could not be confirmed (${messageOf(error)}): a redelivery after ` +
+      `${FACT_LEASE_SECONDS} s plans it again`
+    );
+  }
+}
+
+/**
+ * Releases the fact's lease and the step keys a failed attempt claimed, so the bus's retry plans the
+ * fact again; never throws. Says what the retry will find, for the attempt's one audit line: a fact
+ * left leased is planned once the lease ends; a step left claimed is taken for "already planned"
+ * (DESIGN §12 prefers that to a double).
  */
 async function releaseForRetry(
   deps: Pick<PlanStepsDeps, "dedupe">,
-  keys: readonly string[],
+  factKey: string,
+  stepKeys: readonly string[] = [],
 ): Promise<string> {
-  const failed = (await Promise.allSettled(keys.map((key) => deps.dedupe.release(key)))).filter(
-    (result): result is PromiseRejectedResult => result.status === "rejected",
+  const [fact, ...steps] = await Promise.allSettled(
+    [factKey, ...stepKeys].map((key) => deps.dedupe.release(key)),
   );
-  if (failed.length === 0) return "will retry";
-  return `and could not release its claim (${messageOf(failed[0]?.reason)}): a retry will find it already planned`;
+  const step = steps.find((result) => result.status === "rejected");
+  if (step) {
+    return `and could not release its claim (${messageOf(step.reason)}): a retry will find it already planned`;
+  }
+  if (fact?.status === "rejected") {
+    return `and could not release its claim (${messageOf(fact.reason)}): a retry plans it once its ${FACT_LEASE_SECONDS} s lease ends`;
+  }
+  return "will retry";
 }
 
 /**
@@ -222,14 +270,13 @@ export function isAuditedPlanFailure(error: unknown): boolean {
 
 /**
  * A stop makes the next build of the same commit a new step again (close, then reopen), and back.
- * Best effort: a key left claimed expires after `STEP_TTL_SECONDS`; until then the undone step
- * counts as a duplicate, which is audited here.
+ * Best effort, never throws: a key left claimed expires after `STEP_TTL_SECONDS`; until then the
+ * undone step counts as a duplicate, which the caller audits with the keys and reason returned.
  */
 async function releaseUndoneSteps(
-  deps: PlanStepsDeps,
+  deps: Pick<PlanStepsDeps, "dedupe">,
   fresh: readonly PlannedStep[],
-  audit: ReturnType<typeof createStepAudit>,
-): Promise<void> {
+): Promise<{ reason: string; keys: (string | undefined)[] } | null> {
   const keys = fresh.flatMap((step) =>
     STEPS_UNDONE_BY[step.entry.detailType].map((undone) =>
       stepKey(undone, step.entry.detail.gitlab, step.entry.detail.environment, step.sha),
@@ -240,13 +287,13 @@ async function releaseUndoneSteps(
     result.status === "rejected" ? [{ key: keys[index], error: result.reason as unknown }] : [],
   );
   const first = failed[0];
-  if (!first) return;
-  audit(
-    "failure",
-    `published, but could not release ${failed.length} undone step key(s) (${messageOf(first.error)}): ` +
+  if (!first) return null;
+  return {
+    reason:
+      `published, but could not release ${failed.length} undone step key(s) (${messageOf(first.error)}): ` +
       `the same step within ${STEP_TTL_SECONDS / 60} min is taken for a duplicate`,
-    { unreleased: failed.map((f) => f.key) },
-  );
+    keys: failed.map((f) => f.key),
+  };
 }
 
 /**

@@ -11,6 +11,7 @@ import { RECONCILE_LIMITS } from "../../functions/reconcile/limits.js";
 import { REPORT_STATUS_LIMITS } from "../../functions/report-status/limits.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import type { FunctionName } from "../../shared/domain/catalog.js";
+import { FACT_LEASE_SECONDS } from "../../shared/services/plan-steps.js";
 
 /** The GitLab and Kubernetes adapters cap one wait at 5 s, a `Retry-After` included (their MAX_DELAY_MS). */
 const HTTP_ADAPTER_MAX_DELAY_MS = 5_000;
@@ -62,7 +63,8 @@ describe("the time each function may wait, against its Lambda timeout", () => {
 
   it("plan-steps reads kubler.yaml and publishes inside its timeout, with time to spare", () => {
     const { gitlab, aws, publisher } = PLAN_STEPS_LIMITS;
-    // Token, fact claim, kubler.yaml, stop record, step claim, PutEvents, release.
+    // Token, fact lease, kubler.yaml, stop record, step claim, PutEvents, then a release, or the
+    // fact's confirmation and the undone steps' release together.
     const worst =
       awsCall(aws) +
       awsCall(aws) +
@@ -74,6 +76,15 @@ describe("the time each function may wait, against its Lambda timeout", () => {
     expect(httpCall(gitlab)).toBeLessThan(timeoutMs("plan-steps") / 2);
     expect(worst).toBeLessThanOrEqual(timeoutMs("plan-steps") - 4_000);
     expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
+  });
+
+  it("plan-steps holds a fact's lease longer than any attempt on it can run", () => {
+    // An attempt still running must not lose its fact to another delivery; one killed at the timeout
+    // took its lease before then, and Lambda retries it a minute after: the retry must find it free.
+    // https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
+    const lambdaFirstRetryDelayMs = 60_000;
+    expect(FACT_LEASE_SECONDS * 1000).toBeGreaterThanOrEqual(2 * timeoutMs("plan-steps"));
+    expect(FACT_LEASE_SECONDS * 1000).toBeLessThanOrEqual(lambdaFirstRetryDelayMs);
   });
 
   it("report-status always has time left for the POST after the GET of the latest status", () => {

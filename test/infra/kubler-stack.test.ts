@@ -366,7 +366,7 @@ describe("IAM", () => {
       own("plan-steps"),
       dlq("plan-steps"),
       publish("kubler", ["Build Requested", "Deploy Requested", "Environment Stop Requested"]),
-      dedupe(["DeleteItem", "GetItem", "PutItem"], {
+      dedupe(["DeleteItem", "GetItem", "PutItem", "UpdateItem"], {
         "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["plan/*"] },
       }),
       gitlabToken,
@@ -554,7 +554,7 @@ describe("what each role may put on the bus and touch in the dedupe table", () =
   const actions = {
     "gitlab-webhook": ["PutItem", "UpdateItem", "DeleteItem"],
     "job-credentials": ["PutItem", "DeleteItem"],
-    "plan-steps": ["PutItem", "DeleteItem", "GetItem"],
+    "plan-steps": ["PutItem", "UpdateItem", "DeleteItem", "GetItem"],
     "deploy-environment": ["GetItem"],
   } as Partial<Record<FunctionName, string[]>>;
 

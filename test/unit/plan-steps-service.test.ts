@@ -12,7 +12,7 @@ import { UnavailableError } from "../../shared/errors.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import { type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
+import { FACT_LEASE_SECONDS, type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
 
 const BUILT = "group/built"; // Kubler builds its image
@@ -34,13 +34,16 @@ environments:
 `,
 };
 
-/** kubler.yaml by project path; counts reads; can be told to fail. */
+/** kubler.yaml by project path; counts reads; can be told to fail, or to wait for a gate. */
 class FakeManifestSource implements ManifestSource {
   reads = 0;
   failNext = 0;
+  /** While set, a read waits for it: a slow GitLab, or (never settled) one that hangs. */
+  gate: Promise<void> | null = null;
   constructor(readonly files: Record<string, string> = { ...MANIFESTS }) {}
   async readManifest(project: { projectPath: string }): Promise<string | null> {
     this.reads++;
+    if (this.gate) await this.gate;
     if (this.failNext > 0) {
       this.failNext--;
       throw new UnavailableError("GitLab answered 503 three times");
@@ -126,6 +129,7 @@ let deps: PlanStepsDeps & {
   publisher: RecordingPublisher;
   audit: RecordingAuditLog;
   dedupe: MemoryDedupeStore;
+  clock: FixedClock;
 };
 
 function freshDeps(): typeof deps {
@@ -370,7 +374,7 @@ describe("planStepsFor when the dedupe store fails", () => {
   const down = () => new UnavailableError("dedupe store unavailable");
 
   it("audits a fact it cannot claim, and throws it back for a retry", async () => {
-    vi.spyOn(deps.dedupe, "claim").mockRejectedValueOnce(down());
+    vi.spyOn(deps.dedupe, "reserve").mockRejectedValueOnce(down());
     await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("dedupe store unavailable");
     expect(deps.publisher.entries).toEqual([]);
     expect(deps.audit.records).toEqual([
@@ -394,6 +398,15 @@ describe("planStepsFor when the dedupe store fails", () => {
     ]);
   });
 
+  it("keeps a decision whose fact cannot be confirmed, saying so in its one line", async () => {
+    vi.spyOn(deps.dedupe, "confirm").mockRejectedValue(down());
+    expect(await planStepsFor(deps, mergeRequest("c-1"))).toMatchObject({ kind: "published" });
+    expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([
+      "success: merge request !7 opened: build aaaaaaaa for review/feature-x; its claim could not be " +
+        "confirmed (dedupe store unavailable): a redelivery after 60 s plans it again",
+    ]);
+  });
+
   it("writes one line for an attempt whose claim cannot be released, saying what a retry will find", async () => {
     const consume = createPlanStepsConsumer(deps);
     deps.manifests.failNext = 1;
@@ -402,7 +415,7 @@ describe("planStepsFor when the dedupe store fails", () => {
     await expect(consume(envelope(mergeRequest("c-1").detail))).rejects.toThrow("GitLab answered 503");
     expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([
       `failure: could not read kubler.yaml at ${SHA_A}: GitLab answered 503 three times; ` +
-        "and could not release its claim (dedupe store unavailable): a retry will find it already planned",
+        "and could not release its claim (dedupe store unavailable): a retry plans it once its 60 s lease ends",
     ]);
     deps = freshDeps();
     deps.publisher.failNext = 1;
@@ -414,6 +427,115 @@ describe("planStepsFor when the dedupe store fails", () => {
       reason: expect.stringMatching(/publishing Build Requested .* failed: .*could not release its claim/),
     });
   });
+});
+
+describe("a fact's lease", () => {
+  const hang = () => {
+    deps.manifests.gate = new Promise(() => {}); // until Lambda kills the attempt at its timeout
+  };
+  const slow = () => {
+    let open = () => {};
+    deps.manifests.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    return () => {
+      deps.manifests.gate = null;
+      open();
+    };
+  };
+  const reading = () => vi.waitFor(() => expect(deps.manifests.reads).toBeGreaterThan(0));
+  const inFlight = "failure: Merge Request c-1 is being planned by another attempt; will retry";
+
+  it("frees the fact of an attempt killed mid-way once the lease ends", async () => {
+    hang();
+    void planStepsFor(deps, mergeRequest("c-1"));
+    await reading();
+    deps.manifests.gate = null;
+    // The bus's retry, while the lease holds: told to retry later, not that the fact is planned.
+    deps.clock.advance(FACT_LEASE_SECONDS * 1000 - 1);
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow(UnavailableError);
+    expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([inFlight]);
+    deps.clock.advance(1);
+    await planStepsFor(deps, mergeRequest("c-1"));
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+
+  it("retries an in-flight duplicate, which plans the fact when the first attempt fails", async () => {
+    const consume = createPlanStepsConsumer(deps);
+    const open = slow();
+    deps.manifests.failNext = 1;
+    const first = planStepsFor(deps, mergeRequest("c-1"));
+    await reading();
+    // One line for the duplicate's attempt: the consumer adds none.
+    await expect(consume(envelope(mergeRequest("c-1").detail))).rejects.toThrow(UnavailableError);
+    expect(deps.audit.records.map((r) => `${r.outcome}: ${r.reason}`)).toEqual([inFlight]);
+    open();
+    await expect(first).rejects.toThrow("GitLab answered 503");
+    await consume(envelope(mergeRequest("c-1").detail)); // the bus's retry of the duplicate
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+
+  it("retries an in-flight duplicate, which finds the fact planned when the first attempt succeeds", async () => {
+    const open = slow();
+    const first = planStepsFor(deps, mergeRequest("c-1"));
+    await reading();
+    await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow(UnavailableError);
+    open();
+    await first;
+    expect(await planStepsFor(deps, mergeRequest("c-1"))).toEqual({
+      kind: "ignored",
+      reason: "duplicate delivery of Merge Request c-1: already planned",
+    });
+    expect(published()).toEqual(["Build Requested review/feature-x"]);
+  });
+
+  const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+  const decisions: {
+    name: string;
+    fact: GitlabFact;
+    at?: Date;
+    before?: () => unknown;
+  }[] = [
+    { name: "steps published", fact: mergeRequest("c-1") },
+    { name: "no kubler.yaml", fact: push("c-1", "group/other") },
+    { name: "no matching rule", fact: push("c-1", BUILT, { branch: "develop", ref: "refs/heads/develop" }) },
+    {
+      name: "a bad kubler.yaml",
+      fact: mergeRequest("c-1"),
+      before: () => {
+        deps.manifests.files[BUILT] = "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n";
+      },
+    },
+    {
+      name: "its steps already planned",
+      fact: mergeRequest("c-1"),
+      before: () => planStepsFor(deps, mergeRequest("c-0")),
+    },
+    {
+      name: "refused by a later stop",
+      fact: mergeRequest("c-1", { action: "update", oldrev: SHA_B }),
+      at: at("10:00:00"),
+      before: () =>
+        planStepsFor(deps, mergeRequest("c-0", { action: "merge", state: "merged" }), at("10:01:00")),
+    },
+  ];
+
+  it.each(decisions)(
+    "confirms a final decision ($name): a redelivery after the lease is a duplicate",
+    async ({ fact, at, before }) => {
+      await before?.();
+      await planStepsFor(deps, fact, at);
+      const reads = deps.manifests.reads;
+      const entries = deps.publisher.entries.length;
+      deps.clock.advance(10 * FACT_LEASE_SECONDS * 1000);
+      expect(await planStepsFor(deps, fact, at)).toEqual({
+        kind: "ignored",
+        reason: `duplicate delivery of ${fact.detailType} c-1: already planned`,
+      });
+      expect(deps.manifests.reads).toBe(reads);
+      expect(deps.publisher.entries).toHaveLength(entries);
+    },
+  );
 });
 
 describe("plan-steps consumer", () => {
