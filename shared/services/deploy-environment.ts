@@ -39,7 +39,7 @@ import {
 import { environmentStopKey, isRefusedByStop } from "../domain/plan-steps.js";
 import { deploymentRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
-import { KubernetesInvalidError } from "../errors.js";
+import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -105,11 +105,7 @@ export async function deployEnvironment(
     detail,
     subject: { environment: detail.environment, namespace, sha: detail.sha },
   });
-  const finish = async (
-    status: "succeeded" | "failed" | "rolled_back",
-    reason: string | null,
-    url: string | null,
-  ): Promise<DeployOutcome> => {
+  const finish: Finish = async (status, reason, url) => {
     await deps.publisher.publish([
       {
         detailType: "Deploy Finished",
@@ -245,7 +241,11 @@ export async function deployEnvironment(
     lastGoodDigest: running?.lastGoodDigest ?? null,
   };
 
-  await deps.cluster.apply(environmentNamespace(state));
+  const deploying = await deps.cluster.apply(environmentNamespace(state));
+  const conclude = concludeWith(deps, state, deploying, finish, (reason, status) => {
+    audit("ignored", reason, { status });
+    return { kind: "ignored", reason };
+  });
   await applyAccess(deps.cluster, state, prepared);
   const lastGood = await readLastGood(deps.cluster, state);
   // What of this revision reached the cluster: a rollback removes what of it the last good one lacks.
@@ -264,26 +264,105 @@ export async function deployEnvironment(
       applied,
       `the cluster refused a manifest: ${error.message}`,
       timeoutMs,
-      finish,
+      conclude,
     );
   }
   const rollout = await waitForRollout(deps, prepared.objects, deadline);
-  if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, finish);
+  if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude);
 
-  if (!redeploy) {
-    const lastGoodDigest = await saveLastGood(deps.cluster, state, prepared.objects);
-    await deps.cluster.apply(
-      environmentNamespace({
-        ...state,
-        lastGoodDigest,
-        status: "succeeded",
-        deployedAt: deps.clock.now(),
-        rolloutDeadline: null,
-      }),
-    );
+  if (redeploy) return finish("succeeded", null, prepared.url);
+  // The record is written once the Namespace that commits to its digest is: a deploy that loses its
+  // final write leaves the last good revision's record as it was, matching the digest still there.
+  const record = lastGoodRecord(state, prepared.objects);
+  return conclude(
+    {
+      ...state,
+      lastGoodDigest: record.digest,
+      status: "succeeded",
+      deployedAt: deps.clock.now(),
+      rolloutDeadline: null,
+    },
+    { status: "succeeded", reason: null, url: prepared.url },
+    () => saveLastGood(deps.cluster, state, record.data),
+  );
+}
+
+type Finish = (
+  status: "succeeded" | "failed" | "rolled_back",
+  reason: string | null,
+  url: string | null,
+) => Promise<DeployOutcome>;
+
+/**
+ * Writes the namespace's final state, then the schedule, then publishes. Returns what the deploy ends
+ * with; `then` runs between the write and the schedule, only when the write went through.
+ */
+type Conclude = (
+  final: EnvironmentState,
+  outcome: { status: "succeeded" | "failed" | "rolled_back"; reason: string | null; url: string | null },
+  then?: () => Promise<void>,
+) => Promise<DeployOutcome>;
+
+/**
+ * The final write goes over the namespace as this deploy's "deploying" write left it, and nothing
+ * else (a resourceVersion in an apply is a precondition, https://github.com/kubernetes/kubernetes/issues/63104):
+ * the first final word on an attempt is the one reported, whoever says it. A 409 means someone wrote
+ * the namespace since, and the deploy then writes and publishes nothing:
+ * - reconcile marked this attempt failed past its deadline (DESIGN §6). That failure is published by
+ *   reconcile, now or, if its publish failed, by its next run (the failure-reported annotation), so
+ *   GitLab hears of it exactly once. Publishing the deploy's own outcome as well would send a second
+ *   final state for one attempt (DESIGN §12 "nothing twice") and leave the namespace and GitLab saying
+ *   whichever landed last; reconcile's mark stands instead, as its 409 makes a deploy's stand. The
+ *   schedule still moves: the mark kept this attempt's expiry, which no schedule matches yet.
+ * - a newer deploy (or a redelivery of this one) wrote it: its outcome is the one to report, and the
+ *   schedule is its own.
+ */
+function concludeWith(
+  deps: DeployEnvironmentDeps,
+  state: EnvironmentState,
+  deploying: KubeObject,
+  finish: Finish,
+  stop: (reason: string, status: string) => DeployOutcome,
+): Conclude {
+  const { uid, resourceVersion } = deploying.metadata;
+  return async (final, { status, reason, url }, then) => {
+    const object = environmentNamespace(final);
+    object.metadata = {
+      ...object.metadata,
+      ...(uid ? { uid } : {}),
+      ...(resourceVersion ? { resourceVersion } : {}),
+    };
+    try {
+      await deps.cluster.apply(object);
+    } catch (error) {
+      if (!(error instanceof KubernetesConflictError)) throw error;
+      const since = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
+      const read = since ? readEnvironment(since) : null;
+      const now = read?.kind === "managed" ? read.environment : null;
+      const sameAttempt =
+        now !== null &&
+        now.correlationId === state.correlationId &&
+        now.attemptedSha === state.attemptedSha &&
+        now.attemptedPipelineId === state.attemptedPipelineId;
+      if (sameAttempt && now.status === "failed") {
+        await moveSchedule(deps, state);
+        return stop(
+          `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published`,
+          status,
+        );
+      }
+      const who = now
+        ? `${sameAttempt ? "another delivery of this deploy" : "a newer deploy"} (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
+        : "its deletion";
+      return stop(
+        `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`,
+        status,
+      );
+    }
+    await then?.();
     await moveSchedule(deps, state);
-  }
-  return finish("succeeded", null, prepared.url);
+    return finish(status, reason, url);
+  };
 }
 
 interface Prepared {
@@ -471,17 +550,24 @@ async function readLastGood(cluster: EnvironmentCluster, state: EnvironmentState
   }
 }
 
-/** Writes the record; resolves with its digest, for the Namespace. */
-async function saveLastGood(
-  cluster: EnvironmentCluster,
+/** The record of this revision, with the digest the Namespace carries. */
+function lastGoodRecord(
   state: EnvironmentState,
   objects: KubeObject[],
-): Promise<string> {
+): { data: Record<string, string>; digest: string } {
   const data = {
     sha: state.sha,
     pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
     "objects.json": JSON.stringify(objects),
   };
+  return { data, digest: lastGoodDigest(data) };
+}
+
+async function saveLastGood(
+  cluster: EnvironmentCluster,
+  state: EnvironmentState,
+  data: Record<string, string>,
+): Promise<void> {
   await cluster.apply({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -492,7 +578,6 @@ async function saveLastGood(
     },
     data,
   });
-  return lastGoodDigest(data);
 }
 
 async function rollBack(
@@ -502,16 +587,17 @@ async function rollBack(
   applied: readonly KubeObject[],
   failure: string,
   timeoutMs: number,
-  finish: (status: "failed" | "rolled_back", reason: string, url: string | null) => Promise<DeployOutcome>,
+  conclude: Conclude,
 ): Promise<DeployOutcome> {
   if (!lastGood || "unusable" in lastGood || lastGood.sha === state.sha) {
-    await deps.cluster.apply(environmentNamespace({ ...state, status: "failed", rolloutDeadline: null }));
-    await moveSchedule(deps, state);
     const why =
       lastGood && "unusable" in lastGood
         ? `the last good revision was not rolled back to, its record is not usable: ${lastGood.unusable}`
         : "no earlier good revision to roll back to";
-    return finish("failed", `${failure}; ${why}`, state.url);
+    return conclude(
+      { ...state, status: "failed", rolloutDeadline: null },
+      { status: "failed", reason: `${failure}; ${why}`, url: state.url },
+    );
   }
   for (const object of lastGood.objects) await deps.cluster.apply(object);
   await removeObjectsNotIn(deps.cluster, state, lastGood.objects, applied);
@@ -520,19 +606,18 @@ async function rollBack(
     lastGood.objects,
     new Date(deps.clock.now().getTime() + timeoutMs),
   );
-  await deps.cluster.apply(
-    environmentNamespace({
+  const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
+  return conclude(
+    {
       ...state,
       sha: lastGood.sha,
       pipelineId: lastGood.pipelineId,
       status: "rolled_back",
       deployedAt: deps.clock.now(),
       rolloutDeadline: null,
-    }),
+    },
+    { status: "rolled_back", reason, url: state.url },
   );
-  await moveSchedule(deps, state);
-  const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
-  return finish("rolled_back", reason, state.url);
 }
 
 /**

@@ -22,7 +22,14 @@ import {
   deployEnvironment,
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
+import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
+import {
+  FixedClock,
+  RecordingAuditLog,
+  RecordingPublisher,
+  RecordingScheduler,
+  sequentialIds,
+} from "../fakes/index.js";
 import { allows } from "../fakes/rbac.js";
 
 const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
@@ -732,6 +739,162 @@ describe("deployEnvironment", () => {
       metadata: { name: NAMESPACE, labels: { team: "payments" } },
     });
     await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: NAMESPACE });
+  });
+});
+
+/** The cluster as the deploy sees it, recording each call; `onRollout` runs once, at the first rollout poll. */
+function watchedCluster(onRollout: () => Promise<void> = async () => {}) {
+  const inner = deps.cluster;
+  const calls: string[] = [];
+  let polled = false;
+  const cluster: DeployEnvironmentDeps["cluster"] = {
+    ...inner,
+    get: async (ref) => {
+      calls.push(`get ${ref.kind}`);
+      if (ref.kind === "Deployment" && !polled) {
+        polled = true;
+        await onRollout();
+      }
+      return inner.get(ref);
+    },
+    apply: async (object) => {
+      calls.push(
+        `apply ${object.kind}${object.metadata.resourceVersion ? ` over ${object.metadata.resourceVersion}` : ""}`,
+      );
+      return inner.apply(object);
+    },
+  };
+  return { cluster, calls };
+}
+
+/** What the deploy and reconcile published, each a Deploy Finished. */
+function finished(): Record<string, unknown>[] {
+  return deps.publisher.entries.map((e) => ({ detailType: e.detailType, ...e.detail }));
+}
+
+/** Reconcile's run a minute past the deploy's rollout deadline, on the same bus. */
+async function reconcileLate(): Promise<void> {
+  const deadline = k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
+    "kubler.dev/rollout-deadline"
+  ];
+  const report = await reconcileEnvironments({
+    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
+    publisher: deps.publisher,
+    audit: deps.audit,
+    clock: new FixedClock(new Date(new Date(deadline ?? "").getTime() + 60_000)),
+    newId: sequentialIds("reconcile"),
+  });
+  expect(report.rolloutsFailed).toEqual([NAMESPACE]);
+}
+
+describe("deployEnvironment's final write against reconcile and newer deploys", () => {
+  beforeEach(() => waitForNamespaceGone(NAMESPACE));
+
+  it("writes its final state over its own deploying write only: one precondition, no extra call", async () => {
+    await deployEnvironment(deps, requested());
+    const { cluster, calls } = watchedCluster();
+    deps.cluster = cluster;
+    await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }));
+    const namespaceCalls = calls.filter((c) => c.endsWith("Namespace") || /Namespace over/.test(c));
+    expect(namespaceCalls).toEqual([
+      "get Namespace",
+      "apply Namespace",
+      expect.stringMatching(/^apply Namespace over \d+$/),
+    ]);
+    // The record follows the Namespace that commits to its digest; nothing else moved.
+    expect(calls.slice(-2)).toEqual([namespaceCalls[2], "apply ConfigMap"]);
+    expect(calls.filter((c) => c.includes(" over "))).toHaveLength(1);
+    expect(finished().map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
+  });
+
+  it("keeps reconcile's failed mark on an attempt it failed while the rollout ran: reported once, never succeeded", async () => {
+    await deployEnvironment(deps, requested());
+    const before = k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.metadata.resourceVersion;
+    deps.cluster = watchedCluster(reconcileLate).cluster;
+    const outcome = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }),
+    );
+    expect(outcome).toEqual({
+      kind: "ignored",
+      reason: expect.stringContaining("reconcile marked this rollout failed"),
+    });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/sha": SHA_2,
+      "kubler.dev/attempted-sha": SHA_2,
+      "kubler.dev/status": "failed",
+      "kubler.dev/failure-reported": "true",
+      "kubler.dev/correlation-id": "corr-2",
+    });
+    // The last good record is still SHA_1's, matching the digest the mark kept: a rollback can use it.
+    expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.metadata.resourceVersion).toBe(
+      before,
+    );
+    expect(finished().map((d) => [d.correlationId, d.sha, d.status])).toEqual([
+      ["corr-1", SHA_1, "succeeded"],
+      ["corr-2", SHA_2, "failed"],
+    ]);
+    expect(deps.scheduler.schedules.get(NAMESPACE)?.at).toEqual(
+      new Date(
+        k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
+          "kubler.dev/expires-at"
+        ] ?? "",
+      ),
+    );
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.deploy",
+      outcome: "ignored",
+      correlationId: "corr-2",
+      reason: expect.stringContaining("ended succeeded"),
+    });
+    // A redelivery of the attempt republishes reconcile's failure, as for any finished attempt.
+    deps.cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    const again = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }),
+    );
+    expect(again).toMatchObject({ kind: "failed", reason: expect.stringContaining("repeat") });
+  });
+
+  it("keeps reconcile's mark over a rollback the deploy finished later: failed reported once", async () => {
+    await deployEnvironment(deps, requested());
+    setRollout("fail");
+    deps.cluster = watchedCluster(reconcileLate).cluster;
+    const outcome = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }),
+    );
+    expect(outcome.kind).toBe("ignored");
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/status": "failed",
+      "kubler.dev/failure-reported": "true",
+    });
+    expect(finished().map((d) => d.status)).toEqual(["succeeded", "failed"]);
+  });
+
+  it("stops quietly, audited, when a newer deploy wrote the namespace while its rollout ran", async () => {
+    await deployEnvironment(deps, requested());
+    deps.cluster = watchedCluster(async () => {
+      const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+      namespace.metadata.annotations = {
+        ...namespace.metadata.annotations,
+        "kubler.dev/attempted-sha": SHA_3,
+        "kubler.dev/attempted-pipeline-id": "102",
+        "kubler.dev/correlation-id": "corr-3",
+      };
+      k8s.store.put(namespace);
+    }).cluster;
+    const outcome = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }),
+    );
+    expect(outcome).toEqual({ kind: "ignored", reason: expect.stringContaining(`a newer deploy (${SHA_3}`) });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/attempted-sha": SHA_3,
+      "kubler.dev/status": "deploying",
+    });
+    expect(deps.publisher.entries.map((e) => e.detail.correlationId)).toEqual(["corr-1"]);
+    expect(deps.audit.last()).toMatchObject({ outcome: "ignored", correlationId: "corr-2" });
   });
 });
 
