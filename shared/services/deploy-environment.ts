@@ -270,7 +270,18 @@ export async function deployEnvironment(
   const rollout = await waitForRollout(deps, prepared.objects, deadline);
   if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude);
 
-  if (redeploy) return finish("succeeded", null, prepared.url);
+  if (redeploy) {
+    // The succeeded attempt's record write can fail after its Namespace committed to the digest: a
+    // redelivery writes it again, so the next rollback finds the record the digest names.
+    if (lastGood === null || "unusable" in lastGood || lastGood.sha !== state.sha) {
+      const record = lastGoodRecord(state, prepared.objects);
+      await saveLastGood(deps.cluster, state, record.data);
+      if (record.digest !== state.lastGoodDigest) {
+        await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
+      }
+    }
+    return finish("succeeded", null, prepared.url);
+  }
   // The record is written once the Namespace that commits to its digest is: a deploy that loses its
   // final write leaves the last good revision's record as it was, matching the digest still there.
   const record = lastGoodRecord(state, prepared.objects);

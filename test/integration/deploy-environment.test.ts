@@ -357,6 +357,28 @@ describe("deployEnvironment", () => {
     ]);
   });
 
+  it("a redelivery writes again the record whose write failed after the namespace committed to its digest", async () => {
+    await deployEnvironment(deps, requested());
+    const digest = k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
+      "kubler.dev/last-good-digest"
+    ];
+    const written = storedLastGood();
+    // The record write of that deploy failed: what is there is an earlier revision's.
+    await deps.cluster.apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: LAST_GOOD_CONFIGMAP, namespace: NAMESPACE },
+      data: { sha: SHA_2, pipelineId: "99", "objects.json": "[]" },
+    });
+    await deployEnvironment(deps, requested());
+    expect(storedLastGood()).toEqual(written);
+    const record = k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.data as Record<
+      string,
+      string
+    >;
+    expect(lastGoodDigest(record)).toBe(digest);
+  });
+
   it("refuses an older pipeline after a newer one, changing nothing", async () => {
     await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     const before = snapshot();
