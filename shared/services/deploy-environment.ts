@@ -279,6 +279,8 @@ export async function deployEnvironment(
       if (record.digest !== state.lastGoodDigest) {
         await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
       }
+      // The failed attempt did not get to move the schedule either.
+      await moveSchedule(deps, state);
     }
     return finish("succeeded", null, prepared.url);
   }
@@ -308,11 +310,18 @@ type Finish = (
  * Writes the namespace's final state, then the schedule, then publishes. Returns what the deploy ends
  * with; `then` runs between the write and the schedule, only when the write went through.
  */
-type Conclude = (
+type Conclude = ((
   final: EnvironmentState,
   outcome: { status: "succeeded" | "failed" | "rolled_back"; reason: string | null; url: string | null },
   then?: () => Promise<void>,
-) => Promise<DeployOutcome>;
+) => Promise<DeployOutcome>) & {
+  /**
+   * Moves the deadline the namespace shows (a rollback waits again): written over the same
+   * precondition, which it then takes over, so reconcile does not fail a rollback that is on time.
+   * Resolves with the outcome to stop with when someone wrote the namespace first, else null.
+   */
+  extend(deadline: Date): Promise<DeployOutcome | null>;
+};
 
 /**
  * The final write goes over the namespace as this deploy's "deploying" write left it, and nothing
@@ -335,45 +344,71 @@ function concludeWith(
   finish: Finish,
   stop: (reason: string, status: string) => DeployOutcome,
 ): Conclude {
-  const { uid, resourceVersion } = deploying.metadata;
-  return async (final, { status, reason, url }, then) => {
+  let { uid, resourceVersion } = deploying.metadata;
+  const writeOver = async (final: EnvironmentState): Promise<KubeObject> => {
     const object = environmentNamespace(final);
     object.metadata = {
       ...object.metadata,
       ...(uid ? { uid } : {}),
       ...(resourceVersion ? { resourceVersion } : {}),
     };
-    try {
-      await deps.cluster.apply(object);
-    } catch (error) {
-      if (!(error instanceof KubernetesConflictError)) throw error;
-      const since = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
-      const read = since ? readEnvironment(since) : null;
-      const now = read?.kind === "managed" ? read.environment : null;
-      const sameAttempt =
-        now !== null &&
-        now.correlationId === state.correlationId &&
-        now.attemptedSha === state.attemptedSha &&
-        now.attemptedPipelineId === state.attemptedPipelineId;
-      if (sameAttempt && now.status === "failed") {
-        await moveSchedule(deps, state);
-        return stop(
-          `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published`,
-          status,
-        );
-      }
-      const who = now
-        ? `${sameAttempt ? "another delivery of this deploy" : "a newer deploy"} (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
-        : "its deletion";
+    return deps.cluster.apply(object);
+  };
+  /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
+  const conflicted = async (status: string): Promise<DeployOutcome> => {
+    const since = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
+    const read = since ? readEnvironment(since) : null;
+    const now = read?.kind === "managed" ? read.environment : null;
+    const sameAttempt =
+      now !== null &&
+      now.correlationId === state.correlationId &&
+      now.attemptedSha === state.attemptedSha &&
+      now.attemptedPipelineId === state.attemptedPipelineId;
+    if (sameAttempt && now.status === "failed") {
+      await moveSchedule(deps, state);
       return stop(
-        `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`,
+        `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published`,
         status,
       );
     }
-    await then?.();
-    await moveSchedule(deps, state);
-    return finish(status, reason, url);
+    const who = now
+      ? `${sameAttempt ? "another delivery of this deploy" : "a newer deploy"} (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
+      : "its deletion";
+    return stop(
+      `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`,
+      status,
+    );
   };
+  const conclude: Conclude = Object.assign(
+    async (
+      final: EnvironmentState,
+      { status, reason, url }: Parameters<Conclude>[1],
+      then?: () => Promise<void>,
+    ) => {
+      try {
+        await writeOver(final);
+      } catch (error) {
+        if (!(error instanceof KubernetesConflictError)) throw error;
+        return conflicted(status);
+      }
+      await then?.();
+      await moveSchedule(deps, state);
+      return finish(status, reason, url);
+    },
+    {
+      async extend(deadline: Date) {
+        try {
+          const written = await writeOver({ ...state, rolloutDeadline: deadline });
+          ({ uid, resourceVersion } = written.metadata);
+          return null;
+        } catch (error) {
+          if (!(error instanceof KubernetesConflictError)) throw error;
+          return conflicted("rolled_back");
+        }
+      },
+    },
+  );
+  return conclude;
 }
 
 interface Prepared {
@@ -610,13 +645,14 @@ async function rollBack(
       { status: "failed", reason: `${failure}; ${why}`, url: state.url },
     );
   }
+  // The rollback waits again: the namespace says so first, or reconcile would fail it meanwhile.
+  const deadline = new Date(deps.clock.now().getTime() + timeoutMs);
+  const stopped = await conclude.extend(deadline);
+  // Restored whatever was reported: the failed revision is broken either way.
   for (const object of lastGood.objects) await deps.cluster.apply(object);
   await removeObjectsNotIn(deps.cluster, state, lastGood.objects, applied);
-  const rollback = await waitForRollout(
-    deps,
-    lastGood.objects,
-    new Date(deps.clock.now().getTime() + timeoutMs),
-  );
+  if (stopped) return stopped;
+  const rollback = await waitForRollout(deps, lastGood.objects, deadline);
   const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
   return conclude(
     {

@@ -379,6 +379,37 @@ describe("deployEnvironment", () => {
     expect(lastGoodDigest(record)).toBe(digest);
   });
 
+  it("a redelivery after the record write failed moves the schedule the failed attempt did not", async () => {
+    await deployEnvironment(deps, requested());
+    // An hour later, a new commit: its expiry is an hour later too.
+    deps.clock.advance(3_600_000);
+    const second = requested(
+      { sha: SHA_2, pipelineId: 101, correlationId: "corr-2" },
+      "2026-11-21T11:00:00Z",
+    );
+    k8s.faults.add({
+      verb: "apply",
+      resource: "configmaps",
+      name: LAST_GOOD_CONFIGMAP,
+      status: 422,
+      times: 1,
+    });
+    await expect(deployEnvironment(deps, second)).rejects.toThrow();
+    const expiresAt = () =>
+      new Date(
+        k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
+          "kubler.dev/expires-at"
+        ] ?? "",
+      );
+    // The namespace says the new expiry; the schedule still has the first commit's.
+    expect(deps.scheduler.schedules.get(NAMESPACE)?.at.getTime()).toBeLessThan(
+      expiresAt().getTime() - 3_000_000,
+    );
+    await deployEnvironment(deps, second);
+    expect(deps.scheduler.schedules.get(NAMESPACE)?.at).toEqual(expiresAt());
+    expect(storedLastGood().length).toBeGreaterThan(0);
+  });
+
   it("refuses an older pipeline after a newer one, changing nothing", async () => {
     await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     const before = snapshot();
@@ -892,6 +923,70 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
       "kubler.dev/failure-reported": "true",
     });
     expect(finished().map((d) => d.status)).toEqual(["succeeded", "failed"]);
+  });
+
+  it("a rollback shows its own deadline first: reconcile running during the rollback wait leaves it alone", async () => {
+    await deployEnvironment(deps, requested());
+    setRollout("fail");
+    const firstDeadline = () =>
+      new Date(
+        k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
+          "kubler.dev/rollout-deadline"
+        ] ?? "",
+      );
+    let attemptDeadline: Date | undefined;
+    let deploymentPolls = 0;
+    let rollingBack = false;
+    let reconciled = false;
+    const inner = deps.cluster;
+    const get: typeof inner.get = async (ref) => {
+      if (ref.kind === "Deployment" && ++deploymentPolls === 1) {
+        // The failed rollout took a minute: the rollback's deadline is a minute later than the attempt's.
+        attemptDeadline = firstDeadline();
+        (deps.clock as FixedClock).advance(60_000);
+      } else if (ref.kind === "Deployment" && rollingBack && !reconciled) {
+        reconciled = true;
+        // Reconcile runs past the attempt's deadline, before the rollback's.
+        const report = await reconcileEnvironments({
+          cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
+          publisher: deps.publisher,
+          audit: deps.audit,
+          clock: new FixedClock(new Date((attemptDeadline as Date).getTime() + 30_000)),
+          newId: sequentialIds("reconcile"),
+        });
+        expect(report.rolloutsFailed).toEqual([]);
+      }
+      return inner.get(ref);
+    };
+    // Every other call (the rollback lists and deletes too) goes to the real adapter.
+    deps.cluster = new Proxy(inner, {
+      get: (target, name) => {
+        if (name === "get") return get;
+        if (name === "apply") {
+          return (object: KubeObject) => {
+            // The rollback's own "deploying" write, over the attempt's: what reconcile must find.
+            const status = object.metadata.annotations?.["kubler.dev/status"];
+            if (object.kind === "Namespace" && object.metadata.resourceVersion && status === "deploying") {
+              rollingBack = true;
+            }
+            return target.apply(object);
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const outcome = await deployEnvironment(
+      deps,
+      requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }),
+    );
+    expect(reconciled).toBe(true);
+    expect(outcome.kind).toBe("rolled_back");
+    expect(finished().map((d) => d.status)).toEqual(["succeeded", "rolled_back"]);
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/status": "rolled_back",
+      "kubler.dev/sha": SHA_1,
+    });
   });
 
   it("stops quietly, audited, when a newer deploy wrote the namespace while its rollout ran", async () => {
