@@ -4,12 +4,11 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsIngressConfig, loadGitlabApiConfig } from "../../shared/config.js";
@@ -24,12 +23,7 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // Every call is time-limited (./limits.ts), so a hung one fails the invocation (and EventBridge
 // retries it) before Lambda's 30 s. The token is re-read mid-invocation when its cache expires.
-const readSecret = gitlab.tokenSecret
-  ? createSecretReader({
-      client: new SecretsManagerClient(LIMITS.aws),
-      onSecret: (value) => audit.redactAlso?.(value),
-    })
-  : null;
+const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit, LIMITS.aws) : null;
 
 const dynamodb = new DynamoDBClient(LIMITS.aws);
 const consume = createPlanStepsConsumer({

@@ -3,9 +3,8 @@
  * (DESIGN §8). The GitLab token comes from GITLAB_API_TOKEN or, better, the Secrets Manager secret
  * GITLAB_API_TOKEN_SECRET names (read once, cached, re-read after a while for rotations).
  */
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
-import { createSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
+import { createRedactingSecretReader, gitlabApiToken } from "../../shared/adapters/secret-reader.js";
 import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters/stdout-audit-log.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadGitlabApiConfig } from "../../shared/config.js";
@@ -17,12 +16,7 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // Every call is time-limited (./limits.ts): the GET of the latest status gets one short attempt, so
 // the POST keeps enough of Lambda's 30 s. The token is re-read mid-invocation when its cache expires.
-const readSecret = gitlab.tokenSecret
-  ? createSecretReader({
-      client: new SecretsManagerClient(LIMITS.aws),
-      onSecret: (value) => audit.redactAlso?.(value),
-    })
-  : null;
+const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit, LIMITS.aws) : null;
 
 const consume = createReportStatusConsumer({
   statuses: new GitlabCommitStatuses({

@@ -65,14 +65,18 @@ export function createSecretReader(options: SecretReaderOptions): ReadSecret {
 
 /**
  * Secrets Manager as the entry points read it (region and endpoint from the environment): cached,
- * and every value read is redacted from `audit`'s later lines, whatever its shape.
+ * and every value read is redacted from `audit`'s later lines, whatever its shape. `clientConfig`
+ * carries a function's time limits (its `limits.ts`).
  *
  * @example
- * const readSecret = createRedactingSecretReader(audit);
+ * const readSecret = createRedactingSecretReader(audit, LIMITS.aws);
  */
-export function createRedactingSecretReader(audit: AuditLog): ReadSecret {
+export function createRedactingSecretReader(
+  audit: AuditLog,
+  clientConfig: ConstructorParameters<typeof SecretsManagerClient>[0] = {},
+): ReadSecret {
   return createSecretReader({
-    client: new SecretsManagerClient({}),
+    client: new SecretsManagerClient(clientConfig),
     onSecret: (value) => audit.redactAlso?.(value),
   });
 }
