@@ -5,10 +5,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { handle } from "hono/aws-lambda";
-import {
-  WEBHOOK_AWS_REQUEST_LIMITS,
-  WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
-} from "../../shared/adapters/aws-request-limits.js";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createSecretReader } from "../../shared/adapters/secret-reader.js";
@@ -43,14 +40,14 @@ const app = createGitlabWebhookApp({
   // retries (failed entries only, jittered); SDK retries on top would multiply them past GitLab's patience.
   // Every call is time-limited, so a hung one fails (and the dedupe key is released) before Lambda's 10 s.
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: WEBHOOK_AWS_REQUEST_LIMITS }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName,
     onRetry: (entries) => audit.count("PublishRetries", entries),
   }),
   dedupe: new DynamoDbDedupeStore({
     client: new DynamoDBClient({
-      maxAttempts: WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
-      requestHandler: WEBHOOK_AWS_REQUEST_LIMITS,
+      maxAttempts: AWS_MAX_ATTEMPTS,
+      requestHandler: AWS_REQUEST_LIMITS,
     }),
     tableName: dedupeTable,
     clock: systemClock,

@@ -7,7 +7,7 @@
  * the release, and the job's retry is refused as `replayed` until the token expires; failing fast, the
  * key is released and the job may simply ask again. Checked by test/infra/function-budgets.test.ts.
  */
-import { STEP_AWS_MAX_ATTEMPTS, STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 export const JOB_CREDENTIALS_LIMITS = {
   // One attempt: five calls in a row, and the adapter's backoff honours a Retry-After of up to 5 s, so
@@ -15,7 +15,7 @@ export const JOB_CREDENTIALS_LIMITS = {
   cluster: { maxAttempts: 1, timeoutMs: 1_200 },
   // GitLab's JWKS, read once per cold start and on an unknown kid: one small JSON document.
   jwks: { timeoutMs: 1_500 },
-  aws: { maxAttempts: STEP_AWS_MAX_ATTEMPTS, requestHandler: STEP_AWS_REQUEST_LIMITS },
+  aws: { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS },
   // The audit archive (published after the release, or once credentials are issued).
   publisher: { maxAttempts: 2 },
 } as const;

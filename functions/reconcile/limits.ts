@@ -4,11 +4,11 @@
  * default (4 × 10 s, with waits of up to 5 s between) is the whole timeout for a single call.
  * Checked by test/infra/function-budgets.test.ts.
  */
-import { STEP_AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 export const RECONCILE_LIMITS = {
   cluster: { maxAttempts: 2, timeoutMs: 4_000 },
-  aws: { requestHandler: STEP_AWS_REQUEST_LIMITS },
+  aws: { requestHandler: AWS_REQUEST_LIMITS },
   // The publisher's default attempts (4), each bounded by the request limits.
   publisher: { maxAttempts: 4 },
 } as const;

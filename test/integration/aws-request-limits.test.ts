@@ -7,10 +7,7 @@ import type { AddressInfo } from "node:net";
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  WEBHOOK_AWS_REQUEST_LIMITS,
-  WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
-} from "../../shared/adapters/aws-request-limits.js";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 let server: Server;
 let url: string;
@@ -42,15 +39,15 @@ function stubAwsEnv() {
 describe("the webhook's AWS request limits", () => {
   it("a hung PutEvents fails with TimeoutError after requestTimeout", async () => {
     stubAwsEnv();
-    const client = new EventBridgeClient({ maxAttempts: 1, requestHandler: WEBHOOK_AWS_REQUEST_LIMITS });
+    const client = new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS });
     const started = Date.now();
     const call = client.send(
       new PutEventsCommand({ Entries: [{ Source: "s", DetailType: "d", Detail: "{}" }] }),
     );
     await expect(call).rejects.toMatchObject({ name: "TimeoutError" });
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(WEBHOOK_AWS_REQUEST_LIMITS.requestTimeout - 50);
-    expect(elapsed).toBeLessThan(WEBHOOK_AWS_REQUEST_LIMITS.requestTimeout + 1_000);
+    expect(elapsed).toBeGreaterThanOrEqual(AWS_REQUEST_LIMITS.requestTimeout - 50);
+    expect(elapsed).toBeLessThan(AWS_REQUEST_LIMITS.requestTimeout + 1_000);
     expect(seen).toContain("AWSEvents.PutEvents");
     client.destroy();
   });
@@ -58,19 +55,15 @@ describe("the webhook's AWS request limits", () => {
   it("a hung DynamoDB call fails within its attempts' limits, well inside the 10 s function timeout", async () => {
     stubAwsEnv();
     const client = new DynamoDBClient({
-      maxAttempts: WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
-      requestHandler: WEBHOOK_AWS_REQUEST_LIMITS,
+      maxAttempts: AWS_MAX_ATTEMPTS,
+      requestHandler: AWS_REQUEST_LIMITS,
     });
     const started = Date.now();
     const call = client.send(new PutItemCommand({ TableName: "t", Item: { pk: { S: "k" } } }));
     await expect(call).rejects.toMatchObject({ name: "TimeoutError" });
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(
-      WEBHOOK_DYNAMODB_MAX_ATTEMPTS * WEBHOOK_AWS_REQUEST_LIMITS.requestTimeout + 1_000,
-    );
-    expect(seen.filter((target) => target === "DynamoDB_20120810.PutItem")).toHaveLength(
-      WEBHOOK_DYNAMODB_MAX_ATTEMPTS,
-    );
+    expect(elapsed).toBeLessThan(AWS_MAX_ATTEMPTS * AWS_REQUEST_LIMITS.requestTimeout + 1_000);
+    expect(seen.filter((target) => target === "DynamoDB_20120810.PutItem")).toHaveLength(AWS_MAX_ATTEMPTS);
     client.destroy();
   });
 });
