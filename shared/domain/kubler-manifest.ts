@@ -106,6 +106,7 @@ const Image = mapping(
   "a mapping with name (and context, dockerfile, buildArgs)",
 );
 
+const PRUNE_WORDS = "true or false (unquoted)";
 const SECONDS = `a whole number of seconds from 10 to ${MAX_ROLLOUT_TIMEOUT_SECONDS} (a rollout and its rollback must both fit in the deploy's ${DEPLOY_FUNCTION_TIMEOUT_SECONDS} s)`;
 const Deploy = mapping(
   {
@@ -127,8 +128,11 @@ const Deploy = mapping(
       ),
       DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
     ),
+    // Off unless asked for: a prune deletes what deploy/ no longer has, a PersistentVolumeClaim's data
+    // with it. YAML 1.2 reads `yes` as a string, so `prune: yes` is refused, not taken for true.
+    prune: v.optional(v.boolean(PRUNE_WORDS), false),
   },
-  "a mapping with manifests (and image, url, rolloutTimeoutSeconds)",
+  "a mapping with manifests (and image, url, rolloutTimeoutSeconds, prune)",
 );
 
 const Manifest = mapping(

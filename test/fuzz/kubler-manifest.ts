@@ -18,6 +18,7 @@ deploy:
   manifests: deploy/
   url: https://{environment_slug}.apps.example.com
   rolloutTimeoutSeconds: 120
+  prune: true
 environments:
   - name: review/{branch}
     on: merge_request

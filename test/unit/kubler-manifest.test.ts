@@ -35,7 +35,15 @@ describe("parseKublerManifest", () => {
       "version: 1\ndeploy: { manifests: k8s }\nenvironments: [{ name: staging, on: { branch: main } }]",
     );
     expect(manifest.deploy.rolloutTimeoutSeconds).toBe(300);
+    expect(manifest.deploy.prune).toBe(false);
     expect(manifest.image).toBeUndefined();
+  });
+
+  it("takes deploy.prune: true", () => {
+    const manifest = parseKublerManifest(
+      "version: 1\ndeploy: { manifests: k8s, prune: true }\nenvironments: [{ name: staging, on: { branch: main } }]",
+    );
+    expect(manifest.deploy.prune).toBe(true);
   });
 
   it("accepts the longest rollout timeout whose wait and rollback wait both fit in the deploy function", () => {
@@ -236,7 +244,7 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
     [
       "deploy as a list",
       minimal({ deploy: "[k8s]" }),
-      'kubler.yaml: deploy: expected a mapping with manifests (and image, url, rolloutTimeoutSeconds), found ["k8s"]',
+      'kubler.yaml: deploy: expected a mapping with manifests (and image, url, rolloutTimeoutSeconds, prune), found ["k8s"]',
     ],
     [
       "no manifests directory",
@@ -287,6 +295,16 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
       "a rollout timeout over an hour",
       minimal({ deploy: "{ manifests: k8s, rolloutTimeoutSeconds: 7200 }" }),
       "kubler.yaml: deploy.rolloutTimeoutSeconds: expected a whole number of seconds from 10 to 390 (a rollout and its rollback must both fit in the deploy's 900 s), found 7200",
+    ],
+    [
+      "prune as a quoted word",
+      minimal({ deploy: '{ manifests: k8s, prune: "yes" }' }),
+      'kubler.yaml: deploy.prune: expected true or false (unquoted), found "yes"',
+    ],
+    [
+      "prune as YAML 1.1's yes, which YAML 1.2 reads as a string",
+      minimal({ deploy: "{ manifests: k8s, prune: yes }" }),
+      'kubler.yaml: deploy.prune: expected true or false (unquoted), found "yes"',
     ],
     [
       "an unknown deploy key",

@@ -45,6 +45,7 @@ function checkKeyword(keyword: string, arg: unknown, schema: Schema, value: unkn
           object: isObject,
           array: Array.isArray(value),
           string: typeof value === "string",
+          boolean: typeof value === "boolean",
           integer: Number.isInteger(value),
           number: typeof value === "number" && Number.isFinite(value),
         } as Record<string, boolean>
@@ -153,6 +154,7 @@ describe("schema/kubler.schema.json", () => {
       edit((m) => (m.deploy.url = "https://{environment}/{namespace}/{sha}/{mr_iid}/{ref}")),
     ],
     ["an unclosed brace", edit((m) => (m.deploy.url = "https://x/{"))],
+    ["prune on", edit((m) => (m.deploy.prune = true))],
   ])("accepts %s, as Kubler does", (_, manifest) => {
     expect(kublerAccepts(manifest)).toBe(true);
     expect(validates(SCHEMA, manifest)).toBe(true);
@@ -176,6 +178,7 @@ describe("schema/kubler.schema.json", () => {
       edit((m) => (m.deploy.rolloutTimeoutSeconds = MAX_ROLLOUT_TIMEOUT_SECONDS + 1)),
     ],
     ["a fractional rollout timeout", edit((m) => (m.deploy.rolloutTimeoutSeconds = 10.5))],
+    ["prune as a string", edit((m) => (m.deploy.prune = "yes"))],
     ["an environment on push", edit((m) => (m.environments[0].on = "push"))],
     ["an environment on branch and tag", edit((m) => (m.environments[0].on = { branch: "a", tag: "b" }))],
     ["a name with {sha}", edit((m) => (m.environments[0].name = "review/{sha}"))],
@@ -322,6 +325,7 @@ const manifestArbitrary = objectOf(
         image: field("app"),
         url: field("https://{environment_slug}.apps.example.com", "https://x/{sha}"),
         rolloutTimeoutSeconds: fc.constantFrom(9, 10, 10.5, 300, 390, 391, 3600, 3601, "300"),
+        prune: fc.constantFrom(true, false, "true", "yes", 1, null),
       },
     ),
     environments: fc.oneof(
