@@ -6,12 +6,8 @@
  */
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import {
-  checkStoredObjects,
-  DEPLOYABLE_KINDS,
   DEPLOYER_NAME,
-  isReservedName,
   LAST_GOOD_CONFIGMAP,
-  lastGoodDigest,
   ManifestFilesError,
   PULL_SECRET_NAME,
   parseManifestFiles,
@@ -49,6 +45,8 @@ import type {
   ManifestSource,
   Scheduler,
 } from "../ports.js";
+import { type LastGoodRecord, lastGoodRecord, readLastGood, saveLastGood } from "./last-good-record.js";
+import { removeObjectsNotIn } from "./remove-objects.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
@@ -541,91 +539,6 @@ async function waitForRollout(
   return null;
 }
 
-interface LastGood {
-  sha: string;
-  pipelineId: number | null;
-  objects: KubeObject[];
-}
-
-/** None kept; the last good revision, ready to apply; or a record that must not be applied, and why. */
-type LastGoodRecord = LastGood | { unusable: string } | null;
-
-/**
- * The record lives in the project's own namespace, where a manifest or a CI job might have written it,
- * so its objects are input like the project's manifests: the same checks (allowed kinds only, no
- * reserved names) and the same rendering (namespace forced, contract labels), else not applied at all.
- */
-async function readLastGood(cluster: EnvironmentCluster, state: EnvironmentState): Promise<LastGoodRecord> {
-  const map = await cluster.get({
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    name: LAST_GOOD_CONFIGMAP,
-    namespace: state.namespace,
-  });
-  const data = map?.data as Record<string, string> | undefined;
-  if (!data?.["objects.json"] || !data.sha) return null;
-  const where = `ConfigMap ${LAST_GOOD_CONFIGMAP}`;
-  // Namespaces written before the digest existed have none: their record is still checked below.
-  if (state.lastGoodDigest && lastGoodDigest(data) !== state.lastGoodDigest) {
-    return { unusable: `${where} was changed since Kubler wrote it (its digest no longer matches)` };
-  }
-  let stored: unknown;
-  try {
-    stored = JSON.parse(data["objects.json"]);
-  } catch {
-    return { unusable: `${where}: objects.json is not JSON` };
-  }
-  try {
-    const { objects } = renderManifests(checkStoredObjects(stored, where), {
-      namespace: state.namespace,
-      labels: environmentLabels(state.gitlab.projectId, state.environment),
-      sha: data.sha,
-      // Kept as they were applied: images already pinned, the pull secret already listed.
-      image: null,
-      pullSecret: null,
-    });
-    const pipelineId = Number(data.pipelineId);
-    return {
-      sha: data.sha,
-      pipelineId: data.pipelineId && Number.isSafeInteger(pipelineId) ? pipelineId : null,
-      objects,
-    };
-  } catch (error) {
-    if (error instanceof ManifestFilesError) return { unusable: error.message };
-    throw error;
-  }
-}
-
-/** The record of this revision, with the digest the Namespace carries. */
-function lastGoodRecord(
-  state: EnvironmentState,
-  objects: KubeObject[],
-): { data: Record<string, string>; digest: string } {
-  const data = {
-    sha: state.sha,
-    pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
-    "objects.json": JSON.stringify(objects),
-  };
-  return { data, digest: lastGoodDigest(data) };
-}
-
-async function saveLastGood(
-  cluster: EnvironmentCluster,
-  state: EnvironmentState,
-  data: Record<string, string>,
-): Promise<void> {
-  await cluster.apply({
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: {
-      name: LAST_GOOD_CONFIGMAP,
-      namespace: state.namespace,
-      labels: environmentLabels(state.gitlab.projectId, state.environment),
-    },
-    data,
-  });
-}
-
 async function rollBack(
   deps: DeployEnvironmentDeps,
   state: EnvironmentState,
@@ -665,59 +578,6 @@ async function rollBack(
     },
     { status: "rolled_back", reason, url: state.url },
   );
-}
-
-/**
- * After a rollback, what the failed revision applied that the last good revision does not have is
- * deleted: only objects carrying this environment's labels, in its namespace, of kinds Kubler applies,
- * and never Kubler's own. Objects earlier good revisions left behind stay: successful deploys never
- * prune, so they are the environment's normal state (a PersistentVolumeClaim's data among them).
- */
-async function removeObjectsNotIn(
-  cluster: EnvironmentCluster,
-  state: EnvironmentState,
-  keep: readonly KubeObject[],
-  applied: readonly KubeObject[],
-): Promise<void> {
-  const keyOf = (object: KubeObject) => `${object.kind}/${object.metadata.name}`;
-  const kept = new Set(keep.map(keyOf));
-  const added = applied.filter((object) => DEPLOYABLE_KINDS[object.kind] && !kept.has(keyOf(object)));
-  const addedKeys = new Set(added.map(keyOf));
-  const labelSelector = Object.entries(environmentLabels(state.gitlab.projectId, state.environment))
-    .map(([key, value]) => `${key}=${value}`)
-    .join(",");
-  // Listed, not read by name: the selector keeps to this environment's objects, and each item comes
-  // with the uid it is deleted by.
-  const kinds = new Map(added.map((object) => [object.kind, object.apiVersion]));
-  const extra: KubeObject[] = [];
-  for (const [kind, apiVersion] of kinds) {
-    let page: string | null = null;
-    do {
-      const list = await cluster.list(apiVersion, kind, {
-        namespace: state.namespace,
-        labelSelector,
-        limit: 500,
-        ...(page ? { continue: page } : {}),
-      });
-      for (const item of list.items) {
-        const { name } = item.metadata;
-        if (addedKeys.has(`${kind}/${name}`) && !isReservedName(name))
-          extra.push({ ...item, apiVersion, kind });
-      }
-      page = list.continue;
-    } while (page !== null);
-  }
-  // Deleted once every page is read, so no deletion moves a page boundary; the uid makes sure an
-  // object re-created since it was listed is not the one deleted.
-  for (const item of extra) {
-    const ref = {
-      apiVersion: item.apiVersion,
-      kind: item.kind,
-      name: item.metadata.name,
-      namespace: state.namespace,
-    };
-    await cluster.delete(ref, item.metadata.uid ? { uid: item.metadata.uid } : undefined);
-  }
 }
 
 /** The one-time stop at the expiry: created, or moved when a deploy extends the TTL. */
