@@ -63,6 +63,8 @@ export interface KubernetesClusterOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Uniform in [0, 1), like `Math.random`. */
   random?: () => number;
+  /** Milliseconds since the epoch, like `Date.now`: the clock of `withDeadline`'s deadline. */
+  now?: () => number;
   /** Where the kubeconfig came from, for the `ConfigError`s that name it. Default "The kubeconfig". */
   source?: string;
 }
@@ -76,6 +78,12 @@ export interface CreateKubernetesClusterOptions extends KubernetesClusterOptions
 
 /** A kubeconfig's server URL carries `user:password@`: refused, so it is never logged nor handed on. */
 export class KubeconfigServerCredentialsError extends ConfigError {}
+
+/** A `withDeadline` scope's: `at` is set by the first call made in it. */
+interface Deadline {
+  ms: number;
+  at: number | undefined;
+}
 
 /** Where the adapter sends its requests; safe to log (no credentials: userinfo is stripped). */
 export interface KubernetesClusterDescription {
@@ -135,7 +143,8 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
  * `EnvironmentCluster` over the Kubernetes API with @kubernetes/client-node: objects are read and
  * written as plain JSON, applied with server-side apply (`fieldManager: kubler`, forced). Throttling
  * (429), 5xx, timeouts and dropped connections are retried with full-jitter exponential backoff
- * (honouring `Retry-After`), up to `maxAttempts`; other answers map to the named Kubernetes errors.
+ * (honouring `Retry-After`), up to `maxAttempts` (and within a deadline, see `withDeadline`); other
+ * answers map to the named Kubernetes errors.
  *
  * @example
  * const cluster = new KubernetesCluster(kubeConfig, { timeoutMs: 5_000 });
@@ -146,11 +155,13 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
   readonly #objects: PlainObjectApi;
   readonly #core: CoreV1Api;
   readonly #attemptSignal = new AsyncLocalStorage<AbortSignal>();
+  readonly #deadline = new AsyncLocalStorage<Deadline>();
   readonly #maxAttempts: number;
   readonly #baseDelayMs: number;
   readonly #timeoutMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  readonly #now: () => number;
   /** Kept alive across requests; replaced when the kubeconfig's TLS identity changes (a rotated client certificate). */
   #agent: HttpAgent | undefined;
 
@@ -172,6 +183,7 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? 10_000);
     this.#sleep = options.sleep ?? ((ms) => delay(ms));
     this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? Date.now;
 
     // Each attempt runs with its own AbortSignal in #attemptSignal; this hands it to every request
     // the attempt makes (discovery included), so a timed-out attempt also closes its connection.
@@ -217,6 +229,21 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
       certificateAuthorityData: cluster?.caData ?? (caFile ? readFileSync(caFile).toString("base64") : null),
       insecureSkipTlsVerify: cluster?.skipTLSVerify ?? false,
     };
+  }
+
+  /**
+   * Runs `work` with one deadline, `deadlineMs` from the first call it makes to this cluster, shared
+   * by all its calls (concurrent ones too): an attempt is cut to the time left, a retry is made only
+   * when its wait (backoff or `Retry-After`) and a whole attempt (`timeoutMs`) fit before the
+   * deadline, and a call once it has passed fails at once. `maxAttempts` still caps each call. For a
+   * request whose Kubernetes calls together must end inside a time budget, retries included; calls
+   * outside any `withDeadline` retry as before.
+   *
+   * @example
+   * const issued = await cluster.withDeadline(5_000, () => mintJobCredentials(deps, request));
+   */
+  withDeadline<T>(deadlineMs: number, work: () => Promise<T>): Promise<T> {
+    return this.#deadline.run({ ms: Math.max(0, deadlineMs), at: undefined }, work);
   }
 
   /** Closes the kept-alive connections; a later request opens a new one. */
@@ -350,31 +377,64 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
   }
 
   /**
-   * Runs `send` until it succeeds, fails in a way that will not change, or `maxAttempts` is spent.
+   * Runs `send` until it succeeds, fails in a way that will not change, or `maxAttempts` is spent
+   * (or, inside `withDeadline`, the deadline leaves no time for another attempt).
    * Retrying a create is safe here: apply is idempotent, a TokenRequest just mints another token,
    * delete reports a 404 as "absent", and a create whose earlier attempt got through answers 409,
    * which its callers take as "already there".
    */
   async #call<T>(verb: string, target: string, send: () => Promise<T>): Promise<T> {
+    const deadline = this.#deadline.getStore();
+    if (deadline) deadline.at ??= this.#now() + deadline.ms;
     let last: Transient | undefined;
-    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
-      if (last) await this.#sleep(this.#delayBefore(attempt, last));
-      const outcome = await this.#attempt(send).then(
+    let attempt = 1;
+    for (; attempt <= this.#maxAttempts; attempt++) {
+      let timeoutMs = this.#timeoutMs;
+      if (last) {
+        const wait = this.#delayBefore(attempt, last);
+        // The server's own figure decides, not the capped wait: retrying before it is due would
+        // likely be throttled again.
+        if (deadline && !this.#fits(deadline, Math.max(wait, last.retryAfterMs ?? 0) + timeoutMs)) break;
+        await this.#sleep(wait);
+      }
+      if (deadline) {
+        const left = (deadline.at as number) - this.#now();
+        if (left <= 0) {
+          throw new KubernetesUnavailableError(
+            `${verb} ${target}: the ${deadline.ms} ms deadline for this request's Kubernetes calls has passed`,
+            0,
+          );
+        }
+        timeoutMs = Math.min(timeoutMs, left);
+      }
+      const outcome = await this.#attempt(send, timeoutMs).then(
         (value) => ({ value }),
-        (error: unknown) => ({ problem: classify(error, verb, target, this.#timeoutMs) }),
+        (error: unknown) => ({ problem: classify(error, verb, target, timeoutMs) }),
       );
       if ("value" in outcome) return outcome.value;
       if (!isTransient(outcome.problem)) throw outcome.problem;
       last = outcome.problem;
     }
+    const attempts = attempt - 1;
+    const why =
+      attempts < this.#maxAttempts && deadline
+        ? `, with no time for another within the ${deadline.ms} ms deadline${
+            last?.retryAfterMs !== undefined ? ` (Retry-After: ${Math.ceil(last.retryAfterMs / 1000)} s)` : ""
+          }`
+        : "";
     throw new KubernetesUnavailableError(
-      `${verb} ${target} failed after ${this.#maxAttempts} attempt(s); last problem: ${last?.reason}`,
+      `${verb} ${target} failed after ${attempts} attempt(s)${why}; last problem: ${last?.reason}`,
       last?.status ?? 0,
     );
   }
 
+  /** Whether `ms` from now is still before the deadline. */
+  #fits(deadline: Deadline, ms: number): boolean {
+    return this.#now() + ms <= (deadline.at as number);
+  }
+
   /** One try, bounded by `timeoutMs` even when the time goes to authentication, not to a socket. */
-  async #attempt<T>(send: () => Promise<T>): Promise<T> {
+  async #attempt<T>(send: () => Promise<T>, timeoutMs: number): Promise<T> {
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -382,7 +442,7 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
         const error = new AttemptTimeoutError();
         controller.abort(error);
         reject(error);
-      }, this.#timeoutMs);
+      }, timeoutMs);
     });
     try {
       return await Promise.race([this.#attemptSignal.run(controller.signal, send), timedOut]);
