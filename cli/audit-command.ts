@@ -133,7 +133,11 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
         .filter(Boolean);
   return logGroups.length > 0
     ? runInsights(plan, logGroups, parseTimeout(values.timeout), io)
-    : runLocal(plan, join(io.env[ENV.DATA_DIR] || ".kubler", "audit.jsonl"), io);
+    : runLocal(plan, localAuditPath(io), io);
+}
+
+function localAuditPath(io: AuditCommandIo): string {
+  return join(io.env[ENV.DATA_DIR] || ".kubler", "audit.jsonl");
 }
 
 async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<number> {
@@ -221,7 +225,10 @@ async function runInsights(
     }
     // The SDK's modelled errors (AccessDenied, ResourceNotFound for a wrong group) name the problem.
     const { name, message } = error as Error;
-    io.progress(`kubler audit: CloudWatch Logs refused the query: ${name}: ${message}`);
+    io.progress(
+      awsSetupProblem(error as Error, localAuditPath(io)) ??
+        `kubler audit: CloudWatch Logs refused the query: ${name}: ${message}`,
+    );
     return 1;
   }
   if (plan.groupBy) {
@@ -239,6 +246,21 @@ async function runInsights(
   if (!plan.timeline) records.reverse();
   printRecords(records, plan, io);
   return 0;
+}
+
+/**
+ * The SDK's refusals before it sends anything (no region, no credentials: the usual first run on a
+ * laptop), said as what to set rather than as CloudWatch refusing a query it never received.
+ */
+function awsSetupProblem({ name, message }: Error, localPath: string): string | null {
+  const local = `or add --local to read ${localPath}`;
+  if (name === "CredentialsProviderError") {
+    return `kubler audit: no AWS credentials for CloudWatch Logs (${message}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ${local}`;
+  }
+  if (/^region is missing$/i.test(message)) {
+    return `kubler audit: no AWS region for CloudWatch Logs (${message}): set AWS_REGION to the stack's region, ${local}`;
+  }
+  return null;
 }
 
 // --- Output --------------------------------------------------------------------------------------

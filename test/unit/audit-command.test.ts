@@ -365,6 +365,29 @@ describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
     );
   });
 
+  it.each([
+    [
+      "no region",
+      Object.assign(new Error("Region is missing"), { name: "Error" }),
+      /^kubler audit: no AWS region for CloudWatch Logs \(Region is missing\): set AWS_REGION to the stack's region, or add --local to read \S*audit\.jsonl$/,
+    ],
+    [
+      "no credentials",
+      Object.assign(new Error("Could not load credentials from any providers"), {
+        name: "CredentialsProviderError",
+      }),
+      /^kubler audit: no AWS credentials for CloudWatch Logs \(Could not load credentials from any providers\): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add --local to read \S*audit\.jsonl$/,
+    ],
+  ])(
+    "says what to set when the SDK has %s (it sent nothing, so nothing was refused)",
+    async (_, error, line) => {
+      logs.on(StartQueryCommand).rejects(error);
+      const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a" });
+      expect(await runAuditCommand([], h.io)).toBe(1);
+      expect(h.err.at(-1)).toMatch(line);
+    },
+  );
+
   it("reads the local file with --local even when log groups are configured", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "kubler-audit-cli-"));
     writeFileSync(join(dataDir, "audit.jsonl"), `${JSON.stringify(record())}\n`);
