@@ -20,9 +20,10 @@ type Command = "start" | "send" | "deploy" | "environments" | "credentials" | "s
 const USAGES: Record<Command, string> = {
   start: `  kubler start                 run Kubler in one process (PORT, KUBLER_DATA_DIR, KUBLER_WEBHOOK_*,
                                KUBECONFIG, KUBLER_PROJECTS_DIR honoured)`,
-  send: `  kubler send <event> [--token] [--key K] [--url U]
+  send: `  kubler send <event|file.json> [--token] [--key K] [--url U]
                                post a real GitLab payload, signed (or with X-Gitlab-Token with --token);
-                               --key reuses an Idempotency-Key to show deduplication`,
+                               --key reuses an Idempotency-Key to show deduplication; a file is
+                               { "event_header": …, "payload": … } (examples/gitlab/)`,
   deploy: `  kubler deploy [--project P] [--project-id N] [--environment E] [--sha S] [--pipeline N] [--mr N]
                                put a Deploy Requested on the running local runtime's bus
                                (default: the sample project under examples/projects)`,

@@ -61,6 +61,15 @@ describe("arguments and help", () => {
   );
 });
 
+describe("send", () => {
+  it("says in its usage that it also takes a payload file, as README's merge request walkthrough uses it", async () => {
+    const { code, stdout } = await kubler("send", "--help");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage:\s+kubler send <event\|file\.json>/);
+    expect(stdout).toContain('{ "event_header": …, "payload": … }');
+  }, 30_000);
+});
+
 describe("messages", () => {
   it("stops quietly (rc 0) when the reader of its output goes away", async () => {
     const record = (i: number) =>
