@@ -46,7 +46,7 @@ import type {
   Scheduler,
 } from "../ports.js";
 import { type LastGoodRecord, lastGoodRecord, readLastGood, saveLastGood } from "./last-good-record.js";
-import { removeObjectsNotIn } from "./remove-objects.js";
+import { pruneNote, pruneRevision, type Removal, removeAdded, unprunedKinds } from "./remove-objects.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
@@ -103,7 +103,7 @@ export async function deployEnvironment(
     detail,
     subject: { environment: detail.environment, namespace, sha: detail.sha },
   });
-  const finish: Finish = async (status, reason, url) => {
+  const finish: Finish = async (status, reason, url, audited = {}) => {
     await deps.publisher.publish([
       {
         detailType: "Deploy Finished",
@@ -119,6 +119,7 @@ export async function deployEnvironment(
     audit(status === "succeeded" ? "success" : "failure", reason ?? `deployed ${detail.sha}`, {
       status,
       url,
+      ...audited,
     });
     return { kind: status, namespace, reason, url };
   };
@@ -268,22 +269,37 @@ export async function deployEnvironment(
   const rollout = await waitForRollout(deps, prepared.objects, deadline);
   if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude);
 
+  // deploy.prune: only now that the rollout succeeded, and only while this deploy's write is the
+  // namespace's last (a newer deploy writes it before applying anything), so that a newer revision's
+  // objects are never taken for ones this revision dropped.
+  const prune = async (written: KubeObject): Promise<Removal | null> => {
+    if (!prepared.manifest.deploy.prune) return null;
+    const stillOwned = async () =>
+      (await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace }))?.metadata
+        .resourceVersion === written.metadata.resourceVersion;
+    return pruneRevision(deps.cluster, state, prepared.objects, lastGood, stillOwned);
+  };
+
   if (redeploy) {
+    // Pruned again: what an earlier attempt could not delete is tried once more.
+    const removal = await prune(deploying);
     // The succeeded attempt's record write can fail after its Namespace committed to the digest: a
     // redelivery writes it again, so the next rollback finds the record the digest names.
     if (lastGood === null || "unusable" in lastGood || lastGood.sha !== state.sha) {
       const record = lastGoodRecord(state, prepared.objects);
-      await saveLastGood(deps.cluster, state, record.data);
+      await saveLastGood(deps.cluster, state, record.data, removal ? unprunedKinds(removal) : []);
       if (record.digest !== state.lastGoodDigest) {
         await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
       }
       // The failed attempt did not get to move the schedule either.
       await moveSchedule(deps, state);
     }
-    return finish("succeeded", null, prepared.url);
+    const { reason = null, audited } = removal ? prunedOutcome(state, removal) : {};
+    return finish("succeeded", reason, prepared.url, audited);
   }
   // The record is written once the Namespace that commits to its digest is: a deploy that loses its
   // final write leaves the last good revision's record as it was, matching the digest still there.
+  // The prune comes between the two: a failed prune's leftover kinds go into the record.
   const record = lastGoodRecord(state, prepared.objects);
   return conclude(
     {
@@ -294,24 +310,53 @@ export async function deployEnvironment(
       rolloutDeadline: null,
     },
     { status: "succeeded", reason: null, url: prepared.url },
-    () => saveLastGood(deps.cluster, state, record.data),
+    async (written) => {
+      const removal = await prune(written);
+      await saveLastGood(deps.cluster, state, record.data, removal ? unprunedKinds(removal) : []);
+      return removal ? prunedOutcome(state, removal) : undefined;
+    },
   );
+}
+
+/**
+ * A prune never fails the deploy: what it deleted and what it left (the next deploy tries again)
+ * go into the reason and the audit line.
+ */
+function prunedOutcome(state: EnvironmentState, removal: Removal): Partial<Outcome> {
+  const note = pruneNote(removal);
+  return {
+    reason: note && `deployed ${state.sha}; ${note}`,
+    audited: {
+      pruned: removal.removed,
+      notPruned: removal.left.map(({ kind, name }) => `${kind}/${name}`),
+    },
+  };
 }
 
 type Finish = (
   status: "succeeded" | "failed" | "rolled_back",
   reason: string | null,
   url: string | null,
+  /** Added to the audit line's subject. */
+  audited?: Record<string, unknown>,
 ) => Promise<DeployOutcome>;
+
+interface Outcome {
+  status: "succeeded" | "failed" | "rolled_back";
+  reason: string | null;
+  url: string | null;
+  audited?: Record<string, unknown>;
+}
 
 /**
  * Writes the namespace's final state, then the schedule, then publishes. Returns what the deploy ends
- * with; `then` runs between the write and the schedule, only when the write went through.
+ * with; `then` runs between the write and the schedule, only when the write went through, is given
+ * the Namespace as written, and may add to the outcome.
  */
 type Conclude = ((
   final: EnvironmentState,
-  outcome: { status: "succeeded" | "failed" | "rolled_back"; reason: string | null; url: string | null },
-  then?: () => Promise<void>,
+  outcome: Outcome,
+  then?: (written: KubeObject) => Promise<Partial<Outcome> | undefined>,
 ) => Promise<DeployOutcome>) & {
   /**
    * Moves the deadline the namespace shows (a rollback waits again): written over the same
@@ -378,20 +423,17 @@ function concludeWith(
     );
   };
   const conclude: Conclude = Object.assign(
-    async (
-      final: EnvironmentState,
-      { status, reason, url }: Parameters<Conclude>[1],
-      then?: () => Promise<void>,
-    ) => {
+    async (final: EnvironmentState, outcome: Outcome, then?: Parameters<Conclude>[2]) => {
+      let written: KubeObject;
       try {
-        await writeOver(final);
+        written = await writeOver(final);
       } catch (error) {
         if (!(error instanceof KubernetesConflictError)) throw error;
-        return conflicted(status);
+        return conflicted(outcome.status);
       }
-      await then?.();
+      const { status, reason, url, audited } = { ...outcome, ...(await then?.(written)) };
       await moveSchedule(deps, state);
-      return finish(status, reason, url);
+      return finish(status, reason, url, audited);
     },
     {
       async extend(deadline: Date) {
@@ -563,7 +605,7 @@ async function rollBack(
   const stopped = await conclude.extend(deadline);
   // Restored whatever was reported: the failed revision is broken either way.
   for (const object of lastGood.objects) await deps.cluster.apply(object);
-  await removeObjectsNotIn(deps.cluster, state, lastGood.objects, applied);
+  await removeAdded(deps.cluster, state, lastGood.objects, applied);
   if (stopped) return stopped;
   const rollback = await waitForRollout(deps, lastGood.objects, deadline);
   const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;

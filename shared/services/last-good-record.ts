@@ -5,6 +5,7 @@
  */
 import {
   checkStoredObjects,
+  DEPLOYABLE_KINDS,
   LAST_GOOD_CONFIGMAP,
   lastGoodDigest,
   ManifestFilesError,
@@ -14,11 +15,22 @@ import { type EnvironmentState, environmentLabels } from "../domain/environment.
 import type { KubeObject } from "../domain/kube-object.js";
 import type { EnvironmentCluster } from "../ports.js";
 
+/** A kind of object, with the apiVersion it is listed by. */
+export interface KindRef {
+  apiVersion: string;
+  kind: string;
+}
+
 export interface LastGood {
   sha: string;
   pipelineId: number | null;
   objects: KubeObject[];
+  /** Kinds the prune of this revision's deploy left objects of: the next prune lists them again. */
+  unpruned: KindRef[];
 }
+
+/** The record's key for `LastGood.unpruned`. */
+const UNPRUNED_KEY = "unpruned.json";
 
 /** None kept; the last good revision, ready to apply; or a record that must not be applied, and why. */
 export type LastGoodRecord = LastGood | { unusable: string } | null;
@@ -65,6 +77,7 @@ export async function readLastGood(
       sha: data.sha,
       pipelineId: data.pipelineId && Number.isSafeInteger(pipelineId) ? pipelineId : null,
       objects,
+      unpruned: unprunedOf(data[UNPRUNED_KEY]),
     };
   } catch (error) {
     if (error instanceof ManifestFilesError) return { unusable: error.message };
@@ -85,12 +98,38 @@ export function lastGoodRecord(
   return { data, digest: lastGoodDigest(data) };
 }
 
-/** Written after the Namespace that commits to its digest (see deployEnvironment). */
+/**
+ * Not covered by the digest (it is not part of the revision), so read leniently: only deployable kinds
+ * in their own API group, anything else dropped. A job that can write the record can at most make a
+ * prune list more kinds, where it still deletes only this environment's objects the revision lacks.
+ */
+function unprunedOf(text: string | undefined): KindRef[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text ?? "[]");
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((item: Partial<KindRef> | null) => {
+    const { apiVersion, kind } = item ?? {};
+    if (typeof apiVersion !== "string" || typeof kind !== "string") return [];
+    const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
+    return DEPLOYABLE_KINDS[kind]?.group === group ? [{ apiVersion, kind }] : [];
+  });
+}
+
+/**
+ * Written after the Namespace that commits to its digest (see deployEnvironment), with the kinds its
+ * prune left objects of, if any.
+ */
 export async function saveLastGood(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
-  data: Record<string, string>,
+  record: Record<string, string>,
+  unpruned: readonly KindRef[] = [],
 ): Promise<void> {
+  const data = unpruned.length > 0 ? { ...record, [UNPRUNED_KEY]: JSON.stringify(unpruned) } : record;
   await cluster.apply({
     apiVersion: "v1",
     kind: "ConfigMap",

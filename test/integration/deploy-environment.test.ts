@@ -595,7 +595,7 @@ describe("deployEnvironment", () => {
     expect(k8s.store.get("v1", "ConfigMap", "neighbour", "extra")).toBeDefined();
   });
 
-  it("removes, on rollback, nothing an earlier good revision left: successful deploys never prune", async () => {
+  it("removes, on rollback, nothing an earlier good revision left: successful deploys do not prune by default", async () => {
     const configMap = (name: string) =>
       `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${name} }\ndata: { A: b }\n`;
     addManifest("data.yaml", configMap("data"));

@@ -1,0 +1,335 @@
+/**
+ * `deploy.prune` (opt-in): after a successful rollout, a deploy deletes the environment's objects the
+ * new revision no longer has. Against the embedded Kubernetes API over HTTP, through the real
+ * adapter, as the other deploy tests: what is left on the cluster is asserted from the cluster.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import {
+  type DeployEnvironmentDeps,
+  type DeployTrigger,
+  deployEnvironment,
+  LAST_GOOD_CONFIGMAP,
+} from "../../shared/services/deploy-environment.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
+
+const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
+const PROJECT = "flightjs/flight-management";
+const SHAS = ["1", "2", "3"].map((digit) => digit.repeat(40));
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+const ENVIRONMENT = "staging";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const WORKER = "flight-management-worker";
+
+let k8s: MemoryKubernetes;
+let projects: string;
+let deps: DeployEnvironmentDeps & { publisher: RecordingPublisher; audit: RecordingAuditLog };
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+
+beforeEach(async () => {
+  projects = mkdtempSync(join(tmpdir(), "kubler-prune-"));
+  cpSync(EXAMPLE, projects, { recursive: true });
+  const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
+  deps = {
+    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
+    manifests: new DirectoryManifestSource(projects),
+    scheduler: new RecordingScheduler(),
+    publisher: new RecordingPublisher(),
+    stops: new MemoryEnvironmentStops(clock),
+    audit: new RecordingAuditLog(),
+    clock,
+    sleep: (ms) => {
+      clock.advance(ms);
+      return new Promise((resolve) => setTimeout(resolve, ms));
+    },
+    pullSecret: async () => null,
+    defaultTtl: "72h",
+    rolloutPollMs: 10,
+  };
+  k8s.faults.clear();
+  for (const ns of k8s.store.list("v1", "Namespace"))
+    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
+  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, NAMESPACE); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
+
+/** Deploys revision `n` (0-based) of the staging environment, each a newer pipeline. */
+function deploy(n: number): ReturnType<typeof deployEnvironment> {
+  const trigger: DeployTrigger = {
+    detailType: "Deploy Requested",
+    time: new Date(Date.parse("2026-11-21T10:00:00Z") + n * 60_000),
+    detail: {
+      correlationId: `corr-${n}`,
+      gitlab,
+      environment: ENVIRONMENT,
+      sha: SHAS[n] as string,
+      ref: "main",
+      pipelineId: 100 + n,
+      mrIid: null,
+    } satisfies Detail<"Deploy Requested">,
+  };
+  return deployEnvironment(deps, trigger);
+}
+
+function setPrune(value: string | null): void {
+  const file = join(projects, PROJECT, "kubler.yaml");
+  const text = readFileSync(file, "utf8").replace(/\n {2}prune: .*/, "");
+  writeFileSync(file, value === null ? text : text.replace("\ndeploy:\n", `\ndeploy:\n  prune: ${value}\n`));
+}
+
+function addManifest(name: string, text: string): void {
+  writeFileSync(join(projects, PROJECT, "deploy", name), text);
+}
+function dropManifest(name: string): void {
+  rmSync(join(projects, PROJECT, "deploy", name));
+}
+
+const worker = `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${WORKER} }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: worker } }
+  template:
+    metadata: { labels: { app: worker } }
+    spec: { containers: [{ name: worker, image: "registry.example.com/flightjs/worker:{sha}" }] }
+`;
+const configMap = (name: string, annotations = "{}") =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${name}, annotations: ${annotations} }\ndata: { A: b }\n`;
+const secret = (name: string) =>
+  `apiVersion: v1\nkind: Secret\nmetadata: { name: ${name} }\nstringData: { token: x }\n`;
+
+const get = (apiVersion: string, kind: string, name: string, namespace = NAMESPACE) =>
+  k8s.store.get(apiVersion, kind, namespace, name);
+
+/** The cluster as the deploy sees it, with some calls replaced (the adapter's methods are on its prototype). */
+function around(overrides: Partial<DeployEnvironmentDeps["cluster"]>): DeployEnvironmentDeps["cluster"] {
+  const inner = deps.cluster;
+  return new Proxy(inner, {
+    get: (target, name) => {
+      const value = (overrides as Record<PropertyKey, unknown>)[name] ?? Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function setRollout(outcome: "fail" | "ok"): void {
+  const file = join(projects, PROJECT, "deploy/deployment.yaml");
+  const text = readFileSync(file, "utf8").replace(/\n {6}annotations:\n.*\n/, "\n");
+  writeFileSync(
+    file,
+    outcome === "fail"
+      ? text.replace(
+          "    metadata:\n      labels:",
+          "    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:",
+        )
+      : text,
+  );
+}
+
+describe("deploy.prune", () => {
+  it("is off by default: a Deployment dropped from deploy/ keeps running", async () => {
+    addManifest("worker.yaml", worker);
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("worker.yaml");
+    expect(await deploy(1)).toMatchObject({ kind: "succeeded", reason: null });
+    expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
+    expect(deps.audit.last()?.subject).not.toHaveProperty("pruned");
+  });
+
+  it("deletes a Deployment dropped from deploy/, after the rollout succeeded, and audits it", async () => {
+    setPrune("true");
+    addManifest("worker.yaml", worker);
+    expect((await deploy(0)).kind).toBe("succeeded");
+    expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
+    dropManifest("worker.yaml");
+    const calls: string[] = [];
+    const inner = deps.cluster;
+    deps.cluster = around({
+      apply: (object) => {
+        calls.push(`apply ${object.kind}${object.metadata.resourceVersion ? " over" : ""}`);
+        return inner.apply(object);
+      },
+      delete: (ref, preconditions) => {
+        calls.push(`delete ${ref.kind}/${ref.name}${preconditions?.uid ? " by uid" : ""}`);
+        return inner.delete(ref, preconditions);
+      },
+    });
+    const outcome = await deploy(1);
+    expect(outcome).toEqual({
+      kind: "succeeded",
+      namespace: NAMESPACE,
+      reason: `deployed ${SHAS[1]}; pruned Deployment/${WORKER}`,
+      url: "https://staging.apps.example.com",
+    });
+    expect(get("apps/v1", "Deployment", WORKER)).toBeUndefined();
+    expect(get("apps/v1", "Deployment", "flight-management")).toBeDefined();
+    // After the final write that says succeeded, before the record of the new revision.
+    expect(calls.slice(-3)).toEqual([
+      "apply Namespace over",
+      `delete Deployment/${WORKER} by uid`,
+      "apply ConfigMap",
+    ]);
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.deploy",
+      outcome: "success",
+      reason: `deployed ${SHAS[1]}; pruned Deployment/${WORKER}`,
+      subject: { status: "succeeded", pruned: [`Deployment/${WORKER}`], notPruned: [] },
+    });
+  });
+
+  it("keeps an object annotated kubler.dev/prune: disabled, and one without the environment's labels", async () => {
+    setPrune("true");
+    addManifest("data.yaml", configMap("data", '{ "kubler.dev/prune": disabled }'));
+    addManifest("cache.yaml", configMap("cache"));
+    expect((await deploy(0)).kind).toBe("succeeded");
+    // In the namespace but not the environment's (someone else's); the environment's labels, but in
+    // another namespace.
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "by-hand", namespace: NAMESPACE },
+    });
+    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "neighbour" } });
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "cache", namespace: "neighbour", labels: environmentLabels(2, ENVIRONMENT) },
+    });
+    dropManifest("data.yaml");
+    dropManifest("cache.yaml");
+    const outcome = await deploy(1);
+    expect(outcome).toMatchObject({
+      kind: "succeeded",
+      reason: `deployed ${SHAS[1]}; pruned ConfigMap/cache`,
+    });
+    expect(get("v1", "ConfigMap", "cache")).toBeUndefined();
+    expect(get("v1", "ConfigMap", "data")).toBeDefined();
+    expect(get("v1", "ConfigMap", "by-hand")).toBeDefined();
+    expect(get("v1", "ConfigMap", "cache", "neighbour")).toBeDefined();
+    // Kubler's own objects are of pruned kinds too, and never pruned.
+    expect(get("v1", "ConfigMap", LAST_GOOD_CONFIGMAP)).toBeDefined();
+    expect(get("v1", "ServiceAccount", "kubler-deployer")).toBeDefined();
+  });
+
+  it("prunes nothing of the good revision when the rollout fails and is rolled back", async () => {
+    setPrune("true");
+    addManifest("worker.yaml", worker);
+    expect((await deploy(0)).kind).toBe("succeeded");
+    const uid = get("apps/v1", "Deployment", WORKER)?.metadata.uid;
+    dropManifest("worker.yaml");
+    setRollout("fail");
+    const outcome = await deploy(1);
+    expect(outcome).toMatchObject({ kind: "rolled_back", reason: expect.not.stringContaining("pruned") });
+    // The same object, never deleted (and so not re-created by the rollback either).
+    expect(get("apps/v1", "Deployment", WORKER)?.metadata.uid).toBe(uid);
+    expect(deps.audit.last()?.subject).not.toHaveProperty("pruned");
+  });
+
+  it("keeps a deploy whose deletes fail succeeded, names what it left, and the next deploy deletes it", async () => {
+    setPrune("true");
+    addManifest("worker.yaml", worker);
+    addManifest("token.yaml", secret("token"));
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("worker.yaml");
+    // The revision after drops the only Secret: no later revision has the kind to list it by.
+    dropManifest("token.yaml");
+    k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 403, times: 1 });
+    k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
+    const outcome = await deploy(1);
+    expect(outcome).toMatchObject({
+      kind: "succeeded",
+      reason: expect.stringContaining(`deployed ${SHAS[1]}; not pruned, the next deploy tries again: `),
+    });
+    const reason = outcome.kind === "succeeded" ? outcome.reason : "";
+    expect(reason).toContain(`Deployment/${WORKER} (`);
+    expect(reason).toContain("Secret/token (");
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "success",
+      subject: { pruned: [], notPruned: expect.arrayContaining([`Deployment/${WORKER}`, "Secret/token"]) },
+    });
+    expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
+    expect(get("v1", "Secret", "token")).toBeDefined();
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/status": "succeeded",
+      "kubler.dev/sha": SHAS[1],
+    });
+    const next = await deploy(2);
+    expect(next).toMatchObject({ kind: "succeeded", reason: expect.stringContaining("pruned ") });
+    expect(get("apps/v1", "Deployment", WORKER)).toBeUndefined();
+    expect(get("v1", "Secret", "token")).toBeUndefined();
+    expect(deps.audit.last()?.subject).toMatchObject({
+      pruned: expect.arrayContaining([`Deployment/${WORKER}`, "Secret/token"]),
+      notPruned: [],
+    });
+  });
+
+  it("counts a delete answered 404 as done: the object was already gone", async () => {
+    setPrune("true");
+    addManifest("worker.yaml", worker);
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("worker.yaml");
+    k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 404, times: 1 });
+    expect(await deploy(1)).toMatchObject({
+      kind: "succeeded",
+      reason: `deployed ${SHAS[1]}; pruned Deployment/${WORKER}`,
+    });
+    expect(deps.audit.last()?.subject).toMatchObject({ notPruned: [] });
+  });
+
+  it("stops, leaving the rest to the next deploy, when the namespace was written since the deploy's final write", async () => {
+    setPrune("true");
+    addManifest("worker.yaml", worker);
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("worker.yaml");
+    const inner = deps.cluster;
+    deps.cluster = around({
+      list: async (apiVersion, kind, options) => {
+        const page = await inner.list(apiVersion, kind, options);
+        if (kind === "Deployment") {
+          // A newer deploy's "deploying" write: from here on, what is in the namespace may be its.
+          const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+          namespace.metadata.annotations = {
+            ...namespace.metadata.annotations,
+            "kubler.dev/attempted-sha": SHAS[2] as string,
+          };
+          k8s.store.put(namespace);
+        }
+        return page;
+      },
+    });
+    const outcome = await deploy(1);
+    expect(outcome).toMatchObject({
+      kind: "succeeded",
+      reason: expect.stringContaining(
+        `not pruned, the next deploy tries again: Deployment/${WORKER} (the namespace was written since`,
+      ),
+    });
+    expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
+  });
+
+  it('fails a deploy whose kubler.yaml says prune: "yes", naming the path', async () => {
+    setPrune('"yes"');
+    expect(await deploy(0)).toMatchObject({
+      kind: "failed",
+      reason: 'kubler.yaml: deploy.prune: expected true or false (unquoted), found "yes"',
+    });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+  });
+});
