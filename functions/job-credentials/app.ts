@@ -16,7 +16,13 @@ import {
   mintJobCredentials,
 } from "../../shared/services/mint-job-credentials.js";
 
-export type JobCredentialsAppDeps = MintJobCredentialsDeps;
+export interface JobCredentialsAppDeps extends MintJobCredentialsDeps {
+  /**
+   * Runs each request's minting: the handler gives all of one request's Kubernetes calls one
+   * deadline (`KubernetesCluster.withDeadline`, ./limits.ts). Default: runs it as it is.
+   */
+  perRequest?: <T>(work: () => Promise<T>) => Promise<T>;
+}
 
 /** `{ environment, format }` is all a body holds. */
 const MAX_BODY_BYTES = 4096;
@@ -46,7 +52,8 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
       throw error;
     }
     const { environment, format } = input;
-    const issued = await mintJobCredentials(deps, { authorization, environment, format });
+    const mint = () => mintJobCredentials(deps, { authorization, environment, format });
+    const issued = await (deps.perRequest ? deps.perRequest(mint) : mint());
     const { contentType, body } = formatCredentials(issued, format);
     return c.body(body, 200, {
       ...NO_STORE,

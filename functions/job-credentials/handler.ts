@@ -31,6 +31,9 @@ const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
 
 // Redacts the kubeconfig Secrets Manager gives from every line after.
 const audit = createLambdaAuditLog();
+const cluster = hasKubernetesCluster(process.env)
+  ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster)
+  : null;
 const app = createJobCredentialsApp({
   verifier: new JoseIdTokenVerifier({
     issuer: credentials.issuer as string,
@@ -51,9 +54,9 @@ const app = createJobCredentialsApp({
   // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_STS itself.
   issuer: new StsCredentialIssuer(new STSClient(LIMITS.aws)),
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: hasKubernetesCluster(process.env)
-    ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster)
-    : null,
+  cluster,
+  // One deadline for a request's five Kubernetes calls, retries included (./limits.ts).
+  perRequest: (work) => (cluster ? cluster.withDeadline(LIMITS.kubernetesDeadlineMs, work) : work()),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     busName,
