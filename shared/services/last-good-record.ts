@@ -32,8 +32,11 @@ export interface LastGood {
 /** The record's key for `LastGood.unpruned`. */
 const UNPRUNED_KEY = "unpruned.json";
 
-/** None kept; the last good revision, ready to apply; or a record that must not be applied, and why. */
-export type LastGoodRecord = LastGood | { unusable: string } | null;
+/**
+ * None kept; the last good revision, ready to apply; or a record that must not be applied, and why,
+ * with the kinds it names (objects and unpruned, read leniently) for a prune to list.
+ */
+export type LastGoodRecord = LastGood | { unusable: string; kinds: KindRef[] } | null;
 
 /**
  * The record lives in the project's own namespace, where a manifest or a CI job might have written it,
@@ -53,15 +56,19 @@ export async function readLastGood(
   const data = map?.data as Record<string, string> | undefined;
   if (!data?.["objects.json"] || !data.sha) return null;
   const where = `ConfigMap ${LAST_GOOD_CONFIGMAP}`;
-  // Namespaces written before the digest existed have none: their record is still checked below.
-  if (state.lastGoodDigest && lastGoodDigest(data) !== state.lastGoodDigest) {
-    return { unusable: `${where} was changed since Kubler wrote it (its digest no longer matches)` };
-  }
   let stored: unknown;
   try {
     stored = JSON.parse(data["objects.json"]);
   } catch {
-    return { unusable: `${where}: objects.json is not JSON` };
+    return { unusable: `${where}: objects.json is not JSON`, kinds: unprunedOf(data[UNPRUNED_KEY]) };
+  }
+  const unusable = (why: string) => ({
+    unusable: why,
+    kinds: [...kindRefsOf(stored), ...unprunedOf(data[UNPRUNED_KEY])],
+  });
+  // Namespaces written before the digest existed have none: their record is still checked below.
+  if (state.lastGoodDigest && lastGoodDigest(data) !== state.lastGoodDigest) {
+    return unusable(`${where} was changed since Kubler wrote it (its digest no longer matches)`);
   }
   try {
     const { objects } = renderManifests(checkStoredObjects(stored, where), {
@@ -80,7 +87,7 @@ export async function readLastGood(
       unpruned: unprunedOf(data[UNPRUNED_KEY]),
     };
   } catch (error) {
-    if (error instanceof ManifestFilesError) return { unusable: error.message };
+    if (error instanceof ManifestFilesError) return unusable(error.message);
     throw error;
   }
 }
@@ -104,12 +111,15 @@ export function lastGoodRecord(
  * prune list more kinds, where it still deletes only this environment's objects the revision lacks.
  */
 function unprunedOf(text: string | undefined): KindRef[] {
-  let value: unknown;
   try {
-    value = JSON.parse(text ?? "[]");
+    return kindRefsOf(JSON.parse(text ?? "[]"));
   } catch {
     return [];
   }
+}
+
+/** The deployable kinds (in their own API group) of a list of objects or kinds; anything else dropped. */
+function kindRefsOf(value: unknown): KindRef[] {
   if (!Array.isArray(value)) return [];
   return value.flatMap((item: Partial<KindRef> | null) => {
     const { apiVersion, kind } = item ?? {};

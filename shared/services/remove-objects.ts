@@ -90,8 +90,8 @@ export async function removeObjectsNotIn(
   // object re-created since it was listed is not the one deleted.
   for (const [index, item] of extra.entries()) {
     const ref = { apiVersion: item.apiVersion, kind: item.kind, name: item.metadata.name };
-    if (stillOwned && !(await stillOwned())) {
-      const error = new Error("the namespace was written since: a newer deploy or a stop came");
+    const error = stillOwned && (await notOwnedSince(stillOwned));
+    if (error) {
       for (const rest of extra.slice(index)) {
         removal.left.push({ apiVersion: rest.apiVersion, kind: rest.kind, name: rest.metadata.name, error });
       }
@@ -109,6 +109,22 @@ export async function removeObjectsNotIn(
     }
   }
   return removal;
+}
+
+/**
+ * Why the removal must stop, or null when it may go on. A namespace that cannot be read is not known
+ * to be this deploy's still: the removal stops, leaving the rest named, rather than failing a deploy
+ * whose rollout succeeded.
+ */
+async function notOwnedSince(stillOwned: () => Promise<boolean>): Promise<Error | null> {
+  try {
+    return (await stillOwned())
+      ? null
+      : new Error("the namespace was written since: a newer deploy or a stop came");
+  } catch (error) {
+    if (!(error instanceof KubernetesError)) throw error;
+    return new Error(`the namespace could not be read to check no newer deploy came: ${error.message}`);
+  }
 }
 
 /**
@@ -146,8 +162,9 @@ export function kindsOf(objects: readonly KindRef[]): Map<string, string> {
  * number of lists, and what a failed prune left is tried again by the next deploy.
  *
  * Not seen: an object of a kind none of these has, e.g. one a revision older than the last good one
- * dropped before prune was turned on, or all of them when the last good record was unusable (a CI
- * job changed it). Kubler then deletes nothing of that kind; deleting the namespace still does.
+ * dropped before prune was turned on. Kubler then deletes nothing of that kind; deleting the
+ * namespace still does. A record that is not usable (a CI job changed it, or the deploy that
+ * committed to a newer one died before writing it) still names its kinds, read leniently.
  *
  * @example
  * const removal = await pruneRevision(cluster, state, prepared.objects, lastGood, stillOwned);
@@ -160,7 +177,13 @@ export function pruneRevision(
   previous: LastGoodRecord,
   stillOwned: () => Promise<boolean>,
 ): Promise<Removal> {
-  const earlier = previous && !("unusable" in previous) ? [...previous.objects, ...previous.unpruned] : [];
+  // An unusable record is not applied, but the kinds it names are still listed: listing one more kind
+  // can only find more of this environment's objects the new revision lacks (see unprunedOf).
+  const earlier = !previous
+    ? []
+    : "unusable" in previous
+      ? previous.kinds
+      : [...previous.objects, ...previous.unpruned];
   // The new revision's apiVersion wins: it is the one the cluster serves now.
   const kinds = new Map([...kindsOf(earlier), ...kindsOf(objects)]);
   return removeObjectsNotIn(cluster, state, objects, { kinds, stillOwned });

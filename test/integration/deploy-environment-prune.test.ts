@@ -11,6 +11,7 @@ import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluste
 import type { Detail } from "../../shared/domain/catalog.js";
 import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { KubernetesUnavailableError } from "../../shared/errors.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
@@ -322,6 +323,125 @@ describe("deploy.prune", () => {
       ),
     });
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
+  });
+
+  it("keeps the deploy succeeded when the namespace cannot be read back during the prune: what is left is named", async () => {
+    setPrune("true");
+    addManifest("token.yaml", secret("token"));
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("token.yaml");
+    const inner = deps.cluster;
+    let concluded = false;
+    deps.cluster = around({
+      apply: async (object) => {
+        const written = await inner.apply(object);
+        if (object.kind === "Namespace" && object.metadata.resourceVersion) concluded = true;
+        return written;
+      },
+      get: (ref) => {
+        if (concluded && ref.kind === "Namespace") {
+          return Promise.reject(
+            new KubernetesUnavailableError("get Namespace: HTTP 503: etcd leader changed", 503),
+          );
+        }
+        return inner.get(ref);
+      },
+    });
+    const outcome = await deploy(1);
+    expect(outcome).toMatchObject({
+      kind: "succeeded",
+      reason: expect.stringContaining("not pruned, the next deploy tries again: Secret/token ("),
+    });
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(get("v1", "Secret", "token")).toBeDefined();
+    // Recorded for the next deploy, which has no Secret of its own to list them by.
+    const record = get("v1", "ConfigMap", LAST_GOOD_CONFIGMAP) as KubeObject & {
+      data: Record<string, string>;
+    };
+    expect(JSON.parse(record.data["unpruned.json"] ?? "[]")).toEqual([{ apiVersion: "v1", kind: "Secret" }]);
+    deps.cluster = inner;
+    expect(await deploy(2)).toMatchObject({
+      kind: "succeeded",
+      reason: `deployed ${SHAS[2]}; pruned Secret/token`,
+    });
+  });
+
+  it("a redelivery after the record's write failed still lists the kinds the revision before had", async () => {
+    setPrune("true");
+    addManifest("token.yaml", secret("token"));
+    expect((await deploy(0)).kind).toBe("succeeded");
+    dropManifest("token.yaml");
+    // The first attempt cannot delete the Secret, then cannot write its record (the API went away,
+    // or the function timed out there): its outcome is lost, the bus delivers the event again.
+    k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
+    const inner = deps.cluster;
+    deps.cluster = around({
+      apply: (object) =>
+        object.kind === "ConfigMap" && object.metadata.name === LAST_GOOD_CONFIGMAP
+          ? Promise.reject(new KubernetesUnavailableError("apply ConfigMap: HTTP 503", 503))
+          : inner.apply(object),
+    });
+    await expect(deploy(1)).rejects.toThrow(KubernetesUnavailableError);
+    deps.cluster = inner;
+    // The namespace commits to the new record's digest; the record there is still the old one.
+    expect(await deploy(1)).toMatchObject({
+      kind: "succeeded",
+      reason: `deployed ${SHAS[1]}; pruned Secret/token`,
+    });
+    expect(get("v1", "Secret", "token")).toBeUndefined();
+  });
+
+  it("reads unpruned.json leniently: a kind Kubler never deploys, or one named in another API group, is not listed", async () => {
+    setPrune("true");
+    expect((await deploy(0)).kind).toBe("succeeded");
+    // What a CI job that can patch ConfigMaps might write into the record.
+    const record = get("v1", "ConfigMap", LAST_GOOD_CONFIGMAP) as KubeObject & {
+      data: Record<string, string>;
+    };
+    record.data["unpruned.json"] = JSON.stringify([
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding" },
+      { apiVersion: "v1", kind: "Namespace" },
+      { apiVersion: "apps/v1", kind: "Secret" },
+      { kind: "ConfigMap" },
+      "x",
+    ]);
+    k8s.store.put(record);
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "theirs", namespace: NAMESPACE, labels: environmentLabels(2, ENVIRONMENT) },
+    });
+    k8s.store.put({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "theirs", namespace: NAMESPACE, labels: environmentLabels(2, ENVIRONMENT) },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "kubler-deployer" },
+      subjects: [],
+    });
+    const lists: string[] = [];
+    const inner = deps.cluster;
+    deps.cluster = around({
+      list: (apiVersion, kind, options) => {
+        lists.push(kind);
+        return inner.list(apiVersion, kind, options);
+      },
+    });
+    expect(await deploy(1)).toMatchObject({ kind: "succeeded", reason: null });
+    expect(lists).not.toContain("RoleBinding");
+    expect(lists).not.toContain("Namespace");
+    expect(lists).not.toContain("Secret");
+    expect(get("v1", "Secret", "theirs")).toBeDefined();
+    expect(get("rbac.authorization.k8s.io/v1", "RoleBinding", "theirs")).toBeDefined();
+  });
+
+  it("a rollback leaves what the failed revision added when it is annotated kubler.dev/prune: disabled", async () => {
+    expect((await deploy(0)).kind).toBe("succeeded");
+    addManifest("kept.yaml", configMap("kept", '{ "kubler.dev/prune": disabled }'));
+    addManifest("added.yaml", configMap("added"));
+    setRollout("fail");
+    expect((await deploy(1)).kind).toBe("rolled_back");
+    expect(get("v1", "ConfigMap", "added")).toBeUndefined();
+    expect(get("v1", "ConfigMap", "kept")).toBeDefined();
   });
 
   it('fails a deploy whose kubler.yaml says prune: "yes", naming the path', async () => {
