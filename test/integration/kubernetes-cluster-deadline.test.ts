@@ -132,6 +132,34 @@ describe("KubernetesCluster.withDeadline", () => {
     expect(gets()).toBe(2);
   });
 
+  it("scopes running at the same time keep their own deadlines, and a call outside any has none", async () => {
+    await connect();
+    let firstDone!: () => void;
+    const first = new Promise<void>((resolve) => {
+      firstDone = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const spent = cluster.withDeadline(1_000, async () => {
+      await cluster.get(DEFAULT);
+      firstDone();
+      await gate;
+      return cluster.get(DEFAULT);
+    });
+    await first;
+    now += 1_000;
+    // While the first scope waits past its deadline, another scope and a call in none are sent.
+    await expect(cluster.withDeadline(1_000, () => cluster.get(DEFAULT))).resolves.not.toBeNull();
+    await expect(cluster.get(DEFAULT)).resolves.not.toBeNull();
+    release();
+    await expect(spent).rejects.toThrow(
+      "the 1000 ms deadline for this request's Kubernetes calls has passed",
+    );
+    expect(gets()).toBe(3);
+  });
+
   it("cuts an attempt to the time the deadline has left", async () => {
     await connect({ timeoutMs: 10_000 });
     const failure = await cluster
