@@ -118,12 +118,19 @@ function unprunedOf(text: string | undefined): KindRef[] {
   }
 }
 
+/**
+ * `v1`, `apps/v1`, `batch/v1beta1`: the record is writable by CI jobs, and the apiVersion becomes
+ * part of a list URL, so nothing else (`v1?x=`, `/../../api/v1`) is taken.
+ */
+const API_VERSION = /^(?:[a-z0-9]([a-z0-9.-]*[a-z0-9])?\/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$/;
+
 /** The deployable kinds (in their own API group) of a list of objects or kinds; anything else dropped. */
 function kindRefsOf(value: unknown): KindRef[] {
   if (!Array.isArray(value)) return [];
   return value.flatMap((item: Partial<KindRef> | null) => {
     const { apiVersion, kind } = item ?? {};
-    if (typeof apiVersion !== "string" || typeof kind !== "string") return [];
+    if (typeof apiVersion !== "string" || typeof kind !== "string" || !API_VERSION.test(apiVersion))
+      return [];
     const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
     return DEPLOYABLE_KINDS[kind]?.group === group ? [{ apiVersion, kind }] : [];
   });

@@ -403,6 +403,8 @@ describe("deploy.prune", () => {
       { apiVersion: "v1", kind: "Namespace" },
       { apiVersion: "apps/v1", kind: "Secret" },
       { kind: "ConfigMap" },
+      { apiVersion: "v1?labelSelector=", kind: "Secret" },
+      { apiVersion: "/../../api/v1", kind: "Secret" },
       "x",
     ]);
     k8s.store.put(record);
@@ -419,10 +421,12 @@ describe("deploy.prune", () => {
       subjects: [],
     });
     const lists: string[] = [];
+    const listedVersions: string[] = [];
     const inner = deps.cluster;
     deps.cluster = around({
       list: (apiVersion, kind, options) => {
         lists.push(kind);
+        listedVersions.push(apiVersion);
         return inner.list(apiVersion, kind, options);
       },
     });
@@ -430,6 +434,8 @@ describe("deploy.prune", () => {
     expect(lists).not.toContain("RoleBinding");
     expect(lists).not.toContain("Namespace");
     expect(lists).not.toContain("Secret");
+    // The revision's own kinds are listed, each by its plain apiVersion only.
+    expect(listedVersions.filter((v) => v !== "v1" && v !== "apps/v1")).toEqual([]);
     expect(get("v1", "Secret", "theirs")).toBeDefined();
     expect(get("rbac.authorization.k8s.io/v1", "RoleBinding", "theirs")).toBeDefined();
   });
