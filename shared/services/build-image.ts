@@ -28,7 +28,6 @@ export interface BuildImageDeps {
 
 export type BuildImageOutcome =
   | { kind: "created" | "joined" | "already running"; job: string }
-  | { kind: "ignored"; reason: string }
   | { kind: "failed"; reason: string };
 
 /**
@@ -48,20 +47,20 @@ export async function buildImage(
   });
   const jobSubject = (job: string) => ({ job, namespace: deps.settings.namespace });
 
+  // A request always ends with Build Finished, or its commit status stays "pending": one that cannot
+  // be built (plan-steps asks only for opted-in commits that build an image, so this is `kubler
+  // build`'s or a changed file's case) fails the same way on every retry: reported, not retried.
+  const fail = async (reason: string): Promise<BuildImageOutcome> => {
+    await deps.publisher.publish([{ detailType: "Build Finished", detail: failed(detail, reason) }]);
+    audit("failure", reason);
+    return { kind: "failed", reason };
+  };
   const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
-  if (text === null) {
-    const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
-    audit("ignored", reason);
-    return { kind: "ignored", reason };
-  }
+  if (text === null) return fail(`no kubler.yaml at ${detail.sha}: the project is not opted in`);
   let job: KubeObject;
   try {
     const manifest = parseKublerManifest(text);
-    if (!manifest.image) {
-      const reason = "kubler.yaml has no image: the project builds its image in its own CI";
-      audit("ignored", reason);
-      return { kind: "ignored", reason };
-    }
+    if (!manifest.image) return fail("kubler.yaml has no image: the project builds its image in its own CI");
     job = buildJob(detail, manifest.image, {
       namespace: deps.settings.namespace,
       gitSecret: { name: deps.settings.gitSecret, key: "token" },
@@ -70,11 +69,7 @@ export async function buildImage(
     });
   } catch (error) {
     if (!(error instanceof ManifestError) && !(error instanceof BuildSpecError)) throw error;
-    // A manifest that cannot be built from fails the same way on every retry: report it, do not retry.
-    const reason = error.message;
-    await deps.publisher.publish([{ detailType: "Build Finished", detail: failed(detail, reason) }]);
-    audit("failure", reason);
-    return { kind: "failed", reason };
+    return fail(error.message);
   }
 
   const name = job.metadata.name;

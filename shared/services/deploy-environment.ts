@@ -139,11 +139,10 @@ export async function deployEnvironment(
   let prepared: Prepared;
   try {
     const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
-    if (text === null) {
-      const reason = `no kubler.yaml at ${detail.sha}: the project is not opted in`;
-      audit("ignored", reason);
-      return { kind: "ignored", reason };
-    }
+    // plan-steps asks only for opted-in commits; a request without one (`kubler deploy` for another
+    // project, a file GitLab no longer serves) still ends, or its commit status stays "running".
+    if (text === null)
+      return finish("failed", `no kubler.yaml at ${detail.sha}: the project is not opted in`, null);
     prepared = await prepare(deps, trigger, parseKublerManifest(text), namespace);
   } catch (error) {
     if (error instanceof ManifestError || error instanceof ManifestFilesError) {

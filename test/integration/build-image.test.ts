@@ -150,20 +150,23 @@ describe("build-image", () => {
     ]);
   });
 
-  it("ignores a project without kubler.yaml or without an image, and fails a manifest it cannot build from", async () => {
+  it("fails, reported on the bus, a commit without kubler.yaml, without an image, or one it cannot build from: no Job, and no status left pending", async () => {
+    const reasons = [
+      `no kubler.yaml at ${request().sha}: the project is not opted in`,
+      "kubler.yaml has no image: the project builds its image in its own CI",
+    ];
     build.manifests.text = null;
-    expect((await buildImage(build, request())).kind).toBe("ignored");
+    expect(await buildImage(build, request())).toEqual({ kind: "failed", reason: reasons[0] });
     build.manifests.text = MANIFEST.replace(/image:\n[\s\S]*?deploy:/, "deploy:").replace(
       "  image: app\n",
       "",
     );
-    expect(await buildImage(build, request())).toEqual({
-      kind: "ignored",
-      reason: "kubler.yaml has no image: the project builds its image in its own CI",
-    });
+    expect(await buildImage(build, request())).toEqual({ kind: "failed", reason: reasons[1] });
     build.manifests.text = MANIFEST.replace("buildArgs:", "context: ../elsewhere\n  buildArgs:");
     expect((await buildImage(build, request())).kind).toBe("failed");
     expect(publisher.entries).toMatchObject([
+      { detailType: "Build Finished", detail: { status: "failed", imageDigest: null, reason: reasons[0] } },
+      { detailType: "Build Finished", detail: { status: "failed", imageDigest: null, reason: reasons[1] } },
       { detailType: "Build Finished", detail: { status: "failed", imageDigest: null } },
     ]);
     expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);

@@ -750,14 +750,15 @@ describe("deployEnvironment", () => {
     );
   });
 
-  it("ignores a project without kubler.yaml, publishing nothing", async () => {
+  it("fails a deploy of a commit without kubler.yaml, touching nothing: its commit status does not stay running", async () => {
     rmSync(join(projects, PROJECT, "kubler.yaml"));
-    expect((await deployEnvironment(deps, requested())).kind).toBe("ignored");
-    expect(deps.publisher.entries).toEqual([]);
-    expect(deps.audit.last()).toMatchObject({
-      outcome: "ignored",
-      reason: expect.stringContaining("no kubler.yaml"),
-    });
+    const reason = `no kubler.yaml at ${SHA_1}: the project is not opted in`;
+    expect(await deployEnvironment(deps, requested())).toMatchObject({ kind: "failed", reason });
+    expect(deps.publisher.entries.map((e) => [e.detailType, e.detail])).toMatchObject([
+      ["Deploy Finished", { status: "failed", reason, url: null }],
+    ]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.deploy", outcome: "failure", reason });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
 
   it("fails a bad kubler.yaml with its path and problem, touching nothing", async () => {
