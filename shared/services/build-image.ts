@@ -48,8 +48,8 @@ export async function buildImage(
   const jobSubject = (job: string) => ({ job, namespace: deps.settings.namespace });
 
   // A request always ends with Build Finished, or its commit status stays "pending": one that cannot
-  // be built (plan-steps asks only for opted-in commits that build an image, so this is `kubler
-  // build`'s or a changed file's case) fails the same way on every retry: reported, not retried.
+  // be built fails the same way on every retry: reported, not retried. (plan-steps asks only for
+  // commits whose kubler.yaml builds an image: a missing one means a request published by hand.)
   const fail = async (reason: string): Promise<BuildImageOutcome> => {
     await deps.publisher.publish([{ detailType: "Build Finished", detail: failed(detail, reason) }]);
     audit("failure", reason);
