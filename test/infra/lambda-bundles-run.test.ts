@@ -23,7 +23,7 @@ import { JOB_CREDENTIALS_LIMITS } from "../../functions/job-credentials/limits.j
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { buildJobName } from "../../shared/domain/build-job.js";
-import { type DetailType, type FunctionName, sourceOf } from "../../shared/domain/catalog.js";
+import { type DetailType, FUNCTIONS, type FunctionName, sourceOf } from "../../shared/domain/catalog.js";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
@@ -221,6 +221,9 @@ function step(environment: string, extra: Record<string, unknown> = {}) {
     ref: environment === REVIEW ? "feature-x" : "main",
     pipelineId: null,
     mrIid: environment === REVIEW ? 16 : null,
+    // As plan-steps carries them today: when GitLab's fact arrived, and whose it was.
+    factAt: new Date().toISOString(),
+    user: "jsmith",
     ...extra,
   };
 }
@@ -236,6 +239,38 @@ function expectSignedByRole(from: number) {
       region: REGION,
     });
   }
+}
+
+/**
+ * The function's DynamoDB calls since `from` (at least `atLeast`) are in the template's table, and
+ * what its role's dedupe grant allows: those actions, on keys its `dynamodb:LeadingKeys` patterns
+ * match (test/infra/kubler-stack.test.ts checks the grant itself). Else IAM refuses them in AWS.
+ */
+function expectDedupeWithinGrant(name: FunctionName, from: number, atLeast: number) {
+  const table = functionEnvironment(stack.template, name).KUBLER_DEDUPE_TABLE;
+  const access = FUNCTION_SPECS[name].dedupe;
+  // "unprefixed" (the webhook's): any key that no other function's patterns claim.
+  const others = FUNCTIONS.flatMap((other) => {
+    const keys = FUNCTION_SPECS[other].dedupe?.keys;
+    return other === name || !Array.isArray(keys) ? [] : keys;
+  });
+  const calls = aws.calls.slice(from).filter((c) => c.service === "dynamodb");
+  expect(calls.length).toBeGreaterThanOrEqual(atLeast);
+  for (const call of calls) {
+    const key = ((call.body.Item ?? call.body.Key) as { pk?: { S?: string } } | undefined)?.pk?.S ?? "";
+    expect(key, call.operation).not.toBe("");
+    expect(call.body.TableName, call.operation).toBe(table);
+    expect(access?.actions, key).toContain(call.operation);
+    const claimed = (patterns: readonly string[]) => patterns.some((pattern) => globMatches(pattern, key));
+    const keys = access?.keys;
+    expect(Array.isArray(keys) ? claimed(keys) : !claimed(others), `${call.operation} ${key}`).toBe(true);
+  }
+}
+
+/** IAM's `StringLike`: `*` is any characters, everything else literal. */
+function globMatches(pattern: string, value: string): boolean {
+  const literal = (part: string) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${pattern.split("*").map(literal).join(".*")}$`).test(value);
 }
 
 function putEntries(from: number) {
@@ -287,12 +322,7 @@ describe("each Lambda bundle, run with the environment the template gives it", (
       "dynamodb.UpdateItem",
     ]);
     expect(secretsRead(from)).toEqual([env.KUBLER_WEBHOOK_CREDENTIALS_SECRET]);
-    // What the store does is what the role's dedupe grant allows (test/infra/kubler-stack.test.ts).
-    const granted = FUNCTION_SPECS["gitlab-webhook"].dedupe?.actions ?? [];
-    for (const call of aws.calls.slice(from).filter((c) => c.service === "dynamodb")) {
-      expect(granted).toContain(call.operation);
-      expect(call.body.TableName).toBe(env.KUBLER_DEDUPE_TABLE);
-    }
+    expectDedupeWithinGrant("gitlab-webhook", from, 2);
     expect(putEntries(from)).toMatchObject([
       { EventBusName: env.KUBLER_EVENT_BUS_NAME, Source: "kubler.gitlab", DetailType: "Push" },
     ]);
@@ -330,10 +360,8 @@ describe("each Lambda bundle, run with the environment the template gives it", (
       RoleSessionName: expect.stringMatching(/^gl-\d+$/),
     });
     expect(secretsRead(from)).toEqual([env.KUBLER_KUBECONFIG_SECRET]);
-    for (const call of aws.calls.slice(from).filter((c) => c.service === "dynamodb")) {
-      expect(call.body.TableName).toBe(env.KUBLER_DEDUPE_TABLE);
-      expect(JSON.stringify(call.body.Item ?? call.body.Key)).toContain('"jti:');
-    }
+    // Each request claims its token's jti; the refused one releases it.
+    expectDedupeWithinGrant("job-credentials", from, 3);
     expect(putEntries(from)[0]).toMatchObject({
       EventBusName: env.KUBLER_EVENT_BUS_NAME,
       DetailType: "Credentials Issued",
@@ -388,9 +416,7 @@ describe("each Lambda bundle, run with the environment the template gives it", (
         Detail: { environment: "staging", sha: SHA },
       },
     ]);
-    for (const call of aws.calls.slice(from).filter((c) => c.service === "dynamodb")) {
-      expect(call.body.TableName).toBe(env.KUBLER_DEDUPE_TABLE);
-    }
+    expectDedupeWithinGrant("plan-steps", from, 1);
     expectSignedByRole(from);
   });
 
@@ -437,9 +463,8 @@ describe("each Lambda bundle, run with the environment the template gives it", (
         Detail: { status: "succeeded", namespace },
       },
     ]);
-    for (const call of aws.calls.slice(from).filter((c) => c.service === "dynamodb")) {
-      expect(call.body.TableName).toBe(env.KUBLER_DEDUPE_TABLE);
-    }
+    // The stop records plan-steps keeps: a deploy asked for before a stop is refused.
+    expectDedupeWithinGrant("deploy-environment", from, 1);
     expectSignedByRole(from);
   });
 
