@@ -230,11 +230,12 @@ describe("POST /v1/credentials", () => {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "kubler-deployer" },
       subjects: [{ kind: "ServiceAccount", name: "kubler-ci-kubler-deployer", namespace: REVIEW_NAMESPACE }],
     });
-    // The TokenRequest's token is a live credential for that ServiceAccount; its expiry was read back.
-    const probe = await fetch(`${k8s.url}/api/v1/namespaces/${REVIEW_NAMESPACE}`, {
+    // The TokenRequest's token is a live credential for that ServiceAccount, which the rule's Role
+    // lets get Deployments (404: authorized, none of that name); its expiry was read back.
+    const probe = await fetch(`${k8s.url}/apis/apps/v1/namespaces/${REVIEW_NAMESPACE}/deployments/web`, {
       headers: { authorization: `Bearer ${body.kubernetes.token}` },
     });
-    expect(probe.status).toBe(200);
+    expect(probe.status).toBe(404);
     const lifetime = (Date.parse(body.kubernetes.expiresAt) - deps.clock.now().getTime()) / 1000;
     expect(lifetime).toBeGreaterThanOrEqual(600);
     expect(lifetime).toBeLessThanOrEqual(3600 + 5);

@@ -537,7 +537,20 @@ describe("KubernetesCluster over HTTP against the in-memory API", () => {
     expect(expiresAt.getTime()).toBeGreaterThanOrEqual(before + 899_000);
     expect(expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 901_000);
 
-    // The token is a working credential for this server.
+    // The token is a working credential for this server, allowed what RBAC grants its account.
+    await cluster.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "namespace-reader", namespace: ns },
+      rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get"] }],
+    });
+    await cluster.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "deployer", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "namespace-reader" },
+      subjects: [{ kind: "ServiceAccount", name: "deployer", namespace: ns }],
+    });
     const withToken = server.kubeconfig.replace("token: memory", `token: ${token}`);
     const seen = await connect({ kubeconfig: withToken }).cluster.get({
       apiVersion: "v1",

@@ -11,8 +11,10 @@
  *   token this server issued through TokenRequest); a no-op write keeps the resourceVersion.
  * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
  *   default, kube-system, kube-public and kube-node-lease exist from the start.
+ * - RBAC for tokens issued through TokenRequest (rbac.ts): Roles, ClusterRoles and their bindings
+ *   decide, and a refusal is the API server's 403; the kubeconfig's own token is an unrestricted admin.
  *
- * Where it does not: no watch, no RBAC (every valid token may do anything), no ReplicaSets
+ * Where it does not: no watch (a watch is authorized, then refused with 405), no ReplicaSets
  * (rollouts are simulated: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod each, which ends
  * Succeeded with a digest as its termination message, or Failed: see `BUILD_ANNOTATION`; no
  * container runs, and deadlines, retries and `ttlSecondsAfterFinished` are not enforced), finalizers other than the

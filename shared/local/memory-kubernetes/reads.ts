@@ -3,7 +3,7 @@ import type { ApiContext } from "./admission.js";
 import { badRequestError, methodNotAllowedError, notFoundError } from "./errors.js";
 import { JsonText } from "./json.js";
 import { apiVersionOf, type ResourceType } from "./resources.js";
-import type { ResourceRoute } from "./routes.js";
+import { isWatch, type ResourceRoute } from "./routes.js";
 import {
   matchesFields,
   matchesSelector,
@@ -46,7 +46,7 @@ function parseLimit(query: URLSearchParams): number | undefined {
 
 export function list(context: ApiContext, route: ResourceRoute, query: URLSearchParams): ApiAnswer {
   const { type } = route;
-  if (query.get("watch") === "true" || query.get("watch") === "1") {
+  if (isWatch(query)) {
     throw methodNotAllowedError("watch is not supported by the in-memory Kubernetes API");
   }
   const limit = parseLimit(query);

@@ -27,6 +27,11 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   resource("", "v1", "services", "Service", { shortNames: ["svc"], hasStatus: true }),
   resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
   resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+  // Read by the RBAC authorizer (rbac.ts); Kubler itself writes none.
+  resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", { namespaced: false }),
+  resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", {
+    namespaced: false,
+  }),
   resource("apps", "v1", "deployments", "Deployment", {
     shortNames: ["deploy"],
     hasStatus: true,

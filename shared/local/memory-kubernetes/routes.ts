@@ -144,6 +144,11 @@ function isServedSubresource(type: ResourceType, subresource: string): boolean {
   );
 }
 
+/** A list that asks to watch instead (`?watch=true` or `1`). */
+export function isWatch(query: URLSearchParams): boolean {
+  return query.get("watch") === "true" || query.get("watch") === "1";
+}
+
 /** The `dryRun` query parameter: only `All` exists. */
 export function isDryRun(query: URLSearchParams): boolean {
   const values = query.getAll("dryRun");

@@ -12,6 +12,7 @@ import { badRequestError, KubeApiError, reasonForCode } from "./errors.js";
 import { FaultInjector, type FaultTarget } from "./faults.js";
 import { failsByBuildAnnotation, JobController } from "./jobs.js";
 import { JsonText } from "./json.js";
+import { authorizeRequest, type ServiceAccountUser } from "./rbac.js";
 import { APPLY_CONTENT_TYPE, type Route, route } from "./routes.js";
 import { ObjectStore } from "./store.js";
 import { IssuedTokens } from "./token-request.js";
@@ -194,10 +195,12 @@ export async function startMemoryKubernetes(
       waits.add(timer);
     });
 
-  const authorized = (request: IncomingMessage): boolean => {
+  /** The admin kubeconfig's token, a live issued token's ServiceAccount, or undefined (401). */
+  const authenticate = (request: IncomingMessage): "admin" | ServiceAccountUser | undefined => {
     const match = /^Bearer (.+)$/i.exec(request.headers.authorization ?? "");
     const token = match?.[1];
-    return token === MEMORY_TOKEN || (token !== undefined && tokens.accepts(store, token));
+    if (token === MEMORY_TOKEN) return "admin";
+    return token === undefined ? undefined : tokens.identify(store, token);
   };
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -226,7 +229,12 @@ export async function startMemoryKubernetes(
     if (routeError) throw routeError;
     const publicDocument =
       found?.kind === "discovery" && (found.document === "version" || found.document === "health");
-    if (!publicDocument && !authorized(request)) throw new KubeApiError(401, "Unauthorized", "Unauthorized");
+    const user = authenticate(request);
+    if (!publicDocument && !user) throw new KubeApiError(401, "Unauthorized", "Unauthorized");
+    // Discovery is every authenticated user's (Kubernetes' system:discovery); the admin token is unrestricted.
+    if (user && user !== "admin" && found?.kind === "resource") {
+      authorizeRequest(store, user, found, url.searchParams);
+    }
     const result = answer(context, tokens, serverAddress, {
       route: found as Route,
       query: url.searchParams,

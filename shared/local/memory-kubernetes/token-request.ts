@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { ApiContext } from "./admission.js";
 import { badRequestError, invalidError, notFoundError } from "./errors.js";
 import { isPlainObject, valueAt } from "./json.js";
+import type { ServiceAccountUser } from "./rbac.js";
 import { typeOfKind } from "./resources.js";
 import { isDryRun, type ResourceRoute } from "./routes.js";
 import type { ObjectStore } from "./store.js";
@@ -39,12 +40,18 @@ export class IssuedTokens {
 
   /** Whether the token is live: issued here, not expired, its ServiceAccount still the same one. */
   accepts(store: ObjectStore, token: string): boolean {
+    return this.identify(store, token) !== undefined;
+  }
+
+  /** The ServiceAccount a live token stands for (what RBAC decides on); undefined when not live. */
+  identify(store: ObjectStore, token: string): ServiceAccountUser | undefined {
     const issued = this.#tokens.get(token);
-    if (!issued || issued.expiresAt <= Date.now()) return false;
+    if (!issued || issued.expiresAt <= Date.now()) return undefined;
     const account = store
       .find(typeOfKind("ServiceAccount"), issued.namespace, issued.serviceAccount)
       ?.parse();
-    return account?.metadata.uid === issued.uid;
+    if (account?.metadata.uid !== issued.uid) return undefined;
+    return { namespace: issued.namespace, name: issued.serviceAccount };
   }
 }
 

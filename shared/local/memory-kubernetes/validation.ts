@@ -47,6 +47,8 @@ function nameProblem(kind: string, name: string): string | undefined {
       return dns1035LabelProblem(name);
     case "Role":
     case "RoleBinding":
+    case "ClusterRole":
+    case "ClusterRoleBinding":
       return pathSegmentProblem(name);
     case "Job":
       // The Job controller copies the name into a label value on its pods.
@@ -169,7 +171,8 @@ function validateJob(job: KubeObject): StatusCause[] {
   return causes;
 }
 
-function validateRole(role: KubeObject): StatusCause[] {
+/** A ClusterRole may also grant non-resource URLs. */
+function validateRole(role: KubeObject, { clusterScoped = false } = {}): StatusCause[] {
   const causes: StatusCause[] = [];
   const rules = Array.isArray(role.rules) ? role.rules : [];
   rules.forEach((rule, index) => {
@@ -180,7 +183,15 @@ function validateRole(role: KubeObject): StatusCause[] {
     };
     if (list("verbs").length === 0)
       causes.push(required(`${at}.verbs`, "verbs must contain at least one value"));
-    if (list("nonResourceURLs").length > 0) {
+    if (list("nonResourceURLs").length > 0 && clusterScoped) {
+      if (list("apiGroups").length > 0 || list("resources").length > 0) {
+        causes.push({
+          reason: "FieldValueInvalid",
+          message: `Invalid value: ${show(list("nonResourceURLs"))}: rules cannot apply to both regular resources and non-resource URLs`,
+          field: `${at}.nonResourceURLs`,
+        });
+      }
+    } else if (list("nonResourceURLs").length > 0) {
       causes.push({
         reason: "FieldValueInvalid",
         message: `Invalid value: ${show(list("nonResourceURLs"))}: namespaced rules cannot apply to non-resource URLs`,
@@ -198,12 +209,13 @@ function validateRole(role: KubeObject): StatusCause[] {
   return causes;
 }
 
-function validateRoleBinding(binding: KubeObject): StatusCause[] {
+/** A ClusterRoleBinding refers to a ClusterRole, and names its ServiceAccounts' namespaces. */
+function validateRoleBinding(binding: KubeObject, { clusterScoped = false } = {}): StatusCause[] {
   const causes: StatusCause[] = [];
   const roleRef = binding.roleRef;
   const kind = valueAt(roleRef, "kind");
-  if (kind !== "Role" && kind !== "ClusterRole")
-    causes.push(unsupported("roleRef.kind", kind ?? "", ["Role", "ClusterRole"]));
+  const kinds = clusterScoped ? ["ClusterRole"] : ["Role", "ClusterRole"];
+  if (!kinds.includes(String(kind))) causes.push(unsupported("roleRef.kind", kind ?? "", kinds));
   if (valueAt(roleRef, "apiGroup") !== "rbac.authorization.k8s.io") {
     causes.push(
       unsupported("roleRef.apiGroup", valueAt(roleRef, "apiGroup") ?? "", ["rbac.authorization.k8s.io"]),
@@ -218,6 +230,9 @@ function validateRoleBinding(binding: KubeObject): StatusCause[] {
       causes.push(unsupported(`${at}.kind`, subjectKind ?? "", ["ServiceAccount", "User", "Group"]));
     }
     if (!valueAt(subject, "name")) causes.push(required(`${at}.name`));
+    if (clusterScoped && subjectKind === "ServiceAccount" && !valueAt(subject, "namespace")) {
+      causes.push(required(`${at}.namespace`));
+    }
     if (subjectKind === "ServiceAccount" && (valueAt(subject, "apiGroup") ?? "") !== "") {
       causes.push(unsupported(`${at}.apiGroup`, valueAt(subject, "apiGroup"), [""]));
     }
@@ -263,8 +278,12 @@ export function validateObject(object: KubeObject): StatusCause[] {
       return [...causes, ...validateJob(object)];
     case "Role":
       return [...causes, ...validateRole(object)];
+    case "ClusterRole":
+      return [...causes, ...validateRole(object, { clusterScoped: true })];
     case "RoleBinding":
       return [...causes, ...validateRoleBinding(object)];
+    case "ClusterRoleBinding":
+      return [...causes, ...validateRoleBinding(object, { clusterScoped: true })];
     case "Service":
       return [...causes, ...validateService(object)];
     case "ConfigMap":
@@ -289,6 +308,7 @@ export function validateUpdate(previous: KubeObject, next: KubeObject): StatusCa
         ...immutable("spec.template", valueAt(previous.spec, "template"), valueAt(next.spec, "template")),
       ];
     case "RoleBinding":
+    case "ClusterRoleBinding":
       return immutable("roleRef", previous.roleRef, next.roleRef, "cannot change roleRef");
     case "Service": {
       const before = valueAt(previous.spec, "clusterIP");
