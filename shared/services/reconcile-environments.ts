@@ -20,6 +20,8 @@ import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "reconcile";
+/** How a skip that is a failure (a namespace that could not be handled) starts. */
+const NOT_RECONCILED = "not reconciled: ";
 /**
  * How long past its expiry an environment is left to its one-time schedule before reconcile asks
  * for the stop: reconcile is the backstop for a lost schedule (DESIGN §6), and asking on the minute
@@ -49,6 +51,12 @@ export interface ReconcileReport {
  */
 export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500): Promise<ReconcileReport> {
   const report: ReconcileReport = { examined: 0, rolloutsFailed: [], stopsRequested: [], skipped: [] };
+  // The skips no other line audits: they go in the run's one summary line.
+  const unaudited: ReconcileReport["skipped"] = [];
+  const skip = (namespace: string, reason: string, audited = false) => {
+    report.skipped.push({ namespace, reason });
+    if (!audited) unaudited.push({ namespace, reason });
+  };
   const now = deps.clock.now();
   const graceEnded = new Date(now.getTime() - EXPIRY_GRACE_MS);
   const listed = eachListed((token) =>
@@ -62,17 +70,14 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
     report.examined++;
     const read = readEnvironment(object);
     if (read.kind !== "managed") {
-      report.skipped.push({ namespace: object.metadata.name, reason: read.reason });
+      skip(object.metadata.name, read.reason);
       continue;
     }
     const environment = read.environment;
     if (environment.terminating) continue;
     const gitlab = gitlabOf(environment);
     if (!gitlab) {
-      report.skipped.push({
-        namespace: environment.namespace,
-        reason: "no GitLab project path or instance annotation",
-      });
+      skip(environment.namespace, "no GitLab project path or instance annotation");
       continue;
     }
     // One environment that cannot be handled must not stop the others, this run or any later one.
@@ -80,7 +85,7 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
       if (environment.status === "failed" && environment.failureReported === false) {
         const outcome = await reportFailure(deps, environment, gitlab, object.metadata);
         if (outcome === "reported") report.rolloutsFailed.push(environment.namespace);
-        else report.skipped.push({ namespace: environment.namespace, reason: outcome.skipped });
+        else skip(environment.namespace, outcome.skipped, outcome.audited);
       }
       if (isExpired(environment, now)) {
         // Expired, still there: a rollout stuck meanwhile is moot, the stop ends it.
@@ -95,16 +100,41 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
       ) {
         const outcome = await failRollout(deps, environment, gitlab, object.metadata);
         if (outcome === "reported") report.rolloutsFailed.push(environment.namespace);
-        else report.skipped.push({ namespace: environment.namespace, reason: outcome.skipped });
+        else skip(environment.namespace, outcome.skipped, outcome.audited);
       }
     } catch (error) {
-      report.skipped.push({
-        namespace: environment.namespace,
-        reason: `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
-      });
+      skip(
+        environment.namespace,
+        `${NOT_RECONCILED}${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
+  auditSkipped(deps, report.examined, unaudited);
   return report;
+}
+
+/**
+ * Reconcile runs every minute and its report goes nowhere (a scheduled invocation's result is not
+ * kept): what it skipped, a namespace it could not handle above all, is one audit line per run, so
+ * on-call sees it (`kubler audit --action environment.reconcile`). Runs that skip nothing write none.
+ */
+function auditSkipped(deps: ReconcileDeps, examined: number, skipped: ReconcileReport["skipped"]): void {
+  if (skipped.length === 0) return;
+  const failed = skipped.filter((s) => s.reason.startsWith(NOT_RECONCILED)).length;
+  const some = skipped.slice(0, 3).map((s) => `${s.namespace}: ${s.reason}`);
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action: "environment.reconcile",
+      outcome: failed > 0 ? "failure" : "ignored",
+      reason: `examined ${examined}, skipped ${skipped.length} (${failed} failed): ${some.join("; ")}${skipped.length > 3 ? "; …" : ""}`,
+      correlationId: null,
+      gitlab: null,
+      trigger: "schedule",
+      subject: { examined, skipped: skipped.slice(0, 20) },
+      at: deps.clock.now(),
+    }),
+  );
 }
 
 type Gitlab = { instance: string; projectId: number; projectPath: string };
@@ -189,7 +219,7 @@ async function markThenReport(
     if (!(error instanceof KubernetesConflictError)) throw error;
     const skipped = `changed since it was listed (a deploy wrote it): not marked failed, nothing published; ${error.message}`;
     audit(deps, environment, gitlab, correlationId, "environment.rollout", "ignored", `skipped: ${skipped}`);
-    return { skipped };
+    return { skipped, audited: true };
   }
   await publishFailure(deps, environment, gitlab, correlationId, reason);
   await markReported(deps, environment, gitlab, correlationId, marked.metadata);
@@ -254,7 +284,8 @@ async function markReported(
 type Precondition = { uid?: string; resourceVersion?: string };
 /** What a Deploy Finished can be said of: a commit. */
 type Reportable = ManagedEnvironment & { sha: string; ref: string };
-type Outcome = "reported" | { skipped: string };
+/** `audited`: the skip has its own audit line, so the run's summary leaves it out. */
+type Outcome = "reported" | { skipped: string; audited?: boolean };
 
 function isReportable(environment: ManagedEnvironment): environment is Reportable {
   return Boolean(environment.sha && environment.ref);

@@ -214,7 +214,16 @@ describe("reconcileEnvironments", () => {
       { namespace: NAMESPACE, reason: expect.stringContaining("not reconciled") },
     ]);
     expect(deps.publisher.entries).toEqual([]);
-    expect(deps.audit.records).toEqual([]);
+    // The run's one summary line says what it could not do (its report goes nowhere in AWS).
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        action: "environment.reconcile",
+        outcome: "failure",
+        reason: expect.stringMatching(/^examined 1, skipped 1 \(1 failed\): .*: not reconciled: /),
+        subject: { examined: 1, skipped: first.skipped },
+      }),
+    ]);
+    deps.audit.records.length = 0;
     // Marked failed, and marked as not reported: later runs publish it.
     expect(stored()?.metadata.annotations).toMatchObject({
       [ANNOTATION.STATUS]: "failed",
@@ -257,7 +266,11 @@ describe("reconcileEnvironments", () => {
     expect(third.rolloutsFailed).toEqual([]);
     // Twice, never zero times: report-status does not write the same final state twice.
     expect(deps.publisher.entries.map((e) => e.detailType)).toEqual(["Deploy Finished", "Deploy Finished"]);
-    expect(deps.audit.records.map((r) => r.outcome)).toEqual(["success", "success"]);
+    expect(deps.audit.records.map((r) => `${r.action} ${r.outcome}`)).toEqual([
+      "environment.rollout success",
+      "environment.reconcile failure",
+      "environment.rollout success",
+    ]);
     expect(stored()?.metadata.annotations?.[ANNOTATION.FAILURE_REPORTED]).toBe("true");
   });
 
@@ -486,6 +499,13 @@ describe("reconcileEnvironments", () => {
 
     expect(report.skipped).toEqual([
       { namespace: NAMESPACE, reason: expect.stringContaining(`annotation ${ANNOTATION.ROLLOUT_DEADLINE}`) },
+    ]);
+    expect(deps.audit.records).toEqual([
+      expect.objectContaining({
+        action: "environment.reconcile",
+        outcome: "ignored",
+        reason: expect.stringContaining(`skipped 1 (0 failed): ${NAMESPACE}: `),
+      }),
     ]);
     expect(deps.publisher.entries).toEqual([]);
     expect(stored()).toEqual(before);
