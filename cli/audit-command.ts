@@ -278,7 +278,7 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
     io.print("no audit records match");
     return;
   }
-  io.print(row(["AT", "FUNCTION", "ACTION", "OUTCOME", "PROJECT", "ENVIRONMENT", "REASON"]));
+  io.print(row(["AT", "FUNCTION", "ACTION", "OUTCOME", "WHO", "PROJECT", "ENVIRONMENT", "REASON"]));
   for (const r of records) {
     io.print(
       row([
@@ -286,6 +286,7 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
         r.function,
         r.action,
         r.outcome,
+        text(gitlabUserOf(r)),
         text(r.subject.project),
         text(r.subject.environment),
         oneLine(r.reason),
@@ -294,7 +295,15 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
   }
 }
 
-const WIDTHS = [23, 20, 24, 8, 28, 28];
+const WIDTHS = [23, 20, 24, 8, 16, 28, 28];
+
+/**
+ * Who at GitLab caused it: the pusher or merge request author carried through the steps
+ * (`actor.gitlabUser`), or the user of a CI job asking for credentials (`actor.user`).
+ */
+function gitlabUserOf(record: AuditRecord): unknown {
+  return record.actor.gitlabUser ?? record.actor.user;
+}
 
 function row(cells: string[]): string {
   return cells.map((cell, i) => (i < WIDTHS.length ? pad(cell, WIDTHS[i] as number) : cell)).join("  ");

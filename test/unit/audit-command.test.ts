@@ -122,14 +122,34 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(json().map((r) => r.reason)).toEqual(["r45", "r47", "r49"]);
   });
 
-  it("prints a table, skipping lines that are not audit records", async () => {
-    write([JSON.stringify(record({ reason: "deployed\nabc" })), "{not json", '{"_aws":{}}', ""]);
+  it("prints a table with who at GitLab caused each line, skipping lines that are not audit records", async () => {
+    write([
+      JSON.stringify(
+        record({ reason: "deployed\nabc", actor: { function: "deploy-environment", gitlabUser: "jsmith" } }),
+      ),
+      "{not json",
+      '{"_aws":{}}',
+      JSON.stringify(
+        record({
+          action: "credentials.issue",
+          outcome: "allow",
+          reason: "rule ci",
+          actor: { user: "mona", job: 7 },
+        }),
+      ),
+      JSON.stringify(record({ reason: "swept", actor: { function: "cleanup-environments" } })),
+      "",
+    ]);
     const { out, err } = await run();
-    expect(err.at(-1)).toMatch(/1 matched, 1 shown, 2 malformed line\(s\) skipped$/);
-    expect(out[0]).toMatch(/^AT\s+FUNCTION\s+ACTION\s+OUTCOME\s+PROJECT\s+ENVIRONMENT\s+REASON$/);
-    expect(out[1]).toMatch(
-      /^2026-03-02 11:00:00\.000\s+deploy-environment\s+environment\.deploy\s+success\s+group\/app\s+staging\s+deployed abc$/,
-    );
+    expect(err.at(-1)).toMatch(/3 matched, 3 shown, 2 malformed line\(s\) skipped$/);
+    expect(out[0]).toMatch(/^AT\s+FUNCTION\s+ACTION\s+OUTCOME\s+WHO\s+PROJECT\s+ENVIRONMENT\s+REASON$/);
+    expect(out.slice(1)).toEqual([
+      expect.stringMatching(
+        /^2026-03-02 11:00:00\.000\s+deploy-environment\s+environment\.deploy\s+success\s+jsmith\s+group\/app\s+staging\s+deployed abc$/,
+      ),
+      expect.stringMatching(/\s+credentials\.issue\s+allow\s+mona\s+group\/app\s+staging\s+rule ci$/),
+      expect.stringMatching(/\s+success\s+-\s+group\/app\s+staging\s+swept$/),
+    ]);
   });
 
   it("tells the story of one correlation id, step by step, with the time between steps", async () => {
