@@ -1,12 +1,13 @@
 /**
- * RBAC's decision for one request, for tests of the Roles Kubler writes (the in-memory Kubernetes API
- * does not authorize): a rule with resourceNames must name the object, and a request without a name
- * (create, list, watch of a collection) only passes a rule without them.
+ * RBAC's decision for one request, for tests of the Roles Kubler writes: the embedded Kubernetes
+ * API's own rule matching (wildcards, subresources, a rule with resourceNames only for a named
+ * request), so these tests and the API agree.
  *
  * @example
  * allows(role.rules, "patch", "apps", "deployments", "web"); // true
  */
 import type { RoleRule } from "../../shared/domain/deploy-manifests.js";
+import { ruleAllows } from "../../shared/local/memory-kubernetes/rbac.js";
 
 export function allows(
   rules: readonly RoleRule[],
@@ -15,11 +16,7 @@ export function allows(
   resource: string,
   name?: string,
 ): boolean {
-  return rules.some(
-    (rule) =>
-      rule.verbs.includes(verb) &&
-      rule.apiGroups.includes(group) &&
-      rule.resources.includes(resource) &&
-      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
-  );
+  const [plural = "", subresource = ""] = resource.split("/");
+  const request = { verb, apiGroup: group, resource: plural, subresource, namespace: "ns", name: name ?? "" };
+  return rules.some((rule) => ruleAllows(rule, request));
 }
