@@ -12,7 +12,7 @@ import { createKubernetesCluster, type KubernetesCluster } from "../../shared/ad
 import { type AuditRecord, createAuditRedactor, prepareAuditRecord } from "../../shared/domain/audit.js";
 import type { IssuedCredentials } from "../../shared/domain/credentials-output.js";
 import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
-import { environmentNamespace, LABEL, namespaceFor } from "../../shared/domain/environment.js";
+import { LABEL, namespaceFor } from "../../shared/domain/environment.js";
 import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -20,6 +20,7 @@ import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local
 import { jobServiceAccount } from "../../shared/services/mint-job-credentials.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 import { startJwksServer } from "../fakes/jwks-server.js";
+import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 
 type IssuedCredentialsBody = IssuedCredentials & {
   aws: NonNullable<IssuedCredentials["aws"]>;
@@ -88,37 +89,11 @@ afterEach(async () => {
 });
 
 /** What Kubler's deploy leaves: the managed namespace and the deployer Role. */
-async function seedEnvironment(
-  projectPath: string,
-  projectId: number,
-  environment: string,
-  namespace: string,
-) {
-  await cluster.apply(
-    environmentNamespace({
-      namespace,
-      gitlab: { instance: jwks.url, projectId, projectPath },
-      environment,
-      sha: "1111111111111111111111111111111111111111",
-      ref: "feature-x",
-      pipelineId: 1,
-      mrIid: null,
-      ttl: "72h",
-      expiresAt: new Date(Date.now() + 3_600_000),
-      deployedAt: new Date(),
-      requestedAt: new Date(),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "c-1",
-      url: null,
-      lastGoodDigest: null,
-    }),
-  );
-  await cluster.apply({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "Role",
-    metadata: { name: "kubler-deployer", namespace },
-    rules: [{ apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"] }],
+function seedEnvironment(projectPath: string, projectId: number, environment: string, namespace: string) {
+  return seedManagedEnvironment(cluster, {
+    namespace,
+    gitlab: { instance: jwks.url, projectId, projectPath },
+    environment,
   });
 }
 

@@ -10,7 +10,7 @@ import { JOB_CREDENTIALS_LIMITS as LIMITS } from "../../functions/job-credential
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
-import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
 import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -23,6 +23,7 @@ import {
 } from "../fakes/faulty-kubernetes-proxy.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 import { startJwksServer } from "../fakes/jwks-server.js";
+import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 
 const PROJECT = "group/app";
 const REVIEW = "review/feature-x";
@@ -93,32 +94,11 @@ afterEach(async () => {
 });
 
 /** What Kubler's deploy leaves: the managed namespace and the deployer Role. */
-async function seedEnvironment() {
-  await cluster.apply(
-    environmentNamespace({
-      namespace: NAMESPACE,
-      gitlab: { instance: jwks.url, projectId: 15, projectPath: PROJECT },
-      environment: REVIEW,
-      sha: "1111111111111111111111111111111111111111",
-      ref: "feature-x",
-      pipelineId: 1,
-      mrIid: null,
-      ttl: "72h",
-      expiresAt: new Date(Date.now() + 3_600_000),
-      deployedAt: new Date(),
-      requestedAt: new Date(),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "c-1",
-      url: null,
-      lastGoodDigest: null,
-    }),
-  );
-  await cluster.apply({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "Role",
-    metadata: { name: "kubler-deployer", namespace: NAMESPACE },
-    rules: [{ apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "patch"] }],
+function seedEnvironment() {
+  return seedManagedEnvironment(cluster, {
+    namespace: NAMESPACE,
+    gitlab: { instance: jwks.url, projectId: 15, projectPath: PROJECT },
+    environment: REVIEW,
   });
 }
 

@@ -11,7 +11,8 @@ import { credentialsCommand } from "../../cli/credentials-command.js";
 import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
 import { loadLocalConfig } from "../../shared/config.js";
 import { loadCredentialsConfig } from "../../shared/credentials-config.js";
-import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 
 let runtime: LocalRuntime;
 let dataDir: string;
@@ -71,30 +72,10 @@ describe("local job credentials", () => {
     const environment = "review/feature/booking-validation";
     const namespace = namespaceFor(project, environment);
     const cluster = runtime.environments.cluster;
-    await cluster.apply(
-      environmentNamespace({
-        namespace,
-        gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: project },
-        environment,
-        sha: "1111111111111111111111111111111111111111",
-        ref: "feature/booking-validation",
-        pipelineId: 1,
-        mrIid: null,
-        ttl: "72h",
-        expiresAt: new Date(Date.now() + 3_600_000),
-        deployedAt: new Date(),
-        requestedAt: new Date(),
-        status: "succeeded",
-        rolloutDeadline: null,
-        correlationId: "c-1",
-        url: null,
-        lastGoodDigest: null,
-      }),
-    );
-    await cluster.apply({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { name: "kubler-deployer", namespace },
+    await seedManagedEnvironment(cluster, {
+      namespace,
+      gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: project },
+      environment,
       rules: [],
     });
     const { code, output } = await run({
