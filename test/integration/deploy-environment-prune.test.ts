@@ -3,17 +3,13 @@
  * new revision no longer has. Against the embedded Kubernetes API over HTTP, through the real
  * adapter, as the other deploy tests: what is left on the cluster is asserted from the cluster.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesUnavailableError } from "../../shared/errors.js";
-import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
-import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import {
   type DeployEnvironmentDeps,
@@ -21,9 +17,8 @@ import {
   deployEnvironment,
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
+import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
 
-const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
 const PROJECT = "flightjs/flight-management";
 const SHAS = ["1", "2", "3"].map((digit) => digit.repeat(40));
 const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
@@ -33,7 +28,7 @@ const WORKER = "flight-management-worker";
 
 let k8s: MemoryKubernetes;
 let projects: string;
-let deps: DeployEnvironmentDeps & { publisher: RecordingPublisher; audit: RecordingAuditLog };
+let deps: DeployTestDeps;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
@@ -41,25 +36,7 @@ beforeAll(async () => {
 afterAll(() => k8s.close());
 
 beforeEach(async () => {
-  projects = mkdtempSync(join(tmpdir(), "kubler-prune-"));
-  cpSync(EXAMPLE, projects, { recursive: true });
-  const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
-  deps = {
-    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
-    manifests: new DirectoryManifestSource(projects),
-    scheduler: new RecordingScheduler(),
-    publisher: new RecordingPublisher(),
-    stops: new MemoryEnvironmentStops(clock),
-    audit: new RecordingAuditLog(),
-    clock,
-    sleep: (ms) => {
-      clock.advance(ms);
-      return new Promise((resolve) => setTimeout(resolve, ms));
-    },
-    pullSecret: async () => null,
-    defaultTtl: "72h",
-    rolloutPollMs: 10,
-  };
+  ({ deps, projects } = deployTestDeps(k8s, "kubler-prune-"));
   k8s.faults.clear();
   for (const ns of k8s.store.list("v1", "Namespace"))
     await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });

@@ -2,8 +2,7 @@
  * The deploy use case against the embedded Kubernetes API over HTTP, through the real adapter: what
  * lands on the cluster is asserted from the cluster itself.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
@@ -13,8 +12,6 @@ import { lastGoodDigest, type RoleRule } from "../../shared/domain/deploy-manife
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { environmentStopKey } from "../../shared/domain/plan-steps.js";
-import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
-import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import {
   type DeployEnvironmentDeps,
@@ -23,16 +20,10 @@ import {
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import {
-  FixedClock,
-  RecordingAuditLog,
-  RecordingPublisher,
-  RecordingScheduler,
-  sequentialIds,
-} from "../fakes/index.js";
+import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { FixedClock, sequentialIds } from "../fakes/index.js";
 import { allows } from "../fakes/rbac.js";
 
-const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
 const PROJECT = "flightjs/flight-management";
 const SHA_1 = "1111111111111111111111111111111111111111";
 const SHA_2 = "2222222222222222222222222222222222222222";
@@ -43,13 +34,7 @@ const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
 
 let k8s: MemoryKubernetes;
 let projects: string;
-let deps: DeployEnvironmentDeps & {
-  publisher: RecordingPublisher;
-  audit: RecordingAuditLog;
-  scheduler: RecordingScheduler;
-  clock: FixedClock;
-  stops: MemoryEnvironmentStops;
-};
+let deps: DeployTestDeps;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
@@ -57,25 +42,7 @@ beforeAll(async () => {
 afterAll(() => k8s.close());
 
 beforeEach(() => {
-  projects = mkdtempSync(join(tmpdir(), "kubler-projects-"));
-  cpSync(EXAMPLE, projects, { recursive: true });
-  const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
-  deps = {
-    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig }),
-    manifests: new DirectoryManifestSource(projects),
-    scheduler: new RecordingScheduler(),
-    publisher: new RecordingPublisher(),
-    stops: new MemoryEnvironmentStops(clock),
-    audit: new RecordingAuditLog(),
-    clock,
-    sleep: (ms) => {
-      clock.advance(ms);
-      return new Promise((resolve) => setTimeout(resolve, ms));
-    },
-    pullSecret: async () => null,
-    defaultTtl: "72h",
-    rolloutPollMs: 10,
-  };
+  ({ deps, projects } = deployTestDeps(k8s, "kubler-projects-"));
   // Each test gets its own environment: clear what an earlier test left.
   for (const ns of k8s.store.list("v1", "Namespace"))
     void deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
