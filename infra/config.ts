@@ -22,6 +22,7 @@ export const CONTEXT = {
   logRetentionDays: "kubler:logRetentionDays",
   alarmTopicArn: "kubler:alarmTopicArn",
   buildImages: "kubler:buildImages",
+  registryAuthSecretArn: "kubler:registryAuthSecretArn",
 } as const;
 
 export interface KublerConfig {
@@ -45,6 +46,11 @@ export interface KublerConfig {
   alarmTopicArn: string | null;
   /** `KUBLER_BUILD_IMAGES`: the repositories each project may push to; none: any its kubler.yaml names. */
   buildImages: string | null;
+  /**
+   * Secrets Manager secret holding the `.dockerconfigjson` every environment gets as its pull secret;
+   * none: no pull secret (public images, or nodes that pull by their own role, as EKS from ECR).
+   */
+  registryAuthSecretArn: string | null;
 }
 
 /** The values CloudWatch Logs accepts for retention (days). */
@@ -126,10 +132,15 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     }
   }
 
-  const secretArn = (name: "kubeconfigSecretArn" | "gitlabTokenSecretArn", what: string): string => {
+  const secretArn = (
+    name: "kubeconfigSecretArn" | "gitlabTokenSecretArn" | "registryAuthSecretArn",
+    what: string,
+    optional = false,
+  ): string => {
     const value = text(name);
-    if (value === null) fail(name, `is required (the Secrets Manager secret ARN of ${what})`);
-    else if (!SECRET_ARN.test(value))
+    if (value === null) {
+      if (!optional) fail(name, `is required (the Secrets Manager secret ARN of ${what})`);
+    } else if (!SECRET_ARN.test(value))
       fail(name, `must be a Secrets Manager secret ARN, got ${JSON.stringify(value)}`);
     else if (!SECRET_ARN_SUFFIX.test(value)) {
       fail(
@@ -142,6 +153,8 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
   };
   const kubeconfigSecretArn = secretArn("kubeconfigSecretArn", "the cluster's kubeconfig");
   const gitlabTokenSecretArn = secretArn("gitlabTokenSecretArn", "the GitLab API token");
+  const registryAuthSecretArn =
+    secretArn("registryAuthSecretArn", "the registry's .dockerconfigjson", true) || null;
 
   const defaultTtl = text("defaultTtl") ?? "72h";
   try {
@@ -183,6 +196,7 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     logRetentionDays,
     alarmTopicArn,
     buildImages,
+    registryAuthSecretArn,
   };
 }
 

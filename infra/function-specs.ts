@@ -22,6 +22,8 @@ export type Grant =
   | "gitlabToken"
   /** secretsmanager:GetSecretValue on the cluster kubeconfig secret. */
   | "kubeconfig"
+  /** secretsmanager:GetSecretValue on the registry pull secret, when one is configured (else nothing). */
+  | "registryAuthSecret"
   /** sts:AssumeRole/TagSession/SetSourceIdentity on the role ARNs the credentials policy names. */
   | "assumeJobRoles"
   /** scheduler:Create/Update/DeleteSchedule in the expiry group, and iam:PassRole of its role. */
@@ -40,6 +42,8 @@ export type Setting =
   | "gitlabUrl"
   | "gitlabTokenSecret"
   | "kubeconfigSecret"
+  /** Only when `kubler:registryAuthSecretArn` is set: the variable is absent otherwise. */
+  | "registryAuthSecret"
   | "webhookCredentialsSecret"
   | "policyFile"
   | "defaultTtl"
@@ -145,8 +149,15 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     timeout: Duration.seconds(DEPLOY_FUNCTION_TIMEOUT_SECONDS),
     url: false,
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
-    settings: [...ENVIRONMENT_STEP, "dedupeTable", "defaultTtl", "gitlabUrl", "gitlabTokenSecret"],
-    grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken", "dedupe"],
+    settings: [
+      ...ENVIRONMENT_STEP,
+      "dedupeTable",
+      "defaultTtl",
+      "gitlabUrl",
+      "gitlabTokenSecret",
+      "registryAuthSecret",
+    ],
+    grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken", "dedupe", "registryAuthSecret"],
     // Reads the stop records plan-steps writes, `plan/stop/…`, to refuse a deploy asked for before a stop.
     dedupe: { actions: ["GetItem"], keys: ["plan/stop/*"] },
   },

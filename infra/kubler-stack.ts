@@ -91,6 +91,9 @@ export class KublerStack extends Stack {
     const secrets = {
       gitlabToken: importedSecret("GitlabToken", config.gitlabTokenSecretArn),
       kubeconfig: importedSecret("Kubeconfig", config.kubeconfigSecretArn),
+      registryAuth: config.registryAuthSecretArn
+        ? importedSecret("RegistryAuth", config.registryAuthSecretArn)
+        : null,
     };
 
     this.dedupe = new DedupeTable(this, "Dedupe");
@@ -98,7 +101,8 @@ export class KublerStack extends Stack {
     const bus = this.bus.bus;
     this.expirySchedules = new ExpirySchedules(this, "Expiry", { bus });
 
-    const settings: Record<Setting, [string, string]> = {
+    // null: not configured, so the function is not given the variable at all.
+    const settings: Record<Setting, [string, string] | null> = {
       busName: [ENV.EVENT_BUS_NAME, bus.eventBusName],
       busArn: [ENV.EVENT_BUS_ARN, bus.eventBusArn],
       dedupeTable: [ENV.DEDUPE_TABLE, this.dedupe.table.tableName],
@@ -111,6 +115,9 @@ export class KublerStack extends Stack {
       gitlabUrl: [ENV.GITLAB_URL, config.gitlabUrl],
       gitlabTokenSecret: [ENV.GITLAB_API_TOKEN_SECRET, config.gitlabTokenSecretArn],
       kubeconfigSecret: [ENV.KUBECONFIG_SECRET, config.kubeconfigSecretArn],
+      registryAuthSecret: secrets.registryAuth
+        ? [ENV.REGISTRY_AUTH_SECRET, secrets.registryAuth.secretArn]
+        : null,
       webhookCredentialsSecret: [ENV.WEBHOOK_CREDENTIALS_SECRET, this.webhookCredentials.secretArn],
       policyFile: [ENV.POLICY_FILE, BUNDLED_POLICY_FILE],
       defaultTtl: [ENV.DEFAULT_TTL, config.defaultTtl],
@@ -124,6 +131,9 @@ export class KublerStack extends Stack {
       webhookSecret: [allow(["secretsmanager:GetSecretValue"], [this.webhookCredentials.secretArn])],
       gitlabToken: [allow(["secretsmanager:GetSecretValue"], [secrets.gitlabToken.secretArn])],
       kubeconfig: [allow(["secretsmanager:GetSecretValue"], [secrets.kubeconfig.secretArn])],
+      registryAuthSecret: secrets.registryAuth
+        ? [allow(["secretsmanager:GetSecretValue"], [secrets.registryAuth.secretArn])]
+        : [],
       assumeJobRoles:
         config.jobRoleArns.length > 0
           ? [allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], config.jobRoleArns)]
@@ -149,7 +159,9 @@ export class KublerStack extends Stack {
         name,
         spec,
         entry: (props.entry ?? entryOf)(name),
-        environment: Object.fromEntries(spec.settings.map((setting) => settings[setting])),
+        environment: Object.fromEntries(
+          spec.settings.flatMap((setting) => (settings[setting] ? [settings[setting]] : [])),
+        ),
         logRetentionDays: config.logRetentionDays,
         reservedConcurrency: config.reservedConcurrency[name],
         deadLetterQueue: this.deadLetterQueues[name]?.queue,

@@ -23,6 +23,11 @@ export const ENV = {
   KUBECONFIG: "KUBECONFIG",
   DEFAULT_TTL: "KUBLER_DEFAULT_TTL",
   REGISTRY_AUTH_FILE: "KUBLER_REGISTRY_AUTH_FILE",
+  /**
+   * A Secrets Manager secret (ARN or name) holding the `.dockerconfigjson` of KUBLER_REGISTRY_AUTH_FILE,
+   * read at run time instead of that file (the AWS stack sets it from `kubler:registryAuthSecretArn`).
+   */
+  REGISTRY_AUTH_SECRET: "KUBLER_REGISTRY_AUTH_SECRET",
   PROJECTS_DIR: "KUBLER_PROJECTS_DIR",
   EVENT_BUS_ARN: "KUBLER_EVENT_BUS_ARN",
   SCHEDULE_GROUP: "KUBLER_SCHEDULE_GROUP",
@@ -143,19 +148,59 @@ export function readRegistryAuth(file: string): string {
   } catch (error) {
     throw problem(fileProblem(error));
   }
+  const reason = dockerConfigProblem(text);
+  if (reason) throw problem(reason);
+  return text;
+}
+
+/** Why a text is not a `.dockerconfigjson`, in words that never quote it (it holds credentials). */
+function dockerConfigProblem(text: string): string | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw problem("is not JSON");
+    return "is not JSON";
   }
   const auths = isObject(parsed) ? parsed.auths : undefined;
   if (!isObject(auths)) {
-    throw problem(
-      'is not a .dockerconfigjson: it needs an "auths" object, like {"auths": {"registry.example.com": {"auth": "…"}}}',
+    return 'is not a .dockerconfigjson: it needs an "auths" object, like {"auths": {"registry.example.com": {"auth": "…"}}}';
+  }
+  return null;
+}
+
+/**
+ * Where each environment's pull secret comes from: `KUBLER_REGISTRY_AUTH_FILE` (checked now, at
+ * start-up, and read again for every deploy) or the Secrets Manager secret `KUBLER_REGISTRY_AUTH_SECRET`
+ * names, read through `readSecret` for every deploy, so its cache decides when a rotation lands
+ * (as for the GitLab token). Neither: no pull secret. A value that is not a `.dockerconfigjson` is a
+ * ConfigError naming the variable and the file or secret, never the content.
+ *
+ * @example
+ * const pullSecret = registryPullSecret(process.env, createRedactingSecretReader(audit));
+ * await pullSecret(); // '{"auths":{…}}', or null
+ */
+export function registryPullSecret(
+  env: Env,
+  readSecret: (secretId: string) => Promise<string>,
+): () => Promise<string | null> {
+  const file = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
+  const secretId = env[ENV.REGISTRY_AUTH_SECRET]?.trim() || null;
+  if (file && secretId) {
+    throw new ConfigError(
+      `set ${ENV.REGISTRY_AUTH_FILE} or ${ENV.REGISTRY_AUTH_SECRET}, not both: which one is meant is unclear`,
     );
   }
-  return text;
+  if (file) {
+    readRegistryAuth(file);
+    return async () => readRegistryAuth(file);
+  }
+  if (!secretId) return async () => null;
+  return async () => {
+    const text = await readSecret(secretId);
+    const reason = dockerConfigProblem(text);
+    if (reason) throw new ConfigError(`${ENV.REGISTRY_AUTH_SECRET}: secret ${secretId} ${reason}`);
+    return text;
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -18,7 +18,7 @@ import {
   loadAwsStepsConfig,
   loadEnvironmentsConfig,
   loadGitlabApiConfig,
-  readRegistryAuth,
+  registryPullSecret,
 } from "../../shared/config.js";
 import { createDeployEnvironmentConsumer } from "./consumer.js";
 
@@ -26,14 +26,16 @@ const steps = loadAwsStepsConfig(process.env);
 // The stops plan-steps records are in its dedupe table.
 const { dedupeTable } = loadAwsIngressConfig(process.env);
 const environments = loadEnvironmentsConfig(process.env);
-const { registryAuthFile } = environments;
-// Checked at cold start, so a bad file fails the init naming the variable; read again per deploy.
-if (registryAuthFile) readRegistryAuth(registryAuthFile);
 const gitlab = loadGitlabApiConfig(process.env);
-// Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
+// Redacts what Secrets Manager gives (the GitLab token, the kubeconfig, the registry's
+// .dockerconfigjson) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
-// The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
+// The GitLab token, the kubeconfig and the pull secret come from Secrets Manager in AWS (the stack
+// passes ARNs).
 const readSecret = createRedactingSecretReader(audit);
+// A registry auth file is checked now, so a bad one fails the init naming the variable; the file or
+// the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
+const pullSecret = registryPullSecret(process.env, readSecret);
 
 const consume = createDeployEnvironmentConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),
@@ -58,7 +60,7 @@ const consume = createDeployEnvironmentConsumer({
   audit,
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  pullSecret: async () => (registryAuthFile ? readRegistryAuth(registryAuthFile) : null),
+  pullSecret,
   defaultTtl: environments.defaultTtl,
 });
 

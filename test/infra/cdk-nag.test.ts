@@ -5,12 +5,13 @@ import { Queue } from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildStack } from "./stack-fixture.js";
+import { buildStack, REGISTRY_AUTH_SECRET_ARN, testConfig } from "./stack-fixture.js";
 
 /** Synthesizes with the AwsSolutions pack; the findings, if any. */
 function nagFindings(extra?: (app: App) => void): { findings: string[]; app: App } {
   const app = new App({ builtinCloudFormationValidation: false, context: { "aws:cdk:bundling-stacks": [] } });
-  buildStack({ app });
+  // With the optional registry secret too: every statement the stack can write is checked.
+  buildStack({ app, config: testConfig({ registryAuthSecretArn: REGISTRY_AUTH_SECRET_ARN }) });
   extra?.(app);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   try {

@@ -9,6 +9,7 @@ import {
   GITLAB_TOKEN_SECRET_ARN,
   KUBECONFIG_SECRET_ARN,
   POLICY_FILE,
+  REGISTRY_AUTH_SECRET_ARN,
   ROOT,
   testConfig,
 } from "./stack-fixture.js";
@@ -53,6 +54,7 @@ describe("stack settings", () => {
       logRetentionDays: 30,
       alarmTopicArn: null,
       buildImages: null,
+      registryAuthSecretArn: null,
     });
   });
 
@@ -87,6 +89,10 @@ describe("stack settings", () => {
     [{ logRetentionDays: 42 }, "kubler:logRetentionDays: must be one of 1, 3,"],
     [{ alarmTopicArn: "oncall" }, "kubler:alarmTopicArn: must be an SNS topic ARN"],
     [
+      { registryAuthSecretArn: "kubler/registry-auth" },
+      "kubler:registryAuthSecretArn: must be a Secrets Manager secret ARN",
+    ],
+    [
       { buildImages: "registry.example.com/apps" },
       "kubler:buildImages: must be an image repository with {project_path} in it once",
     ],
@@ -112,6 +118,32 @@ describe("stack settings", () => {
     }
     const complete = validateConfig({ ...valid, kubeconfigSecretArn: `${partial}-a1B2c3` }, ROOT);
     expect(complete.kubeconfigSecretArn).toBe(`${partial}-a1B2c3`);
+  });
+
+  it("takes an optional registry auth secret, by its full ARN only", () => {
+    expect(validateConfig(valid, ROOT).registryAuthSecretArn).toBeNull();
+    expect(validateConfig({ ...valid, registryAuthSecretArn: "" }, ROOT).registryAuthSecretArn).toBeNull();
+    expect(
+      validateConfig({ ...valid, registryAuthSecretArn: ` ${REGISTRY_AUTH_SECRET_ARN} ` }, ROOT)
+        .registryAuthSecretArn,
+    ).toBe(REGISTRY_AUTH_SECRET_ARN);
+    // The name alone deploys, then IAM refuses GetSecretValue on the first deploy of an environment.
+    const partial = REGISTRY_AUTH_SECRET_ARN.replace(/-AbCdEf$/, "");
+    const message = problemsOf({ ...valid, registryAuthSecretArn: partial });
+    expect(message).toContain(
+      `${CONTEXT.registryAuthSecretArn}: looks like a partial ARN: the complete one ends in the -AbCdEf suffix`,
+    );
+    expect(message).toContain(JSON.stringify(partial));
+    const app = new App({
+      context: {
+        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
+        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
+        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
+        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        [CONTEXT.registryAuthSecretArn]: REGISTRY_AUTH_SECRET_ARN,
+      },
+    });
+    expect(configFromContext(app.node, ROOT).registryAuthSecretArn).toBe(REGISTRY_AUTH_SECRET_ARN);
   });
 
   it("refuses a policy whose role is not an IAM role ARN, naming the rule", () => {

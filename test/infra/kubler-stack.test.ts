@@ -24,6 +24,7 @@ import {
   buildStack,
   GITLAB_TOKEN_SECRET_ARN,
   KUBECONFIG_SECRET_ARN,
+  REGISTRY_AUTH_SECRET_ARN,
   templateOf,
   testConfig,
 } from "./stack-fixture.js";
@@ -635,5 +636,67 @@ describe("observability", () => {
     for (const alarm of Object.values(withTopic.findResources("AWS::CloudWatch::Alarm"))) {
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
     }
+  });
+});
+
+describe("the registry pull secret (kubler:registryAuthSecretArn)", () => {
+  const withKey = () =>
+    templateOf(
+      buildStack({ config: testConfig({ registryAuthSecretArn: REGISTRY_AUTH_SECRET_ARN }) }),
+    ).toJSON().Resources as Record<string, Resource>;
+  const functionIn = (all: Record<string, Resource>, name: FunctionName) =>
+    Object.entries(all).find(
+      ([, r]) => r.Type === "AWS::Lambda::Function" && r.Properties.FunctionName === `kubler-${name}`,
+    ) as [string, Resource];
+  const variablesIn = (all: Record<string, Resource>, name: FunctionName) =>
+    (functionIn(all, name)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  /** Every statement of every policy, with the roles it is attached to. */
+  const statementsIn = (all: Record<string, Resource>) =>
+    Object.values(all)
+      .filter((r) => r.Type === "AWS::IAM::Policy")
+      .flatMap((p) =>
+        (p.Properties.PolicyDocument as { Statement: Cfn[] }).Statement.map((statement) => ({
+          roles: p.Properties.Roles,
+          statement,
+        })),
+      );
+
+  it("gives deploy-environment the secret's ARN (never its value) and GetSecretValue on exactly that ARN", () => {
+    const all = withKey();
+    expect(variablesIn(all, "deploy-environment")[ENV.REGISTRY_AUTH_SECRET]).toBe(REGISTRY_AUTH_SECRET_ARN);
+    for (const name of FUNCTIONS.filter((n) => n !== "deploy-environment")) {
+      expect(variablesIn(all, name), name).not.toHaveProperty(ENV.REGISTRY_AUTH_SECRET);
+    }
+    const granting = statementsIn(all).filter(({ statement }) =>
+      JSON.stringify(statement).includes("kubler/registry-auth"),
+    );
+    const deployRole = (functionIn(all, "deploy-environment")[1].Properties.Role as Cfn)["Fn::GetAtt"][0];
+    expect(granting).toEqual([
+      {
+        roles: [{ Ref: deployRole }],
+        statement: {
+          Effect: "Allow",
+          Action: "secretsmanager:GetSecretValue",
+          Resource: REGISTRY_AUTH_SECRET_ARN,
+        },
+      },
+    ]);
+  });
+
+  it("adds no variable and no statement when the key is not set", () => {
+    for (const name of FUNCTIONS) {
+      expect(variablesIn(resources, name), name).not.toHaveProperty(ENV.REGISTRY_AUTH_SECRET);
+    }
+    const secretReads = statementsIn(resources).filter(({ statement }) =>
+      [statement.Action].flat().includes("secretsmanager:GetSecretValue"),
+    );
+    // The webhook credentials, the kubeconfig and the GitLab token: nothing else.
+    expect(new Set(secretReads.map(({ statement }) => JSON.stringify(statement.Resource)))).toEqual(
+      new Set([
+        JSON.stringify({ Ref: idOf("AWS::SecretsManager::Secret") }),
+        JSON.stringify(KUBECONFIG_SECRET_ARN),
+        JSON.stringify(GITLAB_TOKEN_SECRET_ARN),
+      ]),
+    );
   });
 });

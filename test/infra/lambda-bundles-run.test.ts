@@ -38,6 +38,7 @@ import { ACCOUNT, functionEnvironment, REGION, scheduleInput } from "./cfn-value
 import {
   GITLAB_TOKEN_SECRET_ARN,
   KUBECONFIG_SECRET_ARN,
+  REGISTRY_AUTH_SECRET_ARN,
   ROOT,
   type SynthesizedStack,
   synthBundledOnce,
@@ -49,6 +50,12 @@ const ACCESS_KEY = "ASIAEXECUTIONROLE";
 const SESSION_TOKEN = "execution-role-session-token";
 const GITLAB_TOKEN = "glpat-from-secrets-manager-0123";
 const WEBHOOK_TOKEN = "webhook-token-from-secrets-manager";
+/** What `kubler:registryAuthSecretArn`'s secret holds (the bundled synth sets the key). */
+const REGISTRY_AUTH = JSON.stringify({
+  auths: {
+    "registry.gitlab.example.com": { auth: Buffer.from("deploy-token:gldt-from-sm").toString("base64") },
+  },
+});
 const SHA = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
 const PROJECT_PATH = "flightjs/flight-management";
 const PROJECT_ID = 2;
@@ -80,6 +87,7 @@ beforeAll(async () => {
 
   aws.secrets.set(KUBECONFIG_SECRET_ARN, proxy.kubeconfig);
   aws.secrets.set(GITLAB_TOKEN_SECRET_ARN, GITLAB_TOKEN);
+  aws.secrets.set(REGISTRY_AUTH_SECRET_ARN, REGISTRY_AUTH);
   const webhookSecret = functionEnvironment(
     stack.template,
     "gitlab-webhook",
@@ -433,20 +441,39 @@ describe("each Lambda bundle, run with the environment the template gives it", (
     expectSignedByRole(from);
   });
 
-  it("deploy-environment: applies the built image, schedules the expiry with the template's group, role and queue, publishes the outcome", async () => {
+  it("deploy-environment: applies the built image with the registry secret's pull secret, schedules the expiry with the template's group, role and queue, publishes the outcome", async () => {
     const env = functionEnvironment(stack.template, "deploy-environment");
+    expect(env.KUBLER_REGISTRY_AUTH_SECRET).toBe(REGISTRY_AUTH_SECRET_ARN);
     const from = aws.calls.length;
     const digest = `sha256:${"5".repeat(64)}`;
     const finished = step(REVIEW, { ttl: "72h", status: "succeeded", imageDigest: digest, reason: null });
-    const { results } = await invoke("deploy-environment", [busEvent("Build Finished", finished)]);
+    const { results, stdout, stderr } = await invoke("deploy-environment", [
+      busEvent("Build Finished", finished),
+    ]);
     expect(results[0]).toMatchObject({ kind: "succeeded" });
     const namespace = namespaceFor(PROJECT_PATH, REVIEW);
     const deployment = k8s.store.get("apps/v1", "Deployment", namespace, "flight-management") as unknown as {
-      spec: { template: { spec: { containers: { image: string }[] } } };
+      spec: {
+        template: { spec: { containers: { image: string }[]; imagePullSecrets?: { name: string }[] } };
+      };
     };
     expect(deployment.spec.template.spec.containers[0]?.image).toBe(
       `registry.example.com/flightjs/flight-management@${digest}`,
     );
+    // The secret's .dockerconfigjson, read with the function's role, is the environment's pull secret.
+    expect(secretsRead(from).sort()).toEqual(
+      [env.KUBLER_KUBECONFIG_SECRET, env.GITLAB_API_TOKEN_SECRET, REGISTRY_AUTH_SECRET_ARN].sort(),
+    );
+    const pullSecret = k8s.store.get("v1", "Secret", namespace, "kubler-registry");
+    expect(pullSecret?.type).toBe("kubernetes.io/dockerconfigjson");
+    expect(
+      Buffer.from(
+        (pullSecret?.data as Record<string, string> | undefined)?.[".dockerconfigjson"] ?? "",
+        "base64",
+      ).toString(),
+    ).toBe(REGISTRY_AUTH);
+    expect(deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: "kubler-registry" }]);
+    expect(stdout + stderr).not.toContain(REGISTRY_AUTH);
     const [schedule] = aws.callsOf("scheduler.CreateSchedule").filter((c) => aws.calls.indexOf(c) >= from);
     expect(schedule?.body).toMatchObject({
       GroupName: env.KUBLER_SCHEDULE_GROUP,

@@ -24,6 +24,9 @@ export const KUBECONFIG_SECRET_ARN =
   "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/kubeconfig-AbCdEf";
 export const GITLAB_TOKEN_SECRET_ARN =
   "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-token-AbCdEf";
+/** `kubler:registryAuthSecretArn`: optional, set in the bundled synth (see `synthBundled`). */
+export const REGISTRY_AUTH_SECRET_ARN =
+  "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/registry-auth-AbCdEf";
 
 export function testConfig(overrides: Partial<Record<string, unknown>> = {}): KublerConfig {
   return validateConfig(
@@ -68,6 +71,8 @@ export interface BundledAssets {
 
 /**
  * Synthesizes the stack with real bundling (local esbuild, as `npm run synth` does) into `outdir`.
+ * With the optional registry pull secret configured, so the bundles run with every setting the
+ * template can give them (the bundles themselves do not depend on it).
  *
  * @example
  * const { assets } = synthBundled(mkdtempSync(join(tmpdir(), "kubler-")));
@@ -75,7 +80,7 @@ export interface BundledAssets {
  */
 export function synthBundled(outdir: string): BundledAssets {
   const app = new App({ builtinCloudFormationValidation: false, outdir });
-  buildStack({ app });
+  buildStack({ app, config: testConfig({ registryAuthSecretArn: REGISTRY_AUTH_SECRET_ARN }) });
   const template = app.synth().getStackByName("Test").template as {
     Resources: Record<
       string,
