@@ -213,6 +213,7 @@ export class KublerStack extends Stack {
         { name: "event-log", queue: this.bus.eventLogDeadLetters.queue },
         { name: "expiry-schedules", queue: this.expirySchedules.deadLetterQueue.queue },
       ],
+      reconcile: this.functions.reconcile.function,
       webhookLogGroup: this.functions["gitlab-webhook"].logGroup,
       credentialsLogGroup: this.functions["job-credentials"].logGroup,
       alarmTopicArn: config.alarmTopicArn,

@@ -1,6 +1,7 @@
 /**
- * What on-call watches: alarms on dead letters, function errors, rejected webhooks and denied
- * credentials (metric filters on the audit lines), and the saved Logs Insights queries.
+ * What on-call watches: alarms on dead letters, function errors, reconcile not running, rejected
+ * webhooks and denied credentials (metric filters on the audit lines), and the saved Logs Insights
+ * queries.
  */
 import { Duration } from "aws-cdk-lib";
 import {
@@ -46,9 +47,18 @@ export const DENIED_CREDENTIALS_PATTERN =
  */
 export const REJECTED_WEBHOOKS_THRESHOLD = 5;
 
+/**
+ * Reconcile runs every minute; ten minutes without one invocation is its schedule disabled or
+ * deleted, or Lambda refusing it (throttled to 0, a permission gone): a few missed minutes from a
+ * Scheduler hiccup are not worth a page, and no error alarm fires when nothing runs.
+ */
+export const RECONCILE_SILENCE_MINUTES = 10;
+
 export interface ObservabilityProps {
   functions: { name: string; function: IFunction; logGroup: ILogGroup }[];
   deadLetterQueues: { name: string; queue: IQueue }[];
+  /** Alarmed on when it is not invoked at all (its schedule is the every-minute safety net). */
+  reconcile: IFunction;
   webhookLogGroup: ILogGroup;
   credentialsLogGroup: ILogGroup;
   alarmTopicArn: string | null;
@@ -62,15 +72,25 @@ export class Observability extends Construct {
     const action: IAlarmAction | null = props.alarmTopicArn
       ? new SnsAction(Topic.fromTopicArn(this, "AlarmTopic", props.alarmTopicArn))
       : null;
-    const alarm = (alarmId: string, metric: IMetric, threshold: number, description: string) => {
+    const alarm = (
+      alarmId: string,
+      metric: IMetric,
+      threshold: number,
+      description: string,
+      below = false,
+    ) => {
       const created = new Alarm(this, alarmId, {
         alarmName: `kubler-${alarmId}`,
         alarmDescription: description,
         metric,
         threshold,
         evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
+        // "At least" alarms count what went wrong: no data is nothing wrong. A "below" alarm counts
+        // what must happen: no data is it not happening.
+        comparisonOperator: below
+          ? ComparisonOperator.LESS_THAN_THRESHOLD
+          : ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: below ? TreatMissingData.BREACHING : TreatMissingData.NOT_BREACHING,
       });
       if (action) created.addAlarmAction(action);
       this.alarms.push(created);
@@ -92,6 +112,18 @@ export class Observability extends Construct {
         `kubler-${name} threw: see its log group for the error line`,
       );
     }
+
+    alarm(
+      "reconcile-not-running",
+      props.reconcile.metricInvocations({
+        period: Duration.minutes(RECONCILE_SILENCE_MINUTES),
+        statistic: "Sum",
+      }),
+      1,
+      `kubler-reconcile was not invoked for ${RECONCILE_SILENCE_MINUTES} minutes: check the kubler-reconcile schedule ` +
+        "(group kubler-recurring) is ENABLED, the function's reserved concurrency is not 0, and its dead-letter queue",
+      true,
+    );
 
     const filtered = (filterId: string, logGroup: ILogGroup, pattern: string, metricName: string) =>
       new MetricFilter(this, filterId, {

@@ -4,7 +4,11 @@ import { DEDUPE_KEY } from "../../infra/dedupe-table.js";
 import { EVENT_LOG_GROUP_NAME } from "../../infra/event-bus.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { BUNDLED_POLICY_FILE, JOB_CREDENTIALS_ROLE_PREFIX } from "../../infra/kubler-stack.js";
-import { DENIED_CREDENTIALS_PATTERN, REJECTED_WEBHOOK_PATTERN } from "../../infra/observability.js";
+import {
+  DENIED_CREDENTIALS_PATTERN,
+  RECONCILE_SILENCE_MINUTES,
+  REJECTED_WEBHOOK_PATTERN,
+} from "../../infra/observability.js";
 import { EXPIRY_GROUP_NAME, SWEEP_INPUT } from "../../infra/scheduling.js";
 import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { ENV } from "../../shared/config.js";
@@ -69,7 +73,8 @@ describe("KublerStack resources", () => {
       "AWS::Logs::LogGroup": FUNCTIONS.length + 1,
       "AWS::Logs::MetricFilter": 2,
       "AWS::Logs::QueryDefinition": savedQueryDefinitions().length,
-      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2,
+      // Dead letters, errors, audit-line counts, and reconcile not running.
+      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2 + 1,
       "AWS::SecretsManager::Secret": 1,
     };
     for (const [type, count] of Object.entries(counts)) template.resourceCountIs(type, count);
@@ -628,6 +633,41 @@ describe("observability", () => {
       savedQueryDefinitions().map((q) => [q.name, q.queryString]),
     );
     for (const query of queries) expect(query.LogGroupNames).toHaveLength(FUNCTIONS.length);
+  });
+
+  it("alarms when reconcile is not invoked for 10 minutes, its missing data counting as not running", () => {
+    expect(RECONCILE_SILENCE_MINUTES).toBe(10);
+    const alarms = ofType("AWS::CloudWatch::Alarm").filter(
+      ([, a]) => a.Properties.AlarmName === "kubler-reconcile-not-running",
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]?.[1].Properties).toMatchObject({
+      Namespace: "AWS/Lambda",
+      MetricName: "Invocations",
+      Dimensions: [{ Name: "FunctionName", Value: { Ref: functionOf("reconcile")[0] } }],
+      Statistic: "Sum",
+      Period: 600,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: "LessThanThreshold",
+      // A disabled schedule sends no data point at all: that must fire, not read as OK.
+      TreatMissingData: "breaching",
+      AlarmDescription: expect.stringContaining("kubler-reconcile"),
+    });
+    // Every other alarm counts failures: nothing reported is nothing wrong.
+    for (const [, alarm] of ofType("AWS::CloudWatch::Alarm")) {
+      if (alarm.Properties.AlarmName === "kubler-reconcile-not-running") continue;
+      expect(alarm.Properties, String(alarm.Properties.AlarmName)).toMatchObject({
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        TreatMissingData: "notBreaching",
+      });
+    }
+    const topic = "arn:aws:sns:eu-west-1:123456789012:oncall";
+    const withTopic = templateOf(buildStack({ config: testConfig({ alarmTopicArn: topic }) }));
+    withTopic.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      AlarmName: "kubler-reconcile-not-running",
+      AlarmActions: [topic],
+    });
   });
 
   it("notifies the configured SNS topic", () => {
