@@ -202,17 +202,31 @@ export class KublerStack extends Stack {
       sweep: scheduled("cleanup-environments"),
     });
 
+    // Named as their alarms are, `kubler-<name>-dead-letters`.
+    const deadLetterQueues = [
+      ...Object.entries(this.deadLetterQueues).map(([name, queue]) => ({
+        name,
+        queue: queue.queue,
+        holds: `failed deliveries to kubler-${name}`,
+      })),
+      {
+        name: "event-log",
+        queue: this.bus.eventLogDeadLetters.queue,
+        holds: "events that could not be copied to /kubler/events",
+      },
+      {
+        name: "expiry-schedules",
+        queue: this.expirySchedules.deadLetterQueue.queue,
+        holds: "stops the expiry schedules could not put on the bus",
+      },
+    ];
     new Observability(this, "Observability", {
       functions: FUNCTIONS.map((name) => ({
         name,
         function: this.functions[name].function,
         logGroup: this.functions[name].logGroup,
       })),
-      deadLetterQueues: [
-        ...Object.entries(this.deadLetterQueues).map(([name, queue]) => ({ name, queue: queue.queue })),
-        { name: "event-log", queue: this.bus.eventLogDeadLetters.queue },
-        { name: "expiry-schedules", queue: this.expirySchedules.deadLetterQueue.queue },
-      ],
+      deadLetterQueues,
       reconcile: this.functions.reconcile.function,
       webhookLogGroup: this.functions["gitlab-webhook"].logGroup,
       credentialsLogGroup: this.functions["job-credentials"].logGroup,
@@ -224,6 +238,13 @@ export class KublerStack extends Stack {
       description: `The webhook token (${ENV.WEBHOOK_SECRET}) to paste into GitLab`,
     });
     new CfnOutput(this, "EventBusName", { value: bus.eventBusName });
+    // What docs/operations.md reads a queue's URL from, by the name of the alarm that fired.
+    for (const { name, queue, holds } of deadLetterQueues) {
+      new CfnOutput(this, `${pascal(name)}DeadLetterQueueUrl`, {
+        value: queue.queueUrl,
+        description: `Dead-letter queue of alarm kubler-${name}-dead-letters: ${holds}`,
+      });
+    }
     new CfnOutput(this, "ClusterRoleArns", {
       value: Fn.join(
         ",",

@@ -670,6 +670,35 @@ describe("observability", () => {
     });
   });
 
+  it("outputs each dead-letter queue's URL, named after the alarm on it", () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: Cfn; Description: string }>;
+    const dlqOutputs = Object.keys(outputs).filter((key) => key.endsWith("DeadLetterQueueUrl"));
+    expect(dlqOutputs.sort()).toEqual(
+      [
+        "PlanStepsDeadLetterQueueUrl",
+        "BuildImageDeadLetterQueueUrl",
+        "DeployEnvironmentDeadLetterQueueUrl",
+        "CleanupEnvironmentsDeadLetterQueueUrl",
+        "ReportStatusDeadLetterQueueUrl",
+        "ReconcileDeadLetterQueueUrl",
+        "EventLogDeadLetterQueueUrl",
+        "ExpirySchedulesDeadLetterQueueUrl",
+      ].sort(),
+    );
+    expect(dlqOutputs).toHaveLength(ofType("AWS::SQS::Queue").length);
+    // The runbook goes from the alarm that fired to the output: kubler-<name>-dead-letters → <Name>DeadLetterQueueUrl.
+    for (const [, alarm] of ofType("AWS::CloudWatch::Alarm")) {
+      if (alarm.Properties.MetricName !== "ApproximateNumberOfMessagesVisible") continue;
+      const alarmName = String(alarm.Properties.AlarmName);
+      const name = alarmName.replace(/^kubler-(.+)-dead-letters$/, "$1");
+      const key = `${name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase())}DeadLetterQueueUrl`;
+      const queueId = (alarm.Properties.Dimensions as Cfn)[0].Value["Fn::GetAtt"][0];
+      // A queue's Ref is its URL.
+      expect(outputs[key]?.Value, alarmName).toEqual({ Ref: queueId });
+      expect(outputs[key]?.Description, key).toContain(alarmName);
+    }
+  });
+
   it("notifies the configured SNS topic", () => {
     const topic = "arn:aws:sns:eu-west-1:123456789012:oncall";
     const withTopic = templateOf(buildStack({ config: testConfig({ alarmTopicArn: topic }) }));
