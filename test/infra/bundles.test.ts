@@ -5,7 +5,7 @@
  * The same bundles are run as Lambda runs them in lambda-bundles-run.test.ts.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { ESM_REQUIRE_BANNER } from "../../infra/lambda-bundle.js";
@@ -25,12 +25,15 @@ beforeAll(async () => {
   bundled = await synthBundledOnce();
 }, 300_000);
 
-/** The packages a bundle was built from, read from its source map. */
+/**
+ * The packages a bundle was built from, read from its source map. Its sources are relative to the
+ * bundle, which is kept under node_modules/.cache: resolved first, so the path names node_modules.
+ */
 function packagesOf(dir: string): Set<string> {
   const map = JSON.parse(readFileSync(join(dir, "index.mjs.map"), "utf8")) as { sources: string[] };
   return new Set(
     map.sources.flatMap((source) => {
-      const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
+      const match = /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(resolve(dir, source));
       return match ? [match[1] as string] : [];
     }),
   );

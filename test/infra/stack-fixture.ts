@@ -8,10 +8,11 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { App, type Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { type KublerConfig, validateConfig } from "../../infra/config.js";
@@ -106,52 +107,94 @@ export interface SynthesizedStack extends BundledAssets {
   template: CfnTemplate;
 }
 
-/** What the bundles are built from: a change to any of them is a new synth. */
-const BUNDLE_INPUTS = [
+/**
+ * What the synthesized assembly is built from, relative to the checkout: a change to any of them is
+ * a new synth. package.json is read by esbuild (`type`, `sideEffects`, `imports`); this file holds
+ * the synth's own settings (`synthBundled`'s config). node_modules/.package-lock.json changes with
+ * every install.
+ */
+export const SYNTH_INPUTS = [
   "functions",
   "shared",
   "infra",
+  "package.json",
   "package-lock.json",
   "node_modules/.package-lock.json",
   "tsconfig.json",
+  relative(ROOT, POLICY_FILE),
+  relative(ROOT, fileURLToPath(import.meta.url)),
 ];
-/** A lock older than this was left by a worker that died mid-synth. */
+/**
+ * This checkout's own (not the shared temp directory, where another user could leave bundles for
+ * these tests to run, or a lock that stops them); under node_modules, so a fresh clone starts empty.
+ */
+const SYNTH_CACHE = join(ROOT, "node_modules/.cache/kubler-synth");
+/** A lock whose owner is alive is waited for, up to this age (a reused pid, a hung synth). */
 const STALE_LOCK_MS = 5 * 60_000;
+/** A lock with no owner written yet is that young, or its maker died between the two steps. */
+const OWNERLESS_LOCK_MS = 10_000;
+/** Syntheses of other source states nobody has used for this long are removed (38 MB each). */
+const UNUSED_SYNTH_MS = 3_600_000;
 
 /**
  * `synthBundled` once for every test file that needs the real bundles (vitest runs files in
- * separate workers, which share no memory): the cloud assembly is kept under the system's temp
- * directory, named by a hash of the bundles' sources, and the first worker to need it builds it
- * while the others wait. Read-only for its users; older ones are removed after a day.
+ * separate workers, which share no memory): the cloud assembly is kept in this checkout's
+ * node_modules/.cache, named by a hash of `SYNTH_INPUTS`, and the first worker to need it builds it
+ * while the others wait. Read-only for its users.
  *
  * @example
  * const { assets, template } = await synthBundledOnce();
  */
 export async function synthBundledOnce(): Promise<SynthesizedStack> {
-  const dir = join(tmpdir(), `kubler-synth-${inputsHash()}`);
-  const index = join(dir, "kubler-assets.json");
+  const dir = await synthOnce(SYNTH_CACHE, synthInputsHash(ROOT), (staging) => {
+    const { assets } = synthBundled(staging);
+    const relative = Object.fromEntries(Object.entries(assets).map(([name, path]) => [name, basename(path)]));
+    writeFileSync(join(staging, SYNTH_INDEX), JSON.stringify(relative));
+  });
+  return readSynthesized(dir);
+}
+
+const SYNTH_INDEX = "kubler-assets.json";
+
+/**
+ * `<cache>/<key>`, built by `build` (which writes `kubler-assets.json` last) unless it is there:
+ * one process builds while the others wait on `<key>.lock`, which holds its pid. A lock whose
+ * process has died (a run killed mid-synth) is taken over at once.
+ *
+ * @example
+ * const dir = await synthOnce(cacheDir, synthInputsHash(ROOT), (staging) => synthBundled(staging));
+ */
+export async function synthOnce(
+  cache: string,
+  key: string,
+  build: (staging: string) => void,
+): Promise<string> {
+  const dir = join(cache, key);
+  const index = join(dir, SYNTH_INDEX);
+  mkdirSync(cache, { recursive: true });
   for (;;) {
-    if (existsSync(index)) return readSynthesized(dir, index);
+    if (existsSync(index)) {
+      // Marks it used, so removeUnusedSyntheses leaves it to the runs still reading it.
+      const now = new Date();
+      utimesSync(dir, now, now);
+      return dir;
+    }
     const lock = `${dir}.lock`;
     try {
       mkdirSync(lock);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      if (isAbandoned(lock)) rmSync(lock, { recursive: true, force: true });
       else await new Promise((resolve) => setTimeout(resolve, 200));
       continue;
     }
     try {
+      writeFileSync(join(lock, "pid"), String(process.pid));
       if (existsSync(index)) continue;
-      removeOldSyntheses();
+      removeUnusedSyntheses(cache, key);
       const staging = `${dir}.${process.pid}`;
       rmSync(staging, { recursive: true, force: true });
-      const { assets } = synthBundled(staging);
-      const relative = Object.fromEntries(
-        Object.entries(assets).map(([name, path]) => [name, basename(path)]),
-      );
-      writeFileSync(join(staging, "kubler-assets.json"), JSON.stringify(relative));
+      build(staging);
       rmSync(dir, { recursive: true, force: true });
       renameSync(staging, dir);
     } finally {
@@ -160,8 +203,33 @@ export async function synthBundledOnce(): Promise<SynthesizedStack> {
   }
 }
 
-function readSynthesized(dir: string, index: string): SynthesizedStack {
-  const relative = JSON.parse(readFileSync(index, "utf8")) as Record<FunctionName, string>;
+/** Its process is gone (or never wrote itself down), or it has held the lock too long. */
+function isAbandoned(lock: string): boolean {
+  const stat = statSync(lock, { throwIfNoEntry: false });
+  if (!stat) return false;
+  const age = Date.now() - stat.mtimeMs;
+  let pid = Number.NaN;
+  try {
+    pid = Number(readFileSync(join(lock, "pid"), "utf8"));
+  } catch {
+    // Not written yet, or never will be.
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return age > OWNERLESS_LOCK_MS;
+  return !isAlive(pid) || age > STALE_LOCK_MS;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, as someone else's.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function readSynthesized(dir: string): SynthesizedStack {
+  const relative = JSON.parse(readFileSync(join(dir, SYNTH_INDEX), "utf8")) as Record<FunctionName, string>;
   const assets = Object.fromEntries(
     Object.entries(relative).map(([name, asset]) => [name, join(dir, asset)]),
   ) as Record<FunctionName, string>;
@@ -169,7 +237,13 @@ function readSynthesized(dir: string, index: string): SynthesizedStack {
   return { outdir: dir, assets, template };
 }
 
-function inputsHash(): string {
+/**
+ * The hash of `SYNTH_INPUTS` under `root` (paths and contents): the name of a synthesis.
+ *
+ * @example
+ * synthInputsHash(ROOT); // "27c7be642f89d1ef"
+ */
+export function synthInputsHash(root: string): string {
   const hash = createHash("sha256");
   const add = (path: string) => {
     const stat = statSync(path, { throwIfNoEntry: false });
@@ -178,19 +252,19 @@ function inputsHash(): string {
       for (const entry of readdirSync(path).sort()) add(join(path, entry));
       return;
     }
-    hash.update(`${relative(ROOT, path)}\0`);
+    hash.update(`${relative(root, path)}\0`);
     hash.update(readFileSync(path));
   };
-  for (const input of BUNDLE_INPUTS) add(join(ROOT, input));
-  add(POLICY_FILE);
+  for (const input of SYNTH_INPUTS) add(join(root, input));
   return hash.digest("hex").slice(0, 16);
 }
 
-function removeOldSyntheses(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    if (!entry.startsWith("kubler-synth-")) continue;
-    const path = join(tmpdir(), entry);
+/** Other keys' syntheses, locks and staging directories nobody has touched for an hour. */
+function removeUnusedSyntheses(cache: string, key: string): void {
+  for (const entry of readdirSync(cache)) {
+    if (entry.startsWith(key)) continue;
+    const path = join(cache, entry);
     const stat = statSync(path, { throwIfNoEntry: false });
-    if (stat && Date.now() - stat.mtimeMs > 24 * 3_600_000) rmSync(path, { recursive: true, force: true });
+    if (stat && Date.now() - stat.mtimeMs > UNUSED_SYNTH_MS) rmSync(path, { recursive: true, force: true });
   }
 }
