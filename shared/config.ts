@@ -181,7 +181,7 @@ function dockerConfigProblem(text: string): string | null {
  */
 export function registryPullSecret(
   env: Env,
-  readSecret: (secretId: string) => Promise<string>,
+  readSecret: (secretId: string, check?: (value: string) => void) => Promise<string>,
 ): () => Promise<string | null> {
   const file = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
   const secretId = env[ENV.REGISTRY_AUTH_SECRET]?.trim() || null;
@@ -195,10 +195,15 @@ export function registryPullSecret(
     return async () => readRegistryAuth(file);
   }
   if (!secretId) return async () => null;
-  return async () => {
-    const text = await readSecret(secretId);
+  const check = (text: string) => {
     const reason = dockerConfigProblem(text);
     if (reason) throw new ConfigError(`${ENV.REGISTRY_AUTH_SECRET}: secret ${secretId} ${reason}`);
+  };
+  // Checked inside the read too, so the reader does not cache a wrong value for its TTL: the bus
+  // retries a failed deploy within minutes, and a secret put right by then must be read again.
+  return async () => {
+    const text = await readSecret(secretId, check);
+    check(text);
     return text;
   };
 }

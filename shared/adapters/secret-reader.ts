@@ -13,8 +13,11 @@ import { ENV } from "../config.js";
 import { ConfigError, UnavailableError } from "../errors.js";
 import type { AuditLog } from "../ports.js";
 
-/** Reads a secret's current value by ARN or name. */
-export type ReadSecret = (secretId: string) => Promise<string>;
+/**
+ * Reads a secret's current value by ARN or name. `check` throws for a value the caller cannot use:
+ * the read then fails and, like any failed read, is not cached, so a value put right is read next time.
+ */
+export type ReadSecret = (secretId: string, check?: (value: string) => void) => Promise<string>;
 
 export interface SecretReaderOptions {
   client: SecretsManagerClient;
@@ -48,11 +51,13 @@ export function createSecretReader(options: SecretReaderOptions): ReadSecret {
   const ttlMs = options.ttlMs ?? 5 * 60_000;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { value: Promise<string>; until: number }>();
-  return (secretId) => {
+  return (secretId, check) => {
     const cached = cache.get(secretId);
     if (cached && cached.until > now()) return cached.value;
     const value = fetchSecret(options.client, secretId).then((secret) => {
+      // Redacted even when unusable: a value of the wrong shape may still be a credential.
       options.onSecret?.(secret);
+      check?.(secret);
       return secret;
     });
     cache.set(secretId, { value, until: now() + ttlMs });
