@@ -10,8 +10,9 @@ import { createCleanupConsumer } from "../functions/cleanup-environments/consume
 import { createDeployEnvironmentConsumer } from "../functions/deploy-environment/consumer.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
 import { kubernetesClusterFromKubeconfigFiles } from "../shared/adapters/kubernetes-cluster-from-env.js";
+import { createRedactingSecretReader } from "../shared/adapters/secret-reader.js";
 import { randomId, systemClock } from "../shared/clock.js";
-import { type LocalConfig, readRegistryAuth } from "../shared/config.js";
+import { type LocalConfig, registryPullSecret } from "../shared/config.js";
 import { DirectoryManifestSource } from "../shared/local/directory-manifest-source.js";
 import type { BusConsumer } from "../shared/local/local-bus.js";
 import { MemoryEnvironmentStops } from "../shared/local/memory-environment-stops.js";
@@ -62,9 +63,9 @@ export async function startLocalEnvironments(
     simulatedRolloutMs?: number;
   },
 ): Promise<LocalEnvironments> {
-  const { registryAuthFile } = config.environments;
-  // Checked now, so a bad file stops start-up naming the variable; read again for every deploy.
-  if (registryAuthFile) readRegistryAuth(registryAuthFile);
+  // A file is checked now, so a bad one stops start-up naming the variable; the file or the secret
+  // (Secrets Manager through AWS_ENDPOINT_URL_*, cached like the GitLab token) is read for every deploy.
+  const pullSecret = registryPullSecret(config.environments, createRedactingSecretReader(io.audit));
   let embedded: MemoryKubernetes | null = null;
   const rolloutMs = io.simulatedRolloutMs ?? SIMULATED_ROLLOUT_MS;
   let cluster: KubernetesCluster;
@@ -88,7 +89,7 @@ export async function startLocalEnvironments(
     stops,
     manifests: new DirectoryManifestSource(config.projectsDir),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    pullSecret: async () => (registryAuthFile ? readRegistryAuth(registryAuthFile) : null),
+    pullSecret,
     defaultTtl: config.environments.defaultTtl,
     // A third of the simulated rollout, so a short one is not waited on for long; 500 ms at most.
     rolloutPollMs: Math.min(500, Math.max(10, Math.round(rolloutMs / 3))),

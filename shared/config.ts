@@ -119,6 +119,11 @@ export interface EnvironmentsConfig {
    * credentials are refreshed under a running process (ECR's last 12 h). Null: images are public.
    */
   registryAuthFile: string | null;
+  /**
+   * `KUBLER_REGISTRY_AUTH_SECRET`: instead of the file, the Secrets Manager secret (ARN or name)
+   * holding it (the AWS stack sets it), read for every deploy through the cached secret reader.
+   */
+  registryAuthSecret: string | null;
 }
 
 /** The environment steps' settings (deploy, cleanup, reconcile). */
@@ -129,7 +134,14 @@ export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
   } catch (error) {
     throw new ConfigError(`${ENV.DEFAULT_TTL}: ${(error as Error).message}`);
   }
-  return { defaultTtl, registryAuthFile: env[ENV.REGISTRY_AUTH_FILE]?.trim() || null };
+  const registryAuthFile = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
+  const registryAuthSecret = env[ENV.REGISTRY_AUTH_SECRET]?.trim() || null;
+  if (registryAuthFile && registryAuthSecret) {
+    throw new ConfigError(
+      `set ${ENV.REGISTRY_AUTH_FILE} or ${ENV.REGISTRY_AUTH_SECRET}, not both: which one is meant is unclear`,
+    );
+  }
+  return { defaultTtl, registryAuthFile, registryAuthSecret };
 }
 
 /**
@@ -176,20 +188,16 @@ function dockerConfigProblem(text: string): string | null {
  * ConfigError naming the variable and the file or secret, never the content.
  *
  * @example
- * const pullSecret = registryPullSecret(process.env, createRedactingSecretReader(audit));
+ * const pullSecret = registryPullSecret(loadEnvironmentsConfig(process.env), createRedactingSecretReader(audit));
  * await pullSecret(); // '{"auths":{…}}', or null
  */
 export function registryPullSecret(
-  env: Env,
+  {
+    registryAuthFile: file,
+    registryAuthSecret: secretId,
+  }: Pick<EnvironmentsConfig, "registryAuthFile" | "registryAuthSecret">,
   readSecret: (secretId: string, check?: (value: string) => void) => Promise<string>,
 ): () => Promise<string | null> {
-  const file = env[ENV.REGISTRY_AUTH_FILE]?.trim() || null;
-  const secretId = env[ENV.REGISTRY_AUTH_SECRET]?.trim() || null;
-  if (file && secretId) {
-    throw new ConfigError(
-      `set ${ENV.REGISTRY_AUTH_FILE} or ${ENV.REGISTRY_AUTH_SECRET}, not both: which one is meant is unclear`,
-    );
-  }
   if (file) {
     readRegistryAuth(file);
     return async () => readRegistryAuth(file);

@@ -35,7 +35,7 @@ const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : []
 const readSecret = createRedactingSecretReader(audit);
 // A registry auth file is checked now, so a bad one fails the init naming the variable; the file or
 // the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
-const pullSecret = registryPullSecret(process.env, readSecret);
+const pullSecret = registryPullSecret(environments, readSecret);
 
 const consume = createDeployEnvironmentConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),

@@ -15,7 +15,7 @@ import { createDeployEnvironmentConsumer } from "../../functions/deploy-environm
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { createRedactingSecretReader } from "../../shared/adapters/secret-reader.js";
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
-import { ENV, registryPullSecret } from "../../shared/config.js";
+import { ENV, loadEnvironmentsConfig, registryPullSecret } from "../../shared/config.js";
 import { REDACTED } from "../../shared/domain/audit.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
@@ -72,7 +72,7 @@ beforeEach(() => {
     },
     // As functions/deploy-environment/handler.ts builds it from the variables the stack sets.
     pullSecret: registryPullSecret(
-      { [ENV.REGISTRY_AUTH_SECRET]: SECRET_ARN },
+      loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_SECRET]: SECRET_ARN }),
       createRedactingSecretReader(audit, { region: "eu-west-1" }),
     ),
     defaultTtl: "72h",
@@ -214,7 +214,7 @@ describe("registryPullSecret", () => {
       };
       expect(() =>
         registryPullSecret(
-          { [ENV.REGISTRY_AUTH_FILE]: file, [ENV.REGISTRY_AUTH_SECRET]: SECRET_ARN },
+          loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_FILE]: file, [ENV.REGISTRY_AUTH_SECRET]: SECRET_ARN }),
           readSecret,
         ),
       ).toThrow(
@@ -222,10 +222,10 @@ describe("registryPullSecret", () => {
           `set ${ENV.REGISTRY_AUTH_FILE} or ${ENV.REGISTRY_AUTH_SECRET}, not both: which one is meant is unclear`,
         ),
       );
-      expect(await registryPullSecret({}, readSecret)()).toBeNull();
-      expect(await registryPullSecret({ [ENV.REGISTRY_AUTH_FILE]: file }, readSecret)()).toBe(
-        dockerConfig(AUTH_ONE),
-      );
+      expect(await registryPullSecret(loadEnvironmentsConfig({}), readSecret)()).toBeNull();
+      expect(
+        await registryPullSecret(loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_FILE]: file }), readSecret)(),
+      ).toBe(dockerConfig(AUTH_ONE));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -129,10 +129,20 @@ describe("configuration", () => {
   });
 
   it("reads the environments' settings, refusing a TTL that is not one", () => {
-    expect(loadEnvironmentsConfig({})).toEqual({ defaultTtl: "72h", registryAuthFile: null });
-    expect(loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "never" })).toEqual({
+    expect(loadEnvironmentsConfig({})).toEqual({
+      defaultTtl: "72h",
+      registryAuthFile: null,
+      registryAuthSecret: null,
+    });
+    expect(
+      loadEnvironmentsConfig({
+        KUBLER_DEFAULT_TTL: "never",
+        KUBLER_REGISTRY_AUTH_SECRET: " kubler/registry ",
+      }),
+    ).toEqual({
       defaultTtl: "never",
       registryAuthFile: null,
+      registryAuthSecret: "kubler/registry",
     });
     expect(configError(() => loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "3 days" }))).toMatch(
       /^KUBLER_DEFAULT_TTL: ttl "3 days"/,

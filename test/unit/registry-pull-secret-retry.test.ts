@@ -7,7 +7,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSecretReader } from "../../shared/adapters/secret-reader.js";
-import { ENV, registryPullSecret } from "../../shared/config.js";
+import { ENV, loadEnvironmentsConfig, registryPullSecret } from "../../shared/config.js";
 import { ConfigError } from "../../shared/errors.js";
 
 const ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/registry-auth-AbCdEf";
@@ -30,7 +30,7 @@ describe("registryPullSecret over the caching secret reader", () => {
       .resolves({ SecretString: GOOD });
     const seen: string[] = [];
     const pullSecret = registryPullSecret(
-      { [ENV.REGISTRY_AUTH_SECRET]: ARN },
+      loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_SECRET]: ARN }),
       createSecretReader({ client, now: () => now, onSecret: (value) => seen.push(value) }),
     );
     await expect(pullSecret()).rejects.toThrow(ConfigError);
