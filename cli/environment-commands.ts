@@ -3,6 +3,7 @@
  * configured cluster (`KUBECONFIG`, else the embedded cluster of a running `npm start`), and
  * `kubler deploy`, which puts a `Deploy Requested` on the running local runtime's bus.
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createKubernetesCluster, type KubernetesCluster } from "../shared/adapters/kubernetes-cluster.js";
@@ -19,6 +20,7 @@ import type { EventPublisher, Scheduler } from "../shared/ports.js";
 import { type SweepReport, sweepExpiredEnvironments } from "../shared/services/cleanup-environments.js";
 import { EMBEDDED_KUBECONFIG } from "./local-environments.js";
 import { LOCAL_EVENTS_PATH } from "./local-events-app.js";
+import { runtimeUrl } from "./runtime-address.js";
 
 export interface CommandContext {
   config: LocalConfig;
@@ -184,12 +186,12 @@ export async function sweep(
   options: { dryRun: boolean; json: boolean },
 ): Promise<number> {
   const { cluster, label, embedded } = commandCluster(context.config);
-  const runtimeUrl = `http://127.0.0.1:${context.config.port}`;
+  const url = runtimeUrl(context.config, process.env);
   // Environment Deleted reaches report-status through the local runtime when it runs; schedules of
   // swept environments stay where they are (timers in the runtime, or Scheduler) and find them gone.
   const publisher: EventPublisher =
     context.token || context.signingKey
-      ? new LocalRuntimePublisher(runtimeUrl, context)
+      ? new LocalRuntimePublisher(url, context)
       : { publish: async (entries) => entries.map(() => "not-published") };
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
   if (!options.json)
@@ -249,7 +251,7 @@ export async function requestDeploy(
       `no webhook secret for the local runtime in this shell: if it runs with ${SECRET_VARIABLES}, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
     );
   }
-  const publisher = new LocalRuntimePublisher(`http://127.0.0.1:${context.config.port}`, context);
+  const publisher = new LocalRuntimePublisher(runtimeUrl(context.config, process.env), context);
   const [id] = await publisher.publish([{ detailType: "Deploy Requested", detail }]);
   context.print(
     `Deploy Requested ${id} for ${detail.gitlab.projectPath} → ${detail.environment} at ${detail.sha.slice(0, 8)}`,

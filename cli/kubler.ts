@@ -1,6 +1,7 @@
 /**
  * The `kubler` command: `start` runs the embedded default, `send` posts a real GitLab payload to it.
  */
+
 import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -11,6 +12,7 @@ import { AUDIT_USAGE, runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";
 import type { CommandContext } from "./environment-commands.js";
 import { readLocalSecrets } from "./local-secrets.js";
+import { runtimeUrl } from "./runtime-address.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
 
@@ -251,7 +253,7 @@ async function credentials(args: string[]): Promise<number> {
   if (values.ref) claims.ref = values.ref;
   if (values.protected) claims.ref_protected = "true";
   return credentialsCommand({
-    url: values.url ?? `http://127.0.0.1:${config.port}`,
+    url: values.url ?? runtimeUrl(config, process.env),
     dataDir: config.dataDir,
     environment: values.environment,
     format: values.format,
@@ -306,7 +308,7 @@ async function send(args: string[]): Promise<number> {
   const { token, signingKey } = runtimeSecret(config);
   if (!(values.token ? token : signingKey))
     throw new ConfigError(missingSecret(values.token ?? false, token, config.dataDir));
-  const url = values.url ?? `http://127.0.0.1:${config.port}`;
+  const url = values.url ?? runtimeUrl(config, process.env);
   const response = await sendFixture(fixture, {
     url,
     ...(values.token ? { token: token ?? undefined } : { signingKey: signingKey ?? undefined }),

@@ -2,6 +2,7 @@
  * The embedded default (DESIGN §10): every HTTP app on one port, the local bus routing with the
  * catalog's routes, the in-memory dedupe store, audit to `audit.jsonl`. No AWS account, no cluster.
  */
+
 import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -25,6 +26,7 @@ import { type CredentialsConfig, type LocalCredentials, mountLocalCredentials } 
 import { type LocalEnvironments, startLocalEnvironments } from "./local-environments.js";
 import { createLocalEventsApp } from "./local-events-app.js";
 import { ensureLocalSecrets, type LocalSecrets, toWebhookSecrets } from "./local-secrets.js";
+import { LOCK_FILE, parseLock, urlHost } from "./runtime-address.js";
 import { DEFAULT_SERVER_LIMITS, type ServerLimits, serverLimitOptions } from "./server-limits.js";
 
 export interface LocalRuntime {
@@ -55,7 +57,7 @@ export const CLOSE_DRAIN_MS = 5_000;
  * In the data dir while a runtime uses it: `{ pid, port }`. Two runtimes on one data dir would share
  * its kubeconfig and secrets, and the one stopping first would delete the kubeconfig of the other.
  */
-export const LOCK_FILE = "kubler.lock";
+export { LOCK_FILE };
 
 export interface LocalRuntimeOptions {
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
@@ -362,16 +364,7 @@ function readLock(path: string): { text: string; pid: number | null; url: string
     if (errorCode(error) === "ENOENT") return null;
     throw error;
   }
-  let parsed: { pid?: unknown; url?: unknown } = {};
-  try {
-    parsed = JSON.parse(text) ?? {};
-  } catch {
-    // Cut short by a crash while writing it: no holder.
-  }
-  const whole = (value: unknown) =>
-    Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null;
-  const url = typeof parsed.url === "string" && /^http:\/\/[^\s/]+$/.test(parsed.url) ? parsed.url : null;
-  return { text, pid: whole(parsed.pid), url };
+  return { text, ...parseLock(text) };
 }
 
 /** Signal 0 checks without signalling; EPERM: it runs, as another user. */
@@ -385,11 +378,6 @@ function isRunning(pid: number): boolean {
 }
 
 /** Listening on every interface, the local tools still reach the server on loopback. */
-function urlHost(host: string): string {
-  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
-}
-
 /** The two ways a listen fails on an operator's machine, said in their terms. */
 function listenError(error: unknown, config: LocalConfig): unknown {
   const code = (error as { code?: unknown } | null)?.code;

@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -222,5 +222,33 @@ describe("kubler start, stopped twice", () => {
     expect(runtime.output()).toMatch(
       /kubler: stopped at once, abandoning 1 delivery\(ies\) still running: deploy-environment on Deploy Requested \S+ \(the events are in .*events\.jsonl\)/,
     );
+  }, 30_000);
+});
+
+describe("commands find the runtime where it listens", () => {
+  it("send reaches a runtime started on another port without PORT exported again (the data dir's lock says where)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-port-"));
+    const runtime = await startKublerProcess({ ...env, PORT: "0", KUBLER_DATA_DIR: dir });
+    try {
+      const { code, stdout, stderr } = await run(process.execPath, ["bin/kubler.js", "send", "push"], {
+        cwd: ROOT,
+        env: { ...env, KUBLER_DATA_DIR: dir, PORT: "" },
+        timeout: 20_000,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/→ 202/);
+      // This runtime took it, not whatever else might listen on the default port.
+      // (events.jsonl is written every 20 ms.)
+      await runtime.waitFor(/Push/);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(readFileSync(join(dir, "events.jsonl"), "utf8")).toContain('"detail-type":"Push"');
+    } finally {
+      runtime.stop();
+      await runtime.exited();
+    }
   }, 30_000);
 });
