@@ -7,5 +7,6 @@ export default defineConfig({
     // Property tests and the end-to-end process test are CPU-heavy; two workers fit the 2-core machines.
     maxWorkers: 2,
     reporters: ["default", "./test/summary-reporter.ts"],
+    globalSetup: ["./test/global-setup.ts"],
   },
 });
