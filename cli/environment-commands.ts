@@ -58,7 +58,7 @@ export function commandCluster(config: LocalConfig): {
  * The embedded cluster's kubeconfig outlives a killed `npm start`: its connection refused means the
  * runtime is not running, which is what the operator needs to hear.
  */
-function explainUnreachable(error: unknown, embedded: boolean): unknown {
+export function explainUnreachable(error: unknown, embedded: boolean): unknown {
   if (!embedded || !(error instanceof KubernetesUnavailableError)) return error;
   return new Error(
     `the embedded cluster of the local runtime does not answer (${error.message}): is \`npm start\` running?`,

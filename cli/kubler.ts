@@ -14,9 +14,10 @@ import type { CommandContext } from "./environment-commands.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { runtimeUrl } from "./runtime-address.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
+import { runStopCommand, STOP_USAGE } from "./stop-command.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
 
-type Command = "start" | "send" | "deploy" | "environments" | "credentials" | "sweep" | "audit";
+type Command = "start" | "send" | "deploy" | "environments" | "credentials" | "sweep" | "stop" | "audit";
 
 /** Each command's lines of the usage: `kubler <command> --help` prints its own. */
 const USAGES: Record<Command, string> = {
@@ -37,6 +38,10 @@ const USAGES: Record<Command, string> = {
                                default examples/policy.yaml)`,
   sweep: `  kubler sweep [--dry-run] [--json]
                                delete expired environments now, and print the report`,
+  stop: `  kubler stop --project P --environment E [--project-id N] [--instance U] [--reason R] [--dry-run]
+             [--aws [--table T] [--bus B]]
+                               stop (delete) one environment through cleanup: on the running local
+                               runtime, or with --aws recorded in the stack's table, then on its bus`,
   audit: `  kubler audit [--query Q] [--since 24h] [--project P] [--environment E] [--action A]
                [--outcome O] [--correlation ID] [--json] [--log-group G]
                                query the audit trail (local audit.jsonl, or CloudWatch Logs
@@ -49,6 +54,7 @@ const USAGE = `usage:\n${Object.values(USAGES).join("\n")}\n${EVENTS}`;
 
 function usageOf(command: Command): string {
   if (command === "audit") return AUDIT_USAGE;
+  if (command === "stop") return STOP_USAGE;
   return `usage:\n${USAGES[command]}${command === "send" ? `\n${EVENTS}` : ""}`;
 }
 
@@ -67,6 +73,7 @@ const COMMANDS: Record<Command, (args: string[]) => Promise<number>> = {
   environments,
   credentials,
   sweep: sweepCommand,
+  stop,
   audit,
 };
 
@@ -270,6 +277,15 @@ async function sweepCommand(args: string[]): Promise<number> {
   if (values.help) return help("sweep");
   const { sweep } = await environmentCommands();
   return sweep(commandContext(), { dryRun: values["dry-run"] ?? false, json: values.json ?? false });
+}
+
+function stop(args: string[]): Promise<number> {
+  return runStopCommand(args, {
+    print: (line) => console.log(line),
+    env: process.env,
+    context: commandContext,
+    now: () => new Date(),
+  });
 }
 
 function audit(args: string[]): Promise<number> {

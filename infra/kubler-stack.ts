@@ -238,6 +238,10 @@ export class KublerStack extends Stack {
       description: `The webhook token (${ENV.WEBHOOK_SECRET}) to paste into GitLab`,
     });
     new CfnOutput(this, "EventBusName", { value: bus.eventBusName });
+    new CfnOutput(this, "DedupeTableName", {
+      value: this.dedupe.table.tableName,
+      description: `The dedupe table (${ENV.DEDUPE_TABLE}): where \`kubler stop --aws\` records a stop`,
+    });
     // What docs/operations.md reads a queue's URL from, by the name of the alarm that fired.
     for (const { name, queue, holds } of deadLetterQueues) {
       new CfnOutput(this, `${pascal(name)}DeadLetterQueueUrl`, {

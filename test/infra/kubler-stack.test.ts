@@ -699,6 +699,16 @@ describe("observability", () => {
     }
   });
 
+  it("outputs the dedupe table's and the bus's names, which `kubler stop --aws` takes", () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: Cfn }>;
+    // A table's Ref is its name: the one plan-steps and deploy-environment get as KUBLER_DEDUPE_TABLE.
+    expect(outputs.DedupeTableName?.Value).toEqual({ Ref: idOf("AWS::DynamoDB::Table") });
+    const [, planSteps] = functionOf("plan-steps");
+    const variables = (planSteps.Properties.Environment as Cfn).Variables;
+    expect(variables[ENV.DEDUPE_TABLE]).toEqual(outputs.DedupeTableName?.Value);
+    expect(outputs.EventBusName?.Value).toEqual({ Ref: idOf("AWS::Events::EventBus") });
+  });
+
   it("notifies the configured SNS topic", () => {
     const topic = "arn:aws:sns:eu-west-1:123456789012:oncall";
     const withTopic = templateOf(buildStack({ config: testConfig({ alarmTopicArn: topic }) }));

@@ -1,0 +1,40 @@
+/**
+ * `kubler stop --aws`: the stop record and the bus of a deployed stack, through the adapters the
+ * functions use (the same table item plan-steps writes, the same PutEvents), with the SDK's own
+ * resolution of region, credentials and endpoint (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_*).
+ * Loaded only with --aws: the SDK clients are most of its start-up time.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { DynamoDbEnvironmentStops } from "../shared/adapters/dynamodb-environment-stops.js";
+import { EventBridgePublisher } from "../shared/adapters/eventbridge-publisher.js";
+import type { Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
+
+export interface AwsStopTargets {
+  stops: EnvironmentStops;
+  publisher: EventPublisher;
+  /** The region the SDK resolved, or a rejection saying none is set. */
+  region(): Promise<string>;
+  close(): void;
+}
+
+/**
+ * @example
+ * const aws = createAwsStopTargets({ table: "Kubler-DedupeTable…", bus: "kubler", clock: systemClock });
+ * await aws.stops.record(key, now, STOP_RECORD_TTL_SECONDS);
+ * const [eventId] = await aws.publisher.publish([{ detailType: "Environment Stop Requested", detail }]);
+ */
+export function createAwsStopTargets(options: { table: string; bus: string; clock: Clock }): AwsStopTargets {
+  const dynamodb = new DynamoDBClient({});
+  // The publisher owns PutEvents retries, as in the functions; SDK retries on top would multiply them.
+  const eventbridge = new EventBridgeClient({ maxAttempts: 1 });
+  return {
+    stops: new DynamoDbEnvironmentStops({ client: dynamodb, tableName: options.table, clock: options.clock }),
+    publisher: new EventBridgePublisher({ client: eventbridge, busName: options.bus }),
+    region: () => dynamodb.config.region(),
+    close: () => {
+      dynamodb.destroy();
+      eventbridge.destroy();
+    },
+  };
+}

@@ -1,0 +1,361 @@
+/**
+ * `kubler stop`: an operator stops (deletes) one environment the way GitLab's own stops do. It only
+ * asks: an `Environment Stop Requested` on the bus, which cleanup-environments acts on after its own
+ * ownership checks; nothing here deletes. The project id and GitLab instance are read from the
+ * environment's namespace on the configured cluster, and an environment Kubler does not manage
+ * there is refused before anything is published.
+ *
+ * Local (the default): the request goes to the running local runtime, as `kubler deploy`'s does.
+ * With `--aws` (and only then): the stop is first recorded in the stack's dedupe table, under the key
+ * plan-steps records GitLab's stops with, so a late build or deploy for an older GitLab event is
+ * refused; then the request is put on the stack's bus.
+ */
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { ENV } from "../shared/config.js";
+import { type Detail, validateDetail } from "../shared/domain/catalog.js";
+import { type ManagedEnvironment, namespaceFor, readEnvironment } from "../shared/domain/environment.js";
+import { environmentStopKey } from "../shared/domain/plan-steps.js";
+import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
+import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
+import type { CommandContext } from "./environment-commands.js";
+
+export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
+  stop (delete) one environment Kubler manages: puts an Environment Stop Requested on the bus;
+  cleanup-environments deletes the namespace (only if Kubler owns it for that project) and
+  cancels its expiry schedule. The project id and instance are read from the namespace on the
+  cluster (KUBECONFIG, else the running local runtime's embedded one).
+  --project PATH        the GitLab project path (group/app)
+  --environment NAME    the environment's name, as \`kubler environments\` lists it (review/feature-x)
+  --project-id N        checked against the namespace's (default: the namespace's)
+  --instance URL        the GitLab instance, checked likewise (default: the namespace's)
+  --reason R            stopped (default), merged, closed, branch_deleted or expired
+  --dry-run             say what would be stopped; change nothing
+  --aws                 in AWS, not on the local runtime: record the stop in the dedupe table
+                        (so GitLab events older than it cannot bring the environment back), then
+                        put the request on the bus. Region and credentials: AWS_REGION, AWS_PROFILE…
+  --table T             with --aws: the dedupe table (default $${ENV.DEDUPE_TABLE}; the stack's
+                        DedupeTableName output)
+  --bus B               with --aws: the bus (default $${ENV.EVENT_BUS_NAME}, else kubler; the stack's
+                        EventBusName output)`;
+
+export interface StopCommandIo {
+  print(line: string): void;
+  env: Readonly<Record<string, string | undefined>>;
+  /** The local configuration and the runtime's secret: read only once the arguments are valid. */
+  context(): CommandContext;
+  now(): Date;
+}
+
+interface StopRequest {
+  projectPath: string;
+  environment: string;
+  projectId: number | null;
+  instance: string | null;
+  reason: Detail<"Environment Stop Requested">["reason"];
+  dryRun: boolean;
+  aws: { table: string; bus: string } | null;
+}
+
+/**
+ * @example
+ * process.exitCode = await runStopCommand(["--project", "group/app", "--environment", "review/x"], io);
+ */
+export async function runStopCommand(args: string[], io: StopCommandIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      project: { type: "string" },
+      environment: { type: "string" },
+      "project-id": { type: "string" },
+      instance: { type: "string" },
+      reason: { type: "string", default: "stopped" },
+      "dry-run": { type: "boolean" },
+      aws: { type: "boolean" },
+      table: { type: "string" },
+      bus: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    io.print(STOP_USAGE);
+    return 0;
+  }
+  const request = parseRequest(values, io.env);
+  const context = io.context();
+  const found = await findEnvironment(context, request);
+  const detail = validateDetail("Environment Stop Requested", {
+    // Marked as an operator's stop, so the audit trail tells it from GitLab's and the sweep's.
+    correlationId: `kubler-stop-${randomUUID()}`,
+    gitlab: { instance: found.instance, projectId: found.projectId, projectPath: found.projectPath },
+    environment: found.environment,
+    reason: request.reason,
+  });
+  if (found.terminating) context.print(`Namespace ${found.namespace} is already being deleted.`);
+  return request.aws
+    ? stopInAws(context, io, request, request.aws, detail, found)
+    : stopLocally(context, io, request, detail, found);
+}
+
+function parseRequest(
+  values: {
+    project?: string | undefined;
+    environment?: string | undefined;
+    "project-id"?: string | undefined;
+    instance?: string | undefined;
+    reason?: string | undefined;
+    "dry-run"?: boolean | undefined;
+    aws?: boolean | undefined;
+    table?: string | undefined;
+    bus?: string | undefined;
+  },
+  env: Readonly<Record<string, string | undefined>>,
+): StopRequest {
+  const projectPath = values.project?.trim();
+  const environment = values.environment?.trim();
+  if (!projectPath || !environment) {
+    throw new ConfigError(
+      "--project and --environment are required: the environment's project path and name, as `npx kubler environments` lists them",
+    );
+  }
+  const idText = values["project-id"];
+  if (idText !== undefined && !/^\d+$/.test(idText))
+    throw new ConfigError(`--project-id must be a whole number, got ${JSON.stringify(idText)}`);
+  const reason = values.reason ?? "stopped";
+  const reasons = ["stopped", "merged", "closed", "branch_deleted", "expired"];
+  if (!reasons.includes(reason))
+    throw new ConfigError(`--reason must be one of ${reasons.join(", ")}, got ${JSON.stringify(reason)}`);
+  if (!values.aws && (values.table !== undefined || values.bus !== undefined)) {
+    // Stopping on the local runtime while meaning AWS would leave the real environment running.
+    throw new ConfigError("--table and --bus are for stopping in AWS: add --aws");
+  }
+  let aws: StopRequest["aws"] = null;
+  if (values.aws) {
+    const table = values.table?.trim() || env[ENV.DEDUPE_TABLE]?.trim();
+    if (!table) {
+      throw new ConfigError(
+        `no dedupe table to record the stop in: set ${ENV.DEDUPE_TABLE} or --table to the stack's DedupeTableName output (aws cloudformation describe-stacks --stack-name Kubler)`,
+      );
+    }
+    aws = { table, bus: values.bus?.trim() || env[ENV.EVENT_BUS_NAME]?.trim() || "kubler" };
+  }
+  return {
+    projectPath,
+    environment,
+    projectId: idText === undefined ? null : Number(idText),
+    instance: values.instance?.trim() || null,
+    reason: reason as StopRequest["reason"],
+    dryRun: values["dry-run"] ?? false,
+    aws,
+  };
+}
+
+interface FoundEnvironment {
+  namespace: string;
+  projectPath: string;
+  projectId: number;
+  instance: string;
+  environment: string;
+  terminating: boolean;
+}
+
+/**
+ * The environment's namespace on the cluster (its name follows from the project path and the
+ * environment's), checked against what the operator said; the values the stop needs come from it.
+ */
+async function findEnvironment(context: CommandContext, request: StopRequest): Promise<FoundEnvironment> {
+  const { commandCluster, explainUnreachable } = await import("./environment-commands.js");
+  const { cluster, label, embedded } = commandCluster(context.config);
+  const namespace = namespaceFor(request.projectPath, request.environment);
+  let object: Awaited<ReturnType<typeof cluster.get>>;
+  try {
+    object = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  } catch (error) {
+    throw explainUnreachable(error, embedded);
+  } finally {
+    cluster.close();
+  }
+  // Not a ConfigError: nothing is misconfigured, there is nothing of Kubler's to stop.
+  const refuse = (why: string) =>
+    new Error(`not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`);
+  if (!object) {
+    throw refuse(
+      `Kubler manages no such environment on ${label} (no namespace ${namespace}); \`npx kubler environments\` lists those it does`,
+    );
+  }
+  const read = readEnvironment(object);
+  if (read.kind !== "managed") throw refuse(`${read.reason}: Kubler stops only what it manages`);
+  const e: ManagedEnvironment = read.environment;
+  const mismatch = (what: string, given: unknown, found: unknown) =>
+    refuse(`namespace ${namespace} is ${what} ${JSON.stringify(found)}, not ${JSON.stringify(given)}`);
+  if (e.environment !== request.environment)
+    throw mismatch("environment", request.environment, e.environment);
+  if (e.projectPath !== null && e.projectPath !== request.projectPath)
+    throw mismatch("project", request.projectPath, e.projectPath);
+  if (request.projectId !== null && e.projectId !== request.projectId)
+    throw mismatch("project id", request.projectId, e.projectId);
+  if (request.instance !== null && e.instance !== null && e.instance !== request.instance)
+    throw mismatch("GitLab instance", request.instance, e.instance);
+  const instance = e.instance ?? request.instance;
+  if (!instance) {
+    throw new ConfigError(
+      `namespace ${namespace} does not say which GitLab instance it came from (no kubler.dev/gitlab-instance annotation): give --instance URL`,
+    );
+  }
+  return {
+    namespace,
+    projectPath: request.projectPath,
+    projectId: e.projectId,
+    instance,
+    environment: e.environment,
+    terminating: e.terminating,
+  };
+}
+
+async function stopLocally(
+  context: CommandContext,
+  io: StopCommandIo,
+  request: StopRequest,
+  detail: Detail<"Environment Stop Requested">,
+  found: FoundEnvironment,
+): Promise<number> {
+  const what = describeTarget(detail, found.namespace);
+  const { LocalRuntimePublisher } = await import("./environment-commands.js");
+  const { runtimeUrl } = await import("./runtime-address.js");
+  const url = runtimeUrl(context.config, io.env);
+  if (request.dryRun) {
+    context.print(`Dry run: nothing is changed. Would stop ${what}:`);
+    context.print(
+      `  put Environment Stop Requested (reason ${detail.reason}) on the local runtime at ${url}`,
+    );
+    return 0;
+  }
+  if (!context.token && !context.signingKey) {
+    throw new ConfigError(
+      `no webhook secret for the local runtime in this shell: if it runs with KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
+    );
+  }
+  const [id] = await new LocalRuntimePublisher(url, context).publish([
+    { detailType: "Environment Stop Requested", detail },
+  ]);
+  context.print(
+    `Environment Stop Requested ${id} (reason ${detail.reason}) for ${what}, on the local runtime at ${url}.`,
+  );
+  printNext(context, detail, found.namespace);
+  return 0;
+}
+
+async function stopInAws(
+  context: CommandContext,
+  io: StopCommandIo,
+  request: StopRequest,
+  aws: { table: string; bus: string },
+  detail: Detail<"Environment Stop Requested">,
+  found: FoundEnvironment,
+): Promise<number> {
+  const what = describeTarget(detail, found.namespace);
+  const key = environmentStopKey(detail.gitlab, detail.environment);
+  const { createAwsStopTargets } = await import("./stop-aws.js");
+  const now = io.now();
+  const targets = createAwsStopTargets({ ...aws, clock: { now: () => io.now() } });
+  try {
+    const region = await targets.region().catch((error: Error) => {
+      throw new ConfigError(awsProblem(error, aws, "record") ?? error.message);
+    });
+    const where = `table ${aws.table} and bus ${aws.bus} in ${region}`;
+    if (request.dryRun) {
+      context.print(`Dry run: nothing is changed. Would stop ${what}, through ${where}:`);
+      context.print(`  record the stop in ${aws.table} (key ${key}), then`);
+      context.print(`  put Environment Stop Requested (reason ${detail.reason}) on bus ${aws.bus}`);
+      return 0;
+    }
+    try {
+      // First: a deploy racing the request already finds the stop, as with plan-steps' own stops.
+      await targets.stops.record(key, now, STOP_RECORD_TTL_SECONDS);
+    } catch (error) {
+      throw new ConfigError(
+        `${awsProblem(error as Error, aws, "record") ?? `DynamoDB refused the stop record: ${describe(error)}`}; nothing was changed`,
+      );
+    }
+    context.print(
+      `Recorded the stop in ${aws.table} (${region}): key ${key}; for ${STOP_RECORD_TTL_SECONDS / 86_400} days, builds and deploys GitLab asked for before ${now.toISOString()} are refused.`,
+    );
+    let id: string | undefined;
+    try {
+      [id] = await targets.publisher.publish([{ detailType: "Environment Stop Requested", detail }]);
+    } catch (error) {
+      throw new ConfigError(
+        `the stop is recorded, but the request did not reach the bus: ${awsProblem(error as Error, aws, "publish") ?? describe(error)}; run the same command again once fixed (recording again is harmless)`,
+      );
+    }
+    context.print(
+      `Put Environment Stop Requested ${id} (reason ${detail.reason}) for ${what} on bus ${aws.bus}.`,
+    );
+    printNext(context, detail, found.namespace, " --since 1h");
+    return 0;
+  } finally {
+    targets.close();
+  }
+}
+
+function describeTarget(detail: Detail<"Environment Stop Requested">, namespace: string): string {
+  const { gitlab } = detail;
+  return `${detail.environment} of ${gitlab.projectPath} (project ${gitlab.projectId} at ${gitlab.instance}), namespace ${namespace}`;
+}
+
+function printNext(
+  context: CommandContext,
+  detail: Detail<"Environment Stop Requested">,
+  namespace: string,
+  since = "",
+): void {
+  context.print(
+    `Next: cleanup-environments deletes namespace ${namespace} (only if Kubler manages it for project ${detail.gitlab.projectId}) and cancels its expiry schedule.`,
+  );
+  context.print(
+    `  npx kubler audit --action environment.stop --environment ${detail.environment}${since}   # the deletion, reason ${detail.reason}`,
+  );
+  context.print(`  npx kubler environments                                   # no longer lists it`);
+}
+
+/**
+ * What the operator must set or fix, for the AWS refusals a first run meets; null for the others.
+ * Worded as `kubler audit --log-group` words the SDK's refusals before it sends anything.
+ */
+export function awsProblem(
+  error: Error,
+  aws: { table: string; bus: string },
+  step: "record" | "publish",
+): string | null {
+  const { name, message } = error;
+  if (name === "CredentialsProviderError") {
+    return `no AWS credentials (${message}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
+  }
+  // Unset, or set empty (\`Region not accepted: region="" is not a valid hostname component\`).
+  if (/region is missing|region not accepted/i.test(message)) {
+    return `no AWS region (${message}): set AWS_REGION to the stack's region`;
+  }
+  // The publisher reports a per-entry or call error by its code (`last error AccessDeniedException`).
+  const code = error instanceof PublishError ? (/last error (\S+)/.exec(message)?.[1] ?? name) : name;
+  const target =
+    step === "record"
+      ? `dynamodb:PutItem on table ${aws.table}`
+      : `events:PutEvents on bus ${aws.bus} (source kubler, detail-type Environment Stop Requested)`;
+  if (/AccessDenied|NotAuthorized|UnauthorizedOperation/.test(code)) {
+    return `${code}: your AWS identity may not ${target}: use a role that may, or ask for it`;
+  }
+  if (/UnrecognizedClient|InvalidClientTokenId|InvalidSignature|ExpiredToken/.test(code)) {
+    return `${code}: AWS does not accept these credentials (${message}): refresh them (aws sso login, or new keys)`;
+  }
+  if (code === "ResourceNotFoundException") {
+    return step === "record"
+      ? `no table ${aws.table} in this region: set ${ENV.DEDUPE_TABLE} or --table to the stack's DedupeTableName output, and AWS_REGION to its region`
+      : `no bus ${aws.bus} in this region: set ${ENV.EVENT_BUS_NAME} or --bus to the stack's EventBusName output, and AWS_REGION to its region`;
+  }
+  return null;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof InvalidDetailError) return error.message;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

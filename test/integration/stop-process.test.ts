@@ -1,0 +1,405 @@
+/**
+ * `kubler stop` as an operator types it, in its own process: on a running local runtime (the
+ * environment deployed by `kubler deploy` is deleted by cleanup, audited with its reason), and with
+ * --aws against the fake AWS endpoint (AWS_ENDPOINT_URL): the stop record plan-steps would write,
+ * before the PutEvents the catalog describes, and the errors that name what to set.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
+import { sourceOf, validateDetail } from "../../shared/domain/catalog.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { environmentStopKey, type GitlabFact } from "../../shared/domain/plan-steps.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { planStepsFor, STOP_RECORD_TTL_SECONDS } from "../../shared/services/plan-steps.js";
+import { type FakeAws, startFakeAws } from "../fakes/aws-endpoint.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+import { seedManagedEnvironment } from "../fakes/managed-environment.js";
+import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
+
+const run = promisify(execFile);
+const NO_STACK = /\n\s+at |"stack"/;
+
+type Result = { code: number; stdout: string; stderr: string };
+
+function kubler(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+  return run(process.execPath, ["bin/kubler.js", ...args], { cwd: ROOT, env, timeout: 30_000 }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: Result) => error,
+  );
+}
+
+function readLines(path: string): Record<string, unknown>[] {
+  const lines = existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
+  return lines.map((line) => JSON.parse(line));
+}
+
+async function waitForLine(
+  path: string,
+  which: (line: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = readLines(path).find(which);
+    if (found || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("kubler stop on the local runtime (process)", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "kubler-stop-"));
+  const env = {
+    ...process.env,
+    KUBLER_DATA_DIR: dataDir,
+    KUBECONFIG: "",
+    KUBLER_WEBHOOK_SECRET: "",
+    KUBLER_WEBHOOK_SIGNING_KEY: "",
+    KUBLER_AUDIT_LOG_GROUPS: "",
+    PORT: "",
+  };
+  const PROJECT = "flightjs/flight-management";
+  const ENVIRONMENT = "review/feature/booking-validation";
+  const events = join(dataDir, "events.jsonl");
+  const stops = () => readLines(events).filter((e) => e["detail-type"] === "Environment Stop Requested");
+  let runtime: KublerProcess;
+
+  beforeAll(async () => {
+    runtime = await startKublerProcess({ ...env, PORT: "0" });
+  }, 30_000);
+  afterAll(async () => {
+    runtime?.stop();
+    await runtime?.exited();
+  });
+
+  it("prints its usage for --help (rc 0), and is in kubler's", async () => {
+    const [help, all] = await Promise.all([kubler(env, "stop", "--help"), kubler(env, "--help")]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toMatch(/^usage: kubler stop --project PATH --environment NAME/);
+    expect(help.stdout).toContain("--dry-run");
+    expect(all.stdout).toContain("kubler stop --project P --environment E");
+  }, 30_000);
+
+  it("refuses an environment Kubler does not manage, publishing nothing", async () => {
+    const unknown = await kubler(env, "stop", "--project", PROJECT, "--environment", "review/nope");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(
+      `kubler: not stopping review/nope of ${PROJECT}: Kubler manages no such environment on the embedded cluster`,
+    );
+    expect(unknown.stderr).toContain(`no namespace ${namespaceFor(PROJECT, "review/nope")}`);
+    expect(unknown.stderr).toContain("nothing was published");
+    expect(unknown.stderr).not.toMatch(NO_STACK);
+    const usage = await kubler(env, "stop", "--environment", ENVIRONMENT);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toContain("--project and --environment are required");
+    const local = await kubler(
+      env,
+      "stop",
+      "--project",
+      PROJECT,
+      "--environment",
+      ENVIRONMENT,
+      "--table",
+      "t",
+    );
+    expect(local.stderr).toContain("--table and --bus are for stopping in AWS: add --aws");
+    expect(stops()).toEqual([]);
+  }, 60_000);
+
+  it("stops the deployed sample environment: namespace gone, environment.stop audited with its reason", async () => {
+    const deployed = await kubler(env, "deploy", "--sha", "abcdef0123456789abcdef0123456789abcdef01");
+    expect(deployed.code).toBe(0);
+    const finished = await waitForLine(events, (e) => e["detail-type"] === "Deploy Finished");
+    expect(finished?.detail).toMatchObject({ status: "succeeded", environment: ENVIRONMENT });
+
+    const dry = await kubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT, "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(
+      `Dry run: nothing is changed. Would stop ${ENVIRONMENT} of ${PROJECT} (project 2 at https://gitlab.example.com), namespace ${namespaceFor(PROJECT, ENVIRONMENT)}`,
+    );
+    expect(stops()).toEqual([]);
+
+    const stopped = await kubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT);
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toMatch(/^Environment Stop Requested \S+ \(reason stopped\)/);
+    expect(stopped.stdout).toContain("npx kubler audit --action environment.stop");
+    const audit = await waitForLine(
+      join(dataDir, "audit.jsonl"),
+      (a) => a.action === "environment.stop" && a.outcome === "success",
+    );
+    expect(audit).toMatchObject({
+      function: "cleanup-environments",
+      reason: "deleted (stopped)",
+      subject: {
+        environment: ENVIRONMENT,
+        namespace: namespaceFor(PROJECT, ENVIRONMENT),
+        stopReason: "stopped",
+      },
+    });
+    expect(String(audit?.correlationId)).toMatch(/^kubler-stop-/);
+    // Read from the namespace, not asked of the operator: the project id and instance of the deploy.
+    expect(stops().map((e) => e.detail)).toEqual([
+      {
+        correlationId: audit?.correlationId,
+        gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
+        environment: ENVIRONMENT,
+        reason: "stopped",
+      },
+    ]);
+    const listed = await kubler(env, "environments", "--json");
+    expect(listed).toMatchObject({ code: 0, stdout: "" });
+  }, 90_000);
+});
+
+describe("kubler stop --aws (process, fake AWS endpoint)", () => {
+  const GITLAB = { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" };
+  const ENVIRONMENT = "review/feature-x";
+  const TABLE = "Kubler-DedupeTable-ABC";
+  const dir = mkdtempSync(join(tmpdir(), "kubler-stop-aws-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  const fakes: FakeAws[] = [];
+  let k8s: MemoryKubernetes;
+
+  beforeAll(async () => {
+    k8s = await startMemoryKubernetes();
+    writeFileSync(kubeconfig, k8s.kubeconfig);
+    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
+    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    await seedManagedEnvironment(cluster, {
+      namespace: namespaceFor(GITLAB.projectPath, ENVIRONMENT),
+      gitlab: GITLAB,
+      environment: ENVIRONMENT,
+    });
+    cluster.close();
+  });
+  afterAll(async () => {
+    await Promise.all(fakes.map((aws) => aws.close()));
+    await k8s?.close();
+  });
+
+  async function fakeAws(): Promise<FakeAws> {
+    const aws = await startFakeAws();
+    fakes.push(aws);
+    return aws;
+  }
+
+  /** The operator's shell: the stack's region and table, keys of their own, nothing from this machine's AWS config. */
+  function awsEnv(aws: FakeAws, overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      KUBLER_DATA_DIR: dir,
+      KUBECONFIG: kubeconfig,
+      AWS_ENDPOINT_URL: aws.url,
+      AWS_REGION: "eu-west-1",
+      AWS_DEFAULT_REGION: undefined,
+      AWS_ACCESS_KEY_ID: "AKIDOPERATOR",
+      AWS_SECRET_ACCESS_KEY: "operator-secret",
+      AWS_SESSION_TOKEN: "",
+      AWS_PROFILE: "",
+      AWS_CONFIG_FILE: join(dir, "no-aws-config"),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, "no-aws-credentials"),
+      KUBLER_DEDUPE_TABLE: TABLE,
+      KUBLER_EVENT_BUS_NAME: "",
+      ...overrides,
+    };
+  }
+
+  const stopArgs = ["stop", "--aws", "--project", GITLAB.projectPath, "--environment", ENVIRONMENT];
+
+  /** What plan-steps writes when GitLab closes the merge request of the same environment. */
+  async function planStepsStopRecord(aws: FakeAws): Promise<Record<string, unknown>> {
+    const clock = new FixedClock(new Date());
+    const client = new DynamoDBClient({
+      endpoint: aws.url,
+      region: "eu-west-1",
+      credentials: { accessKeyId: "AKIDPLANSTEPS", secretAccessKey: "s" },
+    });
+    const fact: GitlabFact = {
+      detailType: "Merge Request",
+      detail: {
+        correlationId: "mr-close-1",
+        gitlab: GITLAB,
+        action: "close",
+        iid: 7,
+        state: "closed",
+        sourceBranch: "feature-x",
+        targetBranch: "main",
+        sourceProjectId: GITLAB.projectId,
+        lastCommitSha: "a".repeat(40),
+        oldrev: null,
+        url: null,
+        user: "dev",
+      },
+    };
+    const publisher = new RecordingPublisher();
+    await planStepsFor(
+      {
+        manifests: {
+          readManifest: async () =>
+            'version: 1\ndeploy: { manifests: deploy/ }\nenvironments:\n  - { name: "review/{branch}", on: merge_request }\n',
+          readDirectory: async () => new Map(),
+        },
+        publisher,
+        dedupe: new MemoryDedupeStore(clock),
+        stops: new DynamoDbEnvironmentStops({ client, tableName: TABLE, clock }),
+        audit: new RecordingAuditLog(),
+        clock,
+      },
+      fact,
+      clock.now(),
+    );
+    client.destroy();
+    expect(publisher.entries.map((e) => e.detailType)).toEqual(["Environment Stop Requested"]);
+    const [put] = aws.callsOf("dynamodb.PutItem");
+    return put?.body ?? {};
+  }
+
+  it("records the stop plan-steps would record, then puts the catalog's event on the bus", async () => {
+    const aws = await fakeAws();
+    const before = Date.now();
+    const result = await kubler(awsEnv(aws), ...stopArgs);
+    const after = Date.now();
+    expect(result.stderr).not.toMatch(NO_STACK);
+    expect(result.code).toBe(0);
+
+    const operations = aws.calls.map((c) => `${c.service}.${c.operation}`);
+    expect(operations).toEqual(["dynamodb.PutItem", "events.PutEvents"]);
+    const [put, events] = aws.calls;
+    expect(put?.region).toBe("eu-west-1");
+    expect(put?.accessKeyId).toBe("AKIDOPERATOR");
+
+    const key = environmentStopKey(GITLAB, ENVIRONMENT);
+    const item = put?.body.Item as Record<string, { S?: string; N?: string }>;
+    expect(item.pk?.S).toBe(key);
+    const factAt = Number(item.factAt?.N);
+    expect(factAt).toBeGreaterThanOrEqual(before);
+    expect(factAt).toBeLessThanOrEqual(after);
+    expect(Number(item.expiresAt?.N)).toBeGreaterThanOrEqual(
+      Math.floor(before / 1000) + STOP_RECORD_TTL_SECONDS,
+    );
+
+    // The same item, key and condition as plan-steps' own stop of this environment.
+    const planned = await planStepsStopRecord(await fakeAws());
+    expect(planned.TableName).toBe(put?.body.TableName);
+    expect((planned.Item as Record<string, { S?: string }>).pk?.S).toBe(key);
+    expect(Object.keys(planned.Item as object).sort()).toEqual(Object.keys(item).sort());
+    expect(planned.ConditionExpression).toBe(put?.body.ConditionExpression);
+
+    const entries = events?.body.Entries as Record<string, string>[];
+    expect(entries).toHaveLength(1);
+    const [entry] = entries;
+    expect(entry).toMatchObject({
+      EventBusName: "kubler",
+      Source: sourceOf("Environment Stop Requested"),
+      DetailType: "Environment Stop Requested",
+    });
+    expect(entry?.Source).toBe("kubler");
+    const detail = validateDetail("Environment Stop Requested", JSON.parse(entry?.Detail ?? "null"));
+    expect(detail).toMatchObject({ gitlab: GITLAB, environment: ENVIRONMENT, reason: "stopped" });
+
+    expect(result.stdout).toContain(`Recorded the stop in ${TABLE} (eu-west-1): key ${key}`);
+    expect(result.stdout).toContain("Put Environment Stop Requested evt-1 (reason stopped)");
+    expect(result.stdout).toContain(namespaceFor(GITLAB.projectPath, ENVIRONMENT));
+    expect(result.stdout).toContain(
+      `npx kubler audit --action environment.stop --environment ${ENVIRONMENT} --since 1h`,
+    );
+  }, 60_000);
+
+  it("takes --table, --bus and --reason, and changes nothing with --dry-run", async () => {
+    const aws = await fakeAws();
+    const dry = await kubler(
+      awsEnv(aws, { KUBLER_DEDUPE_TABLE: "" }),
+      ...stopArgs,
+      "--table",
+      "other-table",
+      "--bus",
+      "other-bus",
+      "--reason",
+      "merged",
+      "--dry-run",
+    );
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("Dry run: nothing is changed.");
+    expect(dry.stdout).toContain("other-table");
+    expect(dry.stdout).toContain("(reason merged) on bus other-bus");
+    expect(aws.calls).toEqual([]);
+
+    const real = await kubler(awsEnv(aws), ...stopArgs, "--bus", "other-bus", "--reason", "merged");
+    expect(real.code).toBe(0);
+    const [call] = aws.callsOf("events.PutEvents");
+    const [entry] = (call?.body.Entries ?? []) as Record<string, string>[];
+    expect(entry?.EventBusName).toBe("other-bus");
+    expect(JSON.parse(entry?.Detail ?? "{}").reason).toBe("merged");
+  }, 60_000);
+
+  it("names what to set: no table, no region, an unknown environment (nothing sent)", async () => {
+    const aws = await fakeAws();
+    const [noTable, noRegion, emptyRegion, unknown, badReason] = await Promise.all([
+      kubler(awsEnv(aws, { KUBLER_DEDUPE_TABLE: "" }), ...stopArgs),
+      // Unset: the SDK's own resolution finds none (this shell has no config file either).
+      kubler(awsEnv(aws, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined }), ...stopArgs),
+      kubler(awsEnv(aws, { AWS_REGION: "" }), ...stopArgs),
+      kubler(awsEnv(aws), "stop", "--aws", "--project", GITLAB.projectPath, "--environment", "review/other"),
+      kubler(awsEnv(aws), ...stopArgs, "--reason", "bored"),
+    ]);
+    expect(noTable.code).toBe(1);
+    expect(noTable.stderr).toContain(
+      "no dedupe table to record the stop in: set KUBLER_DEDUPE_TABLE or --table to the stack's DedupeTableName output",
+    );
+    for (const result of [noRegion, emptyRegion]) {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("no AWS region");
+      expect(result.stderr).toContain("set AWS_REGION to the stack's region");
+    }
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("Kubler manages no such environment");
+    expect(badReason.stderr).toContain(
+      "--reason must be one of stopped, merged, closed, branch_deleted, expired",
+    );
+    for (const result of [noTable, noRegion, emptyRegion, unknown, badReason])
+      expect(result.stderr).not.toMatch(NO_STACK);
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
+  it("says which permission is missing, and publishes nothing when the record fails", async () => {
+    const denied = await fakeAws();
+    denied.answer((call) =>
+      call.operation === "PutItem"
+        ? {
+            status: 400,
+            type: "AccessDeniedException",
+            message: "not authorized to perform dynamodb:PutItem",
+          }
+        : undefined,
+    );
+    const noBus = await fakeAws();
+    noBus.answer((call) =>
+      call.operation === "PutEvents"
+        ? { status: 400, type: "ResourceNotFoundException", message: "Event bus kubler does not exist." }
+        : undefined,
+    );
+    const [refused, unpublished] = await Promise.all([
+      kubler(awsEnv(denied), ...stopArgs),
+      kubler(awsEnv(noBus), ...stopArgs),
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `AccessDeniedException: your AWS identity may not dynamodb:PutItem on table ${TABLE}`,
+    );
+    expect(refused.stderr).toContain("nothing was changed");
+    expect(denied.callsOf("events.PutEvents")).toEqual([]);
+
+    expect(unpublished.code).toBe(1);
+    expect(unpublished.stderr).toContain("the stop is recorded, but the request did not reach the bus");
+    expect(unpublished.stderr).toContain(
+      "no bus kubler in this region: set KUBLER_EVENT_BUS_NAME or --bus to the stack's EventBusName output",
+    );
+    expect(noBus.callsOf("dynamodb.PutItem")).toHaveLength(1);
+    for (const result of [refused, unpublished]) expect(result.stderr).not.toMatch(NO_STACK);
+  }, 60_000);
+});
