@@ -15,11 +15,12 @@ import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluste
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId, systemClock } from "../../shared/clock.js";
 import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
-import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
 import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 import { timeImport } from "./cold-start.js";
 import { canPin, runPinnedJson } from "./pinned.js";
 import { type Figure, fmt, median } from "./support.js";
@@ -80,30 +81,10 @@ async function benchRequests(count = 1500, warm = 300): Promise<Figure[]> {
   const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
   const environment = "review/bench";
   const namespace = namespaceFor("group/app", environment);
-  await cluster.apply(
-    environmentNamespace({
-      namespace,
-      gitlab: { instance: ISSUER, projectId: 15, projectPath: "group/app" },
-      environment,
-      sha: "1111111111111111111111111111111111111111",
-      ref: "main",
-      pipelineId: 1,
-      mrIid: null,
-      ttl: "never",
-      expiresAt: null,
-      deployedAt: new Date(),
-      requestedAt: new Date(),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "bench",
-      url: null,
-      lastGoodDigest: null,
-    }),
-  );
-  await cluster.apply({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "Role",
-    metadata: { name: "kubler-deployer", namespace },
+  await seedManagedEnvironment(cluster, {
+    namespace,
+    gitlab: { instance: ISSUER, projectId: 15, projectPath: "group/app" },
+    environment,
     rules: [],
   });
   const deps: JobCredentialsAppDeps = {
