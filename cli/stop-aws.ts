@@ -6,6 +6,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { DynamoDbEnvironmentStops } from "../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../shared/adapters/eventbridge-publisher.js";
 import type { Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
@@ -15,6 +16,11 @@ export interface AwsStopTargets {
   publisher: EventPublisher;
   /** The region the SDK resolved, or a rejection saying none is set. */
   region(): Promise<string>;
+  /**
+   * How far AWS's clock is ahead of this machine's (ms; negative: behind), from the Date header of an
+   * STS GetCallerIdentity (which needs no permission and changes nothing); null when it has none.
+   */
+  clockOffset(): Promise<number | null>;
   close(): void;
 }
 
@@ -28,13 +34,30 @@ export function createAwsStopTargets(options: { table: string; bus: string; cloc
   const dynamodb = new DynamoDBClient({});
   // The publisher owns PutEvents retries, as in the functions; SDK retries on top would multiply them.
   const eventbridge = new EventBridgeClient({ maxAttempts: 1 });
+  const sts = new STSClient({});
   return {
     stops: new DynamoDbEnvironmentStops({ client: dynamodb, tableName: options.table, clock: options.clock }),
     publisher: new EventBridgePublisher({ client: eventbridge, busName: options.bus }),
     region: () => dynamodb.config.region(),
+    clockOffset: async () => {
+      let date: string | undefined;
+      // Innermost in the deserialize step: the raw response, before it is parsed.
+      sts.middlewareStack.add(
+        (next) => async (args) => {
+          const result = await next(args);
+          date = (result.response as { headers?: Record<string, string> }).headers?.date;
+          return result;
+        },
+        { step: "deserialize", priority: "low", name: "kublerServerDate" },
+      );
+      await sts.send(new GetCallerIdentityCommand({}));
+      const server = date ? Date.parse(date) : Number.NaN;
+      return Number.isFinite(server) ? server - options.clock.now().getTime() : null;
+    },
     close: () => {
       dynamodb.destroy();
       eventbridge.destroy();
+      sts.destroy();
     },
   };
 }

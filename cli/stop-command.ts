@@ -83,6 +83,13 @@ export async function runStopCommand(args: string[], io: StopCommandIo): Promise
   }
   const request = parseRequest(values, io.env);
   const context = io.context();
+  if (request.aws && !context.config.kubeconfig) {
+    // The embedded cluster is the local runtime's: what it says is no check on the stack's cluster,
+    // and its project id and instance would key a stop record no GitLab event of the stack has.
+    throw new ConfigError(
+      "--aws reads the environment from the stack's cluster: set KUBECONFIG to it (not the local runtime's embedded cluster)",
+    );
+  }
   const found = await findEnvironment(context, request);
   const detail = validateDetail("Environment Stop Requested", {
     // Marked as an operator's stop, so the audit trail tells it from GitLab's and the sweep's.
@@ -256,8 +263,11 @@ async function stopInAws(
   const what = describeTarget(detail, found.namespace);
   const key = environmentStopKey(detail.gitlab, detail.environment);
   const { createAwsStopTargets } = await import("./stop-aws.js");
-  const now = io.now();
-  const targets = createAwsStopTargets({ ...aws, clock: { now: () => io.now() } });
+  let shift = 0; // AWS's clock minus this machine's, once known: the record's expiry follows AWS's too
+  const targets = createAwsStopTargets({
+    ...aws,
+    clock: { now: () => new Date(io.now().getTime() + shift) },
+  });
   try {
     const region = await targets.region().catch((error: Error) => {
       throw new ConfigError(awsProblem(error, aws, "record") ?? error.message);
@@ -268,6 +278,25 @@ async function stopInAws(
       context.print(`  record the stop in ${aws.table} (key ${key}), then`);
       context.print(`  put Environment Stop Requested (reason ${detail.reason}) on bus ${aws.bus}`);
       return 0;
+    }
+    // GitLab's facts are timed by AWS (the bus's event time), so the stop is too: a laptop clock ahead
+    // would refuse pushes made after the stop, one behind would let older ones through.
+    let offset: number | null;
+    try {
+      offset = await targets.clockOffset();
+    } catch (error) {
+      throw new ConfigError(
+        `${awsProblem(error as Error, aws, "record") ?? `STS GetCallerIdentity failed: ${describe(error)}`}; nothing was changed`,
+      );
+    }
+    shift = offset ?? 0;
+    const now = new Date(io.now().getTime() + shift);
+    if (offset === null) {
+      context.print("AWS's answer had no Date header: the stop is timed by this machine's clock.");
+    } else if (Math.abs(offset) >= 2000) {
+      context.print(
+        `This machine's clock is ${Math.round(Math.abs(offset) / 1000)} s ${offset < 0 ? "ahead of" : "behind"} AWS's: the stop is timed by AWS's, as GitLab's events are.`,
+      );
     }
     try {
       // First: a deploy racing the request already finds the stop, as with plan-steps' own stops.

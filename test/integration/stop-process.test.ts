@@ -11,20 +11,28 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runStopCommand } from "../../cli/stop-command.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadLocalConfig } from "../../shared/config.js";
 import { sourceOf, validateDetail } from "../../shared/domain/catalog.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { environmentStopKey, type GitlabFact } from "../../shared/domain/plan-steps.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { planStepsFor, STOP_RECORD_TTL_SECONDS } from "../../shared/services/plan-steps.js";
-import { type FakeAws, startFakeAws } from "../fakes/aws-endpoint.js";
+import { type AwsAnswer, type FakeAws, startFakeAws } from "../fakes/aws-endpoint.js";
+import { deployTestDeps } from "../fakes/deploy-deps.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
 import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
 
 const run = promisify(execFile);
 const NO_STACK = /\n\s+at |"stack"/;
+const CALLER_IDENTITY = {
+  xml: `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/operator</Arn><UserId>AIDAOPERATOR</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+};
 
 type Result = { code: number; stdout: string; stderr: string };
 
@@ -182,8 +190,14 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     await k8s?.close();
   });
 
+  /** STS's GetCallerIdentity, which kubler stop --aws reads AWS's clock from, then `fn`'s answers. */
+  function answering(aws: FakeAws, fn: AwsAnswer = () => undefined): void {
+    aws.answer((call) => (call.operation === "GetCallerIdentity" ? CALLER_IDENTITY : fn(call)));
+  }
+
   async function fakeAws(): Promise<FakeAws> {
     const aws = await startFakeAws();
+    answering(aws);
     fakes.push(aws);
     return aws;
   }
@@ -268,8 +282,8 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(result.code).toBe(0);
 
     const operations = aws.calls.map((c) => `${c.service}.${c.operation}`);
-    expect(operations).toEqual(["dynamodb.PutItem", "events.PutEvents"]);
-    const [put, events] = aws.calls;
+    expect(operations).toEqual(["sts.GetCallerIdentity", "dynamodb.PutItem", "events.PutEvents"]);
+    const [, put, events] = aws.calls;
     expect(put?.region).toBe("eu-west-1");
     expect(put?.accessKeyId).toBe("AKIDOPERATOR");
 
@@ -368,7 +382,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
 
   it("says which permission is missing, and publishes nothing when the record fails", async () => {
     const denied = await fakeAws();
-    denied.answer((call) =>
+    answering(denied, (call) =>
       call.operation === "PutItem"
         ? {
             status: 400,
@@ -378,7 +392,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
         : undefined,
     );
     const noBus = await fakeAws();
-    noBus.answer((call) =>
+    answering(noBus, (call) =>
       call.operation === "PutEvents"
         ? { status: 400, type: "ResourceNotFoundException", message: "Event bus kubler does not exist." }
         : undefined,
@@ -400,6 +414,125 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
       "no bus kubler in this region: set KUBLER_EVENT_BUS_NAME or --bus to the stack's EventBusName output",
     );
     expect(noBus.callsOf("dynamodb.PutItem")).toHaveLength(1);
-    for (const result of [refused, unpublished]) expect(result.stderr).not.toMatch(NO_STACK);
+    for (const result of [refused, unpublished]) {
+      expect(result.stderr).not.toMatch(NO_STACK);
+      expect(`${result.stdout}${result.stderr}`).not.toContain("operator-secret");
+    }
+
+    // Re-running once the bus is there: recorded again (harmless), put once, and says so.
+    answering(noBus);
+    const again = await kubler(awsEnv(noBus), ...stopArgs);
+    expect(again.code).toBe(0);
+    expect(noBus.callsOf("dynamodb.PutItem")).toHaveLength(2);
+    expect(noBus.callsOf("events.PutEvents").at(-1)?.body.Entries).toHaveLength(1);
+  }, 60_000);
+
+  it("refuses to read the local runtime's embedded cluster for a stop in AWS, sending nothing", async () => {
+    const aws = await fakeAws();
+    const local = mkdtempSync(join(tmpdir(), "kubler-stop-embedded-"));
+    // What a running (or killed) `npm start` leaves: its embedded cluster's kubeconfig.
+    writeFileSync(join(local, "kubeconfig"), k8s.kubeconfig);
+    const result = await kubler(awsEnv(aws, { KUBECONFIG: "", KUBLER_DATA_DIR: local }), ...stopArgs);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("--aws reads the environment from the stack's cluster: set KUBECONFIG");
+    expect(result.stderr).not.toMatch(NO_STACK);
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
+  it("times the stop by AWS's clock, not a skewed laptop's", async () => {
+    const aws = await fakeAws();
+    const env = awsEnv(aws);
+    const saved = { ...process.env };
+    // The SDK reads region, credentials and endpoint from the process, as in the command's own.
+    Object.assign(process.env, Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)));
+    delete process.env.AWS_DEFAULT_REGION;
+    const lines: string[] = [];
+    const ahead = 3_600_000;
+    const before = Date.now();
+    try {
+      const code = await runStopCommand(stopArgs.slice(1), {
+        print: (line) => lines.push(line),
+        env,
+        context: () => ({
+          config: loadLocalConfig(env),
+          token: null,
+          signingKey: null,
+          print: (line) => lines.push(line),
+        }),
+        now: () => new Date(Date.now() + ahead),
+      });
+      expect(code).toBe(0);
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
+    const after = Date.now();
+    const item = aws.callsOf("dynamodb.PutItem")[0]?.body.Item as Record<string, { N?: string }>;
+    // The Date header has whole seconds.
+    expect(Number(item.factAt?.N)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Number(item.factAt?.N)).toBeLessThanOrEqual(after);
+    expect(Number(item.expiresAt?.N)).toBeLessThanOrEqual(Math.ceil(after / 1000) + STOP_RECORD_TTL_SECONDS);
+    expect(lines.join("\n")).toMatch(/This machine's clock is 360[01] s ahead of AWS's/);
+  }, 60_000);
+
+  it("its record makes deploy-environment refuse a deploy GitLab asked for before it, and take a later one", async () => {
+    const PROJECT = "flightjs/flight-management";
+    const SAMPLE = "review/feature/booking-validation";
+    const sample = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
+    const seeding = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    await seedManagedEnvironment(seeding, {
+      namespace: namespaceFor(PROJECT, SAMPLE),
+      gitlab: sample,
+      environment: SAMPLE,
+    });
+    seeding.close();
+    const aws = await fakeAws();
+    const stopped = await kubler(awsEnv(aws), "stop", "--aws", "--project", PROJECT, "--environment", SAMPLE);
+    expect(stopped.code).toBe(0);
+    const item = aws.callsOf("dynamodb.PutItem")[0]?.body.Item as Record<string, unknown>;
+    const stopAt = Number((item.factAt as { N: string }).N);
+
+    // The stack's table as deploy-environment reads it: the item the command wrote.
+    answering(aws, (call) => (call.operation === "GetItem" ? { Item: item } : undefined));
+    const client = new DynamoDBClient({
+      endpoint: aws.url,
+      region: "eu-west-1",
+      credentials: { accessKeyId: "AKIDDEPLOY", secretAccessKey: "s" },
+    });
+    // Where cleanup has deleted the environment: a cluster of its own.
+    const cluster = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+    try {
+      const { deps } = deployTestDeps(cluster, "kubler-stop-deploy-");
+      const stops = new DynamoDbEnvironmentStops({ client, tableName: TABLE, clock: systemClock });
+      const request = (factAt: number, sha: string, pipelineId: number) => ({
+        detailType: "Deploy Requested" as const,
+        time: new Date(factAt + 60_000),
+        detail: {
+          correlationId: `c-${pipelineId}`,
+          gitlab: sample,
+          environment: SAMPLE,
+          sha,
+          ref: "feature/booking-validation",
+          pipelineId,
+          mrIid: 16,
+          factAt: new Date(factAt).toISOString(),
+        },
+      });
+      const late = await deployEnvironment({ ...deps, stops }, request(stopAt - 60_000, "1".repeat(40), 100));
+      expect(late).toMatchObject({ kind: "ignored", reason: expect.stringContaining("stopped") });
+      expect(deps.publisher.entries.map((e) => e.detail)).toMatchObject([{ status: "superseded" }]);
+      expect(cluster.store.get("v1", "Namespace", undefined, namespaceFor(PROJECT, SAMPLE))).toBeUndefined();
+      // A push after the operator's stop deploys again: the stop does not block the environment.
+      const pushed = await deployEnvironment({ ...deps, stops }, request(stopAt + 2000, "2".repeat(40), 101));
+      expect(pushed.kind).toBe("succeeded");
+      expect(aws.callsOf("dynamodb.GetItem").map((c) => (c.body.Key as { pk: { S: string } }).pk.S)).toEqual([
+        environmentStopKey(sample, SAMPLE),
+        environmentStopKey(sample, SAMPLE),
+      ]);
+    } finally {
+      client.destroy();
+      await cluster.close();
+    }
   }, 60_000);
 });
