@@ -6,11 +6,13 @@
  */
 import { Hono } from "hono";
 import type { AuditOutcome } from "../shared/domain/audit.js";
-import { type GitlabRef, isDetailType, validateDetail } from "../shared/domain/catalog.js";
+import { type Detail, type GitlabRef, isDetailType, validateDetail } from "../shared/domain/catalog.js";
+import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { verifyWebhook, type WebhookCredentials } from "../shared/domain/webhook-auth.js";
 import { BadRequestError, InvalidDetailError } from "../shared/errors.js";
 import { toErrorAnswer } from "../shared/http-errors.js";
-import type { AuditLog, Clock, EventPublisher } from "../shared/ports.js";
+import type { AuditLog, Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
+import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
 import { stepAuditRecord } from "../shared/services/step-audit.js";
 
 export const LOCAL_EVENTS_PATH = "/local/events";
@@ -28,6 +30,11 @@ export interface LocalEventsAppDeps {
   /** Where unexpected errors go (stderr, redacted): never to the caller. */
   logError: (error: unknown) => void;
   clock: Clock;
+  /**
+   * Where a stop put here is recorded before it is published, as `kubler stop --aws` records it in
+   * AWS and plan-steps records GitLab's: builds and deploys asked for before it are then refused.
+   */
+  stops?: EnvironmentStops;
 }
 
 /**
@@ -59,6 +66,14 @@ export function createLocalEventsApp(deps: LocalEventsAppDeps): Hono {
       } catch (error) {
         if (error instanceof InvalidDetailError) throw new BadRequestError(error.message);
         throw error;
+      }
+      if (detailType === "Environment Stop Requested" && deps.stops) {
+        const stop = detail as Detail<"Environment Stop Requested">;
+        await deps.stops.record(
+          environmentStopKey(stop.gitlab, stop.environment),
+          deps.clock.now(),
+          STOP_RECORD_TTL_SECONDS,
+        );
       }
       const [eventId] = await deps.publisher.publish([{ detailType, detail } as never]);
       record("success", `published ${detailType}`, { eventId });

@@ -173,6 +173,7 @@ async function startLocked(
     createLocalEventsApp({
       credentials,
       publisher: bus,
+      stops: environments.stops,
       audit,
       logError: logErrorToStderr("local-events", secrets),
       clock: systemClock,

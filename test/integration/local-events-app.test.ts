@@ -4,7 +4,9 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { createLocalEventsApp, LOCAL_EVENTS_PATH } from "../../cli/local-events-app.js";
+import { environmentStopKey, isRefusedByStop } from "../../shared/domain/plan-steps.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 const TOKEN = "local-events-secret-token-1234";
@@ -114,5 +116,60 @@ describe("POST /local/events audit", () => {
       subject: { status: 500 },
     });
     expect(errors).toEqual([new TypeError("a bug")]);
+  });
+});
+
+describe("POST /local/events stops", () => {
+  it("records a stop before publishing it (kubler stop), so builds and deploys asked for earlier are refused", async () => {
+    const clock = new FixedClock(new Date("2026-11-21T10:00:00Z"));
+    const stops = new MemoryEnvironmentStops(clock);
+    const order: string[] = [];
+    const recording = {
+      record: async (key: string, at: Date, ttl: number) => {
+        order.push("record");
+        await stops.record(key, at, ttl);
+      },
+      stoppedAt: (key: string) => stops.stoppedAt(key),
+    };
+    const publishing = {
+      publish: async (entries: readonly unknown[]) => {
+        order.push("publish");
+        return entries.map(() => "event-1");
+      },
+    };
+    const withStops = createLocalEventsApp({
+      credentials: createWebhookCredentials({ tokens: [TOKEN], signingKeys: [] }),
+      publisher: publishing,
+      audit,
+      logError: (error) => errors.push(error),
+      clock,
+      stops: recording,
+    });
+    const gitlab = deploy.detail.gitlab;
+    const response = await withStops.request(LOCAL_EVENTS_PATH, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gitlab-token": TOKEN },
+      body: JSON.stringify({
+        detailType: "Environment Stop Requested",
+        detail: { correlationId: "kubler-stop-1", gitlab, environment: "staging", reason: "stopped" },
+      }),
+    });
+    expect(response.status).toBe(202);
+    expect(order).toEqual(["record", "publish"]);
+    const stoppedAt = await stops.stoppedAt(environmentStopKey(gitlab, "staging"));
+    expect(stoppedAt?.toISOString()).toBe("2026-11-21T10:00:00.000Z");
+    expect(isRefusedByStop(new Date("2026-11-21T09:59:00Z"), stoppedAt as Date)).toBe(true);
+    expect(isRefusedByStop(new Date("2026-11-21T10:01:00Z"), stoppedAt as Date)).toBe(false);
+    // Other events record nothing.
+    expect(
+      (
+        await withStops.request(LOCAL_EVENTS_PATH, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-gitlab-token": TOKEN },
+          body: JSON.stringify(deploy),
+        })
+      ).status,
+    ).toBe(202);
+    expect(order).toEqual(["record", "publish", "publish"]);
   });
 });

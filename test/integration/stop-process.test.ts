@@ -4,6 +4,7 @@
  * --aws against the fake AWS endpoint (AWS_ENDPOINT_URL): the stop record plan-steps would write,
  * before the PutEvents the catalog describes, and the errors that name what to set.
  */
+
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { runStopCommand } from "../../cli/stop-command.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { systemClock } from "../../shared/clock.js";
@@ -161,6 +163,37 @@ describe("kubler stop on the local runtime (process)", () => {
     ]);
     const listed = await kubler(env, "environments", "--json");
     expect(listed).toMatchObject({ code: 0, stdout: "" });
+
+    // The runtime recorded the stop: a deploy GitLab asked for before it (a late build) is refused.
+    const { token } = readLocalSecrets(dataDir) ?? {};
+    const late = await fetch(`${runtime.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gitlab-token": token ?? "" },
+      body: JSON.stringify({
+        detailType: "Deploy Requested",
+        detail: {
+          correlationId: "late-1",
+          gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
+          environment: ENVIRONMENT,
+          sha: "1234567890123456789012345678901234567890",
+          ref: "feature/booking-validation",
+          pipelineId: 1,
+          mrIid: null,
+          factAt: new Date(Date.now() - 60_000).toISOString(),
+        },
+      }),
+    });
+    expect(late.status).toBe(202);
+    const refused = await waitForLine(
+      events,
+      (e) =>
+        e["detail-type"] === "Deploy Finished" &&
+        (e.detail as { correlationId?: unknown }).correlationId === "late-1",
+    );
+    expect(refused?.detail).toMatchObject({
+      status: "superseded",
+      reason: expect.stringMatching(/^stopped: /),
+    });
   }, 90_000);
 });
 
