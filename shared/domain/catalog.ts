@@ -171,10 +171,29 @@ const DeployFinishedDetail = v.object({
   reason: v.nullable(v.string()),
 });
 
+/** The longest `requestedBy` a stop carries: an assumed-role ARN is under 200 characters. */
+export const MAX_REQUESTED_BY_LENGTH = 256;
+
+/** Who, outside GitLab, asked for a stop: `aws:<caller ARN>` or `local:<OS user>` (`kubler stop`). */
+const RequestedBy = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(MAX_REQUESTED_BY_LENGTH, `at most ${MAX_REQUESTED_BY_LENGTH} characters`),
+  // One line in the audit table and the terminal: no control characters.
+  v.regex(/^[^\p{Cc}]+$/u, "no control characters"),
+);
+
 const EnvironmentStopRequestedDetail = v.object({
   ...base,
   environment: Name,
   reason: v.picklist(["merged", "closed", "branch_deleted", "stopped", "expired"]),
+  /**
+   * The GitLab user whose merge, close, branch deletion or stop job this stop comes from (plan-steps).
+   * Absent from expiry stops and from events published before it was carried.
+   */
+  user: v.optional(Username),
+  /** The operator who ran `kubler stop`. Absent from GitLab's and expiry stops. */
+  requestedBy: v.optional(RequestedBy),
 });
 
 const EnvironmentDeletedDetail = v.object({
@@ -184,6 +203,9 @@ const EnvironmentDeletedDetail = v.object({
   /** What was running when it was deleted, when known: report-status puts the final status on it. */
   sha: v.optional(NullableSha),
   ref: v.optional(v.nullable(v.string())),
+  /** Who asked for the stop, as its `Environment Stop Requested` said (absent from the sweep's). */
+  user: v.optional(Username),
+  requestedBy: v.optional(RequestedBy),
 });
 
 const credentials = {

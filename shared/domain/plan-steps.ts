@@ -113,15 +113,15 @@ export function planSteps(fact: GitlabFact, manifest: KublerManifest, factAt: st
   if (triage.kind === "ignored") return triage;
   const plan = planFact(fact, manifest, triage.sha);
   if (plan.kind === "ignored") return plan;
-  const carried = {
-    user: "user" in fact.detail ? fact.detail.user : null,
-    ...(factAt === null ? {} : { factAt }),
-  };
+  const user = "user" in fact.detail ? fact.detail.user : null;
+  const carried = { user, ...(factAt === null ? {} : { factAt }) };
   return {
     ...plan,
     steps: plan.steps.map((step) =>
+      // A stop carries who caused it (the merger, closer, branch deleter), for its audit line; not
+      // factAt: the stop is recorded under that time, not compared by it.
       step.entry.detailType === "Environment Stop Requested"
-        ? step
+        ? { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, user } } }
         : { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, ...carried } } },
     ),
   };

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   type DetailType,
   MAX_DETAIL_BYTES,
+  MAX_REQUESTED_BY_LENGTH,
   stepFieldsOf,
   validateBusDetail,
   validateDetail,
@@ -69,6 +70,51 @@ describe("validateBusDetail", () => {
 
   it("refuses an invalid detail like validateDetail", () => {
     expect(() => validateBusDetail("Push", { ...samplePush().detail, after: "x" })).toThrow(/after/);
+  });
+});
+
+describe("Environment Stop Requested: who asked", () => {
+  const stop = {
+    correlationId: "c-1",
+    gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+    environment: "review/x",
+    reason: "merged",
+  };
+
+  it("takes a stop from before the fields existed, as the expiry schedules already on AWS hold it", () => {
+    expect(validateDetail("Environment Stop Requested", stop)).toEqual(stop);
+  });
+
+  it("keeps the GitLab user and the operator", () => {
+    const gitlab = { ...stop, user: "agarcia" };
+    const operator = {
+      ...stop,
+      reason: "stopped",
+      requestedBy: "aws:arn:aws:sts::123456789012:assumed-role/Admin/alice",
+    };
+    expect(validateDetail("Environment Stop Requested", gitlab)).toEqual(gitlab);
+    expect(validateDetail("Environment Stop Requested", { ...stop, user: null })).toHaveProperty(
+      "user",
+      null,
+    );
+    expect(validateDetail("Environment Stop Requested", operator)).toEqual(operator);
+    const longest = { ...stop, requestedBy: `local:${"u".repeat(MAX_REQUESTED_BY_LENGTH - 6)}` };
+    expect(validateBusDetail("Environment Stop Requested", longest).detail).toEqual(longest);
+  });
+
+  it.each([
+    [{ user: 42 }, /user: /],
+    [{ requestedBy: "x".repeat(MAX_REQUESTED_BY_LENGTH + 1) }, /requestedBy: at most 256 characters/],
+    [{ requestedBy: "" }, /requestedBy: /],
+    [{ requestedBy: "local:alice\nforged line" }, /requestedBy: no control characters/],
+  ])("refuses %j", (fields, message) => {
+    expect(() => validateDetail("Environment Stop Requested", { ...stop, ...fields })).toThrow(message);
+  });
+
+  it("carries them on to Environment Deleted", () => {
+    const deleted = { ...stop, namespace: "group-app-review-x", user: "agarcia", requestedBy: "local:bob" };
+    const { reason: _, ...detail } = deleted;
+    expect(validateDetail("Environment Deleted", detail)).toEqual(detail);
   });
 });
 

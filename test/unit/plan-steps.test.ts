@@ -294,6 +294,8 @@ describe("planSteps", () => {
         gitlab: mrGitlab,
         environment: "review/feature/booking-validation",
         reason,
+        // Who merged or closed it: the environment.stop audit line names them.
+        user: "agarcia",
       },
       MR_SHA,
       `merge request !16 ${reason}: stop review/feature/booking-validation`,
@@ -301,6 +303,14 @@ describe("planSteps", () => {
     expect(planSteps(mergeRequest({ action, state: reason }), WITH_IMAGE)).toEqual(expected);
     // Whoever built the image, the environment goes.
     expect(planSteps(mergeRequest({ action, state: reason }), WITHOUT_IMAGE)).toEqual(expected);
+  });
+
+  it("a merged merge request's stop names who merged it, not the author of its commits", () => {
+    const merged = mergeRequest({ action: "merge", state: "merged", user: "maintainer" });
+    const plan = planSteps(merged, WITH_IMAGE, "2026-11-21T10:00:00.000Z");
+    expect(plan).toMatchObject({ steps: [{ entry: { detail: { reason: "merged", user: "maintainer" } } }] });
+    // Not factAt: the stop is recorded at the fact's time, its detail is not compared by it.
+    expect(plan.kind === "steps" && plan.steps[0]?.entry.detail).not.toHaveProperty("factAt");
   });
 
   it("builds again when a merge request is reopened", () => {
@@ -347,6 +357,7 @@ describe("planSteps", () => {
           gitlab: { instance: "http://example.com", projectId: 15, projectPath: "mike/diaspora" },
           environment: "review/feature/x",
           reason: "branch_deleted",
+          user: "jsmith",
         },
         before,
         "branch feature/x deleted: stop review/feature/x",
@@ -449,6 +460,7 @@ describe("planSteps", () => {
           },
           environment: "review/feature-x",
           reason: "stopped",
+          user: "user",
         },
         "2293ada6b400935a1378653304eaf6221e0fdb8f",
         "stop job 1977 (test) succeeded: stop review/feature-x",
