@@ -97,7 +97,10 @@ function deleteChecked(cluster: EnvironmentCluster, namespace: KubeObject): Prom
 
 async function publishDeleted(
   deps: Pick<CleanupDeps, "publisher">,
-  stop: Pick<Detail<"Environment Stop Requested">, "correlationId" | "gitlab" | "environment">,
+  stop: Pick<
+    Detail<"Environment Stop Requested">,
+    "correlationId" | "gitlab" | "environment" | "user" | "requestedBy"
+  >,
   namespace: string,
   running: { sha: string | null; ref: string | null } | null,
 ): Promise<void> {
@@ -111,6 +114,8 @@ async function publishDeleted(
         namespace,
         // What ran there, so its commit gets a final status in GitLab.
         ...(running?.sha ? { sha: running.sha, ref: running.ref } : {}),
+        ...(stop.user ? { user: stop.user } : {}),
+        ...(stop.requestedBy ? { requestedBy: stop.requestedBy } : {}),
       },
     },
   ]);

@@ -19,6 +19,8 @@ export interface StepAuditInput {
   at: Date;
   /** The GitLab user behind the step (the pusher, the merge request's author of the change). */
   gitlabUser?: string | null;
+  /** The operator behind the step, outside GitLab (`kubler stop`'s `requestedBy`). */
+  operator?: string | null;
 }
 
 /**
@@ -31,7 +33,11 @@ export function stepAuditRecord(input: StepAuditInput): AuditRecord {
     action: input.action,
     outcome: input.outcome,
     reason: input.reason,
-    actor: input.gitlabUser ? { function: input.fn, gitlabUser: input.gitlabUser } : { function: input.fn },
+    actor: {
+      function: input.fn,
+      ...(input.gitlabUser ? { gitlabUser: input.gitlabUser } : {}),
+      ...(input.operator ? { operator: input.operator } : {}),
+    },
     subject: {
       ...(input.gitlab ? { project: input.gitlab.projectPath, projectId: input.gitlab.projectId } : {}),
       ...input.subject,
@@ -60,7 +66,7 @@ export function createStepAudit(
     fn: string;
     action: string;
     trigger: string;
-    detail: { correlationId: string; gitlab: GitlabRef; user?: string | null };
+    detail: { correlationId: string; gitlab: GitlabRef; user?: string | null; requestedBy?: string };
     subject?: Record<string, unknown>;
   },
 ): (outcome: AuditOutcome, reason: string, subject?: Record<string, unknown>) => void {
@@ -77,6 +83,7 @@ export function createStepAudit(
         subject: { ...step.subject, ...subject },
         at: deps.clock.now(),
         gitlabUser: step.detail.user ?? null,
+        operator: step.detail.requestedBy ?? null,
       }),
     );
 }

@@ -169,6 +169,32 @@ describe("stopEnvironment", () => {
     });
   });
 
+  it("names who asked for the stop in its audit line and its Environment Deleted: the GitLab user, or the operator", async () => {
+    seed();
+    await stopEnvironment(deps, stopRequested({ user: "agarcia" }));
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.stop",
+      outcome: "success",
+      actor: { function: "cleanup-environments", gitlabUser: "agarcia" },
+    });
+    expect(deps.audit.last()?.actor).not.toHaveProperty("operator");
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ user: "agarcia" });
+
+    const operator = "aws:arn:aws:sts::123456789012:assumed-role/Admin/alice";
+    await stopEnvironment(deps, stopRequested({ reason: "stopped", requestedBy: operator }));
+    expect(deps.audit.last()).toMatchObject({
+      action: "environment.stop",
+      outcome: "success",
+      actor: { function: "cleanup-environments", operator },
+    });
+    expect(deps.audit.last()?.actor).not.toHaveProperty("gitlabUser");
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ requestedBy: operator });
+
+    // An expiry stop: nobody asked; the reason says why.
+    await stopEnvironment(deps, stopRequested({ reason: "expired" }));
+    expect(deps.audit.last()?.actor).toEqual({ function: "cleanup-environments" });
+  });
+
   it("succeeds when the namespace is already gone, and still publishes Environment Deleted", async () => {
     const outcome = await stopEnvironment(deps, stopRequested({ reason: "closed" }));
 
