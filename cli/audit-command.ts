@@ -298,11 +298,26 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
 const WIDTHS = [23, 20, 24, 8, 16, 28, 28];
 
 /**
- * Who at GitLab caused it: the pusher or merge request author carried through the steps
- * (`actor.gitlabUser`), or the user of a CI job asking for credentials (`actor.user`).
+ * Who caused it: the pusher or merge request author carried through the steps (`actor.gitlabUser`),
+ * the user of a CI job asking for credentials (`actor.user`), or the operator who ran `kubler stop`
+ * (`actor.operator`), an ARN cut to the role and session or user name so it fits the column.
  */
 function gitlabUserOf(record: AuditRecord): unknown {
-  return record.actor.gitlabUser ?? record.actor.user;
+  const operator = record.actor.operator;
+  return (
+    record.actor.gitlabUser ??
+    record.actor.user ??
+    (typeof operator === "string" ? shortOperator(operator) : operator)
+  );
+}
+
+/** `aws:arn:aws:sts::1234:assumed-role/Admin/alice` → `aws:Admin/alice`; `aws:…:user/ops/bob` → `aws:bob`. */
+function shortOperator(operator: string): string {
+  const arn = /^aws:arn:[^:]*:[^:]*:[^:]*:[^:]*:(.+)$/.exec(operator);
+  if (!arn?.[1]) return operator;
+  const [kind, ...names] = arn[1].split("/");
+  // An assumed role's ARN has no path: role/session. A user's or role's may: the last part names it.
+  return `aws:${kind === "assumed-role" ? names.join("/") : (names.at(-1) ?? kind)}`;
 }
 
 function row(cells: string[]): string {

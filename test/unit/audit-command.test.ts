@@ -152,6 +152,35 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     ]);
   });
 
+  it("says who stopped an environment: the GitLab user, else the operator of kubler stop, an ARN cut to fit", async () => {
+    const stop = (actor: Record<string, string>, at: string) =>
+      JSON.stringify(
+        record({
+          action: "environment.stop",
+          function: "cleanup-environments",
+          reason: "deleted (stopped)",
+          actor: { function: "cleanup-environments", ...actor },
+          at,
+        }),
+      );
+    write([
+      stop({ gitlabUser: "agarcia" }, "2026-03-02T11:00:01.000Z"),
+      stop(
+        { operator: "aws:arn:aws:sts::123456789012:assumed-role/Admin/alice" },
+        "2026-03-02T11:00:02.000Z",
+      ),
+      stop({ operator: "aws:arn:aws:iam::123456789012:user/ops/bob" }, "2026-03-02T11:00:03.000Z"),
+      stop({ operator: "local:carol" }, "2026-03-02T11:00:04.000Z"),
+      stop({}, "2026-03-02T11:00:05.000Z"),
+    ]);
+    const { out } = await run("--action", "environment.stop");
+    const who = out.slice(1).map((line) => line.split(/\s{2,}/)[4]);
+    expect(who).toEqual(["agarcia", "aws:Admin/alice", "aws:bob", "local:carol", "-"]);
+    // --json keeps the whole identity.
+    const { json } = await run("--action", "environment.stop", "--json");
+    expect(json()[1].actor.operator).toBe("aws:arn:aws:sts::123456789012:assumed-role/Admin/alice");
+  });
+
   it("tells the story of one correlation id, step by step, with the time between steps", async () => {
     const step = (at: string, fn: string, action: string, reason: string, extra: Partial<AuditRecord> = {}) =>
       JSON.stringify(record({ correlationId: "abc", at, function: fn, action, reason, ...extra }));
