@@ -17,10 +17,11 @@ export interface AwsStopTargets {
   /** The region the SDK resolved, or a rejection saying none is set. */
   region(): Promise<string>;
   /**
-   * How far AWS's clock is ahead of this machine's (ms; negative: behind), from the Date header of an
-   * STS GetCallerIdentity (which needs no permission and changes nothing); null when it has none.
+   * One STS GetCallerIdentity (which needs no permission and changes nothing): how far AWS's clock
+   * is ahead of this machine's (ms; negative: behind), from its Date header, null when it has none;
+   * and the caller's ARN, who the stop is requested by.
    */
-  clockOffset(): Promise<number | null>;
+  callerIdentity(): Promise<{ clockOffset: number | null; arn: string | null }>;
   close(): void;
 }
 
@@ -39,7 +40,7 @@ export function createAwsStopTargets(options: { table: string; bus: string; cloc
     stops: new DynamoDbEnvironmentStops({ client: dynamodb, tableName: options.table, clock: options.clock }),
     publisher: new EventBridgePublisher({ client: eventbridge, busName: options.bus }),
     region: () => dynamodb.config.region(),
-    clockOffset: async () => {
+    callerIdentity: async () => {
       let date: string | undefined;
       // Innermost in the deserialize step: the raw response, before it is parsed.
       sts.middlewareStack.add(
@@ -50,9 +51,12 @@ export function createAwsStopTargets(options: { table: string; bus: string; cloc
         },
         { step: "deserialize", priority: "low", name: "kublerServerDate" },
       );
-      await sts.send(new GetCallerIdentityCommand({}));
+      const { Arn } = await sts.send(new GetCallerIdentityCommand({}));
       const server = date ? Date.parse(date) : Number.NaN;
-      return Number.isFinite(server) ? server - options.clock.now().getTime() : null;
+      return {
+        clockOffset: Number.isFinite(server) ? server - options.clock.now().getTime() : null,
+        arn: Arn ?? null,
+      };
     },
     close: () => {
       dynamodb.destroy();

@@ -11,10 +11,12 @@
  * refused; then the request is put on the stack's bus.
  */
 import { randomUUID } from "node:crypto";
+import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { ENV } from "../shared/config.js";
-import { type Detail, validateDetail } from "../shared/domain/catalog.js";
+import { type Detail, MAX_REQUESTED_BY_LENGTH, validateDetail } from "../shared/domain/catalog.js";
 import { type ManagedEnvironment, namespaceFor, readEnvironment } from "../shared/domain/environment.js";
+import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
 import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
@@ -150,7 +152,8 @@ function parseRequest(
     projectPath,
     environment,
     projectId: idText === undefined ? null : Number(idText),
-    instance: values.instance?.trim() || null,
+    // As the webhook keys GitLab's events: a trailing slash would key a stop no event matches.
+    instance: normalizeInstance(values.instance ?? null),
     reason: reason as StopRequest["reason"],
     dryRun: values["dry-run"] ?? false,
     aws,
@@ -201,7 +204,7 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
     throw mismatch("project", request.projectPath, e.projectPath);
   if (request.projectId !== null && e.projectId !== request.projectId)
     throw mismatch("project id", request.projectId, e.projectId);
-  if (request.instance !== null && e.instance !== null && e.instance !== request.instance)
+  if (request.instance !== null && e.instance !== null && normalizeInstance(e.instance) !== request.instance)
     throw mismatch("GitLab instance", request.instance, e.instance);
   const instance = e.instance ?? request.instance;
   if (!instance) {
@@ -227,13 +230,14 @@ async function stopLocally(
   found: FoundEnvironment,
 ): Promise<number> {
   const what = describeTarget(detail, found.namespace);
+  const requestedBy = operatorIdentity(`local:${localUserName(io.env)}`);
   const { LocalRuntimePublisher } = await import("./environment-commands.js");
   const { runtimeUrl } = await import("./runtime-address.js");
   const url = runtimeUrl(context.config, io.env);
   if (request.dryRun) {
     context.print(`Dry run: nothing is changed. Would stop ${what}:`);
     context.print(
-      `  put Environment Stop Requested (reason ${detail.reason}) on the local runtime at ${url}`,
+      `  put Environment Stop Requested (reason ${detail.reason}) on the local runtime at ${url}, requested by ${requestedBy}`,
     );
     return 0;
   }
@@ -243,11 +247,12 @@ async function stopLocally(
     );
   }
   const [id] = await new LocalRuntimePublisher(url, context).publish([
-    { detailType: "Environment Stop Requested", detail },
+    { detailType: "Environment Stop Requested", detail: withRequestedBy(detail, requestedBy) },
   ]);
   context.print(
     `Environment Stop Requested ${id} (reason ${detail.reason}) for ${what}, on the local runtime at ${url}.`,
   );
+  printRequestedBy(context, requestedBy);
   printNext(context, detail, found.namespace);
   return 0;
 }
@@ -282,8 +287,12 @@ async function stopInAws(
     // GitLab's facts are timed by AWS (the bus's event time), so the stop is too: a laptop clock ahead
     // would refuse pushes made after the stop, one behind would let older ones through.
     let offset: number | null;
+    let requestedBy: string;
     try {
-      offset = await targets.clockOffset();
+      const caller = await targets.callerIdentity();
+      offset = caller.clockOffset;
+      // The ARN STS answered for these credentials: who the audit trail says stopped it.
+      requestedBy = operatorIdentity(`aws:${caller.arn ?? "unknown"}`);
     } catch (error) {
       throw new ConfigError(
         `${awsProblem(error as Error, aws, "record") ?? `STS GetCallerIdentity failed: ${describe(error)}`}; nothing was changed`,
@@ -311,7 +320,9 @@ async function stopInAws(
     );
     let id: string | undefined;
     try {
-      [id] = await targets.publisher.publish([{ detailType: "Environment Stop Requested", detail }]);
+      [id] = await targets.publisher.publish([
+        { detailType: "Environment Stop Requested", detail: withRequestedBy(detail, requestedBy) },
+      ]);
     } catch (error) {
       throw new ConfigError(
         `the stop is recorded, but the request did not reach the bus: ${awsProblem(error as Error, aws, "publish") ?? describe(error)}; run the same command again once fixed (recording again is harmless)`,
@@ -320,11 +331,40 @@ async function stopInAws(
     context.print(
       `Put Environment Stop Requested ${id} (reason ${detail.reason}) for ${what} on bus ${aws.bus}.`,
     );
+    printRequestedBy(context, requestedBy);
     printNext(context, detail, found.namespace, " --since 1h");
     return 0;
   } finally {
     targets.close();
   }
+}
+
+function withRequestedBy(
+  detail: Detail<"Environment Stop Requested">,
+  requestedBy: string,
+): Detail<"Environment Stop Requested"> {
+  return validateDetail("Environment Stop Requested", { ...detail, requestedBy });
+}
+
+function printRequestedBy(context: CommandContext, requestedBy: string): void {
+  context.print(`Requested by ${requestedBy} (the audit trail's environment.stop line names it).`);
+}
+
+/** This machine's user: os.userInfo() throws where the uid has no passwd entry (some containers). */
+function localUserName(env: Readonly<Record<string, string | undefined>>): string {
+  try {
+    const name = userInfo().username;
+    if (name) return name;
+  } catch {
+    // Falls through to the environment's idea of the user.
+  }
+  return env.USER?.trim() || env.USERNAME?.trim() || "unknown";
+}
+
+/** What the catalog takes as `requestedBy`: one line, at most MAX_REQUESTED_BY_LENGTH characters. */
+function operatorIdentity(text: string): string {
+  const line = text.replace(/\p{Cc}/gu, "?");
+  return line.length > MAX_REQUESTED_BY_LENGTH ? `${line.slice(0, MAX_REQUESTED_BY_LENGTH - 1)}…` : line;
 }
 
 function describeTarget(detail: Detail<"Environment Stop Requested">, namespace: string): string {

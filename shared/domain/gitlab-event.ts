@@ -454,7 +454,14 @@ function readShaFromCommitUrl(value: unknown): string | null {
   return match?.[1]?.toLowerCase() ?? null;
 }
 
-function normalizeInstance(instance: string | null): string | null {
+/**
+ * A GitLab instance URL as Kubler keys it (events, namespaces, stop records): trimmed, without
+ * trailing slashes; null when empty.
+ *
+ * @example
+ * normalizeInstance(" https://gitlab.example.com/ "); // "https://gitlab.example.com"
+ */
+export function normalizeInstance(instance: string | null): string | null {
   const trimmed = typeof instance === "string" ? instance.trim().replace(/\/+$/, "") : "";
   return trimmed || null;
 }

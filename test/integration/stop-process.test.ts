@@ -7,7 +7,7 @@
 
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -138,6 +138,8 @@ describe("kubler stop on the local runtime (process)", () => {
     expect(stopped.code).toBe(0);
     expect(stopped.stdout).toMatch(/^Environment Stop Requested \S+ \(reason stopped\)/);
     expect(stopped.stdout).toContain("npx kubler audit --action environment.stop");
+    const operator = `local:${userInfo().username}`;
+    expect(stopped.stdout).toContain(`Requested by ${operator} `);
     const audit = await waitForLine(
       join(dataDir, "audit.jsonl"),
       (a) => a.action === "environment.stop" && a.outcome === "success",
@@ -150,8 +152,13 @@ describe("kubler stop on the local runtime (process)", () => {
         namespace: namespaceFor(PROJECT, ENVIRONMENT),
         stopReason: "stopped",
       },
+      // Who stopped it: the operator, as kubler audit's WHO column shows.
+      actor: { function: "cleanup-environments", operator },
     });
     expect(String(audit?.correlationId)).toMatch(/^kubler-stop-/);
+    const who = await kubler(env, "audit", "--action", "environment.stop", "--local");
+    expect(who.code).toBe(0);
+    expect(who.stdout).toMatch(new RegExp(`environment\\.stop\\s+success\\s+${operator}\\s+${PROJECT}`));
     // Read from the namespace, not asked of the operator: the project id and instance of the deploy.
     expect(stops().map((e) => e.detail)).toEqual([
       {
@@ -159,6 +166,7 @@ describe("kubler stop on the local runtime (process)", () => {
         gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
         environment: ENVIRONMENT,
         reason: "stopped",
+        requestedBy: operator,
       },
     ]);
     const listed = await kubler(env, "environments", "--json");
@@ -348,6 +356,9 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(entry?.Source).toBe("kubler");
     const detail = validateDetail("Environment Stop Requested", JSON.parse(entry?.Detail ?? "null"));
     expect(detail).toMatchObject({ gitlab: GITLAB, environment: ENVIRONMENT, reason: "stopped" });
+    // Who: the ARN STS answered for the operator's credentials, from the call that read AWS's clock.
+    expect(detail.requestedBy).toBe("aws:arn:aws:iam::123456789012:user/operator");
+    expect(result.stdout).toContain("Requested by aws:arn:aws:iam::123456789012:user/operator ");
 
     expect(result.stdout).toContain(`Recorded the stop in ${TABLE} (eu-west-1): key ${key}`);
     expect(result.stdout).toContain("Put Environment Stop Requested evt-1 (reason stopped)");
@@ -382,6 +393,35 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     const [entry] = (call?.body.Entries ?? []) as Record<string, string>[];
     expect(entry?.EventBusName).toBe("other-bus");
     expect(JSON.parse(entry?.Detail ?? "{}").reason).toBe("merged");
+  }, 60_000);
+
+  it("takes --instance with a trailing slash as the webhook keys GitLab's instance", async () => {
+    const aws = await fakeAws();
+    // A namespace that does not say which instance it came from: the stop is keyed by --instance.
+    const bare = "review/no-instance";
+    const name = namespaceFor(GITLAB.projectPath, bare);
+    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
+    const seeding = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    await seedManagedEnvironment(seeding, { namespace: name, gitlab: GITLAB, environment: bare });
+    seeding.close();
+    const seeded = k8s.store.get("v1", "Namespace", undefined, name);
+    if (!seeded) throw new Error(`${name} was not seeded`);
+    delete seeded.metadata.annotations?.["kubler.dev/gitlab-instance"];
+    k8s.store.put(seeded);
+
+    const slash = ["--instance", `${GITLAB.instance}/`, "--dry-run"];
+    const [recorded, given] = await Promise.all([
+      kubler(awsEnv(aws), ...stopArgs, ...slash),
+      kubler(awsEnv(aws), "stop", "--aws", "--project", GITLAB.projectPath, "--environment", bare, ...slash),
+    ]);
+    // Not refused against the namespace's https://gitlab.example.com.
+    expect(recorded).toMatchObject({ code: 0 });
+    expect(recorded.stdout).toContain(`key ${environmentStopKey(GITLAB, ENVIRONMENT)})`);
+    // Keyed as GitLab's events of the project are, not by the text typed.
+    expect(given).toMatchObject({ code: 0 });
+    expect(given.stdout).toContain(`(project 15 at ${GITLAB.instance}),`);
+    expect(given.stdout).toContain(`key ${environmentStopKey(GITLAB, bare)})`);
+    expect(aws.calls).toEqual([]);
   }, 60_000);
 
   it("names what to set: no table, no region, an unknown environment (nothing sent)", async () => {
