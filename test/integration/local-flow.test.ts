@@ -154,11 +154,14 @@ describe("local flow: merge request opened → deployed → closed → deleted",
       gitlab,
       environment: ENVIRONMENT,
       reason: "closed",
+      // Who closed it, for the environment.stop audit line.
+      user: "agarcia",
     });
     expect(after[2]?.detail).toMatchObject({
       correlationId: "mr-close-1",
       environment: ENVIRONMENT,
       namespace: NAMESPACE,
+      user: "agarcia",
     });
   }, 30_000);
 });
