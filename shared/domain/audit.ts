@@ -113,6 +113,24 @@ function looksLikeAwsSecretKey(text: string): boolean {
 }
 
 /**
+ * An IAM or STS principal's ARN (`kubler stop`'s operator, a role credentials were issued for) ends
+ * in a run such as `role/KublerPlatformOperatorRole/botocore` that has the shape of a key: kept. Only
+ * a run that starts at the ARN's resource type, of names of at most 64 characters (IAM's limit) and
+ * no longer than a role and a session: it cannot hold a 40-character key, nor a session token.
+ */
+const PRINCIPAL_ARN_BEFORE = /\barn:aws(?:-[a-z]+)*:(?:iam|sts)::\d{12}:(?:assumed-|federated-)?$/;
+const PRINCIPAL_RESOURCE = /^(?:role|user)(?:\/[A-Za-z0-9+=]{1,64}){1,8}$/;
+const MAX_PRINCIPAL_RESOURCE_LENGTH = "role/".length + 64 + "/".length + 64;
+
+function isPrincipalArnResource(run: string, offset: number, text: string): boolean {
+  return (
+    run.length <= MAX_PRINCIPAL_RESOURCE_LENGTH &&
+    PRINCIPAL_RESOURCE.test(run) &&
+    PRINCIPAL_ARN_BEFORE.test(text.slice(Math.max(0, offset - 64), offset))
+  );
+}
+
+/**
  * Cheap first looks, so most strings (ids, names, reasons) skip the patterns entirely. Two regexes,
  * not one: an alternation of both ran ~8× slower than the two apart (irregexp loses its literal
  * search), and that was most of the cost of writing a record.
@@ -192,9 +210,15 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
       }
       // Commit SHAs and digests (lower-case hex) pass the first look but neither of these gates.
       if (out.length >= 40 && LONG_RUN.test(out)) {
-        if (out.length >= 100) out = out.replace(LONG_BASE64, REDACTED);
+        if (out.length >= 100) {
+          out = out.replace(LONG_BASE64, (match, offset: number, whole: string) =>
+            isPrincipalArnResource(match, offset, whole) ? match : REDACTED,
+          );
+        }
         if (UPPER.test(out)) {
-          out = out.replace(AWS_SECRET_KEY, (match) => (looksLikeAwsSecretKey(match) ? REDACTED : match));
+          out = out.replace(AWS_SECRET_KEY, (match, offset: number, whole: string) =>
+            looksLikeAwsSecretKey(match) && !isPrincipalArnResource(match, offset, whole) ? REDACTED : match,
+          );
         }
       }
     }

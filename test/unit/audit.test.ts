@@ -246,6 +246,36 @@ describe("audit redaction", () => {
     );
   });
 
+  it("keeps an IAM or STS principal's ARN readable (kubler stop's requestedBy), not a key glued onto one", () => {
+    const redact = createAuditRedactor();
+    const principals = [
+      "aws:arn:aws:sts::123456789012:assumed-role/Admin/alice",
+      // The AWS CLI's default session name: `role/<26 characters>/botocore` is a 40-character run.
+      "aws:arn:aws:sts::123456789012:assumed-role/KublerPlatformOperatorRole/botocore-session-1700000000",
+      "aws:arn:aws:sts::123456789012:assumed-role/KublerOperatorAccess/AliceSmith1234",
+      `aws:arn:aws:sts::123456789012:assumed-role/${"Operators".repeat(7)}/${"AliceSmith".repeat(6)}`,
+      "aws:arn:aws-us-gov:iam::123456789012:user/platform/KublerOperatorsAliceSmith1",
+    ];
+    for (const operator of principals) {
+      const line = redact(record({ action: "environment.stop", actor: { function: "cleanup", operator } }));
+      expect(line.actor.operator).toBe(operator);
+    }
+    // A secret key or session token beside or inside one still goes.
+    const key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const token = `IQoJb3JpZ2luX2VjE${"Ab1+/x".repeat(50)}`;
+    for (const glued of [
+      `arn:aws:sts::123456789012:assumed-role/Admin/alice ${key}`,
+      `arn:aws:sts::123456789012:assumed-role/Admin/alice-${key}`,
+      `arn:aws:sts::123456789012:assumed-role/Admin/${token}`,
+      `arn:aws:iam::123456789012:user/${token}`,
+    ]) {
+      const out = redact.text(glued);
+      expect(out).toContain(REDACTED);
+      expect(out).not.toContain("bPxRfiCYEXAMPLEKEY");
+      expect(out).not.toContain("Ab1+/xAb1+/x");
+    }
+  });
+
   it("keeps readable what only sounds like a secret", () => {
     const redact = createAuditRedactor();
     const reasons = [
