@@ -494,6 +494,12 @@ describe("deployEnvironment", () => {
     expect(reopened.kind).toBe("succeeded");
   });
 
+  it("takes a deploy with no fact time after a stop (kubler deploy by hand, events from before fact times were carried)", async () => {
+    await deps.stops.record(environmentStopKey(gitlab, ENVIRONMENT), new Date("2026-11-21T10:05:00Z"), 3600);
+    const byHand = await deployEnvironment(deps, requested({}, "2026-11-21T10:06:00Z"));
+    expect(byHand.kind).toBe("succeeded");
+  });
+
   it("takes the TTL of the rule plan-steps matched, not of the first rule the name fits", async () => {
     await deployEnvironment(deps, requested({ ttl: "24h" }));
     expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
