@@ -28,3 +28,27 @@ export interface ObjectRef {
   name: string;
   namespace?: string;
 }
+
+/** What an object was read as, to write over only that: 409 if it changed since. */
+export interface Precondition {
+  uid?: string;
+  resourceVersion?: string;
+}
+
+/**
+ * `object` to be applied over `read` and nothing else: a resourceVersion (and uid) in a patch, apply
+ * included, is a precondition, https://github.com/kubernetes/kubernetes/issues/63104
+ *
+ * @example
+ * await cluster.apply(writtenOver(environmentNamespace(state), listed.metadata)); // 409 if changed since
+ */
+export function writtenOver(object: KubeObject, { uid, resourceVersion }: Precondition): KubeObject {
+  return {
+    ...object,
+    metadata: {
+      ...object.metadata,
+      ...(uid ? { uid } : {}),
+      ...(resourceVersion ? { resourceVersion } : {}),
+    },
+  };
+}

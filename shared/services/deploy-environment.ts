@@ -24,7 +24,7 @@ import {
   namespaceFor,
   readEnvironment,
 } from "../domain/environment.js";
-import type { KubeObject } from "../domain/kube-object.js";
+import { type KubeObject, writtenOver } from "../domain/kube-object.js";
 import {
   fillTemplate,
   findEnvironmentRule,
@@ -388,13 +388,7 @@ function concludeWith(
 ): Conclude {
   let { uid, resourceVersion } = deploying.metadata;
   const writeOver = async (final: EnvironmentState): Promise<KubeObject> => {
-    const object = environmentNamespace(final);
-    object.metadata = {
-      ...object.metadata,
-      ...(uid ? { uid } : {}),
-      ...(resourceVersion ? { resourceVersion } : {}),
-    };
-    return deps.cluster.apply(object);
+    return deps.cluster.apply(writtenOver(environmentNamespace(final), { uid, resourceVersion }));
   };
   /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
   const conflicted = async (status: string): Promise<DeployOutcome> => {

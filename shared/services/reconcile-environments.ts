@@ -13,7 +13,7 @@ import {
   type ManagedEnvironment,
   readEnvironment,
 } from "../domain/environment.js";
-import type { KubeObject } from "../domain/kube-object.js";
+import { type KubeObject, type Precondition, writtenOver } from "../domain/kube-object.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
 import { eachListed } from "./list-pages.js";
@@ -281,7 +281,6 @@ async function markReported(
   }
 }
 
-type Precondition = { uid?: string; resourceVersion?: string };
 /** What a Deploy Finished can be said of: a commit. */
 type Reportable = ManagedEnvironment & { sha: string; ref: string };
 /** `audited`: the skip has its own audit line, so the run's summary leaves it out. */
@@ -291,17 +290,14 @@ function isReportable(environment: ManagedEnvironment): environment is Reportabl
   return Boolean(environment.sha && environment.ref);
 }
 
-/**
- * The namespace as it was, marked failed, with only `precondition` to write over: a resourceVersion
- * in a patch (apply included) is a precondition, https://github.com/kubernetes/kubernetes/issues/63104
- */
+/** The namespace as it was, marked failed, written over only `precondition`. */
 function markedFailed(
   deps: ReconcileDeps,
   environment: Reportable,
   gitlab: Gitlab,
   correlationId: string,
   failureReported: boolean,
-  { uid, resourceVersion }: Precondition,
+  precondition: Precondition,
 ): KubeObject {
   const failed = environmentNamespace({
     namespace: environment.namespace,
@@ -325,12 +321,7 @@ function markedFailed(
     lastGoodDigest: environment.lastGoodDigest,
     failureReported,
   });
-  failed.metadata = {
-    ...failed.metadata,
-    ...(uid ? { uid } : {}),
-    ...(resourceVersion ? { resourceVersion } : {}),
-  };
-  return failed;
+  return writtenOver(failed, precondition);
 }
 
 function audit(
