@@ -53,12 +53,6 @@ export interface LocalRuntime {
  */
 export const CLOSE_DRAIN_MS = 5_000;
 
-/**
- * In the data dir while a runtime uses it: `{ pid, port }`. Two runtimes on one data dir would share
- * its kubeconfig and secrets, and the one stopping first would delete the kubeconfig of the other.
- */
-export { LOCK_FILE };
-
 export interface LocalRuntimeOptions {
   /** Consumers by function, over the built-in ones; functions with none have no local consumer yet. */
   consumers?: Partial<Record<FunctionName, BusConsumer>>;
@@ -287,10 +281,12 @@ interface DataDirLock {
 }
 
 /**
- * Takes `LOCK_FILE`, created exclusively (`wx`: O_CREAT | O_EXCL), so of two starts one wins. A lock
- * left by a runtime that was killed is taken over, saying so: its pid no longer runs, is this very
- * process (a container restarted on the same volume: pid 1 again), or runs something else that
- * does not answer /healthz where the lock says the runtime listened (a reused pid).
+ * Takes `LOCK_FILE`, created exclusively (`wx`: O_CREAT | O_EXCL), so of two starts one wins: two
+ * runtimes on one data dir would share its kubeconfig and secrets, and the one stopping first would
+ * delete the kubeconfig of the other. A lock left by a runtime that was killed is taken over, saying
+ * so: its pid no longer runs, is this very process (a container restarted on the same volume: pid 1
+ * again), or runs something else that does not answer /healthz where the lock says the runtime
+ * listened (a reused pid).
  */
 async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);
@@ -378,10 +374,9 @@ function isRunning(pid: number): boolean {
   }
 }
 
-/** Listening on every interface, the local tools still reach the server on loopback. */
 /** The two ways a listen fails on an operator's machine, said in their terms. */
 function listenError(error: unknown, config: LocalConfig): unknown {
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = errorCode(error);
   const where = `${config.host}:${config.port}`;
   if (code === "EADDRINUSE") {
     return new ConfigError(

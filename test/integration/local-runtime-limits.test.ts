@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { LOCK_FILE, type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
+import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
+import { LOCK_FILE } from "../../cli/runtime-address.js";
 import { loadLocalConfig } from "../../shared/config.js";
 import { ConfigError } from "../../shared/errors.js";
 
