@@ -10,6 +10,17 @@ import {
 import { InvalidDetailError } from "../../shared/errors.js";
 import { samplePush } from "../fakes/index.js";
 
+/** The fields every build and deploy detail carries. */
+const STEP = {
+  correlationId: "c-1",
+  gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+  environment: "review/x",
+  sha: "0123456789abcdef0123456789abcdef01234567",
+  ref: "x",
+  pipelineId: 7,
+  mrIid: null,
+};
+
 describe("validateDetail", () => {
   it("returns a frozen copy, and that copy again without a second check", () => {
     const input = samplePush().detail;
@@ -50,13 +61,7 @@ describe("validateBusDetail", () => {
   it("refuses a detail over MAX_DETAIL_BYTES, counted in UTF-8 bytes", () => {
     const reason = "ü".repeat(MAX_DETAIL_BYTES / 2);
     const finished = {
-      correlationId: "c-1",
-      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
-      environment: "review/x",
-      sha: "0123456789abcdef0123456789abcdef01234567",
-      ref: "x",
-      pipelineId: 7,
-      mrIid: null,
+      ...STEP,
       status: "failed",
       namespace: "kubler-review-x",
       url: null,
@@ -120,21 +125,12 @@ describe("Environment Stop Requested: who asked", () => {
 
 describe("stepFieldsOf", () => {
   it("carries exactly the step fields from an outcome into the next detail", () => {
-    const step = {
-      correlationId: "c-1",
-      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
-      environment: "review/x",
-      sha: "0123456789abcdef0123456789abcdef01234567",
-      ref: "x",
-      pipelineId: 7,
-      mrIid: null,
-    };
     const finished = validateDetail("Build Finished", {
-      ...step,
+      ...STEP,
       status: "succeeded",
       imageDigest: `sha256:${"a".repeat(64)}`,
       reason: null,
     });
-    expect(stepFieldsOf(finished)).toEqual(step);
+    expect(stepFieldsOf(finished)).toEqual(STEP);
   });
 });
