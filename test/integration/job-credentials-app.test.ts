@@ -118,6 +118,16 @@ function onWholeSecond(): number {
   return deps.clock.now().getTime() / 1000;
 }
 
+/** The ServiceAccount a production job's credentials would be minted for, if any was. */
+function productionServiceAccount() {
+  return cluster.get({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    name: "kubler-ci-kubler-deployer",
+    namespace: "app-production",
+  });
+}
+
 async function messageOf(response: Response): Promise<string> {
   return ((await response.json()) as { message: string }).message;
 }
@@ -378,14 +388,7 @@ describe("POST /v1/credentials", () => {
       outcome: "deny",
       subject: { rule: null, environment: null, claims: { environment: null } },
     });
-    expect(
-      await cluster.get({
-        apiVersion: "v1",
-        kind: "ServiceAccount",
-        name: "kubler-ci-kubler-deployer",
-        namespace: "app-production",
-      }),
-    ).toBeNull();
+    expect(await productionServiceAccount()).toBeNull();
     // The same job with no body is decided on its claims: no environment, no production rule.
     const bare = await post(token(lint));
     expect(bare.status).toBe(403);
@@ -407,14 +410,7 @@ describe("POST /v1/credentials", () => {
     expect(await messageOf(response)).toBe(
       "namespace app-production is not managed by Kubler (no app.kubernetes.io/managed-by=kubler label): no credentials are minted into it",
     );
-    expect(
-      await cluster.get({
-        apiVersion: "v1",
-        kind: "ServiceAccount",
-        name: "kubler-ci-kubler-deployer",
-        namespace: "app-production",
-      }),
-    ).toBeNull();
+    expect(await productionServiceAccount()).toBeNull();
   });
 
   it("a job asking for another project's environment namespace is denied", async () => {
@@ -432,14 +428,7 @@ describe("POST /v1/credentials", () => {
       outcome: "deny",
       subject: { rule: "other-tool", environment: "staging", namespace: "app-production", roleArn: null },
     });
-    expect(
-      await cluster.get({
-        apiVersion: "v1",
-        kind: "ServiceAccount",
-        name: "kubler-ci-kubler-deployer",
-        namespace: "app-production",
-      }),
-    ).toBeNull();
+    expect(await productionServiceAccount()).toBeNull();
   });
 
   it("two rules binding different Roles in one namespace: a token is bound to its own rule's Role only", async () => {
