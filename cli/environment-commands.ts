@@ -114,6 +114,21 @@ export class LocalRuntimePublisher implements EventPublisher {
 
 const SECRET_VARIABLES = "KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY";
 
+/**
+ * Refuses, saying what to export or start, when this shell knows no secret of the local runtime:
+ * for a command about to put an event on its bus.
+ *
+ * @example
+ * requireRuntimeSecret(context);
+ * await new LocalRuntimePublisher(url, context).publish(entries);
+ */
+export function requireRuntimeSecret(context: CommandContext): void {
+  if (context.token || context.signingKey) return;
+  throw new ConfigError(
+    `no webhook secret for the local runtime in this shell: if it runs with ${SECRET_VARIABLES}, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
+  );
+}
+
 /** `kubler environments`: every managed environment, newest first. */
 export async function listEnvironments(context: CommandContext, json: boolean): Promise<number> {
   const { cluster, label, embedded } = commandCluster(context.config);
@@ -246,11 +261,7 @@ export async function requestDeploy(
   context: CommandContext,
   detail: Detail<"Deploy Requested">,
 ): Promise<number> {
-  if (!context.token && !context.signingKey) {
-    throw new ConfigError(
-      `no webhook secret for the local runtime in this shell: if it runs with ${SECRET_VARIABLES}, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
-    );
-  }
+  requireRuntimeSecret(context);
   const publisher = new LocalRuntimePublisher(runtimeUrl(context.config, process.env), context);
   const [id] = await publisher.publish([{ detailType: "Deploy Requested", detail }]);
   context.print(

@@ -231,7 +231,7 @@ async function stopLocally(
 ): Promise<number> {
   const what = describeTarget(detail, found.namespace);
   const requestedBy = operatorIdentity(`local:${localUserName(io.env)}`);
-  const { LocalRuntimePublisher } = await import("./environment-commands.js");
+  const { LocalRuntimePublisher, requireRuntimeSecret } = await import("./environment-commands.js");
   const { runtimeUrl } = await import("./runtime-address.js");
   const url = runtimeUrl(context.config, io.env);
   if (request.dryRun) {
@@ -241,11 +241,7 @@ async function stopLocally(
     );
     return 0;
   }
-  if (!context.token && !context.signingKey) {
-    throw new ConfigError(
-      `no webhook secret for the local runtime in this shell: if it runs with KUBLER_WEBHOOK_SECRET or KUBLER_WEBHOOK_SIGNING_KEY, export the same here; otherwise start it (npm start), which generates one in ${context.config.dataDir}`,
-    );
-  }
+  requireRuntimeSecret(context);
   const [id] = await new LocalRuntimePublisher(url, context).publish([
     { detailType: "Environment Stop Requested", detail: withRequestedBy(detail, requestedBy) },
   ]);
