@@ -17,26 +17,14 @@ import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { systemClock } from "../../shared/clock.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { RecordingAuditLog } from "../fakes/index.js";
-import { ROOT, startKublerProcess } from "./kubler-process.js";
+import { isolatedKublerEnv, ROOT, runKubler, startKublerProcess } from "./kubler-process.js";
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), "kubler-cli-"));
-const env = {
-  ...process.env,
-  KUBLER_DATA_DIR: dataDir,
-  KUBECONFIG: "",
-  KUBLER_WEBHOOK_SECRET: "",
-  KUBLER_WEBHOOK_SIGNING_KEY: "",
-  KUBLER_AUDIT_LOG_GROUPS: "",
-};
+const env = isolatedKublerEnv(dataDir);
 
 /** `kubler …`: its exit code, stdout and stderr, whatever the code. */
-async function kubler(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, ["bin/kubler.js", ...args], { cwd: ROOT, env, timeout: 20_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => error,
-  );
-}
+const kubler = (...args: string[]) => runKubler(env, ...args);
 
 const NO_STACK = /\n\s+at |"stack"/;
 
@@ -136,14 +124,7 @@ describe("messages", () => {
         "",
       ].join("\n"),
     );
-    const { code, stderr } = await run(process.execPath, ["bin/kubler.js", "environments"], {
-      cwd: ROOT,
-      env: { ...env, KUBLER_DATA_DIR: dir },
-      timeout: 20_000,
-    }).then(
-      () => ({ code: 0, stderr: "" }),
-      (error: { code: number; stderr: string }) => error,
-    );
+    const { code, stderr } = await runKubler({ ...env, KUBLER_DATA_DIR: dir }, "environments");
     expect(code).toBe(1);
     expect(stderr).toContain("the embedded cluster of the local runtime does not answer");
     expect(stderr).toContain("is `npm start` running?");
@@ -230,13 +211,10 @@ describe("commands find the runtime where it listens", () => {
     const dir = mkdtempSync(join(tmpdir(), "kubler-cli-port-"));
     const runtime = await startKublerProcess({ ...env, PORT: "0", KUBLER_DATA_DIR: dir });
     try {
-      const { code, stdout, stderr } = await run(process.execPath, ["bin/kubler.js", "send", "push"], {
-        cwd: ROOT,
-        env: { ...env, KUBLER_DATA_DIR: dir, PORT: "" },
-        timeout: 20_000,
-      }).then(
-        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-        (error: { code: number; stdout: string; stderr: string }) => error,
+      const { code, stdout, stderr } = await runKubler(
+        { ...env, KUBLER_DATA_DIR: dir, PORT: "" },
+        "send",
+        "push",
       );
       expect(stderr).toBe("");
       expect(code).toBe(0);

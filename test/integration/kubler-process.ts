@@ -2,10 +2,51 @@
  * `kubler start` as an operator runs it: its own process, started in the repository, resolved once
  * the banner has been printed. For the tests that drive the whole runtime over HTTP.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 export const ROOT = join(import.meta.dirname, "../..");
+
+/** What a `kubler` command run to its end left: its exit code, stdout and stderr. */
+export interface KublerRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const run = promisify(execFile);
+
+/**
+ * The caller's environment for a `kubler` of the tests' own on `dataDir`: no kubeconfig, webhook
+ * secrets or CloudWatch audit groups of the developer's shell reach it.
+ *
+ * @example
+ * const env = isolatedKublerEnv(mkdtempSync(join(tmpdir(), "kubler-cli-")));
+ */
+export function isolatedKublerEnv(dataDir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    KUBLER_DATA_DIR: dataDir,
+    KUBECONFIG: "",
+    KUBLER_WEBHOOK_SECRET: "",
+    KUBLER_WEBHOOK_SIGNING_KEY: "",
+    KUBLER_AUDIT_LOG_GROUPS: "",
+  };
+}
+
+/**
+ * `kubler …` in its own process, run to its end: its exit code, stdout and stderr, whatever the code.
+ *
+ * @example
+ * const { code, stderr } = await runKubler(env, "stop", "--help");
+ */
+export function runKubler(env: NodeJS.ProcessEnv, ...args: string[]): Promise<KublerRun> {
+  return run(process.execPath, ["bin/kubler.js", ...args], { cwd: ROOT, env, timeout: 30_000 }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: KublerRun) => error,
+  );
+}
 
 export interface KublerProcess {
   url: string;

@@ -5,11 +5,9 @@
  * before the PutEvents the catalog describes, and the errors that name what to set.
  */
 
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
@@ -28,22 +26,12 @@ import { type AwsAnswer, type FakeAws, startFakeAws } from "../fakes/aws-endpoin
 import { deployTestDeps } from "../fakes/deploy-deps.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
 import { seedManagedEnvironment } from "../fakes/managed-environment.js";
-import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
+import { isolatedKublerEnv, type KublerProcess, runKubler, startKublerProcess } from "./kubler-process.js";
 
-const run = promisify(execFile);
 const NO_STACK = /\n\s+at |"stack"/;
 const CALLER_IDENTITY = {
   xml: `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/operator</Arn><UserId>AIDAOPERATOR</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
 };
-
-type Result = { code: number; stdout: string; stderr: string };
-
-function kubler(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
-  return run(process.execPath, ["bin/kubler.js", ...args], { cwd: ROOT, env, timeout: 30_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: Result) => error,
-  );
-}
 
 function readLines(path: string): Record<string, unknown>[] {
   const lines = existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
@@ -64,15 +52,7 @@ async function waitForLine(
 
 describe("kubler stop on the local runtime (process)", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "kubler-stop-"));
-  const env = {
-    ...process.env,
-    KUBLER_DATA_DIR: dataDir,
-    KUBECONFIG: "",
-    KUBLER_WEBHOOK_SECRET: "",
-    KUBLER_WEBHOOK_SIGNING_KEY: "",
-    KUBLER_AUDIT_LOG_GROUPS: "",
-    PORT: "",
-  };
+  const env = { ...isolatedKublerEnv(dataDir), PORT: "" };
   const PROJECT = "flightjs/flight-management";
   const ENVIRONMENT = "review/feature/booking-validation";
   const events = join(dataDir, "events.jsonl");
@@ -88,7 +68,7 @@ describe("kubler stop on the local runtime (process)", () => {
   });
 
   it("prints its usage for --help (rc 0), and is in kubler's", async () => {
-    const [help, all] = await Promise.all([kubler(env, "stop", "--help"), kubler(env, "--help")]);
+    const [help, all] = await Promise.all([runKubler(env, "stop", "--help"), runKubler(env, "--help")]);
     expect(help).toMatchObject({ code: 0, stderr: "" });
     expect(help.stdout).toMatch(/^usage: kubler stop --project PATH --environment NAME/);
     expect(help.stdout).toContain("--dry-run");
@@ -96,7 +76,7 @@ describe("kubler stop on the local runtime (process)", () => {
   }, 30_000);
 
   it("refuses an environment Kubler does not manage, publishing nothing", async () => {
-    const unknown = await kubler(env, "stop", "--project", PROJECT, "--environment", "review/nope");
+    const unknown = await runKubler(env, "stop", "--project", PROJECT, "--environment", "review/nope");
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(
       `kubler: not stopping review/nope of ${PROJECT}: Kubler manages no such environment on the embedded cluster`,
@@ -104,10 +84,10 @@ describe("kubler stop on the local runtime (process)", () => {
     expect(unknown.stderr).toContain(`no namespace ${namespaceFor(PROJECT, "review/nope")}`);
     expect(unknown.stderr).toContain("nothing was published");
     expect(unknown.stderr).not.toMatch(NO_STACK);
-    const usage = await kubler(env, "stop", "--environment", ENVIRONMENT);
+    const usage = await runKubler(env, "stop", "--environment", ENVIRONMENT);
     expect(usage.code).toBe(1);
     expect(usage.stderr).toContain("--project and --environment are required");
-    const local = await kubler(
+    const local = await runKubler(
       env,
       "stop",
       "--project",
@@ -122,19 +102,19 @@ describe("kubler stop on the local runtime (process)", () => {
   }, 60_000);
 
   it("stops the deployed sample environment: namespace gone, environment.stop audited with its reason", async () => {
-    const deployed = await kubler(env, "deploy", "--sha", "abcdef0123456789abcdef0123456789abcdef01");
+    const deployed = await runKubler(env, "deploy", "--sha", "abcdef0123456789abcdef0123456789abcdef01");
     expect(deployed.code).toBe(0);
     const finished = await waitForLine(events, (e) => e["detail-type"] === "Deploy Finished");
     expect(finished?.detail).toMatchObject({ status: "succeeded", environment: ENVIRONMENT });
 
-    const dry = await kubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT, "--dry-run");
+    const dry = await runKubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT, "--dry-run");
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(
       `Dry run: nothing is changed. Would stop ${ENVIRONMENT} of ${PROJECT} (project 2 at https://gitlab.example.com), namespace ${namespaceFor(PROJECT, ENVIRONMENT)}`,
     );
     expect(stops()).toEqual([]);
 
-    const stopped = await kubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT);
+    const stopped = await runKubler(env, "stop", "--project", PROJECT, "--environment", ENVIRONMENT);
     expect(stopped.code).toBe(0);
     expect(stopped.stdout).toMatch(/^Environment Stop Requested \S+ \(reason stopped\)/);
     expect(stopped.stdout).toContain("npx kubler audit --action environment.stop");
@@ -156,7 +136,7 @@ describe("kubler stop on the local runtime (process)", () => {
       actor: { function: "cleanup-environments", operator },
     });
     expect(String(audit?.correlationId)).toMatch(/^kubler-stop-/);
-    const who = await kubler(env, "audit", "--action", "environment.stop", "--local");
+    const who = await runKubler(env, "audit", "--action", "environment.stop", "--local");
     expect(who.code).toBe(0);
     expect(who.stdout).toMatch(new RegExp(`environment\\.stop\\s+success\\s+${operator}\\s+${PROJECT}`));
     // Read from the namespace, not asked of the operator: the project id and instance of the deploy.
@@ -169,7 +149,7 @@ describe("kubler stop on the local runtime (process)", () => {
         requestedBy: operator,
       },
     ]);
-    const listed = await kubler(env, "environments", "--json");
+    const listed = await runKubler(env, "environments", "--json");
     expect(listed).toMatchObject({ code: 0, stdout: "" });
 
     // The runtime recorded the stop: a deploy GitLab asked for before it (a late build) is refused.
@@ -317,7 +297,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
   it("records the stop plan-steps would record, then puts the catalog's event on the bus", async () => {
     const aws = await fakeAws();
     const before = Date.now();
-    const result = await kubler(awsEnv(aws), ...stopArgs);
+    const result = await runKubler(awsEnv(aws), ...stopArgs);
     const after = Date.now();
     expect(result.stderr).not.toMatch(NO_STACK);
     expect(result.code).toBe(0);
@@ -370,7 +350,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
 
   it("takes --table, --bus and --reason, and changes nothing with --dry-run", async () => {
     const aws = await fakeAws();
-    const dry = await kubler(
+    const dry = await runKubler(
       awsEnv(aws, { KUBLER_DEDUPE_TABLE: "" }),
       ...stopArgs,
       "--table",
@@ -387,7 +367,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(dry.stdout).toContain("(reason merged) on bus other-bus");
     expect(aws.calls).toEqual([]);
 
-    const real = await kubler(awsEnv(aws), ...stopArgs, "--bus", "other-bus", "--reason", "merged");
+    const real = await runKubler(awsEnv(aws), ...stopArgs, "--bus", "other-bus", "--reason", "merged");
     expect(real.code).toBe(0);
     const [call] = aws.callsOf("events.PutEvents");
     const [entry] = (call?.body.Entries ?? []) as Record<string, string>[];
@@ -411,8 +391,17 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
 
     const slash = ["--instance", `${GITLAB.instance}/`, "--dry-run"];
     const [recorded, given] = await Promise.all([
-      kubler(awsEnv(aws), ...stopArgs, ...slash),
-      kubler(awsEnv(aws), "stop", "--aws", "--project", GITLAB.projectPath, "--environment", bare, ...slash),
+      runKubler(awsEnv(aws), ...stopArgs, ...slash),
+      runKubler(
+        awsEnv(aws),
+        "stop",
+        "--aws",
+        "--project",
+        GITLAB.projectPath,
+        "--environment",
+        bare,
+        ...slash,
+      ),
     ]);
     // Not refused against the namespace's https://gitlab.example.com.
     expect(recorded).toMatchObject({ code: 0 });
@@ -427,12 +416,20 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
   it("names what to set: no table, no region, an unknown environment (nothing sent)", async () => {
     const aws = await fakeAws();
     const [noTable, noRegion, emptyRegion, unknown, badReason] = await Promise.all([
-      kubler(awsEnv(aws, { KUBLER_DEDUPE_TABLE: "" }), ...stopArgs),
+      runKubler(awsEnv(aws, { KUBLER_DEDUPE_TABLE: "" }), ...stopArgs),
       // Unset: the SDK's own resolution finds none (this shell has no config file either).
-      kubler(awsEnv(aws, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined }), ...stopArgs),
-      kubler(awsEnv(aws, { AWS_REGION: "" }), ...stopArgs),
-      kubler(awsEnv(aws), "stop", "--aws", "--project", GITLAB.projectPath, "--environment", "review/other"),
-      kubler(awsEnv(aws), ...stopArgs, "--reason", "bored"),
+      runKubler(awsEnv(aws, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined }), ...stopArgs),
+      runKubler(awsEnv(aws, { AWS_REGION: "" }), ...stopArgs),
+      runKubler(
+        awsEnv(aws),
+        "stop",
+        "--aws",
+        "--project",
+        GITLAB.projectPath,
+        "--environment",
+        "review/other",
+      ),
+      runKubler(awsEnv(aws), ...stopArgs, "--reason", "bored"),
     ]);
     expect(noTable.code).toBe(1);
     expect(noTable.stderr).toContain(
@@ -471,8 +468,8 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
         : undefined,
     );
     const [refused, unpublished] = await Promise.all([
-      kubler(awsEnv(denied), ...stopArgs),
-      kubler(awsEnv(noBus), ...stopArgs),
+      runKubler(awsEnv(denied), ...stopArgs),
+      runKubler(awsEnv(noBus), ...stopArgs),
     ]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
@@ -494,7 +491,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
 
     // Re-running once the bus is there: recorded again (harmless), put once, and says so.
     answering(noBus);
-    const again = await kubler(awsEnv(noBus), ...stopArgs);
+    const again = await runKubler(awsEnv(noBus), ...stopArgs);
     expect(again.code).toBe(0);
     expect(noBus.callsOf("dynamodb.PutItem")).toHaveLength(2);
     expect(noBus.callsOf("events.PutEvents").at(-1)?.body.Entries).toHaveLength(1);
@@ -505,7 +502,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     const local = mkdtempSync(join(tmpdir(), "kubler-stop-embedded-"));
     // What a running (or killed) `npm start` leaves: its embedded cluster's kubeconfig.
     writeFileSync(join(local, "kubeconfig"), k8s.kubeconfig);
-    const result = await kubler(awsEnv(aws, { KUBECONFIG: "", KUBLER_DATA_DIR: local }), ...stopArgs);
+    const result = await runKubler(awsEnv(aws, { KUBECONFIG: "", KUBLER_DATA_DIR: local }), ...stopArgs);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("--aws reads the environment from the stack's cluster: set KUBECONFIG");
     expect(result.stderr).not.toMatch(NO_STACK);
@@ -561,7 +558,15 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     });
     seeding.close();
     const aws = await fakeAws();
-    const stopped = await kubler(awsEnv(aws), "stop", "--aws", "--project", PROJECT, "--environment", SAMPLE);
+    const stopped = await runKubler(
+      awsEnv(aws),
+      "stop",
+      "--aws",
+      "--project",
+      PROJECT,
+      "--environment",
+      SAMPLE,
+    );
     expect(stopped.code).toBe(0);
     const item = aws.callsOf("dynamodb.PutItem")[0]?.body.Item as Record<string, unknown>;
     const stopAt = Number((item.factAt as { N: string }).N);
