@@ -263,16 +263,20 @@ describe("audit redaction", () => {
     // A secret key or session token beside or inside one still goes.
     const key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     const token = `IQoJb3JpZ2luX2VjE${"Ab1+/x".repeat(50)}`;
+    // Few slashes: names of at most 64 characters, too long only as a whole for a role and a session.
+    const slashed = Array.from({ length: 4 }, (_, i) => `IQoJb3JpZ2lu${i}${"Xy9+Zw".repeat(8)}`).join("/");
     for (const glued of [
       `arn:aws:sts::123456789012:assumed-role/Admin/alice ${key}`,
       `arn:aws:sts::123456789012:assumed-role/Admin/alice-${key}`,
       `arn:aws:sts::123456789012:assumed-role/Admin/${token}`,
       `arn:aws:iam::123456789012:user/${token}`,
+      `arn:aws:sts::123456789012:assumed-role/Admin/${slashed}`,
     ]) {
       const out = redact.text(glued);
       expect(out).toContain(REDACTED);
       expect(out).not.toContain("bPxRfiCYEXAMPLEKEY");
       expect(out).not.toContain("Ab1+/xAb1+/x");
+      expect(out).not.toContain("Xy9+ZwXy9+Zw");
     }
   });
 
