@@ -19,6 +19,7 @@ import {
 } from "../shared/domain/audit-queries.js";
 import { ConfigError } from "../shared/errors.js";
 import { scanAuditFile } from "../shared/local/audit-file-query.js";
+import { awsSetupProblem } from "./aws-setup-problem.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
 export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
@@ -225,9 +226,11 @@ async function runInsights(
     }
     // The SDK's modelled errors (AccessDenied, ResourceNotFound for a wrong group) name the problem.
     const { name, message } = error as Error;
+    const setup = awsSetupProblem(error as Error, " for CloudWatch Logs");
     io.progress(
-      awsSetupProblem(error as Error, localAuditPath(io)) ??
-        `kubler audit: CloudWatch Logs refused the query: ${name}: ${message}`,
+      setup
+        ? `kubler audit: ${setup}, or add --local to read ${localAuditPath(io)}`
+        : `kubler audit: CloudWatch Logs refused the query: ${name}: ${message}`,
     );
     return 1;
   }
@@ -246,21 +249,6 @@ async function runInsights(
   if (!plan.timeline) records.reverse();
   printRecords(records, plan, io);
   return 0;
-}
-
-/**
- * The SDK's refusals before it sends anything (no region, no credentials: the usual first run on a
- * laptop), said as what to set rather than as CloudWatch refusing a query it never received.
- */
-function awsSetupProblem({ name, message }: Error, localPath: string): string | null {
-  const local = `or add --local to read ${localPath}`;
-  if (name === "CredentialsProviderError") {
-    return `kubler audit: no AWS credentials for CloudWatch Logs (${message}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ${local}`;
-  }
-  if (/^region is missing$/i.test(message)) {
-    return `kubler audit: no AWS region for CloudWatch Logs (${message}): set AWS_REGION to the stack's region, ${local}`;
-  }
-  return null;
 }
 
 // --- Output --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
 import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
+import { awsSetupProblem } from "./aws-setup-problem.js";
 import type { CommandContext } from "./environment-commands.js";
 
 export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
@@ -383,23 +384,15 @@ function printNext(
   context.print(`  npx kubler environments                                   # no longer lists it`);
 }
 
-/**
- * What the operator must set or fix, for the AWS refusals a first run meets; null for the others.
- * Worded as `kubler audit --log-group` words the SDK's refusals before it sends anything.
- */
-export function awsProblem(
+/** What the operator must set or fix, for the AWS refusals a first run meets; null for the others. */
+function awsProblem(
   error: Error,
   aws: { table: string; bus: string },
   step: "record" | "publish",
 ): string | null {
+  const setup = awsSetupProblem(error);
+  if (setup) return setup;
   const { name, message } = error;
-  if (name === "CredentialsProviderError") {
-    return `no AWS credentials (${message}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
-  }
-  // Unset, or set empty (\`Region not accepted: region="" is not a valid hostname component\`).
-  if (/region is missing|region not accepted/i.test(message)) {
-    return `no AWS region (${message}): set AWS_REGION to the stack's region`;
-  }
   // The publisher reports a per-entry or call error by its code (`last error AccessDeniedException`).
   const code = error instanceof PublishError ? (/last error (\S+)/.exec(message)?.[1] ?? name) : name;
   const target =

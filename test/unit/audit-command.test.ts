@@ -421,6 +421,13 @@ describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
       /^kubler audit: no AWS region for CloudWatch Logs \(Region is missing\): set AWS_REGION to the stack's region, or add --local to read \S*audit\.jsonl$/,
     ],
     [
+      "an empty region (AWS_REGION set to nothing)",
+      Object.assign(new Error('Region not accepted: region="" is not a valid hostname component.'), {
+        name: "Error",
+      }),
+      /^kubler audit: no AWS region for CloudWatch Logs \(Region not accepted: region="" is not a valid hostname component\.\): set AWS_REGION to the stack's region, or add --local to read \S*audit\.jsonl$/,
+    ],
+    [
       "no credentials",
       Object.assign(new Error("Could not load credentials from any providers"), {
         name: "CredentialsProviderError",
