@@ -52,12 +52,12 @@ export interface RbacObjects {
 const RBAC_GROUP = "rbac.authorization.k8s.io";
 
 /** `system:serviceaccount:<namespace>:<name>`, the user name Kubernetes gives a ServiceAccount token. */
-export function userNameOf(user: ServiceAccountUser): string {
+function userNameOf(user: ServiceAccountUser): string {
   return `system:serviceaccount:${user.namespace}:${user.name}`;
 }
 
 /** The groups Kubernetes puts a ServiceAccount token in. */
-export function groupsOf(user: ServiceAccountUser): string[] {
+function groupsOf(user: ServiceAccountUser): string[] {
   return ["system:serviceaccounts", `system:serviceaccounts:${user.namespace}`, "system:authenticated"];
 }
 

@@ -38,12 +38,10 @@ export class IssuedTokens {
     this.#tokens.set(token, issued);
   }
 
-  /** Whether the token is live: issued here, not expired, its ServiceAccount still the same one. */
-  accepts(store: ObjectStore, token: string): boolean {
-    return this.identify(store, token) !== undefined;
-  }
-
-  /** The ServiceAccount a live token stands for (what RBAC decides on); undefined when not live. */
+  /**
+   * The ServiceAccount a live token stands for (what RBAC decides on): issued here, not expired, its
+   * ServiceAccount still the same one; undefined otherwise.
+   */
   identify(store: ObjectStore, token: string): ServiceAccountUser | undefined {
     const issued = this.#tokens.get(token);
     if (!issued || issued.expiresAt <= Date.now()) return undefined;
