@@ -6,10 +6,11 @@
  * @example
  * const { deps, projects } = deployTestDeps(k8s, "kubler-projects-");
  */
-import { cpSync, mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { environmentLabels } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
@@ -50,4 +51,64 @@ export function deployTestDeps(
     rolloutPollMs: 10,
   };
   return { deps, projects };
+}
+
+/** A copied example project's files, changed as a developer would between two pipelines. */
+export interface ExampleProject {
+  addManifest(name: string, text: string): void;
+  dropManifest(name: string): void;
+  /** The simulated rollout of deploy/deployment.yaml fails (annotation local.kubler.dev/rollout), or succeeds again. */
+  setRollout(outcome: "fail" | "ok"): void;
+}
+
+/**
+ * @example
+ * const files = exampleProject(projects, "flightjs/flight-management");
+ * files.setRollout("fail");
+ */
+export function exampleProject(projects: string, project: string): ExampleProject {
+  const deployDir = join(projects, project, "deploy");
+  return {
+    addManifest: (name, text) => writeFileSync(join(deployDir, name), text),
+    dropManifest: (name) => rmSync(join(deployDir, name)),
+    setRollout: (outcome) => {
+      const file = join(deployDir, "deployment.yaml");
+      const text = readFileSync(file, "utf8").replace(/\n {6}annotations:\n.*\n/, "\n");
+      writeFileSync(
+        file,
+        outcome === "fail"
+          ? text.replace(
+              "    metadata:\n      labels:",
+              "    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:",
+            )
+          : text,
+      );
+    },
+  };
+}
+
+/**
+ * Puts what a prune or a rollback must leave alone: a ConfigMap `by-hand` in the environment's
+ * namespace without its labels (someone else's), and a ConfigMap `name` with the environment's labels
+ * in another namespace, `neighbour`.
+ */
+export function putOutsiders(
+  k8s: MemoryKubernetes,
+  at: { namespace: string; projectId: number; environment: string; name: string },
+): void {
+  k8s.store.put({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "by-hand", namespace: at.namespace },
+  });
+  k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "neighbour" } });
+  k8s.store.put({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: at.name,
+      namespace: "neighbour",
+      labels: environmentLabels(at.projectId, at.environment),
+    },
+  });
 }

@@ -3,7 +3,7 @@
  * new revision no longer has. Against the embedded Kubernetes API over HTTP, through the real
  * adapter, as the other deploy tests: what is left on the cluster is asserted from the cluster.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Detail } from "../../shared/domain/catalog.js";
@@ -17,7 +17,13 @@ import {
   deployEnvironment,
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
-import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import {
+  type DeployTestDeps,
+  deployTestDeps,
+  type ExampleProject,
+  exampleProject,
+  putOutsiders,
+} from "../fakes/deploy-deps.js";
 
 const PROJECT = "flightjs/flight-management";
 const SHAS = ["1", "2", "3"].map((digit) => digit.repeat(40));
@@ -29,6 +35,7 @@ const WORKER = "flight-management-worker";
 let k8s: MemoryKubernetes;
 let projects: string;
 let deps: DeployTestDeps;
+let files: ExampleProject;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
@@ -37,6 +44,7 @@ afterAll(() => k8s.close());
 
 beforeEach(async () => {
   ({ deps, projects } = deployTestDeps(k8s, "kubler-prune-"));
+  files = exampleProject(projects, PROJECT);
   k8s.faults.clear();
   for (const ns of k8s.store.list("v1", "Namespace"))
     await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
@@ -69,13 +77,6 @@ function setPrune(value: string | null): void {
   writeFileSync(file, value === null ? text : text.replace("\ndeploy:\n", `\ndeploy:\n  prune: ${value}\n`));
 }
 
-function addManifest(name: string, text: string): void {
-  writeFileSync(join(projects, PROJECT, "deploy", name), text);
-}
-function dropManifest(name: string): void {
-  rmSync(join(projects, PROJECT, "deploy", name));
-}
-
 const worker = `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: ${WORKER} }
@@ -105,25 +106,11 @@ function around(overrides: Partial<DeployEnvironmentDeps["cluster"]>): DeployEnv
   });
 }
 
-function setRollout(outcome: "fail" | "ok"): void {
-  const file = join(projects, PROJECT, "deploy/deployment.yaml");
-  const text = readFileSync(file, "utf8").replace(/\n {6}annotations:\n.*\n/, "\n");
-  writeFileSync(
-    file,
-    outcome === "fail"
-      ? text.replace(
-          "    metadata:\n      labels:",
-          "    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:",
-        )
-      : text,
-  );
-}
-
 describe("deploy.prune", () => {
   it("is off by default: a Deployment dropped from deploy/ keeps running", async () => {
-    addManifest("worker.yaml", worker);
+    files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("worker.yaml");
+    files.dropManifest("worker.yaml");
     expect(await deploy(1)).toMatchObject({ kind: "succeeded", reason: null });
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
     expect(deps.audit.last()?.subject).not.toHaveProperty("pruned");
@@ -131,10 +118,10 @@ describe("deploy.prune", () => {
 
   it("deletes a Deployment dropped from deploy/, after the rollout succeeded, and audits it", async () => {
     setPrune("true");
-    addManifest("worker.yaml", worker);
+    files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
-    dropManifest("worker.yaml");
+    files.dropManifest("worker.yaml");
     const calls: string[] = [];
     const inner = deps.cluster;
     deps.cluster = around({
@@ -173,24 +160,14 @@ describe("deploy.prune", () => {
 
   it("keeps an object annotated kubler.dev/prune: disabled, and one without the environment's labels", async () => {
     setPrune("true");
-    addManifest("data.yaml", configMap("data", '{ "kubler.dev/prune": disabled }'));
-    addManifest("cache.yaml", configMap("cache"));
+    files.addManifest("data.yaml", configMap("data", '{ "kubler.dev/prune": disabled }'));
+    files.addManifest("cache.yaml", configMap("cache"));
     expect((await deploy(0)).kind).toBe("succeeded");
     // In the namespace but not the environment's (someone else's); the environment's labels, but in
     // another namespace.
-    k8s.store.put({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "by-hand", namespace: NAMESPACE },
-    });
-    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "neighbour" } });
-    k8s.store.put({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "cache", namespace: "neighbour", labels: environmentLabels(2, ENVIRONMENT) },
-    });
-    dropManifest("data.yaml");
-    dropManifest("cache.yaml");
+    putOutsiders(k8s, { namespace: NAMESPACE, projectId: 2, environment: ENVIRONMENT, name: "cache" });
+    files.dropManifest("data.yaml");
+    files.dropManifest("cache.yaml");
     const outcome = await deploy(1);
     expect(outcome).toMatchObject({
       kind: "succeeded",
@@ -207,11 +184,11 @@ describe("deploy.prune", () => {
 
   it("prunes nothing of the good revision when the rollout fails and is rolled back", async () => {
     setPrune("true");
-    addManifest("worker.yaml", worker);
+    files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
     const uid = get("apps/v1", "Deployment", WORKER)?.metadata.uid;
-    dropManifest("worker.yaml");
-    setRollout("fail");
+    files.dropManifest("worker.yaml");
+    files.setRollout("fail");
     const outcome = await deploy(1);
     expect(outcome).toMatchObject({ kind: "rolled_back", reason: expect.not.stringContaining("pruned") });
     // The same object, never deleted (and so not re-created by the rollback either).
@@ -221,12 +198,12 @@ describe("deploy.prune", () => {
 
   it("keeps a deploy whose deletes fail succeeded, names what it left, and the next deploy deletes it", async () => {
     setPrune("true");
-    addManifest("worker.yaml", worker);
-    addManifest("token.yaml", secret("token"));
+    files.addManifest("worker.yaml", worker);
+    files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("worker.yaml");
+    files.dropManifest("worker.yaml");
     // The revision after drops the only Secret: no later revision has the kind to list it by.
-    dropManifest("token.yaml");
+    files.dropManifest("token.yaml");
     k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 403, times: 1 });
     k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
     const outcome = await deploy(1);
@@ -260,9 +237,9 @@ describe("deploy.prune", () => {
 
   it("counts a delete answered 404 as done: the object was already gone", async () => {
     setPrune("true");
-    addManifest("worker.yaml", worker);
+    files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("worker.yaml");
+    files.dropManifest("worker.yaml");
     k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 404, times: 1 });
     expect(await deploy(1)).toMatchObject({
       kind: "succeeded",
@@ -273,9 +250,9 @@ describe("deploy.prune", () => {
 
   it("stops, leaving the rest to the next deploy, when the namespace was written since the deploy's final write", async () => {
     setPrune("true");
-    addManifest("worker.yaml", worker);
+    files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("worker.yaml");
+    files.dropManifest("worker.yaml");
     const inner = deps.cluster;
     deps.cluster = around({
       list: async (apiVersion, kind, options) => {
@@ -304,9 +281,9 @@ describe("deploy.prune", () => {
 
   it("keeps the deploy succeeded when the namespace cannot be read back during the prune: what is left is named", async () => {
     setPrune("true");
-    addManifest("token.yaml", secret("token"));
+    files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("token.yaml");
+    files.dropManifest("token.yaml");
     const inner = deps.cluster;
     let concluded = false;
     deps.cluster = around({
@@ -345,9 +322,9 @@ describe("deploy.prune", () => {
 
   it("a redelivery after the record's write failed still lists the kinds the revision before had", async () => {
     setPrune("true");
-    addManifest("token.yaml", secret("token"));
+    files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    dropManifest("token.yaml");
+    files.dropManifest("token.yaml");
     // The first attempt cannot delete the Secret, then cannot write its record (the API went away,
     // or the function timed out there): its outcome is lost, the bus delivers the event again.
     k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
@@ -419,9 +396,9 @@ describe("deploy.prune", () => {
 
   it("a rollback leaves what the failed revision added when it is annotated kubler.dev/prune: disabled", async () => {
     expect((await deploy(0)).kind).toBe("succeeded");
-    addManifest("kept.yaml", configMap("kept", '{ "kubler.dev/prune": disabled }'));
-    addManifest("added.yaml", configMap("added"));
-    setRollout("fail");
+    files.addManifest("kept.yaml", configMap("kept", '{ "kubler.dev/prune": disabled }'));
+    files.addManifest("added.yaml", configMap("added"));
+    files.setRollout("fail");
     expect((await deploy(1)).kind).toBe("rolled_back");
     expect(get("v1", "ConfigMap", "added")).toBeUndefined();
     expect(get("v1", "ConfigMap", "kept")).toBeDefined();

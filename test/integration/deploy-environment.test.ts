@@ -2,7 +2,7 @@
  * The deploy use case against the embedded Kubernetes API over HTTP, through the real adapter: what
  * lands on the cluster is asserted from the cluster itself.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
@@ -20,7 +20,13 @@ import {
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import {
+  type DeployTestDeps,
+  deployTestDeps,
+  type ExampleProject,
+  exampleProject,
+  putOutsiders,
+} from "../fakes/deploy-deps.js";
 import { FixedClock, sequentialIds } from "../fakes/index.js";
 import { allows } from "../fakes/rbac.js";
 
@@ -35,6 +41,7 @@ const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
 let k8s: MemoryKubernetes;
 let projects: string;
 let deps: DeployTestDeps;
+let files: ExampleProject;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
@@ -43,6 +50,7 @@ afterAll(() => k8s.close());
 
 beforeEach(() => {
   ({ deps, projects } = deployTestDeps(k8s, "kubler-projects-"));
+  files = exampleProject(projects, PROJECT);
   // Each test gets its own environment: clear what an earlier test left.
   for (const ns of k8s.store.list("v1", "Namespace"))
     void deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
@@ -105,25 +113,6 @@ async function waitForNamespaceGone(name: string): Promise<void> {
   }
 }
 
-function setRollout(outcome: "fail" | "ok"): void {
-  const file = join(projects, PROJECT, "deploy/deployment.yaml");
-  const text = readFileSync(file, "utf8").replace(/\n {6}annotations:\n.*\n/, "\n");
-  writeFileSync(
-    file,
-    outcome === "fail"
-      ? text.replace(
-          "    metadata:\n      labels:",
-          `    metadata:\n      annotations:\n        local.kubler.dev/rollout: fail\n      labels:`,
-        )
-      : text,
-  );
-}
-
-function addManifest(name: string, text: string): void {
-  writeFileSync(join(projects, PROJECT, "deploy", name), text);
-}
-
-/** The last-good record as a CI job holding the deployer's old, broader Role could have rewritten it. */
 /**
  * Overwrites the last-good record, as a CI job allowed to patch ConfigMaps could. `digest: "kubler"`
  * also puts the forged record's digest on the Namespace, which no namespaced Role can: it gets past
@@ -424,7 +413,7 @@ describe("deployEnvironment", () => {
 
   it("does not deploy again a redelivered deploy that was rolled back: it republishes its outcome", async () => {
     await deployEnvironment(deps, requested());
-    setRollout("fail");
+    files.setRollout("fail");
     const broken = requested({ sha: SHA_2, pipelineId: 101, factAt: "2026-11-21T10:01:00.000Z" });
     expect((await deployEnvironment(deps, broken)).kind).toBe("rolled_back");
     const ns = () => k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
@@ -450,14 +439,14 @@ describe("deployEnvironment", () => {
 
   it("applies again a revision that was rolled back when asked anew (kubler deploy after a fix), with no fact time", async () => {
     await deployEnvironment(deps, requested());
-    setRollout("fail");
+    files.setRollout("fail");
     const first = requested({ sha: SHA_2, pipelineId: 101, correlationId: "cli-1" });
     expect((await deployEnvironment(deps, first)).kind).toBe("rolled_back");
     expect(await deployEnvironment(deps, first)).toMatchObject({
       kind: "rolled_back",
       reason: expect.stringContaining("repeat"),
     });
-    setRollout("ok");
+    files.setRollout("ok");
     const fixed = requested({ sha: SHA_2, pipelineId: 101, correlationId: "cli-2" }, "2026-11-21T10:10:00Z");
     expect(await deployEnvironment(deps, fixed)).toMatchObject({ kind: "succeeded", reason: null });
     expect(appDeployment().spec.template.spec.containers[0]?.image).toBe(
@@ -510,7 +499,7 @@ describe("deployEnvironment", () => {
 
   it("rolls a failing rollout back to the last good revision", async () => {
     await deployEnvironment(deps, requested());
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome.kind).toBe("rolled_back");
     expect(outcome.kind !== "ignored" && outcome.reason).toContain(`rolled back to ${SHA_1}`);
@@ -529,28 +518,13 @@ describe("deployEnvironment", () => {
 
   it("removes, on rollback, what the failed revision added, and only that", async () => {
     await deployEnvironment(deps, requested());
-    const labels = {
-      "app.kubernetes.io/managed-by": "kubler",
-      "kubler.dev/project-id": "2",
-      "kubler.dev/environment": "review-feature-booking-validation",
-    };
     // Not Kubler's, though in the namespace; Kubler's labels, though in another namespace.
-    k8s.store.put({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "by-hand", namespace: NAMESPACE },
-    });
-    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "neighbour" } });
-    k8s.store.put({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "extra", namespace: "neighbour", labels },
-    });
-    addManifest(
+    putOutsiders(k8s, { namespace: NAMESPACE, projectId: 2, environment: ENVIRONMENT, name: "extra" });
+    files.addManifest(
       "extra.yaml",
       "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { A: b }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: extra }\nspec: { ports: [{ port: 81 }] }\n",
     );
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome.kind).toBe("rolled_back");
     expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "extra")).toBeUndefined();
@@ -571,15 +545,15 @@ describe("deployEnvironment", () => {
   it("removes, on rollback, nothing an earlier good revision left: successful deploys do not prune by default", async () => {
     const configMap = (name: string) =>
       `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${name} }\ndata: { A: b }\n`;
-    addManifest("data.yaml", configMap("data"));
+    files.addManifest("data.yaml", configMap("data"));
     expect((await deployEnvironment(deps, requested())).kind).toBe("succeeded");
-    rmSync(join(projects, PROJECT, "deploy/data.yaml"));
+    files.dropManifest("data.yaml");
     expect((await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }))).kind).toBe(
       "succeeded",
     );
     expect(k8s.store.get("v1", "ConfigMap", NAMESPACE, "data")).toBeDefined();
-    addManifest("cache.yaml", configMap("cache"));
-    setRollout("fail");
+    files.addManifest("cache.yaml", configMap("cache"));
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_3, pipelineId: 102 }));
     expect(outcome).toMatchObject({
       kind: "rolled_back",
@@ -592,11 +566,11 @@ describe("deployEnvironment", () => {
 
   it("refuses manifests that take Kubler's own names, naming the file, and keeps the real last-good record", async () => {
     await deployEnvironment(deps, requested());
-    addManifest(
+    files.addManifest(
       "last-good.yaml",
       `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${LAST_GOOD_CONFIGMAP} }\ndata: { sha: "${SHA_2}", objects.json: "[]" }\n`,
     );
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome).toMatchObject({
       kind: "failed",
@@ -622,7 +596,7 @@ describe("deployEnvironment", () => {
         subjects: [{ kind: "ServiceAccount", name: "kubler-ci-kubler-deployer", namespace: NAMESPACE }],
       },
     ]);
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome).toMatchObject({
       kind: "failed",
@@ -646,7 +620,7 @@ describe("deployEnvironment", () => {
       [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "planted", namespace: NAMESPACE } }],
       { digest: "unchanged" },
     );
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome).toMatchObject({
       kind: "failed",
@@ -664,7 +638,7 @@ describe("deployEnvironment", () => {
       ...storedLastGood(),
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "planted", namespace: "elsewhere" } },
     ]);
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
     expect(outcome.kind).toBe("rolled_back");
     expect(k8s.store.get("v1", "ConfigMap", "elsewhere", "planted")).toBeUndefined();
@@ -682,7 +656,7 @@ describe("deployEnvironment", () => {
       "spec.template.spec.containers: expected a list, found a mapping",
     ],
   ])("fails a pod spec with %s as a bad manifest, never a crash", async (field, problem) => {
-    addManifest(
+    files.addManifest(
       "broken.yaml",
       `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: broken }\nspec:\n  template:\n    spec:\n      ${field}\n`,
     );
@@ -696,7 +670,7 @@ describe("deployEnvironment", () => {
   });
 
   it("reports a failing first rollout as failed: there is nothing to roll back to", async () => {
-    setRollout("fail");
+    files.setRollout("fail");
     const outcome = await deployEnvironment(deps, requested());
     expect(outcome).toMatchObject({
       kind: "failed",
@@ -885,7 +859,7 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
 
   it("keeps reconcile's mark over a rollback the deploy finished later: failed reported once", async () => {
     await deployEnvironment(deps, requested());
-    setRollout("fail");
+    files.setRollout("fail");
     deps.cluster = watchedCluster(reconcileLate).cluster;
     const outcome = await deployEnvironment(
       deps,
@@ -901,7 +875,7 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
 
   it("a rollback shows its own deadline first: reconcile running during the rollback wait leaves it alone", async () => {
     await deployEnvironment(deps, requested());
-    setRollout("fail");
+    files.setRollout("fail");
     const firstDeadline = () =>
       new Date(
         k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[
