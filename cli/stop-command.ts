@@ -14,7 +14,12 @@ import { randomUUID } from "node:crypto";
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { ENV } from "../shared/config.js";
-import { type Detail, MAX_REQUESTED_BY_LENGTH, validateDetail } from "../shared/domain/catalog.js";
+import {
+  type Detail,
+  MAX_REQUESTED_BY_LENGTH,
+  STOP_REASONS,
+  validateDetail,
+} from "../shared/domain/catalog.js";
 import { type ManagedEnvironment, namespaceFor, readEnvironment } from "../shared/domain/environment.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
@@ -132,9 +137,10 @@ function parseRequest(
   if (idText !== undefined && !/^\d+$/.test(idText))
     throw new ConfigError(`--project-id must be a whole number, got ${JSON.stringify(idText)}`);
   const reason = values.reason ?? "stopped";
-  const reasons = ["stopped", "merged", "closed", "branch_deleted", "expired"];
-  if (!reasons.includes(reason))
-    throw new ConfigError(`--reason must be one of ${reasons.join(", ")}, got ${JSON.stringify(reason)}`);
+  if (!(STOP_REASONS as readonly string[]).includes(reason))
+    throw new ConfigError(
+      `--reason must be one of ${STOP_REASONS.join(", ")}, got ${JSON.stringify(reason)}`,
+    );
   if (!values.aws && (values.table !== undefined || values.bus !== undefined)) {
     // Stopping on the local runtime while meaning AWS would leave the real environment running.
     throw new ConfigError("--table and --bus are for stopping in AWS: add --aws");

@@ -183,10 +183,13 @@ const RequestedBy = v.pipe(
   v.regex(/^[^\p{Cc}]+$/u, "no control characters"),
 );
 
+/** Why an environment is stopped: GitLab's merge, close or branch deletion, a stop job or operator, its expiry. */
+export const STOP_REASONS = ["stopped", "merged", "closed", "branch_deleted", "expired"] as const;
+
 const EnvironmentStopRequestedDetail = v.object({
   ...base,
   environment: Name,
-  reason: v.picklist(["merged", "closed", "branch_deleted", "stopped", "expired"]),
+  reason: v.picklist(STOP_REASONS),
   /**
    * The GitLab user whose merge, close, branch deletion or stop job this stop comes from (plan-steps).
    * Absent from expiry stops and from events published before it was carried.
