@@ -112,7 +112,14 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
   const gitlabUrl = text("gitlabUrl");
   if (gitlabUrl === null)
     fail("gitlabUrl", "is required (the GitLab instance, e.g. https://gitlab.example.com)");
-  else if (!URL.canParse(gitlabUrl) || new URL(gitlabUrl).protocol !== "https:") {
+  else if (hasUserinfo(gitlabUrl)) {
+    // Checked first, and never quoted: the value would put the credential in the template, every
+    // function's environment and this message; the functions refuse such a GITLAB_URL anyway.
+    fail(
+      "gitlabUrl",
+      "must be the instance's address only, without credentials (user:token@): the API token goes in kubler:gitlabTokenSecretArn",
+    );
+  } else if (!URL.canParse(gitlabUrl) || new URL(gitlabUrl).protocol !== "https:") {
     fail("gitlabUrl", `must be an https URL, got ${JSON.stringify(gitlabUrl)}`);
   }
 
@@ -198,6 +205,15 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     buildImages,
     registryAuthSecretArn,
   };
+}
+
+/** `user:password@` (or a bare `token@`) before the host, parsed or not. */
+function hasUserinfo(url: string): boolean {
+  if (URL.canParse(url)) {
+    const parsed = new URL(url);
+    if (parsed.username || parsed.password) return true;
+  }
+  return /^[a-z][a-z0-9+.-]*:(?:[/\\]{2})?[^/\\?#]*@/i.test(url);
 }
 
 /** `{ "gitlab-webhook": 50 }`, as an object (cdk.json) or its JSON text (`-c`). */

@@ -165,3 +165,18 @@ describe("stack settings", () => {
     expect(testConfig().jobRoleArns).toHaveLength(2);
   });
 });
+
+describe("a GitLab URL with credentials in it (kubler:gitlabUrl)", () => {
+  // Accepted, the token would sit in plain text in the template and every function's environment
+  // (cdk.out, CloudFormation, lambda:GetFunctionConfiguration), and the functions refuse such a
+  // GITLAB_URL at their cold start anyway (shared/credentials-config.ts, gitlab-api.ts).
+  it.each([
+    "https://kubler:glpat-s3cretToken@gitlab.example.com",
+    "https://glpat-s3cretToken@gitlab.example.com",
+    "http://kubler:glpat-s3cretToken@gitlab.example.com",
+  ])("refuses %s at synth, naming the key, without quoting the credential", (gitlabUrl) => {
+    const message = problemsOf({ ...valid, gitlabUrl });
+    expect(message).toContain(`${CONTEXT.gitlabUrl}: must be the instance's address only`);
+    expect(message).not.toContain("s3cretToken");
+  });
+});
