@@ -10,6 +10,7 @@ import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesError } from "../errors.js";
 import type { EnvironmentCluster } from "../ports.js";
 import type { KindRef, LastGoodRecord } from "./last-good-record.js";
+import { eachListed } from "./list-pages.js";
 
 /**
  * An object annotated `kubler.dev/prune: disabled` is never deleted by Kubler, neither by a prune nor
@@ -63,24 +64,22 @@ export async function removeObjectsNotIn(
   const extra: KubeObject[] = [];
   for (const [kind, apiVersion] of kinds) {
     if (!DEPLOYABLE_KINDS[kind]) continue;
-    let page: string | null = null;
+    const listed = eachListed((token) =>
+      cluster.list(apiVersion, kind, {
+        namespace: state.namespace,
+        labelSelector,
+        limit: 500,
+        ...(token ? { continue: token } : {}),
+      }),
+    );
     try {
-      do {
-        const list = await cluster.list(apiVersion, kind, {
-          namespace: state.namespace,
-          labelSelector,
-          limit: 500,
-          ...(page ? { continue: page } : {}),
-        });
-        for (const item of list.items) {
-          const object = { ...item, apiVersion, kind };
-          const key = keyOf(object);
-          if (kept.has(key) || (only && !only.has(key)) || isReservedName(object.metadata.name)) continue;
-          if (object.metadata.annotations?.[PRUNE_ANNOTATION] === PRUNE_DISABLED) continue;
-          extra.push(object);
-        }
-        page = list.continue;
-      } while (page !== null);
+      for await (const item of listed) {
+        const object = { ...item, apiVersion, kind };
+        const key = keyOf(object);
+        if (kept.has(key) || (only && !only.has(key)) || isReservedName(object.metadata.name)) continue;
+        if (object.metadata.annotations?.[PRUNE_ANNOTATION] === PRUNE_DISABLED) continue;
+        extra.push(object);
+      }
     } catch (error) {
       if (!(error instanceof KubernetesError)) throw error;
       removal.left.push({ apiVersion, kind, name: "*", error });
@@ -197,13 +196,25 @@ export function unprunedKinds(removal: Removal): KindRef[] {
   return [...kindsOf(removal.left)].map(([kind, apiVersion]) => ({ apiVersion, kind }));
 }
 
-/** What a prune did, for the deploy's audit line and reason; null when it found nothing to delete. */
+/**
+ * Objects a prune names in its reason, each list; the audit line names every one. `Deploy Finished`
+ * carries the reason and must stay under 8 KB (DESIGN §3), which 500 names would not.
+ */
+export const NAMED_IN_REASON = 10;
+
+/** What a prune did, for the deploy's reason; null when it found nothing to delete. */
 export function pruneNote(removal: Removal): string | null {
   const parts: string[] = [];
-  if (removal.removed.length > 0) parts.push(`pruned ${removal.removed.join(", ")}`);
+  if (removal.removed.length > 0) parts.push(`pruned ${namedAtMost(removal.removed)}`);
   if (removal.left.length > 0) {
     const left = removal.left.map(({ kind, name, error }) => `${kind}/${name} (${error.message})`);
-    parts.push(`not pruned, the next deploy tries again: ${left.join(", ")}`);
+    parts.push(`not pruned, the next deploy tries again: ${namedAtMost(left)}`);
   }
   return parts.length > 0 ? parts.join("; ") : null;
+}
+
+function namedAtMost(names: readonly string[]): string {
+  const named = names.slice(0, NAMED_IN_REASON).join(", ");
+  const more = names.length - NAMED_IN_REASON;
+  return more > 0 ? `${named} and ${more} more (every one is in the audit line)` : named;
 }

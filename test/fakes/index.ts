@@ -3,7 +3,12 @@
  */
 import { randomId } from "../../shared/clock.js";
 import type { AuditRecord } from "../../shared/domain/audit.js";
-import { type BusEntry, type Detail, validateDetail } from "../../shared/domain/catalog.js";
+import {
+  type BusEntry,
+  type Detail,
+  validateBusDetail,
+  validateDetail,
+} from "../../shared/domain/catalog.js";
 import { PublishError } from "../../shared/errors.js";
 import type { AuditLog, Clock, EventPublisher, IdGenerator, Scheduler } from "../../shared/ports.js";
 
@@ -55,7 +60,7 @@ export class RecordingAuditLog implements AuditLog {
   }
 }
 
-/** Keeps every published entry (validated, like the real publishers); can be told to fail. */
+/** Keeps every published entry (validated and size-checked, like the real publishers); can be told to fail. */
 export class RecordingPublisher implements EventPublisher {
   readonly entries: BusEntry[] = [];
   /** Number of upcoming publish calls that fail with PublishError. */
@@ -65,7 +70,7 @@ export class RecordingPublisher implements EventPublisher {
   constructor(private readonly newId: IdGenerator = randomId) {}
 
   async publish(entries: readonly BusEntry[]): Promise<string[]> {
-    for (const entry of entries) validateDetail(entry.detailType, entry.detail);
+    for (const entry of entries) validateBusDetail(entry.detailType, entry.detail);
     if (this.failNext > 0) {
       this.failNext--;
       throw new PublishError(

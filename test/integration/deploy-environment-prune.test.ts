@@ -248,6 +248,43 @@ describe("deploy.prune", () => {
     expect(deps.audit.last()?.subject).toMatchObject({ notPruned: [] });
   });
 
+  it("lists a kind again from its first page when its continue token expired, and prunes what the later page had", async () => {
+    setPrune("true");
+    files.addManifest("settings.yaml", configMap("settings"));
+    expect((await deploy(0)).kind).toBe("succeeded");
+    // More of the environment's ConfigMaps than one page of the prune's list holds (500).
+    const labels = environmentLabels(gitlab.projectId, ENVIRONMENT);
+    for (let i = 0; i < 501; i++) {
+      const name = `left-${String(i).padStart(3, "0")}`;
+      k8s.store.put({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: NAMESPACE, labels },
+      });
+    }
+    const gone = k8s.faults.add({
+      verb: "list",
+      resource: "configmaps",
+      continued: true,
+      status: 410,
+      times: 1,
+    });
+    const outcome = await deploy(1);
+    expect(gone.hits).toBe(1);
+    expect(outcome.kind).toBe("succeeded");
+    // Deploy Finished carries the reason and must stay under 8 KB: ten names, then the count of the rest.
+    const reason = outcome.kind === "succeeded" ? outcome.reason : null;
+    expect(reason).toMatch(
+      /^deployed 2{40}; pruned (ConfigMap\/left-\d{3}, ){9}ConfigMap\/left-\d{3} and 491 more \(every one is in the audit line\)$/,
+    );
+    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded", reason });
+    expect(deps.audit.last()?.subject).toMatchObject({ pruned: expect.any(Array), notPruned: [] });
+    expect(deps.audit.last()?.subject.pruned).toHaveLength(501);
+    expect(get("v1", "ConfigMap", "left-000")).toBeUndefined();
+    expect(get("v1", "ConfigMap", "left-500")).toBeUndefined();
+    expect(get("v1", "ConfigMap", "settings")).toBeDefined();
+  });
+
   it("stops, leaving the rest to the next deploy, when the namespace was written since the deploy's final write", async () => {
     setPrune("true");
     files.addManifest("worker.yaml", worker);
