@@ -19,7 +19,12 @@ export function createCleanupConsumer(deps: CleanupDeps): (envelope: unknown) =>
   return async (envelope) => {
     try {
       const event = validateEnvelope(envelope, ["Environment Stop Requested"]);
-      return await stopEnvironment(deps, event.detail);
+      const publishedAt = new Date(event.time);
+      return await stopEnvironment(
+        deps,
+        event.detail,
+        Number.isNaN(publishedAt.getTime()) ? null : publishedAt,
+      );
     } catch (error) {
       auditFailedAttempt(deps, "cleanup-environments", "environment.stop", envelope, error);
       throw error;

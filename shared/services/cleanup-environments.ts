@@ -32,12 +32,17 @@ export type StopOutcome =
   | { kind: "refused" | "ignored"; namespace: string; reason: string };
 
 /**
+ * `publishedAt` is the stop's bus time: a stop older than the GitLab fact behind what runs (retried
+ * or redriven after a reopen and a new deploy) is ignored, as it would have been undone had it
+ * arrived in order. Null: not known, the stop is not ordered.
+ *
  * @example
- * await stopEnvironment(deps, detail); // { kind: "deleted", namespace: "group-app-review-x-1a2b3c4d" }
+ * await stopEnvironment(deps, detail, new Date(envelope.time)); // { kind: "deleted", namespace: "group-app-review-x-1a2b3c4d" }
  */
 export async function stopEnvironment(
   deps: CleanupDeps,
   detail: Detail<"Environment Stop Requested">,
+  publishedAt: Date | null = null,
 ): Promise<StopOutcome> {
   const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
   const audit = createStepAudit(deps, {
@@ -63,6 +68,13 @@ export async function stopEnvironment(
     // A schedule that fired after a redeploy extended the TTL (its move failed) must not cut it short.
     if (detail.reason === "expired" && !isExpired(read.environment, deps.clock.now())) {
       const reason = `not expired: expires at ${read.environment.expiresAt?.toISOString() ?? "never"}`;
+      audit("ignored", reason);
+      return { kind: "ignored", namespace, reason };
+    }
+    // Same rule as the stops a deploy heeds (isRefusedByStop): a tie, same second, goes to the stop.
+    const factAt = read.environment.factAt;
+    if (publishedAt && factAt && factAt.getTime() > publishedAt.getTime()) {
+      const reason = `stale: this stop was published at ${publishedAt.toISOString()}, before GitLab asked (at ${factAt.toISOString()}) for what runs there`;
       audit("ignored", reason);
       return { kind: "ignored", namespace, reason };
     }

@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
 import {
   type CreateKubernetesClusterOptions,
   createKubernetesCluster,
 } from "../../shared/adapters/kubernetes-cluster.js";
-import type { Detail } from "../../shared/domain/catalog.js";
+import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
 import {
   ANNOTATION,
   type EnvironmentState,
@@ -121,6 +122,21 @@ async function waitUntil(condition: () => boolean, what: string): Promise<void> 
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error(`timed out waiting until ${what}`);
+}
+
+/** The stop as the bus delivers it to cleanup-environments, published at `time`. */
+function stopEnvelope(detail: Detail<"Environment Stop Requested">, time: string) {
+  return {
+    version: "0",
+    id: "event-stop",
+    "detail-type": "Environment Stop Requested",
+    source: KUBLER_SOURCE,
+    account: "123456789012",
+    time,
+    region: "eu-west-1",
+    resources: [],
+    detail,
+  };
 }
 
 function stopRequested(
@@ -366,6 +382,32 @@ describe("stopEnvironment", () => {
     const outcome = await stopEnvironment(deps, stopRequested({ reason: "expired" }));
     expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
     await waitUntil(() => stored(NAMESPACE) === undefined, `${NAMESPACE} is gone`);
+  });
+
+  it("ignores a stop delivered after a deploy GitLab asked for after it (late redelivery, DLQ redrive), touching nothing", async () => {
+    // Closed at 09:00 (stop published then), reopened and pushed at 09:30: plan-steps and deploy let
+    // the push through, since it came after the stop. The stop, retried or redriven, arrives now.
+    const before = seed({ factAt: new Date("2026-11-21T09:30:00Z") });
+    const consume = createCleanupConsumer(deps);
+
+    const outcome = await consume(stopEnvelope(stopRequested({ reason: "closed" }), "2026-11-21T09:00:00Z"));
+
+    expect(outcome).toMatchObject({
+      kind: "ignored",
+      namespace: NAMESPACE,
+      reason: expect.stringMatching(/^stale: /),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "ignored" });
+
+    // A stop published after the deploy's fact (or in its very second) still deletes.
+    expect(await consume(stopEnvelope(stopRequested({ reason: "closed" }), "2026-11-21T09:30:00Z"))).toEqual({
+      kind: "deleted",
+      namespace: NAMESPACE,
+    });
   });
 
   it("never deletes what the event's project does not own, whatever the event says", async () => {
