@@ -81,14 +81,29 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
   return app;
 }
 
+/**
+ * The body as text, read chunk by chunk and given up past the limit: a chunked body has no
+ * Content-Length to check first, and `request.text()` would hold all of it, however large, in memory.
+ */
 async function readText(request: Request): Promise<string> {
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > MAX_BODY_BYTES) throw new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
-  const text = await request.text();
-  if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
-    throw new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
+  const tooLarge = () => new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) throw tooLarge();
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
   }
-  return text;
+  // As request.text() decodes: UTF-8, a leading byte-order mark dropped.
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**

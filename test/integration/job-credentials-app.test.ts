@@ -663,6 +663,36 @@ rules:
     expect(deps.audit.last()).toMatchObject({ subject: { rejection: "missing_token" } });
   });
 
+  it("a chunked body (no Content-Length) is cut off once past 4096 bytes, not read whole into memory", async () => {
+    // Anyone who reaches the port can stream an endless body: only what the limit needs may be read.
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += chunk.length;
+        if (pulled > 16 * 1024 * 1024) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const app = createJobCredentialsApp(deps);
+    const response = await app.request("/v1/credentials", {
+      method: "POST",
+      headers: { authorization: `Bearer ${token()}`, "content-type": "application/json" },
+      body: endless,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({
+      error: "payload_too_large",
+      message: "body is larger than 4096 bytes",
+    });
+    expect(pulled).toBeLessThanOrEqual(4 * chunk.length);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      reason: "bad request: body is larger than 4096 bytes",
+    });
+  });
+
   it("GET, PUT and DELETE /v1/credentials → 405 with Allow: POST", async () => {
     const app = createJobCredentialsApp(deps);
     for (const method of ["GET", "PUT", "DELETE"]) {
