@@ -83,6 +83,8 @@ const PipelineDetail = v.object({
   mrIid: v.nullable(Id),
   /** The merge request's source project: another project's id means a fork's pipeline. */
   mrSourceProjectId: v.optional(v.nullable(Id), null),
+  /** The merge request's source branch: a detached MR pipeline's `ref` is `refs/merge-requests/<iid>/head`. */
+  mrSourceBranch: v.optional(v.nullable(Name), null),
   user: Username,
 });
 

@@ -261,6 +261,7 @@ function normalizePipeline({ read, ...ctx }: Context): Fact {
       // `merge_request` is null for branch pipelines and absent from older GitLab.
       mrIid: read.optionalId("merge_request.iid"),
       mrSourceProjectId: read.optionalId("merge_request.source_project_id"),
+      mrSourceBranch: read.optionalString("merge_request.source_branch"),
       user: read.optionalString("user.username"),
     },
     `Pipeline ${gitlab.projectPath} #${pipelineId} ${status} ${ref} ${shortSha(sha)}`,

@@ -272,12 +272,19 @@ function pipelineEnvironment(
     const rule = manifest.environments.find((r) => r.on === "merge_request");
     if (!rule)
       return { kind: "ignored", reason: `no rule matches ref ${ref} (merge request !${pipeline.mrIid})` };
-    if (ref.startsWith("refs/")) {
-      // Merged-results pipelines run on refs/merge-requests/<iid>/merge: no source branch to name by.
+    // GitLab runs a detached merge request pipeline on refs/merge-requests/<iid>/head (the MR's source
+    // branch head): its branch is the MR's source branch. Merged-results (…/merge) and merge-train
+    // (…/train) pipelines run on a merge commit that is on no branch.
+    const branch = !ref.startsWith("refs/")
+      ? ref
+      : ref === `refs/merge-requests/${pipeline.mrIid}/head`
+        ? (pipeline.mrSourceBranch ?? null)
+        : null;
+    if (branch === null) {
       return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
     }
-    const environment = environmentName(rule, { branch: ref, mr_iid: pipeline.mrIid });
-    return environment.kind === "name" ? { ...environment, ref, rule } : environment;
+    const environment = environmentName(rule, { branch, mr_iid: pipeline.mrIid });
+    return environment.kind === "name" ? { ...environment, ref: branch, rule } : environment;
   }
   const key = pipeline.tag ? "tag" : "branch";
   const rule = manifest.environments.find(

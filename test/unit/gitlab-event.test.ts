@@ -175,6 +175,7 @@ const EXPECTED: Record<string, Normalized | { error: string }> = {
         source: "merge_request_event",
         mrIid: 1,
         mrSourceProjectId: 1,
+        mrSourceBranch: "test",
         user: "root",
       },
     },

@@ -423,6 +423,32 @@ describe("planSteps", () => {
     });
   });
 
+  it("deploys a merge request pipeline run on refs/merge-requests/<iid>/head to its source branch's review environment", () => {
+    // GitLab runs a detached merge request pipeline in the target project on the MR's ref_path
+    // (MergeRequests::CreatePipelineService), so `ref` names no branch: the MR's source branch does.
+    const { payload } = payloadOf("pipeline.json");
+    const attributes = payload.object_attributes as Record<string, unknown>;
+    const normalized = normalizeGitlabEvent({
+      eventHeader: "Pipeline Hook",
+      payload: { ...payload, object_attributes: { ...attributes, ref: "refs/merge-requests/1/head" } },
+      instance: null,
+      correlationId: CORRELATION_ID,
+    });
+    const fact = (normalized.kind === "fact" && normalized.entry) as GitlabFact;
+    expect(planSteps(fact, WITHOUT_IMAGE)).toMatchObject({
+      kind: "steps",
+      reason: "pipeline 31 succeeded: deploy bcbb5ec3 to review/test",
+      steps: [
+        {
+          entry: {
+            detailType: "Deploy Requested",
+            detail: { environment: "review/test", ref: "test", mrIid: 1, pipelineId: 31 },
+          },
+        },
+      ],
+    });
+  });
+
   it("ignores pipelines that did not succeed, or ran on a merge ref", () => {
     expect(planSteps(pipeline({ status: "failed" }), WITHOUT_IMAGE)).toEqual({
       kind: "ignored",
