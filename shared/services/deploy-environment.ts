@@ -45,7 +45,13 @@ import type {
   ManifestSource,
   Scheduler,
 } from "../ports.js";
-import { type LastGoodRecord, lastGoodRecord, readLastGood, saveLastGood } from "./last-good-record.js";
+import {
+  type LastGoodRecord,
+  lastGoodRecord,
+  lastGoodSizeProblem,
+  readLastGood,
+  saveLastGood,
+} from "./last-good-record.js";
 import { pruneNote, pruneRevision, type Removal, removeAdded, unprunedKinds } from "./remove-objects.js";
 import { createStepAudit } from "./step-audit.js";
 
@@ -479,6 +485,8 @@ async function prepare(
     image,
     pullSecret: pullSecret === null ? null : PULL_SECRET_NAME,
   });
+  const tooLarge = lastGoodSizeProblem(objects);
+  if (tooLarge) throw new ManifestFilesError(`${manifest.deploy.manifests}: ${tooLarge}`);
   if (image && pinned === 0) {
     throw new ManifestFilesError(
       `no container in ${manifest.deploy.manifests} uses the image "${image.match}" (deploy.image), so the built image would not run`,

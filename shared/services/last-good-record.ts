@@ -92,6 +92,29 @@ export async function readLastGood(
   }
 }
 
+/**
+ * What Kubernetes lets a ConfigMap's values hold together (`MaxSecretSize`, 1 MiB): a larger record
+ * is refused with 422, after the Namespace committed to its digest, and every retry fails the same.
+ */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+/** Room left for the record's other values: sha, pipelineId and unpruned.json (a few deployable kinds). */
+const RECORD_MARGIN_BYTES = 8 * 1024;
+
+/**
+ * Why the record of these objects would not fit in its ConfigMap, or null. Checked before a deploy
+ * applies anything, so manifests too large end as a failed deploy that says so, not as a deploy that
+ * succeeded on the cluster and is retried until its events are dropped.
+ *
+ * @example
+ * lastGoodSizeProblem(objects); // "the objects take 1200345 bytes as JSON, more than the 1040384 bytes ..."
+ */
+export function lastGoodSizeProblem(objects: readonly KubeObject[]): string | null {
+  const bytes = Buffer.byteLength(JSON.stringify(objects));
+  const limit = MAX_RECORD_BYTES - RECORD_MARGIN_BYTES;
+  if (bytes <= limit) return null;
+  return `the objects take ${bytes} bytes as JSON, more than the ${limit} bytes Kubler can keep of a revision to roll back to (ConfigMap ${LAST_GOOD_CONFIGMAP}; Kubernetes holds 1 MiB in a ConfigMap): keep large data out of the manifests (mount it from a volume or an image, or fetch it at start-up)`;
+}
+
 /** The record of this revision, with the digest the Namespace carries. */
 export function lastGoodRecord(
   state: EnvironmentState,

@@ -722,6 +722,36 @@ describe("deployEnvironment", () => {
     expect(deps.publisher.entries[0]?.detail).toMatchObject({ status: "failed" });
   });
 
+  it("fails manifests too large for the last-good record before applying any, saying what to do", async () => {
+    // Each ConfigMap fits in 1 MiB; the record of both does not, and the API server refuses it (422).
+    for (const name of ["dashboards-a", "dashboards-b"]) {
+      files.addManifest(
+        `${name}.yaml`,
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${name} }\ndata: { json: ${"x".repeat(600_000)} }\n`,
+      );
+    }
+    const refused = k8s.faults.add({
+      verb: "apply",
+      resource: "configmaps",
+      name: LAST_GOOD_CONFIGMAP,
+      status: 422,
+      message: `ConfigMap "${LAST_GOOD_CONFIGMAP}" is invalid: []: Too long: must have at most 1048576 bytes`,
+    });
+    try {
+      const reason = expect.stringMatching(
+        /^deploy\/: the objects take 1\d{6} bytes as JSON, more than the 104\d{4} bytes .*kubler-last-good.*keep large data out of the manifests/,
+      );
+      expect(await deployEnvironment(deps, requested())).toMatchObject({ kind: "failed", reason });
+      expect(deps.publisher.entries.map((e) => [e.detailType, e.detail])).toMatchObject([
+        ["Deploy Finished", { status: "failed", reason }],
+      ]);
+      expect(refused.hits).toBe(0);
+      expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    } finally {
+      refused.remove();
+    }
+  });
+
   it("never adopts a namespace Kubler does not manage", async () => {
     k8s.store.put({
       apiVersion: "v1",
