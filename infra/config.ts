@@ -10,6 +10,7 @@ import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
 import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
 import { roleArnsOfPolicy } from "./policy-roles.js";
+import { hasUserinfo } from "./url-userinfo.js";
 
 /** Context keys, prefixed so they cannot clash with CDK's own. */
 export const CONTEXT = {
@@ -205,15 +206,6 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
     buildImages,
     registryAuthSecretArn,
   };
-}
-
-/** `user:password@` (or a bare `token@`) before the host, parsed or not. */
-function hasUserinfo(url: string): boolean {
-  if (URL.canParse(url)) {
-    const parsed = new URL(url);
-    if (parsed.username || parsed.password) return true;
-  }
-  return /^[a-z][a-z0-9+.-]*:(?:[/\\]{2})?[^/\\?#]*@/i.test(url);
 }
 
 /** `{ "gitlab-webhook": 50 }`, as an object (cdk.json) or its JSON text (`-c`). */

@@ -2,6 +2,7 @@
  * The AWS roles a credentials policy (DESIGN §5) names: the only ARNs job-credentials may assume.
  */
 import { parseCredentialsPolicy } from "../shared/domain/credentials-policy.js";
+import { hasUserinfo } from "./url-userinfo.js";
 
 /** An IAM role ARN without wildcards: a `*` would let a job assume roles nobody listed. */
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
@@ -15,6 +16,10 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
  */
 export function roleArnsOfPolicy(yamlText: string): string[] {
   const policy = parseCredentialsPolicy(yamlText);
+  // Not quoted: the credential would be in the synth's output.
+  if (policy.issuer && hasUserinfo(policy.issuer)) {
+    throw new Error("issuer must be the instance's address only, without credentials (user:password@)");
+  }
   const arns = new Set<string>();
   for (const rule of policy.rules) {
     if (!rule.aws) continue;

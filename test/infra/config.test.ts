@@ -180,3 +180,15 @@ describe("a GitLab URL with credentials in it (kubler:gitlabUrl)", () => {
     expect(message).not.toContain("s3cretToken");
   });
 });
+
+it("refuses a policy whose issuer carries credentials, as job-credentials would at every cold start", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
+  const file = join(dir, "policy.yaml");
+  writeFileSync(
+    file,
+    'issuer: "https://kubler:glpat-s3cretToken@gitlab.example.com"\nrules:\n  - name: app\n    match: { project_path: "g/app" }\n    aws: { roleArn: "arn:aws:iam::123456789012:role/app" }\n',
+  );
+  const message = problemsOf({ ...valid, policyFile: file });
+  expect(message).toContain(`${CONTEXT.policyFile}: ${file}: issuer must be the instance's address only`);
+  expect(message).not.toContain("s3cretToken");
+});
