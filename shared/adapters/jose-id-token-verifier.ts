@@ -61,6 +61,8 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
   /** When a fetch last started (successful or not): the rate limit counts attempts. */
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
   #fetchedAt = Number.NEGATIVE_INFINITY;
+  /** Why the last fetch failed; null once one succeeds. */
+  #lastFailure: Error | null = null;
   #inFlight: Promise<void> | null = null;
   readonly #lookup: KeyLookup;
 
@@ -122,15 +124,32 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
       if (header.kid !== undefined) this.#byKid.set(header.kid, key);
       return key;
     } catch (error) {
-      if (
-        !(error instanceof errors.JWKSNoMatchingKey) ||
-        now - this.#lastAttemptAt < this.#refetchIntervalMs
-      ) {
-        throw error;
-      }
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+      if (now - this.#lastAttemptAt < this.#refetchIntervalMs) throw this.#unknownKey(error);
     }
     await this.#refresh(now, false);
-    return (this.#keys as LocalKeys)(header);
+    try {
+      return await (this.#keys as LocalKeys)(header);
+    } catch (error) {
+      throw error instanceof errors.JWKSNoMatchingKey ? this.#unknownKey(error) : error;
+    }
+  }
+
+  /**
+   * A key the held JWKS lacks: unknown when the last fetch read GitLab's keys; when it failed, the
+   * key may be GitLab's newly rotated one, so the job is told to retry (503), not that it is forged.
+   */
+  #unknownKey(error: Error): Error {
+    return this.#lastFailure ? this.#unavailable(this.#lastFailure) : error;
+  }
+
+  #unavailable(error: Error): UnavailableError {
+    // The caller (anyone with a token-shaped string) hears only that; where and why are for
+    // the audit line, whose writer redacts them (fetch's errors repeat the URL they were given).
+    return new UnavailableError(
+      `${JWKS_UNAVAILABLE_MESSAGE} from ${withoutCredentials(this.#jwksUrl)}: ${error.message}`,
+      { publicMessage: JWKS_UNAVAILABLE_MESSAGE },
+    );
   }
 
   /** One fetch at a time; a failure keeps the keys already held, unless there are none. */
@@ -143,6 +162,11 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
           this.#keys = createLocalJWKSet(document);
           this.#byKid = new Map();
           this.#fetchedAt = now;
+          this.#lastFailure = null;
+        })
+        .catch((error: unknown) => {
+          this.#lastFailure = error instanceof Error ? error : new Error(String(error));
+          throw error;
         })
         .finally(() => {
           this.#inFlight = null;
@@ -151,14 +175,7 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
     try {
       await this.#inFlight;
     } catch (error) {
-      if (required || this.#keys === null) {
-        // The caller (anyone with a token-shaped string) hears only that; where and why are for
-        // the audit line, whose writer redacts them (fetch's errors repeat the URL they were given).
-        throw new UnavailableError(
-          `${JWKS_UNAVAILABLE_MESSAGE} from ${withoutCredentials(this.#jwksUrl)}: ${(error as Error).message}`,
-          { publicMessage: JWKS_UNAVAILABLE_MESSAGE },
-        );
-      }
+      if (required || this.#keys === null) throw this.#unavailable(error as Error);
     }
   }
 }

@@ -187,6 +187,46 @@ describe("JoseIdTokenVerifier", () => {
     expect(fetches).toBe(3);
   });
 
+  it("a rotated-in key while GitLab's JWKS fails: 503 (retry later), not unknown_key; the held keys still serve", async () => {
+    let failing = false;
+    let fetches = 0;
+    const next = LocalOidcIssuer.generate("key-2");
+    let published = [key];
+    const v = new JoseIdTokenVerifier({
+      issuer: jwks.url,
+      audience: "kubler",
+      clock,
+      refetchIntervalMs: 30_000,
+      fetchJwks: async () => {
+        fetches++;
+        if (failing) throw new Error("HTTP 502");
+        return { keys: published.flatMap((issuer) => issuer.jwks().keys) };
+      },
+    });
+    await v.verify(key.sign(claims()));
+    clock.advance(31_000);
+    published = [key, next];
+    failing = true;
+    // GitLab signs with a key Kubler has not seen, and its JWKS cannot be read: whether the key is
+    // GitLab's is unknown, so the job is told to retry, not that its token is forged.
+    const first = await v.verify(next.sign(claims())).catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(UnavailableError);
+    expect(fetches).toBe(2);
+    // Within the interval no fetch is made, and the answer is still "unavailable".
+    const again = await v.verify(next.sign(claims())).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(UnavailableError);
+    expect(fetches).toBe(2);
+    await expect(v.verify(key.sign(claims()))).resolves.toBeDefined();
+    // GitLab back: the next fetch (after the interval) finds the key.
+    failing = false;
+    clock.advance(31_000);
+    await expect(v.verify(next.sign(claims()))).resolves.toBeDefined();
+    expect(fetches).toBe(3);
+    // A made-up kid once the JWKS answers is unknown_key again.
+    clock.advance(31_000);
+    expect((await rejection(v.verify(key.sign(claims(), { kid: "bogus" })))).reason).toBe("unknown_key");
+  });
+
   it("an unreachable JWKS is 'unavailable' (503), not a rejected token", async () => {
     const v = new JoseIdTokenVerifier({ issuer: "http://127.0.0.1:9", audience: "kubler", clock });
     const error = await v.verify(key.sign(claims({ iss: "http://127.0.0.1:9" }))).catch((e: unknown) => e);
