@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { WebhookSecrets } from "../shared/config.js";
+import { fileProblem, type WebhookSecrets } from "../shared/config.js";
 
 const FILE = "webhook-secrets.json";
 
@@ -30,8 +30,19 @@ export function ensureLocalSecrets(dataDir: string): LocalSecrets {
 export function readLocalSecrets(dataDir: string): LocalSecrets | null {
   const path = join(dataDir, FILE);
   if (!existsSync(path)) return null;
-  const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<LocalSecrets>;
-  if (typeof parsed.token !== "string" || typeof parsed.signingKey !== "string") {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new Error(`${path} ${fileProblem(error)}`);
+  }
+  let parsed: Partial<LocalSecrets> | null = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // A write cut short (a full disk, a killed first start): said below like any other damage.
+  }
+  if (typeof parsed?.token !== "string" || typeof parsed.signingKey !== "string") {
     throw new Error(`${path} is not a secrets file written by kubler; delete it to generate new secrets`);
   }
   return { token: parsed.token, signingKey: parsed.signingKey };
