@@ -5,6 +5,7 @@
  */
 
 import type { AuditOutcome } from "../domain/audit.js";
+import { validateBusDetail } from "../domain/catalog.js";
 import {
   type KublerManifest,
   MANIFEST_FILE,
@@ -22,7 +23,7 @@ import {
   stepKey,
   triageFact,
 } from "../domain/plan-steps.js";
-import { UnavailableError } from "../errors.js";
+import { InvalidDetailError, UnavailableError } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -146,6 +147,13 @@ export async function planStepsFor(
   if (plan.kind === "ignored") {
     await decide("ignored", plan.reason, { sha });
     return plan;
+  }
+  const tooLarge = oversizeStep(plan);
+  if (tooLarge !== null) {
+    // Final, like a bad kubler.yaml: the bus's retries would meet the same limit for a day, then
+    // dead-letter it.
+    await decide("failure", tooLarge, { sha });
+    return { kind: "failed", reason: tooLarge };
   }
   try {
     plan = await heedStops(deps, plan, factAt);
@@ -327,6 +335,22 @@ async function heedStops(
   }
   if (kept.length === 0) return { kind: "ignored", reason: `${plan.reason}; refused: ${refused.join("; ")}` };
   return { ...plan, steps: kept };
+}
+
+/**
+ * Why a planned step cannot go on the bus (over EventBridge's detail limit: a branch name of several
+ * KB, which the step carries twice, as environment and ref), or null when every step can.
+ */
+function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
+  for (const { entry } of plan.steps) {
+    try {
+      validateBusDetail(entry.detailType, entry.detail);
+    } catch (error) {
+      if (!(error instanceof InvalidDetailError)) throw error;
+      return `${error.message}: a branch, tag or environment name in it is too long to deploy`;
+    }
+  }
+  return null;
 }
 
 async function readManifest(

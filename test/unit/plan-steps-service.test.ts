@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { createPlanStepsConsumer } from "../../functions/plan-steps/consumer.js";
-import { type BusEntry, sourceOf } from "../../shared/domain/catalog.js";
+import { type BusEntry, sourceOf, validateBusDetail } from "../../shared/domain/catalog.js";
 import type { GitlabFact } from "../../shared/domain/plan-steps.js";
 import { UnavailableError } from "../../shared/errors.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -240,6 +240,24 @@ describe("planStepsFor", () => {
       ["ignored", "pipeline 40 running"],
       ["ignored", 'merge request !7 action "approved" does not change an environment'],
     ]);
+  });
+
+  it("fails a step too large for the bus once, audited, instead of retrying it for a day", async () => {
+    // Git allows a branch name of several KB (path components of ≤ 255 bytes): the MR fact fits in
+    // 8 KB, but its review environment's Build Requested carries the name twice (environment, ref).
+    const branch = Array.from({ length: 17 }, (_, i) => `part${i}-`.padEnd(240, "x")).join("/");
+    const fact = mergeRequest("c-1", { sourceBranch: branch });
+    expect(() => validateBusDetail(fact.detailType, fact.detail)).not.toThrow();
+    const outcome = await planStepsFor(deps, fact);
+    expect(outcome).toEqual({
+      kind: "failed",
+      reason: expect.stringMatching(/^"Build Requested" detail is \d+ bytes, over the 8192-byte limit/),
+    });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ outcome: "failure", subject: { sha: SHA_A } });
+    // A redelivery is the same verdict, not another read of kubler.yaml.
+    await planStepsFor(deps, fact);
+    expect(deps.manifests.reads).toBe(1);
   });
 
   it("fails a bad kubler.yaml with its precise message, audited, without a crash or a retry", async () => {
