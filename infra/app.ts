@@ -9,18 +9,16 @@ import { configFromContext, KublerConfigError } from "./config.js";
 import { KublerStack } from "./kubler-stack.js";
 
 const app = new App();
-let config: ReturnType<typeof configFromContext>;
 try {
-  config = configFromContext(app.node);
+  new KublerStack(app, "Kubler", {
+    config: configFromContext(app.node),
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  });
 } catch (error) {
   if (!(error instanceof KublerConfigError)) throw error;
   // The settings' names and what is wrong, without a stack trace through CDK's internals.
   console.error(error.message);
   process.exit(1);
 }
-new KublerStack(app, "Kubler", {
-  config,
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-});
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 app.synth();

@@ -208,6 +208,33 @@ export function validateConfig(settings: KublerSettings, baseDir = process.cwd()
   };
 }
 
+/**
+ * The settings whose ARN must be in the stack's region: the functions read secrets with a client of
+ * their own region (Secrets Manager does not follow an ARN's region, so another's deploys and then
+ * fails every read), and CloudWatch alarms notify only topics of their own region. Another account
+ * is fine for both (a resource policy allows it).
+ *
+ * @example
+ * assertSameRegion(config, "eu-west-1"); // throws KublerConfigError naming each key elsewhere
+ */
+export function assertSameRegion(config: KublerConfig, region: string): void {
+  const arns: [keyof typeof CONTEXT, string | null][] = [
+    ["kubeconfigSecretArn", config.kubeconfigSecretArn],
+    ["gitlabTokenSecretArn", config.gitlabTokenSecretArn],
+    ["registryAuthSecretArn", config.registryAuthSecretArn],
+    ["alarmTopicArn", config.alarmTopicArn],
+  ];
+  const problems = arns.flatMap(([name, arn]) => {
+    const arnRegion = arn?.split(":")[3];
+    return arnRegion && arnRegion !== region
+      ? [`${CONTEXT[name]}: is in ${arnRegion}, but the stack deploys to ${region}: use one in ${region}`]
+      : [];
+  });
+  if (problems.length > 0) {
+    throw new KublerConfigError(`invalid Kubler stack settings:\n  ${problems.join("\n  ")}`);
+  }
+}
+
 /** `{ "gitlab-webhook": 50 }`, as an object (cdk.json) or its JSON text (`-c`). */
 function readReservedConcurrency(
   raw: unknown,

@@ -4,8 +4,10 @@ import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
 import { CONTEXT, configFromContext, KublerConfigError, validateConfig } from "../../infra/config.js";
+import { KublerStack } from "../../infra/kubler-stack.js";
 import { roleArnsOfPolicy } from "../../infra/policy-roles.js";
 import {
+  buildStack,
   GITLAB_TOKEN_SECRET_ARN,
   KUBECONFIG_SECRET_ARN,
   POLICY_FILE,
@@ -191,4 +193,38 @@ it("refuses a policy whose issuer carries credentials, as job-credentials would 
   const message = problemsOf({ ...valid, policyFile: file });
   expect(message).toContain(`${CONTEXT.policyFile}: ${file}: issuer must be the instance's address only`);
   expect(message).not.toContain("s3cretToken");
+});
+
+describe("settings in another region than the stack's", () => {
+  // The functions read secrets with a client of their own region (AWS_REGION), and Secrets Manager
+  // does not follow the ARN's region: such a stack deploys, then every read fails at cold start.
+  it.each(["kubeconfigSecretArn", "gitlabTokenSecretArn", "registryAuthSecretArn"] as const)(
+    "refuses %s in us-east-1 for a stack in eu-west-1, naming the key",
+    (key) => {
+      const arn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:kubler/${key}-AbCdEf`;
+      const build = () => buildStack({ config: testConfig({ [key]: arn }) });
+      expect(build).toThrow(KublerConfigError);
+      expect(build).toThrow(`${CONTEXT[key]}: is in us-east-1, but the stack deploys to eu-west-1`);
+    },
+  );
+
+  it("refuses an alarm topic in another region (CloudWatch notifies only its own region's topics)", () => {
+    const config = testConfig({ alarmTopicArn: "arn:aws:sns:us-east-1:123456789012:oncall" });
+    expect(() => buildStack({ config })).toThrow(
+      `${CONTEXT.alarmTopicArn}: is in us-east-1, but the stack deploys to eu-west-1`,
+    );
+  });
+
+  it("takes another account's secret and topic in the stack's region, and any region when the stack's is unknown", () => {
+    const arn = "arn:aws:secretsmanager:eu-west-1:210987654321:secret:kubler/kubeconfig-AbCdEf";
+    const topic = "arn:aws:sns:eu-west-1:210987654321:oncall";
+    expect(() =>
+      buildStack({ config: testConfig({ kubeconfigSecretArn: arn, alarmTopicArn: topic }) }),
+    ).not.toThrow();
+    const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
+    const elsewhere = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kubler/kubeconfig-AbCdEf";
+    expect(
+      () => new KublerStack(app, "Agnostic", { config: testConfig({ kubeconfigSecretArn: elsewhere }) }),
+    ).not.toThrow();
+  });
 });
