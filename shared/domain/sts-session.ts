@@ -7,6 +7,7 @@
  * Limits: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
  */
 
+import { createHash } from "node:crypto";
 import { ForbiddenError } from "../errors.js";
 import {
   MAX_SESSION_POLICY_CHARS,
@@ -186,9 +187,17 @@ function sanitizeTag(text: string): string {
   return text.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, "_");
 }
 
-/** A RoleSessionName / SourceIdentity: `[\w+=,.@-]`, 2 to 64 characters. */
+/**
+ * A RoleSessionName / SourceIdentity: `[\w+=,.@-]`, 2 to 64 characters. A longer name (GitLab logins
+ * reach 255) keeps its start and ends with a hash of the whole: cut to 64, two logins sharing their
+ * first 61 characters would be one person in CloudTrail and to `sts:SourceIdentity` conditions.
+ */
 export function stsName(text: string): string {
-  const clean = text.replace(/[^\w+=,.@-]/g, "_").slice(0, MAX_SESSION_NAME);
+  const clean = text.replace(/[^\w+=,.@-]/g, "_");
+  if (clean.length > MAX_SESSION_NAME) {
+    const hash = createHash("sha256").update(text).digest("hex").slice(0, 16);
+    return `${clean.slice(0, MAX_SESSION_NAME - hash.length - 1)}-${hash}`;
+  }
   return clean.length >= 2 ? clean : clean.padEnd(2, "_");
 }
 

@@ -286,6 +286,29 @@ describe("sanitizing to STS's limits", () => {
     ]);
   });
 
+  it("source identities of GitLab logins (up to 255 characters) that share their first 61 are not cut to the same one", () => {
+    // SourceIdentity is what CloudTrail and sts:SourceIdentity conditions name the person by, for
+    // the whole role chain: one user must never be recorded, or let through, as another.
+    const shared = "release-bot-for-the-payments-platform-team-in-the-europe-region";
+    const request = (login: string) =>
+      buildAssumeRoleRequest({
+        aws,
+        claims: claims({ user_login: login }),
+        environment: null,
+        namespace: null,
+        now: NOW,
+      });
+    const alice = request(`${shared}-alice`).sourceIdentity;
+    const mallory = request(`${shared}-mallory`).sourceIdentity;
+    expect(alice).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(mallory).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(alice).not.toBe(mallory);
+    expect(alice.startsWith("gl-release-bot-for-the-payments")).toBe(true);
+    // A login that fits is sent as it is.
+    expect(request("sample-user").sourceIdentity).toBe("gl-sample-user");
+    expect(request("u".repeat(61)).sourceIdentity).toBe(`gl-${"u".repeat(61)}`);
+  });
+
   it("session names and source identities: [\\w+=,.@-], 2 to 64 characters", () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 100 }), (text) => {
