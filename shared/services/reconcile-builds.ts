@@ -180,10 +180,9 @@ async function outcomeOf(
     };
   }
   const failed = failedContainer(pods);
-  const verdict =
-    failed && failed.container !== BUILD_CONTAINER
-      ? `${state.reason} (in ${failed.container})`
-      : state.reason;
+  const where = failed && failed.container !== BUILD_CONTAINER ? ` (in ${failed.container})` : "";
+  const disrupted = failed ? disruptionOf(pods.find((pod) => pod.metadata.name === failed.pod)) : null;
+  const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : ""}`;
   if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
   try {
     const log = await deps.cluster.readLog(
@@ -198,6 +197,31 @@ async function outcomeOf(
     if (error instanceof KubernetesUnavailableError || !(error instanceof KubernetesError)) throw error;
     return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
   }
+}
+
+/**
+ * Why the node or the cluster ended the pod, when it did: an eviction (node short of memory or
+ * disk), a preemption or a node shutdown. The Job only says BackoffLimitExceeded and the log stops
+ * mid-step, so without it the user cannot tell a build to fix from one to run again.
+ */
+function disruptionOf(pod: KubeObject | undefined): string | null {
+  const status = pod?.status as
+    | {
+        reason?: unknown;
+        message?: unknown;
+        conditions?: { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }[];
+      }
+    | undefined;
+  if (typeof status?.reason === "string" && status.reason) {
+    const message = typeof status.message === "string" && status.message ? `: ${status.message}` : "";
+    return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
+  }
+  const target = (Array.isArray(status?.conditions) ? status.conditions : []).find(
+    (c) => c?.type === "DisruptionTarget" && c.status === "True",
+  );
+  if (!target) return null;
+  const reason = typeof target.reason === "string" && target.reason ? target.reason : "DisruptionTarget";
+  return `pod disrupted (${reason})${typeof target.message === "string" && target.message ? `: ${target.message}` : ""}`;
 }
 
 async function mark(
