@@ -448,9 +448,15 @@ export function parseSince(text: string, now: Date): Date {
 /** `24h` (that long before now) or an ISO 8601 instant: what --since and --until both take. */
 function parseAgo(flag: string, text: string, now: Date): Date {
   const relative = /^(\d+)([smhdw])$/.exec(text.trim());
-  if (relative)
-    return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]);
-  return parseInstant(flag, text);
+  if (!relative) return parseInstant(flag, text);
+  const at = new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]);
+  // Before what a Date holds (±273,790 years): "all" is the way to say from the start.
+  if (Number.isNaN(at.getTime())) {
+    throw new ConfigError(
+      `${flag}: ${text} is too long ago${flag === "--since" ? '; use "all" for everything' : ""}`,
+    );
+  }
+  return at;
 }
 
 function parseInstant(flag: string, text: string): Date {

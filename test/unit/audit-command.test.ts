@@ -263,6 +263,9 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     [["--until", "soon"], "--until"],
     [["--limit", "0"], "--limit"],
     [["--query", "nope"], "--query"],
+    // Past what a Date holds: once "Invalid time value", naming nothing.
+    [["--since", "99999999999d"], "--since"],
+    [["--until", "99999999999999h"], "--until"],
   ])("refuses %j naming %s", async (args, flag) => {
     await expect(run(...args)).rejects.toThrow(ConfigError);
     await expect(run(...args)).rejects.toThrow(flag);
