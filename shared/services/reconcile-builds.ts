@@ -200,28 +200,15 @@ async function outcomeOf(
 }
 
 /**
- * Why the node or the cluster ended the pod, when it did: an eviction (node short of memory or
- * disk), a preemption or a node shutdown. The Job only says BackoffLimitExceeded and the log stops
- * mid-step, so without it the user cannot tell a build to fix from one to run again.
+ * Why the node ended the pod, when it did (`Evicted`: short of memory or disk; `Terminated`: node
+ * shutdown). The Job only says BackoffLimitExceeded and the log stops mid-step, so without it the
+ * user cannot tell a build to fix from one to run again.
  */
 function disruptionOf(pod: KubeObject | undefined): string | null {
-  const status = pod?.status as
-    | {
-        reason?: unknown;
-        message?: unknown;
-        conditions?: { type?: unknown; status?: unknown; reason?: unknown; message?: unknown }[];
-      }
-    | undefined;
-  if (typeof status?.reason === "string" && status.reason) {
-    const message = typeof status.message === "string" && status.message ? `: ${status.message}` : "";
-    return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
-  }
-  const target = (Array.isArray(status?.conditions) ? status.conditions : []).find(
-    (c) => c?.type === "DisruptionTarget" && c.status === "True",
-  );
-  if (!target) return null;
-  const reason = typeof target.reason === "string" && target.reason ? target.reason : "DisruptionTarget";
-  return `pod disrupted (${reason})${typeof target.message === "string" && target.message ? `: ${target.message}` : ""}`;
+  const status = pod?.status as { reason?: unknown; message?: unknown } | undefined;
+  if (typeof status?.reason !== "string" || !status.reason) return null;
+  const message = typeof status.message === "string" && status.message ? `: ${status.message}` : "";
+  return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
 }
 
 async function mark(
