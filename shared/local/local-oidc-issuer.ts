@@ -77,11 +77,23 @@ export class LocalOidcIssuer {
   static read(dataDir: string): LocalOidcIssuer | null {
     const path = join(dataDir, KEY_FILE);
     if (!existsSync(path)) return null;
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as { kid?: unknown; privateKey?: unknown };
-    if (typeof parsed.kid !== "string" || typeof parsed.privateKey !== "string") {
-      throw new Error(`${path} is not a key file written by kubler; delete it to generate a new key`);
+    // Cut short (a crash while it was written) or edited: the parser's or OpenSSL's own words
+    // ("Unterminated string in JSON at position 42") name neither the file nor the way out.
+    const damaged = new Error(`${path} is not a key file written by kubler; delete it to generate a new key`);
+    let parsed: { kid?: unknown; privateKey?: unknown };
+    try {
+      parsed = JSON.parse(readFileSync(path, "utf8")) ?? {};
+    } catch {
+      throw damaged;
     }
-    return new LocalOidcIssuer(parsed.kid, createPrivateKey(parsed.privateKey));
+    if (typeof parsed.kid !== "string" || typeof parsed.privateKey !== "string") throw damaged;
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey(parsed.privateKey);
+    } catch {
+      throw damaged;
+    }
+    return new LocalOidcIssuer(parsed.kid, privateKey);
   }
 
   /** The public half, as GitLab's `/oauth/discovery/keys` answers. */
