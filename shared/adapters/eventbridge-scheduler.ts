@@ -210,7 +210,10 @@ export class EventBridgeScheduler implements Scheduler {
       try {
         await this.#client.send(new DeleteScheduleCommand({ Name: name, GroupName: this.#groupName }));
       } catch (error) {
-        if (errorName(error) !== "ResourceNotFoundException") throw error;
+        const code = errorName(error);
+        // A concurrent create or update of the same schedule (a deploy moving it): try again.
+        if (code === "ConflictException") throw new RacedError(error);
+        if (code !== "ResourceNotFoundException") throw error;
       }
     });
   }

@@ -322,6 +322,19 @@ describe("EventBridgeScheduler.cancel", () => {
     expect(sleeps).toEqual([]);
   });
 
+  it("retries a conflict (a deploy moving the schedule at that moment), then deletes it", async () => {
+    const busy = "Updating or deleting the resource can cause an inconsistent state.";
+    mock
+      .on(DeleteScheduleCommand)
+      .rejectsOnce(new ConflictException(answer(busy, 409)))
+      .resolves({});
+
+    await expect(scheduler().cancel(NAME)).resolves.toBeUndefined();
+
+    expect(mock).toHaveReceivedCommandTimes(DeleteScheduleCommand, 2);
+    expect(sleeps).toHaveLength(1);
+  });
+
   it("retries throttling, then succeeds", async () => {
     mock.on(DeleteScheduleCommand).rejectsOnce(throttled()).resolves({});
 
