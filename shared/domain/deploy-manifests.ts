@@ -103,16 +103,18 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
 }
 
 /**
- * The digest of a last-good record's data (its `sha`, `pipelineId` and `objects.json`), kept on the
- * Namespace where no namespaced Role reaches: a record whose digest differs was not written by Kubler.
+ * The digest of a last-good record's data (its `sha`, `pipelineId`, `objects.json`, and `secrets.json`,
+ * its Secrets' data, when it has any), kept on the Namespace where no namespaced Role reaches: a record
+ * whose digest differs was not written by Kubler.
  *
  * @example
  * lastGoodDigest({ sha, pipelineId: "42", "objects.json": "[…]" }); // "5f1c…" (64 hex)
  */
 export function lastGoodDigest(data: Readonly<Record<string, string | undefined>>): string {
-  return createHash("sha256")
-    .update(JSON.stringify([data.sha ?? "", data.pipelineId ?? "", data["objects.json"] ?? ""]))
-    .digest("hex");
+  const parts = [data.sha ?? "", data.pipelineId ?? "", data["objects.json"] ?? ""];
+  // Absent from records without Secrets, whose digest stays what it was before the key existed.
+  if (data["secrets.json"] !== undefined) parts.push(data["secrets.json"]);
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 }
 
 /**

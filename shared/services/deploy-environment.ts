@@ -292,7 +292,7 @@ export async function deployEnvironment(
     // redelivery writes it again, so the next rollback finds the record the digest names.
     if (lastGood === null || "unusable" in lastGood || lastGood.sha !== state.sha) {
       const record = lastGoodRecord(state, prepared.objects);
-      await saveLastGood(deps.cluster, state, record.data, removal ? unprunedKinds(removal) : []);
+      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : []);
       if (record.digest !== state.lastGoodDigest) {
         await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
       }
@@ -317,7 +317,7 @@ export async function deployEnvironment(
     { status: "succeeded", reason: null, url: prepared.url },
     async (written) => {
       const removal = await prune(written);
-      await saveLastGood(deps.cluster, state, record.data, removal ? unprunedKinds(removal) : []);
+      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : []);
       return removal ? prunedOutcome(state, removal) : undefined;
     },
   );

@@ -1,7 +1,9 @@
 /**
  * The last good revision's record (DESIGN §6): the objects of the last deploy that succeeded, kept in
  * the environment's own namespace (ConfigMap `kubler-last-good`) for a rollback to apply, with its
- * digest on the Namespace, where no namespaced Role reaches.
+ * digest on the Namespace, where no namespaced Role reaches. The data of its Secrets is kept apart, in
+ * Secret `kubler-last-good`: a ConfigMap is readable where Secrets are not (the `view` ClusterRole, a
+ * CI job's list on ConfigMaps) and is not covered by Secrets' encryption at rest.
  */
 import {
   checkStoredObjects,
@@ -31,6 +33,10 @@ export interface LastGood {
 
 /** The record's key for `LastGood.unpruned`. */
 const UNPRUNED_KEY = "unpruned.json";
+/** The key, in Secret `kubler-last-good`, of the revision's Secrets' `data` and `stringData` by name. */
+const SECRETS_KEY = "secrets.json";
+
+type SecretPayload = { data?: unknown; stringData?: unknown };
 
 /**
  * None kept; the last good revision, ready to apply; or a record that must not be applied, and why,
@@ -66,12 +72,22 @@ export async function readLastGood(
     unusable: why,
     kinds: [...kindRefsOf(stored), ...unprunedOf(data[UNPRUNED_KEY])],
   });
-  // Namespaces written before the digest existed have none: their record is still checked below.
-  if (state.lastGoodDigest && lastGoodDigest(data) !== state.lastGoodDigest) {
-    return unusable(`${where} was changed since Kubler wrote it (its digest no longer matches)`);
+  // Namespaces written before the digest existed have none: their record is still checked below, and
+  // is one from before Secrets' data was kept apart (which came with the digest), so none is merged.
+  let secrets: string | undefined;
+  if (state.lastGoodDigest) {
+    const kept = hasSecrets(stored) ? await readSecretsData(cluster, state) : undefined;
+    // Tried without it too: a record from before kept its Secrets' data in objects.json.
+    const match = (kept === undefined ? [data] : [{ ...data, [SECRETS_KEY]: kept }, data]).find(
+      (candidate) => lastGoodDigest(candidate) === state.lastGoodDigest,
+    );
+    if (!match) return unusable(`${where} was changed since Kubler wrote it (its digest no longer matches)`);
+    secrets = match[SECRETS_KEY];
   }
   try {
-    const { objects } = renderManifests(checkStoredObjects(stored, where), {
+    const checked = checkStoredObjects(stored, where);
+    if (secrets !== undefined) withSecretsData(checked, secrets, where);
+    const { objects } = renderManifests(checked, {
       namespace: state.namespace,
       labels: environmentLabels(state.gitlab.projectId, state.environment),
       sha: data.sha,
@@ -115,17 +131,73 @@ export function lastGoodSizeProblem(objects: readonly KubeObject[]): string | nu
   return `the objects take ${bytes} bytes as JSON, more than the ${limit} bytes Kubler can keep of a revision to roll back to (ConfigMap ${LAST_GOOD_CONFIGMAP}; Kubernetes holds 1 MiB in a ConfigMap): keep large data out of the manifests (mount it from a volume or an image, or fetch it at start-up)`;
 }
 
+/** A revision's record: the ConfigMap's data, its Secrets' data (null: it has none), and the digest of both. */
+export interface RecordToSave {
+  data: Record<string, string>;
+  secrets: string | null;
+  digest: string;
+}
+
 /** The record of this revision, with the digest the Namespace carries. */
-export function lastGoodRecord(
-  state: EnvironmentState,
-  objects: KubeObject[],
-): { data: Record<string, string>; digest: string } {
+export function lastGoodRecord(state: EnvironmentState, objects: KubeObject[]): RecordToSave {
+  const payloads: Record<string, SecretPayload> = {};
+  const kept = objects.map((object) => {
+    if (object.kind !== "Secret") return object;
+    const { data, stringData, ...rest } = object;
+    payloads[object.metadata.name] = { data, stringData };
+    return rest as KubeObject;
+  });
   const data = {
     sha: state.sha,
     pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),
-    "objects.json": JSON.stringify(objects),
+    "objects.json": JSON.stringify(kept),
   };
-  return { data, digest: lastGoodDigest(data) };
+  const secrets = Object.keys(payloads).length > 0 ? JSON.stringify(payloads) : null;
+  return {
+    data,
+    secrets,
+    digest: lastGoodDigest(secrets === null ? data : { ...data, [SECRETS_KEY]: secrets }),
+  };
+}
+
+function hasSecrets(stored: unknown): boolean {
+  return (
+    Array.isArray(stored) && stored.some((item) => (item as { kind?: unknown } | null)?.kind === "Secret")
+  );
+}
+
+/** `secrets.json` of Secret `kubler-last-good`, or undefined when there is none. */
+async function readSecretsData(
+  cluster: EnvironmentCluster,
+  state: EnvironmentState,
+): Promise<string | undefined> {
+  const secret = await cluster.get({
+    apiVersion: "v1",
+    kind: "Secret",
+    name: LAST_GOOD_CONFIGMAP,
+    namespace: state.namespace,
+  });
+  const encoded = (secret?.data as Record<string, unknown> | undefined)?.[SECRETS_KEY];
+  return typeof encoded === "string" ? Buffer.from(encoded, "base64").toString("utf8") : undefined;
+}
+
+/** Puts each Secret's data back, from the `secrets.json` the digest vouched for. */
+function withSecretsData(objects: KubeObject[], secrets: string, where: string): void {
+  let payloads: unknown;
+  try {
+    payloads = JSON.parse(secrets);
+  } catch {
+    throw new ManifestFilesError(`Secret ${LAST_GOOD_CONFIGMAP}: ${SECRETS_KEY} is not JSON`);
+  }
+  for (const object of objects) {
+    if (object.kind !== "Secret") continue;
+    const payload = (payloads as Record<string, SecretPayload> | null)?.[object.metadata.name];
+    if (typeof payload !== "object" || payload === null) {
+      throw new ManifestFilesError(`${where}: Secret ${object.metadata.name} has no data kept`);
+    }
+    if (payload.data !== undefined) object.data = payload.data;
+    if (payload.stringData !== undefined) object.stringData = payload.stringData;
+  }
 }
 
 /**
@@ -166,17 +238,29 @@ function kindRefsOf(value: unknown): KindRef[] {
 export async function saveLastGood(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
-  record: Record<string, string>,
+  record: Pick<RecordToSave, "data" | "secrets">,
   unpruned: readonly KindRef[] = [],
 ): Promise<void> {
-  const data = unpruned.length > 0 ? { ...record, [UNPRUNED_KEY]: JSON.stringify(unpruned) } : record;
+  const labels = environmentLabels(state.gitlab.projectId, state.environment);
+  // First: a ConfigMap written without it would name a revision whose Secrets' data is not there.
+  if (record.secrets !== null) {
+    await cluster.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: LAST_GOOD_CONFIGMAP, namespace: state.namespace, labels },
+      type: "Opaque",
+      data: { [SECRETS_KEY]: Buffer.from(record.secrets).toString("base64") },
+    });
+  }
+  const data =
+    unpruned.length > 0 ? { ...record.data, [UNPRUNED_KEY]: JSON.stringify(unpruned) } : record.data;
   await cluster.apply({
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: {
       name: LAST_GOOD_CONFIGMAP,
       namespace: state.namespace,
-      labels: environmentLabels(state.gitlab.projectId, state.environment),
+      labels,
     },
     data,
   });

@@ -516,6 +516,61 @@ describe("deployEnvironment", () => {
     expect(deps.audit.last()).toMatchObject({ outcome: "failure" });
   });
 
+  it("keeps the project's Secret data out of the last-good ConfigMap, and still restores it on rollback", async () => {
+    // A ConfigMap is readable where Secrets are not (the `view` ClusterRole, a job's list on
+    // ConfigMaps) and is not covered by Secrets' encryption at rest.
+    const secret = (value: string) =>
+      `apiVersion: v1\nkind: Secret\nmetadata: { name: api-key }\nstringData: { key: ${value} }\n`;
+    const record = () => JSON.stringify(k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP));
+    const value = () =>
+      Buffer.from(
+        (k8s.store.get("v1", "Secret", NAMESPACE, "api-key")?.data as Record<string, string> | undefined)
+          ?.key ?? "",
+        "base64",
+      ).toString();
+    files.addManifest("secret.yaml", secret("first-value"));
+    expect(await deployEnvironment(deps, requested())).toMatchObject({ kind: "succeeded" });
+    expect(record()).toContain("api-key");
+    expect(record()).not.toContain("first-value");
+
+    files.addManifest("secret.yaml", secret("second-value"));
+    files.setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome).toMatchObject({
+      kind: "rolled_back",
+      reason: expect.stringContaining(`rolled back to ${SHA_1}`),
+    });
+    expect(value()).toBe("first-value");
+
+    files.setRollout("ok");
+    expect(await deployEnvironment(deps, requested({ sha: SHA_3, pipelineId: 102 }))).toMatchObject({
+      kind: "succeeded",
+    });
+    expect(value()).toBe("second-value");
+    expect(record()).not.toContain("second-value");
+  });
+
+  it("restores a record from before Secrets' data was kept apart, even with a Secret planted by its name", async () => {
+    await deployEnvironment(deps, requested());
+    // As Kubler wrote records then: the Secret's data in objects.json, the digest over the ConfigMap.
+    await forgeLastGood([
+      ...storedLastGood(),
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "api-key" }, stringData: { key: "old-value" } },
+    ]);
+    // A CI job may create Secrets of any name that does not exist yet.
+    await deps.cluster.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: LAST_GOOD_CONFIGMAP, namespace: NAMESPACE },
+      stringData: { "secrets.json": JSON.stringify({ "api-key": { stringData: { key: "planted" } } }) },
+    });
+    files.setRollout("fail");
+    const outcome = await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101 }));
+    expect(outcome).toMatchObject({ kind: "rolled_back" });
+    const data = k8s.store.get("v1", "Secret", NAMESPACE, "api-key")?.data as Record<string, string>;
+    expect(Buffer.from(data.key ?? "", "base64").toString()).toBe("old-value");
+  });
+
   it("removes, on rollback, what the failed revision added, and only that", async () => {
     await deployEnvironment(deps, requested());
     // Not Kubler's, though in the namespace; Kubler's labels, though in another namespace.
