@@ -229,6 +229,10 @@ export class KublerStack extends Stack {
         logGroup: this.functions[name].logGroup,
       })),
       deadLetterQueues,
+      urlFunctions: FUNCTIONS.filter((name) => FUNCTION_SPECS[name].url).map((name) => ({
+        name,
+        function: this.functions[name].function,
+      })),
       reconcile: this.functions.reconcile.function,
       webhookLogGroup: this.functions["gitlab-webhook"].logGroup,
       credentialsLogGroup: this.functions["job-credentials"].logGroup,

@@ -1,5 +1,5 @@
 /**
- * What on-call watches: alarms on dead letters, function errors, reconcile not running, rejected
+ * What on-call watches: alarms on dead letters, function errors, Function URL throttles, reconcile not running, rejected
  * webhooks and denied credentials (metric filters on the audit lines), and the saved Logs Insights
  * queries.
  */
@@ -57,6 +57,11 @@ export const RECONCILE_SILENCE_MINUTES = 10;
 export interface ObservabilityProps {
   functions: { name: string; function: IFunction; logGroup: ILogGroup }[];
   deadLetterQueues: { name: string; queue: IQueue }[];
+  /**
+   * Functions called through their Function URL: a throttled call is answered 429 and never retried
+   * by Lambda (GitLab does not redeliver it), and the function never runs to audit it.
+   */
+  urlFunctions: { name: string; function: IFunction }[];
   /** Alarmed on when it is not invoked at all (its schedule is the every-minute safety net). */
   reconcile: IFunction;
   webhookLogGroup: ILogGroup;
@@ -110,6 +115,16 @@ export class Observability extends Construct {
         fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }),
         1,
         `kubler-${name} threw: see its log group for the error line`,
+      );
+    }
+
+    for (const { name, function: fn } of props.urlFunctions) {
+      alarm(
+        `${name}-throttles`,
+        fn.metricThrottles({ period: Duration.minutes(5), statistic: "Sum" }),
+        1,
+        `kubler-${name} refused calls with 429 (its reserved concurrency, or the account's, was exhausted): ` +
+          "they were not retried; raise kubler:reservedConcurrency or find the flood in its Function URL's callers",
       );
     }
 

@@ -73,8 +73,8 @@ describe("KublerStack resources", () => {
       "AWS::Logs::LogGroup": FUNCTIONS.length + 1,
       "AWS::Logs::MetricFilter": 2,
       "AWS::Logs::QueryDefinition": savedQueryDefinitions().length,
-      // Dead letters, errors, audit-line counts, and reconcile not running.
-      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2 + 1,
+      // Dead letters, errors, the two Function URLs' throttles, audit-line counts, and reconcile not running.
+      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2 + 2 + 1,
       "AWS::SecretsManager::Secret": 1,
     };
     for (const [type, count] of Object.entries(counts)) template.resourceCountIs(type, count);
@@ -596,6 +596,28 @@ describe("observability", () => {
       template.hasResourceProperties("AWS::CloudWatch::Alarm", {
         MetricName: "Errors",
         Dimensions: [{ Name: "FunctionName", Value: { Ref: functionOf(name)[0] } }],
+      });
+    }
+  });
+
+  it("alarms when a Function URL's function is throttled: the caller gets a 429 and no line is audited", () => {
+    // GitLab does not retry a delivery answered 429 (and disables a hook that keeps failing); a CI
+    // job is refused its credentials. The function never runs, so neither its errors nor an audit
+    // metric sees it.
+    const urlFunctions = FUNCTIONS.filter((name) => FUNCTION_SPECS[name].url);
+    expect(urlFunctions).toEqual(["gitlab-webhook", "job-credentials"]);
+    for (const name of urlFunctions) {
+      const alarms = ofType("AWS::CloudWatch::Alarm").filter(
+        ([, a]) => a.Properties.AlarmName === `kubler-${name}-throttles`,
+      );
+      expect(alarms, name).toHaveLength(1);
+      expect(alarms[0]?.[1].Properties).toMatchObject({
+        Namespace: "AWS/Lambda",
+        MetricName: "Throttles",
+        Dimensions: [{ Name: "FunctionName", Value: { Ref: functionOf(name)[0] } }],
+        Statistic: "Sum",
+        Threshold: 1,
+        AlarmDescription: expect.stringContaining("kubler:reservedConcurrency"),
       });
     }
   });
