@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** Lines wait at most this long before they are written: unnoticeable to someone tailing the file. */
@@ -50,7 +50,16 @@ export class JsonlFile {
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
-    this.#fd = openSync(path, "a");
+    // "a+": appends as "a" does, and lets the last byte be read.
+    this.#fd = openSync(path, "a+");
+    // A last line cut short (a crash mid-write, a full disk at exit) would swallow the first line
+    // written now, and `kubler audit` would skip both as one malformed line.
+    const { size } = fstatSync(this.#fd);
+    const last = Buffer.alloc(1);
+    if (size > 0 && readSync(this.#fd, last, 0, 1, size - 1) === 1 && last[0] !== NEWLINE) {
+      this.#pending.push("\n");
+      this.#pendingChars = 1;
+    }
     open.add(this);
     if (!flushOnExit) {
       flushOnExit = () => {

@@ -2,7 +2,7 @@
  * JsonlFile when the disk is full: /dev/full for the real failure, and a `writeSync` that runs out of
  * room after a given number of bytes for partial writes and recovery.
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
@@ -209,5 +209,22 @@ describe("JsonlFile when a write stops part-way", () => {
     await wait(60);
     expect(readFileSync(file.path, "utf8")).toBe('{"n":1}\n');
     await file.close();
+  });
+});
+
+describe("JsonlFile after a write cut short", () => {
+  it("starts its first line on a new line, so a torn last line (a crash, a full disk) does not swallow it", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "kubler-jsonl-")), "audit.jsonl");
+    writeFileSync(path, '{"n":0}\n{"n":1,"reason":"cut sh');
+    const file = new JsonlFile(path);
+    file.append({ n: 2 });
+    await file.close();
+    const lines = readFileSync(path, "utf8").split("\n");
+    expect(lines).toEqual(['{"n":0}', '{"n":1,"reason":"cut sh', '{"n":2}', ""]);
+    // A file that ends whole, or is empty, gets no blank line.
+    const again = new JsonlFile(path);
+    again.append({ n: 3 });
+    await again.close();
+    expect(readFileSync(path, "utf8").endsWith('{"n":2}\n{"n":3}\n')).toBe(true);
   });
 });
