@@ -436,6 +436,18 @@ export function environmentStopKey(gitlab: GitlabRef, environment: string): stri
 }
 
 /**
+ * Where the merge of a merge request is remembered, beside the stop keys: a merged MR never reopens,
+ * so what GitLab sends about it after its merge (a pipeline that finished later, an update its queue
+ * held back), however late that reaches Kubler, must not bring its environment back.
+ *
+ * @example
+ * mergedRequestKey(gitlab, 16); // "plan/merged/https://gitlab.example.com/15/16"
+ */
+export function mergedRequestKey(gitlab: GitlabRef, iid: number): string {
+  return `plan/merged/${gitlab.instance}/${gitlab.projectId}/${iid}`;
+}
+
+/**
  * Whether a stop of the environment at `stoppedAt` refuses a build or deploy GitLab asked for at
  * `factAt`, so the stop is not undone by what was sent before it.
  *

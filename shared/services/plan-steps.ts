@@ -16,6 +16,7 @@ import {
   environmentStopKey,
   type GitlabFact,
   isRefusedByStop,
+  mergedRequestKey,
   type Plan,
   type PlannedStep,
   planSteps,
@@ -156,7 +157,7 @@ export async function planStepsFor(
     return { kind: "failed", reason: tooLarge };
   }
   try {
-    plan = await heedStops(deps, plan, factAt);
+    plan = await heedStops(deps, plan, factAt, mergedIid(fact), heedsMerge(fact));
   } catch (error) {
     const retry = await releaseForRetry(deps, factKey);
     audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha });
@@ -308,26 +309,46 @@ async function releaseUndoneSteps(
  * Records the plan's stops, and drops the builds and deploys GitLab asked for before the last stop of
  * their environment: a late delivery of an MR update after its merge must not bring the environment
  * back. A fact without a time (published before times were carried) cannot be ordered and goes ahead.
+ * A merge is also remembered by its MR (`mergedRequestKey`), whose later events are refused whatever
+ * their time: they reach Kubler in the order GitLab's queue sends them, not the order they happened in.
  */
 async function heedStops(
   deps: PlanStepsDeps,
   plan: Plan & { kind: "steps" },
   factAt: Date | null,
+  merged: number | null,
+  refuseMerged: boolean,
 ): Promise<Plan> {
   const kept: PlannedStep[] = [];
   const refused: string[] = [];
   for (const step of plan.steps) {
-    const key = environmentStopKey(step.entry.detail.gitlab, step.entry.detail.environment);
+    const { gitlab, environment } = step.entry.detail;
+    const key = environmentStopKey(gitlab, environment);
     if (step.entry.detailType === "Environment Stop Requested") {
       // Recorded before the stop is published, so a deploy racing it already finds it.
-      await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
+      const at = factAt ?? deps.clock.now();
+      await Promise.all([
+        deps.stops.record(key, at, STOP_RECORD_TTL_SECONDS),
+        merged === null
+          ? null
+          : deps.stops.record(mergedRequestKey(gitlab, merged), at, STOP_RECORD_TTL_SECONDS),
+      ]);
       kept.push(step);
       continue;
     }
-    const stoppedAt = factAt && (await deps.stops.stoppedAt(key));
-    if (stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
+    const { mrIid } = step.entry.detail;
+    // Read together: one call's time in the function's budget (functions/plan-steps/limits.ts).
+    const [stoppedAt, mergedAt] = await Promise.all([
+      factAt && deps.stops.stoppedAt(key),
+      mrIid === null || !refuseMerged ? null : deps.stops.stoppedAt(mergedRequestKey(gitlab, mrIid)),
+    ]);
+    if (factAt && stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
       refused.push(
         `${step.entry.detail.environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
+      );
+    } else if (mergedAt) {
+      refused.push(
+        `merge request !${mrIid} was merged (${mergedAt.toISOString()}): nothing is built or deployed for it since`,
       );
     } else {
       kept.push(step);
@@ -351,6 +372,23 @@ function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
     }
   }
   return null;
+}
+
+/** The iid of the merge request a fact merged, or null. */
+function mergedIid(fact: GitlabFact): number | null {
+  return fact.detailType === "Merge Request" && fact.detail.action === "merge" ? fact.detail.iid : null;
+}
+
+/**
+ * Whether a fact's builds and deploys are refused once their merge request is merged: all but an
+ * open or reopen, which is GitLab saying the MR is open (it cannot reopen a merged one; Kubler does
+ * not second-guess it), while a pipeline or an update may be late news from before the merge.
+ */
+function heedsMerge(fact: GitlabFact): boolean {
+  return !(
+    fact.detailType === "Merge Request" &&
+    (fact.detail.action === "open" || fact.detail.action === "reopen")
+  );
 }
 
 async function readManifest(

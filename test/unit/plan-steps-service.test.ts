@@ -350,6 +350,39 @@ describe("planStepsFor", () => {
     ]);
   });
 
+  it("builds or deploys nothing more for a merged merge request, however late GitLab's event reaches Kubler", async () => {
+    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+    const ciMergeRequest = (id: string, overrides: object) =>
+      mergeRequest(id, {
+        gitlab: gitlabOf(CI_BUILT),
+        sourceProjectId: gitlabOf(CI_BUILT).projectId,
+        ...overrides,
+      });
+    await planStepsFor(deps, mergeRequest("c-1", { action: "merge", state: "merged" }), at("10:00:00"));
+    await planStepsFor(deps, ciMergeRequest("c-2", { action: "merge", state: "merged" }), at("10:00:00"));
+    // Merged while its last pipeline still ran ("merge immediately"): the pipeline's success, and an
+    // MR update GitLab's Sidekiq queued before the merge, reach Kubler after the merge did.
+    const lateUpdate = await planStepsFor(
+      deps,
+      mergeRequest("c-3", { action: "update", oldrev: SHA_B }),
+      at("10:00:05"),
+    );
+    const latePipeline = await planStepsFor(deps, pipeline("c-4"), at("10:00:30"));
+    expect(lateUpdate).toMatchObject({ kind: "ignored", reason: expect.stringContaining("!7 was merged") });
+    expect(latePipeline).toMatchObject({ kind: "ignored", reason: expect.stringContaining("!7 was merged") });
+    expect(published()).toEqual([
+      "Environment Stop Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+    ]);
+    // A new merge request from a branch of the same name is another one: it builds.
+    await planStepsFor(deps, mergeRequest("c-5", { iid: 8 }), at("10:01:00"));
+    expect(published()).toEqual([
+      "Environment Stop Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+      "Build Requested review/feature-x",
+    ]);
+  });
+
   it("forgets its claims when publishing fails, so the bus's retry publishes", async () => {
     deps.publisher.failNext = 1;
     await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("failed to publish");
