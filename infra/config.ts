@@ -88,7 +88,22 @@ export function configFromContext(node: Node, baseDir = process.cwd()): KublerCo
   const settings = Object.fromEntries(
     Object.entries(CONTEXT).map(([name, key]) => [name, node.tryGetContext(key)]),
   ) as KublerSettings;
-  return validateConfig(settings, baseDir);
+  // A misspelt key would be ignored and its setting left at the default (alarms notifying nobody).
+  const known = Object.values(CONTEXT) as string[];
+  const unknown = Object.keys(node.getAllContext()).filter(
+    (key) => key.startsWith("kubler:") && !known.includes(key),
+  );
+  return validateConfig(settings, baseDir, unknown);
+}
+
+/** The setting a misspelt key most likely meant: the same but for case, or one a prefix of the other. */
+function meantKey(key: string): string | undefined {
+  const known = Object.values(CONTEXT) as string[];
+  const lower = key.toLowerCase();
+  return (
+    known.find((k) => k.toLowerCase() === lower) ??
+    known.find((k) => k.toLowerCase().startsWith(lower) || lower.startsWith(k.toLowerCase()))
+  );
 }
 
 /**
@@ -97,8 +112,15 @@ export function configFromContext(node: Node, baseDir = process.cwd()): KublerCo
  * @example
  * validateConfig({ gitlabUrl: "https://gitlab.example.com", policyFile: "policy.yaml", ... });
  */
-export function validateConfig(settings: KublerSettings, baseDir = process.cwd()): KublerConfig {
-  const problems: string[] = [];
+export function validateConfig(
+  settings: KublerSettings,
+  baseDir = process.cwd(),
+  unknownKeys: readonly string[] = [],
+): KublerConfig {
+  const problems: string[] = unknownKeys.map((key) => {
+    const meant = meantKey(key);
+    return `${key}: is not a Kubler setting (${meant ? `did you mean ${JSON.stringify(meant)}?` : `settings are ${Object.values(CONTEXT).join(", ")}`})`;
+  });
   const fail = (name: keyof typeof CONTEXT, message: string) => problems.push(`${CONTEXT[name]}: ${message}`);
   const text = (name: keyof typeof CONTEXT): string | null => {
     const value = settings[name];

@@ -228,3 +228,37 @@ describe("settings in another region than the stack's", () => {
     ).not.toThrow();
   });
 });
+
+describe("context keys Kubler does not know", () => {
+  // A misspelt key was ignored: `-c kubler:alarmTopicARN=…` synthesized a stack whose alarms notify
+  // nobody, `kubler:logRetention=3653` kept the audit trail the default 365 days.
+  it("refuses a kubler: key that is not a setting, naming the one meant", () => {
+    const app = new App({
+      context: {
+        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
+        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
+        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
+        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        "kubler:alarmTopicARN": "arn:aws:sns:eu-west-1:123456789012:oncall",
+        "kubler:logRetention": "3653",
+        // Not Kubler's: CDK's own and other tools' keys are left alone.
+        "aws:cdk:bundling-stacks": [],
+        "@aws-cdk/core:newStyleStackSynthesis": true,
+      },
+    });
+    let message = "";
+    try {
+      configFromContext(app.node, ROOT);
+    } catch (error) {
+      expect(error).toBeInstanceOf(KublerConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toContain(
+      'kubler:alarmTopicARN: is not a Kubler setting (did you mean "kubler:alarmTopicArn"?)',
+    );
+    expect(message).toContain(
+      'kubler:logRetention: is not a Kubler setting (did you mean "kubler:logRetentionDays"?)',
+    );
+    expect(message).not.toContain("aws:cdk");
+  });
+});
