@@ -8,7 +8,17 @@ import { join } from "node:path";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { DeleteScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  type MockInstance,
+  vi,
+} from "vitest";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 
@@ -21,6 +31,8 @@ const eventBridge = mockClient(EventBridgeClient);
 let k8s: MemoryKubernetes;
 let dir: string;
 let handler: (event: unknown) => Promise<unknown>;
+/** The handler's audit lines (stdout), kept out of the test output. */
+let written: MockInstance<typeof process.stdout.write>;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
@@ -42,7 +54,9 @@ afterAll(async () => {
   await k8s.close();
   rmSync(dir, { recursive: true, force: true });
 });
+afterEach(() => written.mockRestore());
 beforeEach(() => {
+  written = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
   scheduler.reset();
   eventBridge.reset();
   scheduler.on(DeleteScheduleCommand).resolves({});
@@ -77,16 +91,10 @@ describe("cleanup-environments handler, sweep", () => {
       { action: "sweep", dry_run: true },
       { action: "sweep", dryrun: true },
     ]) {
-      const written = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
-      try {
-        await expect(handler(request), JSON.stringify(request)).rejects.toThrow(/dryRun/);
-        const lines = written.mock.calls.map(([line]) => JSON.parse(String(line)));
-        expect(lines).toContainEqual(
-          expect.objectContaining({ action: "environment.sweep", outcome: "deny" }),
-        );
-      } finally {
-        written.mockRestore();
-      }
+      written.mockClear();
+      await expect(handler(request), JSON.stringify(request)).rejects.toThrow(/dryRun/);
+      const lines = written.mock.calls.map(([line]) => JSON.parse(String(line)));
+      expect(lines).toEqual([expect.objectContaining({ action: "environment.sweep", outcome: "deny" })]);
     }
     expect(
       k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.deletionTimestamp,
@@ -105,7 +113,8 @@ describe("cleanup-environments handler, sweep", () => {
       k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.deletionTimestamp,
     ).toBeUndefined();
 
-    expect(await handler({ action: "sweep", dryRun: false })).toMatchObject({ dryRun: false, deleted: 1 });
+    // As the recurring schedule sends it (infra/scheduling.ts SWEEP_INPUT).
+    expect(await handler({ action: "sweep" })).toMatchObject({ dryRun: false, deleted: 1 });
     expect(scheduler.commandCalls(DeleteScheduleCommand)).toHaveLength(1);
   });
 });
