@@ -61,6 +61,11 @@ export interface FunctionSpec {
   grants: readonly Grant[];
   /** With the "dedupe" grant: what the function does in the dedupe table, and to which keys. */
   dedupe?: DedupeAccess;
+  /**
+   * Lambda's retries of an asynchronous invocation that failed, and how long one may wait in
+   * Lambda's queue (throttled) before it is dead-lettered. Default: retried twice, kept 6 hours.
+   */
+  asyncInvoke?: { retryAttempts: number; maxEventAge: Duration };
 }
 
 /**
@@ -188,5 +193,9 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     bundleBudgetKb: KUBERNETES_BUDGET_KB,
     settings: ENVIRONMENT_STEP,
     grants: ["kubeconfig", "publish"],
+    // The next minute's run supersedes a failed or throttled one: no retry, no hours-old runs (which
+    // would all start at once, each over the whole cluster, once a throttle is lifted). Lambda's
+    // shortest allowed age is 60 s.
+    asyncInvoke: { retryAttempts: 0, maxEventAge: Duration.minutes(1) },
   },
 };

@@ -82,8 +82,8 @@ export class KublerFunction extends Construct {
       bundling: nodejsBundling(props.commandHooks ? { commandHooks: props.commandHooks } : {}),
       // Bus and schedule deliveries are asynchronous invocations: retried twice by Lambda, then
       // dead-lettered, never dropped. A step that failed is safe to run again (DESIGN §12).
-      retryAttempts: 2,
-      maxEventAge: Duration.hours(6),
+      retryAttempts: spec.asyncInvoke?.retryAttempts ?? 2,
+      maxEventAge: spec.asyncInvoke?.maxEventAge ?? Duration.hours(6),
       deadLetterQueue: props.deadLetterQueue,
     });
     Validations.of(this.function).acknowledge({

@@ -235,6 +235,32 @@ describe("schedules", () => {
     }
   });
 
+  it("drops a reconcile run Lambda could not start or finish within its minute: the next run supersedes it", () => {
+    // Scheduler hands each run to Lambda's asynchronous queue at once: its own retry policy never
+    // sees a throttled or failed run. Kept 6 hours and retried twice, as the bus consumers are, the
+    // runs held while reconcile was throttled (reserved concurrency 0, the runbook's case) all start
+    // together once it is not, each sweeping the whole cluster.
+    const configs = ofType("AWS::Lambda::EventInvokeConfig").filter(
+      ([, c]) =>
+        JSON.stringify(c.Properties.FunctionName) === JSON.stringify({ Ref: functionOf("reconcile")[0] }),
+    );
+    expect(configs).toHaveLength(1);
+    expect(configs[0]?.[1].Properties).toMatchObject({
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+    // The bus consumers keep theirs: an event is delivered once, and must not be dropped.
+    const deploy = ofType("AWS::Lambda::EventInvokeConfig").find(
+      ([, c]) =>
+        JSON.stringify(c.Properties.FunctionName) ===
+        JSON.stringify({ Ref: functionOf("deploy-environment")[0] }),
+    );
+    expect(deploy?.[1].Properties).toMatchObject({
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 21_600,
+    });
+  });
+
   it("lets Scheduler's stop role put only Environment Stop Requested from kubler on the bus", () => {
     const group = idOf("AWS::Scheduler::ScheduleGroup", (r) => r.Properties.Name === EXPIRY_GROUP_NAME);
     const role = idOf("AWS::IAM::Role", (r) => JSON.stringify(r.Properties).includes(`"${group}"`));
