@@ -236,7 +236,7 @@ export async function sweepExpiredEnvironments(
     if (!isExpired(environment, now)) return;
     const reason = `expired at ${environment.expiresAt?.toISOString()}`;
     if (environment.terminating) {
-      report.skipped.push({ namespace, reason: `${reason}; already terminating` });
+      report.skipped.push({ namespace, reason: `${reason}; already terminating${stuckOn(object)}` });
       return;
     }
     report.expired.push({ namespace, reason });
@@ -253,6 +253,22 @@ export async function sweepExpiredEnvironments(
       ),
     );
   }
+}
+
+/**
+ * Since when a terminating namespace has been deleted and, when the namespace controller says so,
+ * what it still waits on (finalizers, content it cannot delete or discover): a namespace stuck for
+ * days is on-call's to unblock, and this is where to start.
+ */
+function stuckOn(namespace: KubeObject): string {
+  const since = namespace.metadata.deletionTimestamp ? ` since ${namespace.metadata.deletionTimestamp}` : "";
+  const conditions = (namespace.status as { conditions?: unknown } | undefined)?.conditions;
+  const waiting = (Array.isArray(conditions) ? conditions : [])
+    .filter(
+      (c: { status?: unknown; message?: unknown }) => c?.status === "True" && typeof c.message === "string",
+    )
+    .map((c: { message: string }) => c.message.slice(0, 300));
+  return `${since}${waiting.length > 0 ? `: ${waiting.join("; ")}` : ""}`;
 }
 
 /** The schedule and report-status hear of a sweep deletion like of any other; their failure is logged, not fatal. */

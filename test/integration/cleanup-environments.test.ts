@@ -790,6 +790,38 @@ describe("sweepExpiredEnvironments", () => {
     expect(stored(replaced)).toEqual(fresh);
   });
 
+  it("says since when, and on what, a namespace stuck terminating is waiting", async () => {
+    const stuck = environmentNamespace(state({ expiresAt: new Date(NOW.getTime() - 4 * 24 * HOUR) }));
+    const since = new Date(NOW.getTime() - 3 * 24 * HOUR).toISOString();
+    const finalizers =
+      "Some content in the namespace has finalizers remaining: kubernetes.io/pvc-protection in 1 resource instances";
+    k8s.store.put({
+      ...stuck,
+      metadata: { ...stuck.metadata, deletionTimestamp: since },
+      status: {
+        phase: "Terminating",
+        conditions: [
+          { type: "NamespaceDeletionDiscoveryFailure", status: "False", reason: "ResourcesDiscovered" },
+          {
+            type: "NamespaceFinalizersRemaining",
+            status: "True",
+            reason: "SomeFinalizersRemain",
+            message: finalizers,
+          },
+        ],
+      },
+    });
+
+    const report = await sweep();
+
+    expect(report.skipped).toEqual([
+      {
+        namespace: NAMESPACE,
+        reason: `expired at ${new Date(NOW.getTime() - 4 * 24 * HOUR).toISOString()}; already terminating since ${since}: ${finalizers}`,
+      },
+    ]);
+  });
+
   it("never deletes a namespace a redeploy extended after it was listed", async () => {
     const names = seedMix();
     const extended = names.expired[20] as string;
