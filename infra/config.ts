@@ -231,26 +231,41 @@ export function validateConfig(
 }
 
 /**
- * The settings whose ARN must be in the stack's region: the functions read secrets with a client of
- * their own region (Secrets Manager does not follow an ARN's region, so another's deploys and then
- * fails every read), and CloudWatch alarms notify only topics of their own region. Another account
- * is fine for both (a resource policy allows it).
+ * The settings whose ARN must be in the stack's region and, for secrets, its account: the functions
+ * read secrets with a client of their own region (Secrets Manager does not follow an ARN's region, so
+ * another's deploys and then fails every read), another account's secret is readable only through a
+ * customer-managed key the stack grants nothing on, and CloudWatch alarms notify only topics of their
+ * own region (another account's, with a topic policy allowing it, is fine). A part still a token
+ * (an environment-agnostic stack) is not checked.
  *
  * @example
- * assertSameRegion(config, "eu-west-1"); // throws KublerConfigError naming each key elsewhere
+ * assertStackEnvironment(config, { region: "eu-west-1", account: "123456789012" }); // throws KublerConfigError naming each key elsewhere
  */
-export function assertSameRegion(config: KublerConfig, region: string): void {
-  const arns: [keyof typeof CONTEXT, string | null][] = [
-    ["kubeconfigSecretArn", config.kubeconfigSecretArn],
-    ["gitlabTokenSecretArn", config.gitlabTokenSecretArn],
-    ["registryAuthSecretArn", config.registryAuthSecretArn],
-    ["alarmTopicArn", config.alarmTopicArn],
+export function assertStackEnvironment(
+  config: KublerConfig,
+  stack: { region: string | null; account: string | null },
+): void {
+  const arns: [keyof typeof CONTEXT, string | null, "secret" | "topic"][] = [
+    ["kubeconfigSecretArn", config.kubeconfigSecretArn, "secret"],
+    ["gitlabTokenSecretArn", config.gitlabTokenSecretArn, "secret"],
+    ["registryAuthSecretArn", config.registryAuthSecretArn, "secret"],
+    ["alarmTopicArn", config.alarmTopicArn, "topic"],
   ];
-  const problems = arns.flatMap(([name, arn]) => {
-    const arnRegion = arn?.split(":")[3];
-    return arnRegion && arnRegion !== region
-      ? [`${CONTEXT[name]}: is in ${arnRegion}, but the stack deploys to ${region}: use one in ${region}`]
-      : [];
+  const problems = arns.flatMap(([name, arn, kind]) => {
+    if (!arn) return [];
+    const [, , , region, account] = arn.split(":");
+    if (stack.region && region !== stack.region) {
+      return [
+        `${CONTEXT[name]}: is in ${region}, but the stack deploys to ${stack.region}: use one in ${stack.region}`,
+      ];
+    }
+    if (kind === "secret" && stack.account && account !== stack.account) {
+      return [
+        `${CONTEXT[name]}: is in account ${account}, but the stack deploys to ${stack.account}: the functions can read only ` +
+          "a secret of their own account (another's needs a customer-managed KMS key, which the stack grants nothing on)",
+      ];
+    }
+    return [];
   });
   if (problems.length > 0) {
     throw new KublerConfigError(`invalid Kubler stack settings:\n  ${problems.join("\n  ")}`);

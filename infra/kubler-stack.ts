@@ -10,7 +10,7 @@ import { type ISecret, Secret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { ENV } from "../shared/config.js";
 import { FUNCTIONS, type FunctionName, PRODUCERS, ROUTES } from "../shared/domain/catalog.js";
-import { assertSameRegion, type KublerConfig } from "./config.js";
+import { assertStackEnvironment, type KublerConfig } from "./config.js";
 import { DeadLetterQueue } from "./dead-letter-queue.js";
 import { DedupeTable } from "./dedupe-table.js";
 import { CatalogRoutes, KublerBus, putEventsStatements } from "./event-bus.js";
@@ -53,8 +53,9 @@ export class KublerStack extends Stack {
   constructor(scope: Construct, id: string, props: KublerStackProps) {
     super(scope, id, props);
     const { config } = props;
-    // An environment-agnostic stack's region is known only at deploy time.
-    if (!Token.isUnresolved(this.region)) assertSameRegion(config, this.region);
+    // An environment-agnostic stack's region and account are known only at deploy time.
+    const known = (value: string) => (Token.isUnresolved(value) ? null : value);
+    assertStackEnvironment(config, { region: known(this.region), account: known(this.account) });
     this.templateOptions.description =
       "Kubler: GitLab to Kubernetes control plane (https://github.com/kubler)";
 

@@ -215,12 +215,16 @@ describe("settings in another region than the stack's", () => {
     );
   });
 
-  it("takes another account's secret and topic in the stack's region, and any region when the stack's is unknown", () => {
+  it("refuses a secret of another account: only a customer-managed key can share one, and the stack grants no kms:Decrypt", () => {
     const arn = "arn:aws:secretsmanager:eu-west-1:210987654321:secret:kubler/kubeconfig-AbCdEf";
+    expect(() => buildStack({ config: testConfig({ kubeconfigSecretArn: arn }) })).toThrow(
+      `${CONTEXT.kubeconfigSecretArn}: is in account 210987654321, but the stack deploys to 123456789012`,
+    );
+  });
+
+  it("takes another account's topic in the stack's region, and any region when the stack's is unknown", () => {
     const topic = "arn:aws:sns:eu-west-1:210987654321:oncall";
-    expect(() =>
-      buildStack({ config: testConfig({ kubeconfigSecretArn: arn, alarmTopicArn: topic }) }),
-    ).not.toThrow();
+    expect(() => buildStack({ config: testConfig({ alarmTopicArn: topic }) })).not.toThrow();
     const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
     const elsewhere = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kubler/kubeconfig-AbCdEf";
     expect(
