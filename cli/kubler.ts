@@ -11,6 +11,7 @@ import { ConfigError } from "../shared/errors.js";
 import { AUDIT_USAGE, runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";
 import type { CommandContext } from "./environment-commands.js";
+import { gitlabIdFlag } from "./gitlab-id-flag.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { runtimeUrl } from "./runtime-address.js";
 import { listFixtures, loadFixture, sendFixture } from "./send.js";
@@ -205,12 +206,8 @@ async function deploy(args: string[]): Promise<number> {
     },
   });
   if (values.help) return help("deploy");
-  const number = (name: string, text: string | undefined): number | null => {
-    if (text === undefined) return null;
-    if (!/^\d+$/.test(text))
-      throw new ConfigError(`--${name} must be a whole number, got ${JSON.stringify(text)}`);
-    return Number(text);
-  };
+  const number = (name: string, text: string | undefined): number | null =>
+    text === undefined ? null : gitlabIdFlag(`--${name}`, text);
   const { requestDeploy } = await environmentCommands();
   return requestDeploy(commandContext(), {
     correlationId: randomUUID(),
@@ -256,7 +253,9 @@ async function credentials(args: string[]): Promise<number> {
     claims.project_path = values.project;
     claims.namespace_path = values.project.split("/").slice(0, -1).join("/") || values.project;
   }
-  if (values["project-id"]) claims.project_id = values["project-id"];
+  // GitLab's ID tokens carry the id as a string of digits.
+  if (values["project-id"] !== undefined)
+    claims.project_id = String(gitlabIdFlag("--project-id", values["project-id"]));
   if (values.ref) claims.ref = values.ref;
   if (values.protected) claims.ref_protected = "true";
   return credentialsCommand({

@@ -27,6 +27,7 @@ import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.
 import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
 import type { CommandContext } from "./environment-commands.js";
+import { gitlabIdFlag } from "./gitlab-id-flag.js";
 
 export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
   stop (delete) one environment Kubler manages: puts an Environment Stop Requested on the bus;
@@ -134,8 +135,7 @@ function parseRequest(
     );
   }
   const idText = values["project-id"];
-  if (idText !== undefined && !/^\d+$/.test(idText))
-    throw new ConfigError(`--project-id must be a whole number, got ${JSON.stringify(idText)}`);
+  const projectId = idText === undefined ? null : gitlabIdFlag("--project-id", idText);
   const reason = values.reason ?? "stopped";
   if (!(STOP_REASONS as readonly string[]).includes(reason))
     throw new ConfigError(
@@ -158,7 +158,7 @@ function parseRequest(
   return {
     projectPath,
     environment,
-    projectId: idText === undefined ? null : Number(idText),
+    projectId,
     // As the webhook keys GitLab's events: a trailing slash would key a stop no event matches.
     instance: normalizeInstance(values.instance ?? null),
     reason: reason as StopRequest["reason"],

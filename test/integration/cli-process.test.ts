@@ -87,6 +87,29 @@ describe("messages", () => {
     expect(stderr).not.toMatch(NO_STACK);
   }, 30_000);
 
+  it.each([
+    [["deploy", "--pipeline", "99999999999999999999"], "--pipeline"],
+    [["deploy", "--project-id", "0"], "--project-id"],
+    [["credentials", "--project-id", "abc"], "--project-id"],
+    [
+      ["stop", "--project", "a/b", "--environment", "e", "--project-id", "99999999999999999999"],
+      "--project-id",
+    ],
+  ])(
+    "refuses a number that is not a GitLab id, naming the flag: kubler %j",
+    async (args, flag) => {
+      // A secret in this shell, so the arguments are what is refused, not a missing runtime.
+      const { code, stderr } = await runKubler(
+        { ...env, KUBLER_WEBHOOK_SECRET: "not-a-real-secret" },
+        ...args,
+      );
+      expect(code).toBe(1);
+      expect(stderr).toContain(`${flag} must be a whole number from 1`);
+      expect(stderr).not.toMatch(NO_STACK);
+    },
+    30_000,
+  );
+
   it("says a payload file that is not JSON is not valid JSON", async () => {
     const bad = join(dataDir, "bad.json");
     writeFileSync(bad, "{not json");
