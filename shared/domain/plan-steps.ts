@@ -435,16 +435,40 @@ export function environmentStopKey(gitlab: GitlabRef, environment: string): stri
   return `plan/stop/${gitlab.instance}/${gitlab.projectId}/${environment}`;
 }
 
+/** What Kubler remembers of a merge request's life, by its iid (`mergeRequestStateKey`). */
+export type MergeRequestState = "merged" | "closed" | "reopened";
+
 /**
- * Where the merge of a merge request is remembered, beside the stop keys: a merged MR never reopens,
- * so what GitLab sends about it after its merge (a pipeline that finished later, an update its queue
- * held back), however late that reaches Kubler, must not bring its environment back.
+ * Where the merge, close or reopen of a merge request is remembered, beside the stop keys: what
+ * GitLab sends about an MR after it was merged, or closed and not reopened since (a pipeline that
+ * finished later, an update its queue held back), however late that reaches Kubler, must not bring
+ * its environment back.
  *
  * @example
- * mergedRequestKey(gitlab, 16); // "plan/merged/https://gitlab.example.com/15/16"
+ * mergeRequestStateKey(gitlab, 16, "merged"); // "plan/mr/https://gitlab.example.com/15/16/merged"
  */
-export function mergedRequestKey(gitlab: GitlabRef, iid: number): string {
-  return `plan/merged/${gitlab.instance}/${gitlab.projectId}/${iid}`;
+export function mergeRequestStateKey(gitlab: GitlabRef, iid: number, state: MergeRequestState): string {
+  return `plan/mr/${gitlab.instance}/${gitlab.projectId}/${iid}/${state}`;
+}
+
+/**
+ * Why a merge request's build or deploy is refused, from when it was last merged, closed and reopened
+ * (null: never), or null when it is open. A merged MR never reopens; a reopen in its close's second
+ * (event times have one-second precision) counts as after it.
+ *
+ * @example
+ * mergeRequestEnded(16, { merged: null, closed: new Date("2026-11-21T10:00:00Z"), reopened: null });
+ * // "merge request !16 was closed (2026-11-21T10:00:00.000Z) and not reopened since"
+ */
+export function mergeRequestEnded(
+  iid: number,
+  at: Readonly<Record<MergeRequestState, Date | null>>,
+): string | null {
+  if (at.merged) return `merge request !${iid} was merged (${at.merged.toISOString()})`;
+  if (at.closed && !(at.reopened && at.reopened.getTime() >= at.closed.getTime())) {
+    return `merge request !${iid} was closed (${at.closed.toISOString()}) and not reopened since`;
+  }
+  return null;
 }
 
 /**

@@ -16,7 +16,9 @@ import {
   environmentStopKey,
   type GitlabFact,
   isRefusedByStop,
-  mergedRequestKey,
+  type MergeRequestState,
+  mergeRequestEnded,
+  mergeRequestStateKey,
   type Plan,
   type PlannedStep,
   planSteps,
@@ -129,8 +131,10 @@ export async function planStepsFor(
     audit(outcome, reason + (await confirmFact(deps, factKey)), subject);
 
   let plan: Plan;
+  let optedIn = false;
   try {
     const manifest = await readManifest(deps, detail.gitlab, sha);
+    optedIn = manifest.kind === "manifest";
     plan =
       manifest.kind === "none"
         ? { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` }
@@ -145,7 +149,26 @@ export async function planStepsFor(
     audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
     throw audited(error);
   }
+  // A close, merge or reopen is remembered even when it plans nothing (a reopen without an image):
+  // the MR's later pipelines and updates are judged by it.
+  const remembered = optedIn ? mergeRequestStateOf(fact) : null;
+  const remember = async () => {
+    if (remembered === null) return;
+    const key = mergeRequestStateKey(detail.gitlab, remembered.iid, remembered.state);
+    await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
+  };
   if (plan.kind === "ignored") {
+    try {
+      await remember();
+    } catch (error) {
+      const retry = await releaseForRetry(deps, factKey);
+      audit(
+        "failure",
+        `could not record a merge request's ${remembered?.state}: ${messageOf(error)}; ${retry}`,
+        { sha },
+      );
+      throw audited(error);
+    }
     await decide("ignored", plan.reason, { sha });
     return plan;
   }
@@ -157,7 +180,8 @@ export async function planStepsFor(
     return { kind: "failed", reason: tooLarge };
   }
   try {
-    plan = await heedStops(deps, plan, factAt, mergedIid(fact), heedsMerge(fact));
+    // Together: one call's time in the function's budget (functions/plan-steps/limits.ts).
+    [plan] = await Promise.all([heedStops(deps, plan, factAt, heedsMergeRequestEnd(fact)), remember()]);
   } catch (error) {
     const retry = await releaseForRetry(deps, factKey);
     audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha });
@@ -309,15 +333,15 @@ async function releaseUndoneSteps(
  * Records the plan's stops, and drops the builds and deploys GitLab asked for before the last stop of
  * their environment: a late delivery of an MR update after its merge must not bring the environment
  * back. A fact without a time (published before times were carried) cannot be ordered and goes ahead.
- * A merge is also remembered by its MR (`mergedRequestKey`), whose later events are refused whatever
- * their time: they reach Kubler in the order GitLab's queue sends them, not the order they happened in.
+ * A merge request's builds and deploys are also dropped once it was merged, or closed and not
+ * reopened, whatever their time: facts reach Kubler in the order GitLab's queue sends them, not the
+ * order they happened in.
  */
 async function heedStops(
   deps: PlanStepsDeps,
   plan: Plan & { kind: "steps" },
   factAt: Date | null,
-  merged: number | null,
-  refuseMerged: boolean,
+  heedEnd: boolean,
 ): Promise<Plan> {
   const kept: PlannedStep[] = [];
   const refused: string[] = [];
@@ -326,30 +350,27 @@ async function heedStops(
     const key = environmentStopKey(gitlab, environment);
     if (step.entry.detailType === "Environment Stop Requested") {
       // Recorded before the stop is published, so a deploy racing it already finds it.
-      const at = factAt ?? deps.clock.now();
-      await Promise.all([
-        deps.stops.record(key, at, STOP_RECORD_TTL_SECONDS),
-        merged === null
-          ? null
-          : deps.stops.record(mergedRequestKey(gitlab, merged), at, STOP_RECORD_TTL_SECONDS),
-      ]);
+      await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
       kept.push(step);
       continue;
     }
     const { mrIid } = step.entry.detail;
+    const stateAt = (state: MergeRequestState) =>
+      heedEnd && mrIid !== null ? deps.stops.stoppedAt(mergeRequestStateKey(gitlab, mrIid, state)) : null;
     // Read together: one call's time in the function's budget (functions/plan-steps/limits.ts).
-    const [stoppedAt, mergedAt] = await Promise.all([
+    const [stoppedAt, merged, closed, reopened] = await Promise.all([
       factAt && deps.stops.stoppedAt(key),
-      mrIid === null || !refuseMerged ? null : deps.stops.stoppedAt(mergedRequestKey(gitlab, mrIid)),
+      stateAt("merged"),
+      stateAt("closed"),
+      stateAt("reopened"),
     ]);
+    const ended = mrIid === null ? null : mergeRequestEnded(mrIid, { merged, closed, reopened });
     if (factAt && stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
       refused.push(
-        `${step.entry.detail.environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
+        `${environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
       );
-    } else if (mergedAt) {
-      refused.push(
-        `merge request !${mrIid} was merged (${mergedAt.toISOString()}): nothing is built or deployed for it since`,
-      );
+    } else if (ended) {
+      refused.push(`${ended}: nothing is built or deployed for it`);
     } else {
       kept.push(step);
     }
@@ -374,17 +395,25 @@ function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
   return null;
 }
 
-/** The iid of the merge request a fact merged, or null. */
-function mergedIid(fact: GitlabFact): number | null {
-  return fact.detailType === "Merge Request" && fact.detail.action === "merge" ? fact.detail.iid : null;
+/** The merge, close or reopen a fact is, to remember by the MR's iid; null for any other fact. */
+function mergeRequestStateOf(fact: GitlabFact): { iid: number; state: MergeRequestState } | null {
+  if (fact.detailType !== "Merge Request") return null;
+  const state = MERGE_REQUEST_STATES.get(fact.detail.action ?? "");
+  return state ? { iid: fact.detail.iid, state } : null;
 }
 
+const MERGE_REQUEST_STATES: ReadonlyMap<string, MergeRequestState> = new Map([
+  ["merge", "merged"],
+  ["close", "closed"],
+  ["reopen", "reopened"],
+]);
+
 /**
- * Whether a fact's builds and deploys are refused once their merge request is merged: all but an
- * open or reopen, which is GitLab saying the MR is open (it cannot reopen a merged one; Kubler does
- * not second-guess it), while a pipeline or an update may be late news from before the merge.
+ * Whether a fact's builds and deploys are refused once their merge request was merged or closed: all
+ * but an open or reopen, which is GitLab saying the MR is open, while a pipeline or an update may be
+ * late news from before the merge or close.
  */
-function heedsMerge(fact: GitlabFact): boolean {
+function heedsMergeRequestEnd(fact: GitlabFact): boolean {
   return !(
     fact.detailType === "Merge Request" &&
     (fact.detail.action === "open" || fact.detail.action === "reopen")

@@ -383,6 +383,30 @@ describe("planStepsFor", () => {
     ]);
   });
 
+  it("deploys nothing for a closed merge request's late pipeline, and again once it is reopened", async () => {
+    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+    const ci = { gitlab: gitlabOf(CI_BUILT), sourceProjectId: gitlabOf(CI_BUILT).projectId };
+    await planStepsFor(
+      deps,
+      mergeRequest("c-1", { ...ci, action: "close", state: "closed" }),
+      at("10:00:00"),
+    );
+    // Closed while its pipeline still ran: the pipeline's success reaches Kubler after the close.
+    const late = await planStepsFor(deps, pipeline("c-2"), at("10:00:30"));
+    expect(late).toMatchObject({ kind: "ignored", reason: expect.stringContaining("!7 was closed") });
+    expect(published()).toEqual(["Environment Stop Requested review/feature-x"]);
+    await planStepsFor(
+      deps,
+      mergeRequest("c-3", { ...ci, action: "reopen", state: "opened" }),
+      at("10:01:00"),
+    );
+    await planStepsFor(deps, pipeline("c-4"), at("10:02:00"));
+    expect(published()).toEqual([
+      "Environment Stop Requested review/feature-x",
+      "Deploy Requested review/feature-x",
+    ]);
+  });
+
   it("forgets its claims when publishing fails, so the bus's retry publishes", async () => {
     deps.publisher.failNext = 1;
     await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("failed to publish");
