@@ -3,7 +3,7 @@
  * `kubler.yaml` at the repository root and the YAML files directly under its manifests directory.
  */
 import { ENV } from "../config.js";
-import { ManifestFilesError } from "../domain/deploy-manifests.js";
+import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError } from "../errors.js";
 import type { ManifestSource } from "../ports.js";
@@ -86,7 +86,9 @@ export class GitlabManifestSource implements ManifestSource {
       return null; // No kubler.yaml at this commit: the project is not opted in.
     }
     this.#expectOk(answer, what, project);
-    return answer.body.toString("utf8");
+    const decoded = utf8Text(answer.body);
+    if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, sha, decoded.line));
+    return decoded.text;
   }
 
   async readDirectory(
@@ -113,7 +115,9 @@ export class GitlabManifestSource implements ManifestSource {
               `${dir || "."}: the YAML files total more than ${this.#maxTotalBytes} bytes at ${sha}`,
             );
           }
-          texts.set(path, body.toString("utf8"));
+          const decoded = utf8Text(body);
+          if ("line" in decoded) throw new ManifestFilesError(notUtf8(path, sha, decoded.line));
+          texts.set(path, decoded.text);
         } catch (error) {
           failed = true; // The other workers finish their current file and stop.
           throw error;
@@ -231,6 +235,10 @@ export class GitlabManifestSource implements ManifestSource {
     const { message } = answer;
     throw new Error(`GitLab answered HTTP ${status} reading ${what}${message ? `: ${message}` : ""}`);
   }
+}
+
+function notUtf8(path: string, sha: string, line: number): string {
+  return `${path}: not UTF-8 text at ${sha} (line ${line}): save the file as UTF-8`;
 }
 
 function filePath(project: Project, path: string, sha: string): string {

@@ -75,6 +75,31 @@ export class ManifestFilesError extends Error {
 }
 
 /**
+ * A file's bytes as text, or the line where they stop being UTF-8. YAML and Kubernetes read UTF-8: a
+ * file saved in another encoding (Latin-1, UTF-16) is refused, where decoding it anyway would deploy
+ * U+FFFD in place of its characters. A UTF-8 byte-order mark is dropped.
+ *
+ * @example
+ * utf8Text(Buffer.from("a: café", "latin1")); // { line: 1 }
+ */
+export function utf8Text(bytes: Uint8Array): { text: string } | { line: number } {
+  try {
+    return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    // The first U+FFFD the lenient decoding made, not one the file spells in UTF-8 (EF BF BD).
+    const lenient = new TextDecoder("utf-8").decode(bytes);
+    const encoder = new TextEncoder();
+    for (let at = lenient.indexOf("\uFFFD"); at !== -1; at = lenient.indexOf("\uFFFD", at + 1)) {
+      const prefix = lenient.slice(0, at);
+      const offset = encoder.encode(prefix).length;
+      if (bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd) continue;
+      return { line: prefix.split("\n").length };
+    }
+    return { line: 1 };
+  }
+}
+
+/**
  * Every object in the YAML files, in path order (so applies are deterministic). Errors name the file
  * and the document.
  *

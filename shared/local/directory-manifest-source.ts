@@ -4,7 +4,7 @@
  */
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { ManifestFilesError } from "../domain/deploy-manifests.js";
+import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import type { ManifestSource } from "../ports.js";
 
@@ -32,7 +32,9 @@ export class DirectoryManifestSource implements ManifestSource {
     const kind = await entryKind(join(root, MANIFEST_FILE));
     if (kind === "absent") return null;
     if (kind === "link") throw new ManifestError(symlinkRefusal(MANIFEST_FILE, project.projectPath));
-    return readFile(join(root, MANIFEST_FILE), "utf8");
+    const decoded = utf8Text(await readFile(join(root, MANIFEST_FILE)));
+    if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, decoded.line));
+    return decoded.text;
   }
 
   async readDirectory(
@@ -59,7 +61,9 @@ export class DirectoryManifestSource implements ManifestSource {
     for (const entry of entries.filter((e) => YAML_FILE.test(e.name)).sort(byName)) {
       const path = toPosix(root, join(dir, entry.name));
       if (entry.isSymbolicLink()) throw new ManifestFilesError(symlinkRefusal(path, project.projectPath));
-      files.set(path, await readFile(join(dir, entry.name), "utf8"));
+      const decoded = utf8Text(await readFile(join(dir, entry.name)));
+      if ("line" in decoded) throw new ManifestFilesError(notUtf8(path, decoded.line));
+      files.set(path, decoded.text);
     }
     return files;
   }
@@ -89,6 +93,10 @@ async function entryKind(path: string): Promise<"absent" | "link" | "present"> {
 
 function symlinkRefusal(path: string, projectPath: string): string {
   return `${path} in ${projectPath} is a symbolic link; commit the file itself (links are refused so they cannot read files outside the project)`;
+}
+
+function notUtf8(path: string, line: number): string {
+  return `${path}: not UTF-8 text (line ${line}): save the file as UTF-8`;
 }
 
 function toPosix(root: string, path: string): string {

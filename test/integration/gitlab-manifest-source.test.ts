@@ -14,8 +14,8 @@ const TOKEN = "glpat-test-SECRET-0123456789";
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 const PROJECT = { projectId: 15, projectPath: "group/app" };
 
-/** A file in the fake repository: its text, or a symbolic link to another path. */
-type Blob = string | { link: string };
+/** A file in the fake repository: its text, its bytes, or a symbolic link to another path. */
+type Blob = string | Buffer | { link: string };
 
 interface Fault {
   /** Requests it answers, from now on. */
@@ -145,7 +145,7 @@ class FakeGitlab {
       if (!files) return json(res, 404, { message: "404 Commit Not Found" });
       const blob = files.get(decodeURIComponent(file[2] ?? ""));
       if (blob === undefined) return json(res, 404, { message: "404 File Not Found" });
-      const text = typeof blob === "string" ? blob : blob.link;
+      const text = typeof blob === "string" || Buffer.isBuffer(blob) ? blob : blob.link;
       if (fault?.hangBody) {
         res.writeHead(200, { "content-type": "text/plain" });
         res.write(text.slice(0, text.length / 2));
@@ -174,7 +174,8 @@ class FakeGitlab {
       if (!filePath.startsWith(prefix)) continue;
       const [name = "", ...rest] = filePath.slice(prefix.length).split("/");
       if (rest.length > 0) trees.add(name);
-      else blobs.push({ name, mode: typeof blob === "string" ? "100644" : "120000" });
+      else
+        blobs.push({ name, mode: typeof blob === "string" || Buffer.isBuffer(blob) ? "100644" : "120000" });
     }
     const entries = [
       ...[...trees].sort().map((name) => ({ name, type: "tree", mode: "040000" })),
@@ -404,6 +405,22 @@ describe("GitlabManifestSource.readManifest", () => {
     expect(await connect().source.readManifest(PROJECT, SHA)).toHaveLength(DEFAULT_MAX_FILE_BYTES);
   });
 
+  it("refuses a kubler.yaml that is not UTF-8 (Latin-1, UTF-16), naming the line, rather than reading U+FFFD", async () => {
+    gitlab.commit(15, SHA, { "kubler.yaml": Buffer.from(`${MANIFEST}# café\n`, "latin1") });
+    const latin1 = await failure(connect().source.readManifest(PROJECT, SHA));
+    expect(latin1).toBeInstanceOf(ManifestError);
+    const line = `${MANIFEST}# café\n`.split("\n").length - 1;
+    expect(latin1.message).toBe(
+      `kubler.yaml: not UTF-8 text at ${SHA} (line ${line}): save the file as UTF-8`,
+    );
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(MANIFEST, "utf16le")]);
+    gitlab.commit(15, SHA, { "kubler.yaml": utf16 });
+    expect((await failure(connect().source.readManifest(PROJECT, SHA))).message).toContain("not UTF-8 text");
+    // A byte-order mark in UTF-8 is UTF-8.
+    gitlab.commit(15, SHA, { "kubler.yaml": Buffer.from(`\uFEFF${MANIFEST}# café\n`) });
+    expect(await connect().source.readManifest(PROJECT, SHA)).toContain("café");
+  });
+
   it("sends requests under a relative root (https://host/gitlab → /gitlab/api/v4/...)", async () => {
     gitlab.root = "/gitlab";
     gitlab.commit(15, SHA, { "kubler.yaml": MANIFEST });
@@ -588,6 +605,14 @@ describe("GitlabManifestSource.readDirectory", () => {
     const heavy = await failure(connect({ maxTotalBytes: 100 }).source.readDirectory(PROJECT, SHA, "deploy"));
     expect(heavy).toBeInstanceOf(ManifestFilesError);
     expect(heavy.message).toContain("more than 100 bytes");
+  });
+
+  it("refuses a manifest that is not UTF-8, rather than deploying U+FFFD in its place", async () => {
+    const config = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\ndata: { greeting: café }\n";
+    gitlab.commit(15, SHA, { "deploy/a.yaml": Buffer.from(config, "latin1") });
+    const error = await failure(connect().source.readDirectory(PROJECT, SHA, "deploy"));
+    expect(error).toBeInstanceOf(ManifestFilesError);
+    expect(error.message).toBe(`deploy/a.yaml: not UTF-8 text at ${SHA} (line 4): save the file as UTF-8`);
   });
 
   it("refuses a symbolic link rather than deploying its target's path as YAML", async () => {

@@ -13,6 +13,7 @@ import {
   renderManifests,
   repositoryOf,
   roleRulesFor,
+  utf8Text,
 } from "../../shared/domain/deploy-manifests.js";
 import { deploymentRollout } from "../../shared/domain/rollout.js";
 import { allows } from "../fakes/rbac.js";
@@ -184,6 +185,16 @@ describe("parseManifestFiles", () => {
         ]),
       ),
     ).toThrow("Service/web is defined twice");
+  });
+});
+
+describe("utf8Text", () => {
+  it("reads UTF-8, a byte-order mark dropped, and names the first line that is not", () => {
+    expect(utf8Text(Buffer.from("\uFEFFa: café\n"))).toEqual({ text: "a: café\n" });
+    // A U+FFFD the file spells in UTF-8 is text; the Latin-1 é two lines on is not.
+    const mixed = Buffer.concat([Buffer.from("a: \uFFFD\nb: 1\n"), Buffer.from("c: café\n", "latin1")]);
+    expect(utf8Text(mixed)).toEqual({ line: 3 });
+    expect(utf8Text(Buffer.from([0xff, 0xfe, 0x61, 0x00]))).toEqual({ line: 1 });
   });
 });
 

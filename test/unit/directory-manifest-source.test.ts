@@ -79,6 +79,17 @@ describe("DirectoryManifestSource", () => {
     );
   });
 
+  it("refuses files that are not UTF-8, naming the file and line, rather than reading U+FFFD", async () => {
+    writeFileSync(join(projectDir, "kubler.yaml"), Buffer.from("version: 1\n# café\n", "latin1"));
+    await expect(source.readManifest(project)).rejects.toThrow(
+      new ManifestError("kubler.yaml: not UTF-8 text (line 2): save the file as UTF-8"),
+    );
+    writeFileSync(join(projectDir, "deploy", "a.yaml"), Buffer.from("data: { greeting: café }\n", "latin1"));
+    await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
+      new ManifestFilesError("deploy/a.yaml: not UTF-8 text (line 1): save the file as UTF-8"),
+    );
+  });
+
   it("still refuses paths that lead outside the projects directory", async () => {
     await expect(source.readManifest({ projectPath: "../.." })).rejects.toThrow(/leads outside/);
     await expect(source.readDirectory(project, SHA, "../../..")).rejects.toThrow(/leads outside/);
