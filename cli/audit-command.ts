@@ -18,7 +18,7 @@ import {
   type SavedAuditQuery,
 } from "../shared/domain/audit-queries.js";
 import { ConfigError } from "../shared/errors.js";
-import { scanAuditFile } from "../shared/local/audit-file-query.js";
+import { isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
@@ -241,7 +241,8 @@ async function runInsights(
   const records: AuditRecord[] = [];
   for (const row of rows) {
     try {
-      records.push(JSON.parse(row["@message"] ?? ""));
+      const record: unknown = JSON.parse(row["@message"] ?? "");
+      if (isAuditRecord(record)) records.push(record);
     } catch {
       // Not one of our lines (the filter should have kept it out): nothing to show.
     }

@@ -16,6 +16,31 @@ export interface AuditScanReport {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * Whether a parsed line has the fields `kubler audit` filters and prints: JSON marked `audit` that
+ * lacks one (another tool's, a hand edit) is skipped as malformed, not a TypeError ending the query.
+ *
+ * @example
+ * isAuditRecord(JSON.parse('{"audit":true,"subject":{}}')); // false
+ */
+export function isAuditRecord(value: unknown): value is AuditRecord {
+  if (!isObject(value) || value.audit !== true) return false;
+  const { action, outcome, reason, at, actor, subject } = value;
+  return (
+    typeof action === "string" &&
+    typeof outcome === "string" &&
+    typeof reason === "string" &&
+    typeof at === "string" &&
+    typeof value.function === "string" &&
+    isObject(actor) &&
+    isObject(subject) &&
+    (value.gitlab === undefined || value.gitlab === null || isObject(value.gitlab))
+  );
+}
 const NEWLINE = 0x0a;
 
 /**
@@ -42,7 +67,7 @@ export async function scanAuditFile(
       report.malformed++;
       return;
     }
-    if (record === null || typeof record !== "object" || record.audit !== true || !record.subject) {
+    if (!isAuditRecord(record)) {
       report.malformed++;
       return;
     }

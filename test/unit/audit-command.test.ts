@@ -152,6 +152,24 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     ]);
   });
 
+  it("skips a JSON line marked audit that lacks a record's fields, instead of failing the whole query", async () => {
+    write([
+      '{"audit":true,"subject":{},"at":"2026-03-02T11:00:00.000Z"}',
+      JSON.stringify({ ...record(), actor: null }),
+      JSON.stringify({ ...record(), reason: 7 }),
+      JSON.stringify(record({ reason: "kept" })),
+    ]);
+    for (const args of [[], ["--action", "environment.*"], ["--correlation", "c-1"]]) {
+      const { code, out, err } = await run(...args);
+      expect(code).toBe(0);
+      expect(out.at(-1)).toMatch(/kept/);
+      // Lines without a filter's values are not parsed, so not counted: all three only unfiltered.
+      expect(err.at(-1)).toMatch(
+        args.length === 0 ? /1 matched, 1 shown, 3 malformed line\(s\) skipped$/ : /1 matched, 1 shown, /,
+      );
+    }
+  });
+
   it("says who stopped an environment: the GitLab user, else the operator of kubler stop, an ARN cut to fit", async () => {
     const stop = (actor: Record<string, string>, at: string) =>
       JSON.stringify(
@@ -346,6 +364,15 @@ describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
       "Logs Insights: Running 1.0 s, 1,200 records scanned (2.0 MB), 0 matched",
       "Logs Insights: Complete 2.0 s, 1,200 records scanned (2.0 MB), 2 matched",
     ]);
+  });
+
+  it("skips a row whose message lacks a record's fields, instead of failing the whole table", async () => {
+    const odd = [{ field: "@message", value: '{"audit":true,"auditVersion":1,"subject":{}}' }];
+    logs.on(GetQueryResultsCommand).resolves(results("Complete", [odd, message(record({ reason: "kept" }))]));
+    const h = harness({ KUBLER_AUDIT_LOG_GROUPS: "/aws/lambda/a" });
+    expect(await runAuditCommand([], h.io)).toBe(0);
+    expect(h.out).toHaveLength(2);
+    expect(h.out[1]).toMatch(/kept$/);
   });
 
   it("asks for the timeline oldest first, over --log-group ARNs", async () => {
