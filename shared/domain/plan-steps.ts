@@ -57,7 +57,7 @@ export function triageFact(fact: GitlabFact): Triage {
       const acts =
         action !== null &&
         (MR_BUILD_ACTIONS.has(action) ||
-          action in MR_STOP_REASONS ||
+          Object.hasOwn(MR_STOP_REASONS, action) ||
           (action === "update" && detail.oldrev !== null));
       if (!acts) {
         return {

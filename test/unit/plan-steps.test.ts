@@ -313,6 +313,15 @@ describe("planSteps", () => {
     expect(plan.kind === "steps" && plan.steps[0]?.entry.detail).not.toHaveProperty("factAt");
   });
 
+  it("takes an MR action named like an Object property for an unknown action, not a stop", () => {
+    for (const action of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      expect(planSteps(mergeRequest({ action }), WITH_IMAGE)).toEqual({
+        kind: "ignored",
+        reason: `merge request !16 action "${action}" does not change an environment`,
+      });
+    }
+  });
+
   it("builds again when a merge request is reopened", () => {
     expect(planSteps(mergeRequest({ action: "reopen" }), WITH_IMAGE)).toMatchObject({
       kind: "steps",
