@@ -280,6 +280,13 @@ function pipelineEnvironment(
       : ref === `refs/merge-requests/${pipeline.mrIid}/head`
         ? (pipeline.mrSourceBranch ?? null)
         : null;
+    if (branch !== null && branch !== ref && fork === null) {
+      // The merge request ref also carries a fork's commits (a fork's pipeline run in this project).
+      return {
+        kind: "ignored",
+        reason: `pipeline ${pipeline.pipelineId} ran on ${ref} for merge request !${pipeline.mrIid}, whose source project it does not name: not deployed`,
+      };
+    }
     if (branch === null) {
       return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
     }

@@ -456,6 +456,14 @@ describe("planSteps", () => {
         },
       ],
     });
+    // Without the MR's source project, a fork's branch cannot be told from the project's own: its
+    // commit would replace that branch's review environment.
+    const unknownSource = pipeline({ ref: "refs/merge-requests/1/head", mrSourceProjectId: null });
+    expect(planSteps(unknownSource, WITHOUT_IMAGE)).toEqual({
+      kind: "ignored",
+      reason:
+        "pipeline 31 ran on refs/merge-requests/1/head for merge request !1, whose source project it does not name: not deployed",
+    });
   });
 
   it("ignores pipelines that did not succeed, or ran on a merge ref", () => {
