@@ -388,15 +388,16 @@ function environmentName(
   rule: EnvironmentRule,
   values: { branch?: string; mr_iid?: number; tag?: string },
 ): { kind: "name"; name: string } | { kind: "ignored"; reason: string } {
-  const name = fillTemplate(rule.name, values);
-  const missing = /\{([^}]*)\}/.exec(name);
-  if (missing) {
-    return {
-      kind: "ignored",
-      reason: `environment ${rule.name} needs {${missing[1]}}, which this event does not carry`,
-    };
+  // Looked for in the rule, not the result: git allows braces in a branch name (`fix-{tag}`).
+  for (const [, key = ""] of rule.name.matchAll(/\{([^}]*)\}/g)) {
+    if (!Object.hasOwn(values, key)) {
+      return {
+        kind: "ignored",
+        reason: `environment ${rule.name} needs {${key}}, which this event does not carry`,
+      };
+    }
   }
-  return { kind: "name", name };
+  return { kind: "name", name: fillTemplate(rule.name, values) };
 }
 
 const globs = new Map<string, RegExp>();

@@ -355,6 +355,13 @@ describe("planSteps", () => {
     });
   });
 
+  it("names a review environment after a branch with braces in its name (git allows them)", () => {
+    expect(planSteps(mergeRequest({ sourceBranch: "fix-{tag}" }), WITH_IMAGE)).toMatchObject({
+      kind: "steps",
+      steps: [{ entry: { detail: { environment: "review/fix-{tag}", ref: "fix-{tag}" } } }],
+    });
+  });
+
   it("stops a deleted branch's review environment, reading kubler.yaml at the commit it removed", () => {
     const before = "95790bf891e76fee5e1747ab589903a6a1f80f22";
     const fact = push({ branch: "feature/x", change: "deleted", after: "0".repeat(40) });
