@@ -156,7 +156,13 @@ async function start(args: string[]): Promise<number> {
     }
     stopping = true;
     console.log("stopping… (Ctrl-C again to stop at once)");
-    await runtime.close();
+    try {
+      await runtime.close();
+    } catch (error) {
+      // A file that cannot be written as it closes (a full disk): said, not an unhandled rejection's stack.
+      process.stderr.write(`kubler: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    }
     process.exit(0);
   };
   process.on("SIGINT", stop);

@@ -234,8 +234,17 @@ async function startLocked(
         );
       }
       await environments.close();
-      await Promise.all(Object.values(files).map((file) => file.close()));
+      // Every file is closed and the lock released even when one cannot be written (a full disk).
+      const closed = await Promise.allSettled(Object.values(files).map((file) => file.close()));
       lock.release();
+      const unwritten = closed.flatMap((result) =>
+        result.status === "rejected" ? [(result.reason as Error).message] : [],
+      );
+      if (unwritten.length > 0) {
+        throw new Error(
+          `stopped, but ${unwritten.join("; ")}, so the lines kept for it are lost; free space before the next start`,
+        );
+      }
     },
   };
 }

@@ -3,14 +3,14 @@
  * envelope read back from events.jsonl.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { loadFixture, sendFixture } from "../../cli/send.js";
-import { type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
+import { isolatedKublerEnv, type KublerProcess, ROOT, startKublerProcess } from "./kubler-process.js";
 
 let runtime: KublerProcess;
 let url: string;
@@ -213,5 +213,30 @@ describe("a second kubler start on the same data dir (process)", () => {
     // The CLI's way to the first runtime's cluster is still there, and so is the first runtime.
     expect(existsSync(join(dataDir, "kubeconfig"))).toBe(true);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  }, 40_000);
+});
+
+describe.skipIf(!existsSync("/dev/full"))("kubler start stopped on a full disk", () => {
+  it("says which file could not be written and exits 1, without a stack trace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-e2e-full-"));
+    // events.jsonl on a disk with no room left: the webhook's line is accepted, then cannot be written.
+    symlinkSync("/dev/full", join(dir, "events.jsonl"));
+    const full = await startKublerProcess({
+      ...isolatedKublerEnv(dir),
+      PORT: "0",
+    });
+    const token = readLocalSecrets(dir)?.token ?? "";
+    const response = await sendFixture(loadFixture("push"), { url: full.url, token });
+    expect(response.status).toBe(202);
+    await full.waitFor(/could not write .*events\.jsonl/);
+    const exited = full.exited();
+    full.stop();
+    expect(await exited).toBe(1);
+    expect(full.output()).toMatch(
+      /kubler: stopped, but could not write .*events\.jsonl: ENOSPC.*; free space before the next start/,
+    );
+    expect(full.output()).not.toMatch(/\n\s+at |Node\.js v/);
+    // The rest was closed: the data dir's lock is released.
+    expect(existsSync(join(dir, "kubler.lock"))).toBe(false);
   }, 40_000);
 });
