@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { InsightsRow } from "../shared/adapters/cloudwatch-audit-query.js";
-import { ENV } from "../shared/config.js";
+import { ENV, fileProblem } from "../shared/config.js";
 import { AUDIT_OUTCOMES, type AuditOutcome, type AuditRecord } from "../shared/domain/audit.js";
 import {
   type AuditFilter,
@@ -141,12 +141,23 @@ function localAuditPath(io: AuditCommandIo): string {
   return join(io.env[ENV.DATA_DIR] || ".kubler", "audit.jsonl");
 }
 
+/** The local trail, scanned; a file that cannot be read is named, with what is wrong with it. */
+function scanLocal(
+  path: string,
+  filter: Plan["filter"],
+  onMatch: (record: AuditRecord) => void,
+): ReturnType<typeof scanAuditFile> {
+  return scanAuditFile(path, filter, onMatch).catch((error: unknown) => {
+    throw new ConfigError(`${path} ${fileProblem(error)}`);
+  });
+}
+
 async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<number> {
   const started = performance.now();
   if (plan.groupBy) {
     const groups = new Map<string, { values: unknown[]; records: number; last: string }>();
     const groupBy = plan.groupBy;
-    const report = await scanAuditFile(path, plan.filter, (record) => {
+    const report = await scanLocal(path, plan.filter, (record) => {
       const values = groupBy.map((field) => auditField(record, field) ?? null);
       const key = JSON.stringify(values);
       const group = groups.get(key) ?? { values, records: 0, last: "" };
@@ -173,7 +184,7 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
   // Only the newest `limit` matches are kept: memory is bounded by the limit, not the file.
   const kept: AuditRecord[] = [];
   let next = 0;
-  const report = await scanAuditFile(path, plan.filter, (record) => {
+  const report = await scanLocal(path, plan.filter, (record) => {
     if (kept.length < plan.limit) kept.push(record);
     else kept[next] = record;
     next = (next + 1) % plan.limit;

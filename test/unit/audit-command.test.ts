@@ -8,7 +8,7 @@ import {
 } from "@aws-sdk/client-cloudwatch-logs";
 import { mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -150,6 +150,13 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
       expect.stringMatching(/\s+credentials\.issue\s+allow\s+mona\s+group\/app\s+staging\s+rule ci$/),
       expect.stringMatching(/\s+success\s+-\s+group\/app\s+staging\s+swept$/),
     ]);
+  });
+
+  it("names the audit file, and what is wrong with it, when it cannot be read", async () => {
+    mkdirSync(join(dataDir, "audit.jsonl"));
+    await expect(run()).rejects.toThrow(
+      new ConfigError(`${join(dataDir, "audit.jsonl")} is a directory, not a file`),
+    );
   });
 
   it("skips a JSON line marked audit that lacks a record's fields, instead of failing the whole query", async () => {
