@@ -324,6 +324,11 @@ async function send(args: string[]): Promise<number> {
     console.error(`kubler send: which event?\n${usageOf("send")}`);
     return 2;
   }
+  // An empty key (`--key "$KEY"` with KEY unset) is sent as no key, which the runtime refuses (401)
+  // as if the secret were wrong.
+  if (values.key !== undefined && !values.key.trim()) {
+    throw new ConfigError("--key is empty: give the Idempotency-Key to reuse, or leave --key out");
+  }
   const fixture = loadFixture(name);
   const config = loadLocalConfig(process.env);
   const { token, signingKey } = runtimeSecret(config);

@@ -110,6 +110,18 @@ describe("messages", () => {
     30_000,
   );
 
+  it("refuses an empty --key, which the runtime would answer as an unsigned delivery (401)", async () => {
+    const { code, stderr } = await runKubler(
+      { ...env, PORT: "1", KUBLER_WEBHOOK_SIGNING_KEY: "whsec_ZTJlLXNpZ25pbmcta2V5LWZvci1jbGktdGVzdHM=" },
+      "send",
+      "push",
+      "--key",
+      "",
+    );
+    expect(code).toBe(1);
+    expect(stderr).toContain("--key is empty");
+  }, 30_000);
+
   it("says a payload file that is not JSON is not valid JSON", async () => {
     const bad = join(dataDir, "bad.json");
     writeFileSync(bad, "{not json");
