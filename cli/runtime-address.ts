@@ -2,7 +2,7 @@
  * Where the running local runtime answers, for the commands that talk to it (`send`, `deploy`,
  * `credentials`, `sweep`): `PORT` when this shell sets it, else the URL the runtime wrote in its
  * data dir's lock when it started listening (so `PORT=9090 npm start` is found without exporting
- * PORT again), else the default port.
+ * PORT again, or with PORT=0), else the default port.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +16,8 @@ export const LOCK_FILE = "kubler.lock";
  * runtimeUrl(loadLocalConfig(process.env), process.env); // "http://127.0.0.1:8080"
  */
 export function runtimeUrl(config: LocalConfig, env: Env): string {
-  if (!env[ENV.PORT]?.trim()) {
+  // PORT=0 asked the runtime for any free port: only its lock knows which.
+  if (!env[ENV.PORT]?.trim() || config.port === 0) {
     const locked = lockedUrl(join(config.dataDir, LOCK_FILE));
     if (locked) return locked;
   }

@@ -27,6 +27,11 @@ describe("runtimeUrl", () => {
     expect(url({ PORT: "9090" })).toBe("http://127.0.0.1:9090");
   });
 
+  it("finds a runtime started with PORT=0 (any free port) from a shell that exports PORT=0 too", () => {
+    lock(`${JSON.stringify({ pid: 4242, url: "http://127.0.0.1:43210" })}\n`);
+    expect(url({ PORT: "0" })).toBe("http://127.0.0.1:43210");
+  });
+
   it("ignores a lock without a usable URL (still starting, or cut short by a crash)", () => {
     lock('{"pid": 4242, "url": null}');
     expect(url({})).toBe("http://127.0.0.1:8080");
