@@ -167,6 +167,9 @@ async function start(args: string[]): Promise<number> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // Its terminal closed (a tab, an SSH session gone): by default the process died there, its last
+  // lines unwritten and its data dir's lock left behind.
+  process.on("SIGHUP", stop);
   return new Promise(() => undefined);
 }
 

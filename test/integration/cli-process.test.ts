@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalRuntimePublisher } from "../../cli/environment-commands.js";
 import { createLocalEventsApp } from "../../cli/local-events-app.js";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
+import { loadFixture, sendFixture } from "../../cli/send.js";
 import { systemClock } from "../../shared/clock.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { RecordingAuditLog } from "../fakes/index.js";
@@ -238,6 +239,26 @@ describe("kubler start, stopped twice", () => {
     expect(runtime.output()).toMatch(
       /kubler: stopped at once, abandoning 1 delivery\(ies\) still running: deploy-environment on Deploy Requested \S+ \(the events are in .*events\.jsonl\)/,
     );
+  }, 30_000);
+});
+
+describe("kubler start, its terminal closed (SIGHUP)", () => {
+  it("stops as on Ctrl-C: the accepted webhook's envelope written, the data dir released, exit 0", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-hup-"));
+    const runtime = await startKublerProcess({ ...env, PORT: "0", KUBLER_DATA_DIR: dir });
+    const token = readLocalSecrets(dir)?.token ?? "";
+    const response = await sendFixture(loadFixture("push"), {
+      url: runtime.url,
+      token,
+      idempotencyKey: "hup-1",
+    });
+    expect(response.status).toBe(202);
+    const exited = runtime.exited();
+    runtime.stop("SIGHUP");
+    expect(await exited).toBe(0);
+    expect(readFileSync(join(dir, "events.jsonl"), "utf8")).toContain('"detail-type":"Push"');
+    expect(readFileSync(join(dir, "audit.jsonl"), "utf8")).toContain('"idempotencyKey":"hup-1"');
+    expect(existsSync(join(dir, "kubler.lock"))).toBe(false);
   }, 30_000);
 });
 
