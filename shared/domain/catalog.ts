@@ -52,6 +52,8 @@ const TagPushDetail = v.object({
   tag: Name,
   before: Sha,
   after: Sha,
+  /** The commit the tag points to: an annotated tag's `after` is the tag object, not a commit. */
+  checkoutSha: v.optional(NullableSha),
   change: v.picklist(["created", "updated", "deleted"]),
   user: Username,
 });

@@ -201,6 +201,8 @@ function normalizeTagPush({ read, ...ctx }: Context): Fact {
       tag,
       before,
       after,
+      // An annotated tag's `after` is the tag object; GitLab peels it to the commit here.
+      checkoutSha: read.optionalSha("checkout_sha"),
       change,
       user: read.optionalString("user_username"),
     },

@@ -49,7 +49,8 @@ export function triageFact(fact: GitlabFact): Triage {
         return { kind: "ignored", reason: `tag ${fact.detail.tag} deleted: a release environment stays` };
       }
       // A deletion's `after` is all zeros: its kubler.yaml is the one of the commit it removed.
-      return { kind: "read", sha: detail.change === "deleted" ? detail.before : detail.after };
+      if (detail.change === "deleted") return { kind: "read", sha: detail.before };
+      return { kind: "read", sha: fact.detailType === "Tag Push" ? tagCommit(fact.detail) : detail.after };
     }
     case "Merge Request": {
       const { detail } = fact;
@@ -222,10 +223,15 @@ function planTagPush(push: Fact<"Tag Push">, manifest: KublerManifest): Plan {
   const environment = environmentName(rule, { tag: push.tag });
   if (environment.kind === "ignored") return environment;
   return buildPlan(
-    { ...refTarget(push, environment.name, push.after, push.tag), ttl: rule.ttl ?? null },
+    { ...refTarget(push, environment.name, tagCommit(push), push.tag), ttl: rule.ttl ?? null },
     manifest,
     `tag ${push.tag} pushed`,
   );
+}
+
+/** The commit a pushed tag points to (`??`: a detail from before `checkoutSha` was carried has none). */
+function tagCommit(push: Fact<"Tag Push">): string {
+  return push.checkoutSha ?? push.after;
 }
 
 function planPipeline(pipeline: Fact<"Pipeline">, manifest: KublerManifest): Plan {

@@ -137,6 +137,7 @@ const EXPECTED: Record<string, Normalized | { error: string }> = {
         tag: "v1.0.0",
         before: "0000000000000000000000000000000000000000",
         after: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+        checkoutSha: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
         change: "created",
         user: "jsmith",
       },

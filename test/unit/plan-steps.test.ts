@@ -416,6 +416,26 @@ describe("planSteps", () => {
     expect(env(planSteps(tag, manifest))).toBe("no rule matches ref v1.0.0 (tag)");
   });
 
+  it("builds the commit an annotated tag points to, not the tag object", () => {
+    // For an annotated tag, `after` is the tag object's SHA (git rev-parse refs/tags/v1.1.0);
+    // `checkout_sha` is its commit (lib/gitlab/data_builder/push.rb).
+    const tagObject = "8a2a6eb295bb170b34c24c76c49ed0e9b2eaf34b";
+    const commit = "5937ac0a7beb003549fc5fd26fc247adbce4a52e";
+    const { payload } = payloadOf("tag_push.json");
+    const normalized = normalizeGitlabEvent({
+      eventHeader: "Tag Push Hook",
+      payload: { ...payload, after: tagObject, checkout_sha: commit },
+      instance: null,
+      correlationId: CORRELATION_ID,
+    });
+    const fact = (normalized.kind === "fact" && normalized.entry) as GitlabFact;
+    expect(triageFact(fact)).toEqual({ kind: "read", sha: commit });
+    expect(planSteps(fact, WITH_IMAGE)).toMatchObject({
+      kind: "steps",
+      steps: [{ entry: { detailType: "Build Requested", detail: { sha: commit } }, sha: commit }],
+    });
+  });
+
   it("keeps a release environment when its tag is deleted", () => {
     const tag = factOf("tag_push.json") as Extract<GitlabFact, { detailType: "Tag Push" }>;
     expect(planSteps({ ...tag, detail: { ...tag.detail, change: "deleted" } }, WITH_IMAGE)).toEqual({
