@@ -1,3 +1,5 @@
+import { isScalar, visit } from "yaml";
+
 /**
  * A bound on YAML nesting, checked on the text before a parser sees it. The yaml package parses
  * nesting recursively: a few thousand `[` cost ~0.5 s, and at ~4,000 levels Node can die outright
@@ -55,4 +57,41 @@ export function yamlNestingProblem(text: string): string | null {
     } else if ((c === "]" || c === "}") && depth > 0) depth--;
   }
   return null;
+}
+
+/**
+ * Where a mapping first repeats a key (its offset in the text), or null. yaml's own check
+ * (`uniqueKeys`) compares each key with every earlier key of its mapping: a 1 MiB file of short keys
+ * took it over a minute. This is the same check (scalar keys equal by value, `1` not `"1"`) with a set
+ * per mapping, on a document parsed with `uniqueKeys: false`.
+ *
+ * @example
+ * repeatedKeyOffset(parseDocument("a: 1\na: 2\n", { uniqueKeys: false })); // 5
+ */
+export function repeatedKeyOffset(document: Parameters<typeof visit>[0]): number | null {
+  let first: number | null = null;
+  visit(document, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const { key } of map.items) {
+        if (!isScalar(key)) continue;
+        const offset = key.range?.[0];
+        if (seen.has(key.value) && offset !== undefined && (first === null || offset < first)) first = offset;
+        seen.add(key.value);
+      }
+    },
+  });
+  return first;
+}
+
+/**
+ * The 1-based line and column of an offset in `text`, as yaml's messages count them.
+ *
+ * @example
+ * lineAndColumn("a: 1\na: 2\n", 5); // { line: 2, column: 1 }
+ */
+export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const lineStart = before.lastIndexOf("\n") + 1;
+  return { line: before.split("\n").length, column: offset - lineStart + 1 };
 }

@@ -30,6 +30,17 @@ describe("parseKublerManifest", () => {
     ]);
   });
 
+  // plan-steps reads kubler.yaml for every push: yaml's own check of repeated keys compares each key
+  // with every earlier one, and a 1 MiB file of short keys held it for about a minute.
+  it("reads a kubler.yaml of the largest size with a key on every line in linear time", {
+    timeout: 30_000,
+  }, () => {
+    const args = Array.from({ length: 75_000 }, (_, i) => `    A${i}: v\n`).join("");
+    const text = `version: 1\nimage:\n  name: registry.example.com/group/app\n  buildArgs:\n${args}deploy: { manifests: deploy/ }\nenvironments: [{ name: x, on: merge_request }]\n`;
+    expect(text.length).toBeLessThan(1024 * 1024);
+    expect(Object.keys(parseKublerManifest(text).image?.buildArgs ?? {})).toHaveLength(75_000);
+  });
+
   it("fills in the defaults", () => {
     const manifest = parseKublerManifest(
       "version: 1\ndeploy: { manifests: k8s }\nenvironments: [{ name: staging, on: { branch: main } }]",
