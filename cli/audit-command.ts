@@ -18,7 +18,7 @@ import {
   type SavedAuditQuery,
 } from "../shared/domain/audit-queries.js";
 import { ConfigError } from "../shared/errors.js";
-import { isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
+import { type AuditScanReport, isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
@@ -177,7 +177,7 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
       });
     printGroups(rows, groupBy, plan, io);
     io.progress(
-      `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched`,
+      `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched${lookFurther(plan, report)}`,
     );
     return 0;
   }
@@ -193,9 +193,15 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
   printRecords(records, plan, io);
   const malformed = report.malformed ? `, ${report.malformed} malformed line(s) skipped` : "";
   io.progress(
-    `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched, ${records.length} shown${malformed}`,
+    `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched, ${records.length} shown${malformed}${lookFurther(plan, report)}`,
   );
   return 0;
+}
+
+/** Nothing matched within the default 24 h: the trail of yesterday's session is not gone, only older. */
+function lookFurther(plan: Plan, report: AuditScanReport): string {
+  if (report.matched > 0 || report.bytes === 0 || plan.filter.since.getTime() === 0) return "";
+  return `; nothing since ${plan.filter.since.toISOString()}: look further back with --since 7d, or --since all`;
 }
 
 async function runInsights(

@@ -282,6 +282,15 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(out).toEqual(["no audit records match"]);
   });
 
+  it("says how to look further back when nothing matched since --since", async () => {
+    write([JSON.stringify(record({ at: "2026-02-20T11:00:00.000Z" }))]);
+    const { out, err } = await run();
+    expect(out).toEqual(["no audit records match"]);
+    expect(err.at(-1)).toMatch(
+      /0 matched, 0 shown; nothing since 2026-03-01T12:00:00\.000Z: look further back with --since 7d, or --since all$/,
+    );
+  });
+
   it.each([
     [["--outcome", "maybe"], "--outcome"],
     [["--since", "yesterday"], "--since"],
