@@ -130,45 +130,45 @@ export async function planStepsFor(
   const decide = async (outcome: AuditOutcome, reason: string, subject: Record<string, unknown>) =>
     audit(outcome, reason + (await confirmFact(deps, factKey)), subject);
 
+  // A close, merge or reopen is remembered whatever kubler.yaml says (a reopen plans nothing without
+  // an image, or at a commit whose kubler.yaml is bad): the MR's later pipelines and updates are
+  // judged by it. Written while kubler.yaml is read: one call's time in the function's budget
+  // (functions/plan-steps/limits.ts); never rejects, its error is handled below.
+  const remembering = rememberMergeRequestState(deps, fact, factAt).then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
   let plan: Plan;
-  let optedIn = false;
+  let invalid: ManifestError | null = null;
   try {
     const manifest = await readManifest(deps, detail.gitlab, sha);
-    optedIn = manifest.kind === "manifest";
     plan =
       manifest.kind === "none"
         ? { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` }
         : planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
   } catch (error) {
-    if (error instanceof ManifestError) {
-      // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
-      await decide("failure", error.message, { sha, file: MANIFEST_FILE });
-      return { kind: "failed", reason: error.message };
-    }
-    const retry = await releaseForRetry(deps, factKey);
-    audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
-    throw audited(error);
-  }
-  // A close, merge or reopen is remembered even when it plans nothing (a reopen without an image):
-  // the MR's later pipelines and updates are judged by it.
-  const remembered = optedIn ? mergeRequestStateOf(fact) : null;
-  const remember = async () => {
-    if (remembered === null) return;
-    const key = mergeRequestStateKey(detail.gitlab, remembered.iid, remembered.state);
-    await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
-  };
-  if (plan.kind === "ignored") {
-    try {
-      await remember();
-    } catch (error) {
+    if (!(error instanceof ManifestError)) {
+      await remembering;
       const retry = await releaseForRetry(deps, factKey);
-      audit(
-        "failure",
-        `could not record a merge request's ${remembered?.state}: ${messageOf(error)}; ${retry}`,
-        { sha },
-      );
+      audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
       throw audited(error);
     }
+    invalid = error;
+    plan = { kind: "ignored", reason: error.message };
+  }
+  const unremembered = await remembering;
+  if (unremembered !== null) {
+    const retry = await releaseForRetry(deps, factKey);
+    const reason = `could not record the merge request's ${fact.detailType === "Merge Request" ? fact.detail.action : ""}`;
+    audit("failure", `${reason}: ${messageOf(unremembered.error)}; ${retry}`, { sha });
+    throw audited(unremembered.error);
+  }
+  if (invalid !== null) {
+    // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
+    await decide("failure", invalid.message, { sha, file: MANIFEST_FILE });
+    return { kind: "failed", reason: invalid.message };
+  }
+  if (plan.kind === "ignored") {
     await decide("ignored", plan.reason, { sha });
     return plan;
   }
@@ -180,8 +180,7 @@ export async function planStepsFor(
     return { kind: "failed", reason: tooLarge };
   }
   try {
-    // Together: one call's time in the function's budget (functions/plan-steps/limits.ts).
-    [plan] = await Promise.all([heedStops(deps, plan, factAt, heedsMergeRequestEnd(fact)), remember()]);
+    plan = await heedStops(deps, plan, factAt, heedsMergeRequestEnd(fact));
   } catch (error) {
     const retry = await releaseForRetry(deps, factKey);
     audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha });
@@ -395,11 +394,17 @@ function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
   return null;
 }
 
-/** The merge, close or reopen a fact is, to remember by the MR's iid; null for any other fact. */
-function mergeRequestStateOf(fact: GitlabFact): { iid: number; state: MergeRequestState } | null {
-  if (fact.detailType !== "Merge Request") return null;
+/** Records a merge, close or reopen by the MR's iid (`mergeRequestStateKey`); nothing for other facts. */
+async function rememberMergeRequestState(
+  deps: PlanStepsDeps,
+  fact: GitlabFact,
+  factAt: Date | null,
+): Promise<void> {
+  if (fact.detailType !== "Merge Request") return;
   const state = MERGE_REQUEST_STATES.get(fact.detail.action ?? "");
-  return state ? { iid: fact.detail.iid, state } : null;
+  if (state === undefined) return;
+  const key = mergeRequestStateKey(fact.detail.gitlab, fact.detail.iid, state);
+  await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
 }
 
 const MERGE_REQUEST_STATES: ReadonlyMap<string, MergeRequestState> = new Map([

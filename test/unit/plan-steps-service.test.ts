@@ -407,6 +407,39 @@ describe("planStepsFor", () => {
     ]);
   });
 
+  it("takes a reopen at a commit whose kubler.yaml is bad for a reopen all the same", async () => {
+    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+    const ci = { gitlab: gitlabOf(CI_BUILT), sourceProjectId: gitlabOf(CI_BUILT).projectId };
+    await planStepsFor(
+      deps,
+      mergeRequest("c-1", { ...ci, action: "close", state: "closed" }),
+      at("10:00:00"),
+    );
+    const good = deps.manifests.files[CI_BUILT] as string;
+    deps.manifests.files[CI_BUILT] = "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n";
+    const reopen = await planStepsFor(deps, mergeRequest("c-2", { ...ci, action: "reopen" }), at("10:01:00"));
+    expect(reopen).toMatchObject({ kind: "failed" });
+    // The project fixes kubler.yaml; the pipeline of that commit succeeds.
+    deps.manifests.files[CI_BUILT] = good;
+    await planStepsFor(deps, pipeline("c-3"), at("10:02:00"));
+    expect(published()).toEqual([
+      "Environment Stop Requested review/feature-x",
+      "Deploy Requested review/feature-x",
+    ]);
+  });
+
+  it("retries a close it could not record, auditing why", async () => {
+    vi.spyOn(deps.stops, "record").mockRejectedValueOnce(new UnavailableError("DynamoDB timed out"));
+    const close = mergeRequest("c-1", { action: "close", state: "closed" });
+    await expect(planStepsFor(deps, close)).rejects.toThrow("DynamoDB timed out");
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: "could not record the merge request's close: DynamoDB timed out; will retry",
+    });
+    await planStepsFor(deps, close);
+    expect(published()).toEqual(["Environment Stop Requested review/feature-x"]);
+  });
+
   it("forgets its claims when publishing fails, so the bus's retry publishes", async () => {
     deps.publisher.failNext = 1;
     await expect(planStepsFor(deps, mergeRequest("c-1"))).rejects.toThrow("failed to publish");
