@@ -5,6 +5,7 @@
  * `local.event` audit line: `deny` (401), `failure` (400, 503, 500) or `success` (published).
  */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AuditOutcome } from "../shared/domain/audit.js";
 import { type Detail, type GitlabRef, isDetailType, validateDetail } from "../shared/domain/catalog.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
@@ -16,6 +17,12 @@ import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
 import { stepAuditRecord } from "../shared/services/step-audit.js";
 
 export const LOCAL_EVENTS_PATH = "/local/events";
+
+/**
+ * A catalog event is a few KB at most. The body is read whole before its secret can be checked, so
+ * without a limit anyone who reaches the port (KUBLER_HOST=0.0.0.0) could fill the runtime's memory.
+ */
+export const LOCAL_EVENTS_MAX_BODY_BYTES = 1024 * 1024;
 
 const FN = "local-events";
 const ACTION = "local.event";
@@ -43,7 +50,15 @@ export interface LocalEventsAppDeps {
  */
 export function createLocalEventsApp(deps: LocalEventsAppDeps): Hono {
   const app = new Hono();
-  app.post(LOCAL_EVENTS_PATH, async (c) => {
+  const limit = bodyLimit({
+    maxSize: LOCAL_EVENTS_MAX_BODY_BYTES,
+    onError: (c) => {
+      const reason = `body is larger than the ${LOCAL_EVENTS_MAX_BODY_BYTES} byte limit`;
+      deps.audit.record(auditRecordOf(null, "failure", reason, { status: 413 }, deps.clock.now()));
+      return c.json({ error: "payload_too_large", message: reason }, 413);
+    },
+  });
+  app.post(LOCAL_EVENTS_PATH, limit, async (c) => {
     // What is known of the request so far, for its audit line: never the body before it is verified.
     let entry = null as LocalEventEntry;
     const record = (outcome: AuditOutcome, reason: string, subject: Record<string, unknown> = {}) =>

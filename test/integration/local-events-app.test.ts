@@ -3,7 +3,11 @@
  * success), never with the token; a real 500 goes to the operator's stderr, not to the caller.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { createLocalEventsApp, LOCAL_EVENTS_PATH } from "../../cli/local-events-app.js";
+import {
+  createLocalEventsApp,
+  LOCAL_EVENTS_MAX_BODY_BYTES,
+  LOCAL_EVENTS_PATH,
+} from "../../cli/local-events-app.js";
 import { environmentStopKey, isRefusedByStop } from "../../shared/domain/plan-steps.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
@@ -47,6 +51,57 @@ const post = (body: unknown, token = TOKEN) =>
     headers: { "content-type": "application/json", "x-gitlab-token": token },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
+
+describe("POST /local/events body size", () => {
+  const tooLarge = "x".repeat(LOCAL_EVENTS_MAX_BODY_BYTES + 1);
+
+  it("refuses a declared length over the limit (413) before reading it or checking the secret, audited", async () => {
+    const response = await app.request(LOCAL_EVENTS_PATH, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "content-length": String(tooLarge.length),
+        "x-gitlab-token": "not-the-right-token-0000",
+      },
+      body: tooLarge,
+    });
+    expect(response.status).toBe(413);
+    expect(audit.records).toEqual([
+      expect.objectContaining({
+        action: "local.event",
+        outcome: "failure",
+        reason: `body is larger than the ${LOCAL_EVENTS_MAX_BODY_BYTES} byte limit`,
+        subject: { status: 413 },
+      }),
+    ]);
+    expect(publisher.entries).toEqual([]);
+  });
+
+  it("refuses a chunked body once it grows over the limit (413)", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent > LOCAL_EVENTS_MAX_BODY_BYTES * 4) return controller.close();
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    const response = await app.request(LOCAL_EVENTS_PATH, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-gitlab-token": TOKEN,
+        "transfer-encoding": "chunked",
+      },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(sent).toBeLessThan(LOCAL_EVENTS_MAX_BODY_BYTES * 2);
+    expect(publisher.entries).toEqual([]);
+  });
+});
 
 describe("POST /local/events audit", () => {
   it("audits a published event with its detail-type, correlation id and event id", async () => {
