@@ -477,6 +477,12 @@ async function prepare(
     };
   }
   const files = await deps.manifests.readDirectory(detail.gitlab, detail.sha, manifest.deploy.manifests);
+  if (files.size === 0) {
+    // A missing directory reads as an empty one: a typo, or manifests kept one level down.
+    throw new ManifestFilesError(
+      `${manifest.deploy.manifests}: no YAML files (*.yaml, *.yml) in this directory at ${detail.sha}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
+    );
+  }
   const pullSecret = await deps.pullSecret();
   const { objects, pinned } = renderManifests(parseManifestFiles(files), {
     namespace,

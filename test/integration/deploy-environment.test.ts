@@ -807,6 +807,19 @@ describe("deployEnvironment", () => {
     }
   });
 
+  it("fails a manifests directory without YAML files, naming it and what is read, touching nothing", async () => {
+    writeFileSync(
+      join(projects, PROJECT, "kubler.yaml"),
+      "version: 1\ndeploy: { manifests: k8s/ }\nenvironments: [{ name: 'review/{branch}', on: merge_request }]\n",
+    );
+    const outcome = await deployEnvironment(deps, requested());
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: `k8s/: no YAML files (*.yaml, *.yml) in this directory at ${SHA_1}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
+    });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+  });
+
   it("never adopts a namespace Kubler does not manage", async () => {
     k8s.store.put({
       apiVersion: "v1",
