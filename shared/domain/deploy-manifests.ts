@@ -217,8 +217,24 @@ function checkObject(value: unknown, where: string): KubeObject {
       `${where}: ${object.kind} ${object.metadata.name}: the name is Kubler's own in every environment (reserved: ${RESERVED_NAMES.join(", ")}, ${JOB_ACCOUNT_PREFIX}*); rename it`,
     );
   }
+  checkAccountToken(object as KubeObject, where);
   checkPodSpec(object as KubeObject, where);
   return object as KubeObject;
+}
+
+/**
+ * A ServiceAccount token Secret makes the cluster keep a token for the account that never expires.
+ * For Kubler's accounts (the deployer, the jobs' `kubler-ci-*`) that is the long-lived credential
+ * job-credentials exists to replace, readable by any job that may get the Secret by its name.
+ */
+function checkAccountToken(object: KubeObject, where: string): void {
+  if (object.kind !== "Secret" || object.type !== "kubernetes.io/service-account-token") return;
+  const account = object.metadata.annotations?.["kubernetes.io/service-account.name"];
+  if (typeof account === "string" && isReservedName(account)) {
+    throw new ManifestFilesError(
+      `${where}: Secret ${object.metadata.name}: a token Secret for Kubler's ServiceAccount ${account}, which would never expire; job-credentials mints its tokens for minutes`,
+    );
+  }
 }
 
 /**

@@ -157,6 +157,26 @@ describe("parseManifestFiles", () => {
     },
   );
 
+  it.each([DEPLOYER_NAME, `${JOB_ACCOUNT_PREFIX}kubler-deployer`])(
+    "refuses a ServiceAccount token Secret for Kubler's %s: its tokens are minted short-lived, never kept",
+    (account) => {
+      const token = (name: string) =>
+        new Map([
+          [
+            "deploy/token.yaml",
+            `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ci-token\n  annotations: { kubernetes.io/service-account.name: ${name} }\ntype: kubernetes.io/service-account-token\n`,
+          ],
+        ]);
+      expect(() => parseManifestFiles(token(account))).toThrow(
+        new ManifestFilesError(
+          `deploy/token.yaml (document 1): Secret ci-token: a token Secret for Kubler's ServiceAccount ${account}, which would never expire; job-credentials mints its tokens for minutes`,
+        ),
+      );
+      // The project's own ServiceAccounts are its own to give tokens.
+      expect(parseManifestFiles(token("worker"))).toHaveLength(1);
+    },
+  );
+
   it.each([
     ["containers: [null]", "spec.template.spec.containers[0]: expected a mapping, found null"],
     ["containers: 5", "spec.template.spec.containers: expected a list, found 5"],
