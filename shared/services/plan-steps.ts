@@ -130,16 +130,31 @@ export async function planStepsFor(
   const decide = async (outcome: AuditOutcome, reason: string, subject: Record<string, unknown>) =>
     audit(outcome, reason + (await confirmFact(deps, factKey)), subject);
 
-  // A close, merge or reopen is remembered whatever kubler.yaml says (a reopen plans nothing without
-  // an image, or at a commit whose kubler.yaml is bad): the MR's later pipelines and updates are
-  // judged by it. Written while kubler.yaml is read: one call's time in the function's budget
-  // (functions/plan-steps/limits.ts); never rejects, its error is handled below.
-  const remembering = rememberMergeRequestState(deps, fact, factAt).then(
-    () => null,
-    (error: unknown) => ({ error }),
-  );
+  // A close, merge or reopen is remembered whatever the decision (a reopen plans nothing without an
+  // image, or at a commit whose kubler.yaml is bad): the MR's later pipelines and updates are judged
+  // by it. Never rejects: a failure is returned, for the attempt to be retried.
+  const remember = () =>
+    rememberMergeRequestState(deps, fact, factAt).then(
+      () => null,
+      (error: unknown) => ({ error }),
+    );
+  const retryUnremembered = async (failure: { error: unknown }, claimed: readonly string[] = []) => {
+    const retry = await releaseForRetry(deps, factKey, claimed);
+    const what = `the merge request's ${fact.detailType === "Merge Request" ? fact.detail.action : null}`;
+    audit("failure", `could not record ${what}: ${messageOf(failure.error)}; ${retry}`, { sha });
+    return audited(failure.error);
+  };
+  const decideRemembered = async (
+    outcome: AuditOutcome,
+    reason: string,
+    subject: Record<string, unknown>,
+  ): Promise<void> => {
+    const failure = await remember();
+    if (failure) throw await retryUnremembered(failure);
+    await decide(outcome, reason, subject);
+  };
+
   let plan: Plan;
-  let invalid: ManifestError | null = null;
   try {
     const manifest = await readManifest(deps, detail.gitlab, sha);
     plan =
@@ -147,36 +162,24 @@ export async function planStepsFor(
         ? { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` }
         : planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
   } catch (error) {
-    if (!(error instanceof ManifestError)) {
-      await remembering;
-      const retry = await releaseForRetry(deps, factKey);
-      audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
-      throw audited(error);
+    if (error instanceof ManifestError) {
+      // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
+      await decideRemembered("failure", error.message, { sha, file: MANIFEST_FILE });
+      return { kind: "failed", reason: error.message };
     }
-    invalid = error;
-    plan = { kind: "ignored", reason: error.message };
-  }
-  const unremembered = await remembering;
-  if (unremembered !== null) {
     const retry = await releaseForRetry(deps, factKey);
-    const reason = `could not record the merge request's ${fact.detailType === "Merge Request" ? fact.detail.action : ""}`;
-    audit("failure", `${reason}: ${messageOf(unremembered.error)}; ${retry}`, { sha });
-    throw audited(unremembered.error);
-  }
-  if (invalid !== null) {
-    // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
-    await decide("failure", invalid.message, { sha, file: MANIFEST_FILE });
-    return { kind: "failed", reason: invalid.message };
+    audit("failure", `could not read ${MANIFEST_FILE} at ${sha}: ${messageOf(error)}; ${retry}`, { sha });
+    throw audited(error);
   }
   if (plan.kind === "ignored") {
-    await decide("ignored", plan.reason, { sha });
+    await decideRemembered("ignored", plan.reason, { sha });
     return plan;
   }
   const tooLarge = oversizeStep(plan);
   if (tooLarge !== null) {
     // Final, like a bad kubler.yaml: the bus's retries would meet the same limit for a day, then
     // dead-letter it.
-    await decide("failure", tooLarge, { sha });
+    await decideRemembered("failure", tooLarge, { sha });
     return { kind: "failed", reason: tooLarge };
   }
   try {
@@ -187,13 +190,16 @@ export async function planStepsFor(
     throw audited(error);
   }
   if (plan.kind === "ignored") {
-    await decide("ignored", plan.reason, { sha });
+    await decideRemembered("ignored", plan.reason, { sha });
     return plan;
   }
 
   const fresh: PlannedStep[] = [];
   const duplicates: PlannedStep[] = [];
   const claimed: string[] = [];
+  // Alongside the claims, after the stop's own record: one call's time in the function's budget
+  // (functions/plan-steps/limits.ts); before the steps go out, so its failure can still be retried.
+  const remembering = remember();
   try {
     for (const step of plan.steps) {
       const key = keyOf(step);
@@ -204,6 +210,15 @@ export async function planStepsFor(
         duplicates.push(step);
       }
     }
+  } catch (error) {
+    await remembering;
+    const retry = await releaseForRetry(deps, factKey, claimed);
+    audit("failure", `publishing ${describe(plan.steps)} failed: ${messageOf(error)}; ${retry}`);
+    throw audited(error);
+  }
+  const unremembered = await remembering;
+  if (unremembered) throw await retryUnremembered(unremembered, claimed);
+  try {
     if (fresh.length > 0) await deps.publisher.publish(fresh.map((step) => step.entry));
   } catch (error) {
     // Unclaim everything, so EventBridge's retry of this fact plans it again in full.

@@ -429,7 +429,12 @@ describe("planStepsFor", () => {
   });
 
   it("retries a close it could not record, auditing why", async () => {
-    vi.spyOn(deps.stops, "record").mockRejectedValueOnce(new UnavailableError("DynamoDB timed out"));
+    const record = deps.stops.record.bind(deps.stops);
+    let failures = 1;
+    vi.spyOn(deps.stops, "record").mockImplementation(async (key, at, ttl) => {
+      if (key.startsWith("plan/mr/") && failures-- > 0) throw new UnavailableError("DynamoDB timed out");
+      return record(key, at, ttl);
+    });
     const close = mergeRequest("c-1", { action: "close", state: "closed" });
     await expect(planStepsFor(deps, close)).rejects.toThrow("DynamoDB timed out");
     expect(deps.audit.last()).toMatchObject({
