@@ -299,6 +299,10 @@ function pipelineEnvironment(
     const environment = environmentName(rule, { branch, mr_iid: pipeline.mrIid });
     return environment.kind === "name" ? { ...environment, ref: branch, rule } : environment;
   }
+  if (ref.startsWith("refs/")) {
+    // A merge request pipeline whose payload names no MR (old GitLab, or the MR deleted since).
+    return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
+  }
   const key = pipeline.tag ? "tag" : "branch";
   const rule = manifest.environments.find(
     (r) =>

@@ -493,6 +493,18 @@ describe("planSteps", () => {
     });
   });
 
+  it("takes a merge request ref for no branch when the pipeline names no merge request (old GitLab, a deleted MR)", () => {
+    const everyBranch = {
+      ...WITHOUT_IMAGE,
+      environments: [{ name: "{branch}", on: { branch: "*" } }],
+    } as typeof WITHOUT_IMAGE;
+    const old = pipeline({ mrIid: null, mrSourceProjectId: null, ref: "refs/merge-requests/1/head" });
+    expect(planSteps(old, everyBranch)).toEqual({
+      kind: "ignored",
+      reason: "pipeline 31 ran on refs/merge-requests/1/head, not on a branch",
+    });
+  });
+
   it("ignores pipelines that did not succeed, or ran on a merge ref", () => {
     expect(planSteps(pipeline({ status: "failed" }), WITHOUT_IMAGE)).toEqual({
       kind: "ignored",
