@@ -13,6 +13,7 @@ import { benchIngressHttp } from "./ingress-http.js";
 import { benchIngressInProcess } from "./ingress-in-process.js";
 import { benchLoad } from "./load.js";
 import { benchLocalFlow } from "./local-flow.js";
+import { benchManifestParse } from "./manifest-parse.js";
 import { benchPlanSteps } from "./plan-steps.js";
 import { type ReportSection, writeReport } from "./report.js";
 import { type Figure, printFigures } from "./support.js";
@@ -27,6 +28,7 @@ const sections: [string, () => Promise<Figure[]>][] = [
   ["Deploy", () => benchDeploy()],
   ["Job credentials", () => benchCredentials()],
   ["Planning", () => benchPlanSteps()],
+  ["YAML: a 1 MiB kubler.yaml and deploy/ file, one key a line", async () => benchManifestParse()],
   ["Local flow, webhook to deployed", () => benchLocalFlow()],
   ["Load: mixed GitLab deliveries against the local runtime", () => benchLoad()],
   ["Hostile input: fuzzing", () => benchFuzz()],
