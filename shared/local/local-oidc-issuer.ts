@@ -15,6 +15,7 @@ import {
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fileProblem } from "../config.js";
 
 const KEY_FILE = "local-oidc-key.json";
 /** Where the local issuer lives under the runtime's URL (its JWKS: `<this>/oauth/discovery/keys`). */
@@ -80,9 +81,16 @@ export class LocalOidcIssuer {
     // Cut short (a crash while it was written) or edited: the parser's or OpenSSL's own words
     // ("Unterminated string in JSON at position 42") name neither the file nor the way out.
     const damaged = new Error(`${path} is not a key file written by kubler; delete it to generate a new key`);
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      // Unreadable (a directory, another user's file) is not damaged: deleting it may not be the fix.
+      throw new Error(`${path} ${fileProblem(error)}`);
+    }
     let parsed: { kid?: unknown; privateKey?: unknown };
     try {
-      parsed = JSON.parse(readFileSync(path, "utf8")) ?? {};
+      parsed = JSON.parse(text) ?? {};
     } catch {
       throw damaged;
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -38,5 +38,12 @@ describe("LocalOidcIssuer key file", () => {
         `${file} is not a key file written by kubler; delete it to generate a new key`,
       );
     }
+  });
+
+  it("a key file it cannot read says why, not that the file is damaged and to be deleted", () => {
+    const dir = dataDir();
+    const file = join(dir, "local-oidc-key.json");
+    mkdirSync(file);
+    expect(() => LocalOidcIssuer.ensure(dir)).toThrow(`${file} is a directory, not a file`);
   });
 });
