@@ -288,6 +288,7 @@ export async function deployEnvironment(
   if (redeploy) {
     // Pruned again: what an earlier attempt could not delete is tried once more.
     const removal = await prune(deploying);
+    let expiry: string | null = null;
     // The succeeded attempt's record write can fail after its Namespace committed to the digest: a
     // redelivery writes it again, so the next rollback finds the record the digest names.
     if (lastGood === null || "unusable" in lastGood || lastGood.sha !== state.sha) {
@@ -297,10 +298,10 @@ export async function deployEnvironment(
         await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
       }
       // The failed attempt did not get to move the schedule either.
-      await moveSchedule(deps, state);
+      expiry = await moveSchedule(deps, state);
     }
     const { reason = null, audited } = removal ? prunedOutcome(state, removal) : {};
-    return finish("succeeded", reason, prepared.url, audited);
+    return finish("succeeded", reason, prepared.url, withExpiry(audited, expiry));
   }
   // The record is written once the Namespace that commits to its digest is: a deploy that loses its
   // final write leaves the last good revision's record as it was, matching the digest still there.
@@ -407,9 +408,9 @@ function concludeWith(
       now.attemptedSha === state.attemptedSha &&
       now.attemptedPipelineId === state.attemptedPipelineId;
     if (sameAttempt && now.status === "failed") {
-      await moveSchedule(deps, state);
+      const expiry = await moveSchedule(deps, state);
       return stop(
-        `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published`,
+        `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published${expiry ? `; ${expiry}` : ""}`,
         status,
       );
     }
@@ -431,8 +432,8 @@ function concludeWith(
         return conflicted(outcome.status);
       }
       const { status, reason, url, audited } = { ...outcome, ...(await then?.(written)) };
-      await moveSchedule(deps, state);
-      return finish(status, reason, url, audited);
+      const expiry = await moveSchedule(deps, state);
+      return finish(status, reason, url, withExpiry(audited, expiry));
     },
     {
       async extend(deadline: Date) {
@@ -629,11 +630,35 @@ async function rollBack(
   );
 }
 
-/** The one-time stop at the expiry: created, or moved when a deploy extends the TTL. */
-async function moveSchedule(deps: DeployEnvironmentDeps, state: EnvironmentState): Promise<void> {
+/**
+ * How far ahead of now an expiry must be to get a schedule. EventBridge Scheduler refuses an `at()`
+ * not in the future, and the adapter judges that by its own reading of the clock, a moment after
+ * this one (it rounds `at` up to the second, which only helps).
+ */
+const SCHEDULE_LEAD_MS = 5_000;
+
+/**
+ * The one-time stop at the expiry: created, or moved when a deploy extends the TTL. Resolves with
+ * what the deploy's audit line says about an expiry that got no schedule, else null.
+ *
+ * An expiry already past (a short `ttl` that a slow rollout outlasted, since the expiry counts from
+ * the deploy's start; a redelivery to an environment that expired and is not deleted yet) gets no
+ * schedule: Scheduler would refuse it, and the deploy would throw after its final write, on every
+ * retry again, without ever publishing `Deploy Finished`. Its schedule is cancelled instead (one at an
+ * earlier expiry would stop it later for nothing) and the stop is left to reconcile, which requests it
+ * for any environment still there `EXPIRY_GRACE_MS` after its expiry (DESIGN §6): the environment
+ * lives those few minutes longer, and deploy-environment stays a producer of `Deploy Finished` only
+ * (publishing the stop from here would grant it stops of any environment on the bus).
+ */
+async function moveSchedule(deps: DeployEnvironmentDeps, state: EnvironmentState): Promise<string | null> {
+  const now = deps.clock.now();
+  if (state.expiresAt !== null && state.expiresAt.getTime() <= now.getTime() + SCHEDULE_LEAD_MS) {
+    await deps.scheduler.cancel(state.namespace);
+    return `expired at ${state.expiresAt.toISOString()}, before the deploy ended (${now.toISOString()}): no schedule; reconcile requests its stop`;
+  }
   if (state.expiresAt === null) {
     await deps.scheduler.cancel(state.namespace);
-    return;
+    return null;
   }
   await deps.scheduler.scheduleStop(state.namespace, state.expiresAt, {
     correlationId: state.correlationId,
@@ -641,4 +666,13 @@ async function moveSchedule(deps: DeployEnvironmentDeps, state: EnvironmentState
     environment: state.environment,
     reason: "expired",
   });
+  return null;
+}
+
+/** The audit line's fields with what `moveSchedule` said, when it said anything. */
+function withExpiry(
+  audited: Record<string, unknown> | undefined,
+  expiry: string | null,
+): Record<string, unknown> | undefined {
+  return expiry === null ? audited : { ...audited, expiry };
 }
