@@ -9,7 +9,7 @@ import type { Node } from "constructs";
 import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
 import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
-import { roleArnsOfPolicy } from "./policy-roles.js";
+import { PLAIN_HTTP_RISK, roleArnsOfPolicy } from "./policy-roles.js";
 import { hasUserinfo } from "./url-userinfo.js";
 
 /** Context keys, prefixed so they cannot clash with CDK's own. */
@@ -143,7 +143,8 @@ export function validateConfig(
       "must be the instance's address only, without credentials (user:token@): the API token goes in kubler:gitlabTokenSecretArn",
     );
   } else if (!URL.canParse(gitlabUrl) || new URL(gitlabUrl).protocol !== "https:") {
-    fail("gitlabUrl", `must be an https URL, got ${JSON.stringify(gitlabUrl)}`);
+    const why = /^http:/i.test(gitlabUrl) ? `: ${PLAIN_HTTP_RISK}` : "";
+    fail("gitlabUrl", `must be an https URL, got ${JSON.stringify(gitlabUrl)}${why}`);
   }
 
   const policyFile = text("policyFile");

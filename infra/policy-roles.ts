@@ -4,6 +4,10 @@
 import { parseCredentialsPolicy } from "../shared/domain/credentials-policy.js";
 import { hasUserinfo } from "./url-userinfo.js";
 
+/** Why GitLab must be reached over https: job-credentials trusts whatever keys its JWKS serves. */
+export const PLAIN_HTTP_RISK =
+  "job-credentials reads GitLab's ID-token signing keys (<issuer>/oauth/discovery/keys) from it, and over http anyone on the path could replace them and mint any job's credentials";
+
 /** An IAM role ARN without wildcards: a `*` would let a job assume roles nobody listed. */
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 
@@ -19,6 +23,10 @@ export function roleArnsOfPolicy(yamlText: string): string[] {
   // Not quoted: the credential would be in the synth's output.
   if (policy.issuer && hasUserinfo(policy.issuer)) {
     throw new Error("issuer must be the instance's address only, without credentials (user:password@)");
+  }
+  // Checked after userinfo, so a credential is never quoted; the parser already wants http(s).
+  if (policy.issuer && new URL(policy.issuer).protocol === "http:") {
+    throw new Error(`issuer must be an https URL, got ${JSON.stringify(policy.issuer)}: ${PLAIN_HTTP_RISK}`);
   }
   const arns = new Set<string>();
   for (const rule of policy.rules) {

@@ -52,6 +52,8 @@ export const ENV = {
   BUILD_GIT_SECRET: "KUBLER_BUILD_GIT_SECRET",
   BUILD_IMAGES: "KUBLER_BUILD_IMAGES",
   BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",
+  /** Set by Lambda: the process runs in AWS, where GitLab must be reached over https. */
+  LAMBDA_FUNCTION_NAME: "AWS_LAMBDA_FUNCTION_NAME",
 } as const;
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -276,6 +278,12 @@ export function loadGitlabApiConfig(env: Env): GitlabApiConfig {
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(url)}`);
   }
+  // Not quoted: gitlab-api.ts refuses userinfo only when it connects, after this.
+  if (env[ENV.LAMBDA_FUNCTION_NAME]?.trim() && isPlainHttpOffHost(url)) {
+    throw new ConfigError(
+      `${ENV.GITLAB_URL} must be an https URL in AWS: over http the API token, and the kubler.yaml and manifests deployed, cross the network in clear for anyone on the path to read or replace`,
+    );
+  }
   const token = env[ENV.GITLAB_API_TOKEN]?.trim() || null;
   const tokenSecret = env[ENV.GITLAB_API_TOKEN_SECRET]?.trim() || null;
   if (!token && !tokenSecret) {
@@ -287,6 +295,22 @@ export function loadGitlabApiConfig(env: Env): GitlabApiConfig {
     );
   }
   return { url, token, tokenSecret };
+}
+
+/**
+ * Whether `url` is plain http to a host other than this machine's loopback: in AWS, what GitLab
+ * sends over it (signing keys, kubler.yaml) can be replaced on the way. Loopback never leaves the
+ * host, so a GitLab fake there (the bundles' test) stays allowed.
+ *
+ * @example
+ * isPlainHttpOffHost("http://gitlab.example.com"); // true
+ * isPlainHttpOffHost("http://127.0.0.1:8929"); // false
+ */
+export function isPlainHttpOffHost(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { protocol, hostname } = new URL(url);
+  if (protocol !== "http:") return false;
+  return !(hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname));
 }
 
 /** Where build Jobs run and the Secrets they read (DESIGN §7); only the Secrets' names are configured. */

@@ -3,7 +3,7 @@
  * YAML: the webhook bundle loads `config.ts` and must not carry a YAML parser (112 KB).
  */
 import { readFileSync } from "node:fs";
-import { ENV, type Env, positiveInt, required } from "./config.js";
+import { ENV, type Env, isPlainHttpOffHost, positiveInt, required } from "./config.js";
 import { type CredentialsPolicy, PolicyError, parseCredentialsPolicy } from "./domain/credentials-policy.js";
 import { ConfigError } from "./errors.js";
 
@@ -62,6 +62,19 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
   }
   if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
     throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(gitlabUrl)}`);
+  }
+  // In AWS (the functions pass local: false) the JWKS is read from the issuer: over http anyone on
+  // the path could serve their own keys and mint any job's credentials. Locally, a GitLab fake or
+  // one on the same network may be http.
+  const inClear =
+    "job-credentials reads GitLab's ID-token signing keys from it, and over http anyone on the path could replace them and mint any job's credentials";
+  if (!local && gitlabUrl && isPlainHttpOffHost(gitlabUrl)) {
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an https URL in AWS: ${inClear}`);
+  }
+  if (!local && policy.issuer && isPlainHttpOffHost(policy.issuer)) {
+    throw new ConfigError(
+      `${ENV.POLICY_FILE} (${policyFile}): the issuer must be an https URL in AWS: ${inClear}`,
+    );
   }
   const issuer = policy.issuer ?? gitlabUrl;
   if (!issuer && !local) {

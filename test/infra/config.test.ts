@@ -195,6 +195,30 @@ it("refuses a policy whose issuer carries credentials, as job-credentials would 
   expect(message).not.toContain("s3cretToken");
 });
 
+describe("GitLab over plain HTTP (kubler:gitlabUrl, the policy's issuer)", () => {
+  // job-credentials reads GitLab's ID-token signing keys (<issuer>/oauth/discovery/keys) from it:
+  // over http anyone on the path could serve their own keys and mint any job's credentials.
+  it("refuses an http kubler:gitlabUrl at synth, saying why", () => {
+    const message = problemsOf({ ...valid, gitlabUrl: "http://gitlab.example.com" });
+    expect(message).toContain(`${CONTEXT.gitlabUrl}: must be an https URL`);
+    expect(message).toContain("signing keys");
+  });
+
+  it("refuses a policy whose issuer is http, naming the file and why, never quoting credentials", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-policy-"));
+    const rules =
+      'rules:\n  - name: app\n    match: { project_path: "g/app" }\n    aws: { roleArn: "arn:aws:iam::123456789012:role/app" }\n';
+    const file = join(dir, "policy.yaml");
+    writeFileSync(file, `issuer: http://gitlab.example.com\n${rules}`);
+    const message = problemsOf({ ...valid, policyFile: file });
+    expect(message).toContain(`${CONTEXT.policyFile}: ${file}: issuer must be an https URL`);
+    expect(message).toContain("signing keys");
+    const withToken = join(dir, "token.yaml");
+    writeFileSync(withToken, `issuer: http://kubler:glpat-s3cretToken@gitlab.example.com\n${rules}`);
+    expect(problemsOf({ ...valid, policyFile: withToken })).not.toContain("s3cretToken");
+  });
+});
+
 describe("settings in another region than the stack's", () => {
   // The functions read secrets with a client of their own region (AWS_REGION), and Secrets Manager
   // does not follow the ARN's region: such a stack deploys, then every read fails at cold start.

@@ -222,6 +222,22 @@ describe("configuration", () => {
     );
   });
 
+  it("in Lambda, refuses an http GITLAB_URL: the API token, kubler.yaml and manifests would cross in clear", () => {
+    const lambda = { AWS_LAMBDA_FUNCTION_NAME: "kubler-deploy-environment", GITLAB_API_TOKEN: "secret-3" };
+    const message = configError(() =>
+      loadGitlabApiConfig({ ...lambda, GITLAB_URL: "http://gitlab.example.com" }),
+    );
+    expect(message).toMatch(/^GITLAB_URL must be an https URL in AWS/);
+    expect(message).not.toContain("secret-3");
+    expect(loadGitlabApiConfig({ ...lambda, GITLAB_URL: "http://127.0.0.1:8929" }).url).toBe(
+      "http://127.0.0.1:8929",
+    );
+    // The local runtime (no AWS_LAMBDA_FUNCTION_NAME) may talk to a GitLab on its network.
+    expect(loadGitlabApiConfig({ GITLAB_URL: "http://gitlab.lan", GITLAB_API_TOKEN: "t" }).url).toBe(
+      "http://gitlab.lan",
+    );
+  });
+
   it("takes the GitLab token from the environment or names the Secrets Manager secret holding it", () => {
     const url = "https://gitlab.example.com";
     expect(loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN: " t " })).toEqual({

@@ -124,6 +124,46 @@ describe("loadCredentialsConfig", () => {
     ).toBe("https://g.example.com/@team");
   });
 
+  it("in AWS, refuses an http issuer (GITLAB_URL or the policy's) naming where it is: the JWKS would come in clear", () => {
+    const why = "signing keys";
+    const message = error(() =>
+      loadCredentialsConfig(
+        { KUBLER_POLICY_FILE: GOOD, GITLAB_URL: "http://gitlab.example.com" },
+        { local: false },
+      ),
+    );
+    expect(message).toMatch(/^GITLAB_URL must be an https URL/);
+    expect(message).toContain(why);
+    const pinned = file("pinned-http.yaml", `issuer: http://gitlab.internal\n${readFileSync(GOOD, "utf8")}`);
+    const fromPolicy = error(() =>
+      loadCredentialsConfig({ KUBLER_POLICY_FILE: pinned, GITLAB_URL: "https://g" }, { local: false }),
+    );
+    expect(fromPolicy).toMatch(
+      new RegExp(`^KUBLER_POLICY_FILE \\(${pinned}\\): the issuer must be an https URL`),
+    );
+    expect(fromPolicy).toContain(why);
+    // Loopback never leaves the host: nobody is on the path (the bundles' test serves GitLab there).
+    for (const url of ["http://127.0.0.1:8929", "http://localhost:8929", "http://[::1]:8929"]) {
+      expect(
+        loadCredentialsConfig({ KUBLER_POLICY_FILE: GOOD, GITLAB_URL: url }, { local: false }).issuer,
+      ).toBe(url);
+    }
+  });
+
+  it("local mode keeps an http issuer (a GitLab on the same network, or a fake)", () => {
+    const pinned = file(
+      "pinned-http-local.yaml",
+      `issuer: http://gitlab.internal\n${readFileSync(GOOD, "utf8")}`,
+    );
+    expect(loadCredentialsConfig({ KUBLER_POLICY_FILE: pinned }, { local: true }).issuer).toBe(
+      "http://gitlab.internal",
+    );
+    expect(
+      loadCredentialsConfig({ KUBLER_POLICY_FILE: GOOD, GITLAB_URL: "http://gitlab.lan" }, { local: true })
+        .issuer,
+    ).toBe("http://gitlab.lan");
+  });
+
   it("local mode: examples/policy.yaml by default, the local issuer, STS only when AWS is configured", () => {
     expect(loadCredentialsConfig({}, { local: true })).toMatchObject({
       policyFile: "examples/policy.yaml",
