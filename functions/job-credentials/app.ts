@@ -3,6 +3,7 @@
  * everything arrives in `deps`, so tests drive it in-process with `app.request(...)`.
  */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import {
   CREDENTIALS_FORMATS,
   type CredentialsFormat,
@@ -40,15 +41,24 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
 
   app.get("/healthz", (c) => c.json({ ok: true }));
 
-  app.post("/v1/credentials", async (c) => {
+  // Counts a chunked body (no Content-Length to check first) as it streams in, and stops reading
+  // past the limit: anyone who reaches the port could otherwise stream an endless body into memory.
+  const limit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: async (c) => {
+      const error = new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
+      await auditBadRequest(deps, { authorization: c.req.header("authorization"), error });
+      throw error;
+    },
+  });
+
+  app.post("/v1/credentials", limit, async (c) => {
     const authorization = c.req.header("authorization");
     let input: { environment: string | null; format: CredentialsFormat };
     try {
-      input = readBody(await readText(c.req.raw), c.req.query("format"));
+      input = readBody(await c.req.text(), c.req.query("format"));
     } catch (error) {
-      if (error instanceof BadRequestError || error instanceof PayloadTooLargeError) {
-        await auditBadRequest(deps, { authorization, error });
-      }
+      if (error instanceof BadRequestError) await auditBadRequest(deps, { authorization, error });
       throw error;
     }
     const { environment, format } = input;
@@ -79,31 +89,6 @@ export function createJobCredentialsApp(deps: JobCredentialsAppDeps): Hono {
     return c.json(body, status, NO_STORE);
   });
   return app;
-}
-
-/**
- * The body as text, read chunk by chunk and given up past the limit: a chunked body has no
- * Content-Length to check first, and `request.text()` would hold all of it, however large, in memory.
- */
-async function readText(request: Request): Promise<string> {
-  const tooLarge = () => new PayloadTooLargeError(`body is larger than ${MAX_BODY_BYTES} bytes`);
-  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) throw tooLarge();
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  // As request.text() decodes: UTF-8, a leading byte-order mark dropped.
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**
