@@ -258,6 +258,61 @@ function integer(text: string | undefined): number | null {
   return Number(text);
 }
 
+/** A value Kubler fills into deploy.url's host: a host name's letters, digits, dots and dashes. */
+const HOST_VALUE = /^[A-Za-z0-9.-]+$/;
+/** A URL's scheme and `//`; placeholders may be in it, never `/`, `?` or `#`. */
+const SCHEME_PREFIX = /^[^/?#]*:\/\//;
+
+/** Where a URL's authority (user info, host, port) ends: before its first `/`, `?` or `#` after the scheme. */
+function authorityEnd(url: string): number {
+  const start = SCHEME_PREFIX.exec(url)?.[0].length ?? 0;
+  const end = url.slice(start).search(/[/?#]/);
+  return end === -1 ? url.length : start + end;
+}
+
+/**
+ * deploy.url with the event's values filled in, keeping the template's host. The values come from
+ * GitLab (a branch is named by whoever pushes it: `x@evil.com#` in `https://{ref}.apps.example.com`
+ * would make the commit status link to evil.com), so a value in the template's scheme, host or port
+ * must be a host name's characters, or no URL is filled (a problem, to audit); elsewhere it is
+ * percent-encoded as a URI component, keeping `/` (so `feature/x` reads as written). The filled URL's
+ * authority must still be the one filled in the template's (a template like `https:/{ref}`
+ * would get one from the value).
+ *
+ * @example
+ * fillEnvironmentUrl("https://apps.example.com/{ref}", { ref: "feature/x" }); // { url: "https://apps.example.com/feature/x" }
+ * fillEnvironmentUrl("https://{ref}.apps.example.com", { ref: "x@evil.com#" }); // { problem: "{ref} is in deploy.url's host, …" }
+ */
+export function fillEnvironmentUrl(
+  template: string,
+  values: Partial<Record<string, string | number | null>>,
+): { url: string } | { problem: string } {
+  let problem: string | null = null;
+  const fill = (text: string, inAuthority: boolean) =>
+    text.replace(/\{([^}]*)\}/g, (whole, key: string) => {
+      const value = values[key];
+      if (value === undefined || value === null) return whole;
+      const filled = String(value);
+      // A lone surrogate (JSON can carry one) would make encodeURIComponent throw.
+      if (!inAuthority)
+        return encodeURIComponent(filled.replace(/\p{Surrogate}/gu, "\uFFFD")).replace(/%2F/gi, "/");
+      if (!HOST_VALUE.test(filled)) {
+        problem ??= `{${key}} is in deploy.url's host, and ${JSON.stringify(filled.slice(0, 100))} is not a host name's letters, digits, dots and dashes: no URL`;
+      }
+      return filled;
+    });
+  const end = authorityEnd(template);
+  const authority = fill(template.slice(0, end), true);
+  const url = authority + fill(template.slice(end), false);
+  if (problem !== null) return { problem };
+  if (url.slice(0, authorityEnd(url)) !== authority) {
+    return {
+      problem: `deploy.url filled is ${JSON.stringify(url.slice(0, 200))}, whose host is not the template's: no URL`,
+    };
+  }
+  return { url };
+}
+
 export interface EnvironmentState {
   namespace: string;
   gitlab: { instance: string; projectId: number; projectPath: string };

@@ -19,6 +19,7 @@ import {
   environmentLabels,
   environmentNamespace,
   environmentSlug,
+  fillEnvironmentUrl,
   isStaleDeploy,
   type ManagedEnvironment,
   namespaceFor,
@@ -26,7 +27,6 @@ import {
 } from "../domain/environment.js";
 import { type KubeObject, writtenOver } from "../domain/kube-object.js";
 import {
-  fillTemplate,
   findEnvironmentRule,
   type KublerManifest,
   ManifestError,
@@ -109,6 +109,8 @@ export async function deployEnvironment(
     detail,
     subject: { environment: detail.environment, namespace, sha: detail.sha },
   });
+  /** Why deploy.url was not filled in, once the manifest is read. */
+  let urlProblem: string | null = null;
   const finish: Finish = async (status, reason, url, audited = {}) => {
     await deps.publisher.publish([
       {
@@ -125,6 +127,7 @@ export async function deployEnvironment(
     audit(status === "succeeded" ? "success" : "failure", reason ?? `deployed ${detail.sha}`, {
       status,
       url,
+      ...(urlProblem ? { urlProblem } : {}),
       ...audited,
     });
     return { kind: status, namespace, reason, url };
@@ -150,6 +153,7 @@ export async function deployEnvironment(
     if (text === null)
       return finish("failed", `no kubler.yaml at ${detail.sha}: the project is not opted in`, null);
     prepared = await prepare(deps, trigger, parseKublerManifest(text), namespace);
+    ({ urlProblem } = prepared);
   } catch (error) {
     if (error instanceof ManifestError || error instanceof ManifestFilesError) {
       return finish("failed", error.message, null);
@@ -458,6 +462,8 @@ interface Prepared {
   objects: KubeObject[];
   ttl: string;
   url: string | null;
+  /** Why deploy.url was not filled (`fillEnvironmentUrl`), for the audit line; else null. */
+  urlProblem: string | null;
 }
 
 async function prepare(
@@ -505,8 +511,8 @@ async function prepare(
     detail.ttl !== undefined
       ? (detail.ttl ?? deps.defaultTtl)
       : (findEnvironmentRule(manifest, detail.environment)?.ttl ?? deps.defaultTtl);
-  const url = manifest.deploy.url
-    ? fillTemplate(manifest.deploy.url, {
+  const filled = manifest.deploy.url
+    ? fillEnvironmentUrl(manifest.deploy.url, {
         environment_slug: environmentSlug(detail.environment),
         environment: detail.environment,
         namespace,
@@ -515,7 +521,10 @@ async function prepare(
         ref: detail.ref,
       })
     : null;
-  return { manifest, pullSecret, objects: applyOrder(objects), ttl, url };
+  // A URL that would not keep the template's host is no reason to refuse the deploy: it goes without one.
+  const url = filled && "url" in filled ? filled.url : null;
+  const urlProblem = filled && "problem" in filled ? filled.problem : null;
+  return { manifest, pullSecret, objects: applyOrder(objects), ttl, url, urlProblem };
 }
 
 /** Configuration before the workloads that read it, workloads last. */

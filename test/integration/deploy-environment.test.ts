@@ -2,7 +2,7 @@
  * The deploy use case against the embedded Kubernetes API over HTTP, through the real adapter: what
  * lands on the cluster is asserted from the cluster itself.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
@@ -494,6 +494,45 @@ describe("deployEnvironment", () => {
     expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
       "kubler.dev/ttl": "24h",
       "kubler.dev/expires-at": "2026-11-22T10:00:00.000Z",
+    });
+  });
+
+  it("keeps deploy.url's host whatever the branch is called: a hostile name links nowhere else", async () => {
+    const file = join(projects, PROJECT, "kubler.yaml");
+    const manifest = readFileSync(file, "utf8");
+    const withUrl = (url: string) =>
+      writeFileSync(
+        file,
+        manifest.replace("url: https://{environment_slug}.apps.example.com", `url: ${url}`),
+      );
+    const hostOf = (url: string | null) => (url === null ? null : new URL(url).host);
+
+    // In the host, a value that is not a host name's letters, digits, dots and dashes fills no URL.
+    withUrl("https://{ref}.apps.example.com");
+    const hostile = await deployEnvironment(deps, requested({ ref: "x@evil.com#" }));
+    expect(hostile).toMatchObject({ kind: "succeeded", url: null });
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "success",
+      subject: { url: null, urlProblem: expect.stringContaining("{ref} is in deploy.url's host") },
+    });
+
+    // Elsewhere, the value is percent-encoded: the host stays the template's; "/" is kept.
+    withUrl("https://apps.example.com/{ref}?env={environment}");
+    for (const [ref, pipelineId] of [
+      ["x@evil.com#", 101],
+      ["x\\@evil.com", 102],
+      ["//evil.com/", 103],
+    ] as const) {
+      const outcome = await deployEnvironment(deps, requested({ ref, pipelineId }));
+      expect(outcome.kind).toBe("succeeded");
+      expect(hostOf((outcome as { url: string | null }).url)).toBe("apps.example.com");
+    }
+    const ordinary = await deployEnvironment(
+      deps,
+      requested({ ref: "feature/booking-validation", pipelineId: 104 }),
+    );
+    expect(ordinary).toMatchObject({
+      url: `https://apps.example.com/feature/booking-validation?env=${ENVIRONMENT}`,
     });
   });
 

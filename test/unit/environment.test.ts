@@ -4,6 +4,7 @@ import {
   ANNOTATION,
   environmentNamespace,
   environmentSlug,
+  fillEnvironmentUrl,
   isExpired,
   isStaleDeploy,
   LABEL,
@@ -227,5 +228,52 @@ describe("isStaleDeploy", () => {
     expect(
       isStaleDeploy(running, { ...none, pipelineId: null, requestedAt: at("2026-11-21T10:00:01Z") }),
     ).toBe(false);
+  });
+});
+
+describe("fillEnvironmentUrl", () => {
+  it("fills ordinary names as written", () => {
+    expect(
+      fillEnvironmentUrl("https://{environment_slug}.apps.example.com/{ref}?mr={mr_iid}", {
+        environment_slug: "review-feature-x",
+        ref: "feature/x",
+        mr_iid: 16,
+      }),
+    ).toEqual({ url: "https://review-feature-x.apps.example.com/feature/x?mr=16" });
+    expect(fillEnvironmentUrl("https://{ref}.apps.example.com", { ref: "v1.2.3" })).toEqual({
+      url: "https://v1.2.3.apps.example.com",
+    });
+  });
+
+  it("never lets a value move the host: refused in the host, percent-encoded elsewhere", () => {
+    expect(fillEnvironmentUrl("https://{ref}.apps.example.com", { ref: "x@evil.com#" })).toEqual({
+      problem: expect.stringMatching(/^\{ref\} is in deploy.url's host, and "x@evil.com#" is not/),
+    });
+    expect(fillEnvironmentUrl("https://apps.example.com/{ref}", { ref: "x@evil.com#?a" })).toEqual({
+      url: "https://apps.example.com/x%40evil.com%23%3Fa",
+    });
+    // A template with one slash: the value's own would make it an authority.
+    expect(fillEnvironmentUrl("https:/{ref}", { ref: "/evil.com" })).toEqual({
+      problem: expect.stringContaining("whose host is not the template's"),
+    });
+  });
+
+  it("keeps the template's host for any value (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 60, unit: "binary" }),
+        fc.string({ maxLength: 60 }),
+        (ref, environment) => {
+          const inPath = fillEnvironmentUrl("https://apps.example.com/{ref}?env={environment}#{ref}", {
+            ref,
+            environment,
+          });
+          expect("url" in inPath && new URL(inPath.url).host).toBe("apps.example.com");
+          const inHost = fillEnvironmentUrl("https://{ref}.apps.example.com/", { ref });
+          if ("url" in inHost) expect(new URL(inHost.url).host.endsWith(".apps.example.com")).toBe(true);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
