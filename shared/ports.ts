@@ -269,6 +269,15 @@ export interface Scheduler {
 export interface ManifestSource {
   /** `kubler.yaml` at `sha`, or null when the project has none. */
   readManifest(project: { projectId: number; projectPath: string }, sha: string): Promise<string | null>;
+  /**
+   * `kubler.yaml` on the project's default branch, or null when it has none: plan-steps takes the
+   * environment rules from there, never from the event's commit, which anyone who may push a branch
+   * writes. May be cached for a minute; `fresh` reads it again. Only plan-steps needs it.
+   */
+  readDefaultBranchManifest?(
+    project: { projectId: number; projectPath: string },
+    options?: { fresh?: boolean },
+  ): Promise<string | null>;
   /** The YAML files directly under `directory` at `sha` (path → text). */
   readDirectory(
     project: { projectId: number; projectPath: string },

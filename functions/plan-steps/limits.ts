@@ -1,7 +1,8 @@
 /**
  * How long plan-steps may wait on what it calls, inside its 30 s Lambda timeout
  * (infra/function-specs.ts), for a fact of one environment: the GitLab token (Secrets Manager, when
- * its cache expired), the fact's lease, kubler.yaml from GitLab, a stop record, the step's claim,
+ * its cache expired), the fact's lease, kubler.yaml from GitLab (at the commit and on the default
+ * branch, read at once: one call's time), a stop record, the step's claim,
  * PutEvents, then a release (on a failure) or the fact's confirmation alongside the undone steps'
  * release. A Lambda timeout there leaves the step claimed with nothing published, and the fact
  * leased until `FACT_LEASE_SECONDS` (shared/services/plan-steps.ts) end. Checked by

@@ -1,12 +1,14 @@
 /**
  * A project's Kubler files at a commit, read through the GitLab REST API v4 (DESIGN §7) with `fetch`:
- * `kubler.yaml` at the repository root and the YAML files directly under its manifests directory.
+ * `kubler.yaml` at the repository root and the YAML files directly under its manifests directory; and
+ * `kubler.yaml` on the default branch, where plan-steps takes the environment rules from.
  */
+import { systemClock } from "../clock.js";
 import { ENV } from "../config.js";
 import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError } from "../errors.js";
-import type { ManifestSource } from "../ports.js";
+import type { Clock, ManifestSource } from "../ports.js";
 import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
 
 /** One file's limit: Kubernetes YAML this large is a mistake or hostile, and it is held in memory. */
@@ -15,6 +17,17 @@ export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_FILES = 200;
 /** All the files of one directory together, so 200 files of 1 MiB cannot exhaust a Lambda's memory. */
 export const DEFAULT_MAX_TOTAL_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How long the default branch's kubler.yaml is reused: GitLab sends a burst of events for one change
+ * (a push, its merge request's two updates, its pipeline), each planned with the same rules. A rule
+ * merged to the default branch takes effect within it (a push reads afresh: `fresh`).
+ */
+export const DEFAULT_BRANCH_CACHE_SECONDS = 60;
+/** Projects whose default-branch kubler.yaml is kept, the one read longest ago dropped first. */
+const MAX_CACHED_PROJECTS = 1_000;
+/** GitLab resolves `HEAD` to the project's default branch: https://docs.gitlab.com/api/repository_files/ */
+const DEFAULT_BRANCH_REF = "HEAD";
 
 /** The largest page the tree API serves: https://docs.gitlab.com/api/rest/#pagination */
 const TREE_PAGE_SIZE = 100;
@@ -35,6 +48,9 @@ export interface GitlabManifestSourceOptions extends GitlabApiOptions {
   maxFileBytes?: number;
   maxFiles?: number;
   maxTotalBytes?: number;
+  /** How long `readDefaultBranchManifest` reuses what it read. Default `DEFAULT_BRANCH_CACHE_SECONDS`. */
+  defaultBranchCacheSeconds?: number;
+  clock?: Clock;
 }
 
 type Project = { projectId: number; projectPath: string };
@@ -63,6 +79,10 @@ export class GitlabManifestSource implements ManifestSource {
   readonly #maxFileBytes: number;
   readonly #maxFiles: number;
   readonly #maxTotalBytes: number;
+  readonly #cacheMs: number;
+  readonly #clock: Clock;
+  /** Project id → the default branch's kubler.yaml (a read under way included, so a burst shares it). */
+  readonly #defaultBranch = new Map<number, { readAt: number; text: Promise<string | null> }>();
 
   constructor(options: GitlabManifestSourceOptions) {
     this.#api = new GitlabApi(options);
@@ -70,24 +90,56 @@ export class GitlabManifestSource implements ManifestSource {
     this.#maxFileBytes = Math.max(1, options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES);
     this.#maxFiles = Math.max(1, options.maxFiles ?? DEFAULT_MAX_FILES);
     this.#maxTotalBytes = Math.max(1, options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES);
+    this.#cacheMs = Math.max(0, options.defaultBranchCacheSeconds ?? DEFAULT_BRANCH_CACHE_SECONDS) * 1000;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async readManifest(project: Project, sha: string): Promise<string | null> {
-    const what = `${MANIFEST_FILE} of ${describe(project)} at ${sha}`;
-    const answer = await this.#api.request("GET", filePath(project, MANIFEST_FILE, sha), {
+    return this.#readManifestAt(project, sha, sha);
+  }
+
+  /**
+   * `kubler.yaml` at `ref=HEAD`, which GitLab resolves to the default branch, or null when it has
+   * none; reused for `DEFAULT_BRANCH_CACHE_SECONDS` unless `fresh`. A failure is not kept.
+   */
+  readDefaultBranchManifest(project: Project, options: { fresh?: boolean } = {}): Promise<string | null> {
+    const id = projectId(project);
+    const now = this.#clock.now().getTime();
+    const cached = this.#defaultBranch.get(id);
+    if (!options.fresh && cached && now - cached.readAt < this.#cacheMs) return cached.text;
+    const entry = {
+      readAt: now,
+      text: this.#readManifestAt(project, DEFAULT_BRANCH_REF, "the default branch (HEAD)"),
+    };
+    this.#defaultBranch.delete(id); // Set again below: the Map's order is then oldest read first.
+    this.#defaultBranch.set(id, entry);
+    if (this.#defaultBranch.size > MAX_CACHED_PROJECTS) {
+      const oldest = this.#defaultBranch.keys().next().value;
+      if (oldest !== undefined) this.#defaultBranch.delete(oldest);
+    }
+    entry.text.catch(() => {
+      if (this.#defaultBranch.get(id) === entry) this.#defaultBranch.delete(id);
+    });
+    return entry.text;
+  }
+
+  /** `kubler.yaml` at `ref` (a SHA, or HEAD), described as at `where`. */
+  async #readManifestAt(project: Project, ref: string, where: string): Promise<string | null> {
+    const what = `${MANIFEST_FILE} of ${describe(project)} at ${where}`;
+    const answer = await this.#api.request("GET", filePath(project, MANIFEST_FILE, ref), {
       what,
       maxBytes: this.#maxFileBytes,
     });
     if (answer === "too large") {
-      throw new ManifestError(`${MANIFEST_FILE}: larger than ${this.#maxFileBytes} bytes at ${sha}`);
+      throw new ManifestError(`${MANIFEST_FILE}: larger than ${this.#maxFileBytes} bytes at ${where}`);
     }
     if (answer.status === 404) {
       this.#expectAbsent(answer, what, project);
-      return null; // No kubler.yaml at this commit: the project is not opted in.
+      return null; // No kubler.yaml there: not opted in (a commit), no environment rules (HEAD).
     }
     this.#expectOk(answer, what, project);
     const decoded = utf8Text(answer.body);
-    if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, sha, decoded.line));
+    if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, where, decoded.line));
     return decoded.text;
   }
 

@@ -1,6 +1,6 @@
 /**
- * Planning (DESIGN §4 "Plan"): a GitLab fact and the project's `kubler.yaml` in, the steps to take
- * (or why there are none) out. Pure: the I/O around it is `shared/services/plan-steps.ts`.
+ * Planning (DESIGN §4 "Plan"): a GitLab fact and the project's `kubler.yaml` (its environment rules
+ * from the default branch, `withDefaultBranchRules`) in, the steps to take (or why there are none) out. Pure: the I/O around it is `shared/services/plan-steps.ts`.
  */
 import type { BusEntry, Detail, GitlabFactType, GitlabRef } from "./catalog.js";
 import {
@@ -98,6 +98,22 @@ export function triageFact(fact: GitlabFact): Triage {
         reason: `release ${fact.detail.tag} ${fact.detail.action}: tag pushes deploy`,
       };
   }
+}
+
+/**
+ * The manifest a fact is planned with: the commit's `kubler.yaml` (whether the project is opted in,
+ * its `image` and `deploy`) under the environment rules, each with its ttl, of the default branch's.
+ * The rules decide which environment an event builds, deploys or stops, and Kubler deploys with its
+ * own credentials: taken from the commit, anyone who may push a branch could map it to production.
+ *
+ * @example
+ * planSteps(fact, withDefaultBranchRules(atSha, onDefaultBranch));
+ */
+export function withDefaultBranchRules(
+  atSha: KublerManifest,
+  onDefaultBranch: KublerManifest,
+): KublerManifest {
+  return { ...atSha, environments: onDefaultBranch.environments };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The local stand-in for a repository (DESIGN §10): `<projectsDir>/<project path>/kubler.yaml` and the
- * manifests directory it names. There is no history here, so every SHA reads the same files.
+ * manifests directory it names. There is no history here, so every SHA reads the same files, and the
+ * default branch (where plan-steps takes the environment rules from) is that one directory too.
  */
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
@@ -35,6 +36,11 @@ export class DirectoryManifestSource implements ManifestSource {
     const decoded = utf8Text(await readFile(join(root, MANIFEST_FILE)));
     if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, decoded.line));
     return decoded.text;
+  }
+
+  /** The directory is every commit and the default branch alike: its one kubler.yaml. */
+  readDefaultBranchManifest(project: { projectPath: string }): Promise<string | null> {
+    return this.readManifest(project);
   }
 
   async readDirectory(

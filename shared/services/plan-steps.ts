@@ -1,6 +1,7 @@
 /**
  * The plan-steps use case (DESIGN §4 "Plan"): a GitLab fact from the bus, the project's `kubler.yaml`
- * at the fact's commit, the pure decision, and the steps published once. Every decision is audited,
+ * at the fact's commit under the environment rules of the one on its default branch, the pure
+ * decision, and the steps published once. Every decision is audited,
  * ignored ones included; a bad `kubler.yaml` is an audited failure, never a crash or a retry.
  */
 
@@ -25,6 +26,7 @@ import {
   STEPS_UNDONE_BY,
   stepKey,
   triageFact,
+  withDefaultBranchRules,
 } from "../domain/plan-steps.js";
 import { InvalidDetailError, UnavailableError } from "../errors.js";
 import type {
@@ -66,7 +68,8 @@ export const STEP_TTL_SECONDS = 3_600;
 export const STOP_RECORD_TTL_SECONDS = 7 * 86_400;
 
 export interface PlanStepsDeps {
-  manifests: ManifestSource;
+  /** Its default branch's kubler.yaml too: where the environment rules come from. */
+  manifests: ManifestSource & Required<Pick<ManifestSource, "readDefaultBranchManifest">>;
   publisher: EventPublisher;
   dedupe: DedupeStore;
   stops: EnvironmentStops;
@@ -156,15 +159,16 @@ export async function planStepsFor(
 
   let plan: Plan;
   try {
-    const manifest = await readManifest(deps, detail.gitlab, sha);
+    const manifest = await readManifest(deps, fact, sha);
     plan =
-      manifest.kind === "none"
-        ? { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` }
+      manifest.kind === "ignored"
+        ? manifest
         : planSteps(fact, manifest.manifest, factAt?.toISOString() ?? null);
   } catch (error) {
     if (error instanceof ManifestError) {
       // The project's mistake, not ours: retrying cannot fix it, so it is final (and confirmed).
-      await decideRemembered("failure", error.message, { sha, file: MANIFEST_FILE });
+      const where = error instanceof DefaultBranchManifestError ? { ref: "default branch" } : {};
+      await decideRemembered("failure", error.message, { sha, file: MANIFEST_FILE, ...where });
       return { kind: "failed", reason: error.message };
     }
     const retry = await releaseForRetry(deps, factKey);
@@ -440,13 +444,55 @@ function heedsMergeRequestEnd(fact: GitlabFact): boolean {
   );
 }
 
+/** A `kubler.yaml` on the default branch that cannot be used: no rules, so nothing is planned. */
+class DefaultBranchManifestError extends ManifestError {}
+
+/**
+ * The commit's `kubler.yaml` under the environment rules of the default branch's
+ * (`withDefaultBranchRules`), or why nothing is planned. Both are read at once: one GitLab call's
+ * time in the function's budget (functions/plan-steps/limits.ts). A push or tag push reads the
+ * default branch afresh: it is what a merge that changed the rules, or a release, is, and the other
+ * facts of its burst then find the rules cached (GitlabManifestSource).
+ */
 async function readManifest(
   deps: PlanStepsDeps,
-  project: { projectId: number; projectPath: string },
+  fact: GitlabFact,
   sha: string,
-): Promise<{ kind: "none" } | { kind: "manifest"; manifest: KublerManifest }> {
-  const text = await deps.manifests.readManifest(project, sha);
-  return text === null ? { kind: "none" } : { kind: "manifest", manifest: parseKublerManifest(text) };
+): Promise<{ kind: "ignored"; reason: string } | { kind: "manifest"; manifest: KublerManifest }> {
+  const project = fact.detail.gitlab;
+  const fresh = fact.detailType === "Push" || fact.detailType === "Tag Push";
+  const [atSha, onDefaultBranch] = await Promise.all([
+    deps.manifests.readManifest(project, sha),
+    // Kept for below: the commit's own verdict (not opted in, a bad file) comes first.
+    deps.manifests
+      .readDefaultBranchManifest(project, { fresh })
+      .catch((error: unknown) => (error instanceof ManifestError ? error : Promise.reject(error))),
+  ]);
+  if (atSha === null) {
+    return { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` };
+  }
+  const manifest = parseKublerManifest(atSha);
+  if (onDefaultBranch === null) {
+    return {
+      kind: "ignored",
+      reason:
+        `no ${MANIFEST_FILE} on the default branch: its environment rules decide what is built, deployed ` +
+        "or stopped, so nothing is (environment rules take effect once merged to the default branch)",
+    };
+  }
+  let rules: KublerManifest;
+  try {
+    if (onDefaultBranch instanceof ManifestError) throw onDefaultBranch;
+    rules = parseKublerManifest(onDefaultBranch);
+  } catch (error) {
+    if (!(error instanceof ManifestError)) throw error;
+    // Never the commit's rules instead: they are what a branch's author may write.
+    throw new DefaultBranchManifestError(
+      `${error.message.replace(/^kubler\.yaml/, `${MANIFEST_FILE} on the default branch`)}; ` +
+        "nothing is planned until it is fixed there",
+    );
+  }
+  return { kind: "manifest", manifest: withDefaultBranchRules(manifest, rules) };
 }
 
 function keyOf(step: PlannedStep): string {

@@ -1,7 +1,8 @@
 /**
  * A small GitLab over node:http, for a process told `GITLAB_URL=<url>`: the REST API v4 endpoints
- * Kubler calls (raw files and the tree at a commit, commit statuses) behind a `PRIVATE-TOKEN`
- * check, and the CI ID tokens' JWKS at `/oauth/discovery/keys`. Every request is recorded.
+ * Kubler calls (raw files and the tree at a commit or at `HEAD`, the default branch; commit statuses)
+ * behind a `PRIVATE-TOKEN` check, and the CI ID tokens' JWKS at `/oauth/discovery/keys`. Every
+ * request is recorded.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,6 +26,11 @@ export interface GitlabRequest {
 export async function startFakeGitlab(options: { token: string; keys?: LocalOidcIssuer[] }) {
   /** `<project id>@<sha>` → path → text. */
   const commits = new Map<string, Map<string, string>>();
+  /** Project id → the SHA its default branch points to (`ref=HEAD`). */
+  const heads = new Map<string, string>();
+  /** As GitLab resolves a `ref`: `HEAD` is the default branch's commit. */
+  const at = (projectId: string, ref: string | null) =>
+    commits.get(`${projectId}@${ref === "HEAD" ? heads.get(projectId) : ref}`);
   const requests: GitlabRequest[] = [];
   let statusIds = 0;
 
@@ -56,13 +62,13 @@ export async function startFakeGitlab(options: { token: string; keys?: LocalOidc
 
       const file = /^\/projects\/(\d+)\/repository\/files\/(.+)\/raw$/.exec(seen.path);
       if (file && seen.method === "GET") {
-        const content = commits.get(`${file[1]}@${seen.query.get("ref")}`)?.get(file[2] as string);
+        const content = at(file[1] as string, seen.query.get("ref"))?.get(file[2] as string);
         if (content === undefined) return send(404, { message: "404 File Not Found" });
         return send(200, content, "text/plain");
       }
       const tree = /^\/projects\/(\d+)\/repository\/tree$/.exec(seen.path);
       if (tree && seen.method === "GET") {
-        const files = commits.get(`${tree[1]}@${seen.query.get("ref")}`) ?? new Map<string, string>();
+        const files = at(tree[1] as string, seen.query.get("ref")) ?? new Map<string, string>();
         const dir = seen.query.get("path") ?? "";
         const entries = [...files.keys()]
           .filter((path) => (dir ? path.startsWith(`${dir}/`) : true))
@@ -93,9 +99,18 @@ export async function startFakeGitlab(options: { token: string; keys?: LocalOidc
   return {
     url,
     requests,
-    /** Puts `files` (path → text) in project `projectId`'s repository at `sha`. */
+    /**
+     * Puts `files` (path → text) in project `projectId`'s repository at `sha`. A project's first commit
+     * is its default branch's (`HEAD`) until `head` moves it, as in a new repository.
+     */
     commit(projectId: number, sha: string, files: Record<string, string>) {
       commits.set(`${projectId}@${sha}`, new Map(Object.entries(files)));
+      if (!heads.has(String(projectId))) heads.set(String(projectId), sha);
+    },
+    /** Points project `projectId`'s default branch (`ref=HEAD`) at `sha`; null: an empty repository. */
+    head(projectId: number, sha: string | null) {
+      if (sha === null) heads.delete(String(projectId));
+      else heads.set(String(projectId), sha);
     },
     close: () =>
       new Promise<void>((resolve) => {

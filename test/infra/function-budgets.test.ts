@@ -79,8 +79,9 @@ describe("the time each function may wait, against its Lambda timeout", () => {
 
   it("plan-steps reads kubler.yaml and publishes inside its timeout, with time to spare", () => {
     const { gitlab, aws, publisher } = PLAN_STEPS_LIMITS;
-    // Token, fact lease, kubler.yaml, stop record, step claim, PutEvents, then a release, or the
-    // fact's confirmation and the undone steps' release together.
+    // Token, fact lease, kubler.yaml (at the commit and on the default branch together), stop record,
+    // step claim, PutEvents, then a release, or the fact's confirmation and the undone steps' release
+    // together.
     const worst =
       awsCall(aws) +
       awsCall(aws) +

@@ -277,6 +277,8 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
         manifests: {
           readManifest: async () =>
             'version: 1\ndeploy: { manifests: deploy/ }\nenvironments:\n  - { name: "review/{branch}", on: merge_request }\n',
+          readDefaultBranchManifest: async () =>
+            'version: 1\ndeploy: { manifests: deploy/ }\nenvironments:\n  - { name: "review/{branch}", on: merge_request }\n',
           readDirectory: async () => new Map(),
         },
         publisher,

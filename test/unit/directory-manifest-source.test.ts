@@ -41,6 +41,13 @@ describe("DirectoryManifestSource", () => {
     ]);
   });
 
+  it("serves its one kubler.yaml as the default branch's too (no history locally)", async () => {
+    expect(await source.readDefaultBranchManifest(project)).toBeNull();
+    writeFileSync(join(projectDir, "kubler.yaml"), "version: 1\n");
+    expect(await source.readDefaultBranchManifest(project)).toBe("version: 1\n");
+    await expect(source.readDefaultBranchManifest({ projectPath: "../.." })).rejects.toThrow(/leads outside/);
+  });
+
   it("answers null and an empty map for what does not exist", async () => {
     expect(await source.readManifest(project)).toBeNull();
     expect(await source.readDirectory(project, SHA, "missing/dir")).toEqual(new Map());

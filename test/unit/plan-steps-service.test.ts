@@ -34,19 +34,41 @@ environments:
 `,
 };
 
-/** kubler.yaml by project path; counts reads; can be told to fail, or to wait for a gate. */
+/**
+ * kubler.yaml by project path, the same at every commit and on the default branch unless a commit
+ * (`atSha`) or the default branch (`onDefaultBranch`) has its own; counts reads at a commit; can be
+ * told to fail, or to wait for a gate.
+ */
 class FakeManifestSource implements ManifestSource {
   reads = 0;
   failNext = 0;
   /** While set, a read waits for it: a slow GitLab, or (never settled) one that hangs. */
   gate: Promise<void> | null = null;
+  /** sha → project path → kubler.yaml (null: none), over `files`. */
+  readonly atSha = new Map<string, Record<string, string | null>>();
+  /** project path → kubler.yaml on the default branch (null: none), over `files`. */
+  readonly onDefaultBranch: Record<string, string | null> = {};
+  /** Each default-branch read's `fresh` option. */
+  readonly defaultBranchReads: boolean[] = [];
   constructor(readonly files: Record<string, string> = { ...MANIFESTS }) {}
-  async readManifest(project: { projectPath: string }): Promise<string | null> {
+  async readManifest(project: { projectPath: string }, sha: string): Promise<string | null> {
     this.reads++;
     if (this.gate) await this.gate;
     if (this.failNext > 0) {
       this.failNext--;
       throw new UnavailableError("GitLab answered 503 three times");
+    }
+    const commit = this.atSha.get(sha);
+    if (commit && Object.hasOwn(commit, project.projectPath)) return commit[project.projectPath] ?? null;
+    return this.files[project.projectPath] ?? null;
+  }
+  async readDefaultBranchManifest(
+    project: { projectPath: string },
+    options: { fresh?: boolean } = {},
+  ): Promise<string | null> {
+    this.defaultBranchReads.push(options.fresh ?? false);
+    if (Object.hasOwn(this.onDefaultBranch, project.projectPath)) {
+      return this.onDefaultBranch[project.projectPath] ?? null;
     }
     return this.files[project.projectPath] ?? null;
   }
@@ -649,6 +671,118 @@ describe("a fact's lease", () => {
       expect(deps.publisher.entries).toHaveLength(entries);
     },
   );
+});
+
+describe("planStepsFor takes the environment rules from the default branch", () => {
+  // What a Developer may push to a branch of their own: kubler.yaml naming production.
+  const branchToProduction = `version: 1
+image: { name: registry.example.com/group/built }
+deploy: { manifests: deploy/ }
+environments:
+  - { name: production, on: { branch: my-branch } }
+`;
+  const reviewAsProduction = `version: 1
+image: { name: registry.example.com/group/built }
+deploy: { manifests: deploy/ }
+environments:
+  - { name: production, on: merge_request, ttl: never }
+`;
+
+  it("deploys nothing to production for a branch whose own kubler.yaml maps it there", async () => {
+    deps.manifests.atSha.set(SHA_B, { [BUILT]: branchToProduction });
+    const outcome = await planStepsFor(
+      deps,
+      push("c-1", BUILT, { branch: "my-branch", ref: "refs/heads/my-branch" }),
+    );
+    expect(outcome).toEqual({ kind: "ignored", reason: "no rule matches ref my-branch" });
+    expect(deps.publisher.entries).toEqual([]);
+    // Merged to the default branch (reviewed there), the same rule takes effect.
+    deps.manifests.onDefaultBranch[BUILT] = branchToProduction;
+    await planStepsFor(deps, push("c-2", BUILT, { branch: "my-branch", ref: "refs/heads/my-branch" }));
+    expect(published()).toEqual(["Build Requested production"]);
+  });
+
+  it("builds, deploys and stops no review environment named production in a branch's kubler.yaml", async () => {
+    const ciBuilt = reviewAsProduction.replace(/^image:.*\n/m, "");
+    deps.manifests.atSha.set(SHA_A, { [BUILT]: reviewAsProduction });
+    deps.manifests.atSha.set(SHA_B, { [BUILT]: reviewAsProduction, [CI_BUILT]: ciBuilt });
+    await planStepsFor(deps, mergeRequest("c-1"));
+    await planStepsFor(deps, mergeRequest("c-2", { action: "close", state: "closed" }));
+    await planStepsFor(
+      deps,
+      push("c-3", BUILT, { branch: "feature-x", change: "deleted", before: SHA_B, after: "0".repeat(40) }),
+    );
+    expect(published()).toEqual([
+      "Build Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+    ]);
+    // Nor does its own CI's pipeline deploy there.
+    await planStepsFor(deps, pipeline("c-4"));
+    expect(published().at(-1)).toBe("Deploy Requested review/feature-x");
+  });
+
+  it("takes a rule's ttl from the default branch with it, the rest (image, deploy) from the commit", async () => {
+    deps.manifests.onDefaultBranch[CI_BUILT] = (MANIFESTS[CI_BUILT] as string).replace(
+      '"review/{branch}", on: merge_request',
+      '"review/{branch}", on: merge_request, ttl: 72h',
+    );
+    // The commit adds an image (Kubler builds from now on) and asks to live forever: only the first counts.
+    deps.manifests.atSha.set(SHA_A, {
+      [CI_BUILT]: `version: 1
+image: { name: registry.example.com/group/ci-built }
+deploy: { manifests: deploy/ }
+environments:
+  - { name: "review/{branch}", on: merge_request, ttl: never }
+`,
+    });
+    await planStepsFor(deps, mergeRequest("c-1", { gitlab: gitlabOf(CI_BUILT), sourceProjectId: 2 }));
+    expect(deps.publisher.entries).toMatchObject([
+      { detailType: "Build Requested", detail: { environment: "review/feature-x", ttl: "72h" } },
+    ]);
+  });
+
+  it("plans nothing, audited, when the default branch has no kubler.yaml, whatever the commit's says", async () => {
+    deps.manifests.onDefaultBranch[BUILT] = null;
+    const outcome = await planStepsFor(deps, mergeRequest("c-1"));
+    const reason =
+      "no kubler.yaml on the default branch: its environment rules decide what is built, deployed or stopped, " +
+      "so nothing is (environment rules take effect once merged to the default branch)";
+    expect(outcome).toEqual({ kind: "ignored", reason });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ outcome: "ignored", reason, subject: { sha: SHA_A } });
+  });
+
+  it("fails, audited, on an invalid kubler.yaml on the default branch, never falling back to the commit's", async () => {
+    deps.manifests.onDefaultBranch[BUILT] = "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n";
+    const outcome = await planStepsFor(deps, mergeRequest("c-1"));
+    const reason =
+      "kubler.yaml on the default branch: environments: expected at least one environment, found []; " +
+      "nothing is planned until it is fixed there";
+    expect(outcome).toEqual({ kind: "failed", reason });
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason,
+      subject: { sha: SHA_A, file: "kubler.yaml", ref: "default branch" },
+    });
+  });
+
+  it("is not opted in without kubler.yaml at the commit, whatever the default branch has", async () => {
+    deps.manifests.atSha.set(SHA_B, { [BUILT]: null });
+    expect(await planStepsFor(deps, push("c-1", BUILT))).toEqual({
+      kind: "ignored",
+      reason: `no kubler.yaml at ${SHA_B}: the project is not opted in`,
+    });
+    expect(deps.publisher.entries).toEqual([]);
+  });
+
+  it("reads the default branch afresh for a push or tag push (what a merge or a release is), cached for the rest", async () => {
+    await planStepsFor(deps, push("c-1", BUILT));
+    await planStepsFor(deps, mergeRequest("c-2"));
+    await planStepsFor(deps, pipeline("c-3"));
+    expect(deps.manifests.defaultBranchReads).toEqual([true, false, false]);
+  });
 });
 
 describe("plan-steps consumer", () => {
