@@ -91,6 +91,7 @@ export async function startLocalEnvironments(
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     pullSecret,
     defaultTtl: config.environments.defaultTtl,
+    podSecurity: config.environments.podSecurity,
     // A third of the simulated rollout, so a short one is not waited on for long; 500 ms at most.
     rolloutPollMs: Math.min(500, Math.max(10, Math.round(rolloutMs / 3))),
   });

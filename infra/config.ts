@@ -7,6 +7,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Node } from "constructs";
 import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
+import {
+  DEFAULT_POD_SECURITY,
+  isPodSecurityLevel,
+  POD_SECURITY_LEVELS,
+  type PodSecurityLevel,
+} from "../shared/domain/environment.js";
 import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
 import { PLAIN_HTTP_RISK, roleArnsOfPolicy } from "./policy-roles.js";
@@ -24,6 +30,7 @@ export const CONTEXT = {
   alarmTopicArn: "kubler:alarmTopicArn",
   buildImages: "kubler:buildImages",
   registryAuthSecretArn: "kubler:registryAuthSecretArn",
+  podSecurity: "kubler:podSecurity",
 } as const;
 
 export interface KublerConfig {
@@ -52,6 +59,8 @@ export interface KublerConfig {
    * none: no pull secret (public images, or nodes that pull by their own role, as EKS from ECR).
    */
   registryAuthSecretArn: string | null;
+  /** `KUBLER_POD_SECURITY`: the Pod Security level environment namespaces enforce. */
+  podSecurity: PodSecurityLevel;
 }
 
 /** The values CloudWatch Logs accepts for retention (days). */
@@ -213,6 +222,14 @@ export function validateConfig(
   const imagesProblem = buildImages === null ? null : imagesTemplateProblem(buildImages);
   if (imagesProblem) fail("buildImages", imagesProblem);
 
+  const podSecurity = text("podSecurity") ?? DEFAULT_POD_SECURITY;
+  if (!isPodSecurityLevel(podSecurity)) {
+    fail(
+      "podSecurity",
+      `must be one of ${POD_SECURITY_LEVELS.join(", ")} (the Pod Security level environment namespaces enforce), got ${JSON.stringify(podSecurity)}`,
+    );
+  }
+
   if (problems.length > 0) {
     throw new KublerConfigError(`invalid Kubler stack settings:\n  ${problems.join("\n  ")}`);
   }
@@ -228,6 +245,7 @@ export function validateConfig(
     alarmTopicArn,
     buildImages,
     registryAuthSecretArn,
+    podSecurity: podSecurity as PodSecurityLevel,
   };
 }
 

@@ -47,7 +47,9 @@ export type Setting =
   | "webhookCredentialsSecret"
   | "policyFile"
   | "defaultTtl"
-  | "buildImages";
+  | "buildImages"
+  /** `KUBLER_POD_SECURITY`, from `kubler:podSecurity`. */
+  | "podSecurity";
 
 export interface FunctionSpec {
   description: string;
@@ -161,6 +163,7 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
       "gitlabUrl",
       "gitlabTokenSecret",
       "registryAuthSecret",
+      "podSecurity",
     ],
     grants: ["kubeconfig", "publish", "manageSchedules", "gitlabToken", "dedupe", "registryAuthSecret"],
     // Reads the stop records plan-steps writes, `plan/stop/…`, to refuse a deploy asked for before a stop.

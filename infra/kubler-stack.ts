@@ -126,6 +126,7 @@ export class KublerStack extends Stack {
       defaultTtl: [ENV.DEFAULT_TTL, config.defaultTtl],
       // Empty when not configured: any repository kubler.yaml names.
       buildImages: [ENV.BUILD_IMAGES, config.buildImages ?? ""],
+      podSecurity: [ENV.POD_SECURITY, config.podSecurity],
     };
     const table = this.dedupe.table.tableArn;
     const grants: Record<Grant, PolicyStatement[] | ((name: FunctionName) => PolicyStatement[])> = {

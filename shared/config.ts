@@ -4,6 +4,12 @@
  * The environment is passed in, never read from a module's top level.
  */
 import { readFileSync } from "node:fs";
+import {
+  DEFAULT_POD_SECURITY,
+  isPodSecurityLevel,
+  POD_SECURITY_LEVELS,
+  type PodSecurityLevel,
+} from "./domain/environment.js";
 import { imagesTemplateProblem } from "./domain/image-repository.js";
 import { parseTtl } from "./domain/ttl.js";
 import { createWebhookCredentials, type WebhookCredentials } from "./domain/webhook-auth.js";
@@ -52,6 +58,8 @@ export const ENV = {
   BUILD_GIT_SECRET: "KUBLER_BUILD_GIT_SECRET",
   BUILD_IMAGES: "KUBLER_BUILD_IMAGES",
   BUILD_REGISTRY_SECRET: "KUBLER_BUILD_REGISTRY_SECRET",
+  /** The Pod Security level environment namespaces enforce: baseline (default), restricted or privileged. */
+  POD_SECURITY: "KUBLER_POD_SECURITY",
   /** Set by Lambda: the process runs in AWS, where GitLab must be reached over https. */
   LAMBDA_FUNCTION_NAME: "AWS_LAMBDA_FUNCTION_NAME",
 } as const;
@@ -126,6 +134,11 @@ export interface EnvironmentsConfig {
    * holding it (the AWS stack sets it), read for every deploy through the cached secret reader.
    */
   registryAuthSecret: string | null;
+  /**
+   * `KUBLER_POD_SECURITY`: the Pod Security Admission level each environment namespace enforces.
+   * `privileged` lets any project run privileged pods on the nodes: an explicit choice, never a default.
+   */
+  podSecurity: PodSecurityLevel;
 }
 
 /** The environment steps' settings (deploy, cleanup, reconcile). */
@@ -143,7 +156,18 @@ export function loadEnvironmentsConfig(env: Env): EnvironmentsConfig {
       `set ${ENV.REGISTRY_AUTH_FILE} or ${ENV.REGISTRY_AUTH_SECRET}, not both: which one is meant is unclear`,
     );
   }
-  return { defaultTtl, registryAuthFile, registryAuthSecret };
+  return { defaultTtl, registryAuthFile, registryAuthSecret, podSecurity: podSecurityLevel(env) };
+}
+
+function podSecurityLevel(env: Env): PodSecurityLevel {
+  const raw = env[ENV.POD_SECURITY]?.trim();
+  if (!raw) return DEFAULT_POD_SECURITY;
+  if (!isPodSecurityLevel(raw)) {
+    throw new ConfigError(
+      `${ENV.POD_SECURITY} must be one of ${POD_SECURITY_LEVELS.join(", ")} (the Pod Security Standards' levels environments enforce), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw;
 }
 
 /**

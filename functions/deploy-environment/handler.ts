@@ -62,6 +62,7 @@ const consume = createDeployEnvironmentConsumer({
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   pullSecret,
   defaultTtl: environments.defaultTtl,
+  podSecurity: environments.podSecurity,
 });
 
 export const handler = withLambdaRequestId((event: unknown) => consume(event));

@@ -59,6 +59,51 @@ export const ANNOTATION = {
   FAILURE_REPORTED: "kubler.dev/failure-reported",
 } as const;
 
+/**
+ * Pod Security Admission's levels (https://kubernetes.io/docs/concepts/security/pod-security-standards/):
+ * what the environment namespaces enforce (`KUBLER_POD_SECURITY`). Kubler applies a project's
+ * workloads with a cluster admin's rights, so without a level any branch with a merge request could
+ * run a privileged pod or mount the node's filesystem, and from there take the node.
+ */
+export const POD_SECURITY_LEVELS = ["baseline", "restricted", "privileged"] as const;
+export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
+/** The level environments enforce unless told otherwise: no privileged pods, host paths or host namespaces. */
+export const DEFAULT_POD_SECURITY: PodSecurityLevel = "baseline";
+
+/** https://kubernetes.io/docs/concepts/security/pod-security-admission/#pod-security-admission-labels-for-namespaces */
+export const POD_SECURITY_LABEL = {
+  ENFORCE: "pod-security.kubernetes.io/enforce",
+  ENFORCE_VERSION: "pod-security.kubernetes.io/enforce-version",
+  WARN: "pod-security.kubernetes.io/warn",
+  WARN_VERSION: "pod-security.kubernetes.io/warn-version",
+  AUDIT: "pod-security.kubernetes.io/audit",
+  AUDIT_VERSION: "pod-security.kubernetes.io/audit-version",
+} as const;
+
+/**
+ * The namespace labels that make the API server enforce `level` on the environment's pods, and warn
+ * (to whoever applies, a CI job's kubectl too) and audit what `restricted` would refuse, so a team sees
+ * what a stricter level would need before anyone sets it. `latest`: the standards of the cluster's version.
+ *
+ * @example
+ * podSecurityLabels("baseline"); // { "pod-security.kubernetes.io/enforce": "baseline", …, warn: "restricted" }
+ */
+export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+  return {
+    [POD_SECURITY_LABEL.ENFORCE]: level,
+    [POD_SECURITY_LABEL.ENFORCE_VERSION]: "latest",
+    [POD_SECURITY_LABEL.WARN]: "restricted",
+    [POD_SECURITY_LABEL.WARN_VERSION]: "latest",
+    [POD_SECURITY_LABEL.AUDIT]: "restricted",
+    [POD_SECURITY_LABEL.AUDIT_VERSION]: "latest",
+  };
+}
+
+/** Whether `text` is one of Pod Security Admission's levels. */
+export function isPodSecurityLevel(text: string | undefined): text is PodSecurityLevel {
+  return (POD_SECURITY_LEVELS as readonly (string | undefined)[]).includes(text);
+}
+
 export const MANAGED_BY_KUBLER = "kubler";
 /** Lists of Kubler's namespaces select on this; nothing without it is ever touched. */
 export const MANAGED_SELECTOR = `${LABEL.MANAGED_BY}=${MANAGED_BY_KUBLER}`;
@@ -138,6 +183,8 @@ export interface ManagedEnvironment {
   correlationId: string | null;
   url: string | null;
   lastGoodDigest: string | null;
+  /** The Pod Security level its namespace enforces, as Kubler labelled it; null: none (or not a level). */
+  podSecurity: PodSecurityLevel | null;
   /** false: marked failed by reconcile, not yet reported; null: nothing pending. */
   failureReported: boolean | null;
   terminating: boolean;
@@ -192,6 +239,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
   const factAt = time(ANNOTATION.FACT_AT);
   const rolloutDeadline = time(ANNOTATION.ROLLOUT_DEADLINE);
   const ttl = annotations[ANNOTATION.TTL] || null;
+  const enforced = labels[POD_SECURITY_LABEL.ENFORCE];
   // Without expires-at the environment must say it never expires; anything else is ambiguous.
   if (!annotations[ANNOTATION.EXPIRES_AT] && ttl !== "never") {
     problems.push(`annotation ${ANNOTATION.EXPIRES_AT} is missing and ${ANNOTATION.TTL} is not "never"`);
@@ -226,6 +274,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       correlationId: annotations[ANNOTATION.CORRELATION_ID] || null,
       url: annotations[ANNOTATION.URL] || null,
       lastGoodDigest: annotations[ANNOTATION.LAST_GOOD_DIGEST] || null,
+      podSecurity: isPodSecurityLevel(enforced) ? enforced : null,
       failureReported:
         annotations[ANNOTATION.FAILURE_REPORTED] === "false"
           ? false
@@ -338,6 +387,12 @@ export interface EnvironmentState {
   lastGoodDigest: string | null;
   /** Only reconcile's failure sets it (`ANNOTATION.FAILURE_REPORTED`); absent: nothing pending. */
   failureReported?: boolean;
+  /**
+   * The Pod Security level the namespace enforces (`podSecurityLabels`). Every write of the namespace
+   * must carry it: server-side apply removes a label its manager stops applying. Absent or null: no
+   * Pod Security labels (namespaces from before Kubler set them).
+   */
+  podSecurity?: PodSecurityLevel | null;
 }
 
 /** The labels every object Kubler writes for an environment carries. */
@@ -365,7 +420,10 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
     kind: "Namespace",
     metadata: {
       name: state.namespace,
-      labels: environmentLabels(state.gitlab.projectId, state.environment),
+      labels: {
+        ...environmentLabels(state.gitlab.projectId, state.environment),
+        ...(state.podSecurity ? podSecurityLabels(state.podSecurity) : {}),
+      },
       annotations: {
         [ANNOTATION.PROJECT_ID]: String(state.gitlab.projectId),
         [ANNOTATION.PROJECT_PATH]: state.gitlab.projectPath,

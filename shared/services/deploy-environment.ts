@@ -15,6 +15,7 @@ import {
   roleRulesFor,
 } from "../domain/deploy-manifests.js";
 import {
+  DEFAULT_POD_SECURITY,
   type EnvironmentState,
   environmentLabels,
   environmentNamespace,
@@ -23,6 +24,7 @@ import {
   isStaleDeploy,
   type ManagedEnvironment,
   namespaceFor,
+  type PodSecurityLevel,
   readEnvironment,
 } from "../domain/environment.js";
 import { type KubeObject, writtenOver } from "../domain/kube-object.js";
@@ -76,6 +78,8 @@ export interface DeployEnvironmentDeps {
   defaultTtl: string;
   /** How often a rollout is checked. */
   rolloutPollMs?: number;
+  /** The Pod Security level environment namespaces enforce (`KUBLER_POD_SECURITY`). Default: baseline. */
+  podSecurity?: PodSecurityLevel;
 }
 
 export type DeployTrigger =
@@ -247,6 +251,8 @@ export async function deployEnvironment(
     correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
     url: prepared.url,
     lastGoodDigest: running?.lastGoodDigest ?? null,
+    // Forced by the namespace's server-side apply: a level changed by hand is put back at each deploy.
+    podSecurity: deps.podSecurity ?? DEFAULT_POD_SECURITY,
   };
 
   const deploying = await deps.cluster.apply(environmentNamespace(state));

@@ -320,6 +320,8 @@ function markedFailed(
     url: environment.url,
     lastGoodDigest: environment.lastGoodDigest,
     failureReported,
+    // Carried over: server-side apply would drop the Pod Security labels a write left out.
+    podSecurity: environment.podSecurity,
   });
   return writtenOver(failed, precondition);
 }

@@ -57,6 +57,7 @@ describe("stack settings", () => {
       alarmTopicArn: null,
       buildImages: null,
       registryAuthSecretArn: null,
+      podSecurity: "baseline",
     });
   });
 
@@ -98,6 +99,8 @@ describe("stack settings", () => {
       { buildImages: "registry.example.com/apps" },
       "kubler:buildImages: must be an image repository with {project_path} in it once",
     ],
+    [{ podSecurity: "none" }, "kubler:podSecurity: must be one of baseline, restricted, privileged"],
+    [{ podSecurity: true }, "kubler:podSecurity: must be a string"],
   ])("refuses %j", (override, expected) => {
     expect(problemsOf({ ...valid, ...override })).toContain(expected);
   });

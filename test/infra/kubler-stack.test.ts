@@ -129,6 +129,14 @@ describe("KublerStack resources", () => {
       Ref: idOf("AWS::SecretsManager::Secret"),
     });
     expect(vars("deploy-environment")[ENV.DEFAULT_TTL]).toBe("72h");
+    // kubler:podSecurity: baseline unless set; deploy-environment alone writes environment namespaces.
+    expect(vars("deploy-environment")[ENV.POD_SECURITY]).toBe("baseline");
+    const restricted = templateOf(buildStack({ config: testConfig({ podSecurity: "restricted" }) })).toJSON()
+      .Resources as Record<string, Resource>;
+    const deployVariables = Object.values(restricted).find(
+      (r) => r.Type === "AWS::Lambda::Function" && r.Properties.FunctionName === "kubler-deploy-environment",
+    )?.Properties.Environment as { Variables: Record<string, unknown> };
+    expect(deployVariables.Variables[ENV.POD_SECURITY]).toBe("restricted");
     // Not configured: present and empty (any repository), on build-image alone.
     expect(vars("build-image")[ENV.BUILD_IMAGES]).toBe("");
     const limited = templateOf(

@@ -161,6 +161,12 @@ describe("deployEnvironment", () => {
       "app.kubernetes.io/managed-by": "kubler",
       "kubler.dev/project-id": "2",
       "kubler.dev/environment": "review-feature-booking-validation",
+      "pod-security.kubernetes.io/enforce": "baseline",
+      "pod-security.kubernetes.io/enforce-version": "latest",
+      "pod-security.kubernetes.io/warn": "restricted",
+      "pod-security.kubernetes.io/warn-version": "latest",
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/audit-version": "latest",
     });
     expect(ns?.metadata.annotations).toEqual({
       "kubler.dev/project-id": "2",

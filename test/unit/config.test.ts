@@ -133,6 +133,7 @@ describe("configuration", () => {
       defaultTtl: "72h",
       registryAuthFile: null,
       registryAuthSecret: null,
+      podSecurity: "baseline",
     });
     expect(
       loadEnvironmentsConfig({
@@ -143,10 +144,23 @@ describe("configuration", () => {
       defaultTtl: "never",
       registryAuthFile: null,
       registryAuthSecret: "kubler/registry",
+      podSecurity: "baseline",
     });
     expect(configError(() => loadEnvironmentsConfig({ KUBLER_DEFAULT_TTL: "3 days" }))).toMatch(
       /^KUBLER_DEFAULT_TTL: ttl "3 days"/,
     );
+  });
+
+  it("reads the Pod Security level environments enforce, refusing one that is not a level", () => {
+    expect(loadEnvironmentsConfig({ KUBLER_POD_SECURITY: " " }).podSecurity).toBe("baseline");
+    for (const level of ["baseline", "restricted", "privileged"]) {
+      expect(loadEnvironmentsConfig({ KUBLER_POD_SECURITY: ` ${level} ` }).podSecurity).toBe(level);
+    }
+    for (const bad of ["Baseline", "none", "restricted,baseline"]) {
+      expect(configError(() => loadEnvironmentsConfig({ KUBLER_POD_SECURITY: bad }))).toBe(
+        `KUBLER_POD_SECURITY must be one of baseline, restricted, privileged (the Pod Security Standards' levels environments enforce), got ${JSON.stringify(bad)}`,
+      );
+    }
   });
 
   it("reads KUBLER_REGISTRY_AUTH_FILE afresh each time, refusing one that is missing or not a .dockerconfigjson", () => {

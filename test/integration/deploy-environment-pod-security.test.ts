@@ -1,0 +1,109 @@
+/**
+ * Pod Security Admission on environment namespaces: Kubler applies a project's workloads as a cluster
+ * admin, so the namespace it creates must make the API server refuse what the configured level
+ * (`KUBLER_POD_SECURITY`, default baseline) forbids: privileged pods, host paths, host namespaces.
+ * Against the embedded Kubernetes API over HTTP, through the real adapter, as the other deploy tests.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
+import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { sequentialIds } from "../fakes/index.js";
+
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/x";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+
+let k8s: MemoryKubernetes;
+let deps: DeployTestDeps;
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+
+beforeEach(async () => {
+  ({ deps } = deployTestDeps(k8s, "kubler-pod-security-"));
+  for (const ns of k8s.store.list("v1", "Namespace"))
+    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
+  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, NAMESPACE); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
+
+function requested(sha = "1".repeat(40), pipelineId = 100): DeployTrigger {
+  return {
+    detailType: "Deploy Requested",
+    time: new Date("2026-11-21T10:00:00Z"),
+    detail: {
+      correlationId: `corr-${pipelineId}`,
+      gitlab,
+      environment: ENVIRONMENT,
+      sha,
+      ref: "feature/x",
+      pipelineId,
+      mrIid: 16,
+    },
+  };
+}
+
+function labels(): Record<string, string> | undefined {
+  return k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.labels;
+}
+
+const enforcing = (level: string) => ({
+  "pod-security.kubernetes.io/enforce": level,
+  "pod-security.kubernetes.io/enforce-version": "latest",
+  "pod-security.kubernetes.io/warn": "restricted",
+  "pod-security.kubernetes.io/warn-version": "latest",
+  "pod-security.kubernetes.io/audit": "restricted",
+  "pod-security.kubernetes.io/audit-version": "latest",
+});
+
+describe("environment namespaces' Pod Security", () => {
+  it("enforces baseline by default, warning and auditing what restricted would refuse", async () => {
+    await deployEnvironment(deps, requested());
+    expect(labels()).toMatchObject(enforcing("baseline"));
+  });
+
+  it("enforces the configured level", async () => {
+    await deployEnvironment({ ...deps, podSecurity: "restricted" }, requested());
+    expect(labels()).toMatchObject(enforcing("restricted"));
+  });
+
+  it("puts Kubler's level back on a namespace whose labels someone changed, at the next deploy", async () => {
+    await deployEnvironment(deps, requested());
+    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+    k8s.store.put({
+      ...namespace,
+      metadata: {
+        ...namespace.metadata,
+        labels: { ...namespace.metadata.labels, "pod-security.kubernetes.io/enforce": "privileged" },
+      },
+    });
+    await deployEnvironment(deps, requested("2".repeat(40), 101));
+    expect(labels()).toMatchObject(enforcing("baseline"));
+  });
+
+  it("keeps the labels when reconcile marks a stuck rollout failed (its write would drop what it omits)", async () => {
+    // The deploy dies during its rollout: the namespace stays "deploying" with a deadline.
+    const get = deps.cluster.get.bind(deps.cluster);
+    deps.cluster.get = async (ref) => {
+      if (ref.kind === "Deployment") throw new Error("the function timed out");
+      return get(ref);
+    };
+    await expect(deployEnvironment(deps, requested())).rejects.toThrow("timed out");
+    deps.cluster.get = get;
+    deps.clock.advance(60 * 60_000);
+    const report = await reconcileEnvironments({ ...deps, newId: sequentialIds() });
+    expect(report.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+      "kubler.dev/status": "failed",
+    });
+    expect(labels()).toMatchObject(enforcing("baseline"));
+  });
+});
