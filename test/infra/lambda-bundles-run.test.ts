@@ -77,7 +77,9 @@ let instance: { instance: string; projectId: number; projectPath: string };
 beforeAll(async () => {
   stack = await synthBundledOnce();
   aws = await startFakeAws();
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 0, jobDelayMs: 0 });
+  // A deleted namespace stays Terminating for the whole file: the sweep's test reads the deletion after
+  // the function's process has ended, which took longer than the default 50 ms now and then.
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 0, jobDelayMs: 0, namespaceFinalizeMs: 600_000 });
   proxy = await startFaultyKubernetesProxy(k8s, (request) =>
     isTokenRequest(request) ? (tokenRequests.shift() ?? "pass") : "pass",
   );
