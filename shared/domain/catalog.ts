@@ -131,6 +131,9 @@ const ReleaseDetail = v.object({
 
 // Steps and outcomes (source "kubler"). Planning, builds and deploys refine these in their issues.
 
+/** When the GitLab fact a step or stop comes from reached Kubler (`factAt`). */
+const FactAt = v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time"))));
+
 /** Every step carries what it is about: the environment, the commit, and where the commit came from. */
 const step = {
   ...base,
@@ -144,7 +147,7 @@ const step = {
    * GitLab sent its events in, which a deploy compares instead of its own, later event's time (builds
    * finish out of order). Absent from events published before it was carried.
    */
-  factAt: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time")))),
+  factAt: FactAt,
   /**
    * The TTL of the environment rule plan-steps matched (null: the rule sets none, the default
    * applies), so the deploy never takes another rule's. Absent from older events: the deploy then
@@ -199,6 +202,13 @@ const EnvironmentStopRequestedDetail = v.object({
    * Absent from expiry stops and from events published before it was carried.
    */
   user: v.optional(Username),
+  /**
+   * As a step's: when the merge, close, branch deletion or stop job reached Kubler (plan-steps), which
+   * cleanup orders the stop by, not by its own bus time (plan-steps may handle the fact late, after a
+   * reopen was deployed). Absent from expiry, reconcile and `kubler stop` stops, and from events
+   * published before it was carried: those are ordered by their bus time.
+   */
+  factAt: FactAt,
   /** The operator who ran `kubler stop`. Absent from GitLab's and expiry stops. */
   requestedBy: v.optional(RequestedBy),
 });

@@ -134,14 +134,14 @@ export function planSteps(fact: GitlabFact, manifest: KublerManifest, factAt: st
   const carried = { user, ...(factAt === null ? {} : { factAt }) };
   return {
     ...plan,
-    steps: plan.steps.map((step) =>
-      // A stop carries who caused it (the merger, closer, branch deleter), for its audit line; not
-      // factAt: the stop is recorded under that time, not compared by it.
-      step.entry.detailType === "Environment Stop Requested"
-        ? { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, user } } }
-        : { ...step, entry: { ...step.entry, detail: { ...step.entry.detail, ...carried } } },
-    ),
+    // A stop carries who caused it (the merger, closer, branch deleter) and when GitLab said so, which
+    // cleanup orders it by: handled late, its bus time would be after a reopen's deploy.
+    steps: plan.steps.map((step) => ({ ...step, entry: withCarried(step.entry, carried) })),
   };
+}
+
+function withCarried<E extends StepEntry>(entry: E, carried: { user: string | null; factAt?: string }): E {
+  return { ...entry, detail: { ...entry.detail, ...carried } };
 }
 
 function planFact(fact: GitlabFact, manifest: KublerManifest, sha: string): Plan {

@@ -32,9 +32,10 @@ export type StopOutcome =
   | { kind: "refused" | "ignored"; namespace: string; reason: string };
 
 /**
- * `publishedAt` is the stop's bus time: a stop older than the GitLab fact behind what runs (retried
- * or redriven after a reopen and a new deploy) is ignored, as it would have been undone had it
- * arrived in order. Null: not known, the stop is not ordered.
+ * A stop older than the GitLab fact behind what runs (retried or redriven after a reopen and a new
+ * deploy, or planned late) is ignored, as it would have been undone had it arrived in order. Its
+ * age is the GitLab fact's time it carries (`factAt`, from plan-steps), else `publishedAt`, its bus
+ * time (kubler stop, the expiry schedule, reconcile). Neither known: the stop is not ordered.
  *
  * @example
  * await stopEnvironment(deps, detail, new Date(envelope.time)); // { kind: "deleted", namespace: "group-app-review-x-1a2b3c4d" }
@@ -73,8 +74,9 @@ export async function stopEnvironment(
     }
     // Same rule as the stops a deploy heeds (isRefusedByStop): a tie, same second, goes to the stop.
     const factAt = read.environment.factAt;
-    if (publishedAt && factAt && factAt.getTime() > publishedAt.getTime()) {
-      const reason = `stale: this stop was published at ${publishedAt.toISOString()}, before GitLab asked (at ${factAt.toISOString()}) for what runs there`;
+    const stopAt = stopTime(detail, publishedAt);
+    if (stopAt && factAt && factAt.getTime() > stopAt.at.getTime()) {
+      const reason = `stale: this stop was ${stopAt.what} ${stopAt.at.toISOString()}, before GitLab asked (at ${factAt.toISOString()}) for what runs there`;
       audit("ignored", reason);
       return { kind: "ignored", namespace, reason };
     }
@@ -97,6 +99,18 @@ export async function stopEnvironment(
         : `already gone (${detail.reason})`,
   );
   return { kind, namespace };
+}
+
+/**
+ * The stop's place among GitLab's facts: the fact plan-steps derived it from, not when plan-steps got
+ * round to publishing it (a retry, a throttled queue, a redriven dead letter).
+ */
+function stopTime(
+  detail: Detail<"Environment Stop Requested">,
+  publishedAt: Date | null,
+): { at: Date; what: string } | null {
+  if (detail.factAt) return { at: new Date(detail.factAt), what: "asked for by GitLab at" };
+  return publishedAt ? { at: publishedAt, what: "published at" } : null;
 }
 
 function deleteChecked(cluster: EnvironmentCluster, namespace: KubeObject): Promise<"deleted" | "absent"> {

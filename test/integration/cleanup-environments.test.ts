@@ -2,7 +2,7 @@
  * Cleanup (stop and sweep) against the embedded Kubernetes API over HTTP, through the real adapter:
  * what was deleted, and above all what was not, is asserted from the cluster itself.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -20,8 +20,11 @@ import {
   LABEL,
   namespaceFor,
 } from "../../shared/domain/environment.js";
+import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import {
   type KubeObject,
   type MemoryKubernetes,
@@ -33,6 +36,7 @@ import {
   stopEnvironment,
   sweepExpiredEnvironments,
 } from "../../shared/services/cleanup-environments.js";
+import { planStepsFor } from "../../shared/services/plan-steps.js";
 import { reportStatus } from "../../shared/services/report-status.js";
 import {
   FixedClock,
@@ -137,6 +141,63 @@ function stopEnvelope(detail: Detail<"Environment Stop Requested">, time: string
     resources: [],
     detail,
   };
+}
+
+/**
+ * The stop plan-steps publishes for a merge request closed at `closedAt` (the close's envelope
+ * time), handled only now: the real use case over a project directory and in-memory stores.
+ */
+async function planLateClose(closedAt: Date): Promise<Detail<"Environment Stop Requested">> {
+  const projects = mkdtempSync(join(tmpdir(), "kubler-cleanup-plan-"));
+  try {
+    mkdirSync(join(projects, PROJECT), { recursive: true });
+    writeFileSync(
+      join(projects, PROJECT, "kubler.yaml"),
+      `version: 1
+image: { name: registry.example.com/${PROJECT} }
+deploy: { manifests: deploy/ }
+environments:
+  - { name: "review/{branch}", on: merge_request }
+`,
+    );
+    const clock = new FixedClock(NOW);
+    const publisher = new RecordingPublisher();
+    const outcome = await planStepsFor(
+      {
+        manifests: new DirectoryManifestSource(projects),
+        publisher,
+        dedupe: new MemoryDedupeStore(clock),
+        stops: new MemoryEnvironmentStops(clock),
+        audit: new RecordingAuditLog(),
+        clock,
+      },
+      {
+        detailType: "Merge Request",
+        detail: {
+          correlationId: "corr-close",
+          gitlab,
+          action: "close",
+          iid: 16,
+          state: "closed",
+          sourceBranch: "feature/booking-validation",
+          targetBranch: "main",
+          sourceProjectId: gitlab.projectId,
+          lastCommitSha: "1111111111111111111111111111111111111111",
+          oldrev: null,
+          url: null,
+          user: "agarcia",
+        },
+      },
+      closedAt,
+    );
+    const [entry] = publisher.entries;
+    if (outcome.kind !== "published" || entry?.detailType !== "Environment Stop Requested") {
+      throw new Error(`plan-steps published no stop: ${JSON.stringify(outcome)}`);
+    }
+    return entry.detail;
+  } finally {
+    rmSync(projects, { recursive: true, force: true });
+  }
 }
 
 function stopRequested(
@@ -405,6 +466,44 @@ describe("stopEnvironment", () => {
 
     // A stop published after the deploy's fact (or in its very second) still deletes.
     expect(await consume(stopEnvelope(stopRequested({ reason: "closed" }), "2026-11-21T09:30:00Z"))).toEqual({
+      kind: "deleted",
+      namespace: NAMESPACE,
+    });
+  });
+
+  it("ignores a close's stop that plan-steps published late, after a reopen and a newer deploy: it is ordered by GitLab's close, not its bus time", async () => {
+    // Closed at 09:00, reopened and pushed at 09:30 and deployed. The close reaches plan-steps only
+    // now (a Lambda retry, a throttled queue, a redriven dead letter), so its stop's bus time is now.
+    const before = seed({ factAt: new Date("2026-11-21T09:30:00Z") });
+    const planned = await planLateClose(new Date("2026-11-21T09:00:00Z"));
+    const consume = createCleanupConsumer(deps);
+
+    const outcome = await consume(stopEnvelope(planned, NOW.toISOString()));
+
+    expect(outcome).toMatchObject({
+      kind: "ignored",
+      namespace: NAMESPACE,
+      reason: expect.stringMatching(/^stale: .*2026-11-21T09:00:00\.000Z.*2026-11-21T09:30:00\.000Z/),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+
+    // A stop with no GitLab fact behind it (kubler stop, the expiry schedule) is ordered by its bus
+    // time, as before: published now, after the deploy's fact, it deletes.
+    expect(await consume(stopEnvelope(stopRequested({ reason: "stopped" }), NOW.toISOString()))).toEqual({
+      kind: "deleted",
+      namespace: NAMESPACE,
+    });
+  });
+
+  it("deletes on a close's stop whose close came with or after the deploy's fact, whatever its bus time", async () => {
+    seed({ factAt: new Date("2026-11-21T09:30:00Z") });
+    const consume = createCleanupConsumer(deps);
+    // A tie (same second) goes to the stop, as with the stops a deploy heeds.
+    const closedThen = stopRequested({ reason: "closed", factAt: "2026-11-21T09:30:00.000Z" });
+    expect(await consume(stopEnvelope(closedThen, "2026-11-21T09:00:00Z"))).toEqual({
       kind: "deleted",
       namespace: NAMESPACE,
     });

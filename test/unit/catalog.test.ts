@@ -107,11 +107,17 @@ describe("Environment Stop Requested: who asked", () => {
     expect(validateBusDetail("Environment Stop Requested", longest).detail).toEqual(longest);
   });
 
+  it("keeps the time of the GitLab fact behind it, which cleanup orders it by", () => {
+    const closed = { ...stop, reason: "closed", user: "agarcia", factAt: "2026-11-21T09:00:00.000Z" };
+    expect(validateDetail("Environment Stop Requested", closed)).toEqual(closed);
+  });
+
   it.each([
     [{ user: 42 }, /user: /],
     [{ requestedBy: "x".repeat(MAX_REQUESTED_BY_LENGTH + 1) }, /requestedBy: at most 256 characters/],
     [{ requestedBy: "" }, /requestedBy: /],
     [{ requestedBy: "local:alice\nforged line" }, /requestedBy: no control characters/],
+    [{ factAt: "yesterday" }, /factAt: /],
   ])("refuses %j", (fields, message) => {
     expect(() => validateDetail("Environment Stop Requested", { ...stop, ...fields })).toThrow(message);
   });
