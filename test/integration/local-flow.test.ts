@@ -156,6 +156,8 @@ describe("local flow: merge request opened → deployed → closed → deleted",
       reason: "closed",
       // Who closed it, for the environment.stop audit line.
       user: "agarcia",
+      // When the close reached Kubler: cleanup orders the stop by it, not by when plan-steps published it.
+      factAt: new Date(String(after[0]?.time)).toISOString(),
     });
     expect(after[2]?.detail).toMatchObject({
       correlationId: "mr-close-1",
