@@ -147,6 +147,20 @@ export function environmentSlug(environment: string): string {
   return `${head || "env"}-${shortHash(environment)}`;
 }
 
+/**
+ * Why the environment recorded on a namespace is not `environment`, or null when it is. Once a long
+ * project path fills a namespace name's readable part, two environments' names differ by 8 hex
+ * digits of a hash alone: a branch found to collide must neither deploy over production nor stop it.
+ * A namespace from before the name annotation records the slug only.
+ *
+ * @example
+ * heldByAnother("ns-1a2b3c4d", "production", "review/x"); // "namespace ns-1a2b3c4d belongs to environment production, not review/x"
+ */
+export function heldByAnother(namespace: string, holder: string, environment: string): string | null {
+  if (holder === environment || holder === environmentSlug(environment)) return null;
+  return `namespace ${namespace} belongs to environment ${holder}, not ${environment}`;
+}
+
 function slugify(text: string): string {
   return text
     .toLowerCase()

@@ -7,6 +7,7 @@
 import type { Detail } from "../domain/catalog.js";
 import {
   ENVIRONMENTS_SELECTOR,
+  heldByAnother,
   isExpired,
   type ManagedEnvironment,
   namespaceFor,
@@ -63,6 +64,12 @@ export async function stopEnvironment(
     }
     if (read.environment.projectId !== detail.gitlab.projectId) {
       const reason = `not deleted: namespace ${namespace} belongs to project ${read.environment.projectId}, not ${detail.gitlab.projectId}`;
+      audit("deny", reason);
+      return { kind: "refused", namespace, reason };
+    }
+    const other = heldByAnother(namespace, read.environment.environment, detail.environment);
+    if (other) {
+      const reason = `not deleted: ${other}`;
       audit("deny", reason);
       return { kind: "refused", namespace, reason };
     }

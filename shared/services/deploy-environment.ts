@@ -21,6 +21,7 @@ import {
   environmentNamespace,
   environmentSlug,
   fillEnvironmentUrl,
+  heldByAnother,
   isStaleDeploy,
   type ManagedEnvironment,
   namespaceFor,
@@ -190,17 +191,8 @@ export async function deployEnvironment(
         null,
       );
     }
-    // Two environments' names differ by 8 hex characters of a hash alone once a long project path
-    // fills the readable part: a branch name found to collide must not deploy over production. A
-    // namespace from before the name annotation carries the slug label only.
-    const holder = read.environment.environment;
-    if (holder !== detail.environment && holder !== environmentSlug(detail.environment)) {
-      return finish(
-        "failed",
-        `namespace ${namespace} belongs to environment ${holder}, not ${detail.environment}`,
-        null,
-      );
-    }
+    const other = heldByAnother(namespace, read.environment.environment, detail.environment);
+    if (other) return finish("failed", other, null);
     if (read.environment.terminating) {
       // Being deleted (a stop raced this deploy): fail loudly so the bus retries once it is gone.
       throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);

@@ -401,6 +401,30 @@ describe("stopEnvironment", () => {
     expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "deny" });
   });
 
+  it("refuses a namespace of that name another environment of the project holds (a hash collision), touching nothing", async () => {
+    // Once a long project path fills a namespace name's readable part, two environments' names
+    // differ by an 8-hex-digit hash alone: a branch found to collide must not stop production.
+    const before = seed({
+      environment: "production",
+      ref: "v1.0.0",
+      mrIid: null,
+      ttl: "never",
+      expiresAt: null,
+    });
+
+    const outcome = await stopEnvironment(deps, stopRequested());
+
+    expect(outcome).toMatchObject({
+      kind: "refused",
+      reason: expect.stringContaining(`belongs to environment production, not ${ENVIRONMENT}`),
+    });
+    expect(stored(NAMESPACE)).toEqual(before);
+    expect(k8s.stats.byVerb.delete).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    expect(deps.scheduler.calls).toEqual([]);
+    expect(deps.audit.last()).toMatchObject({ action: "environment.stop", outcome: "deny" });
+  });
+
   it("refuses a managed namespace whose contract cannot be read, touching nothing", async () => {
     const ns = environmentNamespace(state());
     ns.metadata.annotations = { ...ns.metadata.annotations, [ANNOTATION.EXPIRES_AT]: "next tuesday" };
@@ -541,7 +565,8 @@ describe("stopEnvironment", () => {
       reason: fc.constantFrom(...STOP_REASONS),
     });
     // What sits at namespaceFor(event): nothing, or something the event's project does not own (or
-    // whose contract cannot be read), or, as the control, the project's own environment.
+    // whose contract cannot be read, or another of its environments), or, as the control, the
+    // project's own environment.
     const occupant = fc.constantFrom(
       "none",
       "unmanaged",
@@ -550,6 +575,7 @@ describe("stopEnvironment", () => {
       "owner-only-in-annotation",
       "bad-project-label",
       "malformed-expiry",
+      "other-environment",
       "owned",
     );
 
@@ -558,7 +584,9 @@ describe("stopEnvironment", () => {
         const name = namespaceFor(detail.gitlab.projectPath, detail.environment);
         const id = detail.gitlab.projectId;
         const expiresAt = new Date(NOW.getTime() + (expired ? -HOUR : HOUR));
-        const own = environmentNamespace(state({ namespace: name, gitlab: detail.gitlab, expiresAt }));
+        const own = environmentNamespace(
+          state({ namespace: name, gitlab: detail.gitlab, environment: detail.environment, expiresAt }),
+        );
         const labels = own.metadata.labels ?? {};
         const annotations = own.metadata.annotations ?? {};
         const put = (changes: { labels?: Record<string, string>; annotations?: Record<string, string> }) =>
@@ -587,6 +615,13 @@ describe("stopEnvironment", () => {
         }
         if (kind === "bad-project-label") put({ labels: { [LABEL.PROJECT_ID]: `${id} ` } });
         if (kind === "malformed-expiry") put({ annotations: { [ANNOTATION.EXPIRES_AT]: "tomorrow" } });
+        if (kind === "other-environment") {
+          // Another environment of the same project whose name hashes alike (see heldByAnother).
+          put({
+            labels: { [LABEL.ENVIRONMENT]: "production" },
+            annotations: { [ANNOTATION.ENVIRONMENT_NAME]: "production" },
+          });
+        }
         if (kind === "owned") put({});
         const before = namespaces();
 
