@@ -38,8 +38,6 @@ export type Normalized =
   | { kind: "fact"; entry: BusEntry; summary: string }
   | { kind: "ignored"; reason: string };
 
-type Fact = Extract<Normalized, { kind: "fact" }>;
-
 /**
  * Every `X-Gitlab-Event` value GitLab sends and what Kubler does with it: the fact it becomes,
  * `system` (look inside: one header for many events), or `ignored`.
@@ -92,7 +90,9 @@ const MAX_NAME_CHARS = 255;
 /**
  * Turns one GitLab webhook delivery into a catalog fact, or says why it is ignored. Dispatches on the
  * `X-Gitlab-Event` header first: member, subgroup and project hooks have no `object_kind`.
- * Throws `BadRequestError` (naming the field) when a payload lacks what a decision needs.
+ * Throws `BadRequestError` (naming the field) when a payload lacks what a decision needs. A fact
+ * whose detail would exceed the bus's 8 KB (a branch name of several KB, which any developer can
+ * push) is "ignored", not a 4xx: GitLab counts 4xx toward disabling the hook (DESIGN §4 "Answers").
  *
  * @example
  * const result = normalizeGitlabEvent({ eventHeader: "Push Hook", payload, instance: null, correlationId });
@@ -140,7 +140,7 @@ interface Context {
   instance: string | null;
 }
 
-const NORMALIZERS: { [T in GitlabFactType]: (ctx: Context) => Fact } = {
+const NORMALIZERS: { [T in GitlabFactType]: (ctx: Context) => Normalized } = {
   Push: normalizePush,
   "Tag Push": normalizeTagPush,
   "Merge Request": normalizeMergeRequest,
@@ -150,12 +150,12 @@ const NORMALIZERS: { [T in GitlabFactType]: (ctx: Context) => Fact } = {
   Release: normalizeRelease,
 };
 
-function normalizeFact(type: GitlabFactType, label: string, delivery: GitlabDelivery): Fact {
+function normalizeFact(type: GitlabFactType, label: string, delivery: GitlabDelivery): Normalized {
   const read = createPayloadReader(label, delivery.payload);
   return NORMALIZERS[type]({ read, correlationId: delivery.correlationId, instance: delivery.instance });
 }
 
-function normalizePush({ read, ...ctx }: Context): Fact {
+function normalizePush({ read, ...ctx }: Context): Normalized {
   const ref = read.string("ref");
   const branch = stripRefPrefix(read, ref, "refs/heads/");
   const before = read.sha("before");
@@ -184,7 +184,7 @@ function normalizePush({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizeTagPush({ read, ...ctx }: Context): Fact {
+function normalizeTagPush({ read, ...ctx }: Context): Normalized {
   const ref = read.string("ref");
   const tag = stripRefPrefix(read, ref, "refs/tags/");
   const before = read.sha("before");
@@ -210,7 +210,7 @@ function normalizeTagPush({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizeMergeRequest({ read, ...ctx }: Context): Fact {
+function normalizeMergeRequest({ read, ...ctx }: Context): Normalized {
   // Checked first: GitLab documents fragments of this payload, and one without object_attributes
   // says more by naming it than by naming the project.
   read.object("object_attributes");
@@ -242,7 +242,7 @@ function normalizeMergeRequest({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizePipeline({ read, ...ctx }: Context): Fact {
+function normalizePipeline({ read, ...ctx }: Context): Normalized {
   const gitlab = readGitlabRef(read, ctx.instance);
   const pipelineId = read.id("object_attributes.id");
   const status = read.string("object_attributes.status");
@@ -270,7 +270,7 @@ function normalizePipeline({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizeJob({ read, ...ctx }: Context): Fact {
+function normalizeJob({ read, ...ctx }: Context): Normalized {
   const gitlab = readGitlabRef(read, ctx.instance);
   const jobId = read.id("build_id");
   const name = read.string("build_name");
@@ -301,7 +301,7 @@ function normalizeJob({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizeDeployment({ read, ...ctx }: Context): Fact {
+function normalizeDeployment({ read, ...ctx }: Context): Normalized {
   const gitlab = readGitlabRef(read, ctx.instance);
   // GitLab 12's first deployment payload has no deployment_id; nothing Kubler decides needs it.
   const deploymentId = read.optionalId("deployment_id");
@@ -329,7 +329,7 @@ function normalizeDeployment({ read, ...ctx }: Context): Fact {
   );
 }
 
-function normalizeRelease({ read, ...ctx }: Context): Fact {
+function normalizeRelease({ read, ...ctx }: Context): Normalized {
   const gitlab = readGitlabRef(read, ctx.instance);
   // `action` is top-level, although the docs' prose places it under object_attributes.
   const action = read.string("action");
@@ -393,7 +393,7 @@ function createFact<T extends GitlabFactType>(
   detailType: T,
   detail: Detail<T>,
   summary: string,
-): Fact {
+): Normalized {
   let valid: Detail<T>;
   try {
     valid = validateDetail(detailType, detail);
@@ -411,11 +411,34 @@ function createFact<T extends GitlabFactType>(
     jsonBytesAtMost(valid) > MAX_DETAIL_BYTES &&
     Buffer.byteLength(JSON.stringify(valid)) > MAX_DETAIL_BYTES
   ) {
-    throw new BadRequestError(
-      `${read.label} payload: a field is too long (the ${detailType} detail is over 8 KB)`,
-    );
+    return { kind: "ignored", reason: describeOversized(read.label, detailType, valid) };
   }
   return { kind: "fact", entry: { detailType, detail: valid } as BusEntry, summary };
+}
+
+/**
+ * Why an oversized detail is not published: which detail, its longest field and that field's length
+ * (never its value: the answer and the audit line stay small). Only runs for an oversized detail.
+ */
+function describeOversized(
+  label: string,
+  detailType: GitlabFactType,
+  detail: Detail<GitlabFactType>,
+): string {
+  let longest = { path: "", length: -1 };
+  const visit = (value: unknown, path: string): void => {
+    if (typeof value === "string") {
+      if (value.length > longest.length) longest = { path, length: value.length };
+    } else if (isRecord(value)) {
+      for (const key of Object.keys(value)) visit(value[key], path ? `${path}.${key}` : key);
+    }
+  };
+  visit(detail, "");
+  return (
+    `${label} payload of ${echo(detail.gitlab.projectPath)}: a field is too long ` +
+    `(the ${detailType} detail's "${longest.path}" is ${longest.length} characters; ` +
+    `the detail would be over the bus's ${MAX_DETAIL_BYTES / 1024} KB limit)`
+  );
 }
 
 /** An upper bound of `Buffer.byteLength(JSON.stringify(value))`: ≤ 6 bytes per UTF-16 unit (`\uXXXX`). */
