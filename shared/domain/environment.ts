@@ -161,6 +161,18 @@ export function heldByAnother(namespace: string, holder: string, environment: st
   return `namespace ${namespace} belongs to environment ${holder}, not ${environment}`;
 }
 
+/**
+ * The environment a namespace records: its full name, or the slug label alone on a namespace from
+ * before the name annotation (`heldByAnother` takes either). Undefined: it records none.
+ *
+ * @example
+ * recordedEnvironment(namespace); // "review/feature-x"
+ */
+export function recordedEnvironment(namespace: NamespaceLike): string | undefined {
+  const { labels = {}, annotations = {} } = namespace.metadata;
+  return annotations[ANNOTATION.ENVIRONMENT_NAME] ?? labels[LABEL.ENVIRONMENT];
+}
+
 function slugify(text: string): string {
   return text
     .toLowerCase()
@@ -237,7 +249,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
   const problems: string[] = [];
   const projectId = integer(labels[LABEL.PROJECT_ID]);
   if (projectId === null) problems.push(`label ${LABEL.PROJECT_ID} is not a project id`);
-  const environment = annotations[ANNOTATION.ENVIRONMENT_NAME] ?? labels[LABEL.ENVIRONMENT];
+  const environment = recordedEnvironment(namespace);
   if (!environment) problems.push(`neither ${ANNOTATION.ENVIRONMENT_NAME} nor ${LABEL.ENVIRONMENT} is set`);
   const time = (key: string): Date | null => {
     const raw = annotations[key];

@@ -12,10 +12,18 @@ import {
   type DecidingClaims,
   type Decision,
   decideCredentials,
+  ENVIRONMENT_NAMESPACE,
   MIN_DURATION_SECONDS,
   type PolicyRule,
 } from "../domain/credentials-policy.js";
-import { environmentLabels, LABEL, MANAGED_BY_KUBLER, MANAGED_SELECTOR } from "../domain/environment.js";
+import {
+  environmentLabels,
+  heldByAnother,
+  LABEL,
+  MANAGED_BY_KUBLER,
+  MANAGED_SELECTOR,
+  recordedEnvironment,
+} from "../domain/environment.js";
 import { type JobClaims, jobProject } from "../domain/job-claims.js";
 import {
   buildAssumeRoleRequest,
@@ -223,7 +231,9 @@ async function issue(
   const cluster = rule.kubernetes ? requireCluster(deps.cluster, rule) : null;
   // Every check that can refuse runs before anything is minted.
   if (cluster && rule.kubernetes && namespace) {
-    await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id);
+    // The environment's own namespace (namespace: environment) is checked to be that environment's.
+    const held = rule.kubernetes.namespace === ENVIRONMENT_NAMESPACE ? environment : null;
+    await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id, held);
   }
   let aws: IssuedCredentials["aws"] = null;
   let omittedTags: OmittedTag[] = [];
@@ -287,12 +297,17 @@ function requireCluster(cluster: CredentialsCluster | null, rule: PolicyRule): C
   return cluster;
 }
 
-/** Only a namespace Kubler manages, for this very project, still alive, with the rule's Role in it. */
+/**
+ * Only a namespace Kubler manages, for this very project (and, when it was named after the job's
+ * environment, that environment: two environments' names can differ by a hash alone, as the deploy
+ * and stop check too), still alive, with the rule's Role in it.
+ */
 async function checkNamespace(
   cluster: CredentialsCluster,
   namespace: string,
   role: string,
   projectId: string,
+  environment: string | null,
 ): Promise<void> {
   const object = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
   if (!object) {
@@ -311,6 +326,13 @@ async function checkNamespace(
     throw new ForbiddenError(
       `namespace ${namespace} belongs to another project, not to project ${projectId}`,
     );
+  }
+  if (environment !== null) {
+    const holder = recordedEnvironment(object);
+    const other = holder
+      ? heldByAnother(namespace, holder, environment)
+      : `namespace ${namespace} records no environment, not ${environment}`;
+    if (other) throw new ForbiddenError(other);
   }
   if (object.metadata.deletionTimestamp) {
     throw new ForbiddenError(`namespace ${namespace} is being deleted`);

@@ -431,6 +431,36 @@ describe("POST /v1/credentials", () => {
     expect(await productionServiceAccount()).toBeNull();
   });
 
+  it("a job whose environment's namespace another environment of the project holds is denied (a hash collision)", async () => {
+    // Once a long project path fills a namespace name's readable part, two environments' names differ
+    // by 8 hex digits of a hash alone: a branch found to collide names production's namespace.
+    const colliding = "review/evil";
+    const held = namespaceFor(PROJECT, colliding);
+    await seedEnvironment(PROJECT, Number(PROJECT_ID), "production", held);
+    const response = await post(token({ environment: colliding }));
+    expect(response.status).toBe(403);
+    expect(await messageOf(response)).toBe(
+      `namespace ${held} belongs to environment production, not ${colliding}`,
+    );
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "deny",
+      subject: {
+        rule: "review-apps",
+        environment: colliding,
+        namespace: held,
+        roleArn: "arn:aws:iam::123456789012:role/kubler-review",
+      },
+    });
+    expect(
+      await cluster.get({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        name: "kubler-ci-kubler-deployer",
+        namespace: held,
+      }),
+    ).toBeNull();
+  });
+
   it("two rules binding different Roles in one namespace: a token is bound to its own rule's Role only", async () => {
     deps.policy = parseCredentialsPolicy(`
 rules:
