@@ -14,6 +14,7 @@ import {
   readEnvironment,
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
+import { isRefusedByStop } from "../domain/plan-steps.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
 import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
@@ -79,10 +80,11 @@ export async function stopEnvironment(
       audit("ignored", reason);
       return { kind: "ignored", namespace, reason };
     }
-    // Same rule as the stops a deploy heeds (isRefusedByStop): a tie, same second, goes to the stop.
+    // The rule a deploy heeds a stop by, so the two never disagree: stale unless this stop would have
+    // refused what runs there (a tie, same second, goes to the stop).
     const factAt = read.environment.factAt;
     const stopAt = stopTime(detail, publishedAt);
-    if (stopAt && factAt && factAt.getTime() > stopAt.at.getTime()) {
+    if (stopAt && factAt && !isRefusedByStop(factAt, stopAt.at)) {
       const reason = `stale: this stop was ${stopAt.what} ${stopAt.at.toISOString()}, before GitLab asked (at ${factAt.toISOString()}) for what runs there`;
       audit("ignored", reason);
       return { kind: "ignored", namespace, reason };
