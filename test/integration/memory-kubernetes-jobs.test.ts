@@ -15,7 +15,10 @@ import { failure } from "../fakes/kubernetes-api.js";
 
 const NS = "builds";
 
-function job(name: string, options: { fail?: boolean } = {}): k8s.V1Job {
+function job(
+  name: string,
+  options: { fail?: boolean; backoffLimit?: number; podFailurePolicy?: k8s.V1PodFailurePolicy } = {},
+): k8s.V1Job {
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -25,7 +28,8 @@ function job(name: string, options: { fail?: boolean } = {}): k8s.V1Job {
       ...(options.fail ? { annotations: { [BUILD_ANNOTATION]: "fail" } } : {}),
     },
     spec: {
-      backoffLimit: 0,
+      backoffLimit: options.backoffLimit ?? 0,
+      ...(options.podFailurePolicy ? { podFailurePolicy: options.podFailurePolicy } : {}),
       template: {
         metadata: { labels: { app: "build" } },
         spec: {
@@ -123,6 +127,68 @@ describe("simulated Jobs", () => {
     expect(tail).toContain("error: failed to solve");
     const all = await core.readNamespacedPodLog({ name, namespace: NS, container: "build" });
     expect(all.trimEnd().split("\n").length).toBeGreaterThan(2);
+  });
+
+  const podsOf = async (name: string) =>
+    (await core.listNamespacedPod({ namespace: NS, labelSelector: `job-name=${name}` })).items;
+  const IGNORE_DISRUPTION: k8s.V1PodFailurePolicy = {
+    rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
+  };
+
+  it("evicts a pod a test asks for: Failed, reason Evicted, condition DisruptionTarget, its build step killed", async () => {
+    server.faults.evictPods({ namespace: NS, job: "evicted", times: 1, message: "low on memory" });
+    await batch.createNamespacedJob({ namespace: NS, body: job("evicted") });
+    const done = await finished("evicted");
+    // No pod failure policy and backoffLimit 0: the eviction fails the Job.
+    expect(done.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("BackoffLimitExceeded");
+    const [pod] = (await podsOf("evicted")) as [k8s.V1Pod];
+    expect(pod.status).toMatchObject({ phase: "Failed", reason: "Evicted", message: "low on memory" });
+    expect(pod.status?.conditions).toEqual([
+      expect.objectContaining({ type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet" }),
+    ]);
+    expect(pod.status?.initContainerStatuses?.[1]?.state?.terminated?.exitCode).toBe(137);
+  });
+
+  it("honours a pod failure policy: Ignore starts a new pod uncounted, FailJob fails the Job at once, the rest counts against backoffLimit", async () => {
+    server.faults.evictPods({ namespace: NS, job: "ignored", times: 2 });
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: job("ignored", { podFailurePolicy: IGNORE_DISRUPTION }),
+    });
+    const ignored = await finished("ignored");
+    expect(ignored.status?.conditions?.map((c) => c.type)).toContain("Complete");
+    expect(ignored.status?.failed ?? 0).toBe(0);
+    expect((await podsOf("ignored")).map((pod) => pod.status?.phase).sort()).toEqual([
+      "Failed",
+      "Failed",
+      "Succeeded",
+    ]);
+
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: job("failjob", {
+        fail: true,
+        backoffLimit: 3,
+        podFailurePolicy: {
+          rules: [
+            ...IGNORE_DISRUPTION.rules,
+            { action: "FailJob", onExitCodes: { containerName: "build", operator: "NotIn", values: [0] } },
+          ],
+        },
+      }),
+    });
+    const failJob = await finished("failjob");
+    const [pod] = (await podsOf("failjob")) as [k8s.V1Pod];
+    expect(failJob.status?.conditions?.find((c) => c.type === "Failed")).toMatchObject({
+      reason: "PodFailurePolicy",
+      message: `Container build for pod ${NS}/${pod.metadata?.name} failed with exit code 1 matching FailJob rule at index 1`,
+    });
+
+    await batch.createNamespacedJob({ namespace: NS, body: job("counted", { fail: true, backoffLimit: 1 }) });
+    const counted = await finished("counted");
+    expect(counted.status).toMatchObject({ failed: 2 });
+    expect(counted.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("BackoffLimitExceeded");
+    expect(await podsOf("counted")).toHaveLength(2);
   });
 
   it("answers for logs as the API server does: unknown pod 404, unknown container 400", async () => {

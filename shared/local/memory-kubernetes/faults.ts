@@ -1,6 +1,7 @@
 /**
  * Error injection for tests and benchmarks: make chosen requests slow, fail with a status, or never
- * answer, to exercise retries, timeouts and per-item error isolation against a real HTTP client.
+ * answer, to exercise retries, timeouts and per-item error isolation against a real HTTP client;
+ * and have the node evict a Job's pods, to exercise what the Job and its reader make of it.
  */
 
 /** What a request is, as fault rules match it. */
@@ -45,10 +46,25 @@ export interface FaultHandle {
   remove(): void;
 }
 
-interface ActiveRule {
-  rule: FaultRule;
+interface ActiveRule<Rule = FaultRule> {
+  rule: Rule;
   remaining: number;
   hits: number;
+}
+
+/**
+ * The kubelet evicts a Job's pod (node short of ephemeral-storage) when it would have ended: the pod
+ * fails with reason Evicted and condition DisruptionTarget, its running step killed (exit 137).
+ */
+export interface PodEvictionRule {
+  /** Each field that is set must equal the pod's. */
+  namespace?: string;
+  /** The Job whose pods are evicted. */
+  job?: string;
+  /** The pod's status message (default: the kubelet's for a node short of ephemeral-storage). */
+  message?: string;
+  /** How many pods are evicted (default: all). */
+  times?: number;
 }
 
 /**
@@ -61,29 +77,40 @@ export class FaultInjector {
   /** Added to every request before anything else happens. */
   latencyMs = 0;
   readonly #rules: ActiveRule[] = [];
+  readonly #evictions: ActiveRule<PodEvictionRule>[] = [];
 
   add(rule: FaultRule): FaultHandle {
-    const active: ActiveRule = {
-      rule: { ...rule },
-      remaining: rule.times ?? Number.POSITIVE_INFINITY,
-      hits: 0,
-    };
-    this.#rules.push(active);
-    return {
-      get hits() {
-        return active.hits;
-      },
-      remove: () => {
-        const index = this.#rules.indexOf(active);
-        if (index >= 0) this.#rules.splice(index, 1);
-      },
-    };
+    return handle(this.#rules, rule);
+  }
+
+  /**
+   * @example
+   * const eviction = server.faults.evictPods({ namespace: "kubler-builds", job: name, times: 1 });
+   * // the Job's first pod is evicted; with a pod failure policy ignoring DisruptionTarget, a second one runs
+   */
+  evictPods(rule: PodEvictionRule): FaultHandle {
+    return handle(this.#evictions, rule);
   }
 
   /** Removes every rule and sets `latencyMs` back to 0: no faults at all. */
   clear(): void {
     this.#rules.length = 0;
+    this.#evictions.length = 0;
     this.latencyMs = 0;
+  }
+
+  /** The first eviction rule with uses left that matches the Job's pod, counted as used. */
+  takeEviction(pod: { namespace: string; job: string }): PodEvictionRule | undefined {
+    const active = this.#evictions.find(
+      ({ rule, remaining }) =>
+        remaining > 0 &&
+        (rule.namespace === undefined || rule.namespace === pod.namespace) &&
+        (rule.job === undefined || rule.job === pod.job),
+    );
+    if (!active) return undefined;
+    active.remaining--;
+    active.hits++;
+    return active.rule;
   }
 
   /** The first rule with uses left that matches, counted as used; rules apply in the order added. */
@@ -94,6 +121,24 @@ export class FaultInjector {
     active.hits++;
     return active.rule;
   }
+}
+
+function handle<Rule extends { times?: number }>(rules: ActiveRule<Rule>[], rule: Rule): FaultHandle {
+  const active: ActiveRule<Rule> = {
+    rule: { ...rule },
+    remaining: rule.times ?? Number.POSITIVE_INFINITY,
+    hits: 0,
+  };
+  rules.push(active);
+  return {
+    get hits() {
+      return active.hits;
+    },
+    remove: () => {
+      const index = rules.indexOf(active);
+      if (index >= 0) rules.splice(index, 1);
+    },
+  };
 }
 
 function matches(rule: FaultRule, target: FaultTarget): boolean {

@@ -1,14 +1,19 @@
 /**
- * The Job controller, simulated: a created Job gets one Pod (labelled `job-name` and `controller-uid`
+ * The Job controller, simulated: a created Job gets a Pod (labelled `job-name` and `controller-uid`
  * like the real controller's, owned by the Job), which `jobDelayMs` later ends Succeeded, its main
  * containers' termination message `sha256:<64 hex derived from the Job>`, and the Job becomes
  * Complete; or, when `failJob` says so, ends Failed in its last init container (a build Job's
- * build step) with an error exit code and a few log lines, and the Job Failed with reason
- * BackoffLimitExceeded. Nothing runs: the logs say so.
+ * build step) with an error exit code and a few log lines; or is evicted, when a test asked for it
+ * (`faults.evictPods`). A failed pod goes through the Job's `podFailurePolicy` (first matching rule:
+ * Ignore starts a new pod uncounted, FailJob fails the Job, Count or no match counts it against
+ * `backoffLimit`, past which the Job fails with BackoffLimitExceeded), and `activeDeadlineSeconds`
+ * fails a Job still running with DeadlineExceeded, its running pod deleted. Nothing runs: the logs
+ * say so. https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy
  */
 import { createHash } from "node:crypto";
 import { initializeForCreate } from "./admission.js";
 import { badRequestError, notFoundError } from "./errors.js";
+import type { PodEvictionRule } from "./faults.js";
 import { type JsonObject, valueAt } from "./json.js";
 import { typeOfKind } from "./resources.js";
 import type { ObjectStore } from "./store.js";
@@ -21,7 +26,13 @@ export const BUILD_ANNOTATION = "local.kubler.dev/build";
 export interface JobControllerOptions {
   jobDelayMs: number;
   failJob: (job: KubeObject) => boolean;
+  /** The evictions tests asked for (`faults.evictPods`); none when absent. */
+  evictions?: { takeEviction(pod: { namespace: string; job: string }): PodEvictionRule | undefined };
 }
+
+/** What the kubelet says of a pod it evicted for ephemeral-storage. */
+const DEFAULT_EVICTION =
+  "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi.";
 
 /** The default `failJob`: the Job, or its pod template, is annotated `local.kubler.dev/build: fail`. */
 export function failsByBuildAnnotation(job: KubeObject): boolean {
@@ -59,21 +70,105 @@ export class JobController {
     private readonly options: JobControllerOptions,
   ) {}
 
-  /** After a Job was created: its pod starts now and finishes once the delay has passed. */
+  /** After a Job was created: its first pod starts now; its deadline, if any, counts from now. */
   jobCreated(job: KubeObject): void {
     const { namespace, name, uid } = job.metadata;
     if (!namespace || !uid || valueAt(job.spec, "suspend") === true) return;
-    const pod = this.#startPod(job);
     const started = rfc3339();
     this.#writeJobStatus(namespace, name, uid, { startTime: started, active: 1, ready: 0 });
+    this.#run(job, { attempt: 1, started, failed: 0 });
+    const deadline = valueAt(job.spec, "activeDeadlineSeconds");
+    if (typeof deadline === "number" && deadline > 0) {
+      this.#after(deadline * 1000, () => {
+        const current = this.#running(namespace, name, uid);
+        if (current) this.#exceedDeadline(current, started);
+      });
+    }
+  }
+
+  /** One pod of the Job, ended once the delay has passed: evicted, failed, or succeeded. */
+  #run(job: KubeObject, run: { attempt: number; started: string; failed: number }): void {
+    const { namespace, name, uid } = job.metadata as { namespace: string; name: string; uid: string };
+    const pod = this.#startPod(job, run.attempt);
+    this.#after(this.options.jobDelayMs, () => {
+      // A Job deleted (or re-created) since has its own pod, or none; one past its deadline is over.
+      const current = this.#running(namespace, name, uid);
+      if (!current) return;
+      const eviction = this.options.evictions?.takeEviction({ namespace, job: name });
+      if (!eviction && !this.options.failJob(current)) {
+        this.#succeed(current, pod, run.started, run.failed);
+        return;
+      }
+      const ended = eviction ? this.#evictPod(pod, eviction) : this.#failPod(pod);
+      if (ended) this.#podFailed(current, ended, run);
+    });
+  }
+
+  /** The Job's pod failure policy, then its backoff limit, decide what a failed pod means. */
+  #podFailed(job: KubeObject, pod: KubeObject, run: { attempt: number; started: string; failed: number }) {
+    const { namespace, name, uid } = job.metadata as { namespace: string; name: string; uid: string };
+    const matched = matchingRule(job, pod);
+    const next = { attempt: run.attempt + 1, started: run.started, failed: run.failed };
+    if (matched?.action === "Ignore") {
+      this.#writeJobStatus(namespace, name, uid, {
+        startTime: run.started,
+        active: 1,
+        failed: run.failed,
+        ready: 0,
+      });
+      this.#run(job, next);
+      return;
+    }
+    const failed = run.failed + 1;
+    if (matched?.action === "FailJob") {
+      this.#failJob(job, run.started, failed, "PodFailurePolicy", matched.message);
+      return;
+    }
+    const backoffLimit = valueAt(job.spec, "backoffLimit");
+    if (failed > (typeof backoffLimit === "number" ? backoffLimit : 6)) {
+      this.#failJob(
+        job,
+        run.started,
+        failed,
+        "BackoffLimitExceeded",
+        "Job has reached the specified backoff limit",
+      );
+      return;
+    }
+    this.#writeJobStatus(namespace, name, uid, { startTime: run.started, active: 1, failed, ready: 0 });
+    this.#run(job, { ...next, failed });
+  }
+
+  /** The Job, when it is still the one with `uid` and has no terminal condition yet. */
+  #running(namespace: string, name: string, uid: string): KubeObject | undefined {
+    const current = this.store.read(typeOfKind("Job"), namespace, name)?.object;
+    if (!current || current.metadata.uid !== uid) return undefined;
+    const conditions = valueAt(current.status, "conditions");
+    const over = (Array.isArray(conditions) ? conditions : []).some(
+      (c) => ["Complete", "Failed"].includes(String(valueAt(c, "type"))) && valueAt(c, "status") === "True",
+    );
+    return over ? undefined : current;
+  }
+
+  /** Past `activeDeadlineSeconds`: the running pod is deleted and the Job fails. */
+  #exceedDeadline(job: KubeObject, started: string): void {
+    const pods = typeOfKind("Pod");
+    const namespace = job.metadata.namespace as string;
+    let failed = Number(valueAt(job.status, "failed") ?? 0);
+    for (const pod of this.store.all(pods, namespace)) {
+      if (pod.metadata.labels?.["controller-uid"] !== job.metadata.uid) continue;
+      if (["Succeeded", "Failed"].includes(String(valueAt(pod.status, "phase")))) continue;
+      this.#removePod(namespace, pod.metadata.name);
+      failed++;
+    }
+    this.#failJob(job, started, failed, "DeadlineExceeded", "Job was active longer than specified deadline");
+  }
+
+  #after(ms: number, run: () => void): void {
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      const current = this.store.read(typeOfKind("Job"), namespace, name)?.object;
-      // A Job deleted (or re-created) since has its own pod, or none.
-      if (!current || current.metadata.uid !== uid) return;
-      if (this.options.failJob(current)) this.#fail(current, pod, started);
-      else this.#succeed(current, pod, started);
-    }, this.options.jobDelayMs);
+      run();
+    }, ms);
     // Simulated controllers must never keep a test run or the local runtime alive.
     timer.unref();
     this.#timers.add(timer);
@@ -85,11 +180,14 @@ export class JobController {
     if (!namespace || !uid) return;
     const pods = typeOfKind("Pod");
     for (const pod of this.store.all(pods, namespace)) {
-      if (pod.metadata.labels?.["controller-uid"] !== uid) continue;
-      this.store.remove(pods, namespace, pod.metadata.name);
-      for (const key of this.#logs.keys()) {
-        if (key.startsWith(`${namespace}/${pod.metadata.name}/`)) this.#logs.delete(key);
-      }
+      if (pod.metadata.labels?.["controller-uid"] === uid) this.#removePod(namespace, pod.metadata.name);
+    }
+  }
+
+  #removePod(namespace: string, name: string): void {
+    this.store.remove(typeOfKind("Pod"), namespace, name);
+    for (const key of this.#logs.keys()) {
+      if (key.startsWith(`${namespace}/${name}/`)) this.#logs.delete(key);
     }
   }
 
@@ -126,10 +224,11 @@ export class JobController {
     this.#timers.clear();
   }
 
-  #startPod(job: KubeObject): KubeObject {
+  #startPod(job: KubeObject, attempt: number): KubeObject {
     const { namespace, name, uid } = job.metadata;
     const template = (valueAt(job.spec, "template") ?? {}) as JsonObject;
-    const suffix = createHash("sha256").update(`${uid}`).digest("hex").slice(0, 5);
+    const seed = attempt === 1 ? `${uid}` : `${uid}/${attempt}`;
+    const suffix = createHash("sha256").update(seed).digest("hex").slice(0, 5);
     const pod: KubeObject = {
       apiVersion: "v1",
       kind: "Pod",
@@ -156,7 +255,7 @@ export class JobController {
     return this.store.write(type, pod);
   }
 
-  #succeed(job: KubeObject, pod: KubeObject, started: string): void {
+  #succeed(job: KubeObject, pod: KubeObject, started: string, failed: number): void {
     const digest = simulatedDigest(job);
     const image = pushedImage(job);
     this.#finishPod(pod, { phase: "Succeeded", failing: null }, () => ({
@@ -173,6 +272,7 @@ export class JobController {
       startTime: started,
       completionTime: now,
       succeeded: 1,
+      ...(failed > 0 ? { failed } : {}),
       ready: 0,
       terminating: 0,
       conditions: [
@@ -192,10 +292,10 @@ export class JobController {
    * the main containers then never start, as Kubernetes does with `restartPolicy: Never`), else its
    * first container.
    */
-  #fail(job: KubeObject, pod: KubeObject, started: string): void {
+  #failPod(pod: KubeObject): KubeObject | undefined {
     const inits = containersOf(pod.spec, "initContainers");
     const failing = (inits.at(-1) ?? containersOf(pod.spec, "containers")[0])?.name ?? null;
-    this.#finishPod(pod, { phase: "Failed", failing }, () => {
+    return this.#finishPod(pod, { phase: "Failed", failing }, () => {
       const log = [
         "#5 [2/3] RUN make build",
         "#5 0.412 make: *** [Makefile:3: build] Error 1",
@@ -205,12 +305,47 @@ export class JobController {
       // terminationMessagePolicy FallbackToLogsOnError: the message is the log's tail.
       return { state: { exitCode: 1, reason: "Error", message: log.slice(-2).join("\n") }, log };
     });
+  }
+
+  /**
+   * The kubelet evicts the pod while its last init container (a build Job's `build`) runs: killed
+   * (137), its log cut mid-step, the pod Failed with reason Evicted and condition DisruptionTarget
+   * (https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/).
+   */
+  #evictPod(pod: KubeObject, eviction: PodEvictionRule): KubeObject | undefined {
+    const inits = containersOf(pod.spec, "initContainers");
+    const failing = (inits.at(-1) ?? containersOf(pod.spec, "containers")[0])?.name ?? null;
+    const message = eviction.message ?? DEFAULT_EVICTION;
     const now = rfc3339();
-    const reason = "BackoffLimitExceeded";
-    const message = "Job has reached the specified backoff limit";
+    return this.#finishPod(
+      pod,
+      { phase: "Failed", failing },
+      () => ({
+        state: { exitCode: 137, reason: "Error", message: "" },
+        log: ["#5 [2/3] RUN make build", "#5 0.412 cc -O2 -c src/main.c"],
+      }),
+      {
+        reason: "Evicted",
+        message,
+        conditions: [
+          {
+            type: "DisruptionTarget",
+            status: "True",
+            reason: "TerminationByKubelet",
+            message,
+            lastProbeTime: null,
+            lastTransitionTime: now,
+          },
+        ],
+      },
+    );
+  }
+
+  #failJob(job: KubeObject, started: string, failed: number, reason: string, message: string): void {
+    const now = rfc3339();
     this.#writeJobStatus(job.metadata.namespace as string, job.metadata.name, job.metadata.uid as string, {
       startTime: started,
-      failed: 1,
+      failed,
       ready: 0,
       terminating: 0,
       conditions: [
@@ -229,11 +364,12 @@ export class JobController {
     pod: KubeObject,
     how: { phase: "Succeeded" | "Failed"; failing: string | null },
     end: () => { state: { exitCode: number; reason: string; message: string }; log: string[] },
-  ): void {
+    podStatus: JsonObject = {},
+  ): KubeObject | undefined {
     const { namespace, name, uid } = pod.metadata;
     const type = typeOfKind("Pod");
     const current = this.store.read(type, namespace, name)?.object;
-    if (!current || current.metadata.uid !== uid) return;
+    if (!current || current.metadata.uid !== uid) return undefined;
     const now = rfc3339();
     let stopped = false;
     const status = (container: Container, ends: boolean) => {
@@ -259,11 +395,12 @@ export class JobController {
     );
     current.status = {
       phase: how.phase,
+      ...podStatus,
       startTime: valueAt(current.status, "startTime") ?? now,
       initContainerStatuses,
       containerStatuses,
     };
-    this.store.write(type, current);
+    return this.store.write(type, current);
   }
 
   #writeJobStatus(namespace: string, name: string, uid: string, status: JsonObject): void {
@@ -277,6 +414,60 @@ export class JobController {
 
 function jobCondition(type: string, reason: string, message: string, at: string) {
   return { type, status: "True", reason, message, lastProbeTime: at, lastTransitionTime: at };
+}
+
+/**
+ * The first rule of the Job's `podFailurePolicy` that the failed pod matches, with the message the
+ * real controller gives a FailJob: a pod condition (status default "True"), or a container's exit
+ * code, init containers included (`In`, or `NotIn` which never matches exit code 0).
+ */
+function matchingRule(job: KubeObject, pod: KubeObject): { action: string; message: string } | undefined {
+  const rules = valueAt(job.spec, "podFailurePolicy", "rules");
+  const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
+  const conditions = valueAt(pod.status, "conditions");
+  const statuses = [
+    ...(Array.isArray(valueAt(pod.status, "initContainerStatuses"))
+      ? (valueAt(pod.status, "initContainerStatuses") as unknown[])
+      : []),
+    ...(Array.isArray(valueAt(pod.status, "containerStatuses"))
+      ? (valueAt(pod.status, "containerStatuses") as unknown[])
+      : []),
+  ];
+  for (const [index, rule] of (Array.isArray(rules) ? rules : []).entries()) {
+    const action = String(valueAt(rule, "action"));
+    const onConditions = valueAt(rule, "onPodConditions");
+    for (const wanted of Array.isArray(onConditions) ? onConditions : []) {
+      const type = valueAt(wanted, "type");
+      const status = valueAt(wanted, "status") ?? "True";
+      const found = (Array.isArray(conditions) ? conditions : []).some(
+        (c) => valueAt(c, "type") === type && valueAt(c, "status") === status,
+      );
+      if (found) {
+        return {
+          action,
+          message: `Pod ${where} has condition ${type} matching ${action} rule at index ${index}`,
+        };
+      }
+    }
+    const onExitCodes = valueAt(rule, "onExitCodes");
+    if (!onExitCodes) continue;
+    const containerName = valueAt(onExitCodes, "containerName");
+    const values = valueAt(onExitCodes, "values");
+    const listed = Array.isArray(values) ? values : [];
+    const operator = valueAt(onExitCodes, "operator");
+    for (const entry of statuses) {
+      const code = valueAt(entry, "state", "terminated", "exitCode");
+      if (typeof code !== "number" || code === 0) continue;
+      if (containerName && valueAt(entry, "name") !== containerName) continue;
+      if (operator === "In" ? listed.includes(code) : !listed.includes(code)) {
+        return {
+          action,
+          message: `Container ${String(valueAt(entry, "name"))} for pod ${where} failed with exit code ${code} matching ${action} rule at index ${index}`,
+        };
+      }
+    }
+  }
+  return undefined;
 }
 
 function containersOf(spec: unknown, field: "containers" | "initContainers"): Container[] {

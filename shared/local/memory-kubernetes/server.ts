@@ -165,13 +165,14 @@ export async function startMemoryKubernetes(
     namespaceFinalizeMs: options.namespaceFinalizeMs ?? 50,
     failRollout: options.failRollout ?? failsByAnnotation,
   });
+  const faults = new FaultInjector();
   const jobs = new JobController(store, {
     jobDelayMs: options.jobDelayMs ?? 20,
     failJob: options.failJob ?? failsByBuildAnnotation,
+    evictions: faults,
   });
   const context: ApiContext = { store, controllers, jobs };
   const tokens = new IssuedTokens();
-  const faults = new FaultInjector();
   const stats = createStats();
   const waits = new Set<NodeJS.Timeout>();
   let inFlight = 0;

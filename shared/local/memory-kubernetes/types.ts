@@ -21,8 +21,9 @@ export interface MemoryKubernetesOptions {
   jobDelayMs?: number;
   /**
    * Decides which Jobs fail (default: annotation `local.kubler.dev/build: fail` on the Job or its pod
-   * template). A failing Job's pod ends with exit code 1 and a few log lines; the Job gets condition
-   * Failed, reason BackoffLimitExceeded.
+   * template). A failing Job's pods end with exit code 1 and a few log lines; the Job gets condition
+   * Failed, reason BackoffLimitExceeded once they pass its backoffLimit (or PodFailurePolicy when a
+   * FailJob rule matches). Pods are evicted through `faults.evictPods`.
    */
   failJob?: (job: KubeObject) => boolean;
   /** Default 127.0.0.1. */
