@@ -108,7 +108,7 @@ export interface BuildJobSettings {
   registrySecret: string;
   /** `KUBLER_BUILD_IMAGES`: the repository template the image must be in; null: any. */
   images?: string | null;
-  /** Default 1800: a build still running after this is failed by Kubernetes. */
+  /** Default 1800: a build still running after this (its evicted pods' time included) is failed by Kubernetes. */
   activeDeadlineSeconds?: number;
   /** Default 86 400: long enough for reconcile to report it, short enough not to pile up. */
   ttlSecondsAfterFinished?: number;
@@ -244,6 +244,16 @@ export function buildJob(
     spec: {
       // A failed build fails the same way again: one try, the logs of that try are the answer.
       backoffLimit: 0,
+      // A pod the cluster ended (kubelet eviction on node pressure, preemption, a drain or node
+      // shutdown: condition DisruptionTarget) says nothing of the build: a new pod runs, not counted
+      // against backoffLimit. Any other failure still fails at once. Rules need restartPolicy Never;
+      // GA in 1.31, on by default since 1.26 (an older API server drops the field: one try again).
+      // https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy
+      podFailurePolicy: {
+        rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
+      },
+      // Counts from the Job's start across every pod: evictions again and again end here, reported
+      // with the last eviction's reason (reconcile-builds).
       activeDeadlineSeconds: settings.activeDeadlineSeconds ?? 1800,
       ttlSecondsAfterFinished: settings.ttlSecondsAfterFinished ?? 86_400,
       template: {

@@ -182,7 +182,10 @@ async function outcomeOf(
   const failed = failedContainer(pods);
   const where = failed && failed.container !== BUILD_CONTAINER ? ` (in ${failed.container})` : "";
   const disrupted = failed ? disruptionOf(pods.find((pod) => pod.metadata.name === failed.pod)) : null;
-  const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : ""}`;
+  // The pod failure policy runs a build again after a disruption, so a Job that still failed (its
+  // deadline) may have ended in a pod the deadline killed: the evictions before it are the story.
+  const earlier = disrupted ? null : pods.map(disruptionOf).find((text) => text !== null);
+  const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : earlier ? `; earlier ${earlier}` : ""}`;
   if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
   try {
     const log = await deps.cluster.readLog(

@@ -1,11 +1,13 @@
 /**
- * Reconcile of a build whose pod the kubelet evicted (node short of memory or disk): the Job fails
- * with BackoffLimitExceeded, which says nothing of why; the pod's status does. Against the embedded
- * Kubernetes API over HTTP, through the real adapter.
+ * Builds whose pod the cluster ends (the kubelet evicting it on a node short of memory or disk, a
+ * preemption, a drain): the Job's pod failure policy runs the build again in a new pod, and reconcile
+ * reports the outcome of the build, not of the node. A Job that still fails (its deadline, or one
+ * made before the policy) says the pod was evicted and why. Against the embedded Kubernetes API
+ * over HTTP, through the real adapter.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { buildJobName } from "../../shared/domain/build-job.js";
+import { buildJob, buildJobName } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
@@ -40,8 +42,13 @@ let publisher: RecordingPublisher;
 let build: BuildImageDeps;
 let reconcile: ReconcileBuildsDeps;
 
+const FAILING_SHA = "2222222222222222222222222222222222222222";
+
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({ jobDelayMs: 0 });
+  k8s = await startMemoryKubernetes({
+    jobDelayMs: 0,
+    failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === FAILING_SHA,
+  });
   cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
   publisher = new RecordingPublisher();
   const audit = new RecordingAuditLog();
@@ -66,22 +73,154 @@ afterEach(async () => {
   await k8s.close();
 });
 
-function request(): Detail<"Build Requested"> {
+function request(sha = SHA): Detail<"Build Requested"> {
   return {
     correlationId: "c-1",
     gitlab,
     environment: "review/feature-x",
-    sha: SHA,
+    sha,
     ref: "feature-x",
     pipelineId: null,
     mrIid: 16,
   };
 }
 
-const jobOf = () => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, SHA));
+const jobOf = (sha = SHA) => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, sha));
+const podsOf = (sha = SHA) =>
+  k8s.store
+    .list("v1", "Pod", NS)
+    .filter((pod) => pod.metadata.labels?.["job-name"] === buildJobName(gitlab, sha));
+type PodStatus = { phase?: string; reason?: string; conditions?: { type: string; status: string }[] };
 
-describe("reconcile of an evicted build", () => {
-  it("says the pod was evicted, and why, in Build Finished failed", async () => {
+async function untilFinished(sha = SHA) {
+  await vi.waitFor(
+    () => {
+      const conditions = (jobOf(sha)?.status as { conditions?: { type: string }[] } | undefined)?.conditions;
+      expect(conditions?.some((c) => c.type === "Complete" || c.type === "Failed")).toBe(true);
+    },
+    { timeout: 5_000, interval: 5 },
+  );
+}
+
+describe("a build whose pod the cluster ends", () => {
+  it("runs again in a new pod, and is reported succeeded once", async () => {
+    const eviction = k8s.faults.evictPods({ namespace: NS, job: buildJobName(gitlab, SHA), times: 1 });
+    await buildImage(build, request());
+    await untilFinished();
+
+    expect(eviction.hits).toBe(1);
+    const pods = podsOf().map((pod) => pod.status as PodStatus);
+    expect(pods.map((status) => status.phase).sort()).toEqual(["Failed", "Succeeded"]);
+    expect(pods.find((status) => status.phase === "Failed")).toMatchObject({
+      reason: "Evicted",
+      conditions: [expect.objectContaining({ type: "DisruptionTarget", status: "True" })],
+    });
+    // Ignored, not counted: the Job has no failed pod.
+    expect(jobOf()?.status).toMatchObject({ succeeded: 1 });
+    expect((jobOf()?.status as { failed?: number } | undefined)?.failed ?? 0).toBe(0);
+    const report = await reconcileBuilds(reconcile);
+    await reconcileBuilds(reconcile);
+    expect(report.reported).toEqual([`${buildJobName(gitlab, SHA)} → review/feature-x: succeeded`]);
+    expect(publisher.entries).toHaveLength(1);
+    expect(publisher.entries[0]?.detail).toMatchObject({
+      status: "succeeded",
+      imageDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      reason: null,
+    });
+  });
+
+  it("fails at once, in one pod, when the build itself fails", async () => {
+    await buildImage(build, request(FAILING_SHA));
+    await untilFinished(FAILING_SHA);
+
+    expect(podsOf(FAILING_SHA)).toHaveLength(1);
+    await reconcileBuilds(reconcile);
+    const [finished] = publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
+    expect(finished).toMatchObject({ status: "failed", sha: FAILING_SHA });
+    const lines = finished?.reason?.split("\n") ?? [];
+    expect(lines[0]).toBe("BackoffLimitExceeded: Job has reached the specified backoff limit");
+    expect(lines.at(-1)).toContain("error: failed to solve");
+  });
+
+  it.each([
+    ["its last pod evicted", false, "; pod evicted"],
+    ["its last pod killed by the deadline", true, "; earlier pod evicted"],
+  ])(
+    "fails when evicted again and again until its deadline, saying a pod was evicted and why (%s)",
+    async (_, killedByDeadline, said) => {
+      const slow = await startMemoryKubernetes({ jobDelayMs: 100 });
+      const slowCluster = createKubernetesCluster({ kubeconfig: slow.kubeconfig, sleep: async () => {} });
+      try {
+        const job = buildJob(
+          request(),
+          {
+            name: "registry.example.com/flightjs/flight-management",
+            context: ".",
+            dockerfile: "Dockerfile",
+            buildArgs: {},
+          },
+          {
+            namespace: NS,
+            gitSecret: { name: "kubler-git-credentials", key: "token" },
+            registrySecret: "kubler-registry-push",
+            activeDeadlineSeconds: 1,
+          },
+        );
+        slow.faults.evictPods({ namespace: NS, job: job.metadata.name, message: EVICTION });
+        await slowCluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+        await slowCluster.create(job);
+        await vi.waitFor(
+          () => {
+            const status = slow.store.get("batch/v1", "Job", NS, job.metadata.name)?.status as
+              | { conditions?: { type: string; reason: string }[] }
+              | undefined;
+            expect(status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("DeadlineExceeded");
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        expect(slow.store.list("v1", "Pod", NS).length).toBeGreaterThan(1);
+        if (killedByDeadline) {
+          // Read before the deadline's deleted pod is gone: its build step killed, no eviction of its own.
+          slow.store.put({
+            apiVersion: "v1",
+            kind: "Pod",
+            metadata: {
+              name: `${job.metadata.name}-zzzzz`,
+              namespace: NS,
+              labels: {
+                "controller-uid": slow.store.get("batch/v1", "Job", NS, job.metadata.name)?.metadata
+                  .uid as string,
+              },
+              creationTimestamp: new Date(Date.now() + 60_000).toISOString(),
+            },
+            spec: {},
+            status: {
+              phase: "Failed",
+              initContainerStatuses: [
+                { name: "clone", state: { terminated: { exitCode: 0, reason: "Completed" } } },
+                { name: "build", state: { terminated: { exitCode: 143, reason: "Error" } } },
+              ],
+            },
+          });
+        }
+
+        const report = await reconcileBuilds({ ...reconcile, cluster: slowCluster });
+
+        expect(report.reported).toEqual([`${job.metadata.name} → review/feature-x: failed`]);
+        const [finished] = publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
+        expect(finished?.reason?.split("\n")[0]).toBe(
+          `DeadlineExceeded: Job was active longer than specified deadline${said}: ${EVICTION}`,
+        );
+      } finally {
+        slowCluster.close();
+        await slow.close();
+      }
+    },
+  );
+});
+
+describe("reconcile of an evicted build failed by its Job", () => {
+  it("says the pod was evicted, and why, in Build Finished failed (a Job made before the pod failure policy)", async () => {
     await buildImage(build, request());
     // Finished (as simulated) first, so the simulation cannot write over the eviction below.
     await vi.waitFor(

@@ -57,6 +57,7 @@ type Container = {
 type PodSpec = { initContainers: Container[]; containers: Container[]; volumes: unknown[] };
 type JobSpec = {
   backoffLimit: number;
+  podFailurePolicy?: { rules: Record<string, unknown>[] };
   activeDeadlineSeconds: number;
   ttlSecondsAfterFinished: number;
   template: {
@@ -231,6 +232,18 @@ describe("buildJob", () => {
     expect(
       specOf(buildJob(REQUEST, IMAGE, { ...SETTINGS, activeDeadlineSeconds: 600 })).activeDeadlineSeconds,
     ).toBe(600);
+  });
+
+  it("runs again in a new pod when the cluster ended the pod (eviction, preemption, drain), not when the build failed", () => {
+    // A pod the cluster ends carries condition DisruptionTarget; Ignore starts a new pod without
+    // counting it against backoffLimit 0, so any other failure still fails the build at once:
+    // https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy
+    expect(spec.podFailurePolicy).toEqual({
+      rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
+    });
+    expect(spec.backoffLimit).toBe(0);
+    // Kubernetes refuses a pod failure policy with any other restart policy.
+    expect(spec.template.spec).toMatchObject({ restartPolicy: "Never" });
   });
 
   it("clones at the SHA with the token as a header, never in the URL", () => {
