@@ -20,7 +20,12 @@ import {
   STOP_REASONS,
   validateDetail,
 } from "../shared/domain/catalog.js";
-import { type ManagedEnvironment, namespaceFor, readEnvironment } from "../shared/domain/environment.js";
+import {
+  heldByAnother,
+  type ManagedEnvironment,
+  namespaceFor,
+  readEnvironment,
+} from "../shared/domain/environment.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
@@ -205,7 +210,8 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
   const e: ManagedEnvironment = read.environment;
   const mismatch = (what: string, given: unknown, found: unknown) =>
     refuse(`namespace ${namespace} is ${what} ${JSON.stringify(found)}, not ${JSON.stringify(given)}`);
-  if (e.environment !== request.environment)
+  // As cleanup checks it (heldByAnother): a namespace from before the name annotation has the slug.
+  if (heldByAnother(namespace, e.environment, request.environment))
     throw mismatch("environment", request.environment, e.environment);
   if (e.projectPath !== null && e.projectPath !== request.projectPath)
     throw mismatch("project", request.projectPath, e.projectPath);
@@ -224,7 +230,8 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
     projectPath: request.projectPath,
     projectId: e.projectId,
     instance,
-    environment: e.environment,
+    // The name cleanup finds the namespace by: the slug alone would name another.
+    environment: request.environment,
     terminating: e.terminating,
   };
 }

@@ -377,6 +377,38 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(JSON.parse(entry?.Detail ?? "{}").reason).toBe("merged");
   }, 60_000);
 
+  it("stops a namespace from before the name annotation (its slug label alone), as cleanup takes it", async () => {
+    const older = "review/older-one";
+    const namespace = namespaceFor(GITLAB.projectPath, older);
+    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
+    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    await seedManagedEnvironment(cluster, { namespace, gitlab: GITLAB, environment: older });
+    const seeded = k8s.store.get("v1", "Namespace", undefined, namespace);
+    delete seeded?.metadata.annotations?.["kubler.dev/environment-name"];
+    if (seeded) k8s.store.put(seeded);
+    cluster.close();
+    expect(k8s.store.get("v1", "Namespace", undefined, namespace)?.metadata.labels).toMatchObject({
+      "kubler.dev/environment": "review-older-one",
+    });
+
+    const aws = await fakeAws();
+    const result = await runKubler(
+      awsEnv(aws),
+      "stop",
+      "--aws",
+      "--project",
+      GITLAB.projectPath,
+      "--environment",
+      older,
+    );
+    expect(result.stderr).not.toMatch(NO_STACK);
+    expect(result.code).toBe(0);
+    const [call] = aws.callsOf("events.PutEvents");
+    const [entry] = (call?.body.Entries ?? []) as Record<string, string>[];
+    // The environment's own name: cleanup finds the namespace by it, not by the slug.
+    expect(JSON.parse(entry?.Detail ?? "{}").environment).toBe(older);
+  }, 60_000);
+
   it("takes --instance with a trailing slash as the webhook keys GitLab's instance", async () => {
     const aws = await fakeAws();
     // A namespace that does not say which instance it came from: the stop is keyed by --instance.
