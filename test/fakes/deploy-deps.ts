@@ -53,6 +53,29 @@ export function deployTestDeps(
   return { deps, projects };
 }
 
+/**
+ * Deletes every namespace an earlier test left, through the real adapter, and waits (up to 2 s, as
+ * the embedded API finalizes them) until `namespace` is gone, or all of them when none is named.
+ *
+ * @example
+ * await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+ */
+export async function clearNamespaces(
+  k8s: MemoryKubernetes,
+  cluster: DeployEnvironmentDeps["cluster"],
+  namespace?: string,
+): Promise<void> {
+  for (const ns of k8s.store.list("v1", "Namespace"))
+    await cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
+  const left = () =>
+    namespace === undefined
+      ? k8s.store.list("v1", "Namespace").length > 0
+      : k8s.store.get("v1", "Namespace", undefined, namespace) !== undefined;
+  for (let i = 0; i < 200 && left(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** A copied example project's files, changed as a developer would between two pipelines. */
 export interface ExampleProject {
   addManifest(name: string, text: string): void;

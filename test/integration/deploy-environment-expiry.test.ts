@@ -18,7 +18,7 @@ import {
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
 import { EXPIRY_GRACE_MS, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
 import { sequentialIds } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
@@ -39,11 +39,7 @@ afterAll(() => k8s.close());
 beforeEach(async () => {
   ({ deps, projects } = deployTestDeps(k8s, "kubler-expiry-"));
   k8s.faults.clear();
-  for (const ns of k8s.store.list("v1", "Namespace"))
-    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
-  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, NAMESPACE); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
   // The review rule's TTL, one minute.
   const file = join(projects, PROJECT, "kubler.yaml");
   writeFileSync(file, readFileSync(file, "utf8").replace("ttl: 72h", "ttl: 1m"));

@@ -11,7 +11,7 @@ import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
-import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
 
 const PROJECT = "flightjs/flight-management";
 const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
@@ -28,11 +28,7 @@ afterAll(() => k8s.close());
 
 beforeEach(async () => {
   ({ deps } = deployTestDeps(k8s, "kubler-ns-collision-"));
-  for (const ns of k8s.store.list("v1", "Namespace"))
-    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
-  for (let i = 0; i < 200 && k8s.store.list("v1", "Namespace").length > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await clearNamespaces(k8s, deps.cluster);
 });
 
 function requested(environment: string, sha: string, pipelineId: number): DeployTrigger {

@@ -10,7 +10,7 @@ import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import { type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
 import { sequentialIds } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
@@ -28,11 +28,7 @@ afterAll(() => k8s.close());
 
 beforeEach(async () => {
   ({ deps } = deployTestDeps(k8s, "kubler-pod-security-"));
-  for (const ns of k8s.store.list("v1", "Namespace"))
-    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
-  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, NAMESPACE); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
 
 function requested(sha = "1".repeat(40), pipelineId = 100): DeployTrigger {

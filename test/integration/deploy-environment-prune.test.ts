@@ -18,6 +18,7 @@ import {
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
 import {
+  clearNamespaces,
   type DeployTestDeps,
   deployTestDeps,
   type ExampleProject,
@@ -46,11 +47,7 @@ beforeEach(async () => {
   ({ deps, projects } = deployTestDeps(k8s, "kubler-prune-"));
   files = exampleProject(projects, PROJECT);
   k8s.faults.clear();
-  for (const ns of k8s.store.list("v1", "Namespace"))
-    await deps.cluster.delete({ apiVersion: "v1", kind: "Namespace", name: ns.metadata.name });
-  for (let i = 0; i < 200 && k8s.store.get("v1", "Namespace", undefined, NAMESPACE); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
 
 /** Deploys revision `n` (0-based) of the staging environment, each a newer pipeline. */
