@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBuildImageConsumer } from "../../functions/build-image/consumer.js";
-import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, buildJobName, JOINED_KEEP_SECONDS } from "../../shared/domain/build-job.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import {
@@ -13,19 +13,21 @@ import {
   KubernetesUnavailableError,
   UnavailableError,
 } from "../../shared/errors.js";
-import {
-  type MemoryKubernetes,
-  simulatedDigest,
-  startMemoryKubernetes,
-} from "../../shared/local/memory-kubernetes/index.js";
+import { type MemoryKubernetes, simulatedDigest } from "../../shared/local/memory-kubernetes/index.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+import { FixedClock, type RecordingAuditLog, type RecordingPublisher } from "../fakes/index.js";
 
 const SHA = "1111111111111111111111111111111111111111";
 const FAILING_SHA = "2222222222222222222222222222222222222222";
-const NS = "kubler-builds";
+const NS = BUILDS_NAMESPACE;
 const gitlab = {
   instance: "https://gitlab.example.com",
   projectId: 2,
@@ -73,48 +75,18 @@ let publisher: RecordingPublisher;
 let audit: RecordingAuditLog;
 let build: BuildImageDeps & { manifests: Manifests };
 let reconcile: ReconcileBuildsDeps;
+let bed: BuildTestBed<Manifests>;
 
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({
-    jobDelayMs: 0,
-    failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === FAILING_SHA,
-  });
-  cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
-  publisher = new RecordingPublisher();
-  audit = new RecordingAuditLog();
-  const clock = new FixedClock();
-  build = {
-    cluster,
-    manifests: new Manifests(),
-    publisher,
-    audit,
-    clock,
-    settings: {
-      namespace: NS,
-      gitSecret: "kubler-git-credentials",
-      registrySecret: "kubler-registry-push",
-      images: null,
-    },
-  };
-  reconcile = { cluster, publisher, audit, clock, namespace: NS };
+  bed = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA });
+  ({ k8s, cluster, publisher, audit, build, reconcile } = bed);
 });
-afterEach(async () => {
-  cluster.close();
-  await k8s.close();
-});
+afterEach(() => bed.close());
 
 const finishedDetails = () => publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
 const jobOf = (sha: string) => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, sha));
 
-async function untilFinished(sha: string) {
-  await vi.waitFor(
-    () => {
-      const conditions = (jobOf(sha)?.status as { conditions?: { type: string }[] } | undefined)?.conditions;
-      expect(conditions?.some((c) => c.type === "Complete" || c.type === "Failed")).toBe(true);
-    },
-    { timeout: 5_000, interval: 5 },
-  );
-}
+const untilFinished = (sha: string) => untilJobFinished(k8s, NS, buildJobName(gitlab, sha));
 
 describe("build-image", () => {
   it("creates the Job (and the builds namespace, labelled managed) once; a repeat is already running", async () => {

@@ -6,16 +6,23 @@
  * over HTTP, through the real adapter.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { buildJob, buildJobName } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import type { ManifestSource } from "../../shared/ports.js";
 import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+import type { RecordingPublisher } from "../fakes/index.js";
 
 const SHA = "1111111111111111111111111111111111111111";
-const NS = "kubler-builds";
+const NS = BUILDS_NAMESPACE;
 const gitlab = {
   instance: "https://gitlab.example.com",
   projectId: 2,
@@ -36,42 +43,22 @@ const EVICTION =
   "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. " +
   "Container build was using 6Gi, request is 0, has larger consumption of ephemeral-storage.";
 
+const FAILING_SHA = "2222222222222222222222222222222222222222";
+
 let k8s: MemoryKubernetes;
-let cluster: KubernetesCluster;
 let publisher: RecordingPublisher;
 let build: BuildImageDeps;
 let reconcile: ReconcileBuildsDeps;
-
-const FAILING_SHA = "2222222222222222222222222222222222222222";
+let bed: BuildTestBed<ManifestSource>;
 
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({
-    jobDelayMs: 0,
-    failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === FAILING_SHA,
-  });
-  cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
-  publisher = new RecordingPublisher();
-  const audit = new RecordingAuditLog();
-  const clock = new FixedClock();
-  build = {
-    cluster,
-    manifests: { readManifest: async () => MANIFEST, readDirectory: async () => new Map() },
-    publisher,
-    audit,
-    clock,
-    settings: {
-      namespace: NS,
-      gitSecret: "kubler-git-credentials",
-      registrySecret: "kubler-registry-push",
-      images: null,
-    },
-  };
-  reconcile = { cluster, publisher, audit, clock, namespace: NS };
+  bed = await startBuildTestBed(
+    { readManifest: async () => MANIFEST, readDirectory: async () => new Map() },
+    { failingSha: FAILING_SHA },
+  );
+  ({ k8s, publisher, build, reconcile } = bed);
 });
-afterEach(async () => {
-  cluster.close();
-  await k8s.close();
-});
+afterEach(() => bed.close());
 
 function request(sha = SHA): Detail<"Build Requested"> {
   return {
@@ -92,15 +79,7 @@ const podsOf = (sha = SHA) =>
     .filter((pod) => pod.metadata.labels?.["job-name"] === buildJobName(gitlab, sha));
 type PodStatus = { phase?: string; reason?: string; conditions?: { type: string; status: string }[] };
 
-async function untilFinished(sha = SHA) {
-  await vi.waitFor(
-    () => {
-      const conditions = (jobOf(sha)?.status as { conditions?: { type: string }[] } | undefined)?.conditions;
-      expect(conditions?.some((c) => c.type === "Complete" || c.type === "Failed")).toBe(true);
-    },
-    { timeout: 5_000, interval: 5 },
-  );
-}
+const untilFinished = (sha = SHA) => untilJobFinished(k8s, NS, buildJobName(gitlab, sha));
 
 describe("a build whose pod the cluster ends", () => {
   it("runs again in a new pod, and is reported succeeded once", async () => {

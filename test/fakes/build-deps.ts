@@ -1,0 +1,85 @@
+/**
+ * build-image's and reconcile-builds' dependencies as the build tests use them: an embedded
+ * Kubernetes API of its own (Jobs finish at once; a Job of `failingSha` fails), the real adapter over
+ * HTTP to it (backoff sleeps not waited), and recording fakes sharing one clock.
+ *
+ * @example
+ * const bed = await startBuildTestBed(manifests, { failingSha: FAILING_SHA });
+ * await buildImage(bed.build, request);
+ * await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, sha));
+ * await bed.close();
+ */
+import { expect, vi } from "vitest";
+import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import type { BuildImageDeps } from "../../shared/services/build-image.js";
+import type { ReconcileBuildsDeps } from "../../shared/services/reconcile-builds.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher } from "./index.js";
+
+export const BUILDS_NAMESPACE = "kubler-builds";
+
+export interface BuildTestBed<M extends ManifestSource> {
+  k8s: MemoryKubernetes;
+  cluster: KubernetesCluster;
+  publisher: RecordingPublisher;
+  audit: RecordingAuditLog;
+  build: BuildImageDeps & { manifests: M };
+  reconcile: ReconcileBuildsDeps;
+  close(): Promise<void>;
+}
+
+export async function startBuildTestBed<M extends ManifestSource>(
+  manifests: M,
+  { failingSha }: { failingSha: string },
+): Promise<BuildTestBed<M>> {
+  const k8s = await startMemoryKubernetes({
+    jobDelayMs: 0,
+    failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === failingSha,
+  });
+  const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
+  const publisher = new RecordingPublisher();
+  const audit = new RecordingAuditLog();
+  const clock = new FixedClock();
+  return {
+    k8s,
+    cluster,
+    publisher,
+    audit,
+    build: {
+      cluster,
+      manifests,
+      publisher,
+      audit,
+      clock,
+      settings: {
+        namespace: BUILDS_NAMESPACE,
+        gitSecret: "kubler-git-credentials",
+        registrySecret: "kubler-registry-push",
+        images: null,
+      },
+    },
+    reconcile: { cluster, publisher, audit, clock, namespace: BUILDS_NAMESPACE },
+    close: async () => {
+      cluster.close();
+      await k8s.close();
+    },
+  };
+}
+
+/** Waits (up to 5 s) until the embedded cluster has finished the Job `name`: Complete or Failed. */
+export async function untilJobFinished(
+  k8s: MemoryKubernetes,
+  namespace: string,
+  name: string,
+): Promise<void> {
+  await vi.waitFor(
+    () => {
+      const status = k8s.store.get("batch/v1", "Job", namespace, name)?.status as
+        | { conditions?: { type: string }[] }
+        | undefined;
+      expect(status?.conditions?.some((c) => c.type === "Complete" || c.type === "Failed")).toBe(true);
+    },
+    { timeout: 5_000, interval: 5 },
+  );
+}
