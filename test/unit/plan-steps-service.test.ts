@@ -85,6 +85,9 @@ const gitlabOf = (projectPath: string) => ({
   projectPath,
 });
 
+/** A time on the day the tests plan at, e.g. at("10:00:30"). */
+const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+
 function mergeRequest(
   correlationId: string,
   overrides: Partial<Extract<GitlabFact, { detailType: "Merge Request" }>["detail"]> = {},
@@ -108,6 +111,14 @@ function mergeRequest(
     },
   };
 }
+
+/** A merge request of the project whose own CI builds its image. */
+const ciMergeRequest = (correlationId: string, overrides: Parameters<typeof mergeRequest>[1] = {}) =>
+  mergeRequest(correlationId, {
+    gitlab: gitlabOf(CI_BUILT),
+    sourceProjectId: gitlabOf(CI_BUILT).projectId,
+    ...overrides,
+  });
 
 function push(correlationId: string, projectPath: string, overrides: object = {}): GitlabFact {
   return {
@@ -347,7 +358,6 @@ describe("planStepsFor", () => {
   });
 
   it("refuses what GitLab sent before a stop, and builds again for what it sends after", async () => {
-    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
     await planStepsFor(deps, mergeRequest("c-1", { action: "update", oldrev: SHA_B }), at("10:00:00"));
     await planStepsFor(deps, mergeRequest("c-2", { action: "merge", state: "merged" }), at("10:01:00"));
     // GitLab's second delivery of the update (or an old instance resending it) arrives late.
@@ -373,13 +383,6 @@ describe("planStepsFor", () => {
   });
 
   it("builds or deploys nothing more for a merged merge request, however late GitLab's event reaches Kubler", async () => {
-    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
-    const ciMergeRequest = (id: string, overrides: object) =>
-      mergeRequest(id, {
-        gitlab: gitlabOf(CI_BUILT),
-        sourceProjectId: gitlabOf(CI_BUILT).projectId,
-        ...overrides,
-      });
     await planStepsFor(deps, mergeRequest("c-1", { action: "merge", state: "merged" }), at("10:00:00"));
     await planStepsFor(deps, ciMergeRequest("c-2", { action: "merge", state: "merged" }), at("10:00:00"));
     // Merged while its last pipeline still ran ("merge immediately"): the pipeline's success, and an
@@ -406,22 +409,12 @@ describe("planStepsFor", () => {
   });
 
   it("deploys nothing for a closed merge request's late pipeline, and again once it is reopened", async () => {
-    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
-    const ci = { gitlab: gitlabOf(CI_BUILT), sourceProjectId: gitlabOf(CI_BUILT).projectId };
-    await planStepsFor(
-      deps,
-      mergeRequest("c-1", { ...ci, action: "close", state: "closed" }),
-      at("10:00:00"),
-    );
+    await planStepsFor(deps, ciMergeRequest("c-1", { action: "close", state: "closed" }), at("10:00:00"));
     // Closed while its pipeline still ran: the pipeline's success reaches Kubler after the close.
     const late = await planStepsFor(deps, pipeline("c-2"), at("10:00:30"));
     expect(late).toMatchObject({ kind: "ignored", reason: expect.stringContaining("!7 was closed") });
     expect(published()).toEqual(["Environment Stop Requested review/feature-x"]);
-    await planStepsFor(
-      deps,
-      mergeRequest("c-3", { ...ci, action: "reopen", state: "opened" }),
-      at("10:01:00"),
-    );
+    await planStepsFor(deps, ciMergeRequest("c-3", { action: "reopen", state: "opened" }), at("10:01:00"));
     await planStepsFor(deps, pipeline("c-4"), at("10:02:00"));
     expect(published()).toEqual([
       "Environment Stop Requested review/feature-x",
@@ -430,16 +423,10 @@ describe("planStepsFor", () => {
   });
 
   it("takes a reopen at a commit whose kubler.yaml is bad for a reopen all the same", async () => {
-    const at = (time: string) => new Date(`2026-11-21T${time}Z`);
-    const ci = { gitlab: gitlabOf(CI_BUILT), sourceProjectId: gitlabOf(CI_BUILT).projectId };
-    await planStepsFor(
-      deps,
-      mergeRequest("c-1", { ...ci, action: "close", state: "closed" }),
-      at("10:00:00"),
-    );
+    await planStepsFor(deps, ciMergeRequest("c-1", { action: "close", state: "closed" }), at("10:00:00"));
     const good = deps.manifests.files[CI_BUILT] as string;
     deps.manifests.files[CI_BUILT] = "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n";
-    const reopen = await planStepsFor(deps, mergeRequest("c-2", { ...ci, action: "reopen" }), at("10:01:00"));
+    const reopen = await planStepsFor(deps, ciMergeRequest("c-2", { action: "reopen" }), at("10:01:00"));
     expect(reopen).toMatchObject({ kind: "failed" });
     // The project fixes kubler.yaml; the pipeline of that commit succeeds.
     deps.manifests.files[CI_BUILT] = good;
@@ -624,7 +611,6 @@ describe("a fact's lease", () => {
     expect(published()).toEqual(["Build Requested review/feature-x"]);
   });
 
-  const at = (time: string) => new Date(`2026-11-21T${time}Z`);
   const decisions: {
     name: string;
     fact: GitlabFact;
