@@ -31,20 +31,14 @@ import {
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
 import {
-  type CleanupDeps,
   type SweepOptions,
   stopEnvironment,
   sweepExpiredEnvironments,
 } from "../../shared/services/cleanup-environments.js";
 import { planStepsFor } from "../../shared/services/plan-steps.js";
 import { reportStatus } from "../../shared/services/report-status.js";
-import {
-  FixedClock,
-  RecordingAuditLog,
-  RecordingPublisher,
-  RecordingScheduler,
-  sequentialIds,
-} from "../fakes/index.js";
+import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
 const MINUTE = 60_000;
@@ -57,22 +51,11 @@ const gitlab = { instance: INSTANCE, projectId: 2, projectPath: PROJECT };
 const STOP_REASONS = ["merged", "closed", "branch_deleted", "stopped", "expired"] as const;
 
 let k8s: MemoryKubernetes;
-let deps: CleanupDeps & {
-  publisher: RecordingPublisher;
-  audit: RecordingAuditLog;
-  scheduler: RecordingScheduler;
-  clock: FixedClock;
-};
+let deps: CleanupTestDeps;
 
 beforeEach(async () => {
   k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = {
-    cluster: connect(),
-    scheduler: new RecordingScheduler(),
-    publisher: new RecordingPublisher(),
-    audit: new RecordingAuditLog(),
-    clock: new FixedClock(NOW),
-  };
+  deps = cleanupTestDeps(connect(), NOW);
 });
 afterEach(() => k8s.close());
 

@@ -10,13 +10,8 @@ import { KUBLER_SOURCE } from "../../shared/domain/catalog.js";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 import { InvalidDetailError } from "../../shared/errors.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import {
-  FixedClock,
-  RecordingAuditLog,
-  RecordingPublisher,
-  RecordingScheduler,
-  sequentialIds,
-} from "../fakes/index.js";
+import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import { sequentialIds } from "../fakes/index.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
 const PROJECT = "flightjs/flight-management";
@@ -24,24 +19,12 @@ const ENVIRONMENT = "review/feature/booking-validation";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
 
 let k8s: MemoryKubernetes;
-let deps: {
-  cluster: ReturnType<typeof createKubernetesCluster>;
-  scheduler: RecordingScheduler;
-  publisher: RecordingPublisher;
-  audit: RecordingAuditLog;
-  clock: FixedClock;
-};
+let deps: CleanupTestDeps;
 let invoke: (event: unknown) => Promise<unknown>;
 
 beforeEach(async () => {
   k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = {
-    cluster: createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }),
-    scheduler: new RecordingScheduler(),
-    publisher: new RecordingPublisher(),
-    audit: new RecordingAuditLog(),
-    clock: new FixedClock(NOW),
-  };
+  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
   invoke = createCleanupInvocation(deps, sequentialIds("corr"));
   // Expired a minute ago.
   k8s.store.put(
