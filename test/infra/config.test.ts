@@ -23,9 +23,18 @@ const valid = {
   gitlabTokenSecretArn: GITLAB_TOKEN_SECRET_ARN,
 };
 
-function problemsOf(settings: Record<string, unknown>): string {
+/** The context keys a synth needs, as `cdk -c` gives them (the policy file relative to the repository). */
+const REQUIRED_CONTEXT = {
+  [CONTEXT.gitlabUrl]: valid.gitlabUrl,
+  [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
+  [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
+  [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+};
+
+/** The message of the KublerConfigError that reading the settings throws. */
+function refusalOf(read: () => unknown): string {
   try {
-    validateConfig(settings, ROOT);
+    read();
   } catch (error) {
     expect(error).toBeInstanceOf(KublerConfigError);
     return (error as Error).message;
@@ -33,14 +42,15 @@ function problemsOf(settings: Record<string, unknown>): string {
   throw new Error("expected the settings to be refused");
 }
 
+function problemsOf(settings: Record<string, unknown>): string {
+  return refusalOf(() => validateConfig(settings, ROOT));
+}
+
 describe("stack settings", () => {
   it("reads context with defaults, and the policy's role ARNs", () => {
     const app = new App({
       context: {
-        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
-        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
-        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
-        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        ...REQUIRED_CONTEXT,
         [CONTEXT.reservedConcurrency]: '{"gitlab-webhook": 50}',
         [CONTEXT.logRetentionDays]: "30",
       },
@@ -141,10 +151,7 @@ describe("stack settings", () => {
     expect(message).toContain(JSON.stringify(partial));
     const app = new App({
       context: {
-        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
-        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
-        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
-        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        ...REQUIRED_CONTEXT,
         [CONTEXT.registryAuthSecretArn]: REGISTRY_AUTH_SECRET_ARN,
       },
     });
@@ -266,10 +273,7 @@ describe("context keys Kubler does not know", () => {
   it("refuses a kubler: key that is not a setting, naming the one meant", () => {
     const app = new App({
       context: {
-        [CONTEXT.gitlabUrl]: valid.gitlabUrl,
-        [CONTEXT.policyFile]: "docs/aws/credentials-policy.example.yaml",
-        [CONTEXT.kubeconfigSecretArn]: KUBECONFIG_SECRET_ARN,
-        [CONTEXT.gitlabTokenSecretArn]: GITLAB_TOKEN_SECRET_ARN,
+        ...REQUIRED_CONTEXT,
         "kubler:alarmTopicARN": "arn:aws:sns:eu-west-1:123456789012:oncall",
         "kubler:logRetention": "3653",
         // Not Kubler's: CDK's own and other tools' keys are left alone.
@@ -277,13 +281,7 @@ describe("context keys Kubler does not know", () => {
         "@aws-cdk/core:newStyleStackSynthesis": true,
       },
     });
-    let message = "";
-    try {
-      configFromContext(app.node, ROOT);
-    } catch (error) {
-      expect(error).toBeInstanceOf(KublerConfigError);
-      message = (error as Error).message;
-    }
+    const message = refusalOf(() => configFromContext(app.node, ROOT));
     expect(message).toContain(
       'kubler:alarmTopicARN: is not a Kubler setting (did you mean "kubler:alarmTopicArn"?)',
     );
