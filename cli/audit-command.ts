@@ -200,9 +200,13 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
 
 /** Nothing matched within the default 24 h: the trail of yesterday's session is not gone, only older. */
 function lookFurther(plan: Plan, report: AuditScanReport): string {
-  if (report.matched > 0 || report.bytes === 0 || plan.filter.since.getTime() === 0) return "";
-  return `; nothing since ${plan.filter.since.toISOString()}: look further back with --since 7d, or --since all`;
+  const { since, until } = plan.filter;
+  if (report.matched > 0 || report.bytes === 0 || since.getTime() === 0) return "";
+  const longer = until.getTime() - since.getTime() < WEEK_MS ? "--since 7d, or --since all" : "--since all";
+  return `; nothing since ${since.toISOString()}: look further back with ${longer}`;
 }
+
+const WEEK_MS = 7 * 24 * 3_600_000;
 
 async function runInsights(
   plan: Plan,

@@ -292,6 +292,15 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
   });
 
   it.each([
+    [["--since", "7d"], "--since all"],
+    [["--correlation", "corr-1"], "--since all"], // its default window is 14 days
+  ])("suggests only a longer window than %j's when nothing matched", async (args, suggested) => {
+    write([JSON.stringify(record({ at: "2026-01-01T11:00:00.000Z" }))]);
+    const { err } = await run(...args);
+    expect(err.at(-1)).toMatch(new RegExp(`: look further back with ${suggested}$`));
+  });
+
+  it.each([
     [["--outcome", "maybe"], "--outcome"],
     [["--since", "yesterday"], "--since"],
     [["--until", "soon"], "--until"],
