@@ -23,9 +23,10 @@ export const DEDUPE_TTL_ATTRIBUTE = "expiresAt";
 export const DEDUPE_STATE_ATTRIBUTE = "state";
 
 /**
- * Which `reserve` call wrote a pending item. The SDK retries a PutItem that timed out, and the
- * first attempt may have been applied: the retry then meets its own lease, which must read as
- * "reserved", not as another delivery in flight (which would answer 503 until the lease ran out).
+ * Which `reserve` or `claim` call wrote an item. The SDK retries a PutItem that timed out, and the
+ * first attempt may have been applied: the retry then meets its own item, which must read as
+ * "reserved", not as another delivery in flight (which would answer 503 until the lease ran out),
+ * nor as a duplicate claim (a plan step dropped, a job's ID token refused as replayed).
  */
 export const DEDUPE_OWNER_ATTRIBUTE = "owner";
 
@@ -93,7 +94,7 @@ export class DynamoDbDedupeStore implements DedupeStore {
 
   async #put(key: string, seconds: number, state: "pending" | null): Promise<Reservation> {
     const now = this.#nowSeconds();
-    const owner = state && this.#newId();
+    const owner = this.#newId();
     try {
       await this.#client.send(
         new PutItemCommand({
@@ -101,8 +102,8 @@ export class DynamoDbDedupeStore implements DedupeStore {
           Item: {
             [DEDUPE_PARTITION_KEY]: { S: key },
             [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(seconds)) },
-            ...(state &&
-              owner && { [DEDUPE_STATE_ATTRIBUTE]: { S: state }, [DEDUPE_OWNER_ATTRIBUTE]: { S: owner } }),
+            ...(state && { [DEDUPE_STATE_ATTRIBUTE]: { S: state } }),
+            [DEDUPE_OWNER_ATTRIBUTE]: { S: owner },
           },
           // An expired lease or claim is free again. TTL deletion lags expiry (typically within a few
           // days), so an expired item still in the table must not count:
@@ -110,16 +111,16 @@ export class DynamoDbDedupeStore implements DedupeStore {
           ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #exp < :now`,
           ExpressionAttributeNames: { "#exp": DEDUPE_TTL_ATTRIBUTE },
           ExpressionAttributeValues: { ":now": { N: String(now) } },
-          // The item that won, in the same call: a pending one means "retry", not "duplicate".
-          ...(state && { ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const }),
+          // The item that won, in the same call: our own (an SDK retry), or a pending one ("retry").
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
       return "reserved";
     } catch (error) {
       if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
         const holder = (error as { Item?: Record<string, { S?: string }> }).Item;
-        if (holder?.[DEDUPE_STATE_ATTRIBUTE]?.S !== "pending") return "duplicate";
-        return owner && holder[DEDUPE_OWNER_ATTRIBUTE]?.S === owner ? "reserved" : "in-flight";
+        if (holder?.[DEDUPE_OWNER_ATTRIBUTE]?.S === owner) return "reserved";
+        return holder?.[DEDUPE_STATE_ATTRIBUTE]?.S === "pending" ? "in-flight" : "duplicate";
       }
       throw error;
     }

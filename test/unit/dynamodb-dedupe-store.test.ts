@@ -77,6 +77,8 @@ describe("DynamoDbDedupeStore", () => {
       Item: {
         pk: { S: "delivery-1" },
         expiresAt: { N: String(NOW_SECONDS + THREE_DAYS) },
+        // Which claim wrote it: an SDK retry of an applied PutItem meets its own claim.
+        owner: { S: "this-reservation" },
       },
       ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
       ExpressionAttributeNames: { "#exp": "expiresAt" },
