@@ -50,10 +50,11 @@ export class GitlabCommitStatuses implements CommitStatuses {
   async set(status: CommitStatus): Promise<"set" | "unchanged"> {
     checkKey(status);
     const what = `status ${status.name} (${status.state}) on ${status.projectPath}@${status.sha.slice(0, 12)}`;
+    const ref = refSent(status);
     const body = JSON.stringify({
       state: status.state,
       name: status.name,
-      ...(status.ref ? { ref: status.ref } : {}),
+      ...(ref ? { ref } : {}),
       ...(status.pipelineId !== null ? { pipeline_id: status.pipelineId } : {}),
       ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
       description: status.description.slice(0, MAX_DESCRIPTION),
@@ -70,14 +71,18 @@ export class GitlabCommitStatuses implements CommitStatuses {
     throw refusal(answer, `setting ${what}`, status.projectPath);
   }
 
-  async latest(key: CommitStatusKey): Promise<LatestCommitStatus | null> {
+  /** `key` may carry the status's `pipelineId`: its statuses are under the pipeline's ref (`refSent`). */
+  async latest(
+    key: CommitStatusKey & Partial<Pick<CommitStatus, "pipelineId">>,
+  ): Promise<LatestCommitStatus | null> {
     checkKey(key);
     const what = `status ${key.name} on ${key.projectPath}@${key.sha.slice(0, 12)}`;
     // `all=false` leaves out statuses GitLab marked retried (an older one of the same name in the same
     // pipeline); a newer version sorts newest first, an older one ignores `sort`, so the highest id decides.
+    const ref = refSent(key);
     const query = new URLSearchParams({
       name: key.name,
-      ...(key.ref ? { ref: key.ref } : {}),
+      ...(ref ? { ref } : {}),
       all: "false",
       order_by: "id",
       sort: "desc",
@@ -98,6 +103,16 @@ export class GitlabCommitStatuses implements CommitStatuses {
     }
     return newest ? { state: newest.state, at: newest.at } : null;
   }
+}
+
+/**
+ * The ref to send, or null. With a pipeline id, none: GitLab finds the pipeline by id, SHA and the
+ * ref if one is sent (404 "Pipeline for pipeline_id, sha and ref" when they do not match), and a
+ * merge request pipeline's ref is `refs/merge-requests/<iid>/head` while its webhook, so the event,
+ * names the source branch. Without a ref GitLab takes the pipeline's, and so does the status.
+ */
+function refSent(key: { ref: string | null; pipelineId?: number | null }): string | null {
+  return key.pipelineId === undefined || key.pipelineId === null ? key.ref || null : null;
 }
 
 function checkKey(key: CommitStatusKey): void {

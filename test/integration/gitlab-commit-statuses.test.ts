@@ -58,6 +58,11 @@ class FakeGitlab {
     body: Record<string, unknown>;
   }[] = [];
   faults: Fault[] = [];
+  /**
+   * The project's pipelines on the commit. A merge request pipeline's `ref` is
+   * `refs/merge-requests/<iid>/head`, while its webhook names the source branch (`source_ref`).
+   */
+  pipelines: { id: number; sha: string; ref: string }[] = [];
   /** GitLab's clock, for the statuses' times. */
   clock = new FixedClock(GITLAB_NOW);
   root = "";
@@ -115,7 +120,16 @@ class FakeGitlab {
     if (match[1] === "403") return send(403, { message: "403 Forbidden" });
     const [, project = "", sha = ""] = match;
     const name = String(body.name);
-    const ref = typeof body.ref === "string" ? body.ref : null;
+    let ref = typeof body.ref === "string" ? body.ref : null;
+    // Ci::CreateCommitStatusService: a pipeline_id must name a pipeline of this SHA and, when given,
+    // this ref (`for_ref`); the status takes the pipeline's ref when none is given.
+    if (body.pipeline_id !== undefined) {
+      const pipeline = this.pipelines.find(
+        (p) => p.id === body.pipeline_id && p.sha === sha && (ref === null || p.ref === ref),
+      );
+      if (!pipeline) return send(404, { message: "404 Pipeline for pipeline_id, sha and ref Not Found" });
+      ref ??= pipeline.ref;
+    }
     const state = String(body.state);
     const open = this.statuses.findLast(
       (s) =>
@@ -171,6 +185,33 @@ function status(overrides: Partial<CommitStatus> = {}): CommitStatus {
   };
 }
 
+/** A deploy's events, with GitLab's instance known only once it has started. */
+function details() {
+  const step = {
+    correlationId: "c-2",
+    gitlab: { instance: gitlab.url, projectId: 15, projectPath: "group/app" },
+    environment: "review/feature-x",
+    sha: SHA,
+    ref: "feature-x",
+    pipelineId: null,
+    mrIid: 3,
+  };
+  const built: Detail<"Build Finished"> = {
+    ...step,
+    status: "succeeded",
+    imageDigest: `sha256:${"b".repeat(64)}`,
+    reason: null,
+  };
+  const deployed: Detail<"Deploy Finished"> = {
+    ...step,
+    status: "succeeded",
+    namespace: "group-app-review-feature-x-1a2b3c4d",
+    url: "https://review-x.apps.example.com",
+    reason: null,
+  };
+  return { step, built, deployed };
+}
+
 const gitlab = new FakeGitlab();
 let slept: number[];
 const statuses = (options: { token?: string; baseUrl?: string } = {}) =>
@@ -189,6 +230,7 @@ beforeEach(() => {
   gitlab.statuses.length = 0;
   gitlab.requests.length = 0;
   gitlab.faults = [];
+  gitlab.pipelines = [];
   gitlab.clock = new FixedClock(GITLAB_NOW);
   gitlab.root = "";
   slept = [];
@@ -196,6 +238,7 @@ beforeEach(() => {
 
 describe("GitlabCommitStatuses", () => {
   it("posts the status to /projects/:id/statuses/:sha with the token as PRIVATE-TOKEN", async () => {
+    gitlab.pipelines.push({ id: 77, sha: SHA, ref: "feature-x" });
     expect(
       await statuses().set(
         status({ state: "success", targetUrl: "https://review-x.apps.example.com", pipelineId: 77 }),
@@ -209,7 +252,7 @@ describe("GitlabCommitStatuses", () => {
         body: {
           state: "success",
           name: "kubler/review/feature-x",
-          ref: "feature-x",
+          // No ref beside a pipeline id: GitLab takes the pipeline's (see the merge request test).
           pipeline_id: 77,
           target_url: "https://review-x.apps.example.com",
           description: "Deploying",
@@ -223,6 +266,33 @@ describe("GitlabCommitStatuses", () => {
     await statuses().set(status({ description: "x".repeat(1_000) }));
     expect(gitlab.requests[0]?.path).toBe(`/api/v4/projects/15/statuses/${SHA}`);
     expect(String(gitlab.requests[0]?.body.description)).toHaveLength(255);
+  });
+
+  it("sets the status of a merge request pipeline, whose ref is refs/merge-requests/<iid>/head, not the branch the event names", async () => {
+    gitlab.pipelines.push({ id: 88, sha: SHA, ref: "refs/merge-requests/3/head" });
+    const audit = new RecordingAuditLog();
+    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+    const { step, deployed } = details();
+    const mr = { ...step, pipelineId: 88 };
+    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: mr, time: T0 })).toEqual({
+      kind: "set",
+      state: "running",
+    });
+    expect(
+      await reportStatus(deps, {
+        detailType: "Deploy Finished",
+        detail: { ...deployed, pipelineId: 88 },
+        time: T0,
+      }),
+    ).toEqual({ kind: "set", state: "success" });
+    expect(gitlab.statuses).toEqual([
+      expect.objectContaining({ status: "success", ref: "refs/merge-requests/3/head" }),
+    ]);
+    // The status is found again under the pipeline's ref, so a late Deploy Requested does not reopen it.
+    expect(await reportStatus(deps, { detailType: "Deploy Requested", detail: mr, time: T0 })).toMatchObject({
+      kind: "ignored",
+    });
+    expect(gitlab.statuses).toHaveLength(1);
   });
 
   it("takes GitLab refusing a transition it already made as unchanged", async () => {
@@ -424,33 +494,6 @@ describe("report-status over GitLab's API", () => {
       expect.objectContaining({ status: "success", target_url: "https://review-x.apps.example.com" }),
     ]);
   });
-
-  /** A deploy's events, with GitLab's instance known only once it has started. */
-  function details() {
-    const step = {
-      correlationId: "c-2",
-      gitlab: { instance: gitlab.url, projectId: 15, projectPath: "group/app" },
-      environment: "review/feature-x",
-      sha: SHA,
-      ref: "feature-x",
-      pipelineId: null,
-      mrIid: 3,
-    };
-    const built: Detail<"Build Finished"> = {
-      ...step,
-      status: "succeeded",
-      imageDigest: `sha256:${"b".repeat(64)}`,
-      reason: null,
-    };
-    const deployed: Detail<"Deploy Finished"> = {
-      ...step,
-      status: "succeeded",
-      namespace: "group-app-review-feature-x-1a2b3c4d",
-      url: "https://review-x.apps.example.com",
-      reason: null,
-    };
-    return { step, built, deployed };
-  }
 
   it("leaves a finished status finished when a Build Finished or Build Requested comes late or again", async () => {
     const audit = new RecordingAuditLog();
