@@ -102,8 +102,72 @@ export class StdoutAuditLog implements AuditLog {
   record(record: AuditRecord): void {
     const context = invocation.getStore();
     const stamp = context ? { requestId: context.requestId, durationMs: invocationDuration(context) } : {};
-    this.write(`${JSON.stringify(prepareAuditRecord(record, this.#redact, stamp))}\n`);
+    const prepared = prepareAuditRecord(record, this.#redact, stamp);
+    let line = JSON.stringify(prepared);
+    // A UTF-8 character is at most 3 bytes per UTF-16 unit: shorter lines skip the byte count.
+    if (line.length * 3 > MAX_AUDIT_LINE_BYTES && Buffer.byteLength(line) > MAX_AUDIT_LINE_BYTES)
+      line = JSON.stringify(boundedAuditRecord(prepared));
+    this.write(`${line}\n`);
   }
+}
+
+/**
+ * CloudWatch Logs keeps at most 256 KB of one event: a longer line arrives cut (or split), is no
+ * longer JSON, and no saved query finds it. A producer's reason or subject can quote input of that
+ * size (a branch name, an error echoing a manifest, a list of pruned objects), so such a record is
+ * cut down, marked `truncated: true`, with some room left under the limit.
+ */
+export const MAX_AUDIT_LINE_BYTES = 192 * 1024;
+
+/**
+ * Generous first, so most evidence stays; then tight, which guarantees the size whatever the shape:
+ * `subject` and `actor` keep their first 40 fields' text and numbers (what the queries read), not lists.
+ */
+const LOOSE = { text: 8192, items: 100, depth: 6 };
+const TIGHT = { text: 512, items: 40, depth: 1 };
+/** Top-level strings: the reason (and anything else) a person reads first. */
+const TOP_TEXT = 8192;
+
+type Bounds = typeof LOOSE;
+
+function cutText(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…[cut: ${text.length - max} more characters]`;
+}
+
+function bounded(value: unknown, bounds: Bounds, depth: number): unknown {
+  if (typeof value === "string") return cutText(value, bounds.text);
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= bounds.depth) return "[cut: too deep]";
+  if (Array.isArray(value)) {
+    const kept = value.slice(0, bounds.items).map((item) => bounded(item, bounds, depth + 1));
+    if (value.length > bounds.items) kept.push(`…[cut: ${value.length - bounds.items} more items]`);
+    return kept;
+  }
+  const out: Record<string, unknown> = {};
+  let kept = 0;
+  const names = Object.keys(value);
+  for (const name of names) {
+    if (kept++ === bounds.items) {
+      out["…"] = `[cut: ${names.length - bounds.items} more fields]`;
+      break;
+    }
+    out[cutText(name, 128)] = bounded((value as Record<string, unknown>)[name], bounds, depth + 1);
+  }
+  return out;
+}
+
+/** The record cut to fit `MAX_AUDIT_LINE_BYTES`: top-level fields kept, long text and lists cut. */
+function boundedAuditRecord(record: AuditRecord): AuditRecord {
+  const cut = (bounds: Bounds) => {
+    const out: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(record)) {
+      out[name] = typeof value === "string" ? cutText(value, TOP_TEXT) : bounded(value, bounds, 0);
+    }
+    out.truncated = true;
+    return out as unknown as AuditRecord;
+  };
+  const loose = cut(LOOSE);
+  return Buffer.byteLength(JSON.stringify(loose)) <= MAX_AUDIT_LINE_BYTES ? loose : cut(TIGHT);
 }
 
 /**

@@ -61,6 +61,64 @@ describe("StdoutAuditLog", () => {
     expect(JSON.parse(out.lines[1] as string).reason).toBe(`after: ${REDACTED}, in short`);
   });
 
+  it("keeps a record with a huge reason or subject under CloudWatch's 256 KB event limit, as JSON the queries still find", () => {
+    const out = capture();
+    const audit = new StdoutAuditLog(out.write);
+    const branch = `feature/${"add-login-page-".repeat(30_000)}`;
+    audit.record(
+      record({
+        reason: `deploy of ${branch} failed: ${"é".repeat(200_000)}`,
+        subject: {
+          project: "group/app",
+          environment: "review-huge",
+          namespace: "kubler-app-review-huge-3f2a9c1b",
+          sha: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c",
+          ref: branch,
+          pruned: Array.from({ length: 20_000 }, (_, i) => `ConfigMap/config-${i}`),
+          nested: { deeper: { list: Array.from({ length: 5000 }, () => ({ name: "y".repeat(100) })) } },
+        },
+        correlationId: "c-huge",
+      }),
+    );
+    expect(out.lines).toHaveLength(1);
+    const line = out.lines[0] as string;
+    expect(Buffer.byteLength(line)).toBeLessThan(256 * 1024);
+    expect(line.endsWith("\n")).toBe(true);
+    const written = parseAuditRecord(JSON.parse(line));
+    // What the saved queries filter and show is still there, whole.
+    expect(written).toMatchObject({
+      auditVersion: 1,
+      action: "environment.deploy",
+      outcome: "success",
+      correlationId: "c-huge",
+      function: "deploy-environment",
+      at: "2026-03-01T10:00:00.000Z",
+      subject: {
+        project: "group/app",
+        environment: "review-huge",
+        namespace: "kubler-app-review-huge-3f2a9c1b",
+        sha: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c",
+      },
+      truncated: true,
+    });
+    expect(written.reason.startsWith("deploy of feature/add-login-page-add-login-page-")).toBe(true);
+    expect(written.reason).toMatch(/cut/);
+    // Wide as well as long: still bounded, the fields the queries read still there.
+    const wide: Record<string, unknown> = { project: "group/app", environment: "review-wide" };
+    for (let i = 0; i < 200; i++) wide[`field${i}`] = Array.from({ length: 200 }, () => "z-".repeat(5000));
+    audit.record(record({ subject: wide, actor: { function: "deploy-environment", gitlabUser: "alice" } }));
+    const second = out.lines[1] as string;
+    expect(Buffer.byteLength(second)).toBeLessThan(256 * 1024);
+    expect(parseAuditRecord(JSON.parse(second))).toMatchObject({
+      subject: { project: "group/app", environment: "review-wide" },
+      actor: { gitlabUser: "alice" },
+      truncated: true,
+    });
+    // An ordinary record is written as it was.
+    audit.record(record());
+    expect(JSON.parse(out.lines[2] as string)).not.toHaveProperty("truncated");
+  });
+
   it("stamps the Lambda request id of the invocation that wrote the record, also across awaits", async () => {
     const out = capture();
     const audit = new StdoutAuditLog(out.write);
