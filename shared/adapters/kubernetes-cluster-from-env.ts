@@ -15,6 +15,7 @@ import {
   type KubernetesClusterOptions,
 } from "./kubernetes-cluster.js";
 import type { ReadSecret } from "./secret-reader.js";
+import { readSecretOf } from "./secret-variables.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -39,7 +40,7 @@ export async function kubernetesClusterFromEnv(
 ): Promise<KubernetesCluster> {
   const secretId = env[ENV.KUBECONFIG_SECRET]?.trim();
   if (!secretId) return kubernetesClusterFromKubeconfigFiles(env, limits);
-  const kubeconfig = await readSecret(secretId);
+  const kubeconfig = await readSecretOf(ENV.KUBECONFIG_SECRET, secretId, readSecret);
   try {
     return createKubernetesCluster({
       ...limits,

@@ -10,8 +10,8 @@ import type { ReadSecret } from "./secret-reader.js";
 /**
  * `env` with the variables of the secret named by `env[secretVariable]` added (they win over the
  * environment); `env` unchanged when that variable is unset, as locally. Only the `allowed` names may
- * be in the secret. A secret that is not such an object is a `ConfigError` naming the variable and the
- * secret, never a value.
+ * be in the secret. A secret that cannot be read or is not such an object is a `ConfigError` naming
+ * the variable and the secret, never a value.
  *
  * @example
  * const env = await withSecretVariables(process.env, "KUBLER_WEBHOOK_CREDENTIALS_SECRET",
@@ -25,7 +25,7 @@ export async function withSecretVariables(
 ): Promise<Env> {
   const secretId = env[secretVariable]?.trim();
   if (!secretId) return env;
-  const text = await readSecret(secretId);
+  const text = await readSecretOf(secretVariable, secretId, readSecret);
   const problem = (what: string) => new ConfigError(`${secretVariable}: secret ${secretId} ${what}`);
   let value: unknown;
   try {
@@ -45,4 +45,24 @@ export async function withSecretVariables(
   const notText = entries.filter(([, v]) => typeof v !== "string").map(([name]) => name);
   if (notText.length > 0) throw problem(`must hold strings, not for ${notText.join(", ")}`);
   return { ...env, ...(Object.fromEntries(entries) as Record<string, string>) };
+}
+
+/**
+ * Reads the secret the variable `variable` names: a `ConfigError` (the secret missing, not readable by
+ * the role, empty) then names the variable first, so a cold start's failure says what to look at.
+ *
+ * @example
+ * const kubeconfig = await readSecretOf(ENV.KUBECONFIG_SECRET, secretArn, readSecret);
+ */
+export async function readSecretOf(
+  variable: string,
+  secretId: string,
+  readSecret: ReadSecret,
+): Promise<string> {
+  try {
+    return await readSecret(secretId);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${variable}: ${error.message}`);
+    throw error;
+  }
 }
