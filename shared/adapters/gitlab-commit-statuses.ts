@@ -10,6 +10,8 @@ import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-ap
 
 /** GitLab stores descriptions as a string column; keep them short enough to read in the MR widget. */
 const MAX_DESCRIPTION = 255;
+/** GitLab refuses a longer `target_url` (GenericCommitStatus: `length: { maximum: 255 }`). */
+const MAX_TARGET_URL = 255;
 /** GitLab's largest page; statuses of one name on one commit rarely fill one. */
 const PER_PAGE = 100;
 /** A page of statuses of one name: far below this, and the whole body is needed to parse it. */
@@ -56,7 +58,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
       name: status.name,
       ...(ref ? { ref } : {}),
       ...(status.pipelineId !== null ? { pipeline_id: status.pipelineId } : {}),
-      ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
+      ...(linkable(status.targetUrl) ? { target_url: status.targetUrl } : {}),
       description: status.description.slice(0, MAX_DESCRIPTION),
     });
     const answer = await this.#api.request("POST", `/projects/${status.projectId}/statuses/${status.sha}`, {
@@ -113,6 +115,22 @@ export class GitlabCommitStatuses implements CommitStatuses {
  */
 function refSent(key: { ref: string | null; pipelineId?: number | null }): string | null {
   return key.pipelineId === undefined || key.pipelineId === null ? key.ref || null : null;
+}
+
+/**
+ * Whether GitLab takes the URL as `target_url`: http(s) and at most 255 characters, or it refuses the
+ * whole status with a 400 (GenericCommitStatus's `addressable_url` and length checks). The status
+ * matters more than its link, so a URL it would refuse (deploy.url filled with a long ref, or
+ * written without a scheme) is left out.
+ */
+function linkable(url: string | null): url is string {
+  if (!url || url.length > MAX_TARGET_URL || /\s/.test(url)) return false;
+  try {
+    const { protocol } = new URL(url);
+    return protocol === "https:" || protocol === "http:";
+  } catch {
+    return false;
+  }
 }
 
 function checkKey(key: CommitStatusKey): void {

@@ -130,6 +130,16 @@ class FakeGitlab {
       if (!pipeline) return send(404, { message: "404 Pipeline for pipeline_id, sha and ref Not Found" });
       ref ??= pipeline.ref;
     }
+    // GenericCommitStatus: `validates :target_url, addressable_url: true, length: { maximum: 255 }`.
+    if (body.target_url !== undefined) {
+      const url = String(body.target_url);
+      if (!/^https?:\/\/[^\s]+$/.test(url)) {
+        return send(400, { message: { target_url: ["is blocked: Only allowed schemes are http, https"] } });
+      }
+      if (url.length > 255) {
+        return send(400, { message: { target_url: ["is too long (maximum is 255 characters)"] } });
+      }
+    }
     const state = String(body.state);
     const open = this.statuses.findLast(
       (s) =>
@@ -293,6 +303,22 @@ describe("GitlabCommitStatuses", () => {
       kind: "ignored",
     });
     expect(gitlab.statuses).toHaveLength(1);
+  });
+
+  it("sets the status without a URL GitLab would refuse: not http(s), or over 255 characters", async () => {
+    const client = statuses();
+    const long = `https://review-x.apps.example.com/${"a".repeat(240)}`;
+    for (const targetUrl of [long, "review-x.apps.example.com", "ftp://review-x.apps.example.com"]) {
+      gitlab.requests.length = 0;
+      expect(
+        await client.set(status({ name: `kubler/${targetUrl.length}`, state: "success", targetUrl })),
+      ).toBe("set");
+      expect(gitlab.requests[0]?.body).not.toHaveProperty("target_url");
+    }
+    expect(gitlab.statuses.map((s) => s.status)).toEqual(["success", "success", "success"]);
+    const fits = `https://review-x.apps.example.com/${"a".repeat(221)}`;
+    expect(await client.set(status({ state: "success", targetUrl: fits }))).toBe("set");
+    expect(gitlab.statuses.at(-1)?.target_url).toBe(fits);
   });
 
   it("takes GitLab refusing a transition it already made as unchanged", async () => {
