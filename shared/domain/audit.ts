@@ -75,19 +75,21 @@ const LONG_BASE64 = /[A-Za-z0-9/+=]{100,}/g;
 /** `Authorization: Bearer x`: the scheme stays, the value goes. */
 const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)[^\s"',;]+/gi;
 /**
- * `Basic x`, `token x`: only a value that looks like one (a digit or symbol, or 20+ characters),
- * so prose such as "token configured" stays readable.
+ * `Basic x`, `token x`: only a value that looks like one (a digit or symbol, or 20+ characters; for
+ * Basic, base64's mixed case too), so prose such as "token configured" stays readable. `%` is in the
+ * value: a URL-encoded one (`X-Amz-Security-Token=IQo…%2F…`) goes whole, not up to its first escape.
  */
-const SCHEME_VALUE = /\b(Basic|Token|Digest)(\s+|=|:\s*)([A-Za-z0-9._~+/=-]{8,})/gi;
+const SCHEME_VALUE = /\b(Basic|Token|Digest)(\s+|=|:\s*)([A-Za-z0-9._~+/=%-]{8,})/gi;
 
 /**
  * `password=x`, `private_token=x`, `"client_secret": "x"`, `api_key%3Dx` (URL-encoded): a value
  * assigned to a secret-named key in free text (a URL's query, a form body, JSON inside a message).
  * The key stays, the value goes. Prose ("token configured", "tokenExpiresAt: …") has no separator
- * right after the name, and an ARN's `:secret:` segment follows a colon: both stay readable.
+ * right after the name, and an ARN's `:secret:` segment follows a colon: both stay readable. Quotes
+ * may be escaped (`{\"token\":\"x\"}`: JSON quoted inside JSON, as in an error quoting a request).
  */
 const SECRET_ASSIGNMENT =
-  /(?<![:/])(passw(?:or)?d|\bpwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|signature)(["']?\s*(?:[:=]|%3[AaDd])\s*["']?)([^\s"'&,;)}\]]+)/gi;
+  /(?<![:/])(passw(?:or)?d|\bpwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|signature)(\\?["']?\s*(?:[:=]|%3[AaDd])\s*\\?["']?)((?:[^\s"'&,;)}\]\\]|\\(?!["']))+)/gi;
 /** `scheme://user:password@host`: the user stays, the password goes. */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)([^\s/?#@]+)@/gi;
 /**
@@ -97,6 +99,9 @@ const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)([^\s/?#@]+)@/gi;
  */
 const SEPARATOR = /[:=%]/;
 const SECRET_NAME_FRAGMENT = /passw|pwd|secret|token|key|credential|signature/i;
+
+/** An upper-case letter after the first: base64, not a word ("Basic authentication"). */
+const MIXED_CASE = /.[A-Z]/;
 
 function looksLikeCredential(text: string): boolean {
   return text.length >= 20 || /[0-9._~+/=-]/.test(text);
@@ -197,7 +202,9 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
           (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`,
         );
         out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
-          looksLikeCredential(secret) ? `${scheme}${separator}${REDACTED}` : match,
+          looksLikeCredential(secret) || (scheme.length === 5 && MIXED_CASE.test(secret))
+            ? `${scheme}${separator}${REDACTED}`
+            : match,
         );
       }
       if (SEPARATOR.test(out)) {

@@ -328,6 +328,29 @@ describe("audit redaction", () => {
     for (const reason of readable) expect(redact(record({ reason })).reason).toBe(reason);
   });
 
+  it("removes secrets in JSON quoted inside JSON, short Basic credentials, and URL-encoded session tokens", () => {
+    const redact = createAuditRedactor();
+    const cases: [string, string][] = [
+      // An error quoting a request whose field is itself JSON (an EventBridge Detail, a GitLab body).
+      [
+        'PutEvents failed: {"Detail":"{\\"token\\":\\"s3cretvalue123\\",\\"ref\\":\\"main\\"}"}',
+        `PutEvents failed: {"Detail":"{\\"token\\":\\"${REDACTED}\\",\\"ref\\":\\"main\\"}"}`,
+      ],
+      ['body "{\\"password\\": \\"hunter2hunter2\\"}"', `body "{\\"password\\": \\"${REDACTED}\\"}"`],
+      // base64("user:hunter"): no digit, no padding, under 20 characters, still a credential.
+      ["Authorization: Basic dXNlcjpwYXNz", `Authorization: Basic ${REDACTED}`],
+      // A presigned URL's session token, URL-encoded: no part of it may stay.
+      [
+        "GET https://b.s3.amazonaws.com/k?X-Amz-Security-Token=IQoJb3JpZ2luX2VjEJr%2F%2F%2F%2F%2FwEaCXVzLWVhc3QtMSJHMEUCIQDexampleexample%2Bexample&X-Amz-Date=20260301T100000Z failed",
+        `GET https://b.s3.amazonaws.com/k?X-Amz-Security-Token=${REDACTED}&X-Amz-Date=20260301T100000Z failed`,
+      ],
+    ];
+    for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
+    // Prose that names the scheme stays readable.
+    for (const reason of ["Basic authentication failed for user deploy-bot", "token configured"])
+      expect(redact.text(reason)).toBe(reason);
+  });
+
   it("removes any value assigned to a secret-named key, whatever the separator (property)", () => {
     // Every name form the pattern knows, in several cases: the cheap first look must let each through.
     const names = fc.constantFrom(
