@@ -3,11 +3,12 @@
  * secret holding the kubeconfig (`KUBLER_KUBECONFIG_SECRET`), never the kubeconfig itself; anywhere
  * else the files of `KUBECONFIG`, like kubectl.
  */
-import { readFileSync } from "node:fs";
-import { delimiter } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { delimiter, join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { ENV, fileProblem } from "../config.js";
 import { ConfigError } from "../errors.js";
+import { eksGetTokenUser } from "./eks-token.js";
 import {
   createKubernetesCluster,
   KubeconfigServerCredentialsError,
@@ -41,13 +42,10 @@ export async function kubernetesClusterFromEnv(
   const secretId = env[ENV.KUBECONFIG_SECRET]?.trim();
   if (!secretId) return kubernetesClusterFromKubeconfigFiles(env, limits);
   const kubeconfig = await readSecretOf(ENV.KUBECONFIG_SECRET, secretId, readSecret);
+  const source = `${ENV.KUBECONFIG_SECRET}: secret ${secretId}`;
+  let cluster: KubernetesCluster;
   try {
-    return createKubernetesCluster({
-      ...limits,
-      kubeconfig,
-      env: { ...env },
-      source: `${ENV.KUBECONFIG_SECRET}: secret ${secretId}`,
-    });
+    cluster = createKubernetesCluster({ ...limits, kubeconfig, env: { ...env }, source });
   } catch (error) {
     // Names the secret and the cluster, never the URL: safe to pass on as it is.
     if (error instanceof KubeconfigServerCredentialsError) throw error;
@@ -56,6 +54,31 @@ export async function kubernetesClusterFromEnv(
       `${ENV.KUBECONFIG_SECRET}: secret ${secretId} does not hold a valid kubeconfig (YAML or JSON)`,
     );
   }
+  checkExecPlugin(kubeconfig, env, source);
+  return cluster;
+}
+
+/**
+ * An exec credential plugin that is not installed (a Lambda function has no `aws` CLI, no kubelogin)
+ * would fail every call as if the cluster were down ("spawn aws ENOENT"): refused at cold start
+ * instead. `aws eks get-token` users that Kubler runs in process (eksGetTokenUser) are fine.
+ */
+function checkExecPlugin(kubeconfig: string, env: Env, source: string): void {
+  const parsed = new KubeConfig();
+  parsed.loadFromString(kubeconfig);
+  const user = parsed.getCurrentUser();
+  const command = (user?.exec as { command?: unknown } | undefined)?.command;
+  if (!user || typeof command !== "string" || eksGetTokenUser(user, env) || isInstalled(command, env)) return;
+  throw new ConfigError(
+    `${source}: user "${user.name}" runs the exec plugin "${command}", which is not installed here: ` +
+      "give the kubeconfig a ServiceAccount token, or on EKS the user `aws eks update-kubeconfig` writes " +
+      "without a profile or a role (no AWS_PROFILE, --profile or --role-arn), whose token Kubler makes in process",
+  );
+}
+
+function isInstalled(command: string, env: Env): boolean {
+  if (command.includes("/")) return existsSync(command);
+  return (env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, command)));
 }
 
 /**

@@ -188,3 +188,55 @@ describe("kubernetesClusterFromKubeconfigFiles", () => {
     ).rejects.toThrow(`KUBECONFIG file ${join(dir, "empty-too")} is empty`);
   });
 });
+
+describe("kubernetesClusterFromEnv with a kubeconfig whose user runs an exec plugin", () => {
+  const execKubeconfig = (exec: string) =>
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      'clusters: [{ name: c, cluster: { server: "https://eks.example.com" } }]',
+      `users: [{ name: u, user: { exec: ${exec} } }]`,
+      "contexts: [{ name: ctx, context: { cluster: c, user: u } }]",
+      "current-context: ctx",
+    ].join("\n");
+  // A Lambda function's PATH: no aws CLI, no kubelogin.
+  const lambdaEnv = { [ENV.KUBECONFIG_SECRET]: ARN, PATH: mkdtempSync(join(tmpdir(), "kubler-path-")) };
+
+  it("refuses at cold start a plugin the function cannot run, naming the variable, the secret and the command", async () => {
+    for (const [exec, command] of [
+      [
+        "{ apiVersion: client.authentication.k8s.io/v1beta1, command: kubelogin, args: [get-token] }",
+        "kubelogin",
+      ],
+      // What `aws eks update-kubeconfig` writes when AWS_PROFILE is set: the CLI keeps running.
+      [
+        "{ apiVersion: client.authentication.k8s.io/v1beta1, command: aws, args: [--region, eu-west-1, eks, get-token, --cluster-name, prod, --output, json], env: [{ name: AWS_PROFILE, value: prod }] }",
+        "aws",
+      ],
+    ] as const) {
+      const attempt = kubernetesClusterFromEnv(lambdaEnv, async () => execKubeconfig(exec));
+      await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+      await expect(attempt).rejects.toThrow(
+        `${ENV.KUBECONFIG_SECRET}: secret ${ARN}: user "u" runs the exec plugin "${command}", which is not installed here`,
+      );
+    }
+  });
+
+  it("takes `aws eks get-token` as written by `aws eks update-kubeconfig`: the token is made in process", async () => {
+    const cluster = await kubernetesClusterFromEnv(lambdaEnv, async () =>
+      execKubeconfig(
+        "{ apiVersion: client.authentication.k8s.io/v1beta1, command: aws, args: [--region, eu-west-1, eks, get-token, --cluster-name, prod, --output, json] }",
+      ),
+    );
+    expect(cluster.describe().server).toBe("https://eks.example.com");
+  });
+
+  it("takes a plugin that is on the function's PATH", async () => {
+    const bin = mkdtempSync(join(tmpdir(), "kubler-bin-"));
+    writeFileSync(join(bin, "my-plugin"), "#!/bin/sh\n", { mode: 0o755 });
+    const cluster = await kubernetesClusterFromEnv({ ...lambdaEnv, PATH: bin }, async () =>
+      execKubeconfig("{ apiVersion: client.authentication.k8s.io/v1beta1, command: my-plugin }"),
+    );
+    expect(cluster.describe().server).toBe("https://eks.example.com");
+  });
+});
