@@ -59,7 +59,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
       ...(ref ? { ref } : {}),
       ...(status.pipelineId !== null ? { pipeline_id: status.pipelineId } : {}),
       ...(linkable(status.targetUrl) ? { target_url: status.targetUrl } : {}),
-      description: status.description.slice(0, MAX_DESCRIPTION),
+      description: describable(status.description),
     });
     const answer = await this.#api.request("POST", `/projects/${status.projectId}/statuses/${status.sha}`, {
       what,
@@ -115,6 +115,16 @@ export class GitlabCommitStatuses implements CommitStatuses {
  */
 function refSent(key: { ref: string | null; pipelineId?: number | null }): string | null {
   return key.pipelineId === undefined || key.pipelineId === null ? key.ref || null : null;
+}
+
+/**
+ * A description GitLab can store: a NUL (from a Job's termination message, say) makes PostgreSQL
+ * fail the whole status, so every control character becomes a space; cut at 255 characters, never
+ * inside one (a lone surrogate is no UTF-8).
+ */
+function describable(text: string): string {
+  const clean = text.replace(/\p{Cc}+/gu, " ").replace(/\p{Surrogate}/gu, "\uFFFD");
+  return Array.from(clean).slice(0, MAX_DESCRIPTION).join("");
 }
 
 /**

@@ -140,6 +140,9 @@ class FakeGitlab {
         return send(400, { message: { target_url: ["is too long (maximum is 255 characters)"] } });
       }
     }
+    // PostgreSQL's text holds no NUL (Rails raises "string contains null byte"): GitLab fails.
+    if (String(body.description ?? "").includes("\u0000"))
+      return send(500, { message: "500 Internal Server Error" });
     const state = String(body.state);
     const open = this.statuses.findLast(
       (s) =>
@@ -319,6 +322,20 @@ describe("GitlabCommitStatuses", () => {
     const fits = `https://review-x.apps.example.com/${"a".repeat(221)}`;
     expect(await client.set(status({ state: "success", targetUrl: fits }))).toBe("set");
     expect(gitlab.statuses.at(-1)?.target_url).toBe(fits);
+  });
+
+  it("sends a failure reason with control characters or a character cut in two as a description GitLab can store", async () => {
+    const reason = "Build failed: \u001b[31merror\u001b[0m: exit\u0000 1\r\tat step 3";
+    expect(await statuses().set(status({ state: "failed", description: reason }))).toBe("set");
+    const sent = String(gitlab.requests[0]?.body.description);
+    expect(sent).toBe("Build failed:  [31merror [0m: exit  1 at step 3");
+    expect(slept).toEqual([]);
+
+    // 254 characters, then an emoji (two UTF-16 units): cut between characters, not inside one.
+    await statuses().set(status({ name: "kubler/y", description: `${"x".repeat(254)}😀 and more` }));
+    const cut = String(gitlab.requests[1]?.body.description);
+    expect(cut).toBe(`${"x".repeat(254)}😀`);
+    expect(cut).not.toMatch(/\p{Surrogate}/u);
   });
 
   it("takes GitLab refusing a transition it already made as unchanged", async () => {
