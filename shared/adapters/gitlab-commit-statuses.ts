@@ -188,7 +188,11 @@ function refusal(answer: GitlabAnswer, doing: string, projectPath: string): Erro
   if (code === 403) {
     return new ConfigError(
       `${ENV.GITLAB_API_TOKEN} may not set commit statuses in ${projectPath} (HTTP 403): ` +
-        "it needs the api scope and at least the Developer role in the project",
+        "it needs the api scope and at least the Developer role in the project" +
+        // GitLab checks update_pipeline on the status's pipeline: a protected ref's needs push or merge rights.
+        (doing.startsWith("setting")
+          ? "; a protected branch or tag also needs the Maintainer role, or the right to push or merge to it"
+          : ""),
     );
   }
   return new Error(`GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`);

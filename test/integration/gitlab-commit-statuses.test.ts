@@ -490,6 +490,15 @@ describe("GitlabCommitStatuses", () => {
     expect(gitlab.requests).toHaveLength(2);
   });
 
+  it("says on 403 that a protected branch or tag needs more than the Developer role", async () => {
+    // GitLab answers a Developer setting a status on a protected ref (a `v*` tag, main) 403 Forbidden.
+    const forbidden = await statuses()
+      .set(status({ projectId: 403, ref: "v1.2.0" }))
+      .catch((e: unknown) => e);
+    expect(forbidden).toBeInstanceOf(ConfigError);
+    expect((forbidden as Error).message).toMatch(/protected branch or tag.*Maintainer/);
+  });
+
   it("reports another refusal with GitLab's message, and does not retry it", async () => {
     gitlab.faults = [
       { times: 1, status: 404, body: JSON.stringify({ message: `404 Commit Not Found ${TOKEN}` }) },
