@@ -2,7 +2,9 @@
  * Lambda entry point: `Build Requested` from the bus becomes a build Job on the cluster. Config and
  * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
  */
+
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
@@ -18,14 +20,17 @@ const gitlab = loadGitlabApiConfig(process.env);
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createRedactingSecretReader(audit);
+const readSecret = createRedactingSecretReader(audit, {
+  maxAttempts: AWS_MAX_ATTEMPTS,
+  requestHandler: AWS_REQUEST_LIMITS,
+});
 
 const consume = createBuildImageConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The adapters own their retries; SDK retries on top would multiply them.
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1 }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName: steps.busName,
   }),
   audit,

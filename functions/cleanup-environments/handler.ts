@@ -2,8 +2,10 @@
  * Lambda entry point: an `Environment Stop Requested` from the bus, or `{ "action": "sweep" }` from
  * the recurring schedule (optionally `"dryRun": true`). Config and clients are built once per container.
  */
+
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
@@ -18,17 +20,20 @@ const config = loadAwsStepsConfig(process.env);
 const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit)),
+  cluster: await kubernetesClusterFromEnv(
+    process.env,
+    createRedactingSecretReader(audit, { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
+  ),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
-    client: new SchedulerClient({ maxAttempts: 1 }),
+    client: new SchedulerClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     groupName: config.scheduleGroup,
     busArn: config.busArn,
     roleArn: config.schedulerRoleArn,
     deadLetterArn: config.scheduleDeadLetterArn,
   }),
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1 }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName: config.busName,
   }),
   audit,

@@ -2,9 +2,11 @@
  * Lambda entry point: `Deploy Requested` and succeeded `Build Finished` from the bus. Config and
  * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
  */
+
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
@@ -32,7 +34,10 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token, the kubeconfig and the pull secret come from Secrets Manager in AWS (the stack
 // passes ARNs).
-const readSecret = createRedactingSecretReader(audit);
+const readSecret = createRedactingSecretReader(audit, {
+  maxAttempts: AWS_MAX_ATTEMPTS,
+  requestHandler: AWS_REQUEST_LIMITS,
+});
 // A registry auth file is checked now, so a bad one fails the init naming the variable; the file or
 // the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
 const pullSecret = registryPullSecret(environments, readSecret);
@@ -42,18 +47,18 @@ const consume = createDeployEnvironmentConsumer({
   manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
-    client: new SchedulerClient({ maxAttempts: 1 }),
+    client: new SchedulerClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     groupName: steps.scheduleGroup,
     busArn: steps.busArn,
     roleArn: steps.schedulerRoleArn,
     deadLetterArn: steps.scheduleDeadLetterArn,
   }),
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1 }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName: steps.busName,
   }),
   stops: new DynamoDbEnvironmentStops({
-    client: new DynamoDBClient({}),
+    client: new DynamoDBClient({ maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
     tableName: dedupeTable,
     clock: systemClock,
   }),

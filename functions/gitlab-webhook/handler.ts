@@ -25,7 +25,9 @@ const env = await withSecretVariables(
   process.env,
   ENV.WEBHOOK_CREDENTIALS_SECRET,
   [ENV.WEBHOOK_SECRET, ENV.WEBHOOK_SIGNING_KEY],
-  createSecretReader({ client: new SecretsManagerClient({}) }),
+  createSecretReader({
+    client: new SecretsManagerClient({ maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
+  }),
 );
 const webhook = loadWebhookConfig(env, { requireSecret: true });
 const { busName, dedupeTable } = loadAwsIngressConfig(env);

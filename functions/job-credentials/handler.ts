@@ -32,7 +32,11 @@ const { busName, dedupeTable } = loadAwsIngressConfig(process.env);
 // Redacts the kubeconfig Secrets Manager gives from every line after.
 const audit = createLambdaAuditLog();
 const cluster = hasKubernetesCluster(process.env)
-  ? await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster)
+  ? await kubernetesClusterFromEnv(
+      process.env,
+      createRedactingSecretReader(audit, LIMITS.aws),
+      LIMITS.cluster,
+    )
   : null;
 const app = createJobCredentialsApp({
   verifier: new JoseIdTokenVerifier({

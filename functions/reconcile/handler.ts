@@ -21,7 +21,11 @@ const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
   // Every call is time-limited (./limits.ts), so one hung call cannot take Lambda's 55 s.
-  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit), LIMITS.cluster),
+  cluster: await kubernetesClusterFromEnv(
+    process.env,
+    createRedactingSecretReader(audit, LIMITS.aws),
+    LIMITS.cluster,
+  ),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     busName: config.busName,
