@@ -38,7 +38,7 @@ const NEEDS = SAVED_AUDIT_QUERIES.filter((q) => q.params.length > 0)
 export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --query NAME          a saved query: ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}
                         (${NEEDS})
-  --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally)
+  --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally); an ISO time without an offset is UTC
   --until 1h|ISO        until when: a duration before now or an ISO 8601 time (default now)
   --project PATH  --environment ENV  --action ACTION|PREFIX.*  --outcome O[,O]
   --correlation ID      everything one GitLab delivery caused, as a timeline
@@ -482,7 +482,10 @@ function parseAgo(flag: string, text: string, now: Date): Date {
 }
 
 function parseInstant(flag: string, text: string): Date {
-  const at = new Date(text);
+  // A time without an offset is UTC, as the table prints it (JavaScript would read it as local time,
+  // and a date alone as UTC).
+  const utc = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/.exec(text);
+  const at = new Date(utc ? `${utc[1]}T${utc[2]}Z` : text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(at.getTime())) {
     throw new ConfigError(
       `${flag}: expected a duration like 24h or 7d, or an ISO 8601 time; got ${JSON.stringify(text)}`,

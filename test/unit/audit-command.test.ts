@@ -517,6 +517,20 @@ describe("audit command helpers", () => {
     expect(parseSince("all", NOW).getTime()).toBe(0);
   });
 
+  it("reads an ISO time without an offset as UTC, as the table prints it, whatever the machine's zone", () => {
+    const zone = process.env.TZ;
+    process.env.TZ = "Europe/Berlin"; // Node applies a TZ set at run time to every Date after it
+    try {
+      expect(parseSince("2026-03-01T10:00", NOW).toISOString()).toBe("2026-03-01T10:00:00.000Z");
+      expect(parseSince("2026-03-01 10:00:00.000", NOW).toISOString()).toBe("2026-03-01T10:00:00.000Z");
+      expect(parseSince("2026-03-01", NOW).toISOString()).toBe("2026-03-01T00:00:00.000Z");
+      expect(parseSince("2026-03-01T10:00+01:00", NOW).toISOString()).toBe("2026-03-01T09:00:00.000Z");
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it("formats durations for people", () => {
     expect([850, 2400, 185_000, 7_800_000, 273_600_000].map(fmtMs)).toEqual([
       "850 ms",
