@@ -70,7 +70,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
     // https://gitlab.com/gitlab-org/gitlab/-/blob/master/app/services/ci/create_commit_status_service.rb:
     // a pending or running status of that name that cannot make the move is a 400 with this message.
     if (code === 400 && /cannot transition status/i.test(message)) return "unchanged";
-    throw refusal(answer, `setting ${what}`, status.projectPath);
+    throw refusal(answer, `setting ${what}`, status.projectPath, this.#api.root);
   }
 
   /** `key` may carry the status's `pipelineId`: its statuses are under the pipeline's ref (`refSent`). */
@@ -96,7 +96,8 @@ export class GitlabCommitStatuses implements CommitStatuses {
       { what, maxBytes: MAX_LIST_BYTES },
     );
     if (answer === "too large") throw new Error(`GitLab's list of ${what} is over ${MAX_LIST_BYTES} bytes`);
-    if (answer.status !== 200) throw refusal(answer, `reading ${what}`, key.projectPath);
+    if (answer.status !== 200)
+      throw refusal(answer, `reading ${what}`, key.projectPath, this.#latestApi.root);
     let newest: { id: number; state: string; at: Date | null } | null = null;
     for (const item of parseList(answer.body, what)) {
       // The name filter is GitLab's; checked again so a GitLab that ignores it cannot mislead.
@@ -178,7 +179,7 @@ function lastMoved(item: Record<string, unknown>): Date | null {
   return times.length > 0 ? new Date(Math.max(...times)) : null;
 }
 
-function refusal(answer: GitlabAnswer, doing: string, projectPath: string): Error {
+function refusal(answer: GitlabAnswer, doing: string, projectPath: string, root: string): Error {
   const { status: code, message } = answer;
   if (code === 401) {
     return new ConfigError(
@@ -195,5 +196,21 @@ function refusal(answer: GitlabAnswer, doing: string, projectPath: string): Erro
           : ""),
     );
   }
+  if (code >= 300 && code < 400) {
+    // Not followed (GitlabApi): the token would go along. Only the origin: a query may carry anything.
+    const location = answer.headers.get("location");
+    const to = location ? ` to ${originOf(location, root)}` : "";
+    return new ConfigError(
+      `GitLab redirected (HTTP ${code}) ${doing}${to}; set ${ENV.GITLAB_URL} to the address the API is served at`,
+    );
+  }
   return new Error(`GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`);
+}
+
+function originOf(location: string, root: string): string {
+  try {
+    return new URL(location, root).origin;
+  } catch {
+    return "an unparseable address";
+  }
 }

@@ -27,6 +27,7 @@ interface Fault {
   times: number;
   status: number;
   retryAfter?: string;
+  location?: string;
   body?: string;
 }
 
@@ -96,6 +97,7 @@ class FakeGitlab {
       if (--fault.times <= 0) this.faults.shift();
       return send(fault.status, fault.body ? JSON.parse(fault.body) : { message: `${fault.status}` }, {
         ...(fault.retryAfter ? { "retry-after": fault.retryAfter } : {}),
+        ...(fault.location ? { location: fault.location } : {}),
       });
     }
     if (token !== TOKEN) return send(401, { message: "401 Unauthorized" });
@@ -497,6 +499,24 @@ describe("GitlabCommitStatuses", () => {
       .catch((e: unknown) => e);
     expect(forbidden).toBeInstanceOf(ConfigError);
     expect((forbidden as Error).message).toMatch(/protected branch or tag.*Maintainer/);
+  });
+
+  it("names GITLAB_URL when GitLab redirects (http to https, a moved instance), without following", async () => {
+    gitlab.faults = [
+      { times: 2, status: 301, location: "https://gitlab.example.com/api/v4/projects/15/statuses/x?a=b" },
+    ];
+    const error = await statuses()
+      .set(status())
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      "GitLab redirected (HTTP 301) setting status kubler/review/feature-x (running) on group/app@0123456789ab to https://gitlab.example.com; set GITLAB_URL to the address the API is served at",
+    );
+    const read = await statuses()
+      .latest({ projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null })
+      .catch((e: unknown) => e);
+    expect(read).toBeInstanceOf(ConfigError);
+    expect(gitlab.requests).toHaveLength(2);
   });
 
   it("reports another refusal with GitLab's message, and does not retry it", async () => {
