@@ -38,7 +38,8 @@ const NEEDS = SAVED_AUDIT_QUERIES.filter((q) => q.params.length > 0)
 export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --query NAME          a saved query: ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}
                         (${NEEDS})
-  --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally); an ISO time without an offset is UTC
+  --since 24h|7d|ISO    from when (default 24h; 14d with --correlation; "all" locally);
+                        an ISO time without an offset is UTC, as the table prints it
   --until 1h|ISO        until when: a duration before now or an ISO 8601 time (default now)
   --project PATH  --environment ENV  --action ACTION|PREFIX.*  --outcome O[,O]
   --correlation ID      everything one GitLab delivery caused, as a timeline
