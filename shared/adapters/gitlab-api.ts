@@ -238,7 +238,14 @@ function instanceRoot(baseUrl: string): string {
       `${ENV.GITLAB_URL} must be the instance's address only (no credentials, query or fragment)`,
     );
   }
-  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+  const path = url.pathname.replace(/\/+$/, "");
+  // A common slip (the API's address, from a client's docs): every call would be /api/v4/api/v4, a 404.
+  if (/\/api\/v4$/i.test(path)) {
+    throw new ConfigError(
+      `${ENV.GITLAB_URL} is the instance's address, without /api/v4 (e.g. https://gitlab.example.com or https://example.com/gitlab)`,
+    );
+  }
+  return `${url.origin}${path}`;
 }
 
 /**

@@ -40,6 +40,19 @@ describe("GitlabApi", () => {
     ).rejects.toThrow(/did not take a status after 4 attempt\(s\)/);
   });
 
+  it("refuses a GITLAB_URL that already ends in /api/v4, which would ask /api/v4/api/v4 and get 404s", () => {
+    for (const baseUrl of ["https://gitlab.example.com/api/v4", "https://example.com/gitlab/api/v4/"]) {
+      expect(() => new GitlabApi({ baseUrl, token: async () => TOKEN })).toThrow(
+        new ConfigError(
+          "GITLAB_URL is the instance's address, without /api/v4 (e.g. https://gitlab.example.com or https://example.com/gitlab)",
+        ),
+      );
+    }
+    expect(new GitlabApi({ baseUrl: "https://example.com/gitlab/", token: async () => TOKEN }).root).toBe(
+      "https://example.com/gitlab/api/v4",
+    );
+  });
+
   describe("when fetch throws", () => {
     /** How undici fails: `TypeError: fetch failed` around the system or TLS error that caused it. */
     const failed = (code: string | undefined, message: string) =>
