@@ -102,6 +102,8 @@ const SECRET_NAME_FRAGMENT = /passw|pwd|secret|token|key|credential|signature/i;
 
 /** An upper-case letter after the first: base64, not a word ("Basic authentication"). */
 const MIXED_CASE = /.[A-Z]/;
+/** Only Basic's value is base64: mixed case after `token` is prose (`token expiresAt`). */
+const BASIC = /^basic$/i;
 
 function looksLikeCredential(text: string): boolean {
   return text.length >= 20 || /[0-9._~+/=-]/.test(text);
@@ -202,7 +204,7 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
           (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`,
         );
         out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
-          looksLikeCredential(secret) || (scheme.length === 5 && MIXED_CASE.test(secret))
+          looksLikeCredential(secret) || (BASIC.test(scheme) && MIXED_CASE.test(secret))
             ? `${scheme}${separator}${REDACTED}`
             : match,
         );

@@ -346,8 +346,12 @@ describe("audit redaction", () => {
       ],
     ];
     for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
-    // Prose that names the scheme stays readable.
-    for (const reason of ["Basic authentication failed for user deploy-bot", "token configured"])
+    // Prose that names the scheme stays readable: mixed case counts for Basic's base64 only.
+    for (const reason of [
+      "Basic authentication failed for user deploy-bot",
+      "token configured",
+      "token expiresAt unknown",
+    ])
       expect(redact.text(reason)).toBe(reason);
   });
 
