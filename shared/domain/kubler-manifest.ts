@@ -246,10 +246,11 @@ function templatePattern(template: string): RegExp {
 }
 
 /**
- * Fills a URL template; unknown placeholders cannot occur (the validator refused them).
+ * Fills an environment rule's name template (`review/{branch}`); unknown placeholders cannot occur
+ * (the validator refused them). deploy.url is filled by `fillEnvironmentUrl`, which keeps its host.
  *
  * @example
- * fillTemplate("https://{environment_slug}.apps.example.com", { environment_slug: "review-x" });
+ * fillTemplate("review/{branch}", { branch: "feature-x" }); // "review/feature-x"
  */
 export function fillTemplate(
   template: string,
