@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Node } from "constructs";
+import { hasUrlCredentials } from "../shared/credentials-config.js";
 import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
 import {
   DEFAULT_POD_SECURITY,
@@ -16,7 +17,6 @@ import {
 import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
 import { PLAIN_HTTP_RISK, roleArnsOfPolicy } from "./policy-roles.js";
-import { hasUserinfo } from "./url-userinfo.js";
 
 /** Context keys, prefixed so they cannot clash with CDK's own. */
 export const CONTEXT = {
@@ -144,7 +144,7 @@ export function validateConfig(
   const gitlabUrl = text("gitlabUrl");
   if (gitlabUrl === null)
     fail("gitlabUrl", "is required (the GitLab instance, e.g. https://gitlab.example.com)");
-  else if (hasUserinfo(gitlabUrl)) {
+  else if (hasUrlCredentials(gitlabUrl)) {
     // Checked first, and never quoted: the value would put the credential in the template, every
     // function's environment and this message; the functions refuse such a GITLAB_URL anyway.
     fail(

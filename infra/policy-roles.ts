@@ -1,8 +1,8 @@
 /**
  * The AWS roles a credentials policy (DESIGN §5) names: the only ARNs job-credentials may assume.
  */
+import { hasUrlCredentials } from "../shared/credentials-config.js";
 import { parseCredentialsPolicy } from "../shared/domain/credentials-policy.js";
-import { hasUserinfo } from "./url-userinfo.js";
 
 /** Why GitLab must be reached over https: job-credentials trusts whatever keys its JWKS serves. */
 export const PLAIN_HTTP_RISK =
@@ -21,7 +21,7 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 export function roleArnsOfPolicy(yamlText: string): string[] {
   const policy = parseCredentialsPolicy(yamlText);
   // Not quoted: the credential would be in the synth's output.
-  if (policy.issuer && hasUserinfo(policy.issuer)) {
+  if (policy.issuer && hasUrlCredentials(policy.issuer)) {
     throw new Error("issuer must be the instance's address only, without credentials (user:password@)");
   }
   // Checked after userinfo, so a credential is never quoted; the parser already wants http(s).

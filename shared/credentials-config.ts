@@ -102,10 +102,14 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
 
 /**
  * True when `url` carries userinfo (`user:password@`) before its host, parsed or not: `gitlab:tok@host`
- * without `//` counts too, as it is one slip from being sent. (gitlab-api.ts has the same check; it
- * cannot import this module, which carries the YAML parser the webhook bundle must not.)
+ * without `//` counts too, as it is one slip from being sent. The synth refuses the same
+ * (infra/config.ts, infra/policy-roles.ts). (gitlab-api.ts has the same check; it cannot import this
+ * module, which carries the YAML parser the webhook bundle must not.)
+ *
+ * @example
+ * hasUrlCredentials("https://kubler:glpat-…@gitlab.example.com"); // true
  */
-function hasUrlCredentials(url: string): boolean {
+export function hasUrlCredentials(url: string): boolean {
   if (URL.canParse(url)) {
     const parsed = new URL(url);
     if (parsed.username || parsed.password) return true;
