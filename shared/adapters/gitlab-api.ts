@@ -222,6 +222,33 @@ export class GitlabApi {
   }
 }
 
+/**
+ * The error for a redirect `GitlabApi` did not follow (the token would go along): a `GITLAB_URL` on
+ * http behind an https redirect, a moved instance. It names only the origin redirected to, as a
+ * query may carry anything. Null for an answer that is no redirect.
+ *
+ * @example
+ * const redirected = redirectRefusal(answer, `reading ${what}`, api.root);
+ * if (redirected) throw redirected; // "GitLab redirected (HTTP 301) reading … to https://gitlab.example.com; set GITLAB_URL …"
+ */
+export function redirectRefusal(answer: GitlabAnswer, doing: string, root: string): ConfigError | null {
+  const { status } = answer;
+  if (status < 300 || status >= 400) return null;
+  const location = answer.headers.get("location");
+  const to = location ? ` to ${originOf(location, root)}` : "";
+  return new ConfigError(
+    `GitLab redirected (HTTP ${status}) ${doing}${to}; set ${ENV.GITLAB_URL} to the address the API is served at`,
+  );
+}
+
+function originOf(location: string, root: string): string {
+  try {
+    return new URL(location, root).origin;
+  } catch {
+    return "an unparseable address";
+  }
+}
+
 /** `https://host/gitlab/` → `https://host/gitlab`; credentials, queries and fragments are refused. */
 function instanceRoot(baseUrl: string): string {
   let url: URL;

@@ -6,7 +6,7 @@
 import { ENV } from "../config.js";
 import { ConfigError } from "../errors.js";
 import type { CommitStatus, CommitStatuses, CommitStatusKey, LatestCommitStatus } from "../ports.js";
-import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
+import { type GitlabAnswer, GitlabApi, type GitlabApiOptions, redirectRefusal } from "./gitlab-api.js";
 
 /** GitLab stores descriptions as a string column; keep them short enough to read in the MR widget. */
 const MAX_DESCRIPTION = 255;
@@ -196,21 +196,7 @@ function refusal(answer: GitlabAnswer, doing: string, projectPath: string, root:
           : ""),
     );
   }
-  if (code >= 300 && code < 400) {
-    // Not followed (GitlabApi): the token would go along. Only the origin: a query may carry anything.
-    const location = answer.headers.get("location");
-    const to = location ? ` to ${originOf(location, root)}` : "";
-    return new ConfigError(
-      `GitLab redirected (HTTP ${code}) ${doing}${to}; set ${ENV.GITLAB_URL} to the address the API is served at`,
-    );
-  }
+  const redirected = redirectRefusal(answer, doing, root);
+  if (redirected) return redirected;
   return new Error(`GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`);
-}
-
-function originOf(location: string, root: string): string {
-  try {
-    return new URL(location, root).origin;
-  } catch {
-    return "an unparseable address";
-  }
 }

@@ -9,7 +9,7 @@ import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError } from "../errors.js";
 import type { Clock, ManifestSource } from "../ports.js";
-import { type GitlabAnswer, GitlabApi, type GitlabApiOptions } from "./gitlab-api.js";
+import { type GitlabAnswer, GitlabApi, type GitlabApiOptions, redirectRefusal } from "./gitlab-api.js";
 
 /** One file's limit: Kubernetes YAML this large is a mistake or hostile, and it is held in memory. */
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -277,13 +277,8 @@ export class GitlabManifestSource implements ManifestSource {
           "it needs the read_repository (or read_api) scope and at least the Reporter role in the project",
       );
     }
-    if (status >= 300 && status < 400) {
-      const location = answer.headers.get("location");
-      const to = location ? ` to ${originOf(location, this.#api.root)}` : "";
-      throw new ConfigError(
-        `GitLab redirected (HTTP ${status}) reading ${what}${to}; set ${ENV.GITLAB_URL} to the address the API is served at`,
-      );
-    }
+    const redirected = redirectRefusal(answer, `reading ${what}`, this.#api.root);
+    if (redirected) throw redirected;
     const { message } = answer;
     throw new Error(`GitLab answered HTTP ${status} reading ${what}${message ? `: ${message}` : ""}`);
   }
@@ -379,12 +374,4 @@ function treeEntries(body: Buffer, what: string): TreeEntry[] {
     if (typeof name !== "string" || typeof type !== "string" || name.includes("/")) return [];
     return [{ name, type, mode: typeof mode === "string" ? mode : undefined }];
   });
-}
-
-function originOf(location: string, base: string): string {
-  try {
-    return new URL(location, base).origin;
-  } catch {
-    return "an unparseable address";
-  }
 }
