@@ -76,9 +76,10 @@ export interface StdoutAuditLogOptions {
  * queryable by field in Logs Insights. Every record is redacted and stamped (schema version, the
  * invocation's request id) on the way out.
  *
- * Written directly rather than through Powertools Logger: the webhook bundle has ~6 KB left of its
- * 400 KB budget and the Logger adds ~24 KB; an audit line must not be dropped by a log-level setting
- * (`POWERTOOLS_LOG_LEVEL`, `AWS_LAMBDA_LOG_LEVEL`); and every function then writes the same shape.
+ * Written directly rather than through Powertools Logger: the Logger adds ~24 KB to the webhook
+ * bundle (400 KB budget; `npm run bench` prints its size); an audit line must not be dropped by a
+ * log-level setting (`POWERTOOLS_LOG_LEVEL`, `AWS_LAMBDA_LOG_LEVEL`); and every function then writes
+ * the same shape.
  *
  * @example
  * const audit = new StdoutAuditLog(undefined, { secrets: webhook.secrets.tokens });
@@ -178,7 +179,7 @@ function boundedAuditRecord(record: AuditRecord): AuditRecord {
  *
  * EMF is written directly rather than with Powertools Metrics: Metrics buffers until a
  * per-invocation `publishStoredMetrics()` that every entry point would have to call (and that a
- * crash skips), and adds ~16 KB the webhook bundle cannot afford; one EMF line per decision is ~2 µs.
+ * crash skips), and adds ~16 KB to the webhook bundle; one EMF line per decision is ~2 µs.
  *
  * @example
  * const audit = new EmfMetricsAuditLog(new StdoutAuditLog());
