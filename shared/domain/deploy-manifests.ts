@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { parseAllDocuments } from "yaml";
 import type { KubeObject } from "./kube-object.js";
-import { lineAndColumn, repeatedKeyOffset, yamlNestingProblem } from "./yaml-nesting.js";
+import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
 
 /**
  * The namespaced kinds a project may ship, and the API resource each one is. Cluster-scoped kinds and
@@ -113,13 +113,13 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
     // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
     const tooDeep = yamlNestingProblem(text);
     if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
-    // Repeated keys are refused by repeatedKeyOffset: yaml's own check takes quadratic time.
+    // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
     parseAllDocuments(text, { logLevel: "error", uniqueKeys: false }).forEach((document, index) => {
       const where = `${path} (document ${index + 1})`;
       const [error] = document.errors;
-      const repeated = repeatedKeyOffset(document);
-      if (repeated !== null && (!error || repeated < error.pos[0])) {
-        const { line, column } = lineAndColumn(text, repeated);
+      const repeated = repeatedKey(document, text);
+      if (repeated) {
+        const { line, column } = repeated;
         throw new ManifestFilesError(
           `${where}: not valid YAML: Map keys must be unique at line ${line}, column ${column}:`,
         );

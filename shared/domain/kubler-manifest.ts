@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { parseDocument } from "yaml";
 import { IMAGE_REPOSITORY } from "./image-repository.js";
 import { parseTtl } from "./ttl.js";
-import { lineAndColumn, repeatedKeyOffset, yamlNestingProblem } from "./yaml-nesting.js";
+import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
 
 export const MANIFEST_FILE = "kubler.yaml";
 export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
@@ -164,12 +164,12 @@ export function parseKublerManifest(text: string): KublerManifest {
   const tooDeep = yamlNestingProblem(text);
   if (tooDeep) throw new ManifestError(`${MANIFEST_FILE}: not accepted: ${tooDeep}`);
   // logLevel "error": a hostile file must not turn into process warnings (collection keys, ...).
-  // Repeated keys are refused by repeatedKeyOffset: yaml's own check takes quadratic time.
+  // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: false, logLevel: "error" });
   const [yamlError] = document.errors;
-  const repeated = repeatedKeyOffset(document);
-  if (repeated !== null && (!yamlError || repeated < yamlError.pos[0])) {
-    const { line, column } = lineAndColumn(text, repeated);
+  const repeated = repeatedKey(document, text);
+  if (repeated) {
+    const { line, column } = repeated;
     throw new ManifestError(`${MANIFEST_FILE}:${line}:${column}: not valid YAML: Map keys must be unique`);
   }
   if (yamlError) {

@@ -1,4 +1,4 @@
-import { isScalar, visit } from "yaml";
+import { type Document, isScalar, visit } from "yaml";
 
 /**
  * A bound on YAML nesting, checked on the text before a parser sees it. The yaml package parses
@@ -60,15 +60,23 @@ export function yamlNestingProblem(text: string): string | null {
 }
 
 /**
- * Where a mapping first repeats a key (its offset in the text), or null. yaml's own check
- * (`uniqueKeys`) compares each key with every earlier key of its mapping: a 1 MiB file of short keys
- * took it over a minute. This is the same check (scalar keys equal by value, `1` not `"1"`) with a set
- * per mapping, on a document parsed with `uniqueKeys: false`.
+ * Where a mapping of `document` (parsed from `text` with `uniqueKeys: false`) first repeats a key,
+ * 1-based as yaml's messages count, or null: none, or the document's first YAML error comes before
+ * it (that error is the one to report). yaml's own check (`uniqueKeys`) compares each key with every
+ * earlier key of its mapping: a 1 MiB file of short keys took it over a minute. This is the same
+ * check (scalar keys equal by value, `1` not `"1"`) with a set per mapping.
  *
  * @example
- * repeatedKeyOffset(parseDocument("a: 1\na: 2\n", { uniqueKeys: false })); // 5
+ * repeatedKey(parseDocument("a: 1\na: 2\n", { uniqueKeys: false }), "a: 1\na: 2\n"); // { line: 2, column: 1 }
  */
-export function repeatedKeyOffset(document: Parameters<typeof visit>[0]): number | null {
+export function repeatedKey(document: Document, text: string): { line: number; column: number } | null {
+  const offset = repeatedKeyOffset(document);
+  const [error] = document.errors;
+  if (offset === null || (error && error.pos[0] <= offset)) return null;
+  return lineAndColumn(text, offset);
+}
+
+function repeatedKeyOffset(document: Document): number | null {
   let first: number | null = null;
   visit(document, {
     Map(_, map) {
@@ -84,13 +92,7 @@ export function repeatedKeyOffset(document: Parameters<typeof visit>[0]): number
   return first;
 }
 
-/**
- * The 1-based line and column of an offset in `text`, as yaml's messages count them.
- *
- * @example
- * lineAndColumn("a: 1\na: 2\n", 5); // { line: 2, column: 1 }
- */
-export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset);
   const lineStart = before.lastIndexOf("\n") + 1;
   return { line: before.split("\n").length, column: offset - lineStart + 1 };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { parseDocument } from "yaml";
 import { ManifestError, parseKublerManifest } from "../../shared/domain/kubler-manifest.js";
-import { MAX_FLOW_DEPTH, yamlNestingProblem } from "../../shared/domain/yaml-nesting.js";
+import { MAX_FLOW_DEPTH, repeatedKey, yamlNestingProblem } from "../../shared/domain/yaml-nesting.js";
 
 describe("yamlNestingProblem", () => {
   it("lets ordinary YAML through, brackets in quotes and comments included", () => {
@@ -39,5 +40,21 @@ describe("yamlNestingProblem", () => {
       "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]",
     ].join("\n");
     expect(() => parseKublerManifest(bomb)).toThrow(ManifestError);
+  });
+});
+
+describe("repeatedKey", () => {
+  const at = (text: string) =>
+    repeatedKey(parseDocument(text, { uniqueKeys: false, logLevel: "error" }), text);
+
+  it("names the line and column of the first repeated key, in block and flow mappings", () => {
+    expect(at("a: 1\na: 2\n")).toEqual({ line: 2, column: 1 });
+    expect(at("a: {b: 1, b: 2}\n")).toEqual({ line: 1, column: 11 });
+    expect(at("a: 1\n1: 2\n'1': 3\n")).toBeNull();
+  });
+
+  it("leaves a YAML error before the repeated key to be reported, and comes first before a later one", () => {
+    expect(at("x: @y\na: 1\na: 2\n")).toBeNull();
+    expect(at("a: 1\na: 2\nx: @y\n")).toEqual({ line: 2, column: 1 });
   });
 });
