@@ -409,6 +409,24 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(JSON.parse(entry?.Detail ?? "{}").environment).toBe(older);
   }, 60_000);
 
+  it("refuses a namespace another environment of the project holds (a hash collision), sending nothing", async () => {
+    const colliding = "review/colliding";
+    const namespace = namespaceFor(GITLAB.projectPath, colliding);
+    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
+    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    // Production's namespace under the name the branch's hash gives, as a found branch name would make it.
+    await seedManagedEnvironment(cluster, { namespace, gitlab: GITLAB, environment: "production" });
+    cluster.close();
+
+    const aws = await fakeAws();
+    const args = ["stop", "--aws", "--project", GITLAB.projectPath, "--environment", colliding];
+    const result = await runKubler(awsEnv(aws), ...args);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`namespace ${namespace} is environment "production", not "${colliding}"`);
+    expect(result.stderr).not.toMatch(NO_STACK);
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
   it("takes --instance with a trailing slash as the webhook keys GitLab's instance", async () => {
     const aws = await fakeAws();
     // A namespace that does not say which instance it came from: the stop is keyed by --instance.
