@@ -71,7 +71,7 @@ export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
 export const DEFAULT_POD_SECURITY: PodSecurityLevel = "baseline";
 
 /** https://kubernetes.io/docs/concepts/security/pod-security-admission/#pod-security-admission-labels-for-namespaces */
-export const POD_SECURITY_LABEL = {
+const POD_SECURITY_LABEL = {
   ENFORCE: "pod-security.kubernetes.io/enforce",
   ENFORCE_VERSION: "pod-security.kubernetes.io/enforce-version",
   WARN: "pod-security.kubernetes.io/warn",
@@ -88,7 +88,7 @@ export const POD_SECURITY_LABEL = {
  * @example
  * podSecurityLabels("baseline"); // { "pod-security.kubernetes.io/enforce": "baseline", …, warn: "restricted" }
  */
-export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
   return {
     [POD_SECURITY_LABEL.ENFORCE]: level,
     [POD_SECURITY_LABEL.ENFORCE_VERSION]: "latest",

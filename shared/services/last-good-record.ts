@@ -82,7 +82,7 @@ export async function readLastGood(
       (candidate) => lastGoodDigest(candidate) === state.lastGoodDigest,
     );
     if (!match) return unusable(`${where} was changed since Kubler wrote it (its digest no longer matches)`);
-    secrets = match[SECRETS_KEY];
+    secrets = kept ?? match[SECRETS_KEY];
   }
   try {
     const checked = checkStoredObjects(stored, where);
@@ -112,7 +112,7 @@ export async function readLastGood(
  * What Kubernetes lets a ConfigMap's values hold together (`MaxSecretSize`, 1 MiB): a larger record
  * is refused with 422, after the Namespace committed to its digest, and every retry fails the same.
  */
-export const MAX_RECORD_BYTES = 1024 * 1024;
+const MAX_RECORD_BYTES = 1024 * 1024;
 /** Room left for the record's other values: sha, pipelineId and unpruned.json (a few deployable kinds). */
 const RECORD_MARGIN_BYTES = 8 * 1024;
 

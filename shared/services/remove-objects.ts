@@ -200,7 +200,7 @@ export function unprunedKinds(removal: Removal): KindRef[] {
  * Objects a prune names in its reason, each list; the audit line names every one. `Deploy Finished`
  * carries the reason and must stay under 8 KB (DESIGN §3), which 500 names would not.
  */
-export const NAMED_IN_REASON = 10;
+const NAMED_IN_REASON = 10;
 
 /** What a prune did, for the deploy's reason; null when it found nothing to delete. */
 export function pruneNote(removal: Removal): string | null {
