@@ -410,6 +410,16 @@ describe("normalizeGitlabEvent: push", () => {
         "(the Push detail's \"ref\" is 9011 characters; the detail would be over the bus's 8 KB limit)",
     });
   });
+
+  it("measures the detail in bytes, not characters: a branch of 2,000 three-byte characters is too long", () => {
+    const payload = { ...payloadOf("push.json"), ref: `refs/heads/${"字".repeat(2000)}` };
+    expect(normalize("Push Hook", payload)).toEqual({
+      kind: "ignored",
+      reason:
+        "Push Hook payload of mike/diaspora: a field is too long " +
+        "(the Push detail's \"ref\" is 2011 characters; the detail would be over the bus's 8 KB limit)",
+    });
+  });
 });
 
 describe("normalizeGitlabEvent: merge requests", () => {
