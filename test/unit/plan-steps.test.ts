@@ -11,6 +11,7 @@ import {
   type GitlabFact,
   isRefusedByStop,
   matchesGlob,
+  mergeRequestEnded,
   type Plan,
   planSteps,
   triageFact,
@@ -586,5 +587,25 @@ describe("isRefusedByStop", () => {
     expect(isRefusedByStop(at("10:00:59"), at("10:01:00"))).toBe(true);
     expect(isRefusedByStop(at("10:01:00"), at("10:01:00"))).toBe(true);
     expect(isRefusedByStop(at("10:01:01"), at("10:01:00"))).toBe(false);
+  });
+});
+
+describe("mergeRequestEnded", () => {
+  const at = (time: string) => new Date(`2026-11-21T${time}Z`);
+
+  it("ends a merged MR for good, and a closed one until a reopen in or after its close's second", () => {
+    expect(mergeRequestEnded(16, { merged: null, closed: null, reopened: null })).toBeNull();
+    expect(mergeRequestEnded(16, { merged: at("10:00:00"), closed: null, reopened: at("10:05:00") })).toBe(
+      "merge request !16 was merged (2026-11-21T10:00:00.000Z)",
+    );
+    expect(mergeRequestEnded(16, { merged: null, closed: at("10:01:00"), reopened: at("10:00:59") })).toBe(
+      "merge request !16 was closed (2026-11-21T10:01:00.000Z) and not reopened since",
+    );
+    expect(
+      mergeRequestEnded(16, { merged: null, closed: at("10:01:00"), reopened: at("10:01:00") }),
+    ).toBeNull();
+    expect(
+      mergeRequestEnded(16, { merged: null, closed: at("10:01:00"), reopened: at("10:01:01") }),
+    ).toBeNull();
   });
 });
