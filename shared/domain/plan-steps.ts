@@ -1,6 +1,7 @@
 /**
  * Planning (DESIGN §4 "Plan"): a GitLab fact and the project's `kubler.yaml` (its environment rules
- * from the default branch, `withDefaultBranchRules`) in, the steps to take (or why there are none) out. Pure: the I/O around it is `shared/services/plan-steps.ts`.
+ * from the default branch, `withDefaultBranchRules`) in, the steps to take (or why there are none)
+ * out. Pure: the I/O around it is `shared/services/plan-steps.ts`.
  */
 import type { BusEntry, Detail, GitlabFactType, GitlabRef } from "./catalog.js";
 import {

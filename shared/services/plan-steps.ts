@@ -1,8 +1,8 @@
 /**
  * The plan-steps use case (DESIGN §4 "Plan"): a GitLab fact from the bus, the project's `kubler.yaml`
  * at the fact's commit under the environment rules of the one on its default branch, the pure
- * decision, and the steps published once. Every decision is audited,
- * ignored ones included; a bad `kubler.yaml` is an audited failure, never a crash or a retry.
+ * decision, and the steps published once. Every decision is audited, ignored ones included; a bad
+ * `kubler.yaml` is an audited failure, never a crash or a retry.
  */
 
 import type { AuditOutcome } from "../domain/audit.js";
