@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
 import { runStopCommand } from "../../cli/stop-command.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { systemClock } from "../../shared/clock.js";
 import { loadLocalConfig } from "../../shared/config.js";
 import { sourceOf, validateDetail } from "../../shared/domain/catalog.js";
@@ -197,19 +198,19 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
   beforeAll(async () => {
     k8s = await startMemoryKubernetes();
     writeFileSync(kubeconfig, k8s.kubeconfig);
-    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
-    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
-    await seedManagedEnvironment(cluster, {
-      namespace: namespaceFor(GITLAB.projectPath, ENVIRONMENT),
-      gitlab: GITLAB,
-      environment: ENVIRONMENT,
-    });
-    cluster.close();
+    await seed(namespaceFor(GITLAB.projectPath, ENVIRONMENT), ENVIRONMENT);
   });
   afterAll(async () => {
     await Promise.all(fakes.map((aws) => aws.close()));
     await k8s?.close();
   });
+
+  /** A managed environment of `gitlab` in `namespace`, as a deploy leaves it, through the real adapter. */
+  async function seed(namespace: string, environment: string, gitlab = GITLAB): Promise<void> {
+    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
+    await seedManagedEnvironment(cluster, { namespace, gitlab, environment });
+    cluster.close();
+  }
 
   /** STS's GetCallerIdentity, which kubler stop --aws reads AWS's clock from, then `fn`'s answers. */
   function answering(aws: FakeAws, fn: AwsAnswer = () => undefined): void {
@@ -380,13 +381,10 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
   it("stops a namespace from before the name annotation (its slug label alone), as cleanup takes it", async () => {
     const older = "review/older-one";
     const namespace = namespaceFor(GITLAB.projectPath, older);
-    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
-    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
-    await seedManagedEnvironment(cluster, { namespace, gitlab: GITLAB, environment: older });
+    await seed(namespace, older);
     const seeded = k8s.store.get("v1", "Namespace", undefined, namespace);
     delete seeded?.metadata.annotations?.["kubler.dev/environment-name"];
     if (seeded) k8s.store.put(seeded);
-    cluster.close();
     expect(k8s.store.get("v1", "Namespace", undefined, namespace)?.metadata.labels).toMatchObject({
       "kubler.dev/environment": "review-older-one",
     });
@@ -412,11 +410,8 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
   it("refuses a namespace another environment of the project holds (a hash collision), sending nothing", async () => {
     const colliding = "review/colliding";
     const namespace = namespaceFor(GITLAB.projectPath, colliding);
-    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
-    const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
     // Production's namespace under the name the branch's hash gives, as a found branch name would make it.
-    await seedManagedEnvironment(cluster, { namespace, gitlab: GITLAB, environment: "production" });
-    cluster.close();
+    await seed(namespace, "production");
 
     const aws = await fakeAws();
     const args = ["stop", "--aws", "--project", GITLAB.projectPath, "--environment", colliding];
@@ -432,10 +427,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     // A namespace that does not say which instance it came from: the stop is keyed by --instance.
     const bare = "review/no-instance";
     const name = namespaceFor(GITLAB.projectPath, bare);
-    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
-    const seeding = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
-    await seedManagedEnvironment(seeding, { namespace: name, gitlab: GITLAB, environment: bare });
-    seeding.close();
+    await seed(name, bare);
     const seeded = k8s.store.get("v1", "Namespace", undefined, name);
     if (!seeded) throw new Error(`${name} was not seeded`);
     delete seeded.metadata.annotations?.["kubler.dev/gitlab-instance"];
@@ -601,14 +593,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     const PROJECT = "flightjs/flight-management";
     const SAMPLE = "review/feature/booking-validation";
     const sample = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
-    const { createKubernetesCluster } = await import("../../shared/adapters/kubernetes-cluster.js");
-    const seeding = createKubernetesCluster({ kubeconfig: k8s.kubeconfig });
-    await seedManagedEnvironment(seeding, {
-      namespace: namespaceFor(PROJECT, SAMPLE),
-      gitlab: sample,
-      environment: SAMPLE,
-    });
-    seeding.close();
+    await seed(namespaceFor(PROJECT, SAMPLE), SAMPLE, sample);
     const aws = await fakeAws();
     const stopped = await runKubler(
       awsEnv(aws),
