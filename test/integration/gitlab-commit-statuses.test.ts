@@ -537,19 +537,7 @@ describe("report-status over GitLab's API", () => {
   it("never fails the step, whatever GitLab answers: it audits instead", async () => {
     const audit = new RecordingAuditLog();
     const deps = { statuses: statuses(), audit, clock: new FixedClock() };
-    const detail = {
-      correlationId: "c-1",
-      gitlab: { instance: gitlab.url, projectId: 15, projectPath: "group/app" },
-      environment: "review/feature-x",
-      sha: SHA,
-      ref: "feature-x",
-      pipelineId: null,
-      mrIid: 3,
-      status: "succeeded" as const,
-      namespace: "group-app-review-feature-x-1a2b3c4d",
-      url: "https://review-x.apps.example.com",
-      reason: null,
-    };
+    const { deployed: detail } = details();
     gitlab.faults = [{ times: 10, status: 500 }];
     expect(await reportStatus(deps, { detailType: "Deploy Finished", detail, time: T0 })).toMatchObject({
       kind: "failed",
