@@ -82,7 +82,7 @@ export async function readLastGood(
       (candidate) => lastGoodDigest(candidate) === state.lastGoodDigest,
     );
     if (!match) return unusable(`${where} was changed since Kubler wrote it (its digest no longer matches)`);
-    secrets = kept ?? match[SECRETS_KEY];
+    secrets = match[SECRETS_KEY];
   }
   try {
     const checked = checkStoredObjects(stored, where);
