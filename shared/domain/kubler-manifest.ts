@@ -106,6 +106,29 @@ const Image = mapping(
   "a mapping with name (and context, dockerfile, buildArgs)",
 );
 
+/**
+ * GitLab refuses an environment or commit status URL that is not http(s) or is over 255 characters;
+ * a template so shaped would only be dropped at every deploy. Placeholders can still make the filled
+ * URL too long: fillEnvironmentUrl and the commit-status adapter leave that one out.
+ */
+const MAX_URL_CHARS = 255;
+const URL_EXAMPLE = "https://{environment_slug}.apps.example.com";
+// Scheme, optional user info, then a host's first character (a placeholder's brace counts): not
+// `https://`, `https:///x` or `http://:8080`. No spaces anywhere: no URL has one.
+const URL_SHAPE = /^https?:\/\/(?:[^\s/?#@]*@)?[^\s/?#@:]\S*$/i;
+const Url = v.pipe(
+  v.string("a non-empty string"),
+  // Counted as written, in characters (code points), as the schema's maxLength and GitLab count.
+  v.check(
+    (url) => [...url].length <= MAX_URL_CHARS,
+    `a URL template of at most ${MAX_URL_CHARS} characters (GitLab refuses a longer environment URL), like ${URL_EXAMPLE}`,
+  ),
+  v.trim(),
+  v.minLength(1, "a non-empty string"),
+  placeholders(URL_PLACEHOLDERS, "a URL template"),
+  v.regex(URL_SHAPE, `an http(s) URL template with a host and no spaces, like ${URL_EXAMPLE}`),
+);
+
 const PRUNE_WORDS = "true or false (unquoted)";
 const SECONDS = `a whole number of seconds from 10 to ${MAX_ROLLOUT_TIMEOUT_SECONDS} (a rollout and its rollback must both fit in the deploy's ${DEPLOY_FUNCTION_TIMEOUT_SECONDS} s)`;
 const Deploy = mapping(
@@ -118,7 +141,7 @@ const Deploy = mapping(
       ),
     ),
     image: v.optional(Text),
-    url: v.optional(v.pipe(Text, placeholders(URL_PLACEHOLDERS, "a URL template"))),
+    url: v.optional(Url),
     rolloutTimeoutSeconds: v.optional(
       v.pipe(
         v.number(SECONDS),

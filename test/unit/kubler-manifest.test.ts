@@ -56,6 +56,18 @@ describe("parseKublerManifest", () => {
     expect(manifest.deploy.prune).toBe(true);
   });
 
+  it.each([
+    "https://{environment_slug}.apps.example.com",
+    "http://localhost:8080/{ref}",
+    "HTTPS://Apps.Example.com/{sha}",
+    "https://user@apps.example.com",
+    " https://{environment}-{ref}.apps.example.com ",
+    `https://apps.example.com/${"a".repeat(230)}`, // 255 characters
+  ])("accepts deploy.url %j", (url) => {
+    const manifest = parseKublerManifest(minimal({ deploy: `{ manifests: k8s, url: '${url}' }` }));
+    expect(manifest.deploy.url).toBe(url.trim());
+  });
+
   it("accepts the longest rollout timeout whose wait and rollback wait both fit in the deploy function", () => {
     const manifest = parseKublerManifest(
       `version: 1\ndeploy: { manifests: k8s, rolloutTimeoutSeconds: ${MAX_ROLLOUT_TIMEOUT_SECONDS} }\nenvironments: [{ name: staging, on: { branch: main } }]`,
@@ -123,6 +135,9 @@ const minimal = (extra: { image?: string; deploy?: string; environments?: string
   ]
     .filter((line) => line !== undefined)
     .join("\n");
+
+const URL_SHAPE =
+  "an http(s) URL template with a host and no spaces, like https://{environment_slug}.apps.example.com";
 
 function messageOf(text: string): string {
   try {
@@ -280,6 +295,38 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
       "an unknown URL placeholder",
       minimal({ deploy: "{ manifests: k8s, url: 'https://{user}.example.com' }" }),
       'kubler.yaml: deploy.url: expected a URL template with only the placeholders {environment_slug}, {environment}, {namespace}, {sha}, {mr_iid}, {ref}, found "https://{user}.example.com"',
+    ],
+    // deploy.url's own shape: GitLab refuses an environment or status URL that is not http(s) or
+    // is over 255 characters, so such a template would only be dropped at every deploy.
+    [
+      "a URL without a scheme",
+      minimal({ deploy: "{ manifests: k8s, url: 'apps.example.com/{environment_slug}' }" }),
+      `kubler.yaml: deploy.url: expected ${URL_SHAPE}, found "apps.example.com/{environment_slug}"`,
+    ],
+    [
+      "an ftp URL",
+      minimal({ deploy: "{ manifests: k8s, url: 'ftp://files.example.com/{ref}' }" }),
+      `kubler.yaml: deploy.url: expected ${URL_SHAPE}, found "ftp://files.example.com/{ref}"`,
+    ],
+    [
+      "a URL without a host",
+      minimal({ deploy: "{ manifests: k8s, url: 'https:///{environment_slug}' }" }),
+      `kubler.yaml: deploy.url: expected ${URL_SHAPE}, found "https:///{environment_slug}"`,
+    ],
+    [
+      "a URL with only a port for a host",
+      minimal({ deploy: "{ manifests: k8s, url: 'http://:8080/{ref}' }" }),
+      `kubler.yaml: deploy.url: expected ${URL_SHAPE}, found "http://:8080/{ref}"`,
+    ],
+    [
+      "a URL with a space",
+      minimal({ deploy: "{ manifests: k8s, url: 'https://apps.example.com/{ref} x' }" }),
+      `kubler.yaml: deploy.url: expected ${URL_SHAPE}, found "https://apps.example.com/{ref} x"`,
+    ],
+    [
+      "a URL of 256 characters",
+      minimal({ deploy: `{ manifests: k8s, url: 'https://apps.example.com/${"a".repeat(231)}' }` }),
+      `kubler.yaml: deploy.url: expected a URL template of at most 255 characters (GitLab refuses a longer environment URL), like https://{environment_slug}.apps.example.com, found "https://apps.example.com/${"a".repeat(54)}`,
     ],
     [
       "a rollout timeout in words",

@@ -58,6 +58,9 @@ function checkKeyword(keyword: string, arg: unknown, schema: Schema, value: unkn
       patterns.set(arg as string, regex);
       return regex.test(value);
     }
+    case "maxLength":
+      // Characters, as JSON Schema counts them: code points, not UTF-16 units.
+      return typeof value !== "string" || [...value].length <= (arg as number);
     case "minimum":
       return typeof value !== "number" || value >= (arg as number);
     case "maximum":
@@ -154,6 +157,9 @@ describe("schema/kubler.schema.json", () => {
       edit((m) => (m.deploy.url = "https://{environment}/{namespace}/{sha}/{mr_iid}/{ref}")),
     ],
     ["an unclosed brace", edit((m) => (m.deploy.url = "https://x/{"))],
+    ["an http URL with a port", edit((m) => (m.deploy.url = "http://localhost:8080/{ref}"))],
+    ["a URL scheme in capitals", edit((m) => (m.deploy.url = "HTTPS://apps.example.com"))],
+    ["a URL of 255 characters", edit((m) => (m.deploy.url = `https://x/${"😀".repeat(245)}`))],
     ["prune on", edit((m) => (m.deploy.prune = true))],
   ])("accepts %s, as Kubler does", (_, manifest) => {
     expect(kublerAccepts(manifest)).toBe(true);
@@ -172,6 +178,11 @@ describe("schema/kubler.schema.json", () => {
     ["an absolute manifests directory", edit((m) => (m.deploy.manifests = "/etc"))],
     ["a manifests directory outside the repository", edit((m) => (m.deploy.manifests = "a/../../b"))],
     ["an unknown URL placeholder", edit((m) => (m.deploy.url = "https://{user}.example.com"))],
+    ["a URL without a scheme", edit((m) => (m.deploy.url = "apps.example.com/{environment_slug}"))],
+    ["an ftp URL", edit((m) => (m.deploy.url = "ftp://files.example.com/{ref}"))],
+    ["a URL without a host", edit((m) => (m.deploy.url = "https:///{ref}"))],
+    ["a URL with a space", edit((m) => (m.deploy.url = "https://x/{ref} y"))],
+    ["a URL of 256 characters", edit((m) => (m.deploy.url = `https://x/${"a".repeat(246)}`))],
     ["a rollout timeout of 5 s", edit((m) => (m.deploy.rolloutTimeoutSeconds = 5))],
     [
       "a rollout timeout one second over what the deploy function can wait for twice",
@@ -239,6 +250,19 @@ const text = fc.constantFrom(
   "}",
   "https://{environment_slug}.x",
   "https://{environment}-{ref}",
+  " http://x ",
+  "HTTP://X",
+  "apps.example.com/{environment_slug}",
+  "ftp://x",
+  "https://",
+  "https:///x",
+  "https://:80",
+  "https://u@x",
+  "https://@x",
+  "https://x y",
+  `https://x/${"a".repeat(245)}`,
+  `https://x/${"a".repeat(246)}`,
+  ` https://x/${"a".repeat(245)} `,
   "registry.example.com/group/app",
   " registry.example.com/app ",
   "Registry/App",
