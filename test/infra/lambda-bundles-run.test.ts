@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JOB_CREDENTIALS_LIMITS } from "../../functions/job-credentials/limits.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { ENV } from "../../shared/config.js";
 import { buildJobName } from "../../shared/domain/build-job.js";
 import { type DetailType, FUNCTIONS, type FunctionName, sourceOf } from "../../shared/domain/catalog.js";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
@@ -36,12 +37,14 @@ import {
 import { type FakeGitlab, startFakeGitlab } from "../fakes/gitlab-server.js";
 import { ACCOUNT, functionEnvironment, REGION, scheduleInput } from "./cfn-values.js";
 import {
+  buildStack,
   GITLAB_TOKEN_SECRET_ARN,
   KUBECONFIG_SECRET_ARN,
   REGISTRY_AUTH_SECRET_ARN,
   ROOT,
   type SynthesizedStack,
   synthBundledOnce,
+  templateOf,
   testConfig,
 } from "./stack-fixture.js";
 
@@ -145,7 +148,12 @@ interface Invocation {
  * A cold start of `kubler-<name>` in a fresh Node process, then each event in turn (a warm
  * container). A handler that throws is reported as `{ thrown: message }`, as Lambda reports it.
  */
-async function invoke(name: FunctionName, events: unknown[]): Promise<Invocation> {
+async function invoke(
+  name: FunctionName,
+  events: unknown[],
+  /** Variables as another deploy's template would give them (see deployedEnvironment). */
+  deployedWith: Record<string, string> = {},
+): Promise<Invocation> {
   const bundle = join(stack.assets[name], "index.mjs");
   const script = `const { handler } = await import(${JSON.stringify(bundle)});
     for (const event of ${JSON.stringify(events)}) {
@@ -167,6 +175,7 @@ async function invoke(name: FunctionName, events: unknown[]): Promise<Invocation
       AWS_SESSION_TOKEN: SESSION_TOKEN,
       AWS_ENDPOINT_URL: aws.url,
       ...deployedEnvironment(name),
+      ...deployedWith,
     },
     timeout: 60_000,
     maxBuffer: 16 * 1024 * 1024,
@@ -495,6 +504,37 @@ describe("each Lambda bundle, run with the environment the template gives it", (
     // The stop records plan-steps keeps: a deploy asked for before a stop is refused.
     expectDedupeWithinGrant("deploy-environment", from, 1);
     expectSignedByRole(from);
+  });
+
+  it("deploy-environment: an environment's namespace enforces the Pod Security level of kubler:podSecurity: restricted", async () => {
+    // The template kubler:podSecurity: restricted gives (unbundled: a second bundling would take as
+    // long as the first). It differs from the bundled one in KUBLER_POD_SECURITY alone, so the bundle
+    // run with that variable is the bundle deployed with that setting.
+    const restricted = templateOf(
+      buildStack({
+        config: testConfig({ registryAuthSecretArn: REGISTRY_AUTH_SECRET_ARN, podSecurity: "restricted" }),
+      }),
+    ).toJSON() as SynthesizedStack["template"];
+    const env = functionEnvironment(restricted, "deploy-environment");
+    const bundled = functionEnvironment(stack.template, "deploy-environment");
+    const changed = Object.keys({ ...env, ...bundled }).filter(
+      (variable) => env[variable] !== bundled[variable],
+    );
+    expect(changed).toEqual([ENV.POD_SECURITY]);
+    expect(env[ENV.POD_SECURITY]).toBe("restricted");
+
+    const staging = step("staging", {
+      ttl: "never",
+      status: "succeeded",
+      imageDigest: `sha256:${"6".repeat(64)}`,
+      reason: null,
+    });
+    const { results } = await invoke("deploy-environment", [busEvent("Build Finished", staging)], {
+      [ENV.POD_SECURITY]: env[ENV.POD_SECURITY] as string,
+    });
+    expect(results[0]).toMatchObject({ kind: "succeeded" });
+    const namespace = k8s.store.get("v1", "Namespace", undefined, namespaceFor(PROJECT_PATH, "staging"));
+    expect(namespace?.metadata.labels).toMatchObject({ "pod-security.kubernetes.io/enforce": "restricted" });
   });
 
   it("cleanup-environments: the hourly sweep (its schedule's input) deletes an expired environment and cancels its schedule", async () => {
