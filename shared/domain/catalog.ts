@@ -220,6 +220,12 @@ const EnvironmentDeletedDetail = v.object({
   /** What was running when it was deleted, when known: report-status puts the final status on it. */
   sha: v.optional(NullableSha),
   ref: v.optional(v.nullable(v.string())),
+  /**
+   * The pipeline that deployed it (null: none recorded), so the final status lands in that pipeline
+   * and not under the branch: a merge request pipeline's ref is not the branch. Absent from events
+   * published before it was carried.
+   */
+  pipelineId: v.optional(v.nullable(Id)),
   /** Who asked for the stop, as its `Environment Stop Requested` said (absent from the sweep's). */
   user: v.optional(Username),
   requestedBy: v.optional(RequestedBy),

@@ -137,7 +137,7 @@ async function publishDeleted(
     "correlationId" | "gitlab" | "environment" | "user" | "requestedBy"
   >,
   namespace: string,
-  running: { sha: string | null; ref: string | null } | null,
+  running: Pick<ManagedEnvironment, "sha" | "ref" | "pipelineId"> | null,
 ): Promise<void> {
   await deps.publisher.publish([
     {
@@ -147,8 +147,8 @@ async function publishDeleted(
         gitlab: stop.gitlab,
         environment: stop.environment,
         namespace,
-        // What ran there, so its commit gets a final status in GitLab.
-        ...(running?.sha ? { sha: running.sha, ref: running.ref } : {}),
+        // What ran there, so its commit gets a final status in GitLab, in the pipeline that deployed it.
+        ...(running?.sha ? { sha: running.sha, ref: running.ref, pipelineId: running.pipelineId } : {}),
         ...(stop.user ? { user: stop.user } : {}),
         ...(stop.requestedBy ? { requestedBy: stop.requestedBy } : {}),
       },

@@ -1,7 +1,8 @@
 /**
  * Status back to GitLab (DESIGN §8): every step of an environment's deploy moves the commit status
  * `kubler/<environment>` on its SHA along pending → running → success / failed, with the
- * environment's URL once it is known; a deleted environment's last commit gets a final `canceled`.
+ * environment's URL once it is known; a deleted environment's last commit gets a final `canceled`,
+ * in the pipeline that deployed it when the event names one.
  * Optional by design: whatever GitLab answers (after the adapter's retries) is audited, never thrown,
  * so reporting can never fail or hold up a deploy.
  *
@@ -91,7 +92,8 @@ export function statusFor(event: ReportEvent): Omit<CommitStatus, "projectId" | 
         state: "canceled",
         name,
         ref: d.ref ?? null,
-        pipelineId: null,
+        // Where the deploy's statuses are: with it the ref is not sent, and GitLab takes the pipeline's.
+        pipelineId: d.pipelineId ?? null,
         targetUrl: null,
         description: `Environment ${d.environment} stopped and deleted`,
       };

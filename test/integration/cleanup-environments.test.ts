@@ -212,9 +212,10 @@ describe("stopEnvironment", () => {
           gitlab,
           environment: ENVIRONMENT,
           namespace: NAMESPACE,
-          // What ran there, for the commit's final status in GitLab.
+          // What ran there, for the commit's final status in GitLab, in the pipeline that deployed it.
           sha: "1111111111111111111111111111111111111111",
           ref: "feature/booking-validation",
+          pipelineId: 100,
         },
       },
     ]);
@@ -253,6 +254,31 @@ describe("stopEnvironment", () => {
     // An expiry stop: nobody asked; the reason says why.
     await stopEnvironment(deps, stopRequested({ reason: "expired" }));
     expect(deps.audit.last()?.actor).toEqual({ function: "cleanup-environments" });
+  });
+
+  it("publishes a null pipeline in Environment Deleted when the namespace records none, the stop's and the sweep's", async () => {
+    seed({ pipelineId: null });
+    await stopEnvironment(deps, stopRequested());
+    const expired = namespaceFor(PROJECT, "review/expired");
+    seed({
+      namespace: expired,
+      environment: "review/expired",
+      pipelineId: null,
+      expiresAt: new Date(NOW.getTime() - HOUR),
+    });
+    await sweepExpiredEnvironments(deps, { newId: sequentialIds("sweep") });
+    expect(deps.publisher.entries.map((e) => e.detail)).toEqual([
+      expect.objectContaining({
+        namespace: NAMESPACE,
+        sha: "1111111111111111111111111111111111111111",
+        pipelineId: null,
+      }),
+      expect.objectContaining({
+        namespace: expired,
+        sha: "1111111111111111111111111111111111111111",
+        pipelineId: null,
+      }),
+    ]);
   });
 
   it("succeeds when the namespace is already gone, and still publishes Environment Deleted", async () => {
@@ -296,6 +322,7 @@ describe("stopEnvironment", () => {
       namespace: NAMESPACE,
       sha: "1111111111111111111111111111111111111111",
       ref: "feature/booking-validation",
+      pipelineId: 100,
     });
     expect(deps.audit.records.map((r) => [r.outcome, r.reason])).toEqual([
       ["success", "deleted (merged)"],
@@ -764,6 +791,7 @@ describe("sweepExpiredEnvironments", () => {
       namespace: names.expired[0],
       sha: "1111111111111111111111111111111111111111",
       ref: "feature/booking-validation",
+      pipelineId: 100,
     });
     expect(deps.scheduler.calls.sort()).toEqual(names.expired.map((name) => `cancel ${name}`).sort());
 

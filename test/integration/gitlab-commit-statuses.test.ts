@@ -310,6 +310,57 @@ describe("GitlabCommitStatuses", () => {
     expect(gitlab.statuses).toHaveLength(1);
   });
 
+  it("cancels a deleted environment's status in the merge request pipeline that deployed it, not under its branch", async () => {
+    // The branch has a pipeline of its own on the commit: a status sent with its ref would land there.
+    gitlab.pipelines.push(
+      { id: 87, sha: SHA, ref: "feature-x" },
+      { id: 88, sha: SHA, ref: "refs/merge-requests/3/head" },
+    );
+    const deps = { statuses: statuses(), audit: new RecordingAuditLog(), clock: new FixedClock() };
+    const { step, deployed } = details();
+    await reportStatus(deps, {
+      detailType: "Deploy Finished",
+      detail: { ...deployed, pipelineId: 88 },
+      time: T0,
+    });
+    gitlab.clock.advance(60_000);
+    gitlab.requests.length = 0;
+    const deleted: Detail<"Environment Deleted"> = {
+      correlationId: "c-3",
+      gitlab: step.gitlab,
+      environment: step.environment,
+      namespace: deployed.namespace,
+      sha: SHA,
+      ref: "feature-x",
+      pipelineId: 88,
+    };
+    expect(
+      await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time: T0 }),
+    ).toEqual({ kind: "set", state: "canceled" });
+    const post = gitlab.requests.find((r) => r.method === "POST");
+    expect(post?.body).toMatchObject({ state: "canceled", pipeline_id: 88 });
+    expect(post?.body).not.toHaveProperty("ref");
+    // The merge request pipeline shows the environment gone, not its last success.
+    expect(gitlab.statuses.map((s) => [s.ref, s.status])).toEqual([
+      ["refs/merge-requests/3/head", "success"],
+      ["refs/merge-requests/3/head", "canceled"],
+    ]);
+
+    // An Environment Deleted from before the pipeline was carried: under the branch, as it always was.
+    gitlab.requests.length = 0;
+    const { pipelineId: _, ...older } = deleted;
+    expect(await reportStatus(deps, { detailType: "Environment Deleted", detail: older, time: T0 })).toEqual({
+      kind: "set",
+      state: "canceled",
+    });
+    expect(gitlab.requests.find((r) => r.method === "POST")?.body).toMatchObject({
+      state: "canceled",
+      ref: "feature-x",
+    });
+    expect(gitlab.requests.find((r) => r.method === "POST")?.body).not.toHaveProperty("pipeline_id");
+    expect(gitlab.statuses.at(-1)).toMatchObject({ ref: "feature-x", status: "canceled" });
+  });
+
   it("sets the status without a URL GitLab would refuse: not http(s), or over 255 characters", async () => {
     const client = statuses();
     const long = `https://review-x.apps.example.com/${"a".repeat(240)}`;

@@ -164,6 +164,9 @@ describe("local flow: merge request opened → deployed → closed → deleted",
       environment: ENVIRONMENT,
       namespace: NAMESPACE,
       user: "agarcia",
+      // What ran there, for its final status: deployed from the merge request, not from a pipeline.
+      sha: SHA,
+      pipelineId: null,
     });
   }, 30_000);
 });

@@ -127,6 +127,30 @@ describe("Environment Stop Requested: who asked", () => {
     const { reason: _, ...detail } = deleted;
     expect(validateDetail("Environment Deleted", detail)).toEqual(detail);
   });
+
+  it("keeps the pipeline of what ran on Environment Deleted, and takes one from before it was carried", () => {
+    const deleted = {
+      correlationId: "c-1",
+      gitlab: STEP.gitlab,
+      environment: "review/x",
+      namespace: "group-app-review-x",
+      sha: STEP.sha,
+      ref: "x",
+    };
+    const inPipeline = { ...deleted, pipelineId: 88 };
+    expect(validateDetail("Environment Deleted", inPipeline)).toEqual(inPipeline);
+    expect(validateDetail("Environment Deleted", { ...deleted, pipelineId: null })).toHaveProperty(
+      "pipelineId",
+      null,
+    );
+    expect(validateDetail("Environment Deleted", deleted)).not.toHaveProperty("pipelineId");
+    expect(() => validateDetail("Environment Deleted", { ...deleted, pipelineId: "88" })).toThrow(
+      /pipelineId: /,
+    );
+    expect(() => validateDetail("Environment Deleted", { ...deleted, pipelineId: -1 })).toThrow(
+      /pipelineId: /,
+    );
+  });
 });
 
 describe("stepFieldsOf", () => {

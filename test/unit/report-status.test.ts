@@ -171,6 +171,28 @@ describe("reportStatus", () => {
     expect(audit.last()).toMatchObject({ outcome: "ignored" });
   });
 
+  it("puts a deleted environment's canceled in the pipeline that deployed it; an event from before it was carried as before", async () => {
+    const deleted = {
+      correlationId: "c-9",
+      gitlab,
+      environment: "review/feature-x",
+      namespace: "ns",
+      sha: SHA,
+      ref: "feature-x",
+    };
+    const set: CommitStatus[] = [];
+    for (const detail of [{ ...deleted, pipelineId: 88 }, { ...deleted, pipelineId: null }, deleted]) {
+      const { statuses, deps } = setup();
+      await reportStatus(deps, { detailType: "Environment Deleted", detail, time: T0 });
+      set.push(...statuses.set_);
+    }
+    expect(set.map((s) => [s.state, s.ref, s.pipelineId])).toEqual([
+      ["canceled", "feature-x", 88],
+      ["canceled", "feature-x", null],
+      ["canceled", "feature-x", null],
+    ]);
+  });
+
   it("never reopens a finished status: a late or repeated pending or running is ignored, with the reason", async () => {
     const { statuses, audit, deps } = setup();
     await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 });
