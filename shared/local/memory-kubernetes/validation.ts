@@ -163,10 +163,130 @@ function validateJob(job: KubeObject): StatusCause[] {
   const causes = validatePodTemplate(template, "spec.template");
   const restartPolicy = valueAt(template, "spec", "restartPolicy");
   const allowed = ["OnFailure", "Never"];
+  const podFailurePolicy = valueAt(job.spec, "podFailurePolicy");
   if (restartPolicy === undefined) {
     causes.push(required("spec.template.spec.restartPolicy", `valid values: "OnFailure", "Never"`));
   } else if (!allowed.includes(String(restartPolicy))) {
     causes.push(unsupported("spec.template.spec.restartPolicy", restartPolicy, allowed));
+  } else if (podFailurePolicy !== undefined && podFailurePolicy !== null && restartPolicy !== "Never") {
+    causes.push(
+      invalid(
+        "spec.template.spec.restartPolicy",
+        restartPolicy,
+        `only "Never" is supported when podFailurePolicy is specified`,
+      ),
+    );
+  }
+  if (podFailurePolicy !== undefined && podFailurePolicy !== null) {
+    causes.push(...validatePodFailurePolicy(job, template));
+  }
+  return causes;
+}
+
+const MAX_POD_FAILURE_POLICY_RULES = 20;
+
+/** k8s pkg/apis/batch/validation validatePodFailurePolicy, in its wording. */
+function validatePodFailurePolicy(job: KubeObject, template: unknown): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const rules = valueAt(job.spec, "podFailurePolicy", "rules");
+  const list = Array.isArray(rules) ? rules : [];
+  if (list.length > MAX_POD_FAILURE_POLICY_RULES) {
+    causes.push({
+      reason: "FieldValueTooMany",
+      message: `Too many: ${list.length}: must have at most ${MAX_POD_FAILURE_POLICY_RULES} items`,
+      field: "spec.podFailurePolicy.rules",
+    });
+  }
+  const names = new Set<string>();
+  for (const key of ["containers", "initContainers"]) {
+    const containers = valueAt(template, "spec", key);
+    for (const container of Array.isArray(containers) ? containers : []) {
+      const name = valueAt(container, "name");
+      if (typeof name === "string") names.add(name);
+    }
+  }
+  const actions = ["Count", "FailJob", "Ignore"];
+  list.forEach((rule, index) => {
+    const at = `spec.podFailurePolicy.rules[${index}]`;
+    const action = valueAt(rule, "action");
+    if (action === undefined || action === "") {
+      causes.push(required(`${at}.action`, `valid values: ["Count" "FailIndex" "FailJob" "Ignore"]`));
+    } else if (action === "FailIndex") {
+      if (valueAt(job.spec, "backoffLimitPerIndex") === undefined) {
+        causes.push(invalid(`${at}.action`, action, "requires the backoffLimitPerIndex to be set"));
+      }
+    } else if (!actions.includes(String(action))) {
+      causes.push(unsupported(`${at}.action`, action, actions));
+    }
+    const onExitCodes = valueAt(rule, "onExitCodes");
+    const onPodConditions = valueAt(rule, "onPodConditions");
+    const hasExitCodes = onExitCodes !== undefined && onExitCodes !== null;
+    const conditions = Array.isArray(onPodConditions) ? onPodConditions : [];
+    if (hasExitCodes) causes.push(...validateOnExitCodes(onExitCodes, `${at}.onExitCodes`, names));
+    conditions.forEach((pattern, j) => {
+      const status = valueAt(pattern, "status");
+      const statusAt = `${at}.onPodConditions[${j}].status`;
+      if (status === undefined || status === "") {
+        causes.push(required(statusAt, `valid values: ["False" "True" "Unknown"]`));
+      } else if (!["False", "True", "Unknown"].includes(String(status))) {
+        causes.push(unsupported(statusAt, status, ["False", "True", "Unknown"]));
+      }
+    });
+    if (hasExitCodes && conditions.length > 0) {
+      causes.push({
+        reason: "FieldValueInvalid",
+        message: "Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
+        field: at,
+      });
+    }
+    if (!hasExitCodes && conditions.length === 0) {
+      causes.push({
+        reason: "FieldValueInvalid",
+        message: "Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+        field: at,
+      });
+    }
+  });
+  return causes;
+}
+
+function validateOnExitCodes(requirement: unknown, at: string, containers: Set<string>): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const operator = valueAt(requirement, "operator");
+  if (operator === undefined || operator === "") {
+    causes.push(required(`${at}.operator`, `valid values: ["In" "NotIn"]`));
+  } else if (!["In", "NotIn"].includes(String(operator))) {
+    causes.push(unsupported(`${at}.operator`, operator, ["In", "NotIn"]));
+  }
+  const containerName = valueAt(requirement, "containerName");
+  if (typeof containerName === "string" && !containers.has(containerName)) {
+    causes.push(
+      invalid(
+        `${at}.containerName`,
+        containerName,
+        "must be one of the container or initContainer names in the pod template",
+      ),
+    );
+  }
+  const raw = valueAt(requirement, "values");
+  const values = Array.isArray(raw) ? raw : [];
+  if (values.length === 0) causes.push(invalid(`${at}.values`, values, "at least one value is required"));
+  const seen = new Set<unknown>();
+  values.forEach((value, j) => {
+    if (operator === "In" && value === 0) {
+      causes.push(invalid(`${at}.values[${j}]`, value, "must not be 0 for the In operator"));
+    }
+    if (seen.has(value)) {
+      causes.push({
+        reason: "FieldValueDuplicate",
+        message: `Duplicate value: ${show(value)}`,
+        field: `${at}.values[${j}]`,
+      });
+    }
+    seen.add(value);
+  });
+  if (values.some((value, j) => j > 0 && Number(values[j - 1]) > Number(value))) {
+    causes.push(invalid(`${at}.values`, values, "must be ordered"));
   }
   return causes;
 }
@@ -256,14 +376,32 @@ function validateService(service: KubeObject): StatusCause[] {
   return causes;
 }
 
+/** What a ConfigMap's or a Secret's values may hold together (`core.MaxSecretSize`). */
+const MAX_DATA_BYTES = 1024 * 1024;
+
+/**
+ * Keys, and the size of the values together: `data` of a ConfigMap as text, `binaryData` and a
+ * Secret's `data` decoded from base64 (stringData is folded into data by then).
+ */
 function validateDataKeys(object: KubeObject, fields: readonly string[]): StatusCause[] {
   const causes: StatusCause[] = [];
+  let bytes = 0;
   for (const field of fields) {
     const data = object[field];
-    for (const key of Object.keys(isPlainObject(data) ? data : {})) {
+    const decoded = field === "binaryData" || object.kind === "Secret";
+    for (const [key, value] of Object.entries(isPlainObject(data) ? data : {})) {
       const problem = configKeyProblem(key);
       if (problem) causes.push(invalid(`${field}[${key}]`, key, problem));
+      const text = typeof value === "string" ? value : "";
+      bytes += decoded ? Buffer.from(text, "base64").length : Buffer.byteLength(text);
     }
+  }
+  if (bytes > MAX_DATA_BYTES) {
+    causes.push({
+      reason: "FieldValueTooLong",
+      message: `Too long: may not be more than ${MAX_DATA_BYTES} bytes`,
+      field: object.kind === "Secret" ? "data" : "",
+    });
   }
   return causes;
 }
