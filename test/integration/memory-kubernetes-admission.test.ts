@@ -180,3 +180,38 @@ describe("ConfigMap and Secret size", () => {
     );
   });
 });
+
+describe("Secret data", () => {
+  it("must be base64, as the API server's decoder requires: 400 on create and on apply", async () => {
+    const ns = await namespace();
+    const created = await failure(
+      core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name: "plain" }, data: { password: "hunter 2!" } },
+      }),
+    );
+    expect(created.code).toBe(400);
+    expect(created.status.reason).toBe("BadRequest");
+    expect(created.status.message).toMatch(
+      /^Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte \d+$/,
+    );
+    const response = await fetch(
+      `${server.url}/api/v1/namespaces/${ns}/secrets/plain?fieldManager=kubler&force=true`,
+      {
+        method: "PATCH",
+        headers: { authorization: "Bearer memory", "content-type": "application/apply-patch+yaml" },
+        body: JSON.stringify({
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "plain" },
+          data: { password: "abc" },
+        }),
+      },
+    );
+    expect(response.status).toBe(400);
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: "fine" }, data: { a: "aGk=", b: "" }, stringData: { c: "not base64 here" } },
+    });
+  });
+});

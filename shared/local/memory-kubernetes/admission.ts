@@ -180,6 +180,7 @@ export interface CommitRequest {
 export function commit(context: ApiContext, request: CommitRequest): KubeObject {
   const { type, next, previous, dryRun, applied, statusOnly } = request;
   if (!statusOnly) {
+    checkDecodes(next);
     applyDefaults(next, previous);
     const causes = [...validateObject(next), ...(previous ? validateUpdate(previous, next) : [])];
     if (causes.length > 0) throw invalidError(type, next.metadata.name, causes);
@@ -207,6 +208,36 @@ export function commit(context: ApiContext, request: CommitRequest): KubeObject 
   const stored = context.store.write(type, next, applied);
   if (startsRollout && specChanged) context.controllers.scheduleRollout(stored);
   return stored;
+}
+
+/**
+ * A Secret's `data` (and a ConfigMap's `binaryData`) are bytes, which the API server's decoder reads
+ * as standard base64 (line breaks skipped): anything else is a 400 before admission.
+ */
+function checkDecodes(object: KubeObject): void {
+  const field = object.kind === "Secret" ? "data" : object.kind === "ConfigMap" ? "binaryData" : undefined;
+  const data = field ? object[field] : undefined;
+  for (const value of Object.values(isPlainObject(data) ? data : {})) {
+    const at = typeof value === "string" ? illegalBase64At(value) : 0;
+    if (at !== undefined) {
+      throw badRequestError(
+        `${object.kind} in version "v1" cannot be handled as a ${object.kind}: illegal base64 data at input byte ${at}`,
+      );
+    }
+  }
+}
+
+/** Where Go's base64.StdEncoding stops decoding `text`, or undefined when it decodes. */
+function illegalBase64At(text: string): number | undefined {
+  const bytes = text.replace(/[\r\n]/g, "");
+  const bad = bytes.search(/[^A-Za-z0-9+/=]/);
+  if (bad >= 0) return bad;
+  const padding = bytes.indexOf("=");
+  const body = padding < 0 ? bytes : bytes.slice(0, padding);
+  const rest = padding < 0 ? "" : bytes.slice(padding);
+  if (rest !== "" && (rest.length > 2 || /[^=]/.test(rest) || bytes.length % 4 !== 0)) return padding;
+  if (rest === "" && body.length % 4 !== 0) return body.length - (body.length % 4);
+  return undefined;
 }
 
 function sameObject(previous: KubeObject, next: KubeObject): boolean {
