@@ -13,10 +13,13 @@ import {
   gitlabApiToken,
 } from "../../shared/adapters/secret-reader.js";
 import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
+import { ENV, loadEnvironmentsConfig, registryPullSecret } from "../../shared/config.js";
 import { REDACTED } from "../../shared/domain/audit.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
 
 const ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-AbCdEf";
+const REGISTRY_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/registry-auth-AbCdEf";
+const DOCKER_CONFIG = JSON.stringify({ auths: { "registry.example.com": { auth: "ZGVwbG95OnRva2Vu" } } });
 
 describe("createSecretReader", () => {
   let sm: AwsClientStub<SecretsManagerClient>;
@@ -82,6 +85,29 @@ describe("createSecretReader", () => {
     const read = createSecretReader({ client });
     await expect(read(ARN)).rejects.toBeInstanceOf(UnavailableError);
     await expect(read(ARN)).rejects.toThrow(new ConfigError(`secret ${ARN} is empty`));
+  });
+
+  // A registry secret put with the wrong shape fails the deploy, which the bus retries (Lambda's two
+  // async retries, about 1 and 3 minutes later). The wrong value must not be cached like a good one:
+  // put right between the attempts, the retry deploys instead of being dead-lettered.
+  it("reads a registry secret of the wrong shape again on the next attempt, so a fix lands before the bus gives up", async () => {
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: "deploy:token" })
+      .resolves({ SecretString: DOCKER_CONFIG });
+    const seen: string[] = [];
+    const pullSecret = registryPullSecret(
+      loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_SECRET]: REGISTRY_ARN }),
+      createSecretReader({ client, now: () => now, onSecret: (value) => seen.push(value) }),
+    );
+    await expect(pullSecret()).rejects.toThrow(ConfigError);
+    now += 60_000; // Lambda's first retry of the failed deploy
+    expect(await pullSecret()).toBe(DOCKER_CONFIG);
+    // Both values were handed over for redaction, the wrong one too (it may well be a credential).
+    expect(seen).toEqual(["deploy:token", DOCKER_CONFIG]);
+    // A good value is cached as before.
+    now += 60_000;
+    expect(await pullSecret()).toBe(DOCKER_CONFIG);
+    expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(2);
   });
 });
 
