@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Node } from "constructs";
-import { hasUrlCredentials } from "../shared/credentials-config.js";
+import { hasUrlCredentials, PLAIN_HTTP_RISK } from "../shared/credentials-config.js";
 import { FUNCTIONS, type FunctionName } from "../shared/domain/catalog.js";
 import {
   DEFAULT_POD_SECURITY,
@@ -16,7 +16,7 @@ import {
 } from "../shared/domain/environment.js";
 import { imagesTemplateProblem } from "../shared/domain/image-repository.js";
 import { parseTtl } from "../shared/domain/ttl.js";
-import { PLAIN_HTTP_RISK, roleArnsOfPolicy } from "./policy-roles.js";
+import { roleArnsOfPolicy } from "./policy-roles.js";
 
 /** Context keys, prefixed so they cannot clash with CDK's own. */
 export const CONTEXT = {

@@ -1,12 +1,8 @@
 /**
  * The AWS roles a credentials policy (DESIGN §5) names: the only ARNs job-credentials may assume.
  */
-import { hasUrlCredentials } from "../shared/credentials-config.js";
+import { hasUrlCredentials, PLAIN_HTTP_RISK } from "../shared/credentials-config.js";
 import { parseCredentialsPolicy } from "../shared/domain/credentials-policy.js";
-
-/** Why GitLab must be reached over https: job-credentials trusts whatever keys its JWKS serves. */
-export const PLAIN_HTTP_RISK =
-  "job-credentials reads GitLab's ID-token signing keys (<issuer>/oauth/discovery/keys) from it, and over http anyone on the path could replace them and mint any job's credentials";
 
 /** An IAM role ARN without wildcards: a `*` would let a job assume roles nobody listed. */
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;

@@ -63,17 +63,14 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
   if (gitlabUrl && (!URL.canParse(gitlabUrl) || !/^https?:$/.test(new URL(gitlabUrl).protocol))) {
     throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(gitlabUrl)}`);
   }
-  // In AWS (the functions pass local: false) the JWKS is read from the issuer: over http anyone on
-  // the path could serve their own keys and mint any job's credentials. Locally, a GitLab fake or
-  // one on the same network may be http.
-  const inClear =
-    "job-credentials reads GitLab's ID-token signing keys from it, and over http anyone on the path could replace them and mint any job's credentials";
+  // In AWS (the functions pass local: false) the JWKS is read from the issuer. Locally, a GitLab
+  // fake or one on the same network may be http.
   if (!local && gitlabUrl && isPlainHttpOffHost(gitlabUrl)) {
-    throw new ConfigError(`${ENV.GITLAB_URL} must be an https URL in AWS: ${inClear}`);
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an https URL in AWS: ${PLAIN_HTTP_RISK}`);
   }
   if (!local && policy.issuer && isPlainHttpOffHost(policy.issuer)) {
     throw new ConfigError(
-      `${ENV.POLICY_FILE} (${policyFile}): the issuer must be an https URL in AWS: ${inClear}`,
+      `${ENV.POLICY_FILE} (${policyFile}): the issuer must be an https URL in AWS: ${PLAIN_HTTP_RISK}`,
     );
   }
   const issuer = policy.issuer ?? gitlabUrl;
@@ -99,6 +96,13 @@ export function loadCredentialsConfig(env: Env, { local }: { local: boolean }): 
     awsConfigured: awsVariables.some((name) => Boolean(env[name]?.trim())),
   };
 }
+
+/**
+ * Why GitLab (the policy's issuer, or GITLAB_URL) must be reached over https: job-credentials
+ * trusts whatever keys its JWKS serves. The synth says the same (infra/config.ts, infra/policy-roles.ts).
+ */
+export const PLAIN_HTTP_RISK =
+  "job-credentials reads GitLab's ID-token signing keys (<issuer>/oauth/discovery/keys) from it, and over http anyone on the path could replace them and mint any job's credentials";
 
 /**
  * True when `url` carries userinfo (`user:password@`) before its host, parsed or not: `gitlab:tok@host`
