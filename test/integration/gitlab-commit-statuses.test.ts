@@ -224,7 +224,16 @@ function details() {
     url: "https://review-x.apps.example.com",
     reason: null,
   };
-  return { step, built, deployed };
+  // As an event from before Environment Deleted carried the pipeline: none.
+  const deleted: Detail<"Environment Deleted"> = {
+    correlationId: "c-3",
+    gitlab: step.gitlab,
+    environment: step.environment,
+    namespace: deployed.namespace,
+    sha: SHA,
+    ref: "feature-x",
+  };
+  return { step, built, deployed, deleted };
 }
 
 const gitlab = new FakeGitlab();
@@ -317,7 +326,7 @@ describe("GitlabCommitStatuses", () => {
       { id: 88, sha: SHA, ref: "refs/merge-requests/3/head" },
     );
     const deps = { statuses: statuses(), audit: new RecordingAuditLog(), clock: new FixedClock() };
-    const { step, deployed } = details();
+    const { deployed, deleted: older } = details();
     await reportStatus(deps, {
       detailType: "Deploy Finished",
       detail: { ...deployed, pipelineId: 88 },
@@ -325,15 +334,7 @@ describe("GitlabCommitStatuses", () => {
     });
     gitlab.clock.advance(60_000);
     gitlab.requests.length = 0;
-    const deleted: Detail<"Environment Deleted"> = {
-      correlationId: "c-3",
-      gitlab: step.gitlab,
-      environment: step.environment,
-      namespace: deployed.namespace,
-      sha: SHA,
-      ref: "feature-x",
-      pipelineId: 88,
-    };
+    const deleted = { ...older, pipelineId: 88 };
     expect(
       await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time: T0 }),
     ).toEqual({ kind: "set", state: "canceled" });
@@ -348,7 +349,6 @@ describe("GitlabCommitStatuses", () => {
 
     // An Environment Deleted from before the pipeline was carried: under the branch, as it always was.
     gitlab.requests.length = 0;
-    const { pipelineId: _, ...older } = deleted;
     expect(await reportStatus(deps, { detailType: "Environment Deleted", detail: older, time: T0 })).toEqual({
       kind: "set",
       state: "canceled",
@@ -634,7 +634,7 @@ describe("report-status over GitLab's API", () => {
 
   it("shows a new run of the commit after a failed one, and adds no second canceled for a repeated stop", async () => {
     const deps = { statuses: statuses(), audit: new RecordingAuditLog(), clock: new FixedClock() };
-    const { step, built, deployed } = details();
+    const { step, built, deployed, deleted } = details();
     const at = (seconds: number) => new Date(T0.getTime() + seconds * 1_000);
     await reportStatus(deps, { detailType: "Build Requested", detail: step, time: T0 });
     await reportStatus(deps, {
@@ -659,14 +659,6 @@ describe("report-status over GitLab's API", () => {
 
     // The environment stopped, and the stop retried: one canceled, not two.
     gitlab.clock.advance(60_000);
-    const deleted = {
-      correlationId: "c-3",
-      gitlab: step.gitlab,
-      environment: step.environment,
-      namespace: deployed.namespace,
-      sha: SHA,
-      ref: "feature-x",
-    };
     for (const time of [at(120), at(125)]) {
       await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time });
     }
