@@ -125,7 +125,7 @@ export async function deployEnvironment(
           status,
           namespace,
           url,
-          reason,
+          reason: reason && clipped(reason),
         },
       },
     ]);
@@ -335,6 +335,18 @@ export async function deployEnvironment(
       return removal ? prunedOutcome(state, removal) : undefined;
     },
   );
+}
+
+/**
+ * The most of a reason `Deploy Finished` carries. Its detail must stay under the bus's 8 KB, and a
+ * cluster's refusal lists every invalid field, so it can be longer; a longer reason made the publish
+ * throw, and every retry the same, so the deploy never ended. The audit line keeps it whole.
+ */
+const MAX_REASON_CHARS = 2_000;
+
+function clipped(reason: string): string {
+  if (reason.length <= MAX_REASON_CHARS) return reason;
+  return `${reason.slice(0, MAX_REASON_CHARS)}… (clipped: the whole reason is in the audit line)`;
 }
 
 /**

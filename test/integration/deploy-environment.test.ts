@@ -822,6 +822,34 @@ describe("deployEnvironment", () => {
     expect(deps.publisher.entries[0]?.detail).toMatchObject({ status: "failed" });
   });
 
+  it("ends a deploy the cluster refused at length with Deploy Finished, its reason clipped to the bus's 8 KB, whole in the audit line", async () => {
+    // The API server lists every invalid field: a manifest with many can make a message over 8 KB.
+    const message = `Deployment.apps "flight-management" is invalid: [${'spec.template.spec.containers[0].env[0].name: Invalid value: "a b", '.repeat(120)}]`;
+    const refused = k8s.faults.add({ verb: "apply", resource: "deployments", status: 422, message });
+    try {
+      const outcome = await deployEnvironment(deps, requested());
+      expect(outcome).toMatchObject({ kind: "failed" });
+      const published = deps.publisher.entries.map((e) => [e.detailType, e.detail]);
+      expect(published).toMatchObject([
+        [
+          "Deploy Finished",
+          {
+            status: "failed",
+            reason: expect.stringMatching(
+              /^the cluster refused a manifest: Deployment\.apps "flight-management" is invalid: .*… \(clipped: the whole reason is in the audit line\)$/,
+            ),
+          },
+        ],
+      ]);
+      expect(deps.audit.last()).toMatchObject({
+        outcome: "failure",
+        reason: expect.stringContaining(`the cluster refused a manifest: ${message}`),
+      });
+    } finally {
+      refused.remove();
+    }
+  });
+
   it("fails manifests too large for the last-good record before applying any, saying what to do", async () => {
     // Each ConfigMap fits in 1 MiB; the record of both does not, and the API server refuses it (422).
     for (const name of ["dashboards-a", "dashboards-b"]) {
