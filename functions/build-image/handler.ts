@@ -4,7 +4,7 @@
  */
 
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
@@ -20,10 +20,7 @@ const gitlab = loadGitlabApiConfig(process.env);
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createRedactingSecretReader(audit, {
-  maxAttempts: AWS_MAX_ATTEMPTS,
-  requestHandler: AWS_REQUEST_LIMITS,
-});
+const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
 
 const consume = createBuildImageConsumer({
   cluster: await kubernetesClusterFromEnv(process.env, readSecret),

@@ -5,7 +5,7 @@
 
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
@@ -20,10 +20,7 @@ const config = loadAwsStepsConfig(process.env);
 const audit = createLambdaAuditLog();
 const deps = {
   // In AWS the kubeconfig is read from Secrets Manager (the stack passes the secret ARN).
-  cluster: await kubernetesClusterFromEnv(
-    process.env,
-    createRedactingSecretReader(audit, { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
-  ),
+  cluster: await kubernetesClusterFromEnv(process.env, createRedactingSecretReader(audit, AWS_CLIENT_LIMITS)),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
     client: new SchedulerClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),

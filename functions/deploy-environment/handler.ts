@@ -6,7 +6,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
@@ -34,10 +34,7 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token, the kubeconfig and the pull secret come from Secrets Manager in AWS (the stack
 // passes ARNs).
-const readSecret = createRedactingSecretReader(audit, {
-  maxAttempts: AWS_MAX_ATTEMPTS,
-  requestHandler: AWS_REQUEST_LIMITS,
-});
+const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
 // A registry auth file is checked now, so a bad one fails the init naming the variable; the file or
 // the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
 const pullSecret = registryPullSecret(environments, readSecret);
@@ -58,7 +55,7 @@ const consume = createDeployEnvironmentConsumer({
     busName: steps.busName,
   }),
   stops: new DynamoDbEnvironmentStops({
-    client: new DynamoDBClient({ maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
+    client: new DynamoDBClient(AWS_CLIENT_LIMITS),
     tableName: dedupeTable,
     clock: systemClock,
   }),

@@ -5,7 +5,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { handle } from "hono/aws-lambda";
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { createSecretReader } from "../../shared/adapters/secret-reader.js";
@@ -26,7 +26,7 @@ const env = await withSecretVariables(
   ENV.WEBHOOK_CREDENTIALS_SECRET,
   [ENV.WEBHOOK_SECRET, ENV.WEBHOOK_SIGNING_KEY],
   createSecretReader({
-    client: new SecretsManagerClient({ maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS }),
+    client: new SecretsManagerClient(AWS_CLIENT_LIMITS),
   }),
 );
 const webhook = loadWebhookConfig(env, { requireSecret: true });
@@ -47,10 +47,7 @@ const app = createGitlabWebhookApp({
     onRetry: (entries) => audit.count("PublishRetries", entries),
   }),
   dedupe: new DynamoDbDedupeStore({
-    client: new DynamoDBClient({
-      maxAttempts: AWS_MAX_ATTEMPTS,
-      requestHandler: AWS_REQUEST_LIMITS,
-    }),
+    client: new DynamoDBClient(AWS_CLIENT_LIMITS),
     tableName: dedupeTable,
     clock: systemClock,
   }),

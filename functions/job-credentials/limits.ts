@@ -15,7 +15,7 @@
  * JWKS 1.5 s + claim 2.1 s + Kubernetes 5 s + AssumeRole 2.1 s + release 2.1 s = 12.8 s (it was 13.8 s
  * with five single attempts of 1.2 s and no retry at all).
  */
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 export const JOB_CREDENTIALS_LIMITS = {
   // Each call answers in tens of milliseconds when the API is healthy: an attempt that takes 1.2 s
@@ -25,7 +25,7 @@ export const JOB_CREDENTIALS_LIMITS = {
   kubernetesDeadlineMs: 5_000,
   // GitLab's JWKS, read once per cold start and on an unknown kid: one small JSON document.
   jwks: { timeoutMs: 1_500 },
-  aws: { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS },
+  aws: AWS_CLIENT_LIMITS,
   // The audit archive (published after the release, or once credentials are issued).
   publisher: { maxAttempts: 2 },
 } as const;

@@ -8,12 +8,12 @@
  * leased until `FACT_LEASE_SECONDS` (shared/services/plan-steps.ts) end. Checked by
  * test/infra/function-budgets.test.ts.
  */
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 export const PLAN_STEPS_LIMITS = {
   // kubler.yaml answers in well under a second; the adapter's default (4 × 10 s, with waits of up to
   // 5 s between) alone outlasts the function.
   gitlab: { maxAttempts: 2, timeoutMs: 3_500 },
-  aws: { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS },
+  aws: AWS_CLIENT_LIMITS,
   publisher: { maxAttempts: 3 },
 } as const;

@@ -6,10 +6,10 @@
  * GitLab must not spend the budget on the GET and leave the final status unwritten.
  * Checked by test/infra/function-budgets.test.ts.
  */
-import { AWS_MAX_ATTEMPTS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
+import { AWS_CLIENT_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 
 export const REPORT_STATUS_LIMITS = {
   latest: { maxAttempts: 1, timeoutMs: 5_000 },
   set: { maxAttempts: 2, timeoutMs: 6_000 },
-  aws: { maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS },
+  aws: AWS_CLIENT_LIMITS,
 } as const;

@@ -13,7 +13,7 @@
  * checked against their Lambda timeouts by test/infra/function-budgets.test.ts.
  *
  * @example
- * new DynamoDBClient({ maxAttempts: AWS_MAX_ATTEMPTS, requestHandler: AWS_REQUEST_LIMITS });
+ * new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS });
  */
 export const AWS_REQUEST_LIMITS = {
   connectionTimeout: 500,
@@ -24,3 +24,15 @@ export const AWS_REQUEST_LIMITS = {
 
 /** SDK attempts per call (the SDK's default is 3): a blip is retried once, within the budgets above. */
 export const AWS_MAX_ATTEMPTS = 2;
+
+/**
+ * A Lambda's AWS client options for those calls: the time limits, a blip retried once. A client
+ * whose adapter owns its retries (EventBridge, Scheduler) takes `requestHandler` alone.
+ *
+ * @example
+ * new DynamoDBClient(AWS_CLIENT_LIMITS);
+ */
+export const AWS_CLIENT_LIMITS = {
+  maxAttempts: AWS_MAX_ATTEMPTS,
+  requestHandler: AWS_REQUEST_LIMITS,
+} as const;

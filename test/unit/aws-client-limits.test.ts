@@ -1,6 +1,6 @@
 /**
- * Every AWS client a Lambda builds has time limits on its requests (AWS_REQUEST_LIMITS, directly or
- * through the function's limits.ts): without them a hung connection waits until Lambda kills the
+ * Every AWS client a Lambda builds has time limits on its requests (AWS_REQUEST_LIMITS, directly, in
+ * AWS_CLIENT_LIMITS or through the function's limits.ts): without them a hung connection waits until Lambda kills the
  * function, before it can report the failure or undo what it started (shared/adapters/aws-request-limits.ts).
  * Read from the handlers' source, as the architecture test reads imports.
  */
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const FUNCTIONS = join(import.meta.dirname, "../../functions");
-const LIMITED = /requestHandler|LIMITS\.aws|AWS_REQUEST_LIMITS/;
+const LIMITED = /requestHandler|LIMITS\.aws|AWS_REQUEST_LIMITS|AWS_CLIENT_LIMITS/;
 
 /** The text of each `new <Name>Client(…)` and `createRedactingSecretReader(…)` call, arguments included. */
 function clientCalls(source: string): string[] {
