@@ -15,9 +15,10 @@
  *   decide, and a refusal is the API server's 403; the kubeconfig's own token is an unrestricted admin.
  *
  * Where it does not: no watch (a watch is authorized, then refused with 405), no ReplicaSets
- * (rollouts are simulated: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod each, which ends
- * Succeeded with a digest as its termination message, or Failed: see `BUILD_ANNOTATION`; no
- * container runs, and deadlines, retries and `ttlSecondsAfterFinished` are not enforced), finalizers other than the
+ * (rollouts are simulated: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod at a time, which
+ * ends Succeeded with a digest as its termination message, Failed: see `BUILD_ANNOTATION`, or
+ * evicted: `faults.evictPods`; no container runs; `backoffLimit`, `podFailurePolicy` and
+ * `activeDeadlineSeconds` apply, `ttlSecondsAfterFinished` does not), finalizers other than the
  * namespace's are ignored, strategic merge patch is a plain merge patch, server-side apply treats
  * lists atomically and tracks only apply managers (no managedFields in answers), and paginated
  * lists read live data rather than a snapshot.
