@@ -1,7 +1,7 @@
 /**
- * Time limits for the AWS calls a Lambda waits on (DynamoDB, EventBridge, STS, Secrets Manager).
- * Without them a hung connection waits until Lambda kills the function, before it can undo what it
- * would undo on failure (a dedupe, `jti:` or plan key to release) or answer its caller. Each of those
+ * Time limits for the AWS calls a Lambda waits on (DynamoDB, EventBridge, Scheduler, STS, Secrets
+ * Manager). Without them a hung connection waits until Lambda kills the function, before it can undo
+ * what it would undo on failure (a dedupe, `jti:` or plan key to release) or answer its caller. Each of those
  * calls answers in tens (STS: hundreds) of milliseconds when healthy. `requestTimeout` runs from the
  * request's creation, so it bounds the connection too: one attempt takes at most `requestTimeout`.
  * Passed as the client's `requestHandler` options, so the region and endpoint still come from
