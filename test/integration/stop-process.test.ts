@@ -245,7 +245,15 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     };
   }
 
-  const stopArgs = ["stop", "--aws", "--project", GITLAB.projectPath, "--environment", ENVIRONMENT];
+  const stopArgsFor = (environment: string, project = GITLAB.projectPath) => [
+    "stop",
+    "--aws",
+    "--project",
+    project,
+    "--environment",
+    environment,
+  ];
+  const stopArgs = stopArgsFor(ENVIRONMENT);
 
   /** What plan-steps writes when GitLab closes the merge request of the same environment. */
   async function planStepsStopRecord(aws: FakeAws): Promise<Record<string, unknown>> {
@@ -390,15 +398,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     });
 
     const aws = await fakeAws();
-    const result = await runKubler(
-      awsEnv(aws),
-      "stop",
-      "--aws",
-      "--project",
-      GITLAB.projectPath,
-      "--environment",
-      older,
-    );
+    const result = await runKubler(awsEnv(aws), ...stopArgsFor(older));
     expect(result.stderr).not.toMatch(NO_STACK);
     expect(result.code).toBe(0);
     const [call] = aws.callsOf("events.PutEvents");
@@ -414,8 +414,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     await seed(namespace, "production");
 
     const aws = await fakeAws();
-    const args = ["stop", "--aws", "--project", GITLAB.projectPath, "--environment", colliding];
-    const result = await runKubler(awsEnv(aws), ...args);
+    const result = await runKubler(awsEnv(aws), ...stopArgsFor(colliding));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`namespace ${namespace} is environment "production", not "${colliding}"`);
     expect(result.stderr).not.toMatch(NO_STACK);
@@ -436,16 +435,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     const slash = ["--instance", `${GITLAB.instance}/`, "--dry-run"];
     const [recorded, given] = await Promise.all([
       runKubler(awsEnv(aws), ...stopArgs, ...slash),
-      runKubler(
-        awsEnv(aws),
-        "stop",
-        "--aws",
-        "--project",
-        GITLAB.projectPath,
-        "--environment",
-        bare,
-        ...slash,
-      ),
+      runKubler(awsEnv(aws), ...stopArgsFor(bare), ...slash),
     ]);
     // Not refused against the namespace's https://gitlab.example.com.
     expect(recorded).toMatchObject({ code: 0 });
@@ -464,15 +454,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
       // Unset: the SDK's own resolution finds none (this shell has no config file either).
       runKubler(awsEnv(aws, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined }), ...stopArgs),
       runKubler(awsEnv(aws, { AWS_REGION: "" }), ...stopArgs),
-      runKubler(
-        awsEnv(aws),
-        "stop",
-        "--aws",
-        "--project",
-        GITLAB.projectPath,
-        "--environment",
-        "review/other",
-      ),
+      runKubler(awsEnv(aws), ...stopArgsFor("review/other")),
       runKubler(awsEnv(aws), ...stopArgs, "--reason", "bored"),
     ]);
     expect(noTable.code).toBe(1);
@@ -595,15 +577,7 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     const sample = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
     await seed(namespaceFor(PROJECT, SAMPLE), SAMPLE, sample);
     const aws = await fakeAws();
-    const stopped = await runKubler(
-      awsEnv(aws),
-      "stop",
-      "--aws",
-      "--project",
-      PROJECT,
-      "--environment",
-      SAMPLE,
-    );
+    const stopped = await runKubler(awsEnv(aws), ...stopArgsFor(SAMPLE, PROJECT));
     expect(stopped.code).toBe(0);
     const item = aws.callsOf("dynamodb.PutItem")[0]?.body.Item as Record<string, unknown>;
     const stopAt = Number((item.factAt as { N: string }).N);
