@@ -98,6 +98,18 @@ describe("KubernetesCluster.withDeadline", () => {
     expect(sleeps).toEqual([2_000]);
   });
 
+  it("a Retry-After longer than the capped wait is what must fit: no retry, though the capped wait would", async () => {
+    await connect();
+    // The wait is capped at 5 s, and 5 s + a 1.2 s attempt fit in 10 s; the server's 9 s does not.
+    answer = () => ({ status: 429, retryAfter: "9", message: "too many requests" });
+    const failure = await cluster.withDeadline(10_000, () => cluster.get(DEFAULT)).catch((e) => e);
+    expect(failure).toBeInstanceOf(KubernetesUnavailableError);
+    expect(failure.message).toContain("failed after 1 attempt(s), with no time for another");
+    expect(failure.message).toContain("(Retry-After: 9 s)");
+    expect(gets()).toBe(1);
+    expect(sleeps).toEqual([]);
+  });
+
   it("never retries a 403, deadline or not", async () => {
     await connect();
     answer = () => ({ status: 403, message: "forbidden: kubler cannot get namespaces" });
