@@ -55,10 +55,28 @@ export function commandCluster(config: LocalConfig): {
 }
 
 /**
- * The embedded cluster's kubeconfig outlives a killed `npm start`: its connection refused means the
- * runtime is not running, which is what the operator needs to hear.
+ * `fn` on the command's cluster, closed after. The embedded cluster's kubeconfig outlives a killed
+ * `npm start`: its connection refused means the runtime is not running, which is what the operator
+ * needs to hear.
+ *
+ * @example
+ * const namespace = await onCommandCluster(config, ({ cluster }) => cluster.get(ref));
  */
-export function explainUnreachable(error: unknown, embedded: boolean): unknown {
+export async function onCommandCluster<T>(
+  config: LocalConfig,
+  fn: (target: { cluster: KubernetesCluster; label: string }) => Promise<T>,
+): Promise<T> {
+  const { cluster, label, embedded } = commandCluster(config);
+  try {
+    return await fn({ cluster, label });
+  } catch (error) {
+    throw explainUnreachable(error, embedded);
+  } finally {
+    cluster.close();
+  }
+}
+
+function explainUnreachable(error: unknown, embedded: boolean): unknown {
   if (!embedded || !(error instanceof KubernetesUnavailableError)) return error;
   return new Error(
     `the embedded cluster of the local runtime does not answer (${error.message}): is \`npm start\` running?`,
@@ -131,14 +149,9 @@ export function requireRuntimeSecret(context: CommandContext): void {
 
 /** `kubler environments`: every managed environment, newest first. */
 export async function listEnvironments(context: CommandContext, json: boolean): Promise<number> {
-  const { cluster, label, embedded } = commandCluster(context.config);
-  try {
-    return await printEnvironments(context, cluster, label, json);
-  } catch (error) {
-    throw explainUnreachable(error, embedded);
-  } finally {
-    cluster.close();
-  }
+  return onCommandCluster(context.config, ({ cluster, label }) =>
+    printEnvironments(context, cluster, label, json),
+  );
 }
 
 async function printEnvironments(
@@ -200,7 +213,6 @@ export async function sweep(
   context: CommandContext,
   options: { dryRun: boolean; json: boolean },
 ): Promise<number> {
-  const { cluster, label, embedded } = commandCluster(context.config);
   const url = runtimeUrl(context.config, process.env);
   // Environment Deleted reaches report-status through the local runtime when it runs; schedules of
   // swept environments stay where they are (timers in the runtime, or Scheduler) and find them gone.
@@ -209,33 +221,31 @@ export async function sweep(
       ? new LocalRuntimePublisher(url, context)
       : { publish: async (entries) => entries.map(() => "not-published") };
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
-  if (!options.json)
-    context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
-  // The sweep's decisions join the runtime's trail (appends of whole lines, safe beside it).
-  const auditFile = new JsonlFile(join(context.config.dataDir, "audit.jsonl"));
-  const secrets = [context.token, context.signingKey].filter((secret) => secret !== null);
-  const audit = new JsonlAuditLog(auditFile, undefined, { secrets });
-  let report: SweepReport;
-  try {
-    report = await sweepExpiredEnvironments(
-      { cluster, scheduler, publisher, audit, clock: systemClock },
-      {
-        dryRun: options.dryRun,
-        newId: randomId,
-        onProgress: (r) => {
-          if (!options.json)
-            context.print(
-              `  examined ${r.examined} · expired ${r.expired.length} · deleted ${r.deleted.length} · failed ${r.failed.length}`,
-            );
+  const report = await onCommandCluster(context.config, async ({ cluster, label }) => {
+    if (!options.json)
+      context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
+    // The sweep's decisions join the runtime's trail (appends of whole lines, safe beside it).
+    const auditFile = new JsonlFile(join(context.config.dataDir, "audit.jsonl"));
+    const secrets = [context.token, context.signingKey].filter((secret) => secret !== null);
+    const audit = new JsonlAuditLog(auditFile, undefined, { secrets });
+    try {
+      return await sweepExpiredEnvironments(
+        { cluster, scheduler, publisher, audit, clock: systemClock },
+        {
+          dryRun: options.dryRun,
+          newId: randomId,
+          onProgress: (r) => {
+            if (!options.json)
+              context.print(
+                `  examined ${r.examined} · expired ${r.expired.length} · deleted ${r.deleted.length} · failed ${r.failed.length}`,
+              );
+          },
         },
-      },
-    );
-  } catch (error) {
-    throw explainUnreachable(error, embedded);
-  } finally {
-    cluster.close();
-    await auditFile.close();
-  }
+      );
+    } finally {
+      await auditFile.close();
+    }
+  });
   if (options.json) context.print(JSON.stringify(report));
   else printReport(context.print, report);
   return report.failed.length > 0 ? 1 : 0;

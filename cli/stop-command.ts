@@ -186,17 +186,12 @@ interface FoundEnvironment {
  * environment's), checked against what the operator said; the values the stop needs come from it.
  */
 async function findEnvironment(context: CommandContext, request: StopRequest): Promise<FoundEnvironment> {
-  const { commandCluster, explainUnreachable } = await import("./environment-commands.js");
-  const { cluster, label, embedded } = commandCluster(context.config);
+  const { onCommandCluster } = await import("./environment-commands.js");
   const namespace = namespaceFor(request.projectPath, request.environment);
-  let object: Awaited<ReturnType<typeof cluster.get>>;
-  try {
-    object = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
-  } catch (error) {
-    throw explainUnreachable(error, embedded);
-  } finally {
-    cluster.close();
-  }
+  const { object, label } = await onCommandCluster(context.config, async ({ cluster, label }) => ({
+    object: await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace }),
+    label,
+  }));
   // Not a ConfigError: nothing is misconfigured, there is nothing of Kubler's to stop.
   const refuse = (why: string) =>
     new Error(`not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`);

@@ -164,6 +164,14 @@ describe("messages", () => {
     expect(code).toBe(1);
     expect(stderr).toContain("the embedded cluster of the local runtime does not answer");
     expect(stderr).toContain("is `npm start` running?");
+    // kubler stop, reading the environment's namespace there, says the same.
+    const stop = await runKubler(
+      { ...env, KUBLER_DATA_DIR: dir },
+      ...["stop", "--project", "group/app", "--environment", "review/x"],
+    );
+    expect(stop.code).toBe(1);
+    expect(stop.stderr).toContain("the embedded cluster of the local runtime does not answer");
+    expect(stop.stderr).not.toMatch(NO_STACK);
   }, 30_000);
 });
 
