@@ -4,34 +4,27 @@
  * and the sample project is deployed; every step's commit status lands in commit-statuses.jsonl,
  * labelled as not sent (no GitLab configured).
  */
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
-import { loadLocalConfig } from "../../shared/config.js";
 import type { BusEnvelope } from "../../shared/domain/catalog.js";
+import { EXAMPLE_PROJECTS, type LocalTestRuntime, startLocalTestRuntime } from "../fakes/local-runtime.js";
 
 const SHA = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
-const dataDir = mkdtempSync(join(tmpdir(), "kubler-builds-"));
 const published: BusEnvelope[] = [];
-let runtime: LocalRuntime;
+let local: LocalTestRuntime;
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime(
-    loadLocalConfig({
-      PORT: "0",
-      KUBLER_DATA_DIR: dataDir,
-      KUBLER_WEBHOOK_SECRET: "local-test-secret",
-      KUBLER_PROJECTS_DIR: join(import.meta.dirname, "../../examples/projects"),
-    }),
+  local = await startLocalTestRuntime(
+    "kubler-builds-",
+    { KUBLER_WEBHOOK_SECRET: "local-test-secret", KUBLER_PROJECTS_DIR: EXAMPLE_PROJECTS },
     { bus: { published: (envelope) => published.push(envelope) }, onError: () => {} },
   );
 });
-afterAll(() => runtime.close());
+afterAll(() => local.close());
 
 const statuses = () =>
-  readFileSync(join(dataDir, "commit-statuses.jsonl"), "utf8")
+  readFileSync(join(local.dataDir, "commit-statuses.jsonl"), "utf8")
     .split("\n")
     .filter(Boolean)
     .map(
@@ -47,7 +40,7 @@ const statuses = () =>
 
 describe("local builds", () => {
   it("builds, reports and deploys a requested build, with its commit statuses in a local file", async () => {
-    await runtime.bus.publish([
+    await local.runtime.bus.publish([
       {
         detailType: "Build Requested",
         detail: {

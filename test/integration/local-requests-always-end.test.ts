@@ -4,29 +4,23 @@
  * a Build Requested or Deploy Requested published by hand for such a project (`kubler deploy
  * --project nope/nope`) ends failed, its status moved to failed, and the failed build deploys nothing.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type LocalRuntime, startLocalRuntime } from "../../cli/local-runtime.js";
 import { loadFixture, sendFixture } from "../../cli/send.js";
-import { loadLocalConfig } from "../../shared/config.js";
 import type { AuditRecord } from "../../shared/domain/audit.js";
 import type { BusEnvelope } from "../../shared/domain/catalog.js";
+import { EXAMPLE_PROJECTS, type LocalTestRuntime, startLocalTestRuntime } from "../fakes/local-runtime.js";
 
 const SHA = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
-const dataDir = mkdtempSync(join(tmpdir(), "kubler-unopted-"));
 const published: BusEnvelope[] = [];
 const audits: AuditRecord[] = [];
-let runtime: LocalRuntime;
+let local: LocalTestRuntime;
 
 beforeAll(async () => {
-  runtime = await startLocalRuntime(
-    loadLocalConfig({
-      PORT: "0",
-      KUBLER_DATA_DIR: dataDir,
-      KUBLER_PROJECTS_DIR: join(import.meta.dirname, "../../examples/projects"),
-    }),
+  local = await startLocalTestRuntime(
+    "kubler-unopted-",
+    { KUBLER_PROJECTS_DIR: EXAMPLE_PROJECTS },
     {
       bus: { published: (envelope) => published.push(envelope) },
       onAudit: (record) => audits.push(record),
@@ -34,13 +28,10 @@ beforeAll(async () => {
     },
   );
 }, 30_000);
-afterAll(async () => {
-  await runtime?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => local?.close());
 
 const lines = <T>(file: string): T[] => {
-  const path = join(dataDir, file);
+  const path = join(local.dataDir, file);
   if (!existsSync(path)) return [];
   return readFileSync(path, "utf8")
     .split("\n")
@@ -61,12 +52,12 @@ const step = (correlationId: string, environment: string) => ({
 describe("local runtime: a project that is not opted in", () => {
   it("a push to it publishes no request and sets no commit status", async () => {
     const response = await sendFixture(loadFixture("push"), {
-      url: runtime.url,
-      signingKey: runtime.generatedSecrets?.signingKey,
+      url: local.runtime.url,
+      signingKey: local.runtime.generatedSecrets?.signingKey,
       idempotencyKey: "push-unopted",
     });
     expect(response.status).toBe(202);
-    await runtime.bus.drain();
+    await local.runtime.bus.drain();
     expect(audits).toContainEqual(
       expect.objectContaining({ action: "plan.steps", outcome: "ignored", correlationId: "push-unopted" }),
     );
@@ -79,8 +70,10 @@ describe("local runtime: a project that is not opted in", () => {
   });
 
   it("a deploy asked for by hand ends failed: running, then failed, once", async () => {
-    await runtime.bus.publish([{ detailType: "Deploy Requested", detail: step("deploy-nope", "staging") }]);
-    await runtime.bus.drain();
+    await local.runtime.bus.publish([
+      { detailType: "Deploy Requested", detail: step("deploy-nope", "staging") },
+    ]);
+    await local.runtime.bus.drain();
     await vi.waitFor(
       () => expect(lines<Status>("commit-statuses.jsonl").map((s) => s.state)).toEqual(["running", "failed"]),
       { timeout: 10_000, interval: 25 },
@@ -97,8 +90,10 @@ describe("local runtime: a project that is not opted in", () => {
 
   it("a build asked for by hand ends failed, and its failed Build Finished deploys nothing", async () => {
     published.length = 0;
-    await runtime.bus.publish([{ detailType: "Build Requested", detail: step("build-nope", "review/x") }]);
-    await runtime.bus.drain();
+    await local.runtime.bus.publish([
+      { detailType: "Build Requested", detail: step("build-nope", "review/x") },
+    ]);
+    await local.runtime.bus.drain();
     await vi.waitFor(
       () =>
         expect(
