@@ -33,6 +33,7 @@ import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
 import type { CommandContext } from "./environment-commands.js";
 import { gitlabIdFlag } from "./gitlab-id-flag.js";
+import { runtimeUrl } from "./runtime-address.js";
 
 export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
   stop (delete) one environment Kubler manages: puts an Environment Stop Requested on the bus;
@@ -241,7 +242,6 @@ async function stopLocally(
   const what = describeTarget(detail, found.namespace);
   const requestedBy = operatorIdentity(`local:${localUserName(io.env)}`);
   const { LocalRuntimePublisher, requireRuntimeSecret } = await import("./environment-commands.js");
-  const { runtimeUrl } = await import("./runtime-address.js");
   const url = runtimeUrl(context.config, io.env);
   if (request.dryRun) {
     context.print(`Dry run: nothing is changed. Would stop ${what}:`);
