@@ -1,6 +1,6 @@
 /**
  * Where the running local runtime answers, for the commands that talk to it (`send`, `deploy`,
- * `credentials`, `sweep`): `PORT` when this shell sets it, else the URL the runtime wrote in its
+ * `credentials`, `sweep`, `stop`): `PORT` when this shell sets it, else the URL the runtime wrote in its
  * data dir's lock when it started listening (so `PORT=9090 npm start` is found without exporting
  * PORT again, or with PORT=0), else the default port.
  */
