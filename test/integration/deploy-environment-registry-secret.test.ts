@@ -230,4 +230,20 @@ describe("registryPullSecret", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("reads the file again for every deploy, so a token rotated in it lands without a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-registry-"));
+    try {
+      const file = join(dir, "registry.json");
+      writeFileSync(file, dockerConfig(AUTH_ONE));
+      const pullSecret = registryPullSecret(loadEnvironmentsConfig({ [ENV.REGISTRY_AUTH_FILE]: file }), () =>
+        Promise.reject(new Error("not read")),
+      );
+      expect(await pullSecret()).toBe(dockerConfig(AUTH_ONE));
+      writeFileSync(file, dockerConfig(AUTH_TWO));
+      expect(await pullSecret()).toBe(dockerConfig(AUTH_TWO));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
