@@ -109,26 +109,52 @@ export async function readLastGood(
 }
 
 /**
- * What Kubernetes lets a ConfigMap's values hold together (`MaxSecretSize`, 1 MiB): a larger record
- * is refused with 422, after the Namespace committed to its digest, and every retry fails the same.
+ * What Kubernetes lets a ConfigMap's or a Secret's values hold together (`MaxSecretSize`, 1 MiB): a
+ * larger record is refused with 422, after the Namespace committed to its digest, and every retry
+ * fails the same.
  */
 const MAX_RECORD_BYTES = 1024 * 1024;
 /** Room left for the record's other values: sha, pipelineId and unpruned.json (a few deployable kinds). */
 const RECORD_MARGIN_BYTES = 8 * 1024;
 
 /**
- * Why the record of these objects would not fit in its ConfigMap, or null. Checked before a deploy
- * applies anything, so manifests too large end as a failed deploy that says so, not as a deploy that
- * succeeded on the cluster and is retried until its events are dropped.
+ * Why the record of these objects would not fit, or null: its ConfigMap keeps the objects without
+ * their Secrets' data, Secret `kubler-last-good` that data, and Kubernetes holds 1 MiB in each.
+ * Checked before a deploy applies anything, so manifests too large end as a failed deploy that says
+ * so, not as a deploy that succeeded on the cluster and is retried until its events are dropped.
  *
  * @example
  * lastGoodSizeProblem(objects); // "the objects take 1200345 bytes as JSON, more than the 1040384 bytes ..."
  */
 export function lastGoodSizeProblem(objects: readonly KubeObject[]): string | null {
-  const bytes = Buffer.byteLength(JSON.stringify(objects));
+  const { kept, payloads } = apartFromSecretsData(objects);
   const limit = MAX_RECORD_BYTES - RECORD_MARGIN_BYTES;
-  if (bytes <= limit) return null;
-  return `the objects take ${bytes} bytes as JSON, more than the ${limit} bytes Kubler can keep of a revision to roll back to (ConfigMap ${LAST_GOOD_CONFIGMAP}; Kubernetes holds 1 MiB in a ConfigMap): keep large data out of the manifests (mount it from a volume or an image, or fetch it at start-up)`;
+  const parts = [
+    { what: "the objects take", json: JSON.stringify(kept), where: "ConfigMap" },
+    { what: "the Secrets' data takes", json: JSON.stringify(payloads), where: "Secret" },
+  ];
+  for (const { what, json, where } of parts) {
+    const bytes = Buffer.byteLength(json);
+    if (bytes > limit) {
+      return `${what} ${bytes} bytes as JSON, more than the ${limit} bytes Kubler can keep of a revision to roll back to (${where} ${LAST_GOOD_CONFIGMAP}; Kubernetes holds 1 MiB in a ${where}): keep large data out of the manifests (mount it from a volume or an image, or fetch it at start-up)`;
+    }
+  }
+  return null;
+}
+
+/** The objects as the record's ConfigMap keeps them, and their Secrets' data and stringData by name. */
+function apartFromSecretsData(objects: readonly KubeObject[]): {
+  kept: KubeObject[];
+  payloads: Record<string, SecretPayload>;
+} {
+  const payloads: Record<string, SecretPayload> = {};
+  const kept = objects.map((object) => {
+    if (object.kind !== "Secret") return object;
+    const { data, stringData, ...rest } = object;
+    payloads[object.metadata.name] = { data, stringData };
+    return rest as KubeObject;
+  });
+  return { kept, payloads };
 }
 
 /** A revision's record: the ConfigMap's data, its Secrets' data (null: it has none), and the digest of both. */
@@ -140,13 +166,7 @@ export interface RecordToSave {
 
 /** The record of this revision, with the digest the Namespace carries. */
 export function lastGoodRecord(state: EnvironmentState, objects: KubeObject[]): RecordToSave {
-  const payloads: Record<string, SecretPayload> = {};
-  const kept = objects.map((object) => {
-    if (object.kind !== "Secret") return object;
-    const { data, stringData, ...rest } = object;
-    payloads[object.metadata.name] = { data, stringData };
-    return rest as KubeObject;
-  });
+  const { kept, payloads } = apartFromSecretsData(objects);
   const data = {
     sha: state.sha,
     pipelineId: state.pipelineId === null ? "" : String(state.pipelineId),

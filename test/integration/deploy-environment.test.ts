@@ -880,6 +880,40 @@ describe("deployEnvironment", () => {
     }
   });
 
+  it("deploys a revision whose Secrets' data and other objects each fit in their own record, though not together", async () => {
+    // Secrets' data goes to Secret kubler-last-good, the rest to the ConfigMap: each holds 1 MiB.
+    files.addManifest(
+      "dashboards.yaml",
+      `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: dashboards }\ndata: { json: ${"x".repeat(600_000)} }\n`,
+    );
+    files.addManifest(
+      "keystore.yaml",
+      `apiVersion: v1\nkind: Secret\nmetadata: { name: keystore }\nstringData: { jks: ${"y".repeat(600_000)} }\n`,
+    );
+    expect(await deployEnvironment(deps, requested())).toMatchObject({ kind: "succeeded" });
+    const record = k8s.store.get("v1", "ConfigMap", NAMESPACE, LAST_GOOD_CONFIGMAP)?.data as Record<
+      string,
+      string
+    >;
+    expect(record["objects.json"]).toContain("dashboards");
+    expect(record["objects.json"]).not.toContain("yyyy");
+    expect(k8s.store.get("v1", "Secret", NAMESPACE, LAST_GOOD_CONFIGMAP)).toBeDefined();
+  });
+
+  it("fails Secrets whose data is too large for the last-good record before applying any, saying so", async () => {
+    for (const name of ["keystore-a", "keystore-b"]) {
+      files.addManifest(
+        `${name}.yaml`,
+        `apiVersion: v1\nkind: Secret\nmetadata: { name: ${name} }\nstringData: { jks: ${"y".repeat(600_000)} }\n`,
+      );
+    }
+    const reason = expect.stringMatching(
+      /^deploy\/: the Secrets' data takes 1\d{6} bytes as JSON, more than the 104\d{4} bytes .*Secret kubler-last-good.*keep large data out of the manifests/,
+    );
+    expect(await deployEnvironment(deps, requested())).toMatchObject({ kind: "failed", reason });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+  });
+
   it("fails a manifests directory without YAML files, naming it and what is read, touching nothing", async () => {
     writeFileSync(
       join(projects, PROJECT, "kubler.yaml"),
