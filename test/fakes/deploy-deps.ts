@@ -10,11 +10,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { Detail } from "../../shared/domain/catalog.js";
 import { environmentLabels } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import type { DeployEnvironmentDeps } from "../../shared/services/deploy-environment.js";
+import type { DeployEnvironmentDeps, DeployTrigger } from "../../shared/services/deploy-environment.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "./index.js";
 
 const EXAMPLES = join(import.meta.dirname, "../../examples/projects");
@@ -51,6 +52,36 @@ export function deployTestDeps(
     rolloutPollMs: 10,
   };
   return { deps, projects };
+}
+
+/**
+ * A Deploy Requested at 10:00Z of the example project flightjs/flight-management (project 2): merge
+ * request 16's `review/feature/x` at commit 111…1, pipeline 100, unless `overrides` say otherwise.
+ * Its correlation id names its pipeline.
+ *
+ * @example
+ * await deployEnvironment(deps, deployRequested({ sha: "2".repeat(40), pipelineId: 101 }));
+ */
+export function deployRequested(overrides: Partial<Detail<"Deploy Requested">> = {}): DeployTrigger {
+  const pipelineId = overrides.pipelineId ?? 100;
+  return {
+    detailType: "Deploy Requested",
+    time: new Date("2026-11-21T10:00:00Z"),
+    detail: {
+      correlationId: `corr-${pipelineId}`,
+      gitlab: {
+        instance: "https://gitlab.example.com",
+        projectId: 2,
+        projectPath: "flightjs/flight-management",
+      },
+      environment: "review/feature/x",
+      sha: "1".repeat(40),
+      ref: "feature/x",
+      pipelineId,
+      mrIid: 16,
+      ...overrides,
+    },
+  };
 }
 
 /**

@@ -12,20 +12,19 @@ import { ScheduleInPastError } from "../../shared/adapters/eventbridge-scheduler
 import type { Detail } from "../../shared/domain/catalog.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import {
-  type DeployTrigger,
-  deployEnvironment,
-  LAST_GOOD_CONFIGMAP,
-} from "../../shared/services/deploy-environment.js";
+import { deployEnvironment, LAST_GOOD_CONFIGMAP } from "../../shared/services/deploy-environment.js";
 import { EXPIRY_GRACE_MS, reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+} from "../fakes/deploy-deps.js";
 import { sequentialIds } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
-const SHA_1 = "1111111111111111111111111111111111111111";
 const ENVIRONMENT = "review/feature/x";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;
@@ -69,22 +68,6 @@ function slowRollout(ms: number): void {
   };
 }
 
-function requested(): DeployTrigger {
-  return {
-    detailType: "Deploy Requested",
-    time: new Date("2026-11-21T10:00:00Z"),
-    detail: {
-      correlationId: "corr-1",
-      gitlab,
-      environment: ENVIRONMENT,
-      sha: SHA_1,
-      ref: "feature/x",
-      pipelineId: 100,
-      mrIid: 16,
-    },
-  };
-}
-
 function finished(): { status: string; reason: string | null }[] {
   return deps.publisher.entries
     .filter((entry) => entry.detailType === "Deploy Finished")
@@ -94,7 +77,7 @@ function finished(): { status: string; reason: string | null }[] {
 describe("deployEnvironment with an expiry already past", () => {
   it("a rollout that outlasts a short ttl still ends with Deploy Finished, audited; reconcile stops it", async () => {
     slowRollout(90_000); // within its 120 s rollout timeout, past its 1 min ttl
-    const outcome = await deployEnvironment(deps, requested());
+    const outcome = await deployEnvironment(deps, deployRequested());
     expect(outcome).toMatchObject({ kind: "succeeded", namespace: NAMESPACE });
     expect(finished()).toEqual([expect.objectContaining({ status: "succeeded" })]);
     // No schedule in the past was asked for, and none of an earlier expiry is left behind.
@@ -114,7 +97,7 @@ describe("deployEnvironment with an expiry already past", () => {
   });
 
   it("a redelivery to an expired environment not yet deleted ends with Deploy Finished, no schedule in the past", async () => {
-    await deployEnvironment(deps, requested());
+    await deployEnvironment(deps, deployRequested());
     // The first attempt's record write failed after its namespace committed: the redelivery writes
     // it again, and would move the schedule the first attempt did not.
     await deps.cluster.delete({
@@ -127,7 +110,7 @@ describe("deployEnvironment with an expiry already past", () => {
     deps.publisher.entries.length = 0;
     deps.scheduler.calls.length = 0;
 
-    const outcome = await deployEnvironment(deps, requested());
+    const outcome = await deployEnvironment(deps, deployRequested());
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(finished()).toEqual([expect.objectContaining({ status: "succeeded" })]);
     expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);

@@ -10,11 +10,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
-import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+} from "../fakes/deploy-deps.js";
 
 const PROJECT = "flightjs/flight-management";
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 const REVIEW = "review/feature/x";
 const NAMESPACE = namespaceFor(PROJECT, REVIEW);
 
@@ -31,33 +35,20 @@ beforeEach(async () => {
   await clearNamespaces(k8s, deps.cluster);
 });
 
-function requested(environment: string, sha: string, pipelineId: number): DeployTrigger {
-  return {
-    detailType: "Deploy Requested",
-    time: new Date("2026-11-21T10:00:00Z"),
-    detail: {
-      correlationId: `corr-${pipelineId}`,
-      gitlab,
-      environment,
-      sha,
-      ref: environment === "production" ? "v1.0.0" : "feature/x",
-      pipelineId,
-      mrIid: environment === "production" ? null : 16,
-    },
-  };
-}
-
 describe("a namespace another environment of the project holds (a hash collision)", () => {
   it("is refused: the deploy writes nothing there", async () => {
     const productionNs = namespaceFor(PROJECT, "production");
-    await deployEnvironment(deps, requested("production", "1".repeat(40), 100));
+    await deployEnvironment(deps, deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }));
     const production = k8s.store.get("v1", "Namespace", undefined, productionNs) as KubeObject;
     expect(production.metadata.annotations?.["kubler.dev/environment-name"]).toBe("production");
     // Production's namespace under the name the review environment's hash gives.
     const { uid: _uid, resourceVersion: _rv, ...metadata } = production.metadata;
     k8s.store.put({ ...production, metadata: { ...metadata, name: NAMESPACE } });
 
-    const outcome = await deployEnvironment(deps, requested(REVIEW, "2".repeat(40), 200));
+    const outcome = await deployEnvironment(
+      deps,
+      deployRequested({ environment: REVIEW, sha: "2".repeat(40), pipelineId: 200 }),
+    );
 
     expect(outcome).toMatchObject({
       kind: "failed",

@@ -8,15 +8,19 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import { clearNamespaces, type DeployTestDeps, deployTestDeps } from "../fakes/deploy-deps.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+} from "../fakes/deploy-deps.js";
 import { sequentialIds } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
 const ENVIRONMENT = "review/feature/x";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;
@@ -30,22 +34,6 @@ beforeEach(async () => {
   ({ deps } = deployTestDeps(k8s, "kubler-pod-security-"));
   await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
-
-function requested(sha = "1".repeat(40), pipelineId = 100): DeployTrigger {
-  return {
-    detailType: "Deploy Requested",
-    time: new Date("2026-11-21T10:00:00Z"),
-    detail: {
-      correlationId: `corr-${pipelineId}`,
-      gitlab,
-      environment: ENVIRONMENT,
-      sha,
-      ref: "feature/x",
-      pipelineId,
-      mrIid: 16,
-    },
-  };
-}
 
 function labels(): Record<string, string> | undefined {
   return k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.labels;
@@ -62,17 +50,17 @@ const enforcing = (level: string) => ({
 
 describe("environment namespaces' Pod Security", () => {
   it("enforces baseline by default, warning and auditing what restricted would refuse", async () => {
-    await deployEnvironment(deps, requested());
+    await deployEnvironment(deps, deployRequested());
     expect(labels()).toMatchObject(enforcing("baseline"));
   });
 
   it("enforces the configured level", async () => {
-    await deployEnvironment({ ...deps, podSecurity: "restricted" }, requested());
+    await deployEnvironment({ ...deps, podSecurity: "restricted" }, deployRequested());
     expect(labels()).toMatchObject(enforcing("restricted"));
   });
 
   it("puts Kubler's level back on a namespace whose labels someone changed, at the next deploy", async () => {
-    await deployEnvironment(deps, requested());
+    await deployEnvironment(deps, deployRequested());
     const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
     k8s.store.put({
       ...namespace,
@@ -81,7 +69,7 @@ describe("environment namespaces' Pod Security", () => {
         labels: { ...namespace.metadata.labels, "pod-security.kubernetes.io/enforce": "privileged" },
       },
     });
-    await deployEnvironment(deps, requested("2".repeat(40), 101));
+    await deployEnvironment(deps, deployRequested({ sha: "2".repeat(40), pipelineId: 101 }));
     expect(labels()).toMatchObject(enforcing("baseline"));
   });
 
@@ -92,7 +80,7 @@ describe("environment namespaces' Pod Security", () => {
       if (ref.kind === "Deployment") throw new Error("the function timed out");
       return get(ref);
     };
-    await expect(deployEnvironment(deps, requested())).rejects.toThrow("timed out");
+    await expect(deployEnvironment(deps, deployRequested())).rejects.toThrow("timed out");
     deps.cluster.get = get;
     deps.clock.advance(60 * 60_000);
     const report = await reconcileEnvironments({ ...deps, newId: sequentialIds() });
