@@ -6,19 +6,17 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { createJobCredentialsApp, type JobCredentialsAppDeps } from "../../functions/job-credentials/app.js";
+import { createJobCredentialsApp } from "../../functions/job-credentials/app.js";
 import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { type AuditRecord, createAuditRedactor, prepareAuditRecord } from "../../shared/domain/audit.js";
 import type { IssuedCredentials } from "../../shared/domain/credentials-output.js";
 import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
 import { LABEL, namespaceFor } from "../../shared/domain/environment.js";
-import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
-import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { jobServiceAccount } from "../../shared/services/mint-job-credentials.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+import { type JobCredentialsTestDeps, jobCredentialsTestDeps } from "../fakes/job-credentials-deps.js";
 import { startJwksServer } from "../fakes/jwks-server.js";
 import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 
@@ -36,11 +34,7 @@ const key = LocalOidcIssuer.generate("kid-1");
 let jwks: Awaited<ReturnType<typeof startJwksServer>>;
 let k8s: MemoryKubernetes;
 let cluster: KubernetesCluster;
-let deps: JobCredentialsAppDeps & {
-  audit: RecordingAuditLog;
-  publisher: RecordingPublisher;
-  clock: FixedClock;
-};
+let deps: JobCredentialsTestDeps;
 let errors: unknown[];
 
 beforeAll(async () => {
@@ -51,11 +45,10 @@ afterAll(() => jwks.close());
 beforeEach(async () => {
   k8s = await startMemoryKubernetes();
   cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
-  const clock = new FixedClock(new Date());
   errors = [];
-  deps = {
-    verifier: new JoseIdTokenVerifier({ issuer: jwks.url, audience: "kubler", clock }),
-    policy: parseCredentialsPolicy(`
+  deps = jobCredentialsTestDeps(
+    jwks.url,
+    `
 rules:
   - name: review-apps
     match: { project_path: "group/*", environment: "review/*" }
@@ -71,16 +64,10 @@ rules:
   - name: artifacts
     match: { project_path: group/app, environment: artifacts }
     aws: { roleArn: "arn:aws:iam::123456789012:role/artifacts" }
-`),
-    replay: new MemoryDedupeStore(clock),
-    issuer: new LocalCredentialIssuer(clock),
+`,
     cluster,
-    publisher: new RecordingPublisher(sequentialIds("evt")),
-    audit: new RecordingAuditLog(),
-    clock,
-    newId: sequentialIds("corr"),
-    logError: (error) => errors.push(error),
-  };
+    { logError: (error) => errors.push(error) },
+  );
   await seedEnvironment(PROJECT, Number(PROJECT_ID), REVIEW, REVIEW_NAMESPACE);
 });
 afterEach(async () => {

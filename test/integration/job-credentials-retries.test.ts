@@ -5,15 +5,11 @@
  * backoff sleeps (and the proxy, for a slow answer) move it, so attempts are counted, never timed.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createJobCredentialsApp, type JobCredentialsAppDeps } from "../../functions/job-credentials/app.js";
+import { createJobCredentialsApp } from "../../functions/job-credentials/app.js";
 import { JOB_CREDENTIALS_LIMITS as LIMITS } from "../../functions/job-credentials/limits.js";
-import { JoseIdTokenVerifier } from "../../shared/adapters/jose-id-token-verifier.js";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { parseCredentialsPolicy } from "../../shared/domain/credentials-policy.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
-import { LocalCredentialIssuer } from "../../shared/local/local-credential-issuer.js";
 import { gitlabIdTokenClaims, LocalOidcIssuer } from "../../shared/local/local-oidc-issuer.js";
-import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import {
   firstN,
@@ -21,7 +17,7 @@ import {
   type ProxyAction,
   startFaultyKubernetesProxy,
 } from "../fakes/faulty-kubernetes-proxy.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
+import { type JobCredentialsTestDeps, jobCredentialsTestDeps } from "../fakes/job-credentials-deps.js";
 import { startJwksServer } from "../fakes/jwks-server.js";
 import { seedManagedEnvironment } from "../fakes/managed-environment.js";
 
@@ -34,7 +30,7 @@ let jwks: Awaited<ReturnType<typeof startJwksServer>>;
 let k8s: MemoryKubernetes;
 let proxy: Awaited<ReturnType<typeof startFaultyKubernetesProxy>>;
 let cluster: KubernetesCluster;
-let deps: JobCredentialsAppDeps & { clock: FixedClock; audit: RecordingAuditLog };
+let deps: JobCredentialsTestDeps;
 /** The adapter's clock, in ms. */
 let now: number;
 let sleeps: number[];
@@ -64,27 +60,19 @@ beforeEach(async () => {
       now += ms;
     },
   });
-  const clock = new FixedClock(new Date());
-  deps = {
-    verifier: new JoseIdTokenVerifier({ issuer: jwks.url, audience: "kubler", clock }),
-    policy: parseCredentialsPolicy(`
+  deps = jobCredentialsTestDeps(
+    jwks.url,
+    `
 rules:
   - name: review-apps
     match: { project_path: "group/*", environment: "review/*" }
     aws: { roleArn: "arn:aws:iam::123456789012:role/kubler-review", maxDurationSeconds: 3600 }
     kubernetes: { namespace: environment, role: kubler-deployer }
-`),
-    replay: new MemoryDedupeStore(clock),
-    issuer: new LocalCredentialIssuer(clock),
+`,
     cluster,
     // As functions/job-credentials/handler.ts does.
-    perRequest: (work) => cluster.withDeadline(LIMITS.kubernetesDeadlineMs, work),
-    publisher: new RecordingPublisher(sequentialIds("evt")),
-    audit: new RecordingAuditLog(),
-    clock,
-    newId: sequentialIds("corr"),
-    logError: () => {},
-  };
+    { perRequest: (work) => cluster.withDeadline(LIMITS.kubernetesDeadlineMs, work) },
+  );
   await seedEnvironment();
 });
 afterEach(async () => {
