@@ -222,6 +222,9 @@ export async function sweep(
       : { publish: async (entries) => entries.map(() => "not-published") };
   const scheduler: Scheduler = { scheduleStop: async () => undefined, cancel: async () => undefined };
   const report = await onCommandCluster(context.config, async ({ cluster, label }) => {
+    // The sweep keeps a failed listing in its report, as it keeps every failure; a cluster that does
+    // not answer at all is said before it starts (for the embedded one: is `npm start` running?).
+    await cluster.list("v1", "Namespace", { limit: 1 });
     if (!options.json)
       context.print(`${options.dryRun ? "Dry run: nothing is deleted. " : ""}Sweeping ${label}…`);
     // The sweep's decisions join the runtime's trail (appends of whole lines, safe beside it).

@@ -172,6 +172,11 @@ describe("messages", () => {
     expect(stop.code).toBe(1);
     expect(stop.stderr).toContain("the embedded cluster of the local runtime does not answer");
     expect(stop.stderr).not.toMatch(NO_STACK);
+    // kubler sweep too, rather than a report of one failed listing.
+    const sweep = await runKubler({ ...env, KUBLER_DATA_DIR: dir }, "sweep");
+    expect(sweep.code).toBe(1);
+    expect(sweep.stderr).toContain("is `npm start` running?");
+    expect(sweep.stderr).not.toMatch(NO_STACK);
   }, 30_000);
 });
 
