@@ -127,8 +127,8 @@ export const DEFAULT_BUILD_RESOURCES = {
 } as const;
 
 /**
- * The label value of a correlation id, or null when it cannot be one (GitLab's `Idempotency-Key`
- * and our UUIDs can; anything else is still in the annotations).
+ * `text` as a label value, or null when it cannot be one (GitLab's `Idempotency-Key`, our UUIDs and
+ * a SHA-1 can; a SHA-256 cannot, too long; anything else is still in the annotations).
  */
 function labelValue(text: string): string | null {
   return /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/.test(text) ? text : null;
@@ -219,7 +219,8 @@ export function buildJob(
     [BUILD_LABEL.COMPONENT]: BUILD_COMPONENT,
     [LABEL.PROJECT_ID]: String(gitlab.projectId),
     [LABEL.ENVIRONMENT]: environmentSlug(request.environment),
-    [BUILD_LABEL.SHA]: sha,
+    // A SHA-256 repository's commit (64 hex digits) is longer than a label value: annotated only.
+    ...(labelValue(sha) ? { [BUILD_LABEL.SHA]: sha } : {}),
     ...(correlation ? { [BUILD_LABEL.CORRELATION_ID]: correlation } : {}),
   };
   const buildArgs = Object.entries(image.buildArgs)

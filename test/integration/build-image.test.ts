@@ -172,6 +172,21 @@ describe("build-image", () => {
     );
     expect((await buildImage(build, request())).kind).toBe("created");
   });
+
+  it("builds a commit of a SHA-256 repository, whose 64-character SHA cannot be a label value", async () => {
+    // GitLab's SHA-256 repositories (the catalog accepts 64 hex digits): a label value holds 63.
+    const sha256 = "a".repeat(64);
+    expect(await buildImage(build, request({ sha: sha256 }))).toEqual({
+      kind: "created",
+      job: buildJobName(gitlab, sha256),
+    });
+    expect(jobOf(sha256)?.metadata.annotations?.[BUILD_ANNOTATION.SHA]).toBe(sha256);
+    await untilFinished(sha256);
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([
+      `${buildJobName(gitlab, sha256)} → review/feature-x: succeeded`,
+    ]);
+    expect(finishedDetails()).toMatchObject([{ sha: sha256, status: "succeeded" }]);
+  });
 });
 
 describe("joining a finished build", () => {
