@@ -127,7 +127,7 @@ export interface EnvironmentCluster {
  * try { await cluster.create(job); } catch (e) { if (!(e instanceof KubernetesConflictError)) throw e; }
  * const tail = await cluster.readLog({ namespace: "kubler-builds", pod, container: "build" }, { tailLines: 20 });
  */
-export interface BuildCluster extends Pick<EnvironmentCluster, "get" | "list" | "apply"> {
+export interface BuildCluster extends Pick<EnvironmentCluster, "get" | "list" | "apply" | "delete"> {
   /**
    * Creates the object; one of the same name already there is `KubernetesConflictError` (409), also
    * when an earlier attempt of this very call created it (a create retried after a timeout).
@@ -150,15 +150,17 @@ export interface ClusterEndpoint {
 }
 
 /**
- * The cluster as job credentials need it (DESIGN §5): read the namespace, apply the job's
- * ServiceAccount and RoleBinding, request a token, and say where the API server is. Its own port
+ * The cluster as job credentials need it (DESIGN §5): read the namespace (list: to find a renamed
+ * project's by its labels), apply the job's ServiceAccount and RoleBinding, request a token, and say
+ * where the API server is. Its own port
  * rather than a new `EnvironmentCluster` method, so the environment steps' test doubles need not change.
  *
  * @example
  * const { server } = cluster.endpoint();
  * const { token, expiresAt } = await cluster.createToken({ namespace, serviceAccount }, { audiences: [], expirationSeconds: 900 });
  */
-export interface CredentialsCluster extends Pick<EnvironmentCluster, "get" | "apply" | "createToken"> {
+export interface CredentialsCluster
+  extends Pick<EnvironmentCluster, "get" | "list" | "apply" | "createToken"> {
   endpoint(): ClusterEndpoint;
 }
 

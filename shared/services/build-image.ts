@@ -1,10 +1,20 @@
 /**
  * The build use case (DESIGN §7): `Build Requested` becomes a Kubernetes Job running rootless
  * BuildKit in the builds namespace. One Job per project + SHA: a second request for the same commit
- * (another delivery, another environment) finds it there (409) and joins it. The outcome is reported
- * later, by reconcile, when the Job has finished.
+ * (another delivery, another environment) finds it there (409) and joins it, or builds again in its
+ * place when it failed (`rebuild`). The outcome is reported later, by reconcile, when the Job has
+ * finished.
  */
-import { BuildSpecError, buildJob, joinedTtl, withBuildRequest } from "../domain/build-job.js";
+import {
+  BUILD_ANNOTATION,
+  BuildSpecError,
+  buildJob,
+  buildState,
+  joinedTtl,
+  readBuildRequests,
+  readReported,
+  withBuildRequest,
+} from "../domain/build-job.js";
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
@@ -79,14 +89,22 @@ export async function buildImage(
     return { kind: "created", job: name };
   }
   const joined = await joinJob(deps, job, detail);
+  if (joined === "rebuilt") {
+    audit(
+      "success",
+      `the earlier build of ${detail.sha} failed: built again for ${detail.environment}`,
+      jobSubject(name),
+    );
+    return { kind: "created", job: name };
+  }
   audit(
     "success",
-    joined
+    joined === "joined"
       ? `a build of ${detail.sha} already exists: ${detail.environment} waits for it too`
       : `a build of ${detail.sha} for ${detail.environment} already exists (a repeated request)`,
     jobSubject(name),
   );
-  return { kind: joined ? "joined" : "already running", job: name };
+  return { kind: joined === "joined" ? "joined" : "already running", job: name };
 }
 
 /** True when created; false when a Job of that name was already there. */
@@ -119,13 +137,14 @@ async function createJob(deps: BuildImageDeps, job: KubeObject): Promise<boolean
 /**
  * Adds the request's environment to the existing Job's, so reconcile reports the build to it too.
  * Written over the resourceVersion read: a concurrent writer makes it a 409 and another round.
- * False when the environment was already waiting.
+ * "repeated" when the environment was already waiting (or its request was reported); "rebuilt" when
+ * the Job had failed and was replaced by a new one (`rebuild`).
  */
 async function joinJob(
   deps: BuildImageDeps,
   job: KubeObject,
   detail: Detail<"Build Requested">,
-): Promise<boolean> {
+): Promise<"joined" | "repeated" | "rebuilt"> {
   const ref = {
     apiVersion: job.apiVersion,
     kind: job.kind,
@@ -138,7 +157,14 @@ async function joinJob(
     if (!existing)
       throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
     const annotations = withBuildRequest(existing, detail);
-    if (!annotations) return false;
+    if (!annotations) return "repeated";
+    if (buildState(existing).state === "failed") {
+      if (await rebuild(deps, job, existing, annotations)) return "rebuilt";
+      if (attempt >= MAX_JOIN_ATTEMPTS) {
+        throw new KubernetesConflictError(`build Job ${ref.name} kept changing while building it again`, 409);
+      }
+      continue;
+    }
     // A finished Job is not reported to this environment until the next reconcile: kept until then,
     // in the same write, or its TTL may delete it first and the environment never hears of the build.
     // (Reporting it here would need the digest or the log from its pod, and reconcile's
@@ -160,10 +186,51 @@ async function joinJob(
         // On every join, not only this one: server-side apply removes a field its manager stops applying.
         ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
       });
-      return true;
+      return "joined";
     } catch (error) {
       if (!(error instanceof KubernetesConflictError) || attempt >= MAX_JOIN_ATTEMPTS) throw error;
     }
+  }
+}
+
+/**
+ * A new request for a commit whose build failed builds it again: the failure may have been the
+ * registry's or the network's, and the Job (kept a day by its TTL) would otherwise give every request
+ * for that commit the same failure until then. A redelivered request never gets here
+ * (`withBuildRequest` has nothing to add). The failed Job is deleted over what was read (a request
+ * that joined it since makes it a 409, and another round), then a new one of the same name takes the
+ * environments still waiting, this one included; those already told of the failure are not asked.
+ * False when another writer changed, replaced or re-created it first: the caller reads it again.
+ */
+async function rebuild(
+  deps: BuildImageDeps,
+  job: KubeObject,
+  failed: KubeObject,
+  annotations: Record<string, string>,
+): Promise<boolean> {
+  const asked = { ...failed, metadata: { ...failed.metadata, annotations } };
+  const reported = readReported(asked);
+  const waiting = readBuildRequests(asked).filter((request) => !reported.includes(request.environment));
+  const ref = {
+    apiVersion: job.apiVersion,
+    kind: job.kind,
+    name: job.metadata.name,
+    namespace: deps.settings.namespace,
+  };
+  const { uid, resourceVersion } = failed.metadata;
+  try {
+    await deps.cluster.delete(ref, { uid, resourceVersion });
+    await deps.cluster.create({
+      ...job,
+      metadata: {
+        ...job.metadata,
+        annotations: { ...job.metadata.annotations, [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(waiting) },
+      },
+    });
+    return true;
+  } catch (error) {
+    if (error instanceof KubernetesConflictError) return false;
+    throw error;
   }
 }
 

@@ -404,6 +404,103 @@ describe("reconcile of builds", () => {
     expect(finishedDetails().map((d) => d.correlationId)).toEqual(["c-1", "c-reopen"]);
   });
 
+  it("builds again a commit asked for again after its build failed, instead of reporting the old failure until the Job's TTL", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    // The push failed (the registry was down for a minute): the build itself is fine.
+    const first = jobOf(SHA) as NonNullable<ReturnType<typeof jobOf>>;
+    const verdict = {
+      reason: "BackoffLimitExceeded",
+      message: "Job has reached the specified backoff limit",
+    };
+    k8s.store.put({
+      ...first,
+      status: { failed: 1, conditions: [{ type: "Failed", status: "True", ...verdict }] },
+    });
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails()).toMatchObject([{ correlationId: "c-1", status: "failed" }]);
+
+    // The MR closed and reopened (a new request): the build runs again, in a new Job of the same name.
+    expect(await buildImage(build, request({ correlationId: "c-reopen" }))).toEqual({
+      kind: "created",
+      job: buildJobName(gitlab, SHA),
+    });
+    expect(jobOf(SHA)?.metadata.uid).not.toBe(first.metadata.uid);
+    // Its redelivery joins the new build rather than building a third time.
+    expect((await buildImage(build, request({ correlationId: "c-reopen" }))).kind).toBe("already running");
+    await untilFinished(SHA);
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails()).toMatchObject([
+      { correlationId: "c-1", status: "failed" },
+      { correlationId: "c-reopen", status: "succeeded" },
+    ]);
+  });
+
+  it("carries the environments still waiting on a failed build into the build run again", async () => {
+    await buildImage(build, request({ sha: FAILING_SHA }));
+    await untilFinished(FAILING_SHA);
+    // Failed, not reported yet, when another environment asks for the same commit.
+    const first = jobOf(FAILING_SHA);
+    expect(
+      (
+        await buildImage(
+          build,
+          request({ sha: FAILING_SHA, environment: "staging", ref: "main", correlationId: "c-s" }),
+        )
+      ).kind,
+    ).toBe("created");
+    expect(jobOf(FAILING_SHA)?.metadata.uid).not.toBe(first?.metadata.uid);
+    await untilFinished(FAILING_SHA);
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails().map((d) => [d.environment, d.status])).toEqual([
+      ["review/feature-x", "failed"],
+      ["staging", "failed"],
+    ]);
+  });
+
+  it("keeps a request that joins a failed build while it is being replaced", async () => {
+    await buildImage(build, request({ sha: FAILING_SHA }));
+    await untilFinished(FAILING_SHA);
+    await reconcileBuilds(reconcile);
+    // Between this attempt's read and its delete, staging's request lands on the failed Job.
+    const deleteJob = cluster.delete.bind(cluster);
+    let joins = 0;
+    vi.spyOn(cluster, "delete").mockImplementation(async (ref, preconditions) => {
+      const current = jobOf(FAILING_SHA);
+      if (joins++ === 0 && current) {
+        const staging = {
+          environment: "staging",
+          correlationId: "c-s",
+          ref: "main",
+          pipelineId: null,
+          mrIid: null,
+        };
+        const requests = JSON.parse(current.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]");
+        k8s.store.put({
+          ...current,
+          metadata: {
+            ...current.metadata,
+            annotations: {
+              ...current.metadata.annotations,
+              [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, staging]),
+            },
+          },
+        });
+      }
+      return deleteJob(ref, preconditions);
+    });
+
+    expect((await buildImage(build, request({ sha: FAILING_SHA, correlationId: "c-reopen" }))).kind).toBe(
+      "created",
+    );
+
+    expect(joins).toBe(2);
+    const requests = JSON.parse(
+      jobOf(FAILING_SHA)?.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]",
+    );
+    expect(requests.map((r: { correlationId: string }) => r.correlationId)).toEqual(["c-reopen", "c-s"]);
+  });
+
   it("reports the newest request of an environment stopped and asked again while its build ran", async () => {
     const at = (time: string) => `2026-11-21T${time}.000Z`;
     await buildImage(build, request({ correlationId: "c-open", factAt: at("10:00:00") }));
