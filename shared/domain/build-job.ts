@@ -98,6 +98,9 @@ export interface BuildRequest {
   ttl?: string | null;
   /** Who asked; absent from requests recorded before it was carried. */
   user?: string | null;
+  /** Carried to Build Finished, for the deploy's ordering (the catalog's step fields). */
+  previousSha?: string | null;
+  gitlabAt?: string | null;
 }
 
 export interface BuildJobSettings {
@@ -132,6 +135,14 @@ export const DEFAULT_BUILD_RESOURCES = {
  */
 function labelValue(text: string): string | null {
   return /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/.test(text) ? text : null;
+}
+
+/**
+ * A build Job already holds `MAX_BUILD_REQUESTS`: the request is refused the same way on every
+ * retry, so it is reported failed rather than thrown back to the bus.
+ */
+export class BuildRequestsFullError extends Error {
+  override readonly name = "BuildRequestsFullError";
 }
 
 /** kubler.yaml's `image` cannot be built from as written (a path outside the repository). */
@@ -399,6 +410,8 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
     ...(detail.user !== undefined ? { user: detail.user } : {}),
     ...(detail.factAt !== undefined ? { factAt: detail.factAt } : {}),
     ...(detail.ttl !== undefined ? { ttl: detail.ttl } : {}),
+    ...(detail.previousSha !== undefined ? { previousSha: detail.previousSha } : {}),
+    ...(detail.gitlabAt !== undefined ? { gitlabAt: detail.gitlabAt } : {}),
   };
 }
 
@@ -437,8 +450,8 @@ export function withBuildRequest(
     };
   }
   if (requests.length >= MAX_BUILD_REQUESTS) {
-    throw new Error(
-      `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}`,
+    throw new BuildRequestsFullError(
+      `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}: it can be built for it at this commit once that Job is gone (its TTL), or at a new commit`,
     );
   }
   return {
@@ -518,6 +531,12 @@ export function readBuildRequests(job: KubeObject): BuildRequest[] {
         ...(typeof r.user === "string" || r.user === null ? { user: r.user } : {}),
         ...(typeof r.factAt === "string" || r.factAt === null ? { factAt: r.factAt } : {}),
         ...(typeof r.ttl === "string" || r.ttl === null ? { ttl: r.ttl } : {}),
+        ...(typeof r.previousSha === "string" && /^[0-9a-f]{7,64}$/.test(r.previousSha)
+          ? { previousSha: r.previousSha }
+          : {}),
+        ...(typeof r.gitlabAt === "string" && !Number.isNaN(Date.parse(r.gitlabAt))
+          ? { gitlabAt: r.gitlabAt }
+          : {}),
       },
     ];
   });

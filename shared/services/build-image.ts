@@ -7,6 +7,7 @@
  */
 import {
   BUILD_ANNOTATION,
+  BuildRequestsFullError,
   BuildSpecError,
   buildJob,
   buildState,
@@ -88,7 +89,13 @@ export async function buildImage(
     audit("success", `build Job created for ${detail.sha}`, jobSubject(name));
     return { kind: "created", job: name };
   }
-  const joined = await joinJob(deps, job, detail);
+  let joined: Awaited<ReturnType<typeof joinJob>>;
+  try {
+    joined = await joinJob(deps, job, detail);
+  } catch (error) {
+    if (!(error instanceof BuildRequestsFullError)) throw error;
+    return fail(error.message);
+  }
   if (joined === "rebuilt") {
     audit(
       "success",

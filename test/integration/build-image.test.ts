@@ -6,7 +6,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBuildImageConsumer } from "../../functions/build-image/consumer.js";
 import type { KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { BUILD_ANNOTATION, buildJobName, JOINED_KEEP_SECONDS } from "../../shared/domain/build-job.js";
+import {
+  BUILD_ANNOTATION,
+  buildJobName,
+  JOINED_KEEP_SECONDS,
+  MAX_BUILD_REQUESTS,
+} from "../../shared/domain/build-job.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import {
   KubernetesForbiddenError,
@@ -171,6 +176,21 @@ describe("build-image", () => {
       "flightjs/flight-management/api\n",
     );
     expect((await buildImage(build, request())).kind).toBe("created");
+  });
+
+  it("fails, reported on the bus, a request one build Job has no room for, rather than a retry that can only fail again", async () => {
+    for (let i = 0; i < MAX_BUILD_REQUESTS; i++) {
+      await buildImage(build, request({ environment: `review/branch-${i}`, correlationId: `c-${i}` }));
+    }
+    const outcome = await buildImage(
+      build,
+      request({ environment: "review/one-too-many", correlationId: "c-x" }),
+    );
+    expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining("review/one-too-many") });
+    expect(publisher.entries).toMatchObject([
+      { detailType: "Build Finished", detail: { environment: "review/one-too-many", status: "failed" } },
+    ]);
+    expect(audit.records.at(-1)).toMatchObject({ action: "image.build", outcome: "failure" });
   });
 
   it("builds a commit of a SHA-256 repository, whose 64-character SHA cannot be a label value", async () => {
