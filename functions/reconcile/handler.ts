@@ -42,7 +42,11 @@ async function reconcile(): Promise<{ environments: ReconcileReport; builds: Rec
   // Both run even when one fails (the other's work is not its hostage); a failure still fails the invocation.
   const [environments, finished] = await Promise.allSettled([
     reconcileEnvironments(deps),
-    reconcileBuilds({ ...deps, namespace: builds.namespace }),
+    reconcileBuilds({
+      ...deps,
+      namespace: builds.namespace,
+      deadline: new Date(systemClock.now().getTime() + LIMITS.buildsBudgetMs),
+    }),
   ]);
   if (environments.status === "rejected") throw environments.reason;
   if (finished.status === "rejected") throw finished.reason;

@@ -11,4 +11,10 @@ export const RECONCILE_LIMITS = {
   aws: { requestHandler: AWS_REQUEST_LIMITS },
   // The publisher's default attempts (4), each bounded by the request limits.
   publisher: { maxAttempts: 4 },
+  /**
+   * How long reconcile of builds takes up finished Jobs (it stops before the next one after this): the
+   * Job then in flight (well under a second; a call timed out and retried, 2 × 4 s and a wait)
+   * still ends inside the timeout, not killed between its mark and its publish.
+   */
+  buildsBudgetMs: 40_000,
 } as const;

@@ -40,6 +40,12 @@ export interface ReconcileBuildsDeps {
   clock: Clock;
   /** Where build Jobs run (`KUBLER_BUILD_NAMESPACE`). */
   namespace: string;
+  /**
+   * When to stop taking up Jobs, the rest left to the next run: a Job's report is its mark then its
+   * publish, and a run killed between the two (Lambda's timeout) loses that Build Finished for good.
+   * None: every Job, however long it takes (the local runtime).
+   */
+  deadline?: Date;
 }
 
 export interface ReconcileBuildsReport {
@@ -73,6 +79,13 @@ export async function reconcileBuilds(
     }),
   );
   for await (const job of listed) {
+    if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
+      report.skipped.push({
+        job: job.metadata.name,
+        reason: `out of time at ${deps.deadline.toISOString()}: this Job and those listed after it are left to the next run`,
+      });
+      break;
+    }
     report.examined++;
     // One Job that cannot be handled must not stop the others, this run or any later one.
     try {
@@ -271,6 +284,8 @@ function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome
     ...(request.user !== undefined ? { user: request.user } : {}),
     ...(request.factAt !== undefined ? { factAt: request.factAt } : {}),
     ...(request.ttl !== undefined ? { ttl: request.ttl } : {}),
+    ...(request.previousSha !== undefined ? { previousSha: request.previousSha } : {}),
+    ...(request.gitlabAt !== undefined ? { gitlabAt: request.gitlabAt } : {}),
     status: outcome.status,
     imageDigest: outcome.status === "succeeded" ? outcome.digest : null,
     reason: outcome.status === "failed" ? outcome.reason : null,

@@ -5,6 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBuildImageConsumer } from "../../functions/build-image/consumer.js";
+import { RECONCILE_LIMITS } from "../../functions/reconcile/limits.js";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import type { KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import {
   BUILD_ANNOTATION,
@@ -374,6 +376,56 @@ describe("reconcile of builds", () => {
         .map((d) => d.sha)
         .sort(),
     ).toEqual(shas);
+  });
+
+  it("stops taking up finished Jobs in time for its Lambda's timeout, so none is marked reported and then killed before its publish", async () => {
+    // After an outage: many finished Jobs not reported yet, and a slow API (5 s a call).
+    const shas = ["a", "b", "c", "d", "e", "f"].map((c) => c.repeat(40));
+    for (const sha of shas) await buildImage(build, request({ sha }));
+    for (const sha of shas) await untilFinished(sha);
+    const clock = new FixedClock();
+    const start = clock.now().getTime();
+    const slowly =
+      <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+      (...args: A) => {
+        clock.advance(5_000);
+        return call(...args);
+      };
+    const slow: ReconcileBuildsDeps["cluster"] = {
+      get: slowly(cluster.get.bind(cluster)),
+      list: slowly(cluster.list.bind(cluster)),
+      apply: slowly(cluster.apply.bind(cluster)),
+      create: slowly(cluster.create.bind(cluster)),
+      delete: slowly(cluster.delete.bind(cluster)),
+      readLog: slowly(cluster.readLog.bind(cluster)),
+    };
+    // Lambda ends the invocation at its timeout (infra/function-specs.ts): a publish after it never happens.
+    const timeoutMs = FUNCTION_SPECS.reconcile.timeout.toMilliseconds();
+    let killed = () => {};
+    const kill = new Promise<void>((resolve) => {
+      killed = resolve;
+    });
+    const lambdaPublisher: ReconcileBuildsDeps["publisher"] = {
+      publish: (entries) => {
+        if (clock.now().getTime() - start < timeoutMs) return publisher.publish(entries);
+        killed();
+        return new Promise(() => {});
+      },
+    };
+
+    await Promise.race([
+      reconcileBuilds({
+        ...reconcile,
+        cluster: slow,
+        clock,
+        publisher: lambdaPublisher,
+        deadline: new Date(start + RECONCILE_LIMITS.buildsBudgetMs),
+      }),
+      kill,
+    ]);
+    // The next minute's run, the API healthy again: every build reported, each once.
+    await reconcileBuilds(reconcile);
+    expect(finishedDetails().map((d) => d.sha)).toEqual(shas);
   });
 
   it("publishes exactly one event per Job and environment when two reconciles race", async () => {
