@@ -13,8 +13,21 @@ export const DEDUPE_PARTITION_KEY = "pk";
 /**
  * The dedupe table's TTL attribute: epoch seconds, as DynamoDB TTL requires. For a reserved key it is
  * the end of the lease, so a lease left by a killed Lambda expires (and is removed) like a claim.
+ * An item is live while the clock is before it: held for its TTL, rounded up to the whole second
+ * (`expiresAtSeconds`), as the memory stores hold theirs (test/integration/*-contract.test.ts).
  */
 export const DEDUPE_TTL_ATTRIBUTE = "expiresAt";
+
+/**
+ * The TTL attribute's value for an item held `seconds` from `from` (epoch ms): the first whole
+ * second at or after its end.
+ *
+ * @example
+ * expiresAtSeconds(Date.parse("2026-11-21T10:00:00.750Z"), 60); // 10:01:01Z in epoch seconds
+ */
+export function expiresAtSeconds(from: number, seconds: number): number {
+  return Math.ceil((from + seconds * 1000) / 1000);
+}
 
 /**
  * "pending" while a reservation's work is in flight, "confirmed" once done. Claims made with `claim`
@@ -77,7 +90,7 @@ export class DynamoDbDedupeStore implements DedupeStore {
         ExpressionAttributeNames: { "#state": DEDUPE_STATE_ATTRIBUTE, "#exp": DEDUPE_TTL_ATTRIBUTE },
         ExpressionAttributeValues: {
           ":confirmed": { S: "confirmed" },
-          ":exp": { N: String(this.#nowSeconds() + Math.ceil(ttlSeconds)) },
+          ":exp": { N: String(expiresAtSeconds(this.#clock.now().getTime(), ttlSeconds)) },
         },
       }),
     );
@@ -93,7 +106,7 @@ export class DynamoDbDedupeStore implements DedupeStore {
   }
 
   async #put(key: string, seconds: number, state: "pending" | null): Promise<Reservation> {
-    const now = this.#nowSeconds();
+    const now = this.#clock.now().getTime();
     const owner = this.#newId();
     try {
       await this.#client.send(
@@ -101,16 +114,17 @@ export class DynamoDbDedupeStore implements DedupeStore {
           TableName: this.#tableName,
           Item: {
             [DEDUPE_PARTITION_KEY]: { S: key },
-            [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(seconds)) },
+            [DEDUPE_TTL_ATTRIBUTE]: { N: String(expiresAtSeconds(now, seconds)) },
             ...(state && { [DEDUPE_STATE_ATTRIBUTE]: { S: state } }),
             [DEDUPE_OWNER_ATTRIBUTE]: { S: owner },
           },
           // An expired lease or claim is free again. TTL deletion lags expiry (typically within a few
           // days), so an expired item still in the table must not count:
           // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
-          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #exp < :now`,
+          // The expiry is a whole second: floor(now) >= it exactly when now has reached it.
+          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #exp <= :now`,
           ExpressionAttributeNames: { "#exp": DEDUPE_TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ":now": { N: String(now) } },
+          ExpressionAttributeValues: { ":now": { N: String(Math.floor(now / 1000)) } },
           // The item that won, in the same call: our own (an SDK retry), or a pending one ("retry").
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -124,9 +138,5 @@ export class DynamoDbDedupeStore implements DedupeStore {
       }
       throw error;
     }
-  }
-
-  #nowSeconds(): number {
-    return Math.floor(this.#clock.now().getTime() / 1000);
   }
 }

@@ -4,8 +4,9 @@ import type { Clock, DedupeStore, Reservation } from "../ports.js";
 const SWEEP_EVERY = 1024;
 
 /**
- * The local runtime's `DedupeStore`: maps of key → expiry, honouring leases and TTLs like DynamoDB
- * would.
+ * The local runtime's `DedupeStore`: maps of key → expiry, honouring leases and TTLs like the DynamoDB
+ * adapter does (test/integration/dedupe-store-contract.test.ts): a key is held until its TTL has
+ * passed, rounded up to the whole second as the table's TTL attribute is.
  *
  * @example
  * const dedupe = new MemoryDedupeStore(systemClock);
@@ -25,7 +26,7 @@ export class MemoryDedupeStore implements DedupeStore {
     const now = this.#tick();
     if (isLive(this.#claims, key, now) || isLive(this.#leases, key, now)) return false;
     this.#leases.delete(key);
-    setLast(this.#claims, key, now + ttlSeconds * 1000);
+    setLast(this.#claims, key, expiry(now, ttlSeconds));
     return true;
   }
 
@@ -34,13 +35,13 @@ export class MemoryDedupeStore implements DedupeStore {
     if (isLive(this.#claims, key, now)) return "duplicate";
     if (isLive(this.#leases, key, now)) return "in-flight";
     this.#claims.delete(key);
-    setLast(this.#leases, key, now + leaseSeconds * 1000);
+    setLast(this.#leases, key, expiry(now, leaseSeconds));
     return "reserved";
   }
 
   async confirm(key: string, ttlSeconds: number): Promise<void> {
     this.#leases.delete(key);
-    setLast(this.#claims, key, this.clock.now().getTime() + ttlSeconds * 1000);
+    setLast(this.#claims, key, expiry(this.clock.now().getTime(), ttlSeconds));
   }
 
   /** How many keys are held (expired ones linger until the next sweep). */
@@ -61,6 +62,11 @@ export class MemoryDedupeStore implements DedupeStore {
     }
     return now;
   }
+}
+
+/** The end of a hold of `seconds` from `now` (epoch ms), at the whole second, as DynamoDB's TTL attribute. */
+function expiry(now: number, seconds: number): number {
+  return Math.ceil((now + seconds * 1000) / 1000) * 1000;
 }
 
 function isLive(expiries: ReadonlyMap<string, number>, key: string, now: number): boolean {

@@ -40,7 +40,7 @@ function tableWithLostAnswers(appliedThenLost: number) {
       const key = input.Item.pk?.S as string;
       const held = items.get(key);
       const now = Number(input.ExpressionAttributeValues[":now"]?.N);
-      if (held && Number(held.expiresAt?.N) >= now) {
+      if (held && Number(held.expiresAt?.N) > now) {
         return json(400, {
           __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
           message: "The conditional request failed",

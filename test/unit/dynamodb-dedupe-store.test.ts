@@ -16,9 +16,14 @@ import {
 } from "../../shared/adapters/dynamodb-dedupe-store.js";
 
 const TABLE = "kubler-dedupe-test";
-/** 2026-05-04T12:00:00.750Z: a fractional second, to check it is floored. */
+/**
+ * 2026-05-04T12:00:00.750Z: a fractional second, to check that `:now` is floored and an expiry
+ * rounded up to the next whole second (held for at least the TTL, as the memory store holds it).
+ */
 const NOW = new Date(Date.UTC(2026, 4, 4, 12, 0, 0, 750));
 const NOW_SECONDS = Math.floor(NOW.getTime() / 1000);
+/** The whole second after NOW: where a TTL begun at NOW is counted from. */
+const NEXT_SECOND = NOW_SECONDS + 1;
 const THREE_DAYS = 3 * 86_400;
 
 let client: DynamoDBClient;
@@ -76,11 +81,11 @@ describe("DynamoDbDedupeStore", () => {
       TableName: TABLE,
       Item: {
         pk: { S: "delivery-1" },
-        expiresAt: { N: String(NOW_SECONDS + THREE_DAYS) },
+        expiresAt: { N: String(NEXT_SECOND + THREE_DAYS) },
         // Which claim wrote it: an SDK retry of an applied PutItem meets its own claim.
         owner: { S: "this-reservation" },
       },
-      ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
+      ConditionExpression: "attribute_not_exists(pk) OR #exp <= :now",
       ExpressionAttributeNames: { "#exp": "expiresAt" },
       ExpressionAttributeValues: { ":now": { N: String(NOW_SECONDS) } },
     });
@@ -127,12 +132,12 @@ describe("DynamoDbDedupeStore", () => {
         TableName: TABLE,
         Item: {
           pk: { S: "delivery-1" },
-          expiresAt: { N: String(NOW_SECONDS + 60) },
+          expiresAt: { N: String(NEXT_SECOND + 60) },
           state: { S: "pending" },
           owner: { S: "this-reservation" },
         },
         // An expired lease is as free as an expired claim.
-        ConditionExpression: "attribute_not_exists(pk) OR #exp < :now",
+        ConditionExpression: "attribute_not_exists(pk) OR #exp <= :now",
         ExpressionAttributeNames: { "#exp": "expiresAt" },
         ExpressionAttributeValues: { ":now": { N: String(NOW_SECONDS) } },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -177,7 +182,7 @@ describe("DynamoDbDedupeStore", () => {
         ExpressionAttributeNames: { "#state": "state", "#exp": "expiresAt" },
         ExpressionAttributeValues: {
           ":confirmed": { S: "confirmed" },
-          ":exp": { N: String(NOW_SECONDS + THREE_DAYS) },
+          ":exp": { N: String(NEXT_SECOND + THREE_DAYS) },
         },
       });
     });
