@@ -32,6 +32,8 @@ import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "reconcile";
+/** How a skip that is a failure (a Job that could not be reported) starts. */
+const NOT_RECONCILED = "not reconciled: ";
 
 export interface ReconcileBuildsDeps {
   cluster: BuildCluster;
@@ -96,11 +98,38 @@ export async function reconcileBuilds(
         reason:
           error instanceof KubernetesConflictError
             ? `changed since it was read (another reconcile, or a new request): left to the next run; ${error.message}`
-            : `not reconciled: ${error instanceof Error ? error.message : String(error)}`,
+            : `${NOT_RECONCILED}${error instanceof Error ? error.message : String(error)}`,
       });
     }
   }
+  auditSkipped(deps, report);
   return report;
+}
+
+/**
+ * What a run skipped, one audit line (none when it skipped nothing): the report goes nowhere (a
+ * scheduled invocation's result is not kept, the local runtime reads only whether builds run), and a
+ * build that cannot be reported leaves its environments' commit status pending with no other trace.
+ * `kubler audit --action image.reconcile` shows it.
+ */
+function auditSkipped(deps: ReconcileBuildsDeps, report: ReconcileBuildsReport): void {
+  const { examined, skipped } = report;
+  if (skipped.length === 0) return;
+  const failed = skipped.filter((s) => s.reason.startsWith(NOT_RECONCILED)).length;
+  const some = skipped.slice(0, 3).map((s) => `${s.job}: ${s.reason}`);
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action: "image.reconcile",
+      outcome: failed > 0 ? "failure" : "ignored",
+      reason: `examined ${examined}, skipped ${skipped.length} (${failed} failed): ${some.join("; ")}${skipped.length > 3 ? "; …" : ""}`,
+      correlationId: null,
+      gitlab: null,
+      trigger: "schedule",
+      subject: { examined, namespace: deps.namespace, skipped: skipped.slice(0, 20) },
+      at: deps.clock.now(),
+    }),
+  );
 }
 
 async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: ReconcileBuildsReport) {

@@ -428,6 +428,36 @@ describe("reconcile of builds", () => {
     expect(finishedDetails().map((d) => d.sha)).toEqual(shas);
   });
 
+  it("audits a finished build it cannot report, so on-call sees why its Build Finished does not come", async () => {
+    await buildImage(build, request());
+    await untilFinished(SHA);
+    // Kubler's role may read Jobs but not patch them (an RBAC slip): the report cannot be marked.
+    const refused = k8s.faults.add({ verb: "apply", resource: "jobs", status: 403 });
+    const before = audit.records.length;
+
+    const report = await reconcileBuilds(reconcile);
+
+    expect(refused.hits).toBeGreaterThan(0);
+    expect(report.skipped).toEqual([
+      { job: buildJobName(gitlab, SHA), reason: expect.stringMatching(/^not reconciled: /) },
+    ]);
+    expect(publisher.entries).toEqual([]);
+    expect(audit.records.slice(before)).toEqual([
+      expect.objectContaining({
+        function: "reconcile",
+        action: "image.reconcile",
+        outcome: "failure",
+        reason: expect.stringContaining(
+          `skipped 1 (1 failed): ${buildJobName(gitlab, SHA)}: not reconciled: `,
+        ),
+      }),
+    ]);
+    // A run with nothing skipped writes no such line.
+    refused.remove();
+    await reconcileBuilds(reconcile);
+    expect(audit.records.filter((r) => r.action === "image.reconcile")).toHaveLength(1);
+  });
+
   it("publishes exactly one event per Job and environment when two reconciles race", async () => {
     await buildImage(build, request());
     await buildImage(
