@@ -13,6 +13,13 @@ export const IMAGE_REPOSITORY = new RegExp(
   `^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`,
 );
 
+/**
+ * The longest repository name, registry included, that references may have (distribution's
+ * `NameTotalLengthMax`); skopeo refuses a longer one when it pushes, after the whole build:
+ * https://github.com/distribution/reference/blob/main/reference.go
+ */
+export const MAX_IMAGE_REPOSITORY_LENGTH = 255;
+
 /** Stands for the project's path (lower-cased, as registries name repositories) in `KUBLER_BUILD_IMAGES`. */
 export const PROJECT_PATH_PLACEHOLDER = "{project_path}";
 

@@ -195,6 +195,25 @@ describe("build-image", () => {
     expect(audit.records.at(-1)).toMatchObject({ action: "image.build", outcome: "failure" });
   });
 
+  it("fails an image name longer than a registry takes (255 characters) before building, not at the push after it", async () => {
+    const long = `registry.example.com/flightjs/${"a".repeat(226)}`;
+    expect(long).toHaveLength(256);
+    build.manifests.text = MANIFEST.replace("registry.example.com/flightjs/flight-management", long);
+    expect(await buildImage(build, request())).toEqual({
+      kind: "failed",
+      reason:
+        "kubler.yaml: image.name is 256 characters long: an image repository's name, registry included, is at most 255",
+    });
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+    expect(publisher.entries).toMatchObject([{ detailType: "Build Finished", detail: { status: "failed" } }]);
+    // 255 builds.
+    build.manifests.text = MANIFEST.replace(
+      "registry.example.com/flightjs/flight-management",
+      long.slice(0, 255),
+    );
+    expect((await buildImage(build, request())).kind).toBe("created");
+  });
+
   it("builds a commit of a SHA-256 repository, whose 64-character SHA cannot be a label value", async () => {
     // GitLab's SHA-256 repositories (the catalog accepts 64 hex digits): a label value holds 63.
     const sha256 = "a".repeat(64);
