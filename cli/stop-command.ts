@@ -20,16 +20,12 @@ import {
   STOP_REASONS,
   validateDetail,
 } from "../shared/domain/catalog.js";
-import {
-  heldByAnother,
-  type ManagedEnvironment,
-  namespaceFor,
-  readEnvironment,
-} from "../shared/domain/environment.js";
+import { heldByAnother, type ManagedEnvironment, readEnvironment } from "../shared/domain/environment.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
 import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
+import { resolveEnvironmentNamespace } from "../shared/services/resolve-environment-namespace.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
 import type { CommandContext } from "./environment-commands.js";
 import { gitlabIdFlag } from "./gitlab-id-flag.js";
@@ -113,6 +109,7 @@ export async function runStopCommand(args: string[], io: StopCommandIo): Promise
     environment: found.environment,
     reason: request.reason,
   });
+  if (found.resolved) context.print(`Namespace ${found.namespace}: ${found.resolved}.`);
   if (found.terminating) context.print(`Namespace ${found.namespace} is already being deleted.`);
   return request.aws
     ? stopInAws(context, io, request, request.aws, detail, found)
@@ -180,25 +177,33 @@ interface FoundEnvironment {
   instance: string;
   environment: string;
   terminating: boolean;
+  /** Why the namespace is not the one the project path names (a renamed or moved project), or null. */
+  resolved: string | null;
 }
 
 /**
  * The environment's namespace on the cluster (its name follows from the project path and the
- * environment's), checked against what the operator said; the values the stop needs come from it.
+ * environment's, or, for a project renamed or moved since, from the path it had then: found by
+ * `--project-id` and `--instance`), checked against what the operator said; the values the stop
+ * needs come from it.
  */
 async function findEnvironment(context: CommandContext, request: StopRequest): Promise<FoundEnvironment> {
   const { onCommandCluster } = await import("./environment-commands.js");
-  const namespace = namespaceFor(request.projectPath, request.environment);
-  const { object, label } = await onCommandCluster(context.config, async ({ cluster, label }) => ({
-    object: await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace }),
+  const { resolved, label } = await onCommandCluster(context.config, async ({ cluster, label }) => ({
+    resolved: await resolveEnvironmentNamespace(cluster, request),
     label,
   }));
+  const { namespace, object } = resolved;
   // Not a ConfigError: nothing is misconfigured, there is nothing of Kubler's to stop.
   const refuse = (why: string) =>
     new Error(`not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`);
   if (!object) {
+    const renamed =
+      request.projectId === null || request.instance === null
+        ? "; a project renamed or moved since keeps its environments' namespaces under the names from its earlier path: give --project-id N and --instance URL to find them (`npx kubler environments --json` lists both), or that path"
+        : "";
     throw refuse(
-      `Kubler manages no such environment on ${label} (no namespace ${namespace}); \`npx kubler environments\` lists those it does`,
+      `Kubler manages no such environment on ${label} (no namespace ${namespace}${request.projectId !== null && request.instance !== null ? ` and none labelled for project ${request.projectId} at ${request.instance}` : ""}); \`npx kubler environments\` lists those it does${renamed}`,
     );
   }
   const read = readEnvironment(object);
@@ -209,7 +214,8 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
   // As cleanup checks it (heldByAnother): a namespace from before the name annotation has the slug.
   if (heldByAnother(namespace, e.environment, request.environment))
     throw mismatch("environment", request.environment, e.environment);
-  if (e.projectPath !== null && e.projectPath !== request.projectPath)
+  // Found by identity, it records the path the project had when last deployed: not this one.
+  if (resolved.via === "path" && e.projectPath !== null && e.projectPath !== request.projectPath)
     throw mismatch("project", request.projectPath, e.projectPath);
   if (request.projectId !== null && e.projectId !== request.projectId)
     throw mismatch("project id", request.projectId, e.projectId);
@@ -229,6 +235,7 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
     // The name cleanup finds the namespace by: the slug alone would name another.
     environment: request.environment,
     terminating: e.terminating,
+    resolved: resolved.reason,
   };
 }
 

@@ -10,13 +10,13 @@ import {
   heldByAnother,
   isExpired,
   type ManagedEnvironment,
-  namespaceFor,
   readEnvironment,
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { isRefusedByStop } from "../domain/plan-steps.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
 import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
+import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
 
 const FN = "cleanup-environments";
@@ -47,15 +47,24 @@ export async function stopEnvironment(
   detail: Detail<"Environment Stop Requested">,
   publishedAt: Date | null = null,
 ): Promise<StopOutcome> {
-  const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
+  // A renamed or moved project's environment keeps the namespace named from its earlier path.
+  const resolved = await resolveEnvironmentNamespace(deps.cluster, {
+    ...detail.gitlab,
+    environment: detail.environment,
+  });
+  const { namespace, object } = resolved;
   const audit = createStepAudit(deps, {
     fn: FN,
     action: "environment.stop",
     trigger: "Environment Stop Requested",
     detail,
-    subject: { environment: detail.environment, namespace, stopReason: detail.reason },
+    subject: {
+      environment: detail.environment,
+      namespace,
+      stopReason: detail.reason,
+      ...(resolved.reason ? { namespaceResolved: resolved.reason } : {}),
+    },
   });
-  const object = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
   if (object) {
     const read = readEnvironment(object);
     if (read.kind !== "managed") {

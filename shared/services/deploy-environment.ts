@@ -24,7 +24,6 @@ import {
   heldByAnother,
   isStaleDeploy,
   type ManagedEnvironment,
-  namespaceFor,
   type PodSecurityLevel,
   readEnvironment,
 } from "../domain/environment.js";
@@ -56,6 +55,7 @@ import {
   saveLastGood,
 } from "./last-good-record.js";
 import { pruneNote, pruneRevision, type Removal, removeAdded, unprunedKinds } from "./remove-objects.js";
+import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
@@ -106,13 +106,24 @@ export async function deployEnvironment(
   trigger: DeployTrigger,
 ): Promise<DeployOutcome> {
   const { detail } = trigger;
-  const namespace = namespaceFor(detail.gitlab.projectPath, detail.environment);
+  // A renamed or moved project deploys on in the namespace named from its earlier path (a namespace
+  // keeps its name); the namespace's project-path annotation is brought up to date by the write below.
+  const resolved = await resolveEnvironmentNamespace(deps.cluster, {
+    ...detail.gitlab,
+    environment: detail.environment,
+  });
+  const { namespace } = resolved;
   const audit = createStepAudit(deps, {
     fn: FN,
     action: "environment.deploy",
     trigger: trigger.detailType,
     detail,
-    subject: { environment: detail.environment, namespace, sha: detail.sha },
+    subject: {
+      environment: detail.environment,
+      namespace,
+      sha: detail.sha,
+      ...(resolved.reason ? { namespaceResolved: resolved.reason } : {}),
+    },
   });
   /** Why deploy.url was not filled in, once the manifest is read. */
   let urlProblem: string | null = null;

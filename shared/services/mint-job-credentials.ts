@@ -25,6 +25,7 @@ import {
   recordedEnvironment,
 } from "../domain/environment.js";
 import { type JobClaims, jobProject } from "../domain/job-claims.js";
+import type { KubeObject } from "../domain/kube-object.js";
 import {
   buildAssumeRoleRequest,
   ExpiredTokenError,
@@ -51,6 +52,7 @@ import type {
   IdGenerator,
   IdTokenVerifier,
 } from "../ports.js";
+import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 
 export const FUNCTION_NAME = "job-credentials";
 export const AUDIT_ACTION = "credentials.issue";
@@ -157,7 +159,12 @@ export async function mintJobCredentials(
   try {
     decision = decideCredentials(deps.policy, claims, request.environment);
     if (!decision.allowed) throw new PolicyDeniedError(decision.reason, decision.auditReason);
-    const { issued, omittedTags } = await issue(deps, claims, decision, request.format);
+    const placed = await environmentNamespace(deps, claims, decision);
+    if (placed) {
+      decision = { ...decision, namespace: placed.namespace };
+      audit.namespaceResolved = placed.reason;
+    }
+    const { issued, omittedTags } = await issue(deps, claims, decision, request.format, placed);
     await audit.allow(decision, issued, omittedTags);
     return issued;
   } catch (error) {
@@ -206,11 +213,36 @@ export async function auditBadRequest(
   });
 }
 
+/**
+ * The environment's namespace of a rule with `namespace: environment`, found as deploy and stop
+ * find it: a renamed or moved project's token names its new path, its namespace keeps the name from
+ * the old one. The fast path is the one GET the namespace check made anyway; only when that name is
+ * not the environment's does one label-selected list follow. Null: the rule names its namespace.
+ */
+async function environmentNamespace(
+  deps: MintJobCredentialsDeps,
+  claims: JobClaims,
+  decision: Extract<Decision, { allowed: true }>,
+): Promise<{ namespace: string; object: KubeObject | null; reason: string | null } | null> {
+  const { rule, environment } = decision;
+  if (!deps.cluster || rule.kubernetes?.namespace !== ENVIRONMENT_NAMESPACE || environment === null)
+    return null;
+  const project = jobProject(claims);
+  return resolveEnvironmentNamespace(deps.cluster, {
+    instance: claims.iss,
+    projectId: /^\d{1,15}$/.test(project.id) ? Number(project.id) : null,
+    projectPath: project.path,
+    environment,
+  });
+}
+
 async function issue(
   deps: MintJobCredentialsDeps,
   claims: JobClaims,
   decision: Extract<Decision, { allowed: true }>,
   format: CredentialsFormat,
+  /** The namespace as the lookup read it (null: absent); not given: read by the check. */
+  placed: { object: KubeObject | null } | null,
 ): Promise<{ issued: IssuedCredentials; omittedTags: OmittedTag[] }> {
   const { rule, environment, namespace } = decision;
   if (format === "kubeconfig" && !rule.kubernetes) {
@@ -233,7 +265,7 @@ async function issue(
   if (cluster && rule.kubernetes && namespace) {
     // The environment's own namespace (namespace: environment) is checked to be that environment's.
     const held = rule.kubernetes.namespace === ENVIRONMENT_NAMESPACE ? environment : null;
-    await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id, held);
+    await checkNamespace(cluster, namespace, rule.kubernetes.role, jobProject(claims).id, held, placed);
   }
   let aws: IssuedCredentials["aws"] = null;
   let omittedTags: OmittedTag[] = [];
@@ -308,8 +340,11 @@ async function checkNamespace(
   role: string,
   projectId: string,
   environment: string | null,
+  read: { object: KubeObject | null } | null,
 ): Promise<void> {
-  const object = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  const object = read
+    ? read.object
+    : await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
   if (!object) {
     throw new ForbiddenError(
       `namespace ${namespace} does not exist: Kubler creates an environment's namespace when it first deploys it`,
@@ -449,6 +484,9 @@ function callerUnknownRecord(
 
 /** The audit line and archive event of one verified job's request. */
 class JobAudit {
+  /** Why the environment's namespace is not the name from the token's project path (a renamed project). */
+  namespaceResolved: string | null = null;
+
   constructor(
     private readonly deps: MintJobCredentialsDeps,
     private readonly claims: JobClaims,
@@ -526,6 +564,7 @@ class JobAudit {
         project: project.path,
         projectId: project.id,
         ...subject,
+        ...(this.namespaceResolved ? { namespaceResolved: this.namespaceResolved } : {}),
         jti: this.claims.jti,
         claims,
       },

@@ -638,10 +638,39 @@ describe("stopEnvironment", () => {
         const outcome = await stopEnvironment(deps, detail);
 
         const after = namespaces();
+        // The event's own environment under the name of its project's earlier path (the project was
+        // renamed): a namespace recording its project id, instance and full environment name, which
+        // bystanders and earlier runs' namespaces may. Looked for when nothing of its own is at `name`.
+        const lookedFor = kind !== "owned" && kind !== "malformed-expiry";
+        const recordsEvent = ({ metadata: { name: key, labels = {}, annotations = {} } }: KubeObject) =>
+          lookedFor &&
+          key !== name &&
+          labels[LABEL.MANAGED_BY] === "kubler" &&
+          labels[LABEL.PROJECT_ID] === String(id) &&
+          annotations[ANNOTATION.ENVIRONMENT_NAME] === detail.environment &&
+          annotations[ANNOTATION.INSTANCE] === detail.gitlab.instance.replace(/\/+$/, "");
+        const candidates = [...before.values()].filter(recordsEvent);
+        const earlier = candidates
+          .filter((ns) => !ns.metadata.deletionTimestamp)
+          .map((ns) => ns.metadata.name);
         for (const [key, ns] of before) {
           if (ns.metadata.deletionTimestamp) continue; // an earlier run's deletion, still finalizing
-          const mayGo = kind === "owned" && key === name;
+          const mayGo =
+            (kind === "owned" && key === name) ||
+            (earlier.length > 0 && key === outcome.namespace && outcome.kind === "deleted");
           if (!mayGo) expect(after.get(key), `${key} was touched`).toEqual(ns);
+        }
+        if (earlier.length > 0) {
+          // Deleted, or refused or ignored on the checks made at a computed name (malformed, not expired…).
+          expect(earlier).toContain(outcome.namespace);
+          expect(outcome.kind).not.toBe("already_gone");
+          return;
+        }
+        if (outcome.namespace !== name) {
+          // Only an earlier run's namespace of this identity, still finalizing: not deleted again.
+          expect(candidates.map((ns) => ns.metadata.name)).toContain(outcome.namespace);
+          expect(outcome.kind).toBe("already_gone");
+          return;
         }
         const deleted = kind === "owned" && (detail.reason !== "expired" || expired);
         expect(outcome.kind).toBe(
