@@ -300,8 +300,12 @@ export interface ManifestSource {
  * const stoppedAt = await stops.stoppedAt(environmentStopKey(gitlab, "review/x")); // Date | null
  */
 export interface EnvironmentStops {
-  /** Records a stop as of `factAt` for `ttlSeconds`; a stop as of an earlier fact never replaces a later one. */
-  record(key: string, factAt: Date, ttlSeconds: number): Promise<void>;
+  /**
+   * Records a stop as of `factAt`, kept for `ttlSeconds` from `factAt` (not from when it is written: a
+   * record redriven late must not outlive a later fact's record, say a reopen after a close), or
+   * forever when null. A stop as of an earlier fact never replaces a later one.
+   */
+  record(key: string, factAt: Date, ttlSeconds: number | null): Promise<void>;
   /** The fact time of the latest recorded stop, or null when there is none (or it expired). */
   stoppedAt(key: string): Promise<Date | null>;
 }

@@ -1,6 +1,6 @@
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type { Clock, EnvironmentStops } from "../ports.js";
-import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "./dynamodb-dedupe-store.js";
+import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE, expiresAtSeconds } from "./dynamodb-dedupe-store.js";
 
 /** The stop's GitLab fact time, epoch milliseconds. */
 export const STOP_FACT_AT_ATTRIBUTE = "factAt";
@@ -13,7 +13,9 @@ export interface DynamoDbEnvironmentStopsOptions {
 
 /**
  * Stop records in the dedupe table, beside the delivery keys: same key and TTL attributes, so the
- * table's TTL removes them too.
+ * table's TTL removes them too. The expiry is counted from the fact recorded, not from the write, so
+ * that of two facts kept as long, the later one's record is the one that lasts (a close redriven
+ * days late must not outlive a later reopen); a record kept forever has no TTL attribute.
  *
  * @example
  * const stops = new DynamoDbEnvironmentStops({ client: new DynamoDBClient({}), tableName, clock });
@@ -29,24 +31,27 @@ export class DynamoDbEnvironmentStops implements EnvironmentStops {
     this.#clock = options.clock;
   }
 
-  async record(key: string, factAt: Date, ttlSeconds: number): Promise<void> {
-    const now = Math.floor(this.#clock.now().getTime() / 1000);
+  async record(key: string, factAt: Date, ttlSeconds: number | null): Promise<void> {
+    const at = factAt.getTime();
     try {
       await this.#client.send(
         new PutItemCommand({
           TableName: this.#tableName,
           Item: {
             [DEDUPE_PARTITION_KEY]: { S: key },
-            [DEDUPE_TTL_ATTRIBUTE]: { N: String(now + Math.ceil(ttlSeconds)) },
-            [STOP_FACT_AT_ATTRIBUTE]: { N: String(factAt.getTime()) },
+            ...(ttlSeconds !== null && {
+              [DEDUPE_TTL_ATTRIBUTE]: { N: String(expiresAtSeconds(at, ttlSeconds)) },
+            }),
+            [STOP_FACT_AT_ATTRIBUTE]: { N: String(at) },
           },
           // Stops arrive out of order too: the later fact wins. An expired record lingers until
-          // TTL deletion gets to it, and counts as absent.
-          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #at <= :at OR #exp < :now`,
+          // TTL deletion gets to it, and counts as absent (its whole-second expiry reached:
+          // floor(now) >= it). A record without the attribute never expires.
+          ConditionExpression: `attribute_not_exists(${DEDUPE_PARTITION_KEY}) OR #at <= :at OR #exp <= :now`,
           ExpressionAttributeNames: { "#at": STOP_FACT_AT_ATTRIBUTE, "#exp": DEDUPE_TTL_ATTRIBUTE },
           ExpressionAttributeValues: {
-            ":at": { N: String(factAt.getTime()) },
-            ":now": { N: String(now) },
+            ":at": { N: String(at) },
+            ":now": { N: String(Math.floor(this.#clock.now().getTime() / 1000)) },
           },
         }),
       );
@@ -66,8 +71,14 @@ export class DynamoDbEnvironmentStops implements EnvironmentStops {
       }),
     );
     const at = Number(Item?.[STOP_FACT_AT_ATTRIBUTE]?.N);
-    const expires = Number(Item?.[DEDUPE_TTL_ATTRIBUTE]?.N);
-    if (!Number.isFinite(at) || expires < this.#clock.now().getTime() / 1000) return null;
+    const expires = Item?.[DEDUPE_TTL_ATTRIBUTE]?.N;
+    // Expired once the clock reaches its whole second, as the condition in `record` counts it.
+    if (
+      !Number.isFinite(at) ||
+      (expires !== undefined && Number(expires) * 1000 <= this.#clock.now().getTime())
+    ) {
+      return null;
+    }
     return new Date(at);
   }
 }

@@ -2,7 +2,9 @@ import type { Clock, EnvironmentStops } from "../ports.js";
 
 /**
  * The local runtime's `EnvironmentStops`: key → (fact time, expiry), one instance shared by
- * plan-steps and deploy-environment.
+ * plan-steps and deploy-environment. Expiries as the DynamoDB adapter's
+ * (test/integration/environment-stops-contract.test.ts): counted from the fact, ending at the whole
+ * second; a record kept forever never expires.
  *
  * @example
  * const stops = new MemoryEnvironmentStops(systemClock);
@@ -12,11 +14,14 @@ export class MemoryEnvironmentStops implements EnvironmentStops {
 
   constructor(private readonly clock: Clock) {}
 
-  async record(key: string, factAt: Date, ttlSeconds: number): Promise<void> {
+  async record(key: string, factAt: Date, ttlSeconds: number | null): Promise<void> {
     const now = this.clock.now().getTime();
     const held = this.#stops.get(key);
     if (held && held.expires > now && held.at > factAt.getTime()) return;
-    this.#stops.set(key, { at: factAt.getTime(), expires: now + ttlSeconds * 1000 });
+    const at = factAt.getTime();
+    const expires =
+      ttlSeconds === null ? Number.POSITIVE_INFINITY : Math.ceil((at + ttlSeconds * 1000) / 1000) * 1000;
+    this.#stops.set(key, { at, expires });
   }
 
   async stoppedAt(key: string): Promise<Date | null> {
