@@ -62,10 +62,20 @@ export const FACT_LEASE_SECONDS = 60;
  */
 export const STEP_TTL_SECONDS = 3_600;
 /**
- * How long a stop refuses what GitLab sent before it: longer than a build runs plus EventBridge's
- * 24 h of retries, with room for a dead letter redriven by hand.
+ * How long a stop refuses what GitLab sent before it, counted from the stop's GitLab time (the stores
+ * count from the fact, not the write): longer than a build runs plus EventBridge's 24 h of retries,
+ * with room for a dead letter redriven by hand. Only what was sent before the stop is refused, so a
+ * fact this old is all it has to outlast.
  */
 export const STOP_RECORD_TTL_SECONDS = 7 * 86_400;
+/**
+ * How long a merge, close or reopen is remembered: for good (null). These refuse a merge request's
+ * pipelines and updates whatever their time, so any expiry would let a closed or merged MR's
+ * pipeline that runs later (retried, or held back in GitLab's queue) deploy its environment again,
+ * and an environment may live forever (`ttl: never`). A close is undone only by a later reopen, which
+ * must then be remembered as long. Three small items at most per merge request, never deleted.
+ */
+export const MERGE_REQUEST_RECORD_TTL_SECONDS = null;
 
 export interface PlanStepsDeps {
   /** Its default branch's kubler.yaml too: where the environment rules come from. */
@@ -423,7 +433,7 @@ async function rememberMergeRequestState(
   const state = MERGE_REQUEST_STATES.get(fact.detail.action ?? "");
   if (state === undefined) return;
   const key = mergeRequestStateKey(fact.detail.gitlab, fact.detail.iid, state);
-  await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
+  await deps.stops.record(key, factAt ?? deps.clock.now(), MERGE_REQUEST_RECORD_TTL_SECONDS);
 }
 
 const MERGE_REQUEST_STATES: ReadonlyMap<string, MergeRequestState> = new Map([
