@@ -70,6 +70,11 @@ const MergeRequestDetail = v.object({
   lastCommitSha: NullableSha,
   /** Present on an `update` that added commits: the previous head. */
   oldrev: NullableSha,
+  /**
+   * GitLab's `object_attributes.updated_at` (RFC 3339): when GitLab changed the merge request, by its
+   * own clock. Absent from facts published before it was carried, null when GitLab sent none.
+   */
+  updatedAt: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time")))),
   url: v.nullable(v.string()),
   user: Username,
 });
@@ -156,6 +161,16 @@ const step = {
   ttl: v.optional(v.nullable(Name)),
   /** The GitLab user whose push, merge request or pipeline this step comes from: who deployed. */
   user: v.optional(Username),
+  /**
+   * The commit the push or merge request update started from (the push's `before`, the update's
+   * `oldrev`): a deploy of this commit is older than this step's. Absent or null: not known.
+   */
+  previousSha: v.optional(NullableSha),
+  /**
+   * When GitLab itself says the fact happened (a merge request's `updated_at`): unlike `factAt`, not
+   * changed by the order GitLab's queue delivers in. Absent or null: GitLab sends none (pushes).
+   */
+  gitlabAt: FactAt,
 };
 
 const BuildRequestedDetail = v.object(step);
@@ -283,6 +298,7 @@ export type StepFields = Detail<"Build Requested">;
  */
 export function stepFieldsOf(detail: StepFields): StepFields {
   const { correlationId, gitlab, environment, sha, ref, pipelineId, mrIid, user, factAt, ttl } = detail;
+  const { previousSha, gitlabAt } = detail;
   return {
     correlationId,
     gitlab,
@@ -294,6 +310,8 @@ export function stepFieldsOf(detail: StepFields): StepFields {
     ...(user !== undefined ? { user } : {}),
     ...(factAt !== undefined ? { factAt } : {}),
     ...(ttl !== undefined ? { ttl } : {}),
+    ...(previousSha !== undefined ? { previousSha } : {}),
+    ...(gitlabAt !== undefined ? { gitlabAt } : {}),
   };
 }
 

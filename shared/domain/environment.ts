@@ -34,6 +34,13 @@ export const ANNOTATION = {
    */
   FACT_AT: "kubler.dev/fact-at",
   /**
+   * The commit the last attempted deploy's push or merge request update started from (`previousSha`):
+   * a request for it is older, whenever it arrives. Empty: not known.
+   */
+  PREVIOUS_SHA: "kubler.dev/previous-sha",
+  /** GitLab's own time of the last attempted deploy's fact (a merge request's `updated_at`). Empty: none. */
+  GITLAB_AT: "kubler.dev/gitlab-at",
+  /**
    * The revision last attempted here, with `status` its outcome; differs from `sha`/`pipeline-id`
    * (what runs) after a rollback, so a redelivery of the attempt is known as a repeat.
    */
@@ -198,6 +205,10 @@ export interface ManagedEnvironment {
   deployedAt: Date | null;
   requestedAt: Date | null;
   factAt: Date | null;
+  /** The commit the last attempted revision's push or update started from; null: not known. */
+  previousSha: string | null;
+  /** GitLab's own time of the last attempted revision's fact; null: none. */
+  gitlabAt: Date | null;
   /** The revision last attempted (what runs, on namespaces from before attempts were recorded). */
   attemptedSha: string | null;
   attemptedPipelineId: number | null;
@@ -263,6 +274,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
   const deployedAt = time(ANNOTATION.DEPLOYED_AT);
   const requestedAt = time(ANNOTATION.REQUESTED_AT);
   const factAt = time(ANNOTATION.FACT_AT);
+  const gitlabAt = time(ANNOTATION.GITLAB_AT);
   const rolloutDeadline = time(ANNOTATION.ROLLOUT_DEADLINE);
   const ttl = annotations[ANNOTATION.TTL] || null;
   const enforced = labels[POD_SECURITY_LABEL.ENFORCE];
@@ -288,6 +300,8 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       deployedAt,
       requestedAt,
       factAt,
+      previousSha: annotations[ANNOTATION.PREVIOUS_SHA] || null,
+      gitlabAt,
       attemptedSha: annotations[ANNOTATION.ATTEMPTED_SHA] || annotations[ANNOTATION.SHA] || null,
       attemptedPipelineId:
         annotations[ANNOTATION.ATTEMPTED_SHA] !== undefined
@@ -402,6 +416,9 @@ export interface EnvironmentState {
   requestedAt: Date;
   /** The attempted deploy's GitLab fact time; absent or null: not known. */
   factAt?: Date | null;
+  /** The attempted deploy's `previousSha` and `gitlabAt` (`staleDeployReason`); absent or null: not known. */
+  previousSha?: string | null;
+  gitlabAt?: Date | null;
   /** The revision attempted, when `sha` says what runs after a rollback; absent: `sha`/`pipelineId`. */
   attemptedSha?: string;
   attemptedPipelineId?: number | null;
@@ -465,6 +482,8 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         [ANNOTATION.DEPLOYED_AT]: time(state.deployedAt),
         [ANNOTATION.REQUESTED_AT]: time(state.requestedAt),
         [ANNOTATION.FACT_AT]: time(state.factAt ?? null),
+        [ANNOTATION.PREVIOUS_SHA]: state.previousSha ?? "",
+        [ANNOTATION.GITLAB_AT]: time(state.gitlabAt ?? null),
         [ANNOTATION.ATTEMPTED_SHA]: state.attemptedSha ?? state.sha,
         [ANNOTATION.ATTEMPTED_PIPELINE_ID]: id(
           state.attemptedPipelineId !== undefined ? state.attemptedPipelineId : state.pipelineId,
@@ -481,25 +500,71 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
   };
 }
 
+/** What orders a requested deploy against the last one attempted (`staleDeployReason`). */
+export interface DeployOrder {
+  sha: string;
+  pipelineId: number | null;
+  /** The commit its push or merge request update started from; absent or null: not known. */
+  previousSha?: string | null;
+  /** GitLab's own time of its fact (a merge request's `updated_at`); absent or null: none. */
+  gitlabAt?: Date | null;
+  factAt: Date | null;
+  requestedAt: Date;
+}
+
+type RunningOrder = Pick<
+  ManagedEnvironment,
+  "attemptedSha" | "attemptedPipelineId" | "previousSha" | "gitlabAt" | "factAt" | "requestedAt"
+>;
+
 /**
- * Whether a requested deploy is older than the last one attempted, so it must not replace it: by
- * pipeline id when both have one (GitLab's ids only grow), else by when GitLab's fact behind each
- * reached Kubler (builds finish, and their events arrive, in any order), else (namespaces and events
- * from before fact times were carried) by when each deploy was requested. Equal is not older: GitLab
- * numbers no pushes, and two facts in one second (EventBridge's `time` precision) cannot be ordered.
+ * Why a requested deploy is older than the last one attempted, so it must not replace it, or null
+ * when it is not. GitLab delivers its webhooks from a queue, in either order, and builds finish in
+ * any order, so when each fact reached Kubler (`factAt`) is only the last resort. Best evidence first:
+ * 1. pipeline ids, when both have one (GitLab's ids only grow);
+ * 2. GitLab's own times of the two facts (a merge request's `updated_at`), when both have one and
+ *    they differ (one-second precision);
+ * 3. the commit chain: the attempted revision was pushed on top of the requested one (its
+ *    `previousSha`), or the requested one on top of the attempted one. A force push back to an older
+ *    commit is a new push whose `previousSha` is what runs, so it is newer. When both hold (a push
+ *    there and back, A→B and B→A) the chain cannot tell, and neither can it when they are not linked;
+ * 4. when each fact reached Kubler, else (namespaces and events from before fact times were carried)
+ *    when each deploy was requested. Equal is not older: two facts in one second (EventBridge's
+ *    `time` precision) cannot be ordered.
  *
  * @example
- * isStaleDeploy(running, { pipelineId: 41, factAt, requestedAt }); // true when 42 was attempted
+ * staleDeployReason(running, { sha, pipelineId: null, previousSha: null, gitlabAt: null, factAt, requestedAt });
+ * // "stale: bbbb…, the last attempted, was pushed on top of aaaa…, this one (aaaa…→bbbb…)"
  */
-export function isStaleDeploy(
-  running: Pick<ManagedEnvironment, "attemptedPipelineId" | "factAt" | "requestedAt">,
-  incoming: { pipelineId: number | null; factAt: Date | null; requestedAt: Date },
-): boolean {
+export function staleDeployReason(running: RunningOrder, incoming: DeployOrder): string | null {
   if (running.attemptedPipelineId !== null && incoming.pipelineId !== null) {
-    return incoming.pipelineId < running.attemptedPipelineId;
+    return incoming.pipelineId < running.attemptedPipelineId ? byArrival(running, incoming) : null;
   }
+  const gitlabAt = incoming.gitlabAt ?? null;
+  if (running.gitlabAt !== null && gitlabAt !== null && gitlabAt.getTime() !== running.gitlabAt.getTime()) {
+    return gitlabAt.getTime() < running.gitlabAt.getTime()
+      ? `stale: ${incoming.sha} is from GitLab's change at ${gitlabAt.toISOString()}, before the one (${running.gitlabAt.toISOString()}) of ${running.attemptedSha}, the last attempted${asked(running.factAt)}`
+      : null;
+  }
+  const onTopOfRunning = incoming.previousSha != null && incoming.previousSha === running.attemptedSha;
+  const underRunning = running.previousSha !== null && incoming.sha === running.previousSha;
+  if (underRunning && !onTopOfRunning) {
+    return `stale: ${running.attemptedSha}, the last attempted, was pushed on top of ${incoming.sha}, this one (${running.previousSha}→${running.attemptedSha}${asked(running.factAt)})`;
+  }
+  if (onTopOfRunning && !underRunning) return null;
   if (running.factAt !== null && incoming.factAt !== null) {
-    return incoming.factAt.getTime() < running.factAt.getTime();
+    return incoming.factAt.getTime() < running.factAt.getTime() ? byArrival(running, incoming) : null;
   }
-  return running.requestedAt !== null && incoming.requestedAt.getTime() < running.requestedAt.getTime();
+  return running.requestedAt !== null && incoming.requestedAt.getTime() < running.requestedAt.getTime()
+    ? byArrival(running, incoming)
+    : null;
+}
+
+function asked(at: Date | null): string {
+  return at ? ` asked for at ${at.toISOString()}` : "";
+}
+
+/** By pipeline id, or by when the facts reached Kubler: the reason's wording from before the chain. */
+function byArrival(running: RunningOrder, incoming: DeployOrder): string {
+  return `stale: pipeline ${incoming.pipelineId ?? "?"} (${incoming.sha}${asked(incoming.factAt)}) is older than the last attempted pipeline ${running.attemptedPipelineId ?? "?"} (${running.attemptedSha}${asked(running.factAt)})`;
 }

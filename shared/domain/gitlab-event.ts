@@ -235,6 +235,10 @@ function normalizeMergeRequest({ read, ...ctx }: Context): Normalized {
       lastCommitSha: read.optionalSha("object_attributes.last_commit.id"),
       // Only on an `update` that added commits: the signal that a review app must be rebuilt.
       oldrev: read.optionalSha("object_attributes.oldrev"),
+      // What orders two updates of one merge request that GitLab's queue delivered reversed: set by
+      // GitLab when the update happened, not when it reached Kubler. Unreadable is null, not a 400:
+      // the fact is still good, it is ordered by its arrival then.
+      updatedAt: readGitlabTime(read.get("object_attributes.updated_at")),
       url: read.optionalString("object_attributes.url"),
       user: read.optionalString("user.username"),
     },
@@ -472,6 +476,36 @@ function describeChange(change: "created" | "updated" | "deleted", before: strin
   if (change === "created") return `created at ${shortSha(after)}`;
   if (change === "deleted") return `deleted (was ${shortSha(before)})`;
   return `${shortSha(before)}→${shortSha(after)}`;
+}
+
+/**
+ * GitLab's times as its payloads write them, in UTC: `2026-01-16 05:56:25 UTC` (Ruby's Time#to_s,
+ * newer GitLab), `2013-12-03T17:15:43Z` or with milliseconds (older GitLab, API-style), or with an
+ * offset (`+0200`, `+02:00`). Null for anything else, or a date that does not exist.
+ */
+const GITLAB_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?) ?(Z|UTC|[+-]\d{2}:?\d{2})$/i;
+
+function readGitlabTime(value: unknown): string | null {
+  const match = typeof value === "string" ? GITLAB_TIME.exec(value.trim()) : null;
+  if (!match) return null;
+  const [, day = "", time = "", zone = ""] = match;
+  const offset = /^(z|utc)$/i.test(zone)
+    ? "Z"
+    : zone.includes(":")
+      ? zone
+      : `${zone.slice(0, 3)}:${zone.slice(3)}`;
+  const at = new Date(`${day}T${time}${offset}`);
+  // Date rolls 2026-02-30 over to March: a day that does not exist is no time at all.
+  if (Number.isNaN(at.getTime()) || !sameDay(day, offset, at)) return null;
+  return at.toISOString();
+}
+
+function sameDay(day: string, offset: string, at: Date): boolean {
+  const minutes =
+    offset === "Z"
+      ? 0
+      : (offset[0] === "-" ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
+  return new Date(at.getTime() + minutes * 60_000).toISOString().slice(0, 10) === day;
 }
 
 function readShaFromCommitUrl(value: unknown): string | null {

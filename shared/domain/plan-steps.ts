@@ -172,6 +172,10 @@ interface Target {
   mrIid: number | null;
   /** The matched rule's TTL (null: the rule sets none); a stop has no TTL to carry. */
   ttl?: string | null;
+  /** The commit the push or update started from, when it is one (`staleDeployReason`'s chain). */
+  previousSha?: string | null;
+  /** GitLab's own time of the fact, when its payload has one (a merge request's `updated_at`). */
+  gitlabAt?: string | null;
 }
 
 function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, sha: string): Plan {
@@ -189,6 +193,10 @@ function planMergeRequest(mr: Fact<"Merge Request">, manifest: KublerManifest, s
     pipelineId: null,
     mrIid: mr.iid,
     ttl: rule.ttl ?? null,
+    // Only an update with new commits has `oldrev` (an open or reopen has none): the push's `before`.
+    previousSha: mr.oldrev,
+    // `??`: a detail from before `updatedAt` was carried has none.
+    gitlabAt: mr.updatedAt ?? null,
   };
   if (mr.sourceProjectId !== null && mr.sourceProjectId !== mr.gitlab.projectId) {
     // A fork's commits would run with this project's build credentials and land in its cluster. Its
@@ -226,7 +234,14 @@ function planPush(push: Fact<"Push">, manifest: KublerManifest): Plan {
   const environment = environmentName(rule, { branch: push.branch });
   if (environment.kind === "ignored") return environment;
   return buildPlan(
-    { ...refTarget(push, environment.name, push.after, push.branch), ttl: rule.ttl ?? null },
+    {
+      ...refTarget(push, environment.name, push.after, push.branch),
+      ttl: rule.ttl ?? null,
+      // A created branch's `before` is all zeros: no commit it came from. A push has no time of
+      // GitLab's own, and its commits' timestamps are their authors' (kept by a rebase, older after a
+      // force push back), so the chain is all that orders two pushes delivered reversed.
+      previousSha: push.change === "updated" ? push.before : null,
+    },
     manifest,
     `push to ${push.branch}`,
   );
@@ -390,6 +405,9 @@ function stepDetail(target: Target): Detail<"Build Requested"> {
     pipelineId: target.pipelineId,
     mrIid: target.mrIid,
     ttl: target.ttl ?? null,
+    // Only when known: a step without them is the same as one published before they were carried.
+    ...(target.previousSha ? { previousSha: target.previousSha } : {}),
+    ...(target.gitlabAt ? { gitlabAt: target.gitlabAt } : {}),
   };
 }
 
@@ -452,12 +470,22 @@ export function matchesGlob(glob: string, value: string): boolean {
 /**
  * The key under which a step is remembered, so a second delivery of the same change (GitLab sends
  * two MR events for one push; old GitLab resends without an idempotency key) plans nothing new.
+ * A step whose push or update started from a known commit (`previousSha`) is keyed by it too: a force
+ * push back to a commit built minutes ago (A, then B, then back to A) is a new change, not a second
+ * delivery of the first push to A, and must be built and deployed again, over B.
  *
  * @example
  * stepKey("Build Requested", gitlab, "review/feature-x", sha); // "plan/https://gitlab.example.com/15/review/feature-x/Build Requested/e59094b…"
  */
-export function stepKey(type: StepType, gitlab: GitlabRef, environment: string, sha: string): string {
-  return `plan/${gitlab.instance}/${gitlab.projectId}/${environment}/${type}/${sha}`;
+export function stepKey(
+  type: StepType,
+  gitlab: GitlabRef,
+  environment: string,
+  sha: string,
+  previousSha: string | null = null,
+): string {
+  const key = `plan/${gitlab.instance}/${gitlab.projectId}/${environment}/${type}/${sha}`;
+  return previousSha ? `${key}/from/${previousSha}` : key;
 }
 
 /**
@@ -514,7 +542,7 @@ export function mergeRequestEnded(
  * isRefusedByStop(new Date("2026-11-21T10:00:00Z"), new Date("2026-11-21T10:01:00Z")); // true
  */
 export function isRefusedByStop(factAt: Date, stoppedAt: Date): boolean {
-  // A tie goes to the stop, unlike isStaleDeploy's: fact times have one-second precision, and an MR
+  // A tie goes to the stop, unlike staleDeployReason's: fact times have one-second precision, and an MR
   // update delivered in its merge's second must not bring the environment back, while a reopen in
   // the very second of its close is rare, and reopening or pushing again brings it back.
   return factAt.getTime() <= stoppedAt.getTime();

@@ -22,10 +22,10 @@ import {
   environmentSlug,
   fillEnvironmentUrl,
   heldByAnother,
-  isStaleDeploy,
   type ManagedEnvironment,
   type PodSecurityLevel,
   readEnvironment,
+  staleDeployReason,
 } from "../domain/environment.js";
 import { type KubeObject, writtenOver } from "../domain/kube-object.js";
 import {
@@ -179,6 +179,12 @@ export async function deployEnvironment(
 
   // Events published before fact times were carried cannot be ordered against a stop: they go ahead.
   const factAt = detail.factAt ? new Date(detail.factAt) : null;
+  const order = {
+    sha: detail.sha,
+    pipelineId: detail.pipelineId,
+    previousSha: detail.previousSha ?? null,
+    gitlabAt: detail.gitlabAt ? new Date(detail.gitlabAt) : null,
+  };
   const stoppedAt =
     factAt && (await deps.stops.stoppedAt(environmentStopKey(detail.gitlab, detail.environment)));
   if (stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
@@ -209,11 +215,8 @@ export async function deployEnvironment(
       throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);
     }
     running = read.environment;
-    if (isStaleDeploy(running, { pipelineId: detail.pipelineId, factAt, requestedAt: trigger.time })) {
-      return supersede(
-        `stale: pipeline ${detail.pipelineId ?? "?"} (${detail.sha}${factAt ? ` asked for at ${factAt.toISOString()}` : ""}) is older than the last attempted pipeline ${running.attemptedPipelineId ?? "?"} (${running.attemptedSha}${running.factAt ? ` asked for at ${running.factAt.toISOString()}` : ""})`,
-      );
-    }
+    const stale = staleDeployReason(running, { ...order, factAt, requestedAt: trigger.time });
+    if (stale) return supersede(stale);
     // The attempt already finished, and did not succeed (a redelivery after a rollback): applying the
     // broken revision again would roll back again. Its outcome is published again instead, as a
     // repeat of a success is (the first publish may be what failed). Only a redelivery carries the
@@ -258,6 +261,14 @@ export async function deployEnvironment(
     deployedAt: redeploy ? (running?.deployedAt ?? null) : null,
     requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
     factAt: factAt ?? running?.factAt ?? null,
+    // What orders the next request against this one; the same commit asked for again without them
+    // (an event from before they were carried) keeps what was known of it.
+    ...(running?.attemptedSha === detail.sha
+      ? {
+          previousSha: order.previousSha ?? running.previousSha,
+          gitlabAt: order.gitlabAt ?? running.gitlabAt,
+        }
+      : { previousSha: order.previousSha, gitlabAt: order.gitlabAt }),
     attemptedSha: detail.sha,
     attemptedPipelineId: detail.pipelineId,
     status: redeploy ? "succeeded" : "deploying",

@@ -330,7 +330,8 @@ export function isAuditedPlanFailure(error: unknown): boolean {
 }
 
 /**
- * A stop makes the next build of the same commit a new step again (close, then reopen), and back.
+ * A stop makes the next build of the same commit a new step again (close, then reopen), and back;
+ * a push from A to B makes the next one from B to A new again.
  * Best effort, never throws: a key left claimed expires after `STEP_TTL_SECONDS`; until then the
  * undone step counts as a duplicate, which the caller audits with the keys and reason returned.
  */
@@ -338,11 +339,18 @@ async function releaseUndoneSteps(
   deps: Pick<PlanStepsDeps, "dedupe">,
   fresh: readonly PlannedStep[],
 ): Promise<{ reason: string; keys: (string | undefined)[] } | null> {
-  const keys = fresh.flatMap((step) =>
-    STEPS_UNDONE_BY[step.entry.detailType].map((undone) =>
-      stepKey(undone, step.entry.detail.gitlab, step.entry.detail.environment, step.sha),
-    ),
-  );
+  const keys = fresh.flatMap((step) => {
+    const { detailType, detail } = step.entry;
+    const undone = STEPS_UNDONE_BY[detailType].map((type) =>
+      stepKey(type, detail.gitlab, detail.environment, step.sha),
+    );
+    // A push from A to B undoes one from B to A (a force push back and forth): the next push from B
+    // back to A is a new change, not a second delivery of the first.
+    const previousSha = "previousSha" in detail ? detail.previousSha : null;
+    return previousSha
+      ? [...undone, stepKey(detailType, detail.gitlab, detail.environment, previousSha, step.sha)]
+      : undone;
+  });
   const results = await Promise.allSettled(keys.map((key) => deps.dedupe.release(key)));
   const failed = results.flatMap((result, index) =>
     result.status === "rejected" ? [{ key: keys[index], error: result.reason as unknown }] : [],
@@ -507,7 +515,8 @@ async function readManifest(
 
 function keyOf(step: PlannedStep): string {
   const { detailType, detail } = step.entry;
-  return stepKey(detailType, detail.gitlab, detail.environment, step.sha);
+  const previousSha = "previousSha" in detail ? (detail.previousSha ?? null) : null;
+  return stepKey(detailType, detail.gitlab, detail.environment, step.sha, previousSha);
 }
 
 function describe(steps: readonly PlannedStep[]): string {

@@ -312,6 +312,9 @@ function markedFailed(
     deployedAt: environment.deployedAt,
     requestedAt: environment.requestedAt ?? deps.clock.now(),
     factAt: environment.factAt,
+    // Carried over, like the fact time: what the next deploy of the environment is ordered by.
+    previousSha: environment.previousSha,
+    gitlabAt: environment.gitlabAt,
     attemptedSha: environment.attemptedSha ?? environment.sha,
     attemptedPipelineId: environment.attemptedPipelineId,
     status: "failed",

@@ -183,6 +183,9 @@ describe("deployEnvironment", () => {
       "kubler.dev/deployed-at": expect.stringMatching(/^2026-11-21T10:00:\d\d\.\d{3}Z$/),
       "kubler.dev/requested-at": "2026-11-21T10:00:00.000Z",
       "kubler.dev/fact-at": "",
+      // What the request did not carry (no push or update it came from, no time of GitLab's own).
+      "kubler.dev/previous-sha": "",
+      "kubler.dev/gitlab-at": "",
       "kubler.dev/attempted-sha": SHA_1,
       "kubler.dev/attempted-pipeline-id": "100",
       "kubler.dev/status": "succeeded",

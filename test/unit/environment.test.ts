@@ -6,10 +6,10 @@ import {
   environmentSlug,
   fillEnvironmentUrl,
   isExpired,
-  isStaleDeploy,
   LABEL,
   namespaceFor,
   readEnvironment,
+  staleDeployReason,
 } from "../../shared/domain/environment.js";
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -186,48 +186,134 @@ describe("the namespace contract", () => {
   });
 });
 
-describe("isStaleDeploy", () => {
+describe("staleDeployReason", () => {
   const at = (s: string) => new Date(s);
-  const none = { factAt: null };
-  it("compares pipeline ids when both have one", () => {
-    const running = { attemptedPipelineId: 42, factAt: null, requestedAt: at("2026-11-21T10:00:00Z") };
-    expect(isStaleDeploy(running, { ...none, pipelineId: 41, requestedAt: at("2026-11-21T11:00:00Z") })).toBe(
-      true,
-    );
-    expect(isStaleDeploy(running, { ...none, pipelineId: 42, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(
-      false,
-    );
-    expect(isStaleDeploy(running, { ...none, pipelineId: 43, requestedAt: at("2026-11-21T09:00:00Z") })).toBe(
-      false,
-    );
+  const [X, A, B, C] = ["0", "a", "b", "c"].map((c) => c.repeat(40)) as [string, string, string, string];
+  /** What a namespace records of the last attempted deploy: nothing but its sha unless told. */
+  const attempted = (overrides: Partial<Parameters<typeof staleDeployReason>[0]> = {}) => ({
+    attemptedSha: B,
+    attemptedPipelineId: null,
+    previousSha: null,
+    gitlabAt: null,
+    factAt: null,
+    requestedAt: at("2026-11-21T10:00:00Z"),
+    ...overrides,
   });
-  it("compares GitLab's fact times, not when the deploys were requested (builds finish in any order)", () => {
-    const running = {
-      attemptedPipelineId: null,
+  const request = (overrides: Partial<Parameters<typeof staleDeployReason>[1]> = {}) => ({
+    sha: A,
+    pipelineId: null,
+    factAt: null,
+    requestedAt: at("2026-11-21T10:00:00Z"),
+    ...overrides,
+  });
+
+  it("compares pipeline ids when both have one", () => {
+    const running = attempted({ attemptedPipelineId: 42 });
+    expect(
+      staleDeployReason(running, request({ pipelineId: 41, requestedAt: at("2026-11-21T11:00:00Z") })),
+    ).toMatch(/^stale: pipeline 41 \(a{40}\) is older than the last attempted pipeline 42 \(b{40}\)$/);
+    expect(
+      staleDeployReason(running, request({ pipelineId: 42, requestedAt: at("2026-11-21T09:00:00Z") })),
+    ).toBe(null);
+    expect(
+      staleDeployReason(running, request({ pipelineId: 43, requestedAt: at("2026-11-21T09:00:00Z") })),
+    ).toBe(null);
+  });
+
+  it("compares the fact times, not when the deploys were requested (builds finish in any order)", () => {
+    const running = attempted({
       factAt: at("2026-11-21T10:03:00Z"),
       requestedAt: at("2026-11-21T10:04:00Z"),
-    };
-    const older = {
-      pipelineId: null,
-      factAt: at("2026-11-21T10:01:00Z"),
-      requestedAt: at("2026-11-21T10:06:00Z"),
-    };
-    expect(isStaleDeploy(running, older)).toBe(true);
-    const newer = {
-      pipelineId: null,
-      factAt: at("2026-11-21T10:05:00Z"),
-      requestedAt: at("2026-11-21T10:04:00Z"),
-    };
-    expect(isStaleDeploy(running, newer)).toBe(false);
+    });
+    const older = request({ factAt: at("2026-11-21T10:01:00Z"), requestedAt: at("2026-11-21T10:06:00Z") });
+    expect(staleDeployReason(running, older)).toMatch(/^stale: /);
+    const newer = request({ factAt: at("2026-11-21T10:05:00Z"), requestedAt: at("2026-11-21T10:04:00Z") });
+    expect(staleDeployReason(running, newer)).toBe(null);
   });
+
   it("falls back to when each was requested", () => {
-    const running = { attemptedPipelineId: null, factAt: null, requestedAt: at("2026-11-21T10:00:00Z") };
-    expect(isStaleDeploy(running, { ...none, pipelineId: 5, requestedAt: at("2026-11-21T09:59:59Z") })).toBe(
-      true,
-    );
+    const running = attempted();
     expect(
-      isStaleDeploy(running, { ...none, pipelineId: null, requestedAt: at("2026-11-21T10:00:01Z") }),
-    ).toBe(false);
+      staleDeployReason(running, request({ pipelineId: 5, requestedAt: at("2026-11-21T09:59:59Z") })),
+    ).toMatch(/^stale: /);
+    expect(staleDeployReason(running, request({ requestedAt: at("2026-11-21T10:00:01Z") }))).toBe(null);
+  });
+
+  it("orders by GitLab's own times before the arrival, whichever reached Kubler first", () => {
+    // B's update reached Kubler first (10:00:10), though GitLab made it after A's (10:00:05 vs 10:00:01).
+    const running = attempted({ gitlabAt: at("2026-11-21T10:00:05Z"), factAt: at("2026-11-21T10:00:10Z") });
+    const older = request({ gitlabAt: at("2026-11-21T10:00:01Z"), factAt: at("2026-11-21T10:00:11Z") });
+    expect(staleDeployReason(running, older)).toBe(
+      `stale: ${A} is from GitLab's change at 2026-11-21T10:00:01.000Z, before the one (2026-11-21T10:00:05.000Z) of ${B}, the last attempted asked for at 2026-11-21T10:00:10.000Z`,
+    );
+    const newer = request({ gitlabAt: at("2026-11-21T10:00:09Z"), factAt: at("2026-11-21T10:00:01Z") });
+    expect(staleDeployReason(running, newer)).toBe(null);
+  });
+
+  it("refuses the commit the attempted one was pushed on top of, whatever the fact times say", () => {
+    const running = attempted({ previousSha: A, factAt: at("2026-11-21T10:00:10Z") });
+    expect(staleDeployReason(running, request({ previousSha: X, factAt: at("2026-11-21T10:00:11Z") }))).toBe(
+      `stale: ${B}, the last attempted, was pushed on top of ${A}, this one (${A}→${B} asked for at 2026-11-21T10:00:10.000Z)`,
+    );
+    // GitLab's times of the same second cannot tell (one-second precision): the chain does.
+    const sameSecond = at("2026-11-21T10:00:05Z");
+    expect(
+      staleDeployReason(
+        attempted({ previousSha: A, gitlabAt: sameSecond, factAt: at("2026-11-21T10:00:10Z") }),
+        request({ gitlabAt: sameSecond, factAt: at("2026-11-21T10:00:11Z") }),
+      ),
+    ).toMatch(/was pushed on top of/);
+  });
+
+  it("deploys a commit pushed on top of the attempted one, though its fact reached Kubler first", () => {
+    const running = attempted({ previousSha: X, factAt: at("2026-11-21T10:00:11Z") });
+    expect(
+      staleDeployReason(running, request({ sha: C, previousSha: B, factAt: at("2026-11-21T10:00:10Z") })),
+    ).toBe(null);
+  });
+
+  it("deploys a force push back to an older commit: a new push, on top of what runs", () => {
+    // A, then B on top of A, then a force push from B back to A (previous sha B).
+    const running = attempted({ attemptedSha: B, previousSha: A, factAt: at("2026-11-21T10:00:10Z") });
+    const forcedBack = request({ sha: A, previousSha: B, factAt: at("2026-11-21T10:00:20Z") });
+    expect(staleDeployReason(running, forcedBack)).toBe(null);
+    // The chain cannot tell A→B from B→A: the one GitLab says is later wins, else the later arrival.
+    expect(staleDeployReason(running, { ...forcedBack, gitlabAt: at("2026-11-21T10:00:30Z") })).toBe(null);
+    expect(
+      staleDeployReason(
+        { ...running, gitlabAt: at("2026-11-21T10:00:31Z") },
+        { ...forcedBack, gitlabAt: at("2026-11-21T10:00:30Z") },
+      ),
+    ).toMatch(/^stale: .* is from GitLab's change at/);
+    expect(staleDeployReason(running, { ...forcedBack, factAt: at("2026-11-21T10:00:05Z") })).toMatch(
+      /^stale: pipeline \?/,
+    );
+  });
+
+  it("orders unlinked commits by arrival, as before the chain", () => {
+    const running = attempted({ attemptedSha: C, previousSha: B, factAt: at("2026-11-21T10:00:10Z") });
+    expect(
+      staleDeployReason(running, request({ sha: A, previousSha: X, factAt: at("2026-11-21T10:00:11Z") })),
+    ).toBe(null);
+    expect(
+      staleDeployReason(running, request({ sha: A, previousSha: X, factAt: at("2026-11-21T10:00:09Z") })),
+    ).toMatch(/^stale: /);
+  });
+
+  it("reads back the chain and GitLab's time it wrote on the namespace, and none from before them", () => {
+    const written = environmentNamespace({
+      ...state,
+      previousSha: A,
+      gitlabAt: at("2026-11-21T10:00:05Z"),
+    });
+    const read = readEnvironment(written);
+    expect(read).toMatchObject({
+      kind: "managed",
+      environment: { previousSha: A, gitlabAt: at("2026-11-21T10:00:05Z") },
+    });
+    const before = environmentNamespace(state);
+    expect(before.metadata.annotations?.[ANNOTATION.PREVIOUS_SHA]).toBe("");
+    expect(readEnvironment(before)).toMatchObject({ environment: { previousSha: null, gitlabAt: null } });
   });
 });
 

@@ -90,6 +90,7 @@ const MERGE_REQUEST: Normalized = {
       sourceProjectId: 2,
       lastCommitSha: "e59094b8de0f2f91abbe4760a52d9137260252d8",
       oldrev: null,
+      updatedAt: "2026-01-16T05:56:25.000Z",
       url: "http://gitlab.example.com/flightjs/flight-management/-/merge_requests/16",
       user: "agarcia",
     },
@@ -444,6 +445,26 @@ describe("normalizeGitlabEvent: merge requests", () => {
       oldrev: null,
     });
   });
+
+  it.each([
+    ["2026-01-16 05:56:25 UTC", "2026-01-16T05:56:25.000Z"], // newer GitLab (Ruby's Time#to_s)
+    ["2013-12-03T17:23:34Z", "2013-12-03T17:23:34.000Z"], // older GitLab
+    ["2025-01-08T00:46:14.429Z", "2025-01-08T00:46:14.429Z"],
+    ["2026-01-16 07:56:25 +0200", "2026-01-16T05:56:25.000Z"],
+    ["2026-01-16T07:56:25+02:00", "2026-01-16T05:56:25.000Z"],
+    ["2015-04-08T21: 00:25-07:00", null], // malformed as one of GitLab's documented examples is
+    ["2026-02-30 10:00:00 UTC", null], // no such day
+    ["yesterday", null],
+    [1768542985, null],
+    [undefined, null],
+  ])(
+    "reads GitLab's time of the change, updated_at %j, as %j (what orders updates delivered reversed)",
+    (updatedAt, expected) => {
+      const payload = withAttributes({ updated_at: updatedAt });
+      if (updatedAt === undefined) delete (payload.object_attributes as Record<string, unknown>).updated_at;
+      expect(detailOf(normalize("Merge Request Hook", payload))).toMatchObject({ updatedAt: expected });
+    },
+  );
 
   it("reads an MR from old GitLab without action", () => {
     const payload = full();

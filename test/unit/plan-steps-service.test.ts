@@ -331,6 +331,40 @@ describe("planStepsFor", () => {
     });
   });
 
+  it("plans a force push back to a commit built minutes ago: a new change, not a second delivery", async () => {
+    await planStepsFor(deps, push("c-1", BUILT, { before: SHA_A, after: SHA_B }));
+    await planStepsFor(deps, push("c-2", BUILT, { before: SHA_B, after: SHA_A }));
+    // GitLab's second delivery of it (old GitLab resends with a new correlation id) is still one.
+    await planStepsFor(deps, push("c-2-again", BUILT, { before: SHA_B, after: SHA_A }));
+    await planStepsFor(deps, push("c-3", BUILT, { before: SHA_A, after: SHA_B })); // and forward again
+    expect(
+      deps.publisher.entries.map((e) => [e.detail.correlationId, (e.detail as { sha: string }).sha]),
+    ).toEqual([
+      ["c-1", SHA_B],
+      ["c-2", SHA_A],
+      ["c-3", SHA_B],
+    ]);
+    expect(deps.publisher.entries.map((e) => (e.detail as { previousSha?: string }).previousSha)).toEqual([
+      SHA_A,
+      SHA_B,
+      SHA_A,
+    ]);
+  });
+
+  it("carries what orders a step against one delivered reversed: the commit it came from, GitLab's time", async () => {
+    await planStepsFor(
+      deps,
+      mergeRequest("c-1", { action: "update", oldrev: SHA_B, updatedAt: "2026-11-21T10:00:05.000Z" }),
+    );
+    await planStepsFor(deps, push("c-2", BUILT, { before: "0".repeat(40), change: "created" }));
+    await planStepsFor(deps, mergeRequest("c-3", { iid: 8, sourceBranch: "feature-y" })); // an open: no oldrev
+    const [update, created, opened] = deps.publisher.entries.map((e) => e.detail);
+    expect(update).toMatchObject({ previousSha: SHA_B, gitlabAt: "2026-11-21T10:00:05.000Z" });
+    // A created branch came from no commit of its own; an open has no oldrev, a push no time of GitLab's.
+    for (const detail of [created, opened]) expect(detail).not.toHaveProperty("previousSha");
+    expect(created).not.toHaveProperty("gitlabAt");
+  });
+
   it("builds the same commit again after the environment was stopped (close, then reopen)", async () => {
     await planStepsFor(deps, mergeRequest("c-1"));
     await planStepsFor(deps, mergeRequest("c-2", { action: "close", state: "closed" }));

@@ -98,6 +98,8 @@ const reviewStep = {
   ttl: "72h",
   // Who asked: the deploy's audit line names them ("who deployed what where").
   user: "agarcia",
+  // GitLab's object_attributes.updated_at: what orders it against another update delivered reversed.
+  gitlabAt: "2026-01-16T05:56:25.000Z",
 };
 const build = (detail: object, sha: string, reason: string): Plan =>
   ({ kind: "steps", reason, steps: [{ entry: { detailType: "Build Requested", detail }, sha }] }) as Plan;
@@ -121,7 +123,8 @@ const TABLE: Record<string, Expected> = {
   },
   "merge_request_partial_update_oldrev.json": {
     withImage: build(
-      reviewStep,
+      // The documented partial's oldrev is the full example's last commit: the chain as GitLab wrote it.
+      { ...reviewStep, previousSha: MR_SHA },
       MR_SHA,
       "merge request !16 has new commits: build e59094b8 for review/feature/booking-validation",
     ),
@@ -151,6 +154,8 @@ const TABLE: Record<string, Expected> = {
         mrIid: null,
         ttl: null,
         user: "jsmith",
+        // The push's `before`: a deploy of it is older, whenever it arrives.
+        previousSha: "95790bf891e76fee5e1747ab589903a6a1f80f22",
       },
       "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
       "push to master: build da156088 for staging",
