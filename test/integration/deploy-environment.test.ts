@@ -1006,12 +1006,15 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
     await deployEnvironment(deps, requested({ sha: SHA_2, pipelineId: 101, correlationId: "corr-2" }));
     const namespaceCalls = calls.filter((c) => c.endsWith("Namespace") || /Namespace over/.test(c));
     expect(namespaceCalls).toEqual([
+      // Which namespace (resolveEnvironmentNamespace, before the manifest is read), then what runs
+      // there, read again just before the deploying write.
+      "get Namespace",
       "get Namespace",
       "apply Namespace",
       expect.stringMatching(/^apply Namespace over \d+$/),
     ]);
     // The record follows the Namespace that commits to its digest; nothing else moved.
-    expect(calls.slice(-2)).toEqual([namespaceCalls[2], "apply ConfigMap"]);
+    expect(calls.slice(-2)).toEqual([namespaceCalls[3], "apply ConfigMap"]);
     expect(calls.filter((c) => c.includes(" over "))).toHaveLength(1);
     expect(finished().map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
   });
