@@ -72,8 +72,28 @@ const KEYWORD_SHAPES = [
 ];
 /** AWS session tokens and other long base64 blobs: nothing Kubler audits is 100+ such characters. */
 const LONG_BASE64 = /[A-Za-z0-9/+=]{100,}/g;
-/** `Authorization: Bearer x`: the scheme stays, the value goes. */
-const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)[^\s"',;]+/gi;
+/**
+ * `Authorization: Bearer x`: the scheme stays, the value goes. A value in angle brackets is taken
+ * whole, spaces included, so that a placeholder (`<GitLab ID token>`) can be told from a value.
+ */
+const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)(<[^<>\r\n"']{1,62}>[.,:;)\]]*(?=[\s"',;]|$)|[^\s"',;]+)/gi;
+/**
+ * A placeholder where a value would go, as a hint or usage text writes it: `<token>`, `<GitLab ID
+ * token>`, `<…>`, maybe followed by punctuation. Redacted, job-credentials' 401 hint read "send
+ * Authorization: Bearer [redacted]", which tells an operator nothing. Only words of letters (at most
+ * one case change inside each, as in `GitLab`) or an ellipsis: a digit, a dot, a long run or
+ * base64's mixed case inside the brackets is a value, and goes.
+ */
+const PLACEHOLDER = /^<(?:…|\.\.\.|[A-Za-z]{1,19}(?:[ _-][A-Za-z]{1,19}){0,5})>[.,:;)\]]*$/;
+const CASE_CHANGES = /[a-z][A-Z][\s\S]*[a-z][A-Z]/;
+
+function isPlaceholder(value: string): boolean {
+  return (
+    value.length <= 64 &&
+    PLACEHOLDER.test(value) &&
+    !value.split(/[ _-]/).some((word) => CASE_CHANGES.test(word))
+  );
+}
 /**
  * `Basic x`, `token x`: only a value that looks like one (a digit or symbol, or 20+ characters; for
  * Basic, base64's mixed case too), so prose such as "token configured" stays readable. `%` is in the
@@ -199,9 +219,8 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
     if (out.length >= MIN_SHAPED_LENGTH) {
       if (KEYWORD.test(out)) {
         for (const shape of KEYWORD_SHAPES) out = out.replace(shape, REDACTED);
-        out = out.replace(
-          BEARER_VALUE,
-          (_match, scheme: string, separator: string) => `${scheme}${separator}${REDACTED}`,
+        out = out.replace(BEARER_VALUE, (match, scheme: string, separator: string, value: string) =>
+          isPlaceholder(value) ? match : `${scheme}${separator}${REDACTED}`,
         );
         out = out.replace(SCHEME_VALUE, (match, scheme: string, separator: string, secret: string) =>
           looksLikeCredential(secret) || (BASIC.test(scheme) && MIXED_CASE.test(secret))
@@ -212,7 +231,7 @@ export function createAuditRedactor(secrets: readonly string[] = []): AuditRedac
       if (SEPARATOR.test(out)) {
         if (SECRET_NAME_FRAGMENT.test(out)) {
           out = out.replace(SECRET_ASSIGNMENT, (match, name: string, separator: string, secret: string) =>
-            REDACTED.startsWith(secret) ? match : `${name}${separator}${REDACTED}`,
+            REDACTED.startsWith(secret) || isPlaceholder(secret) ? match : `${name}${separator}${REDACTED}`,
           );
         }
         if (out.includes("@") && out.includes("://")) out = out.replace(URL_PASSWORD, `$1${REDACTED}@`);

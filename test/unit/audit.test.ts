@@ -296,6 +296,45 @@ describe("audit redaction", () => {
     expect(isSecretName("sessionToken")).toBe(true);
   });
 
+  it("keeps a placeholder such as <token> readable: a hint names the header, it does not carry one", () => {
+    const redact = createAuditRedactor();
+    const hints = [
+      // job-credentials' 401 missing_token reason, as an operator reads it in `kubler audit`.
+      "send the job's GitLab ID token as Authorization: Bearer <token> (id_tokens with aud kubler)",
+      "Authorization: Bearer <GitLab ID token>",
+      "Authorization: Bearer <…>",
+      "Authorization: Bearer <...>",
+      "Authorization: bearer <ID_TOKEN>.",
+      "set X-Gitlab-Token: <secret> on the hook",
+      "export KUBLER_WEBHOOK_SECRET=<token>",
+      'body {"token": "<token>"}',
+      "Authorization: Basic <base64 of user:password>",
+    ];
+    for (const reason of hints) expect(redact(record({ reason })).reason).toBe(reason);
+    // A value in angle brackets is still a value: only words (or an ellipsis) make a placeholder.
+    const cases: [string, string][] = [
+      ["Authorization: Bearer <abc.def>", `Authorization: Bearer ${REDACTED}`],
+      ["Authorization: Bearer <s3cr3tvalue>", `Authorization: Bearer ${REDACTED}`],
+      ["Authorization: Bearer <token>x9f8e7", `Authorization: Bearer ${REDACTED}`],
+      ["Authorization: Bearer <aVeryLongOpaqueTokenValue>", `Authorization: Bearer ${REDACTED}`],
+      ["export KUBLER_WEBHOOK_SECRET=<hunter2>", `export KUBLER_WEBHOOK_SECRET=${REDACTED}`],
+      ["password=<token>abc", `password=${REDACTED}`],
+      ["Authorization: Bearer <two words1>", `Authorization: Bearer ${REDACTED}`],
+    ];
+    for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
+    // Every shape redacted today is redacted in angle brackets too.
+    fc.assert(
+      fc.property(secretShaped, filler, (secret, after) => {
+        const core = secret.replace(/^(Bearer |whsec_|-----BEGIN RSA PRIVATE KEY-----\n)/, "").slice(0, 24);
+        expect(redact.text(`Authorization: Bearer <${secret}> ${after}`)).not.toContain(core);
+      }),
+    );
+    expect(redact.text("Authorization: Bearer <glpat-abcdefghijklmnopqrst>")).not.toContain("abcdefghij");
+    expect(redact.text("Authorization: Bearer <eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln>")).not.toContain(
+      "eyJzdWIiOiIxIn0",
+    );
+  });
+
   it("removes values assigned to secret-named keys in free text, and passwords in URLs", () => {
     const redact = createAuditRedactor();
     const cases: [string, string][] = [
