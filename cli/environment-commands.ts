@@ -284,11 +284,22 @@ export async function requestDeploy(
   return 0;
 }
 
+/**
+ * 45s, 12m, 1h 30m, 2d 23h, 3d: two units, rounded to the nearer of the smaller. One unit rounded
+ * down showed a fresh 72h TTL (71h 59m left) as "in 2d", a day less than it has.
+ */
 function age(ms: number): string {
-  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round(Math.max(0, ms) / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.round(ms / 60_000);
   if (minutes < 60) return `${minutes}m`;
-  const hours = Math.floor(minutes / 60);
-  return hours < 48 ? `${hours}h` : `${Math.floor(hours / 24)}d`;
+  if (minutes < 24 * 60) return twoUnits(Math.floor(minutes / 60), "h", minutes % 60, "m");
+  const hours = Math.round(ms / 3_600_000);
+  return twoUnits(Math.floor(hours / 24), "d", hours % 24, "h");
+}
+
+function twoUnits(big: number, bigUnit: string, small: number, smallUnit: string): string {
+  return small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit} ${small}${smallUnit}`;
 }
 
 function printTable(print: (line: string) => void, header: string[], rows: string[][]): void {

@@ -2,10 +2,13 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { commandCluster } from "../../cli/environment-commands.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { commandCluster, listEnvironments } from "../../cli/environment-commands.js";
+import { EMBEDDED_KUBECONFIG } from "../../cli/local-environments.js";
 import { loadLocalConfig } from "../../shared/config.js";
+import { environmentNamespace } from "../../shared/domain/environment.js";
 import { ConfigError } from "../../shared/errors.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 
 describe("commandCluster", () => {
   it("names a bad KUBECONFIG in plain words, as npm start does", () => {
@@ -15,5 +18,65 @@ describe("commandCluster", () => {
     const config = { ...loadLocalConfig({ KUBLER_DATA_DIR: dir }), kubeconfig: empty };
     expect(() => commandCluster(config)).toThrow(ConfigError);
     expect(() => commandCluster(config)).toThrow(`KUBECONFIG file ${empty} is empty`);
+  });
+});
+
+describe("kubler environments", () => {
+  let kubernetes: MemoryKubernetes;
+  let dir: string;
+  const HOUR = 3_600_000;
+
+  beforeAll(async () => {
+    kubernetes = await startMemoryKubernetes();
+    dir = mkdtempSync(join(tmpdir(), "kubler-environments-"));
+    writeFileSync(join(dir, EMBEDDED_KUBECONFIG), kubernetes.kubeconfig);
+  });
+  afterAll(() => kubernetes.close());
+
+  function seed(name: string, createdAgoMs: number, expiresInMs: number | null): void {
+    const now = Date.now();
+    const namespace = environmentNamespace({
+      namespace: name,
+      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+      environment: `review/${name}`,
+      sha: "1111111111111111111111111111111111111111",
+      ref: name,
+      pipelineId: 1,
+      mrIid: null,
+      ttl: expiresInMs === null ? "never" : "72h",
+      expiresAt: expiresInMs === null ? null : new Date(now + expiresInMs),
+      deployedAt: new Date(now - createdAgoMs),
+      requestedAt: new Date(now - createdAgoMs),
+      status: "succeeded",
+      rolloutDeadline: null,
+      correlationId: "c-1",
+      url: null,
+      lastGoodDigest: null,
+    });
+    namespace.metadata.creationTimestamp = new Date(now - createdAgoMs).toISOString();
+    kubernetes.store.put(namespace);
+  }
+
+  async function table(): Promise<Map<string, string>> {
+    const lines: string[] = [];
+    const config = loadLocalConfig({ KUBLER_DATA_DIR: dir });
+    expect(
+      await listEnvironments({ config, token: null, signingKey: null, print: (l) => lines.push(l) }, false),
+    ).toBe(0);
+    return new Map(lines.slice(1).map((line) => [line.split(" ")[0] as string, line]));
+  }
+
+  it("shows a fresh 72h TTL as 3 days away, and what is left and how old with two units, not rounded down", async () => {
+    seed("fresh", 0, 72 * HOUR);
+    seed("nearly-three-days", 0, 71 * HOUR);
+    seed("ninety-minutes", 50 * HOUR, 1.5 * HOUR);
+    seed("a-day-and-an-hour", 5 * 60_000, 25 * HOUR);
+    seed("forever", 30_000, null);
+    const rows = await table();
+    expect(rows.get("fresh")).toMatch(/ 0s +\S+Z \(in 3d\)$/);
+    expect(rows.get("nearly-three-days")).toMatch(/\(in 2d 23h\)$/);
+    expect(rows.get("ninety-minutes")).toMatch(/ 2d 2h +\S+Z \(in 1h 30m\)$/);
+    expect(rows.get("a-day-and-an-hour")).toMatch(/ 5m +\S+Z \(in 1d 1h\)$/);
+    expect(rows.get("forever")).toMatch(/ 30s +never$/);
   });
 });
