@@ -299,7 +299,7 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
         r.outcome,
         text(gitlabUserOf(r)),
         text(r.subject.project),
-        text(r.subject.environment),
+        environmentCell(r, WIDTHS[6] as number),
         oneLine(r.reason),
       ]),
     );
@@ -307,6 +307,25 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
 }
 
 const WIDTHS = [23, 20, 24, 8, 16, 28, 28];
+
+/**
+ * The environments a line is about: `subject.environment`, or the `subject.environments` a plan.steps
+ * decision names (one fact can plan several). The table showed "-" for those.
+ */
+function environmentsOf(record: AuditRecord): string[] {
+  const { environment, environments } = record.subject;
+  if (typeof environment === "string") return [environment];
+  return Array.isArray(environments) ? environments.map(String) : [];
+}
+
+/** The first environment and how many more (`staging +1`), the count kept when the name is cut. */
+function environmentCell(record: AuditRecord, width: number): string {
+  const [first, ...more] = environmentsOf(record);
+  if (first === undefined) return "-";
+  if (more.length === 0) return first;
+  const count = ` +${more.length}`;
+  return `${pad(first, width - count.length).trimEnd()}${count}`;
+}
 
 /**
  * Who caused it: the pusher or merge request author carried through the steps (`actor.gitlabUser`),
@@ -357,7 +376,8 @@ function printTimeline(records: AuditRecord[], correlationId: string, io: AuditC
   for (const r of sorted) {
     const at = Date.parse(r.at);
     const took = typeof r.durationMs === "number" ? ` (took ${fmtMs(r.durationMs)})` : "";
-    const where = r.subject.environment ? `[${text(r.subject.environment)}] ` : "";
+    const environments = environmentsOf(r);
+    const where = environments.length > 0 ? `[${environments.join(", ")}] ` : "";
     io.print(
       row2([
         fmtMs(at - first),

@@ -152,6 +152,39 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     ]);
   });
 
+  it("names the environments a plan.steps line decided for, in the table and the timeline", async () => {
+    const plan = (at: string, environments: string[] | undefined) => {
+      const { environment: _none, ...subject } = record().subject;
+      return JSON.stringify(
+        record({
+          action: "plan.steps",
+          function: "plan-steps",
+          reason: "planned",
+          at,
+          subject: { ...subject, sha: "e59094b8", ...(environments ? { environments, steps: [] } : {}) },
+        }),
+      );
+    };
+    write([
+      plan("2026-03-02T11:00:01.000Z", ["review/feature/booking-validation"]),
+      plan("2026-03-02T11:00:02.000Z", ["staging", "production"]),
+      plan("2026-03-02T11:00:03.000Z", ["review/feature/a-very-long-branch-name-indeed", "staging", "qa"]),
+      plan("2026-03-02T11:00:04.000Z", undefined),
+    ]);
+    const { out } = await run("--action", "plan.steps");
+    const environment = out.slice(1).map((line) => line.split(/\s{2,}/)[6]);
+    expect(environment).toEqual([
+      "review/feature/booking-vali…",
+      "staging +1",
+      "review/feature/a-very-lo… +2",
+      "-",
+    ]);
+    // The timeline has room for every name.
+    const timeline = await run("--correlation", "c-1");
+    expect(timeline.out[3]).toContain("[review/feature/booking-validation] planned");
+    expect(timeline.out[4]).toContain("[staging, production] planned");
+  });
+
   it("names the audit file, and what is wrong with it, when it cannot be read", async () => {
     mkdirSync(join(dataDir, "audit.jsonl"));
     await expect(run()).rejects.toThrow(
