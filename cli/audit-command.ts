@@ -293,12 +293,12 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
   for (const r of records) {
     io.print(
       row([
-        r.at.replace("T", " ").replace("Z", ""),
+        tableTime(r.at),
         r.function,
         r.action,
         r.outcome,
         text(gitlabUserOf(r)),
-        text(r.subject.project),
+        fitPath(text(r.subject.project), WIDTHS[5] as number),
         environmentCell(r, WIDTHS[6] as number),
         oneLine(r.reason),
       ]),
@@ -306,7 +306,32 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
   }
 }
 
-const WIDTHS = [23, 20, 24, 8, 16, 28, 28];
+const WIDTHS = [24, 20, 24, 8, 16, 28, 28];
+
+/**
+ * `2026-03-02 11:00:00.000Z`: the Z says UTC (what --since and --until read a time without an
+ * offset as); without it an operator in another zone read the times as local.
+ */
+function tableTime(at: string): string {
+  return at.replace("T", " ");
+}
+
+/**
+ * A project path or environment name cut to `width` in the middle, where names share the least:
+ * review environments share `review/feature/`, and two cut at the end read the same
+ * (`review/feature/booking-vali…` for `…-validation` and `…-validation-v2`). Whole segments go first
+ * (`review/…/booking-validation`), else characters, keeping the start and more of the end.
+ */
+function fitPath(value: string, width: number): string {
+  if (value.length <= width) return value;
+  const segments = value.split("/");
+  for (let tail = segments.length - 2; tail >= 1 && segments.length > 2; tail--) {
+    const cut = `${segments[0]}/…/${segments.slice(-tail).join("/")}`;
+    if (cut.length <= width) return cut;
+  }
+  const head = Math.min(10, Math.floor((width - 1) / 3));
+  return `${value.slice(0, head)}…${value.slice(value.length - (width - 1 - head))}`;
+}
 
 /**
  * The environments a line is about: `subject.environment`, or the `subject.environments` a plan.steps
@@ -322,9 +347,9 @@ function environmentsOf(record: AuditRecord): string[] {
 function environmentCell(record: AuditRecord, width: number): string {
   const [first, ...more] = environmentsOf(record);
   if (first === undefined) return "-";
-  if (more.length === 0) return first;
+  if (more.length === 0) return fitPath(first, width);
   const count = ` +${more.length}`;
-  return `${pad(first, width - count.length).trimEnd()}${count}`;
+  return `${fitPath(first, width - count.length)}${count}`;
 }
 
 /**
@@ -409,17 +434,13 @@ function printGroups(rows: InsightsRow[], groupBy: readonly string[], plan: Plan
     io.print("no audit records match");
     return;
   }
-  const widths = [8, 23, ...groupBy.map(() => 40)];
+  const widths = [8, 24, ...groupBy.map(() => 40)];
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i < cells.length - 1 ? pad(cell, widths[i] as number) : cell)).join("  ");
   io.print(line(["RECORDS", "LAST", ...groupBy.map((field) => field.toUpperCase())]));
   for (const r of rows) {
     io.print(
-      line([
-        r.records ?? "",
-        (r.last ?? "").replace("T", " ").replace("Z", ""),
-        ...groupBy.map((field) => oneLine(r[field] ?? "")),
-      ]),
+      line([r.records ?? "", tableTime(r.last ?? ""), ...groupBy.map((field) => oneLine(r[field] ?? ""))]),
     );
   }
 }

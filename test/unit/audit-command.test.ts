@@ -145,7 +145,7 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(out[0]).toMatch(/^AT\s+FUNCTION\s+ACTION\s+OUTCOME\s+WHO\s+PROJECT\s+ENVIRONMENT\s+REASON$/);
     expect(out.slice(1)).toEqual([
       expect.stringMatching(
-        /^2026-03-02 11:00:00\.000\s+deploy-environment\s+environment\.deploy\s+success\s+jsmith\s+group\/app\s+staging\s+deployed abc$/,
+        /^2026-03-02 11:00:00\.000Z\s+deploy-environment\s+environment\.deploy\s+success\s+jsmith\s+group\/app\s+staging\s+deployed abc$/,
       ),
       expect.stringMatching(/\s+credentials\.issue\s+allow\s+mona\s+group\/app\s+staging\s+rule ci$/),
       expect.stringMatching(/\s+success\s+-\s+group\/app\s+staging\s+swept$/),
@@ -174,15 +174,39 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     const { out } = await run("--action", "plan.steps");
     const environment = out.slice(1).map((line) => line.split(/\s{2,}/)[6]);
     expect(environment).toEqual([
-      "review/feature/booking-vali…",
+      "review/…/booking-validation",
       "staging +1",
-      "review/feature/a-very-lo… +2",
+      "review/f…anch-name-indeed +2",
       "-",
     ]);
     // The timeline has room for every name.
     const timeline = await run("--correlation", "c-1");
     expect(timeline.out[3]).toContain("[review/feature/booking-validation] planned");
     expect(timeline.out[4]).toContain("[staging, production] planned");
+  });
+
+  it("cuts a long project or environment in the middle, so two that differ at the end never read the same", async () => {
+    const deploy = (project: string, environment: string) =>
+      JSON.stringify(record({ subject: { project, environment } }));
+    write([
+      deploy("platform/team-payments/checkout-service", "review/feature/booking-validation"),
+      deploy("platform/team-payments/checkout-service-v2", "review/feature/booking-validation-v2"),
+      deploy("platform/checkout", "review/feature-a-very-long-single-branch-name"),
+    ]);
+    const { out } = await run();
+    const cells = out.slice(1).map((line) => line.split(/\s{2,}/).slice(5, 7));
+    expect(cells).toEqual([
+      ["platform/…/checkout-service", "review/…/booking-validation"],
+      ["platform/…heckout-service-v2", "review/fe…king-validation-v2"],
+      ["platform/checkout", "review/fe…single-branch-name"],
+    ]);
+    for (const cell of cells.flat()) expect(cell.length).toBeLessThanOrEqual(28);
+  });
+
+  it("marks the table's times as UTC, as --since reads a time without an offset", async () => {
+    write([JSON.stringify(record())]);
+    const { out } = await run();
+    expect(out[1]).toMatch(/^2026-03-02 11:00:00\.000Z\s/);
   });
 
   it("names the audit file, and what is wrong with it, when it cannot be read", async () => {
@@ -465,7 +489,7 @@ describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
     expect(logs.commandCalls(StartQueryCommand)[0]?.args[0].input.queryString).toContain(
       "| stats count(*) as records, latest(at) as last by reason, gitlab.instance",
     );
-    expect(h.out[1]).toMatch(/^7\s+2026-03-02 11:00:00\.000\s+bad signature\s+https:\/\/a\.example$/);
+    expect(h.out[1]).toMatch(/^7\s+2026-03-02 11:00:00\.000Z\s+bad signature\s+https:\/\/a\.example$/);
   });
 
   it.each(["Failed", "Cancelled", "Timeout"] as const)(
