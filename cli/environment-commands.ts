@@ -192,7 +192,7 @@ async function printEnvironments(
         e.terminating ? "terminating" : (e.status ?? ""),
         e.createdAt ? age(now.getTime() - e.createdAt.getTime()) : "",
         e.expiresAt
-          ? `${e.expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")} (${e.expiresAt <= now ? "expired" : `in ${age(e.expiresAt.getTime() - now.getTime())}`})`
+          ? `${e.expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")} (${e.expiresAt <= now ? `expired ${age(now.getTime() - e.expiresAt.getTime())} ago` : `in ${age(e.expiresAt.getTime() - now.getTime())}`})`
           : "never",
       ]);
     }

@@ -79,4 +79,9 @@ describe("kubler environments", () => {
     expect(rows.get("a-day-and-an-hour")).toMatch(/ 5m +\S+Z \(in 1d 1h\)$/);
     expect(rows.get("forever")).toMatch(/ 30s +never$/);
   });
+
+  it("says how long ago an environment still listed expired: minutes is the sweep's pace, hours a sweep that does not run", async () => {
+    seed("overdue", 80 * HOUR, -2.5 * HOUR);
+    expect((await table()).get("overdue")).toMatch(/\S+Z \(expired 2h 30m ago\)$/);
+  });
 });
