@@ -523,7 +523,8 @@ type RunningOrder = Pick<
  * any order, so when each fact reached Kubler (`factAt`) is only the last resort. Best evidence first:
  * 1. pipeline ids, when both have one (GitLab's ids only grow);
  * 2. GitLab's own times of the two facts (a merge request's `updated_at`), when both have one and
- *    they differ (one-second precision);
+ *    they differ (one-second precision), and the request is for another commit than the attempted
+ *    one (a late fact for that very commit does not make it older than itself);
  * 3. the commit chain: the attempted revision was pushed on top of the requested one (its
  *    `previousSha`), or the requested one on top of the attempted one. A force push back to an older
  *    commit is a new push whose `previousSha` is what runs, so it is newer. When both hold (a push
@@ -541,7 +542,14 @@ export function staleDeployReason(running: RunningOrder, incoming: DeployOrder):
     return incoming.pipelineId < running.attemptedPipelineId ? byArrival(running, incoming) : null;
   }
   const gitlabAt = incoming.gitlabAt ?? null;
-  if (running.gitlabAt !== null && gitlabAt !== null && gitlabAt.getTime() !== running.gitlabAt.getTime()) {
+  // The very commit last attempted is not older than itself: an earlier change that led to it (the
+  // first push to A, delivered after a force push back to A) is ordered as before GitLab's times.
+  if (
+    incoming.sha !== running.attemptedSha &&
+    running.gitlabAt !== null &&
+    gitlabAt !== null &&
+    gitlabAt.getTime() !== running.gitlabAt.getTime()
+  ) {
     return gitlabAt.getTime() < running.gitlabAt.getTime()
       ? `stale: ${incoming.sha} is from GitLab's change at ${gitlabAt.toISOString()}, before the one (${running.gitlabAt.toISOString()}) of ${running.attemptedSha}, the last attempted${asked(running.factAt)}`
       : null;

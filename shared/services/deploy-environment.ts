@@ -262,12 +262,10 @@ export async function deployEnvironment(
     requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
     factAt: factAt ?? running?.factAt ?? null,
     // What orders the next request against this one; the same commit asked for again without them
-    // (an event from before they were carried) keeps what was known of it.
+    // (an event from before they were carried), or by an earlier change of GitLab's (delivered late),
+    // keeps what was known of it: the newest evidence, or an older commit would pass for newer.
     ...(running?.attemptedSha === detail.sha
-      ? {
-          previousSha: order.previousSha ?? running.previousSha,
-          gitlabAt: order.gitlabAt ?? running.gitlabAt,
-        }
+      ? sameCommitOrder(running, order)
       : { previousSha: order.previousSha, gitlabAt: order.gitlabAt }),
     attemptedSha: detail.sha,
     attemptedPipelineId: detail.pipelineId,
@@ -369,6 +367,24 @@ const MAX_REASON_CHARS = 2_000;
 function clipped(reason: string): string {
   if (reason.length <= MAX_REASON_CHARS) return reason;
   return `${reason.slice(0, MAX_REASON_CHARS)}… (clipped: the whole reason is in the audit line)`;
+}
+
+/**
+ * The ordering evidence (`staleDeployReason`) a namespace keeps when the commit it last attempted is
+ * asked for again: that request's, unless the namespace already has a later time of GitLab's for it
+ * (the request comes from an earlier change, delivered late) or the request has none.
+ */
+function sameCommitOrder(
+  running: Pick<ManagedEnvironment, "previousSha" | "gitlabAt">,
+  order: { previousSha: string | null; gitlabAt: Date | null },
+): { previousSha: string | null; gitlabAt: Date | null } {
+  if (running.gitlabAt !== null && order.gitlabAt !== null && order.gitlabAt < running.gitlabAt) {
+    return { previousSha: running.previousSha, gitlabAt: running.gitlabAt };
+  }
+  return {
+    previousSha: order.previousSha ?? running.previousSha,
+    gitlabAt: order.gitlabAt ?? running.gitlabAt,
+  };
 }
 
 /**

@@ -207,6 +207,31 @@ describe("two merge request updates delivered reversed (A, then B on top of it)"
       { sha: B, status: "superseded" },
     ]);
   }, 20_000);
+
+  it("the first update to A, delivered after the force push back to A, is no reason to report A canceled while it runs", async () => {
+    // GitLab: X→A at 10:00:01, A→B at 10:00:05, B→A at 10:00:09; its queue delivered X→A last.
+    const back = await planAndBuild(
+      mergeRequestUpdate(B, A, "2026-11-21 10:00:09 UTC"),
+      "2026-11-21T10:00:10Z",
+    );
+    const b = await planAndBuild(updateB(), "2026-11-21T10:00:11Z");
+    const a = await planAndBuild(updateA(), "2026-11-21T10:00:12Z");
+    expect(await deployBuilt(back, "2026-11-21T10:01:00Z")).toMatchObject({ kind: "succeeded" });
+    expect(await deployBuilt(b, "2026-11-21T10:02:00Z")).toMatchObject({ kind: "ignored" });
+    // The very commit that runs: not older than itself, whatever GitLab's time of this update.
+    expect(await deployBuilt(a, "2026-11-21T10:03:00Z")).toMatchObject({ kind: "succeeded" });
+    // The bus delivering B's Build Finished again still finds B older than what runs: the late update
+    // to A did not lower what the namespace orders by.
+    expect(await deployBuilt(b, "2026-11-21T10:04:00Z")).toMatchObject({ kind: "ignored" });
+
+    expect(running(REVIEW)).toMatchObject({ sha: A, status: "succeeded" });
+    expect(deployFinished()).toEqual([
+      { sha: A, status: "succeeded" },
+      { sha: B, status: "superseded" },
+      { sha: A, status: "succeeded" },
+      { sha: B, status: "superseded" },
+    ]);
+  }, 20_000);
 });
 
 describe("two pushes to a branch delivered reversed (no time of GitLab's own: the chain orders them)", () => {

@@ -250,6 +250,21 @@ describe("staleDeployReason", () => {
     expect(staleDeployReason(running, newer)).toBe(null);
   });
 
+  it("does not find the attempted commit older than itself by GitLab's times (a late fact that led to it)", () => {
+    // Attempted: B from a later change of GitLab's (10:00:09); asked for again by one of 10:00:01.
+    const running = attempted({ gitlabAt: at("2026-11-21T10:00:09Z"), factAt: at("2026-11-21T10:00:10Z") });
+    const late = request({
+      sha: B,
+      gitlabAt: at("2026-11-21T10:00:01Z"),
+      factAt: at("2026-11-21T10:00:12Z"),
+    });
+    expect(staleDeployReason(running, late)).toBe(null);
+    // Its arrival still orders it, as before GitLab's times were carried.
+    expect(staleDeployReason(running, { ...late, factAt: at("2026-11-21T10:00:08Z") })).toMatch(
+      /^stale: pipeline \?/,
+    );
+  });
+
   it("refuses the commit the attempted one was pushed on top of, whatever the fact times say", () => {
     const running = attempted({ previousSha: A, factAt: at("2026-11-21T10:00:10Z") });
     expect(staleDeployReason(running, request({ previousSha: X, factAt: at("2026-11-21T10:00:11Z") }))).toBe(
