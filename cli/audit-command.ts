@@ -434,16 +434,24 @@ function printGroups(rows: InsightsRow[], groupBy: readonly string[], plan: Plan
     io.print("no audit records match");
     return;
   }
-  const widths = [8, 24, ...groupBy.map(() => 40)];
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => (i < cells.length - 1 ? pad(cell, widths[i] as number) : cell)).join("  ");
-  io.print(line(["RECORDS", "LAST", ...groupBy.map((field) => field.toUpperCase())]));
-  for (const r of rows) {
-    io.print(
-      line([r.records ?? "", tableTime(r.last ?? ""), ...groupBy.map((field) => oneLine(r[field] ?? ""))]),
-    );
-  }
+  const header = ["RECORDS", "LAST", ...groupBy.map((field) => field.toUpperCase())];
+  const cells = rows.map((r) => [
+    r.records ?? "",
+    tableTime(r.last ?? ""),
+    ...groupBy.map((field) => oneLine(r[field] || "-")),
+  ]);
+  // Each column as wide as its longest value, up to a limit: the grouped values (a rejection's
+  // reason) are what the query is run for, and cut at a fixed 40 two reasons read the same.
+  const widths = header.map((title, i) =>
+    Math.min(GROUP_WIDTH_LIMIT, Math.max(title.length, ...cells.map((row) => (row[i] as string).length))),
+  );
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i < row.length - 1 ? pad(cell, widths[i] as number) : cell)).join("  ");
+  io.print(line(header));
+  for (const row of cells) io.print(line(row));
 }
+
+const GROUP_WIDTH_LIMIT = 80;
 
 function pad(cell: string, width: number): string {
   return cell.length > width ? `${cell.slice(0, width - 1)}…` : cell.padEnd(width);

@@ -319,6 +319,19 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
         "gitlab.instance": "https://b.example",
       },
     ]);
+    // As a table, each reason whole: it is what the query is run for (cut at 40, both read "X-Gitlab-
+    // Token does not match any confi…"). An instance a rejected delivery never named is "-".
+    write([
+      webhook("deny", "X-Gitlab-Token does not match any configured secret", "https://a.example"),
+      webhook("deny", "webhook-signature does not match any configured signing key", ""),
+      webhook("failure", `Merge Request Hook payload: "project.id" is missing`, "https://b.example"),
+    ]);
+    const { out } = await run("--query", "rejected-webhooks");
+    expect(out.slice(1).map((line) => line.split(/\s{2,}/).slice(2))).toEqual([
+      ["X-Gitlab-Token does not match any configured secret", "https://a.example"],
+      ["webhook-signature does not match any configured signing key", "-"],
+      [`Merge Request Hook payload: "project.id" is missing`, "https://b.example"],
+    ]);
   });
 
   it("takes --until as a duration before now, like --since", async () => {
