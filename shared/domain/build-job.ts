@@ -47,6 +47,11 @@ export const BUILD_ANNOTATION = {
   REQUESTS: "kubler.dev/build-requests",
   /** JSON list of the environments a `Build Finished` was published for. */
   REPORTED: "kubler.dev/build-reported",
+  /**
+   * JSON list of the requests (environment, correlation id) that the failed Jobs this one replaced
+   * had reported (`replacedReports`): a redelivery of one of them is a repeat, not a new request.
+   */
+  REPLACED_REPORTS: "kubler.dev/build-replaced-reports",
 } as const;
 
 /** Requests one Job remembers; more is a loop somewhere, not real environments. */
@@ -437,6 +442,9 @@ export function withBuildRequest(
   const requests = readBuildRequests(job);
   const reportedBefore = readReported(job);
   const earlier = requests.find((request) => request.environment === detail.environment);
+  // A request the failed Job this one replaced had already reported: the bus redelivering it (or an
+  // archive replaying it) must not build the commit again, nor report it twice.
+  if (!earlier && readReplacedReports(job).some((r) => sameRequest(r, detail))) return null;
   if (earlier) {
     // Stopped and asked again while the build runs (MR closed and reopened, branch deleted and pushed
     // again): the report must carry the newest fact, or the deploy finds it older than the stop.
@@ -545,6 +553,45 @@ export function readBuildRequests(job: KubeObject): BuildRequest[] {
       },
     ];
   });
+}
+
+/** A request by its environment and correlation id: what tells a redelivery from a new request. */
+export interface RequestIdentity {
+  environment: string;
+  correlationId: string;
+}
+
+function sameRequest(a: RequestIdentity, b: RequestIdentity): boolean {
+  return a.environment === b.environment && a.correlationId === b.correlationId;
+}
+
+/** The requests the failed Jobs this one replaced had reported (`BUILD_ANNOTATION.REPLACED_REPORTS`). */
+export function readReplacedReports(job: KubeObject): RequestIdentity[] {
+  return parseJsonList(job.metadata.annotations?.[BUILD_ANNOTATION.REPLACED_REPORTS]).flatMap((item) => {
+    const r = item as Partial<RequestIdentity> | null;
+    return r && typeof r.environment === "string" && typeof r.correlationId === "string"
+      ? [{ environment: r.environment, correlationId: r.correlationId }]
+      : [];
+  });
+}
+
+/**
+ * The `BUILD_ANNOTATION.REPLACED_REPORTS` of the Job that replaces `failed`: what `failed` carried,
+ * and the requests it reported (by its `annotations` as the new request leaves them: that request's
+ * environment is no longer reported), the newest `MAX_BUILD_REQUESTS` kept.
+ *
+ * @example
+ * const annotations = withBuildRequest(failed, detail);
+ * newJob.metadata.annotations[BUILD_ANNOTATION.REPLACED_REPORTS] = replacedReports(failed, annotations);
+ */
+export function replacedReports(failed: KubeObject, annotations: Record<string, string>): string {
+  const asked = { ...failed, metadata: { ...failed.metadata, annotations } };
+  const reported = readReported(asked);
+  const now = readBuildRequests(asked)
+    .filter((request) => reported.includes(request.environment))
+    .map(({ environment, correlationId }) => ({ environment, correlationId }));
+  const before = readReplacedReports(failed).filter((r) => !now.some((n) => sameRequest(n, r)));
+  return JSON.stringify([...before, ...now].slice(-MAX_BUILD_REQUESTS));
 }
 
 export function readReported(job: KubeObject): string[] {

@@ -14,6 +14,7 @@ import {
   joinedTtl,
   readBuildRequests,
   readReported,
+  replacedReports,
   withBuildRequest,
 } from "../domain/build-job.js";
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
@@ -204,7 +205,8 @@ async function joinJob(
  * A new request for a commit whose build failed builds it again: the failure may have been the
  * registry's or the network's, and the Job (kept a day by its TTL) would otherwise give every request
  * for that commit the same failure until then. A redelivered request never gets here
- * (`withBuildRequest` has nothing to add). The failed Job is deleted over what was read (a request
+ * (`withBuildRequest` has nothing to add; for a request the replaced Job reported, the new Job's
+ * `REPLACED_REPORTS` says so). The failed Job is deleted over what was read (a request
  * that joined it since makes it a 409, and another round), then a new one of the same name takes the
  * environments still waiting, this one included; those already told of the failure are not asked.
  * False when another writer changed, replaced or re-created it first: the caller reads it again.
@@ -231,7 +233,11 @@ async function rebuild(
       ...job,
       metadata: {
         ...job.metadata,
-        annotations: { ...job.metadata.annotations, [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(waiting) },
+        annotations: {
+          ...job.metadata.annotations,
+          [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(waiting),
+          [BUILD_ANNOTATION.REPLACED_REPORTS]: replacedReports(failed, annotations),
+        },
       },
     });
     return true;

@@ -1,0 +1,116 @@
+/**
+ * A failed build replaced by a new request's (build-image's `rebuild`) against the embedded
+ * Kubernetes API over HTTP: the bus redelivering (or an archive replaying) a request the replaced
+ * Job already reported is still a repeat, not a new request that builds the commit again.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { buildJobName } from "../../shared/domain/build-job.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { buildImage } from "../../shared/services/build-image.js";
+import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+
+const FAILING_SHA = "2222222222222222222222222222222222222222";
+const gitlab = {
+  instance: "https://gitlab.example.com",
+  projectId: 2,
+  projectPath: "flightjs/flight-management",
+};
+const MANIFEST = `
+version: 1
+image:
+  name: registry.example.com/flightjs/flight-management
+deploy:
+  manifests: deploy/
+  image: app
+environments:
+  - name: review/{branch}
+    on: merge_request
+`;
+
+const manifests: ManifestSource = {
+  readManifest: async () => MANIFEST,
+  readDirectory: async () => new Map<string, string>(),
+};
+
+function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
+  return {
+    correlationId: "c-1",
+    gitlab,
+    environment: "review/feature-x",
+    sha: FAILING_SHA,
+    ref: "feature-x",
+    pipelineId: null,
+    mrIid: 16,
+    ...overrides,
+  };
+}
+
+let bed: BuildTestBed<ManifestSource>;
+beforeEach(async () => {
+  bed = await startBuildTestBed(manifests, { failingSha: FAILING_SHA });
+});
+afterEach(() => bed.close());
+
+const jobOf = () => bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));
+const untilFinished = () => untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));
+const reported = () =>
+  bed.publisher.entries.map((e) => {
+    const detail = e.detail as Detail<"Build Finished">;
+    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
+  });
+
+describe("build-image after a failed build was replaced", () => {
+  it("takes a redelivered request the replaced Job already reported for a repeat: no third build, no second report", async () => {
+    const original = request();
+    expect((await buildImage(bed.build, original)).kind).toBe("created");
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    // Staging asks for the same commit: its build runs again, in a new Job of the same name.
+    const staging = request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" });
+    expect((await buildImage(bed.build, staging)).kind).toBe("created");
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    expect(reported()).toEqual(["review/feature-x c-1 failed", "staging c-s failed"]);
+    const replaced = jobOf();
+
+    // The review environment's first request again (the bus's at-least-once delivery, an archive
+    // replay): already built and reported for that request.
+    expect((await buildImage(bed.build, original)).kind).toBe("already running");
+
+    expect(jobOf()?.metadata.uid).toBe(replaced?.metadata.uid);
+    await reconcileBuilds(bed.reconcile);
+    expect(reported()).toEqual(["review/feature-x c-1 failed", "staging c-s failed"]);
+  });
+
+  it("still builds again for a new request of an environment the replaced Job reported", async () => {
+    await buildImage(bed.build, request());
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    await buildImage(
+      bed.build,
+      request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
+    );
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    const replaced = jobOf();
+
+    // The MR closed and reopened: a new request (another correlation id) for the review environment.
+    expect((await buildImage(bed.build, request({ correlationId: "c-reopen" }))).kind).toBe("created");
+
+    expect(jobOf()?.metadata.uid).not.toBe(replaced?.metadata.uid);
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    expect(reported()).toEqual([
+      "review/feature-x c-1 failed",
+      "staging c-s failed",
+      "review/feature-x c-reopen failed",
+    ]);
+  });
+});
