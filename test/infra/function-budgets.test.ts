@@ -114,6 +114,15 @@ describe("the time each function may wait, against its Lambda timeout", () => {
     expect(set.maxAttempts).toBeGreaterThan(1);
   });
 
+  it("reconcile of builds stops taking up Jobs early enough for the one in flight to end inside its timeout, one cluster call retried", () => {
+    const { cluster, buildsBudgetMs } = RECONCILE_LIMITS;
+    // The budget counts from the handler's start; the Job taken up just before it is a few calls
+    // well under a second each, one of which may time out and be retried after the longest wait.
+    // Killed past the timeout, it may be marked reported and its Build Finished never published.
+    expect(buildsBudgetMs + httpCall(cluster)).toBeLessThanOrEqual(timeoutMs("reconcile"));
+    expect(buildsBudgetMs).toBeGreaterThan(0);
+  });
+
   it("reconcile fails a stuck rollout inside its timeout, whatever hangs", () => {
     const { cluster, aws, publisher } = RECONCILE_LIMITS;
     // The namespace list, the read before publishing, PutEvents, the mark.
