@@ -4,7 +4,7 @@
  */
 import * as v from "valibot";
 import { parseDocument } from "yaml";
-import { IMAGE_REPOSITORY } from "./image-repository.js";
+import { IMAGE_REPOSITORY, MAX_IMAGE_REPOSITORY_LENGTH } from "./image-repository.js";
 import { parseTtl } from "./ttl.js";
 import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
 
@@ -86,9 +86,27 @@ const Environment = mapping(
   "a mapping with name and on (and ttl)",
 );
 
+const IMAGE_NAME_WORDS = "an image repository (registry/path, no tag)";
+const ImageName = v.pipe(
+  v.string("a non-empty string"),
+  // Counted as written, as the schema's maxLength counts: build-image refuses it too, but only after
+  // the plan, and skopeo at the push, after the whole build.
+  v.maxLength(
+    MAX_IMAGE_REPOSITORY_LENGTH,
+    `${IMAGE_NAME_WORDS} of at most ${MAX_IMAGE_REPOSITORY_LENGTH} characters, registry included`,
+  ),
+  v.trim(),
+  v.minLength(1, "a non-empty string"),
+  v.check(
+    (name) => name === name.toLowerCase(),
+    `${IMAGE_NAME_WORDS} in lowercase: registries refuse a repository name with capitals`,
+  ),
+  v.regex(IMAGE_REPOSITORY, IMAGE_NAME_WORDS),
+);
+
 const Image = mapping(
   {
-    name: v.pipe(Text, v.regex(IMAGE_REPOSITORY, "an image repository (registry/path, no tag)")),
+    name: ImageName,
     context: v.optional(Text, "."),
     dockerfile: v.optional(Text, "Dockerfile"),
     buildArgs: v.optional(

@@ -199,10 +199,12 @@ describe("build-image", () => {
     const long = `registry.example.com/flightjs/${"a".repeat(226)}`;
     expect(long).toHaveLength(256);
     build.manifests.text = MANIFEST.replace("registry.example.com/flightjs/flight-management", long);
+    // kubler.yaml's validation refuses it (as plan-steps does, before any Build Requested).
     expect(await buildImage(build, request())).toEqual({
       kind: "failed",
-      reason:
-        "kubler.yaml: image.name is 256 characters long: an image repository's name, registry included, is at most 255",
+      reason: expect.stringMatching(
+        /^kubler\.yaml: image\.name: expected an image repository \(registry\/path, no tag\) of at most 255 characters, registry included, found "registry\.example\.com\/flightjs\/a+$/,
+      ),
     });
     expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
     expect(publisher.entries).toMatchObject([{ detailType: "Build Finished", detail: { status: "failed" } }]);

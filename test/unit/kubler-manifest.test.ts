@@ -56,6 +56,12 @@ describe("parseKublerManifest", () => {
     expect(manifest.deploy.prune).toBe(true);
   });
 
+  it("accepts an image name of 255 characters, registry included, the longest a registry takes", () => {
+    const name = `registry.example.com/group/${"a".repeat(228)}`;
+    expect(name).toHaveLength(255);
+    expect(parseKublerManifest(minimal({ image: `image: { name: ${name} }` })).image?.name).toBe(name);
+  });
+
   it.each([
     "https://{environment_slug}.apps.example.com",
     "http://localhost:8080/{ref}",
@@ -233,7 +239,13 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
     [
       "an image name in capitals",
       minimal({ image: "image: { name: Registry/App }" }),
-      'kubler.yaml: image.name: expected an image repository (registry/path, no tag), found "Registry/App"',
+      'kubler.yaml: image.name: expected an image repository (registry/path, no tag) in lowercase: registries refuse a repository name with capitals, found "Registry/App"',
+    ],
+    [
+      // distribution's NameTotalLengthMax: skopeo refuses it at the push, after the whole build.
+      "an image name of 256 characters",
+      minimal({ image: `image: { name: registry.example.com/group/${"a".repeat(232)} }` }),
+      `kubler.yaml: image.name: expected an image repository (registry/path, no tag) of at most 255 characters, registry included, found "registry.example.com/group/${"a".repeat(52)}`,
     ],
     [
       "an empty context",

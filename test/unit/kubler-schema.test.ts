@@ -161,6 +161,7 @@ describe("schema/kubler.schema.json", () => {
     ["a URL scheme in capitals", edit((m) => (m.deploy.url = "HTTPS://apps.example.com"))],
     ["a URL of 255 characters", edit((m) => (m.deploy.url = `https://x/${"😀".repeat(245)}`))],
     ["prune on", edit((m) => (m.deploy.prune = true))],
+    ["an image name of 255 characters", edit((m) => (m.image.name = `r.example.com/${"a".repeat(241)}`))],
   ])("accepts %s, as Kubler does", (_, manifest) => {
     expect(kublerAccepts(manifest)).toBe(true);
     expect(validates(SCHEMA, manifest)).toBe(true);
@@ -175,6 +176,7 @@ describe("schema/kubler.schema.json", () => {
     ["a build arg that is a number", edit((m) => (m.image.buildArgs.N = 1))],
     ["build args as a list", edit((m) => (m.image.buildArgs = []))],
     ["an image name with a tag", edit((m) => (m.image.name = "registry.example.com/app:1.0"))],
+    ["an image name of 256 characters", edit((m) => (m.image.name = `r.example.com/${"a".repeat(242)}`))],
     ["an absolute manifests directory", edit((m) => (m.deploy.manifests = "/etc"))],
     ["a manifests directory outside the repository", edit((m) => (m.deploy.manifests = "a/../../b"))],
     ["an unknown URL placeholder", edit((m) => (m.deploy.url = "https://{user}.example.com"))],
