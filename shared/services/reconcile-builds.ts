@@ -170,9 +170,11 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
     // reported (audited by the caller).
     const failed = new Set(error instanceof PublishError ? error.failed : pending.map((_, index) => index));
     published = pending.filter((_, index) => !failed.has(index));
-    const marked = await deps.cluster.get(refOf(job));
-    const kept = [...reported, ...published.map((request) => request.environment)];
-    if (marked) await mark(deps, marked, marked.metadata.resourceVersion, kept).catch(() => {});
+    await unmark(
+      deps,
+      job,
+      pending.filter((_, index) => failed.has(index)),
+    ).catch(() => {});
   }
   for (const request of published) {
     report.reported.push(`${job.metadata.name} → ${request.environment}: ${outcome.status}`);
@@ -282,6 +284,52 @@ async function mark(
     // apply would remove it (keeping the Job forever) if this apply left it out.
     ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
   });
+}
+
+/** Writers racing on one Job (build-image joining or replacing it): a few rounds settle it. */
+const MAX_UNMARK_ATTEMPTS = 3;
+
+/**
+ * Takes back the mark of the requests whose Build Finished did not go out, so the next run reports
+ * them. Read again, over the resourceVersion read: build-image may have written the Job since the
+ * mark (an environment joining or asking again: its entry left out of the reported list must stay
+ * out), or replaced it (a new request for a failed build deletes it and makes a new one of the same
+ * name, without the environments marked here). A replacement is not this Job (another uid): its own
+ * reported list is left alone, and the requests not reported are added to it, to be reported its
+ * build, unless it already has one of theirs (newer; past MAX_BUILD_REQUESTS if need be: each was
+ * taken once). Gone altogether: nothing is left to report them on.
+ */
+async function unmark(deps: ReconcileBuildsDeps, job: KubeObject, unpublished: BuildRequest[]) {
+  const environments = new Set(unpublished.map((request) => request.environment));
+  for (let attempt = 1; ; attempt++) {
+    const current = await deps.cluster.get(refOf(job));
+    if (!current) return;
+    try {
+      if (current.metadata.uid === job.metadata.uid) {
+        const kept = readReported(current).filter((environment) => !environments.has(environment));
+        await mark(deps, current, current.metadata.resourceVersion, kept);
+        return;
+      }
+      const requests = readBuildRequests(current);
+      const carried = unpublished.filter(
+        (request) => !requests.some((other) => other.environment === request.environment),
+      );
+      if (carried.length === 0) return;
+      const annotations = {
+        ...current.metadata.annotations,
+        [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, ...carried]),
+      };
+      await mark(
+        deps,
+        { ...current, metadata: { ...current.metadata, annotations } },
+        current.metadata.resourceVersion,
+        readReported(current),
+      );
+      return;
+    } catch (error) {
+      if (!(error instanceof KubernetesConflictError) || attempt >= MAX_UNMARK_ATTEMPTS) throw error;
+    }
+  }
 }
 
 function refOf(job: KubeObject) {

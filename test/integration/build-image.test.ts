@@ -22,7 +22,11 @@ import {
 } from "../../shared/errors.js";
 import { type MemoryKubernetes, simulatedDigest } from "../../shared/local/memory-kubernetes/index.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
+import {
+  type BuildImageDeps,
+  type BuildImageOutcome,
+  buildImage,
+} from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
@@ -669,6 +673,48 @@ describe("reconcile of builds", () => {
     expect(retried.reported).toEqual([`${buildJobName(gitlab, SHA)} → staging: succeeded`]);
     // Each environment got exactly one Build Finished.
     expect(finishedDetails().map((d) => d.environment)).toEqual(["review/feature-x", "staging"]);
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
+  });
+});
+
+describe("reconcile of builds racing a build run again", () => {
+  it("carries the environments whose Build Finished did not go out into the Job that replaced the failed one, and leaves that Job's reports alone", async () => {
+    await buildImage(build, request({ sha: FAILING_SHA }));
+    await buildImage(
+      build,
+      request({ sha: FAILING_SHA, environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
+    );
+    await untilFinished(FAILING_SHA);
+    const first = jobOf(FAILING_SHA);
+    // After reconcile's mark, review/feature-x asks again (its MR reopened): build-image replaces the
+    // failed Job with a new one of the same name. Then PutEvents takes review's entry, fails staging's.
+    let rebuilt: BuildImageOutcome | null = null;
+    const racing: ReconcileBuildsDeps["publisher"] = {
+      publish: async (entries) => {
+        rebuilt ??= await buildImage(build, request({ sha: FAILING_SHA, correlationId: "c-reopen" }));
+        publisher.failEntry = (entry) => (entry.detail as Detail<"Build Finished">).environment === "staging";
+        try {
+          return await publisher.publish(entries);
+        } finally {
+          publisher.failEntry = null;
+        }
+      },
+    };
+
+    const partial = await reconcileBuilds({ ...reconcile, publisher: racing });
+
+    expect(rebuilt).toEqual({ kind: "created", job: buildJobName(gitlab, FAILING_SHA) });
+    expect(jobOf(FAILING_SHA)?.metadata.uid).not.toBe(first?.metadata.uid);
+    expect(partial.reported).toEqual([`${buildJobName(gitlab, FAILING_SHA)} → review/feature-x: failed`]);
+    await untilFinished(FAILING_SHA);
+    await reconcileBuilds(reconcile);
+    // The reopened request is reported (the old Job's reported list was not written onto the new
+    // one), and staging, whose event never went out, hears of the build run again.
+    expect(finishedDetails().map((d) => [d.environment, d.correlationId])).toEqual([
+      ["review/feature-x", "c-1"],
+      ["review/feature-x", "c-reopen"],
+      ["staging", "c-s"],
+    ]);
     expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
   });
 });
