@@ -59,6 +59,8 @@ export function startLocalBuilds(
     cluster: io.cluster,
     manifests: new DirectoryManifestSource(config.projectsDir),
     settings: config.builds,
+    // The embedded cluster runs no pod: no Secret to need. A real one (KUBECONFIG) is checked.
+    checkSecrets: !io.simulated,
   });
 
   let file: JsonlFile | null = null;

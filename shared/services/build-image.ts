@@ -23,6 +23,7 @@ import type { KubeObject } from "../domain/kube-object.js";
 import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js";
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
+import { checkBuildSecrets } from "./build-secrets.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "build-image";
@@ -36,6 +37,11 @@ export interface BuildImageDeps {
   audit: AuditLog;
   clock: Clock;
   settings: { namespace: string; gitSecret: string; registrySecret: string; images: string | null };
+  /**
+   * Whether the build Secrets are looked for before a Job is made (default true). False for the
+   * embedded local cluster only: it runs no pod, so a build there reads no Secret.
+   */
+  checkSecrets?: boolean;
 }
 
 export type BuildImageOutcome =
@@ -84,10 +90,16 @@ export async function buildImage(
     return fail(error.message);
   }
 
+  // Before the Job: one whose pod cannot start fails only at its deadline, the cause gone from it.
+  // Also before a join (not known to be one yet): a Job of that name made without them waits too.
+  const secrets = deps.checkSecrets === false ? null : await checkBuildSecrets(deps.cluster, deps.settings);
+  if (secrets?.kind === "missing") return fail(secrets.reason);
+  const unchecked = secrets?.kind === "unchecked" ? ` (${secrets.reason})` : "";
+
   const name = job.metadata.name;
   const created = await createJob(deps, job);
   if (created) {
-    audit("success", `build Job created for ${detail.sha}`, jobSubject(name));
+    audit("success", `build Job created for ${detail.sha}${unchecked}`, jobSubject(name));
     return { kind: "created", job: name };
   }
   let joined: Awaited<ReturnType<typeof joinJob>>;
@@ -100,7 +112,7 @@ export async function buildImage(
   if (joined === "rebuilt") {
     audit(
       "success",
-      `the earlier build of ${detail.sha} failed: built again for ${detail.environment}`,
+      `the earlier build of ${detail.sha} failed: built again for ${detail.environment}${unchecked}`,
       jobSubject(name),
     );
     return { kind: "created", job: name };
@@ -124,7 +136,8 @@ async function createJob(deps: BuildImageDeps, job: KubeObject): Promise<boolean
     if (error instanceof KubernetesConflictError) return false;
     if (!(error instanceof KubernetesNotFoundError)) throw error;
   }
-  // The namespace is created on first use, so a new cluster needs no set-up step for builds.
+  // The namespace is created on first use. Where the Secrets are checked it exists (they are in it):
+  // this is for the embedded local cluster, which needs no set-up step for builds.
   await deps.cluster.apply({
     apiVersion: "v1",
     kind: "Namespace",

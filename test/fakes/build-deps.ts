@@ -1,6 +1,7 @@
 /**
  * build-image's and reconcile-builds' dependencies as the build tests use them: an embedded
- * Kubernetes API of its own (Jobs finish at once; a Job of `failingSha` fails), the real adapter over
+ * Kubernetes API of its own (Jobs finish at once; a Job of `failingSha` fails; the builds namespace
+ * and its Secrets there unless `secrets: false`), the real adapter over
  * HTTP to it (backoff sleeps not waited), and recording fakes sharing one clock.
  *
  * @example
@@ -29,15 +30,42 @@ export interface BuildTestBed<M extends ManifestSource> {
   close(): Promise<void>;
 }
 
+export const GIT_SECRET = "kubler-git-credentials";
+export const REGISTRY_SECRET = "kubler-registry-push";
+
+/**
+ * The builds namespace and its two Secrets as README's prerequisites create them (values are
+ * placeholders: the embedded cluster runs no pod). `secrets: false` leaves the cluster empty.
+ */
+export async function createBuildSecrets(cluster: KubernetesCluster): Promise<void> {
+  await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: BUILDS_NAMESPACE } });
+  const base64 = (text: string) => Buffer.from(text).toString("base64");
+  await cluster.create({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: GIT_SECRET, namespace: BUILDS_NAMESPACE },
+    type: "Opaque",
+    data: { token: base64("glpat-placeholder") },
+  });
+  await cluster.create({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: REGISTRY_SECRET, namespace: BUILDS_NAMESPACE },
+    type: "kubernetes.io/dockerconfigjson",
+    data: { ".dockerconfigjson": base64('{"auths":{}}') },
+  });
+}
+
 export async function startBuildTestBed<M extends ManifestSource>(
   manifests: M,
-  { failingSha }: { failingSha: string },
+  { failingSha, secrets = true }: { failingSha: string; secrets?: boolean },
 ): Promise<BuildTestBed<M>> {
   const k8s = await startMemoryKubernetes({
     jobDelayMs: 0,
     failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === failingSha,
   });
   const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
+  if (secrets) await createBuildSecrets(cluster);
   const publisher = new RecordingPublisher();
   const audit = new RecordingAuditLog();
   const clock = new FixedClock();
@@ -54,8 +82,8 @@ export async function startBuildTestBed<M extends ManifestSource>(
       clock,
       settings: {
         namespace: BUILDS_NAMESPACE,
-        gitSecret: "kubler-git-credentials",
-        registrySecret: "kubler-registry-push",
+        gitSecret: GIT_SECRET,
+        registrySecret: REGISTRY_SECRET,
         images: null,
       },
     },

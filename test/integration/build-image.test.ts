@@ -31,6 +31,8 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  GIT_SECRET,
+  REGISTRY_SECRET,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
@@ -100,11 +102,8 @@ const jobOf = (sha: string) => k8s.store.get("batch/v1", "Job", NS, buildJobName
 const untilFinished = (sha: string) => untilJobFinished(k8s, NS, buildJobName(gitlab, sha));
 
 describe("build-image", () => {
-  it("creates the Job (and the builds namespace, labelled managed) once; a repeat is already running", async () => {
+  it("creates the Job once; a repeat is already running", async () => {
     expect(await buildImage(build, request())).toEqual({ kind: "created", job: buildJobName(gitlab, SHA) });
-    expect(k8s.store.get("v1", "Namespace", undefined, NS)?.metadata.labels).toMatchObject({
-      "app.kubernetes.io/managed-by": "kubler",
-    });
     const job = jobOf(SHA);
     expect(job?.metadata.labels).toMatchObject({ "kubler.dev/sha": SHA, "kubler.dev/project-id": "2" });
 
@@ -119,6 +118,115 @@ describe("build-image", () => {
       ["image.build", "success"],
     ]);
     expect(publisher.entries).toEqual([]);
+  });
+
+  it("creates the builds namespace, labelled managed, on the embedded cluster, where no pod runs and no Secret is needed", async () => {
+    const empty = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA, secrets: false });
+    try {
+      const outcome = await buildImage({ ...empty.build, checkSecrets: false }, request());
+      expect(outcome).toEqual({ kind: "created", job: buildJobName(gitlab, SHA) });
+      expect(empty.k8s.store.get("v1", "Namespace", undefined, NS)?.metadata.labels).toMatchObject({
+        "app.kubernetes.io/managed-by": "kubler",
+      });
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it("fails at once a build whose Secrets are missing, saying what to create, instead of a Job that waits 30 minutes for its deadline", async () => {
+    const secretRef = (name: string) => ({ apiVersion: "v1", kind: "Secret", name, namespace: NS });
+    const gitSecret = k8s.store.get("v1", "Secret", NS, GIT_SECRET) as
+      | { data: { token: string } }
+      | undefined;
+    const tokenData = gitSecret?.data.token ?? "";
+    expect(tokenData).not.toBe("");
+    await cluster.delete(secretRef(GIT_SECRET));
+
+    const missing = await buildImage(build, request());
+
+    expect(missing).toEqual({
+      kind: "failed",
+      reason: expect.stringMatching(
+        /^cannot build: Secret kubler-git-credentials does not exist in namespace kubler-builds /,
+      ),
+    });
+    const reason = (missing as { reason: string }).reason;
+    expect(reason).toContain(`README's "Deploy to AWS" prerequisites`);
+    expect(reason).toContain(
+      "kubectl -n kubler-builds create secret generic kubler-git-credentials --from-literal=token=<GitLab token with read_repository>",
+    );
+    expect(reason).not.toContain(REGISTRY_SECRET);
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+    expect(finishedDetails()).toMatchObject([{ status: "failed", imageDigest: null, reason }]);
+    expect(audit.records.at(-1)).toMatchObject({ action: "image.build", outcome: "failure", reason });
+
+    // The push Secret there without the key its volume mounts: the pod would never start either.
+    await cluster.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: GIT_SECRET, namespace: NS },
+      data: { token: tokenData },
+    });
+    const registry = k8s.store.get("v1", "Secret", NS, REGISTRY_SECRET) as NonNullable<
+      ReturnType<typeof jobOf>
+    >;
+    await cluster.delete(secretRef(REGISTRY_SECRET));
+    await cluster.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: REGISTRY_SECRET, namespace: NS },
+      data: { "config.json": tokenData },
+    });
+    const keyless = await buildImage(build, request({ correlationId: "c-2" }));
+    expect(keyless).toMatchObject({
+      kind: "failed",
+      reason: expect.stringContaining(
+        "Secret kubler-registry-push has no key .dockerconfigjson in namespace kubler-builds",
+      ),
+    });
+    expect((keyless as { reason: string }).reason).toContain(
+      "kubectl -n kubler-builds create secret docker-registry kubler-registry-push --docker-server=<registry>",
+    );
+    expect(k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+
+    // Only whether they exist was read: none of their values is in an event or an audit line.
+    const written = JSON.stringify([publisher.entries, audit.records]);
+    expect(written).not.toContain(tokenData);
+    expect(written).not.toContain(Buffer.from(tokenData, "base64").toString());
+
+    // Once they are there, the next request builds.
+    await cluster.delete(secretRef(REGISTRY_SECRET));
+    await cluster.create({ ...registry, metadata: { name: REGISTRY_SECRET, namespace: NS } });
+    expect((await buildImage(build, request({ correlationId: "c-3" }))).kind).toBe("created");
+  });
+
+  it("names both Secrets, and the namespace, on a cluster where nothing for builds was set up", async () => {
+    const empty = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA, secrets: false });
+    try {
+      const outcome = await buildImage(empty.build, request());
+      expect(outcome).toMatchObject({
+        kind: "failed",
+        reason: expect.stringMatching(
+          /^cannot build: Secret kubler-git-credentials does not exist, Secret kubler-registry-push does not exist in namespace kubler-builds .*kubectl -n kubler-builds create secret generic .*; kubectl -n kubler-builds create secret docker-registry /,
+        ),
+      });
+      expect(empty.k8s.store.list("batch/v1", "Job", NS)).toHaveLength(0);
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it("builds as before when Kubler's role may not read Secrets there, and says so in the audit", async () => {
+    const forbidden = k8s.faults.add({ verb: "get", resource: "secrets", status: 403 });
+    expect((await buildImage(build, request())).kind).toBe("created");
+    expect(forbidden.hits).toBe(1);
+    expect(audit.records.at(-1)).toMatchObject({
+      action: "image.build",
+      outcome: "success",
+      reason: expect.stringContaining(
+        "(build Secrets not checked: Kubler may not get Secrets in kubler-builds",
+      ),
+    });
   });
 
   it("lets another environment join a build of the same commit", async () => {
