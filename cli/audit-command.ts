@@ -20,6 +20,7 @@ import {
 import { ConfigError } from "../shared/errors.js";
 import { type AuditScanReport, isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
+import { printable } from "./terminal-text.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
 export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
@@ -294,9 +295,9 @@ function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): v
     io.print(
       row([
         tableTime(r.at),
-        r.function,
-        r.action,
-        r.outcome,
+        printable(r.function),
+        printable(r.action),
+        printable(r.outcome),
         text(gitlabUserOf(r)),
         fitPath(text(r.subject.project), WIDTHS[5] as number),
         environmentCell(r, WIDTHS[6] as number),
@@ -313,7 +314,7 @@ const WIDTHS = [24, 20, 24, 8, 16, 28, 28];
  * offset as); without it an operator in another zone read the times as local.
  */
 function tableTime(at: string): string {
-  return at.replace("T", " ");
+  return printable(at.replace("T", " "));
 }
 
 /**
@@ -339,8 +340,8 @@ function fitPath(value: string, width: number): string {
  */
 function environmentsOf(record: AuditRecord): string[] {
   const { environment, environments } = record.subject;
-  if (typeof environment === "string") return [environment];
-  return Array.isArray(environments) ? environments.map(String) : [];
+  if (typeof environment === "string") return [printable(environment)];
+  return Array.isArray(environments) ? environments.map((name) => printable(String(name))) : [];
 }
 
 /** The first environment and how many more (`staging +1`), the count kept when the name is cut. */
@@ -392,8 +393,9 @@ function printTimeline(records: AuditRecord[], correlationId: string, io: AuditC
   const first = Date.parse((sorted[0] as AuditRecord).at);
   const last = Date.parse((sorted.at(-1) as AuditRecord).at);
   const project = sorted.map((r) => r.subject.project).find((p) => typeof p === "string");
+  const about = project ? ` (${printable(project)})` : "";
   io.print(
-    `correlation ${correlationId}${project ? ` (${project})` : ""}: ${sorted.length} step(s) over ${fmtMs(last - first)}, from ${sorted[0]?.at}`,
+    `correlation ${printable(correlationId)}${about}: ${sorted.length} step(s) over ${fmtMs(last - first)}, from ${sorted[0]?.at}`,
   );
   io.print("");
   io.print(row2(["T+", "Δ PREVIOUS", "FUNCTION", "ACTION", "OUTCOME", "WHAT"]));
@@ -407,9 +409,9 @@ function printTimeline(records: AuditRecord[], correlationId: string, io: AuditC
       row2([
         fmtMs(at - first),
         r === sorted[0] ? "" : `+${fmtMs(at - previous)}`,
-        r.function,
-        r.action,
-        r.outcome,
+        printable(r.function),
+        printable(r.action),
+        printable(r.outcome),
         `${where}${oneLine(r.reason)}${took}`,
       ]),
     );
@@ -436,7 +438,7 @@ function printGroups(rows: InsightsRow[], groupBy: readonly string[], plan: Plan
   }
   const header = ["RECORDS", "LAST", ...groupBy.map((field) => field.toUpperCase())];
   const cells = rows.map((r) => [
-    r.records ?? "",
+    printable(r.records ?? ""),
     tableTime(r.last ?? ""),
     ...groupBy.map((field) => oneLine(r[field] || "-")),
   ]);
@@ -458,11 +460,11 @@ function pad(cell: string, width: number): string {
 }
 
 function text(value: unknown): string {
-  return value === undefined || value === null ? "-" : String(value);
+  return value === undefined || value === null ? "-" : printable(String(value));
 }
 
 function oneLine(value: string): string {
-  const flat = value.replace(/\s+/g, " ");
+  const flat = printable(value.replace(/\s+/g, " "));
   return flat.length > 160 ? `${flat.slice(0, 159)}…` : flat;
 }
 

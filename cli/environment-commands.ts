@@ -21,6 +21,7 @@ import { type SweepReport, sweepExpiredEnvironments } from "../shared/services/c
 import { EMBEDDED_KUBECONFIG } from "./local-environments.js";
 import { LOCAL_EVENTS_PATH } from "./local-events-app.js";
 import { runtimeUrl } from "./runtime-address.js";
+import { printable } from "./terminal-text.js";
 
 export interface CommandContext {
   config: LocalConfig;
@@ -261,7 +262,7 @@ function printReport(print: (line: string) => void, report: SweepReport): void {
   const section = (title: string, items: { namespace: string; reason: string }[]) => {
     if (items.length === 0) return;
     print(`${title}:`);
-    for (const item of items.slice(0, 50)) print(`  ${item.namespace}  ${item.reason}`);
+    for (const item of items.slice(0, 50)) print(printable(`  ${item.namespace}  ${item.reason}`));
     if (items.length > 50) print(`  … and ${items.length - 50} more (--json lists all)`);
   };
   section(report.dryRun ? "Would delete" : "Deleted", report.dryRun ? report.expired : report.deleted);
@@ -302,7 +303,9 @@ function twoUnits(big: number, bigUnit: string, small: number, smallUnit: string
   return small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit} ${small}${smallUnit}`;
 }
 
-function printTable(print: (line: string) => void, header: string[], rows: string[][]): void {
+function printTable(print: (line: string) => void, header: string[], cells: string[][]): void {
+  // Annotations hold what GitLab sent (a project path, an environment's name): never obeyed here.
+  const rows = cells.map((row) => row.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   for (const row of [header, ...rows])
     print(

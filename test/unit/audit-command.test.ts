@@ -209,6 +209,36 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(out[1]).toMatch(/^2026-03-02 11:00:00\.000Z\s/);
   });
 
+  it("prints no control character a payload carried: the operator's terminal would obey it", async () => {
+    // Through an authenticated webhook, a project path or ref reaches the line as GitLab sent it.
+    write([
+      JSON.stringify(
+        record({
+          reason: "published Push mike/\u001b[2Jdiaspora x\u001b[41mRED\u001b[0m",
+          actor: { function: "gitlab-webhook", gitlabUser: "j\u0007smith" },
+          subject: { project: "mike/\u001b[2Jdiaspora", environment: "review/\u202egnp.exe" },
+        }),
+      ),
+    ]);
+    for (const args of [
+      [],
+      ["--correlation", "c-1"],
+      ["--query", "rejected-webhooks", "--outcome", "success"],
+    ]) {
+      const { out } = await run(...args);
+      for (const line of out) expect(line).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+      const table = out.join("\n");
+      if (args.length === 0) {
+        expect(table).toContain("published Push mike/\\x1b[2Jdiaspora x\\x1b[41mRED\\x1b[0m");
+        expect(table).toContain("j\\x07smith");
+        expect(table).toContain("review/\\u202egnp.exe");
+      }
+    }
+    // --json keeps the record as written (JSON escapes them).
+    const { out } = await run("--json");
+    expect(JSON.parse(out[0] as string).subject.project).toBe("mike/\u001b[2Jdiaspora");
+  });
+
   it("names the audit file, and what is wrong with it, when it cannot be read", async () => {
     mkdirSync(join(dataDir, "audit.jsonl"));
     await expect(run()).rejects.toThrow(

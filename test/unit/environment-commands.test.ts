@@ -80,6 +80,19 @@ describe("kubler environments", () => {
     expect(rows.get("forever")).toMatch(/ 30s +never$/);
   });
 
+  it("prints no control character a namespace's annotations carry", async () => {
+    seed("escaped", 0, HOUR);
+    const namespace = kubernetes.store.get("v1", "Namespace", undefined, "escaped");
+    if (!namespace?.metadata.annotations) throw new Error("not seeded");
+    namespace.metadata.annotations["kubler.dev/project-path"] = "group/\u001b[2Japp";
+    namespace.metadata.annotations["kubler.dev/environment-name"] = "review/\u202eexe.x";
+    kubernetes.store.put(namespace);
+    const row = (await table()).get("escaped") ?? "";
+    expect(row).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    expect(row).toContain("group/\\x1b[2Japp");
+    expect(row).toContain("review/\\u202eexe.x");
+  });
+
   it("says how long ago an environment still listed expired: minutes is the sweep's pace, hours a sweep that does not run", async () => {
     seed("overdue", 80 * HOUR, -2.5 * HOUR);
     expect((await table()).get("overdue")).toMatch(/\S+Z \(expired 2h 30m ago\)$/);
