@@ -214,9 +214,19 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
   // As cleanup checks it (heldByAnother): a namespace from before the name annotation has the slug.
   if (heldByAnother(namespace, e.environment, request.environment))
     throw mismatch("environment", request.environment, e.environment);
-  // Found by identity, it records the path the project had when last deployed: not this one.
-  if (resolved.via === "path" && e.projectPath !== null && e.projectPath !== request.projectPath)
-    throw mismatch("project", request.projectPath, e.projectPath);
+  // Found by identity, it records the path the project had when last deployed: not this one. Found
+  // by the name an earlier path gave, it records the path a deploy since a rename wrote: the project
+  // id tells the renamed project from one that took the old path since.
+  if (
+    resolved.via === "path" &&
+    e.projectPath !== null &&
+    e.projectPath !== request.projectPath &&
+    request.projectId === null
+  ) {
+    throw refuse(
+      `namespace ${namespace} is project ${JSON.stringify(e.projectPath)}, not ${JSON.stringify(request.projectPath)}; if that project was renamed or moved from ${request.projectPath}, give --project-id N (its id) to stop it by its earlier path`,
+    );
+  }
   if (request.projectId !== null && e.projectId !== request.projectId)
     throw mismatch("project id", request.projectId, e.projectId);
   if (request.instance !== null && e.instance !== null && normalizeInstance(e.instance) !== request.instance)

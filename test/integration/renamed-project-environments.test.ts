@@ -197,6 +197,34 @@ describe("kubler stop after the rename", () => {
       `namespace ${held}`,
     );
   });
+
+  it("finds it by the old path once a deploy since the rename recorded the new one, given --project-id", async () => {
+    await deployEnvironment(deps, deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }));
+    await deployEnvironment(
+      deps,
+      deployRequested({
+        gitlab: renamed,
+        environment: "production",
+        ref: "v1.0.1",
+        mrIid: null,
+        sha: "2".repeat(40),
+        pipelineId: 101,
+      }),
+    );
+    const held = namespaceFor(OLD_PATH, "production");
+    expect(stored(held)?.metadata.annotations?.[ANNOTATION.PROJECT_PATH]).toBe(NEW_PATH);
+    const args = ["--project", OLD_PATH, "--environment", "production"];
+
+    // The old path alone may be another project's now (one that took it): refused, saying what tells them apart.
+    await expect(stop(...args)).rejects.toThrow(
+      new RegExp(`is project "${NEW_PATH}", not "${OLD_PATH}".*give --project-id N`),
+    );
+    const { code, lines } = await stop(...args, "--project-id", "2");
+    expect(code).toBe(0);
+    expect(lines.join("\n")).toContain(`namespace ${held}`);
+    // Another project's id at that name is still refused.
+    await expect(stop(...args, "--project-id", "7")).rejects.toThrow(/is project id 2, not 7/);
+  });
 });
 
 describe("what the lookup by identity never takes", () => {
