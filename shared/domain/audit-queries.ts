@@ -14,7 +14,10 @@ export interface AuditFilter {
   until?: Date;
   /** `subject.project`: the GitLab project path. */
   project?: string;
-  /** `subject.environment`. */
+  /**
+   * `subject.environment`, or one of a `plan.steps` line's `subject.environments` (one fact can plan
+   * several, and the decision that ordered a stop or a deploy is part of an environment's story).
+   */
   environment?: string;
   /** `action`, exactly, or a prefix when it ends in `*` (`credentials.*`). */
   action?: string;
@@ -184,7 +187,7 @@ export function insightsQueryText(filter: AuditFilter, options: InsightsQueryOpt
   lines.push(`filter ${insightsConditions(filter).join(" and ")}`);
   for (const param of options.openParams ?? []) {
     // A comment line: the console shows it, Logs Insights ignores it; remove "# " to use it.
-    lines.push(`# | filter ${FIELD[param]} = ${quote(PLACEHOLDER[param])}`);
+    lines.push(`# | filter ${fieldCondition(param, PLACEHOLDER[param], filter.action)}`);
   }
   if (options.groupBy) {
     lines.push(`stats count(*) as records, latest(at) as last by ${options.groupBy.join(", ")}`);
@@ -210,9 +213,44 @@ function insightsConditions(filter: AuditFilter): string[] {
   else if (filter.outcome?.length) conditions.push(`outcome in [${filter.outcome.map(quote).join(", ")}]`);
   for (const key of ["correlationId", "project", "environment", "roleArn", "instance"] as const) {
     const value = filter[key];
-    if (value !== undefined) conditions.push(`${FIELD[key]} = ${quote(value)}`);
+    if (value !== undefined) conditions.push(fieldCondition(key, value, filter.action));
   }
   return conditions;
+}
+
+/** The action whose lines name their environments in a list, `subject.environments`. */
+const LISTS_ENVIRONMENTS = "plan.steps";
+
+/**
+ * Whether lines of `LISTS_ENVIRONMENTS` can pass the action filter. When they cannot, the list is not
+ * looked in, so `deploys-to-environment` keeps the one comparison a person edits in the console.
+ */
+function mayListEnvironments(action: string | undefined): boolean {
+  if (action === undefined) return true;
+  return action.endsWith("*")
+    ? LISTS_ENVIRONMENTS.startsWith(action.slice(0, -1))
+    : action === LISTS_ENVIRONMENTS;
+}
+
+function fieldCondition(key: keyof typeof FIELD, value: string, action: string | undefined): string {
+  const equals = `${FIELD[key]} = ${quote(value)}`;
+  if (key !== "environment" || !mayListEnvironments(action)) return equals;
+  return `(${equals} or @message like ${listedEnvironmentRegex(value)})`;
+}
+
+/**
+ * A regex for a line whose `environments` list holds `environment`. Logs Insights flattens a JSON
+ * array into one field per index (`subject.environments.0`, `.1`, …: "JSON arrays are flattened
+ * into a list of field names and values",
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_AnalyzeLogData-discoverable-fields.html),
+ * so no field comparison covers a list of any length. The line's own JSON does: the list opens, then
+ * whole JSON strings each followed by a comma, then the value as `JSON.stringify` writes it (every
+ * writer does), then a comma or the end of the list. A quote or `]` inside a name cannot end one early.
+ */
+function listedEnvironmentRegex(environment: string): string {
+  const jsonString = String.raw`"(\\.|[^"\\])*"`;
+  const value = escapeInsightsRegex(JSON.stringify(environment));
+  return String.raw`/"environments":\[(${jsonString},)*${value}[,\]]/`;
 }
 
 /**
@@ -270,10 +308,17 @@ export function matchesAuditFilter(record: AuditRecord, filter: AuditFilter): bo
   if (filter.until && !(record.at < filter.until.toISOString())) return false;
   if (filter.correlationId !== undefined && record.correlationId !== filter.correlationId) return false;
   if (filter.project !== undefined && record.subject.project !== filter.project) return false;
-  if (filter.environment !== undefined && record.subject.environment !== filter.environment) return false;
+  if (filter.environment !== undefined && !namesEnvironment(record, filter.environment, filter.action))
+    return false;
   if (filter.roleArn !== undefined && record.subject.roleArn !== filter.roleArn) return false;
   if (filter.instance !== undefined && record.gitlab?.instance !== filter.instance) return false;
   return true;
+}
+
+function namesEnvironment(record: AuditRecord, environment: string, action: string | undefined): boolean {
+  if (record.subject.environment === environment) return true;
+  const listed = record.subject.environments;
+  return mayListEnvironments(action) && Array.isArray(listed) && listed.includes(environment);
 }
 
 /**

@@ -185,6 +185,34 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(timeline.out[4]).toContain("[staging, production] planned");
   });
 
+  it("finds with --environment the plan.steps line that ordered its stop, which names it in a list", async () => {
+    const env = "review/feature/booking-validation";
+    write([
+      JSON.stringify(
+        record({
+          action: "plan.steps",
+          function: "plan-steps",
+          reason: `merge request !16 closed: stop ${env}`,
+          subject: { project: "group/app", environments: [env], steps: ["Environment Stop Requested"] },
+        }),
+      ),
+      JSON.stringify(
+        record({
+          action: "environment.stop",
+          reason: "namespace deleted",
+          at: "2026-03-02T11:00:01.000Z",
+          subject: { project: "group/app", environment: env },
+        }),
+      ),
+      JSON.stringify(record({ reason: "another environment's deploy" })),
+    ]);
+    const { json } = await run("--environment", env, "--json");
+    expect(json().map((r) => r.reason)).toEqual([
+      `merge request !16 closed: stop ${env}`,
+      "namespace deleted",
+    ]);
+  });
+
   it("cuts a long project or environment in the middle, so two that differ at the end never read the same", async () => {
     const deploy = (project: string, environment: string) =>
       JSON.stringify(record({ subject: { project, environment } }));
@@ -476,7 +504,7 @@ describe("kubler audit, AWS mode (CloudWatch Logs Insights)", () => {
       endTime: NOW.getTime() / 1000,
       queryString: [
         "fields @timestamp, @message",
-        '| filter ispresent(auditVersion) and subject.environment = "staging"',
+        '| filter ispresent(auditVersion) and (subject.environment = "staging" or @message like /"environments":\\[("(\\\\.|[^"\\\\])*",)*"staging"[,\\]]/)',
         "| sort @timestamp desc",
         "| limit 1000",
       ].join("\n"),

@@ -118,6 +118,16 @@ describe("command-line filters as Logs Insights text", () => {
     );
   });
 
+  it("finds an environment in a plan.steps line's list too, unless the action leaves those lines out", () => {
+    expect(insightsQueryText({ environment: "review/x" }).split("\n")[1]).toBe(
+      '| filter ispresent(auditVersion) and (subject.environment = "review/x" or @message like /"environments":\\[("(\\\\.|[^"\\\\])*",)*"review\\/x"[,\\]]/)',
+    );
+    expect(insightsQueryText({ environment: "x", action: "plan.*" })).toContain("@message like");
+    expect(insightsQueryText({ environment: "x", action: "environment.deploy" })).not.toContain(
+      "@message like",
+    );
+  });
+
   it("quotes values so that input cannot change the query", () => {
     const text = insightsQueryText({ environment: 'x" or action = "y\\', action: "a/b.*" });
     expect(text).toContain('subject.environment = "x\\" or action = \\"y\\\\"');
@@ -147,6 +157,11 @@ function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
   };
 }
 
+const PLAN: Partial<AuditRecord> = {
+  action: "plan.steps",
+  subject: { project: "group/app", environments: ["staging", "review/x"], steps: ["Deploy Requested"] },
+};
+
 describe("the same filters as a predicate over local records", () => {
   it.each<[AuditFilter, Partial<AuditRecord>, boolean]>([
     [{ action: "environment.deploy" }, {}, true],
@@ -163,8 +178,43 @@ describe("the same filters as a predicate over local records", () => {
     [{ roleArn: "arn:aws:iam::1:role/r" }, {}, true],
     [{ instance: "https://other.example.com" }, {}, false],
     [{ instance: "https://other.example.com" }, { gitlab: null }, false],
+    // plan.steps names the environments it decided for in a list: the stop of review/x is in its story.
+    [{ environment: "review/x" }, PLAN, true],
+    [{ environment: "staging", action: "plan.steps" }, PLAN, true],
+    [{ environment: "review" }, PLAN, false],
+    [{ environment: "staging", action: "environment.*" }, PLAN, false],
   ])("%j on %j → %s", (filter, change, expected) => {
     expect(matchesAuditFilter(record(change), filter)).toBe(expected);
+  });
+
+  it("agrees with the Logs Insights text on a plan.steps line's list of environments (property)", () => {
+    // Names with what JSON escapes or a list is made of: quotes, backslashes, commas, brackets.
+    const name = fc.stringMatching(/^[a-z"\\,[\]/ ]{0,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(name, { maxLength: 4 }),
+        fc.option(name, { nil: undefined }),
+        name,
+        fc.nat(),
+        fc.constantFrom(undefined, "plan.steps", "plan.*", "environment.deploy"),
+        (environments, environment, other, pick, action) => {
+          // Half the time one of the list, else any name (maybe one of the list all the same).
+          const wanted =
+            pick % 2 && environments.length ? (environments[pick % environments.length] ?? other) : other;
+          const r = record({ action: "plan.steps", subject: { environment, environments } });
+          const filter: AuditFilter = { environment: wanted, ...(action ? { action } : {}) };
+          const text = insightsQueryText(filter).split("\n")[1] ?? "";
+          // What Logs Insights would do with the condition: the field compared, the regex on the line.
+          const regex = /@message like \/(.*)\/\)$/.exec(text)?.[1];
+          const insights =
+            (action === undefined || action.startsWith("plan") || r.action === action) &&
+            (environment === wanted || (regex !== undefined && new RegExp(regex).test(JSON.stringify(r))));
+          expect(matchesAuditFilter(r, filter)).toBe(insights);
+          for (const needle of requiredSubstrings(filter))
+            if (insights) expect(JSON.stringify(r)).toContain(needle);
+        },
+      ),
+    );
   });
 
   it("never rejects a matching line on its raw text (property)", () => {
