@@ -9,6 +9,7 @@ import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
 import { KubernetesForbiddenError, KubernetesUnavailableError } from "../shared/errors.js";
 import type { BusListener } from "../shared/local/local-bus.js";
 import type { LocalRuntime } from "./local-runtime.js";
+import { printable } from "./terminal-text.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
@@ -61,7 +62,10 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
   // Secret-shaped text is redacted from the start; the secrets in use once they are known.
   let redact = createAuditRedactor([]);
   const time = () => new Date().toISOString().slice(11, 19);
-  const line = (who: string, text: string) => print(`${time()} ${who.padEnd(20)} ${text}`);
+  // A reason, ref or error quotes what a webhook carried: printed as is, `\x1b[2J` in a project
+  // path would clear the operator's screen, and a newline would forge a line of its own.
+  const line = (who: string, text: string) =>
+    print(`${time()} ${printable(who).padEnd(20)} ${printable(text)}`);
   const targetNote = (target: string) =>
     consumers.includes(target) ? target : `${target} (no local consumer yet)`;
   return {

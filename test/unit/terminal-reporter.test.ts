@@ -66,6 +66,43 @@ describe("the terminal reporter", () => {
     );
   });
 
+  it("prints no control character a payload carried: the operator's terminal would obey it", () => {
+    const lines: string[] = [];
+    const reporter = createTerminalReporter((line) => lines.push(line));
+    reporter.started(runtime(false), config({ tokens: [SECRET], signingKeys: [] }));
+    const before = lines.length;
+    reporter.audit({
+      audit: true,
+      action: "plan.steps",
+      outcome: "ignored",
+      reason: "no kubler.yaml in mike/\u001b[2Jdiaspora at main\u001b[41m\nforged line \u202egnp.exe",
+      actor: { function: "plan-steps" },
+      subject: { project: "mike/\u001b[2Jdiaspora" },
+      correlationId: "\u001b]0;title\u0007",
+      gitlab: { instance: null, event: "Push Hook\u001b[8m", idempotencyKey: null, webhookUuid: null },
+      function: "plan-steps",
+      at: "2026-03-02T11:00:00.000Z",
+    });
+    reporter.bus.retrying?.(
+      { id: "evt-12345678" } as unknown as BusEnvelope,
+      { target: "plan-steps" } as unknown as Route,
+      1,
+      new Error("ref refs/heads/\u001b[2J not found"),
+    );
+    reporter.operationalError(
+      "reconcile",
+      new KubernetesUnavailableError("namespace kubler-\u001b[2J unreachable", 0),
+    );
+    const printed = lines.slice(before);
+    expect(printed).toHaveLength(3);
+    for (const line of printed) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/);
+    expect(printed[0]).toContain(
+      "Push Hook\\x1b[8m: ignored — no kubler.yaml in mike/\\x1b[2Jdiaspora at main\\x1b[41m\\x0aforged line \\u202egnp.exe  [\\x1b]0;titl]",
+    );
+    expect(printed[1]).toContain("refs/heads/\\x1b[2J not found");
+    expect(printed[2]).toContain("namespace kubler-\\x1b[2J unreachable");
+  });
+
   it("says an unreachable cluster in one line, and leaves a bug to the caller", () => {
     const lines: string[] = [];
     const reporter = createTerminalReporter((line) => lines.push(line));
