@@ -14,7 +14,7 @@ import type { CommandContext } from "./environment-commands.js";
 import { gitlabIdFlag } from "./gitlab-id-flag.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { runtimeUrl } from "./runtime-address.js";
-import { listFixtures, loadFixture, sendFixture } from "./send.js";
+import { describeAnswer, listFixtures, loadFixture, sendFixture } from "./send.js";
 import { runStopCommand, STOP_USAGE } from "./stop-command.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
 
@@ -345,7 +345,7 @@ async function send(args: string[]): Promise<number> {
   }).catch((error: Error) => {
     throw new Error(`could not reach ${url} (${error.cause ?? error.message}): is \`npm start\` running?`);
   });
-  console.log(`${fixture.eventHeader} (${fixture.name}) → ${response.status} ${await response.text()}`);
+  for (const line of describeAnswer(fixture, response.status, await response.text())) console.log(line);
   return response.ok ? 0 : 1;
 }
 

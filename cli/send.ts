@@ -17,13 +17,25 @@ export interface Fixture {
   name: string;
   eventHeader: string;
   body: string;
+  /**
+   * `partial: true` in the file: GitLab's docs show only part of a delivery there (the fields of one
+   * action), and Kubler answers it 400, as it would a real delivery missing the rest. Unset: whole.
+   */
+  partial?: boolean;
 }
 
-/** The fixture names `send` accepts: the file names without `.json`. */
+/**
+ * The fixtures `send` offers (its help, and the list when a name is wrong): the file names without
+ * `.json`, whole deliveries only. A partial one is still sent when named, and its 400 explained.
+ *
+ * @example
+ * listFixtures(); // ["deployment", "issue", …, "merge_request", "pipeline", "push", …]
+ */
 export function listFixtures(): string[] {
   return readdirSync(FIXTURES_DIR)
     .filter((file) => file.endsWith(".json"))
     .map((file) => basename(file, ".json"))
+    .filter((name) => !loadFixture(name).partial)
     .sort();
 }
 
@@ -52,7 +64,29 @@ export function loadFixture(nameOrPath: string): Fixture {
     name: basename(path, ".json"),
     eventHeader: parsed.event_header,
     body: JSON.stringify(parsed.payload),
+    partial: (parsed as { partial?: unknown }).partial === true,
   };
+}
+
+/**
+ * What `send` prints for Kubler's answer: the answer, and for a partial fixture refused as bad
+ * input, why (a newcomer would otherwise take `"project.id" is missing` for Kubler's bug) and
+ * which whole one to send instead.
+ *
+ * @example
+ * describeAnswer(loadFixture("push"), 202, '{"published":true,…}');
+ * // ["Push Hook (push) → 202 {\"published\":true,…}"]
+ */
+export function describeAnswer(fixture: Fixture, status: number, body: string): string[] {
+  const answer = `${fixture.eventHeader} (${fixture.name}) → ${status} ${body}`;
+  if (!fixture.partial || status !== 400) return [answer];
+  const whole = listFixtures().find((name) => loadFixture(name).eventHeader === fixture.eventHeader);
+  return [
+    answer,
+    `  as expected: ${fixture.name} is part of a delivery, as GitLab's docs show it ("partial": true), ` +
+      "not a whole one, and Kubler refuses it as it would a real delivery missing those fields" +
+      (whole ? `; for a whole ${fixture.eventHeader}: npm run send -- ${whole}` : ""),
+  ];
 }
 
 export interface SendOptions {

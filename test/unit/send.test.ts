@@ -2,7 +2,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadFixture } from "../../cli/send.js";
+import { describeAnswer, gitlabHeaders, listFixtures, loadFixture } from "../../cli/send.js";
+import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
+import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
+import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
+import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 describe("loadFixture", () => {
   const dir = mkdtempSync(join(tmpdir(), "kubler-send-"));
@@ -25,5 +29,55 @@ describe("loadFixture", () => {
     const empty = join(dir, "null.json");
     writeFileSync(empty, "null");
     expect(() => loadFixture(empty)).toThrow(`${empty} must be { "event_header"`);
+  });
+});
+
+describe("GitLab's partial payloads", () => {
+  const SIGNING_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const PARTIAL = "merge_request_partial_update_oldrev";
+
+  /** What the webhook answers a fixture, sent as `send` sends it. */
+  async function answer(name: string) {
+    const clock = new FixedClock();
+    const app = createGitlabWebhookApp({
+      credentials: createWebhookCredentials({ signingKeys: [SIGNING_KEY], tokens: [] }),
+      maxBodyBytes: 5 * 1024 * 1024,
+      publisher: new RecordingPublisher(sequentialIds("evt")),
+      dedupe: new MemoryDedupeStore(clock),
+      audit: new RecordingAuditLog(),
+      logError: () => {},
+      clock,
+      newId: sequentialIds("corr"),
+    });
+    const fixture = loadFixture(name);
+    const headers = gitlabHeaders(fixture, { url: "http://x", signingKey: SIGNING_KEY, now: clock.now() });
+    const res = await app.request("/webhooks/gitlab", { method: "POST", headers, body: fixture.body });
+    return describeAnswer(fixture, res.status, await res.text());
+  }
+
+  it("are not offered: send lists whole deliveries only", () => {
+    const offered = listFixtures();
+    expect(offered).toEqual(expect.arrayContaining(["merge_request", "push", "tag_push", "issue"]));
+    expect(offered.filter((name) => name.includes("partial"))).toEqual([]);
+    expect(loadFixture(PARTIAL).partial).toBe(true);
+    expect(loadFixture("merge_request").partial).toBe(false);
+  });
+
+  it("are still sent when named, and their 400 says why and which whole one to send", async () => {
+    const [first, why, ...rest] = await answer(PARTIAL);
+    expect(first).toMatch(
+      /^Merge Request Hook \(merge_request_partial_update_oldrev\) → 400 .*project\.id.* is missing/,
+    );
+    expect(why).toMatch(
+      /as expected: merge_request_partial_update_oldrev is part of a delivery, as GitLab's docs show it/,
+    );
+    expect(why).toMatch(/for a whole Merge Request Hook: npm run send -- merge_request$/);
+    expect(rest).toEqual([]);
+  });
+
+  it("leave a whole delivery's answer as it is", async () => {
+    expect(await answer("merge_request")).toEqual([
+      expect.stringMatching(/^Merge Request Hook \(merge_request\) → 202 /),
+    ]);
   });
 });
