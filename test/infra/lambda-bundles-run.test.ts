@@ -441,6 +441,17 @@ describe("each Lambda bundle, run with the environment the template gives it", (
 
   it("build-image: creates the build Job in the cluster the kubeconfig secret names", async () => {
     const env = functionEnvironment(stack.template, "build-image");
+    // README's prerequisites: the builds namespace and the two Secrets a build Job mounts.
+    const secret = (name: string, type: string, key: string) => ({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name, namespace: "kubler-builds" },
+      type,
+      data: { [key]: Buffer.from("placeholder").toString("base64") },
+    });
+    k8s.store.put({ apiVersion: "v1", kind: "Namespace", metadata: { name: "kubler-builds" } });
+    k8s.store.put(secret("kubler-git-credentials", "Opaque", "token"));
+    k8s.store.put(secret("kubler-registry-push", "kubernetes.io/dockerconfigjson", ".dockerconfigjson"));
     const from = aws.calls.length;
     const { results } = await invoke("build-image", [busEvent("Build Requested", step("staging"))]);
     expect(results[0]).not.toHaveProperty("thrown");
