@@ -5,6 +5,7 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
+import { expiresAtSeconds } from "../domain/hold-expiry.js";
 import type { Clock, DedupeStore, IdGenerator, Reservation } from "../ports.js";
 
 /** The dedupe table's partition key (a string: the delivery key). */
@@ -17,17 +18,6 @@ export const DEDUPE_PARTITION_KEY = "pk";
  * (`expiresAtSeconds`), as the memory stores hold theirs (test/integration/*-contract.test.ts).
  */
 export const DEDUPE_TTL_ATTRIBUTE = "expiresAt";
-
-/**
- * The TTL attribute's value for an item held `seconds` from `from` (epoch ms): the first whole
- * second at or after its end.
- *
- * @example
- * expiresAtSeconds(Date.parse("2026-11-21T10:00:00.750Z"), 60); // 10:01:01Z in epoch seconds
- */
-export function expiresAtSeconds(from: number, seconds: number): number {
-  return Math.ceil((from + seconds * 1000) / 1000);
-}
 
 /**
  * "pending" while a reservation's work is in flight, "confirmed" once done. Claims made with `claim`

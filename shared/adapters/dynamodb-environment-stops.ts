@@ -1,6 +1,7 @@
 import { type DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { expiresAtSeconds } from "../domain/hold-expiry.js";
 import type { Clock, EnvironmentStops } from "../ports.js";
-import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE, expiresAtSeconds } from "./dynamodb-dedupe-store.js";
+import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "./dynamodb-dedupe-store.js";
 
 /** The stop's GitLab fact time, epoch milliseconds. */
 export const STOP_FACT_AT_ATTRIBUTE = "factAt";

@@ -1,3 +1,4 @@
+import { expiresAtSeconds } from "../domain/hold-expiry.js";
 import type { Clock, DedupeStore, Reservation } from "../ports.js";
 
 /** Expired keys are swept after this many claims, so memory stays bounded on a long-running server. */
@@ -64,9 +65,9 @@ export class MemoryDedupeStore implements DedupeStore {
   }
 }
 
-/** The end of a hold of `seconds` from `now` (epoch ms), at the whole second, as DynamoDB's TTL attribute. */
+/** The end of a hold of `seconds` from `now`, in epoch ms, at the whole second DynamoDB's would end. */
 function expiry(now: number, seconds: number): number {
-  return Math.ceil((now + seconds * 1000) / 1000) * 1000;
+  return expiresAtSeconds(now, seconds) * 1000;
 }
 
 function isLive(expiries: ReadonlyMap<string, number>, key: string, now: number): boolean {

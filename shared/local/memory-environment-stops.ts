@@ -1,3 +1,4 @@
+import { expiresAtSeconds } from "../domain/hold-expiry.js";
 import type { Clock, EnvironmentStops } from "../ports.js";
 
 /**
@@ -19,8 +20,7 @@ export class MemoryEnvironmentStops implements EnvironmentStops {
     const held = this.#stops.get(key);
     if (held && held.expires > now && held.at > factAt.getTime()) return;
     const at = factAt.getTime();
-    const expires =
-      ttlSeconds === null ? Number.POSITIVE_INFINITY : Math.ceil((at + ttlSeconds * 1000) / 1000) * 1000;
+    const expires = ttlSeconds === null ? Number.POSITIVE_INFINITY : expiresAtSeconds(at, ttlSeconds) * 1000;
     this.#stops.set(key, { at, expires });
   }
 
