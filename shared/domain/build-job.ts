@@ -54,6 +54,11 @@ export const BUILD_ANNOTATION = {
   REPLACED_REPORTS: "kubler.dev/build-replaced-reports",
 } as const;
 
+/** The key of the git Secret the clone reads its token from (what `build-image` passes as `gitSecret.key`). */
+export const GIT_TOKEN_KEY = "token";
+/** The key of the registry Secret (a `kubernetes.io/dockerconfigjson` one) the push mounts as its auth file. */
+export const REGISTRY_AUTH_KEY = ".dockerconfigjson";
+
 /** Requests one Job remembers; more is a loop somewhere, not real environments. */
 export const MAX_BUILD_REQUESTS = 20;
 /** Log lines of a failed build that go into `Build Finished` (the detail stays under 8 KB). */
@@ -396,7 +401,7 @@ export function buildJob(
               name: "registry",
               secret: {
                 secretName: settings.registrySecret,
-                items: [{ key: ".dockerconfigjson", path: "config.json" }],
+                items: [{ key: REGISTRY_AUTH_KEY, path: "config.json" }],
               },
             },
           ],

@@ -11,6 +11,7 @@ import {
   BuildSpecError,
   buildJob,
   buildState,
+  GIT_TOKEN_KEY,
   joinedTtl,
   readBuildRequests,
   readReported,
@@ -81,7 +82,7 @@ export async function buildImage(
     if (!manifest.image) return fail("kubler.yaml has no image: the project builds its image in its own CI");
     job = buildJob(detail, manifest.image, {
       namespace: deps.settings.namespace,
-      gitSecret: { name: deps.settings.gitSecret, key: "token" },
+      gitSecret: { name: deps.settings.gitSecret, key: GIT_TOKEN_KEY },
       registrySecret: deps.settings.registrySecret,
       images: deps.settings.images,
     });

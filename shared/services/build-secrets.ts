@@ -5,6 +5,7 @@
  * its deadline (30 minutes), with a bare DeadlineExceeded and the cause nowhere in it.
  * Only whether each Secret and its key exist is read: the values the GET returns go nowhere.
  */
+import { GIT_TOKEN_KEY, REGISTRY_AUTH_KEY } from "../domain/build-job.js";
 import { KubernetesForbiddenError } from "../errors.js";
 import type { BuildCluster } from "../ports.js";
 
@@ -13,11 +14,6 @@ export interface BuildSecretsSettings {
   gitSecret: string;
   registrySecret: string;
 }
-
-/** The key the clone reads the GitLab token from (`buildJob`'s secretKeyRef). */
-export const GIT_TOKEN_KEY = "token";
-/** The key the push mounts as its auth file (a `kubernetes.io/dockerconfigjson` Secret's). */
-export const REGISTRY_AUTH_KEY = ".dockerconfigjson";
 
 export type BuildSecretsCheck =
   | { kind: "present" }
