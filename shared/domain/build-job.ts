@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import type { Detail } from "./catalog.js";
 import { environmentSlug, LABEL, MANAGED_BY_KUBLER } from "./environment.js";
-import { isProjectImage, MAX_IMAGE_REPOSITORY_LENGTH, projectImages } from "./image-repository.js";
+import { isProjectImage, projectImages } from "./image-repository.js";
 import type { KubeObject } from "./kube-object.js";
 import type { KublerManifest } from "./kubler-manifest.js";
 
@@ -230,11 +230,6 @@ export function buildJob(
         `kubler.yaml: image.name ${JSON.stringify(image.name)} is not this project's to push: it must be ${allowed} or a path below it`,
       );
     }
-  }
-  if (image.name.length > MAX_IMAGE_REPOSITORY_LENGTH) {
-    throw new BuildSpecError(
-      `kubler.yaml: image.name is ${image.name.length} characters long: an image repository's name, registry included, is at most ${MAX_IMAGE_REPOSITORY_LENGTH}`,
-    );
   }
   const target = `${image.name}:${sha}`;
   const context = inWorkspace(image.context, "context");
