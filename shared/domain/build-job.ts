@@ -49,7 +49,7 @@ export const BUILD_ANNOTATION = {
   REPORTED: "kubler.dev/build-reported",
   /**
    * JSON list of the requests (environment, correlation id) that the failed Jobs this one replaced
-   * had reported (`replacedReports`): a redelivery of one of them is a repeat, not a new request.
+   * had reported (`replacementAnnotations`): a redelivery of one of them is a repeat, not a new request.
    */
   REPLACED_REPORTS: "kubler.dev/build-replaced-reports",
 } as const;
@@ -576,22 +576,31 @@ export function readReplacedReports(job: KubeObject): RequestIdentity[] {
 }
 
 /**
- * The `BUILD_ANNOTATION.REPLACED_REPORTS` of the Job that replaces `failed`: what `failed` carried,
- * and the requests it reported (by its `annotations` as the new request leaves them: that request's
- * environment is no longer reported), the newest `MAX_BUILD_REQUESTS` kept.
+ * The annotations of the Job that replaces `failed` (`build-image`'s rebuild), from `annotations`,
+ * `failed`'s as the new request leaves them (`withBuildRequest`: that request's environment is no
+ * longer reported): the requests still waiting, to be built for, and in `REPLACED_REPORTS` those
+ * `failed` reported and those it carried, the newest `MAX_BUILD_REQUESTS` kept.
  *
  * @example
  * const annotations = withBuildRequest(failed, detail);
- * newJob.metadata.annotations[BUILD_ANNOTATION.REPLACED_REPORTS] = replacedReports(failed, annotations);
+ * newJob.metadata.annotations = { ...newJob.metadata.annotations, ...replacementAnnotations(failed, annotations) };
  */
-export function replacedReports(failed: KubeObject, annotations: Record<string, string>): string {
+export function replacementAnnotations(
+  failed: KubeObject,
+  annotations: Record<string, string>,
+): Record<string, string> {
   const asked = { ...failed, metadata: { ...failed.metadata, annotations } };
   const reported = readReported(asked);
-  const now = readBuildRequests(asked)
+  const requests = readBuildRequests(asked);
+  const waiting = requests.filter((request) => !reported.includes(request.environment));
+  const now = requests
     .filter((request) => reported.includes(request.environment))
     .map(({ environment, correlationId }) => ({ environment, correlationId }));
   const before = readReplacedReports(failed).filter((r) => !now.some((n) => sameRequest(n, r)));
-  return JSON.stringify([...before, ...now].slice(-MAX_BUILD_REQUESTS));
+  return {
+    [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(waiting),
+    [BUILD_ANNOTATION.REPLACED_REPORTS]: JSON.stringify([...before, ...now].slice(-MAX_BUILD_REQUESTS)),
+  };
 }
 
 export function readReported(job: KubeObject): string[] {

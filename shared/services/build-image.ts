@@ -6,16 +6,13 @@
  * finished.
  */
 import {
-  BUILD_ANNOTATION,
   BuildRequestsFullError,
   BuildSpecError,
   buildJob,
   buildState,
   GIT_TOKEN_KEY,
   joinedTtl,
-  readBuildRequests,
-  readReported,
-  replacedReports,
+  replacementAnnotations,
   withBuildRequest,
 } from "../domain/build-job.js";
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
@@ -231,9 +228,6 @@ async function rebuild(
   failed: KubeObject,
   annotations: Record<string, string>,
 ): Promise<boolean> {
-  const asked = { ...failed, metadata: { ...failed.metadata, annotations } };
-  const reported = readReported(asked);
-  const waiting = readBuildRequests(asked).filter((request) => !reported.includes(request.environment));
   const ref = {
     apiVersion: job.apiVersion,
     kind: job.kind,
@@ -247,11 +241,7 @@ async function rebuild(
       ...job,
       metadata: {
         ...job.metadata,
-        annotations: {
-          ...job.metadata.annotations,
-          [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(waiting),
-          [BUILD_ANNOTATION.REPLACED_REPORTS]: replacedReports(failed, annotations),
-        },
+        annotations: { ...job.metadata.annotations, ...replacementAnnotations(failed, annotations) },
       },
     });
     return true;
