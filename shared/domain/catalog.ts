@@ -19,6 +19,8 @@ const NullableSha = v.nullable(Sha);
 const Id = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Name = v.pipe(v.string(), v.minLength(1));
 const Username = v.nullable(v.string());
+/** A time added to a detail after it was first published: absent from older events, null when not known. */
+const OptionalTime = v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time"))));
 
 /** Where an event came from; on every detail so one webhook can be followed everywhere. */
 const GitlabRef = v.object({
@@ -74,7 +76,7 @@ const MergeRequestDetail = v.object({
    * GitLab's `object_attributes.updated_at` (RFC 3339): when GitLab changed the merge request, by its
    * own clock. Absent from facts published before it was carried, null when GitLab sent none.
    */
-  updatedAt: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time")))),
+  updatedAt: OptionalTime,
   url: v.nullable(v.string()),
   user: Username,
 });
@@ -136,9 +138,6 @@ const ReleaseDetail = v.object({
 
 // Steps and outcomes (source "kubler"). Planning, builds and deploys refine these in their issues.
 
-/** When the GitLab fact a step or stop comes from reached Kubler (`factAt`). */
-const FactAt = v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp("an RFC 3339 time"))));
-
 /** Every step carries what it is about: the environment, the commit, and where the commit came from. */
 const step = {
   ...base,
@@ -152,7 +151,7 @@ const step = {
    * GitLab sent its events in, which a deploy compares instead of its own, later event's time (builds
    * finish out of order). Absent from events published before it was carried.
    */
-  factAt: FactAt,
+  factAt: OptionalTime,
   /**
    * The TTL of the environment rule plan-steps matched (null: the rule sets none, the default
    * applies), so the deploy never takes another rule's. Absent from older events: the deploy then
@@ -170,7 +169,7 @@ const step = {
    * When GitLab itself says the fact happened (a merge request's `updated_at`): unlike `factAt`, not
    * changed by the order GitLab's queue delivers in. Absent or null: GitLab sends none (pushes).
    */
-  gitlabAt: FactAt,
+  gitlabAt: OptionalTime,
 };
 
 const BuildRequestedDetail = v.object(step);
@@ -223,7 +222,7 @@ const EnvironmentStopRequestedDetail = v.object({
    * reopen was deployed). Absent from expiry, reconcile and `kubler stop` stops, and from events
    * published before it was carried: those are ordered by their bus time.
    */
-  factAt: FactAt,
+  factAt: OptionalTime,
   /** The operator who ran `kubler stop`. Absent from GitLab's and expiry stops. */
   requestedBy: v.optional(RequestedBy),
 });
