@@ -21,6 +21,7 @@ import {
   validateDetail,
 } from "../shared/domain/catalog.js";
 import { heldByAnother, type ManagedEnvironment, readEnvironment } from "../shared/domain/environment.js";
+import { isKnownIdentity } from "../shared/domain/environment-identity.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { ConfigError, InvalidDetailError, PublishError } from "../shared/errors.js";
@@ -198,12 +199,15 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
   const refuse = (why: string) =>
     new Error(`not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`);
   if (!object) {
-    const renamed =
-      request.projectId === null || request.instance === null
-        ? "; a project renamed or moved since keeps its environments' namespaces under the names from its earlier path: give --project-id N and --instance URL to find them (`npx kubler environments --json` lists both), or that path"
-        : "";
+    // Looked for by labels too only when both are known (`resolveEnvironmentNamespace`).
+    const [looked, renamed] = isKnownIdentity(request)
+      ? [` and none labelled for project ${request.projectId} at ${request.instance}`, ""]
+      : [
+          "",
+          "; a project renamed or moved since keeps its environments' namespaces under the names from its earlier path: give --project-id N and --instance URL to find them (`npx kubler environments --json` lists both), or that path",
+        ];
     throw refuse(
-      `Kubler manages no such environment on ${label} (no namespace ${namespace}${request.projectId !== null && request.instance !== null ? ` and none labelled for project ${request.projectId} at ${request.instance}` : ""}); \`npx kubler environments\` lists those it does${renamed}`,
+      `Kubler manages no such environment on ${label} (no namespace ${namespace}${looked}); \`npx kubler environments\` lists those it does${renamed}`,
     );
   }
   const read = readEnvironment(object);
