@@ -89,6 +89,31 @@ describe("build-image after a failed build was replaced", () => {
     expect(reported()).toEqual(["review/feature-x c-1 failed", "staging c-s failed"]);
   });
 
+  it("keeps what each replaced Job reported through a second replacement", async () => {
+    const original = request();
+    await buildImage(bed.build, original);
+    await untilFinished();
+    await reconcileBuilds(bed.reconcile);
+    for (const environment of ["staging", "production"]) {
+      const other = request({ environment, ref: "main", mrIid: null, correlationId: `c-${environment}` });
+      expect((await buildImage(bed.build, other)).kind).toBe("created");
+      await untilFinished();
+      await reconcileBuilds(bed.reconcile);
+    }
+    const replaced = jobOf();
+
+    // The first Job's request, redelivered after two replacements: the third Job still knows it.
+    expect((await buildImage(bed.build, original)).kind).toBe("already running");
+
+    expect(jobOf()?.metadata.uid).toBe(replaced?.metadata.uid);
+    await reconcileBuilds(bed.reconcile);
+    expect(reported()).toEqual([
+      "review/feature-x c-1 failed",
+      "staging c-staging failed",
+      "production c-production failed",
+    ]);
+  });
+
   it("still builds again for a new request of an environment the replaced Job reported", async () => {
     await buildImage(bed.build, request());
     await untilFinished();
