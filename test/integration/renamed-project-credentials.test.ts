@@ -101,11 +101,15 @@ describe("job credentials after the project was renamed", () => {
   });
 
   it("under the old path (a job of a pipeline from before the rename): the fast path, nothing looked up", async () => {
+    k8s.stats.reset();
     const response = await post({ project_path: OLD_PATH, namespace_path: "group" });
 
     expect(response.status).toBe(200);
     expect(((await response.json()) as IssuedCredentials).kubernetes?.namespace).toBe(OLD_NAMESPACE);
     expect(deps.audit.last()?.subject).not.toHaveProperty("namespaceResolved");
+    // Two reads: the namespace once (the lookup's read serves the namespace check), the Role; no list.
+    expect(k8s.stats.byVerb).toMatchObject({ get: 2 });
+    expect(k8s.stats.byVerb).not.toHaveProperty("list");
   });
 
   it("for another project id under the new path: no namespace, 403, nothing minted", async () => {
