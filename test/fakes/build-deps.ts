@@ -30,6 +30,26 @@ export interface BuildTestBed<M extends ManifestSource> {
   close(): Promise<void>;
 }
 
+/** The example project the build tests build: GitLab's own fixtures' flightjs/flight-management. */
+export const EXAMPLE_BUILD_PROJECT = {
+  instance: "https://gitlab.example.com",
+  projectId: 2,
+  projectPath: "flightjs/flight-management",
+};
+
+/** Its kubler.yaml: built images, review environments for merge requests. */
+export const EXAMPLE_BUILD_MANIFEST = `
+version: 1
+image:
+  name: registry.example.com/flightjs/flight-management
+deploy:
+  manifests: deploy/
+  image: app
+environments:
+  - name: review/{branch}
+    on: merge_request
+`;
+
 export const GIT_SECRET = "kubler-git-credentials";
 export const REGISTRY_SECRET = "kubler-registry-push";
 

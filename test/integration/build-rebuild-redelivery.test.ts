@@ -12,27 +12,13 @@ import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_PROJECT as gitlab,
+  EXAMPLE_BUILD_MANIFEST as MANIFEST,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 
 const FAILING_SHA = "2222222222222222222222222222222222222222";
-const gitlab = {
-  instance: "https://gitlab.example.com",
-  projectId: 2,
-  projectPath: "flightjs/flight-management",
-};
-const MANIFEST = `
-version: 1
-image:
-  name: registry.example.com/flightjs/flight-management
-deploy:
-  manifests: deploy/
-  image: app
-environments:
-  - name: review/{branch}
-    on: merge_request
-`;
 
 const manifests: ManifestSource = {
   readManifest: async () => MANIFEST,

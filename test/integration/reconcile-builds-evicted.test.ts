@@ -16,6 +16,8 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_PROJECT as gitlab,
+  EXAMPLE_BUILD_MANIFEST as MANIFEST,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
@@ -23,22 +25,6 @@ import type { RecordingPublisher } from "../fakes/index.js";
 
 const SHA = "1111111111111111111111111111111111111111";
 const NS = BUILDS_NAMESPACE;
-const gitlab = {
-  instance: "https://gitlab.example.com",
-  projectId: 2,
-  projectPath: "flightjs/flight-management",
-};
-const MANIFEST = `
-version: 1
-image:
-  name: registry.example.com/flightjs/flight-management
-deploy:
-  manifests: deploy/
-  image: app
-environments:
-  - name: review/{branch}
-    on: merge_request
-`;
 const EVICTION =
   "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. " +
   "Container build was using 6Gi, request is 0, has larger consumption of ephemeral-storage.";
