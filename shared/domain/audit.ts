@@ -81,10 +81,11 @@ const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)(<[^<>\r\n"']{1,62}>[.,:;)\]]*(?=[\s
  * A placeholder where a value would go, as a hint or usage text writes it: `<token>`, `<GitLab ID
  * token>`, `<…>`, maybe followed by punctuation. Redacted, job-credentials' 401 hint read "send
  * Authorization: Bearer [redacted]", which tells an operator nothing. Only words of letters (at most
- * one case change inside each, as in `GitLab`) or an ellipsis: a digit, a dot, a long run or
- * base64's mixed case inside the brackets is a value, and goes.
+ * one case change inside each, as in `GitLab`; at most 11 letters each, as a word has: a token of
+ * 12 or more letters that happen to be all one case is still a value) or an ellipsis: a digit, a dot,
+ * a long run or base64's mixed case inside the brackets is a value, and goes.
  */
-const PLACEHOLDER = /^<(?:…|\.\.\.|[A-Za-z]{1,19}(?:[ _-][A-Za-z]{1,19}){0,5})>[.,:;)\]]*$/;
+const PLACEHOLDER = /^<(?:…|\.\.\.|[A-Za-z]{1,11}(?:[ _-][A-Za-z]{1,11}){0,5})>[.,:;)\]]*$/;
 const CASE_CHANGES = /[a-z][A-Z][\s\S]*[a-z][A-Z]/;
 
 function isPlaceholder(value: string): boolean {

@@ -320,6 +320,9 @@ describe("audit redaction", () => {
       ["export KUBLER_WEBHOOK_SECRET=<hunter2>", `export KUBLER_WEBHOOK_SECRET=${REDACTED}`],
       ["password=<token>abc", `password=${REDACTED}`],
       ["Authorization: Bearer <two words1>", `Authorization: Bearer ${REDACTED}`],
+      // A token of letters only, one case (the property below found it): no word is that long.
+      ["Authorization: Bearer <AAAAAAAAAAAA>", `Authorization: Bearer ${REDACTED}`],
+      ["Authorization: Bearer <xqzvbkqmnrtw>", `Authorization: Bearer ${REDACTED}`],
     ];
     for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
     // Every shape redacted today is redacted in angle brackets too.
