@@ -12,6 +12,7 @@ import { InvalidDetailError } from "../../shared/errors.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
 import { sequentialIds } from "../fakes/index.js";
+import { environmentState } from "../fakes/managed-environment.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
 const PROJECT = "flightjs/flight-management";
@@ -28,24 +29,21 @@ beforeEach(async () => {
   invoke = createCleanupInvocation(deps, sequentialIds("corr"));
   // Expired a minute ago.
   k8s.store.put(
-    environmentNamespace({
-      namespace: NAMESPACE,
-      gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
-      environment: ENVIRONMENT,
-      sha: "1111111111111111111111111111111111111111",
-      ref: "feature/booking-validation",
-      pipelineId: 100,
-      mrIid: 16,
-      ttl: "1h",
-      expiresAt: new Date(NOW.getTime() - 60_000),
-      deployedAt: new Date(NOW.getTime() - 3_660_000),
-      requestedAt: new Date(NOW.getTime() - 3_660_000),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "corr-deploy",
-      url: null,
-      lastGoodDigest: null,
-    }),
+    environmentNamespace(
+      environmentState({
+        namespace: NAMESPACE,
+        gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
+        environment: ENVIRONMENT,
+        ref: "feature/booking-validation",
+        pipelineId: 100,
+        mrIid: 16,
+        ttl: "1h",
+        expiresAt: new Date(NOW.getTime() - 60_000),
+        deployedAt: new Date(NOW.getTime() - 3_660_000),
+        requestedAt: new Date(NOW.getTime() - 3_660_000),
+        correlationId: "corr-deploy",
+      }),
+    ),
   );
 });
 afterEach(() => k8s.close());

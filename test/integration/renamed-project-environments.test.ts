@@ -25,6 +25,7 @@ import {
   deployRequested,
   deployTestDeps,
 } from "../fakes/deploy-deps.js";
+import { environmentState } from "../fakes/managed-environment.js";
 import { isolatedKublerEnv } from "./kubler-process.js";
 
 const INSTANCE = "https://gitlab.example.com";
@@ -230,24 +231,14 @@ describe("kubler stop after the rename", () => {
 describe("what the lookup by identity never takes", () => {
   /** A namespace as Kubler writes it for `environment` of `gitlab`, under `name`. */
   function seed(name: string, gitlab: typeof renamed, environment: string, createdAt?: string): KubeObject {
-    const object = environmentNamespace({
-      namespace: name,
-      gitlab,
-      environment,
-      sha: "1".repeat(40),
-      ref: "main",
-      pipelineId: 1,
-      mrIid: null,
-      ttl: "never",
-      expiresAt: null,
-      deployedAt: null,
-      requestedAt: new Date("2026-11-20T10:00:00Z"),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "c",
-      url: null,
-      lastGoodDigest: null,
-    });
+    const object = environmentNamespace(
+      environmentState({
+        namespace: name,
+        gitlab,
+        environment,
+        requestedAt: new Date("2026-11-20T10:00:00Z"),
+      }),
+    );
     if (createdAt) object.metadata.creationTimestamp = createdAt;
     return k8s.store.put(object);
   }

@@ -9,6 +9,7 @@ import { loadLocalConfig } from "../../shared/config.js";
 import { environmentNamespace } from "../../shared/domain/environment.js";
 import { ConfigError } from "../../shared/errors.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { environmentState } from "../fakes/managed-environment.js";
 
 describe("commandCluster", () => {
   it("names a bad KUBECONFIG in plain words, as npm start does", () => {
@@ -35,24 +36,18 @@ describe("kubler environments", () => {
 
   function seed(name: string, createdAgoMs: number, expiresInMs: number | null): void {
     const now = Date.now();
-    const namespace = environmentNamespace({
-      namespace: name,
-      gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
-      environment: `review/${name}`,
-      sha: "1111111111111111111111111111111111111111",
-      ref: name,
-      pipelineId: 1,
-      mrIid: null,
-      ttl: expiresInMs === null ? "never" : "72h",
-      expiresAt: expiresInMs === null ? null : new Date(now + expiresInMs),
-      deployedAt: new Date(now - createdAgoMs),
-      requestedAt: new Date(now - createdAgoMs),
-      status: "succeeded",
-      rolloutDeadline: null,
-      correlationId: "c-1",
-      url: null,
-      lastGoodDigest: null,
-    });
+    const namespace = environmentNamespace(
+      environmentState({
+        namespace: name,
+        gitlab: { instance: "https://gitlab.example.com", projectId: 15, projectPath: "group/app" },
+        environment: `review/${name}`,
+        ref: name,
+        ttl: expiresInMs === null ? "never" : "72h",
+        expiresAt: expiresInMs === null ? null : new Date(now + expiresInMs),
+        deployedAt: new Date(now - createdAgoMs),
+        requestedAt: new Date(now - createdAgoMs),
+      }),
+    );
     namespace.metadata.creationTimestamp = new Date(now - createdAgoMs).toISOString();
     kubernetes.store.put(namespace);
   }

@@ -7,6 +7,7 @@ import {
   recordsIdentity,
 } from "../../shared/domain/environment-identity.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { environmentState } from "../fakes/managed-environment.js";
 
 const INSTANCE = "https://gitlab.example.com";
 const identity = {
@@ -18,24 +19,13 @@ const identity = {
 
 /** A namespace as Kubler writes it for `environment` of project 2, deployed under `old-group/app`. */
 function namespace(name: string, environment = identity.environment, instance = INSTANCE): KubeObject {
-  return environmentNamespace({
-    namespace: name,
-    gitlab: { instance, projectId: 2, projectPath: "old-group/app" },
-    environment,
-    sha: "1".repeat(40),
-    ref: "main",
-    pipelineId: 1,
-    mrIid: null,
-    ttl: "never",
-    expiresAt: null,
-    deployedAt: null,
-    requestedAt: new Date("2026-11-21T10:00:00Z"),
-    status: "succeeded",
-    rolloutDeadline: null,
-    correlationId: "c",
-    url: null,
-    lastGoodDigest: null,
-  });
+  return environmentNamespace(
+    environmentState({
+      namespace: name,
+      gitlab: { instance, projectId: 2, projectPath: "old-group/app" },
+      environment,
+    }),
+  );
 }
 
 function without(object: KubeObject, where: "labels" | "annotations", key: string): KubeObject {
