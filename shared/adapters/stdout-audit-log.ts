@@ -118,7 +118,7 @@ export class StdoutAuditLog implements AuditLog {
  * size (a branch name, an error echoing a manifest, a list of pruned objects), so such a record is
  * cut down, marked `truncated: true`, with some room left under the limit.
  */
-export const MAX_AUDIT_LINE_BYTES = 192 * 1024;
+const MAX_AUDIT_LINE_BYTES = 192 * 1024;
 
 /**
  * Generous first, so most evidence stays; then tight, which guarantees the size whatever the shape:

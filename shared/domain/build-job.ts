@@ -566,7 +566,7 @@ function sameRequest(a: RequestIdentity, b: RequestIdentity): boolean {
 }
 
 /** The requests the failed Jobs this one replaced had reported (`BUILD_ANNOTATION.REPLACED_REPORTS`). */
-export function readReplacedReports(job: KubeObject): RequestIdentity[] {
+function readReplacedReports(job: KubeObject): RequestIdentity[] {
   return parseJsonList(job.metadata.annotations?.[BUILD_ANNOTATION.REPLACED_REPORTS]).flatMap((item) => {
     const r = item as Partial<RequestIdentity> | null;
     return r && typeof r.environment === "string" && typeof r.correlationId === "string"

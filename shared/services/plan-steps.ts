@@ -75,7 +75,7 @@ export const STOP_RECORD_TTL_SECONDS = 7 * 86_400;
  * and an environment may live forever (`ttl: never`). A close is undone only by a later reopen, which
  * must then be remembered as long. Three small items at most per merge request, never deleted.
  */
-export const MERGE_REQUEST_RECORD_TTL_SECONDS = null;
+const MERGE_REQUEST_RECORD_TTL_SECONDS = null;
 
 export interface PlanStepsDeps {
   /** Its default branch's kubler.yaml too: where the environment rules come from. */
