@@ -102,6 +102,15 @@ export class PublishError extends UnavailableError {
   }
 }
 
+/**
+ * What a request was about no longer exists at the other end (GitLab deleted the pipeline, or the
+ * commit): sending again cannot help, and nothing is misconfigured. Only for answers that say so;
+ * a 404 that may be a wrong address or a token that cannot see the project stays an `Error`.
+ */
+export class GoneError extends Error {
+  override readonly name = "GoneError";
+}
+
 /** Configuration is missing or malformed; names the variable. Fails start-up. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

@@ -237,7 +237,8 @@ export interface LatestCommitStatus {
 /**
  * Sets commit statuses: GitLab's API in AWS (and locally when a GitLab is configured), a clearly
  * labelled JSONL file otherwise. Errors are `ConfigError` (a token or `GITLAB_URL` GitLab cannot be
- * reached with), `UnavailableError` (still failing after bounded retries) or `Error` (GitLab refused).
+ * reached with), `UnavailableError` (still failing after bounded retries), `GoneError` (GitLab no
+ * longer has the commit or pipeline) or `Error` (GitLab refused).
  *
  * @example
  * const latest = await statuses.latest(key); // { state: "success", at: 2026-11-21T10:00:00.412Z }

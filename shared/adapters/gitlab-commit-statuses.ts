@@ -4,7 +4,7 @@
  * and `GET /projects/:id/repository/commits/:sha/statuses` (https://docs.gitlab.com/api/commits/#list-the-statuses-of-a-commit).
  */
 import { ENV } from "../config.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, GoneError } from "../errors.js";
 import type { CommitStatus, CommitStatuses, CommitStatusKey, LatestCommitStatus } from "../ports.js";
 import { type GitlabAnswer, GitlabApi, type GitlabApiOptions, redirectRefusal } from "./gitlab-api.js";
 
@@ -30,7 +30,7 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
 /**
  * `CommitStatuses` over GitLab's API. 429, 5xx, timeouts and dropped connections are retried with
  * full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; 401/403 are a `ConfigError`
- * naming `GITLAB_API_TOKEN`. GitLab refusing a transition of a pending or running status (the same
+ * naming `GITLAB_API_TOKEN`; a 404 saying the commit or pipeline is gone is a `GoneError`. GitLab refusing a transition of a pending or running status (the same
  * state twice, running back to pending) is "unchanged", not an error. GitLab does not refuse moving a
  * finished status back: it adds a new one, which is why callers ask `latest` first.
  *
@@ -198,5 +198,16 @@ function refusal(answer: GitlabAnswer, doing: string, projectPath: string, root:
   }
   const redirected = redirectRefusal(answer, doing, root);
   if (redirected) return redirected;
-  return new Error(`GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`);
+  const text = `GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`;
+  return code === 404 && GONE.test(message) ? new GoneError(text) : new Error(text);
 }
+
+/**
+ * The 404s that say what the status was for is gone, not that Kubler asked wrongly
+ * (app/services/ci/create_commit_status_service.rb, `validate`, and the list's `not_found!('Commit')`):
+ * the commit, the pipeline of `pipeline_id` (deleted, by hand or by GitLab's pipeline expiry), or,
+ * with neither a ref sent nor a pipeline left, any branch holding the commit. Not "404 Project Not
+ * Found" (a deleted project, but also a token that cannot see it) nor a bare "404 Not Found" (a path
+ * GitLab has no route for): those may be a mistake someone must fix.
+ */
+const GONE = /^404 (Commit|Pipeline for pipeline_id, sha and ref|References for commit) Not Found$/;

@@ -4,7 +4,8 @@
  * environment's URL once it is known; a deleted environment's last commit gets a final `canceled`,
  * in the pipeline that deployed it when the event names one.
  * Optional by design: whatever GitLab answers (after the adapter's retries) is audited, never thrown,
- * so reporting can never fail or hold up a deploy.
+ * so reporting can never fail or hold up a deploy. A pipeline or commit GitLab no longer has is
+ * audited as ignored, not as a failure: nothing can show the status, and nothing is to be fixed.
  *
  * A finished status is never reopened by a late event. GitLab only moves a pending or running status of
  * that name; once the newest is finished, a POST adds a new status instead
@@ -16,6 +17,7 @@
  * retried stop's second `canceled`), which would only pile up beside it.
  */
 import type { Detail, DetailType } from "../domain/catalog.js";
+import { GoneError } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -141,6 +143,8 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
   try {
     latest = await deps.statuses.latest(target);
   } catch (error) {
+    // The POST would be refused the same way: the commit is what the list did not find.
+    if (error instanceof GoneError) return ignoreGone(audit, error, subject);
     // Not set blind: a pending or running status that lands on a finished one would stay for good,
     // while one that is missing only shortens what the MR shows until the final state arrives. A
     // final state is: a duplicate is one more line in GitLab, a missing one leaves the commit running.
@@ -176,11 +180,26 @@ export async function reportStatus(deps: ReportStatusDeps, event: ReportEvent): 
     }
     return { kind: result, state: status.state };
   } catch (error) {
+    if (error instanceof GoneError) return ignoreGone(audit, error, subject);
     // Reported, never thrown: a commit status is information, and the deploy it describes stands.
     const reason = `GitLab did not take the status: ${messageOf(error)}`;
     audit("failure", reason, subject);
     return { kind: "failed", reason };
   }
+}
+
+/**
+ * A status for a pipeline or commit GitLab no longer has (a `ttl: never` environment stopped after
+ * its pipeline expired, a force-pushed commit): nothing to show it on, and nothing Kubler did wrong.
+ */
+function ignoreGone(
+  audit: ReturnType<typeof createStepAudit>,
+  error: GoneError,
+  subject: Record<string, unknown>,
+): ReportOutcome {
+  const reason = `not set: the pipeline or commit no longer exists in GitLab (${error.message})`;
+  audit("ignored", reason, subject);
+  return { kind: "ignored", reason };
 }
 
 /**

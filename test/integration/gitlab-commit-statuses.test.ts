@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createReportStatusConsumer } from "../../functions/report-status/consumer.js";
 import { GitlabCommitStatuses } from "../../shared/adapters/gitlab-commit-statuses.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { ConfigError, UnavailableError } from "../../shared/errors.js";
@@ -664,5 +665,62 @@ describe("report-status over GitLab's API", () => {
     }
     expect(gitlab.statuses.map((s) => s.status)).toEqual(["failed", "success", "canceled"]);
     expect(gitlab.shown("kubler/review/feature-x")?.status).toBe("canceled");
+  });
+
+  it("ignores the final canceled of a `ttl: never` environment whose pipeline or commit GitLab no longer has, sent once", async () => {
+    gitlab.pipelines.push({ id: 88, sha: SHA, ref: "refs/merge-requests/3/head" });
+    const audit = new RecordingAuditLog();
+    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+    const consume = createReportStatusConsumer(deps);
+    const { deployed, deleted } = details();
+    await reportStatus(deps, {
+      detailType: "Deploy Finished",
+      detail: { ...deployed, pipelineId: 88 },
+      time: T0,
+    });
+    // Months later: GitLab's pipeline expiry deleted pipeline 88, then the environment is stopped.
+    gitlab.pipelines.length = 0;
+    gitlab.requests.length = 0;
+    const envelope = (detail: Detail<"Environment Deleted">) => ({
+      version: "0",
+      id: "e-1",
+      source: "kubler",
+      account: "123456789012",
+      region: "eu-west-1",
+      resources: [],
+      "detail-type": "Environment Deleted",
+      time: "2027-03-01T10:00:00Z",
+      detail,
+    });
+    const outcome = await consume(envelope({ ...deleted, pipelineId: 88 }));
+    expect(outcome).toEqual({ kind: "ignored", reason: expect.stringContaining("no longer exists") });
+    expect(audit.last()).toMatchObject({ action: "status.report", outcome: "ignored" });
+    expect(audit.last()?.reason).toMatch(/pipeline or commit no longer exists.*404 Pipeline for pipeline_id/);
+    expect(gitlab.requests.filter((r) => r.method === "POST")).toHaveLength(1);
+    expect(slept).toEqual([]);
+
+    // The branch is gone too and GitLab finds no ref; or the commit itself is gone (force-pushed away).
+    for (const message of ["404 References for commit Not Found", "404 Commit Not Found"]) {
+      gitlab.requests.length = 0;
+      gitlab.faults = [{ times: 2, status: 404, body: JSON.stringify({ message }) }];
+      const gone = await consume(envelope({ ...deleted, pipelineId: 88 }));
+      expect(gone).toMatchObject({ kind: "ignored" });
+      expect(audit.last()?.outcome).toBe("ignored");
+      expect(audit.last()?.reason).toContain(message);
+      expect(gitlab.requests.length).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it("still fails on a 404 that may be Kubler's mistake or configuration: an unknown route, a project the token cannot see", async () => {
+    const audit = new RecordingAuditLog();
+    const deps = { statuses: statuses(), audit, clock: new FixedClock() };
+    const { deleted } = details();
+    for (const body of [{ error: "404 Not Found" }, { message: "404 Project Not Found" }, "<html>"]) {
+      gitlab.faults = [{ times: 2, status: 404, body: JSON.stringify(body) }];
+      expect(
+        await reportStatus(deps, { detailType: "Environment Deleted", detail: deleted, time: T0 }),
+      ).toMatchObject({ kind: "failed" });
+      expect(audit.last()?.outcome).toBe("failure");
+    }
   });
 });
