@@ -303,7 +303,11 @@ function stuckOn(namespace: KubeObject): string {
   return `${since}${waiting.length > 0 ? `: ${waiting.join("; ")}` : ""}`;
 }
 
-/** The schedule and report-status hear of a sweep deletion like of any other; their failure is logged, not fatal. */
+/**
+ * The schedule and report-status hear of a sweep deletion like of any other. Their failure is not
+ * fatal, but audited: no bus retries a sweep, and the next one finds the namespace gone, so a lost
+ * Environment Deleted leaves the commit's status in GitLab as it was, with only this line to say why.
+ */
 async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironment, newId: () => string) {
   const correlationId = environment.correlationId ?? newId();
   const gitlab =
@@ -331,15 +335,37 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
       at: deps.clock.now(),
     }),
   );
-  await deps.scheduler.cancel(environment.namespace).catch(() => undefined);
+  const problems: string[] = [];
+  const noted = (what: string) => (error: unknown) => {
+    problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  };
+  await deps.scheduler.cancel(environment.namespace).catch(noted("schedule not cancelled"));
   if (gitlab) {
     await publishDeleted(
       deps,
       { correlationId, gitlab, environment: environment.environment },
       environment.namespace,
       environment,
-    ).catch(() => undefined);
+    ).catch(noted("Environment Deleted not published"));
   }
+  if (problems.length === 0) return;
+  deps.audit.record(
+    stepAuditRecord({
+      fn: FN,
+      action: "environment.sweep.delete",
+      outcome: "failure",
+      reason: `deleted, but ${problems.join("; ")}`,
+      correlationId,
+      gitlab,
+      trigger: "sweep",
+      subject: {
+        environment: environment.environment,
+        namespace: environment.namespace,
+        projectId: environment.projectId,
+      },
+      at: deps.clock.now(),
+    }),
+  );
 }
 
 function auditSweep(deps: CleanupDeps, report: SweepReport): void {

@@ -1023,6 +1023,29 @@ describe("sweepExpiredEnvironments", () => {
     expect(now?.metadata.annotations?.[ANNOTATION.EXPIRES_AT]).toBe("2026-11-24T10:00:00.000Z");
   });
 
+  it("audits a deletion whose Environment Deleted or schedule cancel failed, rather than dropping it unsaid", async () => {
+    seed({ expiresAt: new Date(NOW.getTime() - HOUR) });
+    deps.publisher.failNext = 1;
+    deps.scheduler.cancel = async () => {
+      throw new Error("could not delete schedule kubler/x after 5 attempt(s): ThrottlingException");
+    };
+
+    const report = await sweep();
+
+    expect(report.deleted.map((d) => d.namespace)).toEqual([NAMESPACE]);
+    expect(deps.publisher.entries).toEqual([]);
+    const failures = deps.audit.records.filter(
+      (r) => r.action === "environment.sweep.delete" && r.outcome === "failure",
+    );
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({
+      correlationId: "corr-deploy",
+      subject: { namespace: NAMESPACE, environment: ENVIRONMENT },
+    });
+    expect(failures[0]?.reason).toMatch(/Environment Deleted not published: 1 of 1 events failed to publish/);
+    expect(failures[0]?.reason).toMatch(/schedule not cancelled: .*ThrottlingException/);
+  });
+
   it.each([1, 4, 16])("keeps at most %i requests in flight", async (concurrency) => {
     seedMix();
     k8s.faults.latencyMs = 2; // so requests overlap, as they do against a remote API server
