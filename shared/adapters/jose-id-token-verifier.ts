@@ -14,7 +14,10 @@ const DEFAULT_MAX_AGE_MS = 10 * 60_000;
 const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 
 export interface JoseIdTokenVerifierOptions {
-  /** The token's `iss` must equal it; the JWKS is read from `<issuer>/oauth/discovery/keys`. */
+  /**
+   * The GitLab instance's URL: the token's `iss` must equal it (or, for an instance under a relative
+   * URL root, its origin: `acceptedIssuers`); the JWKS is read from `<issuer>/oauth/discovery/keys`.
+   */
   issuer: string;
   audience: string;
   clock: Clock;
@@ -47,7 +50,7 @@ type KeyLookup = (header: JWTHeaderParameters) => Promise<Key>;
  * const claims = await verifier.verify(token); // or TokenRejectedError("wrong_audience", ...)
  */
 export class JoseIdTokenVerifier implements IdTokenVerifier {
-  readonly #issuer: string;
+  readonly #issuers: string[];
   readonly #audience: string;
   readonly #clock: Clock;
   readonly #refetchIntervalMs: number;
@@ -67,7 +70,7 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
   readonly #lookup: KeyLookup;
 
   constructor(options: JoseIdTokenVerifierOptions) {
-    this.#issuer = options.issuer;
+    this.#issuers = acceptedIssuers(options.issuer);
     this.#audience = options.audience;
     this.#clock = options.clock;
     this.#refetchIntervalMs = options.refetchIntervalMs ?? DEFAULT_REFETCH_INTERVAL_MS;
@@ -85,7 +88,7 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
     try {
       ({ payload } = await jwtVerify(token, this.#lookup, {
         algorithms: ["RS256"],
-        issuer: this.#issuer,
+        issuer: this.#issuers,
         audience: this.#audience,
         clockTolerance: this.#leeway,
         currentDate: now,
@@ -178,6 +181,22 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
       if (required || this.#keys === null) throw this.#unavailable(error as Error);
     }
   }
+}
+
+/**
+ * The `iss` values of the instance at `url`. GitLab signs `iss` as its base URL (scheme, host, port:
+ * `Settings.gitlab.base_url`), without the relative URL root it serves everything else under, the
+ * JWKS included: for `https://example.com/gitlab` its tokens say `https://example.com`. The origin
+ * is no wider a trust than the URL: a token still verifies only with the keys served under the root.
+ *
+ * @example
+ * acceptedIssuers("https://example.com/gitlab"); // ["https://example.com/gitlab", "https://example.com"]
+ * acceptedIssuers("https://gitlab.example.com"); // ["https://gitlab.example.com"]
+ */
+function acceptedIssuers(url: string): string[] {
+  if (!URL.canParse(url)) return [url];
+  const { origin, pathname } = new URL(url);
+  return pathname.replace(/\/+$/, "") === "" || origin === "null" ? [url] : [url, origin];
 }
 
 /** `url` without its `user:password@`, for messages. */

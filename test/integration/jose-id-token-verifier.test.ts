@@ -84,6 +84,36 @@ describe("JoseIdTokenVerifier", () => {
     });
   });
 
+  it("a GitLab under a relative URL root: its tokens' iss is the origin, its JWKS is under the root", async () => {
+    // GitLab signs iss as Settings.gitlab.base_url (scheme, host, port), not its url with the
+    // relative root, and serves /oauth/discovery/keys under the root.
+    const fetched: string[] = [];
+    const v = new JoseIdTokenVerifier({
+      issuer: "https://example.com/gitlab",
+      audience: "kubler",
+      clock,
+      fetchJwks: async (url) => {
+        fetched.push(url);
+        return key.jwks();
+      },
+    });
+    const sign = (iss: string) => key.sign(gitlabIdTokenClaims({ iss, aud: "kubler", now: clock.now() }, {}));
+
+    await expect(v.verify(sign("https://example.com"))).resolves.toMatchObject({
+      iss: "https://example.com",
+    });
+    await expect(v.verify(sign("https://example.com/gitlab"))).resolves.toBeDefined();
+    expect(fetched).toEqual(["https://example.com/gitlab/oauth/discovery/keys"]);
+    // Still pinned: another root on the same host, or another host, is another instance.
+    for (const iss of [
+      "https://example.com/other",
+      "https://example.com:8443",
+      "https://gitlab.example.com",
+    ]) {
+      expect((await rejection(v.verify(sign(iss)))).reason).toBe("wrong_issuer");
+    }
+  });
+
   it("refuses alg none, and HS256 signed with the public key", async () => {
     const payload = claims();
     const none = key.sign(payload, { alg: "none" });
