@@ -36,6 +36,8 @@ export interface GitlabRequest {
   body?: string;
   /** A 200's body must fit in this many bytes, or the answer is "too large". Without it, any body is cut to 4 KiB. */
   maxBytes?: number;
+  /** Answers that this endpoint documents as passing (a 409 lock conflict), retried like a 429. */
+  retryOn?: readonly number[];
 }
 
 /** A final answer: anything but 429 and 5xx, which are retried. Redirects are not followed. */
@@ -119,7 +121,10 @@ export class GitlabApi {
         continue;
       }
       const { answer } = outcome;
-      if (answer !== "too large" && (answer.status === 429 || answer.status >= 500)) {
+      if (
+        answer !== "too large" &&
+        (answer.status === 429 || answer.status >= 500 || request.retryOn?.includes(answer.status))
+      ) {
         last = {
           reason: `HTTP ${answer.status}`,
           retryAfterMs: retryAfterMs(answer.headers.get("retry-after")),

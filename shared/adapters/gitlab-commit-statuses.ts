@@ -28,7 +28,7 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
 }
 
 /**
- * `CommitStatuses` over GitLab's API. 429, 5xx, timeouts and dropped connections are retried with
+ * `CommitStatuses` over GitLab's API. 429, 5xx, a POST's 409, timeouts and dropped connections are retried with
  * full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; 401/403 are a `ConfigError`
  * naming `GITLAB_API_TOKEN`; a 404 saying the commit or pipeline is gone is a `GoneError`. GitLab refusing a transition of a pending or running status (the same
  * state twice, running back to pending) is "unchanged", not an error. GitLab does not refuse moving a
@@ -64,6 +64,9 @@ export class GitlabCommitStatuses implements CommitStatuses {
     const answer = await this.#api.request("POST", `/projects/${status.projectId}/statuses/${status.sha}`, {
       what,
       body,
+      // "Another update to this commit status is in progress": GitLab holds a lock per project and
+      // SHA while it writes one (two environments of one commit, another CI tool), and wrote nothing.
+      retryOn: [409],
     });
     const { status: code, message } = answer;
     if (code === 200 || code === 201) return "set";

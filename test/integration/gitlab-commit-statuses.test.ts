@@ -477,6 +477,25 @@ describe("GitlabCommitStatuses", () => {
     expect(gitlab.requests).toHaveLength(2);
   });
 
+  it("sends a status again when GitLab answers 409: another update of the commit's statuses held its lock", async () => {
+    // Ci::CreateCommitStatusService takes a lock per project and SHA: two environments of one
+    // commit, or another CI tool, setting statuses at the same moment; the API documents 409.
+    gitlab.faults = [
+      { times: 1, status: 409, body: JSON.stringify({ message: "409 Conflict: another update" }) },
+    ];
+    expect(await statuses().set(status({ state: "success" }))).toBe("set");
+    expect(gitlab.requests.map((r) => r.method)).toEqual(["POST", "POST"]);
+    expect(gitlab.statuses.map((s) => s.status)).toEqual(["success"]);
+    expect(slept).toEqual([100]);
+
+    gitlab.requests.length = 0;
+    gitlab.faults = [{ times: 10, status: 409 }];
+    await expect(statuses().set(status({ name: "kubler/y" }))).rejects.toThrow(
+      /after 4 attempt\(s\); last problem: HTTP 409$/,
+    );
+    expect(gitlab.requests).toHaveLength(4);
+  });
+
   it("retries 5xx with backoff, a bounded number of times, then is unavailable", async () => {
     gitlab.faults = [{ times: 10, status: 502 }];
     const error = await statuses()
