@@ -77,6 +77,12 @@ function stsError(error: unknown, request: AssumeRoleRequest): Error {
       `AWS refused to let Kubler assume ${role} (AccessDenied): the role's trust policy must allow Kubler's role sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity`,
     );
   }
+  if (error instanceof PackedPolicyTooLargeException && request.policy === null) {
+    // Tags count toward the packed size too: without a session policy, only the job's long claims can shrink it.
+    return new UnprocessableError(
+      `STS refused the session for ${role}: the session tags from the job's claims are too large once packed (PackedPolicyTooLarge; the rule has no session policy); a shorter ref, environment or project path fits`,
+    );
+  }
   if (error instanceof PackedPolicyTooLargeException) {
     return new UnprocessableError(
       `STS refused the session for ${role}: the session policy and tags are too large once packed (PackedPolicyTooLarge); shorten the rule's sessionPolicy`,

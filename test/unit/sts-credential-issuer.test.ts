@@ -112,6 +112,22 @@ describe("StsCredentialIssuer", () => {
     expect(sts.commandCalls(AssumeRoleCommand)[0]?.args[0].input).not.toHaveProperty("Policy");
   });
 
+  it("PackedPolicyTooLarge for a rule without a session policy names the job's tags, not a policy it lacks", async () => {
+    sts.on(AssumeRoleCommand).rejects(
+      new PackedPolicyTooLargeException({
+        message: "Packed policy consumes 104% of allotted space",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const thrown = await issuer()
+      .assumeRole({ ...request, policy: null })
+      .catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(UnprocessableError);
+    expect((thrown as Error).message).toBe(
+      "STS refused the session for arn:aws:iam::123456789012:role/kubler-test: the session tags from the job's claims are too large once packed (PackedPolicyTooLarge; the rule has no session policy); a shorter ref, environment or project path fits",
+    );
+  });
+
   const meta = { $metadata: { httpStatusCode: 400 } };
   const cases: [string, Error, new (message: string) => Error, RegExp][] = [
     [
