@@ -202,7 +202,14 @@ function refusal(answer: GitlabAnswer, doing: string, projectPath: string, root:
   const redirected = redirectRefusal(answer, doing, root);
   if (redirected) return redirected;
   const text = `GitLab answered HTTP ${code} ${doing}${message ? `: ${message}` : ""}`;
-  return code === 404 && GONE.test(message) ? new GoneError(text) : new Error(text);
+  if (code === 404 && GONE.test(message)) return new GoneError(text);
+  if (code === 404 && message === "404 Project Not Found") {
+    return new Error(
+      `${text}; the project was deleted, or ${ENV.GITLAB_API_TOKEN}'s user is not a member of it ` +
+        "(GitLab hides a project the token cannot see)",
+    );
+  }
+  return new Error(text);
 }
 
 /**

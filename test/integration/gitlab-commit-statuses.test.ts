@@ -563,6 +563,22 @@ describe("GitlabCommitStatuses", () => {
     expect(gitlab.requests).toHaveLength(2);
   });
 
+  it("says on 404 Project Not Found that the token may not see the project, not only that it is gone", async () => {
+    // GitLab answers 404, not 403, for a project the token's user is not a member of (a group token
+    // after the project moved to another group), as for a deleted one.
+    gitlab.faults = [{ times: 2, status: 404, body: JSON.stringify({ message: "404 Project Not Found" }) }];
+    const error = await statuses()
+      .set(status())
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toBe(
+      "GitLab answered HTTP 404 setting status kubler/review/feature-x (running) on group/app@0123456789ab: 404 Project Not Found; " +
+        "the project was deleted, or GITLAB_API_TOKEN's user is not a member of it (GitLab hides a project the token cannot see)",
+    );
+    await expect(
+      statuses().latest({ projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null }),
+    ).rejects.toThrow(/GITLAB_API_TOKEN's user is not a member/);
+  });
+
   it("says on 403 that a protected branch or tag needs more than the Developer role", async () => {
     // GitLab answers a Developer setting a status on a protected ref (a `v*` tag, main) 403 Forbidden.
     const forbidden = await statuses()
