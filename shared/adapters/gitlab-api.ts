@@ -40,7 +40,7 @@ export interface GitlabRequest {
   retryOn?: readonly number[];
 }
 
-/** A final answer: anything but 429 and 5xx, which are retried. Redirects are not followed. */
+/** A final answer: anything but 429, 5xx and the request's `retryOn`, which are retried. Redirects are not followed. */
 export interface GitlabAnswer {
   status: number;
   headers: Headers;

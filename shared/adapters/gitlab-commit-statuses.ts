@@ -28,10 +28,11 @@ export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
 }
 
 /**
- * `CommitStatuses` over GitLab's API. 429, 5xx, a POST's 409, timeouts and dropped connections are retried with
- * full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; 401/403 are a `ConfigError`
- * naming `GITLAB_API_TOKEN`; a 404 saying the commit or pipeline is gone is a `GoneError`. GitLab refusing a transition of a pending or running status (the same
- * state twice, running back to pending) is "unchanged", not an error. GitLab does not refuse moving a
+ * `CommitStatuses` over GitLab's API. 429, 5xx, a POST's 409, timeouts and dropped connections are
+ * retried with full-jitter backoff (honouring `Retry-After`), then `UnavailableError`; 401/403 are a
+ * `ConfigError` naming `GITLAB_API_TOKEN`; a 404 saying the commit or pipeline is gone is a
+ * `GoneError`. GitLab refusing a transition of a pending or running status (the same state twice,
+ * running back to pending) is "unchanged", not an error. GitLab does not refuse moving a
  * finished status back: it adds a new one, which is why callers ask `latest` first.
  *
  * @example
