@@ -234,6 +234,7 @@ export class KublerStack extends Stack {
       urlFunctions: FUNCTIONS.filter((name) => FUNCTION_SPECS[name].url).map((name) => ({
         name,
         function: this.functions[name].function,
+        logGroup: this.functions[name].logGroup,
       })),
       reconcile: this.functions.reconcile.function,
       webhookLogGroup: this.functions["gitlab-webhook"].logGroup,

@@ -1,7 +1,7 @@
 /**
- * What on-call watches: alarms on dead letters, function errors, Function URL throttles, reconcile not running, rejected
- * webhooks and denied credentials (metric filters on the audit lines), and the saved Logs Insights
- * queries.
+ * What on-call watches: alarms on dead letters, function errors (thrown, or answered 500 by a
+ * Function URL's function), Function URL throttles, reconcile not running, rejected webhooks and
+ * denied credentials (metric filters on the audit lines), and the saved Logs Insights queries.
  */
 import { Duration } from "aws-cdk-lib";
 import {
@@ -30,6 +30,8 @@ export const FILTER_METRICS = {
   namespace: "Kubler",
   rejectedWebhooks: "RejectedWebhooks",
   deniedCredentials: "DeniedCredentials",
+  /** Per Function URL function: `InternalErrors-<name>`. */
+  internalErrors: "InternalErrors",
 } as const;
 
 /**
@@ -40,6 +42,11 @@ export const REJECTED_WEBHOOK_PATTERN =
   '{ $.audit IS TRUE && $.action = "webhook.receive" && ($.outcome = "deny" || $.outcome = "failure") }';
 export const DENIED_CREDENTIALS_PATTERN =
   '{ $.audit IS TRUE && $.action = "credentials.*" && $.outcome = "deny" }';
+/**
+ * The line a Function URL's function writes for an error it answered 500 (`logErrorToStderr`): the
+ * invocation itself succeeds, so Lambda's Errors metric never counts it.
+ */
+export const UNEXPECTED_ERROR_PATTERN = '{ $.level = "error" }';
 
 /**
  * More than a few refusals in 5 minutes: a misconfigured hook (GitLab retries, then disables it) or
@@ -59,9 +66,10 @@ export interface ObservabilityProps {
   deadLetterQueues: { name: string; queue: IQueue }[];
   /**
    * Functions called through their Function URL: a throttled call is answered 429 and never retried
-   * by Lambda (GitLab does not redeliver it), and the function never runs to audit it.
+   * by Lambda (GitLab does not redeliver it), and the function never runs to audit it; an error their
+   * app catches is answered 500 in an invocation Lambda counts as a success.
    */
-  urlFunctions: { name: string; function: IFunction }[];
+  urlFunctions: { name: string; function: IFunction; logGroup: ILogGroup }[];
   /** Alarmed on when it is not invoked at all (its schedule is the every-minute safety net). */
   reconcile: IFunction;
   webhookLogGroup: ILogGroup;
@@ -101,6 +109,16 @@ export class Observability extends Construct {
       this.alarms.push(created);
     };
 
+    const filtered = (filterId: string, logGroup: ILogGroup, pattern: string, metricName: string) =>
+      new MetricFilter(this, filterId, {
+        logGroup,
+        filterPattern: FilterPattern.literal(pattern),
+        metricNamespace: FILTER_METRICS.namespace,
+        metricName,
+        metricValue: "1",
+        defaultValue: 0,
+      }).metric({ period: Duration.minutes(5), statistic: "Sum" });
+
     for (const { name, queue } of props.deadLetterQueues) {
       alarm(
         `${name}-dead-letters`,
@@ -118,7 +136,19 @@ export class Observability extends Construct {
       );
     }
 
-    for (const { name, function: fn } of props.urlFunctions) {
+    for (const { name, function: fn, logGroup } of props.urlFunctions) {
+      alarm(
+        `${name}-internal-errors`,
+        filtered(
+          `InternalErrors-${name}`,
+          logGroup,
+          UNEXPECTED_ERROR_PATTERN,
+          `${FILTER_METRICS.internalErrors}-${name}`,
+        ),
+        1,
+        `kubler-${name} answered 500 for an error it did not expect (a bug, or a GitLab shape it cannot read): ` +
+          'the request was lost (GitLab does not resend it; a CI job fails); see its { $.level = "error" } line',
+      );
       alarm(
         `${name}-throttles`,
         fn.metricThrottles({ period: Duration.minutes(5), statistic: "Sum" }),
@@ -140,15 +170,6 @@ export class Observability extends Construct {
       true,
     );
 
-    const filtered = (filterId: string, logGroup: ILogGroup, pattern: string, metricName: string) =>
-      new MetricFilter(this, filterId, {
-        logGroup,
-        filterPattern: FilterPattern.literal(pattern),
-        metricNamespace: FILTER_METRICS.namespace,
-        metricName,
-        metricValue: "1",
-        defaultValue: 0,
-      }).metric({ period: Duration.minutes(5), statistic: "Sum" });
     alarm(
       "rejected-webhooks",
       filtered(

@@ -1,5 +1,5 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { DEDUPE_KEY } from "../../infra/dedupe-table.js";
 import { EVENT_LOG_GROUP_NAME } from "../../infra/event-bus.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
@@ -8,9 +8,11 @@ import {
   DENIED_CREDENTIALS_PATTERN,
   RECONCILE_SILENCE_MINUTES,
   REJECTED_WEBHOOK_PATTERN,
+  UNEXPECTED_ERROR_PATTERN,
 } from "../../infra/observability.js";
 import { EXPIRY_GROUP_NAME, SWEEP_INPUT } from "../../infra/scheduling.js";
 import { DEDUPE_PARTITION_KEY, DEDUPE_TTL_ATTRIBUTE } from "../../shared/adapters/dynamodb-dedupe-store.js";
+import { logErrorToStderr } from "../../shared/adapters/stdout-audit-log.js";
 import { ENV } from "../../shared/config.js";
 import { savedQueryDefinitions } from "../../shared/domain/audit-queries.js";
 import {
@@ -71,10 +73,12 @@ describe("KublerStack resources", () => {
       "AWS::Scheduler::Schedule": 2,
       "AWS::DynamoDB::Table": 1,
       "AWS::Logs::LogGroup": FUNCTIONS.length + 1,
-      "AWS::Logs::MetricFilter": 2,
+      // Audit-line counts, and the two Function URLs' unexpected errors.
+      "AWS::Logs::MetricFilter": 2 + 2,
       "AWS::Logs::QueryDefinition": savedQueryDefinitions().length,
-      // Dead letters, errors, the two Function URLs' throttles, audit-line counts, and reconcile not running.
-      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2 + 2 + 1,
+      // Dead letters, errors, the two Function URLs' throttles and unexpected errors, audit-line
+      // counts, and reconcile not running.
+      "AWS::CloudWatch::Alarm": asyncFunctions.size + 2 + FUNCTIONS.length + 2 + 2 + 2 + 1,
       "AWS::SecretsManager::Secret": 1,
     };
     for (const [type, count] of Object.entries(counts)) template.resourceCountIs(type, count);
@@ -654,6 +658,50 @@ describe("observability", () => {
         AlarmDescription: expect.stringContaining("kubler:reservedConcurrency"),
       });
     }
+  });
+
+  it("alarms on an unexpected error a Function URL's function answered 500: Lambda's Errors metric counts only a throw", () => {
+    // The two HTTP apps catch every error and answer it (a bug: a bare 500 and a `level: "error"`
+    // line on stderr), so the invocation succeeds and kubler-<name>-errors never sees it; GitLab does
+    // not resend a delivery answered 500, and the CI job fails.
+    const urlFunctions = FUNCTIONS.filter((name) => FUNCTION_SPECS[name].url);
+    const filters = ofType("AWS::Logs::MetricFilter").map(([, f]) => f.Properties as Cfn);
+    for (const name of urlFunctions) {
+      const logs = idOf(
+        "AWS::Logs::LogGroup",
+        (r) => r.Properties.LogGroupName === `/aws/lambda/kubler-${name}`,
+      );
+      const filter = filters.find(
+        (f) => f.LogGroupName?.Ref === logs && f.FilterPattern === UNEXPECTED_ERROR_PATTERN,
+      );
+      expect(filter, `${name}: a metric filter on its unexpected-error lines`).toBeDefined();
+      const { MetricNamespace, MetricName } = filter.MetricTransformations[0];
+      const alarms = ofType("AWS::CloudWatch::Alarm").filter(
+        ([, a]) => a.Properties.AlarmName === `kubler-${name}-internal-errors`,
+      );
+      expect(alarms, name).toHaveLength(1);
+      expect(alarms[0]?.[1].Properties).toMatchObject({
+        Namespace: MetricNamespace,
+        MetricName,
+        Statistic: "Sum",
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      });
+      // The pattern matches what the function writes: one JSON line with level "error".
+      const written: string[] = [];
+      const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+        written.push(String(chunk));
+        return true;
+      });
+      try {
+        logErrorToStderr(name)(new TypeError("boom"));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(written).toHaveLength(1);
+      expect(JSON.parse(written[0] as string)).toMatchObject({ level: "error", function: name });
+    }
+    expect(UNEXPECTED_ERROR_PATTERN).toBe('{ $.level = "error" }');
   });
 
   it("counts rejected webhooks and denied credentials from audit lines, and alarms on them", () => {
