@@ -105,8 +105,11 @@ export async function stopEnvironment(
   // retry), so the commit is told again: report-status adds no second `canceled` beside the first.
   const earlier = running?.kind === "managed" && running.environment.terminating;
   const deleted = object && !earlier ? await deleteChecked(deps.cluster, object) : "absent";
-  await deps.scheduler.cancel(namespace);
+  // Told before the schedule is cancelled: only this attempt surely still knows what ran there (a
+  // retry comes a minute or more later, when the namespace has usually finished terminating), and
+  // a schedule left behind only fires a stop that finds the environment gone.
   await publishDeleted(deps, detail, namespace, running?.kind === "managed" ? running.environment : null);
+  await deps.scheduler.cancel(namespace);
   const kind = deleted === "deleted" ? "deleted" : "already_gone";
   audit(
     "success",

@@ -375,6 +375,28 @@ describe("stopEnvironment", () => {
     }
   });
 
+  it("tells the commit it was stopped even when cancelling the schedule fails, before the bus's retry finds the namespace gone", async () => {
+    seed();
+    const cancel = deps.scheduler.cancel.bind(deps.scheduler);
+    deps.scheduler.cancel = async () => {
+      throw new Error(
+        "could not delete schedule kubler/x after 5 attempt(s): AccessDeniedException (HTTP 403)",
+      );
+    };
+    await expect(stopEnvironment(deps, stopRequested())).rejects.toThrow(/AccessDeniedException/);
+    // The bus retries a minute or more later: the namespace has long finished terminating.
+    await waitUntil(() => !stored(NAMESPACE), "the namespace is gone");
+    deps.scheduler.cancel = cancel;
+    await stopEnvironment(deps, stopRequested());
+
+    expect(deps.publisher.entries[0]?.detail).toMatchObject({
+      namespace: NAMESPACE,
+      sha: "1111111111111111111111111111111111111111",
+      pipelineId: 100,
+    });
+    expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
+  });
+
   it("refuses a namespace of that name that Kubler does not manage, touching nothing", async () => {
     // Everything of the contract but the label that says Kubler manages it.
     const contract = environmentNamespace(state({ expiresAt: new Date(NOW.getTime() - HOUR) }));
