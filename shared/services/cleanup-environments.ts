@@ -101,8 +101,8 @@ export async function stopEnvironment(
   }
   const running = object ? readEnvironment(object) : null;
   // Terminating: an earlier stop deleted it, so it is not deleted again. That stop may not have got
-  // as far as telling what ran there (its schedule cancel or publish failed, and this is the bus's
-  // retry), so the commit is told again: report-status adds no second `canceled` beside the first.
+  // as far as telling what ran there (its publish failed, and this is the bus's retry), so the
+  // commit is told again: report-status adds no second `canceled` beside the first.
   const earlier = running?.kind === "managed" && running.environment.terminating;
   const deleted = object && !earlier ? await deleteChecked(deps.cluster, object) : "absent";
   // Told before the schedule is cancelled: only this attempt surely still knows what ran there (a
