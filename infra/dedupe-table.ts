@@ -1,6 +1,7 @@
 /**
  * The dedupe table (DESIGN §4): webhook delivery keys and ID-token `jti`s, claimed with a
- * conditional put and removed by DynamoDB TTL. On demand (bursty, tiny), point-in-time recovery on.
+ * conditional put and removed by DynamoDB TTL, and plan-steps' stop and merge request records. On
+ * demand (bursty, tiny), point-in-time recovery on.
  */
 import { RemovalPolicy } from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
@@ -23,8 +24,10 @@ export class DedupeTable extends Construct {
       timeToLiveAttribute: DEDUPE_KEY.ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: TableEncryption.AWS_MANAGED,
-      // Only short-lived claims: losing them on teardown is harmless.
-      removalPolicy: RemovalPolicy.DESTROY,
+      // Not only short-lived claims: plan-steps keeps merge request records for good (a merged or
+      // closed MR's later pipeline is refused by them) and stop records for 7 days. A table replaced
+      // or left by `cdk destroy` is kept, so they can be copied into the new one (docs/operations.md).
+      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 }

@@ -327,6 +327,13 @@ describe("the dedupe table", () => {
       SSESpecification: { SSEEnabled: true },
     });
   });
+
+  it("outlives a replacement or the stack's deletion: it holds records plan-steps keeps for good", () => {
+    // The merge request records (plan/mr/…, no TTL) refuse a merged or closed MR's later pipelines;
+    // the stop records (plan/stop/…) refuse deploys asked for before a stop. Deleted with the old
+    // table, they cannot be copied into the new one.
+    template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+  });
 });
 
 /** The condition the stack puts on PutEvents (infra/event-bus.ts putEventsStatements), as JSON. */
