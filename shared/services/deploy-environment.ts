@@ -48,6 +48,7 @@ import type {
   Scheduler,
 } from "../ports.js";
 import {
+  applyOwned,
   type LastGoodRecord,
   lastGoodRecord,
   lastGoodSizeProblem,
@@ -127,6 +128,9 @@ export async function deployEnvironment(
   });
   /** Why deploy.url was not filled in, once the manifest is read. */
   let urlProblem: string | null = null;
+  /** Kubler's own objects a CI job made unwritable, which this deploy replaced (`applyOwned`). */
+  const replaced: string[] = [];
+  const onReplaced = (object: string) => replaced.push(object);
   const finish: Finish = async (status, reason, url, audited = {}) => {
     await deps.publisher.publish([
       {
@@ -144,6 +148,7 @@ export async function deployEnvironment(
       status,
       url,
       ...(urlProblem ? { urlProblem } : {}),
+      ...(replaced.length > 0 ? { replaced } : {}),
       ...audited,
     });
     return { kind: status, namespace, reason, url };
@@ -280,10 +285,10 @@ export async function deployEnvironment(
 
   const deploying = await deps.cluster.apply(environmentNamespace(state));
   const conclude = concludeWith(deps, state, deploying, finish, (reason, status) => {
-    audit("ignored", reason, { status });
+    audit("ignored", reason, { status, ...(replaced.length > 0 ? { replaced } : {}) });
     return { kind: "ignored", reason };
   });
-  await applyAccess(deps.cluster, state, prepared);
+  await applyAccess(deps.cluster, state, prepared, onReplaced);
   const lastGood = await readLastGood(deps.cluster, state);
   // What of this revision reached the cluster: a rollback removes what of it the last good one lacks.
   const applied: KubeObject[] = [];
@@ -326,7 +331,7 @@ export async function deployEnvironment(
     // redelivery writes it again, so the next rollback finds the record the digest names.
     if (lastGood === null || "unusable" in lastGood || lastGood.sha !== state.sha) {
       const record = lastGoodRecord(state, prepared.objects);
-      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : []);
+      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : [], onReplaced);
       if (record.digest !== state.lastGoodDigest) {
         await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
       }
@@ -351,7 +356,7 @@ export async function deployEnvironment(
     { status: "succeeded", reason: null, url: prepared.url },
     async (written) => {
       const removal = await prune(written);
-      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : []);
+      await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : [], onReplaced);
       return removal ? prunedOutcome(state, removal) : undefined;
     },
   );
@@ -602,17 +607,20 @@ async function applyAccess(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
   { objects, pullSecret }: Prepared,
+  onReplaced: (object: string) => void,
 ): Promise<void> {
   const labels = environmentLabels(state.gitlab.projectId, state.environment);
   const metadata = (name: string) => ({ name, namespace: state.namespace, labels });
   if (pullSecret !== null) {
-    await cluster.apply({
+    // A job may create Secrets: one it made under this name before a registry was configured is replaced.
+    const secret = {
       apiVersion: "v1",
       kind: "Secret",
       metadata: metadata(PULL_SECRET_NAME),
       type: "kubernetes.io/dockerconfigjson",
       data: { ".dockerconfigjson": Buffer.from(pullSecret).toString("base64") },
-    });
+    };
+    await applyOwned(cluster, secret, onReplaced);
   }
   await cluster.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) });
   await cluster.apply({

@@ -8,6 +8,7 @@
 import {
   checkStoredObjects,
   DEPLOYABLE_KINDS,
+  isReservedName,
   LAST_GOOD_CONFIGMAP,
   lastGoodDigest,
   ManifestFilesError,
@@ -15,6 +16,7 @@ import {
 } from "../domain/deploy-manifests.js";
 import { type EnvironmentState, environmentLabels } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
+import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
 import type { EnvironmentCluster } from "../ports.js";
 
 /** A kind of object, with the apiVersion it is listed by. */
@@ -253,35 +255,92 @@ function kindRefsOf(value: unknown): KindRef[] {
 
 /**
  * Written after the Namespace that commits to its digest (see deployEnvironment), with the kinds its
- * prune left objects of, if any.
+ * prune left objects of, if any. `onReplaced` hears of each object it had to replace (`applyOwned`).
  */
 export async function saveLastGood(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
   record: Pick<RecordToSave, "data" | "secrets">,
   unpruned: readonly KindRef[] = [],
+  onReplaced?: (object: string) => void,
 ): Promise<void> {
   const labels = environmentLabels(state.gitlab.projectId, state.environment);
   // First: a ConfigMap written without it would name a revision whose Secrets' data is not there.
   if (record.secrets !== null) {
-    await cluster.apply({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: LAST_GOOD_CONFIGMAP, namespace: state.namespace, labels },
-      type: "Opaque",
-      data: { [SECRETS_KEY]: Buffer.from(record.secrets).toString("base64") },
-    });
+    await applyOwned(
+      cluster,
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: LAST_GOOD_CONFIGMAP, namespace: state.namespace, labels },
+        type: "Opaque",
+        data: { [SECRETS_KEY]: Buffer.from(record.secrets).toString("base64") },
+      },
+      onReplaced,
+    );
   }
   const data =
     unpruned.length > 0 ? { ...record.data, [UNPRUNED_KEY]: JSON.stringify(unpruned) } : record.data;
-  await cluster.apply({
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: {
-      name: LAST_GOOD_CONFIGMAP,
-      namespace: state.namespace,
-      labels,
+  await applyOwned(
+    cluster,
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: LAST_GOOD_CONFIGMAP,
+        namespace: state.namespace,
+        labels,
+      },
+      data,
     },
-    data,
-  });
+    onReplaced,
+  );
+}
+
+/** Replacements one write may make: each is only needed again if someone wrote the name meanwhile. */
+const MAX_REPLACEMENTS = 2;
+
+/**
+ * Server-side applies one of Kubler's own objects in an environment namespace (`isReservedName`), and
+ * replaces the object of that name when the cluster refuses to update it (422: `immutable: true`, a
+ * Secret of another type). A CI job may write those names where the Role grants the kind (patch on
+ * ConfigMaps, create on Secrets): updating in place would then fail every later deploy until someone
+ * deleted the object by hand. The delete is held to the uid and resourceVersion read, so only the
+ * object that refused is removed; `onReplaced` gets its `Kind/name` (never its data) for the audit
+ * line. Any other name, or a refusal with nothing there, is thrown as it came.
+ *
+ * @example
+ * await applyOwned(cluster, pullSecret, (object) => replaced.push(object)); // "Secret/kubler-registry"
+ */
+export async function applyOwned(
+  cluster: EnvironmentCluster,
+  object: KubeObject,
+  onReplaced?: (object: string) => void,
+): Promise<KubeObject> {
+  const { kind, apiVersion } = object;
+  const { name, namespace } = object.metadata;
+  const ref = { apiVersion, kind, name, namespace };
+  for (let replaced = 0; ; replaced++) {
+    try {
+      const written = await cluster.apply(object);
+      if (replaced > 0) onReplaced?.(`${kind}/${name}`);
+      return written;
+    } catch (error) {
+      if (
+        !(error instanceof KubernetesInvalidError) ||
+        !isReservedName(name) ||
+        replaced === MAX_REPLACEMENTS
+      )
+        throw error;
+      const current = await cluster.get(ref);
+      if (!current) throw error;
+      const { uid, resourceVersion } = current.metadata;
+      try {
+        await cluster.delete(ref, { uid, resourceVersion });
+      } catch (deleteError) {
+        // Written since it was read: the next apply meets whatever is there now.
+        if (!(deleteError instanceof KubernetesConflictError)) throw deleteError;
+      }
+    }
+  }
 }

@@ -448,6 +448,10 @@ export function validateUpdate(previous: KubeObject, next: KubeObject): StatusCa
     case "RoleBinding":
     case "ClusterRoleBinding":
       return immutable("roleRef", previous.roleRef, next.roleRef, "cannot change roleRef");
+    case "ConfigMap":
+      return frozenValues(previous, next, ["data", "binaryData"]);
+    case "Secret":
+      return [...immutable("type", previous.type, next.type), ...frozenValues(previous, next, ["data"])];
     case "Service": {
       const before = valueAt(previous.spec, "clusterIP");
       const after = valueAt(next.spec, "clusterIP");
@@ -458,4 +462,21 @@ export function validateUpdate(previous: KubeObject, next: KubeObject): StatusCa
     default:
       return [];
   }
+}
+
+/**
+ * A ConfigMap or Secret written with `immutable: true` keeps its values and the flag itself until it
+ * is deleted (ValidateConfigMapUpdate, ValidateSecretUpdate): only its metadata may change.
+ */
+function frozenValues(previous: KubeObject, next: KubeObject, fields: readonly string[]): StatusCause[] {
+  if (previous.immutable !== true) return [];
+  const forbidden = (field: string): StatusCause => ({
+    reason: "FieldValueForbidden",
+    message: "Forbidden: field is immutable when `immutable` is set",
+    field,
+  });
+  return [
+    ...(next.immutable === true ? [] : [forbidden("immutable")]),
+    ...fields.filter((field) => !deepEqual(previous[field], next[field])).map(forbidden),
+  ];
 }
