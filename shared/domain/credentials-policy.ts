@@ -35,7 +35,12 @@ export const GLOB_KEYS = [
 ] as const;
 /** Keys matched with `true` / `false` against GitLab's `"true"` / `"false"` claims. */
 export const BOOLEAN_KEYS = ["ref_protected", "environment_protected"] as const;
-/** A rule must name the project(s) it is for: no rule may match every project on the instance. */
+/**
+ * A rule must name the project(s) it is for: no rule may match every project on the instance, nor
+ * projects in top-level groups anyone can create (a pattern's first segment is literal), nor ids
+ * yet to be assigned (a project_id has no wildcard). `source_project_path` is not one: it is the
+ * fork's path, and `"*"` there means "any fork".
+ */
 const PROJECT_KEYS = ["project_path", "project_id", "namespace_path"] as const;
 
 type GlobKey = (typeof GLOB_KEYS)[number];
@@ -200,11 +205,9 @@ function readMatch(raw: unknown, rule: PolicyRule, at: string, report: Report): 
     if (Array.isArray(value) && value.length === 0)
       report(`${at}.${key}`, "expected at least one pattern, found an empty list");
     if ((PROJECT_KEYS as readonly string[]).includes(key)) {
-      for (const glob of globs.filter((g) => namesNoProject(g.pattern))) {
-        report(
-          `${at}.${key}`,
-          `${JSON.stringify(glob.pattern)} matches every project: no rule may match every project (name a group or project, e.g. "group/*")`,
-        );
+      for (const glob of globs) {
+        const problem = openProjectPattern(key, glob.pattern);
+        if (problem) report(`${at}.${key}`, problem);
       }
     }
     rule.match[key] = globs;
@@ -223,10 +226,28 @@ function readMatch(raw: unknown, rule: PolicyRule, at: string, report: Report): 
   }
 }
 
-// Wildcards and slashes only (a bare star, two stars, star-slash-star, ...): every GitLab project
-// path has a "/", so such a pattern names no project even when it is not a bare "*".
-function namesNoProject(pattern: string): boolean {
-  return /^[*?/]*$/.test(pattern);
+/**
+ * Why a project key's pattern would match projects the policy's author does not control, or null.
+ * Any GitLab user may create a top-level group (gitlab.com; self-managed unless an admin turned it
+ * off), so a wildcard there ("group*" matches "groupevil") hands the rule to strangers; below a
+ * named group only its members create. Project ids are assigned at creation, so "12*" matches
+ * projects anyone creates later.
+ */
+function openProjectPattern(key: string, pattern: string): string | null {
+  const shown = JSON.stringify(pattern);
+  // Wildcards and slashes only (a bare star, two stars, star-slash-star, ...): every GitLab project
+  // path has a "/", so such a pattern names no project even when it is not a bare "*".
+  if (/^[*?/]*$/.test(pattern)) {
+    return `${shown} matches every project: no rule may match every project (name a group or project, e.g. "group/*")`;
+  }
+  if (!/[*?]/.test(pattern)) return null;
+  if (key === "project_id") {
+    return `${shown} has a wildcard, so it also matches projects created later, by anyone (GitLab assigns ids at creation): list the ids, e.g. project_id: [12, 120]`;
+  }
+  // "*" matches "/" too, but only after the first "/" of the pattern: before it, everything is literal.
+  const group = pattern.split("/")[0] as string;
+  if (!/[*?]/.test(group)) return null;
+  return `${shown} has a wildcard in its top-level group ${JSON.stringify(group)}, which also matches groups any GitLab user can create (a job in one would get these credentials): name the group, e.g. "acme/*" or "acme/team-?/app"`;
 }
 
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;

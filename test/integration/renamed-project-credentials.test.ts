@@ -40,7 +40,7 @@ beforeEach(async () => {
     `
 rules:
   - name: review-apps
-    match: { project_id: "1?", environment: "review/*" }
+    match: { project_id: [15, 16], environment: "review/*" }
     kubernetes: { namespace: environment, role: kubler-deployer }
 `,
     cluster,

@@ -131,11 +131,75 @@ rules:
     expect(problems(rule('{ project_path: ["group/app", "*"] }'))).toHaveLength(1);
     // Even beside a narrowing key: the catch-all says something the author did not mean.
     expect(problems(rule('{ project_path: "group/*", namespace_path: "*" }'))).toHaveLength(1);
-    for (const ok of ['{ project_path: "group/*" }', '{ project_id: "1*" }', '{ namespace_path: "g*" }']) {
-      expect(problems(rule(ok))).toEqual([]);
-    }
+    expect(problems(rule('{ project_path: "group/*" }'))).toEqual([]);
     // source_project_path is not whose project the job is: "*" there means "any fork".
     expect(problems(rule('{ project_path: group/app, source_project_path: "*" }'))).toEqual([]);
+  });
+
+  it("refuses a project pattern with a wildcard in its top-level group: anyone may create groupevil", () => {
+    const rule = (match: string) => `
+rules:
+  - name: group-wide
+    match: ${match}
+    kubernetes: { namespace: shared, role: viewer }`;
+    const refusal = (key: string, pattern: string) =>
+      `policy.rules[0] (group-wide).match.${key}: ${JSON.stringify(pattern)} has a wildcard in its top-level group "${pattern.split("/")[0]}", which also matches groups any GitLab user can create (a job in one would get these credentials): name the group, e.g. "acme/*" or "acme/team-?/app"`;
+    const cases: [string, string, string][] = [
+      ['{ namespace_path: "group*" }', "namespace_path", "group*"],
+      ['{ project_path: "group*" }', "project_path", "group*"],
+      ['{ project_path: "*/app" }', "project_path", "*/app"],
+      ['{ project_path: "acme?/app" }', "project_path", "acme?/app"],
+      ['{ project_path: "ac*me/team/app" }', "project_path", "ac*me/team/app"],
+      ['{ namespace_path: "*/team" }', "namespace_path", "*/team"],
+      ['{ namespace_path: "g*" }', "namespace_path", "g*"],
+    ];
+    for (const [match, key, pattern] of cases) {
+      expect(problems(rule(match))).toEqual([refusal(key, pattern)]);
+    }
+    // One such pattern in a list opens the whole rule; each one is named.
+    expect(problems(rule('{ project_path: ["acme/app", "evil*/x", "*/y"] }'))).toEqual([
+      refusal("project_path", "evil*/x"),
+      refusal("project_path", "*/y"),
+    ]);
+    // A pattern that names no project at all keeps its own message, once.
+    expect(problems(rule('{ project_path: "*" }'))).toHaveLength(1);
+    // source_project_path is the fork, not whose project the job is: any pattern stays valid there.
+    expect(problems(rule('{ project_path: acme/app, source_project_path: "*/app" }'))).toEqual([]);
+    for (const ok of [
+      '{ project_path: "acme/*" }',
+      '{ project_path: "acme/**" }',
+      '{ project_path: "acme/*/*" }',
+      '{ project_path: "acme/team-?/app" }',
+      '{ project_path: "acme" }',
+      "{ namespace_path: acme }",
+      '{ namespace_path: "acme/*" }',
+      '{ namespace_path: "acme/team-?" }',
+    ]) {
+      expect(problems(rule(ok))).toEqual([]);
+    }
+  });
+
+  it("refuses any wildcard in project_id: ids go to projects anyone creates later", () => {
+    const rule = (match: string) => `
+rules:
+  - name: by-id
+    match: ${match}
+    aws: { roleArn: "arn:aws:iam::123456789012:role/r" }`;
+    const refusal = (pattern: string) =>
+      `policy.rules[0] (by-id).match.project_id: ${JSON.stringify(pattern)} has a wildcard, so it also matches projects created later, by anyone (GitLab assigns ids at creation): list the ids, e.g. project_id: [12, 120]`;
+    for (const pattern of ["12*", "1?", "*2", "1*2"]) {
+      expect(problems(rule(`{ project_id: "${pattern}" }`))).toEqual([refusal(pattern)]);
+    }
+    expect(problems(rule('{ project_id: [12, "13*"] }'))).toEqual([refusal("13*")]);
+    // All wildcards: the message for a pattern that names no project, once.
+    expect(problems(rule('{ project_id: "**" }'))).toHaveLength(1);
+    for (const ok of ["{ project_id: 12 }", '{ project_id: "12" }', '{ project_id: [12, "120"] }']) {
+      expect(problems(rule(ok))).toEqual([]);
+    }
+    expect(parseCredentialsPolicy(rule("{ project_id: [12, 120] }")).rules[0]?.match.project_id).toEqual([
+      compileGlob("12"),
+      compileGlob("120"),
+    ]);
   });
 
   it("refuses YAML errors, a missing rules list and duplicate keys", () => {
