@@ -123,8 +123,6 @@ export interface BuildJobSettings {
   images?: string | null;
   /** Default 1800: a build still running after this (its evicted pods' time included) is failed by Kubernetes. */
   activeDeadlineSeconds?: number;
-  /** Default 86 400: long enough for reconcile to report it, short enough not to pile up. */
-  ttlSecondsAfterFinished?: number;
   resources?: { requests: Record<string, string>; limits: Record<string, string> };
 }
 
@@ -277,7 +275,8 @@ export function buildJob(
       // Counts from the Job's start across every pod: evictions again and again end here, reported
       // with the last eviction's reason (reconcile-builds).
       activeDeadlineSeconds: settings.activeDeadlineSeconds ?? 1800,
-      ttlSecondsAfterFinished: settings.ttlSecondsAfterFinished ?? 86_400,
+      // No ttlSecondsAfterFinished: the Job holds the only record of who waits for it, so nothing may
+      // delete it before each of them has heard. Reporting sets it (`reportedTtl`); a join drops it.
       template: {
         metadata: {
           labels,
@@ -462,7 +461,13 @@ export function withBuildRequest(
       ),
     };
   }
-  if (requests.length >= MAX_BUILD_REQUESTS) {
+  // A failed Job is not joined but replaced, its waiting requests reported first: the replacement's
+  // requests are those still waiting, and this one.
+  const held =
+    buildState(job).state === "failed"
+      ? requests.filter((request) => !reportedBefore.includes(request.environment)).length
+      : requests.length;
+  if (held >= MAX_BUILD_REQUESTS) {
     throw new BuildRequestsFullError(
       `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}: it can be built for it at this commit once that Job is gone (its TTL), or at a new commit`,
     );
@@ -475,13 +480,14 @@ export function withBuildRequest(
   };
 }
 
+/** How long a reported Job is kept after its finish: a later request for its commit joins it, not a new build. */
+export const REPORTED_TTL_SECONDS = 86_400;
+
 /**
- * How long a finished Job is kept, at least, after an environment joins it: the default TTL counts
- * from the Job's finish, so a join near its end would leave the Job to be deleted before reconcile
- * (every minute) reports the build to the new environment. An hour covers many reconciles, failed
- * ones included.
+ * How long a Job is kept, at least, once reported: a report long after the finish (reconcile was
+ * down) would otherwise let the TTL delete it at once, and a request a moment later build again.
  */
-export const JOINED_KEEP_SECONDS = 3_600;
+export const REPORTED_KEEP_SECONDS = 3_600;
 
 /** The Job's `ttlSecondsAfterFinished`; undefined when it has none (kept until deleted). */
 export function ttlAfterFinished(job: KubeObject): number | undefined {
@@ -490,21 +496,44 @@ export function ttlAfterFinished(job: KubeObject): number | undefined {
 }
 
 /**
- * The `ttlSecondsAfterFinished` a Job should have once an environment joins it at `now`: its own,
- * or, for a finished Job that would be deleted sooner, one that keeps it `JOINED_KEEP_SECONDS` more.
- * The TTL counts from the terminal condition: https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/#updating-ttl-for-finished-jobs
+ * The `ttlSecondsAfterFinished` a finished Job gets once every environment waiting on it has heard
+ * (its Build Finished published) at `now`: `REPORTED_TTL_SECONDS` from its finish, or
+ * `REPORTED_KEEP_SECONDS` from `now` when that is later. Until then it has none, so neither the TTL
+ * controller nor a rebuild removes the only record of who waits. The TTL counts from the terminal
+ * condition: https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/#updating-ttl-for-finished-jobs
  *
  * @example
- * joinedTtl(jobFinishedHalfAnHourBeforeItsTtl, now); // 88200: the 84600 s since it finished, and an hour
+ * reportedTtl(jobFinishedTwoDaysAgo, now); // 176400: the 172800 s since it finished, and an hour
  */
-export function joinedTtl(job: KubeObject, now: Date): number | undefined {
-  const ttl = ttlAfterFinished(job);
-  if (ttl === undefined || buildState(job).state === "running") return ttl;
+export function reportedTtl(job: KubeObject, now: Date): number {
   // No finish time recorded: the creation is earlier, so counting from it keeps the Job long enough.
   const since = Date.parse(finishedAt(job) ?? job.metadata.creationTimestamp ?? "");
-  if (Number.isNaN(since)) return ttl;
+  if (Number.isNaN(since)) return REPORTED_TTL_SECONDS;
   const elapsed = Math.max(0, Math.ceil((now.getTime() - since) / 1000));
-  return Math.max(ttl, elapsed + JOINED_KEEP_SECONDS);
+  return Math.max(REPORTED_TTL_SECONDS, elapsed + REPORTED_KEEP_SECONDS);
+}
+
+/**
+ * The requests of `job` not reported yet: each must hear how the build ended.
+ *
+ * @example
+ * waitingRequests(job).map((r) => r.environment); // ["review/feature-x"]
+ */
+export function waitingRequests(job: KubeObject): BuildRequest[] {
+  const reported = readReported(job);
+  return readBuildRequests(job).filter((request) => !reported.includes(request.environment));
+}
+
+/**
+ * True when a finished Job's reports are settled: every request reported and its Build Finished
+ * published (the TTL set after the publish, `reportedTtl`). A Job marked reported without its TTL
+ * may be in the middle of its publish, whose failure takes the mark back onto this very Job.
+ *
+ * @example
+ * if (buildState(job).state === "failed" && reportsSettled(job)) replace(job);
+ */
+export function reportsSettled(job: KubeObject): boolean {
+  return waitingRequests(job).length === 0 && ttlAfterFinished(job) !== undefined;
 }
 
 function finishedAt(job: KubeObject): string | undefined {

@@ -11,8 +11,9 @@ import {
   buildJob,
   buildState,
   GIT_TOKEN_KEY,
-  joinedTtl,
   replacementAnnotations,
+  reportsSettled,
+  waitingRequests,
   withBuildRequest,
 } from "../domain/build-job.js";
 import { type Detail, stepFieldsOf } from "../domain/catalog.js";
@@ -22,6 +23,7 @@ import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
 import { checkBuildSecrets } from "./build-secrets.js";
+import { reportBuild } from "./reconcile-builds.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "build-image";
@@ -175,20 +177,34 @@ async function joinJob(
     // Gone since the 409 (its TTL ran out): the next delivery creates it again.
     if (!existing)
       throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
+    const state = buildState(existing);
+    // The failed Job is the only record of who waits on it: they hear of its failure first, as
+    // reconcile would tell them (this request too, if it is a redelivery of one of theirs), then it
+    // may go. Its publish failing is this request's failure too: the bus delivers it again.
+    if (state.state === "failed" && waitingRequests(existing).length > 0) {
+      const reported = await reportBuild(reportDeps(deps), existing, state, REPORTER);
+      if (reported.kind === "reported" && reported.failure) throw reported.failure;
+      if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+      continue;
+    }
     const annotations = withBuildRequest(existing, detail);
     if (!annotations) return "repeated";
-    if (buildState(existing).state === "failed") {
+    if (state.state === "failed") {
+      if (!reportsSettled(existing)) {
+        throw new KubernetesConflictError(
+          `build Job ${ref.name} failed and its Build Finished is being published: built again on a retry, once it is`,
+          409,
+        );
+      }
       if (await rebuild(deps, job, existing, annotations)) return "rebuilt";
       if (attempt >= MAX_JOIN_ATTEMPTS) {
         throw new KubernetesConflictError(`build Job ${ref.name} kept changing while building it again`, 409);
       }
       continue;
     }
-    // A finished Job is not reported to this environment until the next reconcile: kept until then,
-    // in the same write, or its TTL may delete it first and the environment never hears of the build.
-    // (Reporting it here would need the digest or the log from its pod, and reconcile's
-    // mark-then-publish over again.)
-    const ttl = joinedTtl(existing, deps.clock.now());
+    // A finished Job is not reported to this environment until the next reconcile: its TTL goes in
+    // the same write (server-side apply drops the field this apply leaves out), so nothing deletes
+    // it first; reconcile sets it again once this environment has heard.
     try {
       await deps.cluster.apply({
         apiVersion: job.apiVersion,
@@ -202,8 +218,6 @@ async function joinJob(
             : {}),
           annotations,
         },
-        // On every join, not only this one: server-side apply removes a field its manager stops applying.
-        ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
       });
       return "joined";
     } catch (error) {
@@ -217,9 +231,11 @@ async function joinJob(
  * registry's or the network's, and the Job (kept a day by its TTL) would otherwise give every request
  * for that commit the same failure until then. A redelivered request never gets here
  * (`withBuildRequest` has nothing to add; for a request the replaced Job reported, the new Job's
- * `REPLACED_REPORTS` says so). The failed Job is deleted over what was read (a request
- * that joined it since makes it a 409, and another round), then a new one of the same name takes the
- * environments still waiting, this one included; those already told of the failure are not asked.
+ * `REPLACED_REPORTS` says so). Only a Job whose reports are settled gets here (`joinJob`): every
+ * environment that waited on it has heard, so the new Job is for this request alone, and a create
+ * that fails loses nothing (this request is thrown back to the bus, and its retry creates the Job).
+ * The failed Job is deleted over what was read (a request that joined it since makes it a 409, and
+ * another round).
  * False when another writer changed, replaced or re-created it first: the caller reads it again.
  */
 async function rebuild(
@@ -249,6 +265,13 @@ async function rebuild(
     if (error instanceof KubernetesConflictError) return false;
     throw error;
   }
+}
+
+const REPORTER = { fn: FN, trigger: "Build Requested" } as const;
+
+function reportDeps(deps: BuildImageDeps) {
+  const { cluster, publisher, audit, clock } = deps;
+  return { cluster, publisher, audit, clock, namespace: deps.settings.namespace };
 }
 
 function failed(detail: Detail<"Build Requested">, reason: string): Detail<"Build Finished"> {

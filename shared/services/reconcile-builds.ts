@@ -2,7 +2,9 @@
  * Reconcile of builds (DESIGN §6): each finished build Job becomes `Build Finished` for every
  * environment waiting on it, exactly once. The Job is marked reported first, over the
  * resourceVersion read (a concurrent reconcile gets a 409 and leaves it), then the events are
- * published; a publish that fails takes the mark back, so the next run tries again.
+ * published; a publish that fails takes the mark back, so the next run tries again. Once published,
+ * the Job gets its TTL: until then nothing deletes it (the TTL controller, or build-image replacing
+ * a failed build), so who waits is never forgotten while reconcile is down.
  */
 import {
   BUILD_ANNOTATION,
@@ -14,9 +16,11 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
+  MAX_BUILD_REQUESTS,
   PUSH_CONTAINER,
   readBuildRequests,
   readReported,
+  reportedTtl,
   ttlAfterFinished,
 } from "../domain/build-job.js";
 import type { BusEntry, GitlabRef } from "../domain/catalog.js";
@@ -138,23 +142,59 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
     report.running++;
     return;
   }
+  const outcome = await reportBuild(deps, job, state, RECONCILE);
+  if (outcome.kind === "skipped") report.skipped.push({ job: job.metadata.name, reason: outcome.reason });
+  if (outcome.kind !== "reported") return;
+  report.reported.push(...outcome.reported);
+  if (outcome.failure) throw outcome.failure;
+}
+
+const RECONCILE = { fn: FN, trigger: "schedule" } as const;
+
+/** What reports a finished build: the audit lines say which function did, on what. */
+export interface Reporter {
+  fn: string;
+  trigger: string;
+}
+
+export type ReportBuildOutcome =
+  /** `failure`: why some were not (their mark taken back, for the next run); null when all were. */
+  | { kind: "reported"; reported: string[]; failure: unknown }
+  | { kind: "nothing waiting" }
+  | { kind: "skipped"; reason: string };
+
+/**
+ * Reports a finished Job to every environment still waiting on it: marks them reported over the
+ * resourceVersion read, publishes their `Build Finished`, then sets the Job's TTL (`reportedTtl`).
+ * A publish that fails takes back the mark of what did not go out, and is returned. Reconcile runs it
+ * on each finished Job; build-image on a failed one before building its commit again, so those
+ * waiting hear of the build they waited for before the Job that records them is deleted.
+ *
+ * @example
+ * await reportBuild(deps, failedJob, buildState(failedJob), { fn: "build-image", trigger: "Build Requested" });
+ */
+export async function reportBuild(
+  deps: Omit<ReconcileBuildsDeps, "deadline">,
+  job: KubeObject,
+  state: { state: "succeeded" } | { state: "failed"; reason: string },
+  by: Reporter,
+): Promise<ReportBuildOutcome> {
   const requests = readBuildRequests(job);
   const reported = readReported(job);
   const pending = requests.filter((request) => !reported.includes(request.environment));
-  if (pending.length === 0) return;
+  if (pending.length === 0) {
+    // Reported, its TTL not set: the run that published died before it, or could not write it.
+    if (ttlAfterFinished(job) === undefined) await settle(deps, job, job.metadata.resourceVersion, reported);
+    return { kind: "nothing waiting" };
+  }
   const gitlab = gitlabOf(job);
   const sha = job.metadata.annotations?.[BUILD_ANNOTATION.SHA];
-  if (!gitlab || !sha) {
-    report.skipped.push({
-      job: job.metadata.name,
-      reason: "no GitLab project or SHA annotation: not a build Kubler made",
-    });
-    return;
-  }
+  if (!gitlab || !sha)
+    return { kind: "skipped", reason: "no GitLab project or SHA annotation: not a build Kubler made" };
 
   const outcome = await outcomeOf(deps, job, state);
   const all = requests.map((request) => request.environment);
-  await mark(deps, job, job.metadata.resourceVersion, all);
+  const marked = await mark(deps, job, job.metadata.resourceVersion, all);
   const entries: BusEntry[] = pending.map((request) => ({
     detailType: "Build Finished",
     detail: finished(request, gitlab, sha, outcome),
@@ -167,20 +207,26 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
     failure = error;
     // PutEvents publishes some entries of a call and fails others: only those not published are
     // taken back, so the next run reports them and nothing twice. If this fails too, they are not
-    // reported (audited by the caller).
+    // reported: its reason joins the failure the caller audits.
     const failed = new Set(error instanceof PublishError ? error.failed : pending.map((_, index) => index));
     published = pending.filter((_, index) => !failed.has(index));
-    await unmark(
-      deps,
-      job,
-      pending.filter((_, index) => failed.has(index)),
-    ).catch(() => {});
+    try {
+      await unmark(
+        deps,
+        job,
+        pending.filter((_, index) => failed.has(index)),
+      );
+    } catch (undone) {
+      const why = undone instanceof Error ? undone.message : String(undone);
+      failure = new Error(`${error instanceof Error ? error.message : String(error)}; ${why}`);
+    }
   }
+  const lines: string[] = [];
   for (const request of published) {
-    report.reported.push(`${job.metadata.name} → ${request.environment}: ${outcome.status}`);
+    lines.push(`${job.metadata.name} → ${request.environment}: ${outcome.status}`);
     deps.audit.record(
       stepAuditRecord({
-        fn: FN,
+        fn: by.fn,
         action: "image.build",
         outcome: outcome.status === "succeeded" ? "success" : "failure",
         reason:
@@ -191,13 +237,30 @@ async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: 
               }`,
         correlationId: request.correlationId,
         gitlab,
-        trigger: "schedule",
+        trigger: by.trigger,
         subject: { environment: request.environment, sha, job: job.metadata.name, namespace: deps.namespace },
         at: deps.clock.now(),
       }),
     );
   }
-  if (failure) throw failure;
+  if (failure) return { kind: "reported", reported: lines, failure };
+  // Not undone when it fails: the events are out; the next reconcile sets the TTL instead.
+  await settle(deps, marked, marked.metadata.resourceVersion, all).catch(() => {});
+  return { kind: "reported", reported: lines, failure: null };
+}
+
+/**
+ * Gives a reported Job its TTL, over what was read: a request that joined since (and dropped the
+ * TTL) makes it a 409, and the Job stays until that one is reported too.
+ */
+async function settle(
+  deps: Omit<ReconcileBuildsDeps, "deadline">,
+  job: KubeObject,
+  resourceVersion: string | undefined,
+  reported: string[],
+): Promise<void> {
+  if (buildState(job).state === "running") return;
+  await mark(deps, job, resourceVersion, reported, reportedTtl(job, deps.clock.now()));
 }
 
 /** The digest of a Complete Job, or why it failed with the last lines of its log. */
@@ -258,14 +321,18 @@ function disruptionOf(pod: KubeObject | undefined): string | null {
   return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
 }
 
+/**
+ * Writes the reported list, and the TTL when given: none while a request waits (server-side apply
+ * removes the one an earlier apply of Kubler's set), so the Job outlives reconcile being down.
+ */
 async function mark(
-  deps: ReconcileBuildsDeps,
+  deps: Omit<ReconcileBuildsDeps, "deadline">,
   job: KubeObject,
   resourceVersion: string | undefined,
   reported: string[],
-): Promise<void> {
-  const ttl = ttlAfterFinished(job);
-  await deps.cluster.apply({
+  ttl?: number,
+): Promise<KubeObject> {
+  return deps.cluster.apply({
     apiVersion: "batch/v1",
     kind: "Job",
     metadata: {
@@ -280,8 +347,6 @@ async function mark(
         [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
       },
     },
-    // As read: build-image applies it when an environment joins a finished Job, and server-side
-    // apply would remove it (keeping the Job forever) if this apply left it out.
     ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
   });
 }
@@ -293,13 +358,19 @@ const MAX_UNMARK_ATTEMPTS = 3;
  * Takes back the mark of the requests whose Build Finished did not go out, so the next run reports
  * them. Read again, over the resourceVersion read: build-image may have written the Job since the
  * mark (an environment joining or asking again: its entry left out of the reported list must stay
- * out), or replaced it (a new request for a failed build deletes it and makes a new one of the same
- * name, without the environments marked here). A replacement is not this Job (another uid): its own
- * reported list is left alone, and the requests not reported are added to it, to be reported its
- * build, unless it already has one of theirs (newer; past MAX_BUILD_REQUESTS if need be: each was
- * taken once). Gone altogether: nothing is left to report them on.
+ * out). build-image replaces a failed Job only once its reports are settled (`reportsSettled`: the
+ * TTL set after the publish), so this Job is still there, but for a concurrent reconcile settling
+ * it in the meantime, or a Job deleted by hand and made again: such a replacement (another uid) keeps
+ * its own reported list, and takes the requests not reported, to be reported its build, unless it
+ * has one of theirs (newer), as many as it has room for under MAX_BUILD_REQUESTS: the others are
+ * named in the error thrown, for the caller's audit. Gone altogether: nothing is left to report
+ * them on.
  */
-async function unmark(deps: ReconcileBuildsDeps, job: KubeObject, unpublished: BuildRequest[]) {
+async function unmark(
+  deps: Omit<ReconcileBuildsDeps, "deadline">,
+  job: KubeObject,
+  unpublished: BuildRequest[],
+) {
   const environments = new Set(unpublished.map((request) => request.environment));
   for (let attempt = 1; ; attempt++) {
     const current = await deps.cluster.get(refOf(job));
@@ -311,20 +382,28 @@ async function unmark(deps: ReconcileBuildsDeps, job: KubeObject, unpublished: B
         return;
       }
       const requests = readBuildRequests(current);
-      const carried = unpublished.filter(
+      const missing = unpublished.filter(
         (request) => !requests.some((other) => other.environment === request.environment),
       );
-      if (carried.length === 0) return;
-      const annotations = {
-        ...current.metadata.annotations,
-        [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, ...carried]),
-      };
-      await mark(
-        deps,
-        { ...current, metadata: { ...current.metadata, annotations } },
-        current.metadata.resourceVersion,
-        readReported(current),
-      );
+      const carried = missing.slice(0, Math.max(0, MAX_BUILD_REQUESTS - requests.length));
+      if (carried.length > 0) {
+        const annotations = {
+          ...current.metadata.annotations,
+          [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([...requests, ...carried]),
+        };
+        await mark(
+          deps,
+          { ...current, metadata: { ...current.metadata, annotations } },
+          current.metadata.resourceVersion,
+          readReported(current),
+        );
+      }
+      const left = missing.slice(carried.length).map((request) => request.environment);
+      if (left.length > 0) {
+        throw new Error(
+          `not reported to ${left.join(", ")}: the Job that replaced ${job.metadata.name} has no room for them (${MAX_BUILD_REQUESTS} requests)`,
+        );
+      }
       return;
     } catch (error) {
       if (!(error instanceof KubernetesConflictError) || attempt >= MAX_UNMARK_ATTEMPTS) throw error;

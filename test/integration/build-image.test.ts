@@ -11,22 +11,19 @@ import type { KubernetesCluster } from "../../shared/adapters/kubernetes-cluster
 import {
   BUILD_ANNOTATION,
   buildJobName,
-  JOINED_KEEP_SECONDS,
   MAX_BUILD_REQUESTS,
+  REPORTED_KEEP_SECONDS,
 } from "../../shared/domain/build-job.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import {
+  KubernetesConflictError,
   KubernetesForbiddenError,
   KubernetesUnavailableError,
   UnavailableError,
 } from "../../shared/errors.js";
 import { type MemoryKubernetes, simulatedDigest } from "../../shared/local/memory-kubernetes/index.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import {
-  type BuildImageDeps,
-  type BuildImageOutcome,
-  buildImage,
-} from "../../shared/services/build-image.js";
+import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
@@ -355,33 +352,26 @@ describe("joining a finished build", () => {
     return Date.parse(conditions?.find((c) => c.type === "Complete")?.lastTransitionTime ?? "");
   };
 
-  it("keeps a Job joined a minute before its TTL long enough for reconcile to report it, also once marked", async () => {
+  it("drops the TTL of a finished Job an environment joins, so nothing deletes it before that one hears; reconcile sets it again", async () => {
     await buildImage(build, request());
     await untilFinished(SHA);
+    expect(ttlOf(SHA)).toBeUndefined();
+    reconcile.clock = new FixedClock(new Date(finishedAt(SHA) + 60_000));
     await reconcileBuilds(reconcile);
+    expect(ttlOf(SHA)).toBe(86_400);
     const minuteLeft = 86_400 - 60;
-    build.clock = new FixedClock(new Date(finishedAt(SHA) + minuteLeft * 1000));
+    reconcile.clock = new FixedClock(new Date(finishedAt(SHA) + minuteLeft * 1000));
 
     expect(
       (await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }))).kind,
     ).toBe("joined");
 
-    expect(ttlOf(SHA)).toBe(minuteLeft + JOINED_KEEP_SECONDS);
+    expect(ttlOf(SHA)).toBeUndefined();
     expect((await reconcileBuilds(reconcile)).reported).toEqual([
       `${buildJobName(gitlab, SHA)} → staging: succeeded`,
     ]);
-    // The mark is an apply of its own: it must not drop the TTL the join applied.
-    expect(ttlOf(SHA)).toBe(minuteLeft + JOINED_KEEP_SECONDS);
-  });
-
-  it("leaves the TTL of a finished Job with time enough left as it was", async () => {
-    await buildImage(build, request());
-    await untilFinished(SHA);
-    build.clock = new FixedClock(new Date(finishedAt(SHA) + 60_000));
-    await buildImage(build, request({ environment: "staging", ref: "main", mrIid: null }));
-    expect(ttlOf(SHA)).toBe(86_400);
-    await reconcileBuilds(reconcile);
-    expect(ttlOf(SHA)).toBe(86_400);
+    // Reported a minute before the day was out: kept an hour more, for a request just after.
+    expect(ttlOf(SHA)).toBe(minuteLeft + REPORTED_KEEP_SECONDS);
   });
 });
 
@@ -671,7 +661,7 @@ describe("reconcile of builds", () => {
     ]);
   });
 
-  it("carries the environments still waiting on a failed build into the build run again", async () => {
+  it("tells the environments still waiting on a failed build of its failure, then builds it again for the new request", async () => {
     await buildImage(build, request({ sha: FAILING_SHA }));
     await untilFinished(FAILING_SHA);
     // Failed, not reported yet, when another environment asks for the same commit.
@@ -693,7 +683,7 @@ describe("reconcile of builds", () => {
     ]);
   });
 
-  it("keeps a request that joins a failed build while it is being replaced", async () => {
+  it("tells a request that joins a failed build while it is being replaced of that failure, before the Job goes", async () => {
     await buildImage(build, request({ sha: FAILING_SHA }));
     await untilFinished(FAILING_SHA);
     await reconcileBuilds(reconcile);
@@ -733,7 +723,11 @@ describe("reconcile of builds", () => {
     const requests = JSON.parse(
       jobOf(FAILING_SHA)?.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]",
     );
-    expect(requests.map((r: { correlationId: string }) => r.correlationId)).toEqual(["c-reopen", "c-s"]);
+    expect(requests.map((r: { correlationId: string }) => r.correlationId)).toEqual(["c-reopen"]);
+    expect(finishedDetails().map((d) => [d.correlationId, d.status])).toEqual([
+      ["c-1", "failed"],
+      ["c-s", "failed"],
+    ]);
   });
 
   it("reports the newest request of an environment stopped and asked again while its build ran", async () => {
@@ -786,41 +780,41 @@ describe("reconcile of builds", () => {
 });
 
 describe("reconcile of builds racing a build run again", () => {
-  it("carries the environments whose Build Finished did not go out into the Job that replaced the failed one, and leaves that Job's reports alone", async () => {
+  it("does not build again while the failed Job's Build Finished is being published: the request is retried, and what did not go out stays on that Job", async () => {
     await buildImage(build, request({ sha: FAILING_SHA }));
-    await buildImage(
-      build,
-      request({ sha: FAILING_SHA, environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
-    );
     await untilFinished(FAILING_SHA);
     const first = jobOf(FAILING_SHA);
-    // After reconcile's mark, review/feature-x asks again (its MR reopened): build-image replaces the
-    // failed Job with a new one of the same name. Then PutEvents takes review's entry, fails staging's.
-    let rebuilt: BuildImageOutcome | null = null;
-    const racing: ReconcileBuildsDeps["publisher"] = {
+    // After reconcile's mark, staging asks for the same commit. Then PutEvents fails.
+    const staging = request({
+      sha: FAILING_SHA,
+      environment: "staging",
+      ref: "main",
+      mrIid: null,
+      correlationId: "c-s",
+    });
+    let racing: unknown = null;
+    const racingPublisher: ReconcileBuildsDeps["publisher"] = {
       publish: async (entries) => {
-        rebuilt ??= await buildImage(build, request({ sha: FAILING_SHA, correlationId: "c-reopen" }));
-        publisher.failEntry = (entry) => (entry.detail as Detail<"Build Finished">).environment === "staging";
-        try {
-          return await publisher.publish(entries);
-        } finally {
-          publisher.failEntry = null;
-        }
+        racing ??= await buildImage(build, staging).catch((error: unknown) => error);
+        publisher.failNext = 1;
+        return publisher.publish(entries);
       },
     };
 
-    const partial = await reconcileBuilds({ ...reconcile, publisher: racing });
+    const partial = await reconcileBuilds({ ...reconcile, publisher: racingPublisher });
 
-    expect(rebuilt).toEqual({ kind: "created", job: buildJobName(gitlab, FAILING_SHA) });
-    expect(jobOf(FAILING_SHA)?.metadata.uid).not.toBe(first?.metadata.uid);
-    expect(partial.reported).toEqual([`${buildJobName(gitlab, FAILING_SHA)} → review/feature-x: failed`]);
+    // Thrown back to the bus, which delivers it again; the failed Job, and who waits on it, stay.
+    expect(racing).toBeInstanceOf(KubernetesConflictError);
+    expect(jobOf(FAILING_SHA)?.metadata.uid).toBe(first?.metadata.uid);
+    expect(partial.reported).toEqual([]);
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([
+      `${buildJobName(gitlab, FAILING_SHA)} → review/feature-x: failed`,
+    ]);
+    expect((await buildImage(build, staging)).kind).toBe("created");
     await untilFinished(FAILING_SHA);
     await reconcileBuilds(reconcile);
-    // The reopened request is reported (the old Job's reported list was not written onto the new
-    // one), and staging, whose event never went out, hears of the build run again.
     expect(finishedDetails().map((d) => [d.environment, d.correlationId])).toEqual([
       ["review/feature-x", "c-1"],
-      ["review/feature-x", "c-reopen"],
       ["staging", "c-s"],
     ]);
     expect((await reconcileBuilds(reconcile)).reported).toEqual([]);

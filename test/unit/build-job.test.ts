@@ -11,11 +11,12 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
-  JOINED_KEEP_SECONDS,
-  joinedTtl,
   PUSH_CONTAINER,
+  REPORTED_KEEP_SECONDS,
   readBuildRequests,
   readReported,
+  reportedTtl,
+  reportsSettled,
   withBuildRequest,
 } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
@@ -59,7 +60,7 @@ type JobSpec = {
   backoffLimit: number;
   podFailurePolicy?: { rules: Record<string, unknown>[] };
   activeDeadlineSeconds: number;
-  ttlSecondsAfterFinished: number;
+  ttlSecondsAfterFinished?: number;
   template: {
     metadata: { labels: Record<string, string>; annotations: Record<string, string> };
     spec: PodSpec;
@@ -221,14 +222,14 @@ describe("buildJob", () => {
     });
   });
 
-  it("is bounded: resources, a deadline, one try, and cleaned up after a day", () => {
+  it("is bounded: resources, a deadline, one try; no TTL until those waiting on it have heard", () => {
     expect(build.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(build.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(clone.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(push.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(spec.activeDeadlineSeconds).toBe(1800);
     expect(spec.backoffLimit).toBe(0);
-    expect(spec.ttlSecondsAfterFinished).toBe(86_400);
+    expect(spec.ttlSecondsAfterFinished).toBeUndefined();
     expect(
       specOf(buildJob(REQUEST, IMAGE, { ...SETTINGS, activeDeadlineSeconds: 600 })).activeDeadlineSeconds,
     ).toBe(600);
@@ -422,7 +423,7 @@ describe("reading a finished build", () => {
     expect(failureReason("Failed", null)).toBe("Failed");
   });
 
-  it("extends the TTL of a finished Job an environment joins, counting from its finish or else its creation", () => {
+  it("gives a reported Job a day from its finish, or an hour from the report when that is later, counting from its finish or else its creation", () => {
     const now = new Date("2026-11-21T10:00:00Z");
     const job = (ttl: number | undefined, status: unknown): KubeObject => ({
       apiVersion: "batch/v1",
@@ -435,11 +436,37 @@ describe("reading a finished build", () => {
       conditions: [{ type: "Failed", status: "True", ...(at ? { lastTransitionTime: at } : {}) }],
     });
     // Finished 23 h 59 min ago: a minute left, an hour given.
-    expect(joinedTtl(job(86_400, failed("2026-11-20T10:01:00Z")), now)).toBe(86_340 + JOINED_KEEP_SECONDS);
-    expect(joinedTtl(job(86_400, failed("2026-11-21T09:00:00Z")), now)).toBe(86_400);
-    expect(joinedTtl(job(86_400, failed()), now)).toBe(25 * 3_600 + JOINED_KEEP_SECONDS);
-    expect(joinedTtl(job(86_400, {}), now)).toBe(86_400);
-    expect(joinedTtl(job(undefined, failed("2026-11-20T10:01:00Z")), now)).toBeUndefined();
+    expect(reportedTtl(job(undefined, failed("2026-11-20T10:01:00Z")), now)).toBe(
+      86_340 + REPORTED_KEEP_SECONDS,
+    );
+    expect(reportedTtl(job(undefined, failed("2026-11-21T09:00:00Z")), now)).toBe(86_400);
+    // Reported three days late (reconcile was down): kept an hour more, not deleted at once.
+    expect(reportedTtl(job(undefined, failed("2026-11-18T10:00:00Z")), now)).toBe(
+      3 * 86_400 + REPORTED_KEEP_SECONDS,
+    );
+    expect(reportedTtl(job(undefined, failed()), now)).toBe(25 * 3_600 + REPORTED_KEEP_SECONDS);
+  });
+
+  it("calls a Job's reports settled only when none waits and its TTL is set (after the publish)", () => {
+    const job = (reported: string[], ttl?: number): KubeObject => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: {
+        name: "j",
+        annotations: {
+          [BUILD_ANNOTATION.REQUESTS]: JSON.stringify([
+            { environment: "a", correlationId: "c-a", ref: "main", pipelineId: null, mrIid: null },
+          ]),
+          [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
+        },
+      },
+      spec: ttl === undefined ? {} : { ttlSecondsAfterFinished: ttl },
+    });
+    expect(reportsSettled(job([]))).toBe(false);
+    expect(reportsSettled(job([], 86_400))).toBe(false);
+    // Marked, its publish maybe in flight.
+    expect(reportsSettled(job(["a"]))).toBe(false);
+    expect(reportsSettled(job(["a"], 86_400))).toBe(true);
   });
 
   it("reads the reported list, ignoring what is not one", () => {
