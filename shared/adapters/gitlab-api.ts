@@ -15,8 +15,12 @@ const MAX_ERROR_BYTES = 4 * 1024;
 export interface GitlabApiOptions {
   /** `GITLAB_URL`, e.g. `https://gitlab.example.com`, or with a relative root `https://host/gitlab`. */
   baseUrl: string;
-  /** `GITLAB_API_TOKEN`; read once per request, so it may rotate. */
-  token: () => Promise<string>;
+  /**
+   * `GITLAB_API_TOKEN`; read once per request, so it may rotate. After a 401 it is asked once more,
+   * told the token GitLab `refused`: one from a secret store is then read past its cache
+   * (`gitlabApiToken`), and a different answer is sent again.
+   */
+  token: (refused?: string) => Promise<string>;
   fetch?: typeof fetch;
   /** Sends of one request at most, the first included. Default 4. */
   maxAttempts?: number;
@@ -59,10 +63,12 @@ interface Transient {
 /**
  * Requests to one GitLab's API with `PRIVATE-TOKEN`. 429, 5xx, timeouts and network failures that may
  * pass (a refused or reset connection, a DNS timeout) are retried with full-jitter backoff (honouring
- * `Retry-After`), then `UnavailableError`. A bad `GITLAB_URL` (at construction, or when sending: a
- * TLS failure, a host that does not resolve) or token (per request, before sending) is a
- * `ConfigError`, sent once; any other failure is an `Error`, sent once. No message it produces
- * repeats the token.
+ * `Retry-After`), then `UnavailableError`. A 401 asks `token` again, once: a token rotated since it
+ * was read (GitLab revokes the old one at once) is sent again with the new value, within the attempts
+ * left but at least once; the same token, or a failed read, keeps the 401. A bad `GITLAB_URL` (at
+ * construction, or when sending: a TLS failure, a host that does not resolve) or token (per request,
+ * before sending) is a `ConfigError`, sent once; any other failure is an `Error`, sent once. No
+ * message it produces repeats the token.
  *
  * @example
  * const api = new GitlabApi({ baseUrl: "https://gitlab.example.com", token: async () => token });
@@ -74,7 +80,7 @@ interface Transient {
 export class GitlabApi {
   /** `https://host/gitlab/api/v4`: request paths are relative to it. */
   readonly root: string;
-  readonly #token: () => Promise<string>;
+  readonly #token: (refused?: string) => Promise<string>;
   readonly #fetch: typeof fetch;
   readonly #maxAttempts: number;
   readonly #baseDelayMs: number;
@@ -105,9 +111,11 @@ export class GitlabApi {
     path: string,
     request: GitlabRequest,
   ): Promise<GitlabAnswer | "too large"> {
-    const token = await this.#readToken();
+    let token = await this.#readToken();
     let last: Transient | undefined;
-    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
+    let sends = this.#maxAttempts;
+    let renewed = false;
+    for (let attempt = 1; attempt <= sends; attempt++) {
       if (last) await this.#sleep(this.#delayBefore(attempt, last));
       const outcome = await this.#attempt(method, `${this.root}${path}`, token, request).then(
         (answer) => ({ answer }),
@@ -131,17 +139,46 @@ export class GitlabApi {
         };
         continue;
       }
+      if (answer !== "too large" && answer.status === 401 && !renewed) {
+        // Once per request: a token refused again, even a new one, is the operator's to fix.
+        renewed = true;
+        const fresh = await this.#renewToken(token);
+        if (fresh !== token) {
+          token = fresh;
+          last = undefined;
+          sends = Math.max(sends, attempt + 1);
+          continue;
+        }
+      }
       return answer;
     }
     // A GET is served, a POST taken: "did not serve kubler.yaml …", "did not take status …".
     const verb = method === "GET" ? "serve" : "take";
     throw new UnavailableError(
-      `GitLab at ${this.root} did not ${verb} ${request.what} after ${this.#maxAttempts} attempt(s); last problem: ${last?.reason}`,
+      `GitLab at ${this.root} did not ${verb} ${request.what} after ${sends} attempt(s); last problem: ${last?.reason}`,
     );
   }
 
+  /**
+   * The token after GitLab refused `refused`, or `refused` itself when reading it again fails: the
+   * 401 then stands, which names what to fix, and the next request reads the store again anyway.
+   */
+  async #renewToken(refused: string): Promise<string> {
+    let fresh: string;
+    try {
+      fresh = await this.#token(refused);
+    } catch {
+      return refused;
+    }
+    return this.#checkToken(fresh);
+  }
+
   async #readToken(): Promise<string> {
-    const token = (await this.#token()).trim();
+    return this.#checkToken(await this.#token());
+  }
+
+  #checkToken(value: string): string {
+    const token = value.trim();
     if (!token) throw new ConfigError(`${ENV.GITLAB_API_TOKEN} is empty`);
     // Checked here because fetch's own error for a bad header value quotes the value.
     if (!/^[\x21-\x7e]+$/.test(token)) {

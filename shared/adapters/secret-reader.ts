@@ -16,8 +16,14 @@ import type { AuditLog } from "../ports.js";
 /**
  * Reads a secret's current value by ARN or name. `check` throws for a value the caller cannot use:
  * the read then fails and, like any failed read, is not cached, so a value put right is read next time.
+ * `refused` is a value the service it is for has just refused (a revoked token): the secret is then
+ * read past the cache, unless a read since already gave another value or is under way.
  */
-export type ReadSecret = (secretId: string, check?: (value: string) => void) => Promise<string>;
+export type ReadSecret = (
+  secretId: string,
+  check?: (value: string) => void,
+  refused?: string,
+) => Promise<string>;
 
 export interface SecretReaderOptions {
   client: SecretsManagerClient;
@@ -27,6 +33,13 @@ export interface SecretReaderOptions {
   now?: () => number;
   /** Told each value read, so what logs redacts it (`audit.redactAlso`): a secret is never logged. */
   onSecret?: (value: string) => void;
+}
+
+interface CacheEntry {
+  value: Promise<string>;
+  until: number;
+  /** The value once it arrived: a refused read asks again only while it is still the refused one. */
+  read?: string;
 }
 
 /** The error names Secrets Manager answers when the secret or the permission is wrong, not the service. */
@@ -40,27 +53,35 @@ const MISCONFIGURED = new Set([
 
 /**
  * A `ReadSecret` over Secrets Manager with a per-secret TTL cache. Concurrent reads of one secret
- * share one request; a failed read is not cached. A missing secret or a denied read is a
- * `ConfigError` naming the secret (never its value); throttling or an outage is `UnavailableError`.
+ * share one request; a failed read is not cached. A read told the cached value was `refused` skips
+ * the cache once, and concurrent such reads share that one request: an operator who rotated a token
+ * and updated the secret is not refused for the rest of the TTL. A missing secret or a denied read
+ * is a `ConfigError` naming the secret (never its value); throttling or an outage is `UnavailableError`.
  *
  * @example
  * const readSecret = createSecretReader({ client: new SecretsManagerClient({}) });
  * const token = await readSecret("arn:aws:secretsmanager:eu-west-1:123456789012:secret:kubler/gitlab-AbCdEf");
+ * const renewed = await readSecret(arn, undefined, token); // after GitLab answered 401 to `token`
  */
 export function createSecretReader(options: SecretReaderOptions): ReadSecret {
   const ttlMs = options.ttlMs ?? 5 * 60_000;
   const now = options.now ?? Date.now;
-  const cache = new Map<string, { value: Promise<string>; until: number }>();
-  return (secretId, check) => {
+  const cache = new Map<string, CacheEntry>();
+  return (secretId, check, refused) => {
     const cached = cache.get(secretId);
-    if (cached && cached.until > now()) return cached.value;
+    if (cached && cached.until > now() && (refused === undefined || cached.read !== refused)) {
+      // With `refused`, a read under way (`read` unset) or one that gave another value is the renewal.
+      return cached.value;
+    }
     const value = fetchSecret(options.client, secretId).then((secret) => {
       // Redacted even when unusable: a value of the wrong shape may still be a credential.
       options.onSecret?.(secret);
       check?.(secret);
+      entry.read = secret;
       return secret;
     });
-    cache.set(secretId, { value, until: now() + ttlMs });
+    const entry: CacheEntry = { value, until: now() + ttlMs };
+    cache.set(secretId, entry);
     value.catch(() => {
       if (cache.get(secretId)?.value === value) cache.delete(secretId);
     });
@@ -110,7 +131,8 @@ function describe(error: unknown): string {
 
 /**
  * The GitLab API token as the GitLab adapters take it: `GITLAB_API_TOKEN`, or the secret
- * `GITLAB_API_TOKEN_SECRET` names, read (and cached) through `readSecret`.
+ * `GITLAB_API_TOKEN_SECRET` names, read (and cached) through `readSecret`, and read again past the
+ * cache when `GitlabApi` says GitLab refused the token it gave (`refused`, after a 401).
  *
  * @example
  * const token = gitlabApiToken(loadGitlabApiConfig(process.env), readSecret);
@@ -119,11 +141,12 @@ function describe(error: unknown): string {
 export function gitlabApiToken(
   config: GitlabApiConfig,
   readSecret: ReadSecret | null,
-): () => Promise<string> {
+): (refused?: string) => Promise<string> {
   const { token, tokenSecret } = config;
+  // Refused or not, the configured token is all there is: `GitlabApi` then keeps GitLab's 401.
   if (token) return async () => token;
   if (!tokenSecret || !readSecret) {
     throw new ConfigError(`${ENV.GITLAB_API_TOKEN} is required (or ${ENV.GITLAB_API_TOKEN_SECRET})`);
   }
-  return () => readSecret(tokenSecret);
+  return (refused) => readSecret(tokenSecret, undefined, refused);
 }

@@ -53,6 +53,55 @@ describe("GitlabApi", () => {
     );
   });
 
+  describe("when GitLab refuses the token (401)", () => {
+    /** A GitLab that refuses every token, and a token source that gives a new one each time it is asked. */
+    const refusing = (token: (refused?: string) => Promise<string>, maxAttempts?: number) => {
+      const sent: string[] = [];
+      const client = new GitlabApi({
+        baseUrl: "https://gitlab.example.com",
+        token,
+        fetch: async (_, init) => {
+          sent.push(new Headers(init?.headers).get("private-token") ?? "");
+          return Response.json({ message: "401 Unauthorized" }, { status: 401 });
+        },
+        sleep: async () => {},
+        ...(maxAttempts ? { maxAttempts } : {}),
+      });
+      return { sent, ask: () => client.request("GET", "/version", { what: "the version" }) };
+    };
+
+    it("asks for the token once more and sends a new one once, even with one attempt: no loop", async () => {
+      const asked: (string | undefined)[] = [];
+      const { sent, ask } = refusing(async (refused) => {
+        asked.push(refused);
+        return `glpat-${asked.length}-0123456789abcdef`;
+      }, 1);
+      expect((await ask()).status).toBe(401);
+      expect(asked).toEqual([undefined, "glpat-1-0123456789abcdef"]);
+      expect(sent).toEqual(["glpat-1-0123456789abcdef", "glpat-2-0123456789abcdef"]);
+    });
+
+    it("keeps the 401, sent once, when the token is the same or cannot be read again", async () => {
+      const same = refusing(async () => TOKEN);
+      expect((await same.ask()).status).toBe(401);
+      expect(same.sent).toEqual([TOKEN]);
+      const failing = refusing(async (refused) => {
+        if (refused) throw new UnavailableError("Secrets Manager did not answer for secret kubler/gitlab");
+        return TOKEN;
+      });
+      expect((await failing.ask()).status).toBe(401);
+      expect(failing.sent).toEqual([TOKEN]);
+    });
+
+    it("names GITLAB_API_TOKEN, not the value, when the new token cannot be sent in a header", async () => {
+      const { sent, ask } = refusing(async (refused) => (refused ? "glpat-new token" : TOKEN));
+      await expect(ask()).rejects.toThrow(
+        new ConfigError("GITLAB_API_TOKEN has characters that cannot be sent in an HTTP header"),
+      );
+      expect(sent).toEqual([TOKEN]);
+    });
+  });
+
   describe("when fetch throws", () => {
     /** How undici fails: `TypeError: fetch failed` around the system or TLS error that caused it. */
     const failed = (code: string | undefined, message: string) =>

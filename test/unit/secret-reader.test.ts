@@ -47,6 +47,39 @@ describe("createSecretReader", () => {
     expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
   });
 
+  it("reads a refused value again past the cache, once for refusals that overlap or follow the new value", async () => {
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: "glpat-old" })
+      .resolves({ SecretString: "glpat-new" });
+    const read = createSecretReader({ client, now: () => now });
+    expect(await read(ARN)).toBe("glpat-old");
+    // Three requests refused together: one read, the rest share it.
+    expect(await Promise.all([1, 2, 3].map(() => read(ARN, undefined, "glpat-old")))).toEqual([
+      "glpat-new",
+      "glpat-new",
+      "glpat-new",
+    ]);
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
+    // A request that took the old value before the renewal, refused after it arrived, and the next
+    // ordinary read: the renewed value, from the cache.
+    expect(await read(ARN, undefined, "glpat-old")).toBe("glpat-new");
+    expect(await read(ARN)).toBe("glpat-new");
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
+  });
+
+  it("reads a refused value again once per refusal while the secret still holds it, so an update lands on the next one", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "glpat-old" });
+    const read = createSecretReader({ client, now: () => now });
+    await read(ARN);
+    expect(await read(ARN, undefined, "glpat-old")).toBe("glpat-old");
+    expect(await read(ARN, undefined, "glpat-old")).toBe("glpat-old");
+    expect(await read(ARN)).toBe("glpat-old");
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 3);
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "glpat-new" });
+    expect(await read(ARN, undefined, "glpat-old")).toBe("glpat-new");
+    expect(sm).toHaveReceivedCommandTimes(GetSecretValueCommand, 4);
+  });
+
   it("tells onSecret each value it reads, once per read, so logs can redact it", async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: "an-old-style-token-20c" });
     const seen: string[] = [];
@@ -153,6 +186,13 @@ describe("gitlabApiToken", () => {
     });
     expect(await token()).toBe("glpat-secret");
     expect(asked).toEqual(["kubler/gitlab"]);
+    // GitLab refused it: the reader is told, so it reads past its cache.
+    const refusals: (string | undefined)[] = [];
+    await gitlabApiToken({ url, token: null, tokenSecret: "kubler/gitlab" }, async (_, __, refused) => {
+      refusals.push(refused);
+      return "glpat-secret";
+    })("glpat-refused");
+    expect(refusals).toEqual(["glpat-refused"]);
     expect(() => gitlabApiToken({ url, token: null, tokenSecret: "kubler/gitlab" }, null)).toThrow(
       ConfigError,
     );
