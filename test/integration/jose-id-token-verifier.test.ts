@@ -114,6 +114,30 @@ describe("JoseIdTokenVerifier", () => {
     }
   });
 
+  it("a GitLab under a relative URL root: another GitLab on the same origin signs the same iss, and is refused by its keys", async () => {
+    // https://example.com/other also signs iss "https://example.com"; only the keys served under the
+    // configured root decide, whether its kid is one they lack or one they have.
+    const fetched: string[] = [];
+    const v = new JoseIdTokenVerifier({
+      issuer: "https://example.com/gitlab",
+      audience: "kubler",
+      clock,
+      fetchJwks: async (url) => {
+        fetched.push(url);
+        return key.jwks();
+      },
+    });
+    const origin = gitlabIdTokenClaims({ iss: "https://example.com", aud: "kubler", now: clock.now() }, {});
+    await expect(v.verify(key.sign(origin))).resolves.toBeDefined();
+
+    const other = LocalOidcIssuer.generate("other-instance-key");
+    expect((await rejection(v.verify(other.sign(origin)))).reason).toBe("unknown_key");
+    const sameKid = LocalOidcIssuer.generate("key-1");
+    expect((await rejection(v.verify(sameKid.sign(origin)))).reason).toBe("bad_signature");
+    // The unknown kid made one more fetch, of the configured root's keys: never another path's.
+    expect(new Set(fetched)).toEqual(new Set(["https://example.com/gitlab/oauth/discovery/keys"]));
+  });
+
   it("refuses alg none, and HS256 signed with the public key", async () => {
     const payload = claims();
     const none = key.sign(payload, { alg: "none" });
