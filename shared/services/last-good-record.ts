@@ -297,17 +297,22 @@ export async function saveLastGood(
   );
 }
 
+/** What no update may change, only a new object: `immutable: true`, or a Secret's type. */
+function refusesUpdates(current: KubeObject, wanted: KubeObject): boolean {
+  return current.immutable === true || (wanted.kind === "Secret" && current.type !== wanted.type);
+}
+
 /** Replacements one write may make: each is only needed again if someone wrote the name meanwhile. */
 const MAX_REPLACEMENTS = 2;
 
 /**
  * Server-side applies one of Kubler's own objects in an environment namespace (`isReservedName`), and
- * replaces the object of that name when the cluster refuses to update it (422: `immutable: true`, a
- * Secret of another type). A CI job may write those names where the Role grants the kind (patch on
- * ConfigMaps, create on Secrets): updating in place would then fail every later deploy until someone
- * deleted the object by hand. The delete is held to the uid and resourceVersion read, so only the
+ * replaces the object of that name when the cluster refuses to update it (422) because it is
+ * `immutable: true` or a Secret of another type. A CI job may write those names where the Role grants
+ * the kind (patch on ConfigMaps, create on Secrets): updating in place would then fail every later
+ * deploy until someone deleted the object by hand. The delete is held to the uid and resourceVersion read, so only the
  * object that refused is removed; `onReplaced` gets its `Kind/name` (never its data) for the audit
- * line. Any other name, or a refusal with nothing there, is thrown as it came.
+ * line. Any other name or refusal, or a refusal with nothing there, is thrown as it came.
  *
  * @example
  * await applyOwned(cluster, pullSecret, (object) => replaced.push(object)); // "Secret/kubler-registry"
@@ -333,7 +338,9 @@ export async function applyOwned(
       )
         throw error;
       const current = await cluster.get(ref);
-      if (!current) throw error;
+      // Any other 422 (an admission policy's, whose default reason is Invalid) is not cured by a new
+      // object: deleting would only lose a pull secret pods need, or the record a rollback needs.
+      if (!current || !refusesUpdates(current, object)) throw error;
       const { uid, resourceVersion } = current.metadata;
       try {
         await cluster.delete(ref, { uid, resourceVersion });

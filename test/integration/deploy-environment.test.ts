@@ -352,12 +352,12 @@ describe("deployEnvironment", () => {
       { sha: SHA_2, pipelineId: 101, correlationId: "corr-2" },
       "2026-11-21T11:00:00Z",
     );
-    // A 403, neither retried nor cured by replacing the record (a 422 would be: last-good-jam.test.ts).
+    // Not retried, nor cured by replacing the record: nothing made it immutable (last-good-jam.test.ts).
     k8s.faults.add({
       verb: "apply",
       resource: "configmaps",
       name: LAST_GOOD_CONFIGMAP,
-      status: 403,
+      status: 422,
       times: 1,
     });
     await expect(deployEnvironment(deps, second)).rejects.toThrow();

@@ -188,6 +188,11 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
 
   it("a refusal that replacing does not cure (nothing there once deleted) fails the attempt as it came, for the bus to retry", async () => {
     expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
+    const job = await ciJob();
+    await job.patchNamespacedConfigMap(
+      { name: LAST_GOOD_CONFIGMAP, namespace, body: { immutable: true } },
+      mergePatch,
+    );
     const refused = cluster.faults.add({
       verb: "apply",
       resource: "configmaps",
@@ -232,6 +237,33 @@ describe("Kubler's other objects in the namespace", () => {
     expect(Buffer.from(config, "base64").toString()).toBe(DOCKER_CONFIG);
     expect(lastAuditSubject()).toMatchObject({ replaced: [`Secret/${PULL_SECRET_NAME}`] });
   });
+
+  it.each([
+    ["pull secret", "secrets", PULL_SECRET_NAME],
+    ["last-good record", "configmaps", LAST_GOOD_CONFIGMAP],
+  ] as const)(
+    "a 422 for Kubler's own %s that nothing made unwritable (an admission policy's) leaves it in place",
+    async (_, resource, name) => {
+      files.addManifest("secret.yaml", DB_SECRET);
+      deps.pullSecret = async () => DOCKER_CONFIG;
+      expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
+      const kind = resource === "secrets" ? "Secret" : "ConfigMap";
+      const before = stored(kind, name);
+      expect(before?.metadata.uid).toBeDefined();
+      // A ValidatingAdmissionPolicy's refusal is 422 Invalid unless it names another reason.
+      const refused = cluster.faults.add({
+        verb: "apply",
+        resource,
+        name,
+        status: 422,
+        message: `${kind} "${name}" is forbidden: ValidatingAdmissionPolicy 'require-team-label' denied request`,
+      });
+      await expect(deploy(2)).rejects.toThrow(/ValidatingAdmissionPolicy/);
+      expect(refused.hits).toBe(1);
+      // Still there: the pods' image pulls, or the next rollback, need it; replacing would not help.
+      expect(stored(kind, name)?.metadata.uid).toBe(before?.metadata.uid);
+    },
+  );
 
   it("the job's writes to Kubler's ServiceAccounts do not stop the next deploy", async () => {
     files.addManifest("service-account.yaml", ACCOUNT);
