@@ -18,7 +18,7 @@ const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : []
 // Every call is time-limited (./limits.ts): the GET of the latest status gets one short attempt, so
 // the POST keeps enough of Lambda's 30 s. The token is re-read mid-invocation when its cache expires,
 // or after a 401 (right after a rotation only): a changed token is sent again after one Secrets
-// Manager read, within the POST's two attempts, as a second attempt of the GET.
+// Manager read: as one of the POST's two attempts, or a third after the last, and as a second of the GET.
 const readSecret = gitlab.tokenSecret ? createRedactingSecretReader(audit, LIMITS.aws) : null;
 
 const consume = createReportStatusConsumer({
