@@ -106,7 +106,8 @@ export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
     memoryMb: 512,
     timeout: Duration.seconds(10),
     url: true,
-    // GitLab waits for this one: no Kubernetes client, no Secrets Manager client (DESIGN §12).
+    // GitLab waits for this one, cold starts included: no Kubernetes client (DESIGN §12); its Secrets
+    // Manager client reads the webhook tokens once per container, at cold start.
     bundleBudgetKb: 400,
     settings: ["busName", "dedupeTable", "webhookCredentialsSecret"],
     grants: ["publish", "dedupe", "webhookSecret"],
