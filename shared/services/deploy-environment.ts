@@ -131,6 +131,9 @@ export async function deployEnvironment(
   /** Kubler's own objects a CI job made unwritable, which this deploy replaced (`applyOwned`). */
   const replaced: string[] = [];
   const onReplaced = (object: string) => replaced.push(object);
+  /** The project's Jobs this deploy deleted and created again (`applyObject`). */
+  const recreated: string[] = [];
+  const onRecreated = (object: string) => recreated.push(object);
   const finish: Finish = async (status, reason, url, audited = {}) => {
     await deps.publisher.publish([
       {
@@ -149,6 +152,7 @@ export async function deployEnvironment(
       url,
       ...(urlProblem ? { urlProblem } : {}),
       ...(replaced.length > 0 ? { replaced } : {}),
+      ...(recreated.length > 0 ? { recreated } : {}),
       ...audited,
     });
     return { kind: status, namespace, reason, url };
@@ -285,7 +289,11 @@ export async function deployEnvironment(
 
   const deploying = await deps.cluster.apply(environmentNamespace(state));
   const conclude = concludeWith(deps, state, deploying, finish, (reason, status) => {
-    audit("ignored", reason, { status, ...(replaced.length > 0 ? { replaced } : {}) });
+    audit("ignored", reason, {
+      status,
+      ...(replaced.length > 0 ? { replaced } : {}),
+      ...(recreated.length > 0 ? { recreated } : {}),
+    });
     return { kind: "ignored", reason };
   });
   await applyAccess(deps.cluster, state, prepared, onReplaced);
@@ -294,7 +302,7 @@ export async function deployEnvironment(
   const applied: KubeObject[] = [];
   try {
     for (const object of prepared.objects) {
-      await deps.cluster.apply(object);
+      await applyObject(deps.cluster, object, onRecreated);
       applied.push(object);
     }
   } catch (error) {
@@ -307,10 +315,12 @@ export async function deployEnvironment(
       `the cluster refused a manifest: ${error.message}`,
       timeoutMs,
       conclude,
+      onRecreated,
     );
   }
   const rollout = await waitForRollout(deps, prepared.objects, deadline);
-  if (rollout !== null) return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude);
+  if (rollout !== null)
+    return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude, onRecreated);
 
   // deploy.prune: only now that the rollout succeeded, and only while this deploy's write is the
   // namespace's last (a newer deploy writes it before applying anything), so that a newer revision's
@@ -638,6 +648,41 @@ async function applyAccess(
   });
 }
 
+/**
+ * Server-side applies one of the revision's objects. A Job's pod template cannot be changed once it
+ * exists (the API server answers 422 `field is immutable`), and a migration Job runs the commit's
+ * image: applied in place, every deploy after the first would be refused and rolled back. Such a Job
+ * is replaced, as `kubectl replace --force` would: deleted, held to the uid and resourceVersion read
+ * (its pods go with it), then applied again; `onRecreated` gets `Job/name` for the audit line. Other
+ * kinds' immutable fields are thrown as they came: deleting a Deployment or a StatefulSet takes the
+ * environment down.
+ */
+async function applyObject(
+  cluster: EnvironmentCluster,
+  object: KubeObject,
+  onRecreated: (object: string) => void,
+): Promise<KubeObject> {
+  try {
+    return await cluster.apply(object);
+  } catch (error) {
+    if (
+      !(error instanceof KubernetesInvalidError) ||
+      object.kind !== "Job" ||
+      !error.message.includes("field is immutable")
+    )
+      throw error;
+    const { apiVersion, kind } = object;
+    const { name, namespace } = object.metadata;
+    const current = await cluster.get({ apiVersion, kind, name, namespace });
+    if (!current) throw error;
+    const { uid, resourceVersion } = current.metadata;
+    await cluster.delete({ apiVersion, kind, name, namespace }, { uid, resourceVersion });
+    const written = await cluster.apply(object);
+    onRecreated(`${kind}/${name}`);
+    return written;
+  }
+}
+
 /** Null when every Deployment is available; the reason otherwise. */
 async function waitForRollout(
   deps: DeployEnvironmentDeps,
@@ -673,6 +718,7 @@ async function rollBack(
   failure: string,
   timeoutMs: number,
   conclude: Conclude,
+  onRecreated: (object: string) => void,
 ): Promise<DeployOutcome> {
   if (!lastGood || "unusable" in lastGood || lastGood.sha === state.sha) {
     const why =
@@ -688,7 +734,7 @@ async function rollBack(
   const deadline = new Date(deps.clock.now().getTime() + timeoutMs);
   const stopped = await conclude.extend(deadline);
   // Restored whatever was reported: the failed revision is broken either way.
-  for (const object of lastGood.objects) await deps.cluster.apply(object);
+  for (const object of lastGood.objects) await applyObject(deps.cluster, object, onRecreated);
   await removeAdded(deps.cluster, state, lastGood.objects, applied);
   if (stopped) return stopped;
   const rollback = await waitForRollout(deps, lastGood.objects, deadline);

@@ -1,0 +1,119 @@
+/**
+ * Workloads other than a Deployment in a project's manifests: what a real API server refuses to
+ * update in place (a Job's pod template) and what has a rollout of its own. Against the embedded
+ * Kubernetes API over HTTP, through the real adapter, as the other deploy tests.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+  type ExampleProject,
+  exampleProject,
+} from "../fakes/deploy-deps.js";
+
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/x";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const SHA_2 = "2".repeat(40);
+
+let k8s: MemoryKubernetes;
+let deps: DeployTestDeps;
+let files: ExampleProject;
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10, jobDelayMs: 5 });
+});
+afterAll(() => k8s.close());
+
+beforeEach(async () => {
+  let projects: string;
+  ({ deps, projects } = deployTestDeps(k8s, "kubler-workloads-"));
+  files = exampleProject(projects, PROJECT);
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+});
+
+/** A migration Job that runs the commit's image, as projects ship one next to their Deployment. */
+const MIGRATION_JOB = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: registry.example.com/flightjs/flight-management:{sha}
+          args: [migrate]
+`;
+
+function jobImage(): unknown {
+  const job = k8s.store.get("batch/v1", "Job", NAMESPACE, "migrate") as unknown as
+    | {
+        spec: { template: { spec: { containers: { image: string }[] } } };
+      }
+    | undefined;
+  return job?.spec.template.spec.containers[0]?.image;
+}
+
+describe("a Job in the manifests", () => {
+  it("is replaced by the next commit's Job, whose pod template the API server will not update in place", async () => {
+    files.addManifest("job.yaml", MIGRATION_JOB);
+    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${"1".repeat(40)}`);
+
+    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+
+    expect(next).toMatchObject({ kind: "succeeded" });
+    expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${SHA_2}`);
+    expect(deps.audit.last()?.subject).toMatchObject({ recreated: ["Job/migrate"] });
+  });
+
+  it("is put back as the last good revision had it when the next commit's rollout fails", async () => {
+    files.addManifest("job.yaml", MIGRATION_JOB);
+    await deployEnvironment(deps, deployRequested());
+    files.setRollout("fail");
+
+    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+
+    expect(next).toMatchObject({ kind: "rolled_back" });
+    expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${"1".repeat(40)}`);
+  });
+
+  it("other kinds' immutable fields are still refused, not replaced: a Deployment's new selector", async () => {
+    await deployEnvironment(deps, deployRequested());
+    const before = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management");
+    files.addManifest(
+      "deployment.yaml",
+      `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: flight-management
+spec:
+  selector:
+    matchLabels: { app: flight-management, tier: web }
+  template:
+    metadata:
+      labels: { app: flight-management, tier: web }
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/flightjs/flight-management:{sha}
+`,
+    );
+
+    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+
+    expect(next).toMatchObject({ kind: "rolled_back" });
+    expect(next).toMatchObject({ reason: expect.stringContaining("field is immutable") });
+    expect(k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management")?.metadata.uid).toBe(
+      before?.metadata.uid,
+    );
+  });
+});
