@@ -18,8 +18,11 @@ const PER_PAGE = 100;
 const MAX_LIST_BYTES = 1024 * 1024;
 
 export interface GitlabCommitStatusesOptions extends GitlabApiOptions {
-  /** The token (scope `api`, Developer role or more); read once per request, so it may rotate. */
-  token: () => Promise<string>;
+  /**
+   * The token (scope `api`, Developer role or more); read once per request, so it may rotate, and
+   * asked again with the token GitLab `refused` after a 401 (`GitlabApiOptions`).
+   */
+  token: GitlabApiOptions["token"];
   /**
    * Attempts and per-attempt limit of `latest`'s GET, when they should be shorter than the POST's:
    * the GET only guards the POST, which must keep enough of the function's time to be sent.

@@ -41,8 +41,11 @@ const YAML_FILE = /\.ya?ml$/;
 const SYMLINK_MODE = "120000";
 
 export interface GitlabManifestSourceOptions extends GitlabApiOptions {
-  /** `GITLAB_API_TOKEN` (scope `read_repository` or `read_api`); read once per request, so it may rotate. */
-  token: () => Promise<string>;
+  /**
+   * `GITLAB_API_TOKEN` (scope `read_repository` or `read_api`); read once per request, so it may
+   * rotate, and asked again with the token GitLab `refused` after a 401 (`GitlabApiOptions`).
+   */
+  token: GitlabApiOptions["token"];
   /** Files of a directory fetched at once. Default 4. */
   concurrency?: number;
   maxFileBytes?: number;
