@@ -13,6 +13,7 @@ import { createLambdaAuditLog, withLambdaRequestId } from "../../shared/adapters
 import { systemClock } from "../../shared/clock.js";
 import { loadAwsStepsConfig, loadBuildConfig, loadGitlabApiConfig } from "../../shared/config.js";
 import { createBuildImageConsumer } from "./consumer.js";
+import { BUILD_IMAGE_LIMITS } from "./limits.js";
 
 const steps = loadAwsStepsConfig(process.env);
 const builds = loadBuildConfig(process.env);
@@ -33,6 +34,7 @@ const consume = createBuildImageConsumer({
   audit,
   clock: systemClock,
   settings: builds,
+  reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs,
 });
 
 export const handler = withLambdaRequestId((event: unknown) => consume(event));

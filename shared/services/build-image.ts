@@ -42,6 +42,12 @@ export interface BuildImageDeps {
    * embedded local cluster only: it runs no pod, so a build there reads no Secret.
    */
   checkSecrets?: boolean;
+  /**
+   * How long after its start an invocation may still report a failed build to those waiting on it
+   * (`reportBuild`: a mark, then a publish that an invocation killed in between never makes). None:
+   * however long it takes (the local runtime). functions/build-image/limits.ts has Lambda's.
+   */
+  reportBudgetMs?: number;
 }
 
 export type BuildImageOutcome =
@@ -56,6 +62,10 @@ export async function buildImage(
   deps: BuildImageDeps,
   detail: Detail<"Build Requested">,
 ): Promise<BuildImageOutcome> {
+  const reportBy =
+    deps.reportBudgetMs === undefined
+      ? undefined
+      : new Date(deps.clock.now().getTime() + deps.reportBudgetMs);
   const audit = createStepAudit(deps, {
     fn: FN,
     action: "image.build",
@@ -104,7 +114,7 @@ export async function buildImage(
   }
   let joined: Awaited<ReturnType<typeof joinJob>>;
   try {
-    joined = await joinJob(deps, job, detail);
+    joined = await joinJob(deps, job, detail, reportBy);
   } catch (error) {
     if (!(error instanceof BuildRequestsFullError)) throw error;
     return fail(error.message);
@@ -165,6 +175,7 @@ async function joinJob(
   deps: BuildImageDeps,
   job: KubeObject,
   detail: Detail<"Build Requested">,
+  reportBy: Date | undefined,
 ): Promise<"joined" | "repeated" | "rebuilt"> {
   const ref = {
     apiVersion: job.apiVersion,
@@ -180,9 +191,10 @@ async function joinJob(
     const state = buildState(existing);
     // The failed Job is the only record of who waits on it: they hear of its failure first, as
     // reconcile would tell them (this request too, if it is a redelivery of one of theirs), then it
-    // may go. Its publish failing is this request's failure too: the bus delivers it again.
+    // may go. Its publish failing is this request's failure too: the bus delivers it again; so is
+    // too little time left to publish once marked (`reportBudgetMs`): the next reconcile reports them.
     if (state.state === "failed" && waitingRequests(existing).length > 0) {
-      const reported = await reportBuild(reportDeps(deps), existing, state, REPORTER);
+      const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, REPORTER);
       if (reported.kind === "reported" && reported.failure) throw reported.failure;
       if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
       continue;
@@ -269,9 +281,16 @@ async function rebuild(
 
 const REPORTER = { fn: FN, trigger: "Build Requested" } as const;
 
-function reportDeps(deps: BuildImageDeps) {
+function reportDeps(deps: BuildImageDeps, deadline: Date | undefined) {
   const { cluster, publisher, audit, clock } = deps;
-  return { cluster, publisher, audit, clock, namespace: deps.settings.namespace };
+  return {
+    cluster,
+    publisher,
+    audit,
+    clock,
+    namespace: deps.settings.namespace,
+    ...(deadline ? { deadline } : {}),
+  };
 }
 
 function failed(detail: Detail<"Build Requested">, reason: string): Detail<"Build Finished"> {

@@ -49,7 +49,8 @@ export interface ReconcileBuildsDeps {
   /**
    * When to stop taking up Jobs, the rest left to the next run: a Job's report is its mark then its
    * publish, and a run killed between the two (Lambda's timeout) loses that Build Finished for good.
-   * None: every Job, however long it takes (the local runtime).
+   * Checked before each Job and again before its mark (`reportBuild`: reading its outcome takes calls
+   * too). None: every Job, however long it takes (the local runtime).
    */
   deadline?: Date;
 }
@@ -166,7 +167,8 @@ export type ReportBuildOutcome =
 /**
  * Reports a finished Job to every environment still waiting on it: marks them reported over the
  * resourceVersion read, publishes their `Build Finished`, then sets the Job's TTL (`reportedTtl`).
- * A publish that fails takes back the mark of what did not go out, and is returned. Reconcile runs it
+ * A publish that fails takes back the mark of what did not go out, and is returned. Past
+ * `deps.deadline` nothing is marked ("skipped"): a run killed between mark and publish loses them. Reconcile runs it
  * on each finished Job; build-image on a failed one before building its commit again, so those
  * waiting hear of the build they waited for before the Job that records them is deleted.
  *
@@ -174,7 +176,7 @@ export type ReportBuildOutcome =
  * await reportBuild(deps, failedJob, buildState(failedJob), { fn: "build-image", trigger: "Build Requested" });
  */
 export async function reportBuild(
-  deps: Omit<ReconcileBuildsDeps, "deadline">,
+  deps: ReconcileBuildsDeps,
   job: KubeObject,
   state: { state: "succeeded" } | { state: "failed"; reason: string },
   by: Reporter,
@@ -193,6 +195,13 @@ export async function reportBuild(
     return { kind: "skipped", reason: "no GitLab project or SHA annotation: not a build Kubler made" };
 
   const outcome = await outcomeOf(deps, job, state);
+  // Marked, they are reported only by this run's publish: none is marked without time left for it.
+  if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
+    return {
+      kind: "skipped",
+      reason: `out of time at ${deps.deadline.toISOString()} before marking it reported: left to a later run (reconcile's next, or the request's retry)`,
+    };
+  }
   const all = requests.map((request) => request.environment);
   const marked = await mark(deps, job, job.metadata.resourceVersion, all);
   const entries: BusEntry[] = pending.map((request) => ({

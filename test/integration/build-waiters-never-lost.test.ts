@@ -5,12 +5,14 @@
  * the embedded Kubernetes API over HTTP, through the real adapter.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { BUILD_IMAGE_LIMITS } from "../../functions/build-image/limits.js";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { BUILD_ANNOTATION, buildJobName, MAX_BUILD_REQUESTS } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesConflictError } from "../../shared/errors.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import { buildImage } from "../../shared/services/build-image.js";
+import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
@@ -20,6 +22,7 @@ import {
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
+import { FixedClock } from "../fakes/index.js";
 
 const SHA = "1111111111111111111111111111111111111111";
 const FAILING_SHA = "2222222222222222222222222222222222222222";
@@ -201,6 +204,78 @@ describe("environments waiting on a build", () => {
         ...waiting.map((e, i) => `${e} c-${i} failed`),
         ...late.map((_, i) => `late-${i} c-l${i} failed`),
       ].sort(),
+    );
+  });
+
+  it("on a failed build that a slow build-image replaces hear of its failure: build-image marks them reported only with time left to publish before its Lambda's timeout", async () => {
+    await buildImage(bed.build, request({ sha: FAILING_SHA }));
+    await untilFinished(FAILING_SHA);
+    // A slow API (9 s a call, each within one attempt of the adapter's 10 s): staging asks for the
+    // failed commit before reconcile reported it.
+    const clock = new FixedClock();
+    const start = clock.now().getTime();
+    const { cluster } = bed;
+    const slowly =
+      <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+      (...args: A) => {
+        clock.advance(9_000);
+        return call(...args);
+      };
+    const slow: BuildImageDeps["cluster"] = {
+      get: slowly(cluster.get.bind(cluster)),
+      list: slowly(cluster.list.bind(cluster)),
+      apply: slowly(cluster.apply.bind(cluster)),
+      create: slowly(cluster.create.bind(cluster)),
+      delete: slowly(cluster.delete.bind(cluster)),
+      readLog: slowly(cluster.readLog.bind(cluster)),
+    };
+    // Lambda ends the invocation at its timeout: a publish after it never happens.
+    const timeoutMs = FUNCTION_SPECS["build-image"].timeout.toMilliseconds();
+    let killed = () => {};
+    const kill = new Promise<void>((resolve) => {
+      killed = resolve;
+    });
+    const lambdaPublisher: BuildImageDeps["publisher"] = {
+      publish: (entries) => {
+        if (clock.now().getTime() - start < timeoutMs) return bed.publisher.publish(entries);
+        killed();
+        return new Promise(() => {});
+      },
+    };
+    const staging = request({
+      sha: FAILING_SHA,
+      environment: "staging",
+      ref: "main",
+      mrIid: null,
+      correlationId: "c-s",
+    });
+
+    await Promise.race([
+      buildImage(
+        {
+          ...bed.build,
+          cluster: slow,
+          clock,
+          publisher: lambdaPublisher,
+          reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs,
+        },
+        staging,
+      ).catch(() => {}),
+      kill,
+    ]);
+    // The next reconcile, the API healthy again.
+    await reconcileBuilds(bed.reconcile);
+
+    expect(heard()).toEqual(["review/feature-x c-1 failed"]);
+  });
+
+  it("build-image's budget for reporting a failed build leaves its mark, retried once, and the publish inside its timeout", () => {
+    // The Kubernetes adapter's defaults (build-image's client): 10 s an attempt, at most 5 s between.
+    const markRetried = 10_000 + 5_000 + 10_000;
+    // EventBridgePublisher: 4 attempts of at most AWS_REQUEST_LIMITS' 800 ms, 50 + 100 + 200 ms apart.
+    const publish = 4 * 800 + 350;
+    expect(BUILD_IMAGE_LIMITS.reportBudgetMs + markRetried + publish).toBeLessThanOrEqual(
+      FUNCTION_SPECS["build-image"].timeout.toMilliseconds() - 1_000,
     );
   });
 });
