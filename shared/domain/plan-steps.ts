@@ -102,6 +102,27 @@ export function triageFact(fact: GitlabFact): Triage {
 }
 
 /**
+ * Whether every step a fact can lead to is a stop (a merge request merged or closed, a branch
+ * deleted, a stop job). A stop needs only the default branch's environment rules, never the commit's
+ * `kubler.yaml`: a branch whose last commit removed or broke it still has its environment stopped.
+ *
+ * @example
+ * leadsOnlyToStops(mergeRequestClosed); // true
+ */
+export function leadsOnlyToStops(fact: GitlabFact): boolean {
+  switch (fact.detailType) {
+    case "Push":
+      return fact.detail.change === "deleted";
+    case "Merge Request":
+      return Object.hasOwn(MR_STOP_REASONS, fact.detail.action ?? "");
+    case "Job":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
  * The manifest a fact is planned with: the commit's `kubler.yaml` (whether the project is opted in,
  * its `image` and `deploy`) under the environment rules, each with its ttl, of the default branch's.
  * The rules decide which environment an event builds, deploys or stops, and Kubler deploys with its

@@ -17,6 +17,7 @@ import {
   environmentStopKey,
   type GitlabFact,
   isRefusedByStop,
+  leadsOnlyToStops,
   type MergeRequestState,
   mergeRequestEnded,
   mergeRequestStateKey,
@@ -470,7 +471,8 @@ class DefaultBranchManifestError extends ManifestError {}
  * (`withDefaultBranchRules`), or why nothing is planned. Both are read at once: one GitLab call's
  * time in the function's budget (functions/plan-steps/limits.ts). A push or tag push reads the
  * default branch afresh: it is what a merge that changed the rules, or a release, is, and the other
- * facts of its burst then find the rules cached (GitlabManifestSource).
+ * facts of its burst then find the rules cached (GitlabManifestSource). A stop is planned with the
+ * default branch's file alone (`leadsOnlyToStops`).
  */
 async function readManifest(
   deps: PlanStepsDeps,
@@ -479,8 +481,11 @@ async function readManifest(
 ): Promise<{ kind: "ignored"; reason: string } | { kind: "manifest"; manifest: KublerManifest }> {
   const project = fact.detail.gitlab;
   const fresh = fact.detailType === "Push" || fact.detailType === "Tag Push";
+  // A stop's commit may have dropped or broken kubler.yaml (the branch's last commit): what was
+  // deployed before must go all the same, by the rules alone. Its file is not read at all.
+  const stopping = leadsOnlyToStops(fact);
   const [atSha, onDefaultBranch] = await Promise.all([
-    deps.manifests.readManifest(project, sha),
+    stopping ? undefined : deps.manifests.readManifest(project, sha),
     // Kept for below: the commit's own verdict (not opted in, a bad file) comes first.
     deps.manifests
       .readDefaultBranchManifest(project, { fresh })
@@ -489,7 +494,7 @@ async function readManifest(
   if (atSha === null) {
     return { kind: "ignored", reason: `no ${MANIFEST_FILE} at ${sha}: the project is not opted in` };
   }
-  const manifest = parseKublerManifest(atSha);
+  const manifest = atSha === undefined ? null : parseKublerManifest(atSha);
   if (onDefaultBranch === null) {
     return {
       kind: "ignored",
@@ -510,7 +515,7 @@ async function readManifest(
         "nothing is planned until it is fixed there",
     );
   }
-  return { kind: "manifest", manifest: withDefaultBranchRules(manifest, rules) };
+  return { kind: "manifest", manifest: manifest ? withDefaultBranchRules(manifest, rules) : rules };
 }
 
 function keyOf(step: PlannedStep): string {

@@ -797,6 +797,45 @@ environments:
     expect(deps.publisher.entries).toEqual([]);
   });
 
+  const lastCommitStops: [string, () => GitlabFact][] = [
+    ["its merge request closed", () => mergeRequest("c-2", { action: "close", lastCommitSha: SHA_B })],
+    ["its merge request merged", () => mergeRequest("c-2", { action: "merge", lastCommitSha: SHA_B })],
+    [
+      "its branch deleted",
+      () =>
+        push("c-2", BUILT, { branch: "feature-x", change: "deleted", before: SHA_B, after: "0".repeat(40) }),
+    ],
+  ];
+  it.each(
+    lastCommitStops.flatMap(([what, fact]) => [
+      { what, fact, change: "removed", text: null },
+      { what, fact, change: "broke", text: "version: 1\ndeploy: { manifests: deploy/ }\nenvironments: []\n" },
+    ]),
+  )(
+    "stops a review environment on $what after the last commit $change kubler.yaml: a stop needs only the default branch's rules",
+    async ({ fact, text }) => {
+      await planStepsFor(deps, mergeRequest("c-1"), at("10:00:00"));
+      // The branch's last commit drops or breaks kubler.yaml: the environment built at SHA_A must not
+      // outlive the merge request or the branch for it.
+      deps.manifests.atSha.set(SHA_B, { [BUILT]: text });
+      const reads = deps.manifests.reads;
+      expect(await planStepsFor(deps, fact(), at("10:01:00"))).toMatchObject({ kind: "published" });
+      expect(published()).toEqual([
+        "Build Requested review/feature-x",
+        "Environment Stop Requested review/feature-x",
+      ]);
+      // The commit's own file is not read for a stop.
+      expect(deps.manifests.reads).toBe(reads);
+      // Nor is a build planned at that commit: it is still not opted in, or still broken.
+      await planStepsFor(
+        deps,
+        mergeRequest("c-3", { action: "reopen", lastCommitSha: SHA_B }),
+        at("10:02:00"),
+      );
+      expect(published()).toHaveLength(2);
+    },
+  );
+
   it("reads the default branch afresh for a push or tag push (what a merge or a release is), cached for the rest", async () => {
     await planStepsFor(deps, push("c-1", BUILT));
     await planStepsFor(deps, mergeRequest("c-2"));
