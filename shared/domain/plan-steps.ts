@@ -494,6 +494,9 @@ export function matchesGlob(glob: string, value: string): boolean {
  * A step whose push or update started from a known commit (`previousSha`) is keyed by it too: a force
  * push back to a commit built minutes ago (A, then B, then back to A) is a new change, not a second
  * delivery of the first push to A, and must be built and deployed again, over B.
+ * A pipeline's deploy is keyed by its pipeline (`pipelineId`): its success sent again (a job of it
+ * retried) is the same deploy, while a new pipeline for the commit is how a project that builds its
+ * own image deploys it again after a failed deploy, and must not be taken for a second delivery.
  *
  * @example
  * stepKey("Build Requested", gitlab, "review/feature-x", sha); // "plan/https://gitlab.example.com/15/review/feature-x/Build Requested/e59094b…"
@@ -504,9 +507,11 @@ export function stepKey(
   environment: string,
   sha: string,
   previousSha: string | null = null,
+  pipelineId: number | null = null,
 ): string {
   const key = `plan/${gitlab.instance}/${gitlab.projectId}/${environment}/${type}/${sha}`;
-  return previousSha ? `${key}/from/${previousSha}` : key;
+  const from = previousSha ? `${key}/from/${previousSha}` : key;
+  return pipelineId === null ? from : `${from}/pipeline/${pipelineId}`;
 }
 
 /**

@@ -521,7 +521,8 @@ async function readManifest(
 function keyOf(step: PlannedStep): string {
   const { detailType, detail } = step.entry;
   const previousSha = "previousSha" in detail ? (detail.previousSha ?? null) : null;
-  return stepKey(detailType, detail.gitlab, detail.environment, step.sha, previousSha);
+  const pipelineId = detailType === "Deploy Requested" ? detail.pipelineId : null;
+  return stepKey(detailType, detail.gitlab, detail.environment, step.sha, previousSha, pipelineId);
 }
 
 function describe(steps: readonly PlannedStep[]): string {

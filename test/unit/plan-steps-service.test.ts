@@ -233,6 +233,20 @@ describe("planStepsFor", () => {
     ]);
   });
 
+  it("deploys a commit again for a new pipeline of it (the runbook's fix forward), not for its pipeline's success again", async () => {
+    await planStepsFor(deps, pipeline("c-1"), at("10:00:00"));
+    // A job of the same pipeline retried, or GitLab sending its success again: the same deploy.
+    const again = await planStepsFor(deps, pipeline("c-2"), at("10:05:00"));
+    expect(again).toMatchObject({ kind: "ignored", reason: expect.stringContaining("already planned") });
+    // The deploy failed (the cluster was short of nodes): the on-call runs a new pipeline for the commit.
+    const rerun = await planStepsFor(deps, pipeline("c-3", { pipelineId: 41 }), at("10:10:00"));
+    expect(rerun).toMatchObject({ kind: "published" });
+    expect(deps.publisher.entries).toMatchObject([
+      { detailType: "Deploy Requested", detail: { pipelineId: 40, sha: SHA_B } },
+      { detailType: "Deploy Requested", detail: { pipelineId: 41, sha: SHA_B } },
+    ]);
+  });
+
   it("does not deploy a pipeline for a merge request from a fork", async () => {
     const fork = await planStepsFor(deps, pipeline("c-1", { mrSourceProjectId: 999 }));
     expect(fork).toEqual({
