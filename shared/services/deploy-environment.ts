@@ -445,9 +445,10 @@ type Conclude = ((
   /**
    * Moves the deadline the namespace shows (a rollback waits again): written over the same
    * precondition, which it then takes over, so reconcile does not fail a rollback that is on time.
-   * Resolves with the outcome to stop with when someone wrote the namespace first, else null.
+   * Resolves with the outcome to stop with when someone wrote the namespace first, and whether that
+   * was this attempt's own failure (reconcile's mark), else null.
    */
-  extend(deadline: Date): Promise<DeployOutcome | null>;
+  extend(deadline: Date): Promise<{ stop: DeployOutcome; sameAttempt: boolean } | null>;
 };
 
 /**
@@ -476,7 +477,7 @@ function concludeWith(
     return deps.cluster.apply(writtenOver(environmentNamespace(final), { uid, resourceVersion }));
   };
   /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
-  const conflicted = async (status: string): Promise<DeployOutcome> => {
+  const conflicted = async (status: string): Promise<{ stop: DeployOutcome; sameAttempt: boolean }> => {
     const since = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
     const read = since ? readEnvironment(since) : null;
     const now = read?.kind === "managed" ? read.environment : null;
@@ -487,18 +488,14 @@ function concludeWith(
       now.attemptedPipelineId === state.attemptedPipelineId;
     if (sameAttempt && now.status === "failed") {
       const expiry = await moveSchedule(deps, state);
-      return stop(
-        `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published${expiry ? `; ${expiry}` : ""}`,
-        status,
-      );
+      const reason = `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published${expiry ? `; ${expiry}` : ""}`;
+      return { stop: stop(reason, status), sameAttempt: true };
     }
     const who = now
       ? `${sameAttempt ? "another delivery of this deploy" : "a newer deploy"} (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
       : "its deletion";
-    return stop(
-      `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`,
-      status,
-    );
+    const reason = `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`;
+    return { stop: stop(reason, status), sameAttempt: false };
   };
   const conclude: Conclude = Object.assign(
     async (final: EnvironmentState, outcome: Outcome, then?: Parameters<Conclude>[2]) => {
@@ -507,7 +504,7 @@ function concludeWith(
         written = await writeOver(final);
       } catch (error) {
         if (!(error instanceof KubernetesConflictError)) throw error;
-        return conflicted(outcome.status);
+        return (await conflicted(outcome.status)).stop;
       }
       const { status, reason, url, audited } = { ...outcome, ...(await then?.(written)) };
       const expiry = await moveSchedule(deps, state);
@@ -733,10 +730,14 @@ async function rollBack(
   // The rollback waits again: the namespace says so first, or reconcile would fail it meanwhile.
   const deadline = new Date(deps.clock.now().getTime() + timeoutMs);
   const stopped = await conclude.extend(deadline);
-  // Restored whatever was reported: the failed revision is broken either way.
+  // Another deploy wrote the namespace since (a newer commit, which applied its own objects over this
+  // one's, or the environment's deletion): restoring now would put the last good revision over the
+  // newer one, which would then report succeeded with the older objects running.
+  if (stopped && !stopped.sameAttempt) return stopped.stop;
+  // Reconcile marked this attempt failed: restored all the same, the failed revision is broken.
   for (const object of lastGood.objects) await applyObject(deps.cluster, object, onRecreated);
   await removeAdded(deps.cluster, state, lastGood.objects, applied);
-  if (stopped) return stopped;
+  if (stopped) return stopped.stop;
   const rollback = await waitForRollout(deps, lastGood.objects, deadline);
   const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;
   return conclude(

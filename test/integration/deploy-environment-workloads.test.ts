@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
@@ -15,6 +16,7 @@ import {
   type ExampleProject,
   exampleProject,
 } from "../fakes/deploy-deps.js";
+import { FixedClock } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
 const ENVIRONMENT = "review/feature/x";
@@ -114,6 +116,66 @@ spec:
     expect(next).toMatchObject({ reason: expect.stringContaining("field is immutable") });
     expect(k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management")?.metadata.uid).toBe(
       before?.metadata.uid,
+    );
+  });
+});
+
+describe("two deploys of one environment at once", () => {
+  it("a rollout that times out after a newer deploy took the namespace does not roll back over it", async () => {
+    await deployEnvironment(deps, deployRequested());
+    files.setRollout("fail");
+    const SHA_3 = "3".repeat(40);
+    // The newer deploy runs in its own Lambda: its own clock, its Deployment written while the older
+    // one still waits for the failing rollout.
+    let newerApplied!: () => void;
+    const applied = new Promise<void>((resolve) => {
+      newerApplied = resolve;
+    });
+    const newerClock = new FixedClock(deps.clock.now());
+    const newer: DeployTestDeps = {
+      ...deps,
+      clock: newerClock,
+      sleep: (ms) => {
+        newerClock.advance(ms);
+        return new Promise((resolve) => setTimeout(resolve, ms));
+      },
+      cluster: new Proxy(deps.cluster, {
+        get: (cluster, key) =>
+          key === "apply"
+            ? async (object: KubeObject) => {
+                const written = await cluster.apply(object);
+                if (object.kind === "Deployment") newerApplied();
+                return written;
+              }
+            : Reflect.get(cluster, key).bind(cluster),
+      }),
+    };
+    let newerDeploy: ReturnType<typeof deployEnvironment> | undefined;
+    const older: DeployTestDeps = {
+      ...deps,
+      sleep: async (ms) => {
+        if (!newerDeploy) {
+          files.setRollout("ok");
+          newerDeploy = deployEnvironment(newer, deployRequested({ sha: SHA_3, pipelineId: 102 }));
+          await applied;
+          deps.clock.advance(3_600_000);
+        }
+        deps.clock.advance(ms);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      },
+    };
+
+    await deployEnvironment(older, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const outcome = await newerDeploy;
+
+    expect(outcome).toMatchObject({ kind: "succeeded" });
+    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    expect(namespace?.metadata.annotations?.["kubler.dev/sha"]).toBe(SHA_3);
+    const running = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    expect(running.spec.template.spec.containers[0]?.image).toBe(
+      `registry.example.com/flightjs/flight-management:${SHA_3}`,
     );
   });
 });
