@@ -77,6 +77,12 @@ export const STOP_RECORD_TTL_SECONDS = 7 * 86_400;
  * must then be remembered as long. Three small items at most per merge request, never deleted.
  */
 const MERGE_REQUEST_RECORD_TTL_SECONDS = null;
+/**
+ * The longest key a step or stop is remembered under: DynamoDB's partition key limit (the dedupe
+ * table's). A longer one is refused there (ValidationException) at every retry, though not by the
+ * memory stores. https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html
+ */
+const MAX_KEY_BYTES = 2048;
 
 export interface PlanStepsDeps {
   /** Its default branch's kubler.yaml too: where the environment rules come from. */
@@ -340,18 +346,7 @@ async function releaseUndoneSteps(
   deps: Pick<PlanStepsDeps, "dedupe">,
   fresh: readonly PlannedStep[],
 ): Promise<{ reason: string; keys: (string | undefined)[] } | null> {
-  const keys = fresh.flatMap((step) => {
-    const { detailType, detail } = step.entry;
-    const undone = STEPS_UNDONE_BY[detailType].map((type) =>
-      stepKey(type, detail.gitlab, detail.environment, step.sha),
-    );
-    // A push from A to B undoes one from B to A (a force push back and forth): the next push from B
-    // back to A is a new change, not a second delivery of the first.
-    const previousSha = "previousSha" in detail ? detail.previousSha : null;
-    return previousSha
-      ? [...undone, stepKey(detailType, detail.gitlab, detail.environment, previousSha, step.sha)]
-      : undone;
-  });
+  const keys = fresh.flatMap(undoneKeys);
   const results = await Promise.allSettled(keys.map((key) => deps.dedupe.release(key)));
   const failed = results.flatMap((result, index) =>
     result.status === "rejected" ? [{ key: keys[index], error: result.reason as unknown }] : [],
@@ -364,6 +359,20 @@ async function releaseUndoneSteps(
       `the same step within ${STEP_TTL_SECONDS / 60} min is taken for a duplicate`,
     keys: failed.map((f) => f.key),
   };
+}
+
+/** The keys of the steps a step undoes (`releaseUndoneSteps`). */
+function undoneKeys(step: PlannedStep): string[] {
+  const { detailType, detail } = step.entry;
+  const undone = STEPS_UNDONE_BY[detailType].map((type) =>
+    stepKey(type, detail.gitlab, detail.environment, step.sha),
+  );
+  // A push from A to B undoes one from B to A (a force push back and forth): the next push from B
+  // back to A is a new change, not a second delivery of the first.
+  const previousSha = "previousSha" in detail ? detail.previousSha : null;
+  return previousSha
+    ? [...undone, stepKey(detailType, detail.gitlab, detail.environment, previousSha, step.sha)]
+    : undone;
 }
 
 /**
@@ -418,15 +427,26 @@ async function heedStops(
 
 /**
  * Why a planned step cannot go on the bus (over EventBridge's detail limit: a branch name of several
- * KB, which the step carries twice, as environment and ref), or null when every step can.
+ * KB, which the step carries twice, as environment and ref) or be remembered (a key over
+ * `MAX_KEY_BYTES`: a branch name of 2 KB), or null when every step can.
  */
 function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
-  for (const { entry } of plan.steps) {
+  for (const step of plan.steps) {
+    const { entry } = step;
     try {
       validateBusDetail(entry.detailType, entry.detail);
     } catch (error) {
       if (!(error instanceof InvalidDetailError)) throw error;
       return `${error.message}: a branch, tag or environment name in it is too long to deploy`;
+    }
+    const { gitlab, environment } = entry.detail;
+    const keys = [keyOf(step), environmentStopKey(gitlab, environment), ...undoneKeys(step)];
+    const bytes = Math.max(...keys.map((key) => Buffer.byteLength(key)));
+    if (bytes > MAX_KEY_BYTES) {
+      return (
+        `"${entry.detailType}" is remembered under a key of ${bytes} bytes, over the ${MAX_KEY_BYTES}-byte ` +
+        "limit of the table that remembers steps: a branch, tag or environment name in it is too long to deploy"
+      );
     }
   }
   return null;
