@@ -332,11 +332,13 @@ function pipelineEnvironment(
     if (!rule)
       return { kind: "ignored", reason: `no rule matches ref ${ref} (merge request !${pipeline.mrIid})` };
     // GitLab runs a detached merge request pipeline on refs/merge-requests/<iid>/head (the MR's source
-    // branch head): its branch is the MR's source branch. Merged-results (…/merge) and merge-train
-    // (…/train) pipelines run on a merge commit that is on no branch.
+    // branch head) and a merged-results pipeline on …/merge (the source merged into the target, what
+    // would be merged): both are the MR's, so its source branch's review environment; their pipeline
+    // ids order them. A merge-train pipeline (…/train) also carries the MRs ahead of it in the train.
     const branch = !ref.startsWith("refs/")
       ? ref
-      : ref === `refs/merge-requests/${pipeline.mrIid}/head`
+      : ref === `refs/merge-requests/${pipeline.mrIid}/head` ||
+          ref === `refs/merge-requests/${pipeline.mrIid}/merge`
         ? (pipeline.mrSourceBranch ?? null)
         : null;
     if (branch !== null && branch !== ref && fork === null) {

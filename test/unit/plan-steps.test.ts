@@ -514,14 +514,46 @@ describe("planSteps", () => {
     });
   });
 
-  it("ignores pipelines that did not succeed, or ran on a merge ref", () => {
+  it("ignores pipelines that did not succeed, or ran on a merge train", () => {
     expect(planSteps(pipeline({ status: "failed" }), WITHOUT_IMAGE)).toEqual({
       kind: "ignored",
       reason: "pipeline 31 failed",
     });
-    expect(planSteps(pipeline({ ref: "refs/merge-requests/1/merge" }), WITHOUT_IMAGE)).toEqual({
+    // A merge train's commit also carries the merge requests ahead of it: not this MR's review.
+    expect(planSteps(pipeline({ ref: "refs/merge-requests/1/train" }), WITHOUT_IMAGE)).toEqual({
       kind: "ignored",
-      reason: "pipeline 31 ran on refs/merge-requests/1/merge, not on a branch",
+      reason: "pipeline 31 ran on refs/merge-requests/1/train, not on a branch",
+    });
+  });
+
+  it("deploys a merged-results pipeline (refs/merge-requests/<iid>/merge) to its MR's review environment", () => {
+    // With merged results pipelines on, a mergeable MR's pipelines run only on …/merge (GitLab falls
+    // back to …/head when it cannot merge): ignoring them left such projects without review deploys.
+    const merged = pipeline({ ref: "refs/merge-requests/1/merge", sha: "d".repeat(40) });
+    expect(planSteps(merged, WITHOUT_IMAGE)).toMatchObject({
+      kind: "steps",
+      reason: `pipeline 31 succeeded: deploy dddddddd to review/test`,
+      steps: [
+        {
+          entry: {
+            detailType: "Deploy Requested",
+            detail: {
+              environment: "review/test",
+              ref: "test",
+              mrIid: 1,
+              pipelineId: 31,
+              sha: "d".repeat(40),
+            },
+          },
+        },
+      ],
+    });
+    // The same fork rule as …/head: without the MR's source project, no deploy.
+    const unknownSource = pipeline({ ref: "refs/merge-requests/1/merge", mrSourceProjectId: null });
+    expect(planSteps(unknownSource, WITHOUT_IMAGE)).toEqual({
+      kind: "ignored",
+      reason:
+        "pipeline 31 ran on refs/merge-requests/1/merge for merge request !1, whose source project it does not name: not deployed",
     });
   });
 
