@@ -35,6 +35,7 @@ const consume = createBuildImageConsumer({
   clock: systemClock,
   settings: builds,
   reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs,
+  logReadMs: BUILD_IMAGE_LIMITS.logReadMs,
 });
 
 export const handler = withLambdaRequestId((event: unknown) => consume(event));

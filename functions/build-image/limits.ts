@@ -9,4 +9,6 @@
  */
 export const BUILD_IMAGE_LIMITS = {
   reportBudgetMs: 30_000,
+  /** A failed build's log, read to report it: past this it is reported without it (reconcile's limit). */
+  logReadMs: 3_000,
 } as const;

@@ -46,6 +46,7 @@ async function reconcile(): Promise<{ environments: ReconcileReport; builds: Rec
       ...deps,
       namespace: builds.namespace,
       deadline: new Date(systemClock.now().getTime() + LIMITS.buildsBudgetMs),
+      logReadMs: LIMITS.logReadMs,
     }),
   ]);
   if (environments.status === "rejected") throw environments.reason;

@@ -17,4 +17,10 @@ export const RECONCILE_LIMITS = {
    * still ends inside the timeout, not killed between its mark and its publish.
    */
   buildsBudgetMs: 40_000,
+  /**
+   * How long a failed build's log may take to read (well under a second when its node answers):
+   * past it the build is reported without it, so a pod on an unreachable node costs a run this,
+   * once, rather than a call timed out and retried (13 s) every run, the build never reported.
+   */
+  logReadMs: 3_000,
 } as const;

@@ -554,6 +554,31 @@ function isLaterFact(incoming: string | null | undefined, stored: string | null 
   return Date.parse(incoming) > Date.parse(stored);
 }
 
+/**
+ * What a build Job Kubler made (its build labels: `BUILD_SELECTOR`, DESIGN's label contract) lacks
+ * of the project and commit it was built for: Kubler always writes them, so a Job without one was
+ * changed by hand, and its Build Finished cannot say which commit it is for. Empty when it has them
+ * all; null when it is not Kubler's build (not to be touched).
+ *
+ * @example
+ * damagedBuild(job); // ["annotation kubler.dev/sha"]
+ */
+export function damagedBuild(job: KubeObject): string[] | null {
+  const labels = job.metadata.labels ?? {};
+  if (labels[LABEL.MANAGED_BY] !== MANAGED_BY_KUBLER || labels[BUILD_LABEL.COMPONENT] !== BUILD_COMPONENT) {
+    return null;
+  }
+  const annotations = job.metadata.annotations ?? {};
+  const missing: string[] = [];
+  if (!Number.isSafeInteger(Number(labels[LABEL.PROJECT_ID] ?? Number.NaN))) {
+    missing.push(`label ${LABEL.PROJECT_ID}`);
+  }
+  for (const key of [BUILD_ANNOTATION.INSTANCE, BUILD_ANNOTATION.PROJECT_PATH, BUILD_ANNOTATION.SHA]) {
+    if (!annotations[key]) missing.push(`annotation ${key}`);
+  }
+  return missing;
+}
+
 /** The environments waiting for this Job's build. Malformed entries are dropped. */
 export function readBuildRequests(job: KubeObject): BuildRequest[] {
   const parsed = parseJsonList(job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS]);

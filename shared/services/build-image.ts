@@ -10,6 +10,7 @@ import {
   BuildSpecError,
   buildJob,
   buildState,
+  damagedBuild,
   GIT_TOKEN_KEY,
   replacementAnnotations,
   reportsSettled,
@@ -48,6 +49,8 @@ export interface BuildImageDeps {
    * however long it takes (the local runtime). functions/build-image/limits.ts has Lambda's.
    */
   reportBudgetMs?: number;
+  /** How long a failed build's log may take to read when reporting it (`ReconcileBuildsDeps.logReadMs`). */
+  logReadMs?: number;
 }
 
 export type BuildImageOutcome =
@@ -189,19 +192,27 @@ async function joinJob(
     if (!existing)
       throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
     const state = buildState(existing);
+    // A finished Job of Kubler's without its project or commit (`damagedBuild`: changed by hand) is
+    // replaced like a failed one: its waiters hear that (named for this request's commit, which the
+    // Job's name is made from), then this request builds again, not 409 or waiting on it for good.
+    const replaceable =
+      state.state === "failed" || (state.state === "succeeded" && (damagedBuild(existing)?.length ?? 0) > 0);
     // The failed Job is the only record of who waits on it: they hear of its failure first, as
     // reconcile would tell them (this request too, if it is a redelivery of one of theirs), then it
     // may go. Its publish failing is this request's failure too: the bus delivers it again; so is
     // too little time left to publish once marked (`reportBudgetMs`): the next reconcile reports them.
-    if (state.state === "failed" && waitingRequests(existing).length > 0) {
-      const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, REPORTER);
+    if (replaceable && waitingRequests(existing).length > 0) {
+      const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, {
+        ...REPORTER,
+        commit: { gitlab: detail.gitlab, sha: detail.sha },
+      });
       if (reported.kind === "reported" && reported.failure) throw reported.failure;
       if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
       continue;
     }
     const annotations = withBuildRequest(existing, detail);
     if (!annotations) return "repeated";
-    if (state.state === "failed") {
+    if (replaceable) {
       if (!reportsSettled(existing)) {
         throw new KubernetesConflictError(
           `build Job ${ref.name} failed and its Build Finished is being published: built again on a retry, once it is`,
@@ -290,6 +301,7 @@ function reportDeps(deps: BuildImageDeps, deadline: Date | undefined) {
     clock,
     namespace: deps.settings.namespace,
     ...(deadline ? { deadline } : {}),
+    ...(deps.logReadMs !== undefined ? { logReadMs: deps.logReadMs } : {}),
   };
 }
 

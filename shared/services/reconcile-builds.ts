@@ -13,6 +13,7 @@ import {
   type BuildRequest,
   buildDigest,
   buildState,
+  damagedBuild,
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
@@ -22,6 +23,7 @@ import {
   readReported,
   reportedTtl,
   ttlAfterFinished,
+  waitingRequests,
 } from "../domain/build-job.js";
 import type { BusEntry, GitlabRef } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
@@ -53,7 +55,16 @@ export interface ReconcileBuildsDeps {
    * too). None: every Job, however long it takes (the local runtime).
    */
   deadline?: Date;
+  /**
+   * How long a failed build's log may take to read before the build is reported without it (the
+   * log only explains the failure; its pod on an unreachable node makes the read time out, each
+   * run). None: the cluster's own limits (the local runtime).
+   */
+  logReadMs?: number;
 }
+
+/** How often reconcile runs (DESIGN §6: every minute): each run takes up the Jobs from another one. */
+const RUN_EVERY_MS = 60_000;
 
 export interface ReconcileBuildsReport {
   examined: number;
@@ -85,11 +96,14 @@ export async function reconcileBuilds(
       ...(token ? { continue: token } : {}),
     }),
   );
-  for await (const job of listed) {
+  const jobs: KubeObject[] = [];
+  for await (const job of listed) jobs.push(job);
+  const ordered = inTurn(jobs, deps.clock.now());
+  for (const [index, job] of ordered.entries()) {
     if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
       report.skipped.push({
         job: job.metadata.name,
-        reason: `out of time at ${deps.deadline.toISOString()}: this Job and those listed after it are left to the next run`,
+        reason: `out of time at ${deps.deadline.toISOString()}: this Job and the ${ordered.length - index - 1} after it are left to the next run (each run starts elsewhere in the list)`,
       });
       break;
     }
@@ -109,6 +123,23 @@ export async function reconcileBuilds(
   }
   auditSkipped(deps, report);
   return report;
+}
+
+/**
+ * The Jobs in this run's order: those with nothing to report first (no call, or none but a TTL
+ * write), then the others from a place that moves on each run. A Job that costs a run much of its
+ * budget every time (its publish failing, its calls timing out) then cannot keep those after it
+ * waiting: each has its turn at the front, whatever the list's order. Stateless: Lambda keeps none
+ * between runs.
+ */
+function inTurn(jobs: KubeObject[], now: Date): KubeObject[] {
+  const quick = jobs.filter(
+    (job) => buildState(job).state === "running" || waitingRequests(job).length === 0,
+  );
+  const first = new Set(quick);
+  const slow = jobs.filter((job) => !first.has(job));
+  const start = slow.length === 0 ? 0 : Math.floor(now.getTime() / RUN_EVERY_MS) % slow.length;
+  return [...quick, ...slow.slice(start), ...slow.slice(0, start)];
 }
 
 /**
@@ -156,6 +187,12 @@ const RECONCILE = { fn: FN, trigger: "schedule" } as const;
 export interface Reporter {
   fn: string;
   trigger: string;
+  /**
+   * The project and commit the Job is named for (`buildJobName`), from a request for it: what
+   * reports a damaged Job (`damagedBuild`) to those waiting on it. None (reconcile): such a Job's
+   * waiters cannot be told; it is only audited and let go.
+   */
+  commit?: { gitlab: GitlabRef; sha: string };
 }
 
 export type ReportBuildOutcome =
@@ -189,12 +226,20 @@ export async function reportBuild(
     if (ttlAfterFinished(job) === undefined) await settle(deps, job, job.metadata.resourceVersion, reported);
     return { kind: "nothing waiting" };
   }
-  const gitlab = gitlabOf(job);
-  const sha = job.metadata.annotations?.[BUILD_ANNOTATION.SHA];
-  if (!gitlab || !sha)
-    return { kind: "skipped", reason: "no GitLab project or SHA annotation: not a build Kubler made" };
+  const damaged = damagedBuild(job);
+  if (damaged === null) return { kind: "skipped", reason: "not a build Kubler made (no build labels)" };
+  const said = damaged.length > 0 ? damagedReason(job, damaged) : null;
+  const commit =
+    said === null
+      ? {
+          gitlab: gitlabOf(job) as GitlabRef,
+          sha: job.metadata.annotations?.[BUILD_ANNOTATION.SHA] as string,
+        }
+      : by.commit;
+  if (!commit) return letDamagedGo(deps, job, pending, said as string, by);
+  const { gitlab, sha } = commit;
 
-  const outcome = await outcomeOf(deps, job, state);
+  const outcome: Outcome = said ? { status: "failed", reason: said } : await outcomeOf(deps, job, state);
   // Marked, they are reported only by this run's publish: none is marked without time left for it.
   if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
     return {
@@ -258,6 +303,47 @@ export async function reportBuild(
   return { kind: "reported", reported: lines, failure: null };
 }
 
+function damagedReason(job: KubeObject, missing: string[]): string {
+  return `build Job ${job.metadata.name} has no ${missing.join(", ")} (Kubler always writes them: changed by hand?), so its outcome cannot be reported for a commit: a new request for the commit builds it again`;
+}
+
+/**
+ * A damaged Job (`damagedBuild`) with no request to name its commit: its waiters cannot be told
+ * (a Build Finished names the project and commit). Each is audited as a failure, and the Job marked
+ * reported with its TTL in one write, so it goes, and a request meanwhile replaces it (build-image)
+ * instead of waiting on it forever. A failure, in the run's audit line too.
+ */
+async function letDamagedGo(
+  deps: ReconcileBuildsDeps,
+  job: KubeObject,
+  pending: BuildRequest[],
+  reason: string,
+  by: Reporter,
+): Promise<ReportBuildOutcome> {
+  if (buildState(job).state === "running") return { kind: "nothing waiting" };
+  const all = readBuildRequests(job).map((request) => request.environment);
+  await mark(deps, job, job.metadata.resourceVersion, all, reportedTtl(job, deps.clock.now()));
+  for (const request of pending) {
+    deps.audit.record(
+      stepAuditRecord({
+        fn: by.fn,
+        action: "image.build",
+        outcome: "failure",
+        reason: `not reported to ${request.environment}: ${reason}`,
+        correlationId: request.correlationId,
+        gitlab: null,
+        trigger: by.trigger,
+        subject: { environment: request.environment, job: job.metadata.name, namespace: deps.namespace },
+        at: deps.clock.now(),
+      }),
+    );
+  }
+  return {
+    kind: "skipped",
+    reason: `${NOT_RECONCILED}${reason}; not reported to ${pending.map((r) => r.environment).join(", ")}, let go (its TTL set)`,
+  };
+}
+
 /**
  * Gives a reported Job its TTL, over what was read: a request that joined since (and dropped the
  * TTL) makes it a 409, and the Job stays until that one is reported too.
@@ -304,17 +390,47 @@ async function outcomeOf(
   const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : earlier ? `; earlier ${earlier}` : ""}`;
   if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
   try {
-    const log = await deps.cluster.readLog(
-      { namespace: deps.namespace, pod: failed.pod, container: failed.container },
-      { tailLines: FAILURE_LOG_LINES },
-    );
+    const log = await readLogWithin(deps, failed);
     return { status: "failed", reason: failureReason(verdict, log) };
   } catch (error) {
-    // The log only explains the failure: one the API will not serve (400 for a container that never
-    // started, as when a step's image could not be pulled before the deadline) must not keep the
-    // failure unreported until the Job's TTL deletes it. An unavailable API may serve it next run.
-    if (error instanceof KubernetesUnavailableError || !(error instanceof KubernetesError)) throw error;
+    // The outcome is the Job's verdict; the log only explains it. One the API will not serve (400
+    // for a container that never started), or not in time (its pod on an unreachable node: the same
+    // every run), must not keep the failure unreported, and the Job unexpired, for good.
+    if (!(error instanceof KubernetesError)) throw error;
     return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
+  }
+}
+
+/** The failed container's last log lines, given up after `deps.logReadMs`. */
+async function readLogWithin(
+  deps: ReconcileBuildsDeps,
+  failed: { pod: string; container: string },
+): Promise<string | null> {
+  const read = deps.cluster.readLog(
+    { namespace: deps.namespace, pod: failed.pod, container: failed.container },
+    { tailLines: FAILURE_LOG_LINES },
+  );
+  const limit = deps.logReadMs;
+  if (limit === undefined) return read;
+  // The read given up on still ends within the cluster's own limits; its failure then goes nowhere.
+  read.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new KubernetesUnavailableError(
+            `read log of Pod ${deps.namespace}/${failed.pod} (${failed.container}): no answer within ${limit} ms`,
+            0,
+          ),
+        ),
+      limit,
+    );
+  });
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

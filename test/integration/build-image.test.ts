@@ -459,7 +459,7 @@ describe("reconcile of builds", () => {
     expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
   });
 
-  it("leaves a failed build to the next run while its log is unavailable", async () => {
+  it("reports a failed build without its log while the log is unavailable, once", async () => {
     await buildImage(build, request({ sha: FAILING_SHA }));
     await untilFinished(FAILING_SHA);
     const down = k8s.faults.add({ verb: "get", resource: "pods", subresource: "log", status: 503 });
@@ -467,12 +467,14 @@ describe("reconcile of builds", () => {
     const first = await reconcileBuilds(reconcile);
 
     expect(down.hits).toBeGreaterThan(0);
-    expect(first.reported).toEqual([]);
-    expect(first.skipped[0]?.reason).toMatch(/HTTP 503/);
-    expect(publisher.entries).toEqual([]);
+    expect(first.reported).toHaveLength(1);
+    expect(first.skipped).toEqual([]);
+    expect(finishedDetails()[0]?.reason).toBe(
+      "BackoffLimitExceeded: Job has reached the specified backoff limit",
+    );
     down.remove();
-    expect((await reconcileBuilds(reconcile)).reported).toHaveLength(1);
-    expect(finishedDetails()[0]?.reason).toContain("--- last log lines ---");
+    expect((await reconcileBuilds(reconcile)).reported).toEqual([]);
+    expect(publisher.entries).toHaveLength(1);
   });
 
   it("lists again from the first page when a continue token expires, reporting each Job once", async () => {
