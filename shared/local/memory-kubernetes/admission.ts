@@ -4,7 +4,7 @@
  * terminating, then defaulting and validation.
  */
 import { randomUUID } from "node:crypto";
-import type { Controllers } from "./controllers.js";
+import { type Controllers, hasRollout } from "./controllers.js";
 import { applyDefaults } from "./defaults.js";
 import {
   alreadyExistsError,
@@ -189,8 +189,8 @@ export function commit(context: ApiContext, request: CommitRequest): KubeObject 
   if (type.tracksGeneration && previous && !statusOnly) {
     next.metadata.generation = Number(previous.metadata.generation ?? 1) + (specChanged ? 1 : 0);
   }
-  const startsRollout = type.kind === "Deployment" && !statusOnly;
-  if (startsRollout) context.controllers.prepareDeployment(next, previous);
+  const startsRollout = hasRollout(type.kind) && !statusOnly;
+  if (startsRollout) context.controllers.prepareRollout(next, previous);
   // After validation, as in the API server: an invalid object is a 422 even when its name is taken.
   if (!previous && context.store.find(type, next.metadata.namespace, next.metadata.name)) {
     throw alreadyExistsError(type, next.metadata.name);

@@ -1,29 +1,36 @@
 /**
- * The two controllers whose effects Kubler waits for: the Deployment controller (a rollout that
- * becomes available, or exceeds its progress deadline, `rolloutDelayMs` after a spec change) and
- * the namespace controller (a deleted namespace stays Terminating, then it and everything in it go).
- * No pods run: the statuses are what a healthy or a stuck rollout would report.
+ * The controllers whose effects Kubler waits for: the workload controllers (a Deployment's,
+ * StatefulSet's or DaemonSet's rollout becomes done, or stuck, `rolloutDelayMs` after a spec change)
+ * and the namespace controller (a deleted namespace stays Terminating, then it and everything in it
+ * go). No pods run: the statuses are what a healthy or a stuck rollout would report.
  */
 import { createHash } from "node:crypto";
-import { deepEqual, valueAt } from "./json.js";
+import { deepEqual, isPlainObject, type JsonObject, valueAt } from "./json.js";
 import { RESOURCE_TYPES, typeOfKind } from "./resources.js";
 import type { ObjectStore } from "./store.js";
 import { rfc3339 } from "./timestamps.js";
 import type { KubeObject } from "./types.js";
 
-/** Pod template annotation that makes the default `failRollout` fail a Deployment's rollout. */
+/** Pod template annotation that makes the default `failRollout` fail a workload's rollout. */
 export const ROLLOUT_ANNOTATION = "local.kubler.dev/rollout";
 export const REVISION_ANNOTATION = "deployment.kubernetes.io/revision";
+
+/** The kinds whose rollouts are simulated. */
+const ROLLOUT_KINDS = ["Deployment", "StatefulSet", "DaemonSet"];
+
+export function hasRollout(kind: string): boolean {
+  return ROLLOUT_KINDS.includes(kind);
+}
 
 export interface ControllerOptions {
   rolloutDelayMs: number;
   namespaceFinalizeMs: number;
-  failRollout: (deployment: KubeObject) => boolean;
+  failRollout: (workload: KubeObject) => boolean;
 }
 
-/** The default `failRollout`: the pod template asks for it. */
-export function failsByAnnotation(deployment: KubeObject): boolean {
-  return valueAt(deployment.spec, "template", "metadata", "annotations", ROLLOUT_ANNOTATION) === "fail";
+/** The default `failRollout`: the pod template asks for it (an image the fake treats as broken). */
+export function failsByAnnotation(workload: KubeObject): boolean {
+  return valueAt(workload.spec, "template", "metadata", "annotations", ROLLOUT_ANNOTATION) === "fail";
 }
 
 export class Controllers {
@@ -36,37 +43,38 @@ export class Controllers {
   ) {}
 
   /**
-   * Before a Deployment is written: keeps the revision annotation, and when the spec changed (or the
-   * Deployment is new) reports the new rollout as started.
+   * Before a Deployment, StatefulSet or DaemonSet is written: keeps a Deployment's revision
+   * annotation, and when the spec changed (or the workload is new) reports the new rollout as started.
    */
-  prepareDeployment(next: KubeObject, previous: KubeObject | undefined): void {
-    const annotations = { ...next.metadata.annotations };
-    const previousRevision = Number(previous?.metadata.annotations?.[REVISION_ANNOTATION] ?? 0);
+  prepareRollout(next: KubeObject, previous: KubeObject | undefined): void {
     const specChanged = !previous || !deepEqual(previous.spec, next.spec);
-    const templateChanged =
-      !previous || !deepEqual(valueAt(previous.spec, "template"), valueAt(next.spec, "template"));
-    const revision = templateChanged ? previousRevision + 1 : previousRevision;
-    if (revision > 0) annotations[REVISION_ANNOTATION] = String(revision);
-    next.metadata.annotations = annotations;
+    if (next.kind === "Deployment") {
+      const annotations = { ...next.metadata.annotations };
+      const previousRevision = Number(previous?.metadata.annotations?.[REVISION_ANNOTATION] ?? 0);
+      const templateChanged =
+        !previous || !deepEqual(valueAt(previous.spec, "template"), valueAt(next.spec, "template"));
+      const revision = templateChanged ? previousRevision + 1 : previousRevision;
+      if (revision > 0) annotations[REVISION_ANNOTATION] = String(revision);
+      next.metadata.annotations = annotations;
+    }
     if (!specChanged) return;
-    next.status = deploymentStatus(next, "progressing");
+    next.status = workloadStatus(next, "progressing", statusOf(previous));
   }
 
-  /** After a Deployment's rollout started and was stored: finish it once the delay has passed. */
-  scheduleRollout(deployment: KubeObject): void {
-    const { uid, generation, namespace, name } = deployment.metadata;
+  /** After a workload's rollout started and was stored: finish it once the delay has passed. */
+  scheduleRollout(workload: KubeObject): void {
+    const { uid, generation, namespace, name } = workload.metadata;
     if (!uid) return;
     const pending = this.#rollouts.get(uid);
     if (pending) this.#cancel(pending);
     const timer = this.#after(this.options.rolloutDelayMs, () => {
       this.#rollouts.delete(uid);
-      const type = typeOfKind("Deployment");
+      const type = typeOfKind(workload.kind);
       const current = this.store.read(type, namespace, name)?.object;
-      // A newer spec or a re-created Deployment has its own rollout.
+      // A newer spec or a re-created workload has its own rollout.
       if (!current || current.metadata.uid !== uid || current.metadata.generation !== generation) return;
-      current.status = this.options.failRollout(current)
-        ? deploymentStatus(current, "stuck")
-        : deploymentStatus(current, "available");
+      const phase = this.options.failRollout(current) ? "stuck" : "available";
+      current.status = workloadStatus(current, phase, statusOf(current));
       this.store.write(type, current);
     });
     this.#rollouts.set(uid, timer);
@@ -123,14 +131,102 @@ function replicaSetName(deployment: KubeObject): string {
   return `${deployment.metadata.name}-${hash}`;
 }
 
+type Phase = "progressing" | "available" | "stuck";
+
+function statusOf(object: KubeObject | undefined): JsonObject | undefined {
+  return isPlainObject(object?.status) ? object.status : undefined;
+}
+
+/**
+ * The status a workload's controller writes at each phase. `before` is the status stored until now:
+ * a StatefulSet's current revision and a DaemonSet's pods come from it.
+ */
+function workloadStatus(workload: KubeObject, phase: Phase, before: JsonObject | undefined): JsonObject {
+  switch (workload.kind) {
+    case "StatefulSet":
+      return statefulSetStatus(workload, phase, before);
+    case "DaemonSet":
+      return daemonSetStatus(workload, phase, before);
+    default:
+      return deploymentStatus(workload, phase);
+  }
+}
+
+/** The controller-revision-hash of a pod template: stable for a given template like the real one. */
+function templateHash(workload: KubeObject): string {
+  return createHash("sha256")
+    .update(JSON.stringify(valueAt(workload.spec, "template") ?? {}))
+    .digest("hex")
+    .slice(0, 10);
+}
+
+/**
+ * Pods are replaced from the highest ordinal down to the partition's, one at a time (OrderedReady):
+ * a broken template's first pod never gets ready, and the rollout stops there with the older pods
+ * still running. A new StatefulSet creates every pod from its template; `OnDelete` replaces none.
+ */
+function statefulSetStatus(
+  statefulSet: KubeObject,
+  phase: Phase,
+  before: JsonObject | undefined,
+): JsonObject {
+  const replicas = Number(valueAt(statefulSet.spec, "replicas") ?? 1);
+  const updateRevision = `${statefulSet.metadata.name}-${templateHash(statefulSet)}`;
+  const previous = typeof before?.currentRevision === "string" ? before.currentRevision : undefined;
+  const currentRevision = previous ?? updateRevision;
+  // Pods of an older template run: this is an update, not the first rollout.
+  const replacing = currentRevision !== updateRevision;
+  const strategy = valueAt(statefulSet.spec, "updateStrategy");
+  const partition =
+    valueAt(strategy, "type") === "OnDelete"
+      ? replicas
+      : Math.min(replicas, Number(valueAt(strategy, "rollingUpdate", "partition") ?? 0));
+  const toUpdate = replacing ? replicas - partition : replicas;
+  const first = Math.min(1, toUpdate);
+  const updated = { progressing: 0, available: toUpdate, stuck: first }[phase];
+  // While a pod is replaced (or stuck never ready), the older ones keep running and ready.
+  const ready = phase === "available" ? replicas : replacing ? replicas - first : 0;
+  const done = phase === "available" && updated === replicas;
+  return {
+    observedGeneration: statefulSet.metadata.generation,
+    replicas,
+    readyReplicas: ready,
+    availableReplicas: ready,
+    currentReplicas: done ? replicas : replacing ? replicas - updated : updated,
+    updatedReplicas: updated,
+    currentRevision: done ? updateRevision : currentRevision,
+    updateRevision,
+    collisionCount: 0,
+  };
+}
+
+/**
+ * One simulated node, so one pod: a rolling update replaces it (down first, maxUnavailable 1), a
+ * broken template's pod never gets available. `OnDelete` keeps the running pod as it was.
+ */
+function daemonSetStatus(daemonSet: KubeObject, phase: Phase, before: JsonObject | undefined): JsonObject {
+  const desired = 1;
+  const onDelete = valueAt(daemonSet.spec, "updateStrategy", "type") === "OnDelete";
+  const kept = onDelete && typeof before?.desiredNumberScheduled === "number";
+  const available = kept ? Number(before?.numberAvailable ?? 0) : phase === "available" ? desired : 0;
+  const updated = kept ? 0 : phase === "progressing" ? 0 : desired;
+  return {
+    observedGeneration: daemonSet.metadata.generation,
+    currentNumberScheduled: desired,
+    desiredNumberScheduled: desired,
+    numberMisscheduled: 0,
+    numberReady: available,
+    numberAvailable: available,
+    ...(available < desired ? { numberUnavailable: desired - available } : {}),
+    updatedNumberScheduled: updated,
+  };
+}
+
 /**
  * A Deployment's status as its controller writes it: rolling out (nothing updated yet), available,
  * or stuck past its progress deadline.
  */
-function deploymentStatus(
-  deployment: KubeObject,
-  phase: "progressing" | "available" | "stuck",
-): Record<string, unknown> {
+function deploymentStatus(deployment: KubeObject, phase: Phase): JsonObject {
   const replicas = Number(valueAt(deployment.spec, "replicas") ?? 1);
   const now = rfc3339();
   const replicaSet = `ReplicaSet "${replicaSetName(deployment)}"`;

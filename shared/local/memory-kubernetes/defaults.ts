@@ -17,6 +17,8 @@ export function applyDefaults(object: KubeObject, previous: KubeObject | undefin
     Secret: defaultSecret,
     Service: defaultService,
     Deployment: defaultDeployment,
+    StatefulSet: defaultStatefulSet,
+    DaemonSet: defaultDaemonSet,
     Job: defaultJob,
   };
   byKind[object.kind]?.(object, previous);
@@ -75,6 +77,31 @@ function defaultDeployment(deployment: KubeObject): void {
     const rollingUpdate = objectAt(strategy, "rollingUpdate");
     rollingUpdate.maxUnavailable ??= "25%";
     rollingUpdate.maxSurge ??= "25%";
+  }
+}
+
+function defaultStatefulSet(statefulSet: KubeObject): void {
+  const spec = objectAt(statefulSet, "spec");
+  spec.replicas ??= 1;
+  spec.podManagementPolicy ??= "OrderedReady";
+  spec.revisionHistoryLimit ??= 10;
+  const strategy = objectAt(spec, "updateStrategy");
+  strategy.type ??= "RollingUpdate";
+  if (strategy.type === "RollingUpdate") objectAt(strategy, "rollingUpdate").partition ??= 0;
+  const retention = objectAt(spec, "persistentVolumeClaimRetentionPolicy");
+  retention.whenDeleted ??= "Retain";
+  retention.whenScaled ??= "Retain";
+}
+
+function defaultDaemonSet(daemonSet: KubeObject): void {
+  const spec = objectAt(daemonSet, "spec");
+  spec.revisionHistoryLimit ??= 10;
+  const strategy = objectAt(spec, "updateStrategy");
+  strategy.type ??= "RollingUpdate";
+  if (strategy.type === "RollingUpdate") {
+    const rollingUpdate = objectAt(strategy, "rollingUpdate");
+    rollingUpdate.maxUnavailable ??= 1;
+    rollingUpdate.maxSurge ??= 0;
   }
 }
 

@@ -14,8 +14,9 @@
  * - RBAC for tokens issued through TokenRequest (rbac.ts): Roles, ClusterRoles and their bindings
  *   decide, and a refusal is the API server's 403; the kubeconfig's own token is an unrestricted admin.
  *
- * Where it does not: no watch (a watch is authorized, then refused with 405), no ReplicaSets
- * (rollouts are simulated: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod at a time, which
+ * Where it does not: no watch (a watch is authorized, then refused with 405), no ReplicaSets,
+ * ControllerRevisions or nodes (Deployment, StatefulSet and DaemonSet rollouts are simulated, a
+ * DaemonSet on one node: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod at a time, which
  * ends Succeeded with a digest as its termination message, Failed: see `BUILD_ANNOTATION`, or
  * evicted: `faults.evictPods`; no container runs; `backoffLimit`, `podFailurePolicy` and
  * `activeDeadlineSeconds` apply, `ttlSecondsAfterFinished` does not), finalizers other than the

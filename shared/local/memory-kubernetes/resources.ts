@@ -37,6 +37,16 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     hasStatus: true,
     tracksGeneration: true,
   }),
+  resource("apps", "v1", "statefulsets", "StatefulSet", {
+    shortNames: ["sts"],
+    hasStatus: true,
+    tracksGeneration: true,
+  }),
+  resource("apps", "v1", "daemonsets", "DaemonSet", {
+    shortNames: ["ds"],
+    hasStatus: true,
+    tracksGeneration: true,
+  }),
   resource("batch", "v1", "jobs", "Job", { hasStatus: true, tracksGeneration: true }),
   // Written by the simulated Job controller; clients read them (and their logs) to see how a Job ended.
   resource("", "v1", "pods", "Pod", { shortNames: ["po"], hasStatus: true }),

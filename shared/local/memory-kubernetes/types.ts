@@ -7,16 +7,17 @@ export type { KubeObject } from "../../domain/kube-object.js";
 import type { KubeObject } from "../../domain/kube-object.js";
 
 export interface MemoryKubernetesOptions {
-  /** ms after a Deployment's spec changes before it reports available (default 200). */
+  /** ms after a Deployment's, StatefulSet's or DaemonSet's spec changes before it reports rolled out (default 200). */
   rolloutDelayMs?: number;
   /** ms a deleted namespace stays Terminating before it and its objects are gone (default 50). */
   namespaceFinalizeMs?: number;
   /**
-   * Decides which Deployments fail their rollout (default: pod template annotation
-   * `local.kubler.dev/rollout: fail`). Failing ones get condition Progressing=False reason
-   * ProgressDeadlineExceeded after rolloutDelayMs and never become available.
+   * Decides which workloads' templates are broken (default: pod template annotation
+   * `local.kubler.dev/rollout: fail`). After rolloutDelayMs a failing Deployment gets condition
+   * Progressing=False reason ProgressDeadlineExceeded; a failing StatefulSet or DaemonSet has its
+   * first new pod never ready (they have no progress deadline). None of them becomes rolled out.
    */
-  failRollout?: (deployment: KubeObject) => boolean;
+  failRollout?: (workload: KubeObject) => boolean;
   /** ms from a Job's creation until its pod has finished and the Job is Complete or Failed (default 20; 0 allowed). */
   jobDelayMs?: number;
   /**

@@ -134,18 +134,25 @@ function validatePodTemplate(template: unknown, field: string): StatusCause[] {
   return causes;
 }
 
-function validateDeployment(deployment: KubeObject): StatusCause[] {
-  const spec = deployment.spec;
+/** A Deployment, StatefulSet or DaemonSet (which has no replicas): a selector its pod template matches. */
+function validateWorkload(workload: KubeObject): StatusCause[] {
+  const spec = workload.spec;
   const causes: StatusCause[] = [];
   const replicas = valueAt(spec, "replicas");
-  if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0) {
+  if (
+    workload.kind !== "DaemonSet" &&
+    (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0)
+  ) {
     causes.push(invalid("spec.replicas", replicas, "must be greater than or equal to 0"));
   }
   const selector = valueAt(spec, "selector");
   const requirements = labelSelectorRequirements(selector);
   if (selector === undefined || selector === null) causes.push(required("spec.selector"));
   else if (requirements.length === 0) {
-    causes.push(invalid("spec.selector", selector, "empty selector is invalid for deployment"));
+    const kind = { Deployment: "deployment", StatefulSet: "statefulset", DaemonSet: "daemonset" }[
+      workload.kind
+    ];
+    causes.push(invalid("spec.selector", selector, `empty selector is invalid for ${kind}`));
   }
   const template = valueAt(spec, "template");
   const templateLabels = stringMap(valueAt(template, "metadata", "labels"));
@@ -411,7 +418,9 @@ export function validateObject(object: KubeObject): StatusCause[] {
   const causes = validateMetadata(object);
   switch (object.kind) {
     case "Deployment":
-      return [...causes, ...validateDeployment(object)];
+    case "StatefulSet":
+    case "DaemonSet":
+      return [...causes, ...validateWorkload(object)];
     case "Job":
       return [...causes, ...validateJob(object)];
     case "Role":
@@ -439,7 +448,10 @@ export function validateUpdate(previous: KubeObject, next: KubeObject): StatusCa
     deepEqual(before, after) ? [] : [invalid(field, after, detail)];
   switch (next.kind) {
     case "Deployment":
+    case "DaemonSet":
       return immutable("spec.selector", valueAt(previous.spec, "selector"), valueAt(next.spec, "selector"));
+    case "StatefulSet":
+      return statefulSetSpecFrozen(previous, next);
     case "Job":
       return [
         ...immutable("spec.selector", valueAt(previous.spec, "selector"), valueAt(next.spec, "selector")),
@@ -462,6 +474,32 @@ export function validateUpdate(previous: KubeObject, next: KubeObject): StatusCa
     default:
       return [];
   }
+}
+
+/** What of a StatefulSet's spec may change (ValidateStatefulSetUpdate): the rest is one refusal. */
+const STATEFULSET_MUTABLE = [
+  "replicas",
+  "ordinals",
+  "template",
+  "updateStrategy",
+  "persistentVolumeClaimRetentionPolicy",
+  "minReadySeconds",
+];
+
+function statefulSetSpecFrozen(previous: KubeObject, next: KubeObject): StatusCause[] {
+  const frozen = (spec: unknown) =>
+    Object.fromEntries(
+      Object.entries(isPlainObject(spec) ? spec : {}).filter(([key]) => !STATEFULSET_MUTABLE.includes(key)),
+    );
+  if (deepEqual(frozen(previous.spec), frozen(next.spec))) return [];
+  return [
+    {
+      reason: "FieldValueForbidden",
+      message:
+        "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+      field: "spec",
+    },
+  ];
 }
 
 /**
