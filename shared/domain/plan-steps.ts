@@ -332,9 +332,11 @@ function pipelineEnvironment(
     if (!rule)
       return { kind: "ignored", reason: `no rule matches ref ${ref} (merge request !${pipeline.mrIid})` };
     // GitLab runs a detached merge request pipeline on refs/merge-requests/<iid>/head (the MR's source
-    // branch head) and a merged-results pipeline on …/merge (the source merged into the target, what
-    // would be merged): both are the MR's, so its source branch's review environment; their pipeline
-    // ids order them. A merge-train pipeline (…/train) also carries the MRs ahead of it in the train.
+    // branch head), a merged-results pipeline on …/merge (the source merged into the target) and a
+    // merge-train one on …/train, but its webhook's `ref` is the pipeline's `source_ref`: the MR's
+    // source branch for all three (lib/gitlab/data_builder/pipeline.rb), so a merge train's pipeline
+    // deploys too. A payload naming the MR's …/head or …/merge ref is read the same way; …/train,
+    // which also carries the MRs ahead of it in the train, is not. Pipeline ids order them.
     const branch = !ref.startsWith("refs/")
       ? ref
       : ref === `refs/merge-requests/${pipeline.mrIid}/head` ||
