@@ -23,19 +23,31 @@ const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : []
 // The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
 const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
 
+const LIMITS = BUILD_IMAGE_LIMITS;
+const cluster = await kubernetesClusterFromEnv(process.env, readSecret, LIMITS.cluster);
+
 const consume = createBuildImageConsumer({
-  cluster: await kubernetesClusterFromEnv(process.env, readSecret),
-  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
+  cluster,
+  manifests: new GitlabManifestSource({
+    baseUrl: gitlab.url,
+    token: gitlabApiToken(gitlab, readSecret),
+    ...LIMITS.gitlab,
+  }),
   // The adapters own their retries; SDK retries on top would multiply them.
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName: steps.busName,
+    maxAttempts: LIMITS.publisher.maxAttempts,
   }),
   audit,
   clock: systemClock,
   settings: builds,
-  reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs,
-  logReadMs: BUILD_IMAGE_LIMITS.logReadMs,
+  reportBudgetMs: LIMITS.reportBudgetMs,
+  logReadMs: LIMITS.logReadMs,
 });
 
-export const handler = withLambdaRequestId((event: unknown) => consume(event));
+// One deadline for all of an invocation's Kubernetes calls (./limits.ts): past it they fail at once,
+// and the request goes back to the bus, instead of Lambda killing it between two of them.
+export const handler = withLambdaRequestId((event: unknown) =>
+  cluster.withDeadline(LIMITS.kubernetesDeadlineMs, () => consume(event)),
+);

@@ -23,6 +23,7 @@ import {
   registryPullSecret,
 } from "../../shared/config.js";
 import { createDeployEnvironmentConsumer } from "./consumer.js";
+import { DEPLOY_ENVIRONMENT_LIMITS as LIMITS } from "./limits.js";
 
 const steps = loadAwsStepsConfig(process.env);
 // The stops plan-steps records are in its dedupe table.
@@ -40,8 +41,12 @@ const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
 const pullSecret = registryPullSecret(environments, readSecret);
 
 const consume = createDeployEnvironmentConsumer({
-  cluster: await kubernetesClusterFromEnv(process.env, readSecret),
-  manifests: new GitlabManifestSource({ baseUrl: gitlab.url, token: gitlabApiToken(gitlab, readSecret) }),
+  cluster: await kubernetesClusterFromEnv(process.env, readSecret, LIMITS.cluster),
+  manifests: new GitlabManifestSource({
+    baseUrl: gitlab.url,
+    token: gitlabApiToken(gitlab, readSecret),
+    ...LIMITS.gitlab,
+  }),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
     client: new SchedulerClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
@@ -49,10 +54,12 @@ const consume = createDeployEnvironmentConsumer({
     busArn: steps.busArn,
     roleArn: steps.schedulerRoleArn,
     deadLetterArn: steps.scheduleDeadLetterArn,
+    maxAttempts: LIMITS.scheduler.maxAttempts,
   }),
   publisher: new EventBridgePublisher({
     client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
     busName: steps.busName,
+    maxAttempts: LIMITS.publisher.maxAttempts,
   }),
   stops: new DynamoDbEnvironmentStops({
     client: new DynamoDBClient(AWS_CLIENT_LIMITS),
@@ -62,6 +69,7 @@ const consume = createDeployEnvironmentConsumer({
   audit,
   clock: systemClock,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  rolloutPollMs: LIMITS.rolloutPollMs,
   pullSecret,
   defaultTtl: environments.defaultTtl,
   podSecurity: environments.podSecurity,

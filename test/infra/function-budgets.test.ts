@@ -5,12 +5,15 @@
  * status). Sequential calls add up; retries add their waits.
  */
 import { describe, expect, it } from "vitest";
+import { BUILD_IMAGE_LIMITS } from "../../functions/build-image/limits.js";
+import { DEPLOY_ENVIRONMENT_LIMITS } from "../../functions/deploy-environment/limits.js";
 import { JOB_CREDENTIALS_LIMITS } from "../../functions/job-credentials/limits.js";
 import { PLAN_STEPS_LIMITS } from "../../functions/plan-steps/limits.js";
 import { RECONCILE_LIMITS } from "../../functions/reconcile/limits.js";
 import { REPORT_STATUS_LIMITS } from "../../functions/report-status/limits.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import type { FunctionName } from "../../shared/domain/catalog.js";
+import { MAX_ROLLOUT_TIMEOUT_SECONDS } from "../../shared/domain/kubler-manifest.js";
 import { FACT_LEASE_SECONDS } from "../../shared/services/plan-steps.js";
 
 /** The GitLab and Kubernetes adapters cap one wait at 5 s, a `Retry-After` included (their MAX_DELAY_MS). */
@@ -71,6 +74,13 @@ function afterRotation(
 function publish(maxAttempts: number, requestHandler: { requestTimeout: number }): number {
   let total = maxAttempts * requestHandler.requestTimeout;
   for (let retry = 1; retry < maxAttempts; retry++) total += publisherDelay(retry);
+  return total;
+}
+
+/** A schedule call through EventBridgeScheduler: its own attempts, a 100 ms base doubling, capped at 5 s. */
+function schedule(maxAttempts: number, requestHandler: { requestTimeout: number }): number {
+  let total = maxAttempts * requestHandler.requestTimeout;
+  for (let retry = 1; retry < maxAttempts; retry++) total += Math.min(5_000, 100 * 2 ** (retry - 1));
   return total;
 }
 
@@ -136,6 +146,52 @@ describe("the time each function may wait, against its Lambda timeout", () => {
     const rotated = worst + afterRotation([latest, set], aws);
     expect(rotated).toBeLessThanOrEqual(timeoutMs("report-status") - 4_000);
     expect(set.maxAttempts).toBeGreaterThan(1);
+  });
+
+  it("build-image reads kubler.yaml, makes or replaces its Job and reports a failed one inside its timeout, whatever hangs", () => {
+    const { gitlab, cluster, kubernetesDeadlineMs, aws, publisher, reportBudgetMs, logReadMs } =
+      BUILD_IMAGE_LIMITS;
+    const publishing = publish(publisher.maxAttempts, aws.requestHandler);
+    // Token, kubler.yaml, then every Kubernetes call (Secrets, Job create, get, a failed Job's pods,
+    // log, mark, TTL, delete, create again; rounds on a conflict) under one deadline; outside it, the
+    // failed Job's Build Finished, and a Build Finished failed (a request list full) after it.
+    const worst =
+      awsCall(aws) + httpCall(gitlab) + clusterWithin(cluster, kubernetesDeadlineMs) + 2 * publishing;
+    expect(httpCall(gitlab)).toBeLessThan(timeoutMs("build-image") / 2);
+    expect(worst).toBeLessThanOrEqual(timeoutMs("build-image") - 5_000);
+    // Right after a rotation: the kubler.yaml read refused, the secret read again, sent once more.
+    const rotated = worst + afterRotation([gitlab], aws);
+    expect(rotated).toBeLessThanOrEqual(timeoutMs("build-image") - 5_000);
+    // A failed Job's waiters are marked only before reportBudgetMs (from the start, so before the
+    // deadline, which starts at the first Kubernetes call): the mark, PutEvents, and after a failed
+    // PutEvents the unmark (a read and a write) still land before the deadline. Past it they would
+    // fail at once, and those marked would never hear.
+    expect(reportBudgetMs + 3 * httpCall(cluster) + publishing).toBeLessThanOrEqual(kubernetesDeadlineMs);
+    // Its log is given up on in time to leave the rest of the budget to what comes before the mark.
+    expect(logReadMs).toBeLessThan(reportBudgetMs);
+    expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
+  });
+
+  it("deploy-environment's rollout and its rollback, each waited for at most the longest rollout timeout, leave room for the rest of a deploy", () => {
+    const { gitlab, cluster, aws, publisher, scheduler, rolloutPollMs } = DEPLOY_ENVIRONMENT_LIMITS;
+    // A wait ends at the first read after its deadline: it may overrun by one poll and one read.
+    const wait = MAX_ROLLOUT_TIMEOUT_SECONDS * 1000 + rolloutPollMs + httpCall(cluster);
+    // The rest of a deploy of one manifest file: token, kubler.yaml, the stop record, the pull
+    // secret, the directory's listing and its file (after a rotation, one of them sent again), the
+    // namespace read and "deploying" write, one object applied and the rollback's re-apply, the
+    // final namespace write, the expiry schedule (cancelled, then set), Deploy Finished.
+    const rest =
+      awsCall(aws) +
+      httpCall(gitlab) +
+      awsCall(aws) +
+      awsCall(aws) +
+      2 * httpCall(gitlab) +
+      afterRotation([gitlab, gitlab, gitlab], aws) +
+      5 * httpCall(cluster) +
+      2 * schedule(scheduler.maxAttempts, aws.requestHandler) +
+      publish(publisher.maxAttempts, aws.requestHandler);
+    expect(2 * wait + rest).toBeLessThanOrEqual(timeoutMs("deploy-environment") - 5_000);
+    expect(aws.requestHandler).toMatchObject({ throwOnRequestTimeout: true });
   });
 
   it("reconcile of builds stops taking up Jobs early enough for the one in flight to end inside its timeout, one cluster call retried", () => {
