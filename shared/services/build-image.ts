@@ -6,6 +6,7 @@
  * finished.
  */
 import {
+  BUILD_SELECTOR,
   BuildRequestsFullError,
   BuildSpecError,
   buildJob,
@@ -119,7 +120,7 @@ export async function buildImage(
   try {
     joined = await joinJob(deps, job, detail, reportBy);
   } catch (error) {
-    if (!(error instanceof BuildRequestsFullError)) throw error;
+    if (!(error instanceof BuildRequestsFullError) && !(error instanceof ForeignJobError)) throw error;
     return fail(error.message);
   }
   if (joined === "rebuilt") {
@@ -191,6 +192,14 @@ async function joinJob(
     // Gone since the 409 (its TTL ran out): the next delivery creates it again.
     if (!existing)
       throw new KubernetesConflictError(`build Job ${ref.name} was deleted while joining it`, 409);
+    // DESIGN's label contract: a Job without Kubler's build labels is not Kubler's to delete or to
+    // write a request on (reconcile, listing by the labels, would never report it): the same on
+    // every retry, so this request fails, saying how to clear the name.
+    if (damagedBuild(existing) === null) {
+      throw new ForeignJobError(
+        `build Job ${ref.name} in namespace ${ref.namespace} is not Kubler's (it lacks the labels ${BUILD_SELECTOR}), so Kubler neither joins nor replaces it: delete it (kubectl -n ${ref.namespace} delete job ${ref.name}), then run the pipeline again`,
+      );
+    }
     const state = buildState(existing);
     // A finished Job of Kubler's without its project or commit (`damagedBuild`: changed by hand) is
     // replaced like a failed one: its waiters hear that (named for this request's commit, which the
@@ -291,6 +300,11 @@ async function rebuild(
 }
 
 const REPORTER = { fn: FN, trigger: "Build Requested" } as const;
+
+/** The Job of the request's name is not Kubler's (`joinJob`): a failure, not retried. */
+class ForeignJobError extends Error {
+  override readonly name = "ForeignJobError";
+}
 
 function reportDeps(deps: BuildImageDeps, deadline: Date | undefined) {
   const { cluster, publisher, audit, clock } = deps;

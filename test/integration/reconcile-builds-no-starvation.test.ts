@@ -264,6 +264,36 @@ describe("a build Job of Kubler's that lost its project or commit annotations", 
     expect(jobOf(FAILING_SHA)).toMatchObject({
       metadata: { uid: before.metadata.uid, resourceVersion: before.metadata.resourceVersion },
     });
-    expect(finished()).toEqual([]);
+    // Its waiter is not told (nothing of its is read); the new request hears it cannot be built.
+    expect(finished().map((d) => `${d.environment} ${d.status}`)).toEqual(["staging failed"]);
   });
+
+  it.each([
+    ["failed", FAILING_SHA],
+    ["succeeded", SHA],
+  ])(
+    "whose build %s and was reported is neither replaced nor joined without Kubler's build label: the request fails saying so",
+    async (_, sha) => {
+      await built(sha);
+      await run();
+      damage(sha, { label: LABEL.MANAGED_BY });
+      const before = jobOf(sha);
+      const told = finished().length;
+
+      const outcome = await buildImage(bed.build, staging(sha));
+
+      // DESIGN's label contract: without managed-by kubler nothing is touched (deleted, or joined
+      // by writing its annotations: reconcile, listing by the label, would never report it).
+      expect(jobOf(sha)).toMatchObject({
+        metadata: { uid: before.metadata.uid, resourceVersion: before.metadata.resourceVersion },
+      });
+      expect(outcome).toMatchObject({
+        kind: "failed",
+        reason: expect.stringMatching(/is not Kubler's.*delete it/),
+      });
+      expect(finished().slice(told)).toEqual([
+        expect.objectContaining({ environment: "staging", sha, status: "failed" }),
+      ]);
+    },
+  );
 });
