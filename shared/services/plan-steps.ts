@@ -6,7 +6,7 @@
  */
 
 import type { AuditOutcome } from "../domain/audit.js";
-import { validateBusDetail } from "../domain/catalog.js";
+import { type GitlabRef, validateBusDetail } from "../domain/catalog.js";
 import {
   type KublerManifest,
   MANIFEST_FILE,
@@ -204,7 +204,7 @@ export async function planStepsFor(
     return { kind: "failed", reason: tooLarge };
   }
   try {
-    plan = await heedStops(deps, plan, factAt, heedsMergeRequestEnd(fact));
+    plan = await heedStops(deps, plan, factAt, heedsMergeRequestEnd(fact), stopJobPipeline(fact));
   } catch (error) {
     const retry = await releaseForRetry(deps, factKey);
     audit("failure", `could not check or record a stop: ${messageOf(error)}; ${retry}`, { sha });
@@ -388,6 +388,7 @@ async function heedStops(
   plan: Plan & { kind: "steps" },
   factAt: Date | null,
   heedEnd: boolean,
+  stoppedByPipeline: number | null,
 ): Promise<Plan> {
   const kept: PlannedStep[] = [];
   const refused: string[] = [];
@@ -395,17 +396,29 @@ async function heedStops(
     const { gitlab, environment } = step.entry.detail;
     const key = environmentStopKey(gitlab, environment);
     if (step.entry.detailType === "Environment Stop Requested") {
-      // Recorded before the stop is published, so a deploy racing it already finds it.
-      await deps.stops.record(key, factAt ?? deps.clock.now(), STOP_RECORD_TTL_SECONDS);
+      const at = factAt ?? deps.clock.now();
+      // Recorded before the stop is published, so a deploy racing it already finds it. Together:
+      // one call's time in the function's budget (functions/plan-steps/limits.ts).
+      await Promise.all([
+        deps.stops.record(key, at, STOP_RECORD_TTL_SECONDS),
+        stoppedByPipeline !== null &&
+          deps.stops.record(
+            pipelineStopKey(gitlab, environment, stoppedByPipeline),
+            at,
+            STOP_RECORD_TTL_SECONDS,
+          ),
+      ]);
       kept.push(step);
       continue;
     }
     const { mrIid } = step.entry.detail;
+    const pipelineId = step.entry.detailType === "Deploy Requested" ? step.entry.detail.pipelineId : null;
     const stateAt = (state: MergeRequestState) =>
       heedEnd && mrIid !== null ? deps.stops.stoppedAt(mergeRequestStateKey(gitlab, mrIid, state)) : null;
     // Read together: one call's time in the function's budget (functions/plan-steps/limits.ts).
-    const [stoppedAt, merged, closed, reopened] = await Promise.all([
+    const [stoppedAt, stoppedByItsJob, merged, closed, reopened] = await Promise.all([
       factAt && deps.stops.stoppedAt(key),
+      pipelineId !== null ? deps.stops.stoppedAt(pipelineStopKey(gitlab, environment, pipelineId)) : null,
       stateAt("merged"),
       stateAt("closed"),
       stateAt("reopened"),
@@ -414,6 +427,11 @@ async function heedStops(
     if (factAt && stoppedAt && isRefusedByStop(factAt, stoppedAt)) {
       refused.push(
         `${environment} was stopped by a later event (${stoppedAt.toISOString()}) than this one (${factAt.toISOString()})`,
+      );
+    } else if (stoppedByItsJob) {
+      refused.push(
+        `${environment} was stopped by a stop job of pipeline ${pipelineId} (${stoppedByItsJob.toISOString()}), ` +
+          "whose success GitLab sends again once that job ran: run a new pipeline to deploy it again",
       );
     } else if (ended) {
       refused.push(`${ended}: nothing is built or deployed for it`);
@@ -450,6 +468,25 @@ function oversizeStep(plan: Plan & { kind: "steps" }): string | null {
     }
   }
   return null;
+}
+
+/**
+ * The pipeline of a stop job (null: another fact). The job runs in the pipeline that deployed the
+ * environment (a manual `action: stop` job, or GitLab's `on_stop` after the branch's deletion), so
+ * that pipeline goes running and then success again, and its success reaches Kubler after the stop:
+ * by time alone it would deploy what was just stopped.
+ */
+function stopJobPipeline(fact: GitlabFact): number | null {
+  return fact.detailType === "Job" ? fact.detail.pipelineId : null;
+}
+
+/**
+ * Where a stop by a stop job of a pipeline is remembered, beside the environment's stop record: under
+ * its own prefix and with the id before the name, so it is never the stop key of another environment
+ * (a name may hold `/pipeline/40`).
+ */
+function pipelineStopKey(gitlab: GitlabRef, environment: string, pipelineId: number): string {
+  return `plan/stop-job/${gitlab.instance}/${gitlab.projectId}/${pipelineId}/${environment}`;
 }
 
 /** Records a merge, close or reopen by the MR's iid (`mergeRequestStateKey`); nothing for other facts. */

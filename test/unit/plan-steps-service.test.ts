@@ -247,6 +247,46 @@ describe("planStepsFor", () => {
     ]);
   });
 
+  it("does not deploy again for the success GitLab sends once a stop job of the deploying pipeline ran", async () => {
+    await planStepsFor(deps, pipeline("c-1"), at("10:00:00"));
+    // Hours later (the deploy's step key has expired) the review app is stopped by its manual stop job
+    // in that pipeline (or GitLab's on_stop after the branch's deletion).
+    deps.clock.advance(2 * 3_600_000);
+    const stopJob = (correlationId: string, pipelineId: number): GitlabFact =>
+      ({
+        detailType: "Job",
+        detail: {
+          correlationId,
+          gitlab: gitlabOf(CI_BUILT),
+          jobId: 90,
+          name: "stop-review",
+          stage: "deploy",
+          status: "success",
+          ref: "feature-x",
+          tag: false,
+          sha: SHA_B,
+          pipelineId,
+          environment: "review/feature-x",
+          environmentAction: "stop",
+          user: "dev",
+        },
+      }) as GitlabFact;
+    expect(await planStepsFor(deps, stopJob("c-2", 40), at("12:00:00"))).toMatchObject({ kind: "published" });
+    // The job ran, so pipeline 40 went running, then success again: GitLab sends that success after the stop.
+    const again = await planStepsFor(deps, pipeline("c-3"), at("12:00:30"));
+    expect(again).toMatchObject({
+      kind: "ignored",
+      reason: expect.stringContaining("stopped by a stop job of pipeline 40"),
+    });
+    expect(published()).toEqual([
+      "Deploy Requested review/feature-x",
+      "Environment Stop Requested review/feature-x",
+    ]);
+    // A new pipeline for the commit deploys it again.
+    const rerun = await planStepsFor(deps, pipeline("c-4", { pipelineId: 41 }), at("12:05:00"));
+    expect(rerun).toMatchObject({ kind: "published" });
+  });
+
   it("does not deploy a pipeline for a merge request from a fork", async () => {
     const fork = await planStepsFor(deps, pipeline("c-1", { mrSourceProjectId: 999 }));
     expect(fork).toEqual({
