@@ -40,8 +40,10 @@ const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
 // the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
 const pullSecret = registryPullSecret(environments, readSecret);
 
+const cluster = await kubernetesClusterFromEnv(process.env, readSecret, LIMITS.cluster);
+
 const consume = createDeployEnvironmentConsumer({
-  cluster: await kubernetesClusterFromEnv(process.env, readSecret, LIMITS.cluster),
+  cluster,
   manifests: new GitlabManifestSource({
     baseUrl: gitlab.url,
     token: gitlabApiToken(gitlab, readSecret),
@@ -75,4 +77,9 @@ const consume = createDeployEnvironmentConsumer({
   podSecurity: environments.podSecurity,
 });
 
-export const handler = withLambdaRequestId((event: unknown) => consume(event));
+// One deadline for all of an invocation's Kubernetes calls, the rollout's and rollback's reads
+// included (./limits.ts): past it they fail at once, and the request goes back to the bus, audited,
+// instead of Lambda killing it between two of them.
+export const handler = withLambdaRequestId((event: unknown) =>
+  cluster.withDeadline(LIMITS.kubernetesDeadlineMs, () => consume(event)),
+);
