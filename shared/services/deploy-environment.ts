@@ -27,7 +27,7 @@ import {
   readEnvironment,
   staleDeployReason,
 } from "../domain/environment.js";
-import { type KubeObject, writtenOver } from "../domain/kube-object.js";
+import { type KubeObject, type ObjectRef, writtenOver } from "../domain/kube-object.js";
 import {
   findEnvironmentRule,
   type KublerManifest,
@@ -35,11 +35,12 @@ import {
   parseKublerManifest,
 } from "../domain/kubler-manifest.js";
 import { environmentStopKey, isRefusedByStop } from "../domain/plan-steps.js";
-import { deploymentRollout } from "../domain/rollout.js";
+import { FOLLOWED_KINDS, workloadRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
 import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
 import type {
   AuditLog,
+  BuildCluster,
   Clock,
   EnvironmentCluster,
   EnvironmentStops,
@@ -60,12 +61,19 @@ import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js"
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "deploy-environment";
+/** Reads and decisions again after the namespace's write was refused (409) before one goes through. */
+const NAMESPACE_WRITE_ATTEMPTS = 5;
+/** Reads again after an object's write was refused (409): a rollout's status writes move it on too. */
+const OBJECT_WRITE_ATTEMPTS = 5;
 
 // Defined in the domain with Kubler's other reserved names; exported here too for the use case's callers.
 export { LAST_GOOD_CONFIGMAP };
 
+/** `EnvironmentCluster`, and a create: an environment's first namespace write is one (`writeDeploying`). */
+export type DeployCluster = EnvironmentCluster & Pick<BuildCluster, "create">;
+
 export interface DeployEnvironmentDeps {
-  cluster: EnvironmentCluster;
+  cluster: DeployCluster;
   manifests: ManifestSource;
   scheduler: Scheduler;
   publisher: EventPublisher;
@@ -134,7 +142,13 @@ export async function deployEnvironment(
   /** The project's Jobs this deploy deleted and created again (`applyObject`). */
   const recreated: string[] = [];
   const onRecreated = (object: string) => recreated.push(object);
-  const finish: Finish = async (status, reason, url, audited = {}) => {
+  /** Workloads whose rollout cannot be followed (`OnDelete`): a success names them (`waitForRollout`). */
+  const unfollowed: string[] = [];
+  const finish: Finish = async (status, given, url, audited = {}) => {
+    const reason =
+      status === "succeeded" && unfollowed.length > 0
+        ? [given ?? `deployed ${detail.sha}`, ...unfollowed].join("; ")
+        : given;
     await deps.publisher.publish([
       {
         detailType: "Deploy Finished",
@@ -153,6 +167,7 @@ export async function deployEnvironment(
       ...(urlProblem ? { urlProblem } : {}),
       ...(replaced.length > 0 ? { replaced } : {}),
       ...(recreated.length > 0 ? { recreated } : {}),
+      ...(unfollowed.length > 0 ? { unfollowed } : {}),
       ...audited,
     });
     return { kind: status, namespace, reason, url };
@@ -202,109 +217,133 @@ export async function deployEnvironment(
     );
   }
 
-  const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+  // Read, decide, write, as one compare-and-swap: the "deploying" write goes only over the namespace
+  // as read here (a create when there is none), so two deploys of one environment at once cannot both
+  // take it. The one that finds it written since (409) reads again and decides again: against the
+  // newer attempt it now sees, an older deploy stops as stale before writing anything.
+  const timeoutMs = prepared.manifest.deploy.rolloutTimeoutSeconds * 1000;
   let running: ManagedEnvironment | null = null;
-  if (current) {
-    const read = readEnvironment(current);
-    if (read.kind !== "managed") {
-      // Never adopt what Kubler does not own, even by name.
-      return finish("failed", `namespace ${namespace} exists and is not Kubler's (${read.reason})`, null);
+  let redeploy: boolean;
+  let deadline: Date;
+  let state: EnvironmentState;
+  let deploying: KubeObject;
+  for (let attempt = 1; ; attempt++) {
+    const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+    running = null;
+    if (current) {
+      const read = readEnvironment(current);
+      if (read.kind !== "managed") {
+        // Never adopt what Kubler does not own, even by name.
+        return finish("failed", `namespace ${namespace} exists and is not Kubler's (${read.reason})`, null);
+      }
+      if (read.environment.projectId !== detail.gitlab.projectId) {
+        return finish(
+          "failed",
+          `namespace ${namespace} belongs to project ${read.environment.projectId}`,
+          null,
+        );
+      }
+      const other = heldByAnother(namespace, read.environment.environment, detail.environment);
+      if (other) return finish("failed", other, null);
+      if (read.environment.terminating) {
+        // Being deleted (a stop raced this deploy): fail loudly so the bus retries once it is gone.
+        throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);
+      }
+      running = read.environment;
+      const stale = staleDeployReason(running, { ...order, factAt, requestedAt: trigger.time });
+      if (stale) return supersede(stale);
+      // The attempt already finished, and did not succeed (a redelivery after a rollback): applying the
+      // broken revision again would roll back again. Its outcome is published again instead, as a
+      // repeat of a success is (the first publish may be what failed). Only a redelivery carries the
+      // attempt's correlation id: a new request for the same revision (`kubler deploy` again, after
+      // deploy/ was fixed) has no fact time to tell it by, and is applied.
+      const finished = running.status === "failed" || running.status === "rolled_back";
+      if (
+        finished &&
+        running.correlationId === detail.correlationId &&
+        running.attemptedSha === detail.sha &&
+        running.attemptedPipelineId === detail.pipelineId &&
+        (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null)
+      ) {
+        return finish(
+          running.status as "failed" | "rolled_back",
+          `repeat: the deploy of ${detail.sha} already ended ${running.status}${running.status === "rolled_back" ? ` (${running.sha} runs)` : ""}; not applied again`,
+          running.url,
+        );
+      }
     }
-    if (read.environment.projectId !== detail.gitlab.projectId) {
-      return finish(
-        "failed",
-        `namespace ${namespace} belongs to project ${read.environment.projectId}`,
-        null,
-      );
-    }
-    const other = heldByAnother(namespace, read.environment.environment, detail.environment);
-    if (other) return finish("failed", other, null);
-    if (read.environment.terminating) {
-      // Being deleted (a stop raced this deploy): fail loudly so the bus retries once it is gone.
-      throw new Error(`namespace ${namespace} is terminating; deploy will be retried`);
-    }
-    running = read.environment;
-    const stale = staleDeployReason(running, { ...order, factAt, requestedAt: trigger.time });
-    if (stale) return supersede(stale);
-    // The attempt already finished, and did not succeed (a redelivery after a rollback): applying the
-    // broken revision again would roll back again. Its outcome is published again instead, as a
-    // repeat of a success is (the first publish may be what failed). Only a redelivery carries the
-    // attempt's correlation id: a new request for the same revision (`kubler deploy` again, after
-    // deploy/ was fixed) has no fact time to tell it by, and is applied.
-    const finished = running.status === "failed" || running.status === "rolled_back";
-    if (
-      finished &&
-      running.correlationId === detail.correlationId &&
-      running.attemptedSha === detail.sha &&
-      running.attemptedPipelineId === detail.pipelineId &&
-      (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null)
-    ) {
-      return finish(
-        running.status as "failed" | "rolled_back",
-        `repeat: the deploy of ${detail.sha} already ended ${running.status}${running.status === "rolled_back" ? ` (${running.sha} runs)` : ""}; not applied again`,
-        running.url,
-      );
+
+    // The same commit of the same pipeline again (a redelivery, or a second event for one push): keep
+    // what the namespace says, so applying again changes nothing.
+    redeploy =
+      running !== null &&
+      running.sha === detail.sha &&
+      running.pipelineId === detail.pipelineId &&
+      running.status === "succeeded";
+    const now = deps.clock.now();
+    deadline = new Date(now.getTime() + timeoutMs);
+    state = {
+      namespace,
+      gitlab: detail.gitlab,
+      environment: detail.environment,
+      sha: detail.sha,
+      ref: detail.ref,
+      pipelineId: detail.pipelineId,
+      mrIid: detail.mrIid,
+      ttl: prepared.ttl,
+      expiresAt: redeploy ? (running?.expiresAt ?? null) : expiryOf(prepared.ttl, now),
+      deployedAt: redeploy ? (running?.deployedAt ?? null) : null,
+      requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
+      factAt: factAt ?? running?.factAt ?? null,
+      // What orders the next request against this one; the same commit asked for again without them
+      // (an event from before they were carried), or by an earlier change of GitLab's (delivered late),
+      // keeps what was known of it: the newest evidence, or an older commit would pass for newer.
+      ...(running?.attemptedSha === detail.sha
+        ? sameCommitOrder(running, order)
+        : { previousSha: order.previousSha, gitlabAt: order.gitlabAt }),
+      attemptedSha: detail.sha,
+      attemptedPipelineId: detail.pipelineId,
+      status: redeploy ? "succeeded" : "deploying",
+      rolloutDeadline: redeploy ? null : deadline,
+      correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
+      url: prepared.url,
+      lastGoodDigest: running?.lastGoodDigest ?? null,
+      // Forced by the namespace's server-side apply: a level changed by hand is put back at each deploy.
+      podSecurity: deps.podSecurity ?? DEFAULT_POD_SECURITY,
+    };
+
+    try {
+      deploying = await writeDeploying(deps.cluster, state, current);
+      break;
+    } catch (error) {
+      if (!(error instanceof KubernetesConflictError) || attempt >= NAMESPACE_WRITE_ATTEMPTS) throw error;
     }
   }
-
-  // The same commit of the same pipeline again (a redelivery, or a second event for one push): keep
-  // what the namespace says, so applying again changes nothing.
-  const redeploy =
-    running !== null &&
-    running.sha === detail.sha &&
-    running.pipelineId === detail.pipelineId &&
-    running.status === "succeeded";
-  const now = deps.clock.now();
-  const timeoutMs = prepared.manifest.deploy.rolloutTimeoutSeconds * 1000;
-  const deadline = new Date(now.getTime() + timeoutMs);
-  const state: EnvironmentState = {
-    namespace,
-    gitlab: detail.gitlab,
-    environment: detail.environment,
-    sha: detail.sha,
-    ref: detail.ref,
-    pipelineId: detail.pipelineId,
-    mrIid: detail.mrIid,
-    ttl: prepared.ttl,
-    expiresAt: redeploy ? (running?.expiresAt ?? null) : expiryOf(prepared.ttl, now),
-    deployedAt: redeploy ? (running?.deployedAt ?? null) : null,
-    requestedAt: redeploy ? (running?.requestedAt ?? trigger.time) : trigger.time,
-    factAt: factAt ?? running?.factAt ?? null,
-    // What orders the next request against this one; the same commit asked for again without them
-    // (an event from before they were carried), or by an earlier change of GitLab's (delivered late),
-    // keeps what was known of it: the newest evidence, or an older commit would pass for newer.
-    ...(running?.attemptedSha === detail.sha
-      ? sameCommitOrder(running, order)
-      : { previousSha: order.previousSha, gitlabAt: order.gitlabAt }),
-    attemptedSha: detail.sha,
-    attemptedPipelineId: detail.pipelineId,
-    status: redeploy ? "succeeded" : "deploying",
-    rolloutDeadline: redeploy ? null : deadline,
-    correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
-    url: prepared.url,
-    lastGoodDigest: running?.lastGoodDigest ?? null,
-    // Forced by the namespace's server-side apply: a level changed by hand is put back at each deploy.
-    podSecurity: deps.podSecurity ?? DEFAULT_POD_SECURITY,
-  };
-
-  const deploying = await deps.cluster.apply(environmentNamespace(state));
-  const conclude = concludeWith(deps, state, deploying, finish, (reason, status) => {
-    audit("ignored", reason, {
-      status,
-      ...(replaced.length > 0 ? { replaced } : {}),
-      ...(recreated.length > 0 ? { recreated } : {}),
-    });
-    return { kind: "ignored", reason };
-  });
-  await applyAccess(deps.cluster, state, prepared, onReplaced);
+  const conclude = concludeWith(
+    deps,
+    state,
+    deploying,
+    finish,
+    (reason, status) => {
+      audit("ignored", reason, {
+        status,
+        ...(replaced.length > 0 ? { replaced } : {}),
+        ...(recreated.length > 0 ? { recreated } : {}),
+      });
+      return { kind: "ignored", reason };
+    },
+    supersede,
+  );
+  const accessLost = await applyAccess(deps.cluster, state, prepared, onReplaced, conclude.lost);
+  if (accessLost) return accessLost;
   const lastGood = await readLastGood(deps.cluster, state);
   // What of this revision reached the cluster: a rollback removes what of it the last good one lacks.
   const applied: KubeObject[] = [];
   try {
-    for (const object of prepared.objects) {
-      await applyObject(deps.cluster, object, onRecreated);
-      applied.push(object);
-    }
+    const lost = await applyHeld(deps.cluster, prepared.objects, conclude.lost, onRecreated, (object) =>
+      applied.push(object),
+    );
+    if (lost) return lost;
   } catch (error) {
     if (!(error instanceof KubernetesInvalidError)) throw error;
     return rollBack(
@@ -318,7 +357,7 @@ export async function deployEnvironment(
       onRecreated,
     );
   }
-  const rollout = await waitForRollout(deps, prepared.objects, deadline);
+  const rollout = await waitForRollout(deps, prepared.objects, deadline, (note) => unfollowed.push(note));
   if (rollout !== null)
     return rollBack(deps, state, lastGood, applied, rollout, timeoutMs, conclude, onRecreated);
 
@@ -343,7 +382,18 @@ export async function deployEnvironment(
       const record = lastGoodRecord(state, prepared.objects);
       await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : [], onReplaced);
       if (record.digest !== state.lastGoodDigest) {
-        await deps.cluster.apply(environmentNamespace({ ...state, lastGoodDigest: record.digest }));
+        // Over this delivery's own write only: a newer deploy's "deploying" must not be put back.
+        try {
+          await deps.cluster.apply(
+            writtenOver(
+              environmentNamespace({ ...state, lastGoodDigest: record.digest }),
+              deploying.metadata,
+            ),
+          );
+        } catch (error) {
+          if (!(error instanceof KubernetesConflictError)) throw error;
+          return (await conclude.lost()) ?? supersede(`the namespace changed under ${state.sha}'s redeploy`);
+        }
       }
       // The failed attempt did not get to move the schedule either.
       expiry = await moveSchedule(deps, state);
@@ -449,6 +499,13 @@ type Conclude = ((
    * was this attempt's own failure (reconcile's mark), else null.
    */
   extend(deadline: Date): Promise<{ stop: DeployOutcome; sameAttempt: boolean } | null>;
+  /**
+   * Null while the namespace is as this deploy last wrote it (or as reconcile's failure of this very
+   * attempt left it); else what the deploy stops with, having written nothing more: superseded,
+   * published, when a newer deploy or the environment's deletion took it; quietly when it is another
+   * delivery of this attempt (which reports) or reconcile's mark (which reported).
+   */
+  lost(): Promise<DeployOutcome | null>;
 };
 
 /**
@@ -471,30 +528,42 @@ function concludeWith(
   deploying: KubeObject,
   finish: Finish,
   stop: (reason: string, status: string) => DeployOutcome,
+  supersede: (reason: string) => Promise<DeployOutcome>,
 ): Conclude {
   let { uid, resourceVersion } = deploying.metadata;
   const writeOver = async (final: EnvironmentState): Promise<KubeObject> => {
     return deps.cluster.apply(writtenOver(environmentNamespace(final), { uid, resourceVersion }));
   };
+  const readNamespace = () =>
+    deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
   /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
-  const conflicted = async (status: string): Promise<{ stop: DeployOutcome; sameAttempt: boolean }> => {
-    const since = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
-    const read = since ? readEnvironment(since) : null;
-    const now = read?.kind === "managed" ? read.environment : null;
+  const conflicted = async (
+    status: string,
+    read?: KubeObject | null,
+    /** What the deploy had not done yet, when it had not ended. */
+    before?: string,
+  ): Promise<{ stop: DeployOutcome; sameAttempt: boolean }> => {
+    const moment = before ?? `it ended ${status}`;
+    const since = read === undefined ? await readNamespace() : read;
+    const found = since ? readEnvironment(since) : null;
+    const now = found?.kind === "managed" ? found.environment : null;
     const sameAttempt =
       now !== null &&
       now.correlationId === state.correlationId &&
       now.attemptedSha === state.attemptedSha &&
       now.attemptedPipelineId === state.attemptedPipelineId;
     if (sameAttempt && now.status === "failed") {
+      // Reconcile's mark is this attempt's own last word: a rollback still restores under it, held
+      // to it as to this deploy's own write (`lost`).
+      ({ uid, resourceVersion } = (since as KubeObject).metadata);
       const expiry = await moveSchedule(deps, state);
-      const reason = `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before it ended ${status}: its failure is the outcome reported, nothing more published${expiry ? `; ${expiry}` : ""}`;
+      const reason = `reconcile marked this rollout failed past its deadline ${state.rolloutDeadline?.toISOString()} before ${moment}: its failure is the outcome reported, nothing more published${expiry ? `; ${expiry}` : ""}`;
       return { stop: stop(reason, status), sameAttempt: true };
     }
     const who = now
       ? `${sameAttempt ? "another delivery of this deploy" : "a newer deploy"} (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
       : "its deletion";
-    const reason = `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ended ${status} and stops without writing or publishing it`;
+    const reason = `the namespace was written since this deploy's "deploying" write, by ${who}: this deploy ${before ? `stopped before ${before}` : `ended ${status}`} and stops without writing or publishing it`;
     return { stop: stop(reason, status), sameAttempt: false };
   };
   const conclude: Conclude = Object.assign(
@@ -521,9 +590,72 @@ function concludeWith(
           return conflicted("rolled_back");
         }
       },
+      async lost() {
+        const since = await readNamespace();
+        if (since && since.metadata.uid === uid && since.metadata.resourceVersion === resourceVersion)
+          return null;
+        const found = since ? readEnvironment(since) : null;
+        // A stop deleting it (its annotations still this attempt's) is no delivery of this deploy.
+        const now = found?.kind === "managed" && !found.environment.terminating ? found.environment : null;
+        const sameAttempt =
+          now !== null &&
+          now.correlationId === state.correlationId &&
+          now.attemptedSha === state.attemptedSha &&
+          now.attemptedPipelineId === state.attemptedPipelineId;
+        // Its own failure (reconcile), or another delivery of it that reports for both: stops quietly.
+        if (sameAttempt) return (await conflicted("deploying", since, "its objects were all written")).stop;
+        const who = now
+          ? `a newer deploy (${now.attemptedSha}, pipeline ${now.attemptedPipelineId ?? "?"}, ${now.status ?? "no status"})`
+          : "its deletion";
+        return supersede(
+          `superseded: the namespace was written since this deploy's "deploying" write, by ${who}; ${state.sha} stops before writing more of its objects`,
+        );
+      },
     },
   );
   return conclude;
+}
+
+/**
+ * Writes one batch of objects, each only over what was read of it before the namespace was seen
+ * still to be this deploy's (`lost`): a resourceVersion in a server-side apply is a precondition, so
+ * a write that lands after a newer deploy took the namespace and wrote the object is refused (409)
+ * instead of putting the older revision over it (a request throttled or retried in flight may land
+ * after that check, whatever the order it was sent in). On a 409 the object is read again and the
+ * namespace checked again. An object not there when read is created by a plain apply: nothing to
+ * hold it to (a create is not a server-side apply, and its fields would then belong to another
+ * manager). Resolves with what the deploy stops with once the namespace is lost, else null.
+ */
+async function applyHeld(
+  cluster: EnvironmentCluster,
+  objects: readonly KubeObject[],
+  lost: () => Promise<DeployOutcome | null>,
+  onRecreated: (object: string) => void,
+  onApplied: (object: KubeObject) => void = () => {},
+): Promise<DeployOutcome | null> {
+  const reads = await Promise.all(objects.map((object) => cluster.get(refOf(object))));
+  const first = await lost();
+  if (first) return first;
+  for (const [i, object] of objects.entries()) {
+    let read = reads[i] ?? null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await applyObject(cluster, read ? writtenOver(object, read.metadata) : object, onRecreated);
+        break;
+      } catch (error) {
+        if (!(error instanceof KubernetesConflictError) || attempt >= OBJECT_WRITE_ATTEMPTS) throw error;
+        read = await cluster.get(refOf(object));
+        const stop = await lost();
+        if (stop) return stop;
+      }
+    }
+    onApplied(object);
+  }
+  return null;
+}
+
+function refOf({ apiVersion, kind, metadata }: KubeObject): ObjectRef {
+  return { apiVersion, kind, name: metadata.name, namespace: metadata.namespace };
 }
 
 interface Prepared {
@@ -598,6 +730,28 @@ async function prepare(
   return { manifest, pullSecret, objects: applyOrder(objects), ttl, url, urlProblem };
 }
 
+/**
+ * The "deploying" write (a redeploy's "succeeded"), over the namespace as `read` and nothing else, so
+ * a 409 says another deploy wrote it since. An environment's first write is a create, so that of two
+ * first deploys one is refused and decides again rather than both taking the namespace. The create
+ * leaves out the Pod Security labels, which the apply over it then sets as every later write does: a
+ * label that only a create had set would belong to another field manager, and a later apply that
+ * stops setting it could not remove it (`EnvironmentState.podSecurity`).
+ */
+async function writeDeploying(
+  cluster: DeployCluster,
+  state: EnvironmentState,
+  read: KubeObject | null,
+): Promise<KubeObject> {
+  const namespace = environmentNamespace(state);
+  if (read) return cluster.apply(writtenOver(namespace, read.metadata));
+  const created = await cluster.create({
+    ...namespace,
+    metadata: { ...namespace.metadata, labels: environmentLabels(state.gitlab.projectId, state.environment) },
+  });
+  return cluster.apply(writtenOver(namespace, created.metadata));
+}
+
 /** Configuration before the workloads that read it, workloads last. */
 function applyOrder(objects: KubeObject[]): KubeObject[] {
   const rank = (kind: string) =>
@@ -609,40 +763,52 @@ function applyOrder(objects: KubeObject[]): KubeObject[] {
   return [...objects].sort((a, b) => rank(a.kind) - rank(b.kind));
 }
 
-/** The pull secret and the environment's deployer: a ServiceAccount bound to exactly what the manifests need. */
+/**
+ * The pull secret and the environment's deployer: a ServiceAccount bound to exactly what the
+ * manifests need. The Role differs by revision: held to the namespace as the manifests are (`applyHeld`).
+ */
 async function applyAccess(
   cluster: EnvironmentCluster,
   state: EnvironmentState,
   { objects, pullSecret }: Prepared,
   onReplaced: (object: string) => void,
-): Promise<void> {
+  lost: () => Promise<DeployOutcome | null>,
+): Promise<DeployOutcome | null> {
   const labels = environmentLabels(state.gitlab.projectId, state.environment);
   const metadata = (name: string) => ({ name, namespace: state.namespace, labels });
-  if (pullSecret !== null) {
-    // A job may create Secrets: one it made under this name before a registry was configured is replaced.
-    const secret = {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: metadata(PULL_SECRET_NAME),
-      type: "kubernetes.io/dockerconfigjson",
-      data: { ".dockerconfigjson": Buffer.from(pullSecret).toString("base64") },
-    };
-    await applyOwned(cluster, secret, onReplaced);
-  }
-  await cluster.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) });
-  await cluster.apply({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "Role",
-    metadata: metadata(DEPLOYER_NAME),
-    rules: roleRulesFor(objects),
-  });
-  await cluster.apply({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "RoleBinding",
-    metadata: metadata(DEPLOYER_NAME),
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: DEPLOYER_NAME },
-    subjects: [{ kind: "ServiceAccount", name: DEPLOYER_NAME, namespace: state.namespace }],
-  });
+  const stop = await applyHeld(
+    cluster,
+    [
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(DEPLOYER_NAME) },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: metadata(DEPLOYER_NAME),
+        rules: roleRulesFor(objects),
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: metadata(DEPLOYER_NAME),
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: DEPLOYER_NAME },
+        subjects: [{ kind: "ServiceAccount", name: DEPLOYER_NAME, namespace: state.namespace }],
+      },
+    ],
+    lost,
+    () => {},
+  );
+  if (stop || pullSecret === null) return stop;
+  // A job may create Secrets: one it made under this name before a registry was configured is replaced.
+  // The same for every revision, so not held to the namespace.
+  const secret = {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: metadata(PULL_SECRET_NAME),
+    type: "kubernetes.io/dockerconfigjson",
+    data: { ".dockerconfigjson": Buffer.from(pullSecret).toString("base64") },
+  };
+  await applyOwned(cluster, secret, onReplaced);
+  return null;
 }
 
 /**
@@ -674,20 +840,31 @@ async function applyObject(
     if (!current) throw error;
     const { uid, resourceVersion } = current.metadata;
     await cluster.delete({ apiVersion, kind, name, namespace }, { uid, resourceVersion });
-    const written = await cluster.apply(object);
+    // Created again: a precondition the object was applied with (`applyHeld`) names the one just deleted.
+    const { uid: _uid, resourceVersion: _rv, ...fresh } = object.metadata;
+    const written = await cluster.apply({ ...object, metadata: fresh });
     onRecreated(`${kind}/${name}`);
     return written;
   }
 }
 
-/** Null when every Deployment is available; the reason otherwise. */
+/**
+ * Null when every Deployment, StatefulSet and DaemonSet has rolled out (`kubectl rollout status`'s
+ * reading); the reason otherwise. One whose rollout cannot be followed (`OnDelete`: no pod takes the
+ * new template until deleted) is waited for until its pods are ready, then passed to `onUnfollowed`
+ * and counted as done: refusing it would leave such a project no way to deploy, and its running pods
+ * are the ones the last revision started. Neither a StatefulSet nor a DaemonSet has a progress
+ * deadline: a broken image there fails at `deadline`.
+ */
 async function waitForRollout(
   deps: DeployEnvironmentDeps,
   objects: KubeObject[],
   deadline: Date,
+  onUnfollowed: (note: string) => void = () => {},
 ): Promise<string | null> {
   const pollMs = deps.rolloutPollMs ?? 2000;
-  for (const object of objects.filter((o) => o.kind === "Deployment")) {
+  const followed: readonly string[] = FOLLOWED_KINDS;
+  for (const object of objects.filter((o) => followed.includes(o.kind))) {
     const ref = {
       apiVersion: object.apiVersion,
       kind: object.kind,
@@ -695,10 +872,14 @@ async function waitForRollout(
       namespace: object.metadata.namespace,
     };
     for (;;) {
-      const deployment = await deps.cluster.get(ref);
-      if (!deployment) return `deployment ${ref.name} disappeared during its rollout`;
-      const state = deploymentRollout(deployment as Parameters<typeof deploymentRollout>[0]);
+      const workload = await deps.cluster.get(ref);
+      if (!workload) return `${ref.kind.toLowerCase()} ${ref.name} disappeared during its rollout`;
+      const state = workloadRollout(workload);
       if (state.kind === "available") break;
+      if (state.kind === "unfollowed") {
+        onUnfollowed(state.reason);
+        break;
+      }
       if (state.kind === "failed") return state.reason;
       if (deps.clock.now() >= deadline) return `rollout timed out: ${state.reason}`;
       await deps.sleep(pollMs);
@@ -735,7 +916,8 @@ async function rollBack(
   // newer one, which would then report succeeded with the older objects running.
   if (stopped && !stopped.sameAttempt) return stopped.stop;
   // Reconcile marked this attempt failed: restored all the same, the failed revision is broken.
-  for (const object of lastGood.objects) await applyObject(deps.cluster, object, onRecreated);
+  const lost = await applyHeld(deps.cluster, lastGood.objects, conclude.lost, onRecreated);
+  if (lost) return lost;
   await removeAdded(deps.cluster, state, lastGood.objects, applied);
   if (stopped) return stopped.stop;
   const rollback = await waitForRollout(deps, lastGood.objects, deadline);

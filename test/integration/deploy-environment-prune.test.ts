@@ -323,7 +323,7 @@ describe("deploy.prune", () => {
     deps.cluster = around({
       apply: async (object) => {
         const written = await inner.apply(object);
-        if (object.kind === "Namespace" && object.metadata.resourceVersion) concluded = true;
+        if (object.metadata.annotations?.["kubler.dev/status"] === "succeeded") concluded = true;
         return written;
       },
       get: (ref) => {

@@ -957,11 +957,13 @@ function watchedCluster(onRollout: () => Promise<void> = async () => {}) {
   const inner = deps.cluster;
   const calls: string[] = [];
   let polled = false;
+  // The deploy reads each object just before writing it too: the rollout is the read after the write.
+  let deploymentApplied = false;
   const cluster: DeployEnvironmentDeps["cluster"] = {
     ...inner,
     get: async (ref) => {
       calls.push(`get ${ref.kind}`);
-      if (ref.kind === "Deployment" && !polled) {
+      if (ref.kind === "Deployment" && deploymentApplied && !polled) {
         polled = true;
         await onRollout();
       }
@@ -971,6 +973,7 @@ function watchedCluster(onRollout: () => Promise<void> = async () => {}) {
       calls.push(
         `apply ${object.kind}${object.metadata.resourceVersion ? ` over ${object.metadata.resourceVersion}` : ""}`,
       );
+      if (object.kind === "Deployment") deploymentApplied = true;
       return inner.apply(object);
     },
   };
@@ -1000,7 +1003,7 @@ async function reconcileLate(): Promise<void> {
 describe("deployEnvironment's final write against reconcile and newer deploys", () => {
   beforeEach(() => waitForNamespaceGone(NAMESPACE));
 
-  it("writes its final state over its own deploying write only: one precondition, no extra call", async () => {
+  it("writes its deploying state over the namespace it read, its final state over its deploying write only", async () => {
     await deployEnvironment(deps, requested());
     const { cluster, calls } = watchedCluster();
     deps.cluster = cluster;
@@ -1008,15 +1011,18 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
     const namespaceCalls = calls.filter((c) => c.endsWith("Namespace") || /Namespace over/.test(c));
     expect(namespaceCalls).toEqual([
       // Which namespace (resolveEnvironmentNamespace, before the manifest is read), then what runs
-      // there, read again just before the deploying write.
+      // there, read again just before the deploying write, which goes over what was read.
       "get Namespace",
       "get Namespace",
-      "apply Namespace",
+      expect.stringMatching(/^apply Namespace over \d+$/),
+      // Still this deploy's, before the deployer's RBAC and before the manifests are written.
+      "get Namespace",
+      "get Namespace",
       expect.stringMatching(/^apply Namespace over \d+$/),
     ]);
     // The record follows the Namespace that commits to its digest; nothing else moved.
-    expect(calls.slice(-2)).toEqual([namespaceCalls[3], "apply ConfigMap"]);
-    expect(calls.filter((c) => c.includes(" over "))).toHaveLength(1);
+    expect(calls.slice(-2)).toEqual([namespaceCalls[5], "apply ConfigMap"]);
+    expect(calls.filter((c) => /^apply Namespace over/.test(c))).toHaveLength(2);
     expect(finished().map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
   });
 
@@ -1096,11 +1102,13 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
       );
     let attemptDeadline: Date | undefined;
     let deploymentPolls = 0;
+    let deploymentApplied = false;
+    let deployingWrites = 0;
     let rollingBack = false;
     let reconciled = false;
     const inner = deps.cluster;
     const get: typeof inner.get = async (ref) => {
-      if (ref.kind === "Deployment" && ++deploymentPolls === 1) {
+      if (ref.kind === "Deployment" && deploymentApplied && ++deploymentPolls === 1) {
         // The failed rollout took a minute: the rollback's deadline is a minute later than the attempt's.
         attemptDeadline = firstDeadline();
         (deps.clock as FixedClock).advance(60_000);
@@ -1125,10 +1133,12 @@ describe("deployEnvironment's final write against reconcile and newer deploys", 
         if (name === "apply") {
           return (object: KubeObject) => {
             // The rollback's own "deploying" write, over the attempt's: what reconcile must find.
+            // (The attempt's own "deploying" write goes over the namespace it read: the second is the rollback's.)
             const status = object.metadata.annotations?.["kubler.dev/status"];
             if (object.kind === "Namespace" && object.metadata.resourceVersion && status === "deploying") {
-              rollingBack = true;
+              rollingBack = ++deployingWrites > 1;
             }
+            if (object.kind === "Deployment") deploymentApplied = true;
             return target.apply(object);
           };
         }

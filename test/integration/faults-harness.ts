@@ -20,7 +20,7 @@ import { LocalBus } from "../../shared/local/local-bus.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { TimerScheduler } from "../../shared/local/timer-scheduler.js";
-import type { EnvironmentCluster } from "../../shared/ports.js";
+import type { DeployCluster } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
 import { FixedClock, sequentialIds } from "../fakes/index.js";
 
@@ -32,7 +32,7 @@ const EXAMPLE = join(import.meta.dirname, "../../examples/projects");
 
 export interface FaultHarnessOptions {
   /** Wraps the cluster the consumers use (to crash mid-deploy). */
-  wrapCluster?: (cluster: EnvironmentCluster) => EnvironmentCluster;
+  wrapCluster?: (cluster: DeployCluster) => DeployCluster;
   /** One request's limit in the adapter; short so that hung requests time out quickly. */
   timeoutMs?: number;
 }

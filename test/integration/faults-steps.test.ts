@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
-import type { EnvironmentCluster, KubeObject } from "../../shared/ports.js";
+import type { KubeObject } from "../../shared/ports.js";
+import type { DeployCluster } from "../../shared/services/deploy-environment.js";
 import { EXPIRY_GRACE_MS } from "../../shared/services/reconcile-environments.js";
 import { eventually, type FaultHarness, PROJECT, SHA_1, SHA_2, startFaultHarness } from "./faults-harness.js";
 
@@ -20,13 +21,14 @@ afterEach(() => h.close());
 /** A cluster whose `crash` decides, per apply, to throw once: before the write, or just after it. */
 function crashing(
   when: (object: KubeObject) => "before" | "after" | null,
-): (cluster: EnvironmentCluster) => EnvironmentCluster {
+): (cluster: DeployCluster) => DeployCluster {
   let crashed = false;
   return (cluster) => ({
     get: (ref) => cluster.get(ref),
     list: (...args) => cluster.list(...args),
     delete: (...args) => cluster.delete(...args),
     createToken: (...args) => cluster.createToken(...args),
+    create: (object) => cluster.create(object),
     async apply(object) {
       const moment = crashed ? null : when(object);
       if (moment === "before") {
