@@ -228,18 +228,15 @@ export async function reportBuild(
   }
   const damaged = damagedBuild(job);
   if (damaged === null) return { kind: "skipped", reason: "not a build Kubler made (no build labels)" };
-  const said = damaged.length > 0 ? damagedReason(job, damaged) : null;
-  const commit =
-    said === null
-      ? {
-          gitlab: gitlabOf(job) as GitlabRef,
-          sha: job.metadata.annotations?.[BUILD_ANNOTATION.SHA] as string,
-        }
-      : by.commit;
-  if (!commit) return letDamagedGo(deps, job, pending, said as string, by);
+  // Null exactly when `damaged` names something missing: both read the same labels and annotations.
+  const own = commitOf(job);
+  const said = own ? null : damagedReason(job, damaged);
+  const commit = own ?? by.commit;
+  if (!commit) return letDamagedGo(deps, job, pending, damagedReason(job, damaged), by);
   const { gitlab, sha } = commit;
 
-  const outcome: Outcome = said ? { status: "failed", reason: said } : await outcomeOf(deps, job, state);
+  const outcome: Outcome =
+    said === null ? await outcomeOf(deps, job, state) : { status: "failed", reason: said };
   // Marked, they are reported only by this run's publish: none is marked without time left for it.
   if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
     return {
@@ -320,7 +317,6 @@ async function letDamagedGo(
   reason: string,
   by: Reporter,
 ): Promise<ReportBuildOutcome> {
-  if (buildState(job).state === "running") return { kind: "nothing waiting" };
   const all = readBuildRequests(job).map((request) => request.environment);
   await mark(deps, job, job.metadata.resourceVersion, all, reportedTtl(job, deps.clock.now()));
   for (const request of pending) {
@@ -545,12 +541,14 @@ function refOf(job: KubeObject) {
   };
 }
 
-function gitlabOf(job: KubeObject): GitlabRef | null {
+/** The project and commit the Job was built for; null when one is missing (`damagedBuild` says which). */
+function commitOf(job: KubeObject): { gitlab: GitlabRef; sha: string } | null {
   const projectId = Number(job.metadata.labels?.["kubler.dev/project-id"]);
   const projectPath = job.metadata.annotations?.[BUILD_ANNOTATION.PROJECT_PATH];
   const instance = job.metadata.annotations?.[BUILD_ANNOTATION.INSTANCE];
-  if (!Number.isSafeInteger(projectId) || !projectPath || !instance) return null;
-  return { instance, projectId, projectPath };
+  const sha = job.metadata.annotations?.[BUILD_ANNOTATION.SHA];
+  if (!Number.isSafeInteger(projectId) || !projectPath || !instance || !sha) return null;
+  return { gitlab: { instance, projectId, projectPath }, sha };
 }
 
 function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome: Outcome) {
