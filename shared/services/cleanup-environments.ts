@@ -321,23 +321,25 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
           projectPath: environment.projectPath,
         }
       : null;
-  deps.audit.record(
-    stepAuditRecord({
-      fn: FN,
-      action: "environment.sweep.delete",
-      outcome: "success",
-      reason: `expired at ${environment.expiresAt?.toISOString()}`,
-      correlationId,
-      gitlab,
-      trigger: "sweep",
-      subject: {
-        environment: environment.environment,
-        namespace: environment.namespace,
-        projectId: environment.projectId,
-      },
-      at: deps.clock.now(),
-    }),
-  );
+  const line = (outcome: "success" | "failure", reason: string) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "environment.sweep.delete",
+        outcome,
+        reason,
+        correlationId,
+        gitlab,
+        trigger: "sweep",
+        subject: {
+          environment: environment.environment,
+          namespace: environment.namespace,
+          projectId: environment.projectId,
+        },
+        at: deps.clock.now(),
+      }),
+    );
+  line("success", `expired at ${environment.expiresAt?.toISOString()}`);
   const problems: string[] = [];
   const noted = (what: string) => (error: unknown) => {
     problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
@@ -351,24 +353,7 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
       environment,
     ).catch(noted("Environment Deleted not published"));
   }
-  if (problems.length === 0) return;
-  deps.audit.record(
-    stepAuditRecord({
-      fn: FN,
-      action: "environment.sweep.delete",
-      outcome: "failure",
-      reason: `deleted, but ${problems.join("; ")}`,
-      correlationId,
-      gitlab,
-      trigger: "sweep",
-      subject: {
-        environment: environment.environment,
-        namespace: environment.namespace,
-        projectId: environment.projectId,
-      },
-      at: deps.clock.now(),
-    }),
-  );
+  if (problems.length > 0) line("failure", `deleted, but ${problems.join("; ")}`);
 }
 
 function auditSweep(deps: CleanupDeps, report: SweepReport): void {
