@@ -8,17 +8,11 @@
  */
 import {
   BUILD_ANNOTATION,
-  BUILD_CONTAINER,
   BUILD_SELECTOR,
   type BuildRequest,
-  buildDigest,
   buildState,
   damagedBuild,
-  FAILURE_LOG_LINES,
-  failedContainer,
-  failureReason,
   MAX_BUILD_REQUESTS,
-  PUSH_CONTAINER,
   readBuildRequests,
   readReported,
   reportedTtl,
@@ -27,13 +21,9 @@ import {
 } from "../domain/build-job.js";
 import type { BusEntry, GitlabRef } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import {
-  KubernetesConflictError,
-  KubernetesError,
-  KubernetesUnavailableError,
-  PublishError,
-} from "../errors.js";
+import { KubernetesConflictError, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
+import { type BuildOutcome, outcomeOf } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
@@ -73,11 +63,6 @@ export interface ReconcileBuildsReport {
   reported: string[];
   skipped: { job: string; reason: string }[];
 }
-
-type Outcome =
-  | { status: "succeeded"; digest: string }
-  /** `unreadLog`: why the log's tail is missing from `reason`, for the audit line. */
-  | { status: "failed"; reason: string; unreadLog?: string };
 
 /**
  * @example
@@ -235,7 +220,7 @@ export async function reportBuild(
   if (!commit) return letDamagedGo(deps, job, pending, damagedReason(job, damaged), by);
   const { gitlab, sha } = commit;
 
-  const outcome: Outcome =
+  const outcome: BuildOutcome =
     said === null ? await outcomeOf(deps, job, state) : { status: "failed", reason: said };
   // Marked, they are reported only by this run's publish: none is marked without time left for it.
   if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
@@ -354,94 +339,6 @@ async function settle(
   await mark(deps, job, resourceVersion, reported, reportedTtl(job, deps.clock.now()));
 }
 
-/** The digest of a Complete Job, or why it failed with the last lines of its log. */
-async function outcomeOf(
-  deps: ReconcileBuildsDeps,
-  job: KubeObject,
-  state: { state: "succeeded" } | { state: "failed"; reason: string },
-): Promise<Outcome> {
-  const uid = job.metadata.uid;
-  const pods = uid
-    ? (
-        await deps.cluster.list("v1", "Pod", {
-          namespace: deps.namespace,
-          labelSelector: `controller-uid=${uid}`,
-        })
-      ).items
-    : [];
-  if (state.state === "succeeded") {
-    const digest = buildDigest(pods);
-    if (digest) return { status: "succeeded", digest };
-    return {
-      status: "failed",
-      reason: `the Job completed but its ${PUSH_CONTAINER} container left no image digest in its termination message`,
-    };
-  }
-  const failed = failedContainer(pods);
-  const where = failed && failed.container !== BUILD_CONTAINER ? ` (in ${failed.container})` : "";
-  const disrupted = failed ? disruptionOf(pods.find((pod) => pod.metadata.name === failed.pod)) : null;
-  // The pod failure policy runs a build again after a disruption, so a Job that still failed (its
-  // deadline) may have ended in a pod the deadline killed: the evictions before it are the story.
-  const earlier = disrupted ? null : pods.map(disruptionOf).find((text) => text !== null);
-  const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : earlier ? `; earlier ${earlier}` : ""}`;
-  if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
-  try {
-    const log = await readLogWithin(deps, failed);
-    return { status: "failed", reason: failureReason(verdict, log) };
-  } catch (error) {
-    // The outcome is the Job's verdict; the log only explains it. One the API will not serve (400
-    // for a container that never started), or not in time (its pod on an unreachable node: the same
-    // every run), must not keep the failure unreported, and the Job unexpired, for good.
-    if (!(error instanceof KubernetesError)) throw error;
-    return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
-  }
-}
-
-/** The failed container's last log lines, given up after `deps.logReadMs`. */
-async function readLogWithin(
-  deps: ReconcileBuildsDeps,
-  failed: { pod: string; container: string },
-): Promise<string | null> {
-  const read = deps.cluster.readLog(
-    { namespace: deps.namespace, pod: failed.pod, container: failed.container },
-    { tailLines: FAILURE_LOG_LINES },
-  );
-  const limit = deps.logReadMs;
-  if (limit === undefined) return read;
-  // The read given up on still ends within the cluster's own limits; its failure then goes nowhere.
-  read.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new KubernetesUnavailableError(
-            `read log of Pod ${deps.namespace}/${failed.pod} (${failed.container}): no answer within ${limit} ms`,
-            0,
-          ),
-        ),
-      limit,
-    );
-  });
-  try {
-    return await Promise.race([read, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Why the node ended the pod, when it did (`Evicted`: short of memory or disk; `Terminated`: node
- * shutdown). The Job only says BackoffLimitExceeded and the log stops mid-step, so without it the
- * user cannot tell a build to fix from one to run again.
- */
-function disruptionOf(pod: KubeObject | undefined): string | null {
-  const status = pod?.status as { reason?: unknown; message?: unknown } | undefined;
-  if (typeof status?.reason !== "string" || !status.reason) return null;
-  const message = typeof status.message === "string" && status.message ? `: ${status.message}` : "";
-  return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
-}
-
 /**
  * Writes the reported list, and the TTL when given: none while a request waits (server-side apply
  * removes the one an earlier apply of Kubler's set), so the Job outlives reconcile being down.
@@ -551,7 +448,7 @@ function commitOf(job: KubeObject): { gitlab: GitlabRef; sha: string } | null {
   return { gitlab: { instance, projectId, projectPath }, sha };
 }
 
-function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome: Outcome) {
+function finished(request: BuildRequest, gitlab: GitlabRef, sha: string, outcome: BuildOutcome) {
   return {
     correlationId: request.correlationId,
     gitlab,

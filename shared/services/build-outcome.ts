@@ -1,0 +1,123 @@
+/**
+ * How a finished build Job ended, as its Build Finished tells it: the image digest its push
+ * container left, or why it failed with the tail of the failed container's log and what the node
+ * said of its pods (reconcile-builds reports it).
+ */
+import {
+  BUILD_CONTAINER,
+  buildDigest,
+  FAILURE_LOG_LINES,
+  failedContainer,
+  failureReason,
+  PUSH_CONTAINER,
+} from "../domain/build-job.js";
+import type { KubeObject } from "../domain/kube-object.js";
+import { KubernetesError, KubernetesUnavailableError } from "../errors.js";
+import type { BuildCluster } from "../ports.js";
+
+/** What reading an outcome needs of `ReconcileBuildsDeps`. */
+export interface OutcomeDeps {
+  cluster: BuildCluster;
+  /** Where build Jobs run (`KUBLER_BUILD_NAMESPACE`). */
+  namespace: string;
+  /** How long the failed container's log may take to read; none: the cluster's own limits. */
+  logReadMs?: number;
+}
+
+export type BuildOutcome =
+  | { status: "succeeded"; digest: string }
+  /** `unreadLog`: why the log's tail is missing from `reason`, for the audit line. */
+  | { status: "failed"; reason: string; unreadLog?: string };
+
+/**
+ * The digest of a Complete Job, or why it failed with the last lines of its log.
+ *
+ * @example
+ * const outcome = await outcomeOf(deps, job, buildState(job)); // { status: "failed", reason: "BackoffLimitExceeded; pod evicted: …" }
+ */
+export async function outcomeOf(
+  deps: OutcomeDeps,
+  job: KubeObject,
+  state: { state: "succeeded" } | { state: "failed"; reason: string },
+): Promise<BuildOutcome> {
+  const uid = job.metadata.uid;
+  const pods = uid
+    ? (
+        await deps.cluster.list("v1", "Pod", {
+          namespace: deps.namespace,
+          labelSelector: `controller-uid=${uid}`,
+        })
+      ).items
+    : [];
+  if (state.state === "succeeded") {
+    const digest = buildDigest(pods);
+    if (digest) return { status: "succeeded", digest };
+    return {
+      status: "failed",
+      reason: `the Job completed but its ${PUSH_CONTAINER} container left no image digest in its termination message`,
+    };
+  }
+  const failed = failedContainer(pods);
+  const where = failed && failed.container !== BUILD_CONTAINER ? ` (in ${failed.container})` : "";
+  const disrupted = failed ? disruptionOf(pods.find((pod) => pod.metadata.name === failed.pod)) : null;
+  // The pod failure policy runs a build again after a disruption, so a Job that still failed (its
+  // deadline) may have ended in a pod the deadline killed: the evictions before it are the story.
+  const earlier = disrupted ? null : pods.map(disruptionOf).find((text) => text !== null);
+  const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : earlier ? `; earlier ${earlier}` : ""}`;
+  if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
+  try {
+    const log = await readLogWithin(deps, failed);
+    return { status: "failed", reason: failureReason(verdict, log) };
+  } catch (error) {
+    // The outcome is the Job's verdict; the log only explains it. One the API will not serve (400
+    // for a container that never started), or not in time (its pod on an unreachable node: the same
+    // every run), must not keep the failure unreported, and the Job unexpired, for good.
+    if (!(error instanceof KubernetesError)) throw error;
+    return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
+  }
+}
+
+/** The failed container's last log lines, given up after `deps.logReadMs`. */
+async function readLogWithin(
+  deps: OutcomeDeps,
+  failed: { pod: string; container: string },
+): Promise<string | null> {
+  const read = deps.cluster.readLog(
+    { namespace: deps.namespace, pod: failed.pod, container: failed.container },
+    { tailLines: FAILURE_LOG_LINES },
+  );
+  const limit = deps.logReadMs;
+  if (limit === undefined) return read;
+  // The read given up on still ends within the cluster's own limits; its failure then goes nowhere.
+  read.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new KubernetesUnavailableError(
+            `read log of Pod ${deps.namespace}/${failed.pod} (${failed.container}): no answer within ${limit} ms`,
+            0,
+          ),
+        ),
+      limit,
+    );
+  });
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Why the node ended the pod, when it did (`Evicted`: short of memory or disk; `Terminated`: node
+ * shutdown). The Job only says BackoffLimitExceeded and the log stops mid-step, so without it the
+ * user cannot tell a build to fix from one to run again.
+ */
+function disruptionOf(pod: KubeObject | undefined): string | null {
+  const status = pod?.status as { reason?: unknown; message?: unknown } | undefined;
+  if (typeof status?.reason !== "string" || !status.reason) return null;
+  const message = typeof status.message === "string" && status.message ? `: ${status.message}` : "";
+  return `pod ${status.reason === "Evicted" ? "evicted" : status.reason}${message}`;
+}
