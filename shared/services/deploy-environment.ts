@@ -547,11 +547,7 @@ function concludeWith(
     const since = read === undefined ? await readNamespace() : read;
     const found = since ? readEnvironment(since) : null;
     const now = found?.kind === "managed" ? found.environment : null;
-    const sameAttempt =
-      now !== null &&
-      now.correlationId === state.correlationId &&
-      now.attemptedSha === state.attemptedSha &&
-      now.attemptedPipelineId === state.attemptedPipelineId;
+    const sameAttempt = now !== null && isAttempt(now, state);
     if (sameAttempt && now.status === "failed") {
       // Reconcile's mark is this attempt's own last word: a rollback still restores under it, held
       // to it as to this deploy's own write (`lost`).
@@ -597,11 +593,7 @@ function concludeWith(
         const found = since ? readEnvironment(since) : null;
         // A stop deleting it (its annotations still this attempt's) is no delivery of this deploy.
         const now = found?.kind === "managed" && !found.environment.terminating ? found.environment : null;
-        const sameAttempt =
-          now !== null &&
-          now.correlationId === state.correlationId &&
-          now.attemptedSha === state.attemptedSha &&
-          now.attemptedPipelineId === state.attemptedPipelineId;
+        const sameAttempt = now !== null && isAttempt(now, state);
         // Its own failure (reconcile), or another delivery of it that reports for both: stops quietly.
         if (sameAttempt) return (await conflicted("deploying", since, "its objects were all written")).stop;
         const who = now
@@ -614,6 +606,18 @@ function concludeWith(
     },
   );
   return conclude;
+}
+
+/** True when the namespace records this very attempt: its correlation, commit and pipeline. */
+function isAttempt(
+  recorded: Pick<ManagedEnvironment, "correlationId" | "attemptedSha" | "attemptedPipelineId">,
+  state: EnvironmentState,
+): boolean {
+  return (
+    recorded.correlationId === state.correlationId &&
+    recorded.attemptedSha === state.attemptedSha &&
+    recorded.attemptedPipelineId === state.attemptedPipelineId
+  );
 }
 
 /**
@@ -865,12 +869,7 @@ async function waitForRollout(
   const pollMs = deps.rolloutPollMs ?? 2000;
   const followed: readonly string[] = FOLLOWED_KINDS;
   for (const object of objects.filter((o) => followed.includes(o.kind))) {
-    const ref = {
-      apiVersion: object.apiVersion,
-      kind: object.kind,
-      name: object.metadata.name,
-      namespace: object.metadata.namespace,
-    };
+    const ref = refOf(object);
     for (;;) {
       const workload = await deps.cluster.get(ref);
       if (!workload) return `${ref.kind.toLowerCase()} ${ref.name} disappeared during its rollout`;
