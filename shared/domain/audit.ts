@@ -83,9 +83,11 @@ const BEARER_VALUE = /\b(Bearer)(\s+|=|:\s*)(<[^<>\r\n"']{1,62}>[.,:;)\]]*(?=[\s
  * Authorization: Bearer [redacted]", which tells an operator nothing. Only words of letters (at most
  * one case change inside each, as in `GitLab`; at most 11 letters each, as a word has: a token of
  * 12 or more letters that happen to be all one case is still a value) or an ellipsis: a digit, a dot,
- * a long run or base64's mixed case inside the brackets is a value, and goes.
+ * a long run or base64's mixed case inside the brackets is a value, and goes. Never one that starts
+ * with the scheme: `<Bearer AAAAAAA-AAAA>` is a credential written whole in brackets, as a
+ * placeholder names only what follows the scheme.
  */
-const PLACEHOLDER = /^<(?:…|\.\.\.|[A-Za-z]{1,11}(?:[ _-][A-Za-z]{1,11}){0,5})>[.,:;)\]]*$/;
+const PLACEHOLDER = /^<(?!bearer[ _-])(?:…|\.\.\.|[A-Za-z]{1,11}(?:[ _-][A-Za-z]{1,11}){0,5})>[.,:;)\]]*$/i;
 const CASE_CHANGES = /[a-z][A-Z][\s\S]*[a-z][A-Z]/;
 
 function isPlaceholder(value: string): boolean {

@@ -323,6 +323,8 @@ describe("audit redaction", () => {
       // A token of letters only, one case (the property below found it): no word is that long.
       ["Authorization: Bearer <AAAAAAAAAAAA>", `Authorization: Bearer ${REDACTED}`],
       ["Authorization: Bearer <xqzvbkqmnrtw>", `Authorization: Bearer ${REDACTED}`],
+      // A credential written whole in brackets, scheme included (the property below found it, seed 14845676).
+      ["Authorization: Bearer <Bearer AAAAAAA-AAAA>", `Authorization: Bearer ${REDACTED}`],
     ];
     for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
     // Every shape redacted today is redacted in angle brackets too.
