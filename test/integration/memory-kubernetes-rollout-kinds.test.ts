@@ -112,12 +112,14 @@ describe("StatefulSets", () => {
     const listed = await apps.listNamespacedStatefulSet({ namespace: NS });
     expect(listed.items.map((item) => item.metadata?.name)).toContain("crud");
 
-    // A status write leaves the spec alone, a spec write the status.
-    await apps.patchNamespacedStatefulSetStatus(
+    // A status write leaves the spec alone, a spec write the status. Read from the write's own
+    // answer: the simulated controller rewrites the status on its own timer, so a later read races it.
+    const patched = await apps.patchNamespacedStatefulSetStatus(
       { name: "crud", namespace: NS, body: { status: { replicas: 3, availableReplicas: 7 } } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
-    expect(stored("StatefulSet", "crud").status).toMatchObject({ availableReplicas: 7 });
+    expect(patched.status).toMatchObject({ availableReplicas: 7 });
+    expect(patched.spec).toEqual(created.spec);
 
     await apps.deleteNamespacedStatefulSet({ name: "crud", namespace: NS });
     expect((await failure(apps.readNamespacedStatefulSet({ name: "crud", namespace: NS }))).code).toBe(404);
@@ -156,6 +158,15 @@ describe("StatefulSets", () => {
     await apply(statefulSet("broken"));
     await vi.waitFor(() => expect(stsState("broken")).toBe("available"), { timeout: 5_000 });
     await apply(statefulSet("broken", { fail: true, image: "registry.example.com/app:broken" }));
+    // Waited for, then held: the controller's timer under a loaded machine, then no further change.
+    await vi.waitFor(
+      () =>
+        expect(stored("StatefulSet", "broken").status).toMatchObject({
+          observedGeneration: 2,
+          updatedReplicas: 1,
+        }),
+      { timeout: 5_000 },
+    );
     await settle();
     expect(stored("StatefulSet", "broken").status).toMatchObject({
       observedGeneration: 2,
@@ -182,6 +193,11 @@ describe("StatefulSets", () => {
     await apply(statefulSet("manual", { updateStrategy: { type: "OnDelete" } }));
     await vi.waitFor(() => expect(stsState("manual")).toBe("unfollowed"), { timeout: 5_000 });
     await apply(statefulSet("manual", { updateStrategy: { type: "OnDelete" }, fail: true }));
+    // Waited for, then held: the controller's timer under a loaded machine, then no further change.
+    await vi.waitFor(
+      () => expect(stored("StatefulSet", "manual").status).toMatchObject({ observedGeneration: 2 }),
+      { timeout: 5_000 },
+    );
     await settle();
     // Nothing replaced the running pods: still ready, none at the new revision.
     expect(stored("StatefulSet", "manual").status).toMatchObject({
@@ -217,6 +233,11 @@ describe("DaemonSets", () => {
     await apply(daemonSet("logs"));
     await vi.waitFor(() => expect(dsState("logs")).toBe("available"), { timeout: 5_000 });
     await apply(daemonSet("logs", { fail: true }));
+    // Waited for, then held: the controller's timer under a loaded machine, then no further change.
+    await vi.waitFor(
+      () => expect(stored("DaemonSet", "logs").status).toMatchObject({ observedGeneration: 2 }),
+      { timeout: 5_000 },
+    );
     await settle();
     expect(stored("DaemonSet", "logs").status).toMatchObject({ observedGeneration: 2, numberAvailable: 0 });
     expect(dsState("logs")).toBe("progressing");
