@@ -28,6 +28,19 @@ function claims(overrides: Record<string, unknown> = {}) {
   return gitlabIdTokenClaims({ iss: jwks.url, aud: "kubler", now: clock.now() }, overrides);
 }
 
+/** A verifier for a GitLab served under `/gitlab`, its JWKS fetches recorded in `fetched`. */
+function verifierUnderRoot(fetched: string[]) {
+  return new JoseIdTokenVerifier({
+    issuer: "https://example.com/gitlab",
+    audience: "kubler",
+    clock,
+    fetchJwks: async (url) => {
+      fetched.push(url);
+      return key.jwks();
+    },
+  });
+}
+
 async function rejection(promise: Promise<unknown>): Promise<{ reason: string; message: string }> {
   const error = await promise.then(
     () => null,
@@ -88,15 +101,7 @@ describe("JoseIdTokenVerifier", () => {
     // GitLab signs iss as Settings.gitlab.base_url (scheme, host, port), not its url with the
     // relative root, and serves /oauth/discovery/keys under the root.
     const fetched: string[] = [];
-    const v = new JoseIdTokenVerifier({
-      issuer: "https://example.com/gitlab",
-      audience: "kubler",
-      clock,
-      fetchJwks: async (url) => {
-        fetched.push(url);
-        return key.jwks();
-      },
-    });
+    const v = verifierUnderRoot(fetched);
     const sign = (iss: string) => key.sign(gitlabIdTokenClaims({ iss, aud: "kubler", now: clock.now() }, {}));
 
     await expect(v.verify(sign("https://example.com"))).resolves.toMatchObject({
@@ -118,15 +123,7 @@ describe("JoseIdTokenVerifier", () => {
     // https://example.com/other also signs iss "https://example.com"; only the keys served under the
     // configured root decide, whether its kid is one they lack or one they have.
     const fetched: string[] = [];
-    const v = new JoseIdTokenVerifier({
-      issuer: "https://example.com/gitlab",
-      audience: "kubler",
-      clock,
-      fetchJwks: async (url) => {
-        fetched.push(url);
-        return key.jwks();
-      },
-    });
+    const v = verifierUnderRoot(fetched);
     const origin = gitlabIdTokenClaims({ iss: "https://example.com", aud: "kubler", now: clock.now() }, {});
     await expect(v.verify(key.sign(origin))).resolves.toBeDefined();
 
