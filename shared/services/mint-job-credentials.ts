@@ -52,7 +52,7 @@ import type {
   IdGenerator,
   IdTokenVerifier,
 } from "../ports.js";
-import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
+import { type ResolvedNamespace, resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 
 export const FUNCTION_NAME = "job-credentials";
 export const AUDIT_ACTION = "credentials.issue";
@@ -223,17 +223,22 @@ async function environmentNamespace(
   deps: MintJobCredentialsDeps,
   claims: JobClaims,
   decision: Extract<Decision, { allowed: true }>,
-): Promise<{ namespace: string; object: KubeObject | null; reason: string | null } | null> {
+): Promise<ResolvedNamespace | null> {
   const { rule, environment } = decision;
   if (!deps.cluster || rule.kubernetes?.namespace !== ENVIRONMENT_NAMESPACE || environment === null)
     return null;
   const project = jobProject(claims);
   return resolveEnvironmentNamespace(deps.cluster, {
     instance: claims.iss,
-    projectId: /^\d{1,15}$/.test(project.id) ? Number(project.id) : null,
+    projectId: claimNumber(project.id),
     projectPath: project.path,
     environment,
   });
+}
+
+/** A numeric claim (GitLab sends ids as strings) as a number; null when it is not a safe integer. */
+function claimNumber(text: string): number | null {
+  return /^\d{1,15}$/.test(text) ? Number(text) : null;
 }
 
 async function issue(
@@ -577,12 +582,15 @@ class JobAudit {
 
   #detailBase(environment: string | null, rule: string | null, reason: string): Detail<"Credentials Denied"> {
     const project = jobProject(this.claims);
-    const number = (text: string) => (/^\d{1,15}$/.test(text) ? Number(text) : null);
     return {
       correlationId: this.correlationId,
-      gitlab: { instance: this.claims.iss, projectId: number(project.id) ?? 0, projectPath: project.path },
+      gitlab: {
+        instance: this.claims.iss,
+        projectId: claimNumber(project.id) ?? 0,
+        projectPath: project.path,
+      },
       environment,
-      jobId: number(this.claims.job_id),
+      jobId: claimNumber(this.claims.job_id),
       rule,
       reason: reason.slice(0, 1000),
     };
