@@ -1,36 +1,24 @@
 /**
  * How long plan-steps remembers a merge request's merge, close and reopen, through `planStepsFor` over
- * each store pair: the local runtime's memory stores and the DynamoDB adapters on dynalite. A merged
- * or closed MR's pipeline must not deploy its environment again however late it runs, until a reopen.
+ * each store pair: the local runtime's memory stores and the DynamoDB adapters on dynalite. The
+ * project builds its image in its own CI (test/fakes/plan-steps-stores.ts), so a pipeline deploys: a
+ * merged or closed MR's must not deploy its environment again however late it runs, until a reopen.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
-import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import type { GitlabFact } from "../../shared/domain/plan-steps.js";
-import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
-import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
-import type { ManifestSource } from "../../shared/ports.js";
-import { type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
+import { planStepsFor } from "../../shared/services/plan-steps.js";
 import { type DynamoDbEmulator, startDynamoDbEmulator } from "../fakes/dynamodb-emulator.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+import { FixedClock } from "../fakes/index.js";
+import {
+  type PlanStepsStoreDeps as Deps,
+  CI_BUILT_PROJECT as GITLAB,
+  planStepsStorePairs,
+} from "../fakes/plan-steps-stores.js";
 
 const DAY = 86_400_000;
 const T0 = new Date("2026-11-21T10:00:00Z");
 const day = (n: number) => new Date(T0.getTime() + n * DAY);
-const GITLAB = { instance: "https://gitlab.example.com", projectId: 2, projectPath: "group/ci-built" };
 const SHA = "b".repeat(40);
-
-/** The project builds its image in its own CI: a merge request's successful pipeline deploys. */
-const manifests: ManifestSource & Required<Pick<ManifestSource, "readDefaultBranchManifest">> = {
-  readManifest: async () => KUBLER_YAML,
-  readDefaultBranchManifest: async () => KUBLER_YAML,
-  readDirectory: async () => new Map(),
-};
-const KUBLER_YAML = `version: 1
-deploy: { manifests: deploy/ }
-environments:
-  - { name: "review/{branch}", on: merge_request }
-`;
 
 function mergeRequest(correlationId: string, action: "close" | "reopen" | "merge"): GitlabFact {
   return {
@@ -80,38 +68,7 @@ afterAll(async () => {
   await dynamodb?.close();
 });
 
-type Deps = PlanStepsDeps & { clock: FixedClock; publisher: RecordingPublisher };
-const common = (clock: FixedClock) => ({
-  manifests,
-  publisher: new RecordingPublisher(),
-  audit: new RecordingAuditLog(),
-  clock,
-});
-
-const storePairs: { name: string; deps: (clock: FixedClock) => Promise<Deps> }[] = [
-  {
-    name: "memory stores",
-    deps: async (clock) => ({
-      ...common(clock),
-      dedupe: new MemoryDedupeStore(clock),
-      stops: new MemoryEnvironmentStops(clock),
-    }),
-  },
-  {
-    name: "DynamoDB adapters on dynalite",
-    deps: async (clock) => {
-      const tableName = await dynamodb.createDedupeTable();
-      const client = dynamodb.client;
-      return {
-        ...common(clock),
-        dedupe: new DynamoDbDedupeStore({ client, tableName, clock }),
-        stops: new DynamoDbEnvironmentStops({ client, tableName, clock }),
-      };
-    },
-  },
-];
-
-describe.each(storePairs)("merge request records over $name", ({ deps: create }) => {
+describe.each(planStepsStorePairs(() => dynamodb))("merge request records over $name", ({ deps: create }) => {
   /** Plans `fact`, delivered at `deliveredAt`, as GitLab sent it at `factAt`. */
   const plan = async (deps: Deps, fact: GitlabFact, factAt: Date, deliveredAt = factAt) => {
     deps.clock.advance(deliveredAt.getTime() - deps.clock.now().getTime());

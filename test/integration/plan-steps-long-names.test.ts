@@ -5,29 +5,14 @@
  * dynalite (a real DynamoDB API, which refuses such a key as DynamoDB does).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DynamoDbDedupeStore } from "../../shared/adapters/dynamodb-dedupe-store.js";
-import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { validateBusDetail } from "../../shared/domain/catalog.js";
 import type { GitlabFact } from "../../shared/domain/plan-steps.js";
-import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
-import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
-import type { ManifestSource } from "../../shared/ports.js";
-import { type PlanStepsDeps, planStepsFor } from "../../shared/services/plan-steps.js";
+import { planStepsFor } from "../../shared/services/plan-steps.js";
 import { type DynamoDbEmulator, startDynamoDbEmulator } from "../fakes/dynamodb-emulator.js";
-import { FixedClock, RecordingAuditLog, RecordingPublisher } from "../fakes/index.js";
+import { FixedClock } from "../fakes/index.js";
+import { CI_BUILT_PROJECT as GITLAB, planStepsStorePairs } from "../fakes/plan-steps-stores.js";
 
-const GITLAB = { instance: "https://gitlab.example.com", projectId: 2, projectPath: "group/ci-built" };
 const SHA = "b".repeat(40);
-const KUBLER_YAML = `version: 1
-deploy: { manifests: deploy/ }
-environments:
-  - { name: "review/{branch}", on: merge_request }
-`;
-const manifests: ManifestSource & Required<Pick<ManifestSource, "readDefaultBranchManifest">> = {
-  readManifest: async () => KUBLER_YAML,
-  readDefaultBranchManifest: async () => KUBLER_YAML,
-  readDirectory: async () => new Map(),
-};
 
 /** Eight path components of 250 bytes (git's limit is 255 per component): 2007 bytes in all. */
 const LONG_BRANCH = Array.from({ length: 8 }, (_, i) => `part${i}-`.padEnd(250, "x")).join("/");
@@ -62,38 +47,7 @@ afterAll(async () => {
   await dynamodb?.close();
 });
 
-type Deps = PlanStepsDeps & { publisher: RecordingPublisher; audit: RecordingAuditLog };
-const common = (clock: FixedClock) => ({
-  manifests,
-  publisher: new RecordingPublisher(),
-  audit: new RecordingAuditLog(),
-  clock,
-});
-
-const storePairs: { name: string; deps: (clock: FixedClock) => Promise<Deps> }[] = [
-  {
-    name: "memory stores",
-    deps: async (clock) => ({
-      ...common(clock),
-      dedupe: new MemoryDedupeStore(clock),
-      stops: new MemoryEnvironmentStops(clock),
-    }),
-  },
-  {
-    name: "DynamoDB adapters on dynalite",
-    deps: async (clock) => {
-      const tableName = await dynamodb.createDedupeTable();
-      const client = dynamodb.client;
-      return {
-        ...common(clock),
-        dedupe: new DynamoDbDedupeStore({ client, tableName, clock }),
-        stops: new DynamoDbEnvironmentStops({ client, tableName, clock }),
-      };
-    },
-  },
-];
-
-describe.each(storePairs)(
+describe.each(planStepsStorePairs(() => dynamodb))(
   "plan-steps and a branch name too long for a key, over $name",
   ({ deps: create }) => {
     it("fails the fact once, audited with what to do, instead of retrying it for a day", async () => {
