@@ -12,8 +12,9 @@
  */
 import { expect, vi } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import type { Detail } from "../../shared/domain/catalog.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import type { ManifestSource } from "../../shared/ports.js";
+import type { BuildCluster, EventPublisher, ManifestSource } from "../../shared/ports.js";
 import type { BuildImageDeps } from "../../shared/services/build-image.js";
 import type { ReconcileBuildsDeps } from "../../shared/services/reconcile-builds.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "./index.js";
@@ -49,6 +50,31 @@ environments:
   - name: review/{branch}
     on: merge_request
 `;
+
+/** A source with only that kubler.yaml, for every commit. */
+export const EXAMPLE_BUILD_MANIFESTS: ManifestSource = {
+  readManifest: async () => EXAMPLE_BUILD_MANIFEST,
+  readDirectory: async () => new Map<string, string>(),
+};
+
+/** The commit the build tests build by default. */
+export const EXAMPLE_BUILD_SHA = "1111111111111111111111111111111111111111";
+
+/** A `Build Requested` of the example project: review/feature-x's merge request 16, at EXAMPLE_BUILD_SHA. */
+export function exampleBuildRequest(
+  overrides: Partial<Detail<"Build Requested">> = {},
+): Detail<"Build Requested"> {
+  return {
+    correlationId: "c-1",
+    gitlab: EXAMPLE_BUILD_PROJECT,
+    environment: "review/feature-x",
+    sha: EXAMPLE_BUILD_SHA,
+    ref: "feature-x",
+    pipelineId: null,
+    mrIid: 16,
+    ...overrides,
+  };
+}
 
 export const GIT_SECRET = "kubler-git-credentials";
 export const REGISTRY_SECRET = "kubler-registry-push";
@@ -130,4 +156,58 @@ export async function untilJobFinished(
     },
     { timeout: 5_000, interval: 5 },
   );
+}
+
+/**
+ * A run against a slow API inside a Lambda that ends at its timeout: each call of `cluster` (the
+ * bed's) moves `clock` on by `callMs`; `publisher` publishes to the bed's until `timeoutMs` after
+ * the start, and past it never answers and settles `killed` (race the run against it).
+ *
+ * @example
+ * const lambda = slowLambda(bed, { callMs: 5_000, timeoutMs });
+ * await Promise.race([reconcileBuilds({ ...bed.reconcile, ...lambda.deps }), lambda.killed]);
+ */
+export function slowLambda(
+  bed: Pick<BuildTestBed<ManifestSource>, "cluster" | "publisher">,
+  { callMs, timeoutMs }: { callMs: number; timeoutMs: number },
+): {
+  start: number;
+  killed: Promise<void>;
+  deps: { cluster: BuildCluster; publisher: EventPublisher; clock: FixedClock };
+} {
+  const clock = new FixedClock();
+  const start = clock.now().getTime();
+  const { cluster } = bed;
+  const slowly =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    (...args: A) => {
+      clock.advance(callMs);
+      return call(...args);
+    };
+  let kill = () => {};
+  const killed = new Promise<void>((resolve) => {
+    kill = resolve;
+  });
+  return {
+    start,
+    killed,
+    deps: {
+      clock,
+      cluster: {
+        get: slowly(cluster.get.bind(cluster)),
+        list: slowly(cluster.list.bind(cluster)),
+        apply: slowly(cluster.apply.bind(cluster)),
+        create: slowly(cluster.create.bind(cluster)),
+        delete: slowly(cluster.delete.bind(cluster)),
+        readLog: slowly(cluster.readLog.bind(cluster)),
+      },
+      publisher: {
+        publish: (entries) => {
+          if (clock.now().getTime() - start < timeoutMs) return bed.publisher.publish(entries);
+          kill();
+          return new Promise(() => {});
+        },
+      },
+    },
+  };
 }

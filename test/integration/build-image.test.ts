@@ -28,21 +28,19 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  exampleBuildRequest,
   GIT_SECRET,
+  EXAMPLE_BUILD_PROJECT as gitlab,
   REGISTRY_SECRET,
+  EXAMPLE_BUILD_SHA as SHA,
+  slowLambda,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 import { FixedClock, type RecordingAuditLog, type RecordingPublisher } from "../fakes/index.js";
 
-const SHA = "1111111111111111111111111111111111111111";
 const FAILING_SHA = "2222222222222222222222222222222222222222";
 const NS = BUILDS_NAMESPACE;
-const gitlab = {
-  instance: "https://gitlab.example.com",
-  projectId: 2,
-  projectPath: "flightjs/flight-management",
-};
 const MANIFEST = `
 version: 1
 image:
@@ -56,18 +54,7 @@ environments:
     on: merge_request
 `;
 
-function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
-  return {
-    correlationId: "c-1",
-    gitlab,
-    environment: "review/feature-x",
-    sha: SHA,
-    ref: "feature-x",
-    pipelineId: null,
-    mrIid: 16,
-    ...overrides,
-  };
-}
+const request = exampleBuildRequest;
 
 class Manifests implements ManifestSource {
   constructor(public text: string | null = MANIFEST) {}
@@ -508,45 +495,19 @@ describe("reconcile of builds", () => {
     const shas = ["a", "b", "c", "d", "e", "f"].map((c) => c.repeat(40));
     for (const sha of shas) await buildImage(build, request({ sha }));
     for (const sha of shas) await untilFinished(sha);
-    const clock = new FixedClock();
-    const start = clock.now().getTime();
-    const slowly =
-      <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-      (...args: A) => {
-        clock.advance(5_000);
-        return call(...args);
-      };
-    const slow: ReconcileBuildsDeps["cluster"] = {
-      get: slowly(cluster.get.bind(cluster)),
-      list: slowly(cluster.list.bind(cluster)),
-      apply: slowly(cluster.apply.bind(cluster)),
-      create: slowly(cluster.create.bind(cluster)),
-      delete: slowly(cluster.delete.bind(cluster)),
-      readLog: slowly(cluster.readLog.bind(cluster)),
-    };
     // Lambda ends the invocation at its timeout (infra/function-specs.ts): a publish after it never happens.
-    const timeoutMs = FUNCTION_SPECS.reconcile.timeout.toMilliseconds();
-    let killed = () => {};
-    const kill = new Promise<void>((resolve) => {
-      killed = resolve;
+    const lambda = slowLambda(bed, {
+      callMs: 5_000,
+      timeoutMs: FUNCTION_SPECS.reconcile.timeout.toMilliseconds(),
     });
-    const lambdaPublisher: ReconcileBuildsDeps["publisher"] = {
-      publish: (entries) => {
-        if (clock.now().getTime() - start < timeoutMs) return publisher.publish(entries);
-        killed();
-        return new Promise(() => {});
-      },
-    };
 
     await Promise.race([
       reconcileBuilds({
         ...reconcile,
-        cluster: slow,
-        clock,
-        publisher: lambdaPublisher,
-        deadline: new Date(start + RECONCILE_LIMITS.buildsBudgetMs),
+        ...lambda.deps,
+        deadline: new Date(lambda.start + RECONCILE_LIMITS.buildsBudgetMs),
       }),
-      kill,
+      lambda.killed,
     ]);
     // The next minute's run, the API healthy again: every build reported, each once.
     await reconcileBuilds(reconcile);

@@ -12,35 +12,21 @@ import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
-  EXAMPLE_BUILD_MANIFEST as MANIFEST,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 
 const FAILING_SHA = "2222222222222222222222222222222222222222";
 
-const manifests: ManifestSource = {
-  readManifest: async () => MANIFEST,
-  readDirectory: async () => new Map<string, string>(),
-};
-
-function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
-  return {
-    correlationId: "c-1",
-    gitlab,
-    environment: "review/feature-x",
-    sha: FAILING_SHA,
-    ref: "feature-x",
-    pipelineId: null,
-    mrIid: 16,
-    ...overrides,
-  };
-}
+const request = (overrides: Partial<Detail<"Build Requested">> = {}) =>
+  exampleBuildRequest({ sha: FAILING_SHA, ...overrides });
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(manifests, { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
 });
 afterEach(() => bed.close());
 

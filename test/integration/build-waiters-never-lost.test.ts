@@ -12,44 +12,30 @@ import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesConflictError } from "../../shared/errors.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import { type BuildImageDeps, buildImage } from "../../shared/services/build-image.js";
+import { buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
-  EXAMPLE_BUILD_MANIFEST as MANIFEST,
+  EXAMPLE_BUILD_SHA as SHA,
+  slowLambda,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
-import { FixedClock } from "../fakes/index.js";
 
-const SHA = "1111111111111111111111111111111111111111";
 const FAILING_SHA = "2222222222222222222222222222222222222222";
 const DAY_MS = 86_400_000;
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(
-    { readManifest: async () => MANIFEST, readDirectory: async () => new Map() },
-    { failingSha: FAILING_SHA },
-  );
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
 });
 afterEach(() => bed.close());
 
-function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
-  return {
-    correlationId: "c-1",
-    gitlab,
-    environment: "review/feature-x",
-    sha: SHA,
-    ref: "feature-x",
-    pipelineId: null,
-    mrIid: 16,
-    ...overrides,
-  };
-}
-
+const request = exampleBuildRequest;
 const jobOf = (sha: string) =>
   bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, sha));
 const untilFinished = (sha: string) => untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, sha));
@@ -212,36 +198,11 @@ describe("environments waiting on a build", () => {
     await untilFinished(FAILING_SHA);
     // A slow API (9 s a call, each within one attempt of the adapter's 10 s): staging asks for the
     // failed commit before reconcile reported it.
-    const clock = new FixedClock();
-    const start = clock.now().getTime();
-    const { cluster } = bed;
-    const slowly =
-      <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-      (...args: A) => {
-        clock.advance(9_000);
-        return call(...args);
-      };
-    const slow: BuildImageDeps["cluster"] = {
-      get: slowly(cluster.get.bind(cluster)),
-      list: slowly(cluster.list.bind(cluster)),
-      apply: slowly(cluster.apply.bind(cluster)),
-      create: slowly(cluster.create.bind(cluster)),
-      delete: slowly(cluster.delete.bind(cluster)),
-      readLog: slowly(cluster.readLog.bind(cluster)),
-    };
     // Lambda ends the invocation at its timeout: a publish after it never happens.
-    const timeoutMs = FUNCTION_SPECS["build-image"].timeout.toMilliseconds();
-    let killed = () => {};
-    const kill = new Promise<void>((resolve) => {
-      killed = resolve;
+    const lambda = slowLambda(bed, {
+      callMs: 9_000,
+      timeoutMs: FUNCTION_SPECS["build-image"].timeout.toMilliseconds(),
     });
-    const lambdaPublisher: BuildImageDeps["publisher"] = {
-      publish: (entries) => {
-        if (clock.now().getTime() - start < timeoutMs) return bed.publisher.publish(entries);
-        killed();
-        return new Promise(() => {});
-      },
-    };
     const staging = request({
       sha: FAILING_SHA,
       environment: "staging",
@@ -252,16 +213,10 @@ describe("environments waiting on a build", () => {
 
     await Promise.race([
       buildImage(
-        {
-          ...bed.build,
-          cluster: slow,
-          clock,
-          publisher: lambdaPublisher,
-          reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs,
-        },
+        { ...bed.build, ...lambda.deps, reportBudgetMs: BUILD_IMAGE_LIMITS.reportBudgetMs },
         staging,
       ).catch(() => {}),
-      kill,
+      lambda.killed,
     ]);
     // The next reconcile, the API healthy again.
     await reconcileBuilds(bed.reconcile);

@@ -16,14 +16,15 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
-  EXAMPLE_BUILD_MANIFEST as MANIFEST,
+  EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 import type { RecordingPublisher } from "../fakes/index.js";
 
-const SHA = "1111111111111111111111111111111111111111";
 const NS = BUILDS_NAMESPACE;
 const EVICTION =
   "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. " +
@@ -38,25 +39,12 @@ let reconcile: ReconcileBuildsDeps;
 let bed: BuildTestBed<ManifestSource>;
 
 beforeEach(async () => {
-  bed = await startBuildTestBed(
-    { readManifest: async () => MANIFEST, readDirectory: async () => new Map() },
-    { failingSha: FAILING_SHA },
-  );
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
   ({ k8s, publisher, build, reconcile } = bed);
 });
 afterEach(() => bed.close());
 
-function request(sha = SHA): Detail<"Build Requested"> {
-  return {
-    correlationId: "c-1",
-    gitlab,
-    environment: "review/feature-x",
-    sha,
-    ref: "feature-x",
-    pipelineId: null,
-    mrIid: 16,
-  };
-}
+const request = (sha = SHA) => exampleBuildRequest({ sha });
 
 const jobOf = (sha = SHA) => k8s.store.get("batch/v1", "Job", NS, buildJobName(gitlab, sha));
 const podsOf = (sha = SHA) =>

@@ -18,39 +18,25 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
-  EXAMPLE_BUILD_MANIFEST as MANIFEST,
+  EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 import type { FixedClock } from "../fakes/index.js";
 
-const SHA = "1111111111111111111111111111111111111111";
 const FAILING_SHA = "2222222222222222222222222222222222222222";
 const MINUTE_MS = 60_000;
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(
-    { readManifest: async () => MANIFEST, readDirectory: async () => new Map() },
-    { failingSha: FAILING_SHA },
-  );
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
 });
 afterEach(() => bed.close());
 
-function request(overrides: Partial<Detail<"Build Requested">> = {}): Detail<"Build Requested"> {
-  return {
-    correlationId: "c-1",
-    gitlab,
-    environment: "review/feature-x",
-    sha: SHA,
-    ref: "feature-x",
-    pipelineId: null,
-    mrIid: 16,
-    ...overrides,
-  };
-}
-
+const request = exampleBuildRequest;
 const staging = (sha: string) =>
   request({ sha, environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" });
 const jobOf = (sha: string) =>
