@@ -6,7 +6,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DynamoDbEnvironmentStops } from "../../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { EventBridgeScheduler } from "../../shared/adapters/eventbridge-scheduler.js";
@@ -35,7 +34,7 @@ const gitlab = loadGitlabApiConfig(process.env);
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
 // The GitLab token, the kubeconfig and the pull secret come from Secrets Manager in AWS (the stack
 // passes ARNs).
-const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
+const readSecret = createRedactingSecretReader(audit, LIMITS.aws);
 // A registry auth file is checked now, so a bad one fails the init naming the variable; the file or
 // the secret (cached like the GitLab token, so a rotation lands) is read again for every deploy.
 const pullSecret = registryPullSecret(environments, readSecret);
@@ -51,7 +50,7 @@ const consume = createDeployEnvironmentConsumer({
   }),
   // The adapters own their retries; SDK retries on top would multiply them.
   scheduler: new EventBridgeScheduler({
-    client: new SchedulerClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
+    client: new SchedulerClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     groupName: steps.scheduleGroup,
     busArn: steps.busArn,
     roleArn: steps.schedulerRoleArn,
@@ -59,12 +58,12 @@ const consume = createDeployEnvironmentConsumer({
     maxAttempts: LIMITS.scheduler.maxAttempts,
   }),
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     busName: steps.busName,
     maxAttempts: LIMITS.publisher.maxAttempts,
   }),
   stops: new DynamoDbEnvironmentStops({
-    client: new DynamoDBClient(AWS_CLIENT_LIMITS),
+    client: new DynamoDBClient(LIMITS.aws),
     tableName: dedupeTable,
     clock: systemClock,
   }),
