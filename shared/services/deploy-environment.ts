@@ -223,14 +223,13 @@ export async function deployEnvironment(
   // take it. The one that finds it written since (409) reads again and decides again: against the
   // newer attempt it now sees, an older deploy stops as stale before writing anything.
   const timeoutMs = prepared.manifest.deploy.rolloutTimeoutSeconds * 1000;
-  let running: ManagedEnvironment | null = null;
   let redeploy: boolean;
   let deadline: Date;
   let state: EnvironmentState;
   let deploying: KubeObject;
   for (let attempt = 1; ; attempt++) {
     const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
-    running = null;
+    let running: ManagedEnvironment | null = null;
     if (current) {
       const read = readEnvironment(current);
       if (read.kind !== "managed") {
