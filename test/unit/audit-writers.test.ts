@@ -105,7 +105,8 @@ describe("StdoutAuditLog", () => {
     expect(written.reason).toMatch(/cut/);
     // Wide as well as long: still bounded, the fields the queries read still there.
     const wide: Record<string, unknown> = { project: "group/app", environment: "review-wide" };
-    for (let i = 0; i < 200; i++) wide[`field${i}`] = Array.from({ length: 200 }, () => "z-".repeat(5000));
+    // ≈ 1 MB of 1 KB strings: over the limit even after the loose cut (it keeps 100 fields, 8 KB strings).
+    for (let i = 0; i < 200; i++) wide[`field${i}`] = Array.from({ length: 5 }, () => "z-".repeat(500));
     audit.record(record({ subject: wide, actor: { function: "deploy-environment", gitlabUser: "alice" } }));
     const second = out.lines[1] as string;
     expect(Buffer.byteLength(second)).toBeLessThan(256 * 1024);
