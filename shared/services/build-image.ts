@@ -195,7 +195,8 @@ async function joinJob(
     // DESIGN's label contract: a Job without Kubler's build labels is not Kubler's to delete or to
     // write a request on (reconcile, listing by the labels, would never report it): the same on
     // every retry, so this request fails, saying how to clear the name.
-    if (damagedBuild(existing) === null) {
+    const damaged = damagedBuild(existing);
+    if (damaged === null) {
       throw new ForeignJobError(
         `build Job ${ref.name} in namespace ${ref.namespace} is not Kubler's (it lacks the labels ${BUILD_SELECTOR}), so Kubler neither joins nor replaces it: delete it (kubectl -n ${ref.namespace} delete job ${ref.name}), then run the pipeline again`,
       );
@@ -204,8 +205,7 @@ async function joinJob(
     // A finished Job of Kubler's without its project or commit (`damagedBuild`: changed by hand) is
     // replaced like a failed one: its waiters hear that (named for this request's commit, which the
     // Job's name is made from), then this request builds again, not 409 or waiting on it for good.
-    const replaceable =
-      state.state === "failed" || (state.state === "succeeded" && (damagedBuild(existing)?.length ?? 0) > 0);
+    const replaceable = state.state === "failed" || (state.state === "succeeded" && damaged.length > 0);
     // The failed Job is the only record of who waits on it: they hear of its failure first, as
     // reconcile would tell them (this request too, if it is a redelivery of one of theirs), then it
     // may go. Its publish failing is this request's failure too: the bus delivers it again; so is
