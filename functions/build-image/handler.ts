@@ -2,9 +2,7 @@
  * Lambda entry point: `Build Requested` from the bus becomes a build Job on the cluster. Config and
  * clients are built once per container; a thrown error makes EventBridge retry, then dead-letter.
  */
-
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { AWS_CLIENT_LIMITS, AWS_REQUEST_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { EventBridgePublisher } from "../../shared/adapters/eventbridge-publisher.js";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
 import { kubernetesClusterFromEnv } from "../../shared/adapters/kubernetes-cluster-from-env.js";
@@ -20,10 +18,9 @@ const builds = loadBuildConfig(process.env);
 const gitlab = loadGitlabApiConfig(process.env);
 // Redacts what Secrets Manager gives (the GitLab token, the kubeconfig) from every line after.
 const audit = createLambdaAuditLog({ secrets: gitlab.token ? [gitlab.token] : [] });
-// The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
-const readSecret = createRedactingSecretReader(audit, AWS_CLIENT_LIMITS);
-
 const LIMITS = BUILD_IMAGE_LIMITS;
+// The GitLab token and the kubeconfig come from Secrets Manager in AWS (the stack passes ARNs).
+const readSecret = createRedactingSecretReader(audit, LIMITS.aws);
 const cluster = await kubernetesClusterFromEnv(process.env, readSecret, LIMITS.cluster);
 
 const consume = createBuildImageConsumer({
@@ -35,7 +32,7 @@ const consume = createBuildImageConsumer({
   }),
   // The adapters own their retries; SDK retries on top would multiply them.
   publisher: new EventBridgePublisher({
-    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: AWS_REQUEST_LIMITS }),
+    client: new EventBridgeClient({ maxAttempts: 1, requestHandler: LIMITS.aws.requestHandler }),
     busName: steps.busName,
     maxAttempts: LIMITS.publisher.maxAttempts,
   }),
