@@ -220,8 +220,12 @@ export interface CommitStatus {
   description: string;
 }
 
-/** Which status: a name on a commit, of a ref when one is known. */
-export type CommitStatusKey = Pick<CommitStatus, "projectId" | "projectPath" | "sha" | "name" | "ref">;
+/**
+ * Which status: a name on a commit, of a ref when one is known, or of the pipeline that set it
+ * (`pipelineId`: GitLab keeps such statuses under the pipeline's ref, not the one Kubler knows).
+ */
+export type CommitStatusKey = Pick<CommitStatus, "projectId" | "projectPath" | "sha" | "name" | "ref"> &
+  Partial<Pick<CommitStatus, "pipelineId">>;
 
 /** The newest status of a name, as GitLab lists it. */
 export interface LatestCommitStatus {

@@ -81,9 +81,7 @@ export class GitlabCommitStatuses implements CommitStatuses {
   }
 
   /** `key` may carry the status's `pipelineId`: its statuses are under the pipeline's ref (`refSent`). */
-  async latest(
-    key: CommitStatusKey & Partial<Pick<CommitStatus, "pipelineId">>,
-  ): Promise<LatestCommitStatus | null> {
+  async latest(key: CommitStatusKey): Promise<LatestCommitStatus | null> {
     checkKey(key);
     const what = `status ${key.name} on ${key.projectPath}@${key.sha.slice(0, 12)}`;
     // `all=false` leaves out statuses GitLab marked retried (an older one of the same name in the same
