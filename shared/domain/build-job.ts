@@ -463,10 +463,7 @@ export function withBuildRequest(
   }
   // A failed Job is not joined but replaced, its waiting requests reported first: the replacement's
   // requests are those still waiting, and this one.
-  const held =
-    buildState(job).state === "failed"
-      ? requests.filter((request) => !reportedBefore.includes(request.environment)).length
-      : requests.length;
+  const held = buildState(job).state === "failed" ? waitingRequests(job).length : requests.length;
   if (held >= MAX_BUILD_REQUESTS) {
     throw new BuildRequestsFullError(
       `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}: it can be built for it at this commit once that Job is gone (its TTL), or at a new commit`,
