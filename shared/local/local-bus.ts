@@ -363,6 +363,21 @@ function formatDuration(ms: number): string {
   return `${ms} ms`;
 }
 
+/**
+ * What a consumer threw, as text for dead-letters.jsonl and the audit line. Not only Errors: a
+ * plain object (a library's `{ statusCode, body }`) is kept as JSON rather than "[object Object]",
+ * and one String() cannot convert (a null prototype) must not throw and lose the dead letter.
+ */
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (error instanceof Error) return error.message;
+  if (typeof error === "object" && error !== null) {
+    try {
+      const json = JSON.stringify(error);
+      if (json !== undefined && json !== "{}") return json;
+    } catch {
+      // A cycle or a BigInt: fall through to the tag.
+    }
+    return Object.prototype.toString.call(error);
+  }
+  return String(error);
 }

@@ -460,6 +460,34 @@ describe("LocalBus", () => {
     expect(stderr.match(/listener failed: reporter broke/g)).toHaveLength(4);
   });
 
+  it("dead-letters a consumer that throws a non-Error, with what it threw in the error", async () => {
+    const thrown: unknown[] = [
+      "plain text",
+      { statusCode: 404, body: { message: "project not found" } },
+      Object.assign(Object.create(null), { reason: "null prototype" }),
+      undefined,
+    ];
+    const { bus, audit, deadLetters } = setup({
+      "report-status": async (envelope) => {
+        throw thrown[Number(envelope.id.slice("evt-".length)) - 1];
+      },
+    });
+    const failed = buildFinished("failed");
+    const stderr = await stderrOf(async () => {
+      await bus.publish([failed, failed, failed, failed]);
+      await bus.drain();
+    });
+    expect(stderr).toBe("");
+    const letters = await deadLetters();
+    expect(letters.map((l) => [l.envelope.id, l.error])).toEqual([
+      ["evt-1", "plain text"],
+      ["evt-2", '{"statusCode":404,"body":{"message":"project not found"}}'],
+      ["evt-3", '{"reason":"null prototype"}'],
+      ["evt-4", "undefined"],
+    ]);
+    expect(audit.records.filter((r) => r.action === "bus.deliver")).toHaveLength(4);
+  });
+
   it("agrees with the matcher when an $or branch names detail-type again", async () => {
     const pattern = {
       "detail-type": ["Tag Push"],
