@@ -336,7 +336,12 @@ export interface AuditStamp {
 
 /**
  * What every writer does before a record leaves the process: redact, stamp the schema version and
- * the request id. The producer's fields keep their order; the stamps come first.
+ * the request id. The stamps come first, then the producer's fields in their order, but `actor` and
+ * `subject` last: Logs Insights extracts at most 200 fields of a JSON line ("CloudWatch Logs Insights
+ * can extract a maximum of 200 log event fields from a JSON log",
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_AnalyzeLogData-discoverable-fields.html),
+ * each array item one, and a subject's list (a deploy's pruned objects) pushed `correlationId`, `at`
+ * and `gitlab` past them: the correlation query no longer found that line.
  *
  * @example
  * const line = JSON.stringify(prepareAuditRecord(record, redact, { requestId: context.awsRequestId }));
@@ -346,10 +351,15 @@ export function prepareAuditRecord(
   redact: AuditRedactor,
   stamp: AuditStamp = {},
 ): AuditRecord {
-  const prepared = redact(record, { audit: true, auditVersion: AUDIT_SCHEMA_VERSION });
+  const seed: Partial<AuditRecord> = { audit: true, auditVersion: AUDIT_SCHEMA_VERSION };
+  if (stamp.requestId) seed.requestId = stamp.requestId;
+  if (stamp.durationMs !== undefined && record.durationMs === undefined) seed.durationMs = stamp.durationMs;
+  const { actor, subject, ...rest } = record;
+  const prepared = redact({ ...rest, actor, subject } as AuditRecord, seed);
   prepared.audit = true;
   prepared.auditVersion = AUDIT_SCHEMA_VERSION;
   if (stamp.requestId) prepared.requestId = stamp.requestId;
+  // A producer's `durationMs: undefined` was copied over the seed's.
   if (stamp.durationMs !== undefined && prepared.durationMs === undefined)
     prepared.durationMs = stamp.durationMs;
   return prepared;

@@ -10,6 +10,7 @@ import {
 } from "../../shared/adapters/stdout-audit-log.js";
 import { type AuditRecord, REDACTED } from "../../shared/domain/audit.js";
 import { metricsOfAuditRecord } from "../../shared/domain/audit-metrics.js";
+import { SAVED_AUDIT_QUERIES } from "../../shared/domain/audit-queries.js";
 import { parseAuditRecord } from "../../shared/domain/audit-schema.js";
 import { JsonlAuditLog } from "../../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
@@ -138,6 +139,66 @@ describe("StdoutAuditLog", () => {
     expect(lines[2].durationMs).toBeUndefined();
     audit.record(record({ durationMs: 7 }));
     expect(JSON.parse(out.lines[3] as string).durationMs).toBe(7);
+  });
+});
+
+/**
+ * The fields Logs Insights finds in a JSON line: "CloudWatch Logs Insights can extract a maximum of
+ * 200 log event fields from a JSON log"
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_AnalyzeLogData-discoverable-fields.html),
+ * objects flattened to dotted names and arrays to one field per index, in the line's order.
+ */
+function insightsFields(line: string, max = 200): string[] {
+  const names: string[] = [];
+  const walk = (value: unknown, path: string) => {
+    if (value !== null && typeof value === "object") {
+      for (const [key, item] of Object.entries(value)) walk(item, path ? `${path}.${key}` : key);
+    } else names.push(path);
+  };
+  walk(JSON.parse(line), "");
+  return names.slice(0, max);
+}
+
+describe("audit lines as Logs Insights reads them", () => {
+  it("keeps every field the queries filter on or show within the 200 it extracts, whatever the subject's lists", async () => {
+    const out = capture();
+    const audit = new StdoutAuditLog(out.write);
+    // A deploy that pruned 250 objects (a project that dropped a chart): its subject alone is 250+ fields.
+    const pruned = Array.from({ length: 250 }, (_, i) => `ConfigMap/settings-${i}`);
+    const handler = withLambdaRequestId(async (_event: unknown, _context: { awsRequestId: string }) =>
+      audit.record(
+        record({
+          subject: {
+            project: "group/app",
+            environment: "staging",
+            sha: "abc1234",
+            status: "succeeded",
+            pruned,
+          },
+          gitlab: {
+            instance: "https://gitlab.example.com",
+            event: "Deploy Requested",
+            idempotencyKey: null,
+            webhookUuid: null,
+          },
+        }),
+      ),
+    );
+    await handler({}, { awsRequestId: "req-a" });
+    const line = out.lines[0] as string;
+    const found = insightsFields(line);
+    const carried = insightsFields(line, Number.POSITIVE_INFINITY);
+    const queried = new Set([
+      "auditVersion",
+      "action",
+      "outcome",
+      "correlationId",
+      "gitlab.instance",
+      ...SAVED_AUDIT_QUERIES.flatMap((q) => [...q.fields, ...(q.groupBy ?? [])]),
+    ]);
+    const lost = [...queried].filter((field) => carried.includes(field) && !found.includes(field));
+    expect(lost).toEqual([]);
+    expect(found).toEqual(expect.arrayContaining(["requestId", "durationMs", "subject.environment"]));
   });
 });
 
