@@ -497,7 +497,10 @@ function readGitlabTime(value: unknown): string | null {
   const at = new Date(`${day}T${time}${offset}`);
   // Date rolls 2026-02-30 over to March: a day that does not exist is no time at all.
   if (Number.isNaN(at.getTime()) || !sameDay(day, offset, at)) return null;
-  return at.toISOString();
+  const iso = at.toISOString();
+  // 9999-12-31 23:59:59 -1400 is in the year 10000 in UTC, which toISOString writes "+010000-…":
+  // not an RFC 3339 time, so the detail would fail validation and the delivery be a 400.
+  return iso.length === 24 ? iso : null;
 }
 
 function sameDay(day: string, offset: string, at: Date): boolean {

@@ -454,6 +454,9 @@ describe("normalizeGitlabEvent: merge requests", () => {
     ["2026-01-16T07:56:25+02:00", "2026-01-16T05:56:25.000Z"],
     ["2015-04-08T21: 00:25-07:00", null], // malformed as one of GitLab's documented examples is
     ["2026-02-30 10:00:00 UTC", null], // no such day
+    // Real days whose instant, once in UTC, is outside the years 0000-9999 an RFC 3339 time can write.
+    ["9999-12-31 23:59:59 -1400", null],
+    ["0000-01-01T00:00:00+14:00", null],
     ["yesterday", null],
     [1768542985, null],
     [undefined, null],
