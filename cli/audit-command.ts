@@ -46,7 +46,7 @@ export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --correlation ID      everything one GitLab delivery caused, as a timeline
   --role ARN  --instance URL
   --json                JSON lines instead of a table
-  --limit N             the newest N records (default 1000)
+  --limit N             the newest N records (default 1000); with --correlation, the first N
   --log-group G         query CloudWatch Logs Insights (repeatable; or ${AUDIT_LOG_GROUPS_ENV})
   --timeout S           give up on a Logs Insights query after S seconds (default 120)
   --local               read $KUBLER_DATA_DIR/audit.jsonl even when log groups are configured`;
@@ -183,21 +183,67 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
     );
     return 0;
   }
-  // Only the newest `limit` matches are kept: memory is bounded by the limit, not the file.
-  const kept: AuditRecord[] = [];
-  let next = 0;
-  const report = await scanLocal(path, plan.filter, (record) => {
-    if (kept.length < plan.limit) kept.push(record);
-    else kept[next] = record;
-    next = (next + 1) % plan.limit;
-  });
-  const records = kept.length < plan.limit ? kept : [...kept.slice(next), ...kept.slice(0, next)];
+  // Only `limit` matches are kept: memory is bounded by the limit, not the file.
+  const keep = plan.timeline ? keepOldest(plan.limit) : keepNewest(plan.limit);
+  const report = await scanLocal(path, plan.filter, keep.add);
+  const records = keep.records();
   printRecords(records, plan, io);
   const malformed = report.malformed ? `, ${report.malformed} malformed line(s) skipped` : "";
   io.progress(
     `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched, ${records.length} shown${malformed}${lookFurther(plan, report)}`,
   );
   return 0;
+}
+
+interface KeptRecords {
+  add(record: AuditRecord): void;
+  /** Oldest first. */
+  records(): AuditRecord[];
+}
+
+/** The last `limit` records of the file: the newest, as a log is read. */
+function keepNewest(limit: number): KeptRecords {
+  const kept: AuditRecord[] = [];
+  let next = 0;
+  return {
+    add(record) {
+      if (kept.length < limit) kept.push(record);
+      else kept[next] = record;
+      next = (next + 1) % limit;
+    },
+    records: () => (kept.length < limit ? kept : [...kept.slice(next), ...kept.slice(0, next)]),
+  };
+}
+
+/**
+ * The `limit` earliest records by `at`: a correlation's first steps, as Logs Insights answers the
+ * timeline (`sort @timestamp asc | limit N`); kept newest, like a log, the local trail told another
+ * story than CloudWatch. The file is in time order but for lines two writers interleaved, so a later
+ * line is almost always later than every kept one, and costs one comparison.
+ */
+function keepOldest(limit: number): KeptRecords {
+  const kept: AuditRecord[] = [];
+  let latest = -1;
+  const findLatest = () => {
+    latest = 0;
+    for (let i = 1; i < kept.length; i++)
+      if ((kept[i] as AuditRecord).at > (kept[latest] as AuditRecord).at) latest = i;
+  };
+  return {
+    add(record) {
+      if (kept.length < limit) {
+        kept.push(record);
+        if (kept.length === limit) findLatest();
+        return;
+      }
+      if (record.at >= (kept[latest] as AuditRecord).at) return;
+      kept.splice(latest, 1);
+      kept.push(record);
+      findLatest();
+    },
+    // Oldest first, as Logs Insights answers.
+    records: () => [...kept].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
+  };
 }
 
 /** Nothing matched within the default 24 h: the trail of yesterday's session is not gone, only older. */

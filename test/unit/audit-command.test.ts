@@ -345,6 +345,22 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     expect(out[5]).toContain("[staging] deployed (took 2.4 s)");
   });
 
+  it("with --limit, tells the first steps of a correlation, as Logs Insights' oldest-first query returns them", async () => {
+    const step = (at: string, action: string) =>
+      JSON.stringify(record({ correlationId: "abc", at, action, reason: action }));
+    write([
+      step("2026-03-02T10:00:00.000Z", "webhook.receive"),
+      step("2026-03-02T10:00:00.050Z", "plan.steps"),
+      JSON.stringify(record({ correlationId: "other" })),
+      step("2026-03-02T10:00:02.550Z", "environment.deploy"),
+      step("2026-03-02T11:00:02.550Z", "environment.stop"),
+    ]);
+    const { json } = await run("--correlation", "abc", "--limit", "2", "--json");
+    expect(json().map((r) => r.action)).toEqual(["webhook.receive", "plan.steps"]);
+    const { out } = await run("--correlation", "abc", "--limit", "2");
+    expect(out[0]).toBe("correlation abc (group/app): 2 step(s) over 50 ms, from 2026-03-02T10:00:00.000Z");
+  });
+
   it("runs a saved query: rejected webhooks counted by reason and instance", async () => {
     const webhook = (outcome: AuditRecord["outcome"], reason: string, instance: string) =>
       JSON.stringify(
