@@ -30,6 +30,7 @@ export const SERVER_METADATA = [
   "creationTimestamp",
   "generation",
   "deletionTimestamp",
+  "deletionGracePeriodSeconds",
   "managedFields",
   "selfLink",
 ];

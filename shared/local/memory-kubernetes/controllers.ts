@@ -5,6 +5,7 @@
  * go). No pods run: the statuses are what a healthy or a stuck rollout would report.
  */
 import { createHash } from "node:crypto";
+import { finalizersOf, markedDeleting } from "./finalizers.js";
 import { deepEqual, isPlainObject, type JsonObject, valueAt } from "./json.js";
 import { RESOURCE_TYPES, typeOfKind } from "./resources.js";
 import type { ObjectStore } from "./store.js";
@@ -80,18 +81,33 @@ export class Controllers {
     this.#rollouts.set(uid, timer);
   }
 
-  /** After a namespace was marked Terminating: remove its content, then it, once the delay has passed. */
+  /**
+   * After a namespace was marked Terminating: delete its content, then it, once the delay has passed.
+   * Content its finalizers hold is only marked, and the namespace waits (checked again after the same
+   * delay) until their owners release it, as the namespace controller does.
+   */
   scheduleNamespaceFinalization(namespace: KubeObject): void {
     const { name, uid } = namespace.metadata;
-    this.#after(this.options.namespaceFinalizeMs, () => {
+    const sweep = () => {
       const namespaces = typeOfKind("Namespace");
       const current = this.store.read(namespaces, undefined, name)?.object;
       if (!current || current.metadata.uid !== uid) return;
+      let held = 0;
       for (const type of RESOURCE_TYPES.filter((candidate) => candidate.namespaced)) {
-        for (const object of this.store.all(type, name)) this.store.remove(type, name, object.metadata.name);
+        for (const object of this.store.all(type, name)) {
+          if (finalizersOf(object).length === 0) {
+            this.store.remove(type, name, object.metadata.name);
+            continue;
+          }
+          held++;
+          const marked = markedDeleting(object);
+          if (marked !== object) this.store.write(type, marked);
+        }
       }
-      this.store.remove(namespaces, undefined, name);
-    });
+      if (held > 0) this.#after(this.options.namespaceFinalizeMs, sweep);
+      else this.store.remove(namespaces, undefined, name);
+    };
+    this.#after(this.options.namespaceFinalizeMs, sweep);
   }
 
   close(): void {

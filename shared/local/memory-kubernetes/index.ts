@@ -9,6 +9,10 @@
  *   metadata.deletionTimestamp) for `namespaceFinalizeMs`, then it and its content are gone (404).
  * - List items carry no apiVersion/kind; every request needs the kubeconfig's bearer token (or a
  *   token this server issued through TokenRequest); a no-op write keeps the resourceVersion.
+ * - Finalizers (metadata.finalizers) hold an object: a DELETE sets its deletionTimestamp and keeps it,
+ *   Terminating, until a write (update, patch or apply) empties the list, which removes it; a create of
+ *   its name meanwhile is 409 AlreadyExists, and no new finalizer may be added (422). A namespace
+ *   being deleted waits for the content its finalizers hold. Nothing here ever releases a finalizer.
  * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
  *   default, kube-system, kube-public and kube-node-lease exist from the start.
  * - RBAC for tokens issued through TokenRequest (rbac.ts): Roles, ClusterRoles and their bindings
@@ -19,8 +23,7 @@
  * DaemonSet on one node: see `ROLLOUT_ANNOTATION`), Jobs are simulated (one Pod at a time, which
  * ends Succeeded with a digest as its termination message, Failed: see `BUILD_ANNOTATION`, or
  * evicted: `faults.evictPods`; no container runs; `backoffLimit`, `podFailurePolicy` and
- * `activeDeadlineSeconds` apply, `ttlSecondsAfterFinished` does not), finalizers other than the
- * namespace's are ignored, strategic merge patch is a plain merge patch, server-side apply treats
+ * `activeDeadlineSeconds` apply, `ttlSecondsAfterFinished` does not), strategic merge patch is a plain merge patch, server-side apply treats
  * lists atomically and tracks only apply managers (no managedFields in answers), and paginated
  * lists read live data rather than a snapshot.
  */

@@ -13,10 +13,11 @@ import {
 } from "./admission.js";
 import { mergePatch, serverSideApply } from "./apply.js";
 import { badRequestError, conflictError, invalidError, KubeApiError, notFoundError } from "./errors.js";
+import { finalizersOf, finalizerUpdateCauses, markedDeleting, releasedByWrite } from "./finalizers.js";
 import { cloneJson, isPlainObject, type JsonObject } from "./json.js";
 import { jsonPatch } from "./json-patch.js";
 import { listMatcher } from "./reads.js";
-import { apiVersionOf, typeOfKind } from "./resources.js";
+import { apiVersionOf, type ResourceType, typeOfKind } from "./resources.js";
 import { isDryRun, type ResourceRoute } from "./routes.js";
 import type { StoredEntry } from "./store.js";
 import { rfc3339 } from "./timestamps.js";
@@ -101,7 +102,13 @@ function writeOver(
     });
   }
   carryOverFromStored(type, object, previous);
-  return commit(context, { type, next: object, previous, dryRun, ...(applied ? { applied } : {}) });
+  const forbidden = type.kind === "Namespace" ? [] : finalizerUpdateCauses(previous, object);
+  if (forbidden.length > 0) throw invalidError(type, object.metadata.name, forbidden);
+  const written = commit(context, { type, next: object, previous, dryRun, ...(applied ? { applied } : {}) });
+  // The write that empties a Terminating object's finalizers is the one that removes it.
+  if (!dryRun && type.kind !== "Namespace" && releasedByWrite(written))
+    removeNow(context, route.type, written);
+  return written;
 }
 
 export function patch(context: ApiContext, { route, query, body, contentType }: WriteRequest): ApiAnswer {
@@ -241,10 +248,14 @@ export function remove(context: ApiContext, { route, query, body }: WriteRequest
   }
   const dryRun = isDryRun(query);
   if (type.kind === "Namespace") return { status: 200, body: terminate(context, previous, dryRun) };
-  if (!dryRun) {
-    context.store.remove(type, route.namespace, name);
-    if (type.kind === "Job") context.jobs.jobDeleted(previous);
+  // Held by finalizers: marked (once) and kept, answered with the object, as the API server does.
+  if (finalizersOf(previous).length > 0) {
+    return {
+      status: 200,
+      body: dryRun ? markedDeleting(previous) : markForDeletion(context, type, previous),
+    };
   }
+  if (!dryRun) removeNow(context, type, previous);
   return {
     status: 200,
     body: {
@@ -260,6 +271,18 @@ export function remove(context: ApiContext, { route, query, body }: WriteRequest
       },
     },
   };
+}
+
+/** Gone from the store, with what the Job controller keeps of a Job. */
+function removeNow(context: ApiContext, type: ResourceType, object: KubeObject): void {
+  context.store.remove(type, object.metadata.namespace, object.metadata.name);
+  if (type.kind === "Job") context.jobs.jobDeleted(object);
+}
+
+/** Sets deletionTimestamp on an object its finalizers hold; an object already marked stays as it is. */
+function markForDeletion(context: ApiContext, type: ResourceType, object: KubeObject): KubeObject {
+  const marked = markedDeleting(object);
+  return marked === object ? object : context.store.write(type, marked);
 }
 
 /** Namespace deletion: Terminating now, gone (with its content) after the namespace controller's delay. */
@@ -291,7 +314,10 @@ export function removeCollection(context: ApiContext, { route, query }: WriteReq
   });
   const items = page.items.map((item) => item.parse());
   if (!isDryRun(query)) {
-    for (const object of items) context.store.remove(type, object.metadata.namespace, object.metadata.name);
+    for (const object of items) {
+      if (finalizersOf(object).length > 0) markForDeletion(context, type, object);
+      else removeNow(context, type, object);
+    }
   }
   return {
     status: 200,
