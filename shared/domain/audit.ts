@@ -110,9 +110,11 @@ const SCHEME_VALUE = /\b(Basic|Token|Digest)(\s+|=|:\s*)([A-Za-z0-9._~+/=%-]{8,}
  * The key stays, the value goes. Prose ("token configured", "tokenExpiresAt: …") has no separator
  * right after the name, and an ARN's `:secret:` segment follows a colon: both stay readable. Quotes
  * may be escaped (`{\"token\":\"x\"}`: JSON quoted inside JSON, as in an error quoting a request).
+ * A value in angle brackets is taken whole, spaces included, as after `Bearer`: build-image's hint
+ * `--from-literal=token=<GitLab token with read_repository>` lost its first word to `[redacted]`.
  */
 const SECRET_ASSIGNMENT =
-  /(?<![:/])(passw(?:or)?d|\bpwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|signature)(\\?["']?\s*(?:[:=]|%3[AaDd])\s*\\?["']?)((?:[^\s"'&,;)}\]\\]|\\(?!["']))+)/gi;
+  /(?<![:/])(passw(?:or)?d|\bpwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|signature)(\\?["']?\s*(?:[:=]|%3[AaDd])\s*\\?["']?)(<[^<>\r\n"']{1,62}>[.,:;)\]]*(?=[\s"',;]|$)|(?:[^\s"'&,;)}\]\\]|\\(?!["']))+)/gi;
 /** `scheme://user:password@host`: the user stays, the password goes. */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)([^\s/?#@]+)@/gi;
 /**

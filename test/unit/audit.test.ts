@@ -340,6 +340,24 @@ describe("audit redaction", () => {
     );
   });
 
+  it("keeps a placeholder of several words after a secret-named key: build-image's hint to create its git Secret", () => {
+    const redact = createAuditRedactor();
+    // checkBuildSecrets' reason, as `kubler audit` and the local terminal print it.
+    const hint =
+      "kubectl -n kubler-builds create secret generic kubler-git-credentials --from-literal=token=<GitLab token with read_repository>; kubectl -n kubler-builds create secret docker-registry kubler-registry-push --docker-password=<password>";
+    expect(redact.text(hint)).toBe(hint);
+    expect(redact.text("export KUBLER_WEBHOOK_SECRET=<the webhook token>")).toBe(
+      "export KUBLER_WEBHOOK_SECRET=<the webhook token>",
+    );
+    // Words in brackets that are not a placeholder's go whole, not up to their first space.
+    const cases: [string, string][] = [
+      ["token=<s3cr3t value> after", `token=${REDACTED} after`],
+      ["password=<hunter2 x> after", `password=${REDACTED} after`],
+    ];
+    for (const [reason, expected] of cases) expect(redact.text(reason)).toBe(expected);
+    expect(redact.text("token=<Bearer AAAAAAA-AAAA> after")).not.toContain("AAAA");
+  });
+
   it("removes values assigned to secret-named keys in free text, and passwords in URLs", () => {
     const redact = createAuditRedactor();
     const cases: [string, string][] = [
