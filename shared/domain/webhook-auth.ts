@@ -13,7 +13,10 @@ const SIGNING_KEY_PREFIX = "whsec_";
 export interface WebhookCredentials {
   /** Decoded HMAC keys of the accepted `whsec_…` signing tokens (several during rotation). */
   signingKeys: readonly Buffer[];
-  /** SHA-256 digests of the accepted `X-Gitlab-Token` values (several during rotation). */
+  /**
+   * SHA-256 digests of the accepted `X-Gitlab-Token` values (several during rotation), each in every
+   * form it reaches the app in (`presentedForms`).
+   */
   tokenDigests: readonly Buffer[];
 }
 
@@ -46,9 +49,9 @@ export function createWebhookCredentials(secrets: {
     }
     return bytes;
   });
-  const tokenDigests = secrets.tokens.map((token, i) => {
+  const tokenDigests = secrets.tokens.flatMap((token, i) => {
     if (token.length === 0) throw new Error(`secret token #${i + 1} is empty`);
-    return sha256(token);
+    return presentedForms(token).map(sha256);
   });
   return { signingKeys, tokenDigests };
 }
@@ -139,6 +142,19 @@ export function signWebhook(
   const timestamp = String(Math.floor(at.getTime() / 1000));
   const signature = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(rawBody).digest("base64");
   return { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };
+}
+
+/**
+ * The strings an `X-Gitlab-Token` header holding `token` becomes by the time the app reads it. GitLab
+ * sends a token's UTF-8 bytes; an ASCII token arrives as it is, but Node's HTTP parser reads the
+ * bytes of a non-ASCII one as Latin-1, and hono/aws-lambda percent-encodes a non-ASCII header value
+ * (of whichever string the Function URL decoded). Digested once here, so a delivery still costs one
+ * hash; a percent-encoded form proves no less knowledge of the token than the token itself.
+ */
+function presentedForms(token: string): string[] {
+  if (!/[^ -~]/.test(token)) return [token];
+  const latin1 = Buffer.from(token, "utf8").toString("latin1");
+  return [token, latin1, encodeURIComponent(token), encodeURIComponent(latin1)];
 }
 
 // Digests have one length whatever the input, so comparing them leaks neither content nor length.
