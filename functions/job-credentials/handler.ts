@@ -69,6 +69,7 @@ const app = createJobCredentialsApp({
   // Records redacted (ID tokens and AWS keys by their shape), request id stamped, CredentialsIssued/Denied derived.
   audit,
   logError: logErrorToStderr("job-credentials"),
+  logWarning: logErrorToStderr("job-credentials", [], "warn"),
   clock: systemClock,
   newId: randomId,
 });

@@ -16,17 +16,24 @@ import type { AuditLog } from "../ports.js";
 /**
  * Unexpected errors as one JSON line on stderr (CloudWatch keeps it with the function's logs), with
  * the stack: what on-call needs. The message and stack go through the audit redaction (the
- * configured `secrets` and secret-shaped text): an error may quote what it failed on.
+ * configured `secrets` and secret-shaped text): an error may quote what it failed on. `level` is
+ * "error" for a request answered 500 (the internal-errors alarm counts those lines), "warn" for a
+ * failure the caller never saw (an archive event not published).
  *
  * @example
  * const logError = logErrorToStderr("gitlab-webhook", webhookSecrets);
+ * const logWarning = logErrorToStderr("job-credentials", [], "warn");
  */
-export function logErrorToStderr(fn: string, secrets: readonly string[] = []): (error: unknown) => void {
+export function logErrorToStderr(
+  fn: string,
+  secrets: readonly string[] = [],
+  level: "error" | "warn" = "error",
+): (error: unknown) => void {
   const redact = createAuditRedactor(secrets);
   return (error) => {
     const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
     const line = {
-      level: "error",
+      level,
       function: fn,
       name,
       message: redact.text(message),
