@@ -120,6 +120,23 @@ export interface EnvironmentCluster {
 }
 
 /**
+ * Releases an object from finalizers others set on it, as replacing one of Kubler's own objects needs
+ * (a CI job may hold `kubler-last-good` with one: DESIGN §6): a merge patch emptying
+ * `metadata.finalizers`, held to the uid and resourceVersion read (`KubernetesConflictError`, 409, when
+ * it was written since). An object being deleted then goes. Its own port rather than a new
+ * `EnvironmentCluster` method, so the environment steps' other test doubles need not change.
+ *
+ * @example
+ * await cluster.removeFinalizers(ref, { uid, resourceVersion }); // "removed", or "absent" when it is gone
+ */
+export interface FinalizerRemover {
+  removeFinalizers(
+    ref: ObjectRef,
+    preconditions: { uid: string; resourceVersion: string },
+  ): Promise<"removed" | "absent">;
+}
+
+/**
  * The Kubernetes API as builds need it (DESIGN §7): the build Jobs' namespace, the Jobs, and their
  * pods' status and logs. Same errors and retries as `EnvironmentCluster`.
  *

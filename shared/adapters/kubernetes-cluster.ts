@@ -36,6 +36,7 @@ import {
 import type {
   BuildCluster,
   EnvironmentCluster,
+  FinalizerRemover,
   KubeObject,
   ListOptions,
   ListPage,
@@ -150,7 +151,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
  * const cluster = new KubernetesCluster(kubeConfig, { timeoutMs: 5_000 });
  * const stored = await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } });
  */
-export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
+export class KubernetesCluster implements EnvironmentCluster, BuildCluster, FinalizerRemover {
   readonly #kubeConfig: KubeConfig;
   readonly #objects: PlainObjectApi;
   readonly #core: CoreV1Api;
@@ -327,6 +328,22 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster {
       // Also on a retry: the attempt that timed out or got a 5xx may have deleted it.
       if (error instanceof KubernetesNotFoundError) return "absent";
       if (error instanceof KubernetesConflictError) return this.#alreadyDeleting(ref, preconditions, error);
+      throw error;
+    }
+  }
+
+  async removeFinalizers(
+    ref: ObjectRef,
+    { uid, resourceVersion }: { uid: string; resourceVersion: string },
+  ): Promise<"removed" | "absent"> {
+    // null deletes the list (RFC 7386); uid and resourceVersion in a patch are preconditions.
+    const patch = { metadata: { finalizers: null, uid, resourceVersion } };
+    try {
+      await this.#call("remove finalizers of", describeRef(ref), () => this.#objects.mergePatch(ref, patch));
+      return "removed";
+    } catch (error) {
+      // Also on a retry: the attempt that timed out may have released it, and it went.
+      if (error instanceof KubernetesNotFoundError) return "absent";
       throw error;
     }
   }
@@ -536,6 +553,17 @@ class PlainObjectApi extends KubernetesObjectApi {
     context.setHeaderParam("Content-Type", "application/json");
     context.setQueryParam("fieldManager", FIELD_MANAGER);
     context.setBody(JSON.stringify(body));
+    return (await this.requestPromise(context)) as unknown as KubeObject;
+  }
+
+  /** A JSON merge patch (RFC 7386), sent as is: client-node's patch would pass it through its typed models. */
+  async mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject> {
+    const path = await this.specUriPath(headerOf(ref), "patch");
+    const context = this.configuration.baseServer.makeRequestContext(path, HttpMethod.PATCH);
+    context.setHeaderParam("Accept", "application/json");
+    context.setHeaderParam("Content-Type", PatchStrategy.MergePatch);
+    context.setQueryParam("fieldManager", FIELD_MANAGER);
+    context.setBody(JSON.stringify(patch));
     return (await this.requestPromise(context)) as unknown as KubeObject;
   }
 

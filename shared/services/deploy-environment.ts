@@ -45,6 +45,7 @@ import type {
   EnvironmentCluster,
   EnvironmentStops,
   EventPublisher,
+  FinalizerRemover,
   ManifestSource,
   Scheduler,
 } from "../ports.js";
@@ -70,8 +71,11 @@ const OBJECT_WRITE_ATTEMPTS = 5;
 // Defined in the domain with Kubler's other reserved names; exported here too for the use case's callers.
 export { LAST_GOOD_CONFIGMAP };
 
-/** `EnvironmentCluster`, and a create: an environment's first namespace write is one (`writeDeploying`). */
-export type DeployCluster = EnvironmentCluster & Pick<BuildCluster, "create">;
+/**
+ * `EnvironmentCluster`, a create (an environment's first namespace write is one: `writeDeploying`),
+ * and the release of a finalizer that holds one of Kubler's own objects it replaces (`applyOwned`).
+ */
+export type DeployCluster = EnvironmentCluster & Pick<BuildCluster, "create"> & FinalizerRemover;
 
 export interface DeployEnvironmentDeps {
   cluster: DeployCluster;
@@ -772,7 +776,7 @@ function applyOrder(objects: KubeObject[]): KubeObject[] {
  * manifests need. The Role differs by revision: held to the namespace as the manifests are (`applyHeld`).
  */
 async function applyAccess(
-  cluster: EnvironmentCluster,
+  cluster: EnvironmentCluster & FinalizerRemover,
   state: EnvironmentState,
   { objects, pullSecret }: Prepared,
   onReplaced: (object: string) => void,

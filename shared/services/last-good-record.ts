@@ -17,7 +17,10 @@ import {
 import { type EnvironmentState, environmentLabels } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
-import type { EnvironmentCluster } from "../ports.js";
+import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
+
+/** What writes Kubler's own objects needs: replacing one may take releasing it from a finalizer. */
+export type OwnedObjectsCluster = EnvironmentCluster & FinalizerRemover;
 
 /** A kind of object, with the apiVersion it is listed by. */
 export interface KindRef {
@@ -258,7 +261,7 @@ function kindRefsOf(value: unknown): KindRef[] {
  * prune left objects of, if any. `onReplaced` hears of each object it had to replace (`applyOwned`).
  */
 export async function saveLastGood(
-  cluster: EnvironmentCluster,
+  cluster: OwnedObjectsCluster,
   state: EnvironmentState,
   record: Pick<RecordToSave, "data" | "secrets">,
   unpruned: readonly KindRef[] = [],
@@ -310,25 +313,31 @@ const MAX_REPLACEMENTS = 2;
  * replaces the object of that name when the cluster refuses to update it (422) because it is
  * `immutable: true` or a Secret of another type. A CI job may write those names where the Role grants
  * the kind (patch on ConfigMaps, create on Secrets): updating in place would then fail every later
- * deploy until someone deleted the object by hand. The delete is held to the uid and resourceVersion read, so only the
- * object that refused is removed; `onReplaced` gets its `Kind/name` (never its data) for the audit
- * line. Any other name or refusal, or a refusal with nothing there, is thrown as it came.
+ * deploy until someone deleted the object by hand. The delete is held to the uid and resourceVersion
+ * read, so only the object that refused is removed; finalizers holding it (Kubler sets none on these
+ * objects) are then removed too, or it would stay Terminating and refuse every write the same.
+ * `onReplaced` gets its `Kind/name`, with the finalizers removed if any (never its data), for the
+ * audit line. Any other name or refusal, or a refusal with nothing there, is thrown as it came.
  *
  * @example
  * await applyOwned(cluster, pullSecret, (object) => replaced.push(object)); // "Secret/kubler-registry"
  */
 export async function applyOwned(
-  cluster: EnvironmentCluster,
+  cluster: OwnedObjectsCluster,
   object: KubeObject,
   onReplaced?: (object: string) => void,
 ): Promise<KubeObject> {
   const { kind, apiVersion } = object;
   const { name, namespace } = object.metadata;
   const ref = { apiVersion, kind, name, namespace };
+  const released: string[] = [];
   for (let replaced = 0; ; replaced++) {
     try {
       const written = await cluster.apply(object);
-      if (replaced > 0) onReplaced?.(`${kind}/${name}`);
+      if (replaced > 0)
+        onReplaced?.(
+          `${kind}/${name}${released.length > 0 ? ` (finalizers removed: ${[...new Set(released)].join(", ")})` : ""}`,
+        );
       return written;
     } catch (error) {
       if (
@@ -347,7 +356,39 @@ export async function applyOwned(
       } catch (deleteError) {
         // Written since it was read: the next apply meets whatever is there now.
         if (!(deleteError instanceof KubernetesConflictError)) throw deleteError;
+        continue;
       }
+      if (finalizersOf(current).length > 0) released.push(...(await releaseDeleted(cluster, ref, uid)));
     }
+  }
+}
+
+function finalizersOf(object: KubeObject): string[] {
+  const { finalizers } = object.metadata;
+  return Array.isArray(finalizers) ? finalizers.filter((item) => typeof item === "string") : [];
+}
+
+/**
+ * The finalizers removed from the object just deleted, which they held Terminating. Removed after the
+ * delete, not before: once it is being deleted no finalizer can be added to it, so a job cannot put
+ * one back between the two writes. Held to the object as read here; written since (409), it is left
+ * to the next attempt, which meets it again.
+ */
+async function releaseDeleted(
+  cluster: OwnedObjectsCluster,
+  ref: ObjectRef,
+  uid: string | undefined,
+): Promise<string[]> {
+  const held = await cluster.get(ref);
+  const finalizers = held ? finalizersOf(held) : [];
+  const { resourceVersion, deletionTimestamp } = held?.metadata ?? {};
+  if (!uid || held?.metadata.uid !== uid || !deletionTimestamp || !resourceVersion || finalizers.length === 0)
+    return [];
+  try {
+    await cluster.removeFinalizers(ref, { uid, resourceVersion });
+    return finalizers;
+  } catch (error) {
+    if (!(error instanceof KubernetesConflictError)) throw error;
+    return [];
   }
 }

@@ -50,6 +50,7 @@ function hooked(
     list: (...args) => cluster.list(...args),
     delete: (...args) => cluster.delete(...args),
     createToken: (...args) => cluster.createToken(...args),
+    removeFinalizers: (...args) => cluster.removeFinalizers(...args),
     apply: (object) => write(object, () => cluster.apply(object)),
     create: (object) => write(object, () => cluster.create(object)),
   };

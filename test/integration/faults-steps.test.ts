@@ -28,6 +28,7 @@ function crashing(
     list: (...args) => cluster.list(...args),
     delete: (...args) => cluster.delete(...args),
     createToken: (...args) => cluster.createToken(...args),
+    removeFinalizers: (...args) => cluster.removeFinalizers(...args),
     create: (object) => cluster.create(object),
     async apply(object) {
       const moment = crashed ? null : when(object);

@@ -1,0 +1,154 @@
+/**
+ * A CI job's finalizer must not jam Kubler's replacement of its own objects (`applyOwned`). The job
+ * is a real identity bound to the Role Kubler wrote (a TokenRequest token of `kubler-deployer`), acting
+ * over HTTP on the embedded API, which holds an object with finalizers Terminating after a DELETE
+ * until they are emptied, as a real API server does. Before Kubler removed finalizers it did not set,
+ * the replacement's delete left `kubler-last-good` Terminating, still immutable, and every later
+ * deploy threw until an operator removed the finalizer by hand.
+ */
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Detail } from "../../shared/domain/catalog.js";
+import { DEPLOYER_NAME, LAST_GOOD_CONFIGMAP, type RoleRule } from "../../shared/domain/deploy-manifests.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { type DeployTestDeps, deployTestDeps, exampleProject } from "../fakes/deploy-deps.js";
+import { allows } from "../fakes/rbac.js";
+
+const PROJECT = "flightjs/flight-management";
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+const HOLD = "ci.example.com/hold";
+const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+
+let cluster: MemoryKubernetes;
+let deps: DeployTestDeps;
+let files: ReturnType<typeof exampleProject>;
+let environment: string;
+let namespace: string;
+let tests = 0;
+
+beforeAll(async () => {
+  cluster = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => cluster.close());
+
+beforeEach(() => {
+  let projects: string;
+  ({ deps, projects } = deployTestDeps(cluster, "kubler-finalizer-jam-"));
+  files = exampleProject(projects, PROJECT);
+  environment = `review/finalizer-${++tests}`;
+  namespace = namespaceFor(PROJECT, environment);
+});
+
+function deploy(n: number): ReturnType<typeof deployEnvironment> {
+  const trigger: DeployTrigger = {
+    detailType: "Deploy Requested",
+    time: new Date(Date.parse("2026-11-21T10:00:00Z") + n * 60_000),
+    detail: {
+      correlationId: `finalizer-${tests}-${n}`,
+      gitlab,
+      environment,
+      sha: String(n).repeat(40),
+      ref: environment.replace("review/", ""),
+      pipelineId: 100 + n,
+      mrIid: 16,
+    } satisfies Detail<"Deploy Requested">,
+  };
+  return deployEnvironment(deps, trigger);
+}
+
+/** The CI job's client: a token of the environment's deployer account, bound to Kubler's Role. */
+async function ciJob(): Promise<k8s.CoreV1Api> {
+  const { token } = await deps.cluster.createToken(
+    { namespace, serviceAccount: DEPLOYER_NAME },
+    { audiences: [], expirationSeconds: 600 },
+  );
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(cluster.kubeconfig);
+  const admin = kc.getCurrentUser();
+  kc.users = kc.users.map((user) => (user === admin ? { name: user.name, token } : user));
+  return kc.makeApiClient(k8s.CoreV1Api);
+}
+
+function roleRules(): RoleRule[] {
+  const role = cluster.store.get("rbac.authorization.k8s.io/v1", "Role", namespace, DEPLOYER_NAME);
+  return (role?.rules ?? []) as RoleRule[];
+}
+
+function record() {
+  return cluster.store.get("v1", "ConfigMap", namespace, LAST_GOOD_CONFIGMAP);
+}
+
+/** The job holds the record with a finalizer and freezes it, over its own merge patch. */
+async function jam(): Promise<void> {
+  const job = await ciJob();
+  await job.patchNamespacedConfigMap(
+    {
+      name: LAST_GOOD_CONFIGMAP,
+      namespace,
+      body: { metadata: { finalizers: [HOLD] }, immutable: true, data: { sha: "junk" } },
+    },
+    mergePatch,
+  );
+}
+
+describe("kubler-last-good held by a CI job's finalizer", () => {
+  it("made immutable too, is replaced by the next deploy, which removes the finalizer and says so; later deploys and a rollback work", async () => {
+    expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
+    expect(allows(roleRules(), "patch", "", "configmaps", LAST_GOOD_CONFIGMAP)).toBe(true);
+    await jam();
+    const hostile = record();
+    expect(hostile).toMatchObject({ immutable: true, metadata: { finalizers: [HOLD] } });
+
+    expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
+    const replaced = record();
+    expect(replaced?.metadata.uid).not.toBe(hostile?.metadata.uid);
+    expect(replaced?.metadata.finalizers).toBeUndefined();
+    expect(replaced?.metadata.deletionTimestamp).toBeUndefined();
+    expect(replaced?.immutable).toBeUndefined();
+    expect((replaced?.data as Record<string, string> | undefined)?.sha).toBe("2".repeat(40));
+    expect(deps.audit.last()?.subject).toMatchObject({
+      status: "succeeded",
+      replaced: [`ConfigMap/${LAST_GOOD_CONFIGMAP} (finalizers removed: ${HOLD})`],
+    });
+    expect(JSON.stringify(deps.audit.records)).not.toContain("junk");
+
+    expect(await deploy(3)).toMatchObject({ kind: "succeeded" });
+    expect(deps.audit.last()?.subject).not.toHaveProperty("replaced");
+    files.setRollout("fail");
+    const broken = await deploy(4);
+    expect(broken).toMatchObject({ kind: "rolled_back" });
+    expect(broken.kind !== "ignored" && broken.reason).toContain(`rolled back to ${"3".repeat(40)}`);
+  });
+
+  it("already left Terminating by an earlier deploy (the jam as it was), is released and replaced", async () => {
+    expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
+    await jam();
+    // What the replacement's delete did before: the record Terminating, still immutable, still held.
+    await deps.cluster.delete({ apiVersion: "v1", kind: "ConfigMap", name: LAST_GOOD_CONFIGMAP, namespace });
+    expect(record()?.metadata.deletionTimestamp).toBeDefined();
+
+    expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
+    expect(record()?.metadata.deletionTimestamp).toBeUndefined();
+    expect(record()?.metadata.finalizers).toBeUndefined();
+    expect((record()?.data as Record<string, string> | undefined)?.sha).toBe("2".repeat(40));
+    expect(deps.audit.last()?.subject).toMatchObject({
+      replaced: [`ConfigMap/${LAST_GOOD_CONFIGMAP} (finalizers removed: ${HOLD})`],
+    });
+  });
+
+  it("on a record Kubler can still write (not immutable), is left alone: nothing is replaced", async () => {
+    expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
+    const job = await ciJob();
+    await job.patchNamespacedConfigMap(
+      { name: LAST_GOOD_CONFIGMAP, namespace, body: { metadata: { finalizers: [HOLD] } } },
+      mergePatch,
+    );
+    const held = record();
+    expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
+    expect(record()?.metadata.uid).toBe(held?.metadata.uid);
+    expect(record()?.metadata.finalizers).toEqual([HOLD]);
+    expect(deps.audit.last()?.subject).not.toHaveProperty("replaced");
+  });
+});
