@@ -300,7 +300,7 @@ export interface GitlabApiConfig {
 export function loadGitlabApiConfig(env: Env): GitlabApiConfig {
   const url = required(env, ENV.GITLAB_URL);
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
-    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${JSON.stringify(url)}`);
+    throw new ConfigError(`${ENV.GITLAB_URL} must be an http(s) URL, got ${quoteUrl(url)}`);
   }
   // Not quoted: gitlab-api.ts refuses userinfo only when it connects, after this.
   if (env[ENV.LAMBDA_FUNCTION_NAME]?.trim() && isPlainHttpOffHost(url)) {
@@ -455,7 +455,15 @@ export function checkAwsEndpoints(env: Env): void {
     const value = raw?.trim();
     if (!value || !AWS_ENDPOINT_VARIABLE.test(name)) continue;
     if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-      throw new ConfigError(`${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
+      throw new ConfigError(`${name} must be an http(s) URL, got ${quoteUrl(value)}`);
     }
   }
+}
+
+/**
+ * A URL for an error message, without the credentials a mistyped one may carry (`htps://user:token@…`
+ * is no URL this code would connect to, but its token would reach the Lambda's start-up log).
+ */
+function quoteUrl(value: string): string {
+  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@\s]*@/i, "$1<credentials>@"));
 }

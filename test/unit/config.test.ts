@@ -231,6 +231,15 @@ describe("configuration", () => {
     expect(
       configError(() => loadGitlabApiConfig({ GITLAB_URL: "gitlab", GITLAB_API_TOKEN: "secret-1" })),
     ).not.toContain("secret-1");
+    // A scheme typo in a URL that carries credentials: the message shows the URL without them.
+    for (const url of ["htps://oauth2:glpat-secret-2@gitlab.example.com", "gitlab:glpat-secret-2@host"]) {
+      const message = configError(() => loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN: "t" }));
+      expect(message).toMatch(/^GITLAB_URL must be an http\(s\) URL, got /);
+      expect(message).not.toContain("secret-2");
+    }
+    expect(
+      configError(() => loadLocalConfig({ AWS_ENDPOINT_URL_STS: "htp://key:secret-3@localhost:4566" })),
+    ).toBe('AWS_ENDPOINT_URL_STS must be an http(s) URL, got "htp://<credentials>@localhost:4566"');
     expect(configError(() => loadGitlabApiConfig({ GITLAB_URL: "https://g" }))).toBe(
       "GITLAB_API_TOKEN is required (or GITLAB_API_TOKEN_SECRET)",
     );
