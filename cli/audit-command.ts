@@ -14,6 +14,7 @@ import {
   type AuditQueryParam,
   auditField,
   insightsQueryText,
+  MAX_INSIGHTS_ROWS,
   SAVED_AUDIT_QUERIES,
   type SavedAuditQuery,
 } from "../shared/domain/audit-queries.js";
@@ -46,7 +47,7 @@ export const AUDIT_USAGE = `usage: kubler audit [filters] [--json] [--limit N]
   --correlation ID      everything one GitLab delivery caused, as a timeline
   --role ARN  --instance URL
   --json                JSON lines instead of a table
-  --limit N             the newest N records (default 1000); with --correlation, the first N
+  --limit N             the newest N records (default 1000, at most 10000); with --correlation, the first N
   --log-group G         query CloudWatch Logs Insights (repeatable; or ${AUDIT_LOG_GROUPS_ENV})
   --timeout S           give up on a Logs Insights query after S seconds (default 120)
   --local               read $KUBLER_DATA_DIR/audit.jsonl even when log groups are configured`;
@@ -115,13 +116,15 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
     ...(values.instance !== undefined ? { instance: values.instance } : {}),
   };
   if (query) requireParams(query, flags);
+  const since = parseSince(values.since ?? (correlationId ? "14d" : "24h"), now);
+  const until = values.until === undefined ? now : parseAgo("--until", values.until, now);
+  if (since > until) {
+    throw new ConfigError(
+      `--since (${since.toISOString()}) is after --until (${until.toISOString()}): no record can match`,
+    );
+  }
   const plan: Plan = {
-    filter: {
-      ...query?.filter,
-      ...flags,
-      since: parseSince(values.since ?? (correlationId ? "14d" : "24h"), now),
-      until: values.until === undefined ? now : parseAgo("--until", values.until, now),
-    },
+    filter: { ...query?.filter, ...flags, since, until },
     query,
     json: values.json ?? false,
     limit: parseLimit(values.limit),
@@ -596,6 +599,12 @@ function parseLimit(text: string | undefined): number {
   if (text === undefined) return 1000;
   if (!/^\d+$/.test(text) || Number(text) < 1)
     throw new ConfigError(`--limit must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
+  // The local trail keeps to it too: the same command must not show more here than in AWS.
+  if (Number(text) > MAX_INSIGHTS_ROWS) {
+    throw new ConfigError(
+      `--limit is at most ${MAX_INSIGHTS_ROWS} (what Logs Insights answers), got ${text}`,
+    );
+  }
   return Number(text);
 }
 

@@ -449,6 +449,10 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     [["--since", "yesterday"], "--since"],
     [["--until", "soon"], "--until"],
     [["--limit", "0"], "--limit"],
+    // Logs Insights answers at most 10,000 rows: the local trail must not quietly show more than AWS.
+    [["--limit", "10001"], "--limit"],
+    // An empty window: AWS's StartQuery refuses it; the local trail answered "nothing".
+    [["--since", "1h", "--until", "2h"], "--since"],
     [["--query", "nope"], "--query"],
     // Past what a Date holds: once "Invalid time value", naming nothing.
     [["--since", "99999999999d"], "--since"],
