@@ -9,6 +9,8 @@ import { dirname, join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CONTEXT } from "../../infra/config.js";
 import { ENV, loadBuildConfig } from "../../shared/config.js";
+import { environmentNamespace, readEnvironment } from "../../shared/domain/environment.js";
+import { environmentState } from "../fakes/managed-environment.js";
 import { isolatedKublerEnv, ROOT, runKubler } from "./kubler-process.js";
 
 /** What a newcomer reads: README, docs/ (aws/ included), and the sample policy's comments. */
@@ -119,6 +121,18 @@ describe("the kubler commands the docs show", () => {
     expect(unknown).toEqual([]);
   }, 30_000);
 
+  it("leaves out of `send --help` exactly the partial payloads README says it leaves out", async () => {
+    const { stdout } = await runKubler(helpEnv, "send", "--help");
+    const events = (/events: (.*)/.exec(stdout)?.[1] ?? "").split(", ");
+    const fixtures = readdirSync(join(ROOT, "test/fixtures/gitlab/webhooks"))
+      .filter((name) => name.endsWith(".json"))
+      .map((name) => name.replace(/\.json$/, ""));
+    const partial = fixtures.filter((name) => name.startsWith("merge_request_partial_"));
+    expect(read("README.md")).toContain("The four `merge_request_partial_*` there are left out");
+    expect(partial).toHaveLength(4);
+    expect(events.sort()).toEqual(fixtures.filter((name) => !partial.includes(name)).sort());
+  }, 30_000);
+
   it("runs only saved queries kubler audit has", async () => {
     const { stdout } = await runKubler(helpEnv, "audit", "--help");
     const saved = (/--query NAME\s+a saved query: (.*)/.exec(stdout)?.[1] ?? "").split(", ");
@@ -140,6 +154,39 @@ describe("the kubler commands the docs show", () => {
     );
     expect(shown.length).toBeGreaterThan(5);
     expect(shown.filter((entry) => !scripts.includes(entry.split(": ")[1] ?? ""))).toEqual([]);
+  });
+});
+
+describe("what the docs' jq reads", () => {
+  /**
+   * The fields a doc's jq program takes from `kubler environments --json`: its `.field` paths and the
+   * keys of its object shorthand (`{namespace, status}`). A renamed field would make jq print null,
+   * not fail, so nobody following the runbook would notice.
+   */
+  function environmentsJqFields(): string[] {
+    return DOCS.flatMap((doc) =>
+      [...read(doc).matchAll(/kubler environments --json \| jq[^']*'([^']*)'/g)].flatMap((match) => {
+        const program = (match[1] ?? "").replace(/"(?:[^"\\]|\\.)*"/g, '""');
+        const paths = [...program.matchAll(/(?<![\w$])\.([A-Za-z_]\w*)/g)];
+        const shorthand = [...program.matchAll(/[{,]\s*([A-Za-z_]\w*)\s*(?=[,}])/g)];
+        return [...paths, ...shorthand].map((field) => `${doc}: ${field[1]}`);
+      }),
+    );
+  }
+
+  it("takes from `kubler environments --json` only fields it prints", () => {
+    const gitlab = { instance: "https://gitlab.example.com", projectId: 7, projectPath: "group/app" };
+    const found = readEnvironment(
+      environmentNamespace(environmentState({ namespace: "ns", gitlab, environment: "review/x" })),
+    );
+    expect(found.kind).toBe("managed");
+    // What the command prints: JSON.stringify of the environment read (cli/environment-commands.ts).
+    const printed = Object.keys(
+      JSON.parse(JSON.stringify(found.kind === "managed" ? found.environment : {})),
+    );
+    const fields = environmentsJqFields();
+    expect(fields.length).toBeGreaterThan(10);
+    expect(fields.filter((entry) => !printed.includes(entry.split(": ")[1] ?? ""))).toEqual([]);
   });
 });
 
