@@ -137,6 +137,22 @@ export interface FinalizerRemover {
 }
 
 /**
+ * Writes an object read absent, and only if it still is: a server-side apply creates or updates
+ * alike, so a write meant to create an object would land over one written since (another deploy of the
+ * environment adding it too). Created (409 `KubernetesConflictError` when one of its name exists,
+ * Terminating ones included), then applied over exactly what was created (409 when written in
+ * between, a controller's status write aside), so its fields belong to Kubler's apply manager as
+ * every later apply's do; the create's own field-manager entry is then dropped, so a later revision
+ * that stops setting a field removes it.
+ *
+ * @example
+ * try { await cluster.createApplied(configMap); } catch (e) { if (e instanceof KubernetesConflictError) read again }
+ */
+export interface AbsentObjectWriter {
+  createApplied(object: KubeObject): Promise<KubeObject>;
+}
+
+/**
  * The Kubernetes API as builds need it (DESIGN §7): the build Jobs' namespace, the Jobs, and their
  * pods' status and logs. Same errors and retries as `EnvironmentCluster`.
  *

@@ -24,6 +24,7 @@ import {
   type V1DeleteOptions,
   wrapHttpLibrary,
 } from "@kubernetes/client-node";
+import { writtenOver } from "../domain/kube-object.js";
 import {
   ConfigError,
   KubernetesConflictError,
@@ -34,6 +35,7 @@ import {
   KubernetesUnavailableError,
 } from "../errors.js";
 import type {
+  AbsentObjectWriter,
   BuildCluster,
   EnvironmentCluster,
   FinalizerRemover,
@@ -151,7 +153,9 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
  * const cluster = new KubernetesCluster(kubeConfig, { timeoutMs: 5_000 });
  * const stored = await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } });
  */
-export class KubernetesCluster implements EnvironmentCluster, BuildCluster, FinalizerRemover {
+export class KubernetesCluster
+  implements EnvironmentCluster, BuildCluster, FinalizerRemover, AbsentObjectWriter
+{
   readonly #kubeConfig: KubeConfig;
   readonly #objects: PlainObjectApi;
   readonly #core: CoreV1Api;
@@ -287,6 +291,51 @@ export class KubernetesCluster implements EnvironmentCluster, BuildCluster, Fina
     const { kind, metadata } = object;
     const target = describeRef({ kind, name: metadata.name, namespace: metadata.namespace });
     return this.#call("create", target, () => this.#objects.createObject(object));
+  }
+
+  async createApplied(object: KubeObject): Promise<KubeObject> {
+    const applied = await this.#applyOverCreated(object, await this.create(object));
+    // The create is recorded as an Update by "kubler", which would keep owning every field it set: a
+    // later apply that stops setting one could then not remove it (kubernetes/kubernetes#99003). The
+    // apply now owns them all; the create's entry goes, held to what the apply left.
+    const entries = Array.isArray(applied.metadata.managedFields)
+      ? (applied.metadata.managedFields as { manager?: string; operation?: string; subresource?: string }[])
+      : [];
+    const kept = entries.filter(
+      (entry) => !(entry.manager === FIELD_MANAGER && entry.operation === "Update" && !entry.subresource),
+    );
+    if (kept.length === entries.length || kept.length === 0) return applied;
+    const { apiVersion, kind, metadata } = applied;
+    const ref = { apiVersion, kind, name: metadata.name, namespace: metadata.namespace };
+    const { uid, resourceVersion } = metadata;
+    try {
+      return await this.#call("drop the create's field manager of", describeRef(ref), () =>
+        this.#objects.mergePatch(ref, { metadata: { managedFields: kept, uid, resourceVersion } }),
+      );
+    } catch (error) {
+      // Written since: the object is there and Kubler's; only a dropped field may outlive its removal.
+      if (error instanceof KubernetesConflictError) return applied;
+      throw error;
+    }
+  }
+
+  /**
+   * The apply over what `create` made, held to it. A controller writing its status meanwhile (a Job's
+   * or a Deployment's, at once) is no reason to give up: held again to that, up to a few times. Any
+   * other write since (another deploy's) is the 409 the caller reads again for.
+   */
+  async #applyOverCreated(object: KubeObject, created: KubeObject): Promise<KubeObject> {
+    let over = created;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.apply(writtenOver(object, over.metadata));
+      } catch (error) {
+        if (!(error instanceof KubernetesConflictError) || attempt >= 3) throw error;
+        const now = await this.get(refOf(object));
+        if (!now || !sameButStatus(now, over)) throw error;
+        over = now;
+      }
+    }
   }
 
   async readLog(
@@ -775,6 +824,19 @@ function headerOf(ref: ObjectRef): {
     kind: ref.kind,
     metadata: ref.namespace === undefined ? { name: ref.name } : { name: ref.name, namespace: ref.namespace },
   };
+}
+
+function refOf({ apiVersion, kind, metadata }: KubeObject): ObjectRef {
+  return { apiVersion, kind, name: metadata.name, namespace: metadata.namespace };
+}
+
+/** The same object (uid) with nothing but its status (and so its resourceVersion) written since. */
+function sameButStatus(now: KubeObject, before: KubeObject): boolean {
+  const rest = ({ status: _status, metadata, ...object }: KubeObject) => {
+    const { resourceVersion: _rv, managedFields: _fields, ...meta } = metadata;
+    return { ...object, metadata: meta };
+  };
+  return now.metadata.uid === before.metadata.uid && isDeepStrictEqual(rest(now), rest(before));
 }
 
 function describeRef(ref: { kind: string; name: string; namespace?: string | undefined }): string {

@@ -39,6 +39,7 @@ import { FOLLOWED_KINDS, workloadRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
 import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
 import type {
+  AbsentObjectWriter,
   AuditLog,
   BuildCluster,
   Clock,
@@ -73,9 +74,13 @@ export { LAST_GOOD_CONFIGMAP };
 
 /**
  * `EnvironmentCluster`, a create (an environment's first namespace write is one: `writeDeploying`),
- * and the release of a finalizer that holds one of Kubler's own objects it replaces (`applyOwned`).
+ * the release of a finalizer that holds one of Kubler's own objects it replaces (`applyOwned`), and
+ * the write of an object read absent that only lands if it still is (`applyHeld`).
  */
-export type DeployCluster = EnvironmentCluster & Pick<BuildCluster, "create"> & FinalizerRemover;
+export type DeployCluster = EnvironmentCluster &
+  Pick<BuildCluster, "create"> &
+  FinalizerRemover &
+  AbsentObjectWriter;
 
 export interface DeployEnvironmentDeps {
   cluster: DeployCluster;
@@ -629,13 +634,15 @@ function isAttempt(
  * still to be this deploy's (`lost`): a resourceVersion in a server-side apply is a precondition, so
  * a write that lands after a newer deploy took the namespace and wrote the object is refused (409)
  * instead of putting the older revision over it (a request throttled or retried in flight may land
- * after that check, whatever the order it was sent in). On a 409 the object is read again and the
- * namespace checked again. An object not there when read is created by a plain apply: nothing to
- * hold it to (a create is not a server-side apply, and its fields would then belong to another
- * manager). Resolves with what the deploy stops with once the namespace is lost, else null.
+ * after that check, whatever the order it was sent in). An object not there when read is held to its
+ * absence the same way (`createApplied`: a create, 409 AlreadyExists when two revisions that both
+ * add it race, then an apply over it): a plain apply would create or update alike, and an older
+ * revision's would go over the newer one's. On a 409 the object is read again and the namespace
+ * checked again: a deploy that still holds it writes over what it now finds, one that lost it stops.
+ * Resolves with what the deploy stops with once the namespace is lost, else null.
  */
 async function applyHeld(
-  cluster: EnvironmentCluster,
+  cluster: EnvironmentCluster & AbsentObjectWriter,
   objects: readonly KubeObject[],
   lost: () => Promise<DeployOutcome | null>,
   onRecreated: (object: string) => void,
@@ -648,7 +655,9 @@ async function applyHeld(
     let read = reads[i] ?? null;
     for (let attempt = 1; ; attempt++) {
       try {
-        await applyObject(cluster, read ? writtenOver(object, read.metadata) : object, onRecreated);
+        await (read
+          ? applyObject(cluster, writtenOver(object, read.metadata), onRecreated)
+          : cluster.createApplied(object));
         break;
       } catch (error) {
         if (!(error instanceof KubernetesConflictError) || attempt >= OBJECT_WRITE_ATTEMPTS) throw error;
@@ -776,7 +785,7 @@ function applyOrder(objects: KubeObject[]): KubeObject[] {
  * manifests need. The Role differs by revision: held to the namespace as the manifests are (`applyHeld`).
  */
 async function applyAccess(
-  cluster: EnvironmentCluster & FinalizerRemover,
+  cluster: EnvironmentCluster & FinalizerRemover & AbsentObjectWriter,
   state: EnvironmentState,
   { objects, pullSecret }: Prepared,
   onReplaced: (object: string) => void,
@@ -829,7 +838,7 @@ async function applyAccess(
  * environment down.
  */
 async function applyObject(
-  cluster: EnvironmentCluster,
+  cluster: EnvironmentCluster & AbsentObjectWriter,
   object: KubeObject,
   onRecreated: (object: string) => void,
 ): Promise<KubeObject> {
@@ -848,9 +857,10 @@ async function applyObject(
     if (!current) throw error;
     const { uid, resourceVersion } = current.metadata;
     await cluster.delete({ apiVersion, kind, name, namespace }, { uid, resourceVersion });
-    // Created again: a precondition the object was applied with (`applyHeld`) names the one just deleted.
+    // Created again, only while none is there (`applyHeld`): a precondition the object was applied
+    // with names the one just deleted.
     const { uid: _uid, resourceVersion: _rv, ...fresh } = object.metadata;
-    const written = await cluster.apply({ ...object, metadata: fresh });
+    const written = await cluster.createApplied({ ...object, metadata: fresh });
     onRecreated(`${kind}/${name}`);
     return written;
   }

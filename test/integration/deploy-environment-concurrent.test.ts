@@ -53,6 +53,7 @@ function hooked(
     removeFinalizers: (...args) => cluster.removeFinalizers(...args),
     apply: (object) => write(object, () => cluster.apply(object)),
     create: (object) => write(object, () => cluster.create(object)),
+    createApplied: (object) => write(object, () => cluster.createApplied(object)),
   };
 }
 

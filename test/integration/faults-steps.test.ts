@@ -30,20 +30,22 @@ function crashing(
     createToken: (...args) => cluster.createToken(...args),
     removeFinalizers: (...args) => cluster.removeFinalizers(...args),
     create: (object) => cluster.create(object),
-    async apply(object) {
-      const moment = crashed ? null : when(object);
-      if (moment === "before") {
-        crashed = true;
-        throw new Error(`consumer crashed before applying ${object.kind} ${object.metadata.name}`);
-      }
-      const stored = await cluster.apply(object);
-      if (moment === "after") {
-        crashed = true;
-        throw new Error(`consumer crashed after applying ${object.kind} ${object.metadata.name}`);
-      }
-      return stored;
-    },
+    createApplied: (object) => crashOr(object, () => cluster.createApplied(object)),
+    apply: (object) => crashOr(object, () => cluster.apply(object)),
   });
+  async function crashOr(object: KubeObject, write: () => Promise<KubeObject>): Promise<KubeObject> {
+    const moment = crashed ? null : when(object);
+    if (moment === "before") {
+      crashed = true;
+      throw new Error(`consumer crashed before applying ${object.kind} ${object.metadata.name}`);
+    }
+    const stored = await write();
+    if (moment === "after") {
+      crashed = true;
+      throw new Error(`consumer crashed after applying ${object.kind} ${object.metadata.name}`);
+    }
+    return stored;
+  }
 }
 
 function deployFinished() {

@@ -1,0 +1,219 @@
+/**
+ * Two revisions of one environment deployed at once that both add the same new object (EventBridge
+ * can run two deploy Lambdas; two quick pushes). Each read it absent, so neither write can be held to
+ * what it read: an older deploy's write landing after the newer one's must not put the older revision
+ * over the newer's object, and the newer deploy, meeting the object the older one created since it
+ * read, must go on over it, not fail. Over the real Kubernetes adapter and the embedded API; a request
+ * is held in flight by a wrapper around the adapter, as in deploy-environment-concurrent.test.ts.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { type DeployCluster, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+} from "../fakes/deploy-deps.js";
+
+const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
+const SHA_1 = "1".repeat(40);
+const OLDER = "2".repeat(40);
+const NEWER = "3".repeat(40);
+const ADDED = "feature-flags";
+
+let k8s: MemoryKubernetes;
+let deps: DeployTestDeps;
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+beforeEach(async () => {
+  ({ deps } = deployTestDeps(k8s, "kubler-new-object-race-"));
+  deps.manifests = addingConfigMap(deps.manifests);
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+});
+
+/** Every revision after SHA_1 adds ConfigMap `feature-flags`, whose data names the revision. */
+function addingConfigMap(source: ManifestSource): ManifestSource {
+  return {
+    readManifest: (project, sha) => source.readManifest(project, sha),
+    readDirectory: async (project, sha, directory) => {
+      const files = new Map(await source.readDirectory(project, sha, directory));
+      if (sha !== SHA_1) {
+        files.set(
+          "feature-flags.yaml",
+          `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: ${ADDED} }\ndata: { revision: "${sha}" }\n`,
+        );
+      }
+      return files;
+    },
+  };
+}
+
+interface Hooks {
+  /** Before a write (apply, create) of the deploy using the cluster is sent. */
+  before?: (object: KubeObject) => Promise<void>;
+  /** After a write landed. */
+  after?: (object: KubeObject) => void;
+  /** After a read came back. */
+  read?: (ref: { kind: string; name: string }, found: KubeObject | null) => void;
+}
+
+/** The adapter, with hooks around each write and read of the deploy using it. */
+function hooked(cluster: DeployCluster, hooks: Hooks, writes: KubeObject[] = []): DeployCluster {
+  const write = async (object: KubeObject, send: () => Promise<KubeObject>) => {
+    await hooks.before?.(object);
+    const stored = await send();
+    writes.push(object);
+    hooks.after?.(object);
+    return stored;
+  };
+  return {
+    get: async (ref) => {
+      const found = await cluster.get(ref);
+      hooks.read?.(ref, found);
+      return found;
+    },
+    list: (...args) => cluster.list(...args),
+    delete: (...args) => cluster.delete(...args),
+    createToken: (...args) => cluster.createToken(...args),
+    removeFinalizers: (...args) => cluster.removeFinalizers(...args),
+    apply: (object) => write(object, () => cluster.apply(object)),
+    create: (object) => write(object, () => cluster.create(object)),
+    createApplied: (object) => write(object, () => cluster.createApplied(object)),
+  };
+}
+
+function latch(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}
+
+function added(): KubeObject | undefined {
+  return k8s.store.get("v1", "ConfigMap", NAMESPACE, ADDED);
+}
+
+function namespaceRecords(): { sha: string | undefined; status: string | undefined } {
+  const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+  return {
+    sha: ns.metadata.annotations?.["kubler.dev/sha"],
+    status: ns.metadata.annotations?.["kubler.dev/status"],
+  };
+}
+
+function finished(sha: string): { status: string; reason: string | null }[] {
+  return deps.publisher.entries
+    .filter((e) => e.detailType === "Deploy Finished" && (e.detail as { sha: string }).sha === sha)
+    .map((e) => e.detail as { status: string; reason: string | null });
+}
+
+const isAdded = (o: { kind: string; metadata?: { name: string }; name?: string }) =>
+  o.kind === "ConfigMap" && (o.metadata?.name ?? o.name) === ADDED;
+
+describe("two deploys at once adding the same new object", () => {
+  it("the older deploy's write of it, landing after the newer deploy created it, does not go over it: the older deploy stops superseded", async () => {
+    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    expect(added()).toBeUndefined();
+    const newerWrote = latch();
+    let olderHeld = false;
+    const older = {
+      ...deps,
+      cluster: hooked(deps.cluster, {
+        before: async (o) => {
+          if (!isAdded(o) || olderHeld) return;
+          olderHeld = true;
+          await newerWrote.wait;
+        },
+      }),
+    };
+    const newer = {
+      ...deps,
+      cluster: hooked(deps.cluster, { after: (o) => (isAdded(o) ? newerWrote.open() : undefined) }),
+    };
+    const a = deployEnvironment(older, deployRequested({ sha: OLDER, pipelineId: 100 }));
+    while (!olderHeld) await new Promise((resolve) => setTimeout(resolve, 5));
+    const b = deployEnvironment(newer, deployRequested({ sha: NEWER, pipelineId: 101 }));
+    const [outcomeA, outcomeB] = await Promise.all([a, b]);
+
+    expect(outcomeB).toMatchObject({ kind: "succeeded" });
+    expect(namespaceRecords()).toEqual({ sha: NEWER, status: "succeeded" });
+    // Before, the older revision's ConfigMap went over the newer one's, which then ran with it.
+    expect(added()?.data).toEqual({ revision: NEWER });
+    expect(outcomeA).toMatchObject({ kind: "ignored", reason: expect.stringMatching(/^superseded: /) });
+    expect(finished(OLDER)).toEqual([expect.objectContaining({ status: "superseded" })]);
+    expect(finished(NEWER)).toEqual([expect.objectContaining({ status: "succeeded" })]);
+  });
+
+  it("the newer deploy, finding the object the older one created after it read it absent, reads it again and writes over it", async () => {
+    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    const newerRead = latch();
+    const olderWrote = latch();
+    let olderHeld = false;
+    const older = {
+      ...deps,
+      cluster: hooked(deps.cluster, {
+        // Its write of the new ConfigMap waits until the newer deploy has read it absent.
+        before: async (o) => {
+          if (!isAdded(o) || olderHeld) return;
+          olderHeld = true;
+          await newerRead.wait;
+        },
+        after: (o) => (isAdded(o) ? olderWrote.open() : undefined),
+      }),
+    };
+    let newerHeld = false;
+    const newer = {
+      ...deps,
+      cluster: hooked(deps.cluster, {
+        read: (ref, found) => (isAdded(ref) && found === null ? newerRead.open() : undefined),
+        // And the newer deploy's write of it goes after the older one's has landed.
+        before: async (o) => {
+          if (!isAdded(o) || newerHeld) return;
+          newerHeld = true;
+          await olderWrote.wait;
+        },
+      }),
+    };
+    const a = deployEnvironment(older, deployRequested({ sha: OLDER, pipelineId: 100 }));
+    while (!olderHeld) await new Promise((resolve) => setTimeout(resolve, 5));
+    const b = deployEnvironment(newer, deployRequested({ sha: NEWER, pipelineId: 101 }));
+    const [outcomeA, outcomeB] = await Promise.all([a, b]);
+
+    expect(outcomeB).toMatchObject({ kind: "succeeded" });
+    expect(namespaceRecords()).toEqual({ sha: NEWER, status: "succeeded" });
+    expect(added()?.data).toEqual({ revision: NEWER });
+    expect(outcomeA).toMatchObject({ kind: "ignored" });
+    expect(finished(NEWER)).toEqual([expect.objectContaining({ status: "succeeded" })]);
+  });
+
+  it("an object a deploy adds is its apply manager's: a later revision that drops one of its keys removes it", async () => {
+    const base = deps.manifests;
+    let extra = true;
+    deps.manifests = {
+      readManifest: (project, sha) => base.readManifest(project, sha),
+      readDirectory: async (project, sha, directory) => {
+        const files = new Map(await base.readDirectory(project, sha, directory));
+        const text = files.get("feature-flags.yaml");
+        if (text && extra)
+          files.set("feature-flags.yaml", text.replace("\ndata: {", '\ndata: { extra: "1",'));
+        return files;
+      },
+    };
+    expect(await deployEnvironment(deps, deployRequested({ sha: OLDER, pipelineId: 100 }))).toMatchObject({
+      kind: "succeeded",
+    });
+    expect(added()?.data).toEqual({ extra: "1", revision: OLDER });
+    extra = false;
+    expect(await deployEnvironment(deps, deployRequested({ sha: NEWER, pipelineId: 101 }))).toMatchObject({
+      kind: "succeeded",
+    });
+    expect(added()?.data).toEqual({ revision: NEWER });
+  });
+});
