@@ -398,7 +398,7 @@ export function loadLocalConfig(env: Env): LocalConfig {
   checkAwsEndpoints(env);
   return {
     // 0 asks the OS for a free port (tests).
-    port: env[ENV.PORT]?.trim() === "0" ? 0 : positiveInt(env, ENV.PORT, 8080, 65_535),
+    port: readPort(env),
     host: env[ENV.HOST]?.trim() || "127.0.0.1",
     dataDir: env[ENV.DATA_DIR] || ".kubler",
     region: env[ENV.AWS_REGION] || "local",
@@ -436,6 +436,19 @@ export function positiveInt(env: Env, name: string, fallback: number, max = Numb
   const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value <= 0 || value > max) {
     throw new ConfigError(`${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** `PORT`: 8080 when unset; 0 asks the system for any free port (tests, several runtimes at once). */
+function readPort(env: Env): number {
+  const raw = env[ENV.PORT]?.trim();
+  if (!raw) return 8080;
+  const value = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value <= 65_535)) {
+    throw new ConfigError(
+      `${ENV.PORT} must be a whole number from 0 to 65535 (0: any free port), got ${JSON.stringify(raw)}`,
+    );
   }
   return value;
 }

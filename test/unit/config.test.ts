@@ -65,14 +65,14 @@ describe("configuration", () => {
       ).toMatch(/^KUBLER_WEBHOOK_MAX_BODY_BYTES must be a whole number/);
     }
     expect(configError(() => loadLocalConfig({ PORT: "70000" }))).toMatch(
-      /^PORT must be a whole number from 1 to 65535/,
+      /^PORT must be a whole number from 0 to 65535 \(0: any free port\)/,
     );
   });
 
   it("takes decimal digits only: Number() would read 0x7A00 as 31232", () => {
     for (const bad of ["0x7A00", "1e3", "0b1", "0o17", "+80", "80.0", " 8 0 "]) {
       expect(configError(() => loadLocalConfig({ PORT: bad }))).toBe(
-        `PORT must be a whole number from 1 to 65535, got ${JSON.stringify(bad.trim())}`,
+        `PORT must be a whole number from 0 to 65535 (0: any free port), got ${JSON.stringify(bad.trim())}`,
       );
       expect(
         configError(() =>
