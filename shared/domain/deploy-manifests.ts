@@ -4,7 +4,7 @@
  * least-privilege Role that is exactly enough to apply them.
  */
 import { createHash } from "node:crypto";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, type ScalarTag } from "yaml";
 import type { KubeObject } from "./kube-object.js";
 import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
 
@@ -100,6 +100,19 @@ export function utf8Text(bytes: Uint8Array): { text: string } | { line: number }
 }
 
 /**
+ * kubectl reads manifests as YAML 1.1 (sigs.k8s.io/yaml, Go's base-0 integers): `defaultMode: 0440`
+ * is octal, 288. YAML 1.2 reads it as decimal 440 (0o670), which the API server takes: a Secret
+ * volume meant owner-and-group-readable would become group-writable and world-readable.
+ */
+const LEADING_ZERO_OCTAL: ScalarTag = {
+  tag: "tag:yaml.org,2002:int",
+  default: true,
+  test: /^[-+]?0[0-7]+$/,
+  resolve: (text) => (text.startsWith("-") ? -1 : 1) * Number.parseInt(text.replace(/^[-+]?0/, ""), 8),
+};
+
+/**
+ * Every object in the YAML files, in path order/**
  * Every object in the YAML files, in path order (so applies are deterministic). Errors name the file
  * and the document.
  *
@@ -114,7 +127,11 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
     const tooDeep = yamlNestingProblem(text);
     if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
     // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
-    parseAllDocuments(text, { logLevel: "error", uniqueKeys: false }).forEach((document, index) => {
+    parseAllDocuments(text, {
+      logLevel: "error",
+      uniqueKeys: false,
+      customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
+    }).forEach((document, index) => {
       const where = `${path} (document ${index + 1})`;
       const [error] = document.errors;
       const repeated = repeatedKey(document, text);

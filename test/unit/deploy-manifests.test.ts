@@ -224,6 +224,38 @@ describe("parseManifestFiles", () => {
     ).toHaveLength(1);
   });
 
+  // kubectl reads manifests as YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0440` is octal, 288. Read as
+  // YAML 1.2's decimal 440 (0o670), a Secret volume became group-writable and world-readable, unsaid.
+  it("reads a leading-zero number as octal, as kubectl does: a volume's defaultMode: 0440 is 0o440", () => {
+    const text = `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web }
+spec:
+  template:
+    spec:
+      containers: [{ name: web, image: app }]
+      volumes:
+        - { name: a, secret: { secretName: a, defaultMode: 0440 } }
+        - { name: b, configMap: { name: b, defaultMode: 0o644, items: [{ key: k, path: k, mode: -0400 }] } }
+        - { name: c, configMap: { name: c, defaultMode: 420 } }
+        - { name: d, emptyDir: { sizeLimit: "0440" } }
+        - { name: e, configMap: { name: e, defaultMode: 0 } }
+`;
+    const [deployment] = parseManifestFiles(new Map([["deploy/web.yaml", text]]));
+    const volumes = (deployment as unknown as { spec: { template: { spec: { volumes: unknown[] } } } }).spec
+      .template.spec.volumes;
+    expect(volumes).toEqual([
+      { name: "a", secret: { secretName: "a", defaultMode: 0o440 } },
+      {
+        name: "b",
+        configMap: { name: "b", defaultMode: 0o644, items: [{ key: "k", path: "k", mode: -0o400 }] },
+      },
+      { name: "c", configMap: { name: "c", defaultMode: 420 } },
+      { name: "d", emptyDir: { sizeLimit: "0440" } },
+      { name: "e", configMap: { name: "e", defaultMode: 0 } },
+    ]);
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
