@@ -131,6 +131,8 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
       logLevel: "error",
       uniqueKeys: false,
       customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
+      // YAML 1.1's `<<` merge keys, which kubectl applies (`labels: { <<: *common }`).
+      merge: true,
     }).forEach((document, index) => {
       const where = `${path} (document ${index + 1})`;
       const [error] = document.errors;

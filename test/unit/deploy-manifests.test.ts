@@ -256,6 +256,41 @@ spec:
     ]);
   });
 
+  // kubectl merges YAML 1.1's `<<` keys. Read as a key named "<<", labels held a mapping (refused by
+  // the API server) and a container's shared settings became an unknown field, dropped.
+  it("merges << keys as kubectl does, the mapping's own keys winning", () => {
+    const text = `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, labels: &labels { app: web } }
+spec:
+  selector: { matchLabels: { <<: *labels } }
+  template:
+    metadata: { labels: { <<: *labels, tier: front } }
+    spec:
+      containers:
+        - &defaults { name: web, image: app, resources: { limits: { memory: 128Mi } } }
+        - { <<: [*defaults, { imagePullPolicy: Always }], name: worker }
+`;
+    const [deployment] = parseManifestFiles(new Map([["deploy/web.yaml", text]]));
+    expect(deployment?.spec).toEqual({
+      selector: { matchLabels: { app: "web" } },
+      template: {
+        metadata: { labels: { app: "web", tier: "front" } },
+        spec: {
+          containers: [
+            { name: "web", image: "app", resources: { limits: { memory: "128Mi" } } },
+            {
+              name: "worker",
+              image: "app",
+              resources: { limits: { memory: "128Mi" } },
+              imagePullPolicy: "Always",
+            },
+          ],
+        },
+      },
+    });
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
