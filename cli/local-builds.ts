@@ -33,6 +33,11 @@ export interface LocalBuilds {
   /** Where commit statuses go, for the banner. */
   statuses: string;
   reconcile(): Promise<ReconcileBuildsReport>;
+  /**
+   * Stops polling and waits for the look under way, so a Build Finished it publishes reaches the bus
+   * before stopping drains it; the consumers still work.
+   */
+  stopPolling(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -128,10 +133,13 @@ export function startLocalBuilds(
     },
     statuses: description,
     reconcile,
-    async close() {
+    async stopPolling() {
       closed = true;
       clearTimeout(timer);
       await running;
+    },
+    async close() {
+      await this.stopPolling();
       await file?.close();
     },
   };

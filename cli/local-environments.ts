@@ -45,6 +45,12 @@ export interface LocalEnvironments {
   /** Build Jobs and commit statuses, on the same cluster. */
   builds: LocalBuilds;
   reconcile(): Promise<ReconcileReport>;
+  /**
+   * Stops what publishes on its own (the minute's reconcile, the builds' polling, the expiry timers)
+   * and waits for a run under way: what it publishes is then on the bus before stopping drains it.
+   * The consumers and the cluster still work.
+   */
+  stopTimers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -97,8 +103,15 @@ export async function startLocalEnvironments(
   });
   const cleanup = createCleanupConsumer(steps);
   const reconcile = () => reconcileEnvironments({ ...steps, newId: randomId });
+  // The runs under way, for stopTimers to wait for: a run's stops reach the bus after its list.
+  const reconciling = new Set<Promise<void>>();
   const timer = setInterval(() => {
-    reconcile().catch((error) => io.onError?.(error));
+    const run = reconcile().then(
+      () => undefined,
+      (error) => io.onError?.(error),
+    );
+    reconciling.add(run);
+    void run.finally(() => reconciling.delete(run));
   }, RECONCILE_EVERY_MS);
   timer.unref();
   const builds = startLocalBuilds(config, {
@@ -109,6 +122,12 @@ export async function startLocalEnvironments(
     dataDir: io.dataDir,
     ...(io.onError ? { onError: io.onError } : {}),
   });
+
+  const stopTimers = async () => {
+    clearInterval(timer);
+    scheduler.close();
+    await Promise.all([builds.stopPolling(), ...reconciling]);
+  };
 
   return {
     cluster,
@@ -127,7 +146,9 @@ export async function startLocalEnvironments(
     },
     builds,
     reconcile,
+    stopTimers,
     async close() {
+      // Not stopTimers: a run still under way (a cluster that does not answer) is not waited for.
       clearInterval(timer);
       await builds.close();
       scheduler.close();

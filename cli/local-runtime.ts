@@ -218,7 +218,24 @@ async function startLocked(
     jobCredentials,
     async close(drainMs = CLOSE_DRAIN_MS) {
       await new Promise<void>((done) => server.close(() => done()));
-      const unfinished = await bus.drain(drainMs);
+      // Reconcile and the timers publish on their own: stopped first (a run under way finishing), or
+      // what they publish after the drain would be delivered to a closed cluster and files, unnamed.
+      const started = Date.now();
+      let waited: NodeJS.Timeout | undefined;
+      const timersStopped = await Promise.race([
+        environments.stopTimers().then(() => true),
+        new Promise<false>((giveUp) => {
+          waited = setTimeout(() => giveUp(false), drainMs);
+        }),
+      ]);
+      clearTimeout(waited);
+      const unfinished = await bus.drain(Math.max(0, drainMs - (Date.now() - started)));
+      if (!timersStopped) {
+        process.stderr.write(
+          `kubler: stopped without waiting for a reconcile still running after ${drainMs} ms ` +
+            `(what it published is in ${files.events.path})\n`,
+        );
+      }
       if (unfinished.length > 0) {
         const list = unfinished
           .map((d) => {
