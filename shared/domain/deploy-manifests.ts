@@ -259,7 +259,7 @@ function checkAccountToken(object: KubeObject, where: string): void {
 /**
  * The pod template's shape, as far as rendering reads it (containers, initContainers, their images,
  * imagePullSecrets): a list where a mapping belongs is the project's error, not a crash of the deploy.
- * Everything else in the spec is the API server's to judge.
+ * Its ServiceAccount may not be Kubler's. Everything else in the spec is the API server's to judge.
  */
 function checkPodSpec(object: KubeObject, where: string): void {
   const path = POD_TEMPLATE_PATHS[object.kind];
@@ -278,6 +278,16 @@ function checkPodSpec(object: KubeObject, where: string): void {
   }
   const spec = value as Record<string, unknown>;
   const specPath = at.join(".");
+  // A pod run as Kubler's deployer or a job's account holds that Role for as long as it runs, no
+  // policy asked: the standing credential checkAccountToken refuses. `serviceAccount` is the old name.
+  for (const key of ["serviceAccountName", "serviceAccount"]) {
+    const account = spec[key];
+    if (typeof account === "string" && isReservedName(account)) {
+      throw new ManifestFilesError(
+        `${where}: ${object.kind} ${object.metadata.name}: ${specPath}.${key}: ${account} is Kubler's own ServiceAccount, whose rights are for Kubler and for jobs' minutes-long credentials; run the pods as a ServiceAccount of the project's own`,
+      );
+    }
+  }
   for (const key of ["containers", "initContainers", "imagePullSecrets"]) {
     const list = spec[key];
     if (list === undefined) continue;

@@ -291,6 +291,42 @@ spec:
     });
   });
 
+  // A pod run as Kubler's deployer or a job's kubler-ci-* account holds that account's Role for as long
+  // as it runs, with no job-credentials policy asked: the standing credential checkAccountToken refuses.
+  it("refuses a pod template run as one of Kubler's ServiceAccounts, for every workload kind", () => {
+    const refuse = (text: string, message: string) => {
+      const bad = new Map([["deploy/w.yaml", text]]);
+      expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+      expect(() => parseManifestFiles(bad)).toThrow(message);
+    };
+    refuse(
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec: { template: { spec: { serviceAccountName: kubler-deployer, containers: [{ name: c, image: app }] } } }",
+      "deploy/w.yaml (document 1): Deployment web: spec.template.spec.serviceAccountName: kubler-deployer is Kubler's own ServiceAccount",
+    );
+    refuse(
+      "apiVersion: batch/v1\nkind: CronJob\nmetadata: { name: c }\nspec: { jobTemplate: { spec: { template: { spec: { serviceAccount: kubler-ci-kubler-deployer } } } } }",
+      "CronJob c: spec.jobTemplate.spec.template.spec.serviceAccount: kubler-ci-kubler-deployer is Kubler's own ServiceAccount",
+    );
+    const own =
+      "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: { name: db }\nspec: { template: { spec: { serviceAccountName: db } } }";
+    expect(parseManifestFiles(new Map([["deploy/w.yaml", own]]))).toHaveLength(1);
+    expect(() =>
+      checkStoredObjects(
+        [
+          {
+            apiVersion: "batch/v1",
+            kind: "Job",
+            metadata: { name: "j" },
+            spec: { template: { spec: { serviceAccountName: "kubler-deployer" } } },
+          },
+        ],
+        "ConfigMap kubler-last-good",
+      ),
+    ).toThrow(
+      "ConfigMap kubler-last-good (object 1): Job j: spec.template.spec.serviceAccountName: kubler-deployer is Kubler's own ServiceAccount",
+    );
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
