@@ -475,8 +475,11 @@ export function checkAwsEndpoints(env: Env): void {
 
 /**
  * A URL for an error message, without the credentials a mistyped one may carry (`htps://user:token@…`
- * is no URL this code would connect to, but its token would reach the Lambda's start-up log).
+ * is no URL this code would connect to, but its token would reach the Lambda's start-up log). Up to
+ * the last `@`, after any slashes: a mistyped URL may have one or three (`htps:/user:token@…`), and
+ * its password a `/`, `#` or space, which is what made it unparsable. An `@` in a path is masked too:
+ * that costs a readable message, never a token.
  */
 function quoteUrl(value: string): string {
-  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@\s]*@/i, "$1<credentials>@"));
+  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:[/\\]+)?[\s\S]*@/i, "$1<credentials>@"));
 }

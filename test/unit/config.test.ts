@@ -245,6 +245,26 @@ describe("configuration", () => {
     );
   });
 
+  it("never echoes the credentials of a mistyped URL, whatever the slashes after its scheme or the characters of its password", () => {
+    // One slash or three (a typo as likely as "htps"), a password with "/" or a space: each still
+    // failed URL parsing as http(s), and was quoted whole with its token.
+    for (const url of [
+      "htps:/oauth2:glpat-secret-4@gitlab.example.com",
+      "htps:///oauth2:glpat-secret-4@gitlab.example.com",
+      "https://oauth2:pass/secret-4@gitlab.example.com",
+      "htps://oauth2:pass secret-4@gitlab.example.com",
+    ]) {
+      const message = configError(() => loadGitlabApiConfig({ GITLAB_URL: url, GITLAB_API_TOKEN: "t" }));
+      expect(message).toMatch(
+        /^GITLAB_URL must be an http\(s\) URL, got .*<credentials>@gitlab\.example\.com"$/,
+      );
+      expect(message).not.toContain("secret-4");
+    }
+    expect(
+      configError(() => loadLocalConfig({ AWS_ENDPOINT_URL_STS: "htp:/key:secret-5@localhost:4566" })),
+    ).toBe('AWS_ENDPOINT_URL_STS must be an http(s) URL, got "htp:/<credentials>@localhost:4566"');
+  });
+
   it("in Lambda, refuses an http GITLAB_URL: the API token, kubler.yaml and manifests would cross in clear", () => {
     const lambda = { AWS_LAMBDA_FUNCTION_NAME: "kubler-deploy-environment", GITLAB_API_TOKEN: "secret-3" };
     const message = configError(() =>
