@@ -5,6 +5,11 @@
  */
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import {
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_FILES,
+  DEFAULT_MAX_TOTAL_BYTES,
+} from "../adapters/gitlab-manifest-source.js";
 import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import type { ManifestSource } from "../ports.js";
@@ -15,7 +20,9 @@ const YAML_FILE = /\.ya?ml$/;
  * Symbolic links inside a project are refused, as GitlabManifestSource refuses them: one would read a
  * file from anywhere on this machine (~/.aws/credentials) and apply it or quote it in an error. The
  * project directory itself may be a link; the operator lays out the projects directory, the project
- * its contents.
+ * its contents. Files are held to GitLabManifestSource's limits, and what is not a file (a directory
+ * named `x.yaml`) is skipped as its tree skips what is no blob: a project that deploys here deploys
+ * from GitLab.
  *
  * @example
  * const source = new DirectoryManifestSource("examples/projects");
@@ -33,6 +40,11 @@ export class DirectoryManifestSource implements ManifestSource {
     const kind = await entryKind(join(root, MANIFEST_FILE));
     if (kind === "absent") return null;
     if (kind === "link") throw new ManifestError(symlinkRefusal(MANIFEST_FILE, project.projectPath));
+    const stats = await lstat(join(root, MANIFEST_FILE));
+    if (!stats.isFile()) throw new ManifestError(`${MANIFEST_FILE} in ${project.projectPath} is not a file`);
+    if (stats.size > DEFAULT_MAX_FILE_BYTES) {
+      throw new ManifestError(`${MANIFEST_FILE}: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`);
+    }
     const decoded = utf8Text(await readFile(join(root, MANIFEST_FILE)));
     if ("line" in decoded) throw new ManifestError(notUtf8(MANIFEST_FILE, decoded.line));
     return decoded.text;
@@ -63,10 +75,30 @@ export class DirectoryManifestSource implements ManifestSource {
       if (error.code === "ENOENT") return [];
       throw error;
     });
+    const yaml = entries.filter((e) => YAML_FILE.test(e.name)).sort(byName);
+    const link = yaml.find((entry) => entry.isSymbolicLink());
+    if (link) {
+      throw new ManifestFilesError(symlinkRefusal(toPosix(root, join(dir, link.name)), project.projectPath));
+    }
+    const where = toPosix(root, dir) || ".";
+    const regular = yaml.filter((entry) => entry.isFile());
+    if (regular.length > DEFAULT_MAX_FILES) {
+      throw new ManifestFilesError(`${where}: more than ${DEFAULT_MAX_FILES} YAML files`);
+    }
     const files = new Map<string, string>();
-    for (const entry of entries.filter((e) => YAML_FILE.test(e.name)).sort(byName)) {
+    let totalBytes = 0;
+    for (const entry of regular) {
       const path = toPosix(root, join(dir, entry.name));
-      if (entry.isSymbolicLink()) throw new ManifestFilesError(symlinkRefusal(path, project.projectPath));
+      const { size } = await lstat(join(dir, entry.name));
+      if (size > DEFAULT_MAX_FILE_BYTES) {
+        throw new ManifestFilesError(`${path}: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`);
+      }
+      totalBytes += size;
+      if (totalBytes > DEFAULT_MAX_TOTAL_BYTES) {
+        throw new ManifestFilesError(
+          `${where}: the YAML files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`,
+        );
+      }
       const decoded = utf8Text(await readFile(join(dir, entry.name)));
       if ("line" in decoded) throw new ManifestFilesError(notUtf8(path, decoded.line));
       files.set(path, decoded.text);

@@ -1,7 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_FILES,
+  DEFAULT_MAX_TOTAL_BYTES,
+} from "../../shared/adapters/gitlab-manifest-source.js";
 import { ManifestFilesError } from "../../shared/domain/deploy-manifests.js";
 import { ManifestError } from "../../shared/domain/kubler-manifest.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
@@ -94,6 +99,51 @@ describe("DirectoryManifestSource", () => {
     writeFileSync(join(projectDir, "deploy", "a.yaml"), Buffer.from("data: { greeting: café }\n", "latin1"));
     await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
       new ManifestFilesError("deploy/a.yaml: not UTF-8 text (line 1): save the file as UTF-8"),
+    );
+  });
+
+  it("skips what is not a file in the manifests directory, as GitLab's tree lists it as no blob", async () => {
+    writeFileSync(join(projectDir, "deploy", "a.yaml"), "a: 1\n");
+    mkdirSync(join(projectDir, "deploy", "overlays.yaml"));
+    expect([...(await source.readDirectory(project, SHA, "deploy")).keys()]).toEqual(["deploy/a.yaml"]);
+  });
+
+  it("refuses a kubler.yaml that is a directory, naming it, instead of failing with EISDIR", async () => {
+    mkdirSync(join(projectDir, "kubler.yaml"));
+    await expect(source.readManifest(project)).rejects.toThrow(
+      new ManifestError("kubler.yaml in demo/hello is not a file"),
+    );
+  });
+
+  it("holds files to the GitLab source's limits, so what deploys here deploys from GitLab", async () => {
+    writeFileSync(join(projectDir, "kubler.yaml"), "");
+    truncateSync(join(projectDir, "kubler.yaml"), DEFAULT_MAX_FILE_BYTES + 1);
+    await expect(source.readManifest(project)).rejects.toThrow(
+      new ManifestError(`kubler.yaml: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`),
+    );
+
+    writeFileSync(join(projectDir, "deploy", "big.yaml"), "");
+    truncateSync(join(projectDir, "deploy", "big.yaml"), DEFAULT_MAX_FILE_BYTES + 1);
+    await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
+      new ManifestFilesError(`deploy/big.yaml: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`),
+    );
+    rmSync(join(projectDir, "deploy", "big.yaml"));
+
+    const files = Math.floor(DEFAULT_MAX_TOTAL_BYTES / DEFAULT_MAX_FILE_BYTES) + 1;
+    for (let i = 0; i < files; i++) {
+      writeFileSync(join(projectDir, "deploy", `part-${i}.yaml`), "");
+      truncateSync(join(projectDir, "deploy", `part-${i}.yaml`), DEFAULT_MAX_FILE_BYTES);
+    }
+    await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
+      new ManifestFilesError(`deploy: the YAML files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`),
+    );
+    rmSync(join(projectDir, "deploy"), { recursive: true });
+    mkdirSync(join(projectDir, "deploy"));
+
+    for (let i = 0; i <= DEFAULT_MAX_FILES; i++)
+      writeFileSync(join(projectDir, "deploy", `${i}.yaml`), "a: 1\n");
+    await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
+      new ManifestFilesError(`deploy: more than ${DEFAULT_MAX_FILES} YAML files`),
     );
   });
 
