@@ -284,7 +284,7 @@ export class KubernetesCluster
   async apply(object: KubeObject): Promise<KubeObject> {
     const { kind, metadata } = object;
     const target = describeRef({ kind, name: metadata.name, namespace: metadata.namespace });
-    return this.#call("apply", target, () => this.#objects.apply(object));
+    return this.#withoutCreateEntry(await this.#call("apply", target, () => this.#objects.apply(object)));
   }
 
   async create(object: KubeObject): Promise<KubeObject> {
@@ -294,28 +294,43 @@ export class KubernetesCluster
   }
 
   async createApplied(object: KubeObject): Promise<KubeObject> {
-    const applied = await this.#applyOverCreated(object, await this.create(object));
-    // The create is recorded as an Update by "kubler", which would keep owning every field it set: a
-    // later apply that stops setting one could then not remove it (kubernetes/kubernetes#99003). The
-    // apply now owns them all; the create's entry goes, held to what the apply left.
-    const entries = Array.isArray(applied.metadata.managedFields)
-      ? (applied.metadata.managedFields as { manager?: string; operation?: string; subresource?: string }[])
-      : [];
-    const kept = entries.filter(
-      (entry) => !(entry.manager === FIELD_MANAGER && entry.operation === "Update" && !entry.subresource),
-    );
-    if (kept.length === entries.length || kept.length === 0) return applied;
-    const { apiVersion, kind, metadata } = applied;
-    const ref = { apiVersion, kind, name: metadata.name, namespace: metadata.namespace };
-    const { uid, resourceVersion } = metadata;
-    try {
-      return await this.#call("drop the create's field manager of", describeRef(ref), () =>
-        this.#objects.mergePatch(ref, { metadata: { managedFields: kept, uid, resourceVersion } }),
+    return this.#applyOverCreated(object, await this.create(object));
+  }
+
+  /**
+   * A create is recorded as an Update by "kubler", which keeps owning every field it set: a later
+   * apply that stops setting one could then not remove it (kubernetes/kubernetes#99003). Once an
+   * apply owns them, that entry goes, by a merge patch of managedFields held to the resourceVersion
+   * it was read at (a patch that changes nothing else adds no entry of its own). Done after every
+   * apply, not only the one after a create: that one may have failed, or met a controller's write
+   * (a Deployment's revision annotation, at once) and been made again by the caller; and before the
+   * next apply, since one that drops a field while the entry is there leaves the field owned by nobody.
+   */
+  async #withoutCreateEntry(written: KubeObject): Promise<KubeObject> {
+    let current = written;
+    for (let attempt = 1; ; attempt++) {
+      const entries = Array.isArray(current.metadata.managedFields)
+        ? (current.metadata.managedFields as { manager?: string; operation?: string; subresource?: string }[])
+        : [];
+      const kept = entries.filter(
+        (entry) => !(entry.manager === FIELD_MANAGER && entry.operation === "Update" && !entry.subresource),
       );
-    } catch (error) {
-      // Written since: the object is there and Kubler's; only a dropped field may outlive its removal.
-      if (error instanceof KubernetesConflictError) return applied;
-      throw error;
+      // An empty list would be ignored by the API server, not written.
+      if (kept.length === entries.length || kept.length === 0) return current;
+      const ref = refOf(current);
+      const { uid, resourceVersion } = current.metadata;
+      try {
+        return await this.#call("drop the create's field manager of", describeRef(ref), () =>
+          this.#objects.mergePatch(ref, { metadata: { managedFields: kept, uid, resourceVersion } }),
+        );
+      } catch (error) {
+        // A controller's status write since is the usual reason: read again and drop it from that.
+        // The apply itself landed: a write that keeps winning leaves the entry to the next apply.
+        if (!(error instanceof KubernetesConflictError)) throw error;
+        const now = attempt < 3 ? await this.get(ref) : null;
+        if (!now || now.metadata.uid !== uid) return written;
+        current = now;
+      }
     }
   }
 
