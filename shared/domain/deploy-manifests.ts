@@ -146,7 +146,12 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
       if (error) throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}`);
       const value = toJs(document, where);
       if (value === null || value === undefined) return;
-      objects.push(checkObject(value, where));
+      const items = listItems(value);
+      if (items)
+        objects.push(
+          ...items.map((item, at) => checkObject(item, `${path} (document ${index + 1}, item ${at + 1})`)),
+        );
+      else objects.push(checkObject(value, where));
     });
   }
   if (objects.length === 0) throw new ManifestFilesError("the manifests directory has no Kubernetes objects");
@@ -195,6 +200,15 @@ function refuseDuplicates(objects: readonly KubeObject[], prefix: string): void 
     if (seen.has(key)) throw new ManifestFilesError(`${prefix}${key} is defined twice`);
     seen.add(key);
   }
+}
+
+/**
+ * The items of a `kind: List` (or `ConfigMapList`, …), as `kubectl get -o yaml` writes them and
+ * kubectl apply takes them; null for anything else.
+ */
+function listItems(value: unknown): unknown[] | null {
+  if (!isMapping(value) || typeof value.kind !== "string" || !value.kind.endsWith("List")) return null;
+  return Array.isArray(value.items) ? value.items : null;
 }
 
 // An alias without its anchor, or an alias bomb, throws from toJS: a bad file, not a crash.

@@ -327,6 +327,30 @@ spec:
     );
   });
 
+  // `kubectl get -o yaml` writes a List, and kubectl apply takes one, item by item. It was refused as
+  // "List has no metadata.name", then, named, as a kind that cannot be deployed.
+  it("reads a List's items as objects, as kubectl apply does, naming an item in errors", () => {
+    const list = `apiVersion: v1
+kind: List
+metadata: { resourceVersion: "" }
+items:
+  - { apiVersion: v1, kind: ConfigMap, metadata: { name: settings } }
+  - { apiVersion: v1, kind: Service, metadata: { name: web } }
+`;
+    expect(
+      parseManifestFiles(new Map([["deploy/all.yaml", list]])).map((o) => `${o.kind}/${o.metadata.name}`),
+    ).toEqual(["ConfigMap/settings", "Service/web"]);
+    const bad = new Map([
+      ["deploy/all.yaml", `${list}  - { apiVersion: v1, kind: Namespace, metadata: { name: x } }\n`],
+    ]);
+    expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+    expect(() => parseManifestFiles(bad)).toThrow(
+      "deploy/all.yaml (document 1, item 3): kind Namespace cannot be deployed",
+    );
+    const twice = new Map([["deploy/all.yaml", `${list}---\n${SERVICE_AND_CONFIG}`]]);
+    expect(() => parseManifestFiles(twice)).toThrow("Service/web is defined twice");
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
