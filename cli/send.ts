@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { signWebhook } from "../shared/domain/webhook-auth.js";
+import { printable } from "./terminal-text.js";
 
 export const FIXTURES_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -78,7 +79,8 @@ export function loadFixture(nameOrPath: string): Fixture {
  * // ["Push Hook (push) → 202 {\"published\":true,…}"]
  */
 export function describeAnswer(fixture: Fixture, status: number, body: string): string[] {
-  const answer = `${fixture.eventHeader} (${fixture.name}) → ${status} ${body}`;
+  // The answer may be another program's (PORT pointing elsewhere): its escapes are shown, not obeyed.
+  const answer = `${fixture.eventHeader} (${fixture.name}) → ${status} ${printable(body)}`;
   if (!fixture.partial || status !== 400) return [answer];
   const whole = listFixtures().find((name) => loadFixture(name).eventHeader === fixture.eventHeader);
   return [
@@ -98,7 +100,16 @@ export interface SendOptions {
   /** Reuse a key to see deduplication; a fresh UUID otherwise. */
   idempotencyKey?: string | undefined;
   now?: Date;
+  /** How long to wait for the whole answer; default `SEND_TIMEOUT_MS`. */
+  timeoutMs?: number;
 }
+
+/**
+ * GitLab's webhook timeout: it gives up on an answer after 10 s, and so does `send`, rather than
+ * wait for ever on a port whose process was stopped (Ctrl-Z) or is not a Kubler.
+ * https://docs.gitlab.com/user/project/integrations/webhooks/#webhook-timeout-limits
+ */
+export const SEND_TIMEOUT_MS = 10_000;
 
 /** The headers GitLab's webhook sender sets (see test/fixtures/gitlab/README.md). */
 export function gitlabHeaders(fixture: Fixture, options: SendOptions): Record<string, string> {
@@ -127,11 +138,28 @@ export function gitlabHeaders(fixture: Fixture, options: SendOptions): Record<st
  * const res = await sendFixture(loadFixture("push"), { url: "http://127.0.0.1:8080", signingKey });
  */
 export async function sendFixture(fixture: Fixture, options: SendOptions): Promise<Response> {
-  return fetch(new URL("/webhooks/gitlab", options.url), {
-    method: "POST",
-    headers: gitlabHeaders(fixture, options),
-    body: fixture.body,
-  });
+  const timeoutMs = options.timeoutMs ?? SEND_TIMEOUT_MS;
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const response = await fetch(new URL("/webhooks/gitlab", options.url), {
+      method: "POST",
+      headers: gitlabHeaders(fixture, options),
+      body: fixture.body,
+      signal,
+    });
+    // The body is read now, under the same limit: a server can answer its headers and then stall.
+    const body = await response.arrayBuffer();
+    // A 204 (or any status without a body) cannot be rebuilt with one, even empty.
+    return new Response(body.byteLength > 0 ? body : null, {
+      status: response.status,
+      headers: response.headers,
+    });
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    throw new Error(
+      `no answer within ${timeoutMs / 1000} s (GitLab gives up at ${SEND_TIMEOUT_MS / 1000} s); a runtime stopped with Ctrl-Z answers nothing until resumed (fg)`,
+    );
+  }
 }
 
 function instanceOf(body: string): string {

@@ -1,8 +1,17 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { describeAnswer, gitlabHeaders, listFixtures, loadFixture } from "../../cli/send.js";
+import {
+  describeAnswer,
+  gitlabHeaders,
+  listFixtures,
+  loadFixture,
+  SEND_TIMEOUT_MS,
+  sendFixture,
+} from "../../cli/send.js";
 import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -79,5 +88,50 @@ describe("GitLab's partial payloads", () => {
     expect(await answer("merge_request")).toEqual([
       expect.stringMatching(/^Merge Request Hook \(merge_request\) → 202 /),
     ]);
+  });
+});
+
+describe("send to something that is not a running Kubler", () => {
+  it("gives up after GitLab's 10 s instead of waiting for ever on a server that never answers (Ctrl-Z'd)", async () => {
+    const sockets: Socket[] = [];
+    // Accepts and reads, never answers: what a stopped (Ctrl-Z) process's listening socket does.
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((listening) => silent.listen(0, "127.0.0.1", listening));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const sent = sendFixture(loadFixture("push"), {
+        url: `http://127.0.0.1:${port}`,
+        token: "t",
+        timeoutMs: 100,
+      });
+      await expect(sent).rejects.toThrow(
+        /^no answer within 0\.1 s \(GitLab gives up at 10 s\); a runtime stopped with Ctrl-Z/,
+      );
+      expect(SEND_TIMEOUT_MS).toBe(10_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it("still hands back an answer without a body (204), read within the same limit", async () => {
+    const server = createHttpServer((_, res) => res.writeHead(204).end());
+    await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const response = await sendFixture(loadFixture("push"), {
+        url: `http://127.0.0.1:${port}`,
+        token: "t",
+      });
+      expect(response.status).toBe(204);
+      expect(await response.text()).toBe("");
+    } finally {
+      server.close();
+    }
+  });
+
+  it("prints another program's answer without obeying its escapes", () => {
+    const [line] = describeAnswer(loadFixture("push"), 404, "\u001b[2JNot Found\u001b]0;owned\u0007");
+    expect(line).toBe("Push Hook (push) → 404 \\x1b[2JNot Found\\x1b]0;owned\\x07");
   });
 });
