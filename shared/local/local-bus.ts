@@ -4,7 +4,7 @@
  * then dead-lettered); every envelope appended to events.jsonl in EventBridge's shape.
  */
 
-import { type AuditRedactor, createAuditRedactor } from "../domain/audit.js";
+import { type AuditRecord, type AuditRedactor, createAuditRedactor } from "../domain/audit.js";
 import {
   type BusEntry,
   type BusEnvelope,
@@ -259,7 +259,7 @@ export class LocalBus implements EventPublisher {
   #deadLetter(envelope: BusEnvelope, route: Route, attempts: number, error: unknown): void {
     const { deadLetters, audit, clock } = this.#options;
     // A consumer's error may quote what it failed on: the file is read by people, like the audit trail.
-    const reason = this.#redact.text(messageOf(error));
+    const reason = this.#redact.text(messageOf(error, this.#redact));
     let kept = "dead-lettered";
     try {
       deadLetters.append({ route: route.name, target: route.target, attempts, error: reason, envelope });
@@ -366,13 +366,15 @@ function formatDuration(ms: number): string {
 /**
  * What a consumer threw, as text for dead-letters.jsonl and the audit line. Not only Errors: a
  * plain object (a library's `{ statusCode, body }`) is kept as JSON rather than "[object Object]",
- * and one String() cannot convert (a null prototype) must not throw and lose the dead letter.
+ * and one String() cannot convert (a null prototype) must not throw and lose the dead letter. With
+ * `redact`, the object's secret-named fields go first, as an audit record's do: once JSON, a
+ * `"cookie":"…"` whose value has no secret shape is text the text redaction cannot tell.
  */
-function messageOf(error: unknown): string {
+function messageOf(error: unknown, redact?: AuditRedactor): string {
   if (error instanceof Error) return error.message;
   if (typeof error === "object" && error !== null) {
     try {
-      const json = JSON.stringify(error);
+      const json = JSON.stringify(redact ? redactFields(error, redact) : error);
       if (json !== undefined && json !== "{}") return json;
     } catch {
       // A cycle or a BigInt: fall through to the tag.
@@ -380,4 +382,9 @@ function messageOf(error: unknown): string {
     return Object.prototype.toString.call(error);
   }
   return String(error);
+}
+
+/** `value` with its fields redacted by name, through the record redactor (which takes any object). */
+function redactFields(value: object, redact: AuditRedactor): unknown {
+  return (redact({ thrown: value } as unknown as AuditRecord) as unknown as { thrown: unknown }).thrown;
 }

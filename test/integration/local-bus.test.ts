@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startLocalRuntime } from "../../cli/local-runtime.js";
 import { loadLocalConfig } from "../../shared/config.js";
+import { REDACTED } from "../../shared/domain/audit.js";
 import {
   type BusEntry,
   type BusEnvelope,
@@ -486,6 +487,31 @@ describe("LocalBus", () => {
       ["evt-4", "undefined"],
     ]);
     expect(audit.records.filter((r) => r.action === "bus.deliver")).toHaveLength(4);
+  });
+
+  it("dead-letters a thrown object with its secret-named fields redacted, as an audit record's are", async () => {
+    // An HTTP client's failure as a plain object, quoting the request it sent. Once JSON, a header
+    // named cookie or authorization is text whose value has no secret shape: only its name says so.
+    const thrown = {
+      statusCode: 401,
+      request: { headers: { authorization: "8f14e45fceea167a", cookie: "_gitlab_session=c9f0f895fb98ab91" } },
+    };
+    const { bus, audit, deadLetters } = setup({
+      "report-status": async () => {
+        throw thrown;
+      },
+    });
+    await bus.publish([buildFinished("failed")]);
+    await bus.drain();
+    const [letter] = await deadLetters();
+    expect(JSON.parse(letter.error)).toEqual({
+      statusCode: 401,
+      request: { headers: { authorization: REDACTED, cookie: REDACTED } },
+    });
+    const line = audit.records.find((r) => r.action === "bus.deliver");
+    expect(line?.reason).toContain('"statusCode":401');
+    expect(line?.reason).not.toContain("8f14e45fceea167a");
+    expect(line?.reason).not.toContain("c9f0f895fb98ab91");
   });
 
   it("agrees with the matcher when an $or branch names detail-type again", async () => {
