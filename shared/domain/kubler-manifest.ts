@@ -215,8 +215,10 @@ export function parseKublerManifest(text: string): KublerManifest {
   }
   if (yamlError) {
     const line = yamlError.linePos?.[0];
+    const message = yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "") ?? "";
+    const hint = message.startsWith("Alias cannot be an empty string") ? globHint("*") : "";
     throw new ManifestError(
-      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`,
+      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${message}${hint}`,
     );
   }
   // One problem per field: a 1.5 s timeout is "not a whole number", not also "under 10".
@@ -253,8 +255,20 @@ function toPlainData(document: ReturnType<typeof parseDocument>): unknown {
   try {
     return document.toJS({ maxAliasCount: 50 });
   } catch (error) {
-    throw new ManifestError(`${MANIFEST_FILE}: not usable YAML: ${(error as Error).message}`);
+    const { message } = error as Error;
+    const alias = /^Unresolved alias \(the anchor must be set before the alias\): (.*)$/.exec(message)?.[1];
+    // `*defaults` is an alias whose anchor is missing; `*-rc` or `*.example` is a glob.
+    const hint = alias === undefined || /^\w+$/.test(alias) ? "" : globHint(`*${alias}`);
+    throw new ManifestError(`${MANIFEST_FILE}: not usable YAML: ${message}${hint}`);
   }
+}
+
+/**
+ * `on: { branch: * }` is how one writes "every branch", and YAML reads `*…` as an alias: the fix is
+ * quotes, which yaml's message does not say.
+ */
+function globHint(written: string): string {
+  return ` (a value starting with * is a YAML alias: quote a glob that starts with *, like ${JSON.stringify(written)})`;
 }
 
 /** Our own wording where the schema has one; valibot's defaults start with "Invalid". */

@@ -472,6 +472,25 @@ describe("parseKublerManifest: every error path, with its exact message", () => 
   });
 });
 
+// `on: { branch: * }` is the obvious way to write "every branch", and YAML reads it as an alias: the
+// message named an alias, an anchor, or nothing at all, and never the quotes that fix it.
+describe("parseKublerManifest: an unquoted glob starting with *", () => {
+  it.each([
+    [
+      "a lone *",
+      "version: 1\ndeploy: { manifests: k8s }\nenvironments:\n  - name: s\n    on: { branch: * }\n",
+      'kubler.yaml:5:19: not valid YAML: Alias cannot be an empty string (a value starting with * is a YAML alias: quote a glob that starts with *, like "*")',
+    ],
+    [
+      "a * prefix",
+      "version: 1\ndeploy: { manifests: k8s }\nenvironments:\n  - name: s\n    on:\n      tag: *-rc\n",
+      'kubler.yaml: not usable YAML: Unresolved alias (the anchor must be set before the alias): -rc (a value starting with * is a YAML alias: quote a glob that starts with *, like "*-rc")',
+    ],
+  ])("%s is refused with the quotes that fix it", (_, text, message) => {
+    expect(messageOf(text)).toBe(message);
+  });
+});
+
 describe("findEnvironmentRule", () => {
   const manifest = parseKublerManifest(DESIGN_EXAMPLE);
   it("finds exact names first, then templates", () => {
