@@ -250,6 +250,13 @@ function checkObject(value: unknown, where: string): KubeObject {
       `${where}: ${object.kind} ${object.metadata.name}: the name is Kubler's own in every environment (reserved: ${RESERVED_NAMES.join(", ")}, ${JOB_ACCOUNT_PREFIX}*); rename it`,
     );
   }
+  // Rendering spreads the contract labels into these: a string would become one label per character.
+  const { labels } = object.metadata as { labels?: unknown };
+  if (labels !== undefined && labels !== null && !isMapping(labels)) {
+    throw new ManifestFilesError(
+      `${where}: ${object.kind} ${object.metadata.name}: metadata.labels: expected a mapping, found ${shown(labels)}`,
+    );
+  }
   checkAccountToken(object as KubeObject, where);
   checkPodSpec(object as KubeObject, where);
   return object as KubeObject;

@@ -351,6 +351,26 @@ items:
     expect(() => parseManifestFiles(twice)).toThrow("Service/web is defined twice");
   });
 
+  // Rendering spreads the contract labels into metadata.labels: a string there became one label per
+  // character ({ "0": "a", "1": "p", … }), which the API server takes, and a list one per item.
+  it("refuses metadata.labels that is not a mapping, rather than spreading it into labels", () => {
+    const refuse = (labels: string, found: string) => {
+      const bad = new Map([
+        ["deploy/s.yaml", `apiVersion: v1\nkind: Service\nmetadata: { name: web, labels: ${labels} }\n`],
+      ]);
+      expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+      expect(() => parseManifestFiles(bad)).toThrow(
+        `deploy/s.yaml (document 1): Service web: metadata.labels: expected a mapping, found ${found}`,
+      );
+    };
+    refuse("app=web", '"app=web"');
+    refuse("[app]", "a list");
+    const [service] = parseManifestFiles(
+      new Map([["deploy/s.yaml", "apiVersion: v1\nkind: Service\nmetadata: { name: web, labels: }\n"]]),
+    );
+    expect(service?.metadata.name).toBe("web");
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
