@@ -231,6 +231,11 @@ function checkObject(value: unknown, where: string): KubeObject {
     throw new ManifestFilesError(`${where}: apiVersion and kind are required`);
   }
   if (typeof object.metadata?.name !== "string" || object.metadata.name === "") {
+    if (typeof (object.metadata as { generateName?: unknown } | undefined)?.generateName === "string") {
+      throw new ManifestFilesError(
+        `${where}: ${object.kind} has metadata.generateName but no metadata.name: server-side apply needs a name; write metadata.name (a Job whose template changes is deleted and created again by the deploy)`,
+      );
+    }
     throw new ManifestFilesError(`${where}: ${object.kind} has no metadata.name`);
   }
   const kind = DEPLOYABLE_KINDS[object.kind];

@@ -371,6 +371,18 @@ items:
     expect(service?.metadata.name).toBe("web");
   });
 
+  // A migration Job is often written with generateName for kubectl create; apply needs a name, and the
+  // message said only that there was none.
+  it("refuses generateName saying what to write instead", () => {
+    const bad = new Map([
+      ["deploy/j.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata: { generateName: migrate- }\nspec: {}\n"],
+    ]);
+    expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+    expect(() => parseManifestFiles(bad)).toThrow(
+      "deploy/j.yaml (document 1): Job has metadata.generateName but no metadata.name: server-side apply needs a name; write metadata.name (a Job whose template changes is deleted and created again by the deploy)",
+    );
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
