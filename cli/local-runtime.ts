@@ -174,13 +174,25 @@ async function startLocked(
     }),
   );
 
-  const jobCredentials = mountLocalCredentials(app, {
-    ...(options.credentials ? { config: options.credentials } : {}),
-    dataDir,
-    cluster: environments.cluster,
-    publisher: bus,
-    audit,
-  });
+  // The embedded cluster and the timers already run: a failure from here on stops them, or the
+  // process prints its error and never exits (a port in use, a damaged key file in the data dir).
+  const stopStarted = async () => {
+    await environments.close();
+    await Promise.all(Object.values(files).map((file) => file.close()));
+  };
+  let jobCredentials: LocalCredentials;
+  try {
+    jobCredentials = mountLocalCredentials(app, {
+      ...(options.credentials ? { config: options.credentials } : {}),
+      dataDir,
+      cluster: environments.cluster,
+      publisher: bus,
+      audit,
+    });
+  } catch (error) {
+    await stopStarted();
+    throw error;
+  }
 
   let server: ReturnType<typeof serve>;
   try {
@@ -197,10 +209,7 @@ async function startLocked(
       s.once("error", reject);
     });
   } catch (error) {
-    // The embedded cluster and the timers already run: stopped, or a port in use leaves a process
-    // that printed its error and never exits.
-    await environments.close();
-    await Promise.all(Object.values(files).map((file) => file.close()));
+    await stopStarted();
     throw listenError(error, config);
   }
   const { port } = server.address() as AddressInfo;

@@ -3,7 +3,7 @@
  * envelope read back from events.jsonl.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -105,6 +105,27 @@ describe("kubler start (process)", () => {
     expect(failure?.killed).toBe(false);
     expect(failure?.code).toBe(1);
     expect(failure?.stderr).toContain(`kubler: configuration: 127.0.0.1:${taken} is already in use`);
+  }, 40_000);
+
+  it("exits with the reason, instead of hanging, when a data dir file is damaged after the cluster started", async () => {
+    const damaged = mkdtempSync(join(tmpdir(), "kubler-e2e-damaged-"));
+    // The job-credentials key, cut short by a kill -9 while the first start wrote it.
+    writeFileSync(join(damaged, "local-oidc-key.json"), '{"kid":');
+    const start = run(process.execPath, ["bin/kubler.js", "start"], {
+      cwd: ROOT,
+      env: { ...isolatedKublerEnv(damaged), PORT: "0" },
+      timeout: 30_000,
+    });
+    const failure = (await start.then(
+      () => null,
+      (error: unknown) => error,
+    )) as { code?: unknown; killed?: boolean; stderr?: string } | null;
+    expect(failure?.killed).toBe(false);
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toContain("local-oidc-key.json is not a key file written by kubler");
+    // The embedded cluster it started is gone with it: no kubeconfig naming a server nobody runs.
+    expect(existsSync(join(damaged, "kubeconfig"))).toBe(false);
+    expect(existsSync(join(damaged, "kubler.lock"))).toBe(false);
   }, 40_000);
 
   it("answers a resend with the same key as a duplicate", async () => {
