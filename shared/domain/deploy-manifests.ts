@@ -123,39 +123,58 @@ export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObje
   const objects: KubeObject[] = [];
   for (const path of [...files.keys()].sort()) {
     const text = files.get(path) ?? "";
-    // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
-    const tooDeep = yamlNestingProblem(text);
-    if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
-    // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
-    parseAllDocuments(text, {
-      logLevel: "error",
-      uniqueKeys: false,
-      customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
-      // YAML 1.1's `<<` merge keys, which kubectl applies (`labels: { <<: *common }`).
-      merge: true,
-    }).forEach((document, index) => {
-      const where = `${path} (document ${index + 1})`;
-      const [error] = document.errors;
-      const repeated = repeatedKey(document, text);
-      if (repeated) {
-        const { line, column } = repeated;
-        throw new ManifestFilesError(
-          `${where}: not valid YAML: Map keys must be unique at line ${line}, column ${column}:`,
-        );
+    try {
+      objects.push(...parseFile(path, text));
+    } catch (error) {
+      // YAML reads `{{ .Values.name }}` as a mapping: the error names its symptom, not the template.
+      if (error instanceof ManifestFilesError && TEMPLATE_SYNTAX.test(text)) {
+        throw new ManifestFilesError(`${error.message}; ${path} ${TEMPLATE_HINT}`);
       }
-      if (error) throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}`);
-      const value = toJs(document, where);
-      if (value === null || value === undefined) return;
-      const items = listItems(value);
-      if (items)
-        objects.push(
-          ...items.map((item, at) => checkObject(item, `${path} (document ${index + 1}, item ${at + 1})`)),
-        );
-      else objects.push(checkObject(value, where));
-    });
+      throw error;
+    }
   }
   if (objects.length === 0) throw new ManifestFilesError("the manifests directory has no Kubernetes objects");
   refuseDuplicates(objects, "");
+  return objects;
+}
+
+/** `{{` on a line before any quote or comment: a Helm chart's or Go template's, not a value's. */
+const TEMPLATE_SYNTAX = /^[^'"#\n]*\{\{/m;
+const TEMPLATE_HINT =
+  "holds template syntax ({{ … }}), which Kubler does not render: commit the rendered YAML (helm template)";
+
+function parseFile(path: string, text: string): KubeObject[] {
+  const objects: KubeObject[] = [];
+  // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
+  const tooDeep = yamlNestingProblem(text);
+  if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
+  // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
+  parseAllDocuments(text, {
+    logLevel: "error",
+    uniqueKeys: false,
+    customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
+    // YAML 1.1's `<<` merge keys, which kubectl applies (`labels: { <<: *common }`).
+    merge: true,
+  }).forEach((document, index) => {
+    const where = `${path} (document ${index + 1})`;
+    const [error] = document.errors;
+    const repeated = repeatedKey(document, text);
+    if (repeated) {
+      const { line, column } = repeated;
+      throw new ManifestFilesError(
+        `${where}: not valid YAML: Map keys must be unique at line ${line}, column ${column}:`,
+      );
+    }
+    if (error) throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}`);
+    const value = toJs(document, where);
+    if (value === null || value === undefined) return;
+    const items = listItems(value);
+    if (items)
+      objects.push(
+        ...items.map((item, at) => checkObject(item, `${path} (document ${index + 1}, item ${at + 1})`)),
+      );
+    else objects.push(checkObject(value, where));
+  });
   return objects;
 }
 

@@ -383,6 +383,30 @@ items:
     );
   });
 
+  // A chart's templates/ committed as the manifests: YAML reads `{{ .Values.name }}` as a mapping, so the
+  // message named a missing name or a YAML error, never the template.
+  it("says a refused file holds Helm or Go template syntax, to be rendered first", () => {
+    const hint =
+      "holds template syntax ({{ … }}), which Kubler does not render: commit the rendered YAML (helm template)";
+    const refuse = (text: string, message: string) => {
+      const bad = new Map([["deploy/t.yaml", text]]);
+      expect(() => parseManifestFiles(bad)).toThrow(ManifestFilesError);
+      expect(() => parseManifestFiles(bad)).toThrow(`${message}; deploy/t.yaml ${hint}`);
+    };
+    refuse(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name }}\n",
+      "deploy/t.yaml (document 1): ConfigMap has no metadata.name",
+    );
+    refuse(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\ndata:\n{{- if .Values.x }}\n  x: y\n{{- end }}\n",
+      "deploy/t.yaml (document 1): not valid YAML: Implicit keys need to be on a single line at line 5, column 1:",
+    );
+    // Quoted or in a block scalar, braces are a value's, and a file that is fine says nothing.
+    const fine =
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\ndata:\n  x: "{{ .Labels.instance }}"\n';
+    expect(parseManifestFiles(new Map([["deploy/t.yaml", fine]]))).toHaveLength(1);
+  });
+
   it("refuses an empty directory and duplicates", () => {
     expect(() => parseManifestFiles(new Map([["deploy/a.yaml", "# nothing\n"]]))).toThrow(
       "no Kubernetes objects",
