@@ -178,7 +178,9 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
       const dropping = request.method === "PATCH" && request.contentType.includes("merge-patch");
       if (!wrote && dropping && isDeployment(request.path)) {
         wrote = true;
-        k8s.store.put({ ...deployment(), status: { observedGeneration: 1, replicas: 0 } });
+        // Written again as it is (a new resourceVersion): a status write that changes nothing the
+        // rollout reads, whenever it lands.
+        k8s.store.put(deployment());
       }
       return undefined;
     };
