@@ -294,7 +294,20 @@ export class KubernetesCluster
   }
 
   async createApplied(object: KubeObject): Promise<KubeObject> {
-    return this.#applyOverCreated(object, await this.create(object));
+    const created = await this.create(object);
+    try {
+      return await this.#applyOverCreated(object, created);
+    } catch (error) {
+      // Refused where the create was not (server-side apply validates more, e.g. duplicate list
+      // keys): what the create made would stay running the refused revision, outside what the deploy
+      // recorded as written, so no rollback would remove it. A 409 or an outage leaves it to the
+      // caller's read again or retry, which apply over it.
+      if (error instanceof KubernetesInvalidError || error instanceof KubernetesForbiddenError) {
+        const { uid } = created.metadata;
+        await this.delete(refOf(object), uid ? { uid } : {}).catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   /**

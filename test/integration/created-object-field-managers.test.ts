@@ -227,4 +227,15 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
     // Before, the redelivery's apply over the object it read kept the create's entry.
     expect(kublerEntries(deployment())).toEqual(["kubler/Apply"]);
   });
+
+  it("the apply after the create is refused (server-side apply validates more than a create): the object created is removed, not left running what was refused", async () => {
+    proxy.before = (request) => {
+      const applying = request.method === "PATCH" && request.contentType.includes("apply-patch");
+      return applying && isDeployment(request.path) ? 422 : undefined;
+    };
+    const outcome = await deployEnvironment(deps, deployRequested());
+    expect(outcome.kind).not.toBe("succeeded");
+    // Before, the Deployment the create made stayed, outside what the deploy recorded as written.
+    expect(k8s.store.list("apps/v1", "Deployment", NAMESPACE)).toEqual([]);
+  });
 });
