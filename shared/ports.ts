@@ -126,13 +126,18 @@ export interface EnvironmentCluster {
  * it was written since). An object being deleted then goes. Its own port rather than a new
  * `EnvironmentCluster` method, so the environment steps' other test doubles need not change.
  *
+ * `keep`: the finalizers (as read, with that resourceVersion) to leave in place, when only one's own
+ * is to go (Kubler's on its build Jobs: `BUILD_FINALIZER`); none: every finalizer goes.
+ *
  * @example
  * await cluster.removeFinalizers(ref, { uid, resourceVersion }); // "removed", or "absent" when it is gone
+ * await cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep: ["example.com/hold"] });
  */
 export interface FinalizerRemover {
   removeFinalizers(
     ref: ObjectRef,
     preconditions: { uid: string; resourceVersion: string },
+    options?: { keep?: readonly string[] },
   ): Promise<"removed" | "absent">;
 }
 
@@ -153,14 +158,17 @@ export interface AbsentObjectWriter {
 }
 
 /**
- * The Kubernetes API as builds need it (DESIGN §7): the build Jobs' namespace, the Jobs, and their
- * pods' status and logs. Same errors and retries as `EnvironmentCluster`.
+ * The Kubernetes API as builds need it (DESIGN §7): the build Jobs' namespace, the Jobs (and the
+ * release of Kubler's finalizer on them), and their pods' status and logs. Same errors and retries
+ * as `EnvironmentCluster`.
  *
  * @example
  * try { await cluster.create(job); } catch (e) { if (!(e instanceof KubernetesConflictError)) throw e; }
  * const tail = await cluster.readLog({ namespace: "kubler-builds", pod, container: "build" }, { tailLines: 20 });
  */
-export interface BuildCluster extends Pick<EnvironmentCluster, "get" | "list" | "apply" | "delete"> {
+export interface BuildCluster
+  extends Pick<EnvironmentCluster, "get" | "list" | "apply" | "delete">,
+    FinalizerRemover {
   /**
    * Creates the object; one of the same name already there is `KubernetesConflictError` (409), also
    * when an earlier attempt of this very call created it (a create retried after a timeout).

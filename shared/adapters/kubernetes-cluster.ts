@@ -412,9 +412,12 @@ export class KubernetesCluster
   async removeFinalizers(
     ref: ObjectRef,
     { uid, resourceVersion }: { uid: string; resourceVersion: string },
+    { keep = [] }: { keep?: readonly string[] } = {},
   ): Promise<"removed" | "absent"> {
-    // null deletes the list (RFC 7386); uid and resourceVersion in a patch are preconditions.
-    const patch = { metadata: { finalizers: null, uid, resourceVersion } };
+    // null deletes the list (RFC 7386); a list replaces it whole, which the resourceVersion makes the
+    // one read less the removed; uid and resourceVersion in a patch are preconditions.
+    const finalizers = keep.length > 0 ? [...keep] : null;
+    const patch = { metadata: { finalizers, uid, resourceVersion } };
     try {
       await this.#call("remove finalizers of", describeRef(ref), () => this.#objects.mergePatch(ref, patch));
       return "removed";

@@ -54,6 +54,14 @@ export const BUILD_ANNOTATION = {
   REPLACED_REPORTS: "kubler.dev/build-replaced-reports",
 } as const;
 
+/**
+ * Kubler's finalizer on its build Jobs: the Job holds the only record of who waits for it, so a
+ * deletion (`kubectl delete job`) only marks it (deletionTimestamp) until reconcile has told each of
+ * them (`Build Finished`) and lets it go. Removed in the step that gives the Job its TTL, so the TTL's
+ * deletion is never held. https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/
+ */
+export const BUILD_FINALIZER = "kubler.dev/build-waiters";
+
 /** The key of the git Secret the clone reads its token from (what `build-image` passes as `gitSecret.key`). */
 export const GIT_TOKEN_KEY = "token";
 /** The key of the registry Secret (a `kubernetes.io/dockerconfigjson` one) the push mounts as its auth file. */
@@ -253,6 +261,7 @@ export function buildJob(
       name,
       namespace: settings.namespace,
       labels,
+      finalizers: [BUILD_FINALIZER],
       annotations: {
         [BUILD_ANNOTATION.PROJECT_PATH]: gitlab.projectPath,
         [BUILD_ANNOTATION.INSTANCE]: gitlab.instance,
@@ -549,6 +558,41 @@ function isLaterFact(incoming: string | null | undefined, stored: string | null 
   if (!incoming) return false;
   if (!stored) return true;
   return Date.parse(incoming) > Date.parse(stored);
+}
+
+/** True when the Job was deleted and a finalizer holds it (Terminating): `deletionTimestamp` is set. */
+export function isDeleting(job: KubeObject): boolean {
+  return Boolean(job.metadata.deletionTimestamp);
+}
+
+/**
+ * The Job's finalizers other than Kubler's (`BUILD_FINALIZER`), or null when Kubler's is not among
+ * them (nothing of Kubler's to remove).
+ *
+ * @example
+ * const others = othersThanBuildFinalizer(job); // [] : only Kubler's holds it
+ * if (others) await cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep: others });
+ */
+export function othersThanBuildFinalizer(job: KubeObject): string[] | null {
+  const listed = job.metadata.finalizers;
+  const finalizers = Array.isArray(listed)
+    ? listed.filter((item): item is string => typeof item === "string")
+    : [];
+  if (!finalizers.includes(BUILD_FINALIZER)) return null;
+  return finalizers.filter((finalizer) => finalizer !== BUILD_FINALIZER);
+}
+
+/**
+ * Kubler's finalizer for an apply of its own while a request waits (server-side apply merges
+ * `metadata.finalizers` as a set: others' stay), unless the Job is being deleted without it: no
+ * finalizer may be added then (422).
+ *
+ * @example
+ * await cluster.apply({ ...header, metadata: { name, namespace, annotations, ...holdingFinalizers(existing) } });
+ */
+export function holdingFinalizers(job: KubeObject): { finalizers?: string[] } {
+  if (isDeleting(job) && othersThanBuildFinalizer(job) === null) return {};
+  return { finalizers: [BUILD_FINALIZER] };
 }
 
 /**

@@ -13,6 +13,9 @@ import {
   buildState,
   damagedBuild,
   GIT_TOKEN_KEY,
+  holdingFinalizers,
+  isDeleting,
+  othersThanBuildFinalizer,
   replacementAnnotations,
   reportsSettled,
   waitingRequests,
@@ -202,6 +205,29 @@ async function joinJob(
       );
     }
     const state = buildState(existing);
+    // Deleted by hand (Kubler's finalizer holds it): its waiters hear of it now, as reconcile would
+    // tell them, then it may go; this request is built again on a retry, once it has.
+    if (isDeleting(existing)) {
+      if (waitingRequests(existing).length > 0) {
+        const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, {
+          ...REPORTER,
+          commit: { gitlab: detail.gitlab, sha: detail.sha },
+        });
+        if (reported.kind === "reported" && reported.failure) throw reported.failure;
+        if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+        continue;
+      }
+      const keep = othersThanBuildFinalizer(existing);
+      const { uid, resourceVersion } = existing.metadata;
+      if (keep && uid && resourceVersion) {
+        await deps.cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep });
+        continue;
+      }
+      throw new KubernetesConflictError(
+        `build Job ${ref.name} is being deleted: built again on a retry, once it is gone`,
+        409,
+      );
+    }
     // A finished Job of Kubler's without its project or commit (`damagedBuild`: changed by hand) is
     // replaced like a failed one: its waiters hear that (named for this request's commit, which the
     // Job's name is made from), then this request builds again, not 409 or waiting on it for good.
@@ -249,6 +275,8 @@ async function joinJob(
             ? { resourceVersion: existing.metadata.resourceVersion }
             : {}),
           annotations,
+          // Its TTL dropped, it is again the only record of this request: a deletion must wait for it.
+          ...holdingFinalizers(existing),
         },
       });
       return "joined";
@@ -284,6 +312,13 @@ async function rebuild(
   };
   const { uid, resourceVersion } = failed.metadata;
   try {
+    // Its reports settled, Kubler's finalizer is normally gone with them; one left (its removal
+    // lost) would hold the deleted Job, and the new one's create would be a 409 until it went.
+    const keep = othersThanBuildFinalizer(failed);
+    if (keep && uid && resourceVersion) {
+      await deps.cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep });
+      return false;
+    }
     await deps.cluster.delete(ref, { uid, resourceVersion });
     await deps.cluster.create({
       ...job,

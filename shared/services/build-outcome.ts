@@ -5,6 +5,7 @@
  */
 import {
   BUILD_CONTAINER,
+  type BuildState,
   buildDigest,
   FAILURE_LOG_LINES,
   failedContainer,
@@ -75,6 +76,40 @@ export async function outcomeOf(
     if (!(error instanceof KubernetesError)) throw error;
     return { status: "failed", reason: failureReason(verdict, null), unreadLog: error.message };
   }
+}
+
+/** What to do when a build's outcome was lost with its Job: a new request builds the commit again. */
+const BUILD_AGAIN =
+  "push again (a new commit, or the merge request updated) to build and deploy it: a pipeline run again does not ask Kubler for a build";
+
+/**
+ * How a build Job deleted before its outcome was reported ended (`deletionTimestamp` set, Kubler's
+ * finalizer holding it): its real outcome when it finished and that can still be read, else failed,
+ * saying it was deleted and what to do.
+ *
+ * @example
+ * const outcome = await outcomeOfDeleted(deps, job, buildState(job)); // { status: "failed", reason: "build Job … was deleted (by hand?) before it finished …" }
+ */
+export async function outcomeOfDeleted(
+  deps: OutcomeDeps,
+  job: KubeObject,
+  state: BuildState,
+): Promise<BuildOutcome> {
+  const name = job.metadata.name;
+  if (state.state === "running") {
+    return {
+      status: "failed",
+      reason: `build Job ${name} was deleted (by hand?) before it finished, so no image was built: ${BUILD_AGAIN}`,
+    };
+  }
+  const outcome = await outcomeOf(deps, job, state);
+  if (outcome.status === "succeeded" || state.state === "failed") return outcome;
+  // Foreground deletion (the TTL controller's, or `kubectl delete --cascade=foreground`) takes the
+  // pods first, and with them the digest the push left in its termination message.
+  return {
+    status: "failed",
+    reason: `build Job ${name} was deleted (by hand?) before its outcome was reported, and the digest of the image it pushed went with its pods: ${BUILD_AGAIN}`,
+  };
 }
 
 /** The failed container's last log lines, given up after `deps.logReadMs`. */

@@ -1,6 +1,7 @@
 /**
  * Reconcile of builds (DESIGN §6): each finished build Job becomes `Build Finished` for every
- * environment waiting on it, exactly once. The Job is marked reported first, over the
+ * environment waiting on it, exactly once; so does one deleted (by hand) before that, which Kubler's
+ * finalizer (`BUILD_FINALIZER`) holds until then. The Job is marked reported first, over the
  * resourceVersion read (a concurrent reconcile gets a 409 and leaves it), then the events are
  * published; a publish that fails takes the mark back, so the next run tries again. Once published,
  * the Job gets its TTL: until then nothing deletes it (the TTL controller, or build-image replacing
@@ -10,9 +11,13 @@ import {
   BUILD_ANNOTATION,
   BUILD_SELECTOR,
   type BuildRequest,
+  type BuildState,
   buildState,
   damagedBuild,
+  holdingFinalizers,
+  isDeleting,
   MAX_BUILD_REQUESTS,
+  othersThanBuildFinalizer,
   readBuildRequests,
   readReported,
   reportedTtl,
@@ -23,7 +28,7 @@ import type { BusEntry, GitlabRef } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
-import { type BuildOutcome, outcomeOf } from "./build-outcome.js";
+import { type BuildOutcome, outcomeOf, outcomeOfDeleted } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
 
@@ -119,7 +124,7 @@ export async function reconcileBuilds(
  */
 function inTurn(jobs: KubeObject[], now: Date): KubeObject[] {
   const quick = jobs.filter(
-    (job) => buildState(job).state === "running" || waitingRequests(job).length === 0,
+    (job) => (buildState(job).state === "running" && !isDeleting(job)) || waitingRequests(job).length === 0,
   );
   const first = new Set(quick);
   const slow = jobs.filter((job) => !first.has(job));
@@ -155,7 +160,8 @@ function auditSkipped(deps: ReconcileBuildsDeps, report: ReconcileBuildsReport):
 
 async function reconcileJob(deps: ReconcileBuildsDeps, job: KubeObject, report: ReconcileBuildsReport) {
   const state = buildState(job);
-  if (state.state === "running") {
+  // A Job deleted while it ran is done with: its waiters hear of it now (`outcomeOfDeleted`).
+  if (state.state === "running" && !isDeleting(job)) {
     report.running++;
     return;
   }
@@ -188,7 +194,9 @@ export type ReportBuildOutcome =
 
 /**
  * Reports a finished Job to every environment still waiting on it: marks them reported over the
- * resourceVersion read, publishes their `Build Finished`, then sets the Job's TTL (`reportedTtl`).
+ * resourceVersion read, publishes their `Build Finished`, then sets the Job's TTL (`reportedTtl`) and
+ * removes Kubler's finalizer. A Job being deleted (by hand) is reported the same way, finished or not
+ * (`outcomeOfDeleted`), then only its finalizer is removed, and it goes.
  * A publish that fails takes back the mark of what did not go out, and is returned. Past
  * `deps.deadline` nothing is marked ("skipped"): a run killed between mark and publish loses them. Reconcile runs it
  * on each finished Job; build-image on a failed one before building its commit again, so those
@@ -200,15 +208,22 @@ export type ReportBuildOutcome =
 export async function reportBuild(
   deps: ReconcileBuildsDeps,
   job: KubeObject,
-  state: { state: "succeeded" } | { state: "failed"; reason: string },
+  state: BuildState,
   by: Reporter,
 ): Promise<ReportBuildOutcome> {
+  const deleting = isDeleting(job);
+  if (state.state === "running" && !deleting) return { kind: "skipped", reason: "still running" };
   const requests = readBuildRequests(job);
   const reported = readReported(job);
   const pending = requests.filter((request) => !reported.includes(request.environment));
   if (pending.length === 0) {
-    // Reported, its TTL not set: the run that published died before it, or could not write it.
-    if (ttlAfterFinished(job) === undefined) await settle(deps, job, job.metadata.resourceVersion, reported);
+    // Reported, its TTL not set or its finalizer not removed: the run that published died before
+    // it, or could not write it.
+    if (ttlAfterFinished(job) === undefined && !deleting) {
+      await settle(deps, job, job.metadata.resourceVersion, reported);
+    } else {
+      await release(deps, job, job.metadata.resourceVersion);
+    }
     return { kind: "nothing waiting" };
   }
   const damaged = damagedBuild(job);
@@ -221,7 +236,11 @@ export async function reportBuild(
   const { gitlab, sha } = commit;
 
   const outcome: BuildOutcome =
-    said === null ? await outcomeOf(deps, job, state) : { status: "failed", reason: said };
+    said !== null
+      ? { status: "failed", reason: said }
+      : deleting
+        ? await outcomeOfDeleted(deps, job, state)
+        : await outcomeOf(deps, job, state as Exclude<BuildState, { state: "running" }>);
   // Marked, they are reported only by this run's publish: none is marked without time left for it.
   if (deps.deadline && deps.clock.now().getTime() >= deps.deadline.getTime()) {
     return {
@@ -303,7 +322,7 @@ async function letDamagedGo(
   by: Reporter,
 ): Promise<ReportBuildOutcome> {
   const all = readBuildRequests(job).map((request) => request.environment);
-  await mark(deps, job, job.metadata.resourceVersion, all, reportedTtl(job, deps.clock.now()));
+  await settle(deps, job, job.metadata.resourceVersion, all);
   for (const request of pending) {
     deps.audit.record(
       stepAuditRecord({
@@ -326,8 +345,11 @@ async function letDamagedGo(
 }
 
 /**
- * Gives a reported Job its TTL, over what was read: a request that joined since (and dropped the
- * TTL) makes it a 409, and the Job stays until that one is reported too.
+ * Gives a reported Job its TTL, then removes Kubler's finalizer, each over what was read: a request
+ * that joined since (and dropped the TTL, put the finalizer back) makes it a 409, and the Job stays
+ * until that one is reported too. A Job being deleted needs no TTL: its finalizer removed, it goes.
+ * The finalizer goes only once the TTL is set, so the Job is never left without both; the TTL's
+ * deletion, at least an hour away (`reportedTtl`), finds it gone (or the next reconcile removes it).
  */
 async function settle(
   deps: Omit<ReconcileBuildsDeps, "deadline">,
@@ -335,13 +357,33 @@ async function settle(
   resourceVersion: string | undefined,
   reported: string[],
 ): Promise<void> {
+  if (isDeleting(job)) return release(deps, job, resourceVersion);
   if (buildState(job).state === "running") return;
-  await mark(deps, job, resourceVersion, reported, reportedTtl(job, deps.clock.now()));
+  const settled = await mark(deps, job, resourceVersion, reported, reportedTtl(job, deps.clock.now()));
+  await release(deps, settled, settled.metadata.resourceVersion);
+}
+
+/**
+ * Removes Kubler's finalizer (`BUILD_FINALIZER`) from a Job whose waiters have all heard, leaving
+ * any other, over the uid and resourceVersion read (409 when written since: left to the next run).
+ * Nothing to do when it has none, or is gone.
+ */
+async function release(
+  deps: Pick<ReconcileBuildsDeps, "cluster">,
+  job: KubeObject,
+  resourceVersion: string | undefined,
+): Promise<void> {
+  const keep = othersThanBuildFinalizer(job);
+  const { uid } = job.metadata;
+  if (!keep || !uid || !resourceVersion) return;
+  await deps.cluster.removeFinalizers(refOf(job), { uid, resourceVersion }, { keep });
 }
 
 /**
  * Writes the reported list, and the TTL when given: none while a request waits (server-side apply
- * removes the one an earlier apply of Kubler's set), so the Job outlives reconcile being down.
+ * removes the one an earlier apply of Kubler's set), so the Job outlives reconcile being down; and,
+ * with none, Kubler's finalizer, so a deletion meanwhile waits for the report (a join puts it back
+ * after `settle` removed it). Not on a Job being deleted that lacks it: no finalizer may be added then.
  */
 async function mark(
   deps: Omit<ReconcileBuildsDeps, "deadline">,
@@ -364,6 +406,7 @@ async function mark(
         [BUILD_ANNOTATION.REQUESTS]: job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]",
         [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
       },
+      ...(ttl === undefined ? holdingFinalizers(job) : {}),
     },
     ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
   });

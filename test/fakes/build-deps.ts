@@ -104,10 +104,19 @@ export async function createBuildSecrets(cluster: KubernetesCluster): Promise<vo
 
 export async function startBuildTestBed<M extends ManifestSource>(
   manifests: M,
-  { failingSha, secrets = true }: { failingSha: string; secrets?: boolean },
+  {
+    failingSha,
+    secrets = true,
+    jobDelayMs = 0,
+  }: {
+    failingSha: string;
+    secrets?: boolean;
+    /** How long the embedded cluster's Jobs run: long keeps one running for the whole test. */
+    jobDelayMs?: number;
+  },
 ): Promise<BuildTestBed<M>> {
   const k8s = await startMemoryKubernetes({
-    jobDelayMs: 0,
+    jobDelayMs,
     failJob: (job) => job.metadata.labels?.["kubler.dev/sha"] === failingSha,
   });
   const cluster = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} });
@@ -199,6 +208,7 @@ export function slowLambda(
         apply: slowly(cluster.apply.bind(cluster)),
         create: slowly(cluster.create.bind(cluster)),
         delete: slowly(cluster.delete.bind(cluster)),
+        removeFinalizers: slowly(cluster.removeFinalizers.bind(cluster)),
         readLog: slowly(cluster.readLog.bind(cluster)),
       },
       publisher: {

@@ -132,6 +132,8 @@ describe("Jobs that cost reconcile its whole budget every run", () => {
       apply: (object) => cluster.apply(object),
       create: (object) => cluster.create(object),
       delete: (ref, preconditions) => cluster.delete(ref, preconditions),
+      removeFinalizers: (ref, preconditions, options) =>
+        cluster.removeFinalizers(ref, preconditions, options),
       readLog: async () => {
         clock.advance(13_500);
         throw new KubernetesUnavailableError("read log: failed after 2 attempt(s); no answer", 0);

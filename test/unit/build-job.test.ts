@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   BUILD_ANNOTATION,
   BUILD_CONTAINER,
+  BUILD_FINALIZER,
   BuildSpecError,
   buildDigest,
   buildJob,
@@ -11,6 +12,8 @@ import {
   FAILURE_LOG_LINES,
   failedContainer,
   failureReason,
+  holdingFinalizers,
+  othersThanBuildFinalizer,
   PUSH_CONTAINER,
   REPORTED_KEEP_SECONDS,
   readBuildRequests,
@@ -233,6 +236,11 @@ describe("buildJob", () => {
     expect(
       specOf(buildJob(REQUEST, IMAGE, { ...SETTINGS, activeDeadlineSeconds: 600 })).activeDeadlineSeconds,
     ).toBe(600);
+  });
+
+  it("is held by Kubler's finalizer, a name under Kubler's own domain, so a deletion waits for its report", () => {
+    expect(job.metadata.finalizers).toEqual([BUILD_FINALIZER]);
+    expect(BUILD_FINALIZER).toMatch(/^kubler\.dev\//);
   });
 
   it("runs again in a new pod when the cluster ended the pod (eviction, preemption, drain), not when the build failed", () => {
@@ -477,5 +485,31 @@ describe("reading a finished build", () => {
     });
     expect(readReported(job('["staging"]'))).toEqual(["staging"]);
     expect(readReported(job("{oops"))).toEqual([]);
+  });
+});
+
+describe("Kubler's finalizer on a build Job", () => {
+  const withMeta = (metadata: Record<string, unknown>): KubeObject => ({
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name: "build-x", ...metadata },
+  });
+  const deleting = { deletionTimestamp: "2026-11-21T10:00:00Z" };
+
+  it("is removed leaving the others, and only when it is there", () => {
+    expect(othersThanBuildFinalizer(withMeta({ finalizers: ["example.com/hold", BUILD_FINALIZER] }))).toEqual(
+      ["example.com/hold"],
+    );
+    expect(othersThanBuildFinalizer(withMeta({ finalizers: [BUILD_FINALIZER] }))).toEqual([]);
+    expect(othersThanBuildFinalizer(withMeta({ finalizers: ["example.com/hold"] }))).toBeNull();
+    expect(othersThanBuildFinalizer(withMeta({}))).toBeNull();
+  });
+
+  it("is applied again while a request waits, but never added to a Job being deleted (the API refuses it)", () => {
+    expect(holdingFinalizers(withMeta({}))).toEqual({ finalizers: [BUILD_FINALIZER] });
+    expect(holdingFinalizers(withMeta({ ...deleting, finalizers: [BUILD_FINALIZER] }))).toEqual({
+      finalizers: [BUILD_FINALIZER],
+    });
+    expect(holdingFinalizers(withMeta({ ...deleting, finalizers: ["example.com/hold"] }))).toEqual({});
   });
 });
