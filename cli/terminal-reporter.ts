@@ -7,7 +7,7 @@ import type { LocalConfig } from "../shared/config.js";
 import { type AuditRecord, createAuditRedactor } from "../shared/domain/audit.js";
 import { FUNCTIONS, ROUTES } from "../shared/domain/catalog.js";
 import { KubernetesForbiddenError, KubernetesUnavailableError } from "../shared/errors.js";
-import type { BusListener } from "../shared/local/local-bus.js";
+import { type BusListener, messageOf } from "../shared/local/local-bus.js";
 import type { LocalRuntime } from "./local-runtime.js";
 import { printable } from "./terminal-text.js";
 
@@ -140,7 +140,7 @@ export function createTerminalReporter(print: (line: string) => void): TerminalR
       retrying(envelope, route, attempt, error) {
         line(
           "bus",
-          `${route.target} failed on ${envelope.id.slice(0, 8)} (attempt ${attempt}): ${redact.text(String(error))}`,
+          `${route.target} failed on ${envelope.id.slice(0, 8)} (attempt ${attempt}): ${redact.text(error instanceof Error ? String(error) : messageOf(error, redact))}`,
         );
       },
       deadLettered(envelope, route) {

@@ -370,7 +370,7 @@ function formatDuration(ms: number): string {
  * `redact`, the object's secret-named fields go first, as an audit record's do: once JSON, a
  * `"cookie":"…"` whose value has no secret shape is text the text redaction cannot tell.
  */
-function messageOf(error: unknown, redact?: AuditRedactor): string {
+export function messageOf(error: unknown, redact?: AuditRedactor): string {
   if (error instanceof Error) return error.message;
   if (typeof error === "object" && error !== null) {
     try {

@@ -66,6 +66,20 @@ describe("the terminal reporter", () => {
     );
   });
 
+  it("says what a consumer threw that is not an Error, and never fails on it", () => {
+    const lines: string[] = [];
+    const reporter = createTerminalReporter((line) => lines.push(line));
+    reporter.started(runtime(false), config({ tokens: [SECRET], signingKeys: [] }));
+    const envelope = { id: "evt-12345678" } as unknown as BusEnvelope;
+    const route = { target: "plan-steps" } as unknown as Route;
+    const bare = Object.assign(Object.create(null), { code: "E_BARE" });
+    reporter.bus.retrying?.(envelope, route, 1, { statusCode: 502, authorization: `Bearer ${SECRET}` });
+    expect(lines.at(-1)).toMatch(/\(attempt 1\): \{"statusCode":502,"authorization":"\[redacted\]"\}$/);
+    // String() of an object with no prototype throws: the reporter itself failed on it.
+    expect(() => reporter.bus.retrying?.(envelope, route, 2, bare)).not.toThrow();
+    expect(lines.at(-1)).toMatch(/\(attempt 2\): \{"code":"E_BARE"\}$/);
+  });
+
   it("prints no control character a payload carried: the operator's terminal would obey it", () => {
     const lines: string[] = [];
     const reporter = createTerminalReporter((line) => lines.push(line));
