@@ -12,7 +12,7 @@ import { randomId, systemClock } from "../shared/clock.js";
 import type { LocalConfig } from "../shared/config.js";
 import type { BusEntry, Detail } from "../shared/domain/catalog.js";
 import { ENVIRONMENTS_SELECTOR, readEnvironment } from "../shared/domain/environment.js";
-import { signWebhook } from "../shared/domain/webhook-auth.js";
+import { signWebhook, tokenHeaderValue } from "../shared/domain/webhook-auth.js";
 import { ConfigError, KubernetesUnavailableError } from "../shared/errors.js";
 import { JsonlAuditLog } from "../shared/local/jsonl-audit-log.js";
 import { JsonlFile } from "../shared/local/jsonl-file.js";
@@ -104,7 +104,7 @@ export class LocalRuntimePublisher implements EventPublisher {
       const { token, signingKey } = this.secret;
       // The runtime authenticates its local door like a webhook: the secret token, or a signature.
       const auth: Record<string, string> = token
-        ? { "x-gitlab-token": token }
+        ? { "x-gitlab-token": tokenHeaderValue(token) }
         : signingKey
           ? signWebhook(signingKey, randomId(), systemClock.now(), Buffer.from(body))
           : {};

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { signWebhook } from "../shared/domain/webhook-auth.js";
+import { signWebhook, tokenHeaderValue } from "../shared/domain/webhook-auth.js";
 import { printable } from "./terminal-text.js";
 
 export const FIXTURES_DIR = resolve(
@@ -123,7 +123,7 @@ export function gitlabHeaders(fixture: Fixture, options: SendOptions): Record<st
     "x-gitlab-event-uuid": randomUUID(),
     "idempotency-key": key,
   };
-  if (options.token) headers["x-gitlab-token"] = options.token;
+  if (options.token) headers["x-gitlab-token"] = tokenHeaderValue(options.token);
   if (options.signingKey) {
     Object.assign(
       headers,

@@ -145,6 +145,17 @@ export function signWebhook(
 }
 
 /**
+ * An `X-Gitlab-Token` value as GitLab puts it on the wire: the token's UTF-8 bytes, one per character
+ * (fetch sends a header string one byte per character, and refuses a character above U+00FF).
+ *
+ * @example
+ * fetch(url, { headers: { "x-gitlab-token": tokenHeaderValue("Geheimnis-für-✓") } });
+ */
+export function tokenHeaderValue(token: string): string {
+  return Buffer.from(token, "utf8").toString("latin1");
+}
+
+/**
  * The strings an `X-Gitlab-Token` header holding `token` becomes by the time the app reads it. GitLab
  * sends a token's UTF-8 bytes; an ASCII token arrives as it is, but Node's HTTP parser reads the
  * bytes of a non-ASCII one as Latin-1, and hono/aws-lambda percent-encodes a non-ASCII header value

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { handle } from "hono/aws-lambda";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadFixture } from "../../cli/send.js";
+import { loadFixture, sendFixture } from "../../cli/send.js";
 import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -82,6 +82,12 @@ describe("a non-ASCII X-Gitlab-Token over a real HTTP server (the local runtime)
   it("still refuses a wrong non-ASCII token", async () => {
     const res = await post("Geheimnis-für-Kubler-✗");
     expect(res.status).toBe(401);
+  });
+
+  it("is sent by `kubler send --token` as GitLab sends it (fetch threw on a character above U+00FF)", async () => {
+    const { port } = server.address() as AddressInfo;
+    const res = await sendFixture(push, { url: `http://127.0.0.1:${port}`, token: TOKEN });
+    expect(res.status, await res.text()).toBe(202);
   });
 });
 
