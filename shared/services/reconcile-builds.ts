@@ -24,9 +24,9 @@ import {
   ttlAfterFinished,
   waitingRequests,
 } from "../domain/build-job.js";
-import type { BusEntry, GitlabRef } from "../domain/catalog.js";
+import { type BusEntry, type GitlabRef, validateBusDetail } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import { KubernetesConflictError, PublishError } from "../errors.js";
+import { InvalidDetailError, KubernetesConflictError, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
 import { type BuildOutcome, outcomeOf, outcomeOfDeleted } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
@@ -250,26 +250,23 @@ export async function reportBuild(
   }
   const all = requests.map((request) => request.environment);
   const marked = await mark(deps, job, job.metadata.resourceVersion, all);
-  const entries: BusEntry[] = pending.map((request) => ({
-    detailType: "Build Finished",
-    detail: finished(request, gitlab, sha, outcome),
-  }));
+  const { sending, entries, refused } = buildFinishedEntries(pending, gitlab, sha, outcome);
   let failure: unknown = null;
-  let published = pending;
+  let published = sending;
   try {
-    await deps.publisher.publish(entries);
+    if (entries.length > 0) await deps.publisher.publish(entries);
   } catch (error) {
     failure = error;
     // PutEvents publishes some entries of a call and fails others: only those not published are
     // taken back, so the next run reports them and nothing twice. If this fails too, they are not
     // reported: its reason joins the failure the caller audits.
-    const failed = new Set(error instanceof PublishError ? error.failed : pending.map((_, index) => index));
-    published = pending.filter((_, index) => !failed.has(index));
+    const failed = new Set(error instanceof PublishError ? error.failed : sending.map((_, index) => index));
+    published = sending.filter((_, index) => !failed.has(index));
     try {
       await unmark(
         deps,
         job,
-        pending.filter((_, index) => failed.has(index)),
+        sending.filter((_, index) => failed.has(index)),
       );
     } catch (undone) {
       const why = undone instanceof Error ? undone.message : String(undone);
@@ -298,10 +295,54 @@ export async function reportBuild(
       }),
     );
   }
+  for (const { request, why } of refused) {
+    deps.audit.record(
+      stepAuditRecord({
+        fn: by.fn,
+        action: "image.build",
+        outcome: "failure",
+        reason: `not reported to ${request.environment}: its Build Finished is refused (${why}): the Job's annotations changed by hand?`,
+        correlationId: request.correlationId,
+        gitlab: null,
+        trigger: by.trigger,
+        subject: { environment: request.environment, sha, job: job.metadata.name, namespace: deps.namespace },
+        at: deps.clock.now(),
+      }),
+    );
+  }
   if (failure) return { kind: "reported", reported: lines, failure };
   // Not undone when it fails: the events are out; the next reconcile sets the TTL instead.
   await settle(deps, marked, marked.metadata.resourceVersion, all).catch(() => {});
   return { kind: "reported", reported: lines, failure: null };
+}
+
+/**
+ * The Build Finished of each waiter, and the waiters whose one the catalog refuses (a request or
+ * annotation edited by hand: an empty ref, a SHA that is not hex): refused the same way on every run,
+ * so they are let go (left marked, audited) rather than holding the others' publish, and the Job
+ * (its TTL never set, or its deletion held by `BUILD_FINALIZER`), for good.
+ */
+function buildFinishedEntries(
+  pending: BuildRequest[],
+  gitlab: GitlabRef,
+  sha: string,
+  outcome: BuildOutcome,
+): { sending: BuildRequest[]; entries: BusEntry[]; refused: { request: BuildRequest; why: string }[] } {
+  const sending: BuildRequest[] = [];
+  const entries: BusEntry[] = [];
+  const refused: { request: BuildRequest; why: string }[] = [];
+  for (const request of pending) {
+    const entry = { detailType: "Build Finished", detail: finished(request, gitlab, sha, outcome) } as const;
+    try {
+      validateBusDetail(entry.detailType, entry.detail);
+      sending.push(request);
+      entries.push(entry);
+    } catch (error) {
+      if (!(error instanceof InvalidDetailError)) throw error;
+      refused.push({ request, why: error.message });
+    }
+  }
+  return { sending, entries, refused };
 }
 
 function damagedReason(job: KubeObject, missing: string[]): string {

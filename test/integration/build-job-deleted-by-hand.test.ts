@@ -190,6 +190,31 @@ describe("a build Job deleted by hand", () => {
     expect(jobOf(SHA)).toBeUndefined();
   });
 
+  it("holding a request edited by hand so that its Build Finished is refused: the others still hear, that one is audited, and the Job goes instead of staying Terminating for good", async () => {
+    await start({ running: true });
+    await buildImage(bed.build, request());
+    expect((await buildImage(bed.build, staging())).kind).toBe("joined");
+    const job = jobOf(SHA) as KubeObject;
+    const requests = JSON.parse(job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]") as {
+      environment: string;
+      ref: string;
+    }[];
+    // An empty ref: readBuildRequests takes it, the catalog refuses it in Build Finished, every run.
+    const edited = requests.map((r) => (r.environment === "staging" ? { ...r, ref: "" } : r));
+    const annotations = { ...job.metadata.annotations, [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(edited) };
+    bed.k8s.store.put({ ...job, metadata: { ...job.metadata, annotations } });
+    await deleteByHand(SHA);
+
+    await reconcileBuilds(bed.reconcile);
+    await reconcileBuilds(bed.reconcile);
+
+    expect(heard()).toEqual(["review/feature-x c-1 failed"]);
+    const staged = buildAudits().filter((r) => r.correlationId === "c-s");
+    expect(staged.map((r) => r.outcome)).toEqual(["failure"]);
+    expect(staged[0]?.reason).toMatch(/^not reported to staging: its Build Finished is refused .*ref/);
+    expect(jobOf(SHA)).toBeUndefined();
+  });
+
   it("and met by a new request for its commit before reconcile: build-image tells its waiters, lets it go, and the retry builds again", async () => {
     await start({ running: true });
     await buildImage(bed.build, request());
