@@ -78,9 +78,14 @@ export async function outcomeOf(
   }
 }
 
-/** What to do when a build's outcome was lost with its Job: a new request builds the commit again. */
+/**
+ * What to do when a build's outcome was lost with its Job. plan-steps asks for a build on a push, a
+ * tag push, a merge request opened, reopened or updated with new commits; never on a pipeline, nor
+ * on an update without new commits (`triageFact`), and a step repeated within the hour is taken for
+ * a duplicate: a new commit is the one sure way.
+ */
 const BUILD_AGAIN =
-  "push again (a new commit, or the merge request updated) to build and deploy it: a pipeline run again does not ask Kubler for a build";
+  "push again, a new commit (for a tag's environment, a new tag), to build and deploy it: a pipeline run again does not ask Kubler for a build";
 
 /**
  * How a build Job deleted before its outcome was reported ended (`deletionTimestamp` set, Kubler's

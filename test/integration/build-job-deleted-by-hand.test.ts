@@ -13,6 +13,7 @@ import {
 } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
+import { type GitlabFact, triageFact } from "../../shared/domain/plan-steps.js";
 import { KubernetesConflictError } from "../../shared/errors.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
@@ -213,6 +214,22 @@ describe("a build Job deleted by hand", () => {
     expect(staged.map((r) => r.outcome)).toEqual(["failure"]);
     expect(staged[0]?.reason).toMatch(/^not reported to staging: its Build Finished is refused .*ref/);
     expect(jobOf(SHA)).toBeUndefined();
+  });
+
+  it("says what makes Kubler build again, as plan-steps decides it: a new commit, not a merge request edited without one nor a pipeline run again", async () => {
+    await start({ running: true });
+    await buildImage(bed.build, request());
+    await deleteByHand(SHA);
+
+    await reconcileBuilds(bed.reconcile);
+
+    const reason = finished()[0]?.reason ?? "";
+    expect(reason).toMatch(/push again, a new commit/);
+    // Neither of these asks Kubler for a build: advice naming them sends the user nowhere.
+    const edited = { detailType: "Merge Request", detail: { action: "update", oldrev: null, iid: 7 } };
+    expect(triageFact(edited as unknown as GitlabFact)).toMatchObject({ kind: "ignored" });
+    expect(reason).not.toMatch(/merge request updated/);
+    expect(reason).toMatch(/a pipeline run again does not ask Kubler for a build/);
   });
 
   it("and met by a new request for its commit before reconcile: build-image tells its waiters, lets it go, and the retry builds again", async () => {
