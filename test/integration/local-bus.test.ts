@@ -356,25 +356,43 @@ describe("LocalBus", () => {
 
   it("keeps a timed-out attempt in flight until it settles: drain names it, then waits for it", async () => {
     let settled = 0;
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let deadLettered = () => {};
+    const bothTimedOut = new Promise<void>((resolve) => {
+      deadLettered = resolve;
+    });
     const { bus, deadLetters } = setup(
       {
         "plan-steps": async () => {
-          await takes(200);
+          await released;
           settled++;
         },
       },
-      { attemptTimeoutMs: 50, maxAttempts: 2 },
+      { attemptTimeoutMs: 50, maxAttempts: 2, listener: { deadLettered: () => deadLettered() } },
     );
     await bus.publish([push]);
-    // Both attempts timed out (at ≈ 50 and ≈ 100 ms) and the delivery is dead-lettered, but they run
-    // until ≈ 200 and ≈ 250 ms.
+    // Both attempts timed out and the delivery is dead-lettered, but they run until released. Waited
+    // for, not timed: on a loaded machine drain's own timer could fire before the second deadline.
+    await bothTimedOut;
     const running = { eventId: "evt-1", detailType: "Push", target: "plan-steps" };
-    expect(await bus.drain(150)).toEqual([
+    expect(await bus.drain(50)).toEqual([
       { ...running, timedOutAttempt: 1 },
       { ...running, timedOutAttempt: 2 },
     ]);
     expect(settled).toBe(0);
-    expect(await bus.drain()).toEqual([]);
+    let drained = false;
+    const draining = bus.drain().then((left) => {
+      drained = true;
+      return left;
+    });
+    // A drain that did not wait for them would have resolved before this macrotask.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(drained).toBe(false);
+    release();
+    expect(await draining).toEqual([]);
     expect(settled).toBe(2);
     expect(await deadLetters()).toMatchObject([{ attempts: 2, error: "timed out after 50 ms" }]);
   });
