@@ -25,6 +25,17 @@ describe("yamlNestingProblem", () => {
     expect(yamlNestingProblem(`${"? ".repeat(3000)}x`)).toMatch(/at line 1/);
   });
 
+  // A tab separates an indicator from what follows as a space does: "-\t? " nests, and the count
+  // stopped at the tab. 200 of them (800 bytes) held yaml for ~10 s, 250 for minutes.
+  it("counts tabs after - and ? as the nesting they are", () => {
+    expect(yamlNestingProblem(`${"-\t? ".repeat(200)}x`)).toMatch(/indented more than 200 columns at line 1/);
+    expect(yamlNestingProblem(`a:\n${"?\t-\t".repeat(200)}x`)).toMatch(/at line 2/);
+    expect(() => parseKublerManifest(`${"-\t? ".repeat(200)}x`)).toThrow(
+      "kubler.yaml: not accepted: lines indented more than 200 columns at line 1",
+    );
+    expect(yamlNestingProblem("a:\n-\tb\n-\t[c]\n")).toBeNull();
+  });
+
   it("makes parseKublerManifest refuse such a file with a ManifestError, before yaml recurses", () => {
     for (const text of [`version: 1\ndeploy: ${"[".repeat(100_000)}`, `deploy:\n${"- ".repeat(100_000)}x`]) {
       expect(() => parseKublerManifest(text)).toThrow(ManifestError);
