@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { serve } from "@hono/node-server";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { LocalRuntimePublisher } from "../../cli/environment-commands.js";
 import { createLocalEventsApp } from "../../cli/local-events-app.js";
 import { readLocalSecrets } from "../../cli/local-secrets.js";
@@ -288,11 +288,14 @@ describe("commands find the runtime where it listens", () => {
       expect(stderr).toBe("");
       expect(code).toBe(0);
       expect(stdout).toMatch(/→ 202/);
-      // This runtime took it, not whatever else might listen on the default port.
-      // (events.jsonl is written every 20 ms.)
+      // This runtime took it, not whatever else might listen on the default port. events.jsonl is
+      // written every 20 ms by the runtime's own timer: waited for, as a loaded machine may starve it.
       await runtime.waitFor(/Push/);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(readFileSync(join(dir, "events.jsonl"), "utf8")).toContain('"detail-type":"Push"');
+      const events = join(dir, "events.jsonl");
+      await vi.waitFor(() => expect(readFileSync(events, "utf8")).toContain('"detail-type":"Push"'), {
+        timeout: 10_000,
+        interval: 20,
+      });
     } finally {
       runtime.stop();
       await runtime.exited();
