@@ -71,7 +71,13 @@ export const REGISTRY_AUTH_KEY = ".dockerconfigjson";
 export const MAX_BUILD_REQUESTS = 20;
 /** Log lines of a failed build that go into `Build Finished` (the detail stays under 8 KB). */
 export const FAILURE_LOG_LINES = 20;
-const MAX_REASON_CHARS = 3_000;
+/**
+ * The most a failed build's reason adds to `Build Finished`, in bytes of its JSON as the detail's
+ * 8 KB are counted: characters undercount it (a pip progress bar's "━" is 3 bytes, a colour escape 6).
+ */
+const MAX_REASON_JSON_BYTES = 3_000;
+const MAX_VERDICT_JSON_BYTES = 500;
+const LOG_SEPARATOR = "\n--- last log lines ---\n";
 
 const MAX_NAME = 63;
 const HASH_LENGTH = 8;
@@ -790,10 +796,35 @@ function containerTerminated(
  * bounded so the detail stays small.
  */
 export function failureReason(verdict: string, logTail: string | null): string {
-  const head = verdict.length > 500 ? `${verdict.slice(0, 499)}…` : verdict;
+  const head =
+    jsonBytes(verdict) > MAX_VERDICT_JSON_BYTES
+      ? `${clipJson(verdict, MAX_VERDICT_JSON_BYTES - jsonBytes("…"), "start")}…`
+      : verdict;
   let lines = (logTail ?? "").trimEnd().split("\n").slice(-FAILURE_LOG_LINES).join("\n");
   // The end of a log says why it failed: a long one loses its beginning, not its last line.
-  const room = MAX_REASON_CHARS - head.length - 30;
-  if (lines.length > room) lines = `…${lines.slice(lines.length - room + 1)}`;
-  return lines ? `${head}\n--- last log lines ---\n${lines}` : head;
+  const room = MAX_REASON_JSON_BYTES - jsonBytes(head) - jsonBytes(LOG_SEPARATOR);
+  if (jsonBytes(lines) > room) lines = `…${clipJson(lines, room - jsonBytes("…"), "end")}`;
+  return lines ? `${head}${LOG_SEPARATOR}${lines}` : head;
+}
+
+/** What `text` adds to a JSON document, in bytes: its string's content. */
+function jsonBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text)) - 2;
+}
+
+/** The longest start or end of `text` within `maxBytes` of JSON, never half a surrogate pair. */
+function clipJson(text: string, maxBytes: number, keep: "start" | "end"): string {
+  const part = (length: number) =>
+    keep === "start" ? text.slice(0, length) : text.slice(text.length - length);
+  let fits = 0;
+  let over = text.length + 1;
+  while (over - fits > 1) {
+    const length = Math.floor((fits + over) / 2);
+    if (jsonBytes(part(length)) <= maxBytes) fits = length;
+    else over = length;
+  }
+  const clipped = part(fits);
+  if (keep === "start" && /[\uD800-\uDBFF]$/.test(clipped)) return clipped.slice(0, -1);
+  if (keep === "end" && /^[\uDC00-\uDFFF]/.test(clipped)) return clipped.slice(1);
+  return clipped;
 }

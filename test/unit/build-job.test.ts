@@ -431,6 +431,18 @@ describe("reading a finished build", () => {
     expect(failureReason("Failed", null)).toBe("Failed");
   });
 
+  it("bounds the reason in the bytes a bus detail carries, not characters: pip's ━ bars and colour escapes", () => {
+    // "━" is 3 bytes in UTF-8 and an escape 6 in JSON (\u001b): 3,000 characters of them were 9-18 KB,
+    // over Build Finished's 8 KB, so the failure could not be told to anyone waiting.
+    const bar = `\u001b[38;5;197m${"━".repeat(80)}\u001b[0m 12.3/45.6 MB 1.2 MB/s eta 0:00:27`;
+    const log = [...Array.from({ length: 60 }, () => bar), "ERROR: No matching distribution found for pkg"];
+    for (const tail of [log.join("\n"), "━".repeat(10_000), "\u001b".repeat(10_000)]) {
+      const reason = failureReason("BackoffLimitExceeded: Job has reached the specified backoff limit", tail);
+      expect(Buffer.byteLength(JSON.stringify(reason))).toBeLessThanOrEqual(3_000);
+    }
+    expect(failureReason("Failed", log.join("\n")).endsWith("found for pkg")).toBe(true);
+  });
+
   it("gives a reported Job a day from its finish, or an hour from the report when that is later, counting from its finish or else its creation", () => {
     const now = new Date("2026-11-21T10:00:00Z");
     const job = (ttl: number | undefined, status: unknown): KubeObject => ({
