@@ -39,8 +39,7 @@ export function yamlNestingProblem(text: string): string | null {
     column++;
     if (column === 1) {
       // "- - - x" and "? ? ? x" nest like indentation does, without any.
-      let indent = 0;
-      while (INDENTING.has(text[i + indent] as string)) indent++;
+      const indent = indentation(text, i);
       if (indent > MAX_INDENT) return `lines indented more than ${MAX_INDENT} columns at line ${line}`;
     }
     if (comment) continue;
@@ -58,6 +57,23 @@ export function yamlNestingProblem(text: string): string | null {
     } else if ((c === "]" || c === "}") && depth > 0) depth--;
   }
   return null;
+}
+
+/**
+ * A line's nesting from `start`, in columns: spaces, tabs and indicators count one each, and so does
+ * an anchor or tag a node's content follows, whatever its length ("&x ? &y ? x" nests as "? ? x"
+ * does; found by fuzzing): a block scalar's line of minified code (`!function(e){…`) is one.
+ */
+function indentation(text: string, start: number): number {
+  let columns = 0;
+  for (let at = start; at < text.length; columns++) {
+    const c = text[at] as string;
+    if (INDENTING.has(c)) at++;
+    else if (c === "&" || c === "!") {
+      while (at < text.length && !/\s/.test(text[at] as string)) at++;
+    } else break;
+  }
+  return columns;
 }
 
 /**

@@ -36,6 +36,22 @@ describe("yamlNestingProblem", () => {
     expect(yamlNestingProblem("a:\n-\tb\n-\t[c]\n")).toBeNull();
   });
 
+  // An anchor or tag before a node's content stopped the count as well: "&x ?\t" repeated (2 KB) held
+  // yaml ~20 s, "?\t&x :\t" over a minute (found by fuzzing).
+  it("counts anchors and tags between indicators as the nesting they are", () => {
+    expect(yamlNestingProblem(`${"&x ?\t".repeat(400)}x`)).toMatch(
+      /indented more than 200 columns at line 1/,
+    );
+    expect(yamlNestingProblem(`a:\n${"?\t&x :\t".repeat(250)}x`)).toMatch(/at line 2/);
+    expect(yamlNestingProblem(`${"!!map ? ".repeat(250)}x`)).toMatch(/at line 1/);
+    expect(() => parseKublerManifest(`${"&x ?\t".repeat(400)}x`)).toThrow("kubler.yaml: not accepted:");
+    // Ordinary anchors and tags at a line's start.
+    expect(yamlNestingProblem("a: &a\n  - &b !!str x\n  - ! y\nb: *a\n")).toBeNull();
+    expect(
+      yamlNestingProblem(`a: |\n  !function(){${"x".repeat(5000)}}\n  &${"y".repeat(5000)}\n`),
+    ).toBeNull();
+  });
+
   it("makes parseKublerManifest refuse such a file with a ManifestError, before yaml recurses", () => {
     for (const text of [`version: 1\ndeploy: ${"[".repeat(100_000)}`, `deploy:\n${"- ".repeat(100_000)}x`]) {
       expect(() => parseKublerManifest(text)).toThrow(ManifestError);
