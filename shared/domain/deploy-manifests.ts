@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { parseAllDocuments, type ScalarTag } from "yaml";
 import type { KubeObject } from "./kube-object.js";
-import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
+import { repeatedKey, yamlErrorPlace, yamlNestingProblem } from "./yaml-nesting.js";
 
 /**
  * The namespaced kinds a project may ship, and the API resource each one is. Cluster-scoped kinds and
@@ -152,6 +152,8 @@ function parseFile(path: string, text: string): KubeObject[] {
   parseAllDocuments(text, {
     logLevel: "error",
     uniqueKeys: false,
+    // The one error reported is placed by yamlErrorPlace: pretty errors cost a copy of the line each.
+    prettyErrors: false,
     customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
     // YAML 1.1's `<<` merge keys, which kubectl applies (`labels: { <<: *common }`).
     merge: true,
@@ -165,7 +167,11 @@ function parseFile(path: string, text: string): KubeObject[] {
         `${where}: not valid YAML: Map keys must be unique at line ${line}, column ${column}:`,
       );
     }
-    if (error) throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}`);
+    if (error) {
+      const place = yamlErrorPlace(error, text);
+      const at = place ? ` at line ${place.line}, column ${place.column}:` : "";
+      throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}${at}`);
+    }
     const value = toJs(document, where);
     if (value === null || value === undefined) return;
     const items = listItems(value);

@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { parseDocument } from "yaml";
 import { IMAGE_REPOSITORY, MAX_IMAGE_REPOSITORY_LENGTH } from "./image-repository.js";
 import { parseTtl } from "./ttl.js";
-import { repeatedKey, yamlNestingProblem } from "./yaml-nesting.js";
+import { repeatedKey, yamlErrorPlace, yamlNestingProblem } from "./yaml-nesting.js";
 
 export const MANIFEST_FILE = "kubler.yaml";
 export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300;
@@ -206,7 +206,8 @@ export function parseKublerManifest(text: string): KublerManifest {
   if (tooDeep) throw new ManifestError(`${MANIFEST_FILE}: not accepted: ${tooDeep}`);
   // logLevel "error": a hostile file must not turn into process warnings (collection keys, ...).
   // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: false, logLevel: "error" });
+  // The error reported is placed by yamlErrorPlace: yaml's pretty errors copy the line into each one.
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: false, logLevel: "error" });
   const [yamlError] = document.errors;
   const repeated = repeatedKey(document, text);
   if (repeated) {
@@ -214,11 +215,11 @@ export function parseKublerManifest(text: string): KublerManifest {
     throw new ManifestError(`${MANIFEST_FILE}:${line}:${column}: not valid YAML: Map keys must be unique`);
   }
   if (yamlError) {
-    const line = yamlError.linePos?.[0];
-    const message = yamlError.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "") ?? "";
+    const place = yamlErrorPlace(yamlError, text);
+    const message = yamlError.message.split("\n")[0] ?? "";
     const hint = message.startsWith("Alias cannot be an empty string") ? globHint("*") : "";
     throw new ManifestError(
-      `${MANIFEST_FILE}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${message}${hint}`,
+      `${MANIFEST_FILE}${place ? `:${place.line}:${place.column}` : ""}: not valid YAML: ${message}${hint}`,
     );
   }
   // One problem per field: a 1.5 s timeout is "not a whole number", not also "under 10".

@@ -119,6 +119,18 @@ describe("parseManifestFiles", () => {
     expect(Object.keys(object?.data as object)).toHaveLength(85_000);
   });
 
+  // yaml's pretty errors copy the error's whole line into each message: a line of 256 Ki "]" is as many
+  // errors, each copying the line (over a minute; 160 KB took 23 s, 1 MiB ~15 min). Only the first is
+  // reported. How long such a file takes is a figure for `npm run bench`, not a timeout here.
+  it("refuses one long line of YAML errors, naming the first", () => {
+    const text = "]".repeat(256 * 1024);
+    expect(() => parseManifestFiles(new Map([["deploy/x.yaml", text]]))).toThrow(
+      new ManifestFilesError(
+        'deploy/x.yaml (document 1): not valid YAML: Unexpected flow-seq-end token in YAML document: "]" at line 1, column 1:',
+      ),
+    );
+  });
+
   it("refuses hostile YAML as a bad file, never a crash: deep nesting, a dangling alias, an alias bomb", () => {
     const refuse = (text: string, message: string) => {
       const bad = new Map([["deploy/x.yaml", text]]);

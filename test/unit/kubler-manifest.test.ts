@@ -40,6 +40,14 @@ describe("parseKublerManifest", () => {
     expect(Object.keys(parseKublerManifest(text).image?.buildArgs ?? {})).toHaveLength(75_000);
   });
 
+  // yaml's pretty errors copy the error's whole line into each message: a line of 256 Ki "}" is as many
+  // errors, each copying the line (over a minute; 1 MiB ~15 min). Not a timeout here: a figure for bench.
+  it("refuses a kubler.yaml of one long line of YAML errors, naming the first", () => {
+    expect(() => parseKublerManifest(`version: 1\n${"}".repeat(256 * 1024)}`)).toThrow(
+      'kubler.yaml:2:1: not valid YAML: Unexpected flow-map-end token in YAML stream: "}"',
+    );
+  });
+
   it("fills in the defaults", () => {
     const manifest = parseKublerManifest(
       "version: 1\ndeploy: { manifests: k8s }\nenvironments: [{ name: staging, on: { branch: main } }]",
