@@ -209,12 +209,7 @@ async function joinJob(
     // tell them, then it may go; this request is built again on a retry, once it has.
     if (isDeleting(existing)) {
       if (waitingRequests(existing).length > 0) {
-        const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, {
-          ...REPORTER,
-          commit: { gitlab: detail.gitlab, sha: detail.sha },
-        });
-        if (reported.kind === "reported" && reported.failure) throw reported.failure;
-        if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+        await tellWaiters(deps, reportBy, existing, state, detail);
         continue;
       }
       const keep = othersThanBuildFinalizer(existing);
@@ -237,12 +232,7 @@ async function joinJob(
     // may go. Its publish failing is this request's failure too: the bus delivers it again; so is
     // too little time left to publish once marked (`reportBudgetMs`): the next reconcile reports them.
     if (replaceable && waitingRequests(existing).length > 0) {
-      const reported = await reportBuild(reportDeps(deps, reportBy), existing, state, {
-        ...REPORTER,
-        commit: { gitlab: detail.gitlab, sha: detail.sha },
-      });
-      if (reported.kind === "reported" && reported.failure) throw reported.failure;
-      if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+      await tellWaiters(deps, reportBy, existing, state, detail);
       continue;
     }
     const annotations = withBuildRequest(existing, detail);
@@ -335,6 +325,26 @@ async function rebuild(
 }
 
 const REPORTER = { fn: FN, trigger: "Build Requested" } as const;
+
+/**
+ * Tells the environments waiting on `job` how it ended, as reconcile would, before this request may
+ * take its place. A publish that failed is this request's failure (the bus delivers it again); too
+ * little time left to publish once marked is a 409 (the next reconcile reports them).
+ */
+async function tellWaiters(
+  deps: BuildImageDeps,
+  reportBy: Date | undefined,
+  job: KubeObject,
+  state: ReturnType<typeof buildState>,
+  detail: Detail<"Build Requested">,
+): Promise<void> {
+  const reported = await reportBuild(reportDeps(deps, reportBy), job, state, {
+    ...REPORTER,
+    commit: { gitlab: detail.gitlab, sha: detail.sha },
+  });
+  if (reported.kind === "reported" && reported.failure) throw reported.failure;
+  if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+}
 
 /** The Job of the request's name is not Kubler's (`joinJob`): a failure, not retried. */
 class ForeignJobError extends Error {
