@@ -8,13 +8,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { type DeployCluster, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
   clearNamespaces,
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
 } from "../fakes/deploy-deps.js";
+import { hooked, latch } from "../fakes/hooked-cluster.js";
 
 const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
 const SHA_1 = "1".repeat(40);
@@ -31,39 +32,6 @@ beforeEach(async () => {
   ({ deps } = deployTestDeps(k8s, "kubler-race-"));
   await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
-
-/** The adapter, with `before`/`after` run around each write (apply or create) of the deploy using it. */
-function hooked(
-  cluster: DeployCluster,
-  hooks: { before?: (o: KubeObject) => Promise<void>; after?: (o: KubeObject) => void },
-  writes: KubeObject[] = [],
-): DeployCluster {
-  const write = async (object: KubeObject, send: () => Promise<KubeObject>) => {
-    await hooks.before?.(object);
-    const stored = await send();
-    writes.push(object);
-    hooks.after?.(object);
-    return stored;
-  };
-  return {
-    get: (ref) => cluster.get(ref),
-    list: (...args) => cluster.list(...args),
-    delete: (...args) => cluster.delete(...args),
-    createToken: (...args) => cluster.createToken(...args),
-    removeFinalizers: (...args) => cluster.removeFinalizers(...args),
-    apply: (object) => write(object, () => cluster.apply(object)),
-    create: (object) => write(object, () => cluster.create(object)),
-    createApplied: (object) => write(object, () => cluster.createApplied(object)),
-  };
-}
-
-function latch(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { wait, open };
-}
 
 function running(): { image: string; sha: string | undefined; status: string | undefined } {
   const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;

@@ -11,13 +11,14 @@ import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import type { ManifestSource } from "../../shared/ports.js";
-import { type DeployCluster, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
   clearNamespaces,
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
 } from "../fakes/deploy-deps.js";
+import { hooked, latch } from "../fakes/hooked-cluster.js";
 
 const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
 const SHA_1 = "1".repeat(40);
@@ -54,48 +55,6 @@ function addingConfigMap(source: ManifestSource): ManifestSource {
   };
 }
 
-interface Hooks {
-  /** Before a write (apply, create) of the deploy using the cluster is sent. */
-  before?: (object: KubeObject) => Promise<void>;
-  /** After a write landed. */
-  after?: (object: KubeObject) => void;
-  /** After a read came back. */
-  read?: (ref: { kind: string; name: string }, found: KubeObject | null) => void;
-}
-
-/** The adapter, with hooks around each write and read of the deploy using it. */
-function hooked(cluster: DeployCluster, hooks: Hooks, writes: KubeObject[] = []): DeployCluster {
-  const write = async (object: KubeObject, send: () => Promise<KubeObject>) => {
-    await hooks.before?.(object);
-    const stored = await send();
-    writes.push(object);
-    hooks.after?.(object);
-    return stored;
-  };
-  return {
-    get: async (ref) => {
-      const found = await cluster.get(ref);
-      hooks.read?.(ref, found);
-      return found;
-    },
-    list: (...args) => cluster.list(...args),
-    delete: (...args) => cluster.delete(...args),
-    createToken: (...args) => cluster.createToken(...args),
-    removeFinalizers: (...args) => cluster.removeFinalizers(...args),
-    apply: (object) => write(object, () => cluster.apply(object)),
-    create: (object) => write(object, () => cluster.create(object)),
-    createApplied: (object) => write(object, () => cluster.createApplied(object)),
-  };
-}
-
-function latch(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { wait, open };
-}
-
 function added(): KubeObject | undefined {
   return k8s.store.get("v1", "ConfigMap", NAMESPACE, ADDED);
 }
@@ -117,28 +76,35 @@ function finished(sha: string): { status: string; reason: string | null }[] {
 const isAdded = (o: { kind: string; metadata?: { name: string }; name?: string }) =>
   o.kind === "ConfigMap" && (o.metadata?.name ?? o.name) === ADDED;
 
+/** A `before` hook holding the deploy's first write of the added ConfigMap until `until`; `held()` once it does. */
+function holdFirstAdded(until: Promise<void>): {
+  before: (o: KubeObject) => Promise<void>;
+  held: () => boolean;
+} {
+  let held = false;
+  return {
+    held: () => held,
+    before: async (o) => {
+      if (!isAdded(o) || held) return;
+      held = true;
+      await until;
+    },
+  };
+}
+
 describe("two deploys at once adding the same new object", () => {
   it("the older deploy's write of it, landing after the newer deploy created it, does not go over it: the older deploy stops superseded", async () => {
     await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     expect(added()).toBeUndefined();
     const newerWrote = latch();
-    let olderHeld = false;
-    const older = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
-        before: async (o) => {
-          if (!isAdded(o) || olderHeld) return;
-          olderHeld = true;
-          await newerWrote.wait;
-        },
-      }),
-    };
+    const olderHold = holdFirstAdded(newerWrote.wait);
+    const older = { ...deps, cluster: hooked(deps.cluster, { before: olderHold.before }) };
     const newer = {
       ...deps,
       cluster: hooked(deps.cluster, { after: (o) => (isAdded(o) ? newerWrote.open() : undefined) }),
     };
     const a = deployEnvironment(older, deployRequested({ sha: OLDER, pipelineId: 100 }));
-    while (!olderHeld) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (!olderHold.held()) await new Promise((resolve) => setTimeout(resolve, 5));
     const b = deployEnvironment(newer, deployRequested({ sha: NEWER, pipelineId: 101 }));
     const [outcomeA, outcomeB] = await Promise.all([a, b]);
 
@@ -155,34 +121,25 @@ describe("two deploys at once adding the same new object", () => {
     await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     const newerRead = latch();
     const olderWrote = latch();
-    let olderHeld = false;
+    const olderHold = holdFirstAdded(newerRead.wait);
     const older = {
       ...deps,
       cluster: hooked(deps.cluster, {
         // Its write of the new ConfigMap waits until the newer deploy has read it absent.
-        before: async (o) => {
-          if (!isAdded(o) || olderHeld) return;
-          olderHeld = true;
-          await newerRead.wait;
-        },
+        before: olderHold.before,
         after: (o) => (isAdded(o) ? olderWrote.open() : undefined),
       }),
     };
-    let newerHeld = false;
     const newer = {
       ...deps,
       cluster: hooked(deps.cluster, {
         read: (ref, found) => (isAdded(ref) && found === null ? newerRead.open() : undefined),
         // And the newer deploy's write of it goes after the older one's has landed.
-        before: async (o) => {
-          if (!isAdded(o) || newerHeld) return;
-          newerHeld = true;
-          await olderWrote.wait;
-        },
+        before: holdFirstAdded(olderWrote.wait).before,
       }),
     };
     const a = deployEnvironment(older, deployRequested({ sha: OLDER, pipelineId: 100 }));
-    while (!olderHeld) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (!olderHold.held()) await new Promise((resolve) => setTimeout(resolve, 5));
     const b = deployEnvironment(newer, deployRequested({ sha: NEWER, pipelineId: 101 }));
     const [outcomeA, outcomeB] = await Promise.all([a, b]);
 
