@@ -112,7 +112,6 @@ const LEADING_ZERO_OCTAL: ScalarTag = {
 };
 
 /**
- * Every object in the YAML files, in path order/**
  * Every object in the YAML files, in path order (so applies are deterministic). Errors name the file
  * and the document.
  *
