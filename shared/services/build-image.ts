@@ -15,7 +15,6 @@ import {
   GIT_TOKEN_KEY,
   holdingFinalizers,
   isDeleting,
-  othersThanBuildFinalizer,
   replacementAnnotations,
   reportsSettled,
   waitingRequests,
@@ -28,7 +27,7 @@ import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
 import { checkBuildSecrets } from "./build-secrets.js";
-import { reportBuild } from "./reconcile-builds.js";
+import { releaseBuildJob, reportBuild } from "./reconcile-builds.js";
 import { createStepAudit } from "./step-audit.js";
 
 const FN = "build-image";
@@ -212,12 +211,7 @@ async function joinJob(
         await tellWaiters(deps, reportBy, existing, state, detail);
         continue;
       }
-      const keep = othersThanBuildFinalizer(existing);
-      const { uid, resourceVersion } = existing.metadata;
-      if (keep && uid && resourceVersion) {
-        await deps.cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep });
-        continue;
-      }
+      if (await releaseBuildJob(deps, existing, existing.metadata.resourceVersion)) continue;
       throw new KubernetesConflictError(
         `build Job ${ref.name} is being deleted: built again on a retry, once it is gone`,
         409,
@@ -304,11 +298,7 @@ async function rebuild(
   try {
     // Its reports settled, Kubler's finalizer is normally gone with them; one left (its removal
     // lost) would hold the deleted Job, and the new one's create would be a 409 until it went.
-    const keep = othersThanBuildFinalizer(failed);
-    if (keep && uid && resourceVersion) {
-      await deps.cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep });
-      return false;
-    }
+    if (await releaseBuildJob(deps, failed, resourceVersion)) return false;
     await deps.cluster.delete(ref, { uid, resourceVersion });
     await deps.cluster.create({
       ...job,

@@ -222,7 +222,7 @@ export async function reportBuild(
     if (ttlAfterFinished(job) === undefined && !deleting) {
       await settle(deps, job, job.metadata.resourceVersion, reported);
     } else {
-      await release(deps, job, job.metadata.resourceVersion);
+      await releaseBuildJob(deps, job, job.metadata.resourceVersion);
     }
     return { kind: "nothing waiting" };
   }
@@ -398,26 +398,33 @@ async function settle(
   resourceVersion: string | undefined,
   reported: string[],
 ): Promise<void> {
-  if (isDeleting(job)) return release(deps, job, resourceVersion);
+  if (isDeleting(job)) {
+    await releaseBuildJob(deps, job, resourceVersion);
+    return;
+  }
   if (buildState(job).state === "running") return;
   const settled = await mark(deps, job, resourceVersion, reported, reportedTtl(job, deps.clock.now()));
-  await release(deps, settled, settled.metadata.resourceVersion);
+  await releaseBuildJob(deps, settled, settled.metadata.resourceVersion);
 }
 
 /**
  * Removes Kubler's finalizer (`BUILD_FINALIZER`) from a Job whose waiters have all heard, leaving
  * any other, over the uid and resourceVersion read (409 when written since: left to the next run).
- * Nothing to do when it has none, or is gone.
+ * Nothing to do when it has none, or is gone. True when it removed it (the Job read is then stale).
+ *
+ * @example
+ * if (await releaseBuildJob(deps, job, job.metadata.resourceVersion)) job = await cluster.get(ref);
  */
-async function release(
+export async function releaseBuildJob(
   deps: Pick<ReconcileBuildsDeps, "cluster">,
   job: KubeObject,
   resourceVersion: string | undefined,
-): Promise<void> {
+): Promise<boolean> {
   const keep = othersThanBuildFinalizer(job);
   const { uid } = job.metadata;
-  if (!keep || !uid || !resourceVersion) return;
+  if (!keep || !uid || !resourceVersion) return false;
   await deps.cluster.removeFinalizers(refOf(job), { uid, resourceVersion }, { keep });
+  return true;
 }
 
 /**
