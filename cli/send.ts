@@ -33,11 +33,17 @@ export interface Fixture {
  * listFixtures(); // ["deployment", "issue", …, "merge_request", "pipeline", "push", …]
  */
 export function listFixtures(): string[] {
+  return wholeFixtures().map((fixture) => fixture.name);
+}
+
+/** The whole deliveries, by name: each file read once, for the list and for its event header. */
+function wholeFixtures(): Fixture[] {
   return readdirSync(FIXTURES_DIR)
     .filter((file) => file.endsWith(".json"))
     .map((file) => basename(file, ".json"))
-    .filter((name) => !loadFixture(name).partial)
-    .sort();
+    .sort()
+    .map((name) => loadFixture(name))
+    .filter((fixture) => !fixture.partial);
 }
 
 /** Loads a fixture by name, or any file in the same `{ event_header, payload }` form by path. */
@@ -82,7 +88,7 @@ export function describeAnswer(fixture: Fixture, status: number, body: string): 
   // The answer may be another program's (PORT pointing elsewhere): its escapes are shown, not obeyed.
   const answer = `${fixture.eventHeader} (${fixture.name}) → ${status} ${printable(body)}`;
   if (!fixture.partial || status !== 400) return [answer];
-  const whole = listFixtures().find((name) => loadFixture(name).eventHeader === fixture.eventHeader);
+  const whole = wholeFixtures().find((other) => other.eventHeader === fixture.eventHeader)?.name;
   return [
     answer,
     `  as expected: ${fixture.name} is part of a delivery, as GitLab's docs show it ("partial": true), ` +
