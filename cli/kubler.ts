@@ -49,14 +49,15 @@ const USAGES: Record<Command, string> = {
                                Insights with --log-group); --correlation prints a timeline`,
 };
 
-const EVENTS = `  events: ${listFixtures().join(", ")}`;
+// Built when printed: listing the fixtures reads each file, which no other command needs.
+const events = () => `  events: ${listFixtures().join(", ")}`;
 
-const USAGE = `usage:\n${Object.values(USAGES).join("\n")}\n${EVENTS}`;
+const usage = () => `usage:\n${Object.values(USAGES).join("\n")}\n${events()}`;
 
 function usageOf(command: Command): string {
   if (command === "audit") return AUDIT_USAGE;
   if (command === "stop") return STOP_USAGE;
-  return `usage:\n${USAGES[command]}${command === "send" ? `\n${EVENTS}` : ""}`;
+  return `usage:\n${USAGES[command]}${command === "send" ? `\n${events()}` : ""}`;
 }
 
 /** Every command takes `--help`, checked before it loads configuration or starts anything. */
@@ -104,10 +105,10 @@ async function main(argv: string[]): Promise<number> {
     case "help":
     case "--help":
     case "-h":
-      console.log(USAGE);
+      console.log(usage());
       return command === undefined ? 2 : 0;
     default:
-      console.error(`kubler: unknown command "${command}"\n${USAGE}`);
+      console.error(`kubler: unknown command "${command}"\n${usage()}`);
       return 2;
   }
 }
