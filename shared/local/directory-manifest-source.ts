@@ -3,6 +3,7 @@
  * manifests directory it names. There is no history here, so every SHA reads the same files, and the
  * default branch (where plan-steps takes the environment rules from) is that one directory too.
  */
+import type { Stats } from "node:fs";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import {
@@ -37,10 +38,9 @@ export class DirectoryManifestSource implements ManifestSource {
 
   async readManifest(project: { projectPath: string }): Promise<string | null> {
     const root = this.#project(project.projectPath);
-    const kind = await entryKind(join(root, MANIFEST_FILE));
-    if (kind === "absent") return null;
-    if (kind === "link") throw new ManifestError(symlinkRefusal(MANIFEST_FILE, project.projectPath));
-    const stats = await lstat(join(root, MANIFEST_FILE));
+    const stats = await lstatOrNull(join(root, MANIFEST_FILE));
+    if (stats === null) return null;
+    if (stats.isSymbolicLink()) throw new ManifestError(symlinkRefusal(MANIFEST_FILE, project.projectPath));
     if (!stats.isFile()) throw new ManifestError(`${MANIFEST_FILE} in ${project.projectPath} is not a file`);
     if (stats.size > DEFAULT_MAX_FILE_BYTES) {
       throw new ManifestError(`${MANIFEST_FILE}: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`);
@@ -66,9 +66,9 @@ export class DirectoryManifestSource implements ManifestSource {
     let step = root;
     for (const part of relative(root, dir).split(sep).filter(Boolean)) {
       step = join(step, part);
-      const kind = await entryKind(step);
-      if (kind === "absent") return new Map();
-      if (kind === "link")
+      const stats = await lstatOrNull(step);
+      if (stats === null) return new Map();
+      if (stats.isSymbolicLink())
         throw new ManifestFilesError(symlinkRefusal(toPosix(root, step), project.projectPath));
     }
     const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
@@ -120,11 +120,12 @@ export class DirectoryManifestSource implements ManifestSource {
   }
 }
 
-async function entryKind(path: string): Promise<"absent" | "link" | "present"> {
+/** The entry itself, a link not followed; null when there is none. */
+async function lstatOrNull(path: string): Promise<Stats | null> {
   try {
-    return (await lstat(path)).isSymbolicLink() ? "link" : "present";
+    return await lstat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw error;
   }
 }
