@@ -9,10 +9,11 @@
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Detail } from "../../shared/domain/catalog.js";
-import { DEPLOYER_NAME, LAST_GOOD_CONFIGMAP, type RoleRule } from "../../shared/domain/deploy-manifests.js";
+import { LAST_GOOD_CONFIGMAP } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
 import { type DeployTestDeps, deployTestDeps, exampleProject } from "../fakes/deploy-deps.js";
 import { allows } from "../fakes/rbac.js";
 
@@ -58,23 +59,8 @@ function deploy(n: number): ReturnType<typeof deployEnvironment> {
   return deployEnvironment(deps, trigger);
 }
 
-/** The CI job's client: a token of the environment's deployer account, bound to Kubler's Role. */
-async function ciJob(): Promise<k8s.CoreV1Api> {
-  const { token } = await deps.cluster.createToken(
-    { namespace, serviceAccount: DEPLOYER_NAME },
-    { audiences: [], expirationSeconds: 600 },
-  );
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(cluster.kubeconfig);
-  const admin = kc.getCurrentUser();
-  kc.users = kc.users.map((user) => (user === admin ? { name: user.name, token } : user));
-  return kc.makeApiClient(k8s.CoreV1Api);
-}
-
-function roleRules(): RoleRule[] {
-  const role = cluster.store.get("rbac.authorization.k8s.io/v1", "Role", namespace, DEPLOYER_NAME);
-  return (role?.rules ?? []) as RoleRule[];
-}
+const ciJob = () => ciJobClient(cluster, deps.cluster, namespace);
+const roleRules = () => deployerRoleRules(cluster, namespace);
 
 function record() {
   return cluster.store.get("v1", "ConfigMap", namespace, LAST_GOOD_CONFIGMAP);

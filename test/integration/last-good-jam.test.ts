@@ -14,11 +14,11 @@ import {
   DEPLOYER_NAME,
   LAST_GOOD_CONFIGMAP,
   PULL_SECRET_NAME,
-  type RoleRule,
 } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
 import { type DeployTestDeps, deployTestDeps, exampleProject } from "../fakes/deploy-deps.js";
 import { failure } from "../fakes/kubernetes-api.js";
 import { allows } from "../fakes/rbac.js";
@@ -77,24 +77,8 @@ function deploy(n: number): ReturnType<typeof deployEnvironment> {
   return deployEnvironment(deps, trigger);
 }
 
-/** The CI job's client: a token of the environment's deployer account, bound to Kubler's Role. */
-async function ciJob(): Promise<k8s.CoreV1Api> {
-  const { token } = await deps.cluster.createToken(
-    { namespace, serviceAccount: DEPLOYER_NAME },
-    { audiences: [], expirationSeconds: 600 },
-  );
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(cluster.kubeconfig);
-  const admin = kc.getCurrentUser();
-  kc.users = kc.users.map((user) => (user === admin ? { name: user.name, token } : user));
-  return kc.makeApiClient(k8s.CoreV1Api);
-}
-
-/** The rules of the Role Kubler wrote for the environment, as the API server holds them. */
-function roleRules(): RoleRule[] {
-  const role = cluster.store.get("rbac.authorization.k8s.io/v1", "Role", namespace, DEPLOYER_NAME);
-  return (role?.rules ?? []) as RoleRule[];
-}
+const ciJob = () => ciJobClient(cluster, deps.cluster, namespace);
+const roleRules = () => deployerRoleRules(cluster, namespace);
 
 function stored(kind: "ConfigMap" | "Secret", name: string) {
   return cluster.store.get("v1", kind, namespace, name);
