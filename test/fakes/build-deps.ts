@@ -1,11 +1,12 @@
 /**
  * build-image's and reconcile-builds' dependencies as the build tests use them: an embedded
- * Kubernetes API of its own (Jobs finish at once; a Job of `failingSha` fails; the builds namespace
+ * Kubernetes API of its own (Jobs finish at once; a Job of `failingSha`, EXAMPLE_FAILING_SHA unless
+ * told, fails; the builds namespace
  * and its Secrets there unless `secrets: false`), the real adapter over
  * HTTP to it (backoff sleeps not waited), and recording fakes sharing one clock.
  *
  * @example
- * const bed = await startBuildTestBed(manifests, { failingSha: FAILING_SHA });
+ * const bed = await startBuildTestBed(manifests); // EXAMPLE_FAILING_SHA's Job fails
  * await buildImage(bed.build, request);
  * await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, sha));
  * await bed.close();
@@ -60,6 +61,9 @@ export const EXAMPLE_BUILD_MANIFESTS: ManifestSource = {
 /** The commit the build tests build by default. */
 export const EXAMPLE_BUILD_SHA = "1111111111111111111111111111111111111111";
 
+/** The commit whose build Job the test bed's cluster fails, unless told another (`failingSha`). */
+export const EXAMPLE_FAILING_SHA = "2222222222222222222222222222222222222222";
+
 /** A `Build Requested` of the example project: review/feature-x's merge request 16, at EXAMPLE_BUILD_SHA. */
 export function exampleBuildRequest(
   overrides: Partial<Detail<"Build Requested">> = {},
@@ -105,15 +109,15 @@ export async function createBuildSecrets(cluster: KubernetesCluster): Promise<vo
 export async function startBuildTestBed<M extends ManifestSource>(
   manifests: M,
   {
-    failingSha,
+    failingSha = EXAMPLE_FAILING_SHA,
     secrets = true,
     jobDelayMs = 0,
   }: {
-    failingSha: string;
+    failingSha?: string;
     secrets?: boolean;
     /** How long the embedded cluster's Jobs run: long keeps one running for the whole test. */
     jobDelayMs?: number;
-  },
+  } = {},
 ): Promise<BuildTestBed<M>> {
   const k8s = await startMemoryKubernetes({
     jobDelayMs,

@@ -29,6 +29,7 @@ import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   GIT_SECRET,
   EXAMPLE_BUILD_PROJECT as gitlab,
   REGISTRY_SECRET,
@@ -39,7 +40,6 @@ import {
 } from "../fakes/build-deps.js";
 import { FixedClock, type RecordingAuditLog, type RecordingPublisher } from "../fakes/index.js";
 
-const FAILING_SHA = "2222222222222222222222222222222222222222";
 const NS = BUILDS_NAMESPACE;
 const MANIFEST = `
 version: 1
@@ -75,7 +75,7 @@ let reconcile: ReconcileBuildsDeps;
 let bed: BuildTestBed<Manifests>;
 
 beforeEach(async () => {
-  bed = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(new Manifests());
   ({ k8s, cluster, publisher, audit, build, reconcile } = bed);
 });
 afterEach(() => bed.close());
@@ -105,7 +105,7 @@ describe("build-image", () => {
   });
 
   it("creates the builds namespace, labelled managed, on the embedded cluster, where no pod runs and no Secret is needed", async () => {
-    const empty = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA, secrets: false });
+    const empty = await startBuildTestBed(new Manifests(), { secrets: false });
     try {
       const outcome = await buildImage({ ...empty.build, checkSecrets: false }, request());
       expect(outcome).toEqual({ kind: "created", job: buildJobName(gitlab, SHA) });
@@ -185,7 +185,7 @@ describe("build-image", () => {
   });
 
   it("names both Secrets, and the namespace, on a cluster where nothing for builds was set up", async () => {
-    const empty = await startBuildTestBed(new Manifests(), { failingSha: FAILING_SHA, secrets: false });
+    const empty = await startBuildTestBed(new Manifests(), { secrets: false });
     try {
       const outcome = await buildImage(empty.build, request());
       expect(outcome).toMatchObject({

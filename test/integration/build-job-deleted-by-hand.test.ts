@@ -23,22 +23,19 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
 
-const FAILING_SHA = "2222222222222222222222222222222222222222";
 const DAY_MS = 86_400_000;
 
 let bed: BuildTestBed<ManifestSource>;
 /** Jobs finish at once, unless `running`: then they run for the whole test. */
 async function start({ running = false } = {}) {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, {
-    failingSha: FAILING_SHA,
-    ...(running ? { jobDelayMs: 600_000 } : {}),
-  });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, running ? { jobDelayMs: 600_000 } : {});
 }
 afterEach(() => bed.close());
 

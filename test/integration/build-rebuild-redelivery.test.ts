@@ -14,19 +14,18 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   startBuildTestBed,
   untilJobFinished,
 } from "../fakes/build-deps.js";
-
-const FAILING_SHA = "2222222222222222222222222222222222222222";
 
 const request = (overrides: Partial<Detail<"Build Requested">> = {}) =>
   exampleBuildRequest({ sha: FAILING_SHA, ...overrides });
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
 });
 afterEach(() => bed.close());
 

@@ -19,6 +19,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   slowLambda,
@@ -26,12 +27,11 @@ import {
   untilJobFinished,
 } from "../fakes/build-deps.js";
 
-const FAILING_SHA = "2222222222222222222222222222222222222222";
 const DAY_MS = 86_400_000;
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
 });
 afterEach(() => bed.close());
 

@@ -18,6 +18,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
@@ -30,8 +31,6 @@ const EVICTION =
   "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. " +
   "Container build was using 6Gi, request is 0, has larger consumption of ephemeral-storage.";
 
-const FAILING_SHA = "2222222222222222222222222222222222222222";
-
 let k8s: MemoryKubernetes;
 let publisher: RecordingPublisher;
 let build: BuildImageDeps;
@@ -39,7 +38,7 @@ let reconcile: ReconcileBuildsDeps;
 let bed: BuildTestBed<ManifestSource>;
 
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
   ({ k8s, publisher, build, reconcile } = bed);
 });
 afterEach(() => bed.close());

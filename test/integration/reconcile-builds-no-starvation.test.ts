@@ -20,6 +20,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
@@ -27,12 +28,11 @@ import {
 } from "../fakes/build-deps.js";
 import type { FixedClock } from "../fakes/index.js";
 
-const FAILING_SHA = "2222222222222222222222222222222222222222";
 const MINUTE_MS = 60_000;
 
 let bed: BuildTestBed<ManifestSource>;
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { failingSha: FAILING_SHA });
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
 });
 afterEach(() => bed.close());
 
