@@ -851,17 +851,16 @@ async function applyObject(
       !error.message.includes("field is immutable")
     )
       throw error;
-    const { apiVersion, kind } = object;
-    const { name, namespace } = object.metadata;
-    const current = await cluster.get({ apiVersion, kind, name, namespace });
+    const ref = refOf(object);
+    const current = await cluster.get(ref);
     if (!current) throw error;
     const { uid, resourceVersion } = current.metadata;
-    await cluster.delete({ apiVersion, kind, name, namespace }, { uid, resourceVersion });
+    await cluster.delete(ref, { uid, resourceVersion });
     // Created again, only while none is there (`applyHeld`): a precondition the object was applied
     // with names the one just deleted.
     const { uid: _uid, resourceVersion: _rv, ...fresh } = object.metadata;
     const written = await cluster.createApplied({ ...object, metadata: fresh });
-    onRecreated(`${kind}/${name}`);
+    onRecreated(`${ref.kind}/${ref.name}`);
     return written;
   }
 }
