@@ -18,7 +18,7 @@
 import { parseDocument } from "yaml";
 import { namespaceFor } from "./environment.js";
 import { type JobClaims, jobProject } from "./job-claims.js";
-import { yamlNestingProblem } from "./yaml-nesting.js";
+import { repeatedKey, yamlErrorPlace, yamlNestingProblem } from "./yaml-nesting.js";
 
 /** Keys matched with globs (`*` any run of characters, `?` one), a string or a list of them. */
 export const GLOB_KEYS = [
@@ -100,9 +100,21 @@ export function parseCredentialsPolicy(text: string): CredentialsPolicy {
   // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
   const tooDeep = yamlNestingProblem(text);
   if (tooDeep) throw new PolicyError([`policy: not accepted: ${tooDeep}`]);
-  const document = parseDocument(text, { uniqueKeys: true, logLevel: "error" });
-  if (document.errors.length > 0) {
-    throw new PolicyError(document.errors.map((error) => `policy: not valid YAML: ${error.message}`));
+  // As kubler.yaml is read: repeated keys found by repeatedKey (yaml's own check is quadratic), and
+  // one error placed by yamlErrorPlace (yaml's pretty errors copy the whole line into each error).
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: false, logLevel: "error" });
+  const repeated = repeatedKey(document, text);
+  if (repeated) {
+    const { line, column } = repeated;
+    throw new PolicyError([
+      `policy: not valid YAML at line ${line}, column ${column}: Map keys must be unique`,
+    ]);
+  }
+  const [yamlError] = document.errors;
+  if (yamlError) {
+    const place = yamlErrorPlace(yamlError, text);
+    const at = place ? ` at line ${place.line}, column ${place.column}` : "";
+    throw new PolicyError([`policy: not valid YAML${at}: ${yamlError.message.split("\n")[0] ?? ""}`]);
   }
   let data: unknown;
   try {

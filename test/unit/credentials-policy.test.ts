@@ -208,6 +208,17 @@ rules:
     expect(problems("rules: []\nrules: []")[0]).toMatch(/not valid YAML/);
   });
 
+  it("places the YAML error it reports, and stays quick on one long line of errors, as kubler.yaml does", () => {
+    expect(problems("rules: [")).toEqual([
+      "policy: not valid YAML at line 1, column 9: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ]);
+    expect(problems("rules: []\nrules: []")).toEqual([
+      "policy: not valid YAML at line 2, column 1: Map keys must be unique",
+    ]);
+    // yaml's pretty errors copy the whole line into each of its errors: ≈ 1 minute for this before.
+    expect(problems("]".repeat(256 * 1024))).toHaveLength(1);
+  });
+
   it("checks session policies: JSON, placeholders, STS's 2048 characters", () => {
     const rule = (sessionPolicy: string) => `
 rules:
