@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import type { Detail } from "./catalog.js";
 import { environmentSlug, LABEL, MANAGED_BY_KUBLER } from "./environment.js";
 import { isProjectImage, projectImages } from "./image-repository.js";
+import { clipJson, jsonBytes } from "./json-bytes.js";
 import type { KubeObject } from "./kube-object.js";
 import type { KublerManifest } from "./kubler-manifest.js";
 
@@ -805,26 +806,4 @@ export function failureReason(verdict: string, logTail: string | null): string {
   const room = MAX_REASON_JSON_BYTES - jsonBytes(head) - jsonBytes(LOG_SEPARATOR);
   if (jsonBytes(lines) > room) lines = `…${clipJson(lines, room - jsonBytes("…"), "end")}`;
   return lines ? `${head}${LOG_SEPARATOR}${lines}` : head;
-}
-
-/** What `text` adds to a JSON document, in bytes: its string's content. */
-function jsonBytes(text: string): number {
-  return Buffer.byteLength(JSON.stringify(text)) - 2;
-}
-
-/** The longest start or end of `text` within `maxBytes` of JSON, never half a surrogate pair. */
-function clipJson(text: string, maxBytes: number, keep: "start" | "end"): string {
-  const part = (length: number) =>
-    keep === "start" ? text.slice(0, length) : text.slice(text.length - length);
-  let fits = 0;
-  let over = text.length + 1;
-  while (over - fits > 1) {
-    const length = Math.floor((fits + over) / 2);
-    if (jsonBytes(part(length)) <= maxBytes) fits = length;
-    else over = length;
-  }
-  const clipped = part(fits);
-  if (keep === "start" && /[\uD800-\uDBFF]$/.test(clipped)) return clipped.slice(0, -1);
-  if (keep === "end" && /^[\uDC00-\uDFFF]/.test(clipped)) return clipped.slice(1);
-  return clipped;
 }

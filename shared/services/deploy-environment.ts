@@ -27,6 +27,7 @@ import {
   readEnvironment,
   staleDeployReason,
 } from "../domain/environment.js";
+import { clipJson, jsonBytes } from "../domain/json-bytes.js";
 import { type KubeObject, type ObjectRef, writtenOver } from "../domain/kube-object.js";
 import {
   findEnvironmentRule,
@@ -432,15 +433,18 @@ export async function deployEnvironment(
 }
 
 /**
- * The most of a reason `Deploy Finished` carries. Its detail must stay under the bus's 8 KB, and a
- * cluster's refusal lists every invalid field, so it can be longer; a longer reason made the publish
- * throw, and every retry the same, so the deploy never ended. The audit line keeps it whole.
+ * The most of a reason `Deploy Finished` carries, in bytes of its JSON as the bus counts the detail's
+ * 8 KB (`MAX_DETAIL_BYTES`; characters undercount it: a control character in a cluster's refusal is 6
+ * bytes escaped). A cluster's refusal lists every invalid field, so it can be longer; a longer reason
+ * made the publish throw, and every retry the same, so the deploy never ended. The audit line keeps
+ * it whole.
  */
-const MAX_REASON_CHARS = 2_000;
+const MAX_REASON_JSON_BYTES = 2_000;
+const CLIPPED_NOTE = "… (clipped: the whole reason is in the audit line)";
 
 function clipped(reason: string): string {
-  if (reason.length <= MAX_REASON_CHARS) return reason;
-  return `${reason.slice(0, MAX_REASON_CHARS)}… (clipped: the whole reason is in the audit line)`;
+  if (jsonBytes(reason) <= MAX_REASON_JSON_BYTES) return reason;
+  return `${clipJson(reason, MAX_REASON_JSON_BYTES - jsonBytes(CLIPPED_NOTE), "start")}${CLIPPED_NOTE}`;
 }
 
 /**
