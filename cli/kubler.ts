@@ -333,6 +333,13 @@ async function send(args: string[]): Promise<number> {
   if (values.key !== undefined && !values.key.trim()) {
     throw new ConfigError("--key is empty: give the Idempotency-Key to reuse, or leave --key out");
   }
+  // A header cannot carry it (a newline, a letter outside Latin-1): fetch refused it, and that
+  // refusal read as the runtime being unreachable.
+  if (values.key !== undefined && !/^[\x20-\x7e]+$/.test(values.key)) {
+    throw new ConfigError(
+      `--key must be printable ASCII (it is sent as the Idempotency-Key header), got ${JSON.stringify(values.key)}`,
+    );
+  }
   const fixture = loadFixture(name);
   const config = loadLocalConfig(process.env);
   const { token, signingKey } = runtimeSecret(config);

@@ -123,6 +123,24 @@ describe("messages", () => {
     expect(stderr).toContain("--key is empty");
   }, 30_000);
 
+  it.each(["abc\ndef", "ключ-1"])(
+    "refuses a --key no HTTP header can carry (%j), rather than asking whether npm start runs",
+    async (key) => {
+      const { code, stderr } = await runKubler(
+        { ...env, PORT: "1", KUBLER_WEBHOOK_SIGNING_KEY: "whsec_ZTJlLXNpZ25pbmcta2V5LWZvci1jbGktdGVzdHM=" },
+        "send",
+        "push",
+        "--key",
+        key,
+      );
+      expect(code).toBe(1);
+      expect(stderr).toContain("--key must be printable ASCII");
+      expect(stderr).not.toContain("could not reach");
+      expect(stderr).not.toMatch(NO_STACK);
+    },
+    30_000,
+  );
+
   it("says a payload file that is not JSON is not valid JSON", async () => {
     const bad = join(dataDir, "bad.json");
     writeFileSync(bad, "{not json");
