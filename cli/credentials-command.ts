@@ -25,25 +25,25 @@ export interface CredentialsCommandOptions {
  * await credentialsCommand({ url: "http://127.0.0.1:8080", dataDir: ".kubler", format: "env", print: console.log });
  */
 export async function credentialsCommand(options: CredentialsCommandOptions): Promise<number> {
+  // `--url http://127.0.0.1:8080/` named `//v1/credentials` (404) and an issuer the runtime is not.
+  const url = options.url.replace(/\/+$/, "");
   const key = LocalOidcIssuer.read(options.dataDir);
   if (!key) {
     throw new Error(`no local OIDC key in ${options.dataDir}: start the server first (npm start)`);
   }
   // A job's token names its environment; asking for one without it is what --environment models.
   const claims = gitlabIdTokenClaims(
-    { iss: `${options.url}${LOCAL_ISSUER_PATH}`, aud: options.audience ?? "kubler", now: new Date() },
+    { iss: `${url}${LOCAL_ISSUER_PATH}`, aud: options.audience ?? "kubler", now: new Date() },
     { ...(options.environment ? { environment: options.environment } : {}), ...options.claims },
   );
   const body: Record<string, string> = {};
   if (options.format) body.format = options.format;
-  const response = await fetch(`${options.url}/v1/credentials`, {
+  const response = await fetch(`${url}/v1/credentials`, {
     method: "POST",
     headers: { authorization: `Bearer ${key.sign(claims)}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   }).catch((error: Error) => {
-    throw new Error(
-      `could not reach ${options.url} (${error.cause ?? error.message}): is \`npm start\` running?`,
-    );
+    throw new Error(`could not reach ${url} (${error.cause ?? error.message}): is \`npm start\` running?`);
   });
   const text = await response.text();
   if (response.ok) {

@@ -67,6 +67,13 @@ describe("local job credentials", () => {
     expect(audits.at(-1)).toMatchObject({ action: "credentials.issue", outcome: "allow" });
   });
 
+  it("takes --url with a trailing slash, as kubler send does (the issuer and the path stay GitLab's)", async () => {
+    const { code, output } = await run({ url: `${runtime.url}/` });
+    expect(output).not.toMatch(/^404/);
+    expect(code).toBe(0);
+    expect(JSON.parse(output)).toMatchObject({ rule: "documented-example" });
+  });
+
   it("kubler credentials --format kubeconfig for the sample project's deployed review app", async () => {
     const project = "flightjs/flight-management";
     const environment = "review/feature/booking-validation";
