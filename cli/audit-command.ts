@@ -14,6 +14,8 @@ import {
   type AuditQueryParam,
   auditField,
   insightsQueryText,
+  type KeptRecords,
+  keepNewestDistinct,
   MAX_INSIGHTS_ROWS,
   SAVED_AUDIT_QUERIES,
   type SavedAuditQuery,
@@ -71,6 +73,8 @@ interface Plan {
   limit: number;
   timeline: boolean;
   groupBy: readonly string[] | null;
+  /** A saved query's one-row-per fields; not in a timeline, where every step is the story. */
+  dedup: readonly string[] | null;
 }
 
 /**
@@ -123,13 +127,15 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
       `--since (${since.toISOString()}) is after --until (${until.toISOString()}): no record can match`,
     );
   }
+  const timeline = correlationId !== undefined && !query?.groupBy;
   const plan: Plan = {
     filter: { ...query?.filter, ...flags, since, until },
     query,
     json: values.json ?? false,
     limit: parseLimit(values.limit),
-    timeline: correlationId !== undefined && !query?.groupBy,
+    timeline,
     groupBy: query?.groupBy ?? null,
+    dedup: (!timeline && query?.dedup) || null,
   };
 
   const logGroups = values.local
@@ -187,7 +193,11 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
     return 0;
   }
   // Only `limit` matches are kept: memory is bounded by the limit, not the file.
-  const keep = plan.timeline ? keepOldest(plan.limit) : keepNewest(plan.limit);
+  const keep = plan.timeline
+    ? keepOldest(plan.limit)
+    : plan.dedup
+      ? keepNewestDistinct(plan.limit, plan.dedup)
+      : keepNewest(plan.limit);
   const report = await scanLocal(path, plan.filter, keep.add);
   const records = keep.records();
   printRecords(records, plan, io);
@@ -196,12 +206,6 @@ async function runLocal(plan: Plan, path: string, io: AuditCommandIo): Promise<n
     `${path}: ${fmtBytes(report.bytes)} read in ${fmtMs(performance.now() - started)}, ${report.matched} matched, ${records.length} shown${malformed}${lookFurther(plan, report)}`,
   );
   return 0;
-}
-
-interface KeptRecords {
-  add(record: AuditRecord): void;
-  /** Oldest first. */
-  records(): AuditRecord[];
 }
 
 /** The last `limit` records of the file: the newest, as a log is read. */
@@ -270,6 +274,7 @@ async function runInsights(
     limit: plan.limit,
     chronological: plan.timeline,
     ...(plan.groupBy ? { groupBy: plan.groupBy } : {}),
+    ...(plan.dedup ? { dedup: plan.dedup } : {}),
   });
   // Loaded only in AWS mode: the SDK client is most of this command's start-up time.
   const { AuditQueryError, CloudWatchAuditQuery } = await import(

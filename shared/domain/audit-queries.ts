@@ -50,6 +50,11 @@ export interface SavedAuditQuery {
   groupBy?: readonly string[];
   /** Oldest first (a story) instead of newest first (a log). */
   chronological?: boolean;
+  /**
+   * One row per distinct combination of these fields: the newest line of each (Logs Insights
+   * `dedup` after the sort). For a decision whose writer adds a line when its follow-up fails.
+   */
+  dedup?: readonly string[];
 }
 
 /** Where each filter looks in a record, by its Logs Insights field name. */
@@ -135,7 +140,8 @@ export const SAVED_AUDIT_QUERIES: readonly SavedAuditQuery[] = [
   },
   {
     name: "sweep-deletions",
-    description: "Environments the expiry sweep deleted",
+    description:
+      "Environments the expiry sweep deleted, one row each; a failed follow-up (schedule not cancelled, Environment Deleted not published) is that row's outcome and reason",
     filter: { action: "environment.sweep.delete" },
     params: [],
     fields: [
@@ -145,6 +151,9 @@ export const SAVED_AUDIT_QUERIES: readonly SavedAuditQuery[] = [
       "subject.namespace",
       "correlationId",
     ],
+    // The sweep writes a deletion's line, then a `failure` line with the same correlation id and
+    // namespace when what follows it fails (cleanup-environments' afterSweepDelete): newest wins.
+    dedup: ["correlationId", "subject.namespace"],
   },
   {
     name: "rejected-webhooks",
@@ -167,6 +176,8 @@ export interface InsightsQueryOptions {
   limit?: number;
   /** Parameters left unset, rendered as commented-out filters for a person to fill in. */
   openParams?: readonly AuditQueryParam[];
+  /** One row per distinct combination of these fields, the first in sort order (not with groupBy). */
+  dedup?: readonly string[];
 }
 
 /**
@@ -182,8 +193,13 @@ export interface InsightsQueryOptions {
 export function insightsQueryText(filter: AuditFilter, options: InsightsQueryOptions = {}): string {
   const limit = Math.min(Math.max(1, Math.floor(options.limit ?? 1000)), MAX_INSIGHTS_ROWS);
   const lines: string[] = [];
-  if (!options.groupBy)
-    lines.push(`fields ${["@timestamp", ...(options.fields ?? ["@message"])].join(", ")}`);
+  const dedup = options.groupBy ? [] : (options.dedup ?? []);
+  if (!options.groupBy) {
+    const fields = ["@timestamp", ...(options.fields ?? ["@message"])];
+    // Named in `fields` too, so that dedup compares the fields whatever `fields` leaves out.
+    fields.push(...dedup.filter((field) => !fields.includes(field)));
+    lines.push(`fields ${fields.join(", ")}`);
+  }
   lines.push(`filter ${insightsConditions(filter).join(" and ")}`);
   for (const param of options.openParams ?? []) {
     // A comment line: the console shows it, Logs Insights ignores it; remove "# " to use it.
@@ -194,6 +210,9 @@ export function insightsQueryText(filter: AuditFilter, options: InsightsQueryOpt
     lines.push("sort records desc");
   } else {
     lines.push(`sort @timestamp ${options.chronological ? "asc" : "desc"}`);
+    // Keeps the first line of each combination in the sort order; only `limit` may follow it.
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Dedup.html
+    if (dedup.length > 0) lines.push(`dedup ${dedup.join(", ")}`);
   }
   lines.push(`limit ${limit}`);
   return lines.map((line, i) => (i === 0 || line.startsWith("#") ? line : `| ${line}`)).join("\n");
@@ -270,6 +289,7 @@ export function savedQueryText(
       fields: query.fields,
       ...(query.groupBy ? { groupBy: query.groupBy } : {}),
       ...(query.chronological ? { chronological: true } : {}),
+      ...(query.dedup ? { dedup: query.dedup } : {}),
       openParams: query.params.filter((param) => params[param] === undefined),
       ...(limit !== undefined ? { limit } : {}),
     },
@@ -319,6 +339,41 @@ function namesEnvironment(record: AuditRecord, environment: string, action: stri
   if (record.subject.environment === environment) return true;
   const listed = record.subject.environments;
   return mayListEnvironments(action) && Array.isArray(listed) && listed.includes(environment);
+}
+
+/** Records kept from a scan: `add` them in file (time) order, read them oldest first. */
+export interface KeptRecords {
+  add(record: AuditRecord): void;
+  records(): AuditRecord[];
+}
+
+/**
+ * What `sort @timestamp desc | dedup <fields> | limit <limit>` answers, over records added in time
+ * order: the newest record of each combination of `fields`, the newest `limit` of those. A record
+ * missing one of the fields is never a duplicate (as in Logs Insights). Memory is bounded by the
+ * limit: a combination pushed out by `limit` newer ones comes back only with a newer record.
+ *
+ * @example
+ * const keep = keepNewestDistinct(1000, ["correlationId", "subject.namespace"]);
+ * for (const record of records) keep.add(record);
+ * keep.records(); // oldest first, one per deletion
+ */
+export function keepNewestDistinct(limit: number, fields: readonly string[]): KeptRecords {
+  const kept = new Map<unknown, AuditRecord>();
+  let unique = 0;
+  return {
+    add(record) {
+      const values = fields.map((field) => auditField(record, field));
+      const key = values.some((value) => value === undefined || value === null)
+        ? unique++
+        : JSON.stringify(values);
+      // Deleted first, so the Map's order stays oldest to newest.
+      kept.delete(key);
+      kept.set(key, record);
+      if (kept.size > limit) kept.delete(kept.keys().next().value);
+    },
+    records: () => [...kept.values()],
+  };
 }
 
 /**

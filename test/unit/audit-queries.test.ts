@@ -4,6 +4,7 @@ import type { AuditRecord } from "../../shared/domain/audit.js";
 import {
   type AuditFilter,
   insightsQueryText,
+  keepNewestDistinct,
   matchesAuditFilter,
   requiredSubstrings,
   SAVED_AUDIT_QUERIES,
@@ -67,12 +68,13 @@ describe("saved audit queries (Logs Insights text)", () => {
     );
   });
 
-  it("sweep deletions", () => {
+  it("sweep deletions: one row per deletion, the newest of its lines (a failed follow-up's)", () => {
     expect(savedQueryText(saved("sweep-deletions"))).toBe(
       [
         "fields @timestamp, at, function, action, outcome, reason, subject.project, subject.environment, subject.namespace, correlationId",
         '| filter ispresent(auditVersion) and action = "environment.sweep.delete"',
         "| sort @timestamp desc",
+        "| dedup correlationId, subject.namespace",
         "| limit 1000",
       ].join("\n"),
     );
@@ -244,5 +246,36 @@ describe("the same filters as a predicate over local records", () => {
         },
       ),
     );
+  });
+});
+
+describe("dedup over local records (what sort @timestamp desc | dedup | limit answers)", () => {
+  const line = (namespace: string | undefined, reason: string): AuditRecord =>
+    record({
+      action: "environment.sweep.delete",
+      reason,
+      correlationId: "c-1",
+      subject: namespace === undefined ? {} : { namespace },
+    });
+  const reasons = (limit: number, records: AuditRecord[]) => {
+    const keep = keepNewestDistinct(limit, ["correlationId", "subject.namespace"]);
+    for (const r of records) keep.add(r);
+    return keep.records().map((r) => r.reason);
+  };
+
+  it("keeps the newest line of each combination, oldest first", () => {
+    expect(
+      reasons(10, [line("a", "a deleted"), line("b", "b deleted"), line("a", "a follow-up failed")]),
+    ).toEqual(["b deleted", "a follow-up failed"]);
+  });
+
+  it("never takes a line missing one of the fields for a duplicate", () => {
+    expect(reasons(10, [line(undefined, "x"), line(undefined, "y")])).toEqual(["x", "y"]);
+  });
+
+  it("answers the newest `limit` combinations, a combination pushed out coming back with a newer line", () => {
+    const records = [line("a", "a1"), line("b", "b1"), line("c", "c1"), line("a", "a2"), line("d", "d1")];
+    expect(reasons(2, records)).toEqual(["a2", "d1"]);
+    expect(reasons(3, records)).toEqual(["c1", "a2", "d1"]);
   });
 });
