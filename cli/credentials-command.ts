@@ -18,6 +18,11 @@ export interface CredentialsCommandOptions {
   claims?: Record<string, unknown>;
   audience?: string;
   print: (text: string) => void;
+  /**
+   * Where a refusal goes: stderr in the CLI, so a script reading stdout (`eval "$(… --format env)"`,
+   * `| jq`) never takes `403 {…}` for credentials. Default: print.
+   */
+  printError?: (text: string) => void;
 }
 
 /**
@@ -50,6 +55,6 @@ export async function credentialsCommand(options: CredentialsCommandOptions): Pr
     options.print(text.endsWith("\n") ? text.slice(0, -1) : text);
     return 0;
   }
-  options.print(`${response.status} ${text}`);
+  (options.printError ?? options.print)(`${response.status} ${text}`);
   return 1;
 }

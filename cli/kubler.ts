@@ -275,6 +275,7 @@ async function credentials(args: string[]): Promise<number> {
     format: values.format,
     claims,
     print: (text) => console.log(text),
+    printError: (text) => console.error(`kubler credentials: ${text}`),
   });
 }
 

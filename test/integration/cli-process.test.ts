@@ -320,3 +320,23 @@ describe("commands find the runtime where it listens", () => {
     }
   }, 30_000);
 });
+
+describe("kubler credentials, in a script", () => {
+  it('prints a refusal on stderr, so `eval "$(kubler credentials --format env)"` or `| jq` never reads it as credentials', async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-cli-credentials-"));
+    const runtime = await startKublerProcess({ ...env, PORT: "0", KUBLER_DATA_DIR: dir });
+    try {
+      const local = { ...env, KUBLER_DATA_DIR: dir, PORT: "" };
+      const denied = await runKubler(local, "credentials", "--project", "someone/else", "--format", "env");
+      expect(denied.code).toBe(1);
+      expect(denied.stdout).toBe("");
+      expect(denied.stderr).toMatch(/^kubler credentials: 403 \{.*"no rule matches this job/);
+      const issued = await runKubler(local, "credentials", "--format", "env");
+      expect(issued.code).toBe(0);
+      expect(issued.stdout).toMatch(/^export AWS_ACCESS_KEY_ID='LOCALKUBLER/m);
+    } finally {
+      runtime.stop();
+      await runtime.exited();
+    }
+  }, 30_000);
+});
