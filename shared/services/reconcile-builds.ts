@@ -7,6 +7,7 @@
  * the Job gets its TTL: until then nothing deletes it (the TTL controller, or build-image replacing
  * a failed build), so who waits is never forgotten while reconcile is down.
  */
+import { randomUUID } from "node:crypto";
 import {
   BUILD_ANNOTATION,
   BUILD_SELECTOR,
@@ -26,7 +27,12 @@ import {
 } from "../domain/build-job.js";
 import { type BusEntry, type GitlabRef, validateBusDetail } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import { InvalidDetailError, KubernetesConflictError, PublishError } from "../errors.js";
+import {
+  InvalidDetailError,
+  KubernetesConflictError,
+  KubernetesUnavailableError,
+  PublishError,
+} from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
 import { type BuildOutcome, outcomeOf, outcomeOfDeleted } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
@@ -249,7 +255,7 @@ export async function reportBuild(
     };
   }
   const all = requests.map((request) => request.environment);
-  const marked = await mark(deps, job, job.metadata.resourceVersion, all);
+  const marked = await markAllReported(deps, job, all);
   const { sending, entries, refused } = buildFinishedEntries(pending, gitlab, sha, outcome);
   let failure: unknown = null;
   let published = sending;
@@ -439,6 +445,8 @@ async function mark(
   resourceVersion: string | undefined,
   reported: string[],
   ttl?: number,
+  /** `markAllReported`'s name for this mark. */
+  markId?: string,
 ): Promise<KubeObject> {
   return deps.cluster.apply({
     apiVersion: "batch/v1",
@@ -453,11 +461,48 @@ async function mark(
       annotations: {
         [BUILD_ANNOTATION.REQUESTS]: job.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]",
         [BUILD_ANNOTATION.REPORTED]: JSON.stringify(reported),
+        ...(markId !== undefined ? { [MARK_ANNOTATION]: markId } : {}),
       },
       ...(ttl === undefined ? holdingFinalizers(job) : {}),
     },
     ...(ttl !== undefined ? { spec: { ttlSecondsAfterFinished: ttl } } : {}),
   });
+}
+
+/**
+ * Names one `markAllReported` on the Job it marks; the next write of the Job (its TTL, a mark taken
+ * back, a request joining) drops it, since they apply without it as the same field manager.
+ */
+const MARK_ANNOTATION = "kubler.dev/build-reporting";
+
+/**
+ * Marks every request of `job` reported, over the resourceVersion read, naming the mark. A mark whose
+ * answer was lost (a timeout, a dropped connection) may have gone through: the adapter sends it
+ * again, which meets that very mark (409) or fails, and the Job marked with nobody publishing would
+ * be settled by the next run, its waiters never told. So a failed mark reads the Job again: marked by
+ * this call, it is this call's to publish; else (another reconcile, a request joining, nothing
+ * written) the error stands.
+ */
+async function markAllReported(
+  deps: Omit<ReconcileBuildsDeps, "deadline">,
+  job: KubeObject,
+  all: string[],
+): Promise<KubeObject> {
+  const id = randomUUID();
+  try {
+    return await mark(deps, job, job.metadata.resourceVersion, all, undefined, id);
+  } catch (error) {
+    // Only these can follow a mark that went through; a refusal (403, 422) wrote nothing.
+    const unknown = error instanceof KubernetesConflictError || error instanceof KubernetesUnavailableError;
+    if (!unknown) throw error;
+    const current = await deps.cluster.get(refOf(job)).catch(() => null);
+    const ours =
+      current !== null &&
+      current.metadata.uid === job.metadata.uid &&
+      current.metadata.annotations?.[MARK_ANNOTATION] === id;
+    if (ours) return current;
+    throw error;
+  }
 }
 
 /** Writers racing on one Job (build-image joining or replacing it): a few rounds settle it. */

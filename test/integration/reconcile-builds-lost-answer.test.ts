@@ -1,0 +1,134 @@
+/**
+ * A mark whose answer is lost: the API server applied reconcile's "reported" mark on a build Job, but
+ * the answer never came back (a dropped connection, a timeout), so the adapter sent it again and met
+ * its own write (409). The Job is then marked reported by this very run, which must publish its
+ * Build Finished: no later run would. Against the embedded Kubernetes API over HTTP, through the real
+ * adapter, behind a proxy that drops one answer after the server has acted on the request.
+ */
+import { createServer, request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
+import type { Detail } from "../../shared/domain/catalog.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { buildImage } from "../../shared/services/build-image.js";
+import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
+  EXAMPLE_BUILD_PROJECT as gitlab,
+  EXAMPLE_BUILD_SHA as SHA,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+
+/**
+ * Forwards every request to `target`; the first one `drop` picks is served by the server, and its
+ * client's connection closed instead of answered.
+ */
+async function answerDroppingProxy(
+  target: string,
+  drop: (method: string, path: string, body: string) => boolean,
+): Promise<{ url: string; dropped: () => number; close: () => Promise<void> }> {
+  let dropped = 0;
+  const upstream = new URL(target);
+  const server: Server = createServer((incoming, outgoing) => {
+    const chunks: Buffer[] = [];
+    incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+    incoming.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const dropThis = dropped === 0 && drop(incoming.method ?? "", incoming.url ?? "", body.toString());
+      const forwarded = httpRequest(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          if (dropThis) {
+            // The server has acted on it; its answer goes nowhere.
+            answer.resume();
+            answer.on("end", () => {
+              dropped++;
+              outgoing.socket?.destroy();
+            });
+            return;
+          }
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        },
+      );
+      forwarded.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dropped: () => dropped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let bed: BuildTestBed<ManifestSource>;
+let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
+let proxied: KubernetesCluster;
+const JOB = buildJobName(gitlab, SHA);
+
+beforeEach(async () => {
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+  const server = /server: (\S+)/.exec(bed.k8s.kubeconfig)?.[1] as string;
+  // The first write marking the Job reported (not yet given its TTL) loses its answer.
+  proxy = await answerDroppingProxy(
+    server,
+    (method, path, body) =>
+      method === "PATCH" &&
+      path.startsWith(`/apis/batch/v1/namespaces/${BUILDS_NAMESPACE}/jobs/${JOB}`) &&
+      body.includes(BUILD_ANNOTATION.REPORTED) &&
+      body.includes("review/feature-x") &&
+      !body.includes("ttlSecondsAfterFinished"),
+  );
+  proxied = createKubernetesCluster({
+    kubeconfig: bed.k8s.kubeconfig.replace(server, proxy.url),
+    sleep: async () => {},
+  });
+});
+afterEach(async () => {
+  proxied.close();
+  await proxy.close();
+  await bed.close();
+});
+
+const heard = () =>
+  bed.publisher.entries.map((e) => {
+    const detail = e.detail as Detail<"Build Finished">;
+    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
+  });
+
+describe("reconcile of builds when the answer to its mark is lost", () => {
+  it("publishes the Build Finished its own mark stands for, once, when the mark's retry meets that mark (409)", async () => {
+    await buildImage(bed.build, exampleBuildRequest());
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
+
+    const first = await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    await reconcileBuilds(bed.reconcile);
+
+    expect(proxy.dropped()).toBe(1);
+    expect(first.reported).toEqual([`${JOB} → review/feature-x: succeeded`]);
+    expect(heard()).toEqual(["review/feature-x c-1 succeeded"]);
+    // Settled once heard: its TTL set, so it goes in time; the mark's name gone with the mark.
+    const job = bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, JOB);
+    const spec = job?.spec as { ttlSecondsAfterFinished?: number } | undefined;
+    expect(spec?.ttlSecondsAfterFinished).toBeGreaterThan(0);
+    expect(Object.keys(job?.metadata.annotations ?? {})).not.toContain("kubler.dev/build-reporting");
+  });
+});
