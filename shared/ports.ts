@@ -120,6 +120,18 @@ export interface EnvironmentCluster {
 }
 
 /**
+ * What is left of the one deadline a request's calls share (`KubernetesCluster.withDeadline`, counted
+ * from its first call), so work the request waits on elsewhere (GitLab's reads in a deploy) ends by
+ * it too. Null outside such a deadline: nothing bounds the request but its calls' own limits.
+ *
+ * @example
+ * const left = cluster.remainingMs(); // 12_400, 0 once it has passed, or null
+ */
+export interface RequestDeadline {
+  remainingMs(): number | null;
+}
+
+/**
  * Releases an object from finalizers others set on it, as replacing one of Kubler's own objects needs
  * (a CI job may hold `kubler-last-good` with one: DESIGN §6): a merge patch emptying
  * `metadata.finalizers`, held to the uid and resourceVersion read (`KubernetesConflictError`, 409, when

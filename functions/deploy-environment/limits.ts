@@ -13,10 +13,11 @@
  * their full time. A deploy whose rest takes longer has its rollback's wait cut by the deadline: thrown
  * back to the bus, and reconcile fails the namespace past the deadline it shows.
  *
- * GitLab's reads are not under the deadline: a manifests directory of up to `maxFiles` YAML files, read
- * `concurrency` at once, every read hanging to its limit, still ends well before it (checked). A
- * directory with thousands of other entries (50 tree pages at most) would not: that needs a deadline
- * in GitlabManifestSource. Checked by test/infra/function-budgets.test.ts.
+ * GitLab's reads (kubler.yaml, the manifests directory) are held to the same deadline by the service
+ * (`withinDeadline`, through the cluster's `remainingMs`): a directory of up to `maxFiles` YAML files,
+ * read `concurrency` at once, every read hanging to its limit, ends well before it (checked), and one
+ * with thousands of other entries (50 tree pages at most), which would not, is cut at the deadline and
+ * retried by the bus. Checked by test/infra/function-budgets.test.ts.
  */
 import { AWS_CLIENT_LIMITS } from "../../shared/adapters/aws-request-limits.js";
 import { DEFAULT_MAX_FILES } from "../../shared/adapters/gitlab-manifest-source.js";

@@ -43,6 +43,7 @@ import type {
   ListOptions,
   ListPage,
   ObjectRef,
+  RequestDeadline,
 } from "../ports.js";
 import { useInProcessEksTokens } from "./eks-token.js";
 import { networkCode, RETRYABLE_NETWORK_CODES, retryAfterMs } from "./http-retry.js";
@@ -154,7 +155,7 @@ export function createKubernetesCluster(options: CreateKubernetesClusterOptions 
  * const stored = await cluster.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } });
  */
 export class KubernetesCluster
-  implements EnvironmentCluster, BuildCluster, FinalizerRemover, AbsentObjectWriter
+  implements EnvironmentCluster, BuildCluster, FinalizerRemover, AbsentObjectWriter, RequestDeadline
 {
   readonly #kubeConfig: KubeConfig;
   readonly #objects: PlainObjectApi;
@@ -249,6 +250,17 @@ export class KubernetesCluster
    */
   withDeadline<T>(deadlineMs: number, work: () => Promise<T>): Promise<T> {
     return this.#deadline.run({ ms: Math.max(0, deadlineMs), at: undefined }, work);
+  }
+
+  /**
+   * The time left before the deadline of the `withDeadline` this runs in (started now if no call has
+   * started it yet), 0 once it has passed; null outside one (`RequestDeadline`).
+   */
+  remainingMs(): number | null {
+    const deadline = this.#deadline.getStore();
+    if (!deadline) return null;
+    deadline.at ??= this.#now() + deadline.ms;
+    return Math.max(0, deadline.at - this.#now());
   }
 
   /** Closes the kept-alive connections; a later request opens a new one. */

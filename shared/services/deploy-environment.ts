@@ -49,6 +49,7 @@ import type {
   EventPublisher,
   FinalizerRemover,
   ManifestSource,
+  RequestDeadline,
   Scheduler,
 } from "../ports.js";
 import { moveSchedule, withExpiry } from "./expiry-schedule.js";
@@ -63,6 +64,7 @@ import {
 import { pruneNote, pruneRevision, type Removal, removeAdded, unprunedKinds } from "./remove-objects.js";
 import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit } from "./step-audit.js";
+import { withinDeadline } from "./within-deadline.js";
 
 const FN = "deploy-environment";
 /** Reads and decisions again after the namespace's write was refused (409) before one goes through. */
@@ -76,12 +78,14 @@ export { LAST_GOOD_CONFIGMAP };
 /**
  * `EnvironmentCluster`, a create (an environment's first namespace write is one: `writeDeploying`),
  * the release of a finalizer that holds one of Kubler's own objects it replaces (`applyOwned`), and
- * the write of an object read absent that only lands if it still is (`applyHeld`).
+ * the write of an object read absent that only lands if it still is (`applyHeld`). When it has one,
+ * the deadline its calls share holds GitLab's reads too (`withinDeadline`).
  */
 export type DeployCluster = EnvironmentCluster &
   Pick<BuildCluster, "create"> &
   FinalizerRemover &
-  AbsentObjectWriter;
+  AbsentObjectWriter &
+  Partial<RequestDeadline>;
 
 export interface DeployEnvironmentDeps {
   cluster: DeployCluster;
@@ -198,7 +202,9 @@ export async function deployEnvironment(
 
   let prepared: Prepared;
   try {
-    const text = await deps.manifests.readManifest(detail.gitlab, detail.sha);
+    const text = await withinDeadline(deps.cluster, `kubler.yaml at ${detail.sha}`, () =>
+      deps.manifests.readManifest(detail.gitlab, detail.sha),
+    );
     // plan-steps asks only for opted-in commits; a request without one (`kubler deploy` for another
     // project, a file GitLab no longer serves) still ends, or its commit status stays "running".
     if (text === null)
@@ -707,7 +713,9 @@ async function prepare(
       pinned: `${manifest.image.name}@${trigger.detail.imageDigest}`,
     };
   }
-  const files = await deps.manifests.readDirectory(detail.gitlab, detail.sha, manifest.deploy.manifests);
+  const files = await withinDeadline(deps.cluster, `${manifest.deploy.manifests} at ${detail.sha}`, () =>
+    deps.manifests.readDirectory(detail.gitlab, detail.sha, manifest.deploy.manifests),
+  );
   if (files.size === 0) {
     // A missing directory reads as an empty one: a typo, or manifests kept one level down.
     throw new ManifestFilesError(
