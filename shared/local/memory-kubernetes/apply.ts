@@ -6,10 +6,29 @@
  * manager stops applying is removed (unless another manager applies it too), and two managers applying
  * different values to one field conflict (409) unless the later one forces. Lists are atomic: an
  * applied list replaces the stored one whole (the real API merges lists such as `containers` by key,
- * which gives the same result when one manager owns them).
+ * which gives the same result when one manager owns them), except the set lists in `SET_LISTS`
+ * (`x-kubernetes-list-type: set`): there each manager owns the items it applied (managedFields
+ * `f:finalizers: {"v:\"name\"": {}}`), an apply adds its items after those already stored, keeps
+ * the others' (added by apply or by a plain write), removes only its own it no longer applies
+ * (unless another manager applies them too), and never conflicts, an item having no value.
+ * https://kubernetes.io/docs/reference/using-api/server-side-apply/#merge-strategy
  */
 import { conflictError, type GroupResource, type StatusCause } from "./errors.js";
 import { cloneJson, deepEqual, isPlainObject, type JsonObject } from "./json.js";
+
+/**
+ * The set lists of the kinds served here, by path: ObjectMeta's finalizers (`listType=set` in the
+ * OpenAPI). ownerReferences is a map keyed by uid, not a set, and is still atomic here.
+ */
+const SET_LISTS: readonly string[] = ["metadata.finalizers"];
+
+function isSetList(path: readonly string[]): boolean {
+  return SET_LISTS.includes(path.join("."));
+}
+
+function hasItem(list: unknown, item: unknown): boolean {
+  return Array.isArray(list) && list.some((value) => deepEqual(value, item));
+}
 
 /** RFC 7386: objects merge recursively, `null` removes a member, anything else replaces. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
@@ -57,19 +76,34 @@ export function serverSideApply(input: ApplyInput): ApplyResult {
   }
   const object = cloneJson(input.current ?? {});
   const previous = input.applied.get(manager);
-  if (previous) pruneDropped(object, previous, config, [...others.values()]);
-  const merged = mergeApplied(object, config) as JsonObject;
+  if (previous) pruneDropped(object, previous, config, [...others.values()], []);
+  const merged = mergeApplied(object, config, []) as JsonObject;
   return { object: merged, applied: new Map([...others, [manager, cloneJson(config)]]) };
 }
 
-/** Applied values merge into the object: maps recursively, everything else (lists too) replaces. */
-function mergeApplied(target: unknown, config: unknown): unknown {
+/**
+ * Applied values merge into the object: maps recursively, set lists by item (the stored items in
+ * their order, then the new ones in the applied order, as structured-merge-diff's list merge does),
+ * everything else (other lists too) replaces.
+ */
+function mergeApplied(target: unknown, config: unknown, path: readonly string[]): unknown {
+  if (isSetList(path) && Array.isArray(config)) {
+    const stored = Array.isArray(target) ? target : [];
+    const added = config.filter(
+      (item, index) => !hasItem(stored, item) && !hasItem(config.slice(0, index), item),
+    );
+    return [...cloneJson(stored), ...cloneJson(added)];
+  }
   if (!isPlainObject(config) || !isPlainObject(target)) return cloneJson(config);
   const result: JsonObject = { ...target };
   for (const [key, value] of Object.entries(config)) {
     // An explicit null in an applied configuration means "no opinion", not "delete".
     if (value === null) continue;
-    result[key] = mergeApplied(result[key], value);
+    const at = [...path, key];
+    const merged = mergeApplied(result[key], value, at);
+    // An empty set reads back absent from the API server (omitempty).
+    if (isSetList(at) && Array.isArray(merged) && merged.length === 0) delete result[key];
+    else result[key] = merged;
   }
   return result;
 }
@@ -80,13 +114,22 @@ function pruneDropped(
   previous: JsonObject,
   next: unknown,
   others: readonly unknown[],
+  path: readonly string[],
 ): void {
   for (const [key, was] of Object.entries(previous)) {
     const now = isPlainObject(next) ? next[key] : undefined;
     const theirs = others.map((other) => (isPlainObject(other) ? other[key] : undefined));
     const held = object[key];
-    if (isPlainObject(was) && isPlainObject(held) && (now === undefined || isPlainObject(now))) {
-      pruneDropped(held, was, now, theirs);
+    const at = [...path, key];
+    if (isSetList(at) && Array.isArray(held)) {
+      const dropped = (item: unknown) =>
+        hasItem(was, item) && !hasItem(now, item) && !theirs.some((list) => hasItem(list, item));
+      const kept = held.filter((item) => !dropped(item));
+      // An emptied set goes with its last item, as the API server serializes it (omitempty).
+      if (kept.length === 0) delete object[key];
+      else object[key] = kept;
+    } else if (isPlainObject(was) && isPlainObject(held) && (now === undefined || isPlainObject(now))) {
+      pruneDropped(held, was, now, theirs, at);
       if (now === undefined && Object.keys(held).length === 0 && theirs.every((v) => v === undefined)) {
         delete object[key];
       }
@@ -105,6 +148,8 @@ interface Conflict {
 function findConflicts(config: JsonObject, others: ReadonlyMap<string, JsonObject>): Conflict[] {
   const conflicts: Conflict[] = [];
   const walk = (mine: unknown, path: string[]) => {
+    // A set's items carry no value to disagree on: two managers applying one item share it.
+    if (isSetList(path)) return;
     if (isPlainObject(mine)) {
       for (const [key, value] of Object.entries(mine)) walk(value, [...path, key]);
       return;

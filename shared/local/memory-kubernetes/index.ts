@@ -24,7 +24,8 @@
  * ends Succeeded with a digest as its termination message, Failed: see `BUILD_ANNOTATION`, or
  * evicted: `faults.evictPods`; no container runs; `backoffLimit`, `podFailurePolicy` and
  * `activeDeadlineSeconds` apply, `ttlSecondsAfterFinished` does not), strategic merge patch is a plain merge patch, server-side apply treats
- * lists atomically and tracks only apply managers (no managedFields in answers), and paginated
+ * lists atomically (but metadata.finalizers, a set whose items each manager owns as it applied them)
+ * and tracks only apply managers (no managedFields in answers), and paginated
  * lists read live data rather than a snapshot.
  */
 export { ROLLOUT_ANNOTATION } from "./controllers.js";
