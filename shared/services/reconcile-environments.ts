@@ -217,13 +217,35 @@ async function markThenReport(
     marked = await deps.cluster.apply(markedFailed(deps, environment, gitlab, correlationId, false, listed));
   } catch (error) {
     if (!(error instanceof KubernetesConflictError)) throw error;
-    const skipped = `changed since it was listed (a deploy wrote it): not marked failed, nothing published; ${error.message}`;
+    const skipped = (await markedMeanwhile(deps, environment))
+      ? `marked failed since it was listed, not reported yet (by this run, its answer lost and its retry refused, or by another reconcile): the next run publishes it; ${error.message}`
+      : `changed since it was listed (a deploy wrote it): not marked failed, nothing published; ${error.message}`;
     audit(deps, environment, gitlab, correlationId, "environment.rollout", "ignored", `skipped: ${skipped}`);
     return { skipped, audited: true };
   }
   await publishFailure(deps, environment, gitlab, correlationId, reason);
   await markReported(deps, environment, gitlab, correlationId, marked.metadata);
   return "reported";
+}
+
+/**
+ * Whether the namespace, read again after a 409 on the failure mark, holds this attempt's failure
+ * marked and not reported: the mark went through after all (its answer lost, so the adapter's retry
+ * met it), or another reconcile's did. Either way `reportFailure` publishes it on the next run.
+ */
+async function markedMeanwhile(deps: ReconcileDeps, environment: ManagedEnvironment): Promise<boolean> {
+  const now = await deps.cluster
+    .get({ apiVersion: "v1", kind: "Namespace", name: environment.namespace })
+    .catch(() => null);
+  const read = now ? readEnvironment(now) : null;
+  if (read?.kind !== "managed") return false;
+  const marked = read.environment;
+  return (
+    marked.status === "failed" &&
+    marked.failureReported === false &&
+    marked.attemptedSha === (environment.attemptedSha ?? environment.sha) &&
+    marked.attemptedPipelineId === environment.attemptedPipelineId
+  );
 }
 
 async function publishFailure(

@@ -5,8 +5,6 @@
  * Build Finished: no later run would. Against the embedded Kubernetes API over HTTP, through the real
  * adapter, behind a proxy that drops one answer after the server has acted on the request.
  */
-import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
@@ -14,6 +12,7 @@ import type { Detail } from "../../shared/domain/catalog.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
@@ -25,60 +24,6 @@ import {
   untilJobFinished,
 } from "../fakes/build-deps.js";
 
-/**
- * Forwards every request to `target`; the first one `drop` picks is served by the server, and its
- * client's connection closed instead of answered.
- */
-async function answerDroppingProxy(
-  target: string,
-  drop: (method: string, path: string, body: string) => boolean,
-): Promise<{ url: string; dropped: () => number; close: () => Promise<void> }> {
-  let dropped = 0;
-  const upstream = new URL(target);
-  const server: Server = createServer((incoming, outgoing) => {
-    const chunks: Buffer[] = [];
-    incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-    incoming.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const dropThis = dropped === 0 && drop(incoming.method ?? "", incoming.url ?? "", body.toString());
-      const forwarded = httpRequest(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (answer) => {
-          if (dropThis) {
-            // The server has acted on it; its answer goes nowhere.
-            answer.resume();
-            answer.on("end", () => {
-              dropped++;
-              outgoing.socket?.destroy();
-            });
-            return;
-          }
-          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(outgoing);
-        },
-      );
-      forwarded.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    dropped: () => dropped,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 let bed: BuildTestBed<ManifestSource>;
 let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
 let proxied: KubernetesCluster;
@@ -86,7 +31,7 @@ const JOB = buildJobName(gitlab, SHA);
 
 beforeEach(async () => {
   bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
-  const server = /server: (\S+)/.exec(bed.k8s.kubeconfig)?.[1] as string;
+  const { server } = throughProxy(bed.k8s.kubeconfig);
   // The first write marking the Job reported (not yet given its TTL) loses its answer.
   proxy = await answerDroppingProxy(
     server,
@@ -98,7 +43,7 @@ beforeEach(async () => {
       !body.includes("ttlSecondsAfterFinished"),
   );
   proxied = createKubernetesCluster({
-    kubeconfig: bed.k8s.kubeconfig.replace(server, proxy.url),
+    kubeconfig: throughProxy(bed.k8s.kubeconfig, proxy.url).kubeconfig,
     sleep: async () => {},
   });
 });

@@ -21,6 +21,7 @@ import {
   type ReconcileDeps,
   reconcileEnvironments,
 } from "../../shared/services/reconcile-environments.js";
+import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
@@ -287,6 +288,52 @@ describe("reconcileEnvironments", () => {
 
     const second = await reconcileEnvironments(deps);
 
+    expect(second.rolloutsFailed).toEqual([NAMESPACE]);
+    expect(deps.publisher.entries).toHaveLength(1);
+  });
+
+  it("says the rollout is marked failed, not that nothing was, when its mark went through but the answer was lost; the next run publishes it once", async () => {
+    seed();
+    const { server } = throughProxy(k8s.kubeconfig);
+    const proxy = await answerDroppingProxy(
+      server,
+      (method, path, body) =>
+        method === "PATCH" &&
+        path.startsWith(`/api/v1/namespaces/${NAMESPACE}?`) &&
+        body.includes(`"${ANNOTATION.FAILURE_REPORTED}":"false"`),
+    );
+    const direct = deps.cluster;
+    deps.cluster = createKubernetesCluster({
+      kubeconfig: throughProxy(k8s.kubeconfig, proxy.url).kubeconfig,
+      sleep: async () => {},
+    });
+    try {
+      const first = await reconcileEnvironments(deps);
+
+      expect(proxy.dropped()).toBe(1);
+      expect(stored()?.metadata.annotations).toMatchObject({
+        [ANNOTATION.STATUS]: "failed",
+        [ANNOTATION.FAILURE_REPORTED]: "false",
+      });
+      expect(first.skipped).toEqual([
+        {
+          namespace: NAMESPACE,
+          reason: expect.stringMatching(
+            /^marked failed since it was listed, not reported yet .*: the next run publishes it/,
+          ),
+        },
+      ]);
+      expect(deps.audit.last()).toMatchObject({
+        action: "environment.rollout",
+        outcome: "ignored",
+        reason: expect.not.stringContaining("not marked failed"),
+      });
+    } finally {
+      (deps.cluster as ReturnType<typeof createKubernetesCluster>).close();
+      deps.cluster = direct;
+      await proxy.close();
+    }
+    const second = await reconcileEnvironments(deps);
     expect(second.rolloutsFailed).toEqual([NAMESPACE]);
     expect(deps.publisher.entries).toHaveLength(1);
   });
