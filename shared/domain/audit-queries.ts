@@ -19,8 +19,8 @@ export interface AuditFilter {
    * several, and the decision that ordered a stop or a deploy is part of an environment's story).
    */
   environment?: string;
-  /** `action`, exactly, or a prefix when it ends in `*` (`credentials.*`). */
-  action?: string;
+  /** `action`, exactly, or a prefix when it ends in `*` (`credentials.*`); a list: any of them. */
+  action?: string | readonly string[];
   /** `outcome`, any of these. */
   outcome?: readonly AuditOutcome[];
   correlationId?: string;
@@ -115,8 +115,11 @@ export const SAVED_AUDIT_QUERIES: readonly SavedAuditQuery[] = [
   },
   {
     name: "deploys-to-environment",
-    description: "Who deployed what where: every deploy decision for one environment",
-    filter: { action: "environment.deploy" },
+    description:
+      "Who deployed what where: every deploy decision for one environment, and the rollouts reconcile marked failed",
+    // A deploy whose function stopped before its rollout finished writes no line; reconcile's
+    // `environment.rollout` line is then that deploy's outcome (Deploy Finished failed).
+    filter: { action: ["environment.deploy", "environment.rollout"] },
     params: ["environment"],
     fields: [
       ...COMMON_FIELDS,
@@ -221,13 +224,11 @@ export function insightsQueryText(filter: AuditFilter, options: InsightsQueryOpt
 /** The conditions of a filter, in a fixed order; the first keeps other JSON lines (EMF, errors) out. */
 function insightsConditions(filter: AuditFilter): string[] {
   const conditions = ["ispresent(auditVersion)"];
-  if (filter.action !== undefined) {
-    conditions.push(
-      filter.action.endsWith("*")
-        ? `action like /^${escapeInsightsRegex(filter.action.slice(0, -1))}/`
-        : `action = ${quote(filter.action)}`,
-    );
-  }
+  const actions = actionPatterns(filter.action);
+  if (actions.length === 1) conditions.push(actionCondition(actions[0] as string));
+  else if (actions.length > 1 && !actions.some((action) => action.endsWith("*")))
+    conditions.push(`action in [${actions.map(quote).join(", ")}]`);
+  else if (actions.length > 1) conditions.push(`(${actions.map(actionCondition).join(" or ")})`);
   if (filter.outcome?.length === 1) conditions.push(`outcome = ${quote(filter.outcome[0] as string)}`);
   else if (filter.outcome?.length) conditions.push(`outcome in [${filter.outcome.map(quote).join(", ")}]`);
   for (const key of ["correlationId", "project", "environment", "roleArn", "instance"] as const) {
@@ -237,6 +238,20 @@ function insightsConditions(filter: AuditFilter): string[] {
   return conditions;
 }
 
+function actionPatterns(action: AuditFilter["action"]): readonly string[] {
+  return action === undefined ? [] : typeof action === "string" ? [action] : action;
+}
+
+function actionCondition(action: string): string {
+  return action.endsWith("*")
+    ? `action like /^${escapeInsightsRegex(action.slice(0, -1))}/`
+    : `action = ${quote(action)}`;
+}
+
+function matchesAction(pattern: string, action: string): boolean {
+  return pattern.endsWith("*") ? action.startsWith(pattern.slice(0, -1)) : action === pattern;
+}
+
 /** The action whose lines name their environments in a list, `subject.environments`. */
 const LISTS_ENVIRONMENTS = "plan.steps";
 
@@ -244,14 +259,12 @@ const LISTS_ENVIRONMENTS = "plan.steps";
  * Whether lines of `LISTS_ENVIRONMENTS` can pass the action filter. When they cannot, the list is not
  * looked in, so `deploys-to-environment` keeps the one comparison a person edits in the console.
  */
-function mayListEnvironments(action: string | undefined): boolean {
+function mayListEnvironments(action: AuditFilter["action"]): boolean {
   if (action === undefined) return true;
-  return action.endsWith("*")
-    ? LISTS_ENVIRONMENTS.startsWith(action.slice(0, -1))
-    : action === LISTS_ENVIRONMENTS;
+  return actionPatterns(action).some((pattern) => matchesAction(pattern, LISTS_ENVIRONMENTS));
 }
 
-function fieldCondition(key: keyof typeof FIELD, value: string, action: string | undefined): string {
+function fieldCondition(key: keyof typeof FIELD, value: string, action: AuditFilter["action"]): string {
   const equals = `${FIELD[key]} = ${quote(value)}`;
   if (key !== "environment" || !mayListEnvironments(action)) return equals;
   return `(${equals} or @message like ${listedEnvironmentRegex(value)})`;
@@ -317,10 +330,7 @@ export function savedQueryDefinitions(): { name: string; queryString: string }[]
  */
 export function matchesAuditFilter(record: AuditRecord, filter: AuditFilter): boolean {
   if (filter.action !== undefined) {
-    const ok = filter.action.endsWith("*")
-      ? record.action.startsWith(filter.action.slice(0, -1))
-      : record.action === filter.action;
-    if (!ok) return false;
+    if (!actionPatterns(filter.action).some((pattern) => matchesAction(pattern, record.action))) return false;
   }
   if (filter.outcome?.length && !filter.outcome.includes(record.outcome)) return false;
   // ISO 8601 strings in UTC with milliseconds (what every writer stamps) order as text.
@@ -335,7 +345,7 @@ export function matchesAuditFilter(record: AuditRecord, filter: AuditFilter): bo
   return true;
 }
 
-function namesEnvironment(record: AuditRecord, environment: string, action: string | undefined): boolean {
+function namesEnvironment(record: AuditRecord, environment: string, action: AuditFilter["action"]): boolean {
   if (record.subject.environment === environment) return true;
   const listed = record.subject.environments;
   return mayListEnvironments(action) && Array.isArray(listed) && listed.includes(environment);
@@ -383,7 +393,8 @@ export function keepNewestDistinct(limit: number, fields: readonly string[]): Ke
  */
 export function requiredSubstrings(filter: AuditFilter): string[] {
   const values: string[] = [];
-  if (filter.action !== undefined && !filter.action.endsWith("*")) values.push(filter.action);
+  const actions = actionPatterns(filter.action);
+  if (actions.length === 1 && !actions[0]?.endsWith("*")) values.push(actions[0] as string);
   for (const key of ["correlationId", "project", "environment", "roleArn", "instance"] as const) {
     const value = filter[key];
     if (value !== undefined) values.push(value);

@@ -11,6 +11,7 @@ import {
   savedQueryDefinitions,
   savedQueryText,
 } from "../../shared/domain/audit-queries.js";
+import { stepAuditRecord } from "../../shared/services/step-audit.js";
 
 const saved = (name: string) => {
   const query = SAVED_AUDIT_QUERIES.find((q) => q.name === name);
@@ -50,7 +51,7 @@ describe("saved audit queries (Logs Insights text)", () => {
     expect(savedQueryText(saved("deploys-to-environment"), { environment: "production" })).toBe(
       [
         "fields @timestamp, at, function, action, outcome, reason, actor.gitlabUser, subject.project, subject.environment, subject.namespace, subject.sha, subject.status, gitlab.event, correlationId",
-        '| filter ispresent(auditVersion) and action = "environment.deploy" and subject.environment = "production"',
+        '| filter ispresent(auditVersion) and action in ["environment.deploy", "environment.rollout"] and subject.environment = "production"',
         "| sort @timestamp desc",
         "| limit 1000",
       ].join("\n"),
@@ -135,6 +136,9 @@ describe("command-line filters as Logs Insights text", () => {
     expect(text).toContain('subject.environment = "x\\" or action = \\"y\\\\"');
     expect(text).toContain("action like /^a\\/b\\./");
     expect(() => insightsQueryText({ project: "a\nb" })).toThrow(RangeError);
+    expect(insightsQueryText({ action: ["credentials.*", 'x"y'] })).toContain(
+      '(action like /^credentials\\./ or action = "x\\"y")',
+    );
   });
 });
 
@@ -169,6 +173,8 @@ describe("the same filters as a predicate over local records", () => {
     [{ action: "environment.deploy" }, {}, true],
     [{ action: "environment.*" }, { action: "environment.sweep.delete" }, true],
     [{ action: "credentials.*" }, {}, false],
+    [{ action: ["credentials.*", "environment.deploy"] }, {}, true],
+    [{ action: ["credentials.*", "environment.stop"] }, {}, false],
     [{ outcome: ["deny", "failure"] }, { outcome: "failure" }, true],
     [{ outcome: ["deny"] }, {}, false],
     [{ since: new Date("2026-03-01T10:00:00.000Z") }, {}, true],
@@ -277,5 +283,32 @@ describe("dedup over local records (what sort @timestamp desc | dedup | limit an
     const records = [line("a", "a1"), line("b", "b1"), line("c", "c1"), line("a", "a2"), line("d", "d1")];
     expect(reasons(2, records)).toEqual(["a2", "d1"]);
     expect(reasons(3, records)).toEqual(["c1", "a2", "d1"]);
+  });
+});
+
+describe("saved queries over the lines their writers write", () => {
+  const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: "group/app" };
+  const subject = { environment: "production", namespace: "group-app-production", sha: "3f2a9c1b" };
+
+  it("deploys-to-environment ends a deploy whose rollout reconcile marked failed past its deadline", () => {
+    const query = saved("deploys-to-environment");
+    // As shared/services/reconcile-environments.ts writes it (its `audit`), after the deploy
+    // function stopped before the rollout finished and wrote no line of its own.
+    const markedFailed = stepAuditRecord({
+      fn: "reconcile",
+      action: "environment.rollout",
+      outcome: "success",
+      reason:
+        "rollout did not finish by its deadline 2026-03-01T10:15:00.000Z: Deploy Finished failed published",
+      correlationId: "c-1",
+      gitlab,
+      trigger: "schedule",
+      subject,
+      at: new Date("2026-03-01T10:16:00.000Z"),
+    });
+    expect(matchesAuditFilter(markedFailed, { ...query.filter, environment: "production" })).toBe(true);
+    expect(savedQueryText(query, { environment: "production" }).split("\n")[1]).toBe(
+      '| filter ispresent(auditVersion) and action in ["environment.deploy", "environment.rollout"] and subject.environment = "production"',
+    );
   });
 });
