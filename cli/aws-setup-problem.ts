@@ -11,8 +11,18 @@
  * awsSetupProblem(new Error("Region is missing"), " for CloudWatch Logs");
  * // "no AWS region for CloudWatch Logs (Region is missing): set AWS_REGION to the stack's region"
  */
-export function awsSetupProblem({ name, message }: Error, service = ""): string | null {
+export function awsSetupProblem(
+  { name, message }: Error,
+  service = "",
+  /** The shell's variables, to name the AWS_PROFILE it set; without them, the advice is generic. */
+  env: Readonly<Record<string, string | undefined>> = {},
+): string | null {
   if (name === "CredentialsProviderError") {
+    // "Set AWS_PROFILE" to an operator who has: the profile named is the one to look at.
+    const profile = env.AWS_PROFILE?.trim();
+    if (profile) {
+      return `no AWS credentials${service} from AWS_PROFILE ${JSON.stringify(profile)} (${message}): check that profile exists (aws configure list-profiles), or log in again (aws sso login --profile ${profile})`;
+    }
     return `no AWS credentials${service} (${message}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
   }
   // Unset, or set empty (`Region not accepted: region="" is not a valid hostname component`).

@@ -301,7 +301,7 @@ async function stopInAws(
   });
   try {
     const region = await targets.region().catch((error: Error) => {
-      throw new ConfigError(awsProblem(error, aws, "record") ?? error.message);
+      throw new ConfigError(awsProblem(error, aws, "record", io.env) ?? error.message);
     });
     const where = `table ${aws.table} and bus ${aws.bus} in ${region}`;
     if (request.dryRun) {
@@ -321,7 +321,7 @@ async function stopInAws(
       requestedBy = operatorIdentity(`aws:${caller.arn ?? "unknown"}`);
     } catch (error) {
       throw new ConfigError(
-        `${awsProblem(error as Error, aws, "record") ?? `STS GetCallerIdentity failed: ${describe(error)}`}; nothing was changed`,
+        `${awsProblem(error as Error, aws, "record", io.env) ?? `STS GetCallerIdentity failed: ${describe(error)}`}; nothing was changed`,
       );
     }
     shift = offset ?? 0;
@@ -338,7 +338,7 @@ async function stopInAws(
       await targets.stops.record(key, now, STOP_RECORD_TTL_SECONDS);
     } catch (error) {
       throw new ConfigError(
-        `${awsProblem(error as Error, aws, "record") ?? `DynamoDB refused the stop record: ${describe(error)}`}; nothing was changed`,
+        `${awsProblem(error as Error, aws, "record", io.env) ?? `DynamoDB refused the stop record: ${describe(error)}`}; nothing was changed`,
       );
     }
     context.print(
@@ -351,7 +351,7 @@ async function stopInAws(
       ]);
     } catch (error) {
       throw new ConfigError(
-        `the stop is recorded, but the request did not reach the bus: ${awsProblem(error as Error, aws, "publish") ?? describe(error)}; run the same command again once fixed (recording again is harmless)`,
+        `the stop is recorded, but the request did not reach the bus: ${awsProblem(error as Error, aws, "publish", io.env) ?? describe(error)}; run the same command again once fixed (recording again is harmless)`,
       );
     }
     context.print(
@@ -418,8 +418,9 @@ function awsProblem(
   error: Error,
   aws: { table: string; bus: string },
   step: "record" | "publish",
+  env: Readonly<Record<string, string | undefined>>,
 ): string | null {
-  const setup = awsSetupProblem(error);
+  const setup = awsSetupProblem(error, "", env);
   if (setup) return setup;
   const { name, message } = error;
   // The publisher reports a per-entry or call error by its code (`last error AccessDeniedException`).

@@ -476,6 +476,19 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(aws.calls).toEqual([]);
   }, 60_000);
 
+  it("names the AWS_PROFILE that gives no credentials, rather than asking to set the one already set", async () => {
+    const aws = await fakeAws();
+    const result = await runKubler(
+      awsEnv(aws, { AWS_PROFILE: "nope", AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }),
+      ...stopArgs,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('no AWS credentials from AWS_PROFILE "nope"');
+    expect(result.stderr).not.toContain("set AWS_PROFILE, or");
+    expect(result.stderr).not.toMatch(NO_STACK);
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
   it("says which permission is missing, and publishes nothing when the record fails", async () => {
     const denied = await fakeAws();
     answering(denied, (call) =>
