@@ -9,6 +9,7 @@ import { InvalidDetailError } from "../../shared/errors.js";
 import type { IdGenerator } from "../../shared/ports.js";
 import {
   type CleanupDeps,
+  type StopDeps,
   type StopOutcome,
   type SweepReport,
   stopEnvironment,
@@ -20,7 +21,7 @@ import { auditFailedAttempt, stepAuditRecord } from "../../shared/services/step-
  * @example
  * await createCleanupConsumer(deps)(envelope); // { kind: "deleted", namespace }
  */
-export function createCleanupConsumer(deps: CleanupDeps): (envelope: unknown) => Promise<StopOutcome> {
+export function createCleanupConsumer(deps: StopDeps): (envelope: unknown) => Promise<StopOutcome> {
   return async (envelope) => {
     try {
       const event = validateEnvelope(envelope, ["Environment Stop Requested"]);
@@ -50,7 +51,7 @@ export type SweepSummary = Omit<SweepReport, "expired" | "deleted"> & { expired:
  * await invoke(envelope); // { kind: "deleted", namespace }
  */
 export function createCleanupInvocation(
-  deps: CleanupDeps,
+  deps: StopDeps,
   newId: IdGenerator,
 ): (event: unknown) => Promise<StopOutcome | SweepSummary> {
   const consume = createCleanupConsumer(deps);

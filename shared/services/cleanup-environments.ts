@@ -14,10 +14,19 @@ import {
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { isRefusedByStop } from "../domain/plan-steps.js";
-import type { AuditLog, Clock, EnvironmentCluster, EventPublisher, ListPage, Scheduler } from "../ports.js";
+import type {
+  AuditLog,
+  Clock,
+  EnvironmentCluster,
+  EventPublisher,
+  FinalizerRemover,
+  ListPage,
+  Scheduler,
+} from "../ports.js";
 import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
 import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
+import { holdUntilTold, letGo, STOP_HOLD_NAME } from "./stop-hold.js";
 
 const FN = "cleanup-environments";
 
@@ -28,6 +37,9 @@ export interface CleanupDeps {
   audit: AuditLog;
   clock: Clock;
 }
+
+/** A stop also holds the namespace it deletes until it has told what ran there (stop-hold.ts). */
+export type StopDeps = CleanupDeps & { cluster: EnvironmentCluster & FinalizerRemover };
 
 export type StopOutcome =
   | { kind: "deleted" | "already_gone"; namespace: string }
@@ -43,7 +55,7 @@ export type StopOutcome =
  * await stopEnvironment(deps, detail, new Date(envelope.time)); // { kind: "deleted", namespace: "group-app-review-x-1a2b3c4d" }
  */
 export async function stopEnvironment(
-  deps: CleanupDeps,
+  deps: StopDeps,
   detail: Detail<"Environment Stop Requested">,
   publishedAt: Date | null = null,
 ): Promise<StopOutcome> {
@@ -100,15 +112,30 @@ export async function stopEnvironment(
     }
   }
   const running = object ? readEnvironment(object) : null;
+  const ran = running?.kind === "managed" ? running.environment : null;
   // Terminating: an earlier stop deleted it, so it is not deleted again. That stop may not have got
   // as far as telling what ran there (its publish failed, and this is the bus's retry), so the
   // commit is told again: report-status adds no second `canceled` beside the first.
-  const earlier = running?.kind === "managed" && running.environment.terminating;
-  const deleted = object && !earlier ? await deleteChecked(deps.cluster, object) : "absent";
-  // Told before the schedule is cancelled: only this attempt surely still knows what ran there (a
-  // retry comes a minute or more later, when the namespace has usually finished terminating), and
-  // a schedule left behind only fires a stop that finds the environment gone.
-  await publishDeleted(deps, detail, namespace, running?.kind === "managed" ? running.environment : null);
+  const earlier = ran?.terminating === true;
+  let deleted: "deleted" | "absent" = "absent";
+  if (object && !earlier) {
+    // Held until told (stop-hold.ts): the bus's retry of a failed publish comes a minute or more
+    // later, when the namespace would otherwise be gone with the sha it records.
+    await holdUntilTold(deps.cluster, namespace);
+    deleted = await deleteOrLetGo(deps.cluster, object);
+  }
+  try {
+    // Told before the schedule is cancelled: a schedule left behind only fires a stop that finds
+    // the environment gone.
+    await publishDeleted(deps, detail, namespace, ran);
+  } catch (error) {
+    if (deleted !== "deleted") throw error;
+    throw new Error(
+      `namespace ${namespace} deleted, held terminating until Environment Deleted is published: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+  const letGoNow = object ? await letGo(deps.cluster, namespace) : false;
   await deps.scheduler.cancel(namespace);
   const kind = deleted === "deleted" ? "deleted" : "already_gone";
   audit(
@@ -116,7 +143,7 @@ export async function stopEnvironment(
     kind === "deleted"
       ? `deleted (${detail.reason})`
       : earlier
-        ? `already being deleted by an earlier stop (${detail.reason})`
+        ? `already being deleted by an earlier stop (${detail.reason})${letGoNow ? `; told now what ran there (${ran?.sha ?? "no sha recorded"}), namespace let go` : ""}`
         : `already gone (${detail.reason})`,
   );
   return { kind, namespace };
@@ -132,6 +159,29 @@ function stopTime(
 ): { at: Date; what: string } | null {
   if (detail.factAt) return { at: new Date(detail.factAt), what: "asked for by GitLab at" };
   return publishedAt ? { at: publishedAt, what: "published at" } : null;
+}
+
+/**
+ * A delete that failed (a redeploy wrote the namespace since it was read, Kubler may not delete)
+ * leaves no hold in a namespace that stays: a later delete by hand or by the sweep would wait on it.
+ */
+async function deleteOrLetGo(
+  cluster: EnvironmentCluster & FinalizerRemover,
+  namespace: KubeObject,
+): Promise<"deleted" | "absent"> {
+  try {
+    return await deleteChecked(cluster, namespace);
+  } catch (error) {
+    const notLetGo = await letGo(cluster, namespace.metadata.name).then(
+      () => null,
+      (problem: unknown) => (problem instanceof Error ? problem.message : String(problem)),
+    );
+    if (notLetGo === null) throw error;
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}; its stop hold (ConfigMap ${STOP_HOLD_NAME}) not removed either: ${notLetGo}`,
+      { cause: error },
+    );
+  }
 }
 
 function deleteChecked(cluster: EnvironmentCluster, namespace: KubeObject): Promise<"deleted" | "absent"> {

@@ -6,18 +6,18 @@
  * @example
  * const deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig }), NOW);
  */
-import type { EnvironmentCluster } from "../../shared/ports.js";
-import type { CleanupDeps } from "../../shared/services/cleanup-environments.js";
+import type { EnvironmentCluster, FinalizerRemover } from "../../shared/ports.js";
+import type { StopDeps } from "../../shared/services/cleanup-environments.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "./index.js";
 
-export type CleanupTestDeps = CleanupDeps & {
+export type CleanupTestDeps = StopDeps & {
   scheduler: RecordingScheduler;
   publisher: RecordingPublisher;
   audit: RecordingAuditLog;
   clock: FixedClock;
 };
 
-export function cleanupTestDeps(cluster: EnvironmentCluster, now: Date): CleanupTestDeps {
+export function cleanupTestDeps(cluster: EnvironmentCluster & FinalizerRemover, now: Date): CleanupTestDeps {
   return {
     cluster,
     scheduler: new RecordingScheduler(),

@@ -1,0 +1,79 @@
+/**
+ * What keeps a stopped environment's namespace readable until its stop has told what ran there.
+ *
+ * A stop reads the commit that ran (`kubler.dev/sha`, …) from the namespace's annotations, deletes
+ * the namespace, then publishes `Environment Deleted` with it. When that publish fails, the bus
+ * retries the stop a minute or more later, by when a namespace has normally been emptied and is
+ * gone, annotations and all. So before deleting, the stop leaves a ConfigMap in the namespace with
+ * Kubler's finalizer: the namespace controller empties everything else and then waits on it,
+ * keeping the namespace Terminating with its annotations (a real API server and the embedded one
+ * alike), and the stop lets it go once the commit is told. No second copy of the annotations is kept
+ * anywhere: the namespace itself stays the record.
+ */
+import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
+import { KubernetesConflictError } from "../errors.js";
+import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
+
+/** The ConfigMap a stop leaves in the namespace it deletes. */
+export const STOP_HOLD_NAME = "kubler-stop-hold";
+/** Its finalizer: on-call finds it named in a namespace stuck Terminating (the sweep's skip line). */
+export const STOP_HOLD_FINALIZER = "kubler.dev/environment-deleted";
+
+/** How often a release is tried again over a fresh read: the namespace controller writes meanwhile. */
+const RELEASE_ATTEMPTS = 3;
+
+export type StopHoldCluster = Pick<EnvironmentCluster, "apply" | "get"> & FinalizerRemover;
+
+function holdRef(namespace: string): ObjectRef {
+  return { apiVersion: "v1", kind: "ConfigMap", namespace, name: STOP_HOLD_NAME };
+}
+
+/**
+ * Leaves the hold in a namespace about to be deleted (a Terminating namespace takes no new object,
+ * so never after the delete). Applying it again is harmless.
+ *
+ * @example
+ * await holdUntilTold(cluster, "group-app-review-x-1a2b3c4d");
+ * await cluster.delete({ apiVersion: "v1", kind: "Namespace", name: "group-app-review-x-1a2b3c4d" });
+ */
+export async function holdUntilTold(cluster: StopHoldCluster, namespace: string): Promise<void> {
+  await cluster.apply({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: STOP_HOLD_NAME,
+      namespace,
+      // Not the environment's labels: a deploy's prune selects on those, and must never see it.
+      labels: { [LABEL.MANAGED_BY]: MANAGED_BY_KUBLER },
+      finalizers: [STOP_HOLD_FINALIZER],
+    },
+    data: {
+      why: "Kubler's cleanup-environments keeps this namespace Terminating until it has published Environment Deleted for it (docs/operations.md)",
+    },
+  });
+}
+
+/**
+ * Removes Kubler's finalizer from the hold, leaving any other, so the namespace can go. `false` when
+ * there was none to remove (never left, already let go, or the namespace is gone).
+ *
+ * @example
+ * await letGo(cluster, "group-app-review-x-1a2b3c4d"); // true
+ */
+export async function letGo(cluster: StopHoldCluster, namespace: string): Promise<boolean> {
+  const ref = holdRef(namespace);
+  for (let attempt = 1; ; attempt++) {
+    const hold = await cluster.get(ref);
+    const finalizers = Array.isArray(hold?.metadata.finalizers)
+      ? hold.metadata.finalizers.filter((item): item is string => typeof item === "string")
+      : [];
+    const { uid, resourceVersion } = hold?.metadata ?? {};
+    if (!uid || !resourceVersion || !finalizers.includes(STOP_HOLD_FINALIZER)) return false;
+    const keep = finalizers.filter((finalizer) => finalizer !== STOP_HOLD_FINALIZER);
+    try {
+      return (await cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep })) === "removed";
+    } catch (error) {
+      if (!(error instanceof KubernetesConflictError) || attempt >= RELEASE_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * A stop that deleted the namespace and then failed to publish Environment Deleted (its publisher's
+ * retries spent): the bus's retry comes a minute or more later, long after a real namespace has been
+ * emptied. It must still tell the commit that ran there, with its sha, and say the same thing again
+ * on any later retry. Against the embedded Kubernetes API over HTTP, through the real adapter.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
+import {
+  type EnvironmentState,
+  environmentNamespace,
+  namespaceFor,
+} from "../../shared/domain/environment.js";
+import { KubernetesError } from "../../shared/errors.js";
+import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
+import {
+  type KubeObject,
+  type MemoryKubernetes,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
+import { reportStatus } from "../../shared/services/report-status.js";
+import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+
+const NOW = new Date("2026-11-21T10:00:00Z");
+const HOUR = 3_600_000;
+const SHA = "1111111111111111111111111111111111111111";
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/booking-validation";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+
+let k8s: MemoryKubernetes;
+let deps: CleanupTestDeps;
+
+beforeEach(async () => {
+  // Emptied and gone in 5 ms: a real namespace is gone well before the bus's first retry.
+  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
+  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
+});
+afterEach(() => k8s.close());
+
+function seed(): void {
+  const state: EnvironmentState = {
+    namespace: NAMESPACE,
+    gitlab,
+    environment: ENVIRONMENT,
+    sha: SHA,
+    ref: "feature/booking-validation",
+    pipelineId: 100,
+    mrIid: 16,
+    ttl: "72h",
+    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
+    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
+    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
+    status: "succeeded",
+    rolloutDeadline: null,
+    correlationId: "corr-deploy",
+    url: null,
+    lastGoodDigest: null,
+  };
+  k8s.store.put(environmentNamespace(state));
+  k8s.store.put({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "app-config", namespace: NAMESPACE },
+    data: { LOG_LEVEL: "info" },
+  });
+}
+
+function stopEnvelope(detail: Partial<Detail<"Environment Stop Requested">> = {}) {
+  return {
+    version: "0",
+    id: "event-stop",
+    "detail-type": "Environment Stop Requested",
+    source: KUBLER_SOURCE,
+    account: "123456789012",
+    time: NOW.toISOString(),
+    region: "eu-west-1",
+    resources: [],
+    detail: {
+      correlationId: "corr-stop",
+      gitlab,
+      environment: ENVIRONMENT,
+      reason: "merged",
+      user: "agarcia",
+      ...detail,
+    },
+  };
+}
+
+function namespace(): KubeObject | undefined {
+  return k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+}
+
+function content(): KubeObject[] {
+  return k8s.store.list("v1", "ConfigMap", NAMESPACE);
+}
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/**
+ * The namespace controller has done what it can: the namespace is gone, or what is left of its
+ * content is held by a finalizer (marked deleting, kept).
+ */
+function emptiedAsFarAsItCan(): boolean {
+  const left = content();
+  return !namespace() || (left.length > 0 && left.every((object) => object.metadata.deletionTimestamp));
+}
+
+/** The sha each published Environment Deleted carried, in order. */
+function deletedShas(): (string | null | undefined)[] {
+  return deps.publisher.entries.flatMap((e) =>
+    e.detailType === "Environment Deleted" ? [e.detail.sha] : [],
+  );
+}
+
+/** What report-status makes of the published Environment Deleted events, in order. */
+async function statuses(): Promise<{ outcomes: unknown[]; written: unknown[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "kubler-stop-retry-statuses-"));
+  try {
+    const file = new JsonlFile(join(dir, COMMIT_STATUSES_FILE));
+    const report = {
+      statuses: new JsonlCommitStatuses(file, deps.clock),
+      audit: deps.audit,
+      clock: deps.clock,
+    };
+    const outcomes = [];
+    for (const entry of deps.publisher.entries) {
+      if (entry.detailType !== "Environment Deleted") continue;
+      outcomes.push(await reportStatus(report, { ...entry, time: deps.clock.now() }));
+    }
+    await file.close();
+    const text = readFileSync(file.path, "utf8").trim();
+    return { outcomes, written: text ? text.split("\n").map((line) => JSON.parse(line)) : [] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("a stop whose Environment Deleted failed to publish after the delete", () => {
+  it("publishes it on the bus's retry, after the namespace would have finished terminating, with the sha that ran there", async () => {
+    seed();
+    const consume = createCleanupConsumer(deps);
+    deps.publisher.failNext = 1;
+    await expect(consume(stopEnvelope())).rejects.toThrow(/failed to publish/);
+    expect(namespace()?.metadata.deletionTimestamp).toEqual(expect.any(String));
+    expect(deps.publisher.entries).toEqual([]);
+
+    await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
+    const retried = await consume(stopEnvelope());
+
+    expect(retried).toEqual({ kind: "already_gone", namespace: NAMESPACE });
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Environment Deleted",
+        detail: {
+          correlationId: "corr-stop",
+          gitlab,
+          environment: ENVIRONMENT,
+          namespace: NAMESPACE,
+          sha: SHA,
+          ref: "feature/booking-validation",
+          pipelineId: 100,
+          user: "agarcia",
+        },
+      },
+    ]);
+    // Told, the namespace is let go.
+    await waitUntil(() => !namespace(), "the namespace is gone");
+    expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
+    const { outcomes, written } = await statuses();
+    expect(outcomes).toEqual([{ kind: "set", state: "canceled" }]);
+    expect(written).toEqual([expect.objectContaining({ state: "canceled", sha: SHA, pipelineId: 100 })]);
+  });
+
+  it("audits each attempt: the failed one says the namespace is held until told, the retry that it told the commit", async () => {
+    seed();
+    const consume = createCleanupConsumer(deps);
+    deps.publisher.failNext = 1;
+    await expect(consume(stopEnvelope())).rejects.toThrow();
+    await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
+    await consume(stopEnvelope());
+
+    expect(deps.audit.records.map((r) => [r.action, r.outcome, r.reason])).toEqual([
+      [
+        "environment.stop",
+        "failure",
+        expect.stringMatching(
+          new RegExp(
+            `^attempt failed, left to the bus to retry: namespace ${NAMESPACE} deleted, held terminating until Environment Deleted is published: .*failed to publish`,
+          ),
+        ),
+      ],
+      [
+        "environment.stop",
+        "success",
+        `already being deleted by an earlier stop (merged); told now what ran there (${SHA}), namespace let go`,
+      ],
+    ]);
+  });
+
+  it("says the same again on a retry after a publish that worked but the namespace was not let go, which report-status writes once", async () => {
+    seed();
+    const remove = deps.cluster.removeFinalizers.bind(deps.cluster);
+    let refuse = 1;
+    deps.cluster.removeFinalizers = async (...args) => {
+      if (refuse-- > 0)
+        throw new KubernetesError("could not patch configmaps kubler-stop-hold: HTTP 503", 503);
+      return remove(...args);
+    };
+    const consume = createCleanupConsumer(deps);
+    await expect(consume(stopEnvelope())).rejects.toThrow(/HTTP 503/);
+    expect(deletedShas()).toEqual([SHA]);
+    await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
+
+    await consume(stopEnvelope());
+    await waitUntil(() => !namespace(), "the namespace is gone");
+    // A late redelivery (at-least-once) finds nothing left, and says so without a sha.
+    await consume(stopEnvelope());
+
+    expect(deletedShas()).toEqual([SHA, SHA, undefined]);
+    const { outcomes, written } = await statuses();
+    expect(outcomes).toEqual([
+      { kind: "set", state: "canceled" },
+      { kind: "unchanged", state: "canceled" },
+      { kind: "ignored", reason: "no commit to report on: the event names no SHA" },
+    ]);
+    expect(written).toEqual([expect.objectContaining({ state: "canceled", sha: SHA })]);
+  });
+
+  it("lets the namespace go at once when Environment Deleted is published on the first attempt", async () => {
+    seed();
+    const outcome = await createCleanupConsumer(deps)(stopEnvelope());
+
+    expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
+    await waitUntil(() => !namespace(), "the namespace is gone");
+    expect(deletedShas()).toEqual([SHA]);
+  });
+});
