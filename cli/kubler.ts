@@ -329,6 +329,13 @@ async function send(args: string[]): Promise<number> {
     console.error(`kubler send: which event?\n${usageOf("send")}`);
     return 2;
   }
+  if (positionals.length > 1) {
+    // Not echoed: after --token, it may be the secret itself. Sending the first alone hid the rest.
+    console.error(
+      `kubler send: one event or file at a time, got ${positionals.length}${values.token ? " (--token takes no value: it sends KUBLER_WEBHOOK_SECRET from this shell)" : ""}\n${usageOf("send")}`,
+    );
+    return 2;
+  }
   // An empty key (`--key "$KEY"` with KEY unset) is sent as no key, which the runtime refuses (401)
   // as if the secret were wrong.
   if (values.key !== undefined && !values.key.trim()) {

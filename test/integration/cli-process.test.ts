@@ -57,6 +57,27 @@ describe("send", () => {
     expect(stdout).toMatch(/^usage:\s+kubler send <event\|file\.json>/);
     expect(stdout).toContain('{ "event_header": …, "payload": … }');
   }, 30_000);
+
+  it.each([
+    [["push", "merge_request"], "one event or file at a time"],
+    // --token takes no value: the text after it was dropped and the shell's secret sent instead.
+    [["push", "--token", "not-the-secret"], "--token takes no value"],
+  ])(
+    "refuses what it would not send (kubler send %j) with its usage (rc 2)",
+    async (args, said) => {
+      const { code, stdout, stderr } = await runKubler(
+        { ...env, PORT: "1", KUBLER_WEBHOOK_SECRET: "the-runtime-secret" },
+        "send",
+        ...args,
+      );
+      expect(code).toBe(2);
+      expect(stdout).toBe("");
+      expect(stderr).toContain(said);
+      expect(stderr).toContain("usage:\n  kubler send");
+      expect(stderr).not.toContain("not-the-secret");
+    },
+    30_000,
+  );
 });
 
 describe("messages", () => {
