@@ -50,6 +50,12 @@ export const ANNOTATION = {
   STATUS: "kubler.dev/status",
   /** While a rollout is in progress: when it must be finished (reconcile fails it after that). */
   ROLLOUT_DEADLINE: "kubler.dev/rollout-deadline",
+  /**
+   * While a deploy rolls back (status `deploying`): the last good commit it restores. A retry of the
+   * attempt that finds it finishes the rollback instead of applying the failed revision again.
+   * Empty: no rollback under way.
+   */
+  ROLLING_BACK_TO: "kubler.dev/rolling-back-to",
   CORRELATION_ID: "kubler.dev/correlation-id",
   /**
    * SHA-256 of the last-good record Kubler wrote (`lastGoodDigest`). The record is a ConfigMap in the
@@ -217,6 +223,8 @@ export interface ManagedEnvironment {
   ttl: string | null;
   status: string | null;
   rolloutDeadline: Date | null;
+  /** The last good commit a rollback under way restores (`ANNOTATION.ROLLING_BACK_TO`); null: none. */
+  rollingBackTo: string | null;
   correlationId: string | null;
   url: string | null;
   lastGoodDigest: string | null;
@@ -311,6 +319,7 @@ export function readEnvironment(namespace: NamespaceLike): ReadEnvironment {
       ttl,
       status: annotations[ANNOTATION.STATUS] || null,
       rolloutDeadline,
+      rollingBackTo: annotations[ANNOTATION.ROLLING_BACK_TO] || null,
       correlationId: annotations[ANNOTATION.CORRELATION_ID] || null,
       url: annotations[ANNOTATION.URL] || null,
       lastGoodDigest: annotations[ANNOTATION.LAST_GOOD_DIGEST] || null,
@@ -424,6 +433,8 @@ export interface EnvironmentState {
   attemptedPipelineId?: number | null;
   status: "deploying" | "succeeded" | "failed" | "rolled_back";
   rolloutDeadline: Date | null;
+  /** The last good commit a rollback under way restores; absent or null: none (every other write clears it). */
+  rollingBackTo?: string | null;
   correlationId: string;
   url: string | null;
   /** The digest of the last-good record in the namespace; null when none was written (yet). */
@@ -490,6 +501,7 @@ export function environmentNamespace(state: EnvironmentState): KubeObject {
         ),
         [ANNOTATION.STATUS]: state.status,
         [ANNOTATION.ROLLOUT_DEADLINE]: time(state.rolloutDeadline),
+        [ANNOTATION.ROLLING_BACK_TO]: state.rollingBackTo ?? "",
         [ANNOTATION.CORRELATION_ID]: state.correlationId,
         [ANNOTATION.URL]: state.url ?? "",
         [ANNOTATION.LAST_GOOD_DIGEST]: state.lastGoodDigest ?? "",

@@ -240,10 +240,13 @@ export async function deployEnvironment(
   // newer attempt it now sees, an older deploy stops as stale before writing anything.
   const timeoutMs = prepared.manifest.deploy.rolloutTimeoutSeconds * 1000;
   let redeploy: boolean;
+  /** The last good commit an earlier delivery of this attempt was restoring when it was cut short. */
+  let resumeRollbackTo: string | null = null;
   let deadline: Date;
   let state: EnvironmentState;
   let deploying: KubeObject;
   for (let attempt = 1; ; attempt++) {
+    resumeRollbackTo = null;
     const current = await deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
     let running: ManagedEnvironment | null = null;
     if (current) {
@@ -274,19 +277,22 @@ export async function deployEnvironment(
       // attempt's correlation id: a new request for the same revision (`kubler deploy` again, after
       // deploy/ was fixed) has no fact time to tell it by, and is applied.
       const finished = running.status === "failed" || running.status === "rolled_back";
-      if (
-        finished &&
+      const thisAttempt =
         running.correlationId === detail.correlationId &&
         running.attemptedSha === detail.sha &&
         running.attemptedPipelineId === detail.pipelineId &&
-        (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null)
-      ) {
+        (running.factAt?.getTime() ?? null) === (factAt?.getTime() ?? null);
+      if (finished && thisAttempt) {
         return finish(
           running.status as "failed" | "rolled_back",
           `repeat: the deploy of ${detail.sha} already ended ${running.status}${running.status === "rolled_back" ? ` (${running.sha} runs)` : ""}; not applied again`,
           running.url,
         );
       }
+      // This attempt's rollout failed and its rollback was cut short (the Lambda's deadline, a crash):
+      // applying the failed revision again would only fail and roll back once more. Its retry takes
+      // the namespace as the attempt left it and finishes the rollback (`rollBack`).
+      resumeRollbackTo = running.status === "deploying" && thisAttempt ? running.rollingBackTo : null;
     }
 
     // The same commit of the same pipeline again (a redelivery, or a second event for one push): keep
@@ -321,6 +327,8 @@ export async function deployEnvironment(
       attemptedPipelineId: detail.pipelineId,
       status: redeploy ? "succeeded" : "deploying",
       rolloutDeadline: redeploy ? null : deadline,
+      // Kept while the rollback is resumed, so a retry cut again before it ends still finds it.
+      rollingBackTo: resumeRollbackTo,
       correlationId: redeploy ? (running?.correlationId ?? detail.correlationId) : detail.correlationId,
       url: prepared.url,
       lastGoodDigest: running?.lastGoodDigest ?? null,
@@ -350,6 +358,20 @@ export async function deployEnvironment(
     },
     supersede,
   );
+  if (resumeRollbackTo !== null) {
+    // Every object of the failed revision counts as applied: the cut attempt got to its rollback, so
+    // it had written them all, or (a manifest the cluster refused) those before the refused one.
+    return rollBack(
+      deps,
+      state,
+      await readLastGood(deps.cluster, state),
+      prepared.objects,
+      `the rollout of ${state.sha} failed, and an earlier delivery of this deploy was cut short while rolling back to ${resumeRollbackTo}: finished here, ${state.sha} not applied again`,
+      timeoutMs,
+      conclude,
+      onRecreated,
+    );
+  }
   const accessLost = await applyAccess(deps.cluster, state, prepared, onReplaced, conclude.lost);
   if (accessLost) return accessLost;
   const lastGood = await readLastGood(deps.cluster, state);
@@ -512,12 +534,16 @@ type Conclude = ((
   then?: (written: KubeObject) => Promise<Partial<Outcome> | undefined>,
 ) => Promise<DeployOutcome>) & {
   /**
-   * Moves the deadline the namespace shows (a rollback waits again): written over the same
+   * Moves the deadline the namespace shows (a rollback waits again) and records the commit the
+   * rollback restores (a retry of a rollback cut short finishes it): written over the same
    * precondition, which it then takes over, so reconcile does not fail a rollback that is on time.
    * Resolves with the outcome to stop with when someone wrote the namespace first, and whether that
    * was this attempt's own failure (reconcile's mark), else null.
    */
-  extend(deadline: Date): Promise<{ stop: DeployOutcome; sameAttempt: boolean } | null>;
+  extend(
+    deadline: Date,
+    rollingBackTo: string,
+  ): Promise<{ stop: DeployOutcome; sameAttempt: boolean } | null>;
   /**
    * Null while the namespace is as this deploy last wrote it (or as reconcile's failure of this very
    * attempt left it); else what the deploy stops with, having written nothing more: superseded,
@@ -595,9 +621,9 @@ function concludeWith(
       return finish(status, reason, url, withExpiry(audited, expiry));
     },
     {
-      async extend(deadline: Date) {
+      async extend(deadline: Date, rollingBackTo: string) {
         try {
-          const written = await writeOver({ ...state, rolloutDeadline: deadline });
+          const written = await writeOver({ ...state, rolloutDeadline: deadline, rollingBackTo });
           ({ uid, resourceVersion } = written.metadata);
           return null;
         } catch (error) {
@@ -928,13 +954,13 @@ async function rollBack(
         ? `the last good revision was not rolled back to, its record is not usable: ${lastGood.unusable}`
         : "no earlier good revision to roll back to";
     return conclude(
-      { ...state, status: "failed", rolloutDeadline: null },
+      { ...state, status: "failed", rolloutDeadline: null, rollingBackTo: null },
       { status: "failed", reason: `${failure}; ${why}`, url: state.url },
     );
   }
   // The rollback waits again: the namespace says so first, or reconcile would fail it meanwhile.
   const deadline = new Date(deps.clock.now().getTime() + timeoutMs);
-  const stopped = await conclude.extend(deadline);
+  const stopped = await conclude.extend(deadline, lastGood.sha);
   // Another deploy wrote the namespace since (a newer commit, which applied its own objects over this
   // one's, or the environment's deletion): restoring now would put the last good revision over the
   // newer one, which would then report succeeded with the older objects running.
@@ -954,6 +980,7 @@ async function rollBack(
       status: "rolled_back",
       deployedAt: deps.clock.now(),
       rolloutDeadline: null,
+      rollingBackTo: null,
     },
     { status: "rolled_back", reason, url: state.url },
   );

@@ -190,6 +190,8 @@ describe("deployEnvironment", () => {
       "kubler.dev/attempted-pipeline-id": "100",
       "kubler.dev/status": "succeeded",
       "kubler.dev/rollout-deadline": "",
+      // No rollback under way (a retry of a rollback cut short finishes it).
+      "kubler.dev/rolling-back-to": "",
       "kubler.dev/correlation-id": "corr-1",
       "kubler.dev/url": "https://review-feature-booking-validation.apps.example.com",
       // The last-good record as Kubler wrote it, where no namespaced Role can change the digest.
