@@ -20,6 +20,7 @@ import {
   STOP_REASONS,
   validateDetail,
 } from "../shared/domain/catalog.js";
+import { shellQuote } from "../shared/domain/credentials-output.js";
 import { heldByAnother, type ManagedEnvironment, readEnvironment } from "../shared/domain/environment.js";
 import { isKnownIdentity } from "../shared/domain/environment-identity.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
@@ -408,9 +409,14 @@ function printNext(
     `Next: cleanup-environments deletes namespace ${namespace} (only if Kubler manages it for project ${detail.gitlab.projectId}) and cancels its expiry schedule.`,
   );
   context.print(
-    `  npx kubler audit --action environment.stop --environment ${detail.environment}${since}   # the deletion, reason ${detail.reason}`,
+    `  npx kubler audit --action environment.stop --environment ${shellWord(detail.environment)}${since}   # the deletion, reason ${detail.reason}`,
   );
   context.print(`  npx kubler environments                                   # no longer lists it`);
+}
+
+/** A command line's word, to paste: GitLab's environment names may hold spaces, `$`, `{` and `}`. */
+function shellWord(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : shellQuote(text);
 }
 
 /** What the operator must set or fix, for the AWS refusals a first run meets; null for the others. */

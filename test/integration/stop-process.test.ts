@@ -407,6 +407,18 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(JSON.parse(entry?.Detail ?? "{}").environment).toBe(older);
   }, 60_000);
 
+  it("prints its next command with a GitLab environment name of spaces and $ quoted for the shell", async () => {
+    // GitLab's environment names may hold spaces, $, { and }.
+    const spaced = "Staging EU $HOME";
+    await seed(namespaceFor(GITLAB.projectPath, spaced), spaced);
+    const aws = await fakeAws();
+    const result = await runKubler(awsEnv(aws), ...stopArgsFor(spaced));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      "npx kubler audit --action environment.stop --environment 'Staging EU $HOME' --since 1h",
+    );
+  }, 60_000);
+
   it("refuses a namespace another environment of the project holds (a hash collision), sending nothing", async () => {
     const colliding = "review/colliding";
     const namespace = namespaceFor(GITLAB.projectPath, colliding);
