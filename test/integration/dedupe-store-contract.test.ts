@@ -114,6 +114,22 @@ describe.each(implementations)("DedupeStore contract: $name", ({ create }) => {
     expect(await store.reserve("k", 60)).toBe("duplicate");
   });
 
+  it("a claim is free again once it expires, though a longer hold made before it still holds", async () => {
+    // plan-steps' mix: a fact confirmed for 3 days, then its 1 h step claims and a fact's 60 s lease.
+    const clock = new FixedClock();
+    const store = await create(clock);
+    await store.reserve("fact", 60);
+    await store.confirm("fact", 3 * 86_400);
+    expect(await store.claim("step", 3_600)).toBe(true);
+    expect(await store.reserve("other-fact", 60)).toBe("reserved");
+    clock.advance(3_599_999);
+    expect(await store.claim("step", 3_600)).toBe(false);
+    clock.advance(1);
+    expect(await store.claim("step", 3_600)).toBe(true);
+    expect(await store.reserve("other-fact", 60)).toBe("reserved");
+    expect(await store.reserve("fact", 60)).toBe("duplicate");
+  });
+
   it("of racing reservations of one key, exactly one wins; the others are told it is in flight", async () => {
     const store = await create(new FixedClock());
     const results = await Promise.all(Array.from({ length: 8 }, () => store.reserve("k", 60)));
