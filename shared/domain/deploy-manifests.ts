@@ -5,8 +5,9 @@
  */
 import { createHash } from "node:crypto";
 import { parseAllDocuments, type ScalarTag } from "yaml";
+import { jsonSyntaxProblem } from "./json-syntax.js";
 import type { KubeObject } from "./kube-object.js";
-import { repeatedKey, yamlErrorPlace, yamlNestingProblem } from "./yaml-nesting.js";
+import { MAX_FLOW_DEPTH, repeatedKey, yamlErrorPlace, yamlNestingProblem } from "./yaml-nesting.js";
 
 /**
  * The namespaced kinds a project may ship, and the API resource each one is. Cluster-scoped kinds and
@@ -70,6 +71,22 @@ export function isReservedName(name: string): boolean {
   return RESERVED_NAMES.includes(name) || name.startsWith(JOB_ACCOUNT_PREFIX);
 }
 
+/** The files of a manifests directory that are read, as a message names them. */
+export const MANIFEST_FILE_NAMES = "*.yaml, *.yml, *.json";
+const MANIFEST_FILE_NAME = /\.(?:ya?ml|json)$/;
+
+/**
+ * Whether a manifests directory's file is read: the extensions `kubectl apply -f dir/` reads, matched
+ * as it matches them (case-sensitively). Not `.jsonc`, `.yaml.bak`, a README or a script.
+ *
+ * @example
+ * isManifestFileName("deployment.json"); // true
+ * isManifestFileName("README.md"); // false
+ */
+export function isManifestFileName(name: string): boolean {
+  return MANIFEST_FILE_NAME.test(name);
+}
+
 export class ManifestFilesError extends Error {
   override readonly name = "ManifestFilesError";
 }
@@ -112,11 +129,11 @@ const LEADING_ZERO_OCTAL: ScalarTag = {
 };
 
 /**
- * Every object in the YAML files, in path order (so applies are deterministic). Errors name the file
- * and the document.
+ * Every object in the manifest files, in path order (so applies are deterministic): `.json` files
+ * parsed as JSON, the others as YAML. Errors name the file, and the YAML document.
  *
  * @example
- * parseManifestFiles(new Map([["deploy/app.yaml", "kind: Deployment\n..."]]));
+ * parseManifestFiles(new Map([["deploy/app.yaml", "kind: Deployment\n..."], ["deploy/svc.json", "{…}"]]));
  */
 export function parseManifestFiles(files: ReadonlyMap<string, string>): KubeObject[] {
   const objects: KubeObject[] = [];
@@ -142,13 +159,37 @@ const TEMPLATE_SYNTAX = /^[^'"#\n]*\{\{/m;
 const TEMPLATE_HINT =
   "holds template syntax ({{ … }}), which Kubler does not render: commit the rendered YAML (helm template)";
 
+/** A document of a file, `labels` placing it in errors: `deploy/a.yaml (document 2)`, `deploy/a.json`. */
+interface FileDocument {
+  value: unknown;
+  labels: readonly string[];
+}
+
+/**
+ * The file's objects: YAML and JSON are parsed each their way, then held to the same checks, a List's
+ * items one by one as kubectl apply takes them.
+ */
 function parseFile(path: string, text: string): KubeObject[] {
   const objects: KubeObject[] = [];
+  const where = (labels: readonly string[]) => (labels.length > 0 ? `${path} (${labels.join(", ")})` : path);
+  const documents = path.endsWith(".json") ? jsonDocuments(path, text) : yamlDocuments(path, text);
+  for (const { value, labels } of documents) {
+    if (value === null || value === undefined) continue;
+    const items = listItems(value);
+    if (items)
+      objects.push(...items.map((item, at) => checkObject(item, where([...labels, `item ${at + 1}`]))));
+    else objects.push(checkObject(value, where(labels)));
+  }
+  return objects;
+}
+
+/** Lazily, so a document's objects are checked before a later document's YAML error is met. */
+function* yamlDocuments(path: string, text: string): Generator<FileDocument> {
   // Nesting deep enough to crash Node inside yaml is refused first (see yaml-nesting.ts).
   const tooDeep = yamlNestingProblem(text);
   if (tooDeep) throw new ManifestFilesError(`${path}: not accepted: ${tooDeep}`);
   // Repeated keys are refused by repeatedKey: yaml's own check takes quadratic time.
-  parseAllDocuments(text, {
+  const documents = parseAllDocuments(text, {
     logLevel: "error",
     uniqueKeys: false,
     // The one error reported is placed by yamlErrorPlace: pretty errors cost a copy of the line each.
@@ -156,8 +197,10 @@ function parseFile(path: string, text: string): KubeObject[] {
     customTags: (tags) => [LEADING_ZERO_OCTAL, ...tags],
     // YAML 1.1's `<<` merge keys, which kubectl applies (`labels: { <<: *common }`).
     merge: true,
-  }).forEach((document, index) => {
-    const where = `${path} (document ${index + 1})`;
+  });
+  for (const [index, document] of documents.entries()) {
+    const label = `document ${index + 1}`;
+    const where = `${path} (${label})`;
     const [error] = document.errors;
     const repeated = repeatedKey(document, text);
     if (repeated) {
@@ -171,16 +214,30 @@ function parseFile(path: string, text: string): KubeObject[] {
       const at = place ? ` at line ${place.line}, column ${place.column}:` : "";
       throw new ManifestFilesError(`${where}: not valid YAML: ${error.message.split("\n")[0]}${at}`);
     }
-    const value = toJs(document, where);
-    if (value === null || value === undefined) return;
-    const items = listItems(value);
-    if (items)
-      objects.push(
-        ...items.map((item, at) => checkObject(item, `${path} (document ${index + 1}, item ${at + 1})`)),
-      );
-    else objects.push(checkObject(value, where));
-  });
-  return objects;
+    yield { value: toJs(document, where), labels: [label] };
+  }
+}
+
+/**
+ * A `.json` file's one value. Nothing at all is no objects, as an empty YAML file is; kubectl skips
+ * both. The text is checked before JSON.parse (json-syntax.ts): its messages quote the file around
+ * the error, a Secret's value included, and do not always say where.
+ */
+function jsonDocuments(path: string, text: string): FileDocument[] {
+  if (/^[ \t\n\r]*$/.test(text)) return [];
+  const syntax = jsonSyntaxProblem(text, MAX_FLOW_DEPTH);
+  if (syntax) {
+    // yaml's placement helper only counts lines and columns in the text, as the YAML errors are placed.
+    const place = yamlErrorPlace({ pos: [syntax.offset, syntax.offset] }, text);
+    const at = place ? ` at line ${place.line}, column ${place.column}` : "";
+    throw new ManifestFilesError(`${path}: not valid JSON: ${syntax.problem}${at}`);
+  }
+  try {
+    return [{ value: JSON.parse(text), labels: [] }];
+  } catch {
+    // Only if json-syntax.ts let through what V8 refuses; its message would quote the file.
+    throw new ManifestFilesError(`${path}: not valid JSON`);
+  }
 }
 
 /**

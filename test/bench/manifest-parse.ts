@@ -3,7 +3,8 @@
  * (a ConfigMap's data), each with one short key a line. yaml's own repeated-key check compared each
  * key with every earlier one of its mapping (100-190 s for such a file); the set per mapping that
  * replaced it (repeatedKeyOffset) keeps the parse linear. The functional tests read these files too,
- * but only a figure can say how long it took.
+ * but only a figure can say how long it took. A 1 MiB `.json` file is read too: checked by
+ * jsonSyntaxProblem (JavaScript, a character at a time) before JSON.parse builds it.
  *
  * Baseline, same run: JSON.parse of the same keys and values, the floor under any parser.
  */
@@ -32,6 +33,18 @@ function yamlOf(keys: Record<string, string>, indent: string): string {
   return Object.keys(keys)
     .map((key) => `${indent}${key}: ${keys[key]}\n`)
     .join("");
+}
+
+/** Short keys, one a line as `JSON.stringify(…, null, 2)` writes them: as many as fit in 1 MiB. */
+function jsonKeysUnderOneMib(head: object): Record<string, string> {
+  const keys: Record<string, string> = {};
+  let size = JSON.stringify({ ...head, data: {} }, null, 2).length;
+  for (let i = 0; ; i++) {
+    const line = `    "K${i}": "v",\n`;
+    if (size + line.length > MIB) return keys;
+    keys[`K${i}`] = "v";
+    size += line.length;
+  }
 }
 
 function timeMs(op: () => unknown): number {
@@ -72,6 +85,11 @@ export function benchManifestParse(): Figure[] {
   const configMap = configMapHead + yamlOf(data, "  ");
   const files = new Map([["deploy/big.yaml", configMap]]);
 
+  const configMapObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "big" } };
+  const jsonData = jsonKeysUnderOneMib(configMapObject);
+  const jsonConfigMap = JSON.stringify({ ...configMapObject, data: jsonData }, null, 2);
+  const jsonFiles = new Map([["deploy/big.json", jsonConfigMap]]);
+
   return [
     figure(
       "parseKublerManifest",
@@ -86,6 +104,13 @@ export function benchManifestParse(): Figure[] {
       JSON.stringify({ data }),
       () => Object.keys((parseManifestFiles(files)[0]?.data as object) ?? {}).length,
       Object.keys(data).length,
+    ),
+    figure(
+      "parseManifestFiles (.json)",
+      jsonConfigMap,
+      jsonConfigMap,
+      () => Object.keys((parseManifestFiles(jsonFiles)[0]?.data as object) ?? {}).length,
+      Object.keys(jsonData).length,
     ),
   ];
 }
