@@ -1,19 +1,25 @@
 /**
  * A project's Kubler files at a commit, read through the GitLab REST API v4 (DESIGN §7) with `fetch`:
- * `kubler.yaml` at the repository root and the YAML files directly under its manifests directory; and
+ * `kubler.yaml` at the repository root and the manifest files (YAML, JSON) directly under its manifests
+ * directory; and
  * `kubler.yaml` on the default branch, where plan-steps takes the environment rules from.
  */
 import { systemClock } from "../clock.js";
 import { ENV } from "../config.js";
-import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
+import {
+  isManifestFileName,
+  MANIFEST_FILE_NAMES,
+  ManifestFilesError,
+  utf8Text,
+} from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import { ConfigError } from "../errors.js";
 import type { Clock, ManifestSource } from "../ports.js";
 import { type GitlabAnswer, GitlabApi, type GitlabApiOptions, redirectRefusal } from "./gitlab-api.js";
 
-/** One file's limit: Kubernetes YAML this large is a mistake or hostile, and it is held in memory. */
+/** One file's limit: a Kubernetes manifest this large is a mistake or hostile, and it is held in memory. */
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
-/** YAML files one manifests directory may hold. */
+/** Manifest files (YAML and JSON together) one manifests directory may hold. */
 export const DEFAULT_MAX_FILES = 200;
 /** All the files of one directory together, so 200 files of 1 MiB cannot exhaust a Lambda's memory. */
 export const DEFAULT_MAX_TOTAL_BYTES = 8 * 1024 * 1024;
@@ -31,12 +37,11 @@ const DEFAULT_BRANCH_REF = "HEAD";
 
 /** The largest page the tree API serves: https://docs.gitlab.com/api/rest/#pagination */
 const TREE_PAGE_SIZE = 100;
-/** Entries (YAML or not) one directory may list: 50 pages of 100. */
+/** Entries (manifests or not) one directory may list: 50 pages of 100. */
 const MAX_TREE_PAGES = 50;
 /** A page of 100 tree entries is ~20 KB of JSON. */
 const MAX_TREE_PAGE_BYTES = 1024 * 1024;
 
-const YAML_FILE = /\.ya?ml$/;
 /** A symbolic link's tree mode: its raw content is the link's target path, not the file it names. */
 const SYMLINK_MODE = "120000";
 
@@ -152,7 +157,7 @@ export class GitlabManifestSource implements ManifestSource {
     directory: string,
   ): Promise<ReadonlyMap<string, string>> {
     const dir = repositoryDirectory(directory);
-    const names = await this.#listYamlFiles(project, sha, dir);
+    const names = await this.#listManifestFiles(project, sha, dir);
     const paths = names.map((name) => (dir ? `${dir}/${name}` : name)).sort();
 
     const texts = new Map<string, string>();
@@ -167,7 +172,7 @@ export class GitlabManifestSource implements ManifestSource {
           totalBytes += body.length;
           if (totalBytes > this.#maxTotalBytes) {
             throw new ManifestFilesError(
-              `${dir || "."}: the YAML files total more than ${this.#maxTotalBytes} bytes at ${sha}`,
+              `${dir || "."}: the manifest files total more than ${this.#maxTotalBytes} bytes at ${sha}`,
             );
           }
           const decoded = utf8Text(body);
@@ -183,8 +188,8 @@ export class GitlabManifestSource implements ManifestSource {
     return new Map(paths.map((path) => [path, texts.get(path) as string]));
   }
 
-  /** The names of the YAML blobs directly under `dir`, every page of the tree followed. */
-  async #listYamlFiles(project: Project, sha: string, dir: string): Promise<string[]> {
+  /** The names of the manifest blobs directly under `dir`, every page of the tree followed. */
+  async #listManifestFiles(project: Project, sha: string, dir: string): Promise<string[]> {
     const what = `the tree of ${dir || "the repository root"} in ${describe(project)} at ${sha}`;
     const own = new URLSearchParams({ ref: sha, per_page: String(TREE_PAGE_SIZE), recursive: "false" });
     if (dir) own.set("path", dir);
@@ -211,7 +216,7 @@ export class GitlabManifestSource implements ManifestSource {
       this.#expectOk(answer, what, project);
 
       for (const entry of treeEntries(answer.body, what)) {
-        if (entry.type !== "blob" || !YAML_FILE.test(entry.name)) continue;
+        if (entry.type !== "blob" || !isManifestFileName(entry.name)) continue;
         const path = dir ? `${dir}/${entry.name}` : entry.name;
         if (entry.mode === SYMLINK_MODE) {
           throw new ManifestFilesError(
@@ -220,7 +225,9 @@ export class GitlabManifestSource implements ManifestSource {
         }
         names.push(entry.name);
         if (names.length > this.#maxFiles) {
-          throw new ManifestFilesError(`${dir || "."}: more than ${this.#maxFiles} YAML files at ${sha}`);
+          throw new ManifestFilesError(
+            `${dir || "."}: more than ${this.#maxFiles} manifest files (${MANIFEST_FILE_NAMES}) at ${sha}`,
+          );
         }
       }
 

@@ -11,19 +11,22 @@ import {
   DEFAULT_MAX_FILES,
   DEFAULT_MAX_TOTAL_BYTES,
 } from "../adapters/gitlab-manifest-source.js";
-import { ManifestFilesError, utf8Text } from "../domain/deploy-manifests.js";
+import {
+  isManifestFileName,
+  MANIFEST_FILE_NAMES,
+  ManifestFilesError,
+  utf8Text,
+} from "../domain/deploy-manifests.js";
 import { MANIFEST_FILE, ManifestError } from "../domain/kubler-manifest.js";
 import type { ManifestSource } from "../ports.js";
-
-const YAML_FILE = /\.ya?ml$/;
 
 /**
  * Symbolic links inside a project are refused, as GitlabManifestSource refuses them: one would read a
  * file from anywhere on this machine (~/.aws/credentials) and apply it or quote it in an error. The
  * project directory itself may be a link; the operator lays out the projects directory, the project
  * its contents. Files are held to GitLabManifestSource's limits, and what is not a file (a directory
- * named `x.yaml`) is skipped as its tree skips what is no blob: a project that deploys here deploys
- * from GitLab.
+ * named `x.yaml` or `x.json`) is skipped as its tree skips what is no blob: a project that deploys
+ * here deploys from GitLab.
  *
  * @example
  * const source = new DirectoryManifestSource("examples/projects");
@@ -75,15 +78,17 @@ export class DirectoryManifestSource implements ManifestSource {
       if (error.code === "ENOENT") return [];
       throw error;
     });
-    const yaml = entries.filter((e) => YAML_FILE.test(e.name)).sort(byName);
-    const link = yaml.find((entry) => entry.isSymbolicLink());
+    const manifests = entries.filter((e) => isManifestFileName(e.name)).sort(byName);
+    const link = manifests.find((entry) => entry.isSymbolicLink());
     if (link) {
       throw new ManifestFilesError(symlinkRefusal(toPosix(root, join(dir, link.name)), project.projectPath));
     }
     const where = toPosix(root, dir) || ".";
-    const regular = yaml.filter((entry) => entry.isFile());
+    const regular = manifests.filter((entry) => entry.isFile());
     if (regular.length > DEFAULT_MAX_FILES) {
-      throw new ManifestFilesError(`${where}: more than ${DEFAULT_MAX_FILES} YAML files`);
+      throw new ManifestFilesError(
+        `${where}: more than ${DEFAULT_MAX_FILES} manifest files (${MANIFEST_FILE_NAMES})`,
+      );
     }
     const files = new Map<string, string>();
     let totalBytes = 0;
@@ -96,7 +101,7 @@ export class DirectoryManifestSource implements ManifestSource {
       totalBytes += size;
       if (totalBytes > DEFAULT_MAX_TOTAL_BYTES) {
         throw new ManifestFilesError(
-          `${where}: the YAML files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`,
+          `${where}: the manifest files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`,
         );
       }
       const decoded = utf8Text(await readFile(join(dir, entry.name)));

@@ -518,6 +518,33 @@ describe("GitlabManifestSource.readDirectory", () => {
     );
   });
 
+  // kubectl apply -f dir/ applies .json files too: they were skipped, their objects lost without a word.
+  it("reads the .json files with the YAML ones, sorted by path, counted together against the limits", async () => {
+    gitlab.commit(15, SHA, {
+      "kubler.yaml": MANIFEST,
+      "deploy/b.yaml": "kind: Service",
+      "deploy/a.json": '{"kind": "Deployment"}',
+      "deploy/c.yml": "kind: ConfigMap",
+      "deploy/tsconfig.jsonc": "{}",
+      "deploy/sub/nested.json": "{}",
+    });
+    const files = await connect().source.readDirectory(PROJECT, SHA, "deploy");
+    expect([...files]).toEqual([
+      ["deploy/a.json", '{"kind": "Deployment"}'],
+      ["deploy/b.yaml", "kind: Service"],
+      ["deploy/c.yml", "kind: ConfigMap"],
+    ]);
+
+    const many = await failure(connect({ maxFiles: 2 }).source.readDirectory(PROJECT, SHA, "deploy"));
+    expect(many).toBeInstanceOf(ManifestFilesError);
+    expect(many.message).toBe(`deploy: more than 2 manifest files (*.yaml, *.yml, *.json) at ${SHA}`);
+
+    gitlab.commit(15, SHA, { "deploy/a.json": { link: "../base/a.json" } });
+    const link = await failure(connect().source.readDirectory(PROJECT, SHA, "deploy"));
+    expect(link).toBeInstanceOf(ManifestFilesError);
+    expect(link.message).toContain("deploy/a.json is a symbolic link");
+  });
+
   it("follows keyset pagination (Link rel=next) without sending the token to the link's host", async () => {
     gitlab.pagination = "keyset";
     gitlab.commit(15, SHA, repository(250));
@@ -594,11 +621,11 @@ describe("GitlabManifestSource.readDirectory", () => {
     }
   });
 
-  it("refuses directories with too many YAML files, or too many bytes in all, before holding them", async () => {
+  it("refuses directories with too many manifest files, or too many bytes in all, before holding them", async () => {
     gitlab.commit(15, SHA, repository(201));
     const many = await failure(connect().source.readDirectory(PROJECT, SHA, "deploy"));
     expect(many).toBeInstanceOf(ManifestFilesError);
-    expect(many.message).toContain("more than 200 YAML files");
+    expect(many.message).toContain("more than 200 manifest files");
     expect(gitlab.sent(/\/raw$/)).toHaveLength(0);
 
     gitlab.commit(15, SHA, repository(10));

@@ -32,16 +32,19 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 describe("DirectoryManifestSource", () => {
-  it("reads kubler.yaml and the YAML files of the manifests directory, in name order", async () => {
+  it("reads kubler.yaml and the YAML and JSON files of the manifests directory, in name order", async () => {
     writeFileSync(join(projectDir, "kubler.yaml"), "version: 1\n");
     writeFileSync(join(projectDir, "deploy", "b.yaml"), "b: 1\n");
     writeFileSync(join(projectDir, "deploy", "a.yml"), "a: 1\n");
+    writeFileSync(join(projectDir, "deploy", "ab.json"), '{"ab": 1}');
     writeFileSync(join(projectDir, "deploy", "notes.txt"), "ignored");
+    writeFileSync(join(projectDir, "deploy", "package.jsonc"), "ignored");
 
     expect(await source.readManifest(project)).toBe("version: 1\n");
     const files = await source.readDirectory(project, SHA, "deploy/");
     expect([...files]).toEqual([
       ["deploy/a.yml", "a: 1\n"],
+      ["deploy/ab.json", '{"ab": 1}'],
       ["deploy/b.yaml", "b: 1\n"],
     ]);
   });
@@ -73,6 +76,11 @@ describe("DirectoryManifestSource", () => {
     const refused = source.readDirectory(project, SHA, "deploy");
     await expect(refused).rejects.toThrow(ManifestFilesError);
     await expect(refused).rejects.toThrow(/deploy\/x\.yaml in demo\/hello is a symbolic link/);
+    rmSync(join(projectDir, "deploy", "x.yaml"));
+    symlinkSync(secret, join(projectDir, "deploy", "x.json"));
+    await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
+      /deploy\/x\.json in demo\/hello is a symbolic link/,
+    );
   });
 
   it("refuses a manifests directory, or a directory on its way, that is a symbolic link", async () => {
@@ -122,28 +130,30 @@ describe("DirectoryManifestSource", () => {
       new ManifestError(`kubler.yaml: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`),
     );
 
-    writeFileSync(join(projectDir, "deploy", "big.yaml"), "");
-    truncateSync(join(projectDir, "deploy", "big.yaml"), DEFAULT_MAX_FILE_BYTES + 1);
+    writeFileSync(join(projectDir, "deploy", "big.json"), "");
+    truncateSync(join(projectDir, "deploy", "big.json"), DEFAULT_MAX_FILE_BYTES + 1);
     await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
-      new ManifestFilesError(`deploy/big.yaml: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`),
+      new ManifestFilesError(`deploy/big.json: larger than ${DEFAULT_MAX_FILE_BYTES} bytes`),
     );
-    rmSync(join(projectDir, "deploy", "big.yaml"));
+    rmSync(join(projectDir, "deploy", "big.json"));
 
+    // JSON and YAML files count together, as kubectl reads them together.
     const files = Math.floor(DEFAULT_MAX_TOTAL_BYTES / DEFAULT_MAX_FILE_BYTES) + 1;
     for (let i = 0; i < files; i++) {
-      writeFileSync(join(projectDir, "deploy", `part-${i}.yaml`), "");
-      truncateSync(join(projectDir, "deploy", `part-${i}.yaml`), DEFAULT_MAX_FILE_BYTES);
+      const name = `part-${i}.${i % 2 ? "json" : "yaml"}`;
+      writeFileSync(join(projectDir, "deploy", name), "");
+      truncateSync(join(projectDir, "deploy", name), DEFAULT_MAX_FILE_BYTES);
     }
     await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
-      new ManifestFilesError(`deploy: the YAML files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`),
+      new ManifestFilesError(`deploy: the manifest files total more than ${DEFAULT_MAX_TOTAL_BYTES} bytes`),
     );
     rmSync(join(projectDir, "deploy"), { recursive: true });
     mkdirSync(join(projectDir, "deploy"));
 
     for (let i = 0; i <= DEFAULT_MAX_FILES; i++)
-      writeFileSync(join(projectDir, "deploy", `${i}.yaml`), "a: 1\n");
+      writeFileSync(join(projectDir, "deploy", `${i}.${i % 2 ? "json" : "yaml"}`), "a: 1\n");
     await expect(source.readDirectory(project, SHA, "deploy")).rejects.toThrow(
-      new ManifestFilesError(`deploy: more than ${DEFAULT_MAX_FILES} YAML files`),
+      new ManifestFilesError(`deploy: more than ${DEFAULT_MAX_FILES} manifest files (*.yaml, *.yml, *.json)`),
     );
   });
 

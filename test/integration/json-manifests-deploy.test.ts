@@ -1,0 +1,140 @@
+/**
+ * A project whose manifests are `.json`, as `kubectl get -o json` writes them and `kubectl apply -f
+ * dir/` applies them: deployed from the local projects directory and from GitLab, through the real
+ * Kubernetes adapter over HTTP to the embedded API, as the other deploy tests. They were skipped
+ * without a word, so the Deployment never reached the cluster.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
+import { namespaceFor } from "../../shared/domain/environment.js";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+  type ExampleProject,
+  exampleProject,
+} from "../fakes/deploy-deps.js";
+import { type FakeGitlab, startFakeGitlab } from "../fakes/gitlab-server.js";
+
+const PROJECT = "flightjs/flight-management";
+const NAMESPACE = namespaceFor(PROJECT, "review/feature/x");
+const SHA = "1".repeat(40);
+const TOKEN = "glpat-json-manifests-0123456789";
+const EXAMPLE = join(import.meta.dirname, "../../examples/projects", PROJECT);
+const example = (path: string) => readFileSync(join(EXAMPLE, path), "utf8");
+/** The sample's Deployment as `kubectl get -o json` would write it. */
+const DEPLOYMENT_JSON = `${JSON.stringify(parse(example("deploy/deployment.yaml")), null, 4)}\n`;
+const BROKEN_JSON =
+  '{\n    "apiVersion": "v1",\n    "kind": "ConfigMap"\n    "metadata": {"name": "extra"}\n}\n';
+const BROKEN_REASON = `deploy/broken.json: not valid JSON: expected ',' or '}', found "\\"" at line 4, column 5`;
+
+let k8s: MemoryKubernetes;
+let deps: DeployTestDeps;
+let files: ExampleProject;
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+
+beforeEach(async () => {
+  let projects: string;
+  ({ deps, projects } = deployTestDeps(k8s, "kubler-json-manifests-"));
+  files = exampleProject(projects, PROJECT);
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+});
+
+/** The deployed Deployment's first image and Kubler's labels, or undefined when it was not applied. */
+function deployed() {
+  const object = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as
+    | {
+        metadata: { labels: Record<string, string> };
+        spec: { template: { spec: { containers: { image: string }[] } } };
+      }
+    | undefined;
+  if (!object) return undefined;
+  return {
+    image: object.spec.template.spec.containers[0]?.image,
+    managedBy: object.metadata.labels["app.kubernetes.io/managed-by"],
+  };
+}
+
+describe("a .json Deployment in the local projects directory", () => {
+  it("is deployed, its rollout followed, as the same YAML is", async () => {
+    files.dropManifest("deployment.yaml");
+    files.addManifest("deployment.json", DEPLOYMENT_JSON);
+
+    const outcome = await deployEnvironment(deps, deployRequested());
+
+    expect(outcome).toMatchObject({ kind: "succeeded" });
+    expect(deployed()).toEqual({
+      image: `registry.example.com/flightjs/flight-management:${SHA}`,
+      managedBy: "kubler",
+    });
+    expect(k8s.store.get("v1", "Service", NAMESPACE, "flight-management")).toBeDefined();
+  });
+
+  it("fails the deploy when one is not valid JSON, naming the file, line and column, applying nothing", async () => {
+    files.addManifest("broken.json", BROKEN_JSON);
+
+    const outcome = await deployEnvironment(deps, deployRequested());
+
+    expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining(BROKEN_REASON) });
+    expect(deps.audit.last()).toMatchObject({
+      outcome: "failure",
+      reason: expect.stringContaining(BROKEN_REASON),
+    });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+  });
+});
+
+describe("a .json Deployment in a GitLab repository", () => {
+  let gitlab: FakeGitlab;
+
+  beforeAll(async () => {
+    gitlab = await startFakeGitlab({ token: TOKEN });
+  });
+  afterAll(() => gitlab.close());
+
+  /** The sample project at `sha` in GitLab, its Deployment in JSON, plus `extra` files. */
+  function commit(sha: string, extra: Record<string, string> = {}) {
+    gitlab.commit(2, sha, {
+      "kubler.yaml": example("kubler.yaml"),
+      "deploy/config.yaml": example("deploy/config.yaml"),
+      "deploy/deployment.json": DEPLOYMENT_JSON,
+      "deploy/service.yaml": example("deploy/service.yaml"),
+      ...extra,
+    });
+    deps.manifests = new GitlabManifestSource({ baseUrl: gitlab.url, token: async () => TOKEN });
+  }
+
+  it("is read through the GitLab API and deployed", async () => {
+    commit(SHA);
+
+    const outcome = await deployEnvironment(deps, deployRequested());
+
+    expect(outcome).toMatchObject({ kind: "succeeded" });
+    expect(deployed()).toEqual({
+      image: `registry.example.com/flightjs/flight-management:${SHA}`,
+      managedBy: "kubler",
+    });
+    const reads = gitlab.requests.filter((request) => request.path.endsWith("/raw")).map((r) => r.path);
+    expect(reads).toContain("/projects/2/repository/files/deploy/deployment.json/raw");
+  });
+
+  it("fails the deploy when one is not valid JSON, naming the file, line and column", async () => {
+    const sha = "3".repeat(40);
+    commit(sha, { "deploy/broken.json": BROKEN_JSON });
+
+    const outcome = await deployEnvironment(deps, deployRequested({ sha }));
+
+    expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining(BROKEN_REASON) });
+    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+  });
+});
