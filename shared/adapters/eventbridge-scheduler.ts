@@ -19,6 +19,9 @@ const SCHEDULE_NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
 /** Description: 0 to 512 characters (same page). */
 const MAX_DESCRIPTION_LENGTH = 512;
 
+/** The precision an `at()` schedule fires with (see `scheduleStop`). */
+const MINUTE_MS = 60_000;
+
 /**
  * How long Scheduler keeps trying to put the stop event on the bus. Time is the bound that matters:
  * a duplicate stop is harmless (deleting a deleted environment is success) and the reconcile sweep
@@ -150,15 +153,18 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   /**
-   * Creates or moves the schedule `name` to fire at `at`, rounded up to the next whole second (an
-   * `at()` expression has no fractions). Throws `ScheduleInPastError` without calling AWS when that
-   * is not after now, and `InvalidDetailError` for a detail the catalog refuses.
+   * Creates or moves the schedule `name` to fire at `at`, rounded up to the next whole minute:
+   * Scheduler invokes anywhere in the minute an `at()` names ("60 second precision",
+   * https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html), so `at(10:00:37)`
+   * may fire at 10:00:05, before the expiry, where cleanup refuses the stop as not yet due and the
+   * environment waits for reconcile. Throws `ScheduleInPastError` without calling AWS when the
+   * rounded time is not after now, and `InvalidDetailError` for a detail the catalog refuses.
    */
   async scheduleStop(name: string, at: Date, detail: Detail<typeof STOP_DETAIL_TYPE>): Promise<void> {
     checkName(name);
     const valid = validateDetail(STOP_DETAIL_TYPE, detail);
     if (Number.isNaN(at.getTime())) throw new RangeError(`cannot schedule "${name}": the time is invalid`);
-    const fireAt = new Date(Math.ceil(at.getTime() / 1000) * 1000);
+    const fireAt = new Date(Math.ceil(at.getTime() / MINUTE_MS) * MINUTE_MS);
     const now = this.#clock.now();
     if (fireAt.getTime() <= now.getTime()) throw new ScheduleInPastError(name, at, now);
 

@@ -8,7 +8,7 @@ import type { Clock, Scheduler } from "../ports.js";
 /**
  * How far ahead of now an expiry must be to get a schedule. EventBridge Scheduler refuses an `at()`
  * not in the future, and the adapter judges that by its own reading of the clock, a moment after
- * this one (it rounds `at` up to the second, which only helps).
+ * this one (it rounds `at` up to the minute, which only helps).
  */
 const SCHEDULE_LEAD_MS = 5_000;
 

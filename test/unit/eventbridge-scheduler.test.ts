@@ -36,12 +36,12 @@ const stop: Detail<"Environment Stop Requested"> = {
   reason: "expired",
 };
 
-/** The whole CreateSchedule input for `stop` at 2026-11-22T10:00:01Z, written out by hand. */
+/** The whole CreateSchedule input for `stop` at 2026-11-22T10:01:00Z, written out by hand. */
 const expectedInput = {
   Name: NAME,
   GroupName: GROUP,
-  Description: "Kubler: stop environment review/feature-x of group/app (expired) at 2026-11-22T10:00:01.000Z",
-  ScheduleExpression: "at(2026-11-22T10:00:01)",
+  Description: "Kubler: stop environment review/feature-x of group/app (expired) at 2026-11-22T10:01:00.000Z",
+  ScheduleExpression: "at(2026-11-22T10:01:00)",
   ScheduleExpressionTimezone: "UTC",
   FlexibleTimeWindow: { Mode: "OFF" },
   ActionAfterCompletion: "DELETE",
@@ -56,7 +56,7 @@ const expectedInput = {
   },
 } satisfies CreateScheduleCommandInput;
 
-/** A time that rounds up to 10:00:01 the next day. */
+/** A time that rounds up to 10:01:00 the next day. */
 const AT = new Date("2026-11-22T10:00:00.250Z");
 
 /** What the SDK builds from an error answer: the service's message and the HTTP status. */
@@ -132,7 +132,7 @@ describe("EventBridgeScheduler.scheduleStop", () => {
     });
   });
 
-  it("keeps a time already on a whole second as it is", async () => {
+  it("keeps a time already on a whole minute as it is", async () => {
     mock.on(CreateScheduleCommand).resolves({});
 
     await scheduler().scheduleStop(NAME, new Date("2026-11-22T10:00:00.000Z"), stop);
@@ -185,7 +185,22 @@ describe("EventBridgeScheduler.scheduleStop", () => {
     await scheduler().scheduleStop(NAME, new Date(NOW.getTime() + 1), stop);
 
     expect(mock.commandCalls(CreateScheduleCommand)[0]?.args[0].input.ScheduleExpression).toBe(
-      "at(2026-11-21T10:00:01)",
+      "at(2026-11-21T10:01:00)",
+    );
+  });
+
+  // Scheduler fires anywhere in the minute at() names: at(10:00:37) may fire at 10:00:05, before
+  // the expiry, and cleanup would refuse the stop as not yet due.
+  it("never names a minute that starts before the expiry", async () => {
+    mock.on(CreateScheduleCommand).resolves({});
+
+    await scheduler().scheduleStop(NAME, new Date("2026-11-22T10:00:37.000Z"), stop);
+
+    expect(mock.commandCalls(CreateScheduleCommand)[0]?.args[0].input.ScheduleExpression).toBe(
+      "at(2026-11-22T10:01:00)",
+    );
+    expect(mock.commandCalls(CreateScheduleCommand)[0]?.args[0].input.Description).toContain(
+      "2026-11-22T10:01:00",
     );
   });
 
