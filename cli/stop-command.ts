@@ -272,16 +272,32 @@ async function stopLocally(
     );
     return 0;
   }
-  requireRuntimeSecret(context);
-  const [id] = await new LocalRuntimePublisher(url, context).publish([
-    { detailType: "Environment Stop Requested", detail: withRequestedBy(detail, requestedBy) },
-  ]);
+  let id: string | undefined;
+  try {
+    requireRuntimeSecret(context);
+    [id] = await new LocalRuntimePublisher(url, context).publish([
+      { detailType: "Environment Stop Requested", detail: withRequestedBy(detail, requestedBy) },
+    ]);
+  } catch (error) {
+    throw orInAws(context, error);
+  }
   context.print(
     `Environment Stop Requested ${id} (reason ${detail.reason}) for ${what}, on the local runtime at ${url}.`,
   );
   printRequestedBy(context, requestedBy);
   printNext(context, detail, found.namespace);
   return 0;
+}
+
+/**
+ * With KUBECONFIG set, the environment was read on a real cluster, and an operator who meant the
+ * deployed stack's (its usual cause) was told only to start the local runtime: one that would then
+ * act on that cluster without the stop record --aws writes.
+ */
+function orInAws(context: CommandContext, error: unknown): unknown {
+  if (!context.config.kubeconfig || !(error instanceof Error)) return error;
+  const message = `${error.message}; to stop it in the deployed stack KUBECONFIG's cluster belongs to, add --aws`;
+  return error instanceof ConfigError ? new ConfigError(message) : new Error(message);
 }
 
 async function stopInAws(

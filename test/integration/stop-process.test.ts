@@ -560,6 +560,25 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     expect(aws.calls).toEqual([]);
   }, 60_000);
 
+  it("without --aws but with KUBECONFIG set and no local runtime, points at --aws, not only at npm start", async () => {
+    const aws = await fakeAws();
+    const local = ["stop", "--project", GITLAB.projectPath, "--environment", ENVIRONMENT];
+    const none = { KUBLER_WEBHOOK_SECRET: "", KUBLER_WEBHOOK_SIGNING_KEY: "" };
+    const [noSecret, unreachable] = await Promise.all([
+      runKubler(awsEnv(aws, none), ...local),
+      runKubler(awsEnv(aws, { ...none, KUBLER_WEBHOOK_SECRET: "a-secret", PORT: "1" }), ...local),
+    ]);
+    for (const result of [noSecret, unreachable]) {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        "to stop it in the deployed stack KUBECONFIG's cluster belongs to, add --aws",
+      );
+      expect(result.stderr).not.toMatch(NO_STACK);
+    }
+    expect(unreachable.stderr).toContain("could not reach the local runtime");
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
   it("times the stop by AWS's clock, not a skewed laptop's", async () => {
     const aws = await fakeAws();
     const env = awsEnv(aws);
