@@ -32,6 +32,7 @@ import { awsSetupProblem } from "./aws-setup-problem.js";
 import type { CommandContext } from "./environment-commands.js";
 import { gitlabIdFlag } from "./gitlab-id-flag.js";
 import { runtimeUrl } from "./runtime-address.js";
+import { printable } from "./terminal-text.js";
 
 export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
   stop (delete) one environment Kubler manages: puts an Environment Stop Requested on the bus;
@@ -95,7 +96,9 @@ export async function runStopCommand(args: string[], io: StopCommandIo): Promise
     return 0;
   }
   const request = parseRequest(values, io.env);
-  const context = io.context();
+  const given = io.context();
+  // Its lines carry what the namespace says (its GitLab instance came in a webhook's header).
+  const context: CommandContext = { ...given, print: (line) => given.print(printable(line)) };
   if (request.aws && !context.config.kubeconfig) {
     // The embedded cluster is the local runtime's: what it says is no check on the stack's cluster,
     // and its project id and instance would key a stop record no GitLab event of the stack has.
@@ -198,7 +201,11 @@ async function findEnvironment(context: CommandContext, request: StopRequest): P
   const { namespace, object } = resolved;
   // Not a ConfigError: nothing is misconfigured, there is nothing of Kubler's to stop.
   const refuse = (why: string) =>
-    new Error(`not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`);
+    new Error(
+      printable(
+        `not stopping ${request.environment} of ${request.projectPath}: ${why}; nothing was published`,
+      ),
+    );
   if (!object) {
     // Looked for by labels too only when both are known (`resolveEnvironmentNamespace`).
     const [looked, renamed] = isKnownIdentity(request)

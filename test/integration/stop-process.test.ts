@@ -419,6 +419,25 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     );
   }, 60_000);
 
+  it("prints no terminal control the namespace's GitLab instance carries (X-Gitlab-Instance is Latin-1)", async () => {
+    // U+009B is CSI to a terminal, U+202E reverses what follows: neither is JSON-escaped.
+    const hostile = "https://gitlab.example.com\u009b2J\u202e";
+    const environment = "review/hostile-instance";
+    await seed(namespaceFor(GITLAB.projectPath, environment), environment, { ...GITLAB, instance: hostile });
+    const aws = await fakeAws();
+    const [dryRun, mismatch] = await Promise.all([
+      runKubler(awsEnv(aws), ...stopArgsFor(environment), "--dry-run"),
+      runKubler(awsEnv(aws), ...stopArgsFor(environment), "--instance", GITLAB.instance),
+    ]);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toContain("at https://gitlab.example.com\\x9b2J\\u202e)");
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.stderr).toContain("is GitLab instance");
+    for (const output of [dryRun.stdout, dryRun.stderr, mismatch.stderr])
+      expect(output).not.toMatch(/[\u009b\u202e]/);
+    expect(aws.calls).toEqual([]);
+  }, 60_000);
+
   it("refuses a namespace another environment of the project holds (a hash collision), sending nothing", async () => {
     const colliding = "review/colliding";
     const namespace = namespaceFor(GITLAB.projectPath, colliding);
