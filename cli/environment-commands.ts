@@ -21,7 +21,7 @@ import { type SweepReport, sweepExpiredEnvironments } from "../shared/services/c
 import { EMBEDDED_KUBECONFIG } from "./local-environments.js";
 import { LOCAL_EVENTS_PATH } from "./local-events-app.js";
 import { runtimeUrl } from "./runtime-address.js";
-import { printable } from "./terminal-text.js";
+import { printable, printableJson } from "./terminal-text.js";
 
 export interface CommandContext {
   config: LocalConfig;
@@ -174,7 +174,7 @@ async function printEnvironments(
       const read = readEnvironment(object);
       if (json) {
         context.print(
-          JSON.stringify(
+          printableJson(
             read.kind === "managed" ? read.environment : { namespace: object.metadata.name, ...read },
           ),
         );
@@ -250,7 +250,7 @@ export async function sweep(
       await auditFile.close();
     }
   });
-  if (options.json) context.print(JSON.stringify(report));
+  if (options.json) context.print(printableJson(report));
   else printReport(context.print, report);
   return report.failed.length > 0 ? 1 : 0;
 }

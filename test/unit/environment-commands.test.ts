@@ -88,6 +88,24 @@ describe("kubler environments", () => {
     expect(row).toContain("review/\\u202eexe.x");
   });
 
+  it("--json escapes what JSON.stringify leaves raw (U+009B CSI, U+202E), parsing back to the same text", async () => {
+    seed("escaped-json", 0, HOUR);
+    const namespace = kubernetes.store.get("v1", "Namespace", undefined, "escaped-json");
+    if (!namespace?.metadata.annotations) throw new Error("not seeded");
+    namespace.metadata.annotations["kubler.dev/gitlab-instance"] = "https://gitlab.example.com\u009b2J";
+    namespace.metadata.annotations["kubler.dev/environment-name"] = "review/\u202eexe.x";
+    kubernetes.store.put(namespace);
+    const lines: string[] = [];
+    const config = loadLocalConfig({ KUBLER_DATA_DIR: dir });
+    await listEnvironments({ config, token: null, signingKey: null, print: (l) => lines.push(l) }, true);
+    const line = lines.find((l) => l.includes('"escaped-json"')) ?? "";
+    expect(line).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    expect(JSON.parse(line)).toMatchObject({
+      instance: "https://gitlab.example.com\u009b2J",
+      environment: "review/\u202eexe.x",
+    });
+  });
+
   it("says how long ago an environment still listed expired: minutes is the sweep's pace, hours a sweep that does not run", async () => {
     seed("overdue", 80 * HOUR, -2.5 * HOUR);
     expect((await table()).get("overdue")).toMatch(/\S+Z \(expired 2h 30m ago\)$/);
