@@ -87,6 +87,7 @@ export function mountLocalCredentials(
       clock: systemClock,
       newId: randomId,
       logError: logErrorToStderr("job-credentials"),
+      logWarning: logErrorToStderr("job-credentials", [], "warn"),
     }),
   );
   return {

@@ -90,13 +90,13 @@ export interface MintJobCredentialsDeps {
   audit: AuditLog;
   clock: Clock;
   newId: IdGenerator;
-  /** Where an error answered 500 goes (the app's); also what `logWarning` takes when it is not given. */
+  /** Where an error answered 500 goes (the app's). */
   logError: (error: unknown) => void;
   /**
    * Where what the job never sees goes: a failed publish of the archive-only event, a replay key not
    * released. Not `logError`: the stack alarms on its lines as requests answered 500 and lost.
    */
-  logWarning?: (error: unknown) => void;
+  logWarning: (error: unknown) => void;
   /** TokenRequest audiences; empty means the API server's own. */
   tokenAudiences?: string[];
 }
@@ -174,7 +174,7 @@ export async function mintJobCredentials(
     return issued;
   } catch (error) {
     // The token was not used for anything: the job may retry with it once the cause is fixed.
-    await deps.replay.release(replayKey).catch(deps.logWarning ?? deps.logError);
+    await deps.replay.release(replayKey).catch(deps.logWarning);
     const failure = asAnswerable(error);
     if (failure instanceof TokenRejectedError) {
       await audit.denyAndPublish(failure.message, decision, { rejection: failure.reason });
@@ -610,7 +610,7 @@ class JobAudit {
     try {
       await this.deps.publisher.publish([entry]);
     } catch (error) {
-      (this.deps.logWarning ?? this.deps.logError)(error);
+      this.deps.logWarning(error);
     }
   }
 }

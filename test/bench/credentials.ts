@@ -103,6 +103,7 @@ async function benchRequests(count = 1500, warm = 300): Promise<Figure[]> {
     audit: new StdoutAuditLog(() => undefined),
     clock: systemClock,
     newId: randomId,
+    logWarning: () => undefined,
     logError: () => undefined,
   };
   const app = createJobCredentialsApp(deps);

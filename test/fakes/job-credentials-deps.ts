@@ -26,7 +26,7 @@ export function jobCredentialsTestDeps(
   issuer: string,
   policy: string,
   cluster: KubernetesCluster,
-  overrides: Partial<Pick<JobCredentialsAppDeps, "perRequest" | "logError">> = {},
+  overrides: Partial<Pick<JobCredentialsAppDeps, "perRequest" | "logError" | "logWarning">> = {},
 ): JobCredentialsTestDeps {
   const clock = new FixedClock(new Date());
   return {
@@ -40,6 +40,7 @@ export function jobCredentialsTestDeps(
     clock,
     newId: sequentialIds("corr"),
     logError: () => {},
+    logWarning: () => {},
     ...overrides,
   };
 }

@@ -229,6 +229,7 @@ export async function createJwtFuzzTarget() {
     clock,
     newId: sequentialIds("corr"),
     logError: (error) => errors.push(error),
+    logWarning: (error) => errors.push(error),
   });
   const counts: JwtFuzzCounts = { inputs: 0, byStatus: {}, issued: 0, unhandledRejections: 0 };
   const onUnhandled = () => {

@@ -66,7 +66,7 @@ rules:
     aws: { roleArn: "arn:aws:iam::123456789012:role/artifacts" }
 `,
     cluster,
-    { logError: (error) => errors.push(error) },
+    { logError: (error) => errors.push(error), logWarning: (error) => errors.push(error) },
   );
   await seedEnvironment(PROJECT, Number(PROJECT_ID), REVIEW, REVIEW_NAMESPACE);
 });
