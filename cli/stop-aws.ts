@@ -11,6 +11,18 @@ import { DynamoDbEnvironmentStops } from "../shared/adapters/dynamodb-environmen
 import { EventBridgePublisher } from "../shared/adapters/eventbridge-publisher.js";
 import type { Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
 
+/**
+ * An endpoint that takes the connection and never answers (a proxy, a VPC endpoint's security group)
+ * left the command waiting silently for ever: the SDK sets no time limit. Wider than the functions'
+ * (AWS_REQUEST_LIMITS) for a laptop on a VPN far from the region; each call ends within 2 × 5 s.
+ */
+const OPERATOR_REQUEST_LIMITS = {
+  connectionTimeout: 3_000,
+  requestTimeout: 5_000,
+  throwOnRequestTimeout: true,
+} as const;
+const OPERATOR_CLIENT_LIMITS = { maxAttempts: 2, requestHandler: OPERATOR_REQUEST_LIMITS } as const;
+
 export interface AwsStopTargets {
   stops: EnvironmentStops;
   publisher: EventPublisher;
@@ -32,10 +44,10 @@ export interface AwsStopTargets {
  * const [eventId] = await aws.publisher.publish([{ detailType: "Environment Stop Requested", detail }]);
  */
 export function createAwsStopTargets(options: { table: string; bus: string; clock: Clock }): AwsStopTargets {
-  const dynamodb = new DynamoDBClient({});
+  const dynamodb = new DynamoDBClient(OPERATOR_CLIENT_LIMITS);
   // The publisher owns PutEvents retries, as in the functions; SDK retries on top would multiply them.
-  const eventbridge = new EventBridgeClient({ maxAttempts: 1 });
-  const sts = new STSClient({});
+  const eventbridge = new EventBridgeClient({ maxAttempts: 1, requestHandler: OPERATOR_REQUEST_LIMITS });
+  const sts = new STSClient(OPERATOR_CLIENT_LIMITS);
   return {
     stops: new DynamoDbEnvironmentStops({ client: dynamodb, tableName: options.table, clock: options.clock }),
     publisher: new EventBridgePublisher({ client: eventbridge, busName: options.bus }),

@@ -458,6 +458,9 @@ function awsProblem(
     step === "record"
       ? `dynamodb:PutItem on table ${aws.table}`
       : `events:PutEvents on bus ${aws.bus} (source kubler, detail-type Environment Stop Requested)`;
+  if (name === "TimeoutError") {
+    return `AWS did not answer (${message}): check this machine reaches the region's endpoints (a VPN, a proxy, AWS_ENDPOINT_URL_* or AWS_ENDPOINT_URL if set)`;
+  }
   if (/AccessDenied|NotAuthorized|UnauthorizedOperation/.test(code)) {
     return `${code}: your AWS identity may not ${target}: use a role that may, or ask for it`;
   }

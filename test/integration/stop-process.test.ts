@@ -5,7 +5,9 @@
  * before the PutEvents the catalog describes, and the errors that name what to set.
  */
 
+import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -596,6 +598,29 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     }
     expect(unreachable.stderr).toContain("could not reach the local runtime");
     expect(aws.calls).toEqual([]);
+  }, 60_000);
+
+  it("ends, saying AWS did not answer, when its endpoint accepts the connection and never answers", async () => {
+    // A proxy or a VPC endpoint that takes the connection and says nothing: without a time limit
+    // the command waited silently for ever.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket)).listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    const { port } = silent.address() as { port: number };
+    try {
+      const aws = await fakeAws();
+      const result = await runKubler(
+        awsEnv(aws, { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }),
+        ...stopArgs,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("AWS did not answer");
+      expect(result.stderr).toContain("nothing was changed");
+      expect(result.stderr).not.toMatch(NO_STACK);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   }, 60_000);
 
   it("times the stop by AWS's clock, not a skewed laptop's", async () => {
