@@ -3,7 +3,9 @@
  * V8's messages place only some errors ("Unexpected token 'x', "…" is not valid JSON" has no
  * position) and quote the text around them, which in a Secret's manifest is its value. Nesting is
  * bounded as yaml-nesting.ts bounds YAML's: `JSON.parse` takes any depth, but `structuredClone` and
- * `JSON.stringify` of the result recurse, and 500,000 `[` overflow the stack in both.
+ * `JSON.stringify` of the result recurse, and 500,000 `[` overflow the stack in both. A name repeated
+ * in one object is refused, as the YAML path refuses a repeated key: JSON.parse keeps the last
+ * without a word, and the field written first is lost unseen.
  */
 
 const WHITESPACE = new Set([" ", "\t", "\n", "\r"]);
@@ -22,7 +24,7 @@ export interface JsonSyntaxProblem {
 
 /**
  * The first reason `text` is not exactly one JSON value (RFC 8259) nested at most `maxDepth` arrays
- * and objects deep, or null when `JSON.parse` will read it.
+ * and objects deep, its objects' names unique, or null when `JSON.parse` will read it all.
  *
  * @example
  * jsonSyntaxProblem('{"a": 1,}', 64); // { offset: 8, problem: 'expected a property name in double quotes, found "}"' }
@@ -30,6 +32,8 @@ export interface JsonSyntaxProblem {
  */
 export function jsonSyntaxProblem(text: string, maxDepth: number): JsonSyntaxProblem | null {
   const closers: string[] = [];
+  // The names of each open object, innermost last (RFC 8259: names SHOULD be unique).
+  const names: Set<string>[] = [];
   let expecting: Expecting = "value";
   let at = 0;
   const fail = (expected: string): JsonSyntaxProblem =>
@@ -44,7 +48,7 @@ export function jsonSyntaxProblem(text: string, maxDepth: number): JsonSyntaxPro
       case "value":
       case "value or ]": {
         if (c === "]" && expecting === "value or ]") {
-          closers.pop();
+          closeOne(closers, names);
           at++;
           expecting = "after value";
         } else if (c === "[" || c === "{") {
@@ -52,6 +56,7 @@ export function jsonSyntaxProblem(text: string, maxDepth: number): JsonSyntaxPro
             return { offset: at, problem: `arrays and objects nested deeper than ${maxDepth} levels` };
           }
           closers.push(c === "[" ? "]" : "}");
+          if (c === "{") names.push(new Set());
           at++;
           expecting = c === "[" ? "value or ]" : "key or }";
         } else if (c === '"') {
@@ -70,12 +75,21 @@ export function jsonSyntaxProblem(text: string, maxDepth: number): JsonSyntaxPro
       case "key":
       case "key or }": {
         if (c === "}" && expecting === "key or }") {
-          closers.pop();
+          closeOne(closers, names);
           at++;
           expecting = "after value";
         } else if (c === '"') {
           const end = stringEnd(text, at);
           if (typeof end !== "number") return end;
+          const name = stringValue(text, at, end);
+          const seen = names.at(-1) as Set<string>;
+          if (seen.has(name)) {
+            return {
+              offset: at,
+              problem: "a property name repeated in the same object (names must be unique)",
+            };
+          }
+          seen.add(name);
           at = end;
           expecting = ":";
         } else return fail("expected a property name in double quotes");
@@ -100,13 +114,23 @@ export function jsonSyntaxProblem(text: string, maxDepth: number): JsonSyntaxPro
           at++;
           expecting = closer === "]" ? "value" : "key";
         } else if (c === closer) {
-          closers.pop();
+          closeOne(closers, names);
           at++;
         } else return fail(`expected ',' or '${closer}'`);
         break;
       }
     }
   }
+}
+
+function closeOne(closers: string[], names: Set<string>[]): void {
+  if (closers.pop() === "}") names.pop();
+}
+
+/** The value of the valid string from `start` to `end`, compared as JSON.parse would keep it. */
+function stringValue(text: string, start: number, end: number): string {
+  const raw = text.slice(start + 1, end - 1);
+  return raw.includes("\\") ? (JSON.parse(text.slice(start, end)) as string) : raw;
 }
 
 /** The offset just past the string starting at `start` (a `"`), or what is wrong inside it. */

@@ -124,6 +124,31 @@ describe("parseManifestFiles with .json files", () => {
     expect(refusal("deploy/bad.json", text)).toBe(`deploy/bad.json: not valid JSON: ${message}`);
   });
 
+  it("refuses a property name repeated in one object, as the same text read as YAML is refused", () => {
+    // JSON.parse keeps the last silently: a Secret's or a Deployment's field would be lost unseen.
+    const text =
+      '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1", "x": "2"}}';
+    expect(refusal("deploy/a.yaml", text)).toContain("Map keys must be unique at line 1, column 89");
+    expect(refusal("deploy/a.json", text)).toBe(
+      "deploy/a.json: not valid JSON: a property name repeated in the same object (names must be unique) at line 1, column 89",
+    );
+    // Equal once unescaped, as JSON.parse compares them.
+    expect(refusal("deploy/b.json", '{"kind": "ConfigMap", "\\u006bind": "Secret"}')).toBe(
+      "deploy/b.json: not valid JSON: a property name repeated in the same object (names must be unique) at line 1, column 23",
+    );
+    // The same name in different objects is no repeat.
+    expect(
+      names(
+        new Map([
+          [
+            "deploy/c.json",
+            '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"kind": "x", "name": "y"}}',
+          ],
+        ]),
+      ),
+    ).toEqual(["ConfigMap/a"]);
+  });
+
   it("never quotes a Secret's value in the error", () => {
     const secret =
       '{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hunter2" x}}';
