@@ -118,12 +118,22 @@ export async function stopEnvironment(
   // commit is told again: report-status adds no second `canceled` beside the first.
   const earlier = ran?.terminating === true;
   let deleted: "deleted" | "absent" = "absent";
+  let notHeld: string | null = null;
   if (object && !earlier) {
     // Held until told (stop-hold.ts): the bus's retry of a failed publish comes a minute or more
-    // later, when the namespace would otherwise be gone with the sha it records.
-    await holdUntilTold(deps.cluster, namespace);
+    // later, when the namespace would otherwise be gone with the sha it records. Only a help to that
+    // retry: a hold the cluster refuses (a quota on ConfigMaps, an admission webhook, RBAC, a CI
+    // job's immutable ConfigMap of that name) must never keep the environment from being stopped.
+    notHeld = await holdUntilTold(deps.cluster, namespace).then(
+      () => null,
+      (error: unknown) =>
+        `ConfigMap ${STOP_HOLD_NAME}: ${error instanceof Error ? error.message : String(error)}`,
+    );
     deleted = await deleteOrLetGo(deps.cluster, object);
   }
+  const held = notHeld
+    ? `not held until told (${notHeld})`
+    : "held terminating until Environment Deleted is published";
   try {
     // Told before the schedule is cancelled: a schedule left behind only fires a stop that finds
     // the environment gone.
@@ -131,7 +141,7 @@ export async function stopEnvironment(
   } catch (error) {
     if (deleted !== "deleted") throw error;
     throw new Error(
-      `namespace ${namespace} deleted, held terminating until Environment Deleted is published: ${error instanceof Error ? error.message : String(error)}`,
+      `namespace ${namespace} deleted, ${held}: ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
   }
@@ -141,7 +151,7 @@ export async function stopEnvironment(
   audit(
     "success",
     kind === "deleted"
-      ? `deleted (${detail.reason})`
+      ? `deleted (${detail.reason})${notHeld ? `; not held until told (${notHeld})` : ""}`
       : earlier
         ? `already being deleted by an earlier stop (${detail.reason})${letGoNow ? `; told now what ran there (${ran?.sha ?? "no sha recorded"}), namespace let go` : ""}`
         : `already gone (${detail.reason})`,

@@ -1,0 +1,199 @@
+/**
+ * The stop hold (stop-hold.ts) is a help for the bus's retry, never a condition of the stop: a
+ * cluster or a CI job that refuses it (a ResourceQuota on ConfigMaps, an admission webhook, RBAC, a
+ * job's own immutable `kubler-stop-hold`) must not keep the environment from being deleted. Against
+ * the embedded Kubernetes API over HTTP, through the real adapter.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
+import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
+import {
+  type EnvironmentState,
+  environmentNamespace,
+  namespaceFor,
+} from "../../shared/domain/environment.js";
+import {
+  type KubeObject,
+  type MemoryKubernetes,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
+import { STOP_HOLD_FINALIZER, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
+import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+
+const NOW = new Date("2026-11-21T10:00:00Z");
+const HOUR = 3_600_000;
+const SHA = "1111111111111111111111111111111111111111";
+const PROJECT = "flightjs/flight-management";
+const ENVIRONMENT = "review/feature/booking-validation";
+const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+
+let k8s: MemoryKubernetes;
+let deps: CleanupTestDeps;
+
+beforeEach(async () => {
+  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
+  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
+});
+afterEach(() => k8s.close());
+
+function seed(): void {
+  const state: EnvironmentState = {
+    namespace: NAMESPACE,
+    gitlab,
+    environment: ENVIRONMENT,
+    sha: SHA,
+    ref: "feature/booking-validation",
+    pipelineId: 100,
+    mrIid: 16,
+    ttl: "72h",
+    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
+    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
+    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
+    status: "succeeded",
+    rolloutDeadline: null,
+    correlationId: "corr-deploy",
+    url: null,
+    lastGoodDigest: null,
+  };
+  k8s.store.put(environmentNamespace(state));
+}
+
+function stopEnvelope(detail: Partial<Detail<"Environment Stop Requested">> = {}) {
+  return {
+    version: "0",
+    id: "event-stop",
+    "detail-type": "Environment Stop Requested",
+    source: KUBLER_SOURCE,
+    account: "123456789012",
+    time: NOW.toISOString(),
+    region: "eu-west-1",
+    resources: [],
+    detail: { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, reason: "merged", ...detail },
+  };
+}
+
+function namespace(): KubeObject | undefined {
+  return k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+}
+
+function hold(): KubeObject | undefined {
+  return k8s.store.get("v1", "ConfigMap", NAMESPACE, STOP_HOLD_NAME);
+}
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+function stopLines(): [string, string][] {
+  return deps.audit.records
+    .filter((r) => r.action === "environment.stop")
+    .map((r) => [r.outcome, r.reason] as [string, string]);
+}
+
+describe("a stop whose hold the cluster refuses", () => {
+  it.each([
+    [
+      403,
+      'configmaps "kubler-stop-hold" is forbidden: exceeded quota: team-quota, requested: count/configmaps=1',
+    ],
+    [422, 'admission webhook "policy.example.com" denied the request: configmaps must carry label team'],
+    [
+      403,
+      'configmaps "kubler-stop-hold" is forbidden: User "kubler" cannot patch resource "configmaps" in the namespace',
+    ],
+  ])(
+    "still deletes the namespace (%i: %s), and its audit line says it was not held",
+    async (status, message) => {
+      seed();
+      k8s.faults.add({ verb: "apply", resource: "configmaps", name: STOP_HOLD_NAME, status, message });
+
+      const outcome = await createCleanupConsumer(deps)(stopEnvelope());
+
+      expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
+      await waitUntil(() => !namespace(), "the namespace is gone");
+      expect(deps.publisher.entries.map((e) => e.detail)).toEqual([
+        expect.objectContaining({ namespace: NAMESPACE, sha: SHA }),
+      ]);
+      expect(stopLines()).toEqual([
+        ["success", `deleted (merged); not held until told (ConfigMap kubler-stop-hold: ${message})`],
+      ]);
+    },
+  );
+
+  it("says, when its publish then fails, that the namespace was deleted without a hold", async () => {
+    seed();
+    k8s.faults.add({
+      verb: "apply",
+      resource: "configmaps",
+      name: STOP_HOLD_NAME,
+      status: 403,
+      message: "exceeded quota",
+    });
+    deps.publisher.failNext = 1;
+
+    await expect(createCleanupConsumer(deps)(stopEnvelope())).rejects.toThrow(/failed to publish/);
+
+    expect(stopLines()).toEqual([
+      [
+        "failure",
+        expect.stringMatching(
+          new RegExp(
+            `namespace ${NAMESPACE} deleted, not held until told \\(ConfigMap kubler-stop-hold: .*exceeded quota.*\\): .*failed to publish`,
+          ),
+        ),
+      ],
+    ]);
+  });
+});
+
+describe("a CI job's own kubler-stop-hold", () => {
+  it("made immutable before the stop does not keep the stop from deleting the namespace", async () => {
+    seed();
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      immutable: true,
+      metadata: { name: STOP_HOLD_NAME, namespace: NAMESPACE },
+      data: { why: "a job was here" },
+    });
+
+    const outcome = await createCleanupConsumer(deps)(stopEnvelope());
+
+    expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
+    await waitUntil(() => !namespace(), "the namespace is gone");
+    expect(stopLines()).toEqual([
+      ["success", expect.stringMatching(/^deleted \(merged\); not held until told/)],
+    ]);
+  });
+
+  it("with Kubler's finalizer put on it by the job is let go once told, the job's own finalizer left", async () => {
+    seed();
+    k8s.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: STOP_HOLD_NAME,
+        namespace: NAMESPACE,
+        finalizers: ["example.com/job", STOP_HOLD_FINALIZER],
+      },
+      data: { why: "a job was here" },
+    });
+
+    expect(await createCleanupConsumer(deps)(stopEnvelope())).toEqual({
+      kind: "deleted",
+      namespace: NAMESPACE,
+    });
+
+    await waitUntil(
+      () => hold()?.metadata.deletionTimestamp !== undefined,
+      "the namespace controller is on it",
+    );
+    expect(hold()?.metadata.finalizers).toEqual(["example.com/job"]);
+  });
+});
