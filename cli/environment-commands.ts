@@ -71,14 +71,20 @@ export async function onCommandCluster<T>(
   try {
     return await fn({ cluster, label });
   } catch (error) {
-    throw explainUnreachable(error, embedded);
+    throw explainUnreachable(error, embedded, label);
   } finally {
     cluster.close();
   }
 }
 
-function explainUnreachable(error: unknown, embedded: boolean): unknown {
-  if (!embedded || !(error instanceof KubernetesUnavailableError)) return error;
+function explainUnreachable(error: unknown, embedded: boolean, label: string): unknown {
+  if (!(error instanceof KubernetesUnavailableError)) return error;
+  if (!embedded) {
+    // Which of the operator's clusters, and what to look at: the listing's retries alone named neither.
+    return new Error(
+      `the cluster at ${label} does not answer (${error.message}): check KUBECONFIG's current context (kubectl config current-context) and that this machine reaches it (a VPN)`,
+    );
+  }
   return new Error(
     `the embedded cluster of the local runtime does not answer (${error.message}): is \`npm start\` running?`,
   );

@@ -20,6 +20,29 @@ describe("commandCluster", () => {
     expect(() => commandCluster(config)).toThrow(ConfigError);
     expect(() => commandCluster(config)).toThrow(`KUBECONFIG file ${empty} is empty`);
   });
+
+  it("names KUBECONFIG's server when it does not answer, and what to check", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-commands-"));
+    const dead = join(dir, "kubeconfig");
+    writeFileSync(
+      dead,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{ name: prod, cluster: { server: 'http://127.0.0.1:1', insecure-skip-tls-verify: true } }]",
+        "users: [{ name: me, user: { token: t } }]",
+        "contexts: [{ name: prod, context: { cluster: prod, user: me } }]",
+        "current-context: prod",
+        "",
+      ].join("\n"),
+    );
+    const config = { ...loadLocalConfig({ KUBLER_DATA_DIR: dir }), kubeconfig: dead };
+    const listed = listEnvironments({ config, token: null, signingKey: null, print: () => undefined }, false);
+    await expect(listed).rejects.toThrow(
+      "the cluster at http://127.0.0.1:1 (from KUBECONFIG) does not answer (",
+    );
+    await expect(listed).rejects.toThrow("check KUBECONFIG's current context");
+  });
 });
 
 describe("kubler environments", () => {
