@@ -2,6 +2,7 @@
  * `.json` manifests, as `kubectl apply -f dir/` reads them: parsed as JSON, then held to exactly the
  * checks of YAML objects. They were skipped without a word, so a team moving from kubectl lost them.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ManifestFilesError, parseManifestFiles } from "../../shared/domain/deploy-manifests.js";
 import { jsonSyntaxProblem } from "../../shared/domain/json-syntax.js";
@@ -240,5 +241,68 @@ describe("jsonSyntaxProblem", () => {
       }
     }
     expect(rejected).toBeGreaterThan(1_000);
+  });
+
+  // The spellings the damaged manifests above never reach: every escape, lone surrogates escaped and
+  // raw, numbers at the edges of the grammar, and the characters outside it (BOM, NUL, NBSP, U+2028).
+  it("agrees with JSON.parse on the grammar's edges: escapes, surrogates, numbers, BOM and NUL", () => {
+    const leaf = fc.constantFrom(
+      ...["-0", "0", "1e999", "-1E-999", "0.5e+3", "12", "true", "false", "null"],
+      ...['"\\u00e9"', '"\\uD800"', '"\\udc00x"', '"\\ud83d\\ude00"', '"\\u0000"', '"\\/\\b\\f"'],
+      ...['"\ud800"', '"\udfff"', '"\u2028\u00a0\u007f"', '"\ufeff"', '""'],
+    );
+    // Names unique once unescaped (a repeat is refused: that is checked apart, below).
+    const names = fc.uniqueArray(fc.constantFrom('"a"', '"b"', '"\\u0063"', '"\\ud800"', '""'), {
+      maxLength: 4,
+    });
+    const gap = fc.constantFrom("", " ", "\n", "\t", "\r\n");
+    const { value } = fc.letrec<{ value: string }>((tie) => ({
+      value: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        leaf,
+        fc.array(tie("value"), { maxLength: 3 }).map((items) => `[${items.join(",")}]`),
+        fc
+          .tuple(names, fc.array(tie("value"), { minLength: 4, maxLength: 4 }), gap)
+          .map(([keys, values, g]) => `{${keys.map((k, i) => `${g}${k}${g}:${values[i]}`).join(",")}}`),
+      ),
+    }));
+    const damage = fc.constantFrom(
+      ...[
+        "",
+        "\ufeff",
+        "\u0000",
+        "\u001f",
+        "\u00a0",
+        "\u2028",
+        "0",
+        "-",
+        ".",
+        "e",
+        "+",
+        "\\",
+        "\\u",
+        "\\u12",
+      ],
+      ...['"', ",", ":", "{", "}", "[", "]", "01", "-01", "1.", ".5", "nul", "\ud800"],
+    );
+    fc.assert(
+      fc.property(value, damage, fc.nat(), fc.boolean(), (text, insert, where, replace) => {
+        const at = where % (text.length + 1);
+        const damaged = text.slice(0, at) + insert + text.slice(at + (replace ? 1 : 0));
+        let parses = true;
+        try {
+          JSON.parse(damaged);
+        } catch {
+          parses = false;
+        }
+        const problem = jsonSyntaxProblem(damaged, 64);
+        // A repeat is reported where it stands, before any error after it (as for YAML): not JSON.parse's.
+        if (!problem?.problem.startsWith("a property name repeated")) {
+          expect(problem === null, damaged).toBe(parses);
+        }
+        expect(jsonSyntaxProblem(text, 64), text).toBeNull();
+      }),
+      { numRuns: 3_000 },
+    );
   });
 });
