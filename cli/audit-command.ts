@@ -23,7 +23,7 @@ import {
 import { ConfigError } from "../shared/errors.js";
 import { type AuditScanReport, isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
 import { awsSetupProblem } from "./aws-setup-problem.js";
-import { printable } from "./terminal-text.js";
+import { printable, printableJson } from "./terminal-text.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
 export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
@@ -333,7 +333,7 @@ async function runInsights(
 
 function printRecords(records: AuditRecord[], plan: Plan, io: AuditCommandIo): void {
   if (plan.json) {
-    for (const record of records) io.print(JSON.stringify(record));
+    for (const record of records) io.print(printableJson(record));
     return;
   }
   if (plan.timeline) {
@@ -483,7 +483,7 @@ function row2(cells: string[]): string {
 
 function printGroups(rows: InsightsRow[], groupBy: readonly string[], plan: Plan, io: AuditCommandIo): void {
   if (plan.json) {
-    for (const r of rows) io.print(JSON.stringify(r));
+    for (const r of rows) io.print(printableJson(r));
     return;
   }
   if (rows.length === 0) {

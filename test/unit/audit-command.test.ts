@@ -265,6 +265,9 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     // --json keeps the record as written (JSON escapes them).
     const { out } = await run("--json");
     expect(JSON.parse(out[0] as string).subject.project).toBe("mike/\u001b[2Jdiaspora");
+    // JSON.stringify leaves DEL, C1 (U+009B is CSI) and the bidi controls raw: escaped all the same.
+    expect(out[0]).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    expect(JSON.parse(out[0] as string).subject.environment).toBe("review/\u202egnp.exe");
   });
 
   it("names the audit file, and what is wrong with it, when it cannot be read", async () => {
