@@ -26,7 +26,7 @@ import type {
 import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
 import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
-import { holdUntilTold, letGo, STOP_HOLD_NAME } from "./stop-hold.js";
+import { holdUntilTold, isHeld, letGo, STOP_HOLD_GRACE_MS, STOP_HOLD_NAME } from "./stop-hold.js";
 
 const FN = "cleanup-environments";
 
@@ -251,22 +251,31 @@ export interface SweepReport {
   deleted: SweepItem[];
   failed: SweepItem[];
   skipped: SweepItem[];
+  /** Namespaces a dead-lettered stop left held (stop-hold.ts): told what ran there, then let go. */
+  released: SweepItem[];
 }
 
 /**
  * Deletes every managed environment past its expiry: pages of `pageSize`, at most `concurrency`
  * requests in flight, one failure never stopping the rest, malformed annotations skipped and reported.
+ * Also finishes a stop whose retries were all spent: a namespace its hold has kept Terminating for
+ * longer than `STOP_HOLD_GRACE_MS` gets its Environment Deleted, then is let go (not in a dry run).
  *
  * @example
  * const report = await sweepExpiredEnvironments(deps, { dryRun: true, newId: randomId });
  * // { examined: 10000, expired: [...1000], deleted: [], skipped: [...], failed: [] }
  */
-export async function sweepExpiredEnvironments(
-  deps: CleanupDeps,
-  options: SweepOptions,
-): Promise<SweepReport> {
+export async function sweepExpiredEnvironments(deps: StopDeps, options: SweepOptions): Promise<SweepReport> {
   const { dryRun = false, concurrency = 16, pageSize = 500 } = options;
-  const report: SweepReport = { dryRun, examined: 0, expired: [], deleted: [], failed: [], skipped: [] };
+  const report: SweepReport = {
+    dryRun,
+    examined: 0,
+    expired: [],
+    deleted: [],
+    failed: [],
+    skipped: [],
+    released: [],
+  };
   const limit = createLimiter(concurrency);
   const deletions: Promise<void>[] = [];
   const now = deps.clock.now();
@@ -328,6 +337,19 @@ export async function sweepExpiredEnvironments(
       return;
     }
     const environment = read.environment;
+    const deletedAt = Date.parse(object.metadata.deletionTimestamp ?? "");
+    if (!dryRun && now.getTime() - deletedAt > STOP_HOLD_GRACE_MS) {
+      deletions.push(
+        limit(() => tellAndLetGo(deps, environment, object, options.newId)).then(
+          (told) => {
+            if (told) report.released.push({ namespace, reason: told });
+          },
+          (error: Error) => {
+            report.failed.push({ namespace, reason: `stop hold kept: ${error.message}` });
+          },
+        ),
+      );
+    }
     if (!isExpired(environment, now)) return;
     const reason = `expired at ${environment.expiresAt?.toISOString()}`;
     if (environment.terminating) {
@@ -416,13 +438,81 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
   if (problems.length > 0) line("failure", `deleted, but ${problems.join("; ")}`);
 }
 
+/**
+ * A namespace still held past the stop's own attempts: its stop was dead-lettered before it told
+ * what ran there. Told now, from the namespace the hold kept, and only then let go: a publish that
+ * fails keeps it for the next sweep. Null when nothing held it (deleted by hand, the sweep's own
+ * deletion, a job's finalizer): those are not Kubler's to let go.
+ */
+async function tellAndLetGo(
+  deps: StopDeps,
+  environment: ManagedEnvironment,
+  namespace: KubeObject,
+  newId: () => string,
+): Promise<string | null> {
+  if (!(await isHeld(deps.cluster, environment.namespace))) return null;
+  const correlationId = environment.correlationId ?? newId();
+  const gitlab =
+    environment.instance && environment.projectPath
+      ? {
+          instance: environment.instance,
+          projectId: environment.projectId,
+          projectPath: environment.projectPath,
+        }
+      : null;
+  const line = (outcome: "success" | "failure", reason: string) =>
+    deps.audit.record(
+      stepAuditRecord({
+        fn: FN,
+        action: "environment.sweep.release",
+        outcome,
+        reason,
+        correlationId,
+        gitlab,
+        trigger: "sweep",
+        subject: {
+          environment: environment.environment,
+          namespace: environment.namespace,
+          projectId: environment.projectId,
+        },
+        at: deps.clock.now(),
+      }),
+    );
+  const held = `held by a stop that never told what ran there (deleted at ${namespace.metadata.deletionTimestamp})`;
+  try {
+    // Without its GitLab instance and path (a namespace from before they were recorded) there is no
+    // commit to tell: let go all the same, or it stays Terminating for good.
+    if (gitlab) {
+      await publishDeleted(
+        deps,
+        { correlationId, gitlab, environment: environment.environment },
+        environment.namespace,
+        environment,
+      );
+    }
+    await letGo(deps.cluster, environment.namespace);
+  } catch (error) {
+    line(
+      "failure",
+      `${held}: not let go, tried again next sweep: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    throw error;
+  }
+  const told = gitlab
+    ? `told now (${environment.sha ?? "no sha recorded"})`
+    : "no GitLab project recorded to tell";
+  const reason = `${held}: ${told}, namespace let go`;
+  line("success", reason);
+  return reason;
+}
+
 function auditSweep(deps: CleanupDeps, report: SweepReport): void {
   deps.audit.record(
     stepAuditRecord({
       fn: FN,
       action: "environment.sweep",
       outcome: report.failed.length > 0 ? "failure" : "success",
-      reason: `${report.dryRun ? "dry run: " : ""}examined ${report.examined}, expired ${report.expired.length}, deleted ${report.deleted.length}, failed ${report.failed.length}, skipped ${report.skipped.length}`,
+      reason: `${report.dryRun ? "dry run: " : ""}examined ${report.examined}, expired ${report.expired.length}, deleted ${report.deleted.length}, failed ${report.failed.length}, skipped ${report.skipped.length}${report.released.length > 0 ? `, stop holds let go ${report.released.length}` : ""}`,
       correlationId: null,
       gitlab: null,
       trigger: "sweep",

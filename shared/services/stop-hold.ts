@@ -11,6 +11,7 @@
  * anywhere: the namespace itself stays the record.
  */
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
+import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
 
@@ -18,6 +19,16 @@ import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.j
 export const STOP_HOLD_NAME = "kubler-stop-hold";
 /** Its finalizer: on-call finds it named in a namespace stuck Terminating (the sweep's skip line). */
 export const STOP_HOLD_FINALIZER = "kubler.dev/environment-deleted";
+
+/**
+ * How long after its delete a held namespace is left to its stop's own attempts before the sweep
+ * tells what ran there and lets it go (a stop dead-lettered, its retries spent): longer than a stop's
+ * three attempts (Lambda's async retries, 1 and 2 minutes apart) at the function's 5-minute timeout.
+ * Not the bus's whole 6-hour event age: the sweep publishes the same Environment Deleted itself, so a
+ * throttled retry that comes later only finds the namespace gone, and meanwhile the environment
+ * cannot be deployed again (its namespace name is taken).
+ */
+export const STOP_HOLD_GRACE_MS = 30 * 60_000;
 
 /** How often a release is tried again over a fresh read: the namespace controller writes meanwhile. */
 const RELEASE_ATTEMPTS = 3;
@@ -54,6 +65,24 @@ export async function holdUntilTold(cluster: StopHoldCluster, namespace: string)
 }
 
 /**
+ * Whether the namespace is held by a stop: its hold carries Kubler's finalizer.
+ *
+ * @example
+ * if (await isHeld(cluster, namespace)) await letGo(cluster, namespace);
+ */
+export async function isHeld(cluster: Pick<EnvironmentCluster, "get">, namespace: string): Promise<boolean> {
+  const hold = await cluster.get(holdRef(namespace));
+  return finalizersOf(hold).includes(STOP_HOLD_FINALIZER);
+}
+
+function finalizersOf(object: KubeObject | null): string[] {
+  const finalizers = object?.metadata.finalizers;
+  return Array.isArray(finalizers)
+    ? finalizers.filter((item): item is string => typeof item === "string")
+    : [];
+}
+
+/**
  * Removes Kubler's finalizer from the hold, leaving any other, so the namespace can go. `false` when
  * there was none to remove (never left, already let go, or the namespace is gone).
  *
@@ -64,9 +93,7 @@ export async function letGo(cluster: StopHoldCluster, namespace: string): Promis
   const ref = holdRef(namespace);
   for (let attempt = 1; ; attempt++) {
     const hold = await cluster.get(ref);
-    const finalizers = Array.isArray(hold?.metadata.finalizers)
-      ? hold.metadata.finalizers.filter((item): item is string => typeof item === "string")
-      : [];
+    const finalizers = finalizersOf(hold);
     const { uid, resourceVersion } = hold?.metadata ?? {};
     if (!uid || !resourceVersion || !finalizers.includes(STOP_HOLD_FINALIZER)) return false;
     const keep = finalizers.filter((finalizer) => finalizer !== STOP_HOLD_FINALIZER);

@@ -17,7 +17,7 @@ import { StdoutAuditLog } from "../../shared/adapters/stdout-audit-log.js";
 import { randomId } from "../../shared/clock.js";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import type { EnvironmentCluster, ListPage } from "../../shared/ports.js";
+import type { EnvironmentCluster, FinalizerRemover, ListPage } from "../../shared/ports.js";
 import { type SweepReport, sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
 import { FixedClock, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
 import { cpuMs, type Placement, startBenchKubernetes } from "./memory-kubernetes-host.js";
@@ -129,7 +129,7 @@ export async function benchSweep(rounds = 3): Promise<Figure[]> {
   ];
 }
 
-function sweep(cluster: EnvironmentCluster): Promise<SweepReport> {
+function sweep(cluster: EnvironmentCluster & FinalizerRemover): Promise<SweepReport> {
   return sweepExpiredEnvironments(
     {
       cluster,
@@ -187,7 +187,7 @@ async function latencyOnly(rounds: number): Promise<Round[]> {
 }
 
 /** Lists the seeded namespaces and accepts every delete, each call after `LATENCY_MS` and nothing else. */
-class LatencyOnlyCluster implements EnvironmentCluster {
+class LatencyOnlyCluster implements EnvironmentCluster, FinalizerRemover {
   readonly #byVerb: Record<string, number> = {};
   #inFlight = 0;
   #inFlightMax = 0;
@@ -226,6 +226,9 @@ class LatencyOnlyCluster implements EnvironmentCluster {
     throw new Error("not used by the sweep");
   }
   createToken(): Promise<never> {
+    throw new Error("not used by the sweep");
+  }
+  removeFinalizers(): Promise<never> {
     throw new Error("not used by the sweep");
   }
 

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
+import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
 import {
@@ -18,7 +19,8 @@ import {
   type MemoryKubernetes,
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
-import { STOP_HOLD_FINALIZER, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
+import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
+import { STOP_HOLD_FINALIZER, STOP_HOLD_GRACE_MS, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
 import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");
@@ -195,5 +197,114 @@ describe("a CI job's own kubler-stop-hold", () => {
       "the namespace controller is on it",
     );
     expect(hold()?.metadata.finalizers).toEqual(["example.com/job"]);
+  });
+});
+
+/** A stop whose every attempt failed to publish: what the bus dead-letters, the namespace held. */
+async function deadLetteredStop(): Promise<void> {
+  seed();
+  const consume = createCleanupConsumer(deps);
+  deps.publisher.failNext = 3;
+  for (let attempt = 0; attempt < 3; attempt++) await expect(consume(stopEnvelope())).rejects.toThrow();
+  await waitUntil(
+    () => hold()?.metadata.deletionTimestamp !== undefined,
+    "the namespace controller waits on the hold",
+  );
+  deps.audit.records.length = 0;
+}
+
+/** The sweep's clock, this long after the namespace was deleted (the embedded API's own clock). */
+function sweepClockAfter(ms: number): void {
+  const deletedAt = Date.parse(String(namespace()?.metadata.deletionTimestamp));
+  deps.clock.advance(deletedAt + ms - deps.clock.now().getTime());
+}
+
+describe("the sweep and a stop whose retries were all spent (dead-lettered)", () => {
+  it("tells what ran there and lets the namespace go once the stop's retries are surely over", async () => {
+    await deadLetteredStop();
+    sweepClockAfter(STOP_HOLD_GRACE_MS + 1_000);
+
+    const report = await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+
+    expect(deps.publisher.entries).toEqual([
+      {
+        detailType: "Environment Deleted",
+        detail: {
+          correlationId: "corr-deploy",
+          gitlab,
+          environment: ENVIRONMENT,
+          namespace: NAMESPACE,
+          sha: SHA,
+          ref: "feature/booking-validation",
+          pipelineId: 100,
+        },
+      },
+    ]);
+    await waitUntil(() => !namespace(), "the namespace is gone");
+    expect(report.released).toEqual([{ namespace: NAMESPACE, reason: expect.stringContaining(SHA) }]);
+    const line = deps.audit.records.find((r) => r.action === "environment.sweep.release");
+    expect(line).toMatchObject({
+      outcome: "success",
+      reason: expect.stringMatching(
+        new RegExp(
+          `^held by a stop that never told what ran there \\(deleted at .*\\): told now \\(${SHA}\\), namespace let go$`,
+        ),
+      ),
+      subject: { namespace: NAMESPACE, environment: ENVIRONMENT },
+    });
+  });
+
+  it("leaves a hold younger than that to the stop's own retries, and a dry run leaves every hold", async () => {
+    await deadLetteredStop();
+    sweepClockAfter(STOP_HOLD_GRACE_MS - 60_000);
+    await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+    sweepClockAfter(STOP_HOLD_GRACE_MS + 1_000);
+    await sweepExpiredEnvironments(deps, { dryRun: true, newId: () => "sweep-id" });
+
+    expect(deps.publisher.entries).toEqual([]);
+    expect(hold()?.metadata.finalizers).toEqual([STOP_HOLD_FINALIZER]);
+    expect(namespace()).toBeDefined();
+  });
+
+  it("keeps the hold when it cannot tell, and reports that as a failure to try again next hour", async () => {
+    await deadLetteredStop();
+    sweepClockAfter(STOP_HOLD_GRACE_MS + 1_000);
+    deps.publisher.failNext = 1;
+
+    const report = await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+
+    expect(report.failed).toEqual([
+      { namespace: NAMESPACE, reason: expect.stringMatching(/^stop hold kept: .*failed to publish/) },
+    ]);
+    expect(hold()?.metadata.finalizers).toEqual([STOP_HOLD_FINALIZER]);
+    expect(deps.audit.records.find((r) => r.action === "environment.sweep.release")?.outcome).toBe("failure");
+
+    await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+    await waitUntil(() => !namespace(), "the namespace is gone");
+  });
+
+  it("lets go only Kubler's finalizer, and tells once: a hold it let go is not told again", async () => {
+    await deadLetteredStop();
+    const held = hold();
+    k8s.store.put({
+      ...(held as KubeObject),
+      metadata: { ...(held as KubeObject).metadata, finalizers: ["example.com/job", STOP_HOLD_FINALIZER] },
+    });
+    sweepClockAfter(STOP_HOLD_GRACE_MS + 1_000);
+
+    await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+    expect(hold()?.metadata.finalizers).toEqual(["example.com/job"]);
+    expect(deps.publisher.entries).toHaveLength(1);
+
+    await sweepExpiredEnvironments(deps, { newId: () => "sweep-id" });
+    expect(deps.publisher.entries).toHaveLength(1);
+  });
+});
+
+describe("STOP_HOLD_GRACE_MS", () => {
+  it("outlasts a stop's own attempts: three of the function's timeout, Lambda's retries 1 and 2 minutes apart", () => {
+    const spec = FUNCTION_SPECS["cleanup-environments"];
+    const attempts = 1 + (spec.asyncInvoke?.retryAttempts ?? 2);
+    expect(STOP_HOLD_GRACE_MS).toBeGreaterThan(attempts * spec.timeout.toMilliseconds() + 3 * 60_000);
   });
 });

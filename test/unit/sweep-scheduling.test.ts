@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import type { EnvironmentCluster, ListPage } from "../../shared/ports.js";
+import type { EnvironmentCluster, FinalizerRemover, ListPage } from "../../shared/ports.js";
 import { createLimiter, sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "../fakes/index.js";
 
@@ -64,7 +64,7 @@ describe("sweepExpiredEnvironments scheduling", () => {
   it("asks for the next page before the deletes queued from this one", async () => {
     const namespaces = Array.from({ length: 6 }, (_, i) => expiredNamespace(i));
     const calls: string[] = [];
-    const cluster: EnvironmentCluster = {
+    const cluster: EnvironmentCluster & FinalizerRemover = {
       async list(_apiVersion, _kind, options = {}): Promise<ListPage> {
         const from = Number(options.continue ?? 0);
         calls.push(`list ${from}`);
@@ -80,6 +80,7 @@ describe("sweepExpiredEnvironments scheduling", () => {
       get: () => Promise.reject(new Error("not used")),
       apply: () => Promise.reject(new Error("not used")),
       createToken: () => Promise.reject(new Error("not used")),
+      removeFinalizers: () => Promise.reject(new Error("not used")),
     };
     const report = await sweepExpiredEnvironments(
       {
