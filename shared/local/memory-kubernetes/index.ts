@@ -13,6 +13,9 @@
  *   Terminating, until a write (update, patch or apply) empties the list, which removes it; a create of
  *   its name meanwhile is 409 AlreadyExists, and no new finalizer may be added (422). A namespace
  *   being deleted waits for the content its finalizers hold. Nothing here ever releases a finalizer.
+ * - An apply whose body names a `metadata.uid` when no object exists (a guarded write over an object
+ *   deleted since) is a 409 Conflict ("uid mismatch: … no existing object was found") and creates
+ *   nothing; with only a `metadata.resourceVersion` it creates the object.
  * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
  *   default, kube-system, kube-public and kube-node-lease exist from the start.
  * - RBAC for tokens issued through TokenRequest (rbac.ts): Roles, ClusterRoles and their bindings

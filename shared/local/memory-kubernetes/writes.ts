@@ -186,6 +186,17 @@ export function apply(context: ApiContext, { route, query, body }: WriteRequest)
   });
   if (!entry) {
     if (onStatus) throw notFoundError(type, route.name as string);
+    // A uid names the object the caller read, so this is a write over one deleted since, not a
+    // create (the API server's patch.go applyPatch: before admission, dry run or not). A
+    // resourceVersion alone creates: the store drops it (kubernetes/kubernetes#106745).
+    const { uid } = preconditions.metadata;
+    if (uid) {
+      throw conflictError(
+        type,
+        route.name as string,
+        `uid mismatch: the provided object specified uid ${uid}, and no existing object was found`,
+      );
+    }
     const result = serverSideApply(applyInput(undefined, new Map()));
     const object = result.object as KubeObject;
     initializeForCreate(type, object);
