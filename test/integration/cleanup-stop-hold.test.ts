@@ -308,3 +308,47 @@ describe("STOP_HOLD_GRACE_MS", () => {
     expect(STOP_HOLD_GRACE_MS).toBeGreaterThan(attempts * spec.timeout.toMilliseconds() + 3 * 60_000);
   });
 });
+
+describe("a stop racing a deploy", () => {
+  it("whose delete meets the namespace written since it was read leaves no hold on the namespace that stays", async () => {
+    seed();
+    // What the API answers a delete held to a resourceVersion a deploy's write has moved on.
+    k8s.faults.add({
+      verb: "delete",
+      resource: "namespaces",
+      status: 409,
+      message: "the object has been modified",
+      times: 1,
+    });
+
+    await expect(createCleanupConsumer(deps)(stopEnvelope())).rejects.toThrow(/modified/);
+
+    expect(namespace()?.metadata.deletionTimestamp).toBeUndefined();
+    expect(hold()?.metadata.finalizers).toBeUndefined();
+    expect(deps.publisher.entries).toEqual([]);
+    // The bus's retry reads it again and stops it as the stop still applies.
+    expect(await createCleanupConsumer(deps)(stopEnvelope())).toEqual({
+      kind: "deleted",
+      namespace: NAMESPACE,
+    });
+    await waitUntil(() => !namespace(), "the namespace is gone");
+  });
+});
+
+describe("two deliveries of one stop at once (at-least-once)", () => {
+  it("both succeed, both tell the same sha, and the namespace goes", async () => {
+    seed();
+    const consume = createCleanupConsumer(deps);
+
+    const outcomes = await Promise.all([consume(stopEnvelope()), consume(stopEnvelope())]);
+
+    // Which one deletes is a race; neither fails, and one of them does.
+    expect(outcomes.every((o) => o.kind === "deleted" || o.kind === "already_gone")).toBe(true);
+    expect(outcomes.some((o) => o.kind === "deleted")).toBe(true);
+    expect(deps.publisher.entries.map((e) => e.detail)).toEqual([
+      expect.objectContaining({ sha: SHA }),
+      expect.objectContaining({ sha: SHA }),
+    ]);
+    await waitUntil(() => !namespace(), "the namespace is gone");
+  });
+});
