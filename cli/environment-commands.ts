@@ -263,7 +263,7 @@ export async function sweep(
 
 function printReport(print: (line: string) => void, report: SweepReport): void {
   print(
-    `${report.dryRun ? "Would delete" : "Deleted"} ${report.dryRun ? report.expired.length : report.deleted.length} of ${report.examined} environments examined (${report.expired.length} expired, ${report.failed.length} failed, ${report.skipped.length} skipped).`,
+    `${report.dryRun ? "Would delete" : "Deleted"} ${report.dryRun ? report.expired.length : report.deleted.length} of ${report.examined} environments examined (${report.expired.length} expired, ${report.failed.length} failed, ${report.skipped.length} skipped${report.released.length > 0 ? `, ${report.released.length} stop holds let go` : ""}).`,
   );
   const section = (title: string, items: { namespace: string; reason: string }[]) => {
     if (items.length === 0) return;
@@ -272,6 +272,8 @@ function printReport(print: (line: string) => void, report: SweepReport): void {
     if (items.length > 50) print(`  … and ${items.length - 50} more (--json lists all)`);
   };
   section(report.dryRun ? "Would delete" : "Deleted", report.dryRun ? report.expired : report.deleted);
+  // Namespaces a dead-lettered stop held Terminating, finished by this sweep: as its audit line says.
+  section("Stop holds let go", report.released);
   section("Failed", report.failed);
   section("Skipped", report.skipped);
 }

@@ -3,12 +3,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { commandCluster, listEnvironments } from "../../cli/environment-commands.js";
+import { commandCluster, listEnvironments, sweep } from "../../cli/environment-commands.js";
 import { EMBEDDED_KUBECONFIG } from "../../cli/local-environments.js";
 import { loadLocalConfig } from "../../shared/config.js";
 import { environmentNamespace } from "../../shared/domain/environment.js";
 import { ConfigError } from "../../shared/errors.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { STOP_HOLD_FINALIZER, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
 import { environmentState } from "../fakes/managed-environment.js";
 
 describe("commandCluster", () => {
@@ -127,6 +128,29 @@ describe("kubler environments", () => {
       instance: "https://gitlab.example.com\u009b2J",
       environment: "review/\u202eexe.x",
     });
+  });
+
+  it("kubler sweep says which stop holds it let go, as its --json and audit line do", async () => {
+    seed("held", 2 * HOUR, null);
+    const namespace = kubernetes.store.get("v1", "Namespace", undefined, "held");
+    if (!namespace) throw new Error("not seeded");
+    // A stop dead-lettered an hour ago: its namespace Terminating, held by the stop's ConfigMap.
+    namespace.metadata.deletionTimestamp = new Date(Date.now() - HOUR).toISOString();
+    kubernetes.store.put(namespace);
+    kubernetes.store.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: STOP_HOLD_NAME, namespace: "held", finalizers: [STOP_HOLD_FINALIZER] },
+    });
+    const lines: string[] = [];
+    const config = loadLocalConfig({ KUBLER_DATA_DIR: dir });
+    await sweep(
+      { config, token: null, signingKey: null, print: (l) => lines.push(l) },
+      { dryRun: false, json: false },
+    );
+    const printed = lines.join("\n");
+    expect(printed).toMatch(/stop holds? let go/i);
+    expect(printed).toMatch(/^ {2}held {2}.*told now/m);
   });
 
   it("says how long ago an environment still listed expired: minutes is the sweep's pace, hours a sweep that does not run", async () => {
