@@ -50,13 +50,20 @@ export const DEPLOYER_NAME = "kubler-deployer";
 export const PULL_SECRET_NAME = "kubler-registry";
 /** Where the last good revision's objects are kept, in the environment's own namespace. */
 export const LAST_GOOD_CONFIGMAP = "kubler-last-good";
+/** The ConfigMap a stop leaves in the namespace it deletes (shared/services/stop-hold.ts). */
+export const STOP_HOLD_NAME = "kubler-stop-hold";
 /**
  * The ServiceAccounts and RoleBindings job credentials create in the environment, one per policy
  * Role (`jobServiceAccount` in shared/services/mint-job-credentials.ts; a test keeps the two in step).
  */
 export const JOB_ACCOUNT_PREFIX = "kubler-ci-";
 /** Names Kubler writes into every environment namespace; the project's manifests may not use them. */
-export const RESERVED_NAMES: readonly string[] = [LAST_GOOD_CONFIGMAP, PULL_SECRET_NAME, DEPLOYER_NAME];
+export const RESERVED_NAMES: readonly string[] = [
+  LAST_GOOD_CONFIGMAP,
+  PULL_SECRET_NAME,
+  DEPLOYER_NAME,
+  STOP_HOLD_NAME,
+];
 
 /**
  * Whether an object of this name in an environment namespace is Kubler's own: a project object of

@@ -5,6 +5,7 @@
  * uid and resourceVersion that were checked, so a namespace replaced since is never touched.
  */
 import type { Detail } from "../domain/catalog.js";
+import { STOP_HOLD_NAME } from "../domain/deploy-manifests.js";
 import {
   ENVIRONMENTS_SELECTOR,
   heldByAnother,
@@ -26,7 +27,7 @@ import type {
 import { firstVisit, isExpiredContinue, MAX_LIST_RESTARTS } from "./list-pages.js";
 import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit, stepAuditRecord } from "./step-audit.js";
-import { holdUntilTold, isHeld, letGo, STOP_HOLD_GRACE_MS, STOP_HOLD_NAME } from "./stop-hold.js";
+import { holdUntilTold, isHeld, letGo, STOP_HOLD_GRACE_MS } from "./stop-hold.js";
 
 const FN = "cleanup-environments";
 

@@ -10,13 +10,12 @@
  * alike), and the stop lets it go once the commit is told. No second copy of the annotations is kept
  * anywhere: the namespace itself stays the record.
  */
+import { STOP_HOLD_NAME } from "../domain/deploy-manifests.js";
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
 
-/** The ConfigMap a stop leaves in the namespace it deletes. */
-export const STOP_HOLD_NAME = "kubler-stop-hold";
 /** Its finalizer: on-call finds it named in a namespace stuck Terminating (the sweep's skip line). */
 export const STOP_HOLD_FINALIZER = "kubler.dev/environment-deleted";
 

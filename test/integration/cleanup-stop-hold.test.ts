@@ -9,6 +9,7 @@ import { createCleanupConsumer } from "../../functions/cleanup-environments/cons
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
+import { STOP_HOLD_NAME } from "../../shared/domain/deploy-manifests.js";
 import {
   type EnvironmentState,
   environmentNamespace,
@@ -20,7 +21,7 @@ import {
   startMemoryKubernetes,
 } from "../../shared/local/memory-kubernetes/index.js";
 import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
-import { STOP_HOLD_FINALIZER, STOP_HOLD_GRACE_MS, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
+import { STOP_HOLD_FINALIZER, STOP_HOLD_GRACE_MS } from "../../shared/services/stop-hold.js";
 import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
 
 const NOW = new Date("2026-11-21T10:00:00Z");

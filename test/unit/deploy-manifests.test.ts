@@ -13,6 +13,7 @@ import {
   renderManifests,
   repositoryOf,
   roleRulesFor,
+  STOP_HOLD_NAME,
   utf8Text,
 } from "../../shared/domain/deploy-manifests.js";
 import { deploymentRollout } from "../../shared/domain/rollout.js";
@@ -152,6 +153,7 @@ describe("parseManifestFiles", () => {
 
   it.each([
     ["ConfigMap", "v1", LAST_GOOD_CONFIGMAP],
+    ["ConfigMap", "v1", STOP_HOLD_NAME],
     ["Secret", "v1", PULL_SECRET_NAME],
     ["ServiceAccount", "v1", DEPLOYER_NAME],
     ["ServiceAccount", "v1", `${JOB_ACCOUNT_PREFIX}kubler-deployer`],

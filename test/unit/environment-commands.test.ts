@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandCluster, listEnvironments, sweep } from "../../cli/environment-commands.js";
 import { EMBEDDED_KUBECONFIG } from "../../cli/local-environments.js";
 import { loadLocalConfig } from "../../shared/config.js";
+import { STOP_HOLD_NAME } from "../../shared/domain/deploy-manifests.js";
 import { environmentNamespace } from "../../shared/domain/environment.js";
 import { ConfigError } from "../../shared/errors.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { STOP_HOLD_FINALIZER, STOP_HOLD_NAME } from "../../shared/services/stop-hold.js";
+import { STOP_HOLD_FINALIZER } from "../../shared/services/stop-hold.js";
 import { environmentState } from "../fakes/managed-environment.js";
 
 describe("commandCluster", () => {
