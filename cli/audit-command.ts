@@ -22,7 +22,7 @@ import {
 } from "../shared/domain/audit-queries.js";
 import { ConfigError } from "../shared/errors.js";
 import { type AuditScanReport, isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
-import { awsSetupProblem } from "./aws-setup-problem.js";
+import { awsSetupProblem, OPERATOR_CLIENT_LIMITS } from "./aws-setup-problem.js";
 import { printable, printableJson } from "./terminal-text.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
@@ -277,10 +277,12 @@ async function runInsights(
     ...(plan.dedup ? { dedup: plan.dedup } : {}),
   });
   // Loaded only in AWS mode: the SDK client is most of this command's start-up time.
-  const { AuditQueryError, CloudWatchAuditQuery } = await import(
-    "../shared/adapters/cloudwatch-audit-query.js"
-  );
+  const [{ AuditQueryError, CloudWatchAuditQuery }, { CloudWatchLogsClient }] = await Promise.all([
+    import("../shared/adapters/cloudwatch-audit-query.js"),
+    import("@aws-sdk/client-cloudwatch-logs"),
+  ]);
   const insights = new CloudWatchAuditQuery({
+    client: new CloudWatchLogsClient(OPERATOR_CLIENT_LIMITS),
     logGroups,
     timeoutMs,
     now: () => io.now().getTime(),
@@ -303,7 +305,7 @@ async function runInsights(
     }
     // The SDK's modelled errors (AccessDenied, ResourceNotFound for a wrong group) name the problem.
     const { name, message } = error as Error;
-    const setup = awsSetupProblem(error as Error, " for CloudWatch Logs");
+    const setup = awsSetupProblem(error as Error, " for CloudWatch Logs", io.env);
     io.progress(
       setup
         ? `kubler audit: ${setup}, or add --local to read ${localAuditPath(io)}`

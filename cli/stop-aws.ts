@@ -10,18 +10,7 @@ import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { DynamoDbEnvironmentStops } from "../shared/adapters/dynamodb-environment-stops.js";
 import { EventBridgePublisher } from "../shared/adapters/eventbridge-publisher.js";
 import type { Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
-
-/**
- * An endpoint that takes the connection and never answers (a proxy, a VPC endpoint's security group)
- * left the command waiting silently for ever: the SDK sets no time limit. Wider than the functions'
- * (AWS_REQUEST_LIMITS) for a laptop on a VPN far from the region; each call ends within 2 × 5 s.
- */
-const OPERATOR_REQUEST_LIMITS = {
-  connectionTimeout: 3_000,
-  requestTimeout: 5_000,
-  throwOnRequestTimeout: true,
-} as const;
-const OPERATOR_CLIENT_LIMITS = { maxAttempts: 2, requestHandler: OPERATOR_REQUEST_LIMITS } as const;
+import { OPERATOR_CLIENT_LIMITS, OPERATOR_REQUEST_LIMITS } from "./aws-setup-problem.js";
 
 export interface AwsStopTargets {
   stops: EnvironmentStops;

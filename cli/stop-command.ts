@@ -20,7 +20,7 @@ import {
   STOP_REASONS,
   validateDetail,
 } from "../shared/domain/catalog.js";
-import { shellQuote } from "../shared/domain/credentials-output.js";
+import { shellWord } from "../shared/domain/credentials-output.js";
 import { heldByAnother, type ManagedEnvironment, readEnvironment } from "../shared/domain/environment.js";
 import { isKnownIdentity } from "../shared/domain/environment-identity.js";
 import { normalizeInstance } from "../shared/domain/gitlab-event.js";
@@ -437,11 +437,6 @@ function printNext(
   context.print(`  npx kubler environments                                   # no longer lists it`);
 }
 
-/** A command line's word, to paste: GitLab's environment names may hold spaces, `$`, `{` and `}`. */
-function shellWord(text: string): string {
-  return /^[\w./-]+$/.test(text) ? text : shellQuote(text);
-}
-
 /** What the operator must set or fix, for the AWS refusals a first run meets; null for the others. */
 function awsProblem(
   error: Error,
@@ -458,9 +453,6 @@ function awsProblem(
     step === "record"
       ? `dynamodb:PutItem on table ${aws.table}`
       : `events:PutEvents on bus ${aws.bus} (source kubler, detail-type Environment Stop Requested)`;
-  if (name === "TimeoutError") {
-    return `AWS did not answer (${message}): check this machine reaches the region's endpoints (a VPN, a proxy, AWS_ENDPOINT_URL_* or AWS_ENDPOINT_URL if set)`;
-  }
   if (/AccessDenied|NotAuthorized|UnauthorizedOperation/.test(code)) {
     return `${code}: your AWS identity may not ${target}: use a role that may, or ask for it`;
   }

@@ -122,6 +122,18 @@ export function shellQuote(value: string): string {
   return `'${value.replaceAll("'", "'\\''")}'`;
 }
 
+/**
+ * A command line's word, to paste: quoted only when it needs to be (GitLab's environment names may
+ * hold spaces, `$`, `{` and `}`; an AWS profile name anything).
+ *
+ * @example
+ * shellWord("review/x"); // review/x
+ * shellWord("a b"); // 'a b'
+ */
+export function shellWord(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : shellQuote(text);
+}
+
 /** A comment line must stay one line, whatever a rule is named. */
 function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, " ");
