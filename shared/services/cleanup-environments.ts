@@ -390,11 +390,16 @@ function stuckOn(namespace: KubeObject): string {
 }
 
 /**
- * The schedule and report-status hear of a sweep deletion like of any other. Their failure is not
- * fatal, but audited: no bus retries a sweep, and the next one finds the namespace gone, so a lost
- * Environment Deleted leaves the commit's status in GitLab as it was, with only this line to say why.
+ * What the sweep says of one environment it deletes or lets go: the deploy's correlation id (a new
+ * one when none was recorded), its GitLab project when the namespace records one (null for a
+ * namespace from before they were), and its audit line under `action`.
  */
-async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironment, newId: () => string) {
+function sweepStep(
+  deps: Pick<CleanupDeps, "audit" | "clock">,
+  environment: ManagedEnvironment,
+  newId: () => string,
+  action: "environment.sweep.delete" | "environment.sweep.release",
+) {
   const correlationId = environment.correlationId ?? newId();
   const gitlab =
     environment.instance && environment.projectPath
@@ -408,7 +413,7 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
     deps.audit.record(
       stepAuditRecord({
         fn: FN,
-        action: "environment.sweep.delete",
+        action,
         outcome,
         reason,
         correlationId,
@@ -422,6 +427,16 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
         at: deps.clock.now(),
       }),
     );
+  return { correlationId, gitlab, line };
+}
+
+/**
+ * The schedule and report-status hear of a sweep deletion like of any other. Their failure is not
+ * fatal, but audited: no bus retries a sweep, and the next one finds the namespace gone, so a lost
+ * Environment Deleted leaves the commit's status in GitLab as it was, with only this line to say why.
+ */
+async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironment, newId: () => string) {
+  const { correlationId, gitlab, line } = sweepStep(deps, environment, newId, "environment.sweep.delete");
   line("success", `expired at ${environment.expiresAt?.toISOString()}`);
   const problems: string[] = [];
   const noted = (what: string) => (error: unknown) => {
@@ -452,33 +467,7 @@ async function tellAndLetGo(
   newId: () => string,
 ): Promise<string | null> {
   if (!(await isHeld(deps.cluster, environment.namespace))) return null;
-  const correlationId = environment.correlationId ?? newId();
-  const gitlab =
-    environment.instance && environment.projectPath
-      ? {
-          instance: environment.instance,
-          projectId: environment.projectId,
-          projectPath: environment.projectPath,
-        }
-      : null;
-  const line = (outcome: "success" | "failure", reason: string) =>
-    deps.audit.record(
-      stepAuditRecord({
-        fn: FN,
-        action: "environment.sweep.release",
-        outcome,
-        reason,
-        correlationId,
-        gitlab,
-        trigger: "sweep",
-        subject: {
-          environment: environment.environment,
-          namespace: environment.namespace,
-          projectId: environment.projectId,
-        },
-        at: deps.clock.now(),
-      }),
-    );
+  const { correlationId, gitlab, line } = sweepStep(deps, environment, newId, "environment.sweep.release");
   const held = `held by a stop that never told what ran there (deleted at ${namespace.metadata.deletionTimestamp})`;
   try {
     // Without its GitLab instance and path (a namespace from before they were recorded) there is no
