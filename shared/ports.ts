@@ -338,7 +338,7 @@ export interface ManifestSource {
     project: { projectId: number; projectPath: string },
     options?: { fresh?: boolean },
   ): Promise<string | null>;
-  /** The YAML files directly under `directory` at `sha` (path → text). */
+  /** The manifest files (*.yaml, *.yml, *.json) directly under `directory` at `sha` (path → text). */
   readDirectory(
     project: { projectId: number; projectPath: string },
     sha: string,

@@ -14,7 +14,7 @@
  * back to the bus, and reconcile fails the namespace past the deadline it shows.
  *
  * GitLab's reads (kubler.yaml, the manifests directory) are held to the same deadline by the service
- * (`withinDeadline`, through the cluster's `remainingMs`): a directory of up to `maxFiles` YAML files,
+ * (`withinDeadline`, through the cluster's `remainingMs`): a directory of up to `maxFiles` manifest files,
  * read `concurrency` at once, every read hanging to its limit, ends well before it (checked), and one
  * with thousands of other entries (50 tree pages at most), which would not, is cut at the deadline and
  * retried by the bus. Checked by test/infra/function-budgets.test.ts.

@@ -8,6 +8,7 @@ import { type Detail, stepFieldsOf } from "../domain/catalog.js";
 import {
   DEPLOYER_NAME,
   LAST_GOOD_CONFIGMAP,
+  MANIFEST_FILE_NAMES,
   ManifestFilesError,
   PULL_SECRET_NAME,
   parseManifestFiles,
@@ -28,7 +29,7 @@ import {
   staleDeployReason,
 } from "../domain/environment.js";
 import { clipJson, jsonBytes } from "../domain/json-bytes.js";
-import { type KubeObject, type ObjectRef, writtenOver } from "../domain/kube-object.js";
+import { type KubeObject, type ObjectRef, type Precondition, writtenOver } from "../domain/kube-object.js";
 import {
   findEnvironmentRule,
   type KublerManifest,
@@ -61,6 +62,7 @@ import {
   readLastGood,
   saveLastGood,
 } from "./last-good-record.js";
+import { writeNamed } from "./named-write.js";
 import { pruneNote, pruneRevision, type Removal, removeAdded, unprunedKinds } from "./remove-objects.js";
 import { resolveEnvironmentNamespace } from "./resolve-environment-namespace.js";
 import { createStepAudit } from "./step-audit.js";
@@ -422,12 +424,7 @@ export async function deployEnvironment(
       if (record.digest !== state.lastGoodDigest) {
         // Over this delivery's own write only: a newer deploy's "deploying" must not be put back.
         try {
-          await deps.cluster.apply(
-            writtenOver(
-              environmentNamespace({ ...state, lastGoodDigest: record.digest }),
-              deploying.metadata,
-            ),
-          );
+          await writeNamespace(deps.cluster, { ...state, lastGoodDigest: record.digest }, deploying.metadata);
         } catch (error) {
           if (!(error instanceof KubernetesConflictError)) throw error;
           return (await conclude.lost()) ?? supersede(`the namespace changed under ${state.sha}'s redeploy`);
@@ -556,8 +553,9 @@ type Conclude = ((
 /**
  * The final write goes over the namespace as this deploy's "deploying" write left it, and nothing
  * else (a resourceVersion in an apply is a precondition, https://github.com/kubernetes/kubernetes/issues/63104):
- * the first final word on an attempt is the one reported, whoever says it. A 409 means someone wrote
- * the namespace since, and the deploy then writes and publishes nothing:
+ * the first final word on an attempt is the one reported, whoever says it. A 409 that meets this
+ * deploy's own write (its answer lost, the adapter's retry refused) is taken for it (`writeNamespace`);
+ * any other means someone wrote the namespace since, and the deploy then writes and publishes nothing:
  * - reconcile marked this attempt failed past its deadline (DESIGN §6). That failure is published by
  *   reconcile, now or, if its publish failed, by its next run (the failure-reported annotation), so
  *   GitLab hears of it exactly once. Publishing the deploy's own outcome as well would send a second
@@ -576,9 +574,8 @@ function concludeWith(
   supersede: (reason: string) => Promise<DeployOutcome>,
 ): Conclude {
   let { uid, resourceVersion } = deploying.metadata;
-  const writeOver = async (final: EnvironmentState): Promise<KubeObject> => {
-    return deps.cluster.apply(writtenOver(environmentNamespace(final), { uid, resourceVersion }));
-  };
+  const writeOver = (final: EnvironmentState) =>
+    writeNamespace(deps.cluster, final, { uid, resourceVersion });
   const readNamespace = () =>
     deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
   /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
@@ -745,7 +742,7 @@ async function prepare(
   if (files.size === 0) {
     // A missing directory reads as an empty one: a typo, or manifests kept one level down.
     throw new ManifestFilesError(
-      `${manifest.deploy.manifests}: no YAML files (*.yaml, *.yml) in this directory at ${detail.sha}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
+      `${manifest.deploy.manifests}: no manifest files (${MANIFEST_FILE_NAMES}) in this directory at ${detail.sha}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
     );
   }
   const pullSecret = await deps.pullSecret();
@@ -799,12 +796,45 @@ async function writeDeploying(
   read: KubeObject | null,
 ): Promise<KubeObject> {
   const namespace = environmentNamespace(state);
-  if (read) return cluster.apply(writtenOver(namespace, read.metadata));
+  // A redeploy writes the succeeded state again: keeping the name of the write that left it keeps a
+  // redelivery a write that changes nothing. Any other write drops it (`WRITE_ANNOTATION`).
+  const kept = state.status === "succeeded" ? read?.metadata.annotations?.[WRITE_ANNOTATION] : undefined;
+  if (read) return cluster.apply(writtenOver(kept ? namedWrite(namespace, kept) : namespace, read.metadata));
   const created = await cluster.create({
     ...namespace,
     metadata: { ...namespace.metadata, labels: environmentLabels(state.gitlab.projectId, state.environment) },
   });
   return cluster.apply(writtenOver(namespace, created.metadata));
+}
+
+/**
+ * Names each write of `writeNamespace`: the next write of the namespace (this deploy's next, a newer
+ * deploy's "deploying", reconcile's failure mark) applies without it and so drops it.
+ */
+const WRITE_ANNOTATION = "kubler.dev/deploy-write";
+
+/**
+ * Writes `state` over the namespace as this deploy last wrote it (`over`) and nothing else, named
+ * (`writeNamed`): a write whose answer was lost is met by the adapter's retry (409), and is then
+ * known for this deploy's own instead of another delivery's, so the deploy goes on and reports.
+ */
+function writeNamespace(
+  cluster: DeployCluster,
+  state: EnvironmentState,
+  over: Precondition,
+): Promise<KubeObject> {
+  const namespace = environmentNamespace(state);
+  const target = {
+    ref: { apiVersion: "v1", kind: "Namespace", name: state.namespace },
+    uid: over.uid,
+    annotation: WRITE_ANNOTATION,
+  };
+  return writeNamed(cluster, target, (id) => cluster.apply(writtenOver(namedWrite(namespace, id), over)));
+}
+
+function namedWrite(namespace: KubeObject, id: string): KubeObject {
+  const annotations = { ...namespace.metadata.annotations, [WRITE_ANNOTATION]: id };
+  return { ...namespace, metadata: { ...namespace.metadata, annotations } };
 }
 
 /** Configuration before the workloads that read it, workloads last. */

@@ -7,7 +7,6 @@
  * the Job gets its TTL: until then nothing deletes it (the TTL controller, or build-image replacing
  * a failed build), so who waits is never forgotten while reconcile is down.
  */
-import { randomUUID } from "node:crypto";
 import {
   BUILD_ANNOTATION,
   BUILD_SELECTOR,
@@ -27,15 +26,11 @@ import {
 } from "../domain/build-job.js";
 import { type BusEntry, type GitlabRef, validateBusDetail } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import {
-  InvalidDetailError,
-  KubernetesConflictError,
-  KubernetesUnavailableError,
-  PublishError,
-} from "../errors.js";
+import { InvalidDetailError, KubernetesConflictError, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
 import { type BuildOutcome, outcomeOf, outcomeOfDeleted } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
+import { writeNamed } from "./named-write.js";
 import { stepAuditRecord } from "./step-audit.js";
 
 const FN = "reconcile";
@@ -488,21 +483,10 @@ async function markAllReported(
   job: KubeObject,
   all: string[],
 ): Promise<KubeObject> {
-  const id = randomUUID();
-  try {
-    return await mark(deps, job, job.metadata.resourceVersion, all, undefined, id);
-  } catch (error) {
-    // Only these can follow a mark that went through; a refusal (403, 422) wrote nothing.
-    const unknown = error instanceof KubernetesConflictError || error instanceof KubernetesUnavailableError;
-    if (!unknown) throw error;
-    const current = await deps.cluster.get(refOf(job)).catch(() => null);
-    const ours =
-      current !== null &&
-      current.metadata.uid === job.metadata.uid &&
-      current.metadata.annotations?.[MARK_ANNOTATION] === id;
-    if (ours) return current;
-    throw error;
-  }
+  const target = { ref: refOf(job), uid: job.metadata.uid, annotation: MARK_ANNOTATION };
+  return writeNamed(deps.cluster, target, (id) =>
+    mark(deps, job, job.metadata.resourceVersion, all, undefined, id),
+  );
 }
 
 /** Writers racing on one Job (build-image joining or replacing it): a few rounds settle it. */

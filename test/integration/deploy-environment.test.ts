@@ -200,6 +200,8 @@ describe("deployEnvironment", () => {
       ),
       // Cleared: a deploy's outcome is its own to report, not a failure reconcile has pending.
       "kubler.dev/failure-reported": "",
+      // Names the deploy's last write of it, so a retry that meets that write knows it for its own.
+      "kubler.dev/deploy-write": expect.stringMatching(/^[0-9a-f-]{36}$/),
     });
     expect(deps.publisher.entries).toEqual([
       {
@@ -928,7 +930,7 @@ describe("deployEnvironment", () => {
     const outcome = await deployEnvironment(deps, requested());
     expect(outcome).toMatchObject({
       kind: "failed",
-      reason: `k8s/: no YAML files (*.yaml, *.yml) in this directory at ${SHA_1}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
+      reason: `k8s/: no manifest files (*.yaml, *.yml, *.json) in this directory at ${SHA_1}: deploy.manifests in kubler.yaml names the directory that holds them (its subdirectories are not read)`,
     });
     expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
