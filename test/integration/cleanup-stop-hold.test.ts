@@ -7,74 +7,32 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
 import { STOP_HOLD_NAME } from "../../shared/domain/deploy-manifests.js";
-import {
-  type EnvironmentState,
-  environmentNamespace,
-  namespaceFor,
-} from "../../shared/domain/environment.js";
-import {
-  type KubeObject,
-  type MemoryKubernetes,
-  startMemoryKubernetes,
-} from "../../shared/local/memory-kubernetes/index.js";
+import { environmentNamespace } from "../../shared/domain/environment.js";
+import type { KubeObject, MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { sweepExpiredEnvironments } from "../../shared/services/cleanup-environments.js";
 import { STOP_HOLD_FINALIZER, STOP_HOLD_GRACE_MS } from "../../shared/services/stop-hold.js";
-import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import {
+  type CleanupTestDeps,
+  REVIEW,
+  reviewState,
+  startCleanupCluster,
+  stopEnvelope,
+  waitUntil,
+} from "../fakes/cleanup-deps.js";
 
-const NOW = new Date("2026-11-21T10:00:00Z");
-const HOUR = 3_600_000;
-const SHA = "1111111111111111111111111111111111111111";
-const PROJECT = "flightjs/flight-management";
-const ENVIRONMENT = "review/feature/booking-validation";
-const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+const { sha: SHA, environment: ENVIRONMENT, namespace: NAMESPACE, gitlab } = REVIEW;
 
 let k8s: MemoryKubernetes;
 let deps: CleanupTestDeps;
 
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
+  ({ k8s, deps } = await startCleanupCluster());
 });
 afterEach(() => k8s.close());
 
 function seed(): void {
-  const state: EnvironmentState = {
-    namespace: NAMESPACE,
-    gitlab,
-    environment: ENVIRONMENT,
-    sha: SHA,
-    ref: "feature/booking-validation",
-    pipelineId: 100,
-    mrIid: 16,
-    ttl: "72h",
-    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
-    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
-    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
-    status: "succeeded",
-    rolloutDeadline: null,
-    correlationId: "corr-deploy",
-    url: null,
-    lastGoodDigest: null,
-  };
-  k8s.store.put(environmentNamespace(state));
-}
-
-function stopEnvelope(detail: Partial<Detail<"Environment Stop Requested">> = {}) {
-  return {
-    version: "0",
-    id: "event-stop",
-    "detail-type": "Environment Stop Requested",
-    source: KUBLER_SOURCE,
-    account: "123456789012",
-    time: NOW.toISOString(),
-    region: "eu-west-1",
-    resources: [],
-    detail: { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, reason: "merged", ...detail },
-  };
+  k8s.store.put(environmentNamespace(reviewState()));
 }
 
 function namespace(): KubeObject | undefined {
@@ -83,14 +41,6 @@ function namespace(): KubeObject | undefined {
 
 function hold(): KubeObject | undefined {
   return k8s.store.get("v1", "ConfigMap", NAMESPACE, STOP_HOLD_NAME);
-}
-
-async function waitUntil(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting until ${what}`);
 }
 
 function stopLines(): [string, string][] {

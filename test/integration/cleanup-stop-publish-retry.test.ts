@@ -9,62 +9,36 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
-import {
-  type EnvironmentState,
-  environmentNamespace,
-  namespaceFor,
-} from "../../shared/domain/environment.js";
+import { environmentNamespace } from "../../shared/domain/environment.js";
 import { KubernetesError } from "../../shared/errors.js";
 import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
 import { JsonlFile } from "../../shared/local/jsonl-file.js";
-import {
-  type KubeObject,
-  type MemoryKubernetes,
-  startMemoryKubernetes,
-} from "../../shared/local/memory-kubernetes/index.js";
+import type { KubeObject, MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { reportStatus } from "../../shared/services/report-status.js";
-import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import {
+  type CleanupTestDeps,
+  REVIEW,
+  reviewState,
+  startCleanupCluster,
+  stopEnvelope,
+  stopRequested,
+  waitUntil,
+} from "../fakes/cleanup-deps.js";
 
-const NOW = new Date("2026-11-21T10:00:00Z");
-const HOUR = 3_600_000;
-const SHA = "1111111111111111111111111111111111111111";
-const PROJECT = "flightjs/flight-management";
-const ENVIRONMENT = "review/feature/booking-validation";
-const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
+const { sha: SHA, environment: ENVIRONMENT, namespace: NAMESPACE, gitlab } = REVIEW;
 
 let k8s: MemoryKubernetes;
 let deps: CleanupTestDeps;
 
 beforeEach(async () => {
-  // Emptied and gone in 5 ms: a real namespace is gone well before the bus's first retry.
-  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
+  // A deleted namespace is emptied and gone in 5 ms there: a real one is gone well before the
+  // bus's first retry.
+  ({ k8s, deps } = await startCleanupCluster());
 });
 afterEach(() => k8s.close());
 
 function seed(): void {
-  const state: EnvironmentState = {
-    namespace: NAMESPACE,
-    gitlab,
-    environment: ENVIRONMENT,
-    sha: SHA,
-    ref: "feature/booking-validation",
-    pipelineId: 100,
-    mrIid: 16,
-    ttl: "72h",
-    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
-    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
-    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
-    status: "succeeded",
-    rolloutDeadline: null,
-    correlationId: "corr-deploy",
-    url: null,
-    lastGoodDigest: null,
-  };
-  k8s.store.put(environmentNamespace(state));
+  k8s.store.put(environmentNamespace(reviewState()));
   k8s.store.put({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -73,25 +47,9 @@ function seed(): void {
   });
 }
 
-function stopEnvelope(detail: Partial<Detail<"Environment Stop Requested">> = {}) {
-  return {
-    version: "0",
-    id: "event-stop",
-    "detail-type": "Environment Stop Requested",
-    source: KUBLER_SOURCE,
-    account: "123456789012",
-    time: NOW.toISOString(),
-    region: "eu-west-1",
-    resources: [],
-    detail: {
-      correlationId: "corr-stop",
-      gitlab,
-      environment: ENVIRONMENT,
-      reason: "merged",
-      user: "agarcia",
-      ...detail,
-    },
-  };
+/** The stop of agarcia's merge as the bus delivers it, each attempt and retry alike. */
+function stop() {
+  return stopEnvelope(stopRequested({ user: "agarcia" }));
 }
 
 function namespace(): KubeObject | undefined {
@@ -100,14 +58,6 @@ function namespace(): KubeObject | undefined {
 
 function content(): KubeObject[] {
   return k8s.store.list("v1", "ConfigMap", NAMESPACE);
-}
-
-async function waitUntil(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting until ${what}`);
 }
 
 /**
@@ -154,12 +104,12 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
     seed();
     const consume = createCleanupConsumer(deps);
     deps.publisher.failNext = 1;
-    await expect(consume(stopEnvelope())).rejects.toThrow(/failed to publish/);
+    await expect(consume(stop())).rejects.toThrow(/failed to publish/);
     expect(namespace()?.metadata.deletionTimestamp).toEqual(expect.any(String));
     expect(deps.publisher.entries).toEqual([]);
 
     await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
-    const retried = await consume(stopEnvelope());
+    const retried = await consume(stop());
 
     expect(retried).toEqual({ kind: "already_gone", namespace: NAMESPACE });
     expect(deps.publisher.entries).toEqual([
@@ -189,9 +139,9 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
     seed();
     const consume = createCleanupConsumer(deps);
     deps.publisher.failNext = 1;
-    await expect(consume(stopEnvelope())).rejects.toThrow();
+    await expect(consume(stop())).rejects.toThrow();
     await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
-    await consume(stopEnvelope());
+    await consume(stop());
 
     expect(deps.audit.records.map((r) => [r.action, r.outcome, r.reason])).toEqual([
       [
@@ -221,14 +171,14 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
       return remove(...args);
     };
     const consume = createCleanupConsumer(deps);
-    await expect(consume(stopEnvelope())).rejects.toThrow(/HTTP 503/);
+    await expect(consume(stop())).rejects.toThrow(/HTTP 503/);
     expect(deletedShas()).toEqual([SHA]);
     await waitUntil(emptiedAsFarAsItCan, "the namespace controller is done with it");
 
-    await consume(stopEnvelope());
+    await consume(stop());
     await waitUntil(() => !namespace(), "the namespace is gone");
     // A late redelivery (at-least-once) finds nothing left, and says so without a sha.
-    await consume(stopEnvelope());
+    await consume(stop());
 
     expect(deletedShas()).toEqual([SHA, SHA, undefined]);
     const { outcomes, written } = await statuses();
@@ -242,7 +192,7 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
 
   it("lets the namespace go at once when Environment Deleted is published on the first attempt", async () => {
     seed();
-    const outcome = await createCleanupConsumer(deps)(stopEnvelope());
+    const outcome = await createCleanupConsumer(deps)(stop());
 
     expect(outcome).toEqual({ kind: "deleted", namespace: NAMESPACE });
     await waitUntil(() => !namespace(), "the namespace is gone");
