@@ -12,7 +12,7 @@ import {
   type CreateKubernetesClusterOptions,
   createKubernetesCluster,
 } from "../../shared/adapters/kubernetes-cluster.js";
-import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
+import type { Detail } from "../../shared/domain/catalog.js";
 import {
   ANNOTATION,
   type EnvironmentState,
@@ -37,25 +37,30 @@ import {
 } from "../../shared/services/cleanup-environments.js";
 import { planStepsFor } from "../../shared/services/plan-steps.js";
 import { reportStatus } from "../../shared/services/report-status.js";
-import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import {
+  CLEANUP_NOW,
+  type CleanupTestDeps,
+  REVIEW,
+  reviewState,
+  startCleanupCluster,
+  stopEnvelope,
+  stopRequested,
+  waitUntil,
+} from "../fakes/cleanup-deps.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, sequentialIds } from "../fakes/index.js";
 
-const NOW = new Date("2026-11-21T10:00:00Z");
+const NOW = CLEANUP_NOW;
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-const INSTANCE = "https://gitlab.example.com";
-const PROJECT = "flightjs/flight-management";
-const ENVIRONMENT = "review/feature/booking-validation";
-const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const gitlab = { instance: INSTANCE, projectId: 2, projectPath: PROJECT };
+const { project: PROJECT, environment: ENVIRONMENT, namespace: NAMESPACE, gitlab } = REVIEW;
+const INSTANCE = gitlab.instance;
 const STOP_REASONS = ["merged", "closed", "branch_deleted", "stopped", "expired"] as const;
 
 let k8s: MemoryKubernetes;
 let deps: CleanupTestDeps;
 
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = cleanupTestDeps(connect(), NOW);
+  ({ k8s, deps } = await startCleanupCluster());
 });
 afterEach(() => k8s.close());
 
@@ -64,31 +69,9 @@ function connect(options: CreateKubernetesClusterOptions = {}) {
   return createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {}, ...options });
 }
 
-function state(overrides: Partial<EnvironmentState> = {}): EnvironmentState {
-  return {
-    namespace: NAMESPACE,
-    gitlab,
-    environment: ENVIRONMENT,
-    sha: "1111111111111111111111111111111111111111",
-    ref: "feature/booking-validation",
-    pipelineId: 100,
-    mrIid: 16,
-    ttl: "72h",
-    expiresAt: new Date(NOW.getTime() + 48 * HOUR),
-    deployedAt: new Date(NOW.getTime() - 24 * HOUR),
-    requestedAt: new Date(NOW.getTime() - 24 * HOUR),
-    status: "succeeded",
-    rolloutDeadline: null,
-    correlationId: "corr-deploy",
-    url: null,
-    lastGoodDigest: null,
-    ...overrides,
-  };
-}
-
 /** Stores a managed environment's namespace, with the contract, exactly as Kubler writes it. */
 function seed(overrides: Partial<EnvironmentState> = {}): KubeObject {
-  return k8s.store.put(environmentNamespace(state(overrides)));
+  return k8s.store.put(environmentNamespace(reviewState(overrides)));
 }
 
 function seedPlain(name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) {
@@ -101,29 +84,6 @@ function stored(name: string): KubeObject | undefined {
 
 function namespaces(): Map<string, KubeObject> {
   return new Map(k8s.store.list("v1", "Namespace").map((ns) => [ns.metadata.name, ns]));
-}
-
-async function waitUntil(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
-/** The stop as the bus delivers it to cleanup-environments, published at `time`. */
-function stopEnvelope(detail: Detail<"Environment Stop Requested">, time: string) {
-  return {
-    version: "0",
-    id: "event-stop",
-    "detail-type": "Environment Stop Requested",
-    source: KUBLER_SOURCE,
-    account: "123456789012",
-    time,
-    region: "eu-west-1",
-    resources: [],
-    detail,
-  };
 }
 
 /**
@@ -181,12 +141,6 @@ environments:
   } finally {
     rmSync(projects, { recursive: true, force: true });
   }
-}
-
-function stopRequested(
-  overrides: Partial<Detail<"Environment Stop Requested">> = {},
-): Detail<"Environment Stop Requested"> {
-  return { correlationId: "corr-stop", gitlab, environment: ENVIRONMENT, reason: "merged", ...overrides };
 }
 
 describe("stopEnvironment", () => {
@@ -399,7 +353,7 @@ describe("stopEnvironment", () => {
 
   it("refuses a namespace of that name that Kubler does not manage, touching nothing", async () => {
     // Everything of the contract but the label that says Kubler manages it.
-    const contract = environmentNamespace(state({ expiresAt: new Date(NOW.getTime() - HOUR) }));
+    const contract = environmentNamespace(reviewState({ expiresAt: new Date(NOW.getTime() - HOUR) }));
     const { [LABEL.MANAGED_BY]: _, ...labels } = contract.metadata.labels ?? {};
     const before = seedPlain(NAMESPACE, { ...labels, team: "payments" }, contract.metadata.annotations);
 
@@ -458,7 +412,7 @@ describe("stopEnvironment", () => {
   });
 
   it("refuses a managed namespace whose contract cannot be read, touching nothing", async () => {
-    const ns = environmentNamespace(state());
+    const ns = environmentNamespace(reviewState());
     ns.metadata.annotations = { ...ns.metadata.annotations, [ANNOTATION.EXPIRES_AT]: "next tuesday" };
     const before = k8s.store.put(ns);
 
@@ -617,7 +571,7 @@ describe("stopEnvironment", () => {
         const id = detail.gitlab.projectId;
         const expiresAt = new Date(NOW.getTime() + (expired ? -HOUR : HOUR));
         const own = environmentNamespace(
-          state({ namespace: name, gitlab: detail.gitlab, environment: detail.environment, expiresAt }),
+          reviewState({ namespace: name, gitlab: detail.gitlab, environment: detail.environment, expiresAt }),
         );
         const labels = own.metadata.labels ?? {};
         const annotations = own.metadata.annotations ?? {};
@@ -734,7 +688,7 @@ describe("sweepExpiredEnvironments", () => {
       n++;
       const path = `group-${n % 7}/app-${n % 13}`;
       const environment = `review/mr-${n}`;
-      const s = state({
+      const s = reviewState({
         namespace: namespaceFor(path, environment),
         gitlab: { instance: INSTANCE, projectId: 1000 + (n % 13), projectPath: path },
         environment,
@@ -987,7 +941,7 @@ describe("sweepExpiredEnvironments", () => {
   });
 
   it("says since when, and on what, a namespace stuck terminating is waiting", async () => {
-    const stuck = environmentNamespace(state({ expiresAt: new Date(NOW.getTime() - 4 * 24 * HOUR) }));
+    const stuck = environmentNamespace(reviewState({ expiresAt: new Date(NOW.getTime() - 4 * 24 * HOUR) }));
     const since = new Date(NOW.getTime() - 3 * 24 * HOUR).toISOString();
     const finalizers =
       "Some content in the namespace has finalizers remaining: kubernetes.io/pvc-protection in 1 resource instances";
