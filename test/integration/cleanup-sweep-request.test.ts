@@ -5,43 +5,38 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCleanupInvocation } from "../../functions/cleanup-environments/consumer.js";
-import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { KUBLER_SOURCE } from "../../shared/domain/catalog.js";
-import { environmentNamespace, namespaceFor } from "../../shared/domain/environment.js";
+import { environmentNamespace } from "../../shared/domain/environment.js";
 import { InvalidDetailError } from "../../shared/errors.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { type CleanupTestDeps, cleanupTestDeps } from "../fakes/cleanup-deps.js";
+import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import {
+  CLEANUP_NOW,
+  type CleanupTestDeps,
+  REVIEW,
+  reviewState,
+  startCleanupCluster,
+  stopEnvelope,
+  stopRequested,
+} from "../fakes/cleanup-deps.js";
 import { sequentialIds } from "../fakes/index.js";
-import { environmentState } from "../fakes/managed-environment.js";
 
-const NOW = new Date("2026-11-21T10:00:00Z");
-const PROJECT = "flightjs/flight-management";
-const ENVIRONMENT = "review/feature/booking-validation";
-const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+const NOW = CLEANUP_NOW;
+const NAMESPACE = REVIEW.namespace;
 
 let k8s: MemoryKubernetes;
 let deps: CleanupTestDeps;
 let invoke: (event: unknown) => Promise<unknown>;
 
 beforeEach(async () => {
-  k8s = await startMemoryKubernetes({ namespaceFinalizeMs: 5 });
-  deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig, sleep: async () => {} }), NOW);
+  ({ k8s, deps } = await startCleanupCluster());
   invoke = createCleanupInvocation(deps, sequentialIds("corr"));
   // Expired a minute ago.
   k8s.store.put(
     environmentNamespace(
-      environmentState({
-        namespace: NAMESPACE,
-        gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
-        environment: ENVIRONMENT,
-        ref: "feature/booking-validation",
-        pipelineId: 100,
-        mrIid: 16,
+      reviewState({
         ttl: "1h",
         expiresAt: new Date(NOW.getTime() - 60_000),
         deployedAt: new Date(NOW.getTime() - 3_660_000),
         requestedAt: new Date(NOW.getTime() - 3_660_000),
-        correlationId: "corr-deploy",
       }),
     ),
   );
@@ -102,22 +97,7 @@ describe("cleanup-environments invoked for a sweep", () => {
   });
 
   it("takes anything but a sweep request for a bus event: a stop stops, as the bus consumer does", async () => {
-    const stop = {
-      version: "0",
-      id: "event-stop",
-      "detail-type": "Environment Stop Requested",
-      source: KUBLER_SOURCE,
-      account: "123456789012",
-      time: NOW.toISOString(),
-      region: "eu-west-1",
-      resources: [],
-      detail: {
-        correlationId: "corr-stop",
-        gitlab: { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT },
-        environment: ENVIRONMENT,
-        reason: "closed",
-      },
-    };
+    const stop = stopEnvelope(stopRequested({ reason: "closed" }));
     expect(await invoke(stop)).toEqual({ kind: "deleted", namespace: NAMESPACE });
     await expect(invoke({ action: "stop" })).rejects.toThrow(InvalidDetailError);
   });
