@@ -8,15 +8,21 @@
  * @example
  * const deps = cleanupTestDeps(createKubernetesCluster({ kubeconfig: k8s.kubeconfig }), NOW);
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   type CreateKubernetesClusterOptions,
   createKubernetesCluster,
 } from "../../shared/adapters/kubernetes-cluster.js";
 import { type Detail, KUBLER_SOURCE } from "../../shared/domain/catalog.js";
 import { type EnvironmentState, namespaceFor } from "../../shared/domain/environment.js";
+import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
+import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import type { EnvironmentCluster, FinalizerRemover } from "../../shared/ports.js";
 import type { StopDeps } from "../../shared/services/cleanup-environments.js";
+import { reportStatus } from "../../shared/services/report-status.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "./index.js";
 
 export type CleanupTestDeps = StopDeps & {
@@ -146,4 +152,35 @@ export async function waitUntil(condition: () => boolean, what: string): Promise
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error(`timed out waiting until ${what}`);
+}
+
+/**
+ * What report-status makes of the Environment Deleted events `deps` published, in order: each
+ * outcome, and the commit statuses it wrote (a JSONL file in a temp dir, removed after).
+ *
+ * @example
+ * expect((await reportedStatuses(deps)).outcomes).toEqual([{ kind: "set", state: "canceled" }]);
+ */
+export async function reportedStatuses(
+  deps: CleanupTestDeps,
+): Promise<{ outcomes: unknown[]; written: unknown[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "kubler-stop-statuses-"));
+  try {
+    const file = new JsonlFile(join(dir, COMMIT_STATUSES_FILE));
+    const report = {
+      statuses: new JsonlCommitStatuses(file, deps.clock),
+      audit: deps.audit,
+      clock: deps.clock,
+    };
+    const outcomes = [];
+    for (const entry of deps.publisher.entries) {
+      if (entry.detailType !== "Environment Deleted") continue;
+      outcomes.push(await reportStatus(report, { ...entry, time: deps.clock.now() }));
+    }
+    await file.close();
+    const text = readFileSync(file.path, "utf8").trim();
+    return { outcomes, written: text ? text.split("\n").map((line) => JSON.parse(line)) : [] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -2,7 +2,7 @@
  * Cleanup (stop and sweep) against the embedded Kubernetes API over HTTP, through the real adapter:
  * what was deleted, and above all what was not, is asserted from the cluster itself.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -21,8 +21,6 @@ import {
   namespaceFor,
 } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
-import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
-import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import {
@@ -36,11 +34,11 @@ import {
   sweepExpiredEnvironments,
 } from "../../shared/services/cleanup-environments.js";
 import { planStepsFor } from "../../shared/services/plan-steps.js";
-import { reportStatus } from "../../shared/services/report-status.js";
 import {
   CLEANUP_NOW,
   type CleanupTestDeps,
   REVIEW,
+  reportedStatuses,
   reviewState,
   startCleanupCluster,
   stopEnvelope,
@@ -302,31 +300,14 @@ describe("stopEnvironment", () => {
       expect.objectContaining({ sha: "1111111111111111111111111111111111111111" }),
       expect.objectContaining({ sha: "1111111111111111111111111111111111111111" }),
     ]);
-    const dir = mkdtempSync(join(tmpdir(), "kubler-stop-statuses-"));
-    try {
-      const file = new JsonlFile(join(dir, COMMIT_STATUSES_FILE));
-      const report = {
-        statuses: new JsonlCommitStatuses(file, deps.clock),
-        audit: deps.audit,
-        clock: deps.clock,
-      };
-      const outcomes = [];
-      for (const entry of deps.publisher.entries) {
-        if (entry.detailType !== "Environment Deleted") continue;
-        outcomes.push(await reportStatus(report, { ...entry, time: deps.clock.now() }));
-      }
-      expect(outcomes).toEqual([
-        { kind: "set", state: "canceled" },
-        { kind: "unchanged", state: "canceled" },
-      ]);
-      await file.close();
-      const lines = readFileSync(file.path, "utf8").trim().split("\n");
-      expect(lines.map((line) => JSON.parse(line))).toEqual([
-        expect.objectContaining({ state: "canceled", sha: "1111111111111111111111111111111111111111" }),
-      ]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { outcomes, written } = await reportedStatuses(deps);
+    expect(outcomes).toEqual([
+      { kind: "set", state: "canceled" },
+      { kind: "unchanged", state: "canceled" },
+    ]);
+    expect(written).toEqual([
+      expect.objectContaining({ state: "canceled", sha: "1111111111111111111111111111111111111111" }),
+    ]);
   });
 
   it("tells the commit it was stopped even when cancelling the schedule fails, before the bus's retry finds the namespace gone", async () => {

@@ -1,23 +1,12 @@
-/**
- * A stop that deleted the namespace and then failed to publish Environment Deleted (its publisher's
- * retries spent): the bus's retry comes a minute or more later, long after a real namespace has been
- * emptied. It must still tell the commit that ran there, with its sha, and say the same thing again
- * on any later retry. Against the embedded Kubernetes API over HTTP, through the real adapter.
- */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCleanupConsumer } from "../../functions/cleanup-environments/consumer.js";
 import { environmentNamespace } from "../../shared/domain/environment.js";
 import { KubernetesError } from "../../shared/errors.js";
-import { COMMIT_STATUSES_FILE, JsonlCommitStatuses } from "../../shared/local/jsonl-commit-statuses.js";
-import { JsonlFile } from "../../shared/local/jsonl-file.js";
 import type { KubeObject, MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { reportStatus } from "../../shared/services/report-status.js";
 import {
   type CleanupTestDeps,
   REVIEW,
+  reportedStatuses,
   reviewState,
   startCleanupCluster,
   stopEnvelope,
@@ -76,29 +65,6 @@ function deletedShas(): (string | null | undefined)[] {
   );
 }
 
-/** What report-status makes of the published Environment Deleted events, in order. */
-async function statuses(): Promise<{ outcomes: unknown[]; written: unknown[] }> {
-  const dir = mkdtempSync(join(tmpdir(), "kubler-stop-retry-statuses-"));
-  try {
-    const file = new JsonlFile(join(dir, COMMIT_STATUSES_FILE));
-    const report = {
-      statuses: new JsonlCommitStatuses(file, deps.clock),
-      audit: deps.audit,
-      clock: deps.clock,
-    };
-    const outcomes = [];
-    for (const entry of deps.publisher.entries) {
-      if (entry.detailType !== "Environment Deleted") continue;
-      outcomes.push(await reportStatus(report, { ...entry, time: deps.clock.now() }));
-    }
-    await file.close();
-    const text = readFileSync(file.path, "utf8").trim();
-    return { outcomes, written: text ? text.split("\n").map((line) => JSON.parse(line)) : [] };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 describe("a stop whose Environment Deleted failed to publish after the delete", () => {
   it("publishes it on the bus's retry, after the namespace would have finished terminating, with the sha that ran there", async () => {
     seed();
@@ -130,7 +96,7 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
     // Told, the namespace is let go.
     await waitUntil(() => !namespace(), "the namespace is gone");
     expect(deps.scheduler.calls).toEqual([`cancel ${NAMESPACE}`]);
-    const { outcomes, written } = await statuses();
+    const { outcomes, written } = await reportedStatuses(deps);
     expect(outcomes).toEqual([{ kind: "set", state: "canceled" }]);
     expect(written).toEqual([expect.objectContaining({ state: "canceled", sha: SHA, pipelineId: 100 })]);
   });
@@ -181,7 +147,7 @@ describe("a stop whose Environment Deleted failed to publish after the delete", 
     await consume(stop());
 
     expect(deletedShas()).toEqual([SHA, SHA, undefined]);
-    const { outcomes, written } = await statuses();
+    const { outcomes, written } = await reportedStatuses(deps);
     expect(outcomes).toEqual([
       { kind: "set", state: "canceled" },
       { kind: "unchanged", state: "canceled" },
