@@ -10,7 +10,7 @@ import type { Detail } from "./catalog.js";
 import { environmentSlug, LABEL, MANAGED_BY_KUBLER } from "./environment.js";
 import { isProjectImage, projectImages } from "./image-repository.js";
 import { clipJson, jsonBytes } from "./json-bytes.js";
-import type { KubeObject } from "./kube-object.js";
+import { finalizersOtherThan, type KubeObject } from "./kube-object.js";
 import type { KublerManifest } from "./kubler-manifest.js";
 
 /** Rootless BuildKit, pinned: https://github.com/moby/buildkit/blob/master/docs/rootless.md */
@@ -581,12 +581,7 @@ export function isDeleting(job: KubeObject): boolean {
  * if (others) await cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep: others });
  */
 export function othersThanBuildFinalizer(job: KubeObject): string[] | null {
-  const listed = job.metadata.finalizers;
-  const finalizers = Array.isArray(listed)
-    ? listed.filter((item): item is string => typeof item === "string")
-    : [];
-  if (!finalizers.includes(BUILD_FINALIZER)) return null;
-  return finalizers.filter((finalizer) => finalizer !== BUILD_FINALIZER);
+  return finalizersOtherThan(job, BUILD_FINALIZER);
 }
 
 /**

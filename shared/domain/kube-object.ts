@@ -52,3 +52,28 @@ export function writtenOver(object: KubeObject, { uid, resourceVersion }: Precon
     },
   };
 }
+
+/**
+ * `metadata.finalizers` as the strings it lists (anything else in it ignored); [] for none or no object.
+ *
+ * @example
+ * finalizersOf(held).length > 0; // something still holds it
+ */
+export function finalizersOf(object: KubeObject | null): string[] {
+  const finalizers = object?.metadata.finalizers;
+  return Array.isArray(finalizers)
+    ? finalizers.filter((item): item is string => typeof item === "string")
+    : [];
+}
+
+/**
+ * The object's finalizers other than `finalizer`, to keep when removing it; null when `finalizer` is
+ * not among them (nothing to remove).
+ *
+ * @example
+ * const keep = finalizersOtherThan(job, BUILD_FINALIZER); // ["example.com/hold"], [] or null
+ */
+export function finalizersOtherThan(object: KubeObject | null, finalizer: string): string[] | null {
+  const finalizers = finalizersOf(object);
+  return finalizers.includes(finalizer) ? finalizers.filter((item) => item !== finalizer) : null;
+}

@@ -15,7 +15,7 @@ import {
   renderManifests,
 } from "../domain/deploy-manifests.js";
 import { type EnvironmentState, environmentLabels } from "../domain/environment.js";
-import type { KubeObject } from "../domain/kube-object.js";
+import { finalizersOf, type KubeObject } from "../domain/kube-object.js";
 import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
 import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
 
@@ -361,11 +361,6 @@ export async function applyOwned(
       if (finalizersOf(current).length > 0) released.push(...(await releaseDeleted(cluster, ref, uid)));
     }
   }
-}
-
-function finalizersOf(object: KubeObject): string[] {
-  const { finalizers } = object.metadata;
-  return Array.isArray(finalizers) ? finalizers.filter((item) => typeof item === "string") : [];
 }
 
 /**

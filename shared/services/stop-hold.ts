@@ -12,7 +12,7 @@
  */
 import { STOP_HOLD_NAME } from "../domain/deploy-manifests.js";
 import { LABEL, MANAGED_BY_KUBLER } from "../domain/environment.js";
-import type { KubeObject } from "../domain/kube-object.js";
+import { finalizersOtherThan } from "../domain/kube-object.js";
 import { KubernetesConflictError } from "../errors.js";
 import type { EnvironmentCluster, FinalizerRemover, ObjectRef } from "../ports.js";
 
@@ -71,14 +71,7 @@ export async function holdUntilTold(cluster: StopHoldCluster, namespace: string)
  */
 export async function isHeld(cluster: Pick<EnvironmentCluster, "get">, namespace: string): Promise<boolean> {
   const hold = await cluster.get(holdRef(namespace));
-  return finalizersOf(hold).includes(STOP_HOLD_FINALIZER);
-}
-
-function finalizersOf(object: KubeObject | null): string[] {
-  const finalizers = object?.metadata.finalizers;
-  return Array.isArray(finalizers)
-    ? finalizers.filter((item): item is string => typeof item === "string")
-    : [];
+  return finalizersOtherThan(hold, STOP_HOLD_FINALIZER) !== null;
 }
 
 /**
@@ -92,10 +85,9 @@ export async function letGo(cluster: StopHoldCluster, namespace: string): Promis
   const ref = holdRef(namespace);
   for (let attempt = 1; ; attempt++) {
     const hold = await cluster.get(ref);
-    const finalizers = finalizersOf(hold);
+    const keep = finalizersOtherThan(hold, STOP_HOLD_FINALIZER);
     const { uid, resourceVersion } = hold?.metadata ?? {};
-    if (!uid || !resourceVersion || !finalizers.includes(STOP_HOLD_FINALIZER)) return false;
-    const keep = finalizers.filter((finalizer) => finalizer !== STOP_HOLD_FINALIZER);
+    if (!uid || !resourceVersion || !keep) return false;
     try {
       return (await cluster.removeFinalizers(ref, { uid, resourceVersion }, { keep })) === "removed";
     } catch (error) {
