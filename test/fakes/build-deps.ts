@@ -80,6 +80,25 @@ export function exampleBuildRequest(
   };
 }
 
+/**
+ * The same commit asked for by staging (branch main, no merge request), correlation id "c-s": the
+ * second environment most build tests have wait on one Job.
+ *
+ * @example
+ * await buildImage(bed.build, exampleStagingRequest({ sha: EXAMPLE_FAILING_SHA })); // "staging c-s"
+ */
+export function exampleStagingRequest(
+  overrides: Partial<Detail<"Build Requested">> = {},
+): Detail<"Build Requested"> {
+  return exampleBuildRequest({
+    environment: "staging",
+    ref: "main",
+    mrIid: null,
+    correlationId: "c-s",
+    ...overrides,
+  });
+}
+
 export const GIT_SECRET = "kubler-git-credentials";
 export const REGISTRY_SECRET = "kubler-registry-push";
 

@@ -29,6 +29,7 @@ import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   GIT_SECRET,
   EXAMPLE_BUILD_PROJECT as gitlab,
@@ -720,10 +721,7 @@ describe("reconcile of builds", () => {
 
   it("after a partial publish, reports again only the environments whose event did not go out", async () => {
     await buildImage(build, request());
-    await buildImage(
-      build,
-      request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
-    );
+    await buildImage(build, exampleStagingRequest());
     await untilFinished(SHA);
     // PutEvents took review's entry and failed staging's.
     publisher.failEntry = (entry) => (entry.detail as Detail<"Build Finished">).environment === "staging";
@@ -748,13 +746,7 @@ describe("reconcile of builds racing a build run again", () => {
     await untilFinished(FAILING_SHA);
     const first = jobOf(FAILING_SHA);
     // After reconcile's mark, staging asks for the same commit. Then PutEvents fails.
-    const staging = request({
-      sha: FAILING_SHA,
-      environment: "staging",
-      ref: "main",
-      mrIid: null,
-      correlationId: "c-s",
-    });
+    const staging = exampleStagingRequest({ sha: FAILING_SHA });
     let racing: unknown = null;
     const racingPublisher: ReconcileBuildsDeps["publisher"] = {
       publish: async (entries) => {

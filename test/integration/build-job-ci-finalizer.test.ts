@@ -17,6 +17,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   startBuildTestBed,
@@ -50,12 +51,7 @@ it("a CI job's finalizer on a build Job outlives Kubler's TTL mark, a join and i
   expect(finalizers()).toEqual([CI]);
 
   // Another environment joins: Kubler's finalizer is applied back, after the CI job's.
-  const staging = exampleBuildRequest({
-    environment: "staging",
-    ref: "main",
-    mrIid: null,
-    correlationId: "c-s",
-  });
+  const staging = exampleStagingRequest();
   expect((await buildImage(bed.build, staging)).kind).toBe("joined");
   expect(finalizers()).toEqual([CI, BUILD_FINALIZER]);
 

@@ -23,6 +23,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
@@ -40,8 +41,7 @@ async function start({ running = false } = {}) {
 afterEach(() => bed.close());
 
 const request = exampleBuildRequest;
-const staging = (overrides: Partial<Detail<"Build Requested">> = {}) =>
-  request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s", ...overrides });
+const staging = exampleStagingRequest;
 const nameOf = (sha: string) => buildJobName(gitlab, sha);
 const refOf = (sha: string) => ({
   apiVersion: "batch/v1",

@@ -14,6 +14,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   startBuildTestBed,
@@ -44,7 +45,7 @@ describe("build-image after a failed build was replaced", () => {
     await untilFinished();
     await reconcileBuilds(bed.reconcile);
     // Staging asks for the same commit: its build runs again, in a new Job of the same name.
-    const staging = request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" });
+    const staging = exampleStagingRequest({ sha: FAILING_SHA });
     expect((await buildImage(bed.build, staging)).kind).toBe("created");
     await untilFinished();
     await reconcileBuilds(bed.reconcile);
@@ -89,10 +90,7 @@ describe("build-image after a failed build was replaced", () => {
     await buildImage(bed.build, request());
     await untilFinished();
     await reconcileBuilds(bed.reconcile);
-    await buildImage(
-      bed.build,
-      request({ environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" }),
-    );
+    await buildImage(bed.build, exampleStagingRequest({ sha: FAILING_SHA }));
     await untilFinished();
     await reconcileBuilds(bed.reconcile);
     const replaced = jobOf();

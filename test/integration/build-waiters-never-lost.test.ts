@@ -19,6 +19,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
@@ -101,13 +102,7 @@ describe("environments waiting on a build", () => {
       }
       return create(object);
     });
-    const staging = request({
-      sha: FAILING_SHA,
-      environment: "staging",
-      ref: "main",
-      mrIid: null,
-      correlationId: "c-s",
-    });
+    const staging = exampleStagingRequest({ sha: FAILING_SHA });
 
     await expect(buildImage(bed.build, staging)).rejects.toThrow();
 
@@ -203,13 +198,7 @@ describe("environments waiting on a build", () => {
       callMs: 9_000,
       timeoutMs: FUNCTION_SPECS["build-image"].timeout.toMilliseconds(),
     });
-    const staging = request({
-      sha: FAILING_SHA,
-      environment: "staging",
-      ref: "main",
-      mrIid: null,
-      correlationId: "c-s",
-    });
+    const staging = exampleStagingRequest({ sha: FAILING_SHA });
 
     await Promise.race([
       buildImage(

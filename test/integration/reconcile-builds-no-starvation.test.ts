@@ -20,6 +20,7 @@ import {
   type BuildTestBed,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
+  exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
@@ -37,8 +38,7 @@ beforeEach(async () => {
 afterEach(() => bed.close());
 
 const request = exampleBuildRequest;
-const staging = (sha: string) =>
-  request({ sha, environment: "staging", ref: "main", mrIid: null, correlationId: "c-s" });
+const staging = (sha: string) => exampleStagingRequest({ sha });
 const jobOf = (sha: string) =>
   bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, sha)) as KubeObject;
 const finished = () => bed.publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
