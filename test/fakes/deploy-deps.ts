@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
-import { environmentLabels } from "../../shared/domain/environment.js";
+import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
 import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
@@ -19,6 +19,19 @@ import type { DeployEnvironmentDeps, DeployTrigger } from "../../shared/services
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "./index.js";
 
 const EXAMPLES = join(import.meta.dirname, "../../examples/projects");
+
+/** The example project the deploy tests deploy (GitLab project 2), and deployRequested's default. */
+export const PROJECT = "flightjs/flight-management";
+/** deployRequested's default environment: merge request 16's review app. */
+export const ENVIRONMENT = "review/feature/x";
+/** The namespace Kubler gives ENVIRONMENT of PROJECT. */
+export const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
+/** deployRequested's default commit: the first revision a test deploys. */
+export const SHA_1 = "1".repeat(40);
+/** A second revision, as a later pipeline's deploy request sets it. */
+export const SHA_2 = "2".repeat(40);
+/** PROJECT's image in its example manifests, without the commit tag (`{sha}` there). */
+export const IMAGE = "registry.example.com/flightjs/flight-management";
 
 export type DeployTestDeps = DeployEnvironmentDeps & {
   publisher: RecordingPublisher;
@@ -72,10 +85,10 @@ export function deployRequested(overrides: Partial<Detail<"Deploy Requested">> =
       gitlab: {
         instance: "https://gitlab.example.com",
         projectId: 2,
-        projectPath: "flightjs/flight-management",
+        projectPath: PROJECT,
       },
-      environment: "review/feature/x",
-      sha: "1".repeat(40),
+      environment: ENVIRONMENT,
+      sha: SHA_1,
       ref: "feature/x",
       pipelineId,
       mrIid: 16,

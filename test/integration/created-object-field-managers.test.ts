@@ -12,7 +12,6 @@ import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
@@ -21,9 +20,8 @@ import {
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
+  NAMESPACE,
 } from "../fakes/deploy-deps.js";
-
-const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
 
 interface Entry {
   manager: string;

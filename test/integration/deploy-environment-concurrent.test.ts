@@ -5,7 +5,6 @@
  * adapter and the embedded API; a request is held in flight by a wrapper around the adapter.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
@@ -14,11 +13,11 @@ import {
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
+  NAMESPACE,
+  SHA_1,
 } from "../fakes/deploy-deps.js";
 import { hooked, latch } from "../fakes/hooked-cluster.js";
 
-const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
-const SHA_1 = "1".repeat(40);
 const OLDER = "2".repeat(40);
 const NEWER = "3".repeat(40);
 

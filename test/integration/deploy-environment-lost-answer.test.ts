@@ -9,7 +9,6 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
@@ -20,13 +19,12 @@ import {
   deployTestDeps,
   type ExampleProject,
   exampleProject,
+  IMAGE,
+  NAMESPACE,
+  PROJECT,
+  SHA_1,
+  SHA_2,
 } from "../fakes/deploy-deps.js";
-
-const PROJECT = "flightjs/flight-management";
-const NAMESPACE = namespaceFor(PROJECT, "review/feature/x");
-const SHA_1 = "1".repeat(40);
-const SHA_2 = "2".repeat(40);
-const IMAGE = "registry.example.com/flightjs/flight-management";
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;

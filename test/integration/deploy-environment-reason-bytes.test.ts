@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
 import { MAX_DETAIL_BYTES } from "../../shared/domain/catalog.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
@@ -14,9 +13,8 @@ import {
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
+  NAMESPACE,
 } from "../fakes/deploy-deps.js";
-
-const NAMESPACE = namespaceFor("flightjs/flight-management", "review/feature/x");
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;

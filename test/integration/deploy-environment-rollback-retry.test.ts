@@ -9,7 +9,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
@@ -20,14 +19,14 @@ import {
   deployTestDeps,
   type ExampleProject,
   exampleProject,
+  IMAGE,
+  NAMESPACE,
+  PROJECT,
+  SHA_1,
+  SHA_2,
 } from "../fakes/deploy-deps.js";
 import { hooked } from "../fakes/hooked-cluster.js";
 
-const PROJECT = "flightjs/flight-management";
-const NAMESPACE = namespaceFor(PROJECT, "review/feature/x");
-const SHA_1 = "1".repeat(40);
-const SHA_2 = "2".repeat(40);
-const IMAGE = "registry.example.com/flightjs/flight-management";
 const DEADLINE_MS = 60_000;
 
 let k8s: MemoryKubernetes;

@@ -8,7 +8,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEPLOYER_NAME, DEPLOYER_VERBS } from "../../shared/domain/deploy-manifests.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
@@ -19,13 +18,12 @@ import {
   deployTestDeps,
   type ExampleProject,
   exampleProject,
+  IMAGE,
+  NAMESPACE,
+  PROJECT,
+  SHA_1,
+  SHA_2,
 } from "../fakes/deploy-deps.js";
-
-const PROJECT = "flightjs/flight-management";
-const NAMESPACE = namespaceFor(PROJECT, "review/feature/x");
-const SHA_1 = "1".repeat(40);
-const SHA_2 = "2".repeat(40);
-const IMAGE = "registry.example.com/flightjs/flight-management";
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;

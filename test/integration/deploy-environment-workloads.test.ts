@@ -4,7 +4,6 @@
  * Kubernetes API over HTTP, through the real adapter, as the other deploy tests.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
@@ -15,13 +14,11 @@ import {
   deployTestDeps,
   type ExampleProject,
   exampleProject,
+  NAMESPACE,
+  PROJECT,
+  SHA_2,
 } from "../fakes/deploy-deps.js";
 import { FixedClock } from "../fakes/index.js";
-
-const PROJECT = "flightjs/flight-management";
-const ENVIRONMENT = "review/feature/x";
-const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
-const SHA_2 = "2".repeat(40);
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
@@ -19,12 +18,12 @@ import {
   deployTestDeps,
   type ExampleProject,
   exampleProject,
+  NAMESPACE,
+  PROJECT,
+  SHA_1,
 } from "../fakes/deploy-deps.js";
 import { type FakeGitlab, startFakeGitlab } from "../fakes/gitlab-server.js";
 
-const PROJECT = "flightjs/flight-management";
-const NAMESPACE = namespaceFor(PROJECT, "review/feature/x");
-const SHA = "1".repeat(40);
 const TOKEN = "glpat-json-manifests-0123456789";
 const EXAMPLE = join(import.meta.dirname, "../../examples/projects", PROJECT);
 const example = (path: string) => readFileSync(join(EXAMPLE, path), "utf8");
@@ -74,7 +73,7 @@ describe("a .json Deployment in the local projects directory", () => {
 
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(deployed()).toEqual({
-      image: `registry.example.com/flightjs/flight-management:${SHA}`,
+      image: `registry.example.com/flightjs/flight-management:${SHA_1}`,
       managedBy: "kubler",
     });
     expect(k8s.store.get("v1", "Service", NAMESPACE, "flight-management")).toBeDefined();
@@ -115,13 +114,13 @@ describe("a .json Deployment in a GitLab repository", () => {
   }
 
   it("is read through the GitLab API and deployed", async () => {
-    commit(SHA);
+    commit(SHA_1);
 
     const outcome = await deployEnvironment(deps, deployRequested());
 
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(deployed()).toEqual({
-      image: `registry.example.com/flightjs/flight-management:${SHA}`,
+      image: `registry.example.com/flightjs/flight-management:${SHA_1}`,
       managedBy: "kubler",
     });
     const reads = gitlab.requests.filter((request) => request.path.endsWith("/raw")).map((r) => r.path);

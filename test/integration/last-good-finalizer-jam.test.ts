@@ -14,10 +14,9 @@ import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
-import { type DeployTestDeps, deployTestDeps, exampleProject } from "../fakes/deploy-deps.js";
+import { type DeployTestDeps, deployTestDeps, exampleProject, PROJECT } from "../fakes/deploy-deps.js";
 import { allows } from "../fakes/rbac.js";
 
-const PROJECT = "flightjs/flight-management";
 const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 const HOLD = "ci.example.com/hold";
 const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
