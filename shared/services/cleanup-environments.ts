@@ -390,12 +390,13 @@ function stuckOn(namespace: KubeObject): string {
 }
 
 /**
- * What the sweep says of one environment it deletes or lets go: the deploy's correlation id (a new
- * one when none was recorded), its GitLab project when the namespace records one (null for a
- * namespace from before they were), and its audit line under `action`.
+ * What the sweep says of one environment it deletes or lets go, under the deploy's correlation id (a
+ * new one when none was recorded): its GitLab project when the namespace records one (null for a
+ * namespace from before they were), its audit line under `action`, and `tell`, its Environment
+ * Deleted (nothing without a GitLab project to tell).
  */
 function sweepStep(
-  deps: Pick<CleanupDeps, "audit" | "clock">,
+  deps: Pick<CleanupDeps, "audit" | "clock" | "publisher">,
   environment: ManagedEnvironment,
   newId: () => string,
   action: "environment.sweep.delete" | "environment.sweep.release",
@@ -427,7 +428,16 @@ function sweepStep(
         at: deps.clock.now(),
       }),
     );
-  return { correlationId, gitlab, line };
+  const tell = async () => {
+    if (!gitlab) return;
+    await publishDeleted(
+      deps,
+      { correlationId, gitlab, environment: environment.environment },
+      environment.namespace,
+      environment,
+    );
+  };
+  return { gitlab, line, tell };
 }
 
 /**
@@ -436,21 +446,14 @@ function sweepStep(
  * Environment Deleted leaves the commit's status in GitLab as it was, with only this line to say why.
  */
 async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironment, newId: () => string) {
-  const { correlationId, gitlab, line } = sweepStep(deps, environment, newId, "environment.sweep.delete");
+  const { line, tell } = sweepStep(deps, environment, newId, "environment.sweep.delete");
   line("success", `expired at ${environment.expiresAt?.toISOString()}`);
   const problems: string[] = [];
   const noted = (what: string) => (error: unknown) => {
     problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
   };
   await deps.scheduler.cancel(environment.namespace).catch(noted("schedule not cancelled"));
-  if (gitlab) {
-    await publishDeleted(
-      deps,
-      { correlationId, gitlab, environment: environment.environment },
-      environment.namespace,
-      environment,
-    ).catch(noted("Environment Deleted not published"));
-  }
+  await tell().catch(noted("Environment Deleted not published"));
   if (problems.length > 0) line("failure", `deleted, but ${problems.join("; ")}`);
 }
 
@@ -467,19 +470,12 @@ async function tellAndLetGo(
   newId: () => string,
 ): Promise<string | null> {
   if (!(await isHeld(deps.cluster, environment.namespace))) return null;
-  const { correlationId, gitlab, line } = sweepStep(deps, environment, newId, "environment.sweep.release");
+  const { gitlab, line, tell } = sweepStep(deps, environment, newId, "environment.sweep.release");
   const held = `held by a stop that never told what ran there (deleted at ${namespace.metadata.deletionTimestamp})`;
   try {
     // Without its GitLab instance and path (a namespace from before they were recorded) there is no
     // commit to tell: let go all the same, or it stays Terminating for good.
-    if (gitlab) {
-      await publishDeleted(
-        deps,
-        { correlationId, gitlab, environment: environment.environment },
-        environment.namespace,
-        environment,
-      );
-    }
+    await tell();
     await letGo(deps.cluster, environment.namespace);
   } catch (error) {
     line(
