@@ -173,6 +173,20 @@ export async function startBuildTestBed<M extends ManifestSource>(
   };
 }
 
+/**
+ * Who heard what of their builds: each `Build Finished` `publisher` published, as "environment
+ * correlationId status", in publish order.
+ *
+ * @example
+ * expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 failed", "staging c-s failed"]);
+ */
+export function buildsHeard(publisher: RecordingPublisher): string[] {
+  return publisher.entries.map((e) => {
+    const detail = e.detail as Detail<"Build Finished">;
+    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
+  });
+}
+
 /** Waits (up to 5 s) until the embedded cluster has finished the Job `name`: Complete or Failed. */
 export async function untilJobFinished(
   k8s: MemoryKubernetes,

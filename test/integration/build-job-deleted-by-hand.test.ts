@@ -21,6 +21,7 @@ import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  buildsHeard,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
@@ -54,7 +55,7 @@ const untilFinished = (sha: string) => untilJobFinished(bed.k8s, BUILDS_NAMESPAC
 /** `kubectl delete job <name>`: a DELETE, background propagation. */
 const deleteByHand = (sha: string) => bed.cluster.delete(refOf(sha));
 const finished = () => bed.publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
-const heard = () => finished().map((d) => `${d.environment} ${d.correlationId} ${d.status}`);
+const heard = () => buildsHeard(bed.publisher);
 const buildAudits = () =>
   bed.audit.records.filter((r) => r.action === "image.build" && r.function === "reconcile");
 /**

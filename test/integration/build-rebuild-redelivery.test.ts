@@ -12,6 +12,7 @@ import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  buildsHeard,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
@@ -32,11 +33,7 @@ afterEach(() => bed.close());
 
 const jobOf = () => bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));
 const untilFinished = () => untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));
-const reported = () =>
-  bed.publisher.entries.map((e) => {
-    const detail = e.detail as Detail<"Build Finished">;
-    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
-  });
+const reported = () => buildsHeard(bed.publisher);
 
 describe("build-image after a failed build was replaced", () => {
   it("takes a redelivered request the replaced Job already reported for a repeat: no third build, no second report", async () => {

@@ -8,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUILD_IMAGE_LIMITS } from "../../functions/build-image/limits.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { BUILD_ANNOTATION, buildJobName, MAX_BUILD_REQUESTS } from "../../shared/domain/build-job.js";
-import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesConflictError } from "../../shared/errors.js";
 import type { ManifestSource } from "../../shared/ports.js";
@@ -17,6 +16,7 @@ import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  buildsHeard,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
@@ -40,11 +40,7 @@ const request = exampleBuildRequest;
 const jobOf = (sha: string) =>
   bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, sha));
 const untilFinished = (sha: string) => untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, sha));
-const heard = () =>
-  bed.publisher.entries.map((e) => {
-    const detail = e.detail as Detail<"Build Finished">;
-    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
-  });
+const heard = () => buildsHeard(bed.publisher);
 const requestsOf = (job: KubeObject | undefined) =>
   JSON.parse(job?.metadata.annotations?.[BUILD_ANNOTATION.REQUESTS] ?? "[]") as unknown[];
 

@@ -8,7 +8,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
-import type { Detail } from "../../shared/domain/catalog.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
@@ -16,6 +15,7 @@ import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-prox
 import {
   BUILDS_NAMESPACE,
   type BuildTestBed,
+  buildsHeard,
   EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
@@ -53,11 +53,7 @@ afterEach(async () => {
   await bed.close();
 });
 
-const heard = () =>
-  bed.publisher.entries.map((e) => {
-    const detail = e.detail as Detail<"Build Finished">;
-    return `${detail.environment} ${detail.correlationId} ${detail.status}`;
-  });
+const heard = () => buildsHeard(bed.publisher);
 
 describe("reconcile of builds when the answer to its mark is lost", () => {
   it("publishes the Build Finished its own mark stands for, once, when the mark's retry meets that mark (409)", async () => {
