@@ -98,6 +98,25 @@ export function deployRequested(overrides: Partial<Detail<"Deploy Requested">> =
 }
 
 /**
+ * Revision `n` of `environment` of PROJECT, as a later pipeline requests each: commit n…n, pipeline
+ * 100 + n, n minutes after 10:00Z, the branch the environment is named after; the rest as
+ * deployRequested's.
+ *
+ * @example
+ * await deployEnvironment(deps, revisionRequested("review/jam-1", 2, "jam-1-2"));
+ */
+export function revisionRequested(environment: string, n: number, correlationId: string): DeployTrigger {
+  const trigger = deployRequested({
+    correlationId,
+    environment,
+    sha: String(n).repeat(40),
+    ref: environment.replace("review/", ""),
+    pipelineId: 100 + n,
+  });
+  return { ...trigger, time: new Date(Date.parse("2026-11-21T10:00:00Z") + n * 60_000) };
+}
+
+/**
  * Deletes every namespace an earlier test left, through the real adapter, and waits (up to 2 s, as
  * the embedded API finalizes them) until `namespace` is gone, or all of them when none is named.
  *

@@ -9,7 +9,6 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Detail } from "../../shared/domain/catalog.js";
 import {
   DEPLOYER_NAME,
   LAST_GOOD_CONFIGMAP,
@@ -17,13 +16,18 @@ import {
 } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
-import { type DeployTrigger, deployEnvironment } from "../../shared/services/deploy-environment.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
-import { type DeployTestDeps, deployTestDeps, exampleProject, PROJECT } from "../fakes/deploy-deps.js";
+import {
+  type DeployTestDeps,
+  deployTestDeps,
+  exampleProject,
+  PROJECT,
+  revisionRequested,
+} from "../fakes/deploy-deps.js";
 import { failure } from "../fakes/kubernetes-api.js";
 import { allows } from "../fakes/rbac.js";
 
-const gitlab = { instance: "https://gitlab.example.com", projectId: 2, projectPath: PROJECT };
 const DB_SECRET = `apiVersion: v1
 kind: Secret
 metadata: { name: flight-management-db }
@@ -60,20 +64,7 @@ beforeEach(() => {
 
 /** Revision `n` of the test's environment, each a newer pipeline. */
 function deploy(n: number): ReturnType<typeof deployEnvironment> {
-  const trigger: DeployTrigger = {
-    detailType: "Deploy Requested",
-    time: new Date(Date.parse("2026-11-21T10:00:00Z") + n * 60_000),
-    detail: {
-      correlationId: `jam-${tests}-${n}`,
-      gitlab,
-      environment,
-      sha: String(n).repeat(40),
-      ref: environment.replace("review/", ""),
-      pipelineId: 100 + n,
-      mrIid: 16,
-    } satisfies Detail<"Deploy Requested">,
-  };
-  return deployEnvironment(deps, trigger);
+  return deployEnvironment(deps, revisionRequested(environment, n, `jam-${tests}-${n}`));
 }
 
 const ciJob = () => ciJobClient(cluster, deps.cluster, namespace);
