@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type LocalConfig, loadLocalConfig } from "../shared/config.js";
 import { loadCredentialsConfig } from "../shared/credentials-config.js";
-import { ConfigError } from "../shared/errors.js";
+import { ConfigError, messageOf } from "../shared/errors.js";
 import { AUDIT_USAGE, runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";
 import type { CommandContext } from "./environment-commands.js";
@@ -161,7 +161,7 @@ async function start(args: string[]): Promise<number> {
       await runtime.close();
     } catch (error) {
       // A file that cannot be written as it closes (a full disk): said, not an unhandled rejection's stack.
-      process.stderr.write(`kubler: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`kubler: ${messageOf(error)}\n`);
       process.exit(1);
     }
     process.exit(0);

@@ -10,7 +10,7 @@ import type { AuditOutcome } from "../shared/domain/audit.js";
 import { type Detail, type GitlabRef, isDetailType, validateDetail } from "../shared/domain/catalog.js";
 import { environmentStopKey } from "../shared/domain/plan-steps.js";
 import { verifyWebhook, type WebhookCredentials } from "../shared/domain/webhook-auth.js";
-import { BadRequestError, InvalidDetailError } from "../shared/errors.js";
+import { BadRequestError, InvalidDetailError, messageOf } from "../shared/errors.js";
 import { toErrorAnswer } from "../shared/http-errors.js";
 import type { AuditLog, Clock, EnvironmentStops, EventPublisher } from "../shared/ports.js";
 import { STOP_RECORD_TTL_SECONDS } from "../shared/services/plan-steps.js";
@@ -145,8 +145,4 @@ function auditRecordOf(
     },
     at,
   });
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

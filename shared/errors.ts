@@ -154,3 +154,15 @@ export class KubernetesInvalidError extends KubernetesError {
 export class KubernetesUnavailableError extends KubernetesError {
   override readonly name = "KubernetesUnavailableError";
 }
+
+/**
+ * What a caught value says, for a message or an audit reason: an Error's message, else the value as
+ * text (a rejection need not be an Error).
+ *
+ * @example
+ * messageOf(new Error("boom")); // "boom"
+ * messageOf("timeout"); // "timeout"
+ */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

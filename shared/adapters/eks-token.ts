@@ -8,10 +8,12 @@
  * string, 60 s) with the cluster's name in the signed `x-k8s-aws-id` header; EKS calls STS with it to
  * learn who is asking: https://github.com/kubernetes-sigs/aws-iam-authenticator#how-does-it-work
  */
+
 import { createHash, createHmac } from "node:crypto";
 import type { defaultProvider } from "@aws-sdk/credential-provider-node";
 import type { KubeConfig, User } from "@kubernetes/client-node";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { messageOf } from "../errors.js";
 
 /** EKS accepts a token for 15 minutes after it is signed; one is reused for 10 of them. */
 const TOKEN_REUSE_MS = 10 * 60_000;
@@ -144,9 +146,7 @@ class EksAuthenticator implements Authenticator {
       const token = this.credentials().then(
         (credentials) => eksToken({ clusterName, region, credentials, now }),
         (error: unknown) => {
-          throw new Error(
-            `EKS token for cluster ${clusterName}: no AWS credentials (${error instanceof Error ? error.message : String(error)})`,
-          );
+          throw new Error(`EKS token for cluster ${clusterName}: no AWS credentials (${messageOf(error)})`);
         },
       );
       const entry = { token, until: now.getTime() + TOKEN_REUSE_MS };

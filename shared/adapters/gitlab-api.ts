@@ -4,7 +4,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { ENV } from "../config.js";
-import { ConfigError, UnavailableError } from "../errors.js";
+import { ConfigError, messageOf, UnavailableError } from "../errors.js";
 import { isTlsFailure, networkCode, RETRYABLE_NETWORK_CODES, retryAfterMs } from "./http-retry.js";
 
 /** Caps one wait (a backoff or a `Retry-After`) so retries stay within a Lambda's time budget. */
@@ -366,7 +366,7 @@ function scrub(text: string, token: string): string {
 
 /** fetch wraps the cause (`TypeError: fetch failed`); the innermost message says what went wrong. */
 function innermostMessage(error: unknown): string {
-  let message = error instanceof Error ? error.message : String(error);
+  let message = messageOf(error);
   for (let cause: unknown = error, depth = 0; cause && depth < 4; depth++) {
     if (cause instanceof Error && cause.message) message = cause.message;
     cause = (cause as { cause?: unknown }).cause;

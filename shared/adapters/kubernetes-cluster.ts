@@ -33,6 +33,7 @@ import {
   KubernetesInvalidError,
   KubernetesNotFoundError,
   KubernetesUnavailableError,
+  messageOf,
 } from "../errors.js";
 import type {
   AbsentObjectWriter,
@@ -884,10 +885,6 @@ function sameButStatus(now: KubeObject, before: KubeObject): boolean {
 
 function describeRef(ref: { kind: string; name: string; namespace?: string | undefined }): string {
   return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** `scheme://user:password@host` (or unparsed, `user@` before the first `/`, `?` or `#`). */

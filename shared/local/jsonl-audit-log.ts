@@ -4,7 +4,7 @@ import {
   createAuditRedactor,
   prepareAuditRecord,
 } from "../domain/audit.js";
-import { UnavailableError } from "../errors.js";
+import { messageOf, UnavailableError } from "../errors.js";
 import type { AuditLog } from "../ports.js";
 import type { JsonlFile } from "./jsonl-file.js";
 
@@ -42,10 +42,9 @@ export class JsonlAuditLog implements AuditLog {
     try {
       this.file.append(prepared);
     } catch (error) {
-      throw new UnavailableError(
-        `${this.file.path} cannot be written (${error instanceof Error ? error.message : String(error)})`,
-        { publicMessage: "the audit trail cannot be written" },
-      );
+      throw new UnavailableError(`${this.file.path} cannot be written (${messageOf(error)})`, {
+        publicMessage: "the audit trail cannot be written",
+      });
     }
     this.listener(prepared);
   }

@@ -4,6 +4,7 @@
  * kubler, owned by the right project, are ever deleted, whatever the input says; deletes carry the
  * uid and resourceVersion that were checked, so a namespace replaced since is never touched.
  */
+
 import type { Detail } from "../domain/catalog.js";
 import { STOP_HOLD_NAME } from "../domain/deploy-manifests.js";
 import {
@@ -15,6 +16,7 @@ import {
 } from "../domain/environment.js";
 import type { KubeObject } from "../domain/kube-object.js";
 import { isRefusedByStop } from "../domain/plan-steps.js";
+import { messageOf } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -127,8 +129,7 @@ export async function stopEnvironment(
     // job's immutable ConfigMap of that name) must never keep the environment from being stopped.
     notHeld = await holdUntilTold(deps.cluster, namespace).then(
       () => null,
-      (error: unknown) =>
-        `ConfigMap ${STOP_HOLD_NAME}: ${error instanceof Error ? error.message : String(error)}`,
+      (error: unknown) => `ConfigMap ${STOP_HOLD_NAME}: ${messageOf(error)}`,
     );
     deleted = await deleteOrLetGo(deps.cluster, object);
   }
@@ -141,10 +142,7 @@ export async function stopEnvironment(
     await publishDeleted(deps, detail, namespace, ran);
   } catch (error) {
     if (deleted !== "deleted") throw error;
-    throw new Error(
-      `namespace ${namespace} deleted, ${held}: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
+    throw new Error(`namespace ${namespace} deleted, ${held}: ${messageOf(error)}`, { cause: error });
   }
   const letGoNow = object ? await letGo(deps.cluster, namespace) : false;
   await deps.scheduler.cancel(namespace);
@@ -189,7 +187,7 @@ async function deleteOrLetGo(
     );
     if (notLetGo === null) throw error;
     throw new Error(
-      `${error instanceof Error ? error.message : String(error)}; its stop hold (ConfigMap ${STOP_HOLD_NAME}) not removed either: ${notLetGo}`,
+      `${messageOf(error)}; its stop hold (ConfigMap ${STOP_HOLD_NAME}) not removed either: ${notLetGo}`,
       { cause: error },
     );
   }
@@ -322,7 +320,7 @@ export async function sweepExpiredEnvironments(deps: StopDeps, options: SweepOpt
   } catch (error) {
     report.failed.push({
       namespace: "(list)",
-      reason: `listing namespaces: ${error instanceof Error ? error.message : String(error)}`,
+      reason: `listing namespaces: ${messageOf(error)}`,
     });
   }
   await Promise.all(deletions);
@@ -450,7 +448,7 @@ async function afterSweepDelete(deps: CleanupDeps, environment: ManagedEnvironme
   line("success", `expired at ${environment.expiresAt?.toISOString()}`);
   const problems: string[] = [];
   const noted = (what: string) => (error: unknown) => {
-    problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    problems.push(`${what}: ${messageOf(error)}`);
   };
   await deps.scheduler.cancel(environment.namespace).catch(noted("schedule not cancelled"));
   await tell().catch(noted("Environment Deleted not published"));
@@ -478,10 +476,7 @@ async function tellAndLetGo(
     await tell();
     await letGo(deps.cluster, environment.namespace);
   } catch (error) {
-    line(
-      "failure",
-      `${held}: not let go, tried again next sweep: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    line("failure", `${held}: not let go, tried again next sweep: ${messageOf(error)}`);
     throw error;
   }
   const told = gitlab

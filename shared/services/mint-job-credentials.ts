@@ -38,6 +38,7 @@ import {
   KubernetesError,
   KubernetesForbiddenError,
   KubernetesUnavailableError,
+  messageOf,
   TokenRejectedError,
   UnavailableError,
   UnprocessableError,
@@ -465,7 +466,7 @@ function verifyFailedRecord(
   if (error instanceof TokenRejectedError) {
     return callerUnknownRecord(correlationId, error.message, { rejection: error.reason }, at);
   }
-  let reason = `the token could not be verified: ${error instanceof Error ? error.message : String(error)}`;
+  let reason = `the token could not be verified: ${messageOf(error)}`;
   // An adapter's error is not ours to trust: the token goes even where it is not shaped like one.
   if (token) reason = reason.replaceAll(token, REDACTED);
   return callerUnknownRecord(correlationId, reason, { rejection: "not_verified" }, at, "failure");

@@ -29,7 +29,7 @@ import {
   triageFact,
   withDefaultBranchRules,
 } from "../domain/plan-steps.js";
-import { InvalidDetailError, UnavailableError } from "../errors.js";
+import { InvalidDetailError, messageOf, UnavailableError } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -586,8 +586,4 @@ function describe(steps: readonly PlannedStep[]): string {
   return steps
     .map((s) => `${s.entry.detailType} ${s.entry.detail.environment}@${s.sha.slice(0, 8)}`)
     .join(", ");
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -26,7 +26,7 @@ import {
 } from "../domain/build-job.js";
 import { type BusEntry, type GitlabRef, validateBusDetail } from "../domain/catalog.js";
 import type { KubeObject } from "../domain/kube-object.js";
-import { InvalidDetailError, KubernetesConflictError, PublishError } from "../errors.js";
+import { InvalidDetailError, KubernetesConflictError, messageOf, PublishError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher } from "../ports.js";
 import { type BuildOutcome, outcomeOf, outcomeOfDeleted } from "./build-outcome.js";
 import { eachListed } from "./list-pages.js";
@@ -108,7 +108,7 @@ export async function reconcileBuilds(
         reason:
           error instanceof KubernetesConflictError
             ? `changed since it was read (another reconcile, or a new request): left to the next run; ${error.message}`
-            : `${NOT_RECONCILED}${error instanceof Error ? error.message : String(error)}`,
+            : `${NOT_RECONCILED}${messageOf(error)}`,
       });
     }
   }
@@ -271,7 +271,7 @@ export async function reportBuild(
       );
     } catch (undone) {
       const why = undone instanceof Error ? undone.message : String(undone);
-      failure = new Error(`${error instanceof Error ? error.message : String(error)}; ${why}`);
+      failure = new Error(`${messageOf(error)}; ${why}`);
     }
   }
   const lines: string[] = [];

@@ -14,7 +14,7 @@ import {
   readEnvironment,
 } from "../domain/environment.js";
 import { type KubeObject, type Precondition, writtenOver } from "../domain/kube-object.js";
-import { KubernetesConflictError } from "../errors.js";
+import { KubernetesConflictError, messageOf } from "../errors.js";
 import type { AuditLog, Clock, EnvironmentCluster, EventPublisher } from "../ports.js";
 import { eachListed } from "./list-pages.js";
 import { stepAuditRecord } from "./step-audit.js";
@@ -103,10 +103,7 @@ export async function reconcileEnvironments(deps: ReconcileDeps, pageSize = 500)
         else skip(environment.namespace, outcome.skipped, outcome.audited);
       }
     } catch (error) {
-      skip(
-        environment.namespace,
-        `${NOT_RECONCILED}${error instanceof Error ? error.message : String(error)}`,
-      );
+      skip(environment.namespace, `${NOT_RECONCILED}${messageOf(error)}`);
     }
   }
   auditSkipped(deps, report.examined, unaudited);

@@ -17,7 +17,7 @@
  * retried stop's second `canceled`), which would only pile up beside it.
  */
 import type { Detail, DetailType } from "../domain/catalog.js";
-import { GoneError } from "../errors.js";
+import { GoneError, messageOf } from "../errors.js";
 import type {
   AuditLog,
   Clock,
@@ -210,8 +210,4 @@ function ignoreGone(
  */
 function publishedAfter(time: Date, finishedAt: Date | null): boolean {
   return finishedAt !== null && time.getTime() >= finishedAt.getTime();
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -2,8 +2,10 @@
  * The audit line of a step function (deploy, cleanup, sweep, reconcile): who (the function), what
  * (the environment), why, and the correlation id that ties it to the GitLab delivery it came from.
  */
+
 import type { AuditOutcome, AuditRecord } from "../domain/audit.js";
 import type { GitlabRef } from "../domain/catalog.js";
+import { messageOf } from "../errors.js";
 import type { AuditLog, Clock } from "../ports.js";
 
 export interface StepAuditInput {
@@ -115,7 +117,7 @@ export function auditFailedAttempt(
       fn,
       action,
       outcome: "failure",
-      reason: `attempt failed, left to the bus to retry: ${error instanceof Error ? error.message : String(error)}`,
+      reason: `attempt failed, left to the bus to retry: ${messageOf(error)}`,
       correlationId: typeof detail.correlationId === "string" ? detail.correlationId : null,
       gitlab:
         gitlab && typeof gitlab.instance === "string" && typeof gitlab.projectPath === "string"
