@@ -122,9 +122,12 @@ export class JoseIdTokenVerifier implements IdTokenVerifier {
     // the candidates by kid, alg and use) cost 15 % of a verification. Reset with each fetch.
     const known = header.kid === undefined ? undefined : this.#byKid.get(header.kid);
     if (known) return known;
+    // The key is kept with the set it came from: a fetch that ends during the lookup replaces both,
+    // and a key it dropped (GitLab rotated it out) must not reach the new set's cache.
+    const byKid = this.#byKid;
     try {
       const key = await (this.#keys as LocalKeys)(header);
-      if (header.kid !== undefined) this.#byKid.set(header.kid, key);
+      if (header.kid !== undefined) byKid.set(header.kid, key);
       return key;
     } catch (error) {
       if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;

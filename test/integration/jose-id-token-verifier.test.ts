@@ -278,6 +278,32 @@ describe("JoseIdTokenVerifier", () => {
     expect((await rejection(v.verify(key.sign(claims(), { kid: "bogus" })))).reason).toBe("unknown_key");
   });
 
+  it("a key GitLab dropped from its JWKS stays dropped, even when a lookup of it straddled the fetch", async () => {
+    const dropped = LocalOidcIssuer.generate("key-dropped");
+    let answer: () => Promise<unknown> = async () => ({
+      keys: [...dropped.jwks().keys, ...key.jwks().keys],
+    });
+    const v = new JoseIdTokenVerifier({
+      issuer: jwks.url,
+      audience: "kubler",
+      clock,
+      maxAgeMs: 60_000,
+      fetchJwks: () => answer(),
+    });
+    await v.verify(key.sign(claims()));
+    clock.advance(61_000);
+    let answerWith: (document: unknown) => void = () => {};
+    answer = () => new Promise((resolve) => (answerWith = resolve));
+    // The keys are stale: this request fetches them again and waits; GitLab no longer has key-dropped.
+    const refetching = v.verify(key.sign(claims()));
+    answerWith({ keys: key.jwks().keys });
+    // Sent as the answer arrives: within the interval it does not wait, and is looked up in the held set.
+    const straddling = v.verify(dropped.sign(claims())).catch((e: unknown) => e);
+    await refetching;
+    await straddling;
+    expect((await rejection(v.verify(dropped.sign(claims())))).reason).toBe("unknown_key");
+  });
+
   it("an unreachable JWKS is 'unavailable' (503), not a rejected token", async () => {
     const v = new JoseIdTokenVerifier({ issuer: "http://127.0.0.1:9", audience: "kubler", clock });
     const error = await v.verify(key.sign(claims({ iss: "http://127.0.0.1:9" }))).catch((e: unknown) => e);
