@@ -26,6 +26,7 @@ import type { KubeObject } from "../domain/kube-object.js";
 import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js";
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
+import { digestGone } from "./build-outcome.js";
 import { checkBuildSecrets } from "./build-secrets.js";
 import { releaseBuildJob, reportBuild } from "./reconcile-builds.js";
 import { createStepAudit } from "./step-audit.js";
@@ -125,10 +126,10 @@ export async function buildImage(
     if (!(error instanceof BuildRequestsFullError) && !(error instanceof ForeignJobError)) throw error;
     return fail(error.message);
   }
-  if (joined === "rebuilt") {
+  if (typeof joined === "object") {
     audit(
       "success",
-      `the earlier build of ${detail.sha} failed: built again for ${detail.environment}${unchecked}`,
+      `the earlier build of ${detail.sha} ${joined.rebuilt}: built again for ${detail.environment}${unchecked}`,
       jobSubject(name),
     );
     return { kind: "created", job: name };
@@ -174,15 +175,15 @@ async function createJob(deps: BuildImageDeps, job: KubeObject): Promise<boolean
 /**
  * Adds the request's environment to the existing Job's, so reconcile reports the build to it too.
  * Written over the resourceVersion read: a concurrent writer makes it a 409 and another round.
- * "repeated" when the environment was already waiting (or its request was reported); "rebuilt" when
- * the Job had failed and was replaced by a new one (`rebuild`).
+ * "repeated" when the environment was already waiting (or its request was reported); `rebuilt` (why)
+ * when the Job had failed, or cannot report a success, and was replaced by a new one (`rebuild`).
  */
 async function joinJob(
   deps: BuildImageDeps,
   job: KubeObject,
   detail: Detail<"Build Requested">,
   reportBy: Date | undefined,
-): Promise<"joined" | "repeated" | "rebuilt"> {
+): Promise<"joined" | "repeated" | { rebuilt: string }> {
   const ref = {
     apiVersion: job.apiVersion,
     kind: job.kind,
@@ -220,7 +221,12 @@ async function joinJob(
     // A finished Job of Kubler's without its project or commit (`damagedBuild`: changed by hand) is
     // replaced like a failed one: its waiters hear that (named for this request's commit, which the
     // Job's name is made from), then this request builds again, not 409 or waiting on it for good.
-    const replaceable = state.state === "failed" || (state.state === "succeeded" && damaged.length > 0);
+    // So is a succeeded one whose pods, and the digest they held, are gone (`digestGone`): joined,
+    // this request would hear only that its build failed, as would every other until the Job's TTL.
+    const replaceable =
+      state.state === "failed" ||
+      (state.state === "succeeded" &&
+        (damaged.length > 0 || (await digestGone(reportDeps(deps, reportBy), existing))));
     // The failed Job is the only record of who waits on it: they hear of its failure first, as
     // reconcile would tell them (this request too, if it is a redelivery of one of theirs), then it
     // may go. Its publish failing is this request's failure too: the bus delivers it again; so is
@@ -238,7 +244,14 @@ async function joinJob(
           409,
         );
       }
-      if (await rebuild(deps, job, existing, annotations)) return "rebuilt";
+      if (await rebuild(deps, job, existing, annotations)) {
+        return {
+          rebuilt:
+            state.state === "failed" || damaged.length > 0
+              ? "failed"
+              : "succeeded, but its pods and the digest they held are gone",
+        };
+      }
       if (attempt >= MAX_JOIN_ATTEMPTS) {
         throw new KubernetesConflictError(`build Job ${ref.name} kept changing while building it again`, 409);
       }

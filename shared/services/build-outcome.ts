@@ -41,18 +41,11 @@ export async function outcomeOf(
   job: KubeObject,
   state: { state: "succeeded" } | { state: "failed"; reason: string },
 ): Promise<BuildOutcome> {
-  const uid = job.metadata.uid;
-  const pods = uid
-    ? (
-        await deps.cluster.list("v1", "Pod", {
-          namespace: deps.namespace,
-          labelSelector: `controller-uid=${uid}`,
-        })
-      ).items
-    : [];
+  const pods = await podsOf(deps, job);
   if (state.state === "succeeded") {
     const digest = buildDigest(pods);
     if (digest) return { status: "succeeded", digest };
+    if (pods.length === 0) return { status: "failed", reason: podsGone(job) };
     return {
       status: "failed",
       reason: `the Job completed but its ${PUSH_CONTAINER} container left no image digest in its termination message`,
@@ -86,6 +79,33 @@ export async function outcomeOf(
  */
 const BUILD_AGAIN =
   "push again, a new commit (for a tag's environment, a new tag), to build and deploy it: a pipeline run again does not ask Kubler for a build";
+
+/**
+ * Whether a Complete Job's image digest can no longer be read: its pods, which held it in the push's
+ * termination message, are gone (a node the autoscaler removed takes its finished pods with it, and
+ * the cluster's garbage collection of finished pods deletes the oldest), or none has it. Reported, or
+ * joined, such a Job can only say its build failed: build-image builds the commit again instead.
+ *
+ * @example
+ * if (buildState(job).state === "succeeded" && (await digestGone(deps, job))) rebuild();
+ */
+export async function digestGone(deps: OutcomeDeps, job: KubeObject): Promise<boolean> {
+  return buildDigest(await podsOf(deps, job)) === null;
+}
+
+async function podsOf(deps: OutcomeDeps, job: KubeObject): Promise<KubeObject[]> {
+  const uid = job.metadata.uid;
+  if (!uid) return [];
+  const pods = await deps.cluster.list("v1", "Pod", {
+    namespace: deps.namespace,
+    labelSelector: `controller-uid=${uid}`,
+  });
+  return pods.items;
+}
+
+function podsGone(job: KubeObject): string {
+  return `build Job ${job.metadata.name} completed, but its pods were deleted (a node removed by the cluster's autoscaler, or its garbage collection of finished pods) before Kubler read the digest of the image they pushed: ${BUILD_AGAIN}; a new request for this commit builds it again`;
+}
 
 /**
  * How a build Job deleted before its outcome was reported ended (`deletionTimestamp` set, Kubler's

@@ -1,0 +1,100 @@
+/**
+ * A build that succeeded, whose pods are gone before reconcile reads the digest the push left in its
+ * termination message: a node removed by the cluster's autoscaler (Karpenter, Cluster Autoscaler)
+ * takes its finished pods with it (PodGC deletes pods bound to a node that no longer exists), and the
+ * cluster's terminated-pod garbage collection deletes the oldest finished pods. After a reconcile
+ * outage, every build finished meanwhile on such a cluster is in this state. Against the embedded
+ * Kubernetes API over HTTP, through the real adapter.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { Detail } from "../../shared/domain/catalog.js";
+import type { KubeObject } from "../../shared/domain/kube-object.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { buildImage } from "../../shared/services/build-image.js";
+import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  buildsHeard,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
+  exampleStagingRequest,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+
+let bed: BuildTestBed<ManifestSource>;
+afterEach(async () => {
+  await bed.close();
+});
+
+/** What PodGC does to the pods of a node that is gone: each deleted, the Job left Complete. */
+async function podsCollected(): Promise<void> {
+  const pods = bed.k8s.store.list("v1", "Pod", BUILDS_NAMESPACE) as KubeObject[];
+  expect(pods.length).toBeGreaterThan(0);
+  for (const pod of pods) {
+    await bed.cluster.delete({
+      apiVersion: "v1",
+      kind: "Pod",
+      name: pod.metadata.name,
+      namespace: BUILDS_NAMESPACE,
+    });
+  }
+}
+
+const finished = () => bed.publisher.entries.map((e) => e.detail as Detail<"Build Finished">);
+
+describe("a succeeded build whose pods were deleted before its digest was read", () => {
+  it("is reported failed saying its pods went and what to do, and a new request for the commit builds it again instead of joining it for the same failure", async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    const first = await buildImage(bed.build, exampleBuildRequest());
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, first.kind === "failed" ? "" : first.job);
+    await podsCollected();
+
+    await reconcileBuilds(bed.reconcile);
+
+    expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 failed"]);
+    const reason = finished()[0]?.reason ?? "";
+    // Not the push's fault: its pods, and the digest they held, are gone.
+    expect(reason).toMatch(/pods were deleted/);
+    expect(reason).toMatch(/push again/);
+
+    // Another environment at that commit (or the same one asking again): a build, not the same
+    // failure for as long as the Job is kept (a day).
+    const again = await buildImage(bed.build, exampleStagingRequest());
+    expect(again.kind).toBe("created");
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, again.kind === "failed" ? "" : again.job);
+    await reconcileBuilds(bed.reconcile);
+    expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 failed", "staging c-s succeeded"]);
+  });
+
+  it("reported succeeded, its pods gone since: a request for the commit a moment later (a tag for production) builds it again, and hears it succeeded, not failed", async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    const first = await buildImage(bed.build, exampleBuildRequest());
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, first.kind === "failed" ? "" : first.job);
+    await reconcileBuilds(bed.reconcile);
+    expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 succeeded"]);
+    await podsCollected();
+
+    const production = exampleStagingRequest({
+      environment: "production",
+      ref: "v1.0.0",
+      correlationId: "c-p",
+    });
+    const again = await buildImage(bed.build, production);
+    expect(again.kind).toBe("created");
+    const line = bed.audit.records.find((r) => r.correlationId === "c-p" && r.function === "build-image");
+    expect(line?.reason).toMatch(
+      /succeeded, but its pods and the digest they held are gone: built again for production/,
+    );
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, again.kind === "failed" ? "" : again.job);
+    await reconcileBuilds(bed.reconcile);
+    expect(buildsHeard(bed.publisher)).toEqual([
+      "review/feature-x c-1 succeeded",
+      "production c-p succeeded",
+    ]);
+    // The first environment, reported before, is not told again.
+    await reconcileBuilds(bed.reconcile);
+    expect(bed.publisher.entries).toHaveLength(2);
+  });
+});
