@@ -80,16 +80,22 @@ export class GitlabCommitStatuses implements CommitStatuses {
     throw refusal(answer, `setting ${what}`, status.projectPath, this.#api.root);
   }
 
-  /** `key` may carry the status's `pipelineId`: its statuses are under the pipeline's ref (`refSent`). */
+  /**
+   * `key` may carry the status's `pipelineId`: then the newest status of that pipeline, as GitLab
+   * moves or adds a status within the pipeline it is sent to; another pipeline's status of the name
+   * on the commit (an earlier deploy of it) says nothing about this one's.
+   */
   async latest(key: CommitStatusKey): Promise<LatestCommitStatus | null> {
     checkKey(key);
     const what = `status ${key.name} on ${key.projectPath}@${key.sha.slice(0, 12)}`;
     // `all=false` leaves out statuses GitLab marked retried (an older one of the same name in the same
     // pipeline); a newer version sorts newest first, an older one ignores `sort`, so the highest id decides.
     const ref = refSent(key);
+    const pipelineId = key.pipelineId ?? null;
     const query = new URLSearchParams({
       name: key.name,
       ...(ref ? { ref } : {}),
+      ...(pipelineId !== null ? { pipeline_id: String(pipelineId) } : {}),
       all: "false",
       order_by: "id",
       sort: "desc",
@@ -107,6 +113,9 @@ export class GitlabCommitStatuses implements CommitStatuses {
     for (const item of parseList(answer.body, what)) {
       // The name filter is GitLab's; checked again so a GitLab that ignores it cannot mislead.
       if (item.name !== key.name) continue;
+      // Likewise the pipeline, which a GitLab older than the list's `pipeline_id` filter ignores.
+      if (pipelineId !== null && typeof item.pipelineId === "number" && item.pipelineId !== pipelineId)
+        continue;
       if (!newest || item.id > newest.id) newest = item;
     }
     return newest ? { state: newest.state, at: newest.at } : null;
@@ -158,7 +167,7 @@ function checkKey(key: CommitStatusKey): void {
 function parseList(
   body: Buffer,
   what: string,
-): { id: number; name: unknown; state: string; at: Date | null }[] {
+): { id: number; name: unknown; pipelineId: unknown; state: string; at: Date | null }[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
@@ -168,7 +177,15 @@ function parseList(
   if (!Array.isArray(parsed)) throw new Error(`GitLab's list of ${what} is not a list`);
   return parsed.flatMap((item: Record<string, unknown> | null) =>
     typeof item?.id === "number" && typeof item.status === "string"
-      ? [{ id: item.id, name: item.name, state: item.status, at: lastMoved(item) }]
+      ? [
+          {
+            id: item.id,
+            name: item.name,
+            pipelineId: item.pipeline_id,
+            state: item.status,
+            at: lastMoved(item),
+          },
+        ]
       : [],
   );
 }

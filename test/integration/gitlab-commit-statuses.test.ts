@@ -38,6 +38,8 @@ interface StoredStatus {
   sha: string;
   name: string;
   ref: string | null;
+  /** The pipeline it was sent to with `pipeline_id`; null for one sent with a ref (not modelled). */
+  pipeline_id: number | null;
   status: string;
   target_url: string | null;
   created_at: string;
@@ -65,6 +67,8 @@ class FakeGitlab {
    * `refs/merge-requests/<iid>/head`, while its webhook names the source branch (`source_ref`).
    */
   pipelines: { id: number; sha: string; ref: string }[] = [];
+  /** Like a GitLab from before the list's `pipeline_id` filter: it lists every pipeline's statuses. */
+  ignoresPipelineFilter = false;
   /** GitLab's clock, for the statuses' times. */
   clock = new FixedClock(GITLAB_NOW);
   root = "";
@@ -114,7 +118,10 @@ class FakeGitlab {
           s.project === list[1] &&
           s.sha === list[2] &&
           (!q.get("name") || s.name === q.get("name")) &&
-          (!q.get("ref") || s.ref === q.get("ref")),
+          (!q.get("ref") || s.ref === q.get("ref")) &&
+          (this.ignoresPipelineFilter ||
+            !q.get("pipeline_id") ||
+            s.pipeline_id === Number(q.get("pipeline_id"))),
       );
       return send(200, q.get("sort") === "desc" ? found.toReversed() : found);
     }
@@ -124,6 +131,7 @@ class FakeGitlab {
     const [, project = "", sha = ""] = match;
     const name = String(body.name);
     let ref = typeof body.ref === "string" ? body.ref : null;
+    let pipelineId: number | null = null;
     // Ci::CreateCommitStatusService: a pipeline_id must name a pipeline of this SHA and, when given,
     // this ref (`for_ref`); the status takes the pipeline's ref when none is given.
     if (body.pipeline_id !== undefined) {
@@ -132,6 +140,7 @@ class FakeGitlab {
       );
       if (!pipeline) return send(404, { message: "404 Pipeline for pipeline_id, sha and ref Not Found" });
       ref ??= pipeline.ref;
+      pipelineId = pipeline.id;
     }
     // GenericCommitStatus: `validates :target_url, addressable_url: true, length: { maximum: 255 }`.
     if (body.target_url !== undefined) {
@@ -153,6 +162,8 @@ class FakeGitlab {
         s.sha === sha &&
         s.name === name &&
         s.ref === ref &&
+        // find_or_build_external_commit_status looks in the pipeline the status goes to.
+        (pipelineId === null || s.pipeline_id === pipelineId) &&
         (s.status === "pending" || s.status === "running"),
     );
     if (open && REFUSED[open.status]?.includes(state)) {
@@ -165,6 +176,7 @@ class FakeGitlab {
       sha,
       name,
       ref,
+      pipeline_id: pipelineId,
       status: state,
       target_url: null,
       created_at: now,
@@ -256,6 +268,7 @@ beforeEach(() => {
   gitlab.requests.length = 0;
   gitlab.faults = [];
   gitlab.pipelines = [];
+  gitlab.ignoresPipelineFilter = false;
   gitlab.clock = new FixedClock(GITLAB_NOW);
   gitlab.root = "";
   slept = [];
@@ -362,6 +375,50 @@ describe("GitlabCommitStatuses", () => {
     expect(gitlab.statuses.at(-1)).toMatchObject({ ref: "feature-x", status: "canceled" });
   });
 
+  it("sets a new pipeline's final status of a commit whose older pipeline already has it, and leaves no running behind", async () => {
+    // A project that builds its own image: a second pipeline for the commit deploys it again (fix
+    // forward, a recreated environment). Its Deploy Finished is reported before its Deploy Requested
+    // (reports run concurrently, a retried invocation), or its running was not set (GitLab failed).
+    gitlab.pipelines.push(
+      { id: 100, sha: SHA, ref: "refs/merge-requests/3/head" },
+      { id: 101, sha: SHA, ref: "refs/merge-requests/3/head" },
+    );
+    const deps = { statuses: statuses(), audit: new RecordingAuditLog(), clock: new FixedClock() };
+    const { step, deployed } = details();
+    const at = (seconds: number) => new Date(T0.getTime() + seconds * 1_000);
+    for (const event of [
+      { detailType: "Deploy Requested", detail: { ...step, pipelineId: 100 }, time: T0 },
+      { detailType: "Deploy Finished", detail: { ...deployed, pipelineId: 100 }, time: T0 },
+    ] satisfies ReportEvent[]) {
+      await reportStatus(deps, event);
+    }
+    gitlab.clock.advance(600_000);
+    for (const ignoresPipelineFilter of [false, true]) {
+      gitlab.ignoresPipelineFilter = ignoresPipelineFilter;
+      gitlab.statuses.splice(1);
+      expect(
+        await reportStatus(deps, {
+          detailType: "Deploy Finished",
+          detail: { ...deployed, pipelineId: 101 },
+          time: at(630),
+        }),
+      ).toEqual({ kind: "set", state: "success" });
+      // Published before pipeline 101's success was set: late, so it does not reopen it.
+      expect(
+        await reportStatus(deps, {
+          detailType: "Deploy Requested",
+          detail: { ...step, pipelineId: 101 },
+          time: at(600),
+        }),
+      ).toMatchObject({ kind: "ignored" });
+      expect(gitlab.statuses.map((s) => [s.pipeline_id, s.status])).toEqual([
+        [100, "success"],
+        [101, "success"],
+      ]);
+    }
+    expect(gitlab.requests.filter((r) => r.method === "GET").at(-1)?.path).toContain("&pipeline_id=101&");
+  });
+
   it("sets the status without a URL GitLab would refuse: not http(s), or over 255 characters", async () => {
     const client = statuses();
     const long = `https://review-x.apps.example.com/${"a".repeat(240)}`;
@@ -437,7 +494,14 @@ describe("GitlabCommitStatuses", () => {
 
   it("takes the latest of the times GitLab gives, in any offset, and none when none parses", async () => {
     const key = { projectId: 15, projectPath: "group/app", sha: SHA, name: "kubler/x", ref: null };
-    const stored = { project: "15", sha: SHA, name: "kubler/x", ref: null, target_url: null };
+    const stored = {
+      project: "15",
+      sha: SHA,
+      name: "kubler/x",
+      ref: null,
+      pipeline_id: null,
+      target_url: null,
+    };
     gitlab.statuses.push({
       ...stored,
       id: 1,
