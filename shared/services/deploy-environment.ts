@@ -548,6 +548,11 @@ type Conclude = ((
    * delivery of this attempt (which reports) or reconcile's mark (which reported).
    */
   lost(): Promise<DeployOutcome | null>;
+  /**
+   * Whether the namespace is still as this deploy last wrote it (or as reconcile's failure of this
+   * very attempt left it), read now: asked before each of a rollback's deletes.
+   */
+  owns(): Promise<boolean>;
 };
 
 /**
@@ -578,6 +583,8 @@ function concludeWith(
     writeNamespace(deps.cluster, final, { uid, resourceVersion });
   const readNamespace = () =>
     deps.cluster.get({ apiVersion: "v1", kind: "Namespace", name: state.namespace });
+  const isHeld = (since: KubeObject | null) =>
+    since !== null && since.metadata.uid === uid && since.metadata.resourceVersion === resourceVersion;
   /** Someone wrote the namespace since this deploy did: what it ends with, having written nothing. */
   const conflicted = async (
     status: string,
@@ -628,10 +635,12 @@ function concludeWith(
           return conflicted("rolled_back");
         }
       },
+      async owns() {
+        return isHeld(await readNamespace());
+      },
       async lost() {
         const since = await readNamespace();
-        if (since && since.metadata.uid === uid && since.metadata.resourceVersion === resourceVersion)
-          return null;
+        if (isHeld(since)) return null;
         const found = since ? readEnvironment(since) : null;
         // A stop deleting it (its annotations still this attempt's) is no delivery of this deploy.
         const now = found?.kind === "managed" && !found.environment.terminating ? found.environment : null;
@@ -998,7 +1007,15 @@ async function rollBack(
   // Reconcile marked this attempt failed: restored all the same, the failed revision is broken.
   const lost = await applyHeld(deps.cluster, lastGood.objects, conclude.lost, onRecreated);
   if (lost) return lost;
-  await removeAdded(deps.cluster, state, lastGood.objects, applied);
+  // Each delete only while the namespace is still this deploy's: a newer deploy that took it since
+  // may have applied one of these objects as its own, and must not lose it.
+  try {
+    await removeAdded(deps.cluster, state, lastGood.objects, applied, conclude.owns);
+  } catch (error) {
+    const stop = await conclude.lost();
+    if (stop) return stop;
+    throw error;
+  }
   if (stopped) return stopped.stop;
   const rollback = await waitForRollout(deps, lastGood.objects, deadline);
   const reason = `${failure}; rolled back to ${lastGood.sha}${rollback ? ` (but that rollout also failed: ${rollback})` : ""}`;

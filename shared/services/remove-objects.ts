@@ -139,12 +139,15 @@ export async function removeAdded(
   state: EnvironmentState,
   keep: readonly KubeObject[],
   applied: readonly KubeObject[],
+  /** Asked before each delete, as by a prune: false stops the removal, thrown as its first error. */
+  stillOwned?: () => Promise<boolean>,
 ): Promise<void> {
   const kept = new Set(keep.map(keyOf));
   const added = applied.filter((object) => !kept.has(keyOf(object)));
   const { left } = await removeObjectsNotIn(cluster, state, keep, {
     kinds: kindsOf(added),
     only: new Set(added.map(keyOf)),
+    ...(stillOwned ? { stillOwned } : {}),
   });
   if (left[0]) throw left[0].error;
 }
