@@ -12,8 +12,8 @@ export type RolloutState =
   | { kind: "unfollowed"; reason: string };
 
 interface DeploymentLike {
-  metadata: { name: string; generation?: number };
-  spec?: { replicas?: number };
+  metadata: { name: string; namespace?: string; generation?: number };
+  spec?: { replicas?: number; paused?: boolean };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -24,6 +24,11 @@ interface DeploymentLike {
 }
 
 /**
+ * kubectl's reading, but for a paused Deployment (`kubectl rollout pause`, or `paused: true` in the
+ * manifest): its controller makes no new ReplicaSet and stops no old one until it is resumed, and the
+ * progress deadline is not counted meanwhile, so waiting would only reach the rollout timeout (and
+ * the rollback's after it) without saying why. It fails at once, naming the pause.
+ *
  * @example
  * deploymentRollout(deployment); // { kind: "progressing", reason: "1 of 3 updated replicas are available" }
  */
@@ -40,6 +45,14 @@ export function deploymentRollout(deployment: DeploymentLike): RolloutState {
   const wanted = deployment.spec?.replicas ?? 1;
   const updated = status.updatedReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
+  const stalled = updated < wanted || (status.replicas ?? 0) > updated;
+  if (stalled && deployment.spec?.paused === true) {
+    const where = deployment.metadata.namespace ? ` -n ${deployment.metadata.namespace}` : "";
+    return {
+      kind: "failed",
+      reason: `deployment ${name} is paused (spec.paused): its new template does not roll out until it is resumed (kubectl rollout resume deployment/${name}${where})`,
+    };
+  }
   if (updated < wanted) {
     return { kind: "progressing", reason: `${updated} of ${wanted} replicas of ${name} updated` };
   }

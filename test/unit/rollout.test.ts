@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import {
   daemonSetRollout,
+  deploymentRollout,
   FOLLOWED_KINDS,
   statefulSetRollout,
   workloadRollout,
@@ -134,6 +135,40 @@ describe("daemonSetRollout", () => {
       reason:
         "daemon set agent has updateStrategy OnDelete: its pods take the new template only when deleted, so its rollout is not followed",
     });
+  });
+});
+
+describe("deploymentRollout of a paused Deployment", () => {
+  const paused = (status: object) => ({
+    metadata: { name: "web", generation: 3 },
+    spec: { replicas: 2, paused: true },
+    status: {
+      observedGeneration: 3,
+      conditions: [{ type: "Progressing", status: "Unknown", reason: "DeploymentPaused" }],
+      ...status,
+    },
+  });
+
+  it("fails at once when its new template waits on the pause, saying how to resume it", () => {
+    // Its controller makes no new ReplicaSet while paused: waiting would only reach the timeout.
+    expect(deploymentRollout(paused({ replicas: 2, updatedReplicas: 0, availableReplicas: 2 }))).toEqual({
+      kind: "failed",
+      reason:
+        "deployment web is paused (spec.paused): its new template does not roll out until it is resumed (kubectl rollout resume deployment/web)",
+    });
+    expect(deploymentRollout(paused({ replicas: 3, updatedReplicas: 2, availableReplicas: 2 })).kind).toBe(
+      "failed",
+    );
+  });
+
+  it("is rolled out when nothing waits on the pause, and waits for pods getting available", () => {
+    expect(deploymentRollout(paused({ replicas: 2, updatedReplicas: 2, availableReplicas: 2 }))).toEqual({
+      kind: "available",
+    });
+    expect(deploymentRollout(paused({ replicas: 2, updatedReplicas: 2, availableReplicas: 1 })).kind).toBe(
+      "progressing",
+    );
+    expect(deploymentRollout(paused({ observedGeneration: 2 })).kind).toBe("progressing");
   });
 });
 
