@@ -24,7 +24,10 @@ export type Grant =
   | "kubeconfig"
   /** secretsmanager:GetSecretValue on the registry pull secret, when one is configured (else nothing). */
   | "registryAuthSecret"
-  /** sts:AssumeRole/TagSession/SetSourceIdentity on the role ARNs the credentials policy names. */
+  /**
+   * sts:AssumeRole/TagSession/SetSourceIdentity on the role ARNs the credentials policy names (in as
+   * many statements as IAM's policy sizes need: a policy may name hundreds of roles).
+   */
   | "assumeJobRoles"
   /** scheduler:Create/Update/DeleteSchedule in the expiry group, and iam:PassRole of its role. */
   | "manageSchedules"

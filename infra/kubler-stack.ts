@@ -138,10 +138,9 @@ export class KublerStack extends Stack {
       registryAuthSecret: secrets.registryAuth
         ? [allow(["secretsmanager:GetSecretValue"], [secrets.registryAuth.secretArn])]
         : [],
-      assumeJobRoles:
-        config.jobRoleArns.length > 0
-          ? [allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], config.jobRoleArns)]
-          : [],
+      assumeJobRoles: inSizedGroups(config.jobRoleArns, ASSUME_STATEMENT_CHARS).map((arns) =>
+        allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], arns),
+      ),
       manageSchedules: [
         allow(
           ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
@@ -278,6 +277,30 @@ export class KublerStack extends Stack {
 /** How cdk-nag writes a value in a finding's id: a pseudo parameter as `<AWS::Region>`. */
 function nagValue(value: string, pseudo: string): string {
   return Token.isUnresolved(value) ? `<${pseudo}>` : value;
+}
+
+/**
+ * The most characters of role ARNs one sts:AssumeRole statement holds. CDK moves what exceeds a
+ * role's inline policy (IAM: 10,240 characters) into managed policies of at most 6,000, statement
+ * by statement, never splitting one: a policy naming a few hundred roles in one statement made a
+ * managed policy IAM refuses (6,144 at most), failing the deploy long after synth.
+ */
+const ASSUME_STATEMENT_CHARS = 5_500;
+
+/** `values` in order, in groups whose quoted, comma-separated text stays within `maxChars`. */
+function inSizedGroups(values: readonly string[], maxChars: number): string[][] {
+  const groups: string[][] = [];
+  let chars = Number.POSITIVE_INFINITY;
+  for (const value of values) {
+    const cost = value.length + 3;
+    if (chars + cost > maxChars) {
+      groups.push([]);
+      chars = 0;
+    }
+    groups.at(-1)?.push(value);
+    chars += cost;
+  }
+  return groups;
 }
 
 function allow(actions: string[], resources: string[]): PolicyStatement {
