@@ -53,6 +53,12 @@ export const BUILD_ANNOTATION = {
    * had reported (`replacementAnnotations`): a redelivery of one of them is a repeat, not a new request.
    */
   REPLACED_REPORTS: "kubler.dev/build-replaced-reports",
+  /**
+   * Names the reconcile call that marked the Job's requests reported (shared/services/named-write.ts):
+   * a mark whose answer was lost is known for its own by it. Kept by a request joining the Job (the
+   * mark's retry may meet that join), dropped by the reporter's next write.
+   */
+  REPORTING: "kubler.dev/build-reporting",
 } as const;
 
 /**

@@ -6,6 +6,7 @@
  * finished.
  */
 import {
+  BUILD_ANNOTATION,
   BUILD_SELECTOR,
   BuildRequestsFullError,
   BuildSpecError,
@@ -271,7 +272,7 @@ async function joinJob(
           ...(existing.metadata.resourceVersion
             ? { resourceVersion: existing.metadata.resourceVersion }
             : {}),
-          annotations,
+          annotations: { ...annotations, ...reportingMark(existing) },
           // Its TTL dropped, it is again the only record of this request: a deletion must wait for it.
           ...holdingFinalizers(existing),
         },
@@ -347,6 +348,16 @@ async function tellWaiters(
   });
   if (reported.kind === "reported" && reported.failure) throw reported.failure;
   if (reported.kind === "skipped") throw new KubernetesConflictError(reported.reason, 409);
+}
+
+/**
+ * The mark of a reconcile reporting the Job (`BUILD_ANNOTATION.REPORTING`), kept through a join: a
+ * mark whose answer was lost is retried and read again, and must still be found its own, or its
+ * Build Finished is published by nobody.
+ */
+function reportingMark(job: KubeObject): Record<string, string> {
+  const mark = job.metadata.annotations?.[BUILD_ANNOTATION.REPORTING];
+  return mark ? { [BUILD_ANNOTATION.REPORTING]: mark } : {};
 }
 
 /** The Job of the request's name is not Kubler's (`joinJob`): a failure, not retried. */

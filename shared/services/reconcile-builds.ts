@@ -312,6 +312,11 @@ export async function reportBuild(
     );
   }
   if (failure) return { kind: "reported", reported: lines, failure };
+  // A request that joined before a lost mark's retry is in what the mark left (`markAllReported`):
+  // it waits, so no TTL yet and Kubler's finalizer kept; the next run reports it, then settles.
+  if (readBuildRequests(marked).some((request) => !all.includes(request.environment))) {
+    return { kind: "reported", reported: lines, failure: null };
+  }
   // Not undone when it fails: the events are out; the next reconcile sets the TTL instead.
   await settle(deps, marked, marked.metadata.resourceVersion, all).catch(() => {});
   return { kind: "reported", reported: lines, failure: null };
@@ -465,10 +470,11 @@ async function mark(
 }
 
 /**
- * Names one `markAllReported` on the Job it marks; the next write of the Job (its TTL, a mark taken
- * back, a request joining) drops it, since they apply without it as the same field manager.
+ * Names one `markAllReported` on the Job it marks; the reporter's next write of the Job (its TTL, a
+ * mark taken back) drops it, since it applies without it as the same field manager. A request joining
+ * keeps it: the mark's retry, meeting that join, must still find the mark its own.
  */
-const MARK_ANNOTATION = "kubler.dev/build-reporting";
+const MARK_ANNOTATION = BUILD_ANNOTATION.REPORTING;
 
 /**
  * Marks every request of `job` reported, over the resourceVersion read, naming the mark. A mark whose

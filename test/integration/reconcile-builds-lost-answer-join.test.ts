@@ -1,0 +1,94 @@
+/**
+ * A mark whose answer is lost, and a request joining the Job before the mark's retry: the API server
+ * applied reconcile's "reported" mark, its answer never came back, and while the adapter waited to
+ * send it again build-image added another environment to the Job (a tag at the same commit, another
+ * merge request). The retry meets a Job written since (409); the mark is still this run's, and its
+ * Build Finished this run's to publish: no later run would (the Job says reported). Against the
+ * embedded Kubernetes API over HTTP, through the real adapter, behind a proxy that drops one answer
+ * after the server has acted on the request.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { BUILD_ANNOTATION, BUILD_FINALIZER, buildJobName } from "../../shared/domain/build-job.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { buildImage } from "../../shared/services/build-image.js";
+import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
+import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  buildsHeard,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
+  exampleStagingRequest,
+  EXAMPLE_BUILD_PROJECT as gitlab,
+  EXAMPLE_BUILD_SHA as SHA,
+  startBuildTestBed,
+  untilJobFinished,
+} from "../fakes/build-deps.js";
+
+let bed: BuildTestBed<ManifestSource>;
+let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
+let proxied: KubernetesCluster;
+let joins: string[];
+const JOB = buildJobName(gitlab, SHA);
+
+beforeEach(async () => {
+  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+  joins = [];
+  const { server } = throughProxy(bed.k8s.kubeconfig);
+  // The first write marking the Job reported (not yet given its TTL) loses its answer.
+  proxy = await answerDroppingProxy(
+    server,
+    (method, path, body) =>
+      method === "PATCH" &&
+      path.startsWith(`/apis/batch/v1/namespaces/${BUILDS_NAMESPACE}/jobs/${JOB}`) &&
+      body.includes(BUILD_ANNOTATION.REPORTED) &&
+      body.includes("review/feature-x") &&
+      !body.includes("ttlSecondsAfterFinished"),
+  );
+  proxied = createKubernetesCluster({
+    kubeconfig: throughProxy(bed.k8s.kubeconfig, proxy.url).kubeconfig,
+    // While the adapter waits to send the lost mark again, staging asks for the same commit.
+    sleep: async () => {
+      if (proxy.dropped() === 1 && joins.length === 0) {
+        joins.push((await buildImage(bed.build, exampleStagingRequest())).kind);
+      }
+    },
+  });
+});
+afterEach(async () => {
+  proxied.close();
+  await proxy.close();
+  await bed.close();
+});
+
+describe("reconcile of builds when the answer to its mark is lost and a request joins before its retry", () => {
+  it("publishes the Build Finished its own mark stands for, and the joined environment's on the next run, each once", async () => {
+    await buildImage(bed.build, exampleBuildRequest());
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
+
+    await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 succeeded"]);
+    // Staging still waits: no TTL yet, Kubler's finalizer kept, the mark's name gone with the next write.
+    const waiting = bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, JOB);
+    expect(
+      (waiting?.spec as { ttlSecondsAfterFinished?: number } | undefined)?.ttlSecondsAfterFinished,
+    ).toBeUndefined();
+    expect(waiting?.metadata.finalizers).toEqual([BUILD_FINALIZER]);
+    await reconcileBuilds(bed.reconcile);
+    const settled = bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, JOB);
+    expect(
+      (settled?.spec as { ttlSecondsAfterFinished?: number } | undefined)?.ttlSecondsAfterFinished,
+    ).toBeGreaterThan(0);
+    expect(Object.keys(settled?.metadata.annotations ?? {})).not.toContain(BUILD_ANNOTATION.REPORTING);
+    await reconcileBuilds(bed.reconcile);
+
+    expect(proxy.dropped()).toBe(1);
+    expect(joins).toEqual(["joined"]);
+    expect(buildsHeard(bed.publisher).sort()).toEqual([
+      "review/feature-x c-1 succeeded",
+      "staging c-s succeeded",
+    ]);
+  });
+});
