@@ -316,7 +316,10 @@ function pipelineEnvironment(
   pipeline: Fact<"Pipeline">,
   manifest: KublerManifest,
 ): { kind: "name"; name: string; ref: string; rule: EnvironmentRule } | { kind: "ignored"; reason: string } {
-  const ref = pipeline.ref.replace(/^refs\/(heads|tags)\//, "");
+  // Taken as it is: the webhook names a branch or tag by its short name, so `refs/heads/main` is a
+  // branch literally so named (git allows it; GitLab took it on push until it validated pushed
+  // names), never `main`, whose environment any developer could otherwise deploy to.
+  const ref = pipeline.ref;
   // `??`: a detail from before the field existed has none.
   const fork = pipeline.mrSourceProjectId ?? null;
   if (fork !== null && fork !== pipeline.gitlab.projectId) {
@@ -357,7 +360,8 @@ function pipelineEnvironment(
     return environment.kind === "name" ? { ...environment, ref: branch, rule } : environment;
   }
   if (ref.startsWith("refs/")) {
-    // A merge request pipeline whose payload names no MR (old GitLab, or the MR deleted since).
+    // A merge request pipeline whose payload names no MR (old GitLab, or the MR deleted since), or a
+    // branch named like a full ref.
     return { kind: "ignored", reason: `pipeline ${pipeline.pipelineId} ran on ${ref}, not on a branch` };
   }
   const key = pipeline.tag ? "tag" : "branch";

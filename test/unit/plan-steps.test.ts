@@ -468,6 +468,27 @@ describe("planSteps", () => {
     });
   });
 
+  it("deploys nothing for a branch named like a full ref (refs/heads/master): not the environment of the branch it names", () => {
+    // GitLab's pipeline webhook names a branch by its short name, so a ref that starts with refs/heads/
+    // is a branch literally so named, which git allows and GitLab took on push until it validated
+    // pushed branch names (git push origin HEAD:refs/heads/refs/heads/master). Taken for master, any
+    // developer's pipeline deployed their commit to master's environment, past master's protection.
+    expect(planSteps(pipeline({ mrIid: null, ref: "refs/heads/master" }), WITHOUT_IMAGE)).toEqual({
+      kind: "ignored",
+      reason: "pipeline 31 ran on refs/heads/master, not on a branch",
+    });
+    expect(planSteps(pipeline({ mrIid: null, ref: "refs/tags/v2.0.0" }), WITHOUT_IMAGE)).toEqual({
+      kind: "ignored",
+      reason: "pipeline 31 ran on refs/tags/v2.0.0, not on a branch",
+    });
+    expect(
+      planSteps(pipeline({ mrIid: null, ref: "refs/tags/v2.0.0", tag: true }), WITHOUT_IMAGE),
+    ).toMatchObject({ kind: "ignored" });
+    expect(planSteps(pipeline({ ref: "refs/heads/feature" }), WITHOUT_IMAGE)).toMatchObject({
+      kind: "ignored",
+    });
+  });
+
   it("deploys a merge request pipeline run on refs/merge-requests/<iid>/head to its source branch's review environment", () => {
     // GitLab runs a detached merge request pipeline in the target project on the MR's ref_path
     // (MergeRequests::CreatePipelineService), so `ref` names no branch: the MR's source branch does.
