@@ -126,7 +126,24 @@ export class DynamoDbDedupeStore implements DedupeStore {
         if (holder?.[DEDUPE_OWNER_ATTRIBUTE]?.S === owner) return "reserved";
         return holder?.[DEDUPE_STATE_ATTRIBUTE]?.S === "pending" ? "in-flight" : "duplicate";
       }
+      // The put may have been written before its answer was lost (the SDK's retry then failing at
+      // the network): the caller is told to try again, and our item would meet that retry as
+      // another's (a job's token refused as replayed until it expires, a resend held off as in
+      // flight). Only our own item goes; if this fails too, the TTL ends it.
+      await this.#deleteOwn(key, owner).catch(() => undefined);
       throw error;
     }
+  }
+
+  async #deleteOwn(key: string, owner: string): Promise<void> {
+    await this.#client.send(
+      new DeleteItemCommand({
+        TableName: this.#tableName,
+        Key: { [DEDUPE_PARTITION_KEY]: { S: key } },
+        ConditionExpression: "#owner = :owner",
+        ExpressionAttributeNames: { "#owner": DEDUPE_OWNER_ATTRIBUTE },
+        ExpressionAttributeValues: { ":owner": { S: owner } },
+      }),
+    );
   }
 }

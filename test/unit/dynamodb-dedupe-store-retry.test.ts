@@ -15,9 +15,11 @@ const NOW = new Date(Date.UTC(2026, 4, 4, 12, 0, 0));
 /**
  * A DynamoDB table at the transport: PutItem with the store's condition (no live item under the key),
  * answering ConditionalCheckFailedException with the holder when asked. The first `appliedThenLost`
- * PutItems are written, then fail as the node HTTP handler fails a request past its requestTimeout.
+ * PutItems are written, then fail as the node HTTP handler fails a request past its requestTimeout;
+ * the `unreachable` PutItems after them fail before reaching the table (a connection reset).
+ * DeleteItem honours a condition on the owner.
  */
-function tableWithLostAnswers(appliedThenLost: number) {
+function tableWithLostAnswers(appliedThenLost: number, unreachable = 0) {
   const items = new Map<string, Item>();
   let puts = 0;
   const json = (statusCode: number, body: unknown) => ({
@@ -30,8 +32,27 @@ function tableWithLostAnswers(appliedThenLost: number) {
   const requestHandler = {
     handle: async (request: { headers: Record<string, string>; body?: unknown }) => {
       const target = request.headers["x-amz-target"] ?? "";
+      if (target.endsWith(".DeleteItem")) {
+        const input = JSON.parse(String(request.body)) as {
+          Key: Item;
+          ExpressionAttributeValues?: Record<string, { S: string }>;
+        };
+        const key = input.Key.pk?.S as string;
+        const owner = input.ExpressionAttributeValues?.[":owner"]?.S;
+        if (owner !== undefined && items.get(key)?.owner?.S !== owner) {
+          return json(400, {
+            __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            message: "The conditional request failed",
+          });
+        }
+        items.delete(key);
+        return json(200, {});
+      }
       if (!target.endsWith(".PutItem")) throw new Error(`unexpected ${target}`);
       puts++;
+      if (puts > appliedThenLost && puts <= appliedThenLost + unreachable) {
+        throw Object.assign(new Error("socket hang up"), { name: "Error", code: "ECONNRESET" });
+      }
       const input = JSON.parse(String(request.body)) as {
         Item: Item;
         ExpressionAttributeValues: Record<string, { N: string }>;
@@ -94,5 +115,32 @@ describe("DynamoDbDedupeStore when a written PutItem's answer is lost and the SD
     await expect(store.reserve("delivery-1", 60)).resolves.toBe("reserved");
     expect(table.puts()).toBe(2);
     await expect(store.reserve("delivery-1", 60)).resolves.toBe("in-flight");
+  });
+
+  it("a claim that failed after DynamoDB wrote it leaves the key free for the retry the job is told to make", async () => {
+    // Written, answer lost; the SDK's retry never reaches the table: the claim fails (503 to the job).
+    const table = tableWithLostAnswers(1, 1);
+    const store = new DynamoDbDedupeStore({
+      client: table.client,
+      tableName: "t",
+      clock: { now: () => NOW },
+    });
+
+    await expect(store.claim("jti:https://gitlab.example.com:abc", 3_600)).rejects.toThrow();
+    // Left in the table, the failed claim's item would refuse the job's retry as a replay until exp.
+    await expect(store.claim("jti:https://gitlab.example.com:abc", 3_600)).resolves.toBe(true);
+    await expect(store.claim("jti:https://gitlab.example.com:abc", 3_600)).resolves.toBe(false);
+  });
+
+  it("a reservation that failed after DynamoDB wrote it does not hold GitLab's resend off as in flight", async () => {
+    const table = tableWithLostAnswers(1, 1);
+    const store = new DynamoDbDedupeStore({
+      client: table.client,
+      tableName: "t",
+      clock: { now: () => NOW },
+    });
+
+    await expect(store.reserve("delivery-1", 60)).rejects.toThrow();
+    await expect(store.reserve("delivery-1", 60)).resolves.toBe("reserved");
   });
 });
