@@ -39,7 +39,7 @@ import {
 import { environmentStopKey, isRefusedByStop } from "../domain/plan-steps.js";
 import { FOLLOWED_KINDS, workloadRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
-import { KubernetesConflictError, KubernetesInvalidError } from "../errors.js";
+import { KubernetesConflictError, KubernetesForbiddenError, KubernetesInvalidError } from "../errors.js";
 import type {
   AbsentObjectWriter,
   AuditLog,
@@ -385,7 +385,7 @@ export async function deployEnvironment(
     );
     if (lost) return lost;
   } catch (error) {
-    if (!(error instanceof KubernetesInvalidError)) throw error;
+    if (!refusedByCluster(error)) throw error;
     return rollBack(
       deps,
       state,
@@ -454,6 +454,24 @@ export async function deployEnvironment(
       await saveLastGood(deps.cluster, state, record, removal ? unprunedKinds(removal) : [], onReplaced);
       return removal ? prunedOutcome(state, removal) : undefined;
     },
+  );
+}
+
+/**
+ * An admission plugin's denial answered 403 Forbidden: a webhook's (its code is the webhook's own, and
+ * controller-runtime's, Gatekeeper's among them, is 403), a ValidatingAdmissionPolicy's (reason
+ * Forbidden by default) and an exceeded ResourceQuota. The object is refused as by a 422, and no retry
+ * changes that. Other 403s (Kubler's own RBAC: `User "…" cannot patch resource …`; a namespace being
+ * deleted) are not about the object.
+ */
+const ADMISSION_DENIAL =
+  /admission webhook "[^"]*" denied the request|ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request|is forbidden: exceeded quota: /;
+
+/** The cluster refused the object itself (validation, admission): the manifest's fault, not retried. */
+function refusedByCluster(error: unknown): error is KubernetesInvalidError | KubernetesForbiddenError {
+  if (error instanceof KubernetesInvalidError) return true;
+  return (
+    error instanceof KubernetesForbiddenError && error.status === 403 && ADMISSION_DENIAL.test(error.message)
   );
 }
 

@@ -1,0 +1,86 @@
+/**
+ * A cluster's admission policies refuse objects with 403 Forbidden as often as with 422: a webhook
+ * built on controller-runtime (Gatekeeper) answers 403, a ValidatingAdmissionPolicy's denial and an
+ * exceeded ResourceQuota are 403 too. Such a refusal is the manifest's, as a 422 is: the deploy rolls
+ * back and ends with Deploy Finished naming it. A 403 that is not about the object (Kubler's own RBAC,
+ * a namespace being deleted) is still thrown for the bus to retry and the alarms to see.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import { deployEnvironment } from "../../shared/services/deploy-environment.js";
+import {
+  clearNamespaces,
+  type DeployTestDeps,
+  deployRequested,
+  deployTestDeps,
+  NAMESPACE,
+  SHA_1,
+  SHA_2,
+} from "../fakes/deploy-deps.js";
+
+let k8s: MemoryKubernetes;
+let deps: DeployTestDeps;
+
+beforeAll(async () => {
+  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
+});
+afterAll(() => k8s.close());
+beforeEach(async () => {
+  ({ deps } = deployTestDeps(k8s, "kubler-admission-"));
+  k8s.faults.clear();
+  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+});
+
+const GATEKEEPER = `admission webhook "validation.gatekeeper.sh" denied the request: [container-must-have-limits] container <flight-management> has no resource limits`;
+const POLICY = `deployments.apps "flight-management" is forbidden: ValidatingAdmissionPolicy 'require-team-label' with binding 'require-team-label' denied request: expression 'has(object.metadata.labels.team)' resulted in error`;
+const QUOTA = `deployments.apps "flight-management" is forbidden: exceeded quota: objects, requested: count/deployments.apps=1, used: count/deployments.apps=5, limited: count/deployments.apps=5`;
+
+function told(): { sha: string; status: string; reason: string | null }[] {
+  return deps.publisher.entries
+    .filter((e) => e.detailType === "Deploy Finished")
+    .map((e) => e.detail as { sha: string; status: string; reason: string | null });
+}
+
+describe("an object refused by an admission policy with 403", () => {
+  it.each([
+    ["a webhook's denial (Gatekeeper)", GATEKEEPER],
+    ["a ValidatingAdmissionPolicy's denial", POLICY],
+  ])("%s rolls the deploy back and names the refusal in Deploy Finished", async (_, message) => {
+    expect(await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }))).toMatchObject({
+      kind: "succeeded",
+    });
+    k8s.faults.add({ verb: "apply", resource: "deployments", status: 403, message, times: 1 });
+    const outcome = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const reason = `the cluster refused a manifest: ${message}; rolled back to ${SHA_1}`;
+    expect(outcome).toMatchObject({ kind: "rolled_back", reason });
+    expect(told().at(-1)).toMatchObject({ sha: SHA_2, status: "rolled_back", reason });
+  });
+
+  it("a first deploy refused so (an exceeded quota) fails, naming it", async () => {
+    k8s.faults.add({ verb: "create", resource: "deployments", status: 403, message: QUOTA, times: 1 });
+    const outcome = await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }));
+    expect(outcome).toMatchObject({
+      kind: "failed",
+      reason: `the cluster refused a manifest: ${QUOTA}; no earlier good revision to roll back to`,
+    });
+    expect(told()).toEqual([expect.objectContaining({ sha: SHA_1, status: "failed" })]);
+  });
+
+  it("Kubler's own identity refused (RBAC) is thrown for the bus to retry, nothing published", async () => {
+    const rbac = `deployments.apps "flight-management" is forbidden: User "system:serviceaccount:kubler:kubler" cannot patch resource "deployments" in API group "apps" in the namespace "${NAMESPACE}"`;
+    k8s.faults.add({ verb: "create", resource: "deployments", status: 403, message: rbac, times: 1 });
+    await expect(deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }))).rejects.toThrow(
+      rbac,
+    );
+    expect(told()).toEqual([]);
+  });
+
+  it("a namespace being deleted (a stop raced the deploy) is thrown for the bus to retry", async () => {
+    const terminating = `deployments.apps "flight-management" is forbidden: unable to create new content in namespace ${NAMESPACE} because it is being terminated`;
+    k8s.faults.add({ verb: "create", resource: "deployments", status: 403, message: terminating, times: 1 });
+    await expect(deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }))).rejects.toThrow(
+      terminating,
+    );
+    expect(told()).toEqual([]);
+  });
+});
