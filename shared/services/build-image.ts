@@ -28,7 +28,7 @@ import { ManifestError, parseKublerManifest } from "../domain/kubler-manifest.js
 import { KubernetesConflictError, KubernetesNotFoundError } from "../errors.js";
 import type { AuditLog, BuildCluster, Clock, EventPublisher, ManifestSource } from "../ports.js";
 import { digestGone } from "./build-outcome.js";
-import { checkBuildSecrets } from "./build-secrets.js";
+import { checkBuildPodSecurity, checkBuildSecrets } from "./build-secrets.js";
 import { releaseBuildJob, reportBuild } from "./reconcile-builds.js";
 import { createStepAudit } from "./step-audit.js";
 
@@ -112,7 +112,13 @@ export async function buildImage(
   // Also before a join (not known to be one yet): a Job of that name made without them waits too.
   const secrets = deps.checkSecrets === false ? null : await checkBuildSecrets(deps.cluster, deps.settings);
   if (secrets?.kind === "missing") return fail(secrets.reason);
-  const unchecked = secrets?.kind === "unchecked" ? ` (${secrets.reason})` : "";
+  // The same for a namespace whose Pod Security level refuses the build pod.
+  const security =
+    deps.checkSecrets === false ? null : await checkBuildPodSecurity(deps.cluster, deps.settings.namespace);
+  if (security?.kind === "missing") return fail(security.reason);
+  const unchecked = [secrets, security]
+    .map((check) => (check?.kind === "unchecked" ? ` (${check.reason})` : ""))
+    .join("");
 
   const name = job.metadata.name;
   const created = await createJob(deps, job);

@@ -3,7 +3,8 @@
  * key the Job takes from it) the pod never starts: the clone's secretKeyRef is a
  * CreateContainerConfigError, the push's volume never mounts. Kubernetes then fails the Job only at
  * its deadline (30 minutes), with a bare DeadlineExceeded and the cause nowhere in it.
- * Only whether each Secret and its key exist is read: the values the GET returns go nowhere.
+ * Only whether each Secret and its key exist is read: the values the GET returns go nowhere. So is
+ * the namespace's Pod Security level, which the build pod needs to be `privileged`.
  */
 import { GIT_TOKEN_KEY, REGISTRY_AUTH_KEY } from "../domain/build-job.js";
 import { KubernetesForbiddenError } from "../errors.js";
@@ -68,6 +69,42 @@ export async function checkBuildSecrets(
   return {
     kind: "missing",
     reason: `cannot build: ${problems.map((p) => p.what).join(", ")} in namespace ${namespace} (a build pod cannot start without it, and would wait 30 minutes for its deadline). Create it as README's "Deploy to AWS" prerequisites say, then ask again (push, or reopen the merge request): ${problems.map((p) => p.create).join("; ")}`,
+  };
+}
+
+/** The label Pod Security Admission enforces a namespace's level by: https://kubernetes.io/docs/concepts/security/pod-security-admission/ */
+const POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce";
+
+/**
+ * Whether the builds namespace lets the build pod in: rootless BuildKit runs with seccomp and AppArmor
+ * unconfined (build-job.ts), which Pod Security levels `baseline` and `restricted` forbid. Refused,
+ * the Job controller never creates a pod, and Kubernetes fails the Job only at its 30-minute deadline
+ * with a bare DeadlineExceeded. Read from the namespace's label only: a level the cluster enforces by
+ * default (its admission configuration) is not visible here.
+ *
+ * @example
+ * const check = await checkBuildPodSecurity(cluster, "kubler-builds");
+ * if (check.kind === "missing") return fail(check.reason); // names the level and the kubectl label command
+ */
+export async function checkBuildPodSecurity(
+  cluster: Pick<BuildCluster, "get">,
+  namespace: string,
+): Promise<BuildSecretsCheck> {
+  let level: string | undefined;
+  try {
+    const found = await cluster.get({ apiVersion: "v1", kind: "Namespace", name: namespace });
+    level = found?.metadata.labels?.[POD_SECURITY_ENFORCE];
+  } catch (error) {
+    if (!(error instanceof KubernetesForbiddenError)) throw error;
+    return {
+      kind: "unchecked",
+      reason: `its Pod Security level not checked: Kubler may not get namespace ${namespace} (${error.message})`,
+    };
+  }
+  if (level !== "baseline" && level !== "restricted") return { kind: "present" };
+  return {
+    kind: "missing",
+    reason: `cannot build: namespace ${namespace} enforces Pod Security level ${level} (label ${POD_SECURITY_ENFORCE}), which refuses the build pod (rootless BuildKit runs with seccomp and AppArmor unconfined), so no pod would start and the Job would wait 30 minutes for its deadline. Let build pods run there, then ask again (push, or reopen the merge request): kubectl label namespace ${namespace} ${POD_SECURITY_ENFORCE}=privileged --overwrite`,
   };
 }
 

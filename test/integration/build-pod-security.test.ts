@@ -1,0 +1,64 @@
+/**
+ * A builds namespace whose Pod Security Admission level refuses the build pod: rootless BuildKit runs
+ * with seccomp and AppArmor unconfined, which `baseline` and `restricted` forbid, so the Job controller
+ * never gets a pod created, and Kubernetes fails the Job only at its 30-minute deadline with a bare
+ * DeadlineExceeded, the cause nowhere in it. Against the embedded Kubernetes API over HTTP, through
+ * the real adapter (it runs no admission of pods: the label is what is looked at).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { Detail } from "../../shared/domain/catalog.js";
+import type { ManifestSource } from "../../shared/ports.js";
+import { buildImage } from "../../shared/services/build-image.js";
+import {
+  BUILDS_NAMESPACE,
+  type BuildTestBed,
+  EXAMPLE_BUILD_MANIFESTS,
+  exampleBuildRequest,
+  startBuildTestBed,
+} from "../fakes/build-deps.js";
+
+let bed: BuildTestBed<ManifestSource>;
+afterEach(async () => {
+  await bed.close();
+});
+
+async function enforce(level: string): Promise<void> {
+  await bed.cluster.apply({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: BUILDS_NAMESPACE, labels: { "pod-security.kubernetes.io/enforce": level } },
+  });
+}
+
+const jobs = () => bed.k8s.store.list("batch/v1", "Job", BUILDS_NAMESPACE);
+
+describe("a builds namespace whose Pod Security level refuses the build pod", () => {
+  it.each(["baseline", "restricted"])(
+    "enforcing %s: the build fails at once, saying why and the command that lets it run, and no Job waits out its deadline",
+    async (level) => {
+      bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+      await enforce(level);
+
+      const outcome = await buildImage(bed.build, exampleBuildRequest());
+
+      expect(outcome.kind).toBe("failed");
+      expect(jobs()).toEqual([]);
+      const detail = bed.publisher.entries[0]?.detail as Detail<"Build Finished">;
+      expect(detail.status).toBe("failed");
+      expect(detail.reason).toContain(`enforces Pod Security level ${level}`);
+      expect(detail.reason).toContain(
+        `kubectl label namespace ${BUILDS_NAMESPACE} pod-security.kubernetes.io/enforce=privileged --overwrite`,
+      );
+      const line = bed.audit.records.find((r) => r.action === "image.build");
+      expect(line?.outcome).toBe("failure");
+    },
+  );
+
+  it("enforcing privileged, or with no level of its own: built as before", async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    expect((await buildImage(bed.build, exampleBuildRequest())).kind).toBe("created");
+    await enforce("privileged");
+    expect((await buildImage(bed.build, exampleBuildRequest({ sha: "3".repeat(40) }))).kind).toBe("created");
+    expect(jobs()).toHaveLength(2);
+  });
+});
