@@ -1023,7 +1023,23 @@ async function rollBack(
   // newer one, which would then report succeeded with the older objects running.
   if (stopped && !stopped.sameAttempt) return stopped.stop;
   // Reconcile marked this attempt failed: restored all the same, the failed revision is broken.
-  const lost = await applyHeld(deps.cluster, lastGood.objects, conclude.lost, onRecreated);
+  let lost: DeployOutcome | null;
+  try {
+    lost = await applyHeld(deps.cluster, lastGood.objects, conclude.lost, onRecreated);
+  } catch (error) {
+    // The last good revision refused (a policy added since it ran): no retry restores it, so the
+    // deploy ends failed, saying both what failed and why the rollback could not happen.
+    if (!refusedByCluster(error)) throw error;
+    if (stopped) return stopped.stop;
+    return conclude(
+      { ...state, status: "failed", rolloutDeadline: null, rollingBackTo: null },
+      {
+        status: "failed",
+        reason: `${failure}; the rollback to ${lastGood.sha} was refused by the cluster: ${error.message}`,
+        url: state.url,
+      },
+    );
+  }
   if (lost) return lost;
   // Each delete only while the namespace is still this deploy's: a newer deploy that took it since
   // may have applied one of these objects as its own, and must not lose it.

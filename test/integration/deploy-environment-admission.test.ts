@@ -13,20 +13,27 @@ import {
   type DeployTestDeps,
   deployRequested,
   deployTestDeps,
+  type ExampleProject,
+  exampleProject,
   NAMESPACE,
+  PROJECT,
   SHA_1,
   SHA_2,
 } from "../fakes/deploy-deps.js";
+import { hooked } from "../fakes/hooked-cluster.js";
 
 let k8s: MemoryKubernetes;
 let deps: DeployTestDeps;
+let files: ExampleProject;
 
 beforeAll(async () => {
   k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
 });
 afterAll(() => k8s.close());
 beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-admission-"));
+  let projects: string;
+  ({ deps, projects } = deployTestDeps(k8s, "kubler-admission-"));
+  files = exampleProject(projects, PROJECT);
   k8s.faults.clear();
   await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
@@ -82,5 +89,39 @@ describe("an object refused by an admission policy with 403", () => {
       terminating,
     );
     expect(told()).toEqual([]);
+  });
+});
+
+describe("a rollback the cluster refuses", () => {
+  it("ends the deploy failed, naming the rollout's failure and the refusal, instead of throwing on every retry", async () => {
+    expect(await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }))).toMatchObject({
+      kind: "succeeded",
+    });
+    files.setRollout("fail");
+    // A policy added since revision 1 ran refuses its Deployment: the rollback's apply of it.
+    let applied = false;
+    const refusing = {
+      ...deps,
+      cluster: hooked(deps.cluster, {
+        after: (o) => {
+          if (o.kind !== "Deployment" || applied) return;
+          applied = true;
+          k8s.faults.add({ verb: "apply", resource: "deployments", status: 403, message: GATEKEEPER });
+        },
+      }),
+    };
+    const outcome = await deployEnvironment(refusing, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const reason = expect.stringMatching(
+      new RegExp(
+        `^deployment flight-management exceeded its progress deadline; the rollback to ${SHA_1} was refused by the cluster: .*validation\\.gatekeeper\\.sh`,
+      ),
+    );
+    expect(outcome).toMatchObject({ kind: "failed", reason });
+    expect(told().at(-1)).toMatchObject({ sha: SHA_2, status: "failed", reason });
+    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    expect(namespace?.metadata.annotations).toMatchObject({
+      "kubler.dev/status": "failed",
+      "kubler.dev/rolling-back-to": "",
+    });
   });
 });
