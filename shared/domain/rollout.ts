@@ -38,9 +38,13 @@ export function deploymentRollout(deployment: DeploymentLike): RolloutState {
   if ((status.observedGeneration ?? 0) < generation) {
     return { kind: "progressing", reason: `waiting for deployment ${name} spec update to be observed` };
   }
+  // The API server refusing its pods (Pod Security, a quota, a webhook) shows only here, copied from
+  // the ReplicaSet: the rollout then waits for nothing, and its timeout would not say why.
+  const replicaFailure = status.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True");
+  const cause = replicaFailure?.message ? `; its pods cannot be created: ${replicaFailure.message}` : "";
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
   if (progressing?.reason === "ProgressDeadlineExceeded") {
-    return { kind: "failed", reason: `deployment ${name} exceeded its progress deadline` };
+    return { kind: "failed", reason: `deployment ${name} exceeded its progress deadline${cause}` };
   }
   const wanted = deployment.spec?.replicas ?? 1;
   const updated = status.updatedReplicas ?? 0;
@@ -54,18 +58,18 @@ export function deploymentRollout(deployment: DeploymentLike): RolloutState {
     };
   }
   if (updated < wanted) {
-    return { kind: "progressing", reason: `${updated} of ${wanted} replicas of ${name} updated` };
+    return { kind: "progressing", reason: `${updated} of ${wanted} replicas of ${name} updated${cause}` };
   }
   if ((status.replicas ?? 0) > updated) {
     return {
       kind: "progressing",
-      reason: `${(status.replicas ?? 0) - updated} old replicas of ${name} pending termination`,
+      reason: `${(status.replicas ?? 0) - updated} old replicas of ${name} pending termination${cause}`,
     };
   }
   if (available < updated) {
     return {
       kind: "progressing",
-      reason: `${available} of ${updated} updated replicas of ${name} available`,
+      reason: `${available} of ${updated} updated replicas of ${name} available${cause}`,
     };
   }
   return { kind: "available" };

@@ -172,6 +172,46 @@ describe("deploymentRollout of a paused Deployment", () => {
   });
 });
 
+describe("deploymentRollout of a Deployment whose pods cannot be created", () => {
+  // What the controller copies from its ReplicaSet when the API server refuses the pods: the
+  // Deployment itself was accepted (Pod Security only warns about a template).
+  const refused = {
+    type: "ReplicaFailure",
+    status: "True",
+    reason: "FailedCreate",
+    message:
+      'pods "web-5d8f7c9b4-x2x9k" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "root")',
+  };
+  const deployment = (conditions: object[]) => ({
+    metadata: { name: "web", generation: 2 },
+    spec: { replicas: 2 },
+    status: { observedGeneration: 2, replicas: 0, updatedReplicas: 0, availableReplicas: 0, conditions },
+  });
+
+  it("says why in its reason while it waits, so a timeout names the refusal", () => {
+    const progressing = { type: "Progressing", status: "True", reason: "ReplicaSetUpdated" };
+    expect(deploymentRollout(deployment([progressing, refused]))).toEqual({
+      kind: "progressing",
+      reason: `0 of 2 replicas of web updated; its pods cannot be created: ${refused.message}`,
+    });
+  });
+
+  it("says why when its progress deadline is exceeded", () => {
+    const stuck = { type: "Progressing", status: "False", reason: "ProgressDeadlineExceeded" };
+    expect(deploymentRollout(deployment([stuck, refused]))).toEqual({
+      kind: "failed",
+      reason: `deployment web exceeded its progress deadline; its pods cannot be created: ${refused.message}`,
+    });
+  });
+
+  it("says nothing more once the failure is over (status False)", () => {
+    expect(deploymentRollout(deployment([{ ...refused, status: "False" }]))).toEqual({
+      kind: "progressing",
+      reason: "0 of 2 replicas of web updated",
+    });
+  });
+});
+
 describe("workloadRollout", () => {
   const object = (kind: string, status: object, spec: object = {}): KubeObject => ({
     apiVersion: "apps/v1",
