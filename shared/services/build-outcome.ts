@@ -58,7 +58,7 @@ export async function outcomeOf(
   // deadline) may have ended in a pod the deadline killed: the evictions before it are the story.
   const earlier = disrupted ? null : pods.map(disruptionOf).find((text) => text !== null);
   const verdict = `${state.reason}${where}${disrupted ? `; ${disrupted}` : earlier ? `; earlier ${earlier}` : ""}`;
-  if (!failed) return { status: "failed", reason: failureReason(verdict, null) };
+  if (!failed) return { status: "failed", reason: failureReason(`${verdict}${neverRan(deps, job)}`, null) };
   try {
     const log = await readLogWithin(deps, failed);
     return { status: "failed", reason: failureReason(verdict, log) };
@@ -105,6 +105,17 @@ async function podsOf(deps: OutcomeDeps, job: KubeObject): Promise<KubeObject[]>
 
 function podsGone(job: KubeObject): string {
   return `build Job ${job.metadata.name} completed, but its pods were deleted (a node removed by the cluster's autoscaler, or its garbage collection of finished pods) before Kubler read the digest of the image they pushed: ${BUILD_AGAIN}; a new request for this commit builds it again`;
+}
+
+/**
+ * What a failed Job with no pod says when none of its pods was ever counted: the cluster refused to
+ * create them, and the Job's verdict (its deadline) is silent on why; its events say (FailedCreate).
+ */
+function neverRan(deps: OutcomeDeps, job: KubeObject): string {
+  const status = job.status as { failed?: unknown; succeeded?: unknown } | undefined;
+  const counted = [status?.failed, status?.succeeded].some((n) => typeof n === "number" && n > 0);
+  if (counted) return "";
+  return `; no pod of it ever ran: the cluster refused to create them (a ResourceQuota or a LimitRange below the build's resources, a Pod Security level the cluster enforces); its FailedCreate events say which, while the Job is kept: kubectl -n ${deps.namespace} describe job ${job.metadata.name}`;
 }
 
 /**
