@@ -24,6 +24,7 @@ import { ConfigError } from "../shared/errors.js";
 import { type AuditScanReport, isAuditRecord, scanAuditFile } from "../shared/local/audit-file-query.js";
 import { awsSetupProblem, OPERATOR_CLIENT_LIMITS } from "./aws-setup-problem.js";
 import { printable, printableJson } from "./terminal-text.js";
+import { UsageError } from "./usage-error.js";
 
 /** Comma-separated log groups (names or ARNs) of the Kubler functions: switches `kubler audit` to AWS. */
 export const AUDIT_LOG_GROUPS_ENV = "KUBLER_AUDIT_LOG_GROUPS";
@@ -123,7 +124,7 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
   const since = parseSince(values.since ?? (correlationId ? "14d" : "24h"), now);
   const until = values.until === undefined ? now : parseAgo("--until", values.until, now);
   if (since > until) {
-    throw new ConfigError(
+    throw new UsageError(
       `--since (${since.toISOString()}) is after --until (${until.toISOString()}): no record can match`,
     );
   }
@@ -543,7 +544,7 @@ function fmtBytes(bytes: number): string {
 function savedQuery(name: string): SavedAuditQuery {
   const query = SAVED_AUDIT_QUERIES.find((q) => q.name === name);
   if (!query) {
-    throw new ConfigError(
+    throw new UsageError(
       `--query: no saved query "${name}"; one of ${SAVED_AUDIT_QUERIES.map((q) => q.name).join(", ")}`,
     );
   }
@@ -554,7 +555,7 @@ function savedQuery(name: string): SavedAuditQuery {
 function requireParams(query: SavedAuditQuery, flags: AuditFilter): void {
   const missing = query.params.filter((param) => flags[param] === undefined).map((p) => PARAM_FLAG[p]);
   if (missing.length > 0) {
-    throw new ConfigError(`--query ${query.name} needs ${missing.join(" and ")}`);
+    throw new UsageError(`--query ${query.name} needs ${missing.join(" and ")}`);
   }
 }
 
@@ -562,7 +563,7 @@ function parseOutcomes(text: string): AuditOutcome[] {
   return text.split(",").map((value) => {
     const outcome = value.trim();
     if (!(AUDIT_OUTCOMES as readonly string[]).includes(outcome)) {
-      throw new ConfigError(`--outcome: "${outcome}" is not one of ${AUDIT_OUTCOMES.join(", ")}`);
+      throw new UsageError(`--outcome: "${outcome}" is not one of ${AUDIT_OUTCOMES.join(", ")}`);
     }
     return outcome as AuditOutcome;
   });
@@ -582,7 +583,7 @@ function parseAgo(flag: string, text: string, now: Date): Date {
   const at = new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]);
   // Before what a Date holds (±273,790 years): "all" is the way to say from the start.
   if (Number.isNaN(at.getTime())) {
-    throw new ConfigError(
+    throw new UsageError(
       `${flag}: ${text} is too long ago${flag === "--since" ? '; use "all" for everything' : ""}`,
     );
   }
@@ -595,7 +596,7 @@ function parseInstant(flag: string, text: string): Date {
   const utc = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/.exec(text);
   const at = new Date(utc ? `${utc[1]}T${utc[2]}Z` : text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(at.getTime())) {
-    throw new ConfigError(
+    throw new UsageError(
       `${flag}: expected a duration like 24h or 7d, or an ISO 8601 time; got ${JSON.stringify(text)}`,
     );
   }
@@ -605,12 +606,10 @@ function parseInstant(flag: string, text: string): Date {
 function parseLimit(text: string | undefined): number {
   if (text === undefined) return 1000;
   if (!/^\d+$/.test(text) || Number(text) < 1)
-    throw new ConfigError(`--limit must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
+    throw new UsageError(`--limit must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
   // The local trail keeps to it too: the same command must not show more here than in AWS.
   if (Number(text) > MAX_INSIGHTS_ROWS) {
-    throw new ConfigError(
-      `--limit is at most ${MAX_INSIGHTS_ROWS} (what Logs Insights answers), got ${text}`,
-    );
+    throw new UsageError(`--limit is at most ${MAX_INSIGHTS_ROWS} (what Logs Insights answers), got ${text}`);
   }
   return Number(text);
 }
@@ -618,6 +617,6 @@ function parseLimit(text: string | undefined): number {
 function parseTimeout(text: string | undefined): number {
   if (text === undefined) return 120_000;
   if (!/^\d+$/.test(text) || Number(text) < 1)
-    throw new ConfigError(`--timeout must be whole seconds ≥ 1, got ${JSON.stringify(text)}`);
+    throw new UsageError(`--timeout must be whole seconds ≥ 1, got ${JSON.stringify(text)}`);
   return Number(text) * 1000;
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from "../shared/errors.js";
+import { UsageError } from "./usage-error.js";
 
 /**
  * A GitLab id given as a flag (`--project-id`, `--pipeline`, `--mr`): a whole number from 1, exact
@@ -10,7 +10,7 @@ import { ConfigError } from "../shared/errors.js";
 export function gitlabIdFlag(flag: string, text: string): number {
   const id = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(id) || id < 1) {
-    throw new ConfigError(
+    throw new UsageError(
       `${flag} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (a GitLab id), got ${JSON.stringify(text)}`,
     );
   }

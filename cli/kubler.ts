@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type LocalConfig, loadLocalConfig } from "../shared/config.js";
 import { loadCredentialsConfig } from "../shared/credentials-config.js";
+import { CREDENTIALS_FORMATS } from "../shared/domain/credentials-output.js";
 import { ConfigError, messageOf } from "../shared/errors.js";
 import { AUDIT_USAGE, runAuditCommand } from "./audit-command.js";
 import { credentialsCommand } from "./credentials-command.js";
@@ -17,6 +18,7 @@ import { runtimeUrl } from "./runtime-address.js";
 import { describeAnswer, listFixtures, loadFixture, sendFixture } from "./send.js";
 import { runStopCommand, STOP_USAGE } from "./stop-command.js";
 import { createTerminalReporter } from "./terminal-reporter.js";
+import { UsageError } from "./usage-error.js";
 
 type Command = "start" | "send" | "deploy" | "environments" | "credentials" | "sweep" | "stop" | "audit";
 
@@ -52,7 +54,11 @@ const USAGES: Record<Command, string> = {
 // Built when printed: listing the fixtures reads each file, which no other command needs.
 const events = () => `  events: ${listFixtures().join(", ")}`;
 
-const usage = () => `usage:\n${Object.values(USAGES).join("\n")}\n${events()}`;
+// Said once, here: scripts and CI jobs tell "called wrong" from "failed" by it.
+const EXIT_STATUS =
+  "exit status: 0 done, 1 failed (the message says why), 2 usage mistake (a flag, its value or an argument; the command's usage follows)";
+
+const usage = () => `usage:\n${Object.values(USAGES).join("\n")}\n${events()}\n${EXIT_STATUS}`;
 
 function usageOf(command: Command): string {
   if (command === "audit") return AUDIT_USAGE;
@@ -83,8 +89,12 @@ function isCommand(name: string | undefined): name is Command {
   return name !== undefined && Object.hasOwn(COMMANDS, name);
 }
 
-/** `node:util` parseArgs' refusals (an unknown option, a missing value): the caller's mistake. */
+/**
+ * The caller's mistake: `node:util` parseArgs' refusals (an unknown option, a missing value) and the
+ * commands' own checks of what the values say (a `UsageError`).
+ */
 function isUsageError(error: unknown): error is Error {
+  if (error instanceof UsageError) return true;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
 }
@@ -218,8 +228,23 @@ async function deploy(args: string[]): Promise<number> {
   if (values.help) return help("deploy");
   const number = (name: string, text: string | undefined): number | null =>
     text === undefined ? null : gitlabIdFlag(`--${name}`, text);
-  const { requestDeploy } = await environmentCommands();
-  return requestDeploy(commandContext(), {
+  // Checked here, before anything is loaded: the runtime's 400 for them read as a failed deploy (rc 1).
+  for (const [flag, form] of [
+    ["project", "the GitLab project path (group/app)"],
+    ["environment", "the environment (review/feature-x)"],
+    ["ref", "the branch or tag"],
+    ["instance", "the GitLab instance's URL"],
+  ] as const) {
+    const text = values[flag];
+    if (text !== undefined && !text.trim()) throw new UsageError(`--${flag} must name ${form}, got ""`);
+  }
+  // As the catalog's Deploy Requested takes it.
+  if (values.sha !== undefined && !/^[0-9a-f]{7,64}$/.test(values.sha)) {
+    throw new UsageError(
+      `--sha must be a commit SHA (7 to 64 lower-case hex digits), got ${JSON.stringify(values.sha)}`,
+    );
+  }
+  const detail = {
     correlationId: randomUUID(),
     gitlab: {
       instance: values.instance,
@@ -232,7 +257,9 @@ async function deploy(args: string[]): Promise<number> {
     ref: values.ref ?? values.environment.replace(/^review\//, ""),
     pipelineId: number("pipeline", values.pipeline) ?? Math.floor(Date.now() / 1000),
     mrIid: number("mr", values.mr),
-  });
+  };
+  const { requestDeploy } = await environmentCommands();
+  return requestDeploy(commandContext(), detail);
 }
 
 async function environments(args: string[]): Promise<number> {
@@ -257,7 +284,12 @@ async function credentials(args: string[]): Promise<number> {
     },
   });
   if (values.help) return help("credentials");
-  const config = loadLocalConfig(process.env);
+  // The runtime answered it 400, read as a refusal (rc 1).
+  if (values.format !== undefined && !(CREDENTIALS_FORMATS as readonly string[]).includes(values.format)) {
+    throw new UsageError(
+      `--format must be one of ${CREDENTIALS_FORMATS.join(", ")}, got ${JSON.stringify(values.format)}`,
+    );
+  }
   const claims: Record<string, unknown> = {};
   if (values.project) {
     claims.project_path = values.project;
@@ -268,6 +300,7 @@ async function credentials(args: string[]): Promise<number> {
     claims.project_id = String(gitlabIdFlag("--project-id", values["project-id"]));
   if (values.ref) claims.ref = values.ref;
   if (values.protected) claims.ref_protected = "true";
+  const config = loadLocalConfig(process.env);
   return credentialsCommand({
     url: values.url ?? runtimeUrl(config, process.env),
     dataDir: config.dataDir,
@@ -325,26 +358,22 @@ async function send(args: string[]): Promise<number> {
   });
   if (values.help) return help("send");
   const [name] = positionals;
-  if (!name) {
-    console.error(`kubler send: which event?\n${usageOf("send")}`);
-    return 2;
-  }
+  if (!name) throw new UsageError("which event? one of the events below, or a payload file (file.json)");
   if (positionals.length > 1) {
     // Not echoed: after --token, it may be the secret itself. Sending the first alone hid the rest.
-    console.error(
-      `kubler send: one event or file at a time, got ${positionals.length}${values.token ? " (--token takes no value: it sends KUBLER_WEBHOOK_SECRET from this shell)" : ""}\n${usageOf("send")}`,
+    throw new UsageError(
+      `one event or file at a time, got ${positionals.length}${values.token ? " (--token takes no value: it sends KUBLER_WEBHOOK_SECRET from this shell)" : ""}`,
     );
-    return 2;
   }
   // An empty key (`--key "$KEY"` with KEY unset) is sent as no key, which the runtime refuses (401)
   // as if the secret were wrong.
   if (values.key !== undefined && !values.key.trim()) {
-    throw new ConfigError("--key is empty: give the Idempotency-Key to reuse, or leave --key out");
+    throw new UsageError("--key is empty: give the Idempotency-Key to reuse, or leave --key out");
   }
   // A header cannot carry it (a newline, a letter outside Latin-1): fetch refused it, and that
   // refusal read as the runtime being unreachable.
   if (values.key !== undefined && !/^[\x20-\x7e]+$/.test(values.key)) {
-    throw new ConfigError(
+    throw new UsageError(
       `--key must be printable ASCII (it is sent as the Idempotency-Key header), got ${JSON.stringify(values.key)}`,
     );
   }

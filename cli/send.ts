@@ -6,8 +6,10 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fileProblem } from "../shared/config.js";
 import { signWebhook, tokenHeaderValue } from "../shared/domain/webhook-auth.js";
 import { printable } from "./terminal-text.js";
+import { UsageError } from "./usage-error.js";
 
 export const FIXTURES_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -52,8 +54,11 @@ export function loadFixture(nameOrPath: string): Fixture {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
-  } catch {
-    throw new Error(`no GitLab payload "${nameOrPath}"; try one of: ${listFixtures().join(", ")}`);
+  } catch (error) {
+    // A name or path that is not there is a mistake in the call; a file there that cannot be read is not.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw new Error(`${path} ${fileProblem(error)}`);
+    throw new UsageError(`no GitLab payload "${nameOrPath}"; try one of: ${listFixtures().join(", ")}`);
   }
   let parsed: { event_header?: unknown; payload?: unknown };
   try {

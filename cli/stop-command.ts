@@ -33,6 +33,7 @@ import type { CommandContext } from "./environment-commands.js";
 import { gitlabIdFlag } from "./gitlab-id-flag.js";
 import { runtimeUrl } from "./runtime-address.js";
 import { printable } from "./terminal-text.js";
+import { UsageError } from "./usage-error.js";
 
 export const STOP_USAGE = `usage: kubler stop --project PATH --environment NAME [options]
   stop (delete) one environment Kubler manages: puts an Environment Stop Requested on the bus;
@@ -138,7 +139,7 @@ function parseRequest(
   const projectPath = values.project?.trim();
   const environment = values.environment?.trim();
   if (!projectPath || !environment) {
-    throw new ConfigError(
+    throw new UsageError(
       "--project and --environment are required: the environment's project path and name, as `npx kubler environments` lists them",
     );
   }
@@ -146,17 +147,16 @@ function parseRequest(
   const projectId = idText === undefined ? null : gitlabIdFlag("--project-id", idText);
   const reason = values.reason ?? "stopped";
   if (!(STOP_REASONS as readonly string[]).includes(reason))
-    throw new ConfigError(
-      `--reason must be one of ${STOP_REASONS.join(", ")}, got ${JSON.stringify(reason)}`,
-    );
+    throw new UsageError(`--reason must be one of ${STOP_REASONS.join(", ")}, got ${JSON.stringify(reason)}`);
   if (!values.aws && (values.table !== undefined || values.bus !== undefined)) {
     // Stopping on the local runtime while meaning AWS would leave the real environment running.
-    throw new ConfigError("--table and --bus are for stopping in AWS: add --aws");
+    throw new UsageError("--table and --bus are for stopping in AWS: add --aws");
   }
   let aws: StopRequest["aws"] = null;
   if (values.aws) {
     const table = values.table?.trim() || env[ENV.DEDUPE_TABLE]?.trim();
     if (!table) {
+      // This shell's configuration (the stack's outputs not exported), as KUBECONFIG is: exit 1.
       throw new ConfigError(
         `no dedupe table to record the stop in: set ${ENV.DEDUPE_TABLE} or --table to the stack's DedupeTableName output (aws cloudformation describe-stacks --stack-name Kubler)`,
       );

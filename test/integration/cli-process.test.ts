@@ -118,21 +118,22 @@ describe("messages", () => {
       "--project-id",
     ],
   ])(
-    "refuses a number that is not a GitLab id, naming the flag: kubler %j",
+    "refuses a number that is not a GitLab id, naming the flag, with its usage (rc 2): kubler %j",
     async (args, flag) => {
       // A secret in this shell, so the arguments are what is refused, not a missing runtime.
       const { code, stderr } = await runKubler(
         { ...env, KUBLER_WEBHOOK_SECRET: "not-a-real-secret" },
         ...args,
       );
-      expect(code).toBe(1);
-      expect(stderr).toContain(`${flag} must be a whole number from 1`);
+      expect(code).toBe(2);
+      expect(stderr).toContain(`kubler ${args[0]}: ${flag} must be a whole number from 1`);
+      expect(stderr).toMatch(new RegExp(`\\nusage:\\s+kubler ${args[0]}`));
       expect(stderr).not.toMatch(NO_STACK);
     },
     30_000,
   );
 
-  it("refuses an empty --key, which the runtime would answer as an unsigned delivery (401)", async () => {
+  it("refuses an empty --key, which the runtime would answer as an unsigned delivery (401), with its usage (rc 2)", async () => {
     const { code, stderr } = await runKubler(
       { ...env, PORT: "1", KUBLER_WEBHOOK_SIGNING_KEY: "whsec_ZTJlLXNpZ25pbmcta2V5LWZvci1jbGktdGVzdHM=" },
       "send",
@@ -140,8 +141,9 @@ describe("messages", () => {
       "--key",
       "",
     );
-    expect(code).toBe(1);
-    expect(stderr).toContain("--key is empty");
+    expect(code).toBe(2);
+    expect(stderr).toContain("kubler send: --key is empty");
+    expect(stderr).toContain("usage:\n  kubler send");
   }, 30_000);
 
   it.each(["abc\ndef", "ключ-1"])(
@@ -154,8 +156,9 @@ describe("messages", () => {
         "--key",
         key,
       );
-      expect(code).toBe(1);
-      expect(stderr).toContain("--key must be printable ASCII");
+      expect(code).toBe(2);
+      expect(stderr).toContain("kubler send: --key must be printable ASCII");
+      expect(stderr).toContain("usage:\n  kubler send");
       expect(stderr).not.toContain("could not reach");
       expect(stderr).not.toMatch(NO_STACK);
     },

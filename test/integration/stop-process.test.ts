@@ -88,8 +88,9 @@ describe("kubler stop on the local runtime (process)", () => {
     expect(unknown.stderr).toContain("nothing was published");
     expect(unknown.stderr).not.toMatch(NO_STACK);
     const usage = await runKubler(env, "stop", "--environment", ENVIRONMENT);
-    expect(usage.code).toBe(1);
-    expect(usage.stderr).toContain("--project and --environment are required");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("kubler stop: --project and --environment are required");
+    expect(usage.stderr).toContain("\nusage: kubler stop");
     const local = await runKubler(
       env,
       "stop",
@@ -100,7 +101,8 @@ describe("kubler stop on the local runtime (process)", () => {
       "--table",
       "t",
     );
-    expect(local.stderr).toContain("--table and --bus are for stopping in AWS: add --aws");
+    expect(local.code).toBe(2);
+    expect(local.stderr).toContain("kubler stop: --table and --bus are for stopping in AWS: add --aws");
     expect(stops()).toEqual([]);
   }, 60_000);
 
@@ -501,9 +503,11 @@ describe("kubler stop --aws (process, fake AWS endpoint)", () => {
     }
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain("Kubler manages no such environment");
+    expect(badReason.code).toBe(2);
     expect(badReason.stderr).toContain(
       "--reason must be one of stopped, merged, closed, branch_deleted, expired",
     );
+    expect(badReason.stderr).toContain("\nusage: kubler stop");
     for (const result of [noTable, noRegion, emptyRegion, unknown, badReason])
       expect(result.stderr).not.toMatch(NO_STACK);
     expect(aws.calls).toEqual([]);

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AuditCommandIo, fmtMs, parseSince, runAuditCommand } from "../../cli/audit-command.js";
+import { UsageError } from "../../cli/usage-error.js";
 import type { AuditRecord } from "../../shared/domain/audit.js";
 import { ConfigError } from "../../shared/errors.js";
 
@@ -460,8 +461,8 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     // Past what a Date holds: once "Invalid time value", naming nothing.
     [["--since", "99999999999d"], "--since"],
     [["--until", "99999999999999h"], "--until"],
-  ])("refuses %j naming %s", async (args, flag) => {
-    await expect(run(...args)).rejects.toThrow(ConfigError);
+  ])("refuses %j naming %s, as a usage mistake (kubler exits 2)", async (args, flag) => {
+    await expect(run(...args)).rejects.toThrow(UsageError);
     await expect(run(...args)).rejects.toThrow(flag);
   });
 
@@ -471,7 +472,7 @@ describe("kubler audit, local mode (audit.jsonl)", () => {
     ["correlation", "--correlation"],
   ])("refuses --query %s without %s instead of answering for everything", async (name, flag) => {
     write([JSON.stringify(record())]);
-    await expect(run("--query", name)).rejects.toThrow(new ConfigError(`--query ${name} needs ${flag}`));
+    await expect(run("--query", name)).rejects.toThrow(new UsageError(`--query ${name} needs ${flag}`));
   });
 
   it("runs a saved query given its parameter", async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import {
   SEND_TIMEOUT_MS,
   sendFixture,
 } from "../../cli/send.js";
+import { UsageError } from "../../cli/usage-error.js";
 import { createGitlabWebhookApp } from "../../functions/gitlab-webhook/app.js";
 import { createWebhookCredentials } from "../../shared/domain/webhook-auth.js";
 import { MemoryDedupeStore } from "../../shared/local/memory-dedupe-store.js";
@@ -26,6 +27,15 @@ describe("loadFixture", () => {
 
   it("says a missing payload is missing, and lists the fixtures", () => {
     expect(() => loadFixture(join(dir, "absent.json"))).toThrow(/no GitLab payload .*; try one of: .*push/);
+  });
+
+  it("takes a name or path that is not there for a usage mistake, one that cannot be read for a failure", () => {
+    expect(() => loadFixture("no-such-event")).toThrow(UsageError);
+    expect(() => loadFixture(join(dir, "absent.json"))).toThrow(UsageError);
+    const folder = join(dir, "folder.json");
+    mkdirSync(folder);
+    expect(() => loadFixture(folder)).toThrow(`${folder} is a directory, not a file`);
+    expect(() => loadFixture(folder)).not.toThrow(UsageError);
   });
 
   it("says a file that exists but is not JSON is not valid JSON", () => {
