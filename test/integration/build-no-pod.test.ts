@@ -58,7 +58,7 @@ describe("a build Job that failed at its deadline without a pod ever created", (
     await reconcileBuilds(bed.reconcile);
 
     expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 failed"]);
-    const reason = (bed.publisher.entries[0]?.detail as Detail<"Build Finished">).reason ?? "";
+    const reason = (bed.publisher.entries[0]?.detail as Detail<"Build Finished"> | undefined)?.reason ?? "";
     expect(reason).toMatch(/^DeadlineExceeded: Job was active longer than specified deadline/);
     expect(reason).toContain("no pod of it ever ran");
     expect(reason).toContain(`kubectl -n ${BUILDS_NAMESPACE} describe job ${name}`);
