@@ -182,7 +182,7 @@ describe("deploymentRollout of a Deployment whose pods cannot be created", () =>
     message:
       'pods "web-5d8f7c9b4-x2x9k" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "root")',
   };
-  const deployment = (conditions: object[]) => ({
+  const deployment = (conditions: { type: string; status: string; reason?: string; message?: string }[]) => ({
     metadata: { name: "web", generation: 2 },
     spec: { replicas: 2 },
     status: { observedGeneration: 2, replicas: 0, updatedReplicas: 0, availableReplicas: 0, conditions },
