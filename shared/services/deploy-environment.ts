@@ -342,6 +342,14 @@ export async function deployEnvironment(
       deploying = await writeDeploying(deps.cluster, state, current);
       break;
     } catch (error) {
+      // A policy of the cluster's (required labels, say) refusing Kubler's namespace: no retry passes it.
+      if (refusedByCluster(error)) {
+        return finish(
+          "failed",
+          `the cluster refused the environment's namespace ${namespace}: ${error.message} (the cluster's admission policies must allow the namespaces Kubler writes)`,
+          null,
+        );
+      }
       if (!(error instanceof KubernetesConflictError) || attempt >= NAMESPACE_WRITE_ATTEMPTS) throw error;
     }
   }

@@ -125,3 +125,18 @@ describe("a rollback the cluster refuses", () => {
     });
   });
 });
+
+describe("Kubler's own objects refused by the cluster's admission", () => {
+  it("a namespace a policy refuses (required labels) ends the deploy failed, naming the refusal, instead of throwing on every retry", async () => {
+    const message = `admission webhook "validation.gatekeeper.sh" denied the request: [ns-must-have-owner] you must provide labels: {"owner"}`;
+    k8s.faults.add({ verb: "create", resource: "namespaces", status: 403, message });
+    const outcome = await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 100 }));
+    const reason = expect.stringMatching(
+      new RegExp(
+        `^the cluster refused the environment's namespace ${NAMESPACE}: admission webhook .*"owner"`,
+      ),
+    );
+    expect(outcome).toMatchObject({ kind: "failed", reason });
+    expect(told()).toEqual([expect.objectContaining({ sha: SHA_1, status: "failed", reason })]);
+  });
+});
