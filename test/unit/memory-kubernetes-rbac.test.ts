@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import {
+  confirmNoEscalation,
   isAllowed,
   type PolicyRule,
   type RbacObjects,
@@ -13,6 +14,7 @@ import {
   requestAttributes,
   ruleAllows,
   subjectMatches,
+  uncoveredRules,
 } from "../../shared/local/memory-kubernetes/rbac.js";
 import {
   APPLY_CONTENT_TYPE,
@@ -303,5 +305,230 @@ describe("rbacForbiddenError", () => {
     expect(cluster.message).toMatch(
       /cannot list resource "namespaces" in API group "" at the cluster scope$/,
     );
+  });
+});
+
+describe("uncoveredRules: what of a role the account does not hold (Covers)", () => {
+  const held: PolicyRule[] = [
+    { apiGroups: ["apps"], resources: ["deployments", "statefulsets"], verbs: ["get", "list", "patch"] },
+    { apiGroups: [""], resources: ["secrets"], resourceNames: ["db"], verbs: ["get"] },
+    { apiGroups: [""], resources: ["*/log"], verbs: ["get"] },
+    { nonResourceURLs: ["/apis/*"], verbs: ["get"] },
+  ];
+
+  it("breaks the wanted rules down to one verb, group, resource and name each, and keeps what no held rule covers", () => {
+    expect(
+      uncoveredRules(held, [
+        { apiGroups: ["apps"], resources: ["deployments", "daemonsets"], verbs: ["get", "watch"] },
+      ]),
+    ).toEqual([
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["watch"] },
+      { apiGroups: ["apps"], resources: ["daemonsets"], verbs: ["get"] },
+      { apiGroups: ["apps"], resources: ["daemonsets"], verbs: ["watch"] },
+    ]);
+    expect(
+      uncoveredRules(held, [{ apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["list"] }]),
+    ).toEqual([]);
+  });
+
+  it("a rule held by name covers only those names, never the whole kind; one without names covers every name", () => {
+    expect(
+      uncoveredRules(held, [
+        { apiGroups: [""], resources: ["secrets"], resourceNames: ["db"], verbs: ["get"] },
+      ]),
+    ).toEqual([]);
+    expect(uncoveredRules(held, [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }])).toHaveLength(
+      1,
+    );
+    expect(
+      uncoveredRules(held, [
+        { apiGroups: [""], resources: ["secrets"], resourceNames: ["api"], verbs: ["get"] },
+      ]),
+    ).toHaveLength(1);
+    expect(
+      uncoveredRules(held, [
+        { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["web"], verbs: ["get"] },
+      ]),
+    ).toEqual([]);
+  });
+
+  it("wildcards: `*` verbs, groups and resources, `*/sub` for a subresource, a trailing `*` in a URL", () => {
+    const all: PolicyRule[] = [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }];
+    expect(uncoveredRules(all, [{ apiGroups: ["batch"], resources: ["jobs"], verbs: ["escalate"] }])).toEqual(
+      [],
+    );
+    expect(uncoveredRules(held, [{ apiGroups: [""], resources: ["pods/log"], verbs: ["get"] }])).toEqual([]);
+    expect(uncoveredRules(held, [{ apiGroups: [""], resources: ["pods"], verbs: ["get"] }])).toHaveLength(1);
+    expect(uncoveredRules(held, [{ nonResourceURLs: ["/apis/apps/v1"], verbs: ["get"] }])).toEqual([]);
+    expect(uncoveredRules(held, [{ nonResourceURLs: ["/healthz"], verbs: ["get"] }])).toHaveLength(1);
+  });
+});
+
+describe("confirmNoEscalation: Kubernetes' check of a role or binding written by an account", () => {
+  const rbac = "rbac.authorization.k8s.io";
+  const NS = JOB.namespace;
+  const readDeployments = { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list"] };
+  const clusterRole = (name: string, rules: PolicyRule[]): KubeObject => ({
+    apiVersion: `${rbac}/v1`,
+    kind: "ClusterRole",
+    metadata: { name },
+    rules,
+  });
+  /** The account holds `rules` everywhere, through a ClusterRoleBinding to ClusterRole `writer`. */
+  const holding = (rules: PolicyRule[], extra: KubeObject[] = []): RbacObjects => {
+    const roles = [clusterRole("writer", rules), ...extra];
+    return {
+      roleBindings: () => [],
+      clusterRoleBindings: () => [
+        {
+          apiVersion: `${rbac}/v1`,
+          kind: "ClusterRoleBinding",
+          metadata: { name: "writer" },
+          roleRef: { apiGroup: rbac, kind: "ClusterRole", name: "writer" },
+          subjects: [{ kind: "ServiceAccount", name: JOB.name, namespace: JOB.namespace }],
+        },
+      ],
+      role: (namespace, name) =>
+        roles.find(
+          (r) => r.kind === "Role" && r.metadata.namespace === namespace && r.metadata.name === name,
+        ),
+      clusterRole: (name) => roles.find((r) => r.kind === "ClusterRole" && r.metadata.name === name),
+    };
+  };
+  const writeRoles: PolicyRule = {
+    apiGroups: [rbac],
+    resources: ["roles", "rolebindings"],
+    verbs: ["create", "patch"],
+  };
+  const role = (rules: PolicyRule[]): KubeObject => ({
+    apiVersion: `${rbac}/v1`,
+    kind: "Role",
+    metadata: { name: "deployer", namespace: NS },
+    rules,
+  });
+  const binding = (roleKind: string, name: string): KubeObject => ({
+    apiVersion: `${rbac}/v1`,
+    kind: "RoleBinding",
+    metadata: { name: "ci", namespace: NS },
+    roleRef: { apiGroup: rbac, kind: roleKind, name },
+    subjects: [{ kind: "ServiceAccount", name: "ci", namespace: NS }],
+  });
+  const createRole = route(
+    "POST",
+    `/apis/${rbac}/v1/namespaces/${NS}/roles`,
+    "application/json",
+  ) as ResourceRoute;
+  const applyRole = route(
+    "PATCH",
+    `/apis/${rbac}/v1/namespaces/${NS}/roles/deployer`,
+    APPLY_CONTENT_TYPE,
+  ) as ResourceRoute;
+  const createBinding = route(
+    "POST",
+    `/apis/${rbac}/v1/namespaces/${NS}/rolebindings`,
+    "application/json",
+  ) as ResourceRoute;
+  const refusal = (run: () => void) => {
+    try {
+      run();
+    } catch (error) {
+      return error as { code: number; message: string; details: unknown };
+    }
+    throw new Error("expected a refusal");
+  };
+
+  it("a Role with only rules the account holds is written; one more verb is the API server's 403, listing it", () => {
+    const objects = holding([writeRoles, readDeployments]);
+    expect(() =>
+      confirmNoEscalation(objects, JOB, createRole, role([readDeployments]), undefined),
+    ).not.toThrow();
+    const wider = role([
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "watch", "delete"] },
+    ]);
+    const refused = refusal(() => confirmNoEscalation(objects, JOB, createRole, wider, undefined));
+    expect(refused.code).toBe(403);
+    expect(refused.message).toBe(
+      `roles.${rbac} "deployer" is forbidden: user "system:serviceaccount:${NS}:${JOB.name}" (groups=["system:serviceaccounts" "system:serviceaccounts:${NS}" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:["apps"], Resources:["deployments"], Verbs:["watch" "delete"]}`,
+    );
+    expect(refused.details).toEqual({ name: "deployer", group: rbac, kind: "roles" });
+  });
+
+  it("checks an update's every rule, not only the new ones; an update of owner references or finalizers alone is not checked", () => {
+    const before = role([{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }]);
+    const objects = holding([writeRoles, readDeployments]);
+    const relabelled = { ...before, metadata: { ...before.metadata, labels: { a: "b" } } };
+    expect(refusal(() => confirmNoEscalation(objects, JOB, applyRole, relabelled, before)).code).toBe(403);
+    const finalized = {
+      ...before,
+      metadata: { ...before.metadata, finalizers: ["x/y"], resourceVersion: "9" },
+    };
+    expect(() => confirmNoEscalation(objects, JOB, applyRole, finalized, before)).not.toThrow();
+  });
+
+  it("`escalate` on the Role lets any rules through: by name on an update, and only unnamed on a create", () => {
+    const everything = role([{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]);
+    const byName = holding([
+      writeRoles,
+      { apiGroups: [rbac], resources: ["roles"], resourceNames: ["deployer"], verbs: ["escalate"] },
+    ]);
+    expect(() => confirmNoEscalation(byName, JOB, applyRole, everything, undefined)).not.toThrow();
+    // A create (POST) carries no name for RBAC to match resourceNames against.
+    expect(refusal(() => confirmNoEscalation(byName, JOB, createRole, everything, undefined)).code).toBe(403);
+    const anyRole = holding([writeRoles, { apiGroups: [rbac], resources: ["roles"], verbs: ["escalate"] }]);
+    expect(() => confirmNoEscalation(anyRole, JOB, createRole, everything, undefined)).not.toThrow();
+  });
+
+  it("a binding to a role whose rules the account holds is written; to a wider one, 403; to a missing one, 404", () => {
+    const admin = clusterRole("admin", [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]);
+    const reader = clusterRole("reader", [readDeployments]);
+    const objects = holding([writeRoles, readDeployments], [admin, reader]);
+    expect(() =>
+      confirmNoEscalation(objects, JOB, createBinding, binding("ClusterRole", "reader"), undefined),
+    ).not.toThrow();
+    const refused = refusal(() =>
+      confirmNoEscalation(objects, JOB, createBinding, binding("ClusterRole", "admin"), undefined),
+    );
+    expect(refused.code).toBe(403);
+    expect(refused.message).toMatch(
+      new RegExp(
+        `^rolebindings\\.${rbac.replace(/\./g, "\\.")} "ci" is forbidden: user .* is attempting to grant RBAC permissions not currently held:\n\\{APIGroups:\\["\\*"\\], Resources:\\["\\*"\\], Verbs:\\["\\*"\\]\\}$`,
+      ),
+    );
+    const missing = refusal(() =>
+      confirmNoEscalation(objects, JOB, createBinding, binding("Role", "gone"), undefined),
+    );
+    expect(missing.code).toBe(404);
+    expect(missing.message).toBe(`roles.${rbac} "gone" not found`);
+  });
+
+  it("`bind` on the role, in the binding's namespace, lets a binding to a wider role through", () => {
+    const admin = clusterRole("admin", [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]);
+    const bindAdmin = {
+      apiGroups: [rbac],
+      resources: ["clusterroles"],
+      resourceNames: ["admin"],
+      verbs: ["bind"],
+    };
+    const objects = holding([writeRoles, bindAdmin], [admin]);
+    expect(() =>
+      confirmNoEscalation(objects, JOB, createBinding, binding("ClusterRole", "admin"), undefined),
+    ).not.toThrow();
+    // `bind` on roles (not clusterroles) of that name is another right.
+    const wrongResource = holding([writeRoles, { ...bindAdmin, resources: ["roles"] }], [admin]);
+    expect(
+      refusal(() =>
+        confirmNoEscalation(wrongResource, JOB, createBinding, binding("ClusterRole", "admin"), undefined),
+      ).code,
+    ).toBe(403);
+  });
+
+  it("leaves every other kind alone", () => {
+    const configMaps = route(
+      "POST",
+      `/api/v1/namespaces/${NS}/configmaps`,
+      "application/json",
+    ) as ResourceRoute;
+    const object = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: NS } };
+    expect(() => confirmNoEscalation(holding([]), JOB, configMaps, object, undefined)).not.toThrow();
   });
 });

@@ -19,7 +19,9 @@
  * - New namespaces get a `default` ServiceAccount and the `kubernetes.io/metadata.name` label;
  *   default, kube-system, kube-public and kube-node-lease exist from the start.
  * - RBAC for tokens issued through TokenRequest (rbac.ts): Roles, ClusterRoles and their bindings
- *   decide, and a refusal is the API server's 403; the kubeconfig's own token is an unrestricted admin.
+ *   decide, and a refusal is the API server's 403; a Role or binding they write is held to the
+ *   escalation check (rules the writer holds, or `escalate`/`bind`); the kubeconfig's own token is an
+ *   unrestricted admin.
  *
  * Where it does not: no watch (a watch is authorized, then refused with 405), no ReplicaSets,
  * ControllerRevisions or nodes (Deployment, StatefulSet and DaemonSet rollouts are simulated, a

@@ -9,9 +9,14 @@
  * slash and a subresource matches that subresource of any resource), exact resourceNames only, which never match a request without a name
  * (create and deletecollection of a collection; list and watch unless a `metadata.name=` field selector
  * names one); a server-side apply that would create its object is also checked for `create`.
+ *
+ * And its escalation check (k8s.io/kubernetes/pkg/registry/rbac: the Role, ClusterRole, RoleBinding
+ * and ClusterRoleBinding storages, validation.ConfirmNoEscalation): an account may write a role only
+ * with rules it holds itself in that namespace, unless it may `escalate` that role, and a binding only
+ * to a role whose rules it holds, unless it may `bind` that role.
  */
-import { KubeApiError } from "./errors.js";
-import { isPlainObject } from "./json.js";
+import { KubeApiError, notFoundError } from "./errors.js";
+import { deepEqual, isPlainObject } from "./json.js";
 import { typeOfKind } from "./resources.js";
 import { isWatch, type ResourceRoute } from "./routes.js";
 import type { ObjectStore } from "./store.js";
@@ -39,6 +44,7 @@ export interface PolicyRule {
   apiGroups?: readonly string[];
   resources?: readonly string[];
   resourceNames?: readonly string[];
+  nonResourceURLs?: readonly string[];
 }
 
 /** The RBAC objects a decision reads. */
@@ -161,16 +167,24 @@ export function isAllowed(
   user: ServiceAccountUser,
   request: RequestAttributes,
 ): boolean {
+  return bindingsFor(objects, user, request.namespace).some(({ binding, namespace }) =>
+    rulesOf(roleOf(objects, binding, namespace)).some((rule) => ruleAllows(rule, request)),
+  );
+}
+
+/** The bindings that name the account: every ClusterRoleBinding, and the RoleBindings of `namespace`. */
+function bindingsFor(
+  objects: RbacObjects,
+  user: ServiceAccountUser,
+  namespace: string,
+): { binding: KubeObject; namespace: string }[] {
   const bindings = [
     ...objects.clusterRoleBindings().map((binding) => ({ binding, namespace: "" })),
-    ...(request.namespace
-      ? objects.roleBindings(request.namespace).map((binding) => ({ binding, namespace: request.namespace }))
-      : []),
+    ...(namespace ? objects.roleBindings(namespace).map((binding) => ({ binding, namespace })) : []),
   ];
-  return bindings.some(({ binding, namespace }) => {
+  return bindings.filter(({ binding, namespace: at }) => {
     const subjects = Array.isArray(binding.subjects) ? binding.subjects : [];
-    if (!subjects.some((subject) => subjectMatches(subject, user, namespace))) return false;
-    return rulesOf(roleOf(objects, binding, namespace)).some((rule) => ruleAllows(rule, request));
+    return subjects.some((subject) => subjectMatches(subject, user, at));
   });
 }
 
@@ -192,6 +206,7 @@ function rulesOf(role: KubeObject | undefined): PolicyRule[] {
     apiGroups: strings(rule.apiGroups),
     resources: strings(rule.resources),
     resourceNames: strings(rule.resourceNames),
+    nonResourceURLs: strings(rule.nonResourceURLs),
   }));
 }
 
@@ -252,4 +267,200 @@ export function authorizeRequest(
     const create = { ...request, verb: "create" };
     if (!isAllowed(objects, user, create)) throw rbacForbiddenError(user, create);
   }
+}
+
+/**
+ * The rules RBAC grants the account in `namespace` (validation.DefaultRuleResolver.RulesFor): those
+ * of the roles of every binding that names it. A role that does not exist adds nothing.
+ */
+export function rulesFor(objects: RbacObjects, user: ServiceAccountUser, namespace: string): PolicyRule[] {
+  return bindingsFor(objects, user, namespace).flatMap(({ binding, namespace: at }) =>
+    rulesOf(roleOf(objects, binding, at)),
+  );
+}
+
+/** A rule with one verb, one group and resource (or one non-resource URL), and at most one name. */
+function breakdownRule(rule: PolicyRule): PolicyRule[] {
+  const atoms: PolicyRule[] = [];
+  for (const group of rule.apiGroups ?? [])
+    for (const resource of rule.resources ?? [])
+      for (const verb of rule.verbs) {
+        const names = rule.resourceNames ?? [];
+        if (names.length === 0) atoms.push({ verbs: [verb], apiGroups: [group], resources: [resource] });
+        for (const name of names)
+          atoms.push({ verbs: [verb], apiGroups: [group], resources: [resource], resourceNames: [name] });
+      }
+  for (const url of rule.nonResourceURLs ?? [])
+    for (const verb of rule.verbs) atoms.push({ verbs: [verb], nonResourceURLs: [url] });
+  return atoms;
+}
+
+const hasAll = (set: readonly string[] | undefined, wanted: readonly string[] | undefined) =>
+  (wanted ?? []).every((value) => (set ?? []).includes(value));
+
+/** A resource of `*`, the resource itself, or for a subresource `*\/<subresource>` (resourceCoversAll). */
+function resourcesCover(
+  owner: readonly string[] | undefined,
+  wanted: readonly string[] | undefined,
+): boolean {
+  const held = owner ?? [];
+  if (held.includes("*")) return true;
+  return (wanted ?? []).every((resource) => {
+    if (held.includes(resource)) return true;
+    const slash = resource.indexOf("/");
+    return slash !== -1 && held.includes(`*/${resource.slice(slash + 1)}`);
+  });
+}
+
+/** `/apis/*` covers every path under `/apis/` (nonResourceURLCovers). */
+function urlsCover(owner: readonly string[] | undefined, wanted: readonly string[] | undefined): boolean {
+  return (wanted ?? []).every((path) =>
+    (owner ?? []).some(
+      (held) => held === path || (held.endsWith("*") && path.startsWith(held.replace(/\*+$/, ""))),
+    ),
+  );
+}
+
+/** ruleCovers: whether one rule of the account holds one broken-down rule. */
+function ruleCovers(owner: PolicyRule, atom: PolicyRule): boolean {
+  const ownerNames = owner.resourceNames ?? [];
+  const atomNames = atom.resourceNames ?? [];
+  return (
+    (owner.verbs.includes("*") || hasAll(owner.verbs, atom.verbs)) &&
+    ((owner.apiGroups ?? []).includes("*") || hasAll(owner.apiGroups, atom.apiGroups)) &&
+    resourcesCover(owner.resources, atom.resources) &&
+    urlsCover(owner.nonResourceURLs, atom.nonResourceURLs) &&
+    (ownerNames.length === 0 || (atomNames.length > 0 && hasAll(ownerNames, atomNames)))
+  );
+}
+
+/**
+ * What of `wanted` the `held` rules do not cover, broken down to one verb, resource and name each
+ * (k8s.io/component-helpers/auth/rbac/validation.Covers); empty when they cover it all.
+ *
+ * @example
+ * uncoveredRules([{ verbs: ["get"], apiGroups: [""], resources: ["secrets"] }],
+ *   [{ verbs: ["get", "list"], apiGroups: [""], resources: ["secrets"] }]);
+ * // [{ verbs: ["list"], apiGroups: [""], resources: ["secrets"] }]
+ */
+export function uncoveredRules(held: readonly PolicyRule[], wanted: readonly PolicyRule[]): PolicyRule[] {
+  return wanted.flatMap(breakdownRule).filter((atom) => !held.some((rule) => ruleCovers(rule, atom)));
+}
+
+/**
+ * The missing rules as the API server lists them: verbs of the same group, resource and name merged
+ * (CompactRules), each as rbacv1helpers.CompactString prints it, sorted.
+ */
+function describeMissing(missing: readonly PolicyRule[]): string {
+  const merged = new Map<string, PolicyRule & { verbs: string[] }>();
+  for (const rule of missing) {
+    const key = JSON.stringify([rule.apiGroups, rule.resources, rule.resourceNames, rule.nonResourceURLs]);
+    const found = merged.get(key);
+    if (found) found.verbs.push(...rule.verbs.filter((verb) => !found.verbs.includes(verb)));
+    else merged.set(key, { ...rule, verbs: [...rule.verbs] });
+  }
+  const quoted = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(" ")}]`;
+  const field = (name: string, values: readonly string[] | undefined) =>
+    values && values.length > 0 ? [`${name}:${quoted(values)}`] : [];
+  return [...merged.values()]
+    .map(
+      (rule) =>
+        `{${[
+          ...field("APIGroups", rule.apiGroups),
+          ...field("Resources", rule.resources),
+          ...field("NonResourceURLs", rule.nonResourceURLs),
+          ...field("ResourceNames", rule.resourceNames),
+          ...field("Verbs", rule.verbs),
+        ].join(", ")}}`,
+    )
+    .sort()
+    .join("\n");
+}
+
+const ROLE_KINDS: Readonly<Record<string, string>> = { Role: "roles", ClusterRole: "clusterroles" };
+const BINDING_KINDS = ["RoleBinding", "ClusterRoleBinding"];
+
+/**
+ * Only what the garbage collector writes changes (IsOnlyMutatingGCFields: owner references and
+ * finalizers), or nothing: such an update is not checked. The server's own bookkeeping of the write
+ * (resourceVersion, managed fields) is left out of the comparison.
+ */
+function onlyGcFieldsChange(next: KubeObject, previous: KubeObject): boolean {
+  const comparable = (object: KubeObject) => {
+    const {
+      ownerReferences: _owners,
+      finalizers: _finalizers,
+      selfLink: _selfLink,
+      managedFields: _fields,
+      resourceVersion: _version,
+      ...metadata
+    } = object.metadata;
+    return { ...object, metadata };
+  };
+  return deepEqual(comparable(next), comparable(previous));
+}
+
+/**
+ * Kubernetes' escalation check of a write of a Role, ClusterRole, RoleBinding or ClusterRoleBinding by
+ * a ServiceAccount, on the object as the write would leave it (`next`; `previous` what is stored):
+ * - a role: allowed with `escalate` on it (RoleEscalationAuthorized: the request's name, none on a
+ *   create), else every rule must be one the account holds in the role's namespace (cluster-wide for
+ *   a ClusterRole): ConfirmNoEscalation's 403 lists the rules it does not hold;
+ * - a binding: allowed with `bind` on the role it refers to (BindingAuthorized: that role's name, in
+ *   the binding's namespace), else the role must exist (404) and the account must hold its rules.
+ * An update that changes only owner references or finalizers is not checked. No-op for other kinds.
+ *
+ * @example
+ * confirmNoEscalation(storeRbacObjects(store), user, route, dryRunResult, store.find(...)?.parse());
+ */
+export function confirmNoEscalation(
+  objects: RbacObjects,
+  user: ServiceAccountUser,
+  route: ResourceRoute,
+  next: KubeObject,
+  previous: KubeObject | undefined,
+): void {
+  const { kind } = route.type;
+  const isRole = kind in ROLE_KINDS;
+  if (!isRole && !BINDING_KINDS.includes(kind)) return;
+  if (previous && onlyGcFieldsChange(next, previous)) return;
+  const namespace = route.namespace ?? "";
+  const may = (verb: string, resource: string, name: string) =>
+    isAllowed(objects, user, { verb, apiGroup: RBAC_GROUP, resource, subresource: "", namespace, name });
+  let wanted: PolicyRule[];
+  if (isRole) {
+    if (may("escalate", route.type.plural, route.name ?? "")) return;
+    wanted = rulesOf(next);
+  } else {
+    const ref = isPlainObject(next.roleRef) ? next.roleRef : {};
+    const resource = ROLE_KINDS[String(ref.kind)];
+    const name = typeof ref.name === "string" ? ref.name : "";
+    if (resource && ref.apiGroup === RBAC_GROUP && may("bind", resource, name)) return;
+    const role = roleOf(objects, next, namespace);
+    if (!role) throw notFoundError({ group: RBAC_GROUP, plural: resource ?? "roles" }, name);
+    wanted = rulesOf(role);
+  }
+  const missing = uncoveredRules(rulesFor(objects, user, namespace), wanted);
+  if (missing.length === 0) return;
+  const groups = groupsOf(user)
+    .map((group) => JSON.stringify(group))
+    .join(" ");
+  const why = `user "${userNameOf(user)}" (groups=[${groups}]) is attempting to grant RBAC permissions not currently held:\n${describeMissing(missing)}`;
+  const name = next.metadata.name;
+  throw new KubeApiError(
+    403,
+    "Forbidden",
+    `${route.type.plural}.${RBAC_GROUP} "${name}" is forbidden: ${why}`,
+    { name, group: RBAC_GROUP, kind: route.type.plural },
+  );
+}
+
+/** Writes the escalation check looks at: a role or binding created, updated, patched or applied. */
+export function writesRbac(route: ResourceRoute): boolean {
+  const { kind } = route.type;
+  return (
+    (kind in ROLE_KINDS || BINDING_KINDS.includes(kind)) &&
+    route.subresource === undefined &&
+    ["create", "update", "patch", "apply"].includes(route.verb)
+  );
 }

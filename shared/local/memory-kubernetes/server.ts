@@ -12,11 +12,22 @@ import { badRequestError, KubeApiError, reasonForCode } from "./errors.js";
 import { FaultInjector, type FaultTarget } from "./faults.js";
 import { failsByBuildAnnotation, JobController } from "./jobs.js";
 import { JsonText } from "./json.js";
-import { authorizeRequest, type ServiceAccountUser } from "./rbac.js";
+import {
+  authorizeRequest,
+  confirmNoEscalation,
+  type ServiceAccountUser,
+  storeRbacObjects,
+  writesRbac,
+} from "./rbac.js";
 import { APPLY_CONTENT_TYPE, type Route, route } from "./routes.js";
 import { ObjectStore } from "./store.js";
 import { IssuedTokens } from "./token-request.js";
-import type { MemoryKubernetes, MemoryKubernetesOptions, MemoryKubernetesStats } from "./types.js";
+import type {
+  KubeObject,
+  MemoryKubernetes,
+  MemoryKubernetesOptions,
+  MemoryKubernetesStats,
+} from "./types.js";
 
 /** The bearer token of the kubeconfig this server hands out. */
 export const MEMORY_TOKEN = "memory";
@@ -236,12 +247,21 @@ export async function startMemoryKubernetes(
     if (user && user !== "admin" && found?.kind === "resource") {
       authorizeRequest(store, user, found, url.searchParams);
     }
-    const result = answer(context, tokens, serverAddress, {
+    const call = {
       route: found as Route,
       query: url.searchParams,
       body: parseBody(text, contentType),
       contentType,
-    });
+    };
+    if (user && user !== "admin" && found?.kind === "resource" && writesRbac(found)) {
+      // The escalation check judges the role or binding as the write would leave it: a dry run of it.
+      const query = new URLSearchParams(url.searchParams);
+      query.set("dryRun", "All");
+      const next = answer(context, tokens, serverAddress, { ...call, query }).body as KubeObject;
+      const previous = store.find(found.type, found.namespace, found.name ?? next.metadata.name)?.parse();
+      confirmNoEscalation(storeRbacObjects(store), user, found, next, previous);
+    }
+    const result = answer(context, tokens, serverAddress, call);
     send(response, result.status, result.body);
   }
 
