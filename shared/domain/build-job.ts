@@ -451,14 +451,17 @@ function requestOf(detail: Detail<"Build Requested">): BuildRequest {
  * already waiting or reported for that very request (nothing to write). A later request for another
  * environment, or the same one asking again after its report, waits on the same build. One asking
  * again while it waits replaces its earlier request when its GitLab fact time is later.
+ * `replacing`: the Job is not joined but replaced (build-image's rebuild: failed, or a success it
+ * cannot report), so only the requests still waiting count against `MAX_BUILD_REQUESTS`.
  *
  * @example
- * const annotations = withBuildRequest(existing, detail);
+ * const annotations = withBuildRequest(existing, detail, false);
  * if (annotations) await cluster.apply({ ...header, metadata: { ...meta, annotations } });
  */
 export function withBuildRequest(
   job: KubeObject,
   detail: Detail<"Build Requested">,
+  replacing = false,
 ): Record<string, string> | null {
   const requests = readBuildRequests(job);
   const reportedBefore = readReported(job);
@@ -483,9 +486,8 @@ export function withBuildRequest(
       ),
     };
   }
-  // A failed Job is not joined but replaced, its waiting requests reported first: the replacement's
-  // requests are those still waiting, and this one.
-  const held = buildState(job).state === "failed" ? waitingRequests(job).length : requests.length;
+  // A Job replaced (its waiting requests reported first) passes on only those still waiting, and this one.
+  const held = replacing ? waitingRequests(job).length : requests.length;
   if (held >= MAX_BUILD_REQUESTS) {
     throw new BuildRequestsFullError(
       `build Job ${job.metadata.name} already serves ${MAX_BUILD_REQUESTS} environments; not adding ${detail.environment}: it can be built for it at this commit once that Job is gone (its TTL), or at a new commit`,

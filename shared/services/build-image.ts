@@ -242,7 +242,7 @@ async function joinJob(
       await tellWaiters(deps, reportBy, existing, state, detail);
       continue;
     }
-    const annotations = withBuildRequest(existing, detail);
+    const annotations = withBuildRequest(existing, detail, replaceable);
     if (!annotations) return "repeated";
     if (replaceable) {
       if (!reportsSettled(existing)) {

@@ -7,6 +7,7 @@
  * Kubernetes API over HTTP, through the real adapter.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { BUILD_ANNOTATION, MAX_BUILD_REQUESTS } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import type { ManifestSource } from "../../shared/ports.js";
@@ -96,5 +97,50 @@ describe("a succeeded build whose pods were deleted before its digest was read",
     // The first environment, reported before, is not told again.
     await reconcileBuilds(bed.reconcile);
     expect(bed.publisher.entries).toHaveLength(2);
+  });
+
+  it(`reported to ${MAX_BUILD_REQUESTS} environments, its pods gone since: one more is built for, not refused as a Job with no room (the replacement carries only those still waiting)`, async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    const first = await buildImage(bed.build, exampleBuildRequest());
+    const name = first.kind === "failed" ? "" : first.job;
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, name);
+    await reconcileBuilds(bed.reconcile);
+    // Nineteen more joined and were reported since (the embedded cluster ends a Job at once, so
+    // they are written here): the Job holds as many requests as it may, none waiting.
+    const job = bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, name) as KubeObject;
+    const requests = Array.from({ length: MAX_BUILD_REQUESTS }, (_, i) => ({
+      environment: `review/mr-${i}`,
+      correlationId: `c-${i}`,
+      ref: "feature-x",
+      pipelineId: null,
+      mrIid: 16,
+    }));
+    bed.k8s.store.put({
+      ...job,
+      metadata: {
+        ...job.metadata,
+        annotations: {
+          ...job.metadata.annotations,
+          [BUILD_ANNOTATION.REQUESTS]: JSON.stringify(requests),
+          [BUILD_ANNOTATION.REPORTED]: JSON.stringify(requests.map((r) => r.environment)),
+        },
+      },
+    });
+    await podsCollected();
+
+    const production = exampleStagingRequest({
+      environment: "production",
+      ref: "v1.0.0",
+      correlationId: "c-p",
+    });
+    const again = await buildImage(bed.build, production);
+
+    expect(again.kind).toBe("created");
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, name);
+    await reconcileBuilds(bed.reconcile);
+    expect(buildsHeard(bed.publisher)).toEqual([
+      "review/feature-x c-1 succeeded",
+      "production c-p succeeded",
+    ]);
   });
 });
