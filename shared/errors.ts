@@ -142,7 +142,16 @@ export class KubernetesConflictError extends KubernetesError {
 
 /** 401/403: Kubler's identity may not do this (or the namespace is terminating). */
 export class KubernetesForbiddenError extends KubernetesError {
-  override readonly name = "KubernetesForbiddenError";
+  override readonly name: string = "KubernetesForbiddenError";
+}
+
+/**
+ * 403 from an admission plugin refusing the object itself, not Kubler's rights: a webhook's denial
+ * (Gatekeeper's, as controller-runtime answers), a ValidatingAdmissionPolicy whose validation sets
+ * reason Forbidden, a ResourceQuota the object exceeds. Like a 422, no retry changes it.
+ */
+export class KubernetesAdmissionDeniedError extends KubernetesForbiddenError {
+  override readonly name = "KubernetesAdmissionDeniedError";
 }
 
 /** 400/422: the object was refused by validation or admission; the message lists the causes. */

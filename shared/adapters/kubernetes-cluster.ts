@@ -27,6 +27,7 @@ import {
 import { writtenOver } from "../domain/kube-object.js";
 import {
   ConfigError,
+  KubernetesAdmissionDeniedError,
   KubernetesConflictError,
   type KubernetesError,
   KubernetesForbiddenError,
@@ -782,6 +783,18 @@ function isTransient(problem: Transient | KubernetesError): problem is Transient
 }
 
 /**
+ * How k8s.io/apiserver words an admission plugin's 403 refusing the object itself: a webhook's
+ * (`admission webhook "<name>" denied the request…`, webhook/errors ToStatusErr), a
+ * ValidatingAdmissionPolicy's (`ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied
+ * request: …`, policy/validating; 403 only for a validation whose reason is Forbidden, the default
+ * Invalid being a 422) and ResourceQuota's (`… is forbidden: exceeded quota: …`). Other 403s are not
+ * about the object: Kubler's own RBAC (`User "…" cannot patch resource …`), RBAC's escalation check,
+ * a namespace being deleted.
+ */
+const ADMISSION_DENIAL =
+  /admission webhook "[^"]*" denied the request|ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request|is forbidden: exceeded quota: /;
+
+/**
  * The named error for an answer that will not change, or the transient problem to retry. Messages
  * come from the API's Status, never from client-node's, which carry the response headers.
  */
@@ -804,6 +817,8 @@ function classify(
     }
     if (status === 404) return new KubernetesNotFoundError(text, status);
     if (status === 409) return new KubernetesConflictError(text, status);
+    if (status === 403 && ADMISSION_DENIAL.test(text))
+      return new KubernetesAdmissionDeniedError(text, status);
     if (status === 401 || status === 403) return new KubernetesForbiddenError(text, status);
     const missing = causes.filter((cause) => !text.includes(cause));
     return new KubernetesInvalidError(missing.length > 0 ? `${text}: ${missing.join("; ")}` : text, status);

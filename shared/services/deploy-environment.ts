@@ -39,7 +39,11 @@ import {
 import { environmentStopKey, isRefusedByStop } from "../domain/plan-steps.js";
 import { FOLLOWED_KINDS, workloadRollout } from "../domain/rollout.js";
 import { expiryOf } from "../domain/ttl.js";
-import { KubernetesConflictError, KubernetesForbiddenError, KubernetesInvalidError } from "../errors.js";
+import {
+  KubernetesAdmissionDeniedError,
+  KubernetesConflictError,
+  KubernetesInvalidError,
+} from "../errors.js";
 import type {
   AbsentObjectWriter,
   AuditLog,
@@ -466,21 +470,11 @@ export async function deployEnvironment(
 }
 
 /**
- * An admission plugin's denial answered 403 Forbidden: a webhook's (its code is the webhook's own, and
- * controller-runtime's, Gatekeeper's among them, is 403), a ValidatingAdmissionPolicy's (reason
- * Forbidden by default) and an exceeded ResourceQuota. The object is refused as by a 422, and no retry
- * changes that. Other 403s (Kubler's own RBAC: `User "…" cannot patch resource …`; a namespace being
- * deleted) are not about the object.
+ * The cluster refused the object itself (validation; admission, with 422 or 403): the manifest's
+ * fault, and no retry changes it. Other 403s (Kubler's own RBAC, a namespace being deleted) are thrown.
  */
-const ADMISSION_DENIAL =
-  /admission webhook "[^"]*" denied the request|ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request|is forbidden: exceeded quota: /;
-
-/** The cluster refused the object itself (validation, admission): the manifest's fault, not retried. */
-function refusedByCluster(error: unknown): error is KubernetesInvalidError | KubernetesForbiddenError {
-  if (error instanceof KubernetesInvalidError) return true;
-  return (
-    error instanceof KubernetesForbiddenError && error.status === 403 && ADMISSION_DENIAL.test(error.message)
-  );
+function refusedByCluster(error: unknown): error is KubernetesInvalidError | KubernetesAdmissionDeniedError {
+  return error instanceof KubernetesInvalidError || error instanceof KubernetesAdmissionDeniedError;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
 } from "../../shared/adapters/kubernetes-cluster.js";
 import {
   ConfigError,
+  KubernetesAdmissionDeniedError,
   KubernetesConflictError,
   KubernetesForbiddenError,
   KubernetesInvalidError,
@@ -359,6 +360,46 @@ describe("KubernetesCluster over HTTP against the in-memory API", () => {
     await expect(denied).rejects.toMatchObject({ message: "nope", status: 403 });
     expect(forbidden.hits).toBe(1);
     expect(sleeps).toEqual([]);
+  });
+
+  it.each([
+    [
+      "a webhook's denial (Gatekeeper)",
+      'namespaces "x" is forbidden: admission webhook "validation.gatekeeper.sh" denied the request: [ns-must-have-owner] you must provide labels: {"owner"}',
+    ],
+    [
+      "a ValidatingAdmissionPolicy's (reason Forbidden)",
+      `namespaces "x" is forbidden: ValidatingAdmissionPolicy 'require-owner' with binding 'require-owner' denied request: failed expression: has(object.metadata.labels.owner)`,
+    ],
+    [
+      "an exceeded ResourceQuota",
+      'namespaces "x" is forbidden: exceeded quota: objects, requested: count/namespaces=1, used: count/namespaces=5, limited: count/namespaces=5',
+    ],
+  ])("maps %s 403 to KubernetesAdmissionDeniedError, a KubernetesForbiddenError", async (_, message) => {
+    const { cluster } = connect();
+    server.faults.add({ verb: "apply", resource: "namespaces", status: 403, message, times: 1 });
+    const failure = await cluster.apply(namespace(uniqueName("admission"))).catch((e) => e);
+    expect(failure).toBeInstanceOf(KubernetesAdmissionDeniedError);
+    expect(failure).toBeInstanceOf(KubernetesForbiddenError);
+    expect(failure).toMatchObject({ message, status: 403 });
+  });
+
+  it.each([
+    [
+      "Kubler's own RBAC",
+      'namespaces "x" is forbidden: User "system:serviceaccount:kubler:kubler" cannot patch resource "namespaces" in API group "" at the cluster scope',
+    ],
+    [
+      "a namespace being deleted",
+      'configmaps "x" is forbidden: unable to create new content in namespace x because it is being terminated',
+    ],
+  ])("keeps %s 403 a plain KubernetesForbiddenError", async (_, message) => {
+    const { cluster } = connect();
+    server.faults.add({ verb: "apply", resource: "namespaces", status: 403, message, times: 1 });
+    const failure = await cluster.apply(namespace(uniqueName("refused"))).catch((e) => e);
+    expect(failure).toBeInstanceOf(KubernetesForbiddenError);
+    expect(failure).not.toBeInstanceOf(KubernetesAdmissionDeniedError);
+    expect(failure).toMatchObject({ message, status: 403 });
   });
 
   it("maps a 401 to KubernetesForbiddenError without leaking the credentials", async () => {
