@@ -35,6 +35,7 @@ import {
 } from "../domain/sts-session.js";
 import {
   ForbiddenError,
+  KubernetesAdmissionDeniedError,
   KubernetesError,
   KubernetesForbiddenError,
   KubernetesUnavailableError,
@@ -448,6 +449,13 @@ function asAnswerable(error: unknown): Error {
   if (error instanceof ExpiredTokenError) return new TokenRejectedError("expired", error.message);
   if (error instanceof KubernetesUnavailableError) {
     return new UnavailableError(`the Kubernetes API is unavailable (${error.message})`);
+  }
+  // A policy refusing the ServiceAccount, RoleBinding or TokenRequest: the cluster's operators, not
+  // Kubler's role, must change it.
+  if (error instanceof KubernetesAdmissionDeniedError) {
+    return new UnprocessableError(
+      `the cluster's admission policies refused what Kubler writes for the job's Kubernetes access: ${error.message}`,
+    );
   }
   if (error instanceof KubernetesForbiddenError) {
     return new UnprocessableError(`Kubler's own Kubernetes identity was refused: ${error.message}`);

@@ -604,6 +604,18 @@ rules:
     expect((await post(bearer)).status).toBe(200);
   });
 
+  it("an admission policy refusing the job's ServiceAccount → 422 naming the policy, not Kubler's own identity", async () => {
+    const denial = `serviceaccounts "kubler-ci-kubler-deployer" is forbidden: admission webhook "validation.gatekeeper.sh" denied the request: [sa-must-have-owner] you must provide labels: {"owner"}`;
+    k8s.faults.add({ verb: "apply", resource: "serviceaccounts", status: 403, message: denial });
+    const response = await post(token());
+    expect(response.status).toBe(422);
+    const message = await messageOf(response);
+    expect(message).toBe(
+      `the cluster's admission policies refused what Kubler writes for the job's Kubernetes access: ${denial}`,
+    );
+    expect(message).not.toMatch(/Kubler's own Kubernetes identity/);
+  });
+
   it("the replay cache down → 503, audited, nothing minted; the same token works once it is back", async () => {
     const bearer = token();
     const replay = deps.replay;
