@@ -84,7 +84,7 @@ function tableWithLostAnswers(appliedThenLost: number, unreachable = 0) {
     maxAttempts: 2,
     requestHandler,
   });
-  return { client, puts: () => puts };
+  return { client, puts: () => puts, items };
 }
 
 describe("DynamoDbDedupeStore when a written PutItem's answer is lost and the SDK sends it again", () => {
@@ -142,5 +142,25 @@ describe("DynamoDbDedupeStore when a written PutItem's answer is lost and the SD
 
     await expect(store.reserve("delivery-1", 60)).rejects.toThrow();
     await expect(store.reserve("delivery-1", 60)).resolves.toBe("reserved");
+  });
+
+  it("a reservation that never reached the table leaves the other delivery's lease in place", async () => {
+    // Both attempts reset before the table while another delivery holds the key: the item is theirs.
+    const table = tableWithLostAnswers(0, 2);
+    table.items.set("delivery-1", {
+      pk: { S: "delivery-1" },
+      expiresAt: { N: String(NOW.getTime() / 1000 + 60) },
+      state: { S: "pending" },
+      owner: { S: "the-other-delivery" },
+    });
+    const store = new DynamoDbDedupeStore({
+      client: table.client,
+      tableName: "t",
+      clock: { now: () => NOW },
+    });
+
+    await expect(store.reserve("delivery-1", 60)).rejects.toThrow();
+    // Deleted, the next resend would publish a second time while the first is still in flight.
+    await expect(store.reserve("delivery-1", 60)).resolves.toBe("in-flight");
   });
 });
