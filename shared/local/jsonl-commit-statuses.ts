@@ -40,6 +40,7 @@ export class JsonlCommitStatuses implements CommitStatuses {
   }
 }
 
+/** Per pipeline when one is named, as GitLab moves or adds a status within the pipeline it is sent to. */
 function keyOf(key: CommitStatusKey): string {
-  return JSON.stringify([key.projectId, key.sha, key.name, key.ref]);
+  return JSON.stringify([key.projectId, key.sha, key.name, key.ref, key.pipelineId ?? null]);
 }

@@ -385,6 +385,33 @@ describe("reportStatus", () => {
     }
   });
 
+  it("keeps statuses per pipeline in the local JSONL stand-in, as GitLab does: an older pipeline's success of the commit does not stand for a new pipeline's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kubler-statuses-"));
+    try {
+      const file = new JsonlFile(join(dir, "commit-statuses.jsonl"));
+      const clock = new FixedClock(new Date(T0.getTime() + 400));
+      const deps = { statuses: new JsonlCommitStatuses(file, clock), audit: new RecordingAuditLog(), clock };
+      const first = { ...deployed, pipelineId: 101 };
+      expect(await reportStatus(deps, { detailType: "Deploy Finished", detail: first, time: T0 })).toEqual({
+        kind: "set",
+        state: "success",
+      });
+      // The same pipeline's success again is a repeat; a new pipeline deploying the commit gets its own.
+      expect(await reportStatus(deps, { detailType: "Deploy Finished", detail: first, time: T0 })).toEqual({
+        kind: "unchanged",
+        state: "success",
+      });
+      const second = { ...deployed, pipelineId: 102 };
+      expect(await reportStatus(deps, { detailType: "Deploy Finished", detail: second, time: T0 })).toEqual({
+        kind: "set",
+        state: "success",
+      });
+      await file.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("never throws when GitLab fails: the failure is audited with GitLab's reason", async () => {
     for (const error of [
       new UnavailableError(
