@@ -522,6 +522,66 @@ describe("confirmNoEscalation: Kubernetes' check of a role or binding written by
     ).toBe(403);
   });
 
+  it("rules held through a RoleBinding (to a ClusterRole) count in the binding's namespace only: a role or binding written there, not elsewhere nor cluster-wide", () => {
+    const reader = clusterRole("reader", [readDeployments]);
+    const objects: RbacObjects = {
+      roleBindings: (namespace) =>
+        namespace === NS
+          ? [
+              {
+                apiVersion: `${rbac}/v1`,
+                kind: "RoleBinding",
+                metadata: { name: "writer", namespace: NS },
+                roleRef: { apiGroup: rbac, kind: "ClusterRole", name: "writer" },
+                subjects: [{ kind: "ServiceAccount", name: JOB.name, namespace: JOB.namespace }],
+              },
+            ]
+          : [],
+      clusterRoleBindings: () => [],
+      role: () => undefined,
+      clusterRole: (name) =>
+        name === "writer"
+          ? clusterRole("writer", [
+              {
+                apiGroups: [rbac],
+                resources: ["roles", "rolebindings", "clusterrolebindings"],
+                verbs: ["create"],
+              },
+              readDeployments,
+            ])
+          : name === "reader"
+            ? reader
+            : undefined,
+    };
+    expect(() =>
+      confirmNoEscalation(objects, JOB, createRole, role([readDeployments]), undefined),
+    ).not.toThrow();
+    expect(() =>
+      confirmNoEscalation(objects, JOB, createBinding, binding("ClusterRole", "reader"), undefined),
+    ).not.toThrow();
+
+    const inOther = route(
+      "POST",
+      `/apis/${rbac}/v1/namespaces/other/roles`,
+      "application/json",
+    ) as ResourceRoute;
+    const otherRole = { ...role([readDeployments]), metadata: { name: "deployer", namespace: "other" } };
+    expect(refusal(() => confirmNoEscalation(objects, JOB, inOther, otherRole, undefined)).code).toBe(403);
+    const clusterWide = route(
+      "POST",
+      `/apis/${rbac}/v1/clusterrolebindings`,
+      "application/json",
+    ) as ResourceRoute;
+    const clusterBinding = {
+      ...binding("ClusterRole", "reader"),
+      kind: "ClusterRoleBinding",
+      metadata: { name: "ci" },
+    };
+    expect(
+      refusal(() => confirmNoEscalation(objects, JOB, clusterWide, clusterBinding, undefined)).code,
+    ).toBe(403);
+  });
+
   it("leaves every other kind alone", () => {
     const configMaps = route(
       "POST",
