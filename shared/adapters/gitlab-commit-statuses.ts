@@ -113,7 +113,8 @@ export class GitlabCommitStatuses implements CommitStatuses {
     for (const item of parseList(answer.body, what)) {
       // The name filter is GitLab's; checked again so a GitLab that ignores it cannot mislead.
       if (item.name !== key.name) continue;
-      // Likewise the pipeline, which a GitLab older than the list's `pipeline_id` filter ignores.
+      // Likewise the pipeline: the `pipeline_id` filter is GitLab 17.8's, the list's `pipeline_id`
+      // field 16.4's (gitlab-org/gitlab!127559). Older than 16.4, neither: every pipeline's, as before.
       if (pipelineId !== null && typeof item.pipelineId === "number" && item.pipelineId !== pipelineId)
         continue;
       if (!newest || item.id > newest.id) newest = item;
