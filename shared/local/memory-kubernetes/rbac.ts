@@ -409,6 +409,8 @@ function onlyGcFieldsChange(next: KubeObject, previous: KubeObject): boolean {
  * - a binding: allowed with `bind` on the role it refers to (BindingAuthorized: that role's name, in
  *   the binding's namespace), else the role must exist (404) and the account must hold its rules.
  * An update that changes only owner references or finalizers is not checked. No-op for other kinds.
+ * Not modelled: a ClusterRole with an aggregationRule, which Kubernetes lets only a writer holding
+ * every right (`*` on everything) set or change; Kubler writes no ClusterRole.
  *
  * @example
  * confirmNoEscalation(storeRbacObjects(store), user, route, dryRunResult, store.find(...)?.parse());
