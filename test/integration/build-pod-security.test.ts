@@ -61,4 +61,38 @@ describe("a builds namespace whose Pod Security level refuses the build pod", ()
     expect((await buildImage(bed.build, exampleBuildRequest({ sha: "3".repeat(40) }))).kind).toBe("created");
     expect(jobs()).toHaveLength(2);
   });
+
+  it("warning or auditing baseline only (no enforce label): built, the pod is let in with a warning", async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    await bed.cluster.apply({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: {
+        name: BUILDS_NAMESPACE,
+        labels: {
+          "pod-security.kubernetes.io/warn": "baseline",
+          "pod-security.kubernetes.io/audit": "restricted",
+        },
+      },
+    });
+    expect((await buildImage(bed.build, exampleBuildRequest())).kind).toBe("created");
+    expect(jobs()).toHaveLength(1);
+  });
+
+  it("builds as before when Kubler's role may not get the namespace, and says so in the audit", async () => {
+    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
+    await enforce("restricted");
+    const forbidden = bed.k8s.faults.add({ verb: "get", resource: "namespaces", status: 403 });
+
+    expect((await buildImage(bed.build, exampleBuildRequest())).kind).toBe("created");
+
+    expect(forbidden.hits).toBe(1);
+    expect(bed.audit.records.at(-1)).toMatchObject({
+      action: "image.build",
+      outcome: "success",
+      reason: expect.stringContaining(
+        `(its Pod Security level not checked: Kubler may not get namespace ${BUILDS_NAMESPACE}`,
+      ),
+    });
+  });
 });
