@@ -49,7 +49,9 @@ export function deploymentRollout(deployment: DeploymentLike): RolloutState {
   const wanted = deployment.spec?.replicas ?? 1;
   const updated = status.updatedReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
-  const stalled = updated < wanted || (status.replicas ?? 0) > updated;
+  // Waiting on the pause: old pods beside the updated ones (no new ReplicaSet is made while paused),
+  // or none at all. Fewer updated than wanted alone is a scale-up, which a paused Deployment still does.
+  const stalled = (status.replicas ?? 0) > updated || (updated === 0 && wanted > 0);
   if (stalled && deployment.spec?.paused === true) {
     const where = deployment.metadata.namespace ? ` -n ${deployment.metadata.namespace}` : "";
     return {

@@ -170,6 +170,24 @@ describe("deploymentRollout of a paused Deployment", () => {
     );
     expect(deploymentRollout(paused({ observedGeneration: 2 })).kind).toBe("progressing");
   });
+
+  it("is not failed while a scale-up of its unchanged template waits on new pods (the pause stops rollouts, not scaling)", () => {
+    // replicas 2 → 3 while paused: the controller scales the one ReplicaSet, whose pod is not counted yet.
+    const scaled = {
+      ...paused({ replicas: 2, updatedReplicas: 2, availableReplicas: 2 }),
+      spec: { replicas: 3, paused: true },
+    };
+    expect(deploymentRollout(scaled)).toEqual({
+      kind: "progressing",
+      reason: "2 of 3 replicas of web updated",
+    });
+  });
+
+  it("fails at once when paused before any ReplicaSet was made (created paused)", () => {
+    expect(deploymentRollout(paused({ replicas: 0, updatedReplicas: 0, availableReplicas: 0 })).kind).toBe(
+      "failed",
+    );
+  });
 });
 
 describe("deploymentRollout of a Deployment whose pods cannot be created", () => {
