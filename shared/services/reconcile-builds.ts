@@ -312,9 +312,10 @@ export async function reportBuild(
     );
   }
   if (failure) return { kind: "reported", reported: lines, failure };
-  // A request that joined before a lost mark's retry is in what the mark left (`markAllReported`):
-  // it waits, so no TTL yet and Kubler's finalizer kept; the next run reports it, then settles.
-  if (readBuildRequests(marked).some((request) => !all.includes(request.environment))) {
+  // A request that joined before a lost mark's retry (another environment, or a marked one asking
+  // again) waits in what the mark left (`markAllReported`): no TTL yet, Kubler's finalizer kept; the
+  // next run reports it, then settles.
+  if (waitingRequests(marked).length > 0) {
     return { kind: "reported", reported: lines, failure: null };
   }
   // Not undone when it fails: the events are out; the next reconcile sets the TTL instead.

@@ -31,11 +31,14 @@ let bed: BuildTestBed<ManifestSource>;
 let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
 let proxied: KubernetesCluster;
 let joins: string[];
+/** The request that joins while the lost mark waits for its retry. */
+let joining: ReturnType<typeof exampleStagingRequest>;
 const JOB = buildJobName(gitlab, SHA);
 
 beforeEach(async () => {
   bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
   joins = [];
+  joining = exampleStagingRequest();
   const { server } = throughProxy(bed.k8s.kubeconfig);
   // The first write marking the Job reported (not yet given its TTL) loses its answer.
   proxy = await answerDroppingProxy(
@@ -52,7 +55,7 @@ beforeEach(async () => {
     // While the adapter waits to send the lost mark again, staging asks for the same commit.
     sleep: async () => {
       if (proxy.dropped() === 1 && joins.length === 0) {
-        joins.push((await buildImage(bed.build, exampleStagingRequest())).kind);
+        joins.push((await buildImage(bed.build, joining)).kind);
       }
     },
   });
@@ -89,6 +92,23 @@ describe("reconcile of builds when the answer to its mark is lost and a request 
     expect(buildsHeard(bed.publisher).sort()).toEqual([
       "review/feature-x c-1 succeeded",
       "staging c-s succeeded",
+    ]);
+  });
+
+  it("the marked environment asking again meanwhile (its merge request closed and reopened) hears its new request too, on the next run", async () => {
+    joining = exampleBuildRequest({ correlationId: "c-2", factAt: "2026-11-21T10:05:00.000Z" });
+    await buildImage(bed.build, exampleBuildRequest());
+    await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
+
+    await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    await reconcileBuilds(bed.reconcile);
+    await reconcileBuilds(bed.reconcile);
+
+    expect(proxy.dropped()).toBe(1);
+    expect(joins).toEqual(["joined"]);
+    expect(buildsHeard(bed.publisher)).toEqual([
+      "review/feature-x c-1 succeeded",
+      "review/feature-x c-2 succeeded",
     ]);
   });
 });
