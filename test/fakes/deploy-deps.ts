@@ -9,12 +9,17 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
 import { DirectoryManifestSource } from "../../shared/local/directory-manifest-source.js";
 import { MemoryEnvironmentStops } from "../../shared/local/memory-environment-stops.js";
-import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import {
+  type MemoryKubernetes,
+  type MemoryKubernetesOptions,
+  startMemoryKubernetes,
+} from "../../shared/local/memory-kubernetes/index.js";
 import type { DeployEnvironmentDeps, DeployTrigger } from "../../shared/services/deploy-environment.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher, RecordingScheduler } from "./index.js";
 
@@ -65,6 +70,49 @@ export function deployTestDeps(
     rolloutPollMs: 10,
   };
   return { deps, projects };
+}
+
+/** What a deploy test file works on: `k8s` for the whole file, the rest made again for each test. */
+export interface DeployCluster {
+  k8s: MemoryKubernetes;
+  deps: DeployTestDeps;
+  /** The temp dir of the test's copy of the example projects. */
+  projects: string;
+  /** PROJECT's files in that copy. */
+  files: ExampleProject;
+}
+
+/**
+ * Registers a deploy test file's hooks: the embedded API started once (rollouts of 20 ms, namespaces
+ * finalized in 10 ms, unless `cluster` says otherwise) and closed after; before each test, its faults
+ * cleared, fresh deployTestDeps over a new copy of the projects (`prefix`), and the namespace `clear`
+ * (NAMESPACE unless told; "all": every namespace; "none": none) deleted. A file's own beforeEach,
+ * registered after, runs after this one.
+ *
+ * @example
+ * const env = useDeployCluster("kubler-admission-");
+ * it("deploys", async () => {
+ *   env.files.setRollout("fail");
+ *   await deployEnvironment(env.deps, deployRequested());
+ * });
+ */
+export function useDeployCluster(
+  prefix: string,
+  { cluster, clear = NAMESPACE }: { cluster?: MemoryKubernetesOptions; clear?: string } = {},
+): DeployCluster {
+  const env = {} as DeployCluster;
+  beforeAll(async () => {
+    env.k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10, ...cluster });
+  });
+  afterAll(() => env.k8s?.close());
+  beforeEach(async () => {
+    env.k8s.faults.clear();
+    ({ deps: env.deps, projects: env.projects } = deployTestDeps(env.k8s, prefix));
+    env.files = exampleProject(env.projects, PROJECT);
+    if (clear !== "none")
+      await clearNamespaces(env.k8s, env.deps.cluster, clear === "all" ? undefined : clear);
+  });
+  return env;
 }
 
 /**

@@ -13,15 +13,9 @@ import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
+import type { MemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  NAMESPACE,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, NAMESPACE, useDeployCluster } from "../fakes/deploy-deps.js";
 
 interface Entry {
   manager: string;
@@ -117,21 +111,14 @@ async function startFieldManagersProxy(upstream: MemoryKubernetes) {
   };
 }
 
-let k8s: MemoryKubernetes;
+const env = useDeployCluster("kubler-field-managers-");
 let proxy: Awaited<ReturnType<typeof startFieldManagersProxy>>;
-let deps: DeployTestDeps;
 beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-  proxy = await startFieldManagersProxy(k8s);
+  proxy = await startFieldManagersProxy(env.k8s);
 });
-afterAll(async () => {
-  await proxy.close();
-  await k8s.close();
-});
-beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-field-managers-"));
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-  deps.cluster = createKubernetesCluster({ kubeconfig: proxy.kubeconfig, sleep: async () => {} });
+afterAll(() => proxy.close());
+beforeEach(() => {
+  env.deps.cluster = createKubernetesCluster({ kubeconfig: proxy.kubeconfig, sleep: async () => {} });
 });
 afterEach(() => {
   proxy.before = () => undefined;
@@ -140,7 +127,7 @@ afterEach(() => {
 const isDeployment = (path: string) => /\/namespaces\/[^/]+\/deployments\/[^/]+$/.test(path);
 
 function deployment(): KubeObject {
-  const [found] = k8s.store.list("apps/v1", "Deployment", NAMESPACE);
+  const [found] = env.k8s.store.list("apps/v1", "Deployment", NAMESPACE);
   if (!found) throw new Error("no Deployment was deployed");
   return found;
 }
@@ -154,20 +141,22 @@ function kublerEntries(object: KubeObject | undefined): string[] {
 }
 
 function finishedStatuses(): string[] {
-  return deps.publisher.entries
+  return env.deps.publisher.entries
     .filter((e) => e.detailType === "Deploy Finished")
     .map((e) => (e.detail as { status: string }).status);
 }
 
 describe("an object a deploy creates is its apply manager's alone, as managedFields say on a real API server", () => {
   it("with no controller in between: the create's Update entry is dropped", async () => {
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
     expect(kublerEntries(deployment())).toEqual(["kubler/Apply"]);
-    const service = k8s.store.list("v1", "Service", NAMESPACE)[0];
+    const service = env.k8s.store.list("v1", "Service", NAMESPACE)[0];
     expect(kublerEntries(service)).toEqual(["kubler/Apply"]);
     // The environment's namespace is created then applied over too (writeDeploying): before, its
     // create's entry stayed, so an annotation a later deploy stops setting was never removed.
-    expect(kublerEntries(k8s.store.get("v1", "Namespace", undefined, NAMESPACE))).toEqual(["kubler/Apply"]);
+    expect(kublerEntries(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE))).toEqual([
+      "kubler/Apply",
+    ]);
   });
 
   it("a controller's status write between the apply and the drop of the create's entry: read again, dropped all the same", async () => {
@@ -178,11 +167,11 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
         wrote = true;
         // Written again as it is (a new resourceVersion): a status write that changes nothing the
         // rollout reads, whenever it lands.
-        k8s.store.put(deployment());
+        env.k8s.store.put(deployment());
       }
       return undefined;
     };
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
     expect(wrote).toBe(true);
     // Before, the 409 left the create's entry there for good.
     expect(kublerEntries(deployment())).toEqual(["kubler/Apply"]);
@@ -198,11 +187,11 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
         // The embedded API sets the revision in the create already; the real controller writes it
         // after, in a write of its own: that write is this one (a value the create did not have).
         const annotations = { ...created.metadata.annotations, "deployment.kubernetes.io/revision": "2" };
-        k8s.store.put({ ...created, metadata: { ...created.metadata, annotations } });
+        env.k8s.store.put({ ...created, metadata: { ...created.metadata, annotations } });
       }
       return undefined;
     };
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
     expect(wrote).toBe(true);
     expect(finishedStatuses()).toEqual(["succeeded"]);
     expect(deployment().metadata.annotations?.["deployment.kubernetes.io/revision"]).toBe("2");
@@ -216,11 +205,11 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
       const applying = request.method === "PATCH" && request.contentType.includes("apply-patch");
       return failing && applying && isDeployment(request.path) ? 503 : undefined;
     };
-    await expect(deployEnvironment(deps, deployRequested())).rejects.toThrow();
+    await expect(deployEnvironment(env.deps, deployRequested())).rejects.toThrow();
     expect(kublerEntries(deployment())).toEqual(["kubler/Update"]);
     expect(finishedStatuses()).toEqual([]);
     failing = false;
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
     expect(finishedStatuses()).toEqual(["succeeded"]);
     // Before, the redelivery's apply over the object it read kept the create's entry.
     expect(kublerEntries(deployment())).toEqual(["kubler/Apply"]);
@@ -231,9 +220,9 @@ describe("an object a deploy creates is its apply manager's alone, as managedFie
       const applying = request.method === "PATCH" && request.contentType.includes("apply-patch");
       return applying && isDeployment(request.path) ? 422 : undefined;
     };
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
     expect(outcome.kind).not.toBe("succeeded");
     // Before, the Deployment the create made stayed, outside what the deploy recorded as written.
-    expect(k8s.store.list("apps/v1", "Deployment", NAMESPACE)).toEqual([]);
+    expect(env.k8s.store.list("apps/v1", "Deployment", NAMESPACE)).toEqual([]);
   });
 });

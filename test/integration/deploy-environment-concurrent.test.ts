@@ -4,37 +4,25 @@
  * records, the newer deploy succeeds and the older one ends superseded. Over the real Kubernetes
  * adapter and the embedded API; a request is held in flight by a wrapper around the adapter.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  NAMESPACE,
-  SHA_1,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, NAMESPACE, SHA_1, useDeployCluster } from "../fakes/deploy-deps.js";
 import { hooked, latch } from "../fakes/hooked-cluster.js";
 
 const OLDER = "2".repeat(40);
 const NEWER = "3".repeat(40);
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-race-"));
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-race-");
 
 function running(): { image: string; sha: string | undefined; status: string | undefined } {
-  const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
-  const deployment = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
+  const ns = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+  const deployment = env.k8s.store.get(
+    "apps/v1",
+    "Deployment",
+    NAMESPACE,
+    "flight-management",
+  ) as unknown as {
     spec: { template: { spec: { containers: { image: string }[] } } };
   };
   return {
@@ -45,28 +33,28 @@ function running(): { image: string; sha: string | undefined; status: string | u
 }
 
 function finished(): { sha: string; status: string; reason: string | null }[] {
-  return deps.publisher.entries
+  return env.deps.publisher.entries
     .filter((e) => e.detailType === "Deploy Finished")
     .map((e) => e.detail as { sha: string; status: string; reason: string | null });
 }
 
 describe("two deploys of one environment at once", () => {
   it("an older deploy's manifest write landing after the newer deploy's is refused: what runs is what the namespace says", async () => {
-    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    await deployEnvironment(env.deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     const newerApplied = latch();
     const olderWrites: KubeObject[] = [];
     // The older deploy's Deployment write is slow (throttled, retried): it lands after the newer deploy's.
     const older = {
-      ...deps,
+      ...env.deps,
       cluster: hooked(
-        deps.cluster,
+        env.deps.cluster,
         { before: async (o) => (o.kind === "Deployment" ? newerApplied.wait : undefined) },
         olderWrites,
       ),
     };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         after: (o) => (o.kind === "Deployment" ? newerApplied.open() : undefined),
       }),
     };
@@ -91,20 +79,20 @@ describe("two deploys of one environment at once", () => {
     expect(finished().filter((f) => f.sha === NEWER)).toEqual([
       expect.objectContaining({ status: "succeeded" }),
     ]);
-    expect(deps.audit.records.filter((r) => r.subject.sha === OLDER && r.outcome === "ignored")).toHaveLength(
-      1,
-    );
+    expect(
+      env.deps.audit.records.filter((r) => r.subject.sha === OLDER && r.outcome === "ignored"),
+    ).toHaveLength(1);
   });
 
   it("the older deploy whose 'deploying' write comes after the newer one's read again, stops as stale and writes no object", async () => {
-    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    await deployEnvironment(env.deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     const newerTook = latch();
     let held = false;
     const olderWrites: KubeObject[] = [];
     const older = {
-      ...deps,
+      ...env.deps,
       cluster: hooked(
-        deps.cluster,
+        env.deps.cluster,
         {
           // Its first namespace write waits until the newer deploy has taken the namespace.
           before: async (o) => {
@@ -118,8 +106,8 @@ describe("two deploys of one environment at once", () => {
       ),
     };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         after: (o) => (o.kind === "Namespace" ? newerTook.open() : undefined),
       }),
     };
@@ -147,9 +135,9 @@ describe("two deploys of one environment at once", () => {
     const olderWrites: KubeObject[] = [];
     let waiting = false;
     const older = {
-      ...deps,
+      ...env.deps,
       cluster: hooked(
-        deps.cluster,
+        env.deps.cluster,
         {
           before: async (o) => {
             if (o.kind === "Namespace" && !waiting) {
@@ -162,8 +150,8 @@ describe("two deploys of one environment at once", () => {
       ),
     };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         after: (o) => (o.kind === "Namespace" ? newerCreated.open() : undefined),
       }),
     };
@@ -185,8 +173,8 @@ describe("two deploys of one environment at once", () => {
     const newerTook = latch();
     let olderCreated = false;
     const older = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         before: async (o) => {
           if (olderCreated && o.kind !== "Namespace") await newerTook.wait;
         },
@@ -196,8 +184,8 @@ describe("two deploys of one environment at once", () => {
       }),
     };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         after: (o) => (o.kind === "Deployment" ? newerTook.open() : undefined),
       }),
     };

@@ -7,41 +7,15 @@
  * embedded Kubernetes API over HTTP, through the real adapter, behind a proxy that drops one answer
  * after the server has acted on the request.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
-  IMAGE,
-  NAMESPACE,
-  PROJECT,
-  SHA_1,
-  SHA_2,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, IMAGE, NAMESPACE, SHA_1, SHA_2, useDeployCluster } from "../fakes/deploy-deps.js";
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ExampleProject;
+const env = useDeployCluster("kubler-lost-");
 let proxy: Awaited<ReturnType<typeof answerDroppingProxy>> | null = null;
 let proxied: KubernetesCluster | null = null;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-beforeEach(async () => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-lost-"));
-  files = exampleProject(projects, PROJECT);
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
 afterEach(async () => {
   proxied?.close();
   await proxy?.close();
@@ -51,13 +25,13 @@ afterEach(async () => {
 
 /** From now on the deploy's calls go through a proxy that loses the answer to the first write `drop` picks. */
 async function loseAnswer(drop: (method: string, path: string, body: string) => boolean): Promise<void> {
-  const { server } = throughProxy(k8s.kubeconfig);
+  const { server } = throughProxy(env.k8s.kubeconfig);
   proxy = await answerDroppingProxy(server, drop);
   proxied = createKubernetesCluster({
-    kubeconfig: throughProxy(k8s.kubeconfig, proxy.url).kubeconfig,
+    kubeconfig: throughProxy(env.k8s.kubeconfig, proxy.url).kubeconfig,
     sleep: async () => {},
   });
-  deps.cluster = proxied;
+  env.deps.cluster = proxied;
 }
 
 /** A server-side apply of the environment's namespace whose body says `annotation` is `value`. */
@@ -68,16 +42,16 @@ const namespaceWrite =
     path.startsWith(`/api/v1/namespaces/${NAMESPACE}?`) &&
     pairs.every(([key, value]) => body.includes(`"${key}":"${value}"`));
 
-const annotations = () => k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
+const annotations = () => env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
 const image = () =>
   (
-    k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
+    env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
       spec: { template: { spec: { containers: { image: string }[] } } };
     }
   ).spec.template.spec.containers[0]?.image;
 /** Each Deploy Finished: its commit and status. */
 const finished = () =>
-  deps.publisher.entries
+  env.deps.publisher.entries
     .filter((e) => e.detailType === "Deploy Finished")
     .map((e) => {
       const detail = e.detail as { sha: string; status: string };
@@ -89,27 +63,27 @@ describe("a deploy whose final namespace write's answer is lost", () => {
   it("publishes the succeeded its own write stands for, once, and moves the schedule", async () => {
     await loseAnswer(namespaceWrite(["kubler.dev/status", "succeeded"]));
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({ kind: "succeeded", namespace: NAMESPACE });
     expect(finished()).toEqual(["1 succeeded"]);
     expect(annotations()).toMatchObject({ "kubler.dev/status": "succeeded", "kubler.dev/sha": SHA_1 });
-    expect([...deps.scheduler.schedules.values()].map((s) => s.at.toISOString())).toEqual([
+    expect([...env.deps.scheduler.schedules.values()].map((s) => s.at.toISOString())).toEqual([
       "2026-11-24T10:00:00.000Z",
     ]);
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.audit.last()).toMatchObject({
       outcome: "success",
       subject: expect.objectContaining({ status: "succeeded" }),
     });
   });
 
   it("publishes the rolled_back its own write stands for, once", async () => {
-    await deployEnvironment(deps, deployRequested());
-    files.setRollout("fail");
+    await deployEnvironment(env.deps, deployRequested());
+    env.files.setRollout("fail");
     await loseAnswer(namespaceWrite(["kubler.dev/status", "rolled_back"]));
 
-    const outcome = await deployEnvironment(deps, broken());
+    const outcome = await deployEnvironment(env.deps, broken());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({
@@ -121,10 +95,10 @@ describe("a deploy whose final namespace write's answer is lost", () => {
   });
 
   it("publishes the failed its own write stands for, once, when there was nothing to roll back to", async () => {
-    files.setRollout("fail");
+    env.files.setRollout("fail");
     await loseAnswer(namespaceWrite(["kubler.dev/status", "failed"]));
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({
@@ -137,13 +111,13 @@ describe("a deploy whose final namespace write's answer is lost", () => {
 
 describe("a deploy whose other guarded namespace writes lose their answer", () => {
   it("rolls back and publishes rolled_back when the rollback's mark (its new deadline) lost its answer", async () => {
-    await deployEnvironment(deps, deployRequested());
-    files.setRollout("fail");
+    await deployEnvironment(env.deps, deployRequested());
+    env.files.setRollout("fail");
     await loseAnswer(
       namespaceWrite(["kubler.dev/status", "deploying"], ["kubler.dev/rolling-back-to", SHA_1]),
     );
 
-    const outcome = await deployEnvironment(deps, broken());
+    const outcome = await deployEnvironment(env.deps, broken());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({ kind: "rolled_back" });
@@ -156,13 +130,13 @@ describe("a deploy whose other guarded namespace writes lose their answer", () =
   });
 
   it("publishes succeeded when a redelivery's write of the digest its record has lost its answer", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     // The namespace vouches for another record than the one saved (an earlier write lost): a
     // redelivery saves the record again and writes the namespace its digest.
-    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    const namespace = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
     const digest = namespace?.metadata.annotations?.["kubler.dev/last-good-digest"] as string;
     if (!namespace) throw new Error("no namespace");
-    k8s.store.put({
+    env.k8s.store.put({
       ...namespace,
       metadata: {
         ...namespace.metadata,
@@ -173,7 +147,7 @@ describe("a deploy whose other guarded namespace writes lose their answer", () =
       namespaceWrite(["kubler.dev/status", "succeeded"], ["kubler.dev/last-good-digest", digest]),
     );
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({ kind: "succeeded" });
@@ -182,10 +156,10 @@ describe("a deploy whose other guarded namespace writes lose their answer", () =
   });
 
   it("deploys and publishes succeeded when its 'deploying' take-over lost its answer", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     await loseAnswer(namespaceWrite(["kubler.dev/status", "deploying"], ["kubler.dev/attempted-sha", SHA_2]));
 
-    const outcome = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const outcome = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({ kind: "succeeded" });
@@ -199,7 +173,7 @@ describe("a deploy whose other guarded namespace writes lose their answer", () =
         method === "POST" && path.startsWith("/api/v1/namespaces") && body.includes(NAMESPACE),
     );
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(proxy?.dropped()).toBe(1);
     expect(outcome).toMatchObject({ kind: "succeeded" });

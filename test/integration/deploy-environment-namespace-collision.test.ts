@@ -6,47 +6,33 @@
  * objects into production's. The collision is set up by naming production's namespace as the
  * review environment's would be, as a found branch name would make it.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, useDeployCluster } from "../fakes/deploy-deps.js";
 
 const PROJECT = "flightjs/flight-management";
 const REVIEW = "review/feature/x";
 const NAMESPACE = namespaceFor(PROJECT, REVIEW);
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-ns-collision-"));
-  await clearNamespaces(k8s, deps.cluster);
-});
+const env = useDeployCluster("kubler-ns-collision-", { clear: "all" });
 
 describe("a namespace another environment of the project holds (a hash collision)", () => {
   it("is refused: the deploy writes nothing there", async () => {
     const productionNs = namespaceFor(PROJECT, "production");
-    await deployEnvironment(deps, deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }));
-    const production = k8s.store.get("v1", "Namespace", undefined, productionNs) as KubeObject;
+    await deployEnvironment(
+      env.deps,
+      deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }),
+    );
+    const production = env.k8s.store.get("v1", "Namespace", undefined, productionNs) as KubeObject;
     expect(production.metadata.annotations?.["kubler.dev/environment-name"]).toBe("production");
     // Production's namespace under the name the review environment's hash gives.
     const { uid: _uid, resourceVersion: _rv, ...metadata } = production.metadata;
-    k8s.store.put({ ...production, metadata: { ...metadata, name: NAMESPACE } });
+    env.k8s.store.put({ ...production, metadata: { ...metadata, name: NAMESPACE } });
 
     const outcome = await deployEnvironment(
-      deps,
+      env.deps,
       deployRequested({ environment: REVIEW, sha: "2".repeat(40), pipelineId: 200 }),
     );
 
@@ -54,11 +40,11 @@ describe("a namespace another environment of the project holds (a hash collision
       kind: "failed",
       reason: `namespace ${NAMESPACE} belongs to environment production, not ${REVIEW}`,
     });
-    const after = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+    const after = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
     expect(after.metadata.annotations).toMatchObject({
       "kubler.dev/environment-name": "production",
       "kubler.dev/sha": "1".repeat(40),
     });
-    expect(deps.audit.records.at(-1)).toMatchObject({ outcome: "failure" });
+    expect(env.deps.audit.records.at(-1)).toMatchObject({ outcome: "failure" });
   });
 });

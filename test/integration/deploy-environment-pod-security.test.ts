@@ -4,39 +4,22 @@
  * (`KUBLER_POD_SECURITY`, default baseline) forbids: privileged pods, host paths, host namespaces.
  * Against the embedded Kubernetes API over HTTP, through the real adapter, as the other deploy tests.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { reconcileEnvironments } from "../../shared/services/reconcile-environments.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, useDeployCluster } from "../fakes/deploy-deps.js";
 import { sequentialIds } from "../fakes/index.js";
 
 const PROJECT = "flightjs/flight-management";
 const ENVIRONMENT = "review/feature/x";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-pod-security-"));
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-pod-security-");
 
 function labels(): Record<string, string> | undefined {
-  return k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.labels;
+  return env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.labels;
 }
 
 const enforcing = (level: string) => ({
@@ -50,42 +33,42 @@ const enforcing = (level: string) => ({
 
 describe("environment namespaces' Pod Security", () => {
   it("enforces baseline by default, warning and auditing what restricted would refuse", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     expect(labels()).toMatchObject(enforcing("baseline"));
   });
 
   it("enforces the configured level", async () => {
-    await deployEnvironment({ ...deps, podSecurity: "restricted" }, deployRequested());
+    await deployEnvironment({ ...env.deps, podSecurity: "restricted" }, deployRequested());
     expect(labels()).toMatchObject(enforcing("restricted"));
   });
 
   it("puts Kubler's level back on a namespace whose labels someone changed, at the next deploy", async () => {
-    await deployEnvironment(deps, deployRequested());
-    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
-    k8s.store.put({
+    await deployEnvironment(env.deps, deployRequested());
+    const namespace = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+    env.k8s.store.put({
       ...namespace,
       metadata: {
         ...namespace.metadata,
         labels: { ...namespace.metadata.labels, "pod-security.kubernetes.io/enforce": "privileged" },
       },
     });
-    await deployEnvironment(deps, deployRequested({ sha: "2".repeat(40), pipelineId: 101 }));
+    await deployEnvironment(env.deps, deployRequested({ sha: "2".repeat(40), pipelineId: 101 }));
     expect(labels()).toMatchObject(enforcing("baseline"));
   });
 
   it("keeps the labels when reconcile marks a stuck rollout failed (its write would drop what it omits)", async () => {
     // The deploy dies during its rollout: the namespace stays "deploying" with a deadline.
-    const get = deps.cluster.get.bind(deps.cluster);
-    deps.cluster.get = async (ref) => {
+    const get = env.deps.cluster.get.bind(env.deps.cluster);
+    env.deps.cluster.get = async (ref) => {
       if (ref.kind === "Deployment") throw new Error("the function timed out");
       return get(ref);
     };
-    await expect(deployEnvironment(deps, deployRequested())).rejects.toThrow("timed out");
-    deps.cluster.get = get;
-    deps.clock.advance(60 * 60_000);
-    const report = await reconcileEnvironments({ ...deps, newId: sequentialIds() });
+    await expect(deployEnvironment(env.deps, deployRequested())).rejects.toThrow("timed out");
+    env.deps.cluster.get = get;
+    env.deps.clock.advance(60 * 60_000);
+    const report = await reconcileEnvironments({ ...env.deps, newId: sequentialIds() });
     expect(report.rolloutsFailed).toEqual([NAMESPACE]);
-    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+    expect(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
       "kubler.dev/status": "failed",
     });
     expect(labels()).toMatchObject(enforcing("baseline"));

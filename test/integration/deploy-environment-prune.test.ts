@@ -5,26 +5,18 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { environmentLabels, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesUnavailableError } from "../../shared/errors.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import {
   type DeployEnvironmentDeps,
   type DeployTrigger,
   deployEnvironment,
   LAST_GOOD_CONFIGMAP,
 } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
-  putOutsiders,
-} from "../fakes/deploy-deps.js";
+import { putOutsiders, useDeployCluster } from "../fakes/deploy-deps.js";
 
 const PROJECT = "flightjs/flight-management";
 const SHAS = ["1", "2", "3"].map((digit) => digit.repeat(40));
@@ -33,22 +25,7 @@ const ENVIRONMENT = "staging";
 const NAMESPACE = namespaceFor(PROJECT, ENVIRONMENT);
 const WORKER = "flight-management-worker";
 
-let k8s: MemoryKubernetes;
-let projects: string;
-let deps: DeployTestDeps;
-let files: ExampleProject;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-prune-"));
-  files = exampleProject(projects, PROJECT);
-  k8s.faults.clear();
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-prune-", { clear: NAMESPACE });
 
 /** Deploys revision `n` (0-based) of the staging environment, each a newer pipeline. */
 function deploy(n: number): ReturnType<typeof deployEnvironment> {
@@ -65,11 +42,11 @@ function deploy(n: number): ReturnType<typeof deployEnvironment> {
       mrIid: null,
     } satisfies Detail<"Deploy Requested">,
   };
-  return deployEnvironment(deps, trigger);
+  return deployEnvironment(env.deps, trigger);
 }
 
 function setPrune(value: string | null): void {
-  const file = join(projects, PROJECT, "kubler.yaml");
+  const file = join(env.projects, PROJECT, "kubler.yaml");
   const text = readFileSync(file, "utf8").replace(/\n {2}prune: .*/, "");
   writeFileSync(file, value === null ? text : text.replace("\ndeploy:\n", `\ndeploy:\n  prune: ${value}\n`));
 }
@@ -90,11 +67,11 @@ const secret = (name: string) =>
   `apiVersion: v1\nkind: Secret\nmetadata: { name: ${name} }\nstringData: { token: x }\n`;
 
 const get = (apiVersion: string, kind: string, name: string, namespace = NAMESPACE) =>
-  k8s.store.get(apiVersion, kind, namespace, name);
+  env.k8s.store.get(apiVersion, kind, namespace, name);
 
 /** The cluster as the deploy sees it, with some calls replaced (the adapter's methods are on its prototype). */
 function around(overrides: Partial<DeployEnvironmentDeps["cluster"]>): DeployEnvironmentDeps["cluster"] {
-  const inner = deps.cluster;
+  const inner = env.deps.cluster;
   return new Proxy(inner, {
     get: (target, name) => {
       const value = (overrides as Record<PropertyKey, unknown>)[name] ?? Reflect.get(target, name);
@@ -105,23 +82,23 @@ function around(overrides: Partial<DeployEnvironmentDeps["cluster"]>): DeployEnv
 
 describe("deploy.prune", () => {
   it("is off by default: a Deployment dropped from deploy/ keeps running", async () => {
-    files.addManifest("worker.yaml", worker);
+    env.files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("worker.yaml");
+    env.files.dropManifest("worker.yaml");
     expect(await deploy(1)).toMatchObject({ kind: "succeeded", reason: null });
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
-    expect(deps.audit.last()?.subject).not.toHaveProperty("pruned");
+    expect(env.deps.audit.last()?.subject).not.toHaveProperty("pruned");
   });
 
   it("deletes a Deployment dropped from deploy/, after the rollout succeeded, and audits it", async () => {
     setPrune("true");
-    files.addManifest("worker.yaml", worker);
+    env.files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
-    files.dropManifest("worker.yaml");
+    env.files.dropManifest("worker.yaml");
     const calls: string[] = [];
-    const inner = deps.cluster;
-    deps.cluster = around({
+    const inner = env.deps.cluster;
+    env.deps.cluster = around({
       apply: (object) => {
         calls.push(`apply ${object.kind}${object.metadata.resourceVersion ? " over" : ""}`);
         return inner.apply(object);
@@ -146,8 +123,8 @@ describe("deploy.prune", () => {
       `delete Deployment/${WORKER} by uid`,
       "apply ConfigMap",
     ]);
-    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(env.deps.audit.last()).toMatchObject({
       action: "environment.deploy",
       outcome: "success",
       reason: `deployed ${SHAS[1]}; pruned Deployment/${WORKER}`,
@@ -157,14 +134,14 @@ describe("deploy.prune", () => {
 
   it("keeps an object annotated kubler.dev/prune: disabled, and one without the environment's labels", async () => {
     setPrune("true");
-    files.addManifest("data.yaml", configMap("data", '{ "kubler.dev/prune": disabled }'));
-    files.addManifest("cache.yaml", configMap("cache"));
+    env.files.addManifest("data.yaml", configMap("data", '{ "kubler.dev/prune": disabled }'));
+    env.files.addManifest("cache.yaml", configMap("cache"));
     expect((await deploy(0)).kind).toBe("succeeded");
     // In the namespace but not the environment's (someone else's); the environment's labels, but in
     // another namespace.
-    putOutsiders(k8s, { namespace: NAMESPACE, projectId: 2, environment: ENVIRONMENT, name: "cache" });
-    files.dropManifest("data.yaml");
-    files.dropManifest("cache.yaml");
+    putOutsiders(env.k8s, { namespace: NAMESPACE, projectId: 2, environment: ENVIRONMENT, name: "cache" });
+    env.files.dropManifest("data.yaml");
+    env.files.dropManifest("cache.yaml");
     const outcome = await deploy(1);
     expect(outcome).toMatchObject({
       kind: "succeeded",
@@ -181,28 +158,28 @@ describe("deploy.prune", () => {
 
   it("prunes nothing of the good revision when the rollout fails and is rolled back", async () => {
     setPrune("true");
-    files.addManifest("worker.yaml", worker);
+    env.files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
     const uid = get("apps/v1", "Deployment", WORKER)?.metadata.uid;
-    files.dropManifest("worker.yaml");
-    files.setRollout("fail");
+    env.files.dropManifest("worker.yaml");
+    env.files.setRollout("fail");
     const outcome = await deploy(1);
     expect(outcome).toMatchObject({ kind: "rolled_back", reason: expect.not.stringContaining("pruned") });
     // The same object, never deleted (and so not re-created by the rollback either).
     expect(get("apps/v1", "Deployment", WORKER)?.metadata.uid).toBe(uid);
-    expect(deps.audit.last()?.subject).not.toHaveProperty("pruned");
+    expect(env.deps.audit.last()?.subject).not.toHaveProperty("pruned");
   });
 
   it("keeps a deploy whose deletes fail succeeded, names what it left, and the next deploy deletes it", async () => {
     setPrune("true");
-    files.addManifest("worker.yaml", worker);
-    files.addManifest("token.yaml", secret("token"));
+    env.files.addManifest("worker.yaml", worker);
+    env.files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("worker.yaml");
+    env.files.dropManifest("worker.yaml");
     // The revision after drops the only Secret: no later revision has the kind to list it by.
-    files.dropManifest("token.yaml");
-    k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 403, times: 1 });
-    k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
+    env.files.dropManifest("token.yaml");
+    env.k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 403, times: 1 });
+    env.k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
     const outcome = await deploy(1);
     expect(outcome).toMatchObject({
       kind: "succeeded",
@@ -211,14 +188,14 @@ describe("deploy.prune", () => {
     const reason = outcome.kind === "succeeded" ? outcome.reason : "";
     expect(reason).toContain(`Deployment/${WORKER} (`);
     expect(reason).toContain("Secret/token (");
-    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(env.deps.audit.last()).toMatchObject({
       outcome: "success",
       subject: { pruned: [], notPruned: expect.arrayContaining([`Deployment/${WORKER}`, "Secret/token"]) },
     });
     expect(get("apps/v1", "Deployment", WORKER)).toBeDefined();
     expect(get("v1", "Secret", "token")).toBeDefined();
-    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
+    expect(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations).toMatchObject({
       "kubler.dev/status": "succeeded",
       "kubler.dev/sha": SHAS[1],
     });
@@ -226,7 +203,7 @@ describe("deploy.prune", () => {
     expect(next).toMatchObject({ kind: "succeeded", reason: expect.stringContaining("pruned ") });
     expect(get("apps/v1", "Deployment", WORKER)).toBeUndefined();
     expect(get("v1", "Secret", "token")).toBeUndefined();
-    expect(deps.audit.last()?.subject).toMatchObject({
+    expect(env.deps.audit.last()?.subject).toMatchObject({
       pruned: expect.arrayContaining([`Deployment/${WORKER}`, "Secret/token"]),
       notPruned: [],
     });
@@ -234,32 +211,32 @@ describe("deploy.prune", () => {
 
   it("counts a delete answered 404 as done: the object was already gone", async () => {
     setPrune("true");
-    files.addManifest("worker.yaml", worker);
+    env.files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("worker.yaml");
-    k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 404, times: 1 });
+    env.files.dropManifest("worker.yaml");
+    env.k8s.faults.add({ verb: "delete", resource: "deployments", name: WORKER, status: 404, times: 1 });
     expect(await deploy(1)).toMatchObject({
       kind: "succeeded",
       reason: `deployed ${SHAS[1]}; pruned Deployment/${WORKER}`,
     });
-    expect(deps.audit.last()?.subject).toMatchObject({ notPruned: [] });
+    expect(env.deps.audit.last()?.subject).toMatchObject({ notPruned: [] });
   });
 
   it("lists a kind again from its first page when its continue token expired, and prunes what the later page had", async () => {
     setPrune("true");
-    files.addManifest("settings.yaml", configMap("settings"));
+    env.files.addManifest("settings.yaml", configMap("settings"));
     expect((await deploy(0)).kind).toBe("succeeded");
     // More of the environment's ConfigMaps than one page of the prune's list holds (500).
     const labels = environmentLabels(gitlab.projectId, ENVIRONMENT);
     for (let i = 0; i < 501; i++) {
       const name = `left-${String(i).padStart(3, "0")}`;
-      k8s.store.put({
+      env.k8s.store.put({
         apiVersion: "v1",
         kind: "ConfigMap",
         metadata: { name, namespace: NAMESPACE, labels },
       });
     }
-    const gone = k8s.faults.add({
+    const gone = env.k8s.faults.add({
       verb: "list",
       resource: "configmaps",
       continued: true,
@@ -274,9 +251,9 @@ describe("deploy.prune", () => {
     expect(reason).toMatch(
       /^deployed 2{40}; pruned (ConfigMap\/left-\d{3}, ){9}ConfigMap\/left-\d{3} and 491 more \(every one is in the audit line\)$/,
     );
-    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded", reason });
-    expect(deps.audit.last()?.subject).toMatchObject({ pruned: expect.any(Array), notPruned: [] });
-    expect(deps.audit.last()?.subject.pruned).toHaveLength(501);
+    expect(env.deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded", reason });
+    expect(env.deps.audit.last()?.subject).toMatchObject({ pruned: expect.any(Array), notPruned: [] });
+    expect(env.deps.audit.last()?.subject.pruned).toHaveLength(501);
     expect(get("v1", "ConfigMap", "left-000")).toBeUndefined();
     expect(get("v1", "ConfigMap", "left-500")).toBeUndefined();
     expect(get("v1", "ConfigMap", "settings")).toBeDefined();
@@ -284,21 +261,21 @@ describe("deploy.prune", () => {
 
   it("stops, leaving the rest to the next deploy, when the namespace was written since the deploy's final write", async () => {
     setPrune("true");
-    files.addManifest("worker.yaml", worker);
+    env.files.addManifest("worker.yaml", worker);
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("worker.yaml");
-    const inner = deps.cluster;
-    deps.cluster = around({
+    env.files.dropManifest("worker.yaml");
+    const inner = env.deps.cluster;
+    env.deps.cluster = around({
       list: async (apiVersion, kind, options) => {
         const page = await inner.list(apiVersion, kind, options);
         if (kind === "Deployment") {
           // A newer deploy's "deploying" write: from here on, what is in the namespace may be its.
-          const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+          const namespace = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
           namespace.metadata.annotations = {
             ...namespace.metadata.annotations,
             "kubler.dev/attempted-sha": SHAS[2] as string,
           };
-          k8s.store.put(namespace);
+          env.k8s.store.put(namespace);
         }
         return page;
       },
@@ -315,12 +292,12 @@ describe("deploy.prune", () => {
 
   it("keeps the deploy succeeded when the namespace cannot be read back during the prune: what is left is named", async () => {
     setPrune("true");
-    files.addManifest("token.yaml", secret("token"));
+    env.files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("token.yaml");
-    const inner = deps.cluster;
+    env.files.dropManifest("token.yaml");
+    const inner = env.deps.cluster;
     let concluded = false;
-    deps.cluster = around({
+    env.deps.cluster = around({
       apply: async (object) => {
         const written = await inner.apply(object);
         if (object.metadata.annotations?.["kubler.dev/status"] === "succeeded") concluded = true;
@@ -340,14 +317,14 @@ describe("deploy.prune", () => {
       kind: "succeeded",
       reason: expect.stringContaining("not pruned, the next deploy tries again: Secret/token ("),
     });
-    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
+    expect(env.deps.publisher.entries.at(-1)?.detail).toMatchObject({ status: "succeeded" });
     expect(get("v1", "Secret", "token")).toBeDefined();
     // Recorded for the next deploy, which has no Secret of its own to list them by.
     const record = get("v1", "ConfigMap", LAST_GOOD_CONFIGMAP) as KubeObject & {
       data: Record<string, string>;
     };
     expect(JSON.parse(record.data["unpruned.json"] ?? "[]")).toEqual([{ apiVersion: "v1", kind: "Secret" }]);
-    deps.cluster = inner;
+    env.deps.cluster = inner;
     expect(await deploy(2)).toMatchObject({
       kind: "succeeded",
       reason: `deployed ${SHAS[2]}; pruned Secret/token`,
@@ -356,21 +333,21 @@ describe("deploy.prune", () => {
 
   it("a redelivery after the record's write failed still lists the kinds the revision before had", async () => {
     setPrune("true");
-    files.addManifest("token.yaml", secret("token"));
+    env.files.addManifest("token.yaml", secret("token"));
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.dropManifest("token.yaml");
+    env.files.dropManifest("token.yaml");
     // The first attempt cannot delete the Secret, then cannot write its record (the API went away,
     // or the function timed out there): its outcome is lost, the bus delivers the event again.
-    k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
-    const inner = deps.cluster;
-    deps.cluster = around({
+    env.k8s.faults.add({ verb: "delete", resource: "secrets", name: "token", status: 403, times: 1 });
+    const inner = env.deps.cluster;
+    env.deps.cluster = around({
       apply: (object) =>
         object.kind === "ConfigMap" && object.metadata.name === LAST_GOOD_CONFIGMAP
           ? Promise.reject(new KubernetesUnavailableError("apply ConfigMap: HTTP 503", 503))
           : inner.apply(object),
     });
     await expect(deploy(1)).rejects.toThrow(KubernetesUnavailableError);
-    deps.cluster = inner;
+    env.deps.cluster = inner;
     // The namespace commits to the new record's digest; the record there is still the old one.
     expect(await deploy(1)).toMatchObject({
       kind: "succeeded",
@@ -395,13 +372,13 @@ describe("deploy.prune", () => {
       { apiVersion: "/../../api/v1", kind: "Secret" },
       "x",
     ]);
-    k8s.store.put(record);
-    k8s.store.put({
+    env.k8s.store.put(record);
+    env.k8s.store.put({
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: "theirs", namespace: NAMESPACE, labels: environmentLabels(2, ENVIRONMENT) },
     });
-    k8s.store.put({
+    env.k8s.store.put({
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
       metadata: { name: "theirs", namespace: NAMESPACE, labels: environmentLabels(2, ENVIRONMENT) },
@@ -410,8 +387,8 @@ describe("deploy.prune", () => {
     });
     const lists: string[] = [];
     const listedVersions: string[] = [];
-    const inner = deps.cluster;
-    deps.cluster = around({
+    const inner = env.deps.cluster;
+    env.deps.cluster = around({
       list: (apiVersion, kind, options) => {
         lists.push(kind);
         listedVersions.push(apiVersion);
@@ -430,9 +407,9 @@ describe("deploy.prune", () => {
 
   it("a rollback leaves what the failed revision added when it is annotated kubler.dev/prune: disabled", async () => {
     expect((await deploy(0)).kind).toBe("succeeded");
-    files.addManifest("kept.yaml", configMap("kept", '{ "kubler.dev/prune": disabled }'));
-    files.addManifest("added.yaml", configMap("added"));
-    files.setRollout("fail");
+    env.files.addManifest("kept.yaml", configMap("kept", '{ "kubler.dev/prune": disabled }'));
+    env.files.addManifest("added.yaml", configMap("added"));
+    env.files.setRollout("fail");
     expect((await deploy(1)).kind).toBe("rolled_back");
     expect(get("v1", "ConfigMap", "added")).toBeUndefined();
     expect(get("v1", "ConfigMap", "kept")).toBeDefined();
@@ -444,6 +421,6 @@ describe("deploy.prune", () => {
       kind: "failed",
       reason: 'kubler.yaml: deploy.prune: expected true or false (unquoted), found "yes"',
     });
-    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    expect(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
 });

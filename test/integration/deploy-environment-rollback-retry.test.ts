@@ -5,44 +5,18 @@
  * The cut is the real one: the Kubernetes adapter's `withDeadline`, its clock moved past the deadline
  * once the rollback has begun, as the handler runs a deploy.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createDeployEnvironmentConsumer } from "../../functions/deploy-environment/consumer.js";
 import { createKubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { type Detail, sourceOf } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
-  IMAGE,
-  NAMESPACE,
-  PROJECT,
-  SHA_1,
-  SHA_2,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, IMAGE, NAMESPACE, SHA_1, SHA_2, useDeployCluster } from "../fakes/deploy-deps.js";
 import { hooked } from "../fakes/hooked-cluster.js";
 
 const DEADLINE_MS = 60_000;
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ExampleProject;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-beforeEach(async () => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-rollback-retry-"));
-  files = exampleProject(projects, PROJECT);
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-rollback-retry-");
 
 const broken = (): Detail<"Deploy Requested"> =>
   deployRequested({ sha: SHA_2, pipelineId: 101, factAt: "2026-11-21T10:01:00.000Z" }).detail;
@@ -61,16 +35,16 @@ function envelope(detail: Detail<"Deploy Requested">) {
   };
 }
 
-const annotations = () => k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
+const annotations = () => env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations;
 const image = () =>
   (
-    k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
+    env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
       spec: { template: { spec: { containers: { image: string }[] } } };
     }
   ).spec.template.spec.containers[0]?.image;
 /** Each published entry's commit and, for Deploy Finished, its status. */
 const published = () =>
-  deps.publisher.entries.map((e) => {
+  env.deps.publisher.entries.map((e) => {
     const detail = e.detail as { sha?: string; status?: string };
     return [detail.sha, detail.status];
   });
@@ -84,7 +58,7 @@ const rollingBack = (object: KubeObject) =>
  */
 async function cutShort(cut: (object: KubeObject, rollbackBegun: boolean) => boolean): Promise<Error> {
   let skewMs = 0;
-  const adapter = createKubernetesCluster({ kubeconfig: k8s.kubeconfig, now: () => Date.now() + skewMs });
+  const adapter = createKubernetesCluster({ kubeconfig: env.k8s.kubeconfig, now: () => Date.now() + skewMs });
   let begun = false;
   const cluster = hooked(adapter, {
     after: (object) => {
@@ -92,7 +66,7 @@ async function cutShort(cut: (object: KubeObject, rollbackBegun: boolean) => boo
       if (cut(object, begun)) skewMs = DEADLINE_MS * 2;
     },
   });
-  const consume = createDeployEnvironmentConsumer({ ...deps, cluster });
+  const consume = createDeployEnvironmentConsumer({ ...env.deps, cluster });
   return adapter
     .withDeadline(DEADLINE_MS, () => consume(envelope(broken())))
     .then(
@@ -111,8 +85,8 @@ describe("a deploy cut short mid-rollback, retried", () => {
       (o: KubeObject, begun: boolean) => begun && o.kind === "Deployment",
     ],
   ])("finishes the rollback %s, never applying the failed revision again", async (_, cut) => {
-    await deployEnvironment(deps, deployRequested());
-    files.setRollout("fail");
+    await deployEnvironment(env.deps, deployRequested());
+    env.files.setRollout("fail");
 
     const error = await cutShort(cut);
     expect(error.message).toContain("deadline for this request's Kubernetes calls has passed");
@@ -121,7 +95,7 @@ describe("a deploy cut short mid-rollback, retried", () => {
       "kubler.dev/attempted-sha": SHA_2,
       "kubler.dev/rolling-back-to": SHA_1,
     });
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.audit.last()).toMatchObject({
       outcome: "failure",
       reason: expect.stringContaining("attempt failed, left to the bus to retry"),
     });
@@ -129,8 +103,8 @@ describe("a deploy cut short mid-rollback, retried", () => {
 
     // The bus's retry: the same event, a fresh invocation.
     const writes: KubeObject[] = [];
-    const cluster = hooked(createKubernetesCluster({ kubeconfig: k8s.kubeconfig }), {}, writes);
-    const outcome = await createDeployEnvironmentConsumer({ ...deps, cluster })(envelope(broken()));
+    const cluster = hooked(createKubernetesCluster({ kubeconfig: env.k8s.kubeconfig }), {}, writes);
+    const outcome = await createDeployEnvironmentConsumer({ ...env.deps, cluster })(envelope(broken()));
 
     expect(outcome).toMatchObject({
       kind: "rolled_back",
@@ -155,7 +129,7 @@ describe("a deploy cut short mid-rollback, retried", () => {
       [SHA_1, "succeeded"],
       [SHA_2, "rolled_back"],
     ]);
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.audit.last()).toMatchObject({
       action: "environment.deploy",
       outcome: "failure",
       correlationId: "corr-101",
@@ -164,21 +138,21 @@ describe("a deploy cut short mid-rollback, retried", () => {
     });
 
     // Another delivery after that is a repeat, as for any attempt that ended.
-    expect(await createDeployEnvironmentConsumer(deps)(envelope(broken()))).toMatchObject({
+    expect(await createDeployEnvironmentConsumer(env.deps)(envelope(broken()))).toMatchObject({
       kind: "rolled_back",
       reason: expect.stringContaining("repeat"),
     });
   });
 
   it("starts again from the top when the cut came before any rollback: the rollout had not failed yet", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     const error = await cutShort((object) => object.kind === "Deployment");
     expect(error.message).toContain("deadline");
     expect(annotations()).toMatchObject({
       "kubler.dev/status": "deploying",
       "kubler.dev/rolling-back-to": "",
     });
-    const outcome = await createDeployEnvironmentConsumer(deps)(envelope(broken()));
+    const outcome = await createDeployEnvironmentConsumer(env.deps)(envelope(broken()));
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(image()).toBe(`${IMAGE}:${SHA_2}`);
   });

@@ -6,43 +6,18 @@
  * the clock 5 s a poll to get there.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { DEPLOYER_NAME, DEPLOYER_VERBS } from "../../shared/domain/deploy-manifests.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
-  IMAGE,
-  NAMESPACE,
-  PROJECT,
-  SHA_1,
-  SHA_2,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, IMAGE, NAMESPACE, SHA_1, SHA_2, useDeployCluster } from "../fakes/deploy-deps.js";
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ExampleProject;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-rollout-kinds-"));
-  files = exampleProject(projects, PROJECT);
-  deps.sleep = async (ms) => {
-    deps.clock.advance(5_000);
+const env = useDeployCluster("kubler-rollout-kinds-");
+beforeEach(() => {
+  env.deps.sleep = async (ms) => {
+    env.deps.clock.advance(5_000);
     await delay(ms);
   };
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
 });
 
 /** A pod template running the commit's image; `broken` is an image the embedded API never gets ready. */
@@ -82,22 +57,22 @@ ${podTemplate("agent", options.broken ?? false)}`;
 }
 
 function imageOf(kind: string, name: string): unknown {
-  const object = k8s.store.get("apps/v1", kind, NAMESPACE, name) as
+  const object = env.k8s.store.get("apps/v1", kind, NAMESPACE, name) as
     | { spec: { template: { spec: { containers: { image: string }[] } } } }
     | undefined;
   return object?.spec.template.spec.containers[0]?.image;
 }
 
 const namespaceAnnotation = (key: string) =>
-  k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[key];
+  env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)?.metadata.annotations?.[key];
 
 describe("a StatefulSet in the manifests", () => {
   it("whose next commit's image never gets ready fails the deploy, which rolls back to the last good revision", async () => {
-    files.addManifest("statefulset.yaml", statefulSet());
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    env.files.addManifest("statefulset.yaml", statefulSet());
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
 
-    files.addManifest("statefulset.yaml", statefulSet({ broken: true }));
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    env.files.addManifest("statefulset.yaml", statefulSet({ broken: true }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(next).toMatchObject({
       kind: "rolled_back",
@@ -110,9 +85,9 @@ describe("a StatefulSet in the manifests", () => {
   });
 
   it("broken at its first deploy is a failed deploy, never a succeeded one", async () => {
-    files.addManifest("statefulset.yaml", statefulSet({ broken: true }));
+    env.files.addManifest("statefulset.yaml", statefulSet({ broken: true }));
 
-    const first = await deployEnvironment(deps, deployRequested());
+    const first = await deployEnvironment(env.deps, deployRequested());
 
     expect(first).toMatchObject({
       kind: "failed",
@@ -122,17 +97,17 @@ describe("a StatefulSet in the manifests", () => {
   });
 
   it("with updateStrategy OnDelete succeeds once its pods are ready, and says its rollout was not followed", async () => {
-    files.addManifest("statefulset.yaml", statefulSet({ updateStrategy: "OnDelete" }));
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    env.files.addManifest("statefulset.yaml", statefulSet({ updateStrategy: "OnDelete" }));
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
 
-    files.addManifest("statefulset.yaml", statefulSet({ updateStrategy: "OnDelete", broken: true }));
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    env.files.addManifest("statefulset.yaml", statefulSet({ updateStrategy: "OnDelete", broken: true }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     const note =
       "statefulset db has updateStrategy OnDelete: its pods take the new template only when deleted, so its rollout is not followed";
     expect(next).toMatchObject({ kind: "succeeded", reason: `deployed ${SHA_2}; ${note}` });
-    expect(deps.audit.last()?.subject).toMatchObject({ unfollowed: [note] });
-    expect(deps.publisher.entries.at(-1)?.detail).toMatchObject({
+    expect(env.deps.audit.last()?.subject).toMatchObject({ unfollowed: [note] });
+    expect(env.deps.publisher.entries.at(-1)?.detail).toMatchObject({
       status: "succeeded",
       reason: `deployed ${SHA_2}; ${note}`,
     });
@@ -141,11 +116,11 @@ describe("a StatefulSet in the manifests", () => {
 
 describe("a DaemonSet in the manifests", () => {
   it("whose next commit's image never gets available fails the deploy, which rolls back", async () => {
-    files.addManifest("daemonset.yaml", daemonSet());
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    env.files.addManifest("daemonset.yaml", daemonSet());
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
 
-    files.addManifest("daemonset.yaml", daemonSet({ broken: true }));
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    env.files.addManifest("daemonset.yaml", daemonSet({ broken: true }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(next).toMatchObject({
       kind: "rolled_back",
@@ -157,11 +132,11 @@ describe("a DaemonSet in the manifests", () => {
 
 describe("kubectl rollout status from a CI job, for these kinds", () => {
   it("needs get, list and watch on the kind only, which the Role grants: no controllerrevisions", async () => {
-    files.addManifest("statefulset.yaml", statefulSet());
-    files.addManifest("daemonset.yaml", daemonSet());
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    env.files.addManifest("statefulset.yaml", statefulSet());
+    env.files.addManifest("daemonset.yaml", daemonSet());
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
 
-    const role = k8s.store.get(
+    const role = env.k8s.store.get(
       "rbac.authorization.k8s.io/v1",
       "Role",
       NAMESPACE,
@@ -180,12 +155,12 @@ describe("kubectl rollout status from a CI job, for these kinds", () => {
     // What `kubectl rollout status statefulset/db` sends: a GET, then a list and a watch by name.
     const admin = { authorization: "Bearer memory", "content-type": "application/json" };
     const issued = await fetch(
-      `${k8s.url}/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${DEPLOYER_NAME}/token`,
+      `${env.k8s.url}/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${DEPLOYER_NAME}/token`,
       { method: "POST", headers: admin, body: JSON.stringify({ spec: { audiences: ["kubler"] } }) },
     );
     const token = ((await issued.json()) as { status: { token: string } }).status.token;
     const as = (path: string) =>
-      fetch(`${k8s.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      fetch(`${env.k8s.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     for (const [plural, name] of [
       ["statefulsets", "db"],
       ["daemonsets", "agent"],

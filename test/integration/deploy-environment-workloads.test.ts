@@ -3,38 +3,19 @@
  * update in place (a Job's pod template) and what has a rollout of its own. Against the embedded
  * Kubernetes API over HTTP, through the real adapter, as the other deploy tests.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import {
-  clearNamespaces,
   type DeployTestDeps,
   deployRequested,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
   NAMESPACE,
-  PROJECT,
   SHA_2,
+  useDeployCluster,
 } from "../fakes/deploy-deps.js";
 import { FixedClock } from "../fakes/index.js";
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ExampleProject;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10, jobDelayMs: 5 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-workloads-"));
-  files = exampleProject(projects, PROJECT);
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-workloads-", { cluster: { jobDelayMs: 5 } });
 
 /** A migration Job that runs the commit's image, as projects ship one next to their Deployment. */
 const MIGRATION_JOB = `apiVersion: batch/v1
@@ -53,7 +34,7 @@ spec:
 `;
 
 function jobImage(): unknown {
-  const job = k8s.store.get("batch/v1", "Job", NAMESPACE, "migrate") as unknown as
+  const job = env.k8s.store.get("batch/v1", "Job", NAMESPACE, "migrate") as unknown as
     | {
         spec: { template: { spec: { containers: { image: string }[] } } };
       }
@@ -63,32 +44,32 @@ function jobImage(): unknown {
 
 describe("a Job in the manifests", () => {
   it("is replaced by the next commit's Job, whose pod template the API server will not update in place", async () => {
-    files.addManifest("job.yaml", MIGRATION_JOB);
-    expect(await deployEnvironment(deps, deployRequested())).toMatchObject({ kind: "succeeded" });
+    env.files.addManifest("job.yaml", MIGRATION_JOB);
+    expect(await deployEnvironment(env.deps, deployRequested())).toMatchObject({ kind: "succeeded" });
     expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${"1".repeat(40)}`);
 
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(next).toMatchObject({ kind: "succeeded" });
     expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${SHA_2}`);
-    expect(deps.audit.last()?.subject).toMatchObject({ recreated: ["Job/migrate"] });
+    expect(env.deps.audit.last()?.subject).toMatchObject({ recreated: ["Job/migrate"] });
   });
 
   it("is put back as the last good revision had it when the next commit's rollout fails", async () => {
-    files.addManifest("job.yaml", MIGRATION_JOB);
-    await deployEnvironment(deps, deployRequested());
-    files.setRollout("fail");
+    env.files.addManifest("job.yaml", MIGRATION_JOB);
+    await deployEnvironment(env.deps, deployRequested());
+    env.files.setRollout("fail");
 
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(next).toMatchObject({ kind: "rolled_back" });
     expect(jobImage()).toBe(`registry.example.com/flightjs/flight-management:${"1".repeat(40)}`);
   });
 
   it("other kinds' immutable fields are still refused, not replaced: a Deployment's new selector", async () => {
-    await deployEnvironment(deps, deployRequested());
-    const before = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management");
-    files.addManifest(
+    await deployEnvironment(env.deps, deployRequested());
+    const before = env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management");
+    env.files.addManifest(
       "deployment.yaml",
       `apiVersion: apps/v1
 kind: Deployment
@@ -107,11 +88,11 @@ spec:
 `,
     );
 
-    const next = await deployEnvironment(deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
+    const next = await deployEnvironment(env.deps, deployRequested({ sha: SHA_2, pipelineId: 101 }));
 
     expect(next).toMatchObject({ kind: "rolled_back" });
     expect(next).toMatchObject({ reason: expect.stringContaining("field is immutable") });
-    expect(k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management")?.metadata.uid).toBe(
+    expect(env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management")?.metadata.uid).toBe(
       before?.metadata.uid,
     );
   });
@@ -119,8 +100,8 @@ spec:
 
 describe("two deploys of one environment at once", () => {
   it("a rollout that times out after a newer deploy took the namespace does not roll back over it", async () => {
-    await deployEnvironment(deps, deployRequested());
-    files.setRollout("fail");
+    await deployEnvironment(env.deps, deployRequested());
+    env.files.setRollout("fail");
     const SHA_3 = "3".repeat(40);
     // The newer deploy runs in its own Lambda: its own clock, its Deployment written while the older
     // one still waits for the failing rollout.
@@ -128,15 +109,15 @@ describe("two deploys of one environment at once", () => {
     const applied = new Promise<void>((resolve) => {
       newerApplied = resolve;
     });
-    const newerClock = new FixedClock(deps.clock.now());
+    const newerClock = new FixedClock(env.deps.clock.now());
     const newer: DeployTestDeps = {
-      ...deps,
+      ...env.deps,
       clock: newerClock,
       sleep: (ms) => {
         newerClock.advance(ms);
         return new Promise((resolve) => setTimeout(resolve, ms));
       },
-      cluster: new Proxy(deps.cluster, {
+      cluster: new Proxy(env.deps.cluster, {
         get: (cluster, key) =>
           key === "apply"
             ? async (object: KubeObject) => {
@@ -149,15 +130,15 @@ describe("two deploys of one environment at once", () => {
     };
     let newerDeploy: ReturnType<typeof deployEnvironment> | undefined;
     const older: DeployTestDeps = {
-      ...deps,
+      ...env.deps,
       sleep: async (ms) => {
         if (!newerDeploy) {
-          files.setRollout("ok");
+          env.files.setRollout("ok");
           newerDeploy = deployEnvironment(newer, deployRequested({ sha: SHA_3, pipelineId: 102 }));
           await applied;
-          deps.clock.advance(3_600_000);
+          env.deps.clock.advance(3_600_000);
         }
-        deps.clock.advance(ms);
+        env.deps.clock.advance(ms);
         await new Promise((resolve) => setTimeout(resolve, ms));
       },
     };
@@ -166,9 +147,9 @@ describe("two deploys of one environment at once", () => {
     const outcome = await newerDeploy;
 
     expect(outcome).toMatchObject({ kind: "succeeded" });
-    const namespace = k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
+    const namespace = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE);
     expect(namespace?.metadata.annotations?.["kubler.dev/sha"]).toBe(SHA_3);
-    const running = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
+    const running = env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as unknown as {
       spec: { template: { spec: { containers: { image: string }[] } } };
     };
     expect(running.spec.template.spec.containers[0]?.image).toBe(

@@ -6,35 +6,20 @@
  * read, must go on over it, not fail. Over the real Kubernetes adapter and the embedded API; a request
  * is held in flight by a wrapper around the adapter, as in deploy-environment-concurrent.test.ts.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import type { ManifestSource } from "../../shared/ports.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  NAMESPACE,
-  SHA_1,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, NAMESPACE, SHA_1, useDeployCluster } from "../fakes/deploy-deps.js";
 import { hooked, latch } from "../fakes/hooked-cluster.js";
 
 const OLDER = "2".repeat(40);
 const NEWER = "3".repeat(40);
 const ADDED = "feature-flags";
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-beforeEach(async () => {
-  ({ deps } = deployTestDeps(k8s, "kubler-new-object-race-"));
-  deps.manifests = addingConfigMap(deps.manifests);
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
+const env = useDeployCluster("kubler-new-object-race-");
+beforeEach(() => {
+  env.deps.manifests = addingConfigMap(env.deps.manifests);
 });
 
 /** Every revision after SHA_1 adds ConfigMap `feature-flags`, whose data names the revision. */
@@ -55,11 +40,11 @@ function addingConfigMap(source: ManifestSource): ManifestSource {
 }
 
 function added(): KubeObject | undefined {
-  return k8s.store.get("v1", "ConfigMap", NAMESPACE, ADDED);
+  return env.k8s.store.get("v1", "ConfigMap", NAMESPACE, ADDED);
 }
 
 function namespaceRecords(): { sha: string | undefined; status: string | undefined } {
-  const ns = k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
+  const ns = env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE) as KubeObject;
   return {
     sha: ns.metadata.annotations?.["kubler.dev/sha"],
     status: ns.metadata.annotations?.["kubler.dev/status"],
@@ -67,7 +52,7 @@ function namespaceRecords(): { sha: string | undefined; status: string | undefin
 }
 
 function finished(sha: string): { status: string; reason: string | null }[] {
-  return deps.publisher.entries
+  return env.deps.publisher.entries
     .filter((e) => e.detailType === "Deploy Finished" && (e.detail as { sha: string }).sha === sha)
     .map((e) => e.detail as { status: string; reason: string | null });
 }
@@ -93,14 +78,14 @@ function holdFirstAdded(until: Promise<void>): {
 
 describe("two deploys at once adding the same new object", () => {
   it("the older deploy's write of it, landing after the newer deploy created it, does not go over it: the older deploy stops superseded", async () => {
-    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    await deployEnvironment(env.deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     expect(added()).toBeUndefined();
     const newerWrote = latch();
     const olderHold = holdFirstAdded(newerWrote.wait);
-    const older = { ...deps, cluster: hooked(deps.cluster, { before: olderHold.before }) };
+    const older = { ...env.deps, cluster: hooked(env.deps.cluster, { before: olderHold.before }) };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, { after: (o) => (isAdded(o) ? newerWrote.open() : undefined) }),
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, { after: (o) => (isAdded(o) ? newerWrote.open() : undefined) }),
     };
     const a = deployEnvironment(older, deployRequested({ sha: OLDER, pipelineId: 100 }));
     while (!olderHold.held()) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -117,21 +102,21 @@ describe("two deploys at once adding the same new object", () => {
   });
 
   it("the newer deploy, finding the object the older one created after it read it absent, reads it again and writes over it", async () => {
-    await deployEnvironment(deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
+    await deployEnvironment(env.deps, deployRequested({ sha: SHA_1, pipelineId: 99 }));
     const newerRead = latch();
     const olderWrote = latch();
     const olderHold = holdFirstAdded(newerRead.wait);
     const older = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         // Its write of the new ConfigMap waits until the newer deploy has read it absent.
         before: olderHold.before,
         after: (o) => (isAdded(o) ? olderWrote.open() : undefined),
       }),
     };
     const newer = {
-      ...deps,
-      cluster: hooked(deps.cluster, {
+      ...env.deps,
+      cluster: hooked(env.deps.cluster, {
         read: (ref, found) => (isAdded(ref) && found === null ? newerRead.open() : undefined),
         // And the newer deploy's write of it goes after the older one's has landed.
         before: holdFirstAdded(olderWrote.wait).before,
@@ -150,9 +135,9 @@ describe("two deploys at once adding the same new object", () => {
   });
 
   it("an object a deploy adds is its apply manager's: a later revision that drops one of its keys removes it", async () => {
-    const base = deps.manifests;
+    const base = env.deps.manifests;
     let extra = true;
-    deps.manifests = {
+    env.deps.manifests = {
       readManifest: (project, sha) => base.readManifest(project, sha),
       readDirectory: async (project, sha, directory) => {
         const files = new Map(await base.readDirectory(project, sha, directory));
@@ -162,14 +147,18 @@ describe("two deploys at once adding the same new object", () => {
         return files;
       },
     };
-    expect(await deployEnvironment(deps, deployRequested({ sha: OLDER, pipelineId: 100 }))).toMatchObject({
-      kind: "succeeded",
-    });
+    expect(await deployEnvironment(env.deps, deployRequested({ sha: OLDER, pipelineId: 100 }))).toMatchObject(
+      {
+        kind: "succeeded",
+      },
+    );
     expect(added()?.data).toEqual({ extra: "1", revision: OLDER });
     extra = false;
-    expect(await deployEnvironment(deps, deployRequested({ sha: NEWER, pipelineId: 101 }))).toMatchObject({
-      kind: "succeeded",
-    });
+    expect(await deployEnvironment(env.deps, deployRequested({ sha: NEWER, pipelineId: 101 }))).toMatchObject(
+      {
+        kind: "succeeded",
+      },
+    );
     expect(added()?.data).toEqual({ revision: NEWER });
   });
 });

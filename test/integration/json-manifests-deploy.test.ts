@@ -6,22 +6,11 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { GitlabManifestSource } from "../../shared/adapters/gitlab-manifest-source.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-  type ExampleProject,
-  exampleProject,
-  NAMESPACE,
-  PROJECT,
-  SHA_1,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, NAMESPACE, PROJECT, SHA_1, useDeployCluster } from "../fakes/deploy-deps.js";
 import { type FakeGitlab, startFakeGitlab } from "../fakes/gitlab-server.js";
 
 const TOKEN = "glpat-json-manifests-0123456789";
@@ -33,25 +22,11 @@ const BROKEN_JSON =
   '{\n    "apiVersion": "v1",\n    "kind": "ConfigMap"\n    "metadata": {"name": "extra"}\n}\n';
 const BROKEN_REASON = `deploy/broken.json: not valid JSON: expected ',' or '}', found "\\"" at line 4, column 5`;
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ExampleProject;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-json-manifests-"));
-  files = exampleProject(projects, PROJECT);
-  await clearNamespaces(k8s, deps.cluster, NAMESPACE);
-});
+const env = useDeployCluster("kubler-json-manifests-");
 
 /** The deployed Deployment's first image and Kubler's labels, or undefined when it was not applied. */
 function deployed() {
-  const object = k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as
+  const object = env.k8s.store.get("apps/v1", "Deployment", NAMESPACE, "flight-management") as
     | {
         metadata: { labels: Record<string, string> };
         spec: { template: { spec: { containers: { image: string }[] } } };
@@ -66,30 +41,30 @@ function deployed() {
 
 describe("a .json Deployment in the local projects directory", () => {
   it("is deployed, its rollout followed, as the same YAML is", async () => {
-    files.dropManifest("deployment.yaml");
-    files.addManifest("deployment.json", DEPLOYMENT_JSON);
+    env.files.dropManifest("deployment.yaml");
+    env.files.addManifest("deployment.json", DEPLOYMENT_JSON);
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(deployed()).toEqual({
       image: `registry.example.com/flightjs/flight-management:${SHA_1}`,
       managedBy: "kubler",
     });
-    expect(k8s.store.get("v1", "Service", NAMESPACE, "flight-management")).toBeDefined();
+    expect(env.k8s.store.get("v1", "Service", NAMESPACE, "flight-management")).toBeDefined();
   });
 
   it("fails the deploy when one is not valid JSON, naming the file, line and column, applying nothing", async () => {
-    files.addManifest("broken.json", BROKEN_JSON);
+    env.files.addManifest("broken.json", BROKEN_JSON);
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining(BROKEN_REASON) });
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.audit.last()).toMatchObject({
       outcome: "failure",
       reason: expect.stringContaining(BROKEN_REASON),
     });
-    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    expect(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
 });
 
@@ -110,13 +85,13 @@ describe("a .json Deployment in a GitLab repository", () => {
       "deploy/service.yaml": example("deploy/service.yaml"),
       ...extra,
     });
-    deps.manifests = new GitlabManifestSource({ baseUrl: gitlab.url, token: async () => TOKEN });
+    env.deps.manifests = new GitlabManifestSource({ baseUrl: gitlab.url, token: async () => TOKEN });
   }
 
   it("is read through the GitLab API and deployed", async () => {
     commit(SHA_1);
 
-    const outcome = await deployEnvironment(deps, deployRequested());
+    const outcome = await deployEnvironment(env.deps, deployRequested());
 
     expect(outcome).toMatchObject({ kind: "succeeded" });
     expect(deployed()).toEqual({
@@ -131,9 +106,9 @@ describe("a .json Deployment in a GitLab repository", () => {
     const sha = "3".repeat(40);
     commit(sha, { "deploy/broken.json": BROKEN_JSON });
 
-    const outcome = await deployEnvironment(deps, deployRequested({ sha }));
+    const outcome = await deployEnvironment(env.deps, deployRequested({ sha }));
 
     expect(outcome).toMatchObject({ kind: "failed", reason: expect.stringContaining(BROKEN_REASON) });
-    expect(k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
+    expect(env.k8s.store.get("v1", "Namespace", undefined, NAMESPACE)).toBeUndefined();
   });
 });

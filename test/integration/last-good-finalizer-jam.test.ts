@@ -7,53 +7,36 @@
  * deploy threw until an operator removed the finalizer by hand.
  */
 import * as k8s from "@kubernetes/client-node";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { LAST_GOOD_CONFIGMAP } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
-import {
-  type DeployTestDeps,
-  deployTestDeps,
-  exampleProject,
-  PROJECT,
-  revisionRequested,
-} from "../fakes/deploy-deps.js";
+import { PROJECT, revisionRequested, useDeployCluster } from "../fakes/deploy-deps.js";
 import { allows } from "../fakes/rbac.js";
 
 const HOLD = "ci.example.com/hold";
 const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
-let cluster: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ReturnType<typeof exampleProject>;
+const env = useDeployCluster("kubler-finalizer-jam-", { clear: "none" });
 let environment: string;
 let namespace: string;
 let tests = 0;
 
-beforeAll(async () => {
-  cluster = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => cluster.close());
-
 beforeEach(() => {
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(cluster, "kubler-finalizer-jam-"));
-  files = exampleProject(projects, PROJECT);
   environment = `review/finalizer-${++tests}`;
   namespace = namespaceFor(PROJECT, environment);
 });
 
 function deploy(n: number): ReturnType<typeof deployEnvironment> {
-  return deployEnvironment(deps, revisionRequested(environment, n, `finalizer-${tests}-${n}`));
+  return deployEnvironment(env.deps, revisionRequested(environment, n, `finalizer-${tests}-${n}`));
 }
 
-const ciJob = () => ciJobClient(cluster, deps.cluster, namespace);
-const roleRules = () => deployerRoleRules(cluster, namespace);
+const ciJob = () => ciJobClient(env.k8s, env.deps.cluster, namespace);
+const roleRules = () => deployerRoleRules(env.k8s, namespace);
 
 function record() {
-  return cluster.store.get("v1", "ConfigMap", namespace, LAST_GOOD_CONFIGMAP);
+  return env.k8s.store.get("v1", "ConfigMap", namespace, LAST_GOOD_CONFIGMAP);
 }
 
 /** The job holds the record with a finalizer and freezes it, over its own merge patch. */
@@ -84,15 +67,15 @@ describe("kubler-last-good held by a CI job's finalizer", () => {
     expect(replaced?.metadata.deletionTimestamp).toBeUndefined();
     expect(replaced?.immutable).toBeUndefined();
     expect((replaced?.data as Record<string, string> | undefined)?.sha).toBe("2".repeat(40));
-    expect(deps.audit.last()?.subject).toMatchObject({
+    expect(env.deps.audit.last()?.subject).toMatchObject({
       status: "succeeded",
       replaced: [`ConfigMap/${LAST_GOOD_CONFIGMAP} (finalizers removed: ${HOLD})`],
     });
-    expect(JSON.stringify(deps.audit.records)).not.toContain("junk");
+    expect(JSON.stringify(env.deps.audit.records)).not.toContain("junk");
 
     expect(await deploy(3)).toMatchObject({ kind: "succeeded" });
-    expect(deps.audit.last()?.subject).not.toHaveProperty("replaced");
-    files.setRollout("fail");
+    expect(env.deps.audit.last()?.subject).not.toHaveProperty("replaced");
+    env.files.setRollout("fail");
     const broken = await deploy(4);
     expect(broken).toMatchObject({ kind: "rolled_back" });
     expect(broken.kind !== "ignored" && broken.reason).toContain(`rolled back to ${"3".repeat(40)}`);
@@ -102,14 +85,19 @@ describe("kubler-last-good held by a CI job's finalizer", () => {
     expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
     await jam();
     // What the replacement's delete did before: the record Terminating, still immutable, still held.
-    await deps.cluster.delete({ apiVersion: "v1", kind: "ConfigMap", name: LAST_GOOD_CONFIGMAP, namespace });
+    await env.deps.cluster.delete({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      name: LAST_GOOD_CONFIGMAP,
+      namespace,
+    });
     expect(record()?.metadata.deletionTimestamp).toBeDefined();
 
     expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
     expect(record()?.metadata.deletionTimestamp).toBeUndefined();
     expect(record()?.metadata.finalizers).toBeUndefined();
     expect((record()?.data as Record<string, string> | undefined)?.sha).toBe("2".repeat(40));
-    expect(deps.audit.last()?.subject).toMatchObject({
+    expect(env.deps.audit.last()?.subject).toMatchObject({
       replaced: [`ConfigMap/${LAST_GOOD_CONFIGMAP} (finalizers removed: ${HOLD})`],
     });
   });
@@ -125,6 +113,6 @@ describe("kubler-last-good held by a CI job's finalizer", () => {
     expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
     expect(record()?.metadata.uid).toBe(held?.metadata.uid);
     expect(record()?.metadata.finalizers).toEqual([HOLD]);
-    expect(deps.audit.last()?.subject).not.toHaveProperty("replaced");
+    expect(env.deps.audit.last()?.subject).not.toHaveProperty("replaced");
   });
 });

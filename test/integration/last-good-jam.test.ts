@@ -8,23 +8,16 @@
  * (retried by the bus until dead-lettered) until an operator deleted the object by hand.
  */
 import * as k8s from "@kubernetes/client-node";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   DEPLOYER_NAME,
   LAST_GOOD_CONFIGMAP,
   PULL_SECRET_NAME,
 } from "../../shared/domain/deploy-manifests.js";
 import { namespaceFor } from "../../shared/domain/environment.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { ciJobClient, deployerRoleRules } from "../fakes/ci-job.js";
-import {
-  type DeployTestDeps,
-  deployTestDeps,
-  exampleProject,
-  PROJECT,
-  revisionRequested,
-} from "../fakes/deploy-deps.js";
+import { PROJECT, revisionRequested, useDeployCluster } from "../fakes/deploy-deps.js";
 import { failure } from "../fakes/kubernetes-api.js";
 import { allows } from "../fakes/rbac.js";
 
@@ -40,42 +33,31 @@ metadata: { name: flight-management }
 const DOCKER_CONFIG = JSON.stringify({ auths: { "registry.example.com": { auth: "cHVsbDpvbmx5" } } });
 const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
-let cluster: MemoryKubernetes;
-let deps: DeployTestDeps;
-let files: ReturnType<typeof exampleProject>;
+const env = useDeployCluster("kubler-last-good-jam-", { clear: "none" });
 /** Each test deploys an environment of its own. */
 let environment: string;
 let namespace: string;
 let tests = 0;
 
-beforeAll(async () => {
-  cluster = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => cluster.close());
-
 beforeEach(() => {
-  cluster.faults.clear();
-  let projects: string;
-  ({ deps, projects } = deployTestDeps(cluster, "kubler-last-good-jam-"));
-  files = exampleProject(projects, PROJECT);
   environment = `review/jam-${++tests}`;
   namespace = namespaceFor(PROJECT, environment);
 });
 
 /** Revision `n` of the test's environment, each a newer pipeline. */
 function deploy(n: number): ReturnType<typeof deployEnvironment> {
-  return deployEnvironment(deps, revisionRequested(environment, n, `jam-${tests}-${n}`));
+  return deployEnvironment(env.deps, revisionRequested(environment, n, `jam-${tests}-${n}`));
 }
 
-const ciJob = () => ciJobClient(cluster, deps.cluster, namespace);
-const roleRules = () => deployerRoleRules(cluster, namespace);
+const ciJob = () => ciJobClient(env.k8s, env.deps.cluster, namespace);
+const roleRules = () => deployerRoleRules(env.k8s, namespace);
 
 function stored(kind: "ConfigMap" | "Secret", name: string) {
-  return cluster.store.get("v1", kind, namespace, name);
+  return env.k8s.store.get("v1", kind, namespace, name);
 }
 
 function lastAuditSubject(): Record<string, unknown> {
-  return deps.audit.last()?.subject ?? {};
+  return env.deps.audit.last()?.subject ?? {};
 }
 
 describe("the last-good record a CI job wrote over or before Kubler", () => {
@@ -99,9 +81,9 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
       status: "succeeded",
       replaced: [`ConfigMap/${LAST_GOOD_CONFIGMAP}`],
     });
-    expect(JSON.stringify(deps.audit.records)).not.toContain("junk");
+    expect(JSON.stringify(env.deps.audit.records)).not.toContain("junk");
 
-    files.setRollout("fail");
+    env.files.setRollout("fail");
     const broken = await deploy(3);
     expect(broken).toMatchObject({ kind: "rolled_back" });
     expect(broken.kind !== "ignored" && broken.reason).toContain(`rolled back to ${"2".repeat(40)}`);
@@ -114,7 +96,7 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
       { name: LAST_GOOD_CONFIGMAP, namespace, body: { immutable: true, data: { pipelineId: "99" } } },
       mergePatch,
     );
-    files.setRollout("fail");
+    env.files.setRollout("fail");
     const failed = await deploy(2);
     expect(failed).toMatchObject({ kind: "failed" });
     expect(failed.kind !== "ignored" && failed.reason).toContain("its record is not usable");
@@ -126,8 +108,8 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
   ])(
     "a Secret kubler-last-good the job created first (%s) is replaced by Kubler's first record",
     async (_, hostile) => {
-      files.addManifest("secret.yaml", DB_SECRET);
-      files.setRollout("fail");
+      env.files.addManifest("secret.yaml", DB_SECRET);
+      env.files.setRollout("fail");
       // No revision succeeded yet, so no record: the window in which the job may create its name.
       expect(await deploy(1)).toMatchObject({ kind: "failed" });
       expect(stored("Secret", LAST_GOOD_CONFIGMAP)).toBeUndefined();
@@ -140,21 +122,21 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
       const created = stored("Secret", LAST_GOOD_CONFIGMAP);
       expect(created?.metadata.uid).toBeDefined();
 
-      files.setRollout("ok");
+      env.files.setRollout("ok");
       expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
       const record = stored("Secret", LAST_GOOD_CONFIGMAP);
       expect(record?.metadata.uid).not.toBe(created?.metadata.uid);
       expect(record).toMatchObject({ type: "Opaque" });
       expect(record?.immutable).toBeUndefined();
       expect(lastAuditSubject()).toMatchObject({ replaced: [`Secret/${LAST_GOOD_CONFIGMAP}`] });
-      expect(JSON.stringify(deps.audit.records)).not.toContain("junk");
+      expect(JSON.stringify(env.deps.audit.records)).not.toContain("junk");
 
       // The replaced record restores the Secret's value on a rollback.
       await job.patchNamespacedSecret(
         { name: "flight-management-db", namespace, body: { data: { password: "Y2hhbmdlZA==" } } },
         mergePatch,
       );
-      files.setRollout("fail");
+      env.files.setRollout("fail");
       expect(await deploy(3)).toMatchObject({ kind: "rolled_back" });
       expect(stored("Secret", "flight-management-db")?.data).toEqual({ password: "c2VjcmV0" });
     },
@@ -167,14 +149,14 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
       { name: LAST_GOOD_CONFIGMAP, namespace, body: { immutable: true } },
       mergePatch,
     );
-    const refused = cluster.faults.add({
+    const refused = env.k8s.faults.add({
       verb: "apply",
       resource: "configmaps",
       name: LAST_GOOD_CONFIGMAP,
       status: 422,
       message: "field is immutable when `immutable` is set",
     });
-    const deletes = cluster.faults.add({ verb: "delete", resource: "configmaps", latencyMs: 0 });
+    const deletes = env.k8s.faults.add({ verb: "delete", resource: "configmaps", latencyMs: 0 });
     await expect(deploy(2)).rejects.toThrow(/field is immutable/);
     // Refused, deleted (the object was there), refused again with nothing there: not deleted again.
     expect(refused.hits).toBe(2);
@@ -192,7 +174,7 @@ describe("the last-good record a CI job wrote over or before Kubler", () => {
 
 describe("Kubler's other objects in the namespace", () => {
   it("a pull secret kubler-registry the job created before the registry was configured is replaced", async () => {
-    files.addManifest("secret.yaml", DB_SECRET);
+    env.files.addManifest("secret.yaml", DB_SECRET);
     expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
     expect(stored("Secret", PULL_SECRET_NAME)).toBeUndefined();
     expect(allows(roleRules(), "create", "", "secrets")).toBe(true);
@@ -202,7 +184,7 @@ describe("Kubler's other objects in the namespace", () => {
       body: { metadata: { name: PULL_SECRET_NAME }, immutable: true, stringData: { note: "junk" } },
     });
 
-    deps.pullSecret = async () => DOCKER_CONFIG;
+    env.deps.pullSecret = async () => DOCKER_CONFIG;
     expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
     const secret = stored("Secret", PULL_SECRET_NAME);
     expect(secret).toMatchObject({ type: "kubernetes.io/dockerconfigjson" });
@@ -218,14 +200,14 @@ describe("Kubler's other objects in the namespace", () => {
   ] as const)(
     "a 422 for Kubler's own %s that nothing made unwritable (an admission policy's) leaves it in place",
     async (_, resource, name) => {
-      files.addManifest("secret.yaml", DB_SECRET);
-      deps.pullSecret = async () => DOCKER_CONFIG;
+      env.files.addManifest("secret.yaml", DB_SECRET);
+      env.deps.pullSecret = async () => DOCKER_CONFIG;
       expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
       const kind = resource === "secrets" ? "Secret" : "ConfigMap";
       const before = stored(kind, name);
       expect(before?.metadata.uid).toBeDefined();
       // A ValidatingAdmissionPolicy's refusal is 422 Invalid unless it names another reason.
-      const refused = cluster.faults.add({
+      const refused = env.k8s.faults.add({
         verb: "apply",
         resource,
         name,
@@ -240,7 +222,7 @@ describe("Kubler's other objects in the namespace", () => {
   );
 
   it("the job's writes to Kubler's ServiceAccounts do not stop the next deploy", async () => {
-    files.addManifest("service-account.yaml", ACCOUNT);
+    env.files.addManifest("service-account.yaml", ACCOUNT);
     expect(await deploy(1)).toMatchObject({ kind: "succeeded" });
     expect(allows(roleRules(), "patch", "", "serviceaccounts", DEPLOYER_NAME)).toBe(true);
     const job = await ciJob();
@@ -262,7 +244,7 @@ describe("Kubler's other objects in the namespace", () => {
       body: { metadata: { name: "kubler-ci-kubler-deployer" }, automountServiceAccountToken: true },
     });
     expect(await deploy(2)).toMatchObject({ kind: "succeeded" });
-    const deployer = cluster.store.get("v1", "ServiceAccount", namespace, DEPLOYER_NAME);
+    const deployer = env.k8s.store.get("v1", "ServiceAccount", namespace, DEPLOYER_NAME);
     expect(deployer?.metadata.labels?.["app.kubernetes.io/managed-by"]).toBe("kubler");
   });
 

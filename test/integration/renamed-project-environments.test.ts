@@ -8,23 +8,17 @@
 import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { runStopCommand } from "../../cli/stop-command.js";
 import { loadLocalConfig } from "../../shared/config.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { ANNOTATION, environmentNamespace, LABEL, namespaceFor } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import { stopEnvironment } from "../../shared/services/cleanup-environments.js";
 import { deployEnvironment } from "../../shared/services/deploy-environment.js";
 import { resolveEnvironmentNamespace } from "../../shared/services/resolve-environment-namespace.js";
 import { cleanupTestDeps } from "../fakes/cleanup-deps.js";
-import {
-  clearNamespaces,
-  type DeployTestDeps,
-  deployRequested,
-  deployTestDeps,
-} from "../fakes/deploy-deps.js";
+import { deployRequested, useDeployCluster } from "../fakes/deploy-deps.js";
 import { environmentState } from "../fakes/managed-environment.js";
 import { isolatedKublerEnv } from "./kubler-process.js";
 
@@ -36,28 +30,18 @@ const OLD_NAMESPACE = namespaceFor(OLD_PATH, REVIEW);
 const NEW_NAMESPACE = namespaceFor(NEW_PATH, REVIEW);
 const renamed = { instance: INSTANCE, projectId: 2, projectPath: NEW_PATH };
 
-let k8s: MemoryKubernetes;
-let deps: DeployTestDeps;
-let projects: string;
-
-beforeAll(async () => {
-  k8s = await startMemoryKubernetes({ rolloutDelayMs: 20, namespaceFinalizeMs: 10 });
-});
-afterAll(() => k8s.close());
-
-beforeEach(async () => {
-  ({ deps, projects } = deployTestDeps(k8s, "kubler-renamed-"));
+const env = useDeployCluster("kubler-renamed-", { clear: "all" });
+beforeEach(() => {
   // The project's kubler.yaml, read under its new path after the rename.
-  cpSync(join(projects, OLD_PATH), join(projects, NEW_PATH), { recursive: true });
-  await clearNamespaces(k8s, deps.cluster);
+  cpSync(join(env.projects, OLD_PATH), join(env.projects, NEW_PATH), { recursive: true });
 });
 
 function namespaces(): KubeObject[] {
-  return k8s.store.list("v1", "Namespace").filter((ns) => !ns.metadata.deletionTimestamp);
+  return env.k8s.store.list("v1", "Namespace").filter((ns) => !ns.metadata.deletionTimestamp);
 }
 
 function stored(name: string): KubeObject | undefined {
-  return k8s.store.get("v1", "Namespace", undefined, name);
+  return env.k8s.store.get("v1", "Namespace", undefined, name);
 }
 
 /** Deleted: gone, or terminating (the embedded API finalizes namespaces after a few ms). */
@@ -76,9 +60,12 @@ function stopOf(
 
 describe("a project renamed after its environment was deployed", () => {
   it("MR merged after the rename: the stop deletes the namespace named from the old path", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     expect(stored(OLD_NAMESPACE)).toBeDefined();
-    const cleanup = { ...cleanupTestDeps(deps.cluster, deps.clock.now()), scheduler: deps.scheduler };
+    const cleanup = {
+      ...cleanupTestDeps(env.deps.cluster, env.deps.clock.now()),
+      scheduler: env.deps.scheduler,
+    };
 
     // plan-steps' stop for the merge: the event names the project by its new path.
     const outcome = await stopEnvironment(cleanup, stopOf(renamed, REVIEW, "merged"));
@@ -87,7 +74,7 @@ describe("a project renamed after its environment was deployed", () => {
     expect(deleted(OLD_NAMESPACE)).toBe(true);
     expect(stored(NEW_NAMESPACE)).toBeUndefined();
     // Its expiry schedule, named after the namespace, goes with it.
-    expect(deps.scheduler.schedules.has(OLD_NAMESPACE)).toBe(false);
+    expect(env.deps.scheduler.schedules.has(OLD_NAMESPACE)).toBe(false);
     expect(cleanup.publisher.entries.at(-1)).toMatchObject({
       detailType: "Environment Deleted",
       detail: { namespace: OLD_NAMESPACE, sha: "1".repeat(40) },
@@ -103,10 +90,10 @@ describe("a project renamed after its environment was deployed", () => {
 
   it("a ttl: never production, stopped by hand after the project moved group: deleted, not left forever", async () => {
     const production = deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null });
-    await deployEnvironment(deps, production);
+    await deployEnvironment(env.deps, production);
     const held = namespaceFor(OLD_PATH, "production");
     expect(stored(held)?.metadata.annotations?.[ANNOTATION.TTL]).toBe("never");
-    const cleanup = cleanupTestDeps(deps.cluster, deps.clock.now());
+    const cleanup = cleanupTestDeps(env.deps.cluster, env.deps.clock.now());
 
     const outcome = await stopEnvironment(cleanup, stopOf(renamed, "production", "stopped"));
 
@@ -115,10 +102,10 @@ describe("a project renamed after its environment was deployed", () => {
   });
 
   it("deploys again into the namespace named from the old path: one namespace, its project path updated", async () => {
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
 
     const outcome = await deployEnvironment(
-      deps,
+      env.deps,
       deployRequested({ gitlab: renamed, sha: "2".repeat(40), pipelineId: 101 }),
     );
 
@@ -132,20 +119,20 @@ describe("a project renamed after its environment was deployed", () => {
       [ANNOTATION.ENVIRONMENT_NAME]: REVIEW,
     });
     // The workload was updated where it runs, the schedule moved under the namespace's own name.
-    const deployment = k8s.store.list("apps/v1", "Deployment", OLD_NAMESPACE);
+    const deployment = env.k8s.store.list("apps/v1", "Deployment", OLD_NAMESPACE);
     expect(deployment.length).toBeGreaterThan(0);
-    expect(deps.scheduler.schedules.get(OLD_NAMESPACE)?.detail.gitlab.projectPath).toBe(NEW_PATH);
-    expect(deps.publisher.entries.at(-1)).toMatchObject({
+    expect(env.deps.scheduler.schedules.get(OLD_NAMESPACE)?.detail.gitlab.projectPath).toBe(NEW_PATH);
+    expect(env.deps.publisher.entries.at(-1)).toMatchObject({
       detailType: "Deploy Finished",
       detail: { status: "succeeded", namespace: OLD_NAMESPACE },
     });
-    expect(deps.audit.last()).toMatchObject({
+    expect(env.deps.audit.last()).toMatchObject({
       outcome: "success",
       subject: { namespace: OLD_NAMESPACE, namespaceResolved: expect.stringContaining(NEW_NAMESPACE) },
     });
 
     // Once redeployed, a stop under either path finds the same namespace.
-    const cleanup = cleanupTestDeps(deps.cluster, deps.clock.now());
+    const cleanup = cleanupTestDeps(env.deps.cluster, env.deps.clock.now());
     expect(await stopEnvironment(cleanup, stopOf(renamed, REVIEW, "closed"))).toEqual({
       kind: "deleted",
       namespace: OLD_NAMESPACE,
@@ -153,11 +140,17 @@ describe("a project renamed after its environment was deployed", () => {
   });
 
   it("a project renamed twice still deploys into the first namespace", async () => {
-    await deployEnvironment(deps, deployRequested());
-    await deployEnvironment(deps, deployRequested({ gitlab: renamed, sha: "2".repeat(40), pipelineId: 101 }));
+    await deployEnvironment(env.deps, deployRequested());
+    await deployEnvironment(
+      env.deps,
+      deployRequested({ gitlab: renamed, sha: "2".repeat(40), pipelineId: 101 }),
+    );
     const third = { ...renamed, projectPath: "flight-ops/bookings-v2" };
-    cpSync(join(projects, NEW_PATH), join(projects, third.projectPath), { recursive: true });
-    await deployEnvironment(deps, deployRequested({ gitlab: third, sha: "3".repeat(40), pipelineId: 102 }));
+    cpSync(join(env.projects, NEW_PATH), join(env.projects, third.projectPath), { recursive: true });
+    await deployEnvironment(
+      env.deps,
+      deployRequested({ gitlab: third, sha: "3".repeat(40), pipelineId: 102 }),
+    );
     const held = namespaces().filter((ns) => ns.metadata.labels?.[LABEL.PROJECT_ID] === "2");
     expect(held.map((ns) => ns.metadata.name)).toEqual([OLD_NAMESPACE]);
   });
@@ -167,17 +160,25 @@ describe("kubler stop after the rename", () => {
   /** `kubler stop … --dry-run` in-process against this test's cluster (KUBECONFIG): exit code and output. */
   async function stop(...args: string[]): Promise<{ code: number; lines: string[] }> {
     const dir = mkdtempSync(join(tmpdir(), "kubler-renamed-stop-"));
-    writeFileSync(join(dir, "kubeconfig"), k8s.kubeconfig);
-    const env = { ...isolatedKublerEnv(dir), KUBECONFIG: join(dir, "kubeconfig") };
+    writeFileSync(join(dir, "kubeconfig"), env.k8s.kubeconfig);
+    const vars = { ...isolatedKublerEnv(dir), KUBECONFIG: join(dir, "kubeconfig") };
     const lines: string[] = [];
     const print = (line: string) => lines.push(line);
-    const context = () => ({ config: loadLocalConfig(env), token: null, signingKey: null, print });
-    const code = await runStopCommand([...args, "--dry-run"], { print, env, context, now: () => new Date() });
+    const context = () => ({ config: loadLocalConfig(vars), token: null, signingKey: null, print });
+    const code = await runStopCommand([...args, "--dry-run"], {
+      print,
+      env: vars,
+      context,
+      now: () => new Date(),
+    });
     return { code, lines };
   }
 
   it("finds the production namespace named from the old path by --project-id and --instance", async () => {
-    await deployEnvironment(deps, deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }));
+    await deployEnvironment(
+      env.deps,
+      deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }),
+    );
     const held = namespaceFor(OLD_PATH, "production");
     const args = ["--project", NEW_PATH, "--environment", "production"];
 
@@ -200,9 +201,12 @@ describe("kubler stop after the rename", () => {
   });
 
   it("finds it by the old path once a deploy since the rename recorded the new one, given --project-id", async () => {
-    await deployEnvironment(deps, deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }));
     await deployEnvironment(
-      deps,
+      env.deps,
+      deployRequested({ environment: "production", ref: "v1.0.0", mrIid: null }),
+    );
+    await deployEnvironment(
+      env.deps,
       deployRequested({
         gitlab: renamed,
         environment: "production",
@@ -240,7 +244,7 @@ describe("what the lookup by identity never takes", () => {
       }),
     );
     if (createdAt) object.metadata.creationTimestamp = createdAt;
-    return k8s.store.put(object);
+    return env.k8s.store.put(object);
   }
 
   it("another environment whose slug is the same, another instance, an unmanaged or slug-only namespace", async () => {
@@ -252,9 +256,9 @@ describe("what the lookup by identity never takes", () => {
     // From before the name annotation: the slug label alone.
     const bare = seed("slug-only-a-b", renamed, "review/a-b");
     delete bare.metadata.annotations?.[ANNOTATION.ENVIRONMENT_NAME];
-    k8s.store.put(bare);
+    env.k8s.store.put(bare);
     // Labelled like it, but not Kubler's.
-    k8s.store.put({
+    env.k8s.store.put({
       apiVersion: "v1",
       kind: "Namespace",
       metadata: {
@@ -264,7 +268,7 @@ describe("what the lookup by identity never takes", () => {
       },
     });
 
-    const resolved = await resolveEnvironmentNamespace(deps.cluster, identity);
+    const resolved = await resolveEnvironmentNamespace(env.deps.cluster, identity);
 
     expect(resolved).toEqual({
       namespace: namespaceFor(NEW_PATH, "review/a-b"),
@@ -277,10 +281,10 @@ describe("what the lookup by identity never takes", () => {
 
   it("the name from the current path held by another project: still refused there when nothing is found", async () => {
     // A new project took the old path: its name for review/x is the renamed project's namespace.
-    await deployEnvironment(deps, deployRequested());
+    await deployEnvironment(env.deps, deployRequested());
     const newcomer = { instance: INSTANCE, projectId: 9, projectPath: OLD_PATH };
 
-    const outcome = await deployEnvironment(deps, deployRequested({ gitlab: newcomer, pipelineId: 300 }));
+    const outcome = await deployEnvironment(env.deps, deployRequested({ gitlab: newcomer, pipelineId: 300 }));
 
     expect(outcome).toMatchObject({
       kind: "failed",
@@ -298,7 +302,7 @@ describe("what the lookup by identity never takes", () => {
     );
     seed("older-a-b", { ...renamed, projectPath: OLD_PATH }, "review/a-b", "2026-11-01T09:00:00Z");
 
-    const resolved = await resolveEnvironmentNamespace(deps.cluster, {
+    const resolved = await resolveEnvironmentNamespace(env.deps.cluster, {
       ...renamed,
       environment: "review/a-b",
     });
