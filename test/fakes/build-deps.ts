@@ -11,7 +11,7 @@
  * await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, sha));
  * await bed.close();
  */
-import { expect, vi } from "vitest";
+import { afterEach, beforeEach, expect, vi } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
@@ -171,6 +171,30 @@ export async function startBuildTestBed<M extends ManifestSource>(
       await k8s.close();
     },
   };
+}
+
+/**
+ * Registers a build test file's hooks: before each test a new startBuildTestBed of
+ * EXAMPLE_BUILD_MANIFESTS (`options` as startBuildTestBed's), closed after it. The bed returned is
+ * one object for the whole file, its fields those of the test's bed: read them in tests, not at
+ * load. A file's own beforeEach, registered after, runs after this one, and its own afterEach before
+ * the close.
+ *
+ * @example
+ * const bed = useBuildTestBed();
+ * it("builds", async () => {
+ *   await buildImage(bed.build, exampleBuildRequest());
+ * });
+ */
+export function useBuildTestBed(
+  options?: Parameters<typeof startBuildTestBed>[1],
+): BuildTestBed<ManifestSource> {
+  const bed = {} as BuildTestBed<ManifestSource>;
+  beforeEach(async () => {
+    Object.assign(bed, await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, options));
+  });
+  afterEach(() => bed.close());
+  return bed;
 }
 
 /**

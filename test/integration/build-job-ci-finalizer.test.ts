@@ -6,34 +6,29 @@
  * CI job's write a plain merge patch of the whole list, as clients without apply make it.
  */
 import * as k8s from "@kubernetes/client-node";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { BUILD_FINALIZER, buildJobName } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
 const CI = "ci.example.com/hold";
 const name = buildJobName(gitlab, SHA);
 
-let bed: BuildTestBed<ManifestSource>;
-afterEach(() => bed.close());
+const bed = useBuildTestBed();
 
 const finalizers = () => bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, name)?.metadata.finalizers;
 
 it("a CI job's finalizer on a build Job outlives Kubler's TTL mark, a join and its release; Kubler's own comes and goes", async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
   const kc = new k8s.KubeConfig();
   kc.loadFromString(bed.k8s.kubeconfig);
   const batch = kc.makeApiClient(k8s.BatchV1Api);

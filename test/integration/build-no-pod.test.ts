@@ -5,29 +5,17 @@
  * says nothing of that; the reason must say where the cause is. Against the embedded Kubernetes API
  * over HTTP, through the real adapter; the Job's status written as the real controller leaves it.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
-import {
-  BUILDS_NAMESPACE,
-  type BuildTestBed,
-  buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
-  exampleBuildRequest,
-  startBuildTestBed,
-} from "../fakes/build-deps.js";
+import { BUILDS_NAMESPACE, buildsHeard, exampleBuildRequest, useBuildTestBed } from "../fakes/build-deps.js";
 
-let bed: BuildTestBed<ManifestSource>;
-afterEach(async () => {
-  await bed.close();
-});
+const bed = useBuildTestBed({ jobDelayMs: 60_000 });
 
 describe("a build Job that failed at its deadline without a pod ever created", () => {
   it("is reported failed saying no pod of it ran, and how to see why", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS, { jobDelayMs: 60_000 });
     const created = await buildImage(bed.build, exampleBuildRequest());
     const name = created.kind === "failed" ? "" : created.job;
     for (const pod of bed.k8s.store.list("v1", "Pod", BUILDS_NAMESPACE)) {

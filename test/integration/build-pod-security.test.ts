@@ -5,22 +5,12 @@
  * DeadlineExceeded, the cause nowhere in it. Against the embedded Kubernetes API over HTTP, through
  * the real adapter (it runs no admission of pods: the label is what is looked at).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Detail } from "../../shared/domain/catalog.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
-import {
-  BUILDS_NAMESPACE,
-  type BuildTestBed,
-  EXAMPLE_BUILD_MANIFESTS,
-  exampleBuildRequest,
-  startBuildTestBed,
-} from "../fakes/build-deps.js";
+import { BUILDS_NAMESPACE, exampleBuildRequest, useBuildTestBed } from "../fakes/build-deps.js";
 
-let bed: BuildTestBed<ManifestSource>;
-afterEach(async () => {
-  await bed.close();
-});
+const bed = useBuildTestBed();
 
 async function enforce(level: string): Promise<void> {
   await bed.cluster.apply({
@@ -36,7 +26,6 @@ describe("a builds namespace whose Pod Security level refuses the build pod", ()
   it.each(["baseline", "restricted"])(
     "enforcing %s: the build fails at once, saying why and the command that lets it run, and no Job waits out its deadline",
     async (level) => {
-      bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
       await enforce(level);
 
       const outcome = await buildImage(bed.build, exampleBuildRequest());
@@ -55,7 +44,6 @@ describe("a builds namespace whose Pod Security level refuses the build pod", ()
   );
 
   it("enforcing privileged, or with no level of its own: built as before", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     expect((await buildImage(bed.build, exampleBuildRequest())).kind).toBe("created");
     await enforce("privileged");
     expect((await buildImage(bed.build, exampleBuildRequest({ sha: "3".repeat(40) }))).kind).toBe("created");
@@ -63,7 +51,6 @@ describe("a builds namespace whose Pod Security level refuses the build pod", ()
   });
 
   it("warning or auditing baseline only (no enforce label): built, the pod is let in with a warning", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     await bed.cluster.apply({
       apiVersion: "v1",
       kind: "Namespace",
@@ -80,7 +67,6 @@ describe("a builds namespace whose Pod Security level refuses the build pod", ()
   });
 
   it("builds as before when Kubler's role may not get the namespace, and says so in the audit", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     await enforce("restricted");
     const forbidden = bed.k8s.faults.add({ verb: "get", resource: "namespaces", status: 403 });
 

@@ -6,28 +6,22 @@
  * outage, every build finished meanwhile on such a cluster is in this state. Against the embedded
  * Kubernetes API over HTTP, through the real adapter.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BUILD_ANNOTATION, MAX_BUILD_REQUESTS } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
   buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
-let bed: BuildTestBed<ManifestSource>;
-afterEach(async () => {
-  await bed.close();
-});
+const bed = useBuildTestBed();
 
 /** What PodGC does to the pods of a node that is gone: each deleted, the Job left Complete. */
 async function podsCollected(): Promise<void> {
@@ -47,7 +41,6 @@ const finished = () => bed.publisher.entries.map((e) => e.detail as Detail<"Buil
 
 describe("a succeeded build whose pods were deleted before its digest was read", () => {
   it("is reported failed saying its pods went and what to do, and a new request for the commit builds it again instead of joining it for the same failure", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     const first = await buildImage(bed.build, exampleBuildRequest());
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, first.kind === "failed" ? "" : first.job);
     await podsCollected();
@@ -70,7 +63,6 @@ describe("a succeeded build whose pods were deleted before its digest was read",
   });
 
   it("reported succeeded, its pods gone since: a request for the commit a moment later (a tag for production) builds it again, and hears it succeeded, not failed", async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     const first = await buildImage(bed.build, exampleBuildRequest());
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, first.kind === "failed" ? "" : first.job);
     await reconcileBuilds(bed.reconcile);
@@ -100,7 +92,6 @@ describe("a succeeded build whose pods were deleted before its digest was read",
   });
 
   it(`reported to ${MAX_BUILD_REQUESTS} environments, its pods gone since: one more is built for, not refused as a Job with no room (the replacement carries only those still waiting)`, async () => {
-    bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
     const first = await buildImage(bed.build, exampleBuildRequest());
     const name = first.kind === "failed" ? "" : first.job;
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, name);

@@ -3,33 +3,26 @@
  * Kubernetes API over HTTP: the bus redelivering (or an archive replaying) a request the replaced
  * Job already reported is still a repeat, not a new request that builds the commit again.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { buildJobName } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
   buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
 const request = (overrides: Partial<Detail<"Build Requested">> = {}) =>
   exampleBuildRequest({ sha: FAILING_SHA, ...overrides });
 
-let bed: BuildTestBed<ManifestSource>;
-beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
-});
-afterEach(() => bed.close());
+const bed = useBuildTestBed();
 
 const jobOf = () => bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));
 const untilFinished = () => untilJobFinished(bed.k8s, BUILDS_NAMESPACE, buildJobName(gitlab, FAILING_SHA));

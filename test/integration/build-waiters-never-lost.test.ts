@@ -4,37 +4,30 @@
  * replaced by a new request whose create fails, a replacement racing reconcile's publish. Against
  * the embedded Kubernetes API over HTTP, through the real adapter.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { BUILD_IMAGE_LIMITS } from "../../functions/build-image/limits.js";
 import { FUNCTION_SPECS } from "../../infra/function-specs.js";
 import { BUILD_ANNOTATION, buildJobName, MAX_BUILD_REQUESTS } from "../../shared/domain/build-job.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesConflictError } from "../../shared/errors.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
   buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
   slowLambda,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
 const DAY_MS = 86_400_000;
 
-let bed: BuildTestBed<ManifestSource>;
-beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
-});
-afterEach(() => bed.close());
+const bed = useBuildTestBed();
 
 const request = exampleBuildRequest;
 const jobOf = (sha: string) =>

@@ -10,24 +10,21 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, BUILD_FINALIZER, buildJobName } from "../../shared/domain/build-job.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
   buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
-let bed: BuildTestBed<ManifestSource>;
+const bed = useBuildTestBed();
 let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
 let proxied: KubernetesCluster;
 let joins: string[];
@@ -36,7 +33,6 @@ let joining: ReturnType<typeof exampleStagingRequest>;
 const JOB = buildJobName(gitlab, SHA);
 
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
   joins = [];
   joining = exampleStagingRequest();
   const { server } = throughProxy(bed.k8s.kubeconfig);
@@ -63,7 +59,6 @@ beforeEach(async () => {
 afterEach(async () => {
   proxied.close();
   await proxy.close();
-  await bed.close();
 });
 
 describe("reconcile of builds when the answer to its mark is lost and a request joins before its retry", () => {

@@ -8,29 +8,25 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
 import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
   buildsHeard,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 
-let bed: BuildTestBed<ManifestSource>;
+const bed = useBuildTestBed();
 let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
 let proxied: KubernetesCluster;
 const JOB = buildJobName(gitlab, SHA);
 
 beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
   const { server } = throughProxy(bed.k8s.kubeconfig);
   // The first write marking the Job reported (not yet given its TTL) loses its answer.
   proxy = await answerDroppingProxy(
@@ -50,7 +46,6 @@ beforeEach(async () => {
 afterEach(async () => {
   proxied.close();
   await proxy.close();
-  await bed.close();
 });
 
 const heard = () => buildsHeard(bed.publisher);

@@ -5,37 +5,30 @@
  * its project or commit annotations is let go (or replaced by a new request) instead of 409s for
  * good. Against the embedded Kubernetes API over HTTP, through the real adapter.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RECONCILE_LIMITS } from "../../functions/reconcile/limits.js";
 import { BUILD_ANNOTATION, buildJobName, ttlAfterFinished } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { LABEL } from "../../shared/domain/environment.js";
 import type { KubeObject } from "../../shared/domain/kube-object.js";
 import { KubernetesUnavailableError, PublishError } from "../../shared/errors.js";
-import type { ManifestSource } from "../../shared/ports.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { type ReconcileBuildsDeps, reconcileBuilds } from "../../shared/services/reconcile-builds.js";
 import {
   BUILDS_NAMESPACE,
-  type BuildTestBed,
-  EXAMPLE_BUILD_MANIFESTS,
   exampleBuildRequest,
   exampleStagingRequest,
   EXAMPLE_FAILING_SHA as FAILING_SHA,
   EXAMPLE_BUILD_PROJECT as gitlab,
   EXAMPLE_BUILD_SHA as SHA,
-  startBuildTestBed,
   untilJobFinished,
+  useBuildTestBed,
 } from "../fakes/build-deps.js";
 import type { FixedClock } from "../fakes/index.js";
 
 const MINUTE_MS = 60_000;
 
-let bed: BuildTestBed<ManifestSource>;
-beforeEach(async () => {
-  bed = await startBuildTestBed(EXAMPLE_BUILD_MANIFESTS);
-});
-afterEach(() => bed.close());
+const bed = useBuildTestBed();
 
 const request = exampleBuildRequest;
 const staging = (sha: string) => exampleStagingRequest({ sha });
