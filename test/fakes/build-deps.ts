@@ -13,11 +13,13 @@
  */
 import { afterEach, beforeEach, expect, vi } from "vitest";
 import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
 import type { Detail } from "../../shared/domain/catalog.js";
 import { type MemoryKubernetes, startMemoryKubernetes } from "../../shared/local/memory-kubernetes/index.js";
 import type { BuildCluster, EventPublisher, ManifestSource } from "../../shared/ports.js";
 import type { BuildImageDeps } from "../../shared/services/build-image.js";
 import type { ReconcileBuildsDeps } from "../../shared/services/reconcile-builds.js";
+import { answerDroppingProxy, throughProxy } from "./answer-dropping-proxy.js";
 import { FixedClock, RecordingAuditLog, RecordingPublisher } from "./index.js";
 
 export const BUILDS_NAMESPACE = "kubler-builds";
@@ -195,6 +197,45 @@ export function useBuildTestBed(
   });
   afterEach(() => bed.close());
   return bed;
+}
+
+/**
+ * For each test, the bed's cluster reached through a proxy that loses the answer to reconcile's first
+ * write marking the example Job reported to review/feature-x (before its TTL is given): the API
+ * server applies it, the adapter hears nothing and, after `sleep`, sends it again. `cluster` is the
+ * adapter behind the proxy; `proxy.dropped()` counts the answers lost.
+ *
+ * @example
+ * const lost = useLostReportedMark(bed);
+ * await reconcileBuilds({ ...bed.reconcile, cluster: lost.cluster });
+ */
+export function useLostReportedMark(
+  bed: BuildTestBed<ManifestSource>,
+  sleep: (ms: number) => Promise<void> = async () => {},
+): { proxy: Awaited<ReturnType<typeof answerDroppingProxy>>; cluster: KubernetesCluster } {
+  const lost = {} as ReturnType<typeof useLostReportedMark>;
+  const job = buildJobName(EXAMPLE_BUILD_PROJECT, EXAMPLE_BUILD_SHA);
+  beforeEach(async () => {
+    const { server } = throughProxy(bed.k8s.kubeconfig);
+    lost.proxy = await answerDroppingProxy(
+      server,
+      (method, path, body) =>
+        method === "PATCH" &&
+        path.startsWith(`/apis/batch/v1/namespaces/${BUILDS_NAMESPACE}/jobs/${job}`) &&
+        body.includes(BUILD_ANNOTATION.REPORTED) &&
+        body.includes("review/feature-x") &&
+        !body.includes("ttlSecondsAfterFinished"),
+    );
+    lost.cluster = createKubernetesCluster({
+      kubeconfig: throughProxy(bed.k8s.kubeconfig, lost.proxy.url).kubeconfig,
+      sleep,
+    });
+  });
+  afterEach(async () => {
+    lost.cluster.close();
+    await lost.proxy.close();
+  });
+  return lost;
 }
 
 /**

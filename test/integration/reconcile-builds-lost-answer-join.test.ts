@@ -7,12 +7,10 @@
  * embedded Kubernetes API over HTTP, through the real adapter, behind a proxy that drops one answer
  * after the server has acted on the request.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
+import { beforeEach, describe, expect, it } from "vitest";
 import { BUILD_ANNOTATION, BUILD_FINALIZER, buildJobName } from "../../shared/domain/build-job.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
-import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import {
   BUILDS_NAMESPACE,
   buildsHeard,
@@ -22,43 +20,24 @@ import {
   EXAMPLE_BUILD_SHA as SHA,
   untilJobFinished,
   useBuildTestBed,
+  useLostReportedMark,
 } from "../fakes/build-deps.js";
 
 const bed = useBuildTestBed();
-let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
-let proxied: KubernetesCluster;
 let joins: string[];
 /** The request that joins while the lost mark waits for its retry. */
 let joining: ReturnType<typeof exampleStagingRequest>;
 const JOB = buildJobName(gitlab, SHA);
+// While the adapter waits to send the lost mark again, staging asks for the same commit.
+const lost = useLostReportedMark(bed, async () => {
+  if (lost.proxy.dropped() === 1 && joins.length === 0) {
+    joins.push((await buildImage(bed.build, joining)).kind);
+  }
+});
 
-beforeEach(async () => {
+beforeEach(() => {
   joins = [];
   joining = exampleStagingRequest();
-  const { server } = throughProxy(bed.k8s.kubeconfig);
-  // The first write marking the Job reported (not yet given its TTL) loses its answer.
-  proxy = await answerDroppingProxy(
-    server,
-    (method, path, body) =>
-      method === "PATCH" &&
-      path.startsWith(`/apis/batch/v1/namespaces/${BUILDS_NAMESPACE}/jobs/${JOB}`) &&
-      body.includes(BUILD_ANNOTATION.REPORTED) &&
-      body.includes("review/feature-x") &&
-      !body.includes("ttlSecondsAfterFinished"),
-  );
-  proxied = createKubernetesCluster({
-    kubeconfig: throughProxy(bed.k8s.kubeconfig, proxy.url).kubeconfig,
-    // While the adapter waits to send the lost mark again, staging asks for the same commit.
-    sleep: async () => {
-      if (proxy.dropped() === 1 && joins.length === 0) {
-        joins.push((await buildImage(bed.build, joining)).kind);
-      }
-    },
-  });
-});
-afterEach(async () => {
-  proxied.close();
-  await proxy.close();
 });
 
 describe("reconcile of builds when the answer to its mark is lost and a request joins before its retry", () => {
@@ -66,7 +45,7 @@ describe("reconcile of builds when the answer to its mark is lost and a request 
     await buildImage(bed.build, exampleBuildRequest());
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
 
-    await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    await reconcileBuilds({ ...bed.reconcile, cluster: lost.cluster });
     expect(buildsHeard(bed.publisher)).toEqual(["review/feature-x c-1 succeeded"]);
     // Staging still waits: no TTL yet, Kubler's finalizer kept, the mark's name gone with the next write.
     const waiting = bed.k8s.store.get("batch/v1", "Job", BUILDS_NAMESPACE, JOB);
@@ -82,7 +61,7 @@ describe("reconcile of builds when the answer to its mark is lost and a request 
     expect(Object.keys(settled?.metadata.annotations ?? {})).not.toContain(BUILD_ANNOTATION.REPORTING);
     await reconcileBuilds(bed.reconcile);
 
-    expect(proxy.dropped()).toBe(1);
+    expect(lost.proxy.dropped()).toBe(1);
     expect(joins).toEqual(["joined"]);
     expect(buildsHeard(bed.publisher).sort()).toEqual([
       "review/feature-x c-1 succeeded",
@@ -95,11 +74,11 @@ describe("reconcile of builds when the answer to its mark is lost and a request 
     await buildImage(bed.build, exampleBuildRequest());
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
 
-    await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    await reconcileBuilds({ ...bed.reconcile, cluster: lost.cluster });
     await reconcileBuilds(bed.reconcile);
     await reconcileBuilds(bed.reconcile);
 
-    expect(proxy.dropped()).toBe(1);
+    expect(lost.proxy.dropped()).toBe(1);
     expect(joins).toEqual(["joined"]);
     expect(buildsHeard(bed.publisher)).toEqual([
       "review/feature-x c-1 succeeded",

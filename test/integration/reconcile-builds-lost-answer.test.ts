@@ -5,12 +5,10 @@
  * Build Finished: no later run would. Against the embedded Kubernetes API over HTTP, through the real
  * adapter, behind a proxy that drops one answer after the server has acted on the request.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createKubernetesCluster, type KubernetesCluster } from "../../shared/adapters/kubernetes-cluster.js";
-import { BUILD_ANNOTATION, buildJobName } from "../../shared/domain/build-job.js";
+import { describe, expect, it } from "vitest";
+import { buildJobName } from "../../shared/domain/build-job.js";
 import { buildImage } from "../../shared/services/build-image.js";
 import { reconcileBuilds } from "../../shared/services/reconcile-builds.js";
-import { answerDroppingProxy, throughProxy } from "../fakes/answer-dropping-proxy.js";
 import {
   BUILDS_NAMESPACE,
   buildsHeard,
@@ -19,34 +17,12 @@ import {
   EXAMPLE_BUILD_SHA as SHA,
   untilJobFinished,
   useBuildTestBed,
+  useLostReportedMark,
 } from "../fakes/build-deps.js";
 
 const bed = useBuildTestBed();
-let proxy: Awaited<ReturnType<typeof answerDroppingProxy>>;
-let proxied: KubernetesCluster;
+const lost = useLostReportedMark(bed);
 const JOB = buildJobName(gitlab, SHA);
-
-beforeEach(async () => {
-  const { server } = throughProxy(bed.k8s.kubeconfig);
-  // The first write marking the Job reported (not yet given its TTL) loses its answer.
-  proxy = await answerDroppingProxy(
-    server,
-    (method, path, body) =>
-      method === "PATCH" &&
-      path.startsWith(`/apis/batch/v1/namespaces/${BUILDS_NAMESPACE}/jobs/${JOB}`) &&
-      body.includes(BUILD_ANNOTATION.REPORTED) &&
-      body.includes("review/feature-x") &&
-      !body.includes("ttlSecondsAfterFinished"),
-  );
-  proxied = createKubernetesCluster({
-    kubeconfig: throughProxy(bed.k8s.kubeconfig, proxy.url).kubeconfig,
-    sleep: async () => {},
-  });
-});
-afterEach(async () => {
-  proxied.close();
-  await proxy.close();
-});
 
 const heard = () => buildsHeard(bed.publisher);
 
@@ -55,10 +31,10 @@ describe("reconcile of builds when the answer to its mark is lost", () => {
     await buildImage(bed.build, exampleBuildRequest());
     await untilJobFinished(bed.k8s, BUILDS_NAMESPACE, JOB);
 
-    const first = await reconcileBuilds({ ...bed.reconcile, cluster: proxied });
+    const first = await reconcileBuilds({ ...bed.reconcile, cluster: lost.cluster });
     await reconcileBuilds(bed.reconcile);
 
-    expect(proxy.dropped()).toBe(1);
+    expect(lost.proxy.dropped()).toBe(1);
     expect(first.reported).toEqual([`${JOB} → review/feature-x: succeeded`]);
     expect(heard()).toEqual(["review/feature-x c-1 succeeded"]);
     // Settled once heard: its TTL set, so it goes in time; the mark's name gone with the mark.
