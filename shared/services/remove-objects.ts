@@ -132,7 +132,7 @@ async function notOwnedSince(stillOwned: () => Promise<boolean>): Promise<Error 
  * they were dropped). The first error is thrown once the rest is done: the bus retries the deploy.
  *
  * @example
- * await removeAdded(cluster, state, lastGood.objects, applied);
+ * await removeAdded(cluster, state, lastGood.objects, applied, stillOwned);
  */
 export async function removeAdded(
   cluster: EnvironmentCluster,
@@ -140,14 +140,14 @@ export async function removeAdded(
   keep: readonly KubeObject[],
   applied: readonly KubeObject[],
   /** Asked before each delete, as by a prune: false stops the removal, thrown as its first error. */
-  stillOwned?: () => Promise<boolean>,
+  stillOwned: () => Promise<boolean>,
 ): Promise<void> {
   const kept = new Set(keep.map(keyOf));
   const added = applied.filter((object) => !kept.has(keyOf(object)));
   const { left } = await removeObjectsNotIn(cluster, state, keep, {
     kinds: kindsOf(added),
     only: new Set(added.map(keyOf)),
-    ...(stillOwned ? { stillOwned } : {}),
+    stillOwned,
   });
   if (left[0]) throw left[0].error;
 }
