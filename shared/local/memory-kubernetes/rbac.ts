@@ -273,7 +273,7 @@ export function authorizeRequest(
  * The rules RBAC grants the account in `namespace` (validation.DefaultRuleResolver.RulesFor): those
  * of the roles of every binding that names it. A role that does not exist adds nothing.
  */
-export function rulesFor(objects: RbacObjects, user: ServiceAccountUser, namespace: string): PolicyRule[] {
+function rulesFor(objects: RbacObjects, user: ServiceAccountUser, namespace: string): PolicyRule[] {
   return bindingsFor(objects, user, namespace).flatMap(({ binding, namespace: at }) =>
     rulesOf(roleOf(objects, binding, at)),
   );
